@@ -1,0 +1,1 @@
+"""The ``esb`` command line: one module per command."""

@@ -1,0 +1,90 @@
+"""The ``esb`` command group. Each command lives in its own module and is imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from esb.exceptions import EsbError
+
+#: command name -> "module:attribute" of its click command, imported lazily so `esb --help` stays fast.
+COMMANDS: dict[str, str] = {
+    "run": "esb.cli.run_cmd:run",
+    "demo": "esb.cli.demo_cmd:demo",
+    "lint": "esb.cli.lint_cmd:lint",
+    "test": "esb.cli.test_cmd:test",
+    "transform": "esb.cli.transform_cmd:transform",
+    "send": "esb.cli.send_cmd:send",
+    "schema": "esb.cli.schema_cmd:schema",
+    "model": "esb.cli.model_cmd:model",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Return every known command name."""
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import and return the command ``cmd_name``."""
+        path = COMMANDS.get(cmd_name)
+        if path is None:
+            return None
+        module_name, _, attr = path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None
+            raise
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+class Obj:
+    """What the group passes to each command: the project directory and the environment name."""
+
+    def __init__(self, project: Path, env: str | None) -> None:
+        self.project = project
+        self.env = env
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="ESB_PROJECT",
+    help="The integration project (routes.yaml, config/, transforms/, canonical_model/). Default: current dir.",
+)
+@click.option("--env", default=None, envvar="ESB_ENV", help="Settings environment (settings.<env>.yaml).")
+@click.version_option(package_name="esb")
+@click.pass_context
+def cli(ctx: click.Context, project: Path | None, env: str | None) -> None:
+    """esb: the integration hub between the CRM and the operator's BSS systems."""
+    ctx.obj = Obj((project or Path.cwd()).resolve(), env)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``esb`` console script: EsbErrors become clean messages and exit codes."""
+    try:
+        return cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except EsbError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

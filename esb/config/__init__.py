@@ -1,0 +1,1 @@
+"""Loading and checking the integration project: settings, systems, routes."""

@@ -1,0 +1,146 @@
+"""The message envelope that every part of the hub passes around.
+
+The body is raw ``bytes`` at the edges (what a source read, what a sink writes) and a canonical ``dict``
+(or list) inside the route. Ids are strings so that they survive every protocol's headers unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+#: Header names the hub itself sets on the wire; everything else in ``headers`` is the route's business.
+WIRE_ID = "esb-message-id"
+WIRE_CORRELATION_ID = "esb-correlation-id"
+WIRE_CAUSATION_ID = "esb-causation-id"
+WIRE_TYPE = "esb-type"
+WIRE_SOURCE = "esb-source"
+WIRE_SCHEMA = "esb-schema"
+WIRE_CREATED_AT = "esb-created-at"
+WIRE_ATTEMPT = "esb-attempt"
+WIRE_CONTENT_TYPE = "content-type"
+_ENVELOPE_HEADERS = {
+    WIRE_ID,
+    WIRE_CORRELATION_ID,
+    WIRE_CAUSATION_ID,
+    WIRE_TYPE,
+    WIRE_SOURCE,
+    WIRE_SCHEMA,
+    WIRE_CREATED_AT,
+    WIRE_ATTEMPT,
+}
+
+
+def new_id() -> str:
+    """Return a new random message id."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclasses.dataclass(slots=True)
+class Message:
+    """One message: an envelope around a body.
+
+    ``id`` is stable across redeliveries (idempotent receivers key on it); ``correlation_id`` ties every
+    message of one business conversation together; ``causation_id`` is the id of the message this one
+    was derived from. ``business_keys`` (order id, MSISDN, account id...) are what the journal indexes.
+    """
+
+    body: Any
+    id: str = dataclasses.field(default_factory=new_id)
+    correlation_id: str = ""
+    causation_id: str | None = None
+    type: str | None = None
+    source: str | None = None
+    schema: str | None = None
+    headers: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: datetime = dataclasses.field(default_factory=utcnow)
+    attempt: int = 1
+    business_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.correlation_id:
+            self.correlation_id = self.id
+
+    def replace(self, **changes: Any) -> Message:
+        """Return a copy with ``changes`` applied; the same message (same id) in a new state."""
+        return dataclasses.replace(self, **changes)
+
+    def derive(self, body: Any, *, suffix: str, **changes: Any) -> Message:
+        """Return a child message (split part, aggregate, reply) caused by this one.
+
+        The child's id is ``<parent id>:<suffix>``: deterministic, so that redelivering the parent makes
+        the same child ids and idempotent receivers still recognise them.
+        """
+        fields: dict[str, Any] = {
+            "id": f"{self.id}:{suffix}",
+            "causation_id": self.id,
+            "correlation_id": self.correlation_id,
+            "headers": dict(self.headers),
+            "business_keys": dict(self.business_keys),
+            "created_at": utcnow(),
+        }
+        fields.update(changes)
+        return dataclasses.replace(self, body=body, **fields)
+
+    def body_bytes(self) -> bytes:
+        """Return the body as bytes: bytes as they are, text as UTF-8, anything else as JSON."""
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode("utf-8")
+        return orjson.dumps(self.body, option=orjson.OPT_NON_STR_KEYS)
+
+    def wire_headers(self) -> dict[str, Any]:
+        """Return the headers to put on the wire: the route's headers plus the envelope's fields."""
+        out: dict[str, Any] = {k: v for k, v in self.headers.items() if v is not None}
+        out[WIRE_ID] = self.id
+        out[WIRE_CORRELATION_ID] = self.correlation_id
+        if self.causation_id:
+            out[WIRE_CAUSATION_ID] = self.causation_id
+        if self.type:
+            out[WIRE_TYPE] = self.type
+        if self.source:
+            out[WIRE_SOURCE] = self.source
+        if self.schema:
+            out[WIRE_SCHEMA] = self.schema
+        out[WIRE_CREATED_AT] = self.created_at.isoformat()
+        out[WIRE_ATTEMPT] = self.attempt
+        return out
+
+    @classmethod
+    def from_wire(cls, body: bytes, headers: dict[str, Any] | None, *, source: str | None = None) -> Message:
+        """Build a message from bytes and wire headers, keeping the sender's envelope when present."""
+        headers = dict(headers or {})
+        envelope = {k: headers.pop(k) for k in list(headers) if k in _ENVELOPE_HEADERS}
+        created = envelope.get(WIRE_CREATED_AT)
+        kwargs: dict[str, Any] = {
+            "body": body,
+            "headers": headers,
+            "source": envelope.get(WIRE_SOURCE) or source,
+            "type": envelope.get(WIRE_TYPE),
+            "schema": envelope.get(WIRE_SCHEMA),
+            "causation_id": envelope.get(WIRE_CAUSATION_ID),
+            "correlation_id": str(envelope.get(WIRE_CORRELATION_ID) or ""),
+            "attempt": int(envelope.get(WIRE_ATTEMPT) or 1),
+        }
+        if envelope.get(WIRE_ID):
+            kwargs["id"] = str(envelope[WIRE_ID])
+        if created:
+            try:
+                kwargs["created_at"] = datetime.fromisoformat(str(created))
+            except ValueError:
+                pass
+        return cls(**kwargs)
+
+    def log_context(self) -> dict[str, Any]:
+        """Return the fields every log line about this message carries (never the body)."""
+        return {"message_id": self.id, "correlation_id": self.correlation_id}

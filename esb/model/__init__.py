@@ -1,0 +1,1 @@
+"""The canonical data model: schemas, validators, states, code lists, money, TMF conversion."""

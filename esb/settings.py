@@ -1,0 +1,190 @@
+"""The hub's typed settings and the order of their sources.
+
+Sources, lowest priority first (written in code, pydantic-settings style)::
+
+    defaults in this module
+    config/settings.yaml                      embedded defaults: one machine, no servers
+    config/settings.<env>.yaml                e.g. settings.production.yaml (ESB_ENV or --env)
+    environment variables                     ESB_JOURNAL__URL=..., nested with "__"
+    secret files                              $ESB_SECRETS_DIR/<name>, e.g. journal__url
+
+YAML values may say ``${VAR}`` or ``${VAR:-default}``; secrets only ever come from the environment or
+secret files, and ``Settings.masked()`` is what gets logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from esb.config.durations import Duration
+from esb.config.yamlpos import load_yaml
+from esb.exceptions import ConfigError, mask_url
+
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrokerSettings(_Section):
+    """The queue broker: the embedded SQLite transport by default, RabbitMQ in production."""
+
+    url: str = "sqlite:///{data_dir}/queues.db"
+    transport_options: dict[str, Any] = Field(default_factory=dict)
+    prefetch: int = Field(default=100, ge=1, le=10_000)
+    heartbeat: int = Field(default=30, ge=0)
+    connect_timeout: Duration = 10.0
+    max_retries: int = Field(default=3, ge=0, description="connection attempts before a TransportError")
+
+
+class JournalSettings(_Section):
+    """The message journal (SQLAlchemy URL): SQLite in WAL mode by default, PostgreSQL in production."""
+
+    url: str = "sqlite:///{data_dir}/journal.db"
+    keep_bodies: bool = True
+
+
+class LimitsSettings(_Section):
+    """Limits that protect the hub from bad input."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_deliveries: int = Field(
+        default=10, ge=1, description="a message handed out this many times (crash loops) is dead-lettered"
+    )
+
+
+class LoggingSettings(_Section):
+    """Log level and renderer (JSON lines by default, console for people)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class RuntimeSettings(_Section):
+    """How route workers poll and stop."""
+
+    poll_timeout: Duration = 0.5
+    shutdown_grace: Duration = 10.0
+
+
+class Settings(_Section):
+    """Everything the hub needs that is not a route: where queues and journal live, limits, logging."""
+
+    env: str = "default"
+    data_dir: Path = Path("var")
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    journal: JournalSettings = Field(default_factory=JournalSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+
+    def resolve_paths(self, project_dir: Path) -> Settings:
+        """Return a copy with ``data_dir`` absolute and ``{data_dir}`` filled into the URLs."""
+        data_dir = self.data_dir if self.data_dir.is_absolute() else (project_dir / self.data_dir)
+        data = self.model_dump()
+        data["data_dir"] = data_dir
+        for section in ("broker", "journal"):
+            data[section]["url"] = data[section]["url"].replace("{data_dir}", str(data_dir))
+        return Settings.model_validate(data)
+
+    def masked(self) -> dict[str, Any]:
+        """Return the settings as a dict fit for logs: passwords in URLs masked."""
+        data = self.model_dump(mode="json")
+        for section in ("broker", "journal"):
+            data[section]["url"] = mask_url(data[section]["url"])
+        return data
+
+
+def _interpolate(value: Any, where: str, environ: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, where, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, where, environ) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def repl(match: re.Match[str]) -> str:
+        name, default = match["name"], match["default"]
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: ${{{name}}} is not set in the environment (set it or give a default)")
+
+    return _ENV_REF.sub(repl, value)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _from_environment(environ: dict[str, str], prefix: str = "ESB_") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(prefix) or name in ("ESB_ENV", "ESB_SECRETS_DIR", "ESB_PROJECT"):
+            continue
+        parts = name[len(prefix):].lower().split("__")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _from_secret_files(secrets_dir: Path | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if secrets_dir is None or not secrets_dir.is_dir():
+        return out
+    for path in sorted(secrets_dir.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        parts = path.name.lower().split("__")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = path.read_text(encoding="utf-8").strip()
+    return out
+
+
+def load_settings(
+    project_dir: Path, env: str | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Load the settings of the project at ``project_dir`` from all sources, in the documented order."""
+    environ = dict(os.environ if environ is None else environ)
+    env = env or environ.get("ESB_ENV") or "default"
+    merged: dict[str, Any] = {}
+    files = [project_dir / "config" / "settings.yaml"]
+    if env != "default":
+        env_file = project_dir / "config" / f"settings.{env}.yaml"
+        if not env_file.exists():
+            raise ConfigError(f"config/settings.{env}.yaml: not found (ESB_ENV / --env is {env!r})")
+        files.append(env_file)
+    for path in files:
+        if path.exists():
+            display = str(path.relative_to(project_dir))
+            doc = load_yaml(path, display=display)
+            if doc.data is not None and not isinstance(doc.data, dict):
+                raise ConfigError(f"{display}:1: settings must be a mapping")
+            merged = _deep_merge(merged, _interpolate(doc.data or {}, display, environ))
+    merged = _deep_merge(merged, _from_environment(environ))
+    secrets = environ.get("ESB_SECRETS_DIR")
+    merged = _deep_merge(merged, _from_secret_files(Path(secrets) if secrets else None))
+    merged["env"] = env
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        findings = [f"settings: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid settings", findings=findings) from None
+    return settings.resolve_paths(project_dir)
