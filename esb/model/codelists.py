@@ -26,7 +26,7 @@ from esb.registry import did_you_mean
 CODELISTS_FILE = Path("canonical_model") / "codelists.yaml"
 
 
-class UnknownCode(LookupError):
+class UnknownCode(LookupError):  # noqa: N818 (public API name used by the transforms)
     """A code that the list does not know, for that system."""
 
 

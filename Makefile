@@ -1,0 +1,43 @@
+# Two commands set everything up on a fresh Debian machine with Python 3.11:
+#   make run    the hub on the embedded default with the simulated CRM and IOM systems
+#   make test   the whole test suite, with the real servers it starts on loopback
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run demo test test-servers lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/esb lint
+	$(BIN)/esb run --simulate --log-format console
+
+demo: install
+	$(BIN)/esb demo --messages 200
+
+test-servers:
+	./scripts/install-test-servers.sh
+
+test: install test-servers
+	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check esb adapters tests bench
+	$(BIN)/esb lint
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,70 @@
+"""The queue adapter: sources and sinks over kombu, on the embedded SQLite transport or RabbitMQ.
+
+Which broker is only configuration (``broker.url`` in settings): ``sqlite:////abs/path/queues.db`` (the
+embedded default, see :mod:`adapters.queue.sqlite_transport`, registered with kombu on import) or
+``pyamqp://user:pass@host:5672/vhost``. Sources and sinks each hold one kombu connection and belong to
+one thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.queue.config import QueueEndpoint, broker_connection
+from adapters.queue.errors import translate_errors
+from adapters.queue.sink import QueueSink
+from adapters.queue.source import QueueSource, peek_messages
+from adapters.queue.sqlite_transport import register
+from esb.context import AdapterContext
+from esb.message import Message
+
+register()
+
+__all__ = ["QueueAdapter", "QueueEndpoint", "QueueSink", "QueueSource"]
+
+
+class QueueAdapter:
+    """Makes queue sources and sinks; also counts and peeks queues for ``esb health`` / ``esb dlq``."""
+
+    name = "queue"
+
+    def endpoint_model(self) -> type[QueueEndpoint]:
+        """The model a queue endpoint is validated against."""
+        return QueueEndpoint
+
+    def source(self, endpoint: QueueEndpoint, context: AdapterContext) -> QueueSource:
+        """Return an unconnected source reading ``endpoint``'s queue."""
+        return QueueSource(endpoint, context)
+
+    def sink(self, endpoint: QueueEndpoint, context: AdapterContext) -> QueueSink:
+        """Return an unconnected sink publishing to ``endpoint``'s queue."""
+        return QueueSink(endpoint, context)
+
+    def queue_depth(self, endpoint: QueueEndpoint, context: AdapterContext) -> int:
+        """Return how many messages wait, ready, in ``endpoint``'s queue (0 if it was never declared)."""
+        return self.queue_stats(endpoint, context)["ready"]
+
+    def queue_stats(self, endpoint: QueueEndpoint, context: AdapterContext) -> dict[str, int]:
+        """Return ``ready`` (and on the SQLite transport ``in_flight``, ``delayed``) counts."""
+        broker = context.settings.broker
+        with translate_errors(broker.url, "count"), broker_connection(broker, publisher=False) as conn:
+            conn.ensure_connection(max_retries=broker.max_retries)
+            channel = conn.channel()
+            stats = getattr(channel, "queue_stats", None)
+            if stats is not None:
+                return dict(stats(endpoint.queue))
+            return {"ready": _passive_count(channel, endpoint.queue)}
+
+    def peek(self, endpoint: QueueEndpoint, context: AdapterContext, limit: int = 10) -> list[Message]:
+        """Return up to ``limit`` messages of the queue without consuming them (see ``peek_messages``)."""
+        return peek_messages(endpoint, context, limit)
+
+
+def _passive_count(channel: Any, queue: str) -> int:
+    try:
+        ok = channel.queue_declare(queue=queue, passive=True)
+    except Exception as exc:  # a missing queue is an empty one (AMQP closes the channel: NOT_FOUND)
+        if "NOT_FOUND" in str(exc) or type(exc).__name__ == "NotFound":
+            return 0
+        raise
+    return int(ok.message_count)

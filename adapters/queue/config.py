@@ -1,0 +1,75 @@
+"""The options of a queue endpoint (``adapter: queue`` in ``config/systems.yaml``)."""
+
+# mypy: disable-error-code="no-untyped-call"
+# (kombu 5.7 ships without annotations for most of its API; every call into it is untyped)
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from pydantic import Field, model_validator
+
+from esb.config.systems import EndpointConfig
+from esb.settings import BrokerSettings
+
+
+class QueueEndpoint(EndpointConfig):
+    """A queue on the hub's broker (the embedded SQLite transport, or RabbitMQ in production).
+
+    With no ``exchange`` a message is published straight to ``queue`` (AMQP's default exchange). With an
+    ``exchange`` (direct), the queue is bound to it under ``routing_key`` (the queue's name by default).
+    """
+
+    adapter: Literal["queue"] = "queue"
+    queue: str = Field(min_length=1, max_length=255, description="the queue's name")
+    exchange: str = Field(default="", max_length=255, description="direct exchange; empty: the default one")
+    routing_key: str | None = Field(
+        default=None, max_length=255, description="binding / publish key when an exchange is named"
+    )
+    durable: bool = Field(default=True, description="declare the queue (and exchange) durable")
+
+    @model_validator(mode="after")
+    def _routing_key_needs_exchange(self) -> QueueEndpoint:
+        if self.routing_key is not None and not self.exchange:
+            raise ValueError("routing_key needs an exchange (with the default exchange the key is the queue)")
+        return self
+
+    @property
+    def publish_key(self) -> str:
+        """The routing key messages are published under."""
+        return self.routing_key if self.routing_key is not None else self.queue
+
+
+def broker_connection(broker: BrokerSettings, *, publisher: bool) -> Connection:
+    """Return an unconnected kombu connection for the broker settings.
+
+    Publishing connections ask for publisher confirms (py-amqp's ``confirm_publish``; the SQLite
+    transport commits before ``publish`` returns). ``max_retries`` bounds the first connect too.
+    """
+    options: dict[str, Any] = dict(broker.transport_options)
+    options.setdefault("max_retries", broker.max_retries)
+    if publisher:
+        options.setdefault("confirm_publish", True)
+    return Connection(
+        broker.url,
+        heartbeat=broker.heartbeat,
+        connect_timeout=broker.connect_timeout,
+        transport_options=options,
+    )
+
+
+def declare_queue(channel: Any, endpoint: QueueEndpoint) -> Queue:
+    """Declare the endpoint's queue durably (and its direct exchange and binding); return it bound."""
+    exchange = Exchange(endpoint.exchange, type="direct", durable=endpoint.durable)
+    queue = Queue(
+        endpoint.queue,
+        exchange=exchange,
+        routing_key=endpoint.publish_key,
+        durable=endpoint.durable,
+        auto_delete=False,
+        channel=channel,
+    )
+    queue.declare()
+    return queue

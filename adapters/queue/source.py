@@ -1,0 +1,185 @@
+"""Reading a queue: a pull API (``read(timeout)``) over a kombu consumer.
+
+One source is one kombu connection with one channel and one consumer; kombu connections are not
+thread-safe, so a source belongs to one thread (the route worker that reads and settles). Deliveries
+are settled through :class:`esb.typing.Delivery`: ``ack()`` acks, ``ack(error)`` rejects with requeue
+so the message comes back.
+"""
+
+# mypy: disable-error-code="no-untyped-call"
+# (kombu 5.7 ships without annotations for most of its API; every call into it is untyped)
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from types import TracebackType
+from typing import Any
+
+from kombu.connection import Connection
+from kombu.message import Message as KombuMessage
+from kombu.messaging import Consumer
+
+from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue
+from adapters.queue.errors import BROKER_ERRORS, translate_errors
+from esb.context import AdapterContext
+from esb.exceptions import TransportError
+from esb.message import Message
+from esb.typing import Delivery
+
+
+def delivery_count(message: KombuMessage) -> int:
+    """How many times the broker has handed ``message`` out, 1 the first time.
+
+    The hook for each broker's way of saying it: the SQLite transport counts every fetch in
+    ``delivery_info["delivery_count"]``; RabbitMQ quorum queues send ``x-delivery-count`` (earlier
+    failed attempts, absent the first time); classic queues only say ``redelivered``.
+    """
+    info = message.delivery_info or {}
+    if "delivery_count" in info:
+        return int(info["delivery_count"])
+    headers = message.headers or {}
+    if "x-delivery-count" in headers:
+        return int(headers["x-delivery-count"]) + 1
+    return 2 if info.get("redelivered") else 1
+
+
+class QueueSource:
+    """Reads one queue; each delivery stays unacked (leased) until the route settles it."""
+
+    def __init__(self, endpoint: QueueEndpoint, context: AdapterContext) -> None:
+        self.endpoint = endpoint
+        self.context = context
+        self._broker = context.settings.broker
+        self._conn: Connection | None = None
+        self._consumer: Consumer | None = None
+        self._buffer: deque[KombuMessage] = deque()
+
+    @property
+    def url(self) -> str:
+        """The broker URL (mask it before showing it: errors do)."""
+        return self._broker.url
+
+    def connect(self) -> None:
+        """Connect, declare the queue durably, set the prefetch and start consuming."""
+        if self._conn is not None:
+            return
+        conn = broker_connection(self._broker, publisher=False)
+        try:
+            with translate_errors(self.url, "connect"):
+                conn.ensure_connection(max_retries=self._broker.max_retries)
+                channel = conn.channel()
+                queue = declare_queue(channel, self.endpoint)
+                consumer = Consumer(
+                    channel, queues=[queue], on_message=self._buffer.append, auto_declare=False
+                )
+                consumer.qos(prefetch_count=self._broker.prefetch)
+                consumer.consume()
+        except BaseException:
+            with contextlib.suppress(*BROKER_ERRORS):
+                conn.release()
+            raise
+        self._conn, self._consumer = conn, consumer
+
+    def read(self, timeout: float) -> Delivery | None:
+        """Return the next delivery, or None when none arrived within ``timeout`` seconds."""
+        conn = self._require()
+        if not self._buffer:
+            self._wait(conn, timeout)
+        if not self._buffer:
+            return None
+        raw = self._buffer.popleft()
+        message = Message.from_wire(_body(raw), dict(raw.headers or {}), source=self.context.endpoint)
+        return Delivery(message, lambda error: self._settle(raw, error), delivery_count=delivery_count(raw))
+
+    def _wait(self, conn: Connection, timeout: float) -> None:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with translate_errors(self.url, "read"):
+            self._keepalive(conn)
+            while not self._buffer:
+                remaining = deadline - time.monotonic()
+                try:
+                    conn.drain_events(timeout=max(remaining, 0.0))
+                except TimeoutError:
+                    return
+                if remaining <= 0:
+                    return
+
+    def _keepalive(self, conn: Connection) -> None:
+        """Heartbeats (AMQP) and lease renewal of unacked deliveries (SQLite transport)."""
+        conn.heartbeat_check()
+        channel = self._consumer.channel if self._consumer is not None else None
+        keep_leases = getattr(channel, "keep_leases", None)
+        if keep_leases is not None:
+            keep_leases()
+
+    def _settle(self, raw: KombuMessage, error: BaseException | None) -> None:
+        if self._conn is None:
+            raise TransportError(
+                "queue source closed before the ack; the message comes back", endpoint=self.url
+            )
+        with translate_errors(self.url, "ack" if error is None else "requeue"):
+            if error is None:
+                raw.ack()
+            else:
+                raw.reject(requeue=True)
+
+    def _require(self) -> Connection:
+        if self._conn is None:
+            raise TransportError("queue source is not connected (call connect() first)", endpoint=self.url)
+        return self._conn
+
+    def close(self) -> None:
+        """Stop consuming and disconnect; unsettled deliveries come back. Safe to call twice."""
+        conn, self._conn = self._conn, None
+        consumer, self._consumer = self._consumer, None
+        self._buffer.clear()
+        if conn is None:
+            return
+        with contextlib.suppress(*BROKER_ERRORS):
+            if consumer is not None:
+                consumer.cancel()
+        with contextlib.suppress(*BROKER_ERRORS):
+            conn.release()
+
+    def __enter__(self) -> QueueSource:
+        self.connect()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _body(raw: KombuMessage) -> bytes:
+    body: Any = raw.body
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return bytes(body)
+
+
+def peek_messages(endpoint: QueueEndpoint, context: AdapterContext, limit: int = 10) -> list[Message]:
+    """Return up to ``limit`` messages of ``endpoint``'s queue, oldest first, leaving them queued.
+
+    The SQLite transport reads the rows without claiming them. Other brokers: the messages are fetched
+    unacked and given back when the connection closes (RabbitMQ marks them redelivered).
+    """
+    broker = context.settings.broker
+    with translate_errors(broker.url, "peek"), broker_connection(broker, publisher=False) as conn:
+        conn.ensure_connection(max_retries=broker.max_retries)
+        channel = conn.channel()
+        peek = getattr(channel, "peek", None)
+        if peek is not None:
+            raws = [channel.Message(payload, channel=channel) for payload in peek(endpoint.queue, limit)]
+        else:
+            raws = []
+            while len(raws) < limit:
+                got = channel.basic_get(endpoint.queue, no_ack=False)
+                if got is None:
+                    break
+                raws.append(channel.message_to_python(got))
+        return [Message.from_wire(_body(r), dict(r.headers or {}), source=context.endpoint) for r in raws]

@@ -1,0 +1,32 @@
+"""``esb run``: start every route of routes.yaml (optionally with the simulated peripheral systems)."""
+
+from __future__ import annotations
+
+import click
+
+from esb.logging import configure_logging
+from esb.project import Project
+
+
+@click.command()
+@click.option("--route", "routes", multiple=True, help="Run only these route ids (repeatable).")
+@click.option("--simulate", is_flag=True, help="Also run the simulated CRM and IOM systems (what `make run` does).")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between simulated CRM orders.")
+@click.option("--log-format", type=click.Choice(["json", "console"]), default=None, help="Override logging.format.")
+@click.pass_obj
+def run(obj: object, routes: tuple[str, ...], simulate: bool, interval: float, log_format: str | None) -> None:
+    """Run the hub until SIGINT/SIGTERM: every enabled route, each with its own workers."""
+    from esb.runtime.hub import Hub
+
+    project = Project.load(obj.project, obj.env)  # type: ignore[attr-defined]
+    configure_logging(project.settings.logging.level, log_format or project.settings.logging.format)
+    for route_id in routes:
+        project.route(route_id)  # unknown ids fail here, with a suggestion
+    hub = Hub(project, route_ids=list(routes) or None)
+    if not simulate:
+        hub.run_forever()
+        return
+    from esb.simulators.live import LiveSimulation
+
+    with LiveSimulation(project, interval=interval):
+        hub.run_forever()

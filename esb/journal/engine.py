@@ -1,0 +1,130 @@
+"""Making the journal's SQLAlchemy engine, and turning database errors into the hub's error tree.
+
+SQLite: WAL, ``synchronous=NORMAL``, a busy timeout and foreign keys on every pooled connection, and
+SQLAlchemy (not the ``sqlite3`` module) emits ``BEGIN``: ``BEGIN IMMEDIATE`` on the writing engine, so
+that two writers never both hold a read lock and then deadlock upgrading it (``SQLITE_BUSY`` that no busy
+timeout can wait out), and a plain deferred ``BEGIN`` for readers, which WAL never blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from esb.exceptions import ConfigError, TransportError, mask_url
+
+#: Milliseconds a SQLite writer waits for another writer (thread or process) before giving up.
+BUSY_TIMEOUT_MS = 30_000
+_WRITE_OPTION = "esb_journal_write"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    return str(value)
+
+
+def dumps_json(value: Any) -> str:
+    """Serialise a header or detail dict for a JSON column (bytes and odd types become text)."""
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+
+
+def is_memory_sqlite(url: str) -> bool:
+    """Return True for an in-memory SQLite URL (one database per connection unless shared)."""
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        return False
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def create_journal_engine(url: str, *, pool_size: int = 8) -> Engine:
+    """Return an engine for ``url``, tuned for many short transactions from several threads."""
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as error:
+        raise ConfigError(f"journal url {mask_url(url)!r} is not a database URL: {error}") from None
+    kwargs: dict[str, Any] = {"hide_parameters": True, "json_serializer": dumps_json}
+    kwargs["json_deserializer"] = orjson.loads
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4, pool_pre_ping=True)
+        return _create(parsed, kwargs)
+    if is_memory_sqlite(url):
+        kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4, pool_timeout=60)
+    engine = _create(parsed, kwargs)
+    _tune_sqlite(engine)
+    return engine
+
+
+def _create(url: URL, kwargs: dict[str, Any]) -> Engine:
+    try:
+        return sa.create_engine(url, **kwargs)
+    except (exc.NoSuchModuleError, ModuleNotFoundError) as error:
+        hint = " (pip install 'psycopg[binary]')" if url.get_backend_name() == "postgresql" else ""
+        raise ConfigError(f"journal: no driver for {url.drivername!r}{hint}: {error}") from None
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _on_begin)
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writer(engine: Engine) -> Engine:
+    """Return a view of ``engine`` (same pool) whose transactions take SQLite's write lock up front."""
+    return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+class DatabaseErrors:
+    """A context manager turning SQLAlchemy errors into :class:`TransportError` with the URL masked.
+
+    The message carries the driver's text only: never the statement's parameters (bodies).
+    For in-memory SQLite (one shared connection) it also serialises callers with a lock.
+    """
+
+    def __init__(self, url: str, *, serialise: bool = False) -> None:
+        self.url = url
+        self._lock = threading.RLock() if serialise else None
+
+    @contextlib.contextmanager
+    def __call__(self, what: str) -> Iterator[None]:
+        """Run the block; a database error becomes ``TransportError('journal <what>: ...')``."""
+        lock = self._lock or contextlib.nullcontext()
+        with lock:
+            try:
+                yield
+            except exc.SQLAlchemyError as error:
+                raise TransportError(f"journal {what}: {describe(error)}", endpoint=self.url) from error
+
+
+def describe(error: exc.SQLAlchemyError) -> str:
+    """Return the class and driver text of ``error``, without the SQL statement or its parameters."""
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        text = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else ""
+        return f"{type(error.orig).__name__}: {text}"
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"

@@ -1,0 +1,268 @@
+"""The message journal: every message at ingress and every change of its state, on SQLite or PostgreSQL.
+
+Each write is one short transaction (``BEGIN IMMEDIATE`` on SQLite) so that worker threads and several
+processes can share one database. Bodies are stored, never logged; a database failure surfaces as a
+retryable :class:`~esb.exceptions.TransportError` naming the masked URL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from esb.exceptions import ConfigError, error_reason, mask_url
+from esb.journal import queries
+from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_sqlite, writer
+from esb.journal.migrate import upgrade
+from esb.journal.records import EventRecord, MessageRecord
+from esb.journal.schema import STATES
+from esb.journal.statements import SUPPORTED, Statements
+from esb.message import Message, utcnow
+
+#: Longest error text kept per event (a stack of SOAP faults can be long).
+MAX_ERROR_TEXT = 8000
+
+
+class Journal:
+    """The message journal. The constructor stores configuration; :meth:`connect` opens and migrates."""
+
+    def __init__(self, url: str, *, keep_bodies: bool = True, pool_size: int = 8) -> None:
+        self.url = url
+        self.keep_bodies = keep_bodies
+        self.pool_size = pool_size
+        self._engine: Engine | None = None
+        self._writer: Engine | None = None
+        self._sql: Statements | None = None
+        self._errors = DatabaseErrors(url, serialise=is_memory_sqlite(url))
+
+    def __enter__(self) -> Journal:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Create the engine and upgrade the schema to head (safe when several processes start at once)."""
+        if self._engine is not None:
+            return
+        with self._errors("connect"):
+            engine = create_journal_engine(self.url, pool_size=self.pool_size)
+            try:
+                if engine.dialect.name not in SUPPORTED:
+                    raise ConfigError(
+                        f"journal: unsupported database in {mask_url(self.url)!r} (use sqlite or postgresql)"
+                    )
+                with writer(engine).begin() as conn:
+                    upgrade(conn)
+            except BaseException:
+                engine.dispose()
+                raise
+        self._sql = Statements.build(engine.dialect.name)
+        self._engine, self._writer = engine, writer(engine)
+
+    def close(self) -> None:
+        """Dispose of the engine's connections; calling it twice is harmless."""
+        engine, self._engine, self._writer = self._engine, None, None
+        if engine is not None:
+            engine.dispose()
+
+    def _write(self) -> tuple[Engine, Statements]:
+        if self._writer is None or self._sql is None:
+            raise RuntimeError("Journal.connect() has not been called (or close() was)")
+        return self._writer, self._sql
+
+    def _read(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("Journal.connect() has not been called (or close() was)")
+        return self._engine
+
+    def _message_row(self, route: str, message: Message, now: datetime, body: bytes | None) -> dict[str, Any]:
+        return {
+            "id": message.id,
+            "route": route,
+            "correlation_id": message.correlation_id or message.id,
+            "causation_id": message.causation_id,
+            "type": message.type,
+            "source": message.source,
+            "schema": message.schema,
+            "headers": message.headers or None,
+            "body": body,
+            "created_at": message.created_at,
+            "received_at": now,
+            "attempt": message.attempt,
+            "delivery_count": 1,
+        }
+
+    def received(self, route: str, message: Message, *, delivery_count: int = 1) -> None:
+        """Record ``message`` entering ``route``: once per (route, id); a redelivery only adds an event."""
+        engine, sql = self._write()
+        now = utcnow()
+        body = message.body_bytes() if self.keep_bodies else None
+        row = self._message_row(route, message, now, body)
+        row["delivery_count"] = delivery_count
+        with self._errors("received"), engine.begin() as conn:
+            state, detail = "received", {"delivery_count": delivery_count} if delivery_count > 1 else None
+            if conn.execute(sql.add_new_message, row).first() is None:  # the row was there already
+                count = conn.execute(
+                    sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": delivery_count}
+                )
+                state, detail = "redelivered", {"delivery_count": count.scalar_one()}
+            conn.execute(sql.add_event, _event_row(route, message.id, state, now, detail=detail))
+            _index_keys(conn, sql, message)
+
+    def event(
+        self,
+        route: str,
+        message: Message,
+        state: str,
+        *,
+        endpoint: str | None = None,
+        error: BaseException | str | None = None,
+        body: bytes | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a change of state of ``message`` on ``route`` (a message not yet journaled is added)."""
+        if state not in STATES:
+            raise ValueError(f"unknown journal state {state!r} (one of {', '.join(STATES)})")
+        engine, sql = self._write()
+        now = utcnow()
+        row = _event_row(route, message.id, state, now, endpoint=endpoint, detail=detail)
+        row.update(_error_columns(error))
+        row["body"] = body if self.keep_bodies else None
+        with self._errors(state), engine.begin() as conn:
+            conn.execute(sql.add_message, self._message_row(route, message, now, None))
+            conn.execute(sql.add_event, row)
+            _index_keys(conn, sql, message)
+
+    def mark_delivered(self, route: str, message: Message, endpoint: str) -> None:
+        """Record that ``message`` reached ``endpoint`` (idempotent: a second call changes nothing)."""
+        engine, sql = self._write()
+        now = utcnow()
+        with self._errors("mark_delivered"), engine.begin() as conn:
+            conn.execute(sql.add_message, self._message_row(route, message, now, None))
+            conn.execute(
+                sql.add_delivery, {"route": route, "message_id": message.id, "endpoint": endpoint, "at": now}
+            )
+
+    def was_delivered(self, route: str, message_id: str, endpoint: str) -> bool:
+        """Return True if ``message_id`` on ``route`` has already been delivered to ``endpoint``."""
+        engine, sql = self._read(), self._write()[1]
+        with self._errors("was_delivered"), engine.connect() as conn:
+            params = {"r": route, "mid": message_id, "ep": endpoint}
+            return conn.execute(sql.was_delivered, params).first() is not None
+
+    def outcome(self, route: str, message_id: str) -> str | None:
+        """Return the last final state (delivered, filtered, dead_lettered) of the message on ``route``.
+
+        None while the message is in flight, and again after it was replayed.
+        """
+        engine, sql = self._read(), self._write()[1]
+        with self._errors("outcome"), engine.connect() as conn:
+            state = conn.execute(sql.final_state, {"mid": message_id, "r": route}).scalar()
+        return None if state in (None, "replayed") else str(state)
+
+    def business_keys(self, message: Message) -> None:
+        """Index ``message.business_keys`` now (``received`` and ``event`` already do it themselves)."""
+        engine, sql = self._write()
+        with self._errors("business_keys"), engine.begin() as conn:
+            _index_keys(conn, sql, message)
+
+    def find(
+        self,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        key: tuple[str, str] | None = None,
+        route: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        state: str | None = None,
+        limit: int = 100,
+    ) -> list[MessageRecord]:
+        """Return messages matching every filter given, newest first (``state`` is the latest state)."""
+        flt = queries.Filter(message_id, correlation_id, key, route, since, until, state)
+        with self._errors("find"), self._read().connect() as conn:
+            return queries.find(conn, flt, limit)
+
+    def history(self, message_id: str) -> list[EventRecord]:
+        """Return every event of ``message_id`` on every route, in time order."""
+        with self._errors("history"), self._read().connect() as conn:
+            return queries.history(conn, [message_id])
+
+    def trace(self, key: str) -> list[EventRecord]:
+        """Return the events of every message in the conversation ``key`` belongs to, in time order.
+
+        ``key`` is a message id, a correlation id or any business key value; causation and correlation
+        ids are followed to parents, children and siblings.
+        """
+        with self._errors("trace"), self._read().connect() as conn:
+            return queries.history(conn, queries.conversation(conn, key))
+
+    def body(self, message_id: str) -> bytes | None:
+        """Return the original bytes of ``message_id`` at its first ingress (None if not kept)."""
+        with self._errors("body"), self._read().connect() as conn:
+            return queries.ingress_body(conn, message_id)
+
+    def event_body(self, event_id: int) -> bytes | None:
+        """Return the body stored with one event (e.g. after a transform), or None."""
+        with self._errors("event_body"), self._read().connect() as conn:
+            return queries.event_body(conn, event_id)
+
+    def counts(
+        self, *, route: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Return the number of events per route and state (``{"orders": {"delivered": 12, ...}}``)."""
+        with self._errors("counts"), self._read().connect() as conn:
+            return queries.counts(conn, route, since, until)
+
+
+def _event_row(
+    route: str,
+    message_id: str,
+    state: str,
+    at: datetime,
+    *,
+    endpoint: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "route": route,
+        "state": state,
+        "endpoint": endpoint,
+        "error_class": None,
+        "error_reason": None,
+        "error_text": None,
+        "detail": detail,
+        "body": None,
+        "at": at,
+    }
+
+
+def _error_columns(error: BaseException | str | None) -> dict[str, Any]:
+    if error is None:
+        return {}
+    if isinstance(error, BaseException):
+        text = str(error) or type(error).__name__
+        return {
+            "error_class": type(error).__name__,
+            "error_reason": error_reason(error),
+            "error_text": text[:MAX_ERROR_TEXT],
+        }
+    return {"error_text": error[:MAX_ERROR_TEXT]}
+
+
+def _index_keys(conn: sa.Connection, sql: Statements, message: Message) -> None:
+    keys = message.business_keys
+    if keys:
+        rows = [
+            {"message_id": message.id, "name": str(name), "value": str(value)}
+            for name, value in keys.items()
+            if value is not None and value != ""
+        ]
+        if rows:
+            conn.execute(sql.add_keys, rows)

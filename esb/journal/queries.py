@@ -1,0 +1,177 @@
+"""The journal's read queries for operators (find, history, trace, counts), one connection each."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from esb.journal.records import EventRecord, MessageRecord
+from esb.journal.schema import business_keys, events, messages
+
+#: Ids per ``IN (...)`` list (SQLite's default limit on bound parameters is far above this).
+CHUNK = 500
+#: A conversation larger than this is cut short (a runaway correlation id must not load the database).
+MAX_CONVERSATION = 10_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Filter:
+    """The filters of :meth:`Journal.find`; None means "any"."""
+
+    message_id: str | None = None
+    correlation_id: str | None = None
+    key: tuple[str, str] | None = None
+    route: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    state: str | None = None
+
+
+def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) >= CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _latest_state() -> Any:
+    return (
+        sa.select(events.c.state)
+        .where(events.c.message_id == messages.c.id, events.c.route == messages.c.route)
+        .order_by(events.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def find(conn: sa.Connection, flt: Filter, limit: int) -> list[MessageRecord]:
+    """Return the messages matching ``flt``, newest first, at most ``limit``."""
+    state = _latest_state().label("state")
+    columns = [c for c in messages.c if c.name != "body"]
+    stmt = sa.select(*columns, messages.c.body.is_not(None).label("has_body"), state)
+    conditions: list[Any] = []
+    if flt.message_id is not None:
+        conditions.append(messages.c.id == flt.message_id)
+    if flt.correlation_id is not None:
+        conditions.append(messages.c.correlation_id == flt.correlation_id)
+    if flt.key is not None:
+        name, value = flt.key
+        keyed = sa.select(business_keys.c.message_id).where(
+            business_keys.c.name == name, business_keys.c.value == str(value)
+        )
+        conditions.append(messages.c.id.in_(keyed))
+    if flt.route is not None:
+        conditions.append(messages.c.route == flt.route)
+    if flt.since is not None:
+        conditions.append(messages.c.received_at >= flt.since)
+    if flt.until is not None:
+        conditions.append(messages.c.received_at < flt.until)
+    if flt.state is not None:
+        conditions.append(_latest_state() == flt.state)
+    stmt = stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
+    rows = conn.execute(stmt).mappings().all()
+    keys = _keys_of(conn, {row["id"] for row in rows})
+    return [
+        MessageRecord(
+            **{c.name: row[c.name] for c in columns if c.name != "headers"},
+            headers=row["headers"] or {},
+            state=row["state"],
+            has_body=bool(row["has_body"]),
+            business_keys=keys.get(row["id"], {}),
+        )
+        for row in rows
+    ]
+
+
+def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for batch in _chunks(sorted(ids)):
+        stmt = sa.select(business_keys).where(business_keys.c.message_id.in_(batch))
+        for mid, name, value in conn.execute(stmt):
+            out.setdefault(mid, {})[name] = value
+    return out
+
+
+def history(conn: sa.Connection, message_ids: Iterable[str]) -> list[EventRecord]:
+    """Return the events of ``message_ids`` on every route, ordered by time (then by insertion)."""
+    columns = [c for c in events.c if c.name != "body"]
+    found: list[EventRecord] = []
+    for batch in _chunks(sorted(set(message_ids))):
+        stmt = sa.select(*columns, events.c.body.is_not(None).label("has_body")).where(
+            events.c.message_id.in_(batch)
+        )
+        for row in conn.execute(stmt).mappings():
+            found.append(EventRecord(**{**row, "has_body": bool(row["has_body"])}))
+    found.sort(key=lambda e: (e.at, e.id))
+    return found
+
+
+def conversation(conn: sa.Connection, key: str) -> set[str]:
+    """Return the ids of every message linked to ``key`` by id, correlation, causation or business key."""
+    ids: set[str] = set(
+        conn.scalars(sa.select(business_keys.c.message_id).where(business_keys.c.value == key))
+    )
+    seed = sa.select(messages.c.id).where(sa.or_(messages.c.id == key, messages.c.correlation_id == key))
+    ids.update(conn.scalars(seed))
+    correlations: set[str] = set()
+    frontier = set(ids)
+    while frontier and len(ids) < MAX_CONVERSATION:
+        grown: set[str] = set()
+        for batch in _chunks(sorted(frontier)):
+            linked = sa.select(messages.c.correlation_id, messages.c.causation_id).where(
+                messages.c.id.in_(batch)
+            )
+            for correlation_id, causation_id in conn.execute(linked):
+                correlations.add(correlation_id)
+                if causation_id:
+                    grown.add(causation_id)
+            children = sa.select(messages.c.id).where(messages.c.causation_id.in_(batch))
+            grown.update(conn.scalars(children))
+        for batch in _chunks(sorted(correlations)):
+            grown.update(conn.scalars(sa.select(messages.c.id).where(messages.c.correlation_id.in_(batch))))
+        frontier = grown - ids
+        ids |= frontier
+    return ids
+
+
+def ingress_body(conn: sa.Connection, message_id: str) -> bytes | None:
+    """Return the body stored when ``message_id`` first entered the hub (on any route)."""
+    stmt = (
+        sa.select(messages.c.body)
+        .where(messages.c.id == message_id, messages.c.body.is_not(None))
+        .order_by(messages.c.received_at)
+        .limit(1)
+    )
+    body = conn.execute(stmt).scalar()
+    return bytes(body) if body is not None else None
+
+
+def event_body(conn: sa.Connection, event_id: int) -> bytes | None:
+    """Return the body stored with one event, or None."""
+    body = conn.execute(sa.select(events.c.body).where(events.c.id == event_id)).scalar()
+    return bytes(body) if body is not None else None
+
+
+def counts(
+    conn: sa.Connection, route: str | None, since: datetime | None, until: datetime | None
+) -> dict[str, dict[str, int]]:
+    """Return ``{route: {state: number of events}}`` for events in ``[since, until)``."""
+    stmt = sa.select(events.c.route, events.c.state, sa.func.count()).group_by(events.c.route, events.c.state)
+    if route is not None:
+        stmt = stmt.where(events.c.route == route)
+    if since is not None:
+        stmt = stmt.where(events.c.at >= since)
+    if until is not None:
+        stmt = stmt.where(events.c.at < until)
+    out: dict[str, dict[str, int]] = {}
+    for name, state, number in conn.execute(stmt):
+        out.setdefault(name, {})[state] = int(number)
+    return out

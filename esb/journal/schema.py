@@ -1,0 +1,126 @@
+"""The journal's tables, in SQLAlchemy Core with types that work unchanged on SQLite and PostgreSQL.
+
+Timestamps are stored in UTC and always come back timezone-aware (SQLite keeps no zone, so
+:class:`UTCDateTime` adds it back). JSON columns are ``JSON`` on SQLite and ``JSONB`` on PostgreSQL.
+The Alembic migrations in ``migrations/versions`` create exactly this; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+#: Every state a message can be in on a route, in the order a message usually meets them.
+STATES = (
+    "received",
+    "transformed",
+    "delivered",
+    "filtered",
+    "failed",
+    "redelivered",
+    "dead_lettered",
+    "replayed",
+    "aggregated",
+)
+#: States that end a message's journey on a route (what :meth:`Journal.outcome` answers).
+FINAL_STATES = ("delivered", "filtered", "dead_lettered")
+
+#: Name of Alembic's version table: prefixed so the journal can share a PostgreSQL database.
+VERSION_TABLE = "journal_alembic_version"
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware timestamp stored in UTC; naive values are refused rather than guessed."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC before storing (SQLite stores the wall clock without a zone)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("journal timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime whatever the backend gave back."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
+
+metadata = sa.MetaData()
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(), primary_key=True),
+    sa.Column("route", sa.String(), primary_key=True),
+    sa.Column("correlation_id", sa.String(), nullable=False),
+    sa.Column("causation_id", sa.String(), nullable=True),
+    sa.Column("type", sa.String(), nullable=True),
+    sa.Column("source", sa.String(), nullable=True),
+    sa.Column("schema", sa.String(), nullable=True),
+    sa.Column("headers", JSONType, nullable=True),
+    sa.Column("body", sa.LargeBinary(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("delivery_count", sa.Integer(), nullable=False),
+    sa.Index("ix_messages_correlation_id", "correlation_id"),
+    sa.Index("ix_messages_causation_id", "causation_id"),
+    sa.Index("ix_messages_received_at", "received_at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(), nullable=False),
+    sa.Column("route", sa.String(), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("endpoint", sa.String(), nullable=True),
+    sa.Column("error_class", sa.String(), nullable=True),
+    sa.Column("error_reason", sa.String(), nullable=True),
+    sa.Column("error_text", sa.Text(), nullable=True),
+    sa.Column("detail", JSONType, nullable=True),
+    sa.Column("body", sa.LargeBinary(), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["message_id", "route"], ["messages.id", "messages.route"], name="fk_events_message"
+    ),
+    sa.Index("ix_events_message_id", "message_id"),
+    sa.Index("ix_events_route_at", "route", "at"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("route", sa.String(), primary_key=True),
+    sa.Column("message_id", sa.String(), primary_key=True),
+    sa.Column("endpoint", sa.String(), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["message_id", "route"], ["messages.id", "messages.route"], name="fk_deliveries_message"
+    ),
+)
+
+business_keys = sa.Table(
+    "business_keys",
+    metadata,
+    sa.Column("message_id", sa.String(), primary_key=True),
+    sa.Column("name", sa.String(), primary_key=True),
+    sa.Column("value", sa.String(), primary_key=True),
+    sa.Index("ix_business_keys_name_value", "name", "value"),
+    sa.Index("ix_business_keys_value", "value"),
+)

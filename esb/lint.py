@@ -1,0 +1,164 @@
+"""``esb lint``: every check over the project, each finding ``file:line: path: problem (what to do)``.
+
+Structure (unknown keys, types) is checked while loading (:mod:`esb.project`); this module adds the
+cross-references: endpoints, transforms and schemas that routes name must exist, route ids are unique,
+a choice has no duplicate ``when``, expressions parse, every route has a dead-letter endpoint. Then the
+transforms compile and the canonical schemas are checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from esb.config import routes as r
+from esb.config.yamlpos import PathKey, format_path
+from esb.exceptions import ConfigError
+from esb.expressions import validate_expression
+from esb.project import Project
+from esb.registry import did_you_mean
+
+
+class Linter:
+    """Collects findings about one loaded project."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.findings: list[str] = list(project.findings)
+        self._transforms = self._names(lambda: project.transforms.names(), "transforms")
+        self._schemas = self._names(lambda: project.model.names(), "canonical_model")
+
+    def _names(self, get: Any, what: str) -> set[str] | None:
+        try:
+            return set(get())
+        except ConfigError as exc:
+            self.findings.append(f"{what}: {exc}")
+            return None
+
+    def add(self, path: PathKey, problem: str) -> None:
+        """Record a finding about ``routes.yaml`` at ``path``."""
+        self.findings.append(f"{self.project.routes_doc.where(path)}: {format_path(path)}: {problem}")
+
+    def run(self) -> list[str]:
+        """Run every check; return the findings."""
+        seen: dict[str, int] = {}
+        for index, route in enumerate(self.project.routes):
+            base: PathKey = ("routes", index)
+            if route.id in seen:
+                self.add((*base, "id"), f"duplicate route id {route.id!r} (also routes[{seen[route.id]}]): rename one")
+            seen.setdefault(route.id, index)
+            self.check_route(route, base)
+        self.check_content()
+        return self.findings
+
+    def check_route(self, route: r.Route, base: PathKey) -> None:
+        """Check one route's references and expressions."""
+        self.check_endpoint(route.from_, (*base, "from"))
+        if isinstance(route.to, r.RecipientList):
+            self.check_expression(route.to.recipients, (*base, "to", "recipients"))
+            for i, name in enumerate(route.to.allowed):
+                self.check_endpoint(name, (*base, "to", "allowed", i))
+        elif isinstance(route.to, list):
+            for i, name in enumerate(route.to):
+                self.check_endpoint(name, (*base, "to", i))
+        elif route.to is not None:
+            self.check_endpoint(route.to, (*base, "to"))
+        dead_letter = route.on_error.dead_letter
+        if dead_letter is None:
+            self.add((*base, "on_error"), "no dead-letter endpoint: add on_error.dead_letter so failed messages are kept")
+        else:
+            self.check_endpoint(dead_letter, (*base, "on_error", "dead_letter"))
+            if dead_letter == route.from_:
+                self.add((*base, "on_error", "dead_letter"), "dead-letter endpoint is the route's own source: use another")
+        for name, text in route.business_keys.items():
+            self.check_expression(text, (*base, "business_keys", name))
+        aggregates = [i for i, s in enumerate(route.steps) if isinstance(s, r.AggregateStep)]
+        if len(aggregates) > 1:
+            self.add((*base, "steps", aggregates[1]), "only one aggregate step per route: split the route in two")
+        self.check_steps(route.steps, (*base, "steps"), top=True)
+
+    def check_steps(self, steps: Sequence[Any], base: PathKey, *, top: bool) -> None:
+        """Check a list of steps, recursing into choices."""
+        for j, step in enumerate(steps):
+            self.check_step(step, (*base, j), top=top)
+
+    def check_step(self, step: Any, path: PathKey, *, top: bool) -> None:  # noqa: C901 - one branch per kind
+        """Check one step."""
+        if isinstance(step, r.TransformStep):
+            self.check_name(step.transform, self._transforms, (*path, "transform"), "transform", "transforms/")
+        elif isinstance(step, r.ValidateStep):
+            self.check_name(step.validate_, self._schemas, (*path, "validate"), "schema", "canonical_model/")
+        elif isinstance(step, r.FilterStep):
+            self.check_expression(step.filter, (*path, "filter"))
+        elif isinstance(step, r.SplitStep):
+            self.check_expression(step.split.expr, (*path, "split"))
+        elif isinstance(step, r.AggregateStep):
+            self.check_expression(step.aggregate.key, (*path, "aggregate", "key"))
+            if not top:
+                self.add(path, "aggregate is allowed only at the top level of a route's steps")
+        elif isinstance(step, r.EnrichStep):
+            self.check_endpoint(step.enrich.endpoint, (*path, "enrich", "endpoint"))
+            for key in ("request", "response"):
+                name = getattr(step.enrich, key)
+                if name:
+                    self.check_name(name, self._transforms, (*path, "enrich", key), "transform", "transforms/")
+        elif isinstance(step, r.ChoiceStep):
+            self.check_choice(step, path)
+
+    def check_choice(self, step: r.ChoiceStep, path: PathKey) -> None:
+        """Check a choice: no duplicate ``when``, valid expressions, then each branch's steps."""
+        whens: dict[str, int] = {}
+        for k, branch in enumerate(step.choice):
+            bpath: PathKey = (*path, "choice", k)
+            if isinstance(branch, r.WhenBranch):
+                normalized = " ".join(branch.when.split())
+                if normalized in whens:
+                    self.add((*bpath, "when"), f"duplicate when {branch.when!r} (same as branch {whens[normalized]}): "
+                             "the second branch can never run; merge them")
+                whens.setdefault(normalized, k)
+                self.check_expression(branch.when, (*bpath, "when"))
+                self.check_steps(branch.steps, (*bpath, "steps"), top=False)
+            else:
+                self.check_steps(branch.otherwise, (*bpath, "otherwise"), top=False)
+
+    def check_endpoint(self, name: str, path: PathKey) -> None:
+        """An endpoint must be declared in config/systems.yaml."""
+        if name not in self.project.endpoints:
+            self.add(path, f"unknown endpoint {name!r}{did_you_mean(name, list(self.project.endpoints))}: "
+                     "declare it in config/systems.yaml or fix the name")
+
+    def check_name(self, name: str, known: set[str] | None, path: PathKey, what: str, where: str) -> None:
+        """A transform or schema must exist."""
+        if known is not None and name not in known:
+            self.add(path, f"unknown {what} {name!r}{did_you_mean(name, list(known))}: add it under {where} "
+                     "or fix the name")
+
+    def check_expression(self, text: str, path: PathKey) -> None:
+        """An expression must be valid JMESPath."""
+        problem = validate_expression(text)
+        if problem:
+            self.add(path, f"invalid JMESPath expression {text!r}: {problem}")
+
+    def check_content(self) -> None:
+        """Compile every transform and check every canonical schema."""
+        if self._transforms is not None:
+            self.findings.extend(_safe(lambda: self.project.transforms.load_all(), "transforms"))
+        if self._schemas is not None:
+            self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
+
+
+def _safe(get: Any, what: str) -> Iterable[str]:
+    try:
+        return list(get())
+    except ConfigError as exc:
+        return exc.findings or [f"{what}: {exc}"]
+
+
+def lint_project(root: Path, env: str | None = None) -> list[str]:
+    """Return every finding about the project at ``root`` (empty when it is clean)."""
+    try:
+        project = Project.load(root, env, strict=False)
+    except ConfigError as exc:
+        return exc.findings or [str(exc)]
+    return Linter(project).run()

@@ -1,0 +1,146 @@
+"""Building a route's steps into processors, and running them in order with fan-out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from esb.config import routes as r
+from esb.exceptions import ConfigError
+from esb.expressions import Expression
+from esb.message import Message
+from esb.processors.aggregate import Aggregator
+from esb.processors.basic import HeaderSetter, LogWriter, MessageFilter, SchemaValidator, TransformStep
+from esb.processors.routing import ContentRouter, Enricher, Splitter
+
+Processor = Callable[[Message], list[Message]]
+
+
+class BusinessKeys:
+    """The route's business keys (order id, MSISDN, account id), taken from the message after each step."""
+
+    def __init__(self, expressions: dict[str, Expression]) -> None:
+        self.expressions = expressions
+
+    def __call__(self, message: Message) -> None:
+        """Add every key the message now yields to ``message.business_keys``."""
+        if not self.expressions or isinstance(message.body, bytes | bytearray):
+            return
+        for name, expression in self.expressions.items():
+            if name in message.business_keys:
+                continue
+            value = expression.evaluate(message)
+            if value not in (None, "", [], {}):
+                message.business_keys[name] = str(value)
+
+
+class Pipeline:
+    """Steps run in order; each step's outputs feed the next (a split multiplies, a filter empties)."""
+
+    def __init__(self, processors: Sequence[Processor], keys: BusinessKeys | None = None) -> None:
+        self.processors = list(processors)
+        self.keys = keys
+
+    def __call__(self, message: Message) -> list[Message]:
+        """Run every step over ``message``; return what comes out of the last."""
+        current = [message]
+        for processor in self.processors:
+            produced: list[Message] = []
+            for item in current:
+                produced.extend(processor(item))
+            if self.keys is not None:
+                for item in produced:
+                    self.keys(item)
+            current = produced
+            if not current:
+                break
+        return current
+
+    def close(self) -> None:
+        """Close steps that hold connections (enrich)."""
+        for processor in self.processors:
+            close = getattr(processor, "close", None)
+            if callable(close):
+                close()
+
+
+class StepBuilder:
+    """Compiles route steps into processors, against a project's transforms, schemas and endpoints."""
+
+    def __init__(self, project: Any, route_id: str, requester_factory: Callable[[str], Any]) -> None:
+        self.project = project
+        self.route_id = route_id
+        self.requester_factory = requester_factory
+
+    def where(self, what: str) -> str:
+        """Return a location prefix for error messages."""
+        return f"route {self.route_id}: {what}"
+
+    def build(self, steps: Sequence[Any], keys: BusinessKeys | None = None) -> Pipeline:
+        """Return the pipeline for ``steps`` (no aggregate allowed here)."""
+        return Pipeline([self.step(step) for step in steps], keys)
+
+    def step(self, step: Any) -> Processor:  # noqa: PLR0911 - one branch per step kind
+        """Return the processor for one step."""
+        if isinstance(step, r.TransformStep):
+            return TransformStep(self.project.transforms.get(step.transform))
+        if isinstance(step, r.ValidateStep):
+            return SchemaValidator(step.validate_, self.project.model.validator(step.validate_))
+        if isinstance(step, r.FilterStep):
+            return MessageFilter(Expression(step.filter, self.where("filter")))
+        if isinstance(step, r.ChoiceStep):
+            branches: list[tuple[Expression | None, Processor]] = []
+            for branch in step.choice:
+                if isinstance(branch, r.WhenBranch):
+                    branches.append((Expression(branch.when, self.where("when")), self.build(branch.steps)))
+                else:
+                    branches.append((None, self.build(branch.otherwise)))
+            return ContentRouter(branches)
+        if isinstance(step, r.SplitStep):
+            keep = Expression(step.split.keep, self.where("split.keep")) if step.split.keep else None
+            return Splitter(Expression(step.split.expr, self.where("split")), keep)
+        if isinstance(step, r.EnrichStep):
+            spec = step.enrich
+            return Enricher(
+                lambda: self.requester_factory(spec.endpoint),
+                self.project.transforms.get(spec.request) if spec.request else None,
+                self.project.transforms.get(spec.response) if spec.response else None,
+                spec.into,
+                spec.timeout,
+            )
+        if isinstance(step, r.SetHeaderStep):
+            literals = {k: v for k, v in step.set_header.items() if not isinstance(v, r.HeaderExpression)}
+            exprs = {
+                k: Expression(v.expr, self.where(f"set_header.{k}"))
+                for k, v in step.set_header.items()
+                if isinstance(v, r.HeaderExpression)
+            }
+            return HeaderSetter(literals, exprs)
+        if isinstance(step, r.LogStep):
+            fields = {k: Expression(v, self.where(f"log.{k}")) for k, v in step.log.fields.items()}
+            return LogWriter(self.route_id, step.log.message, step.log.level, fields)
+        if isinstance(step, r.AggregateStep):
+            raise ConfigError(f"{self.where('aggregate')}: aggregate is allowed only at the top level of a route")
+        raise ConfigError(f"{self.where('steps')}: unsupported step {type(step).__name__}")
+
+
+def build_pipeline(
+    project: Any, route: r.Route, requester_factory: Callable[[str], Any]
+) -> tuple[Pipeline, Aggregator | None, Pipeline]:
+    """Compile a route into (steps before the aggregate, the aggregator or None, steps after it)."""
+    builder = StepBuilder(project, route.id, requester_factory)
+    keys = BusinessKeys(
+        {name: Expression(text, builder.where(f"business_keys.{name}")) for name, text in route.business_keys.items()}
+    )
+    index = next((i for i, s in enumerate(route.steps) if isinstance(s, r.AggregateStep)), None)
+    if index is None:
+        return builder.build(route.steps, keys), None, Pipeline([], keys)
+    spec = route.steps[index]
+    assert isinstance(spec, r.AggregateStep)
+    aggregator = Aggregator(
+        Expression(spec.aggregate.key, builder.where("aggregate.key")),
+        spec.aggregate.size,
+        spec.aggregate.timeout,
+        spec.aggregate.into,
+    )
+    return builder.build(route.steps[:index], keys), aggregator, builder.build(route.steps[index + 1 :], keys)

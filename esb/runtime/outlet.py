@@ -1,0 +1,109 @@
+"""Where a route's messages go: its sinks (fixed, fan-out, recipient list) and its dead-letter endpoint.
+
+Sinks are made per worker thread (connections are not thread-safe), connected on first use, and dropped
+after a transport error so the next attempt reconnects. Delivery to each endpoint is recorded in the
+journal, and a message already delivered to an endpoint is not written to it again (idempotent receiver).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from esb.config.routes import RecipientList, Route
+from esb.exceptions import MessageError, TransportError, error_reason
+from esb.expressions import Expression
+from esb.message import Message
+
+DEAD_LETTER_HEADERS = ("esb-error", "esb-error-class", "esb-error-reason", "esb-route", "esb-failed-at")
+
+
+class Outlet:
+    """The sinks of one route worker."""
+
+    def __init__(self, project: Any, route: Route, journal: Any) -> None:
+        self.project = project
+        self.route = route
+        self.journal = journal
+        self._sinks: dict[str, Any] = {}
+        self._recipients: Expression | None = None
+        if isinstance(route.to, RecipientList):
+            self._recipients = Expression(route.to.recipients, f"route {route.id}: to.recipients")
+
+    def destinations(self, message: Message) -> list[str]:
+        """Return the endpoints ``message`` goes to."""
+        if self._recipients is None:
+            return self.route.destinations()
+        assert isinstance(self.route.to, RecipientList)
+        named = self._recipients.evaluate(message)
+        if isinstance(named, str):
+            named = [named]
+        if not isinstance(named, list) or not named:
+            raise MessageError(f"recipient list {self.route.to.recipients!r} named no endpoint")
+        allowed = set(self.route.to.allowed)
+        refused = [n for n in named if n not in allowed]
+        if refused:
+            raise MessageError(f"recipient list names endpoints not allowed for this route: {refused}")
+        return [str(n) for n in named]
+
+    def deliver(self, message: Message) -> list[str]:
+        """Write ``message`` to each destination not yet confirmed; return the endpoints written now."""
+        written = []
+        for endpoint in self.destinations(message):
+            if self.journal.was_delivered(self.route.id, message.id, endpoint):
+                continue
+            self.write(endpoint, message)
+            self.journal.mark_delivered(self.route.id, message, endpoint)
+            self.journal.event(
+                self.route.id, message, "delivered", endpoint=endpoint, body=message.body_bytes()
+            )
+            written.append(endpoint)
+        return written
+
+    def dead_letter(self, original: Message, error: BaseException) -> str | None:
+        """Put the original message, with the error in its headers, on the dead-letter endpoint.
+
+        Returns the endpoint, or None when the route has none (the journal then keeps the message).
+        Raises TransportError when the dead-letter endpoint cannot take it: the caller must not settle.
+        """
+        endpoint = self.route.on_error.dead_letter
+        headers = dict(original.headers)
+        headers.update(
+            {
+                "esb-error": str(error)[:2000],
+                "esb-error-class": type(error).__name__,
+                "esb-error-reason": error_reason(error),
+                "esb-route": self.route.id,
+                "esb-failed-at": datetime.now(UTC).isoformat(),
+            }
+        )
+        if endpoint is not None:
+            self.write(endpoint, original.replace(headers=headers))
+        self.journal.event(self.route.id, original, "dead_lettered", endpoint=endpoint, error=error)
+        return endpoint
+
+    def write(self, endpoint: str, message: Message) -> None:
+        """Write to one endpoint, connecting its sink on first use and dropping it after a failure."""
+        sink = self._sinks.get(endpoint)
+        if sink is None:
+            sink = self.project.adapter_for(endpoint).sink(self.project.endpoint(endpoint), self.project.context(endpoint))
+            sink.connect()
+            self._sinks[endpoint] = sink
+        try:
+            sink.write(message)
+        except TransportError:
+            self._drop(endpoint)
+            raise
+
+    def _drop(self, endpoint: str) -> None:
+        sink = self._sinks.pop(endpoint, None)
+        if sink is not None:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail too
+                pass
+
+    def close(self) -> None:
+        """Close every sink."""
+        for endpoint in list(self._sinks):
+            self._drop(endpoint)

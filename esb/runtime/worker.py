@@ -1,0 +1,286 @@
+"""One route worker: a thread that reads from the route's source, runs the steps, delivers, settles.
+
+A message ends ``delivered``, ``filtered`` or ``dead_lettered`` and the journal says which. Permanent
+failures (MessageError) are dead-lettered at once; transient ones are retried in place with backoff up
+to the route's limit, then dead-lettered. The source's delivery is acked only after the sinks (or the
+dead-letter endpoint) confirmed; when even that fails, the delivery is given back and comes again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from esb.config.routes import Route
+from esb.exceptions import BodyTooLargeError, EsbError, MessageError, TransportError
+from esb.logging import get_logger
+from esb.message import Message
+from esb.processors.aggregate import Aggregator, Batch
+from esb.processors.pipeline import Pipeline, build_pipeline
+from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
+from esb.runtime.outlet import Outlet
+from esb.typing import Delivery
+
+
+class PoisonMessageError(MessageError):
+    """A message handed out again and again without being settled (it crashes or stalls the hub)."""
+
+    reason = "poison-message"
+
+
+class Stopping(Exception):  # noqa: N818 - a signal, not an error (structlog's DropEvent)
+    """The worker was asked to stop while waiting to retry."""
+
+
+@dataclass
+class _Parked:
+    """A delivery whose parts wait in an aggregator; settled when every part has been released."""
+
+    delivery: Delivery
+    remaining: int
+
+
+class RouteWorker(threading.Thread):
+    """Consumes one route's source in its own thread with its own connections."""
+
+    def __init__(self, project: Any, route: Route, journal: Any, index: int = 0) -> None:
+        super().__init__(name=f"route-{route.id}-{index}", daemon=True)
+        self.project = project
+        self.route = route
+        self.journal = journal
+        self.stop_event = threading.Event()
+        self.suspended = threading.Event()
+        self.ready = threading.Event()
+        self.log = get_logger("worker").bind(route=route.id)
+        self.max_bytes = project.endpoint(route.from_).max_body_bytes or project.settings.limits.max_body_bytes
+        self.poll = project.settings.runtime.poll_timeout
+        self.pre: Pipeline
+        self.aggregator: Aggregator | None
+        self.post: Pipeline
+        self.pre, self.aggregator, self.post = build_pipeline(project, route, self._requester)
+        self.outlet = Outlet(project, route, journal)
+        self.source: Any = None
+
+    def _requester(self, endpoint: str) -> Any:
+        adapter = self.project.adapter_for(endpoint)
+        return adapter.sink(self.project.endpoint(endpoint), self.project.context(endpoint))
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Read and handle deliveries until asked to stop."""
+        try:
+            self._connect_source()
+            self.ready.set()
+            while not self.stop_event.is_set():
+                if self.suspended.is_set():
+                    self.stop_event.wait(self.poll)
+                    continue
+                delivery = self._read()
+                if delivery is not None:
+                    self.handle(delivery)
+                if self.aggregator is not None:
+                    for batch in self.aggregator.due():
+                        self._release(batch)
+        except Stopping:
+            pass
+        except Exception:
+            self.log.exception("route worker failed")
+            raise
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        """Ask the worker to stop after the message in hand."""
+        self.stop_event.set()
+
+    def _connect_source(self) -> None:
+        attempt = 0
+        while not self.stop_event.is_set():
+            endpoint = self.project.endpoint(self.route.from_)
+            self.source = self.project.adapter_for(self.route.from_).source(
+                endpoint, self.project.context(self.route.from_)
+            )
+            try:
+                self.source.connect()
+                return
+            except TransportError as exc:
+                attempt += 1
+                self.log.warning("source unreachable, retrying", error=str(exc), attempt=attempt)
+                self._close_source()
+                self._sleep(min(2.0**attempt, 30.0))
+        raise Stopping
+
+    def _read(self) -> Delivery | None:
+        try:
+            delivery: Delivery | None = self.source.read(self.poll)
+        except TransportError as exc:
+            self.log.warning("source lost, reconnecting", error=str(exc))
+            self._close_source()
+            self._connect_source()
+            return None
+        return delivery
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop_event.wait(seconds):
+            raise Stopping
+
+    # -- one delivery -----------------------------------------------------------------------------
+    def handle(self, delivery: Delivery) -> None:
+        """Process one delivery to its end: delivered, filtered, dead-lettered, or given back."""
+        message = delivery.message
+        structlog.contextvars.bind_contextvars(**message.log_context(), route=self.route.id)
+        try:
+            if not self._admit(delivery):
+                return
+            self._process(delivery, message)
+        except Stopping:
+            if not delivery.settled:
+                delivery.ack(TransportError("hub stopping"))
+            raise
+        finally:
+            structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "route")
+
+    def _admit(self, delivery: Delivery) -> bool:
+        """Journal the delivery at ingress; settle at once duplicates, poison and oversized messages."""
+        message = delivery.message
+        while True:
+            try:
+                self.journal.received(self.route.id, message, delivery_count=delivery.delivery_count)
+                outcome = self.journal.outcome(self.route.id, message.id)
+                break
+            except TransportError as exc:
+                self.log.error("journal unavailable, retrying", error=str(exc))
+                self._sleep(1.0)
+        if outcome in FINAL_STATES:
+            self.log.info("duplicate delivery ignored", outcome=outcome)
+            delivery.ack()
+            return False
+        problem: MessageError | None = None
+        if delivery.delivery_count > self.project.settings.limits.max_deliveries:
+            problem = PoisonMessageError(
+                f"handed out {delivery.delivery_count} times without being settled: dead-lettered so it "
+                "cannot crash the hub again"
+            )
+        elif isinstance(message.body, bytes) and len(message.body) > self.max_bytes:
+            problem = BodyTooLargeError(f"body of {len(message.body)} bytes is over the limit of {self.max_bytes}")
+        if problem is not None:
+            self._dead_letter(delivery, message, problem)
+            return False
+        return True
+
+    def _process(self, delivery: Delivery, original: Message) -> None:
+        attempt = 1
+        while True:
+            try:
+                self._run_once(delivery, original.replace(attempt=attempt, headers=dict(original.headers)))
+                return
+            except Stopping:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure ends in retry or dead letter
+                if is_retryable(exc) and attempt <= self.route.on_error.redeliver.max:
+                    delay = redelivery_delay(self.route.on_error.redeliver, attempt)
+                    self.log.warning("transient failure, redelivering", error=str(exc), attempt=attempt,
+                                     delay=round(delay, 3))
+                    self._journal_safely(original, "redelivered", error=exc, detail={"attempt": attempt})
+                    attempt += 1
+                    self._sleep(delay)
+                    continue
+                if not isinstance(exc, EsbError):
+                    self.log.exception("unexpected failure", error=str(exc))
+                self._dead_letter(delivery, original, exc)
+                return
+
+    def _run_once(self, delivery: Delivery, message: Message) -> None:
+        outputs = self.pre(message)
+        if self.aggregator is not None and outputs:
+            parked = _Parked(delivery, len(outputs))
+            for output in outputs:
+                for batch in self.aggregator.offer(output, parked):
+                    self._release(batch)
+            if not delivery.settled:
+                self.journal.event(self.route.id, message, "aggregated", detail={"parts": len(outputs)})
+            return
+        self._deliver(delivery, message, outputs)
+        state = "delivered" if outputs else "filtered"
+        self.journal.event(self.route.id, message, state, detail={"outputs": len(outputs)})
+        delivery.ack()
+
+    def _deliver(self, delivery: Delivery, message: Message, outputs: list[Message]) -> None:
+        if self.route.to is None:
+            if delivery.respond is not None:
+                delivery.respond(outputs[0] if outputs else message.replace(body=None))
+            return
+        for output in outputs:
+            self.outlet.deliver(output)
+
+    def _release(self, batch: Batch) -> None:
+        """Deliver an aggregate, then settle every delivery that contributed to it."""
+        error: BaseException | None = None
+        try:
+            for output in self.post(batch.message):
+                self.outlet.deliver(output)
+        except Exception as exc:  # noqa: BLE001 - the aggregate is dead-lettered, never lost
+            error = exc
+            try:
+                self.outlet.dead_letter(batch.message, exc)
+            except TransportError as dlq_exc:
+                self.log.error("dead-letter endpoint unavailable; parts given back", error=str(dlq_exc))
+                for token in batch.tokens:
+                    if not token.delivery.settled:
+                        token.delivery.ack(dlq_exc)
+                return
+        for token in batch.tokens:
+            token.remaining -= 1
+            if token.remaining <= 0 and not token.delivery.settled:
+                state = "dead_lettered" if error is not None else "delivered"
+                self._journal_safely(token.delivery.message, state, error=error,
+                                     detail={"aggregate": batch.message.id})
+                token.delivery.ack()
+
+    def _dead_letter(self, delivery: Delivery, original: Message, error: BaseException) -> None:
+        while True:
+            try:
+                endpoint = self.outlet.dead_letter(original, error)
+                self.log.error("dead-lettered", reason=getattr(error, "reason", "internal-error"),
+                               error=str(error), endpoint=endpoint)
+                delivery.ack()
+                return
+            except TransportError as exc:
+                self.log.error("dead-letter endpoint unavailable, retrying", error=str(exc))
+                self._sleep(2.0)
+
+    def _journal_safely(self, message: Message, state: str, **kwargs: Any) -> None:
+        try:
+            self.journal.event(self.route.id, message, state, **kwargs)
+        except TransportError as exc:
+            self.log.error("journal unavailable", error=str(exc), state=state)
+
+    # -- shutdown ---------------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        if self.aggregator is not None:
+            for token in self.aggregator.drain():
+                if not token.delivery.settled:
+                    token.delivery.ack(TransportError("hub stopping: aggregate not complete"))
+        self.pre.close()
+        self.post.close()
+        self.outlet.close()
+        self._close_source()
+        self.ready.set()
+
+    def _close_source(self) -> None:
+        if self.source is not None:
+            try:
+                self.source.close()
+            except Exception:  # noqa: BLE001, S110 - a broken connection may fail to close
+                pass
+            self.source = None
+
+
+def wait_ready(workers: list[RouteWorker], timeout: float) -> bool:
+    """Wait until every worker has connected its source (or gave up); True when all are ready."""
+    deadline = time.monotonic() + timeout
+    return all(w.ready.wait(max(deadline - time.monotonic(), 0)) for w in workers)

@@ -1,0 +1,80 @@
+"""Dates and times with time zones: Siebel's ``MM/DD/YYYY HH:MM:SS`` in local time to ISO 8601 with offset."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+#: Tried in order when a mapping gives no format: Siebel's own, then ISO-like forms.
+DEFAULT_FORMATS = (
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y%m%d%H%M%S",
+)
+
+
+@cache
+def zone(name: str) -> dt.tzinfo:
+    """Return the time zone ``name`` (IANA, e.g. ``Asia/Shanghai``, or ``UTC``)."""
+    if name.upper() == "UTC":
+        return dt.UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as 'Asia/Shanghai')") from None
+
+
+def parse_datetime(value: Any, fmt: str | list[str] | None = None, tz: str = "UTC") -> dt.datetime:
+    """Parse ``value`` into an aware datetime; a value without offset is taken as local time in ``tz``."""
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        parsed_or_none = _parse_text(text, fmt)
+        if parsed_or_none is None:
+            wanted = fmt if fmt else "ISO 8601 or " + ", ".join(DEFAULT_FORMATS)
+            raise ValueError(f"date {text!r} does not match {wanted}")
+        parsed = parsed_or_none
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone(tz))
+    return parsed
+
+
+def _parse_text(text: str, fmt: str | list[str] | None) -> dt.datetime | None:
+    formats = [fmt] if isinstance(fmt, str) else list(fmt or [])
+    if not formats:
+        try:
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            formats = list(DEFAULT_FORMATS)
+    for candidate in formats:
+        try:
+            return dt.datetime.strptime(text, candidate)
+        except ValueError:
+            continue
+    return None
+
+
+def iso_datetime(value: Any, format: str | list[str] | None = None, tz: str = "UTC",  # noqa: A002
+                 to: str | None = None) -> str:
+    """Return ``value`` as ISO 8601 with offset (``2026-11-25T14:03:00+08:00``), converted to ``to``."""
+    parsed = parse_datetime(value, format, tz)
+    if to:
+        parsed = parsed.astimezone(zone(to))
+    return parsed.isoformat()
+
+
+def iso_date(value: Any, format: str | list[str] | None = None, tz: str = "UTC") -> str:  # noqa: A002
+    """Return the calendar date of ``value`` as ``YYYY-MM-DD`` (local to ``tz``)."""
+    return parse_datetime(value, format, tz).date().isoformat()
+
+
+def format_datetime(value: Any, format: str = "%Y%m%d%H%M%S", tz: str = "UTC",  # noqa: A002
+                    source_format: str | None = None) -> str:
+    """Return ``value`` (any parseable date) rendered with ``format`` in the time zone ``tz``."""
+    parsed = parse_datetime(value, source_format, "UTC").astimezone(zone(tz))
+    return parsed.strftime(format)

@@ -1,0 +1,159 @@
+"""Read a mapping file (YAML with line positions), check it, and compile it into a Transform."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from esb.config.yamlpos import Located, load_yaml
+from esb.exceptions import ConfigError
+from esb.registry import did_you_mean, import_string
+from esb.transforms.base import Header, Transform
+from esb.transforms.functions import FnContext
+from esb.transforms.jmesdialect import JMESPathDialect
+from esb.transforms.kinds import PythonTransform, RuleTransform, XSLTTransform
+from esb.transforms.rules import Compiler
+from esb.transforms.xpathdialect import XPathDialect
+
+COMMON_KEYS = {"kind", "description", "input", "output", "output_schema", "output_type", "output_encoding",
+               "max_bytes", "accepts"}
+KINDS: dict[str, dict[str, Any]] = {
+    "xpath-to-json": {"io": ("xml", "json"), "keys": {"namespaces", "tag_escape", "let", "rules"}},
+    "jmespath": {"io": ("json", "json"), "keys": {"let", "rules", "expression"}},
+    "xslt": {"io": ("xml", "xml"), "keys": {"stylesheet", "params", "namespaces"}},
+    "python": {"io": None, "keys": {"function"}},
+}
+
+
+def _fail(doc: Located, path: tuple[str, ...], message: str) -> ConfigError:
+    line = f"{doc.where(path)}: {'.'.join(path) or '(top level)'}: {message}"
+    return ConfigError(line, findings=[line])
+
+
+def load_transform(name: str, path: Path, display: str, project_dir: Path) -> Transform:
+    """Compile the mapping file at ``path`` (reported as ``display``) into the transform ``name``."""
+    doc = load_yaml(path, display=display)
+    spec = doc.data
+    if not isinstance(spec, dict):
+        raise _fail(doc, (), "a mapping file is a YAML mapping (kind, input, output, rules...)")
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise _fail(doc, ("kind",), f"kind must be one of {', '.join(KINDS)}{did_you_mean(str(kind), KINDS)}")
+    allowed = COMMON_KEYS | KINDS[kind]["keys"]
+    for key in spec:
+        if key not in allowed:
+            raise _fail(doc, (key,), f"unknown key for kind {kind}{did_you_mean(key, allowed)}")
+    header = _header(name, doc, spec, kind)
+    ctx = FnContext(project_dir, name)
+    if kind == "xpath-to-json":
+        dialect = XPathDialect(spec.get("namespaces"), spec.get("tag_escape"))
+        _accepts_xml(header, doc, spec, dialect)
+        block = Compiler(doc, dialect, ctx).block(spec.get("rules"), spec.get("let"), ("rules",), "")
+        return RuleTransform(header, dialect, block)
+    if kind == "jmespath":
+        jdialect = JMESPathDialect(ctx)
+        _accepts_json(header, doc, spec, jdialect)
+        if "expression" in spec:
+            try:
+                return RuleTransform(header, jdialect, None, jdialect.search(str(spec["expression"])))
+            except ValueError as exc:
+                raise _fail(doc, ("expression",), str(exc)) from None
+        block = Compiler(doc, jdialect, ctx).block(spec.get("rules"), spec.get("let"), ("rules",), "")
+        return RuleTransform(header, jdialect, block)
+    if kind == "xslt":
+        return _xslt(header, doc, spec, path)
+    return PythonTransform(header, _python_function(doc, spec, path, name), ctx)
+
+
+def _header(name: str, doc: Located, spec: dict[str, Any], kind: str) -> Header:
+    io = KINDS[kind]["io"]
+    source = spec.get("input", io[0] if io else None)
+    target = spec.get("output", io[1] if io else None)
+    for key, value in (("input", source), ("output", target)):
+        if value not in ("xml", "json"):
+            raise _fail(doc, (key,), "must be xml or json")
+    if io and (source, target) != io:
+        raise _fail(doc, ("input",), f"kind {kind} maps {io[0]} to {io[1]}, not {source} to {target}")
+    encoding = str(spec.get("output_encoding", "UTF-8"))
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise _fail(doc, ("output_encoding",), f"unknown encoding {encoding!r}") from None
+    return Header(name=name, file=doc.file, kind=kind, input=source, output=target,
+                  output_schema=spec.get("output_schema"), output_type=spec.get("output_type"),
+                  output_encoding=encoding, max_bytes=int(spec.get("max_bytes", 10 * 1024 * 1024)),
+                  description=str(spec.get("description", "")))
+
+
+def _accepts_xml(header: Header, doc: Located, spec: dict[str, Any], dialect: XPathDialect) -> None:
+    accepts = spec.get("accepts")
+    if accepts is None:
+        return
+    unknown = set(accepts) - {"root", "test", "describe"} if isinstance(accepts, dict) else {"?"}
+    if unknown:
+        raise _fail(doc, ("accepts",), "accepts takes root, test (an XPath boolean) and describe")
+    header.accepts_root = accepts.get("root")
+    if "test" in accepts:
+        try:
+            xp = dialect.xpath(f"boolean({accepts['test']})")
+        except ValueError as exc:
+            raise _fail(doc, ("accepts", "test"), f"bad XPath: {exc}") from None
+        header.accepts_test = xp
+    header.accepts_text = str(accepts.get("describe") or accepts.get("test") or "")
+
+
+def _accepts_json(header: Header, doc: Located, spec: dict[str, Any], dialect: JMESPathDialect) -> None:
+    accepts = spec.get("accepts")
+    if accepts is None:
+        return
+    if not isinstance(accepts, dict) or set(accepts) - {"test", "describe"} or "test" not in accepts:
+        raise _fail(doc, ("accepts",), "accepts takes test (a JMESPath expression) and describe")
+    try:
+        header.accepts_test = dialect.search(str(accepts["test"]))
+    except ValueError as exc:
+        raise _fail(doc, ("accepts", "test"), f"bad JMESPath: {exc}") from None
+    header.accepts_text = str(accepts.get("describe") or accepts["test"])
+
+
+def _xslt(header: Header, doc: Located, spec: dict[str, Any], path: Path) -> Transform:
+    if "stylesheet" not in spec:
+        raise _fail(doc, (), "kind xslt needs 'stylesheet' (a .xsl file beside the mapping)")
+    sheet = (path.parent / str(spec["stylesheet"])).resolve()
+    if not sheet.is_file():
+        raise _fail(doc, ("stylesheet",), f"no such file: {spec['stylesheet']}")
+    try:
+        return XSLTTransform(header, sheet, dict(spec.get("params") or {}))
+    except (etree.XMLSyntaxError, etree.XSLTParseError) as exc:
+        raise _fail(doc, ("stylesheet",), f"{spec['stylesheet']}: {exc}") from None
+
+
+def _python_function(doc: Located, spec: dict[str, Any], path: Path, name: str) -> Callable[..., Any]:
+    ref = str(spec.get("function") or "")
+    module_ref, _, attr = ref.partition(":")
+    if not module_ref or not attr:
+        raise _fail(doc, ("function",), "give the function as 'file.py:func' (beside the mapping) or 'pkg.mod:func'")
+    try:
+        if module_ref.endswith(".py"):
+            file = (path.parent / module_ref).resolve()
+            module_name = "esb_transforms." + name.replace("/", ".") + "." + file.stem
+            spec_ = importlib.util.spec_from_file_location(module_name, file)
+            if spec_ is None or spec_.loader is None or not file.is_file():
+                raise _fail(doc, ("function",), f"no such file: {module_ref}")
+            module = importlib.util.module_from_spec(spec_)
+            sys.modules[module_name] = module
+            spec_.loader.exec_module(module)
+            func = getattr(module, attr)
+        else:
+            func = import_string(ref)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise _fail(doc, ("function",), f"cannot load {ref}: {type(exc).__name__}: {exc}") from None
+    if not callable(func):
+        raise _fail(doc, ("function",), f"{ref} is not callable")
+    return func  # type: ignore[no-any-return]

@@ -1,0 +1,53 @@
+"""Money functions for mappings, over :mod:`esb.model.money` (Decimal, never float; ISO 4217).
+
+Source systems send amounts as text, sometimes with thousands separators or a yuan sign (``¥1,250.00``):
+those are cleaned before :class:`~esb.model.money.Money` parses them. A float is refused there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esb.model.money import MINOR_UNITS, Money, currency_code
+
+_NOISE = str.maketrans("", "", ", \u00a5\uffe5\u3000")
+
+
+def minor_unit(currency: Any) -> int:
+    """Return the minor-unit digits of ``currency``; MoneyError for a code that is not ISO 4217."""
+    return MINOR_UNITS[currency_code(currency)]
+
+
+def _amount(value: Any) -> Any:
+    return value.translate(_NOISE) if isinstance(value, str) else value
+
+
+def _split(value: Any, currency: Any) -> Money:
+    if isinstance(value, dict):
+        return Money.from_json({"unit": value.get("unit", currency), "value": _amount(value.get("value"))})
+    if currency is None:
+        raise ValueError("no currency: give one, or pass a Money object {unit, value}")
+    return Money.of(_amount(value), str(currency))
+
+
+def money(value: Any, currency: Any = "CNY", rounding: str | None = None) -> str:
+    """Return the amount as a decimal string quantized to the currency's minor unit (``"12.50"``)."""
+    return _split(value, currency).quantize(rounding).to_json()["value"]
+
+
+def to_minor(value: Any, currency: Any = None, exact: bool = True) -> int:
+    """Return the amount in minor units (``12.50`` CNY -> ``1250`` fen).
+
+    With ``exact`` (the default) an amount finer than the minor unit is an error, not a silent rounding.
+    """
+    amount = _split(value, currency)
+    if exact and amount.quantize().amount != amount.amount:
+        raise ValueError(f"{amount} has more decimals than {amount.currency} allows ({amount.minor_units})")
+    return amount.to_minor()
+
+
+def from_minor(value: Any, currency: Any = "CNY") -> str:
+    """Return integer minor units (``1250`` fen) as a decimal string (``"12.50"``)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    return Money.from_minor(value, str(currency)).to_json()["value"]

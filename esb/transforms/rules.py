@@ -1,0 +1,228 @@
+"""Rule blocks: target paths filled from source expressions, pipelines, defaults, nested ``foreach``.
+
+The same compiler serves XPath (XML bodies) and JMESPath (JSON bodies): a :class:`Dialect` turns an
+expression into a getter once, at compile time, and says where a failing source was in the message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from esb.config.yamlpos import Located, PathKey, format_path
+from esb.exceptions import ConfigError, MappingError, MessageError
+from esb.registry import did_you_mean
+from esb.transforms.functions import FnContext
+from esb.transforms.pipeline import Step, compile_pipeline, run_pipeline
+
+Getter = Callable[[Any], Any]
+#: Where the current context node is, built lazily for error messages: (parent, expression, index).
+Loc = tuple[Any, str, int] | None
+
+RULE_KEYS = {"from", "field", "value", "fn", "default", "required", "all", "foreach", "rules", "let",
+             "omit_empty"}
+_SEGMENT = re.compile(r"^(?P<key>[^\[\]]+)?(?P<idx>(\[\d+\])*)$")
+
+
+class Dialect(Protocol):
+    """The expression language of one input type."""
+
+    def scalar(self, expr: str, *, all_values: bool = False) -> Getter:
+        """Return a getter giving one value (or a list with ``all_values``), None when missing."""
+
+    def many(self, expr: str) -> Getter:
+        """Return a getter giving the list of context nodes for ``foreach``."""
+
+    def field(self, name: str) -> str:
+        """Return the expression for the ``field:`` shorthand."""
+
+    def locate(self, node: Any, loc: Loc, expr: str) -> str:
+        """Return the source path of ``expr`` evaluated at ``node`` for an error message."""
+
+
+@dataclass
+class Rule:
+    """One compiled rule (a value, or a ``foreach`` block producing a list)."""
+
+    target: str
+    keys: tuple[str | int, ...]
+    sources: list[tuple[str, Getter]] = field(default_factory=list)
+    const: Any = None
+    steps: list[Step] = field(default_factory=list)
+    default: Any = None
+    required: bool = False
+    block: Block | None = None
+    each: tuple[str, Getter] | None = None
+    omit_empty: bool = False
+
+
+@dataclass
+class Block:
+    """Rules evaluated against one context node, with the variables they define first."""
+
+    lets: list[Rule]
+    rules: list[Rule]
+
+
+def parse_target(target: str) -> tuple[str | int, ...]:
+    """Split ``a.b[0].c`` into ``("a", "b", 0, "c")``."""
+    keys: list[str | int] = []
+    for part in target.split("."):
+        m = _SEGMENT.match(part)
+        if not m or not part:
+            raise ValueError(f"bad target path {target!r} (use dotted names with [n] indexes)")
+        if m["key"]:
+            keys.append(m["key"])
+        keys.extend(int(i) for i in re.findall(r"\[(\d+)\]", m["idx"] or ""))
+    return tuple(keys)
+
+
+class Compiler:
+    """Compiles the ``rules:`` of one mapping file with a dialect; errors point at ``file:line``."""
+
+    def __init__(self, doc: Located, dialect: Dialect, ctx: FnContext) -> None:
+        self.doc, self.dialect, self.ctx = doc, dialect, ctx
+
+    def fail(self, path: PathKey, message: str) -> ConfigError:
+        """Return the ConfigError for ``message`` at ``path`` of the mapping file."""
+        line = f"{self.doc.where(path)}: {format_path(path)}: {message}"
+        return ConfigError(line, findings=[line])
+
+    def block(self, rules: Any, lets: Any, path: PathKey, prefix: str) -> Block:
+        """Compile a block of ``rules`` (and its ``let`` variables) found at ``path``."""
+        if not isinstance(rules, dict) or not rules:
+            raise self.fail(path, "rules must be a non-empty mapping of target path to source")
+        let_rules = [self.rule(k, v, (*path[:-1], "let", k), k) for k, v in (lets or {}).items()]
+        compiled = [self.rule(k, v, (*path, k), f"{prefix}{k}") for k, v in rules.items()]
+        return Block(let_rules, compiled)
+
+    def rule(self, target: str, spec: Any, path: PathKey, name: str) -> Rule:
+        """Compile one rule ``target: spec``."""
+        try:
+            keys = parse_target(target)
+        except ValueError as exc:
+            raise self.fail(path, str(exc)) from None
+        if isinstance(spec, str):
+            spec = {"from": spec}
+        if not isinstance(spec, dict):
+            raise self.fail(path, "a rule is a source expression or a mapping (from/field/value, fn, ...)")
+        unknown = sorted(set(spec) - RULE_KEYS)
+        if unknown:
+            raise self.fail((*path, unknown[0]), f"unknown key{did_you_mean(unknown[0], RULE_KEYS)}")
+        rule = Rule(name, keys, default=spec.get("default"), required=bool(spec.get("required", False)))
+        if "foreach" in spec:
+            return self._foreach(rule, spec, path)
+        sources = [spec["from"]] if isinstance(spec.get("from"), str) else list(spec.get("from") or [])
+        if "field" in spec:
+            sources.append(self.dialect.field(str(spec["field"])))
+        if "value" in spec:
+            rule.const = spec["value"]
+        elif not sources:
+            raise self.fail(path, "needs 'from', 'field', 'value' or 'foreach'")
+        for expr in sources:
+            try:
+                rule.sources.append((expr, self.dialect.scalar(expr, all_values=bool(spec.get("all")))))
+            except ValueError as exc:
+                raise self.fail((*path, "from"), f"bad expression {expr!r}: {exc}") from None
+        if "fn" in spec:
+            try:
+                rule.steps = compile_pipeline(spec["fn"], self.ctx)
+            except ValueError as exc:
+                raise self.fail((*path, "fn"), str(exc)) from None
+        return rule
+
+    def _foreach(self, rule: Rule, spec: dict[str, Any], path: PathKey) -> Rule:
+        expr = str(spec["foreach"])
+        try:
+            rule.each = (expr, self.dialect.many(expr))
+        except ValueError as exc:
+            raise self.fail((*path, "foreach"), f"bad expression {expr!r}: {exc}") from None
+        rule.omit_empty = bool(spec.get("omit_empty", False))
+        rule.block = self.block(spec.get("rules"), spec.get("let"), (*path, "rules"), f"{rule.target}[].")
+        return rule
+
+
+def set_path(out: dict[str, Any], keys: tuple[str | int, ...], value: Any) -> None:
+    """Set ``value`` at ``keys`` in ``out``, creating the dicts and lists on the way."""
+    if len(keys) == 1:
+        out[keys[0]] = value  # type: ignore[index]
+        return
+    node: Any = out
+    for key, nxt in zip(keys, keys[1:], strict=False):
+        empty: Any = [] if isinstance(nxt, int) else {}
+        if isinstance(key, int):
+            while len(node) <= key:
+                node.append(None)
+            if node[key] is None:
+                node[key] = empty
+        elif key not in node:
+            node[key] = empty
+        node = node[key]
+    last = keys[-1]
+    if isinstance(last, int):
+        while len(node) <= last:
+            node.append(None)
+    node[last] = value
+
+
+class Runner:
+    """Runs compiled blocks for one transform; every failure becomes a MappingError."""
+
+    def __init__(self, transform: str, dialect: Dialect) -> None:
+        self.transform, self.dialect = transform, dialect
+
+    def block(self, block: Block, node: Any, loc: Loc, scope: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate ``block`` at ``node`` and return the object it builds."""
+        if block.lets:
+            scope = dict(scope)
+            for let in block.lets:
+                scope[str(let.keys[0])] = self.value(let, node, loc, scope)
+        out: dict[str, Any] = {}
+        for rule in block.rules:
+            if rule.block is not None:
+                self.foreach(rule, node, loc, scope, out)
+                continue
+            value = self.value(rule, node, loc, scope)
+            if value is not None:
+                set_path(out, rule.keys, value)
+        return out
+
+    def foreach(self, rule: Rule, node: Any, loc: Loc, scope: dict[str, Any], out: dict[str, Any]) -> None:
+        """Evaluate a ``foreach`` rule: one object per context node."""
+        assert rule.each is not None and rule.block is not None
+        expr, many = rule.each
+        try:
+            items = many(node)
+        except Exception as exc:
+            raise MappingError(self.transform, rule.target, self.dialect.locate(node, loc, expr),
+                               f"expression failed: {exc}") from exc
+        results = [self.block(rule.block, item, (loc, expr, i), scope) for i, item in enumerate(items)]
+        if results or not rule.omit_empty:
+            set_path(out, rule.keys, results)
+
+    def value(self, rule: Rule, node: Any, loc: Loc, scope: dict[str, Any]) -> Any:
+        """Evaluate one value rule: first non-missing source, else the default, then the pipeline."""
+        value = rule.const
+        expr = rule.sources[0][0] if rule.sources else "(constant)"
+        for expr, get in rule.sources:
+            try:
+                value = get(node)
+            except Exception as exc:
+                raise MappingError(self.transform, rule.target, self.dialect.locate(node, loc, expr),
+                                   f"expression failed: {exc}") from exc
+            if value is not None:
+                break
+        if value is None:
+            value = rule.default
+        if rule.steps:
+            try:
+                value = run_pipeline(rule.steps, value, scope)
+            except (ValueError, TypeError, ArithmeticError, LookupError, MessageError) as exc:
+                raise MappingError(self.transform, rule.target, self.dialect.locate(node, loc, expr),
+                                   f"{exc} (value {value!r})") from exc
+        if value is None and rule.required:
+            where = " or ".join(self.dialect.locate(node, loc, e) for e, _ in rule.sources) or expr
+            raise MappingError(self.transform, rule.target, where, "required value is missing or empty")
+        return value

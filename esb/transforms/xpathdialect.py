@@ -1,0 +1,142 @@
+"""XPath over XML bodies: expressions compiled once; simple paths run through lxml's ElementPath.
+
+``Id``, ``@Id``, ``A/B``, ``A/@B`` and the ``field:`` shorthand (element or attribute) compile to direct
+``find``/``get`` calls, several times faster than an XPath evaluation; everything else is an
+``etree.XPath`` compiled once. With ``tag_escape: siebel`` a ``{Repository Name}`` in an expression is
+replaced by its escaped tag at compile time (``{Order Entry - Orders}`` -> ``Order_spcEntry_spc-_spcOrders``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from lxml import etree
+
+from esb.transforms.rules import Getter, Loc
+from esb.transforms.siebel import siebel_escape
+
+_NAME = r"[A-Za-z_\u0080-\uffff][\w.\-\u0080-\uffff]*"
+_SIMPLE = re.compile(rf"^(?P<path>{_NAME}(?:/{_NAME})*)?(?:(?:^|/)@(?P<attr>{_NAME}))?$")
+_BRACED = re.compile(r"\{([^{}]+)\}")
+
+
+def _text(item: Any) -> str | None:
+    if isinstance(item, str):
+        return item or None
+    if isinstance(item, etree._Element):
+        text = item.text if len(item) == 0 else "".join(item.itertext())
+        return text or None
+    return str(item) or None
+
+
+def _normalise(result: Any) -> Any:
+    if isinstance(result, list):
+        for item in result:
+            text = _text(item)
+            if text is not None:
+                return text
+        return None
+    if isinstance(result, bool):
+        return result
+    if isinstance(result, float):
+        if math.isnan(result):
+            return None
+        return int(result) if result.is_integer() else result
+    return result or None
+
+
+def _element_or_attribute(tag: str) -> Getter:
+    def get(node: Any) -> Any:
+        value = node.get(tag)
+        if value:
+            return value
+        el = node.find(tag)
+        return _text(el) if el is not None else None
+
+    return get
+
+
+class XPathDialect:
+    """Compiles XPath 1.0 expressions for the rule compiler."""
+
+    def __init__(self, namespaces: dict[str, str] | None = None, tag_escape: str | None = None) -> None:
+        self.namespaces = namespaces or {}
+        self.tag_escape = tag_escape
+
+    def expand(self, expr: str) -> str:
+        """Replace ``{Repository Name}`` with its Siebel tag when ``tag_escape: siebel`` is on."""
+        if self.tag_escape != "siebel":
+            return expr
+        return _BRACED.sub(lambda m: siebel_escape(m.group(1)), expr)
+
+    def field(self, name: str) -> str:
+        """``field: Order Number`` -> ``Order_spcNumber|@Order_spcNumber`` (attribute first if both)."""
+        tag = siebel_escape(name) if self.tag_escape == "siebel" else name
+        return f"{tag}|@{tag}"
+
+    def xpath(self, expr: str) -> etree.XPath:
+        """Compile ``expr``; ValueError for bad syntax."""
+        try:
+            return etree.XPath(self.expand(expr), namespaces=self.namespaces, smart_strings=False)
+        except etree.XPathSyntaxError as exc:
+            raise ValueError(str(exc)) from None
+
+    def scalar(self, expr: str, *, all_values: bool = False) -> Getter:
+        """Return a getter for one value (first non-empty match) or, with ``all_values``, every value."""
+        expanded = self.expand(expr)
+        fast = None if all_values else self._fast(expanded)
+        if fast is not None:
+            return fast
+        xp = self.xpath(expr)
+        if all_values:
+            def get_all(node: Any) -> Any:
+                result = xp(node)
+                values = [t for t in (_text(i) for i in result) if t is not None] if isinstance(result, list) \
+                    else [_normalise(result)]
+                return values or None
+            return get_all
+        return lambda node: _normalise(xp(node))
+
+    def _fast(self, expr: str) -> Getter | None:
+        if "|" in expr:
+            parts = [p.strip() for p in expr.split("|")]
+            if len(parts) == 2 and parts[1] == f"@{parts[0]}" and re.fullmatch(_NAME, parts[0]) \
+                    and not self.namespaces:
+                return _element_or_attribute(parts[0])
+            return None
+        m = _SIMPLE.match(expr)
+        if not m or self.namespaces or not expr:
+            return None
+        path, attr = m["path"], m["attr"]
+        if attr and path:
+            return lambda node: (el.get(attr) or None) if (el := node.find(path)) is not None else None
+        if attr:
+            return lambda node: node.get(attr) or None
+        return lambda node: _text(el) if (el := node.find(path)) is not None else None
+
+    def many(self, expr: str) -> Getter:
+        """Return a getter for the element list of a ``foreach``."""
+        expanded = self.expand(expr)
+        m = _SIMPLE.match(expanded)
+        if m and m["path"] and not m["attr"] and not self.namespaces:
+            path = m["path"]
+            return lambda node: node.findall(path)
+        xp = self.xpath(expr)
+
+        def get(node: Any) -> list[Any]:
+            result = xp(node)
+            if not isinstance(result, list):
+                raise ValueError(f"foreach needs a node-set, got {type(result).__name__}")
+            return result
+
+        return get
+
+    def locate(self, node: Any, loc: Loc, expr: str) -> str:
+        """Return the absolute path of ``node`` (``/SiebelMessage/.../Item[2]``) plus ``expr``."""
+        try:
+            base = node.getroottree().getpath(node)
+        except (AttributeError, TypeError):
+            base = "?"
+        return f"{base}/{self.expand(expr)}"

@@ -1,0 +1,84 @@
+"""Brokers the queue contract suite runs against.
+
+The embedded SQLite transport always runs. RabbitMQ runs when ``ESB_TEST_AMQP_URL`` names a broker
+(loopback only, e.g. ``pyamqp://guest:guest@127.0.0.1:5672//``) and is skipped otherwise: adding a
+broker is adding one ``pytest.param`` to ``BROKERS``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.queue import QueueAdapter, QueueEndpoint
+from esb.context import AdapterContext
+from esb.settings import Settings
+
+#: seconds a consumer's lease lasts in these tests (the SQLite transport's visibility_timeout)
+LEASE = 1.0
+
+_AMQP = os.environ.get("ESB_TEST_AMQP_URL")
+BROKERS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        _AMQP or "",
+        id="rabbitmq",
+        marks=pytest.mark.skipif(not _AMQP, reason="set ESB_TEST_AMQP_URL to run against RabbitMQ"),
+    ),
+]
+
+
+@dataclass
+class Broker:
+    """One broker under test: settings for the adapter and a fresh queue per test."""
+
+    url: str
+    settings: Settings
+    queue: str
+    adapter: QueueAdapter
+
+    def context(self, endpoint: str = "test.queue") -> AdapterContext:
+        """An adapter context for this broker."""
+        return AdapterContext(settings=self.settings, project_dir=Path("."), endpoint=endpoint)
+
+    def endpoint(self, **options: Any) -> QueueEndpoint:
+        """The test's queue endpoint."""
+        return QueueEndpoint(queue=self.queue, **options)
+
+    def settings_json(self) -> str:
+        """The broker settings, for a subprocess consumer."""
+        return self.settings.model_dump_json()
+
+
+@pytest.fixture(params=BROKERS)
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Broker:
+    """A broker with a queue no other test uses."""
+    url = str(request.param)
+    options: dict[str, Any] = {}
+    if url == "sqlite":
+        url = f"sqlite:///{tmp_path}/queues.db"
+        options = {"visibility_timeout": LEASE, "polling_interval": 0.02}
+    settings = Settings.model_validate(
+        {"broker": {"url": url, "transport_options": options, "prefetch": 10, "max_retries": 1}}
+    )
+    return Broker(url, settings, f"contract-{uuid.uuid4().hex[:12]}", QueueAdapter())
+
+
+@pytest.fixture
+def drain() -> Callable[..., list[Any]]:
+    """Read deliveries from a source until it stays idle for ``idle`` seconds; ack each."""
+
+    def _drain(source: Any, idle: float = 0.3) -> list[Any]:
+        out = []
+        while (delivery := source.read(idle)) is not None:
+            delivery.ack()
+            out.append(delivery)
+        return out
+
+    return _drain

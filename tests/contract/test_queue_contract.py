@@ -1,0 +1,149 @@
+"""The behaviour every queue broker must show through the queue adapter (at-least-once, redelivery...)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import LEASE, Broker
+
+from esb.message import Message
+
+WORKER = str(Path(__file__).with_name("queue_worker.py"))
+
+
+def _publish(broker: Broker, n: int) -> list[str]:
+    messages = [Message(body={"n": i}, type="test.event", headers={"k": str(i)}) for i in range(n)]
+    with broker.adapter.sink(broker.endpoint(), broker.context()) as sink:
+        for m in messages:
+            sink.write(m)
+    return [m.id for m in messages]
+
+
+def _worker(broker: Broker, mode: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, WORKER, broker.settings_json(), broker.queue, mode],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_send_n_receive_n_exactly_once(broker: Broker, drain: Callable[..., list[Any]]) -> None:
+    """N messages published are received N times in all, each once, when every one is acked."""
+    ids = _publish(broker, 50)
+    with broker.adapter.source(broker.endpoint(), broker.context()) as source:
+        got = drain(source)
+    assert sorted(d.message.id for d in got) == sorted(ids)
+    assert {d.delivery_count for d in got} == {1}
+    with broker.adapter.source(broker.endpoint(), broker.context()) as source:
+        assert source.read(LEASE + 0.5) is None
+    assert broker.adapter.queue_depth(broker.endpoint(), broker.context()) == 0
+
+
+def test_envelope_survives_the_trip(broker: Broker) -> None:
+    """Id, type, headers and body bytes arrive as they were sent."""
+    sent = Message(body=b"\x00\xffbinary", type="order.submitted", headers={"msisdn": "8613800000000"})
+    with broker.adapter.sink(broker.endpoint(), broker.context()) as sink:
+        sink.write(sent)
+    with broker.adapter.source(broker.endpoint(), broker.context("crm.in")) as source:
+        delivery = source.read(5)
+        assert delivery is not None
+        delivery.ack()
+    got = delivery.message
+    assert (got.id, got.type, got.body, got.headers["msisdn"]) == (sent.id, sent.type, sent.body, "8613800000000")
+
+
+def test_nack_redelivers(broker: Broker) -> None:
+    """A delivery settled with an error comes back, same message id, higher delivery count."""
+    [mid] = _publish(broker, 1)
+    with broker.adapter.source(broker.endpoint(), broker.context()) as source:
+        first = source.read(5)
+        assert first is not None
+        first.ack(RuntimeError("downstream refused"))
+        again = source.read(5)
+        assert again is not None
+        again.ack()
+    assert again.message.id == mid
+    assert again.delivery_count >= 2
+
+
+def test_close_and_reconnect(broker: Broker) -> None:
+    """A delivery left unsettled at close comes back to the next source; close twice is safe."""
+    [mid] = _publish(broker, 1)
+    source = broker.adapter.source(broker.endpoint(), broker.context())
+    source.connect()
+    assert source.read(5) is not None
+    source.close()
+    source.close()
+    source.connect()
+    try:
+        again = source.read(5)
+        assert again is not None
+        assert again.message.id == mid
+        again.ack()
+    finally:
+        source.close()
+    sink = broker.adapter.sink(broker.endpoint(), broker.context())
+    sink.close()
+    sink.connect()
+    sink.close()
+    sink.close()
+
+
+def test_queue_depth_and_peek(broker: Broker) -> None:
+    """Depth counts waiting messages; peek shows them without taking them."""
+    ids = _publish(broker, 3)
+    assert broker.adapter.queue_depth(broker.endpoint(), broker.context()) == 3
+    assert [m.id for m in broker.adapter.peek(broker.endpoint(), broker.context(), limit=2)] == ids[:2]
+    assert broker.adapter.queue_depth(broker.endpoint(), broker.context()) == 3
+
+
+def test_at_least_once_across_sigkill(broker: Broker) -> None:
+    """A consumer killed with SIGKILL before acking loses nothing: the next consumer gets the message."""
+    [mid] = _publish(broker, 1)
+    proc = _worker(broker, "hold")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == mid
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    with broker.adapter.source(broker.endpoint(), broker.context()) as source:
+        delivery = source.read(LEASE * 3 + 5)
+        assert delivery is not None
+        delivery.ack()
+    assert delivery.message.id == mid
+    assert delivery.delivery_count >= 2
+
+
+def test_two_processes_share_the_work_without_duplicates(broker: Broker) -> None:
+    """Two consumer processes on one queue between them take every message exactly once."""
+    ids = _publish(broker, 200)
+    workers = [_worker(broker, "drain"), _worker(broker, "drain")]
+    outputs = [w.communicate(timeout=60)[0].split() for w in workers]
+    assert all(w.returncode == 0 for w in workers)
+    assert not set(outputs[0]) & set(outputs[1])
+    assert sorted(outputs[0] + outputs[1]) == sorted(ids)
+
+
+def test_publish_is_durable_before_write_returns(broker: Broker) -> None:
+    """Once write returned, a consumer started afterwards finds the message (nothing held in memory)."""
+    [mid] = _publish(broker, 1)
+    deadline = time.monotonic() + 5
+    depth = 0
+    while depth == 0 and time.monotonic() < deadline:
+        depth = broker.adapter.queue_depth(broker.endpoint(), broker.context())
+    assert depth == 1
+    with broker.adapter.source(broker.endpoint(), broker.context()) as source:
+        delivery = source.read(5)
+        assert delivery is not None
+        delivery.ack()
+    assert delivery.message.id == mid

@@ -1,0 +1,386 @@
+"""Behaviour of the message journal, run against SQLite here and PostgreSQL in
+tests/integration/test_journal_postgres.py (which re-uses these cases with its own ``journal_url``)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from esb.exceptions import SchemaValidationError, TransportError
+from esb.journal import Journal
+from esb.journal.migrate import current, head
+from esb.journal.schema import VERSION_TABLE, metadata
+from esb.message import Message
+
+BODY = b'<order id="1-ABC">secret-body-marker</order>'
+
+
+@pytest.fixture
+def journal_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file."""
+    return f"sqlite:///{tmp_path / 'journal.db'}"
+
+
+@pytest.fixture
+def journal(journal_url: str) -> Iterator[Journal]:
+    """A connected journal on a fresh database."""
+    with Journal(journal_url) as j:
+        yield j
+
+
+def order(**keys: str) -> Message:
+    """Return an order message at ingress with the given business keys."""
+    return Message(body=BODY, type="order.submitted", source="crm", business_keys=dict(keys))
+
+
+def test_fresh_database_is_created_by_the_migration(journal_url: str) -> None:
+    """connect() on an empty database creates the four tables and stamps the head revision."""
+    with Journal(journal_url) as j:
+        engine = sa.create_engine(journal_url)
+        try:
+            with engine.connect() as conn:
+                tables = set(sa.inspect(conn).get_table_names())
+                assert {"messages", "events", "deliveries", "business_keys", VERSION_TABLE} <= tables
+                assert current(conn) == head()
+        finally:
+            engine.dispose()
+        assert j.find() == []
+
+
+def test_migrated_schema_matches_the_tables_in_code(journal: Journal, journal_url: str) -> None:
+    """Comparing the metadata with the migrated database finds no drift (alembic check)."""
+    engine = sa.create_engine(journal_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
+            )
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_second_connect_keeps_data_and_does_not_migrate_again(journal_url: str) -> None:
+    """A journal opened again on a migrated database sees the earlier messages."""
+    message = order()
+    with Journal(journal_url) as first:
+        first.received("orders", message)
+    with Journal(journal_url) as second:
+        assert [r.id for r in second.find()] == [message.id]
+
+
+def test_received_stores_envelope_and_raw_body(journal: Journal) -> None:
+    """received() keeps the envelope, headers, keys and the exact body bytes at ingress."""
+    message = order(order_id="1-ABC", msisdn="13307550001")
+    message.headers["x-channel"] = "web"
+    journal.received("orders", message)
+    (record,) = journal.find(message_id=message.id)
+    assert (record.route, record.type, record.source, record.state) == ("orders", "order.submitted", "crm", "received")
+    assert record.headers == {"x-channel": "web"}
+    assert record.business_keys == {"order_id": "1-ABC", "msisdn": "13307550001"}
+    assert record.has_body and record.delivery_count == 1
+    assert journal.body(message.id) == BODY
+
+
+def test_dict_body_is_stored_as_json(journal: Journal) -> None:
+    """A canonical dict body is kept as its JSON bytes."""
+    message = Message(body={"order": {"id": "1-ABC"}})
+    journal.received("orders", message)
+    assert journal.body(message.id) == b'{"order":{"id":"1-ABC"}}'
+
+
+def test_redelivery_adds_an_event_not_a_second_message(journal: Journal) -> None:
+    """Receiving the same id twice on a route keeps one message row and records 'redelivered'."""
+    message = order()
+    journal.received("orders", message)
+    journal.received("orders", message, delivery_count=3)
+    (record,) = journal.find(message_id=message.id)
+    assert record.delivery_count == 3
+    states = [(e.state, e.detail) for e in journal.history(message.id)]
+    assert states == [("received", None), ("redelivered", {"delivery_count": 3})]
+
+
+def test_same_id_on_two_routes_is_two_messages(journal: Journal) -> None:
+    """A message forwarded to a second route keeps its id and is journaled once per route."""
+    message = order()
+    journal.received("ingress", message)
+    journal.received("billing", message)
+    assert sorted(r.route for r in journal.find(message_id=message.id)) == ["billing", "ingress"]
+
+
+def test_keep_bodies_false_stores_no_body(journal_url: str) -> None:
+    """With keep_bodies=False neither the ingress body nor event bodies are stored."""
+    message = order()
+    with Journal(journal_url, keep_bodies=False) as j:
+        j.received("orders", message)
+        j.event("orders", message, "transformed", body=b"{}")
+        assert j.body(message.id) is None
+        assert not any(e.has_body for e in j.history(message.id))
+
+
+def test_event_records_error_class_reason_and_text(journal: Journal) -> None:
+    """An error is stored as its class name, its machine reason and its text."""
+    message = order()
+    journal.received("orders", message)
+    error = SchemaValidationError("order.v1", [("$.msisdn", "too short")])
+    journal.event("orders", message, "failed", endpoint="billing", error=error, detail={"attempt": 2})
+    journal.event("orders", message, "dead_lettered", error="gave up")
+    failed, dead = journal.history(message.id)[1:]
+    assert (failed.error_class, failed.error_reason, failed.endpoint) == (
+        "SchemaValidationError",
+        "schema-violation",
+        "billing",
+    )
+    assert "$.msisdn: too short" in (failed.error_text or "")
+    assert failed.detail == {"attempt": 2}
+    assert (dead.error_class, dead.error_text) == (None, "gave up")
+
+
+def test_unknown_state_is_refused(journal: Journal) -> None:
+    """event() with a state outside the list raises ValueError naming the valid states."""
+    with pytest.raises(ValueError, match="dead_lettered"):
+        journal.event("orders", order(), "lost")
+
+
+def test_event_for_a_derived_message_journals_it(journal: Journal) -> None:
+    """A split part seen first in an event gets its own message row, linked to its parent."""
+    parent = order(order_id="1-ABC")
+    journal.received("orders", parent)
+    child = parent.derive({"line": 1}, suffix="1")
+    journal.event("orders", child, "transformed", body=b'{"line":1}')
+    (record,) = journal.find(message_id=child.id)
+    assert (record.causation_id, record.correlation_id) == (parent.id, parent.correlation_id)
+    event = journal.history(child.id)[0]
+    assert journal.event_body(event.id) == b'{"line":1}'
+    assert journal.body(child.id) is None
+
+
+def test_outcome_is_the_last_final_state(journal: Journal) -> None:
+    """outcome() is None in flight, the final state once reached, and None again after a replay."""
+    message = order()
+    journal.received("orders", message)
+    assert journal.outcome("orders", message.id) is None
+    journal.event("orders", message, "failed", error="timeout")
+    assert journal.outcome("orders", message.id) is None
+    journal.event("orders", message, "dead_lettered")
+    assert journal.outcome("orders", message.id) == "dead_lettered"
+    assert journal.outcome("other", message.id) is None
+    journal.event("orders", message, "replayed")
+    assert journal.outcome("orders", message.id) is None
+    journal.event("orders", message, "delivered", endpoint="billing")
+    assert journal.outcome("orders", message.id) == "delivered"
+
+
+def test_mark_delivered_is_per_endpoint_and_idempotent(journal: Journal) -> None:
+    """was_delivered() answers per route and endpoint; marking twice is harmless."""
+    message = order()
+    journal.received("orders", message)
+    assert not journal.was_delivered("orders", message.id, "billing")
+    journal.mark_delivered("orders", message, "billing")
+    journal.mark_delivered("orders", message, "billing")
+    assert journal.was_delivered("orders", message.id, "billing")
+    assert not journal.was_delivered("orders", message.id, "crm")
+    assert not journal.was_delivered("other", message.id, "billing")
+
+
+def test_business_keys_added_after_a_transform_are_indexed(journal: Journal) -> None:
+    """Keys that appear later (after a transform) are found like the ones at ingress."""
+    message = order(order_id="1-ABC")
+    journal.received("orders", message)
+    message.business_keys["account_id"] = "ACC-9"
+    journal.event("orders", message, "transformed")
+    message.business_keys["msisdn"] = "13307550001"
+    journal.business_keys(message)
+    assert [r.id for r in journal.find(key=("account_id", "ACC-9"))] == [message.id]
+    assert [r.id for r in journal.find(key=("msisdn", "13307550001"))] == [message.id]
+    assert journal.find(key=("msisdn", "1-ABC")) == []
+
+
+def test_find_filters_and_orders_newest_first(journal: Journal) -> None:
+    """find() combines route, correlation, state and time filters, newest first, up to limit."""
+    first, second, third = order(), order(), order()
+    second.correlation_id = first.correlation_id
+    for message in (first, second, third):
+        journal.received("orders", message)
+    journal.received("billing", third)
+    journal.event("orders", second, "dead_lettered")
+    assert [r.id for r in journal.find(route="orders")] == [third.id, second.id, first.id]
+    assert [r.id for r in journal.find(route="orders", limit=1)] == [third.id]
+    assert [r.id for r in journal.find(correlation_id=first.correlation_id)] == [second.id, first.id]
+    assert [r.id for r in journal.find(state="dead_lettered")] == [second.id]
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert journal.find(since=future) == []
+    assert len(journal.find(until=future)) == 4
+
+
+def test_history_spans_routes_in_time_order(journal: Journal) -> None:
+    """history() lists a message's events on every route in the order they happened."""
+    message = order()
+    journal.received("ingress", message)
+    journal.event("ingress", message, "delivered", endpoint="direct:billing")
+    journal.received("billing", message)
+    journal.event("billing", message, "delivered", endpoint="billing.accounts")
+    events = journal.history(message.id)
+    assert [(e.route, e.state) for e in events] == [
+        ("ingress", "received"),
+        ("ingress", "delivered"),
+        ("billing", "received"),
+        ("billing", "delivered"),
+    ]
+    assert all(a.at <= b.at for a, b in zip(events, events[1:], strict=False))
+    assert all(e.at.tzinfo is not None and e.at.utcoffset() == timedelta(0) for e in events)
+
+
+def test_trace_follows_correlation_and_causation(journal: Journal) -> None:
+    """trace() by business key, correlation id or any message id returns the whole conversation."""
+    request = order(order_id="1-ABC")
+    journal.received("orders", request)
+    part = request.derive({"line": 1}, suffix="1")
+    journal.event("orders", part, "delivered", endpoint="billing")
+    reply = Message(body=b"ok", correlation_id="other-conv", causation_id=part.id)
+    journal.received("replies", reply)
+    unrelated = order(order_id="2-XYZ")
+    journal.received("orders", unrelated)
+    expected = {request.id, part.id, reply.id}
+    for key in ("1-ABC", request.correlation_id, reply.id, part.id):
+        events = journal.trace(key)
+        assert {e.message_id for e in events} == expected, key
+        assert [e.id for e in events] == sorted(e.id for e in events)
+    assert journal.trace("nothing-like-this") == []
+
+
+def test_body_is_the_ingress_body(journal: Journal) -> None:
+    """body() returns the bytes at ingress, not a later transformed body; None for unknown ids."""
+    message = order()
+    journal.received("orders", message)
+    journal.event("orders", message, "transformed", body=b"changed")
+    assert journal.body(message.id) == BODY
+    assert journal.body("no-such-id") is None
+
+
+def test_counts_per_route_and_state(journal: Journal) -> None:
+    """counts() groups events by route and state, filtered by route and time."""
+    a, b = order(), order()
+    journal.received("orders", a)
+    journal.received("orders", b)
+    journal.event("orders", a, "delivered", endpoint="billing")
+    journal.received("billing", a)
+    assert journal.counts() == {"orders": {"received": 2, "delivered": 1}, "billing": {"received": 1}}
+    assert journal.counts(route="billing") == {"billing": {"received": 1}}
+    assert journal.counts(since=datetime.now(UTC) + timedelta(minutes=5)) == {}
+
+
+def test_timestamps_come_back_in_utc(journal: Journal) -> None:
+    """A created_at in another zone is stored and returned as the same instant in UTC."""
+    shanghai = datetime(2025, 3, 1, 8, 0, tzinfo=UTC) + timedelta(hours=8)
+    message = order()
+    message.created_at = shanghai.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai"))
+    journal.received("orders", message)
+    (record,) = journal.find(message_id=message.id)
+    assert record.created_at == shanghai and record.created_at.tzinfo == UTC
+
+
+def test_closed_journal_refuses_calls_and_close_is_idempotent(journal_url: str) -> None:
+    """Calls before connect() or after close() raise; close() twice is fine."""
+    j = Journal(journal_url)
+    with pytest.raises(RuntimeError, match="connect"):
+        j.received("orders", order())
+    j.connect()
+    j.close()
+    j.close()
+    with pytest.raises(RuntimeError, match="connect"):
+        j.find()
+
+
+def test_database_error_is_a_transport_error_without_the_body(journal: Journal, journal_url: str) -> None:
+    """A failing statement raises TransportError naming the journal; the body never appears in it."""
+    engine = sa.create_engine(journal_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE business_keys"))
+    finally:
+        engine.dispose()
+    with pytest.raises(TransportError) as caught:
+        journal.received("orders", order(order_id="1-ABC"))
+    assert caught.value.retryable
+    assert "journal received" in str(caught.value)
+    assert b"secret-body-marker".decode() not in str(caught.value)
+    assert "secret-body-marker" not in str(caught.value.__cause__)
+
+
+def test_bodies_never_reach_the_logs(journal_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing the journal or its libraries log at DEBUG contains a body."""
+    caplog.set_level(logging.DEBUG)
+    with Journal(journal_url) as j:
+        message = order(order_id="1-ABC")
+        j.received("orders", message)
+        j.event("orders", message, "transformed", body=BODY)
+        j.history(message.id)
+    assert caplog.records, "expected some log lines (migrations) to check"
+    assert not any("secret-body-marker" in r.getMessage() for r in caplog.records)
+
+
+def test_threads_write_concurrently(journal: Journal) -> None:
+    """Eight threads journaling at once lose nothing and raise nothing."""
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(25):
+                message = order(order_id=f"T{n}-{i}")
+                journal.received("orders", message)
+                journal.event("orders", message, "transformed")
+                journal.mark_delivered("orders", message, "billing")
+                journal.event("orders", message, "delivered", endpoint="billing")
+        except BaseException as error:  # report it in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert journal.counts()["orders"] == {"received": 200, "transformed": 200, "delivered": 200}
+
+
+WORKER = """
+import sys
+from esb.journal import Journal
+from esb.message import Message
+url, prefix = sys.argv[1], sys.argv[2]
+j = Journal(url)
+j.connect()
+for i in range(30):
+    m = Message(body=b"x", id=f"{prefix}-{i}", business_keys={"order_id": f"{prefix}-{i}"})
+    j.received("orders", m)
+    j.mark_delivered("orders", m, "billing")
+    j.event("orders", m, "delivered", endpoint="billing")
+j.close()
+"""
+
+
+def test_processes_migrate_and_write_at_once(journal_url: str) -> None:
+    """Four processes starting together on a fresh database migrate once and all their writes land."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, journal_url, f"p{n}"], stderr=subprocess.PIPE)
+        for n in range(4)
+    ]
+    failures = [p.stderr.read().decode() for p in procs if p.wait(timeout=120) != 0 and p.stderr]
+    for p in procs:
+        if p.stderr:
+            p.stderr.close()
+    assert failures == []
+    with Journal(journal_url) as j:
+        assert j.counts() == {"orders": {"received": 120, "delivered": 120}}
+        assert j.was_delivered("orders", "p3-29", "billing")
