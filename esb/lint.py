@@ -161,4 +161,11 @@ def lint_project(root: Path, env: str | None = None) -> list[str]:
         project = Project.load(root, env, strict=False)
     except ConfigError as exc:
         return exc.findings or [str(exc)]
-    return Linter(project).run()
+    return sorted(Linter(project).run(), key=_position)
+
+
+def _position(finding: str) -> tuple[str, int, str]:
+    """Sort key: file, then line number, then text."""
+    file, _, rest = finding.partition(":")
+    line, _, _ = rest.partition(":")
+    return (file, int(line) if line.isdigit() else 0, finding)

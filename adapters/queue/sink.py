@@ -54,7 +54,7 @@ class QueueSink:
                 conn.ensure_connection(max_retries=self._broker.max_retries)
                 channel = conn.channel()
                 self._queue = declare_queue(channel, self.endpoint)
-                # Only AMQP channels report returns (unroutable mandatory messages); virtual ones have no events.
+                # Only AMQP channels report returns (unroutable mandatory messages); virtual ones can't.
                 on_return = self._returned.append if hasattr(channel, "events") else None
                 self._producer = Producer(channel, exchange=self._queue.exchange, on_return=on_return)
         except BaseException:

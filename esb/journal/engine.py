@@ -61,7 +61,10 @@ def create_journal_engine(url: str, *, pool_size: int = 8) -> Engine:
     if is_memory_sqlite(url):
         kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TransportError(f"journal: cannot create its folder: {error}", endpoint=url) from error
         kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4, pool_timeout=60)
     engine = _create(parsed, kwargs)
     _tune_sqlite(engine)

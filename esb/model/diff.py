@@ -33,6 +33,20 @@ _LOWER = ("minLength", "minItems", "minProperties", "minimum", "exclusiveMinimum
 _TEXTUAL = ("pattern", "format", "multipleOf")
 _CLOSERS = ("additionalProperties", "unevaluatedProperties")
 _MAX_DEPTH = 40
+#: keywords compared only for equality (a change is reported, breaking unless the keyword was removed)
+_OPAQUE = ("if", "then", "else", "not", "dependentRequired", "dependentSchemas", "patternProperties",
+           "prefixItems", "contains", "propertyNames")  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` with bound subschemas unwrapped (for equality checks)."""
+    if isinstance(value, _Bound):
+        return _plain(value.node)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -133,16 +147,22 @@ def _types(node: Mapping[str, Any]) -> set[str] | None:
 class _Differ:
     def __init__(self) -> None:
         self.changes: list[Change] = []
-        self._seen: set[tuple[int, int, str]] = set()
+        self._active: set[tuple[int, int]] = set()
 
     def add(self, path: str, kind: str, breaking: bool, detail: str, note: str = "") -> None:
         self.changes.append(Change(path, kind, breaking, detail, note))
 
     def compare(self, a: _Bound, b: _Bound, path: str, depth: int = 0) -> None:
-        key = (id(a.node), id(b.node), path)
-        if key in self._seen or depth > _MAX_DEPTH:
+        key = (id(a.node), id(b.node))
+        if key in self._active or depth > _MAX_DEPTH:  # a recursive definition: compared once per branch
             return
-        self._seen.add(key)
+        self._active.add(key)
+        try:
+            self._compare(a, b, path, depth)
+        finally:
+            self._active.discard(key)
+
+    def _compare(self, a: _Bound, b: _Bound, path: str, depth: int) -> None:
         fa, fb = _flatten(a), _flatten(b)
         self._types(fa, fb, path)
         self._enum(fa, fb, path)
@@ -213,6 +233,11 @@ class _Differ:
                 tighter = vb is not None
                 kind = "constraint-tightened" if tighter else "constraint-loosened"
                 self.add(path, kind, tighter, f"{word} {va!r} -> {vb!r}")
+        for word in _OPAQUE:
+            va, vb = a.get(word), b.get(word)
+            if _plain(va) != _plain(vb):
+                changed = vb is not None  # cannot prove it looser: assume it tightens
+                self.add(path, f"{word}-changed", changed, f"{word} {'changed' if changed else 'removed'}")
         for word in _CLOSERS:
             if a.get(word, True) is not False and b.get(word, True) is False:
                 self.add(path, "closed", True, f"{word}: false (unknown properties now refused)")

@@ -19,11 +19,13 @@ class RuleTransform(Transform):
     """``kind: xpath-to-json`` and ``kind: jmespath``: a block of rules building a JSON object."""
 
     def __init__(self, header: Header, dialect: Dialect, block: Block | None,
-                 expression: Callable[[Any], Any] | None = None) -> None:
+                 expression: Callable[[Any], Any] | None = None, context: str | None = None) -> None:
         super().__init__(header)
         self.block = block
         self.expression = expression
         self.runner = Runner(header.name, dialect)
+        self.dialect = dialect
+        self.context = (context, dialect.many(context)) if context else None
 
     def run(self, body: Any) -> Any:
         """Evaluate the rules (or the single expression) against the parsed body."""
@@ -33,7 +35,18 @@ class RuleTransform(Transform):
             except (ValueError, TypeError, ArithmeticError, LookupError, MessageError) as exc:
                 raise MappingError(self.name, "expression", "@", str(exc)) from exc
         assert self.block is not None
-        return self.runner.block(self.block, body, None, {})
+        node = self._context(body) if self.context else body
+        return self.runner.block(self.block, node, None, {})
+
+    def _context(self, body: Any) -> Any:
+        assert self.context is not None
+        expr, many = self.context
+        nodes = many(body)
+        if len(nodes) != 1:
+            what = "nothing" if not nodes else f"{len(nodes)} nodes (split the message first)"
+            raise MappingError(self.name, "context", self.dialect.locate(body, None, expr),
+                               f"the context expression must select exactly one node, it selected {what}")
+        return nodes[0]
 
 
 class XSLTTransform(Transform):

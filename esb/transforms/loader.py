@@ -17,14 +17,14 @@ from esb.transforms.base import Header, Transform
 from esb.transforms.functions import FnContext
 from esb.transforms.jmesdialect import JMESPathDialect
 from esb.transforms.kinds import PythonTransform, RuleTransform, XSLTTransform
-from esb.transforms.rules import Compiler
+from esb.transforms.rules import Compiler, Dialect
 from esb.transforms.xpathdialect import XPathDialect
 
 COMMON_KEYS = {"kind", "description", "input", "output", "output_schema", "output_type", "output_encoding",
                "max_bytes", "accepts"}
 KINDS: dict[str, dict[str, Any]] = {
-    "xpath-to-json": {"io": ("xml", "json"), "keys": {"namespaces", "tag_escape", "let", "rules"}},
-    "jmespath": {"io": ("json", "json"), "keys": {"let", "rules", "expression"}},
+    "xpath-to-json": {"io": ("xml", "json"), "keys": {"namespaces", "tag_escape", "context", "let", "rules"}},
+    "jmespath": {"io": ("json", "json"), "keys": {"context", "let", "rules", "expression"}},
     "xslt": {"io": ("xml", "xml"), "keys": {"stylesheet", "params", "namespaces"}},
     "python": {"io": None, "keys": {"function"}},
 }
@@ -54,7 +54,7 @@ def load_transform(name: str, path: Path, display: str, project_dir: Path) -> Tr
         dialect = XPathDialect(spec.get("namespaces"), spec.get("tag_escape"))
         _accepts_xml(header, doc, spec, dialect)
         block = Compiler(doc, dialect, ctx).block(spec.get("rules"), spec.get("let"), ("rules",), "")
-        return RuleTransform(header, dialect, block)
+        return RuleTransform(header, dialect, block, context=_context(doc, spec, dialect))
     if kind == "jmespath":
         jdialect = JMESPathDialect(ctx)
         _accepts_json(header, doc, spec, jdialect)
@@ -64,10 +64,21 @@ def load_transform(name: str, path: Path, display: str, project_dir: Path) -> Tr
             except ValueError as exc:
                 raise _fail(doc, ("expression",), str(exc)) from None
         block = Compiler(doc, jdialect, ctx).block(spec.get("rules"), spec.get("let"), ("rules",), "")
-        return RuleTransform(header, jdialect, block)
+        return RuleTransform(header, jdialect, block, context=_context(doc, spec, jdialect))
     if kind == "xslt":
         return _xslt(header, doc, spec, path)
     return PythonTransform(header, _python_function(doc, spec, path, name), ctx)
+
+
+def _context(doc: Located, spec: dict[str, Any], dialect: Dialect) -> str | None:
+    expr = spec.get("context")
+    if expr is None:
+        return None
+    try:
+        dialect.many(str(expr))
+    except ValueError as exc:
+        raise _fail(doc, ("context",), f"bad expression {expr!r}: {exc}") from None
+    return str(expr)
 
 
 def _header(name: str, doc: Located, spec: dict[str, Any], kind: str) -> Header:

@@ -22,7 +22,8 @@ Getter = Callable[[Any], Any]
 Loc = tuple[Any, str, int] | None
 
 RULE_KEYS = {"from", "field", "value", "fn", "default", "required", "all", "foreach", "rules", "let",
-             "omit_empty"}
+             "omit_empty", "when"}
+_VAR = re.compile(r"^\$([A-Za-z_]\w*)$")
 _SEGMENT = re.compile(r"^(?P<key>[^\[\]]+)?(?P<idx>(\[\d+\])*)$")
 
 
@@ -50,6 +51,8 @@ class Rule:
     keys: tuple[str | int, ...]
     sources: list[tuple[str, Getter]] = field(default_factory=list)
     const: Any = None
+    const_var: str | None = None
+    when: tuple[str, Getter] | None = None
     steps: list[Step] = field(default_factory=list)
     default: Any = None
     required: bool = False
@@ -119,6 +122,8 @@ class Compiler:
             sources.append(self.dialect.field(str(spec["field"])))
         if "value" in spec:
             rule.const = spec["value"]
+            if isinstance(rule.const, str) and (m := _VAR.match(rule.const)):
+                rule.const_var = m.group(1)
         elif not sources:
             raise self.fail(path, "needs 'from', 'field', 'value' or 'foreach'")
         for expr in sources:
@@ -126,12 +131,23 @@ class Compiler:
                 rule.sources.append((expr, self.dialect.scalar(expr, all_values=bool(spec.get("all")))))
             except ValueError as exc:
                 raise self.fail((*path, "from"), f"bad expression {expr!r}: {exc}") from None
+        if "when" in spec:
+            rule.when = self._when(spec["when"], (*path, "when"))
         if "fn" in spec:
             try:
                 rule.steps = compile_pipeline(spec["fn"], self.ctx)
             except ValueError as exc:
                 raise self.fail((*path, "fn"), str(exc)) from None
         return rule
+
+    def _when(self, spec: Any, path: PathKey) -> tuple[str, Getter]:
+        expr = self.dialect.field(str(spec["field"])) if isinstance(spec, dict) and "field" in spec else spec
+        if not isinstance(expr, str):
+            raise self.fail(path, "when takes a source expression or {field: name}")
+        try:
+            return expr, self.dialect.scalar(expr)
+        except ValueError as exc:
+            raise self.fail(path, f"bad expression {expr!r}: {exc}") from None
 
     def _foreach(self, rule: Rule, spec: dict[str, Any], path: PathKey) -> Rule:
         expr = str(spec["foreach"])
@@ -204,14 +220,13 @@ class Runner:
 
     def value(self, rule: Rule, node: Any, loc: Loc, scope: dict[str, Any]) -> Any:
         """Evaluate one value rule: first non-missing source, else the default, then the pipeline."""
-        value = rule.const
+        if rule.when is not None and self._get(rule, rule.when, node, loc) is None:
+            return None
+        value = rule.const if rule.const_var is None else scope.get(rule.const_var)
         expr = rule.sources[0][0] if rule.sources else "(constant)"
-        for expr, get in rule.sources:
-            try:
-                value = get(node)
-            except Exception as exc:
-                raise MappingError(self.transform, rule.target, self.dialect.locate(node, loc, expr),
-                                   f"expression failed: {exc}") from exc
+        for source in rule.sources:
+            expr = source[0]
+            value = self._get(rule, source, node, loc)
             if value is not None:
                 break
         if value is None:
@@ -226,3 +241,10 @@ class Runner:
             where = " or ".join(self.dialect.locate(node, loc, e) for e, _ in rule.sources) or expr
             raise MappingError(self.transform, rule.target, where, "required value is missing or empty")
         return value
+
+    def _get(self, rule: Rule, source: tuple[str, Getter], node: Any, loc: Loc) -> Any:
+        try:
+            return source[1](node)
+        except Exception as exc:
+            raise MappingError(self.transform, rule.target, self.dialect.locate(node, loc, source[0]),
+                               f"expression failed: {exc}") from exc

@@ -42,6 +42,8 @@ class Broker:
     settings: Settings
     queue: str
     adapter: QueueAdapter
+    lease: float
+    """Longest time an unsettled delivery of a dead consumer stays hidden (0 for RabbitMQ)."""
 
     def context(self, endpoint: str = "test.queue") -> AdapterContext:
         """An adapter context for this broker."""
@@ -61,13 +63,15 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Broker:
     """A broker with a queue no other test uses."""
     url = str(request.param)
     options: dict[str, Any] = {}
+    lease = 0.0
     if url == "sqlite":
         url = f"sqlite:///{tmp_path}/queues.db"
         options = {"visibility_timeout": LEASE, "polling_interval": 0.02}
+        lease = LEASE
     settings = Settings.model_validate(
         {"broker": {"url": url, "transport_options": options, "prefetch": 10, "max_retries": 1}}
     )
-    return Broker(url, settings, f"contract-{uuid.uuid4().hex[:12]}", QueueAdapter())
+    return Broker(url, settings, f"contract-{uuid.uuid4().hex[:12]}", QueueAdapter(), lease)
 
 
 @pytest.fixture

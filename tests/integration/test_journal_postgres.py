@@ -3,22 +3,17 @@ plus what only PostgreSQL has: authentication errors and advisory-locked migrati
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from pg_server import PostgresServer, postgres_server  # noqa: F401  # postgres_server is a fixture
 
 from esb.exceptions import TransportError
 from esb.journal import Journal
+from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.unit import test_journal as _cases
 
 pytestmark = pytest.mark.integration
 
-# Imported by name (not from a file location) so that pytest rewrites its asserts.
-sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
-_cases = importlib.import_module("test_journal")
 # The same test functions, and the `journal` fixture, collected here with this module's `journal_url`.
 globals().update({name: obj for name, obj in vars(_cases).items() if name.startswith("test_")})
 journal = _cases.journal
@@ -55,8 +50,9 @@ def test_journal_uses_jsonb_and_timestamptz(journal: Journal, journal_url: str) 
         with engine.connect() as conn:
             rows = conn.execute(
                 sa.text(
-                    "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
-                    "WHERE table_name IN ('messages', 'events') AND column_name IN ('headers', 'detail', 'at')"
+                    "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+                    " WHERE table_name IN ('messages', 'events')"
+                    " AND column_name IN ('headers', 'detail', 'at')"
                 )
             ).all()
     finally:

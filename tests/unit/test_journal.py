@@ -3,6 +3,7 @@ tests/integration/test_journal_postgres.py (which re-uses these cases with its o
 
 from __future__ import annotations
 
+import itertools
 import logging
 import subprocess
 import sys
@@ -85,10 +86,16 @@ def test_received_stores_envelope_and_raw_body(journal: Journal) -> None:
     message.headers["x-channel"] = "web"
     journal.received("orders", message)
     (record,) = journal.find(message_id=message.id)
-    assert (record.route, record.type, record.source, record.state) == ("orders", "order.submitted", "crm", "received")
+    assert (record.route, record.type, record.source, record.state) == (
+        "orders",
+        "order.submitted",
+        "crm",
+        "received",
+    )
     assert record.headers == {"x-channel": "web"}
     assert record.business_keys == {"order_id": "1-ABC", "msisdn": "13307550001"}
-    assert record.has_body and record.delivery_count == 1
+    assert record.has_body
+    assert record.delivery_count == 1
     assert journal.body(message.id) == BODY
 
 
@@ -237,7 +244,7 @@ def test_history_spans_routes_in_time_order(journal: Journal) -> None:
         ("billing", "received"),
         ("billing", "delivered"),
     ]
-    assert all(a.at <= b.at for a, b in zip(events, events[1:], strict=False))
+    assert all(a.at <= b.at for a, b in itertools.pairwise(events))
     assert all(e.at.tzinfo is not None and e.at.utcoffset() == timedelta(0) for e in events)
 
 
@@ -287,7 +294,8 @@ def test_timestamps_come_back_in_utc(journal: Journal) -> None:
     message.created_at = shanghai.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai"))
     journal.received("orders", message)
     (record,) = journal.find(message_id=message.id)
-    assert record.created_at == shanghai and record.created_at.tzinfo == UTC
+    assert record.created_at == shanghai
+    assert record.created_at.tzinfo == UTC
 
 
 def test_closed_journal_refuses_calls_and_close_is_idempotent(journal_url: str) -> None:

@@ -232,7 +232,7 @@ def test_peek_does_not_claim(conn: Connection) -> None:
 def test_open_database_refuses_bad_settings(tmp_path: Path, path: str, synchronous: str) -> None:
     """No file path, or a synchronous level that is not crash-safe, is refused."""
     full = str(tmp_path / path) if path.endswith(".db") else path
-    with pytest.raises(ValueError, match="path|synchronous"):
+    with pytest.raises(ValueError, match=r"path|synchronous"):
         open_database(full, busy_timeout=1, synchronous=synchronous)
 
 
