@@ -21,6 +21,8 @@ from pathlib import Path
 from esb.journal import Journal
 from esb.message import Message, utcnow
 
+BODY = b'{"order":"1-ABC"}' * 20  # 340 bytes
+
 
 def journal_run(url: str, n: int, threads: int = 1) -> float:
     """Return messages/s through the journal with ``threads`` writers."""
@@ -28,7 +30,7 @@ def journal_run(url: str, n: int, threads: int = 1) -> float:
 
         def work(part: int) -> None:
             for i in range(n // threads):
-                m = Message(body=b'{"order":"1-ABC"}' * 20, id=f"{part}-{i}", business_keys={"order_id": f"{i}"})
+                m = Message(body=BODY, id=f"{part}-{i}", business_keys={"order_id": f"{i}"})
                 journal.received("orders", m)
                 journal.event("orders", m, "delivered", endpoint="billing")
                 journal.mark_delivered("orders", m, "billing")
@@ -53,18 +55,29 @@ def baseline_run(path: Path, n: int) -> float:
         now = utcnow().isoformat(" ")
         db.execute("BEGIN IMMEDIATE")
         db.execute(
-            "INSERT INTO messages (id, route, correlation_id, headers, body, created_at, received_at, attempt,"
-            " delivery_count) VALUES (?, 'orders', ?, NULL, ?, ?, ?, 1, 1) ON CONFLICT DO NOTHING",
-            (str(i), str(i), b'{"order":"1-ABC"}' * 20, now, now),
+            "INSERT INTO messages (id, route, correlation_id, headers, body, created_at, received_at,"
+            " attempt, delivery_count) VALUES (?, 'orders', ?, NULL, ?, ?, ?, 1, 1) ON CONFLICT DO NOTHING",
+            (str(i), str(i), BODY, now, now),
         )
-        db.execute("INSERT INTO events (message_id, route, state, at) VALUES (?, 'orders', 'received', ?)", (str(i), now))
-        db.execute("INSERT INTO business_keys VALUES (?, 'order_id', ?) ON CONFLICT DO NOTHING", (str(i), str(i)))
+        db.execute(
+            "INSERT INTO events (message_id, route, state, at) VALUES (?, 'orders', 'received', ?)",
+            (str(i), now),
+        )
+        db.execute(
+            "INSERT INTO business_keys VALUES (?, 'order_id', ?) ON CONFLICT DO NOTHING", (str(i), str(i))
+        )
         db.execute("COMMIT")
         db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO events (message_id, route, state, endpoint, at) VALUES (?, 'orders', 'delivered', 'billing', ?)", (str(i), now))  # noqa: E501
+        db.execute(
+            "INSERT INTO events (message_id, route, state, endpoint, at)"
+            " VALUES (?, 'orders', 'delivered', 'billing', ?)",
+            (str(i), now),
+        )
         db.execute("COMMIT")
         db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO deliveries VALUES ('orders', ?, 'billing', ?) ON CONFLICT DO NOTHING", (str(i), now))
+        db.execute(
+            "INSERT INTO deliveries VALUES ('orders', ?, 'billing', ?) ON CONFLICT DO NOTHING", (str(i), now)
+        )
         db.execute("COMMIT")
     rate = n / (time.perf_counter() - start)
     db.close()
@@ -79,13 +92,17 @@ def main() -> None:
         one = journal_run(f"sqlite:///{tmp}/one.db", n)
         four = journal_run(f"sqlite:///{tmp}/four.db", n, threads=4)
     print(f"messages: {n} (3 journal calls each: received, event, mark_delivered)")
-    print(f"bare sqlite3 baseline      {base:8.0f} msg/s  {base * 3:8.0f} calls/s")
-    print(f"journal, SQLite, 1 thread  {one:8.0f} msg/s  {one * 3:8.0f} calls/s  ({one / base:.2f}x baseline)")
-    print(f"journal, SQLite, 4 threads {four:8.0f} msg/s  {four * 3:8.0f} calls/s  ({four / base:.2f}x baseline)")
+    show("bare sqlite3 baseline", base, base)
+    show("journal, SQLite, 1 thread", one, base)
+    show("journal, SQLite, 4 threads", four, base)
     pg_url = os.environ.get("ESB_BENCH_PG_URL")
     if pg_url:
-        pg = journal_run(pg_url, n)
-        print(f"journal, PostgreSQL, 1 thr {pg:8.0f} msg/s  {pg * 3:8.0f} calls/s  ({pg / base:.2f}x baseline)")
+        show("journal, PostgreSQL, 1 thread", journal_run(pg_url, n), base)
+
+
+def show(label: str, rate: float, base: float) -> None:
+    """Print one line of figures."""
+    print(f"{label:30} {rate:8.0f} msg/s {rate * 3:8.0f} calls/s  ({rate / base:.2f}x baseline)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ retryable :class:`~esb.exceptions.TransportError` naming the masked URL.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +21,7 @@ from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_
 from esb.journal.migrate import upgrade
 from esb.journal.records import EventRecord, MessageRecord
 from esb.journal.schema import STATES
+from esb.journal.seen import Seen
 from esb.journal.statements import SUPPORTED, Statements
 from esb.message import Message, utcnow
 
@@ -37,6 +40,7 @@ class Journal:
         self._writer: Engine | None = None
         self._sql: Statements | None = None
         self._errors = DatabaseErrors(url, serialise=is_memory_sqlite(url))
+        self._seen = Seen()
 
     def __enter__(self) -> Journal:
         self.connect()
@@ -104,7 +108,8 @@ class Journal:
         body = message.body_bytes() if self.keep_bodies else None
         row = self._message_row(route, message, now, body)
         row["delivery_count"] = delivery_count
-        with self._errors("received"), engine.begin() as conn:
+        keys = _keys(message)
+        with self._errors("received"), self._remembering(route, message.id, keys), engine.begin() as conn:
             state, detail = "received", {"delivery_count": delivery_count} if delivery_count > 1 else None
             if conn.execute(sql.add_new_message, row).first() is None:  # the row was there already
                 count = conn.execute(
@@ -112,7 +117,7 @@ class Journal:
                 )
                 state, detail = "redelivered", {"delivery_count": count.scalar_one()}
             conn.execute(sql.add_event, _event_row(route, message.id, state, now, detail=detail))
-            _index_keys(conn, sql, message)
+            _index_keys(conn, sql, message.id, keys)
 
     def event(
         self,
@@ -133,20 +138,42 @@ class Journal:
         row = _event_row(route, message.id, state, now, endpoint=endpoint, detail=detail)
         row.update(_error_columns(error))
         row["body"] = body if self.keep_bodies else None
-        with self._errors(state), engine.begin() as conn:
-            conn.execute(sql.add_message, self._message_row(route, message, now, None))
+        keys, known = _keys(message), self._seen.keys(route, message.id)
+        with self._errors(state), self._remembering(route, message.id, keys), engine.begin() as conn:
+            if known is None:
+                conn.execute(sql.add_message, self._message_row(route, message, now, None))
             conn.execute(sql.add_event, row)
-            _index_keys(conn, sql, message)
+            _index_keys(conn, sql, message.id, keys - (known or frozenset()))
 
     def mark_delivered(self, route: str, message: Message, endpoint: str) -> None:
         """Record that ``message`` reached ``endpoint`` (idempotent: a second call changes nothing)."""
         engine, sql = self._write()
         now = utcnow()
-        with self._errors("mark_delivered"), engine.begin() as conn:
-            conn.execute(sql.add_message, self._message_row(route, message, now, None))
+        known = self._seen.keys(route, message.id)
+        with (
+            self._errors("mark_delivered"),
+            self._remembering(route, message.id, known),
+            engine.begin() as conn,
+        ):
+            if known is None:
+                conn.execute(sql.add_message, self._message_row(route, message, now, None))
             conn.execute(
                 sql.add_delivery, {"route": route, "message_id": message.id, "endpoint": endpoint, "at": now}
             )
+
+    @contextlib.contextmanager
+    def _remembering(
+        self, route: str, message_id: str, keys: frozenset[tuple[str, str]] | None
+    ) -> Iterator[None]:
+        """Remember the message's row and keys once the block's transaction committed; forget on error."""
+        try:
+            yield
+        except BaseException:
+            self._seen.forget(route, message_id)
+            raise
+        self._seen.add(
+            route, message_id, (self._seen.keys(route, message_id) or frozenset()) | (keys or frozenset())
+        )
 
     def was_delivered(self, route: str, message_id: str, endpoint: str) -> bool:
         """Return True if ``message_id`` on ``route`` has already been delivered to ``endpoint``."""
@@ -169,7 +196,7 @@ class Journal:
         """Index ``message.business_keys`` now (``received`` and ``event`` already do it themselves)."""
         engine, sql = self._write()
         with self._errors("business_keys"), engine.begin() as conn:
-            _index_keys(conn, sql, message)
+            _index_keys(conn, sql, message.id, _keys(message))
 
     def find(
         self,
@@ -256,13 +283,15 @@ def _error_columns(error: BaseException | str | None) -> dict[str, Any]:
     return {"error_text": error[:MAX_ERROR_TEXT]}
 
 
-def _index_keys(conn: sa.Connection, sql: Statements, message: Message) -> None:
-    keys = message.business_keys
+def _keys(message: Message) -> frozenset[tuple[str, str]]:
+    return frozenset(
+        (str(name), str(value)) for name, value in message.business_keys.items() if value not in (None, "")
+    )
+
+
+def _index_keys(
+    conn: sa.Connection, sql: Statements, message_id: str, keys: frozenset[tuple[str, str]]
+) -> None:
     if keys:
-        rows = [
-            {"message_id": message.id, "name": str(name), "value": str(value)}
-            for name, value in keys.items()
-            if value is not None and value != ""
-        ]
-        if rows:
-            conn.execute(sql.add_keys, rows)
+        rows = [{"message_id": message_id, "name": name, "value": value} for name, value in sorted(keys)]
+        conn.execute(sql.add_keys, rows)

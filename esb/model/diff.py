@@ -40,7 +40,7 @@ _OPAQUE = ("if", "then", "else", "not", "dependentRequired", "dependentSchemas",
 
 def _plain(value: Any) -> Any:
     """Return ``value`` with bound subschemas unwrapped (for equality checks)."""
-    if isinstance(value, _Bound):
+    if isinstance(value, BoundSchema):
         return _plain(value.node)
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
@@ -65,18 +65,8 @@ class Change:
         return f"{tag:8} {self.path or '(root)'}: {self.kind}: {self.detail}{note}"
 
 
-class _Side:
-    """One schema with the resolver its ``$ref``s resolve against."""
-
-    def __init__(self, schema: Mapping[str, Any], resources: Mapping[str, Mapping[str, Any]]) -> None:
-        base = str(schema.get("$id") or "urn:esb:diff:schema")
-        docs = {**resources, base: schema}
-        pairs = [(uri, Resource.from_contents(doc, DRAFT202012)) for uri, doc in docs.items()]
-        self.resolver = Registry().with_resources(pairs).resolver(base_uri=base)
-
-
 @dataclass(frozen=True)
-class _Bound:
+class BoundSchema:
     """A subschema with the resolver its own ``$ref``s resolve against."""
 
     node: Any
@@ -94,15 +84,24 @@ def _bind(node: Mapping[str, Any], resolver: Any) -> dict[str, Any]:
     for word in _CHILD_MAPS:
         if isinstance(node.get(word), Mapping):
             out[word] = {
-                k: v if isinstance(v, _Bound) else _Bound(v, resolver) for k, v in node[word].items()
+                k: v if isinstance(v, BoundSchema) else BoundSchema(v, resolver)
+                for k, v in node[word].items()
             }
     for word in _CHILD_ONE:
         if isinstance(node.get(word), Mapping):
-            out[word] = _Bound(node[word], resolver)
+            out[word] = BoundSchema(node[word], resolver)
     for word in _CHILD_LISTS:
         if isinstance(node.get(word), list):
-            out[word] = [_Bound(v, resolver) for v in node[word]]
+            out[word] = [BoundSchema(v, resolver) for v in node[word]]
     return out
+
+
+def bind_schema(schema: Mapping[str, Any], resources: Mapping[str, Mapping[str, Any]]) -> BoundSchema:
+    """Return ``schema`` bound to a resolver over ``resources`` plus itself (under its own ``$id``)."""
+    base = str(schema.get("$id") or "urn:esb:diff:schema")
+    docs = {**resources, base: schema}
+    pairs = [(uri, Resource.from_contents(doc, DRAFT202012)) for uri, doc in docs.items()]
+    return BoundSchema(schema, Registry().with_resources(pairs).resolver(base_uri=base))
 
 
 def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
@@ -115,7 +114,7 @@ def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-def _flatten(bound: _Bound, depth: int = 0) -> dict[str, Any]:
+def flatten_schema(bound: BoundSchema, depth: int = 0) -> dict[str, Any]:
     """Return the node with its ``$ref`` and ``allOf`` merged in, children bound to their resolvers."""
     node, resolver = bound.node, bound.resolver
     if not isinstance(node, Mapping):
@@ -128,9 +127,9 @@ def _flatten(bound: _Bound, depth: int = 0) -> dict[str, Any]:
         except Unresolvable:
             out["$ref"] = ref
         else:
-            _merge(out, _flatten(_Bound(resolved.contents, resolved.resolver), depth + 1))
+            _merge(out, flatten_schema(BoundSchema(resolved.contents, resolved.resolver), depth + 1))
     for part in node.get("allOf", []) if depth < _MAX_DEPTH else []:
-        _merge(out, _flatten(_Bound(part, resolver), depth + 1))
+        _merge(out, flatten_schema(BoundSchema(part, resolver), depth + 1))
     own = {k: v for k, v in node.items() if k not in ("$ref", "allOf", "$id", "$schema")}
     _merge(out, _bind(own, resolver))
     return out
@@ -152,7 +151,7 @@ class _Differ:
     def add(self, path: str, kind: str, breaking: bool, detail: str, note: str = "") -> None:
         self.changes.append(Change(path, kind, breaking, detail, note))
 
-    def compare(self, a: _Bound, b: _Bound, path: str, depth: int = 0) -> None:
+    def compare(self, a: BoundSchema, b: BoundSchema, path: str, depth: int = 0) -> None:
         key = (id(a.node), id(b.node))
         if key in self._active or depth > _MAX_DEPTH:  # a recursive definition: compared once per branch
             return
@@ -162,14 +161,14 @@ class _Differ:
         finally:
             self._active.discard(key)
 
-    def _compare(self, a: _Bound, b: _Bound, path: str, depth: int) -> None:
-        fa, fb = _flatten(a), _flatten(b)
+    def _compare(self, a: BoundSchema, b: BoundSchema, path: str, depth: int) -> None:
+        fa, fb = flatten_schema(a), flatten_schema(b)
         self._types(fa, fb, path)
         self._enum(fa, fb, path)
         self._constraints(fa, fb, path)
         self._properties(fa, fb, path, depth)
         for word, suffix in (("items", "[]"), ("additionalProperties", "{*}")):
-            if isinstance(fa.get(word), _Bound) and isinstance(fb.get(word), _Bound):
+            if isinstance(fa.get(word), BoundSchema) and isinstance(fb.get(word), BoundSchema):
                 self.compare(fa[word], fb[word], path + suffix, depth + 1)
         for word in ("anyOf", "oneOf"):
             self._alternatives(word, fa, fb, path, depth)
@@ -292,7 +291,7 @@ def diff_schemas(
     """
     res = dict(resources or {})
     differ = _Differ()
-    differ.compare(_Bound(a, _Side(a, res).resolver), _Bound(b, _Side(b, res).resolver), "")
+    differ.compare(bind_schema(a, res), bind_schema(b, res), "")
     unique = list(dict.fromkeys(differ.changes))
     return sorted(unique, key=lambda c: (not c.breaking, c.path, c.kind))
 

@@ -283,9 +283,8 @@ def machine(name: str) -> Machine:
     try:
         return MACHINES[name]
     except KeyError:
-        raise StateTransitionError(
-            f"unknown state machine {name!r}{did_you_mean(name, list(MACHINES))}; known: {', '.join(MACHINES)}"
-        ) from None
+        hint = did_you_mean(name, list(MACHINES))
+        raise StateTransitionError(f"unknown state machine {name!r}{hint}; known: {', '.join(MACHINES)}") from None
 
 
 def allowed(machine_name: str, state: str) -> set[str]:

@@ -59,6 +59,10 @@ class Rule:
     block: Block | None = None
     each: tuple[str, Getter] | None = None
     omit_empty: bool = False
+    setter: Callable[[dict[str, Any], Any], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.setter = make_setter(self.keys)
 
 
 @dataclass
@@ -160,6 +164,31 @@ class Compiler:
         return rule
 
 
+def make_setter(keys: tuple[str | int, ...]) -> Callable[[dict[str, Any], Any], None]:
+    """Return a function setting a value at ``keys``, specialised once for the common shapes."""
+    if len(keys) == 1:
+        key = keys[0]
+
+        def set_one(out: dict[str, Any], value: Any) -> None:
+            out[key] = value  # type: ignore[index]
+
+        return set_one
+    if all(isinstance(k, str) for k in keys):
+        head, last = keys[:-1], keys[-1]
+
+        def set_dotted(out: dict[str, Any], value: Any) -> None:
+            node = out
+            for key in head:
+                child = node.get(key)  # type: ignore[call-overload]
+                if child is None:
+                    child = node[key] = {}  # type: ignore[index]
+                node = child
+            node[last] = value  # type: ignore[index]
+
+        return set_dotted
+    return lambda out, value: set_path(out, keys, value)
+
+
 def set_path(out: dict[str, Any], keys: tuple[str | int, ...], value: Any) -> None:
     """Set ``value`` at ``keys`` in ``out``, creating the dicts and lists on the way."""
     if len(keys) == 1:
@@ -202,7 +231,7 @@ class Runner:
                 continue
             value = self.value(rule, node, loc, scope)
             if value is not None:
-                set_path(out, rule.keys, value)
+                rule.setter(out, value)  # type: ignore[misc]
         return out
 
     def foreach(self, rule: Rule, node: Any, loc: Loc, scope: dict[str, Any], out: dict[str, Any]) -> None:
@@ -216,7 +245,7 @@ class Runner:
                                f"expression failed: {exc}") from exc
         results = [self.block(rule.block, item, (loc, expr, i), scope) for i, item in enumerate(items)]
         if results or not rule.omit_empty:
-            set_path(out, rule.keys, results)
+            rule.setter(out, results)  # type: ignore[misc]
 
     def value(self, rule: Rule, node: Any, loc: Loc, scope: dict[str, Any]) -> Any:
         """Evaluate one value rule: first non-missing source, else the default, then the pipeline."""

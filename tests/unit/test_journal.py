@@ -392,3 +392,23 @@ def test_processes_migrate_and_write_at_once(journal_url: str) -> None:
     with Journal(journal_url) as j:
         assert j.counts() == {"orders": {"received": 120, "delivered": 120}}
         assert j.was_delivered("orders", "p3-29", "billing")
+
+
+def test_a_message_deleted_elsewhere_fails_once_then_is_journaled_again(
+    journal: Journal, journal_url: str
+) -> None:
+    """If another process deleted a message row, the next write fails retryably and the retry succeeds."""
+    message = order(order_id="1-ABC")
+    journal.received("orders", message)
+    engine = sa.create_engine(journal_url)
+    try:
+        with engine.begin() as conn:
+            for table in ("events", "business_keys", "messages"):
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+    finally:
+        engine.dispose()
+    with pytest.raises(TransportError):
+        journal.event("orders", message, "delivered", endpoint="billing")
+    journal.event("orders", message, "delivered", endpoint="billing")
+    assert journal.outcome("orders", message.id) == "delivered"
+    assert [r.id for r in journal.find(key=("order_id", "1-ABC"))] == [message.id]

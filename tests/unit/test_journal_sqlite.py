@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from esb.exceptions import ConfigError, TransportError
 from esb.journal import Journal
@@ -37,18 +36,16 @@ def test_every_connection_gets_wal_and_pragmas(journal: Journal) -> None:
     assert pragma == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 30_000, "foreign_keys": 1}
 
 
-def test_writes_take_the_write_lock_up_front_and_reads_do_not(journal: Journal) -> None:
+def test_writes_take_the_write_lock_up_front_and_reads_do_not(db: Path) -> None:
     """Writes open with BEGIN IMMEDIATE (no lock-upgrade deadlocks); reads with a deferred BEGIN."""
-    assert journal._engine is not None
     seen: list[str] = []
-    listener = lambda *args: seen.append(args[2])  # noqa: E731  # (conn, cursor, statement, ...)
-    sa.event.listen(journal._engine, "before_cursor_execute", listener)
-    try:
+    with Journal(f"sqlite:///{db}", pool_size=1) as journal:  # one thread: one pooled connection, reused
+        assert journal._engine is not None
+        with journal._engine.connect() as conn:
+            conn.connection.driver_connection.set_trace_callback(seen.append)  # type: ignore[union-attr]
         message = Message(body=b"x")
         journal.received("orders", message)
         journal.outcome("orders", message.id)
-    finally:
-        sa.event.remove(journal._engine, "before_cursor_execute", listener)
     assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE", "BEGIN"]
 
 

@@ -1,0 +1,157 @@
+"""The options of a batch endpoint (``adapter: batch`` in ``config/systems.yaml``).
+
+One endpoint is one remote folder: an inbound endpoint (used as a route's ``from``) polls it for files,
+an outbound endpoint (a route's ``to``) aggregates messages into files and uploads them there. Secrets
+never appear here: ``password_file`` and ``key_file`` name secret files.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from esb.config.durations import Duration
+from esb.config.systems import EndpointConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RemoteConfig(_Section):
+    """Where the files are: an SFTP, FTP or FTPS server, or a local folder (``protocol: local``)."""
+
+    protocol: Literal["sftp", "ftp", "ftps", "local"]
+    host: str = Field(default="127.0.0.1", description="server host (not used by local)")
+    port: int | None = Field(default=None, ge=1, le=65535, description="default 22 (sftp) or 21 (ftp/ftps)")
+    username: str | None = None
+    password_file: Path | None = Field(default=None, description="secret file holding the password")
+    key_file: Path | None = Field(default=None, description="SFTP private key (secret file)")
+    known_hosts: Path | None = Field(default=None, description="SFTP: the known_hosts file the host key must be in")
+    ca_file: Path | None = Field(default=None, description="FTPS: CA bundle the server certificate must chain to")
+    path: str = Field(default=".", description="the remote folder (or local folder for protocol: local)")
+    name_encoding: str = Field(default="utf-8", description="encoding of file names on the server (gbk...)")
+    timeout: Duration = Field(default=30.0, description="connect, banner, auth and socket timeout")
+    keepalive: Duration = Field(default=30.0, description="SSH keepalive interval")
+    passive: bool = True
+
+    @model_validator(mode="after")
+    def _needs(self) -> RemoteConfig:
+        if self.protocol == "sftp" and self.known_hosts is None:
+            raise ValueError("sftp needs known_hosts (host keys are always checked, never added)")
+        if self.protocol == "sftp" and not (self.password_file or self.key_file):
+            raise ValueError("sftp needs key_file or password_file")
+        return self
+
+    def display(self) -> str:
+        """The endpoint as shown in errors and logs (never a password)."""
+        if self.protocol == "local":
+            return f"local:{self.path}"
+        user = f"{self.username}@" if self.username else ""
+        return f"{self.protocol}://{user}{self.host}:{self.port or ''}/{self.path.lstrip('/')}"
+
+
+class CompleteConfig(_Section):
+    """When a file is complete: a done/trigger file beside it, stable size and mtime, or a minimum age."""
+
+    mode: Literal["done_file", "stable", "min_age"] = "done_file"
+    done_suffix: str = Field(default=".ok", description="done_file: X is complete when X<suffix> exists")
+    stable_checks: int = Field(default=2, ge=2, description="stable: polls with the same size and mtime")
+    min_age: Duration = Field(default=60.0, description="min_age: seconds since the last modification")
+
+
+class ScheduleConfig(_Section):
+    """When a job runs: every ``interval``, or on a ``cron`` expression (``0 2 * * *``), in ``timezone``."""
+
+    interval: Duration | None = None
+    cron: str | None = None
+    timezone: str = "Asia/Shanghai"
+    misfire_grace_time: Duration = Field(default=3600.0, description="a late run still runs within this")
+
+    @model_validator(mode="after")
+    def _one(self) -> ScheduleConfig:
+        if (self.interval is None) == (self.cron is None):
+            raise ValueError("give exactly one of interval or cron")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron {self.cron!r} must have 5 fields (minute hour day month weekday)")
+        return self
+
+
+class ReplyConfig(_Section):
+    """The reconciliation reply file sent back after a file is processed."""
+
+    enabled: bool = False
+    dir: str = "reply"
+    suffix: str = ".rec"
+    include_rejects: bool = Field(default=True, description="also upload the reject file (<name>.rej)")
+
+
+class InboundConfig(_Section):
+    """Picking files up: pattern, schedule, completeness, folders, limits."""
+
+    pattern: str = Field(default="*", description="glob on the file name (e.g. CHG_*.dat)")
+    poll: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(interval=30.0))
+    complete: CompleteConfig = Field(default_factory=CompleteConfig)
+    done_dir: str = "done"
+    error_dir: str = "error"
+    max_line_bytes: int = Field(default=65536, ge=16, description="a longer line refuses the file")
+    checkpoint_every: int = Field(default=500, ge=1, description="records between progress checkpoints")
+    message_type: str | None = Field(default=None, description="Message.type of each record")
+    reply: ReplyConfig = Field(default_factory=ReplyConfig)
+
+
+class OutboundConfig(_Section):
+    """Writing files: name pattern, schedule and/or size, sequence numbers, done file."""
+
+    file_name: str = Field(description="e.g. '{province}_CUST_{date:%Y%m%d}_{seq:03d}.dat'")
+    name_vars: dict[str, str] = Field(default_factory=dict, description="constants for file_name")
+    schedule: ScheduleConfig | None = Field(default=None, description="flush on a schedule (cron: '0 2 * * *')")
+    max_records: int | None = Field(default=None, ge=1, description="flush when this many records wait")
+    sequence_scope: Literal["day", "forever"] = "day"
+    done_suffix: str | None = Field(default=".ok", description="write <name><suffix> after the rename")
+    write_empty: bool = Field(default=False, description="write a file with no detail records on schedule")
+
+    @field_validator("file_name")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        names = {f[1] for f in string.Formatter().parse(value) if f[1]}
+        try:
+            value.format_map({**{n: "x" for n in names}, "date": datetime(2024, 1, 2), "seq": 7})
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"file_name {value!r}: {exc}") from exc
+        if "/" in value or "\\" in value or ".." in value:
+            raise ValueError("file_name must be a plain name (no '/', '\\' or '..')")
+        return value
+
+
+class BatchEndpoint(EndpointConfig):
+    """A folder of batch files on an SFTP/FTP/FTPS server or on local disk, in or out."""
+
+    adapter: Literal["batch"] = "batch"
+    format: Literal["xml", "json", "text", "bytes"] = "json"
+    remote: RemoteConfig
+    layout: Path = Field(description="layout file (config/layouts/*.yaml): records, fields, checks")
+    encoding: str = Field(default="utf-8", description="file encoding: utf-8, gbk (read as gb18030), gb18030")
+    inbound: InboundConfig | None = None
+    outbound: OutboundConfig | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+    @property
+    def read_encoding(self) -> str:
+        """The codec used to decode: legacy GBK and GB2312 are read as GB18030, which covers them."""
+        return "gb18030" if re.fullmatch(r"(?i)gbk|gb2312|cp936", self.encoding) else self.encoding

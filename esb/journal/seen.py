@@ -1,0 +1,45 @@
+"""What this process already wrote, so the hot path skips statements that would change nothing.
+
+After ``received`` the message row exists and its business keys are indexed; the ``event`` and
+``mark_delivered`` that follow would only repeat ``INSERT ... ON CONFLICT DO NOTHING``. Entries are added
+after a commit and dropped after any failed write, so a miss costs one idempotent statement and a stale
+hit (a row deleted by another process) costs one failed, retryable write.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+#: Messages remembered per journal: in-flight messages, not history.
+SIZE = 20_000
+
+
+class Seen:
+    """A thread-safe bounded LRU of (route, message id) -> business keys already indexed."""
+
+    def __init__(self, size: int = SIZE) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, str], frozenset[tuple[str, str]]] = OrderedDict()
+
+    def keys(self, route: str, message_id: str) -> frozenset[tuple[str, str]] | None:
+        """Return the keys indexed for a message whose row exists, or None if unknown here."""
+        with self._lock:
+            found = self._items.get((route, message_id))
+            if found is not None:
+                self._items.move_to_end((route, message_id))
+            return found
+
+    def add(self, route: str, message_id: str, keys: frozenset[tuple[str, str]]) -> None:
+        """Remember that the message row exists and ``keys`` are indexed (call after the commit)."""
+        with self._lock:
+            self._items[(route, message_id)] = keys
+            self._items.move_to_end((route, message_id))
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def forget(self, route: str, message_id: str) -> None:
+        """Drop what is known about a message (after a failed write)."""
+        with self._lock:
+            self._items.pop((route, message_id), None)

@@ -1,0 +1,276 @@
+"""Canonical <-> TMF Open API v4 conversion, driven by the table in :mod:`esb.model.tmf.entities`.
+
+Rules (docs/canonical-model-rules.md, "TMF mapping"):
+
+- Field names are the TMF names already (the canonical model follows the SID), so most fields pass as is.
+- Money: canonical ``{"unit": "CNY", "value": "12.50"}`` (decimal string) <-> TMF ``Money`` whose value
+  is a JSON *number*: a :class:`~decimal.Decimal` (print it with :func:`dumps`, never through float).
+- Canonical-only fields stay under their own names; the TMF document declares them the TMF630 way with
+  ``@schemaLocation`` = ``<canonical schema $id>#tmf-extension`` (set unless the document already has a
+  ``@schemaLocation``, and removed again on the way back), so canonical -> TMF -> canonical is exact.
+- Per-class renames (Individual ``name`` <-> ``fullName``) and canonical refs that TMF keeps in
+  ``relatedParty`` (BillingAccount ``customer``) are moved there and back, tagged with
+  ``@baseType: "esb:<field>"``.
+- Sloppy input (:func:`from_tmf`): a state in the wrong case or spelling (``InProgress``, ``IN_PROGRESS``)
+  or a mis-cased ``@type`` is accepted and corrected with a warning; a missing ``@type`` is filled with a
+  warning when the entity has one TMF class; an unknown state or class, or a relatedParty without
+  ``@referredType``, is a :class:`TMFConversionError`. Nothing is changed silently.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+from esb.exceptions import MessageError
+from esb.model.money import MINOR_UNITS
+from esb.model.states import MACHINES
+from esb.model.tmf.entities import ALIASES, ENTITIES, StateField, TMFEntity
+from esb.registry import did_you_mean
+
+EXTENSION_SUFFIX = "#tmf-extension"
+#: the marker when the hub also added ``@baseType`` (TMF: ``@schemaLocation`` needs ``@baseType``)
+EXTENSION_BASETYPE_SUFFIX = "#tmf-extension-b"
+SINGLE_PREFIX = "esb_"
+CANONICAL_BASE = "https://esb.example/canonical/"
+_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+class TMFConversionError(MessageError):
+    """A TMF document that cannot be read into the canonical model (unknown state or class, ...)."""
+
+    reason = "tmf-conversion"
+
+
+def entity_spec(name: str) -> TMFEntity:
+    """Return the table entry of ``name`` (canonical entity name or alias such as ``individual``)."""
+    key = ALIASES.get(name, name).removesuffix(".v1")
+    try:
+        return ENTITIES[key]
+    except KeyError:
+        known = sorted({*ENTITIES, *ALIASES})
+        raise TMFConversionError(
+            f"no TMF mapping for {name!r}{did_you_mean(name, known)}; known: {', '.join(known)}"
+        ) from None
+
+
+def extension_location(spec: TMFEntity, suffix: str = EXTENSION_SUFFIX) -> str:
+    """The ``@schemaLocation`` that marks canonical-only fields in a TMF document."""
+    return f"{CANONICAL_BASE}{spec.canonical_schema}.schema.json{suffix}"
+
+
+def _is_money(node: dict[str, Any], value_type: type | tuple[type, ...]) -> bool:
+    return (
+        set(node) == {"unit", "value"}
+        and node["unit"] in MINOR_UNITS
+        and isinstance(node["value"], value_type)
+    )
+
+
+def _money_out(node: Any) -> Any:
+    if isinstance(node, dict):
+        if _is_money(node, str) and _DECIMAL.match(node["value"]):
+            return {"unit": node["unit"], "value": Decimal(node["value"])}
+        return {k: _money_out(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_money_out(v) for v in node]
+    return node
+
+
+def _money_in(node: Any, path: str, warnings: list[str]) -> Any:
+    if isinstance(node, dict):
+        if _is_money(node, (int, float, Decimal)) and not isinstance(node["value"], bool):
+            value = node["value"]
+            if isinstance(value, float):
+                warnings.append(f"{path}.value: money {value!r} arrived as a binary float; read as {value!r}")
+                value = Decimal(repr(value))
+            return {"unit": node["unit"], "value": format(Decimal(value), "f")}
+        return {k: _money_in(v, f"{path}.{k}", warnings) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_money_in(v, f"{path}[{i}]", warnings) for i, v in enumerate(node)]
+    return node
+
+
+def tmf_type_of(spec: TMFEntity, doc: dict[str, Any]) -> str:
+    """Return the TMF class of canonical ``doc`` (its ``@type`` when it is one of the entity's classes)."""
+    t = doc.get("@type")
+    return t if t in spec.tmf_types else spec.tmf_types[0]
+
+
+def to_tmf(entity: str, canonical: dict[str, Any]) -> dict[str, Any]:
+    """Return the TMF v4 form of the canonical document ``canonical`` (money values as Decimal)."""
+    spec = entity_spec(entity)
+    doc: dict[str, Any] = _money_out(copy.deepcopy(canonical))
+    tmf_type = tmf_type_of(spec, doc)
+    for src, dst in spec.renames.get(tmf_type, {}).items():
+        if src in doc:
+            doc[dst] = doc.pop(src)
+    for src, role in spec.party_refs.items():
+        if src in doc:
+            ref = dict(doc.pop(src))
+            ref.setdefault("@referredType", "Customer")
+            doc.setdefault("relatedParty", []).append({**ref, "role": role, "@baseType": f"esb:{src}"})
+    for name in spec.single:
+        value = doc.pop(name, None)
+        if isinstance(value, list) and len(value) == 1:
+            doc[name] = value[0]
+        elif value is not None:
+            doc[SINGLE_PREFIX + name] = value
+    doc.setdefault("@type", tmf_type)
+    if "@schemaLocation" not in doc:
+        if "@baseType" in doc:
+            doc["@schemaLocation"] = extension_location(spec)
+        else:
+            doc["@baseType"] = tmf_type
+            doc["@schemaLocation"] = extension_location(spec, EXTENSION_BASETYPE_SUFFIX)
+    return doc
+
+
+def from_tmf(entity: str, tmf: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Return the canonical form of TMF document ``tmf`` and the warnings about what was corrected."""
+    spec = entity_spec(entity)
+    if not isinstance(tmf, dict):
+        raise TMFConversionError(
+            f"{spec.entity}: a TMF document must be a JSON object, got {type(tmf).__name__}"
+        )
+    warnings: list[str] = []
+    doc: dict[str, Any] = _money_in(copy.deepcopy(tmf), "$", warnings)
+    tmf_type = _check_type(spec, entity, doc, warnings)
+    location = doc.get("@schemaLocation")
+    if location == extension_location(spec):
+        del doc["@schemaLocation"]
+    elif location == extension_location(spec, EXTENSION_BASETYPE_SUFFIX):
+        del doc["@schemaLocation"]
+        doc.pop("@baseType", None)
+    for name in spec.single:
+        if SINGLE_PREFIX + name in doc:
+            doc[name] = doc.pop(SINGLE_PREFIX + name)
+        elif isinstance(doc.get(name), dict):
+            doc[name] = [doc[name]]
+    for src, dst in spec.renames.get(tmf_type, {}).items():
+        if dst in doc:
+            doc[src] = doc.pop(dst)
+    _party_refs_in(spec, doc)
+    _check_related_parties(doc, "$", warnings)
+    for sf in spec.states:
+        _normalise_states(doc, sf, warnings)
+    return doc, warnings
+
+
+def _check_type(spec: TMFEntity, asked: str, doc: dict[str, Any], warnings: list[str]) -> str:
+    given = doc.get("@type")
+    if given is None:
+        wanted = [t for t in spec.tmf_types if t.lower() == asked.lower()] or list(spec.tmf_types)
+        if len(wanted) > 1:
+            raise TMFConversionError(
+                f"{spec.entity}: @type is missing; say which TMF class it is: {', '.join(spec.tmf_types)}"
+            )
+        warnings.append(f"$.@type: missing; assumed {wanted[0]!r}")
+        doc["@type"] = wanted[0]
+        return wanted[0]
+    if given in spec.tmf_types:
+        return str(given)
+    for t in spec.tmf_types:
+        if isinstance(given, str) and given.lower() == t.lower():
+            warnings.append(f"$.@type: {given!r} read as {t!r}")
+            doc["@type"] = t
+            return t
+    hint = did_you_mean(str(given), spec.tmf_types)
+    raise TMFConversionError(
+        f"{spec.entity}: @type {given!r} is not a {spec.api} class{hint}; expected {', '.join(spec.tmf_types)}"
+    )
+
+
+def _party_refs_in(spec: TMFEntity, doc: dict[str, Any]) -> None:
+    parties = doc.get("relatedParty")
+    if not spec.party_refs or not isinstance(parties, list):
+        return
+    for src in spec.party_refs:
+        for i, party in enumerate(parties):
+            if isinstance(party, dict) and party.get("@baseType") == f"esb:{src}":
+                ref = {k: v for k, v in party.items() if k not in ("@baseType", "role")}
+                doc[src] = ref
+                del parties[i]
+                break
+    if not parties:
+        del doc["relatedParty"]
+
+
+def _check_related_parties(node: Any, path: str, warnings: list[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "relatedParty" and isinstance(value, list):
+                for i, party in enumerate(value):
+                    if isinstance(party, dict) and not party.get("@referredType"):
+                        raise TMFConversionError(
+                            f"{path}.relatedParty[{i}]: @referredType is missing (Individual, Organization, "
+                            f"Customer, PartyRole...): TMF requires it and the hub will not guess it"
+                        )
+            _check_related_parties(value, f"{path}.{key}", warnings)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_related_parties(item, f"{path}[{i}]", warnings)
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\s_\-]", "", text).lower()
+
+
+def _normalise_state(obj: dict[str, Any], sf: StateField, path: str, warnings: list[str]) -> None:
+    value = obj.get(sf.field)
+    if value is None:
+        return
+    states = MACHINES[sf.machine].states
+    if value in states:
+        return
+    for state in states:
+        if isinstance(value, str) and _squash(value) == _squash(state):
+            warnings.append(f"{path}.{sf.field}: {value!r} read as {state!r}")
+            obj[sf.field] = state
+            return
+    raise TMFConversionError(
+        f"{path}.{sf.field}: {value!r} is not a {sf.machine} state{did_you_mean(str(value), states)}; "
+        f"expected one of {', '.join(states)}"
+    )
+
+
+def _normalise_states(doc: dict[str, Any], sf: StateField, warnings: list[str]) -> None:
+    if sf.within is None:
+        _normalise_state(doc, sf, "$", warnings)
+        return
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == sf.within and isinstance(value, list):
+                    for i, item in enumerate(value):
+                        if isinstance(item, dict):
+                            _normalise_state(item, sf, f"{path}.{key}[{i}]", warnings)
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{path}[{i}]")
+
+    walk(doc, "$")
+
+
+def dumps(doc: Any, *, indent: int | None = 2) -> str:
+    """JSON text of a TMF document, Decimals written as exact JSON numbers (``12.50``, never via float)."""
+    marks: list[str] = []
+
+    def default(value: Any) -> str:
+        if isinstance(value, Decimal):
+            marks.append(format(value, "f"))
+            return f"\x00{len(marks) - 1}\x00"
+        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+    text = json.dumps(doc, ensure_ascii=False, indent=indent, default=default)
+    return re.sub(r'"\\u0000(\d+)\\u0000"', lambda m: marks[int(m[1])], text)
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON with every non-integer number as an exact Decimal (so TMF money stays exact)."""
+    return json.loads(text, parse_float=Decimal)

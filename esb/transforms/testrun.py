@@ -1,0 +1,233 @@
+"""Data-driven mapping tests: the ``*_test.yaml`` files beside the transforms, run by ``esb test``.
+
+A test file names its transform (or is named ``<transform>_test.yaml`` beside it) and lists cases::
+
+    cases:
+      - name: one item, UTF-8
+        input: samples/order_single_utf8.xml        # a file beside the test, or input_inline: ...
+        expect: samples/order_single_utf8.json      # whole output (json equals); or expect_inline: {...}
+        checks:
+          - json_equals: {path: "productOrderItem[0].action", value: add}   # JMESPath into the output
+          - json_contains: {value: {state: acknowledged}}                   # subset of the output
+          - xpath_equals: {path: "string(/order/@no)", value: "SO1"}        # XML output
+      - name: not an order
+        input: samples/not_an_order.xml
+        error: {type: UnknownMessageTypeError, contains: IntObjectName}
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import orjson
+from lxml import etree
+
+from esb.config.yamlpos import Located, load_yaml
+from esb.exceptions import ConfigError, EsbError
+from esb.transforms.registry import TEST_SUFFIX, TransformRegistry
+from esb.xmlsafe import parse_xml
+
+CASE_KEYS = {"name", "input", "input_inline", "expect", "expect_inline", "checks", "error"}
+CHECKS = {"json_equals", "json_contains", "xpath_equals"}
+
+
+@dataclass
+class CaseResult:
+    """The outcome of one case: ``ok``, and a readable ``detail`` (a diff or an error) when not."""
+
+    file: str
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+def find_test_files(path: Path) -> list[Path]:
+    """Return every ``*_test.yaml`` under ``path`` (or ``path`` itself when it is a file), sorted."""
+    if path.is_file():
+        return [path]
+    return sorted(path.rglob(f"*{TEST_SUFFIX}"))
+
+
+def dump(value: Any) -> str:
+    """Render a value for diffs: indented JSON with sorted keys, XML bytes as text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str) and value.startswith("<"):
+        return value.replace("><", ">\n<")
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                        default=str).decode()
+
+
+def diff(expected: Any, actual: Any) -> str:
+    """Return a unified diff of ``expected`` against ``actual``."""
+    lines = difflib.unified_diff(dump(expected).splitlines(), dump(actual).splitlines(),
+                                 "expected", "actual", lineterm="")
+    return "\n".join(lines)
+
+
+def contains(actual: Any, expected: Any) -> bool:
+    """True when ``expected`` is a subset of ``actual`` (dict keys recursively, list items by position)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in expected.items())
+    if isinstance(expected, list):
+        return isinstance(actual, list) and len(actual) >= len(expected) and all(
+            contains(a, e) for a, e in zip(actual, expected, strict=False))
+    return bool(actual == expected)
+
+
+def project(actual: Any, expected: Any) -> Any:
+    """Return the part of ``actual`` that ``expected`` talks about (for a readable contains-diff)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return {k: project(actual[k], v) for k, v in expected.items() if k in actual}
+    if isinstance(expected, list) and isinstance(actual, list):
+        return [project(a, e) for a, e in zip(actual, expected, strict=False)] + actual[len(expected):]
+    return actual
+
+
+class TestFile:
+    """One loaded ``*_test.yaml``: its transform and its cases (ConfigError with file:line if broken)."""
+
+    def __init__(self, path: Path, registry: TransformRegistry) -> None:
+        self.path = path
+        self.registry = registry
+        self.display = _display(path, registry.project_dir)
+        self.doc: Located = load_yaml(path, display=self.display)
+        data = self.doc.data
+        if not isinstance(data, dict) or not isinstance(data.get("cases"), list) or not data["cases"]:
+            raise self._fail((), "a test file needs 'cases:', a non-empty list")
+        self.transform_name = str(data.get("transform") or self._default_name())
+        self.cases: list[dict[str, Any]] = data["cases"]
+        for index, case in enumerate(self.cases):
+            self._check_case(index, case)
+
+    def _fail(self, path: tuple[Any, ...], message: str) -> ConfigError:
+        line = f"{self.doc.where(path)}: {message}"
+        return ConfigError(line, findings=[line])
+
+    def _default_name(self) -> str:
+        try:
+            rel = self.path.resolve().relative_to(self.registry.root.resolve())
+        except ValueError:
+            raise self._fail((), "give 'transform: system/name' (the file is not under transforms/)") from None
+        return rel.as_posix()[: -len(TEST_SUFFIX)]
+
+    def _check_case(self, index: int, case: Any) -> None:
+        where = ("cases", index)
+        if not isinstance(case, dict):
+            raise self._fail(where, "a case is a mapping (name, input, expect, checks, error)")
+        unknown = sorted(set(case) - CASE_KEYS)
+        if unknown:
+            raise self._fail((*where, unknown[0]), f"unknown key {unknown[0]!r} in a case")
+        if ("input" in case) == ("input_inline" in case):
+            raise self._fail(where, "give exactly one of input (a file) and input_inline")
+        if "input" in case and not (self.path.parent / str(case["input"])).is_file():
+            raise self._fail((*where, "input"), f"no such file: {case['input']}")
+        if "expect" in case and not (self.path.parent / str(case["expect"])).is_file():
+            raise self._fail((*where, "expect"), f"no such file: {case['expect']}")
+        for n, check in enumerate(case.get("checks") or []):
+            if not isinstance(check, dict) or len(check) != 1 or next(iter(check)) not in CHECKS:
+                raise self._fail((*where, "checks", n), f"a check is one of {', '.join(sorted(CHECKS))}")
+
+    def run(self) -> list[CaseResult]:
+        """Run every case; a transform that does not compile fails every case with its error."""
+        try:
+            transform = self.registry.get(self.transform_name)
+        except ConfigError as exc:
+            return [CaseResult(self.display, str(c.get("name", i)), False, str(exc)) for i, c in enumerate(self.cases)]
+        return [self._run_case(transform, i, case) for i, case in enumerate(self.cases)]
+
+    def _run_case(self, transform: Any, index: int, case: dict[str, Any]) -> CaseResult:
+        name = str(case.get("name") or f"case {index + 1}")
+        body = self._input(case)
+        try:
+            output = transform.transform_body(body)
+        except EsbError as exc:
+            return self._error_result(name, case, exc)
+        if "error" in case:
+            return CaseResult(self.display, name, False, f"expected {case['error']}, got a result:\n{dump(output)}")
+        problems = self._compare(case, output)
+        return CaseResult(self.display, name, not problems, "\n".join(problems))
+
+    def _input(self, case: dict[str, Any]) -> Any:
+        if "input" in case:
+            return (self.path.parent / str(case["input"])).read_bytes()
+        inline = case["input_inline"]
+        return inline.encode("utf-8") if isinstance(inline, str) else inline
+
+    def _error_result(self, name: str, case: dict[str, Any], exc: EsbError) -> CaseResult:
+        wanted = case.get("error")
+        got = f"{type(exc).__name__}: {exc}"
+        if not isinstance(wanted, dict):
+            return CaseResult(self.display, name, False, f"unexpected error: {got}")
+        ok = all((
+            not wanted.get("type") or type(exc).__name__ == wanted["type"]
+            or any(c.__name__ == wanted["type"] for c in type(exc).__mro__),
+            str(wanted.get("contains", "")) in str(exc),
+        ))
+        return CaseResult(self.display, name, ok, "" if ok else f"expected error {wanted}, got {got}")
+
+    def _compare(self, case: dict[str, Any], output: Any) -> list[str]:
+        problems: list[str] = []
+        if "expect" in case or "expect_inline" in case:
+            expected = self._expected(case, output)
+            if _normal(expected) != _normal(output):
+                problems.append("output differs:\n" + diff(_normal(expected), _normal(output)))
+        for check in case.get("checks") or []:
+            (kind, spec), = check.items()
+            problem = getattr(self, f"_{kind}")(spec or {}, output)
+            if problem:
+                problems.append(problem)
+        return problems
+
+    def _expected(self, case: dict[str, Any], output: Any) -> Any:
+        if "expect_inline" in case:
+            value = case["expect_inline"]
+            return value.encode("utf-8") if isinstance(value, str) and isinstance(output, bytes) else value
+        data = (self.path.parent / str(case["expect"])).read_bytes()
+        return data if isinstance(output, bytes) else orjson.loads(data)
+
+    def _json_equals(self, spec: dict[str, Any], output: Any) -> str:
+        path = spec.get("path")
+        actual = jmespath.search(path, output) if path else output
+        if actual == spec.get("value"):
+            return ""
+        return f"json_equals {path or '(whole)'}:\n" + diff(spec.get("value"), actual)
+
+    def _json_contains(self, spec: dict[str, Any], output: Any) -> str:
+        path = spec.get("path")
+        actual = jmespath.search(path, output) if path else output
+        expected = spec.get("value")
+        if contains(actual, expected):
+            return ""
+        return f"json_contains {path or '(whole)'}:\n" + diff(expected, project(actual, expected))
+
+    def _xpath_equals(self, spec: dict[str, Any], output: Any) -> str:
+        if not isinstance(output, bytes):
+            return "xpath_equals needs an XML output"
+        root = parse_xml(output)
+        result = root.xpath(str(spec["path"]), namespaces=spec.get("namespaces") or {}, smart_strings=False)
+        if isinstance(result, list):
+            result = [r if isinstance(r, str) else "".join(r.itertext()) for r in result]
+            result = result[0] if len(result) == 1 else result
+        if isinstance(result, float) and result.is_integer():
+            result = int(result)
+        if result == spec.get("value"):
+            return ""
+        return f"xpath_equals {spec['path']}: expected {spec.get('value')!r}, got {result!r}"
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return etree.tostring(parse_xml(value), method="c14n").decode()
+    return value
+
+
+def _display(path: Path, project_dir: Path) -> str:
+    try:
+        return path.resolve().relative_to(project_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
