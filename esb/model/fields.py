@@ -8,6 +8,9 @@ from typing import Any
 
 from esb.model.diff import BoundSchema, bind_schema, flatten_schema
 
+#: TMF polymorphism attributes every nested object allows: left out of nested listings
+_NESTED_NOISE = {"@type", "@baseType", "@schemaLocation"}
+
 
 @dataclass(frozen=True)
 class Field:
@@ -46,6 +49,8 @@ def schema_fields(
 def _walk(node: Mapping[str, Any], prefix: str, depth: int, out: list[Field], seen: set[int]) -> None:
     required = set(node.get("required") or [])
     for name, child in (node.get("properties") or {}).items():
+        if prefix and name in _NESTED_NOISE:
+            continue
         flat = flatten_schema(child)
         values = tuple(str(v) for v in flat.get("enum") or ())
         desc = str(flat.get("description") or child.node.get("description") or "")

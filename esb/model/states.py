@@ -283,8 +283,8 @@ def machine(name: str) -> Machine:
     try:
         return MACHINES[name]
     except KeyError:
-        hint = did_you_mean(name, list(MACHINES))
-        raise StateTransitionError(f"unknown state machine {name!r}{hint}; known: {', '.join(MACHINES)}") from None
+        hint, known = did_you_mean(name, list(MACHINES)), ", ".join(MACHINES)
+        raise StateTransitionError(f"unknown state machine {name!r}{hint}; known: {known}") from None
 
 
 def allowed(machine_name: str, state: str) -> set[str]:

@@ -253,11 +253,14 @@ class Runner:
             return None
         value = rule.const if rule.const_var is None else scope.get(rule.const_var)
         expr = rule.sources[0][0] if rule.sources else "(constant)"
-        for source in rule.sources:
-            expr = source[0]
-            value = self._get(rule, source, node, loc)
-            if value is not None:
-                break
+        try:
+            for expr, get in rule.sources:
+                value = get(node)
+                if value is not None:
+                    break
+        except Exception as exc:
+            raise MappingError(self.transform, rule.target, self.dialect.locate(node, loc, expr),
+                               f"expression failed: {exc}") from exc
         if value is None:
             value = rule.default
         if rule.steps:

@@ -178,9 +178,9 @@ def _check_type(spec: TMFEntity, asked: str, doc: dict[str, Any], warnings: list
             warnings.append(f"$.@type: {given!r} read as {t!r}")
             doc["@type"] = t
             return t
-    hint = did_you_mean(str(given), spec.tmf_types)
+    hint, expected = did_you_mean(str(given), spec.tmf_types), ", ".join(spec.tmf_types)
     raise TMFConversionError(
-        f"{spec.entity}: @type {given!r} is not a {spec.api} class{hint}; expected {', '.join(spec.tmf_types)}"
+        f"{spec.entity}: @type {given!r} is not a {spec.api} class{hint}; expected {expected}"
     )
 
 

@@ -1,0 +1,58 @@
+"""Reading a staged file line by line as bytes, with offsets, a line-length limit and encoding checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from adapters.batch.errors import BadFileError
+
+_LEGACY_CHINESE = {"gb18030", "gbk", "gb2312", "cp936"}
+
+
+def iter_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(end_offset, line)`` from ``offset``: the line without its ending, the offset after it.
+
+    A line longer than ``max_line_bytes`` refuses the file (a missing newline, a binary file) without
+    ever holding more than that many bytes.
+    """
+    stream.seek(offset)
+    readline = stream.readline
+    limit = max_line_bytes + 2
+    while True:
+        line = readline(limit)
+        if not line:
+            return
+        offset += len(line)
+        if line[-1:] != b"\n":
+            if len(line) >= limit:
+                raise BadFileError(
+                    f"over-long line ending at byte {offset}: more than {max_line_bytes} bytes "
+                    "(max_line_bytes); wrong file or missing line breaks?"
+                )
+        elif line[-2:-1] == b"\r":
+            line = line[:-2]
+        else:
+            line = line[:-1]
+        yield offset, line
+
+
+def check_encoding(line: bytes, encoding: str, line_no: int) -> None:
+    """Refuse the file when ``line`` is not text in ``encoding`` (or is UTF-8 where GBK is expected)."""
+    if line.isascii():
+        return
+    try:
+        line.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise BadFileError(
+            f"wrong encoding: line {line_no}, byte {exc.start + 1} of the line is not valid {encoding} "
+            f"({line[exc.start:exc.start + 4].hex(' ')})"
+        ) from None
+    if encoding.lower() in _LEGACY_CHINESE:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        raise BadFileError(
+            f"wrong encoding: line {line_no} is UTF-8 text but the endpoint expects {encoding} (GBK family)"
+        )

@@ -1,0 +1,278 @@
+"""Streaming record readers for fixed-width and delimited files (XML lives in xml_records.py).
+
+Each reader makes two passes over the staged file, both streaming: ``scan`` checks the whole file
+(encoding, header, trailer, record count, amount totals) before a single record is delivered, so a bad
+file is refused whole; ``records`` then yields one :class:`Record` at a time from a byte offset, which is
+what a restart resumes from.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Protocol
+
+from adapters.batch.errors import BadFileError
+from adapters.batch.layouts import FieldSpec, Layout, RecordSpec
+from adapters.batch.lines import check_encoding, iter_lines
+
+
+@dataclass(slots=True)
+class Record:
+    """One detail record: its number (1-based), the offset after it, its original bytes, body or error."""
+
+    number: int
+    end_offset: int
+    raw: bytes
+    body: dict[str, Any] | None
+    error: str | None = None
+
+
+@dataclass
+class FileSummary:
+    """What ``scan`` found: detail count, totals, header and trailer values, offset of the first record."""
+
+    records: int = 0
+    totals: dict[str, Decimal] = field(default_factory=dict)
+    header: dict[str, Any] = field(default_factory=dict)
+    trailer: dict[str, Any] = field(default_factory=dict)
+    first_offset: int = 0
+
+
+class RecordReader(Protocol):
+    """Reads one file format."""
+
+    def scan(self, path: Path) -> FileSummary:
+        """Check the whole file; raise BadFileError when it must be refused."""
+        ...
+
+    def records(self, path: Path, offset: int, number: int) -> Iterator[Record]:
+        """Yield the detail records after byte ``offset``, numbered from ``number + 1``."""
+        ...
+
+
+Converter = Callable[[bytes], Any]
+
+
+def _converter(spec: FieldSpec, encoding: str) -> Converter:
+    """Return a fast bytes -> value function for ``spec`` (the common cases avoid the generic path)."""
+    if spec.type == "string" and not spec.required:
+        def as_text(raw: bytes) -> Any:
+            return raw.decode(encoding).strip() or None
+        return as_text
+    if spec.type == "int" and not spec.required:
+        def as_int(raw: bytes) -> Any:
+            return int(raw) if raw.strip() else None
+        return as_int
+
+    def generic(raw: bytes) -> Any:
+        return spec.convert(raw.decode(encoding))
+    return generic
+
+
+class LineReader:
+    """What fixed-width and delimited readers share: the passes, the checks; subclasses split a line."""
+
+    def __init__(self, layout: Layout, encoding: str, max_line_bytes: int) -> None:
+        self.layout = layout
+        self.encoding = encoding
+        self.max_line_bytes = max_line_bytes
+        self.header_code = layout.header.code if layout.header else None
+        self.trailer_code = layout.trailer.code if layout.trailer else None
+        self.detail_code = layout.detail.code
+
+    # -- what subclasses provide ---------------------------------------------------------------------
+    def code_of(self, line: bytes) -> str | None:
+        """Return the record code of ``line`` (None when the layout has no record types)."""
+        raise NotImplementedError
+
+    def parse(self, line: bytes, spec: RecordSpec) -> dict[str, Any]:
+        """Return the fields of ``line``; ValueError with a reason when it cannot."""
+        raise NotImplementedError
+
+    # -- pass 1 -------------------------------------------------------------------------------------
+    def scan(self, path: Path) -> FileSummary:
+        """Check encoding, header, trailer, count and totals of the whole file (streaming)."""
+        if path.stat().st_size == 0:
+            raise BadFileError("empty file (0 bytes)")
+        summary = FileSummary(totals={name: Decimal(0) for name in self.layout.checks.totals})
+        unreadable: list[int] = []
+        last: tuple[int, bytes] | None = None
+        total_specs = [(n, _spec(self.layout.detail, n)) for n in self.layout.checks.totals]
+        with path.open("rb") as stream:
+            for line_no, (end, line) in enumerate(iter_lines(stream, 0, self.max_line_bytes), 1):
+                check_encoding(line, self.encoding, line_no)
+                code = self.code_of(line)
+                if line_no == 1 and self.header_code is not None:
+                    if code != self.header_code:
+                        raise BadFileError(f"missing header: line 1 has record type {code!r}, "
+                                           f"expected {self.header_code!r}")
+                    summary.header = self._parse_control(line, self.layout.header, "header")
+                    summary.first_offset = end
+                    continue
+                if last is not None:
+                    self._detail_in_scan(last, summary, total_specs, unreadable)
+                last = (line_no, line)
+        if last is None:
+            raise BadFileError("the file has a header but no records and no trailer (truncated?)")
+        if self.trailer_code is None:
+            self._detail_in_scan(last, summary, total_specs, unreadable)
+        else:
+            line_no, line = last
+            code = self.code_of(line)
+            if code != self.trailer_code:
+                raise BadFileError(f"missing trailer: the last line ({line_no}) has record type {code!r}, "
+                                   f"expected {self.trailer_code!r}: truncated file?")
+            summary.trailer = self._parse_control(line, self.layout.trailer, "trailer")
+            check_trailer(self.layout, summary, unreadable)
+        return summary
+
+    def _detail_in_scan(
+        self, item: tuple[int, bytes], summary: FileSummary, totals: list[tuple[str, FieldSpec]],
+        unreadable: list[int],
+    ) -> None:
+        line_no, line = item
+        code = self.code_of(line)
+        if code is not None and code in (self.header_code, self.trailer_code):
+            raise BadFileError(f"line {line_no}: a {code!r} control record in the middle of the file")
+        summary.records += 1
+        if not totals:
+            return
+        try:
+            values = self.parse(line, self.layout.detail)
+            for name, _spec_ in totals:
+                summary.totals[name] += Decimal(values[name] or 0)
+        except (ValueError, KeyError, InvalidOperation, UnicodeDecodeError):
+            unreadable.append(line_no)
+
+    def _parse_control(self, line: bytes, spec: RecordSpec | None, label: str) -> dict[str, Any]:
+        assert spec is not None
+        try:
+            return self.parse(line, spec)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadFileError(f"unreadable {label} record: {exc}") from None
+
+    # -- pass 2 -------------------------------------------------------------------------------------
+    def records(self, path: Path, offset: int, number: int) -> Iterator[Record]:
+        """Yield detail records after ``offset``; records that cannot be parsed carry their error."""
+        spec = self.layout.detail
+        trailer = self.trailer_code
+        with path.open("rb") as stream:
+            for end, line in iter_lines(stream, offset, self.max_line_bytes):
+                if trailer is not None and self.code_of(line) == trailer:
+                    return
+                number += 1
+                try:
+                    yield Record(number, end, line, self.parse(line, spec))
+                except (ValueError, UnicodeDecodeError) as exc:
+                    yield Record(number, end, line, None, str(exc))
+
+
+def _spec(record: RecordSpec, name: str) -> FieldSpec:
+    return next(f for f in record.fields if f.name == name)
+
+
+def check_trailer(layout: Layout, summary: FileSummary, unreadable: list[int]) -> None:
+    """Compare the trailer's count and totals with what the details hold; BadFileError on a mismatch."""
+    checks = layout.checks
+    if checks.record_count is not None:
+        claimed = summary.trailer.get(checks.record_count)
+        if claimed is None or int(claimed) != summary.records:
+            raise BadFileError(f"record count mismatch: the trailer says {claimed}, the file holds "
+                               f"{summary.records} detail records")
+    for detail_field, trailer_field in checks.totals.items():
+        claimed = Decimal(str(summary.trailer.get(trailer_field) or 0))
+        if claimed != summary.totals[detail_field]:
+            note = f" ({len(unreadable)} records have an unreadable {detail_field}: lines " \
+                   f"{unreadable[:5]})" if unreadable else ""
+            raise BadFileError(f"{detail_field} total mismatch: the trailer says {claimed}, the detail records "
+                               f"sum to {summary.totals[detail_field]}{note}")
+
+
+class FixedWidthReader(LineReader):
+    """Fixed-width records; positions and lengths in bytes of the encoding."""
+
+    def __init__(self, layout: Layout, encoding: str, max_line_bytes: int) -> None:
+        super().__init__(layout, encoding, max_line_bytes)
+        rt = layout.record_type
+        self._code = (rt.start - 1, rt.start - 1 + rt.length) if rt else None
+        self._plans: dict[int, tuple[int, list[tuple[str, int, int, Converter]]]] = {}
+
+    def _plan(self, spec: RecordSpec) -> tuple[int, list[tuple[str, int, int, Converter]]]:
+        plan = self._plans.get(id(spec))
+        if plan is None:
+            fields = [(f.name, f.start - 1, f.end, _converter(f, self.encoding)) for f in spec.fields
+                      if f.start is not None]
+            plan = self._plans[id(spec)] = (self.layout.record_length(spec), fields)
+        return plan
+
+    def code_of(self, line: bytes) -> str | None:
+        """The record code bytes, as ASCII text."""
+        if self._code is None:
+            return None
+        return line[self._code[0]:self._code[1]].decode("latin-1")
+
+    def parse(self, line: bytes, spec: RecordSpec) -> dict[str, Any]:
+        """Slice the line's bytes into fields, then decode and convert each."""
+        length, fields = self._plan(spec)
+        if len(line) != length:
+            raise ValueError(f"record is {len(line)} bytes, the layout says {length}")
+        out: dict[str, Any] = {}
+        for name, start, end, convert in fields:
+            try:
+                out[name] = convert(line[start:end])
+            except UnicodeDecodeError:
+                raise ValueError(f"field {name} (bytes {start + 1}-{end}): not valid {self.encoding} "
+                                 "(a character cut by the field boundary?)") from None
+            except ValueError as exc:
+                raise ValueError(f"field {name} (bytes {start + 1}-{end}): {exc}") from None
+        return out
+
+
+class DelimitedReader(LineReader):
+    """Delimited records (CSV, '|', any separator); one record per line, optional quoting."""
+
+    def __init__(self, layout: Layout, encoding: str, max_line_bytes: int) -> None:
+        super().__init__(layout, encoding, max_line_bytes)
+        self._column = layout.record_type.column if layout.record_type else None
+        self._sep = layout.delimiter
+
+    def _split(self, line: bytes) -> list[str]:
+        text = line.decode(self.encoding)
+        if self.layout.quote is None:
+            return text.split(self._sep)
+        return next(csv.reader([text], delimiter=self._sep, quotechar=self.layout.quote))
+
+    def code_of(self, line: bytes) -> str | None:
+        """The record code column."""
+        if self._column is None:
+            return None
+        parts = self._split(line)
+        return parts[self._column].strip() if len(parts) > self._column else None
+
+    def parse(self, line: bytes, spec: RecordSpec) -> dict[str, Any]:
+        """Split the line and convert each column."""
+        parts = self._split(line)
+        if len(parts) != len(spec.fields):
+            raise ValueError(f"record has {len(parts)} fields, the layout says {len(spec.fields)}")
+        out: dict[str, Any] = {}
+        for f, text in zip(spec.fields, parts, strict=True):
+            try:
+                out[f.name] = f.convert(text)
+            except ValueError as exc:
+                raise ValueError(f"field {f.name}: {exc}") from None
+        return out
+
+
+def reader_for(layout: Layout, encoding: str, max_line_bytes: int) -> RecordReader:
+    """Return the reader of ``layout.kind``."""
+    if layout.kind == "fixed_width":
+        return FixedWidthReader(layout, encoding, max_line_bytes)
+    if layout.kind == "delimited":
+        return DelimitedReader(layout, encoding, max_line_bytes)
+    from adapters.batch.xml_records import XMLReader
+
+    return XMLReader(layout, encoding, max_line_bytes)
