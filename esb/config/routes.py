@@ -208,35 +208,40 @@ class RecipientList(Strict):
 class Redelivery(Strict):
     """How transient failures are retried before the message is dead-lettered."""
 
-    max: int = Field(default=5, ge=0, le=100)
-    backoff: Literal["fixed", "exponential"] = "exponential"
-    initial: Duration = 1.0
-    max_delay: Duration = 60.0
-    jitter: bool = True
+    max: int = Field(default=5, ge=0, le=100, description="retries after the first attempt")
+    backoff: Literal["fixed", "exponential"] = Field(default="exponential", description="delay growth")
+    initial: Duration = Field(default=1.0, description="first delay, e.g. 1s")
+    max_delay: Duration = Field(default=60.0, description="cap on the delay")
+    jitter: bool = Field(default=True, description="randomise each delay by up to -50% (avoids thundering herds)")
 
 
 class OnError(Strict):
     """The route's error policy: redeliver transient failures, dead-letter permanent ones."""
 
-    redeliver: Redelivery = Field(default_factory=Redelivery)
-    dead_letter: EndpointRef | None = None
+    redeliver: Redelivery = Field(default_factory=Redelivery, description="retry policy for transient failures")
+    dead_letter: EndpointRef | None = Field(
+        default=None, description="endpoint that receives failed messages with the error (lint requires one)"
+    )
 
 
 class Route(Strict):
     """One flow: ``from`` a source, through ``steps``, ``to`` one or more sinks."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=100)
-    description: str | None = None
-    from_: EndpointRef = Field(alias="from")
-    steps: list[Step] = Field(default_factory=list)
-    to: EndpointRef | list[EndpointRef] | RecipientList | None = None
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=100, description="unique, lower-case, e.g. crm-order-to-iom")
+    description: str | None = Field(default=None, description="what the route is for")
+    from_: EndpointRef = Field(alias="from", description="the source endpoint, system.endpoint")
+    steps: list[Step] = Field(default_factory=list, description="processors in order (see the step models)")
+    to: EndpointRef | list[EndpointRef] | RecipientList | None = Field(
+        default=None,
+        description="one endpoint, a list (fan-out), a recipient list, or none (the reply of a request-reply source)",
+    )
     business_keys: dict[str, Expression] = Field(
         default_factory=dict,
         description="journal index keys (order_id, msisdn, account_id) taken from the message after each step",
     )
     concurrency: int = Field(default=1, ge=1, le=64, description="worker threads consuming for this route")
-    on_error: OnError = Field(default_factory=OnError)
-    enabled: bool = True
+    on_error: OnError = Field(default_factory=OnError, description="redelivery and dead letter")
+    enabled: bool = Field(default=True, description="false: the route is loaded and checked but not run")
 
     def destinations(self) -> list[str]:
         """Return the fixed endpoints this route writes to (empty for a recipient list or reply route)."""

@@ -19,10 +19,15 @@ def check_registry(registry: ModelRegistry) -> list[str]:
     """Return every finding about the schemas and examples of ``registry``."""
     findings: list[str] = []
     resources = registry.resources()
+    broken: set[str] = set()
     for name in [*registry.common_names(), *registry.names()]:
-        findings += _check_schema(registry, name, resources)
+        found = _check_schema(registry, name, resources)
+        if found:
+            broken.add(name)
+        findings += found
     for name in registry.names():
-        findings += check_examples(registry, name)
+        if name not in broken:
+            findings += check_examples(registry, name)
     examples_root = registry.root / "examples"
     if examples_root.is_dir():
         for folder in sorted(p for p in examples_root.iterdir() if p.is_dir()):

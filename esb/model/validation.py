@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urldefrag, urljoin
 
 import jsonschema_rs
 import referencing
@@ -49,6 +50,39 @@ def _refuse_retrieval(uri: str) -> Any:
     raise LookupError(f"$ref to {uri!r}: no such schema in canonical_model/ (schemas are never fetched)")
 
 
+def _refs(node: Any) -> Iterable[str]:
+    """Yield every ``$ref`` value inside a schema."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def referenced_resources(
+    schema: Mapping[str, Any], resources: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Mapping[str, Any]]:
+    """Return the resources ``schema`` reaches through ``$ref``, transitively (by ``$id``).
+
+    Giving each validator only what it uses keeps one broken schema from breaking every other one.
+    """
+    found: dict[str, Mapping[str, Any]] = {}
+    todo: list[Mapping[str, Any]] = [schema]
+    while todo:
+        current = todo.pop()
+        base = str(current.get("$id", ""))
+        for ref in _refs(current):
+            uri = urldefrag(urljoin(base, ref)).url
+            if uri and uri not in found and uri in resources:
+                found[uri] = resources[uri]
+                todo.append(resources[uri])
+    return found
+
+
 class CanonicalValidator:
     """A compiled validator for one canonical schema (compile once, reuse for every message)."""
 
@@ -60,8 +94,9 @@ class CanonicalValidator:
         """
         self.name = name
         self.schema = schema
+        needed = referenced_resources(schema, resources)
         try:
-            registry = jsonschema_rs.Registry(list(resources.items()), retriever=_refuse_retrieval)
+            registry = jsonschema_rs.Registry(list(needed.items()), retriever=_refuse_retrieval)
             self._validator = jsonschema_rs.validator_for(
                 schema,
                 registry=registry,
@@ -70,7 +105,8 @@ class CanonicalValidator:
                 retriever=_refuse_retrieval,
             )
         except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
-            raise ConfigError(f"canonical schema {name!r} does not compile: {exc}") from exc
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"canonical schema {name!r} does not compile: {first_line}") from exc
 
     def is_valid(self, instance: Any) -> bool:
         """Return True when ``instance`` conforms (the cheapest check)."""

@@ -142,6 +142,7 @@ def broken(tmp_path: Path) -> Path:
         "properties": {"x": {"$ref": "common/nope.v1.schema.json"}, "y": {"type": "nonsense"}},
     }
     (root / "thing.v1.schema.json").write_text(json.dumps(dangling), encoding="utf-8")
+    shutil.copy(ROOT / "pay_relation.v1.schema.json", root)
     (root / "examples" / "product_order.v1" / "valid" / "not_valid.json").write_text('{"@type": "ProductOrder"}')
     (root / "examples" / "ghost.v1").mkdir(parents=True)
     return root
@@ -153,7 +154,8 @@ def test_check_reports_each_kind_of_mistake(broken: Path) -> None:
     assert "broken.v1.schema.json:3: not readable JSON" in findings
     assert "$id is 'https://elsewhere.example/customer.json'" in findings
     assert "thing.v1.schema.json:1: $.properties.y.type" in findings
-    assert "examples/customer.v1/valid: no valid example of customer.v1" in findings
+    assert "examples/pay_relation.v1/valid: no valid example of pay_relation.v1" in findings
+    assert "examples/pay_relation.v1/invalid: no invalid example of pay_relation.v1" in findings
     assert "examples/product_order.v1/valid/not_valid.json: $:" in findings
     assert "examples for an unknown schema 'ghost.v1'" in findings
 

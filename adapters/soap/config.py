@@ -1,0 +1,131 @@
+"""Options of a SOAP endpoint (``adapter: soap`` in config/systems.yaml).
+
+One endpoint is one operation of one WSDL. Without ``listen`` it is a client endpoint (a sink, or the
+target of an ``enrich`` step) calling a peripheral system; with ``listen`` it is served by the hub to
+peripheral systems (a source). Endpoints naming the same ``listen.host``/``listen.port`` share one HTTP
+server; endpoints with the same ``listen.path`` share one WSDL there.
+
+Secrets never appear in the file: a password is read from ``password_env`` or ``password_file``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from esb.config.durations import Duration
+from esb.config.systems import EndpointConfig
+from esb.exceptions import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Credential(_Strict):
+    """A user name and where its password comes from (the environment or a secret file, never the YAML)."""
+
+    username: str = Field(min_length=1)
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    password_file: Path | None = Field(default=None, description="file holding the password (one line)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Credential:
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password_env or password_file")
+        return self
+
+    def password(self, project_dir: Path | None = None) -> str:
+        """Return the password; ConfigError (naming where it was looked for, never the value) if missing."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise ConfigError(f"password of {self.username!r}: ${self.password_env} is not set")
+            return value
+        assert self.password_file is not None
+        path = self.password_file
+        if not path.is_absolute() and project_dir is not None:
+            path = project_dir / path
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"password of {self.username!r}: cannot read {path}: {exc.strerror}") from None
+
+
+class ClientAuth(Credential):
+    """How the hub authenticates to a peripheral system's web service."""
+
+    mode: Literal["basic", "wsse-text", "wsse-digest"] = Field(
+        default="basic", description="HTTP basic, or a WS-Security UsernameToken (PasswordText/PasswordDigest)"
+    )
+    timestamp: bool = Field(default=True, description="add a wsu:Timestamp to WS-Security headers")
+
+
+class TLSOptions(_Strict):
+    """TLS for https addresses: a CA file to trust, and an optional client certificate."""
+
+    ca_file: Path | None = Field(default=None, description="PEM bundle of the CAs to trust (default: system)")
+    cert_file: Path | None = Field(default=None, description="client certificate (PEM)")
+    key_file: Path | None = Field(default=None, description="client certificate's private key (PEM)")
+    verify: bool = Field(default=True, description="never switch off outside a lab")
+
+
+class ListenerAuth(_Strict):
+    """Who may call a web service the hub serves. There is no anonymous mode."""
+
+    modes: list[Literal["basic", "wsse"]] = Field(
+        default_factory=lambda: ["basic", "wsse"], min_length=1,
+        description="accepted credentials: HTTP basic and/or a WS-Security UsernameToken (text or digest)",
+    )
+    users: list[Credential] = Field(min_length=1, description="the accounts allowed to call")
+
+
+class ListenOptions(_Strict):
+    """Where and how the hub serves the endpoint's WSDL operation."""
+
+    host: str = Field(default="127.0.0.1", description="bind address (loopback unless exposed on purpose)")
+    port: int = Field(ge=0, le=65535, description="TCP port (0: any free port, for tests)")
+    path: str = Field(default="/soap", pattern=r"^/[A-Za-z0-9_\-/.]*$", description="URL path of the service")
+    auth: ListenerAuth
+    threads: int = Field(default=8, ge=1, le=256, description="HTTP worker threads of the shared server")
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger requests get a Fault")
+    reply_timeout: Duration = Field(default=30.0, description="how long a caller waits for the route")
+    validate_requests: bool = Field(default=True, description="validate the body against the WSDL's schema")
+    unwrap: bool = Field(default=False, description="pass on the operation element's first child (a SiebelMessage)")
+    wsdl_public: bool = Field(default=False, description="serve ?wsdl without authentication")
+
+
+class SOAPEndpoint(EndpointConfig):
+    """One operation of a WSDL: called by the hub (no ``listen``) or served by it (``listen``)."""
+
+    adapter: Literal["soap"] = "soap"  # type: ignore[assignment]
+    format: Literal["xml", "json", "text", "bytes"] = "xml"
+    wsdl: Path = Field(description="the WSDL file, relative to the project (imports resolved from local files)")
+    service: str | None = Field(default=None, description="wsdl:service name (default: the only one)")
+    port: str | None = Field(default=None, description="wsdl:port name (default: the first SOAP port)")
+    operation: str = Field(min_length=1, description="the operation this endpoint calls or serves")
+    address: str | None = Field(default=None, description="overrides the port's soap:address (client)")
+    timeout: Duration = Field(default=30.0, description="operation timeout of a call (client)")
+    load_timeout: Duration = Field(default=10.0, description="timeout for loading WSDL documents")
+    connect_timeout: Duration = Field(default=5.0, description="TCP connect timeout (client)")
+    retryable_faults: list[str] = Field(
+        default_factory=list,
+        description="fault codes redelivered (faultcode local name, or the detail's error code); others dead-letter",
+    )
+    auth: ClientAuth | None = None
+    tls: TLSOptions | None = None
+    listen: ListenOptions | None = None
+    message_type: str | None = Field(default=None, description="type given to messages read from a listener")
+
+    @model_validator(mode="after")
+    def _role(self) -> SOAPEndpoint:
+        if self.listen is not None and (self.address or self.auth or self.tls):
+            raise ValueError("a listener endpoint (listen:) takes no address, auth or tls: those are for calls")
+        return self
+
+    def wsdl_path(self, project_dir: Path) -> Path:
+        """Return the WSDL's absolute path."""
+        return self.wsdl if self.wsdl.is_absolute() else (project_dir / self.wsdl).resolve()

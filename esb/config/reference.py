@@ -1,0 +1,86 @@
+"""The option reference in docs/, generated from the models so it is never written twice.
+
+``python -m esb.config.reference > docs/reference.md`` regenerates it; a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from esb.config import routes as r
+from esb.config.systems import EndpointConfig
+from esb.settings import Settings
+
+ROUTE_MODELS: list[type[BaseModel]] = [
+    r.Route, r.OnError, r.Redelivery, r.RecipientList, r.TransformStep, r.ValidateStep, r.FilterStep,
+    r.ChoiceStep, r.WhenBranch, r.OtherwiseBranch, r.SplitSpec, r.AggregateSpec, r.EnrichSpec,
+    r.SetHeaderStep, r.HeaderExpression, r.LogSpec,
+]
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin in (Union, UnionType):
+        names = [_type_name(a) for a in args]
+        if all(n.endswith("Step") for n in names):
+            return "step"
+        return " or ".join(names)
+    if origin is Literal:
+        return " / ".join(repr(a) for a in args)
+    if origin in (list, dict):
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "null"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    if field.default is not PydanticUndefined:
+        return f"`{field.default!r}`" if field.default is not None else "none"
+    return "see model"
+
+
+def model_table(model: type[BaseModel]) -> str:
+    """Return a markdown table of ``model``'s fields."""
+    lines = [f"### {model.__name__}", "", (model.__doc__ or "").strip().splitlines()[0], "",
+             "| key | type | default | description |", "| --- | --- | --- | --- |"]
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        description = (field.description or "").replace("|", "\\|")
+        kind = _type_name(field.annotation).replace("|", "\\|")
+        lines.append(f"| `{key}` | {kind} | {_default(field)} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+def _settings_models() -> list[type[BaseModel]]:
+    out: list[type[BaseModel]] = [Settings]
+    for field in Settings.model_fields.values():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            out.append(field.annotation)
+    return out
+
+
+def generate() -> str:
+    """Return docs/reference.md."""
+    parts = ["# Option reference", "",
+             "Generated from the models by `python -m esb.config.reference`; do not edit by hand.", "",
+             "## routes.yaml", ""]
+    parts += [model_table(m) for m in ROUTE_MODELS]
+    parts += ["## config/systems.yaml: what every endpoint has", "", model_table(EndpointConfig),
+              "Each adapter adds its own options: see docs/ for the queue, SOAP and batch adapters.", "",
+              "## config/settings.yaml", ""]
+    parts += [model_table(m) for m in _settings_models()]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(generate(), end="")
