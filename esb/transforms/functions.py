@@ -30,10 +30,25 @@ class FnContext:
     project_dir: Path
     transform: str = ""
 
+    _tables: dict[tuple[str, str, bool], dict[str, str]] = field(default_factory=dict)
+
     @cached_property
     def codelists(self) -> CodeLists:
         """The project's code lists, loaded once."""
         return load_codelists(self.project_dir)
+
+    def table(self, name: str, system: str, outgoing: bool) -> dict[str, str]:
+        """Return the plain lookup dict of a list for ``system`` (built once; misses go the slow way)."""
+        key = (name, system, outgoing)
+        if key not in self._tables:
+            codes = self.codelists.get(name).systems.get(system, {})
+            if outgoing:
+                first: dict[str, str] = {}
+                for code, canonical in codes.items():
+                    first.setdefault(canonical, code)
+                codes = first
+            self._tables[key] = dict(codes)
+        return self._tables[key]
 
 
 @dataclass(frozen=True)
@@ -223,6 +238,9 @@ def _check_codelist(ctx: FnContext, name: str, system: str) -> None:
 @register("codelist", needs_ctx=True, check=_check_codelist)
 def codelist(value: Any, name: str, system: str, *, ctx: FnContext) -> str:
     """The canonical value of ``system``'s code (``{codelist: order_item_action, system: siebel}``)."""
+    hit = ctx.table(name, system, False).get(value) if isinstance(value, str) else None
+    if hit is not None:
+        return hit
     try:
         return ctx.codelists.to_canonical(name, system, value)
     except UnknownCode as exc:
@@ -232,6 +250,9 @@ def codelist(value: Any, name: str, system: str, *, ctx: FnContext) -> str:
 @register("codelist_out", needs_ctx=True, check=_check_codelist)
 def codelist_out(value: Any, name: str, system: str, *, ctx: FnContext) -> str:
     """``system``'s code for the canonical value (``{codelist_out: order_item_action, system: iom}``)."""
+    hit = ctx.table(name, system, True).get(value) if isinstance(value, str) else None
+    if hit is not None:
+        return hit
     try:
         return ctx.codelists.from_canonical(name, system, value)
     except UnknownCode as exc:

@@ -186,7 +186,27 @@ def make_setter(keys: tuple[str | int, ...]) -> Callable[[dict[str, Any], Any], 
             node[last] = value  # type: ignore[index]
 
         return set_dotted
-    return lambda out, value: set_path(out, keys, value)
+    steps = [(key, isinstance(nxt, int)) for key, nxt in zip(keys, keys[1:], strict=False)]
+    last_key = keys[-1]
+
+    def set_mixed(out: dict[str, Any], value: Any) -> None:
+        node: Any = out
+        for key, list_next in steps:
+            if isinstance(key, int):
+                while len(node) <= key:
+                    node.append(None)
+                child = node[key]
+            else:
+                child = node.get(key)
+            if child is None:
+                child = node[key] = [] if list_next else {}
+            node = child
+        if isinstance(last_key, int):
+            while len(node) <= last_key:
+                node.append(None)
+        node[last_key] = value
+
+    return set_mixed
 
 
 def set_path(out: dict[str, Any], keys: tuple[str | int, ...], value: Any) -> None:

@@ -178,3 +178,24 @@ def test_an_unreadable_schema_is_a_config_error_when_used(broken: Path) -> None:
     """Asking for a schema whose file does not parse raises ConfigError naming the file and line."""
     with pytest.raises(ConfigError, match=r"broken.v1.schema.json:3"):
         ModelRegistry(broken).validator("broken.v1")
+
+
+def test_committed_docs_are_up_to_date_with_the_generator() -> None:
+    """docs/canonical-model.md equals what esb.model.docs generates (run `python -m esb.model.docs`)."""
+    from esb.model.docs import generate
+
+    committed = (PROJECT / "docs" / "canonical-model.md").read_text(encoding="utf-8")
+    assert committed == generate(ROOT), "docs/canonical-model.md is stale: run `python -m esb.model.docs`"
+
+
+def test_docs_cover_every_entity_the_relations_and_the_glossary() -> None:
+    """The generated reference has a section per entity, a mermaid diagram and the Chinese glossary."""
+    from esb.model.docs import generate
+
+    text = generate(ROOT)
+    for name in REGISTRY.names():
+        assert f"`{name}` — `canonical_model/{name}.schema.json`" in text
+    assert "```mermaid" in text
+    assert "subscriber -->|customer| customer" in text
+    for term in ("三户", "预占", "停机", "复机", "销号", "好E家", "10000", "112", "114", "IOM", "RIM", "NCR"):
+        assert term in text

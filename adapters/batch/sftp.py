@@ -1,0 +1,145 @@
+"""SFTP with paramiko: host keys checked against known_hosts (RejectPolicy), prefetch and pipelining.
+
+Names go to the server as bytes in the endpoint's ``name_encoding`` (a legacy server's GBK names make
+``listdir()`` on str paths raise UnicodeDecodeError). One SFTPRemote per thread: paramiko's clients are
+not shared between threads.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from adapters.batch.config import RemoteConfig
+from adapters.batch.errors import HostKeyError, RemoteTransferError, translated
+from adapters.batch.remote import RemoteEntry, read_secret
+
+CHUNK = 256 * 1024
+
+
+class SFTPRemote:
+    """A folder on an SFTP server."""
+
+    def __init__(self, config: RemoteConfig, project_dir: Path) -> None:
+        self.config = config
+        self.project_dir = project_dir
+        self.where = config.display()
+        self._ssh: Any = None
+        self._sftp: Any = None
+
+    def _file(self, path: Path | None) -> str | None:
+        if path is None:
+            return None
+        return str(path if path.is_absolute() else self.project_dir / path)
+
+    def connect(self) -> None:
+        """Connect, check the host key against known_hosts (never added), authenticate, open SFTP."""
+        import paramiko
+
+        cfg = self.config
+        known_hosts = self._file(cfg.known_hosts)
+        assert known_hosts is not None
+        ssh = paramiko.SSHClient()
+        with translated("connect", self.where):
+            if not Path(known_hosts).is_file():
+                raise HostKeyError(f"known_hosts file {known_hosts} not found", endpoint=self.where)
+            ssh.load_host_keys(known_hosts)
+            ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
+            try:
+                ssh.connect(
+                    cfg.host, port=cfg.port or 22, username=cfg.username,
+                    password=read_secret(self._resolve(cfg.password_file)),
+                    key_filename=self._file(cfg.key_file), timeout=cfg.timeout, banner_timeout=cfg.timeout,
+                    auth_timeout=cfg.timeout, channel_timeout=cfg.timeout, allow_agent=False,
+                    look_for_keys=False,
+                )
+            except paramiko.AuthenticationException as exc:
+                ssh.close()
+                raise RemoteTransferError(f"authentication failed for {cfg.username}", endpoint=self.where) \
+                    from exc
+            except BaseException:
+                ssh.close()
+                raise
+            transport = ssh.get_transport()
+            assert transport is not None
+            transport.set_keepalive(int(cfg.keepalive))
+            self._sftp = ssh.open_sftp()
+            self._sftp.get_channel().settimeout(cfg.timeout)
+        self._ssh = ssh
+
+    def _resolve(self, path: Path | None) -> Path | None:
+        return None if path is None else Path(self._file(path) or "")
+
+    def _p(self, name: str) -> bytes:
+        base = self.config.path.rstrip("/") or "/"
+        full = f"{base}/{name}" if name else base
+        return full.encode(self.config.name_encoding)
+
+    def close(self) -> None:
+        """Close SFTP and SSH. Safe to call twice."""
+        for thing in (self._sftp, self._ssh):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:  # noqa: BLE001, S110 - a dropped connection may fail to close
+                    pass
+        self._sftp = self._ssh = None
+
+    @property
+    def sftp(self) -> Any:
+        """The SFTP client (``connect()`` first)."""
+        if self._sftp is None:
+            raise RemoteTransferError("not connected", endpoint=self.where)
+        return self._sftp
+
+    def list(self, folder: str = "") -> list[RemoteEntry]:
+        """List plain files; names are bytes on the wire, decoded with name_encoding."""
+        with translated(f"list {folder or '.'}", self.where):
+            out = []
+            for attr in self.sftp.listdir_attr(self._p(folder)):
+                if attr.st_mode is not None and not stat.S_ISREG(attr.st_mode):
+                    continue
+                raw = attr.filename
+                name = raw.decode(self.config.name_encoding, "replace") if isinstance(raw, bytes) else raw
+                out.append(RemoteEntry(name, int(attr.st_size or 0), int(attr.st_mtime or 0)))
+            return out
+
+    def download(self, name: str, target: BinaryIO) -> None:
+        """Stream ``name`` with read-ahead (prefetch)."""
+        with translated(f"download {name}", self.where), self.sftp.open(self._p(name), "rb") as remote:
+            remote.prefetch()
+            while True:
+                chunk = remote.read(CHUNK)
+                if not chunk:
+                    break
+                target.write(chunk)
+
+    def upload(self, source: BinaryIO, name: str) -> None:
+        """Stream into ``name`` with pipelined writes, confirmed by the final close."""
+        with translated(f"upload {name}", self.where):
+            with self.sftp.open(self._p(name), "wb") as remote:
+                remote.set_pipelined(True)
+                while True:
+                    chunk = source.read(CHUNK)
+                    if not chunk:
+                        break
+                    remote.write(chunk)
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename (SFTP's rename never overwrites)."""
+        with translated(f"rename {old} -> {new}", self.where):
+            self.sftp.rename(self._p(old), self._p(new))
+
+    def remove(self, name: str) -> None:
+        """Delete ``name``."""
+        with translated(f"remove {name}", self.where):
+            self.sftp.remove(self._p(name))
+
+    def makedirs(self, folder: str) -> None:
+        """Create ``folder`` if missing."""
+        with translated(f"mkdir {folder}", self.where):
+            try:
+                self.sftp.stat(self._p(folder))
+            except FileNotFoundError:
+                self.sftp.mkdir(self._p(folder))

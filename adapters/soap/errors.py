@@ -1,0 +1,100 @@
+"""zeep's and requests' exceptions, translated into the hub's error tree in one place.
+
+- a SOAP Fault is a :class:`RemoteError` carrying the fault's code, string and detail; it is retryable when
+  its code (the detail's error code, or the faultcode's local name, or the whole faultcode) is in the
+  endpoint's ``retryable_faults``;
+- timeouts, refused connections, broken connections and HTTP 5xx/429 without a Fault are
+  :class:`TransportError` (redelivered);
+- an HTTP 4xx without a Fault (401, 403, 404) is a RemoteError that is not retryable: a configuration
+  problem that redelivery cannot cure;
+- a request that the operation's schema refuses is a :class:`SOAPRequestError` (permanent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from esb.exceptions import EsbError, MessageError, RemoteError, TransportError, mask_url
+
+_DETAIL_CODE_NAMES = ("errorCode", "ErrorCode", "code", "Code", "faultCode", "errorcode", "resultCode")
+
+
+class SOAPRequestError(MessageError):
+    """The message cannot be made into the operation's request (wrong fields, wrong types)."""
+
+    reason = "soap-request-error"
+
+
+class SOAPResponseError(RemoteError):
+    """The peer answered something that is not a SOAP response of the operation."""
+
+    reason = "soap-bad-response"
+
+
+def detail_code(detail: Any) -> str | None:
+    """Return the error code carried in a fault's detail element (``<errorCode>BIL-1001</errorCode>``)."""
+    if detail is None or not isinstance(detail, etree._Element):
+        return None
+    for node in detail.iter():
+        if isinstance(node.tag, str) and etree.QName(node).localname in _DETAIL_CODE_NAMES and node.text:
+            return node.text.strip()
+    return None
+
+
+def detail_dict(detail: Any) -> dict[str, Any] | None:
+    """Return the fault detail as ``{localname: text}`` of its leaves, plus the raw XML under ``xml``."""
+    if detail is None or not isinstance(detail, etree._Element):
+        return None
+    leaves = {etree.QName(n).localname: (n.text or "").strip()
+              for n in detail.iter() if isinstance(n.tag, str) and len(n) == 0 and n is not detail}
+    return {**leaves, "xml": etree.tostring(detail, encoding="unicode")}
+
+
+def fault_codes(fault: Any) -> list[str]:
+    """Return every name under which a fault may be listed in ``retryable_faults``, most specific first."""
+    codes: list[str] = []
+    found = detail_code(getattr(fault, "detail", None))
+    if found:
+        codes.append(found)
+    for raw in (getattr(fault, "code", None), *(getattr(fault, "subcodes", None) or [])):
+        if raw is None:
+            continue
+        text = raw.text if isinstance(raw, etree.QName) else str(raw)
+        local = text.rsplit("}", 1)[-1].rsplit(":", 1)[-1]
+        codes.extend(c for c in (local, text) if c and c not in codes)
+    return codes
+
+
+def translate(exc: BaseException, *, address: str | None, retryable_faults: list[str]) -> EsbError:
+    """Return the hub's error for ``exc`` raised while calling the operation at ``address``."""
+    import requests
+    from zeep import exceptions as zx
+
+    where = mask_url(address) if address else None
+    if isinstance(exc, EsbError):
+        return exc
+    if isinstance(exc, zx.Fault):
+        codes = fault_codes(exc)
+        code = codes[0] if codes else None
+        retryable = any(c in retryable_faults for c in codes)
+        return RemoteError(str(exc.message or "SOAP Fault"), code=code, detail=detail_dict(exc.detail),
+                           retryable=retryable, endpoint=where)
+    if isinstance(exc, requests.Timeout):
+        return TransportError(f"SOAP call timed out: {type(exc).__name__}", endpoint=where)
+    if isinstance(exc, requests.ConnectionError | ConnectionError):
+        return TransportError(f"SOAP endpoint unreachable: {type(exc).__name__}", endpoint=where)
+    if isinstance(exc, zx.TransportError):
+        status = int(getattr(exc, "status_code", 0) or 0)
+        if status >= 500 or status in (408, 429) or status == 0:
+            return TransportError(f"SOAP endpoint answered HTTP {status} without a Fault", endpoint=where)
+        return RemoteError(f"SOAP endpoint refused the call: HTTP {status}", code=f"HTTP{status}",
+                           retryable=False, endpoint=where)
+    if isinstance(exc, zx.ValidationError | TypeError):
+        return SOAPRequestError(f"the message does not fit the operation's request: {exc}")
+    if isinstance(exc, zx.XMLSyntaxError | zx.XMLParseError | zx.Error | etree.XMLSyntaxError):
+        return SOAPResponseError(f"unusable SOAP response: {type(exc).__name__}: {exc}", endpoint=where)
+    if isinstance(exc, requests.RequestException):
+        return TransportError(f"SOAP call failed: {type(exc).__name__}", endpoint=where)
+    raise exc

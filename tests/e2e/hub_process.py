@@ -1,0 +1,77 @@
+"""Running the hub as a real process for end-to-end tests, on a throwaway data directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from esb.journal import Journal
+from esb.project import Project
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hub_environ(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Return the environment of a hub using ``data_dir`` for its queues and journal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESB_")}
+    env.update({"ESB_DATA_DIR": str(data_dir), "ESB_LOGGING__LEVEL": "warning",
+                "ESB_BROKER__TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3", "ESB_RUNTIME__POLL_TIMEOUT": "0.1s"})
+    env.update(extra)
+    return env
+
+
+class HubProcess:
+    """`esb run` in a subprocess that can be SIGKILLed and restarted."""
+
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        self.data_dir = data_dir
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the hub."""
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
+                [sys.executable, "-m", "esb.cli", "--project", str(ROOT), "run"],
+                env=hub_environ(self.data_dir), stdout=out, stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the hub (no clean shutdown)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        """SIGTERM the hub and return its exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def load_project(data_dir: Path) -> Project:
+    """The repository's project, on ``data_dir``."""
+    return Project.load(ROOT, environ=hub_environ(data_dir))
+
+
+def wait_for_outcomes(journal: Journal, route: str, ids: list[str], at_least: int, timeout: float) -> int:
+    """Wait until at least ``at_least`` of ``ids`` have an outcome on ``route``; return how many have."""
+    deadline = time.monotonic() + timeout
+    done: set[str] = set()
+    while True:
+        for mid in ids:
+            if mid not in done and journal.outcome(route, mid) is not None:
+                done.add(mid)
+        if len(done) >= at_least or time.monotonic() > deadline:
+            return len(done)
+        time.sleep(0.2)
