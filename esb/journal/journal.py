@@ -101,8 +101,11 @@ class Journal:
             "delivery_count": 1,
         }
 
-    def received(self, route: str, message: Message, *, delivery_count: int = 1) -> None:
-        """Record ``message`` entering ``route``: once per (route, id); a redelivery only adds an event."""
+    def received(self, route: str, message: Message, *, delivery_count: int = 1) -> bool:
+        """Record ``message`` entering ``route``: once per (route, id); a redelivery only adds an event.
+
+        Returns True the first time the message enters the route, False for a redelivery.
+        """
         engine, sql = self._write()
         now = utcnow()
         body = message.body_bytes() if self.keep_bodies else None
@@ -111,13 +114,15 @@ class Journal:
         keys = _keys(message)
         with self._errors("received"), self._remembering(route, message.id, keys), engine.begin() as conn:
             state, detail = "received", {"delivery_count": delivery_count} if delivery_count > 1 else None
-            if conn.execute(sql.add_new_message, row).first() is None:  # the row was there already
+            first = conn.execute(sql.add_new_message, row).first() is not None
+            if not first:  # the row was there already
                 count = conn.execute(
                     sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": delivery_count}
                 )
                 state, detail = "redelivered", {"delivery_count": count.scalar_one()}
             conn.execute(sql.add_event, _event_row(route, message.id, state, now, detail=detail))
             _index_keys(conn, sql, message.id, keys)
+        return first
 
     def event(
         self,
@@ -145,14 +150,21 @@ class Journal:
             conn.execute(sql.add_event, row)
             _index_keys(conn, sql, message.id, keys - (known or frozenset()))
 
-    def mark_delivered(self, route: str, message: Message, endpoint: str) -> None:
-        """Record that ``message`` reached ``endpoint`` (idempotent: a second call changes nothing)."""
+    def mark_delivered(
+        self, route: str, message: Message, endpoint: str, *, body: bytes | None = None, event: bool = False
+    ) -> None:
+        """Record that ``message`` reached ``endpoint`` (idempotent: a second call changes nothing).
+
+        With ``event=True`` a ``delivered`` event naming the endpoint (with ``body``, what was sent) is
+        written in the same transaction: one commit per delivery on the hot path.
+        """
         engine, sql = self._write()
         now = utcnow()
         known = self._seen.keys(route, message.id)
+        keys = _keys(message)
         with (
             self._errors("mark_delivered"),
-            self._remembering(route, message.id, known),
+            self._remembering(route, message.id, (known or frozenset()) | keys),
             engine.begin() as conn,
         ):
             if known is None:
@@ -160,6 +172,12 @@ class Journal:
             conn.execute(
                 sql.add_delivery, {"route": route, "message_id": message.id, "endpoint": endpoint, "at": now}
             )
+            if event:
+                row = _event_row(route, message.id, "delivered", now, endpoint=endpoint)
+                row.update(_error_columns(None))
+                row["body"] = body if self.keep_bodies else None
+                conn.execute(sql.add_event, row)
+                _index_keys(conn, sql, message.id, keys - (known or frozenset()))
 
     @contextlib.contextmanager
     def _remembering(

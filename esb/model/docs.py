@@ -76,14 +76,22 @@ def _diagram(registry: ModelRegistry) -> str:
     for name in registry.names():
         source = name.rsplit(".v", 1)[0]
         schema = registry.schema(name)
-        for prop, tmf in _referred({"properties": schema.get("properties", {})}) + _referred(schema.get("$defs", {})):
+        for prop, tmf in _referred({"properties": schema.get("properties", {})}) + _referred(
+            schema.get("$defs", {})
+        ):
             target = types.get(tmf)
             if target:
                 labels = edges.setdefault((source, target), [])
                 if prop not in labels:
                     labels.append(prop)
-    lines = ["## Relations", "", "Arrows follow references (`@referredType`) from one entity to another.", "",
-             "```mermaid", "graph LR"]
+    lines = [
+        "## Relations",
+        "",
+        "Arrows follow references (`@referredType`) from one entity to another.",
+        "",
+        "```mermaid",
+        "graph LR",
+    ]
     for (source, target), labels in sorted(edges.items()):
         lines.append(f"  {source} -->|{', '.join(sorted(labels))}| {target}")
     lines += ["```", ""]
@@ -176,18 +184,31 @@ def _table(registry: ModelRegistry, schema: dict[str, Any]) -> list[str]:
 
 def _entity_section(registry: ModelRegistry, name: str) -> str:
     schema = registry.schema(name)
-    lines = [f"### {schema.get('title', name)}", "", f"`{name}` — `canonical_model/{name}.schema.json`", "",
-             _cell(schema.get("description", "")), "",
-             "Also carries the [common entity header](#entity-header) (`id`, `href`, `@baseType`, `lastUpdate`, "
-             "`externalReference`...).", ""]
+    lines = [
+        f"### {schema.get('title', name)}",
+        "",
+        f"`{name}` — `canonical_model/{name}.schema.json`",
+        "",
+        _cell(schema.get("description", "")),
+        "",
+        "Also carries the [common entity header](#entity-header) (`id`, `href`, `@baseType`, `lastUpdate`, "
+        "`externalReference`...).",
+        "",
+    ]
     lines += _table(registry, schema)
     for def_name, sub in schema.get("$defs", {}).items():
         if "properties" in sub:
             lines += ["", f"#### {def_name}", "", _cell(sub.get("description", "")), ""]
             lines += _table(registry, sub)
         elif "enum" in sub:
-            lines += ["", f"#### {def_name}", "", _cell(sub.get("description", "")), "",
-                      ", ".join(f"`{v}`" for v in sub["enum"])]
+            lines += [
+                "",
+                f"#### {def_name}",
+                "",
+                _cell(sub.get("description", "")),
+                "",
+                ", ".join(f"`{v}`" for v in sub["enum"]),
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -202,7 +223,8 @@ def _enum_section(registry: ModelRegistry, name: str, title: str) -> str:
     lines = [f"### {title}", "", f"`{name}`", "", "| Name | Description | Values |", "|---|---|---|"]
     for key, sub in defs.items():
         values = ", ".join(f"`{v}`" for v in sub.get("enum", [])) or (
-            f"pattern `{sub['pattern']}`" if "pattern" in sub else "")
+            f"pattern `{sub['pattern']}`" if "pattern" in sub else ""
+        )
         lines.append(f"| `{key}` | {_cell(sub.get('description', ''))} | {_cell(values)} |")
     return "\n".join(lines) + "\n"
 

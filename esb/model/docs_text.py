@@ -22,10 +22,12 @@ pre-reservation, real-name flag, arrears stop and resume, localized text).
   (`https://esb.example/canonical/product_order.v1.schema.json`); schemas are never fetched from the network.
 - **Entity header** (`common/entity.v1`): `id`, `href`, `@type` (required, the TMF class name),
   `@baseType`, `@schemaLocation`, `@schemaVersion`, `lastUpdate`, and `externalReference[]`: the id each
-  system uses for the entity (`{"id": "1-8XK2QF", "externalReferenceType": "siebel", "name": "S_ORDER.ROW_ID"}`).
+  system uses for the entity
+  (`{"id": "1-8XK2QF", "externalReferenceType": "siebel", "name": "S_ORDER.ROW_ID"}`).
 - **Schema version**: `@schemaVersion` is the major version as a string (`"1"` for `*.v1`). It is optional
   in a body (the message envelope's `schema` already says `product_order.v1`); when present it must match.
-  A compatible change (a new optional field) keeps the version; an incompatible one makes `*.v2` beside `*.v1`.
+  A compatible change (a new optional field) keeps the version; an incompatible one makes `*.v2`
+  beside `*.v1`.
 - **Closed objects**: entities and their parts reject unknown fields (`unevaluatedProperties: false`), so
   a misspelt field from a mapping is caught at the first hop. Optional fields stay optional, as in TMF.
 - **Money**: `{"value": "199.00", "unit": "CNY"}`: the value is a decimal **string**, never a JSON number;
@@ -39,38 +41,69 @@ pre-reservation, real-name flag, arrears stop and resume, localized text).
   `esb lint` and the unit tests check them all.
 """
 
-GLOSSARY = """\
-## Glossary
+#: (term, meaning) rows of the glossary.
+GLOSSARY_TERMS: tuple[tuple[str, str], ...] = (
+    (
+        "三户 (three households)",
+        "The three records every subscription hangs on: 客户 customer, 账户 billing account, 用户 subscriber.",
+    ),
+    ("客户 (customer)", "The party holding the contract (`customer`)."),
+    ("账户 (billing account)", "What is billed and pays (`billing_account`)."),
+    ("用户 (subscriber)", "One subscription with its access number, e.g. an MSISDN (`subscriber`)."),
+    ("付费关系 (pay relation)", "Which account pays for which subscriber, over time (`pay_relation`)."),
+    ("销售品 / 产品规格 / 资费", "Product offering / product specification / product offering price."),
+    (
+        "好E家 (home bundle)",
+        "The fixed-mobile bundle: mobile lines + broadband + 天翼高清 IPTV, sold as one offering.",
+    ),
+    (
+        "预占 (pre-reservation)",
+        "Holding a number, port or terminal for an order for a limited time; released when it expires (`resource_reservation`).",
+    ),
+    ("实占", "Final allocation of a reserved resource once the order completes."),
+    (
+        "实名制 (real-name registration)",
+        "Legal duty to verify the user's identity document before activation (`party.realNameVerified`).",
+    ),
+    (
+        "停机 (stopped)",
+        "Service suspended, for arrears (欠费停机) or on request (报停); 单停 one-way (outgoing barred), 双停 two-way.",
+    ),
+    ("复机 (resumed)", "Service restored after payment or on request."),
+    ("销号 (closed number)", "Subscription terminated and the number closed."),
+    (
+        "信控 (credit control)",
+        "Arrears reminders, stops and resumes driven by balance and credit limit (`credit_control_event`).",
+    ),
+    ("撤单", "Cancelling an order (`cancel_product_order`)."),
+    (
+        "装维 / 电子工单",
+        "Installation and maintenance; the electronic work order sent to field technicians (`work_order`).",
+    ),
+    ("账期", "Billing cycle."),
+    ("渠道", "Sales channel: own store, franchise store, agent, online hall (`channel_partner`)."),
+    (
+        "10000",
+        "The customer service hotline: requests and complaints (`customer_interaction`, `trouble_ticket`).",
+    ),
+    ("112", "The fault reporting line (`trouble_ticket` with `ticketType: fault`)."),
+    ("114", "The directory enquiry service; also the printed phone directory 号码簿 (`directory_listing`)."),
+    ("CRM (Siebel)", "Customer relationship management: customers, orders (sends `product_order`)."),
+    ("Billing", "Rating and billing: accounts, bills, payments, balances, credit control."),
+    ("IOM", "Integrated order management: decomposes product orders into service orders."),
+    (
+        "OSS",
+        "Operations support: provisioning, activation, work orders (`service_order`, `service_activation`).",
+    ),
+    (
+        "RIM",
+        "Resource inventory management: numbers, ports, standard addresses (`resource`, `resource_reservation`).",
+    ),
+    ("NCR", "The warehouse system for terminals and SIM cards (stock movements in `batch_file`)."),
+    ("MSISDN", "The mobile number, 11 digits in national form (13312345678)."),
+    ("ICCID / IMSI", "SIM card serial / subscriber identity on the SIM."),
+)
 
-| Term | Meaning |
-|---|---|
-| 三户 (three households) | The three records every subscription hangs on: 客户 customer, 账户 billing account, 用户 subscriber. |
-| 客户 (customer) | The party holding the contract (`customer`). |
-| 账户 (billing account) | What is billed and pays (`billing_account`). |
-| 用户 (subscriber) | One subscription with its access number, e.g. an MSISDN (`subscriber`). |
-| 付费关系 (pay relation) | Which account pays for which subscriber, over time (`pay_relation`). |
-| 销售品 / 产品规格 / 资费 | Product offering / product specification / product offering price. |
-| 好E家 (home bundle) | The fixed-mobile bundle: mobile lines + broadband + 天翼高清 IPTV, sold as one offering. |
-| 预占 (pre-reservation) | Holding a number, port or terminal for an order for a limited time; released when it expires (`resource_reservation`). |
-| 实占 | Final allocation of a reserved resource once the order completes. |
-| 实名制 (real-name registration) | Legal duty to verify the user's identity document before activation (`party.realNameVerified`). |
-| 停机 (stopped) | Service suspended, for arrears (欠费停机) or on request (报停); 单停 one-way (outgoing barred), 双停 two-way. |
-| 复机 (resumed) | Service restored after payment or on request. |
-| 销号 (closed number) | Subscription terminated and the number closed. |
-| 信控 (credit control) | Arrears reminders, stops and resumes driven by balance and credit limit (`credit_control_event`). |
-| 撤单 | Cancelling an order (`cancel_product_order`). |
-| 装维 / 电子工单 | Installation and maintenance; the electronic work order sent to field technicians (`work_order`). |
-| 账期 | Billing cycle. |
-| 渠道 | Sales channel: own store, franchise store, agent, online hall (`channel_partner`). |
-| 10000 | The customer service hotline: requests and complaints (`customer_interaction`, `trouble_ticket`). |
-| 112 | The fault reporting line (`trouble_ticket` with `ticketType: fault`). |
-| 114 | The directory enquiry service; also the printed phone directory 号码簿 (`directory_listing`). |
-| CRM (Siebel) | Customer relationship management: customers, orders (sends `product_order`). |
-| Billing | Rating and billing: accounts, bills, payments, balances, credit control. |
-| IOM | Integrated order management: decomposes product orders into service orders. |
-| OSS | Operations support: provisioning, activation, work orders (`service_order`, `service_activation`). |
-| RIM | Resource inventory management: numbers, ports, standard addresses (`resource`, `resource_reservation`). |
-| NCR | The warehouse system for terminals and SIM cards (stock movements in `batch_file`). |
-| MSISDN | The mobile number, 11 digits in national form (13312345678). |
-| ICCID / IMSI | SIM card serial / subscriber identity on the SIM. |
-"""
+GLOSSARY = "## Glossary\n\n| Term | Meaning |\n|---|---|\n" + "".join(
+    f"| {term} | {meaning} |\n" for term, meaning in GLOSSARY_TERMS
+)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from esb.exceptions import ConfigError
-from esb.model.validation import CanonicalValidator, ReferenceValidator, meta_errors
+from esb.model.validation import CanonicalValidator, ReferenceValidator
 from esb.registry import did_you_mean
 
 #: Base of every canonical schema ``$id``.
@@ -77,7 +77,7 @@ class ModelRegistry:
         return sorted({n.rsplit(".v", 1)[0] for n in self.names()})
 
     def latest(self, entity: str) -> str:
-        """Return the highest-versioned schema name of ``entity`` (``product_order`` -> ``product_order.v1``)."""
+        """Return the newest schema name of ``entity`` (``product_order`` -> ``product_order.v1``)."""
         versions = [n for n in self.names() if n.rsplit(".v", 1)[0] == entity]
         if not versions:
             raise self._unknown(entity, self.entity_names())
@@ -162,7 +162,7 @@ class ModelRegistry:
             return str(path)
 
     def display(self, name: str) -> str:
-        """Return the file of ``name`` as shown in findings (``canonical_model/product_order.v1.schema.json``)."""
+        """Return the file of ``name`` as shown in findings (``canonical_model/x.v1.schema.json``)."""
         return self._display(self._paths[name])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from esb.model.codelists import CodeLists, load_codelists
@@ -50,6 +51,13 @@ def codelists_markdown(lists: CodeLists) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def _replacer(body: str) -> Callable[[re.Match[str]], str]:
+    def replace(m: re.Match[str]) -> str:
+        return m[1] + body + m[2]
+
+    return replace
+
+
 def render(text: str, project: Path) -> str:
     """Return ``text`` with its generated sections replaced by the current output."""
     sections = {"states": states_markdown(), "codelists": codelists_markdown(load_codelists(project))}
@@ -57,7 +65,7 @@ def render(text: str, project: Path) -> str:
         pattern = re.compile(
             rf"(<!-- BEGIN GENERATED {name} -->\n).*?(<!-- END GENERATED {name} -->)", flags=re.DOTALL
         )
-        text = pattern.sub(lambda m, body=body: m[1] + body + m[2], text)
+        text = pattern.sub(_replacer(body), text)
     return text
 
 

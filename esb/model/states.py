@@ -94,6 +94,20 @@ _ORDER: dict[str, set[str]] = {
 #: An order item: the order's lifecycle without ``partial`` (only a whole order is partial).
 _ITEM = {s: nxt - {"partial"} for s, nxt in _ORDER.items() if s != "partial"}
 
+#: TMF641 as in the SID schemas: no cancellation sub-states, a cancel request cancels directly.
+_SERVICE_ORDER: dict[str, set[str]] = {
+    "acknowledged": {"rejected", "pending", "held", "inProgress", "cancelled"},
+    "rejected": set(),
+    "pending": {"inProgress", "held", "cancelled"},
+    "held": {"inProgress", "pending", "cancelled"},
+    "inProgress": {"pending", "held", "completed", "failed", "partial", "cancelled"},
+    "cancelled": set(),
+    "completed": set(),
+    "failed": set(),
+    "partial": set(),
+}
+_SERVICE_ITEM = {s: nxt - {"partial"} for s, nxt in _SERVICE_ORDER.items() if s != "partial"}
+
 PRODUCT_ORDER = _machine(
     "product_order",
     "Product order (CRM order to the BSS)",
@@ -115,7 +129,7 @@ SERVICE_ORDER = _machine(
     "Service order (IOM to OSS activation)",
     "TMF641 ServiceOrderStateType",
     {"acknowledged"},
-    _ORDER,
+    _SERVICE_ORDER,
     "serviceOrderState",
 )
 SERVICE_ORDER_ITEM = _machine(
@@ -123,7 +137,7 @@ SERVICE_ORDER_ITEM = _machine(
     "Service order item (no partial)",
     "TMF641 ServiceOrderItemStateType",
     {"acknowledged"},
-    _ITEM,
+    _SERVICE_ITEM,
     "serviceOrderItemState",
 )
 WORK_ORDER = _machine(

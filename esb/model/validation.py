@@ -86,7 +86,9 @@ def referenced_resources(
 class CanonicalValidator:
     """A compiled validator for one canonical schema (compile once, reuse for every message)."""
 
-    def __init__(self, name: str, schema: Mapping[str, Any], resources: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(
+        self, name: str, schema: Mapping[str, Any], resources: Mapping[str, Mapping[str, Any]]
+    ) -> None:
         """Compile ``schema`` (named ``name``, e.g. ``product_order.v1``); ``resources`` maps every
         schema ``$id`` of the project to its schema, for cross-file ``$ref``.
 
@@ -96,9 +98,11 @@ class CanonicalValidator:
         self.schema = schema
         needed = referenced_resources(schema, resources)
         try:
-            registry = jsonschema_rs.Registry(list(needed.items()), retriever=_refuse_retrieval)
+            registry = jsonschema_rs.Registry(
+                [(uri, dict(doc)) for uri, doc in needed.items()], retriever=_refuse_retrieval
+            )
             self._validator = jsonschema_rs.validator_for(
-                schema,
+                dict(schema),
                 registry=registry,
                 validate_formats=True,
                 ignore_unknown_formats=False,
@@ -116,8 +120,10 @@ class CanonicalValidator:
         """Return every violation as ``(json_path, message)``, in document order; empty when valid."""
         if self._validator.is_valid(instance):
             return []
-        found = [(json_path(err.instance_path), _message(err)) for err in self._validator.iter_errors(instance)]
-        return sorted(set(found), key=lambda e: _path_key(e[0]) + (e[1],))
+        found = [
+            (json_path(err.instance_path), _message(err)) for err in self._validator.iter_errors(instance)
+        ]
+        return sorted(set(found), key=lambda e: (*_path_key(e[0]), e[1]))
 
     def validate(self, instance: Any) -> None:
         """Return None when ``instance`` conforms; otherwise raise SchemaValidationError with every error."""
@@ -161,7 +167,7 @@ class ReferenceValidator:
     def errors(self, instance: Any) -> list[tuple[str, str]]:
         """Return every violation as ``(json_path, message)``."""
         found = [(json_path(e.absolute_path), e.message) for e in self._validator.iter_errors(instance)]
-        return sorted(set(found), key=lambda e: _path_key(e[0]) + (e[1],))
+        return sorted(set(found), key=lambda e: (*_path_key(e[0]), e[1]))
 
 
 def meta_errors(schema: Mapping[str, Any]) -> list[str]:

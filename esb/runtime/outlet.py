@@ -46,17 +46,18 @@ class Outlet:
             raise MessageError(f"recipient list names endpoints not allowed for this route: {refused}")
         return [str(n) for n in named]
 
-    def deliver(self, message: Message) -> list[str]:
-        """Write ``message`` to each destination not yet confirmed; return the endpoints written now."""
+    def deliver(self, message: Message, *, check: bool = True) -> list[str]:
+        """Write ``message`` to each destination not yet confirmed; return the endpoints written now.
+
+        ``check=False`` skips the journal look-up when the caller knows nothing can have been delivered
+        yet (the first attempt of a message seen for the first time).
+        """
         written = []
         for endpoint in self.destinations(message):
-            if self.journal.was_delivered(self.route.id, message.id, endpoint):
+            if check and self.journal.was_delivered(self.route.id, message.id, endpoint):
                 continue
             self.write(endpoint, message)
-            self.journal.mark_delivered(self.route.id, message, endpoint)
-            self.journal.event(
-                self.route.id, message, "delivered", endpoint=endpoint, body=message.body_bytes()
-            )
+            self.journal.mark_delivered(self.route.id, message, endpoint, body=message.body_bytes(), event=True)
             written.append(endpoint)
         return written
 

@@ -64,6 +64,7 @@ class RouteWorker(threading.Thread):
         self.pre, self.aggregator, self.post = build_pipeline(project, route, self._requester)
         self.outlet = Outlet(project, route, journal)
         self.source: Any = None
+        self._first_time = False
 
     def _requester(self, endpoint: str) -> Any:
         adapter = self.project.adapter_for(endpoint)
@@ -149,8 +150,8 @@ class RouteWorker(threading.Thread):
         message = delivery.message
         while True:
             try:
-                self.journal.received(self.route.id, message, delivery_count=delivery.delivery_count)
-                outcome = self.journal.outcome(self.route.id, message.id)
+                first = self.journal.received(self.route.id, message, delivery_count=delivery.delivery_count)
+                outcome = None if first else self.journal.outcome(self.route.id, message.id)
                 break
             except TransportError as exc:
                 self.log.error("journal unavailable, retrying", error=str(exc))
@@ -170,6 +171,7 @@ class RouteWorker(threading.Thread):
         if problem is not None:
             self._dead_letter(delivery, message, problem)
             return False
+        self._first_time = first
         return True
 
     def _process(self, delivery: Delivery, original: Message) -> None:
@@ -214,8 +216,9 @@ class RouteWorker(threading.Thread):
             if delivery.respond is not None:
                 delivery.respond(outputs[0] if outputs else message.replace(body=None))
             return
+        check = not (self._first_time and message.attempt == 1)
         for output in outputs:
-            self.outlet.deliver(output)
+            self.outlet.deliver(output, check=check)
 
     def _release(self, batch: Batch) -> None:
         """Deliver an aggregate, then settle every delivery that contributed to it."""

@@ -104,7 +104,9 @@ def test_outbound_uses_first_listed_code() -> None:
     ("call", "message"),
     [
         pytest.param(("product_order_state", "siebel", "Completed"), "did you mean 'Complete'", id="code"),
-        pytest.param(("product_order_stat", "siebel", "Open"), "did you mean 'product_order_state'", id="list"),
+        pytest.param(
+            ("product_order_stat", "siebel", "Open"), "did you mean 'product_order_state'", id="list"
+        ),
         pytest.param(("product_order_state", "sieble", "Open"), "did you mean 'siebel'", id="system"),
         pytest.param(("subscriber_status", "zh", "停 机X"), "known: ", id="chinese-unknown"),
     ],

@@ -39,7 +39,8 @@ def test_show_prints_fields_and_states() -> None:
     """`model show` lists fields with required flags and the state machine's transitions."""
     result = _run("show", "product_order")
     assert result.exit_code == 0, result.output
-    assert "productOrderItem" in result.output and "yes" in result.output
+    assert "productOrderItem" in result.output
+    assert "yes" in result.output
     assert "completed              -> (final)" in result.output
 
 
@@ -67,24 +68,29 @@ def test_validate_not_json_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{\n  oops", encoding="utf-8")
     result = _run("validate", "product_order", str(bad))
-    assert result.exit_code == 1 and "not JSON" in result.output
+    assert result.exit_code == 1
+    assert "not JSON" in result.output
 
 
 def test_unknown_entity_exits_2_with_suggestion() -> None:
     """An unknown schema name is a project error (exit 2) with a suggestion."""
     result = _run("validate", "product_ordr", str(_valid_order()))
-    assert result.exit_code == 2 and "did you mean" in result.output
+    assert result.exit_code == 2
+    assert "did you mean" in result.output
 
 
 def test_diff_identical_exits_0() -> None:
     """Diffing a schema against itself finds no changes."""
     result = _run("diff", "product_order.v1", "product_order.v1")
-    assert result.exit_code == 0 and "no changes" in result.output
+    assert result.exit_code == 0
+    assert "no changes" in result.output
 
 
 def test_diff_breaking_exits_1(tmp_path: Path) -> None:
     """A breaking change between a schema name and a file exits 1 and names the change."""
-    schema = json.loads((ROOT / "canonical_model" / "product_order.v1.schema.json").read_text(encoding="utf-8"))
+    schema = json.loads(
+        (ROOT / "canonical_model" / "product_order.v1.schema.json").read_text(encoding="utf-8")
+    )
     new = copy.deepcopy(schema)
     del new["properties"]["category"]
     new["properties"]["salesArea"] = {"type": "string"}
@@ -115,10 +121,13 @@ def test_from_tmf_sloppy_state_warns_on_stderr(tmp_path: Path) -> None:
     tmf["state"] = "InProgress"
     path = tmp_path / "tmf.json"
     path.write_text(json.dumps(tmf), encoding="utf-8")
-    result = CliRunner().invoke(cli, ["--project", str(ROOT), "model", "from-tmf", "product_order", str(path)])
+    result = CliRunner().invoke(
+        cli, ["--project", str(ROOT), "model", "from-tmf", "product_order", str(path)]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["state"] == "inProgress"
-    assert "warning:" in result.stderr and "'InProgress' read as 'inProgress'" in result.stderr
+    assert "warning:" in result.stderr
+    assert "'InProgress' read as 'inProgress'" in result.stderr
 
 
 def test_from_tmf_unknown_state_exits_1(tmp_path: Path) -> None:
@@ -128,4 +137,5 @@ def test_from_tmf_unknown_state_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "tmf.json"
     path.write_text(json.dumps(tmf), encoding="utf-8")
     result = _run("from-tmf", "product_order", str(path))
-    assert result.exit_code == 1 and "'Done' is not a product_order state" in result.output
+    assert result.exit_code == 1
+    assert "'Done' is not a product_order state" in result.output

@@ -63,7 +63,9 @@ def test_reference_implementation_agrees_on_invalid_examples(name: str, path: Pa
 def test_each_entity_has_a_valid_and_several_invalid_examples(name: str) -> None:
     """Each entity has at least one valid and three invalid examples, each invalid one with an expectation."""
     valid = list((ROOT / "examples" / name / "valid").glob("*.json"))
-    invalid = {p.stem for p in (ROOT / "examples" / name / "invalid").glob("*.json") if p.name != EXPECTED_FILE}
+    invalid = {
+        p.stem for p in (ROOT / "examples" / name / "invalid").glob("*.json") if p.name != EXPECTED_FILE
+    }
     assert valid
     assert len(invalid) >= 3
     assert set(_expected(name)) == invalid
@@ -71,6 +73,8 @@ def test_each_entity_has_a_valid_and_several_invalid_examples(name: str) -> None
 
 def test_the_first_issue_date_time_case_is_an_example() -> None:
     """The impossible date-time 2026-13-45T99:00:00Z is among product_order's invalid examples."""
-    doc = json.loads((ROOT / "examples/product_order.v1/invalid/order_date_impossible.json").read_text("utf-8"))
+    doc = json.loads(
+        (ROOT / "examples/product_order.v1/invalid/order_date_impossible.json").read_text("utf-8")
+    )
     assert doc["orderDate"] == "2026-13-45T99:00:00Z"
     assert _expected("product_order.v1")["order_date_impossible"]["path"] == "$.orderDate"

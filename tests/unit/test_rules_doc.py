@@ -28,5 +28,7 @@ def test_render_replaces_stale_section() -> None:
     """A stale generated section is replaced, text outside it is kept."""
     stale = "intro\n<!-- BEGIN GENERATED states -->\nSTALE-TEXT\n<!-- END GENERATED states -->\nend\n"
     out = render(stale, ROOT)
-    assert out.startswith("intro\n") and out.endswith("end\n") and "STALE-TEXT" not in out
+    assert out.startswith("intro\n")
+    assert out.endswith("end\n")
+    assert "STALE-TEXT" not in out
     assert "`product_order`" in out

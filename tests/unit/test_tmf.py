@@ -77,7 +77,8 @@ def test_money_becomes_an_exact_json_number() -> None:
 def test_canonical_only_fields_are_declared_as_tmf_extension() -> None:
     """Canonical-only fields stay, declared through @baseType and @schemaLocation (TMF630)."""
     tmf = to_tmf("product_order", _order())
-    assert tmf["@schemaVersion"] == "1" and tmf["externalReference"]
+    assert tmf["@schemaVersion"] == "1"
+    assert tmf["externalReference"]
     assert tmf["@baseType"] == "ProductOrder"
     assert tmf["@schemaLocation"].endswith("product_order.v1.schema.json#tmf-extension-b")
 
@@ -89,7 +90,8 @@ def test_individual_name_is_tmf_full_name() -> None:
         pytest.skip(f"{path} is not written yet")
     doc = _load(path)
     tmf = to_tmf("party", doc)
-    assert tmf["fullName"] == doc["name"] and "name" not in tmf
+    assert tmf["fullName"] == doc["name"]
+    assert "name" not in tmf
     assert from_tmf("individual", tmf)[0] == doc
 
 
@@ -117,7 +119,9 @@ def test_unknown_state_is_rejected_with_allowed_values() -> None:
     """A state that is not TMF622's is an error naming the allowed states."""
     tmf = to_tmf("product_order", _order())
     tmf["state"] = "Done"
-    with pytest.raises(TMFConversionError, match=r"\$\.state: 'Done' is not a product_order state.*acknowledged"):
+    with pytest.raises(
+        TMFConversionError, match=r"\$\.state: 'Done' is not a product_order state.*acknowledged"
+    ):
         from_tmf("product_order", tmf)
 
 
@@ -126,7 +130,8 @@ def test_missing_type_is_filled_with_warning() -> None:
     tmf = to_tmf("product_order", _order())
     del tmf["@type"]
     doc, warnings = from_tmf("product_order", tmf)
-    assert doc["@type"] == "ProductOrder" and "$.@type: missing; assumed 'ProductOrder'" in warnings
+    assert doc["@type"] == "ProductOrder"
+    assert "$.@type: missing; assumed 'ProductOrder'" in warnings
 
 
 def test_miscased_type_is_corrected_and_wrong_type_rejected() -> None:

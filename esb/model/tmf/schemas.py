@@ -34,12 +34,12 @@ def tmf_schemas_dir(project: Path | None = None) -> Path:
 def _registry(root: Path) -> Registry[Any]:
     def retrieve(uri: str) -> Resource[Any]:
         if not uri.startswith(BASE):
-            raise NoSuchResource(ref=uri)
+            raise NoSuchResource(uri)
         path = root / uri.removeprefix(BASE)
         try:
             return Resource.from_contents(json.loads(path.read_text(encoding="utf-8")), DRAFT7)
         except OSError as exc:
-            raise NoSuchResource(ref=uri) from exc
+            raise NoSuchResource(uri) from exc
 
     return Registry(retrieve=retrieve)  # type: ignore[call-arg]
 

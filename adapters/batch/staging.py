@@ -1,0 +1,120 @@
+"""The local staging area of an endpoint: downloads land under a temp name, are fsynced, then renamed.
+
+Layout under ``settings.data_dir/batch/<system.endpoint>/``: ``staging/`` (complete downloads, named
+``<sha256 prefix>_<remote name>``), ``rejects/`` (one reject file per input file), ``replies/``
+(reconciliation reply files), ``outbox/`` (rendered outgoing files), ``state.db``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+
+@dataclass(frozen=True)
+class Dirs:
+    """The folders of one endpoint."""
+
+    root: Path
+
+    @property
+    def staging(self) -> Path:
+        """Complete downloads."""
+        return self.root / "staging"
+
+    @property
+    def rejects(self) -> Path:
+        """Reject files (original line and reason)."""
+        return self.root / "rejects"
+
+    @property
+    def replies(self) -> Path:
+        """Reconciliation reply files and error notes."""
+        return self.root / "replies"
+
+    @property
+    def outbox(self) -> Path:
+        """Rendered outgoing files."""
+        return self.root / "outbox"
+
+    @property
+    def state(self) -> Path:
+        """The state database."""
+        return self.root / "state.db"
+
+    def create(self) -> Dirs:
+        """Create every folder; return self."""
+        for path in (self.staging, self.rejects, self.replies, self.outbox):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class HashingWriter:
+    """A file-like sink that counts and hashes (SHA-256) what goes through it."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        """Write ``data``, hashing it."""
+        self.sha.update(data)
+        self.size += len(data)
+        return self.target.write(data)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A complete, durable local copy."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+def stage(folder: Path, name: str, fetch: Callable[[BinaryIO], None]) -> Staged:
+    """Download with ``fetch`` into ``folder`` under a temp name, fsync, hash, rename into place.
+
+    The temp file is removed if the download fails, so a half-downloaded file is never seen as staged.
+    """
+    tmp = folder / f".{uuid.uuid4().hex}.part"
+    try:
+        with tmp.open("wb") as out:
+            writer = HashingWriter(out)
+            fetch(writer)  # type: ignore[arg-type] # a write()-only file is all fetch needs
+            out.flush()
+            os.fsync(out.fileno())
+        sha = writer.sha.hexdigest()
+        final = folder / f"{sha[:16]}_{name}"
+        os.replace(tmp, final)
+        fsync_dir(folder)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return Staged(final, writer.size, sha)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file, fsync and rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    with tmp.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

@@ -1,0 +1,149 @@
+"""Credentials on both sides: the client's HTTP session and UsernameToken, the listener's checks.
+
+Client: HTTP basic on the requests session, or a WS-Security UsernameToken (PasswordText or
+PasswordDigest) rebuilt for every call, with a fresh nonce, Created and wsu:Timestamp. TLS with a CA file
+and an optional client certificate.
+
+Listener: HTTP basic and/or UsernameToken, compared in constant time (``hmac.compare_digest``); a digest
+token must be fresh (Created within five minutes) and its nonce is refused a second time (replay).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from adapters.soap.config import ClientAuth, SOAPEndpoint
+
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+PASSWORD_DIGEST = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest"
+FRESHNESS = 300.0
+
+
+def client_session(endpoint: SOAPEndpoint, project_dir: Path, password: str | None) -> Any:
+    """Return a zeep Transport over a requests Session with the endpoint's TLS and HTTP basic settings."""
+    import requests
+    from zeep.transports import Transport
+
+    session = requests.Session()
+    session.trust_env = False
+    tls = endpoint.tls
+    if tls is not None:
+        session.verify = str(_abs(tls.ca_file, project_dir)) if tls.ca_file and tls.verify else tls.verify
+        if tls.cert_file is not None:
+            cert = str(_abs(tls.cert_file, project_dir))
+            session.cert = (cert, str(_abs(tls.key_file, project_dir))) if tls.key_file else cert
+    if endpoint.auth is not None and endpoint.auth.mode == "basic" and password is not None:
+        session.auth = (endpoint.auth.username, password)
+    return Transport(session=session, timeout=endpoint.load_timeout,
+                     operation_timeout=(endpoint.connect_timeout, endpoint.timeout))
+
+
+def _abs(path: Path | None, project_dir: Path) -> Path:
+    assert path is not None
+    return path if path.is_absolute() else project_dir / path
+
+
+def _timestamp(seconds: int = 300) -> etree._Element:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    stamp = etree.Element(f"{{{WSU}}}Timestamp", nsmap={"wsu": WSU})
+    etree.SubElement(stamp, f"{{{WSU}}}Created").text = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = now + dt.timedelta(seconds=seconds)
+    etree.SubElement(stamp, f"{{{WSU}}}Expires").text = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return stamp
+
+
+def wsse_token(auth: ClientAuth, password: str) -> Any:
+    """Return a new UsernameToken for one call (nonce, Created and Timestamp must be fresh each time)."""
+    from zeep.wsse.username import UsernameToken
+
+    return UsernameToken(auth.username, password, use_digest=auth.mode == "wsse-digest",
+                         timestamp_token=_timestamp() if auth.timestamp else None, zulu_timestamp=True)
+
+
+def check_basic(header: str | None, users: dict[str, str]) -> str | None:
+    """Return the user an ``Authorization: Basic`` header proves, or None."""
+    if not header or not header[:6].lower() == "basic ":
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user if _matches(user, password.encode(), users) else None
+
+
+def _matches(user: str, password: bytes, users: dict[str, str]) -> bool:
+    expected = users.get(user)
+    # compare against something even for unknown users so timing does not tell which users exist
+    ok = hmac.compare_digest(password, (expected if expected is not None else os.urandom(16).hex()).encode())
+    return ok and expected is not None
+
+
+class NonceCache:
+    """Nonces seen in the last ``FRESHNESS`` seconds (a replayed digest token is refused)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._seen: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+        self.capacity = capacity
+
+    def first_use(self, nonce: bytes) -> bool:
+        """Record ``nonce``; False when it was already used within the window."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) >= self.capacity:
+                self._seen = {n: t for n, t in self._seen.items() if t > now}
+            expiry = self._seen.get(nonce)
+            if expiry is not None and expiry > now:
+                return False
+            self._seen[nonce] = now + 2 * FRESHNESS
+            return True
+
+
+def _parse_created(text: str) -> dt.datetime | None:
+    try:
+        created = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return created if created.tzinfo else created.replace(tzinfo=dt.UTC)
+
+
+def check_wsse(header: etree._Element | None, users: dict[str, str], nonces: NonceCache) -> str | None:
+    """Return the user a WS-Security UsernameToken in the SOAP ``header`` proves, or None."""
+    if header is None:
+        return None
+    token = header.find(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
+    if token is None:
+        return None
+    user = (token.findtext(f"{{{WSSE}}}Username") or "").strip()
+    password_el = token.find(f"{{{WSSE}}}Password")
+    if not user or password_el is None:
+        return None
+    given = (password_el.text or "").strip()
+    if password_el.get("Type") != PASSWORD_DIGEST:
+        return user if _matches(user, given.encode(), users) else None
+    nonce_text = token.findtext(f"{{{WSSE}}}Nonce") or ""
+    created_text = token.findtext(f"{{{WSU}}}Created") or ""
+    created = _parse_created(created_text)
+    try:
+        nonce = base64.b64decode(nonce_text.strip(), validate=True)
+    except binascii.Error:
+        return None
+    if created is None or abs((dt.datetime.now(dt.UTC) - created).total_seconds()) > FRESHNESS or not nonce:
+        return None
+    secret = users.get(user, os.urandom(16).hex())
+    digest = base64.b64encode(hashlib.sha1(nonce + created_text.encode() + secret.encode()).digest())  # noqa: S324
+    if not (hmac.compare_digest(digest, given.encode()) and user in users):
+        return None
+    return user if nonces.first_use(nonce) else None
