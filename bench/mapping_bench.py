@@ -38,7 +38,7 @@ def f(el: Any, tag: str) -> str | None:
     return (child.text or None) if child is not None else None
 
 
-def hand_written(root: Any) -> dict[str, Any]:  # noqa: C901, PLR0912 - deliberately one straight function
+def hand_written(root: Any) -> dict[str, Any]:
     """The Siebel order mapping as an engineer would write it by hand with lxml."""
     order = root.xpath("*[starts-with(local-name(), 'ListOf')]/Order_spcEntry_spc-_spcOrders")[0]
     currency = (f(order, "Currency_spcCode") or "CNY").strip().upper()
@@ -70,7 +70,8 @@ def hand_written(root: Any) -> dict[str, Any]:  # noqa: C901, PLR0912 - delibera
     if (v := f(order, "Comments")) and (v := clean(v)):
         out["note"] = [{"text": v}]
     items = []
-    for line in order.findall("ListOfOrder_spcEntry_spc-_spcLine_spcItems/Order_spcEntry_spc-_spcLine_spcItems"):
+    lines = "ListOfOrder_spcEntry_spc-_spcLine_spcItems/Order_spcEntry_spc-_spcLine_spcItems"
+    for line in order.findall(lines):
         item: dict[str, Any] = {"id": f(line, "Line_spcNumber").strip(),  # type: ignore[union-attr]
                                 "action": ACTION[(f(line, "Action_spcCode") or "-").strip()],
                                 "quantity": int(f(line, "Quantity") or "1")}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
-import socket
 import ssl
 from collections.abc import Iterator
 
@@ -65,14 +64,14 @@ def translated(what: str, endpoint: str) -> Iterator[None]:
             endpoint=endpoint,
         ) from exc
     except paramiko.SSHException as exc:
-        if "not found in known_hosts" in str(exc) or "Server " in str(exc) and "not found" in str(exc):
+        if "not found in known_hosts" in str(exc) or ("Server " in str(exc) and "not found" in str(exc)):
             raise HostKeyError(
                 f"{what}: the server's host key is not in known_hosts: refused ({exc})", endpoint=endpoint
             ) from exc
         raise RemoteTransferError(f"{what}: SSH error: {exc}", endpoint=endpoint) from exc
     except ssl.SSLCertVerificationError as exc:
         raise HostKeyError(f"{what}: FTPS certificate refused: {exc.verify_message}", endpoint=endpoint) from exc
-    except (ftplib.Error, EOFError, socket.timeout, ssl.SSLError) as exc:
+    except (TimeoutError, ftplib.Error, EOFError, ssl.SSLError) as exc:
         raise RemoteTransferError(f"{what}: {type(exc).__name__}: {exc}", endpoint=endpoint) from exc
     except OSError as exc:
         raise RemoteTransferError(f"{what}: {exc}", endpoint=endpoint) from exc

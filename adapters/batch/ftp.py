@@ -72,7 +72,7 @@ class FTPRemote:
         if self._ftp is not None:
             try:
                 self._ftp.quit()
-            except Exception:  # noqa: BLE001 - a dropped connection cannot say goodbye
+            except Exception:
                 self._ftp.close()
             self._ftp = None
 

@@ -69,7 +69,7 @@ class FieldSpec(_Strict):
                 number = number.scaleb(-self.scale)
             return str(number.quantize(Decimal(1).scaleb(-self.scale)))
         fmt = self.format or ("%Y%m%d" if self.type == "date" else "%Y%m%d%H%M%S")
-        parsed = datetime.strptime(text, fmt)  # noqa: DTZ007 - a local business date, no zone in the file
+        parsed = datetime.strptime(text, fmt)
         return parsed.date().isoformat() if self.type == "date" else parsed.isoformat()
 
 

@@ -82,7 +82,7 @@ class SFTPRemote:
             if thing is not None:
                 try:
                     thing.close()
-                except Exception:  # noqa: BLE001, S110 - a dropped connection may fail to close
+                except Exception:  # noqa: S110 - a dropped connection may fail to close
                     pass
         self._sftp = self._ssh = None
 
@@ -117,14 +117,13 @@ class SFTPRemote:
 
     def upload(self, source: BinaryIO, name: str) -> None:
         """Stream into ``name`` with pipelined writes, confirmed by the final close."""
-        with translated(f"upload {name}", self.where):
-            with self.sftp.open(self._p(name), "wb") as remote:
-                remote.set_pipelined(True)
-                while True:
-                    chunk = source.read(CHUNK)
-                    if not chunk:
-                        break
-                    remote.write(chunk)
+        with translated(f"upload {name}", self.where), self.sftp.open(self._p(name), "wb") as remote:
+            remote.set_pipelined(True)
+            while True:
+                chunk = source.read(CHUNK)
+                if not chunk:
+                    break
+                remote.write(chunk)
 
     def rename(self, old: str, new: str) -> None:
         """Rename (SFTP's rename never overwrites)."""

@@ -17,7 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Column, Integer, MetaData, String, Table, Text, create_engine, delete, event, func, insert, select, update,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError

@@ -58,4 +58,5 @@ def _report(results: list[CaseResult], broken: list[str], as_json: bool) -> None
     for finding in broken:
         click.echo(f"BROKEN  {finding}", err=True)
     failed = sum(not r.ok for r in results)
-    click.echo(f"{len(results) - failed} passed, {failed} failed" + (f", {len(broken)} broken file(s)" if broken else ""))
+    tail = f", {len(broken)} broken file(s)" if broken else ""
+    click.echo(f"{len(results) - failed} passed, {failed} failed{tail}")

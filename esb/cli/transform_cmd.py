@@ -13,7 +13,8 @@ from esb.transforms.registry import TransformRegistry
 
 @click.command("transform")
 @click.argument("name")
-@click.option("--input", "input_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--input", "input_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The message body to transform (XML or JSON, as the transform expects).")
 @click.option("--output", "output_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the result here instead of printing it.")

@@ -151,12 +151,21 @@ class Journal:
             _index_keys(conn, sql, message.id, keys - (known or frozenset()))
 
     def mark_delivered(
-        self, route: str, message: Message, endpoint: str, *, body: bytes | None = None, event: bool = False
+        self,
+        route: str,
+        message: Message,
+        endpoint: str,
+        *,
+        body: bytes | None = None,
+        event: bool = False,
+        finish: Message | None = None,
     ) -> None:
         """Record that ``message`` reached ``endpoint`` (idempotent: a second call changes nothing).
 
         With ``event=True`` a ``delivered`` event naming the endpoint (with ``body``, what was sent) is
-        written in the same transaction: one commit per delivery on the hot path.
+        written in the same transaction: one commit per delivery on the hot path. With ``finish``, the
+        route-level ``delivered`` event of that (ingress) message is written in it too: the last delivery
+        of a message ends its journey on the route in the same commit.
         """
         engine, sql = self._write()
         now = utcnow()
@@ -178,6 +187,11 @@ class Journal:
                 row["body"] = body if self.keep_bodies else None
                 conn.execute(sql.add_event, row)
                 _index_keys(conn, sql, message.id, keys - (known or frozenset()))
+            if finish is not None:
+                done = _event_row(route, finish.id, "delivered", now)
+                done.update(_error_columns(None))
+                done["body"] = None
+                conn.execute(sql.add_event, done)
 
     @contextlib.contextmanager
     def _remembering(

@@ -56,6 +56,8 @@ class Statements:
                 events.c.message_id == sa.bindparam("mid"),
                 events.c.route == sa.bindparam("r"),
                 events.c.state.in_([*FINAL_STATES, "replayed"]),
+                # a delivery to one endpoint of a fan-out does not end the route; the route-level event does
+                sa.or_(events.c.endpoint.is_(None), events.c.state != "delivered"),
             )
             .order_by(events.c.id.desc())
             .limit(1),

@@ -175,10 +175,9 @@ def _table(registry: ModelRegistry, schema: dict[str, Any]) -> list[str]:
     for prop, sub in schema.get("properties", {}).items():
         item = sub.get("items", {}) or {}
         desc = sub.get("description") or item.get("description") or _ref_description(registry, sub)
-        rows.append(
-            f"| `{prop}` | {_cell(_type_of(registry, sub))} | {'yes' if prop in required else ''} | {_cell(desc)} "
-            f"| {_cell(_values(registry, sub))} |"
-        )
+        req = "yes" if prop in required else ""
+        kind, values = _cell(_type_of(registry, sub)), _cell(_values(registry, sub))
+        rows.append(f"| `{prop}` | {kind} | {req} | {_cell(desc)} | {values} |")
     return rows
 
 

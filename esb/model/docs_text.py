@@ -45,7 +45,8 @@ pre-reservation, real-name flag, arrears stop and resume, localized text).
 GLOSSARY_TERMS: tuple[tuple[str, str], ...] = (
     (
         "三户 (three households)",
-        "The three records every subscription hangs on: 客户 customer, 账户 billing account, 用户 subscriber.",
+        "The three records every subscription hangs on: "
+        "客户 customer, 账户 billing account, 用户 subscriber.",
     ),
     ("客户 (customer)", "The party holding the contract (`customer`)."),
     ("账户 (billing account)", "What is billed and pays (`billing_account`)."),
@@ -58,7 +59,8 @@ GLOSSARY_TERMS: tuple[tuple[str, str], ...] = (
     ),
     (
         "预占 (pre-reservation)",
-        "Holding a number, port or terminal for an order for a limited time; released when it expires (`resource_reservation`).",
+        "Holding a number, port or terminal for an order for a limited time; "
+        "released when it expires (`resource_reservation`).",
     ),
     ("实占", "Final allocation of a reserved resource once the order completes."),
     (
@@ -67,7 +69,8 @@ GLOSSARY_TERMS: tuple[tuple[str, str], ...] = (
     ),
     (
         "停机 (stopped)",
-        "Service suspended, for arrears (欠费停机) or on request (报停); 单停 one-way (outgoing barred), 双停 two-way.",
+        "Service suspended, for arrears (欠费停机) or on request (报停); "
+        "单停 one-way (outgoing barred), 双停 two-way.",
     ),
     ("复机 (resumed)", "Service restored after payment or on request."),
     ("销号 (closed number)", "Subscription terminated and the number closed."),
@@ -97,7 +100,8 @@ GLOSSARY_TERMS: tuple[tuple[str, str], ...] = (
     ),
     (
         "RIM",
-        "Resource inventory management: numbers, ports, standard addresses (`resource`, `resource_reservation`).",
+        "Resource inventory management: numbers, ports, standard addresses "
+        "(`resource`, `resource_reservation`).",
     ),
     ("NCR", "The warehouse system for terminals and SIM cards (stock movements in `batch_file`)."),
     ("MSISDN", "The mobile number, 11 digits in national form (13312345678)."),

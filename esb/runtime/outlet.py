@@ -46,20 +46,35 @@ class Outlet:
             raise MessageError(f"recipient list names endpoints not allowed for this route: {refused}")
         return [str(n) for n in named]
 
-    def deliver(self, message: Message, *, check: bool = True) -> list[str]:
-        """Write ``message`` to each destination not yet confirmed; return the endpoints written now.
+    def deliver_all(self, original: Message, outputs: list[Message], *, check: bool = True) -> None:
+        """Deliver every output to each of its destinations, then end ``original``'s journey as delivered.
 
-        ``check=False`` skips the journal look-up when the caller knows nothing can have been delivered
-        yet (the first attempt of a message seen for the first time).
+        Each delivery is journaled as it is confirmed, so a retry after a partial fan-out skips the
+        endpoints already served. The last delivery's commit also records the route-level outcome.
+        ``check=False`` skips the journal look-ups when nothing can have been delivered yet (the first
+        attempt of a message seen for the first time).
         """
-        written = []
-        for endpoint in self.destinations(message):
-            if check and self.journal.was_delivered(self.route.id, message.id, endpoint):
+        pending = [(out, endpoint) for out in outputs for endpoint in self.destinations(out)]
+        if not pending:
+            self.journal.event(self.route.id, original, "filtered")
+            return
+        finished = False
+        for index, (output, endpoint) in enumerate(pending):
+            if check and self.journal.was_delivered(self.route.id, output.id, endpoint):
                 continue
-            self.write(endpoint, message)
-            self.journal.mark_delivered(self.route.id, message, endpoint, body=message.body_bytes(), event=True)
-            written.append(endpoint)
-        return written
+            self.write(endpoint, output)
+            last = index == len(pending) - 1
+            self.journal.mark_delivered(
+                self.route.id, output, endpoint, body=output.body_bytes(), event=True,
+                finish=original if last else None,
+            )
+            finished = last
+        if not finished:
+            self.journal.event(self.route.id, original, "delivered")
+
+    def deliver(self, message: Message, *, check: bool = True) -> None:
+        """Deliver one message (an aggregate) to its destinations and end it as delivered."""
+        self.deliver_all(message, [message], check=check)
 
     def dead_letter(self, original: Message, error: BaseException) -> str | None:
         """Put the original message, with the error in its headers, on the dead-letter endpoint.

@@ -206,26 +206,24 @@ class RouteWorker(threading.Thread):
             if not delivery.settled:
                 self.journal.event(self.route.id, message, "aggregated", detail={"parts": len(outputs)})
             return
-        self._deliver(delivery, message, outputs)
-        state = "delivered" if outputs else "filtered"
-        self.journal.event(self.route.id, message, state, detail={"outputs": len(outputs)})
-        delivery.ack()
-
-    def _deliver(self, delivery: Delivery, message: Message, outputs: list[Message]) -> None:
-        if self.route.to is None:
+        if not outputs:
             if delivery.respond is not None:
-                delivery.respond(outputs[0] if outputs else message.replace(body=None))
-            return
-        check = not (self._first_time and message.attempt == 1)
-        for output in outputs:
-            self.outlet.deliver(output, check=check)
+                delivery.respond(message.replace(body=None))
+            self.journal.event(self.route.id, message, "filtered")
+        elif self.route.to is None:
+            if delivery.respond is not None:
+                delivery.respond(outputs[0])
+            self.journal.event(self.route.id, message, "delivered",
+                               detail={"replied": delivery.respond is not None})
+        else:
+            self.outlet.deliver_all(message, outputs, check=not (self._first_time and message.attempt == 1))
+        delivery.ack()
 
     def _release(self, batch: Batch) -> None:
         """Deliver an aggregate, then settle every delivery that contributed to it."""
         error: BaseException | None = None
         try:
-            for output in self.post(batch.message):
-                self.outlet.deliver(output)
+            self.outlet.deliver_all(batch.message, self.post(batch.message))
         except Exception as exc:  # noqa: BLE001 - the aggregate is dead-lettered, never lost
             error = exc
             try:

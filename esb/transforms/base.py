@@ -8,11 +8,10 @@ UnknownMessageTypeError for documents the mapping does not accept, MappingError 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import re
 
 import orjson
 from lxml import etree
@@ -84,7 +83,8 @@ class Transform:
         if not isinstance(body, bytes | bytearray | memoryview):
             raise DecodeError(f"{self.name}: expected a JSON body, got {type(body).__name__}")
         if len(body) > self.header.max_bytes:
-            raise BodyTooLargeError(f"JSON body of {len(body)} bytes is over the limit of {self.header.max_bytes}")
+            raise BodyTooLargeError(
+                f"JSON body of {len(body)} bytes is over the limit of {self.header.max_bytes}")
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -105,7 +105,8 @@ class Transform:
         """Raise UnknownMessageTypeError when the document is not what this mapping accepts."""
         header = self.header
         if header.accepts_root is not None:
-            tag = etree.QName(parsed).localname if isinstance(parsed, etree._Element) else type(parsed).__name__
+            is_xml = isinstance(parsed, etree._Element)
+            tag = etree.QName(parsed).localname if is_xml else type(parsed).__name__
             if tag != header.accepts_root:
                 raise UnknownMessageTypeError(
                     f"{self.name} accepts <{header.accepts_root}> documents, got <{tag}>")

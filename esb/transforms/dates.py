@@ -59,7 +59,7 @@ def _parse_text(text: str, fmt: str | list[str] | None) -> dt.datetime | None:
     return None
 
 
-def iso_datetime(value: Any, format: str | list[str] | None = None, tz: str = "UTC",  # noqa: A002
+def iso_datetime(value: Any, format: str | list[str] | None = None, tz: str = "UTC",
                  to: str | None = None) -> str:
     """Return ``value`` as ISO 8601 with offset (``2026-11-25T14:03:00+08:00``), converted to ``to``."""
     parsed = parse_datetime(value, format, tz)
@@ -68,12 +68,12 @@ def iso_datetime(value: Any, format: str | list[str] | None = None, tz: str = "U
     return parsed.isoformat()
 
 
-def iso_date(value: Any, format: str | list[str] | None = None, tz: str = "UTC") -> str:  # noqa: A002
+def iso_date(value: Any, format: str | list[str] | None = None, tz: str = "UTC") -> str:
     """Return the calendar date of ``value`` as ``YYYY-MM-DD`` (local to ``tz``)."""
     return parse_datetime(value, format, tz).date().isoformat()
 
 
-def format_datetime(value: Any, format: str = "%Y%m%d%H%M%S", tz: str = "UTC",  # noqa: A002
+def format_datetime(value: Any, format: str = "%Y%m%d%H%M%S", tz: str = "UTC",
                     source_format: str | None = None) -> str:
     """Return ``value`` (any parseable date) rendered with ``format`` in the time zone ``tz``."""
     parsed = parse_datetime(value, source_format, "UTC").astimezone(zone(tz))

@@ -20,7 +20,7 @@ from esb.transforms.rules import Getter, Loc
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-class MappingFunctions(jfunctions.Functions):
+class MappingFunctions(jfunctions.Functions):  # type: ignore[misc]  # jmespath ships no type hints
     """JMESPath's built-in functions plus every mapping function (value first, then the arguments)."""
 
     def __init__(self, ctx: FnContext) -> None:

@@ -43,7 +43,8 @@ def load_transform(name: str, path: Path, display: str, project_dir: Path) -> Tr
         raise _fail(doc, (), "a mapping file is a YAML mapping (kind, input, output, rules...)")
     kind = spec.get("kind")
     if kind not in KINDS:
-        raise _fail(doc, ("kind",), f"kind must be one of {', '.join(KINDS)}{did_you_mean(str(kind), KINDS)}")
+        hint = did_you_mean(str(kind), list(KINDS))
+        raise _fail(doc, ("kind",), f"kind must be one of {', '.join(KINDS)}{hint}")
     allowed = COMMON_KEYS | KINDS[kind]["keys"]
     for key in spec:
         if key not in allowed:
@@ -95,7 +96,7 @@ def _header(name: str, doc: Located, spec: dict[str, Any], kind: str) -> Header:
         "".encode(encoding)
     except LookupError:
         raise _fail(doc, ("output_encoding",), f"unknown encoding {encoding!r}") from None
-    return Header(name=name, file=doc.file, kind=kind, input=source, output=target,
+    return Header(name=name, file=doc.file, kind=kind, input=str(source), output=str(target),
                   output_schema=spec.get("output_schema"), output_type=spec.get("output_type"),
                   output_encoding=encoding, max_bytes=int(spec.get("max_bytes", 10 * 1024 * 1024)),
                   description=str(spec.get("description", "")))
@@ -147,7 +148,8 @@ def _python_function(doc: Located, spec: dict[str, Any], path: Path, name: str) 
     ref = str(spec.get("function") or "")
     module_ref, _, attr = ref.partition(":")
     if not module_ref or not attr:
-        raise _fail(doc, ("function",), "give the function as 'file.py:func' (beside the mapping) or 'pkg.mod:func'")
+        raise _fail(doc, ("function",),
+                    "give the function as 'file.py:func' (beside the mapping) or 'pkg.mod:func'")
     try:
         if module_ref.endswith(".py"):
             file = (path.parent / module_ref).resolve()

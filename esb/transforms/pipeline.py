@@ -95,10 +95,7 @@ def run_pipeline(steps: list[Step], value: Any, scope: Mapping[str, Any]) -> Any
     for step in steps:
         if value is None and not step.none_ok:
             continue
-        if step.var_args:
-            value = _call_with_vars(step, value, scope)
-        else:
-            value = step.call(value)
+        value = _call_with_vars(step, value, scope) if step.var_args else step.call(value)
     return value
 
 

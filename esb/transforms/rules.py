@@ -6,6 +6,7 @@ expression into a getter once, at compile time, and says where a failing source 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -179,14 +180,14 @@ def make_setter(keys: tuple[str | int, ...]) -> Callable[[dict[str, Any], Any], 
         def set_dotted(out: dict[str, Any], value: Any) -> None:
             node = out
             for key in head:
-                child = node.get(key)  # type: ignore[call-overload]
+                child = node.get(key)  # type: ignore[arg-type]
                 if child is None:
                     child = node[key] = {}  # type: ignore[index]
                 node = child
             node[last] = value  # type: ignore[index]
 
         return set_dotted
-    steps = [(key, isinstance(nxt, int)) for key, nxt in zip(keys, keys[1:], strict=False)]
+    steps = [(key, isinstance(nxt, int)) for key, nxt in itertools.pairwise(keys)]
     last_key = keys[-1]
 
     def set_mixed(out: dict[str, Any], value: Any) -> None:
@@ -215,7 +216,7 @@ def set_path(out: dict[str, Any], keys: tuple[str | int, ...], value: Any) -> No
         out[keys[0]] = value  # type: ignore[index]
         return
     node: Any = out
-    for key, nxt in zip(keys, keys[1:], strict=False):
+    for key, nxt in itertools.pairwise(keys):
         empty: Any = [] if isinstance(nxt, int) else {}
         if isinstance(key, int):
             while len(node) <= key:
@@ -256,7 +257,8 @@ class Runner:
 
     def foreach(self, rule: Rule, node: Any, loc: Loc, scope: dict[str, Any], out: dict[str, Any]) -> None:
         """Evaluate a ``foreach`` rule: one object per context node."""
-        assert rule.each is not None and rule.block is not None
+        assert rule.each is not None
+        assert rule.block is not None
         expr, many = rule.each
         try:
             items = many(node)
@@ -274,7 +276,7 @@ class Runner:
         value = rule.const if rule.const_var is None else scope.get(rule.const_var)
         expr = rule.sources[0][0] if rule.sources else "(constant)"
         try:
-            for expr, get in rule.sources:
+            for expr, get in rule.sources:  # noqa: B007 - expr names the failing source below
                 value = get(node)
                 if value is not None:
                     break

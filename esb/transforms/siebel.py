@@ -5,6 +5,9 @@ Converter writes them as escape sequences (``Order_spcEntry_spc_lprSales_rpr``).
 ("XML Reference: Siebel Enterprise Application Integration", *Element and Attribute Naming*); any other
 illegal character becomes ``_<decimal code point>``. Hyphens, dots and digits are legal in XML names and
 stay as they are (``Order Entry - Orders`` is ``Order_spcEntry_spc-_spcOrders``).
+
+The ``_<code>`` form is ambiguous when a digit follows it (``=9`` and ``ɫ`` both give ``_619``); names in
+repositories rarely hold such characters, and mappings name tags through the table's characters.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ ESCAPES: dict[str, str] = {
     ">": "_grt",
 }
 _UNESCAPES = {v: k for k, v in ESCAPES.items()}
-_ESCAPE_RE = re.compile("|".join(sorted((re.escape(v) for v in _UNESCAPES), key=len, reverse=True)) + r"|_(\d+)")
+_ESCAPE_RE = re.compile(
+    "|".join(sorted((re.escape(v) for v in _UNESCAPES), key=len, reverse=True)) + r"|_(\d+)")
 _NAME_CHAR = re.compile(r"[\w.\-]")
 
 

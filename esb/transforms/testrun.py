@@ -72,7 +72,8 @@ def diff(expected: Any, actual: Any) -> str:
 def contains(actual: Any, expected: Any) -> bool:
     """True when ``expected`` is a subset of ``actual`` (dict keys recursively, list items by position)."""
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in expected.items())
+        return isinstance(actual, dict) and all(
+            k in actual and contains(actual[k], v) for k, v in expected.items())
     if isinstance(expected, list):
         return isinstance(actual, list) and len(actual) >= len(expected) and all(
             contains(a, e) for a, e in zip(actual, expected, strict=False))
@@ -112,7 +113,8 @@ class TestFile:
         try:
             rel = self.path.resolve().relative_to(self.registry.root.resolve())
         except ValueError:
-            raise self._fail((), "give 'transform: system/name' (the file is not under transforms/)") from None
+            message = "give 'transform: system/name' (the file is not under transforms/)"
+            raise self._fail((), message) from None
         return rel.as_posix()[: -len(TEST_SUFFIX)]
 
     def _check_case(self, index: int, case: Any) -> None:
@@ -137,7 +139,8 @@ class TestFile:
         try:
             transform = self.registry.get(self.transform_name)
         except ConfigError as exc:
-            return [CaseResult(self.display, str(c.get("name", i)), False, str(exc)) for i, c in enumerate(self.cases)]
+            return [CaseResult(self.display, str(c.get("name", i)), False, str(exc))
+                    for i, c in enumerate(self.cases)]
         return [self._run_case(transform, i, case) for i, case in enumerate(self.cases)]
 
     def _run_case(self, transform: Any, index: int, case: dict[str, Any]) -> CaseResult:
@@ -148,7 +151,8 @@ class TestFile:
         except EsbError as exc:
             return self._error_result(name, case, exc)
         if "error" in case:
-            return CaseResult(self.display, name, False, f"expected {case['error']}, got a result:\n{dump(output)}")
+            detail = f"expected {case['error']}, got a result:\n{dump(output)}"
+            return CaseResult(self.display, name, False, detail)
         problems = self._compare(case, output)
         return CaseResult(self.display, name, not problems, "\n".join(problems))
 

@@ -93,8 +93,10 @@ class XPathDialect:
         if all_values:
             def get_all(node: Any) -> Any:
                 result = xp(node)
-                values = [t for t in (_text(i) for i in result) if t is not None] if isinstance(result, list) \
-                    else [_normalise(result)]
+                if isinstance(result, list):
+                    values = [t for t in (_text(i) for i in result) if t is not None]
+                else:
+                    values = [_normalise(result)]
                 return values or None
             return get_all
         return lambda node: _normalise(xp(node))

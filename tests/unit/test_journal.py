@@ -173,7 +173,7 @@ def test_event_for_a_derived_message_journals_it(journal: Journal) -> None:
 
 
 def test_outcome_is_the_last_final_state(journal: Journal) -> None:
-    """outcome() is None in flight, the final state once reached, and None again after a replay."""
+    """outcome() is None in flight, the final route-level state once reached, None again after a replay."""
     message = order()
     journal.received("orders", message)
     assert journal.outcome("orders", message.id) is None
@@ -185,6 +185,8 @@ def test_outcome_is_the_last_final_state(journal: Journal) -> None:
     journal.event("orders", message, "replayed")
     assert journal.outcome("orders", message.id) is None
     journal.event("orders", message, "delivered", endpoint="billing")
+    assert journal.outcome("orders", message.id) is None, "one endpoint of a fan-out does not end the route"
+    journal.event("orders", message, "delivered")
     assert journal.outcome("orders", message.id) == "delivered"
 
 
@@ -410,5 +412,7 @@ def test_a_message_deleted_elsewhere_fails_once_then_is_journaled_again(
     with pytest.raises(TransportError):
         journal.event("orders", message, "delivered", endpoint="billing")
     journal.event("orders", message, "delivered", endpoint="billing")
+    assert journal.outcome("orders", message.id) is None, "one endpoint of a fan-out does not end the route"
+    journal.event("orders", message, "delivered")
     assert journal.outcome("orders", message.id) == "delivered"
     assert [r.id for r in journal.find(key=("order_id", "1-ABC"))] == [message.id]

@@ -111,3 +111,16 @@ def test_bad_urls_are_config_errors(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         Journal(url).connect()
     assert ":pw@" not in str(caught.value)
+
+
+def test_delivery_to_one_endpoint_does_not_end_the_route(tmp_path: Path) -> None:
+    """A fan-out's first delivery leaves the outcome open; the finishing commit closes it as delivered."""
+    journal = Journal(f"sqlite:///{tmp_path}/j.db")
+    journal.connect()
+    message = Message(body=b"x", id="m1")
+    journal.received("r", message)
+    journal.mark_delivered("r", message, "b.out", body=b"x", event=True)
+    assert journal.outcome("r", "m1") is None
+    journal.mark_delivered("r", message, "c.out", body=b"x", event=True, finish=message)
+    assert journal.outcome("r", "m1") == "delivered"
+    journal.close()

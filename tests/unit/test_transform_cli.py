@@ -26,18 +26,21 @@ def test_esb_test_passes_on_the_project_transforms() -> None:
     """The project's own mapping tests all pass (exit 0)."""
     result = CliRunner().invoke(cli, ["--project", str(PROJECT), "test"])
     assert result.exit_code == 0, result.output
-    assert "FAIL" not in result.output and " 0 failed" in result.output
+    assert "FAIL" not in result.output
+    assert " 0 failed" in result.output
 
 
 def test_esb_test_shows_a_diff_and_exits_1_on_failure(tmp_path: Path) -> None:
     """A failing case prints FAIL with a unified diff and exits 1."""
     project = project_with(tmp_path, "cases:\n  - name: wrong\n    input_inline: {a: x}\n"
                                      "    expect_inline: {out: Y}\n  - name: right\n"
-                                     "    input_inline: {a: y}\n    checks: [{json_equals: {path: out, value: Y}}]\n")
+                                     "    input_inline: {a: y}\n"
+                                     "    checks: [{json_equals: {path: out, value: Y}}]\n")
     result = CliRunner().invoke(cli, ["--project", str(project), "test"])
     assert result.exit_code == 1
     assert "FAIL  transforms/s/m_test.yaml :: wrong" in result.output
-    assert '-  "out": "Y"' in result.output and '+  "out": "X"' in result.output
+    assert '-  "out": "Y"' in result.output
+    assert '+  "out": "X"' in result.output
     assert "PASS  transforms/s/m_test.yaml :: right" in result.output
 
 
@@ -65,7 +68,9 @@ def test_esb_transform_reports_mapping_error_and_unknown_name(tmp_path: Path) ->
     runner = CliRunner()
     result = runner.invoke(cli, ["--project", str(PROJECT), "transform", "crm/siebel_order_to_canonical",
                                  "--input", str(bad)])
-    assert result.exit_code == 1 and "UnknownMessageTypeError" in result.output
+    assert result.exit_code == 1
+    assert "UnknownMessageTypeError" in result.output
     result = runner.invoke(cli, ["--project", str(PROJECT), "transform", "crm/siebel_order_to_canonicl",
                                  "--input", str(bad)])
-    assert result.exit_code == 2 and "did you mean 'crm/siebel_order_to_canonical'" in result.output
+    assert result.exit_code == 2
+    assert "did you mean 'crm/siebel_order_to_canonical'" in result.output

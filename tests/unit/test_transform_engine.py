@@ -102,7 +102,8 @@ def test_broken_mapping_points_at_file_and_line(tmp_path: Path, text: str, where
         reg.get("s/m")
     assert f"transforms/s/m.yaml{where}" in str(info.value)
     findings = TransformRegistry(reg.project_dir).load_all()
-    assert len(findings) == 1 and f"transforms/s/m.yaml{where}" in findings[0]
+    assert len(findings) == 1
+    assert f"transforms/s/m.yaml{where}" in findings[0]
 
 
 def test_failing_rule_names_rule_and_source_path(tmp_path: Path) -> None:
@@ -166,9 +167,11 @@ rules:
 def test_jmespath_mapping_with_functions_in_expressions_and_variables(tmp_path: Path) -> None:
     """JMESPath rules call mapping functions inside expressions; let variables reach nested rules."""
     reg = TransformRegistry(make_project(tmp_path, {"i/j.yaml": JSON_MAP}))
-    out = reg.get("i/j").transform_body({"type": "order", "id": "A1", "action": "modify", "currency": "JPY",
-                                         "items": [{"n": "1", "amount": "1200"}, {"n": 2, "amount": "5"}]})
-    assert out == {"header": {"no": "A1", "action": "MOD"}, "lines": [{"n": 1, "fen": 1200}, {"n": 2, "fen": 5}]}
+    items = [{"n": "1", "amount": "1200"}, {"n": 2, "amount": "5"}]
+    body = {"type": "order", "id": "A1", "action": "modify", "currency": "JPY", "items": items}
+    out = reg.get("i/j").transform_body(body)
+    assert out["header"] == {"no": "A1", "action": "MOD"}
+    assert out["lines"] == [{"n": 1, "fen": 1200}, {"n": 2, "fen": 5}]
 
 
 def test_jmespath_failure_names_item_path(tmp_path: Path) -> None:
@@ -200,8 +203,8 @@ def test_python_kind_calls_the_named_function(tmp_path: Path) -> None:
     code = ("def f(body, context):\n"
             "    if 'boom' in body:\n        raise KeyError('boom')\n"
             "    return {'fen': context.fn('to_minor', body['amt'], 'CNY')}\n")
-    project = make_project(tmp_path, {"p/m.yaml": "kind: python\ninput: json\noutput: json\nfunction: m.py:f\n",
-                                      "p/m.py": code})
+    mapping = "kind: python\ninput: json\noutput: json\nfunction: m.py:f\n"
+    project = make_project(tmp_path, {"p/m.yaml": mapping, "p/m.py": code})
     transform = TransformRegistry(project).get("p/m")
     assert transform.transform_body({"amt": "1.5"}) == {"fen": 150}
     with pytest.raises(MappingError, match="KeyError"):

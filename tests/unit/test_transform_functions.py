@@ -41,8 +41,9 @@ def test_halfwidth_of_fullwidth_ascii_is_nfkc(text: str) -> None:
 
 def test_codelist_maps_siebel_actions_both_ways(ctx: FnContext) -> None:
     """Siebel Add/Update/Delete/- become add/modify/delete/noChange, and canonical goes out as IOM codes."""
-    assert [functions.codelist(c, "order_item_action", "siebel", ctx=ctx) for c in ("Add", "Update", "Delete", "-")] \
-        == ["add", "modify", "delete", "noChange"]
+    codes = ("Add", "Update", "Delete", "-")
+    actions = [functions.codelist(c, "order_item_action", "siebel", ctx=ctx) for c in codes]
+    assert actions == ["add", "modify", "delete", "noChange"]
     assert functions.codelist_out("noChange", "order_item_action", "iom", ctx=ctx) == "KEEP"
 
 
@@ -55,7 +56,8 @@ def test_codelist_unknown_code_is_a_clear_error(ctx: FnContext) -> None:
 def test_siebel_date_in_shanghai_gets_plus_eight_offset() -> None:
     """A Siebel MM/DD/YYYY date in Asia/Shanghai becomes ISO 8601 with +08:00, or UTC on request."""
     assert dates.iso_datetime("11/25/2026 14:03:00", tz="Asia/Shanghai") == "2026-11-25T14:03:00+08:00"
-    assert dates.iso_datetime("11/25/2026 14:03:00", tz="Asia/Shanghai", to="UTC") == "2026-11-25T06:03:00+00:00"
+    utc = dates.iso_datetime("11/25/2026 14:03:00", tz="Asia/Shanghai", to="UTC")
+    assert utc == "2026-11-25T06:03:00+00:00"
 
 
 def test_date_with_offset_keeps_it_and_formats_in_another_zone() -> None:
@@ -110,7 +112,8 @@ def test_pipeline_binds_arguments_and_variables(ctx: FnContext) -> None:
 
 def test_pipeline_skips_missing_values_except_default(ctx: FnContext) -> None:
     """None passes through ordinary steps; default replaces it."""
-    steps = compile_pipeline(["trim", {"default": "-"}, {"codelist": "order_item_action", "system": "siebel"}], ctx)
+    lookup = {"codelist": "order_item_action", "system": "siebel"}
+    steps = compile_pipeline(["trim", {"default": "-"}, lookup], ctx)
     assert run_pipeline(steps, None, {}) == "noChange"
 
 

@@ -1,0 +1,33 @@
+"""The batch adapter: staged FTP/SFTP/FTPS/local batch files, in (records as messages) and out (files).
+
+See docs/batch.md. ``adapter: batch`` endpoints are validated by :class:`BatchEndpoint`; an endpoint with
+``inbound`` is a route's ``from`` (one Delivery per record), one with ``outbound`` a route's ``to``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.batch.config import BatchEndpoint
+from adapters.batch.sink import BatchSink
+from adapters.batch.source import BatchSource
+
+__all__ = ["BatchAdapter", "BatchEndpoint", "BatchSink", "BatchSource"]
+
+
+class BatchAdapter:
+    """Makes sources and sinks for ``adapter: batch`` endpoints."""
+
+    name = "batch"
+
+    def endpoint_model(self) -> type[BatchEndpoint]:
+        """Return the endpoint model."""
+        return BatchEndpoint
+
+    def source(self, endpoint: BatchEndpoint, context: Any) -> BatchSource:
+        """Return an unconnected source (the endpoint needs ``inbound``)."""
+        return BatchSource(endpoint, context)
+
+    def sink(self, endpoint: BatchEndpoint, context: Any) -> BatchSink:
+        """Return an unconnected sink (the endpoint needs ``outbound``)."""
+        return BatchSink(endpoint, context)

@@ -1,0 +1,187 @@
+"""One staged file being turned into deliveries: the records in hand, rejects, checkpoints, reconciliation.
+
+Records are handed out in file order, one Delivery each, with the deterministic id
+``<sha256 prefix>:<record number>``. A *watermark* follows the acks: it is the last record such that it and
+every record before it were settled (acked, i.e. delivered or dead-lettered by the route, or written to
+the reject file). Every ``checkpoint_every`` records the watermark, its byte offset and the reject file's
+size are committed; a restart resumes there. Records past the checkpoint that were already delivered are
+handed out again with the same ids, and the route's journal recognises them as duplicates, so nothing is
+lost and nothing reaches a sink twice.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict, deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from adapters.batch.parsers import Record, RecordReader
+from adapters.batch.staging import Dirs, write_durably
+from adapters.batch.store import StateStore
+from esb.message import Message
+from esb.typing import Delivery
+
+
+class _Slot:
+    __slots__ = ("end", "reject_size", "rejected", "settled")
+
+    def __init__(self, end: int, reject_size: int, *, rejected: bool) -> None:
+        self.end = end
+        self.reject_size = reject_size
+        self.rejected = rejected
+        self.settled = rejected
+
+
+class FileRun:
+    """Hands out the records of one staged file and keeps its progress."""
+
+    def __init__(self, row: dict[str, Any], reader: RecordReader, store: StateStore, dirs: Dirs, *,
+                 source: str, message_type: str | None, encoding: str, checkpoint_every: int,
+                 log: Any) -> None:
+        self.row = row
+        self.key: str = row["key"]
+        self.name: str = row["name"]
+        self.sha: str = row["sha256"]
+        self.prefix = self.sha[:16]
+        self.reader = reader
+        self.store = store
+        self.dirs = dirs
+        self.source = source
+        self.message_type = message_type
+        self.encoding = encoding
+        self.checkpoint_every = checkpoint_every
+        self.log = log
+        self.lock = threading.Lock()
+        self.window: OrderedDict[int, _Slot] = OrderedDict()
+        self.again: deque[tuple[Record, int]] = deque()
+        self.exhausted = False
+        self._reject_out: BinaryIO | None = None
+        self._since_checkpoint = 0
+
+    def start(self) -> None:
+        """Check the whole file if not done yet (BadFileError refuses it), then open it at its checkpoint."""
+        path = Path(self.row["staged"])
+        if self.row["status"] == "staged":
+            summary = self.reader.scan(path)
+            self.store.set_file(self.key, status="processing", first_offset=summary.first_offset,
+                                next_offset=summary.first_offset, next_record=0, reject_size=0,
+                                records=summary.records, delivered=0, rejected=0)
+            self.row = self.store.file(self.key) or self.row
+        self.offset: int = self.row["next_offset"]
+        self.watermark: int = self.row["next_record"]
+        self.delivered: int = self.row["delivered"]
+        self.rejected: int = self.row["rejected"]
+        self.reject_size: int = self.row["reject_size"]
+        self.committed_reject_size = self.reject_size
+        reject_path = self.dirs.rejects / f"{self.prefix}_{self.name}.rej"
+        self._reject_out = reject_path.open("ab")
+        self._reject_out.truncate(self.reject_size)
+        self._reject_out.seek(self.reject_size)
+        self.records = iter(self.reader.records(path, self.offset, self.watermark))
+        if self.watermark:
+            self.log.info("resuming batch file", file=self.name, after_record=self.watermark)
+
+    # -- handing out --------------------------------------------------------------------------------
+    def next_delivery(self) -> Delivery | None:
+        """Return the next record's delivery; None when every record has been handed out."""
+        with self.lock:
+            if self.again:
+                record, count = self.again.popleft()
+                return self._delivery(record, count)
+            for record in self.records:
+                if record.error is not None:
+                    self._reject(record)
+                    continue
+                self.window[record.number] = _Slot(record.end_offset, self.reject_size, rejected=False)
+                return self._delivery(record, 1)
+            self.exhausted = True
+            return None
+
+    @property
+    def finished(self) -> bool:
+        """True when every record was handed out and settled."""
+        with self.lock:
+            return self.exhausted and not self.again and not self.window
+
+    def _delivery(self, record: Record, count: int) -> Delivery:
+        message = Message(
+            body=record.body, id=f"{self.prefix}:{record.number}", correlation_id=f"batch:{self.prefix}",
+            type=self.message_type, source=self.source,
+            headers={"batch-file": self.name, "batch-record": record.number, "batch-sha256": self.sha},
+        )
+
+        def settle(error: BaseException | None) -> None:
+            with self.lock:
+                if error is not None:
+                    self.again.append((record, count + 1))
+                    return
+                self.window[record.number].settled = True
+                self._advance()
+
+        return Delivery(message, settle, delivery_count=count)
+
+    def _reject(self, record: Record) -> None:
+        assert self._reject_out is not None
+        reason = (record.error or "").replace("\n", " ").replace("|", "/")
+        line = f"{record.number}|{reason}|".encode(self.encoding, "replace") + record.raw + b"\n"
+        self._reject_out.write(line)
+        self.reject_size += len(line)
+        self.window[record.number] = _Slot(record.end_offset, self.reject_size, rejected=True)
+        self.log.warning("batch record rejected", file=self.name, record=record.number, reason=reason)
+        self._advance()
+
+    def _advance(self) -> None:
+        moved = 0
+        while self.window:
+            number, slot = next(iter(self.window.items()))
+            if not slot.settled:
+                break
+            del self.window[number]
+            self.watermark, self.offset = number, slot.end
+            self.committed_reject_size = slot.reject_size
+            if slot.rejected:
+                self.rejected += 1
+            else:
+                self.delivered += 1
+            moved += 1
+        self._since_checkpoint += moved
+        if self._since_checkpoint >= self.checkpoint_every:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Commit the watermark (and the reject file up to it)."""
+        if self._reject_out is None:
+            return
+        self._reject_out.flush()
+        os.fsync(self._reject_out.fileno())
+        self.store.set_file(self.key, next_offset=self.offset, next_record=self.watermark,
+                            reject_size=self.committed_reject_size,
+                            delivered=self.delivered, rejected=self.rejected)
+        self._since_checkpoint = 0
+
+    # -- the end ------------------------------------------------------------------------------------
+    def finish(self) -> dict[str, Any]:
+        """Checkpoint, write the reconciliation (and its reply file), mark the file processed."""
+        self.checkpoint()
+        self.close()
+        received = int(self.row["records"])
+        reconciliation = {
+            "file": self.name, "sha256": self.sha, "received": received, "delivered": self.delivered,
+            "rejected": self.rejected, "balanced": received == self.delivered + self.rejected,
+            "finished_at": datetime.now(UTC).isoformat(),
+        }
+        lines = [f"{k.upper()}|{v}" for k, v in reconciliation.items()]
+        write_durably(self.dirs.replies / f"{self.name}.rec",
+                      ("\r\n".join(lines) + "\r\n").encode(self.encoding, "replace"))
+        self.store.set_file(self.key, status="processed", reconciliation=reconciliation)
+        self.log.info("batch file processed", **reconciliation)
+        return reconciliation
+
+    def close(self) -> None:
+        """Close the reject file. Safe to call twice."""
+        if self._reject_out is not None:
+            self._reject_out.close()
+            self._reject_out = None

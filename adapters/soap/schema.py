@@ -1,0 +1,106 @@
+"""Validating request bodies against a WSDL's schema with lxml (libxml2), offline.
+
+The schemas inline in the WSDL documents (``wsdl:types``) and the XSD files they import or include are
+compiled into one ``XMLSchema``. Every document is served by a resolver that knows only the contract's own
+files: anything else (http, files outside the contract folder) is refused. Validators keep an error log,
+so each thread gets its own compiled copy.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from esb.exceptions import ConfigError
+from esb.xmlsafe import hardened_parser
+
+XSD = "http://www.w3.org/2001/XMLSchema"
+WSDL = "http://schemas.xmlsoap.org/wsdl/"
+_INLINE = "esb-inline:"
+
+
+class _ContractResolver(etree.Resolver):
+    """Serves the inline schemas and the contract's files; refuses everything else."""
+
+    def __init__(self, inline: dict[str, tuple[bytes, str]], root: Path) -> None:
+        super().__init__()
+        self.inline = inline
+        self.root = root
+
+    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
+        if system_url in self.inline:
+            data, base = self.inline[system_url]
+            return self.resolve_string(data, context, base_url=base)
+        path = Path(system_url[7:] if system_url.startswith("file://") else system_url).resolve()
+        if "://" in system_url and not system_url.startswith("file://"):
+            raise ConfigError(f"schema {system_url!r} is remote: only the contract's local files are used")
+        if self.root not in path.parents or not path.is_file():
+            raise ConfigError(f"schema {path} is outside the contract folder {self.root} or missing")
+        return self.resolve_filename(str(path), context)
+
+
+def _inline_schemas(files: list[Path]) -> list[tuple[etree._Element, Path]]:
+    found = []
+    for path in files:
+        root = etree.parse(str(path), parser=hardened_parser()).getroot()
+        if root.tag == f"{{{WSDL}}}definitions":
+            found.extend((s, path) for s in root.iterfind(f"{{{WSDL}}}types/{{{XSD}}}schema"))
+    return found
+
+
+def _driver(files: list[Path]) -> tuple[bytes, dict[str, tuple[bytes, str]]]:
+    by_namespace: dict[str, list[str]] = {}
+    inline: dict[str, tuple[bytes, str]] = {}
+    for index, (schema, path) in enumerate(_inline_schemas(files)):
+        key = f"{_INLINE}{index}"
+        inline[key] = (etree.tostring(schema), str(path))
+        by_namespace.setdefault(schema.get("targetNamespace", ""), []).append(key)
+    driver = etree.Element(f"{{{XSD}}}schema", nsmap={"xsd": XSD}, targetNamespace="urn:esb:validation-driver")
+    for namespace, keys in by_namespace.items():
+        location = keys[0]
+        if len(keys) > 1:  # several inline schemas of one namespace: one wrapper including them all
+            location = f"{_INLINE}ns{len(inline)}"
+            wrapper = etree.Element(f"{{{XSD}}}schema", nsmap={"xsd": XSD})
+            if namespace:
+                wrapper.set("targetNamespace", namespace)
+            for key in keys:
+                etree.SubElement(wrapper, f"{{{XSD}}}include", schemaLocation=key)
+            inline[location] = (etree.tostring(wrapper), inline[keys[0]][1])
+        attrs = {"schemaLocation": location}
+        if namespace:
+            attrs["namespace"] = namespace
+        etree.SubElement(driver, f"{{{XSD}}}import", **attrs)
+    return etree.tostring(driver), inline
+
+
+class RequestValidator:
+    """Validates operation elements against the contract's schema (compiled once per thread)."""
+
+    def __init__(self, files: list[Path], root: Path) -> None:
+        self.root = root
+        self.driver, self.inline = _driver(files)
+        self._local = threading.local()
+        self._schema()  # compile now so that a broken contract fails at connect, not at the first call
+
+    def _schema(self) -> etree.XMLSchema:
+        schema: etree.XMLSchema | None = getattr(self._local, "schema", None)
+        if schema is None:
+            parser = hardened_parser()
+            parser.resolvers.add(_ContractResolver(self.inline, self.root))
+            try:
+                doc = etree.fromstring(self.driver, parser=parser, base_url=str(self.root / "driver.xsd"))
+                schema = etree.XMLSchema(doc)
+            except etree.XMLSchemaParseError as exc:
+                raise ConfigError(f"the contract's schema does not compile: {exc}") from exc
+            self._local.schema = schema
+        return schema
+
+    def errors(self, element: etree._Element) -> list[str]:
+        """Return the schema violations of ``element`` (empty when valid)."""
+        schema = self._schema()
+        if schema.validate(element):
+            return []
+        return [f"line {e.line}: {e.message}" for e in schema.error_log][:20]

@@ -1,0 +1,175 @@
+"""The HTTP side of the listener: one waitress server per (host, port), shared by the endpoints naming it.
+
+waitress is a pure-Python, multi-threaded WSGI server (Pylons project, maintained since 2011): an
+asyncore-style I/O loop buffers each request completely (slow clients never hold a worker thread) and
+hands it to a fixed pool of threads; it enforces a request body limit of its own as a backstop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from adapters.soap.envelope import CONTENT_TYPES
+from adapters.soap.security import check_basic
+from adapters.soap.service import Binding, SOAPService
+from adapters.soap.wsdl import Contract
+from esb.exceptions import TransportError
+from esb.logging import get_logger
+
+StartResponse = Callable[..., Any]
+_STATUS = {200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request", 401: "401 Unauthorized",
+           404: "404 Not Found", 405: "405 Method Not Allowed", 413: "413 Payload Too Large",
+           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
+
+
+class Listener:
+    """One HTTP server and the services (paths) it serves."""
+
+    def __init__(self, host: str, port: int, threads: int, max_bytes: int) -> None:
+        self.host = host
+        self.requested_port = port
+        self.threads = threads
+        self.max_bytes = max_bytes
+        self.services: dict[str, SOAPService] = {}
+        self.lock = threading.Lock()
+        self.server: Any = None
+        self.thread: threading.Thread | None = None
+        self.log = get_logger("soap-listener")
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when 0 was asked for)."""
+        return int(self.server.effective_port) if self.server is not None else self.requested_port
+
+    def start(self) -> None:
+        """Bind and serve in a background thread."""
+        from waitress.server import create_server
+
+        try:
+            self.server = create_server(self.app, host=self.host, port=self.requested_port, threads=self.threads,
+                                        max_request_body_size=self.max_bytes * 2 + 65536, ident="esb",
+                                        clear_untrusted_proxy_headers=True, channel_timeout=60)
+        except OSError as exc:
+            raise TransportError(f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror}") from exc
+        self.thread = threading.Thread(target=self.server.run, name=f"soap-{self.host}:{self.port}", daemon=True)
+        self.thread.start()
+        self.log.info("SOAP listener started", host=self.host, port=self.port)
+
+    def stop(self) -> None:
+        """Close every connection and stop the server's threads."""
+        server = self.server
+        if server is None:
+            return
+
+        def close_all() -> None:
+            for dispatcher in list(server._map.values()):
+                dispatcher.close()
+
+        server.trigger.pull_trigger(close_all)
+        if self.thread is not None:
+            self.thread.join(5.0)
+        server.task_dispatcher.shutdown(timeout=5)
+        self.server = None
+        self.log.info("SOAP listener stopped", host=self.host, port=self.requested_port)
+
+    # -- WSGI ---------------------------------------------------------------------------------------
+    def app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The WSGI application: SOAP POSTs and ``?wsdl`` GETs, by path."""
+        service = self.services.get(environ.get("PATH_INFO") or "/")
+        if service is None:
+            return _plain(start_response, 404, b"no SOAP service at this path\n")
+        method = environ.get("REQUEST_METHOD")
+        if method == "POST":
+            status, version, body = service.handle(environ)
+            headers = [("Content-Type", CONTENT_TYPES[version]), ("Content-Length", str(len(body)))]
+            if status == 401:
+                headers.append(("WWW-Authenticate", 'Basic realm="esb"'))
+            start_response(_STATUS.get(status, f"{status} Error"), headers)
+            return [body]
+        if method == "GET":
+            return self._get(service, environ, start_response)
+        return _plain(start_response, 405, b"POST SOAP requests, or GET ?wsdl\n")
+
+    def _get(self, service: SOAPService, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        query = parse_qs(environ.get("QUERY_STRING") or "", keep_blank_values=True)
+        public = all(b.options.wsdl_public for b in service.bindings.values())
+        if not public and check_basic(environ.get("HTTP_AUTHORIZATION"), service.users()) is None:
+            start_response(_STATUS[401], [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="esb"')])
+            return [b"authentication required\n"]
+        url = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST') or self.host}{service.path}"
+        if "wsdl" in {k.lower() for k in query}:
+            data = service.publisher.document(None, url)
+        elif "file" in query:
+            data = service.publisher.document(query["file"][0], url)
+        else:
+            return _plain(start_response, 404, b"GET ?wsdl for the contract\n")
+        if data is None:
+            return _plain(start_response, 404, b"no such contract file\n")
+        start_response(_STATUS[200], [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(data)))])
+        return [data]
+
+
+def _plain(start_response: StartResponse, status: int, text: bytes) -> Iterable[bytes]:
+    start_response(_STATUS[status], [("Content-Type", "text/plain"), ("Content-Length", str(len(text)))])
+    return [text]
+
+
+class _Registry:
+    """The process-wide listeners by (host, port) and their reference counts."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.listeners: dict[tuple[str, int], Listener] = {}
+        self.counts: dict[tuple[str, int], int] = {}
+
+    def attach(self, binding: Binding, contract: Contract, root: Path) -> tuple[Listener, Binding]:
+        """Serve ``binding``; returns its listener and the binding in use (shared by a route's workers)."""
+        options = binding.options
+        key = (options.host, options.port)
+        with self.lock:
+            listener = self.listeners.get(key) if options.port != 0 else None
+            if listener is None:
+                listener = Listener(options.host, options.port, options.threads, options.max_request_bytes)
+                listener.start()
+                key = (options.host, listener.port) if options.port == 0 else key
+                self.listeners[key] = listener
+            self.counts[key] = self.counts.get(key, 0) + 1
+            service = listener.services.get(options.path)
+            if service is None:
+                service = listener.services[options.path] = SOAPService(options.path, contract, root)
+            elif service.contract.path != contract.path:
+                raise TransportError(f"{options.host}:{options.port}{options.path} already serves "
+                                     f"{service.contract.path.name}, not {contract.path.name}")
+            existing = service.bindings.get(binding.info.name)
+            if existing is not None and existing.endpoint_name == binding.endpoint_name:
+                binding = existing
+            service.bindings[binding.info.name] = binding
+            binding.inbox.readers += 1
+            return listener, binding
+
+    def detach(self, listener: Listener, binding: Binding) -> list[Any]:
+        """Stop serving ``binding`` when its last reader leaves; stop the listener when unused."""
+        options = binding.options
+        key = (options.host, listener.port) if options.port == 0 else (options.host, options.port)
+        orphans: list[Any] = []
+        with self.lock:
+            binding.inbox.readers -= 1
+            service = listener.services.get(options.path)
+            if binding.inbox.readers <= 0 and service is not None:
+                service.bindings.pop(binding.info.name, None)
+                orphans = binding.inbox.drain()
+                if not service.bindings:
+                    listener.services.pop(options.path, None)
+            self.counts[key] = self.counts.get(key, 1) - 1
+            if self.counts[key] <= 0:
+                self.counts.pop(key, None)
+                self.listeners.pop(key, None)
+                listener.stop()
+        return orphans
+
+
+LISTENERS = _Registry()

@@ -1,0 +1,220 @@
+"""One served WSDL at one URL path: authenticate, parse safely, dispatch, validate, hand over, answer.
+
+Order of the checks, cheapest first: HTTP basic credentials (before the body is read), the declared
+Content-Length, a capped read of the body, hardened parsing (no DTD, no entities, no network), the SOAP
+envelope, WS-Security credentials, the operation, the caller's right to it, the schema. Then the
+request goes to the route as a Delivery and the server thread waits for the route's answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from adapters.soap.config import ListenOptions, SOAPEndpoint
+from adapters.soap.envelope import SOAPFault, addressing_message_id, reply_bytes, split, version_from_content_type
+from adapters.soap.exchange import Exchange, Inbox
+from adapters.soap.publish import Publisher
+from adapters.soap.schema import RequestValidator
+from adapters.soap.security import NonceCache, check_basic, check_wsse
+from adapters.soap.wsdl import Contract, OperationInfo
+from esb.exceptions import BodyTooLargeError, DecodeError, UnsafeXMLError
+from esb.message import Message
+from esb.xmlsafe import parse_xml
+
+Answer = tuple[int, str, bytes]
+
+
+@dataclass
+class Binding:
+    """An operation served for one endpoint: its options, users and the inbox its route reads."""
+
+    endpoint_name: str
+    endpoint: SOAPEndpoint
+    info: OperationInfo
+    users: dict[str, str]
+    inbox: Inbox
+
+    @property
+    def options(self) -> ListenOptions:
+        """The endpoint's listen options."""
+        assert self.endpoint.listen is not None
+        return self.endpoint.listen
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """Read the request body, never more than ``limit`` + 1 bytes (the declared length is checked first)."""
+    try:
+        declared = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise SOAPFault("BadRequest", "invalid Content-Length", status=400) from None
+    if declared > limit:
+        raise SOAPFault("TooLarge", f"request of {declared} bytes is over the limit of {limit}", status=413)
+    stream = environ["wsgi.input"]
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise SOAPFault("TooLarge", f"request is over the limit of {limit} bytes", status=413)
+    return b"".join(chunks)
+
+
+class SOAPService:
+    """The operations of one contract served at one path of a listener."""
+
+    def __init__(self, path: str, contract: Contract, root: Path) -> None:
+        self.path = path
+        self.contract = contract
+        self.root = root
+        self.bindings: dict[str, Binding] = {}
+        self.by_element: dict[str, OperationInfo] = {}
+        for info in contract.operations:
+            if info.input_element:
+                self.by_element.setdefault(info.input_element, info)
+        self.publisher = Publisher(contract.path, contract.files)
+        self.nonces = NonceCache()
+        self._validator: RequestValidator | None = None
+
+    @property
+    def validator(self) -> RequestValidator:
+        """The contract's request validator (compiled on first need)."""
+        if self._validator is None:
+            self._validator = RequestValidator(self.contract.files, self.root)
+        return self._validator
+
+    def users(self) -> dict[str, str]:
+        """Every account allowed on some operation of this path."""
+        out: dict[str, str] = {}
+        for binding in self.bindings.values():
+            out.update(binding.users)
+        return out
+
+    def modes(self) -> set[str]:
+        """Every credential kind accepted on some operation of this path."""
+        return {m for b in self.bindings.values() for m in b.options.auth.modes}
+
+    def max_bytes(self) -> int:
+        """The request size limit of this path (the largest of its operations')."""
+        return max((b.options.max_request_bytes for b in self.bindings.values()), default=1024 * 1024)
+
+    # -- requests -----------------------------------------------------------------------------------
+    def handle(self, environ: dict[str, Any]) -> Answer:
+        """Answer one POSTed SOAP request: (HTTP status, SOAP version, body)."""
+        from adapters.soap.envelope import fault_bytes
+
+        state = {"version": version_from_content_type(environ.get("CONTENT_TYPE"))}
+        try:
+            return self._handle(environ, state)
+        except SOAPFault as fault:
+            return fault.status, state["version"], fault_bytes(state["version"], fault)
+
+    def _authenticate_basic(self, environ: dict[str, Any]) -> str | None:
+        header = environ.get("HTTP_AUTHORIZATION")
+        if not header:
+            return None
+        user = check_basic(header, self.users()) if "basic" in self.modes() else None
+        if user is None:
+            raise SOAPFault("Unauthenticated", "authentication failed", status=401)
+        return user
+
+    def _parse(self, environ: dict[str, Any], limit: int) -> etree._Element:
+        data = read_body(environ, limit)
+        try:
+            return parse_xml(data, max_bytes=limit)
+        except UnsafeXMLError as exc:
+            raise SOAPFault("UnsafeXML", f"refused: {exc}", status=400) from None
+        except BodyTooLargeError as exc:
+            raise SOAPFault("TooLarge", str(exc), status=413) from None
+        except DecodeError as exc:
+            raise SOAPFault("MalformedXML", str(exc), status=400) from None
+
+    def _handle(self, environ: dict[str, Any], state: dict[str, str]) -> Answer:
+        user = self._authenticate_basic(environ)
+        mode = "basic"
+        root = self._parse(environ, self.max_bytes())
+        state["version"], header, payload = split(root)
+        if user is None and "wsse" in self.modes():
+            user, mode = check_wsse(header, self.users(), self.nonces), "wsse"
+        if user is None:
+            raise SOAPFault("Unauthenticated", "authentication required: HTTP basic or a WS-Security "
+                            "UsernameToken", status=401)
+        info = self.by_element.get(str(payload.tag))
+        if info is None:
+            raise SOAPFault("UnknownOperation", f"no operation of this service takes <{payload.tag}>")
+        binding = self.bindings.get(info.name)
+        if binding is None:
+            raise SOAPFault("Unavailable", f"operation {info.name} is not served right now", sender=False,
+                            status=503)
+        if user not in binding.users or mode not in binding.options.auth.modes:
+            raise SOAPFault("Unauthenticated", f"not allowed to call {info.name}", status=401)
+        if binding.options.validate_requests:
+            errors = self.validator.errors(payload)
+            if errors:
+                raise SOAPFault("SchemaViolation", f"the request does not match the schema of {info.name}",
+                                errors=errors)
+        message = self._message(binding, payload, header, user, state["version"])
+        return self._exchange(binding, message, state["version"])
+
+    def _message(self, binding: Binding, payload: etree._Element, header: etree._Element | None,
+                 user: str, version: str) -> Message:
+        element = payload
+        if binding.options.unwrap:
+            children = [c for c in payload if isinstance(c.tag, str)]
+            if len(children) != 1:
+                raise SOAPFault("BadPayload", f"{binding.info.name} expects exactly one element inside")
+            element = children[0]
+        headers = {"soap-operation": binding.info.name, "soap-user": user, "soap-version": version}
+        kwargs: dict[str, Any] = {}
+        wsa_id = addressing_message_id(header)
+        if wsa_id:
+            kwargs["id"] = wsa_id
+        return Message(body=etree.tostring(element, encoding="UTF-8"), source=binding.endpoint_name.split(".")[0],
+                       type=binding.endpoint.message_type, headers=headers, **kwargs)
+
+    def _exchange(self, binding: Binding, message: Message, version: str) -> Answer:
+        exchange = Exchange(message, one_way=binding.info.one_way)
+        if not binding.inbox.put(exchange, timeout=1.0):
+            raise SOAPFault("Busy", "the hub is too busy: send again later", sender=False, status=503,
+                            message_id=message.id)
+        if not exchange.wait(binding.options.reply_timeout):
+            raise SOAPFault("Timeout", f"no answer within {binding.options.reply_timeout:g}s", sender=False,
+                            status=503, message_id=message.id)
+        if exchange.reply is not None:
+            return 200, version, reply_bytes(version, self._reply_element(binding.info, exchange.reply))
+        if exchange.error is not None:
+            raise SOAPFault("NotProcessed", "the hub could not take the request: send it again", sender=False,
+                            status=503, message_id=message.id)
+        if binding.info.one_way:
+            return 202, version, b""
+        raise SOAPFault("NotAnswered", "the request was not answered (dead-lettered); the journal has it",
+                        sender=False, message_id=message.id)
+
+    def _reply_element(self, info: OperationInfo, reply: Message) -> etree._Element:
+        code = reply.headers.get("soap-fault-code")
+        if code:
+            raise SOAPFault(str(code), str(reply.headers.get("soap-fault-string") or code), message_id=reply.id)
+        body = reply.body
+        assert info.output_element is not None
+        if isinstance(body, bytes | str):
+            element = parse_xml(body.encode("utf-8") if isinstance(body, str) else body)
+            if element.tag != info.output_element:
+                raise SOAPFault("BadReply", f"the route answered <{element.tag}>, not <{info.output_element}>",
+                                sender=False)
+            return element
+        if not isinstance(body, dict):
+            raise SOAPFault("NoReply", "the route produced no reply", sender=False, message_id=reply.id)
+        try:
+            zeep_element = self.contract.element(info.output_element)
+            holder = etree.Element("reply")
+            zeep_element.render(holder, zeep_element(**body))
+        except Exception as exc:  # noqa: BLE001 - zeep raises TypeError/ValidationError/others on bad input
+            raise SOAPFault("BadReply", f"the route's reply does not fit {info.name}'s output: {exc}",
+                            sender=False, message_id=reply.id) from None
+        return holder[0]

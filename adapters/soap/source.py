@@ -1,0 +1,76 @@
+"""Serving one WSDL operation to peripheral systems: requests become Deliveries for the route.
+
+Requests arrive on the listener's server threads and are handed over through a thread-safe queue. The
+server thread waits until the route settles the delivery:
+
+- one-way operation: HTTP 202 once the route has finished with the message (delivered, filtered or
+  dead-lettered: in every case journaled, never lost); a Fault if the hub gave it back or did not take it
+  within ``reply_timeout``;
+- request-reply operation: the route's reply (``delivery.respond``, routes with no ``to``) as the
+  operation's output, or a Fault when it is dead-lettered or late.
+"""
+
+from __future__ import annotations
+
+from adapters.soap.config import SOAPEndpoint
+from adapters.soap.exchange import Inbox
+from adapters.soap.server import LISTENERS, Listener
+from adapters.soap.service import Binding
+from adapters.soap.sink import cache_dir
+from adapters.soap.wsdl import load_contract
+from esb.context import AdapterContext
+from esb.exceptions import ConfigError, TransportError
+from esb.typing import Delivery
+
+
+class SOAPSource:
+    """Reads the requests callers send to one operation of a WSDL served by the hub."""
+
+    def __init__(self, endpoint: SOAPEndpoint, context: AdapterContext) -> None:
+        if endpoint.listen is None:
+            raise ConfigError(f"{context.endpoint}: a SOAP source needs 'listen:' (host, port, path, auth)")
+        self.endpoint = endpoint
+        self.context = context
+        self.listener: Listener | None = None
+        self.binding: Binding | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL callers post to (after ``connect``)."""
+        assert self.listener is not None and self.endpoint.listen is not None
+        return f"http://{self.endpoint.listen.host}:{self.listener.port}{self.endpoint.listen.path}"
+
+    def connect(self) -> None:
+        """Load the WSDL and start (or join) the listener of this host and port."""
+        ep = self.endpoint
+        assert ep.listen is not None
+        root = self.context.project_dir
+        contract = load_contract(ep.wsdl_path(root), root=root, cache_dir=cache_dir(self.context),
+                                 load_timeout=ep.load_timeout)
+        info = contract.operation(ep.service, ep.port, ep.operation)
+        users = {u.username: u.password(root) for u in ep.listen.auth.users}
+        binding = Binding(self.context.endpoint, ep, info, users, Inbox())
+        self.listener, self.binding = LISTENERS.attach(binding, contract, root.resolve())
+
+    def read(self, timeout: float) -> Delivery | None:
+        """Return the next request as a Delivery, or None after ``timeout`` seconds."""
+        assert self.binding is not None, "connect() first"
+        return self.binding.inbox.get(timeout)
+
+    def close(self) -> None:
+        """Stop serving (when this was the last reader); queued requests are answered with a Fault."""
+        if self.listener is None or self.binding is None:
+            return
+        for orphan in LISTENERS.detach(self.listener, self.binding):
+            delivery = orphan.take()
+            if delivery is not None:
+                delivery.ack(TransportError("the hub is stopping"))
+        self.listener = None
+        self.binding = None
+
+    def __enter__(self) -> SOAPSource:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""The CRM-order route on the embedded default against kombu pass-through on the same transport.
+
+    .venv/bin/python bench/route_bench.py [--messages N] [--paced N]
+
+Both sides use the embedded SQLite kombu transport in a fresh folder and the same SiebelMessage bodies:
+- raw pass-through: consume from one queue, publish (persistent) to another on a second connection,
+  ack; nothing else. The floor any route on this transport sits on.
+- the hub: the real crm-order-to-iom route (Siebel mapping, schema validation, filter, choice, IOM
+  mapping, journal at every state change, idempotent-receiver look-ups), one worker.
+Then a paced run measures per-message latency (ingress to delivered) when the route is not saturated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from kombu import Connection, Queue
+
+import adapters.queue  # noqa: F401 - registers the sqlite transport
+from esb.logging import configure_logging
+from esb.project import Project
+from esb.runtime.hub import Hub
+from esb.simulators.crm import CRMSimulator, make_order
+from esb.simulators.siebel import siebel_order_xml
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUTE = "crm-order-to-iom"
+
+
+def bodies(count: int) -> list[bytes]:
+    """Return ``count`` valid Siebel orders (same generator as the demo)."""
+    import random
+
+    rng = random.Random(7)
+    return [siebel_order_xml(make_order(i, rng), encoding="GBK" if i % 2 else "UTF-8") for i in range(count)]
+
+
+def raw_pass_through(payloads: list[bytes]) -> float:
+    """Return msg/s of consume -> publish -> ack with kombu on the SQLite transport."""
+    url = f"sqlite:///{tempfile.mkdtemp(prefix='bench-raw-')}/queues.db"
+    src, dst = Queue("bench.in", routing_key="bench.in"), Queue("bench.out", routing_key="bench.out")
+    with Connection(url) as conn, conn.Producer() as producer:
+        for body in payloads:
+            producer.publish(body, routing_key="bench.in", declare=[src], delivery_mode=2)
+    done = 0
+    with Connection(url) as consume, Connection(url) as publish, publish.Producer() as producer:
+        producer.maybe_declare(dst)
+
+        def on_message(body: bytes, message: object) -> None:
+            nonlocal done
+            producer.publish(body, routing_key="bench.out", delivery_mode=2)
+            message.ack()  # type: ignore[attr-defined]
+            done += 1
+
+        with consume.Consumer([src], callbacks=[on_message], accept=None, prefetch_count=100):
+            start = time.perf_counter()
+            while done < len(payloads):
+                consume.drain_events(timeout=5)
+            return len(payloads) / (time.perf_counter() - start)
+
+
+def hub_project() -> Project:
+    """The repository's project on a fresh data folder."""
+    data = tempfile.mkdtemp(prefix="bench-hub-")
+    return Project.load(ROOT, environ={"ESB_DATA_DIR": data, "ESB_RUNTIME__POLL_TIMEOUT": "0.05s"})
+
+
+def publish(project: Project, payloads: list[bytes], prefix: str, pace: float = 0.0) -> list[str]:
+    """Publish ``payloads`` on the CRM queue; return the message ids."""
+    from esb.message import Message
+
+    ids = []
+    with CRMSimulator(project) as crm:
+        for i, body in enumerate(payloads):
+            message = Message(body=body, id=f"{prefix}-{i}")
+            crm.send(message)
+            ids.append(message.id)
+            if pace:
+                time.sleep(pace)
+    return ids
+
+
+def wait_done(hub: Hub, ids: list[str]) -> None:
+    """Wait until every id has an outcome."""
+    pending = list(ids)
+    while pending:
+        pending = [m for m in pending if hub.journal.outcome(ROUTE, m) is None]
+        if pending:
+            time.sleep(0.05)
+
+
+def hub_throughput(payloads: list[bytes]) -> float:
+    """Return msg/s of the hub on a backlog of ``payloads``."""
+    project = hub_project()
+    project.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ids = publish(project, payloads, "tp")
+    hub = Hub(project, route_ids=[ROUTE])
+    start = time.perf_counter()
+    hub.start()
+    wait_done(hub, ids[-1:])
+    wait_done(hub, ids)
+    rate = len(ids) / (time.perf_counter() - start)
+    hub.stop()
+    return rate
+
+
+def hub_latency(payloads: list[bytes], rate: float) -> list[float]:
+    """Return per-message latencies (ms, ingress to delivered) at ``rate`` messages/s."""
+    project = hub_project()
+    project.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    hub = Hub(project, route_ids=[ROUTE])
+    hub.start()
+    ids = publish(project, payloads, "lat", pace=1.0 / rate)
+    wait_done(hub, ids)
+    latencies = []
+    for mid in ids:
+        history = hub.journal.history(mid)
+        received = next(e.at for e in history if e.state == "received")
+        delivered = next(e.at for e in history if e.state == "delivered" and e.endpoint is None)
+        latencies.append((delivered - received).total_seconds() * 1000)
+    hub.stop()
+    return latencies
+
+
+def main() -> None:
+    """Run both measurements and print the table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--paced", type=int, default=200)
+    args = parser.parse_args()
+    configure_logging("critical", "console")
+    payloads = bodies(args.messages)
+    raw = raw_pass_through(payloads)
+    hub = hub_throughput(payloads)
+    latencies = hub_latency(payloads[: args.paced], rate=min(hub * 0.5, 100))
+    q = statistics.quantiles(latencies, n=100)
+    print(f"messages: {args.messages} (paced latency run: {args.paced})")
+    print(f"{'measure':<48} {'msg/s':>10} {'vs raw':>8}")
+    print(f"{'kombu pass-through, SQLite transport (baseline)':<48} {raw:>10.0f} {1.0:>8.2f}")
+    print(f"{'hub, crm-order-to-iom, 1 worker, journal on':<48} {hub:>10.0f} {hub / raw:>8.2f}")
+    print(f"latency ingress->delivered, ms: p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}  max {max(latencies):.1f}")
+
+
+if __name__ == "__main__":
+    main()
