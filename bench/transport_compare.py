@@ -95,7 +95,9 @@ def measure(
 
 def main() -> None:
     """Run the comparison and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", type=int, default=5000, help="messages per pass-through run (default 5000)")
     parser.add_argument("--fill", type=int, default=50_000, help="messages queued for the fill run (0: skip)")
     parser.add_argument("--only", default="", help="comma-separated transport names (prefix match)")

@@ -27,7 +27,7 @@ class RouteReport:
     route_id: str
     sent: int = 0
     expected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
-    actual: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES + ("pending",), 0))
+    actual: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*OUTCOMES, "pending"), 0))
     received_by_peer: int = 0
     mismatches: list[str] = field(default_factory=list)
     skipped: str | None = None
@@ -37,8 +37,11 @@ class RouteReport:
         """True when every message ended as expected and the peer got exactly the delivered ones."""
         if self.skipped:
             return True
-        return (not self.mismatches and self.actual["pending"] == 0
-                and self.received_by_peer == self.expected["delivered"])
+        return (
+            not self.mismatches
+            and self.actual["pending"] == 0
+            and self.received_by_peer == self.expected["delivered"]
+        )
 
 
 def run_demo(root: Path, env: str | None, messages: int, timeout: float) -> tuple[list[RouteReport], float]:
@@ -72,8 +75,9 @@ def run_demo(root: Path, env: str | None, messages: int, timeout: float) -> tupl
     return reports, time.monotonic() - started
 
 
-def _drive(scenarios: dict[str, Scenario], reports: list[RouteReport], messages: int,
-           run: str) -> dict[str, list[PlannedMessage]]:
+def _drive(
+    scenarios: dict[str, Scenario], reports: list[RouteReport], messages: int, run: str
+) -> dict[str, list[PlannedMessage]]:
     plans = {}
     for report in reports:
         scenario = scenarios.get(report.route_id)
@@ -89,8 +93,13 @@ def _drive(scenarios: dict[str, Scenario], reports: list[RouteReport], messages:
     return plans
 
 
-def _wait(hub: Hub, scenarios: dict[str, Scenario], reports: list[RouteReport],
-          plans: dict[str, list[PlannedMessage]], deadline: float) -> None:
+def _wait(
+    hub: Hub,
+    scenarios: dict[str, Scenario],
+    reports: list[RouteReport],
+    plans: dict[str, list[PlannedMessage]],
+    deadline: float,
+) -> None:
     pending = {rid: {p.message.id: p for p in plan} for rid, plan in plans.items()}
     while time.monotonic() < deadline:
         for route_id, waiting in pending.items():
@@ -98,7 +107,9 @@ def _wait(hub: Hub, scenarios: dict[str, Scenario], reports: list[RouteReport],
                 if hub.journal.outcome(route_id, mid) is not None:
                     del waiting[mid]
         received = all(
-            scenarios[r.route_id].received() >= r.expected["delivered"] for r in reports if r.route_id in scenarios
+            scenarios[r.route_id].received() >= r.expected["delivered"]
+            for r in reports
+            if r.route_id in scenarios
         )
         if not any(pending.values()) and received:
             break
@@ -112,6 +123,8 @@ def _wait(hub: Hub, scenarios: dict[str, Scenario], reports: list[RouteReport],
             outcome = hub.journal.outcome(report.route_id, item.message.id) or "pending"
             report.actual[outcome] += 1
             if outcome != item.expected:
-                report.mismatches.append(f"{item.message.id} ({item.kind}): expected {item.expected}, got {outcome}")
+                report.mismatches.append(
+                    f"{item.message.id} ({item.kind}): expected {item.expected}, got {outcome}"
+                )
         report.received_by_peer = scenario.received()
         report.mismatches.extend(scenario.problems())

@@ -2,7 +2,8 @@
 
 A route's ``when``, ``filter``, ``split``, ``key`` and header expressions see the message as::
 
-    {"body": ..., "headers": {...}, "type": ..., "source": ..., "schema": ..., "id": ..., "correlation_id": ...}
+    {"body": ..., "headers": {...}, "type": ..., "source": ..., "schema": ...,
+     "id": ..., "correlation_id": ...}
 
 so ``body.channel == 'online'`` or ``headers.priority`` read naturally. The body is visible once it is
 structured (after the first transform); raw bytes show as null.

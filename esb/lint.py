@@ -46,7 +46,10 @@ class Linter:
         for index, route in enumerate(self.project.routes):
             base: PathKey = ("routes", index)
             if route.id in seen:
-                self.add((*base, "id"), f"duplicate route id {route.id!r} (also routes[{seen[route.id]}]): rename one")
+                self.add(
+                    (*base, "id"),
+                    f"duplicate route id {route.id!r} (also routes[{seen[route.id]}]): rename one",
+                )
             seen.setdefault(route.id, index)
             self.check_route(route, base)
         self.check_content()
@@ -66,16 +69,24 @@ class Linter:
             self.check_endpoint(route.to, (*base, "to"))
         dead_letter = route.on_error.dead_letter
         if dead_letter is None:
-            self.add((*base, "on_error"), "no dead-letter endpoint: add on_error.dead_letter so failed messages are kept")
+            self.add(
+                (*base, "on_error"),
+                "no dead-letter endpoint: add on_error.dead_letter so failed messages are kept",
+            )
         else:
             self.check_endpoint(dead_letter, (*base, "on_error", "dead_letter"))
             if dead_letter == route.from_:
-                self.add((*base, "on_error", "dead_letter"), "dead-letter endpoint is the route's own source: use another")
+                self.add(
+                    (*base, "on_error", "dead_letter"),
+                    "dead-letter endpoint is the route's own source: use another",
+                )
         for name, text in route.business_keys.items():
             self.check_expression(text, (*base, "business_keys", name))
         aggregates = [i for i, s in enumerate(route.steps) if isinstance(s, r.AggregateStep)]
         if len(aggregates) > 1:
-            self.add((*base, "steps", aggregates[1]), "only one aggregate step per route: split the route in two")
+            self.add(
+                (*base, "steps", aggregates[1]), "only one aggregate step per route: split the route in two"
+            )
         self.check_steps(route.steps, (*base, "steps"), top=True)
 
     def check_steps(self, steps: Sequence[Any], base: PathKey, *, top: bool) -> None:
@@ -83,10 +94,12 @@ class Linter:
         for j, step in enumerate(steps):
             self.check_step(step, (*base, j), top=top)
 
-    def check_step(self, step: Any, path: PathKey, *, top: bool) -> None:  # noqa: C901 - one branch per kind
+    def check_step(self, step: Any, path: PathKey, *, top: bool) -> None:
         """Check one step."""
         if isinstance(step, r.TransformStep):
-            self.check_name(step.transform, self._transforms, (*path, "transform"), "transform", "transforms/")
+            self.check_name(
+                step.transform, self._transforms, (*path, "transform"), "transform", "transforms/"
+            )
         elif isinstance(step, r.ValidateStep):
             self.check_name(step.validate_, self._schemas, (*path, "validate"), "schema", "canonical_model/")
         elif isinstance(step, r.FilterStep):
@@ -102,7 +115,9 @@ class Linter:
             for key in ("request", "response"):
                 name = getattr(step.enrich, key)
                 if name:
-                    self.check_name(name, self._transforms, (*path, "enrich", key), "transform", "transforms/")
+                    self.check_name(
+                        name, self._transforms, (*path, "enrich", key), "transform", "transforms/"
+                    )
         elif isinstance(step, r.ChoiceStep):
             self.check_choice(step, path)
 
@@ -114,8 +129,11 @@ class Linter:
             if isinstance(branch, r.WhenBranch):
                 normalized = " ".join(branch.when.split())
                 if normalized in whens:
-                    self.add((*bpath, "when"), f"duplicate when {branch.when!r} (same as branch {whens[normalized]}): "
-                             "the second branch can never run; merge them")
+                    self.add(
+                        (*bpath, "when"),
+                        f"duplicate when {branch.when!r} (same as branch {whens[normalized]}): "
+                        "the second branch can never run; merge them",
+                    )
                 whens.setdefault(normalized, k)
                 self.check_expression(branch.when, (*bpath, "when"))
                 self.check_steps(branch.steps, (*bpath, "steps"), top=False)
@@ -125,14 +143,20 @@ class Linter:
     def check_endpoint(self, name: str, path: PathKey) -> None:
         """An endpoint must be declared in config/systems.yaml."""
         if name not in self.project.endpoints:
-            self.add(path, f"unknown endpoint {name!r}{did_you_mean(name, list(self.project.endpoints))}: "
-                     "declare it in config/systems.yaml or fix the name")
+            self.add(
+                path,
+                f"unknown endpoint {name!r}{did_you_mean(name, list(self.project.endpoints))}: "
+                "declare it in config/systems.yaml or fix the name",
+            )
 
     def check_name(self, name: str, known: set[str] | None, path: PathKey, what: str, where: str) -> None:
         """A transform or schema must exist."""
         if known is not None and name not in known:
-            self.add(path, f"unknown {what} {name!r}{did_you_mean(name, list(known))}: add it under {where} "
-                     "or fix the name")
+            self.add(
+                path,
+                f"unknown {what} {name!r}{did_you_mean(name, list(known))}: add it under {where} "
+                "or fix the name",
+            )
 
     def check_expression(self, text: str, path: PathKey) -> None:
         """An expression must be valid JMESPath."""

@@ -6,6 +6,7 @@ The body is raw ``bytes`` at the edges (what a source read, what a sink writes) 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from datetime import UTC, datetime
@@ -135,10 +136,8 @@ class Message:
         if envelope.get(WIRE_ID):
             kwargs["id"] = str(envelope[WIRE_ID])
         if created:
-            try:
+            with contextlib.suppress(ValueError):  # a foreign timestamp we cannot read: keep ours
                 kwargs["created_at"] = datetime.fromisoformat(str(created))
-            except ValueError:
-                pass
         return cls(**kwargs)
 
     def log_context(self) -> dict[str, Any]:

@@ -55,7 +55,9 @@ class Project:
         """
         root = root.resolve()
         if not (root / ROUTES_FILE).exists():
-            raise ConfigError(f"{root}: no {ROUTES_FILE} here: run from a project directory or pass --project")
+            raise ConfigError(
+                f"{root}: no {ROUTES_FILE} here: run from a project directory or pass --project"
+            )
         settings = load_settings(root, env, environ)
         findings: list[str] = []
         systems_doc = load_yaml(root / SYSTEMS_FILE, display=SYSTEMS_FILE)
@@ -110,7 +112,9 @@ class Project:
         return self.routes_doc.where(("routes", index, *path))
 
 
-def _load_systems(doc: Located, findings: list[str]) -> tuple[dict[str, SystemConfig], dict[str, EndpointConfig]]:
+def _load_systems(
+    doc: Located, findings: list[str]
+) -> tuple[dict[str, SystemConfig], dict[str, EndpointConfig]]:
     try:
         parsed = SystemsFile.model_validate(doc.data or {})
     except ValidationError as exc:

@@ -45,9 +45,8 @@ def resolve_adapter(name: str) -> Any:
     try:
         path = ADAPTERS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown adapter {name!r}{did_you_mean(name, ADAPTERS)}; known: {', '.join(sorted(ADAPTERS))}"
-        ) from None
+        known = ", ".join(sorted(ADAPTERS))
+        raise ConfigError(f"unknown adapter {name!r}{did_you_mean(name, list(ADAPTERS))}; known: {known}") from None
     try:
         factory = import_string(path)
     except ModuleNotFoundError as exc:

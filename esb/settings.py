@@ -135,7 +135,7 @@ def _from_environment(environ: dict[str, str], prefix: str = "ESB_") -> dict[str
     for name, value in environ.items():
         if not name.startswith(prefix) or name in ("ESB_ENV", "ESB_SECRETS_DIR", "ESB_PROJECT"):
             continue
-        parts = name[len(prefix):].lower().split("__")
+        parts = name[len(prefix) :].lower().split("__")
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})

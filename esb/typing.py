@@ -16,7 +16,7 @@ from esb.message import Message
 class Ack(Protocol):
     """Settles one delivery: ``ack()`` commits it, ``ack(error)`` gives it back for redelivery.
 
-    A second call raises :class:`AlreadySettled` (kombu's ``Message`` refuses a second ack too).
+    A second call raises :class:`AlreadySettledError` (kombu's ``Message`` refuses a second ack too).
     """
 
     def ack(self, error: BaseException | None = None) -> None:
@@ -24,7 +24,7 @@ class Ack(Protocol):
         ...
 
 
-class AlreadySettled(RuntimeError):
+class AlreadySettledError(RuntimeError):
     """A delivery was acked or nacked twice."""
 
 
@@ -60,7 +60,7 @@ class Delivery:
     def ack(self, error: BaseException | None = None) -> None:
         """Commit (no error) or give back (error) the delivery; refuses a second call."""
         if self._settled:
-            raise AlreadySettled(f"message {self.message.id} was already settled")
+            raise AlreadySettledError(f"message {self.message.id} was already settled")
         self._settled = True
         self._ack(error)
 

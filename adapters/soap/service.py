@@ -50,7 +50,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     try:
         declared = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        raise SOAPFault("BadRequest", "invalid Content-Length", status=400) from None
+        raise SOAPFault("BadRequest", "invalid Content-Length") from None
     if declared > limit:
         raise SOAPFault("TooLarge", f"request of {declared} bytes is over the limit of {limit}", status=413)
     stream = environ["wsgi.input"]
@@ -129,11 +129,11 @@ class SOAPService:
         try:
             return parse_xml(data, max_bytes=limit)
         except UnsafeXMLError as exc:
-            raise SOAPFault("UnsafeXML", f"refused: {exc}", status=400) from None
+            raise SOAPFault("UnsafeXML", f"refused: {exc}") from None
         except BodyTooLargeError as exc:
             raise SOAPFault("TooLarge", str(exc), status=413) from None
         except DecodeError as exc:
-            raise SOAPFault("MalformedXML", str(exc), status=400) from None
+            raise SOAPFault("MalformedXML", str(exc)) from None
 
     def _handle(self, environ: dict[str, Any], state: dict[str, str]) -> Answer:
         user = self._authenticate_basic(environ)
@@ -150,8 +150,7 @@ class SOAPService:
             raise SOAPFault("UnknownOperation", f"no operation of this service takes <{payload.tag}>")
         binding = self.bindings.get(info.name)
         if binding is None:
-            raise SOAPFault("Unavailable", f"operation {info.name} is not served right now", sender=False,
-                            status=503)
+            raise SOAPFault("Unavailable", f"operation {info.name} is not served right now", sender=False)
         if user not in binding.users or mode not in binding.options.auth.modes:
             raise SOAPFault("Unauthenticated", f"not allowed to call {info.name}", status=401)
         if binding.options.validate_requests:
@@ -181,16 +180,16 @@ class SOAPService:
     def _exchange(self, binding: Binding, message: Message, version: str) -> Answer:
         exchange = Exchange(message, one_way=binding.info.one_way)
         if not binding.inbox.put(exchange, timeout=1.0):
-            raise SOAPFault("Busy", "the hub is too busy: send again later", sender=False, status=503,
+            raise SOAPFault("Busy", "the hub is too busy: send again later", sender=False,
                             message_id=message.id)
         if not exchange.wait(binding.options.reply_timeout):
             raise SOAPFault("Timeout", f"no answer within {binding.options.reply_timeout:g}s", sender=False,
-                            status=503, message_id=message.id)
+                            message_id=message.id)
         if exchange.reply is not None:
             return 200, version, reply_bytes(version, self._reply_element(binding.info, exchange.reply))
         if exchange.error is not None:
             raise SOAPFault("NotProcessed", "the hub could not take the request: send it again", sender=False,
-                            status=503, message_id=message.id)
+                            message_id=message.id)
         if binding.info.one_way:
             return 202, version, b""
         raise SOAPFault("NotAnswered", "the request was not answered (dead-lettered); the journal has it",

@@ -61,7 +61,7 @@ class Obj:
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     envvar="ESB_PROJECT",
-    help="The integration project (routes.yaml, config/, transforms/, canonical_model/). Default: current dir.",
+    help="The integration project (routes.yaml, config/, transforms/, canonical_model/). Default: here.",
 )
 @click.option("--env", default=None, envvar="ESB_ENV", help="Settings environment (settings.<env>.yaml).")
 @click.version_option(package_name="esb")

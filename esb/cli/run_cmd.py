@@ -10,11 +10,17 @@ from esb.project import Project
 
 @click.command()
 @click.option("--route", "routes", multiple=True, help="Run only these route ids (repeatable).")
-@click.option("--simulate", is_flag=True, help="Also run the simulated CRM and IOM systems (what `make run` does).")
+@click.option(
+    "--simulate", is_flag=True, help="Also run the simulated CRM and IOM systems (what `make run` does)."
+)
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between simulated CRM orders.")
-@click.option("--log-format", type=click.Choice(["json", "console"]), default=None, help="Override logging.format.")
+@click.option(
+    "--log-format", type=click.Choice(["json", "console"]), default=None, help="Override logging.format."
+)
 @click.pass_obj
-def run(obj: object, routes: tuple[str, ...], simulate: bool, interval: float, log_format: str | None) -> None:
+def run(
+    obj: object, routes: tuple[str, ...], simulate: bool, interval: float, log_format: str | None
+) -> None:
     """Run the hub until SIGINT/SIGTERM: every enabled route, each with its own workers."""
     from esb.runtime.hub import Hub
 

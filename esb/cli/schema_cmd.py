@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 import orjson
+from pydantic import BaseModel
 
 from esb.config.routes import RoutesFile
 from esb.config.systems import SystemsFile
 from esb.settings import Settings
 
-_SCHEMAS = {"routes": RoutesFile, "systems": SystemsFile, "settings": Settings}
+_SCHEMAS: dict[str, type[BaseModel]] = {"routes": RoutesFile, "systems": SystemsFile, "settings": Settings}
 
 
 @click.command()

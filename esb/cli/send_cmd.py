@@ -23,20 +23,38 @@ def parse_headers(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command()
 @click.argument("endpoint")
-@click.option("--body", "body_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="File whose bytes are the message body (sent as they are).")
+@click.option(
+    "--body",
+    "body_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File whose bytes are the message body (sent as they are).",
+)
 @click.option("--header", "headers", multiple=True, help="A header K=V (repeatable).")
-@click.option("--id", "message_id", default=None, help="Message id (default: a new one). Reuse it to test idempotence.")
+@click.option(
+    "--id", "message_id", default=None, help="Message id (default: a new one). Reuse it to test idempotence."
+)
 @click.option("--correlation-id", default=None, help="Correlation id (default: the message id).")
 @click.option("--type", "message_type", default=None, help="Message type, e.g. order.submitted.")
 @click.pass_obj
-def send(obj: object, endpoint: str, body_file: Path, headers: tuple[str, ...], message_id: str | None,
-         correlation_id: str | None, message_type: str | None) -> None:
+def send(
+    obj: object,
+    endpoint: str,
+    body_file: Path,
+    headers: tuple[str, ...],
+    message_id: str | None,
+    correlation_id: str | None,
+    message_type: str | None,
+) -> None:
     """Put the bytes of FILE onto ENDPOINT (system.endpoint from config/systems.yaml)."""
     project = Project.load(obj.project, obj.env)  # type: ignore[attr-defined]
     config = project.endpoint(endpoint)
-    kwargs: dict[str, object] = {"body": body_file.read_bytes(), "headers": parse_headers(headers),
-                                 "source": "esb-send", "type": message_type}
+    kwargs: dict[str, object] = {
+        "body": body_file.read_bytes(),
+        "headers": parse_headers(headers),
+        "source": "esb-send",
+        "type": message_type,
+    }
     if message_id:
         kwargs["id"] = message_id
     if correlation_id:

@@ -23,7 +23,9 @@ def parse_duration(value: object) -> float:
         match = _DURATION.match(value)
         if match:
             return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"{value!r} is not a duration: write e.g. '1s', '500ms', '5m', '2h' or a number of seconds")
+    raise ValueError(
+        f"{value!r} is not a duration: write e.g. '1s', '500ms', '5m', '2h' or a number of seconds"
+    )
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

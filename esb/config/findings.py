@@ -25,7 +25,7 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> PathKey:
     return tuple(out)
 
 
-def _advice(error: dict[str, Any], located: Located, path: PathKey, known: list[str]) -> str:
+def _advice(error: Any, located: Located, path: PathKey, known: list[str]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         name = str(error["loc"][-1])
@@ -71,7 +71,7 @@ def _sub(data: Any, prefix: PathKey) -> Any:
     return data
 
 
-def _known_fields(model: Any, error: dict[str, Any]) -> list[str]:
+def _known_fields(model: Any, error: Any) -> list[str]:
     """Best-effort list of field names allowed where an unknown key was found (for did-you-mean)."""
     names: set[str] = set()
     for cls in _iter_models(model):

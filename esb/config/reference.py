@@ -16,9 +16,22 @@ from esb.config.systems import EndpointConfig
 from esb.settings import Settings
 
 ROUTE_MODELS: list[type[BaseModel]] = [
-    r.Route, r.OnError, r.Redelivery, r.RecipientList, r.TransformStep, r.ValidateStep, r.FilterStep,
-    r.ChoiceStep, r.WhenBranch, r.OtherwiseBranch, r.SplitSpec, r.AggregateSpec, r.EnrichSpec,
-    r.SetHeaderStep, r.HeaderExpression, r.LogSpec,
+    r.Route,
+    r.OnError,
+    r.Redelivery,
+    r.RecipientList,
+    r.TransformStep,
+    r.ValidateStep,
+    r.FilterStep,
+    r.ChoiceStep,
+    r.WhenBranch,
+    r.OtherwiseBranch,
+    r.SplitSpec,
+    r.AggregateSpec,
+    r.EnrichSpec,
+    r.SetHeaderStep,
+    r.HeaderExpression,
+    r.LogSpec,
 ]
 
 
@@ -51,8 +64,14 @@ def _default(field: Any) -> str:
 
 def model_table(model: type[BaseModel]) -> str:
     """Return a markdown table of ``model``'s fields."""
-    lines = [f"### {model.__name__}", "", (model.__doc__ or "").strip().splitlines()[0], "",
-             "| key | type | default | description |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"### {model.__name__}",
+        "",
+        (model.__doc__ or "").strip().splitlines()[0],
+        "",
+        "| key | type | default | description |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, field in model.model_fields.items():
         key = field.alias or name
         description = (field.description or "").replace("|", "\\|")
@@ -71,13 +90,24 @@ def _settings_models() -> list[type[BaseModel]]:
 
 def generate() -> str:
     """Return docs/reference.md."""
-    parts = ["# Option reference", "",
-             "Generated from the models by `python -m esb.config.reference`; do not edit by hand.", "",
-             "## routes.yaml", ""]
+    parts = [
+        "# Option reference",
+        "",
+        "Generated from the models by `python -m esb.config.reference`; do not edit by hand.",
+        "",
+        "## routes.yaml",
+        "",
+    ]
     parts += [model_table(m) for m in ROUTE_MODELS]
-    parts += ["## config/systems.yaml: what every endpoint has", "", model_table(EndpointConfig),
-              "Each adapter adds its own options: see docs/ for the queue, SOAP and batch adapters.", "",
-              "## config/settings.yaml", ""]
+    parts += [
+        "## config/systems.yaml: what every endpoint has",
+        "",
+        model_table(EndpointConfig),
+        "Each adapter adds its own options: see docs/ for the queue, SOAP and batch adapters.",
+        "",
+        "## config/settings.yaml",
+        "",
+    ]
     parts += [model_table(m) for m in _settings_models()]
     return "\n".join(parts)
 

@@ -14,8 +14,12 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from esb.config.durations import Duration
 
 ENDPOINT_REF = r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-.]+$"
-EndpointRef = Annotated[str, Field(pattern=ENDPOINT_REF, description="system.endpoint from config/systems.yaml")]
-Expression = Annotated[str, Field(min_length=1, description="a JMESPath expression over {body, headers, ...}")]
+EndpointRef = Annotated[
+    str, Field(pattern=ENDPOINT_REF, description="system.endpoint from config/systems.yaml")
+]
+Expression = Annotated[
+    str, Field(min_length=1, description="a JMESPath expression over {body, headers, ...}")
+]
 
 
 class Strict(BaseModel):
@@ -212,13 +216,17 @@ class Redelivery(Strict):
     backoff: Literal["fixed", "exponential"] = Field(default="exponential", description="delay growth")
     initial: Duration = Field(default=1.0, description="first delay, e.g. 1s")
     max_delay: Duration = Field(default=60.0, description="cap on the delay")
-    jitter: bool = Field(default=True, description="randomise each delay by up to -50% (avoids thundering herds)")
+    jitter: bool = Field(
+        default=True, description="randomise each delay by up to -50% (avoids thundering herds)"
+    )
 
 
 class OnError(Strict):
     """The route's error policy: redeliver transient failures, dead-letter permanent ones."""
 
-    redeliver: Redelivery = Field(default_factory=Redelivery, description="retry policy for transient failures")
+    redeliver: Redelivery = Field(
+        default_factory=Redelivery, description="retry policy for transient failures"
+    )
     dead_letter: EndpointRef | None = Field(
         default=None, description="endpoint that receives failed messages with the error (lint requires one)"
     )
@@ -227,17 +235,21 @@ class OnError(Strict):
 class Route(Strict):
     """One flow: ``from`` a source, through ``steps``, ``to`` one or more sinks."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=100, description="unique, lower-case, e.g. crm-order-to-iom")
+    id: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        max_length=100,
+        description="unique, lower-case, e.g. crm-order-to-iom",
+    )
     description: str | None = Field(default=None, description="what the route is for")
     from_: EndpointRef = Field(alias="from", description="the source endpoint, system.endpoint")
     steps: list[Step] = Field(default_factory=list, description="processors in order (see the step models)")
     to: EndpointRef | list[EndpointRef] | RecipientList | None = Field(
         default=None,
-        description="one endpoint, a list (fan-out), a recipient list, or none (the reply of a request-reply source)",
+        description="one endpoint, a list (fan-out), a recipient list, or none (reply to the caller)",
     )
     business_keys: dict[str, Expression] = Field(
         default_factory=dict,
-        description="journal index keys (order_id, msisdn, account_id) taken from the message after each step",
+        description="journal index keys (order_id, msisdn, account_id) read from the message after each step",
     )
     concurrency: int = Field(default=1, ge=1, le=64, description="worker threads consuming for this route")
     on_error: OnError = Field(default_factory=OnError, description="redelivery and dead letter")

@@ -84,10 +84,14 @@ def load_yaml_text(text: str, file: str) -> Located:
         raw = yaml.load(text)
     except MarkedYAMLError as exc:
         line = (exc.problem_mark.line + 1) if exc.problem_mark else 1
-        raise ConfigError(f"{file}:{line}: invalid YAML: {exc.problem}",
-                          findings=[f"{file}:{line}: invalid YAML: {exc.problem}"]) from exc
+        raise ConfigError(
+            f"{file}:{line}: invalid YAML: {exc.problem}",
+            findings=[f"{file}:{line}: invalid YAML: {exc.problem}"],
+        ) from exc
     except Exception as exc:  # ruamel raises several unrelated classes for duplicate keys and bad input
-        raise ConfigError(f"{file}: invalid YAML: {exc}", findings=[f"{file}:1: invalid YAML: {exc}"]) from exc
+        raise ConfigError(
+            f"{file}: invalid YAML: {exc}", findings=[f"{file}:1: invalid YAML: {exc}"]
+        ) from exc
     lines: dict[PathKey, int] = {(): 1}
     return Located(_plain(raw, (), lines), file, lines)
 

@@ -80,7 +80,7 @@ class StepBuilder:
         """Return the pipeline for ``steps`` (no aggregate allowed here)."""
         return Pipeline([self.step(step) for step in steps], keys)
 
-    def step(self, step: Any) -> Processor:  # noqa: PLR0911 - one branch per step kind
+    def step(self, step: Any) -> Processor:
         """Return the processor for one step."""
         if isinstance(step, r.TransformStep):
             return TransformStep(self.project.transforms.get(step.transform))
@@ -120,7 +120,9 @@ class StepBuilder:
             fields = {k: Expression(v, self.where(f"log.{k}")) for k, v in step.log.fields.items()}
             return LogWriter(self.route_id, step.log.message, step.log.level, fields)
         if isinstance(step, r.AggregateStep):
-            raise ConfigError(f"{self.where('aggregate')}: aggregate is allowed only at the top level of a route")
+            raise ConfigError(
+                f"{self.where('aggregate')}: aggregate is allowed only at the top level of a route"
+            )
         raise ConfigError(f"{self.where('steps')}: unsupported step {type(step).__name__}")
 
 
@@ -130,7 +132,10 @@ def build_pipeline(
     """Compile a route into (steps before the aggregate, the aggregator or None, steps after it)."""
     builder = StepBuilder(project, route.id, requester_factory)
     keys = BusinessKeys(
-        {name: Expression(text, builder.where(f"business_keys.{name}")) for name, text in route.business_keys.items()}
+        {
+            name: Expression(text, builder.where(f"business_keys.{name}"))
+            for name, text in route.business_keys.items()
+        }
     )
     index = next((i for i, s in enumerate(route.steps) if isinstance(s, r.AggregateStep)), None)
     if index is None:

@@ -11,13 +11,11 @@ FINAL_STATES = frozenset({"delivered", "filtered", "dead_lettered"})
 
 def redelivery_delay(policy: Redelivery, attempt: int, rng: random.Random | None = None) -> float:
     """Return the wait before retry number ``attempt`` (1 = the first retry), in seconds."""
-    if policy.backoff == "fixed":
-        delay = policy.initial
-    else:
-        delay = policy.initial * (2 ** max(attempt - 1, 0))
+    growth = 1 if policy.backoff == "fixed" else 2 ** max(attempt - 1, 0)
+    delay = policy.initial * growth
     delay = min(delay, policy.max_delay)
     if policy.jitter and delay > 0:
-        delay *= 0.5 + (rng or random).random() * 0.5  # noqa: S311 - jitter, not cryptography
+        delay *= 0.5 + (rng or random).random() * 0.5
     return delay
 
 

@@ -37,8 +37,12 @@ class Hub:
         for worker in self.workers:
             worker.start()
         wait_ready(self.workers, wait)
-        self.log.info("hub started", routes=sorted({w.route.id for w in self.workers}), workers=len(self.workers),
-                      settings=self.project.settings.masked())
+        self.log.info(
+            "hub started",
+            routes=sorted({w.route.id for w in self.workers}),
+            workers=len(self.workers),
+            settings=self.project.settings.masked(),
+        )
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop every worker after the message in hand, then close the journal. Safe to call twice."""

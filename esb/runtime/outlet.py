@@ -7,6 +7,7 @@ journal, and a message already delivered to an endpoint is not written to it aga
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,7 +66,11 @@ class Outlet:
             self.write(endpoint, output)
             last = index == len(pending) - 1
             self.journal.mark_delivered(
-                self.route.id, output, endpoint, body=output.body_bytes(), event=True,
+                self.route.id,
+                output,
+                endpoint,
+                body=output.body_bytes(),
+                event=True,
                 finish=original if last else None,
             )
             finished = last
@@ -102,7 +107,9 @@ class Outlet:
         """Write to one endpoint, connecting its sink on first use and dropping it after a failure."""
         sink = self._sinks.get(endpoint)
         if sink is None:
-            sink = self.project.adapter_for(endpoint).sink(self.project.endpoint(endpoint), self.project.context(endpoint))
+            sink = self.project.adapter_for(endpoint).sink(
+                self.project.endpoint(endpoint), self.project.context(endpoint)
+            )
             sink.connect()
             self._sinks[endpoint] = sink
         try:
@@ -114,10 +121,8 @@ class Outlet:
     def _drop(self, endpoint: str) -> None:
         sink = self._sinks.pop(endpoint, None)
         if sink is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too
                 sink.close()
-            except Exception:  # noqa: BLE001, S110 - closing a broken connection may fail too
-                pass
 
     def close(self) -> None:
         """Close every sink."""

@@ -8,6 +8,7 @@ dead-letter endpoint) confirmed; when even that fails, the delivery is given bac
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -56,7 +57,9 @@ class RouteWorker(threading.Thread):
         self.suspended = threading.Event()
         self.ready = threading.Event()
         self.log = get_logger("worker").bind(route=route.id)
-        self.max_bytes = project.endpoint(route.from_).max_body_bytes or project.settings.limits.max_body_bytes
+        self.max_bytes = (
+            project.endpoint(route.from_).max_body_bytes or project.settings.limits.max_body_bytes
+        )
         self.poll = project.settings.runtime.poll_timeout
         self.pre: Pipeline
         self.aggregator: Aggregator | None
@@ -167,7 +170,9 @@ class RouteWorker(threading.Thread):
                 "cannot crash the hub again"
             )
         elif isinstance(message.body, bytes) and len(message.body) > self.max_bytes:
-            problem = BodyTooLargeError(f"body of {len(message.body)} bytes is over the limit of {self.max_bytes}")
+            problem = BodyTooLargeError(
+                f"body of {len(message.body)} bytes is over the limit of {self.max_bytes}"
+            )
         if problem is not None:
             self._dead_letter(delivery, message, problem)
             return False
@@ -182,11 +187,15 @@ class RouteWorker(threading.Thread):
                 return
             except Stopping:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every failure ends in retry or dead letter
+            except Exception as exc:
                 if is_retryable(exc) and attempt <= self.route.on_error.redeliver.max:
                     delay = redelivery_delay(self.route.on_error.redeliver, attempt)
-                    self.log.warning("transient failure, redelivering", error=str(exc), attempt=attempt,
-                                     delay=round(delay, 3))
+                    self.log.warning(
+                        "transient failure, redelivering",
+                        error=str(exc),
+                        attempt=attempt,
+                        delay=round(delay, 3),
+                    )
                     self._journal_safely(original, "redelivered", error=exc, detail={"attempt": attempt})
                     attempt += 1
                     self._sleep(delay)
@@ -213,8 +222,9 @@ class RouteWorker(threading.Thread):
         elif self.route.to is None:
             if delivery.respond is not None:
                 delivery.respond(outputs[0])
-            self.journal.event(self.route.id, message, "delivered",
-                               detail={"replied": delivery.respond is not None})
+            self.journal.event(
+                self.route.id, message, "delivered", detail={"replied": delivery.respond is not None}
+            )
         else:
             self.outlet.deliver_all(message, outputs, check=not (self._first_time and message.attempt == 1))
         delivery.ack()
@@ -224,7 +234,7 @@ class RouteWorker(threading.Thread):
         error: BaseException | None = None
         try:
             self.outlet.deliver_all(batch.message, self.post(batch.message))
-        except Exception as exc:  # noqa: BLE001 - the aggregate is dead-lettered, never lost
+        except Exception as exc:
             error = exc
             try:
                 self.outlet.dead_letter(batch.message, exc)
@@ -238,16 +248,21 @@ class RouteWorker(threading.Thread):
             token.remaining -= 1
             if token.remaining <= 0 and not token.delivery.settled:
                 state = "dead_lettered" if error is not None else "delivered"
-                self._journal_safely(token.delivery.message, state, error=error,
-                                     detail={"aggregate": batch.message.id})
+                self._journal_safely(
+                    token.delivery.message, state, error=error, detail={"aggregate": batch.message.id}
+                )
                 token.delivery.ack()
 
     def _dead_letter(self, delivery: Delivery, original: Message, error: BaseException) -> None:
         while True:
             try:
                 endpoint = self.outlet.dead_letter(original, error)
-                self.log.error("dead-lettered", reason=getattr(error, "reason", "internal-error"),
-                               error=str(error), endpoint=endpoint)
+                self.log.error(
+                    "dead-lettered",
+                    reason=getattr(error, "reason", "internal-error"),
+                    error=str(error),
+                    endpoint=endpoint,
+                )
                 delivery.ack()
                 return
             except TransportError as exc:
@@ -274,10 +289,8 @@ class RouteWorker(threading.Thread):
 
     def _close_source(self) -> None:
         if self.source is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
                 self.source.close()
-            except Exception:  # noqa: BLE001, S110 - a broken connection may fail to close
-                pass
             self.source = None
 
 

@@ -13,7 +13,20 @@ from typing import Any
 from esb.message import Message
 from esb.simulators.siebel import LineItem, SiebelOrder, siebel_order_xml
 
-NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄晓明", "周杰", "吴桐", "Li Lei", "Han Meimei"]
+NAMES = [
+    "张伟",
+    "王芳",
+    "李娜",
+    "刘洋",
+    "陈静",
+    "杨磊",
+    "赵敏",
+    "黄晓明",
+    "周杰",
+    "吴桐",
+    "Li Lei",
+    "Han Meimei",
+]
 OFFERS = [
     ("PO-5G-129", "5G畅享套餐129元", "129.00"),
     ("PO-5G-199", "5G畅享套餐199元", "199.00"),
@@ -28,7 +41,8 @@ ACTIONS = ["Add", "Add", "Add", "Update", "Delete", "-"]
 
 XXE_ORDER = (
     b'<?xml version="1.0"?>\n<!DOCTYPE SiebelMessage [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
-    b'<SiebelMessage MessageType="Integration Object" IntObjectName="Order Entry (Sales)">&xxe;</SiebelMessage>\n'
+    b'<SiebelMessage MessageType="Integration Object" IntObjectName="Order Entry (Sales)">'
+    b"&xxe;</SiebelMessage>\n"
 )
 
 
@@ -46,7 +60,9 @@ def make_order(index: int, rng: random.Random) -> SiebelOrder:
     items = []
     for line in range(1, rng.randint(1, 4) + 1):
         offer_id, offer_name, price = rng.choice(OFFERS)
-        attributes = {"MSISDN": f"133{rng.randint(0, 99_999_999):08d}"} if offer_id.startswith("PO-5G") else {}
+        attributes = (
+            {"MSISDN": f"133{rng.randint(0, 99_999_999):08d}"} if offer_id.startswith("PO-5G") else {}
+        )
         items.append(LineItem(line, rng.choice(ACTIONS), offer_id, offer_name, price, attributes=attributes))
     return SiebelOrder(
         row_id=f"1-SIM{index:06d}",
@@ -91,8 +107,12 @@ def order_scenario(count: int, seed: int = 20261125, run: str = "demo") -> list[
     planned = []
     for index in range(count):
         body, kind, expected = _variant(index, rng)
-        message = Message(body=body, id=f"{run}-crm-{index:06d}", source="crm",
-                          headers={"SiebelIntObject": "Order Entry (Sales)"})
+        message = Message(
+            body=body,
+            id=f"{run}-crm-{index:06d}",
+            source="crm",
+            headers={"SiebelIntObject": "Order Entry (Sales)"},
+        )
         planned.append(PlannedMessage(message, kind, expected))
     return planned
 

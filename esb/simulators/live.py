@@ -21,8 +21,14 @@ from esb.simulators.iom import IOMSimulator
 class LiveSimulation:
     """Runs the simulated CRM (a sender thread) and IOM (a receiver thread) beside the hub."""
 
-    def __init__(self, project: Any, *, interval: float = 2.0, source: str = "crm.orders_out",
-                 target: str = "iom.orders_in") -> None:
+    def __init__(
+        self,
+        project: Any,
+        *,
+        interval: float = 2.0,
+        source: str = "crm.orders_out",
+        target: str = "iom.orders_in",
+    ) -> None:
         self.project = project
         self.interval = interval
         self.source = source
@@ -33,8 +39,10 @@ class LiveSimulation:
     def _show_order(self, message: Message, order: dict[str, Any]) -> None:
         header = order.get("header", {})
         lines = order.get("orderLines", [])
-        click.echo(f"IOM  <- order request {header.get('orderNo', '?')} with {len(lines)} line(s), "
-                   f"priority {message.headers.get('priority', '-')}  [{message.id}]")
+        click.echo(
+            f"IOM  <- order request {header.get('orderNo', '?')} with {len(lines)} line(s), "
+            f"priority {message.headers.get('priority', '-')}  [{message.id}]"
+        )
 
     def _send_forever(self) -> None:
         run = uuid.uuid4().hex[:8]
@@ -45,7 +53,9 @@ class LiveSimulation:
                     if self.stop_event.wait(self.interval):
                         return
                     crm.send(planned.message)
-                    click.echo(f"CRM  -> {planned.kind:<22} expected {planned.expected:<14} [{planned.message.id}]")
+                    click.echo(
+                        f"CRM  -> {planned.kind:<22} expected {planned.expected:<14} [{planned.message.id}]"
+                    )
                 batch += 1
 
     def __enter__(self) -> LiveSimulation:

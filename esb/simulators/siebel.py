@@ -58,18 +58,29 @@ class SiebelOrder:
     def fields(self) -> dict[str, str]:
         """Return the order's Siebel fields by their repository names."""
         return {
-            "Id": self.row_id, "Order Number": self.number, "Order Type": self.order_type,
-            "Status": self.status, "Priority": self.priority, "Channel": self.channel,
-            "Order Date": self.order_date, "Account Id": self.account_id, "Account": self.account_name,
-            "Billing Account Id": self.billing_account_id, "Currency Code": self.currency,
+            "Id": self.row_id,
+            "Order Number": self.number,
+            "Order Type": self.order_type,
+            "Status": self.status,
+            "Priority": self.priority,
+            "Channel": self.channel,
+            "Order Date": self.order_date,
+            "Account Id": self.account_id,
+            "Account": self.account_name,
+            "Billing Account Id": self.billing_account_id,
+            "Currency Code": self.currency,
             "Comments": self.comments,
         }
 
 
 def _item_fields(item: LineItem, order: SiebelOrder) -> dict[str, str]:
     fields = {
-        "Id": f"{order.row_id}-{item.line}", "Line Number": str(item.line), "Action Code": item.action,
-        "Product Id": item.product_id, "Product": item.product, "Quantity": str(item.quantity),
+        "Id": f"{order.row_id}-{item.line}",
+        "Line Number": str(item.line),
+        "Action Code": item.action,
+        "Product Id": item.product_id,
+        "Product": item.product,
+        "Quantity": str(item.quantity),
         "Price Type": item.price_type,
     }
     if item.price is not None:
@@ -78,7 +89,9 @@ def _item_fields(item: LineItem, order: SiebelOrder) -> dict[str, str]:
 
 
 def _as_elements(fields: dict[str, str], indent: str) -> str:
-    return "".join(f"{indent}<{siebel_tag(k)}>{escape(v)}</{siebel_tag(k)}>\n" for k, v in fields.items() if v != "")
+    return "".join(
+        f"{indent}<{siebel_tag(k)}>{escape(v)}</{siebel_tag(k)}>\n" for k, v in fields.items() if v != ""
+    )
 
 
 def _as_attributes(fields: dict[str, str]) -> str:
@@ -93,7 +106,8 @@ def _xa(item: LineItem, indent: str, attributes_style: bool) -> str:
         if attributes_style:
             rows.append(f"{indent}  <OrderItemXA Name={quoteattr(name)} Value={quoteattr(value)}/>\n")
         else:
-            rows.append(f"{indent}  <OrderItemXA><Name>{escape(name)}</Name><Value>{escape(value)}</Value></OrderItemXA>\n")
+            pair = f"<Name>{escape(name)}</Name><Value>{escape(value)}</Value>"
+            rows.append(f"{indent}  <OrderItemXA>{pair}</OrderItemXA>\n")
     return f"{indent}<ListOfOrderItemXA>\n{''.join(rows)}{indent}</ListOfOrderItemXA>\n"
 
 
@@ -104,10 +118,13 @@ def siebel_order_xml(order: SiebelOrder, *, encoding: str = "UTF-8", attributes:
     for item in order.items:
         ifields = _item_fields(item, order)
         if attributes:
-            items.append(f"        <{ITEM}{_as_attributes(ifields)}>\n{_xa(item, '          ', True)}        </{ITEM}>\n")
+            xa = _xa(item, "          ", True)
+            items.append(f"        <{ITEM}{_as_attributes(ifields)}>\n{xa}        </{ITEM}>\n")
         else:
-            items.append(f"        <{ITEM}>\n{_as_elements(ifields, '          ')}{_xa(item, '          ', False)}"
-                         f"        </{ITEM}>\n")
+            items.append(
+                f"        <{ITEM}>\n{_as_elements(ifields, '          ')}{_xa(item, '          ', False)}"
+                f"        </{ITEM}>\n"
+            )
     items_xml = f"      <{ITEMS_LIST}>\n{''.join(items)}      </{ITEMS_LIST}>\n" if items else ""
     if attributes:
         order_xml = f"    <{ORDER}{_as_attributes(fields)}>\n{items_xml}    </{ORDER}>\n"

@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def hub_environ(data_dir: Path, **extra: str) -> dict[str, str]:
     """Return the environment of a hub using ``data_dir`` for its queues and journal."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESB_")}
-    env.update({"ESB_DATA_DIR": str(data_dir), "ESB_LOGGING__LEVEL": "warning",
-                "ESB_BROKER__TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3", "ESB_RUNTIME__POLL_TIMEOUT": "0.1s"})
+    env.update(
+        {
+            "ESB_DATA_DIR": str(data_dir),
+            "ESB_LOGGING__LEVEL": "warning",
+            "ESB_BROKER__TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3",
+            "ESB_RUNTIME__POLL_TIMEOUT": "0.1s",
+        }
+    )
     env.update(extra)
     return env
 
@@ -35,9 +41,11 @@ class HubProcess:
     def start(self) -> None:
         """Start the hub."""
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            self.proc = subprocess.Popen(
                 [sys.executable, "-m", "esb.cli", "--project", str(ROOT), "run"],
-                env=hub_environ(self.data_dir), stdout=out, stderr=subprocess.STDOUT,
+                env=hub_environ(self.data_dir),
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def kill(self) -> None:

@@ -56,7 +56,9 @@ def make_project(
     systems: dict[str, Any] = {}
     for name in endpoints:
         system, endpoint = name.split(".", 1)
-        systems.setdefault(system, {"name": system, "endpoints": {}})["endpoints"][endpoint] = {"adapter": "memory"}
+        systems.setdefault(system, {"name": system, "endpoints": {}})["endpoints"][endpoint] = {
+            "adapter": "memory"
+        }
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "systems.yaml").write_text(yaml.safe_dump({"systems": systems}))
     (tmp_path / "config" / "settings.yaml").write_text(

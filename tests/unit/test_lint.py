@@ -38,16 +38,29 @@ def findings_for(tmp_path: Path, routes: list[dict[str, Any]]) -> list[str]:
 
 def good_route(**extra: Any) -> dict[str, Any]:
     """A route with no findings, updated with ``extra``."""
-    route: dict[str, Any] = {"id": "r", "from": "crm.orders_out", "to": "iom.orders_in",
-                             "on_error": {"dead_letter": "dlq.r"}}
+    route: dict[str, Any] = {
+        "id": "r",
+        "from": "crm.orders_out",
+        "to": "iom.orders_in",
+        "on_error": {"dead_letter": "dlq.r"},
+    }
     route.update(extra)
     return route
 
 
 def test_clean_project_has_no_findings(tmp_path: Path) -> None:
     """A correct route produces no finding."""
-    assert findings_for(tmp_path, [good_route(steps=[{"transform": "crm/siebel_order_to_canonical"},
-                                                     {"validate": "product_order.v1"}])]) == []
+    assert (
+        findings_for(
+            tmp_path,
+            [
+                good_route(
+                    steps=[{"transform": "crm/siebel_order_to_canonical"}, {"validate": "product_order.v1"}]
+                )
+            ],
+        )
+        == []
+    )
 
 
 def test_unknown_endpoint_suggests_the_close_one(tmp_path: Path) -> None:
@@ -59,8 +72,9 @@ def test_unknown_endpoint_suggests_the_close_one(tmp_path: Path) -> None:
 
 def test_unknown_transform_and_schema(tmp_path: Path) -> None:
     """A missing transform and a missing schema are both findings."""
-    findings = findings_for(tmp_path, [good_route(steps=[{"transform": "crm/siebel_order"},
-                                                         {"validate": "product_order.v2"}])])
+    findings = findings_for(
+        tmp_path, [good_route(steps=[{"transform": "crm/siebel_order"}, {"validate": "product_order.v2"}])]
+    )
     assert any("unknown transform 'crm/siebel_order'" in f for f in findings)
     assert any("unknown schema 'product_order.v2' (did you mean 'product_order.v1'?)" in f for f in findings)
 
@@ -91,9 +105,15 @@ def test_unknown_key_and_unknown_step_with_lines(tmp_path: Path) -> None:
         "      - transfrom: crm/x\n"
     )
     findings = lint_project(tmp_path, None)
-    assert any(f.startswith("routes.yaml:4: routes[0].too: unknown key 'too' (did you mean 'to'?)") for f in findings)
-    assert any(f.startswith("routes.yaml:6: routes[0].steps[0]: unknown step 'transfrom' (did you mean "
-                            "'transform'?)") for f in findings)
+    assert any(
+        f.startswith("routes.yaml:4: routes[0].too: unknown key 'too' (did you mean 'to'?)") for f in findings
+    )
+    assert any(
+        f.startswith(
+            "routes.yaml:6: routes[0].steps[0]: unknown step 'transfrom' (did you mean 'transform'?)"
+        )
+        for f in findings
+    )
 
 
 def test_missing_dead_letter_and_bad_expression(tmp_path: Path) -> None:
@@ -109,7 +129,8 @@ def test_unknown_adapter_in_systems(tmp_path: Path) -> None:
     """An endpoint with an unknown adapter is a finding in config/systems.yaml with a suggestion."""
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "systems.yaml").write_text(
-        "systems:\n  crm:\n    name: CRM\n    endpoints:\n      out: {adapter: qeue, queue: x}\n")
+        "systems:\n  crm:\n    name: CRM\n    endpoints:\n      out: {adapter: qeue, queue: x}\n"
+    )
     (tmp_path / "routes.yaml").write_text("routes: []\n")
     [finding] = lint_project(tmp_path, None)
     assert finding.startswith("config/systems.yaml:5:")

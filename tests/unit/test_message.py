@@ -7,10 +7,17 @@ from esb.message import Message
 
 def test_wire_round_trip_keeps_envelope() -> None:
     """A message written with wire_headers and read with from_wire keeps id, correlation, type, attempt."""
-    original = Message(body=b"x", type="order.submitted", source="crm", headers={"priority": "high"}, attempt=3)
+    original = Message(
+        body=b"x", type="order.submitted", source="crm", headers={"priority": "high"}, attempt=3
+    )
     back = Message.from_wire(b"x", original.wire_headers())
     assert (back.id, back.correlation_id, back.type, back.source, back.attempt) == (
-        original.id, original.correlation_id, "order.submitted", "crm", 3)
+        original.id,
+        original.correlation_id,
+        "order.submitted",
+        "crm",
+        3,
+    )
     assert back.headers == {"priority": "high"}
     assert back.created_at == original.created_at
 

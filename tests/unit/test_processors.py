@@ -51,7 +51,7 @@ def test_aggregator_keeps_keys_apart_and_drains() -> None:
 
 def test_splitter_refuses_non_list() -> None:
     """Splitting on something that is not a list is a MappingError naming the expression."""
-    with pytest.raises(MappingError, match="body.x"):
+    with pytest.raises(MappingError, match=r"body\.x"):
         Splitter(Expression("body.x"), None)(Message(body={"x": 5}))
 
 
@@ -65,7 +65,9 @@ def test_splitter_keep_builds_parts_from_item_and_parent() -> None:
 
 def test_header_setter_literal_and_expression() -> None:
     """set_header sets literals and JMESPath results."""
-    [out] = HeaderSetter({"priority": "high"}, {"ch": Expression("body.channel")})(Message(body={"channel": "web"}))
+    [out] = HeaderSetter({"priority": "high"}, {"ch": Expression("body.channel")})(
+        Message(body={"channel": "web"})
+    )
     assert out.headers == {"priority": "high", "ch": "web"}
 
 
@@ -83,7 +85,9 @@ def test_invalid_expression_is_a_config_error() -> None:
         Expression("body.[[", "route r: filter")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("1s", 1.0), ("500ms", 0.5), ("5m", 300.0), (2, 2.0), ("1.5h", 5400.0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("1s", 1.0), ("500ms", 0.5), ("5m", 300.0), (2, 2.0), ("1.5h", 5400.0)]
+)
 def test_durations(text: object, seconds: float) -> None:
     """Durations are read from strings with units or plain numbers."""
     assert parse_duration(text) == seconds
@@ -92,5 +96,14 @@ def test_durations(text: object, seconds: float) -> None:
 def test_otherwise_must_be_last() -> None:
     """A choice with otherwise before a when is refused."""
     with pytest.raises(ValidationError, match="otherwise"):
-        RoutesFile.model_validate({"routes": [{"id": "r", "from": "a.b", "steps": [
-            {"choice": [{"otherwise": []}, {"when": "body.x", "steps": []}]}]}]})
+        RoutesFile.model_validate(
+            {
+                "routes": [
+                    {
+                        "id": "r",
+                        "from": "a.b",
+                        "steps": [{"choice": [{"otherwise": []}, {"when": "body.x", "steps": []}]}],
+                    }
+                ]
+            }
+        )

@@ -36,7 +36,9 @@ def test_secret_file_beats_environment(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "journal__url").write_text("postgresql+psycopg://esb:s3cret@127.0.0.1/esb\n")
-    settings = load_settings(tmp_path, environ={"ESB_SECRETS_DIR": str(secrets), "ESB_JOURNAL__URL": "sqlite://"})
+    settings = load_settings(
+        tmp_path, environ={"ESB_SECRETS_DIR": str(secrets), "ESB_JOURNAL__URL": "sqlite://"}
+    )
     assert settings.journal.url == "postgresql+psycopg://esb:s3cret@127.0.0.1/esb"
     assert "s3cret" not in str(settings.masked())
 

@@ -43,8 +43,12 @@ def run_until_settled(project: Any, count: int, timeout: float = 10.0) -> Journa
 
 def test_message_is_transformed_delivered_and_acked(tmp_path: Path) -> None:
     """A message goes through its transform to the sink, is acked, and the journal says delivered."""
-    project = make_project(tmp_path, [route(steps=[{"transform": "t/up"}])], ENDPOINTS,
-                           {"t/up": lambda b: {"v": b.decode().upper()}})
+    project = make_project(
+        tmp_path,
+        [route(steps=[{"transform": "t/up"}])],
+        ENDPOINTS,
+        {"t/up": lambda b: {"v": b.decode().upper()}},
+    )
     BROKER.feed("a.in", Message(body=b"hello", id="m1"))
     journal = run_until_settled(project, 1)
     assert [m.body for m in BROKER.written("b.out")] == [{"v": "HELLO"}]
@@ -54,8 +58,12 @@ def test_message_is_transformed_delivered_and_acked(tmp_path: Path) -> None:
 
 def test_filter_drops_and_journals_filtered(tmp_path: Path) -> None:
     """A message failing the filter reaches no sink, is acked, and ends filtered."""
-    project = make_project(tmp_path, [route(steps=[{"transform": "t/j"}, {"filter": "body.keep"}])], ENDPOINTS,
-                           {"t/j": lambda b: {"keep": b == b"yes"}})
+    project = make_project(
+        tmp_path,
+        [route(steps=[{"transform": "t/j"}, {"filter": "body.keep"}])],
+        ENDPOINTS,
+        {"t/j": lambda b: {"keep": b == b"yes"}},
+    )
     BROKER.feed("a.in", Message(body=b"no", id="m1"), Message(body=b"yes", id="m2"))
     journal = run_until_settled(project, 2)
     assert [m.id for m in BROKER.written("b.out")] == ["m2"]
@@ -64,6 +72,7 @@ def test_filter_drops_and_journals_filtered(tmp_path: Path) -> None:
 
 def test_permanent_error_goes_to_dead_letter_at_once(tmp_path: Path) -> None:
     """A MappingError is not retried: the original bytes reach the dead-letter endpoint with the error."""
+
     def broken(body: Any) -> Any:
         raise MappingError("t/bad", "id", "/x/@id", "missing")
 
@@ -80,8 +89,9 @@ def test_permanent_error_goes_to_dead_letter_at_once(tmp_path: Path) -> None:
 
 def test_transient_error_is_retried_then_delivered(tmp_path: Path) -> None:
     """A sink that fails twice with a TransportError gets the message on the third attempt."""
-    project = make_project(tmp_path, [route(on_error={**FAST_RETRY, "redeliver": {"max": 3, "initial": "1ms"}})],
-                           ENDPOINTS)
+    project = make_project(
+        tmp_path, [route(on_error={**FAST_RETRY, "redeliver": {"max": 3, "initial": "1ms"}})], ENDPOINTS
+    )
     BROKER.fail_next("b.out", TransportError("down"), TransportError("still down"))
     BROKER.feed("a.in", Message(body=b"x", id="m1"))
     journal = run_until_settled(project, 1)
@@ -134,8 +144,12 @@ def test_fan_out_retry_skips_endpoint_already_delivered(tmp_path: Path) -> None:
 def test_poison_message_is_dead_lettered_without_processing(tmp_path: Path) -> None:
     """A message handed out more often than limits.max_deliveries is dead-lettered as poison."""
     calls: list[Any] = []
-    project = make_project(tmp_path, [route(steps=[{"transform": "t/spy"}])], ENDPOINTS,
-                           {"t/spy": lambda b: calls.append(b) or b})
+    project = make_project(
+        tmp_path,
+        [route(steps=[{"transform": "t/spy"}])],
+        ENDPOINTS,
+        {"t/spy": lambda b: calls.append(b) or b},
+    )
     BROKER.feed("a.in", Message(body=b"x", id="m1"), delivery_count=11)
     run_until_settled(project, 1)
     assert calls == []
@@ -154,8 +168,12 @@ def test_oversized_body_is_dead_lettered(tmp_path: Path) -> None:
 
 def test_split_parts_get_deterministic_ids(tmp_path: Path) -> None:
     """Split parts are delivered with ids <parent>:<index>, so a redelivered parent repeats them."""
-    project = make_project(tmp_path, [route(steps=[{"transform": "t/j"}, {"split": "body.items"}])], ENDPOINTS,
-                           {"t/j": lambda b: {"items": [1, 2, 3]}})
+    project = make_project(
+        tmp_path,
+        [route(steps=[{"transform": "t/j"}, {"split": "body.items"}])],
+        ENDPOINTS,
+        {"t/j": lambda b: {"items": [1, 2, 3]}},
+    )
     BROKER.feed("a.in", Message(body=b"x", id="p"))
     run_until_settled(project, 1)
     assert [(m.id, m.body) for m in BROKER.written("b.out")] == [("p:0", 1), ("p:1", 2), ("p:2", 3)]
@@ -163,10 +181,15 @@ def test_split_parts_get_deterministic_ids(tmp_path: Path) -> None:
 
 def test_choice_runs_first_matching_branch(tmp_path: Path) -> None:
     """choice runs the first branch whose when is truthy, else otherwise."""
-    steps = [{"transform": "t/j"}, {"choice": [
-        {"when": "body.c == 'online'", "steps": [{"set_header": {"priority": "high"}}]},
-        {"otherwise": [{"set_header": {"priority": "normal"}}]},
-    ]}]
+    steps = [
+        {"transform": "t/j"},
+        {
+            "choice": [
+                {"when": "body.c == 'online'", "steps": [{"set_header": {"priority": "high"}}]},
+                {"otherwise": [{"set_header": {"priority": "normal"}}]},
+            ]
+        },
+    ]
     project = make_project(tmp_path, [route(steps=steps)], ENDPOINTS, {"t/j": lambda b: {"c": b.decode()}})
     BROKER.feed("a.in", Message(body=b"online", id="m1"), Message(body=b"shop", id="m2"))
     run_until_settled(project, 2)
@@ -176,7 +199,9 @@ def test_choice_runs_first_matching_branch(tmp_path: Path) -> None:
 def test_aggregate_releases_by_size_and_acks_parts_after_delivery(tmp_path: Path) -> None:
     """Three messages with one key become one aggregate; the parts are acked only after it is delivered."""
     steps = [{"transform": "t/j"}, {"aggregate": {"key": "body.k", "size": 3, "timeout": "1h"}}]
-    project = make_project(tmp_path, [route(steps=steps)], ENDPOINTS, {"t/j": lambda b: {"k": "A", "v": b.decode()}})
+    project = make_project(
+        tmp_path, [route(steps=steps)], ENDPOINTS, {"t/j": lambda b: {"k": "A", "v": b.decode()}}
+    )
     BROKER.feed("a.in", *[Message(body=str(i).encode(), id=f"m{i}") for i in range(3)])
     journal = run_until_settled(project, 3)
     [aggregate] = BROKER.written("b.out")
@@ -189,8 +214,11 @@ def test_recipient_list_refuses_endpoint_not_allowed(tmp_path: Path) -> None:
     """A recipient list naming an endpoint outside `allowed` dead-letters the message."""
     to = {"recipients": "headers.to", "allowed": ["b.out"]}
     project = make_project(tmp_path, [route(to=to)], ENDPOINTS)
-    BROKER.feed("a.in", Message(body=b"x", id="m1", headers={"to": ["c.out"]}),
-                Message(body=b"y", id="m2", headers={"to": "b.out"}))
+    BROKER.feed(
+        "a.in",
+        Message(body=b"x", id="m1", headers={"to": ["c.out"]}),
+        Message(body=b"y", id="m2", headers={"to": "b.out"}),
+    )
     run_until_settled(project, 2)
     assert [m.id for m in BROKER.written("dlq.r")] == ["m1"]
     assert [m.id for m in BROKER.written("b.out")] == ["m2"]
@@ -199,6 +227,7 @@ def test_recipient_list_refuses_endpoint_not_allowed(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [pytest.param(ValueError("bug"), id="unexpected-exception")])
 def test_unexpected_exception_is_retried_then_dead_lettered(tmp_path: Path, bad: Exception) -> None:
     """A bug in a transform does not crash the worker: retried, then dead-lettered, next message goes on."""
+
     def buggy(body: Any) -> Any:
         if body == b"bad":
             raise bad
