@@ -67,10 +67,32 @@ class LoggingSettings(_Section):
 
 
 class RuntimeSettings(_Section):
-    """How route workers poll and stop."""
+    """How route workers poll and stop; how the hub follows operators' commands and edited files."""
 
     poll_timeout: Duration = 0.5
     shutdown_grace: Duration = 10.0
+    control_interval: Duration = Field(
+        default=1.0, description="how often the hub reads route suspend/resume requests (esb route)"
+    )
+    watch_project: bool = Field(
+        default=True, description="reload routes.yaml, transforms and systems when they change (after lint)"
+    )
+    watch_interval: Duration = Field(default=2.0, description="how often edited project files are looked for")
+
+
+class MonitoringSettings(_Section):
+    """The running hub's loopback HTTP listener: /health/live, /health/ready, Prometheus /metrics.
+
+    Every path needs ``Authorization: Bearer <token>``. The token comes from ``token`` (set it from the
+    environment, ESB_MONITORING__TOKEN, or a secret file, monitoring__token); when empty the hub makes
+    one at start. The listening address and token are written to ``{data_dir}/monitoring.json`` (mode
+    0600) for ``esb health``.
+    """
+
+    enabled: bool = True
+    host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535, description="0 picks a free port (see monitoring.json)")
+    token: str = Field(default="", description="bearer token; secret: environment or secret file only")
 
 
 class Settings(_Section):
@@ -83,6 +105,7 @@ class Settings(_Section):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     def resolve_paths(self, project_dir: Path) -> Settings:
         """Return a copy with ``data_dir`` absolute and ``{data_dir}`` filled into the URLs."""
@@ -98,6 +121,8 @@ class Settings(_Section):
         data = self.model_dump(mode="json")
         for section in ("broker", "journal"):
             data[section]["url"] = mask_url(data[section]["url"])
+        if data["monitoring"]["token"]:
+            data["monitoring"]["token"] = "***"
         return data
 
 

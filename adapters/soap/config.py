@@ -128,4 +128,4 @@ class SOAPEndpoint(EndpointConfig):
 
     def wsdl_path(self, project_dir: Path) -> Path:
         """Return the WSDL's absolute path."""
-        return self.wsdl if self.wsdl.is_absolute() else (project_dir / self.wsdl).resolve()
+        return Path(os.path.abspath(self.wsdl if self.wsdl.is_absolute() else project_dir / self.wsdl))

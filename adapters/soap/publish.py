@@ -52,7 +52,7 @@ class Publisher:
         for node in tree.iter():
             attr = _LOCATIONS.get(node.tag) if isinstance(node.tag, str) else None
             if attr and node.get(attr):
-                target = (path.parent / str(node.get(attr))).resolve()
+                target = Path(os.path.abspath(path.parent / str(node.get(attr))))
                 node.set(attr, f"{url}?file={quote(self._name(target))}")
             elif node.tag in _ADDRESSES:
                 node.set("location", url)

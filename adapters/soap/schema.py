@@ -8,12 +8,14 @@ so each thread gets its own compiled copy.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from adapters.soap.wsdl import contract_roots, within
 from esb.exceptions import ConfigError
 from esb.xmlsafe import hardened_parser
 
@@ -25,20 +27,20 @@ _INLINE = "esb-inline:"
 class _ContractResolver(etree.Resolver):
     """Serves the inline schemas and the contract's files; refuses everything else."""
 
-    def __init__(self, inline: dict[str, tuple[bytes, str]], root: Path) -> None:
+    def __init__(self, inline: dict[str, tuple[bytes, str]], roots: list[Path]) -> None:
         super().__init__()
         self.inline = inline
-        self.root = root
+        self.roots = roots
 
     def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
         if system_url in self.inline:
             data, base = self.inline[system_url]
             return self.resolve_string(data, context, base_url=base)
-        path = Path(system_url[7:] if system_url.startswith("file://") else system_url).resolve()
+        path = Path(os.path.abspath(system_url[7:] if system_url.startswith("file://") else system_url))
         if "://" in system_url and not system_url.startswith("file://"):
             raise ConfigError(f"schema {system_url!r} is remote: only the contract's local files are used")
-        if self.root not in path.parents or not path.is_file():
-            raise ConfigError(f"schema {path} is outside the contract folder {self.root} or missing")
+        if not within(path, self.roots) or not path.is_file():
+            raise ConfigError(f"schema {path} is outside the contract folders or missing")
         return self.resolve_filename(str(path), context)
 
 
@@ -81,6 +83,7 @@ class RequestValidator:
 
     def __init__(self, files: list[Path], root: Path) -> None:
         self.root = root
+        self.roots = contract_roots(files[0], root)
         self.driver, self.inline = _driver(files)
         self._local = threading.local()
         self._schema()  # compile now so that a broken contract fails at connect, not at the first call
@@ -89,7 +92,7 @@ class RequestValidator:
         schema: etree.XMLSchema | None = getattr(self._local, "schema", None)
         if schema is None:
             parser = hardened_parser()
-            parser.resolvers.add(_ContractResolver(self.inline, self.root))
+            parser.resolvers.add(_ContractResolver(self.inline, self.roots))
             try:
                 doc = etree.fromstring(self.driver, parser=parser, base_url=str(self.root / "driver.xsd"))
                 schema = etree.XMLSchema(doc)

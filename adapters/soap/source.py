@@ -50,7 +50,7 @@ class SOAPSource:
         info = contract.operation(ep.service, ep.port, ep.operation)
         users = {u.username: u.password(root) for u in ep.listen.auth.users}
         binding = Binding(self.context.endpoint, ep, info, users, Inbox())
-        self.listener, self.binding = LISTENERS.attach(binding, contract, root.resolve())
+        self.listener, self.binding = LISTENERS.attach(binding, contract, root)
 
     def read(self, timeout: float) -> Delivery | None:
         """Return the next request as a Delivery, or None after ``timeout`` seconds."""

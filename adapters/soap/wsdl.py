@@ -7,6 +7,7 @@ files only: :class:`LocalTransport` refuses http(s) and anything outside the con
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -35,23 +36,35 @@ def local_path(url: str) -> Path:
     """Return the local file a contract location names; ConfigError for anything remote."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and url[1:3] in (":\\", ":/")):
-        return Path(unquote(parsed.path) if parsed.scheme == "file" else url).resolve()
+        return Path(os.path.abspath(unquote(parsed.path) if parsed.scheme == "file" else url))
     raise ConfigError(f"contract document {url!r} is remote: WSDLs and schemas are loaded from local files only")
+
+
+def contract_roots(wsdl: Path, root: Path) -> list[Path]:
+    """Return the folders a contract's documents may come from: ``root`` and the folder above the WSDL's."""
+    real = Path(os.path.realpath(wsdl))
+    return list(dict.fromkeys([root, Path(os.path.realpath(root)), real.parent.parent]))
+
+
+def within(path: Path, roots: list[Path]) -> bool:
+    """True when ``path`` (as given, or with symlinks resolved) lies inside one of ``roots``."""
+    real = Path(os.path.realpath(path))
+    return any(r in p.parents for r in roots for p in (path, real))
 
 
 class LocalTransport:
     """Mixin behaviour for zeep's Transport: ``load`` serves local files under ``root`` only."""
 
     @staticmethod
-    def make(root: Path, load_timeout: float) -> Any:
-        """Return a zeep Transport that loads documents from files under ``root`` and records them."""
+    def make(roots: list[Path], load_timeout: float) -> Any:
+        """Return a zeep Transport that loads documents from files under ``roots`` and records them."""
         from zeep.transports import Transport
 
         class _Local(Transport):  # type: ignore[misc]
             def load(self, url: str) -> bytes:
                 path = local_path(url)
-                if root not in path.parents and path != root:
-                    raise ConfigError(f"contract document {path} is outside the contract folder {root}")
+                if not within(path, roots):
+                    raise ConfigError(f"contract document {path} is outside the contract folders {roots}")
                 if not path.is_file():
                     raise ConfigError(f"contract document {path} does not exist")
                 self.loaded.append(path)
@@ -162,8 +175,8 @@ def load_contract(path: Path, *, root: Path | None = None, cache_dir: Path | Non
 
     ``root`` is the folder every imported document must live in (default: the WSDL's own folder).
     """
-    path = path.resolve()
-    root = (root or path.parent).resolve()
+    path = Path(os.path.abspath(path))
+    root = Path(os.path.abspath(root or path.parent))
     with _lock:
         found = _contracts.get((path, root))
         if found is not None:
@@ -187,7 +200,7 @@ def _load(path: Path, root: Path, load_timeout: float) -> tuple[Any, list[Path]]
     from zeep.exceptions import Error as ZeepError
     from zeep.wsdl import Document
 
-    transport = LocalTransport.make(root, load_timeout)
+    transport = LocalTransport.make(contract_roots(path, root), load_timeout)
     limit = sys.getrecursionlimit()
     try:
         document = Document(str(path), transport, settings=zeep_settings())

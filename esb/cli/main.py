@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "send": "esb.cli.send_cmd:send",
     "schema": "esb.cli.schema_cmd:schema",
     "model": "esb.cli.model_cmd:model",
+    "soap": "esb.cli.soap_cmd:soap",
 }
 
 

@@ -27,6 +27,10 @@ from esb.runtime.outlet import Outlet
 from esb.typing import Delivery
 
 
+#: Header in which a transform lists what it accepted with a warning (sloppy input it could read).
+WARNINGS_HEADER = "esb-warnings"
+
+
 class PoisonMessageError(MessageError):
     """A message handed out again and again without being settled (it crashes or stalls the hub)."""
 
@@ -207,6 +211,7 @@ class RouteWorker(threading.Thread):
 
     def _run_once(self, delivery: Delivery, message: Message) -> None:
         outputs = self.pre(message)
+        self._journal_warnings(message, outputs)
         if self.aggregator is not None and outputs:
             parked = _Parked(delivery, len(outputs))
             for output in outputs:
@@ -228,6 +233,18 @@ class RouteWorker(threading.Thread):
         else:
             self.outlet.deliver_all(message, outputs, check=not (self._first_time and message.attempt == 1))
         delivery.ack()
+
+    def _journal_warnings(self, message: Message, outputs: list[Message]) -> None:
+        """Journal what transforms accepted with a warning (``esb-warnings``), and keep it off the wire."""
+        warnings: list[str] = []
+        for output in outputs:
+            found = output.headers.pop(WARNINGS_HEADER, None)
+            if found:
+                warnings.extend(str(w) for w in (found if isinstance(found, list) else [found]))
+        if warnings:
+            unique = sorted(set(warnings))
+            self.log.warning("accepted with warnings", warnings=unique)
+            self._journal_safely(message, "transformed", detail={"warnings": unique})
 
     def _release(self, batch: Batch) -> None:
         """Deliver an aggregate, then settle every delivery that contributed to it."""

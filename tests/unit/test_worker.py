@@ -238,3 +238,24 @@ def test_unexpected_exception_is_retried_then_dead_lettered(tmp_path: Path, bad:
     run_until_settled(project, 2)
     assert [m.id for m in BROKER.written("dlq.r")] == ["m1"]
     assert [m.id for m in BROKER.written("b.out")] == ["m2"]
+
+
+def test_transform_warnings_are_journaled_and_kept_off_the_wire(tmp_path: Path) -> None:
+    """Warnings a transform puts in esb-warnings are journaled with the message and not sent on."""
+
+    class Sloppy:
+        def apply(self, message: Message) -> Message:
+            return message.replace(
+                headers={**message.headers, "esb-warnings": ["state 'InProgress' read as 'inProgress'"]}
+            )
+
+    project = make_project(
+        tmp_path, [route(steps=[{"transform": "t/sloppy"}])], ENDPOINTS, {"t/sloppy": lambda b: b}
+    )
+    project.transforms.transforms["t/sloppy"] = Sloppy()
+    BROKER.feed("a.in", Message(body=b"x", id="m1"))
+    journal = run_until_settled(project, 1)
+    [sent] = BROKER.written("b.out")
+    assert "esb-warnings" not in sent.headers
+    [warned] = [e for e in journal.history("m1") if e.state == "transformed"]
+    assert warned.detail == {"warnings": ["state 'InProgress' read as 'inProgress'"]}

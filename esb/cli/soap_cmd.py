@@ -1,0 +1,55 @@
+"""``esb soap operations WSDL``: the services, ports and operations of a contract, for an engineer
+meeting it for the first time (read offline: imports are resolved from local files only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from esb.registry import import_string
+
+
+def _describe(contract: Any) -> list[dict[str, Any]]:
+    rows = []
+    for op in contract.operations:
+        signature = None
+        if op.input_element:
+            element = contract.element(op.input_element)
+            signature = element.type.signature(schema=contract.document.types, standalone=False)
+        rows.append({"service": op.service, "port": op.port, "soap": op.soap_version, "operation": op.name,
+                     "style": "one-way" if op.one_way else "request-reply", "soap_action": op.soap_action,
+                     "input": op.input_element, "output": op.output_element, "address": op.address,
+                     "input_fields": signature})
+    return rows
+
+
+@click.group()
+def soap() -> None:
+    """Look into SOAP contracts (WSDL)."""
+
+
+@soap.command()
+@click.argument("wsdl", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per operation).")
+def operations(wsdl: Path, as_json: bool) -> None:
+    """List the services, ports and operations of WSDL with their input and output elements."""
+    load_contract = import_string("adapters.soap.wsdl:load_contract")
+    contract = load_contract(wsdl, root=Path.cwd() if Path.cwd() in wsdl.resolve().parents else None)
+    rows = _describe(contract)
+    if as_json:
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"{wsdl}  ({len(contract.files)} file(s): {', '.join(p.name for p in contract.files)})")
+    current = None
+    for row in rows:
+        if (row["service"], row["port"]) != current:
+            current = (row["service"], row["port"])
+            click.echo(f"\nservice {row['service']}  port {row['port']}  SOAP {row['soap']}  {row['address']}")
+        click.echo(f"  {row['operation']}  ({row['style']}, SOAPAction {row['soap_action'] or '-'})")
+        click.echo(f"      in : {row['input']}")
+        if row["input_fields"]:
+            click.echo(f"           {row['input_fields']}")
+        click.echo(f"      out: {row['output'] or '-'}")
