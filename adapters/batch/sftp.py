@@ -1,7 +1,8 @@
 """SFTP with paramiko: host keys checked against known_hosts (RejectPolicy), prefetch and pipelining.
 
-Names go to the server as bytes in the endpoint's ``name_encoding`` (a legacy server's GBK names make
-``listdir()`` on str paths raise UnicodeDecodeError). One SFTPRemote per thread: paramiko's clients are
+Names go to the server as bytes in the endpoint's ``name_encoding``. A legacy server's GBK names make
+``listdir()`` raise UnicodeDecodeError, and in paramiko 5 even ``listdir_attr(bytes_path)`` decodes the
+names as UTF-8: the listing here reads them as bytes (``_listdir_raw``). One SFTPRemote per thread: paramiko's clients are
 not shared between threads.
 """
 
@@ -16,6 +17,34 @@ from adapters.batch.errors import HostKeyError, RemoteTransferError, translated
 from adapters.batch.remote import RemoteEntry, read_secret
 
 CHUNK = 256 * 1024
+
+
+def _listdir_raw(sftp: Any, path: bytes) -> list[Any]:
+    """``listdir_attr`` keeping names as bytes: paramiko's own decodes them as UTF-8 and raises on GBK."""
+    from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR, SFTPError
+    from paramiko.sftp_attr import SFTPAttributes
+
+    kind, msg = sftp._request(CMD_OPENDIR, path)
+    if kind != CMD_HANDLE:
+        raise SFTPError("Expected handle")
+    handle = msg.get_binary()
+    out = []
+    try:
+        while True:
+            try:
+                kind, msg = sftp._request(CMD_READDIR, handle)
+            except EOFError:
+                break
+            if kind != CMD_NAME:
+                raise SFTPError("Expected name response")
+            for _ in range(msg.get_int()):
+                filename, longname = msg.get_binary(), msg.get_binary()
+                attr = SFTPAttributes._from_msg(msg, filename, longname)
+                if filename not in (b".", b".."):
+                    out.append(attr)
+    finally:
+        sftp._request(CMD_CLOSE, handle)
+    return out
 
 
 class SFTPRemote:
@@ -97,7 +126,7 @@ class SFTPRemote:
         """List plain files; names are bytes on the wire, decoded with name_encoding."""
         with translated(f"list {folder or '.'}", self.where):
             out = []
-            for attr in self.sftp.listdir_attr(self._p(folder)):
+            for attr in _listdir_raw(self.sftp, self._p(folder)):
                 if attr.st_mode is not None and not stat.S_ISREG(attr.st_mode):
                     continue
                 raw = attr.filename

@@ -34,7 +34,7 @@ def _make_class(name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> ty
     return type(name, bases, attrs)
 
 
-def _new_instance(cls: type) -> Any:
+def _new_instance(cls: Any) -> Any:
     return cls.__new__(cls)
 
 
@@ -95,7 +95,7 @@ class DocumentCache:
             if any(_digest(p) != entry["files"][str(p)] for p in files):
                 return None
             document = pickle.loads(entry["document"])  # noqa: S301 - as above
-        except Exception:  # noqa: BLE001 - any unreadable or stale entry is rebuilt
+        except Exception:
             return None
         finally:
             sys.setrecursionlimit(limit)
@@ -119,7 +119,7 @@ class DocumentCache:
             tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_bytes(pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
             os.replace(tmp, target)
-        except Exception:  # noqa: BLE001 - a cache that cannot be written only costs start-up time
+        except Exception:
             return False
         finally:
             sys.setrecursionlimit(limit)

@@ -59,7 +59,8 @@ class ClientAuth(Credential):
     """How the hub authenticates to a peripheral system's web service."""
 
     mode: Literal["basic", "wsse-text", "wsse-digest"] = Field(
-        default="basic", description="HTTP basic, or a WS-Security UsernameToken (PasswordText/PasswordDigest)"
+        default="basic",
+        description="HTTP basic, or a WS-Security UsernameToken (PasswordText/PasswordDigest)",
     )
     timestamp: bool = Field(default=True, description="add a wsu:Timestamp to WS-Security headers")
 
@@ -77,7 +78,8 @@ class ListenerAuth(_Strict):
     """Who may call a web service the hub serves. There is no anonymous mode."""
 
     modes: list[Literal["basic", "wsse"]] = Field(
-        default_factory=lambda: ["basic", "wsse"], min_length=1,
+        default_factory=lambda: ["basic", "wsse"],  # type: ignore[arg-type]  # pydantic checks the literals
+        min_length=1,
         description="accepted credentials: HTTP basic and/or a WS-Security UsernameToken (text or digest)",
     )
     users: list[Credential] = Field(min_length=1, description="the accounts allowed to call")
@@ -94,16 +96,20 @@ class ListenOptions(_Strict):
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger requests get a Fault")
     reply_timeout: Duration = Field(default=30.0, description="how long a caller waits for the route")
     validate_requests: bool = Field(default=True, description="validate the body against the WSDL's schema")
-    unwrap: bool = Field(default=False, description="pass on the operation element's first child (a SiebelMessage)")
+    unwrap: bool = Field(
+        default=False, description="pass on the operation element's first child (a SiebelMessage)"
+    )
     wsdl_public: bool = Field(default=False, description="serve ?wsdl without authentication")
 
 
 class SOAPEndpoint(EndpointConfig):
     """One operation of a WSDL: called by the hub (no ``listen``) or served by it (``listen``)."""
 
-    adapter: Literal["soap"] = "soap"  # type: ignore[assignment]
+    adapter: Literal["soap"] = "soap"
     format: Literal["xml", "json", "text", "bytes"] = "xml"
-    wsdl: Path = Field(description="the WSDL file, relative to the project (imports resolved from local files)")
+    wsdl: Path = Field(
+        description="the WSDL file, relative to the project (imports resolved from local files)"
+    )
     service: str | None = Field(default=None, description="wsdl:service name (default: the only one)")
     port: str | None = Field(default=None, description="wsdl:port name (default: the first SOAP port)")
     operation: str = Field(min_length=1, description="the operation this endpoint calls or serves")
@@ -113,7 +119,7 @@ class SOAPEndpoint(EndpointConfig):
     connect_timeout: Duration = Field(default=5.0, description="TCP connect timeout (client)")
     retryable_faults: list[str] = Field(
         default_factory=list,
-        description="fault codes redelivered (faultcode local name, or the detail's error code); others dead-letter",
+        description="fault codes redelivered (faultcode local name or detail error code); others dead-letter",
     )
     auth: ClientAuth | None = None
     tls: TLSOptions | None = None
@@ -123,7 +129,9 @@ class SOAPEndpoint(EndpointConfig):
     @model_validator(mode="after")
     def _role(self) -> SOAPEndpoint:
         if self.listen is not None and (self.address or self.auth or self.tls):
-            raise ValueError("a listener endpoint (listen:) takes no address, auth or tls: those are for calls")
+            raise ValueError(
+                "a listener endpoint (listen:) takes no address, auth or tls: those are for calls"
+            )
         return self
 
     def wsdl_path(self, project_dir: Path) -> Path:

@@ -67,7 +67,7 @@ def reply_bytes(version: str, payload: etree._Element | None) -> bytes:
     env, body = _envelope(version)
     if payload is not None:
         body.append(payload)
-    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
 
 
 def _detail(parent: etree._Element, fault: SOAPFault) -> None:
@@ -90,7 +90,9 @@ def fault_bytes(version: str, fault: SOAPFault) -> bytes:
         _detail(etree.SubElement(node, "detail"), fault)
     else:
         code = etree.SubElement(node, f"{{{ns}}}Code")
-        etree.SubElement(code, f"{{{ns}}}Value").text = "soapenv:" + ("Sender" if fault.sender else "Receiver")
+        etree.SubElement(code, f"{{{ns}}}Value").text = "soapenv:" + (
+            "Sender" if fault.sender else "Receiver"
+        )
         sub = etree.SubElement(code, f"{{{ns}}}Subcode")
         value = etree.SubElement(sub, f"{{{ns}}}Value", nsmap={"esb": ESB_FAULT_NS})
         value.text = f"esb:{fault.code}"
@@ -99,7 +101,7 @@ def fault_bytes(version: str, fault: SOAPFault) -> bytes:
         text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
         text.text = fault.text
         _detail(etree.SubElement(node, f"{{{ns}}}Detail"), fault)
-    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
 
 
 def addressing_message_id(header: etree._Element | None) -> str | None:

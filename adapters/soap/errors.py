@@ -39,7 +39,7 @@ def detail_code(detail: Any) -> str | None:
         return None
     for node in detail.iter():
         if isinstance(node.tag, str) and etree.QName(node).localname in _DETAIL_CODE_NAMES and node.text:
-            return node.text.strip()
+            return str(node.text).strip()
     return None
 
 
@@ -47,8 +47,11 @@ def detail_dict(detail: Any) -> dict[str, Any] | None:
     """Return the fault detail as ``{localname: text}`` of its leaves, plus the raw XML under ``xml``."""
     if detail is None or not isinstance(detail, etree._Element):
         return None
-    leaves = {etree.QName(n).localname: (n.text or "").strip()
-              for n in detail.iter() if isinstance(n.tag, str) and len(n) == 0 and n is not detail}
+    leaves = {
+        etree.QName(n).localname: (n.text or "").strip()
+        for n in detail.iter()
+        if isinstance(n.tag, str) and len(n) == 0 and n is not detail
+    }
     return {**leaves, "xml": etree.tostring(detail, encoding="unicode")}
 
 
@@ -79,8 +82,13 @@ def translate(exc: BaseException, *, address: str | None, retryable_faults: list
         codes = fault_codes(exc)
         code = codes[0] if codes else None
         retryable = any(c in retryable_faults for c in codes)
-        return RemoteError(str(exc.message or "SOAP Fault"), code=code, detail=detail_dict(exc.detail),
-                           retryable=retryable, endpoint=where)
+        return RemoteError(
+            str(exc.message or "SOAP Fault"),
+            code=code,
+            detail=detail_dict(exc.detail),
+            retryable=retryable,
+            endpoint=where,
+        )
     if isinstance(exc, requests.Timeout):
         return TransportError(f"SOAP call timed out: {type(exc).__name__}", endpoint=where)
     if isinstance(exc, requests.ConnectionError | ConnectionError):
@@ -89,8 +97,12 @@ def translate(exc: BaseException, *, address: str | None, retryable_faults: list
         status = int(getattr(exc, "status_code", 0) or 0)
         if status >= 500 or status in (408, 429) or status == 0:
             return TransportError(f"SOAP endpoint answered HTTP {status} without a Fault", endpoint=where)
-        return RemoteError(f"SOAP endpoint refused the call: HTTP {status}", code=f"HTTP{status}",
-                           retryable=False, endpoint=where)
+        return RemoteError(
+            f"SOAP endpoint refused the call: HTTP {status}",
+            code=f"HTTP{status}",
+            retryable=False,
+            endpoint=where,
+        )
     if isinstance(exc, zx.ValidationError | TypeError):
         return SOAPRequestError(f"the message does not fit the operation's request: {exc}")
     if isinstance(exc, zx.XMLSyntaxError | zx.XMLParseError | zx.Error | etree.XMLSyntaxError):

@@ -22,7 +22,10 @@ _LOCATIONS = {
     "{http://www.w3.org/2001/XMLSchema}include": "schemaLocation",
     "{http://www.w3.org/2001/XMLSchema}redefine": "schemaLocation",
 }
-_ADDRESSES = {"{http://schemas.xmlsoap.org/wsdl/soap/}address", "{http://schemas.xmlsoap.org/wsdl/soap12/}address"}
+_ADDRESSES = {
+    "{http://schemas.xmlsoap.org/wsdl/soap/}address",
+    "{http://schemas.xmlsoap.org/wsdl/soap12/}address",
+}
 
 
 class Publisher:
@@ -39,7 +42,7 @@ class Publisher:
         return Path(os.path.relpath(path, self.base_dir)).as_posix()
 
     def document(self, name: str | None, url: str) -> bytes | None:
-        """Return the WSDL (``name`` None) or the named imported file, rewritten for ``url``; None if unknown."""
+        """Return the WSDL (``name`` None) or a named imported file, for ``url``; None if unknown."""
         key = (name or "", url)
         with self._lock:
             found = self._cache.get(key)
@@ -56,7 +59,7 @@ class Publisher:
                 node.set(attr, f"{url}?file={quote(self._name(target))}")
             elif node.tag in _ADDRESSES:
                 node.set("location", url)
-        data = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+        data: bytes = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
         with self._lock:
             self._cache[key] = data
         return data

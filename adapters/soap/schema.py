@@ -24,7 +24,7 @@ WSDL = "http://schemas.xmlsoap.org/wsdl/"
 _INLINE = "esb-inline:"
 
 
-class _ContractResolver(etree.Resolver):
+class _ContractResolver(etree.Resolver):  # type: ignore[misc]  # lxml's stubs are not installed
     """Serves the inline schemas and the contract's files; refuses everything else."""
 
     def __init__(self, inline: dict[str, tuple[bytes, str]], roots: list[Path]) -> None:
@@ -45,7 +45,7 @@ class _ContractResolver(etree.Resolver):
 
 
 def _inline_schemas(files: list[Path]) -> list[tuple[etree._Element, Path]]:
-    found = []
+    found: list[tuple[etree._Element, Path]] = []
     for path in files:
         root = etree.parse(str(path), parser=hardened_parser()).getroot()
         if root.tag == f"{{{WSDL}}}definitions":
@@ -60,7 +60,9 @@ def _driver(files: list[Path]) -> tuple[bytes, dict[str, tuple[bytes, str]]]:
         key = f"{_INLINE}{index}"
         inline[key] = (etree.tostring(schema), str(path))
         by_namespace.setdefault(schema.get("targetNamespace", ""), []).append(key)
-    driver = etree.Element(f"{{{XSD}}}schema", nsmap={"xsd": XSD}, targetNamespace="urn:esb:validation-driver")
+    driver = etree.Element(
+        f"{{{XSD}}}schema", nsmap={"xsd": XSD}, targetNamespace="urn:esb:validation-driver"
+    )
     for namespace, keys in by_namespace.items():
         location = keys[0]
         if len(keys) > 1:  # several inline schemas of one namespace: one wrapper including them all

@@ -21,9 +21,17 @@ from esb.exceptions import TransportError
 from esb.logging import get_logger
 
 StartResponse = Callable[..., Any]
-_STATUS = {200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request", 401: "401 Unauthorized",
-           404: "404 Not Found", 405: "405 Method Not Allowed", 413: "413 Payload Too Large",
-           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
+_STATUS = {
+    200: "200 OK",
+    202: "202 Accepted",
+    400: "400 Bad Request",
+    401: "401 Unauthorized",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    413: "413 Payload Too Large",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
+}
 
 
 class Listener:
@@ -50,12 +58,23 @@ class Listener:
         from waitress.server import create_server
 
         try:
-            self.server = create_server(self.app, host=self.host, port=self.requested_port, threads=self.threads,
-                                        max_request_body_size=self.max_bytes * 2 + 65536, ident="esb",
-                                        clear_untrusted_proxy_headers=True, channel_timeout=60)
+            self.server = create_server(
+                self.app,
+                host=self.host,
+                port=self.requested_port,
+                threads=self.threads,
+                max_request_body_size=self.max_bytes * 2 + 65536,
+                ident="esb",
+                clear_untrusted_proxy_headers=True,
+                channel_timeout=60,
+            )
         except OSError as exc:
-            raise TransportError(f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror}") from exc
-        self.thread = threading.Thread(target=self.server.run, name=f"soap-{self.host}:{self.port}", daemon=True)
+            raise TransportError(
+                f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror}"
+            ) from exc
+        self.thread = threading.Thread(
+            target=self.server.run, name=f"soap-{self.host}:{self.port}", daemon=True
+        )
         self.thread.start()
         self.log.info("SOAP listener started", host=self.host, port=self.port)
 
@@ -94,13 +113,18 @@ class Listener:
             return self._get(service, environ, start_response)
         return _plain(start_response, 405, b"POST SOAP requests, or GET ?wsdl\n")
 
-    def _get(self, service: SOAPService, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def _get(
+        self, service: SOAPService, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
         query = parse_qs(environ.get("QUERY_STRING") or "", keep_blank_values=True)
         public = all(b.options.wsdl_public for b in service.bindings.values())
         if not public and check_basic(environ.get("HTTP_AUTHORIZATION"), service.users()) is None:
-            start_response(_STATUS[401], [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="esb"')])
+            start_response(
+                _STATUS[401], [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="esb"')]
+            )
             return [b"authentication required\n"]
-        url = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST') or self.host}{service.path}"
+        host = environ.get("HTTP_HOST") or self.host
+        url = f"{environ.get('wsgi.url_scheme', 'http')}://{host}{service.path}"
         if "wsdl" in {k.lower() for k in query}:
             data = service.publisher.document(None, url)
         elif "file" in query:
@@ -109,7 +133,9 @@ class Listener:
             return _plain(start_response, 404, b"GET ?wsdl for the contract\n")
         if data is None:
             return _plain(start_response, 404, b"no such contract file\n")
-        start_response(_STATUS[200], [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(data)))])
+        start_response(
+            _STATUS[200], [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(data)))]
+        )
         return [data]
 
 
@@ -142,8 +168,10 @@ class _Registry:
             if service is None:
                 service = listener.services[options.path] = SOAPService(options.path, contract, root)
             elif service.contract.path != contract.path:
-                raise TransportError(f"{options.host}:{options.port}{options.path} already serves "
-                                     f"{service.contract.path.name}, not {contract.path.name}")
+                raise TransportError(
+                    f"{options.host}:{options.port}{options.path} already serves "
+                    f"{service.contract.path.name}, not {contract.path.name}"
+                )
             existing = service.bindings.get(binding.info.name)
             if existing is not None and existing.endpoint_name == binding.endpoint_name:
                 binding = existing

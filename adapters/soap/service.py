@@ -15,7 +15,13 @@ from typing import Any
 from lxml import etree
 
 from adapters.soap.config import ListenOptions, SOAPEndpoint
-from adapters.soap.envelope import SOAPFault, addressing_message_id, reply_bytes, split, version_from_content_type
+from adapters.soap.envelope import (
+    SOAPFault,
+    addressing_message_id,
+    reply_bytes,
+    split,
+    version_from_content_type,
+)
 from adapters.soap.exchange import Exchange, Inbox
 from adapters.soap.publish import Publisher
 from adapters.soap.schema import RequestValidator
@@ -143,8 +149,11 @@ class SOAPService:
         if user is None and "wsse" in self.modes():
             user, mode = check_wsse(header, self.users(), self.nonces), "wsse"
         if user is None:
-            raise SOAPFault("Unauthenticated", "authentication required: HTTP basic or a WS-Security "
-                            "UsernameToken", status=401)
+            raise SOAPFault(
+                "Unauthenticated",
+                "authentication required: HTTP basic or a WS-Security UsernameToken",
+                status=401,
+            )
         info = self.by_element.get(str(payload.tag))
         if info is None:
             raise SOAPFault("UnknownOperation", f"no operation of this service takes <{payload.tag}>")
@@ -156,13 +165,20 @@ class SOAPService:
         if binding.options.validate_requests:
             errors = self.validator.errors(payload)
             if errors:
-                raise SOAPFault("SchemaViolation", f"the request does not match the schema of {info.name}",
-                                errors=errors)
+                raise SOAPFault(
+                    "SchemaViolation", f"the request does not match the schema of {info.name}", errors=errors
+                )
         message = self._message(binding, payload, header, user, state["version"])
         return self._exchange(binding, message, state["version"])
 
-    def _message(self, binding: Binding, payload: etree._Element, header: etree._Element | None,
-                 user: str, version: str) -> Message:
+    def _message(
+        self,
+        binding: Binding,
+        payload: etree._Element,
+        header: etree._Element | None,
+        user: str,
+        version: str,
+    ) -> Message:
         element = payload
         if binding.options.unwrap:
             children = [c for c in payload if isinstance(c.tag, str)]
@@ -174,38 +190,61 @@ class SOAPService:
         wsa_id = addressing_message_id(header)
         if wsa_id:
             kwargs["id"] = wsa_id
-        return Message(body=etree.tostring(element, encoding="UTF-8"), source=binding.endpoint_name.split(".")[0],
-                       type=binding.endpoint.message_type, headers=headers, **kwargs)
+        return Message(
+            body=etree.tostring(element, encoding="UTF-8"),
+            source=binding.endpoint_name.split(".")[0],
+            type=binding.endpoint.message_type,
+            headers=headers,
+            **kwargs,
+        )
 
     def _exchange(self, binding: Binding, message: Message, version: str) -> Answer:
         exchange = Exchange(message, one_way=binding.info.one_way)
         if not binding.inbox.put(exchange, timeout=1.0):
-            raise SOAPFault("Busy", "the hub is too busy: send again later", sender=False,
-                            message_id=message.id)
+            raise SOAPFault(
+                "Busy", "the hub is too busy: send again later", sender=False, message_id=message.id
+            )
         if not exchange.wait(binding.options.reply_timeout):
-            raise SOAPFault("Timeout", f"no answer within {binding.options.reply_timeout:g}s", sender=False,
-                            message_id=message.id)
+            raise SOAPFault(
+                "Timeout",
+                f"no answer within {binding.options.reply_timeout:g}s",
+                sender=False,
+                message_id=message.id,
+            )
         if exchange.reply is not None:
             return 200, version, reply_bytes(version, self._reply_element(binding.info, exchange.reply))
         if exchange.error is not None:
-            raise SOAPFault("NotProcessed", "the hub could not take the request: send it again", sender=False,
-                            message_id=message.id)
+            raise SOAPFault(
+                "NotProcessed",
+                "the hub could not take the request: send it again",
+                sender=False,
+                message_id=message.id,
+            )
         if binding.info.one_way:
             return 202, version, b""
-        raise SOAPFault("NotAnswered", "the request was not answered (dead-lettered); the journal has it",
-                        sender=False, message_id=message.id)
+        raise SOAPFault(
+            "NotAnswered",
+            "the request was not answered (dead-lettered); the journal has it",
+            sender=False,
+            message_id=message.id,
+        )
 
     def _reply_element(self, info: OperationInfo, reply: Message) -> etree._Element:
         code = reply.headers.get("soap-fault-code")
         if code:
-            raise SOAPFault(str(code), str(reply.headers.get("soap-fault-string") or code), message_id=reply.id)
+            raise SOAPFault(
+                str(code), str(reply.headers.get("soap-fault-string") or code), message_id=reply.id
+            )
         body = reply.body
         assert info.output_element is not None
         if isinstance(body, bytes | str):
             element = parse_xml(body.encode("utf-8") if isinstance(body, str) else body)
             if element.tag != info.output_element:
-                raise SOAPFault("BadReply", f"the route answered <{element.tag}>, not <{info.output_element}>",
-                                sender=False)
+                raise SOAPFault(
+                    "BadReply",
+                    f"the route answered <{element.tag}>, not <{info.output_element}>",
+                    sender=False,
+                )
             return element
         if not isinstance(body, dict):
             raise SOAPFault("NoReply", "the route produced no reply", sender=False, message_id=reply.id)
@@ -213,7 +252,11 @@ class SOAPService:
             zeep_element = self.contract.element(info.output_element)
             holder = etree.Element("reply")
             zeep_element.render(holder, zeep_element(**body))
-        except Exception as exc:  # noqa: BLE001 - zeep raises TypeError/ValidationError/others on bad input
-            raise SOAPFault("BadReply", f"the route's reply does not fit {info.name}'s output: {exc}",
-                            sender=False, message_id=reply.id) from None
+        except Exception as exc:
+            raise SOAPFault(
+                "BadReply",
+                f"the route's reply does not fit {info.name}'s output: {exc}",
+                sender=False,
+                message_id=reply.id,
+            ) from None
         return holder[0]

@@ -61,16 +61,20 @@ class SOAPSink:
         from zeep import Client
 
         ep = self.endpoint
-        self.contract = load_contract(ep.wsdl_path(self.context.project_dir), root=self.context.project_dir,
-                                      cache_dir=cache_dir(self.context), load_timeout=ep.load_timeout)
+        self.contract = load_contract(
+            ep.wsdl_path(self.context.project_dir),
+            root=self.context.project_dir,
+            cache_dir=cache_dir(self.context),
+            load_timeout=ep.load_timeout,
+        )
         self.info = self.contract.operation(ep.service, ep.port, ep.operation)
         self._password = ep.auth.password(self.context.project_dir) if ep.auth is not None else None
         transport = client_session(ep, self.context.project_dir, self._password)
-        client = Client(self.contract.document, transport=transport, settings=zeep_settings())
+        client = Client(self.contract.document, transport=transport, settings=zeep_settings())  # type: ignore[no-untyped-call]
         service_name, port = self.contract.port(ep.service, ep.port)
         self.address = ep.address or self.info.address
         if ep.address:
-            proxy = client.create_service(port.binding.name, ep.address)
+            proxy = client.create_service(port.binding.name, ep.address)  # type: ignore[no-untyped-call]
         else:
             proxy = client.bind(service_name, port.name)
         self._client = client
@@ -85,12 +89,16 @@ class SOAPSink:
         if isinstance(body, bytes | str):
             from zeep.helpers import serialize_object
 
-            assert self.contract is not None and self.info is not None and self.info.input_element
+            assert self.contract is not None
+            assert self.info is not None
+            assert self.info.input_element
             root = parse_xml(body.encode("utf-8") if isinstance(body, str) else body)
             element = self.contract.element(self.info.input_element)
             if root.tag != self.info.input_element:
-                raise SOAPRequestError(f"the body is <{root.tag}>, the operation takes <{self.info.input_element}>")
-            parsed = serialize_object(element.parse(root, self.contract.document.types), dict)
+                raise SOAPRequestError(
+                    f"the body is <{root.tag}>, the operation takes <{self.info.input_element}>"
+                )
+            parsed = serialize_object(element.parse(root, self.contract.document.types), dict)  # type: ignore[no-untyped-call]
             return dict(parsed) if isinstance(parsed, dict) else {}
         raise SOAPRequestError(f"a SOAP request body is a dict or XML bytes, not {type(body).__name__}")
 
@@ -107,9 +115,9 @@ class SOAPSink:
             self._client.wsse = wsse_token(ep.auth, self._password)
         try:
             result = self._call(**arguments)
-        except Exception as exc:  # noqa: BLE001 - translated in one place
+        except Exception as exc:
             raise translate(exc, address=self.address, retryable_faults=ep.retryable_faults) from exc
-        body = to_jsonable(serialize_object(result, dict))
+        body = to_jsonable(serialize_object(result, dict))  # type: ignore[no-untyped-call]
         reply = message.derive(body, suffix=f"soap-{ep.operation}", source=self.context.system)
         reply.headers["soap-operation"] = ep.operation
         return reply

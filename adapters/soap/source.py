@@ -37,7 +37,8 @@ class SOAPSource:
     @property
     def url(self) -> str:
         """The URL callers post to (after ``connect``)."""
-        assert self.listener is not None and self.endpoint.listen is not None
+        assert self.listener is not None
+        assert self.endpoint.listen is not None
         return f"http://{self.endpoint.listen.host}:{self.listener.port}{self.endpoint.listen.path}"
 
     def connect(self) -> None:
@@ -45,8 +46,9 @@ class SOAPSource:
         ep = self.endpoint
         assert ep.listen is not None
         root = self.context.project_dir
-        contract = load_contract(ep.wsdl_path(root), root=root, cache_dir=cache_dir(self.context),
-                                 load_timeout=ep.load_timeout)
+        contract = load_contract(
+            ep.wsdl_path(root), root=root, cache_dir=cache_dir(self.context), load_timeout=ep.load_timeout
+        )
         info = contract.operation(ep.service, ep.port, ep.operation)
         users = {u.username: u.password(root) for u in ep.listen.auth.users}
         binding = Binding(self.context.endpoint, ep, info, users, Inbox())

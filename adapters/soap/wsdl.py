@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from adapters.soap.cache import DocumentCache
 from esb.exceptions import ConfigError
 from esb.registry import did_you_mean
 
+#: contracts that parse faster than this are not cached: hashing and unpickling would cost as much
+CACHE_FROM_SECONDS = 0.05
 SOAP11 = "1.1"
 SOAP12 = "1.2"
 
@@ -29,7 +32,9 @@ def zeep_settings() -> Any:
     """Return zeep Settings with hardened XML parsing (no DTD, no entities, no external loads)."""
     from zeep import Settings
 
-    return Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    return Settings(
+        strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True
+    )
 
 
 def local_path(url: str) -> Path:
@@ -37,7 +42,9 @@ def local_path(url: str) -> Path:
     parsed = urlparse(url)
     if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and url[1:3] in (":\\", ":/")):
         return Path(os.path.abspath(unquote(parsed.path) if parsed.scheme == "file" else url))
-    raise ConfigError(f"contract document {url!r} is remote: WSDLs and schemas are loaded from local files only")
+    raise ConfigError(
+        f"contract document {url!r} is remote: WSDLs and schemas are loaded from local files only"
+    )
 
 
 def contract_roots(wsdl: Path, root: Path) -> list[Path]:
@@ -60,7 +67,9 @@ class LocalTransport:
         """Return a zeep Transport that loads documents from files under ``roots`` and records them."""
         from zeep.transports import Transport
 
-        class _Local(Transport):  # type: ignore[misc]
+        class _Local(Transport):
+            loaded: list[Path]
+
             def load(self, url: str) -> bytes:
                 path = local_path(url)
                 if not within(path, roots):
@@ -70,7 +79,7 @@ class LocalTransport:
                 self.loaded.append(path)
                 return path.read_bytes()
 
-        transport = _Local(timeout=load_timeout, operation_timeout=load_timeout)
+        transport = _Local(timeout=load_timeout, operation_timeout=load_timeout)  # type: ignore[no-untyped-call]
         transport.loaded = []
         return transport
 
@@ -122,12 +131,18 @@ class Contract:
                 for op in port.binding._operations.values():
                     body_in = getattr(op.input, "body", None)
                     body_out = getattr(op.output, "body", None) if op.output is not None else None
-                    out.append(OperationInfo(
-                        service.name, port.name, op.name, soap_version, op.soapaction or None,
-                        body_in.qname.text if body_in is not None else None,
-                        body_out.qname.text if body_out is not None else None,
-                        port.binding_options.get("address"),
-                    ))
+                    out.append(
+                        OperationInfo(
+                            service.name,
+                            port.name,
+                            op.name,
+                            soap_version,
+                            op.soapaction or None,
+                            body_in.qname.text if body_in is not None else None,
+                            body_out.qname.text if body_out is not None else None,
+                            port.binding_options.get("address"),
+                        )
+                    )
         return out
 
     def port(self, service: str | None, port: str | None) -> tuple[str, Any]:
@@ -138,7 +153,9 @@ class Contract:
                 raise ConfigError(f"{self.path.name}: several services ({', '.join(services)}): name one")
             service = next(iter(services))
         if service not in services:
-            raise ConfigError(f"{self.path.name}: no service {service!r}{did_you_mean(service, list(services))}")
+            raise ConfigError(
+                f"{self.path.name}: no service {service!r}{did_you_mean(service, list(services))}"
+            )
         ports = services[service].ports
         if port is None:
             soap_ports = [p for p in ports.values() if _port_version(p) is not None]
@@ -157,8 +174,10 @@ class Contract:
         for info in found:
             if info.name == name:
                 return info
-        raise ConfigError(f"{self.path.name}: port {chosen.name!r} has no operation {name!r}"
-                          f"{did_you_mean(name, names)}; known: {', '.join(sorted(set(names)))}")
+        raise ConfigError(
+            f"{self.path.name}: port {chosen.name!r} has no operation {name!r}"
+            f"{did_you_mean(name, names)}; known: {', '.join(sorted(set(names)))}"
+        )
 
     def element(self, qname: str) -> Any:
         """Return the zeep schema element ``{ns}name``."""
@@ -169,8 +188,9 @@ _contracts: dict[tuple[Path, Path], Contract] = {}
 _lock = threading.Lock()
 
 
-def load_contract(path: Path, *, root: Path | None = None, cache_dir: Path | None = None,
-                  load_timeout: float = 10.0) -> Contract:
+def load_contract(
+    path: Path, *, root: Path | None = None, cache_dir: Path | None = None, load_timeout: float = 10.0
+) -> Contract:
     """Return the contract at ``path``, loaded once per process and, with ``cache_dir``, across restarts.
 
     ``root`` is the folder every imported document must live in (default: the WSDL's own folder).
@@ -188,8 +208,9 @@ def load_contract(path: Path, *, root: Path | None = None, cache_dir: Path | Non
         if cached is not None:
             document, files = cached
         else:
+            started = time.perf_counter()
             document, files = _load(path, root, load_timeout)
-            if cache is not None:
+            if cache is not None and time.perf_counter() - started >= CACHE_FROM_SECONDS:
                 cache.put(path, document, files)
         contract = Contract(path, document, files)
         _contracts[(path, root)] = contract
@@ -210,7 +231,7 @@ def _load(path: Path, root: Path, load_timeout: float) -> tuple[Any, list[Path]]
         raise ConfigError(f"WSDL {path}: cannot load: {type(exc).__name__}: {exc}") from exc
     finally:
         sys.setrecursionlimit(limit)
-    document.transport = None
+    document.transport = None  # type: ignore[assignment]  # loaded: no further loads, and picklable
     files = list(dict.fromkeys(transport.loaded))
     return document, files
 

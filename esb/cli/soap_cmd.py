@@ -19,10 +19,20 @@ def _describe(contract: Any) -> list[dict[str, Any]]:
         if op.input_element:
             element = contract.element(op.input_element)
             signature = element.type.signature(schema=contract.document.types, standalone=False)
-        rows.append({"service": op.service, "port": op.port, "soap": op.soap_version, "operation": op.name,
-                     "style": "one-way" if op.one_way else "request-reply", "soap_action": op.soap_action,
-                     "input": op.input_element, "output": op.output_element, "address": op.address,
-                     "input_fields": signature})
+        rows.append(
+            {
+                "service": op.service,
+                "port": op.port,
+                "soap": op.soap_version,
+                "operation": op.name,
+                "style": "one-way" if op.one_way else "request-reply",
+                "soap_action": op.soap_action,
+                "input": op.input_element,
+                "output": op.output_element,
+                "address": op.address,
+                "input_fields": signature,
+            }
+        )
     return rows
 
 
@@ -47,7 +57,9 @@ def operations(wsdl: Path, as_json: bool) -> None:
     for row in rows:
         if (row["service"], row["port"]) != current:
             current = (row["service"], row["port"])
-            click.echo(f"\nservice {row['service']}  port {row['port']}  SOAP {row['soap']}  {row['address']}")
+            click.echo(
+                f"\nservice {row['service']}  port {row['port']}  SOAP {row['soap']}  {row['address']}"
+            )
         click.echo(f"  {row['operation']}  ({row['style']}, SOAPAction {row['soap_action'] or '-'})")
         click.echo(f"      in : {row['input']}")
         if row["input_fields"]:

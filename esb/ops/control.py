@@ -11,7 +11,6 @@ created here with ``CREATE TABLE IF NOT EXISTS`` semantics, under the writer loc
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from sqlalchemy.engine import Engine
 from esb.journal.engine import DatabaseErrors, create_journal_engine, writer
 from esb.journal.schema import UTCDateTime
 from esb.message import utcnow
+from esb.ops.common import who
 
 metadata = sa.MetaData()
 
@@ -95,7 +95,7 @@ class RouteControl:
         """Record that ``route`` should be ``suspended`` or ``running``."""
         if state not in (SUSPENDED, RUNNING):
             raise ValueError(f"unknown route state {state!r}")
-        row = {"route": route, "state": state, "reason": reason, "changed_by": _who(), "changed_at": utcnow()}
+        row = {"route": route, "state": state, "reason": reason, "changed_by": who(), "changed_at": utcnow()}
         with self._errors("control write"), writer(self._require()).begin() as conn:
             updated = conn.execute(
                 route_control.update().where(route_control.c.route == route).values(**row)
@@ -112,10 +112,3 @@ class RouteControl:
     def suspended(self) -> set[str]:
         """Return the ids of the routes that are suspended now."""
         return {name for name, state in self.states().items() if state.state == SUSPENDED}
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in a container
-        return "unknown"

@@ -1,14 +1,25 @@
-"""The hub: opens the journal, starts a worker per route (times its concurrency), stops them cleanly."""
+"""The hub: opens the journal, starts a worker per route (times its concurrency), stops them cleanly.
+
+While running it also follows operators: routes suspended with ``esb route suspend`` (read every
+``runtime.control_interval``), edited project files (SIGHUP, or noticed every ``runtime.watch_interval``:
+applied only when they lint clean), and it serves health and metrics on loopback (``monitoring``).
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from esb.exceptions import ConfigError
 from esb.journal import Journal
 from esb.logging import get_logger
+from esb.ops.control import RouteControl
+from esb.ops.metrics import MeteredJournal, Metrics
+from esb.ops.monitoring import MonitoringServer
+from esb.ops.reload import changed_routes, content_changed, fingerprint, load_checked
 from esb.project import Project
 from esb.runtime.worker import RouteWorker, wait_ready
 
@@ -16,63 +27,187 @@ from esb.runtime.worker import RouteWorker, wait_ready
 class Hub:
     """Runs the routes of one project in this process."""
 
-    def __init__(self, project: Project, *, route_ids: list[str] | None = None) -> None:
+    def __init__(self, project: Project, *, route_ids: list[str] | None = None,
+                 loader: Callable[[], Project] | None = None) -> None:
         self.project = project
         self.route_ids = route_ids
         self.journal = Journal(project.settings.journal.url, keep_bodies=project.settings.journal.keep_bodies)
+        self.metrics = Metrics()
+        self.control = RouteControl(project.settings.journal.url)
+        self.monitoring: MonitoringServer | None = None
+        env = project.settings.env
+        self.loader = loader or (lambda: Project.load(project.root, None if env == "default" else env, strict=False))
         self.workers: list[RouteWorker] = []
         self.stopped = threading.Event()
+        self.reload_requested = threading.Event()
+        self.last_reload: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._suspended: set[str] = set()
+        self._fingerprint: dict[str, tuple[float, int]] = {}
+        self._supervisor: threading.Thread | None = None
         self.log = get_logger("hub")
+
+    def _wanted(self, project: Project) -> list[Any]:
+        return [r for r in project.routes
+                if r.enabled and (self.route_ids is None or r.id in self.route_ids)]
+
+    def _start_routes(self, project: Project, route_ids: set[str] | None, wait: float) -> None:
+        started = []
+        for route in self._wanted(project):
+            if route_ids is not None and route.id not in route_ids:
+                continue
+            for index in range(route.concurrency):
+                worker = RouteWorker(project, route, MeteredJournal(self.journal, self.metrics), index)
+                if route.id in self._suspended:
+                    worker.suspended.set()
+                started.append(worker)
+        for worker in started:
+            worker.start()
+        self.workers.extend(started)
+        wait_ready(started, wait)
 
     def start(self, *, wait: float = 30.0) -> None:
         """Open the journal and start every enabled route's workers; wait until their sources connected."""
         self.project.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.journal.connect()
-        for route in self.project.routes:
-            if not route.enabled or (self.route_ids is not None and route.id not in self.route_ids):
-                continue
-            for index in range(route.concurrency):
-                worker = RouteWorker(self.project, route, self.journal, index)
-                self.workers.append(worker)
-        for worker in self.workers:
-            worker.start()
-        wait_ready(self.workers, wait)
-        self.log.info(
-            "hub started",
-            routes=sorted({w.route.id for w in self.workers}),
-            workers=len(self.workers),
-            settings=self.project.settings.masked(),
-        )
+        self.control.connect()
+        self._suspended = self.control.suspended()
+        self._start_routes(self.project, None, wait)
+        self._fingerprint = fingerprint(self.project.root)
+        if self.project.settings.monitoring.enabled:
+            monitoring = MonitoringServer(self.project.settings, self.metrics.exposition, self.readiness)
+            try:
+                monitoring.start()
+                self.monitoring = monitoring
+            except ConfigError as exc:  # the routes matter more than their metrics: run, and say so loudly
+                self.log.error("monitoring not served", error=str(exc))
+        self._supervisor = threading.Thread(target=self._supervise, name="hub-supervisor", daemon=True)
+        self._supervisor.start()
+        self.log.info("hub started", routes=sorted({w.route.id for w in self.workers}), workers=len(self.workers),
+                      suspended=sorted(self._suspended), settings=self.project.settings.masked())
 
+    # -- following operators ------------------------------------------------------------------------
+    def _supervise(self) -> None:
+        runtime = self.project.settings.runtime
+        waited = 0.0
+        while not self.stopped.wait(runtime.control_interval):
+            try:
+                self.apply_control()
+                waited += runtime.control_interval
+                if self.reload_requested.is_set() or (runtime.watch_project and waited >= runtime.watch_interval):
+                    waited = 0.0
+                    self.reload_if_changed(force=self.reload_requested.is_set())
+            except Exception:  # noqa: BLE001 - the supervisor must outlive a bad moment (journal down)
+                self.log.exception("hub supervisor: check failed; trying again")
+
+    def apply_control(self) -> None:
+        """Suspend or resume workers as the route control table says."""
+        suspended = self.control.suspended()
+        with self._lock:
+            for route_id in (suspended ^ self._suspended):
+                self.log.info("route suspended" if route_id in suspended else "route resumed", route=route_id)
+            self._suspended = suspended
+            for worker in self.workers:
+                if worker.route.id in suspended:
+                    worker.suspended.set()
+                else:
+                    worker.suspended.clear()
+            for route in self._wanted(self.project):
+                self.metrics.suspended.labels(route.id).set(1 if route.id in suspended else 0)
+                self.metrics.workers.labels(route.id).set(
+                    sum(1 for w in self.workers if w.route.id == route.id and w.is_alive()))
+
+    def reload_if_changed(self, *, force: bool = False) -> list[str] | None:
+        """Reload when a watched file changed (or ``force``); return the findings, None if nothing to do."""
+        current = fingerprint(self.project.root)
+        if not force and current == self._fingerprint:
+            return None
+        self.reload_requested.clear()
+        previous, self._fingerprint = self._fingerprint, current
+        return self.reload(everything=content_changed(previous, current))
+
+    def reload(self, *, everything: bool = True) -> list[str]:
+        """Apply the project on disk if it lints clean; return the findings (empty when applied)."""
+        new, findings = load_checked(self.loader)
+        if new is None:
+            self.last_reload = {"applied": False, "findings": findings}
+            self.log.error("reload refused: the edited project has findings; the old routes keep running",
+                           findings=findings)
+            return findings
+        with self._lock:
+            stop, start = changed_routes(self._wanted(self.project), self._wanted(new), everything=everything)
+            leaving = [w for w in self.workers if w.route.id in stop]
+            for worker in leaving:
+                worker.stop()
+            grace = self.project.settings.runtime.shutdown_grace
+            for worker in leaving:
+                worker.join(grace)
+            self.workers = [w for w in self.workers if w not in leaving]
+            self.project = new
+            self._start_routes(new, start, 30.0)
+        self.last_reload = {"applied": True, "stopped": sorted(stop), "started": sorted(start)}
+        self.log.info("reloaded", stopped=sorted(stop), started=sorted(start))
+        return []
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Return (ready, detail) for /health/ready: journal reachable, every route's workers alive."""
+        routes: dict[str, Any] = {}
+        with self._lock:
+            for worker in self.workers:
+                entry = routes.setdefault(worker.route.id, {"workers": 0, "alive": 0, "suspended": False})
+                entry["workers"] += 1
+                entry["alive"] += int(worker.is_alive() and worker.ready.is_set())
+                entry["suspended"] = worker.suspended.is_set()
+        try:
+            self.journal.outcome("-", "-")
+            journal = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            journal = f"unreachable: {exc}"
+        ready = journal == "ok" and all(r["alive"] == r["workers"] for r in routes.values())
+        return ready, {"journal": journal, "routes": routes, "reload": self.last_reload}
+
+    # -- stopping -----------------------------------------------------------------------------------
     def stop(self, timeout: float | None = None) -> None:
         """Stop every worker after the message in hand, then close the journal. Safe to call twice."""
         if self.stopped.is_set():
             return
+        self.stopped.set()
+        if self._supervisor is not None:
+            self._supervisor.join(10)
+        if self.monitoring is not None:
+            self.monitoring.stop()
         grace = self.project.settings.runtime.shutdown_grace if timeout is None else timeout
-        for worker in self.workers:
-            worker.stop()
-        for worker in self.workers:
-            worker.join(grace)
-        alive = [w.name for w in self.workers if w.is_alive()]
+        with self._lock:
+            for worker in self.workers:
+                worker.stop()
+            for worker in self.workers:
+                worker.join(grace)
+            alive = [w.name for w in self.workers if w.is_alive()]
         if alive:
             self.log.warning("workers did not stop in time", workers=alive)
+        self.control.close()
         self.journal.close()
-        self.stopped.set()
         self.log.info("hub stopped")
 
     def run_forever(self) -> None:
-        """Run until SIGINT or SIGTERM."""
+        """Run until SIGINT or SIGTERM; SIGHUP reloads the project (after lint)."""
         done = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             self.log.info("signal received, stopping", signal=signal.Signals(signum).name)
             done.set()
 
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.reload_requested.set()
+
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
         try:
             self.start()
             while not done.wait(1.0):
-                if self.workers and not any(w.is_alive() for w in self.workers):
+                with self._lock:
+                    dead = self.workers and not any(w.is_alive() for w in self.workers)
+                if dead:
                     self.log.error("every route worker has stopped")
                     break
         finally:

@@ -26,6 +26,9 @@ from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
 from esb.runtime.outlet import Outlet
 from esb.typing import Delivery
 
+#: Header ``esb replay`` sets (the replay's number): the message is delivered again to every sink.
+REPLAY_HEADER = "esb-replay"
+
 
 #: Header in which a transform lists what it accepted with a warning (sloppy input it could read).
 WARNINGS_HEADER = "esb-warnings"
@@ -71,6 +74,7 @@ class RouteWorker(threading.Thread):
         self.pre, self.aggregator, self.post = build_pipeline(project, route, self._requester)
         self.outlet = Outlet(project, route, journal)
         self.source: Any = None
+        self.failure: BaseException | None = None
         self._first_time = False
 
     def _requester(self, endpoint: str) -> Any:
@@ -85,8 +89,11 @@ class RouteWorker(threading.Thread):
             self.ready.set()
             while not self.stop_event.is_set():
                 if self.suspended.is_set():
+                    self._close_source()  # suspended (esb route suspend): read-ahead goes back to the queue
                     self.stop_event.wait(self.poll)
                     continue
+                if self.source is None:
+                    self._connect_source()
                 delivery = self._read()
                 if delivery is not None:
                     self.handle(delivery)
@@ -95,7 +102,11 @@ class RouteWorker(threading.Thread):
                         self._release(batch)
         except Stopping:
             pass
-        except Exception:
+        except EsbError as exc:  # a configuration problem (a missing secret...): no traceback, a clear line
+            self.failure = exc
+            self.log.error("route cannot run", error=str(exc))
+        except Exception as exc:
+            self.failure = exc
             self.log.exception("route worker failed")
             raise
         finally:
@@ -231,7 +242,9 @@ class RouteWorker(threading.Thread):
                 self.route.id, message, "delivered", detail={"replied": delivery.respond is not None}
             )
         else:
-            self.outlet.deliver_all(message, outputs, check=not (self._first_time and message.attempt == 1))
+            # a replay (esb replay, header esb-replay) delivers again even where the message went before
+            fresh = (self._first_time and message.attempt == 1) or REPLAY_HEADER in message.headers
+            self.outlet.deliver_all(message, outputs, check=not fresh)
         delivery.ack()
 
     def _journal_warnings(self, message: Message, outputs: list[Message]) -> None:

@@ -27,7 +27,10 @@ from esb.xmlsafe import parse_xml
 
 TYPES = "http://billing.telecom.example/ws/types/v1"
 FAULTS = "http://billing.telecom.example/ws/faults/v1"
-ENVELOPES = {"1.1": "http://schemas.xmlsoap.org/soap/envelope/", "1.2": "http://www.w3.org/2003/05/soap-envelope"}
+ENVELOPES = {
+    "1.1": "http://schemas.xmlsoap.org/soap/envelope/",
+    "1.2": "http://www.w3.org/2003/05/soap-envelope",
+}
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 
 
@@ -79,8 +82,15 @@ class BillingSimulator:
 
     def add_account(self, account_id: str, *, balance: str = "0", msisdn: str | None = None) -> Account:
         """Create an account directly (test data)."""
-        account = Account(account_id, account_id, "CUST", "test", "PREPAID", balance=Decimal(balance),
-                          msisdns=[msisdn] if msisdn else [])
+        account = Account(
+            account_id,
+            account_id,
+            "CUST",
+            "test",
+            "PREPAID",
+            balance=Decimal(balance),
+            msisdns=[msisdn] if msisdn else [],
+        )
         self.accounts[account_id] = account
         return account
 
@@ -91,8 +101,15 @@ class BillingSimulator:
             if account.external_id == f["externalId"]:  # idempotent on the CRM's row id
                 return {"accountId": account.account_id, "status": account.status, "createdAt": _now()}
         self._next += 1
-        account = Account(str(self._next), f["externalId"], f["customerId"], f["accountName"], f["ratingType"],
-                          f.get("currency", "CNY"), Decimal(f.get("creditLimit", "0")))
+        account = Account(
+            str(self._next),
+            f["externalId"],
+            f["customerId"],
+            f["accountName"],
+            f["ratingType"],
+            f.get("currency", "CNY"),
+            Decimal(f.get("creditLimit", "0")),
+        )
         self.accounts[account.account_id] = account
         return {"accountId": account.account_id, "status": account.status, "createdAt": _now()}
 
@@ -113,14 +130,21 @@ class BillingSimulator:
 
     def _balance(self, f: dict[str, str]) -> dict[str, str]:
         a = self._find(f)
-        return {"accountId": a.account_id, "balance": str(a.balance), "currency": a.currency,
-                "creditLimit": str(a.credit_limit), "asOf": _now()}
+        return {
+            "accountId": a.account_id,
+            "balance": str(a.balance),
+            "currency": a.currency,
+            "creditLimit": str(a.credit_limit),
+            "asOf": _now(),
+        }
 
     def operations(self) -> dict[str, tuple[str, Callable[[dict[str, str]], dict[str, str]]]]:
         """Request element local name -> (response element local name, handler)."""
-        return {"CreateAccountRequest": ("CreateAccountResponse", self._create),
-                "UpdateAccountRequest": ("UpdateAccountResponse", self._update),
-                "QueryBalanceRequest": ("QueryBalanceResponse", self._balance)}
+        return {
+            "CreateAccountRequest": ("CreateAccountResponse", self._create),
+            "UpdateAccountRequest": ("UpdateAccountResponse", self._update),
+            "QueryBalanceRequest": ("QueryBalanceResponse", self._balance),
+        }
 
     # -- HTTP ---------------------------------------------------------------------------------------
     def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -133,9 +157,11 @@ class BillingSimulator:
             ns = ENVELOPES[version]
             if not self._authorised(environ, root.find(f"{{{ns}}}Header")):
                 raise BillingFault("BIL-0401", "authentication failed")
-            request = next(c for c in root.find(f"{{{ns}}}Body") if isinstance(c.tag, str))  # type: ignore[union-attr]
+            request = next(c for c in root.find(f"{{{ns}}}Body") if isinstance(c.tag, str))
             name = etree.QName(request).localname
-            fields = {etree.QName(c).localname: (c.text or "").strip() for c in request if isinstance(c.tag, str)}
+            fields = {
+                etree.QName(c).localname: (c.text or "").strip() for c in request if isinstance(c.tag, str)
+            }
             self.calls.append((name, fields))
             with self._lock:
                 busy, self._busy = self._busy > 0, max(self._busy - 1, 0)
@@ -148,7 +174,10 @@ class BillingSimulator:
         except BillingFault as fault:
             body, status = _fault(version, fault), "500 Internal Server Error"
         except (EsbError, StopIteration, AttributeError, KeyError, ArithmeticError) as exc:
-            body, status = _fault(version, BillingFault("BIL-0400", f"bad request: {exc}")), "500 Internal Server Error"
+            body, status = (
+                _fault(version, BillingFault("BIL-0400", f"bad request: {exc}")),
+                "500 Internal Server Error",
+            )
         ctype = "application/soap+xml; charset=utf-8" if version == "1.2" else "text/xml; charset=utf-8"
         start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
         return [body]
@@ -199,7 +228,7 @@ def _response(version: str, name: str, values: dict[str, str]) -> bytes:
     out = etree.SubElement(body, f"{{{TYPES}}}{name}", nsmap={"bt": TYPES})
     for key, value in values.items():
         etree.SubElement(out, f"{{{TYPES}}}{key}").text = value
-    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
 
 
 def _fault(version: str, fault: BillingFault) -> bytes:
@@ -218,4 +247,4 @@ def _fault(version: str, fault: BillingFault) -> bytes:
     error = etree.SubElement(detail, f"{{{FAULTS}}}BillingFault", nsmap={"bf": FAULTS})
     etree.SubElement(error, f"{{{FAULTS}}}errorCode").text = fault.code
     etree.SubElement(error, f"{{{FAULTS}}}errorMessage").text = fault.text
-    return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))

@@ -78,7 +78,7 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Broker:
 def drain() -> Callable[..., list[Any]]:
     """Read deliveries from a source until it stays idle for ``idle`` seconds; ack each."""
 
-    def _drain(source: Any, idle: float = 0.3) -> list[Any]:
+    def _drain(source: Any, idle: float = 1.0) -> list[Any]:
         out = []
         while (delivery := source.read(idle)) is not None:
             delivery.ack()

@@ -33,16 +33,25 @@ def hub_environ(data_dir: Path, **extra: str) -> dict[str, str]:
 class HubProcess:
     """`esb run` in a subprocess that can be SIGKILLed and restarted."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, routes: tuple[str, ...] = ("crm-order-to-iom",)) -> None:
         self.data_dir = data_dir
         self.log = log
+        self.routes = routes
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start the hub."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "esb.cli", "--project", str(ROOT), "run"],
+                [
+                    sys.executable,
+                    "-m",
+                    "esb.cli",
+                    "--project",
+                    str(ROOT),
+                    "run",
+                    *[arg for route in self.routes for arg in ("--route", route)],
+                ],
                 env=hub_environ(self.data_dir),
                 stdout=out,
                 stderr=subprocess.STDOUT,

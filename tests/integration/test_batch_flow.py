@@ -74,7 +74,8 @@ def test_billing_batch_of_100000_gbk_records_is_routed(tmp_path: Path) -> None:
     adapter = project.adapter_for(route.from_)
     source = adapter.source(project.endpoint(route.from_), project.context(route.from_))
     source.schedule = False
-    sink = project.adapter_for("ledger.charges").sink(project.endpoint("ledger.charges"), None)
+    sink = project.adapter_for("ledger.charges").sink(project.endpoint("ledger.charges"),
+                                                        project.context("ledger.charges"))
     with source:
         source.poll_now()
         while (delivery := source.read(0.05)) is not None:

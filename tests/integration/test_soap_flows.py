@@ -43,19 +43,28 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
 
 def crm_post(base: str, body: str) -> requests.Response:
     """POST a SubmitBillingAccount request as the CRM does (SOAP 1.1, HTTP basic)."""
-    envelope = ('<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
-                f"{body}</soapenv:Body></soapenv:Envelope>")
-    return requests.post(f"{base}/crm", data=envelope.encode("utf-8"), auth=("siebel", "crm-secret"), timeout=20,
-                         headers={"Content-Type": "text/xml; charset=utf-8",
-                                  "SOAPAction": "urn:esb:crm:SubmitBillingAccount"})
+    envelope = (
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+        f"{body}</soapenv:Body></soapenv:Envelope>"
+    )
+    return requests.post(
+        f"{base}/crm",
+        data=envelope.encode("utf-8"),
+        auth=("siebel", "crm-secret"),
+        timeout=20,
+        headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": "urn:esb:crm:SubmitBillingAccount"},
+    )
 
 
 def hotline_client(base: str, port_name: str = "HotlineSoap12Port") -> Client:
     """zeep, as the hotline's client: loads the hub's ?wsdl, calls with a UsernameToken (digest)."""
     session = requests.Session()
     session.auth = ("hotline", "hotline-secret")
-    client = Client(f"{base}/hotline?wsdl", transport=Transport(session=session, operation_timeout=20),
-                    port_name=port_name)
+    client = Client(
+        f"{base}/hotline?wsdl",
+        transport=Transport(session=session, operation_timeout=20),
+        port_name=port_name,
+    )
     session.auth = None
     client.wsse = UsernameToken("hotline", "hotline-secret", use_digest=True)
     return client
@@ -94,8 +103,9 @@ def test_invalid_customer_is_dead_lettered(hub: dict[str, Any]) -> None:
 
 def test_wrong_integration_object_is_refused_by_schema(hub: dict[str, Any]) -> None:
     """A SiebelMessage missing a required field is answered with a schema-violation Fault, never queued."""
-    body = siebel_account("1-NOPARENT").replace("<Parent_spcAccount_spcId>CUST-440100-0001</Parent_spcAccount_spcId>",
-                                                "")
+    body = siebel_account("1-NOPARENT").replace(
+        "<Parent_spcAccount_spcId>CUST-440100-0001</Parent_spcAccount_spcId>", ""
+    )
     response = crm_post(hub["base"], body)
     assert response.status_code == 500
     fault = etree.fromstring(response.content)

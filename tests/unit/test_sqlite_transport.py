@@ -88,14 +88,14 @@ def test_reject_without_requeue_drops_the_message(conn: Connection) -> None:
 
 def test_expired_lease_comes_back_with_count_two(url: str) -> None:
     """A message fetched and never settled is handed out again once its lease expires."""
-    holder = _connect(url, visibility_timeout=0.2)
-    other = _connect(url, visibility_timeout=0.2)
+    holder = _connect(url, visibility_timeout=0.6)
+    other = _connect(url, visibility_timeout=0.6)
     try:
         ch1, ch2 = _channel(holder), _channel(other)
         _publish(ch1, b"m")
         assert ch1.basic_get(QUEUE) is not None
         assert ch2.basic_get(QUEUE) is None
-        time.sleep(0.3)
+        time.sleep(0.7)
         again = ch2.basic_get(QUEUE)
         assert again is not None
         assert again.delivery_info["delivery_count"] == 2
@@ -106,14 +106,14 @@ def test_expired_lease_comes_back_with_count_two(url: str) -> None:
 
 def test_held_leases_are_renewed(url: str) -> None:
     """A consumer that keeps polling keeps its unacked deliveries past the visibility timeout."""
-    holder = _connect(url, visibility_timeout=0.4)
-    other = _connect(url, visibility_timeout=0.4)
+    holder = _connect(url, visibility_timeout=1.0)
+    other = _connect(url, visibility_timeout=1.0)
     try:
         ch1, ch2 = _channel(holder), _channel(other)
         _publish(ch1, b"m")
         held = ch1.basic_get(QUEUE)
-        for _ in range(4):
-            time.sleep(0.2)
+        for _ in range(5):
+            time.sleep(0.3)
             ch1.keep_leases()
         assert ch2.basic_get(QUEUE) is None
         held.ack()
@@ -163,10 +163,10 @@ def test_two_consumers_never_get_the_same_message(url: str) -> None:
 def test_delayed_message_is_invisible_until_due(conn: Connection) -> None:
     """A message published with x-delay is not handed out before the delay has passed."""
     ch = _channel(conn)
-    _publish(ch, b"later", headers={"x-delay": 300})
+    _publish(ch, b"later", headers={"x-delay": 1000})
     assert ch.basic_get(QUEUE) is None
     assert ch.queue_stats(QUEUE)["delayed"] == 1
-    time.sleep(0.4)
+    time.sleep(1.1)
     assert ch.basic_get(QUEUE).body == b"later"
 
 

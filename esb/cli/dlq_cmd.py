@@ -1,0 +1,131 @@
+"""``esb dlq list|show|retry|purge``: each route's dead letters, with the error and the original bytes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from esb.ops import dlq as ops
+from esb.ops.common import display_body, load, open_journal, table, to_json
+from esb.ops.replay import Replayer
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters per route: list, show one, retry (re-publish to the route), purge (archived)."""
+
+
+@dlq.command("list")
+@click.argument("route_id", required=False)
+@click.option("--limit", default=50, show_default=True, help="Messages listed per route.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def list_(obj: object, route_id: str | None, limit: int, as_json: bool) -> None:
+    """Per route: how many dead letters wait, and the newest ones with their error. Exit 1 if any wait."""
+    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    routes = [ops.dead_letter_endpoint(project, route_id)] if route_id else ops.routes_with_dead_letters(project)
+    report = []
+    with open_journal(project) as journal:
+        for route, endpoint in routes:
+            letters = ops.peek(project, route.id, limit)
+            journaled = len(journal.find(route=route.id, state="dead_lettered", limit=100_000))
+            report.append({"route": route.id, "endpoint": endpoint, "waiting": ops.depth(project, endpoint),
+                           "journal_dead_lettered": journaled, "messages": [d.summary() for d in letters]})
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        for entry in report:
+            click.echo(f"{entry['route']}: {entry['waiting']} waiting on {entry['endpoint']}, "
+                       f"{entry['journal_dead_lettered']} dead-lettered in the journal")
+            if entry["messages"]:
+                click.echo(table(["MESSAGE", "FAILED AT", "REASON", "ERROR"], [
+                    [m["message_id"], m["failed_at"] or "-", m["error_reason"] or "-",
+                     (m["error"] or "").splitlines()[0][:90] if m["error"] else ""] for m in entry["messages"]
+                ]))
+    if any(entry["waiting"] or entry["messages"] for entry in report):
+        raise click.exceptions.Exit(1)
+
+
+@dlq.command()
+@click.argument("route_id")
+@click.argument("message_id")
+@click.option("--raw", "raw", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the original bytes to this file, byte for byte.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (body as text).")
+@click.pass_obj
+def show(obj: object, route_id: str, message_id: str, raw: Path | None, as_json: bool) -> None:
+    """One dead letter: its error, headers and original bytes. Exit 1 if it is not there."""
+    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    letter = ops.find(project, route_id, message_id)
+    if letter is None:
+        click.echo(f"{message_id} is not on the dead-letter endpoint of {route_id}", err=True)
+        raise click.exceptions.Exit(1)
+    if raw is not None:
+        raw.write_bytes(letter.body)
+    if as_json:
+        click.echo(to_json({**letter.summary(), "headers": letter.headers,
+                            "body": letter.body.decode("utf-8", "backslashreplace")}))
+        return
+    click.echo(f"message   {letter.message_id}\nroute     {letter.route}\nfailed at {letter.failed_at}")
+    click.echo(f"error     {letter.error_class} ({letter.error_reason})\n          {letter.error}")
+    click.echo("headers:")
+    for name, value in sorted(letter.headers.items()):
+        if name not in ops.ERROR_HEADERS:
+            click.echo(f"  {name}: {value}")
+    click.echo(f"original bytes ({letter.size}):\n{display_body(letter.body)}")
+
+
+def _selection(ids: tuple[str, ...], every: bool) -> set[str] | None:
+    if not ids and not every:
+        raise click.UsageError("name the MESSAGE_IDS, or pass --all")
+    return None if every else set(ids)
+
+
+@dlq.command()
+@click.argument("route_id")
+@click.argument("message_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every dead letter of the route.")
+@click.option("--new-id", is_flag=True, help="Give each retry a new id instead of the original.")
+@click.option("--rate", type=float, default=None, help="At most N messages per second.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def retry(obj: object, route_id: str, message_ids: tuple[str, ...], every: bool, new_id: bool,
+          rate: float | None, as_json: bool) -> None:
+    """Send dead letters through their route again (journaled as replays) and take them off the endpoint.
+
+    Exit 0 when every selected one was re-published, 1 otherwise (those stay on the endpoint).
+    """
+    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    ids = _selection(message_ids, every)
+    with open_journal(project) as journal, Replayer(project, journal, new_id=new_id, rate=rate) as replayer:
+        results = ops.retry(project, replayer, route_id, ids)
+    if as_json:
+        click.echo(to_json([asdict(r) for r in results]))
+    else:
+        for r in results:
+            click.echo(f"{r.status:<8} {r.message_id}" + (f": {r.reason}" if r.reason else ""))
+        click.echo(f"{sum(r.status == 'sent' for r in results)} re-published to route {route_id}")
+    missing = (ids or set()) - {r.message_id for r in results}
+    if missing:
+        click.echo(f"not found on the endpoint: {', '.join(sorted(missing))}", err=True)
+    if missing or any(r.status != "sent" for r in results):
+        raise click.exceptions.Exit(1)
+
+
+@dlq.command()
+@click.argument("route_id")
+@click.argument("message_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every dead letter of the route.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def purge(obj: object, route_id: str, message_ids: tuple[str, ...], every: bool, yes: bool) -> None:
+    """Remove dead letters for good, after writing each to {data_dir}/dlq-archive/ROUTE-TIME.jsonl."""
+    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    ids = _selection(message_ids, every)
+    what = "every dead letter" if ids is None else f"{len(ids)} dead letter(s)"
+    if not yes:
+        click.confirm(f"purge {what} of route {route_id} (archived first)?", abort=True, err=True)
+    removed, path = ops.purge(project, route_id, ids)
+    click.echo(f"purged {removed} dead letter(s) of {route_id}" + (f"; archived in {path}" if path else ""))

@@ -1,0 +1,27 @@
+"""``esb stats``: throughput, latency percentiles and error rates per route over a time window."""
+
+from __future__ import annotations
+
+import click
+
+from esb.ops.common import load, parse_when, to_json
+from esb.ops.stats import as_dicts, compute, render, window
+
+
+@click.command()
+@click.option("--since", default="1h", show_default=True, help="Window start: a duration ago (15m, 2h) or an ISO time.")
+@click.option("--until", default=None, help="Window end (default: now).")
+@click.option("--route", default=None, help="One route only.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def stats(obj: object, since: str, until: str | None, route: str | None, as_json: bool) -> None:
+    """Per route: messages in, delivered, filtered, dead-lettered, retries, msg/s, error rate, latency."""
+    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    if route is not None:
+        project.route(route)
+    start, end = window(parse_when(since), parse_when(until))
+    results = compute(project.settings.journal.url, start, end, route)
+    if as_json:
+        click.echo(to_json({"since": start.isoformat(), "until": end.isoformat(), "routes": as_dicts(results)}))
+    else:
+        click.echo(render(results, start, end))

@@ -1,0 +1,202 @@
+"""``esb dlq``: the dead letters of each route, with the error and the original bytes.
+
+A route's dead-letter endpoint (``on_error.dead_letter``) holds each dead-lettered message as the
+ORIGINAL bytes with the original headers plus ``esb-error``, ``esb-error-class``, ``esb-error-reason``,
+``esb-route`` and ``esb-failed-at`` (``esb.runtime.outlet``). Listing and showing peek without taking
+anything; ``retry`` and ``purge`` take the selected messages off the endpoint only after they were
+re-published (retry) or written to an archive file and flushed to disk (purge). Messages not selected
+are held unacknowledged during the pass and given back at its end, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from esb.config.routes import Route
+from esb.exceptions import ConfigError, TransportError
+from esb.message import Message
+from esb.ops.replay import Outcome, Replayer
+from esb.project import Project
+from esb.runtime.outlet import DEAD_LETTER_HEADERS
+from esb.typing import Delivery
+
+ERROR_HEADERS = DEAD_LETTER_HEADERS
+
+
+@dataclass
+class DeadLetter:
+    """One message on a dead-letter endpoint."""
+
+    message_id: str
+    route: str | None
+    failed_at: str | None
+    error_class: str | None
+    error_reason: str | None
+    error: str | None
+    size: int
+    headers: dict[str, Any]
+    body: bytes
+
+    @classmethod
+    def of(cls, message: Message) -> DeadLetter:
+        """Read the error headers of a dead-lettered message."""
+        h = message.headers
+        return cls(message.id, h.get("esb-route"), h.get("esb-failed-at"), h.get("esb-error-class"),
+                   h.get("esb-error-reason"), h.get("esb-error"), len(message.body_bytes()),
+                   dict(h), message.body_bytes())
+
+    def summary(self) -> dict[str, Any]:
+        """Return everything but the body (for lists and JSON)."""
+        return {"message_id": self.message_id, "route": self.route, "failed_at": self.failed_at,
+                "error_class": self.error_class, "error_reason": self.error_reason, "error": self.error,
+                "size": self.size}
+
+
+def dead_letter_endpoint(project: Project, route_id: str) -> tuple[Route, str]:
+    """Return the route and its dead-letter endpoint; ConfigError when it has none."""
+    route = project.route(route_id)
+    endpoint = route.on_error.dead_letter
+    if endpoint is None:
+        raise ConfigError(f"route {route_id} has no dead-letter endpoint (on_error.dead_letter)")
+    return route, endpoint
+
+
+def routes_with_dead_letters(project: Project) -> list[tuple[Route, str]]:
+    """Return every route that has a dead-letter endpoint, with it."""
+    return [(r, r.on_error.dead_letter) for r in project.routes if r.on_error.dead_letter]
+
+
+def depth(project: Project, endpoint: str) -> int | None:
+    """Return how many messages wait on ``endpoint`` (None when its adapter cannot count)."""
+    adapter = project.adapter_for(endpoint)
+    count = getattr(adapter, "queue_depth", None)
+    if count is None:
+        return None
+    return int(count(project.endpoint(endpoint), project.context(endpoint)))
+
+
+def peek(project: Project, route_id: str, limit: int = 100) -> list[DeadLetter]:
+    """Return up to ``limit`` dead letters of ``route_id``, oldest first, leaving them in place."""
+    _, endpoint = dead_letter_endpoint(project, route_id)
+    adapter = project.adapter_for(endpoint)
+    peeker = getattr(adapter, "peek", None)
+    if peeker is None:
+        raise ConfigError(f"{endpoint}: the {project.endpoint(endpoint).adapter!r} adapter cannot list messages")
+    found = [DeadLetter.of(m) for m in peeker(project.endpoint(endpoint), project.context(endpoint), limit)]
+    return [d for d in found if d.route in (None, route_id)]
+
+
+def find(project: Project, route_id: str, message_id: str, scan: int = 10_000) -> DeadLetter | None:
+    """Return the (newest) dead letter of ``message_id`` on ``route_id``'s endpoint, or None."""
+    matches = [d for d in peek(project, route_id, scan) if d.message_id == message_id]
+    return matches[-1] if matches else None
+
+
+def _take(project: Project, endpoint: str, timeout: float = 0.5) -> Generator[Delivery, None, None]:
+    """Yield the endpoint's deliveries until none comes within ``timeout``; unsettled ones go back."""
+    source = project.adapter_for(endpoint).source(project.endpoint(endpoint), project.context(endpoint))
+    held: list[Delivery] = []
+    source.connect()
+    try:
+        while True:
+            delivery = source.read(timeout)
+            if delivery is None:
+                return
+            held.append(delivery)
+            yield delivery
+    finally:
+        for delivery in held:
+            if not delivery.settled:
+                delivery.ack(TransportError("not selected: given back"))
+        source.close()
+
+
+def process(project: Project, route_id: str, ids: set[str] | None,
+            handle: Callable[[DeadLetter, Message], bool]) -> int:
+    """Run ``handle`` on each selected dead letter of the route (all when ``ids`` is None).
+
+    A delivery is acknowledged (removed) only when ``handle`` returns True; the others go back.
+    Returns how many were removed.
+    """
+    _, endpoint = dead_letter_endpoint(project, route_id)
+    removed = 0
+    with contextlib.closing(_take(project, endpoint)) as deliveries:
+        for delivery in deliveries:
+            letter = DeadLetter.of(delivery.message)
+            if letter.route not in (None, route_id) or (ids is not None and letter.message_id not in ids):
+                continue
+            if handle(letter, delivery.message):
+                delivery.ack()
+                removed += 1
+    return removed
+
+
+def original_message(message: Message) -> Message:
+    """Return the dead-lettered message as it first arrived: the error headers removed."""
+    headers = {k: v for k, v in message.headers.items() if k not in ERROR_HEADERS}
+    return message.replace(headers=headers)
+
+
+def retry(project: Project, replayer: Replayer, route_id: str, ids: set[str] | None) -> list[Outcome]:
+    """Re-publish the selected dead letters to the route's source (journaled as replays); remove them."""
+    replayer.check_route(route_id)
+    results: list[Outcome] = []
+
+    def handle(letter: DeadLetter, message: Message) -> bool:
+        outcome = replayer.replay_message(route_id, original_message(message))
+        results.append(outcome)
+        return outcome.status == "sent"
+
+    process(project, route_id, ids, handle)
+    return results
+
+
+def archive_path(project: Project, route_id: str) -> Path:
+    """Return a new archive file for a purge of ``route_id`` under ``{data_dir}/dlq-archive/``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return project.settings.data_dir / "dlq-archive" / f"{route_id}-{stamp}.jsonl"
+
+
+def purge(project: Project, route_id: str, ids: set[str] | None) -> tuple[int, Path | None]:
+    """Remove the selected dead letters, each first appended to an archive file (JSON lines) and synced.
+
+    Each line holds the message id, headers (with the error) and the body in base64. Returns how many
+    were removed and the archive file (None when nothing was).
+    """
+    path = archive_path(project, route_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as out:
+
+        def handle(letter: DeadLetter, message: Message) -> bool:
+            record = {"message_id": letter.message_id, "route": route_id, "headers": letter.headers,
+                      "body_base64": base64.b64encode(letter.body).decode("ascii"),
+                      "archived_at": datetime.now(UTC).isoformat()}
+            out.write(orjson.dumps(record, default=str) + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+            return True
+
+        removed = process(project, route_id, ids, handle)
+    if not removed:
+        path.unlink(missing_ok=True)
+        return 0, None
+    return removed, path
+
+
+def read_archive(path: Path) -> list[tuple[dict[str, Any], bytes]]:
+    """Return the (headers, body) of every message in an archive file."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        if line.strip():
+            record = orjson.loads(line)
+            out.append((record["headers"], base64.b64decode(record["body_base64"])))
+    return out

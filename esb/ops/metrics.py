@@ -1,0 +1,102 @@
+"""Prometheus metrics of the running hub, recorded from the journal's stream of state changes.
+
+The route worker already journals every change of state of every message; :class:`MeteredJournal`
+wraps the hub's journal and counts what goes through it, so the worker needs no metrics calls of its
+own. Per route: messages by state, errors by reason, and the time from ingress to the final state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from esb.exceptions import error_reason
+from esb.journal import FINAL_STATES, Journal
+from esb.message import Message
+
+#: Latency buckets (seconds): a queue hop takes milliseconds, a SOAP call with retries up to minutes.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+_STARTS = 50_000
+
+
+class Metrics:
+    """The hub's metrics, in a registry of its own (no process-global state)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.messages = Counter("esb_messages", "Changes of state of messages, per route and state",
+                                ["route", "state"], registry=self.registry)
+        self.errors = Counter("esb_errors", "Failures (retried or dead-lettered), per route and reason",
+                              ["route", "reason"], registry=self.registry)
+        self.latency = Histogram("esb_message_duration_seconds",
+                                 "Time from ingress to the final state, per route and outcome",
+                                 ["route", "outcome"], buckets=BUCKETS, registry=self.registry)
+        self.suspended = Gauge("esb_route_suspended", "1 while the route is suspended (esb route suspend)",
+                               ["route"], registry=self.registry)
+        self.workers = Gauge("esb_route_workers_alive", "Worker threads alive per route", ["route"],
+                             registry=self.registry)
+        self._starts: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def observe(self, route: str, state: str, seconds: float | None = None, reason: str | None = None) -> None:
+        """Count one change of state; with ``seconds``, record the message's latency too."""
+        self.messages.labels(route, state).inc()
+        if reason:
+            self.errors.labels(route, reason).inc()
+        if seconds is not None:
+            self.latency.labels(route, state).observe(seconds)
+
+    def started(self, route: str, message_id: str) -> None:
+        """Remember when a message entered a route (bounded: in-flight messages only)."""
+        with self._lock:
+            self._starts[(route, message_id)] = time.monotonic()
+            while len(self._starts) > _STARTS:
+                self._starts.popitem(last=False)
+
+    def finished(self, route: str, message_id: str) -> float | None:
+        """Return the seconds since the message entered the route (None when unknown here)."""
+        with self._lock:
+            start = self._starts.pop((route, message_id), None)
+        return None if start is None else time.monotonic() - start
+
+    def exposition(self) -> bytes:
+        """Return the metrics in Prometheus' text format."""
+        return bytes(generate_latest(self.registry))
+
+
+class MeteredJournal:
+    """The hub's journal, counting each state change into :class:`Metrics` once it is written."""
+
+    def __init__(self, journal: Journal, metrics: Metrics) -> None:
+        self._journal = journal
+        self.metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._journal, name)
+
+    def received(self, route: str, message: Message, *, delivery_count: int = 1) -> bool:
+        """Journal the ingress, start the message's clock, count it."""
+        first = self._journal.received(route, message, delivery_count=delivery_count)
+        self.metrics.started(route, message.id)
+        self.metrics.observe(route, "received" if first else "redelivered")
+        return first
+
+    def event(self, route: str, message: Message, state: str, **kwargs: Any) -> None:
+        """Journal a change of state; count it, with its error's reason and, if final, its latency."""
+        self._journal.event(route, message, state, **kwargs)
+        error = kwargs.get("error")
+        reason = error_reason(error) if isinstance(error, BaseException) else None
+        final = state in FINAL_STATES and not (state == "delivered" and kwargs.get("endpoint"))
+        self.metrics.observe(route, state, self.metrics.finished(route, message.id) if final else None, reason)
+
+    def mark_delivered(self, route: str, message: Message, endpoint: str, **kwargs: Any) -> None:
+        """Journal a delivery; when it ends the message's journey (``finish``), record its latency."""
+        self._journal.mark_delivered(route, message, endpoint, **kwargs)
+        self.metrics.messages.labels(route, "sent").inc()
+        finish = kwargs.get("finish")
+        if finish is not None:
+            self.metrics.observe(route, "delivered", self.metrics.finished(route, finish.id))

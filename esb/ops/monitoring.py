@@ -1,0 +1,139 @@
+"""The running hub's loopback HTTP listener: /health/live, /health/ready and Prometheus /metrics.
+
+Every path needs ``Authorization: Bearer <token>`` (our rule: every listener authenticates; Prometheus
+sends it with ``authorization: {credentials_file: ...}`` in its scrape config). The address and token are
+written to ``{data_dir}/monitoring.json`` (mode 0600) so that ``esb health`` on the same machine can ask.
+"""
+
+from __future__ import annotations
+
+import hmac
+import http.server
+import os
+import secrets
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from esb.exceptions import ConfigError
+from esb.logging import get_logger
+from esb.settings import Settings
+
+INFO_FILE = "monitoring.json"
+
+
+def info_path(settings: Settings) -> Path:
+    """Return where a running hub writes its monitoring address and token."""
+    return settings.data_dir / INFO_FILE
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        """Answer one request: 401 without the token, else the path's content."""
+        given = self.headers.get("Authorization", "")
+        expected = f"Bearer {self.server.token}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            self._send(401, b'{"error":"unauthorized"}', "application/json",
+                       {"WWW-Authenticate": 'Bearer realm="esb"'})
+            return
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, self.server.metrics(), "text/plain; version=0.0.4; charset=utf-8")
+        elif path == "/health/live":
+            self._send(200, b'{"status":"live"}', "application/json")
+        elif path == "/health/ready":
+            ready, detail = self.server.ready()
+            self._send(200 if ready else 503, orjson.dumps({"status": "ready" if ready else "not ready",
+                                                            **detail}), "application/json")
+        else:
+            self._send(404, b'{"error":"not found"}', "application/json")
+
+    def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        """Stay quiet: scrapes every 15 s would flood the log."""
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    token: str
+    metrics: Callable[[], bytes]
+    ready: Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class MonitoringServer:
+    """Serves health and metrics on the loopback address of ``settings.monitoring``."""
+
+    def __init__(self, settings: Settings, metrics: Callable[[], bytes],
+                 ready: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+        self.settings = settings
+        self.token = settings.monitoring.token or secrets.token_urlsafe(32)
+        self._metrics, self._ready = metrics, ready
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.log = get_logger("monitoring")
+
+    @property
+    def url(self) -> str:
+        """The base URL it listens on."""
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{'[' + str(host) + ']' if ':' in str(host) else host}:{port}"
+
+    def start(self) -> None:
+        """Bind, serve in a thread, and write the info file (0600)."""
+        cfg = self.settings.monitoring
+        try:
+            server = _Server((cfg.host, cfg.port), _Handler)
+        except OSError as exc:
+            raise ConfigError(f"monitoring: cannot listen on {cfg.host}:{cfg.port}: {exc} "
+                              "(set monitoring.port, 0 for any free port)") from exc
+        server.token, server.metrics, server.ready = self.token, self._metrics, self._ready
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="monitoring", daemon=True)
+        self._thread.start()
+        path = info_path(self.settings)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(orjson.dumps({"url": self.url, "token": self.token, "pid": os.getpid()}))
+        self.log.info("monitoring listening", url=self.url, paths=["/health/live", "/health/ready", "/metrics"])
+
+    def stop(self) -> None:
+        """Stop serving and remove the info file (if it is still ours)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        path = info_path(self.settings)
+        try:
+            if orjson.loads(path.read_bytes()).get("pid") == os.getpid():
+                path.unlink()
+        except (OSError, orjson.JSONDecodeError):
+            pass
+
+
+def ask_running_hub(settings: Settings, path: str = "/health/ready", timeout: float = 3.0) -> tuple[int, bytes]:
+    """GET ``path`` from the hub running on this data directory; (status, body). OSError if none runs."""
+    info = orjson.loads(info_path(settings).read_bytes())
+    token = settings.monitoring.token or info["token"]
+    request = urllib.request.Request(info["url"] + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback http only
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), bytes(exc.read())

@@ -1,0 +1,213 @@
+"""``esb replay``: send journaled messages through their route again, as they first arrived.
+
+A replay re-publishes the ORIGINAL ingress bytes (``Journal.body``) with the original envelope to the
+route's source endpoint, through that endpoint's adapter sink, so the running hub processes it with
+today's routes and mappings. The message keeps its id (idempotent receivers recognise it) unless
+``new_id`` is asked for. Before publishing, a ``replayed`` event is journaled: :meth:`Journal.outcome`
+is then None, so the hub's duplicate check lets the message in again, and the ``esb-replay: <n>`` header
+makes the worker deliver to every sink again instead of skipping those that had it (see
+``esb.runtime.worker``). Sinks see the header too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from esb.exceptions import ConfigError, EsbError
+from esb.journal import FINAL_STATES, Journal, MessageRecord
+from esb.message import Message
+from esb.ops.common import who
+from esb.project import Project
+
+from esb.runtime.worker import REPLAY_HEADER
+REPLAY_OF_HEADER = "esb-replay-of"
+#: Source adapters a replay can publish to from another process (a queue is shared; ``memory`` in tests).
+REPLAYABLE_ADAPTERS = frozenset({"queue", "memory"})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which journaled messages to replay; at least one criterion must be given."""
+
+    message_ids: tuple[str, ...] = ()
+    correlation_id: str | None = None
+    key: tuple[str, str] | None = None
+    route: str | None = None
+    since: Any = None
+    until: Any = None
+    state: str | None = None
+    limit: int = 1000
+
+    def empty(self) -> bool:
+        """True when nothing narrows the selection (replaying everything is never the default)."""
+        return not (self.message_ids or self.correlation_id or self.key or self.route or self.since)
+
+
+@dataclass
+class Outcome:
+    """What happened to one message of a replay (or a dry run)."""
+
+    message_id: str
+    route: str
+    status: str  # sent, skipped, failed, dry-run
+    sent_as: str | None = None
+    replay: int | None = None
+    reason: str | None = None
+    outputs: list[dict[str, Any]] | None = None
+
+
+def select(journal: Journal, project: Project, selection: Selection) -> list[MessageRecord]:
+    """Return the ingress records to replay, oldest first, one per message id.
+
+    A message that entered several routes (forwarded over ``direct:`` or a queue with its id) is
+    replayed where it first entered the hub, unless ``selection.route`` names the route.
+    """
+    if selection.empty():
+        raise ConfigError("say what to replay: message ids, --correlation-id, --key, or --route/--since")
+    common = {"route": selection.route, "since": selection.since, "until": selection.until,
+              "state": selection.state, "limit": selection.limit}
+    found: list[MessageRecord] = []
+    if selection.message_ids:
+        for mid in selection.message_ids:
+            found.extend(journal.find(message_id=mid, **common))
+    else:
+        found = journal.find(correlation_id=selection.correlation_id, key=selection.key, **common)
+    first: dict[str, MessageRecord] = {}
+    for record in sorted(found, key=lambda r: r.received_at):
+        if record.id not in first:
+            first[record.id] = record
+    return list(first.values())
+
+
+def rebuild(record: MessageRecord, body: bytes) -> Message:
+    """Return the message as it entered ``record.route``: original bytes, envelope and headers."""
+    return Message(
+        body=body,
+        id=record.id,
+        correlation_id=record.correlation_id,
+        causation_id=record.causation_id,
+        type=record.type,
+        source=record.source,
+        schema=record.schema,
+        headers={k: v for k, v in record.headers.items() if k not in (REPLAY_HEADER, REPLAY_OF_HEADER)},
+        **({"created_at": record.created_at} if record.created_at is not None else {}),
+    )
+
+
+class RateLimiter:
+    """Spaces calls ``1/rate`` seconds apart (``rate`` None or 0: no limit)."""
+
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.clock, self.sleep = clock, sleep
+        self._next = 0.0
+
+    def wait(self) -> None:
+        """Return when the next call is allowed."""
+        if not self.interval:
+            return
+        now = self.clock()
+        if now < self._next:
+            self.sleep(self._next - now)
+            now = self._next
+        self._next = now + self.interval
+
+
+class Replayer:
+    """Publishes replays to routes' source endpoints, journaling each one first."""
+
+    def __init__(self, project: Project, journal: Journal, *, new_id: bool = False,
+                 rate: float | None = None) -> None:
+        self.project = project
+        self.journal = journal
+        self.new_id = new_id
+        self.limiter = RateLimiter(rate)
+        self._sinks: dict[str, Any] = {}
+
+    def check_route(self, route_id: str) -> str:
+        """Return the route's source endpoint; ConfigError when it cannot take a replay from here."""
+        route = self.project.route(route_id)
+        adapter = self.project.endpoint(route.from_).adapter
+        if adapter not in REPLAYABLE_ADAPTERS:
+            raise ConfigError(
+                f"route {route_id}: its source {route.from_} is a {adapter!r} endpoint, which another "
+                f"process cannot publish to; replay supports {', '.join(sorted(REPLAYABLE_ADAPTERS))} sources"
+            )
+        return route.from_
+
+    def replay_record(self, record: MessageRecord) -> Outcome:
+        """Replay one journaled message from its original bytes."""
+        body = self.journal.body(record.id)
+        if body is None:
+            return Outcome(record.id, record.route, "skipped", reason="no body kept (journal.keep_bodies)")
+        return self.replay_message(record.route, rebuild(record, body))
+
+    def replay_message(self, route_id: str, original: Message) -> Outcome:
+        """Journal ``replayed`` and publish ``original`` (original bytes) to the route's source."""
+        try:
+            endpoint = self.check_route(route_id)
+        except ConfigError as exc:
+            return Outcome(original.id, route_id, "skipped", reason=str(exc))
+        history = [e for e in self.journal.history(original.id) if e.route == route_id]
+        number = 1 + sum(1 for e in history if e.state == "replayed")
+        previous = self.journal.outcome(route_id, original.id)
+        self.limiter.wait()
+        message = self._replay_copy(route_id, original, number)
+        try:
+            self._sink(endpoint).write(message)
+        except EsbError as exc:
+            self._drop(endpoint)
+            self._undo(route_id, message, previous, number, exc)
+            return Outcome(original.id, route_id, "failed", replay=number, reason=str(exc))
+        return Outcome(original.id, route_id, "sent", sent_as=message.id, replay=number)
+
+    def _replay_copy(self, route_id: str, original: Message, number: int) -> Message:
+        headers = {**original.headers, REPLAY_HEADER: str(number)}
+        detail = {"replay": number, "by": who()}
+        if not self.new_id:
+            message = original.replace(headers=headers, attempt=1)
+            self.journal.event(route_id, message, "replayed", detail=detail)
+            return message
+        headers[REPLAY_OF_HEADER] = original.id
+        message = original.replace(id=f"{original.id}:replay-{number}", causation_id=original.id,
+                                   headers=headers, attempt=1)
+        self.journal.received(route_id, message)
+        self.journal.event(route_id, message, "replayed", detail={**detail, "of": original.id})
+        return message
+
+    def _undo(self, route_id: str, message: Message, previous: str | None, number: int, exc: Exception) -> None:
+        """The replay was not published: put the message back in the state it had, with the reason."""
+        state = previous if previous in FINAL_STATES else "failed"
+        self.journal.event(route_id, message, state, error=exc, detail={"replay": number, "not_sent": True})
+
+    def _sink(self, endpoint: str) -> Any:
+        sink = self._sinks.get(endpoint)
+        if sink is None:
+            sink = self.project.adapter_for(endpoint).sink(self.project.endpoint(endpoint),
+                                                           self.project.context(endpoint))
+            sink.connect()
+            self._sinks[endpoint] = sink
+        return sink
+
+    def _drop(self, endpoint: str) -> None:
+        sink = self._sinks.pop(endpoint, None)
+        if sink is not None:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001, S110 - a broken connection may fail to close
+                pass
+
+    def close(self) -> None:
+        """Close every sink opened."""
+        for endpoint in list(self._sinks):
+            self._drop(endpoint)
+
+    def __enter__(self) -> Replayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

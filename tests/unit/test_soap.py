@@ -1,0 +1,201 @@
+"""The soap adapter without servers: endpoint options, WSDL loading and caching, fault translation,
+envelopes, credential checks, the published WSDL, and ``esb soap operations``."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+from pydantic import ValidationError
+from zeep.exceptions import Fault
+
+from adapters.soap.cache import DocumentCache
+from adapters.soap.config import Credential, SOAPEndpoint
+from adapters.soap.envelope import SOAPFault, fault_bytes, split
+from adapters.soap.errors import translate
+from adapters.soap.publish import Publisher
+from adapters.soap.security import PASSWORD_DIGEST, WSSE, WSU, NonceCache, check_basic, check_wsse
+from adapters.soap.wsdl import _load, forget_contracts, load_contract
+from esb.cli.main import cli
+from esb.exceptions import ConfigError, RemoteError
+from esb.xmlsafe import parse_xml
+
+REPO = Path(__file__).resolve().parents[2]
+BILLING = REPO / "config/contracts/billing/billing.wsdl"
+HOTLINE = REPO / "config/contracts/hotline/hotline.wsdl"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_contracts() -> None:
+    """Every test loads its contracts anew."""
+    forget_contracts()
+
+
+def test_listener_endpoint_refuses_client_options() -> None:
+    """An endpoint cannot both listen and carry client options (address, auth, tls)."""
+    with pytest.raises(ValidationError, match="listener endpoint"):
+        SOAPEndpoint.model_validate(
+            {
+                "wsdl": "x.wsdl",
+                "operation": "op",
+                "address": "http://127.0.0.1/",
+                "listen": {"port": 1, "auth": {"users": [{"username": "u", "password_env": "P"}]}},
+            }
+        )
+
+
+def test_listener_needs_users() -> None:
+    """A listener without users is refused: there is no anonymous mode."""
+    with pytest.raises(ValidationError, match="users"):
+        SOAPEndpoint.model_validate(
+            {"wsdl": "x.wsdl", "operation": "op", "listen": {"port": 1, "auth": {"users": []}}}
+        )
+
+
+def test_credential_needs_exactly_one_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password comes from an environment variable or a file, never both, never inline."""
+    with pytest.raises(ValidationError):
+        Credential.model_validate({"username": "u"})
+    with pytest.raises(ValidationError):
+        Credential.model_validate({"username": "u", "password": "inline"})
+    (tmp_path / "pw").write_text("from-file\n")
+    assert Credential(username="u", password_file=Path("pw")).password(tmp_path) == "from-file"
+    monkeypatch.delenv("NOPE_PW", raising=False)
+    with pytest.raises(ConfigError, match=r"\$NOPE_PW is not set"):
+        Credential(username="u", password_env="NOPE_PW").password()
+
+
+def test_multi_file_contract_is_resolved_offline() -> None:
+    """wsdl:import, xsd:import and xsd:include are all read from local files."""
+    contract = load_contract(BILLING)
+    assert {p.name for p in contract.files} == {
+        "billing.wsdl",
+        "billing-abstract.wsdl",
+        "billing-account.xsd",
+        "common-types.xsd",
+        "billing-fault.xsd",
+    }
+    info = contract.operation(None, "BillingAccountSoap12Port", "queryBalance")
+    assert (info.soap_version, info.one_way) == ("1.2", False)
+
+
+def test_unknown_operation_suggests_the_right_one() -> None:
+    """A misspelt operation name is a ConfigError with a suggestion."""
+    with pytest.raises(ConfigError, match="did you mean 'createAccount'"):
+        load_contract(BILLING).operation(None, None, "createAcount")
+
+
+def test_remote_import_is_refused(tmp_path: Path) -> None:
+    """A WSDL importing a schema over http is refused: contracts load offline."""
+    wsdl = tmp_path / "remote.wsdl"
+    wsdl.write_text(
+        HOTLINE.read_text().replace(
+            '<xsd:element name="QueryBalance">',
+            '<xsd:import namespace="urn:r" schemaLocation="http://127.0.0.1:9/r.xsd"/>'
+            '<xsd:element name="QueryBalance">',
+        )
+    )
+    with pytest.raises(ConfigError, match="remote"):
+        load_contract(wsdl)
+
+
+def test_cache_round_trip_and_staleness(tmp_path: Path) -> None:
+    """A cached document is reused while its files are unchanged, and rebuilt after any file changes."""
+    contract_dir = tmp_path / "c"
+    contract_dir.mkdir()
+    wsdl = contract_dir / "hotline.wsdl"
+    wsdl.write_bytes(HOTLINE.read_bytes())
+    cache = DocumentCache(tmp_path / "cache")
+    document, files = _load(wsdl, contract_dir, 5.0)
+    assert cache.put(wsdl, document, files)
+    cached = cache.get(wsdl)
+    assert cached is not None
+    restored, _ = cached
+    element = restored.types.get_element("{http://esb.telecom.example/hotline/v1}QueryBalanceResult")
+    holder = etree.Element("x")
+    element.render(
+        holder, element(accountId="1", balance="2.50", currency="CNY", asOf=dt.datetime(2026, 1, 1))
+    )
+    assert holder[0][1].text == "2.50"
+    wsdl.write_bytes(HOTLINE.read_bytes() + b"\n")
+    assert cache.get(wsdl) is None
+
+
+def test_fault_translation_uses_retryable_list() -> None:
+    """A Fault becomes a RemoteError with the detail's code; retryable only when listed for the endpoint."""
+    detail = etree.fromstring(
+        b"<detail><f:E xmlns:f='urn:f'><f:errorCode>BIL-0503</f:errorCode></f:E></detail>"
+    )
+    fault = Fault("system busy", code="soap:Server", detail=detail)
+    busy = translate(fault, address="http://u:pw@127.0.0.1/x", retryable_faults=["BIL-0503"])
+    assert isinstance(busy, RemoteError)
+    assert (busy.code, busy.retryable, busy.endpoint) == ("BIL-0503", True, "http://u:***@127.0.0.1/x")
+    by_code = translate(Fault("x", code="soap:Server"), address=None, retryable_faults=["Server"])
+    assert by_code.retryable
+    assert not translate(fault, address=None, retryable_faults=[]).retryable
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_fault_envelopes_parse_back(version: str) -> None:
+    """The listener's Faults are well-formed SOAP envelopes of the request's version."""
+    data = fault_bytes(version, SOAPFault("SchemaViolation", "bad", errors=["line 1: x"], message_id="m1"))
+    found, _, body = split(parse_xml(data))
+    assert found == version
+    assert etree.QName(body).localname == "Fault"
+    assert body.findtext(".//{urn:esb:soap:fault}messageId") == "m1"
+
+
+def test_basic_check_is_exact() -> None:
+    """HTTP basic succeeds only with the exact user and password."""
+    users = {"crm": "s3cret"}
+    header = "Basic " + base64.b64encode(b"crm:s3cret").decode()
+    assert check_basic(header, users) == "crm"
+    assert check_basic("Basic " + base64.b64encode(b"crm:s3cre").decode(), users) is None
+    assert check_basic("Bearer abc", users) is None
+
+
+def _token(password: str, created: dt.datetime, nonce: bytes = b"0123456789abcdef") -> etree._Element:
+    stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = base64.b64encode(hashlib.sha1(nonce + stamp.encode() + password.encode()).digest()).decode()
+    return etree.fromstring(
+        f'<H><s:Security xmlns:s="{WSSE}" xmlns:u="{WSU}"><s:UsernameToken><s:Username>crm</s:Username>'
+        f'<s:Password Type="{PASSWORD_DIGEST}">{digest}</s:Password>'
+        f"<s:Nonce>{base64.b64encode(nonce).decode()}</s:Nonce><u:Created>{stamp}</u:Created>"
+        "</s:UsernameToken></s:Security></H>"
+    )
+
+
+def test_digest_token_must_be_fresh_and_unique() -> None:
+    """A digest token is accepted once; a replay, an old Created or a wrong password is refused."""
+    users, nonces, now = {"crm": "s3cret"}, NonceCache(), dt.datetime.now(dt.UTC)
+    assert check_wsse(_token("s3cret", now), users, nonces) == "crm"
+    assert check_wsse(_token("s3cret", now), users, nonces) is None
+    assert (
+        check_wsse(_token("s3cret", now - dt.timedelta(hours=1), b"another-nonce-01"), users, nonces) is None
+    )
+    assert check_wsse(_token("wrong", now, b"third-nonce-0001"), users, nonces) is None
+
+
+def test_published_wsdl_points_at_the_hub() -> None:
+    """The served WSDL names the listener's URL and serves imports through ?file=."""
+    contract = load_contract(BILLING)
+    publisher = Publisher(contract.path, contract.files)
+    main = publisher.document(None, "http://127.0.0.1:1/soap/b").decode()
+    assert 'location="http://127.0.0.1:1/soap/b?file=billing-abstract.wsdl"' in main
+    assert "billing.example.invalid" not in main
+    assert publisher.document("xsd/common-types.xsd", "http://127.0.0.1:1/soap/b") is not None
+    assert publisher.document("../../../pyproject.toml", "http://127.0.0.1:1/soap/b") is None
+
+
+def test_cli_lists_operations() -> None:
+    """``esb soap operations`` lists each port's operations with their input and output elements."""
+    result = CliRunner().invoke(cli, ["soap", "operations", str(BILLING)])
+    assert result.exit_code == 0, result.output
+    assert "queryBalance  (request-reply, SOAPAction urn:billing:queryBalance)" in result.output
+    assert "CreateAccountRequest" in result.output
+    assert "SOAP 1.2" in result.output
