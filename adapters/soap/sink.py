@@ -23,7 +23,10 @@ from esb.xmlsafe import parse_xml
 
 
 def to_jsonable(value: Any) -> Any:
-    """Return ``value`` (zeep's serialised output) with only JSON types: Decimal and times become text."""
+    """Return zeep's ``value`` with only JSON types: objects become dicts, Decimal and times become text."""
+    values = getattr(value, "__values__", None)  # a zeep CompoundValue: read its fields directly
+    if isinstance(values, dict):
+        return {str(k): to_jsonable(v) for k, v in values.items() if not str(k).startswith("_raw")}
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items() if not str(k).startswith("_raw")}
     if isinstance(value, list | tuple):
@@ -104,8 +107,6 @@ class SOAPSink:
 
     def request(self, message: Message, timeout: float) -> Message:
         """Call the operation with ``message``; return the reply (body: the output as a dict)."""
-        from zeep.helpers import serialize_object
-
         assert self._call is not None, "connect() first"
         ep = self.endpoint
         arguments = self._arguments(message)
@@ -117,7 +118,7 @@ class SOAPSink:
             result = self._call(**arguments)
         except Exception as exc:
             raise translate(exc, address=self.address, retryable_faults=ep.retryable_faults) from exc
-        body = to_jsonable(serialize_object(result, dict))  # type: ignore[no-untyped-call]
+        body = to_jsonable(result)
         reply = message.derive(body, suffix=f"soap-{ep.operation}", source=self.context.system)
         reply.headers["soap-operation"] = ep.operation
         return reply

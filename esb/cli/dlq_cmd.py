@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -25,8 +26,11 @@ def dlq() -> None:
 def list_(obj: object, route_id: str | None, limit: int, as_json: bool) -> None:
     """Per route: how many dead letters wait, and the newest ones with their error. Exit 1 if any wait."""
     project = load(obj.project, obj.env)  # type: ignore[attr-defined]
-    routes = [ops.dead_letter_endpoint(project, route_id)] if route_id else ops.routes_with_dead_letters(project)
-    report = []
+    if route_id:
+        routes = [ops.dead_letter_endpoint(project, route_id)]
+    else:
+        routes = ops.routes_with_dead_letters(project)
+    report: list[dict[str, Any]] = []
     with open_journal(project) as journal:
         for route, endpoint in routes:
             letters = ops.peek(project, route.id, limit)

@@ -36,7 +36,7 @@ def list_routes(obj: object, as_json: bool) -> None:
         return
     click.echo(table(
         ["ROUTE", "FROM", "TO", "STATE", "SINCE", "BY", "REASON"],
-        [[r["route"], r["from"], ", ".join(r["to"]) or "(reply)", r["state"], r["changed_at"] or "-",
+        [[r["route"], r["from"], ", ".join(r["to"] or []) or "(reply)", r["state"], r["changed_at"] or "-",
           r["changed_by"] or "-", r["reason"] or ""] for r in rows],
     ))
 

@@ -9,7 +9,7 @@ from esb.ops.stats import as_dicts, compute, render, window
 
 
 @click.command()
-@click.option("--since", default="1h", show_default=True, help="Window start: a duration ago (15m, 2h) or an ISO time.")
+@click.option("--since", default="1h", show_default=True, help="Window start: 15m, 2h ago or an ISO time.")
 @click.option("--until", default=None, help="Window end (default: now).")
 @click.option("--route", default=None, help="One route only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -22,6 +22,7 @@ def stats(obj: object, since: str, until: str | None, route: str | None, as_json
     start, end = window(parse_when(since), parse_when(until))
     results = compute(project.settings.journal.url, start, end, route)
     if as_json:
-        click.echo(to_json({"since": start.isoformat(), "until": end.isoformat(), "routes": as_dicts(results)}))
+        report = {"since": start.isoformat(), "until": end.isoformat(), "routes": as_dicts(results)}
+        click.echo(to_json(report))
     else:
         click.echo(render(results, start, end))

@@ -28,7 +28,8 @@ def load(root: Path, env: str | None) -> Project:
 @contextlib.contextmanager
 def open_journal(project: Project) -> Iterator[Journal]:
     """Open the project's journal for the length of a command."""
-    journal = Journal(project.settings.journal.url, keep_bodies=project.settings.journal.keep_bodies, pool_size=2)
+    settings = project.settings.journal
+    journal = Journal(settings.url, keep_bodies=settings.keep_bodies, pool_size=2)
     journal.connect()
     try:
         yield journal

@@ -90,7 +90,8 @@ def peek(project: Project, route_id: str, limit: int = 100) -> list[DeadLetter]:
     adapter = project.adapter_for(endpoint)
     peeker = getattr(adapter, "peek", None)
     if peeker is None:
-        raise ConfigError(f"{endpoint}: the {project.endpoint(endpoint).adapter!r} adapter cannot list messages")
+        kind = project.endpoint(endpoint).adapter
+        raise ConfigError(f"{endpoint}: the {kind!r} adapter cannot list messages")
     found = [DeadLetter.of(m) for m in peeker(project.endpoint(endpoint), project.context(endpoint), limit)]
     return [d for d in found if d.route in (None, route_id)]
 

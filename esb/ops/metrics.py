@@ -42,7 +42,9 @@ class Metrics:
         self._starts: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def observe(self, route: str, state: str, seconds: float | None = None, reason: str | None = None) -> None:
+    def observe(
+        self, route: str, state: str, seconds: float | None = None, reason: str | None = None
+    ) -> None:
         """Count one change of state; with ``seconds``, record the message's latency too."""
         self.messages.labels(route, state).inc()
         if reason:
@@ -91,7 +93,8 @@ class MeteredJournal:
         error = kwargs.get("error")
         reason = error_reason(error) if isinstance(error, BaseException) else None
         final = state in FINAL_STATES and not (state == "delivered" and kwargs.get("endpoint"))
-        self.metrics.observe(route, state, self.metrics.finished(route, message.id) if final else None, reason)
+        seconds = self.metrics.finished(route, message.id) if final else None
+        self.metrics.observe(route, state, seconds, reason)
 
     def mark_delivered(self, route: str, message: Message, endpoint: str, **kwargs: Any) -> None:
         """Journal a delivery; when it ends the message's journey (``finish``), record its latency."""

@@ -35,7 +35,7 @@ def info_path(settings: Settings) -> Path:
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_GET(self) -> None:
         """Answer one request: 401 without the token, else the path's content."""
         given = self.headers.get("Authorization", "")
         expected = f"Bearer {self.server.token}"
@@ -50,8 +50,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, b'{"status":"live"}', "application/json")
         elif path == "/health/ready":
             ready, detail = self.server.ready()
-            self._send(200 if ready else 503, orjson.dumps({"status": "ready" if ready else "not ready",
-                                                            **detail}), "application/json")
+            body = orjson.dumps({"status": "ready" if ready else "not ready", **detail})
+            self._send(200 if ready else 503, body, "application/json")
         else:
             self._send(404, b'{"error":"not found"}', "application/json")
 
@@ -64,7 +64,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: scrapes every 15 s would flood the log."""
 
 
@@ -92,7 +92,8 @@ class MonitoringServer:
         """The base URL it listens on."""
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{'[' + str(host) + ']' if ':' in str(host) else host}:{port}"
+        name = str(host)
+        return f"http://{'[' + name + ']' if ':' in name else name}:{port}"
 
     def start(self) -> None:
         """Bind, serve in a thread, and write the info file (0600)."""
@@ -110,7 +111,8 @@ class MonitoringServer:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(orjson.dumps({"url": self.url, "token": self.token, "pid": os.getpid()}))
-        self.log.info("monitoring listening", url=self.url, paths=["/health/live", "/health/ready", "/metrics"])
+        self.log.info("monitoring listening", url=self.url, info_file=str(path),
+                      paths=["/health/live", "/health/ready", "/metrics"])
 
     def stop(self) -> None:
         """Stop serving and remove the info file (if it is still ours)."""
@@ -127,11 +129,16 @@ class MonitoringServer:
             pass
 
 
-def ask_running_hub(settings: Settings, path: str = "/health/ready", timeout: float = 3.0) -> tuple[int, bytes]:
+def ask_running_hub(
+    settings: Settings, path: str = "/health/ready", timeout: float = 3.0
+) -> tuple[int, bytes]:
     """GET ``path`` from the hub running on this data directory; (status, body). OSError if none runs."""
     info = orjson.loads(info_path(settings).read_bytes())
     token = settings.monitoring.token or info["token"]
-    request = urllib.request.Request(info["url"] + path, headers={"Authorization": f"Bearer {token}"})
+    url = str(info["url"])
+    if not url.startswith(("http://127.", "http://[::1]", "http://localhost")):
+        raise OSError(f"{info_path(settings)}: {url!r} is not a loopback address")
+    request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback http only
             return int(response.status), bytes(response.read())

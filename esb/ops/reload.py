@@ -25,7 +25,10 @@ def fingerprint(root: Path) -> Fingerprint:
     out: Fingerprint = {}
     for name in WATCHED:
         path = root / name
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+        if path.is_file():
+            files = [path]
+        else:
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
         for file in files:
             if "__pycache__" in file.parts:
                 continue

@@ -11,6 +11,7 @@ makes the worker deliver to every sink again instead of skipping those that had 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from esb.journal import FINAL_STATES, Journal, MessageRecord
 from esb.message import Message
 from esb.ops.common import who
 from esb.project import Project
-
 from esb.runtime.worker import REPLAY_HEADER
+
 REPLAY_OF_HEADER = "esb-replay-of"
 #: Source adapters a replay can publish to from another process (a queue is shared; ``memory`` in tests).
 REPLAYABLE_ADAPTERS = frozenset({"queue", "memory"})
@@ -84,6 +85,7 @@ def select(journal: Journal, project: Project, selection: Selection) -> list[Mes
 
 def rebuild(record: MessageRecord, body: bytes) -> Message:
     """Return the message as it entered ``record.route``: original bytes, envelope and headers."""
+    extra: dict[str, Any] = {"created_at": record.created_at} if record.created_at is not None else {}
     return Message(
         body=body,
         id=record.id,
@@ -93,7 +95,7 @@ def rebuild(record: MessageRecord, body: bytes) -> Message:
         source=record.source,
         schema=record.schema,
         headers={k: v for k, v in record.headers.items() if k not in (REPLAY_HEADER, REPLAY_OF_HEADER)},
-        **({"created_at": record.created_at} if record.created_at is not None else {}),
+        **extra,
     )
 
 
@@ -179,7 +181,9 @@ class Replayer:
         self.journal.event(route_id, message, "replayed", detail={**detail, "of": original.id})
         return message
 
-    def _undo(self, route_id: str, message: Message, previous: str | None, number: int, exc: Exception) -> None:
+    def _undo(
+        self, route_id: str, message: Message, previous: str | None, number: int, exc: Exception
+    ) -> None:
         """The replay was not published: put the message back in the state it had, with the reason."""
         state = previous if previous in FINAL_STATES else "failed"
         self.journal.event(route_id, message, state, error=exc, detail={"replay": number, "not_sent": True})
@@ -196,10 +200,8 @@ class Replayer:
     def _drop(self, endpoint: str) -> None:
         sink = self._sinks.pop(endpoint, None)
         if sink is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
                 sink.close()
-            except Exception:  # noqa: BLE001, S110 - a broken connection may fail to close
-                pass
 
     def close(self) -> None:
         """Close every sink opened."""

@@ -67,7 +67,8 @@ def compute(url: str, since: datetime, until: datetime, route: str | None = None
     latencies: dict[str, list[float]] = {}
     try:
         with DatabaseErrors(url)("stats"), engine.connect() as conn:
-            for name, mid, state, endpoint, reason, at in conn.execute(stmt.execution_options(yield_per=2000)):
+            rows = conn.execute(stmt.execution_options(yield_per=2000))
+            for name, mid, state, endpoint, reason, at in rows:
                 s = stats.setdefault(name, RouteStats(name))
                 if state in ("received", "replayed"):
                     started[(name, mid)] = at

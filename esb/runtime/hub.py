@@ -36,7 +36,8 @@ class Hub:
         self.control = RouteControl(project.settings.journal.url)
         self.monitoring: MonitoringServer | None = None
         env = project.settings.env
-        self.loader = loader or (lambda: Project.load(project.root, None if env == "default" else env, strict=False))
+        env_name = None if env == "default" else env
+        self.loader = loader or (lambda: Project.load(project.root, env_name, strict=False))
         self.workers: list[RouteWorker] = []
         self.stopped = threading.Event()
         self.reload_requested = threading.Event()
@@ -83,8 +84,9 @@ class Hub:
                 self.log.error("monitoring not served", error=str(exc))
         self._supervisor = threading.Thread(target=self._supervise, name="hub-supervisor", daemon=True)
         self._supervisor.start()
-        self.log.info("hub started", routes=sorted({w.route.id for w in self.workers}), workers=len(self.workers),
-                      suspended=sorted(self._suspended), settings=self.project.settings.masked())
+        self.log.info("hub started", routes=sorted({w.route.id for w in self.workers}),
+                      workers=len(self.workers), suspended=sorted(self._suspended),
+                      settings=self.project.settings.masked())
 
     # -- following operators ------------------------------------------------------------------------
     def _supervise(self) -> None:
@@ -94,10 +96,11 @@ class Hub:
             try:
                 self.apply_control()
                 waited += runtime.control_interval
-                if self.reload_requested.is_set() or (runtime.watch_project and waited >= runtime.watch_interval):
+                due = runtime.watch_project and waited >= runtime.watch_interval
+                if self.reload_requested.is_set() or due:
                     waited = 0.0
                     self.reload_if_changed(force=self.reload_requested.is_set())
-            except Exception:  # noqa: BLE001 - the supervisor must outlive a bad moment (journal down)
+            except Exception:
                 self.log.exception("hub supervisor: check failed; trying again")
 
     def apply_control(self) -> None:
@@ -161,7 +164,7 @@ class Hub:
         try:
             self.journal.outcome("-", "-")
             journal = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
+        except Exception as exc:
             journal = f"unreachable: {exc}"
         ready = journal == "ok" and all(r["alive"] == r["workers"] for r in routes.values())
         return ready, {"journal": journal, "routes": routes, "reload": self.last_reload}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,11 @@ class FTPServer:
 def ftpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FTPServer]:
     """Start pyftpdlib on 127.0.0.1 for the session (user 'esb', password from a secret file)."""
     try:
-        from pyftpdlib.authorizers import DummyAuthorizer
-        from pyftpdlib.handlers import FTPHandler
-        from pyftpdlib.servers import ThreadedFTPServer
+        with warnings.catch_warnings():  # pyftpdlib imports asyncore (deprecated in 3.11): not our code
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from pyftpdlib.authorizers import DummyAuthorizer
+            from pyftpdlib.handlers import FTPHandler
+            from pyftpdlib.servers import ThreadedFTPServer
     except ImportError:
         skip_or_fail("pyftpdlib is not installed")
     base = tmp_path_factory.mktemp("ftpd")
