@@ -41,6 +41,10 @@ class BrokerSettings(_Section):
     heartbeat: int = Field(default=30, ge=0)
     connect_timeout: Duration = 10.0
     max_retries: int = Field(default=3, ge=0, description="connection attempts before a TransportError")
+    reconnect_timeout: Duration = Field(
+        default=60.0,
+        description="how long a sink keeps reconnecting (with backoff) to publish after the broker went away",
+    )
 
 
 class JournalSettings(_Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,16 +58,51 @@ class RecordReader(Protocol):
 Converter = Callable[[bytes], Any]
 
 
+def _implied(scale: int, required: bool) -> Converter:
+    def convert(raw: bytes) -> Any:
+        if not raw.strip():
+            if required:
+                raise ValueError("is required but empty")
+            return None
+        digits = str(int(raw))  # ValueError for anything but an integer
+        sign = "-" if digits[0] == "-" else ""
+        digits = digits.lstrip("-").rjust(scale + 1, "0")
+        return f"{sign}{digits[:-scale]}.{digits[-scale:]}" if scale else sign + digits
+    return convert
+
+
+def _ymd(required: bool) -> Converter:
+    def convert(raw: bytes) -> Any:
+        text = raw.strip()
+        if not text:
+            if required:
+                raise ValueError("is required but empty")
+            return None
+        if len(text) != 8 or not text.isdigit():
+            raise ValueError(f"{text.decode('latin-1')!r} is not a date in %Y%m%d")
+        day = date(int(text[:4]), int(text[4:6]), int(text[6:]))  # ValueError for 20240231
+        return day.isoformat()
+    return convert
+
+
 def _converter(spec: FieldSpec, encoding: str) -> Converter:
     """Return a fast bytes -> value function for ``spec`` (the common cases avoid the generic path)."""
-    if spec.type == "string" and not spec.required:
+    required = spec.required
+    if spec.type == "string":
         def as_text(raw: bytes) -> Any:
-            return raw.decode(encoding).strip() or None
+            text = raw.decode(encoding).strip()
+            if not text and required:
+                raise ValueError("is required but empty")
+            return text or None
         return as_text
-    if spec.type == "int" and not spec.required:
+    if spec.type == "int" and not required:
         def as_int(raw: bytes) -> Any:
             return int(raw) if raw.strip() else None
         return as_int
+    if spec.type == "decimal" and spec.implied:
+        return _implied(spec.scale, required)
+    if spec.type == "date" and (spec.format or "%Y%m%d") == "%Y%m%d":
+        return _ymd(required)
 
     def generic(raw: bytes) -> Any:
         return spec.convert(raw.decode(encoding))
@@ -92,6 +128,10 @@ class LineReader:
     def parse(self, line: bytes, spec: RecordSpec) -> dict[str, Any]:
         """Return the fields of ``line``; ValueError with a reason when it cannot."""
         raise NotImplementedError
+
+    def totals_of(self, line: bytes, totals: list[tuple[str, FieldSpec]]) -> dict[str, Any]:
+        """Return the amount fields of a detail line (the scan pass needs nothing else)."""
+        return self.parse(line, self.layout.detail)
 
     # -- pass 1 -------------------------------------------------------------------------------------
     def scan(self, path: Path) -> FileSummary:
@@ -142,7 +182,7 @@ class LineReader:
         if not totals:
             return
         try:
-            values = self.parse(line, self.layout.detail)
+            values = self.totals_of(line, totals)
             for name, _spec_ in totals:
                 summary.totals[name] += Decimal(values[name] or 0)
         except (ValueError, KeyError, InvalidOperation, UnicodeDecodeError):
@@ -200,6 +240,7 @@ class FixedWidthReader(LineReader):
         rt = layout.record_type
         self._code = (rt.start - 1, rt.start - 1 + rt.length) if rt else None
         self._plans: dict[int, tuple[int, list[tuple[str, int, int, Converter]]]] = {}
+        self._totals_plan: list[tuple[str, int, int, Converter]] | None = None
 
     def _plan(self, spec: RecordSpec) -> tuple[int, list[tuple[str, int, int, Converter]]]:
         plan = self._plans.get(id(spec))
@@ -208,6 +249,14 @@ class FixedWidthReader(LineReader):
                       if f.start is not None]
             plan = self._plans[id(spec)] = (self.layout.record_length(spec), fields)
         return plan
+
+    def totals_of(self, line: bytes, totals: list[tuple[str, FieldSpec]]) -> dict[str, Any]:
+        """Slice and convert only the amount fields."""
+        plan = self._totals_plan
+        if plan is None:
+            plan = self._totals_plan = [(n, f.start - 1, f.end, _converter(f, self.encoding)) for n, f in totals
+                                        if f.start is not None]
+        return {name: convert(line[start:end]) for name, start, end, convert in plan}
 
     def code_of(self, line: bytes) -> str | None:
         """The record code bytes, as ASCII text."""

@@ -55,6 +55,12 @@ class QueueAdapter:
                 return dict(stats(endpoint.queue))
             return {"ready": _passive_count(channel, endpoint.queue)}
 
+    def health(self, endpoint: QueueEndpoint, context: AdapterContext) -> tuple[str, str]:
+        """``esb health``: the broker answers for this queue; how many messages wait on it."""
+        stats = self.queue_stats(endpoint, context)
+        extra = f", {stats['in_flight']} in flight" if stats.get("in_flight") else ""
+        return "ok", f"queue {endpoint.queue}: {stats['ready']} waiting{extra}"
+
     def peek(self, endpoint: QueueEndpoint, context: AdapterContext, limit: int = 10) -> list[Message]:
         """Return up to ``limit`` messages of the queue without consuming them (see ``peek_messages``)."""
         return peek_messages(endpoint, context, limit)

@@ -29,6 +29,16 @@ class QueueEndpoint(EndpointConfig):
         default=None, max_length=255, description="binding / publish key when an exchange is named"
     )
     durable: bool = Field(default=True, description="declare the queue (and exchange) durable")
+    queue_type: Literal["quorum", "classic"] = Field(
+        default="quorum",
+        description="RabbitMQ queue type (quorum: replicated, delivery counts, poison cap); ignored on "
+        "the embedded transport. Changing it for an existing queue needs a new queue name",
+    )
+    delivery_limit: int | None = Field(
+        default=None, ge=1,
+        description="RabbitMQ quorum queues: returns after which the broker itself moves a message to "
+        "<queue>.poison (default: limits.max_deliveries + 2, so the hub's own poison check comes first)",
+    )
 
     @model_validator(mode="after")
     def _routing_key_needs_exchange(self) -> QueueEndpoint:
@@ -40,6 +50,15 @@ class QueueEndpoint(EndpointConfig):
     def publish_key(self) -> str:
         """The routing key messages are published under."""
         return self.routing_key if self.routing_key is not None else self.queue
+
+
+#: The exchange a quorum queue's poison messages go to (routing key: the queue's name).
+POISON_EXCHANGE = "esb.poison"
+
+
+def is_amqp(conn: Connection) -> bool:
+    """Return True when ``conn`` speaks AMQP (RabbitMQ), False for the embedded and virtual transports."""
+    return getattr(conn.transport, "driver_type", "") == "amqp"
 
 
 def broker_connection(broker: BrokerSettings, *, publisher: bool) -> Connection:
@@ -60,8 +79,34 @@ def broker_connection(broker: BrokerSettings, *, publisher: bool) -> Connection:
     )
 
 
-def declare_queue(channel: Any, endpoint: QueueEndpoint) -> Queue:
-    """Declare the endpoint's queue durably (and its direct exchange and binding); return it bound."""
+def queue_arguments(endpoint: QueueEndpoint, max_deliveries: int) -> dict[str, Any]:
+    """RabbitMQ arguments of the endpoint's queue: quorum with a delivery cap and a poison queue."""
+    if endpoint.queue_type != "quorum" or not endpoint.durable:  # quorum queues are always durable
+        return {}
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": endpoint.delivery_limit or max_deliveries + 2,
+        "x-dead-letter-exchange": POISON_EXCHANGE,
+        "x-dead-letter-routing-key": endpoint.queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",  # at-least-once dead-lettering requires it
+    }
+
+
+def declare_queue(channel: Any, endpoint: QueueEndpoint, *, amqp: bool = False, max_deliveries: int = 10) -> Queue:
+    """Declare the endpoint's queue durably (and its direct exchange and binding); return it bound.
+
+    On RabbitMQ (``amqp``) a quorum queue also gets its poison queue ``<queue>.poison``, bound to
+    :data:`POISON_EXCHANGE`, where the broker moves a message returned more than ``delivery_limit``
+    times (a message that kills every hub process before it can be journaled).
+    """
+    arguments = queue_arguments(endpoint, max_deliveries) if amqp else {}
+    if arguments:
+        poison_exchange = Exchange(POISON_EXCHANGE, type="direct", durable=True)
+        Queue(
+            f"{endpoint.queue}.poison", exchange=poison_exchange, routing_key=endpoint.queue, durable=True,
+            auto_delete=False, queue_arguments={"x-queue-type": "quorum"}, channel=channel,
+        ).declare()  # fmt: skip
     exchange = Exchange(endpoint.exchange, type="direct", durable=endpoint.durable)
     queue = Queue(
         endpoint.queue,
@@ -69,6 +114,7 @@ def declare_queue(channel: Any, endpoint: QueueEndpoint) -> Queue:
         routing_key=endpoint.publish_key,
         durable=endpoint.durable,
         auto_delete=False,
+        queue_arguments=arguments or None,
         channel=channel,
     )
     queue.declare()

@@ -2,7 +2,14 @@
 
 Publishing never shares the consuming connection (a confirmed publish from inside a consumer on the
 same connection recurses; DESIGN.md). ``write`` returns once the broker confirmed the message (py-amqp
-publisher confirms) or the SQLite transport committed it. One sink belongs to one thread.
+publisher confirms) or the SQLite transport committed it. One sink belongs to one thread (plus, on AMQP,
+its heartbeat thread, which shares the sink's lock: see :mod:`adapters.queue.keepalive`).
+
+On RabbitMQ every publish is ``mandatory``: a message no queue would take comes back (basic.return) and
+``write`` raises instead of the broker dropping it. When the broker goes away (restart, network),
+``write`` reconnects with backoff and publishes again for up to ``broker.reconnect_timeout`` before it
+raises TransportError. A publish whose confirm was lost with the connection may have been stored: the
+retry can then store it twice, which receivers absorb by the ``esb-message-id`` header (at-least-once).
 """
 
 # mypy: disable-error-code="no-untyped-call"
@@ -11,6 +18,8 @@ publisher confirms) or the SQLite transport committed it. One sink belongs to on
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -18,13 +27,19 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 from kombu.messaging import Producer
 
-from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue
+from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, is_amqp
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
+from adapters.queue.keepalive import Keepalive
 from esb.context import AdapterContext
 from esb.exceptions import TransportError
+from esb.logging import get_logger
 from esb.message import WIRE_CONTENT_TYPE, Message
 
 PERSISTENT = 2
+
+
+class UnroutableError(TransportError):
+    """The broker returned a mandatory message: no queue is bound under its routing key."""
 
 
 class QueueSink:
@@ -38,6 +53,9 @@ class QueueSink:
         self._producer: Producer | None = None
         self._queue: Queue | None = None
         self._returned: list[Any] = []
+        self._lock = threading.RLock()
+        self._keepalive: Keepalive | None = None
+        self._mandatory = False
 
     @property
     def url(self) -> str:
@@ -53,8 +71,11 @@ class QueueSink:
             with translate_errors(self.url, "connect"):
                 conn.ensure_connection(max_retries=self._broker.max_retries)
                 channel = conn.channel()
-                self._queue = declare_queue(channel, self.endpoint)
+                amqp = is_amqp(conn)
+                limits = self.context.settings.limits
+                self._queue = declare_queue(channel, self.endpoint, amqp=amqp, max_deliveries=limits.max_deliveries)
                 # Only AMQP channels report returns (unroutable mandatory messages); virtual ones can't.
+                self._mandatory = amqp or bool(self.endpoint.exchange)
                 on_return = self._returned.append if hasattr(channel, "events") else None
                 self._producer = Producer(channel, exchange=self._queue.exchange, on_return=on_return)
         except BaseException:
@@ -62,42 +83,80 @@ class QueueSink:
                 conn.release()
             raise
         self._conn = conn
+        if amqp and self._broker.heartbeat:
+            self._keepalive = Keepalive(conn, self._lock, f"sink-{self.endpoint.queue}")
+            self._keepalive.start()
 
     def write(self, message: Message) -> None:
-        """Publish ``message`` persistently; return once confirmed, raise TransportError otherwise."""
+        """Publish ``message`` persistently; return once confirmed, raise TransportError otherwise.
+
+        A lost connection is re-established with backoff for up to ``broker.reconnect_timeout``.
+        """
         if self._producer is None or self._queue is None:
             raise TransportError("queue sink is not connected (call connect() first)", endpoint=self.url)
-        self._returned.clear()
+        deadline = time.monotonic() + self._broker.reconnect_timeout
+        delay = 0.2
+        while True:
+            try:
+                self._publish(message)
+                return
+            except UnroutableError:
+                raise
+            except TransportError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                get_logger("queue").warning(
+                    "publish failed, reconnecting", queue=self.endpoint.queue, error=str(exc), retry_in=delay
+                )
+            self._reconnect(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _reconnect(self, delay: float) -> None:
+        self.close()
+        time.sleep(delay)
+        with contextlib.suppress(TransportError):  # still down: the next publish says so
+            self.connect()
+
+    def _publish(self, message: Message) -> None:
+        if self._producer is None or self._queue is None:
+            raise TransportError("queue sink lost its connection", endpoint=self.url)
         headers = message.wire_headers()
         content_type = str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream")
-        with translate_errors(self.url, "publish"):
-            self._producer.publish(
-                message.body_bytes(),
-                routing_key=self.endpoint.publish_key,
-                headers=headers,
-                delivery_mode=PERSISTENT,
-                content_type=content_type,
-                content_encoding="binary",
-                mandatory=bool(self.endpoint.exchange),
-                declare=[self._queue],
-                retry=True,
-                retry_policy={"max_retries": self._broker.max_retries, "interval_start": 0.2,
-                              "interval_step": 0.5, "interval_max": 2.0},
-            )
-        if self._returned:
-            raise TransportError(
-                f"message {message.id} unroutable: exchange {self.endpoint.exchange!r} has no queue bound "
-                f"under {self.endpoint.publish_key!r}",
-                endpoint=self.url,
-            )
+        with self._lock:
+            broken = self._keepalive.error if self._keepalive is not None else None
+            if broken is not None:
+                raise TransportError(f"queue connection lost: {broken}", endpoint=self.url)
+            self._returned.clear()
+            with translate_errors(self.url, "publish"):
+                self._producer.publish(
+                    message.body_bytes(),
+                    routing_key=self.endpoint.publish_key,
+                    headers=headers,
+                    delivery_mode=PERSISTENT,
+                    content_type=content_type,
+                    content_encoding="binary",
+                    mandatory=self._mandatory,
+                    declare=[self._queue],
+                    retry=False,  # write() reconnects itself, with a deadline
+                )
+            if self._returned:
+                raise UnroutableError(
+                    f"message {message.id} unroutable: exchange {self.endpoint.exchange!r} has no queue bound "
+                    f"under {self.endpoint.publish_key!r}",
+                    endpoint=self.url,
+                )
 
     def close(self) -> None:
         """Disconnect. Safe to call twice."""
-        conn, self._conn = self._conn, None
-        self._producer = None
-        if conn is not None:
-            with contextlib.suppress(*BROKER_ERRORS):
-                conn.release()
+        keepalive, self._keepalive = self._keepalive, None
+        if keepalive is not None:
+            keepalive.stop()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self._producer = None
+            if conn is not None:
+                with contextlib.suppress(*BROKER_ERRORS):
+                    conn.release()
 
     def __enter__(self) -> QueueSink:
         self.connect()

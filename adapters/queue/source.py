@@ -1,9 +1,15 @@
 """Reading a queue: a pull API (``read(timeout)``) over a kombu consumer.
 
 One source is one kombu connection with one channel and one consumer; kombu connections are not
-thread-safe, so a source belongs to one thread (the route worker that reads and settles). Deliveries
-are settled through :class:`esb.typing.Delivery`: ``ack()`` acks, ``ack(error)`` rejects with requeue
-so the message comes back.
+thread-safe, so a source belongs to one thread (the route worker that reads and settles), plus on AMQP
+its :class:`~adapters.queue.keepalive.Keepalive` thread, with which it shares a lock. Deliveries are
+settled through :class:`esb.typing.Delivery`: ``ack()`` acks, ``ack(error)`` rejects with requeue so the
+message comes back.
+
+An ack that fails because the connection died is not an error for the route: the broker hands the
+message out again (RabbitMQ when it notices the dead connection, the embedded transport when the lease
+expires), and the engine's idempotent receiver acks the redelivery without processing it again. The
+source logs it, and its next ``read`` raises TransportError so the worker reconnects.
 """
 
 # mypy: disable-error-code="no-untyped-call"
@@ -12,6 +18,7 @@ so the message comes back.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import deque
 from types import TracebackType
@@ -21,10 +28,12 @@ from kombu.connection import Connection
 from kombu.message import Message as KombuMessage
 from kombu.messaging import Consumer
 
-from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue
+from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, is_amqp
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
+from adapters.queue.keepalive import Keepalive
 from esb.context import AdapterContext
 from esb.exceptions import TransportError
+from esb.logging import get_logger
 from esb.message import Message
 from esb.typing import Delivery
 
@@ -55,6 +64,9 @@ class QueueSource:
         self._conn: Connection | None = None
         self._consumer: Consumer | None = None
         self._buffer: deque[KombuMessage] = deque()
+        self._lock = threading.RLock()
+        self._keepalive: Keepalive | None = None
+        self._broken: BaseException | None = None
 
     @property
     def url(self) -> str:
@@ -70,7 +82,9 @@ class QueueSource:
             with translate_errors(self.url, "connect"):
                 conn.ensure_connection(max_retries=self._broker.max_retries)
                 channel = conn.channel()
-                queue = declare_queue(channel, self.endpoint)
+                amqp = is_amqp(conn)
+                limits = self.context.settings.limits
+                queue = declare_queue(channel, self.endpoint, amqp=amqp, max_deliveries=limits.max_deliveries)
                 consumer = Consumer(
                     channel, queues=[queue], on_message=self._buffer.append, auto_declare=False
                 )
@@ -80,16 +94,23 @@ class QueueSource:
             with contextlib.suppress(*BROKER_ERRORS):
                 conn.release()
             raise
-        self._conn, self._consumer = conn, consumer
+        self._conn, self._consumer, self._broken = conn, consumer, None
+        if amqp and self._broker.heartbeat:
+            self._keepalive = Keepalive(conn, self._lock, self.endpoint.queue)
+            self._keepalive.start()
 
     def read(self, timeout: float) -> Delivery | None:
         """Return the next delivery, or None when none arrived within ``timeout`` seconds."""
         conn = self._require()
-        if not self._buffer:
-            self._wait(conn, timeout)
-        if not self._buffer:
-            return None
-        raw = self._buffer.popleft()
+        with self._lock:
+            broken = self._broken or (self._keepalive.error if self._keepalive is not None else None)
+            if broken is not None:
+                raise TransportError(f"queue connection lost: {broken}", endpoint=self.url) from broken
+            if not self._buffer:
+                self._wait(conn, timeout)
+            if not self._buffer:
+                return None
+            raw = self._buffer.popleft()
         message = Message.from_wire(_body(raw), dict(raw.headers or {}), source=self.context.endpoint)
         return Delivery(message, lambda error: self._settle(raw, error), delivery_count=delivery_count(raw))
 
@@ -119,11 +140,19 @@ class QueueSource:
             raise TransportError(
                 "queue source closed before the ack; the message comes back", endpoint=self.url
             )
-        with translate_errors(self.url, "ack" if error is None else "requeue"):
-            if error is None:
-                raw.ack()
-            else:
-                raw.reject(requeue=True)
+        with self._lock:
+            try:
+                with translate_errors(self.url, "ack" if error is None else "requeue"):
+                    if error is None:
+                        raw.ack()
+                    else:
+                        raw.reject(requeue=True)
+            except TransportError as exc:
+                self._broken = exc
+                get_logger("queue").warning(
+                    "settling failed with the connection; the broker hands the message out again",
+                    queue=self.endpoint.queue, error=str(exc),
+                )
 
     def _require(self) -> Connection:
         if self._conn is None:
@@ -132,16 +161,21 @@ class QueueSource:
 
     def close(self) -> None:
         """Stop consuming and disconnect; unsettled deliveries come back. Safe to call twice."""
-        conn, self._conn = self._conn, None
-        consumer, self._consumer = self._consumer, None
-        self._buffer.clear()
-        if conn is None:
-            return
-        with contextlib.suppress(*BROKER_ERRORS):
-            if consumer is not None:
-                consumer.cancel()
-        with contextlib.suppress(*BROKER_ERRORS):
-            conn.release()
+        keepalive, self._keepalive = self._keepalive, None
+        if keepalive is not None:
+            keepalive.stop()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            consumer, self._consumer = self._consumer, None
+            self._buffer.clear()
+            if conn is None:
+                return
+            if self._broken is None:  # a dead connection cannot cancel: it would only wait for timeouts
+                with contextlib.suppress(*BROKER_ERRORS):
+                    if consumer is not None:
+                        consumer.cancel()
+            with contextlib.suppress(*BROKER_ERRORS):
+                conn.release()
 
     def __enter__(self) -> QueueSource:
         self.connect()

@@ -22,6 +22,12 @@ COMMANDS: dict[str, str] = {
     "schema": "esb.cli.schema_cmd:schema",
     "model": "esb.cli.model_cmd:model",
     "soap": "esb.cli.soap_cmd:soap",
+    "health": "esb.cli.health_cmd:health",
+    "replay": "esb.cli.replay_cmd:replay",
+    "dlq": "esb.cli.dlq_cmd:dlq",
+    "trace": "esb.cli.trace_cmd:trace",
+    "stats": "esb.cli.stats_cmd:stats",
+    "route": "esb.cli.route_cmd:route",
 }
 
 

@@ -238,6 +238,26 @@ SERVICE = _machine(
     "serviceState",
 )
 
+#: TMF637 lifecycle of a subscribed product: created by an order, pendingActive while it is provisioned,
+#: active; suspended is the product's 停机; a product migrated from the legacy BSS is first seen active.
+PRODUCT = _machine(
+    "product",
+    "Product (产品实例: the offering a subscriber owns)",
+    "TMF637 ProductStatusType",
+    {"created", "active"},
+    {
+        "created": {"pendingActive", "active", "cancelled"},
+        "pendingActive": {"active", "aborted", "cancelled"},
+        "cancelled": set(),
+        "active": {"suspended", "pendingTerminate", "terminated"},
+        "pendingTerminate": {"terminated", "active"},
+        "terminated": set(),
+        "suspended": {"active", "pendingTerminate", "terminated"},
+        "aborted": set(),
+    },
+    "productStatus",
+)
+
 APPOINTMENT = _machine(
     "appointment",
     "Appointment (installation visit booked with the customer)",
@@ -285,6 +305,7 @@ MACHINES: dict[str, Machine] = {
         CUSTOMER_BILL,
         SUBSCRIBER,
         SERVICE,
+        PRODUCT,
         APPOINTMENT,
         ACCOUNT,
         PARTY,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from esb.exceptions import ConfigError
+from esb.exceptions import ConfigError, EsbError
 from esb.journal import Journal
 from esb.logging import get_logger
 from esb.ops.control import RouteControl
@@ -74,6 +74,13 @@ class Hub:
         self.control.connect()
         self._suspended = self.control.suspended()
         self._start_routes(self.project, None, wait)
+        failed = [w for w in self.workers if w.failure is not None and not w.is_alive()]
+        if failed:  # a route that cannot start (a missing secret...): fail fast, with its error
+            self.stop()
+            failure = failed[0].failure
+            if isinstance(failure, EsbError):
+                raise failure
+            raise RuntimeError(f"route {failed[0].route.id} cannot start: {failure}")
         self._fingerprint = fingerprint(self.project.root)
         if self.project.settings.monitoring.enabled:
             monitoring = MonitoringServer(self.project.settings, self.metrics.exposition, self.readiness)

@@ -1,8 +1,9 @@
 """Brokers the queue contract suite runs against.
 
-The embedded SQLite transport always runs. RabbitMQ runs when ``ESB_TEST_AMQP_URL`` names a broker
-(loopback only, e.g. ``pyamqp://guest:guest@127.0.0.1:5672//``) and is skipped otherwise: adding a
-broker is adding one ``pytest.param`` to ``BROKERS``.
+The embedded SQLite transport always runs. RabbitMQ runs on the session's throwaway node
+(``tests/integration/rabbit_server.py``: skipped when RabbitMQ is not installed, failed under
+``ESB_REQUIRE_SERVERS=1``), or on the broker ``ESB_TEST_AMQP_URL`` names (loopback only, e.g.
+``pyamqp://esb:pw@127.0.0.1:5672/esb``). Adding a broker is adding one ``pytest.param`` to ``BROKERS``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from adapters.queue import QueueAdapter, QueueEndpoint
 from esb.context import AdapterContext
 from esb.settings import Settings
+from tests.integration.rabbit_server import rabbit_server  # noqa: F401 - the session's RabbitMQ node
 
 #: seconds a consumer's lease lasts in these tests (the SQLite transport's visibility_timeout)
 LEASE = 1.0
@@ -26,11 +28,7 @@ LEASE = 1.0
 _AMQP = os.environ.get("ESB_TEST_AMQP_URL")
 BROKERS = [
     pytest.param("sqlite", id="sqlite"),
-    pytest.param(
-        _AMQP or "",
-        id="rabbitmq",
-        marks=pytest.mark.skipif(not _AMQP, reason="set ESB_TEST_AMQP_URL to run against RabbitMQ"),
-    ),
+    pytest.param("rabbitmq", id="rabbitmq"),
 ]
 
 
@@ -68,6 +66,8 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Broker:
         url = f"sqlite:///{tmp_path}/queues.db"
         options = {"visibility_timeout": LEASE, "polling_interval": 0.02}
         lease = LEASE
+    elif url == "rabbitmq":
+        url = _AMQP or request.getfixturevalue("rabbit_server").url()
     settings = Settings.model_validate(
         {"broker": {"url": url, "transport_options": options, "prefetch": 10, "max_retries": 1}}
     )

@@ -66,7 +66,7 @@ ENTITIES: dict[str, TMFEntity] = {
             states=(StateField("state", "account"),),
             party_refs={"customer": "customer"},
         ),
-        _e("product", "TMF637", {"Product": "Product/Product"}),
+        _e("product", "TMF637", {"Product": "Product/Product"}, states=(StateField("status", "product"),)),
         _e("service", "TMF638", {"Service": "Service/Service"}, states=(StateField("state", "service"),)),
         _e(
             "service_order",

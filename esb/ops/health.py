@@ -1,0 +1,202 @@
+"""``esb health``: one line per component, and an overall verdict (0 healthy, 1 degraded, 2 down).
+
+Components: the broker (reachable, depth of every queue), the journal, each configured endpoint
+(through its adapter's optional ``health(endpoint, context) -> (status, detail)``), scheduled jobs, the
+running hub (its /health/ready), routes suspended by operators, dead letters per route, and messages
+stuck in flight (received but with no final state for longer than ``stuck_after``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from esb.exceptions import EsbError
+from esb.journal import FINAL_STATES, Journal
+from esb.journal.engine import DatabaseErrors, create_journal_engine
+from esb.journal.schema import events, messages
+from esb.ops import dlq
+from esb.ops.control import RouteControl
+from esb.ops.monitoring import ask_running_hub
+from esb.project import Project
+
+OK, DEGRADED, DOWN, UNKNOWN = "ok", "degraded", "down", "unknown"
+EXIT = {OK: 0, UNKNOWN: 0, DEGRADED: 1, DOWN: 2}
+
+
+@dataclass
+class Check:
+    """The state of one component."""
+
+    component: str
+    status: str
+    detail: str
+    data: dict[str, Any] | None = None
+
+
+def overall(checks: list[Check]) -> str:
+    """Return the worst status: down beats degraded beats ok; ``unknown`` (no check) counts as ok."""
+    statuses = {c.status for c in checks}
+    return DOWN if DOWN in statuses else DEGRADED if DEGRADED in statuses else OK
+
+
+def check_journal(journal: Journal) -> Check:
+    """The journal answers a query."""
+    try:
+        journal.counts(since=datetime.now(UTC) - timedelta(minutes=1))
+    except EsbError as exc:
+        return Check("journal", DOWN, str(exc))
+    return Check("journal", OK, "reachable")
+
+
+def check_broker(project: Project) -> list[Check]:
+    """The broker answers, and how many messages wait on each queue endpoint."""
+    queues = {name: ep for name, ep in project.endpoints.items() if ep.adapter == "queue"}
+    if not queues:
+        return [Check("broker", UNKNOWN, "no queue endpoints configured")]
+    adapter = project.adapter_for(next(iter(queues)))
+    depths: dict[str, dict[str, int]] = {}
+    try:
+        for name, endpoint in sorted(queues.items()):
+            depths[name] = adapter.queue_stats(endpoint, project.context(name))
+    except EsbError as exc:
+        return [Check("broker", DOWN, str(exc))]
+    text = ", ".join(
+        f"{n} {d.get('ready', 0)}" + (f" (+{d['in_flight']} in flight)" if d.get("in_flight") else "")
+        for n, d in depths.items()
+    )
+    return [Check("broker", OK, f"reachable; waiting: {text}", {"queues": depths})]
+
+
+def check_endpoints(project: Project) -> list[Check]:
+    """Each non-queue endpoint through its adapter's ``health`` (``no check`` when it has none)."""
+    out = []
+    for name, endpoint in sorted(project.endpoints.items()):
+        if endpoint.adapter in ("queue", "memory"):
+            continue  # queues are the broker's line
+        adapter = project.adapter_for(name)
+        probe = getattr(adapter, "health", None)
+        if probe is None:
+            out.append(Check(f"endpoint {name}", UNKNOWN, f"{endpoint.adapter}: no check"))
+            continue
+        try:
+            status, detail = probe(endpoint, project.context(name))
+        except EsbError as exc:
+            status, detail = DOWN, str(exc)
+        # a peripheral system being down degrades the hub (its messages wait or retry); it is not down
+        out.append(Check(f"endpoint {name}", DEGRADED if status == DOWN else status, detail))
+    return out
+
+
+def check_schedules(project: Project) -> Check:
+    """Scheduled jobs (batch endpoints with a schedule): next run; last run as the running hub says."""
+    jobs = [n for n, ep in project.endpoints.items()
+            if getattr(getattr(ep, "inbound", None), "schedule", None) or getattr(ep, "schedule", None)]
+    if not jobs:
+        return Check("scheduler", OK, "no scheduled jobs configured")
+    return Check("scheduler", UNKNOWN, f"{len(jobs)} scheduled endpoint(s): {', '.join(sorted(jobs))} "
+                 "(last/next run: see their endpoint lines)")
+
+
+def check_hub(project: Project) -> Check:
+    """The hub process running on this data directory answers /health/ready."""
+    try:
+        status, body = ask_running_hub(project.settings)
+    except (OSError, ValueError, KeyError) as exc:
+        return Check("hub", DEGRADED, f"no running hub answers on this data directory ({type(exc).__name__})")
+    detail = orjson.loads(body) if body else {}
+    routes = detail.get("routes", {})
+    text = f"running, {sum(r['alive'] for r in routes.values())} worker(s) on {len(routes)} route(s)"
+    if status != 200:
+        return Check("hub", DEGRADED, f"not ready: {detail}", detail)
+    return Check("hub", OK, text, detail)
+
+
+def check_routes(project: Project) -> list[Check]:
+    """Routes an operator suspended (their messages wait on their queues)."""
+    with RouteControl(project.settings.journal.url) as control:
+        states = control.states()
+    out = []
+    for route in project.routes:
+        state = states.get(route.id)
+        if state is not None and state.state == "suspended":
+            out.append(Check(f"route {route.id}", DEGRADED,
+                             f"suspended by {state.changed_by} since {state.changed_at:%Y-%m-%d %H:%M}Z"
+                             + (f": {state.reason}" if state.reason else "")))
+    return out
+
+
+def check_dead_letters(project: Project, journal: Journal) -> list[Check]:
+    """Per route: dead letters waiting on its endpoint, and dead-lettered in the journal (24 h)."""
+    out = []
+    since = datetime.now(UTC) - timedelta(hours=24)
+    counts = journal.counts(since=since)
+    for route, endpoint in dlq.routes_with_dead_letters(project):
+        try:
+            waiting = dlq.depth(project, endpoint)
+        except EsbError as exc:
+            out.append(Check(f"dead letters {route.id}", DEGRADED, f"{endpoint}: {exc}"))
+            continue
+        recent = counts.get(route.id, {}).get("dead_lettered", 0)
+        status = DEGRADED if waiting else OK
+        out.append(Check(f"dead letters {route.id}", status,
+                         f"{waiting if waiting is not None else '?'} waiting on {endpoint}; {recent} in 24 h",
+                         {"waiting": waiting, "last_24h": recent}))
+    return out
+
+
+def stuck_in_flight(
+    url: str, older_than: timedelta, lookback: timedelta = timedelta(days=1)
+) -> list[dict[str, Any]]:
+    """Return ingress messages received ``lookback``..``older_than`` ago whose latest state is not final."""
+    now = datetime.now(UTC)
+    latest = (sa.select(events.c.state).where(events.c.message_id == messages.c.id,
+                                              events.c.route == messages.c.route)
+              .order_by(events.c.id.desc()).limit(1).scalar_subquery())
+    stmt = (sa.select(messages.c.id, messages.c.route, messages.c.received_at, latest.label("state"))
+            .where(messages.c.received_at >= now - lookback, messages.c.received_at < now - older_than,
+                   messages.c.body.is_not(None))
+            .order_by(messages.c.received_at).limit(1000))
+    engine = create_journal_engine(url, pool_size=1)
+    try:
+        with DatabaseErrors(url)("stuck"), engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+    finally:
+        engine.dispose()
+    return [{"message_id": r["id"], "route": r["route"], "received_at": r["received_at"].isoformat(),
+             "state": r["state"]} for r in rows if r["state"] not in FINAL_STATES]
+
+
+def check_stuck(project: Project, older_than: timedelta) -> Check:
+    """Messages received more than ``older_than`` ago that have not ended yet."""
+    stuck = stuck_in_flight(project.settings.journal.url, older_than)
+    minutes = older_than.total_seconds() / 60
+    if not stuck:
+        return Check("in flight", OK, f"no message older than {minutes:g} min without a final state")
+    sample = ", ".join(f"{s['message_id']} ({s['route']}, {s['state']})" for s in stuck[:5])
+    text = f"{len(stuck)} message(s) without a final state after {minutes:g} min: {sample}"
+    return Check("in flight", DEGRADED, text, {"stuck": stuck})
+
+
+def run_checks(project: Project, journal: Journal | None, stuck_after: timedelta) -> list[Check]:
+    """Run every check; the broker and journal being down make the hub down."""
+    broker = check_broker(project)
+    journal_check = check_journal(journal) if journal is not None else Check(
+        "journal", DOWN, "cannot open the journal")
+    checks = [*broker, journal_check, check_hub(project), *check_endpoints(project), check_schedules(project)]
+    if journal is None or journal_check.status == DOWN:
+        return checks
+    checks.extend(check_routes(project))
+    if all(c.status != DOWN for c in broker):
+        checks.extend(check_dead_letters(project, journal))
+    checks.append(check_stuck(project, stuck_after))
+    return checks
+
+
+def as_dict(checks: list[Check]) -> dict[str, Any]:
+    """Return the checks and the verdict for ``--json``."""
+    return {"status": overall(checks), "checks": [asdict(c) for c in checks]}
