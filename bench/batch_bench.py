@@ -140,10 +140,13 @@ def main() -> int:
     write_charge_file(path, args.records)
     print(f"generated {args.records:,} GBK fixed-width records ({path.stat().st_size / 1e6:.0f} MB) "
           f"in {time.perf_counter() - t:.1f}s")
-    for label, limit, queue in (("A. staged file -> messages", None, False),
-                                ("B. -> embedded queue", args.queue_records, True)):
-        base = run("handwritten", path, limit, queue)
-        ours = run("adapter", path, limit, queue)
+    small = folder / "small" / path.name
+    small.parent.mkdir()
+    write_charge_file(small, args.queue_records)
+    for label, file, queue in (("A. staged file -> messages", path, False),
+                               ("B. -> embedded queue", small, True)):
+        base = run("handwritten", file, None, queue)
+        ours = run("adapter", file, None, queue)
         print(f"{label}: hand-written {base['rate']:,.0f} rec/s (peak {base['peak_mb']:.0f} MB), adapter "
               f"{ours['rate']:,.0f} rec/s (peak {ours['peak_mb']:.0f} MB) over {ours['records']:,} records; "
               f"ratio {ours['rate'] / base['rate']:.2f} (target >= 0.5), "

@@ -90,10 +90,9 @@ class LocalRemote:
         return self.root / name
 
     def connect(self) -> None:
-        """Check the folder exists."""
+        """Create the folder if missing (a local exchange folder is the hub's own)."""
         with translated("open folder", self.where):
-            if not self.root.is_dir():
-                raise FileNotFoundError(f"folder {self.root} does not exist")
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
         """Nothing to close."""

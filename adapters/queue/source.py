@@ -65,7 +65,7 @@ class QueueSource:
         self._consumer: Consumer | None = None
         self._buffer: deque[KombuMessage] = deque()
         self._lock = threading.RLock()
-        self._keepalive: Keepalive | None = None
+        self._heartbeats: Keepalive | None = None
         self._broken: BaseException | None = None
 
     @property
@@ -96,14 +96,14 @@ class QueueSource:
             raise
         self._conn, self._consumer, self._broken = conn, consumer, None
         if amqp and self._broker.heartbeat:
-            self._keepalive = Keepalive(conn, self._lock, self.endpoint.queue)
-            self._keepalive.start()
+            self._heartbeats = Keepalive(conn, self._lock, self.endpoint.queue)
+            self._heartbeats.start()
 
     def read(self, timeout: float) -> Delivery | None:
         """Return the next delivery, or None when none arrived within ``timeout`` seconds."""
         conn = self._require()
         with self._lock:
-            broken = self._broken or (self._keepalive.error if self._keepalive is not None else None)
+            broken = self._broken or (self._heartbeats.error if self._heartbeats is not None else None)
             if broken is not None:
                 raise TransportError(f"queue connection lost: {broken}", endpoint=self.url) from broken
             if not self._buffer:
@@ -161,9 +161,9 @@ class QueueSource:
 
     def close(self) -> None:
         """Stop consuming and disconnect; unsettled deliveries come back. Safe to call twice."""
-        keepalive, self._keepalive = self._keepalive, None
-        if keepalive is not None:
-            keepalive.stop()
+        heartbeats, self._heartbeats = self._heartbeats, None
+        if heartbeats is not None:
+            heartbeats.stop()
         with self._lock:
             conn, self._conn = self._conn, None
             consumer, self._consumer = self._consumer, None

@@ -12,12 +12,14 @@ from lxml import etree
 
 from esb.config.yamlpos import Located, load_yaml
 from esb.exceptions import ConfigError
+from esb.model.tmf import TMFConversionError
 from esb.registry import did_you_mean, import_string
 from esb.transforms.base import Header, Transform
 from esb.transforms.functions import FnContext
 from esb.transforms.jmesdialect import JMESPathDialect
 from esb.transforms.kinds import PythonTransform, RuleTransform, XSLTTransform
 from esb.transforms.rules import Compiler, Dialect
+from esb.transforms.tmf import DIRECTIONS, TMFTransform
 from esb.transforms.xpathdialect import XPathDialect
 
 COMMON_KEYS = {"kind", "description", "input", "output", "output_schema", "output_type", "output_encoding",
@@ -27,6 +29,7 @@ KINDS: dict[str, dict[str, Any]] = {
     "jmespath": {"io": ("json", "json"), "keys": {"context", "let", "rules", "expression"}},
     "xslt": {"io": ("xml", "xml"), "keys": {"stylesheet", "params", "namespaces"}},
     "python": {"io": None, "keys": {"function"}},
+    "tmf": {"io": ("json", "json"), "keys": {"direction", "entity"}},
 }
 
 
@@ -68,6 +71,9 @@ def load_transform(name: str, path: Path, display: str, project_dir: Path) -> Tr
         return RuleTransform(header, jdialect, block, context=_context(doc, spec, jdialect))
     if kind == "xslt":
         return _xslt(header, doc, spec, path)
+    if kind == "tmf":
+        _accepts_json(header, doc, spec, JMESPathDialect(ctx))
+        return _tmf(header, doc, spec)
     return PythonTransform(header, _python_function(doc, spec, path, name), ctx)
 
 
@@ -142,6 +148,23 @@ def _xslt(header: Header, doc: Located, spec: dict[str, Any], path: Path) -> Tra
         return XSLTTransform(header, sheet, dict(spec.get("params") or {}))
     except (etree.XMLSyntaxError, etree.XSLTParseError) as exc:
         raise _fail(doc, ("stylesheet",), f"{spec['stylesheet']}: {exc}") from None
+
+
+def _tmf(header: Header, doc: Located, spec: dict[str, Any]) -> Transform:
+    direction = spec.get("direction")
+    if direction not in DIRECTIONS:
+        hint = did_you_mean(str(direction), DIRECTIONS)
+        raise _fail(doc, ("direction",), f"direction must be from (TMF to canonical) or to{hint}")
+    entity = spec.get("entity")
+    if not isinstance(entity, str) or not entity:
+        raise _fail(doc, ("entity",), "give the TMF class or canonical entity (ProductOrder, product_order)")
+    try:
+        transform = TMFTransform(header, str(direction), entity)
+    except TMFConversionError as exc:
+        raise _fail(doc, ("entity",), str(exc)) from None
+    if direction == "from" and header.output_schema is None:
+        header.output_schema = transform.spec.canonical_schema
+    return transform
 
 
 def _python_function(doc: Located, spec: dict[str, Any], path: Path, name: str) -> Callable[..., Any]:

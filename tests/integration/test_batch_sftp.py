@@ -65,7 +65,7 @@ def test_unknown_host_key_is_refused(sshd: SSHServer, tmp_path: Path) -> None:  
 def test_changed_host_key_is_refused(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
     """A server whose key differs from the one in known_hosts is refused (possible impostor)."""
     other = tmp_path / "other_key"
-    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")  # noqa: S605
+    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")
     host = sshd.known_hosts.read_text().split()[0]
     wrong = tmp_path / "known_hosts"
     wrong.write_text(f"{host} {' '.join((other.with_suffix('.pub')).read_text().split()[:2])}\n")

@@ -39,6 +39,10 @@ CANONICAL_BASE = "https://esb.example/canonical/"
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 
 
+#: TMF class name -> its entry (``Individual`` -> party)
+_BY_CLASS = {t: e for e in ENTITIES.values() for t in e.tmf_types}
+
+
 class TMFConversionError(MessageError):
     """A TMF document that cannot be read into the canonical model (unknown state or class, ...)."""
 
@@ -46,10 +50,11 @@ class TMFConversionError(MessageError):
 
 
 def entity_spec(name: str) -> TMFEntity:
-    """Return the table entry of ``name`` (canonical entity name or alias such as ``individual``)."""
+    """Return the table entry of ``name``: a canonical entity name, an alias such as ``individual``, or a
+    TMF class name such as ``ProductOrder`` or ``LogicalResource``."""
     key = ALIASES.get(name, name).removesuffix(".v1")
     try:
-        return ENTITIES[key]
+        return ENTITIES[key] if key in ENTITIES else _BY_CLASS[key]
     except KeyError:
         known = sorted({*ENTITIES, *ALIASES})
         raise TMFConversionError(
