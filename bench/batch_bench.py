@@ -43,12 +43,16 @@ def handwritten(path: Path, limit: int | None, sink: Any) -> int:
             if line[:1] != b"D":
                 break
             body = {
-                "record_type": "D", "charge_id": line[1:21].decode("gb18030").strip(),
-                "account_id": line[21:37].decode("gb18030").strip(), "msisdn": line[37:48].decode("gb18030").strip(),
+                "record_type": "D",
+                "charge_id": line[1:21].decode("gb18030").strip(),
+                "account_id": line[21:37].decode("gb18030").strip(),
+                "msisdn": line[37:48].decode("gb18030").strip(),
                 "charge_code": line[48:56].decode("gb18030").strip(),
                 "charge_name": line[56:76].decode("gb18030").strip(),
-                "amount": str(Decimal(int(line[76:88])).scaleb(-2)), "currency": line[88:91].decode("gb18030"),
-                "bill_cycle": line[91:97].decode("gb18030"), "charge_date": line[97:105].decode("gb18030"),
+                "amount": str(Decimal(int(line[76:88])).scaleb(-2)),
+                "currency": line[88:91].decode("gb18030"),
+                "bill_cycle": line[91:97].decode("gb18030"),
+                "charge_date": line[97:105].decode("gb18030"),
                 "tax_amount": str(Decimal(int(line[105:115])).scaleb(-2)),
             }
             n += 1
@@ -71,14 +75,25 @@ def adapter(work: Path, path: Path, limit: int | None, sink: Any) -> int:
     inbox.mkdir()
     os.link(path, inbox / path.name)
     (inbox / f"{path.name}.ok").write_bytes(b"")
-    endpoint = BatchEndpoint.model_validate({
-        "adapter": "batch", "remote": {"protocol": "local", "path": str(inbox)}, "encoding": "gbk",
-        "layout": "config/layouts/billing_charge_record.yaml",
-        "inbound": {"pattern": "CHG_*", "poll": {"interval": 3600}, "message_type": "billing.charge_record"}})
-    context = AdapterContext(settings=Settings(data_dir=work / "var"), project_dir=ROOT, endpoint="billing.in")
+    endpoint = BatchEndpoint.model_validate(
+        {
+            "adapter": "batch",
+            "remote": {"protocol": "local", "path": str(inbox)},
+            "encoding": "gbk",
+            "layout": "config/layouts/billing_charge_record.yaml",
+            "inbound": {
+                "pattern": "CHG_*",
+                "poll": {"interval": 3600},
+                "message_type": "billing.charge_record",
+            },
+        }
+    )
+    context = AdapterContext(
+        settings=Settings(data_dir=work / "var"), project_dir=ROOT, endpoint="billing.in"
+    )
     with BatchSource(endpoint, context, schedule=False) as source:
         source.poll_now()
-        start = time.perf_counter()
+        time.perf_counter()
         n = 0
         while (delivery := source.read(0)) is not None:
             if sink is not None:
@@ -102,8 +117,10 @@ def child(mode: str, path: Path, limit: int | None, queue: bool) -> None:
 
         settings = Settings(data_dir=work / "q").resolve_paths(work)
         (work / "q").mkdir()
-        sink = QueueAdapter().sink(QueueEndpoint(queue=f"bench.{mode}"),
-                                   AdapterContext(settings=settings, project_dir=ROOT, endpoint="bench.q"))
+        sink = QueueAdapter().sink(
+            QueueEndpoint(queue=f"bench.{mode}"),
+            AdapterContext(settings=settings, project_dir=ROOT, endpoint="bench.q"),
+        )
         sink.connect()
     start = time.perf_counter()
     n = handwritten(path, limit, sink) if mode == "handwritten" else adapter(work, path, limit, sink)
@@ -114,8 +131,9 @@ def child(mode: str, path: Path, limit: int | None, queue: bool) -> None:
 def run(mode: str, path: Path, limit: int | None, queue: bool) -> dict[str, float]:
     """Run ``child`` in a fresh interpreter."""
     args = [sys.executable, __file__, "--child", mode, "--file", str(path), "--limit", str(limit or 0)]
-    out = subprocess.run(args + (["--queue"] if queue else []), capture_output=True, text=True, check=True,
-                         cwd=ROOT)
+    out = subprocess.run(
+        args + (["--queue"] if queue else []), capture_output=True, text=True, check=True, cwd=ROOT
+    )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -138,19 +156,25 @@ def main() -> int:
     path = folder / "CHG_571_20240531_001.dat"
     t = time.perf_counter()
     write_charge_file(path, args.records)
-    print(f"generated {args.records:,} GBK fixed-width records ({path.stat().st_size / 1e6:.0f} MB) "
-          f"in {time.perf_counter() - t:.1f}s")
+    print(
+        f"generated {args.records:,} GBK fixed-width records ({path.stat().st_size / 1e6:.0f} MB) "
+        f"in {time.perf_counter() - t:.1f}s"
+    )
     small = folder / "small" / path.name
     small.parent.mkdir()
     write_charge_file(small, args.queue_records)
-    for label, file, queue in (("A. staged file -> messages", path, False),
-                               ("B. -> embedded queue", small, True)):
+    for label, file, queue in (
+        ("A. staged file -> messages", path, False),
+        ("B. -> embedded queue", small, True),
+    ):
         base = run("handwritten", file, None, queue)
         ours = run("adapter", file, None, queue)
-        print(f"{label}: hand-written {base['rate']:,.0f} rec/s (peak {base['peak_mb']:.0f} MB), adapter "
-              f"{ours['rate']:,.0f} rec/s (peak {ours['peak_mb']:.0f} MB) over {ours['records']:,} records; "
-              f"ratio {ours['rate'] / base['rate']:.2f} (target >= 0.5), "
-              f"peak {'OK' if ours['peak_mb'] < 200 else 'OVER'} (< 200 MB)")
+        print(
+            f"{label}: hand-written {base['rate']:,.0f} rec/s (peak {base['peak_mb']:.0f} MB), adapter "
+            f"{ours['rate']:,.0f} rec/s (peak {ours['peak_mb']:.0f} MB) over {ours['records']:,} records; "
+            f"ratio {ours['rate'] / base['rate']:.2f} (target >= 0.5), "
+            f"peak {'OK' if ours['peak_mb'] < 200 else 'OVER'} (< 200 MB)"
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from esb.project import Project
 from esb.runtime.hub import Hub
 from esb.simulators.crm import PlannedMessage
+from esb.simulators.devenv import choose_free_ports, ensure_credentials
 from esb.simulators.scenarios import Scenario, scenario_for
 
 OUTCOMES = ("delivered", "filtered", "dead_lettered")
@@ -47,8 +48,10 @@ class RouteReport:
 def run_demo(root: Path, env: str | None, messages: int, timeout: float) -> tuple[list[RouteReport], float]:
     """Run the demo; return a report per route and the seconds it took."""
     data_dir = Path(tempfile.mkdtemp(prefix="esb-demo-"))
+    choose_free_ports()  # the demo never collides with a running hub's listeners
     environ = {**os.environ, "ESB_DATA_DIR": str(data_dir)}
     project = Project.load(root, env, environ=environ)
+    ensure_credentials(project)
     run = uuid.uuid4().hex[:8]
     scenarios: dict[str, Scenario] = {}
     reports = []

@@ -7,6 +7,7 @@ schemas are compiled lazily by their registries, once.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +22,7 @@ from esb.config.yamlpos import Located, load_yaml
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError
 from esb.registry import did_you_mean, resolve_adapter
-from esb.settings import Settings, load_settings
+from esb.settings import Settings, interpolate, load_settings
 
 ROUTES_FILE = "routes.yaml"
 SYSTEMS_FILE = "config/systems.yaml"
@@ -61,6 +62,9 @@ class Project:
         settings = load_settings(root, env, environ)
         findings: list[str] = []
         systems_doc = load_yaml(root / SYSTEMS_FILE, display=SYSTEMS_FILE)
+        systems_doc.data = interpolate(
+            systems_doc.data, SYSTEMS_FILE, dict(os.environ if environ is None else environ)
+        )
         systems, endpoints = _load_systems(systems_doc, findings)
         routes_doc = load_yaml(root / ROUTES_FILE, display=ROUTES_FILE)
         routes = _load_routes(routes_doc, findings)

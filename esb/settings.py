@@ -130,11 +130,12 @@ class Settings(_Section):
         return data
 
 
-def _interpolate(value: Any, where: str, environ: dict[str, str]) -> Any:
+def interpolate(value: Any, where: str, environ: dict[str, str]) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``value`` from ``environ``."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, where, environ) for k, v in value.items()}
+        return {k: interpolate(v, where, environ) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, where, environ) for v in value]
+        return [interpolate(v, where, environ) for v in value]
     if not isinstance(value, str):
         return value
 
@@ -160,11 +161,14 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_environment(environ: dict[str, str], prefix: str = "ESB_") -> dict[str, Any]:
+    """Read ``ESB_<SECTION>__<KEY>`` variables; other ``ESB_*`` names (ESB_ENV, credentials) are not settings."""
     out: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(prefix) or name in ("ESB_ENV", "ESB_SECRETS_DIR", "ESB_PROJECT"):
+        if not name.startswith(prefix):
             continue
         parts = name[len(prefix) :].lower().split("__")
+        if parts[0] not in Settings.model_fields or parts[0] == "env":
+            continue
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -206,7 +210,7 @@ def load_settings(
             doc = load_yaml(path, display=display)
             if doc.data is not None and not isinstance(doc.data, dict):
                 raise ConfigError(f"{display}:1: settings must be a mapping")
-            merged = _deep_merge(merged, _interpolate(doc.data or {}, display, environ))
+            merged = _deep_merge(merged, interpolate(doc.data or {}, display, environ))
     merged = _deep_merge(merged, _from_environment(environ))
     secrets = environ.get("ESB_SECRETS_DIR")
     merged = _deep_merge(merged, _from_secret_files(Path(secrets) if secrets else None))

@@ -32,8 +32,12 @@ class RemoteConfig(_Section):
     username: str | None = None
     password_file: Path | None = Field(default=None, description="secret file holding the password")
     key_file: Path | None = Field(default=None, description="SFTP private key (secret file)")
-    known_hosts: Path | None = Field(default=None, description="SFTP: the known_hosts file the host key must be in")
-    ca_file: Path | None = Field(default=None, description="FTPS: CA bundle the server certificate must chain to")
+    known_hosts: Path | None = Field(
+        default=None, description="SFTP: the known_hosts file the host key must be in"
+    )
+    ca_file: Path | None = Field(
+        default=None, description="FTPS: CA bundle the server certificate must chain to"
+    )
     path: str = Field(default=".", description="the remote folder (or local folder for protocol: local)")
     name_encoding: str = Field(default="utf-8", description="encoding of file names on the server (gbk...)")
     timeout: Duration = Field(default=30.0, description="connect, banner, auth and socket timeout")
@@ -110,7 +114,9 @@ class OutboundConfig(_Section):
 
     file_name: str = Field(description="e.g. '{province}_CUST_{date:%Y%m%d}_{seq:03d}.dat'")
     name_vars: dict[str, str] = Field(default_factory=dict, description="constants for file_name")
-    schedule: ScheduleConfig | None = Field(default=None, description="flush on a schedule (cron: '0 2 * * *')")
+    schedule: ScheduleConfig | None = Field(
+        default=None, description="flush on a schedule (cron: '0 2 * * *')"
+    )
     max_records: int | None = Field(default=None, ge=1, description="flush when this many records wait")
     sequence_scope: Literal["day", "forever"] = "day"
     done_suffix: str | None = Field(default=".ok", description="write <name><suffix> after the rename")

@@ -70,7 +70,9 @@ def translated(what: str, endpoint: str) -> Iterator[None]:
             ) from exc
         raise RemoteTransferError(f"{what}: SSH error: {exc}", endpoint=endpoint) from exc
     except ssl.SSLCertVerificationError as exc:
-        raise HostKeyError(f"{what}: FTPS certificate refused: {exc.verify_message}", endpoint=endpoint) from exc
+        raise HostKeyError(
+            f"{what}: FTPS certificate refused: {exc.verify_message}", endpoint=endpoint
+        ) from exc
     except (TimeoutError, ftplib.Error, EOFError, ssl.SSLError) as exc:
         raise RemoteTransferError(f"{what}: {type(exc).__name__}: {exc}", endpoint=endpoint) from exc
     except OSError as exc:

@@ -38,9 +38,9 @@ class FTPRemote:
         ftp: ftplib.FTP
         if cfg.protocol == "ftps":
             context = ssl.create_default_context(cafile=str(self._abs(cfg.ca_file)) if cfg.ca_file else None)
-            ftp = ftplib.FTP_TLS(context=context, timeout=cfg.timeout, encoding=cfg.name_encoding)
+            ftp = ftplib.FTP_TLS(context=context, timeout=cfg.timeout, encoding=cfg.name_encoding)  # noqa: S321 - FTPS with a verified certificate
         else:
-            ftp = ftplib.FTP(timeout=cfg.timeout, encoding=cfg.name_encoding)
+            ftp = ftplib.FTP(timeout=cfg.timeout, encoding=cfg.name_encoding)  # noqa: S321 - plain FTP is what the legacy peers speak
         with translated("connect", self.where):
             try:
                 ftp.connect(cfg.host, cfg.port or 21, timeout=cfg.timeout)

@@ -38,9 +38,19 @@ class _Slot:
 class FileRun:
     """Hands out the records of one staged file and keeps its progress."""
 
-    def __init__(self, row: dict[str, Any], reader: RecordReader, store: StateStore, dirs: Dirs, *,
-                 source: str, message_type: str | None, encoding: str, checkpoint_every: int,
-                 log: Any) -> None:
+    def __init__(
+        self,
+        row: dict[str, Any],
+        reader: RecordReader,
+        store: StateStore,
+        dirs: Dirs,
+        *,
+        source: str,
+        message_type: str | None,
+        encoding: str,
+        checkpoint_every: int,
+        log: Any,
+    ) -> None:
         self.row = row
         self.key: str = row["key"]
         self.name: str = row["name"]
@@ -66,9 +76,17 @@ class FileRun:
         path = Path(self.row["staged"])
         if self.row["status"] == "staged":
             summary = self.reader.scan(path)
-            self.store.set_file(self.key, status="processing", first_offset=summary.first_offset,
-                                next_offset=summary.first_offset, next_record=0, reject_size=0,
-                                records=summary.records, delivered=0, rejected=0)
+            self.store.set_file(
+                self.key,
+                status="processing",
+                first_offset=summary.first_offset,
+                next_offset=summary.first_offset,
+                next_record=0,
+                reject_size=0,
+                records=summary.records,
+                delivered=0,
+                rejected=0,
+            )
             self.row = self.store.file(self.key) or self.row
         self.offset: int = self.row["next_offset"]
         self.watermark: int = self.row["next_record"]
@@ -108,8 +126,11 @@ class FileRun:
 
     def _delivery(self, record: Record, count: int) -> Delivery:
         message = Message(
-            body=record.body, id=f"{self.prefix}:{record.number}", correlation_id=f"batch:{self.prefix}",
-            type=self.message_type, source=self.source,
+            body=record.body,
+            id=f"{self.prefix}:{record.number}",
+            correlation_id=f"batch:{self.prefix}",
+            type=self.message_type,
+            source=self.source,
             headers={"batch-file": self.name, "batch-record": record.number, "batch-sha256": self.sha},
         )
 
@@ -157,9 +178,14 @@ class FileRun:
             return
         self._reject_out.flush()
         os.fsync(self._reject_out.fileno())
-        self.store.set_file(self.key, next_offset=self.offset, next_record=self.watermark,
-                            reject_size=self.committed_reject_size,
-                            delivered=self.delivered, rejected=self.rejected)
+        self.store.set_file(
+            self.key,
+            next_offset=self.offset,
+            next_record=self.watermark,
+            reject_size=self.committed_reject_size,
+            delivered=self.delivered,
+            rejected=self.rejected,
+        )
         self._since_checkpoint = 0
 
     # -- the end ------------------------------------------------------------------------------------
@@ -169,13 +195,19 @@ class FileRun:
         self.close()
         received = int(self.row["records"])
         reconciliation = {
-            "file": self.name, "sha256": self.sha, "received": received, "delivered": self.delivered,
-            "rejected": self.rejected, "balanced": received == self.delivered + self.rejected,
+            "file": self.name,
+            "sha256": self.sha,
+            "received": received,
+            "delivered": self.delivered,
+            "rejected": self.rejected,
+            "balanced": received == self.delivered + self.rejected,
             "finished_at": datetime.now(UTC).isoformat(),
         }
         lines = [f"{k.upper()}|{v}" for k, v in reconciliation.items()]
-        write_durably(self.dirs.replies / f"{self.name}.rec",
-                      ("\r\n".join(lines) + "\r\n").encode(self.encoding, "replace"))
+        write_durably(
+            self.dirs.replies / f"{self.name}.rec",
+            ("\r\n".join(lines) + "\r\n").encode(self.encoding, "replace"),
+        )
         self.store.set_file(self.key, status="processed", reconciliation=reconciliation)
         self.log.info("batch file processed", **reconciliation)
         return reconciliation

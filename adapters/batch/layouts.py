@@ -38,7 +38,8 @@ class FieldSpec(_Strict):
     required: bool = False
     value: str | None = Field(default=None, description="writing: a literal value")
     source: str | None = Field(
-        default=None, description="writing header/trailer: file_date, sequence, file_name, record_count, total.<field>"
+        default=None,
+        description="writing header/trailer: file_date, sequence, file_name, record_count, total.<field>",
     )
     align: Literal["left", "right"] | None = None
     pad: str = Field(default=" ", min_length=1, max_length=1)
@@ -46,7 +47,8 @@ class FieldSpec(_Strict):
     @property
     def end(self) -> int:
         """The exclusive end byte (0-based) of a fixed-width field."""
-        assert self.start is not None and self.length is not None
+        assert self.start is not None
+        assert self.length is not None
         return self.start - 1 + self.length
 
     def convert(self, text: str) -> Any:
@@ -92,7 +94,9 @@ class Checks(_Strict):
     """File checks against the trailer: the detail count and the totals of amount fields."""
 
     record_count: str | None = Field(default=None, description="trailer field holding the detail count")
-    totals: dict[str, str] = Field(default_factory=dict, description="detail field -> trailer field (its sum)")
+    totals: dict[str, str] = Field(
+        default_factory=dict, description="detail field -> trailer field (its sum)"
+    )
 
 
 class Layout(_Strict):
@@ -131,7 +135,9 @@ class Layout(_Strict):
         wanted = [self.checks.record_count, *self.checks.totals.values()]
         problems += [f"checks: trailer has no field {w!r}" for w in wanted if w and w not in names]
         detail = {f.name for f in self.detail.fields}
-        problems += [f"checks.totals: detail has no field {d!r}" for d in self.checks.totals if d not in detail]
+        problems += [
+            f"checks.totals: detail has no field {d!r}" for d in self.checks.totals if d not in detail
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self

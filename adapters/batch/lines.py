@@ -46,7 +46,7 @@ def check_encoding(line: bytes, encoding: str, line_no: int) -> None:
     except UnicodeDecodeError as exc:
         raise BadFileError(
             f"wrong encoding: line {line_no}, byte {exc.start + 1} of the line is not valid {encoding} "
-            f"({line[exc.start:exc.start + 4].hex(' ')})"
+            f"({line[exc.start : exc.start + 4].hex(' ')})"
         ) from None
     if encoding.lower() in _LEGACY_CHINESE:
         try:

@@ -68,6 +68,7 @@ def _implied(scale: int, required: bool) -> Converter:
         sign = "-" if digits[0] == "-" else ""
         digits = digits.lstrip("-").rjust(scale + 1, "0")
         return f"{sign}{digits[:-scale]}.{digits[-scale:]}" if scale else sign + digits
+
     return convert
 
 
@@ -82,6 +83,7 @@ def _ymd(required: bool) -> Converter:
             raise ValueError(f"{text.decode('latin-1')!r} is not a date in %Y%m%d")
         day = date(int(text[:4]), int(text[4:6]), int(text[6:]))  # ValueError for 20240231
         return day.isoformat()
+
     return convert
 
 
@@ -89,15 +91,19 @@ def _converter(spec: FieldSpec, encoding: str) -> Converter:
     """Return a fast bytes -> value function for ``spec`` (the common cases avoid the generic path)."""
     required = spec.required
     if spec.type == "string":
+
         def as_text(raw: bytes) -> Any:
             text = raw.decode(encoding).strip()
             if not text and required:
                 raise ValueError("is required but empty")
             return text or None
+
         return as_text
     if spec.type == "int" and not required:
+
         def as_int(raw: bytes) -> Any:
             return int(raw) if raw.strip() else None
+
         return as_int
     if spec.type == "decimal" and spec.implied:
         return _implied(spec.scale, required)
@@ -106,6 +112,7 @@ def _converter(spec: FieldSpec, encoding: str) -> Converter:
 
     def generic(raw: bytes) -> Any:
         return spec.convert(raw.decode(encoding))
+
     return generic
 
 
@@ -148,8 +155,9 @@ class LineReader:
                 code = self.code_of(line)
                 if line_no == 1 and self.header_code is not None:
                     if code != self.header_code:
-                        raise BadFileError(f"missing header: line 1 has record type {code!r}, "
-                                           f"expected {self.header_code!r}")
+                        raise BadFileError(
+                            f"missing header: line 1 has record type {code!r}, expected {self.header_code!r}"
+                        )
                     summary.header = self._parse_control(line, self.layout.header, "header")
                     summary.first_offset = end
                     continue
@@ -164,14 +172,19 @@ class LineReader:
             line_no, line = last
             code = self.code_of(line)
             if code != self.trailer_code:
-                raise BadFileError(f"missing trailer: the last line ({line_no}) has record type {code!r}, "
-                                   f"expected {self.trailer_code!r}: truncated file?")
+                raise BadFileError(
+                    f"missing trailer: the last line ({line_no}) has record type {code!r}, "
+                    f"expected {self.trailer_code!r}: truncated file?"
+                )
             summary.trailer = self._parse_control(line, self.layout.trailer, "trailer")
             check_trailer(self.layout, summary, unreadable)
         return summary
 
     def _detail_in_scan(
-        self, item: tuple[int, bytes], summary: FileSummary, totals: list[tuple[str, FieldSpec]],
+        self,
+        item: tuple[int, bytes],
+        summary: FileSummary,
+        totals: list[tuple[str, FieldSpec]],
         unreadable: list[int],
     ) -> None:
         line_no, line = item
@@ -183,9 +196,9 @@ class LineReader:
             return
         try:
             values = self.totals_of(line, totals)
-            for name, _spec_ in totals:
+            for name, _ in totals:
                 summary.totals[name] += Decimal(values[name] or 0)
-        except (ValueError, KeyError, InvalidOperation, UnicodeDecodeError):
+        except (ValueError, KeyError, IndexError, InvalidOperation, UnicodeDecodeError):
             unreadable.append(line_no)
 
     def _parse_control(self, line: bytes, spec: RecordSpec | None, label: str) -> dict[str, Any]:
@@ -221,15 +234,22 @@ def check_trailer(layout: Layout, summary: FileSummary, unreadable: list[int]) -
     if checks.record_count is not None:
         claimed = summary.trailer.get(checks.record_count)
         if claimed is None or int(claimed) != summary.records:
-            raise BadFileError(f"record count mismatch: the trailer says {claimed}, the file holds "
-                               f"{summary.records} detail records")
+            raise BadFileError(
+                f"record count mismatch: the trailer says {claimed}, the file holds "
+                f"{summary.records} detail records"
+            )
     for detail_field, trailer_field in checks.totals.items():
         claimed = Decimal(str(summary.trailer.get(trailer_field) or 0))
         if claimed != summary.totals[detail_field]:
-            note = f" ({len(unreadable)} records have an unreadable {detail_field}: lines " \
-                   f"{unreadable[:5]})" if unreadable else ""
-            raise BadFileError(f"{detail_field} total mismatch: the trailer says {claimed}, the detail records "
-                               f"sum to {summary.totals[detail_field]}{note}")
+            note = (
+                f" ({len(unreadable)} records have an unreadable {detail_field}: lines {unreadable[:5]})"
+                if unreadable
+                else ""
+            )
+            raise BadFileError(
+                f"{detail_field} total mismatch: the trailer says {claimed}, the detail records "
+                f"sum to {summary.totals[detail_field]}{note}"
+            )
 
 
 class FixedWidthReader(LineReader):
@@ -245,8 +265,11 @@ class FixedWidthReader(LineReader):
     def _plan(self, spec: RecordSpec) -> tuple[int, list[tuple[str, int, int, Converter]]]:
         plan = self._plans.get(id(spec))
         if plan is None:
-            fields = [(f.name, f.start - 1, f.end, _converter(f, self.encoding)) for f in spec.fields
-                      if f.start is not None]
+            fields = [
+                (f.name, f.start - 1, f.end, _converter(f, self.encoding))
+                for f in spec.fields
+                if f.start is not None
+            ]
             plan = self._plans[id(spec)] = (self.layout.record_length(spec), fields)
         return plan
 
@@ -254,15 +277,18 @@ class FixedWidthReader(LineReader):
         """Slice and convert only the amount fields."""
         plan = self._totals_plan
         if plan is None:
-            plan = self._totals_plan = [(n, f.start - 1, f.end, _converter(f, self.encoding)) for n, f in totals
-                                        if f.start is not None]
+            plan = self._totals_plan = [
+                (n, f.start - 1, f.end, _converter(f, self.encoding))
+                for n, f in totals
+                if f.start is not None
+            ]
         return {name: convert(line[start:end]) for name, start, end, convert in plan}
 
     def code_of(self, line: bytes) -> str | None:
         """The record code bytes, as ASCII text."""
         if self._code is None:
             return None
-        return line[self._code[0]:self._code[1]].decode("latin-1")
+        return line[self._code[0] : self._code[1]].decode("latin-1")
 
     def parse(self, line: bytes, spec: RecordSpec) -> dict[str, Any]:
         """Slice the line's bytes into fields, then decode and convert each."""
@@ -274,8 +300,10 @@ class FixedWidthReader(LineReader):
             try:
                 out[name] = convert(line[start:end])
             except UnicodeDecodeError:
-                raise ValueError(f"field {name} (bytes {start + 1}-{end}): not valid {self.encoding} "
-                                 "(a character cut by the field boundary?)") from None
+                raise ValueError(
+                    f"field {name} (bytes {start + 1}-{end}): not valid {self.encoding} "
+                    "(a character cut by the field boundary?)"
+                ) from None
             except ValueError as exc:
                 raise ValueError(f"field {name} (bytes {start + 1}-{end}): {exc}") from None
         return out
@@ -294,6 +322,12 @@ class DelimitedReader(LineReader):
         if self.layout.quote is None:
             return text.split(self._sep)
         return next(csv.reader([text], delimiter=self._sep, quotechar=self.layout.quote))
+
+    def totals_of(self, line: bytes, totals: list[tuple[str, FieldSpec]]) -> dict[str, Any]:
+        """Convert only the amount columns."""
+        parts = self._split(line)
+        index = {f.name: n for n, f in enumerate(self.layout.detail.fields)}
+        return {name: spec.convert(parts[index[name]]) for name, spec in totals}
 
     def code_of(self, line: bytes) -> str | None:
         """The record code column."""

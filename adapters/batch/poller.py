@@ -27,8 +27,15 @@ from esb.exceptions import TransportError
 class InboundPoller:
     """Picks up complete files into staging; moves finished ones to done/ or error/."""
 
-    def __init__(self, endpoint: BatchEndpoint, project_dir: Path, store: StateStore, dirs: Dirs,
-                 on_staged: Callable[[], None], log: Any) -> None:
+    def __init__(
+        self,
+        endpoint: BatchEndpoint,
+        project_dir: Path,
+        store: StateStore,
+        dirs: Dirs,
+        on_staged: Callable[[], None],
+        log: Any,
+    ) -> None:
         assert endpoint.inbound is not None
         self.endpoint = endpoint
         self.cfg: InboundConfig = endpoint.inbound
@@ -72,8 +79,9 @@ class InboundPoller:
             remote = make_remote(self.endpoint.remote, self.project_dir)
             remote.connect()
             self._remote = remote
-            for folder in (self.cfg.done_dir, self.cfg.error_dir) + ((self.cfg.reply.dir,) if
-                                                                      self.cfg.reply.enabled else ()):
+            for folder in (self.cfg.done_dir, self.cfg.error_dir) + (
+                (self.cfg.reply.dir,) if self.cfg.reply.enabled else ()
+            ):
                 remote.makedirs(folder)
         return self._remote
 
@@ -117,19 +125,31 @@ class InboundPoller:
         staged = stage(self.dirs.staging, entry.name, lambda out: remote.download(entry.name, out))
         if staged.size != entry.size:
             staged.path.unlink(missing_ok=True)
-            raise RemoteTransferError(f"download of {entry.name} is {staged.size} bytes, the listing said "
-                                      f"{entry.size}: incomplete transfer, retried next poll",
-                                      endpoint=self.endpoint.remote.display())
+            raise RemoteTransferError(
+                f"download of {entry.name} is {staged.size} bytes, the listing said "
+                f"{entry.size}: incomplete transfer, retried next poll",
+                endpoint=self.endpoint.remote.display(),
+            )
         key = f"{entry.name}|{entry.size}|{staged.sha256}"
-        row = {"key": key, "name": entry.name, "size": entry.size, "mtime": entry.mtime,
-               "sha256": staged.sha256, "staged": str(staged.path), "status": "staged"}
+        row = {
+            "key": key,
+            "name": entry.name,
+            "size": entry.size,
+            "mtime": entry.mtime,
+            "sha256": staged.sha256,
+            "staged": str(staged.path),
+            "status": "staged",
+        }
         if not self.store.add_file(row):
             known = self.store.file(key)
             if known and known["staged"] != str(staged.path):
                 staged.path.unlink(missing_ok=True)
             if known and known["status"] in ("done", "error"):
-                self.log.warning("file already processed (same name, size and SHA-256): not processed "
-                                 "again, moved away", file=entry.name, first_status=known["status"])
+                self.log.warning(
+                    "file already processed (same name, size and SHA-256): not processed again, moved away",
+                    file=entry.name,
+                    first_status=known["status"],
+                )
                 self._move(remote, entry.name, self.cfg.done_dir, staged.sha256 + "dup")
             return
         self.store.forget_sighting(entry.name)

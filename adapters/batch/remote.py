@@ -31,8 +31,9 @@ class RemoteEntry:
 def check_name(name: str) -> str:
     """Return ``name`` when it is a plain file name; UnsafeNameError for traversal or control characters."""
     if not name or name in (".", "..") or _UNSAFE.search(name) or name.startswith("..") or ":" in name[:2]:
-        raise UnsafeNameError(f"unsafe remote file name {name!r}: path separators, '..', NUL and control "
-                              "characters are refused")
+        raise UnsafeNameError(
+            f"unsafe remote file name {name!r}: path separators, '..', NUL and control characters are refused"
+        )
     return name
 
 

@@ -29,8 +29,14 @@ def start_scheduler(schedule: ScheduleConfig, job: Callable[[], None], name: str
     scheduler = BackgroundScheduler(timezone=zone, daemon=True)
     extra: dict[str, Any] = {"next_run_time": datetime.now(zone)} if run_now else {}
     scheduler.add_job(
-        job, trigger, id=name, name=name, misfire_grace_time=int(schedule.misfire_grace_time) or None,
-        coalesce=True, max_instances=1, **extra,
+        job,
+        trigger,
+        id=name,
+        name=name,
+        misfire_grace_time=int(schedule.misfire_grace_time) or None,
+        coalesce=True,
+        max_instances=1,
+        **extra,
     )
     scheduler.start()
     return scheduler

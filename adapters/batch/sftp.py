@@ -1,13 +1,14 @@
 """SFTP with paramiko: host keys checked against known_hosts (RejectPolicy), prefetch and pipelining.
 
 Names go to the server as bytes in the endpoint's ``name_encoding``. A legacy server's GBK names make
-``listdir()`` raise UnicodeDecodeError, and in paramiko 5 even ``listdir_attr(bytes_path)`` decodes the
-names as UTF-8: the listing here reads them as bytes (``_listdir_raw``). One SFTPRemote per thread: paramiko's clients are
-not shared between threads.
+``listdir()`` raise UnicodeDecodeError, and in paramiko 5 even ``listdir_attr(bytes_path)`` decodes
+the names as UTF-8: the listing here reads them as bytes (``_listdir_raw``).
+One SFTPRemote per thread: paramiko's clients are not shared between threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import stat
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -77,16 +78,23 @@ class SFTPRemote:
             ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
             try:
                 ssh.connect(
-                    cfg.host, port=cfg.port or 22, username=cfg.username,
+                    cfg.host,
+                    port=cfg.port or 22,
+                    username=cfg.username,
                     password=read_secret(self._resolve(cfg.password_file)),
-                    key_filename=self._file(cfg.key_file), timeout=cfg.timeout, banner_timeout=cfg.timeout,
-                    auth_timeout=cfg.timeout, channel_timeout=cfg.timeout, allow_agent=False,
+                    key_filename=self._file(cfg.key_file),
+                    timeout=cfg.timeout,
+                    banner_timeout=cfg.timeout,
+                    auth_timeout=cfg.timeout,
+                    channel_timeout=cfg.timeout,
+                    allow_agent=False,
                     look_for_keys=False,
                 )
             except paramiko.AuthenticationException as exc:
                 ssh.close()
-                raise RemoteTransferError(f"authentication failed for {cfg.username}", endpoint=self.where) \
-                    from exc
+                raise RemoteTransferError(
+                    f"authentication failed for {cfg.username}", endpoint=self.where
+                ) from exc
             except BaseException:
                 ssh.close()
                 raise
@@ -109,10 +117,8 @@ class SFTPRemote:
         """Close SFTP and SSH. Safe to call twice."""
         for thing in (self._sftp, self._ssh):
             if thing is not None:
-                try:
+                with contextlib.suppress(Exception):  # a dropped connection may fail to close
                     thing.close()
-                except Exception:  # noqa: S110 - a dropped connection may fail to close
-                    pass
         self._sftp = self._ssh = None
 
     @property

@@ -67,18 +67,26 @@ class BatchSink:
         from adapters.batch.config import ScheduleConfig
 
         if self.out.schedule is not None:
-            self._schedulers.append(start_scheduler(self.out.schedule, self._scheduled_flush,
-                                                    f"flush {self.context.endpoint}", run_now=False))
-        retry = ScheduleConfig(interval=RETRY_INTERVAL, timezone=self.out.schedule.timezone if
-                               self.out.schedule else "Asia/Shanghai")
-        self._schedulers.append(start_scheduler(retry, self._scheduled_retry, f"retry {self.context.endpoint}",
-                                                run_now=True))
+            self._schedulers.append(
+                start_scheduler(
+                    self.out.schedule, self._scheduled_flush, f"flush {self.context.endpoint}", run_now=False
+                )
+            )
+        retry = ScheduleConfig(
+            interval=RETRY_INTERVAL,
+            timezone=self.out.schedule.timezone if self.out.schedule else "Asia/Shanghai",
+        )
+        self._schedulers.append(
+            start_scheduler(retry, self._scheduled_retry, f"retry {self.context.endpoint}", run_now=True)
+        )
 
     def write(self, message: Message) -> None:
         """Keep ``message`` (a flat record: field name -> value) for the next file; flush at max_records."""
         if not isinstance(message.body, dict):
-            raise MessageError(f"{self.context.endpoint}: a batch record must be an object of fields, got "
-                               f"{type(message.body).__name__} (add a transform to the route)")
+            raise MessageError(
+                f"{self.context.endpoint}: a batch record must be an object of fields, got "
+                f"{type(message.body).__name__} (add a transform to the route)"
+            )
         waiting = self.store.spool(message.id, orjson.dumps(message.body).decode("utf-8"))
         if self.out.max_records is not None and waiting >= self.out.max_records:
             self.flush()
@@ -100,15 +108,21 @@ class BatchSink:
     def _render(self, now: datetime) -> str | None:
         assert self.layout is not None
         with self.store.db.connect() as conn:
-            top = conn.execute(select(outbox.c.seq).where(outbox.c.batch.is_(None))
-                               .order_by(outbox.c.seq.desc()).limit(1)).scalar()
+            top = conn.execute(
+                select(outbox.c.seq).where(outbox.c.batch.is_(None)).order_by(outbox.c.seq.desc()).limit(1)
+            ).scalar()
         if top is None and not self.out.write_empty:
             return None
         scope = now.strftime("%Y%m%d") if self.out.sequence_scope == "day" else "all"
         seq = self.store.next_sequence(scope)
         name = self.out.file_name.format_map({**self.out.name_vars, "date": now, "seq": seq})
-        control = {**self.out.name_vars, "file_name": name, "file_date": now.date(), "sequence": seq,
-                   "file_time": now}
+        control = {
+            **self.out.name_vars,
+            "file_name": name,
+            "file_date": now.date(),
+            "sequence": seq,
+            "file_time": now,
+        }
         final = self.dirs.outbox / name
         tmp = self.dirs.outbox / f".{name}.part"
         with tmp.open("wb", buffering=1024 * 1024) as fh:
@@ -118,11 +132,22 @@ class BatchSink:
         os.replace(tmp, final)
         fsync_dir(self.dirs.outbox)
         with self.store.db.begin() as conn:
-            batch_id = conn.execute(insert(batches).values(
-                file_name=name, status="rendered", records=count, local=str(final), created=int(time.time())
-            )).inserted_primary_key[0]
-            conn.execute(update(outbox).where(outbox.c.batch.is_(None), outbox.c.seq <= (top or 0))
-                         .values(batch=batch_id))
+            inserted = conn.execute(
+                insert(batches).values(
+                    file_name=name,
+                    status="rendered",
+                    records=count,
+                    local=str(final),
+                    created=int(time.time()),
+                )
+            ).inserted_primary_key
+            assert inserted is not None
+            batch_id = inserted[0]
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.batch.is_(None), outbox.c.seq <= (top or 0))
+                .values(batch=batch_id)
+            )
         self.log.info("batch file written", file=name, records=count, sequence=seq)
         return name
 
@@ -130,9 +155,12 @@ class BatchSink:
         last = 0
         while True:
             with self.store.db.connect() as conn:
-                rows = conn.execute(select(outbox.c.seq, outbox.c.body).where(
-                    outbox.c.batch.is_(None), outbox.c.seq > last, outbox.c.seq <= top
-                ).order_by(outbox.c.seq).limit(PAGE)).all()
+                rows = conn.execute(
+                    select(outbox.c.seq, outbox.c.body)
+                    .where(outbox.c.batch.is_(None), outbox.c.seq > last, outbox.c.seq <= top)
+                    .order_by(outbox.c.seq)
+                    .limit(PAGE)
+                ).all()
             if not rows:
                 return
             for seq, body in rows:
@@ -142,8 +170,11 @@ class BatchSink:
     def upload_pending(self) -> list[str]:
         """Upload every rendered file not yet uploaded; return their names. Raises TransportError."""
         with self.store.db.connect() as conn:
-            pending = conn.execute(select(batches).where(batches.c.status == "rendered")
-                                   .order_by(batches.c.id)).mappings().all()
+            pending = (
+                conn.execute(select(batches).where(batches.c.status == "rendered").order_by(batches.c.id))
+                .mappings()
+                .all()
+            )
         if not pending:
             return []
         remote = make_remote(self.endpoint.remote, self.context.project_dir)

@@ -58,11 +58,16 @@ class BatchSource:
         self._reader = reader_for(layout, self.endpoint.read_encoding, self.endpoint.inbound.max_line_bytes)
         self.dirs.create()
         self.store.open()
-        self.poller = InboundPoller(self.endpoint, self.context.project_dir, self.store, self.dirs,
-                                    self._wake.set, self.log)
+        self.poller = InboundPoller(
+            self.endpoint, self.context.project_dir, self.store, self.dirs, self._wake.set, self.log
+        )
         if self.schedule:
-            self._scheduler = start_scheduler(self.endpoint.inbound.poll, self.poller.scheduled,
-                                              f"poll {self.context.endpoint}", run_now=True)
+            self._scheduler = start_scheduler(
+                self.endpoint.inbound.poll,
+                self.poller.scheduled,
+                f"poll {self.context.endpoint}",
+                run_now=True,
+            )
 
     def poll_now(self) -> None:
         """Run one poll in this thread (tests, ``esb`` commands); raises TransportError on failure."""
@@ -97,11 +102,20 @@ class BatchSource:
             run_soon(self._scheduler, f"poll {self.context.endpoint}")
 
     def _open_next(self) -> bool:
-        assert self.endpoint.inbound is not None and self._reader is not None
+        assert self.endpoint.inbound is not None
+        assert self._reader is not None
         for row in self.store.files_in("processing") + self.store.files_in("staged"):
-            run = FileRun(row, self._reader, self.store, self.dirs, source=self.context.system,
-                          message_type=self.endpoint.inbound.message_type, encoding=self.endpoint.read_encoding,
-                          checkpoint_every=self.endpoint.inbound.checkpoint_every, log=self.log)
+            run = FileRun(
+                row,
+                self._reader,
+                self.store,
+                self.dirs,
+                source=self.context.system,
+                message_type=self.endpoint.inbound.message_type,
+                encoding=self.endpoint.read_encoding,
+                checkpoint_every=self.endpoint.inbound.checkpoint_every,
+                log=self.log,
+            )
             try:
                 run.start()
             except BadFileError as exc:

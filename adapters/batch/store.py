@@ -37,17 +37,18 @@ from sqlalchemy.exc import IntegrityError
 metadata = MetaData()
 
 files = Table(
-    "batch_files", metadata,
-    Column("key", String, primary_key=True),           # name|size|sha256
+    "batch_files",
+    metadata,
+    Column("key", String, primary_key=True),  # name|size|sha256
     Column("name", String, nullable=False),
     Column("size", Integer, nullable=False),
     Column("mtime", Integer, nullable=False),
     Column("sha256", String, nullable=False),
-    Column("staged", String, nullable=False),           # local staged path
+    Column("staged", String, nullable=False),  # local staged path
     Column("status", String, nullable=False),
     Column("first_offset", Integer, nullable=False, default=0),
-    Column("next_offset", Integer, nullable=False, default=0),   # resume point: byte offset
-    Column("next_record", Integer, nullable=False, default=0),   # records settled before it
+    Column("next_offset", Integer, nullable=False, default=0),  # resume point: byte offset
+    Column("next_record", Integer, nullable=False, default=0),  # records settled before it
     Column("reject_size", Integer, nullable=False, default=0),
     Column("records", Integer, nullable=False, default=0),
     Column("delivered", Integer, nullable=False, default=0),
@@ -59,7 +60,8 @@ files = Table(
 )
 
 sightings = Table(
-    "batch_sightings", metadata,
+    "batch_sightings",
+    metadata,
     Column("name", String, primary_key=True),
     Column("size", Integer, nullable=False),
     Column("mtime", Integer, nullable=False),
@@ -67,24 +69,27 @@ sightings = Table(
 )
 
 sequences = Table(
-    "batch_sequences", metadata,
+    "batch_sequences",
+    metadata,
     Column("scope", String, primary_key=True),
     Column("last", Integer, nullable=False),
 )
 
 outbox = Table(
-    "batch_outbox", metadata,
+    "batch_outbox",
+    metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("message_id", String, nullable=False, unique=True),
     Column("body", Text, nullable=False),
-    Column("batch", Integer),                            # set when the record was put into a file
+    Column("batch", Integer),  # set when the record was put into a file
 )
 
 batches = Table(
-    "batch_out_files", metadata,
+    "batch_out_files",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("file_name", String, nullable=False, unique=True),
-    Column("status", String, nullable=False),            # rendered -> uploaded
+    Column("status", String, nullable=False),  # rendered -> uploaded
     Column("records", Integer, nullable=False),
     Column("local", String, nullable=False),
     Column("created", Integer, nullable=False),
@@ -136,17 +141,27 @@ class StateStore:
     def files_in(self, *statuses: str) -> list[dict[str, Any]]:
         """Return the files in ``statuses``, oldest first."""
         with self.db.connect() as conn:
-            rows = conn.execute(
-                select(files).where(files.c.status.in_(statuses)).order_by(files.c.created, files.c.name)
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    select(files).where(files.c.status.in_(statuses)).order_by(files.c.created, files.c.name)
+                )
+                .mappings()
+                .all()
+            )
         return [dict(r) for r in rows]
 
     def known_name(self, name: str, size: int) -> dict[str, Any] | None:
         """Return the newest row for a remote ``name`` of ``size`` bytes (already staged or finished)."""
         with self.db.connect() as conn:
-            row = conn.execute(
-                select(files).where(files.c.name == name, files.c.size == size).order_by(files.c.created.desc())
-            ).mappings().first()
+            row = (
+                conn.execute(
+                    select(files)
+                    .where(files.c.name == name, files.c.size == size)
+                    .order_by(files.c.created.desc())
+                )
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
     def add_file(self, row: dict[str, Any]) -> bool:
@@ -203,5 +218,9 @@ class StateStore:
             exists = conn.execute(select(outbox.c.seq).where(outbox.c.message_id == message_id)).first()
             if exists is None:
                 conn.execute(insert(outbox).values(message_id=message_id, body=body))
-            return int(conn.execute(select(func.count()).select_from(outbox).where(outbox.c.batch.is_(None)))
-                       .scalar() or 0)
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(outbox).where(outbox.c.batch.is_(None))
+                ).scalar()
+                or 0
+            )

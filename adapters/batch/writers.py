@@ -80,19 +80,23 @@ class RecordWriter:
 
     def _line(self, spec: RecordSpec, texts: list[str]) -> bytes:
         if self.layout.kind == "fixed_width":
-            return b"".join(_fit(f, t, self.encoding, self.layout.name) for f, t in zip(spec.fields, texts,
-                                                                                      strict=True))
+            return b"".join(
+                _fit(f, t, self.encoding, self.layout.name) for f, t in zip(spec.fields, texts, strict=True)
+            )
         if self.layout.quote is None:
             return self.layout.delimiter.join(texts).encode(self.encoding)
         buffer = io.StringIO()
-        csv.writer(buffer, delimiter=self.layout.delimiter, quotechar=self.layout.quote,
-                   lineterminator="").writerow(texts)
+        csv.writer(
+            buffer, delimiter=self.layout.delimiter, quotechar=self.layout.quote, lineterminator=""
+        ).writerow(texts)
         return buffer.getvalue().encode(self.encoding)
 
     def header(self, control: dict[str, Any]) -> None:
         """Write the header record (values from the layout's ``value``/``source``)."""
         if self.layout.header is not None:
-            self.out.write(self._line(self.layout.header, self._values(self.layout.header, {}, control)) + self.eol)
+            self.out.write(
+                self._line(self.layout.header, self._values(self.layout.header, {}, control)) + self.eol
+            )
 
     def detail(self, body: dict[str, Any]) -> None:
         """Write one detail record from a flat body (field name -> value)."""
@@ -106,13 +110,19 @@ class RecordWriter:
         """Write the trailer with the record count and totals."""
         if self.layout.trailer is None:
             return
-        control = {**control, "record_count": self.count,
-                   **{f"total.{name}": total for name, total in self.totals.items()}}
-        self.out.write(self._line(self.layout.trailer, self._values(self.layout.trailer, {}, control)) + self.eol)
+        control = {
+            **control,
+            "record_count": self.count,
+            **{f"total.{name}": total for name, total in self.totals.items()},
+        }
+        self.out.write(
+            self._line(self.layout.trailer, self._values(self.layout.trailer, {}, control)) + self.eol
+        )
 
 
-def render(layout: Layout, encoding: str, out: BinaryIO, bodies: Iterable[dict[str, Any]],
-           control: dict[str, Any]) -> int:
+def render(
+    layout: Layout, encoding: str, out: BinaryIO, bodies: Iterable[dict[str, Any]], control: dict[str, Any]
+) -> int:
     """Write a whole file (header, details, trailer); return the number of detail records."""
     writer = RecordWriter(layout, encoding, out)
     writer.header(control)

@@ -22,11 +22,15 @@ from adapters.batch.parsers import FileSummary, Record, check_trailer
 
 def _iterparse(path: Path, tags: list[str]) -> Iterator[tuple[str, Any]]:
     try:
-        for event, elem in etree.iterparse(
-            str(path), events=("end",), tag=tags, resolve_entities=False, no_network=True,
-            load_dtd=False, huge_tree=False,
-        ):
-            yield event, elem
+        yield from etree.iterparse(
+            str(path),
+            events=("end",),
+            tag=tags,
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+        )
     except etree.XMLSyntaxError as exc:
         raise BadFileError(f"malformed or truncated XML: {exc}") from None
 
@@ -63,7 +67,8 @@ class XMLReader:
         """Check well-formedness, count and totals against the trailer element (streaming)."""
         if path.stat().st_size == 0:
             raise BadFileError("empty file (0 bytes)")
-        head = path.open("rb").read(4096)
+        with path.open("rb") as stream:
+            head = stream.read(4096)
         if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
             raise BadFileError("XML with a DTD or entity declarations is refused")
         summary = FileSummary(totals={n: Decimal(0) for n in self.layout.checks.totals})
@@ -95,9 +100,7 @@ class XMLReader:
 
     def records(self, path: Path, offset: int, number: int) -> Iterator[Record]:
         """Yield the records after the first ``number`` (``offset`` is unused for XML)."""
-        seen = 0
-        for _, elem in _iterparse(path, [self.record_tag]):
-            seen += 1
+        for seen, (_, elem) in enumerate(_iterparse(path, [self.record_tag]), 1):
             if seen > number:
                 raw = etree.tostring(elem, encoding="utf-8", with_tail=False)
                 try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.queue.config import QueueEndpoint, broker_connection
+from adapters.queue.config import QueueEndpoint, broker_connection, ensure_connected
 from adapters.queue.errors import translate_errors
 from adapters.queue.sink import QueueSink
 from adapters.queue.source import QueueSource, peek_messages
@@ -48,7 +48,7 @@ class QueueAdapter:
         """Return ``ready`` (and on the SQLite transport ``in_flight``, ``delayed``) counts."""
         broker = context.settings.broker
         with translate_errors(broker.url, "count"), broker_connection(broker, publisher=False) as conn:
-            conn.ensure_connection(max_retries=broker.max_retries)
+            ensure_connected(conn, broker)
             channel = conn.channel()
             stats = getattr(channel, "queue_stats", None)
             if stats is not None:

@@ -35,7 +35,8 @@ class QueueEndpoint(EndpointConfig):
         "the embedded transport. Changing it for an existing queue needs a new queue name",
     )
     delivery_limit: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="RabbitMQ quorum queues: returns after which the broker itself moves a message to "
         "<queue>.poison (default: limits.max_deliveries + 2, so the hub's own poison check comes first)",
     )
@@ -79,6 +80,13 @@ def broker_connection(broker: BrokerSettings, *, publisher: bool) -> Connection:
     )
 
 
+def ensure_connected(conn: Connection, broker: BrokerSettings) -> None:
+    """Connect, trying ``broker.max_retries`` times with short backoff (0.2 s growing to 5 s)."""
+    conn.ensure_connection(
+        max_retries=broker.max_retries, interval_start=0.2, interval_step=0.5, interval_max=5
+    )
+
+
 def queue_arguments(endpoint: QueueEndpoint, max_deliveries: int) -> dict[str, Any]:
     """RabbitMQ arguments of the endpoint's queue: quorum with a delivery cap and a poison queue."""
     if endpoint.queue_type != "quorum" or not endpoint.durable:  # quorum queues are always durable
@@ -93,7 +101,9 @@ def queue_arguments(endpoint: QueueEndpoint, max_deliveries: int) -> dict[str, A
     }
 
 
-def declare_queue(channel: Any, endpoint: QueueEndpoint, *, amqp: bool = False, max_deliveries: int = 10) -> Queue:
+def declare_queue(
+    channel: Any, endpoint: QueueEndpoint, *, amqp: bool = False, max_deliveries: int = 10
+) -> Queue:
     """Declare the endpoint's queue durably (and its direct exchange and binding); return it bound.
 
     On RabbitMQ (``amqp``) a quorum queue also gets its poison queue ``<queue>.poison``, bound to

@@ -27,7 +27,7 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 from kombu.messaging import Producer
 
-from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, is_amqp
+from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, ensure_connected, is_amqp
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
 from adapters.queue.keepalive import Keepalive
 from esb.context import AdapterContext
@@ -69,11 +69,13 @@ class QueueSink:
         conn = broker_connection(self._broker, publisher=True)
         try:
             with translate_errors(self.url, "connect"):
-                conn.ensure_connection(max_retries=self._broker.max_retries)
+                ensure_connected(conn, self._broker)
                 channel = conn.channel()
                 amqp = is_amqp(conn)
                 limits = self.context.settings.limits
-                self._queue = declare_queue(channel, self.endpoint, amqp=amqp, max_deliveries=limits.max_deliveries)
+                self._queue = declare_queue(
+                    channel, self.endpoint, amqp=amqp, max_deliveries=limits.max_deliveries
+                )
                 # Only AMQP channels report returns (unroutable mandatory messages); virtual ones can't.
                 self._mandatory = amqp or bool(self.endpoint.exchange)
                 on_return = self._returned.append if hasattr(channel, "events") else None
@@ -141,8 +143,8 @@ class QueueSink:
                 )
             if self._returned:
                 raise UnroutableError(
-                    f"message {message.id} unroutable: exchange {self.endpoint.exchange!r} has no queue bound "
-                    f"under {self.endpoint.publish_key!r}",
+                    f"message {message.id} unroutable: exchange {self.endpoint.exchange!r} has no queue "
+                    f"bound under {self.endpoint.publish_key!r}",
                     endpoint=self.url,
                 )
 

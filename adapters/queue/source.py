@@ -28,7 +28,7 @@ from kombu.connection import Connection
 from kombu.message import Message as KombuMessage
 from kombu.messaging import Consumer
 
-from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, is_amqp
+from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, ensure_connected, is_amqp
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
 from adapters.queue.keepalive import Keepalive
 from esb.context import AdapterContext
@@ -80,7 +80,7 @@ class QueueSource:
         conn = broker_connection(self._broker, publisher=False)
         try:
             with translate_errors(self.url, "connect"):
-                conn.ensure_connection(max_retries=self._broker.max_retries)
+                ensure_connected(conn, self._broker)
                 channel = conn.channel()
                 amqp = is_amqp(conn)
                 limits = self.context.settings.limits
@@ -151,7 +151,8 @@ class QueueSource:
                 self._broken = exc
                 get_logger("queue").warning(
                     "settling failed with the connection; the broker hands the message out again",
-                    queue=self.endpoint.queue, error=str(exc),
+                    queue=self.endpoint.queue,
+                    error=str(exc),
                 )
 
     def _require(self) -> Connection:
@@ -204,7 +205,7 @@ def peek_messages(endpoint: QueueEndpoint, context: AdapterContext, limit: int =
     """
     broker = context.settings.broker
     with translate_errors(broker.url, "peek"), broker_connection(broker, publisher=False) as conn:
-        conn.ensure_connection(max_retries=broker.max_retries)
+        ensure_connected(conn, broker)
         channel = conn.channel()
         peek = getattr(channel, "peek", None)
         if peek is not None:

@@ -25,7 +25,7 @@ def demo(obj: object, messages: int, timeout: float) -> None:
     configure_logging("critical", "console")
     reports, seconds = run_demo(obj.project, obj.env, messages, timeout)  # type: ignore[attr-defined]
     header = (
-        f"{'route':<28} {'sent':>6} {'delivered':>10} {'filtered':>9} {'dead-letter':>11} {'pending':>8} "
+        f"{'route':<32} {'sent':>6} {'delivered':>10} {'filtered':>9} {'dead-letter':>11} {'pending':>8} "
         f"{'peer got':>9}  result"
     )
     click.echo(header)
@@ -33,11 +33,11 @@ def demo(obj: object, messages: int, timeout: float) -> None:
     ok = True
     for r in reports:
         if r.skipped:
-            click.echo(f"{r.route_id:<28} {'':>6} skipped: {r.skipped}")
+            click.echo(f"{r.route_id:<32} {'':>6} skipped: {r.skipped}")
             continue
         a, e = r.actual, r.expected
         click.echo(
-            f"{r.route_id:<28} {r.sent:>6} {a['delivered']:>4}/{e['delivered']:<5} "
+            f"{r.route_id:<32} {r.sent:>6} {a['delivered']:>4}/{e['delivered']:<5} "
             f"{a['filtered']:>3}/{e['filtered']:<5}"
             f" {a['dead_lettered']:>4}/{e['dead_lettered']:<6} {a['pending']:>8} {r.received_by_peer:>9}  "
             f"{'OK' if r.ok else 'FAILED'}"

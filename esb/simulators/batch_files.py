@@ -13,8 +13,18 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-CHARGE_NAMES = ["月租费", "国内通话费", "短信费", "流量费", "来电显示", "彩铃功能费", "国际漫游费", "宽带月租",
-                "IPTV 月租", "5G套餐费"]
+CHARGE_NAMES = [
+    "月租费",
+    "国内通话费",
+    "短信费",
+    "流量费",
+    "来电显示",
+    "彩铃功能费",
+    "国际漫游费",
+    "宽带月租",
+    "IPTV 月租",
+    "5G套餐费",
+]
 CHARGE_LAYOUT = "config/layouts/billing_charge_record.yaml"
 
 
@@ -25,10 +35,11 @@ def _pad(text: str, length: int, encoding: str) -> bytes:
     return raw + b" " * (length - len(raw))
 
 
-def charge_lines(count: int, *, encoding: str = "gbk", seed: int = 6, day: date = date(2024, 5, 31),
-                 province: str = "571") -> Iterator[tuple[bytes, int]]:
+def charge_lines(
+    count: int, *, encoding: str = "gbk", seed: int = 6, day: date = date(2024, 5, 31), province: str = "571"
+) -> Iterator[tuple[bytes, int]]:
     """Yield ``(detail line, amount in fen)`` for ``count`` charge records (without line endings)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - sample data, not secrets
     names = [_pad(n, 20, encoding) for n in CHARGE_NAMES]
     cycle = day.strftime("%Y%m").encode()
     when = day.strftime("%Y%m%d").encode()
@@ -36,11 +47,22 @@ def charge_lines(count: int, *, encoding: str = "gbk", seed: int = 6, day: date 
         fen = rng.randrange(0, 50_000)
         tax = fen * 6 // 100
         code = rng.randrange(len(names))
-        line = b"".join((
-            b"D", f"C{province}{n:015d}".encode().ljust(20), f"A{n % 500_000:015d}".encode(),
-            f"139{n % 100_000_000:08d}".encode(), f"CHG{code:05d}".encode(), names[code],
-            f"{fen:012d}".encode(), b"CNY", cycle, when, f"{tax:010d}".encode(), b" " * 5,
-        ))
+        line = b"".join(
+            (
+                b"D",
+                f"C{province}{n:015d}".encode().ljust(20),
+                f"A{n % 500_000:015d}".encode(),
+                f"139{n % 100_000_000:08d}".encode(),
+                f"CHG{code:05d}".encode(),
+                names[code],
+                f"{fen:012d}".encode(),
+                b"CNY",
+                cycle,
+                when,
+                f"{tax:010d}".encode(),
+                b" " * 5,
+            )
+        )
         yield line, fen
 
 
@@ -54,9 +76,18 @@ def trailer_line(count: int, total_fen: int) -> bytes:
     return f"T{count:010d}{total_fen:016d}{'':13}".encode()
 
 
-def write_charge_file(path: Path, count: int, *, encoding: str = "gbk", seed: int = 6,
-                      eol: bytes = b"\r\n", bad_records: dict[int, bytes] | None = None,
-                      trailer: bool = True, count_delta: int = 0, total_delta: int = 0) -> Decimal:
+def write_charge_file(
+    path: Path,
+    count: int,
+    *,
+    encoding: str = "gbk",
+    seed: int = 6,
+    eol: bytes = b"\r\n",
+    bad_records: dict[int, bytes] | None = None,
+    trailer: bool = True,
+    count_delta: int = 0,
+    total_delta: int = 0,
+) -> Decimal:
     """Write a Billing charge file of ``count`` records; return its amount total.
 
     ``bad_records`` replaces record N's line (to test rejects); ``trailer=False`` truncates the file;

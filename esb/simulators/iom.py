@@ -10,6 +10,10 @@ import orjson
 from esb.logging import get_logger
 from esb.message import Message
 
+#: (project, endpoint) -> the simulator consuming it, for routes that feed the same IOM queue
+_SHARED: dict[tuple[int, str], IOMSimulator] = {}
+_SHARED_LOCK = threading.Lock()
+
 
 class IOMSimulator(threading.Thread):
     """Consumes ``iom.orders_in``; records each order once per message id; counts malformed requests.
@@ -65,10 +69,29 @@ class IOMSimulator(threading.Thread):
         if self.on_order is not None:
             self.on_order(message, order)
 
-    def count(self) -> int:
-        """Return how many distinct orders were received."""
+    @classmethod
+    def shared(cls, project: Any, endpoint: str = "iom.orders_in") -> IOMSimulator:
+        """Return the one simulator consuming ``endpoint`` for ``project``: scenarios whose routes feed the
+        same queue share it (two consumers would split the messages between them); start it with
+        :meth:`start_once` and count each scenario's own messages with ``count(prefix=...)``."""
+        with _SHARED_LOCK:
+            sim = _SHARED.get((id(project), endpoint))
+            if sim is None or sim.project is not project or sim.stop_event.is_set():
+                sim = _SHARED[(id(project), endpoint)] = cls(project, endpoint)
+            return sim
+
+    def start_once(self) -> None:
+        """Start consuming unless another scenario already started this (shared) simulator."""
         with self._lock:
-            return len(self.received)
+            if not self.is_alive() and self.ident is None:
+                self.start()
+
+    def count(self, prefix: str | None = None) -> int:
+        """Return how many distinct orders were received (only ids starting with ``prefix`` if given)."""
+        with self._lock:
+            if prefix is None:
+                return len(self.received)
+            return sum(1 for mid in self.received if mid.startswith(prefix))
 
     def stop(self) -> None:
         """Stop consuming."""

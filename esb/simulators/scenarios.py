@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from esb.simulators.channel import ChannelOrderScenario
 from esb.simulators.crm import CRMSimulator, PlannedMessage, order_scenario
 from esb.simulators.iom import IOMSimulator
+from esb.simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
 
 
 class Scenario(Protocol):
@@ -51,15 +53,17 @@ class CRMOrderScenario:
         self.route_id = route_id
         route = project.route(route_id)
         self.source = route.from_
-        self.iom = IOMSimulator(project, route.destinations()[0])
+        self.iom = IOMSimulator.shared(project, route.destinations()[0])  # IOM is fed by the channel too
+        self.prefix = ""
 
     def start(self) -> None:
         """Start the simulated IOM."""
-        self.iom.start()
+        self.iom.start_once()
         self.iom.ready.wait(10)
 
     def plan(self, count: int, run: str) -> list[PlannedMessage]:
         """Plan ``count`` CRM messages."""
+        self.prefix = f"{run}-crm-"
         return order_scenario(count, run=run)
 
     def send(self, planned: list[PlannedMessage]) -> None:
@@ -70,11 +74,12 @@ class CRMOrderScenario:
 
     def received(self) -> int:
         """Orders IOM received."""
-        return self.iom.count()
+        return self.iom.count(prefix=self.prefix)
 
     def problems(self) -> list[str]:
         """Malformed requests IOM saw."""
-        return [f"IOM got a malformed order request: {mid}" for mid in self.iom.malformed]
+        mine = [mid for mid in self.iom.malformed if mid.startswith(self.prefix)]
+        return [f"IOM got a malformed order request: {mid}" for mid in mine]
 
     def stop(self) -> None:
         """Stop the simulated IOM."""
@@ -85,6 +90,9 @@ class CRMOrderScenario:
 #: source endpoint -> scenario factory. Other flows register theirs here.
 SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "crm.orders_out": CRMOrderScenario,
+    "crm.soap_billing_accounts": CRMBillingAccountScenario,
+    "hotline.soap_balance": HotlineBalanceScenario,
+    "channel.orders_out": ChannelOrderScenario,
 }
 
 

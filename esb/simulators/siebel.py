@@ -137,3 +137,22 @@ def siebel_order_xml(order: SiebelOrder, *, encoding: str = "UTF-8", attributes:
         f"  <{ORDERS_LIST}>\n{order_xml}  </{ORDERS_LIST}>\n</SiebelMessage>\n"
     )
     return text.encode("gb18030" if encoding.upper() == "GBK" else encoding)
+
+
+def siebel_billing_account_request(
+    row_id: str, customer: str = "CUST-440100-0001", name: str = "张伟的账户", credit_limit: str = "100"
+) -> str:
+    """Return a SubmitBillingAccount request body: one "ESB Billing Account" SiebelMessage."""
+    return f"""<crm:SubmitBillingAccount xmlns:crm="http://esb.telecom.example/crm/v1">
+  <sbl:SiebelMessage xmlns:sbl="http://esb.telecom.example/siebel/billing-account" MessageId="{escape(row_id)}-M"
+      MessageType="Integration Object" IntObjectName="ESB Billing Account"
+      IntObjectFormat="Siebel Hierarchical">
+    <ListOfESB_spcBilling_spcAccount><Account>
+      <Id>{escape(row_id)}</Id><Name>{escape(name)}</Name>
+      <Parent_spcAccount_spcId>{escape(customer)}</Parent_spcAccount_spcId>
+      <Rating_spcType>Postpaid</Rating_spcType><Credit_spcLimit>{escape(credit_limit)}</Credit_spcLimit>
+      <Currency_spcCode>CNY</Currency_spcCode><Bill_spcCycle_spcDay>1</Bill_spcCycle_spcDay>
+      <Payment_spcMethod>WeChat Pay</Payment_spcMethod>
+    </Account></ListOfESB_spcBilling_spcAccount>
+  </sbl:SiebelMessage>
+</crm:SubmitBillingAccount>"""

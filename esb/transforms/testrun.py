@@ -10,6 +10,7 @@ A test file names its transform (or is named ``<transform>_test.yaml`` beside it
           - json_equals: {path: "productOrderItem[0].action", value: add}   # JMESPath into the output
           - json_contains: {value: {state: acknowledged}}                   # subset of the output
           - xpath_equals: {path: "string(/order/@no)", value: "SO1"}        # XML output
+          - header_equals: {name: esb-warnings, value: ["..."]}             # a header of the result
       - name: not an order
         input: samples/not_an_order.xml
         error: {type: UnknownMessageTypeError, contains: IntObjectName}
@@ -28,11 +29,12 @@ from lxml import etree
 
 from esb.config.yamlpos import Located, load_yaml
 from esb.exceptions import ConfigError, EsbError
+from esb.message import Message
 from esb.transforms.registry import TEST_SUFFIX, TransformRegistry
 from esb.xmlsafe import parse_xml
 
 CASE_KEYS = {"name", "input", "input_inline", "expect", "expect_inline", "checks", "error"}
-CHECKS = {"json_equals", "json_contains", "xpath_equals"}
+CHECKS = {"json_equals", "json_contains", "xpath_equals", "header_equals"}
 
 
 @dataclass
@@ -147,13 +149,16 @@ class TestFile:
         name = str(case.get("name") or f"case {index + 1}")
         body = self._input(case)
         try:
-            output = transform.transform_body(body)
+            result = transform.apply(Message(body=body, id=f"test-{index + 1}"))
         except EsbError as exc:
             return self._error_result(name, case, exc)
+        output = result.body
+        if transform.header.output == "json" and isinstance(output, bytes):  # JSON text (kind tmf, to)
+            output = orjson.loads(output)
         if "error" in case:
             detail = f"expected {case['error']}, got a result:\n{dump(output)}"
             return CaseResult(self.display, name, False, detail)
-        problems = self._compare(case, output)
+        problems = self._compare(case, output, result.headers)
         return CaseResult(self.display, name, not problems, "\n".join(problems))
 
     def _input(self, case: dict[str, Any]) -> Any:
@@ -174,7 +179,7 @@ class TestFile:
         ))
         return CaseResult(self.display, name, ok, "" if ok else f"expected error {wanted}, got {got}")
 
-    def _compare(self, case: dict[str, Any], output: Any) -> list[str]:
+    def _compare(self, case: dict[str, Any], output: Any, headers: dict[str, Any]) -> list[str]:
         problems: list[str] = []
         if "expect" in case or "expect_inline" in case:
             expected = self._expected(case, output)
@@ -182,7 +187,8 @@ class TestFile:
                 problems.append("output differs:\n" + diff(_normal(expected), _normal(output)))
         for check in case.get("checks") or []:
             (kind, spec), = check.items()
-            problem = getattr(self, f"_{kind}")(spec or {}, output)
+            target = headers if kind == "header_equals" else output
+            problem = getattr(self, f"_{kind}")(spec or {}, target)
             if problem:
                 problems.append(problem)
         return problems
@@ -208,6 +214,13 @@ class TestFile:
         if contains(actual, expected):
             return ""
         return f"json_contains {path or '(whole)'}:\n" + diff(expected, project(actual, expected))
+
+    def _header_equals(self, spec: dict[str, Any], headers: dict[str, Any]) -> str:
+        name = str(spec.get("name") or "")
+        actual = headers.get(name)
+        if actual == spec.get("value"):
+            return ""
+        return f"header_equals {name}:\n" + diff(spec.get("value"), actual)
 
     def _xpath_equals(self, spec: dict[str, Any], output: Any) -> str:
         if not isinstance(output, bytes):

@@ -91,13 +91,16 @@ class PostgresServer:
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stderr or done.stdout}")
 
-    def start(self) -> None:
-        """Start on a free port (retrying if another process took it first) and wait until ready."""
+    def start(self, port: int | None = None) -> None:
+        """Start on ``port`` or a free port (retrying if another process took it first); wait until ready.
+
+        ``stop()`` then ``start(server.port)`` restarts the server where clients expect it (fault tests).
+        """
         options = "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
         options += f"-c full_page_writes=off -c unix_socket_directories={self.base} -c max_connections=200"
         last = ""
         for _ in range(3):
-            self.port = free_port()
+            self.port = port or free_port()
             done = self._run(
                 "pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"), "-w", "-t", "60",
                 "-o", f"{options} -p {self.port}", "start",

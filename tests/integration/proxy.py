@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -29,8 +30,14 @@ class CuttingProxy:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b, client, server, state), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, client: socket.socket, server: socket.socket,
-              state: dict[str, int]) -> None:
+    def _pipe(
+        self,
+        src: socket.socket,
+        dst: socket.socket,
+        client: socket.socket,
+        server: socket.socket,
+        state: dict[str, int],
+    ) -> None:
         try:
             while True:
                 data = src.recv(65536)
@@ -43,10 +50,8 @@ class CuttingProxy:
         except OSError:
             pass
         for sock in (client, server):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def close(self) -> None:

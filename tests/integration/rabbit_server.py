@@ -14,6 +14,7 @@ Missing binaries skip the tests with the reason, unless ``ESB_REQUIRE_SERVERS=1`
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -31,6 +32,7 @@ BIN = Path("/usr/lib/rabbitmq/bin")
 USER = "esb"
 PASSWORD = "esb-rabbit-pw"  # a throwaway node on loopback
 VHOST = "esb"
+_counter = itertools.count(1)
 
 
 class RabbitServer:
@@ -122,9 +124,22 @@ class RabbitServer:
             if done.returncode != 0 and "already" not in (done.stderr + done.stdout):
                 raise RuntimeError(f"rabbitmqctl {args[0]} failed: {done.stderr or done.stdout}")
 
-    def url(self, *, password: str = PASSWORD) -> str:
-        """Return the ``pyamqp://`` URL of the tests' vhost."""
-        return f"pyamqp://{USER}:{password}@127.0.0.1:{self.port}/{VHOST}"
+    def url(self, *, password: str = PASSWORD, vhost: str = VHOST) -> str:
+        """Return the ``pyamqp://`` URL of the tests' vhost (or of ``vhost``)."""
+        return f"pyamqp://{USER}:{password}@127.0.0.1:{self.port}/{vhost}"
+
+    def create_vhost(self, prefix: str = "t") -> str:
+        """Create a fresh vhost the tests' user may use; return its URL (queues of one test only)."""
+        name = f"{prefix}-{next(_counter)}"
+        for args in (("add_vhost", name), ("set_permissions", "-p", name, USER, ".*", ".*", ".*")):
+            done = self.ctl(*args)
+            if done.returncode != 0:
+                raise RuntimeError(f"rabbitmqctl {args[0]} failed: {done.stderr or done.stdout}")
+        return self.url(vhost=name)
+
+    def running(self) -> bool:
+        """Return True while the node's process runs."""
+        return self.proc is not None and self.proc.poll() is None
 
     def cleanup(self) -> None:
         """Stop the node and its epmd, remove the folder."""

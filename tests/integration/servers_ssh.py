@@ -68,8 +68,12 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
     known = base / "known_hosts"
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        scan = subprocess.run(["ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1"],
-                              capture_output=True, text=True, check=False)
+        scan = subprocess.run(
+            ["ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if scan.stdout.strip():
             known.write_text(scan.stdout)
             break

@@ -74,8 +74,9 @@ def test_billing_batch_of_100000_gbk_records_is_routed(tmp_path: Path) -> None:
     adapter = project.adapter_for(route.from_)
     source = adapter.source(project.endpoint(route.from_), project.context(route.from_))
     source.schedule = False
-    sink = project.adapter_for("ledger.charges").sink(project.endpoint("ledger.charges"),
-                                                        project.context("ledger.charges"))
+    sink = project.adapter_for("ledger.charges").sink(
+        project.endpoint("ledger.charges"), project.context("ledger.charges")
+    )
     with source:
         source.poll_now()
         while (delivery := source.read(0.05)) is not None:
@@ -105,4 +106,5 @@ def test_restart_mid_file_loses_and_repeats_nothing_downstream(tmp_path: Path) -
     with Hub(_project(tmp_path, checkpoint=50)):
         _wait(lambda: (tmp_path / "inbox" / "done" / NAME).exists(), 60)
     ids = [m.id for m in BROKER.written("ledger.charges")]
-    assert len(ids) == 3000 and len(set(ids)) == 3000
+    assert len(ids) == 3000
+    assert len(set(ids)) == 3000

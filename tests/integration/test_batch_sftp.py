@@ -24,9 +24,17 @@ pytestmark = pytest.mark.integration
 
 
 def _remote(server: SSHServer, folder: Path, **extra: Any) -> dict[str, Any]:
-    return {"protocol": "sftp", "host": "127.0.0.1", "port": server.port, "username": server.user,
-            "key_file": str(server.key_file), "known_hosts": str(server.known_hosts), "path": str(folder),
-            "timeout": 5, **extra}
+    return {
+        "protocol": "sftp",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": server.user,
+        "key_file": str(server.key_file),
+        "known_hosts": str(server.known_hosts),
+        "path": str(folder),
+        "timeout": 5,
+        **extra,
+    }
 
 
 def _folder(server: SSHServer, name: str) -> Path:
@@ -48,15 +56,17 @@ def test_gbk_named_file_is_picked_up_over_sftp(sshd: SSHServer, tmp_path: Path) 
         assert len(drain(source)) == 50
         source.poll_now()
     assert (os.fsencode(inbox) + b"/done/" + name.encode("gbk")) in [
-        os.fsencode(inbox / "done") + b"/" + n for n in os.listdir(os.fsencode(inbox / "done"))]
+        os.fsencode(inbox / "done") + b"/" + n for n in os.listdir(os.fsencode(inbox / "done"))
+    ]
 
 
 def test_unknown_host_key_is_refused(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
     """A server whose key is not in known_hosts is refused with a clear error."""
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    config = BatchEndpoint.model_validate({"adapter": "batch", "layout": "x", "remote": _remote(
-        sshd, sshd.root, known_hosts=str(empty))}).remote
+    config = BatchEndpoint.model_validate(
+        {"adapter": "batch", "layout": "x", "remote": _remote(sshd, sshd.root, known_hosts=str(empty))}
+    ).remote
     remote = SFTPRemote(config, tmp_path)
     with pytest.raises(HostKeyError, match="not in known_hosts"):
         remote.connect()
@@ -69,16 +79,20 @@ def test_changed_host_key_is_refused(sshd: SSHServer, tmp_path: Path) -> None:  
     host = sshd.known_hosts.read_text().split()[0]
     wrong = tmp_path / "known_hosts"
     wrong.write_text(f"{host} {' '.join((other.with_suffix('.pub')).read_text().split()[:2])}\n")
-    config = BatchEndpoint.model_validate({"adapter": "batch", "layout": "x", "remote": _remote(
-        sshd, sshd.root, known_hosts=str(wrong))}).remote
+    config = BatchEndpoint.model_validate(
+        {"adapter": "batch", "layout": "x", "remote": _remote(sshd, sshd.root, known_hosts=str(wrong))}
+    ).remote
     with pytest.raises(HostKeyError, match="CHANGED"):
         SFTPRemote(config, tmp_path).connect()
 
 
 def _via_proxy(server: SSHServer, proxy: CuttingProxy, tmp_path: Path) -> Path:
     known = tmp_path / "proxy_known_hosts"
-    known.write_text(re.sub(r"^\[127\.0\.0\.1\]:\d+", f"[127.0.0.1]:{proxy.port}",
-                            server.known_hosts.read_text(), flags=re.M))
+    known.write_text(
+        re.sub(
+            r"^\[127\.0\.0\.1\]:\d+", f"[127.0.0.1]:{proxy.port}", server.known_hosts.read_text(), flags=re.M
+        )
+    )
     return known
 
 
@@ -108,15 +122,22 @@ def test_upload_dropped_mid_transfer_leaves_no_partial_file(sshd: SSHServer, tmp
     outbox = _folder(sshd, "out_drop")
     proxy = CuttingProxy(sshd.port)
     known = _via_proxy(sshd, proxy, tmp_path)
-    endpoint = BatchEndpoint.model_validate({
-        "adapter": "batch", "layout": "config/layouts/ncr_customer_extract.yaml", "encoding": "gbk",
-        "remote": _remote(sshd, outbox, port=proxy.port, known_hosts=str(known)),
-        "outbound": {"file_name": "571_CUST_{date:%Y%m%d}_{seq:03d}.dat"}})
+    endpoint = BatchEndpoint.model_validate(
+        {
+            "adapter": "batch",
+            "layout": "config/layouts/ncr_customer_extract.yaml",
+            "encoding": "gbk",
+            "remote": _remote(sshd, outbox, port=proxy.port, known_hosts=str(known)),
+            "outbound": {"file_name": "571_CUST_{date:%Y%m%d}_{seq:03d}.dat"},
+        }
+    )
     day = datetime(2024, 6, 1, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
     try:
         with BatchSink(endpoint, context(tmp_path / "var", "ncr.customers_out"), schedule=False) as sink:
             for n in range(2_000):
-                sink.write(Message(body={"customer_id": f"C{n}", "customer_name": "客户名称" * 20}, id=f"m{n}"))
+                sink.write(
+                    Message(body={"customer_id": f"C{n}", "customer_name": "客户名称" * 20}, id=f"m{n}")
+                )
             proxy.cut_after = 120_000
             with pytest.raises(RemoteTransferError):
                 sink.flush(day)
@@ -126,5 +147,6 @@ def test_upload_dropped_mid_transfer_leaves_no_partial_file(sshd: SSHServer, tmp
     finally:
         proxy.close()
     data = (outbox / "571_CUST_20240601_001.dat").read_bytes()
-    assert data.endswith(b"T|2000\r\n") and data.count(b"\r\n") == 2_002
+    assert data.endswith(b"T|2000\r\n")
+    assert data.count(b"\r\n") == 2_002
     assert (outbox / "571_CUST_20240601_001.dat.ok").exists()

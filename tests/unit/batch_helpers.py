@@ -16,10 +16,16 @@ CHARGE_LAYOUT = "config/layouts/billing_charge_record.yaml"
 
 def inbound_endpoint(remote: dict[str, Any], **inbound: Any) -> BatchEndpoint:
     """A Billing charge inbound endpoint (GBK fixed width) over ``remote``."""
-    spec = {"pattern": "CHG_*.dat", "poll": {"interval": 3600}, "message_type": "billing.charge_record",
-            "checkpoint_every": 100, **inbound}
-    return BatchEndpoint.model_validate({"adapter": "batch", "remote": remote, "layout": CHARGE_LAYOUT,
-                                         "encoding": "gbk", "inbound": spec})
+    spec = {
+        "pattern": "CHG_*.dat",
+        "poll": {"interval": 3600},
+        "message_type": "billing.charge_record",
+        "checkpoint_every": 100,
+        **inbound,
+    }
+    return BatchEndpoint.model_validate(
+        {"adapter": "batch", "remote": remote, "layout": CHARGE_LAYOUT, "encoding": "gbk", "inbound": spec}
+    )
 
 
 def context(data_dir: Path, endpoint: str = "billing.charges_in") -> AdapterContext:
@@ -37,9 +43,15 @@ def local_source(tmp: Path, **inbound: Any) -> BatchSource:
 def local_sink(tmp: Path, layout: str, encoding: str = "gbk", **outbound: Any) -> BatchSink:
     """An unconnected, unscheduled sink writing to ``tmp/outbox_remote``."""
     (tmp / "outbox_remote").mkdir(exist_ok=True)
-    endpoint = BatchEndpoint.model_validate({
-        "adapter": "batch", "remote": {"protocol": "local", "path": str(tmp / "outbox_remote")},
-        "layout": layout, "encoding": encoding, "outbound": outbound})
+    endpoint = BatchEndpoint.model_validate(
+        {
+            "adapter": "batch",
+            "remote": {"protocol": "local", "path": str(tmp / "outbox_remote")},
+            "layout": layout,
+            "encoding": encoding,
+            "outbound": outbound,
+        }
+    )
     return BatchSink(endpoint, context(tmp / "var", "ncr.customers_out"), schedule=False)
 
 

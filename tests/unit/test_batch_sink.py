@@ -19,8 +19,9 @@ PATTERN = "{province}_CUST_{date:%Y%m%d}_{seq:03d}.dat"
 
 
 def _customer(n: int) -> Message:
-    return Message(body={"customer_id": f"CUST{n:06d}", "customer_name": f"张三{n}", "status": "active"},
-                   id=f"m{n}")
+    return Message(
+        body={"customer_id": f"CUST{n:06d}", "customer_name": f"张三{n}", "status": "active"}, id=f"m{n}"
+    )
 
 
 def test_flush_writes_header_details_trailer_in_gbk_and_uploads(tmp_path: Path) -> None:
@@ -34,10 +35,13 @@ def test_flush_writes_header_details_trailer_in_gbk_and_uploads(tmp_path: Path) 
     lines = (remote / "571_CUST_20240601_001.dat").read_bytes().decode("gbk").split("\r\n")
     assert lines[0] == "H|571|20240601|1"
     assert lines[1] == "D|CUST000000|张三0|active|||||"
-    assert lines[4] == "T|3" and lines[5] == ""
+    assert lines[4] == "T|3"
+    assert lines[5] == ""
     assert (remote / "571_CUST_20240601_001.dat.ok").exists()
-    assert sorted(p.name for p in remote.iterdir()) == ["571_CUST_20240601_001.dat",
-                                                        "571_CUST_20240601_001.dat.ok"]
+    assert sorted(p.name for p in remote.iterdir()) == [
+        "571_CUST_20240601_001.dat",
+        "571_CUST_20240601_001.dat.ok",
+    ]
 
 
 def test_sequence_survives_a_restart(tmp_path: Path) -> None:
@@ -61,10 +65,20 @@ def test_max_records_flushes_by_size(tmp_path: Path) -> None:
 
 def test_fixed_width_output_pads_in_bytes_and_totals_in_trailer(tmp_path: Path) -> None:
     """Fixed-width output pads Chinese text in GBK bytes and puts count and amount total in the trailer."""
-    body = {"charge_id": "C1", "account_id": "A1", "charge_code": "CHG1", "charge_name": "国内通话费",
-            "amount": "12.34", "charge_date": "2024-05-31"}
-    with local_sink(tmp_path, CHARGE_LAYOUT, file_name="CHG_{province}_{date:%Y%m%d}_{seq:03d}.dat",
-                    name_vars={"province": "571"}) as sink:
+    body = {
+        "charge_id": "C1",
+        "account_id": "A1",
+        "charge_code": "CHG1",
+        "charge_name": "国内通话费",
+        "amount": "12.34",
+        "charge_date": "2024-05-31",
+    }
+    with local_sink(
+        tmp_path,
+        CHARGE_LAYOUT,
+        file_name="CHG_{province}_{date:%Y%m%d}_{seq:03d}.dat",
+        name_vars={"province": "571"},
+    ) as sink:
         sink.write(Message(body=body, id="a"))
         sink.write(Message(body={**body, "charge_id": "C2", "amount": "0.66"}, id="b"))
         name = sink.flush(DAY)
@@ -75,8 +89,9 @@ def test_fixed_width_output_pads_in_bytes_and_totals_in_trailer(tmp_path: Path) 
     assert lines[3] == b"T0000000002" + b"13.00".replace(b".", b"").rjust(16, b"0") + b" " * 13
 
 
-def test_failed_upload_leaves_no_visible_file_and_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) \
-        -> None:
+def test_failed_upload_leaves_no_visible_file_and_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An upload that breaks off leaves only the temp name; the next attempt completes the file."""
     real = LocalRemote.upload
 

@@ -24,16 +24,21 @@ def _status(tmp: Path) -> list[tuple[str, str]]:
 
 def test_file_is_parsed_into_one_delivery_per_record_and_moved_to_done(tmp_path: Path) -> None:
     """Every record becomes a message with a deterministic id; the file moves to done/ after the last ack."""
-    total = write_charge_file(tmp_path / "inbox" / NAME if (tmp_path / "inbox").mkdir() is None else None, 250)
+    total = write_charge_file(
+        tmp_path / "inbox" / NAME if (tmp_path / "inbox").mkdir() is None else None, 250
+    )
     (tmp_path / "inbox" / f"{NAME}.ok").write_bytes(b"")
     with local_source(tmp_path) as source:
         source.poll_now()
         deliveries = drain(source)
         assert len(deliveries) == 250
         first = deliveries[0].message
-        assert first.id.endswith(":1") and deliveries[-1].message.id.endswith(":250")
-        assert first.body["charge_name"] == "国内通话费" and first.body["amount"] == "376.05"
-        assert first.type == "billing.charge_record" and first.headers["batch-file"] == NAME
+        assert first.id.endswith(":1")
+        assert deliveries[-1].message.id.endswith(":250")
+        assert first.body["charge_name"] == "国内通话费"
+        assert first.body["amount"] == "376.05"
+        assert first.type == "billing.charge_record"
+        assert first.headers["batch-file"] == NAME
         assert sum(float(d.message.body["amount"]) for d in deliveries) == pytest.approx(float(total))
         assert (tmp_path / "inbox" / NAME).exists()  # not moved before the poller settles it
         source.poll_now()
@@ -79,9 +84,12 @@ def test_bad_records_go_to_the_reject_file_and_the_rest_go_on(tmp_path: Path) ->
         source.poll_now()
     assert [d.message.headers["batch-record"] for d in deliveries] == [1, 2, 4, 5]
     rejects = next((tmp_path / "var").rglob("*.rej")).read_bytes()
-    assert rejects.startswith(b"3|field amount (bytes 77-88):") and rejects.endswith(bad + b"\n")
+    assert rejects.startswith(b"3|field amount (bytes 77-88):")
+    assert rejects.endswith(bad + b"\n")
     reply = (inbox / "reply" / f"{NAME}.rec").read_text("gb18030")
-    assert "RECEIVED|5" in reply and "DELIVERED|4" in reply and "REJECTED|1" in reply
+    assert "RECEIVED|5" in reply
+    assert "DELIVERED|4" in reply
+    assert "REJECTED|1" in reply
     assert (inbox / "reply" / f"{NAME}.rej").read_bytes() == rejects
     assert (inbox / "done" / NAME).exists()
 
@@ -98,7 +106,9 @@ def test_nacked_record_comes_again_and_holds_the_file(tmp_path: Path) -> None:
         assert first is not None
         first.ack(RuntimeError("sink down"))
         again = source.read(0.1)
-        assert again is not None and again.message.id == first.message.id and again.delivery_count == 2
+        assert again is not None
+        assert again.message.id == first.message.id
+        assert again.delivery_count == 2
         assert len(drain(source)) == 2
         source.poll_now()
         assert not (inbox / "done" / NAME).exists()
@@ -129,8 +139,9 @@ def test_restart_resumes_after_the_last_checkpoint_with_the_same_ids(tmp_path: P
     ids_before = [d.message.id for d in before]
     ids_after = [d.message.id for d in after]
     assert ids_after[0] == ids_before[399]  # checkpoint every 100 records: records 401.. come again
-    assert sorted(set(ids_before) | set(ids_after), key=lambda i: int(i.split(":")[1])) == \
-        [f"{ids_before[0].split(':')[0]}:{n}" for n in range(1, 1001) if n != 150]
+    assert sorted(set(ids_before) | set(ids_after), key=lambda i: int(i.split(":")[1])) == [
+        f"{ids_before[0].split(':')[0]}:{n}" for n in range(1, 1001) if n != 150
+    ]
     rejects = next((tmp_path / "var").rglob("*.rej")).read_bytes()
     assert rejects.count(b"\n") == 1  # the rejected record was not written twice
     assert (inbox / "done" / NAME).exists()
@@ -155,8 +166,9 @@ def test_same_file_again_is_not_processed_twice(tmp_path: Path) -> None:
 
 
 def _utf8_file(path: Path) -> None:
-    line = next(iter(charge_lines(1, encoding="gbk")))[0].replace("国内通话费".encode("gbk"),
-                                                                  "国内通话".encode())
+    line = next(iter(charge_lines(1, encoding="gbk")))[0].replace(
+        "国内通话费".encode("gbk"), "国内通话".encode()
+    )
     path.write_bytes(b"\r\n".join([header_line(), line, trailer_line(1, 37605)]) + b"\r\n")
 
 
@@ -166,10 +178,14 @@ BAD_FILES = [
     pytest.param(lambda p: write_charge_file(p, 20, count_delta=1), "record count mismatch", id="count"),
     pytest.param(lambda p: write_charge_file(p, 20, total_delta=-1), "amount total mismatch", id="total"),
     pytest.param(_utf8_file, "wrong encoding", id="utf8-in-gbk"),
-    pytest.param(lambda p: p.write_bytes(header_line() + b"\r\n" + b"D" * 70000), "over-long line",
-                 id="over-long-line"),
-    pytest.param(lambda p: p.write_bytes(b"\r\n".join([b"D" * 120, trailer_line(0, 0)])), "missing header",
-                 id="no-header"),
+    pytest.param(
+        lambda p: p.write_bytes(header_line() + b"\r\n" + b"D" * 70000), "over-long line", id="over-long-line"
+    ),
+    pytest.param(
+        lambda p: p.write_bytes(b"\r\n".join([b"D" * 120, trailer_line(0, 0)])),
+        "missing header",
+        id="no-header",
+    ),
     pytest.param(lambda p: p.write_bytes(b"\xff\xfe\x00\x00garbage\r\n" * 3), "wrong encoding", id="binary"),
 ]
 
@@ -202,7 +218,8 @@ def test_unsafe_file_name_is_refused_and_moved_to_error(tmp_path: Path) -> None:
         assert drain(source) == []
     assert not (inbox / evil).exists()
     moved = [p.name for p in (inbox / "error").iterdir()]
-    assert any(name.endswith(".err") for name in moved) and len(moved) == 2
+    assert any(name.endswith(".err") for name in moved)
+    assert len(moved) == 2
     assert _status(tmp_path) == []
 
 

@@ -1,0 +1,220 @@
+"""Scenarios for the SOAP flows: the CRM creating billing accounts, the 10000 hotline asking balances.
+
+The simulated CRM and hotline are real SOAP clients of the hub's listener (HTTP basic for the CRM, zeep
+with a WS-Security digest token for the hotline); the simulated Billing is a real SOAP service
+(esb/simulators/billing.py) on the port the Billing endpoints name. Each request carries a
+WS-Addressing MessageID, so the journal knows each planned message by its id.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from lxml import etree
+
+from esb.message import Message
+from esb.simulators.billing import BillingSimulator
+from esb.simulators.crm import NAMES, PlannedMessage
+from esb.simulators.devenv import password
+from esb.simulators.siebel import siebel_billing_account_request
+
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+WSA = "http://www.w3.org/2005/08/addressing"
+
+
+class SharedBilling:
+    """One simulated Billing service per process, shared by the scenarios that need it."""
+
+    _lock = threading.Lock()
+    _instance: BillingSimulator | None = None
+    _users = 0
+
+    @classmethod
+    def acquire(cls, project: Any, endpoint: str = "billing.create_account") -> BillingSimulator:
+        """Start (once) the Billing service on the port and with the credentials ``endpoint`` names."""
+        with cls._lock:
+            if cls._instance is None:
+                config = project.endpoint(endpoint)
+                billing = BillingSimulator(config.auth.username, password(config.auth.password_env))
+                billing.serve(port=urlsplit(config.address).port or 0)
+                cls._instance = billing
+            cls._users += 1
+            return cls._instance
+
+    @classmethod
+    def release(cls) -> None:
+        """Stop the service when its last user is done."""
+        with cls._lock:
+            cls._users -= 1
+            if cls._users <= 0 and cls._instance is not None:
+                cls._instance.stop()
+                cls._instance = None
+                cls._users = 0
+
+
+def _listener_url(project: Any, endpoint: str) -> tuple[str, str, str]:
+    """Return (url, username, password) of the hub's listener for ``endpoint``."""
+    listen = project.endpoint(endpoint).listen
+    user = listen.auth.users[0]
+    return f"http://{listen.host}:{listen.port}{listen.path}", user.username, password(user.password_env)
+
+
+def soap11(body: str, message_id: str) -> bytes:
+    """Wrap ``body`` in a SOAP 1.1 envelope with a WS-Addressing MessageID."""
+    return (
+        f'<soapenv:Envelope xmlns:soapenv="{SOAP11}" xmlns:wsa="{WSA}"><soapenv:Header>'
+        f"<wsa:MessageID>{message_id}</wsa:MessageID></soapenv:Header><soapenv:Body>{body}"
+        "</soapenv:Body></soapenv:Envelope>"
+    ).encode("utf-8")
+
+
+class CRMBillingAccountScenario:
+    """The CRM submits billing accounts over SOAP; Billing must get every good one, once."""
+
+    def __init__(self, project: Any, route_id: str) -> None:
+        self.project = project
+        self.route_id = route_id
+        self.source = project.route(route_id).from_
+        self.billing: BillingSimulator | None = None
+        self.answers: dict[str, int] = {}
+        self.run = ""
+
+    def start(self) -> None:
+        """Start the simulated Billing."""
+        self.billing = SharedBilling.acquire(self.project)
+
+    def plan(self, count: int, run: str) -> list[PlannedMessage]:
+        """Mostly good accounts; every 10th names a customer Billing refuses (dead-lettered)."""
+        self.run = run
+        rng = random.Random(count)  # noqa: S311 - test data
+        planned = []
+        for index in range(count):
+            row_id = f"1-{run}-BA{index:05d}"
+            customer = f"INVALID-{index}" if index % 10 == 7 else f"CUST-{rng.randint(1, 999_999):06d}"
+            body = siebel_billing_account_request(row_id, customer, f"{rng.choice(NAMES)}的账户")
+            expected = "dead_lettered" if customer.startswith("INVALID") else "delivered"
+            kind = "customer-refused-by-billing" if expected == "dead_lettered" else "billing-account"
+            message = Message(body=body.encode("utf-8"), id=f"{run}-crmba-{index:06d}")
+            planned.append(PlannedMessage(message, kind, expected))
+        return planned
+
+    def send(self, planned: list[PlannedMessage]) -> None:
+        """POST each request as the CRM does (one-way: 202 once the hub has it)."""
+        url, user, secret = _listener_url(self.project, self.source)
+        with requests.Session() as session, ThreadPoolExecutor(4) as pool:
+            session.auth = (user, secret)
+
+            def post(item: PlannedMessage) -> None:
+                response = session.post(
+                    url,
+                    data=soap11(item.message.body.decode("utf-8"), item.message.id),
+                    timeout=60,
+                    headers={
+                        "Content-Type": "text/xml; charset=utf-8",
+                        "SOAPAction": "urn:esb:crm:SubmitBillingAccount",
+                    },
+                )
+                self.answers[item.message.id] = response.status_code
+
+            list(pool.map(post, planned))
+
+    def received(self) -> int:
+        """Accounts of this run that Billing created."""
+        assert self.billing is not None
+        return sum(1 for a in list(self.billing.accounts.values()) if f"-{self.run}-" in a.external_id)
+
+    def problems(self) -> list[str]:
+        """Requests the listener did not acknowledge with 202."""
+        return [
+            f"CRM request {mid} answered HTTP {code}" for mid, code in self.answers.items() if code != 202
+        ]
+
+    def stop(self) -> None:
+        """Release the simulated Billing."""
+        if self.billing is not None:
+            SharedBilling.release()
+            self.billing = None
+
+
+class HotlineBalanceScenario:
+    """The 10000 hotline asks balances over SOAP (zeep, WS-Security digest); every answer is checked."""
+
+    def __init__(self, project: Any, route_id: str) -> None:
+        self.project = project
+        self.route_id = route_id
+        self.source = project.route(route_id).from_
+        self.billing: BillingSimulator | None = None
+        self.expected_balance: dict[str, str] = {}
+        self.correct = 0
+        self.wrong: list[str] = []
+
+    def start(self) -> None:
+        """Start the simulated Billing."""
+        self.billing = SharedBilling.acquire(self.project, "billing.query_balance")
+
+    def plan(self, count: int, run: str) -> list[PlannedMessage]:
+        """Numbers Billing knows (delivered: answered) and every 8th unknown (dead-lettered: a Fault)."""
+        assert self.billing is not None
+        planned = []
+        for index in range(count):
+            msisdn = f"13{index % 10}{zlib.crc32(run.encode()) % 1000:03d}{index:05d}"
+            message = Message(body=msisdn.encode(), id=f"{run}-hotline-{index:06d}")
+            if index % 8 == 5:
+                planned.append(PlannedMessage(message, "unknown-number", "dead_lettered"))
+                continue
+            balance = f"{(index * 37) % 500}.{index % 100:02d}"
+            self.billing.add_account(f"{run[:4]}{index:06d}", balance=balance, msisdn=msisdn)
+            self.expected_balance[message.id] = balance
+            planned.append(PlannedMessage(message, "balance-query", "delivered"))
+        return planned
+
+    def send(self, planned: list[PlannedMessage]) -> None:
+        """Ask each balance through the hub and check the answer."""
+        from zeep import Client, Transport
+        from zeep.exceptions import Fault
+        from zeep.wsse.username import UsernameToken
+
+        url, user, secret = _listener_url(self.project, self.source)
+        session = requests.Session()
+        session.auth = (user, secret)
+        client = Client(f"{url}?wsdl", transport=Transport(session=session, operation_timeout=30))
+        session.auth = None
+        client.wsse = UsernameToken(user, secret, use_digest=True)
+        for item in planned:
+            message_id = etree.Element(f"{{{WSA}}}MessageID")
+            message_id.text = item.message.id
+            try:
+                answer = client.service.QueryBalance(
+                    msisdn=item.message.body.decode(), _soapheaders=[message_id]
+                )
+            except Fault:
+                if item.expected != "dead_lettered":
+                    self.wrong.append(f"{item.message.id}: a Fault for a known number")
+                continue
+            if str(answer.balance) == self.expected_balance.get(item.message.id):
+                self.correct += 1
+            else:
+                self.wrong.append(
+                    f"{item.message.id}: balance {answer.balance}, expected "
+                    f"{self.expected_balance.get(item.message.id)}"
+                )
+
+    def received(self) -> int:
+        """Correct answers the hotline got."""
+        return self.correct
+
+    def problems(self) -> list[str]:
+        """Wrong answers."""
+        return self.wrong
+
+    def stop(self) -> None:
+        """Release the simulated Billing."""
+        if self.billing is not None:
+            SharedBilling.release()
+            self.billing = None
