@@ -70,20 +70,25 @@ class FileRun:
         self.exhausted = False
         self._reject_out: BinaryIO | None = None
         self._since_checkpoint = 0
+        self._synced_reject_size = 0
 
     def start(self) -> None:
-        """Check the whole file if not done yet (BadFileError refuses it), then open it at its checkpoint."""
+        """Check the file unless staging did (BadFileError refuses it), then open it at its checkpoint."""
         path = Path(self.row["staged"])
-        if self.row["status"] == "staged":
-            summary = self.reader.scan(path)
+        if self.row["status"] in ("staged", "checked"):
+            if self.row["status"] == "staged":  # not checked while it downloaded (xml): check it now
+                summary = self.reader.scan(path)
+                first, records = summary.first_offset, summary.records
+            else:
+                first, records = self.row["first_offset"], self.row["records"]
             self.store.set_file(
                 self.key,
                 status="processing",
-                first_offset=summary.first_offset,
-                next_offset=summary.first_offset,
+                first_offset=first,
+                next_offset=first,
                 next_record=0,
                 reject_size=0,
-                records=summary.records,
+                records=records,
                 delivered=0,
                 rejected=0,
             )
@@ -93,7 +98,7 @@ class FileRun:
         self.delivered: int = self.row["delivered"]
         self.rejected: int = self.row["rejected"]
         self.reject_size: int = self.row["reject_size"]
-        self.committed_reject_size = self.reject_size
+        self.committed_reject_size = self._synced_reject_size = self.reject_size
         reject_path = self.dirs.rejects / f"{self.prefix}_{self.name}.rej"
         self._reject_out = reject_path.open("ab")
         self._reject_out.truncate(self.reject_size)
@@ -140,7 +145,8 @@ class FileRun:
                     self.again.append((record, count + 1))
                     return
                 self.window[record.number].settled = True
-                self._advance()
+                if next(iter(self.window)) == record.number:  # else the watermark cannot move
+                    self._advance()
 
         return Delivery(message, settle, delivery_count=count)
 
@@ -155,12 +161,13 @@ class FileRun:
         self._advance()
 
     def _advance(self) -> None:
-        moved = 0
-        while self.window:
-            number, slot = next(iter(self.window.items()))
+        window, moved = self.window, 0
+        while window:
+            number = next(iter(window))
+            slot = window[number]
             if not slot.settled:
                 break
-            del self.window[number]
+            del window[number]
             self.watermark, self.offset = number, slot.end
             self.committed_reject_size = slot.reject_size
             if slot.rejected:
@@ -176,9 +183,11 @@ class FileRun:
         """Commit the watermark (and the reject file up to it)."""
         if self._reject_out is None:
             return
-        self._reject_out.flush()
-        os.fsync(self._reject_out.fileno())
-        self.store.set_file(
+        if self.reject_size != self._synced_reject_size:  # nothing rejected since: no fsync
+            self._reject_out.flush()
+            os.fsync(self._reject_out.fileno())
+            self._synced_reject_size = self.reject_size
+        self.store.checkpoint_file(
             self.key,
             next_offset=self.offset,
             next_record=self.watermark,

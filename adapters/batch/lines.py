@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 from adapters.batch.errors import BadFileError
 
-_LEGACY_CHINESE = {"gb18030", "gbk", "gb2312", "cp936"}
+LEGACY_CHINESE = {"gb18030", "gbk", "gb2312", "cp936"}
 
 
 def iter_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
@@ -37,6 +37,31 @@ def iter_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[t
         yield offset, line
 
 
+def iter_block_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Like :func:`iter_lines`, reading 1 MB at a time (the parse pass: fewer calls per line)."""
+    stream.seek(offset)
+    rest = b""
+    while chunk := stream.read(1 << 20):
+        data = rest + chunk if rest else chunk
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            if len(data) > max_line_bytes + 2:
+                raise BadFileError(
+                    f"over-long line ending at byte {offset + len(data)}: more than {max_line_bytes} bytes "
+                    "(max_line_bytes); wrong file or missing line breaks?"
+                )
+            rest = data
+            continue
+        rest = data[cut:]
+        for raw in data[:cut].split(b"\n")[:-1]:
+            offset += len(raw) + 1
+            yield offset, raw[:-1] if raw[-1:] == b"\r" else raw
+    if rest:  # a last line without a line break
+        if len(rest) >= max_line_bytes + 2:
+            raise BadFileError(f"over-long last line: more than {max_line_bytes} bytes (max_line_bytes)")
+        yield offset + len(rest), rest
+
+
 def check_encoding(line: bytes, encoding: str, line_no: int) -> None:
     """Refuse the file when ``line`` is not text in ``encoding`` (or is UTF-8 where GBK is expected)."""
     if line.isascii():
@@ -48,7 +73,7 @@ def check_encoding(line: bytes, encoding: str, line_no: int) -> None:
             f"wrong encoding: line {line_no}, byte {exc.start + 1} of the line is not valid {encoding} "
             f"({line[exc.start : exc.start + 4].hex(' ')})"
         ) from None
-    if encoding.lower() in _LEGACY_CHINESE:
+    if encoding.lower() in LEGACY_CHINESE:
         try:
             line.decode("utf-8")
         except UnicodeDecodeError:

@@ -13,12 +13,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.batch.errors import BadFileError
+from adapters.batch.fixed import FixedPlan, block_totals, total_getters
 from adapters.batch.layouts import FieldSpec, Layout, RecordSpec
-from adapters.batch.lines import check_encoding, iter_lines
+from adapters.batch.lines import iter_block_lines
+from adapters.batch.scan import BLOCK, Scanner
 
 
 @dataclass(slots=True)
@@ -140,45 +143,55 @@ class LineReader:
         """Return the amount fields of a detail line (the scan pass needs nothing else)."""
         return self.parse(line, self.layout.detail)
 
-    # -- pass 1 -------------------------------------------------------------------------------------
+    # -- pass 1 (see scan.py: it runs while the file downloads) --------------------------------------
+    def scanner(self) -> Scanner:
+        """A new whole-file check to feed with the file's bytes."""
+        return Scanner(self)
+
     def scan(self, path: Path) -> FileSummary:
         """Check encoding, header, trailer, count and totals of the whole file (streaming)."""
-        if path.stat().st_size == 0:
-            raise BadFileError("empty file (0 bytes)")
-        summary = FileSummary(totals={name: Decimal(0) for name in self.layout.checks.totals})
-        unreadable: list[int] = []
-        last: tuple[int, bytes] | None = None
-        total_specs = [(n, _spec(self.layout.detail, n)) for n in self.layout.checks.totals]
+        scanner = self.scanner()
         with path.open("rb") as stream:
-            for line_no, (end, line) in enumerate(iter_lines(stream, 0, self.max_line_bytes), 1):
-                check_encoding(line, self.encoding, line_no)
-                code = self.code_of(line)
-                if line_no == 1 and self.header_code is not None:
-                    if code != self.header_code:
-                        raise BadFileError(
-                            f"missing header: line 1 has record type {code!r}, expected {self.header_code!r}"
-                        )
-                    summary.header = self._parse_control(line, self.layout.header, "header")
-                    summary.first_offset = end
-                    continue
-                if last is not None:
-                    self._detail_in_scan(last, summary, total_specs, unreadable)
-                last = (line_no, line)
-        if last is None:
-            raise BadFileError("the file has a header but no records and no trailer (truncated?)")
-        if self.trailer_code is None:
-            self._detail_in_scan(last, summary, total_specs, unreadable)
-        else:
-            line_no, line = last
-            code = self.code_of(line)
-            if code != self.trailer_code:
-                raise BadFileError(
-                    f"missing trailer: the last line ({line_no}) has record type {code!r}, "
-                    f"expected {self.trailer_code!r}: truncated file?"
-                )
-            summary.trailer = self._parse_control(line, self.layout.trailer, "trailer")
-            check_trailer(self.layout, summary, unreadable)
-        return summary
+            while chunk := stream.read(BLOCK):
+                scanner.feed(chunk)
+        return scanner.finish()
+
+    def empty_totals(self) -> dict[str, Decimal]:
+        """The totals to add the detail records' amounts to."""
+        return {name: Decimal(0) for name in self.layout.checks.totals}
+
+    def header_of(self, line: bytes) -> dict[str, Any]:
+        """Check that line 1 is the header; return its fields."""
+        code = self.code_of(line)
+        if code != self.header_code:
+            raise BadFileError(
+                f"missing header: line 1 has record type {code!r}, expected {self.header_code!r}"
+            )
+        return self._parse_control(line, self.layout.header, "header")
+
+    def scan_details(
+        self, lines: list[bytes], first_no: int, summary: FileSummary, unreadable: list[int]
+    ) -> None:
+        """Count detail lines ``first_no``... and add up their amounts; refuse a control record among them."""
+        totals = self._total_specs()
+        for line_no, line in enumerate(lines, first_no):
+            self._detail_in_scan((line_no, line), summary, totals, unreadable)
+
+    def check_trailer_line(
+        self, line: bytes, line_no: int, summary: FileSummary, unreadable: list[int]
+    ) -> None:
+        """Check that the last line is the trailer, then its count and totals."""
+        code = self.code_of(line)
+        if code != self.trailer_code:
+            raise BadFileError(
+                f"missing trailer: the last line ({line_no}) has record type {code!r}, "
+                f"expected {self.trailer_code!r}: truncated file?"
+            )
+        summary.trailer = self._parse_control(line, self.layout.trailer, "trailer")
+        check_trailer(self.layout, summary, unreadable)
+
+    def _total_specs(self) -> list[tuple[str, FieldSpec]]:
+        return [(n, _spec(self.layout.detail, n)) for n in self.layout.checks.totals]
 
     def _detail_in_scan(
         self,
@@ -209,15 +222,28 @@ class LineReader:
             raise BadFileError(f"unreadable {label} record: {exc}") from None
 
     # -- pass 2 -------------------------------------------------------------------------------------
+    def fast_detail(self, line: bytes) -> dict[str, Any] | None:
+        """A detail record's fields by a fast path, or None to use :meth:`parse` (the default)."""
+        return None
+
+    def is_trailer(self, line: bytes) -> bool:
+        """True when ``line`` is the trailer record."""
+        return self.trailer_code is not None and self.code_of(line) == self.trailer_code
+
     def records(self, path: Path, offset: int, number: int) -> Iterator[Record]:
         """Yield detail records after ``offset``; records that cannot be parsed carry their error."""
         spec = self.layout.detail
-        trailer = self.trailer_code
+        is_trailer = self.is_trailer if self.trailer_code is not None else None
+        fast = self.fast_detail
         with path.open("rb") as stream:
-            for end, line in iter_lines(stream, offset, self.max_line_bytes):
-                if trailer is not None and self.code_of(line) == trailer:
+            for end, line in iter_block_lines(stream, offset, self.max_line_bytes):
+                if is_trailer is not None and is_trailer(line):
                     return
                 number += 1
+                body = fast(line)
+                if body is not None:
+                    yield Record(number, end, line, body)
+                    continue
                 try:
                     yield Record(number, end, line, self.parse(line, spec))
                 except (ValueError, UnicodeDecodeError) as exc:
@@ -261,6 +287,30 @@ class FixedWidthReader(LineReader):
         self._code = (rt.start - 1, rt.start - 1 + rt.length) if rt else None
         self._plans: dict[int, tuple[int, list[tuple[str, int, int, Converter]]]] = {}
         self._totals_plan: list[tuple[str, int, int, Converter]] | None = None
+        self._fast = FixedPlan(layout.detail, layout.record_length(layout.detail), encoding)
+        self.fast_detail = self._fast.parse  # type: ignore[method-assign] # the compiled plan
+        self._code_of = itemgetter(slice(*self._code) if self._code else slice(0, 0))
+        self._controls = {c.encode("latin-1") for c in (self.header_code, self.trailer_code) if c is not None}
+        self._trailer = self.trailer_code.encode("latin-1") if self.trailer_code is not None else None
+        self._fast_totals = total_getters(self._total_specs())
+
+    def is_trailer(self, line: bytes) -> bool:
+        """True when the record code bytes are the trailer's."""
+        return self._code is not None and self._code_of(line) == self._trailer
+
+    def scan_details(
+        self, lines: list[bytes], first_no: int, summary: FileSummary, unreadable: list[int]
+    ) -> None:
+        """A block at a time: record codes as a set, amounts summed with ``map`` (see fixed.py)."""
+        if self._code is not None and not self._controls.isdisjoint(map(self._code_of, lines)):
+            super().scan_details(lines, first_no, FileSummary(totals=self.empty_totals()), [])
+        sums = block_totals(lines, self._fast_totals) if self._fast_totals is not None else None
+        if sums is None:
+            super().scan_details(lines, first_no, summary, unreadable)
+            return
+        summary.records += len(lines)
+        for name, value in sums.items():
+            summary.totals[name] += value
 
     def _plan(self, spec: RecordSpec) -> tuple[int, list[tuple[str, int, int, Converter]]]:
         plan = self._plans.get(id(spec))

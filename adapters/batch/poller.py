@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from adapters.batch.config import BatchEndpoint, InboundConfig
-from adapters.batch.errors import RemoteTransferError, UnsafeNameError
+from adapters.batch.errors import BadFileError, RemoteTransferError, UnsafeNameError
+from adapters.batch.parsers import LineReader, RecordReader
 from adapters.batch.remote import Remote, RemoteEntry, check_name, make_remote
+from adapters.batch.scan import Scanner
 from adapters.batch.staging import Dirs, stage
 from adapters.batch.store import StateStore
 from esb.exceptions import TransportError
@@ -35,6 +37,8 @@ class InboundPoller:
         dirs: Dirs,
         on_staged: Callable[[], None],
         log: Any,
+        *,
+        reader: RecordReader | None = None,
     ) -> None:
         assert endpoint.inbound is not None
         self.endpoint = endpoint
@@ -47,6 +51,7 @@ class InboundPoller:
         self._remote: Remote | None = None
         self._lock = threading.Lock()
         self._refused: set[str] = set()
+        self.reader = reader
 
     # -- runs ---------------------------------------------------------------------------------------
     def run_once(self) -> None:
@@ -55,7 +60,8 @@ class InboundPoller:
             try:
                 remote = self._connected()
                 self.finish(remote)
-                self.pick_up(remote)
+                if self.pick_up(remote):
+                    self.finish(remote)  # files refused while staging go to error/ at once
             except TransportError:
                 self._drop()
                 raise
@@ -91,8 +97,10 @@ class InboundPoller:
             self._remote = None
 
     # -- picking up ---------------------------------------------------------------------------------
-    def pick_up(self, remote: Remote) -> None:
-        """List the folder and stage every complete, new file matching the pattern."""
+    def pick_up(self, remote: Remote) -> int:
+        """List the folder and stage every complete, new file matching the pattern; return how many
+        were refused by the whole-file check."""
+        refused = 0
         entries = remote.list()
         names = {e.name for e in entries}
         done_suffix = self.cfg.complete.done_suffix if self.cfg.complete.mode == "done_file" else None
@@ -107,7 +115,8 @@ class InboundPoller:
                 self._refuse_name(remote, entry, exc)
                 continue
             if self._complete(entry, names) and self._is_new(entry):
-                self._stage(remote, entry)
+                refused += self._stage(remote, entry) == "failed"
+        return refused
 
     def _complete(self, entry: RemoteEntry, names: set[str]) -> bool:
         mode = self.cfg.complete
@@ -121,8 +130,15 @@ class InboundPoller:
         known = self.store.known_name(entry.name, entry.size)
         return known is None or known["mtime"] != entry.mtime or known["status"] in ("done", "error")
 
-    def _stage(self, remote: Remote, entry: RemoteEntry) -> None:
-        staged = stage(self.dirs.staging, entry.name, lambda out: remote.download(entry.name, out))
+    def _stage(self, remote: Remote, entry: RemoteEntry) -> str | None:
+        """Download ``entry`` (checking it whole as it comes); return its status, None if known already."""
+        scanner = self.reader.scanner() if isinstance(self.reader, LineReader) else None
+        staged = stage(
+            self.dirs.staging,
+            entry.name,
+            lambda out: remote.download(entry.name, out),
+            scanner.feed if scanner is not None else None,
+        )
         if staged.size != entry.size:
             staged.path.unlink(missing_ok=True)
             raise RemoteTransferError(
@@ -140,6 +156,8 @@ class InboundPoller:
             "staged": str(staged.path),
             "status": "staged",
         }
+        if scanner is not None:
+            row.update(self._checked(scanner))
         if not self.store.add_file(row):
             known = self.store.file(key)
             if known and known["staged"] != str(staged.path):
@@ -151,10 +169,23 @@ class InboundPoller:
                     first_status=known["status"],
                 )
                 self._move(remote, entry.name, self.cfg.done_dir, staged.sha256 + "dup")
-            return
+            return None
         self.store.forget_sighting(entry.name)
         self.log.info("batch file staged", file=entry.name, size=entry.size, sha256=staged.sha256)
-        self.on_staged()
+        if row["status"] == "failed":
+            self.log.error("batch file refused", file=entry.name, error=row["error"])
+        else:
+            self.on_staged()
+        return str(row["status"])
+
+    @staticmethod
+    def _checked(scanner: Scanner) -> dict[str, Any]:
+        try:
+            summary = scanner.finish()
+        except BadFileError as exc:
+            return {"status": "failed", "error": str(exc)}
+        first = summary.first_offset
+        return {"status": "checked", "first_offset": first, "next_offset": first, "records": summary.records}
 
     def _refuse_name(self, remote: Remote, entry: RemoteEntry, exc: UnsafeNameError) -> None:
         if entry.name in self._refused:

@@ -59,7 +59,13 @@ class BatchSource:
         self.dirs.create()
         self.store.open()
         self.poller = InboundPoller(
-            self.endpoint, self.context.project_dir, self.store, self.dirs, self._wake.set, self.log
+            self.endpoint,
+            self.context.project_dir,
+            self.store,
+            self.dirs,
+            self._wake.set,
+            self.log,
+            reader=self._reader,
         )
         if self.schedule:
             self._scheduler = start_scheduler(
@@ -104,7 +110,7 @@ class BatchSource:
     def _open_next(self) -> bool:
         assert self.endpoint.inbound is not None
         assert self._reader is not None
-        for row in self.store.files_in("processing") + self.store.files_in("staged"):
+        for row in self.store.files_in("processing") + self.store.files_in("checked", "staged"):
             run = FileRun(
                 row,
                 self._reader,

@@ -64,17 +64,21 @@ def fsync_dir(path: Path) -> None:
 
 
 class HashingWriter:
-    """A file-like sink that counts and hashes (SHA-256) what goes through it."""
+    """A file-like sink that counts and hashes (SHA-256) what goes through it, and shows it to
+    ``observe`` (the whole-file check), so the download is the only pass that reads the bytes."""
 
-    def __init__(self, target: BinaryIO) -> None:
+    def __init__(self, target: BinaryIO, observe: Callable[[bytes], None] | None = None) -> None:
         self.target = target
         self.sha = hashlib.sha256()
         self.size = 0
+        self.observe = observe
 
     def write(self, data: bytes) -> int:
-        """Write ``data``, hashing it."""
+        """Write ``data``, hashing (and observing) it."""
         self.sha.update(data)
         self.size += len(data)
+        if self.observe is not None:
+            self.observe(bytes(data))
         return self.target.write(data)
 
 
@@ -87,15 +91,21 @@ class Staged:
     sha256: str
 
 
-def stage(folder: Path, name: str, fetch: Callable[[BinaryIO], None]) -> Staged:
-    """Download with ``fetch`` into ``folder`` under a temp name, fsync, hash, rename into place.
+def stage(
+    folder: Path,
+    name: str,
+    fetch: Callable[[BinaryIO], None],
+    observe: Callable[[bytes], None] | None = None,
+) -> Staged:
+    """Download with ``fetch`` into ``folder`` under a temp name, fsync, hash, rename into place;
+    ``observe`` sees every chunk as it is written (the whole-file check runs there).
 
     The temp file is removed if the download fails, so a half-downloaded file is never seen as staged.
     """
     tmp = folder / f".{uuid.uuid4().hex}.part"
     try:
         with tmp.open("wb") as out:
-            writer = HashingWriter(out)
+            writer = HashingWriter(out, observe)
             fetch(writer)  # type: ignore[arg-type] # a write()-only file is all fetch needs
             out.flush()
             os.fsync(out.fileno())

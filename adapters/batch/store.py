@@ -181,6 +181,21 @@ class StateStore:
         with self.db.begin() as conn:
             conn.execute(update(files).where(files.c.key == key).values(updated=int(time.time()), **values))
 
+    def checkpoint_file(self, key: str, **values: Any) -> None:
+        """Update file ``key``'s progress without waiting for the disk (``synchronous=NORMAL``).
+
+        A checkpoint lost to a power cut (never to a crash of the hub: WAL keeps it) only makes the
+        records after the previous one come again, with the same ids, and the route's journal drops
+        them as duplicates; a change of status still waits for the disk (``set_file``).
+        """
+        with self.db.connect() as conn:
+            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            try:
+                conn.execute(update(files).where(files.c.key == key).values(updated=int(time.time()), **values))
+                conn.commit()
+            finally:
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+
     # -- sightings (stable size and mtime) ------------------------------------------------------------
     def sighting(self, name: str, size: int, mtime: int) -> int:
         """Record one observation; return how many polls in a row saw this size and mtime."""

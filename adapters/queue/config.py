@@ -34,6 +34,11 @@ class QueueEndpoint(EndpointConfig):
         description="RabbitMQ queue type (quorum: replicated, delivery counts, poison cap); ignored on "
         "the embedded transport. Changing it for an existing queue needs a new queue name",
     )
+    single_active_consumer: bool = Field(
+        default=False,
+        description="RabbitMQ: one consumer at a time across every hub process gets the queue's messages, the "
+        "others stand by and take over when it dies (ordered routes, ordered_by)",
+    )
     delivery_limit: int | None = Field(
         default=None,
         ge=1,
@@ -89,9 +94,11 @@ def ensure_connected(conn: Connection, broker: BrokerSettings) -> None:
 
 def queue_arguments(endpoint: QueueEndpoint, max_deliveries: int) -> dict[str, Any]:
     """RabbitMQ arguments of the endpoint's queue: quorum with a delivery cap and a poison queue."""
+    single: dict[str, Any] = {"x-single-active-consumer": True} if endpoint.single_active_consumer else {}
     if endpoint.queue_type != "quorum" or not endpoint.durable:  # quorum queues are always durable
-        return {}
+        return single
     return {
+        **single,
         "x-queue-type": "quorum",
         "x-delivery-limit": endpoint.delivery_limit or max_deliveries + 2,
         "x-dead-letter-exchange": POISON_EXCHANGE,
@@ -111,7 +118,7 @@ def declare_queue(
     times (a message that kills every hub process before it can be journaled).
     """
     arguments = queue_arguments(endpoint, max_deliveries) if amqp else {}
-    if arguments:
+    if "x-queue-type" in arguments:
         poison_exchange = Exchange(POISON_EXCHANGE, type="direct", durable=True)
         Queue(
             f"{endpoint.queue}.poison", exchange=poison_exchange, routing_key=endpoint.queue, durable=True,

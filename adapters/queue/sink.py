@@ -78,7 +78,7 @@ class QueueSink:
                 )
                 # Only AMQP channels report returns (unroutable mandatory messages); virtual ones can't.
                 self._mandatory = amqp or bool(self.endpoint.exchange)
-                on_return = self._returned.append if hasattr(channel, "events") else None
+                on_return = (lambda *returned: self._returned.append(returned)) if hasattr(channel, "events") else None
                 self._producer = Producer(channel, exchange=self._queue.exchange, on_return=on_return)
         except BaseException:
             with contextlib.suppress(*BROKER_ERRORS):

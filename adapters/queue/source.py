@@ -115,15 +115,19 @@ class QueueSource:
         return Delivery(message, lambda error: self._settle(raw, error), delivery_count=delivery_count(raw))
 
     def _wait(self, conn: Connection, timeout: float) -> None:
+        """Drain until a delivery arrives or ``timeout`` passes, in slices of at most a second so that
+        heartbeats are checked (and sent) even while the worker waits on an idle queue."""
         deadline = time.monotonic() + max(timeout, 0.0)
         with translate_errors(self.url, "read"):
-            self._keepalive(conn)
             while not self._buffer:
+                self._keepalive(conn)
                 remaining = deadline - time.monotonic()
                 try:
-                    conn.drain_events(timeout=max(remaining, 0.0))
+                    conn.drain_events(timeout=min(max(remaining, 0.0), 1.0))
                 except TimeoutError:
-                    return
+                    if remaining <= 1.0:
+                        return
+                    continue
                 if remaining <= 0:
                     return
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from esb.codec import json_body
 from esb.expressions import Expression
 from esb.logging import get_logger
 from esb.message import Message
@@ -28,9 +29,10 @@ class SchemaValidator:
         self.validator = validator
 
     def __call__(self, message: Message) -> list[Message]:
-        """Return the message, marked with its schema, if it is valid."""
-        self.validator.validate(message.body)
-        return [message.replace(schema=self.schema_name)]
+        """Return the message (its body parsed if it came as JSON bytes), marked with its schema, if valid."""
+        body = json_body(message.body, f"validate {self.schema_name}")
+        self.validator.validate(body)
+        return [message.replace(body=body, schema=self.schema_name)]
 
 
 class MessageFilter:

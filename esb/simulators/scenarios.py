@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from esb.simulators.channel import ChannelOrderScenario
+from esb.simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
 from esb.simulators.crm import CRMSimulator, PlannedMessage, order_scenario
 from esb.simulators.iom import IOMSimulator
 from esb.simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
@@ -92,6 +93,8 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "crm.orders_out": CRMOrderScenario,
     "crm.soap_billing_accounts": CRMBillingAccountScenario,
     "hotline.soap_balance": HotlineBalanceScenario,
+    "billing.charges_in": BillingChargesScenario,
+    "ncr.customers_feed": NCRExtractScenario,
     "channel.orders_out": ChannelOrderScenario,
 }
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from lxml import etree
 
+from esb.codec import json_body
 from esb.exceptions import BodyTooLargeError, DecodeError, MappingError, UnknownMessageTypeError
 from esb.message import Message
 from esb.xmlsafe import DEFAULT_MAX_BYTES, parse_xml
@@ -76,19 +76,11 @@ class Transform:
         """Return ``body`` parsed according to the declared input."""
         if self.header.input == "xml":
             return self._parse_xml(body)
-        if isinstance(body, dict | list):
-            return body
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        if not isinstance(body, bytes | bytearray | memoryview):
-            raise DecodeError(f"{self.name}: expected a JSON body, got {type(body).__name__}")
-        if len(body) > self.header.max_bytes:
+        if isinstance(body, bytes | bytearray | memoryview) and len(body) > self.header.max_bytes:
             raise BodyTooLargeError(
-                f"JSON body of {len(body)} bytes is over the limit of {self.header.max_bytes}")
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise DecodeError(f"{self.name}: body is not valid JSON (or not UTF-8): {exc}") from exc
+                f"JSON body of {len(body)} bytes is over the limit of {self.header.max_bytes}"
+            )
+        return json_body(body, self.name)
 
     def _parse_xml(self, body: Any) -> Any:
         if isinstance(body, etree._Element):
@@ -109,10 +101,12 @@ class Transform:
             tag = etree.QName(parsed).localname if is_xml else type(parsed).__name__
             if tag != header.accepts_root:
                 raise UnknownMessageTypeError(
-                    f"{self.name} accepts <{header.accepts_root}> documents, got <{tag}>")
+                    f"{self.name} accepts <{header.accepts_root}> documents, got <{tag}>"
+                )
         if header.accepts_test is not None and not header.accepts_test(parsed):
             raise UnknownMessageTypeError(
-                f"{self.name} accepts only {header.accepts_text}; {self._describe(parsed)}")
+                f"{self.name} accepts only {header.accepts_text}; {self._describe(parsed)}"
+            )
 
     def _describe(self, parsed: Any) -> str:
         if isinstance(parsed, etree._Element):

@@ -33,25 +33,27 @@ def production_environ(data_dir: Path, broker_url: str, journal_url: str, **extr
     return env
 
 
-def production_project(environ: dict[str, str]) -> Project:
-    """The repository's project with the production settings of ``environ``."""
-    return Project.load(ROOT, "production", environ=environ)
+def production_project(environ: dict[str, str], root: Path = ROOT) -> Project:
+    """The project at ``root`` (the repository's by default) with the production settings of ``environ``."""
+    return Project.load(root, "production", environ=environ)
 
 
 class ProductionHub(HubProcess):
     """`esb run` with ``--env production`` and the given environment; SIGKILL and restart as needed."""
 
     def __init__(
-        self, environ: dict[str, str], log: Path, routes: tuple[str, ...] = ("crm-order-to-iom",)
-    ) -> None:
+        self, environ: dict[str, str], log: Path, routes: tuple[str, ...] = ("crm-order-to-iom",),
+        root: Path = ROOT,
+    ) -> None:  # fmt: skip
         super().__init__(Path(environ["ESB_DATA_DIR"]), log, routes)
         self.environ = environ
+        self.root = root
 
     def start(self) -> None:
         """Start the hub process."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "esb.cli", "--project", str(ROOT), "--env", "production", "run",
+                [sys.executable, "-m", "esb.cli", "--project", str(self.root), "--env", "production", "run",
                  *[arg for route in self.routes for arg in ("--route", route)]],
                 env=self.environ, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip

@@ -171,7 +171,7 @@ def run_scenario(
         _inject(fault, servers, procs, iom, delivered, kills, faults_done, notes)
         publisher.join(600)
         _wait_until(lambda: iom.count() >= delivered, 600)
-        _wait_for_outcomes(environ["ESB_JOURNAL__URL"], len(plan), 120)
+        wait_for_outcomes(environ["ESB_JOURNAL__URL"], len(plan), 120)
     finally:
         codes = [proc.stop() for proc in procs]
         iom.stop()
@@ -233,11 +233,12 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def _wait_for_outcomes(url: str, count: int, timeout: float) -> None:
+def wait_for_outcomes(url: str, count: int, timeout: float) -> None:
+    """Wait until ``count`` messages have a final outcome in the journal at ``url`` (or ``timeout``)."""
     def finished() -> bool:
         try:
             return len(journal_outcomes(url)[0]) >= count
-        except sa.exc.OperationalError:
+        except sa.exc.DBAPIError:  # tables not created yet, server restarting
             return False
 
     _wait_until(finished, timeout)

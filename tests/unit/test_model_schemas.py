@@ -134,7 +134,7 @@ def broken(tmp_path: Path) -> Path:
     root = tmp_path / "canonical_model"
     shutil.copytree(ROOT / "common", root / "common")
     shutil.copy(ROOT / "product_order.v1.schema.json", root)
-    shutil.copy(ROOT / "product.v1.schema.json", root)  # product_order refs product.v1#/$defs/productRefOrValue
+    shutil.copy(ROOT / "product.v1.schema.json", root)  # product_order refs its productRefOrValue
     shutil.copytree(ROOT / "examples" / "product_order.v1", root / "examples" / "product_order.v1")
     (root / "broken.v1.schema.json").write_text('{\n  "type": "object",\n  oops\n}\n', encoding="utf-8")
     bad_id = json.loads((ROOT / "customer.v1.schema.json").read_text(encoding="utf-8"))
