@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.faults import Servers, run_scenario  # noqa: E402
-from tests.integration.pg_server import PostgresServer, _run_as, find_bin_dir  # noqa: E402
-from tests.integration.rabbit_server import RabbitServer  # noqa: E402
+from tests.integration.faults import Servers, run_scenario
+from tests.integration.pg_server import PostgresServer, _run_as, find_bin_dir
+from tests.integration.rabbit_server import RabbitServer
 
 
 def main() -> int:

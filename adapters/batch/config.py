@@ -107,6 +107,10 @@ class InboundConfig(_Section):
     checkpoint_every: int = Field(default=500, ge=1, description="records between progress checkpoints")
     message_type: str | None = Field(default=None, description="Message.type of each record")
     reply: ReplyConfig = Field(default_factory=ReplyConfig)
+    journal: bool = Field(
+        default=True,
+        description="journal each finished file's reconciliation (route batch:<endpoint>)",
+    )
 
 
 class OutboundConfig(_Section):

@@ -33,7 +33,7 @@ def _int(text: str) -> Any:
 
 
 def _implied(scale: int) -> TextConverter:
-    width = scale + 1
+    unit, pattern = 10**scale, f"%d.%0{scale}d"
 
     def convert(text: str) -> Any:
         if not text:
@@ -41,9 +41,11 @@ def _implied(scale: int) -> TextConverter:
         if not text.isascii():
             raise ValueError("not an ASCII number")
         number = int(text)
-        digits = str(-number if number < 0 else number).rjust(width, "0")
-        sign = "-" if number < 0 else ""
-        return f"{sign}{digits[:-scale]}.{digits[-scale:]}" if scale else sign + digits
+        if not scale:
+            return str(number)
+        if number < 0:
+            return "-" + pattern % divmod(-number, unit)
+        return pattern % divmod(number, unit)
 
     return convert
 

@@ -15,6 +15,7 @@ import os
 import threading
 from collections import OrderedDict, deque
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -56,6 +57,7 @@ class FileRun:
         self.name: str = row["name"]
         self.sha: str = row["sha256"]
         self.prefix = self.sha[:16]
+        self.correlation_id = f"batch:{self.prefix}"
         self.reader = reader
         self.store = store
         self.dirs = dirs
@@ -113,15 +115,26 @@ class FileRun:
         with self.lock:
             if self.again:
                 record, count = self.again.popleft()
-                return self._delivery(record, count)
-            for record in self.records:
-                if record.error is not None:
+            else:
+                for record in self.records:
+                    if record.error is None:
+                        break
                     self._reject(record)
-                    continue
+                else:
+                    self.exhausted = True
+                    return None
+                count = 1
                 self.window[record.number] = _Slot(record.end_offset, self.reject_size, rejected=False)
-                return self._delivery(record, 1)
-            self.exhausted = True
-            return None
+        number = record.number
+        message = Message(
+            body=record.body,
+            id=f"{self.prefix}:{number}",
+            correlation_id=self.correlation_id,
+            type=self.message_type,
+            source=self.source,
+            headers={"batch-file": self.name, "batch-record": number, "batch-sha256": self.sha},
+        )
+        return Delivery(message, partial(self._settle, record, count), delivery_count=count)
 
     @property
     def finished(self) -> bool:
@@ -129,26 +142,15 @@ class FileRun:
         with self.lock:
             return self.exhausted and not self.again and not self.window
 
-    def _delivery(self, record: Record, count: int) -> Delivery:
-        message = Message(
-            body=record.body,
-            id=f"{self.prefix}:{record.number}",
-            correlation_id=f"batch:{self.prefix}",
-            type=self.message_type,
-            source=self.source,
-            headers={"batch-file": self.name, "batch-record": record.number, "batch-sha256": self.sha},
-        )
-
-        def settle(error: BaseException | None) -> None:
-            with self.lock:
-                if error is not None:
-                    self.again.append((record, count + 1))
-                    return
-                self.window[record.number].settled = True
-                if next(iter(self.window)) == record.number:  # else the watermark cannot move
-                    self._advance()
-
-        return Delivery(message, settle, delivery_count=count)
+    def _settle(self, record: Record, count: int, error: BaseException | None) -> None:
+        """The ack of ``record``'s delivery: hand it out again (error), or move the watermark."""
+        with self.lock:
+            if error is not None:
+                self.again.append((record, count + 1))
+                return
+            self.window[record.number].settled = True
+            if next(iter(self.window)) == record.number:  # else the watermark cannot move yet
+                self._advance()
 
     def _reject(self, record: Record) -> None:
         assert self._reject_out is not None

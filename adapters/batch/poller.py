@@ -18,6 +18,7 @@ from typing import Any
 
 from adapters.batch.config import BatchEndpoint, InboundConfig
 from adapters.batch.errors import BadFileError, RemoteTransferError, UnsafeNameError
+from adapters.batch.journaling import FileJournal
 from adapters.batch.parsers import LineReader, RecordReader
 from adapters.batch.remote import Remote, RemoteEntry, check_name, make_remote
 from adapters.batch.scan import Scanner
@@ -39,6 +40,7 @@ class InboundPoller:
         log: Any,
         *,
         reader: RecordReader | None = None,
+        journal: FileJournal | None = None,
     ) -> None:
         assert endpoint.inbound is not None
         self.endpoint = endpoint
@@ -52,6 +54,7 @@ class InboundPoller:
         self._lock = threading.Lock()
         self._refused: set[str] = set()
         self.reader = reader
+        self.journal = journal
 
     # -- runs ---------------------------------------------------------------------------------------
     def run_once(self) -> None:
@@ -79,6 +82,8 @@ class InboundPoller:
         """Close the connection. Safe to call twice."""
         with self._lock:
             self._drop()
+            if self.journal is not None:
+                self.journal.close()
 
     def _connected(self) -> Remote:
         if self._remote is None:
@@ -207,6 +212,8 @@ class InboundPoller:
         """Upload replies and move processed files to done/, refused ones to error/."""
         for row in self.store.files_in("processed", "failed"):
             ok = row["status"] == "processed"
+            if self.journal is not None:
+                self.journal.record(row)  # first: a journal that is down leaves the file to the next poll
             if ok and self.cfg.reply.enabled:
                 self._upload_reply(remote, row)
             if not ok:

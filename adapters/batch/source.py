@@ -16,6 +16,7 @@ from typing import Any
 from adapters.batch.config import BatchEndpoint
 from adapters.batch.errors import BadFileError
 from adapters.batch.inbound import FileRun
+from adapters.batch.journaling import FileJournal
 from adapters.batch.layouts import load_layout
 from adapters.batch.parsers import RecordReader, reader_for
 from adapters.batch.poller import InboundPoller
@@ -66,6 +67,7 @@ class BatchSource:
             self._wake.set,
             self.log,
             reader=self._reader,
+            journal=FileJournal(self.context) if self.endpoint.inbound.journal else None,
         )
         if self.schedule:
             self._scheduler = start_scheduler(

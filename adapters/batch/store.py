@@ -191,7 +191,9 @@ class StateStore:
         with self.db.connect() as conn:
             conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
             try:
-                conn.execute(update(files).where(files.c.key == key).values(updated=int(time.time()), **values))
+                conn.execute(
+                    update(files).where(files.c.key == key).values(updated=int(time.time()), **values)
+                )
                 conn.commit()
             finally:
                 conn.exec_driver_sql("PRAGMA synchronous=FULL")

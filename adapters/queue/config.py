@@ -36,8 +36,8 @@ class QueueEndpoint(EndpointConfig):
     )
     single_active_consumer: bool = Field(
         default=False,
-        description="RabbitMQ: one consumer at a time across every hub process gets the queue's messages, the "
-        "others stand by and take over when it dies (ordered routes, ordered_by)",
+        description="RabbitMQ: one consumer at a time across every hub process gets the queue's messages, "
+        "the others stand by and take over when it dies (ordered routes, ordered_by)",
     )
     delivery_limit: int | None = Field(
         default=None,

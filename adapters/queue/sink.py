@@ -78,7 +78,7 @@ class QueueSink:
                 )
                 # Only AMQP channels report returns (unroutable mandatory messages); virtual ones can't.
                 self._mandatory = amqp or bool(self.endpoint.exchange)
-                on_return = (lambda *returned: self._returned.append(returned)) if hasattr(channel, "events") else None
+                on_return = self._on_return if hasattr(channel, "events") else None
                 self._producer = Producer(channel, exchange=self._queue.exchange, on_return=on_return)
         except BaseException:
             with contextlib.suppress(*BROKER_ERRORS):
@@ -118,6 +118,10 @@ class QueueSink:
         time.sleep(delay)
         with contextlib.suppress(TransportError):  # still down: the next publish says so
             self.connect()
+
+    def _on_return(self, *returned: Any) -> None:
+        """basic.return of a mandatory message (exception, exchange, routing key, message)."""
+        self._returned.append(returned)
 
     def _publish(self, message: Message) -> None:
         if self._producer is None or self._queue is None:

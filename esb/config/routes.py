@@ -256,14 +256,16 @@ class Route(Strict):
     enabled: bool = Field(default=True, description="false: the route is loaded and checked but not run")
     ordered_by: Expression | None = Field(
         default=None,
-        description="the key whose messages must be applied in order (e.g. body.billingAccount.id): the route "
-        "runs one worker and its source queue needs single_active_consumer (docs/deployment.md)",
+        description="the key whose messages must be applied in order (e.g. body.billingAccount.id): the "
+        "route runs one worker and its source queue needs single_active_consumer (docs/deployment.md)",
     )
 
     @model_validator(mode="after")
     def _ordered_needs_one_worker(self) -> Route:
         if self.ordered_by is not None and self.concurrency != 1:
-            raise ValueError("ordered_by needs concurrency: 1 (several workers would reorder a key's messages)")
+            raise ValueError(
+                "ordered_by needs concurrency: 1 (several workers would reorder a key's messages)"
+            )
         return self
 
     def destinations(self) -> list[str]:

@@ -102,13 +102,19 @@ def find(project: Project, route_id: str, message_id: str, scan: int = 10_000) -
     return matches[-1] if matches else None
 
 
-def _take(project: Project, endpoint: str, timeout: float = 0.5) -> Generator[Delivery, None, None]:
-    """Yield the endpoint's deliveries until none comes within ``timeout``; unsettled ones go back."""
+def _take(
+    project: Project, endpoint: str, limit: int | None, timeout: float = 0.5
+) -> Generator[Delivery, None, None]:
+    """Yield up to ``limit`` deliveries of the endpoint, until none comes within ``timeout``.
+
+    The limit is the depth when the pass began: a retried message dead-lettered again during the pass
+    is not taken a second time. Unsettled deliveries go back at the end.
+    """
     source = project.adapter_for(endpoint).source(project.endpoint(endpoint), project.context(endpoint))
     held: list[Delivery] = []
     source.connect()
     try:
-        while True:
+        while limit is None or len(held) < limit:
             delivery = source.read(timeout)
             if delivery is None:
                 return
@@ -130,11 +136,15 @@ def process(project: Project, route_id: str, ids: set[str] | None,
     """
     _, endpoint = dead_letter_endpoint(project, route_id)
     removed = 0
-    with contextlib.closing(_take(project, endpoint)) as deliveries:
+    done: set[str] = set()
+    with contextlib.closing(_take(project, endpoint, depth(project, endpoint))) as deliveries:
         for delivery in deliveries:
             letter = DeadLetter.of(delivery.message)
             if letter.route not in (None, route_id) or (ids is not None and letter.message_id not in ids):
                 continue
+            if letter.message_id in done and ids is not None:
+                continue  # dead-lettered again since this pass retried it: leave it for the next pass
+            done.add(letter.message_id)
             if handle(letter, delivery.message):
                 delivery.ack()
                 removed += 1

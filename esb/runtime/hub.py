@@ -167,7 +167,8 @@ class Hub:
                 entry = routes.setdefault(worker.route.id, {"workers": 0, "alive": 0, "suspended": False})
                 entry["workers"] += 1
                 entry["alive"] += int(worker.is_alive() and worker.ready.is_set())
-                entry["suspended"] = worker.suspended.is_set()
+                # effective once the worker let go of its source (a read in progress finishes first)
+                entry["suspended"] = worker.suspended.is_set() and worker.source is None
         try:
             self.journal.outcome("-", "-")
             journal = "ok"

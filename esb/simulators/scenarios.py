@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from esb.simulators.channel import ChannelOrderScenario
 from esb.simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
+from esb.simulators.channel import ChannelOrderScenario
 from esb.simulators.crm import CRMSimulator, PlannedMessage, order_scenario
 from esb.simulators.iom import IOMSimulator
 from esb.simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario

@@ -71,9 +71,9 @@ def journal_outcomes(url: str) -> tuple[dict[str, str], int, int]:
                 .order_by(events.c.id)
             ).all()
             rows_to_iom = conn.execute(
-                sa.select(sa.func.count()).select_from(deliveries).where(
-                    deliveries.c.route == ROUTE, deliveries.c.endpoint == "iom.orders_in"
-                )
+                sa.select(sa.func.count())
+                .select_from(deliveries)
+                .where(deliveries.c.route == ROUTE, deliveries.c.endpoint == "iom.orders_in")
             ).scalar_one()
     finally:
         engine.dispose()
@@ -115,7 +115,9 @@ class Outcome:
         if self.final_events != len(expected):
             out.append(f"{self.final_events} route-level final events for {len(expected)} messages")
         if self.delivery_rows != len(self.received):
-            out.append(f"journal records {self.delivery_rows} deliveries to IOM, IOM got {len(self.received)}")
+            out.append(
+                f"journal records {self.delivery_rows} deliveries to IOM, IOM got {len(self.received)}"
+            )
         if self.malformed:
             out.append(f"IOM got {len(self.malformed)} malformed requests")
         return out
@@ -125,9 +127,11 @@ class Outcome:
         planned = Counter(p.expected for p in self.plan)
         ended = Counter(self.outcomes.values())
         lines = [
-            f"scenario {self.fault}: {len(self.plan)} messages in {self.seconds:.0f}s; faults: {self.faults_done}",
+            f"scenario {self.fault}: {len(self.plan)} messages in {self.seconds:.0f}s; "
+            f"faults: {self.faults_done}",
             "  planned   " + ", ".join(f"{k} {planned[k]}" for k in FINAL),
-            "  journal   " + ", ".join(f"{k} {ended[k]}" for k in FINAL)
+            "  journal   "
+            + ", ".join(f"{k} {ended[k]}" for k in FINAL)
             + f"; route-level final events {self.final_events}; delivery rows to IOM {self.delivery_rows}",
             f"  IOM       distinct orders {len(self.received)}, duplicates absorbed by message id "
             f"{self.duplicates}, malformed {len(self.malformed)}",
@@ -235,6 +239,7 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 def wait_for_outcomes(url: str, count: int, timeout: float) -> None:
     """Wait until ``count`` messages have a final outcome in the journal at ``url`` (or ``timeout``)."""
+
     def finished() -> bool:
         try:
             return len(journal_outcomes(url)[0]) >= count

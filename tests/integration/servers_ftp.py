@@ -1,16 +1,45 @@
-"""A real FTP server (pyftpdlib) on a loopback port, in a thread, for the batch adapter's tests."""
+"""Real FTP and FTPS servers (pyftpdlib) on loopback ports, in threads, for the batch adapter's tests.
+
+Both can drop a data connection mid-transfer: set ``server.cut.after`` to a byte count and every
+transfer after that many bytes is cut (the server answers 426, as when a link drops), until it is set
+back to None. The FTPS server has a certificate from a CA made for the session (``certs.ca``), and
+``certs.other_ca`` is a CA that signed nothing the server holds.
+"""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import threading
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import skip_or_fail
+
+PASSWORD = "s3cret-for-tests"
+
+
+@dataclass
+class Cut:
+    """When set, data connections are dropped after ``after`` bytes; ``hits`` counts the drops."""
+
+    after: int | None = None
+    hits: int = 0
+
+
+@dataclass
+class Certs:
+    """PEM files made for the session: a CA, the server's certificate and key, and an unrelated CA."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    other_ca: Path
 
 
 @dataclass
@@ -21,32 +50,184 @@ class FTPServer:
     root: Path
     user: str
     password_file: Path
+    cut: Cut = field(default_factory=Cut)
+    certs: Certs | None = None
 
 
-@pytest.fixture(scope="session")
-def ftpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FTPServer]:
-    """Start pyftpdlib on 127.0.0.1 for the session (user 'esb', password from a secret file)."""
+class _Cutting:
+    """A data-channel mixin that drops the connection once ``cut.after`` bytes went through."""
+
+    cut: Cut
+    _cut_bytes = 0
+
+    def use_sendfile(self) -> bool:
+        """Never sendfile: the bytes must go through ``send`` to be counted."""
+        return False
+
+    def _over(self, count: int) -> bool:
+        self._cut_bytes += count
+        return self.cut.after is not None and self._cut_bytes > self.cut.after
+
+    def send(self, data: bytes) -> int:
+        """Send, then drop the connection once over the limit (426 to the client)."""
+        sent: int = super().send(data)  # type: ignore[misc]
+        if self._over(sent) and not self._closed:  # type: ignore[attr-defined]
+            self.cut.hits += 1
+            self.handle_close()  # type: ignore[attr-defined]
+        return sent
+
+    def handle_read(self) -> None:
+        """Receive, then drop the connection once over the limit (the upload stays incomplete)."""
+        before = self.tot_bytes_received  # type: ignore[attr-defined]
+        super().handle_read()  # type: ignore[misc]
+        if self._over(self.tot_bytes_received - before) and not self._closed:  # type: ignore[attr-defined]
+            self.cut.hits += 1
+            self._resp = ("426 Connection dropped; transfer aborted.", lambda *a, **k: None)
+            self.close()  # type: ignore[attr-defined]
+
+
+def _import_pyftpdlib() -> Any:
     try:
         with warnings.catch_warnings():  # pyftpdlib imports asyncore (deprecated in 3.11): not our code
             warnings.simplefilter("ignore", DeprecationWarning)
-            from pyftpdlib.authorizers import DummyAuthorizer
-            from pyftpdlib.handlers import FTPHandler
-            from pyftpdlib.servers import ThreadedFTPServer
+            import pyftpdlib.handlers as handlers
+            from pyftpdlib.authorizers import DummyAuthorizer  # noqa: F401
+            from pyftpdlib.servers import ThreadedFTPServer  # noqa: F401
     except ImportError:
         skip_or_fail("pyftpdlib is not installed")
-    base = tmp_path_factory.mktemp("ftpd")
+    return handlers
+
+
+def _serve(base: Path, tls: Certs | None) -> Iterator[FTPServer]:
+    handlers = _import_pyftpdlib()
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.servers import ThreadedFTPServer
+
     root = base / "files"
     root.mkdir()
     secret = base / "ftp_password"
-    secret.write_text("s3cret-for-tests\n")
+    secret.write_text(PASSWORD + "\n")
     authorizer = DummyAuthorizer()
-    authorizer.add_user("esb", "s3cret-for-tests", str(root), perm="elradfmwMT")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer, "passive_ports": None})
+    authorizer.add_user("esb", PASSWORD, str(root), perm="elradfmwMT")
+    cut = Cut()
+    attrs: dict[str, Any] = {"authorizer": authorizer, "passive_ports": None}
+    if tls is None:
+        control, data = handlers.FTPHandler, handlers.DTPHandler
+    else:
+        if not hasattr(handlers, "TLS_FTPHandler"):
+            skip_or_fail("pyOpenSSL is not installed (pyftpdlib's FTPS needs it)")
+        control, data = handlers.TLS_FTPHandler, handlers.TLS_DTPHandler
+        attrs.update(
+            certfile=str(tls.cert), keyfile=str(tls.key), tls_control_required=True, tls_data_required=True
+        )
+    attrs["dtp_handler"] = type("CuttingDTP", (_Cutting, data), {"cut": cut})
+    handler = type("Handler", (control,), attrs)
     server = ThreadedFTPServer(("127.0.0.1", 0), handler)
     port = server.socket.getsockname()[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True)
     thread.start()
     try:
-        yield FTPServer(port, root, "esb", secret)
+        yield FTPServer(port, root, "esb", secret, cut, tls)
     finally:
         server.close_all()
+
+
+@pytest.fixture(scope="session")
+def ftpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FTPServer]:
+    """Plain FTP on 127.0.0.1 for the session (user 'esb', password from a secret file)."""
+    yield from _serve(tmp_path_factory.mktemp("ftpd"), None)
+
+
+@pytest.fixture(scope="session")
+def ftpsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FTPServer]:
+    """FTPS (explicit TLS on control and data) on 127.0.0.1, certificate from a session CA."""
+    base = tmp_path_factory.mktemp("ftpsd")
+    yield from _serve(base, make_certs(base / "pki"))
+
+
+# -- certificates (cryptography) ------------------------------------------------------------------------
+def make_certs(folder: Path) -> Certs:
+    """A CA, a server certificate for 127.0.0.1/localhost signed by it, and an unrelated CA."""
+    from cryptography.hazmat.primitives import serialization
+
+    folder.mkdir(parents=True)
+    ca_key, ca_cert = _ca("esb test CA")
+    _, other_cert = _ca("some other CA")
+    key, cert = _server_cert(ca_key, ca_cert)
+    paths = Certs(folder / "ca.pem", folder / "server.pem", folder / "server.key", folder / "other_ca.pem")
+    pem = serialization.Encoding.PEM
+    paths.ca.write_bytes(ca_cert.public_bytes(pem))
+    paths.other_ca.write_bytes(other_cert.public_bytes(pem))
+    paths.cert.write_bytes(cert.public_bytes(pem))
+    paths.key.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+def _name(common: str) -> Any:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _builder(subject: str, issuer: str, public_key: Any, issuer_key: Any) -> Any:
+    from cryptography import x509
+
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
+    )
+
+
+def _ca(common: str) -> tuple[Any, Any]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    cert = (
+        _builder(common, common, key.public_key(), key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _server_cert(ca_key: Any, ca_cert: Any) -> tuple[Any, Any]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        _builder("127.0.0.1", "esb test CA", key.public_key(), ca_key.public_key())
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert

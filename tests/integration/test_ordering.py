@@ -43,9 +43,9 @@ def ordered_project(tmp: Path) -> Path:
 
 
 def test_changes_to_one_account_are_applied_in_order(
-    rabbit_server: RabbitServer,
-    postgres_server: PostgresServer,
-    tmp_path: Path,  # noqa: F811
+    rabbit_server: RabbitServer,  # noqa: F811 - the fixture
+    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    tmp_path: Path,
 ) -> None:
     """240 orders over 4 accounts, 2 hub processes, the active one SIGKILLed once: each account's in order."""
     tmp_path.joinpath("project").mkdir()
@@ -55,7 +55,7 @@ def test_changes_to_one_account_are_applied_in_order(
     )
     project = production_project(environ, root)
     assert project.route("crm-order-to-iom").ordered_by == "body.billingAccount.id"
-    rng = random.Random(5)  # noqa: S311 - test data
+    rng = random.Random(5)
     messages = []
     for i in range(COUNT):
         order = make_order(i, rng)

@@ -103,12 +103,24 @@ def test_two_readers_in_a_row_accumulate_warnings(registry: TransformRegistry) -
 @pytest.mark.parametrize(
     ("body", "error", "match"),
     [
-        pytest.param(ORDER.replace(b'"InProgress"', b'"Done"'), TMFConversionError,
-                     r"t/in: \$\.state: 'Done' is not a product_order state", id="unknown-state"),
-        pytest.param(ORDER.replace(b', "@referredType": "Customer"', b""), TMFConversionError,
-                     r"t/in: \$\.relatedParty\[0\]: @referredType is missing", id="party-referred-type"),
-        pytest.param(b'{"@type": "ServiceOrder", "id": "S1"}', TMFConversionError,
-                     "not a TMF622 class", id="other-class"),
+        pytest.param(
+            ORDER.replace(b'"InProgress"', b'"Done"'),
+            TMFConversionError,
+            r"t/in: \$\.state: 'Done' is not a product_order state",
+            id="unknown-state",
+        ),
+        pytest.param(
+            ORDER.replace(b', "@referredType": "Customer"', b""),
+            TMFConversionError,
+            r"t/in: \$\.relatedParty\[0\]: @referredType is missing",
+            id="party-referred-type",
+        ),
+        pytest.param(
+            b'{"@type": "ServiceOrder", "id": "S1"}',
+            TMFConversionError,
+            "not a TMF622 class",
+            id="other-class",
+        ),
         pytest.param(b"[1, 2]", TMFConversionError, "must be a JSON object", id="not-an-object"),
         pytest.param(ORDER[:60], DecodeError, "t/in: body is not valid JSON", id="truncated"),
         pytest.param(b"\xff\xfe{}", DecodeError, "not valid JSON", id="not-utf8"),
@@ -153,16 +165,29 @@ def test_writer_refuses_another_entity(registry: TransformRegistry) -> None:
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        pytest.param("kind: tmf\ndirection: form\nentity: ProductOrder\n",
-                     r"x\.yaml:2: direction: .*did you mean 'from'", id="direction"),
-        pytest.param("kind: tmf\ndirection: from\nentity: ProductOrdr\n",
-                     r"x\.yaml:3: entity: no TMF mapping for 'ProductOrdr'", id="entity"),
-        pytest.param("kind: tmf\ndirection: from\n", r"x\.yaml:1: entity: give the TMF class",
-                     id="no-entity"),
-        pytest.param("kind: tmf\ndirection: to\nentity: party\nrules: {}\n",
-                     r"x\.yaml:4: rules: unknown key for kind tmf", id="unknown-key"),
-        pytest.param("kind: tmf\ninput: xml\ndirection: to\nentity: party\n",
-                     r"x\.yaml:2: input: kind tmf maps json to json", id="xml-input"),
+        pytest.param(
+            "kind: tmf\ndirection: form\nentity: ProductOrder\n",
+            r"x\.yaml:2: direction: .*did you mean 'from'",
+            id="direction",
+        ),
+        pytest.param(
+            "kind: tmf\ndirection: from\nentity: ProductOrdr\n",
+            r"x\.yaml:3: entity: no TMF mapping for 'ProductOrdr'",
+            id="entity",
+        ),
+        pytest.param(
+            "kind: tmf\ndirection: from\n", r"x\.yaml:1: entity: give the TMF class", id="no-entity"
+        ),
+        pytest.param(
+            "kind: tmf\ndirection: to\nentity: party\nrules: {}\n",
+            r"x\.yaml:4: rules: unknown key for kind tmf",
+            id="unknown-key",
+        ),
+        pytest.param(
+            "kind: tmf\ninput: xml\ndirection: to\nentity: party\n",
+            r"x\.yaml:2: input: kind tmf maps json to json",
+            id="xml-input",
+        ),
     ],
 )
 def test_broken_mapping_file_is_a_config_error_with_its_line(tmp_path: Path, text: str, where: str) -> None:

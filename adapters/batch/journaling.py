@@ -1,0 +1,89 @@
+"""The reconciliation of each finished batch file, in the hub's journal, as a file-level message.
+
+A source is not told which route reads it (``AdapterContext`` names the endpoint only), so a file is
+journaled on its own pseudo-route ``batch:<system.endpoint>``; its records are journaled by the route
+as usual. The file-level message:
+
+- id and correlation id ``batch:<sha256[:16]>``: the correlation id of every record of the file, so
+  ``esb trace batch:<sha>`` shows the file with its records; business key ``batch_file`` = the file name,
+  so ``esb trace CHG_571_20240531_001.dat`` finds it too;
+- state ``delivered`` for a processed file, ``dead_lettered`` for a refused one (with the reason);
+- detail and body: ``{file, sha256, size, received, delivered, rejected, balanced}`` (``error`` when refused).
+
+Written by the poller when it settles the file, BEFORE the remote file is moved and the state says
+``done``: a journal that cannot be reached leaves the file to the next poll (at least once), and a
+file already journaled (a poll that stopped before moving it) is not journaled twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from esb.context import AdapterContext
+from esb.message import Message
+
+FILE_MESSAGE_TYPE = "batch.file"
+
+
+class FileJournal:
+    """Journals finished files of one endpoint; opens the hub's journal on first use."""
+
+    def __init__(self, context: AdapterContext) -> None:
+        settings = context.settings
+        if "{data_dir}" in settings.journal.url or not settings.data_dir.is_absolute():
+            settings = settings.resolve_paths(context.project_dir)
+        self.url = settings.journal.url
+        self.keep_bodies = settings.journal.keep_bodies
+        self.route = f"batch:{context.endpoint}"
+        self.system = context.system
+        self._journal: Any = None
+
+    def _open(self) -> Any:
+        if self._journal is None:
+            from esb.journal import Journal
+
+            journal = Journal(self.url, keep_bodies=self.keep_bodies, pool_size=1)
+            journal.connect()
+            self._journal = journal
+        return self._journal
+
+    def record(self, row: dict[str, Any]) -> bool:
+        """Journal the file of state-store ``row`` (processed or failed); False if it already was."""
+        message, state, detail = file_message(row, self.system)
+        journal = self._open()
+        if journal.outcome(self.route, message.id) is not None:
+            return False
+        journal.received(self.route, message)
+        error = detail.get("error") if state == "dead_lettered" else None
+        journal.event(self.route, message, state, detail=detail, error=error)
+        return True
+
+    def close(self) -> None:
+        """Close the journal. Safe to call twice."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+
+def file_message(row: dict[str, Any], system: str) -> tuple[Message, str, dict[str, Any]]:
+    """The file-level message of ``row``, its final state and the detail journaled with it."""
+    detail: dict[str, Any] = {"file": row["name"], "sha256": row["sha256"], "size": row["size"]}
+    if row["status"] == "processed":
+        reconciliation = json.loads(row["reconciliation"] or "{}")
+        detail.update({k: reconciliation.get(k) for k in ("received", "delivered", "rejected", "balanced")})
+        state = "delivered"
+    else:
+        detail.update(received=row["records"], delivered=0, rejected=0, error=row["error"] or "refused")
+        state = "dead_lettered"
+    ident = f"batch:{row['sha256'][:16]}"
+    message = Message(
+        body=detail,
+        id=ident,
+        correlation_id=ident,
+        type=FILE_MESSAGE_TYPE,
+        source=system,
+        headers={"batch-file": row["name"], "batch-sha256": row["sha256"]},
+        business_keys={"batch_file": row["name"]},
+    )
+    return message, state, detail
