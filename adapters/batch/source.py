@@ -84,6 +84,9 @@ class BatchSource:
 
     def read(self, timeout: float) -> Delivery | None:
         """Return the next record's delivery, or None when nothing is ready within ``timeout``."""
+        run = self.run
+        if run is not None and (delivery := run.next_delivery()) is not None:
+            return delivery  # the usual case: the next record of the file in hand
         deadline = time.monotonic() + timeout
         while True:
             delivery = self._next()

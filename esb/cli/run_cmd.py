@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from esb.logging import configure_logging
@@ -11,9 +13,9 @@ from esb.project import Project
 @click.command()
 @click.option("--route", "routes", multiple=True, help="Run only these route ids (repeatable).")
 @click.option(
-    "--simulate", is_flag=True, help="Also run the simulated CRM and IOM systems (what `make run` does)."
+    "--simulate", is_flag=True, help="Also run the simulated peripheral systems (what `make run` does)."
 )
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between simulated CRM orders.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between simulated messages.")
 @click.option(
     "--log-format", type=click.Choice(["json", "console"]), default=None, help="Override logging.format."
 )
@@ -24,6 +26,11 @@ def run(
     """Run the hub until SIGINT/SIGTERM: every enabled route, each with its own workers."""
     from esb.runtime.hub import Hub
 
+    if simulate:
+        from esb.demo import DEMO_ENVIRONMENT
+
+        for name, value in DEMO_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
     project = Project.load(obj.project, obj.env)  # type: ignore[attr-defined]
     configure_logging(project.settings.logging.level, log_format or project.settings.logging.format)
     for route_id in routes:
@@ -32,7 +39,11 @@ def run(
     if not simulate:
         hub.run_forever()
         return
+    from esb.simulators.devenv import ensure_credentials
     from esb.simulators.live import LiveSimulation
 
-    with LiveSimulation(project, interval=interval):
+    made = ensure_credentials(project)
+    if made:
+        click.echo(f"simulation: throwaway credentials for {', '.join(made)} (set them to choose your own)")
+    with LiveSimulation(project, interval=interval, hub_started=hub.started):
         hub.run_forever()

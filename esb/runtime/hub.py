@@ -40,6 +40,7 @@ class Hub:
         self.loader = loader or (lambda: Project.load(project.root, env_name, strict=False))
         self.workers: list[RouteWorker] = []
         self.stopped = threading.Event()
+        self.started = threading.Event()
         self.reload_requested = threading.Event()
         self.last_reload: dict[str, Any] = {}
         self._lock = threading.RLock()
@@ -94,6 +95,7 @@ class Hub:
         self.log.info("hub started", routes=sorted({w.route.id for w in self.workers}),
                       workers=len(self.workers), suspended=sorted(self._suspended),
                       settings=self.project.settings.masked())
+        self.started.set()
 
     # -- following operators ------------------------------------------------------------------------
     def _supervise(self) -> None:

@@ -246,6 +246,11 @@ class RouteWorker(threading.Thread):
             fresh = (self._first_time and message.attempt == 1) or REPLAY_HEADER in message.headers
             self.outlet.deliver_all(message, outputs, check=not fresh)
         delivery.ack()
+        self.log.info(
+            "filtered" if not outputs else "delivered",
+            outputs=len(outputs),
+            to=self.route.destinations() or "caller",
+        )
 
     def _journal_warnings(self, message: Message, outputs: list[Message]) -> None:
         """Journal what transforms accepted with a warning (``esb-warnings``), and keep it off the wire."""

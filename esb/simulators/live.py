@@ -1,72 +1,89 @@
-"""`esb run --simulate` (what `make run` starts): the simulated CRM keeps sending, IOM keeps receiving.
+"""`esb run --simulate` (what `make run` starts): the simulated systems keep sending, and receiving.
 
-Each flow is shown on the console as it happens: the order sent by the CRM, and the order request IOM
-received. Bad messages are mixed in, as in real life, and end in the dead-letter queue.
+Every route that has a scenario (esb/simulators/scenarios.py) is driven: message flows one message per
+tick, file flows one small file every so often. What is sent is printed as it goes; what the hub did
+with it shows in the hub's own log lines (delivered, filtered, dead-lettered, with the reason).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-import time
 import uuid
 from typing import Any
 
 import click
 
-from esb.message import Message
-from esb.simulators.crm import CRMSimulator, order_scenario
-from esb.simulators.iom import IOMSimulator
+from esb.simulators.crm import PlannedMessage
+from esb.simulators.scenarios import Scenario, scenario_for
+
+#: Scenarios whose unit is a file, not a message: sent whole, every FILE_EVERY ticks.
+FILE_SCENARIOS = frozenset({"BillingChargesScenario", "NCRExtractScenario"})
+FILE_EVERY = 20
+PLAN_SIZE = 25
 
 
 class LiveSimulation:
-    """Runs the simulated CRM (a sender thread) and IOM (a receiver thread) beside the hub."""
+    """Runs every route's simulated systems beside the hub until stopped."""
 
     def __init__(
-        self,
-        project: Any,
-        *,
-        interval: float = 2.0,
-        source: str = "crm.orders_out",
-        target: str = "iom.orders_in",
+        self, project: Any, *, interval: float = 2.0, hub_started: threading.Event | None = None
     ) -> None:
         self.project = project
         self.interval = interval
-        self.source = source
-        self.iom = IOMSimulator(project, target, on_order=self._show_order)
+        self.hub_started = hub_started
+        self.scenarios: list[Scenario] = []
+        for route in project.routes:
+            scenario = scenario_for(project, route.id) if route.enabled else None
+            if scenario is not None:
+                self.scenarios.append(scenario)
         self.stop_event = threading.Event()
-        self.sender = threading.Thread(target=self._send_forever, name="sim-crm", daemon=True)
-
-    def _show_order(self, message: Message, order: dict[str, Any]) -> None:
-        header = order.get("header", {})
-        lines = order.get("orderLines", [])
-        click.echo(
-            f"IOM  <- order request {header.get('orderNo', '?')} with {len(lines)} line(s), "
-            f"priority {message.headers.get('priority', '-')}  [{message.id}]"
-        )
+        self.sender = threading.Thread(target=self._send_forever, name="sim-senders", daemon=True)
 
     def _send_forever(self) -> None:
-        run = uuid.uuid4().hex[:8]
-        batch = 0
-        with CRMSimulator(self.project, self.source) as crm:
-            while not self.stop_event.is_set():
-                for planned in order_scenario(25, seed=batch, run=f"{run}-{batch}"):
-                    if self.stop_event.wait(self.interval):
-                        return
-                    crm.send(planned.message)
-                    click.echo(
-                        f"CRM  -> {planned.kind:<22} expected {planned.expected:<14} [{planned.message.id}]"
-                    )
-                batch += 1
+        if self.hub_started is not None:
+            while not self.hub_started.wait(0.2):
+                if self.stop_event.is_set():
+                    return
+        run = uuid.uuid4().hex[:6]
+        queues: dict[int, list[PlannedMessage]] = {}
+        for tick in itertools.count():
+            for index, scenario in enumerate(self.scenarios):
+                if self.stop_event.is_set():
+                    return
+                try:
+                    self._tick(scenario, index, tick, run, queues)
+                except Exception as exc:  # noqa: BLE001 - a simulator failure is shown, the hub goes on
+                    click.echo(f"sim  !! {scenario.route_id}: {exc}")
+            if self.stop_event.wait(self.interval):
+                return
+
+    def _tick(
+        self, scenario: Scenario, index: int, tick: int, run: str, queues: dict[int, list[PlannedMessage]]
+    ) -> None:
+        if type(scenario).__name__ in FILE_SCENARIOS:
+            if tick % FILE_EVERY == index % FILE_EVERY:
+                planned = scenario.plan(10, f"{run}{tick}")
+                scenario.send(planned)
+                click.echo(f"sim  -> {scenario.route_id:<32} a file of {len(planned)} records")
+            return
+        if not queues.get(index):
+            queues[index] = scenario.plan(PLAN_SIZE, f"{run}{tick}")
+        item = queues[index].pop(0)
+        scenario.send([item])
+        click.echo(
+            f"sim  -> {scenario.route_id:<32} {item.kind:<26} expect {item.expected:<14} [{item.message.id}]"
+        )
 
     def __enter__(self) -> LiveSimulation:
         self.project.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.iom.start()
-        time.sleep(0.5)
+        for scenario in self.scenarios:
+            scenario.start()
         self.sender.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop_event.set()
-        self.iom.stop()
-        self.sender.join(5)
-        self.iom.join(5)
+        self.sender.join(10)
+        for scenario in self.scenarios:
+            scenario.stop()

@@ -85,7 +85,7 @@ class OpsHub:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGHUP)
 
-    def esb(self, *args: str, input: str | None = None) -> Result:  # noqa: A002 - click's name
+    def esb(self, *args: str, input: str | None = None) -> Result:
         """Run an esb command in this process against the hub's project and data."""
         env = {k: None for k in os.environ if k.startswith("ESB_")}
         env.update(self.environ)

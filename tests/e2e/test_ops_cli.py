@@ -5,12 +5,12 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from esb.ops.dlq import read_archive
 from esb.simulators.crm import CRMSimulator, PlannedMessage, order_scenario
 from tests.e2e.ops_hub import OpsHub, copy_project, wait_until
 
@@ -62,7 +62,7 @@ def http_get(url: str, token: str | None) -> tuple[int, bytes]:
 
 
 def test_trace_dlq_replay_stats_health_metrics(hub: OpsHub) -> None:
-    """CRM orders flow; trace, dlq list/show/retry/purge, replay (dry-run too), stats, health, metrics agree."""
+    """CRM orders flow; trace, dlq list/show/retry/purge, replay, dry-run, stats, health, metrics agree."""
     plan = order_scenario(25, run="ops")
     send(hub, plan)
     good = next(p for p in plan if p.expected == "delivered")
@@ -73,22 +73,26 @@ def test_trace_dlq_replay_stats_health_metrics(hub: OpsHub) -> None:
     result = hub.esb("trace", good.message.id, "--json")
     assert result.exit_code == 0, result.output
     steps = orjson.loads(result.output)["steps"]
-    assert [s["state"] for s in steps][0] == "received"
+    assert next(s["state"] for s in steps) == "received"
     assert any(s["state"] == "delivered" and s["endpoint"] == "iom.orders_in" for s in steps)
     order_id = hub.journal.find(message_id=good.message.id)[0].business_keys["order_id"]
     by_key = hub.esb("trace", order_id)
-    assert by_key.exit_code == 0 and good.message.id in by_key.output and "iom.orders_in" in by_key.output
+    assert by_key.exit_code == 0
+    assert good.message.id in by_key.output
+    assert "iom.orders_in" in by_key.output
     assert hub.esb("trace", "no-such-key").exit_code == 1
 
     # dlq list and show: the five bad ones wait, with their error and original bytes
     listed = hub.esb("dlq", "list", ROUTE, "--json")
     assert listed.exit_code == 1  # dead letters wait: an operator must look
     report = orjson.loads(listed.output)[0]
-    assert report["waiting"] == len(bad) and report["journal_dead_lettered"] == len(bad)
+    assert report["waiting"] == len(bad)
+    assert report["journal_dead_lettered"] == len(bad)
     assert {m["message_id"] for m in report["messages"]} == {p.message.id for p in bad}
     shown = hub.esb("dlq", "show", ROUTE, xxe.message.id, "--json")
     detail = orjson.loads(shown.output)
-    assert detail["error_reason"] == "unsafe-xml" and "<!DOCTYPE" in detail["body"]
+    assert detail["error_reason"] == "unsafe-xml"
+    assert "<!DOCTYPE" in detail["body"]
 
     # replay --dry-run: today's mapping gives what was sent then
     dry = hub.esb("replay", good.message.id, "--dry-run", "--json")
@@ -104,38 +108,44 @@ def test_trace_dlq_replay_stats_health_metrics(hub: OpsHub) -> None:
     copy = iom_copies(hub, good.message.id)[1]
     assert copy.headers["esb-replay"] == "1"
     states = [e.state for e in hub.journal.history(good.message.id)]
-    assert "replayed" in states and states.count("delivered") >= 3  # route-level + endpoint, twice
+    assert "replayed" in states
+    assert states.count("delivered") >= 3
     assert wait_until(lambda: hub.journal.outcome(ROUTE, good.message.id) == "delivered")
 
     # dlq retry: the XXE order goes through the route again and is dead-lettered again
     retried = hub.esb("dlq", "retry", ROUTE, xxe.message.id)
     assert retried.exit_code == 0, retried.output
-    assert wait_until(lambda: [e.state for e in hub.journal.history(xxe.message.id)].count("dead_lettered") == 2)
+    history = hub.journal.history
+    assert wait_until(lambda: [e.state for e in history(xxe.message.id)].count("dead_lettered") == 2)
     assert wait_until(lambda: dlq_depth(hub) == len(bad))
 
     # dlq purge asks first, then archives what it removes
     refused = hub.esb("dlq", "purge", ROUTE, xxe.message.id, input="n\n")
-    assert refused.exit_code == 1 and dlq_depth(hub) == len(bad)
+    assert refused.exit_code == 1
+    assert dlq_depth(hub) == len(bad)
     purged = hub.esb("dlq", "purge", ROUTE, xxe.message.id, input="y\n")
     assert purged.exit_code == 0, purged.output
     assert dlq_depth(hub) == len(bad) - 1
     archive = next((hub.data_dir / "dlq-archive").glob(f"{ROUTE}-*.jsonl"))
-    from esb.ops.dlq import read_archive
-
     archived = read_archive(archive)
-    assert len(archived) == 1 and archived[0][1] == xxe.message.body
+    assert len(archived) == 1
+    assert archived[0][1] == xxe.message.body
 
     # stats over the last hour
     stats = orjson.loads(hub.esb("stats", "--route", ROUTE, "--json").output)["routes"][0]
-    assert stats["route"] == ROUTE and stats["received"] >= 25
-    assert stats["dead_lettered"] >= len(bad) and stats["latency_ms"]["p50"] >= 0
+    assert stats["route"] == ROUTE
+    assert stats["received"] >= 25
+    assert stats["dead_lettered"] >= len(bad)
+    assert stats["latency_ms"]["p50"] >= 0
 
     # health: everything reachable; dead letters waiting make it degraded (exit 1)
     health = hub.esb("health", "--json")
     verdict = orjson.loads(health.output)
-    assert health.exit_code == 1 and verdict["status"] == "degraded"
+    assert health.exit_code == 1
+    assert verdict["status"] == "degraded"
     by_name = {c["component"]: c for c in verdict["checks"]}
-    assert by_name["broker"]["status"] == "ok" and by_name["journal"]["status"] == "ok"
+    assert by_name["broker"]["status"] == "ok"
+    assert by_name["journal"]["status"] == "ok"
     assert by_name["hub"]["status"] == "ok"
     assert by_name[f"dead letters {ROUTE}"]["status"] == "degraded"
 
@@ -154,7 +164,8 @@ def test_suspend_resume_and_hot_reload(hub: OpsHub) -> None:
     """A suspended route leaves messages queued until resumed; a bad edit is refused, a good one applied."""
     assert hub.esb("route", "suspend", ROUTE, "--reason", "billing batch").exit_code == 0
     listed = {r["route"]: r for r in orjson.loads(hub.esb("route", "list", "--json").output)}
-    assert listed[ROUTE]["state"] == "suspended" and listed[ROUTE]["reason"] == "billing batch"
+    assert listed[ROUTE]["state"] == "suspended"
+    assert listed[ROUTE]["reason"] == "billing batch"
     info = hub.monitoring()
     assert wait_until(lambda: orjson.loads(http_get(info["url"] + "/health/ready", info["token"])[1])
                       ["routes"][ROUTE]["suspended"])
@@ -164,10 +175,12 @@ def test_suspend_resume_and_hot_reload(hub: OpsHub) -> None:
             crm.send(planned.message)
     assert not wait_until(lambda: any(hub.journal.outcome(ROUTE, p.message.id) for p in plan), timeout=1.5)
     crm_queue = hub.project.adapter_for("crm.orders_out")
-    ready = crm_queue.queue_depth(hub.project.endpoint("crm.orders_out"), hub.project.context("crm.orders_out"))
+    endpoint = "crm.orders_out"
+    ready = crm_queue.queue_depth(hub.project.endpoint(endpoint), hub.project.context(endpoint))
     assert ready == len(plan)
     health = hub.esb("health")
-    assert health.exit_code == 1 and "suspended by" in health.output
+    assert health.exit_code == 1
+    assert "suspended by" in health.output
     assert hub.esb("route", "resume", ROUTE).exit_code == 0
     assert wait_until(lambda: all(hub.journal.outcome(ROUTE, p.message.id) == "delivered" for p in plan))
 

@@ -35,7 +35,9 @@ def _field(length: int) -> st.SearchStrategy[bytes]:
     text = st.text(alphabet="0123456789 -+AZaz国内通话费王五\x00", max_size=length)
     return st.one_of(
         text.map(lambda t: t.encode("gb18030")[:length].ljust(length)),
-        st.binary(min_size=length, max_size=length),
+        st.binary(min_size=length, max_size=length).map(
+            lambda b: b.replace(b"\n", b" ").replace(b"\r", b"_")
+        ),
         st.integers(-(10**8), 10**9).map(lambda n: str(n).rjust(length, "0").encode()[:length]),
     )
 
