@@ -94,7 +94,7 @@ class FixedPlan:
             None if not required else itemgetter(*required) if len(required) > 1 else _one(required[0])
         )
         self.conversions = tuple(
-            (n, convert) for n, f in enumerate(fields) if (convert := text_converter(f)) is not None
+            (n, f.name, convert) for n, f in enumerate(fields) if (convert := text_converter(f)) is not None
         )
 
     def parse(self, line: bytes) -> dict[str, Any] | None:
@@ -107,13 +107,13 @@ class FixedPlan:
             return None
         if len(texts) != self.count or (self.required is not None and not all(self.required(texts))):
             return None  # a NUL inside a field, or an empty required field
-        values: list[Any] = [t or None for t in texts]
+        body: dict[str, Any] = {name: text or None for name, text in zip(self.names, texts)}  # noqa: B905
         try:
-            for n, convert in self.conversions:
-                values[n] = convert(texts[n])
+            for n, name, convert in self.conversions:
+                body[name] = convert(texts[n])
         except ValueError:
             return None
-        return dict(zip(self.names, values))  # noqa: B905 - same length, checked above
+        return body
 
 
 def _one(index: int) -> Callable[[list[str]], tuple[str]]:

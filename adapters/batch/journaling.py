@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from adapters.batch.scheduling import resolved_settings
 from esb.context import AdapterContext
 from esb.message import Message
 
@@ -30,9 +31,7 @@ class FileJournal:
     """Journals finished files of one endpoint; opens the hub's journal on first use."""
 
     def __init__(self, context: AdapterContext) -> None:
-        settings = context.settings
-        if "{data_dir}" in settings.journal.url or not settings.data_dir.is_absolute():
-            settings = settings.resolve_paths(context.project_dir)
+        settings = resolved_settings(context)
         self.url = settings.journal.url
         self.keep_bodies = settings.journal.keep_bodies
         self.route = f"batch:{context.endpoint}"

@@ -54,6 +54,183 @@ class RecordReader(Protocol):
         ...
 
     def records(self, path: Path, offset: int, number: int) -> Iterator[Record]:
+        """Yield the detail records after byte ``offset``, numbered from ``number + 1``."""
+        ...
+
+
+Converter = Callable[[bytes], Any]
+
+
+def _implied(scale: int, required: bool) -> Converter:
+    def convert(raw: bytes) -> Any:
+        if not raw.strip():
+            if required:
+                raise ValueError("is required but empty")
+            return None
+        digits = str(int(raw))  # ValueError for anything but an integer
+        sign = "-" if digits[0] == "-" else ""
+        digits = digits.lstrip("-").rjust(scale + 1, "0")
+        return f"{sign}{digits[:-scale]}.{digits[-scale:]}" if scale else sign + digits
+
+    return convert
+
+
+def _ymd(required: bool) -> Converter:
+    def convert(raw: bytes) -> Any:
+        text = raw.strip()
+        if not text:
+            if required:
+                raise ValueError("is required but empty")
+            return None
+        if len(text) != 8 or not text.isdigit():
+            raise ValueError(f"{text.decode('latin-1')!r} is not a date in %Y%m%d")
+        day = date(int(text[:4]), int(text[4:6]), int(text[6:]))  # ValueError for 20240231
+        return day.isoformat()
+
+    return convert
+
+
+def _converter(spec: FieldSpec, encoding: str) -> Converter:
+    """Return a fast bytes -> value function for ``spec`` (the common cases avoid the generic path)."""
+    required = spec.required
+    if spec.type == "string":
+
+        def as_text(raw: bytes) -> Any:
+            text = raw.decode(encoding).strip()
+            if not text and required:
+                raise ValueError("is required but empty")
+            return text or None
+
+        return as_text
+    if spec.type == "int" and not required:
+
+        def as_int(raw: bytes) -> Any:
+            return int(raw) if raw.strip() else None
+
+        return as_int
+    if spec.type == "decimal" and spec.implied:
+        return _implied(spec.scale, required)
+    if spec.type == "date" and (spec.format or "%Y%m%d") == "%Y%m%d":
+        return _ymd(required)
+
+    def generic(raw: bytes) -> Any:
+        return spec.convert(raw.decode(encoding))
+
+    return generic
+
+
+class LineReader:
+    """What fixed-width and delimited readers share: the passes, the checks; subclasses split a line."""
+
+    def __init__(self, layout: Layout, encoding: str, max_line_bytes: int) -> None:
+        self.layout = layout
+        self.encoding = encoding
+        self.max_line_bytes = max_line_bytes
+        self.header_code = layout.header.code if layout.header else None
+        self.trailer_code = layout.trailer.code if layout.trailer else None
+        self.detail_code = layout.detail.code
+
+    # -- what subclasses provide ---------------------------------------------------------------------
+    def code_of(self, line: bytes) -> str | None:
+        """Return the record code of ``line`` (None when the layout has no record types)."""
+        raise NotImplementedError
+
+    def parse(self, line: bytes, spec: RecordSpec) -> dict[str, Any]:
+        """Return the fields of ``line``; ValueError with a reason when it cannot."""
+        raise NotImplementedError
+
+    def totals_of(self, line: bytes, totals: list[tuple[str, FieldSpec]]) -> dict[str, Any]:
+        """Return the amount fields of a detail line (the scan pass needs nothing else)."""
+        return self.parse(line, self.layout.detail)
+
+    # -- pass 1 (see scan.py: it runs while the file downloads) --------------------------------------
+    def scanner(self) -> Scanner:
+        """A new whole-file check to feed with the file's bytes."""
+        return Scanner(self)
+
+    def scan(self, path: Path) -> FileSummary:
+        """Check encoding, header, trailer, count and totals of the whole file (streaming)."""
+        scanner = self.scanner()
+        with path.open("rb") as stream:
+            while chunk := stream.read(BLOCK):
+                scanner.feed(chunk)
+        return scanner.finish()
+
+    def empty_totals(self) -> dict[str, Decimal]:
+        """The totals to add the detail records' amounts to."""
+        return {name: Decimal(0) for name in self.layout.checks.totals}
+
+    def header_of(self, line: bytes) -> dict[str, Any]:
+        """Check that line 1 is the header; return its fields."""
+        code = self.code_of(line)
+        if code != self.header_code:
+            raise BadFileError(
+                f"missing header: line 1 has record type {code!r}, expected {self.header_code!r}"
+            )
+        return self._parse_control(line, self.layout.header, "header")
+
+    def scan_details(
+        self, lines: list[bytes], first_no: int, summary: FileSummary, unreadable: list[int]
+    ) -> None:
+        """Count detail lines ``first_no``... and add up their amounts; refuse a control record among them."""
+        totals = self._total_specs()
+        for line_no, line in enumerate(lines, first_no):
+            self._detail_in_scan((line_no, line), summary, totals, unreadable)
+
+    def check_trailer_line(
+        self, line: bytes, line_no: int, summary: FileSummary, unreadable: list[int]
+    ) -> None:
+        """Check that the last line is the trailer, then its count and totals."""
+        code = self.code_of(line)
+        if code != self.trailer_code:
+            raise BadFileError(
+                f"missing trailer: the last line ({line_no}) has record type {code!r}, "
+                f"expected {self.trailer_code!r}: truncated file?"
+            )
+        summary.trailer = self._parse_control(line, self.layout.trailer, "trailer")
+        check_trailer(self.layout, summary, unreadable)
+
+    def _total_specs(self) -> list[tuple[str, FieldSpec]]:
+        return [(n, _spec(self.layout.detail, n)) for n in self.layout.checks.totals]
+
+    def _detail_in_scan(
+        self,
+        item: tuple[int, bytes],
+        summary: FileSummary,
+        totals: list[tuple[str, FieldSpec]],
+        unreadable: list[int],
+    ) -> None:
+        line_no, line = item
+        code = self.code_of(line)
+        if code is not None and code in (self.header_code, self.trailer_code):
+            raise BadFileError(f"line {line_no}: a {code!r} control record in the middle of the file")
+        summary.records += 1
+        if not totals:
+            return
+        try:
+            values = self.totals_of(line, totals)
+            for name, _ in totals:
+                summary.totals[name] += Decimal(values[name] or 0)
+        except (ValueError, KeyError, IndexError, InvalidOperation, UnicodeDecodeError):
+            unreadable.append(line_no)
+
+    def _parse_control(self, line: bytes, spec: RecordSpec | None, label: str) -> dict[str, Any]:
+        assert spec is not None
+        try:
+            return self.parse(line, spec)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadFileError(f"unreadable {label} record: {exc}") from None
+
+    # -- pass 2 -------------------------------------------------------------------------------------
+    def fast_detail(self, line: bytes) -> dict[str, Any] | None:
+        """A detail record's fields by a fast path, or None to use :meth:`parse` (the default)."""
+        return None
+
+    def is_trailer(self, line: bytes) -> bool:
+        """True when ``line`` is the trailer record."""
+        return self.trailer_code is not None and self.code_of(line) == self.trailer_code
+
+    def records(self, path: Path, offset: int, number: int) -> Iterator[Record]:
         """Yield detail records after ``offset``; records that cannot be parsed carry their error."""
         is_trailer = self.is_trailer if self.trailer_code is not None else None
         fast, careful = self.fast_detail, self._careful

@@ -1,6 +1,10 @@
 """apscheduler 3.11 jobs for polling and flushing: late runs still run, overlapping runs never happen.
 
-Every process that starts a scheduler runs every job: in a cluster, run batch endpoints on one leader.
+Every process that starts a scheduler runs every job, so a scheduled batch endpoint first joins an
+election (``esb.runtime.leader``: a PostgreSQL advisory lock when the journal is on PostgreSQL, a file
+lock under ``data_dir`` otherwise) named ``batch:<system.endpoint>``; its jobs run, and its source hands
+out records, only in the process that leads. Another process takes over within the election's interval
+when the leader dies.
 """
 
 from __future__ import annotations
@@ -11,6 +15,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from adapters.batch.config import ScheduleConfig
+from esb.context import AdapterContext
+
+#: How long ``connect`` waits for the first election result, so that a lone process polls at once.
+FIRST_ELECTION_WAIT = 2.0
 
 
 def start_scheduler(schedule: ScheduleConfig, job: Callable[[], None], name: str, *, run_now: bool) -> Any:
@@ -47,3 +55,34 @@ def run_soon(scheduler: Any, name: str) -> None:
     job = scheduler.get_job(name) if scheduler is not None else None
     if job is not None:
         job.modify(next_run_time=datetime.now(scheduler.timezone))
+
+
+def resolved_settings(context: AdapterContext) -> Any:
+    """The hub's settings with ``data_dir`` absolute and ``{data_dir}`` filled into the URLs."""
+    settings = context.settings
+    if "{data_dir}" in settings.journal.url or not settings.data_dir.is_absolute():
+        settings = settings.resolve_paths(context.project_dir)
+    return settings
+
+
+def join_election(context: AdapterContext) -> Any:
+    """Start this process's candidacy to lead endpoint ``context.endpoint``; return the election.
+
+    Waits up to FIRST_ELECTION_WAIT seconds for the first result (a lone process leads at once).
+    """
+    from esb.runtime.leader import LeaderElection
+
+    election = LeaderElection(f"batch:{context.endpoint}", resolved_settings(context))
+    election.start()
+    election.elected.wait(FIRST_ELECTION_WAIT)
+    return election
+
+
+def when_leader(election: Any, job: Callable[[], None]) -> Callable[[], None]:
+    """``job``, run only while this process leads (always when there is no election)."""
+
+    def run() -> None:
+        if election is None or election.is_leader:
+            job()
+
+    return run

@@ -26,7 +26,7 @@ from sqlalchemy import delete, insert, select, update
 from adapters.batch.config import BatchEndpoint, OutboundConfig
 from adapters.batch.layouts import Layout, load_layout
 from adapters.batch.remote import make_remote
-from adapters.batch.scheduling import start_scheduler
+from adapters.batch.scheduling import join_election, start_scheduler, when_leader
 from adapters.batch.source import endpoint_dirs
 from adapters.batch.staging import fsync_dir
 from adapters.batch.store import StateStore, batches, outbox
@@ -56,6 +56,7 @@ class BatchSink:
         self.layout: Layout | None = None
         self._flush_lock = threading.Lock()
         self._schedulers: list[Any] = []
+        self.election: Any = None  # set when scheduled: only the leading process flushes
 
     def connect(self) -> None:
         """Open the outbox and start the flush and retry schedules."""
@@ -66,10 +67,14 @@ class BatchSink:
             return
         from adapters.batch.config import ScheduleConfig
 
+        self.election = join_election(self.context)
         if self.out.schedule is not None:
             self._schedulers.append(
                 start_scheduler(
-                    self.out.schedule, self._scheduled_flush, f"flush {self.context.endpoint}", run_now=False
+                    self.out.schedule,
+                    when_leader(self.election, self._scheduled_flush),
+                    f"flush {self.context.endpoint}",
+                    run_now=False,
                 )
             )
         retry = ScheduleConfig(
@@ -77,7 +82,12 @@ class BatchSink:
             timezone=self.out.schedule.timezone if self.out.schedule else "Asia/Shanghai",
         )
         self._schedulers.append(
-            start_scheduler(retry, self._scheduled_retry, f"retry {self.context.endpoint}", run_now=True)
+            start_scheduler(
+                retry,
+                when_leader(self.election, self._scheduled_retry),
+                f"retry {self.context.endpoint}",
+                run_now=True,
+            )
         )
 
     def write(self, message: Message) -> None:
@@ -88,7 +98,8 @@ class BatchSink:
                 f"{type(message.body).__name__} (add a transform to the route)"
             )
         waiting = self.store.spool(message.id, orjson.dumps(message.body).decode("utf-8"))
-        if self.out.max_records is not None and waiting >= self.out.max_records:
+        full = self.out.max_records is not None and waiting >= self.out.max_records
+        if full and (self.election is None or self.election.is_leader):  # else the leader's flush takes them
             self.flush()
 
     # -- flushing -----------------------------------------------------------------------------------
@@ -224,6 +235,9 @@ class BatchSink:
         for scheduler in self._schedulers:
             scheduler.shutdown(wait=True)
         self._schedulers = []
+        if self.election is not None:
+            self.election.stop()
+            self.election = None
         self.store.close()
 
     def __enter__(self) -> BatchSink:

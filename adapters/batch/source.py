@@ -20,7 +20,7 @@ from adapters.batch.journaling import FileJournal
 from adapters.batch.layouts import load_layout
 from adapters.batch.parsers import RecordReader, reader_for
 from adapters.batch.poller import InboundPoller
-from adapters.batch.scheduling import run_soon, start_scheduler
+from adapters.batch.scheduling import join_election, run_soon, start_scheduler, when_leader
 from adapters.batch.staging import Dirs
 from adapters.batch.store import StateStore
 from esb.context import AdapterContext
@@ -51,6 +51,7 @@ class BatchSource:
         self._scheduler: Any = None
         self._reader: RecordReader | None = None
         self._wake = threading.Event()
+        self.election: Any = None  # set when scheduled: only the leading process polls and reads
 
     def connect(self) -> None:
         """Open the state store and staging area, start polling (I/O starts here)."""
@@ -70,9 +71,10 @@ class BatchSource:
             journal=FileJournal(self.context) if self.endpoint.inbound.journal else None,
         )
         if self.schedule:
+            self.election = join_election(self.context)
             self._scheduler = start_scheduler(
                 self.endpoint.inbound.poll,
-                self.poller.scheduled,
+                when_leader(self.election, self.poller.scheduled),
                 f"poll {self.context.endpoint}",
                 run_now=True,
             )
@@ -87,6 +89,9 @@ class BatchSource:
         run = self.run
         if run is not None and (delivery := run.next_delivery()) is not None:
             return delivery  # the usual case: the next record of the file in hand
+        if self.election is not None and not self.election.is_leader:
+            self._wake.wait(timeout)  # another process leads this endpoint: it reads the files
+            return None
         deadline = time.monotonic() + timeout
         while True:
             delivery = self._next()
@@ -144,6 +149,9 @@ class BatchSource:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        if self.election is not None:
+            self.election.stop()
+            self.election = None
         if self.run is not None:
             self.run.checkpoint()
             self.run.close()

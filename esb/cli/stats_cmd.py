@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from esb.ops.common import load, parse_when, to_json
+from esb.ops.common import load, open_journal, parse_when, to_json
 from esb.ops.stats import as_dicts, compute, render, window
 
 
@@ -20,7 +20,8 @@ def stats(obj: object, since: str, until: str | None, route: str | None, as_json
     if route is not None:
         project.route(route)
     start, end = window(parse_when(since), parse_when(until))
-    results = compute(project.settings.journal.url, start, end, route)
+    with open_journal(project):  # creates and migrates a journal that does not exist yet
+        results = compute(project.settings.journal.url, start, end, route)
     if as_json:
         report = {"since": start.isoformat(), "until": end.isoformat(), "routes": as_dicts(results)}
         click.echo(to_json(report))

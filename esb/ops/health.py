@@ -92,14 +92,38 @@ def check_endpoints(project: Project) -> list[Check]:
     return out
 
 
+def _schedules(project: Project) -> dict[str, Any]:
+    """Return ``{"endpoint (poll|flush)": schedule}`` for every endpoint with a schedule (batch)."""
+    found: dict[str, Any] = {}
+    for name, endpoint in project.endpoints.items():
+        poll = getattr(getattr(endpoint, "inbound", None), "poll", None)
+        flush = getattr(getattr(endpoint, "outbound", None), "schedule", None)
+        for kind, schedule in (("poll", poll), ("flush", flush)):
+            if schedule is not None:
+                found[f"{name} ({kind})"] = schedule
+    return found
+
+
+def _next_run(schedule: Any) -> str:
+    if getattr(schedule, "cron", None):
+        from zoneinfo import ZoneInfo
+
+        from apscheduler.triggers.cron import CronTrigger
+
+        zone = ZoneInfo(schedule.timezone)
+        trigger = CronTrigger.from_crontab(schedule.cron, timezone=zone)
+        when = trigger.get_next_fire_time(None, datetime.now(zone))
+        return f"cron '{schedule.cron}', next {when:%Y-%m-%d %H:%M %Z}" if when else f"cron '{schedule.cron}'"
+    return f"every {schedule.interval:g}s"
+
+
 def check_schedules(project: Project) -> Check:
-    """Scheduled jobs (batch endpoints with a schedule): next run; last run as the running hub says."""
-    jobs = [n for n, ep in project.endpoints.items()
-            if getattr(getattr(ep, "inbound", None), "schedule", None) or getattr(ep, "schedule", None)]
+    """Scheduled jobs (batch polls and flushes) with their next run (the last run is the job's own line)."""
+    jobs = _schedules(project)
     if not jobs:
         return Check("scheduler", OK, "no scheduled jobs configured")
-    return Check("scheduler", UNKNOWN, f"{len(jobs)} scheduled endpoint(s): {', '.join(sorted(jobs))} "
-                 "(last/next run: see their endpoint lines)")
+    text = "; ".join(f"{name}: {_next_run(s)}" for name, s in sorted(jobs.items()))
+    return Check("scheduler", OK, f"{len(jobs)} job(s): {text}", {"jobs": sorted(jobs)})
 
 
 def check_hub(project: Project) -> Check:

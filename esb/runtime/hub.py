@@ -76,12 +76,12 @@ class Hub:
         self._suspended = self.control.suspended()
         self._start_routes(self.project, None, wait)
         failed = [w for w in self.workers if w.failure is not None and not w.is_alive()]
-        if failed:  # a route that cannot start (a missing secret...): fail fast, with its error
+        if failed:  # a route that cannot start (a missing secret...): fail fast, naming every one
             self.stop()
-            failure = failed[0].failure
-            if isinstance(failure, EsbError):
-                raise failure
-            raise RuntimeError(f"route {failed[0].route.id} cannot start: {failure}")
+            findings = sorted({f"route {w.route.id}: {w.failure}" for w in failed})
+            if all(isinstance(w.failure, EsbError) for w in failed):
+                raise ConfigError(f"{len(findings)} route(s) cannot start", findings=findings)
+            raise RuntimeError("; ".join(findings))
         self._fingerprint = fingerprint(self.project.root)
         if self.project.settings.monitoring.enabled:
             monitoring = MonitoringServer(self.project.settings, self.metrics.exposition, self.readiness)

@@ -9,6 +9,7 @@ back to None. The FTPS server has a certificate from a CA made for the session (
 from __future__ import annotations
 
 import datetime
+import errno
 import ipaddress
 import threading
 import warnings
@@ -76,14 +77,15 @@ class _Cutting:
             self.handle_close()  # type: ignore[attr-defined]
         return sent
 
-    def handle_read(self) -> None:
-        """Receive, then drop the connection once over the limit (the upload stays incomplete)."""
-        before = self.tot_bytes_received  # type: ignore[attr-defined]
-        super().handle_read()  # type: ignore[misc]
-        if self._over(self.tot_bytes_received - before) and not self._closed:  # type: ignore[attr-defined]
+    def recv(self, buffer_size: int) -> bytes:
+        """Receive; once over the limit, fail the upload as a reset connection would (426)."""
+        chunk: bytes = super().recv(buffer_size)  # type: ignore[misc]
+        if self._over(len(chunk)):
+            from pyftpdlib.exceptions import _FileReadWriteError
+
             self.cut.hits += 1
-            self._resp = ("426 Connection dropped; transfer aborted.", lambda *a, **k: None)
-            self.close()  # type: ignore[attr-defined]
+            raise _FileReadWriteError(errno.ECONNRESET, "connection dropped (test)")
+        return chunk
 
 
 def _import_pyftpdlib() -> Any:

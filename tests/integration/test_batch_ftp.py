@@ -75,7 +75,9 @@ def test_file_is_picked_up_and_moved_to_done(
 
 
 @pytest.mark.parametrize("server_name", BOTH)
-def test_file_is_written_and_uploaded(server_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_file_is_written_and_uploaded(
+    server_name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """An outgoing extract is uploaded under a temp name, renamed into place, then its done file written."""
     server: FTPServer = request.getfixturevalue(server_name)
     (server.root / "out").mkdir()
