@@ -21,6 +21,7 @@ records the error and stops; the owner raises it as a TransportError at its next
 from __future__ import annotations
 
 import threading
+import time
 
 from kombu.connection import Connection
 
@@ -39,7 +40,16 @@ class Keepalive(threading.Thread):
         self.lock = lock
         self.interval = interval
         self.error: BaseException | None = None
+        self.last_use = time.monotonic()
         self._stop_event = threading.Event()
+
+    def touch(self) -> None:
+        """The owner just used the connection (call with the lock held): no tick needed for a while.
+
+        Ticks happen only when the owner has been away for two intervals, so the thread never pulls
+        deliveries into the buffer of a source that is about to close after its last read.
+        """
+        self.last_use = time.monotonic()
 
     def run(self) -> None:
         """Tick until stopped or until the connection breaks."""
@@ -47,6 +57,8 @@ class Keepalive(threading.Thread):
             with self.lock:
                 if self._stop_event.is_set():
                     return
+                if time.monotonic() - self.last_use < 2 * self.interval:
+                    continue
                 try:
                     tick(self.conn)
                 except BROKER_ERRORS as exc:

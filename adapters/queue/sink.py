@@ -145,6 +145,8 @@ class QueueSink:
                     declare=[self._queue],
                     retry=False,  # write() reconnects itself, with a deadline
                 )
+            if self._keepalive is not None:
+                self._keepalive.touch()
             if self._returned:
                 raise UnroutableError(
                     f"message {message.id} unroutable: exchange {self.endpoint.exchange!r} has no queue "

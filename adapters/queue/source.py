@@ -108,6 +108,8 @@ class QueueSource:
                 raise TransportError(f"queue connection lost: {broken}", endpoint=self.url) from broken
             if not self._buffer:
                 self._wait(conn, timeout)
+            if self._heartbeats is not None:
+                self._heartbeats.touch()
             if not self._buffer:
                 return None
             raw = self._buffer.popleft()
@@ -151,6 +153,8 @@ class QueueSource:
                         raw.ack()
                     else:
                         raw.reject(requeue=True)
+                if self._heartbeats is not None:
+                    self._heartbeats.touch()
             except TransportError as exc:
                 self._broken = exc
                 get_logger("queue").warning(
