@@ -75,6 +75,12 @@ class RuntimeSettings(_Section):
 
     poll_timeout: Duration = 0.5
     shutdown_grace: Duration = 10.0
+    batch_size: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="deliveries a worker takes together when its source has them ready (1: one at a time)",
+    )
     control_interval: Duration = Field(
         default=1.0, description="how often the hub reads route suspend/resume requests (esb route)"
     )

@@ -31,3 +31,15 @@ class BatchAdapter:
     def sink(self, endpoint: BatchEndpoint, context: Any) -> BatchSink:
         """Return an unconnected sink (the endpoint needs ``outbound``)."""
         return BatchSink(endpoint, context)
+
+    def health(self, endpoint: BatchEndpoint, context: Any) -> tuple[str, str]:
+        """``esb health``: the remote folder is reachable (SFTP host key, login, listing; local: writable)."""
+        from adapters.batch.health import endpoint_health
+
+        return endpoint_health(endpoint, context)
+
+    def jobs(self, endpoint: BatchEndpoint, context: Any) -> list[dict[str, Any]]:
+        """``esb health``: the endpoint's scheduled jobs with their last and next run."""
+        from adapters.batch.health import endpoint_jobs
+
+        return endpoint_jobs(endpoint, context)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -25,15 +25,9 @@ from adapters.batch.store import StateStore
 from esb.message import Message
 from esb.typing import Delivery
 
-
-class _Slot:
-    __slots__ = ("end", "reject_size", "rejected", "settled")
-
-    def __init__(self, end: int, reject_size: int, *, rejected: bool) -> None:
-        self.end = end
-        self.reject_size = reject_size
-        self.rejected = rejected
-        self.settled = rejected
+#: One record handed out and not yet passed by the watermark: number, end offset, reject file size after
+#: it, rejected?  Kept in hand-out order; acks in that order (the usual case) pop from the left.
+_Entry = tuple[int, int, int, bool]
 
 
 class FileRun:
@@ -67,7 +61,8 @@ class FileRun:
         self.checkpoint_every = checkpoint_every
         self.log = log
         self.lock = threading.Lock()
-        self.window: OrderedDict[int, _Slot] = OrderedDict()
+        self.window: deque[_Entry] = deque()
+        self.early: set[int] = set()  # settled while an earlier record is still out
         self.again: deque[tuple[Record, int]] = deque()
         self.exhausted = False
         self._reject_out: BinaryIO | None = None
@@ -124,7 +119,7 @@ class FileRun:
                     self.exhausted = True
                     return None
                 count = 1
-                self.window[record.number] = _Slot(record.end_offset, self.reject_size, rejected=False)
+                self.window.append((record.number, record.end_offset, self.reject_size, False))
         number = record.number
         message = Message(
             body=record.body,
@@ -148,9 +143,7 @@ class FileRun:
             if error is not None:
                 self.again.append((record, count + 1))
                 return
-            self.window[record.number].settled = True
-            if next(iter(self.window)) == record.number:  # else the watermark cannot move yet
-                self._advance()
+            self._settled(record.number)
 
     def _reject(self, record: Record) -> None:
         assert self._reject_out is not None
@@ -158,26 +151,27 @@ class FileRun:
         line = f"{record.number}|{reason}|".encode(self.encoding, "replace") + record.raw + b"\n"
         self._reject_out.write(line)
         self.reject_size += len(line)
-        self.window[record.number] = _Slot(record.end_offset, self.reject_size, rejected=True)
+        self.window.append((record.number, record.end_offset, self.reject_size, True))
         self.log.warning("batch record rejected", file=self.name, record=record.number, reason=reason)
-        self._advance()
+        self._settled(record.number)
 
-    def _advance(self) -> None:
-        window, moved = self.window, 0
-        while window:
-            number = next(iter(window))
-            slot = window[number]
-            if not slot.settled:
-                break
-            del window[number]
-            self.watermark, self.offset = number, slot.end
-            self.committed_reject_size = slot.reject_size
-            if slot.rejected:
+    def _settled(self, number: int) -> None:
+        """Record ``number`` is settled: move the watermark past it and every settled one after it."""
+        window = self.window
+        if window[0][0] != number:
+            self.early.add(number)  # an earlier record is still out: the watermark waits for it
+            return
+        while True:
+            number, self.offset, self.committed_reject_size, rejected = window.popleft()
+            self.watermark = number
+            if rejected:
                 self.rejected += 1
             else:
                 self.delivered += 1
-            moved += 1
-        self._since_checkpoint += moved
+            self._since_checkpoint += 1
+            if not (window and self.early) or window[0][0] not in self.early:
+                break
+            self.early.discard(window[0][0])
         if self._since_checkpoint >= self.checkpoint_every:
             self.checkpoint()
 

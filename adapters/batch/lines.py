@@ -52,8 +52,13 @@ def iter_block_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iter
                 )
             rest = data
             continue
-        rest = data[cut:]
-        for raw in data[:cut].split(b"\n")[:-1]:
+        rest, block = data[cut:], data[:cut]
+        if block.count(b"\r\n") == block.count(b"\n"):  # CRLF throughout (the usual case)
+            for line in block.split(b"\r\n")[:-1]:
+                offset += len(line) + 2
+                yield offset, line
+            continue
+        for raw in block.split(b"\n")[:-1]:
             offset += len(raw) + 1
             yield offset, raw[:-1] if raw[-1:] == b"\r" else raw
     if rest:  # a last line without a line break

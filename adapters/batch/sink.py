@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 
 from adapters.batch.config import BatchEndpoint, OutboundConfig
+from adapters.batch.jobruns import record_runs
 from adapters.batch.layouts import Layout, load_layout
 from adapters.batch.remote import make_remote
 from adapters.batch.scheduling import join_election, start_scheduler, when_leader
@@ -89,6 +90,8 @@ class BatchSink:
                 run_now=True,
             )
         )
+        for scheduler in self._schedulers:  # esb health: last run of each job
+            record_runs(scheduler, self.dirs.state, self.election)
 
     def write(self, message: Message) -> None:
         """Keep ``message`` (a flat record: field name -> value) for the next file; flush at max_records."""

@@ -16,6 +16,7 @@ from typing import Any
 from adapters.batch.config import BatchEndpoint
 from adapters.batch.errors import BadFileError
 from adapters.batch.inbound import FileRun
+from adapters.batch.jobruns import record_runs
 from adapters.batch.journaling import FileJournal
 from adapters.batch.layouts import load_layout
 from adapters.batch.parsers import RecordReader, reader_for
@@ -78,6 +79,7 @@ class BatchSource:
                 f"poll {self.context.endpoint}",
                 run_now=True,
             )
+            record_runs(self._scheduler, self.dirs.state, self.election)  # esb health: last run
 
     def poll_now(self) -> None:
         """Run one poll in this thread (tests, ``esb`` commands); raises TransportError on failure."""

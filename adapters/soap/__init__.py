@@ -33,3 +33,9 @@ class SOAPAdapter:
         if endpoint.listen is not None:
             raise ConfigError(f"{context.endpoint} is served by the hub (listen:): it cannot be written to")
         return SOAPSink(endpoint, context)
+
+    def health(self, endpoint: SOAPEndpoint, context: AdapterContext) -> tuple[str, str]:
+        """``esb health``: the peer's service is reachable, or the hub's listener answers."""
+        from adapters.soap.health import endpoint_health
+
+        return endpoint_health(endpoint, context)

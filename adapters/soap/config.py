@@ -66,12 +66,28 @@ class ClientAuth(Credential):
 
 
 class TLSOptions(_Strict):
-    """TLS for https addresses: a CA file to trust, and an optional client certificate."""
+    """TLS for https addresses: a CA file to trust, and an optional client certificate (mutual TLS).
+
+    Paths are relative to the project. The key is a secret file (e.g. ``/run/secrets/esb.key``): it is
+    read by OpenSSL only, never logged, and must not be encrypted (the hub could not prompt for it).
+    """
 
     ca_file: Path | None = Field(default=None, description="PEM bundle of the CAs to trust (default: system)")
-    cert_file: Path | None = Field(default=None, description="client certificate (PEM)")
-    key_file: Path | None = Field(default=None, description="client certificate's private key (PEM)")
+    cert_file: Path | None = Field(
+        default=None, description="client certificate (PEM; may hold the key too, else give key_file)"
+    )
+    key_file: Path | None = Field(
+        default=None, description="client certificate's private key (PEM, unencrypted; a secret file)"
+    )
     verify: bool = Field(default=True, description="never switch off outside a lab")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TLSOptions:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (the client certificate it belongs to)")
+        if self.ca_file is not None and not self.verify:
+            raise ValueError("ca_file is not used with verify: false (give one or the other)")
+        return self
 
 
 class ListenerAuth(_Strict):

@@ -7,11 +7,18 @@
   :class:`TransportError` (redelivered);
 - an HTTP 4xx without a Fault (401, 403, 404) is a RemoteError that is not retryable: a configuration
   problem that redelivery cannot cure;
-- a request that the operation's schema refuses is a :class:`SOAPRequestError` (permanent).
+- a request that the operation's schema refuses is a :class:`SOAPRequestError` (permanent);
+- TLS: a server certificate the hub does not trust (unknown CA, wrong host name, expired), or a handshake
+  the server refused with an alert (no or untrusted client certificate, no common protocol), is a
+  :class:`SOAPTLSError`: a TransportError that is *not* retryable, because only a change of
+  configuration or certificates cures it (dead letter, ``esb replay`` once fixed). A handshake cut
+  without an alert stays a retryable TransportError: it cannot be told from a dropped connection
+  (TLS 1.3 servers often refuse a missing client certificate that way), so its message says so.
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from lxml import etree
@@ -31,6 +38,63 @@ class SOAPResponseError(RemoteError):
     """The peer answered something that is not a SOAP response of the operation."""
 
     reason = "soap-bad-response"
+
+
+class SOAPTLSError(TransportError):
+    """The TLS handshake failed for a reason that redelivery cannot cure (certificates, protocol)."""
+
+    retryable = False
+    reason = "tls-error"
+
+
+#: alerts by which a server refuses the handshake: the hub's certificate (or its absence), or the protocol
+_REFUSING_ALERTS = (
+    "ALERT_HANDSHAKE_FAILURE", "ALERT_CERTIFICATE_REQUIRED", "ALERT_UNKNOWN_CA", "ALERT_BAD_CERTIFICATE",
+    "ALERT_CERTIFICATE_UNKNOWN", "ALERT_CERTIFICATE_EXPIRED", "ALERT_CERTIFICATE_REVOKED",
+    "ALERT_UNSUPPORTED_CERTIFICATE", "ALERT_ACCESS_DENIED", "ALERT_PROTOCOL_VERSION",
+    "ALERT_INSUFFICIENT_SECURITY",
+)  # fmt: skip
+_CLIENT_CERT_HINT = "check tls.cert_file/key_file and that the server trusts their CA"
+
+
+def ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """Return the ``ssl.SSLError`` at the root of requests' and urllib3's wrappers, if there is one."""
+    pending: list[Any] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:
+        item = pending.pop(0)
+        if id(item) in seen or not isinstance(item, BaseException):
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLError):
+            return item
+        pending.extend([*item.args, getattr(item, "reason", None), item.__cause__, item.__context__])
+    return None
+
+
+def tls_error(cause: ssl.SSLError, where: str | None) -> TransportError:
+    """Return the error for a failed TLS handshake: permanent when certificates or protocol are at fault."""
+    reason = str(cause.reason or "")
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        why = cause.verify_message or reason or "certificate verify failed"
+        return SOAPTLSError(
+            f"TLS: the server's certificate is not trusted: {why} (check tls.ca_file)", endpoint=where
+        )
+    if any(reason.endswith(alert) for alert in _REFUSING_ALERTS):
+        return SOAPTLSError(
+            f"TLS: the server refused the handshake ({reason}): {_CLIENT_CERT_HINT}", endpoint=where
+        )
+    if reason == "WRONG_VERSION_NUMBER":
+        return SOAPTLSError(
+            "TLS: the server does not speak TLS on this port (http, not https?)", endpoint=where
+        )
+    if isinstance(cause, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return TransportError(
+            "TLS: the server closed the connection during the handshake (a dropped connection, or a "
+            f"server refusing a missing or untrusted client certificate: {_CLIENT_CERT_HINT})",
+            endpoint=where,
+        )
+    return TransportError(f"TLS failure: {reason or type(cause).__name__}", endpoint=where)
 
 
 def detail_code(detail: Any) -> str | None:
@@ -89,6 +153,9 @@ def translate(exc: BaseException, *, address: str | None, retryable_faults: list
             retryable=retryable,
             endpoint=where,
         )
+    cause = ssl_cause(exc) if isinstance(exc, requests.RequestException | OSError) else None
+    if cause is not None:
+        return tls_error(cause, where)
     if isinstance(exc, requests.Timeout):
         return TransportError(f"SOAP call timed out: {type(exc).__name__}", endpoint=where)
     if isinstance(exc, requests.ConnectionError | ConnectionError):

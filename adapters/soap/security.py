@@ -2,7 +2,9 @@
 
 Client: HTTP basic on the requests session, or a WS-Security UsernameToken (PasswordText or
 PasswordDigest) rebuilt for every call, with a fresh nonce, Created and wsu:Timestamp. TLS with a CA file
-and an optional client certificate.
+and an optional client certificate, checked at ``connect`` (:func:`check_tls`) so that a missing,
+unreadable, encrypted or mismatched file is a ConfigError before any message is sent. The call's
+transport never fetches documents: the WSDL and its schemas were loaded from local files.
 
 Listener: HTTP basic and/or UsernameToken, compared in constant time (``hmac.compare_digest``); a digest
 token must be fresh (Created within five minutes) and its nonce is refused a second time (replay).
@@ -16,6 +18,7 @@ import datetime as dt
 import hashlib
 import hmac
 import os
+import ssl
 import threading
 import time
 from pathlib import Path
@@ -23,7 +26,8 @@ from typing import Any
 
 from lxml import etree
 
-from adapters.soap.config import ClientAuth, SOAPEndpoint
+from adapters.soap.config import ClientAuth, SOAPEndpoint, TLSOptions
+from esb.exceptions import ConfigError, mask_url
 
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
@@ -48,7 +52,15 @@ def client_session(endpoint: SOAPEndpoint, project_dir: Path, password: str | No
             session.cert = (cert, str(_abs(tls.key_file, project_dir))) if tls.key_file else cert
     if endpoint.auth is not None and endpoint.auth.mode == "basic" and password is not None:
         session.auth = (endpoint.auth.username, password)
-    return Transport(  # type: ignore[no-untyped-call]
+
+    class _CallTransport(Transport):
+        def load(self, url: str) -> bytes:
+            raise ConfigError(
+                f"contract document {url!r} asked for at call time: contracts are loaded from local "
+                "files only, at connect"
+            )
+
+    return _CallTransport(  # type: ignore[no-untyped-call]
         session=session,
         timeout=endpoint.load_timeout,
         operation_timeout=(endpoint.connect_timeout, endpoint.timeout),
@@ -58,6 +70,47 @@ def client_session(endpoint: SOAPEndpoint, project_dir: Path, password: str | No
 def _abs(path: Path | None, project_dir: Path) -> Path:
     assert path is not None
     return path if path.is_absolute() else project_dir / path
+
+
+def check_tls(tls: TLSOptions | None, address: str | None, project_dir: Path, endpoint: str) -> None:
+    """Load the endpoint's CA file and client certificate once, as OpenSSL will; ConfigError if unusable.
+
+    The error names the option and the path, never a file's content. An encrypted key is refused (the
+    hub cannot be prompted for its passphrase). TLS options on an ``http://`` address are refused too:
+    the call would go unencrypted while the configuration says otherwise.
+    """
+    if tls is None:
+        return
+    if address is not None and not address.lower().startswith("https://"):
+        raise ConfigError(f"{endpoint}: tls: is set but the address is not https:// ({mask_url(address)})")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if tls.ca_file is not None:
+        ca = _abs(tls.ca_file, project_dir)
+        _load(f"{endpoint}: tls.ca_file {ca}", lambda: context.load_verify_locations(ca))
+    if tls.cert_file is not None:
+        cert = _abs(tls.cert_file, project_dir)
+        key = _abs(tls.key_file, project_dir) if tls.key_file is not None else None
+        where = f"{endpoint}: tls.cert_file {cert}" + (f", tls.key_file {key}" if key is not None else "")
+        _load(where, lambda: context.load_cert_chain(cert, key, password=_no_passphrase))
+
+
+class _EncryptedKey(Exception):  # noqa: N818 - a signal from OpenSSL's password callback, not an error
+    pass
+
+
+def _no_passphrase() -> str:
+    raise _EncryptedKey
+
+
+def _load(where: str, load: Any) -> None:
+    try:
+        load()
+    except _EncryptedKey:
+        raise ConfigError(f"{where}: the private key is encrypted: give an unencrypted key file") from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"{where}: not usable: {exc.reason or exc.strerror}") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot be read: {exc.strerror}") from None
 
 
 def _timestamp(seconds: int = 300) -> etree._Element:

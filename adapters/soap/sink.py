@@ -15,7 +15,7 @@ from typing import Any
 
 from adapters.soap.config import SOAPEndpoint
 from adapters.soap.errors import SOAPRequestError, translate
-from adapters.soap.security import client_session, wsse_token
+from adapters.soap.security import check_tls, client_session, wsse_token
 from adapters.soap.wsdl import Contract, OperationInfo, load_contract, zeep_settings
 from esb.context import AdapterContext
 from esb.message import Message
@@ -60,7 +60,7 @@ class SOAPSink:
         self._password: str | None = None
 
     def connect(self) -> None:
-        """Load the WSDL (cached) and build the zeep client once."""
+        """Load the WSDL (cached), check the TLS files, and build the zeep client once."""
         from zeep import Client
 
         ep = self.endpoint
@@ -71,11 +71,12 @@ class SOAPSink:
             load_timeout=ep.load_timeout,
         )
         self.info = self.contract.operation(ep.service, ep.port, ep.operation)
+        self.address = ep.address or self.info.address
+        check_tls(ep.tls, self.address, self.context.project_dir, self.context.endpoint)
         self._password = ep.auth.password(self.context.project_dir) if ep.auth is not None else None
         transport = client_session(ep, self.context.project_dir, self._password)
         client = Client(self.contract.document, transport=transport, settings=zeep_settings())  # type: ignore[no-untyped-call]
         service_name, port = self.contract.port(ep.service, ep.port)
-        self.address = ep.address or self.info.address
         if ep.address:
             proxy = client.create_service(port.binding.name, ep.address)  # type: ignore[no-untyped-call]
         else:

@@ -125,11 +125,15 @@ def retry(obj: object, route_id: str, message_ids: tuple[str, ...], every: bool,
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def purge(obj: object, route_id: str, message_ids: tuple[str, ...], every: bool, yes: bool) -> None:
-    """Remove dead letters for good, after writing each to {data_dir}/dlq-archive/ROUTE-TIME.jsonl."""
+    """Remove dead letters for good, after writing each to {data_dir}/dlq-archive/ROUTE-TIME.jsonl.
+
+    Each removal is journaled as ``purged`` with the archive file (``esb trace ID`` shows it).
+    """
     project = load(obj.project, obj.env)  # type: ignore[attr-defined]
     ids = _selection(message_ids, every)
     what = "every dead letter" if ids is None else f"{len(ids)} dead letter(s)"
     if not yes:
         click.confirm(f"purge {what} of route {route_id} (archived first)?", abort=True, err=True)
-    removed, path = ops.purge(project, route_id, ids)
+    with open_journal(project) as journal:
+        removed, path = ops.purge(project, route_id, ids, journal)
     click.echo(f"purged {removed} dead letter(s) of {route_id}" + (f"; archived in {path}" if path else ""))

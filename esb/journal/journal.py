@@ -193,6 +193,80 @@ class Journal:
                 done["body"] = None
                 conn.execute(sql.add_event, done)
 
+    # -- batches: one transaction for many messages (the worker's batched path) ---------------------
+    def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
+        """Record several messages entering ``route`` in one transaction; True for each first arrival.
+
+        The same as calling :meth:`received` for each ``(message, delivery_count)``, with one commit.
+        """
+        engine, sql = self._write()
+        now = utcnow()
+        firsts: list[bool] = []
+        events: list[dict[str, Any]] = []
+        try:
+            with self._errors("received"), engine.begin() as conn:
+                for message, count in items:
+                    row = self._message_row(
+                        route, message, now, message.body_bytes() if self.keep_bodies else None
+                    )
+                    row["delivery_count"] = count
+                    first = conn.execute(sql.add_new_message, row).first() is not None
+                    detail = {"delivery_count": count} if count > 1 else None
+                    if not first:
+                        bumped = conn.execute(
+                            sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": count}
+                        )
+                        detail = {"delivery_count": bumped.scalar_one()}
+                    events.append(
+                        _event_row(
+                            route, message.id, "received" if first else "redelivered", now, detail=detail
+                        )
+                    )
+                    _index_keys(conn, sql, message.id, _keys(message))
+                    firsts.append(first)
+                conn.execute(sql.add_event, events)
+        except BaseException:
+            for message, _ in items:
+                self._seen.forget(route, message.id)
+            raise
+        for message, _ in items:
+            self._seen.add(route, message.id, _keys(message))
+        return firsts
+
+    def settle_many(self, route: str, outcomes: list[tuple[Message, str, list[tuple[Message, str]]]]) -> None:
+        """End several messages' journeys in one transaction.
+
+        Each outcome is ``(ingress message, state, [(output, endpoint), ...])``: every confirmed delivery
+        is recorded (delivery row, ``delivered`` event naming the endpoint with the body sent), then the
+        route-level ``state`` event of the ingress message.
+        """
+        engine, sql = self._write()
+        now = utcnow()
+        deliveries: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        touched: list[tuple[str, frozenset[tuple[str, str]]]] = []
+        with self._errors("settle"), engine.begin() as conn:
+            for original, state, sent in outcomes:
+                for output, endpoint in sent:
+                    keys = _keys(output)
+                    known = self._seen.keys(route, output.id)
+                    if known is None:
+                        conn.execute(sql.add_message, self._message_row(route, output, now, None))
+                    deliveries.append(
+                        {"route": route, "message_id": output.id, "endpoint": endpoint, "at": now}
+                    )
+                    row = _event_row(route, output.id, "delivered", now, endpoint=endpoint)
+                    row["body"] = output.body_bytes() if self.keep_bodies else None
+                    events.append(row)
+                    _index_keys(conn, sql, output.id, keys - (known or frozenset()))
+                    touched.append((output.id, (known or frozenset()) | keys))
+                events.append(_event_row(route, original.id, state, now))
+            if deliveries:
+                conn.execute(sql.add_delivery, deliveries)
+            conn.execute(sql.add_event, events)
+        for message_id, keys in touched:
+            self._seen.add(route, message_id, keys)
+
     @contextlib.contextmanager
     def _remembering(
         self, route: str, message_id: str, keys: frozenset[tuple[str, str]] | None

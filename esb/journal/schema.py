@@ -25,6 +25,7 @@ STATES = (
     "dead_lettered",
     "replayed",
     "aggregated",
+    "purged",  # removed from the dead-letter endpoint by an operator (esb dlq purge), archived first
 )
 #: States that end a message's journey on a route (what :meth:`Journal.outcome` answers).
 FINAL_STATES = ("delivered", "filtered", "dead_lettered")

@@ -23,7 +23,9 @@ import orjson
 
 from esb.config.routes import Route
 from esb.exceptions import ConfigError, TransportError
+from esb.journal import Journal
 from esb.message import Message
+from esb.ops.common import who
 from esb.ops.replay import Outcome, Replayer
 from esb.project import Project
 from esb.runtime.outlet import DEAD_LETTER_HEADERS
@@ -177,11 +179,16 @@ def archive_path(project: Project, route_id: str) -> Path:
     return project.settings.data_dir / "dlq-archive" / f"{route_id}-{stamp}.jsonl"
 
 
-def purge(project: Project, route_id: str, ids: set[str] | None) -> tuple[int, Path | None]:
+def purge(
+    project: Project, route_id: str, ids: set[str] | None, journal: Journal | None = None
+) -> tuple[int, Path | None]:
     """Remove the selected dead letters, each first appended to an archive file (JSON lines) and synced.
 
-    Each line holds the message id, headers (with the error) and the body in base64. Returns how many
-    were removed and the archive file (None when nothing was).
+    Each line holds the message id, headers (with the error) and the body in base64. With a ``journal``,
+    each removal is journaled as ``purged`` (detail: the archive file, the operator) after the archive
+    is on disk and before the message leaves the endpoint; a journal that cannot be written leaves the
+    message where it was (archived already: the next purge archives it again). Returns how many were
+    removed and the archive file (None when nothing was).
     """
     path = archive_path(project, route_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,13 +201,24 @@ def purge(project: Project, route_id: str, ids: set[str] | None) -> tuple[int, P
             out.write(orjson.dumps(record, default=str) + b"\n")
             out.flush()
             os.fsync(out.fileno())
-            return True
+            if journal is None:
+                return True
+            return _journal_purge(journal, route_id, original_message(message), path)
 
         removed = process(project, route_id, ids, handle)
     if not removed:
         path.unlink(missing_ok=True)
         return 0, None
     return removed, path
+
+
+def _journal_purge(journal: Journal, route_id: str, message: Message, path: Path) -> bool:
+    """Journal ``purged`` for one dead letter; False (keep it on the endpoint) when the journal fails."""
+    try:
+        journal.event(route_id, message, "purged", detail={"archive": str(path), "by": who()})
+    except TransportError:
+        return False
+    return True
 
 
 def read_archive(path: Path) -> list[tuple[dict[str, Any], bytes]]:

@@ -93,7 +93,7 @@ def check_endpoints(project: Project) -> list[Check]:
 
 
 def _schedules(project: Project) -> dict[str, Any]:
-    """Return ``{"endpoint (poll|flush)": schedule}`` for every endpoint with a schedule (batch)."""
+    """Return ``{"endpoint (poll|flush)": schedule}`` for endpoints with a schedule (batch-like config)."""
     found: dict[str, Any] = {}
     for name, endpoint in project.endpoints.items():
         poll = getattr(getattr(endpoint, "inbound", None), "poll", None)
@@ -117,13 +117,63 @@ def _next_run(schedule: Any) -> str:
     return f"every {schedule.interval:g}s"
 
 
-def check_schedules(project: Project) -> Check:
-    """Scheduled jobs (batch polls and flushes) with their next run (the last run is the job's own line)."""
-    jobs = _schedules(project)
-    if not jobs:
-        return Check("scheduler", OK, "no scheduled jobs configured")
-    text = "; ".join(f"{name}: {_next_run(s)}" for name, s in sorted(jobs.items()))
-    return Check("scheduler", OK, f"{len(jobs)} job(s): {text}", {"jobs": sorted(jobs)})
+def scheduled_jobs(project: Project) -> dict[str, list[dict[str, Any]]]:
+    """Return ``{endpoint: [job, ...]}`` from every adapter offering ``jobs(endpoint, context)``.
+
+    Each job has ``job``, ``schedule``, ``last_run``, ``outcome``, ``next_run`` (datetimes or None),
+    ``overdue``; an adapter that fails to answer gives ``[{"job": "?", "error": ...}]``.
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, endpoint in sorted(project.endpoints.items()):
+        probe = getattr(project.adapter_for(name), "jobs", None)
+        if probe is None:
+            continue
+        try:
+            jobs = probe(endpoint, project.context(name))
+        except (EsbError, OSError) as exc:
+            jobs = [{"job": "?", "error": str(exc)}]
+        if jobs:
+            out[name] = jobs
+    return out
+
+
+def _when(value: datetime | None) -> str:
+    return "never" if value is None else f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+
+
+def job_check(endpoint: str, job: dict[str, Any]) -> Check:
+    """One line for one scheduled job: its schedule, last run and outcome, next run."""
+    component = f"job {endpoint} {job['job']}"
+    if job.get("schedule") is None:
+        return Check(component, DEGRADED, f"cannot read the job's state: {job.get('error')}")
+    last = _when(job.get("last_run"))
+    if job.get("last_run") is not None:
+        last += f" ({job.get('outcome')}, {job.get('runs', 0)} run(s) recorded)"
+    nxt = "when the hub runs it" if job.get("next_run") is None else _when(job["next_run"])
+    text = f"{job['schedule']}; last run {last}; next {nxt}"
+    data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in job.items()}
+    if job.get("outcome") in ("error", "missed"):
+        return Check(component, DEGRADED, f"{text}: last run {job['outcome']}"
+                     + (f": {job['error']}" if job.get("error") else ""), data)
+    if job.get("overdue"):
+        return Check(component, DEGRADED, f"{text}: OVERDUE (is the hub running this endpoint?)", data)
+    return Check(component, OK, text, data)
+
+
+def check_schedules(project: Project) -> list[Check]:
+    """Scheduled jobs (batch polls, flushes, upload retries): schedule, last run and next run, per job.
+
+    Endpoints whose adapter has no ``jobs`` fall back to their configured schedule (next run only).
+    """
+    jobs = scheduled_jobs(project)
+    checks = [job_check(name, job) for name, found in jobs.items() for job in found]
+    rest = {k: v for k, v in _schedules(project).items() if k.split(" ", 1)[0] not in jobs}
+    if rest:
+        text = "; ".join(f"{name}: {_next_run(s)}" for name, s in sorted(rest.items()))
+        checks.append(Check("scheduler", OK, f"{len(rest)} job(s): {text}", {"jobs": sorted(rest)}))
+    if not checks:
+        checks.append(Check("scheduler", OK, "no scheduled jobs configured"))
+    return checks
 
 
 def check_hub(project: Project) -> Check:
@@ -192,7 +242,7 @@ def stuck_in_flight(
     finally:
         engine.dispose()
     return [{"message_id": r["id"], "route": r["route"], "received_at": r["received_at"].isoformat(),
-             "state": r["state"]} for r in rows if r["state"] not in FINAL_STATES]
+             "state": r["state"]} for r in rows if r["state"] not in (*FINAL_STATES, "purged")]
 
 
 def check_stuck(project: Project, older_than: timedelta) -> Check:
@@ -211,7 +261,8 @@ def run_checks(project: Project, journal: Journal | None, stuck_after: timedelta
     broker = check_broker(project)
     journal_check = check_journal(journal) if journal is not None else Check(
         "journal", DOWN, "cannot open the journal")
-    checks = [*broker, journal_check, check_hub(project), *check_endpoints(project), check_schedules(project)]
+    checks = [*broker, journal_check, check_hub(project), *check_endpoints(project),
+              *check_schedules(project)]
     if journal is None or journal_check.status == DOWN:
         return checks
     checks.extend(check_routes(project))

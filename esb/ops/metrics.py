@@ -28,17 +28,34 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.messages = Counter("esb_messages", "Changes of state of messages, per route and state",
-                                ["route", "state"], registry=self.registry)
-        self.errors = Counter("esb_errors", "Failures (retried or dead-lettered), per route and reason",
-                              ["route", "reason"], registry=self.registry)
-        self.latency = Histogram("esb_message_duration_seconds",
-                                 "Time from ingress to the final state, per route and outcome",
-                                 ["route", "outcome"], buckets=BUCKETS, registry=self.registry)
-        self.suspended = Gauge("esb_route_suspended", "1 while the route is suspended (esb route suspend)",
-                               ["route"], registry=self.registry)
-        self.workers = Gauge("esb_route_workers_alive", "Worker threads alive per route", ["route"],
-                             registry=self.registry)
+        self.messages = Counter(
+            "esb_messages",
+            "Changes of state of messages, per route and state",
+            ["route", "state"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "esb_errors",
+            "Failures (retried or dead-lettered), per route and reason",
+            ["route", "reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "esb_message_duration_seconds",
+            "Time from ingress to the final state, per route and outcome",
+            ["route", "outcome"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.suspended = Gauge(
+            "esb_route_suspended",
+            "1 while the route is suspended (esb route suspend)",
+            ["route"],
+            registry=self.registry,
+        )
+        self.workers = Gauge(
+            "esb_route_workers_alive", "Worker threads alive per route", ["route"], registry=self.registry
+        )
         self._starts: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -95,6 +112,22 @@ class MeteredJournal:
         final = state in FINAL_STATES and not (state == "delivered" and kwargs.get("endpoint"))
         seconds = self.metrics.finished(route, message.id) if final else None
         self.metrics.observe(route, state, seconds, reason)
+
+    def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
+        """Journal several ingresses at once; start each message's clock and count it."""
+        firsts = self._journal.received_many(route, items)
+        for (message, _), first in zip(items, firsts, strict=True):
+            self.metrics.started(route, message.id)
+            self.metrics.observe(route, "received" if first else "redelivered")
+        return firsts
+
+    def settle_many(self, route: str, outcomes: list[tuple[Message, str, list[tuple[Message, str]]]]) -> None:
+        """Journal several outcomes at once; count deliveries and each final state with its latency."""
+        self._journal.settle_many(route, outcomes)
+        for original, state, sent in outcomes:
+            for _ in sent:
+                self.metrics.messages.labels(route, "sent").inc()
+            self.metrics.observe(route, state, self.metrics.finished(route, original.id))
 
     def mark_delivered(self, route: str, message: Message, endpoint: str, **kwargs: Any) -> None:
         """Journal a delivery; when it ends the message's journey (``finish``), record its latency."""

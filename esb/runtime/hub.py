@@ -27,8 +27,13 @@ from esb.runtime.worker import RouteWorker, wait_ready
 class Hub:
     """Runs the routes of one project in this process."""
 
-    def __init__(self, project: Project, *, route_ids: list[str] | None = None,
-                 loader: Callable[[], Project] | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        *,
+        route_ids: list[str] | None = None,
+        loader: Callable[[], Project] | None = None,
+    ) -> None:
         self.project = project
         self.route_ids = route_ids
         self.journal = Journal(project.settings.journal.url, keep_bodies=project.settings.journal.keep_bodies)
@@ -50,8 +55,7 @@ class Hub:
         self.log = get_logger("hub")
 
     def _wanted(self, project: Project) -> list[Any]:
-        return [r for r in project.routes
-                if r.enabled and (self.route_ids is None or r.id in self.route_ids)]
+        return [r for r in project.routes if r.enabled and (self.route_ids is None or r.id in self.route_ids)]
 
     def _start_routes(self, project: Project, route_ids: set[str] | None, wait: float) -> None:
         started = []
@@ -92,9 +96,13 @@ class Hub:
                 self.log.error("monitoring not served", error=str(exc))
         self._supervisor = threading.Thread(target=self._supervise, name="hub-supervisor", daemon=True)
         self._supervisor.start()
-        self.log.info("hub started", routes=sorted({w.route.id for w in self.workers}),
-                      workers=len(self.workers), suspended=sorted(self._suspended),
-                      settings=self.project.settings.masked())
+        self.log.info(
+            "hub started",
+            routes=sorted({w.route.id for w in self.workers}),
+            workers=len(self.workers),
+            suspended=sorted(self._suspended),
+            settings=self.project.settings.masked(),
+        )
         self.started.set()
 
     # -- following operators ------------------------------------------------------------------------
@@ -116,7 +124,7 @@ class Hub:
         """Suspend or resume workers as the route control table says."""
         suspended = self.control.suspended()
         with self._lock:
-            for route_id in (suspended ^ self._suspended):
+            for route_id in suspended ^ self._suspended:
                 self.log.info("route suspended" if route_id in suspended else "route resumed", route=route_id)
             self._suspended = suspended
             for worker in self.workers:
@@ -127,7 +135,8 @@ class Hub:
             for route in self._wanted(self.project):
                 self.metrics.suspended.labels(route.id).set(1 if route.id in suspended else 0)
                 self.metrics.workers.labels(route.id).set(
-                    sum(1 for w in self.workers if w.route.id == route.id and w.is_alive()))
+                    sum(1 for w in self.workers if w.route.id == route.id and w.is_alive())
+                )
 
     def reload_if_changed(self, *, force: bool = False) -> list[str] | None:
         """Reload when a watched file changed (or ``force``); return the findings, None if nothing to do."""
@@ -143,8 +152,10 @@ class Hub:
         new, findings = load_checked(self.loader)
         if new is None:
             self.last_reload = {"applied": False, "findings": findings}
-            self.log.error("reload refused: the edited project has findings; the old routes keep running",
-                           findings=findings)
+            self.log.error(
+                "reload refused: the edited project has findings; the old routes keep running",
+                findings=findings,
+            )
             return findings
         with self._lock:
             stop, start = changed_routes(self._wanted(self.project), self._wanted(new), everything=everything)

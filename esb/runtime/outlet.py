@@ -103,15 +103,32 @@ class Outlet:
         self.journal.event(self.route.id, original, "dead_lettered", endpoint=endpoint, error=error)
         return endpoint
 
-    def write(self, endpoint: str, message: Message) -> None:
-        """Write to one endpoint, connecting its sink on first use and dropping it after a failure."""
+    def writes_many(self, endpoint: str) -> bool:
+        """True when ``endpoint``'s sink confirms several messages at once (``write_many``)."""
+        return hasattr(self._sink(endpoint), "write_many")
+
+    def write_many(self, endpoint: str, messages: list[Message]) -> None:
+        """Write several messages to an endpoint whose sink confirms them together."""
+        sink = self._sink(endpoint)
+        try:
+            sink.write_many(messages)
+        except TransportError:
+            self._drop(endpoint)
+            raise
+
+    def _sink(self, endpoint: str) -> Any:
+        """The connected sink of ``endpoint``, made on first use."""
         sink = self._sinks.get(endpoint)
         if sink is None:
-            sink = self.project.adapter_for(endpoint).sink(
-                self.project.endpoint(endpoint), self.project.context(endpoint)
-            )
+            config = self.project.endpoint(endpoint)
+            sink = self.project.adapter_for(endpoint).sink(config, self.project.context(endpoint))
             sink.connect()
             self._sinks[endpoint] = sink
+        return sink
+
+    def write(self, endpoint: str, message: Message) -> None:
+        """Write to one endpoint, connecting its sink on first use and dropping it after a failure."""
+        sink = self._sink(endpoint)
         try:
             sink.write(message)
         except TransportError:

@@ -23,12 +23,16 @@ from esb.message import Message
 from esb.processors.aggregate import Aggregator, Batch
 from esb.processors.pipeline import Pipeline, build_pipeline
 from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
+from esb.runtime.batching import batchable, run_batch
 from esb.runtime.outlet import Outlet
 from esb.typing import Delivery
 
 #: Header ``esb replay`` sets (the replay's number): the message is delivered again to every sink.
 REPLAY_HEADER = "esb-replay"
 
+
+#: A read that returns faster than this found a backlog: the worker then batches what else is ready.
+BACKLOG_SECONDS = 0.002
 
 #: Header in which a transform lists what it accepted with a warning (sloppy input it could read).
 WARNINGS_HEADER = "esb-warnings"
@@ -75,6 +79,7 @@ class RouteWorker(threading.Thread):
         self.outlet = Outlet(project, route, journal)
         self.source: Any = None
         self.failure: BaseException | None = None
+        self.batch_size = project.settings.runtime.batch_size
         self._first_time = False
 
     def _requester(self, endpoint: str) -> Any:
@@ -94,9 +99,11 @@ class RouteWorker(threading.Thread):
                     continue
                 if self.source is None:
                     self._connect_source()
+                started = time.monotonic()
                 delivery = self._read()
                 if delivery is not None:
-                    self.handle(delivery)
+                    # a delivery that was waiting already means a backlog: take what else is ready with it
+                    self._handle_ready(delivery, backlog=time.monotonic() - started < BACKLOG_SECONDS)
                 if self.aggregator is not None:
                     for batch in self.aggregator.due():
                         self._release(batch)
@@ -111,6 +118,23 @@ class RouteWorker(threading.Thread):
             raise
         finally:
             self._shutdown()
+
+    def _handle_ready(self, delivery: Delivery, *, backlog: bool) -> None:
+        """Handle ``delivery`` and whatever else the source has ready, together when the route allows."""
+        if not backlog or not batchable(self):
+            self.handle(delivery)
+            return
+        batch = [delivery]
+        while len(batch) < self.batch_size:
+            more = self.source.read(0)
+            if more is None:
+                break
+            batch.append(more)
+        if len(batch) == 1:
+            self.handle(delivery)
+            return
+        for single, first, failure in run_batch(self, batch):
+            self.handle(single, first=first, failure=failure)
 
     def stop(self) -> None:
         """Ask the worker to stop after the message in hand."""
@@ -148,14 +172,20 @@ class RouteWorker(threading.Thread):
             raise Stopping
 
     # -- one delivery -----------------------------------------------------------------------------
-    def handle(self, delivery: Delivery) -> None:
-        """Process one delivery to its end: delivered, filtered, dead-lettered, or given back."""
+    def handle(
+        self, delivery: Delivery, *, first: bool | None = None, failure: BaseException | None = None
+    ) -> None:
+        """Process one delivery to its end: delivered, filtered, dead-lettered, or given back.
+
+        ``first`` is given when the ingress was already journaled, ``failure`` when a first attempt
+        already failed (both by the batched path).
+        """
         message = delivery.message
         structlog.contextvars.bind_contextvars(**message.log_context(), route=self.route.id)
         try:
-            if not self._admit(delivery):
+            if not self._admit(delivery, first):
                 return
-            self._process(delivery, message)
+            self._process(delivery, message, failure)
         except Stopping:
             if not delivery.settled:
                 delivery.ack(TransportError("hub stopping"))
@@ -163,12 +193,15 @@ class RouteWorker(threading.Thread):
         finally:
             structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "route")
 
-    def _admit(self, delivery: Delivery) -> bool:
+    def _admit(self, delivery: Delivery, first: bool | None = None) -> bool:
         """Journal the delivery at ingress; settle at once duplicates, poison and oversized messages."""
         message = delivery.message
         while True:
             try:
-                first = self.journal.received(self.route.id, message, delivery_count=delivery.delivery_count)
+                if first is None:
+                    first = self.journal.received(
+                        self.route.id, message, delivery_count=delivery.delivery_count
+                    )
                 outcome = None if first else self.journal.outcome(self.route.id, message.id)
                 break
             except TransportError as exc:
@@ -178,24 +211,37 @@ class RouteWorker(threading.Thread):
             self.log.info("duplicate delivery ignored", outcome=outcome)
             delivery.ack()
             return False
-        problem: MessageError | None = None
-        if delivery.delivery_count > self.project.settings.limits.max_deliveries:
-            problem = PoisonMessageError(
-                f"handed out {delivery.delivery_count} times without being settled: dead-lettered so it "
-                "cannot crash the hub again"
-            )
-        elif isinstance(message.body, bytes) and len(message.body) > self.max_bytes:
-            problem = BodyTooLargeError(
-                f"body of {len(message.body)} bytes is over the limit of {self.max_bytes}"
-            )
+        problem = self._problem(delivery)
         if problem is not None:
             self._dead_letter(delivery, message, problem)
             return False
         self._first_time = first
         return True
 
-    def _process(self, delivery: Delivery, original: Message) -> None:
+    def _problem(self, delivery: Delivery) -> MessageError | None:
+        """Why the delivery must be dead-lettered before any step runs (poison, too large), or None."""
+        if delivery.delivery_count > self.project.settings.limits.max_deliveries:
+            return PoisonMessageError(
+                f"handed out {delivery.delivery_count} times without being settled: dead-lettered so it "
+                "cannot crash the hub again"
+            )
+        body = delivery.message.body
+        if isinstance(body, bytes) and len(body) > self.max_bytes:
+            return BodyTooLargeError(f"body of {len(body)} bytes is over the limit of {self.max_bytes}")
+        return None
+
+    def admissible(self, delivery: Delivery) -> bool:
+        """True when nothing stops the delivery before its steps (for the batched path)."""
+        return self._problem(delivery) is None
+
+    def _process(self, delivery: Delivery, original: Message, failure: BaseException | None = None) -> None:
+        """Run the route for ``original`` until it ends; ``failure`` is a first attempt that already failed
+        (in a batch)."""
         attempt = 1
+        if failure is not None:
+            if not self._after_failure(delivery, original, failure, attempt):
+                return
+            attempt = 2
         while True:
             try:
                 self._run_once(delivery, original.replace(attempt=attempt, headers=dict(original.headers)))
@@ -203,26 +249,28 @@ class RouteWorker(threading.Thread):
             except Stopping:
                 raise
             except Exception as exc:
-                if is_retryable(exc) and attempt <= self.route.on_error.redeliver.max:
-                    delay = redelivery_delay(self.route.on_error.redeliver, attempt)
-                    self.log.warning(
-                        "transient failure, redelivering",
-                        error=str(exc),
-                        attempt=attempt,
-                        delay=round(delay, 3),
-                    )
-                    self._journal_safely(original, "redelivered", error=exc, detail={"attempt": attempt})
-                    attempt += 1
-                    self._sleep(delay)
-                    continue
-                if not isinstance(exc, EsbError):
-                    self.log.exception("unexpected failure", error=str(exc))
-                self._dead_letter(delivery, original, exc)
-                return
+                if not self._after_failure(delivery, original, exc, attempt):
+                    return
+                attempt += 1
+
+    def _after_failure(self, delivery: Delivery, original: Message, exc: BaseException, attempt: int) -> bool:
+        """Wait and return True to retry a transient failure, or dead-letter the message and return False."""
+        if is_retryable(exc) and attempt <= self.route.on_error.redeliver.max:
+            delay = redelivery_delay(self.route.on_error.redeliver, attempt)
+            self.log.warning(
+                "transient failure, redelivering", error=str(exc), attempt=attempt, delay=round(delay, 3)
+            )
+            self._journal_safely(original, "redelivered", error=exc, detail={"attempt": attempt})
+            self._sleep(delay)
+            return True
+        if not isinstance(exc, EsbError):
+            self.log.exception("unexpected failure", error=str(exc))
+        self._dead_letter(delivery, original, exc)
+        return False
 
     def _run_once(self, delivery: Delivery, message: Message) -> None:
         outputs = self.pre(message)
-        self._journal_warnings(message, outputs)
+        self.journal_warnings(message, outputs)
         if self.aggregator is not None and outputs:
             parked = _Parked(delivery, len(outputs))
             for output in outputs:
@@ -252,7 +300,7 @@ class RouteWorker(threading.Thread):
             to=self.route.destinations() or "caller",
         )
 
-    def _journal_warnings(self, message: Message, outputs: list[Message]) -> None:
+    def journal_warnings(self, message: Message, outputs: list[Message]) -> None:
         """Journal what transforms accepted with a warning (``esb-warnings``), and keep it off the wire."""
         warnings: list[str] = []
         for output in outputs:

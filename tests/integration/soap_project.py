@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = {"siebel": "crm-secret", "hotline": "hotline-secret", "billing": "billing-secret"}
@@ -18,8 +19,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_soap_project(tmp: Path, billing_url: str, listen_port: int, *, retries: int = 3) -> Path:
-    """Write a project under ``tmp`` serving the CRM and hotline operations on ``listen_port``."""
+def make_soap_project(
+    tmp: Path, billing_url: str, listen_port: int, *, retries: int = 3, billing: dict[str, Any] | None = None
+) -> Path:
+    """Write a project under ``tmp`` serving the CRM and hotline operations on ``listen_port``.
+
+    ``billing``: more options for both Billing client endpoints (e.g. ``{"tls": {...}}``).
+    """
     (tmp / "config").mkdir(parents=True)
     for name in ("transforms", "canonical_model"):
         (tmp / name).symlink_to(REPO / name)
@@ -33,6 +39,7 @@ def make_soap_project(tmp: Path, billing_url: str, listen_port: int, *, retries:
         "retryable_faults": ["BIL-0503"],
         "timeout": "5s",
         "auth": {"username": "esb", "password_env": "TEST_BILLING_PASSWORD", "mode": "wsse-digest"},
+        **(billing or {}),
     }
     systems = {
         "systems": {

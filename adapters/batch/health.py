@@ -1,0 +1,117 @@
+"""``esb health`` for batch endpoints: the remote folder can be reached, and the endpoint's jobs.
+
+- SFTP: connect, verify the host key against ``known_hosts`` (unknown or changed: down, never added),
+  authenticate, list the folder.
+- FTP/FTPS: connect (FTPS: certificate and host name verified), log in, list the folder.
+- local: the folder exists and this process may write into it (nothing is created).
+
+Nothing is downloaded, moved or written. :func:`endpoint_jobs` gives each scheduled job (``poll``,
+``flush``, ``retry``) with its schedule, last run (from :mod:`adapters.batch.jobruns`) and next run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from adapters.batch.config import BatchEndpoint, ScheduleConfig
+from adapters.batch.errors import HostKeyError, RemoteTransferError
+from adapters.batch.jobruns import read_runs
+from adapters.batch.remote import make_remote
+from adapters.batch.sink import RETRY_INTERVAL as RETRY_EVERY
+from esb.context import AdapterContext
+
+OK, DOWN = "ok", "down"
+
+
+def endpoint_health(endpoint: BatchEndpoint, context: AdapterContext) -> tuple[str, str]:
+    """Return ``(status, detail)`` for the endpoint's remote folder."""
+    cfg = endpoint.remote
+    if cfg.protocol == "local":
+        return local_health(Path(cfg.path), context.project_dir)
+    remote = make_remote(cfg, context.project_dir)
+    started = time.monotonic()
+    try:
+        remote.connect()
+        entries = remote.list()
+    except HostKeyError as exc:
+        return DOWN, f"{cfg.display()}: {exc}"
+    except RemoteTransferError as exc:
+        return DOWN, f"{cfg.display()}: {exc}"
+    finally:
+        remote.close()
+    took = round((time.monotonic() - started) * 1000)
+    checked = {"sftp": "host key verified, logged in", "ftps": "certificate verified, logged in"}
+    return OK, (f"{cfg.display()}: {checked.get(cfg.protocol, 'logged in')}, "
+                f"{len(entries)} file(s) listed in {took} ms")
+
+
+def local_health(folder: Path, project_dir: Path) -> tuple[str, str]:
+    """The local exchange folder exists and is writable (it is not created here)."""
+    path = folder if folder.is_absolute() else project_dir / folder
+    if not path.is_dir():
+        return DOWN, f"local:{path}: no such folder"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return DOWN, f"local:{path}: not writable by this user"
+    return OK, f"local:{path}: exists and is writable"
+
+
+def describe(schedule: ScheduleConfig) -> str:
+    """Return a schedule for people (``every 30s``, ``cron '0 2 * * *' Asia/Shanghai``)."""
+    if schedule.cron is not None:
+        return f"cron '{schedule.cron}' {schedule.timezone}"
+    return f"every {schedule.interval:g}s"
+
+
+def next_from_config(schedule: ScheduleConfig, now: datetime) -> datetime | None:
+    """Return the next cron fire time after ``now`` (None for an interval: it depends on the last run)."""
+    if schedule.cron is None:
+        return None
+    from apscheduler.triggers.cron import CronTrigger
+
+    zone = ZoneInfo(schedule.timezone)
+    trigger = CronTrigger.from_crontab(schedule.cron, timezone=zone)
+    when: datetime | None = trigger.get_next_fire_time(None, now.astimezone(zone))
+    return when
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def endpoint_jobs(
+    endpoint: BatchEndpoint, context: AdapterContext, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Return the endpoint's scheduled jobs: ``job``, ``schedule``, ``last_run``, ``outcome``, ``next_run``.
+
+    ``next_run`` is the cron's next fire time, else the one the scheduler recorded after the last run
+    (an interval), else None (not run yet). Times are aware UTC datetimes.
+    """
+    now = now or datetime.now(UTC)
+    settings = context.settings.resolve_paths(context.project_dir)
+    runs = read_runs(Path(settings.data_dir) / "batch" / context.endpoint / "state.db")
+    schedules: dict[str, tuple[str, ScheduleConfig | None]] = {}
+    if endpoint.inbound is not None:
+        schedules["poll"] = (describe(endpoint.inbound.poll), endpoint.inbound.poll)
+    if endpoint.outbound is not None:
+        if endpoint.outbound.schedule is not None:
+            schedules["flush"] = (describe(endpoint.outbound.schedule), endpoint.outbound.schedule)
+        schedules["retry"] = (f"every {RETRY_EVERY:g}s (pending uploads)", None)
+    jobs = []
+    for job, (text, schedule) in schedules.items():
+        run = runs.get(job, {})
+        recorded = _parse(run.get("next_run"))
+        next_run = next_from_config(schedule, now) if schedule is not None else None
+        overdue = False
+        if next_run is None and recorded is not None:
+            next_run = recorded
+            every = schedule.interval if schedule is not None and schedule.interval else RETRY_EVERY
+            overdue = recorded + timedelta(seconds=max(60.0, 2 * every)) < now
+        jobs.append({"job": job, "schedule": text, "last_run": _parse(run.get("last_run")),
+                     "outcome": run.get("outcome"), "error": run.get("error"), "runs": run.get("runs", 0),
+                     "next_run": next_run, "overdue": overdue})
+    return jobs

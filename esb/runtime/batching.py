@@ -1,0 +1,127 @@
+"""The worker's batched path: several deliveries read together, journaled and settled in few commits.
+
+When a source has more deliveries ready than one, the worker takes up to ``runtime.batch_size`` of them
+at once: one journal commit for their ingress, the steps for each, their outputs written to the sinks
+(``write_many`` where a sink can confirm several at once), one journal commit for all their outcomes,
+then the acks. Semantics do not change: nothing is acked before its sinks confirmed and its outcome is
+journaled. Anything unusual (a failure in a step or a sink, a duplicate, a poison or oversized message)
+leaves the batch and takes the one-message path, with its retries and dead letters; a partly written
+batch is safe there too, because writes to sinks are journaled per endpoint only once confirmed and a
+message re-sent after a failed batch is recognised downstream by its id.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from esb.exceptions import TransportError
+from esb.message import Message
+from esb.typing import Delivery
+
+
+@dataclass
+class Item:
+    """One delivery in a batch and what the steps made of it."""
+
+    delivery: Delivery
+    message: Message
+    outputs: list[Message] = field(default_factory=list)
+    sent: list[tuple[Message, str]] = field(default_factory=list)
+    failure: BaseException | None = None
+
+
+def batchable(worker: Any) -> bool:
+    """True when the route can take the batched path (no aggregate, a fixed `to`, a batch size > 1)."""
+    route = worker.route
+    return (
+        worker.batch_size > 1
+        and worker.aggregator is None
+        and route.to is not None
+        and not hasattr(route.to, "recipients")
+    )
+
+
+def write_batch(outlet: Any, items: list[Item]) -> None:
+    """Write every output of ``items`` to its endpoints, several at once where the sink allows it.
+
+    Fills each item's ``sent`` with the confirmed ``(output, endpoint)`` pairs. On a failure, the items
+    it concerns get it as their ``failure`` (all of a group written at once, else the one message whose
+    write failed) and it is raised: the caller sends every unsettled item down the one-message path.
+    """
+    by_endpoint: dict[str, list[tuple[Item, Message]]] = defaultdict(list)
+    for item in items:
+        for output in item.outputs:
+            for endpoint in outlet.destinations(output):
+                by_endpoint[endpoint].append((item, output))
+    for endpoint, pairs in by_endpoint.items():
+        if outlet.writes_many(endpoint):
+            try:
+                outlet.write_many(endpoint, [output for _, output in pairs])
+            except Exception as exc:
+                for item, _ in pairs:
+                    item.failure = exc
+                raise
+            for item, output in pairs:
+                item.sent.append((output, endpoint))
+            continue
+        for item, output in pairs:
+            try:
+                outlet.write(endpoint, output)
+            except Exception as exc:
+                item.failure = exc
+                raise
+            item.sent.append((output, endpoint))
+
+
+Single = tuple[Delivery, bool | None, BaseException | None]
+
+
+def run_batch(worker: Any, deliveries: list[Delivery]) -> list[Single]:
+    """Process ``deliveries`` together; return ``(delivery, first, failure)`` for those that must take
+    the one-message path instead (``first``: whether this was their first ingress, None if not yet
+    journaled; ``failure``: what their first attempt in the batch ran into, if anything)."""
+    journal, route_id = worker.journal, worker.route.id
+    try:
+        firsts = journal.received_many(route_id, [(d.message, d.delivery_count) for d in deliveries])
+    except TransportError:
+        return [(d, None, None) for d in deliveries]
+    single: list[Single] = []
+    items: list[Item] = []
+    for delivery, first in zip(deliveries, firsts, strict=True):
+        if not first or not worker.admissible(delivery):
+            single.append((delivery, first, None))
+            continue
+        try:
+            outputs = worker.pre(delivery.message.replace(attempt=1, headers=dict(delivery.message.headers)))
+        except Exception:
+            single.append((delivery, True, None))
+            continue
+        worker.journal_warnings(delivery.message, outputs)
+        items.append(Item(delivery, delivery.message, outputs))
+    if not items:
+        return single
+    try:
+        write_batch(worker.outlet, [i for i in items if i.outputs])
+        journal.settle_many(
+            route_id, [(i.message, "delivered" if i.outputs else "filtered", i.sent) for i in items]
+        )
+    except Exception:
+        _record_confirmed(worker, items)
+        return single + [(i.delivery, True, i.failure) for i in items]
+    for item in items:
+        item.delivery.ack()
+    return single
+
+
+def _record_confirmed(worker: Any, items: list[Item]) -> None:
+    """Journal the deliveries that were confirmed before a batch failed, so they are not sent again."""
+    for item in items:
+        for output, endpoint in item.sent:
+            try:
+                worker.journal.mark_delivered(
+                    worker.route.id, output, endpoint, body=output.body_bytes(), event=True
+                )
+            except TransportError:
+                return  # the journal is down: the one-message path will wait for it

@@ -1,0 +1,210 @@
+"""TLS for the SOAP client's tests: a throw-away PKI made with ``cryptography``, and a WSGI app (the
+Billing simulator) served over https on 127.0.0.1 by the standard library (wsgiref + ``ssl``).
+
+The PKI: a server CA and the server's certificate for 127.0.0.1/localhost (SAN with the IP); an
+unrelated CA and a server certificate from it (the "wrong CA" case); a client CA and the hub's client
+certificate with its private key (mutual TLS).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class PKI:
+    """PEM files: CAs, the server's certificates (good and from another CA), the hub's client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    other_ca: Path
+    other_server_cert: Path
+    other_server_key: Path
+    client_ca: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_pki(folder: Path) -> PKI:
+    """Write a fresh PKI under ``folder`` (EC P-256 keys: fast to make)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key, ca = _ca("esb test server CA")
+    other_key, other = _ca("unrelated CA")
+    client_ca_key, client_ca = _ca("esb test client CA")
+    pki = PKI(*(folder / n for n in (
+        "ca.pem", "server.pem", "server.key", "other-ca.pem", "other-server.pem", "other-server.key",
+        "client-ca.pem", "client.pem", "client.key",
+    )))  # fmt: skip
+    for path, cert in ((pki.ca, ca), (pki.other_ca, other), (pki.client_ca, client_ca)):
+        _write(path, cert)
+    for cert_path, key_path, issuer_key, issuer, server in (
+        (pki.server_cert, pki.server_key, ca_key, "esb test server CA", True),
+        (pki.other_server_cert, pki.other_server_key, other_key, "unrelated CA", True),
+        (pki.client_cert, pki.client_key, client_ca_key, "esb test client CA", False),
+    ):
+        key, cert = _leaf(issuer_key, issuer, server=server)
+        _write(cert_path, cert)
+        _write_key(key_path, key)
+    return pki
+
+
+def _write(path: Path, cert: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _write_key(path: Path, key: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.write_bytes(pem)
+    path.chmod(0o600)
+
+
+def _builder(subject: str, issuer: str, public_key: Any, issuer_key: Any) -> Any:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
+    )
+
+
+def _ca(common: str) -> tuple[Any, Any]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+        key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    cert = (
+        _builder(common, common, key.public_key(), key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _leaf(issuer_key: Any, issuer: str, *, server: bool) -> tuple[Any, Any]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = "127.0.0.1" if server else "esb-hub"
+    builder = _builder(subject, issuer, key.public_key(), issuer_key.public_key())
+    if server:
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    cert = (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+# -- the https server ---------------------------------------------------------------------------------
+class _Handler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet (pytest treats stray output as noise)."""
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = dict(super().get_environ())
+        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        subject = dict(item for rdn in (peer or {}).get("subject", ()) for item in rdn)
+        environ["wsgi.url_scheme"] = "https"
+        environ["tls.client_cn"] = subject.get("commonName")
+        return environ
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request is the client's business: no traceback on stderr."""
+
+
+@dataclass
+class TLSServer:
+    """A WSGI app over https on 127.0.0.1; ``requests`` records (method, path?query, client CN)."""
+
+    url: str
+    server: Any
+    thread: threading.Thread
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def serve_tls(
+    app: WSGIApp,
+    cert: Path,
+    key: Path,
+    *,
+    client_ca: Path | None = None,
+    tls12_only: bool = False,
+    path: str = "/services/BillingAccount",
+) -> TLSServer:
+    """Serve ``app`` over https with ``cert``/``key``; with ``client_ca`` a client certificate is required.
+
+    ``tls12_only``: a TLS 1.2 server refuses a missing or untrusted client certificate with an alert
+    inside the handshake; a TLS 1.3 server often just closes the connection after it.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls12_only:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
+    seen: list[tuple[str, str, str | None]] = []
+
+    def recording(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        query = environ.get("QUERY_STRING") or ""
+        target = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+        seen.append((environ["REQUEST_METHOD"], target, environ.get("tls.client_cn")))
+        return app(environ, start_response)
+
+    server = _ThreadingWSGIServer(("127.0.0.1", 0), _Handler)
+    server.set_app(recording)
+    # the handshake happens in accept(); a failed one is an OSError that socketserver skips
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="tls-billing", daemon=True)
+    thread.start()
+    return TLSServer(f"https://127.0.0.1:{server.server_port}{path}", server, thread, seen)
