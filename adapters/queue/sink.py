@@ -28,6 +28,7 @@ from kombu.entity import Queue
 from kombu.messaging import Producer
 
 from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, ensure_connected, is_amqp
+from adapters.queue.confirms import ConfirmTracker
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
 from adapters.queue.keepalive import Keepalive
 from esb.context import AdapterContext
@@ -56,6 +57,7 @@ class QueueSink:
         self._lock = threading.RLock()
         self._keepalive: Keepalive | None = None
         self._mandatory = False
+        self._confirms: ConfirmTracker | None = None
 
     @property
     def url(self) -> str:
@@ -80,6 +82,7 @@ class QueueSink:
                 self._mandatory = amqp or bool(self.endpoint.exchange)
                 on_return = self._on_return if hasattr(channel, "events") else None
                 self._producer = Producer(channel, exchange=self._queue.exchange, on_return=on_return)
+                self._confirms = ConfirmTracker(channel) if amqp else None
         except BaseException:
             with contextlib.suppress(*BROKER_ERRORS):
                 conn.release()
@@ -113,6 +116,62 @@ class QueueSink:
             self._reconnect(delay)
             delay = min(delay * 2, 5.0)
 
+    def write_many(self, messages: list[Message]) -> None:
+        """Publish several messages; return once every one is confirmed (one round trip on AMQP).
+
+        On the embedded transport each publish commits on its own. A lost connection is re-established
+        as in :meth:`write`, and the whole batch published again (receivers know messages by id).
+        """
+        if self._confirms is None:
+            for message in messages:
+                self.write(message)
+            return
+        deadline = time.monotonic() + self._broker.reconnect_timeout
+        delay = 0.2
+        while True:
+            try:
+                self._publish_many(messages)
+                return
+            except UnroutableError:
+                raise
+            except TransportError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                get_logger("queue").warning(
+                    "batch publish failed, reconnecting",
+                    queue=self.endpoint.queue,
+                    error=str(exc),
+                    retry_in=delay,
+                )
+            self._reconnect(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _publish_many(self, messages: list[Message]) -> None:
+        if self._confirms is None or self._queue is None:
+            raise TransportError("queue sink lost its connection", endpoint=self.url)
+        with self._lock:
+            broken = self._keepalive.error if self._keepalive is not None else None
+            if broken is not None:
+                raise TransportError(f"queue connection lost: {broken}", endpoint=self.url)
+            self._returned.clear()
+            with translate_errors(self.url, "publish"):
+                self._confirms.publish_many(
+                    messages,
+                    exchange=self._queue.exchange.name,
+                    routing_key=self.endpoint.publish_key,
+                    mandatory=self._mandatory,
+                    timeout=self._broker.connect_timeout * 3,
+                    url=self.url,
+                )
+            if self._keepalive is not None:
+                self._keepalive.touch()
+            if self._returned:
+                raise UnroutableError(
+                    f"{len(self._returned)} message(s) unroutable: exchange {self.endpoint.exchange!r} "
+                    f"has no queue bound under {self.endpoint.publish_key!r}",
+                    endpoint=self.url,
+                )
+
     def _reconnect(self, delay: float) -> None:
         self.close()
         time.sleep(delay)
@@ -145,6 +204,8 @@ class QueueSink:
                     declare=[self._queue],
                     retry=False,  # write() reconnects itself, with a deadline
                 )
+                if self._confirms is not None:
+                    self._confirms.published_one()
             if self._keepalive is not None:
                 self._keepalive.touch()
             if self._returned:
@@ -162,6 +223,7 @@ class QueueSink:
         with self._lock:
             conn, self._conn = self._conn, None
             self._producer = None
+            self._confirms = None
             if conn is not None:
                 with contextlib.suppress(*BROKER_ERRORS):
                     conn.release()

@@ -74,9 +74,9 @@ def ssl_cause(exc: BaseException) -> ssl.SSLError | None:
 
 def tls_error(cause: ssl.SSLError, where: str | None) -> TransportError:
     """Return the error for a failed TLS handshake: permanent when certificates or protocol are at fault."""
-    reason = str(cause.reason or "")
+    reason = str(getattr(cause, "reason", None) or "")  # set by OpenSSL, absent when made in Python
     if isinstance(cause, ssl.SSLCertVerificationError):
-        why = cause.verify_message or reason or "certificate verify failed"
+        why = getattr(cause, "verify_message", None) or reason or "certificate verify failed"
         return SOAPTLSError(
             f"TLS: the server's certificate is not trusted: {why} (check tls.ca_file)", endpoint=where
         )
@@ -153,7 +153,7 @@ def translate(exc: BaseException, *, address: str | None, retryable_faults: list
             retryable=retryable,
             endpoint=where,
         )
-    cause = ssl_cause(exc) if isinstance(exc, requests.RequestException | OSError) else None
+    cause = ssl_cause(exc) if isinstance(exc, OSError) else None  # requests' errors are OSErrors
     if cause is not None:
         return tls_error(cause, where)
     if isinstance(exc, requests.Timeout):

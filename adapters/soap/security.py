@@ -108,7 +108,7 @@ def _load(where: str, load: Any) -> None:
     except _EncryptedKey:
         raise ConfigError(f"{where}: the private key is encrypted: give an unencrypted key file") from None
     except ssl.SSLError as exc:
-        raise ConfigError(f"{where}: not usable: {exc.reason or exc.strerror}") from None
+        raise ConfigError(f"{where}: not usable: {getattr(exc, 'reason', None) or exc.strerror}") from None
     except OSError as exc:
         raise ConfigError(f"{where}: cannot be read: {exc.strerror}") from None
 

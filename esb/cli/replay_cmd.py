@@ -73,7 +73,8 @@ def replay(obj: object, message_ids: tuple[str, ...], correlation_id: str | None
 def _line(result: Outcome) -> str:
     if result.status == "sent":
         alias = f" as {result.sent_as}" if result.sent_as != result.message_id else ""
-        return f"sent     {result.message_id}{alias} to route {result.route} (replay #{result.replay})"
+        how = f": {result.reason}" if result.reason else ""
+        return f"sent     {result.message_id}{alias} to route {result.route} (replay #{result.replay}){how}"
     return f"{result.status:<8} {result.message_id} on route {result.route}: {result.reason}"
 
 

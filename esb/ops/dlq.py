@@ -167,7 +167,8 @@ def retry(project: Project, replayer: Replayer, route_id: str, ids: set[str] | N
     def handle(letter: DeadLetter, message: Message) -> bool:
         outcome = replayer.replay_message(route_id, original_message(message))
         results.append(outcome)
-        return outcome.status == "sent"
+        # run in this process and dead-lettered again: the new dead letter replaces this one
+        return outcome.status == "sent" or outcome.dead_lettered_again
 
     process(project, route_id, ids, handle)
     return results

@@ -7,6 +7,11 @@ today's routes and mappings. The message keeps its id (idempotent receivers reco
 is then None, so the hub's duplicate check lets the message in again, and the ``esb-replay: <n>`` header
 makes the worker deliver to every sink again instead of skipping those that had it (see
 ``esb.runtime.worker``). Sinks see the header too.
+
+A route whose source another process cannot publish to (a SOAP listener, a batch folder) is replayed
+in THIS process instead (:mod:`esb.ops.rerun`): the same ``replayed`` event first, then the route's own
+worker logic runs the message through today's steps and sinks and journals the outcome; a request-reply
+route is refused (no caller to answer).
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from esb.exceptions import ConfigError, EsbError
 from esb.journal import FINAL_STATES, Journal, MessageRecord
 from esb.message import Message
 from esb.ops.common import who
+from esb.ops.rerun import InProcessRun, refusal
 from esb.project import Project
 from esb.runtime.worker import REPLAY_HEADER
 
 REPLAY_OF_HEADER = "esb-replay-of"
 #: Source adapters a replay can publish to from another process (a queue is shared; ``memory`` in tests).
+#: Routes reading any other source are replayed in this process (esb.ops.rerun).
 REPLAYABLE_ADAPTERS = frozenset({"queue", "memory"})
 
 
@@ -58,6 +65,8 @@ class Outcome:
     replay: int | None = None
     reason: str | None = None
     outputs: list[dict[str, Any]] | None = None
+    #: run in this process and dead-lettered again (a new dead letter exists: the old one may go)
+    dead_lettered_again: bool = False
 
 
 def select(journal: Journal, project: Project, selection: Selection) -> list[MessageRecord]:
@@ -129,16 +138,20 @@ class Replayer:
         self.new_id = new_id
         self.limiter = RateLimiter(rate)
         self._sinks: dict[str, Any] = {}
+        self._inproc: InProcessRun | None = None
+
+    def publishable(self, route_id: str) -> bool:
+        """True when the route's source can be published to from here; else it is run in this process."""
+        route = self.project.route(route_id)
+        return self.project.endpoint(route.from_).adapter in REPLAYABLE_ADAPTERS
 
     def check_route(self, route_id: str) -> str:
-        """Return the route's source endpoint; ConfigError when it cannot take a replay from here."""
+        """Return the route's source endpoint; ConfigError when the route cannot be replayed at all."""
         route = self.project.route(route_id)
-        adapter = self.project.endpoint(route.from_).adapter
-        if adapter not in REPLAYABLE_ADAPTERS:
-            raise ConfigError(
-                f"route {route_id}: its source {route.from_} is a {adapter!r} endpoint, which another "
-                f"process cannot publish to; replay supports {', '.join(sorted(REPLAYABLE_ADAPTERS))} sources"
-            )
+        if not self.publishable(route_id):
+            problem = refusal(self.project, route_id)
+            if problem is not None:
+                raise ConfigError(problem)
         return route.from_
 
     def replay_record(self, record: MessageRecord) -> Outcome:
@@ -159,6 +172,8 @@ class Replayer:
         previous = self.journal.outcome(route_id, original.id)
         self.limiter.wait()
         message = self._replay_copy(route_id, original, number)
+        if not self.publishable(route_id):
+            return self._run_here(route_id, original, message, previous, number)
         try:
             self._sink(endpoint).write(message)
         except EsbError as exc:
@@ -166,6 +181,29 @@ class Replayer:
             self._undo(route_id, message, previous, number, exc)
             return Outcome(original.id, route_id, "failed", replay=number, reason=str(exc))
         return Outcome(original.id, route_id, "sent", sent_as=message.id, replay=number)
+
+    def _run_here(
+        self, route_id: str, original: Message, message: Message, previous: str | None, number: int
+    ) -> Outcome:
+        """Run the replay through its route in this process; report the outcome the journal records."""
+        if self._inproc is None:
+            self._inproc = InProcessRun(self.project, self.journal)
+        try:
+            error = self._inproc.run(route_id, message)
+        except ConfigError as exc:
+            error = exc
+        if error is not None:
+            self._undo(route_id, message, previous, number, error)
+            return Outcome(original.id, route_id, "failed", replay=number, reason=f"not processed: {error}")
+        state = self.journal.outcome(route_id, message.id)
+        if state == "dead_lettered":
+            last = [e for e in self.journal.history(message.id) if e.route == route_id][-1:]
+            why = last[0].error_text if last and last[0].error_text else "see esb trace"
+            return Outcome(original.id, route_id, "failed", sent_as=message.id, replay=number,
+                           reason=f"run in this process: dead-lettered again: {why}",
+                           dead_lettered_again=True)
+        return Outcome(original.id, route_id, "sent", sent_as=message.id, replay=number,
+                       reason=f"run in this process: {state}")
 
     def _replay_copy(self, route_id: str, original: Message, number: int) -> Message:
         headers = {**original.headers, REPLAY_HEADER: str(number)}
@@ -182,7 +220,7 @@ class Replayer:
         return message
 
     def _undo(
-        self, route_id: str, message: Message, previous: str | None, number: int, exc: Exception
+        self, route_id: str, message: Message, previous: str | None, number: int, exc: BaseException
     ) -> None:
         """The replay was not published: put the message back in the state it had, with the reason."""
         state = previous if previous in FINAL_STATES else "failed"
@@ -204,9 +242,12 @@ class Replayer:
                 sink.close()
 
     def close(self) -> None:
-        """Close every sink opened."""
+        """Close every sink opened, and the routes run in this process."""
         for endpoint in list(self._sinks):
             self._drop(endpoint)
+        if self._inproc is not None:
+            self._inproc.close()
+            self._inproc = None
 
     def __enter__(self) -> Replayer:
         return self

@@ -141,8 +141,8 @@ class _Handler(WSGIRequestHandler):
 
     def get_environ(self) -> dict[str, Any]:
         environ = dict(super().get_environ())
-        peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
-        subject = dict(item for rdn in (peer or {}).get("subject", ()) for item in rdn)
+        peer: Any = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+        subject = {name: value for rdn in (peer or {}).get("subject", ()) for name, value in rdn}
         environ["wsgi.url_scheme"] = "https"
         environ["tls.client_cn"] = subject.get("commonName")
         return environ

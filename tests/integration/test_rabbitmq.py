@@ -115,3 +115,34 @@ def test_production_env_takes_urls_from_secret_files(
     outcomes = journal_outcomes(project.settings.journal.url)[0]
     assert outcomes == {p.message.id: p.expected for p in plan}
     assert "esb-rabbit-pw" not in (tmp_path / "hub.log").read_text()
+
+
+def test_write_many_publishes_a_batch_with_one_confirm_wait(rabbit_server: RabbitServer) -> None:  # noqa: F811
+    """write_many publishes 300 persistent messages, returns once all are confirmed, and all arrive."""
+    url = rabbit_server.create_vhost("batch")
+    ctx, endpoint = _context(url), _endpoint()
+    adapter = QueueAdapter()
+    with adapter.sink(endpoint, ctx) as sink:
+        sink.write(Message(body=b"single", id="s-0"))  # the one-by-one path keeps the tags in step
+        sink.write_many([Message(body=f"m{i}".encode(), id=f"b-{i}") for i in range(300)])
+        sink.write_many([Message(body=b"again", id="b-300")])
+    seen = []
+    with adapter.source(endpoint, ctx) as source:
+        while (delivery := source.read(3)) is not None:
+            seen.append(delivery.message.id)
+            delivery.ack()
+    assert seen == ["s-0", *[f"b-{i}" for i in range(301)]]
+
+
+def test_write_many_unroutable_raises(rabbit_server: RabbitServer) -> None:  # noqa: F811
+    """A batch no queue takes (binding removed) raises UnroutableError instead of vanishing."""
+    url = rabbit_server.create_vhost("batchroute")
+    ctx = _context(url)
+    endpoint = _endpoint(exchange="esb.batch-x", routing_key="orders.batch")
+    with QueueAdapter().sink(endpoint, ctx) as sink:
+        sink.write_many([Message(body=b"routed")])
+        with Connection(url) as conn:
+            channel = conn.channel()
+            channel.queue_unbind(endpoint.queue, "esb.batch-x", "orders.batch")
+        with pytest.raises(UnroutableError):
+            sink.write_many([Message(body=b"lost?", id="u-1"), Message(body=b"lost?", id="u-2")])

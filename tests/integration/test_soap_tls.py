@@ -101,7 +101,9 @@ def test_untrusted_server_certificate_is_permanent(
 ) -> None:
     """A server certificate the hub does not trust is a non-retryable TLS error naming tls.ca_file."""
     cert, key = (
-        (pki.other_server_cert, pki.other_server_key) if server_ca == "other" else (pki.server_cert, pki.server_key)
+        (pki.other_server_cert, pki.other_server_key)
+        if server_ca == "other"
+        else (pki.server_cert, pki.server_key)
     )
     server = serve_tls(sim.app, cert, key)
     options = {"ca": {"ca_file": str(pki.ca)}, "other": {"ca_file": str(pki.other_ca)}, None: None}[tls]
@@ -141,11 +143,11 @@ def test_mutual_tls_with_client_certificate(mtls: TLSServer, pki: PKI, tmp_path:
 def test_refused_client_certificate_is_permanent(
     mtls: TLSServer, sim: BillingSimulator, pki: PKI, tmp_path: Path, client: str | None
 ) -> None:
-    """A TLS 1.2 server refusing the hub's (missing or untrusted) certificate: non-retryable, names the options."""
+    """A TLS 1.2 server refusing the hub's (missing or untrusted) certificate: permanent, names options."""
     tls: dict[str, Any] = {"ca_file": str(pki.ca)}
     if client == "other":
         tls.update(cert_file=str(pki.other_server_cert), key_file=str(pki.other_server_key))
-    with sink(tmp_path, mtls.url, tls) as out, pytest.raises(SOAPTLSError, match="tls.cert_file") as caught:
+    with sink(tmp_path, mtls.url, tls) as out, pytest.raises(SOAPTLSError, match=r"tls\.cert_file") as caught:
         out.write(Message(ACCOUNT))
     assert caught.value.retryable is False
     assert "refused the handshake" in str(caught.value)
@@ -155,7 +157,7 @@ def test_refused_client_certificate_is_permanent(
 def test_missing_client_certificate_on_tls13_fails_clearly(
     mtls: TLSServer, sim: BillingSimulator, pki: PKI, tmp_path: Path
 ) -> None:
-    """A TLS 1.3 server that hangs up on a hub without a certificate: a TransportError naming tls.cert_file."""
+    """A TLS 1.3 server hanging up on a hub without a certificate: a TransportError naming tls.cert_file."""
     with sink(tmp_path, mtls.url, {"ca_file": str(pki.ca)}) as out, pytest.raises(TransportError) as caught:
         out.write(Message(ACCOUNT))
     # an alert (permanent) or a bare hang-up (retryable, cannot be told from a dropped link) - both say why
@@ -232,7 +234,11 @@ def test_unusable_tls_files_are_config_errors_at_connect(
 ) -> None:
     """A TLS file that OpenSSL cannot use (or TLS on an http address) is a ConfigError before any call."""
     address = f"https://127.0.0.1:{free_port()}{PATH}"
-    tls: dict[str, Any] = {"ca_file": str(pki.ca), "cert_file": str(pki.client_cert), "key_file": str(secret_key)}
+    tls: dict[str, Any] = {
+        "ca_file": str(pki.ca),
+        "cert_file": str(pki.client_cert),
+        "key_file": str(secret_key),
+    }
     if option == "missing-key":
         tls["key_file"] = str(tmp_path / "absent.key")
     elif option == "encrypted-key":

@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import ssl
 from pathlib import Path
 
 import pytest
+import requests
+import urllib3
 from click.testing import CliRunner
 from lxml import etree
 from pydantic import ValidationError
@@ -17,12 +20,12 @@ from zeep.exceptions import Fault
 from adapters.soap.cache import DocumentCache
 from adapters.soap.config import Credential, SOAPEndpoint
 from adapters.soap.envelope import SOAPFault, fault_bytes, split
-from adapters.soap.errors import translate
+from adapters.soap.errors import SOAPTLSError, translate
 from adapters.soap.publish import Publisher
 from adapters.soap.security import PASSWORD_DIGEST, WSSE, WSU, NonceCache, check_basic, check_wsse
 from adapters.soap.wsdl import _load, forget_contracts, load_contract
 from esb.cli.main import cli
-from esb.exceptions import ConfigError, RemoteError
+from esb.exceptions import ConfigError, RemoteError, TransportError
 from esb.xmlsafe import parse_xml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,6 +141,64 @@ def test_fault_translation_uses_retryable_list() -> None:
     by_code = translate(Fault("x", code="soap:Server"), address=None, retryable_faults=["Server"])
     assert by_code.retryable
     assert not translate(fault, address=None, retryable_faults=[]).retryable
+
+
+def _wrapped_like_requests(cause: ssl.SSLError) -> requests.exceptions.SSLError:
+    """``cause`` in urllib3's SSLError in a MaxRetryError in requests' SSLError, as requests raises it."""
+    reason = urllib3.exceptions.SSLError(cause)
+    return requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(None, "/x", reason))  # type: ignore[arg-type]
+
+
+def _ssl_error(kind: type[ssl.SSLError], reason: str) -> ssl.SSLError:
+    error = kind(1, f"[SSL: {reason}] ...")
+    error.reason = reason  # OpenSSL sets it; Python-made errors lack it
+    return error
+
+
+@pytest.mark.parametrize(
+    ("cause", "retryable", "says"),
+    [
+        pytest.param(
+            _ssl_error(ssl.SSLCertVerificationError, "CERTIFICATE_VERIFY_FAILED"),
+            False,
+            "tls.ca_file",
+            id="verify",
+        ),
+        pytest.param(
+            _ssl_error(ssl.SSLError, "SSLV3_ALERT_HANDSHAKE_FAILURE"), False, "tls.cert_file", id="alert"
+        ),
+        pytest.param(
+            _ssl_error(ssl.SSLError, "TLSV13_ALERT_CERTIFICATE_REQUIRED"),
+            False,
+            "tls.cert_file",
+            id="tls13-alert",
+        ),
+        pytest.param(_ssl_error(ssl.SSLError, "WRONG_VERSION_NUMBER"), False, "not https", id="plain-http"),
+        pytest.param(_ssl_error(ssl.SSLEOFError, "UNEXPECTED_EOF"), True, "client certificate", id="eof"),
+        pytest.param(_ssl_error(ssl.SSLError, "DECRYPTION_FAILED"), True, "TLS failure", id="other"),
+    ],
+)
+def test_tls_failures_translation(cause: ssl.SSLError, retryable: bool, says: str) -> None:
+    """Certificate and refused-handshake failures are permanent TLS errors; a bare hang-up is retried."""
+    error = translate(_wrapped_like_requests(cause), address="https://u:pw@127.0.0.1/x", retryable_faults=[])
+    assert isinstance(error, TransportError)
+    assert isinstance(error, SOAPTLSError) is (not retryable)
+    assert error.retryable is retryable
+    assert says in str(error)
+    assert "pw" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("tls", "match"),
+    [
+        pytest.param({"key_file": "k.pem"}, "key_file needs cert_file", id="key-without-cert"),
+        pytest.param({"ca_file": "ca.pem", "verify": False}, "ca_file is not used", id="ca-without-verify"),
+    ],
+)
+def test_tls_options_refuse_contradictions(tls: dict[str, object], match: str) -> None:
+    """TLS options that contradict each other are refused when the endpoint is read."""
+    with pytest.raises(ValidationError, match=match):
+        SOAPEndpoint.model_validate({"wsdl": "x.wsdl", "operation": "op", "tls": tls})
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
