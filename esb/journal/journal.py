@@ -203,28 +203,44 @@ class Journal:
         now = utcnow()
         firsts: list[bool] = []
         events: list[dict[str, Any]] = []
+        new_rows: list[dict[str, Any]] = []
+        keys: list[dict[str, Any]] = []
+        ids = [message.id for message, _ in items]
         try:
             with self._errors("received"), engine.begin() as conn:
+                # Rows already there are redeliveries; the rest are inserted in one statement. Writes are
+                # serialised (BEGIN IMMEDIATE, or the row's unique key), so "already there" is exact.
+                present = set(conn.execute(sql.existing_ids, {"r": route, "ids": ids}).scalars())
+                pending: dict[str, dict[str, Any]] = {}
                 for message, count in items:
-                    row = self._message_row(
-                        route, message, now, message.body_bytes() if self.keep_bodies else None
-                    )
-                    row["delivery_count"] = count
-                    first = conn.execute(sql.add_new_message, row).first() is not None
+                    first = message.id not in present
                     detail = {"delivery_count": count} if count > 1 else None
-                    if not first:
+                    if first:
+                        row = self._message_row(
+                            route, message, now, message.body_bytes() if self.keep_bodies else None
+                        )
+                        row["delivery_count"] = count
+                        new_rows.append(row)
+                        pending[message.id] = row
+                        present.add(message.id)
+                    elif message.id in pending:  # the same id twice in one batch: the second is a redelivery
+                        row = pending[message.id]
+                        row["delivery_count"] = max(row["delivery_count"] + 1, count)
+                        detail = {"delivery_count": row["delivery_count"]}
+                    else:
                         bumped = conn.execute(
                             sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": count}
                         )
                         detail = {"delivery_count": bumped.scalar_one()}
-                    events.append(
-                        _event_row(
-                            route, message.id, "received" if first else "redelivered", now, detail=detail
-                        )
-                    )
-                    _index_keys(conn, sql, message.id, _keys(message))
+                    state = "received" if first else "redelivered"
+                    events.append(_event_row(route, message.id, state, now, detail=detail))
+                    keys.extend(_key_rows(message.id, _keys(message)))
                     firsts.append(first)
+                if new_rows:
+                    conn.execute(sql.add_message, new_rows)
                 conn.execute(sql.add_event, events)
+                if keys:
+                    conn.execute(sql.add_keys, keys)
         except BaseException:
             for message, _ in items:
                 self._seen.forget(route, message.id)
@@ -244,6 +260,7 @@ class Journal:
         now = utcnow()
         deliveries: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
+        key_rows: list[dict[str, Any]] = []
         touched: list[tuple[str, frozenset[tuple[str, str]]]] = []
         with self._errors("settle"), engine.begin() as conn:
             for original, state, sent in outcomes:
@@ -258,12 +275,14 @@ class Journal:
                     row = _event_row(route, output.id, "delivered", now, endpoint=endpoint)
                     row["body"] = output.body_bytes() if self.keep_bodies else None
                     events.append(row)
-                    _index_keys(conn, sql, output.id, keys - (known or frozenset()))
+                    key_rows.extend(_key_rows(output.id, keys - (known or frozenset())))
                     touched.append((output.id, (known or frozenset()) | keys))
                 events.append(_event_row(route, original.id, state, now))
             if deliveries:
                 conn.execute(sql.add_delivery, deliveries)
             conn.execute(sql.add_event, events)
+            if key_rows:
+                conn.execute(sql.add_keys, key_rows)
         for message_id, keys in touched:
             self._seen.add(route, message_id, keys)
 
@@ -395,9 +414,12 @@ def _keys(message: Message) -> frozenset[tuple[str, str]]:
     )
 
 
+def _key_rows(message_id: str, keys: frozenset[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [{"message_id": message_id, "name": name, "value": value} for name, value in sorted(keys)]
+
+
 def _index_keys(
     conn: sa.Connection, sql: Statements, message_id: str, keys: frozenset[tuple[str, str]]
 ) -> None:
     if keys:
-        rows = [{"message_id": message_id, "name": name, "value": value} for name, value in sorted(keys)]
-        conn.execute(sql.add_keys, rows)
+        conn.execute(sql.add_keys, _key_rows(message_id, keys))

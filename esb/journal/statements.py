@@ -35,6 +35,7 @@ class Statements:
     bump_delivery_count: Any
     final_state: Any
     was_delivered: Any
+    existing_ids: Any
 
     @classmethod
     def build(cls, dialect: str) -> Statements:
@@ -61,6 +62,9 @@ class Statements:
             )
             .order_by(events.c.id.desc())
             .limit(1),
+            existing_ids=sa.select(messages.c.id).where(
+                messages.c.route == sa.bindparam("r"), messages.c.id.in_(sa.bindparam("ids", expanding=True))
+            ),
             was_delivered=sa.select(sa.literal(1))
             .select_from(deliveries)
             .where(

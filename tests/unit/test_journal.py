@@ -416,3 +416,29 @@ def test_a_message_deleted_elsewhere_fails_once_then_is_journaled_again(
     journal.event("orders", message, "delivered")
     assert journal.outcome("orders", message.id) == "delivered"
     assert [r.id for r in journal.find(key=("order_id", "1-ABC"))] == [message.id]
+
+
+def test_received_many_tells_first_arrivals_from_redeliveries(journal: Journal) -> None:
+    """received_many journals a batch in one go: new ids are first, known ids (and repeats) redeliveries."""
+    known, fresh = order(order_id="SO-1"), order(order_id="SO-2")
+    journal.received("orders", known)
+    firsts = journal.received_many("orders", [(known, 2), (fresh, 1), (fresh, 1)])
+    assert firsts == [False, True, False]
+    assert [e.state for e in journal.history(fresh.id)] == ["received", "redelivered"]
+    assert journal.body(fresh.id) == BODY
+    assert [r.id for r in journal.find(key=("order_id", "SO-2"))] == [fresh.id]
+
+
+def test_settle_many_records_deliveries_and_outcomes(journal: Journal) -> None:
+    """settle_many records each confirmed delivery and ends each message as delivered or filtered."""
+    sent, dropped = order(order_id="SO-3"), order(order_id="SO-4")
+    journal.received_many("orders", [(sent, 1), (dropped, 1)])
+    output = sent.derive({"iom": True}, suffix="0", business_keys={"order_id": "SO-3", "msisdn": "13300000001"})
+    journal.settle_many("orders", [(sent, "delivered", [(output, "iom.orders_in")]), (dropped, "filtered", [])])
+    assert journal.outcome("orders", sent.id) == "delivered"
+    assert journal.outcome("orders", dropped.id) == "filtered"
+    assert journal.was_delivered("orders", output.id, "iom.orders_in")
+    [delivered] = [e for e in journal.history(output.id) if e.state == "delivered"]
+    assert delivered.endpoint == "iom.orders_in"
+    assert journal.event_body(delivered.id) == b'{"iom":true}'
+    assert [r.id for r in journal.find(key=("msisdn", "13300000001"))] == [output.id]
