@@ -46,8 +46,10 @@ def endpoint_health(endpoint: BatchEndpoint, context: AdapterContext) -> tuple[s
         remote.close()
     took = round((time.monotonic() - started) * 1000)
     checked = {"sftp": "host key verified, logged in", "ftps": "certificate verified, logged in"}
-    return OK, (f"{cfg.display()}: {checked.get(cfg.protocol, 'logged in')}, "
-                f"{len(entries)} file(s) listed in {took} ms")
+    return OK, (
+        f"{cfg.display()}: {checked.get(cfg.protocol, 'logged in')}, "
+        f"{len(entries)} file(s) listed in {took} ms"
+    )
 
 
 def local_health(folder: Path, project_dir: Path) -> tuple[str, str]:
@@ -111,7 +113,16 @@ def endpoint_jobs(
             next_run = recorded
             every = schedule.interval if schedule is not None and schedule.interval else RETRY_EVERY
             overdue = recorded + timedelta(seconds=max(60.0, 2 * every)) < now
-        jobs.append({"job": job, "schedule": text, "last_run": _parse(run.get("last_run")),
-                     "outcome": run.get("outcome"), "error": run.get("error"), "runs": run.get("runs", 0),
-                     "next_run": next_run, "overdue": overdue})
+        jobs.append(
+            {
+                "job": job,
+                "schedule": text,
+                "last_run": _parse(run.get("last_run")),
+                "outcome": run.get("outcome"),
+                "error": run.get("error"),
+                "runs": run.get("runs", 0),
+                "next_run": next_run,
+                "overdue": overdue,
+            }
+        )
     return jobs

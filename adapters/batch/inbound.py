@@ -183,7 +183,7 @@ class FileRun:
             self._reject_out.flush()
             os.fsync(self._reject_out.fileno())
             self._synced_reject_size = self.reject_size
-        self.store.checkpoint_file(
+        self.store.checkpoint(
             self.key,
             next_offset=self.offset,
             next_record=self.watermark,

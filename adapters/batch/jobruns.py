@@ -48,11 +48,25 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def write_run(state_db: Path, job: str, *, outcome: str, scheduled: datetime | None = None,
-              next_run: datetime | None = None, error: str | None = None) -> None:
+def write_run(
+    state_db: Path,
+    job: str,
+    *,
+    outcome: str,
+    scheduled: datetime | None = None,
+    next_run: datetime | None = None,
+    error: str | None = None,
+) -> None:
     """Record one run of ``job`` in ``state_db`` (created if needed)."""
-    row = {"job": job, "last_run": _iso(datetime.now(UTC)), "scheduled": _iso(scheduled), "outcome": outcome,
-           "error": error, "next_run": _iso(next_run), "pid": os.getpid()}
+    row = {
+        "job": job,
+        "last_run": _iso(datetime.now(UTC)),
+        "scheduled": _iso(scheduled),
+        "outcome": outcome,
+        "error": error,
+        "next_run": _iso(next_run),
+        "pid": os.getpid(),
+    }
     state_db.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(state_db, timeout=10)
     try:
@@ -94,9 +108,14 @@ def record_runs(scheduler: Any, state_db: Path, election: Any = None) -> None:
         job = scheduler.get_job(event.job_id)
         error = str(event.exception) if getattr(event, "exception", None) is not None else None
         try:
-            write_run(state_db, str(event.job_id).split(" ", 1)[0], outcome=outcome,
-                      scheduled=event.scheduled_run_time,
-                      next_run=job.next_run_time if job is not None else None, error=error)
+            write_run(
+                state_db,
+                str(event.job_id).split(" ", 1)[0],
+                outcome=outcome,
+                scheduled=event.scheduled_run_time,
+                next_run=job.next_run_time if job is not None else None,
+                error=error,
+            )
         except (sqlite3.Error, OSError) as exc:
             log.warning("batch job run not recorded", job=event.job_id, error=str(exc))
 

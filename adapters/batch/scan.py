@@ -11,7 +11,8 @@ them fails is looked at line by line to name the line, so the errors read exactl
 
 from __future__ import annotations
 
-import re
+from itertools import repeat
+from operator import contains
 from typing import TYPE_CHECKING
 
 from adapters.batch.errors import BadFileError
@@ -21,10 +22,6 @@ if TYPE_CHECKING:
     from adapters.batch.parsers import FileSummary, LineReader
 
 BLOCK = 1 << 20
-#: A line (of text decoded as UTF-8 with replacement) with no replacement character and a non-ASCII one:
-#: a line that is valid UTF-8 but not ASCII.
-_FFFD_LINE = re.compile("\ufffd[^\n]*(?:\n|$)")
-_NON_ASCII_LINE = re.compile(rb"[\x80-\xff][^\n]*(?:\n|$)")
 
 
 class Scanner:
@@ -115,8 +112,9 @@ class Scanner:
                 check_encoding(line, encoding, n)
         if not self._legacy:
             return
-        text = block.decode("utf-8", "replace")
-        if len(_FFFD_LINE.findall(text)) != len(_NON_ASCII_LINE.findall(block)):
+        # every line with a non-ASCII byte must be invalid UTF-8 (show U+FFFD when decoded with replace)
+        invalid = sum(map(contains, block.decode("utf-8", "replace").split("\n"), repeat("\ufffd")))
+        if invalid != len(lines) - sum(map(bytes.isascii, lines)):
             for n, line in enumerate(lines, self.lines + 1):
                 check_encoding(line, encoding, n)
 

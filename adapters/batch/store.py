@@ -11,6 +11,7 @@ once the remote file has been moved to ``done/`` (``error/``).
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -111,6 +112,7 @@ class StateStore:
         self.path = path
         self.engine: Engine | None = None
         self.lock = threading.RLock()
+        self._progress: sqlite3.Connection | None = None
 
     def open(self) -> None:
         """Create the database (and its folder) if needed."""
@@ -121,6 +123,9 @@ class StateStore:
 
     def close(self) -> None:
         """Dispose of the connections. Safe to call twice."""
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
         if self.engine is not None:
             self.engine.dispose()
             self.engine = None
@@ -181,22 +186,34 @@ class StateStore:
         with self.db.begin() as conn:
             conn.execute(update(files).where(files.c.key == key).values(updated=int(time.time()), **values))
 
-    def checkpoint_file(self, key: str, **values: Any) -> None:
+    def checkpoint(
+        self, key: str, next_offset: int, next_record: int, reject_size: int, **counts: int
+    ) -> None:
         """Update file ``key``'s progress without waiting for the disk (``synchronous=NORMAL``).
 
         A checkpoint lost to a power cut (never to a crash of the hub: WAL keeps it) only makes the
         records after the previous one come again, with the same ids, and the route's journal drops
-        them as duplicates; a change of status still waits for the disk (``set_file``).
+        them as duplicates; a change of status still waits for the disk (``set_file``). A connection
+        of its own, with a fixed statement: it runs every ``checkpoint_every`` records.
         """
-        with self.db.connect() as conn:
-            conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-            try:
-                conn.execute(
-                    update(files).where(files.c.key == key).values(updated=int(time.time()), **values)
+        with self.lock:
+            if self._progress is None:
+                self._progress = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
+                self._progress.execute("PRAGMA synchronous=NORMAL")
+            with self._progress:
+                self._progress.execute(
+                    "UPDATE batch_files SET next_offset=?, next_record=?, reject_size=?, delivered=?, "
+                    "rejected=?, updated=? WHERE key=?",
+                    (
+                        next_offset,
+                        next_record,
+                        reject_size,
+                        counts["delivered"],
+                        counts["rejected"],
+                        int(time.time()),
+                        key,
+                    ),
                 )
-                conn.commit()
-            finally:
-                conn.exec_driver_sql("PRAGMA synchronous=FULL")
 
     # -- sightings (stable size and mtime) ------------------------------------------------------------
     def sighting(self, name: str, size: int, mtime: int) -> int:
