@@ -3,7 +3,8 @@
 - SFTP: connect, verify the host key against ``known_hosts`` (unknown or changed: down, never added),
   authenticate, list the folder.
 - FTP/FTPS: connect (FTPS: certificate and host name verified), log in, list the folder.
-- local: the folder exists and this process may write into it (nothing is created).
+- local: the folder exists and this process may write into it; a missing one is ok when it can be
+  created (the hub creates its local folders when the endpoint connects); nothing is created here.
 
 Nothing is downloaded, moved or written. :func:`endpoint_jobs` gives each scheduled job (``poll``,
 ``flush``, ``retry``) with its schedule, last run (from :mod:`adapters.batch.jobruns`) and next run.
@@ -55,8 +56,13 @@ def endpoint_health(endpoint: BatchEndpoint, context: AdapterContext) -> tuple[s
 def local_health(folder: Path, project_dir: Path) -> tuple[str, str]:
     """The local exchange folder exists and is writable (it is not created here)."""
     path = folder if folder.is_absolute() else project_dir / folder
+    if path.exists() and not path.is_dir():
+        return DOWN, f"local:{path}: is not a folder"
     if not path.is_dir():
-        return DOWN, f"local:{path}: no such folder"
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            return OK, f"local:{path}: not there yet; the hub creates it when the endpoint connects"
+        return DOWN, f"local:{path}: no such folder, and it cannot be created ({parent} is not writable)"
     if not os.access(path, os.W_OK | os.X_OK):
         return DOWN, f"local:{path}: not writable by this user"
     return OK, f"local:{path}: exists and is writable"

@@ -95,28 +95,28 @@ def read_runs(state_db: Path) -> dict[str, dict[str, Any]]:
 def record_runs(scheduler: Any, state_db: Path, election: Any = None) -> None:
     """Attach a listener to ``scheduler`` that records each run of its jobs in ``state_db``.
 
-    Only while this process leads ``election`` (always without one). Never raises into the scheduler.
+    Only while this process leads ``election`` (always without one). Never raises into the scheduler,
+    and never takes the scheduler's locks: ``shutdown(wait=True)`` holds them while it waits for the
+    running job, whose listener runs in the job's thread. The next run is computed from the job's
+    trigger, captured here (jobs are added before the scheduler is handed over).
     """
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
     log = get_logger("batch")
+    triggers = {job.id: job.trigger for job in scheduler.get_jobs()}
 
     def listener(event: Any) -> None:
         if election is not None and not election.is_leader:
             return
         outcome = {EVENT_JOB_ERROR: "error", EVENT_JOB_MISSED: "missed"}.get(event.code, "ok")
-        job = scheduler.get_job(event.job_id)
         error = str(event.exception) if getattr(event, "exception", None) is not None else None
+        trigger = triggers.get(event.job_id)
         try:
-            write_run(
-                state_db,
-                str(event.job_id).split(" ", 1)[0],
-                outcome=outcome,
-                scheduled=event.scheduled_run_time,
-                next_run=job.next_run_time if job is not None else None,
-                error=error,
-            )
-        except (sqlite3.Error, OSError) as exc:
+            upcoming = None if trigger is None else trigger.get_next_fire_time(
+                event.scheduled_run_time, datetime.now(event.scheduled_run_time.tzinfo or UTC))
+            write_run(state_db, str(event.job_id).split(" ", 1)[0], outcome=outcome,
+                      scheduled=event.scheduled_run_time, next_run=upcoming, error=error)
+        except (sqlite3.Error, OSError, ValueError) as exc:
             log.warning("batch job run not recorded", job=event.job_id, error=str(exc))
 
     scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)

@@ -188,7 +188,22 @@ class Hub:
         except Exception as exc:
             journal = f"unreachable: {exc}"
         ready = journal == "ok" and all(r["alive"] == r["workers"] for r in routes.values())
-        return ready, {"journal": journal, "routes": routes, "reload": self.last_reload}
+        return ready, {"journal": journal, "routes": routes, "reload": self.last_reload, "jobs": self._jobs()}
+
+    def _jobs(self) -> dict[str, list[dict[str, Any]]]:
+        """Scheduled jobs (batch polls and flushes) with their last and next run, dates as ISO text."""
+        from esb.ops.health import scheduled_jobs
+
+        try:
+            jobs = scheduled_jobs(self.project)
+        except Exception as exc:  # noqa: BLE001 - readiness must answer even if a probe breaks
+            return {"error": [{"job": "?", "error": str(exc)}]}
+        return {
+            endpoint: [
+                {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in job.items()} for job in rows
+            ]
+            for endpoint, rows in jobs.items()
+        }
 
     # -- stopping -----------------------------------------------------------------------------------
     def stop(self, timeout: float | None = None) -> None:

@@ -130,6 +130,8 @@ def test_trace_dlq_replay_stats_health_metrics(hub: OpsHub) -> None:
     archived = read_archive(archive)
     assert len(archived) == 1
     assert archived[0][1] == xxe.message.body
+    purge_trace = orjson.loads(hub.esb("trace", xxe.message.id, "--json").output)
+    assert [s["detail"]["archive"] for s in purge_trace["steps"] if s["state"] == "purged"] == [str(archive)]
 
     # stats over the last hour
     stats = orjson.loads(hub.esb("stats", "--route", ROUTE, "--json").output)["routes"][0]

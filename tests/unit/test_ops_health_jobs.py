@@ -102,14 +102,19 @@ def test_scheduler_listener_records_runs_only_while_leading(tmp_path: Path) -> N
 
 
 def test_local_folder_health(tmp_path: Path) -> None:
-    """A local folder: ok when it exists and is writable, down when missing (and not created)."""
+    """A local folder: ok when writable; missing but creatable: ok, not created; a file there: down."""
     endpoint = inbound(tmp_path)
     status, detail = BatchAdapter().health(endpoint, context(tmp_path))
-    assert status == "down"
-    assert "no such folder" in detail
+    assert (status, "the hub creates it" in detail) == ("ok", True)
     assert not (tmp_path / "in").exists()
     (tmp_path / "in").mkdir()
-    assert BatchAdapter().health(endpoint, context(tmp_path))[0] == "ok"
+    expected = ("ok", f"local:{tmp_path / 'in'}: exists and is writable")
+    assert BatchAdapter().health(endpoint, context(tmp_path)) == expected
+    (tmp_path / "in").rmdir()
+    (tmp_path / "in").write_text("a file, not a folder")
+    status, detail = BatchAdapter().health(endpoint, context(tmp_path))
+    assert status == "down"
+    assert "is not a folder" in detail
 
 
 def listener(port: int) -> SOAPEndpoint:
