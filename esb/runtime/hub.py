@@ -196,7 +196,7 @@ class Hub:
 
         try:
             jobs = scheduled_jobs(self.project)
-        except Exception as exc:  # noqa: BLE001 - readiness must answer even if a probe breaks
+        except Exception as exc:  # readiness must answer even if a probe breaks
             return {"error": [{"job": "?", "error": str(exc)}]}
         return {
             endpoint: [
