@@ -142,4 +142,4 @@ def _wait(
 def _last_error(hub: Hub, message_id: str) -> str:
     """Return ``: <error>`` from the message's last dead-letter event, for the report."""
     errors = [e for e in hub.journal.history(message_id) if e.state == "dead_lettered" and e.error_text]
-    return f": {errors[-1].error_text[:200]}" if errors else ""
+    return f": {(errors[-1].error_text or '')[:200]}" if errors else ""

@@ -46,7 +46,9 @@ def resolve_adapter(name: str) -> Any:
         path = ADAPTERS[name]
     except KeyError:
         known = ", ".join(sorted(ADAPTERS))
-        raise ConfigError(f"unknown adapter {name!r}{did_you_mean(name, list(ADAPTERS))}; known: {known}") from None
+        raise ConfigError(
+            f"unknown adapter {name!r}{did_you_mean(name, list(ADAPTERS))}; known: {known}"
+        ) from None
     try:
         factory = import_string(path)
     except ModuleNotFoundError as exc:

@@ -167,7 +167,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_environment(environ: dict[str, str], prefix: str = "ESB_") -> dict[str, Any]:
-    """Read ``ESB_<SECTION>__<KEY>`` variables; other ``ESB_*`` names (ESB_ENV, credentials) are not settings."""
+    """Read ``ESB_<SECTION>__<KEY>`` variables; other ``ESB_*`` names (ESB_ENV, credentials) are ignored."""
     out: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.startswith(prefix):

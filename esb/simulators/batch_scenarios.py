@@ -14,6 +14,7 @@ import json
 import random
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ class BillingChargesScenario:
         """Write the charge file (GBK, fixed width) aside; its records' ids follow from its SHA-256."""
         folder = Path(tempfile.mkdtemp(prefix="esb-demo-charges-"))
         self.file = (
-            folder / f"CHG_571_20240531_{int(hashlib.sha1(run.encode()).hexdigest(), 16) % 9999:04d}.dat"
+            folder / f"CHG_571_20240531_{zlib.crc32(run.encode()) % 9999:04d}.dat"
         )
         write_charge_file(self.file, count, seed=len(run) + count)
         self.prefix = hashlib.sha256(self.file.read_bytes()).hexdigest()[:16]

@@ -53,7 +53,7 @@ class LiveSimulation:
                     return
                 try:
                     self._tick(scenario, index, tick, run, queues)
-                except Exception as exc:  # noqa: BLE001 - a simulator failure is shown, the hub goes on
+                except Exception as exc:
                     click.echo(f"sim  !! {scenario.route_id}: {exc}")
             if self.stop_event.wait(self.interval):
                 return

@@ -144,8 +144,8 @@ def siebel_billing_account_request(
 ) -> str:
     """Return a SubmitBillingAccount request body: one "ESB Billing Account" SiebelMessage."""
     return f"""<crm:SubmitBillingAccount xmlns:crm="http://esb.telecom.example/crm/v1">
-  <sbl:SiebelMessage xmlns:sbl="http://esb.telecom.example/siebel/billing-account" MessageId="{escape(row_id)}-M"
-      MessageType="Integration Object" IntObjectName="ESB Billing Account"
+  <sbl:SiebelMessage xmlns:sbl="http://esb.telecom.example/siebel/billing-account"
+      MessageId="{escape(row_id)}-M" MessageType="Integration Object" IntObjectName="ESB Billing Account"
       IntObjectFormat="Siebel Hierarchical">
     <ListOfESB_spcBilling_spcAccount><Account>
       <Id>{escape(row_id)}</Id><Name>{escape(name)}</Name>

@@ -71,7 +71,7 @@ def soap11(body: str, message_id: str) -> bytes:
         f'<soapenv:Envelope xmlns:soapenv="{SOAP11}" xmlns:wsa="{WSA}"><soapenv:Header>'
         f"<wsa:MessageID>{message_id}</wsa:MessageID></soapenv:Header><soapenv:Body>{body}"
         "</soapenv:Body></soapenv:Envelope>"
-    ).encode("utf-8")
+    ).encode()
 
 
 class CRMBillingAccountScenario:
@@ -183,9 +183,10 @@ class HotlineBalanceScenario:
         url, user, secret = _listener_url(self.project, self.source)
         session = requests.Session()
         session.auth = (user, secret)
-        client = Client(f"{url}?wsdl", transport=Transport(session=session, operation_timeout=30))
+        transport = Transport(session=session, operation_timeout=30)  # type: ignore[no-untyped-call]
+        client = Client(f"{url}?wsdl", transport=transport)  # type: ignore[no-untyped-call]
         session.auth = None
-        client.wsse = UsernameToken(user, secret, use_digest=True)
+        client.wsse = UsernameToken(user, secret, use_digest=True)  # type: ignore[no-untyped-call]
         for item in planned:
             message_id = etree.Element(f"{{{WSA}}}MessageID")
             message_id.text = item.message.id

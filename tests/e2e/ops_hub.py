@@ -66,7 +66,10 @@ class OpsHub:
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "esb.cli", "--project", str(self.root), "run", *selected],
-                env=self.environ, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT),
+                env=self.environ,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=str(ROOT),
             )
         self.journal.connect()
         deadline = time.monotonic() + 30
@@ -89,8 +92,9 @@ class OpsHub:
         """Run an esb command in this process against the hub's project and data."""
         env = {k: None for k in os.environ if k.startswith("ESB_")}
         env.update(self.environ)
-        return CliRunner().invoke(cli, ["--project", str(self.root), *args], env=env, input=input,
-                                  catch_exceptions=False)
+        return CliRunner().invoke(
+            cli, ["--project", str(self.root), *args], env=env, input=input, catch_exceptions=False
+        )
 
     def stop(self) -> int | None:
         """SIGTERM the hub; return its exit code."""

@@ -112,7 +112,7 @@ def test_log_lines_carry_ids_and_never_bodies(tmp_path: Path) -> None:
     about_messages = [
         line
         for line in lines
-        if line.get("route") == ROUTE and "message_id" in line or line.get("event") == "dead-lettered"
+        if (line.get("route") == ROUTE and "message_id" in line) or line.get("event") == "dead-lettered"
     ]
     assert about_messages, "the worker logged nothing about the messages"
     assert all("message_id" in line and "correlation_id" in line for line in about_messages)

@@ -169,8 +169,11 @@ def test_suspend_resume_and_hot_reload(hub: OpsHub) -> None:
     assert listed[ROUTE]["state"] == "suspended"
     assert listed[ROUTE]["reason"] == "billing batch"
     info = hub.monitoring()
-    assert wait_until(lambda: orjson.loads(http_get(info["url"] + "/health/ready", info["token"])[1])
-                      ["routes"][ROUTE]["suspended"])
+    assert wait_until(
+        lambda: orjson.loads(http_get(info["url"] + "/health/ready", info["token"])[1])["routes"][ROUTE][
+            "suspended"
+        ]
+    )
     plan = [p for p in order_scenario(5, run="suspended") if p.expected == "delivered"]
     with CRMSimulator(hub.project) as crm:
         for planned in plan:
@@ -197,8 +200,9 @@ def test_suspend_resume_and_hot_reload(hub: OpsHub) -> None:
 
     assert wait_until(lambda: reload_state().get("applied") is False)
     assert any("iom.orders_inn" in f for f in reload_state()["findings"])
-    routes_file.write_text(original.replace("set_header: {priority: normal}",
-                                            "set_header: {priority: normal, release: r2}"))
+    routes_file.write_text(
+        original.replace("set_header: {priority: normal}", "set_header: {priority: normal, release: r2}")
+    )
     hub.hup()
     assert wait_until(lambda: reload_state().get("applied") is True)
     after = [p for p in order_scenario(30, run="reloaded") if p.expected == "delivered"]

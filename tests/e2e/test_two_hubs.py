@@ -14,7 +14,7 @@ ROUTE = "crm-order-to-iom"
 
 
 def test_two_hub_processes_share_the_work_without_duplicates(tmp_path: Path) -> None:
-    """300 orders through two `esb run` processes: each ends once, as planned, and IOM gets each good one once."""
+    """300 orders through two `esb run` processes: each ends once, as planned; IOM gets each good one once."""
     project = load_project(tmp_path / "var")
     project.settings.data_dir.mkdir(parents=True)
     plan = order_scenario(300, run="pair")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -21,8 +22,21 @@ def test_send_puts_the_file_bytes_and_headers_on_the_endpoint(tmp_path: Path) ->
     make_project(tmp_path, [], ["crm.orders_out"])
     body = tmp_path / "order.xml"
     body.write_bytes("<SiebelMessage>张三</SiebelMessage>".encode())
-    result = CliRunner().invoke(cli, ["--project", str(tmp_path), "send", "crm.orders_out", "--body", str(body),
-                                      "--header", "priority=high", "--id", "m-1"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--project",
+            str(tmp_path),
+            "send",
+            "crm.orders_out",
+            "--body",
+            str(body),
+            "--header",
+            "priority=high",
+            "--id",
+            "m-1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     [sent] = BROKER.written("crm.orders_out")
     assert (sent.id, sent.body, sent.headers) == ("m-1", body.read_bytes(), {"priority": "high"})
@@ -33,7 +47,9 @@ def test_send_to_unknown_endpoint_suggests_the_close_one(tmp_path: Path) -> None
     make_project(tmp_path, [], ["crm.orders_out"])
     body = tmp_path / "b"
     body.write_bytes(b"x")
-    result = CliRunner().invoke(cli, ["--project", str(tmp_path), "send", "crm.order_out", "--body", str(body)])
+    result = CliRunner().invoke(
+        cli, ["--project", str(tmp_path), "send", "crm.order_out", "--body", str(body)]
+    )
     assert getattr(result.exception, "exit_code", None) == 2
     assert "did you mean 'crm.orders_out'" in str(result.exception)
 
@@ -43,8 +59,9 @@ def test_send_refuses_a_header_without_equals(tmp_path: Path) -> None:
     make_project(tmp_path, [], ["crm.orders_out"])
     body = tmp_path / "b"
     body.write_bytes(b"x")
-    result = CliRunner().invoke(cli, ["--project", str(tmp_path), "send", "crm.orders_out", "--body", str(body),
-                                      "--header", "oops"])
+    result = CliRunner().invoke(
+        cli, ["--project", str(tmp_path), "send", "crm.orders_out", "--body", str(body), "--header", "oops"]
+    )
     assert result.exit_code == 2
     assert "is not K=V" in result.output
 
@@ -62,12 +79,10 @@ def test_schema_routes_validates_the_projects_routes_file() -> None:
 
 def test_main_turns_config_errors_into_exit_code_2(tmp_path: Path, capsys: object) -> None:
     """A project problem ends the command with exit code 2 and a one-line error, no traceback."""
-    try:
+    with pytest.raises(SystemExit) as exited:
         main(["--project", str(tmp_path), "run"])
-    except SystemExit as exc:
-        assert exc.code == 2
-    else:
-        raise AssertionError("esb run in an empty folder did not fail")
+    assert exited.value.code == 2
     err = capsys.readouterr().err  # type: ignore[attr-defined]
-    assert err.startswith("error: ") and "no routes.yaml" in err
+    assert err.startswith("error: ")
+    assert "no routes.yaml" in err
     assert "Traceback" not in err

@@ -433,8 +433,12 @@ def test_settle_many_records_deliveries_and_outcomes(journal: Journal) -> None:
     """settle_many records each confirmed delivery and ends each message as delivered or filtered."""
     sent, dropped = order(order_id="SO-3"), order(order_id="SO-4")
     journal.received_many("orders", [(sent, 1), (dropped, 1)])
-    output = sent.derive({"iom": True}, suffix="0", business_keys={"order_id": "SO-3", "msisdn": "13300000001"})
-    journal.settle_many("orders", [(sent, "delivered", [(output, "iom.orders_in")]), (dropped, "filtered", [])])
+    output = sent.derive(
+        {"iom": True}, suffix="0", business_keys={"order_id": "SO-3", "msisdn": "13300000001"}
+    )
+    journal.settle_many(
+        "orders", [(sent, "delivered", [(output, "iom.orders_in")]), (dropped, "filtered", [])]
+    )
     assert journal.outcome("orders", sent.id) == "delivered"
     assert journal.outcome("orders", dropped.id) == "filtered"
     assert journal.was_delivered("orders", output.id, "iom.orders_in")

@@ -67,5 +67,7 @@ def test_missing_env_file_is_an_error(tmp_path: Path) -> None:
 
 def test_other_esb_variables_are_not_settings(tmp_path: Path) -> None:
     """ESB_* variables that name no settings section (credentials, ESB_ENV) are ignored, not refused."""
-    settings = load_settings(tmp_path, environ={"ESB_SOAP_CRM_PASSWORD": "x", "ESB_LIMITS__MAX_DELIVERIES": "4"})
+    settings = load_settings(
+        tmp_path, environ={"ESB_SOAP_CRM_PASSWORD": "x", "ESB_LIMITS__MAX_DELIVERIES": "4"}
+    )
     assert settings.limits.max_deliveries == 4
