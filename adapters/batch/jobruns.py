@@ -112,10 +112,21 @@ def record_runs(scheduler: Any, state_db: Path, election: Any = None) -> None:
         error = str(event.exception) if getattr(event, "exception", None) is not None else None
         trigger = triggers.get(event.job_id)
         try:
-            upcoming = None if trigger is None else trigger.get_next_fire_time(
-                event.scheduled_run_time, datetime.now(event.scheduled_run_time.tzinfo or UTC))
-            write_run(state_db, str(event.job_id).split(" ", 1)[0], outcome=outcome,
-                      scheduled=event.scheduled_run_time, next_run=upcoming, error=error)
+            upcoming = (
+                None
+                if trigger is None
+                else trigger.get_next_fire_time(
+                    event.scheduled_run_time, datetime.now(event.scheduled_run_time.tzinfo or UTC)
+                )
+            )
+            write_run(
+                state_db,
+                str(event.job_id).split(" ", 1)[0],
+                outcome=outcome,
+                scheduled=event.scheduled_run_time,
+                next_run=upcoming,
+                error=error,
+            )
         except (sqlite3.Error, OSError, ValueError) as exc:
             log.warning("batch job run not recorded", job=event.job_id, error=str(exc))
 

@@ -53,6 +53,7 @@ class BatchSource:
         self._reader: RecordReader | None = None
         self._wake = threading.Event()
         self.election: Any = None  # set when scheduled: only the leading process polls and reads
+        self._leading = True  # as far as read() knows; a first poll runs at connect anyway
 
     def connect(self) -> None:
         """Open the state store and staging area, start polling (I/O starts here)."""
@@ -91,9 +92,14 @@ class BatchSource:
         run = self.run
         if run is not None and (delivery := run.next_delivery()) is not None:
             return delivery  # the usual case: the next record of the file in hand
-        if self.election is not None and not self.election.is_leader:
-            self._wake.wait(timeout)  # another process leads this endpoint: it reads the files
-            return None
+        if self.election is not None:
+            if not self.election.is_leader:
+                self._leading = False
+                self._wake.wait(timeout)  # another process leads this endpoint: it reads the files
+                return None
+            if not self._leading:  # just elected (or taken over): poll now, not at the next tick
+                self._leading = True
+                run_soon(self._scheduler, f"poll {self.context.endpoint}")
         deadline = time.monotonic() + timeout
         while True:
             delivery = self._next()

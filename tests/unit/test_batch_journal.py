@@ -126,9 +126,16 @@ def test_only_the_leading_process_polls_and_reads(tmp_path: Path, monkeypatch: p
         assert len(drain(leader, 10)) == 10
     finally:
         leader.close()
+    write_charge_file(inbox / "CHG_571_20240531_002.dat", 5)
+    (inbox / "CHG_571_20240531_002.dat.ok").write_bytes(b"")
     try:
         assert follower.election.elected.wait(10.0)  # the lock died with the leader: the follower leads
-        assert len(drain(follower)) == 19  # the rest of the file, from the shared state
+        files: dict[str, int] = {}
+        while sum(files.values()) < 19 + 5 and (delivery := follower.read(10.0)) is not None:
+            delivery.ack()  # the rest of the first file (shared state), then the new one, polled at once
+            name = delivery.message.headers["batch-file"]
+            files[name] = files.get(name, 0) + 1
+        assert files == {NAME: 19, "CHG_571_20240531_002.dat": 5}
     finally:
         follower.close()
 
