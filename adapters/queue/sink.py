@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -28,15 +29,13 @@ from kombu.entity import Queue
 from kombu.messaging import Producer
 
 from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, ensure_connected, is_amqp
-from adapters.queue.confirms import ConfirmTracker
+from adapters.queue.confirms import PERSISTENT, ConfirmTracker
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
 from adapters.queue.keepalive import Keepalive
 from esb.context import AdapterContext
 from esb.exceptions import TransportError
 from esb.logging import get_logger
 from esb.message import WIRE_CONTENT_TYPE, Message
-
-PERSISTENT = 2
 
 
 class UnroutableError(TransportError):
@@ -97,24 +96,7 @@ class QueueSink:
 
         A lost connection is re-established with backoff for up to ``broker.reconnect_timeout``.
         """
-        if self._producer is None or self._queue is None:
-            raise TransportError("queue sink is not connected (call connect() first)", endpoint=self.url)
-        deadline = time.monotonic() + self._broker.reconnect_timeout
-        delay = 0.2
-        while True:
-            try:
-                self._publish(message)
-                return
-            except UnroutableError:
-                raise
-            except TransportError as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                get_logger("queue").warning(
-                    "publish failed, reconnecting", queue=self.endpoint.queue, error=str(exc), retry_in=delay
-                )
-            self._reconnect(delay)
-            delay = min(delay * 2, 5.0)
+        self._with_reconnect(lambda: self._publish(message), "publish")
 
     def write_many(self, messages: list[Message]) -> None:
         """Publish several messages; return once every one is confirmed (one round trip on AMQP).
@@ -126,11 +108,17 @@ class QueueSink:
             for message in messages:
                 self.write(message)
             return
+        self._with_reconnect(lambda: self._publish_many(messages), "batch publish")
+
+    def _with_reconnect(self, publish: Callable[[], None], what: str) -> None:
+        """Run ``publish``, reconnecting with backoff after a TransportError until the deadline."""
+        if self._producer is None or self._queue is None:
+            raise TransportError("queue sink is not connected (call connect() first)", endpoint=self.url)
         deadline = time.monotonic() + self._broker.reconnect_timeout
         delay = 0.2
         while True:
             try:
-                self._publish_many(messages)
+                publish()
                 return
             except UnroutableError:
                 raise
@@ -138,10 +126,7 @@ class QueueSink:
                 if time.monotonic() + delay > deadline:
                     raise
                 get_logger("queue").warning(
-                    "batch publish failed, reconnecting",
-                    queue=self.endpoint.queue,
-                    error=str(exc),
-                    retry_in=delay,
+                    f"{what} failed, reconnecting", queue=self.endpoint.queue, error=str(exc), retry_in=delay
                 )
             self._reconnect(delay)
             delay = min(delay * 2, 5.0)

@@ -56,9 +56,7 @@ class BillingChargesScenario:
     def plan(self, count: int, run: str) -> list[PlannedMessage]:
         """Write the charge file (GBK, fixed width) aside; its records' ids follow from its SHA-256."""
         folder = Path(tempfile.mkdtemp(prefix="esb-demo-charges-"))
-        self.file = (
-            folder / f"CHG_571_20240531_{zlib.crc32(run.encode()) % 9999:04d}.dat"
-        )
+        self.file = folder / f"CHG_571_20240531_{zlib.crc32(run.encode()) % 9999:04d}.dat"
         write_charge_file(self.file, count, seed=len(run) + count)
         self.prefix = hashlib.sha256(self.file.read_bytes()).hexdigest()[:16]
         return [

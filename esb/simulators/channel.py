@@ -16,8 +16,8 @@ from typing import Any
 
 from esb.message import Message
 from esb.model.tmf import dumps
-from esb.simulators.crm import NAMES, OFFERS, CRMSimulator, PlannedMessage
-from esb.simulators.iom import IOMSimulator
+from esb.simulators.crm import NAMES, OFFERS, PlannedMessage
+from esb.simulators.order_flows import OrdersToIOMScenario
 
 #: what every message id of this scenario contains (``<run>-channel-000042``)
 ID_MARK = "-channel-"
@@ -111,47 +111,12 @@ def channel_order_scenario(count: int, seed: int = 20261126, run: str = "demo") 
     return planned
 
 
-class ChannelOrderScenario:
-    """Channel orders (TMF622 JSON on the channel queue) to IOM order requests (JSON on the IOM queue).
+class ChannelOrderScenario(OrdersToIOMScenario):
+    """Channel orders (TMF622 JSON on the channel queue) to IOM order requests (JSON on the IOM queue)."""
 
-    The IOM simulator is shared with the CRM order route (same queue); this scenario counts only the
-    messages whose ids carry :data:`ID_MARK` for its run.
-    """
-
-    def __init__(self, project: Any, route_id: str) -> None:
-        self.project = project
-        self.route_id = route_id
-        route = project.route(route_id)
-        self.source = route.from_
-        self.iom = IOMSimulator.shared(project, route.destinations()[0])
-        self.prefix = ID_MARK
-
-    def start(self) -> None:
-        """Start the (shared) simulated IOM."""
-        self.iom.start_once()
-        self.iom.ready.wait(10)
+    id_mark = ID_MARK
 
     def plan(self, count: int, run: str) -> list[PlannedMessage]:
         """Plan ``count`` channel messages."""
         self.prefix = f"{run}{ID_MARK}"
         return channel_order_scenario(count, run=run)
-
-    def send(self, planned: list[PlannedMessage]) -> None:
-        """Publish on the channel queue through its real adapter."""
-        with CRMSimulator(self.project, self.source) as channel:  # a generic queue publisher
-            for item in planned:
-                channel.send(item.message)
-
-    def received(self) -> int:
-        """Channel orders IOM received."""
-        return self.iom.count(prefix=self.prefix)
-
-    def problems(self) -> list[str]:
-        """Malformed requests IOM saw among this scenario's messages."""
-        mine = [mid for mid in self.iom.malformed if mid.startswith(self.prefix)]
-        return [f"IOM got a malformed order request: {mid}" for mid in mine]
-
-    def stop(self) -> None:
-        """Stop the simulated IOM (every scenario sharing it stops at the end of the run)."""
-        self.iom.stop()
-        self.iom.join(5)

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 from esb.simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
 from esb.simulators.channel import ChannelOrderScenario
-from esb.simulators.crm import CRMSimulator, PlannedMessage, order_scenario
-from esb.simulators.iom import IOMSimulator
+from esb.simulators.crm import PlannedMessage, order_scenario
+from esb.simulators.order_flows import OrdersToIOMScenario
 from esb.simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
 
 
@@ -46,46 +46,15 @@ class Scenario(Protocol):
         ...
 
 
-class CRMOrderScenario:
+class CRMOrderScenario(OrdersToIOMScenario):
     """CRM orders (SiebelMessage on the CRM queue) to IOM order requests (JSON on the IOM queue)."""
 
-    def __init__(self, project: Any, route_id: str) -> None:
-        self.project = project
-        self.route_id = route_id
-        route = project.route(route_id)
-        self.source = route.from_
-        self.iom = IOMSimulator.shared(project, route.destinations()[0])  # IOM is fed by the channel too
-        self.prefix = ""
-
-    def start(self) -> None:
-        """Start the simulated IOM."""
-        self.iom.start_once()
-        self.iom.ready.wait(10)
+    id_mark = "-crm-"
 
     def plan(self, count: int, run: str) -> list[PlannedMessage]:
         """Plan ``count`` CRM messages."""
-        self.prefix = f"{run}-crm-"
+        self.prefix = f"{run}{self.id_mark}"
         return order_scenario(count, run=run)
-
-    def send(self, planned: list[PlannedMessage]) -> None:
-        """Publish on the CRM queue."""
-        with CRMSimulator(self.project, self.source) as crm:
-            for item in planned:
-                crm.send(item.message)
-
-    def received(self) -> int:
-        """Orders IOM received."""
-        return self.iom.count(prefix=self.prefix)
-
-    def problems(self) -> list[str]:
-        """Malformed requests IOM saw."""
-        mine = [mid for mid in self.iom.malformed if mid.startswith(self.prefix)]
-        return [f"IOM got a malformed order request: {mid}" for mid in mine]
-
-    def stop(self) -> None:
-        """Stop the simulated IOM."""
-        self.iom.stop()
-        self.iom.join(5)
 
 
 #: source endpoint -> scenario factory. Other flows register theirs here.
