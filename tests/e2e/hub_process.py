@@ -24,7 +24,7 @@ def hub_environ(data_dir: Path, **extra: str) -> dict[str, str]:
     env.update(
         {
             "ESB_DATA_DIR": str(data_dir),
-            "ESB_LOGGING__LEVEL": "warning",
+            "ESB_LOGGING__LEVEL": "info",
             "ESB_BROKER__TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3",
             "ESB_RUNTIME__POLL_TIMEOUT": "0.1s",
         }
@@ -59,6 +59,15 @@ class HubProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+
+    def wait_started(self, timeout: float = 60) -> None:
+        """Wait until the hub's log says it started (its routes are consuming)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log.exists() and b'"hub started"' in self.log.read_bytes():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the hub did not start within {timeout} s: see {self.log}")
 
     def kill(self) -> None:
         """SIGKILL the hub (no clean shutdown)."""

@@ -23,6 +23,8 @@ def test_two_hub_processes_share_the_work_without_duplicates(tmp_path: Path) -> 
     for hub in hubs:
         hub.start()
     try:
+        for hub in hubs:
+            hub.wait_started()  # both consume before the orders arrive, so both get a share
         with CRMSimulator(project) as crm:
             for planned in plan:
                 crm.send(planned.message)
