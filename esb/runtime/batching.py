@@ -87,21 +87,21 @@ def run_batch(worker: Any, deliveries: list[Delivery]) -> list[Single]:
         firsts = journal.received_many(route_id, [(d.message, d.delivery_count) for d in deliveries])
     except TransportError:
         return [(d, None, None) for d in deliveries]
-    single: list[Single] = []
+    # The batch is the longest run of deliveries that can go together, in queue order; from the first
+    # one that cannot, everything takes the one-message path, still in order (ordered routes rely on it).
     items: list[Item] = []
-    for delivery, first in zip(deliveries, firsts, strict=True):
-        if not first or not worker.admissible(delivery):
-            single.append((delivery, first, None))
-            continue
-        try:
-            outputs = worker.pre(delivery.message.replace(attempt=1, headers=dict(delivery.message.headers)))
-        except Exception:
-            single.append((delivery, True, None))
-            continue
-        worker.journal_warnings(delivery.message, outputs)
+    rest: list[Single] = []
+    for index, (delivery, first) in enumerate(zip(deliveries, firsts, strict=True)):
+        outputs, failure = (
+            _prepare(worker, delivery) if first and worker.admissible(delivery) else (None, None)
+        )
+        if outputs is None:
+            rest = [(d, f, None) for d, f in zip(deliveries[index:], firsts[index:], strict=True)]
+            rest[0] = (delivery, first, failure)  # its steps already failed once: that was attempt 1
+            break
         items.append(Item(delivery, delivery.message, outputs))
     if not items:
-        return single
+        return rest
     try:
         write_batch(worker.outlet, [i for i in items if i.outputs])
         journal.settle_many(
@@ -109,10 +109,21 @@ def run_batch(worker: Any, deliveries: list[Delivery]) -> list[Single]:
         )
     except Exception:
         _record_confirmed(worker, items)
-        return single + [(i.delivery, True, i.failure) for i in items]
+        return [(i.delivery, True, i.failure) for i in items] + rest
     for item in items:
         item.delivery.ack()
-    return single
+    return rest
+
+
+def _prepare(worker: Any, delivery: Delivery) -> tuple[list[Message] | None, BaseException | None]:
+    """Run the route's steps for a batch member: its outputs, or None and why it must go alone."""
+    message = delivery.message
+    try:
+        outputs: list[Message] = worker.pre(message.replace(attempt=1, headers=dict(message.headers)))
+    except Exception as exc:  # the one-message path retries or dead-letters it
+        return None, exc
+    worker.journal_warnings(message, outputs)
+    return outputs, None
 
 
 def _record_confirmed(worker: Any, items: list[Item]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,6 +26,8 @@ from esb.simulators.devenv import password
 from esb.simulators.siebel import siebel_billing_account_request
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+#: How often the simulated CRM sends a SubmitBillingAccount the hub answered with a fault.
+CRM_ATTEMPTS = 3
 WSA = "http://www.w3.org/2005/08/addressing"
 
 
@@ -111,15 +114,21 @@ class CRMBillingAccountScenario:
             session.auth = (user, secret)
 
             def post(item: PlannedMessage) -> None:
-                response = session.post(
-                    url,
-                    data=soap11(item.message.body.decode("utf-8"), item.message.id),
-                    timeout=60,
-                    headers={
-                        "Content-Type": "text/xml; charset=utf-8",
-                        "SOAPAction": "urn:esb:crm:SubmitBillingAccount",
-                    },
-                )
+                # As the Siebel EAI outbound service does, a fault from a busy hub is retried (same
+                # WS-Addressing MessageID, so the hub's journal recognises the resend).
+                for attempt in range(CRM_ATTEMPTS):
+                    response = session.post(
+                        url,
+                        data=soap11(item.message.body.decode("utf-8"), item.message.id),
+                        timeout=60,
+                        headers={
+                            "Content-Type": "text/xml; charset=utf-8",
+                            "SOAPAction": "urn:esb:crm:SubmitBillingAccount",
+                        },
+                    )
+                    if response.status_code < 500 or attempt == CRM_ATTEMPTS - 1:
+                        break
+                    time.sleep(1.0 + attempt)
                 self.answers[item.message.id] = response.status_code
 
             list(pool.map(post, planned))

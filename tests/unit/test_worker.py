@@ -306,3 +306,20 @@ def test_batch_member_that_fails_takes_the_one_message_path(tmp_path: Path) -> N
     assert [m.id for m in BROKER.written("dlq.r")] == ["m2"]
     assert sorted(m.id for m in BROKER.written("b.out")) == ["m0", "m1", "m3", "m4", "m5"]
     assert [e.state for e in journal.history("m0")].count("redelivered") == 1
+
+
+def test_batch_keeps_queue_order_when_a_member_must_go_alone(tmp_path: Path) -> None:
+    """A member whose step fails once makes it and those after it go one by one: order is kept."""
+    failed: list[bytes] = []
+
+    def flaky(body: Any) -> Any:
+        if body == b"m1" and not failed:
+            failed.append(body)
+            raise TransportError("lookup timed out")
+        return body
+
+    project = make_project(tmp_path, [route(steps=[{"transform": "t/f"}])], ENDPOINTS, {"t/f": flaky})
+    BROKER.feed("a.in", *[Message(body=f"m{i}".encode(), id=f"m{i}") for i in range(5)])
+    journal = run_until_settled(project, 5)
+    assert [m.id for m in BROKER.written("b.out")] == ["m0", "m1", "m2", "m3", "m4"]
+    assert [e.state for e in journal.history("m1")].count("redelivered") == 1
