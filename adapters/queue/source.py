@@ -99,6 +99,12 @@ class QueueSource:
             self._heartbeats = Keepalive(conn, self._lock, self.endpoint.queue)
             self._heartbeats.start()
 
+    @property
+    def broken(self) -> bool:
+        """True once the connection is known to be lost (settling failed, heartbeats stopped)."""
+        heartbeat_error = self._heartbeats.error if self._heartbeats is not None else None
+        return self._broken is not None or heartbeat_error is not None
+
     def read(self, timeout: float) -> Delivery | None:
         """Return the next delivery, or None when none arrived within ``timeout`` seconds."""
         conn = self._require()

@@ -134,6 +134,11 @@ class RouteWorker(threading.Thread):
             self.handle(delivery)
             return
         for single, first, failure in run_batch(self, batch):
+            if self._source_broken():
+                # the connection that handed these out is gone: the broker gives them to a consumer
+                # again, so working on them here could only duplicate that consumer's work
+                self.log.warning("source lost mid-batch: leaving the rest to redelivery")
+                break
             self.handle(single, first=first, failure=failure)
 
     def stop(self) -> None:
@@ -166,6 +171,10 @@ class RouteWorker(threading.Thread):
             self._connect_source()
             return None
         return delivery
+
+    def _source_broken(self) -> bool:
+        """True when the source knows its connection is gone (its unsettled deliveries go elsewhere)."""
+        return bool(getattr(self.source, "broken", False))
 
     def _sleep(self, seconds: float) -> None:
         if self.stop_event.wait(seconds):
@@ -339,6 +348,14 @@ class RouteWorker(threading.Thread):
     def _dead_letter(self, delivery: Delivery, original: Message, error: BaseException) -> None:
         while True:
             try:
+                if delivery.delivery_count > 1 or self._source_broken():
+                    # another consumer may have had this message since (a broker restart hands out again
+                    # what a lost connection held): if it already ended, do not dead-letter it twice
+                    ended = self.journal.outcome(self.route.id, original.id)
+                    if ended is not None:
+                        self.log.info("already ended elsewhere", outcome=ended)
+                        delivery.ack()
+                        return
                 endpoint = self.outlet.dead_letter(original, error)
                 self.log.error(
                     "dead-lettered",

@@ -60,11 +60,15 @@ class HubProcess:
                 stderr=subprocess.STDOUT,
             )
 
-    def wait_started(self, timeout: float = 60) -> None:
-        """Wait until the hub's log says it started (its routes are consuming)."""
+    def starts(self) -> int:
+        """How many times the hub's log says it started (the log is kept across restarts)."""
+        return self.log.read_bytes().count(b'"hub started"') if self.log.exists() else 0
+
+    def wait_started(self, timeout: float = 60, *, previous: int = 0) -> None:
+        """Wait until the hub's log says it started more than ``previous`` times (routes consuming)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.log.exists() and b'"hub started"' in self.log.read_bytes():
+            if self.starts() > previous:
                 return
             time.sleep(0.1)
         raise AssertionError(f"the hub did not start within {timeout} s: see {self.log}")

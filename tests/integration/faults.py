@@ -212,7 +212,9 @@ def _inject(
             victim = procs[k % len(procs)]
             victim.kill()
             done.append(f"SIGKILL hub{k % len(procs)} at {iom.count()} received")
+            started = victim.starts()
             victim.start()
+            victim.wait_started(previous=started)  # a hub stopped while starting up exits by the signal
         return
     _wait_until(lambda: iom.count() >= delivered // 3, 600)
     if iom.count() >= delivered:
