@@ -28,7 +28,8 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 from kombu.messaging import Producer
 
-from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, ensure_connected, is_amqp
+from adapters.queue.channel import queue_channel
+from adapters.queue.config import QueueEndpoint
 from adapters.queue.confirms import PERSISTENT, ConfirmTracker
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
 from adapters.queue.keepalive import Keepalive
@@ -67,25 +68,13 @@ class QueueSink:
         """Connect with publisher confirms and declare the queue (and exchange, binding) durably."""
         if self._conn is not None:
             return
-        conn = broker_connection(self._broker, publisher=True)
-        try:
-            with translate_errors(self.url, "connect"):
-                ensure_connected(conn, self._broker)
-                channel = conn.channel()
-                amqp = is_amqp(conn)
-                limits = self.context.settings.limits
-                self._queue = declare_queue(
-                    channel, self.endpoint, amqp=amqp, max_deliveries=limits.max_deliveries
-                )
-                # Only AMQP channels report returns (unroutable mandatory messages); virtual ones can't.
-                self._mandatory = amqp or bool(self.endpoint.exchange)
-                on_return = self._on_return if hasattr(channel, "events") else None
-                self._producer = Producer(channel, exchange=self._queue.exchange, on_return=on_return)
-                self._confirms = ConfirmTracker(channel) if amqp else None
-        except BaseException:
-            with contextlib.suppress(*BROKER_ERRORS):
-                conn.release()
-            raise
+        with queue_channel(self.context, self.endpoint, publisher=True) as (conn, channel, queue, amqp):
+            self._queue = queue
+            # Only AMQP channels report returns (unroutable mandatory messages); virtual ones can't.
+            self._mandatory = amqp or bool(self.endpoint.exchange)
+            on_return = self._on_return if hasattr(channel, "events") else None
+            self._producer = Producer(channel, exchange=queue.exchange, on_return=on_return)
+            self._confirms = ConfirmTracker(channel) if amqp else None
         self._conn = conn
         if amqp and self._broker.heartbeat:
             self._keepalive = Keepalive(conn, self._lock, f"sink-{self.endpoint.queue}")

@@ -28,7 +28,8 @@ from kombu.connection import Connection
 from kombu.message import Message as KombuMessage
 from kombu.messaging import Consumer
 
-from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, ensure_connected, is_amqp
+from adapters.queue.channel import queue_channel
+from adapters.queue.config import QueueEndpoint, broker_connection, ensure_connected
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
 from adapters.queue.keepalive import Keepalive
 from esb.context import AdapterContext
@@ -77,23 +78,10 @@ class QueueSource:
         """Connect, declare the queue durably, set the prefetch and start consuming."""
         if self._conn is not None:
             return
-        conn = broker_connection(self._broker, publisher=False)
-        try:
-            with translate_errors(self.url, "connect"):
-                ensure_connected(conn, self._broker)
-                channel = conn.channel()
-                amqp = is_amqp(conn)
-                limits = self.context.settings.limits
-                queue = declare_queue(channel, self.endpoint, amqp=amqp, max_deliveries=limits.max_deliveries)
-                consumer = Consumer(
-                    channel, queues=[queue], on_message=self._buffer.append, auto_declare=False
-                )
-                consumer.qos(prefetch_count=self._broker.prefetch)
-                consumer.consume()
-        except BaseException:
-            with contextlib.suppress(*BROKER_ERRORS):
-                conn.release()
-            raise
+        with queue_channel(self.context, self.endpoint, publisher=False) as (conn, channel, queue, amqp):
+            consumer = Consumer(channel, queues=[queue], on_message=self._buffer.append, auto_declare=False)
+            consumer.qos(prefetch_count=self._broker.prefetch)
+            consumer.consume()
         self._conn, self._consumer, self._broken = conn, consumer, None
         if amqp and self._broker.heartbeat:
             self._heartbeats = Keepalive(conn, self._lock, self.endpoint.queue)
