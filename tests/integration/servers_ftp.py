@@ -8,9 +8,7 @@ back to None. The FTPS server has a certificate from a CA made for the session (
 
 from __future__ import annotations
 
-import datetime
 import errno
-import ipaddress
 import threading
 import warnings
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import skip_or_fail
+from tests.integration.certs import make_ca, make_leaf
 
 PASSWORD = "s3cret-for-tests"
 
@@ -153,9 +152,9 @@ def make_certs(folder: Path) -> Certs:
     from cryptography.hazmat.primitives import serialization
 
     folder.mkdir(parents=True)
-    ca_key, ca_cert = _ca("esb test CA")
-    _, other_cert = _ca("some other CA")
-    key, cert = _server_cert(ca_key, ca_cert)
+    ca_key, ca_cert = make_ca("esb test CA")
+    _, other_cert = make_ca("some other CA")
+    key, cert = make_leaf(ca_key, "esb test CA", server=True)
     paths = Certs(folder / "ca.pem", folder / "server.pem", folder / "server.key", folder / "other_ca.pem")
     pem = serialization.Encoding.PEM
     paths.ca.write_bytes(ca_cert.public_bytes(pem))
@@ -165,71 +164,3 @@ def make_certs(folder: Path) -> Certs:
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return paths
-
-
-def _name(common: str) -> Any:
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def _builder(subject: str, issuer: str, public_key: Any, issuer_key: Any) -> Any:
-    from cryptography import x509
-
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
-    )
-
-
-def _ca(common: str) -> tuple[Any, Any]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    cert = (
-        _builder(common, common, key.public_key(), key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _server_cert(ca_key: Any, ca_cert: Any) -> tuple[Any, Any]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        _builder("127.0.0.1", "esb test CA", key.public_key(), ca_key.public_key())
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert

@@ -8,8 +8,6 @@ certificate with its private key (mutual TLS).
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -18,6 +16,8 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from tests.integration.certs import make_ca, make_leaf, write_cert, write_key
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -40,98 +40,24 @@ class PKI:
 def make_pki(folder: Path) -> PKI:
     """Write a fresh PKI under ``folder`` (EC P-256 keys: fast to make)."""
     folder.mkdir(parents=True, exist_ok=True)
-    ca_key, ca = _ca("esb test server CA")
-    other_key, other = _ca("unrelated CA")
-    client_ca_key, client_ca = _ca("esb test client CA")
+    ca_key, ca = make_ca("esb test server CA")
+    other_key, other = make_ca("unrelated CA")
+    client_ca_key, client_ca = make_ca("esb test client CA")
     pki = PKI(*(folder / n for n in (
         "ca.pem", "server.pem", "server.key", "other-ca.pem", "other-server.pem", "other-server.key",
         "client-ca.pem", "client.pem", "client.key",
     )))  # fmt: skip
     for path, cert in ((pki.ca, ca), (pki.other_ca, other), (pki.client_ca, client_ca)):
-        _write(path, cert)
+        write_cert(path, cert)
     for cert_path, key_path, issuer_key, issuer, server in (
         (pki.server_cert, pki.server_key, ca_key, "esb test server CA", True),
         (pki.other_server_cert, pki.other_server_key, other_key, "unrelated CA", True),
         (pki.client_cert, pki.client_key, client_ca_key, "esb test client CA", False),
     ):
-        key, cert = _leaf(issuer_key, issuer, server=server)
-        _write(cert_path, cert)
-        _write_key(key_path, key)
+        key, cert = make_leaf(issuer_key, issuer, server=server)
+        write_cert(cert_path, cert)
+        write_key(key_path, key)
     return pki
-
-
-def _write(path: Path, cert: Any) -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def _write_key(path: Path, key: Any) -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    path.write_bytes(pem)
-    path.chmod(0o600)
-
-
-def _builder(subject: str, issuer: str, public_key: Any, issuer_key: Any) -> Any:
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
-    )
-
-
-def _ca(common: str) -> tuple[Any, Any]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    usage = x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
-    )  # fmt: skip
-    cert = (
-        _builder(common, common, key.public_key(), key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _leaf(issuer_key: Any, issuer: str, *, server: bool) -> tuple[Any, Any]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = "127.0.0.1" if server else "esb-hub"
-    builder = _builder(subject, issuer, key.public_key(), issuer_key.public_key())
-    if server:
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    cert = (
-        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .sign(issuer_key, hashes.SHA256())
-    )
-    return key, cert
 
 
 # -- the https server ---------------------------------------------------------------------------------
