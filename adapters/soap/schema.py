@@ -20,6 +20,7 @@ from esb.exceptions import ConfigError
 from esb.xmlsafe import hardened_parser
 
 XSD = "http://www.w3.org/2001/XMLSchema"
+_COMPILE_LOCK = threading.Lock()
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
 _INLINE = "esb-inline:"
 
@@ -96,8 +97,12 @@ class RequestValidator:
             parser = hardened_parser()
             parser.resolvers.add(_ContractResolver(self.inline, self.roots))
             try:
-                doc = etree.fromstring(self.driver, parser=parser, base_url=str(self.root / "driver.xsd"))
-                schema = etree.XMLSchema(doc)
+                # libxml2 builds schemas with process-wide state that is not safe to share: two threads
+                # compiling at once corrupted it ("xmlSchemaPValAttrNodeValue, the given type is not a
+                # built-in type", then every later compile failed). Compile one at a time.
+                with _COMPILE_LOCK:
+                    doc = etree.fromstring(self.driver, parser=parser, base_url=str(self.root / "driver.xsd"))
+                    schema = etree.XMLSchema(doc)
             except etree.XMLSchemaParseError as exc:
                 raise ConfigError(f"the contract's schema does not compile: {exc}") from exc
             self._local.schema = schema
