@@ -1,7 +1,7 @@
 """A consumer in its own process, for the contract suite's crash and sharing tests.
 
 ``python queue_worker.py SETTINGS_JSON QUEUE MODE``: ``hold`` reads one message, prints its id and waits
-(to be SIGKILLed before acking); ``drain`` reads and acks until idle for a second, printing each id.
+(to be SIGKILLed before acking); ``drain`` reads and acks until idle for IDLE seconds, printing each id.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from pathlib import Path
 from adapters.queue import QueueAdapter, QueueEndpoint
 from esb.context import AdapterContext
 from esb.settings import Settings
+
+#: Seconds without a delivery after which ``drain`` takes the queue to be empty.
+IDLE = 4.0
 
 
 def main() -> None:
@@ -29,7 +32,9 @@ def main() -> None:
             print(delivery.message.id, flush=True)
             time.sleep(60)
             return
-        while (delivery := source.read(1.0)) is not None:
+        # idle for IDLE seconds means drained: generous, so a broker pausing under load (a busy CI
+        # machine) is not mistaken for an empty queue
+        while (delivery := source.read(IDLE)) is not None:
             delivery.ack()
             print(delivery.message.id, flush=True)
 
