@@ -1,7 +1,7 @@
 """A consumer in its own process, for the contract suite's crash and sharing tests.
 
 ``python queue_worker.py SETTINGS_JSON QUEUE MODE``: ``hold`` reads one message, prints its id and waits
-(to be SIGKILLed before acking); ``drain`` reads and acks until idle for IDLE seconds, printing each id.
+(to be SIGKILLed before acking); ``drain`` reads and acks until idle with nothing ready on the queue, printing each id.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from esb.context import AdapterContext
 from esb.settings import Settings
 
 #: Seconds without a delivery after which ``drain`` takes the queue to be empty.
-IDLE = 4.0
+IDLE = 2.0
 
 
 def main() -> None:
@@ -32,9 +32,15 @@ def main() -> None:
             print(delivery.message.id, flush=True)
             time.sleep(60)
             return
-        # idle for IDLE seconds means drained: generous, so a broker pausing under load (a busy CI
-        # machine) is not mistaken for an empty queue
-        while (delivery := source.read(IDLE)) is not None:
+        # drained means: nothing arrived for IDLE seconds AND the broker has nothing ready on the queue
+        # (a broker pausing under load, or messages given back by the other worker, are not "empty")
+        deadline = time.monotonic() + 50
+        while time.monotonic() < deadline:
+            delivery = source.read(IDLE)
+            if delivery is None:
+                if QueueAdapter().queue_depth(endpoint, context) == 0:
+                    break
+                continue
             delivery.ack()
             print(delivery.message.id, flush=True)
 
