@@ -1,7 +1,8 @@
 """A consumer in its own process, for the contract suite's crash and sharing tests.
 
 ``python queue_worker.py SETTINGS_JSON QUEUE MODE``: ``hold`` reads one message, prints its id and waits
-(to be SIGKILLed before acking); ``drain`` reads and acks until idle with nothing ready on the queue, printing each id.
+(to be SIGKILLed before acking); ``drain`` reads and acks, printing each id, until it is idle and
+nothing is ready on the queue.
 """
 
 from __future__ import annotations
