@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -123,26 +123,32 @@ class QueueSink:
     def _publish_many(self, messages: list[Message]) -> None:
         if self._confirms is None or self._queue is None:
             raise TransportError("queue sink lost its connection", endpoint=self.url)
+        with self._publishing(f"{len(messages)} message(s)"):
+            self._confirms.publish_many(
+                messages,
+                exchange=self._queue.exchange.name,
+                routing_key=self.endpoint.publish_key,
+                mandatory=self._mandatory,
+                timeout=self._broker.connect_timeout * 3,
+                url=self.url,
+            )
+
+    @contextlib.contextmanager
+    def _publishing(self, what: str) -> Iterator[None]:
+        """Hold the connection for a publish: refuse a dead one, translate errors, check for returns."""
         with self._lock:
             broken = self._keepalive.error if self._keepalive is not None else None
             if broken is not None:
                 raise TransportError(f"queue connection lost: {broken}", endpoint=self.url)
             self._returned.clear()
             with translate_errors(self.url, "publish"):
-                self._confirms.publish_many(
-                    messages,
-                    exchange=self._queue.exchange.name,
-                    routing_key=self.endpoint.publish_key,
-                    mandatory=self._mandatory,
-                    timeout=self._broker.connect_timeout * 3,
-                    url=self.url,
-                )
+                yield
             if self._keepalive is not None:
                 self._keepalive.touch()
             if self._returned:
                 raise UnroutableError(
-                    f"{len(self._returned)} message(s) unroutable: exchange {self.endpoint.exchange!r} "
-                    f"has no queue bound under {self.endpoint.publish_key!r}",
+                    f"{what} unroutable: exchange {self.endpoint.exchange!r} has no queue bound under "
+                    f"{self.endpoint.publish_key!r}",
                     endpoint=self.url,
                 )
 
@@ -159,35 +165,21 @@ class QueueSink:
     def _publish(self, message: Message) -> None:
         if self._producer is None or self._queue is None:
             raise TransportError("queue sink lost its connection", endpoint=self.url)
-        headers = message.wire_headers()
         content_type = str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream")
-        with self._lock:
-            broken = self._keepalive.error if self._keepalive is not None else None
-            if broken is not None:
-                raise TransportError(f"queue connection lost: {broken}", endpoint=self.url)
-            self._returned.clear()
-            with translate_errors(self.url, "publish"):
-                self._producer.publish(
-                    message.body_bytes(),
-                    routing_key=self.endpoint.publish_key,
-                    headers=headers,
-                    delivery_mode=PERSISTENT,
-                    content_type=content_type,
-                    content_encoding="binary",
-                    mandatory=self._mandatory,
-                    declare=[self._queue],
-                    retry=False,  # write() reconnects itself, with a deadline
-                )
-                if self._confirms is not None:
-                    self._confirms.published_one()
-            if self._keepalive is not None:
-                self._keepalive.touch()
-            if self._returned:
-                raise UnroutableError(
-                    f"message {message.id} unroutable: exchange {self.endpoint.exchange!r} has no queue "
-                    f"bound under {self.endpoint.publish_key!r}",
-                    endpoint=self.url,
-                )
+        with self._publishing(f"message {message.id}"):
+            self._producer.publish(
+                message.body_bytes(),
+                routing_key=self.endpoint.publish_key,
+                headers=message.wire_headers(),
+                delivery_mode=PERSISTENT,
+                content_type=content_type,
+                content_encoding="binary",
+                mandatory=self._mandatory,
+                declare=[self._queue],
+                retry=False,  # write() reconnects itself, with a deadline
+            )
+            if self._confirms is not None:
+                self._confirms.published_one()
 
     def close(self) -> None:
         """Disconnect. Safe to call twice."""

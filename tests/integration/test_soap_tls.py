@@ -26,6 +26,7 @@ from esb.simulators.billing import BillingSimulator
 from esb.testing import BROKER
 from tests.integration.soap_project import REPO, free_port, make_soap_project, siebel_account
 from tests.integration.soap_tls import PKI, TLSServer, make_pki, serve_tls
+from tests.integration.test_soap_flows import crm_post
 
 ACCOUNT = {
     "externalId": "1-TLS1",
@@ -268,20 +269,6 @@ def _hub(tmp_path: Path, url: str, tls: dict[str, Any], monkeypatch: pytest.Monk
     return running, f"http://127.0.0.1:{port}/soap"
 
 
-def _crm_post(base: str, body: str) -> requests.Response:
-    envelope = (
-        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
-        f"{body}</soapenv:Body></soapenv:Envelope>"
-    )
-    return requests.post(
-        f"{base}/crm",
-        data=envelope.encode("utf-8"),
-        auth=("siebel", "crm-secret"),
-        timeout=20,
-        headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": "urn:esb:crm:SubmitBillingAccount"},
-    )
-
-
 def _hotline_query(base: str, msisdn: str) -> requests.Response:
     envelope = (
         '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
@@ -305,7 +292,7 @@ def test_hub_flows_over_mutual_tls(
     sim.add_account("2000123456", balance="88.60", msisdn="13800138000")
     running, base = _hub(tmp_path, mtls.url, tls, monkeypatch)
     try:
-        created = _crm_post(base, siebel_account("1-MTLS1"))
+        created = crm_post(base, siebel_account("1-MTLS1"))
         answered = _hotline_query(base, "13800138000")
     finally:
         running.stop(timeout=5)
@@ -326,7 +313,7 @@ def test_hub_dead_letters_untrusted_server_without_redelivery(
     try:
         running, base = _hub(tmp_path, server.url, {"ca_file": str(pki.ca)}, monkeypatch)
         try:
-            response = _crm_post(base, siebel_account("1-WRONGCA"))
+            response = crm_post(base, siebel_account("1-WRONGCA"))
             dead = BROKER.written("dlq.billing")
             history = running.journal.history(dead[0].id) if dead else []
         finally:
