@@ -6,7 +6,8 @@ A route's ``when``, ``filter``, ``split``, ``key`` and header expressions see th
      "id": ..., "correlation_id": ...}
 
 so ``body.channel == 'online'`` or ``headers.priority`` read naturally. The body is visible once it is
-structured (after the first transform); raw bytes show as null.
+structured (after the first transform); raw bytes show as null. Expressions are compiled to closures
+(:mod:`esb.jmescompile`) that give what ``jmespath.search`` gives.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jmespath.exceptions
 from jmespath import functions as jp_functions
 
 from esb.exceptions import ConfigError, MappingError
+from esb.jmescompile import Evaluator, compile_ast
 from esb.message import Message
 
 _extra_functions: list[type[jp_functions.Functions]] = []
@@ -54,21 +56,21 @@ def message_view(message: Message) -> dict[str, Any]:
 class Expression:
     """One compiled JMESPath expression with the text it came from (for error messages)."""
 
-    __slots__ = ("_compiled", "_options", "text", "where")
+    __slots__ = ("_evaluate", "text", "where")
 
     def __init__(self, text: str, where: str = "") -> None:
         self.text = text
         self.where = where
         try:
-            self._compiled = jmespath.compile(text)
+            parsed = jmespath.compile(text)
         except jmespath.exceptions.ParseError as exc:
             raise ConfigError(f"{where}: invalid JMESPath expression {text!r}: {exc}") from exc
-        self._options = _options()
+        self._evaluate: Evaluator = compile_ast(parsed.parsed, _options())
 
     def search(self, data: Any) -> Any:
         """Evaluate against ``data``; a runtime failure is a MappingError naming the expression."""
         try:
-            return self._compiled.search(data, options=self._options)
+            return self._evaluate(data)
         except jmespath.exceptions.JMESPathError as exc:
             raise MappingError(self.where or "expression", self.text, self.text, str(exc)) from exc
 
@@ -79,7 +81,9 @@ class Expression:
     def truthy(self, message: Message) -> bool:
         """Evaluate and apply JMESPath truthiness (empty list/dict/string, false and null are false)."""
         value = self.evaluate(message)
-        return value not in (None, False, "", [], {})
+        if value is None or value is False:
+            return False
+        return not isinstance(value, str | list | dict) or bool(value)  # 0 is true in JMESPath
 
 
 def validate_expression(text: str) -> str | None:

@@ -1,8 +1,9 @@
 """JMESPath over JSON bodies, with the mapping functions callable inside expressions.
 
 ``codelist_out(action, 'order_item_action', 'iom')`` in an expression calls the same function as the
-pipeline step ``{codelist_out: order_item_action, system: iom}``. Plain dotted names (``a.b.c``) skip the
-JMESPath interpreter and walk the dicts directly, with the same result (missing is null).
+pipeline step ``{codelist_out: order_item_action, system: iom}``. Expressions are compiled to closures
+(:mod:`esb.jmescompile`) that give what jmespath's interpreter gives; plain dotted names (``a.b.c``)
+become one closure walking the dicts (missing is null).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jmespath
 from jmespath import exceptions as jexc
 from jmespath import functions as jfunctions
 
+from esb.jmescompile import compile_ast
 from esb.transforms.functions import FUNCTIONS, FnContext
 from esb.transforms.rules import Getter, Loc
 
@@ -41,17 +43,6 @@ class MappingFunctions(jfunctions.Functions):  # type: ignore[misc]  # jmespath 
         return fdef.func(value, *args)
 
 
-def _walk(keys: tuple[str, ...]) -> Getter:
-    def get(node: Any) -> Any:
-        for key in keys:
-            if not isinstance(node, dict):
-                return None
-            node = node.get(key)
-        return None if node == "" else node
-
-    return get
-
-
 class JMESPathDialect:
     """Compiles JMESPath expressions for the rule compiler."""
 
@@ -66,14 +57,11 @@ class JMESPathDialect:
             raise ValueError(str(exc).replace("\n", " ")) from None
 
     def search(self, expr: str) -> Getter:
-        """Return a getter evaluating ``expr`` with the mapping functions available."""
-        if _DOTTED.match(expr):
-            return _walk(tuple(expr.split(".")))
-        parsed = self.compile(expr)
-        options = self.options
+        """Return a getter evaluating ``expr`` with the mapping functions available (blank is null)."""
+        evaluate = compile_ast(self.compile(expr).parsed, self.options)
 
         def get(node: Any) -> Any:
-            result = parsed.search(node, options=options)
+            result = evaluate(node)
             return None if result == "" else result
 
         return get

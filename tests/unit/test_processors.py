@@ -107,3 +107,13 @@ def test_otherwise_must_be_last() -> None:
                 ]
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0, True), (0.0, True), ("0", True), ([0], True), (None, False), (False, False), ("", False),
+     ([], False), ({}, False), (True, True)],
+)  # fmt: skip
+def test_route_expression_truthiness_is_jmespaths(value: object, expected: bool) -> None:
+    """A route condition is false only for null, false and empty string/list/object: 0 counts as true."""
+    assert Expression("body.v").truthy(Message(body={"v": value})) is expected
