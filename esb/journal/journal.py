@@ -20,7 +20,7 @@ from esb.journal import queries
 from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_sqlite, writer
 from esb.journal.migrate import upgrade
 from esb.journal.records import EventRecord, MessageRecord
-from esb.journal.schema import STATES
+from esb.journal.schema import FINAL_STATES, STATES
 from esb.journal.seen import Seen
 from esb.journal.statements import SUPPORTED, Statements
 from esb.message import Message, utcnow
@@ -149,6 +149,8 @@ class Journal:
                 conn.execute(sql.add_message, self._message_row(route, message, now, None))
             conn.execute(sql.add_event, row)
             _index_keys(conn, sql, message.id, keys - (known or frozenset()))
+        if state in FINAL_STATES and endpoint is None:
+            self._seen.forget(route, message.id)  # its journey on the route is over
 
     def mark_delivered(
         self,
@@ -192,6 +194,9 @@ class Journal:
                 done.update(_error_columns(None))
                 done["body"] = None
                 conn.execute(sql.add_event, done)
+        if finish is not None:  # the journey is over: nothing more will be written for these
+            self._seen.forget(route, finish.id)
+            self._seen.forget(route, message.id)
 
     # -- batches: one transaction for many messages (the worker's batched path) ---------------------
     def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
@@ -258,17 +263,17 @@ class Journal:
         """
         engine, sql = self._write()
         now = utcnow()
+        new_rows: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         key_rows: list[dict[str, Any]] = []
-        touched: list[tuple[str, frozenset[tuple[str, str]]]] = []
         with self._errors("settle"), engine.begin() as conn:
             for original, state, sent in outcomes:
                 for output, endpoint in sent:
                     keys = _keys(output)
                     known = self._seen.keys(route, output.id)
                     if known is None:
-                        conn.execute(sql.add_message, self._message_row(route, output, now, None))
+                        new_rows.append(self._message_row(route, output, now, None))
                     deliveries.append(
                         {"route": route, "message_id": output.id, "endpoint": endpoint, "at": now}
                     )
@@ -276,15 +281,19 @@ class Journal:
                     row["body"] = output.body_bytes() if self.keep_bodies else None
                     events.append(row)
                     key_rows.extend(_key_rows(output.id, keys - (known or frozenset())))
-                    touched.append((output.id, (known or frozenset()) | keys))
                 events.append(_event_row(route, original.id, state, now))
+            if new_rows:  # the outputs' rows first: deliveries, events and keys refer to them
+                conn.execute(sql.add_message, new_rows)
             if deliveries:
                 conn.execute(sql.add_delivery, deliveries)
             conn.execute(sql.add_event, events)
             if key_rows:
                 conn.execute(sql.add_keys, key_rows)
-        for message_id, keys in touched:
-            self._seen.add(route, message_id, keys)
+        # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
+        for original, _, sent in outcomes:
+            self._seen.forget(route, original.id)
+            for output, _ in sent:
+                self._seen.forget(route, output.id)
 
     @contextlib.contextmanager
     def _remembering(

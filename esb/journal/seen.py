@@ -3,7 +3,9 @@
 After ``received`` the message row exists and its business keys are indexed; the ``event`` and
 ``mark_delivered`` that follow would only repeat ``INSERT ... ON CONFLICT DO NOTHING``. Entries are added
 after a commit and dropped after any failed write, so a miss costs one idempotent statement and a stale
-hit (a row deleted by another process) costs one failed, retryable write.
+hit (a row deleted by another process) costs one failed, retryable write. A message is also dropped when
+its journey on the route ends (its final event): the cache holds in-flight messages, not history, so a
+process's memory stays flat however many messages pass (``SIZE`` is only a safety cap).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class Seen:
             self._items.move_to_end((route, message_id))
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        """Messages remembered now."""
+        with self._lock:
+            return len(self._items)
 
     def forget(self, route: str, message_id: str) -> None:
         """Drop what is known about a message (after a failed write)."""

@@ -446,3 +446,19 @@ def test_settle_many_records_deliveries_and_outcomes(journal: Journal) -> None:
     assert delivered.endpoint == "iom.orders_in"
     assert journal.event_body(delivered.id) == b'{"iom":true}'
     assert [r.id for r in journal.find(key=("msisdn", "13300000001"))] == [output.id]
+
+
+def test_write_cache_keeps_in_flight_messages_only(journal: Journal) -> None:
+    """Once a message's journey ends (batched or not) the journal's write cache forgets it (flat memory)."""
+    batched, single, dropped = order(order_id="SO-5"), order(order_id="SO-6"), order(order_id="SO-7")
+    journal.received_many("orders", [(batched, 1), (dropped, 1)])
+    journal.received("orders", single)
+    assert len(journal._seen) == 3, "in-flight messages are remembered"
+    output = batched.derive({"iom": True}, suffix="0")
+    journal.settle_many("orders", [(batched, "delivered", [(output, "iom.orders_in")])])
+    single_out = single.derive({"iom": True}, suffix="0")
+    journal.mark_delivered("orders", single_out, "iom.orders_in", event=True, finish=single)
+    journal.event("orders", dropped, "filtered")
+    assert len(journal._seen) == 0
+    outcomes = [journal.outcome("orders", m.id) for m in (batched, single, dropped)]
+    assert outcomes == ["delivered", "delivered", "filtered"]
