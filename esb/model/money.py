@@ -38,6 +38,8 @@ MINOR_UNITS: dict[str, int] = {
 DEFAULT_ROUNDING = ROUND_HALF_UP
 ROUNDING: dict[str, str] = {}
 
+#: ``Decimal("0.01")`` for 2 minor units, and so on: the quantize exponent of every currency above.
+_EXPONENTS = {digits: Decimal(1).scaleb(-digits) for digits in set(MINOR_UNITS.values())}
 _DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _ROUNDINGS = {name: getattr(decimal, name) for name in dir(decimal) if name.startswith("ROUND_")}
 
@@ -128,11 +130,19 @@ class Money:
         """Decimals of this currency (CNY 2, JPY 0)."""
         return MINOR_UNITS[self.currency]
 
+    @classmethod
+    def _checked(cls, amount: Decimal, currency: str) -> Money:
+        """Build from an amount and currency this class has already checked (no second validation)."""
+        made = object.__new__(cls)
+        object.__setattr__(made, "amount", amount)
+        object.__setattr__(made, "currency", currency)
+        return made
+
     def quantize(self, rounding: str | None = None) -> Money:
         """Round to the currency's minor unit with ``rounding`` (default: the currency's rule)."""
-        exp = Decimal(1).scaleb(-self.minor_units)
         mode = rounding_mode(self.currency, rounding)
-        return Money(self.amount.quantize(exp, rounding=mode), self.currency)
+        rounded = self.amount.quantize(_EXPONENTS[self.minor_units], rounding=mode)
+        return Money._checked(rounded, self.currency)
 
     def to_minor(self, rounding: str | None = None) -> int:
         """Return the amount in minor units (fen for CNY), rounded with ``rounding`` if needed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -44,9 +45,19 @@ def parse_datetime(value: Any, fmt: str | list[str] | None = None, tz: str = "UT
     return parsed
 
 
+#: Siebel's ``MM/DD/YYYY HH:MM:SS`` (the first default format), read without strptime's ~10 µs per call.
+_SIEBEL = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{1,2}):(\d{1,2})", re.ASCII)
+
+
 def _parse_text(text: str, fmt: str | list[str] | None) -> dt.datetime | None:
     formats = [fmt] if isinstance(fmt, str) else list(fmt or [])
     if not formats:
+        if (m := _SIEBEL.fullmatch(text)) is not None:
+            month, day, year, hour, minute, second = map(int, m.groups())
+            try:
+                return dt.datetime(year, month, day, hour, minute, second)
+            except ValueError:
+                return None  # 02/30/2026: strptime refuses it too, and no other default format matches
         try:
             return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:

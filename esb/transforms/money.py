@@ -41,9 +41,10 @@ def to_minor(value: Any, currency: Any = None, exact: bool = True) -> int:
     With ``exact`` (the default) an amount finer than the minor unit is an error, not a silent rounding.
     """
     amount = _split(value, currency)
-    if exact and amount.quantize().amount != amount.amount:
+    rounded = amount.quantize()
+    if exact and rounded.amount != amount.amount:
         raise ValueError(f"{amount} has more decimals than {amount.currency} allows ({amount.minor_units})")
-    return amount.to_minor()
+    return int(rounded.amount.scaleb(rounded.minor_units))
 
 
 def from_minor(value: Any, currency: Any = "CNY") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,6 +59,24 @@ def test_siebel_date_in_shanghai_gets_plus_eight_offset() -> None:
     assert dates.iso_datetime("11/25/2026 14:03:00", tz="Asia/Shanghai") == "2026-11-25T14:03:00+08:00"
     utc = dates.iso_datetime("11/25/2026 14:03:00", tz="Asia/Shanghai", to="UTC")
     assert utc == "2026-11-25T06:03:00+00:00"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["11/25/2026 14:03:00", "1/5/2026 1:02:03", "02/30/2026 10:00:00", "13/01/2026 00:00:00",
+     "11/25/2026 24:00:00", "11/25/2026 14:03:60", "\uff11\uff11/25/2026 14:03:00", "11/25/2026 14:03",
+     "11/25/2026"],
+)  # fmt: skip
+def test_siebel_date_fast_path_agrees_with_strptime(text: str) -> None:
+    """Siebel dates read without strptime give exactly strptime's answer, refusals included."""
+    expected = None
+    for fmt in dates.DEFAULT_FORMATS:
+        try:
+            expected = dt.datetime.strptime(text, fmt)
+            break
+        except ValueError:
+            continue
+    assert dates._parse_text(text, None) == expected
 
 
 def test_date_with_offset_keeps_it_and_formats_in_another_zone() -> None:
