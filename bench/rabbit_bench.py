@@ -7,19 +7,30 @@ Starts a throwaway RabbitMQ node and PostgreSQL server on loopback, then in the 
   body persistently with a publisher confirm to another quorum queue on a second connection, then acks;
 - the hub: `esb --env production run` with the crm-order-to-iom route (Siebel mapping, validation,
   filter, choice, IOM mapping, journal on PostgreSQL), 1 process and then 2 processes, on a backlog of
-  the same number of valid orders, timed from start to the last outcome in the journal.
-Also prints each hub process's peak RSS (VmHWM) with the backlog queued (memory is bounded by prefetch).
+  the same number of valid orders.
+
+Rates are steady-state, measured the same way on both sides: from the first message finished to the
+last (raw: first and last ack; hub: the first and last route-level ``delivered`` event in the journal,
+whose timestamps the hub writes). The hub's process start-up (imports, WSDLs, schema compilation,
+connections: about 1.5 s) comes before its first message, so it is printed apart, with the rate from
+process start (``from start``). For each run the CPU spent per message is printed from /proc: the hub
+processes, the RabbitMQ node (beam.smp) and the whole machine (2 cores = 2,000 ms of CPU per second),
+which shows what bounds two processes on a small machine. Also prints each hub process's peak RSS
+(VmHWM) with the backlog queued (memory is bounded by prefetch).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from kombu import Connection, Queue
@@ -35,6 +46,67 @@ from tests.integration.pg_server import PostgresServer, _run_as, find_bin_dir
 from tests.integration.rabbit_server import RabbitServer
 
 QUORUM = {"x-queue-type": "quorum"}
+#: Clock ticks per second for /proc CPU times.
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def machine_cpu() -> float:
+    """CPU seconds all cores have been busy so far (everything but idle and iowait)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / TICKS
+
+
+def broker_pid() -> int | None:
+    """The throwaway RabbitMQ node's Erlang VM (the only beam.smp on this machine while we run)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "beam.smp":
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+@dataclass
+class Run:
+    """What one measured run gave."""
+
+    rate: float
+    hub_ms: float = 0.0  # hub processes' CPU per message, ms
+    broker_ms: float = 0.0
+    machine_ms: float = 0.0
+    from_start: float = 0.0  # hub: rate from process start, start-up included
+    rss: list[float] = field(default_factory=list)
+
+
+class CPUMeter:
+    """CPU used by given processes, the broker and the whole machine between start() and stop()."""
+
+    def __init__(self) -> None:
+        self.broker = broker_pid()
+        self._start: tuple[float, float] = (0.0, 0.0)
+
+    def start(self) -> None:
+        """Take the first reading."""
+        self._start = (process_cpu(self.broker) if self.broker else 0.0, machine_cpu())
+
+    def stop(self, run: Run, messages: int, processes_cpu: float = 0.0) -> Run:
+        """Fill ``run``'s per-message CPU figures from the second reading."""
+        broker = (process_cpu(self.broker) if self.broker else 0.0) - self._start[0]
+        machine = machine_cpu() - self._start[1]
+        run.hub_ms, run.broker_ms = processes_cpu * 1000 / messages, broker * 1000 / messages
+        run.machine_ms = machine * 1000 / messages
+        return run
 
 
 def bodies(count: int) -> list[bytes]:
@@ -48,7 +120,7 @@ def bodies(count: int) -> list[bytes]:
     return out
 
 
-def raw_pass_through(url: str, payloads: list[bytes]) -> float:
+def raw_pass_through(url: str, payloads: list[bytes]) -> Run:
     """msg/s of consume -> confirmed persistent publish (second connection) -> ack, on quorum queues."""
     src = Queue("raw.in", routing_key="raw.in", queue_arguments=QUORUM)
     dst = Queue("raw.out", routing_key="raw.out", queue_arguments=QUORUM)
@@ -56,20 +128,34 @@ def raw_pass_through(url: str, payloads: list[bytes]) -> float:
         for body in payloads:
             producer.publish(body, routing_key="raw.in", declare=[src, dst], delivery_mode=2)
     done = 0
+    first = 0.0
+    meter = CPUMeter()
     with Connection(url) as consume, Connection(url, transport_options={"confirm_publish": True}) as publish:
         producer = publish.Producer()
 
         def on_message(body: bytes, message: object) -> None:
-            nonlocal done
+            nonlocal done, first
             producer.publish(body, routing_key="raw.out", delivery_mode=2, mandatory=True)
             message.ack()  # type: ignore[attr-defined]
             done += 1
+            if done == 1:
+                first = time.perf_counter()
 
         with consume.Consumer([src], callbacks=[on_message], accept=None, prefetch_count=100):
-            start = time.perf_counter()
+            meter.start()
+            own = time.process_time()
             while done < len(payloads):
                 consume.drain_events(timeout=10)
-            return len(payloads) / (time.perf_counter() - start)
+            run = Run(rate=(len(payloads) - 1) / (time.perf_counter() - first))
+            return meter.stop(run, len(payloads), time.process_time() - own)
+
+
+def _delivered() -> sa.Select[Any]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(events)
+        .where(events.c.state == "delivered", events.c.endpoint.is_(None))
+    )
 
 
 def finished(url: str) -> int:
@@ -77,14 +163,22 @@ def finished(url: str) -> int:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            query = (
-                sa.select(sa.func.count())
-                .select_from(events)
-                .where(events.c.state == "delivered", events.c.endpoint.is_(None))
-            )
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(_delivered()).scalar_one())
     except sa.exc.DBAPIError:
         return 0
+    finally:
+        engine.dispose()
+
+
+def delivery_span(url: str) -> float:
+    """Seconds between the first and the last route-level ``delivered`` event in the journal."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            span = sa.select(sa.func.min(events.c.at), sa.func.max(events.c.at))
+            span = span.where(events.c.state == "delivered", events.c.endpoint.is_(None))
+            first, last = conn.execute(span).one()
+            return float((last - first).total_seconds())
     finally:
         engine.dispose()
 
@@ -97,10 +191,8 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def hub_run(
-    rabbit: RabbitServer, pg: PostgresServer, payloads: list[bytes], processes: int
-) -> tuple[float, list[float]]:
-    """msg/s of ``processes`` hub processes on a backlog of ``payloads``; their peak RSS."""
+def hub_run(rabbit: RabbitServer, pg: PostgresServer, payloads: list[bytes], processes: int) -> Run:
+    """Steady msg/s of ``processes`` hub processes on a backlog of ``payloads``, CPU and peak RSS."""
     work = Path(tempfile.mkdtemp(prefix="esb-bench-"))
     environ = production_environ(work / "var", rabbit.create_vhost("bench"), pg.create_database("bench"))
     project = production_project(environ)
@@ -108,23 +200,33 @@ def hub_run(
         for i, body in enumerate(payloads):
             crm.send(Message(body=body, id=f"b-{i}"))
     hubs = [ProductionHub(environ, work / f"hub{i}.log") for i in range(processes)]
+    journal = environ["ESB_JOURNAL__URL"]
+    meter = CPUMeter()
     start = time.perf_counter()
     for hub in hubs:
         hub.start()
-    while finished(environ["ESB_JOURNAL__URL"]) < len(payloads):
+    pids = [h.proc.pid for h in hubs if h.proc is not None]
+    while (begin := finished(journal)) == 0:
+        time.sleep(0.02)
+    meter.start()  # CPU is counted from the first message finished (start-up left out), like the rate
+    hub_cpu = sum(process_cpu(pid) for pid in pids)
+    while finished(journal) < len(payloads):
         time.sleep(0.1)
-    rate = len(payloads) / (time.perf_counter() - start)
-    rss = [peak_rss_mb(h.proc.pid) for h in hubs if h.proc is not None]
+    counted = len(payloads) - begin
+    from_start = len(payloads) / (time.perf_counter() - start)
+    run = meter.stop(Run(rate=(len(payloads) - 1) / delivery_span(journal)), counted,
+                     sum(process_cpu(pid) for pid in pids) - hub_cpu)  # fmt: skip
+    run.from_start, run.rss = from_start, [peak_rss_mb(pid) for pid in pids]
     for hub in hubs:
         hub.stop()
     shutil.rmtree(work, ignore_errors=True)
-    return rate, rss
+    return run
 
 
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--messages", type=int, default=10000)
     args = parser.parse_args()
     bin_dir = find_bin_dir()
     if bin_dir is None:
@@ -138,18 +240,24 @@ def main() -> None:
         rabbit.setup_user()
         payloads = bodies(args.messages)
         raw = raw_pass_through(rabbit.create_vhost("raw"), payloads)
-        one, rss1 = hub_run(rabbit, pg, payloads, 1)
-        two, rss2 = hub_run(rabbit, pg, payloads, 2)
+        one = hub_run(rabbit, pg, payloads, 1)
+        two = hub_run(rabbit, pg, payloads, 2)
     finally:
         rabbit.cleanup()
         pg.stop()
         shutil.rmtree(pg.base, ignore_errors=True)
-    print(f"messages: {args.messages} (backlog queued before the consumers start)")
-    print(f"{'measure':<58} {'msg/s':>8} {'vs raw':>7}  peak RSS MB")
-    print(f"{'raw kombu pass-through, confirms, quorum queues (baseline)':<58} {raw:>8.0f} {1.0:>7.2f}")
-    for label, rate, rss in (("1 process", one, rss1), ("2 processes", two, rss2)):
-        name = f"hub, crm-order-to-iom, {label}, journal on PostgreSQL"
-        print(f"{name:<58} {rate:>8.0f} {rate / raw:>7.2f}  {[round(r) for r in rss]}")
+    print(f"messages: {args.messages} (backlog queued before the consumers start); CPU in ms per message")
+    print(
+        f"{'measure':<44} {'msg/s':>6} {'vs raw':>6} {'from start':>10} {'hub/raw':>7} {'broker':>6}"
+        f" {'machine':>7}  peak RSS MB"
+    )
+    rows = (("raw kombu pass-through (baseline)", raw), ("hub, 1 process", one), ("hub, 2 processes", two))
+    for label, run in rows:
+        start = f"{run.from_start:>10.0f}" if run.from_start else f"{'':>10}"
+        print(
+            f"{label:<44} {run.rate:>6.0f} {run.rate / raw.rate:>6.2f} {start} {run.hub_ms:>7.2f}"
+            f" {run.broker_ms:>6.2f} {run.machine_ms:>7.2f}  {[round(r) for r in run.rss]}"
+        )
 
 
 if __name__ == "__main__":
