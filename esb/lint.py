@@ -82,12 +82,27 @@ class Linter:
                 )
         for name, text in route.business_keys.items():
             self.check_expression(text, (*base, "business_keys", name))
+        self.check_ordering(route, base)
         aggregates = [i for i, s in enumerate(route.steps) if isinstance(s, r.AggregateStep)]
         if len(aggregates) > 1:
             self.add(
                 (*base, "steps", aggregates[1]), "only one aggregate step per route: split the route in two"
             )
         self.check_steps(route.steps, (*base, "steps"), top=True)
+
+    def check_ordering(self, route: r.Route, base: PathKey) -> None:
+        """An ordered route's queue source must hand its messages to one consumer at a time."""
+        if route.ordered_by is None:
+            return
+        self.check_expression(route.ordered_by, (*base, "ordered_by"))
+        source = self.project.endpoints.get(route.from_)
+        single = getattr(source, "single_active_consumer", False)
+        if source is not None and source.adapter == "queue" and not single:
+            self.add(
+                (*base, "ordered_by"),
+                f"ordered_by needs single_active_consumer: true on {route.from_} (else two hub processes "
+                "read the queue at once and reorder it)",
+            )
 
     def check_steps(self, steps: Sequence[Any], base: PathKey, *, top: bool) -> None:
         """Check a list of steps, recursing into choices."""

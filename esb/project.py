@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from esb.config.findings import findings_from_validation
-from esb.config.routes import Route, RoutesFile
+from esb.config.routes import Route, RoutesFile, partition_endpoint
 from esb.config.systems import EndpointConfig, SystemConfig, SystemsFile
 from esb.config.yamlpos import Located, load_yaml
 from esb.context import AdapterContext
@@ -68,6 +68,7 @@ class Project:
         systems, endpoints = _load_systems(systems_doc, findings)
         routes_doc = load_yaml(root / ROUTES_FILE, display=ROUTES_FILE)
         routes = _load_routes(routes_doc, findings)
+        endpoints.update(_partition_endpoints(routes, endpoints, findings))
         project = cls(root, settings, systems, endpoints, routes, routes_doc, systems_doc, findings)
         if strict and findings:
             raise ConfigError(f"{len(findings)} problem(s) in the project", findings=findings)
@@ -143,6 +144,31 @@ def _load_systems(
             except ValidationError as exc:
                 findings.extend(findings_from_validation(exc, doc, model, prefix=path))
     return dict(parsed.systems), endpoints
+
+
+def _partition_endpoints(
+    routes: list[Route], endpoints: dict[str, EndpointConfig], findings: list[str]
+) -> dict[str, EndpointConfig]:
+    """The partition queues of partitioned routes: ``<source>.p<i>``, copies of the source's queue
+    endpoint named ``<queue>.p<i>``, each read by one consumer at a time (see esb/runtime/partitioner.py)."""
+    made: dict[str, EndpointConfig] = {}
+    for route in routes:
+        source = endpoints.get(route.from_)
+        if route.partitions < 2 or source is None:
+            continue
+        if source.adapter != "queue":
+            findings.append(
+                f"{ROUTES_FILE}: route {route.id}: partitions needs a queue source "
+                f"({route.from_} is {source.adapter})"
+            )
+            continue
+        queue = getattr(source, "queue")  # noqa: B009 - EndpointConfig is the base of the queue model
+        for index in range(route.partitions):
+            made[partition_endpoint(route.from_, index)] = source.model_copy(
+                update={"queue": f"{queue}.p{index}", "single_active_consumer": True, "exchange": "",
+                        "routing_key": None}
+            )  # fmt: skip
+    return made
 
 
 def _load_routes(doc: Located, findings: list[str]) -> list[Route]:

@@ -257,15 +257,28 @@ class Route(Strict):
     ordered_by: Expression | None = Field(
         default=None,
         description="the key whose messages must be applied in order (e.g. body.billingAccount.id): the "
-        "route runs one worker and its source queue needs single_active_consumer (docs/deployment.md)",
+        "route runs one worker (or one per partition, see partitions) and its source queue needs "
+        "single_active_consumer (docs/deployment.md)",
+    )
+
+    partitions: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="with ordered_by: split the source queue into this many partition queues by a hash of "
+        "the key, each read in order by one worker, so different keys run in parallel across workers and "
+        "processes (docs/deployment.md)",
     )
 
     @model_validator(mode="after")
     def _ordered_needs_one_worker(self) -> Route:
         if self.ordered_by is not None and self.concurrency != 1:
             raise ValueError(
-                "ordered_by needs concurrency: 1 (several workers would reorder a key's messages)"
+                "ordered_by needs concurrency: 1 (several workers would reorder a key's messages; "
+                "spread an ordered route with partitions: N)"
             )
+        if self.partitions > 1 and self.ordered_by is None:
+            raise ValueError("partitions needs ordered_by (the key that picks a message's partition)")
         return self
 
     def destinations(self) -> list[str]:
@@ -285,3 +298,8 @@ WhenBranch.model_rebuild()
 OtherwiseBranch.model_rebuild()
 ChoiceStep.model_rebuild()
 RoutesFile.model_rebuild()
+
+
+def partition_endpoint(source: str, index: int) -> str:
+    """The endpoint name of partition ``index`` of a partitioned route's source (``crm.orders_out.p3``)."""
+    return f"{source}.p{index}"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from esb.config.routes import partition_endpoint
 from esb.exceptions import ConfigError, EsbError
 from esb.journal import Journal
 from esb.logging import get_logger
@@ -21,6 +22,8 @@ from esb.ops.metrics import MeteredJournal, Metrics
 from esb.ops.monitoring import MonitoringServer
 from esb.ops.reload import changed_routes, content_changed, fingerprint, load_checked
 from esb.project import Project
+from esb.runtime.partitioner import Partitioner
+from esb.runtime.partitions import Membership
 from esb.runtime.worker import RouteWorker, wait_ready
 
 
@@ -52,25 +55,67 @@ class Hub:
         self._suspended: set[str] = set()
         self._fingerprint: dict[str, tuple[float, int]] = {}
         self._supervisor: threading.Thread | None = None
+        self._memberships: dict[str, Membership] = {}
         self.log = get_logger("hub")
 
     def _wanted(self, project: Project) -> list[Any]:
         return [r for r in project.routes if r.enabled and (self.route_ids is None or r.id in self.route_ids)]
 
+    def _worker(self, project: Project, route: Any, index: int, source: str | None = None) -> RouteWorker:
+        worker = RouteWorker(project, route, MeteredJournal(self.journal, self.metrics), index, source=source)
+        if route.id in self._suspended:
+            worker.suspended.set()
+        return worker
+
     def _start_routes(self, project: Project, route_ids: set[str] | None, wait: float) -> None:
-        started = []
+        started: list[Any] = []
         for route in self._wanted(project):
             if route_ids is not None and route.id not in route_ids:
                 continue
-            for index in range(route.concurrency):
-                worker = RouteWorker(project, route, MeteredJournal(self.journal, self.metrics), index)
-                if route.id in self._suspended:
-                    worker.suspended.set()
-                started.append(worker)
+            if route.partitions > 1:
+                started.append(self._start_partitioned(project, route))
+                continue
+            started.extend(self._worker(project, route, index) for index in range(route.concurrency))
         for worker in started:
             worker.start()
         self.workers.extend(started)
         wait_ready(started, wait)
+
+    def _start_partitioned(self, project: Project, route: Any) -> Partitioner:
+        """A partitioned route: its partitioner here, and workers for the partitions this process owns."""
+        partitioner = Partitioner(project, route)
+        if route.id in self._suspended:
+            partitioner.suspended.set()
+
+        def assign(owned: frozenset[int]) -> None:
+            self._assign_partitions(route.id, owned)
+
+        membership = Membership(route.id, project.settings, partitions=route.partitions, on_change=assign)
+        self._memberships[route.id] = membership
+        membership.start()
+        return partitioner
+
+    def _assign_partitions(self, route_id: str, owned: frozenset[int]) -> None:
+        """Run workers for exactly the ``owned`` partitions of a route (called when the split changes)."""
+        with self._lock:
+            if self.stopped.is_set() or route_id not in self._memberships:
+                return
+            project = self.project
+            route = project.route(route_id)
+            wanted = {partition_endpoint(route.from_, index): index for index in owned}
+            current = [w for w in self.workers if isinstance(w, RouteWorker) and w.route.id == route_id]
+            leaving = [w for w in current if w.source_name not in wanted]
+            for worker in leaving:
+                worker.stop()
+            for worker in leaving:
+                worker.join(project.settings.runtime.shutdown_grace)
+            have = {w.source_name for w in current}
+            joining = [self._worker(project, route, i, name)
+                       for name, i in wanted.items() if name not in have]  # fmt: skip
+            for worker in joining:
+                worker.start()
+            self.workers = [w for w in self.workers if w not in leaving] + joining
+        self.log.info("partitions assigned", route=route_id, partitions=sorted(owned))
 
     def start(self, *, wait: float = 30.0) -> None:
         """Open the journal and start every enabled route's workers; wait until their sources connected."""
@@ -159,6 +204,7 @@ class Hub:
             return findings
         with self._lock:
             stop, start = changed_routes(self._wanted(self.project), self._wanted(new), everything=everything)
+            self._stop_memberships(stop)
             leaving = [w for w in self.workers if w.route.id in stop]
             for worker in leaving:
                 worker.stop()
@@ -216,6 +262,7 @@ class Hub:
         if self.monitoring is not None:
             self.monitoring.stop()
         grace = self.project.settings.runtime.shutdown_grace if timeout is None else timeout
+        self._stop_memberships(set(self._memberships))
         with self._lock:
             for worker in self.workers:
                 worker.stop()
@@ -227,6 +274,13 @@ class Hub:
         self.control.close()
         self.journal.close()
         self.log.info("hub stopped")
+
+    def _stop_memberships(self, route_ids: set[str]) -> None:
+        """Leave the partition split of these routes (their slots free up for the other processes)."""
+        for route_id in route_ids:
+            membership = self._memberships.pop(route_id, None)
+            if membership is not None:
+                membership.stop()
 
     def run_forever(self) -> None:
         """Run until SIGINT or SIGTERM; SIGHUP reloads the project (after lint)."""

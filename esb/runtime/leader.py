@@ -48,6 +48,18 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"esb-leader:{name}".encode()).digest()[:8], "big", signed=True)
 
 
+def pg_connect(url: str) -> Any:
+    """A new autocommit psycopg connection to the database of SQLAlchemy ``url`` (5 s connect timeout)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return psycopg.connect(
+        host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database,
+        autocommit=True, connect_timeout=5,
+    )  # fmt: skip
+
+
 class PostgresLock:
     """``pg_try_advisory_lock`` on a dedicated autocommit connection (psycopg)."""
 
@@ -59,15 +71,10 @@ class PostgresLock:
     def try_acquire(self) -> bool:
         """Take or confirm the lock; a broken connection means the lock is lost."""
         import psycopg
-        from sqlalchemy.engine import make_url
 
         try:
             if self._conn is None:
-                u = make_url(self.url)
-                self._conn = psycopg.connect(
-                    host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database,
-                    autocommit=True, connect_timeout=5,
-                )  # fmt: skip
+                self._conn = pg_connect(self.url)
                 row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
                 if not row or not row[0]:
                     self.release()

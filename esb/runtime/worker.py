@@ -59,17 +59,21 @@ class _Parked:
 class RouteWorker(threading.Thread):
     """Consumes one route's source in its own thread with its own connections."""
 
-    def __init__(self, project: Any, route: Route, journal: Any, index: int = 0) -> None:
-        super().__init__(name=f"route-{route.id}-{index}", daemon=True)
+    def __init__(
+        self, project: Any, route: Route, journal: Any, index: int = 0, *, source: str | None = None
+    ) -> None:
+        super().__init__(name=f"route-{route.id}-{source or index}", daemon=True)
         self.project = project
         self.route = route
+        #: The endpoint read: the route's source, or one of its partition queues (esb/runtime/partitioner.py).
+        self.source_name = source or route.from_
         self.journal = journal
         self.stop_event = threading.Event()
         self.suspended = threading.Event()
         self.ready = threading.Event()
         self.log = get_logger("worker").bind(route=route.id)
         self.max_bytes = (
-            project.endpoint(route.from_).max_body_bytes or project.settings.limits.max_body_bytes
+            project.endpoint(self.source_name).max_body_bytes or project.settings.limits.max_body_bytes
         )
         self.poll = project.settings.runtime.poll_timeout
         self.pre: Pipeline
@@ -148,9 +152,9 @@ class RouteWorker(threading.Thread):
     def _connect_source(self) -> None:
         attempt = 0
         while not self.stop_event.is_set():
-            endpoint = self.project.endpoint(self.route.from_)
-            self.source = self.project.adapter_for(self.route.from_).source(
-                endpoint, self.project.context(self.route.from_)
+            endpoint = self.project.endpoint(self.source_name)
+            self.source = self.project.adapter_for(self.source_name).source(
+                endpoint, self.project.context(self.source_name)
             )
             try:
                 self.source.connect()

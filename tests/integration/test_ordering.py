@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import time
@@ -21,15 +22,20 @@ ACCOUNTS = 4
 COUNT = 240
 
 
-def ordered_project(tmp: Path) -> Path:
-    """A copy of the repository's project whose CRM-order route is ordered by billing account."""
+def ordered_project(tmp: Path, partitions: int = 1) -> Path:
+    """A copy of the repository's project whose CRM-order route is ordered by billing account
+    (and split into ``partitions`` partition queues when more than 1)."""
     root = tmp / "project"
+    root.mkdir(parents=True, exist_ok=True)
     for name in ("routes.yaml", "config", "transforms", "canonical_model"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
         copy(ROOT / name, root / name if (ROOT / name).is_dir() else root)  # type: ignore[operator]
     routes = (root / "routes.yaml").read_text()
+    extra = f"    partitions: {partitions}\n" if partitions > 1 else ""
     routes = routes.replace(
-        "    from: crm.orders_out\n", "    from: crm.orders_out\n    ordered_by: body.billingAccount.id\n", 1
+        "    from: crm.orders_out\n",
+        f"    from: crm.orders_out\n    ordered_by: body.billingAccount.id\n{extra}",
+        1,
     )
     (root / "routes.yaml").write_text(routes)
     systems = (root / "config" / "systems.yaml").read_text()
@@ -48,7 +54,6 @@ def test_changes_to_one_account_are_applied_in_order(
     tmp_path: Path,
 ) -> None:
     """240 orders over 4 accounts, 2 hub processes, the active one SIGKILLed once: each account's in order."""
-    tmp_path.joinpath("project").mkdir()
     root = ordered_project(tmp_path)
     environ = production_environ(
         tmp_path / "var", rabbit_server.create_vhost("order"), postgres_server.create_database()
@@ -98,3 +103,72 @@ def test_changes_to_one_account_are_applied_in_order(
     assert len(per_account) == ACCOUNTS
     for mids in per_account.values():
         assert mids == sorted(mids)
+
+
+def test_partitioned_route_spreads_keys_over_processes_in_order(
+    rabbit_server: RabbitServer,  # noqa: F811 - the fixture
+    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """4 partitions, 2 hub processes: each runs 2; after SIGKILLs each account is still in order."""
+    root = ordered_project(tmp_path, partitions=4)
+    environ = production_environ(
+        tmp_path / "var", rabbit_server.create_vhost("part"), postgres_server.create_database()
+    )
+    project = production_project(environ, root)
+    accounts = 8
+    messages = []
+    rng = random.Random(9)
+    for i in range(COUNT):
+        order = make_order(i, rng)
+        order.billing_account_id = f"1-BA-PRT{i % accounts}"
+        order.status = "Submitted"
+        messages.append(Message(body=siebel_order_xml(order), id=f"seq-{i:05d}", source="crm"))
+    iom = ResilientIOM(project)
+    iom.start()
+    iom.ready.wait(30)
+    logs = [tmp_path / f"hub{i}.log" for i in range(2)]
+    hubs = [ProductionHub(environ, log, root=root) for log in logs]
+    for hub in hubs:
+        hub.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(owned(log) == 2 for log in logs):
+            time.sleep(0.2)
+        assert [owned(log) for log in logs] == [2, 2], "the two processes split the 4 partitions"
+        with CRMSimulator(project) as crm:
+            for message in messages:
+                crm.send(message)
+        deadline = time.monotonic() + 60
+        while iom.count() < COUNT // 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for hub in hubs:  # kill each in turn: the other takes its partitions over, then gives them back
+            hub.kill()
+            hub.start()
+            time.sleep(1)
+        wait_for_outcomes(environ["ESB_JOURNAL__URL"], COUNT, 120)
+        deadline = time.monotonic() + 30
+        while iom.count() < COUNT and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        for hub in hubs:
+            hub.stop()
+        iom.stop()
+        iom.join(10)
+    per_account: dict[str, list[str]] = defaultdict(list)
+    for mid, order in iom.received.items():
+        per_account[order["custInfo"]["acctId"]].append(mid)
+    assert sum(len(v) for v in per_account.values()) == COUNT
+    assert len(per_account) == accounts
+    for mids in per_account.values():
+        assert mids == sorted(mids)
+
+
+def owned(log: Path) -> int:
+    """How many partitions a hub process's log says it runs now (its last assignment)."""
+    last = -1
+    if log.exists():
+        for line in log.read_text().splitlines():
+            if '"partitions assigned"' in line:
+                last = len(json.loads(line)["partitions"])
+    return last

@@ -1,0 +1,83 @@
+"""A partitioned ordered route on the embedded transport: keys in parallel, each key's changes in order."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from esb.message import Message
+from esb.project import Project
+from esb.runtime.hub import Hub
+from esb.runtime.partitioner import Partitioner
+from esb.runtime.worker import RouteWorker
+from esb.simulators.crm import CRMSimulator, make_order
+from esb.simulators.iom import IOMSimulator
+from esb.simulators.siebel import siebel_order_xml
+from tests.e2e.hub_process import hub_environ
+from tests.integration.test_ordering import ordered_project
+
+ROUTE = "crm-order-to-iom"
+ACCOUNTS = 10
+COUNT = 200
+
+
+def orders() -> list[Message]:
+    """COUNT valid orders over ACCOUNTS billing accounts, ids in sending order."""
+    rng = random.Random(11)
+    messages = []
+    for i in range(COUNT):
+        order = make_order(i, rng)
+        order.billing_account_id = f"1-BA-PART{i % ACCOUNTS}"
+        order.status = "Submitted"
+        messages.append(Message(body=siebel_order_xml(order), id=f"seq-{i:05d}", source="crm"))
+    return messages
+
+
+def test_partitioned_route_keeps_each_accounts_order(tmp_path: Path) -> None:
+    """200 orders over 10 accounts through 4 partitions: all reach IOM once, each account's in order."""
+    root = ordered_project(tmp_path, partitions=4)
+    environ = hub_environ(
+        tmp_path / "var", ESB_MONITORING__ENABLED="false", ESB_RUNTIME__WATCH_PROJECT="false"
+    )
+    project = Project.load(root, environ=environ)
+    project.settings.data_dir.mkdir(parents=True)
+    iom = IOMSimulator(project)
+    iom.start()
+    iom.ready.wait(10)
+    hub = Hub(project, route_ids=[ROUTE])
+    hub.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(partition_workers(hub)) < 4:
+            time.sleep(0.05)
+        assert sorted(w.source_name for w in partition_workers(hub)) == [
+            f"crm.orders_out.p{i}" for i in range(4)
+        ], "one process alone owns every partition"
+        assert any(isinstance(w, Partitioner) for w in hub.workers)
+        with CRMSimulator(project) as crm:
+            for message in orders():
+                crm.send(message)
+        deadline = time.monotonic() + 90
+        while iom.count() < COUNT and time.monotonic() < deadline:
+            time.sleep(0.1)
+        outcomes = {f"seq-{i:05d}": hub.journal.outcome(ROUTE, f"seq-{i:05d}") for i in range(COUNT)}
+    finally:
+        hub.stop()
+        iom.stop()
+        iom.join(5)
+    assert set(outcomes.values()) == {"delivered"}
+    assert iom.duplicates == 0
+    per_account: dict[str, list[str]] = defaultdict(list)
+    for mid, order in iom.received.items():  # in arrival order
+        per_account[order["custInfo"]["acctId"]].append(mid)
+    assert len(per_account) == ACCOUNTS
+    assert sum(len(v) for v in per_account.values()) == COUNT
+    for mids in per_account.values():
+        assert mids == sorted(mids)
+
+
+def partition_workers(hub: Hub) -> list[RouteWorker]:
+    """The hub's workers reading a partition queue."""
+    return [w for w in list(hub.workers) if isinstance(w, RouteWorker) and ".p" in w.source_name]
