@@ -149,8 +149,10 @@ class Journal:
                 conn.execute(sql.add_message, self._message_row(route, message, now, None))
             conn.execute(sql.add_event, row)
             _index_keys(conn, sql, message.id, keys - (known or frozenset()))
-        if state in FINAL_STATES and endpoint is None:
-            self._seen.forget(route, message.id)  # its journey on the route is over
+        if state in FINAL_STATES and (endpoint is None or state != "delivered"):
+            # its journey on the route is over (the test of ``final_state``: a dead letter names its
+            # endpoint, while a fan-out's per-endpoint ``delivered`` does not end the journey)
+            self._seen.forget(route, message.id)
 
     def mark_delivered(
         self,
@@ -324,7 +326,10 @@ class Journal:
         engine, sql = self._read(), self._write()[1]
         with self._errors("outcome"), engine.connect() as conn:
             state = conn.execute(sql.final_state, {"mid": message_id, "r": route}).scalar()
-        return None if state in (None, "replayed") else str(state)
+        if state in (None, "replayed"):
+            return None
+        self._seen.forget(route, message_id)  # a duplicate of a message that ended: settled without writes
+        return str(state)
 
     def business_keys(self, message: Message) -> None:
         """Index ``message.business_keys`` now (``received`` and ``event`` already do it themselves)."""

@@ -13,8 +13,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-#: Messages remembered per journal: in-flight messages, not history.
-SIZE = 20_000
+#: Messages remembered per journal at most: a safety cap over the in-flight messages (a worker holds at
+#: most ``broker.prefetch`` unsettled deliveries), for paths that end without a final event of their own
+#: (split parts before the last). ~800 bytes an entry with three business keys: at most ~4 MB.
+SIZE = 5_000
 
 
 class Seen:

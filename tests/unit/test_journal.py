@@ -462,3 +462,20 @@ def test_write_cache_keeps_in_flight_messages_only(journal: Journal) -> None:
     assert len(journal._seen) == 0
     outcomes = [journal.outcome("orders", m.id) for m in (batched, single, dropped)]
     assert outcomes == ["delivered", "delivered", "filtered"]
+
+
+def test_write_cache_forgets_dead_letters_and_duplicates(journal: Journal) -> None:
+    """A dead letter naming its endpoint, and a duplicate of a message that ended, leave no cache entry."""
+    bad, done = order(order_id="SO-8"), order(order_id="SO-9")
+    journal.received("orders", bad)
+    journal.event("orders", bad, "dead_lettered", endpoint="crm.orders.dlq", error="invalid")
+    journal.received("orders", done)
+    journal.event("orders", done, "filtered")
+    assert len(journal._seen) == 0
+    journal.received("orders", done, delivery_count=2)  # the duplicate the worker then settles
+    assert journal.outcome("orders", done.id) == "filtered"
+    assert len(journal._seen) == 0
+    fan_out = order(order_id="SO-10")
+    journal.received("orders", fan_out)
+    journal.event("orders", fan_out, "delivered", endpoint="iom.orders_in")  # one endpoint of several
+    assert len(journal._seen) == 1, "a per-endpoint delivery does not end the journey"
