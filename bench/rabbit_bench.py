@@ -3,7 +3,7 @@
     .venv/bin/python bench/rabbit_bench.py [--messages 3000]
 
 Starts a throwaway RabbitMQ node and PostgreSQL server on loopback, then in the same run measures:
-- raw pass-through (the baseline): kombu consumes from one quorum queue (prefetch 100), publishes each
+- raw pass-through (the baseline): kombu consumes from one quorum queue (the hub's prefetch), publishes each
   body persistently with a publisher confirm to another quorum queue on a second connection, then acks;
 - the hub: `esb --env production run` with the crm-order-to-iom route (Siebel mapping, validation,
   filter, choice, IOM mapping, journal on PostgreSQL), 1 process and then 2 processes, on a backlog of
@@ -14,8 +14,9 @@ last (raw: first and last ack; hub: the first and last route-level ``delivered``
 whose timestamps the hub writes). The hub's process start-up (imports, WSDLs, schema compilation,
 connections: about 1.5 s) comes before its first message, so it is printed apart, with the rate from
 process start (``from start``). For each run the CPU spent per message is printed from /proc: the hub
-processes, the RabbitMQ node (beam.smp) and the whole machine (2 cores = 2,000 ms of CPU per second),
-which shows what bounds two processes on a small machine. Also prints each hub process's peak RSS
+processes (``hub/raw``: the hub's, or the raw consumer's own), the RabbitMQ node (beam.smp), the
+PostgreSQL server (its processes and exited backends) and the whole machine (2 cores = 2,000 ms of CPU
+per second), which shows what bounds two processes on a small machine. Also prints each hub process's peak RSS
 (VmHWM) with the backlog queued (memory is bounded by prefetch).
 """
 
@@ -65,16 +66,40 @@ def machine_cpu() -> float:
     return (sum(fields) - fields[3] - fields[4]) / TICKS
 
 
-def broker_pid() -> int | None:
-    """The throwaway RabbitMQ node's Erlang VM (the only beam.smp on this machine while we run)."""
+def pids_named(comm: str) -> list[int]:
+    """Processes whose command name is ``comm`` (beam.smp: the throwaway RabbitMQ node; postgres)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "beam.smp":
-                    return int(entry.name)
+                if (entry / "comm").read_text().strip() == comm:
+                    found.append(int(entry.name))
             except OSError:
                 continue
-    return None
+    return found
+
+
+def broker_pid() -> int | None:
+    """The throwaway RabbitMQ node's Erlang VM (the only beam.smp on this machine while we run)."""
+    return next(iter(pids_named("beam.smp")), None)
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of the PostgreSQL server: its live processes, plus the backends that have exited
+    (reaped by the postmaster, so counted in its children's times)."""
+    total = 0.0
+    for pid in pids_named("postgres"):
+        total += process_cpu(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if (
+            not Path(f"/proc/{fields[1]}/comm").exists()
+            or Path(f"/proc/{fields[1]}/comm").read_text().strip() != "postgres"
+        ):
+            total += (int(fields[13]) + int(fields[14])) / TICKS  # the postmaster: its reaped children
+    return total
 
 
 @dataclass
@@ -84,6 +109,7 @@ class Run:
     rate: float
     hub_ms: float = 0.0  # hub processes' CPU per message, ms
     broker_ms: float = 0.0
+    postgres_ms: float = 0.0
     machine_ms: float = 0.0
     from_start: float = 0.0  # hub: rate from process start, start-up included
     rss: list[float] = field(default_factory=list)
@@ -94,18 +120,22 @@ class CPUMeter:
 
     def __init__(self) -> None:
         self.broker = broker_pid()
-        self._start: tuple[float, float] = (0.0, 0.0)
+        self._start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def _reading(self) -> tuple[float, float, float]:
+        return (process_cpu(self.broker) if self.broker else 0.0, postgres_cpu(), machine_cpu())
 
     def start(self) -> None:
         """Take the first reading."""
-        self._start = (process_cpu(self.broker) if self.broker else 0.0, machine_cpu())
+        self._start = self._reading()
 
     def stop(self, run: Run, messages: int, processes_cpu: float = 0.0) -> Run:
-        """Fill ``run``'s per-message CPU figures from the second reading."""
-        broker = (process_cpu(self.broker) if self.broker else 0.0) - self._start[0]
-        machine = machine_cpu() - self._start[1]
+        """Fill ``run``'s per-message CPU figures (ms) from the second reading."""
+        broker, postgres, machine = (
+            end - begin for end, begin in zip(self._reading(), self._start, strict=True)
+        )
         run.hub_ms, run.broker_ms = processes_cpu * 1000 / messages, broker * 1000 / messages
-        run.machine_ms = machine * 1000 / messages
+        run.postgres_ms, run.machine_ms = postgres * 1000 / messages, machine * 1000 / messages
         return run
 
 
@@ -120,7 +150,7 @@ def bodies(count: int) -> list[bytes]:
     return out
 
 
-def raw_pass_through(url: str, payloads: list[bytes]) -> Run:
+def raw_pass_through(url: str, payloads: list[bytes], prefetch: int) -> Run:
     """msg/s of consume -> confirmed persistent publish (second connection) -> ack, on quorum queues."""
     src = Queue("raw.in", routing_key="raw.in", queue_arguments=QUORUM)
     dst = Queue("raw.out", routing_key="raw.out", queue_arguments=QUORUM)
@@ -141,7 +171,7 @@ def raw_pass_through(url: str, payloads: list[bytes]) -> Run:
             if done == 1:
                 first = time.perf_counter()
 
-        with consume.Consumer([src], callbacks=[on_message], accept=None, prefetch_count=100):
+        with consume.Consumer([src], callbacks=[on_message], accept=None, prefetch_count=prefetch):
             meter.start()
             own = time.process_time()
             while done < len(payloads):
@@ -158,16 +188,24 @@ def _delivered() -> sa.Select[Any]:
     )
 
 
+#: One engine per journal URL for the progress polls (a new connection per poll would fork a backend).
+_ENGINES: dict[str, sa.engine.Engine] = {}
+
+
 def finished(url: str) -> int:
     """Messages with a route-level outcome in the journal."""
-    engine = sa.create_engine(url)
+    engine = _ENGINES.setdefault(url, sa.create_engine(url, pool_size=1))
     try:
         with engine.connect() as conn:
             return int(conn.execute(_delivered()).scalar_one())
     except sa.exc.DBAPIError:
         return 0
-    finally:
-        engine.dispose()
+
+
+def forget_engines() -> None:
+    """Close the progress polls' connections (before the database goes away)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
 
 
 def delivery_span(url: str) -> float:
@@ -211,12 +249,13 @@ def hub_run(rabbit: RabbitServer, pg: PostgresServer, payloads: list[bytes], pro
     meter.start()  # CPU is counted from the first message finished (start-up left out), like the rate
     hub_cpu = sum(process_cpu(pid) for pid in pids)
     while finished(journal) < len(payloads):
-        time.sleep(0.1)
+        time.sleep(0.25)
     counted = len(payloads) - begin
     from_start = len(payloads) / (time.perf_counter() - start)
     run = meter.stop(Run(rate=(len(payloads) - 1) / delivery_span(journal)), counted,
                      sum(process_cpu(pid) for pid in pids) - hub_cpu)  # fmt: skip
     run.from_start, run.rss = from_start, [peak_rss_mb(pid) for pid in pids]
+    forget_engines()
     for hub in hubs:
         hub.stop()
     shutil.rmtree(work, ignore_errors=True)
@@ -239,7 +278,11 @@ def main() -> None:
         rabbit.start()
         rabbit.setup_user()
         payloads = bodies(args.messages)
-        raw = raw_pass_through(rabbit.create_vhost("raw"), payloads)
+        placeholders = production_environ(
+            Path("var"), "pyamqp://x@127.0.0.1/x", "postgresql+psycopg://x@127.0.0.1/x"
+        )
+        prefetch = production_project(placeholders).settings.broker.prefetch
+        raw = raw_pass_through(rabbit.create_vhost("raw"), payloads, prefetch)
         one = hub_run(rabbit, pg, payloads, 1)
         two = hub_run(rabbit, pg, payloads, 2)
     finally:
@@ -248,15 +291,16 @@ def main() -> None:
         shutil.rmtree(pg.base, ignore_errors=True)
     print(f"messages: {args.messages} (backlog queued before the consumers start); CPU in ms per message")
     print(
-        f"{'measure':<44} {'msg/s':>6} {'vs raw':>6} {'from start':>10} {'hub/raw':>7} {'broker':>6}"
-        f" {'machine':>7}  peak RSS MB"
+        f"{'measure':<36} {'msg/s':>6} {'vs raw':>6} {'from start':>10} {'hub/raw':>7} {'broker':>6}"
+        f" {'pg':>5} {'machine':>7}  peak RSS MB"
     )
     rows = (("raw kombu pass-through (baseline)", raw), ("hub, 1 process", one), ("hub, 2 processes", two))
     for label, run in rows:
         start = f"{run.from_start:>10.0f}" if run.from_start else f"{'':>10}"
         print(
-            f"{label:<44} {run.rate:>6.0f} {run.rate / raw.rate:>6.2f} {start} {run.hub_ms:>7.2f}"
-            f" {run.broker_ms:>6.2f} {run.machine_ms:>7.2f}  {[round(r) for r in run.rss]}"
+            f"{label:<36} {run.rate:>6.0f} {run.rate / raw.rate:>6.2f} {start} {run.hub_ms:>7.2f}"
+            f" {run.broker_ms:>6.2f} {run.postgres_ms:>5.2f} {run.machine_ms:>7.2f}"
+            f"  {[round(r) for r in run.rss]}"
         )
 
 
