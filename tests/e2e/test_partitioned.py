@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import random
 import time
-from collections import defaultdict
 from pathlib import Path
 
-from esb.message import Message
 from esb.project import Project
 from esb.runtime.hub import Hub
 from esb.runtime.partitioner import Partitioner
 from esb.runtime.worker import RouteWorker
-from esb.simulators.crm import CRMSimulator, make_order
+from esb.simulators.crm import CRMSimulator
 from esb.simulators.iom import IOMSimulator
-from esb.simulators.siebel import siebel_order_xml
 from tests.e2e.hub_process import hub_environ
-from tests.integration.test_ordering import ordered_project
+from tests.integration.ordering import account_orders, assert_in_order_per_account, ordered_project
 
 ROUTE = "crm-order-to-iom"
 ACCOUNTS = 10
 COUNT = 200
-
-
-def orders() -> list[Message]:
-    """COUNT valid orders over ACCOUNTS billing accounts, ids in sending order."""
-    rng = random.Random(11)
-    messages = []
-    for i in range(COUNT):
-        order = make_order(i, rng)
-        order.billing_account_id = f"1-BA-PART{i % ACCOUNTS}"
-        order.status = "Submitted"
-        messages.append(Message(body=siebel_order_xml(order), id=f"seq-{i:05d}", source="crm"))
-    return messages
 
 
 def test_partitioned_route_keeps_each_accounts_order(tmp_path: Path) -> None:
@@ -57,7 +41,7 @@ def test_partitioned_route_keeps_each_accounts_order(tmp_path: Path) -> None:
         ], "one process alone owns every partition"
         assert any(isinstance(w, Partitioner) for w in hub.workers)
         with CRMSimulator(project) as crm:
-            for message in orders():
+            for message in account_orders(COUNT, ACCOUNTS, "PART", seed=11):
                 crm.send(message)
         deadline = time.monotonic() + 90
         while iom.count() < COUNT and time.monotonic() < deadline:
@@ -69,13 +53,7 @@ def test_partitioned_route_keeps_each_accounts_order(tmp_path: Path) -> None:
         iom.join(5)
     assert set(outcomes.values()) == {"delivered"}
     assert iom.duplicates == 0
-    per_account: dict[str, list[str]] = defaultdict(list)
-    for mid, order in iom.received.items():  # in arrival order
-        per_account[order["custInfo"]["acctId"]].append(mid)
-    assert len(per_account) == ACCOUNTS
-    assert sum(len(v) for v in per_account.values()) == COUNT
-    for mids in per_account.values():
-        assert mids == sorted(mids)
+    assert_in_order_per_account(iom.received, COUNT, ACCOUNTS)
 
 
 def partition_workers(hub: Hub) -> list[RouteWorker]:

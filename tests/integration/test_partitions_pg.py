@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from esb.runtime.leader import lock_key, pg_connect
-from esb.runtime.partitions import Membership, assign, slot_name
+from esb.runtime.partitions import assign, slot_name
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
-from tests.unit.test_partitions import ALL, MakeMember, Recorder, assert_split, settled, wait_for
+from tests.unit.test_partitions import ALL, MakeMember, assert_split, members_of, settled, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,22 +39,7 @@ def admin(database: str) -> Iterator[Any]:
 @pytest.fixture
 def member(database: str, tmp_path: Path) -> Iterator[MakeMember]:
     """Start members of GROUP on the PostgreSQL journal URL; stop and join them all at the end."""
-    settings = SimpleNamespace(journal=SimpleNamespace(url=database), data_dir=tmp_path)
-    made: list[Membership] = []
-
-    def make(**options: Any) -> tuple[Membership, Recorder]:
-        recorder = Recorder()
-        options = {"partitions": 8, "interval": INTERVAL, "on_change": recorder, **options}
-        membership = Membership(GROUP, settings, **options)
-        membership.start()
-        made.append(membership)
-        return membership, recorder
-
-    yield make
-    for membership in made:
-        membership.stop()
-    for membership in made:
-        membership.join(10)
+    yield from members_of(SimpleNamespace(journal=SimpleNamespace(url=database), data_dir=tmp_path), GROUP)
 
 
 def other_backends(admin: Any) -> int:

@@ -19,7 +19,7 @@ from esb.simulators.crm import make_order
 from esb.simulators.siebel import siebel_order_xml
 from esb.typing import Delivery
 from tests.e2e.hub_process import hub_environ
-from tests.integration.test_ordering import ordered_project
+from tests.integration.ordering import ordered_project
 
 
 def load(root: Path, tmp: Path) -> Project:

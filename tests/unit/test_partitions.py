@@ -47,17 +47,14 @@ class Recorder:
 MakeMember = Callable[..., tuple[Membership, Recorder]]
 
 
-@pytest.fixture
-def member(tmp_path: Path) -> Iterator[MakeMember]:
-    """Start members of one group over ``tmp_path``; stop and join them all at the end."""
-    journal = SimpleNamespace(url=f"sqlite:///{tmp_path}/journal.db")
-    settings = SimpleNamespace(journal=journal, data_dir=tmp_path)
+def members_of(settings: Any, group: str = "route:billing.charges") -> Iterator[MakeMember]:
+    """Yield a maker of started members of ``group`` (8 partitions, recorded); stop and join them after."""
     made: list[Membership] = []
 
     def make(**options: Any) -> tuple[Membership, Recorder]:
         recorder = Recorder()
         options = {"partitions": PARTITIONS, "interval": INTERVAL, "on_change": recorder, **options}
-        membership = Membership("route:billing.charges", settings, **options)
+        membership = Membership(group, settings, **options)
         membership.start()
         made.append(membership)
         return membership, recorder
@@ -67,6 +64,13 @@ def member(tmp_path: Path) -> Iterator[MakeMember]:
         membership.stop()
     for membership in made:
         membership.join(10)
+
+
+@pytest.fixture
+def member(tmp_path: Path) -> Iterator[MakeMember]:
+    """Start members of one group over ``tmp_path``; stop and join them all at the end."""
+    journal = SimpleNamespace(url=f"sqlite:///{tmp_path}/journal.db")
+    yield from members_of(SimpleNamespace(journal=journal, data_dir=tmp_path))
 
 
 def settled(members: list[Membership]) -> bool:
