@@ -16,7 +16,7 @@ from tests.integration.faults import Servers, run_scenario
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401 - fixture
 from tests.integration.rabbit_server import RabbitServer, rabbit_server  # noqa: F401 - fixture
 
-COUNT = int(os.environ.get("ESB_FAULT_MESSAGES", "1000"))
+COUNT = int(os.environ.get("ESB_FAULT_MESSAGES", "2000"))  # with batches of 200: kills land mid-flow
 
 
 @pytest.fixture
