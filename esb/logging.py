@@ -31,8 +31,23 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+#: Library loggers whose DEBUG lines carry message bodies or credentials: zeep logs every SOAP envelope it
+#: sends and receives (WS-Security passwords included), urllib3 every request line. They stay at INFO or
+#: above even if an embedding application sets the root logger to DEBUG.
+NEVER_DEBUG = ("zeep", "urllib3")
+
+
+def quiet_libraries() -> None:
+    """Keep the loggers in :data:`NEVER_DEBUG` at INFO or above (an explicit level beats the root's)."""
+    for name in NEVER_DEBUG:
+        library = logging.getLogger(name)
+        if library.level == logging.NOTSET or library.level < logging.INFO:
+            library.setLevel(logging.INFO)
+
+
 def configure_logging(level: str = "info", fmt: str = "json", stream: Any = None) -> None:
     """Configure structlog for the process: cached loggers, contextvars, JSON or console output."""
+    quiet_libraries()
     stream = stream or sys.stderr
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,

@@ -18,6 +18,7 @@ from adapters.soap.errors import SOAPRequestError, translate
 from adapters.soap.security import check_tls, client_session, wsse_token
 from adapters.soap.wsdl import Contract, OperationInfo, load_contract, zeep_settings
 from esb.context import AdapterContext
+from esb.logging import quiet_libraries
 from esb.message import Message
 from esb.xmlsafe import parse_xml
 
@@ -63,6 +64,7 @@ class SOAPSink:
         """Load the WSDL (cached), check the TLS files, and build the zeep client once."""
         from zeep import Client
 
+        quiet_libraries()  # zeep's DEBUG lines are whole envelopes, credentials included: never those
         ep = self.endpoint
         self.contract = load_contract(
             ep.wsdl_path(self.context.project_dir),
