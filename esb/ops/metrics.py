@@ -56,6 +56,12 @@ class Metrics:
         self.workers = Gauge(
             "esb_route_workers_alive", "Worker threads alive per route", ["route"], registry=self.registry
         )
+        self.partitions = Gauge(
+            "esb_route_partitions_owned",
+            "Partitions of a partitioned ordered route this process runs workers for",
+            ["route"],
+            registry=self.registry,
+        )
         self._starts: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
 

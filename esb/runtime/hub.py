@@ -115,6 +115,7 @@ class Hub:
             for worker in joining:
                 worker.start()
             self.workers = [w for w in self.workers if w not in leaving] + joining
+        self.metrics.partitions.labels(route_id).set(len(owned))
         self.log.info("partitions assigned", route=route_id, partitions=sorted(owned))
 
     def start(self, *, wait: float = 30.0) -> None:
@@ -233,6 +234,12 @@ class Hub:
             journal = "ok"
         except Exception as exc:
             journal = f"unreachable: {exc}"
+        for route_id, membership in list(self._memberships.items()):  # partitioned: this process's share
+            routes.setdefault(route_id, {"workers": 0, "alive": 0, "suspended": False})["partitions"] = {
+                "owned": sorted(membership.owned()),
+                "member_slot": membership.slot,
+                "live_members": len(membership.live()),
+            }
         ready = journal == "ok" and all(r["alive"] == r["workers"] for r in routes.values())
         return ready, {"journal": journal, "routes": routes, "reload": self.last_reload, "jobs": self._jobs()}
 

@@ -40,6 +40,11 @@ def test_partitioned_route_keeps_each_accounts_order(tmp_path: Path) -> None:
             f"crm.orders_out.p{i}" for i in range(4)
         ], "one process alone owns every partition"
         assert any(isinstance(w, Partitioner) for w in hub.workers)
+        ready, detail = hub.readiness()
+        assert ready
+        share = {"owned": [0, 1, 2, 3], "member_slot": 0, "live_members": 1}
+        assert detail["routes"][ROUTE]["partitions"] == share
+        assert 'esb_route_partitions_owned{route="crm-order-to-iom"} 4.0' in hub.metrics.exposition().decode()
         with CRMSimulator(project) as crm:
             for message in account_orders(COUNT, ACCOUNTS, "PART", seed=11):
                 crm.send(message)

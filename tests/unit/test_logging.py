@@ -6,6 +6,7 @@ import io
 import logging
 
 import pytest
+import structlog
 
 from esb.logging import NEVER_DEBUG, configure_logging
 
@@ -17,7 +18,11 @@ def test_zeep_envelopes_stay_out_of_debug_logs(caplog: pytest.LogCaptureFixture)
     for name in NEVER_DEBUG:
         logging.getLogger(name).setLevel(logging.NOTSET)
     caplog.set_level(logging.DEBUG)  # an embedding application turning everything up
-    configure_logging("info", "json", stream=io.StringIO())
+    saved = structlog.get_config()
+    try:
+        configure_logging("info", "console", stream=io.StringIO())
+    finally:
+        structlog.configure(**saved)  # structlog's set-up is process-wide: leave it as the other tests had it
     transports = logging.getLogger("zeep.transports")
     transports.debug("HTTP Post to %s:\n%s", "https://billing.example/ws", ENVELOPE)
     transports.info("zeep says something harmless")
