@@ -95,6 +95,16 @@ class Linter:
         if route.ordered_by is None:
             return
         self.check_expression(route.ordered_by, (*base, "ordered_by"))
+        if route.partitions > 1:  # the partitioner runs the steps up to the first transform to read the key
+            for index, step in enumerate(route.steps):
+                if isinstance(step, r.TransformStep):
+                    break
+                if isinstance(step, r.EnrichStep | r.AggregateStep | r.SplitStep):
+                    self.add(
+                        (*base, "steps", index),
+                        "a partitioned route reads its key with the steps before its first transform: "
+                        "no enrich, split or aggregate there",
+                    )
         source = self.project.endpoints.get(route.from_)
         single = getattr(source, "single_active_consumer", False)
         if source is not None and source.adapter == "queue" and not single:

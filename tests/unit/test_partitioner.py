@@ -101,3 +101,19 @@ def test_lint_wants_a_single_active_consumer_for_ordered_routes(tmp_path: Path) 
     [finding] = [f for f in lint_project(root) if "ordered_by" in f]
     assert "single_active_consumer: true on crm.orders_out" in finding
     assert finding.startswith("routes.yaml:")
+
+
+def test_lint_refuses_an_enrich_before_a_partitioned_routes_first_transform(tmp_path: Path) -> None:
+    """The partitioner runs the steps before the first transform: an enrich there is a finding at its step."""
+    root = ordered_project(tmp_path, partitions=4)
+    routes = root / "routes.yaml"
+    text = routes.read_text().replace(
+        "      - transform: crm/siebel_order_to_canonical\n",
+        "      - enrich: {endpoint: billing.query_balance, into: balance}\n"
+        "      - transform: crm/siebel_order_to_canonical\n",
+        1,
+    )
+    routes.write_text(text)
+    findings = [f for f in lint_project(root) if "partitioned route" in f]
+    assert len(findings) == 1
+    assert findings[0].startswith("routes.yaml:14: routes[0].steps[0]: ")
