@@ -101,6 +101,9 @@ class FileRun:
         self._reject_out.truncate(self.reject_size)
         self._reject_out.seek(self.reject_size)
         self.records = iter(self.reader.records(path, self.offset, self.watermark))
+        # the records' messages are created when the file is opened for handing out: one timestamp for all
+        # (and not one clock read per record, a measurable share of a million-record file's time)
+        self.created_at = datetime.now(UTC)
         if self.watermark:
             self.log.info("resuming batch file", file=self.name, after_record=self.watermark)
 
@@ -128,6 +131,7 @@ class FileRun:
             type=self.message_type,
             source=self.source,
             headers={"batch-file": self.name, "batch-record": number, "batch-sha256": self.sha},
+            created_at=self.created_at,
         )
         return Delivery(message, partial(self._settle, record, count), delivery_count=count)
 

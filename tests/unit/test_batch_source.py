@@ -39,6 +39,8 @@ def test_file_is_parsed_into_one_delivery_per_record_and_moved_to_done(tmp_path:
         assert first.body["amount"] == "376.05"
         assert first.type == "billing.charge_record"
         assert first.headers["batch-file"] == NAME
+        # created when the file was opened for handing out: one time for all its records
+        assert {d.message.created_at for d in deliveries} == {first.created_at}
         assert sum(float(d.message.body["amount"]) for d in deliveries) == pytest.approx(float(total))
         assert (tmp_path / "inbox" / NAME).exists()  # not moved before the poller settles it
         source.poll_now()
