@@ -2,7 +2,7 @@
 
 ``python queue_worker.py SETTINGS_JSON QUEUE MODE``: ``hold`` reads one message, prints its id and waits
 (to be SIGKILLed before acking); ``drain`` reads and acks, printing each id, until it is idle and
-nothing is ready on the queue.
+nothing is ready on the queue or leased to another consumer.
 """
 
 from __future__ import annotations
@@ -33,13 +33,15 @@ def main() -> None:
             print(delivery.message.id, flush=True)
             time.sleep(60)
             return
-        # drained means: nothing arrived for IDLE seconds AND the broker has nothing ready on the queue
+        # drained means: nothing arrived for IDLE seconds AND the broker has nothing ready on the queue,
+        # nor (SQLite transport) anything leased to the other worker, which it may give back as it stops
         # (a broker pausing under load, or messages given back by the other worker, are not "empty")
         deadline = time.monotonic() + 50
         while time.monotonic() < deadline:
             delivery = source.read(IDLE)
             if delivery is None:
-                if QueueAdapter().queue_depth(endpoint, context) == 0:
+                stats = QueueAdapter().queue_stats(endpoint, context)
+                if stats["ready"] == 0 and stats.get("in_flight", 0) == 0:
                     break
                 continue
             delivery.ack()

@@ -34,6 +34,16 @@ def _worker(broker: Any, mode: str) -> subprocess.Popen[str]:
     return proc
 
 
+def _rest_of_output(proc: subprocess.Popen[str]) -> list[str]:
+    """What the worker printed after ``ready``, once it exited. Not ``communicate()``: it reads the pipe
+    itself and would miss lines the ``ready`` readline had already pulled into the text buffer."""
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    proc.wait(60)
+    proc.stdout.close()
+    return out.split()
+
+
 def test_send_n_receive_n_exactly_once(broker: Any, drain: Callable[..., list[Any]]) -> None:
     """N messages published are received N times in all, each once, when every one is acked."""
     ids = _publish(broker, 50)
@@ -141,7 +151,7 @@ def test_two_processes_share_the_work_without_duplicates(broker: Any) -> None:
     """Two consumer processes on one queue between them take every message exactly once."""
     ids = _publish(broker, 200)
     workers = [_worker(broker, "drain"), _worker(broker, "drain")]
-    outputs = [w.communicate(timeout=60)[0].split() for w in workers]
+    outputs = [_rest_of_output(w) for w in workers]
     assert all(w.returncode == 0 for w in workers)
     assert not set(outputs[0]) & set(outputs[1])
     assert sorted(outputs[0] + outputs[1]) == sorted(ids)
