@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from servers import throwaway_servers  # bench/ is not a package: its folder is on sys.path
+
 from tests.integration.faults import Servers, run_scenario
-from tests.integration.pg_server import PostgresServer, _run_as, find_bin_dir
-from tests.integration.rabbit_server import RabbitServer
 
 
 def main() -> int:
@@ -30,18 +30,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--only", default="kill,rabbitmq,postgres")
     args = parser.parse_args()
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        sys.exit("PostgreSQL binaries not found (make test-servers)")
-    pg_base = Path(tempfile.mkdtemp(prefix="esb-pg-"))
-    pg = PostgresServer(bin_dir, pg_base, _run_as())
-    rabbit = RabbitServer(Path(tempfile.mkdtemp(prefix="esb-rabbit-")))
     failed = False
-    try:
-        pg.init()
-        pg.start()
-        rabbit.start()
-        rabbit.setup_user()
+    with throwaway_servers() as (rabbit, pg):
         servers = Servers(
             new_broker_url=rabbit.create_vhost, new_journal_url=pg.create_database,
             stop_broker=rabbit.stop, start_broker=rabbit.start,
@@ -56,10 +46,6 @@ def main() -> int:
                 shutil.rmtree(work, ignore_errors=True)
             else:
                 print(f"  logs kept in {work}", flush=True)
-    finally:
-        rabbit.cleanup()
-        pg.stop()
-        shutil.rmtree(pg_base, ignore_errors=True)
     return 1 if failed else 0
 
 

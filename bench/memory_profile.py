@@ -42,9 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_report import report  # bench/ is not a package: its folder is on sys.path
 from rabbit_bench import bodies
 from rabbit_memory import delivered, fill, queue_depth
+from servers import throwaway_servers
 
 from tests.integration.cluster import ProductionHub, production_environ, production_project
-from tests.integration.pg_server import PostgresServer, _run_as, find_bin_dir
+from tests.integration.pg_server import PostgresServer
 from tests.integration.rabbit_server import RabbitServer
 
 BENCH = Path(__file__).resolve().parent
@@ -153,26 +154,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     runs = args.runs.split(",")
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        sys.exit("PostgreSQL binaries not found (make test-servers)")
-    pg = PostgresServer(bin_dir, Path(tempfile.mkdtemp(prefix="esb-pg-")), _run_as())
-    rabbit = RabbitServer(Path(tempfile.mkdtemp(prefix="esb-rabbit-")))
     results = []
     args.root = freeze(args.code, Path(tempfile.mkdtemp(prefix="esb-memprof-code-")))
-    try:
-        pg.init()
-        pg.start()
-        rabbit.start()
-        rabbit.setup_user()
+    with throwaway_servers() as (rabbit, pg):
         payloads = bodies(min(args.messages, 3000))
         for run in runs:
             results.append(drain(rabbit, pg, payloads, args, run))
             print(f"{run}: done in {results[-1]['seconds']:.0f} s", file=sys.stderr)
-    finally:
-        rabbit.cleanup()
-        pg.stop()
-        shutil.rmtree(pg.base, ignore_errors=True)
     report(results, args)
     for path in [r["work"] for r in results] + [args.root]:
         print(f"kept {path}") if args.keep else shutil.rmtree(path, ignore_errors=True)

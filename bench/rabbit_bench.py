@@ -38,12 +38,14 @@ from kombu import Connection, Queue
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from servers import throwaway_servers  # bench/ is not a package: its folder is on sys.path
+
 from esb.journal.schema import events
 from esb.message import Message
 from esb.simulators.crm import CRMSimulator, make_order
 from esb.simulators.siebel import siebel_order_xml
 from tests.integration.cluster import ProductionHub, production_environ, production_project
-from tests.integration.pg_server import PostgresServer, _run_as, find_bin_dir
+from tests.integration.pg_server import PostgresServer
 from tests.integration.rabbit_server import RabbitServer
 
 QUORUM = {"x-queue-type": "quorum"}
@@ -66,39 +68,39 @@ def machine_cpu() -> float:
     return (sum(fields) - fields[3] - fields[4]) / TICKS
 
 
-def pids_named(comm: str) -> list[int]:
-    """Processes whose command name is ``comm`` (beam.smp: the throwaway RabbitMQ node; postgres)."""
-    found = []
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...); [] if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def pid_running_from(folder: Path) -> int | None:
+    """The process whose command line names ``folder`` (a throwaway server's base: its beam.smp for
+    RabbitMQ, its postmaster for PostgreSQL), so a stray server left by another run is not counted."""
+    needle = str(folder).encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == comm:
-                    found.append(int(entry.name))
+                cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-    return found
+            if needle in cmdline and (b"beam.smp" in cmdline or b"postgres" in cmdline):
+                return int(entry.name)
+    return None
 
 
-def broker_pid() -> int | None:
-    """The throwaway RabbitMQ node's Erlang VM (the only beam.smp on this machine while we run)."""
-    return next(iter(pids_named("beam.smp")), None)
-
-
-def postgres_cpu() -> float:
-    """CPU seconds of the PostgreSQL server: its live processes, plus the backends that have exited
-    (reaped by the postmaster, so counted in its children's times)."""
-    total = 0.0
-    for pid in pids_named("postgres"):
-        total += process_cpu(pid)
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if (
-            not Path(f"/proc/{fields[1]}/comm").exists()
-            or Path(f"/proc/{fields[1]}/comm").read_text().strip() != "postgres"
-        ):
-            total += (int(fields[13]) + int(fields[14])) / TICKS  # the postmaster: its reaped children
+def postgres_cpu(postmaster: int | None) -> float:
+    """CPU seconds of one PostgreSQL server: the postmaster, its live backends, and the backends that
+    have exited (reaped by the postmaster, so counted in its children's times)."""
+    if postmaster is None:
+        return 0.0
+    fields = _stat(postmaster)
+    total = process_cpu(postmaster) + ((int(fields[13]) + int(fields[14])) / TICKS if fields else 0.0)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (child := _stat(int(entry.name))) and child[1] == str(postmaster):
+            total += process_cpu(int(entry.name))
     return total
 
 
@@ -116,14 +118,17 @@ class Run:
 
 
 class CPUMeter:
-    """CPU used by given processes, the broker and the whole machine between start() and stop()."""
+    """CPU used by given processes, the broker, PostgreSQL and the whole machine between start() and
+    stop(); the servers are found by their base folders."""
 
-    def __init__(self) -> None:
-        self.broker = broker_pid()
+    def __init__(self, rabbit: RabbitServer, pg: PostgresServer) -> None:
+        self.broker = pid_running_from(rabbit.base)
+        self.postmaster = pid_running_from(pg.base)
         self._start: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def _reading(self) -> tuple[float, float, float]:
-        return (process_cpu(self.broker) if self.broker else 0.0, postgres_cpu(), machine_cpu())
+        broker = process_cpu(self.broker) if self.broker else 0.0
+        return (broker, postgres_cpu(self.postmaster), machine_cpu())
 
     def start(self) -> None:
         """Take the first reading."""
@@ -150,7 +155,7 @@ def bodies(count: int) -> list[bytes]:
     return out
 
 
-def raw_pass_through(url: str, payloads: list[bytes], prefetch: int) -> Run:
+def raw_pass_through(url: str, payloads: list[bytes], prefetch: int, meter: CPUMeter) -> Run:
     """msg/s of consume -> confirmed persistent publish (second connection) -> ack, on quorum queues."""
     src = Queue("raw.in", routing_key="raw.in", queue_arguments=QUORUM)
     dst = Queue("raw.out", routing_key="raw.out", queue_arguments=QUORUM)
@@ -159,7 +164,6 @@ def raw_pass_through(url: str, payloads: list[bytes], prefetch: int) -> Run:
             producer.publish(body, routing_key="raw.in", declare=[src, dst], delivery_mode=2)
     done = 0
     first = 0.0
-    meter = CPUMeter()
     with Connection(url) as consume, Connection(url, transport_options={"confirm_publish": True}) as publish:
         producer = publish.Producer()
 
@@ -239,7 +243,7 @@ def hub_run(rabbit: RabbitServer, pg: PostgresServer, payloads: list[bytes], pro
             crm.send(Message(body=body, id=f"b-{i}"))
     hubs = [ProductionHub(environ, work / f"hub{i}.log") for i in range(processes)]
     journal = environ["ESB_JOURNAL__URL"]
-    meter = CPUMeter()
+    meter = CPUMeter(rabbit, pg)
     start = time.perf_counter()
     for hub in hubs:
         hub.start()
@@ -267,28 +271,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=10000)
     args = parser.parse_args()
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        sys.exit("PostgreSQL binaries not found (make test-servers)")
-    pg = PostgresServer(bin_dir, Path(tempfile.mkdtemp(prefix="esb-pg-")), _run_as())
-    rabbit = RabbitServer(Path(tempfile.mkdtemp(prefix="esb-rabbit-")))
-    try:
-        pg.init()
-        pg.start()
-        rabbit.start()
-        rabbit.setup_user()
+    with throwaway_servers() as (rabbit, pg):
         payloads = bodies(args.messages)
         placeholders = production_environ(
             Path("var"), "pyamqp://x@127.0.0.1/x", "postgresql+psycopg://x@127.0.0.1/x"
         )
         prefetch = production_project(placeholders).settings.broker.prefetch
-        raw = raw_pass_through(rabbit.create_vhost("raw"), payloads, prefetch)
+        raw = raw_pass_through(rabbit.create_vhost("raw"), payloads, prefetch, CPUMeter(rabbit, pg))
         one = hub_run(rabbit, pg, payloads, 1)
         two = hub_run(rabbit, pg, payloads, 2)
-    finally:
-        rabbit.cleanup()
-        pg.stop()
-        shutil.rmtree(pg.base, ignore_errors=True)
     print(f"messages: {args.messages} (backlog queued before the consumers start); CPU in ms per message")
     print(
         f"{'measure':<36} {'msg/s':>6} {'vs raw':>6} {'from start':>10} {'hub/raw':>7} {'broker':>6}"

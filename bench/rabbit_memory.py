@@ -28,12 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rabbit_bench import bodies  # bench/ is not a package: its folder is on sys.path
+from servers import throwaway_servers
 
 from esb.journal.schema import events
 from esb.message import Message
 from esb.simulators.crm import CRMSimulator
 from tests.integration.cluster import ProductionHub, production_environ, production_project
-from tests.integration.pg_server import PostgresServer, _run_as, find_bin_dir
+from tests.integration.pg_server import PostgresServer
 from tests.integration.rabbit_server import RabbitServer
 
 #: Messages published per confirmed batch while filling the backlog.
@@ -138,24 +139,11 @@ def main() -> None:
     parser.add_argument("--depths", default="3000,30000", help="comma-separated backlog depths")
     args = parser.parse_args()
     depths = [int(d) for d in args.depths.split(",")]
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        sys.exit("PostgreSQL binaries not found (make test-servers)")
-    pg = PostgresServer(bin_dir, Path(tempfile.mkdtemp(prefix="esb-pg-")), _run_as())
-    rabbit = RabbitServer(Path(tempfile.mkdtemp(prefix="esb-rabbit-")))
     results = []
-    try:
-        pg.init()
-        pg.start()
-        rabbit.start()
-        rabbit.setup_user()
+    with throwaway_servers() as (rabbit, pg):
         payloads = bodies(min(max(depths), 3000))
         for depth in depths:
             results.append(drain(rabbit, pg, payloads, depth))
-    finally:
-        rabbit.cleanup()
-        pg.stop()
-        shutil.rmtree(pg.base, ignore_errors=True)
     print("one hub process (crm-order-to-iom, journal on PostgreSQL), backlog queued before it starts")
     print(f"{'backlog':>8} {'on broker':>9} {'drain s':>8} {'msg/s':>6}   RSS MB: {'1st':>5} {'half':>5} "
           f"{'end':>5}   {'peak (VmHWM)':>12}")  # fmt: skip
