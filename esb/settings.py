@@ -105,6 +105,17 @@ class MonitoringSettings(_Section):
     token: str = Field(default="", description="bearer token; secret: environment or secret file only")
 
 
+class FilesSettings(_Section):
+    """Who may read the data files (journal, queues, staging, rejects, replies, outbox, archives).
+
+    ``private`` (default): files 0600 in folders 0700, the hub's account only. ``group``: files 0660 in
+    folders 2770, for several accounts of one group sharing a data folder; ``group`` names it.
+    """
+
+    mode: Literal["private", "group"] = "private"
+    group: str | None = Field(default=None, description="group owning the data files (default: unchanged)")
+
+
 class Settings(_Section):
     """Everything the hub needs that is not a route: where queues and journal live, limits, logging."""
 
@@ -116,6 +127,7 @@ class Settings(_Section):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
 
     def resolve_paths(self, project_dir: Path) -> Settings:
         """Return a copy with ``data_dir`` absolute and ``{data_dir}`` filled into the URLs."""
