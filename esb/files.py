@@ -29,7 +29,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, cast
 
 from esb.exceptions import ConfigError, TransportError
 
@@ -188,7 +188,7 @@ def open_file(
             raise _refused(path, OSError(errno.EINVAL, "not a regular file"))
         if how != "read":
             _exact(fd, modes.file, modes)
-        handle: BinaryIO = os.fdopen(fd, {"write": "wb", "new": "wb", "append": "r+b", "read": "rb"}[how])
+        handle = cast(BinaryIO, os.fdopen(fd, {"write": "wb", "new": "wb", "append": "r+b", "read": "rb"}[how]))
     except BaseException:
         os.close(fd)
         raise
