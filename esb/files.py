@@ -188,7 +188,8 @@ def open_file(
             raise _refused(path, OSError(errno.EINVAL, "not a regular file"))
         if how != "read":
             _exact(fd, modes.file, modes)
-        handle = cast(BinaryIO, os.fdopen(fd, {"write": "wb", "new": "wb", "append": "r+b", "read": "rb"}[how]))
+        mode = {"write": "wb", "new": "wb", "append": "r+b", "read": "rb"}[how]
+        handle = cast(BinaryIO, os.fdopen(fd, mode))
     except BaseException:
         os.close(fd)
         raise
