@@ -101,6 +101,19 @@ class ListenerAuth(_Strict):
     users: list[Credential] = Field(min_length=1, description="the accounts allowed to call")
 
 
+class ThrottleOptions(_Strict):
+    """Refusing a client address for a while after repeated authentication failures from it."""
+
+    max_failures: int = Field(
+        default=10, ge=0, description="failures from one address within `window` that lock it out (0: never)"
+    )
+    window: Duration = Field(default=60.0, description="how far back failures are counted")
+    lockout: Duration = Field(
+        default=300.0,
+        description="how long a locked-out address is refused (HTTP 429), even with the right password",
+    )
+
+
 class ListenOptions(_Strict):
     """Where and how the hub serves the endpoint's WSDL operation."""
 
@@ -116,6 +129,20 @@ class ListenOptions(_Strict):
         default=False, description="pass on the operation element's first child (a SiebelMessage)"
     )
     wsdl_public: bool = Field(default=False, description="serve ?wsdl without authentication")
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="the URL callers reach this path at, written into the served WSDL "
+        "(default: http://host:port/path of the bound listener; never the request's Host header)",
+    )
+    soap_action: Literal["strict", "lenient", "ignore"] = Field(
+        default="strict",
+        description="checking the SOAPAction (SOAP 1.1 header, SOAP 1.2 Content-Type action) against the "
+        "operation's: strict (must match), lenient (a missing or empty one passes), ignore",
+    )
+    throttle: ThrottleOptions = Field(
+        default_factory=ThrottleOptions, description="lockout after repeated authentication failures"
+    )
 
 
 class SOAPEndpoint(EndpointConfig):

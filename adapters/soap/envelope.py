@@ -20,7 +20,10 @@ class SOAPFault(Exception):  # noqa: N818 - it is answered to the caller, not on
     """A fault the listener answers: ``sender`` faults are the caller's doing, the others the hub's.
 
     ``code`` is the hub's own code (``SchemaViolation``, ``Unauthenticated``...), put in the detail (and
-    as a SOAP 1.2 Subcode); ``status`` is the HTTP status of the answer.
+    as a SOAP 1.2 Subcode); ``status`` is the HTTP status of the answer. ``reason`` is the audit reason
+    (default: from the code) and ``user`` the user name the request gave; ``retry_after`` adds a
+    ``Retry-After`` header; ``not_understood`` (a ``MustUnderstand`` fault) names the header blocks that
+    the fault reports with the SOAP code MustUnderstand (and SOAP 1.2 NotUnderstood header blocks).
     """
 
     code: str
@@ -29,6 +32,10 @@ class SOAPFault(Exception):  # noqa: N818 - it is answered to the caller, not on
     status: int = 500
     errors: list[str] = field(default_factory=list)
     message_id: str | None = None
+    reason: str | None = None
+    user: str | None = None
+    retry_after: int | None = None
+    not_understood: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return f"{self.code}: {self.text}"
@@ -79,19 +86,38 @@ def _detail(parent: etree._Element, fault: SOAPFault) -> None:
         etree.SubElement(error, f"{{{ESB_FAULT_NS}}}problem").text = text
 
 
+def _not_understood_headers(env: etree._Element, ns: str, names: list[str]) -> None:
+    header = etree.Element(f"{{{ns}}}Header")
+    env.insert(0, header)
+    for index, name in enumerate(names):
+        qname = etree.QName(name)
+        prefix = f"nu{index}"
+        block = etree.SubElement(header, f"{{{ns}}}NotUnderstood", nsmap={prefix: qname.namespace or ""})
+        block.set("qname", f"{prefix}:{qname.localname}" if qname.namespace else qname.localname)
+
+
 def fault_bytes(version: str, fault: SOAPFault) -> bytes:
-    """Return a SOAP 1.1 or 1.2 Fault envelope for ``fault``."""
+    """Return a SOAP 1.1 or 1.2 Fault envelope for ``fault``.
+
+    A fault with ``not_understood`` gets the SOAP code ``MustUnderstand`` (SOAP 1.1: no detail, which the
+    spec reserves for body errors; SOAP 1.2: one ``NotUnderstood`` header block per block not understood).
+    """
     ns = NAMESPACES[version]
     env, body = _envelope(version)
     node = etree.SubElement(body, f"{{{ns}}}Fault")
+    must = bool(fault.not_understood)
     if version == "1.1":
-        etree.SubElement(node, "faultcode").text = "soapenv:" + ("Client" if fault.sender else "Server")
+        code_text = "MustUnderstand" if must else ("Client" if fault.sender else "Server")
+        etree.SubElement(node, "faultcode").text = f"soapenv:{code_text}"
         etree.SubElement(node, "faultstring").text = fault.text
-        _detail(etree.SubElement(node, "detail"), fault)
+        if not must:
+            _detail(etree.SubElement(node, "detail"), fault)
     else:
+        if must:
+            _not_understood_headers(env, ns, fault.not_understood)
         code = etree.SubElement(node, f"{{{ns}}}Code")
         etree.SubElement(code, f"{{{ns}}}Value").text = "soapenv:" + (
-            "Sender" if fault.sender else "Receiver"
+            "MustUnderstand" if must else ("Sender" if fault.sender else "Receiver")
         )
         sub = etree.SubElement(code, f"{{{ns}}}Subcode")
         value = etree.SubElement(sub, f"{{{ns}}}Value", nsmap={"esb": ESB_FAULT_NS})

@@ -7,7 +7,8 @@ unreadable, encrypted or mismatched file is a ConfigError before any message is 
 transport never fetches documents: the WSDL and its schemas were loaded from local files.
 
 Listener: HTTP basic and/or UsernameToken, compared in constant time (``hmac.compare_digest``); a digest
-token must be fresh (Created within five minutes) and its nonce is refused a second time (replay).
+token must be fresh (Created within five minutes) and its nonce is refused a second time (replay), in
+every hub process and after a restart: used nonces are kept in the journal's database (``nonces.py``).
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import hashlib
 import hmac
 import os
 import ssl
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
 from adapters.soap.config import ClientAuth, SOAPEndpoint, TLSOptions
+from adapters.soap.nonces import FRESHNESS, NonceStore, NonceStoreDown
 from esb.exceptions import ConfigError, mask_url
 
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -34,7 +34,6 @@ WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utilit
 PASSWORD_DIGEST = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest"  # noqa: S105 - a URI
 )
-FRESHNESS = 300.0
 
 
 def client_session(endpoint: SOAPEndpoint, project_dir: Path, password: str | None) -> Any:
@@ -146,32 +145,22 @@ def check_basic(header: str | None, users: dict[str, str]) -> str | None:
     return user if _matches(user, password.encode(), users) else None
 
 
+def basic_user(header: str | None) -> str | None:
+    """Return the user name an ``Authorization: Basic`` header gives (for the audit log), or None."""
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        user = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user[:100] or None
+
+
 def _matches(user: str, password: bytes, users: dict[str, str]) -> bool:
     expected = users.get(user)
     # compare against something even for unknown users so timing does not tell which users exist
     ok = hmac.compare_digest(password, (expected if expected is not None else os.urandom(16).hex()).encode())
     return ok and expected is not None
-
-
-class NonceCache:
-    """Nonces seen in the last ``FRESHNESS`` seconds (a replayed digest token is refused)."""
-
-    def __init__(self, capacity: int = 100_000) -> None:
-        self._seen: dict[bytes, float] = {}
-        self._lock = threading.Lock()
-        self.capacity = capacity
-
-    def first_use(self, nonce: bytes) -> bool:
-        """Record ``nonce``; False when it was already used within the window."""
-        now = time.monotonic()
-        with self._lock:
-            if len(self._seen) >= self.capacity:
-                self._seen = {n: t for n, t in self._seen.items() if t > now}
-            expiry = self._seen.get(nonce)
-            if expiry is not None and expiry > now:
-                return False
-            self._seen[nonce] = now + 2 * FRESHNESS
-            return True
 
 
 def _parse_created(text: str) -> dt.datetime | None:
@@ -182,8 +171,22 @@ def _parse_created(text: str) -> dt.datetime | None:
     return created if created.tzinfo else created.replace(tzinfo=dt.UTC)
 
 
-def check_wsse(header: etree._Element | None, users: dict[str, str], nonces: NonceCache) -> str | None:
-    """Return the user a WS-Security UsernameToken in the SOAP ``header`` proves, or None."""
+class WSSERefused(Exception):  # noqa: N818 - a refusal answered as a fault, with its reason
+    """A UsernameToken was given and refused; ``reason`` is a metric label, ``user`` the name it gave."""
+
+    def __init__(self, reason: str, user: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.user = user
+
+
+def verify_wsse(header: etree._Element | None, users: dict[str, str], nonces: NonceStore) -> str | None:
+    """Return the user a WS-Security UsernameToken proves; None without a token; WSSERefused otherwise.
+
+    A digest token must be fresh (Created within ``FRESHNESS`` seconds of now, either way) and its nonce
+    unused (``nonces``); the nonce is recorded only once the digest matched. A nonce store that cannot
+    answer refuses the token (``nonce_store_unavailable``).
+    """
     if header is None:
         return None
     token = header.find(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
@@ -192,21 +195,38 @@ def check_wsse(header: etree._Element | None, users: dict[str, str], nonces: Non
     user = (token.findtext(f"{{{WSSE}}}Username") or "").strip()
     password_el = token.find(f"{{{WSSE}}}Password")
     if not user or password_el is None:
-        return None
+        raise WSSERefused("bad_credentials", user or None)
     given = (password_el.text or "").strip()
     if password_el.get("Type") != PASSWORD_DIGEST:
-        return user if _matches(user, given.encode(), users) else None
-    nonce_text = token.findtext(f"{{{WSSE}}}Nonce") or ""
+        if _matches(user, given.encode(), users):
+            return user
+        raise WSSERefused("bad_credentials", user)
     created_text = token.findtext(f"{{{WSU}}}Created") or ""
     created = _parse_created(created_text)
     try:
-        nonce = base64.b64decode(nonce_text.strip(), validate=True)
+        nonce = base64.b64decode((token.findtext(f"{{{WSSE}}}Nonce") or "").strip(), validate=True)
     except binascii.Error:
-        return None
-    if created is None or abs((dt.datetime.now(dt.UTC) - created).total_seconds()) > FRESHNESS or not nonce:
-        return None
+        raise WSSERefused("bad_credentials", user) from None
+    if not nonce:
+        raise WSSERefused("bad_credentials", user)
+    if created is None or abs((dt.datetime.now(dt.UTC) - created).total_seconds()) > FRESHNESS:
+        raise WSSERefused("stale_token", user)
     secret = users.get(user, os.urandom(16).hex())
     digest = base64.b64encode(hashlib.sha1(nonce + created_text.encode() + secret.encode()).digest())  # noqa: S324
     if not (hmac.compare_digest(digest, given.encode()) and user in users):
+        raise WSSERefused("bad_credentials", user)
+    try:
+        first = nonces.first_use(user, nonce)
+    except NonceStoreDown:
+        raise WSSERefused("nonce_store_unavailable", user) from None
+    if not first:
+        raise WSSERefused("replayed_nonce", user)
+    return user
+
+
+def check_wsse(header: etree._Element | None, users: dict[str, str], nonces: NonceStore) -> str | None:
+    """Return the user a WS-Security UsernameToken in the SOAP ``header`` proves, or None."""
+    try:
+        return verify_wsse(header, users, nonces)
+    except WSSERefused:
         return None
-    return user if nonces.first_use(nonce) else None

@@ -7,6 +7,7 @@ hands it to a fixed pool of threads; it enforces a request body limit of its own
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from adapters.soap.envelope import CONTENT_TYPES
-from adapters.soap.security import check_basic
+from adapters.soap.nonces import DatabaseNonceStore
+from adapters.soap.security import basic_user, check_basic
 from adapters.soap.service import Binding, SOAPService
 from adapters.soap.wsdl import Contract
 from esb.exceptions import TransportError
@@ -29,6 +31,7 @@ _STATUS = {
     404: "404 Not Found",
     405: "405 Method Not Allowed",
     413: "413 Payload Too Large",
+    429: "429 Too Many Requests",
     500: "500 Internal Server Error",
     503: "503 Service Unavailable",
 }
@@ -103,8 +106,8 @@ class Listener:
             return _plain(start_response, 404, b"no SOAP service at this path\n")
         method = environ.get("REQUEST_METHOD")
         if method == "POST":
-            status, version, body = service.handle(environ)
-            headers = [("Content-Type", CONTENT_TYPES[version]), ("Content-Length", str(len(body)))]
+            status, version, body, extra = service.handle(environ)
+            headers = [("Content-Type", CONTENT_TYPES[version]), ("Content-Length", str(len(body))), *extra]
             if status == 401:
                 headers.append(("WWW-Authenticate", 'Basic realm="esb"'))
             start_response(_STATUS.get(status, f"{status} Error"), headers)
@@ -118,13 +121,11 @@ class Listener:
     ) -> Iterable[bytes]:
         query = parse_qs(environ.get("QUERY_STRING") or "", keep_blank_values=True)
         public = all(b.options.wsdl_public for b in service.bindings.values())
-        if not public and check_basic(environ.get("HTTP_AUTHORIZATION"), service.users()) is None:
-            start_response(
-                _STATUS[401], [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="esb"')]
-            )
-            return [b"authentication required\n"]
-        host = environ.get("HTTP_HOST") or self.host
-        url = f"{environ.get('wsgi.url_scheme', 'http')}://{host}{service.path}"
+        if not public:
+            refused = self._refuse_get(service, environ, start_response)
+            if refused is not None:
+                return refused
+        url = service.public_url() or self.own_url(service.path)
         if "wsdl" in {k.lower() for k in query}:
             data = service.publisher.document(None, url)
         elif "file" in query:
@@ -137,6 +138,42 @@ class Listener:
             _STATUS[200], [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(data)))]
         )
         return [data]
+
+    def _refuse_get(
+        self, service: SOAPService, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes] | None:
+        """Refuse a GET from a locked-out client or without valid basic credentials (logged, counted)."""
+        from adapters.soap.envelope import SOAPFault
+
+        try:
+            service.check_lockout(environ)
+        except SOAPFault as fault:
+            service.refused(environ, "locked_out", None, fault.text)
+            text = b"too many failed authentications from this address: try again later\n"
+            start_response(
+                _STATUS[429],
+                [
+                    ("Content-Type", "text/plain"),
+                    ("Content-Length", str(len(text))),
+                    ("Retry-After", str(fault.retry_after)),
+                ],
+            )
+            return [text]
+        header = environ.get("HTTP_AUTHORIZATION")
+        if check_basic(header, service.users()) is not None:
+            return None
+        reason = "bad_credentials" if header else "missing_credentials"
+        service.refused(environ, reason, basic_user(header), "GET ?wsdl: authentication failed")
+        start_response(
+            _STATUS[401], [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="esb"')]
+        )
+        return [b"authentication required\n"]
+
+    def own_url(self, path: str) -> str:
+        """The URL of ``path`` on this listener's bound address (the host name when bound to all)."""
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else socket.gethostname()  # noqa: S104 - compared, not bound
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}{path}"
 
 
 def _plain(start_response: StartResponse, status: int, text: bytes) -> Iterable[bytes]:
@@ -166,7 +203,9 @@ class _Registry:
             self.counts[key] = self.counts.get(key, 0) + 1
             service = listener.services.get(options.path)
             if service is None:
-                service = listener.services[options.path] = SOAPService(options.path, contract, root)
+                nonces = DatabaseNonceStore(binding.journal_url)
+                service = SOAPService(options.path, contract, root, nonces)
+                listener.services[options.path] = service
             elif service.contract.path != contract.path:
                 raise TransportError(
                     f"{options.host}:{options.port}{options.path} already serves "
@@ -192,6 +231,7 @@ class _Registry:
                 orphans = binding.inbox.drain()
                 if not service.bindings:
                     listener.services.pop(options.path, None)
+                    service.nonces.close()
             self.counts[key] = self.counts.get(key, 1) - 1
             if self.counts[key] <= 0:
                 self.counts.pop(key, None)

@@ -1,20 +1,25 @@
 """One served WSDL at one URL path: authenticate, parse safely, dispatch, validate, hand over, answer.
 
-Order of the checks, cheapest first: HTTP basic credentials (before the body is read), the declared
-Content-Length, a capped read of the body, hardened parsing (no DTD, no entities, no network), the SOAP
-envelope, WS-Security credentials, the operation, the caller's right to it, the schema. Then the
-request goes to the route as a Delivery and the server thread waits for the route's answer.
+Order of the checks, cheapest first: the client's lockout (``audit.py``), HTTP basic credentials
+(before the body is read), the declared Content-Length, a capped read of the body, hardened parsing (no
+DTD, no entities, no network), the SOAP envelope, WS-Security credentials, mandatory header blocks
+(mustUnderstand), the operation, its SOAPAction (``checks.py``), the caller's right to it, the schema.
+Then the request goes to the route as a Delivery and the server thread waits for the route's answer.
+Every refusal of the caller's doing is logged and counted (``audit.py``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
-from adapters.soap.config import ListenOptions, SOAPEndpoint
+from adapters.soap.audit import Audit, reason_of
+from adapters.soap.checks import check_action, check_must_understand, requested_action
+from adapters.soap.config import ListenOptions, SOAPEndpoint, ThrottleOptions
 from adapters.soap.envelope import (
     SOAPFault,
     addressing_message_id,
@@ -23,15 +28,17 @@ from adapters.soap.envelope import (
     version_from_content_type,
 )
 from adapters.soap.exchange import Exchange, Inbox
+from adapters.soap.nonces import NonceStore
 from adapters.soap.publish import Publisher
 from adapters.soap.schema import RequestValidator
-from adapters.soap.security import NonceCache, check_basic, check_wsse
+from adapters.soap.security import WSSERefused, basic_user, check_basic, verify_wsse
 from adapters.soap.wsdl import Contract, OperationInfo
 from esb.exceptions import BodyTooLargeError, DecodeError, UnsafeXMLError
 from esb.message import Message
 from esb.xmlsafe import parse_xml
 
-Answer = tuple[int, str, bytes]
+#: (HTTP status, SOAP version, body, extra HTTP headers)
+Answer = tuple[int, str, bytes, list[tuple[str, str]]]
 
 
 @dataclass
@@ -43,6 +50,8 @@ class Binding:
     info: OperationInfo
     users: dict[str, str]
     inbox: Inbox
+    journal_url: str = "sqlite://"
+    """Where used WS-Security nonces are kept (the hub's journal database)."""
 
     @property
     def options(self) -> ListenOptions:
@@ -75,7 +84,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
 class SOAPService:
     """The operations of one contract served at one path of a listener."""
 
-    def __init__(self, path: str, contract: Contract, root: Path) -> None:
+    def __init__(self, path: str, contract: Contract, root: Path, nonces: NonceStore) -> None:
         self.path = path
         self.contract = contract
         self.root = root
@@ -85,7 +94,8 @@ class SOAPService:
             if info.input_element:
                 self.by_element.setdefault(info.input_element, info)
         self.publisher = Publisher(contract.path, contract.files)
-        self.nonces = NonceCache()
+        self.nonces = nonces
+        self.audit = Audit(path)
         self._validator: RequestValidator | None = None
 
     @property
@@ -110,25 +120,94 @@ class SOAPService:
         """The request size limit of this path (the largest of its operations')."""
         return max((b.options.max_request_bytes for b in self.bindings.values()), default=1024 * 1024)
 
+    def throttle_options(self) -> ThrottleOptions:
+        """The throttle of this path: the strictest of its endpoints' (fewest failures, longest lockout)."""
+        found = [b.options.throttle for b in self.bindings.values() if b.options.throttle.max_failures]
+        if not found:
+            return ThrottleOptions(max_failures=0)
+        return ThrottleOptions(
+            max_failures=min(t.max_failures for t in found),
+            window=max(t.window for t in found),
+            lockout=max(t.lockout for t in found),
+        )
+
+    def public_url(self) -> str | None:
+        """The configured public URL of this path (the first endpoint's that sets one), or None."""
+        return next((b.options.public_url for b in self.bindings.values() if b.options.public_url), None)
+
+    def declared_actions(self, info: OperationInfo, version: str) -> set[str]:
+        """The soapActions the WSDL declares for ``info``'s request element in ``version`` (empty: any)."""
+        same = [o for o in self.contract.operations if o.input_element == info.input_element]
+        of_version = [o for o in same if o.soap_version == version] or same
+        if any(not o.soap_action for o in of_version):
+            return set()
+        return {str(o.soap_action) for o in of_version}
+
     # -- requests -----------------------------------------------------------------------------------
     def handle(self, environ: dict[str, Any]) -> Answer:
-        """Answer one POSTed SOAP request: (HTTP status, SOAP version, body)."""
+        """Answer one POSTed SOAP request: (HTTP status, SOAP version, body, extra headers)."""
         from adapters.soap.envelope import fault_bytes
 
-        state = {"version": version_from_content_type(environ.get("CONTENT_TYPE"))}
+        state: dict[str, Any] = {"version": version_from_content_type(environ.get("CONTENT_TYPE"))}
         try:
             return self._handle(environ, state)
         except SOAPFault as fault:
-            return fault.status, state["version"], fault_bytes(state["version"], fault)
+            if fault.sender:
+                self.refused(
+                    environ,
+                    fault.reason or reason_of(fault.code),
+                    fault.user or state.get("user"),
+                    fault.text,
+                )
+            headers = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
+            return fault.status, state["version"], fault_bytes(state["version"], fault), headers
 
-    def _authenticate_basic(self, environ: dict[str, Any]) -> str | None:
+    def refused(self, environ: dict[str, Any], reason: str, user: str | None, detail: str) -> None:
+        """Log and count a refused request (and its failed login towards the client's lockout)."""
+        client = str(environ.get("REMOTE_ADDR") or "unknown")
+        self.audit.refused(reason, client, user, detail, self.throttle_options())
+
+    def check_lockout(self, environ: dict[str, Any]) -> None:
+        """Raise a LockedOut fault (HTTP 429, Retry-After) while the client's address is locked out."""
+        remaining = self.audit.throttle.locked(str(environ.get("REMOTE_ADDR") or "unknown"))
+        if remaining is not None:
+            raise SOAPFault(
+                "LockedOut",
+                "too many failed authentications from this address: try again later",
+                status=429,
+                retry_after=max(1, math.ceil(remaining)),
+            )
+
+    def authenticate_basic(self, environ: dict[str, Any]) -> str | None:
+        """Return the user HTTP basic credentials prove; None without any; a 401 fault if they fail."""
         header = environ.get("HTTP_AUTHORIZATION")
         if not header:
             return None
         user = check_basic(header, self.users()) if "basic" in self.modes() else None
         if user is None:
-            raise SOAPFault("Unauthenticated", "authentication failed", status=401)
+            raise SOAPFault(
+                "Unauthenticated",
+                "authentication failed",
+                status=401,
+                reason="bad_credentials",
+                user=basic_user(header),
+            )
         return user
+
+    def _authenticate_wsse(self, header: etree._Element | None) -> str | None:
+        if "wsse" not in self.modes():
+            return None
+        try:
+            return verify_wsse(header, self.users(), self.nonces)
+        except WSSERefused as refused:
+            text = (
+                "authentication failed: the hub cannot check the token's nonce now, send again later"
+                if refused.reason == "nonce_store_unavailable"
+                else "authentication failed"
+            )
+            raise SOAPFault(
+                "Unauthenticated", text, status=401, reason=refused.reason, user=refused.user
+            ) from None
 
     def _parse(self, environ: dict[str, Any], limit: int) -> etree._Element:
         data = read_body(environ, limit)
@@ -141,27 +220,39 @@ class SOAPService:
         except DecodeError as exc:
             raise SOAPFault("MalformedXML", str(exc)) from None
 
-    def _handle(self, environ: dict[str, Any], state: dict[str, str]) -> Answer:
-        user = self._authenticate_basic(environ)
+    def _handle(self, environ: dict[str, Any], state: dict[str, Any]) -> Answer:
+        self.check_lockout(environ)
+        user = self.authenticate_basic(environ)
         mode = "basic"
         root = self._parse(environ, self.max_bytes())
         state["version"], header, payload = split(root)
-        if user is None and "wsse" in self.modes():
-            user, mode = check_wsse(header, self.users(), self.nonces), "wsse"
+        if user is None:
+            user, mode = self._authenticate_wsse(header), "wsse"
         if user is None:
             raise SOAPFault(
                 "Unauthenticated",
                 "authentication required: HTTP basic or a WS-Security UsernameToken",
                 status=401,
+                reason="missing_credentials",
             )
+        state["user"] = user
+        check_must_understand(header, state["version"])
         info = self.by_element.get(str(payload.tag))
         if info is None:
             raise SOAPFault("UnknownOperation", f"no operation of this service takes <{payload.tag}>")
         binding = self.bindings.get(info.name)
         if binding is None:
             raise SOAPFault("Unavailable", f"operation {info.name} is not served right now", sender=False)
+        check_action(
+            requested_action(environ, state["version"]),
+            self.declared_actions(info, state["version"]),
+            binding.options.soap_action,
+            info.name,
+        )
         if user not in binding.users or mode not in binding.options.auth.modes:
-            raise SOAPFault("Unauthenticated", f"not allowed to call {info.name}", status=401)
+            raise SOAPFault(
+                "Unauthenticated", f"not allowed to call {info.name}", status=401, reason="not_allowed"
+            )
         if binding.options.validate_requests:
             errors = self.validator.errors(payload)
             if errors:
@@ -212,7 +303,7 @@ class SOAPService:
                 message_id=message.id,
             )
         if exchange.reply is not None:
-            return 200, version, reply_bytes(version, self._reply_element(binding.info, exchange.reply))
+            return 200, version, reply_bytes(version, self._reply_element(binding.info, exchange.reply)), []
         if exchange.error is not None:
             raise SOAPFault(
                 "NotProcessed",
@@ -221,7 +312,7 @@ class SOAPService:
                 message_id=message.id,
             )
         if binding.info.one_way:
-            return 202, version, b""
+            return 202, version, b"", []
         raise SOAPFault(
             "NotAnswered",
             "the request was not answered (dead-lettered); the journal has it",

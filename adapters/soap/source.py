@@ -51,7 +51,8 @@ class SOAPSource:
         )
         info = contract.operation(ep.service, ep.port, ep.operation)
         users = {u.username: u.password(root) for u in ep.listen.auth.users}
-        binding = Binding(self.context.endpoint, ep, info, users, Inbox())
+        journal_url = self.context.settings.resolve_paths(root).journal.url
+        binding = Binding(self.context.endpoint, ep, info, users, Inbox(), journal_url)
         self.listener, self.binding = LISTENERS.attach(binding, contract, root)
 
     def read(self, timeout: float) -> Delivery | None:

@@ -125,3 +125,13 @@ business_keys = sa.Table(
     sa.Index("ix_business_keys_name_value", "name", "value"),
     sa.Index("ix_business_keys_value", "value"),
 )
+
+#: WS-Security nonces already used, shared by every hub process on this database (replay protection).
+#: ``key`` is the hex sha256 of user and nonce (never the nonce itself); rows past ``expires_at`` are pruned.
+wsse_nonces = sa.Table(
+    "wsse_nonces",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_wsse_nonces_expires_at", "expires_at"),
+)

@@ -22,6 +22,10 @@ from esb.message import Message
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 _STARTS = 50_000
 
+#: Process-wide metrics of servers that adapters share between routes (one SOAP listener serves several
+#: routes' endpoints): adapters register their counters here, and every hub's ``/metrics`` shows them.
+SHARED = CollectorRegistry(auto_describe=True)
+
 
 class Metrics:
     """The hub's metrics, in a registry of its own (no process-global state)."""
@@ -89,8 +93,8 @@ class Metrics:
         return None if start is None else time.monotonic() - start
 
     def exposition(self) -> bytes:
-        """Return the metrics in Prometheus' text format."""
-        return bytes(generate_latest(self.registry))
+        """Return the metrics in Prometheus' text format: the hub's own, then the adapters' shared ones."""
+        return bytes(generate_latest(self.registry)) + bytes(generate_latest(SHARED))
 
 
 class MeteredJournal:

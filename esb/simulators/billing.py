@@ -73,6 +73,7 @@ class BillingSimulator:
         self._lock = threading.Lock()
         self.server: Any = None
         self.thread: threading.Thread | None = None
+        self.nonces: Any = None  # WS-Security nonces seen (made at the first digest token)
 
     # -- behaviour ----------------------------------------------------------------------------------
     def busy_next(self, count: int = 1) -> None:
@@ -188,9 +189,12 @@ class BillingSimulator:
             given = base64.b64decode(basic[6:]).decode("utf-8", "replace")
             return hmac.compare_digest(given.encode(), f"{self.username}:{self.password}".encode())
         if header is not None:
-            from adapters.soap.security import NonceCache, check_wsse
+            from adapters.soap.nonces import MemoryNonceStore
+            from adapters.soap.security import check_wsse
 
-            return check_wsse(header, {self.username: self.password}, NonceCache()) == self.username
+            if self.nonces is None:
+                self.nonces = MemoryNonceStore()
+            return check_wsse(header, {self.username: self.password}, self.nonces) == self.username
         return False
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:

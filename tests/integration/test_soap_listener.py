@@ -96,16 +96,32 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
         source.close()
 
 
+ACTION = "urn:esb:hotline:QueryBalance"
+
+
+def soap_headers(soap12: bool = False, action: str | None = ACTION) -> dict[str, str]:
+    """HTTP headers of a SOAP request announcing ``action`` (1.1: SOAPAction; 1.2: Content-Type action)."""
+    if soap12:
+        param = f'; action="{action}"' if action is not None else ""
+        return {"Content-Type": f"application/soap+xml; charset=utf-8{param}"}
+    headers = {"Content-Type": "text/xml; charset=utf-8"}
+    if action is not None:
+        headers["SOAPAction"] = f'"{action}"'
+    return headers
+
+
 def post(
     url: str,
     body: bytes,
     *,
     auth: tuple[str, str] | None = ("hotline", "hotline-secret"),
     soap12: bool = False,
+    action: str | None = ACTION,
+    headers: dict[str, str] | None = None,
 ) -> requests.Response:
-    """POST raw bytes as a SOAP request."""
-    ctype = "application/soap+xml; charset=utf-8" if soap12 else "text/xml; charset=utf-8"
-    return requests.post(url, data=body, auth=auth, headers={"Content-Type": ctype}, timeout=10)
+    """POST raw bytes as a SOAP request (announcing the hotline's QueryBalance action by default)."""
+    sent = {**soap_headers(soap12, action), **(headers or {})}
+    return requests.post(url, data=body, auth=auth, headers=sent, timeout=10)
 
 
 def envelope(payload: str, *, soap12: bool = False, header: str = "") -> bytes:
@@ -293,7 +309,7 @@ def test_basic_header_garbage_is_401(served: dict[str, Any]) -> None:
         served["url"],
         data=envelope(QUERY),
         timeout=5,
-        headers={"Content-Type": "text/xml", "Authorization": "Basic !!!"},
+        headers={**soap_headers(), "Authorization": "Basic !!!"},
     )
     assert response.status_code == 401
     good = base64.b64encode(b"hotline:hotline-secret").decode()
@@ -301,6 +317,6 @@ def test_basic_header_garbage_is_401(served: dict[str, Any]) -> None:
         served["url"],
         data=envelope(QUERY),
         timeout=5,
-        headers={"Content-Type": "text/xml", "Authorization": f"Basic {good}"},
+        headers={**soap_headers(), "Authorization": f"Basic {good}"},
     )
     assert ok.status_code == 200

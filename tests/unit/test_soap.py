@@ -21,8 +21,9 @@ from adapters.soap.cache import DocumentCache
 from adapters.soap.config import Credential, SOAPEndpoint
 from adapters.soap.envelope import SOAPFault, fault_bytes, split
 from adapters.soap.errors import SOAPTLSError, translate
+from adapters.soap.nonces import MemoryNonceStore
 from adapters.soap.publish import Publisher
-from adapters.soap.security import PASSWORD_DIGEST, WSSE, WSU, NonceCache, check_basic, check_wsse
+from adapters.soap.security import PASSWORD_DIGEST, WSSE, WSU, check_basic, check_wsse
 from adapters.soap.wsdl import _load, forget_contracts, load_contract
 from esb.cli.main import cli
 from esb.exceptions import ConfigError, RemoteError, TransportError
@@ -233,7 +234,7 @@ def _token(password: str, created: dt.datetime, nonce: bytes = b"0123456789abcde
 
 def test_digest_token_must_be_fresh_and_unique() -> None:
     """A digest token is accepted once; a replay, an old Created or a wrong password is refused."""
-    users, nonces, now = {"crm": "s3cret"}, NonceCache(), dt.datetime.now(dt.UTC)
+    users, nonces, now = {"crm": "s3cret"}, MemoryNonceStore(), dt.datetime.now(dt.UTC)
     assert check_wsse(_token("s3cret", now), users, nonces) == "crm"
     assert check_wsse(_token("s3cret", now), users, nonces) is None
     assert (
