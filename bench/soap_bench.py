@@ -40,6 +40,9 @@ ENVELOPE = (
 ).encode()
 
 
+HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '"urn:esb:crm:SubmitBillingAccount"'}
+
+
 def _client_process(url: str, seconds: float, threads: int, out: Any) -> None:
     count = [0] * threads
 
@@ -51,7 +54,7 @@ def _client_process(url: str, seconds: float, threads: int, out: Any) -> None:
                 url,
                 data=ENVELOPE,
                 auth=("siebel", "crm-secret"),
-                headers={"Content-Type": "text/xml; charset=utf-8"},
+                headers=HEADERS,
             )
             if response.status_code not in (200, 202):
                 raise SystemExit(f"unexpected {response.status_code}: {response.text[:300]}")
