@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from esb.files import process_umask
 from esb.project import Project
 from esb.runtime.hub import Hub
 from esb.simulators.batch_scenarios import NCR_FILE_RECORDS
@@ -56,6 +57,14 @@ def run_demo(root: Path, env: str | None, messages: int, timeout: float) -> tupl
     os.environ.update(DEMO_ENVIRONMENT)
     environ = {**os.environ, "ESB_DATA_DIR": str(data_dir), "ESB_EXCHANGE_DIR": str(data_dir / "exchange")}
     project = Project.load(root, env, environ=environ)
+    umask = process_umask()  # as `esb run` does; given back at the end (the demo may run inside tests)
+    try:
+        return _run(project, messages, timeout)
+    finally:
+        os.umask(umask)
+
+
+def _run(project: Project, messages: int, timeout: float) -> tuple[list[RouteReport], float]:
     ensure_credentials(project)
     run = uuid.uuid4().hex[:8]
     scenarios: dict[str, Scenario] = {}

@@ -200,10 +200,30 @@ def open_file(
 
 def create_private(path: Path, modes: FileModes | None = None) -> Path:
     """Make sure ``path`` exists as a data file with the data-file mode (before a library such as SQLite
-    opens it: SQLite gives its ``-wal`` and ``-shm`` files the database file's mode)."""
+    opens it: SQLite gives its ``-wal`` and ``-shm`` files the database file's mode).
+
+    An existing file is never opened here, only checked (``lstat``) and ``chmod``-ed: closing a descriptor
+    of a SQLite database drops every POSIX lock this process holds on it, other connections' included.
+    """
+    modes = modes or _current
     make_folder(path.parent, modes)
-    with open_file(path, "append", modes=modes):
-        pass
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, modes.file & 0o777)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise _refused(path, OSError(errno.ELOOP if stat.S_ISLNK(st.st_mode) else errno.EINVAL,
+                                         "not a regular file")) from None
+        if st.st_uid == os.geteuid():
+            if modes.gid is not None and st.st_gid != modes.gid:
+                os.chown(path, -1, modes.gid)
+            if stat.S_IMODE(st.st_mode) != modes.file:
+                os.chmod(path, modes.file)
+        return path
+    try:  # new and empty: nobody can hold a lock on it yet
+        _exact(fd, modes.file, modes)
+    finally:
+        os.close(fd)
     return path
 
 

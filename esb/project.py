@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from esb import files
 from esb.config.findings import findings_from_validation
 from esb.config.routes import Route, RoutesFile, partition_endpoint
 from esb.config.systems import EndpointConfig, SystemConfig, SystemsFile
@@ -60,6 +61,7 @@ class Project:
                 f"{root}: no {ROUTES_FILE} here: run from a project directory or pass --project"
             )
         settings = load_settings(root, env, environ)
+        files.configure(files.modes_for(settings.files.mode, settings.files.group))
         findings: list[str] = []
         systems_doc = load_yaml(root / SYSTEMS_FILE, display=SYSTEMS_FILE)
         systems_doc.data = interpolate(

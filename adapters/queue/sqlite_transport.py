@@ -34,11 +34,14 @@ import os
 import sqlite3
 import time
 import uuid
+from pathlib import Path
 from queue import Empty
 from typing import Any, NamedTuple
 
 import orjson
 from kombu.transport import TRANSPORT_ALIASES, virtual
+
+from esb.files import create_private
 
 ALIAS = "sqlite"
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
@@ -76,8 +79,7 @@ def open_database(path: str, *, busy_timeout: float, synchronous: str) -> sqlite
     sync = synchronous.upper()
     if sync not in _SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, not {synchronous!r}")
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
+    create_private(Path(os.path.abspath(path)))  # 0600 before SQLite opens it (-wal/-shm follow)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     db.execute("PRAGMA journal_mode = WAL")

@@ -93,29 +93,51 @@ def _selection(ids: tuple[str, ...], every: bool) -> set[str] | None:
 @click.option("--all", "every", is_flag=True, help="Every dead letter of the route.")
 @click.option("--new-id", is_flag=True, help="Give each retry a new id instead of the original.")
 @click.option("--rate", type=float, default=None, help="At most N messages per second.")
+@click.option("--wait", "wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds to follow the journal for each re-published message's end (0: do not wait).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def retry(obj: object, route_id: str, message_ids: tuple[str, ...], every: bool, new_id: bool,
-          rate: float | None, as_json: bool) -> None:
-    """Send dead letters through their route again (journaled as replays) and take them off the endpoint.
+          rate: float | None, wait: float, as_json: bool) -> None:
+    """Send dead letters through their route again (journaled as replays) and take them off the endpoint,
+    then follow the journal until each one ended.
 
-    Exit 0 when every selected one was re-published, 1 otherwise (those stay on the endpoint).
+    Exit 0 when every selected one was delivered or filtered (with --wait 0: re-published); 1 when one
+    was not found, not re-published, or dead-lettered again; 3 when one was still in flight when the
+    wait ended (``esb trace ID`` follows it).
     """
     project = load(obj.project, obj.env)  # type: ignore[attr-defined]
     ids = _selection(message_ids, every)
     with open_journal(project) as journal, Replayer(project, journal, new_id=new_id, rate=rate) as replayer:
         results = ops.retry(project, replayer, route_id, ids)
-    if as_json:
-        click.echo(to_json([asdict(r) for r in results]))
-    else:
-        for r in results:
-            click.echo(f"{r.status:<8} {r.message_id}" + (f": {r.reason}" if r.reason else ""))
-        click.echo(f"{sum(r.status == 'sent' for r in results)} re-published to route {route_id}")
+        ends = ops.await_outcomes(journal, route_id, results, wait) if wait else {}
     missing = (ids or set()) - {r.message_id for r in results}
+    failed = [r for r in results if r.status != "sent" or ends.get(r.message_id) == "dead_lettered"]
+    pending = [r for r in results if r.message_id in ends and ends[r.message_id] is None]
+    if as_json:
+        click.echo(to_json([{**asdict(r), "ended": ends.get(r.message_id)} for r in results]))
+    else:
+        _print_retry(route_id, results, ends, wait)
     if missing:
         click.echo(f"not found on the endpoint: {', '.join(sorted(missing))}", err=True)
-    if missing or any(r.status != "sent" for r in results):
+    if missing or failed:
         raise click.exceptions.Exit(1)
+    if pending:
+        click.echo(f"{len(pending)} still in flight after {wait:g}s: follow them with esb trace ID", err=True)
+        raise click.exceptions.Exit(3)
+
+
+def _print_retry(route_id: str, results: list[Any], ends: dict[str, str | None], wait: float) -> None:
+    for r in results:
+        end = ends.get(r.message_id, "")
+        status = r.status if not end else f"{r.status}, {end.replace('_', '-')}"
+        if r.message_id in ends and end is None:
+            status = f"{r.status}, still in flight"
+        click.echo(f"{status:<22} {r.message_id}" + (f": {r.reason}" if r.reason else ""))
+    sent = sum(r.status == "sent" for r in results)
+    again = sum(end == "dead_lettered" for end in ends.values())
+    click.echo(f"{sent} re-published to route {route_id}"
+               + (f"; {again} dead-lettered again" if wait else " (not followed: --wait 0)"))
 
 
 @dlq.command()

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from esb.files import process_umask
 from esb.logging import configure_logging
 from esb.project import Project
 
@@ -32,6 +33,7 @@ def run(
         for name, value in DEMO_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
     project = Project.load(obj.project, obj.env)  # type: ignore[attr-defined]
+    process_umask()  # what libraries create on their own is no wider than the data modes (files.mode)
     configure_logging(project.settings.logging.level, log_format or project.settings.logging.format)
     for route_id in routes:
         project.route(route_id)  # unknown ids fail here, with a suggestion

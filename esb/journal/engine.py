@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from esb.exceptions import ConfigError, TransportError, mask_url
+from esb.files import create_private
 
 #: Milliseconds a SQLite writer waits for another writer (thread or process) before giving up.
 BUSY_TIMEOUT_MS = 30_000
@@ -61,10 +62,10 @@ def create_journal_engine(url: str, *, pool_size: int = 8) -> Engine:
     if is_memory_sqlite(url):
         kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        try:
-            Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise TransportError(f"journal: cannot create its folder: {error}", endpoint=url) from error
+        try:  # the file exists 0600 before SQLite opens it: its -wal and -shm files take its mode
+            create_private(Path(parsed.database or "").expanduser())
+        except (OSError, TransportError) as error:
+            raise TransportError(f"journal connect: cannot create its file: {error}", endpoint=url) from error
         kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4, pool_timeout=60)
     engine = _create(parsed, kwargs)
     _tune_sqlite(engine)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ import orjson
 
 from esb.config.routes import Route
 from esb.exceptions import ConfigError, TransportError
+from esb.files import make_folder, open_file
 from esb.journal import Journal
 from esb.message import Message
 from esb.ops.common import who
@@ -174,6 +176,41 @@ def retry(project: Project, replayer: Replayer, route_id: str, ids: set[str] | N
     return results
 
 
+def await_outcomes(
+    journal: Journal,
+    route_id: str,
+    results: list[Outcome],
+    timeout: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, str | None]:
+    """Follow the journal until every re-published message of ``results`` ended on ``route_id`` or
+    ``timeout`` seconds passed; return ``{message id: final state, or None while still in flight}``.
+
+    A message run in this process has ended already; one published to the route's source ends when the
+    running hub has processed it (delivered, filtered or dead-lettered again).
+    """
+    ends: dict[str, str | None] = {}
+    waiting = {}
+    for result in results:
+        if result.status != "sent" or result.sent_as is None:
+            continue
+        waiting[result.sent_as] = result.message_id
+        ends[result.message_id] = None
+    deadline = clock() + timeout
+    while waiting:
+        for sent_as, message_id in list(waiting.items()):
+            state = journal.outcome(route_id, sent_as)
+            if state is not None:
+                ends[message_id] = state
+                del waiting[sent_as]
+        if not waiting or clock() >= deadline:
+            break
+        sleep(min(0.25, max(0.0, deadline - clock())))
+    return ends
+
+
 def archive_path(project: Project, route_id: str) -> Path:
     """Return a new archive file for a purge of ``route_id`` under ``{data_dir}/dlq-archive/``."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -192,8 +229,8 @@ def purge(
     removed and the archive file (None when nothing was).
     """
     path = archive_path(project, route_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as out:
+    make_folder(path.parent)
+    with open_file(path, "append") as out:
 
         def handle(letter: DeadLetter, message: Message) -> bool:
             record = {"message_id": letter.message_id, "route": route_id, "headers": letter.headers,

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from esb.exceptions import ConfigError
+from esb.files import open_file
 from esb.logging import get_logger
 from esb.settings import Settings
 
@@ -32,8 +33,15 @@ def info_path(settings: Settings) -> Path:
     return settings.data_dir / INFO_FILE
 
 
+#: Seconds a connection may stay silent (before and between requests) before it is closed.
+IDLE_TIMEOUT = 5.0
+#: Connections served at once; more are closed at once (scrapers and ``esb health`` need a few).
+MAX_CONNECTIONS = 16
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
+    timeout = IDLE_TIMEOUT  # socket timeout: an idle or slow client does not keep its thread
 
     def do_GET(self) -> None:
         """Answer one request: 401 without the token, else the path's content."""
@@ -69,10 +77,38 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class _Server(http.server.ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` of them; the rest are closed unanswered."""
+
     daemon_threads = True
+    block_on_close = False
+    request_queue_size = 64  # listen backlog: a burst of connections is accepted, then bounded below
     token: str
     metrics: Callable[[], bytes]
     ready: Callable[[], tuple[bool, dict[str, Any]]]
+    refused = 0
+
+    def __init__(self, address: tuple[str, int], max_connections: int = MAX_CONNECTIONS) -> None:
+        super().__init__(address, _Handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve ``request`` in a thread if a slot is free, else close it."""
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, then give its slot back."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class MonitoringServer:
@@ -99,7 +135,7 @@ class MonitoringServer:
         """Bind, serve in a thread, and write the info file (0600)."""
         cfg = self.settings.monitoring
         try:
-            server = _Server((cfg.host, cfg.port), _Handler)
+            server = _Server((cfg.host, cfg.port))
         except OSError as exc:
             raise ConfigError(f"monitoring: cannot listen on {cfg.host}:{cfg.port}: {exc} "
                               "(set monitoring.port, 0 for any free port)") from exc
@@ -108,8 +144,7 @@ class MonitoringServer:
         self._thread = threading.Thread(target=server.serve_forever, name="monitoring", daemon=True)
         self._thread.start()
         path = info_path(self.settings)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
+        with open_file(path, "write") as out:
             out.write(orjson.dumps({"url": self.url, "token": self.token, "pid": os.getpid()}))
         self.log.info("monitoring listening", url=self.url, info_file=str(path),
                       paths=["/health/live", "/health/ready", "/metrics"])

@@ -15,6 +15,7 @@ from typing import Any
 
 from esb.config.routes import partition_endpoint
 from esb.exceptions import ConfigError, EsbError
+from esb.files import make_folder, tighten_tree
 from esb.journal import Journal
 from esb.logging import get_logger
 from esb.ops.control import RouteControl
@@ -120,7 +121,7 @@ class Hub:
 
     def start(self, *, wait: float = 30.0) -> None:
         """Open the journal and start every enabled route's workers; wait until their sources connected."""
-        self.project.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._secure_data_dir()
         self.journal.connect()
         self.control.connect()
         self._suspended = self.control.suspended()
@@ -150,6 +151,14 @@ class Hub:
             settings=self.project.settings.masked(),
         )
         self.started.set()
+
+    def _secure_data_dir(self) -> None:
+        """Create the data folder, or tighten it and what an older version left in it to the data modes."""
+        data_dir = make_folder(self.project.settings.data_dir)
+        changed = tighten_tree(data_dir)
+        if changed:
+            self.log.warning("data files were readable by others: modes tightened", files=changed,
+                             data_dir=str(data_dir))
 
     # -- following operators ------------------------------------------------------------------------
     def _supervise(self) -> None:

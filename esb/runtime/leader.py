@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
+from esb.files import current, make_folder
 from esb.logging import get_logger
 
 
@@ -106,8 +107,8 @@ class FileLock:
         """Take or keep the lock."""
         if self._fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        make_folder(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, current().file & 0o777)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -112,11 +112,18 @@ def test_trace_dlq_replay_stats_health_metrics(hub: OpsHub) -> None:
     assert states.count("delivered") >= 3
     assert wait_until(lambda: hub.journal.outcome(ROUTE, good.message.id) == "delivered")
 
-    # dlq retry: the XXE order goes through the route again and is dead-lettered again
+    # dlq retry: the XXE order goes through the route again and is dead-lettered again: exit 1, said so
     retried = hub.esb("dlq", "retry", ROUTE, xxe.message.id)
-    assert retried.exit_code == 0, retried.output
+    assert retried.exit_code == 1, retried.output
+    assert "1 dead-lettered again" in retried.output
     history = hub.journal.history
-    assert wait_until(lambda: [e.state for e in history(xxe.message.id)].count("dead_lettered") == 2)
+    assert [e.state for e in history(xxe.message.id)].count("dead_lettered") == 2
+    assert wait_until(lambda: dlq_depth(hub) == len(bad))
+    # --wait 0 only re-publishes: exit 0 says "re-published", not "processed"
+    unwaited = hub.esb("dlq", "retry", ROUTE, xxe.message.id, "--wait", "0")
+    assert unwaited.exit_code == 0, unwaited.output
+    assert "not followed" in unwaited.output
+    assert wait_until(lambda: [e.state for e in history(xxe.message.id)].count("dead_lettered") == 3)
     assert wait_until(lambda: dlq_depth(hub) == len(bad))
 
     # dlq purge asks first, then archives what it removes

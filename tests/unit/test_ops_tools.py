@@ -202,3 +202,35 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     listed = runner.invoke(cli, [*base, "route", "list"])
     assert listed.exit_code == 0
     assert "running" in listed.output
+
+
+def test_monitoring_bounds_idle_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle unauthenticated connections are closed after the idle timeout and never hold more than
+    MAX_CONNECTIONS threads; a scrape works again once they are gone."""
+    import socket
+
+    from esb.ops import monitoring
+
+    monkeypatch.setattr(monitoring._Handler, "timeout", 0.5)
+    project = make_project(tmp_path, [route()], ENDPOINTS)
+    project.settings.monitoring.port = 0
+    project.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server = MonitoringServer(project.settings, lambda: b"esb_up 1\n", lambda: (True, {}))
+    server.start()
+    before = threading.active_count()
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port))) for _ in range(monitoring.MAX_CONNECTIONS + 20)]
+    try:
+        time.sleep(0.2)
+        assert threading.active_count() - before <= monitoring.MAX_CONNECTIONS
+        for sock in idle:  # every idle connection is closed by the server: refused at once, or timed out
+            sock.settimeout(5)
+            assert sock.recv(1) == b""
+        auth = {"Authorization": f"Bearer {server.token}"}
+        request = urllib.request.Request(server.url + "/metrics", headers=auth)
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
