@@ -25,6 +25,8 @@ from typing import Any
 
 from lxml import etree
 
+from esb.files import make_folder, open_file, write_file
+
 _DYNAMIC_MODULES = {"zeep.xsd.dynamic_types"}
 _CACHED_PROPERTIES = ("_value_class", "_array_class")
 FORMAT = 1
@@ -87,7 +89,9 @@ class DocumentCache:
         limit = sys.getrecursionlimit()
         try:
             sys.setrecursionlimit(max(limit, 20_000))
-            data = self._file(wsdl).read_bytes()
+            data = _own_bytes(self._file(wsdl))
+            if data is None:
+                return None
             entry = pickle.loads(data)  # noqa: S301 - written by this hub only; see the module docstring
             if entry["versions"] != _versions() or entry["wsdl"] != str(wsdl):
                 return None
@@ -114,13 +118,20 @@ class DocumentCache:
                 "files": {str(p): _digest(p) for p in files},
                 "document": buffer.getvalue(),
             }
-            self.directory.mkdir(parents=True, exist_ok=True)
-            target = self._file(wsdl)
-            tmp = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
-            os.replace(tmp, target)
+            make_folder(self.directory)  # 0700: a pickle another account could write would run its code
+            write_file(self._file(wsdl), pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:
             return False
         finally:
             sys.setrecursionlimit(limit)
         return True
+
+
+def _own_bytes(path: Path) -> bytes | None:
+    """The bytes of ``path`` when it is a regular file (not a link) of this account that no other account
+    may write; None otherwise (a pickle is code: one written by someone else is never loaded)."""
+    with open_file(path, "read") as handle:
+        st = os.fstat(handle.fileno())
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None
+        return handle.read()

@@ -130,6 +130,36 @@ def test_cache_round_trip_and_staleness(tmp_path: Path) -> None:
     assert cache.get(wsdl) is None
 
 
+def test_cache_entries_are_private_and_others_are_never_loaded(tmp_path: Path) -> None:
+    """A cache entry (a pickle: code) is written 0600 in a 0700 folder; one that others may write, or a
+    link planted in its place, is ignored and the contract is built again."""
+    import os
+    import stat
+
+    contract_dir = tmp_path / "c"
+    contract_dir.mkdir()
+    wsdl = contract_dir / "hotline.wsdl"
+    wsdl.write_bytes(HOTLINE.read_bytes())
+    cache = DocumentCache(tmp_path / "cache")
+    document, files = _load(wsdl, contract_dir, 5.0)
+    old = os.umask(0o022)
+    try:
+        assert cache.put(wsdl, document, files)
+    finally:
+        os.umask(old)
+    (entry,) = (tmp_path / "cache").iterdir()
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
+    assert cache.get(wsdl) is not None
+    entry.chmod(0o620)
+    assert cache.get(wsdl) is None
+    entry.chmod(0o600)
+    planted = tmp_path / "planted.pickle"
+    entry.rename(planted)
+    entry.symlink_to(planted)
+    assert cache.get(wsdl) is None
+
+
 def test_fault_translation_uses_retryable_list() -> None:
     """A Fault becomes a RemoteError with the detail's code; retryable only when listed for the endpoint."""
     detail = etree.fromstring(
