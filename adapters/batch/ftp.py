@@ -2,10 +2,18 @@
 
 FTPS verifies the server certificate against ``ca_file`` (or the system store) and its host name, and
 protects the data channel too (``PROT P``).
+
+Links: FTP has no ``lstat`` and no exclusive create. An upload goes to a fresh random temp name (STOR;
+nobody can plant a link under a name not known in advance) and is renamed into place (RNFR/RNTO; a
+server that refuses to rename over an existing name gets DELE first). Listings report what MLSD's
+``type`` fact says: ``dir`` is a folder, ``OS.unix=slink``/``symlink`` a link; many servers (pyftpdlib,
+vsftpd) report a link as its target, which the hub cannot tell from a plain file. The server's own
+account rights are the bound there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ftplib
 import ssl
 from datetime import UTC, datetime
@@ -14,7 +22,7 @@ from typing import BinaryIO
 
 from adapters.batch.config import RemoteConfig
 from adapters.batch.errors import RemoteTransferError, translated
-from adapters.batch.remote import RemoteEntry, read_secret
+from adapters.batch.remote import Kind, RemoteEntry, read_secret, temp_name
 
 CHUNK = 256 * 1024
 
@@ -77,15 +85,16 @@ class FTPRemote:
             self._ftp = None
 
     def list(self, folder: str = "") -> list[RemoteEntry]:
-        """List plain files with MLSD (size and modification time)."""
+        """List every entry with MLSD (kind, size and modification time)."""
         with translated(f"list {folder or '.'}", self.where):
             out = []
             for name, facts in self.ftp.mlsd(self._p(folder), facts=["type", "size", "modify"]):
-                if facts.get("type") != "file":
+                kind = _kind(facts.get("type", "file"))
+                if kind is None:
                     continue
                 modify = facts.get("modify", "19700101000000")[:14]
                 mtime = int(datetime.strptime(modify, "%Y%m%d%H%M%S").replace(tzinfo=UTC).timestamp())
-                out.append(RemoteEntry(name, int(facts.get("size", 0)), mtime))
+                out.append(RemoteEntry(name, int(facts.get("size", 0)), mtime, kind))
             return out
 
     def download(self, name: str, target: BinaryIO) -> None:
@@ -94,9 +103,20 @@ class FTPRemote:
             self.ftp.retrbinary(f"RETR {self._p(name)}", target.write, blocksize=CHUNK)
 
     def upload(self, source: BinaryIO, name: str) -> None:
-        """STOR ``source`` as ``name``; returns once the server confirmed the transfer (226)."""
+        """STOR ``source`` under a fresh temp name (confirmed by 226), then rename it to ``name``."""
+        tmp = temp_name(name)
         with translated(f"upload {name}", self.where):
-            self.ftp.storbinary(f"STOR {self._p(name)}", source, blocksize=CHUNK)
+            try:
+                self.ftp.storbinary(f"STOR {self._p(tmp)}", source, blocksize=CHUNK)
+                try:
+                    self.ftp.rename(self._p(tmp), self._p(name))
+                except ftplib.error_perm:  # a server that will not rename over a file: DELE it first
+                    self.ftp.delete(self._p(name))
+                    self.ftp.rename(self._p(tmp), self._p(name))
+            except BaseException:
+                with contextlib.suppress(Exception):  # a dropped connection cannot clean up: a dotted name
+                    self.ftp.delete(self._p(tmp))
+                raise
 
     def rename(self, old: str, new: str) -> None:
         """RNFR/RNTO."""
@@ -116,3 +136,15 @@ class FTPRemote:
             except ftplib.error_perm as exc:
                 if not str(exc).startswith("550"):
                     raise
+
+
+def _kind(fact: str) -> Kind | None:
+    """The kind of an MLSD ``type`` fact; None for the folder itself and its parent."""
+    fact = fact.lower()
+    if fact in ("cdir", "pdir"):
+        return None
+    if fact == "file":
+        return "file"
+    if fact == "dir":
+        return "folder"
+    return "link" if "link" in fact else "other"

@@ -6,6 +6,11 @@
 - local: the folder exists and this process may write into it; a missing one is ok when it can be
   created (the hub creates its local folders when the endpoint connects); nothing is created here.
 
+Then the endpoint's folders are listed (inbox, ``done/``, ``error/``, ``reply/`` of an inbound endpoint;
+the upload folder of an outbound one): an entry that is not a plain file (a symbolic link, a fifo, a
+folder other than the endpoint's own) makes the endpoint ``degraded``, each named in the detail; the hub
+refuses such entries and never follows them, and an operator should remove them.
+
 Nothing is downloaded, moved or written. :func:`endpoint_jobs` gives each scheduled job (``poll``,
 ``flush``, ``retry``) with its schedule, last run (from :mod:`adapters.batch.jobruns`) and next run.
 """
@@ -20,37 +25,75 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from adapters.batch.config import BatchEndpoint, ScheduleConfig
-from adapters.batch.errors import HostKeyError, RemoteTransferError
+from adapters.batch.errors import HostKeyError
 from adapters.batch.jobruns import read_runs
-from adapters.batch.remote import make_remote
+from adapters.batch.remote import Remote, make_remote, plain_files
 from adapters.batch.sink import RETRY_INTERVAL as RETRY_EVERY
 from esb.context import AdapterContext
+from esb.exceptions import TransportError
 
-OK, DOWN = "ok", "down"
+OK, DEGRADED, DOWN = "ok", "degraded", "down"
 
 
 def endpoint_health(endpoint: BatchEndpoint, context: AdapterContext) -> tuple[str, str]:
-    """Return ``(status, detail)`` for the endpoint's remote folder."""
+    """Return ``(status, detail)`` for the endpoint's remote folder and what it holds."""
     cfg = endpoint.remote
     if cfg.protocol == "local":
-        return local_health(Path(cfg.path), context.project_dir)
+        status, detail = local_health(Path(cfg.path), context.project_dir)
+        path = Path(cfg.path) if Path(cfg.path).is_absolute() else context.project_dir / cfg.path
+        if status != OK or not path.is_dir():
+            return status, detail
     remote = make_remote(cfg, context.project_dir)
     started = time.monotonic()
     try:
         remote.connect()
         entries = remote.list()
+        odd = unexpected_entries(endpoint, remote)
     except HostKeyError as exc:
         return DOWN, f"{cfg.display()}: {exc}"
-    except RemoteTransferError as exc:
+    except TransportError as exc:
         return DOWN, f"{cfg.display()}: {exc}"
     finally:
         remote.close()
     took = round((time.monotonic() - started) * 1000)
+    if odd:
+        shown = ", ".join(odd[:10]) + (f" and {len(odd) - 10} more" if len(odd) > 10 else "")
+        return DEGRADED, (
+            f"{cfg.display()}: {len(odd)} unexpected entr{'y' if len(odd) == 1 else 'ies'} refused "
+            f"(never followed; remove them): {shown}"
+        )
+    if cfg.protocol == "local":
+        return OK, detail
     checked = {"sftp": "host key verified, logged in", "ftps": "certificate verified, logged in"}
     return OK, (
         f"{cfg.display()}: {checked.get(cfg.protocol, 'logged in')}, "
-        f"{len(entries)} file(s) listed in {took} ms"
+        f"{len(plain_files(entries))} file(s) listed in {took} ms"
     )
+
+
+def unexpected_entries(endpoint: BatchEndpoint, remote: Remote) -> list[str]:
+    """Return ``folder/name (kind)`` for each entry of the endpoint's folders that is not a plain file
+    (the inbox's own ``done``/``error``/``reply`` folders apart); a missing subfolder is not a finding."""
+    inbound = endpoint.inbound
+    folders = [""]
+    if inbound is not None:
+        folders += [inbound.done_dir, inbound.error_dir] + (
+            [inbound.reply.dir] if inbound.reply.enabled else []
+        )
+    own = {f.split("/", 1)[0] for f in folders if f}
+    found = []
+    for folder in folders:
+        try:
+            entries = remote.list(folder)
+        except TransportError:
+            if not folder:
+                raise
+            continue  # not created yet (the hub creates it when it connects), or refused: shown below
+        for entry in entries:
+            if entry.kind == "file" or (not folder and entry.kind == "folder" and entry.name in own):
+                continue
+            found.append(f"{folder + '/' if folder else ''}{entry.name!r} ({entry.kind})")
+    return found
 
 
 def local_health(folder: Path, project_dir: Path) -> tuple[str, str]:

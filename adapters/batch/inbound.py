@@ -19,9 +19,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from adapters.batch import replies
 from adapters.batch.parsers import Record, RecordReader
-from adapters.batch.staging import Dirs, write_durably
+from adapters.batch.staging import Dirs
 from adapters.batch.store import StateStore
+from esb import files
 from esb.message import Message
 from esb.typing import Delivery
 
@@ -97,7 +99,7 @@ class FileRun:
         self.reject_size: int = self.row["reject_size"]
         self.committed_reject_size = self._synced_reject_size = self.reject_size
         reject_path = self.dirs.rejects / f"{self.prefix}_{self.name}.rej"
-        self._reject_out = reject_path.open("ab")
+        self._reject_out = files.open_file(reject_path, "append")
         self._reject_out.truncate(self.reject_size)
         self._reject_out.seek(self.reject_size)
         self.records = iter(self.reader.records(path, self.offset, self.watermark))
@@ -212,10 +214,9 @@ class FileRun:
             "balanced": received == self.delivered + self.rejected,
             "finished_at": datetime.now(UTC).isoformat(),
         }
-        lines = [f"{k.upper()}|{v}" for k, v in reconciliation.items()]
-        write_durably(
+        files.write_file(
             self.dirs.replies / f"{self.name}.rec",
-            ("\r\n".join(lines) + "\r\n").encode(self.encoding, "replace"),
+            replies.encode(replies.processed(reconciliation), self.encoding),
         )
         self.store.set_file(self.key, status="processed", reconciliation=reconciliation)
         self.log.info("batch file processed", **reconciliation)

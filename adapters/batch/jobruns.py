@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from esb import files
 from esb.logging import get_logger
 
 TABLE = "batch_job_runs"
@@ -67,7 +68,7 @@ def write_run(
         "next_run": _iso(next_run),
         "pid": os.getpid(),
     }
-    state_db.parent.mkdir(parents=True, exist_ok=True)
+    files.create_private(state_db)  # a data file: 0600, never through a link
     conn = sqlite3.connect(state_db, timeout=10)
     try:
         with conn:

@@ -4,6 +4,14 @@ Names go to the server as bytes in the endpoint's ``name_encoding``. A legacy se
 ``listdir()`` raise UnicodeDecodeError, and in paramiko 5 even ``listdir_attr(bytes_path)`` decodes
 the names as UTF-8: the listing here reads them as bytes (``_listdir_raw``).
 One SFTPRemote per thread: paramiko's clients are not shared between threads.
+
+Links: listings come from the server's ``lstat`` (OpenSSH's READDIR), so a link is listed as a link.
+Each folder below the endpoint's path is checked with ``lstat`` before a file is written into it or
+renamed out of it (a link in place of ``done/`` is refused); an upload is created exclusively
+(``O_CREAT | O_EXCL``, which never follows a link) under a fresh random temp name and renamed into place
+with ``posix-rename@openssh.com`` (``rename(2)``: a link under the final name is replaced, never
+followed). SFTP has no folder descriptors: a folder swapped for a link between the check and the use
+is not detected; the hub then acts with the rights of its SFTP account only.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from typing import Any, BinaryIO
 
 from adapters.batch.config import RemoteConfig
 from adapters.batch.errors import HostKeyError, RemoteTransferError, translated
-from adapters.batch.remote import RemoteEntry, read_secret
+from adapters.batch.remote import RemoteEntry, kind_of, read_secret, temp_name
+from esb.files import UnsafePathError
 
 CHUNK = 256 * 1024
 
@@ -128,16 +137,29 @@ class SFTPRemote:
             raise RemoteTransferError("not connected", endpoint=self.where)
         return self._sftp
 
+    def _check_folder(self, folder: str) -> None:
+        """``lstat`` each component of ``folder`` below the endpoint's path: a link or a non-folder is
+        refused (UnsafePathError), never followed."""
+        done = ""
+        for part in (p for p in folder.split("/") if p):
+            done = f"{done}/{part}" if done else part
+            mode = self.sftp.lstat(self._p(done)).st_mode
+            if mode is not None and not stat.S_ISDIR(mode):
+                what = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+                raise UnsafePathError(f"{self.where}/{done} is {what}: refused", endpoint=self.where)
+
     def list(self, folder: str = "") -> list[RemoteEntry]:
-        """List plain files; names are bytes on the wire, decoded with name_encoding."""
+        """List every entry with its kind (from the server's lstat); names are bytes on the wire,
+        decoded with name_encoding."""
         with translated(f"list {folder or '.'}", self.where):
+            self._check_folder(folder)
             out = []
             for attr in _listdir_raw(self.sftp, self._p(folder)):
-                if attr.st_mode is not None and not stat.S_ISREG(attr.st_mode):
-                    continue
                 raw = attr.filename
                 name = raw.decode(self.config.name_encoding, "replace") if isinstance(raw, bytes) else raw
-                out.append(RemoteEntry(name, int(attr.st_size or 0), int(attr.st_mtime or 0)))
+                out.append(
+                    RemoteEntry(name, int(attr.st_size or 0), int(attr.st_mtime or 0), kind_of(attr.st_mode))
+                )
             return out
 
     def download(self, name: str, target: BinaryIO) -> None:
@@ -151,18 +173,40 @@ class SFTPRemote:
                 target.write(chunk)
 
     def upload(self, source: BinaryIO, name: str) -> None:
-        """Stream into ``name`` with pipelined writes, confirmed by the final close."""
-        with translated(f"upload {name}", self.where), self.sftp.open(self._p(name), "wb") as remote:
-            remote.set_pipelined(True)
-            while True:
-                chunk = source.read(CHUNK)
-                if not chunk:
-                    break
-                remote.write(chunk)
+        """Stream into a fresh temp name (created exclusively) with pipelined writes, confirmed by the
+        close, then rename it to ``name`` (``posix-rename``: replaces a file or link there)."""
+        tmp = temp_name(name)
+        with translated(f"upload {name}", self.where):
+            self._check_folder(name.rpartition("/")[0])
+            try:
+                with self.sftp.open(self._p(tmp), "wbx") as remote:
+                    remote.set_pipelined(True)
+                    while True:
+                        chunk = source.read(CHUNK)
+                        if not chunk:
+                            break
+                        remote.write(chunk)
+                self._replace(tmp, name)
+            except BaseException:
+                with contextlib.suppress(Exception):  # a dropped connection cannot clean up: a dotted name
+                    self.sftp.remove(self._p(tmp))
+                raise
+
+    def _replace(self, tmp: str, name: str) -> None:
+        try:
+            self.sftp.posix_rename(self._p(tmp), self._p(name))
+        except OSError as exc:
+            if "unsupported" not in str(exc).lower():
+                raise
+            with contextlib.suppress(FileNotFoundError):  # no posix-rename: remove (a link itself), rename
+                self.sftp.remove(self._p(name))
+            self.sftp.rename(self._p(tmp), self._p(name))
 
     def rename(self, old: str, new: str) -> None:
-        """Rename (SFTP's rename never overwrites)."""
+        """Rename (SFTP's rename never overwrites); both folders are checked for links first."""
         with translated(f"rename {old} -> {new}", self.where):
+            self._check_folder(old.rpartition("/")[0])
+            self._check_folder(new.rpartition("/")[0])
             self.sftp.rename(self._p(old), self._p(new))
 
     def remove(self, name: str) -> None:
@@ -171,9 +215,10 @@ class SFTPRemote:
             self.sftp.remove(self._p(name))
 
     def makedirs(self, folder: str) -> None:
-        """Create ``folder`` if missing."""
+        """Create ``folder`` if missing; a link in its place is refused (lstat)."""
         with translated(f"mkdir {folder}", self.where):
             try:
-                self.sftp.stat(self._p(folder))
+                self.sftp.lstat(self._p(folder))
             except FileNotFoundError:
                 self.sftp.mkdir(self._p(folder))
+            self._check_folder(folder)

@@ -2,16 +2,15 @@
 
 ``write`` commits the record to the endpoint's outbox (SQLite, fsynced) before it returns, so the route
 may ack upstream. A flush renders every waiting record into one file (header, details, trailer) in the
-receiver's layout and encoding under ``outbox/`` (temp name, fsync, rename), records it with its sequence
-number, then uploads it under a temp name (``.<name>.part``), renames it into place and writes the done
-file. A dropped connection leaves only the temp name, and the upload is retried (every
-``retry_interval``, and at each flush) until it succeeds.
+receiver's layout and encoding under ``outbox/`` (fresh temp name, fsync, rename), records it with its
+sequence number, then uploads it under a fresh temp name (``.<name>.<random>.part``), renames it into
+place and writes the done file the same way. A dropped connection leaves only the temp name, and the
+upload is retried (every ``retry_interval``, and at each flush) until it succeeds.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -26,12 +25,13 @@ from sqlalchemy import delete, insert, select, update
 from adapters.batch.config import BatchEndpoint, OutboundConfig
 from adapters.batch.jobruns import record_runs
 from adapters.batch.layouts import Layout, load_layout
-from adapters.batch.remote import make_remote
+from adapters.batch.remote import make_remote, plain_files
 from adapters.batch.scheduling import join_election, start_scheduler, when_leader
 from adapters.batch.source import endpoint_dirs
-from adapters.batch.staging import fsync_dir
+from adapters.batch.staging import new_file
 from adapters.batch.store import StateStore, batches, outbox
 from adapters.batch.writers import render
+from esb import files
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError, MessageError, TransportError
 from esb.logging import get_logger
@@ -138,13 +138,9 @@ class BatchSink:
             "file_time": now,
         }
         final = self.dirs.outbox / name
-        tmp = self.dirs.outbox / f".{name}.part"
-        with tmp.open("wb", buffering=1024 * 1024) as fh:
-            count = render(self.layout, self.endpoint.encoding, fh, self._bodies(top or 0), control)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        fsync_dir(self.dirs.outbox)
+        with new_file(self.dirs.outbox) as pending:
+            count = render(self.layout, self.endpoint.encoding, pending.out, self._bodies(top or 0), control)
+            pending.keep(name)
         with self.store.db.begin() as conn:
             inserted = conn.execute(
                 insert(batches).values(
@@ -205,16 +201,13 @@ class BatchSink:
         return [r["file_name"] for r in pending]
 
     def _upload(self, remote: Any, name: str, local: Path) -> None:
-        present = {e.name for e in remote.list()}
-        if name not in present:
-            tmp = f".{name}.part"
-            with local.open("rb") as data:
-                remote.upload(data, tmp)
-            remote.rename(tmp, name)
+        present = {e.name for e in plain_files(remote.list())}
+        if name not in present:  # uploaded under a fresh temp name, renamed into place (Remote.upload)
+            with files.open_file(local, "read") as data:
+                remote.upload(data, name)
         suffix = self.out.done_suffix
         if suffix and name + suffix not in present:
-            remote.upload(io.BytesIO(b""), f".{name}{suffix}.part")
-            remote.rename(f".{name}{suffix}.part", name + suffix)
+            remote.upload(io.BytesIO(b""), name + suffix)
 
     def _scheduled_flush(self) -> None:
         try:

@@ -3,17 +3,24 @@
 Layout under ``settings.data_dir/batch/<system.endpoint>/``: ``staging/`` (complete downloads, named
 ``<sha256 prefix>_<remote name>``), ``rejects/`` (one reject file per input file), ``replies/``
 (reconciliation reply files), ``outbox/`` (rendered outgoing files), ``state.db``.
+
+Every folder is a data folder and every file a data file (:mod:`esb.files`: ``0600`` in ``0700`` by
+default, never opened through a link); a file is written under a fresh temp name (``O_EXCL``) relative to
+its folder's descriptor and renamed into place, so a link planted in these folders is never followed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from esb import files
 
 
 @dataclass(frozen=True)
@@ -48,19 +55,47 @@ class Dirs:
         return self.root / "state.db"
 
     def create(self) -> Dirs:
-        """Create every folder; return self."""
-        for path in (self.staging, self.rejects, self.replies, self.outbox):
-            path.mkdir(parents=True, exist_ok=True)
+        """Create every folder as a data folder (or tighten it); return self."""
+        for path in (self.root.parent, self.root, self.staging, self.rejects, self.replies, self.outbox):
+            files.make_folder(path)
         return self
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class NewFile:
+    """A fresh temp file in a folder, open for writing; :meth:`keep` makes it durable under a name."""
+
+    def __init__(self, folder_fd: int, tmp: str, out: BinaryIO) -> None:
+        self.folder_fd = folder_fd
+        self.tmp = tmp
+        self.out = out
+        self.kept = False
+
+    def keep(self, name: str) -> None:
+        """Flush, fsync, rename the temp file to ``name`` in its folder (replacing, never following a link
+        there) and fsync the folder."""
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        os.replace(self.tmp, name, src_dir_fd=self.folder_fd, dst_dir_fd=self.folder_fd)
+        os.fsync(self.folder_fd)
+        self.kept = True
+
+
+@contextlib.contextmanager
+def new_file(folder: Path) -> Iterator[NewFile]:
+    """Open a fresh temp file (``O_EXCL | O_NOFOLLOW``, data-file mode) in ``folder`` (opened without
+    following a link); removed unless :meth:`NewFile.keep` was called."""
+    with files.folder_fd(folder) as fd:
+        tmp = f".{uuid.uuid4().hex}.part"
+        out = files.open_file(tmp, "new", folder=fd)
+        pending = NewFile(fd, tmp, out)
+        try:
+            yield pending
+        finally:
+            if not pending.kept:
+                out.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=fd)
 
 
 class HashingWriter:
@@ -102,29 +137,10 @@ def stage(
 
     The temp file is removed if the download fails, so a half-downloaded file is never seen as staged.
     """
-    tmp = folder / f".{uuid.uuid4().hex}.part"
-    try:
-        with tmp.open("wb") as out:
-            writer = HashingWriter(out, observe)
-            fetch(writer)  # type: ignore[arg-type] # a write()-only file is all fetch needs
-            out.flush()
-            os.fsync(out.fileno())
+    with new_file(folder) as pending:
+        writer = HashingWriter(pending.out, observe)
+        fetch(writer)  # type: ignore[arg-type] # a write()-only file is all fetch needs
         sha = writer.sha.hexdigest()
-        final = folder / f"{sha[:16]}_{name}"
-        os.replace(tmp, final)
-        fsync_dir(folder)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return Staged(final, writer.size, sha)
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    with tmp.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+        final = f"{sha[:16]}_{name}"
+        pending.keep(final)
+    return Staged(folder / final, writer.size, sha)

@@ -4,8 +4,10 @@ A small SQLite database per endpoint under ``settings.data_dir/batch/`` (SQLAlch
 what makes restarts safe: a file is known by name + size + SHA-256 and never processed twice, the file
 in hand resumes from its last checkpoint, and file sequence numbers never repeat.
 
-File states: ``staged`` -> ``processing`` -> ``processed`` (or ``failed``) -> ``done`` (or ``error``)
-once the remote file has been moved to ``done/`` (``error/``).
+File states: ``staged`` (or ``checked``) -> ``processing`` -> ``processed`` (or ``failed``) -> ``done``
+(or ``error``) once the remote file has been moved to ``done/`` (``error/``). A file whose content
+(SHA-256) was already accepted under another name is recorded ``duplicate`` (its ``reconciliation``
+names the original) and goes to ``done`` without a record handed out.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+
+from esb.files import create_private
 
 metadata = MetaData()
 
@@ -116,7 +120,7 @@ class StateStore:
 
     def open(self) -> None:
         """Create the database (and its folder) if needed."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)  # 0600 before SQLite opens it: its -wal and -shm take its mode
         self.engine = create_engine(f"sqlite:///{self.path}")
         event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
@@ -163,6 +167,32 @@ class StateStore:
                     select(files)
                     .where(files.c.name == name, files.c.size == size)
                     .order_by(files.c.created.desc())
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    def latest(self, name: str) -> dict[str, Any] | None:
+        """Return the newest row for the remote file ``name`` (any size and content)."""
+        with self.db.connect() as conn:
+            row = (
+                conn.execute(select(files).where(files.c.name == name).order_by(files.c.created.desc()))
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    def original(self, sha256: str, name: str) -> dict[str, Any] | None:
+        """Return the oldest file with content ``sha256`` under another name than ``name`` that was
+        accepted (staged, in hand, processed or done): the original of a duplicate."""
+        accepted = ("staged", "checked", "processing", "processed", "done")
+        with self.db.connect() as conn:
+            row = (
+                conn.execute(
+                    select(files)
+                    .where(files.c.sha256 == sha256, files.c.name != name, files.c.status.in_(accepted))
+                    .order_by(files.c.created, files.c.name)
                 )
                 .mappings()
                 .first()

@@ -150,3 +150,56 @@ def test_upload_dropped_mid_transfer_leaves_no_partial_file(sshd: SSHServer, tmp
     assert data.endswith(b"T|2000\r\n")
     assert data.count(b"\r\n") == 2_002
     assert (outbox / "571_CUST_20240601_001.dat.ok").exists()
+
+
+def test_links_planted_over_sftp_are_never_followed(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+    """Over SFTP, links planted in error/ and reply/ (named like the .err note, the reply and its old
+    temp name) and in the inbox leave their targets unchanged; the inbox link is listed as a link
+    (lstat), never downloaded, and esb health names it; a link in place of done/ is refused."""
+    from adapters.batch.health import endpoint_health
+    from adapters.batch.remote import make_remote
+    from esb.files import UnsafePathError
+
+    inbox = _folder(sshd, "in_links")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    bad, good = "CHG_571_20240531_009.dat", "CHG_571_20240531_001.dat"
+    write_charge_file(inbox / bad, 20, count_delta=1)
+    write_charge_file(inbox / good, 4)
+    for name in (bad, good):
+        (inbox / f"{name}.ok").write_bytes(b"")
+    planted = [
+        inbox / "error" / f"{bad}.err",
+        inbox / "reply" / f"{good}.rec",
+        inbox / "reply" / f".{good}.rec.part",
+        inbox / "CHG_571_20240531_005.dat",
+    ]
+    for n, link in enumerate(planted):
+        target = outside / f"target{n}"
+        target.write_bytes(b"precious")
+        link.parent.mkdir(exist_ok=True)
+        os.symlink(target, link)
+    (inbox / "CHG_571_20240531_005.dat.ok").write_bytes(b"")
+    endpoint = inbound_endpoint(_remote(sshd, inbox), reply={"enabled": True})
+    with BatchSource(endpoint, context(tmp_path / "var"), schedule=False) as source:
+        for _ in range(3):
+            source.poll_now()
+            drain(source)
+        status, detail = endpoint_health(source.endpoint, source.context)
+    assert {p.read_bytes() for p in outside.iterdir()} == {b"precious"}
+    assert "record count mismatch" in (inbox / "error" / f"{bad}.err").read_text()
+    assert "STATUS|PROCESSED" in (inbox / "reply" / f"{good}.rec").read_text("gb18030")
+    assert (inbox / "done" / good).is_file()
+    assert status == "degraded"
+    assert "'CHG_571_20240531_005.dat' (link)" in detail
+    (inbox / "done").rename(inbox / "done_real")
+    os.symlink(inbox / "done_real", inbox / "done")
+    remote = make_remote(endpoint.remote, tmp_path)
+    remote.connect()
+    try:
+        with pytest.raises(UnsafePathError, match="symbolic link"):
+            remote.rename(f"{good}.ok" if (inbox / f"{good}.ok").exists() else "x", f"done/{good}.x")
+        with pytest.raises(UnsafePathError, match="symbolic link"):
+            remote.makedirs("done")
+    finally:
+        remote.close()

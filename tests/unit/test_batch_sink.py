@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from adapters.batch.errors import RemoteTransferError
-from adapters.batch.remote import LocalRemote
 from esb.message import Message
 from tests.unit.batch_helpers import CHARGE_LAYOUT, local_sink
 
@@ -92,20 +92,19 @@ def test_fixed_width_output_pads_in_bytes_and_totals_in_trailer(tmp_path: Path) 
 def test_failed_upload_leaves_no_visible_file_and_is_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An upload that breaks off leaves only the temp name; the next attempt completes the file."""
-    real = LocalRemote.upload
+    """An upload that breaks off leaves nothing under the final name; the next attempt completes the file."""
 
-    def broken(self: LocalRemote, source: object, name: str) -> None:
-        (self.root / name).write_bytes(b"H|571|2024")
-        raise RemoteTransferError("connection dropped")
+    def broken(source: BinaryIO, target: BinaryIO, length: int = 0) -> None:
+        target.write(b"H|571|2024")
+        raise OSError("connection dropped")
 
     with local_sink(tmp_path, NCR, file_name=PATTERN, name_vars={"province": "571"}) as sink:
         sink.write(_customer(1))
-        monkeypatch.setattr(LocalRemote, "upload", broken)
+        monkeypatch.setattr("adapters.batch.remote.shutil.copyfileobj", broken)
         with pytest.raises(RemoteTransferError):
             sink.flush(DAY)
-        assert [p.name for p in (tmp_path / "outbox_remote").iterdir()] == [".571_CUST_20240601_001.dat.part"]
-        monkeypatch.setattr(LocalRemote, "upload", real)
+        assert [p.name for p in (tmp_path / "outbox_remote").iterdir() if not p.name.startswith(".")] == []
+        monkeypatch.undo()
         assert sink.upload_pending() == ["571_CUST_20240601_001.dat"]
     final = (tmp_path / "outbox_remote" / "571_CUST_20240601_001.dat").read_bytes()
     assert final.endswith(b"T|1\r\n")

@@ -209,7 +209,7 @@ def test_bad_file_goes_to_error_with_a_clear_reason(tmp_path: Path, make: object
 
 
 def test_unsafe_file_name_is_refused_and_moved_to_error(tmp_path: Path) -> None:
-    """A name with control characters or backslashes is never staged; it is moved to error/."""
+    """A name with control characters or backslashes is never staged; it and its done file go to error/."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     evil = "CHG_..\\..\\etc\x07.dat"
@@ -219,9 +219,9 @@ def test_unsafe_file_name_is_refused_and_moved_to_error(tmp_path: Path) -> None:
         source.poll_now()
         assert drain(source) == []
     assert not (inbox / evil).exists()
-    moved = [p.name for p in (inbox / "error").iterdir()]
-    assert any(name.endswith(".err") for name in moved)
-    assert len(moved) == 2
+    moved = sorted(p.name for p in (inbox / "error").iterdir())
+    assert moved == ["CHG_____etc_.dat", "CHG_____etc_.dat.err", "CHG_____etc_.dat.ok"]
+    assert sorted(p.name for p in inbox.iterdir()) == ["done", "error"]  # no done file left behind
     assert _status(tmp_path) == []
 
 
