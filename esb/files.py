@@ -26,6 +26,7 @@ import errno
 import grp
 import os
 import stat
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,14 +93,24 @@ class UnsafePathError(TransportError):
     """
 
 
+_UNSAFE_ERRNOS = {
+    errno.ELOOP: "is a symbolic link: refused (the hub never writes through links)",
+    errno.EMLINK: "is a symbolic link: refused (the hub never writes through links)",
+    errno.ENOTDIR: "is not a folder (a link or a file where a folder is due): refused",
+    errno.EINVAL: "is not a regular file (a link, folder, fifo or device where a file is due): refused",
+}
+
+
 def _refused(path: Path | str, error: OSError) -> UnsafePathError:
-    if error.errno in (errno.ELOOP, errno.EMLINK):
-        reason = "is a symbolic link: refused (the hub never writes through links)"
-    elif error.errno == errno.ENOTDIR:
-        reason = "is not a folder (a link or a file where a folder is due): refused"
-    else:
-        reason = error.strerror or str(error)
-    return UnsafePathError(f"{path} {reason}", endpoint=str(path))
+    """The UnsafePathError of a link or an entry of the wrong kind at ``path``."""
+    return UnsafePathError(f"{path} {_UNSAFE_ERRNOS[error.errno or errno.EINVAL]}", endpoint=str(path))
+
+
+def _raise_if_unsafe(path: Path | str, error: OSError) -> None:
+    """Raise UnsafePathError when ``error`` says a link or an entry of the wrong kind is at ``path``; any
+    other error (missing, no permission) is the caller's to re-raise as it is."""
+    if error.errno in _UNSAFE_ERRNOS:
+        raise _refused(path, error) from error
 
 
 def _exact(fd: int, mode: int, modes: FileModes) -> None:
@@ -118,7 +129,8 @@ def open_folder(path: Path | str, *, folder: int | None = None) -> int:
     try:
         return os.open(path, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=folder)
     except OSError as error:
-        raise _refused(path, error) from error
+        _raise_if_unsafe(path, error)
+        raise
 
 
 @contextlib.contextmanager
@@ -135,14 +147,18 @@ def make_folder(path: Path, modes: FileModes | None = None) -> Path:
     """Create ``path`` (and missing parents) as a data folder, or tighten it to the data-folder mode if it
     exists; a link or a file at ``path`` is refused. Parents that existed are left as they are."""
     modes = modes or _current
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=modes.folder & 0o777)
-    except FileExistsError as error:
-        raise _refused(path, OSError(errno.ENOTDIR, "not a folder")) from error
-    except OSError as error:
-        raise _refused(path, error) from error
-    with folder_fd(path) as fd:
-        _exact(fd, modes.folder, modes)
+    missing = [p for p in (path, *path.parents) if not os.path.lexists(p)][::-1]
+    for folder in missing:  # parents made here are data folders too (mkdir's mode is cut by the umask)
+        try:
+            folder.mkdir(mode=modes.folder & 0o777)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            _raise_if_unsafe(folder, error)
+            raise
+    for folder in missing or [path]:  # what was made here, or the folder that was there
+        with folder_fd(folder) as fd:
+            _exact(fd, modes.folder, modes)
     return path
 
 
@@ -180,9 +196,8 @@ def open_file(
     try:
         fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC, modes.file & 0o777, dir_fd=folder)
     except OSError as error:
-        if error.errno == errno.EEXIST:
-            raise
-        raise _refused(path, error) from error
+        _raise_if_unsafe(path, error)
+        raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise _refused(path, OSError(errno.EINVAL, "not a regular file"))
@@ -227,24 +242,49 @@ def create_private(path: Path, modes: FileModes | None = None) -> Path:
     return path
 
 
+class NewFile:
+    """A fresh temp file in a folder, open for writing; :meth:`keep` makes it durable under a name."""
+
+    def __init__(self, folder: int, tmp: str, out: BinaryIO) -> None:
+        self.folder = folder
+        self.tmp = tmp
+        self.out = out
+        self.kept = False
+
+    def keep(self, name: str) -> None:
+        """Flush, fsync, rename the temp file to ``name`` in its folder (replacing, never following a link
+        there) and fsync the folder."""
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        os.replace(self.tmp, name, src_dir_fd=self.folder, dst_dir_fd=self.folder)
+        os.fsync(self.folder)
+        self.kept = True
+
+
+@contextlib.contextmanager
+def new_file(folder: Path | int, *, modes: FileModes | None = None) -> Iterator[NewFile]:
+    """Open a fresh temp file (``O_EXCL | O_NOFOLLOW``, data-file mode) in ``folder`` (a path, opened
+    without following a link, or a folder descriptor); removed unless :meth:`NewFile.keep` was called."""
+    with contextlib.ExitStack() as stack:
+        fd = folder if isinstance(folder, int) else stack.enter_context(folder_fd(folder))
+        tmp = f".{uuid.uuid4().hex}.part"
+        pending = NewFile(fd, tmp, open_file(tmp, "new", folder=fd, modes=modes))
+        try:
+            yield pending
+        finally:
+            if not pending.kept:
+                pending.out.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=fd)
+
+
 def write_file(path: Path, data: bytes, *, modes: FileModes | None = None) -> None:
     """Write ``data`` to the data file ``path`` durably: a fresh temp file (``O_EXCL``), fsync, rename
     over ``path``, fsync the folder. A link at ``path`` is replaced, never followed."""
-    import uuid
-
-    with folder_fd(path.parent) as fd:
-        tmp = f".{path.name}.{uuid.uuid4().hex[:8]}.part"
-        try:
-            with open_file(tmp, "new", folder=fd, modes=modes) as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path.name, src_dir_fd=fd, dst_dir_fd=fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=fd)
-            raise
-        os.fsync(fd)
+    with new_file(path.parent, modes=modes) as pending:
+        pending.out.write(data)
+        pending.keep(path.name)
 
 
 def tighten_tree(root: Path, modes: FileModes | None = None) -> int:

@@ -175,19 +175,13 @@ class LocalRemote:
         """Copy ``source`` into a fresh temp file (``O_EXCL | O_NOFOLLOW``, data-file mode), fsync, rename
         it to ``name`` (a link there is replaced, not followed), fsync the folder."""
         folder, _, base = name.rpartition("/")
-        tmp = temp_name(base)
-        with translated(f"upload {name}", self.where), self._folder(folder) as fd:
-            try:
-                with files.open_file(tmp, "new", folder=fd) as dst:
-                    shutil.copyfileobj(source, dst, 1024 * 1024)
-                    dst.flush()
-                    os.fsync(dst.fileno())
-                os.replace(tmp, base, src_dir_fd=fd, dst_dir_fd=fd)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=fd)
-                raise
-            os.fsync(fd)
+        with (
+            translated(f"upload {name}", self.where),
+            self._folder(folder) as fd,
+            files.new_file(fd) as pending,
+        ):
+            shutil.copyfileobj(source, pending.out, 1024 * 1024)
+            pending.keep(base)
 
     def rename(self, old: str, new: str) -> None:
         """Rename, refusing to overwrite anything (a link included) at ``new``."""

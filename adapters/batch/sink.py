@@ -28,12 +28,12 @@ from adapters.batch.layouts import Layout, load_layout
 from adapters.batch.remote import make_remote, plain_files
 from adapters.batch.scheduling import join_election, start_scheduler, when_leader
 from adapters.batch.source import endpoint_dirs
-from adapters.batch.staging import new_file
 from adapters.batch.store import StateStore, batches, outbox
 from adapters.batch.writers import render
 from esb import files
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError, MessageError, TransportError
+from esb.files import new_file
 from esb.logging import get_logger
 from esb.message import Message
 

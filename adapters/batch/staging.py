@@ -11,11 +11,8 @@ its folder's descriptor and renamed into place, so a link planted in these folde
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -61,43 +58,6 @@ class Dirs:
         return self
 
 
-class NewFile:
-    """A fresh temp file in a folder, open for writing; :meth:`keep` makes it durable under a name."""
-
-    def __init__(self, folder_fd: int, tmp: str, out: BinaryIO) -> None:
-        self.folder_fd = folder_fd
-        self.tmp = tmp
-        self.out = out
-        self.kept = False
-
-    def keep(self, name: str) -> None:
-        """Flush, fsync, rename the temp file to ``name`` in its folder (replacing, never following a link
-        there) and fsync the folder."""
-        self.out.flush()
-        os.fsync(self.out.fileno())
-        self.out.close()
-        os.replace(self.tmp, name, src_dir_fd=self.folder_fd, dst_dir_fd=self.folder_fd)
-        os.fsync(self.folder_fd)
-        self.kept = True
-
-
-@contextlib.contextmanager
-def new_file(folder: Path) -> Iterator[NewFile]:
-    """Open a fresh temp file (``O_EXCL | O_NOFOLLOW``, data-file mode) in ``folder`` (opened without
-    following a link); removed unless :meth:`NewFile.keep` was called."""
-    with files.folder_fd(folder) as fd:
-        tmp = f".{uuid.uuid4().hex}.part"
-        out = files.open_file(tmp, "new", folder=fd)
-        pending = NewFile(fd, tmp, out)
-        try:
-            yield pending
-        finally:
-            if not pending.kept:
-                out.close()
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=fd)
-
-
 class HashingWriter:
     """A file-like sink that counts and hashes (SHA-256) what goes through it, and shows it to
     ``observe`` (the whole-file check), so the download is the only pass that reads the bytes."""
@@ -137,7 +97,7 @@ def stage(
 
     The temp file is removed if the download fails, so a half-downloaded file is never seen as staged.
     """
-    with new_file(folder) as pending:
+    with files.new_file(folder) as pending:
         writer = HashingWriter(pending.out, observe)
         fetch(writer)  # type: ignore[arg-type] # a write()-only file is all fetch needs
         sha = writer.sha.hexdigest()

@@ -36,6 +36,7 @@ def test_new_folders_and_files_are_private(tmp_path: Path) -> None:
         out.write(b"x")
     files.write_file(folder / "durable.bin", b"y")
     assert mode(folder) == 0o700
+    assert mode(folder.parent) == 0o700  # parents made on the way are data folders too
     assert mode(folder / "data.bin") == 0o600
     assert mode(folder / "durable.bin") == 0o600
     assert (folder / "durable.bin").read_bytes() == b"y"
@@ -180,3 +181,11 @@ def test_create_private_refuses_a_link(tmp_path: Path) -> None:
     with pytest.raises(UnsafePathError, match="symbolic link"):
         files.create_private(tmp_path / "journal.db")
     assert target.read_bytes() == b"precious"
+
+
+def test_a_missing_file_is_reported_as_missing_not_as_unsafe(tmp_path: Path) -> None:
+    """Opening a file or folder that does not exist raises FileNotFoundError, not UnsafePathError."""
+    with pytest.raises(FileNotFoundError):
+        files.open_file(tmp_path / "nope", "read")
+    with pytest.raises(FileNotFoundError):
+        files.open_folder(tmp_path / "nope")
