@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from adapters.batch.errors import UnsafeNameError
 from adapters.batch.health import endpoint_health
@@ -17,6 +16,7 @@ from esb.journal import Journal
 from esb.message import Message
 from esb.ops.trace import build_trace
 from esb.simulators.batch_files import write_charge_file
+from esb.testing import captured_logs
 from tests.unit.batch_helpers import PROJECT, context, drain, drop, local_sink, local_source
 
 NAME = "CHG_571_20240531_001.dat"
@@ -82,7 +82,7 @@ def test_links_in_error_and_reply_are_replaced_never_followed(tmp_path: Path) ->
     }
     for link, target in targets.items():
         _plant(link, target)
-    with structlog.testing.capture_logs() as logs, local_source(tmp_path, reply={"enabled": True}) as source:
+    with captured_logs() as logs, local_source(tmp_path, reply={"enabled": True}) as source:
         for _ in range(3):
             source.poll_now()
             drain(source)
@@ -107,7 +107,7 @@ def test_links_and_folders_in_the_inbox_are_refused_once_and_shown_by_health(tmp
     _plant(inbox / NAME, target)
     (inbox / f"{NAME}.ok").write_bytes(b"")
     (inbox / "CHG_folder.dat").mkdir()
-    with structlog.testing.capture_logs() as logs, local_source(tmp_path) as source:
+    with captured_logs() as logs, local_source(tmp_path) as source:
         for _ in range(3):
             source.poll_now()
             assert drain(source) == []
@@ -251,7 +251,7 @@ def test_an_orphan_done_file_is_ignored_then_moved_once_its_file_was_processed(t
     inbox.mkdir()
     (inbox / f"{COPY}.ok").write_bytes(b"")
     drop(inbox, NAME, _content(tmp_path))
-    with structlog.testing.capture_logs() as logs, local_source(tmp_path) as source:
+    with captured_logs() as logs, local_source(tmp_path) as source:
         source.poll_now()
         drain(source)
         source.poll_now()
