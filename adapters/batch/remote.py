@@ -129,12 +129,14 @@ class LocalRemote:
         self.where = config.display()
 
     @contextlib.contextmanager
-    def _folder(self, folder: str) -> Iterator[int]:
-        """The descriptor of ``folder`` below the root, each component opened without following a link."""
+    def _folder(self, folder: str, *, create: bool = False) -> Iterator[int]:
+        """The descriptor of ``folder`` below the root, each component opened without following a link
+        (and made a data folder first when ``create``)."""
         fd = files.open_folder(self.root)
         try:
             for part in (p for p in folder.split("/") if p):
-                inner = files.open_folder(part, folder=fd)
+                open_part = files.make_subfolder if create else files.open_folder
+                inner = open_part(part, folder=fd)
                 os.close(fd)
                 fd = inner
             yield fd
@@ -208,15 +210,8 @@ class LocalRemote:
 
     def makedirs(self, folder: str) -> None:
         """Create ``folder`` (each component a data folder; a link in the way is refused)."""
-        with translated(f"mkdir {folder}", self.where):
-            fd = files.open_folder(self.root)
-            try:
-                for part in (p for p in folder.split("/") if p):
-                    inner = files.make_subfolder(part, folder=fd)
-                    os.close(fd)
-                    fd = inner
-            finally:
-                os.close(fd)
+        with translated(f"mkdir {folder}", self.where), self._folder(folder, create=True):
+            pass
 
 
 def make_remote(config: RemoteConfig, project_dir: Path) -> Remote:

@@ -95,7 +95,7 @@ def test_unopenable_database_is_a_transport_error(tmp_path: Path) -> None:
 def test_data_folder_that_cannot_be_made_is_a_transport_error(tmp_path: Path) -> None:
     """A database under a regular file (not a folder) fails clearly."""
     (tmp_path / "file").write_text("")
-    with pytest.raises(TransportError, match="cannot create its file.*not a folder"):
+    with pytest.raises(TransportError, match=r"cannot create its file.*not a folder"):
         Journal(f"sqlite:///{tmp_path / 'file' / 'journal.db'}").connect()
 
 

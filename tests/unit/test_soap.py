@@ -251,7 +251,10 @@ def test_basic_check_is_exact() -> None:
     assert check_basic("Bearer abc", users) is None
 
 
-def _token(password: str, created: dt.datetime, nonce: bytes = b"0123456789abcdef") -> etree._Element:
+def digest_token(
+    password: str, created: dt.datetime, nonce: bytes = b"0123456789abcdef"
+) -> etree._Element:
+    """A SOAP header with user crm's PasswordDigest UsernameToken (for the listener's checks)."""
     stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
     digest = base64.b64encode(hashlib.sha1(nonce + stamp.encode() + password.encode()).digest()).decode()
     return etree.fromstring(
@@ -265,12 +268,13 @@ def _token(password: str, created: dt.datetime, nonce: bytes = b"0123456789abcde
 def test_digest_token_must_be_fresh_and_unique() -> None:
     """A digest token is accepted once; a replay, an old Created or a wrong password is refused."""
     users, nonces, now = {"crm": "s3cret"}, MemoryNonceStore(), dt.datetime.now(dt.UTC)
-    assert check_wsse(_token("s3cret", now), users, nonces) == "crm"
-    assert check_wsse(_token("s3cret", now), users, nonces) is None
+    assert check_wsse(digest_token("s3cret", now), users, nonces) == "crm"
+    assert check_wsse(digest_token("s3cret", now), users, nonces) is None
     assert (
-        check_wsse(_token("s3cret", now - dt.timedelta(hours=1), b"another-nonce-01"), users, nonces) is None
+        check_wsse(digest_token("s3cret", now - dt.timedelta(hours=1), b"another-nonce-01"), users, nonces)
+        is None
     )
-    assert check_wsse(_token("wrong", now, b"third-nonce-0001"), users, nonces) is None
+    assert check_wsse(digest_token("wrong", now, b"third-nonce-0001"), users, nonces) is None
 
 
 def test_published_wsdl_points_at_the_hub() -> None:

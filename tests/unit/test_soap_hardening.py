@@ -3,9 +3,7 @@ and mustUnderstand checks, MustUnderstand faults and the new listen options."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +17,10 @@ from adapters.soap.checks import check_action, not_understood, requested_action
 from adapters.soap.config import ListenOptions, ThrottleOptions
 from adapters.soap.envelope import SOAP11_ENV, SOAP12_ENV, SOAPFault, fault_bytes
 from adapters.soap.nonces import DatabaseNonceStore, NonceStoreDown, nonce_key
-from adapters.soap.security import PASSWORD_DIGEST, WSSE, WSU, WSSERefused, verify_wsse
+from adapters.soap.security import WSSE, WSSERefused, verify_wsse
 from esb.journal.schema import wsse_nonces
 from esb.testing import FakeClock
+from tests.unit.test_soap import digest_token
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -102,38 +101,27 @@ def test_unreachable_database_refuses_the_token_with_a_log_line(tmp_path: Path) 
     assert "captured-nonce" not in repr(fields)
 
 
-def _token(password: str, created: dt.datetime, nonce: bytes = b"0123456789abcdef") -> etree._Element:
-    stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
-    digest = base64.b64encode(hashlib.sha1(nonce + stamp.encode() + password.encode()).digest()).decode()
-    return etree.fromstring(
-        f'<H><s:Security xmlns:s="{WSSE}" xmlns:u="{WSU}"><s:UsernameToken><s:Username>crm</s:Username>'
-        f'<s:Password Type="{PASSWORD_DIGEST}">{digest}</s:Password>'
-        f"<s:Nonce>{base64.b64encode(nonce).decode()}</s:Nonce><u:Created>{stamp}</u:Created>"
-        "</s:UsernameToken></s:Security></H>"
-    )
-
-
 def test_digest_refusals_name_their_reason(tmp_path: Path) -> None:
     """verify_wsse refuses with a reason: wrong password, stale Created, replayed nonce, store down."""
     users, now = {"crm": "s3cret"}, dt.datetime.now(dt.UTC)
     store = DatabaseNonceStore(f"sqlite:///{tmp_path / 'j.db'}")
     cases = [
-        (_token("wrong", now, b"n-1"), "bad_credentials"),
-        (_token("s3cret", now - dt.timedelta(seconds=301), b"n-2"), "stale_token"),
-        (_token("s3cret", now + dt.timedelta(seconds=301), b"n-3"), "stale_token"),
+        (digest_token("wrong", now, b"n-1"), "bad_credentials"),
+        (digest_token("s3cret", now - dt.timedelta(seconds=301), b"n-2"), "stale_token"),
+        (digest_token("s3cret", now + dt.timedelta(seconds=301), b"n-3"), "stale_token"),
     ]
     for header, reason in cases:
         with pytest.raises(WSSERefused) as refused:
             verify_wsse(header, users, store)
         assert (refused.value.reason, refused.value.user) == (reason, "crm")
-    assert verify_wsse(_token("s3cret", now, b"n-4"), users, store) == "crm"
+    assert verify_wsse(digest_token("s3cret", now, b"n-4"), users, store) == "crm"
     with pytest.raises(WSSERefused, match="replayed_nonce"):
-        verify_wsse(_token("s3cret", now, b"n-4"), users, store)
+        verify_wsse(digest_token("s3cret", now, b"n-4"), users, store)
     store.close()
     down = DatabaseNonceStore(f"sqlite:///{tmp_path}")
     down.log = FakeLog()
     with pytest.raises(WSSERefused, match="nonce_store_unavailable"):
-        verify_wsse(_token("s3cret", now, b"n-5"), users, down)
+        verify_wsse(digest_token("s3cret", now, b"n-5"), users, down)
 
 
 def test_throttle_locks_out_after_max_failures_within_the_window() -> None:
