@@ -24,6 +24,7 @@ from esb.context import AdapterContext
 from esb.exceptions import ConfigError
 from esb.registry import did_you_mean, resolve_adapter
 from esb.settings import Settings, interpolate, load_settings
+from esb.typing import Partitionable, capability
 
 ROUTES_FILE = "routes.yaml"
 SYSTEMS_FILE = "config/systems.yaml"
@@ -151,25 +152,26 @@ def _load_systems(
 def _partition_endpoints(
     routes: list[Route], endpoints: dict[str, EndpointConfig], findings: list[str]
 ) -> dict[str, EndpointConfig]:
-    """The partition queues of partitioned routes: ``<source>.p<i>``, copies of the source's queue
-    endpoint named ``<queue>.p<i>``, each read by one consumer at a time (see esb/runtime/partitioner.py)."""
+    """The partition endpoints of partitioned routes: ``<source>.p<i>``, made by the source's adapter
+    (``Partitionable``: a queue's are ``<queue>.p<i>``), each read by one consumer at a time (see
+    esb/runtime/partitioner.py)."""
     made: dict[str, EndpointConfig] = {}
     for route in routes:
         source = endpoints.get(route.from_)
         if route.partitions < 2 or source is None:
             continue
-        if source.adapter != "queue":
+        try:
+            splitter = capability(resolve_adapter(source.adapter), Partitionable)
+        except ConfigError:
+            continue  # an unknown adapter is its own finding
+        if splitter is None:
             findings.append(
-                f"{ROUTES_FILE}: route {route.id}: partitions needs a queue source "
-                f"({route.from_} is {source.adapter})"
+                f"{ROUTES_FILE}: route {route.id}: partitions needs a source that can be partitioned, "
+                f"such as a queue ({route.from_} is {source.adapter})"
             )
             continue
-        queue = getattr(source, "queue")  # noqa: B009 - EndpointConfig is the base of the queue model
         for index in range(route.partitions):
-            made[partition_endpoint(route.from_, index)] = source.model_copy(
-                update={"queue": f"{queue}.p{index}", "single_active_consumer": True, "exchange": "",
-                        "routing_key": None}
-            )  # fmt: skip
+            made[partition_endpoint(route.from_, index)] = splitter.partition(source, index)
     return made
 
 

@@ -162,6 +162,22 @@ class MemoryAdapter:
         """Return a sink for ``context.endpoint``."""
         return MemorySink(context.endpoint)
 
+    def queue_stats(self, endpoint: MemoryEndpoint, context: Any) -> dict[str, int]:
+        """How many fed messages wait to be read."""
+        return {"ready": len(BROKER.box(context.endpoint).pending)}
+
+    def queue_depth(self, endpoint: MemoryEndpoint, context: Any) -> int:
+        """How many fed messages wait to be read."""
+        return len(BROKER.box(context.endpoint).pending)
+
+    def peek(self, endpoint: MemoryEndpoint, context: Any, limit: int = 10) -> list[Message]:
+        """The first ``limit`` fed messages, left in place."""
+        return [message for message, _ in list(BROKER.box(context.endpoint).pending)[:limit]]
+
+    def publisher(self, endpoint: MemoryEndpoint, context: Any) -> MemorySink:
+        """What a replay publishes to a memory source endpoint is recorded like a sink's writes."""
+        return MemorySink(context.endpoint)
+
 
 class FakeClock:
     """A clock for tests: ``clock()`` returns the current fake time; ``advance(s)`` moves it."""

@@ -1,15 +1,35 @@
-"""The small contracts between the hub's parts, as ``typing.Protocol``s.
+"""The contract between the engine and its adapters, in one file, as ``typing.Protocol``s.
 
 Named Source/Sink so they never collide with kombu's Consumer/Producer. Constructors store configuration
 only; I/O begins in ``connect``; ``close`` may be called twice; both are context managers.
+
+Every adapter makes sources and sinks (:class:`Adapter`). Everything else is a **capability**: optional,
+declared by implementing its protocol, and asked for with :func:`capability` (never by the adapter's
+name, never with ``getattr``)::
+
+    sink capabilities      BatchWriter (write_many), Requester (request)
+    source capabilities    Breakable (broken: the connection died, stop reading)
+    adapter capabilities   QueueInspector (depth, stats, peek), Republisher (others may publish into a
+                           source endpoint: replay, dlq retry), Partitionable (split a source into
+                           ordered partition endpoints), HealthReporter (esb health), JobReporter
+                           (scheduled jobs), CommandProvider (adds ``esb <adapter> ...`` commands)
+
+Engine services (journal notes, one-time tokens, leader election, metrics, the running hub) reach
+adapters only through ``AdapterContext.services`` (:mod:`esb.context`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from esb.message import Message
+
+if TYPE_CHECKING:
+    from esb.config.systems import EndpointConfig
+    from esb.context import AdapterContext
+
+C = TypeVar("C")
 
 
 @runtime_checkable
@@ -140,4 +160,103 @@ class Adapter(Protocol):
 
     def sink(self, endpoint: Any, context: Any) -> Sink:
         """Return an unconnected sink for ``endpoint``."""
+        ...
+
+
+# -- capabilities -----------------------------------------------------------------------------------------
+def capability(obj: object, kind: type[C]) -> C | None:
+    """Return ``obj`` as the capability ``kind`` when it implements it, else None.
+
+    ``kind`` is one of the runtime-checkable protocols of this module; the check is structural (the
+    methods are there), which is what declaring a capability means.
+    """
+    return obj if isinstance(obj, kind) else None
+
+
+@runtime_checkable
+class BatchWriter(Protocol):
+    """A sink that delivers many messages with one confirmation (one publisher-confirm wait, one commit)."""
+
+    def write_many(self, messages: Sequence[Message]) -> None:
+        """Deliver every message, or raise (none is to be taken as delivered then)."""
+        ...
+
+
+@runtime_checkable
+class Breakable(Protocol):
+    """A source that can tell its connection died: the worker stops reading and reconnects."""
+
+    @property
+    def broken(self) -> bool:
+        """True once the source cannot deliver or settle any more without reconnecting."""
+        ...
+
+
+@runtime_checkable
+class QueueInspector(Protocol):
+    """An adapter whose endpoints are queues that can be counted and looked into without consuming."""
+
+    def queue_stats(self, endpoint: EndpointConfig, context: AdapterContext) -> dict[str, int]:
+        """Return at least ``ready`` (waiting) and, where the broker knows, ``in_flight``."""
+        ...
+
+    def queue_depth(self, endpoint: EndpointConfig, context: AdapterContext) -> int:
+        """Return how many messages wait, ready, on ``endpoint``."""
+        ...
+
+    def peek(self, endpoint: EndpointConfig, context: AdapterContext, limit: int = 10) -> list[Message]:
+        """Return up to ``limit`` waiting messages, oldest first, leaving them in place."""
+        ...
+
+
+@runtime_checkable
+class Republisher(Protocol):
+    """An adapter whose source endpoints another process may publish into (replay, dlq retry).
+
+    Without it a replay runs the route in the replaying process (a SOAP listener or a batch folder
+    cannot be handed a message from outside).
+    """
+
+    def publisher(self, endpoint: EndpointConfig, context: AdapterContext) -> Sink:
+        """Return an unconnected sink that puts messages where ``endpoint``'s source reads them."""
+        ...
+
+
+@runtime_checkable
+class Partitionable(Protocol):
+    """An adapter that can split a source endpoint into single-consumer partitions (ordered routes)."""
+
+    def partition(self, endpoint: EndpointConfig, index: int) -> EndpointConfig:
+        """Return the endpoint of partition ``index`` of ``endpoint`` (read by one consumer at a time)."""
+        ...
+
+    def ordering_problem(self, endpoint: EndpointConfig) -> str | None:
+        """Return why ``endpoint`` cannot keep per-key order as configured (lint), or None."""
+        ...
+
+
+@runtime_checkable
+class HealthReporter(Protocol):
+    """An adapter that can check an endpoint's peer for ``esb health``."""
+
+    def health(self, endpoint: EndpointConfig, context: AdapterContext) -> tuple[str, str]:
+        """Return ``(status, detail)``: status ``ok``, ``degraded`` or ``down``; detail without secrets."""
+        ...
+
+
+@runtime_checkable
+class JobReporter(Protocol):
+    """An adapter with scheduled jobs per endpoint (polls, flushes) to show in ``esb health``."""
+
+    def jobs(self, endpoint: EndpointConfig, context: AdapterContext) -> list[dict[str, Any]]:
+        """Return each job: ``job``, ``schedule``, ``last_run``, ``outcome``, ``next_run``, ``overdue``."""
+        ...
+
+
+@runtime_checkable
+class CommandProvider(Protocol):
+    """An adapter that adds commands to the ``esb`` CLI (``esb soap operations WSDL``)."""
+
+    def commands(self) -> list[Any]:
+        """Return click commands or groups; each is added under its own name."""
         ...

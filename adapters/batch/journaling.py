@@ -23,7 +23,6 @@ import hashlib
 import json
 from typing import Any
 
-from adapters.batch.scheduling import resolved_settings
 from esb.context import AdapterContext
 from esb.message import Message
 
@@ -31,41 +30,22 @@ FILE_MESSAGE_TYPE = "batch.file"
 
 
 class FileJournal:
-    """Journals finished files of one endpoint; opens the hub's journal on first use."""
+    """Journals finished files of one endpoint through the engine's journal notes (opened on first use)."""
 
     def __init__(self, context: AdapterContext) -> None:
-        settings = resolved_settings(context)
-        self.url = settings.journal.url
-        self.keep_bodies = settings.journal.keep_bodies
+        self.notes = context.services.journal_notes()
         self.route = f"batch:{context.endpoint}"
         self.system = context.system
-        self._journal: Any = None
-
-    def _open(self) -> Any:
-        if self._journal is None:
-            from esb.journal import Journal
-
-            journal = Journal(self.url, keep_bodies=self.keep_bodies, pool_size=1)
-            journal.connect()
-            self._journal = journal
-        return self._journal
 
     def record(self, row: dict[str, Any]) -> bool:
         """Journal the file of state-store ``row`` (processed or failed); False if it already was."""
         message, state, detail = file_message(row, self.system)
-        journal = self._open()
-        if journal.outcome(self.route, message.id) is not None:
-            return False
-        journal.received(self.route, message)
         error = detail.get("error") if state == "dead_lettered" else None
-        journal.event(self.route, message, state, detail=detail, error=error)
-        return True
+        return self.notes.note(self.route, message, state, detail=detail, error=error)
 
     def close(self) -> None:
         """Close the journal. Safe to call twice."""
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        self.notes.close()
 
 
 def file_message(row: dict[str, Any], system: str) -> tuple[Message, str, dict[str, Any]]:

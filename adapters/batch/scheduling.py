@@ -57,25 +57,12 @@ def run_soon(scheduler: Any, name: str) -> None:
         job.modify(next_run_time=datetime.now(scheduler.timezone))
 
 
-def resolved_settings(context: AdapterContext) -> Any:
-    """The hub's settings with ``data_dir`` absolute and ``{data_dir}`` filled into the URLs."""
-    settings = context.settings
-    if "{data_dir}" in settings.journal.url or not settings.data_dir.is_absolute():
-        settings = settings.resolve_paths(context.project_dir)
-    return settings
-
-
 def join_election(context: AdapterContext) -> Any:
     """Start this process's candidacy to lead endpoint ``context.endpoint``; return the election.
 
     Waits up to FIRST_ELECTION_WAIT seconds for the first result (a lone process leads at once).
     """
-    from esb.runtime.leader import LeaderElection
-
-    election = LeaderElection(f"batch:{context.endpoint}", resolved_settings(context))
-    election.start()
-    election.elected.wait(FIRST_ELECTION_WAIT)
-    return election
+    return context.services.elect(f"batch:{context.endpoint}", wait=FIRST_ELECTION_WAIT)
 
 
 def when_leader(election: Any, job: Callable[[], None]) -> Callable[[], None]:

@@ -65,6 +65,26 @@ class QueueAdapter:
         """Return up to ``limit`` messages of the queue without consuming them (see ``peek_messages``)."""
         return peek_messages(endpoint, context, limit)
 
+    def publisher(self, endpoint: QueueEndpoint, context: AdapterContext) -> QueueSink:
+        """Return a sink publishing where ``endpoint``'s source reads (replay, dlq retry)."""
+        return QueueSink(endpoint, context)
+
+    def partition(self, endpoint: QueueEndpoint, index: int) -> QueueEndpoint:
+        """Partition ``index`` of ``endpoint``: queue ``<queue>.p<index>``, one consumer at a time."""
+        return endpoint.model_copy(
+            update={"queue": f"{endpoint.queue}.p{index}", "single_active_consumer": True, "exchange": "",
+                    "routing_key": None}
+        )  # fmt: skip
+
+    def ordering_problem(self, endpoint: QueueEndpoint) -> str | None:
+        """Two consumers of one queue reorder it: an ordered source needs ``single_active_consumer``."""
+        if endpoint.single_active_consumer:
+            return None
+        return (
+            "needs single_active_consumer: true (else two hub processes read the queue at once and "
+            "reorder it)"
+        )
+
 
 def _passive_count(channel: Any, queue: str) -> int:
     try:

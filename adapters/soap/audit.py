@@ -18,12 +18,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import Counter
 
 from adapters.soap.config import ThrottleOptions
 from esb.logging import get_logger
-from esb.ops.metrics import SHARED
 
 #: Every reason a request is refused for, as logged and in the metric's ``reason`` label.
 REASONS = (
@@ -36,18 +36,30 @@ THROTTLED = frozenset({"bad_credentials", "stale_token", "replayed_nonce"})
 #: Most client addresses remembered; past it the stalest are forgotten first.
 CAPACITY = 10_000
 
-REFUSED = Counter(
-    "esb_soap_refused",
-    "Requests the SOAP listener refused (credentials, lockout, unsafe or bad requests), per path, reason",
-    ["path", "reason"],
-    registry=SHARED,
-)
-LOCKOUTS = Counter(
-    "esb_soap_lockouts",
-    "Client addresses locked out after repeated authentication failures, per path",
-    ["path"],
-    registry=SHARED,
-)
+_COUNTERS: dict[int, tuple[Counter, Counter]] = {}
+_COUNTERS_LOCK = threading.Lock()
+
+
+def counters(registry: Any) -> tuple[Counter, Counter]:
+    """The listener's counters (refused, lockouts) in ``registry``, registered there once."""
+    with _COUNTERS_LOCK:
+        found = _COUNTERS.get(id(registry))
+        if found is None:
+            refused = Counter(
+                "esb_soap_refused",
+                "Requests the SOAP listener refused (credentials, lockout, unsafe or bad requests), "
+                "per path and reason",
+                ["path", "reason"],
+                registry=registry,
+            )
+            lockouts = Counter(
+                "esb_soap_lockouts",
+                "Client addresses locked out after repeated authentication failures, per path",
+                ["path"],
+                registry=registry,
+            )
+            found = _COUNTERS[id(registry)] = (refused, lockouts)
+        return found
 
 _FAULT_REASONS = {
     "TooLarge": "oversize",
@@ -120,8 +132,9 @@ class Throttle:
 class Audit:
     """Logs and counts the refusals of one served path, and keeps its throttle."""
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, path: str, metrics: Any, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self.refusals, self.lockouts = counters(metrics)
         self.throttle = Throttle(clock)
         self.log = get_logger("soap-listener")
 
@@ -129,14 +142,14 @@ class Audit:
         self, reason: str, client: str, user: str | None, detail: str, options: ThrottleOptions
     ) -> None:
         """Log and count one refusal; count it towards the client's lockout if it is a failed login."""
-        REFUSED.labels(self.path, reason).inc()
+        self.refusals.labels(self.path, reason).inc()
         if reason == "locked_out":
             return
         self.log.warning(
             "SOAP request refused", path=self.path, client=client, user=user, reason=reason, detail=detail
         )
         if reason in THROTTLED and self.throttle.failed(client, options):
-            LOCKOUTS.labels(self.path).inc()
+            self.lockouts.labels(self.path).inc()
             self.log.warning(
                 "SOAP client locked out",
                 path=self.path,

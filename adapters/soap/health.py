@@ -14,13 +14,10 @@ on this data directory at all.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from typing import Any
 from urllib.parse import urlsplit
-
-import orjson
 
 from adapters.soap.config import SOAPEndpoint
 from esb.context import AdapterContext
@@ -123,19 +120,6 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _hub_pid(context: AdapterContext) -> int | None:
-    """Return the pid of the hub serving monitoring on this data directory when it is alive."""
-    from esb.ops.monitoring import info_path
-
-    settings = context.settings.resolve_paths(context.project_dir)
-    try:
-        pid = int(orjson.loads(info_path(settings).read_bytes())["pid"])
-        os.kill(pid, 0)
-    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        return None
-    return pid
-
-
 def listener_health(endpoint: SOAPEndpoint, context: AdapterContext) -> tuple[str, str]:
     """The hub's own listener for this operation answers on its host and port."""
     listen = endpoint.listen
@@ -146,7 +130,7 @@ def listener_health(endpoint: SOAPEndpoint, context: AdapterContext) -> tuple[st
     where = f"http://{'[' + host + ']' if ':' in host else host}:{listen.port}{listen.path}"
     problem = tcp_probe(host, listen.port, LISTENER_TIMEOUT)
     if problem is not None:
-        pid = _hub_pid(context)
+        pid = context.services.running_hub()
         if pid is None:
             return DEGRADED, (f"{where}: {problem}: no hub is running on this data directory "
                               "(start it with `esb run`), so the listener is not served")

@@ -10,27 +10,18 @@ token (fail closed): :class:`NonceStoreDown` is raised and the caller refuses th
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-import sqlalchemy as sa
-from sqlalchemy import exc
-from sqlalchemy.engine import Engine
-
-from esb.exceptions import EsbError, mask_url
-from esb.journal.engine import create_journal_engine, describe, writer
-from esb.journal.migrate import upgrade
-from esb.journal.schema import wsse_nonces
+from esb.context import OneTimeKeys
+from esb.exceptions import TransportError
 from esb.logging import get_logger
 
 #: Seconds a token's Created may lie before or after the listener's clock.
 FRESHNESS = 300.0
-#: Seconds between two prunings of expired rows (per process).
-PRUNE_EVERY = 60.0
 
 
 class NonceStoreDown(Exception):  # noqa: N818 - a signal to refuse the token, answered as a fault
@@ -79,72 +70,26 @@ class MemoryNonceStore:
         """Nothing to release."""
 
 
-class DatabaseNonceStore:
-    """Nonces in the journal's database (SQLite or PostgreSQL), shared by every process using it.
+class LedgerNonceStore:
+    """Nonces in the engine's one-time key ledger (the journal's database), shared by every hub process
+    using it and kept across restarts (``context.services.one_time_keys()``)."""
 
-    The constructor stores the URL; the engine is made (and the schema migrated) at the first token, and
-    again at the next token after a failure, so a database that is down when the hub starts does not stop
-    the listener from serving HTTP basic callers.
-    """
-
-    def __init__(self, url: str, clock: Callable[[], dt.datetime] | None = None) -> None:
-        self.url = url
-        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
-        self._pruned = 0.0
+    def __init__(self, ledger: OneTimeKeys) -> None:
+        self.ledger = ledger
         self.log = get_logger("soap-listener")
 
-    def _connect(self) -> Engine:
-        with self._lock:
-            if self._engine is None:
-                engine = create_journal_engine(self.url, pool_size=2)
-                try:
-                    with writer(engine).begin() as conn:
-                        upgrade(conn)
-                except BaseException:
-                    engine.dispose()
-                    raise
-                self._engine = engine
-            return writer(self._engine)
-
     def first_use(self, user: str, nonce: bytes) -> bool:
-        """INSERT the nonce's key; False when the key is there already (a replay)."""
-        now = self.clock()
-        row = {"key": nonce_key(user, nonce), "expires_at": now + dt.timedelta(seconds=2 * FRESHNESS)}
+        """Record ``user``'s ``nonce`` for twice the freshness window; False when it was already used."""
         try:
-            engine = self._connect()
-            self._prune(engine, now)
-            with engine.begin() as conn:
-                conn.execute(
-                    sa.delete(wsse_nonces).where(
-                        wsse_nonces.c.key == row["key"], wsse_nonces.c.expires_at < now
-                    )
-                )
-                conn.execute(sa.insert(wsse_nonces).values(row))
-        except exc.IntegrityError:
-            return False
-        except (exc.SQLAlchemyError, EsbError, OSError) as error:
-            why = describe(error) if isinstance(error, exc.SQLAlchemyError) else str(error)
+            return self.ledger.first_use(nonce_key(user, nonce), 2 * FRESHNESS)
+        except TransportError as error:
             self.log.error(
                 "WS-Security nonce store unreachable: digest tokens are refused until it is back",
-                database=mask_url(self.url),
-                error=why,
+                database=error.endpoint,
+                error=str(error),
             )
-            self.close()
-            raise NonceStoreDown(why) from None
-        return True
-
-    def _prune(self, engine: Engine, now: dt.datetime) -> None:
-        if time.monotonic() - self._pruned < PRUNE_EVERY and self._pruned:
-            return
-        self._pruned = time.monotonic()
-        with engine.begin() as conn:
-            conn.execute(sa.delete(wsse_nonces).where(wsse_nonces.c.expires_at < now))
+            raise NonceStoreDown(str(error)) from None
 
     def close(self) -> None:
-        """Dispose of the engine (the next token connects again). Safe to call twice."""
-        with self._lock:
-            engine, self._engine = self._engine, None
-        if engine is not None:
-            engine.dispose()
+        """Release the ledger's connection. Safe to call twice."""
+        self.ledger.close()

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from adapters.soap.envelope import CONTENT_TYPES
-from adapters.soap.nonces import DatabaseNonceStore
 from adapters.soap.security import basic_user, check_basic
 from adapters.soap.service import Binding, SOAPService
 from adapters.soap.wsdl import Contract
@@ -203,8 +202,7 @@ class _Registry:
             self.counts[key] = self.counts.get(key, 0) + 1
             service = listener.services.get(options.path)
             if service is None:
-                nonces = DatabaseNonceStore(binding.journal_url)
-                service = SOAPService(options.path, contract, root, nonces)
+                service = SOAPService(options.path, contract, root, binding.nonces(), binding.metrics)
                 listener.services[options.path] = service
             elif service.contract.path != contract.path:
                 raise TransportError(

@@ -11,11 +11,13 @@ Every refusal of the caller's doing is logged and counted (``audit.py``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
+from prometheus_client import CollectorRegistry
 
 from adapters.soap.audit import Audit, reason_of
 from adapters.soap.checks import check_action, check_must_understand, requested_action
@@ -28,7 +30,7 @@ from adapters.soap.envelope import (
     version_from_content_type,
 )
 from adapters.soap.exchange import Exchange, Inbox
-from adapters.soap.nonces import NonceStore
+from adapters.soap.nonces import MemoryNonceStore, NonceStore
 from adapters.soap.publish import Publisher
 from adapters.soap.schema import RequestValidator
 from adapters.soap.security import WSSERefused, basic_user, check_basic, verify_wsse
@@ -50,8 +52,10 @@ class Binding:
     info: OperationInfo
     users: dict[str, str]
     inbox: Inbox
-    journal_url: str = "sqlite://"
-    """Where used WS-Security nonces are kept (the hub's journal database)."""
+    nonces: Callable[[], NonceStore] = MemoryNonceStore
+    """Makes the store of used WS-Security nonces (the engine's one-time key ledger in the hub)."""
+    metrics: Any = None
+    """The registry the listener's counters go to (the engine's shared one; a private one if None)."""
 
     @property
     def options(self) -> ListenOptions:
@@ -84,7 +88,9 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
 class SOAPService:
     """The operations of one contract served at one path of a listener."""
 
-    def __init__(self, path: str, contract: Contract, root: Path, nonces: NonceStore) -> None:
+    def __init__(
+        self, path: str, contract: Contract, root: Path, nonces: NonceStore, metrics: Any = None
+    ) -> None:
         self.path = path
         self.contract = contract
         self.root = root
@@ -95,7 +101,7 @@ class SOAPService:
                 self.by_element.setdefault(info.input_element, info)
         self.publisher = Publisher(contract.path, contract.files)
         self.nonces = nonces
-        self.audit = Audit(path)
+        self.audit = Audit(path, metrics if metrics is not None else CollectorRegistry())
         self._validator: RequestValidator | None = None
 
     @property

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from adapters.soap.config import SOAPEndpoint
 from adapters.soap.exchange import Inbox
+from adapters.soap.nonces import LedgerNonceStore
 from adapters.soap.server import LISTENERS, Listener
 from adapters.soap.service import Binding
 from adapters.soap.sink import cache_dir
@@ -51,8 +52,12 @@ class SOAPSource:
         )
         info = contract.operation(ep.service, ep.port, ep.operation)
         users = {u.username: u.password(root) for u in ep.listen.auth.users}
-        journal_url = self.context.settings.resolve_paths(root).journal.url
-        binding = Binding(self.context.endpoint, ep, info, users, Inbox(), journal_url)
+        services = self.context.services
+
+        def nonces() -> LedgerNonceStore:
+            return LedgerNonceStore(services.one_time_keys())
+
+        binding = Binding(self.context.endpoint, ep, info, users, Inbox(), nonces, services.metrics)
         self.listener, self.binding = LISTENERS.attach(binding, contract, root)
 
     def read(self, timeout: float) -> Delivery | None:

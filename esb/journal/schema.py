@@ -126,12 +126,13 @@ business_keys = sa.Table(
     sa.Index("ix_business_keys_value", "value"),
 )
 
-#: WS-Security nonces already used, shared by every hub process on this database (replay protection).
-#: ``key`` is the hex sha256 of user and nonce (never the nonce itself); rows past ``expires_at`` are pruned.
-wsse_nonces = sa.Table(
-    "wsse_nonces",
+#: One-time keys already used (WS-Security nonces: replay protection), shared by every hub process on this
+#: database. ``key`` is a digest chosen by the user of the ledger (for a nonce: sha256 of user and nonce,
+#: never the nonce itself); rows past ``expires_at`` are pruned.
+one_time_keys = sa.Table(
+    "one_time_keys",
     metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
-    sa.Index("ix_wsse_nonces_expires_at", "expires_at"),
+    sa.Index("ix_one_time_keys_expires_at", "expires_at"),
 )

@@ -31,7 +31,7 @@ from esb.ops.common import who
 from esb.ops.replay import Outcome, Replayer
 from esb.project import Project
 from esb.runtime.outlet import DEAD_LETTER_HEADERS
-from esb.typing import Delivery
+from esb.typing import Delivery, QueueInspector, capability
 
 ERROR_HEADERS = DEAD_LETTER_HEADERS
 
@@ -81,22 +81,21 @@ def routes_with_dead_letters(project: Project) -> list[tuple[Route, str]]:
 
 def depth(project: Project, endpoint: str) -> int | None:
     """Return how many messages wait on ``endpoint`` (None when its adapter cannot count)."""
-    adapter = project.adapter_for(endpoint)
-    count = getattr(adapter, "queue_depth", None)
-    if count is None:
+    inspector = capability(project.adapter_for(endpoint), QueueInspector)
+    if inspector is None:
         return None
-    return int(count(project.endpoint(endpoint), project.context(endpoint)))
+    return int(inspector.queue_depth(project.endpoint(endpoint), project.context(endpoint)))
 
 
 def peek(project: Project, route_id: str, limit: int = 100) -> list[DeadLetter]:
     """Return up to ``limit`` dead letters of ``route_id``, oldest first, leaving them in place."""
     _, endpoint = dead_letter_endpoint(project, route_id)
-    adapter = project.adapter_for(endpoint)
-    peeker = getattr(adapter, "peek", None)
-    if peeker is None:
+    inspector = capability(project.adapter_for(endpoint), QueueInspector)
+    if inspector is None:
         kind = project.endpoint(endpoint).adapter
         raise ConfigError(f"{endpoint}: the {kind!r} adapter cannot list messages")
-    found = [DeadLetter.of(m) for m in peeker(project.endpoint(endpoint), project.context(endpoint), limit)]
+    waiting = inspector.peek(project.endpoint(endpoint), project.context(endpoint), limit)
+    found = [DeadLetter.of(m) for m in waiting]
     return [d for d in found if d.route in (None, route_id)]
 
 

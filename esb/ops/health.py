@@ -23,6 +23,7 @@ from esb.ops import dlq
 from esb.ops.control import RouteControl
 from esb.ops.monitoring import ask_running_hub
 from esb.project import Project
+from esb.typing import HealthReporter, JobReporter, QueueInspector, capability
 
 OK, DEGRADED, DOWN, UNKNOWN = "ok", "degraded", "down", "unknown"
 EXIT = {OK: 0, UNKNOWN: 0, DEGRADED: 1, DOWN: 2}
@@ -55,14 +56,15 @@ def check_journal(journal: Journal) -> Check:
 
 def check_broker(project: Project) -> list[Check]:
     """The broker answers, and how many messages wait on each queue endpoint."""
-    queues = {name: ep for name, ep in project.endpoints.items() if ep.adapter == "queue"}
+    queues = {name: ep for name, ep in project.endpoints.items() if _inspector(project, name) is not None}
     if not queues:
         return [Check("broker", UNKNOWN, "no queue endpoints configured")]
-    adapter = project.adapter_for(next(iter(queues)))
     depths: dict[str, dict[str, int]] = {}
     try:
         for name, endpoint in sorted(queues.items()):
-            depths[name] = adapter.queue_stats(endpoint, project.context(name))
+            inspector = _inspector(project, name)
+            assert inspector is not None
+            depths[name] = inspector.queue_stats(endpoint, project.context(name))
     except EsbError as exc:
         return [Check("broker", DOWN, str(exc))]
     text = ", ".join(
@@ -72,19 +74,26 @@ def check_broker(project: Project) -> list[Check]:
     return [Check("broker", OK, f"reachable; waiting: {text}", {"queues": depths})]
 
 
+def _inspector(project: Project, endpoint: str) -> QueueInspector | None:
+    """The endpoint's adapter as a queue inspector, or None (an unknown adapter is lint's finding)."""
+    try:
+        return capability(project.adapter_for(endpoint), QueueInspector)
+    except EsbError:
+        return None
+
+
 def check_endpoints(project: Project) -> list[Check]:
-    """Each non-queue endpoint through its adapter's ``health`` (``no check`` when it has none)."""
+    """Each endpoint that is not a queue through its adapter's ``health`` (``no check`` when it has none)."""
     out = []
     for name, endpoint in sorted(project.endpoints.items()):
-        if endpoint.adapter in ("queue", "memory"):
+        if _inspector(project, name) is not None:
             continue  # queues are the broker's line
-        adapter = project.adapter_for(name)
-        probe = getattr(adapter, "health", None)
+        probe = capability(project.adapter_for(name), HealthReporter)
         if probe is None:
             out.append(Check(f"endpoint {name}", UNKNOWN, f"{endpoint.adapter}: no check"))
             continue
         try:
-            status, detail = probe(endpoint, project.context(name))
+            status, detail = probe.health(endpoint, project.context(name))
         except EsbError as exc:
             status, detail = DOWN, str(exc)
         # a peripheral system being down degrades the hub (its messages wait or retry); it is not down
@@ -125,11 +134,11 @@ def scheduled_jobs(project: Project) -> dict[str, list[dict[str, Any]]]:
     """
     out: dict[str, list[dict[str, Any]]] = {}
     for name, endpoint in sorted(project.endpoints.items()):
-        probe = getattr(project.adapter_for(name), "jobs", None)
+        probe = capability(project.adapter_for(name), JobReporter)
         if probe is None:
             continue
         try:
-            jobs = probe(endpoint, project.context(name))
+            jobs = probe.jobs(endpoint, project.context(name))
         except (EsbError, OSError) as exc:
             jobs = [{"job": "?", "error": str(exc)}]
         if jobs:

@@ -29,11 +29,9 @@ from esb.ops.common import who
 from esb.ops.rerun import InProcessRun, refusal
 from esb.project import Project
 from esb.runtime.worker import REPLAY_HEADER
+from esb.typing import Republisher, capability
 
 REPLAY_OF_HEADER = "esb-replay-of"
-#: Source adapters a replay can publish to from another process (a queue is shared; ``memory`` in tests).
-#: Routes reading any other source are replayed in this process (esb.ops.rerun).
-REPLAYABLE_ADAPTERS = frozenset({"queue", "memory"})
 
 
 @dataclass(frozen=True)
@@ -143,7 +141,7 @@ class Replayer:
     def publishable(self, route_id: str) -> bool:
         """True when the route's source can be published to from here; else it is run in this process."""
         route = self.project.route(route_id)
-        return self.project.endpoint(route.from_).adapter in REPLAYABLE_ADAPTERS
+        return capability(self.project.adapter_for(route.from_), Republisher) is not None
 
     def check_route(self, route_id: str) -> str:
         """Return the route's source endpoint; ConfigError when the route cannot be replayed at all."""
@@ -229,8 +227,9 @@ class Replayer:
     def _sink(self, endpoint: str) -> Any:
         sink = self._sinks.get(endpoint)
         if sink is None:
-            sink = self.project.adapter_for(endpoint).sink(self.project.endpoint(endpoint),
-                                                           self.project.context(endpoint))
+            republisher = capability(self.project.adapter_for(endpoint), Republisher)
+            assert republisher is not None, "publishable() first"
+            sink = republisher.publisher(self.project.endpoint(endpoint), self.project.context(endpoint))
             sink.connect()
             self._sinks[endpoint] = sink
         return sink

@@ -15,6 +15,7 @@ from esb.config.routes import RecipientList, Route
 from esb.exceptions import MessageError, TransportError, error_reason
 from esb.expressions import Expression
 from esb.message import Message
+from esb.typing import BatchWriter, capability
 
 DEAD_LETTER_HEADERS = ("esb-error", "esb-error-class", "esb-error-reason", "esb-route", "esb-failed-at")
 
@@ -104,12 +105,13 @@ class Outlet:
         return endpoint
 
     def writes_many(self, endpoint: str) -> bool:
-        """True when ``endpoint``'s sink confirms several messages at once (``write_many``)."""
-        return hasattr(self._sink(endpoint), "write_many")
+        """True when ``endpoint``'s sink confirms several messages at once (``BatchWriter``)."""
+        return capability(self._sink(endpoint), BatchWriter) is not None
 
     def write_many(self, endpoint: str, messages: list[Message]) -> None:
         """Write several messages to an endpoint whose sink confirms them together."""
-        sink = self._sink(endpoint)
+        sink = capability(self._sink(endpoint), BatchWriter)
+        assert sink is not None, "writes_many() first"
         try:
             sink.write_many(messages)
         except TransportError:

@@ -25,7 +25,7 @@ from esb.processors.pipeline import Pipeline, build_pipeline
 from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
 from esb.runtime.batching import batchable, run_batch
 from esb.runtime.outlet import Outlet
-from esb.typing import Delivery
+from esb.typing import Breakable, Delivery, capability
 
 #: Header ``esb replay`` sets (the replay's number): the message is delivered again to every sink.
 REPLAY_HEADER = "esb-replay"
@@ -178,7 +178,8 @@ class RouteWorker(threading.Thread):
 
     def _source_broken(self) -> bool:
         """True when the source knows its connection is gone (its unsettled deliveries go elsewhere)."""
-        return bool(getattr(self.source, "broken", False))
+        breakable = capability(self.source, Breakable)
+        return breakable is not None and breakable.broken
 
     def _sleep(self, seconds: float) -> None:
         if self.stop_event.wait(seconds):

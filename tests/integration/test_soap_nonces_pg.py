@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from adapters.soap.nonces import DatabaseNonceStore
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.unit.test_soap_hardening import ledger_store
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
 
 def test_nonce_used_through_one_store_is_refused_by_another(pg_url: str) -> None:
     """A nonce recorded by one hub process's store is a replay for another's (and for a restarted one)."""
-    first, second = DatabaseNonceStore(pg_url), DatabaseNonceStore(pg_url)
+    first, second = ledger_store(pg_url), ledger_store(pg_url)
     try:
         assert first.first_use("hotline", b"nonce-pg") is True
         assert second.first_use("hotline", b"nonce-pg") is False
@@ -32,7 +32,7 @@ def test_nonce_used_through_one_store_is_refused_by_another(pg_url: str) -> None
     finally:
         first.close()
         second.close()
-    restarted = DatabaseNonceStore(pg_url)
+    restarted = ledger_store(pg_url)
     try:
         assert restarted.first_use("hotline", b"nonce-pg") is False
     finally:
@@ -41,7 +41,7 @@ def test_nonce_used_through_one_store_is_refused_by_another(pg_url: str) -> None
 
 def test_concurrent_first_uses_admit_exactly_one(pg_url: str) -> None:
     """Eight stores racing to record the same nonce: exactly one is told it is the first use."""
-    stores = [DatabaseNonceStore(pg_url) for _ in range(8)]
+    stores = [ledger_store(pg_url) for _ in range(8)]
     try:
         stores[0].first_use("warm-up", b"x")  # migrate once before the race
         with ThreadPoolExecutor(8) as pool:

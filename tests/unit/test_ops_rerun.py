@@ -25,7 +25,7 @@ from tests.unit.test_worker import ENDPOINTS, route, run_until_settled
 def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Empty memory endpoints; ``memory`` sources count as not publishable, like a SOAP listener."""
     BROKER.reset()
-    monkeypatch.setattr(replay_mod, "REPLAYABLE_ADAPTERS", frozenset({"queue"}))
+    monkeypatch.setattr(replay_mod.Replayer, "publishable", lambda self, route_id: False)
 
 
 def delivered_once(tmp_path: Path, fn: Any = None, **extra: Any) -> tuple[Any, Journal]:

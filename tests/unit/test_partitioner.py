@@ -56,7 +56,7 @@ def test_partitioned_route_gets_one_single_consumer_queue_per_partition(tmp_path
 
 
 def test_partitions_need_a_queue_source(tmp_path: Path) -> None:
-    """A partitioned route reading a SOAP listener is a finding: only queues can be partitioned."""
+    """A partitioned route reading a SOAP listener is a finding: its adapter cannot be partitioned."""
     root = ordered_project(tmp_path)
     routes = (root / "routes.yaml").read_text()
     routes = routes.replace(
@@ -66,7 +66,8 @@ def test_partitions_need_a_queue_source(tmp_path: Path) -> None:
     )
     (root / "routes.yaml").write_text(routes)
     findings = load(root, tmp_path).findings
-    assert any("partitions needs a queue source" in f and "crm.soap_billing_accounts" in f for f in findings)
+    needs = "partitions needs a source that can be partitioned"
+    assert any(needs in f and "crm.soap_billing_accounts" in f for f in findings)
 
 
 def test_partitioner_sends_each_account_to_one_partition(tmp_path: Path) -> None:

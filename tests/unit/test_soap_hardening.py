@@ -10,15 +10,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from lxml import etree
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from adapters.soap.audit import Audit, Throttle
 from adapters.soap.checks import check_action, not_understood, requested_action
 from adapters.soap.config import ListenOptions, ThrottleOptions
 from adapters.soap.envelope import SOAP11_ENV, SOAP12_ENV, SOAPFault, fault_bytes
-from adapters.soap.nonces import DatabaseNonceStore, NonceStoreDown, nonce_key
+from adapters.soap.nonces import LedgerNonceStore, NonceStoreDown, nonce_key
 from adapters.soap.security import WSSE, WSSERefused, verify_wsse
-from esb.journal.schema import wsse_nonces
+from esb.journal.keys import OneTimeKeyLedger
+from esb.journal.schema import one_time_keys
 from esb.testing import FakeClock
 from tests.unit.test_soap import digest_token
 
@@ -50,11 +52,16 @@ class FakeLog:
         self.lines.append(("error", event, fields))
 
 
+def ledger_store(url: str, clock: Any = None) -> LedgerNonceStore:
+    """A nonce store on the one-time key ledger of the journal database at ``url``."""
+    return LedgerNonceStore(OneTimeKeyLedger(url, clock))
+
+
 def _rows(url: str) -> list[str]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return [r.key for r in conn.execute(sa.select(wsse_nonces.c.key))]
+            return [r.key for r in conn.execute(sa.select(one_time_keys.c.key))]
     finally:
         engine.dispose()
 
@@ -62,7 +69,7 @@ def _rows(url: str) -> list[str]:
 def test_nonce_is_refused_a_second_time_by_another_store_on_the_same_database(tmp_path: Path) -> None:
     """A nonce used once is refused again, also by a second store (another process, or after a restart)."""
     url = f"sqlite:///{tmp_path / 'journal.db'}"
-    first, second = DatabaseNonceStore(url), DatabaseNonceStore(url)
+    first, second = ledger_store(url), ledger_store(url)
     try:
         assert first.first_use("hotline", b"nonce-1") is True
         assert first.first_use("hotline", b"nonce-1") is False
@@ -78,11 +85,11 @@ def test_nonce_is_refused_a_second_time_by_another_store_on_the_same_database(tm
 def test_expired_nonces_are_pruned(tmp_path: Path) -> None:
     """Rows past their expiry (twice the freshness window) are deleted by a later store's first insert."""
     url, clock = f"sqlite:///{tmp_path / 'journal.db'}", Clock()
-    store = DatabaseNonceStore(url, clock=clock)
+    store = ledger_store(url, clock=clock)
     store.first_use("hotline", b"old")
     store.close()
     clock.now = NOW + dt.timedelta(seconds=601)
-    later = DatabaseNonceStore(url, clock=clock)
+    later = ledger_store(url, clock=clock)
     later.first_use("hotline", b"new")
     later.close()
     assert _rows(url) == [nonce_key("hotline", b"new")]
@@ -90,7 +97,7 @@ def test_expired_nonces_are_pruned(tmp_path: Path) -> None:
 
 def test_unreachable_database_refuses_the_token_with_a_log_line(tmp_path: Path) -> None:
     """A nonce store that cannot open its database raises NonceStoreDown and says so in the log."""
-    store = DatabaseNonceStore(f"sqlite:///{tmp_path}")  # a folder: the database cannot be opened
+    store = ledger_store(f"sqlite:///{tmp_path}")  # a folder: the database cannot be opened
     store.log = FakeLog()
     with pytest.raises(NonceStoreDown):
         store.first_use("hotline", b"captured-nonce")
@@ -104,7 +111,7 @@ def test_unreachable_database_refuses_the_token_with_a_log_line(tmp_path: Path) 
 def test_digest_refusals_name_their_reason(tmp_path: Path) -> None:
     """verify_wsse refuses with a reason: wrong password, stale Created, replayed nonce, store down."""
     users, now = {"crm": "s3cret"}, dt.datetime.now(dt.UTC)
-    store = DatabaseNonceStore(f"sqlite:///{tmp_path / 'j.db'}")
+    store = ledger_store(f"sqlite:///{tmp_path / 'j.db'}")
     cases = [
         (digest_token("wrong", now, b"n-1"), "bad_credentials"),
         (digest_token("s3cret", now - dt.timedelta(seconds=301), b"n-2"), "stale_token"),
@@ -118,7 +125,7 @@ def test_digest_refusals_name_their_reason(tmp_path: Path) -> None:
     with pytest.raises(WSSERefused, match="replayed_nonce"):
         verify_wsse(digest_token("s3cret", now, b"n-4"), users, store)
     store.close()
-    down = DatabaseNonceStore(f"sqlite:///{tmp_path}")
+    down = ledger_store(f"sqlite:///{tmp_path}")
     down.log = FakeLog()
     with pytest.raises(WSSERefused, match="nonce_store_unavailable"):
         verify_wsse(digest_token("s3cret", now, b"n-5"), users, down)
@@ -144,7 +151,7 @@ def test_throttle_locks_out_after_max_failures_within_the_window() -> None:
 
 def test_audit_logs_refusals_and_the_lockout_once() -> None:
     """Each refusal is one log line; the lockout is logged once; refusals while locked are only counted."""
-    audit = Audit("/soap/unit-audit", FakeClock())
+    audit = Audit("/soap/unit-audit", CollectorRegistry(), FakeClock())
     audit.log = FakeLog()
     options = ThrottleOptions(max_failures=2, window=60, lockout=10)
     for _ in range(2):
