@@ -6,6 +6,8 @@ zeep, requests and waitress are imported only when an endpoint is used.
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.soap.config import SOAPEndpoint
 from adapters.soap.sink import SOAPSink
 from adapters.soap.source import SOAPSource
@@ -39,3 +41,9 @@ class SOAPAdapter:
         from adapters.soap.health import endpoint_health
 
         return endpoint_health(endpoint, context)
+
+    def commands(self) -> list[Any]:
+        """``esb soap operations WSDL``."""
+        from adapters.soap.cli import soap
+
+        return [soap]

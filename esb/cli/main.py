@@ -10,6 +10,8 @@ from typing import Any
 import click
 
 from esb.exceptions import EsbError
+from esb.registry import ADAPTERS, resolve_adapter
+from esb.typing import CommandProvider, capability
 
 #: command name -> "module:attribute" of its click command, imported lazily so `esb --help` stays fast.
 COMMANDS: dict[str, str] = {
@@ -21,7 +23,6 @@ COMMANDS: dict[str, str] = {
     "send": "esb.cli.send_cmd:send",
     "schema": "esb.cli.schema_cmd:schema",
     "model": "esb.cli.model_cmd:model",
-    "soap": "esb.cli.soap_cmd:soap",
     "health": "esb.cli.health_cmd:health",
     "replay": "esb.cli.replay_cmd:replay",
     "dlq": "esb.cli.dlq_cmd:dlq",
@@ -32,17 +33,22 @@ COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+    """A click group whose subcommands are imported on first use.
+
+    Besides the engine's own (:data:`COMMANDS`), an adapter that offers the ``CommandProvider`` capability
+    adds its group under its own name (``esb soap operations WSDL``); adapters are imported for that only
+    when such a command is asked for (or the command list is shown).
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        """Return every known command name."""
-        return sorted(COMMANDS)
+        """Return every known command name: the engine's and the adapters' groups."""
+        return sorted({*COMMANDS, *(name for name in ADAPTERS if _adapter_command(name) is not None)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """Import and return the command ``cmd_name``."""
         path = COMMANDS.get(cmd_name)
         if path is None:
-            return None
+            return _adapter_command(cmd_name) if cmd_name in ADAPTERS else None
         module_name, _, attr = path.partition(":")
         try:
             module = importlib.import_module(module_name)
@@ -52,6 +58,17 @@ class LazyGroup(click.Group):
             raise
         command: click.Command = getattr(module, attr)
         return command
+
+
+def _adapter_command(name: str) -> click.Command | None:
+    """The command group called ``name`` of the adapter registered under ``name``, if it offers one."""
+    try:
+        provider = capability(resolve_adapter(name), CommandProvider)
+    except EsbError:
+        return None
+    if provider is None:
+        return None
+    return next((c for c in provider.commands() if getattr(c, "name", None) == name), None)
 
 
 class Obj:

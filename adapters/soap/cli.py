@@ -1,5 +1,8 @@
 """``esb soap operations WSDL``: the services, ports and operations of a contract, for an engineer
-meeting it for the first time (read offline: imports are resolved from local files only)."""
+meeting it for the first time (read offline: imports are resolved from local files only).
+
+The SOAP adapter's own command group, added to the ``esb`` CLI through its ``commands()`` capability.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ from typing import Any
 
 import click
 import orjson
-
-from esb.registry import import_string
 
 
 def _describe(contract: Any) -> list[dict[str, Any]]:
@@ -46,7 +47,8 @@ def soap() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per operation).")
 def operations(wsdl: Path, as_json: bool) -> None:
     """List the services, ports and operations of WSDL with their input and output elements."""
-    load_contract = import_string("adapters.soap.wsdl:load_contract")
+    from adapters.soap.wsdl import load_contract
+
     contract = load_contract(wsdl, root=Path.cwd() if Path.cwd() in wsdl.resolve().parents else None)
     rows = _describe(contract)
     if as_json:
