@@ -1,7 +1,8 @@
 """The option reference in docs/, generated from the models so it is never written twice.
 
 ``python -m esb.config.reference > docs/reference.md`` regenerates it; a test fails when it is stale.
-Routes come from :mod:`esb.config.routes` and the step kinds' declarations.
+Routes come from :mod:`esb.config.routes` and the step kinds' declarations, endpoints from each
+adapter's endpoint model (found through the adapter registry by name), settings from the settings model.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic_core import PydanticUndefined
 from esb.config import routes as r
 from esb.config.systems import EndpointConfig
 from esb.config.walk import nested_models
+from esb.registry import endpoint_models
 from esb.settings import Settings
 from esb.steps import Step, kinds
 
@@ -51,8 +53,18 @@ def _default(field: Any) -> str:
     return f"`{value!r}`"
 
 
+def _inherited(model: type[BaseModel], name: str) -> bool:
+    """True for an endpoint option shown once, in EndpointConfig: a common one the adapter leaves as it is,
+    and ``adapter`` (the section's title names its value)."""
+    if model is EndpointConfig or name not in EndpointConfig.model_fields:
+        return False
+    mine, common = model.model_fields[name], EndpointConfig.model_fields[name]
+    same = (mine.annotation, mine.default) == (common.annotation, common.default)
+    return (same and mine.description in (None, common.description)) or name == "adapter"
+
+
 def model_table(model: type[BaseModel], level: str = "###") -> str:
-    """Return a markdown table of ``model``'s fields."""
+    """Return a markdown table of ``model``'s fields (an endpoint model's own, beside the common ones)."""
     lines = [
         f"{level} {model.__name__}",
         "",
@@ -62,6 +74,8 @@ def model_table(model: type[BaseModel], level: str = "###") -> str:
         "| --- | --- | --- | --- |",
     ]
     for name, field in model.model_fields.items():
+        if _inherited(model, name):
+            continue
         key = field.alias or name
         description = (field.description or "").replace("|", "\\|")
         kind = _type_name(field.annotation).replace("|", "\\|")
@@ -86,6 +100,24 @@ def step_sections() -> list[str]:
     return parts
 
 
+def adapter_sections() -> list[str]:
+    """One section per registered adapter: its endpoint options and the models nested in them."""
+    parts = [
+        "## config/systems.yaml: what every endpoint has",
+        "",
+        model_table(EndpointConfig),
+    ]
+    for name, model in endpoint_models().items():
+        parts += [
+            f"## config/systems.yaml: `adapter: {name}`",
+            "",
+            "Besides the common options above (those the adapter changes are listed again).",
+            "",
+        ]
+        parts += [model_table(m) for m in nested_models(model, into_steps=False)]
+    return parts
+
+
 def generate() -> str:
     """Return docs/reference.md."""
     parts = [
@@ -98,13 +130,7 @@ def generate() -> str:
     ]
     parts += [model_table(m) for m in ROUTE_MODELS]
     parts += step_sections()
-    parts += [
-        "## config/systems.yaml: what every endpoint has",
-        "",
-        model_table(EndpointConfig),
-        "Each adapter adds its own options: see docs/ for the queue, SOAP and batch adapters.",
-        "",
-    ]
+    parts += adapter_sections()
     parts += ["## config/settings.yaml", ""]
     parts += [model_table(m) for m in _settings_models()]
     return "\n".join(parts)
