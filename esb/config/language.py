@@ -6,9 +6,9 @@ Expressions are JMESPath over ``{body, headers, type, source, id}``, never a new
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 ENDPOINT_REF = r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-.]+$"
 EndpointRef = Annotated[
@@ -23,3 +23,12 @@ class Strict(BaseModel):
     """Base of every route-language model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def short_form(key: str) -> BeforeValidator:
+    """Read a plain string as ``{key: string}`` (``log: text``, ``split: expression``)."""
+
+    def expand(value: Any) -> Any:
+        return {key: value} if isinstance(value, str) else value
+
+    return BeforeValidator(expand)

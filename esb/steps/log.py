@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from esb.config.language import Expression, Strict
+from esb.config.language import Expression, Strict, short_form
 from esb.expressions import Expression as Compiled
 from esb.processors.basic import LogWriter
 from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
@@ -25,12 +25,9 @@ class LogSpec(Strict):
 class LogStep(Strict):
     """Log a line about the message."""
 
-    log: LogSpec = Field(description="the message text, or {message, level, fields}")
-
-    @field_validator("log", mode="before")
-    @classmethod
-    def _short_form(cls, value: Any) -> Any:
-        return {"message": value} if isinstance(value, str) else value
+    log: Annotated[LogSpec, short_form("message")] = Field(
+        description="the message text, or {message, level, fields}"
+    )
 
 
 def build(step: LogStep, ctx: BuildContext) -> Processor:

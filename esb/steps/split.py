@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from esb.config.language import Expression, Strict
+from esb.config.language import Expression, Strict, short_form
 from esb.expressions import Expression as Compiled
 from esb.processors.routing import Splitter
 from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
@@ -24,12 +24,9 @@ class SplitSpec(Strict):
 class SplitStep(Strict):
     """Split a message into parts (``split: body.items`` or ``split: {expr: ..., keep: ...}``)."""
 
-    split: SplitSpec = Field(description="an expression (the list to split), or {expr, keep}")
-
-    @field_validator("split", mode="before")
-    @classmethod
-    def _short_form(cls, value: Any) -> Any:
-        return {"expr": value} if isinstance(value, str) else value
+    split: Annotated[SplitSpec, short_form("expr")] = Field(
+        description="an expression (the list to split), or {expr, keep}"
+    )
 
 
 def build(step: SplitStep, ctx: BuildContext) -> Processor:

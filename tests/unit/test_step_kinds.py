@@ -23,6 +23,8 @@ from esb.processors.pipeline import build_pipeline
 from esb.steps import BUILTIN, StepKind, kinds, register, unregister
 from esb.steps.choice import ChoiceStep, WhenBranch
 from esb.steps.kind import BuildContext, LintContext, PathKey, Processor
+from esb.steps.log import LogSpec, LogStep
+from esb.steps.split import SplitSpec, SplitStep
 from tests.unit.test_lint import findings_for, good_route
 
 
@@ -192,3 +194,13 @@ def test_builder_refuses_an_object_that_is_no_step(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="unsupported step dict"):
         StepBuilder(None, "r", lambda name: None).step({"nope": 1})
+
+
+def test_split_and_log_take_a_short_form() -> None:
+    """`split: EXPR` and `log: TEXT` read as their long forms."""
+    steps = [{"split": "body.items"}, {"log": "seen"}, {"split": {"expr": "body.x", "keep": "item"}}]
+    routes = RoutesFile.model_validate({"routes": [{"id": "r", "from": "a.b", "steps": steps}]})
+    parsed = routes.routes[0].steps
+    assert parsed[0] == SplitStep(split=SplitSpec(expr="body.items"))
+    assert parsed[1] == LogStep(log=LogSpec(message="seen"))
+    assert parsed[2] == SplitStep(split=SplitSpec(expr="body.x", keep="item"))
