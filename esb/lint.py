@@ -18,6 +18,8 @@ from esb.exceptions import ConfigError
 from esb.expressions import validate_expression
 from esb.project import Project
 from esb.registry import did_you_mean
+from esb.steps import kind_of, kinds
+from esb.steps.transform import TransformStep
 
 
 class Linter:
@@ -83,11 +85,12 @@ class Linter:
         for name, text in route.business_keys.items():
             self.check_expression(text, (*base, "business_keys", name))
         self.check_ordering(route, base)
-        aggregates = [i for i, s in enumerate(route.steps) if isinstance(s, r.AggregateStep)]
-        if len(aggregates) > 1:
-            self.add(
-                (*base, "steps", aggregates[1]), "only one aggregate step per route: split the route in two"
-            )
+        for kind in (k for k in kinds().values() if k.top_level_only):
+            found = [i for i, s in enumerate(route.steps) if isinstance(s, kind.model)]
+            if len(found) > 1:
+                self.add(
+                    (*base, "steps", found[1]), f"only one {kind.name} step per route: split the route in two"
+                )
         self.check_steps(route.steps, (*base, "steps"), top=True)
 
     def check_ordering(self, route: r.Route, base: PathKey) -> None:
@@ -96,14 +99,15 @@ class Linter:
             return
         self.check_expression(route.ordered_by, (*base, "ordered_by"))
         if route.partitions > 1:  # the partitioner runs the steps up to the first transform to read the key
+            unsafe = [k.name for k in kinds().values() if not k.before_partition]
             for index, step in enumerate(route.steps):
-                if isinstance(step, r.TransformStep):
+                if isinstance(step, TransformStep):
                     break
-                if isinstance(step, r.EnrichStep | r.AggregateStep | r.SplitStep):
+                if not kind_of(step).before_partition:
                     self.add(
                         (*base, "steps", index),
                         "a partitioned route reads its key with the steps before its first transform: "
-                        "no enrich, split or aggregate there",
+                        f"no {', '.join(unsafe[:-1])} or {unsafe[-1]} there",
                     )
         source = self.project.endpoints.get(route.from_)
         single = getattr(source, "single_active_consumer", False)
@@ -114,56 +118,17 @@ class Linter:
                 "read the queue at once and reorder it)",
             )
 
-    def check_steps(self, steps: Sequence[Any], base: PathKey, *, top: bool) -> None:
-        """Check a list of steps, recursing into choices."""
+    def check_steps(self, steps: Sequence[Any], base: PathKey, *, top: bool = False) -> None:
+        """Check a list of steps (``top``: a route's own, else a branch's)."""
         for j, step in enumerate(steps):
             self.check_step(step, (*base, j), top=top)
 
     def check_step(self, step: Any, path: PathKey, *, top: bool) -> None:
-        """Check one step."""
-        if isinstance(step, r.TransformStep):
-            self.check_name(
-                step.transform, self._transforms, (*path, "transform"), "transform", "transforms/"
-            )
-        elif isinstance(step, r.ValidateStep):
-            self.check_name(step.validate_, self._schemas, (*path, "validate"), "schema", "canonical_model/")
-        elif isinstance(step, r.FilterStep):
-            self.check_expression(step.filter, (*path, "filter"))
-        elif isinstance(step, r.SplitStep):
-            self.check_expression(step.split.expr, (*path, "split"))
-        elif isinstance(step, r.AggregateStep):
-            self.check_expression(step.aggregate.key, (*path, "aggregate", "key"))
-            if not top:
-                self.add(path, "aggregate is allowed only at the top level of a route's steps")
-        elif isinstance(step, r.EnrichStep):
-            self.check_endpoint(step.enrich.endpoint, (*path, "enrich", "endpoint"))
-            for key in ("request", "response"):
-                name = getattr(step.enrich, key)
-                if name:
-                    self.check_name(
-                        name, self._transforms, (*path, "enrich", key), "transform", "transforms/"
-                    )
-        elif isinstance(step, r.ChoiceStep):
-            self.check_choice(step, path)
-
-    def check_choice(self, step: r.ChoiceStep, path: PathKey) -> None:
-        """Check a choice: no duplicate ``when``, valid expressions, then each branch's steps."""
-        whens: dict[str, int] = {}
-        for k, branch in enumerate(step.choice):
-            bpath: PathKey = (*path, "choice", k)
-            if isinstance(branch, r.WhenBranch):
-                normalized = " ".join(branch.when.split())
-                if normalized in whens:
-                    self.add(
-                        (*bpath, "when"),
-                        f"duplicate when {branch.when!r} (same as branch {whens[normalized]}): "
-                        "the second branch can never run; merge them",
-                    )
-                whens.setdefault(normalized, k)
-                self.check_expression(branch.when, (*bpath, "when"))
-                self.check_steps(branch.steps, (*bpath, "steps"), top=False)
-            else:
-                self.check_steps(branch.otherwise, (*bpath, "otherwise"), top=False)
+        """Check one step with its kind's checks."""
+        kind = kind_of(step)
+        kind.lint(step, path, self)
+        if kind.top_level_only and not top:
+            self.add(path, f"{kind.name} is allowed only at the top level of a route's steps")
 
     def check_endpoint(self, name: str, path: PathKey) -> None:
         """An endpoint must be declared in config/systems.yaml."""
@@ -182,6 +147,14 @@ class Linter:
                 f"unknown {what} {name!r}{did_you_mean(name, list(known))}: add it under {where} "
                 "or fix the name",
             )
+
+    def check_transform(self, name: str, path: PathKey) -> None:
+        """A transform must exist under transforms/."""
+        self.check_name(name, self._transforms, path, "transform", "transforms/")
+
+    def check_schema(self, name: str, path: PathKey) -> None:
+        """A canonical schema must exist under canonical_model/."""
+        self.check_name(name, self._schemas, path, "schema", "canonical_model/")
 
     def check_expression(self, text: str, path: PathKey) -> None:
         """An expression must be valid JMESPath."""

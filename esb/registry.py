@@ -56,3 +56,8 @@ def resolve_adapter(name: str) -> Any:
             f"adapter {name!r} needs the Python package {exc.name!r}: pip install {exc.name}"
         ) from exc
     return factory()
+
+
+def endpoint_models() -> dict[str, type[Any]]:
+    """Return each registered adapter's endpoint options model, by adapter name (imports every adapter)."""
+    return {name: resolve_adapter(name).endpoint_model() for name in ADAPTERS}

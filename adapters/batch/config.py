@@ -26,10 +26,12 @@ class _Section(BaseModel):
 class RemoteConfig(_Section):
     """Where the files are: an SFTP, FTP or FTPS server, or a local folder (``protocol: local``)."""
 
-    protocol: Literal["sftp", "ftp", "ftps", "local"]
+    protocol: Literal["sftp", "ftp", "ftps", "local"] = Field(
+        description="how the folder is reached; local: a folder on this machine"
+    )
     host: str = Field(default="127.0.0.1", description="server host (not used by local)")
     port: int | None = Field(default=None, ge=1, le=65535, description="default 22 (sftp) or 21 (ftp/ftps)")
-    username: str | None = None
+    username: str | None = Field(default=None, description="login name on the server")
     password_file: Path | None = Field(default=None, description="secret file holding the password")
     key_file: Path | None = Field(default=None, description="SFTP private key (secret file)")
     known_hosts: Path | None = Field(
@@ -42,7 +44,7 @@ class RemoteConfig(_Section):
     name_encoding: str = Field(default="utf-8", description="encoding of file names on the server (gbk...)")
     timeout: Duration = Field(default=30.0, description="connect, banner, auth and socket timeout")
     keepalive: Duration = Field(default=30.0, description="SSH keepalive interval")
-    passive: bool = True
+    passive: bool = Field(default=True, description="FTP/FTPS passive mode")
 
     @model_validator(mode="after")
     def _needs(self) -> RemoteConfig:
@@ -63,7 +65,9 @@ class RemoteConfig(_Section):
 class CompleteConfig(_Section):
     """When a file is complete: a done/trigger file beside it, stable size and mtime, or a minimum age."""
 
-    mode: Literal["done_file", "stable", "min_age"] = "done_file"
+    mode: Literal["done_file", "stable", "min_age"] = Field(
+        default="done_file", description="which test of completeness applies (its option below)"
+    )
     done_suffix: str = Field(default=".ok", description="done_file: X is complete when X<suffix> exists")
     stable_checks: int = Field(default=2, ge=2, description="stable: polls with the same size and mtime")
     min_age: Duration = Field(default=60.0, description="min_age: seconds since the last modification")
@@ -72,9 +76,11 @@ class CompleteConfig(_Section):
 class ScheduleConfig(_Section):
     """When a job runs: every ``interval``, or on a ``cron`` expression (``0 2 * * *``), in ``timezone``."""
 
-    interval: Duration | None = None
-    cron: str | None = None
-    timezone: str = "Asia/Shanghai"
+    interval: Duration | None = Field(default=None, description="run every this long (or give cron)")
+    cron: str | None = Field(
+        default=None, description="5-field cron expression: minute hour day month weekday (or give interval)"
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="time zone the cron expression is read in")
     misfire_grace_time: Duration = Field(default=3600.0, description="a late run still runs within this")
 
     @model_validator(mode="after")
@@ -89,9 +95,9 @@ class ScheduleConfig(_Section):
 class ReplyConfig(_Section):
     """The reconciliation reply file sent back after a file is processed."""
 
-    enabled: bool = False
-    dir: str = "reply"
-    suffix: str = ".rec"
+    enabled: bool = Field(default=False, description="upload a reply file for each processed file")
+    dir: str = Field(default="reply", description="folder (under remote.path) the reply files go to")
+    suffix: str = Field(default=".rec", description="the reply is named <file name><suffix>")
     include_rejects: bool = Field(default=True, description="also upload the reject file (<name>.rej)")
 
 
@@ -99,14 +105,20 @@ class InboundConfig(_Section):
     """Picking files up: pattern, schedule, completeness, folders, limits."""
 
     pattern: str = Field(default="*", description="glob on the file name (e.g. CHG_*.dat)")
-    poll: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(interval=30.0))
-    complete: CompleteConfig = Field(default_factory=CompleteConfig)
-    done_dir: str = "done"
-    error_dir: str = "error"
+    poll: ScheduleConfig = Field(
+        default_factory=lambda: ScheduleConfig(interval=30.0), description="when the folder is listed"
+    )
+    complete: CompleteConfig = Field(
+        default_factory=CompleteConfig, description="when a file counts as completely written"
+    )
+    done_dir: str = Field(default="done", description="folder (under remote.path) processed files move to")
+    error_dir: str = Field(
+        default="error", description="folder (under remote.path) refused files move to, with a .err note"
+    )
     max_line_bytes: int = Field(default=65536, ge=16, description="a longer line refuses the file")
     checkpoint_every: int = Field(default=500, ge=1, description="records between progress checkpoints")
     message_type: str | None = Field(default=None, description="Message.type of each record")
-    reply: ReplyConfig = Field(default_factory=ReplyConfig)
+    reply: ReplyConfig = Field(default_factory=ReplyConfig, description="the reconciliation reply file")
     journal: bool = Field(
         default=True,
         description="journal each finished file's reconciliation (route batch:<endpoint>)",
@@ -122,7 +134,9 @@ class OutboundConfig(_Section):
         default=None, description="flush on a schedule (cron: '0 2 * * *')"
     )
     max_records: int | None = Field(default=None, ge=1, description="flush when this many records wait")
-    sequence_scope: Literal["day", "forever"] = "day"
+    sequence_scope: Literal["day", "forever"] = Field(
+        default="day", description="the {seq} counter restarts every day, or never"
+    )
     done_suffix: str | None = Field(default=".ok", description="write <name><suffix> after the rename")
     write_empty: bool = Field(default=False, description="write a file with no detail records on schedule")
 
@@ -144,11 +158,15 @@ class BatchEndpoint(EndpointConfig):
 
     adapter: Literal["batch"] = "batch"
     format: Literal["xml", "json", "text", "bytes"] = "json"
-    remote: RemoteConfig
+    remote: RemoteConfig = Field(description="where the files are: a server folder or a local one")
     layout: Path = Field(description="layout file (config/layouts/*.yaml): records, fields, checks")
     encoding: str = Field(default="utf-8", description="file encoding: utf-8, gbk (read as gb18030), gb18030")
-    inbound: InboundConfig | None = None
-    outbound: OutboundConfig | None = None
+    inbound: InboundConfig | None = Field(
+        default=None, description="pick files up: the endpoint is a route's from, one message per record"
+    )
+    outbound: OutboundConfig | None = Field(
+        default=None, description="write files: the endpoint is a route's to"
+    )
 
     @field_validator("encoding")
     @classmethod

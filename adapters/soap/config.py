@@ -28,7 +28,7 @@ class _Strict(BaseModel):
 class Credential(_Strict):
     """A user name and where its password comes from (the environment or a secret file, never the YAML)."""
 
-    username: str = Field(min_length=1)
+    username: str = Field(min_length=1, description="the account name")
     password_env: str | None = Field(default=None, description="environment variable holding the password")
     password_file: Path | None = Field(default=None, description="file holding the password (one line)")
 
@@ -120,7 +120,7 @@ class ListenOptions(_Strict):
     host: str = Field(default="127.0.0.1", description="bind address (loopback unless exposed on purpose)")
     port: int = Field(ge=0, le=65535, description="TCP port (0: any free port, for tests)")
     path: str = Field(default="/soap", pattern=r"^/[A-Za-z0-9_\-/.]*$", description="URL path of the service")
-    auth: ListenerAuth
+    auth: ListenerAuth = Field(description="who may call: accepted modes and users")
     threads: int = Field(default=8, ge=1, le=256, description="HTTP worker threads of the shared server")
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger requests get a Fault")
     reply_timeout: Duration = Field(default=30.0, description="how long a caller waits for the route")
@@ -149,7 +149,9 @@ class SOAPEndpoint(EndpointConfig):
     """One operation of a WSDL: called by the hub (no ``listen``) or served by it (``listen``)."""
 
     adapter: Literal["soap"] = "soap"
-    format: Literal["xml", "json", "text", "bytes"] = "xml"
+    format: Literal["xml", "json", "text", "bytes"] = Field(
+        default="xml", description="what the body is on the wire (xml: the operation's XML)"
+    )
     wsdl: Path = Field(
         description="the WSDL file, relative to the project (imports resolved from local files)"
     )
@@ -164,9 +166,11 @@ class SOAPEndpoint(EndpointConfig):
         default_factory=list,
         description="fault codes redelivered (faultcode local name or detail error code); others dead-letter",
     )
-    auth: ClientAuth | None = None
-    tls: TLSOptions | None = None
-    listen: ListenOptions | None = None
+    auth: ClientAuth | None = Field(default=None, description="credentials sent on calls (client)")
+    tls: TLSOptions | None = Field(default=None, description="CA and client certificate for https (client)")
+    listen: ListenOptions | None = Field(
+        default=None, description="serve the operation: the hub is the server and the endpoint a source"
+    )
     message_type: str | None = Field(default=None, description="type given to messages read from a listener")
 
     @model_validator(mode="after")

@@ -1,22 +1,15 @@
-"""``esb schema routes``: print the JSON Schema of routes.yaml (for editors)."""
+"""``esb schema routes|systems|settings``: print the JSON Schema of a project file (for editors)."""
 
 from __future__ import annotations
 
 import click
 import orjson
-from pydantic import BaseModel
 
-from esb.config.routes import RoutesFile
-from esb.config.systems import SystemsFile
-from esb.settings import Settings
-
-_SCHEMAS: dict[str, type[BaseModel]] = {"routes": RoutesFile, "systems": SystemsFile, "settings": Settings}
+from esb.config.schemas import SCHEMAS
 
 
 @click.command()
-@click.argument("which", type=click.Choice(sorted(_SCHEMAS)))
+@click.argument("which", type=click.Choice(sorted(SCHEMAS)))
 def schema(which: str) -> None:
-    """Print the JSON Schema of routes.yaml, systems.yaml or settings.yaml."""
-    document = _SCHEMAS[which].model_json_schema(by_alias=True)
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    """Print the JSON Schema of routes.yaml, config/systems.yaml (every adapter's options) or settings."""
+    click.echo(orjson.dumps(SCHEMAS[which](), option=orjson.OPT_INDENT_2).decode())

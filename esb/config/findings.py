@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from esb.config.walk import nested_models
 from esb.config.yamlpos import Located, PathKey, format_path
 from esb.registry import did_you_mean
 
@@ -36,11 +37,11 @@ def _advice(error: Any, located: Located, path: PathKey, known: list[str]) -> st
     if kind == "unknown_step":
         raw = error.get("input")
         if isinstance(raw, dict):
-            from esb.config.routes import STEP_KINDS
+            from esb.steps import kinds
 
             names = ", ".join(repr(k) for k in raw)
             first = str(next(iter(raw), ""))
-            return f"unknown step {names}{did_you_mean(first, list(STEP_KINDS))}: {error['msg']}"
+            return f"unknown step {names}{did_you_mean(first, list(kinds()))}: {error['msg']}"
         return str(error["msg"])
     return f"{error['msg']}"
 
@@ -74,31 +75,7 @@ def _sub(data: Any, prefix: PathKey) -> Any:
 def _known_fields(model: Any, error: Any) -> list[str]:
     """Best-effort list of field names allowed where an unknown key was found (for did-you-mean)."""
     names: set[str] = set()
-    for cls in _iter_models(model):
+    for cls in nested_models(model, into_steps=True):
         for name, field in cls.model_fields.items():
             names.add(field.alias or name)
     return sorted(names)
-
-
-def _iter_models(model: Any, seen: set[Any] | None = None) -> list[Any]:
-    seen = seen if seen is not None else set()
-    if model in seen or not hasattr(model, "model_fields"):
-        return []
-    seen.add(model)
-    out = [model]
-    for field in model.model_fields.values():
-        for arg in _flatten(field.annotation):
-            out.extend(_iter_models(arg, seen))
-    return out
-
-
-def _flatten(annotation: Any) -> list[Any]:
-    args = getattr(annotation, "__args__", None)
-    if not args:
-        meta = getattr(annotation, "__metadata__", None)
-        origin = getattr(annotation, "__origin__", None)
-        return _flatten(origin) if meta and origin else [annotation]
-    out: list[Any] = []
-    for arg in args:
-        out.extend(_flatten(arg))
-    return out

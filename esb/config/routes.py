@@ -2,202 +2,61 @@
 
 Every model rejects unknown keys, so a typo is a finding with its ``file:line``. Expressions (``when``,
 ``filter``, ``split``, ``key``...) are JMESPath over ``{body, headers, type, source, id}``, never a new
-language. ``esb schema routes`` prints this model's JSON Schema for editors.
+language. ``esb schema routes`` prints this model's JSON Schema for editors. The steps are declared one
+kind per module in :mod:`esb.steps`; ``Step`` is the union of the registered kinds.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from esb.config.durations import Duration
+from esb.config.language import ENDPOINT_REF, EndpointRef, Expression, Strict
+from esb.steps import Step, step_kind
+from esb.steps.aggregate import AggregateSpec, AggregateStep
+from esb.steps.choice import ChoiceStep, OtherwiseBranch, WhenBranch
+from esb.steps.enrich import EnrichSpec, EnrichStep
+from esb.steps.filter import FilterStep
+from esb.steps.log import LogSpec, LogStep
+from esb.steps.registry import track
+from esb.steps.set_header import HeaderExpression, HeaderValue, SetHeaderStep
+from esb.steps.split import SplitSpec, SplitStep
+from esb.steps.transform import TransformStep
+from esb.steps.validate import ValidateStep
 
-ENDPOINT_REF = r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-.]+$"
-EndpointRef = Annotated[
-    str, Field(pattern=ENDPOINT_REF, description="system.endpoint from config/systems.yaml")
+__all__ = [  # the step models are re-exported for the code that names them (partitioner, tests)
+    "ENDPOINT_REF",
+    "AggregateSpec",
+    "AggregateStep",
+    "ChoiceStep",
+    "EndpointRef",
+    "EnrichSpec",
+    "EnrichStep",
+    "Expression",
+    "FilterStep",
+    "HeaderExpression",
+    "HeaderValue",
+    "LogSpec",
+    "LogStep",
+    "OnError",
+    "OtherwiseBranch",
+    "RecipientList",
+    "Redelivery",
+    "Route",
+    "RoutesFile",
+    "SetHeaderStep",
+    "SplitSpec",
+    "SplitStep",
+    "Step",
+    "Strict",
+    "TransformStep",
+    "ValidateStep",
+    "WhenBranch",
+    "partition_endpoint",
+    "step_kind",
 ]
-Expression = Annotated[
-    str, Field(min_length=1, description="a JMESPath expression over {body, headers, ...}")
-]
-
-
-class Strict(BaseModel):
-    """Base of every route-language model: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class HeaderExpression(Strict):
-    """A header value computed by a JMESPath expression instead of a literal."""
-
-    expr: Expression
-
-
-HeaderValue = str | int | float | bool | HeaderExpression
-
-
-class TransformStep(Strict):
-    """Apply a mapping from transforms/ (``crm/siebel_order_to_canonical``)."""
-
-    transform: str
-
-
-class ValidateStep(Strict):
-    """Validate the body against a canonical schema (``product_order.v1``); a violation is permanent."""
-
-    validate_: str = Field(alias="validate")
-
-
-class FilterStep(Strict):
-    """Keep the message only when the expression is truthy; otherwise it ends as ``filtered``."""
-
-    filter: Expression
-
-
-class WhenBranch(Strict):
-    """One branch of a choice: the first branch whose ``when`` is truthy runs its steps."""
-
-    when: Expression
-    steps: list[Step] = Field(default_factory=list)
-
-
-class OtherwiseBranch(Strict):
-    """The branch of a choice taken when no ``when`` matched."""
-
-    otherwise: list[Step]
-
-
-class ChoiceStep(Strict):
-    """Content-based routing inside a route: ``when`` branches in order, then ``otherwise``."""
-
-    choice: list[WhenBranch | OtherwiseBranch] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _otherwise_last(self) -> ChoiceStep:
-        kinds = [isinstance(b, OtherwiseBranch) for b in self.choice]
-        if any(kinds[:-1]):
-            raise ValueError("'otherwise' must be the last branch of a choice, and there can be only one")
-        return self
-
-
-class SplitSpec(Strict):
-    """Split one message into one message per element of a list."""
-
-    expr: Expression = Field(description="JMESPath yielding the list to split, e.g. body.productOrderItem")
-    keep: Expression | None = Field(
-        default=None, description="JMESPath over {item, parent} building each part; default: the item"
-    )
-
-
-class SplitStep(Strict):
-    """Split a message into parts (``split: body.items`` or ``split: {expr: ..., keep: ...}``)."""
-
-    split: SplitSpec
-
-    @field_validator("split", mode="before")
-    @classmethod
-    def _short_form(cls, value: Any) -> Any:
-        return {"expr": value} if isinstance(value, str) else value
-
-
-class AggregateSpec(Strict):
-    """Group messages by key into one message, released by size or by time, whichever comes first."""
-
-    key: Expression = Field(description="JMESPath giving the group key, e.g. headers.account_id")
-    size: int = Field(default=100, ge=1, le=100_000)
-    timeout: Duration = Field(default=5.0, description="release a group this long after its first message")
-    into: str = Field(default="items", description="the field of the aggregate body holding the parts")
-
-
-class AggregateStep(Strict):
-    """Aggregate messages (see AggregateSpec)."""
-
-    aggregate: AggregateSpec
-
-
-class EnrichSpec(Strict):
-    """Call an endpoint with a request built from the message and merge its reply into the body."""
-
-    endpoint: EndpointRef
-    request: str | None = Field(default=None, description="transform building the request from the message")
-    response: str | None = Field(default=None, description="transform applied to the reply before merging")
-    into: str = Field(description="the body field that receives the (transformed) reply")
-    timeout: Duration = 30.0
-
-
-class EnrichStep(Strict):
-    """Request-reply enrichment (see EnrichSpec)."""
-
-    enrich: EnrichSpec
-
-
-class SetHeaderStep(Strict):
-    """Set headers: literal values, or ``{expr: ...}`` for a JMESPath result."""
-
-    set_header: dict[str, HeaderValue] = Field(min_length=1)
-
-
-class LogSpec(Strict):
-    """Write a log line (never the body); ``fields`` are JMESPath expressions."""
-
-    message: str
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    fields: dict[str, Expression] = Field(default_factory=dict)
-
-
-class LogStep(Strict):
-    """Log a line about the message."""
-
-    log: LogSpec
-
-    @field_validator("log", mode="before")
-    @classmethod
-    def _short_form(cls, value: Any) -> Any:
-        return {"message": value} if isinstance(value, str) else value
-
-
-def step_kind(value: Any) -> str | None:
-    """Return which step a raw mapping is (its first key that names a step kind), or None."""
-    if isinstance(value, dict):
-        for key in value:
-            if key in STEP_KINDS:
-                return str(key)
-        return None
-    for kind, model in STEP_KINDS.items():
-        if isinstance(value, model):
-            return kind
-    return None
-
-
-Step = Annotated[
-    Annotated[TransformStep, Tag("transform")]
-    | Annotated[ValidateStep, Tag("validate")]
-    | Annotated[FilterStep, Tag("filter")]
-    | Annotated[ChoiceStep, Tag("choice")]
-    | Annotated[SplitStep, Tag("split")]
-    | Annotated[AggregateStep, Tag("aggregate")]
-    | Annotated[EnrichStep, Tag("enrich")]
-    | Annotated[SetHeaderStep, Tag("set_header")]
-    | Annotated[LogStep, Tag("log")],
-    Discriminator(
-        step_kind,
-        custom_error_type="unknown_step",
-        custom_error_message="not a step: a step is one of transform, validate, filter, choice, split, "
-        "aggregate, enrich, set_header, log",
-    ),
-]
-STEP_KINDS: dict[str, type[Strict]] = {
-    "transform": TransformStep,
-    "validate": ValidateStep,
-    "filter": FilterStep,
-    "choice": ChoiceStep,
-    "split": SplitStep,
-    "aggregate": AggregateStep,
-    "enrich": EnrichStep,
-    "set_header": SetHeaderStep,
-    "log": LogStep,
-}
 
 
 class RecipientList(Strict):
@@ -294,10 +153,7 @@ class RoutesFile(Strict):
     routes: list[Route] = Field(default_factory=list)
 
 
-WhenBranch.model_rebuild()
-OtherwiseBranch.model_rebuild()
-ChoiceStep.model_rebuild()
-RoutesFile.model_rebuild()
+track(Route, RoutesFile)
 
 
 def partition_endpoint(source: str, index: int) -> str:

@@ -16,8 +16,8 @@ class EndpointConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    adapter: str
-    description: str | None = None
+    adapter: str = Field(description="which adapter serves the endpoint: queue, direct, soap, batch, memory")
+    description: str | None = Field(default=None, description="what the endpoint is for")
     format: Literal["xml", "json", "text", "bytes"] = Field(
         default="json", description="what the body is on the wire; decides how the first step parses it"
     )

@@ -1,5 +1,6 @@
-"""Route steps as processors: ``Message -> list[Message]`` (an empty list means filtered out)."""
+"""Route steps as processors: ``Message -> list[Message]`` (an empty list means filtered out).
 
-from esb.processors.pipeline import BusinessKeys, Pipeline, build_pipeline
-
-__all__ = ["BusinessKeys", "Pipeline", "build_pipeline"]
+The processors are leaves that step kinds (:mod:`esb.steps`) build; :mod:`esb.processors.pipeline`
+runs a route's steps in order. Nothing is imported here, so a step kind can import a processor module
+without loading the pipeline (which reads the step registry).
+"""

@@ -1,4 +1,8 @@
-"""Building a route's steps into processors, and running them in order with fan-out."""
+"""Building a route's steps into processors, and running them in order with fan-out.
+
+Each step is built by its kind's declaration (:mod:`esb.steps`); an aggregate splits the route in two
+around the aggregator the runner feeds.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from esb.exceptions import ConfigError
 from esb.expressions import Expression
 from esb.message import Message
 from esb.processors.aggregate import Aggregator
-from esb.processors.basic import HeaderSetter, LogWriter, MessageFilter, SchemaValidator, TransformStep
-from esb.processors.routing import ContentRouter, Enricher, Splitter
+from esb.steps import kind_of
+from esb.steps.aggregate import AggregateStep, aggregator
 
 Processor = Callable[[Message], list[Message]]
 
@@ -81,49 +85,12 @@ class StepBuilder:
         return Pipeline([self.step(step) for step in steps], keys)
 
     def step(self, step: Any) -> Processor:
-        """Return the processor for one step."""
-        if isinstance(step, r.TransformStep):
-            return TransformStep(self.project.transforms.get(step.transform))
-        if isinstance(step, r.ValidateStep):
-            return SchemaValidator(step.validate_, self.project.model.validator(step.validate_))
-        if isinstance(step, r.FilterStep):
-            return MessageFilter(Expression(step.filter, self.where("filter")))
-        if isinstance(step, r.ChoiceStep):
-            branches: list[tuple[Expression | None, Processor]] = []
-            for branch in step.choice:
-                if isinstance(branch, r.WhenBranch):
-                    branches.append((Expression(branch.when, self.where("when")), self.build(branch.steps)))
-                else:
-                    branches.append((None, self.build(branch.otherwise)))
-            return ContentRouter(branches)
-        if isinstance(step, r.SplitStep):
-            keep = Expression(step.split.keep, self.where("split.keep")) if step.split.keep else None
-            return Splitter(Expression(step.split.expr, self.where("split")), keep)
-        if isinstance(step, r.EnrichStep):
-            spec = step.enrich
-            return Enricher(
-                lambda: self.requester_factory(spec.endpoint),
-                self.project.transforms.get(spec.request) if spec.request else None,
-                self.project.transforms.get(spec.response) if spec.response else None,
-                spec.into,
-                spec.timeout,
-            )
-        if isinstance(step, r.SetHeaderStep):
-            literals = {k: v for k, v in step.set_header.items() if not isinstance(v, r.HeaderExpression)}
-            exprs = {
-                k: Expression(v.expr, self.where(f"set_header.{k}"))
-                for k, v in step.set_header.items()
-                if isinstance(v, r.HeaderExpression)
-            }
-            return HeaderSetter(literals, exprs)
-        if isinstance(step, r.LogStep):
-            fields = {k: Expression(v, self.where(f"log.{k}")) for k, v in step.log.fields.items()}
-            return LogWriter(self.route_id, step.log.message, step.log.level, fields)
-        if isinstance(step, r.AggregateStep):
-            raise ConfigError(
-                f"{self.where('aggregate')}: aggregate is allowed only at the top level of a route"
-            )
-        raise ConfigError(f"{self.where('steps')}: unsupported step {type(step).__name__}")
+        """Return the processor for one step (built by its kind's declaration)."""
+        try:
+            kind = kind_of(step)
+        except KeyError:
+            raise ConfigError(f"{self.where('steps')}: unsupported step {type(step).__name__}") from None
+        return kind.build(step, self)
 
 
 def build_pipeline(
@@ -137,15 +104,10 @@ def build_pipeline(
             for name, text in route.business_keys.items()
         }
     )
-    index = next((i for i, s in enumerate(route.steps) if isinstance(s, r.AggregateStep)), None)
+    index = next((i for i, s in enumerate(route.steps) if isinstance(s, AggregateStep)), None)
     if index is None:
         return builder.build(route.steps, keys), None, Pipeline([], keys)
     spec = route.steps[index]
-    assert isinstance(spec, r.AggregateStep)
-    aggregator = Aggregator(
-        Expression(spec.aggregate.key, builder.where("aggregate.key")),
-        spec.aggregate.size,
-        spec.aggregate.timeout,
-        spec.aggregate.into,
-    )
-    return builder.build(route.steps[:index], keys), aggregator, builder.build(route.steps[index + 1 :], keys)
+    assert isinstance(spec, AggregateStep)
+    before, after = route.steps[:index], route.steps[index + 1 :]
+    return builder.build(before, keys), aggregator(spec, builder), builder.build(after, keys)

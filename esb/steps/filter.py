@@ -1,0 +1,27 @@
+"""``filter: <expression>``: keep the message only when the expression is truthy."""
+
+from __future__ import annotations
+
+from esb.config.language import Expression, Strict
+from esb.expressions import Expression as Compiled
+from esb.processors.basic import MessageFilter
+from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
+
+
+class FilterStep(Strict):
+    """Keep the message only when the expression is truthy; otherwise it ends as ``filtered``."""
+
+    filter: Expression
+
+
+def build(step: FilterStep, ctx: BuildContext) -> Processor:
+    """Return the filter."""
+    return MessageFilter(Compiled(step.filter, ctx.where("filter")))
+
+
+def lint(step: FilterStep, path: PathKey, ctx: LintContext) -> None:
+    """The expression must parse."""
+    ctx.check_expression(step.filter, (*path, "filter"))
+
+
+KIND = StepKind("filter", FilterStep, build, lint)
