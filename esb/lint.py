@@ -17,9 +17,10 @@ from esb.config.yamlpos import PathKey, format_path
 from esb.exceptions import ConfigError
 from esb.expressions import validate_expression
 from esb.project import Project
-from esb.registry import did_you_mean
+from esb.registry import did_you_mean, resolve_adapter
 from esb.steps import kind_of, kinds
 from esb.steps.transform import TransformStep
+from esb.typing import Partitionable, capability
 
 
 class Linter:
@@ -110,13 +111,15 @@ class Linter:
                         f"no {', '.join(unsafe[:-1])} or {unsafe[-1]} there",
                     )
         source = self.project.endpoints.get(route.from_)
-        single = getattr(source, "single_active_consumer", False)
-        if source is not None and source.adapter == "queue" and not single:
-            self.add(
-                (*base, "ordered_by"),
-                f"ordered_by needs single_active_consumer: true on {route.from_} (else two hub processes "
-                "read the queue at once and reorder it)",
-            )
+        if source is None:
+            return
+        try:
+            ordered = capability(resolve_adapter(source.adapter), Partitionable)
+        except ConfigError:
+            return  # an unknown adapter is its own finding
+        problem = ordered.ordering_problem(source) if ordered is not None else None
+        if problem:
+            self.add((*base, "ordered_by"), f"ordered_by: {route.from_} {problem}")
 
     def check_steps(self, steps: Sequence[Any], base: PathKey, *, top: bool = False) -> None:
         """Check a list of steps (``top``: a route's own, else a branch's)."""

@@ -41,7 +41,10 @@ def test_partitioned_route_keeps_each_accounts_order(tmp_path: Path) -> None:
         ], "one process alone owns every partition"
         assert any(isinstance(w, Partitioner) for w in hub.workers)
         ready, detail = hub.readiness()
-        assert ready
+        while not ready and time.monotonic() < deadline:  # workers just started may still be connecting
+            time.sleep(0.05)
+            ready, detail = hub.readiness()
+        assert ready, detail
         share = {"owned": [0, 1, 2, 3], "member_slot": 0, "live_members": 1}
         assert detail["routes"][ROUTE]["partitions"] == share
         assert 'esb_route_partitions_owned{route="crm-order-to-iom"} 4.0' in hub.metrics.exposition().decode()

@@ -100,7 +100,7 @@ def test_lint_wants_a_single_active_consumer_for_ordered_routes(tmp_path: Path) 
     systems = root / "config" / "systems.yaml"
     systems.write_text(systems.read_text().replace("        single_active_consumer: true\n", "", 1))
     [finding] = [f for f in lint_project(root) if "ordered_by" in f]
-    assert "single_active_consumer: true on crm.orders_out" in finding
+    assert "crm.orders_out needs single_active_consumer: true" in finding
     assert finding.startswith("routes.yaml:")
 
 
