@@ -55,13 +55,13 @@ class HubServices:
     @property
     def metrics(self) -> Any:
         """The registry of metrics adapters share (every hub's ``/metrics`` shows it)."""
-        from esb.ops.metrics import SHARED
+        from esb.runtime.metrics import SHARED
 
         return SHARED
 
     def running_hub(self) -> int | None:
         """Return the pid of the hub serving monitoring on this data folder when it is alive."""
-        from esb.ops.monitoring import info_path
+        from esb.runtime.monitoring import info_path
 
         try:
             pid = int(orjson.loads(info_path(self.settings).read_bytes())["pid"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from esb.ops.common import iso, load, table, to_json
-from esb.ops.control import RUNNING, SUSPENDED, RouteControl
+from esb.runtime.control import RUNNING, SUSPENDED, RouteControl
 
 
 @click.group()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -109,11 +108,3 @@ def display_body(body: bytes | None, limit: int = 4000) -> str:
     if len(text) > limit:
         return text[:limit] + f"\n... ({len(body)} bytes in all; --raw FILE for every byte)"
     return text
-
-
-def who() -> str:
-    """Return the operator's user name for the journal (``unknown`` in a container without one)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

@@ -27,9 +27,9 @@ from esb.exceptions import ConfigError, TransportError
 from esb.files import make_folder, open_file
 from esb.journal import Journal
 from esb.message import Message
-from esb.ops.common import who
 from esb.ops.replay import Outcome, Replayer
 from esb.project import Project
+from esb.runtime.control import who
 from esb.runtime.outlet import DEAD_LETTER_HEADERS
 from esb.typing import Delivery, QueueInspector, capability
 

@@ -20,10 +20,11 @@ from esb.journal import FINAL_STATES, Journal
 from esb.journal.engine import DatabaseErrors, create_journal_engine
 from esb.journal.schema import events, messages
 from esb.ops import dlq
-from esb.ops.control import RouteControl
-from esb.ops.monitoring import ask_running_hub
 from esb.project import Project
-from esb.typing import HealthReporter, JobReporter, QueueInspector, capability
+from esb.runtime.control import RouteControl
+from esb.runtime.jobs import scheduled_jobs
+from esb.runtime.monitoring import ask_running_hub
+from esb.typing import HealthReporter, QueueInspector, capability
 
 OK, DEGRADED, DOWN, UNKNOWN = "ok", "degraded", "down", "unknown"
 EXIT = {OK: 0, UNKNOWN: 0, DEGRADED: 1, DOWN: 2}
@@ -124,26 +125,6 @@ def _next_run(schedule: Any) -> str:
         when = trigger.get_next_fire_time(None, datetime.now(zone))
         return f"cron '{schedule.cron}', next {when:%Y-%m-%d %H:%M %Z}" if when else f"cron '{schedule.cron}'"
     return f"every {schedule.interval:g}s"
-
-
-def scheduled_jobs(project: Project) -> dict[str, list[dict[str, Any]]]:
-    """Return ``{endpoint: [job, ...]}`` from every adapter offering ``jobs(endpoint, context)``.
-
-    Each job has ``job``, ``schedule``, ``last_run``, ``outcome``, ``next_run`` (datetimes or None),
-    ``overdue``; an adapter that fails to answer gives ``[{"job": "?", "error": ...}]``.
-    """
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name, endpoint in sorted(project.endpoints.items()):
-        probe = capability(project.adapter_for(name), JobReporter)
-        if probe is None:
-            continue
-        try:
-            jobs = probe.jobs(endpoint, project.context(name))
-        except (EsbError, OSError) as exc:
-            jobs = [{"job": "?", "error": str(exc)}]
-        if jobs:
-            out[name] = jobs
-    return out
 
 
 def _when(value: datetime | None) -> str:

@@ -25,9 +25,9 @@ from typing import Any
 from esb.exceptions import ConfigError, EsbError
 from esb.journal import FINAL_STATES, Journal, MessageRecord
 from esb.message import Message
-from esb.ops.common import who
 from esb.ops.rerun import InProcessRun, refusal
 from esb.project import Project
+from esb.runtime.control import who
 from esb.runtime.worker import REPLAY_HEADER
 from esb.typing import Republisher, capability
 

@@ -18,13 +18,14 @@ from esb.exceptions import ConfigError, EsbError
 from esb.files import make_folder, tighten_tree
 from esb.journal import Journal
 from esb.logging import get_logger
-from esb.ops.control import RouteControl
-from esb.ops.metrics import MeteredJournal, Metrics
-from esb.ops.monitoring import MonitoringServer
-from esb.ops.reload import changed_routes, content_changed, fingerprint, load_checked
 from esb.project import Project
+from esb.runtime.control import RouteControl
+from esb.runtime.jobs import scheduled_jobs
+from esb.runtime.metrics import MeteredJournal, Metrics
+from esb.runtime.monitoring import MonitoringServer
 from esb.runtime.partitioner import Partitioner
 from esb.runtime.partitions import Membership
+from esb.runtime.reload import changed_routes, content_changed, fingerprint, load_checked
 from esb.runtime.worker import RouteWorker, wait_ready
 
 
@@ -254,8 +255,6 @@ class Hub:
 
     def _jobs(self) -> dict[str, list[dict[str, Any]]]:
         """Scheduled jobs (batch polls and flushes) with their last and next run, dates as ISO text."""
-        from esb.ops.health import scheduled_jobs
-
         try:
             jobs = scheduled_jobs(self.project)
         except Exception as exc:  # readiness must answer even if a probe breaks

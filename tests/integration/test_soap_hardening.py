@@ -17,7 +17,7 @@ from adapters.soap.config import SOAPEndpoint
 from adapters.soap.service import SOAPService
 from adapters.soap.source import SOAPSource
 from esb.context import AdapterContext
-from esb.ops.metrics import SHARED, Metrics
+from esb.runtime.metrics import SHARED, Metrics
 from esb.settings import Settings
 from esb.testing import FakeClock
 from tests.integration.soap_project import REPO

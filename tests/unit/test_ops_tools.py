@@ -18,14 +18,14 @@ from esb.exceptions import ConfigError, DecodeError
 from esb.journal import Journal
 from esb.message import Message
 from esb.ops.common import parse_key, parse_when
-from esb.ops.control import RouteControl
-from esb.ops.metrics import MeteredJournal, Metrics
-from esb.ops.monitoring import MonitoringServer
-from esb.ops.reload import changed_routes, load_checked
 from esb.ops.stats import compute, percentile
 from esb.ops.trace import build_trace
 from esb.project import Project
+from esb.runtime.control import RouteControl
 from esb.runtime.hub import Hub
+from esb.runtime.metrics import MeteredJournal, Metrics
+from esb.runtime.monitoring import MonitoringServer
+from esb.runtime.reload import changed_routes, load_checked
 from esb.testing import BROKER
 from tests.unit.routes_fixture import make_project
 from tests.unit.test_worker import ENDPOINTS, route
@@ -209,7 +209,7 @@ def test_monitoring_bounds_idle_connections(tmp_path: Path, monkeypatch: pytest.
     MAX_CONNECTIONS threads; a scrape works again once they are gone."""
     import socket
 
-    from esb.ops import monitoring
+    from esb.runtime import monitoring
 
     monkeypatch.setattr(monitoring._Handler, "timeout", 0.5)
     project = make_project(tmp_path, [route()], ENDPOINTS)

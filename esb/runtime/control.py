@@ -11,6 +11,7 @@ created here with ``CREATE TABLE IF NOT EXISTS`` semantics, under the writer loc
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +21,6 @@ from sqlalchemy.engine import Engine
 from esb.journal.engine import DatabaseErrors, create_journal_engine, writer
 from esb.journal.schema import UTCDateTime
 from esb.message import utcnow
-from esb.ops.common import who
 
 metadata = sa.MetaData()
 
@@ -112,3 +112,11 @@ class RouteControl:
     def suspended(self) -> set[str]:
         """Return the ids of the routes that are suspended now."""
         return {name for name, state in self.states().items() if state.state == SUSPENDED}
+
+
+def who() -> str:
+    """Return the operator's user name for the journal (``unknown`` in a container without one)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
