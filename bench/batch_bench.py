@@ -73,8 +73,8 @@ def handwritten(path: Path, limit: int | None, sink: Any) -> int:
 def adapter(work: Path, path: Path, limit: int | None, sink: Any) -> int:
     """The batch source over a local folder holding the file; timed from staged to all records acked."""
     from adapters.batch import BatchEndpoint, BatchSource
+    from esb.config.settings import Settings
     from esb.context import AdapterContext
-    from esb.settings import Settings
 
     inbox = work / "inbox"
     inbox.mkdir()
@@ -117,8 +117,8 @@ def child(mode: str, path: Path, limit: int | None, queue: bool) -> None:
     if queue:
         from adapters.queue import QueueAdapter
         from adapters.queue.config import QueueEndpoint
+        from esb.config.settings import Settings
         from esb.context import AdapterContext
-        from esb.settings import Settings
 
         settings = Settings(data_dir=work / "q").resolve_paths(work)
         (work / "q").mkdir()
@@ -129,8 +129,6 @@ def child(mode: str, path: Path, limit: int | None, queue: bool) -> None:
         sink.connect()
     if mode != "handwritten":  # imports are not the adapter's per-file work: load them before the clock
         import adapters.batch.source  # noqa: F401
-        import esb.context
-        import esb.settings  # noqa: F401
     start, cpu = time.perf_counter(), time.process_time()
     n = handwritten(path, limit, sink) if mode == "handwritten" else adapter(work, path, limit, sink)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu

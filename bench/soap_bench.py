@@ -112,8 +112,8 @@ def hub_listener(threads: int, data_dir: Path) -> tuple[Any, str, threading.Even
     """The hub's listener for SubmitBillingAccount with a route thread that acks each delivery at once."""
     from adapters.soap.config import SOAPEndpoint
     from adapters.soap.source import SOAPSource
+    from esb.config.settings import Settings
     from esb.context import AdapterContext
-    from esb.settings import Settings
 
     os.environ["BENCH_CRM_PASSWORD"] = "crm-secret"
     endpoint = SOAPEndpoint.model_validate(
@@ -168,9 +168,9 @@ def bench_client(seconds: float, data_dir: Path) -> None:
 
     from adapters.soap.config import SOAPEndpoint
     from adapters.soap.sink import SOAPSink
+    from esb.config.settings import Settings
     from esb.context import AdapterContext
     from esb.message import Message
-    from esb.settings import Settings
 
     port = free_port()
     code = (

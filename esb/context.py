@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from esb.config.settings import Settings
 from esb.message import Message
-from esb.settings import Settings
 
 
 class JournalNotes(Protocol):

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from esb.config import routes as r
+from esb.config.steps import kind_of, kinds
+from esb.config.steps.transform import TransformStep
 from esb.config.yamlpos import PathKey, format_path
 from esb.exceptions import ConfigError
 from esb.expressions import validate_expression
 from esb.project import Project
 from esb.registry import did_you_mean, resolve_adapter
-from esb.steps import kind_of, kinds
-from esb.steps.transform import TransformStep
 from esb.typing import Partitionable, capability
 
 

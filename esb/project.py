@@ -18,12 +18,12 @@ from pydantic import ValidationError
 from esb import files
 from esb.config.findings import findings_from_validation
 from esb.config.routes import Route, RoutesFile, partition_endpoint
+from esb.config.settings import Settings, interpolate, load_settings
 from esb.config.systems import EndpointConfig, SystemConfig, SystemsFile
 from esb.config.yamlpos import Located, load_yaml
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError
 from esb.registry import did_you_mean, resolve_adapter
-from esb.settings import Settings, interpolate, load_settings
 from esb.typing import Partitionable, capability
 
 ROUTES_FILE = "routes.yaml"

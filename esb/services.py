@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
+from esb.config.settings import Settings
 from esb.context import Election, JournalNotes, OneTimeKeys
 from esb.message import Message
-from esb.settings import Settings
 
 
 class HubServices:

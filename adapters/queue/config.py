@@ -11,8 +11,8 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from pydantic import Field, model_validator
 
+from esb.config.settings import BrokerSettings
 from esb.config.systems import EndpointConfig
-from esb.settings import BrokerSettings
 
 
 class QueueEndpoint(EndpointConfig):

@@ -37,7 +37,7 @@ def _advice(error: Any, located: Located, path: PathKey, known: list[str]) -> st
     if kind == "unknown_step":
         raw = error.get("input")
         if isinstance(raw, dict):
-            from esb.steps import kinds
+            from esb.config.steps import kinds
 
             names = ", ".join(repr(k) for k in raw)
             first = str(next(iter(raw), ""))

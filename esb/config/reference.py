@@ -14,11 +14,11 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from esb.config import routes as r
+from esb.config.settings import Settings
+from esb.config.steps import Step, kinds
 from esb.config.systems import EndpointConfig
 from esb.config.walk import nested_models
 from esb.registry import endpoint_models
-from esb.settings import Settings
-from esb.steps import Step, kinds
 
 ROUTE_MODELS: list[type[BaseModel]] = [r.Route, r.OnError, r.Redelivery, r.RecipientList]
 

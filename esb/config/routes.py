@@ -3,7 +3,7 @@
 Every model rejects unknown keys, so a typo is a finding with its ``file:line``. Expressions (``when``,
 ``filter``, ``split``, ``key``...) are JMESPath over ``{body, headers, type, source, id}``, never a new
 language. ``esb schema routes`` prints this model's JSON Schema for editors. The steps are declared one
-kind per module in :mod:`esb.steps`; ``Step`` is the union of the registered kinds.
+kind per module in :mod:`esb.config.steps`; ``Step`` is the union of the registered kinds.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from pydantic import Field, model_validator
 
 from esb.config.durations import Duration
 from esb.config.language import ENDPOINT_REF, EndpointRef, Expression, Strict
-from esb.steps import Step, step_kind
-from esb.steps.aggregate import AggregateSpec, AggregateStep
-from esb.steps.choice import ChoiceStep, OtherwiseBranch, WhenBranch
-from esb.steps.enrich import EnrichSpec, EnrichStep
-from esb.steps.filter import FilterStep
-from esb.steps.log import LogSpec, LogStep
-from esb.steps.registry import track
-from esb.steps.set_header import HeaderExpression, HeaderValue, SetHeaderStep
-from esb.steps.split import SplitSpec, SplitStep
-from esb.steps.transform import TransformStep
-from esb.steps.validate import ValidateStep
+from esb.config.steps import Step, step_kind
+from esb.config.steps.aggregate import AggregateSpec, AggregateStep
+from esb.config.steps.choice import ChoiceStep, OtherwiseBranch, WhenBranch
+from esb.config.steps.enrich import EnrichSpec, EnrichStep
+from esb.config.steps.filter import FilterStep
+from esb.config.steps.log import LogSpec, LogStep
+from esb.config.steps.registry import track
+from esb.config.steps.set_header import HeaderExpression, HeaderValue, SetHeaderStep
+from esb.config.steps.split import SplitSpec, SplitStep
+from esb.config.steps.transform import TransformStep
+from esb.config.steps.validate import ValidateStep
 
 __all__ = [  # the step models are re-exported for the code that names them (partitioner, tests)
     "ENDPOINT_REF",

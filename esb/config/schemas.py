@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, create_model
 
 from esb.config.routes import RoutesFile
+from esb.config.settings import Settings
 from esb.config.systems import SystemConfig, SystemsFile
 from esb.registry import endpoint_models
-from esb.settings import Settings
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 INTERPOLATED = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"}

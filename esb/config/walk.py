@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from esb.steps import Step
+from esb.config.steps import Step
 
 
 def nested_models(model: Any, *, into_steps: bool) -> list[type[BaseModel]]:

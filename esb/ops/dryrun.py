@@ -16,9 +16,9 @@ from esb.exceptions import EsbError, TransportError
 from esb.journal import Journal, MessageRecord
 from esb.message import Message
 from esb.ops.replay import Outcome, rebuild
-from esb.processors.pipeline import build_pipeline
 from esb.project import Project
 from esb.runtime.outlet import Outlet
+from esb.runtime.pipeline import build_pipeline
 
 
 class _NoCallOut:

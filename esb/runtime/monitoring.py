@@ -20,10 +20,10 @@ from typing import Any
 
 import orjson
 
+from esb.config.settings import Settings
 from esb.exceptions import ConfigError
 from esb.files import open_file
 from esb.logging import get_logger
-from esb.settings import Settings
 
 INFO_FILE = "monitoring.json"
 

@@ -27,8 +27,8 @@ from esb.config.routes import Route, TransformStep, partition_endpoint
 from esb.exceptions import EsbError, TransportError
 from esb.expressions import Expression
 from esb.logging import get_logger
-from esb.processors.pipeline import Pipeline, StepBuilder
 from esb.runtime.partitions import partition_of
+from esb.runtime.pipeline import Pipeline, StepBuilder
 from esb.typing import Delivery
 
 #: Deliveries taken from the source per publish-and-confirm round.

@@ -21,10 +21,10 @@ from esb.exceptions import BodyTooLargeError, EsbError, MessageError, TransportE
 from esb.logging import get_logger
 from esb.message import Message
 from esb.processors.aggregate import Aggregator, Batch
-from esb.processors.pipeline import Pipeline, build_pipeline
 from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
 from esb.runtime.batching import batchable, run_batch
 from esb.runtime.outlet import Outlet
+from esb.runtime.pipeline import Pipeline, build_pipeline
 from esb.typing import Breakable, Delivery, capability
 
 #: Header ``esb replay`` sets (the replay's number): the message is delivered again to every sink.

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from adapters.queue import QueueAdapter, QueueEndpoint
+from esb.config.settings import Settings
 from esb.context import AdapterContext
-from esb.settings import Settings
 from tests.integration.rabbit_server import rabbit_server  # noqa: F401 - the session's RabbitMQ node
 
 #: seconds a consumer's lease lasts in these tests (the SQLite transport's visibility_timeout)

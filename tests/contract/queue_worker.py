@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from adapters.queue import QueueAdapter, QueueEndpoint
+from esb.config.settings import Settings
 from esb.context import AdapterContext
-from esb.settings import Settings
 
 #: Seconds without a delivery after which ``drain`` takes the queue to be empty.
 IDLE = 2.0

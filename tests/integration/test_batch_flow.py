@@ -6,9 +6,9 @@ import shutil
 import time
 from pathlib import Path
 
-from esb.processors.pipeline import build_pipeline
 from esb.project import Project
 from esb.runtime.hub import Hub
+from esb.runtime.pipeline import build_pipeline
 from esb.simulators.batch_files import write_charge_file
 from esb.testing import BROKER
 

@@ -12,11 +12,11 @@ import pytest
 
 from adapters.batch import BatchAdapter, BatchEndpoint
 from adapters.soap import SOAPAdapter, SOAPEndpoint
+from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.ops.health import check_endpoints
 from esb.project import Project
 from esb.runtime.hub import Hub
-from esb.settings import Settings
 from esb.simulators.billing import BillingSimulator
 from tests.integration.servers_ftp import FTPServer, ftpd  # noqa: F401 - the fixture
 from tests.integration.servers_ssh import SSHServer, sshd  # noqa: F401 - the fixture

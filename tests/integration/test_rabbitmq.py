@@ -11,9 +11,9 @@ from kombu import Connection
 
 from adapters.queue import QueueAdapter, QueueEndpoint
 from adapters.queue.sink import UnroutableError
+from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.message import Message
-from esb.settings import Settings
 from tests.integration.cluster import ProductionHub, production_environ, production_project
 from tests.integration.faults import journal_outcomes, wait_for_outcomes
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401 - fixture

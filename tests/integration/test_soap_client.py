@@ -13,10 +13,10 @@ import pytest
 from adapters.soap.config import SOAPEndpoint
 from adapters.soap.errors import SOAPRequestError
 from adapters.soap.sink import SOAPSink
+from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.exceptions import RemoteError, TransportError
 from esb.message import Message
-from esb.settings import Settings
 from esb.simulators.billing import BillingSimulator
 from tests.integration.soap_project import REPO, free_port
 

@@ -16,9 +16,9 @@ from zeep.wsse.username import UsernameToken
 from adapters.soap.config import SOAPEndpoint
 from adapters.soap.service import SOAPService
 from adapters.soap.source import SOAPSource
+from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.runtime.metrics import SHARED, Metrics
-from esb.settings import Settings
 from esb.testing import FakeClock
 from tests.integration.soap_project import REPO
 from tests.integration.test_soap_listener import HOTLINE_NS, QUERY, FakeRoute, envelope, fault_code, post

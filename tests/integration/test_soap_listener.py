@@ -18,9 +18,9 @@ from zeep.wsse.username import UsernameToken
 
 from adapters.soap.config import SOAPEndpoint
 from adapters.soap.source import SOAPSource
+from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.message import Message
-from esb.settings import Settings
 from esb.typing import Delivery
 from tests.integration.soap_project import REPO
 

@@ -16,12 +16,12 @@ import requests
 from adapters.soap.config import SOAPEndpoint
 from adapters.soap.errors import SOAPTLSError
 from adapters.soap.sink import SOAPSink
+from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError, TransportError
 from esb.message import Message
 from esb.project import Project
 from esb.runtime.hub import Hub
-from esb.settings import Settings
 from esb.simulators.billing import BillingSimulator
 from esb.testing import BROKER
 from tests.integration.soap_project import REPO, free_port, make_soap_project, siebel_account

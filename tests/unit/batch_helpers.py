@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.batch import BatchEndpoint, BatchSink, BatchSource
+from esb.config.settings import Settings
 from esb.context import AdapterContext
-from esb.settings import Settings
 from esb.typing import Delivery
 
 PROJECT = Path(__file__).resolve().parents[2]

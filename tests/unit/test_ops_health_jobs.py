@@ -11,9 +11,9 @@ from adapters.batch import BatchAdapter, BatchEndpoint
 from adapters.batch.health import endpoint_jobs
 from adapters.batch.jobruns import read_runs, record_runs, write_run
 from adapters.soap import SOAPAdapter, SOAPEndpoint
+from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.ops.health import DEGRADED, OK, job_check
-from esb.settings import Settings
 from tests.unit.batch_helpers import CHARGE_LAYOUT, PROJECT, context
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from esb.config.settings import load_settings
 from esb.exceptions import ConfigError
-from esb.settings import load_settings
 
 
 def write(project: Path, name: str, text: str) -> None:

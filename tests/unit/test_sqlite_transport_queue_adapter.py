@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from adapters.queue import QueueAdapter, QueueEndpoint
 from adapters.queue.errors import translate_errors
 from adapters.queue.source import delivery_count
+from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError, TransportError
 from esb.registry import resolve_adapter
-from esb.settings import Settings
 from esb.typing import Adapter
 
 

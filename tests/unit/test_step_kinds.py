@@ -17,14 +17,14 @@ from esb.cli.main import cli
 from esb.config.language import Strict
 from esb.config.reference import generate
 from esb.config.routes import RoutesFile
+from esb.config.steps import BUILTIN, StepKind, kinds, register, unregister
+from esb.config.steps.choice import ChoiceStep, WhenBranch
+from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor
+from esb.config.steps.log import LogSpec, LogStep
+from esb.config.steps.split import SplitSpec, SplitStep
 from esb.lint import lint_project
 from esb.message import Message
-from esb.processors.pipeline import build_pipeline
-from esb.steps import BUILTIN, StepKind, kinds, register, unregister
-from esb.steps.choice import ChoiceStep, WhenBranch
-from esb.steps.kind import BuildContext, LintContext, PathKey, Processor
-from esb.steps.log import LogSpec, LogStep
-from esb.steps.split import SplitSpec, SplitStep
+from esb.runtime.pipeline import build_pipeline
 from tests.unit.test_lint import findings_for, good_route
 
 
@@ -190,7 +190,7 @@ def test_kinds_lint_every_expression(tmp_path: Path, step: dict[str, Any], where
 def test_builder_refuses_an_object_that_is_no_step(tmp_path: Path) -> None:
     """Building something no kind declares is a ConfigError naming its type."""
     from esb.exceptions import ConfigError
-    from esb.processors.pipeline import StepBuilder
+    from esb.runtime.pipeline import StepBuilder
 
     with pytest.raises(ConfigError, match="unsupported step dict"):
         StepBuilder(None, "r", lambda name: None).step({"nope": 1})

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from esb.config.language import Expression, Strict
+from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
+from esb.config.steps.registry import Step, track
 from esb.expressions import Expression as Compiled
 from esb.processors.routing import ContentRouter
-from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
-from esb.steps.registry import Step, track
 
 
 class WhenBranch(Strict):

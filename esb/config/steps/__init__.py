@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from esb.steps import aggregate, choice, enrich, log, set_header, split, transform, validate
-from esb.steps import filter as filter_
-from esb.steps.kind import BuildContext, LintContext, StepKind
-from esb.steps.registry import Step, kind_of, kinds, ready, register, step_kind, unregister
+from esb.config.steps import aggregate, choice, enrich, log, set_header, split, transform, validate
+from esb.config.steps import filter as filter_
+from esb.config.steps.kind import BuildContext, LintContext, StepKind
+from esb.config.steps.registry import Step, kind_of, kinds, ready, register, step_kind, unregister
 
 #: The built-in kinds, in the order error messages, the schema and the reference list them.
 BUILTIN: tuple[StepKind[Any], ...] = (

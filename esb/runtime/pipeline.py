@@ -1,6 +1,6 @@
 """Building a route's steps into processors, and running them in order with fan-out.
 
-Each step is built by its kind's declaration (:mod:`esb.steps`); an aggregate splits the route in two
+Each step is built by its kind's declaration (:mod:`esb.config.steps`); an aggregate splits the route in two
 around the aggregator the runner feeds.
 """
 
@@ -10,12 +10,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from esb.config import routes as r
+from esb.config.steps import kind_of
+from esb.config.steps.aggregate import AggregateStep, aggregator
 from esb.exceptions import ConfigError
 from esb.expressions import Expression
 from esb.message import Message
 from esb.processors.aggregate import Aggregator
-from esb.steps import kind_of
-from esb.steps.aggregate import AggregateStep, aggregator
 
 Processor = Callable[[Message], list[Message]]
 

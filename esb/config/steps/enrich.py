@@ -6,8 +6,8 @@ from pydantic import Field
 
 from esb.config.durations import Duration
 from esb.config.language import EndpointRef, Strict
+from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.processors.routing import Enricher
-from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 
 
 class EnrichSpec(Strict):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from esb.config.language import Expression, Strict
+from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.expressions import Expression as Compiled
 from esb.processors.basic import HeaderSetter
-from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 
 
 class HeaderExpression(Strict):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, GetCoreSchemaHandler
 from pydantic.errors import PydanticUndefinedAnnotation
 from pydantic_core import CoreSchema, core_schema
 
-from esb.steps.kind import StepKind
+from esb.config.steps.kind import StepKind
 
 _KINDS: dict[str, StepKind[Any]] = {}
 _TRACKED: list[type[BaseModel]] = []

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from esb.config.language import Expression, Strict
+from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.expressions import Expression as Compiled
 from esb.processors.basic import MessageFilter
-from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 
 
 class FilterStep(Strict):

@@ -7,9 +7,9 @@ from typing import Annotated
 from pydantic import Field
 
 from esb.config.language import Expression, Strict, short_form
+from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.expressions import Expression as Compiled
 from esb.processors.routing import Splitter
-from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 
 
 class SplitSpec(Strict):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from esb.config.language import Strict
+from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.processors.basic import TransformStep as ApplyTransform
-from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 
 
 class TransformStep(Strict):

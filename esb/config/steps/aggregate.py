@@ -11,10 +11,10 @@ from pydantic import Field
 
 from esb.config.durations import Duration
 from esb.config.language import Expression, Strict
+from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.exceptions import ConfigError
 from esb.expressions import Expression as Compiled
 from esb.processors.aggregate import Aggregator
-from esb.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 
 
 class AggregateSpec(Strict):
