@@ -30,7 +30,7 @@ test: install test-servers
 	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check esb adapters tests bench
+	$(BIN)/ruff check esb adapters simulators tests bench
 	$(BIN)/esb lint
 
 typecheck: install

@@ -184,7 +184,7 @@ def main() -> int:
     if args.child:
         child(args.child, Path(args.file), args.limit or None, args.queue)
         return 0
-    from esb.simulators.batch_files import write_charge_file
+    from simulators.batch_files import write_charge_file
 
     folder = Path(tempfile.mkdtemp(prefix="batchbench-file-"))
     path = folder / "CHG_571_20240531_001.dat"

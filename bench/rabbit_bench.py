@@ -42,8 +42,8 @@ from servers import throwaway_servers  # bench/ is not a package: its folder is 
 
 from esb.journal.schema import events
 from esb.message import Message
-from esb.simulators.crm import CRMSimulator, make_order
-from esb.simulators.siebel import siebel_order_xml
+from simulators.crm import CRMSimulator, make_order
+from simulators.siebel import siebel_order_xml
 from tests.integration.cluster import ProductionHub, production_environ, production_project
 from tests.integration.pg_server import PostgresServer
 from tests.integration.rabbit_server import RabbitServer

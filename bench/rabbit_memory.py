@@ -32,7 +32,7 @@ from servers import throwaway_servers
 
 from esb.journal.schema import events
 from esb.message import Message
-from esb.simulators.crm import CRMSimulator
+from simulators.crm import CRMSimulator
 from tests.integration.cluster import ProductionHub, production_environ, production_project
 from tests.integration.pg_server import PostgresServer
 from tests.integration.rabbit_server import RabbitServer

@@ -24,8 +24,8 @@ import adapters.queue  # noqa: F401 - registers the sqlite transport
 from esb.logging import configure_logging
 from esb.project import Project
 from esb.runtime.hub import Hub
-from esb.simulators.crm import CRMSimulator, make_order
-from esb.simulators.siebel import siebel_order_xml
+from simulators.crm import CRMSimulator, make_order
+from simulators.siebel import siebel_order_xml
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTE = "crm-order-to-iom"

@@ -174,7 +174,7 @@ def bench_client(seconds: float, data_dir: Path) -> None:
 
     port = free_port()
     code = (
-        "import time; from esb.simulators.billing import BillingSimulator as B; s=B('esb','pw');"
+        "import time; from simulators.billing import BillingSimulator as B; s=B('esb','pw');"
         f"s.add_account('2000123456', balance='9.99'); s.serve(port={port}); time.sleep(3600)"
     )
     sim = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)

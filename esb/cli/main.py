@@ -16,7 +16,7 @@ from esb.typing import CommandProvider, capability
 #: command name -> "module:attribute" of its click command, imported lazily so `esb --help` stays fast.
 COMMANDS: dict[str, str] = {
     "run": "esb.cli.run_cmd:run",
-    "demo": "esb.cli.demo_cmd:demo",
+    "demo": "simulators.demo_cmd:demo",
     "lint": "esb.cli.lint_cmd:lint",
     "test": "esb.cli.test_cmd:test",
     "transform": "esb.cli.transform_cmd:transform",

@@ -28,7 +28,7 @@ def run(
     from esb.runtime.hub import Hub
 
     if simulate:
-        from esb.demo import DEMO_ENVIRONMENT
+        from simulators.demo import DEMO_ENVIRONMENT
 
         for name, value in DEMO_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
@@ -41,8 +41,8 @@ def run(
     if not simulate:
         hub.run_forever()
         return
-    from esb.simulators.devenv import ensure_credentials
-    from esb.simulators.live import LiveSimulation
+    from simulators.devenv import ensure_credentials
+    from simulators.live import LiveSimulation
 
     made = ensure_credentials(project)
     if made:

@@ -15,9 +15,9 @@ from esb.logging import configure_logging
 from esb.message import Message
 from esb.project import Project
 from esb.runtime.worker import RouteWorker
-from esb.simulators.crm import XXE_ORDER, make_order
-from esb.simulators.siebel import siebel_order_xml
 from esb.testing import BROKER, MemoryEndpoint
+from simulators.crm import XXE_ORDER, make_order
+from simulators.siebel import siebel_order_xml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTE = "crm-order-to-iom"

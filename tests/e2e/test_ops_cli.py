@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from esb.ops.dlq import read_archive
-from esb.simulators.crm import CRMSimulator, PlannedMessage, order_scenario
+from simulators.crm import CRMSimulator, PlannedMessage, order_scenario
 from tests.e2e.ops_hub import OpsHub, copy_project, wait_until
 
 ROUTE = "crm-order-to-iom"

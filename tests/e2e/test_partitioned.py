@@ -9,8 +9,8 @@ from esb.project import Project
 from esb.runtime.hub import Hub
 from esb.runtime.partitioner import Partitioner
 from esb.runtime.worker import RouteWorker
-from esb.simulators.crm import CRMSimulator
-from esb.simulators.iom import IOMSimulator
+from simulators.crm import CRMSimulator
+from simulators.iom import IOMSimulator
 from tests.e2e.hub_process import hub_environ
 from tests.integration.ordering import account_orders, assert_in_order_per_account, ordered_project
 

@@ -12,7 +12,7 @@ import requests
 from lxml import etree
 from zeep.wsse.username import UsernameToken
 
-from esb.simulators.billing import BillingSimulator
+from simulators.billing import BillingSimulator
 from tests.e2e.hub_process import hub_environ
 from tests.integration.soap_project import free_port, make_soap_project
 

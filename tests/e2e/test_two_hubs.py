@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from esb.journal import Journal
-from esb.simulators.crm import CRMSimulator, order_scenario
-from esb.simulators.iom import IOMSimulator
+from simulators.crm import CRMSimulator, order_scenario
+from simulators.iom import IOMSimulator
 from tests.e2e.hub_process import HubProcess, load_project, wait_for_outcomes
 
 ROUTE = "crm-order-to-iom"

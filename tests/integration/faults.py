@@ -28,8 +28,8 @@ import sqlalchemy as sa
 
 from esb.exceptions import TransportError
 from esb.journal.schema import deliveries, events
-from esb.simulators.crm import CRMSimulator, PlannedMessage, order_scenario
-from esb.simulators.iom import IOMSimulator
+from simulators.crm import CRMSimulator, PlannedMessage, order_scenario
+from simulators.iom import IOMSimulator
 from tests.integration.cluster import ProductionHub, production_environ, production_project
 
 ROUTE = "crm-order-to-iom"

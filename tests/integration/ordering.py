@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from esb.message import Message
-from esb.simulators.crm import CRMSimulator, make_order
-from esb.simulators.siebel import siebel_order_xml
+from simulators.crm import CRMSimulator, make_order
+from simulators.siebel import siebel_order_xml
 from tests.e2e.hub_process import ROOT
 from tests.integration.cluster import ProductionHub
 from tests.integration.faults import ResilientIOM, wait_for_outcomes

@@ -9,8 +9,8 @@ from pathlib import Path
 from esb.project import Project
 from esb.runtime.hub import Hub
 from esb.runtime.pipeline import build_pipeline
-from esb.simulators.batch_files import write_charge_file
 from esb.testing import BROKER
+from simulators.batch_files import write_charge_file
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "CHG_571_20240531_001.dat"

@@ -13,7 +13,7 @@ from adapters.batch import BatchEndpoint, BatchSink
 from adapters.batch.errors import HostKeyError, RemoteTransferError
 from adapters.batch.ftp import FTPRemote
 from esb.message import Message
-from esb.simulators.batch_files import write_charge_file
+from simulators.batch_files import write_charge_file
 from tests.integration.servers_ftp import FTPServer, ftpd, ftpsd  # noqa: F401 - the fixtures
 from tests.unit.batch_helpers import BatchSource, context, drain, inbound_endpoint
 

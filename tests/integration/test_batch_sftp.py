@@ -15,7 +15,7 @@ from adapters.batch import BatchEndpoint, BatchSink
 from adapters.batch.errors import HostKeyError, RemoteTransferError
 from adapters.batch.sftp import SFTPRemote
 from esb.message import Message
-from esb.simulators.batch_files import write_charge_file
+from simulators.batch_files import write_charge_file
 from tests.integration.proxy import CuttingProxy
 from tests.integration.servers_ssh import SSHServer, sshd  # noqa: F401 - the fixture
 from tests.unit.batch_helpers import BatchSource, context, drain, inbound_endpoint

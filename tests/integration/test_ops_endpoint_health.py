@@ -17,7 +17,7 @@ from esb.context import AdapterContext
 from esb.ops.health import check_endpoints
 from esb.project import Project
 from esb.runtime.hub import Hub
-from esb.simulators.billing import BillingSimulator
+from simulators.billing import BillingSimulator
 from tests.integration.servers_ftp import FTPServer, ftpd  # noqa: F401 - the fixture
 from tests.integration.servers_ssh import SSHServer, sshd  # noqa: F401 - the fixture
 from tests.integration.soap_project import free_port, make_soap_project

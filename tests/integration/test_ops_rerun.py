@@ -14,8 +14,8 @@ from esb.journal import Journal
 from esb.ops.replay import Replayer, Selection, select
 from esb.project import Project
 from esb.runtime.hub import Hub
-from esb.simulators.batch_files import write_charge_file
-from esb.simulators.billing import BillingSimulator
+from simulators.batch_files import write_charge_file
+from simulators.billing import BillingSimulator
 from tests.e2e.hub_process import hub_environ
 from tests.e2e.ops_hub import copy_project
 from tests.integration.soap_project import free_port, make_soap_project, siebel_account

@@ -103,7 +103,7 @@ def test_production_env_takes_urls_from_secret_files(
     hub = ProductionHub(environ, tmp_path / "hub.log")
     hub.start()
     try:
-        from esb.simulators.crm import CRMSimulator, order_scenario
+        from simulators.crm import CRMSimulator, order_scenario
 
         plan = order_scenario(25, run="prod")
         with CRMSimulator(project) as crm:

@@ -17,7 +17,7 @@ from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.exceptions import RemoteError, TransportError
 from esb.message import Message
-from esb.simulators.billing import BillingSimulator
+from simulators.billing import BillingSimulator
 from tests.integration.soap_project import REPO, free_port
 
 ACCOUNT = {

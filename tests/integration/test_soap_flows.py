@@ -17,8 +17,8 @@ from zeep.wsse.username import UsernameToken
 
 from esb.project import Project
 from esb.runtime.hub import Hub
-from esb.simulators.billing import BillingSimulator
 from esb.testing import BROKER
+from simulators.billing import BillingSimulator
 from tests.integration.soap_project import free_port, make_soap_project, siebel_account
 
 

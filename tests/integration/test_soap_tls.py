@@ -22,8 +22,8 @@ from esb.exceptions import ConfigError, TransportError
 from esb.message import Message
 from esb.project import Project
 from esb.runtime.hub import Hub
-from esb.simulators.billing import BillingSimulator
 from esb.testing import BROKER
+from simulators.billing import BillingSimulator
 from tests.integration.soap_project import REPO, free_port, make_soap_project, siebel_account
 from tests.integration.soap_tls import PKI, TLSServer, make_pki, serve_tls
 from tests.integration.test_soap_flows import crm_post

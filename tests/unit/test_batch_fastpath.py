@@ -14,7 +14,7 @@ from adapters.batch.errors import BadFileError
 from adapters.batch.fixed import FixedPlan
 from adapters.batch.layouts import load_layout
 from adapters.batch.parsers import FixedWidthReader, LineReader
-from esb.simulators.batch_files import charge_lines, header_line, trailer_line, write_charge_file
+from simulators.batch_files import charge_lines, header_line, trailer_line, write_charge_file
 from tests.unit.batch_helpers import CHARGE_LAYOUT, PROJECT
 
 LAYOUT = load_layout(Path(CHARGE_LAYOUT), PROJECT)

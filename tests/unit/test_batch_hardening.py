@@ -15,8 +15,8 @@ from adapters.batch.remote import check_name
 from esb.journal import Journal
 from esb.message import Message
 from esb.ops.trace import build_trace
-from esb.simulators.batch_files import write_charge_file
 from esb.testing import captured_logs
+from simulators.batch_files import write_charge_file
 from tests.unit.batch_helpers import PROJECT, context, drain, drop, local_sink, local_source
 
 NAME = "CHG_571_20240531_001.dat"

@@ -10,7 +10,7 @@ from adapters.batch import BatchSink, BatchSource, scheduling
 from adapters.batch.journaling import FileJournal
 from esb.journal import Journal
 from esb.message import Message
-from esb.simulators.batch_files import charge_lines, header_line, trailer_line, write_charge_file
+from simulators.batch_files import charge_lines, header_line, trailer_line, write_charge_file
 from tests.unit.batch_helpers import context, drain, drop, inbound_endpoint, local_sink, local_source
 
 NAME = "CHG_571_20240531_001.dat"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.batch.errors import BadFileError
-from esb.simulators.batch_files import charge_lines, header_line, trailer_line, write_charge_file
+from simulators.batch_files import charge_lines, header_line, trailer_line, write_charge_file
 from tests.unit.batch_helpers import drain, drop, local_source
 
 NAME = "CHG_571_20240531_001.dat"

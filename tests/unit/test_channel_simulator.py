@@ -11,9 +11,9 @@ import pytest
 from esb.exceptions import MessageError
 from esb.message import Message
 from esb.model.registry import ModelRegistry
-from esb.simulators.channel import ID_MARK, channel_order_scenario
-from esb.simulators.iom import IOMSimulator
 from esb.transforms import TransformRegistry
+from simulators.channel import ID_MARK, channel_order_scenario
+from simulators.iom import IOMSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSFORMS = TransformRegistry(ROOT)

@@ -15,9 +15,9 @@ from esb.message import Message
 from esb.project import Project
 from esb.runtime.partitioner import Partitioner
 from esb.runtime.partitions import partition_of
-from esb.simulators.crm import make_order
-from esb.simulators.siebel import siebel_order_xml
 from esb.typing import Delivery
+from simulators.crm import make_order
+from simulators.siebel import siebel_order_xml
 from tests.e2e.hub_process import hub_environ
 from tests.integration.ordering import ordered_project
 

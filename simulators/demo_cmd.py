@@ -20,7 +20,7 @@ from esb.logging import configure_logging
 @click.pass_obj
 def demo(obj: object, messages: int, timeout: float) -> None:
     """Run the hub with the simulated systems; print per-route counts; exit 0 only if all ended as planned."""
-    from esb.demo import run_demo
+    from simulators.demo import run_demo
 
     configure_logging("critical", "console")
     reports, seconds = run_demo(obj.project, obj.env, messages, timeout)  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """Sample batch files: Billing charge records (GBK fixed width) and their faulty variants, for tests,
 demos and the bench. Files are written as a stream: a million records never sit in memory.
 
-``python -m esb.simulators.batch_files OUT.dat 100000`` writes a Billing charge file.
+``python -m simulators.batch_files OUT.dat 100000`` writes a Billing charge file.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: write a charge file."""
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 2:
-        print("usage: python -m esb.simulators.batch_files OUT.dat COUNT", file=sys.stderr)
+        print("usage: python -m simulators.batch_files OUT.dat COUNT", file=sys.stderr)
         return 2
     total = write_charge_file(Path(args[0]), int(args[1]))
     print(f"wrote {args[1]} records, amount total {total}")

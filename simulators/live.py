@@ -1,6 +1,6 @@
 """`esb run --simulate` (what `make run` starts): the simulated systems keep sending, and receiving.
 
-Every route that has a scenario (esb/simulators/scenarios.py) is driven: message flows one message per
+Every route that has a scenario (simulators/scenarios.py) is driven: message flows one message per
 tick, file flows one small file every so often. What is sent is printed as it goes; what the hub did
 with it shows in the hub's own log lines (delivered, filtered, dead-lettered, with the reason).
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from esb.simulators.crm import PlannedMessage
-from esb.simulators.scenarios import Scenario, scenario_for
+from simulators.crm import PlannedMessage
+from simulators.scenarios import Scenario, scenario_for
 
 #: Scenarios whose unit is a file, not a message: sent whole, every FILE_EVERY ticks.
 FILE_SCENARIOS = frozenset({"BillingChargesScenario", "NCRExtractScenario"})

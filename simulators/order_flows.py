@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from esb.simulators.crm import CRMSimulator, PlannedMessage
-from esb.simulators.iom import IOMSimulator
+from simulators.crm import CRMSimulator, PlannedMessage
+from simulators.iom import IOMSimulator
 
 
 class OrdersToIOMScenario:

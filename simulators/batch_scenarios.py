@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from esb.message import Message
-from esb.simulators.batch_files import write_charge_file
-from esb.simulators.crm import NAMES, PlannedMessage
-from esb.simulators.receiver import QueueReceiver
+from simulators.batch_files import write_charge_file
+from simulators.crm import NAMES, PlannedMessage
+from simulators.receiver import QueueReceiver
 
 #: Extract files are flushed every this many records in the demo (the scenario plans whole files).
 NCR_FILE_RECORDS = 10

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from esb.simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
-from esb.simulators.channel import ChannelOrderScenario
-from esb.simulators.crm import PlannedMessage, order_scenario
-from esb.simulators.order_flows import OrdersToIOMScenario
-from esb.simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
+from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
+from simulators.channel import ChannelOrderScenario
+from simulators.crm import PlannedMessage, order_scenario
+from simulators.order_flows import OrdersToIOMScenario
+from simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
 
 
 class Scenario(Protocol):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from esb.message import Message
-from esb.simulators.siebel import LineItem, SiebelOrder, siebel_order_xml
+from simulators.siebel import LineItem, SiebelOrder, siebel_order_xml
 
 NAMES = [
     "张伟",

@@ -2,7 +2,7 @@
 
 The simulated CRM and hotline are real SOAP clients of the hub's listener (HTTP basic for the CRM, zeep
 with a WS-Security digest token for the hotline); the simulated Billing is a real SOAP service
-(esb/simulators/billing.py) on the port the Billing endpoints name. Each request carries a
+(simulators/billing.py) on the port the Billing endpoints name. Each request carries a
 WS-Addressing MessageID, so the journal knows each planned message by its id.
 """
 
@@ -20,10 +20,10 @@ import requests
 from lxml import etree
 
 from esb.message import Message
-from esb.simulators.billing import BillingSimulator
-from esb.simulators.crm import NAMES, PlannedMessage
-from esb.simulators.devenv import password
-from esb.simulators.siebel import siebel_billing_account_request
+from simulators.billing import BillingSimulator
+from simulators.crm import NAMES, PlannedMessage
+from simulators.devenv import password
+from simulators.siebel import siebel_billing_account_request
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 #: How often the simulated CRM sends a SubmitBillingAccount the hub answered with a fault.

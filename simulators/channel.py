@@ -16,8 +16,8 @@ from typing import Any
 
 from esb.message import Message
 from esb.model.tmf import dumps
-from esb.simulators.crm import NAMES, OFFERS, PlannedMessage
-from esb.simulators.order_flows import OrdersToIOMScenario
+from simulators.crm import NAMES, OFFERS, PlannedMessage
+from simulators.order_flows import OrdersToIOMScenario
 
 #: what every message id of this scenario contains (``<run>-channel-000042``)
 ID_MARK = "-channel-"

@@ -15,10 +15,10 @@ from pathlib import Path
 from esb.files import process_umask
 from esb.project import Project
 from esb.runtime.hub import Hub
-from esb.simulators.batch_scenarios import NCR_FILE_RECORDS
-from esb.simulators.crm import PlannedMessage
-from esb.simulators.devenv import choose_free_ports, ensure_credentials
-from esb.simulators.scenarios import Scenario, scenario_for
+from simulators.batch_scenarios import NCR_FILE_RECORDS
+from simulators.crm import PlannedMessage
+from simulators.devenv import choose_free_ports, ensure_credentials
+from simulators.scenarios import Scenario, scenario_for
 
 OUTCOMES = ("delivered", "filtered", "dead_lettered")
 #: What the demo changes so that it runs in seconds: batch folders polled every second, an NCR extract
