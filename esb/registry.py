@@ -19,6 +19,7 @@ ADAPTERS: dict[str, str] = {
     "direct": "adapters.direct:DirectAdapter",
     "soap": "adapters.soap:SOAPAdapter",
     "batch": "adapters.batch:BatchAdapter",
+    "rest": "adapters.rest:RESTAdapter",
     "memory": "esb.testing:MemoryAdapter",
 }
 

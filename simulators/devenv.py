@@ -12,8 +12,8 @@ import secrets
 import socket
 from typing import Any
 
-#: Environment variables naming the ports the SOAP side listens on (see config/systems.yaml).
-PORT_VARIABLES = ("ESB_SOAP_PORT", "ESB_BILLING_PORT")
+#: Environment variables naming the ports the SOAP and REST listeners use (see config/systems.yaml).
+PORT_VARIABLES = ("ESB_SOAP_PORT", "ESB_BILLING_PORT", "ESB_REST_PORT")
 
 
 def free_port() -> int:

@@ -1,4 +1,7 @@
-"""The listener's audit trail and throttle: every refusal logged and counted, repeated failures locked out.
+"""The listeners' audit trail and throttle: every refusal logged and counted, repeated failures locked out.
+
+Shared by the SOAP listener and the REST listener (``protocol="rest"``: ``REST request refused``,
+``esb_rest_refused_total``); described here for SOAP.
 
 Each refused request is one structlog line ``SOAP request refused`` (level warning) with ``path``,
 ``client`` (the peer's address), ``user`` (the name it gave, if any), ``reason`` and ``detail`` (the
@@ -36,29 +39,31 @@ THROTTLED = frozenset({"bad_credentials", "stale_token", "replayed_nonce"})
 #: Most client addresses remembered; past it the stalest are forgotten first.
 CAPACITY = 10_000
 
-_COUNTERS: dict[int, tuple[Counter, Counter]] = {}
+_COUNTERS: dict[tuple[int, str], tuple[Counter, Counter]] = {}
 _COUNTERS_LOCK = threading.Lock()
 
 
-def counters(registry: Any) -> tuple[Counter, Counter]:
-    """The listener's counters (refused, lockouts) in ``registry``, registered there once."""
+def counters(registry: Any, protocol: str = "soap") -> tuple[Counter, Counter]:
+    """The listener's counters (refused, lockouts) in ``registry``, registered there once per protocol
+    (``esb_soap_refused_total``; the REST listener's are ``esb_rest_...``)."""
+    label = protocol.upper()
     with _COUNTERS_LOCK:
-        found = _COUNTERS.get(id(registry))
+        found = _COUNTERS.get((id(registry), protocol))
         if found is None:
             refused = Counter(
-                "esb_soap_refused",
-                "Requests the SOAP listener refused (credentials, lockout, unsafe or bad requests), "
+                f"esb_{protocol}_refused",
+                f"Requests the {label} listener refused (credentials, lockout, unsafe or bad requests), "
                 "per path and reason",
                 ["path", "reason"],
                 registry=registry,
             )
             lockouts = Counter(
-                "esb_soap_lockouts",
+                f"esb_{protocol}_lockouts",
                 "Client addresses locked out after repeated authentication failures, per path",
                 ["path"],
                 registry=registry,
             )
-            found = _COUNTERS[id(registry)] = (refused, lockouts)
+            found = _COUNTERS[(id(registry), protocol)] = (refused, lockouts)
         return found
 
 _FAULT_REASONS = {
@@ -132,11 +137,14 @@ class Throttle:
 class Audit:
     """Logs and counts the refusals of one served path, and keeps its throttle."""
 
-    def __init__(self, path: str, metrics: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, path: str, metrics: Any, clock: Callable[[], float] = time.monotonic, protocol: str = "soap"
+    ) -> None:
         self.path = path
-        self.refusals, self.lockouts = counters(metrics)
+        self.label = protocol.upper()
+        self.refusals, self.lockouts = counters(metrics, protocol)
         self.throttle = Throttle(clock)
-        self.log = get_logger("soap-listener")
+        self.log = get_logger(f"{protocol}-listener")
 
     def refused(
         self, reason: str, client: str, user: str | None, detail: str, options: ThrottleOptions
@@ -146,12 +154,17 @@ class Audit:
         if reason == "locked_out":
             return
         self.log.warning(
-            "SOAP request refused", path=self.path, client=client, user=user, reason=reason, detail=detail
+            f"{self.label} request refused",
+            path=self.path,
+            client=client,
+            user=user,
+            reason=reason,
+            detail=detail,
         )
         if reason in THROTTLED and self.throttle.failed(client, options):
             self.lockouts.labels(self.path).inc()
             self.log.warning(
-                "SOAP client locked out",
+                f"{self.label} client locked out",
                 path=self.path,
                 client=client,
                 user=user,

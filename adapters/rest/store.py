@@ -1,0 +1,227 @@
+"""The listener's own state: the TMF resources it created, the event hub's listeners and events to post.
+
+One SQLite database per endpoint, ``settings.data_dir/rest/<system.endpoint>.db`` (WAL; created 0600 in
+a 0700 folder through :mod:`esb.files`, never through a link). It is shared by the endpoint's source
+(which serves and creates resources and posts events) and its sink (which applies state changes and
+queues their events), in one process or several.
+
+A resource is first ``reserved`` (its id taken, so a second POST of the same id is a conflict) and
+becomes ``created`` when the route has accepted it, or is released when it did not. An event is kept
+once per registered listener until it is delivered, or given up after the configured attempts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from esb.context import AdapterContext
+from esb.files import create_private
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL, id TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (kind, id));
+CREATE TABLE IF NOT EXISTS listeners (
+    id TEXT PRIMARY KEY, callback TEXT NOT NULL, query TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, listener_id TEXT NOT NULL,
+    callback TEXT NOT NULL, body TEXT NOT NULL, resource_id TEXT, correlation_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL, status TEXT NOT NULL, error TEXT,
+    UNIQUE (event_id, listener_id));
+"""
+
+
+def store_path(context: AdapterContext) -> Path:
+    """Where the endpoint's state database lives (under the hub's data_dir)."""
+    settings = context.settings.resolve_paths(context.project_dir)
+    return settings.data_dir / "rest" / f"{context.endpoint}.db"
+
+
+class ResourceStore:
+    """The state database of one REST endpoint; safe to use from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> ResourceStore:
+        """Create the database (and its folder) if needed; return self."""
+        create_private(self.path)  # 0600 before SQLite opens it: its -wal and -shm take its mode
+        db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.executescript(_SCHEMA)
+        self._db = db
+        return self
+
+    def close(self) -> None:
+        """Close the database. Safe to call twice."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        assert self._db is not None, "open() first"
+        with self.lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- resources --------------------------------------------------------------------------------
+    def reserve(self, kind: str, ident: str, doc: dict[str, Any]) -> bool:
+        """Take ``ident`` for a resource being created; False when it exists (or is being created)."""
+        try:
+            self._run(
+                "INSERT INTO resources (kind, id, status, created, doc) VALUES (?, ?, 'reserved', ?, ?)",
+                (kind, ident, time.time(), orjson.dumps(doc).decode()),
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def confirm(self, kind: str, ident: str) -> None:
+        """The route accepted the resource: it exists from now on."""
+        self._run("UPDATE resources SET status = 'created' WHERE kind = ? AND id = ?", (kind, ident))
+
+    def release(self, kind: str, ident: str) -> None:
+        """The route did not take the resource: forget its reservation."""
+        self._run("DELETE FROM resources WHERE kind = ? AND id = ? AND status = 'reserved'", (kind, ident))
+
+    def get(self, kind: str, ident: str) -> dict[str, Any] | None:
+        """Return a created resource, or None."""
+        rows = self._run(
+            "SELECT doc FROM resources WHERE kind = ? AND id = ? AND status = 'created'", (kind, ident)
+        )
+        return _doc(rows[0][0]) if rows else None
+
+    def query(
+        self, kind: str, filters: dict[str, str], offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Return (how many match, the page ``offset``/``limit`` of them, oldest first).
+
+        ``filters`` maps dotted attribute names (already checked to be names) to the value they equal.
+        """
+        where = ["kind = ?", "status = 'created'"]
+        args: list[Any] = [kind]
+        for name, value in filters.items():
+            where.append("CAST(json_extract(doc, ?) AS TEXT) = ?")
+            args += [f"$.{name}", value]
+        clause = " AND ".join(where)
+        total = int(self._run(f"SELECT count(*) FROM resources WHERE {clause}", tuple(args))[0][0])  # noqa: S608 - clause is fixed text, values are bound
+        rows = self._run(
+            f"SELECT doc FROM resources WHERE {clause} ORDER BY created, id LIMIT ? OFFSET ?",  # noqa: S608 - as above
+            (*args, limit, offset),
+        )
+        return total, [_doc(r[0]) for r in rows]
+
+    def change(
+        self, kind: str, ident: str, changes: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Apply ``changes`` (top-level attributes) to a created resource; return (before, after) or None."""
+        assert self._db is not None, "open() first"
+        with self.lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(
+                    "SELECT doc FROM resources WHERE kind = ? AND id = ? AND status = 'created'",
+                    (kind, ident),
+                ).fetchall()
+                if not rows:
+                    self._db.execute("ROLLBACK")
+                    return None
+                before = _doc(rows[0][0])
+                after = {**before, **changes}
+                self._db.execute(
+                    "UPDATE resources SET doc = ? WHERE kind = ? AND id = ?",
+                    (orjson.dumps(after).decode(), kind, ident),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return before, after
+
+    # -- event hub ----------------------------------------------------------------------------------
+    def add_listener(self, ident: str, callback: str, query: str | None) -> None:
+        """Register a listener's callback."""
+        self._run(
+            "INSERT INTO listeners (id, callback, query, created) VALUES (?, ?, ?, ?)",
+            (ident, callback, query, time.time()),
+        )
+
+    def remove_listener(self, ident: str) -> bool:
+        """Unregister a listener (and drop its undelivered events); False when there was none."""
+        found = bool(self._run("SELECT 1 FROM listeners WHERE id = ?", (ident,)))
+        self._run("DELETE FROM listeners WHERE id = ?", (ident,))
+        self._run("DELETE FROM events WHERE listener_id = ? AND status = 'pending'", (ident,))
+        return found
+
+    def listeners(self) -> list[tuple[str, str, str | None]]:
+        """Every registered listener: (id, callback, query)."""
+        return [(r[0], r[1], r[2]) for r in self._run("SELECT id, callback, query FROM listeners")]
+
+    def enqueue(self, event: dict[str, Any], resource_id: str, correlation_id: str | None) -> int:
+        """Keep ``event`` for every registered listener whose query it matches; return how many."""
+        from adapters.rest.events import matches
+
+        count = 0
+        body = orjson.dumps(event).decode()
+        for ident, callback, query in self.listeners():
+            if not matches(query, event):
+                continue
+            self._run(
+                "INSERT OR IGNORE INTO events (event_id, listener_id, callback, body, resource_id, "
+                "correlation_id, due, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                (event["eventId"], ident, callback, body, resource_id, correlation_id, time.time()),
+            )
+            count += 1
+        return count
+
+    def due(self, now: float, limit: int = 50) -> list[dict[str, Any]]:
+        """Pending events whose next attempt is due, oldest first."""
+        rows = self._run(
+            "SELECT seq, event_id, listener_id, callback, body, resource_id, correlation_id, attempts "
+            "FROM events WHERE status = 'pending' AND due <= ? ORDER BY seq LIMIT ?",
+            (now, limit),
+        )
+        keys = (
+            "seq",
+            "event_id",
+            "listener_id",
+            "callback",
+            "body",
+            "resource_id",
+            "correlation_id",
+            "attempts",
+        )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def settle(
+        self, seq: int, status: str, attempts: int, error: str | None = None, due: float = 0.0
+    ) -> None:
+        """Record an attempt: ``delivered``, ``failed`` (given up) or ``pending`` again at ``due``."""
+        self._run(
+            "UPDATE events SET status = ?, attempts = ?, error = ?, due = ? WHERE seq = ?",
+            (status, attempts, error, due, seq),
+        )
+
+    def events(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every event row (for tests and ``esb health``-like checks), optionally of one ``status``."""
+        rows = self._run(
+            "SELECT event_id, listener_id, status, attempts, error FROM events WHERE ? IS NULL OR status = ?",
+            (status, status),
+        )
+        return [
+            dict(zip(("event_id", "listener_id", "status", "attempts", "error"), r, strict=True))
+            for r in rows
+        ]
+
+
+def _doc(text: str) -> dict[str, Any]:
+    value: dict[str, Any] = orjson.loads(text)
+    return value
