@@ -13,6 +13,7 @@ from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenari
 from simulators.channel import ChannelOrderScenario
 from simulators.crm import PlannedMessage, order_scenario
 from simulators.order_flows import OrdersToIOMScenario
+from simulators.rest_channel import RESTChannelOrderScenario
 from simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
 
 
@@ -65,6 +66,7 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "billing.charges_in": BillingChargesScenario,
     "ncr.customers_feed": NCRExtractScenario,
     "channel.orders_out": ChannelOrderScenario,
+    "channel.rest_orders": RESTChannelOrderScenario,
 }
 
 

@@ -6,7 +6,9 @@ Every refusal is TMF's error JSON; those of the caller's doing are logged and co
 {path, reason}``, the SOAP listener's audit with ``protocol="rest"``), never with a secret.
 
 ``POST {base}/productOrder`` hands the order to the route and answers 201 once the route has settled it
-(the resource exists then, and its ``ProductOrderCreateEvent`` is queued for the hub's listeners).
+(the resource exists then, and its ``ProductOrderCreateEvent`` is queued for the hub's listeners). The
+message's id is the resource's id: unique on the endpoint (a second POST of it is a 409), and what
+``esb trace`` and ``esb replay`` take.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class RESTApp:
             "content-type": "application/json",
         }
         source = self.served.endpoint.split(".", 1)[0]
-        message = Message(body=body, source=source, type=self.served.message_type, headers=headers)
+        message = Message(body=body, id=ident, source=source, type=self.served.message_type, headers=headers)
         exchange = OrderExchange(message, self.served, kind, resource)
         if not self.served.inbox.put(exchange, timeout=1.0):
             self.served.store.release(kind, ident)
