@@ -45,7 +45,5 @@ def authenticate(environ: dict[str, Any], users: dict[str, str], modes: list[str
 
 
 def challenge(modes: list[str]) -> list[tuple[str, str]]:
-    """The ``WWW-Authenticate`` headers of a 401 answer."""
-    return [
-        ("WWW-Authenticate", 'Basic realm="esb"' if m == "basic" else 'Bearer realm="esb"') for m in modes
-    ]
+    """The ``WWW-Authenticate`` header of a 401 answer: one challenge per accepted mode."""
+    return [("WWW-Authenticate", ", ".join(f'{m.capitalize()} realm="esb"' for m in modes))]

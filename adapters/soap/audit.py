@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +40,9 @@ THROTTLED = frozenset({"bad_credentials", "stale_token", "replayed_nonce"})
 #: Most client addresses remembered; past it the stalest are forgotten first.
 CAPACITY = 10_000
 
-_COUNTERS: dict[tuple[int, str], tuple[Counter, Counter]] = {}
+#: registry -> protocol -> counters; weak, so a registry that is gone (a test's) cannot be mistaken for a
+#: new one that reuses its id()
+_COUNTERS: weakref.WeakKeyDictionary[Any, dict[str, tuple[Counter, Counter]]] = weakref.WeakKeyDictionary()
 _COUNTERS_LOCK = threading.Lock()
 
 
@@ -48,7 +51,8 @@ def counters(registry: Any, protocol: str = "soap") -> tuple[Counter, Counter]:
     (``esb_soap_refused_total``; the REST listener's are ``esb_rest_...``)."""
     label = protocol.upper()
     with _COUNTERS_LOCK:
-        found = _COUNTERS.get((id(registry), protocol))
+        mine = _COUNTERS.setdefault(registry, {})
+        found = mine.get(protocol)
         if found is None:
             refused = Counter(
                 f"esb_{protocol}_refused",
@@ -63,7 +67,7 @@ def counters(registry: Any, protocol: str = "soap") -> tuple[Counter, Counter]:
                 ["path"],
                 registry=registry,
             )
-            found = _COUNTERS[(id(registry), protocol)] = (refused, lockouts)
+            found = mine[protocol] = (refused, lockouts)
         return found
 
 _FAULT_REASONS = {
