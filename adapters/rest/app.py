@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from jsonschema import Draft7Validator
 
 from adapters.rest import resources
 from adapters.rest.auth import authenticate, challenge
 from adapters.rest.config import ListenOptions
 from adapters.rest.errors import STATUS_TEXT, Refusal
 from adapters.rest.events import CREATE, make_event
+from adapters.rest.schema import TMFValidator
 from adapters.rest.store import ResourceStore
 from adapters.soap.audit import Audit
 from adapters.soap.exchange import Exchange, Inbox
@@ -46,7 +46,7 @@ class Served:
     users: dict[str, str]
     store: ResourceStore
     audit: Audit
-    checkers: dict[str, Draft7Validator | None]
+    checkers: dict[str, TMFValidator | None]
     message_type: str | None = None
     inbox: Inbox = field(default_factory=Inbox)
     base_url: str = ""
@@ -70,9 +70,8 @@ class OrderExchange(Exchange):
     def _on_ack(self, error: BaseException | None) -> None:
         store, ident = self.served.store, self.resource["id"]
         if error is None:
-            store.confirm(self.kind, ident)
             event = make_event(self.kind, CREATE, self.resource, self.message.correlation_id)
-            store.enqueue(event, ident, self.message.correlation_id)
+            store.confirm(self.kind, ident, event, self.message.correlation_id)
         else:
             store.release(self.kind, ident)
         super()._on_ack(error)

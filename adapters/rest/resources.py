@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from jsonschema import Draft7Validator
 
 from adapters.rest.errors import Refusal
+from adapters.rest.schema import TMFValidator
 
 #: Each served resource's schema (folder/Class under the TMF schema folder).
 SCHEMAS = {"productOrder": "Customer/ProductOrder"}
@@ -29,11 +29,9 @@ _NAME = re.compile(r"^[A-Za-z@][A-Za-z0-9@_]*(\.[A-Za-z@][A-Za-z0-9@_]*)*$")
 _JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
-def validator(kind: str, schemas: Path) -> Draft7Validator:
+def validator(kind: str, schemas: Path) -> TMFValidator:
     """Return the (reusable) validator of resource ``kind`` over the schema folder ``schemas``."""
-    from esb.model.tmf.schemas import tmf_validator
-
-    return tmf_validator(SCHEMAS[kind], schemas)
+    return TMFValidator(SCHEMAS[kind], schemas)
 
 
 def check_content_type(value: str | None) -> None:
@@ -57,11 +55,11 @@ def parse_document(data: bytes) -> dict[str, Any]:
     return doc
 
 
-def check_schema(kind: str, doc: dict[str, Any], checker: Draft7Validator | None) -> None:
+def check_schema(kind: str, doc: dict[str, Any], checker: TMFValidator | None) -> None:
     """Refuse (400, with each error's JSON path) a document that breaks the resource's TMF schema."""
     if checker is None:
         return
-    errors = sorted((e.json_path, e.message) for e in checker.iter_errors(doc))
+    errors = checker.errors(doc)
     if errors:
         shown = "; ".join(f"{path}: {text}" for path, text in errors[:3])
         raise Refusal(

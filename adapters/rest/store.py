@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (event_id, listener_id, callback, body, resource_id, correlation_id, due, "
+    "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')"
+)
+
+
 def store_path(context: AdapterContext) -> Path:
     """Where the endpoint's state database lives (under the hub's data_dir)."""
     settings = context.settings.resolve_paths(context.project_dir)
@@ -57,6 +63,7 @@ class ResourceStore:
         db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA busy_timeout=10000")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per commit; the journal is the record
         db.executescript(_SCHEMA)
         self._db = db
         return self
@@ -84,9 +91,29 @@ class ResourceStore:
             return False
         return True
 
-    def confirm(self, kind: str, ident: str) -> None:
-        """The route accepted the resource: it exists from now on."""
-        self._run("UPDATE resources SET status = 'created' WHERE kind = ? AND id = ?", (kind, ident))
+    def confirm(self, kind: str, ident: str, event: dict[str, Any], correlation_id: str | None) -> None:
+        """The route accepted the resource: it exists from now on, and ``event`` (its create event) waits
+        for every listener whose query it matches: one transaction."""
+        from adapters.rest.events import matches
+
+        assert self._db is not None, "open() first"
+        body, now = orjson.dumps(event).decode(), time.time()
+        with self.lock:
+            listeners = self._db.execute("SELECT id, callback, query FROM listeners").fetchall()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "UPDATE resources SET status = 'created' WHERE kind = ? AND id = ?", (kind, ident)
+                )
+                self._db.executemany(
+                    _INSERT_EVENT,
+                    [(event["eventId"], lid, cb, body, ident, correlation_id, now)
+                     for lid, cb, query in listeners if matches(query, event)],
+                )  # fmt: skip
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def release(self, kind: str, ident: str) -> None:
         """The route did not take the resource: forget its reservation."""
@@ -175,8 +202,7 @@ class ResourceStore:
             if not matches(query, event):
                 continue
             self._run(
-                "INSERT OR IGNORE INTO events (event_id, listener_id, callback, body, resource_id, "
-                "correlation_id, due, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                _INSERT_EVENT,
                 (event["eventId"], ident, callback, body, resource_id, correlation_id, time.time()),
             )
             count += 1

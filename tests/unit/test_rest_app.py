@@ -118,7 +118,7 @@ def test_schema_errors_name_their_json_paths(app: tuple[RESTApp, CollectorRegist
     body = orjson.dumps({**ORDER, "state": 5})
     status, _, doc = call(app[0], "POST", "/productOrder", body, auth=basic())
     assert status == 400
-    assert {"path": "$.state", "message": "5 is not of type 'string'"} in doc["details"]
+    assert {"path": "$.state", "message": '5 is not of type "string"'} in doc["details"]
 
 
 @pytest.mark.parametrize(
@@ -195,7 +195,7 @@ def _created(rest: RESTApp, ident: str, state: str) -> None:
     href = rest.served.href("productOrder", ident)
     doc = {"id": ident, "href": href, "@type": "ProductOrder", "state": state, "category": "新装"}
     store.reserve("productOrder", ident, doc)
-    store.confirm("productOrder", ident)
+    store.confirm("productOrder", ident, {"eventId": f"E-{ident}"}, None)
 
 
 def test_get_answers_from_the_store(app: tuple[RESTApp, CollectorRegistry]) -> None:
