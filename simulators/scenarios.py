@@ -7,13 +7,16 @@ get. `esb demo` and `make run` use them; the e2e tests too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
 from simulators.channel import ChannelOrderScenario
 from simulators.crm import PlannedMessage, order_scenario
 from simulators.order_flows import OrdersToIOMScenario
 from simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 
 class Scenario(Protocol):
@@ -68,7 +71,7 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
 }
 
 
-def scenario_for(project: Any, route_id: str) -> Scenario | None:
+def scenario_for(project: Project, route_id: str) -> Scenario | None:
     """Return the scenario that drives ``route_id``, or None when no simulator serves its source."""
     factory = SCENARIOS.get(project.route(route_id).from_)
     return factory(project, route_id) if factory else None
