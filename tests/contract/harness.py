@@ -8,7 +8,6 @@ server...) and reads what its sinks delivered from the peer's side. The behaviou
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,23 +156,6 @@ def read_n(source: Source, n: int, *, ack: bool = True, patience: float = PATIEN
                 delivery.ack()
             out.append(delivery)
     return out
-
-
-def wait_for(predicate: Callable[[], bool], patience: float = PATIENCE) -> bool:
-    """Poll ``predicate`` until it holds or ``patience`` seconds passed; return its last value."""
-    deadline = time.monotonic() + patience
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def dead_port() -> int:
-    """Return a loopback port on which nothing listens (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class HarnessDefaults:

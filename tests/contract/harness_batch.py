@@ -22,8 +22,8 @@ from esb.exceptions import MessageError
 from esb.message import Message
 from esb.typing import HealthReporter, JobReporter, Sink, Source
 from simulators.batch_files import write_charge_file
-from tests.contract.harness import HarnessDefaults, Probe, Refusal, dead_port
-from tests.integration.servers_ssh import SSHServer
+from tests.contract.harness import HarnessDefaults, Probe, Refusal
+from tests.integration.servers_ssh import SSHServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 _files = itertools.count(1)
@@ -128,7 +128,7 @@ class BatchHarness(HarnessDefaults):
     def down_sink(self) -> tuple[Sink, str]:
         """A sink to an SFTP server that is not there, logging in with a password file."""
         remote = self._remote(
-            self.outbox, port=dead_port(), key_file=None, password_file=str(self.secret_file)
+            self.outbox, port=free_port(), key_file=None, password_file=str(self.secret_file)
         )
         return self.adapter.sink(self._outbound(remote), self.context("ncr.down")), "sftp-s3cret-pw"
 
@@ -144,6 +144,6 @@ class BatchHarness(HarnessDefaults):
 
     def health_probes(self) -> tuple[Probe, Probe]:
         """The inbound folder, and the same folder on a port where nothing listens."""
-        nowhere = self.inbound.remote.model_copy(update={"port": dead_port()})
+        nowhere = self.inbound.remote.model_copy(update={"port": free_port()})
         dead = self.inbound.model_copy(update={"remote": nowhere})
         return self.source_probe(), Probe(dead, self.context())

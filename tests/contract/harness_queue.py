@@ -28,8 +28,9 @@ from esb.typing import (
     Sink,
     Source,
 )
-from tests.contract.harness import HarnessDefaults, Probe, dead_port
+from tests.contract.harness import HarnessDefaults, Probe
 from tests.integration.proxy import CuttingProxy
+from tests.integration.soap_project import free_port
 
 #: seconds a consumer's lease lasts in these tests (the SQLite transport's visibility_timeout)
 LEASE = 1.0
@@ -133,7 +134,7 @@ class QueueHarness(HarnessDefaults):
     def _dead_url(self) -> str:
         if self.kind == "sqlite":  # a database that cannot be opened: its folder is a file
             return "sqlite:////dev/null/queues.db"
-        return f"pyamqp://esb:{SECRET}@127.0.0.1:{dead_port()}/esb"
+        return f"pyamqp://esb:{SECRET}@127.0.0.1:{free_port()}/esb"
 
     def health_probes(self) -> tuple[Probe, Probe]:
         """The source's queue on this broker, and on a broker that is not there."""

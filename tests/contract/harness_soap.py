@@ -24,8 +24,8 @@ from esb.exceptions import MessageError, RemoteError
 from esb.message import Message
 from esb.typing import CommandProvider, HealthReporter, Requester, Sink, Source
 from simulators.billing import BillingSimulator
-from tests.contract.harness import PATIENCE, HarnessDefaults, Probe, Refusal, dead_port
-from tests.integration.soap_project import REPO, siebel_account
+from tests.contract.harness import PATIENCE, HarnessDefaults, Probe, Refusal
+from tests.integration.soap_project import REPO, free_port, siebel_account
 
 CRM_PASSWORD = "crm-secret"
 BILLING_PASSWORD = "billing-s3cret"
@@ -159,7 +159,7 @@ class SOAPHarness(HarnessDefaults):
 
     def down_sink(self) -> tuple[Sink, str]:
         """A client of a Billing that is not there (its address carries credentials to be masked)."""
-        address = f"http://esb:url-s3cret@127.0.0.1:{dead_port()}/billing"
+        address = f"http://esb:url-s3cret@127.0.0.1:{free_port()}/billing"
         return self.adapter.sink(self._client(address), self.context("billing.create_account")), "s3cret"
 
     def refusals(self) -> list[Refusal]:
@@ -187,5 +187,5 @@ class SOAPHarness(HarnessDefaults):
     def health_probes(self) -> tuple[Probe, Probe]:
         """Billing's address, and an address where nothing listens."""
         context = self.context("billing.create_account")
-        dead = self._client(f"http://127.0.0.1:{dead_port()}/billing")
+        dead = self._client(f"http://127.0.0.1:{free_port()}/billing")
         return Probe(self._client(self.billing_url), context), Probe(dead, context)

@@ -27,13 +27,14 @@ from esb.typing import (
 )
 from tests.contract.harness import (
     ADAPTER_CAPABILITIES,
+    PATIENCE,
     SINK_CAPABILITIES,
     SOURCE_CAPABILITIES,
     AdapterHarness,
     read_n,
     require,
-    wait_for,
 )
+from tests.e2e.ops_hub import wait_until
 
 C = TypeVar("C")
 
@@ -63,11 +64,11 @@ def test_queue_inspector_counts_and_peeks_without_taking(harness: AdapterHarness
     inspector = declared(harness, QueueInspector)
     probe = harness.source_probe()
     sent = list(harness.put(3))
-    assert wait_for(lambda: inspector.queue_depth(probe.endpoint, probe.context) == 3)
+    assert wait_until(lambda: inspector.queue_depth(probe.endpoint, probe.context) == 3, PATIENCE)
     assert inspector.queue_stats(probe.endpoint, probe.context)["ready"] == 3
     assert [m.id for m in inspector.peek(probe.endpoint, probe.context, limit=2)] == sent[:2]
     # RabbitMQ gives peeked messages back as the peeking connection closes, a moment after peek returns
-    assert wait_for(lambda: inspector.queue_depth(probe.endpoint, probe.context) == 3)
+    assert wait_until(lambda: inspector.queue_depth(probe.endpoint, probe.context) == 3, PATIENCE)
     with harness.source() as source:
         assert sorted(d.message.id for d in read_n(source, 3)) == sorted(sent)
     assert inspector.queue_depth(probe.endpoint, probe.context) == 0
