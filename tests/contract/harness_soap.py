@@ -113,7 +113,7 @@ class SOAPHarness(HarnessDefaults):
                 url, data=envelope(mid, row), auth=("siebel", CRM_PASSWORD), timeout=PATIENCE,
                 headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION}"'},
             )  # fmt: skip
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or cut off before the whole answer came
             self._answers[mid] = "error"
             return
         self._answers[mid] = "ok" if response.status_code == 202 else "error"
@@ -123,7 +123,12 @@ class SOAPHarness(HarnessDefaults):
         return str(etree.fromstring(message.body).findtext(".//Account/Id"))
 
     def answers(self, ids: list[str]) -> dict[str, str]:
-        """What each caller got: ``ok`` for HTTP 202, ``error`` for a Fault or no answer at all."""
+        """What each caller got: ``ok`` for HTTP 202, ``error`` for a Fault or no answer at all.
+
+        Ask while the listener is still open: closing it cuts answers still being written to callers
+        (waitress's connections are closed at once), so a settled request may reach its caller as a
+        broken connection.
+        """
         for mid in ids:
             self._calls[mid].join(PATIENCE)
         return {mid: self._answers.get(mid, "no answer") for mid in ids}
