@@ -16,20 +16,26 @@ import shutil
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from adapters.batch.config import BatchEndpoint
 from esb.message import Message
 from simulators.batch_files import write_charge_file
 from simulators.crm import NAMES, PlannedMessage
 from simulators.receiver import QueueReceiver
 
+if TYPE_CHECKING:
+    from esb.project import Project
+
 #: Extract files are flushed every this many records in the demo (the scenario plans whole files).
 NCR_FILE_RECORDS = 10
 
 
-def _remote_folder(project: Any, endpoint: str) -> Path:
+def _remote_folder(project: Project, endpoint: str) -> Path:
     """The local exchange folder of a batch endpoint (``remote.protocol: local``)."""
-    remote = project.endpoint(endpoint).remote
+    config = project.endpoint(endpoint)
+    assert isinstance(config, BatchEndpoint), f"{endpoint} is not a batch endpoint"
+    remote = config.remote
     if remote.protocol != "local":
         raise RuntimeError(f"the demo needs {endpoint} on a local folder, not {remote.protocol}")
     path = Path(remote.path)
@@ -39,7 +45,7 @@ def _remote_folder(project: Any, endpoint: str) -> Path:
 class BillingChargesScenario:
     """Billing sends one charge file of N records; each becomes one canonical message downstream."""
 
-    def __init__(self, project: Any, route_id: str) -> None:
+    def __init__(self, project: Project, route_id: str) -> None:
         self.project = project
         self.route_id = route_id
         route = project.route(route_id)
@@ -89,7 +95,7 @@ class BillingChargesScenario:
 class NCRExtractScenario:
     """Canonical customers go to the NCR feed; the warehouse must find each good one in an extract file."""
 
-    def __init__(self, project: Any, route_id: str) -> None:
+    def __init__(self, project: Project, route_id: str) -> None:
         self.project = project
         self.route_id = route_id
         route = project.route(route_id)

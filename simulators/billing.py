@@ -211,10 +211,9 @@ class BillingSimulator:
         server, self.server = self.server, None
         if server is None:
             return
-        server.trigger.pull_trigger(lambda: [d.close() for d in list(server._map.values())])
-        if self.thread is not None:
-            self.thread.join(5.0)
-        server.task_dispatcher.shutdown(timeout=5)
+        from adapters.soap.server import stop_server
+
+        stop_server(server, self.thread)
 
 
 def _now() -> str:

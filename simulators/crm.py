@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esb.message import Message
 from simulators.siebel import LineItem, SiebelOrder, siebel_order_xml
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 NAMES = [
     "张伟",
@@ -120,7 +123,7 @@ def order_scenario(count: int, seed: int = 20261125, run: str = "demo") -> list[
 class CRMSimulator:
     """Publishes planned messages on the CRM's outbound endpoint through its real adapter."""
 
-    def __init__(self, project: Any, endpoint: str = "crm.orders_out") -> None:
+    def __init__(self, project: Project, endpoint: str = "crm.orders_out") -> None:
         self.project = project
         self.endpoint = endpoint
         self._sink: Any = None

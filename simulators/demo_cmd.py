@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from esb.cli.main import Obj
 from esb.logging import configure_logging
 
 
@@ -18,12 +19,12 @@ from esb.logging import configure_logging
 )
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for every message to end.")
 @click.pass_obj
-def demo(obj: object, messages: int, timeout: float) -> None:
+def demo(obj: Obj, messages: int, timeout: float) -> None:
     """Run the hub with the simulated systems; print per-route counts; exit 0 only if all ended as planned."""
     from simulators.demo import run_demo
 
     configure_logging("critical", "console")
-    reports, seconds = run_demo(obj.project, obj.env, messages, timeout)  # type: ignore[attr-defined]
+    reports, seconds = run_demo(obj.project, obj.env, messages, timeout)
     header = (
         f"{'route':<32} {'sent':>6} {'delivered':>10} {'filtered':>9} {'dead-letter':>11} {'pending':>8} "
         f"{'peer got':>9}  result"

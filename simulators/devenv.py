@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 #: Environment variables naming the ports the SOAP and REST listeners use (see config/systems.yaml).
 PORT_VARIABLES = ("ESB_SOAP_PORT", "ESB_BILLING_PORT", "ESB_REST_PORT")
@@ -45,7 +48,7 @@ def _password_variables(node: Any) -> set[str]:
     return found
 
 
-def ensure_credentials(project: Any) -> dict[str, str]:
+def ensure_credentials(project: Project) -> dict[str, str]:
     """Give each ``password_env`` variable the project's endpoints name a random value if it is unset.
 
     Returns the variables it set. Only for simulations: a real deployment sets them itself.

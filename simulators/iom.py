@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from esb.logging import get_logger
 from esb.message import Message
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 #: (project, endpoint) -> the simulator consuming it, for routes that feed the same IOM queue
 _SHARED: dict[tuple[int, str], IOMSimulator] = {}
@@ -24,7 +27,7 @@ class IOMSimulator(threading.Thread):
 
     REQUIRED = ("header", "orderLines")
 
-    def __init__(self, project: Any, endpoint: str = "iom.orders_in", on_order: Any = None) -> None:
+    def __init__(self, project: Project, endpoint: str = "iom.orders_in", on_order: Any = None) -> None:
         super().__init__(name="sim-iom", daemon=True)
         self.project = project
         self.endpoint = endpoint
@@ -70,7 +73,7 @@ class IOMSimulator(threading.Thread):
             self.on_order(message, order)
 
     @classmethod
-    def shared(cls, project: Any, endpoint: str = "iom.orders_in") -> IOMSimulator:
+    def shared(cls, project: Project, endpoint: str = "iom.orders_in") -> IOMSimulator:
         """Return the one simulator consuming ``endpoint`` for ``project``: scenarios whose routes feed the
         same queue share it (two consumers would split the messages between them); start it with
         :meth:`start_once` and count each scenario's own messages with ``count(prefix=...)``."""

@@ -10,12 +10,15 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from simulators.crm import PlannedMessage
 from simulators.scenarios import Scenario, scenario_for
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 #: Scenarios whose unit is a file, not a message: sent whole, every FILE_EVERY ticks.
 FILE_SCENARIOS = frozenset({"BillingChargesScenario", "NCRExtractScenario"})
@@ -27,7 +30,7 @@ class LiveSimulation:
     """Runs every route's simulated systems beside the hub until stopped."""
 
     def __init__(
-        self, project: Any, *, interval: float = 2.0, hub_started: threading.Event | None = None
+        self, project: Project, *, interval: float = 2.0, hub_started: threading.Event | None = None
     ) -> None:
         self.project = project
         self.interval = interval

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from simulators.crm import CRMSimulator, PlannedMessage
 from simulators.iom import IOMSimulator
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 
 class OrdersToIOMScenario:
@@ -17,7 +20,7 @@ class OrdersToIOMScenario:
 
     id_mark = "-"
 
-    def __init__(self, project: Any, route_id: str) -> None:
+    def __init__(self, project: Project, route_id: str) -> None:
         self.project = project
         self.route_id = route_id
         route = project.route(route_id)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from esb.message import Message
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 
 class QueueReceiver(threading.Thread):
@@ -17,7 +20,7 @@ class QueueReceiver(threading.Thread):
     """
 
     def __init__(
-        self, project: Any, endpoint: str, accept: Callable[[bytes], str | None] | None = None
+        self, project: Project, endpoint: str, accept: Callable[[bytes], str | None] | None = None
     ) -> None:
         super().__init__(name=f"sim-{endpoint}", daemon=True)
         self.project = project

@@ -7,7 +7,7 @@ get. `esb demo` and `make run` use them; the e2e tests too.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
 from simulators.channel import ChannelOrderScenario
@@ -15,6 +15,9 @@ from simulators.crm import PlannedMessage, order_scenario
 from simulators.order_flows import OrdersToIOMScenario
 from simulators.rest_channel import RESTChannelOrderScenario
 from simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 
 class Scenario(Protocol):
@@ -70,7 +73,7 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
 }
 
 
-def scenario_for(project: Any, route_id: str) -> Scenario | None:
+def scenario_for(project: Project, route_id: str) -> Scenario | None:
     """Return the scenario that drives ``route_id``, or None when no simulator serves its source."""
     factory = SCENARIOS.get(project.route(route_id).from_)
     return factory(project, route_id) if factory else None

@@ -13,17 +13,21 @@ import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
 from lxml import etree
 
+from adapters.soap.config import SOAPEndpoint
 from esb.message import Message
 from simulators.billing import BillingSimulator
 from simulators.crm import NAMES, PlannedMessage
 from simulators.devenv import password
 from simulators.siebel import siebel_billing_account_request
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 #: How often the simulated CRM sends a SubmitBillingAccount the hub answered with a fault.
@@ -39,11 +43,15 @@ class SharedBilling:
     _users = 0
 
     @classmethod
-    def acquire(cls, project: Any, endpoint: str = "billing.create_account") -> BillingSimulator:
+    def acquire(cls, project: Project, endpoint: str = "billing.create_account") -> BillingSimulator:
         """Start (once) the Billing service on the port and with the credentials ``endpoint`` names."""
         with cls._lock:
             if cls._instance is None:
                 config = project.endpoint(endpoint)
+                assert isinstance(config, SOAPEndpoint), f"{endpoint} is not a SOAP endpoint"
+                assert config.auth is not None, f"{endpoint} has no credentials"
+                assert config.auth.password_env, "the demo's Billing reads its password from the environment"
+                assert config.address, f"{endpoint} has no address"
                 billing = BillingSimulator(config.auth.username, password(config.auth.password_env))
                 billing.serve(port=urlsplit(config.address).port or 0)
                 cls._instance = billing
@@ -61,10 +69,14 @@ class SharedBilling:
                 cls._users = 0
 
 
-def _listener_url(project: Any, endpoint: str) -> tuple[str, str, str]:
+def _listener_url(project: Project, endpoint: str) -> tuple[str, str, str]:
     """Return (url, username, password) of the hub's listener for ``endpoint``."""
-    listen = project.endpoint(endpoint).listen
+    config = project.endpoint(endpoint)
+    assert isinstance(config, SOAPEndpoint), f"{endpoint} is not a SOAP endpoint"
+    assert config.listen is not None, f"{endpoint} is not served"
+    listen = config.listen
     user = listen.auth.users[0]
+    assert user.password_env, f"{endpoint}: the demo's clients read the password from the environment"
     return f"http://{listen.host}:{listen.port}{listen.path}", user.username, password(user.password_env)
 
 
@@ -80,7 +92,7 @@ def soap11(body: str, message_id: str) -> bytes:
 class CRMBillingAccountScenario:
     """The CRM submits billing accounts over SOAP; Billing must get every good one, once."""
 
-    def __init__(self, project: Any, route_id: str) -> None:
+    def __init__(self, project: Project, route_id: str) -> None:
         self.project = project
         self.route_id = route_id
         self.source = project.route(route_id).from_
@@ -154,7 +166,7 @@ class CRMBillingAccountScenario:
 class HotlineBalanceScenario:
     """The 10000 hotline asks balances over SOAP (zeep, WS-Security digest); every answer is checked."""
 
-    def __init__(self, project: Any, route_id: str) -> None:
+    def __init__(self, project: Project, route_id: str) -> None:
         self.project = project
         self.route_id = route_id
         self.source = project.route(route_id).from_

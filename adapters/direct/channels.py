@@ -13,6 +13,7 @@ Handler = Callable[[Message], Message]
 _lock = threading.Lock()
 _channels: dict[str, queue.Queue[Message]] = {}
 _handlers: dict[str, Handler] = {}
+_given_back: dict[tuple[str, str], int] = {}  # (channel, message id) -> delivery count of its next hand-out
 
 
 def channel(name: str, capacity: int = 1000) -> queue.Queue[Message]:
@@ -22,6 +23,19 @@ def channel(name: str, capacity: int = 1000) -> queue.Queue[Message]:
         if found is None:
             found = _channels[name] = queue.Queue(maxsize=capacity)
         return found
+
+
+def give_back(name: str, message: Message, delivery_count: int) -> None:
+    """Put ``message`` back on channel ``name``; its next hand-out is its ``delivery_count + 1``th."""
+    with _lock:
+        _given_back[(name, message.id)] = delivery_count + 1
+    channel(name).put(message)
+
+
+def delivery_count(name: str, message: Message) -> int:
+    """How many times ``message``, just taken from channel ``name``, has been handed out (1 the first)."""
+    with _lock:
+        return _given_back.pop((name, message.id), 1)
 
 
 def register_handler(name: str, handler: Handler) -> None:
@@ -41,3 +55,4 @@ def reset() -> None:
     with _lock:
         _channels.clear()
         _handlers.clear()
+        _given_back.clear()

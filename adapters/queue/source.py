@@ -101,7 +101,11 @@ class QueueSource:
             if broken is not None:
                 raise TransportError(f"queue connection lost: {broken}", endpoint=self.url) from broken
             if not self._buffer:
-                self._wait(conn, timeout)
+                try:
+                    self._wait(conn, timeout)
+                except TransportError as exc:  # the connection died: broken until reconnected
+                    self._broken = exc
+                    raise
             if self._heartbeats is not None:
                 self._heartbeats.touch()
             if not self._buffer:

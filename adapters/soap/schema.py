@@ -2,8 +2,10 @@
 
 The schemas inline in the WSDL documents (``wsdl:types``) and the XSD files they import or include are
 compiled into one ``XMLSchema``. Every document is served by a resolver that knows only the contract's own
-files: anything else (http, files outside the contract folder) is refused. Validators keep an error log,
-so each thread gets its own compiled copy.
+files: anything else (http, files outside the contract folder) is refused. The schema is compiled once,
+when the listener connects; a validator keeps an error log, so validations take turns (a lock) instead
+of each thread compiling its own copy: a compile in a fresh server thread sometimes skipped an inline
+import without an error, and the operation's element was then "not declared" for that thread.
 """
 
 from __future__ import annotations
@@ -82,35 +84,32 @@ def _driver(files: list[Path]) -> tuple[bytes, dict[str, tuple[bytes, str]]]:
 
 
 class RequestValidator:
-    """Validates operation elements against the contract's schema (compiled once per thread)."""
+    """Validates operation elements against the contract's schema (compiled once, at construction, so that
+    a broken contract fails at connect and not at the first call)."""
 
     def __init__(self, files: list[Path], root: Path) -> None:
         self.root = root
         self.roots = contract_roots(files[0], root)
         self.driver, self.inline = _driver(files)
-        self._local = threading.local()
-        self._schema()  # compile now so that a broken contract fails at connect, not at the first call
+        self._lock = threading.Lock()
+        self._compiled = self._compile()
 
-    def _schema(self) -> etree.XMLSchema:
-        schema: etree.XMLSchema | None = getattr(self._local, "schema", None)
-        if schema is None:
-            parser = hardened_parser()
-            parser.resolvers.add(_ContractResolver(self.inline, self.roots))
-            try:
-                # libxml2 builds schemas with process-wide state that is not safe to share: two threads
-                # compiling at once corrupted it ("xmlSchemaPValAttrNodeValue, the given type is not a
-                # built-in type", then every later compile failed). Compile one at a time.
-                with _COMPILE_LOCK:
-                    doc = etree.fromstring(self.driver, parser=parser, base_url=str(self.root / "driver.xsd"))
-                    schema = etree.XMLSchema(doc)
-            except etree.XMLSchemaParseError as exc:
-                raise ConfigError(f"the contract's schema does not compile: {exc}") from exc
-            self._local.schema = schema
-        return schema
+    def _compile(self) -> etree.XMLSchema:
+        parser = hardened_parser()
+        parser.resolvers.add(_ContractResolver(self.inline, self.roots))
+        try:
+            # libxml2 builds schemas with process-wide state that is not safe to share: two threads
+            # compiling at once corrupted it ("xmlSchemaPValAttrNodeValue, the given type is not a
+            # built-in type", then every later compile failed). Compile one at a time.
+            with _COMPILE_LOCK:
+                doc = etree.fromstring(self.driver, parser=parser, base_url=str(self.root / "driver.xsd"))
+                return etree.XMLSchema(doc)
+        except etree.XMLSchemaParseError as exc:
+            raise ConfigError(f"the contract's schema does not compile: {exc}") from exc
 
     def errors(self, element: etree._Element) -> list[str]:
         """Return the schema violations of ``element`` (empty when valid)."""
-        schema = self._schema()
-        if schema.validate(element):
-            return []
-        return [f"line {e.line}: {e.message}" for e in schema.error_log][:20]
+        with self._lock:  # the schema's error log is the validator's own: one validation at a time
+            if self._compiled.validate(element):
+                return []
+            return [f"line {e.line}: {e.message}" for e in self._compiled.error_log][:20]

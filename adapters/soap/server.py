@@ -36,6 +36,38 @@ _STATUS = {
 }
 
 
+def stop_server(server: Any, thread: threading.Thread | None, grace: float = 5.0) -> None:
+    """Stop a waitress server run in ``thread``: stop accepting, let the requests in hand finish (``grace``
+    seconds at most), then close every connection and the loop's trigger, which ends the loop.
+
+    In this order because a waitress worker that finishes a request touches its connection and the
+    loop's trigger: closing them under it closes file descriptors the operating system may already have
+    given to someone else (``EBADF``, or another server's socket closed). Everything that closes runs in
+    the server's own loop thread (``pull_trigger``), except the trigger itself, closed once the loop ended.
+    """
+
+    from waitress import wasyncore
+
+    def close_connections() -> None:
+        for dispatcher in list(server._map.values()):
+            if dispatcher is server.trigger:
+                dispatcher.del_channel()  # out of the loop's map (the loop ends), closed below
+            else:
+                dispatcher.close()
+
+    def stop_accepting() -> None:  # the server's own close() would close the trigger too
+        wasyncore.dispatcher.close(server)
+
+    server.trigger.pull_trigger(stop_accepting)  # the listening socket: no new connections
+    server.task_dispatcher.shutdown(timeout=grace)  # the workers finish the requests in hand
+    server.trigger.pull_trigger(close_connections)  # then the connections: the loop ends
+    if thread is not None:
+        thread.join(grace)
+    # the trigger is closed last, by us: a thunk that closed it raced with its own pull (the loop ran the
+    # thunk before pull_trigger wrote its byte, which then went to a closed, maybe reused, descriptor)
+    server.trigger.close()
+
+
 class Listener:
     """One HTTP server and the services (paths) it serves."""
 
@@ -81,20 +113,11 @@ class Listener:
         self.log.info("SOAP listener started", host=self.host, port=self.port)
 
     def stop(self) -> None:
-        """Close every connection and stop the server's threads."""
-        server = self.server
+        """Stop serving (see :func:`stop_server`)."""
+        server, self.server = self.server, None
         if server is None:
             return
-
-        def close_all() -> None:
-            for dispatcher in list(server._map.values()):
-                dispatcher.close()
-
-        server.trigger.pull_trigger(close_all)
-        if self.thread is not None:
-            self.thread.join(5.0)
-        server.task_dispatcher.shutdown(timeout=5)
-        self.server = None
+        stop_server(server, self.thread)
         self.log.info("SOAP listener stopped", host=self.host, port=self.requested_port)
 
     # -- WSGI ---------------------------------------------------------------------------------------
@@ -216,8 +239,9 @@ class _Registry:
             binding.inbox.readers += 1
             return listener, binding
 
-    def detach(self, listener: Listener, binding: Binding) -> list[Any]:
-        """Stop serving ``binding`` when its last reader leaves; stop the listener when unused."""
+    def detach(self, listener: Listener, binding: Binding) -> tuple[list[Any], bool]:
+        """Stop serving ``binding`` when its last reader leaves; return the requests it left unanswered
+        and whether the listener is now unused (the caller answers those, then stops it)."""
         options = binding.options
         key = (options.host, listener.port) if options.port == 0 else (options.host, options.port)
         orphans: list[Any] = []
@@ -231,11 +255,11 @@ class _Registry:
                     listener.services.pop(options.path, None)
                     service.nonces.close()
             self.counts[key] = self.counts.get(key, 1) - 1
-            if self.counts[key] <= 0:
+            unused = self.counts[key] <= 0
+            if unused:
                 self.counts.pop(key, None)
                 self.listeners.pop(key, None)
-                listener.stop()
-        return orphans
+        return orphans, unused
 
 
 LISTENERS = _Registry()

@@ -11,6 +11,7 @@ Every refusal of the caller's doing is logged and counted (``audit.py``).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +104,15 @@ class SOAPService:
         self.nonces = nonces
         self.audit = Audit(path, metrics if metrics is not None else CollectorRegistry())
         self._validator: RequestValidator | None = None
+        self._validator_lock = threading.Lock()
 
     @property
     def validator(self) -> RequestValidator:
-        """The contract's request validator (compiled on first need)."""
-        if self._validator is None:
-            self._validator = RequestValidator(self.contract.files, self.root)
-        return self._validator
+        """The contract's request validator (compiled once, on first need)."""
+        with self._validator_lock:
+            if self._validator is None:
+                self._validator = RequestValidator(self.contract.files, self.root)
+            return self._validator
 
     def users(self) -> dict[str, str]:
         """Every account allowed on some operation of this path."""

@@ -69,10 +69,13 @@ class SOAPSource:
         """Stop serving (when this was the last reader); queued requests are answered with a Fault."""
         if self.listener is None or self.binding is None:
             return
-        for orphan in LISTENERS.detach(self.listener, self.binding):
+        orphans, unused = LISTENERS.detach(self.listener, self.binding)
+        for orphan in orphans:  # answered while the listener still serves: the callers get their Fault
             delivery = orphan.take()
             if delivery is not None:
                 delivery.ack(TransportError("the hub is stopping"))
+        if unused:
+            self.listener.stop()
         self.listener = None
         self.binding = None
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from esb.cli.main import Obj
 from esb.ops import dlq as ops
 from esb.ops.common import display_body, load, open_journal, table, to_json
 from esb.ops.replay import Replayer
@@ -23,9 +24,9 @@ def dlq() -> None:
 @click.option("--limit", default=50, show_default=True, help="Messages listed per route.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def list_(obj: object, route_id: str | None, limit: int, as_json: bool) -> None:
+def list_(obj: Obj, route_id: str | None, limit: int, as_json: bool) -> None:
     """Per route: how many dead letters wait, and the newest ones with their error. Exit 1 if any wait."""
-    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = load(obj.project, obj.env)
     if route_id:
         routes = [ops.dead_letter_endpoint(project, route_id)]
     else:
@@ -59,9 +60,9 @@ def list_(obj: object, route_id: str | None, limit: int, as_json: bool) -> None:
               help="Write the original bytes to this file, byte for byte.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (body as text).")
 @click.pass_obj
-def show(obj: object, route_id: str, message_id: str, raw: Path | None, as_json: bool) -> None:
+def show(obj: Obj, route_id: str, message_id: str, raw: Path | None, as_json: bool) -> None:
     """One dead letter: its error, headers and original bytes. Exit 1 if it is not there."""
-    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = load(obj.project, obj.env)
     letter = ops.find(project, route_id, message_id)
     if letter is None:
         click.echo(f"{message_id} is not on the dead-letter endpoint of {route_id}", err=True)
@@ -97,7 +98,7 @@ def _selection(ids: tuple[str, ...], every: bool) -> set[str] | None:
               help="Seconds to follow the journal for each re-published message's end (0: do not wait).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def retry(obj: object, route_id: str, message_ids: tuple[str, ...], every: bool, new_id: bool,
+def retry(obj: Obj, route_id: str, message_ids: tuple[str, ...], every: bool, new_id: bool,
           rate: float | None, wait: float, as_json: bool) -> None:
     """Send dead letters through their route again (journaled as replays) and take them off the endpoint,
     then follow the journal until each one ended.
@@ -106,7 +107,7 @@ def retry(obj: object, route_id: str, message_ids: tuple[str, ...], every: bool,
     was not found, not re-published, or dead-lettered again; 3 when one was still in flight when the
     wait ended (``esb trace ID`` follows it).
     """
-    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = load(obj.project, obj.env)
     ids = _selection(message_ids, every)
     with open_journal(project) as journal, Replayer(project, journal, new_id=new_id, rate=rate) as replayer:
         results = ops.retry(project, replayer, route_id, ids)
@@ -146,12 +147,12 @@ def _print_retry(route_id: str, results: list[Any], ends: dict[str, str | None],
 @click.option("--all", "every", is_flag=True, help="Every dead letter of the route.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def purge(obj: object, route_id: str, message_ids: tuple[str, ...], every: bool, yes: bool) -> None:
+def purge(obj: Obj, route_id: str, message_ids: tuple[str, ...], every: bool, yes: bool) -> None:
     """Remove dead letters for good, after writing each to {data_dir}/dlq-archive/ROUTE-TIME.jsonl.
 
     Each removal is journaled as ``purged`` with the archive file (``esb trace ID`` shows it).
     """
-    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = load(obj.project, obj.env)
     ids = _selection(message_ids, every)
     what = "every dead letter" if ids is None else f"{len(ids)} dead letter(s)"
     if not yes:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import click
 
+from esb.cli.main import Obj
 from esb.config.durations import parse_duration
 from esb.exceptions import EsbError
 from esb.journal import Journal
@@ -18,9 +19,9 @@ from esb.ops.health import EXIT, as_dict, overall, run_checks
               help="A message without a final state for longer than this is stuck.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def health(obj: object, stuck_after: str, as_json: bool) -> None:
+def health(obj: Obj, stuck_after: str, as_json: bool) -> None:
     """Broker and queue depths, journal, endpoints, scheduler, hub, suspended routes, dead letters, stuck."""
-    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = load(obj.project, obj.env)
     journal: Journal | None = Journal(project.settings.journal.url, pool_size=2)
     try:
         journal.connect()  # type: ignore[union-attr]

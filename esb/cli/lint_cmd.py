@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import click
 
+from esb.cli.main import Obj
 from esb.lint import lint_project
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
 @click.pass_obj
-def lint(obj: object, as_json: bool) -> None:
+def lint(obj: Obj, as_json: bool) -> None:
     """Check the whole project; every finding names file:line and what to do. Exit 1 on any finding."""
-    findings = lint_project(obj.project, obj.env)  # type: ignore[attr-defined]
+    findings = lint_project(obj.project, obj.env)
     if as_json:
         import orjson
 

@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 import click
 
+from esb.cli.main import Obj
 from esb.journal import STATES
 from esb.ops.common import load, open_journal, parse_key, parse_when, to_json
 from esb.ops.dryrun import DryRun
@@ -29,7 +30,7 @@ CONFIRM_ABOVE = 10
 @click.option("--yes", is_flag=True, help=f"Do not ask before replaying more than {CONFIRM_ABOVE} messages.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def replay(obj: object, message_ids: tuple[str, ...], correlation_id: str | None, key: str | None,
+def replay(obj: Obj, message_ids: tuple[str, ...], correlation_id: str | None, key: str | None,
            route: str | None, since: str | None, until: str | None, state: str | None, limit: int,
            dry_run: bool, new_id: bool, rate: float | None, yes: bool, as_json: bool) -> None:
     """Replay MESSAGE_IDS, or every message matching the options, from their original bytes.
@@ -37,7 +38,7 @@ def replay(obj: object, message_ids: tuple[str, ...], correlation_id: str | None
     Exit 0 when every selected message was sent (or dry-run), 1 when one was skipped or failed or
     nothing matched, 2 for a usage or project error.
     """
-    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = load(obj.project, obj.env)
     if route is not None:
         project.route(route)
     selection = Selection(message_ids, correlation_id, parse_key(key) if key else None, route,

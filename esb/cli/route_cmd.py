@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from esb.cli.main import Obj
 from esb.ops.common import iso, load, table, to_json
 from esb.runtime.control import RUNNING, SUSPENDED, RouteControl
 
@@ -16,9 +17,9 @@ def route() -> None:
 @route.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def list_routes(obj: object, as_json: bool) -> None:
+def list_routes(obj: Obj, as_json: bool) -> None:
     """Every route of routes.yaml: source, destinations, and whether it is suspended."""
-    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = load(obj.project, obj.env)
     with RouteControl(project.settings.journal.url) as control:
         states = control.states()
     rows = []
@@ -41,8 +42,8 @@ def list_routes(obj: object, as_json: bool) -> None:
     ))
 
 
-def _change(obj: object, route_id: str, state: str, reason: str | None) -> None:
-    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+def _change(obj: Obj, route_id: str, state: str, reason: str | None) -> None:
+    project = load(obj.project, obj.env)
     project.route(route_id)  # unknown ids fail here, with a suggestion
     with RouteControl(project.settings.journal.url) as control:
         control.set_state(route_id, state, reason)
@@ -54,7 +55,7 @@ def _change(obj: object, route_id: str, state: str, reason: str | None) -> None:
 @click.argument("route_id")
 @click.option("--reason", default=None, help="Why (shown by `esb route list` and `esb health`).")
 @click.pass_obj
-def suspend(obj: object, route_id: str, reason: str | None) -> None:
+def suspend(obj: Obj, route_id: str, reason: str | None) -> None:
     """Stop ROUTE_ID reading its source; its messages wait on the queue until resume."""
     _change(obj, route_id, SUSPENDED, reason)
 
@@ -62,6 +63,6 @@ def suspend(obj: object, route_id: str, reason: str | None) -> None:
 @route.command()
 @click.argument("route_id")
 @click.pass_obj
-def resume(obj: object, route_id: str) -> None:
+def resume(obj: Obj, route_id: str) -> None:
     """Let ROUTE_ID read its source again."""
     _change(obj, route_id, RUNNING, None)

@@ -6,6 +6,7 @@ import os
 
 import click
 
+from esb.cli.main import Obj
 from esb.files import process_umask
 from esb.logging import configure_logging
 from esb.project import Project
@@ -22,7 +23,7 @@ from esb.project import Project
 )
 @click.pass_obj
 def run(
-    obj: object, routes: tuple[str, ...], simulate: bool, interval: float, log_format: str | None
+    obj: Obj, routes: tuple[str, ...], simulate: bool, interval: float, log_format: str | None
 ) -> None:
     """Run the hub until SIGINT/SIGTERM: every enabled route, each with its own workers."""
     from esb.runtime.hub import Hub
@@ -32,7 +33,7 @@ def run(
 
         for name, value in DEMO_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
-    project = Project.load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = Project.load(obj.project, obj.env)
     process_umask()  # what libraries create on their own is no wider than the data modes (files.mode)
     configure_logging(project.settings.logging.level, log_format or project.settings.logging.format)
     for route_id in routes:

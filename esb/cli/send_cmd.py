@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from esb.cli.main import Obj
 from esb.message import Message
 from esb.project import Project
 
@@ -38,7 +39,7 @@ def parse_headers(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--type", "message_type", default=None, help="Message type, e.g. order.submitted.")
 @click.pass_obj
 def send(
-    obj: object,
+    obj: Obj,
     endpoint: str,
     body_file: Path,
     headers: tuple[str, ...],
@@ -47,7 +48,7 @@ def send(
     message_type: str | None,
 ) -> None:
     """Put the bytes of FILE onto ENDPOINT (system.endpoint from config/systems.yaml)."""
-    project = Project.load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = Project.load(obj.project, obj.env)
     config = project.endpoint(endpoint)
     kwargs: dict[str, object] = {
         "body": body_file.read_bytes(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from esb.cli.main import Obj
 from esb.ops.common import load, open_journal, parse_when, to_json
 from esb.ops.stats import as_dicts, compute, render, window
 
@@ -14,9 +15,9 @@ from esb.ops.stats import as_dicts, compute, render, window
 @click.option("--route", default=None, help="One route only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def stats(obj: object, since: str, until: str | None, route: str | None, as_json: bool) -> None:
+def stats(obj: Obj, since: str, until: str | None, route: str | None, as_json: bool) -> None:
     """Per route: messages in, delivered, filtered, dead-lettered, retries, msg/s, error rate, latency."""
-    project = load(obj.project, obj.env)  # type: ignore[attr-defined]
+    project = load(obj.project, obj.env)
     if route is not None:
         project.route(route)
     start, end = window(parse_when(since), parse_when(until))

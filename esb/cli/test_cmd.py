@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import orjson
 
+from esb.cli.main import Obj
 from esb.exceptions import ConfigError
 from esb.transforms.registry import TransformRegistry
 from esb.transforms.testrun import CaseResult, TestFile, find_test_files
@@ -16,13 +17,13 @@ from esb.transforms.testrun import CaseResult, TestFile, find_test_files
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
-def test(obj: object, path: Path | None, as_json: bool) -> None:
+def test(obj: Obj, path: Path | None, as_json: bool) -> None:
     """Run the *_test.yaml files under PATH (default: the project's transforms/).
 
     Prints PASS/FAIL per case with a diff on failure. Exit 0 when all pass, 1 when any fails, 2 when a
     test file is broken.
     """
-    project: Path = obj.project  # type: ignore[attr-defined]
+    project: Path = obj.project
     registry = TransformRegistry(project)
     root = path or registry.root
     files = find_test_files(root)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import orjson
 
+from esb.cli.main import Obj
 from esb.exceptions import EsbError
 from esb.transforms.registry import TransformRegistry
 
@@ -19,13 +20,13 @@ from esb.transforms.registry import TransformRegistry
 @click.option("--output", "output_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the result here instead of printing it.")
 @click.pass_obj
-def transform(obj: object, name: str, input_file: Path, output_file: Path | None) -> None:
+def transform(obj: Obj, name: str, input_file: Path, output_file: Path | None) -> None:
     """Apply transform NAME (e.g. crm/siebel_order_to_canonical) to a file and print the result.
 
     Exit 0 on success, 1 when the message fails the mapping (the error names the rule and source
     path), 2 when the transform itself is broken or unknown.
     """
-    project: Path = obj.project  # type: ignore[attr-defined]
+    project: Path = obj.project
     try:
         compiled = TransformRegistry(project).get(name)
         result = compiled.transform_body(input_file.read_bytes())

@@ -1,6 +1,7 @@
 """The hub's typed settings and the order of their sources.
 
-Sources, lowest priority first (written in code, pydantic-settings style)::
+Sources, lowest priority first, read through pydantic-settings (``_LoadedSettings``; the order is written
+in its ``settings_customise_sources``)::
 
     defaults in this module
     config/settings.yaml                      embedded defaults: one machine, no servers
@@ -16,10 +17,22 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from esb.config.durations import Duration
 from esb.config.yamlpos import load_yaml
@@ -168,45 +181,85 @@ def interpolate(value: Any, where: str, environ: dict[str, str]) -> Any:
     return _ENV_REF.sub(repl, value)
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+class _YamlFile(PydanticBaseSettingsSource):
+    """One settings YAML file as a pydantic-settings source: loaded with line positions, ``${VAR}`` filled
+    from the load's environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path, display: str, environ: dict[str, str]):
+        super().__init__(settings_cls)
+        self.path, self.display, self.environ = path, display, environ
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: the whole file is returned by ``__call__``."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """The file's settings (empty when the file does not exist)."""
+        if not self.path.exists():
+            return {}
+        doc = load_yaml(self.path, display=self.display)
+        if doc.data is not None and not isinstance(doc.data, dict):
+            raise ConfigError(f"{self.display}:1: settings must be a mapping")
+        return dict(interpolate(doc.data or {}, self.display, self.environ))
 
 
-def _from_environment(environ: dict[str, str], prefix: str = "ESB_") -> dict[str, Any]:
-    """Read ``ESB_<SECTION>__<KEY>`` variables; other ``ESB_*`` names (ESB_ENV, credentials) are ignored."""
-    out: dict[str, Any] = {}
-    for name, value in environ.items():
-        if not name.startswith(prefix):
-            continue
-        parts = name[len(prefix) :].lower().split("__")
-        if parts[0] not in Settings.model_fields or parts[0] == "env":
-            continue
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
+class _Environment(EnvSettingsSource):
+    """``ESB_<SECTION>__<KEY>`` variables read from the load's environment (``os.environ`` unless a caller,
+    a test or ``esb demo``, gives its own)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: dict[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # pydantic-settings reads os.environ here; the mapping is the only thing this class changes
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
-def _from_secret_files(secrets_dir: Path | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if secrets_dir is None or not secrets_dir.is_dir():
-        return out
-    for path in sorted(secrets_dir.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        parts = path.name.lower().split("__")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = path.read_text(encoding="utf-8").strip()
-    return out
+@dataclass(frozen=True)
+class _Load:
+    """What one ``load_settings`` call reads: the settings files and the environment."""
+
+    files: tuple[tuple[Path, str], ...]
+    environ: dict[str, str]
+
+
+_LOAD: ContextVar[_Load] = ContextVar("esb_settings_load")
+
+
+class _LoadedSettings(BaseSettings, Settings):
+    """:class:`Settings` read through pydantic-settings from the sources of the module docstring."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        env_prefix="ESB_",
+        env_nested_delimiter="__",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest priority first: secret files, environment, settings.<env>.yaml, settings.yaml."""
+        load = _LOAD.get()
+        sources: list[PydanticBaseSettingsSource] = []
+        secrets = load.environ.get("ESB_SECRETS_DIR")
+        if secrets:
+            plain = SecretsSettingsSource(settings_cls, secrets_dir=secrets, case_sensitive=False)
+            sources.append(
+                NestedSecretsSettingsSource(plain, secrets_prefix="", secrets_nested_delimiter="__")
+            )
+        sources.append(_Environment(settings_cls, load.environ))
+        for path, display in load.files[::-1]:
+            sources.append(_YamlFile(settings_cls, path, display, load.environ))
+        return tuple(sources)
 
 
 def load_settings(
@@ -215,27 +268,19 @@ def load_settings(
     """Load the settings of the project at ``project_dir`` from all sources, in the documented order."""
     environ = dict(os.environ if environ is None else environ)
     env = env or environ.get("ESB_ENV") or "default"
-    merged: dict[str, Any] = {}
     files = [project_dir / "config" / "settings.yaml"]
     if env != "default":
         env_file = project_dir / "config" / f"settings.{env}.yaml"
         if not env_file.exists():
             raise ConfigError(f"config/settings.{env}.yaml: not found (ESB_ENV / --env is {env!r})")
         files.append(env_file)
-    for path in files:
-        if path.exists():
-            display = str(path.relative_to(project_dir))
-            doc = load_yaml(path, display=display)
-            if doc.data is not None and not isinstance(doc.data, dict):
-                raise ConfigError(f"{display}:1: settings must be a mapping")
-            merged = _deep_merge(merged, interpolate(doc.data or {}, display, environ))
-    merged = _deep_merge(merged, _from_environment(environ))
-    secrets = environ.get("ESB_SECRETS_DIR")
-    merged = _deep_merge(merged, _from_secret_files(Path(secrets) if secrets else None))
-    merged["env"] = env
+    token = _LOAD.set(_Load(tuple((p, str(p.relative_to(project_dir))) for p in files), environ))
     try:
-        settings = Settings.model_validate(merged)
+        loaded = _LoadedSettings()
+        settings = Settings.model_validate({**loaded.model_dump(), "env": env})
     except ValidationError as exc:
         findings = [f"settings: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid settings", findings=findings) from None
+    finally:
+        _LOAD.reset(token)
     return settings.resolve_paths(project_dir)

@@ -60,7 +60,8 @@ class DryRun:
         if route_id not in self._routes:
             route = self.project.route(route_id)
             pre, aggregator, post = build_pipeline(self.project, route, _NoCallOut)
-            self._routes[route_id] = (pre, aggregator, post, Outlet(self.project, route, None))
+            outlet = Outlet(self.project, route, self.journal)  # destinations() only: nothing is written
+            self._routes[route_id] = (pre, aggregator, post, outlet)
         return self._routes[route_id]
 
     def run(self, record: MessageRecord) -> Outcome:

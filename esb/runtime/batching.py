@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esb.exceptions import TransportError
 from esb.message import Message
 from esb.typing import Delivery
+
+if TYPE_CHECKING:
+    from esb.runtime.worker import RouteWorker
 
 
 @dataclass
@@ -32,7 +35,7 @@ class Item:
     failure: BaseException | None = None
 
 
-def batchable(worker: Any) -> bool:
+def batchable(worker: RouteWorker) -> bool:
     """True when the route can take the batched path (no aggregate, a fixed `to`, a batch size > 1)."""
     route = worker.route
     return (
@@ -78,7 +81,7 @@ def write_batch(outlet: Any, items: list[Item]) -> None:
 Single = tuple[Delivery, bool | None, BaseException | None]
 
 
-def run_batch(worker: Any, deliveries: list[Delivery]) -> list[Single]:
+def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
     """Process ``deliveries`` together; return ``(delivery, first, failure)`` for those that must take
     the one-message path instead (``first``: whether this was their first ingress, None if not yet
     journaled; ``failure``: what their first attempt in the batch ran into, if anything)."""
@@ -115,7 +118,7 @@ def run_batch(worker: Any, deliveries: list[Delivery]) -> list[Single]:
     return rest
 
 
-def _prepare(worker: Any, delivery: Delivery) -> tuple[list[Message] | None, BaseException | None]:
+def _prepare(worker: RouteWorker, delivery: Delivery) -> tuple[list[Message] | None, BaseException | None]:
     """Run the route's steps for a batch member: its outputs, or None and why it must go alone."""
     message = delivery.message
     try:
@@ -126,7 +129,7 @@ def _prepare(worker: Any, delivery: Delivery) -> tuple[list[Message] | None, Bas
     return outputs, None
 
 
-def _record_confirmed(worker: Any, items: list[Item]) -> None:
+def _record_confirmed(worker: RouteWorker, items: list[Item]) -> None:
     """Journal the deliveries that were confirmed before a batch failed, so they are not sent again."""
     for item in items:
         for output, endpoint in item.sent:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esb.config.routes import RecipientList, Route
 from esb.exceptions import MessageError, TransportError, error_reason
@@ -17,13 +17,18 @@ from esb.expressions import Expression
 from esb.message import Message
 from esb.typing import BatchWriter, capability
 
+if TYPE_CHECKING:
+    from esb.journal import Journal
+    from esb.project import Project
+    from esb.runtime.metrics import MeteredJournal
+
 DEAD_LETTER_HEADERS = ("esb-error", "esb-error-class", "esb-error-reason", "esb-route", "esb-failed-at")
 
 
 class Outlet:
     """The sinks of one route worker."""
 
-    def __init__(self, project: Any, route: Route, journal: Any) -> None:
+    def __init__(self, project: Project, route: Route, journal: Journal | MeteredJournal) -> None:
         self.project = project
         self.route = route
         self.journal = journal

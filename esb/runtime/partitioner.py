@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esb.config.routes import Route, TransformStep, partition_endpoint
 from esb.exceptions import EsbError, TransportError
@@ -31,11 +31,14 @@ from esb.runtime.partitions import partition_of
 from esb.runtime.pipeline import Pipeline, StepBuilder
 from esb.typing import Delivery
 
+if TYPE_CHECKING:
+    from esb.project import Project
+
 #: Deliveries taken from the source per publish-and-confirm round.
 BATCH = 200
 
 
-def key_pipeline(project: Any, route: Route) -> Pipeline:
+def key_pipeline(project: Project, route: Route) -> Pipeline:
     """The route's steps up to and including its first transform: enough to read the ordering key."""
     steps = list(route.steps)
     last = next((i for i, step in enumerate(steps) if isinstance(step, TransformStep)), -1)
@@ -46,7 +49,7 @@ def key_pipeline(project: Any, route: Route) -> Pipeline:
 class Partitioner(threading.Thread):
     """Moves a partitioned route's source messages to their partition queues, in source order."""
 
-    def __init__(self, project: Any, route: Route) -> None:
+    def __init__(self, project: Project, route: Route) -> None:
         super().__init__(name=f"partitioner-{route.id}", daemon=True)
         if route.ordered_by is None or route.partitions < 2:
             raise ValueError(f"route {route.id} is not partitioned (ordered_by and partitions > 1)")

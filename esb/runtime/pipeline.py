@@ -7,7 +7,7 @@ around the aggregator the runner feeds.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esb.config import routes as r
 from esb.config.steps import kind_of
@@ -16,6 +16,9 @@ from esb.exceptions import ConfigError
 from esb.expressions import Expression
 from esb.message import Message
 from esb.processors.aggregate import Aggregator
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 Processor = Callable[[Message], list[Message]]
 
@@ -71,7 +74,7 @@ class Pipeline:
 class StepBuilder:
     """Compiles route steps into processors, against a project's transforms, schemas and endpoints."""
 
-    def __init__(self, project: Any, route_id: str, requester_factory: Callable[[str], Any]) -> None:
+    def __init__(self, project: Project, route_id: str, requester_factory: Callable[[str], Any]) -> None:
         self.project = project
         self.route_id = route_id
         self.requester_factory = requester_factory
@@ -94,7 +97,7 @@ class StepBuilder:
 
 
 def build_pipeline(
-    project: Any, route: r.Route, requester_factory: Callable[[str], Any]
+    project: Project, route: r.Route, requester_factory: Callable[[str], Any]
 ) -> tuple[Pipeline, Aggregator | None, Pipeline]:
     """Compile a route into (steps before the aggregate, the aggregator or None, steps after it)."""
     builder = StepBuilder(project, route.id, requester_factory)

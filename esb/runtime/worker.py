@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -26,6 +26,11 @@ from esb.runtime.batching import batchable, run_batch
 from esb.runtime.outlet import Outlet
 from esb.runtime.pipeline import Pipeline, build_pipeline
 from esb.typing import Breakable, Delivery, capability
+
+if TYPE_CHECKING:
+    from esb.journal import Journal
+    from esb.project import Project
+    from esb.runtime.metrics import MeteredJournal
 
 #: Header ``esb replay`` sets (the replay's number): the message is delivered again to every sink.
 REPLAY_HEADER = "esb-replay"
@@ -60,7 +65,13 @@ class RouteWorker(threading.Thread):
     """Consumes one route's source in its own thread with its own connections."""
 
     def __init__(
-        self, project: Any, route: Route, journal: Any, index: int = 0, *, source: str | None = None
+        self,
+        project: Project,
+        route: Route,
+        journal: Journal | MeteredJournal,
+        index: int = 0,
+        *,
+        source: str | None = None,
     ) -> None:
         super().__init__(name=f"route-{route.id}-{source or index}", daemon=True)
         self.project = project

@@ -1,16 +1,15 @@
-"""Brokers the queue contract suite runs against.
+"""The adapters the contract suite runs over (``HARNESSES``), and the brokers of the queue-only tests.
 
-The embedded SQLite transport always runs. RabbitMQ runs on the session's throwaway node
-(``tests/integration/rabbit_server.py``: skipped when RabbitMQ is not installed, failed under
-``ESB_REQUIRE_SERVERS=1``), or on the broker ``ESB_TEST_AMQP_URL`` names (loopback only, e.g.
-``pyamqp://esb:pw@127.0.0.1:5672/esb``). Adding a broker is adding one ``pytest.param`` to ``BROKERS``.
+Adding an adapter is one harness class (see ``tests/contract/harness.py`` and the module docstring of
+``test_adapter_contract.py``) and one ``pytest.param`` in ``HARNESSES``. Servers (RabbitMQ, sshd, the
+simulated SOAP peers) are started on loopback by the fixtures the harnesses ask for: skipped when not
+installed, failed under ``ESB_REQUIRE_SERVERS=1``.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,21 +19,44 @@ import pytest
 from adapters.queue import QueueAdapter, QueueEndpoint
 from esb.config.settings import Settings
 from esb.context import AdapterContext
+from tests.contract.harness import AdapterHarness
+from tests.contract.harness_batch import BatchHarness
+from tests.contract.harness_direct import DirectHarness
+from tests.contract.harness_queue import (
+    LEASE,
+    RabbitQueueHarness,
+    SQLiteQueueHarness,
+    broker_settings,
+    broker_url,
+)
+from tests.contract.harness_soap import SOAPHarness
 from tests.integration.rabbit_server import rabbit_server  # noqa: F401 - the session's RabbitMQ node
+from tests.integration.servers_ssh import sshd  # noqa: F401 - the session's sshd
 
-#: seconds a consumer's lease lasts in these tests (the SQLite transport's visibility_timeout)
-LEASE = 1.0
-
-_AMQP = os.environ.get("ESB_TEST_AMQP_URL")
-BROKERS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("rabbitmq", id="rabbitmq"),
+HARNESSES = [
+    pytest.param(DirectHarness, id="direct"),
+    pytest.param(SQLiteQueueHarness, id="queue-sqlite"),
+    pytest.param(RabbitQueueHarness, id="queue-rabbitmq"),
+    pytest.param(SOAPHarness, id="soap"),
+    pytest.param(BatchHarness, id="batch-sftp"),
 ]
+
+BROKERS = [pytest.param("sqlite", id="sqlite"), pytest.param("rabbitmq", id="rabbitmq")]
+
+
+@pytest.fixture(params=HARNESSES)
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AdapterHarness]:
+    """One adapter, its endpoints and its peers, made afresh for the test."""
+    made = request.param(request, tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 @dataclass
 class Broker:
-    """One broker under test: settings for the adapter and a fresh queue per test."""
+    """One broker under test (the queue-only tests): settings for the adapter and a fresh queue."""
 
     url: str
     settings: Settings
@@ -59,30 +81,7 @@ class Broker:
 @pytest.fixture(params=BROKERS)
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Broker:
     """A broker with a queue no other test uses."""
-    url = str(request.param)
-    options: dict[str, Any] = {}
-    lease = 0.0
-    if url == "sqlite":
-        url = f"sqlite:///{tmp_path}/queues.db"
-        options = {"visibility_timeout": LEASE, "polling_interval": 0.02}
-        lease = LEASE
-    elif url == "rabbitmq":
-        url = _AMQP or request.getfixturevalue("rabbit_server").url()
-    settings = Settings.model_validate(
-        {"broker": {"url": url, "transport_options": options, "prefetch": 10, "max_retries": 1}}
-    )
-    return Broker(url, settings, f"contract-{uuid.uuid4().hex[:12]}", QueueAdapter(), lease)
-
-
-@pytest.fixture
-def drain() -> Callable[..., list[Any]]:
-    """Read deliveries from a source until it stays idle for ``idle`` seconds; ack each."""
-
-    def _drain(source: Any, idle: float = 1.0) -> list[Any]:
-        out = []
-        while (delivery := source.read(idle)) is not None:
-            delivery.ack()
-            out.append(delivery)
-        return out
-
-    return _drain
+    kind = str(request.param)
+    url = broker_url(kind, request, tmp_path)
+    lease = LEASE if kind == "sqlite" else 0.0
+    return Broker(url, broker_settings(url), f"contract-{uuid.uuid4().hex[:12]}", QueueAdapter(), lease)

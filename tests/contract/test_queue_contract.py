@@ -1,4 +1,9 @@
-"""The behaviour every queue broker must show through the queue adapter (at-least-once, redelivery...)."""
+"""What only a queue broker shows through the queue adapter, on SQLite and RabbitMQ: envelopes and
+exchanges, two consumer processes sharing a queue, a consumer SIGKILLed before its ack.
+
+What every adapter shows (read, ack, nack and redelivery, close and reconnect, queue inspection) is in
+``test_adapter_contract.py`` and ``test_capabilities.py``, which run over both brokers too.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +48,6 @@ def _rest_of_output(proc: subprocess.Popen[str]) -> list[str]:
     return out.split()
 
 
-def test_send_n_receive_n_exactly_once(broker: Any, drain: Callable[..., list[Any]]) -> None:
-    """N messages published are received N times in all, each once, when every one is acked."""
-    ids = _publish(broker, 50)
-    with broker.adapter.source(broker.endpoint(), broker.context()) as source:
-        got = drain(source)
-    assert sorted(d.message.id for d in got) == sorted(ids)
-    assert {d.delivery_count for d in got} == {1}
-    with broker.adapter.source(broker.endpoint(), broker.context()) as source:
-        assert source.read(broker.lease + 0.5) is None
-    assert broker.adapter.queue_depth(broker.endpoint(), broker.context()) == 0
-
-
 def test_envelope_survives_the_trip(broker: Any) -> None:
     """Id, type, headers and body bytes arrive as they were sent."""
     sent = Message(body=b"\x00\xffbinary", type="order.submitted", headers={"msisdn": "8613800000000"})
@@ -80,51 +72,6 @@ def test_direct_exchange_with_routing_key(broker: Any) -> None:
         assert delivery is not None
         delivery.ack()
     assert delivery.message.body == b"routed"
-
-
-def test_nack_redelivers(broker: Any) -> None:
-    """A delivery settled with an error comes back, same message id, higher delivery count."""
-    [mid] = _publish(broker, 1)
-    with broker.adapter.source(broker.endpoint(), broker.context()) as source:
-        first = source.read(5)
-        assert first is not None
-        first.ack(RuntimeError("downstream refused"))
-        again = source.read(5)
-        assert again is not None
-        again.ack()
-    assert again.message.id == mid
-    assert again.delivery_count >= 2
-
-
-def test_close_and_reconnect(broker: Any) -> None:
-    """A delivery left unsettled at close comes back to the next source; close twice is safe."""
-    [mid] = _publish(broker, 1)
-    source = broker.adapter.source(broker.endpoint(), broker.context())
-    source.connect()
-    assert source.read(5) is not None
-    source.close()
-    source.close()
-    source.connect()
-    try:
-        again = source.read(5)
-        assert again is not None
-        assert again.message.id == mid
-        again.ack()
-    finally:
-        source.close()
-    sink = broker.adapter.sink(broker.endpoint(), broker.context())
-    sink.close()
-    sink.connect()
-    sink.close()
-    sink.close()
-
-
-def test_queue_depth_and_peek(broker: Any) -> None:
-    """Depth counts waiting messages; peek shows them without taking them."""
-    ids = _publish(broker, 3)
-    assert broker.adapter.queue_depth(broker.endpoint(), broker.context()) == 3
-    assert [m.id for m in broker.adapter.peek(broker.endpoint(), broker.context(), limit=2)] == ids[:2]
-    assert broker.adapter.queue_depth(broker.endpoint(), broker.context()) == 3
 
 
 def test_at_least_once_across_sigkill(broker: Any) -> None:

@@ -17,6 +17,7 @@ class CuttingProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self._closed = False
+        self._live: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -26,6 +27,7 @@ class CuttingProxy:
             except OSError:
                 return
             server = socket.create_connection(("127.0.0.1", self.target_port))
+            self._live += [client, server]
             state = {"bytes": 0}
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b, client, server, state), daemon=True).start()
@@ -53,6 +55,12 @@ class CuttingProxy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    def cut(self) -> None:
+        """Drop every connection made so far, now (a broker or server that went away mid-conversation)."""
+        for sock in self._live:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Stop accepting."""

@@ -71,3 +71,25 @@ def test_other_esb_variables_are_not_settings(tmp_path: Path) -> None:
         tmp_path, environ={"ESB_SOAP_CRM_PASSWORD": "x", "ESB_LIMITS__MAX_DELIVERIES": "4"}
     )
     assert settings.limits.max_deliveries == 4
+
+
+def test_nested_values_keep_their_yaml_siblings(tmp_path: Path) -> None:
+    """An environment variable sets one nested key; the YAML file's other keys of that section stay."""
+    write(tmp_path, "settings.yaml", "broker: {prefetch: 7, transport_options: {a: 1}}\n")
+    settings = load_settings(tmp_path, environ={"ESB_BROKER__TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3"})
+    assert settings.broker.prefetch == 7
+    assert settings.broker.transport_options == {"a": 1, "visibility_timeout": "3"}
+
+
+def test_unknown_nested_environment_key_is_refused(tmp_path: Path) -> None:
+    """ESB_JOURNAL__NOPE is a typo of a real section: a finding, not a silent no-op."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path, environ={"ESB_JOURNAL__NOPE": "1"})
+    assert any("journal.nope" in f for f in caught.value.findings)
+
+
+def test_the_environment_name_is_the_one_whose_files_were_read(tmp_path: Path) -> None:
+    """--env production with ESB_ENV=staging in the environment reads and reports production."""
+    write(tmp_path, "settings.production.yaml", "limits: {max_body_bytes: 20}\n")
+    settings = load_settings(tmp_path, "production", environ={"ESB_ENV": "staging"})
+    assert (settings.env, settings.limits.max_body_bytes) == ("production", 20)
