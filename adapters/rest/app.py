@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from adapters.http.audit import Audit
+from adapters.http.exchange import Exchange, Inbox
 from adapters.rest import resources
 from adapters.rest.auth import authenticate, challenge
 from adapters.rest.config import ListenOptions
@@ -28,8 +30,6 @@ from adapters.rest.errors import STATUS_TEXT, Refusal
 from adapters.rest.events import CREATE, make_event
 from adapters.rest.schema import TMFValidator
 from adapters.rest.store import ResourceStore
-from adapters.soap.audit import Audit
-from adapters.soap.exchange import Exchange, Inbox
 from esb.message import Message
 
 StartResponse = Callable[..., Any]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from adapters.http.credentials import basic_user, check_basic
 from adapters.rest.errors import Refusal
-from adapters.soap.security import basic_user, check_basic
 
 
 def bearer_user(header: str, users: dict[str, str]) -> str | None:

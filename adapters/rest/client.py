@@ -15,9 +15,9 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from adapters.http.tls import check_tls
 from adapters.rest.config import RESTEndpoint
 from adapters.rest.errors import PeerBusyError, response_error, translate
-from adapters.soap.security import check_tls
 from esb.context import AdapterContext
 from esb.exceptions import EsbError, TransportError
 

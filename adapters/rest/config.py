@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.soap.config import Credential, ThrottleOptions, TLSOptions
+from adapters.http.options import Credential, ThrottleOptions, TLSOptions
 from esb.config.durations import Duration
 from esb.config.systems import EndpointConfig
 

@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from adapters.http.exchange import Exchange
 from adapters.rest.app import RESTApp, Served
-from adapters.soap.exchange import Exchange
 from esb.exceptions import ConfigError, TransportError
 from esb.logging import get_logger
 

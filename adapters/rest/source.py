@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.http.audit import Audit
 from adapters.rest.app import Served
 from adapters.rest.config import RESTEndpoint
 from adapters.rest.notify import Notifier
 from adapters.rest.resources import validator
 from adapters.rest.server import SERVERS, Server
 from adapters.rest.store import ResourceStore, store_path
-from adapters.soap.audit import Audit
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError, TransportError
 from esb.typing import Delivery

@@ -19,15 +19,16 @@ import datetime as dt
 import hashlib
 import hmac
 import os
-import ssl
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
-from adapters.soap.config import ClientAuth, SOAPEndpoint, TLSOptions
+from adapters.http.credentials import matches
+from adapters.http.tls import absolute
+from adapters.soap.config import ClientAuth, SOAPEndpoint
 from adapters.soap.nonces import FRESHNESS, NonceStore, NonceStoreDown
-from esb.exceptions import ConfigError, mask_url
+from esb.exceptions import ConfigError
 
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
@@ -45,10 +46,10 @@ def client_session(endpoint: SOAPEndpoint, project_dir: Path, password: str | No
     session.trust_env = False
     tls = endpoint.tls
     if tls is not None:
-        session.verify = str(_abs(tls.ca_file, project_dir)) if tls.ca_file and tls.verify else tls.verify
+        session.verify = str(absolute(tls.ca_file, project_dir)) if tls.ca_file and tls.verify else tls.verify
         if tls.cert_file is not None:
-            cert = str(_abs(tls.cert_file, project_dir))
-            session.cert = (cert, str(_abs(tls.key_file, project_dir))) if tls.key_file else cert
+            cert = str(absolute(tls.cert_file, project_dir))
+            session.cert = (cert, str(absolute(tls.key_file, project_dir))) if tls.key_file else cert
     if endpoint.auth is not None and endpoint.auth.mode == "basic" and password is not None:
         session.auth = (endpoint.auth.username, password)
 
@@ -64,52 +65,6 @@ def client_session(endpoint: SOAPEndpoint, project_dir: Path, password: str | No
         timeout=endpoint.load_timeout,
         operation_timeout=(endpoint.connect_timeout, endpoint.timeout),
     )
-
-
-def _abs(path: Path | None, project_dir: Path) -> Path:
-    assert path is not None
-    return path if path.is_absolute() else project_dir / path
-
-
-def check_tls(tls: TLSOptions | None, address: str | None, project_dir: Path, endpoint: str) -> None:
-    """Load the endpoint's CA file and client certificate once, as OpenSSL will; ConfigError if unusable.
-
-    The error names the option and the path, never a file's content. An encrypted key is refused (the
-    hub cannot be prompted for its passphrase). TLS options on an ``http://`` address are refused too:
-    the call would go unencrypted while the configuration says otherwise.
-    """
-    if tls is None:
-        return
-    if address is not None and not address.lower().startswith("https://"):
-        raise ConfigError(f"{endpoint}: tls: is set but the address is not https:// ({mask_url(address)})")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if tls.ca_file is not None:
-        ca = _abs(tls.ca_file, project_dir)
-        _load(f"{endpoint}: tls.ca_file {ca}", lambda: context.load_verify_locations(ca))
-    if tls.cert_file is not None:
-        cert = _abs(tls.cert_file, project_dir)
-        key = _abs(tls.key_file, project_dir) if tls.key_file is not None else None
-        where = f"{endpoint}: tls.cert_file {cert}" + (f", tls.key_file {key}" if key is not None else "")
-        _load(where, lambda: context.load_cert_chain(cert, key, password=_no_passphrase))
-
-
-class _EncryptedKey(Exception):  # noqa: N818 - a signal from OpenSSL's password callback, not an error
-    pass
-
-
-def _no_passphrase() -> str:
-    raise _EncryptedKey
-
-
-def _load(where: str, load: Any) -> None:
-    try:
-        load()
-    except _EncryptedKey:
-        raise ConfigError(f"{where}: the private key is encrypted: give an unencrypted key file") from None
-    except ssl.SSLError as exc:
-        raise ConfigError(f"{where}: not usable: {getattr(exc, 'reason', None) or exc.strerror}") from None
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot be read: {exc.strerror}") from None
 
 
 def _timestamp(seconds: int = 300) -> etree._Element:
@@ -132,35 +87,6 @@ def wsse_token(auth: ClientAuth, password: str) -> Any:
         timestamp_token=_timestamp() if auth.timestamp else None,
         zulu_timestamp=True,
     )
-
-
-def check_basic(header: str | None, users: dict[str, str]) -> str | None:
-    """Return the user an ``Authorization: Basic`` header proves, or None."""
-    if not header or header[:6].lower() != "basic ":
-        return None
-    try:
-        user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user if _matches(user, password.encode(), users) else None
-
-
-def basic_user(header: str | None) -> str | None:
-    """Return the user name an ``Authorization: Basic`` header gives (for the audit log), or None."""
-    if not header or header[:6].lower() != "basic ":
-        return None
-    try:
-        user = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")[0]
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user[:100] or None
-
-
-def _matches(user: str, password: bytes, users: dict[str, str]) -> bool:
-    expected = users.get(user)
-    # compare against something even for unknown users so timing does not tell which users exist
-    ok = hmac.compare_digest(password, (expected if expected is not None else os.urandom(16).hex()).encode())
-    return ok and expected is not None
 
 
 def _parse_created(text: str) -> dt.datetime | None:
@@ -198,7 +124,7 @@ def verify_wsse(header: etree._Element | None, users: dict[str, str], nonces: No
         raise WSSERefused("bad_credentials", user or None)
     given = (password_el.text or "").strip()
     if password_el.get("Type") != PASSWORD_DIGEST:
-        if _matches(user, given.encode(), users):
+        if matches(user, given.encode(), users):
             return user
         raise WSSERefused("bad_credentials", user)
     created_text = token.findtext(f"{{{WSU}}}Created") or ""

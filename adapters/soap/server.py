@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from adapters.http.credentials import basic_user, check_basic
 from adapters.soap.envelope import CONTENT_TYPES
-from adapters.soap.security import basic_user, check_basic
 from adapters.soap.service import Binding, SOAPService
 from adapters.soap.wsdl import Contract
 from esb.exceptions import TransportError

@@ -20,9 +20,12 @@ from typing import Any
 from lxml import etree
 from prometheus_client import CollectorRegistry
 
-from adapters.soap.audit import Audit, reason_of
+from adapters.http.audit import Audit, reason_of
+from adapters.http.credentials import basic_user, check_basic
+from adapters.http.exchange import Exchange, Inbox
+from adapters.http.options import ThrottleOptions
 from adapters.soap.checks import check_action, check_must_understand, requested_action
-from adapters.soap.config import ListenOptions, SOAPEndpoint, ThrottleOptions
+from adapters.soap.config import ListenOptions, SOAPEndpoint
 from adapters.soap.envelope import (
     SOAPFault,
     addressing_message_id,
@@ -30,11 +33,10 @@ from adapters.soap.envelope import (
     split,
     version_from_content_type,
 )
-from adapters.soap.exchange import Exchange, Inbox
 from adapters.soap.nonces import MemoryNonceStore, NonceStore
 from adapters.soap.publish import Publisher
 from adapters.soap.schema import RequestValidator
-from adapters.soap.security import WSSERefused, basic_user, check_basic, verify_wsse
+from adapters.soap.security import WSSERefused, verify_wsse
 from adapters.soap.wsdl import Contract, OperationInfo
 from esb.exceptions import BodyTooLargeError, DecodeError, UnsafeXMLError
 from esb.message import Message

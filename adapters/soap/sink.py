@@ -13,9 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from adapters.http.tls import check_tls
 from adapters.soap.config import SOAPEndpoint
 from adapters.soap.errors import SOAPRequestError, translate
-from adapters.soap.security import check_tls, client_session, wsse_token
+from adapters.soap.security import client_session, wsse_token
 from adapters.soap.wsdl import Contract, OperationInfo, load_contract, zeep_settings
 from esb.context import AdapterContext
 from esb.logging import quiet_libraries

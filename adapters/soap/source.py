@@ -12,8 +12,8 @@ server thread waits until the route settles the delivery:
 
 from __future__ import annotations
 
+from adapters.http.exchange import Inbox
 from adapters.soap.config import SOAPEndpoint
-from adapters.soap.exchange import Inbox
 from adapters.soap.nonces import LedgerNonceStore
 from adapters.soap.server import LISTENERS, Listener
 from adapters.soap.service import Binding

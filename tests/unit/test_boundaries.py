@@ -169,3 +169,15 @@ def test_no_import_cycle_between_packages() -> None:
 def test_the_cycle_finder_finds_cycles(graph: dict[str, set[str]], expected: list[list[str]]) -> None:
     """The cycle check itself finds a cycle of two or three units and none where there is none."""
     assert cycles(graph) == expected
+
+
+def test_no_adapter_imports_another() -> None:
+    """An adapter folder imports no other adapter; what HTTP adapters share is in adapters/http/."""
+    found = []
+    for name, path in modules("adapters"):
+        own = unit(name)
+        for target in imported(ast.parse(path.read_text(encoding="utf-8"))):
+            other = unit(target)
+            if other and other.startswith("adapters.") and other not in (own, "adapters.http"):
+                found.append(f"{name} imports {target}")
+    assert found == []

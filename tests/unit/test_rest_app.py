@@ -14,11 +14,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
+from adapters.http.audit import Audit
 from adapters.rest.app import RESTApp, Served
 from adapters.rest.config import ListenOptions
 from adapters.rest.resources import validator
 from adapters.rest.store import ResourceStore
-from adapters.soap.audit import Audit
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "/tmf-api/productOrderingManagement/v4"

@@ -17,13 +17,15 @@ from lxml import etree
 from pydantic import ValidationError
 from zeep.exceptions import Fault
 
+from adapters.http.credentials import check_basic
+from adapters.http.options import Credential
 from adapters.soap.cache import DocumentCache
-from adapters.soap.config import Credential, SOAPEndpoint
+from adapters.soap.config import SOAPEndpoint
 from adapters.soap.envelope import SOAPFault, fault_bytes, split
 from adapters.soap.errors import SOAPTLSError, translate
 from adapters.soap.nonces import MemoryNonceStore
 from adapters.soap.publish import Publisher
-from adapters.soap.security import PASSWORD_DIGEST, WSSE, WSU, check_basic, check_wsse
+from adapters.soap.security import PASSWORD_DIGEST, WSSE, WSU, check_wsse
 from adapters.soap.wsdl import _load, forget_contracts, load_contract
 from esb.cli.main import cli
 from esb.exceptions import ConfigError, RemoteError, TransportError

@@ -13,9 +13,10 @@ from lxml import etree
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from adapters.soap.audit import Audit, Throttle
+from adapters.http.audit import Audit, Throttle
+from adapters.http.options import ThrottleOptions
 from adapters.soap.checks import check_action, not_understood, requested_action
-from adapters.soap.config import ListenOptions, ThrottleOptions
+from adapters.soap.config import ListenOptions
 from adapters.soap.envelope import SOAP11_ENV, SOAP12_ENV, SOAPFault, fault_bytes
 from adapters.soap.nonces import LedgerNonceStore, NonceStoreDown, nonce_key
 from adapters.soap.security import WSSE, WSSERefused, verify_wsse

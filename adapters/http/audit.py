@@ -26,7 +26,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from adapters.soap.config import ThrottleOptions
+from adapters.http.options import ThrottleOptions
 from esb.logging import get_logger
 
 #: Every reason a request is refused for, as logged and in the metric's ``reason`` label.
