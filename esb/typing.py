@@ -54,9 +54,12 @@ class Delivery:
     ``delivery_count`` is how many times the source has handed this message out (1 the first time); a
     route dead-letters a message that keeps coming back (a poison message that crashes the hub).
     ``respond`` is set by request-reply sources (a SOAP listener): the route's result is its answer.
+    ``outcome`` is what the route did with it, set just before a successful ``ack()``: ``delivered``,
+    ``filtered`` or ``dead_lettered`` (with ``failure``, why), None when the route only passed it on (a
+    partitioner); a source whose caller waits (the REST listener) answers by it.
     """
 
-    __slots__ = ("_ack", "_settled", "delivery_count", "message", "respond")
+    __slots__ = ("_ack", "_settled", "delivery_count", "failure", "message", "outcome", "respond")
 
     def __init__(
         self,
@@ -71,11 +74,18 @@ class Delivery:
         self._settled = False
         self.delivery_count = delivery_count
         self.respond = respond
+        self.outcome: str | None = None
+        self.failure: BaseException | None = None
 
     @property
     def settled(self) -> bool:
         """True once ``ack`` has been called."""
         return self._settled
+
+    def ended(self, outcome: str, failure: BaseException | None = None) -> Delivery:
+        """Record how the route ended the message (before ``ack()``); return self."""
+        self.outcome, self.failure = outcome, failure
+        return self
 
     def ack(self, error: BaseException | None = None) -> None:
         """Commit (no error) or give back (error) the delivery; refuses a second call."""

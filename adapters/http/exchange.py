@@ -24,12 +24,19 @@ class Exchange:
     reply: Message | None = None
     error: BaseException | None = None
     acked: bool = False
+    outcome: str | None = None
+    """How the route ended the request (``Delivery.outcome``): delivered, filtered or dead_lettered."""
+    failure: BaseException | None = None
     taken: bool = False
     cancelled: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    delivery: Delivery | None = None
+
     def _on_ack(self, error: BaseException | None) -> None:
         self.error = error
+        if self.delivery is not None:
+            self.outcome, self.failure = self.delivery.outcome, self.delivery.failure
         self.acked = True
         self.done.set()
 
@@ -43,7 +50,9 @@ class Exchange:
             if self.cancelled:
                 return None
             self.taken = True
-        return Delivery(self.message, self._on_ack, respond=None if self.one_way else self._on_respond)
+        respond = None if self.one_way else self._on_respond
+        self.delivery = Delivery(self.message, self._on_ack, respond=respond)
+        return self.delivery
 
     def wait(self, timeout: float) -> bool:
         """Wait for the route; on timeout, cancel unless already taken. True when settled or answered."""

@@ -57,6 +57,16 @@ class Served:
         return f"{self.options.public_url or self.base_url}/{kind}/{ident}"
 
 
+def _dead_lettered(message_id: str, failure: BaseException | None) -> Refusal:
+    """The answer to an order the route dead-lettered: 422 when the order itself was refused (mapping,
+    canonical schema: sending it again changes nothing), 502 when the hub could not deliver it."""
+    why = str(failure or "refused by the route").splitlines()[0][:300]
+    if failure is not None and not getattr(failure, "retryable", False):
+        return Refusal(422, "422", f"the order was refused: {why} (dead-lettered as message {message_id})")
+    return Refusal(502, "502", f"the order could not be delivered: {why} (dead-lettered as message "
+                   f"{message_id}; the operators can retry it)")  # fmt: skip
+
+
 class OrderExchange(Exchange):
     """A POSTed resource waiting for its route: settled in the route worker's thread, where the resource
     is confirmed (and its create event queued) or released before the caller is answered."""
@@ -69,7 +79,8 @@ class OrderExchange(Exchange):
 
     def _on_ack(self, error: BaseException | None) -> None:
         store, ident = self.served.store, self.resource["id"]
-        if error is None:
+        dead = self.delivery is not None and self.delivery.outcome == "dead_lettered"
+        if error is None and not dead:
             event = make_event(self.kind, CREATE, self.resource, self.message.correlation_id)
             store.confirm(self.kind, ident, event, self.message.correlation_id)
         else:
@@ -175,6 +186,8 @@ class RESTApp:
                           f"order later (message {message.id})")  # fmt: skip
         if exchange.error is not None:
             raise Refusal(503, "503", f"the hub could not take the order: send it again ({exchange.error})")
+        if exchange.outcome == "dead_lettered":
+            raise _dead_lettered(message.id, exchange.failure)
         location = [("Location", resource["href"]), ("X-Message-Id", message.id)]
         return 201, orjson.dumps(resource), location
 

@@ -23,7 +23,7 @@ STATUS_TEXT = {
     200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
     404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
     415: "Unsupported Media Type", 422: "Unprocessable Entity", 429: "Too Many Requests",
-    500: "Internal Server Error", 503: "Service Unavailable", 504: "Gateway Timeout",
+    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
 }  # fmt: skip
 #: Statuses a client retries: the peer may take the same request later.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

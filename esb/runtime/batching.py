@@ -114,7 +114,7 @@ def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
         _record_confirmed(worker, items)
         return [(i.delivery, True, i.failure) for i in items] + rest
     for item in items:
-        item.delivery.ack()
+        item.delivery.ended("delivered" if item.outputs else "filtered").ack()
     return rest
 
 

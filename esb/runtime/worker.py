@@ -234,7 +234,7 @@ class RouteWorker(threading.Thread):
                 self._sleep(1.0)
         if outcome in FINAL_STATES:
             self.log.info("duplicate delivery ignored", outcome=outcome)
-            delivery.ack()
+            delivery.ended(str(outcome)).ack()
             return False
         problem = self._problem(delivery)
         if problem is not None:
@@ -318,7 +318,7 @@ class RouteWorker(threading.Thread):
             # a replay (esb replay, header esb-replay) delivers again even where the message went before
             fresh = (self._first_time and message.attempt == 1) or REPLAY_HEADER in message.headers
             self.outlet.deliver_all(message, outputs, check=not fresh)
-        delivery.ack()
+        delivery.ended("delivered" if outputs else "filtered").ack()
         self.log.info(
             "filtered" if not outputs else "delivered",
             outputs=len(outputs),
@@ -359,7 +359,7 @@ class RouteWorker(threading.Thread):
                 self._journal_safely(
                     token.delivery.message, state, error=error, detail={"aggregate": batch.message.id}
                 )
-                token.delivery.ack()
+                token.delivery.ended(state, error).ack()
 
     def _dead_letter(self, delivery: Delivery, original: Message, error: BaseException) -> None:
         while True:
@@ -370,7 +370,7 @@ class RouteWorker(threading.Thread):
                     ended = self.journal.outcome(self.route.id, original.id)
                     if ended is not None:
                         self.log.info("already ended elsewhere", outcome=ended)
-                        delivery.ack()
+                        delivery.ended(ended).ack()
                         return
                 endpoint = self.outlet.dead_letter(original, error)
                 self.log.error(
@@ -379,7 +379,7 @@ class RouteWorker(threading.Thread):
                     error=str(error),
                     endpoint=endpoint,
                 )
-                delivery.ack()
+                delivery.ended("dead_lettered", error).ack()
                 return
             except TransportError as exc:
                 self.log.error("dead-letter endpoint unavailable, retrying", error=str(exc))

@@ -21,7 +21,7 @@ from adapters.rest.sink import RESTSink
 from adapters.rest.source import RESTSource
 from esb.config.settings import Settings
 from esb.context import AdapterContext
-from esb.exceptions import RemoteError, TransportError
+from esb.exceptions import MappingError, RemoteError, TransportError
 from esb.message import Message
 from esb.typing import Delivery
 from simulators.channel import tmf_order, to_json
@@ -39,6 +39,7 @@ class FakeRoute(threading.Thread):
         super().__init__(daemon=True)
         self.source = source
         self.give_back = False
+        self.dead_letter: BaseException | None = None
         self.seen: list[Message] = []
         self.stop_event = threading.Event()
 
@@ -48,6 +49,10 @@ class FakeRoute(threading.Thread):
             delivery: Delivery | None = self.source.read(0.05)
             if delivery is not None:
                 self.seen.append(delivery.message)
+                if self.dead_letter is not None:
+                    delivery.ended("dead_lettered", self.dead_letter)
+                elif not self.give_back:
+                    delivery.ended("delivered")
                 delivery.ack(TransportError("broker down") if self.give_back else None)
 
 
@@ -157,6 +162,34 @@ def test_an_order_the_route_gives_back_is_not_created(served: dict[str, Any]) ->
     assert requests.get(f"{url}/{ident}", auth=AUTH, timeout=10).status_code == 404
     served["route"].give_back = False
     assert requests.post(url, data=order(), headers=JSON, auth=AUTH, timeout=10).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        pytest.param(
+            MappingError("channel/tmf_product_order_in", "state", "$.state", "code list: 'x' is unknown"),
+            422,
+            id="refused",
+        ),
+        pytest.param(TransportError("IOM unreachable after 5 attempts"), 502, id="undeliverable"),
+    ],
+)
+def test_an_order_the_route_dead_letters_is_answered_with_the_reason(
+    served: dict[str, Any], failure: BaseException, status: int
+) -> None:
+    """An order the route dead-lettered is not 201: 422 with the reason when the order itself was refused,
+    502 when it could not be delivered; TMF's error JSON names the message id; the order does not exist."""
+    served["route"].dead_letter = failure
+    url = f"{served['url']}/productOrder"
+    answer = requests.post(url, data=order(3), headers=JSON, auth=AUTH, timeout=10)
+    assert answer.status_code == status
+    error = answer.json()
+    assert error["status"] == str(status)
+    assert str(failure).split(" ")[0] in error["message"]
+    ident = json.loads(order(3))["id"]
+    assert ident in error["message"]
+    assert requests.get(f"{url}/{ident}", auth=AUTH, timeout=10).status_code == 404
 
 
 def test_oversized_body_is_refused_before_it_is_read(served: dict[str, Any]) -> None:
