@@ -48,4 +48,6 @@ def lint(step: AggregateStep, path: PathKey, ctx: LintContext) -> None:
     ctx.check_expression(step.aggregate.key, (*path, "aggregate", "key"))
 
 
-KIND = StepKind("aggregate", AggregateStep, build, lint, top_level_only=True, before_partition=False)
+KIND = StepKind(
+    "aggregate", AggregateStep, build, lint, top_level_only=True, before_partition=False, order=60
+)

@@ -73,4 +73,4 @@ def lint(step: ChoiceStep, path: PathKey, ctx: LintContext) -> None:
             ctx.check_steps(branch.otherwise, (*bpath, "otherwise"))
 
 
-KIND = StepKind("choice", ChoiceStep, build, lint)
+KIND = StepKind("choice", ChoiceStep, build, lint, order=40)

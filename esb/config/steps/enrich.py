@@ -48,4 +48,4 @@ def lint(step: EnrichStep, path: PathKey, ctx: LintContext) -> None:
             ctx.check_transform(name, (*path, "enrich", key))
 
 
-KIND = StepKind("enrich", EnrichStep, build, lint, before_partition=False)
+KIND = StepKind("enrich", EnrichStep, build, lint, before_partition=False, order=70)

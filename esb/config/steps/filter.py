@@ -24,4 +24,4 @@ def lint(step: FilterStep, path: PathKey, ctx: LintContext) -> None:
     ctx.check_expression(step.filter, (*path, "filter"))
 
 
-KIND = StepKind("filter", FilterStep, build, lint)
+KIND = StepKind("filter", FilterStep, build, lint, order=30)

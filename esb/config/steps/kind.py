@@ -71,3 +71,5 @@ class StepKind(Generic[M]):
     """Allowed only directly in a route's ``steps`` (not inside a branch), e.g. aggregate."""
     before_partition: bool = True
     """May run before the first transform of a partitioned route (where the partition key is read)."""
+    order: int = 1000
+    """Where the kind stands in lists (error messages, the schema, the reference): lower first."""

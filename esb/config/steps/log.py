@@ -42,4 +42,4 @@ def lint(step: LogStep, path: PathKey, ctx: LintContext) -> None:
         ctx.check_expression(text, (*path, "log", "fields", name))
 
 
-KIND = StepKind("log", LogStep, build, lint)
+KIND = StepKind("log", LogStep, build, lint, order=90)

@@ -46,4 +46,4 @@ def lint(step: SetHeaderStep, path: PathKey, ctx: LintContext) -> None:
             ctx.check_expression(value.expr, (*path, "set_header", name, "expr"))
 
 
-KIND = StepKind("set_header", SetHeaderStep, build, lint)
+KIND = StepKind("set_header", SetHeaderStep, build, lint, order=80)

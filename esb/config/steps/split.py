@@ -42,4 +42,4 @@ def lint(step: SplitStep, path: PathKey, ctx: LintContext) -> None:
         ctx.check_expression(step.split.keep, (*path, "split", "keep"))
 
 
-KIND = StepKind("split", SplitStep, build, lint, before_partition=False)
+KIND = StepKind("split", SplitStep, build, lint, before_partition=False, order=50)

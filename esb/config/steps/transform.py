@@ -25,4 +25,4 @@ def lint(step: TransformStep, path: PathKey, ctx: LintContext) -> None:
     ctx.check_transform(step.transform, (*path, "transform"))
 
 
-KIND = StepKind("transform", TransformStep, build, lint)
+KIND = StepKind("transform", TransformStep, build, lint, order=10)

@@ -27,4 +27,4 @@ def lint(step: ValidateStep, path: PathKey, ctx: LintContext) -> None:
     ctx.check_schema(step.validate_, (*path, "validate"))
 
 
-KIND = StepKind("validate", ValidateStep, build, lint)
+KIND = StepKind("validate", ValidateStep, build, lint, order=20)
