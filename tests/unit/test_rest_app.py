@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
-from structlog.testing import capture_logs
 
 from adapters.http.audit import Audit
 from adapters.rest.app import RESTApp, Served
 from adapters.rest.config import ListenOptions
 from adapters.rest.resources import validator
 from adapters.rest.store import ResourceStore
+from esb.testing import captured_logs
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "/tmf-api/productOrderingManagement/v4"
@@ -151,7 +151,7 @@ def test_bearer_token_is_accepted(app: tuple[RESTApp, CollectorRegistry]) -> Non
 
 def test_secrets_never_reach_the_log(app: tuple[RESTApp, CollectorRegistry]) -> None:
     """Refusals are logged with the claimed user name, never a password or token."""
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         call(app[0], "GET", "/productOrder", auth=basic(password="wrong-" + SECRET))
         call(app[0], "GET", "/productOrder", auth=f"Bearer {SECRET}-guess")
     assert len(logs) == 2
