@@ -71,5 +71,6 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: Any = None
 
 
 def get_logger(name: str) -> Any:
-    """Return a structlog logger bound with ``component=name``."""
-    return structlog.get_logger().bind(component=name)
+    """Return a structlog logger bound with ``component=name``: a lazy proxy, configured at its first log
+    call (not now), so that a logger made before ``configure_logging`` or a test's capture follows it."""
+    return structlog.get_logger(component=name)
