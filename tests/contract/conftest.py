@@ -29,6 +29,7 @@ from tests.contract.harness_queue import (
     broker_settings,
     broker_url,
 )
+from tests.contract.harness_rest import RESTHarness
 from tests.contract.harness_soap import SOAPHarness
 from tests.integration.rabbit_server import rabbit_server  # noqa: F401 - the session's RabbitMQ node
 from tests.integration.servers_ssh import sshd  # noqa: F401 - the session's sshd
@@ -38,6 +39,7 @@ HARNESSES = [
     pytest.param(SQLiteQueueHarness, id="queue-sqlite"),
     pytest.param(RabbitQueueHarness, id="queue-rabbitmq"),
     pytest.param(SOAPHarness, id="soap"),
+    pytest.param(RESTHarness, id="rest"),
     pytest.param(BatchHarness, id="batch-sftp"),
 ]
 

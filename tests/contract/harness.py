@@ -8,12 +8,15 @@ server...) and reads what its sinks delivered from the peer's side. The behaviou
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 import pytest
+import requests
 
 from esb.context import AdapterContext
 from esb.exceptions import EsbError
@@ -47,6 +50,9 @@ BEHAVIOURS = frozenset(
 
 #: Seconds a test waits for something that should happen (never a timing target: only a bound).
 PATIENCE = 10.0
+
+#: An HTTP answer: (status, headers, body).
+HTTPAnswer = tuple[int, dict[str, str], bytes]
 
 
 @dataclass(frozen=True)
@@ -189,3 +195,69 @@ class HarnessDefaults:
     def health_probes(self) -> tuple[Probe, Probe]:
         """Only HealthReporters are asked."""
         return self._unsupported("health")  # type: ignore[no-any-return]
+
+
+class Callers:
+    """The callers of a request-reply source, each waiting in its own thread, and what each got back."""
+
+    def __init__(self) -> None:
+        self._threads: dict[str, threading.Thread] = {}
+        self._answers: dict[str, str] = {}
+
+    def call(self, ident: str, send: Callable[[], requests.Response], success: int) -> None:
+        """Start a caller: ``ok`` when ``send`` answers HTTP ``success``, ``error`` for another status or
+        a connection refused or cut off before the whole answer came."""
+
+        def wait() -> None:
+            try:
+                status = send().status_code
+            except requests.RequestException:
+                self._answers[ident] = "error"
+                return
+            self._answers[ident] = "ok" if status == success else "error"
+
+        self._threads[ident] = threading.Thread(target=wait, daemon=True)
+        self._threads[ident].start()
+
+    def answers(self, ids: list[str]) -> dict[str, str]:
+        """What each caller got (waiting for them): ``ok``, ``error``, or ``no answer``."""
+        for ident in ids:
+            self._threads[ident].join(PATIENCE)
+        return {ident: self._answers.get(ident, "no answer") for ident in ids}
+
+
+class Peer:
+    """A loopback REST peer: answers each POST with the next of ``answers``, then with ``respond(body)``."""
+
+    def __init__(self, *answers: HTTPAnswer, respond: Callable[[bytes], HTTPAnswer] | None = None) -> None:
+        self.answers = list(answers)
+        self.respond = respond
+        self.bodies: list[bytes] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.bodies.append(data)
+                if outer.answers or outer.respond is None:
+                    status, headers, body = outer.answers.pop(0)
+                else:
+                    status, headers, body = outer.respond(data)
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/tmf-api/productOrderingManagement/v4"
+        # a short poll: shutdown() waits for the serving loop to look, up to one interval
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        self.server.shutdown()
+        self.server.server_close()

@@ -8,8 +8,8 @@ the delivery is acked, a Fault when it is given back). Sink: a client of the sim
 
 from __future__ import annotations
 
-import threading
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -24,7 +24,7 @@ from esb.exceptions import MessageError, RemoteError
 from esb.message import Message
 from esb.typing import CommandProvider, HealthReporter, Requester, Sink, Source
 from simulators.billing import BillingSimulator
-from tests.contract.harness import PATIENCE, HarnessDefaults, Probe, Refusal
+from tests.contract.harness import PATIENCE, Callers, HarnessDefaults, Probe, Refusal
 from tests.integration.soap_project import REPO, free_port, siebel_account
 
 CRM_PASSWORD = "crm-secret"
@@ -70,8 +70,7 @@ class SOAPHarness(HarnessDefaults):
                        "auth": {"users": [{"username": "siebel", "password_env": "TEST_CRM_PASSWORD"}]}},
         })  # fmt: skip
         self._sources: list[SOAPSource] = []
-        self._calls: dict[str, threading.Thread] = {}
-        self._answers: dict[str, str] = {}
+        self.callers = Callers()
 
     def context(self, endpoint: str = "crm.soap_billing_accounts") -> AdapterContext:
         """An adapter context over the repository's contracts."""
@@ -100,23 +99,16 @@ class SOAPHarness(HarnessDefaults):
         sent = {}
         for i in range(n):
             mid, row = uuid.uuid4().hex, f"1-ROW{i}"
-            call = threading.Thread(target=self._call, args=(url, mid, row), daemon=True)
-            call.start()
-            self._calls[mid] = call
+            self.callers.call(mid, partial(self._post, url, mid, row), success=202)
             sent[mid] = row
         return sent
 
-    def _call(self, url: str, mid: str, row: str) -> None:
-        """One caller: ``ok`` for HTTP 202, ``error`` for a Fault or a connection closed unanswered."""
-        try:
-            response = requests.post(
-                url, data=envelope(mid, row), auth=("siebel", CRM_PASSWORD), timeout=PATIENCE,
-                headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION}"'},
-            )  # fmt: skip
-        except requests.RequestException:  # refused, or cut off before the whole answer came
-            self._answers[mid] = "error"
-            return
-        self._answers[mid] = "ok" if response.status_code == 202 else "error"
+    def _post(self, url: str, mid: str, row: str) -> requests.Response:
+        """One caller's request (HTTP 202 once acked, a Fault when given back)."""
+        return requests.post(
+            url, data=envelope(mid, row), auth=("siebel", CRM_PASSWORD), timeout=PATIENCE,
+            headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION}"'},
+        )  # fmt: skip
 
     def marker(self, message: Message) -> str:
         """The Siebel row id of the account in the request."""
@@ -129,9 +121,7 @@ class SOAPHarness(HarnessDefaults):
         (waitress's connections are closed at once), so a settled request may reach its caller as a
         broken connection.
         """
-        for mid in ids:
-            self._calls[mid].join(PATIENCE)
-        return {mid: self._answers.get(mid, "no answer") for mid in ids}
+        return self.callers.answers(ids)
 
     # -- sink ----------------------------------------------------------------------------------------
     def _client(self, address: str, password_env: str = "TEST_BILLING_PASSWORD") -> SOAPEndpoint:

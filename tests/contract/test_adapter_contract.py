@@ -1,7 +1,7 @@
 """The behaviour every adapter shows through the contract of ``esb/typing.py``, run over each adapter.
 
 Each test runs once per harness in ``conftest.HARNESSES`` (direct, the queue on SQLite and on RabbitMQ,
-SOAP, batch over SFTP) and is skipped, with the harness's reason, where the adapter legitimately cannot
+SOAP, REST, batch over SFTP) and is skipped, with the harness's reason, where the adapter legitimately cannot
 show the behaviour (``harness.cannot``: a request-reply source answers its caller instead of
 redelivering; an in-process channel has no peer to be down). Capabilities are in ``test_capabilities.py``;
 what only a queue broker does (two processes sharing a queue, SIGKILL) in ``test_queue_contract.py``.

@@ -25,6 +25,7 @@ from esb.exceptions import MappingError, RemoteError, TransportError
 from esb.message import Message
 from esb.typing import Delivery
 from simulators.channel import tmf_order, to_json
+from tests.contract.harness import Peer
 from tests.integration.certs import make_ca, make_leaf, write_cert, write_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -252,32 +253,6 @@ def test_listener_serves_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             requests.get(f"{source.url}/productOrder", auth=AUTH, timeout=10)  # untrusted without the CA
     finally:
         source.close()
-
-
-class Peer:
-    """A loopback REST peer: answers each request with the next (status, headers, body) of ``answers``."""
-
-    def __init__(self, *answers: tuple[int, dict[str, str], bytes]) -> None:
-        self.answers = list(answers)
-        self.bodies: list[bytes] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-                status, headers, body = outer.answers.pop(0)
-                self.send_response(status)
-                for name, value in {**headers, "Content-Length": str(len(body))}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/tmf-api/productOrderingManagement/v4"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def client_sink(peer: Peer, tmp_path: Path) -> RESTSink:
