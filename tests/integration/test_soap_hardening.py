@@ -13,7 +13,6 @@ import requests
 from lxml import etree
 from zeep.wsse.username import UsernameToken
 
-from adapters.soap.config import SOAPEndpoint
 from adapters.soap.service import SOAPService
 from adapters.soap.source import SOAPSource
 from esb.config.settings import Settings
@@ -21,7 +20,15 @@ from esb.context import AdapterContext
 from esb.runtime.metrics import SHARED, Metrics
 from esb.testing import FakeClock
 from tests.integration.soap_project import REPO
-from tests.integration.test_soap_listener import HOTLINE_NS, QUERY, FakeRoute, envelope, fault_code, post
+from tests.integration.test_soap_listener import (
+    HOTLINE_NS,
+    QUERY,
+    FakeRoute,
+    envelope,
+    fault_code,
+    hotline_endpoint,
+    post,
+)
 from tests.unit.test_soap_hardening import FakeLog
 
 Serve = Callable[..., dict[str, Any]]
@@ -40,22 +47,7 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
     def start(journal_url: str | None = None, **listen: Any) -> dict[str, Any]:
         settings = Settings(data_dir=tmp_path, **({"journal": {"url": journal_url}} if journal_url else {}))
         context = AdapterContext(settings, REPO, "hotline.soap_balance")
-        endpoint = SOAPEndpoint.model_validate(
-            {
-                "adapter": "soap",
-                "wsdl": "config/contracts/hotline/hotline.wsdl",
-                "operation": "QueryBalance",
-                "listen": {
-                    "port": 0,
-                    "path": PATH,
-                    "reply_timeout": "2s",
-                    "max_request_bytes": 4096,
-                    "auth": {"users": [{"username": "hotline", "password_env": "TEST_HOTLINE_PASSWORD"}]},
-                    **listen,
-                },
-            }
-        )
-        source = SOAPSource(endpoint, context)
+        source = SOAPSource(hotline_endpoint(path=PATH, reply_timeout="2s", **listen), context)
         source.connect()
         route = FakeRoute(source)
         route.start()

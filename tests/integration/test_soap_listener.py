@@ -65,12 +65,10 @@ class FakeRoute(threading.Thread):
                 self.behaviour(delivery)
 
 
-@pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """The hotline's QueryBalance served on a free port, read by a fake route."""
-    monkeypatch.setenv("TEST_HOTLINE_PASSWORD", "hotline-secret")
-    context = AdapterContext(Settings(data_dir=tmp_path), REPO, "hotline.soap_balance")
-    endpoint = SOAPEndpoint.model_validate(
+def hotline_endpoint(**listen: Any) -> SOAPEndpoint:
+    """The hotline's QueryBalance served at /soap/hotline on a free port (user hotline, password from
+    TEST_HOTLINE_PASSWORD); ``listen`` adds or replaces listen options."""
+    return SOAPEndpoint.model_validate(
         {
             "adapter": "soap",
             "wsdl": "config/contracts/hotline/hotline.wsdl",
@@ -81,10 +79,18 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
                 "reply_timeout": "1s",
                 "max_request_bytes": 4096,
                 "auth": {"users": [{"username": "hotline", "password_env": "TEST_HOTLINE_PASSWORD"}]},
+                **listen,
             },
         }
     )
-    source = SOAPSource(endpoint, context)
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The hotline's QueryBalance served on a free port, read by a fake route."""
+    monkeypatch.setenv("TEST_HOTLINE_PASSWORD", "hotline-secret")
+    context = AdapterContext(Settings(data_dir=tmp_path), REPO, "hotline.soap_balance")
+    source = SOAPSource(hotline_endpoint(), context)
     source.connect()
     route = FakeRoute(source)
     route.start()

@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -110,14 +111,19 @@ def test_remote_import_is_refused(tmp_path: Path) -> None:
         load_contract(wsdl)
 
 
-def test_cache_round_trip_and_staleness(tmp_path: Path) -> None:
-    """A cached document is reused while its files are unchanged, and rebuilt after any file changes."""
+def contract_copy(tmp_path: Path) -> tuple[Path, DocumentCache, Any, list[Path]]:
+    """The hotline contract copied under ``tmp_path``, an empty cache, and the loaded document and files."""
     contract_dir = tmp_path / "c"
     contract_dir.mkdir()
     wsdl = contract_dir / "hotline.wsdl"
     wsdl.write_bytes(HOTLINE.read_bytes())
-    cache = DocumentCache(tmp_path / "cache")
     document, files = _load(wsdl, contract_dir, 5.0)
+    return wsdl, DocumentCache(tmp_path / "cache"), document, files
+
+
+def test_cache_round_trip_and_staleness(tmp_path: Path) -> None:
+    """A cached document is reused while its files are unchanged, and rebuilt after any file changes."""
+    wsdl, cache, document, files = contract_copy(tmp_path)
     assert cache.put(wsdl, document, files)
     cached = cache.get(wsdl)
     assert cached is not None
@@ -138,12 +144,7 @@ def test_cache_entries_are_private_and_others_are_never_loaded(tmp_path: Path) -
     import os
     import stat
 
-    contract_dir = tmp_path / "c"
-    contract_dir.mkdir()
-    wsdl = contract_dir / "hotline.wsdl"
-    wsdl.write_bytes(HOTLINE.read_bytes())
-    cache = DocumentCache(tmp_path / "cache")
-    document, files = _load(wsdl, contract_dir, 5.0)
+    wsdl, cache, document, files = contract_copy(tmp_path)
     old = os.umask(0o022)
     try:
         assert cache.put(wsdl, document, files)
