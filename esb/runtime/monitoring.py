@@ -85,7 +85,6 @@ class _Server(http.server.ThreadingHTTPServer):
     token: str
     metrics: Callable[[], bytes]
     ready: Callable[[], tuple[bool, dict[str, Any]]]
-    refused = 0
 
     def __init__(self, address: tuple[str, int], max_connections: int = MAX_CONNECTIONS) -> None:
         super().__init__(address, _Handler)
@@ -94,7 +93,6 @@ class _Server(http.server.ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         """Serve ``request`` in a thread if a slot is free, else close it."""
         if not self._slots.acquire(blocking=False):
-            self.refused += 1
             self.shutdown_request(request)
             return
         try:
