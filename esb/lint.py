@@ -22,6 +22,7 @@ from esb.exceptions import ConfigError
 from esb.expressions import validate_expression
 from esb.project import Project
 from esb.registry import did_you_mean, resolve_adapter
+from esb.transforms.codelistcheck import check_codelist_targets
 from esb.transforms.mapcheck import check_mappings
 from esb.typing import Partitionable, capability
 
@@ -175,6 +176,8 @@ class Linter:
             self.findings.extend(_safe(lambda: self.project.transforms.load_all(), "transforms"))
             errors, self.warnings = check_mappings(self.project)
             self.findings.extend(errors)
+        if self._schemas is not None:
+            self.findings.extend(check_codelist_targets(self.project))
         if self._schemas is not None:
             self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
 

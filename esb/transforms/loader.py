@@ -117,7 +117,7 @@ def _ignore(doc: Located, raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, list):
-        raise _fail(doc, ("ignore",), "ignore is a list of source fields (a path or {path: ..., reason: ...})")
+        raise _fail(doc, ("ignore",), "ignore lists source fields (a path or {path: ..., reason: ...})")
     out: dict[str, str] = {}
     for index, item in enumerate(raw):
         if isinstance(item, str) and item:

@@ -135,3 +135,15 @@ def follow(top: dict[str, Any], path: Sequence[Segment]) -> Found:
             return Found(problem=f"{where} has no field {key!r}{hint}")
         current = nodes
     return Found(nodes=current)
+
+
+def parse_display(text: str) -> tuple[str, ...]:
+    """Split ``identification[].identificationType`` into ``("identification", "[]", "identificationType")``."""
+    out: list[str] = []
+    for part in text.split("."):
+        name = part.removesuffix(ITEM)
+        while name.endswith(ITEM):
+            name = name.removesuffix(ITEM)
+        out.append(name)
+        out.extend([ITEM] * ((len(part) - len(name)) // len(ITEM)))
+    return tuple(p for p in out if p)
