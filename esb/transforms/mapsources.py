@@ -176,7 +176,7 @@ def xml_sources(transform: RuleTransform, samples: list[Sample]) -> Sources:
     assert isinstance(transform.dialect, XPathDialect)
     siebel = transform.dialect.tag_escape == "siebel"
     selector = XMLSelector(transform.dialect)
-    hits: dict[tuple[PathKey, str], bool] = {}
+    hits: dict[tuple[PathKey, str, str], bool] = {}
     mapped: set[tuple[str, ...]] = set()
     fields: set[tuple[str, ...]] = set()
     for sample in samples:
@@ -188,26 +188,25 @@ def xml_sources(transform: RuleTransform, samples: list[Sample]) -> Sources:
             if transform.block is not None:
                 _xml_block(transform.block, node, selector, hits, mapped)
     result = Sources(basis=f"{len(samples)} sample(s)" if samples else "")
-    result.missing = [Missing(where, expr, "selects nothing in any sample")
-                      for (where, expr), hit in hits.items() if not hit]
+    result.missing = [Missing(where, expr, "selects nothing in any sample" if part == expr else
+                              f"{part!r} selects nothing in any sample")
+                      for (where, expr, part), hit in hits.items() if not hit]
     result.fields = {show(f, siebel) for f in fields}
     result.mapped = {show(f, siebel) for f in fields & mapped}
     return result
 
 
-def _xml_block(block: Block, node: Any, selector: XMLSelector, hits: dict[tuple[PathKey, str], bool],
+def _xml_block(block: Block, node: Any, selector: XMLSelector, hits: dict[tuple[PathKey, str, str], bool],
                mapped: set[tuple[str, ...]]) -> None:
     for rule in [*block.lets, *block.rules]:
         if rule.block is not None and rule.each is not None:
             items = rule.each[1](node)
-            key = ((*rule.path, "foreach"), rule.each[0])
+            key = ((*rule.path, "foreach"), rule.each[0], rule.each[0])
             hits[key] = hits.get(key, False) or bool(items)
             for item in items:
                 _xml_block(rule.block, item, selector, hits, mapped)
             continue
         for where, expr in _rule_exprs(rule):
-            selected = selector.select(expr, node)
-            if selected is None:
-                continue
-            hits[(where, expr)] = hits.get((where, expr), False) or bool(selected)
-            mapped |= selected
+            for part, selected in selector.select(expr, node).items():
+                hits[(where, expr, part)] = hits.get((where, expr, part), False) or bool(selected)
+                mapped |= selected

@@ -19,6 +19,7 @@ from esb.registry import did_you_mean
 Segment = str | int
 ITEM = "[]"
 ANY = "*"
+_SHAPE = {"properties", "items", "additionalProperties", "patternProperties"}
 
 
 @dataclass
@@ -89,6 +90,8 @@ def _is_open(node: Mapping[str, Any]) -> bool:
 
 def _step(node: dict[str, Any], key: Segment, found: Found, names: set[str]) -> list[dict[str, Any]]:
     """Return the nodes ``key`` leads to from ``node`` (setting ``found.open`` when anything goes)."""
+    if (node.get("anyOf") or node.get("oneOf")) and not _SHAPE.intersection(node):
+        return []  # only the branches say what is there
     types = _types(node)
     if isinstance(key, int) or key == ITEM:
         if types is not None and "array" not in types:

@@ -21,7 +21,7 @@ Field = tuple[str, ...]
 
 _STRINGS = re.compile(r"'[^']*'|\"[^\"]*\"")
 _STEP = r"(?:@?[A-Za-z_\u0080-\uffff][\w.\-\u0080-\uffff]*(?::[A-Za-z_][\w.\-]*)?|\*|\.\.?)"
-_PATHS = re.compile(rf"(?<![\w.\-$@/])(?:{_STEP})(?:/{_STEP})*(?!\s*\()")
+_PATHS = re.compile(rf"(?<![\w.\-$@/])(?:{_STEP})(?:/{_STEP})*(?![\w.\-:\u0080-\uffff]|\s*\()")
 _KEYWORDS = {"and", "or", "div", "mod"}
 
 
@@ -100,24 +100,25 @@ class XMLSelector:
             self._cache[expr] = compiled
         return self._cache[expr]
 
-    def select(self, expr: str, node: Any) -> set[Field] | None:
-        """Return the fields ``expr`` reads at ``node`` (empty when it selects nothing), None if unknown."""
+    def select(self, expr: str, node: Any) -> dict[str, set[Field]]:
+        """Return, per part of ``expr`` (the whole of a node-set expression, else each location path in
+        it), the fields it reads at ``node``; empty when nothing can be told."""
         compiled = self._compiled(expr)
         if not compiled:
-            return None
+            return {}
         try:
             whole = _nodes(compiled[0](node))
         except etree.XPathError:
-            return None
+            return {}
         if whole is not None:
-            return whole
-        out: set[Field] = set()
+            return {expr: whole}
+        out: dict[str, set[Field]] = {}
         for part in compiled[1:]:
             try:
-                out |= _nodes(part(node)) or set()
+                out[part.path] = _nodes(part(node)) or set()
             except etree.XPathError:
                 continue
-        return out if len(compiled) > 1 else None
+        return out
 
 
 def show(field: Field, siebel: bool) -> str:
