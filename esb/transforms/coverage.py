@@ -13,6 +13,7 @@ from typing import Any
 
 from esb.model.fields import schema_fields
 from esb.transforms.mapcheck import analyse, rule_mappings
+from esb.transforms.mapsources import under
 
 
 @dataclass
@@ -26,22 +27,19 @@ class Coverage:
     unmapped: list[str] = field(default_factory=list)
 
 
-def _under(path: str, prefix: str) -> bool:
-    """True when field ``path`` is ``prefix`` or lies below it (``a.b``, ``a[].b``, ``A/B``)."""
-    return path == prefix or path.startswith((prefix + ".", prefix + "[]", prefix + "/"))
-
-
 def mapping_coverage(project: Any, name: str, transform: Any) -> Coverage:
     """Return the coverage of the rule mapping ``name``."""
     sources = analyse(project, name, transform).sources
-    fields, mapped, basis = sources.fields, sources.mapped, sources.basis
+    fields, mapped = sources.fields, sources.mapped
+    basis = f"{sources.samples} sample(s)" if sources.samples else ""
     if not fields and transform.header.input_schema and sources.strict:
+        basis = f"input schema {transform.header.input_schema}"
         fields = _schema_leaves(project, transform.header.input_schema)
-        mapped = {f for f in fields if any(_under(f, m) for m in sources.reads)}
+        mapped = {f for f in fields if any(under(f, m) for m in sources.reads)}
     ignore = transform.header.ignore
     result = Coverage(name, basis or "no input_schema and no samples: fields unknown")
     for path in sorted(fields):
-        reason = next((ignore[p] for p in ignore if _under(path, p)), None)
+        reason = next((ignore[p] for p in ignore if under(path, p)), None)
         if path in mapped:
             result.mapped.append(path)
         elif reason is not None:
@@ -54,7 +52,7 @@ def mapping_coverage(project: Any, name: str, transform: Any) -> Coverage:
 def _schema_leaves(project: Any, schema: str) -> set[str]:
     found = schema_fields(project.model.schema(schema), project.model.resources(), depth=3)
     paths = {f.path for f in found}
-    return {p for p in paths if not any(q != p and _under(q, p) for q in paths)}
+    return {p for p in paths if not any(q != p and under(q, p) for q in paths)}
 
 
 def project_coverage(project: Any) -> list[Coverage]:

@@ -22,7 +22,7 @@ from esb.config.yamlpos import Located, PathKey, format_path, load_yaml
 from esb.exceptions import ConfigError
 from esb.transforms.functions import FnContext
 from esb.transforms.kinds import RuleTransform
-from esb.transforms.mapsources import Sources, json_sources, load_samples, xml_sources
+from esb.transforms.mapsources import Sources, json_sources, load_samples, under, xml_sources
 from esb.transforms.pipeline import split_step
 from esb.transforms.rules import Block, Rule
 from esb.transforms.schemawalk import ITEM, Segment, bind, display, follow
@@ -106,6 +106,11 @@ def _report_sources(result: Analysis, has_samples: bool) -> None:
         result.warn(("input",), "source paths not checked: declare input_schema (JSON input) or add a test "
                     "case beside the mapping (<name>_test.yaml) whose input is a sample")
         return
+    fields = sources.fields
+    for index, entry in enumerate(result.transform.header.ignore):
+        if fields and not any(under(f, entry) for f in fields):
+            result.warn(("ignore", index), f"ignored field {entry!r} is in none of the {sources.samples} sample(s): "
+                        "fix the path (as esb lint --coverage shows it) or remove the entry")
     for missing in sources.missing:
         problem = f"source {missing.expr!r}: {missing.problem}"
         if sources.strict:

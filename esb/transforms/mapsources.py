@@ -41,6 +41,7 @@ class Sources:
 
     basis: str = ""
     strict: bool = False
+    samples: int = 0
     missing: list[Missing] = field(default_factory=list)
     fields: set[str] = field(default_factory=set)
     mapped: set[str] = field(default_factory=set)
@@ -53,6 +54,11 @@ class Sample:
 
     where: str
     body: Any
+
+
+def under(path: str, prefix: str) -> bool:
+    """True when field ``path`` is ``prefix`` or lies below it (``a.b``, ``a[].b``, ``A/B``)."""
+    return path == prefix or path.startswith((prefix + ".", prefix + "[]", prefix + "/"))
 
 
 def load_samples(transform: RuleTransform, mapping_file: Path) -> list[Sample]:
@@ -120,7 +126,7 @@ def json_sources(transform: RuleTransform, schema: tuple[str, dict[str, Any]] | 
     leaves: set[Path_] = set()
     for sample in samples:
         _json_paths(sample.body, (), seen, leaves)
-    result = Sources(strict=schema is not None)
+    result = Sources(strict=schema is not None, samples=len(samples))
     if schema is not None:
         result.basis = f"input schema {schema[0]}"
     elif samples:
@@ -187,7 +193,7 @@ def xml_sources(transform: RuleTransform, samples: list[Sample]) -> Sources:
         for node in nodes:
             if transform.block is not None:
                 _xml_block(transform.block, node, selector, hits, mapped)
-    result = Sources(basis=f"{len(samples)} sample(s)" if samples else "")
+    result = Sources(basis=f"{len(samples)} sample(s)" if samples else "", samples=len(samples))
     result.missing = [Missing(where, expr, "selects nothing in any sample" if part == expr else
                               f"{part!r} selects nothing in any sample")
                       for (where, expr, part), hit in hits.items() if not hit]

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from esb.cli.main import cli
 from esb.transforms.coverage import mapping_coverage, project_coverage, render
+from esb.transforms.mapcheck import check_mappings
 from tests.unit.mapping_fixture import make_mapping_project
 
 MAPPING = """\
@@ -47,6 +48,15 @@ def test_coverage_lists_mapped_ignored_and_unmapped(tmp_path: Path) -> None:
     assert report.ignored == {"audit.at": "kept by the CRM only",
                               "audit.by": "kept by the CRM only", "lines[].count": ""}
     assert report.unmapped == ["customer.phone", "lines[].colour"]
+
+
+def test_ignore_entry_matching_nothing_is_a_warning(tmp_path: Path) -> None:
+    """An ignore entry that names no field of the samples is reported at its line (a typo hides nothing)."""
+    text = MAPPING.replace("  - lines[].count", "  - lines[].cuont")
+    project = make_mapping_project(tmp_path, {"m/x": text}, {"transforms/m/x_test.yaml": TESTS})
+    _, warnings = check_mappings(project)
+    assert warnings == ["transforms/m/x.yaml:13: warning: ignore[1]: ignored field 'lines[].cuont' is in none of "
+                        "the 1 sample(s): fix the path (as esb lint --coverage shows it) or remove the entry"]
 
 
 def test_coverage_of_a_whole_object_read(tmp_path: Path) -> None:
