@@ -17,8 +17,9 @@ from esb.lint import lint_project
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON list.")
-@click.option("--coverage", is_flag=True,
-              help="Also list, per mapping, the source fields mapped, ignored and unmapped.")
+@click.option(
+    "--coverage", is_flag=True, help="Also list, per mapping, the source fields mapped, ignored and unmapped."
+)
 @click.pass_obj
 def lint(obj: Obj, as_json: bool, coverage: bool) -> None:
     """Check the whole project; every finding names file:line and what to do. Exit 1 on any error."""

@@ -67,6 +67,8 @@ def _check_target(project: Any, target: str, name: str, canonical: list[str]) ->
     bad = [v for v in canonical if allowed is not None and v not in allowed]
     if not bad:
         return ""
-    return (f"code list {name!r} gives {', '.join(map(repr, bad))}, which {field} of {schema} does not allow "
-            f"(allowed: {', '.join(map(str, allowed or []))}): map those codes to allowed values, or add the "
-            "values to the schema")
+    return (
+        f"code list {name!r} gives {', '.join(map(repr, bad))}, which {field} of {schema} does not allow "
+        f"(allowed: {', '.join(map(str, allowed or []))}): map those codes to allowed values, or add the "
+        "values to the schema"
+    )

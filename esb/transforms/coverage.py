@@ -69,8 +69,10 @@ def render(report: list[Coverage]) -> list[str]:
     """The report as text lines: a summary per mapping, then its unmapped, ignored and mapped fields."""
     lines: list[str] = []
     for c in report:
-        lines.append(f"{c.mapping} ({c.basis}): {len(c.mapped)} mapped, {len(c.ignored)} ignored, "
-                     f"{len(c.unmapped)} unmapped")
+        lines.append(
+            f"{c.mapping} ({c.basis}): {len(c.mapped)} mapped, {len(c.ignored)} ignored, "
+            f"{len(c.unmapped)} unmapped"
+        )
         lines.extend(f"  unmapped  {p}" for p in c.unmapped)
         lines.extend(f"  ignored   {p}" + (f"  ({r})" if r else "") for p, r in c.ignored.items())
         lines.extend(f"  mapped    {p}" for p in c.mapped)

@@ -71,8 +71,14 @@ class _Walker:
             return [(p, True) for p, _ in self.eval(kids[1], items)]
         if kind == "pipe":
             return self.eval(kids[1], self.eval(kids[0], base))
-        if kind in ("comparator", "and_expression", "not_expression", "multi_select_list",
-                    "multi_select_dict", "key_val_pair"):
+        if kind in (
+            "comparator",
+            "and_expression",
+            "not_expression",
+            "multi_select_list",
+            "multi_select_dict",
+            "key_val_pair",
+        ):
             for kid in kids:
                 self.value(kid, base)
             return []

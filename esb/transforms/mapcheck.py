@@ -103,14 +103,20 @@ def _schema(project: Any, name: str) -> dict[str, Any] | None:
 def _report_sources(result: Analysis, has_samples: bool) -> None:
     sources = result.sources
     if not sources.basis:
-        result.warn(("input",), "source paths not checked: declare input_schema (JSON input) or add a test "
-                    "case beside the mapping (<name>_test.yaml) whose input is a sample")
+        result.warn(
+            ("input",),
+            "source paths not checked: declare input_schema (JSON input) or add a test "
+            "case beside the mapping (<name>_test.yaml) whose input is a sample",
+        )
         return
     fields = sources.fields
     for index, entry in enumerate(result.transform.header.ignore):
         if fields and not any(under(f, entry) for f in fields):
-            result.warn(("ignore", index), f"ignored field {entry!r} is in none of the {sources.samples} sample(s): "
-                        "fix the path (as esb lint --coverage shows it) or remove the entry")
+            result.warn(
+                ("ignore", index),
+                f"ignored field {entry!r} is in none of the {sources.samples} sample(s): "
+                "fix the path (as esb lint --coverage shows it) or remove the entry",
+            )
     for missing in sources.missing:
         problem = f"source {missing.expr!r}: {missing.problem}"
         if sources.strict:
@@ -133,8 +139,11 @@ class TargetChecker:
         for level, (where, written) in self.levels.items():
             found = follow(self.top, level)
             for name in sorted(found.required() - written):
-                self.result.error(where, f"required field {display((*level, name))!r} of {self.schema} is "
-                                  "never written: add a rule for it (from, value or default)")
+                self.result.error(
+                    where,
+                    f"required field {display((*level, name))!r} of {self.schema} is "
+                    "never written: add a rule for it (from, value or default)",
+                )
 
     def block(self, block: Block, prefix: tuple[Segment, ...], where: PathKey) -> None:
         """Check the rules of ``block``, whose targets lie under ``prefix``."""
@@ -146,8 +155,11 @@ class TargetChecker:
                 full = (*full, ITEM)
             found = follow(self.top, full)
             if found.problem:
-                self.result.error(rule.path, f"target {display(full)!r}: {found.problem} of output schema "
-                                  f"{self.schema}: fix the target path or the schema")
+                self.result.error(
+                    rule.path,
+                    f"target {display(full)!r}: {found.problem} of output schema "
+                    f"{self.schema}: fix the target path or the schema",
+                )
                 continue
             if rule.block is not None:
                 self.block(rule.block, full, rule.path)
@@ -168,9 +180,12 @@ class TargetChecker:
             bad = [v for v in values if v not in allowed]
             if bad:
                 choices = ", ".join(map(str, allowed))
-                self.result.error((*rule.path, key), f"{what} gives {', '.join(map(repr, bad))}, not allowed "
-                                  f"at {display(full)} of {self.schema} (allowed: {choices}): map to an "
-                                  "allowed value, or add the value to the schema")
+                self.result.error(
+                    (*rule.path, key),
+                    f"{what} gives {', '.join(map(repr, bad))}, not allowed "
+                    f"at {display(full)} of {self.schema} (allowed: {choices}): map to an "
+                    "allowed value, or add the value to the schema",
+                )
 
     def outputs(self, rule: Rule) -> Iterator[tuple[str, str, list[Any]]]:
         """Yield (key, description, values) for the outputs known at compile time."""

@@ -119,8 +119,9 @@ def _covered(field_path: Path_, read: Path_) -> bool:
     return len(read) <= len(field_path) and _matches(read, field_path[: len(read)])
 
 
-def json_sources(transform: RuleTransform, schema: tuple[str, dict[str, Any]] | None,
-                 samples: list[Sample]) -> Sources:
+def json_sources(
+    transform: RuleTransform, schema: tuple[str, dict[str, Any]] | None, samples: list[Sample]
+) -> Sources:
     """Check every JMESPath source of ``transform`` against the input schema, else the samples."""
     seen: set[Path_] = set()
     leaves: set[Path_] = set()
@@ -194,16 +195,27 @@ def xml_sources(transform: RuleTransform, samples: list[Sample]) -> Sources:
             if transform.block is not None:
                 _xml_block(transform.block, node, selector, hits, mapped)
     result = Sources(basis=f"{len(samples)} sample(s)" if samples else "", samples=len(samples))
-    result.missing = [Missing(where, expr, "selects nothing in any sample" if part == expr else
-                              f"{part!r} selects nothing in any sample")
-                      for (where, expr, part), hit in hits.items() if not hit]
+    result.missing = [
+        Missing(
+            where,
+            expr,
+            "selects nothing in any sample" if part == expr else f"{part!r} selects nothing in any sample",
+        )
+        for (where, expr, part), hit in hits.items()
+        if not hit
+    ]
     result.fields = {show(f, siebel) for f in fields}
     result.mapped = {show(f, siebel) for f in fields & mapped}
     return result
 
 
-def _xml_block(block: Block, node: Any, selector: XMLSelector, hits: dict[tuple[PathKey, str, str], bool],
-               mapped: set[tuple[str, ...]]) -> None:
+def _xml_block(
+    block: Block,
+    node: Any,
+    selector: XMLSelector,
+    hits: dict[tuple[PathKey, str, str], bool],
+    mapped: set[tuple[str, ...]],
+) -> None:
     for rule in [*block.lets, *block.rules]:
         if rule.block is not None and rule.each is not None:
             items = rule.each[1](node)

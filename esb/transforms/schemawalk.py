@@ -141,7 +141,7 @@ def follow(top: dict[str, Any], path: Sequence[Segment]) -> Found:
 
 
 def parse_display(text: str) -> tuple[str, ...]:
-    """Split ``identification[].identificationType`` into ``("identification", "[]", "identificationType")``."""
+    """Split ``identification[].identificationType`` into its segments (``[]`` for a list item)."""
     out: list[str] = []
     for part in text.split("."):
         name = part.removesuffix(ITEM)

@@ -76,7 +76,9 @@ order_kind:
 """
 
 
-def make_mapping_project(root: Path, mappings: dict[str, str], files: dict[str, str] | None = None) -> Project:
+def make_mapping_project(
+    root: Path, mappings: dict[str, str], files: dict[str, str] | None = None
+) -> Project:
     """Write the project with ``mappings`` (name -> YAML text) and other ``files``; return it loaded."""
     (root / "config").mkdir(parents=True, exist_ok=True)
     (root / "config" / "systems.yaml").write_text("systems: {}\n")

@@ -63,11 +63,21 @@ def test_target_missing_from_output_schema(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "where"),
     [
-        pytest.param("  choice.y: ref", "  choice.z: ref", "transforms/m/x.yaml:12: rules.choice.z", id="oneOf"),
-        pytest.param("      qty: count", "      qty: count\n      price: count",
-                     "transforms/m/x.yaml:18: rules.line.rules.price", id="foreach-item"),
-        pytest.param("  note: {value: hello}", "  note.text: {value: hello}", "transforms/m/x.yaml:9: rules.note.text",
-                     id="into-a-string"),
+        pytest.param(
+            "  choice.y: ref", "  choice.z: ref", "transforms/m/x.yaml:12: rules.choice.z", id="oneOf"
+        ),
+        pytest.param(
+            "      qty: count",
+            "      qty: count\n      price: count",
+            "transforms/m/x.yaml:18: rules.line.rules.price",
+            id="foreach-item",
+        ),
+        pytest.param(
+            "  note: {value: hello}",
+            "  note.text: {value: hello}",
+            "transforms/m/x.yaml:9: rules.note.text",
+            id="into-a-string",
+        ),
     ],
 )
 def test_target_missing_in_nested_schemas(tmp_path: Path, old: str, new: str, where: str) -> None:
@@ -99,7 +109,8 @@ def test_code_list_outside_the_enumeration(tmp_path: Path) -> None:
     """A code list whose values the target's enum (through $ref) refuses is an error at its fn."""
     errors, _ = findings(tmp_path, replace("order_kind", "thing_kind"))
     assert errors == [
-        "transforms/m/x.yaml:8: rules.kind.fn: code list 'thing_kind' (crm) gives 'c', not allowed at kind of "
+        "transforms/m/x.yaml:8: rules.kind.fn: code list 'thing_kind' (crm) gives 'c', not allowed at kind "
+        "of "
         "thing.v1 (allowed: a, b): map to an allowed value, or add the value to the schema"
     ]
 
@@ -107,8 +118,11 @@ def test_code_list_outside_the_enumeration(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rule", "what"),
     [
-        pytest.param("{from: type, fn: [trim, {lookup: {table: {A: a, Z: z}}}]}", "the lookup table gives 'z'",
-                     id="lookup"),
+        pytest.param(
+            "{from: type, fn: [trim, {lookup: {table: {A: a, Z: z}}}]}",
+            "the lookup table gives 'z'",
+            id="lookup",
+        ),
         pytest.param("{value: q}", "the value gives 'q'", id="value"),
         pytest.param("{from: type, default: d}", "the default gives 'd'", id="default"),
     ],
@@ -125,7 +139,8 @@ def test_source_missing_from_input_schema_is_an_error(tmp_path: Path) -> None:
     """A source path the input schema does not have is an error, nested ones included."""
     errors, warnings = findings(tmp_path, replace("qty: count", "qty: cuont"))
     assert errors == [
-        "transforms/m/x.yaml:17: rules.line.rules.qty.from: source 'cuont': lines[] has no field 'cuont' (did "
+        "transforms/m/x.yaml:17: rules.line.rules.qty.from: source 'cuont': lines[] has no field 'cuont' "
+        "(did "
         "you mean 'count'?) of the input schema: fix the expression or input_schema"
     ]
     assert warnings == []
@@ -160,7 +175,8 @@ def test_source_missing_from_samples_is_a_warning(tmp_path: Path) -> None:
     errors, warnings = findings(tmp_path, text, {"transforms/m/x_test.yaml": SAMPLE_TEST})
     assert errors == []
     assert warnings == [
-        "transforms/m/x.yaml:11: warning: rules.choice.y.from: source 'wrong': wrong is in none of the samples "
+        "transforms/m/x.yaml:11: warning: rules.choice.y.from: source 'wrong': wrong is in none of the "
+        "samples "
         "(1 sample(s)): fix the name, or add a test case whose input holds it"
     ]
     assert is_warning(warnings[0])
@@ -197,7 +213,8 @@ cases:
     input_inline: |
       <SiebelMessage><ListOfThing_spcEntry><Thing_spcEntry Order_spcNumber="1">
         <Kind_spcCode>A</Kind_spcCode><Note_spcText>n</Note_spcText>
-        <ListOfLine_spcItem><Line_spcItem Product_spcId="P1"><Quantity>1</Quantity></Line_spcItem></ListOfLine_spcItem>
+        <ListOfLine_spcItem><Line_spcItem Product_spcId="P1"><Quantity>1</Quantity></Line_spcItem>
+          </ListOfLine_spcItem>
       </Thing_spcEntry></ListOfThing_spcEntry></SiebelMessage>
 """
 
@@ -207,9 +224,9 @@ def test_xml_sources_compare_siebel_names_as_the_dialect_does(tmp_path: Path) ->
     errors, warnings = findings(tmp_path, SIEBEL, {"transforms/m/x_test.yaml": SIEBEL_TEST})
     assert errors == []
     assert warnings == [
-        "transforms/m/x.yaml:10: warning: rules.note.from: source \"concat({Note Text}, ' ', @Missing_spcAttr)\": "
-        "'@Missing_spcAttr' selects nothing in any sample (1 sample(s)): fix the name, or add a test case whose "
-        "input holds it"
+        "transforms/m/x.yaml:10: warning: rules.note.from: source "
+        "\"concat({Note Text}, ' ', @Missing_spcAttr)\": '@Missing_spcAttr' selects nothing in any sample "
+        "(1 sample(s)): fix the name, or add a test case whose input holds it"
     ]
 
 
@@ -217,8 +234,13 @@ def test_xml_misspelt_field_is_found(tmp_path: Path) -> None:
     """A field whose escaped name is in no sample is reported at its rule."""
     text = SIEBEL.replace("{field: Product Id}", "{field: Product ID}")
     _, warnings = findings(tmp_path, text, {"transforms/m/x_test.yaml": SIEBEL_TEST})
-    assert any(w.startswith("transforms/m/x.yaml:14: warning: rules.line.rules.sku.from: source "
-                            "'Product_spcID|@Product_spcID': selects nothing") for w in warnings)
+    assert any(
+        w.startswith(
+            "transforms/m/x.yaml:14: warning: rules.line.rules.sku.from: source "
+            "'Product_spcID|@Product_spcID': selects nothing"
+        )
+        for w in warnings
+    )
 
 
 def test_ignore_must_be_a_list_of_paths(tmp_path: Path) -> None:
@@ -239,10 +261,12 @@ thing_kind:
     make_mapping_project(tmp_path, {}, {"canonical_model/codelists.yaml": codelists})
     found = [f for f in lint_project(tmp_path) if f.startswith("canonical_model/codelists.yaml")]
     assert found == [
-        "canonical_model/codelists.yaml:3: thing_kind.targets[0]: code list 'thing_kind' gives 'c', which kind "
+        "canonical_model/codelists.yaml:3: thing_kind.targets[0]: code list 'thing_kind' gives 'c', which "
+        "kind "
         "of thing.v1 does not allow (allowed: a, b): map those codes to allowed values, or add the values to "
         "the schema",
-        "canonical_model/codelists.yaml:3: thing_kind.targets[1]: target 'thing.v1:line[].kind': line[] has no "
+        "canonical_model/codelists.yaml:3: thing_kind.targets[1]: target 'thing.v1:line[].kind': line[] "
+        "has no "
         "field 'kind' of thing.v1: fix the field path",
     ]
 

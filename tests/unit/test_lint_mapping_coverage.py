@@ -45,8 +45,11 @@ def test_coverage_lists_mapped_ignored_and_unmapped(tmp_path: Path) -> None:
     assert report.mapping == "m/x"
     assert report.basis == "1 sample(s)"
     assert report.mapped == ["customer.name", "lines[].sku", "ref"]
-    assert report.ignored == {"audit.at": "kept by the CRM only",
-                              "audit.by": "kept by the CRM only", "lines[].count": ""}
+    assert report.ignored == {
+        "audit.at": "kept by the CRM only",
+        "audit.by": "kept by the CRM only",
+        "lines[].count": "",
+    }
     assert report.unmapped == ["customer.phone", "lines[].colour"]
 
 
@@ -55,8 +58,10 @@ def test_ignore_entry_matching_nothing_is_a_warning(tmp_path: Path) -> None:
     text = MAPPING.replace("  - lines[].count", "  - lines[].cuont")
     project = make_mapping_project(tmp_path, {"m/x": text}, {"transforms/m/x_test.yaml": TESTS})
     _, warnings = check_mappings(project)
-    assert warnings == ["transforms/m/x.yaml:13: warning: ignore[1]: ignored field 'lines[].cuont' is in none of "
-                        "the 1 sample(s): fix the path (as esb lint --coverage shows it) or remove the entry"]
+    assert warnings == [
+        "transforms/m/x.yaml:13: warning: ignore[1]: ignored field 'lines[].cuont' is in none of "
+        "the 1 sample(s): fix the path (as esb lint --coverage shows it) or remove the entry"
+    ]
 
 
 def test_coverage_of_a_whole_object_read(tmp_path: Path) -> None:
@@ -70,7 +75,8 @@ def test_coverage_of_a_whole_object_read(tmp_path: Path) -> None:
 def test_coverage_from_the_input_schema_without_samples(tmp_path: Path) -> None:
     """Without samples, the input schema's fields are the source fields."""
     text = MAPPING.replace("input: json\n", "input: json\ninput_schema: order.v1\n").replace(
-        'note: "customer.name"', "note: type")
+        'note: "customer.name"', "note: type"
+    )
     project = make_mapping_project(tmp_path, {"m/x": text})
     report = mapping_coverage(project, "m/x", project.transforms.get("m/x"))
     assert report.basis == "input schema order.v1"
@@ -98,7 +104,8 @@ cases:
   - name: one order
     input_inline: |
       <SiebelMessage IntObjectName="X" Order_spcNumber="1"><Comments>c</Comments><Empty_spcField/>
-        <ListOfLine_spcItem><Line_spcItem Product_spcId="P1"><Unit_spcPrice>3</Unit_spcPrice></Line_spcItem></ListOfLine_spcItem>
+        <ListOfLine_spcItem><Line_spcItem Product_spcId="P1"><Unit_spcPrice>3</Unit_spcPrice></Line_spcItem>
+          </ListOfLine_spcItem>
       </SiebelMessage>
 """
 
@@ -124,13 +131,18 @@ def test_render_reads_per_mapping(tmp_path: Path) -> None:
 
 def test_cli_coverage_json(tmp_path: Path) -> None:
     """esb lint --coverage --json gives the findings and the coverage per mapping; warnings do not fail."""
-    make_mapping_project(tmp_path, {"m/x": MAPPING, "m/y": MAPPING.replace("  id: ref", "  id: reff")},
-                         {"transforms/m/x_test.yaml": TESTS, "transforms/m/y_test.yaml": TESTS})
+    make_mapping_project(
+        tmp_path,
+        {"m/x": MAPPING, "m/y": MAPPING.replace("  id: ref", "  id: reff")},
+        {"transforms/m/x_test.yaml": TESTS, "transforms/m/y_test.yaml": TESTS},
+    )
     result = CliRunner().invoke(cli, ["--project", str(tmp_path), "lint", "--coverage", "--json"])
     out = json.loads(result.output)
     transforms = [f for f in out["findings"] if f.startswith("transforms/")]
-    assert transforms == ["transforms/m/y.yaml:5: warning: rules.id.from: source 'reff': reff is in none of "
-                          "the samples (1 sample(s)): fix the name, or add a test case whose input holds it"]
+    assert transforms == [
+        "transforms/m/y.yaml:5: warning: rules.id.from: source 'reff': reff is in none of "
+        "the samples (1 sample(s)): fix the name, or add a test case whose input holds it"
+    ]
     assert out["coverage"]["m/x"]["unmapped"] == ["customer.phone", "lines[].colour"]
     assert out["coverage"]["m/y"]["unmapped"] == ["customer.phone", "lines[].colour", "ref"]
 
