@@ -49,23 +49,33 @@ class Analysis:
 
 def rule_mappings(project: Any) -> Iterator[tuple[str, RuleTransform]]:
     """Yield every mapping of the project made of rules (those that compile; the rest are findings)."""
-    for name in project.transforms.names():
-        try:
-            transform = project.transforms.get(name)
-        except ConfigError:
-            continue
+    for name, transform in _compiled(project):
         if isinstance(transform, RuleTransform):
             yield name, transform
 
 
+def _compiled(project: Any) -> Iterator[tuple[str, Any]]:
+    for name in project.transforms.names():
+        try:
+            yield name, project.transforms.get(name)
+        except ConfigError:
+            continue
+
+
 def check_mappings(project: Any) -> tuple[list[str], list[str]]:
-    """Return (errors, warnings) about every rule mapping of ``project``."""
+    """Return (errors, warnings) about every mapping of ``project`` (rule mappings in depth)."""
     errors: list[str] = []
     warnings: list[str] = []
-    for name, transform in rule_mappings(project):
-        result = analyse(project, name, transform)
-        errors.extend(result.errors)
-        warnings.extend(result.warnings)
+    for name, transform in _compiled(project):
+        if isinstance(transform, RuleTransform):
+            result = analyse(project, name, transform)
+            errors.extend(result.errors)
+            warnings.extend(result.warnings)
+        elif getattr(getattr(transform, "header", None), "output_schema", None):
+            _, problem = _schema(project, transform.header.output_schema)
+            if problem:
+                doc = load_yaml(project.transforms.path_of(name), display=transform.header.file)
+                errors.append(f"{doc.where(('output_schema',))}: output_schema: {problem}")
     return errors, warnings
 
 
@@ -75,29 +85,34 @@ def analyse(project: Any, name: str, transform: RuleTransform) -> Analysis:
     doc = load_yaml(path, display=transform.header.file)
     samples = load_samples(transform, path)
     header = transform.header
+    problems: dict[str, str] = {}
     if header.input == "xml":
         sources = xml_sources(transform, samples)
     else:
         named = header.input_schema
-        schema = _schema(project, named) if named else None
+        schema, problems["input_schema"] = _schema(project, named) if named else (None, "")
         sources = json_sources(transform, (named, schema) if named and schema else None, samples)
     result = Analysis(transform, doc, sources)
-    if header.input_schema and not sources.strict:
-        result.error(("input_schema",), f"unknown canonical schema {header.input_schema!r}: fix the name")
     _report_sources(result, bool(samples))
-    if header.output_schema and transform.block is not None:
-        top = _schema(project, header.output_schema)
-        if top is None:
-            return result  # an unknown output schema is the loader's and the route's finding
+    top, problems["output_schema"] = (
+        _schema(project, header.output_schema) if header.output_schema else (None, "")
+    )
+    for key, problem in problems.items():
+        if problem:
+            result.error((key,), problem)
+    if top is not None and header.output_schema and transform.block is not None:
         TargetChecker(result, top, header.output_schema, FnContext(project.root, name)).run(transform.block)
     return result
 
 
-def _schema(project: Any, name: str) -> dict[str, Any] | None:
+def _schema(project: Any, name: str) -> tuple[dict[str, Any] | None, str]:
+    """Return the bound schema ``name`` and "", or None and what is wrong ("" when nothing can be told)."""
     try:
-        return bind(project.model.schema(name), project.model.resources())
-    except (ConfigError, KeyError, AttributeError):
-        return None
+        return bind(project.model.schema(name), project.model.resources()), ""
+    except ConfigError as exc:
+        return None, f"{str(exc).split('; known:')[0]}: fix the name"
+    except (KeyError, AttributeError):  # a stand-in model without schemas (tests of other checks)
+        return None, ""
 
 
 def _report_sources(result: Analysis, has_samples: bool) -> None:

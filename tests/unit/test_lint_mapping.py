@@ -87,6 +87,31 @@ def test_target_missing_in_nested_schemas(tmp_path: Path, old: str, new: str, wh
     assert errors[0].startswith(where + ": target ")
 
 
+@pytest.mark.parametrize(
+    ("key", "line"),
+    [pytest.param("input_schema", 4, id="input"), pytest.param("output_schema", 5, id="output")],
+)
+def test_unknown_schema_names(tmp_path: Path, key: str, line: int) -> None:
+    """A misspelt input or output schema is an error at its line, with a suggestion."""
+    text = replace(f"{key}: {'order' if key == 'input_schema' else 'thing'}.v1", f"{key}: thingy.v1")
+    errors, _ = findings(tmp_path, text)
+    assert (
+        f"transforms/m/x.yaml:{line}: {key}: unknown canonical schema 'thingy.v1' (did you mean " in errors[0]
+    )
+    assert errors[0].endswith(": fix the name")
+
+
+def test_unknown_output_schema_of_a_python_mapping(tmp_path: Path) -> None:
+    """Mappings that are code still name a schema that must exist."""
+    text = "kind: python\ninput: json\noutput: json\noutput_schema: thingy.v1\nfunction: json:loads\n"
+    errors, warnings = findings(tmp_path, text)
+    assert errors == [
+        "transforms/m/x.yaml:4: output_schema: unknown canonical schema 'thingy.v1' (did you mean "
+        "'thing.v1'?): fix the name"
+    ]
+    assert warnings == []
+
+
 def test_required_field_not_written(tmp_path: Path) -> None:
     """A required field no rule writes is an error at the block that builds the object."""
     errors, _ = findings(tmp_path, replace("  id: {from: ref, required: true}\n", ""))
