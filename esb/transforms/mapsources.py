@@ -24,6 +24,8 @@ from esb.transforms.xmlpaths import XMLSelector, sample_fields, show
 from esb.transforms.xpathdialect import XPathDialect
 
 Path_ = tuple[str, ...]
+#: where a list of context nodes is named (walked through, not read as a value)
+_LISTS = ("foreach", "context")
 
 
 @dataclass
@@ -67,9 +69,12 @@ def load_samples(transform: RuleTransform, mapping_file: Path) -> list[Sample]:
     if not test_file.is_file():
         return []
     try:
-        cases = load_yaml(test_file).data.get("cases") or []
+        data = load_yaml(test_file).data
+        cases = data.get("cases") or []
     except (ConfigError, AttributeError):
         return []
+    if data.get("transform") not in (None, transform.name):
+        return []  # the file tests another mapping: its inputs are not this one's samples
     out: list[Sample] = []
     for index, case in enumerate(cases):
         if not isinstance(case, dict) or "error" in case:
@@ -138,7 +143,7 @@ def json_sources(
         if any(base[: len(b)] == b for b in lost):
             continue
         found = reads(expr, base)
-        if where[-1] != "foreach":  # a foreach list is walked through; its items' fields are read below
+        if where[-1] not in _LISTS:  # a list is walked through; its items' fields are read below
             values |= found.values
         problem = ""
         for path in sorted(found.values | found.walked, key=len):
@@ -150,7 +155,7 @@ def json_sources(
                 break
         if problem:
             result.missing.append(Missing(where, expr, problem))
-            if where[-1] == "foreach":
+            if where[-1] in _LISTS:
                 lost.extend(navigate(expr, base))
     result.fields = {display(f) for f in leaves}
     result.reads = {display(v) for v in values if v}
@@ -161,6 +166,7 @@ def json_sources(
 def _json_exprs(transform: RuleTransform) -> Iterator[tuple[PathKey, str, Path_]]:
     bases: list[Path_] = [()]
     if transform.context is not None:
+        yield ("context",), transform.context[0], ()
         bases = navigate(transform.context[0]) or [()]
     if transform.block is not None:
         yield from _json_block(transform.block, bases)
@@ -191,6 +197,8 @@ def xml_sources(transform: RuleTransform, samples: list[Sample]) -> Sources:
         nodes = [sample.body]
         if transform.context is not None:
             nodes = transform.context[1](sample.body)
+            key = (("context",), transform.context[0], transform.context[0])
+            hits[key] = hits.get(key, False) or bool(nodes)
         for node in nodes:
             if transform.block is not None:
                 _xml_block(transform.block, node, selector, hits, mapped)

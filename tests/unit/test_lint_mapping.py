@@ -207,6 +207,23 @@ def test_source_missing_from_samples_is_a_warning(tmp_path: Path) -> None:
     assert is_warning(warnings[0])
 
 
+def test_json_context_is_checked(tmp_path: Path) -> None:
+    """A context list the input schema does not have is an error at the context line."""
+    text = GOOD.replace("\nrules:\n", "\ncontext: ordrs\nrules:\n", 1)
+    errors, _ = findings(tmp_path, text)
+    assert [e.split(": ")[:2] for e in errors] == [["transforms/m/x.yaml:6", "context"]]
+
+
+def test_a_test_file_for_another_mapping_gives_no_samples(tmp_path: Path) -> None:
+    """Cases of a test file that names another transform are not this mapping's samples."""
+    text = replace("input_schema: order.v1\n", "")
+    errors, warnings = findings(
+        tmp_path, text, {"transforms/m/x_test.yaml": "transform: m/other\n" + SAMPLE_TEST}
+    )
+    assert errors == []
+    assert [w.split(": ")[2] for w in warnings] == ["input"]
+
+
 def test_no_schema_and_no_sample_is_one_warning(tmp_path: Path) -> None:
     """A mapping with nothing to check its sources against says so once, at its input line."""
     errors, warnings = findings(tmp_path, replace("input_schema: order.v1\n", ""))
@@ -253,6 +270,13 @@ def test_xml_sources_compare_siebel_names_as_the_dialect_does(tmp_path: Path) ->
         "\"concat({Note Text}, ' ', @Missing_spcAttr)\": '@Missing_spcAttr' selects nothing in any sample "
         "(1 sample(s)): fix the name, or add a test case whose input holds it"
     ]
+
+
+def test_xml_context_selecting_nothing_is_found(tmp_path: Path) -> None:
+    """A context that selects nothing in any sample is reported (the rules under it were never tried)."""
+    text = SIEBEL.replace("ListOf{Thing Entry}/{Thing Entry}", "ListOf{Thing Entry}/{Thing Entries}")
+    _, warnings = findings(tmp_path, text, {"transforms/m/x_test.yaml": SIEBEL_TEST})
+    assert [w.split(": ")[:3] for w in warnings] == [["transforms/m/x.yaml:6", "warning", "context"]]
 
 
 def test_xml_misspelt_field_is_found(tmp_path: Path) -> None:
