@@ -1,6 +1,7 @@
 """``esb lint`` on rule mappings: targets against the output schema, sources against the input.
 
-For each ``xpath-to-json`` or ``jmespath`` mapping (other kinds are code: nothing to read statically):
+Every mapping's ``output_schema`` (and ``input_schema``) must name a canonical schema. For each
+``xpath-to-json`` or ``jmespath`` mapping (the other kinds are code or fixed conversions):
 
 - every target path exists in ``output_schema`` (error);
 - every required field of each object the mapping builds is written by some rule (error);
