@@ -212,12 +212,16 @@ class TargetChecker:
             merged = dict(zip(("name", "system"), args, strict=False)) | kwargs
             if name in ("codelist", "codelist_out"):
                 lst, system = str(merged.get("name")), str(merged.get("system"))
-                table = self.ctx.table(lst, system, name == "codelist_out")
+                try:
+                    table = self.ctx.table(lst, system, name == "codelist_out")
+                except LookupError:  # named through a $variable: known only per message
+                    return
                 yield "fn", f"code list {lst!r} ({system})", sorted(set(table.values()))
             elif name == "lookup":
-                table = args[0] if args else kwargs.get("table") or {}
+                table = args[0] if args else kwargs.get("table")
                 extra = [kwargs["fallback"]] if kwargs.get("fallback") is not None else []
-                yield "fn", "the lookup table", [*dict(table).values(), *extra]
+                if isinstance(table, dict):
+                    yield "fn", "the lookup table", [*table.values(), *extra]
             return
         if "value" in spec and rule.const_var is None:
             yield "value", "the value", [spec["value"]]
