@@ -218,10 +218,10 @@ class TargetChecker:
                     return
                 yield "fn", f"code list {lst!r} ({system})", sorted(set(table.values()))
             elif name == "lookup":
-                table = args[0] if args else kwargs.get("table")
+                given = args[0] if args else kwargs.get("table")
                 extra = [kwargs["fallback"]] if kwargs.get("fallback") is not None else []
-                if isinstance(table, dict):
-                    yield "fn", "the lookup table", [*table.values(), *extra]
+                if isinstance(given, dict):
+                    yield "fn", "the lookup table", [*given.values(), *extra]
             return
         if "value" in spec and rule.const_var is None:
             yield "value", "the value", [spec["value"]]
