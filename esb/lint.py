@@ -20,6 +20,7 @@ from esb.exceptions import ConfigError
 from esb.expressions import validate_expression
 from esb.project import Project
 from esb.registry import did_you_mean, resolve_adapter
+from esb.transforms.siebelobjects import declaration_findings
 from esb.typing import Partitionable, capability
 
 
@@ -171,6 +172,7 @@ class Linter:
             self.findings.extend(_safe(lambda: self.project.transforms.load_all(), "transforms"))
         if self._schemas is not None:
             self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
+        self.findings.extend(f for f in declaration_findings(self.project.root) if f not in self.findings)
 
 
 def _safe(get: Any, what: str) -> Iterable[str]:

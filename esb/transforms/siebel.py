@@ -40,7 +40,8 @@ ESCAPES: dict[str, str] = {
 }
 _UNESCAPES = {v: k for k, v in ESCAPES.items()}
 _ESCAPE_RE = re.compile(
-    "|".join(sorted((re.escape(v) for v in _UNESCAPES), key=len, reverse=True)) + r"|_(\d+)")
+    "|".join(sorted((re.escape(v) for v in _UNESCAPES), key=len, reverse=True)) + r"|_(\d+)"
+)
 _NAME_CHAR = re.compile(r"[\w.\-]")
 _TOKEN = re.compile("|".join(re.escape(v) for v in _UNESCAPES if v != "_und"))
 

@@ -55,7 +55,7 @@ def find_message(root: Any) -> Any | None:
 
 def integration_object(message: Any) -> str | None:
     """Return the integration-object name a SiebelMessage declares."""
-    return message.get("IntObjectName") or message.get("IntObjName") or None  # type: ignore[no-any-return]
+    return message.get("IntObjectName") or message.get("IntObjName") or None
 
 
 def naming_style(message: Any) -> str:
@@ -82,8 +82,10 @@ class SiebelTransform(Transform):
         super().__init__(header)
         self.object = obj
         self.variants = variants
-        header.accepts_text = (f"a SiebelMessage (bare or inside a PropertySet) whose IntObjectName is "
-                               f"{obj.describe()} (declared for {obj.name} in {DECLARATION_FILE})")
+        header.accepts_text = (
+            f"a SiebelMessage (bare or inside a PropertySet) whose IntObjectName is "
+            f"{obj.describe()} (declared for {obj.name} in {DECLARATION_FILE})"
+        )
 
     def select(self, parsed: Any) -> tuple[Any, RuleTransform]:
         """Return the SiebelMessage and the compiled rules for it; UnknownMessageTypeError otherwise."""
@@ -112,15 +114,21 @@ class SiebelTransform(Transform):
         return variant.run(message)
 
 
-def load_siebel_mapping(header: Header, doc: Located, spec: dict[str, Any], ctx: FnContext,
-                        project_dir: Path) -> SiebelTransform:
+def load_siebel_mapping(
+    header: Header, doc: Located, spec: dict[str, Any], ctx: FnContext, project_dir: Path
+) -> SiebelTransform:
     """Compile an ``xpath-to-json`` mapping that declares ``siebel: OBJECT`` (see the module docstring)."""
     checker = Compiler(doc, XPathDialect(), ctx)
     if "accepts" in spec:
-        raise checker.fail(("accepts",), f"siebel: decides what the mapping accepts (the integration objects "
-                                         f"declared in {DECLARATION_FILE}): remove accepts")
+        raise checker.fail(
+            ("accepts",),
+            f"siebel: decides what the mapping accepts (the integration objects "
+            f"declared in {DECLARATION_FILE}): remove accepts",
+        )
     if spec.get("tag_escape", "siebel") != "siebel":
-        raise checker.fail(("tag_escape",), "a siebel: mapping uses Siebel names: tag_escape is siebel or absent")
+        raise checker.fail(
+            ("tag_escape",), "a siebel: mapping uses Siebel names: tag_escape is siebel or absent"
+        )
     name = spec["siebel"]
     if not isinstance(name, str):
         raise checker.fail(("siebel",), f"expected the name of a logical object of {DECLARATION_FILE}")
@@ -133,8 +141,9 @@ def load_siebel_mapping(header: Header, doc: Located, spec: dict[str, Any], ctx:
     variants = {}
     for io_name in obj.integration_objects:
         for style in STYLES:
-            dialect = XPathDialect(spec.get("namespaces"), "siebel", style=style,
-                                   names=obj.names_for(io_name), owner=obj.name)
+            dialect = XPathDialect(
+                spec.get("namespaces"), "siebel", style=style, names=obj.names_for(io_name), owner=obj.name
+            )
             block = Compiler(doc, dialect, ctx).block(spec.get("rules"), spec.get("let"), ("rules",), "")
             context = spec.get("context")
             if context is not None:
@@ -142,6 +151,7 @@ def load_siebel_mapping(header: Header, doc: Located, spec: dict[str, Any], ctx:
                     dialect.many(str(context))
                 except ValueError as exc:
                     raise checker.fail(("context",), f"bad expression {context!r}: {exc}") from None
-            variants[(io_name, style)] = RuleTransform(header, dialect, block,
-                                                       context=str(context) if context is not None else None)
+            variants[(io_name, style)] = RuleTransform(
+                header, dialect, block, context=str(context) if context is not None else None
+            )
     return SiebelTransform(header, obj, variants)

@@ -30,7 +30,7 @@ from esb.exceptions import ConfigError
 from esb.registry import did_you_mean
 
 DECLARATION_FILE = "config/siebel.yaml"
-IO_TOKEN = "io"
+IO_NAME = "io"  # {{io}}: the integration object itself
 _LOGICAL = re.compile(r"^[a-z][a-z0-9_]*$")
 _OBJECT_KEYS = ("components", "integration_objects")
 
@@ -46,7 +46,7 @@ class SiebelObject:
 
     def names_for(self, integration_object: str) -> dict[str, str]:
         """Return the ``{{name}}`` table of ``integration_object``: its components plus ``io``."""
-        return {IO_TOKEN: integration_object, **self.integration_objects[integration_object]}
+        return {IO_NAME: integration_object, **self.integration_objects[integration_object]}
 
     def describe(self) -> str:
         """Return ``'A', 'B' or 'C'``: the accepted integration-object names, as declared."""
@@ -87,14 +87,19 @@ class _Checker:
             return None
         for key in spec:
             if key not in _OBJECT_KEYS:
-                self.add((*path, key), f"unknown key{did_you_mean(key, _OBJECT_KEYS)}: expected "
-                                       f"{' and '.join(_OBJECT_KEYS)}")
+                self.add(
+                    (*path, key),
+                    f"unknown key{did_you_mean(key, _OBJECT_KEYS)}: expected {' and '.join(_OBJECT_KEYS)}",
+                )
         components = self.components(spec.get("components"), (*path, "components"))
         ios = spec.get("integration_objects")
         io_path = (*path, "integration_objects")
         if not isinstance(ios, dict) or not ios:
-            self.add(io_path, "expected a non-empty mapping of integration-object name (as in IntObjectName) "
-                              "to its component names")
+            self.add(
+                io_path,
+                "expected a non-empty mapping of integration-object name (as in IntObjectName) "
+                "to its component names",
+            )
             return None
         declared = {}
         for io_name, names in ios.items():
@@ -111,29 +116,37 @@ class _Checker:
             return None
         ok = True
         for index, item in enumerate(value):
-            if not isinstance(item, str) or not _LOGICAL.match(item) or item == IO_TOKEN:
-                self.add((*path, index), f"a component name is lower_snake_case and not {IO_TOKEN!r}, "
-                                         f"got {item!r}")
+            if not isinstance(item, str) or not _LOGICAL.match(item) or item == IO_NAME:
+                self.add(
+                    (*path, index), f"a component name is lower_snake_case and not {IO_NAME!r}, got {item!r}"
+                )
                 ok = False
         if len(set(map(str, value))) != len(value):
             self.add(path, "a component is listed twice")
             ok = False
         return tuple(value) if ok else None
 
-    def integration_object(self, io_name: str, names: Any, components: tuple[str, ...] | None,
-                           path: PathKey) -> dict[str, str] | None:
+    def integration_object(
+        self, io_name: str, names: Any, components: tuple[str, ...] | None, path: PathKey
+    ) -> dict[str, str] | None:
         if not io_name.strip():
             self.add(path, "an integration-object name cannot be empty")
             return None
         if not isinstance(names, dict):
-            self.add(path, "expected a mapping of logical component name to the component's repository name "
-                           f"({'; '.join(components or ())}), got {type(names).__name__}")
+            self.add(
+                path,
+                "expected a mapping of logical component name to the component's repository name "
+                f"({'; '.join(components or ())}), got {type(names).__name__}",
+            )
             return None
         ok = True
         for key, value in names.items():
             if components is not None and key not in components:
-                self.add((*path, key), f"unknown component{did_you_mean(key, components)}: the logical object "
-                                       f"declares {', '.join(components)}")
+                self.add(
+                    (*path, key),
+                    f"unknown component{did_you_mean(key, components)}: the logical object "
+                    f"declares {', '.join(components)}",
+                )
                 ok = False
             elif not isinstance(value, str) or not value.strip():
                 self.add((*path, key), f"expected the component's repository name (text), got {value!r}")
@@ -178,6 +191,8 @@ def load_object(project_dir: Path, name: str) -> SiebelObject:
         raise ConfigError("; ".join(checker.findings), findings=checker.findings)
     if name not in objects:
         known = ", ".join(objects) or "none"
-        raise ConfigError(f"{DECLARATION_FILE} declares no logical object {name!r}"
-                          f"{did_you_mean(name, list(objects))} (declared: {known})")
+        raise ConfigError(
+            f"{DECLARATION_FILE} declares no logical object {name!r}"
+            f"{did_you_mean(name, list(objects))} (declared: {known})"
+        )
     return objects[name]

@@ -67,8 +67,15 @@ def _element_or_attribute(tag: str) -> Getter:
 class XPathDialect:
     """Compiles XPath 1.0 expressions for the rule compiler."""
 
-    def __init__(self, namespaces: dict[str, str] | None = None, tag_escape: str | None = None, *,
-                 style: str = ESCAPED, names: dict[str, str] | None = None, owner: str = "") -> None:
+    def __init__(
+        self,
+        namespaces: dict[str, str] | None = None,
+        tag_escape: str | None = None,
+        *,
+        style: str = ESCAPED,
+        names: dict[str, str] | None = None,
+        owner: str = "",
+    ) -> None:
         self.namespaces = namespaces or {}
         self.tag_escape = tag_escape
         self.style = style
@@ -76,7 +83,7 @@ class XPathDialect:
         self.owner = owner  # the logical object the names belong to, for messages
 
     def expand(self, expr: str) -> str:
-        """Replace ``{{component}}`` and ``{Repository Name}`` with Siebel tags when ``tag_escape: siebel``."""
+        """Replace ``{{component}}`` and ``{Repository Name}`` by Siebel tags (``tag_escape: siebel``)."""
         if self.tag_escape != "siebel":
             return expr
         expr = _COMPONENT.sub(lambda m: siebel_tag(self._component(m.group(1).strip()), self.style), expr)
@@ -84,11 +91,15 @@ class XPathDialect:
 
     def _component(self, name: str) -> str:
         if self.names is None:
-            raise ValueError(f"{{{{{name}}}}} names a component of a Siebel integration object: "
-                             "declare the mapping's object with siebel: (see config/siebel.yaml)")
+            raise ValueError(
+                f"{{{{{name}}}}} names a component of a Siebel integration object: "
+                "declare the mapping's object with siebel: (see config/siebel.yaml)"
+            )
         if name not in self.names:
             known = ", ".join(f"{{{{{n}}}}}" for n in self.names)
-            raise ValueError(f"unknown component {{{{{name}}}}}: {self.owner or 'the object'} declares {known}")
+            raise ValueError(
+                f"unknown component {{{{{name}}}}}: {self.owner or 'the object'} declares {known}"
+            )
         return self.names[name]
 
     def field(self, name: str) -> str:
@@ -111,6 +122,7 @@ class XPathDialect:
             return fast
         xp = self.xpath(expr)
         if all_values:
+
             def get_all(node: Any) -> Any:
                 result = xp(node)
                 if isinstance(result, list):
@@ -118,14 +130,19 @@ class XPathDialect:
                 else:
                     values = [_normalise(result)]
                 return values or None
+
             return get_all
         return lambda node: _normalise(xp(node))
 
     def _fast(self, expr: str) -> Getter | None:
         if "|" in expr:
             parts = [p.strip() for p in expr.split("|")]
-            if len(parts) == 2 and parts[1] == f"@{parts[0]}" and re.fullmatch(_NAME, parts[0]) \
-                    and not self.namespaces:
+            if (
+                len(parts) == 2
+                and parts[1] == f"@{parts[0]}"
+                and re.fullmatch(_NAME, parts[0])
+                and not self.namespaces
+            ):
                 return _element_or_attribute(parts[0])
             return None
         m = _SIMPLE.match(expr)
