@@ -3,8 +3,8 @@
 A WSDL and everything it imports (``wsdl:import``, ``xsd:import``, ``xsd:include``, ``xsd:redefine``) is
 read from local files under the contract root only: ``contractset.py`` walks the set first and refuses
 http(s), files outside the root and links leading out of it; :class:`LocalTransport` then serves zeep
-exactly those files. :class:`Contract` wraps the loaded zeep Document with the operation table both
-directions need.
+exactly those files (rewritten where zeep lacks ``xsd:redefine``, see ``redefine.py``).
+:class:`Contract` wraps the loaded zeep Document with the operation table both directions need.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 from lxml import etree
 
 from adapters.soap.cache import DocumentCache
-from adapters.soap.contractset import contract_files, file_location, references
+from adapters.soap.contractset import contract_files, file_location
+from adapters.soap.redefine import redefinitions, rewrite
 from esb.exceptions import ConfigError
 from esb.registry import did_you_mean
 
@@ -43,11 +44,15 @@ class LocalTransport:
     """Mixin behaviour for zeep's Transport: ``load`` serves the contract's walked files only."""
 
     @staticmethod
-    def make(files: list[Path], load_timeout: float) -> Any:
-        """Return a zeep Transport that loads ``files`` (resolved paths) and refuses any other document."""
+    def make(files: list[Path], root: Path, load_timeout: float) -> Any:
+        """Return a zeep Transport that loads ``files`` (resolved paths) and refuses any other document.
+
+        Documents of a set using ``xsd:redefine`` are served rewritten (see ``redefine.py``).
+        """
         from zeep.transports import Transport
 
         allowed = set(files)
+        renamed = redefinitions(files, root)
 
         class _Local(Transport):
             def load(self, url: str) -> bytes:
@@ -55,7 +60,10 @@ class LocalTransport:
                 path = Path(os.path.realpath(local)) if local is not None else None
                 if path is None or path not in allowed:
                     raise ConfigError(f"contract document {url!r} is not one of the contract's files")
-                return path.read_bytes()
+                data = path.read_bytes()
+                if path in renamed or b"redefine" in data:
+                    return rewrite(data, renamed.get(path, set()))
+                return data
 
         return _Local(timeout=load_timeout, operation_timeout=load_timeout)  # type: ignore[no-untyped-call]
 
@@ -201,19 +209,13 @@ def _load(path: Path, root: Path, load_timeout: float) -> tuple[Any, list[Path]]
     from zeep.wsdl import Document
 
     files = contract_files(path, root)
-    transport = LocalTransport.make(files, load_timeout)
+    transport = LocalTransport.make(files, root, load_timeout)
     limit = sys.getrecursionlimit()
     try:
         document = Document(str(path), transport, settings=zeep_settings())
     except ConfigError:
         raise
     except (ZeepError, etree.XMLSyntaxError, ValueError, KeyError) as exc:
-        redefining = [str(f) for f in files if any(k == "xsd:redefine" for k, _ in references(f))]
-        if redefining:  # zeep 4 has no visitor for xsd:redefine
-            raise ConfigError(
-                f"WSDL {path}: cannot load: {', '.join(redefining)} uses xsd:redefine, which zeep cannot "
-                "build; replace it with xsd:include and change the redefined types in place"
-            ) from exc
         raise ConfigError(f"WSDL {path}: cannot load: {type(exc).__name__}: {exc}") from exc
     finally:
         sys.setrecursionlimit(limit)

@@ -251,15 +251,40 @@ def test_symlink_within_the_root_is_followed(root: Path) -> None:
     assert contract.files[-1] == vendor
 
 
-def test_redefine_under_the_root_is_walked_and_named_when_zeep_cannot_build_it(root: Path) -> None:
-    """An xsd:redefine under the root passes the root check; zeep's missing support is a clear error."""
-    edit(
-        root / TYPES,
-        '<xsd:include schemaLocation="CodeLists.xsd"/>',
-        '<xsd:redefine schemaLocation="./CodeLists.xsd"/>',
-    )
-    with pytest.raises(ConfigError, match=rf"{root / TYPES} uses xsd:redefine, which zeep cannot build"):
-        load_contract(root / SERVICE, root=root)
+REDEFINE = """<xsd:redefine schemaLocation="./CodeLists.xsd">
+    <xsd:simpleType name="PriorityType">
+      <xsd:restriction base="cmn:PriorityType">
+        <xsd:enumeration value="normal"/><xsd:enumeration value="high"/>
+      </xsd:restriction>
+    </xsd:simpleType>
+    <xsd:complexType name="NoteType">
+      <xsd:complexContent>
+        <xsd:extension base="cmn:NoteType">
+          <xsd:sequence><xsd:element name="author" type="xsd:string"/></xsd:sequence>
+        </xsd:extension>
+      </xsd:complexContent>
+    </xsd:complexType>
+  </xsd:redefine>"""
+NOTE = """<xsd:complexType name="NoteType">
+    <xsd:sequence><xsd:element name="text" type="xsd:string"/></xsd:sequence>
+  </xsd:complexType>
+</xsd:schema>"""
+
+
+def test_redefine_under_the_root_loads_and_validates(root: Path) -> None:
+    """A set using xsd:redefine loads (zeep sees the redefined types) and requests obey the redefinition."""
+    edit(root / "xsd/common/v1/CodeLists.xsd", "</xsd:schema>", NOTE)
+    edit(root / TYPES, '<xsd:include schemaLocation="CodeLists.xsd"/>', REDEFINE)
+    contract = load_contract(root / SERVICE, root=root)
+    assert contract.files == [root / name for name in SET]
+    note = contract.document.types.get_type("{http://operator.example/xsd/common/v1}NoteType")
+    assert [name for name, _ in note.elements] == ["text", "author"]
+    priority = contract.document.types.get_type("{http://operator.example/xsd/common/v1}PriorityType")
+    assert priority.name == "PriorityType"
+    validator = RequestValidator(contract.files, contract.root)
+    assert validator.errors(parse_xml(ORDER.encode())) == []
+    (error,) = validator.errors(parse_xml(ORDER.replace(">high<", ">low<").encode()))
+    assert "The value 'low' is not an element of the set {'normal', 'high'}" in error
 
 
 @pytest.mark.parametrize("changed", SET)
