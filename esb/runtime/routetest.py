@@ -358,9 +358,7 @@ class RouteTestFile:
         except Stopping:
             ended.stopped = True
         finally:
-            worker.pre.close()
-            worker.post.close()
-            worker.outlet.close()
+            worker._shutdown()  # as the hub stops a worker: closes steps and sinks, gives back held parts
         ended.delivery = delivery
         ended.waits = worker.waits
         return ended
