@@ -102,9 +102,11 @@ def test_the_shipped_routes_find_order_numbers_in_the_samples() -> None:
     project = Project.load(ROOT, environ={})
     crm = RawKeys.for_route(project.route("crm-order-to-iom"))
     samples = ROOT / "transforms" / "crm" / "samples"
-    for name, expected in (("order_single_utf8.xml", "SO20261125000123"),
-                           ("order_multi_attrs.xml", "SO20261125000124"),
-                           ("order_gbk.xml", "SO20261125000126")):
+    for name, expected in (
+        ("order_single_utf8.xml", "SO20261125000123"),
+        ("order_multi_attrs.xml", "SO20261125000124"),
+        ("order_gbk.xml", "SO20261125000126"),
+    ):
         message = Message(body=(samples / name).read_bytes())
         assert crm(message) == []
         assert message.business_keys == {"order_id": expected}
