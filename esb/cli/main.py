@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "stats": "esb.cli.stats_cmd:stats",
     "route": "esb.cli.route_cmd:route",
     "receive": "esb.cli.receive_cmd:receive",
+    "new": "esb.cli.new_cmd:new",
 }
 
 
