@@ -92,7 +92,7 @@ def test_unreadable_body_is_a_warning_and_no_key() -> None:
 
 
 def test_a_key_the_message_already_carries_is_kept() -> None:
-    """A replayed message keeps the keys it was journaled with; the body is not even parsed."""
+    """A key the message already carries is kept; the body is not even parsed for it."""
     message = Message(body=b"<not-xml", business_keys={"order_id": "SO-0"})
     assert keys_of({"order_id": ORDER_NUMBER}, message) == ({"order_id": "SO-0"}, [])
 
