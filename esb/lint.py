@@ -24,6 +24,7 @@ from esb.project import Project
 from esb.registry import did_you_mean, resolve_adapter
 from esb.transforms.codelistcheck import check_codelist_targets
 from esb.transforms.mapcheck import check_mappings
+from esb.transforms.siebelobjects import declaration_findings
 from esb.typing import Partitionable, capability
 
 
@@ -180,6 +181,7 @@ class Linter:
             self.findings.extend(check_codelist_targets(self.project))
         if self._schemas is not None:
             self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
+        self.findings.extend(f for f in declaration_findings(self.project.root) if f not in self.findings)
 
 
 def _safe(get: Any, what: str) -> Iterable[str]:

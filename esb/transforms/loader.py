@@ -19,13 +19,15 @@ from esb.transforms.functions import FnContext
 from esb.transforms.jmesdialect import JMESPathDialect
 from esb.transforms.kinds import PythonTransform, RuleTransform, XSLTTransform
 from esb.transforms.rules import Compiler, Dialect
+from esb.transforms.siebelmsg import load_siebel_mapping
 from esb.transforms.tmf import DIRECTIONS, TMFTransform
 from esb.transforms.xpathdialect import XPathDialect
 
 COMMON_KEYS = {"kind", "description", "input", "output", "output_schema", "output_type", "output_encoding",
                "max_bytes", "accepts", "input_schema", "ignore"}
 KINDS: dict[str, dict[str, Any]] = {
-    "xpath-to-json": {"io": ("xml", "json"), "keys": {"namespaces", "tag_escape", "context", "let", "rules"}},
+    "xpath-to-json": {"io": ("xml", "json"), "keys": {"namespaces", "tag_escape", "context", "let", "rules",
+                                                          "siebel"}},
     "jmespath": {"io": ("json", "json"), "keys": {"context", "let", "rules", "expression"}},
     "xslt": {"io": ("xml", "xml"), "keys": {"stylesheet", "params", "namespaces"}},
     "python": {"io": None, "keys": {"function"}},
@@ -54,6 +56,8 @@ def load_transform(name: str, path: Path, display: str, project_dir: Path) -> Tr
             raise _fail(doc, (key,), f"unknown key for kind {kind}{did_you_mean(key, allowed)}")
     header = _header(name, doc, spec, kind)
     ctx = FnContext(project_dir, name)
+    if kind == "xpath-to-json" and "siebel" in spec:
+        return load_siebel_mapping(header, doc, spec, ctx, project_dir)
     if kind == "xpath-to-json":
         dialect = XPathDialect(spec.get("namespaces"), spec.get("tag_escape"))
         _accepts_xml(header, doc, spec, dialect)
