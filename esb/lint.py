@@ -172,7 +172,7 @@ class Linter:
             self.findings.extend(_safe(lambda: self.project.transforms.load_all(), "transforms"))
         if self._schemas is not None:
             self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
-        self.findings.extend(f for f in declaration_findings(self.project.root) if f not in self.findings)
+        self.findings.extend(declaration_findings(self.project.root))
 
 
 def _safe(get: Any, what: str) -> Iterable[str]:
@@ -188,7 +188,7 @@ def lint_project(root: Path, env: str | None = None) -> list[str]:
         project = Project.load(root, env, strict=False)
     except ConfigError as exc:
         return exc.findings or [str(exc)]
-    return sorted(Linter(project).run(), key=_position)
+    return sorted(set(Linter(project).run()), key=_position)  # one finding once, however many paths met it
 
 
 def _position(finding: str) -> tuple[str, int, str]:
