@@ -181,7 +181,7 @@ class Linter:
             self.findings.extend(check_codelist_targets(self.project))
         if self._schemas is not None:
             self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
-        self.findings.extend(f for f in declaration_findings(self.project.root) if f not in self.findings)
+        self.findings.extend(declaration_findings(self.project.root))
 
 
 def _safe(get: Any, what: str) -> Iterable[str]:
@@ -198,7 +198,8 @@ def lint_project(root: Path, env: str | None = None) -> list[str]:
     except ConfigError as exc:
         return exc.findings or [str(exc)]
     linter = Linter(project)
-    return sorted([*linter.run(), *linter.warnings], key=_position)
+    findings = {*linter.run(), *linter.warnings}  # one finding once, however many paths met it
+    return sorted(findings, key=_position)
 
 
 def _position(finding: str) -> tuple[str, int, str]:

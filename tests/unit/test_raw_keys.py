@@ -98,7 +98,8 @@ def test_a_key_the_message_already_carries_is_kept() -> None:
 
 
 def test_the_shipped_routes_find_order_numbers_in_the_samples() -> None:
-    """routes.yaml's raw keys read the CRM samples' Siebel order numbers and the channel order's id."""
+    """routes.yaml's raw keys read the Siebel order number in every EAI form the CRM mapping accepts, and
+    the channel order's id."""
     project = Project.load(ROOT, environ={})
     crm = RawKeys.for_route(project.route("crm-order-to-iom"))
     samples = ROOT / "transforms" / "crm" / "samples"
@@ -106,6 +107,11 @@ def test_the_shipped_routes_find_order_numbers_in_the_samples() -> None:
         ("order_single_utf8.xml", "SO20261125000123"),
         ("order_multi_attrs.xml", "SO20261125000124"),
         ("order_gbk.xml", "SO20261125000126"),
+        ("eai/property_set_escaped.xml", "SO-PS-0001"),
+        ("eai/siebel_order_attributes.xml", "SO-ASI-0003"),  # stripped names, as attributes
+        ("eai/siebel_order_elements.xml", "SO-ASI-0002"),  # stripped names, as elements
+        ("eai/no_object_list.xml", "SO-NL-0004"),  # no ListOf<integration object> element
+        ("eai/cmcc_order_gbk.xml", "CM20270305000001"),
     ):
         message = Message(body=(samples / name).read_bytes())
         assert crm(message) == []
