@@ -23,7 +23,7 @@ from esb.config.yamlpos import Located, PathKey, format_path, load_yaml
 from esb.exceptions import ConfigError
 from esb.transforms.functions import FnContext
 from esb.transforms.kinds import RuleTransform
-from esb.transforms.mapsources import Sources, json_sources, load_samples, under, xml_sources
+from esb.transforms.mapsources import Sources, json_sources, load_samples, under, variants, xml_sources
 from esb.transforms.pipeline import split_step
 from esb.transforms.rules import Block, Rule
 from esb.transforms.schemawalk import ITEM, Segment, bind, display, follow
@@ -48,10 +48,10 @@ class Analysis:
         self.warnings.append(warning(self.doc.where(path), f"{format_path(path)}: {problem}"))
 
 
-def rule_mappings(project: Any) -> Iterator[tuple[str, RuleTransform]]:
+def rule_mappings(project: Any) -> Iterator[tuple[str, Any]]:
     """Yield every mapping of the project made of rules (those that compile; the rest are findings)."""
     for name, transform in _compiled(project):
-        if isinstance(transform, RuleTransform):
+        if variants(transform):
             yield name, transform
 
 
@@ -68,7 +68,7 @@ def check_mappings(project: Any) -> tuple[list[str], list[str]]:
     errors: list[str] = []
     warnings: list[str] = []
     for name, transform in _compiled(project):
-        if isinstance(transform, RuleTransform):
+        if variants(transform):
             result = analyse(project, name, transform)
             errors.extend(result.errors)
             warnings.extend(result.warnings)
@@ -80,11 +80,12 @@ def check_mappings(project: Any) -> tuple[list[str], list[str]]:
     return errors, warnings
 
 
-def analyse(project: Any, name: str, transform: RuleTransform) -> Analysis:
+def analyse(project: Any, name: str, mapping: Any) -> Analysis:
     """Check one rule mapping of ``project`` against its schemas and samples."""
     path = project.transforms.path_of(name)
-    doc = load_yaml(path, display=transform.header.file)
-    samples = load_samples(transform, path)
+    doc = load_yaml(path, display=mapping.header.file)
+    samples = load_samples(mapping, path)
+    transform = variants(mapping)[0]  # the variants of a siebel: mapping share their rules and targets
     header = transform.header
     problems: dict[str, str] = {}
     if header.input == "xml":

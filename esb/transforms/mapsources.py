@@ -20,7 +20,9 @@ from esb.transforms.kinds import RuleTransform
 from esb.transforms.registry import TEST_SUFFIX
 from esb.transforms.rules import Block, Rule
 from esb.transforms.schemawalk import ANY, ITEM, display, follow
-from esb.transforms.xmlpaths import XMLSelector, sample_fields, show
+from esb.transforms.siebel import ESCAPED
+from esb.transforms.siebelmsg import SiebelTransform
+from esb.transforms.xmlpaths import XMLSelector, field_of, sample_fields, show
 from esb.transforms.xpathdialect import XPathDialect
 
 Path_ = tuple[str, ...]
@@ -52,10 +54,28 @@ class Sources:
 
 @dataclass
 class Sample:
-    """One sample input: the test file and case it comes from, and the parsed body."""
+    """One sample input: where it comes from, the node the rules run on, and the rules that map it."""
 
     where: str
     body: Any
+    rules: RuleTransform
+
+
+def variants(transform: Any) -> list[RuleTransform]:
+    """Return the compiled rule sets of a rule mapping (a ``siebel:`` mapping has one per object and
+    naming style; they share their rules), or [] for the other kinds."""
+    if isinstance(transform, RuleTransform):
+        return [transform]
+    if isinstance(transform, SiebelTransform):
+        return list(transform.variants.values())
+    return []
+
+
+def _rules_for(transform: Any, parsed: Any) -> tuple[Any, RuleTransform]:
+    """Return the node the rules run on and the rule set that maps ``parsed`` (accepted already)."""
+    if isinstance(transform, SiebelTransform):
+        return transform.select(parsed)
+    return parsed, transform
 
 
 def under(path: str, prefix: str) -> bool:
@@ -63,7 +83,7 @@ def under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith((prefix + ".", prefix + "[]", prefix + "/"))
 
 
-def load_samples(transform: RuleTransform, mapping_file: Path) -> list[Sample]:
+def load_samples(transform: Any, mapping_file: Path) -> list[Sample]:
     """Return the parsed inputs of the error-free cases of the mapping's ``_test.yaml`` (none if absent)."""
     test_file = mapping_file.with_name(mapping_file.stem + TEST_SUFFIX)
     if not test_file.is_file():
@@ -87,9 +107,10 @@ def load_samples(transform: RuleTransform, mapping_file: Path) -> list[Sample]:
                 body = inline.encode("utf-8") if isinstance(inline, str) else inline
             parsed = transform.parse(body)
             transform.check_accepts(parsed)
+            node, rules = _rules_for(transform, parsed)
         except (OSError, EsbError):
             continue
-        out.append(Sample(f"{test_file.name} case {index + 1}", parsed))
+        out.append(Sample(f"{test_file.name} case {index + 1}", node, rules))
     return out
 
 
@@ -185,54 +206,60 @@ def _json_block(block: Block, bases: list[Path_]) -> Iterator[tuple[PathKey, str
 
 # ------------------------------------------------------------------------------------------------ XML
 def xml_sources(transform: RuleTransform, samples: list[Sample]) -> Sources:
-    """Evaluate every XPath source of ``transform`` against the samples: what each selects."""
-    assert isinstance(transform.dialect, XPathDialect)
-    siebel = transform.dialect.tag_escape == "siebel"
-    selector = XMLSelector(transform.dialect)
-    hits: dict[tuple[PathKey, str, str], bool] = {}
-    mapped: set[tuple[str, ...]] = set()
-    fields: set[tuple[str, ...]] = set()
+    """Evaluate every XPath source against the samples, each with the rule set that maps it."""
+    run = _XMLRun()
     for sample in samples:
-        fields |= sample_fields(sample.body)
+        rules = sample.rules
+        assert isinstance(rules.dialect, XPathDialect)
+        selector = run.selectors.setdefault(id(rules), XMLSelector(rules.dialect))
+        base = len(field_of(sample.body))  # a SiebelMessage inside a PropertySet: fields from the message
+        escaped = getattr(rules.dialect, "style", ESCAPED) == ESCAPED
+        siebel = rules.dialect.tag_escape == "siebel" and escaped
         nodes = [sample.body]
-        if transform.context is not None:
-            nodes = transform.context[1](sample.body)
-            key = (("context",), transform.context[0], transform.context[0])
-            hits[key] = hits.get(key, False) or bool(nodes)
+        if rules.context is not None:
+            nodes = rules.context[1](sample.body)
+            run.hit((("context",), 0, 0), rules.context[0], rules.context[0], bool(nodes))
+        mapped: set[tuple[str, ...]] = set()
         for node in nodes:
-            if transform.block is not None:
-                _xml_block(transform.block, node, selector, hits, mapped)
+            if rules.block is not None:
+                run.block(rules.block, node, selector, mapped)
+        fields = sample_fields(sample.body)
+        run.fields |= {show(f[base:], siebel) for f in fields}
+        run.mapped |= {show(f[base:], siebel) for f in fields & mapped}
     result = Sources(basis=f"{len(samples)} sample(s)" if samples else "", samples=len(samples))
-    result.missing = [
-        Missing(
-            where,
-            expr,
-            "selects nothing in any sample" if part == expr else f"{part!r} selects nothing in any sample",
-        )
-        for (where, expr, part), hit in hits.items()
-        if not hit
-    ]
-    result.fields = {show(f, siebel) for f in fields}
-    result.mapped = {show(f, siebel) for f in fields & mapped}
+    for (where, _, _), (expr, part, hit) in run.hits.items():
+        if not hit:
+            what = "selects nothing" if part == expr else f"{part!r} selects nothing"
+            result.missing.append(Missing(where, expr, f"{what} in any sample"))
+    result.fields, result.mapped = run.fields, run.mapped
     return result
 
 
-def _xml_block(
-    block: Block,
-    node: Any,
-    selector: XMLSelector,
-    hits: dict[tuple[PathKey, str, str], bool],
-    mapped: set[tuple[str, ...]],
-) -> None:
-    for rule in [*block.lets, *block.rules]:
-        if rule.block is not None and rule.each is not None:
-            items = rule.each[1](node)
-            key = ((*rule.path, "foreach"), rule.each[0], rule.each[0])
-            hits[key] = hits.get(key, False) or bool(items)
-            for item in items:
-                _xml_block(rule.block, item, selector, hits, mapped)
-            continue
-        for where, expr in _rule_exprs(rule):
-            for part, selected in selector.select(expr, node).items():
-                hits[(where, expr, part)] = hits.get((where, expr, part), False) or bool(selected)
-                mapped |= selected
+class _XMLRun:
+    """What the samples showed: per source (rule, source index, part index), whether it selected anything."""
+
+    def __init__(self) -> None:
+        self.selectors: dict[int, XMLSelector] = {}
+        self.hits: dict[tuple[PathKey, int, int], tuple[str, str, bool]] = {}
+        self.fields: set[str] = set()
+        self.mapped: set[str] = set()
+
+    def hit(self, key: tuple[PathKey, int, int], expr: str, part: str, found: bool) -> None:
+        """Record whether the source ``key`` (shown as ``expr``, ``part``) selected anything."""
+        before = self.hits.get(key)
+        if before is None or (found and not before[2]):
+            self.hits[key] = (expr, part, found)
+
+    def block(self, block: Block, node: Any, selector: XMLSelector, mapped: set[tuple[str, ...]]) -> None:
+        """Evaluate the sources of ``block`` at ``node``, and its foreach blocks at each item."""
+        for rule in [*block.lets, *block.rules]:
+            if rule.block is not None and rule.each is not None:
+                items = rule.each[1](node)
+                self.hit(((*rule.path, "foreach"), 0, 0), rule.each[0], rule.each[0], bool(items))
+                for item in items:
+                    self.block(rule.block, item, selector, mapped)
+                continue
+            for index, (where, expr) in enumerate(_rule_exprs(rule)):
+                for part_index, (part, selected) in enumerate(selector.select(expr, node).items()):
+                    self.hit((where, index, part_index), expr, part, bool(selected))
+                    mapped |= selected

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from esb.config.findings import is_warning
 from esb.exceptions import ConfigError
 from esb.lint import lint_project
+from esb.transforms.coverage import project_coverage
 from esb.transforms.mapcheck import check_mappings
 from tests.unit.mapping_fixture import make_mapping_project
 
@@ -323,3 +325,74 @@ thing_kind:
 def test_shipped_project_has_no_mapping_errors() -> None:
     """The project's own transforms and code lists pass every mapping check."""
     assert [f for f in lint_project(ROOT) if not is_warning(f)] == []
+
+
+SIEBEL_DECLARATION = """\
+thing:
+  components: [thing, line]
+  integration_objects:
+    Thing Entry (Sales):
+      thing: Thing Entry
+      line: Line Item
+    Other Thing:
+      thing: Thing Header
+      line: Thing Line
+"""
+SIEBEL_OBJECTS = """\
+kind: xpath-to-json
+input: xml
+output: json
+output_schema: thing.v1
+siebel: thing
+context: "ListOf{{io}}/{{thing}}"
+rules:
+  id: {field: Order Number, required: true}
+  kind: {value: a}
+  line:
+    foreach: "ListOf{{line}}/{{line}}"
+    rules:
+      sku: {field: Product Id}
+"""
+SIEBEL_OBJECTS_TEST = """\
+cases:
+  - name: escaped names, bare SiebelMessage
+    input_inline: |
+      <SiebelMessage IntObjectName="Thing Entry (Sales)"><ListOfThing_spcEntry_spc_lprSales_rpr>
+        <Thing_spcEntry Order_spcNumber="1"><ListOfLine_spcItem><Line_spcItem Product_spcId="P1"/>
+        </ListOfLine_spcItem></Thing_spcEntry></ListOfThing_spcEntry_spc_lprSales_rpr></SiebelMessage>
+  - name: stripped names inside a PropertySet, another integration object
+    input_inline: |
+      <PropertySet><SiebelMessage IntObjectName="Other Thing"><ListOfOtherThing><ThingHeader>
+        <OrderNumber>2</OrderNumber><ListOfThingLine><ThingLine><ProductId>P2</ProductId></ThingLine>
+        </ListOfThingLine></ThingHeader></ListOfOtherThing></SiebelMessage></PropertySet>
+"""
+
+
+def siebel_project(tmp_path: Path, mapping: str) -> Any:
+    """A project with a `siebel: thing` mapping, its declaration and two samples (both naming styles)."""
+    files = {"config/siebel.yaml": SIEBEL_DECLARATION, "transforms/m/x_test.yaml": SIEBEL_OBJECTS_TEST}
+    return make_mapping_project(tmp_path, {"m/x": mapping}, files)
+
+
+def test_siebel_object_mappings_are_checked_in_each_sample_s_own_names(tmp_path: Path) -> None:
+    """A `siebel:` mapping's samples run through the rules of their own object and naming style."""
+    project = siebel_project(tmp_path, SIEBEL_OBJECTS)
+    assert check_mappings(project) == ([], [])
+    [report] = project_coverage(project)
+    assert report.mapped == [
+        "ListOfOtherThing/ThingHeader/ListOfThingLine/ThingLine/ProductId",
+        "ListOfOtherThing/ThingHeader/OrderNumber",
+        "ListOfThing Entry (Sales)/Thing Entry/ListOfLine Item/Line Item/Product Id",
+        "ListOfThing Entry (Sales)/Thing Entry/Order Number",
+    ]
+    assert report.unmapped == ["IntObjectName"]
+
+
+def test_siebel_object_mapping_findings(tmp_path: Path) -> None:
+    """Targets and sources of a `siebel:` mapping are checked like any rule mapping's."""
+    text = SIEBEL_OBJECTS.replace("kind: {value: a}", "kind: {value: z}").replace("Product Id", "Product ID")
+    errors, warnings = check_mappings(siebel_project(tmp_path, text))
+    assert [e.split(": ")[:2] for e in errors] == [["transforms/m/x.yaml:9", "rules.kind.value"]]
+    assert [w.split(": ")[:3] for w in warnings] == [
+        ["transforms/m/x.yaml:13", "warning", "rules.line.rules.sku.from"]
+    ]
