@@ -89,7 +89,7 @@ def analyse(project: Any, name: str, mapping: Any) -> Analysis:
     header = transform.header
     problems: dict[str, str] = {}
     if header.input == "xml":
-        sources = xml_sources(transform, samples)
+        sources = xml_sources(samples)
     else:
         named = header.input_schema
         schema, problems["input_schema"] = _schema(project, named) if named else (None, "")

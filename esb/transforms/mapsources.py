@@ -205,7 +205,7 @@ def _json_block(block: Block, bases: list[Path_]) -> Iterator[tuple[PathKey, str
 
 
 # ------------------------------------------------------------------------------------------------ XML
-def xml_sources(transform: RuleTransform, samples: list[Sample]) -> Sources:
+def xml_sources(samples: list[Sample]) -> Sources:
     """Evaluate every XPath source against the samples, each with the rule set that maps it."""
     run = _XMLRun()
     for sample in samples:
