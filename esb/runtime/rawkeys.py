@@ -77,7 +77,10 @@ class RawKeys:
         if jmespaths:
             warnings.extend(self._read(message, jmespaths, lambda: self._json_view(message)))
         for warning in warnings:
-            log.warning("raw business key not read", route=self.route_id, message_id=message.id, why=warning)
+            log.warning(
+                "raw business key not read", route=self.route_id, message_id=message.id,
+                correlation_id=message.correlation_id, why=warning,
+            )  # fmt: skip
         return warnings
 
     def _json_view(self, message: Message) -> dict[str, Any]:
