@@ -161,13 +161,14 @@ def test_sid_documents_convert_and_come_back(entity: str, cls: str, schema_file:
         for path, value in _leaves(doc).items():
             if not (path in back and _same(value, back[path])) and _anywhere(path, value) not in moved:
                 assert _named(path, warnings), f"{_dotted(path)} = {value!r} lost without a warning"
+        if flagged:
+            return  # incomplete: the canonical model refuses it anyway, so its TMF form is not read back
         # the TMF form reads back to the same canonical document, without new corrections
         again, again_warnings = from_tmf(entity, tmf, MODEL)
         assert again == canonical
         assert not [w for w in again_warnings if "dropped" in w or "read as" in w]
         if not [w for w in warnings if "dropped" in w]:  # all kept: the TMF form is SID-valid again
             assert tmf_errors(schema_file, TMF_DIR, tmf) == []
-        if not warnings:  # read without a correction: exact both ways
-            assert MODEL.validator(spec.canonical_schema).errors(json.loads(dumps(canonical))) == []
+        assert MODEL.validator(spec.canonical_schema).errors(json.loads(dumps(canonical))) == []
 
     check()

@@ -137,9 +137,16 @@ def test_cancel_product_order_state_is_normalised_and_checked() -> None:
 @pytest.mark.parametrize(
     ("entity", "example", "field", "canonical_value", "tmf_value"),
     [
-        pytest.param("product", "product.v1/valid/mobile_5g_plan.json", "status", "aborted", "aborted ", id="aborted"),
         pytest.param(
-            "party", "party.v1/valid/individual_verified.json", "status", "deceased", "deceaded", id="deceaded"
+            "product", "product.v1/valid/mobile_5g_plan.json", "status", "aborted", "aborted ", id="aborted"
+        ),
+        pytest.param(
+            "party",
+            "party.v1/valid/individual_verified.json",
+            "status",
+            "deceased",
+            "deceaded",
+            id="deceaded",
         ),
     ],
 )
@@ -175,7 +182,9 @@ def test_unknown_fields_are_dropped_with_their_value_in_the_warning() -> None:
         '$.productOrder.orderNumber: not a field of the canonical cancel_product_order.v1; dropped: "X-1"'
         in warnings
     )
-    assert '$.channelCode: not a field of the canonical cancel_product_order.v1; dropped: {"code":7}' in warnings
+    assert (
+        '$.channelCode: not a field of the canonical cancel_product_order.v1; dropped: {"code":7}' in warnings
+    )
 
 
 def test_missing_required_field_is_named_not_invented() -> None:
@@ -191,12 +200,27 @@ def test_missing_required_field_is_named_not_invented() -> None:
 
 def test_array_item_warnings_name_the_place_as_it_came() -> None:
     """When an invalid array item leaves, later warnings still name items by their place in the input."""
+    tmf = _fixture("cancel_product_order_userguide.json")
+    tmf["relatedParty"] = [7, {"id": "C1", "@referredType": "Customer", "rank": 1}]
+    cancel, warnings = from_tmf("CancelProductOrder", tmf, MODEL)
+    assert cancel["relatedParty"] == [{"id": "C1", "@referredType": "Customer"}]
+    assert [w.split(":")[0] for w in warnings if "host:port" not in w] == [
+        "$.relatedParty[0]",
+        "$.relatedParty[1].rank",
+    ]
+
+
+def test_item_lacking_a_required_field_is_kept_and_named() -> None:
+    """An order item the canonical model cannot take whole stays (not dropped); the warning names it."""
     tmf = _fixture("product_order_userguide.json")
-    tmf["relatedParty"][0]["id"] = ""
-    tmf["relatedParty"][1]["id"] = ""
-    _, warnings = from_tmf("ProductOrder", tmf, MODEL)
-    dropped = [w.split(":")[0] for w in warnings if "is a required property; dropped" in w]
-    assert sorted(dropped) == ["$.relatedParty[0]", "$.relatedParty[1]"]
+    del tmf["productOrderItem"][2]["id"]
+    order, warnings = from_tmf("ProductOrder", tmf, MODEL)
+    assert len(order["productOrderItem"]) == 3
+    assert (
+        "$.productOrderItem[2]: 'id' is a required property in the canonical product_order.v1; "
+        "the document is incomplete" in warnings
+    )
+    assert [p for p, _ in _valid("product_order.v1", order)] == ["$.productOrderItem[2]"]
 
 
 def test_subclass_type_is_read_as_its_base_with_a_warning() -> None:
@@ -206,9 +230,8 @@ def test_subclass_type_is_read_as_its_base_with_a_warning() -> None:
     tmf["@baseType"] = "ProductOrder"
     order, warnings = from_tmf("ProductOrder", tmf, MODEL)
     assert order["@type"] == "ProductOrder"
-    assert "$.@type: 'MobileProductOrder' is a sub-class of 'ProductOrder' (its @baseType); read as 'ProductOrder'" in (
-        warnings
-    )
+    expected = "is a sub-class of 'ProductOrder' (its @baseType); read as 'ProductOrder'"
+    assert f"$.@type: 'MobileProductOrder' {expected}" in warnings
 
 
 def test_sid_service_order_item_name_is_read_as_service_order_item() -> None:
@@ -219,7 +242,9 @@ def test_sid_service_order_item_name_is_read_as_service_order_item() -> None:
     tmf["orderItem"] = tmf.pop("serviceOrderItem")
     back, warnings = from_tmf("ServiceOrder", loads(dumps(tmf)), MODEL)
     assert back == canonical
-    assert warnings == ["$.orderItem: read as 'serviceOrderItem' (the name the canonical model and TMF API use)"]
+    assert warnings == [
+        "$.orderItem: read as 'serviceOrderItem' (the name the canonical model and TMF API use)"
+    ]
 
 
 def test_bundle_resolves_cross_file_refs_offline() -> None:
@@ -243,7 +268,9 @@ def test_route_transform_journals_what_it_dropped(tmp_path: Path) -> None:
     body = dumps(tmf).encode("utf-8")
     out = TransformRegistry(tmp_path).get("t/in").apply(Message(body=body, id="m1"))
     assert "channelCode" not in out.body
-    assert out.body["productOrder"]["href"] == "https://host:port/productOrderingManagement/v4/productOrder/3774"
+    assert (
+        out.body["productOrder"]["href"] == "https://host:port/productOrderingManagement/v4/productOrder/3774"
+    )
     assert (
         't/in: $.channelCode: not a field of the canonical cancel_product_order.v1; dropped: "web"'
         in out.headers[WARNINGS_HEADER]

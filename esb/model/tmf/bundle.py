@@ -5,8 +5,8 @@ The SID schemas (:mod:`esb.model.tmf.schemas`) refer to each other with relative
 Attribute`` (a JSON pointer). Tools that cannot follow such references (test-data generators such as
 hypothesis-jsonschema) take :func:`bundled_schema` instead: the class schema with each reference replaced
 by the schema it names (a class whose published file does not resolve is taken from
-:data:`~esb.model.tmf.schemas.ERRATA`). Only files under the schema folder are read; a reference that leaves the folder
-or names a URL is an error, never fetched.
+:data:`~esb.model.tmf.schemas.ERRATA`). Only files under the schema folder are read; a reference that
+leaves the folder or names a URL is an error, never fetched.
 
 The SID model is recursive (an order item holds order items, a product holds products): a reference to a
 class already being inlined, or one deeper than ``max_depth`` references, becomes ``false`` (no value

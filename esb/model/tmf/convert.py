@@ -13,8 +13,15 @@ Rules (docs/canonical-model-rules.md, "TMF mapping"):
   ``@baseType: "esb:<field>"``.
 - Sloppy input (:func:`from_tmf`): a state in the wrong case or spelling (``InProgress``, ``IN_PROGRESS``)
   or a mis-cased ``@type`` is accepted and corrected with a warning; a missing ``@type`` is filled with a
-  warning when the entity has one TMF class; an unknown state or class, or a relatedParty without
+  warning when the entity has one TMF class; a TMF630 sub-class (unknown ``@type``, ``@baseType`` the
+  class) is read as the class with a warning; an unknown state or class, or a relatedParty without
   ``@referredType``, is a :class:`TMFConversionError`. Nothing is changed silently.
+- TMF's own values are kept: states TMF spells its own way (``"aborted "``, ``"deceaded"``, the SID's
+  ``"accepted"``) are read silently and written back TMF's way (``entities.TMF_SPELLINGS``); an ``href``
+  that is not a URI reference is kept with a warning.
+- Given the project's canonical schemas, :func:`from_tmf` fits the result to them
+  (:mod:`esb.model.tmf.fit`): what they have no place for is dropped, each with a warning carrying it.
+  docs/canonical-model.md ("TM Forum documents") lists what is kept and what becomes a warning.
 """
 
 from __future__ import annotations
@@ -264,7 +271,9 @@ def _check_hrefs(node: Any, path: str, warnings: list[str]) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "href" and isinstance(value, str) and not _is_uri_reference(value):
-                warnings.append(f"{path}.href: {show(value)} is not a URI reference (RFC 3986); kept as it came")
+                warnings.append(
+                    f"{path}.href: {show(value)} is not a URI reference (RFC 3986); kept as it came"
+                )
             _check_hrefs(value, f"{path}.{key}", warnings)
     elif isinstance(node, list):
         for i, item in enumerate(node):

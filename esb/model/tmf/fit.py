@@ -7,10 +7,11 @@ converted document hold only what its canonical schema accepts, and says what it
 - a field the canonical schema does not know (``unevaluatedProperties``) is dropped; the warning names
   its path and carries its value, so the journal keeps it;
 - a value the schema refuses (not in the enumeration, wrong type or format, empty where a value is
-  wanted) is dropped the same way (an array item is removed from its array), and so is a nested object
-  that lacks a field the schema requires (a relatedParty without ``id``): nothing is invented;
-- a top-level field the canonical schema requires and the TMF document lacks (an order without ``id``)
-  is named in a warning: the document stays incomplete and whoever validates it next reports it.
+  wanted) is dropped the same way (an array item is removed from its array);
+- a field the canonical schema requires and the TMF document lacks (an order without ``id``, an order
+  item without its offering) is named in a warning, nothing is invented and no object is dropped for
+  it (an order without one of its lines would be another order): the document stays incomplete, and
+  whoever validates it next (the CLI, the route's output schema) refuses it for that field.
 
 Nothing is changed without a warning. Valid documents cost one fast check (jsonschema-rs); only the
 others are walked with python-jsonschema, whose errors say which keyword failed where.
@@ -98,7 +99,7 @@ def fit_to_schema(doc: dict[str, Any], model: ModelRegistry, schema: str) -> lis
     warnings: list[str] = []
     removed = _Removed()
     for _ in range(_MAX_ROUNDS):
-        errors = [e for e in validator.iter_errors(doc) if e.absolute_path or e.validator != "required"]
+        errors = [e for e in validator.iter_errors(doc) if e.validator != "required"]
         values = [e for e in errors if e.validator not in _UNKNOWN_FIELDS and e.absolute_path]
         drops: dict[tuple[Any, ...], str] = {}
         if values:
@@ -119,9 +120,9 @@ def fit_to_schema(doc: dict[str, Any], model: ModelRegistry, schema: str) -> lis
                 removed.add(where)
             warnings.append(f"{json_path(where)}: {drops[path]}: {show(value)}")
     for error in validator.iter_errors(doc):
-        where = json_path(removed.original(tuple(error.absolute_path)))
+        at = json_path(removed.original(tuple(error.absolute_path)))
         if error.validator == "required":
-            warnings.append(f"{where}: {error.message} in the canonical {schema}; the document is incomplete")
+            warnings.append(f"{at}: {error.message} in the canonical {schema}; the document is incomplete")
         else:
-            warnings.append(f"{where}: {error.message} (left as it came)")
+            warnings.append(f"{at}: {error.message} (left as it came)")
     return warnings
