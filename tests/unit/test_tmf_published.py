@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from esb.cli.main import cli
+from esb.exceptions import ConfigError
 from esb.message import Message
 from esb.model.registry import ModelRegistry
 from esb.model.tmf import TMFConversionError, dumps, from_tmf, loads, to_tmf
@@ -275,3 +278,65 @@ def test_route_transform_journals_what_it_dropped(tmp_path: Path) -> None:
         't/in: $.channelCode: not a field of the canonical cancel_product_order.v1; dropped: "web"'
         in out.headers[WARNINGS_HEADER]
     )
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["--project", str(ROOT), "model", *args])
+
+
+def test_cli_from_tmf_reads_the_published_order_with_warnings() -> None:
+    """`esb model from-tmf` prints the canonical order (exit 0), each host:port href a stderr warning."""
+    result = _cli("from-tmf", "ProductOrder", str(FIXTURES / "product_order_userguide.json"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["href"] == HOST_PORT
+    assert result.stderr.count("is not a URI reference (RFC 3986); kept as it came") == 9
+
+
+def test_cli_from_tmf_names_what_an_incomplete_order_lacks(tmp_path: Path) -> None:
+    """An order without id is read but reported incomplete: a warning, the schema error, exit 1."""
+    tmf = _fixture("product_order_userguide.json")
+    del tmf["id"]
+    path = tmp_path / "order.json"
+    path.write_text(dumps(tmf), encoding="utf-8")
+    result = _cli("from-tmf", "ProductOrder", str(path))
+    assert result.exit_code == 1
+    assert "'id' is a required property in the canonical product_order.v1; the document is incomplete" in (
+        result.stderr
+    )
+    assert "not a valid product_order.v1" in result.stderr
+
+
+def test_cli_to_tmf_writes_cancel_product_order() -> None:
+    """`esb model to-tmf cancel_product_order` prints the TMF622 task, SID-valid."""
+    _needs_sid()
+    path = EXAMPLES / "cancel_product_order.v1" / "valid" / "customer_cancels.json"
+    result = _cli("to-tmf", "cancel_product_order", str(path))
+    assert result.exit_code == 0, result.output
+    tmf = loads(result.stdout)
+    assert tmf["@type"] == "CancelProductOrder"
+    assert tmf_errors("Product/CancelProductOrder", TMF_DIR, tmf) == []
+
+
+def test_bundle_refuses_references_outside_the_folder(tmp_path: Path) -> None:
+    """A $ref to a URL or out of the schema folder is a clear error, never fetched nor read."""
+    folder = tmp_path / "sid" / "Customer"
+    folder.mkdir(parents=True)
+    for name, ref in (("Web", "https://example.org/x.schema.json#X"), ("Out", "../../outside.schema.json#X")):
+        schema = {"definitions": {name: {"$id": f"#{name}", "properties": {"x": {"$ref": ref}}}}}
+        (folder / f"{name}.schema.json").write_text(json.dumps(schema), encoding="utf-8")
+    (tmp_path / "outside.schema.json").write_text('{"definitions": {}}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a relative file reference"):
+        bundled_schema("Customer/Web", tmp_path / "sid")
+    with pytest.raises(ConfigError, match="leaves the schema folder"):
+        bundled_schema("Customer/Out", tmp_path / "sid")
+
+
+def test_bundle_cuts_recursion_with_false(tmp_path: Path) -> None:
+    """A class that holds itself (an order item's items) is unfolded once, then allows nothing."""
+    folder = tmp_path / "Customer"
+    folder.mkdir()
+    item = {"$id": "#Item", "properties": {"child": {"type": "array", "items": {"$ref": "#Item"}}}}
+    (folder / "Item.schema.json").write_text(json.dumps({"definitions": {"Item": item}}), encoding="utf-8")
+    assert bundled_schema("Customer/Item", tmp_path) == {
+        "properties": {"child": {"type": "array", "items": False}}
+    }
