@@ -3,7 +3,9 @@
 Structure (unknown keys, types) is checked while loading (:mod:`esb.project`); this module adds the
 cross-references: endpoints, transforms and schemas that routes name must exist, route ids are unique,
 a choice has no duplicate ``when``, expressions parse, every route has a dead-letter endpoint. Then the
-transforms compile and the canonical schemas are checked.
+transforms compile, rule mappings are checked against their schemas and samples
+(:mod:`esb.transforms.mapcheck`; :attr:`Linter.warnings` holds what does not fail lint) and the
+canonical schemas are checked.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from esb.exceptions import ConfigError
 from esb.expressions import validate_expression
 from esb.project import Project
 from esb.registry import did_you_mean, resolve_adapter
+from esb.transforms.codelistcheck import check_codelist_targets
+from esb.transforms.mapcheck import check_mappings
+from esb.transforms.siebelobjects import declaration_findings
 from esb.typing import Partitionable, capability
 
 
@@ -29,6 +34,7 @@ class Linter:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.findings: list[str] = list(project.findings)
+        self.warnings: list[str] = []
         self._transforms = self._names(lambda: project.transforms.names(), "transforms")
         self._schemas = self._names(lambda: project.model.names(), "canonical_model")
 
@@ -166,11 +172,16 @@ class Linter:
             self.add(path, f"invalid JMESPath expression {text!r}: {problem}")
 
     def check_content(self) -> None:
-        """Compile every transform and check every canonical schema."""
+        """Compile every transform, check rule mappings against their schemas, check every schema."""
         if self._transforms is not None:
             self.findings.extend(_safe(lambda: self.project.transforms.load_all(), "transforms"))
+            errors, self.warnings = check_mappings(self.project)
+            self.findings.extend(errors)
+        if self._schemas is not None:
+            self.findings.extend(check_codelist_targets(self.project))
         if self._schemas is not None:
             self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
+        self.findings.extend(declaration_findings(self.project.root))
 
 
 def _safe(get: Any, what: str) -> Iterable[str]:
@@ -181,12 +192,14 @@ def _safe(get: Any, what: str) -> Iterable[str]:
 
 
 def lint_project(root: Path, env: str | None = None) -> list[str]:
-    """Return every finding about the project at ``root`` (empty when it is clean)."""
+    """Return every finding about the project at ``root``, warnings included (empty when it is clean)."""
     try:
         project = Project.load(root, env, strict=False)
     except ConfigError as exc:
         return exc.findings or [str(exc)]
-    return sorted(Linter(project).run(), key=_position)
+    linter = Linter(project)
+    findings = {*linter.run(), *linter.warnings}  # one finding once, however many paths met it
+    return sorted(findings, key=_position)
 
 
 def _position(finding: str) -> tuple[str, int, str]:

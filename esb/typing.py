@@ -9,7 +9,8 @@ name, never with ``getattr``)::
 
     sink capabilities      BatchWriter (write_many), Requester (request)
     source capabilities    Breakable (broken: the connection died, stop reading)
-    adapter capabilities   QueueInspector (depth, stats, peek), Republisher (others may publish into a
+    adapter capabilities   QueueInspector (depth, stats, peek), OutboxReader (what a sink endpoint left
+                           for its peer: batch files, esb receive), Republisher (others may publish into a
                            source endpoint: replay, dlq retry), Partitionable (split a source into
                            ordered partition endpoints), HealthReporter (esb health), JobReporter
                            (scheduled jobs), CommandProvider (adds ``esb <adapter> ...`` commands)
@@ -216,6 +217,28 @@ class QueueInspector(Protocol):
 
     def peek(self, endpoint: EndpointConfig, context: AdapterContext, limit: int = 10) -> list[Message]:
         """Return up to ``limit`` waiting messages, oldest first, leaving them in place."""
+        ...
+
+
+@runtime_checkable
+class OutboxReader(Protocol):
+    """An adapter whose sink endpoints leave messages for their peer to collect (batch files in a folder)."""
+
+    def collects(self, endpoint: EndpointConfig) -> bool:
+        """True when ``endpoint`` is an outbox this adapter can collect from (e.g. a batch ``outbound``)."""
+        ...
+
+    def collect(
+        self,
+        endpoint: EndpointConfig,
+        context: AdapterContext,
+        limit: int,
+        on_message: Callable[[Message], None],
+        *,
+        consume: bool = False,
+    ) -> int:
+        """Hand up to ``limit`` complete items waiting for the peer to ``on_message``, oldest first; return
+        how many. With ``consume`` take each away as the peer would, only after ``on_message`` returned."""
         ...
 
 

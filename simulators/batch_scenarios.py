@@ -111,7 +111,11 @@ class NCRExtractScenario:
         """Nothing to start: the warehouse reads files."""
 
     def plan(self, count: int, run: str) -> list[PlannedMessage]:
-        """Whole files of good customers; the rest (and every 9th) break the canonical schema."""
+        """Whole files of good customers; the rest (and every 9th) break the canonical schema.
+
+        Good customers come only in whole extract files (``NCR_FILE_RECORDS``) so that each is flushed and
+        the warehouse can count them: fewer than ``NCR_FILE_RECORDS * 9 // 8 + 1`` records plan none.
+        """
         rng = random.Random(count)  # noqa: S311 - test data
         good_total = (count * 8 // 9) // NCR_FILE_RECORDS * NCR_FILE_RECORDS
         planned = []

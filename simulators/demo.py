@@ -9,9 +9,11 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from esb.exceptions import mask_url
 from esb.files import process_umask
 from esb.project import Project
 from esb.runtime.hub import Hub
@@ -50,13 +52,37 @@ class RouteReport:
         )
 
 
-def run_demo(root: Path, env: str | None, messages: int, timeout: float) -> tuple[list[RouteReport], float]:
-    """Run the demo; return a report per route and the seconds it took."""
+def state_lines(project: Project) -> list[str]:
+    """Where the demo keeps its state (kept after the run), one ``what  where`` line each."""
+    settings = project.settings
+    data_dir = settings.data_dir
+    exchange = data_dir / "exchange"  # run_demo points ESB_EXCHANGE_DIR there
+    return [
+        f"data folder  {data_dir}",
+        f"journal      {mask_url(settings.journal.url)}",
+        f"queues       {mask_url(settings.broker.url)}",
+        f"exchange     {exchange}  (the batch files in and out)",
+        f"look inside  export ESB_DATA_DIR={data_dir} ESB_EXCHANGE_DIR={exchange}; then esb trace KEY, "
+        "esb receive ENDPOINT --peek, esb dlq list",
+    ]
+
+
+def run_demo(
+    root: Path,
+    env: str | None,
+    messages: int,
+    timeout: float,
+    announce: Callable[[Project], None] | None = None,
+) -> tuple[list[RouteReport], float]:
+    """Run the demo; return a report per route and the seconds it took. ``announce`` is called with the
+    loaded project before anything starts (``esb demo`` prints where the state lives)."""
     data_dir = Path(tempfile.mkdtemp(prefix="esb-demo-"))
     choose_free_ports()  # the demo never collides with a running hub's listeners
     os.environ.update(DEMO_ENVIRONMENT)
     environ = {**os.environ, "ESB_DATA_DIR": str(data_dir), "ESB_EXCHANGE_DIR": str(data_dir / "exchange")}
     project = Project.load(root, env, environ=environ)
+    if announce is not None:
+        announce(project)
     umask = process_umask()  # as `esb run` does; given back at the end (the demo may run inside tests)
     try:
         return _run(project, messages, timeout)

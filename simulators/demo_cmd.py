@@ -6,6 +6,7 @@ import click
 
 from esb.cli.main import Obj
 from esb.logging import configure_logging
+from esb.project import Project
 
 
 @click.command()
@@ -21,10 +22,16 @@ from esb.logging import configure_logging
 @click.pass_obj
 def demo(obj: Obj, messages: int, timeout: float) -> None:
     """Run the hub with the simulated systems; print per-route counts; exit 0 only if all ended as planned."""
-    from simulators.demo import run_demo
+    from simulators.demo import run_demo, state_lines
+
+    def announce(project: Project) -> None:
+        click.echo("demo state (a fresh folder, kept after the run):")
+        for line in state_lines(project):
+            click.echo(f"  {line}")
+        click.echo("")
 
     configure_logging("critical", "console")
-    reports, seconds = run_demo(obj.project, obj.env, messages, timeout)
+    reports, seconds = run_demo(obj.project, obj.env, messages, timeout, announce)
     header = (
         f"{'route':<32} {'sent':>6} {'delivered':>10} {'filtered':>9} {'dead-letter':>11} {'pending':>8} "
         f"{'peer got':>9}  result"

@@ -14,14 +14,19 @@ from typing import TYPE_CHECKING
 
 import click
 
+from simulators.batch_scenarios import NCR_FILE_RECORDS
 from simulators.crm import PlannedMessage
 from simulators.scenarios import Scenario, scenario_for
 
 if TYPE_CHECKING:
     from esb.project import Project
 
-#: Scenarios whose unit is a file, not a message: sent whole, every FILE_EVERY ticks.
-FILE_SCENARIOS = frozenset({"BillingChargesScenario", "NCRExtractScenario"})
+#: Scenarios whose unit is a file, not a message: sent whole, every FILE_EVERY ticks, with this many
+#: records. The NCR plan keeps its good customers to whole extract files (NCR_FILE_RECORDS each) and makes
+#: about one in nine invalid: it needs room for one whole file beside its invalid records, or every record
+#: it plans is invalid (10 records gave 10 dead letters).
+FILE_RECORDS = {"BillingChargesScenario": 10, "NCRExtractScenario": NCR_FILE_RECORDS * 9 // 8 + 1}
+FILE_SCENARIOS = frozenset(FILE_RECORDS)
 FILE_EVERY = 20
 PLAN_SIZE = 25
 
@@ -64,11 +69,16 @@ class LiveSimulation:
     def _tick(
         self, scenario: Scenario, index: int, tick: int, run: str, queues: dict[int, list[PlannedMessage]]
     ) -> None:
-        if type(scenario).__name__ in FILE_SCENARIOS:
+        kind = type(scenario).__name__
+        if kind in FILE_SCENARIOS:
             if tick % FILE_EVERY == index % FILE_EVERY:
-                planned = scenario.plan(10, f"{run}{tick}")
+                planned = scenario.plan(FILE_RECORDS[kind], f"{run}{tick}")
                 scenario.send(planned)
-                click.echo(f"sim  -> {scenario.route_id:<32} a file of {len(planned)} records")
+                mix = ", ".join(
+                    f"{sum(p.expected == outcome for p in planned)} expect {outcome}"
+                    for outcome in sorted({p.expected for p in planned})
+                )
+                click.echo(f"sim  -> {scenario.route_id:<32} a file of {len(planned)} records ({mix})")
             return
         if not queues.get(index):
             queues[index] = scenario.plan(PLAN_SIZE, f"{run}{tick}")

@@ -6,11 +6,13 @@ See docs/batch.md. ``adapter: batch`` endpoints are validated by :class:`BatchEn
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from adapters.batch.config import BatchEndpoint
 from adapters.batch.sink import BatchSink
 from adapters.batch.source import BatchSource
+from esb.message import Message
 
 __all__ = ["BatchAdapter", "BatchEndpoint", "BatchSink", "BatchSource"]
 
@@ -31,6 +33,24 @@ class BatchAdapter:
     def sink(self, endpoint: BatchEndpoint, context: Any) -> BatchSink:
         """Return an unconnected sink (the endpoint needs ``outbound``)."""
         return BatchSink(endpoint, context)
+
+    def collects(self, endpoint: BatchEndpoint) -> bool:
+        """``esb receive``: an outbound endpoint is an outbox (its remote folder holds files for the peer)."""
+        return endpoint.outbound is not None
+
+    def collect(
+        self,
+        endpoint: BatchEndpoint,
+        context: Any,
+        limit: int,
+        on_message: Callable[[Message], None],
+        *,
+        consume: bool = False,
+    ) -> int:
+        """``esb receive``: the complete files waiting in an outbound endpoint's folder, oldest first."""
+        from adapters.batch.outbox import collect
+
+        return collect(endpoint, context, limit, on_message, consume=consume)
 
     def health(self, endpoint: BatchEndpoint, context: Any) -> tuple[str, str]:
         """``esb health``: the remote folder is reachable (SFTP host key, login, listing; local: writable)."""

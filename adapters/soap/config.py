@@ -5,6 +5,10 @@ target of an ``enrich`` step) calling a peripheral system; with ``listen`` it is
 peripheral systems (a source). Endpoints naming the same ``listen.host``/``listen.port`` share one HTTP
 server; endpoints with the same ``listen.path`` share one WSDL there.
 
+The WSDL and every file it imports must lie under ``contract_root`` (default ``config/contracts``): a
+published multi-file set (``wsdl/<service>/v2/Service.wsdl`` importing ``../../../xsd/...``) loads as it
+is, nothing outside the root is read and nothing is fetched over the network.
+
 Secrets never appear in the file: a password is read from ``password_env`` or ``password_file``.
 """
 
@@ -19,6 +23,9 @@ from pydantic import Field, model_validator
 from adapters.http.options import Credential, Strict, ThrottleOptions, TLSOptions
 from esb.config.durations import Duration
 from esb.config.systems import EndpointConfig
+
+#: where a project keeps its contracts, and the default contract root of every SOAP endpoint
+DEFAULT_CONTRACT_ROOT = Path("config/contracts")
 
 
 class ClientAuth(Credential):
@@ -83,6 +90,12 @@ class SOAPEndpoint(EndpointConfig):
     wsdl: Path = Field(
         description="the WSDL file, relative to the project (imports resolved from local files)"
     )
+    contract_root: Path = Field(
+        default=DEFAULT_CONTRACT_ROOT,
+        description="the folder, relative to the project, that the WSDL and every file it imports "
+        "(wsdl:import, xsd:import, xsd:include, xsd:redefine, at any depth, symbolic links resolved) "
+        "must lie in; nothing outside it is read and nothing is fetched over the network",
+    )
     service: str | None = Field(default=None, description="wsdl:service name (default: the only one)")
     port: str | None = Field(default=None, description="wsdl:port name (default: the first SOAP port)")
     operation: str = Field(min_length=1, description="the operation this endpoint calls or serves")
@@ -111,4 +124,8 @@ class SOAPEndpoint(EndpointConfig):
 
     def wsdl_path(self, project_dir: Path) -> Path:
         """Return the WSDL's absolute path."""
-        return Path(os.path.abspath(self.wsdl if self.wsdl.is_absolute() else project_dir / self.wsdl))
+        return Path(os.path.abspath(project_dir / self.wsdl))
+
+    def contract_root_path(self, project_dir: Path) -> Path:
+        """Return the contract root's absolute path."""
+        return Path(os.path.abspath(project_dir / self.contract_root))

@@ -39,11 +39,9 @@ def service_address(endpoint: SOAPEndpoint, context: AdapterContext) -> str:
     """Return the address a call goes to: ``address``, else the WSDL port's ``soap:address``."""
     if endpoint.address:
         return endpoint.address
-    from adapters.soap.sink import cache_dir
-    from adapters.soap.wsdl import load_contract
+    from adapters.soap.sink import endpoint_contract
 
-    contract = load_contract(endpoint.wsdl_path(context.project_dir), root=context.project_dir,
-                             cache_dir=cache_dir(context), load_timeout=endpoint.load_timeout)
+    contract = endpoint_contract(endpoint, context)
     address = contract.operation(endpoint.service, endpoint.port, endpoint.operation).address
     if not address:
         raise ConfigError(f"{context.endpoint}: no address given and the WSDL's port has no soap:address")
@@ -96,8 +94,11 @@ def service_health(endpoint: SOAPEndpoint, context: AdapterContext) -> tuple[str
     session, note = _session(endpoint, context)
     started = time.monotonic()
     try:
-        response = session.get(address.split("?", 1)[0] + "?wsdl", allow_redirects=False,
-                               timeout=(endpoint.connect_timeout, endpoint.timeout))
+        response = session.get(
+            address.split("?", 1)[0] + "?wsdl",
+            allow_redirects=False,
+            timeout=(endpoint.connect_timeout, endpoint.timeout),
+        )
     except requests.Timeout:
         return DOWN, f"{shown}: connected, but no HTTP answer within {endpoint.timeout:g}s"
     except requests.RequestException as exc:
@@ -132,10 +133,14 @@ def listener_health(endpoint: SOAPEndpoint, context: AdapterContext) -> tuple[st
     if problem is not None:
         pid = context.services.running_hub()
         if pid is None:
-            return DEGRADED, (f"{where}: {problem}: no hub is running on this data directory "
-                              "(start it with `esb run`), so the listener is not served")
-        return DOWN, (f"{where}: {problem}, although the hub runs (pid {pid}): the listener did not "
-                      "start or its route is not run by this hub (see the hub's log)")
+            return DEGRADED, (
+                f"{where}: {problem}: no hub is running on this data directory "
+                "(start it with `esb run`), so the listener is not served"
+            )
+        return DOWN, (
+            f"{where}: {problem}, although the hub runs (pid {pid}): the listener did not "
+            "start or its route is not run by this hub (see the hub's log)"
+        )
     import requests
 
     session = requests.Session()

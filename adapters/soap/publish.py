@@ -14,14 +14,9 @@ from urllib.parse import quote
 
 from lxml import etree
 
+from adapters.soap.contractset import LOCATIONS
 from esb.xmlsafe import hardened_parser
 
-_LOCATIONS = {
-    "{http://schemas.xmlsoap.org/wsdl/}import": "location",
-    "{http://www.w3.org/2001/XMLSchema}import": "schemaLocation",
-    "{http://www.w3.org/2001/XMLSchema}include": "schemaLocation",
-    "{http://www.w3.org/2001/XMLSchema}redefine": "schemaLocation",
-}
 _ADDRESSES = {
     "{http://schemas.xmlsoap.org/wsdl/soap/}address",
     "{http://schemas.xmlsoap.org/wsdl/soap12/}address",
@@ -53,7 +48,7 @@ class Publisher:
             return None
         tree = etree.parse(str(path), parser=hardened_parser())
         for node in tree.iter():
-            attr = _LOCATIONS.get(node.tag) if isinstance(node.tag, str) else None
+            attr = LOCATIONS.get(node.tag) if isinstance(node.tag, str) else None
             if attr and node.get(attr):
                 target = Path(os.path.abspath(path.parent / str(node.get(attr))))
                 node.set(attr, f"{url}?file={quote(self._name(target))}")

@@ -2,7 +2,8 @@
 
 The schemas inline in the WSDL documents (``wsdl:types``) and the XSD files they import or include are
 compiled into one ``XMLSchema``. Every document is served by a resolver that knows only the contract's own
-files: anything else (http, files outside the contract folder) is refused. The schema is compiled once,
+files, as ``contractset.py`` walked them under the contract root: anything else (http, any other file,
+a link leading out of the root) is refused. The schema is compiled once,
 when the listener connects; a validator keeps an error log, so validations take turns (a lock) instead
 of each thread compiling its own copy: a compile in a fresh server thread sometimes skipped an inline
 import without an error, and the operation's element was then "not declared" for that thread.
@@ -17,33 +18,35 @@ from typing import Any
 
 from lxml import etree
 
-from adapters.soap.wsdl import contract_roots, within
+from adapters.soap.contractset import WSDL, XSD, file_location
 from esb.exceptions import ConfigError
 from esb.xmlsafe import hardened_parser
 
-XSD = "http://www.w3.org/2001/XMLSchema"
 _COMPILE_LOCK = threading.Lock()
-WSDL = "http://schemas.xmlsoap.org/wsdl/"
 _INLINE = "esb-inline:"
 
 
 class _ContractResolver(etree.Resolver):  # type: ignore[misc]  # lxml's stubs are not installed
     """Serves the inline schemas and the contract's files; refuses everything else."""
 
-    def __init__(self, inline: dict[str, tuple[bytes, str]], roots: list[Path]) -> None:
+    def __init__(self, inline: dict[str, tuple[bytes, str]], files: list[Path], root: Path) -> None:
         super().__init__()
         self.inline = inline
-        self.roots = roots
+        self.files = set(files)
+        self.root = root
+        self.refused: ConfigError | None = None  # libxml2 reports a refusal only as "failed to load"
 
     def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
         if system_url in self.inline:
             data, base = self.inline[system_url]
             return self.resolve_string(data, context, base_url=base)
-        path = Path(os.path.abspath(system_url[7:] if system_url.startswith("file://") else system_url))
-        if "://" in system_url and not system_url.startswith("file://"):
-            raise ConfigError(f"schema {system_url!r} is remote: only the contract's local files are used")
-        if not within(path, self.roots) or not path.is_file():
-            raise ConfigError(f"schema {path} is outside the contract folders or missing")
+        local = file_location(system_url)
+        path = Path(os.path.realpath(local)) if local is not None else None
+        if path is None or path not in self.files:
+            self.refused = ConfigError(
+                f"schema {system_url} is not one of the contract's local files under {self.root}"
+            )
+            raise self.refused
         return self.resolve_filename(str(path), context)
 
 
@@ -89,14 +92,15 @@ class RequestValidator:
 
     def __init__(self, files: list[Path], root: Path) -> None:
         self.root = root
-        self.roots = contract_roots(files[0], root)
+        self.files = files
         self.driver, self.inline = _driver(files)
         self._lock = threading.Lock()
         self._compiled = self._compile()
 
     def _compile(self) -> etree.XMLSchema:
         parser = hardened_parser()
-        parser.resolvers.add(_ContractResolver(self.inline, self.roots))
+        resolver = _ContractResolver(self.inline, self.files, self.root)
+        parser.resolvers.add(resolver)
         try:
             # libxml2 builds schemas with process-wide state that is not safe to share: two threads
             # compiling at once corrupted it ("xmlSchemaPValAttrNodeValue, the given type is not a
@@ -105,6 +109,8 @@ class RequestValidator:
                 doc = etree.fromstring(self.driver, parser=parser, base_url=str(self.root / "driver.xsd"))
                 return etree.XMLSchema(doc)
         except etree.XMLSchemaParseError as exc:
+            if resolver.refused is not None:
+                raise resolver.refused from exc
             raise ConfigError(f"the contract's schema does not compile: {exc}") from exc
 
     def errors(self, element: etree._Element) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -211,7 +210,7 @@ class _Registry:
         self.listeners: dict[tuple[str, int], Listener] = {}
         self.counts: dict[tuple[str, int], int] = {}
 
-    def attach(self, binding: Binding, contract: Contract, root: Path) -> tuple[Listener, Binding]:
+    def attach(self, binding: Binding, contract: Contract) -> tuple[Listener, Binding]:
         """Serve ``binding``; returns its listener and the binding in use (shared by a route's workers)."""
         options = binding.options
         key = (options.host, options.port)
@@ -225,7 +224,7 @@ class _Registry:
             self.counts[key] = self.counts.get(key, 0) + 1
             service = listener.services.get(options.path)
             if service is None:
-                service = SOAPService(options.path, contract, root, binding.nonces(), binding.metrics)
+                service = SOAPService(options.path, contract, binding.nonces(), binding.metrics)
                 listener.services[options.path] = service
             elif service.contract.path != contract.path:
                 raise TransportError(

@@ -14,7 +14,6 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -91,12 +90,9 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
 class SOAPService:
     """The operations of one contract served at one path of a listener."""
 
-    def __init__(
-        self, path: str, contract: Contract, root: Path, nonces: NonceStore, metrics: Any = None
-    ) -> None:
+    def __init__(self, path: str, contract: Contract, nonces: NonceStore, metrics: Any = None) -> None:
         self.path = path
         self.contract = contract
-        self.root = root
         self.bindings: dict[str, Binding] = {}
         self.by_element: dict[str, OperationInfo] = {}
         for info in contract.operations:
@@ -113,7 +109,7 @@ class SOAPService:
         """The contract's request validator (compiled once, on first need)."""
         with self._validator_lock:
             if self._validator is None:
-                self._validator = RequestValidator(self.contract.files, self.root)
+                self._validator = RequestValidator(self.contract.files, self.contract.root)
             return self._validator
 
     def users(self) -> dict[str, str]:

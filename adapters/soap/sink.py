@@ -48,6 +48,16 @@ def cache_dir(context: AdapterContext) -> Path:
     return settings.data_dir / "soap-cache"
 
 
+def endpoint_contract(endpoint: SOAPEndpoint, context: AdapterContext) -> Contract:
+    """Return the endpoint's loaded contract: its WSDL, read under its contract root, cached."""
+    return load_contract(
+        endpoint.wsdl_path(context.project_dir),
+        root=endpoint.contract_root_path(context.project_dir),
+        cache_dir=cache_dir(context),
+        load_timeout=endpoint.load_timeout,
+    )
+
+
 class SOAPSink:
     """Calls one operation; ``write`` for one-way delivery, ``request`` for request-reply (enrich)."""
 
@@ -67,12 +77,7 @@ class SOAPSink:
 
         quiet_libraries()  # zeep's DEBUG lines are whole envelopes, credentials included: never those
         ep = self.endpoint
-        self.contract = load_contract(
-            ep.wsdl_path(self.context.project_dir),
-            root=self.context.project_dir,
-            cache_dir=cache_dir(self.context),
-            load_timeout=ep.load_timeout,
-        )
+        self.contract = endpoint_contract(ep, self.context)
         self.info = self.contract.operation(ep.service, ep.port, ep.operation)
         self.address = ep.address or self.info.address
         check_tls(ep.tls, self.address, self.context.project_dir, self.context.endpoint)

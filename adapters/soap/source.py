@@ -17,8 +17,7 @@ from adapters.soap.config import SOAPEndpoint
 from adapters.soap.nonces import LedgerNonceStore
 from adapters.soap.server import LISTENERS, Listener
 from adapters.soap.service import Binding
-from adapters.soap.sink import cache_dir
-from adapters.soap.wsdl import load_contract
+from adapters.soap.sink import endpoint_contract
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError, TransportError
 from esb.typing import Delivery
@@ -47,9 +46,7 @@ class SOAPSource:
         ep = self.endpoint
         assert ep.listen is not None
         root = self.context.project_dir
-        contract = load_contract(
-            ep.wsdl_path(root), root=root, cache_dir=cache_dir(self.context), load_timeout=ep.load_timeout
-        )
+        contract = endpoint_contract(ep, self.context)
         info = contract.operation(ep.service, ep.port, ep.operation)
         users = {u.username: u.password(root) for u in ep.listen.auth.users}
         services = self.context.services
@@ -58,7 +55,7 @@ class SOAPSource:
             return LedgerNonceStore(services.one_time_keys())
 
         binding = Binding(self.context.endpoint, ep, info, users, Inbox(), nonces, services.metrics)
-        self.listener, self.binding = LISTENERS.attach(binding, contract, root)
+        self.listener, self.binding = LISTENERS.attach(binding, contract)
 
     def read(self, timeout: float) -> Delivery | None:
         """Return the next request as a Delivery, or None after ``timeout`` seconds."""

@@ -1,7 +1,9 @@
 """Loading WSDLs offline, once per process (and once across restarts, see ``cache.py``).
 
-A WSDL and everything it imports (``wsdl:import``, ``xsd:import``, ``xsd:include``) is read from local
-files only: :class:`LocalTransport` refuses http(s) and anything outside the contract's root folder.
+A WSDL and everything it imports (``wsdl:import``, ``xsd:import``, ``xsd:include``, ``xsd:redefine``) is
+read from local files under the contract root only: ``contractset.py`` walks the set first and refuses
+http(s), files outside the root and links leading out of it; :class:`LocalTransport` then serves zeep
+exactly those files (rewritten where zeep lacks ``xsd:redefine``, see ``redefine.py``).
 :class:`Contract` wraps the loaded zeep Document with the operation table both directions need.
 """
 
@@ -14,11 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from lxml import etree
 
 from adapters.soap.cache import DocumentCache
+from adapters.soap.contractset import contract_files, file_location
+from adapters.soap.redefine import redefinitions, rewrite
 from esb.exceptions import ConfigError
 from esb.registry import did_you_mean
 
@@ -37,51 +40,32 @@ def zeep_settings() -> Any:
     )
 
 
-def local_path(url: str) -> Path:
-    """Return the local file a contract location names; ConfigError for anything remote."""
-    parsed = urlparse(url)
-    if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and url[1:3] in (":\\", ":/")):
-        return Path(os.path.abspath(unquote(parsed.path) if parsed.scheme == "file" else url))
-    raise ConfigError(
-        f"contract document {url!r} is remote: WSDLs and schemas are loaded from local files only"
-    )
-
-
-def contract_roots(wsdl: Path, root: Path) -> list[Path]:
-    """Return the folders a contract's documents may come from: ``root`` and the folder above the WSDL's."""
-    real = Path(os.path.realpath(wsdl))
-    return list(dict.fromkeys([root, Path(os.path.realpath(root)), real.parent.parent]))
-
-
-def within(path: Path, roots: list[Path]) -> bool:
-    """True when ``path`` (as given, or with symlinks resolved) lies inside one of ``roots``."""
-    real = Path(os.path.realpath(path))
-    return any(r in p.parents for r in roots for p in (path, real))
-
-
 class LocalTransport:
-    """Mixin behaviour for zeep's Transport: ``load`` serves local files under ``root`` only."""
+    """Mixin behaviour for zeep's Transport: ``load`` serves the contract's walked files only."""
 
     @staticmethod
-    def make(roots: list[Path], load_timeout: float) -> Any:
-        """Return a zeep Transport that loads documents from files under ``roots`` and records them."""
+    def make(files: list[Path], root: Path, load_timeout: float) -> Any:
+        """Return a zeep Transport that loads ``files`` (resolved paths) and refuses any other document.
+
+        Documents of a set using ``xsd:redefine`` are served rewritten (see ``redefine.py``).
+        """
         from zeep.transports import Transport
 
+        allowed = set(files)
+        renamed = redefinitions(files, root)
+
         class _Local(Transport):
-            loaded: list[Path]
-
             def load(self, url: str) -> bytes:
-                path = local_path(url)
-                if not within(path, roots):
-                    raise ConfigError(f"contract document {path} is outside the contract folders {roots}")
-                if not path.is_file():
-                    raise ConfigError(f"contract document {path} does not exist")
-                self.loaded.append(path)
-                return path.read_bytes()
+                local = file_location(url)
+                path = Path(os.path.realpath(local)) if local is not None else None
+                if path is None or path not in allowed:
+                    raise ConfigError(f"contract document {url!r} is not one of the contract's files")
+                data = path.read_bytes()
+                if path in renamed or b"redefine" in data:
+                    return rewrite(data, renamed.get(path, set()))
+                return data
 
-        transport = _Local(timeout=load_timeout, operation_timeout=load_timeout)  # type: ignore[no-untyped-call]
-        transport.loaded = []
-        return transport
+        return _Local(timeout=load_timeout, operation_timeout=load_timeout)  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -113,12 +97,13 @@ def _port_version(port: Any) -> str | None:
 
 
 class Contract:
-    """A loaded WSDL: the zeep Document, the files it came from, and its operation table."""
+    """A loaded WSDL: the zeep Document, the files it came from, their root, and its operation table."""
 
-    def __init__(self, path: Path, document: Any, files: list[Path]) -> None:
+    def __init__(self, path: Path, document: Any, files: list[Path], root: Path) -> None:
         self.path = path
         self.document = document
         self.files = files
+        self.root = root
         self.operations: list[OperationInfo] = self._table()
 
     def _table(self) -> list[OperationInfo]:
@@ -193,7 +178,9 @@ def load_contract(
 ) -> Contract:
     """Return the contract at ``path``, loaded once per process and, with ``cache_dir``, across restarts.
 
-    ``root`` is the folder every imported document must live in (default: the WSDL's own folder).
+    ``root`` is the folder the WSDL and every document it imports must lie in, symbolic links resolved
+    (default: the WSDL's own folder). The set is walked (and checked) on every load, so that a cache entry
+    is used only for the same files, all still under ``root`` and each with its recorded digest.
     """
     path = Path(os.path.abspath(path))
     root = Path(os.path.abspath(root or path.parent))
@@ -201,27 +188,28 @@ def load_contract(
         found = _contracts.get((path, root))
         if found is not None:
             return found
-        if not path.is_file():
-            raise ConfigError(f"WSDL {path} does not exist")
+        files = contract_files(path, root)
         cache = DocumentCache(cache_dir) if cache_dir is not None else None
         cached = cache.get(path) if cache is not None else None
-        if cached is not None:
-            document, files = cached
+        if cached is not None and cached[1] == files:
+            document = cached[0]
         else:
             started = time.perf_counter()
             document, files = _load(path, root, load_timeout)
             if cache is not None and time.perf_counter() - started >= CACHE_FROM_SECONDS:
                 cache.put(path, document, files)
-        contract = Contract(path, document, files)
+        contract = Contract(path, document, files, root)
         _contracts[(path, root)] = contract
         return contract
 
 
 def _load(path: Path, root: Path, load_timeout: float) -> tuple[Any, list[Path]]:
+    """Return the zeep Document of ``path`` and its files, reading only those (see ``contract_files``)."""
     from zeep.exceptions import Error as ZeepError
     from zeep.wsdl import Document
 
-    transport = LocalTransport.make(contract_roots(path, root), load_timeout)
+    files = contract_files(path, root)
+    transport = LocalTransport.make(files, root, load_timeout)
     limit = sys.getrecursionlimit()
     try:
         document = Document(str(path), transport, settings=zeep_settings())
@@ -232,7 +220,6 @@ def _load(path: Path, root: Path, load_timeout: float) -> tuple[Any, list[Path]]
     finally:
         sys.setrecursionlimit(limit)
     document.transport = None  # type: ignore[assignment]  # loaded: no further loads, and picklable
-    files = list(dict.fromkeys(transport.loaded))
     return document, files
 
 

@@ -1,5 +1,7 @@
-"""``python -m esb.cli``: the same as the ``esb`` console script."""
+"""``python -m esb.cli``: the same as the ``esb`` console script, exit code included."""
+
+import sys
 
 from esb.cli.main import main
 
-main()
+sys.exit(main())

@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "trace": "esb.cli.trace_cmd:trace",
     "stats": "esb.cli.stats_cmd:stats",
     "route": "esb.cli.route_cmd:route",
+    "receive": "esb.cli.receive_cmd:receive",
+    "new": "esb.cli.new_cmd:new",
 }
 
 

@@ -79,3 +79,18 @@ def _known_fields(model: Any, error: Any) -> list[str]:
         for name, field in cls.model_fields.items():
             names.add(field.alias or name)
     return sorted(names)
+
+
+#: what marks a finding as a warning: ``file:line: warning: path: problem`` (lint exits 0 on warnings alone)
+WARNING = "warning: "
+
+
+def warning(where: str, text: str) -> str:
+    """Return the warning ``text`` located at ``where`` (``file:line``)."""
+    return f"{where}: {WARNING}{text}"
+
+
+def is_warning(finding: str) -> bool:
+    """True when ``finding`` is a warning rather than an error."""
+    _, _, rest = finding.partition(": ")
+    return rest.startswith(WARNING)

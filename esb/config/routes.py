@@ -25,6 +25,7 @@ from esb.config.steps.set_header import HeaderExpression, HeaderValue, SetHeader
 from esb.config.steps.split import SplitSpec, SplitStep
 from esb.config.steps.transform import TransformStep
 from esb.config.steps.validate import ValidateStep
+from esb.expressions import validate_expression
 
 __all__ = [  # the step models are re-exported for the code that names them (partitioner, tests)
     "ENDPOINT_REF",
@@ -42,6 +43,7 @@ __all__ = [  # the step models are re-exported for the code that names them (par
     "LogStep",
     "OnError",
     "OtherwiseBranch",
+    "RawKey",
     "RecipientList",
     "Redelivery",
     "Route",
@@ -91,6 +93,44 @@ class OnError(Strict):
     )
 
 
+class RawKey(Strict):
+    """A business key read from the message as it arrived, before any step (exactly one of the two).
+
+    ``xpath`` runs over an XML body (parsed through :mod:`esb.xmlsafe`), ``jmespath`` over
+    ``{body, headers, ...}`` with a JSON body parsed: a message that fails its first mapping still
+    carries the key into the journal (``esb trace``).
+    """
+
+    xpath: str | None = Field(
+        default=None, min_length=1, description="XPath 1.0 over the raw XML body; the first non-empty value"
+    )
+    jmespath: Expression | None = Field(
+        default=None, description="JMESPath over {body, headers, ...} with the raw JSON body parsed"
+    )
+    namespaces: dict[str, str] = Field(default_factory=dict, description="prefix -> URI for xpath")
+    tag_escape: Literal["siebel"] | None = Field(
+        default=None,
+        description="siebel: write {Order Number} in xpath for Siebel's escaped tag (Order_spcNumber)",
+    )
+
+    @model_validator(mode="after")
+    def _one_language(self) -> RawKey:
+        if (self.xpath is None) == (self.jmespath is None):
+            raise ValueError("give exactly one of xpath (XML sources) or jmespath (JSON sources)")
+        if self.jmespath is not None and (self.namespaces or self.tag_escape):
+            raise ValueError("namespaces and tag_escape apply to xpath only")
+        from esb.transforms.xpathdialect import XPathDialect  # late: esb.transforms imports esb.config
+
+        if self.xpath is not None:
+            try:
+                XPathDialect(self.namespaces, self.tag_escape).xpath(self.xpath)
+            except ValueError as exc:
+                raise ValueError(f"invalid XPath {self.xpath!r}: {exc}") from None
+        elif self.jmespath is not None and (problem := validate_expression(self.jmespath)) is not None:
+            raise ValueError(f"invalid JMESPath {self.jmespath!r}: {problem}")
+        return self
+
+
 class Route(Strict):
     """One flow: ``from`` a source, through ``steps``, ``to`` one or more sinks."""
 
@@ -109,6 +149,12 @@ class Route(Strict):
     business_keys: dict[str, Expression] = Field(
         default_factory=dict,
         description="journal index keys (order_id, msisdn, account_id) read from the message after each step",
+    )
+    raw_business_keys: dict[str, RawKey] = Field(
+        default_factory=dict,
+        description="journal index keys read from the message as it arrived (before any step), so a "
+        "message whose first mapping fails is still found by esb trace; a key that cannot be read is a "
+        "warning, never a failure; a name also in business_keys keeps the raw value",
     )
     concurrency: int = Field(default=1, ge=1, le=64, description="worker threads consuming for this route")
     on_error: OnError = Field(default_factory=OnError, description="redelivery and dead letter")

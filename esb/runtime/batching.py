@@ -86,6 +86,9 @@ def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
     the one-message path instead (``first``: whether this was their first ingress, None if not yet
     journaled; ``failure``: what their first attempt in the batch ran into, if anything)."""
     journal, route_id = worker.journal, worker.route.id
+    if worker.raw_keys:
+        for delivery in deliveries:
+            worker.raw_keys(delivery.message)
     try:
         firsts = journal.received_many(route_id, [(d.message, d.delivery_count) for d in deliveries])
     except TransportError:

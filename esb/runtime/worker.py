@@ -25,6 +25,7 @@ from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
 from esb.runtime.batching import batchable, run_batch
 from esb.runtime.outlet import Outlet
 from esb.runtime.pipeline import Pipeline, build_pipeline
+from esb.runtime.rawkeys import RawKeys
 from esb.typing import Breakable, Delivery, capability
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ class RouteWorker(threading.Thread):
         self.aggregator: Aggregator | None
         self.post: Pipeline
         self.pre, self.aggregator, self.post = build_pipeline(project, route, self._requester)
+        #: keys read from the message as it arrived, journaled with its ingress (raw_business_keys)
+        self.raw_keys = RawKeys.for_route(route, self.max_bytes)
         self.outlet = Outlet(project, route, journal)
         self.source: Any = None
         self.failure: BaseException | None = None
@@ -208,6 +211,8 @@ class RouteWorker(threading.Thread):
         message = delivery.message
         structlog.contextvars.bind_contextvars(**message.log_context(), route=self.route.id)
         try:
+            if first is None and self.raw_keys:
+                self.raw_keys(message)
             if not self._admit(delivery, first):
                 return
             self._process(delivery, message, failure)

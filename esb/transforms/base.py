@@ -40,6 +40,10 @@ class Header:
     accepts_root: str | None = None
     accepts_test: Callable[[Any], Any] | None = None
     accepts_text: str = ""
+    #: the canonical schema the input follows (JSON input; lint checks source paths against it)
+    input_schema: str | None = None
+    #: source fields the mapping leaves out on purpose, each with its reason ("" when none is given)
+    ignore: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

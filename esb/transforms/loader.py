@@ -20,13 +20,15 @@ from esb.transforms.functions import FnContext
 from esb.transforms.jmesdialect import JMESPathDialect
 from esb.transforms.kinds import PythonTransform, RuleTransform, XSLTTransform
 from esb.transforms.rules import Compiler, Dialect
+from esb.transforms.siebelmsg import load_siebel_mapping
 from esb.transforms.tmf import DIRECTIONS, TMFTransform
 from esb.transforms.xpathdialect import XPathDialect
 
 COMMON_KEYS = {"kind", "description", "input", "output", "output_schema", "output_type", "output_encoding",
-               "max_bytes", "accepts"}
+               "max_bytes", "accepts", "input_schema", "ignore"}
 KINDS: dict[str, dict[str, Any]] = {
-    "xpath-to-json": {"io": ("xml", "json"), "keys": {"namespaces", "tag_escape", "context", "let", "rules"}},
+    "xpath-to-json": {"io": ("xml", "json"), "keys": {"namespaces", "tag_escape", "context", "let", "rules",
+                                                          "siebel"}},
     "jmespath": {"io": ("json", "json"), "keys": {"context", "let", "rules", "expression"}},
     "xslt": {"io": ("xml", "xml"), "keys": {"stylesheet", "params", "namespaces"}},
     "python": {"io": None, "keys": {"function"}},
@@ -55,6 +57,8 @@ def load_transform(name: str, path: Path, display: str, project_dir: Path) -> Tr
             raise _fail(doc, (key,), f"unknown key for kind {kind}{did_you_mean(key, allowed)}")
     header = _header(name, doc, spec, kind)
     ctx = FnContext(project_dir, name)
+    if kind == "xpath-to-json" and "siebel" in spec:
+        return load_siebel_mapping(header, doc, spec, ctx, project_dir)
     if kind == "xpath-to-json":
         dialect = XPathDialect(spec.get("namespaces"), spec.get("tag_escape"))
         _accepts_xml(header, doc, spec, dialect)
@@ -103,10 +107,33 @@ def _header(name: str, doc: Located, spec: dict[str, Any], kind: str) -> Header:
         "".encode(encoding)
     except LookupError:
         raise _fail(doc, ("output_encoding",), f"unknown encoding {encoding!r}") from None
+    input_schema = spec.get("input_schema")
+    if input_schema is not None and (source != "json" or not isinstance(input_schema, str)):
+        raise _fail(doc, ("input_schema",), "input_schema names a canonical schema, for JSON input only")
     return Header(name=name, file=doc.file, kind=kind, input=str(source), output=str(target),
                   output_schema=spec.get("output_schema"), output_type=spec.get("output_type"),
                   output_encoding=encoding, max_bytes=int(spec.get("max_bytes", 10 * 1024 * 1024)),
-                  description=str(spec.get("description", "")))
+                  description=str(spec.get("description", "")), input_schema=input_schema,
+                  ignore=_ignore(doc, spec.get("ignore")))
+
+
+def _ignore(doc: Located, raw: Any) -> dict[str, str]:
+    """``ignore:`` is a list of source fields, each a path or ``{path: ..., reason: ...}``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise _fail(doc, ("ignore",), "ignore lists source fields (a path or {path: ..., reason: ...})")
+    out: dict[str, str] = {}
+    for index, item in enumerate(raw):
+        if isinstance(item, str) and item:
+            out[item] = ""
+        elif isinstance(item, dict) and isinstance(item.get("path"), str) and set(item) <= {"path", "reason"}:
+            out[item["path"]] = str(item.get("reason") or "")
+        else:
+            expected = "expected a path or {path: ..., reason: ...}"
+            line = f"{doc.where(('ignore', index))}: ignore[{index}]: {expected}, got {item!r}"
+            raise ConfigError(line, findings=[line])
+    return out
 
 
 def _accepts_xml(header: Header, doc: Located, spec: dict[str, Any], dialect: XPathDialect) -> None:

@@ -33,7 +33,8 @@ class Step:
     kwargs: tuple[tuple[str, Any], ...] = ()
 
 
-def _split_step(spec: Any) -> tuple[str, list[Any], dict[str, Any]]:
+def split_step(spec: Any) -> tuple[str, list[Any], dict[str, Any]]:
+    """Split one step as written into its function name, positional and keyword arguments."""
     if isinstance(spec, str):
         return spec, [], {}
     if not isinstance(spec, dict) or not spec:
@@ -55,7 +56,7 @@ def _split_step(spec: Any) -> tuple[str, list[Any], dict[str, Any]]:
 
 def compile_step(spec: Any, ctx: FnContext) -> Step:
     """Return the bound step for ``spec``; ValueError (with a suggestion) for anything wrong in it."""
-    name, args, kwargs = _split_step(spec)
+    name, args, kwargs = split_step(spec)
     try:
         fdef = FUNCTIONS[name]
     except KeyError:

@@ -61,6 +61,9 @@ class Rule:
     each: tuple[str, Getter] | None = None
     omit_empty: bool = False
     setter: Callable[[dict[str, Any], Any], None] | None = None
+    #: where the rule is in its mapping file, and the rule as written (for lint's mapping checks)
+    path: PathKey = ()
+    spec: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.setter = make_setter(self.keys)
@@ -119,7 +122,8 @@ class Compiler:
         unknown = sorted(set(spec) - RULE_KEYS)
         if unknown:
             raise self.fail((*path, unknown[0]), f"unknown key{did_you_mean(unknown[0], RULE_KEYS)}")
-        rule = Rule(name, keys, default=spec.get("default"), required=bool(spec.get("required", False)))
+        rule = Rule(name, keys, default=spec.get("default"), required=bool(spec.get("required", False)),
+                    path=path, spec=spec)
         if "foreach" in spec:
             return self._foreach(rule, spec, path)
         sources = [spec["from"]] if isinstance(spec.get("from"), str) else list(spec.get("from") or [])

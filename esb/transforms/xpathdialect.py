@@ -3,7 +3,10 @@
 ``Id``, ``@Id``, ``A/B``, ``A/@B`` and the ``field:`` shorthand (element or attribute) compile to direct
 ``find``/``get`` calls, several times faster than an XPath evaluation; everything else is an
 ``etree.XPath`` compiled once. With ``tag_escape: siebel`` a ``{Repository Name}`` in an expression is
-replaced by its escaped tag at compile time (``{Order Entry - Orders}`` -> ``Order_spcEntry_spc-_spcOrders``).
+replaced by its escaped tag at compile time (``{Order Entry - Orders}`` -> ``Order_spcEntry_spc-_spcOrders``),
+or by its stripped tag (``OrderEntry-Orders``) for ``style="stripped"``. In a mapping with ``siebel:``,
+``{{name}}`` is a component declared in ``config/siebel.yaml`` (``{{io}}`` the integration object): it is
+replaced by that component's tag in the integration object the dialect is compiled for.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from typing import Any
 from lxml import etree
 
 from esb.transforms.rules import Getter, Loc
-from esb.transforms.siebel import siebel_escape
+from esb.transforms.siebel import ESCAPED, siebel_tag
 
 _NAME = r"[A-Za-z_\u0080-\uffff][\w.\-\u0080-\uffff]*"
 _SIMPLE = re.compile(rf"^(?P<path>{_NAME}(?:/{_NAME})*)?(?:(?:^|/)@(?P<attr>{_NAME}))?$")
 _BRACED = re.compile(r"\{([^{}]+)\}")
+_COMPONENT = re.compile(r"\{\{([^{}]*)\}\}")
 
 
 def _text(item: Any) -> str | None:
@@ -63,19 +67,44 @@ def _element_or_attribute(tag: str) -> Getter:
 class XPathDialect:
     """Compiles XPath 1.0 expressions for the rule compiler."""
 
-    def __init__(self, namespaces: dict[str, str] | None = None, tag_escape: str | None = None) -> None:
+    def __init__(
+        self,
+        namespaces: dict[str, str] | None = None,
+        tag_escape: str | None = None,
+        *,
+        style: str = ESCAPED,
+        names: dict[str, str] | None = None,
+        owner: str = "",
+    ) -> None:
         self.namespaces = namespaces or {}
         self.tag_escape = tag_escape
+        self.style = style
+        self.names = names  # ``{{name}}`` -> repository name, for a mapping with ``siebel:``
+        self.owner = owner  # the logical object the names belong to, for messages
 
     def expand(self, expr: str) -> str:
-        """Replace ``{Repository Name}`` with its Siebel tag when ``tag_escape: siebel`` is on."""
+        """Replace ``{{component}}`` and ``{Repository Name}`` by Siebel tags (``tag_escape: siebel``)."""
         if self.tag_escape != "siebel":
             return expr
-        return _BRACED.sub(lambda m: siebel_escape(m.group(1)), expr)
+        expr = _COMPONENT.sub(lambda m: siebel_tag(self._component(m.group(1).strip()), self.style), expr)
+        return _BRACED.sub(lambda m: siebel_tag(m.group(1), self.style), expr)
+
+    def _component(self, name: str) -> str:
+        if self.names is None:
+            raise ValueError(
+                f"{{{{{name}}}}} names a component of a Siebel integration object: "
+                "declare the mapping's object with siebel: (see config/siebel.yaml)"
+            )
+        if name not in self.names:
+            known = ", ".join(f"{{{{{n}}}}}" for n in self.names)
+            raise ValueError(
+                f"unknown component {{{{{name}}}}}: {self.owner or 'the object'} declares {known}"
+            )
+        return self.names[name]
 
     def field(self, name: str) -> str:
         """``field: Order Number`` -> ``Order_spcNumber|@Order_spcNumber`` (attribute first if both)."""
-        tag = siebel_escape(name) if self.tag_escape == "siebel" else name
+        tag = siebel_tag(name, self.style) if self.tag_escape == "siebel" else name
         return f"{tag}|@{tag}"
 
     def xpath(self, expr: str) -> etree.XPath:
@@ -93,6 +122,7 @@ class XPathDialect:
             return fast
         xp = self.xpath(expr)
         if all_values:
+
             def get_all(node: Any) -> Any:
                 result = xp(node)
                 if isinstance(result, list):
@@ -100,14 +130,19 @@ class XPathDialect:
                 else:
                     values = [_normalise(result)]
                 return values or None
+
             return get_all
         return lambda node: _normalise(xp(node))
 
     def _fast(self, expr: str) -> Getter | None:
         if "|" in expr:
             parts = [p.strip() for p in expr.split("|")]
-            if len(parts) == 2 and parts[1] == f"@{parts[0]}" and re.fullmatch(_NAME, parts[0]) \
-                    and not self.namespaces:
+            if (
+                len(parts) == 2
+                and parts[1] == f"@{parts[0]}"
+                and re.fullmatch(_NAME, parts[0])
+                and not self.namespaces
+            ):
                 return _element_or_attribute(parts[0])
             return None
         m = _SIMPLE.match(expr)

@@ -30,6 +30,7 @@ def make_soap_project(
     for name in ("transforms", "canonical_model"):
         (tmp / name).symlink_to(REPO / name)
     (tmp / "config" / "contracts").symlink_to(REPO / "config" / "contracts")
+    (tmp / "config" / "siebel.yaml").symlink_to(REPO / "config" / "siebel.yaml")  # the Siebel objects
     (tmp / "config" / "settings.yaml").write_text(
         f"data_dir: {tmp / 'var'}\nmonitoring: {{enabled: false}}\n", encoding="utf-8"
     )

@@ -86,3 +86,17 @@ def test_main_turns_config_errors_into_exit_code_2(tmp_path: Path, capsys: objec
     assert err.startswith("error: ")
     assert "no routes.yaml" in err
     assert "Traceback" not in err
+
+
+
+def test_python_m_esb_cli_exits_with_the_commands_exit_code(tmp_path: Path) -> None:
+    """`python -m esb.cli` ends with the command's exit code, like `esb` (trace of an unknown key: 1)."""
+    import subprocess
+    import sys
+
+    make_project(tmp_path, [], ["crm.orders_out"])
+    done = subprocess.run(
+        [sys.executable, "-m", "esb.cli", "--project", str(tmp_path), "trace", "NO-SUCH-KEY"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr

@@ -117,4 +117,5 @@ def test_lint_refuses_an_enrich_before_a_partitioned_routes_first_transform(tmp_
     routes.write_text(text)
     findings = [f for f in lint_project(root) if "partitioned route" in f]
     assert len(findings) == 1
-    assert findings[0].startswith("routes.yaml:14: routes[0].steps[0]: ")
+    line = text.splitlines().index("      - enrich: {endpoint: billing.query_balance, into: balance}") + 1
+    assert findings[0].startswith(f"routes.yaml:{line}: routes[0].steps[0]: ")
