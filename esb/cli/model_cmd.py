@@ -163,7 +163,7 @@ def _convert(ctx: click.Context, entity: str, file: Path, direction: str) -> Non
                 _fail(f"{file}: not a valid {spec.canonical_schema}; not converted", 1)
             click.echo(dumps(to_tmf(entity, canonical)))
             return
-        result, warnings = from_tmf(entity, doc)
+        result, warnings = from_tmf(entity, doc, _registry(ctx))
     except TMFConversionError as exc:
         _fail(str(exc), 1)
         return

@@ -39,6 +39,50 @@ pre-reservation, real-name flag, arrears stop and resume, localized text).
 - **Examples**: `canonical_model/examples/<entity>.v<N>/valid/*.json` conform; each file in `invalid/`
   shows one violation, and `invalid/_expected.json` records its JSON path (and part of the message).
   `esb lint` and the unit tests check them all.
+
+## TM Forum documents: what is kept, what becomes a warning
+
+`esb model from-tmf` and the `kind: tmf` reader (`esb/model/tmf/`) read any document valid against the
+TMF v4 SID schema of a covered class (the schemas in `../shared/tmf-schemas`, or `$ESB_TMF_SCHEMAS`);
+none is refused for being TMF. What the canonical model holds comes through unchanged; everything else
+is named in a warning (stderr for the CLI, the `esb-warnings` header that the route journals):
+
+- **Kept as TMF writes it** (the canonical schemas were loosened to take it):
+  `href` is any string, as in TMF (no `uri-reference` format any more); a `href` that is not an RFC 3986
+  URI reference, such as TMF's own examples' `https://host:port/...`, is kept **with a warning**.
+  References also take the fields TMF's reference classes carry: `role` (a party referred to as a
+  RelatedParty, `Customer.engagedParty`), `version` (specification refs), `ratingType`
+  (BillingAccountRef); a related place takes `href`.
+  TMF's enumeration values are all canonical states; the ones TMF spells its own way are carried
+  through by the converter, read without a warning and written back as TMF publishes them:
+  ProductStatusType `"aborted "` (with a space) is `aborted`, IndividualStateType `"deceaded"` is
+  `deceased` (a new final party state), the SID TaskStateType `"accepted"` is the TMF622 API's
+  `acknowledged` of a `cancel_product_order`. An order item's product status is TMF637's as well.
+- **Corrected with a warning**: a state in another case or spelling (`InProgress`, `IN_PROGRESS`), a
+  mis-cased `@type`, a missing `@type` (entities with one class), money sent as a binary float, the SID's
+  `ServiceOrder.orderItem` (read as TMF641's `serviceOrderItem`), a TMF630 sub-class (`@type` unknown,
+  `@baseType` the class: read as the class).
+- **Dropped with a warning that carries the value**: a field the canonical schema has no place for
+  (TMF schemas are open; the SID has many fields the operator does not use), a value the canonical
+  schema refuses (a free TMF string outside a canonical code list, `""` where a value is required, a
+  `@referredType` that contradicts the reference). Warnings name each value by its place in the
+  document as it came (`$.relatedParty[1]`), even after an earlier array item left.
+- **Named, not invented**: a field the canonical schema requires and the TMF document lacks (an order
+  without `id`, as TMF's create body is; an `add` item without its offering) gives a warning "the
+  document is incomplete"; no object is dropped for it (an order without one of its lines would be
+  another order). The CLI then reports the document as not a valid canonical one (exit 1) and the
+  route's output schema check dead-letters it, naming the field.
+- **Refused** (`TMFConversionError`): only documents TMF itself does not allow: another class's `@type`,
+  a relatedParty without `@referredType`, a state outside TMF's enumeration.
+
+`tests/unit/test_tmf_properties.py` generates documents from the SID schemas (hypothesis-jsonschema, the
+cross-file `$ref`s inlined offline by `esb/model/tmf/bundle.py`) and checks every one converts, that
+whatever the canonical form lacks is in a warning, and that it converts back without new corrections;
+`tests/unit/test_tmf_published.py` does the same for payloads shaped as TM Forum's user guides publish
+them (`tests/fixtures/tmf/`). The published `Product/CancelProductOrder.schema.json` refers to a class
+that its target file does not define; `esb/model/tmf/schemas.py` (`ERRATA`) composes it as TMF622
+defines it (CancelOrder plus `productOrder`). Classes whose schema is not in the folder (TMF685
+ResourceReservation, TMF697 WorkOrder, TMF676 Payment) are skipped with that reason.
 """
 
 #: (term, meaning) rows of the glossary.

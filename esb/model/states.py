@@ -287,8 +287,28 @@ PARTY = _machine(
     "Individual or organization (客户)",
     "TMF632 IndividualStateType / OrganizationStateType",
     {"initialized", "validated"},
-    {"initialized": {"validated", "closed"}, "validated": {"closed"}, "closed": set()},
+    {
+        "initialized": {"validated", "closed", "deceased"},
+        "validated": {"closed", "deceased"},
+        "closed": set(),
+        "deceased": set(),  # TMF632 IndividualStateType spells it "deceaded" (see esb.model.tmf)
+    },
     "partyState",
+)
+
+#: TMF622 CancelProductOrder (TaskStateType; the SID schema spells acknowledged "accepted").
+CANCEL_PRODUCT_ORDER = _machine(
+    "cancel_product_order",
+    "Request to cancel a product order (撤单)",
+    "TMF622 TaskStateType",
+    {"acknowledged"},
+    {
+        "acknowledged": {"inProgress", "terminatedWithError"},
+        "inProgress": {"done", "terminatedWithError"},
+        "done": set(),
+        "terminatedWithError": set(),
+    },
+    "cancelOrderState",
 )
 
 #: Every machine by name.
@@ -309,6 +329,7 @@ MACHINES: dict[str, Machine] = {
         APPOINTMENT,
         ACCOUNT,
         PARTY,
+        CANCEL_PRODUCT_ORDER,
     )
 }
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 import jsonschema_rs
 import referencing
 import referencing.jsonschema
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 from esb.exceptions import ConfigError, SchemaValidationError
 
@@ -163,6 +163,10 @@ class ReferenceValidator:
             for uri, doc in resources.items()
         )
         self._validator = Draft202012Validator(schema, registry=registry, format_checker=FormatChecker())
+
+    def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
+        """Yield every violation as python-jsonschema's error (keyword, instance path, offending value)."""
+        yield from self._validator.iter_errors(instance)
 
     def errors(self, instance: Any) -> list[tuple[str, str]]:
         """Return every violation as ``(json_path, message)``."""

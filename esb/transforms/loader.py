@@ -12,6 +12,7 @@ from lxml import etree
 
 from esb.config.yamlpos import Located, load_yaml
 from esb.exceptions import ConfigError
+from esb.model.registry import ModelRegistry
 from esb.model.tmf import TMFConversionError
 from esb.registry import did_you_mean, import_string
 from esb.transforms.base import Header, Transform
@@ -77,7 +78,7 @@ def load_transform(name: str, path: Path, display: str, project_dir: Path) -> Tr
         return _xslt(header, doc, spec, path)
     if kind == "tmf":
         _accepts_json(header, doc, spec, JMESPathDialect(ctx))
-        return _tmf(header, doc, spec)
+        return _tmf(header, doc, spec, project_dir)
     return PythonTransform(header, _python_function(doc, spec, path, name), ctx)
 
 
@@ -177,7 +178,7 @@ def _xslt(header: Header, doc: Located, spec: dict[str, Any], path: Path) -> Tra
         raise _fail(doc, ("stylesheet",), f"{spec['stylesheet']}: {exc}") from None
 
 
-def _tmf(header: Header, doc: Located, spec: dict[str, Any]) -> Transform:
+def _tmf(header: Header, doc: Located, spec: dict[str, Any], project_dir: Path) -> Transform:
     direction = spec.get("direction")
     if direction not in DIRECTIONS:
         hint = did_you_mean(str(direction), DIRECTIONS)
@@ -186,7 +187,8 @@ def _tmf(header: Header, doc: Located, spec: dict[str, Any]) -> Transform:
     if not isinstance(entity, str) or not entity:
         raise _fail(doc, ("entity",), "give the TMF class or canonical entity (ProductOrder, product_order)")
     try:
-        transform = TMFTransform(header, str(direction), entity)
+        model = ModelRegistry(project_dir / "canonical_model")  # reading TMF fits it to the schema
+        transform = TMFTransform(header, str(direction), entity, model)
     except TMFConversionError as exc:
         raise _fail(doc, ("entity",), str(exc)) from None
     if direction == "from" and header.output_schema is None:

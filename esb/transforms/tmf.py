@@ -2,7 +2,8 @@
 
 ``direction: from`` reads a TMF document (``entity: ProductOrder``) into the canonical model. Sloppy input
 that the reader can still read without doubt (a capitalised state, a missing ``@type``, money sent as a
-binary float) is corrected and each correction is listed in the message header ``esb-warnings`` (appended
+binary float) is corrected, and what the canonical schema has no place for (an extra field, a value
+outside its code list) is dropped, each with a line in the message header ``esb-warnings`` (appended
 to any list already there), which the route worker journals; input it cannot read (an unknown state, a
 relatedParty without ``@referredType``, another TMF class) is a :class:`TMFConversionError`, a
 MessageError, so the message goes to the dead letter with the reason. Nothing is changed silently.
@@ -22,6 +23,7 @@ from typing import Any
 
 from esb.exceptions import BodyTooLargeError, DecodeError
 from esb.message import Message
+from esb.model.registry import ModelRegistry
 from esb.model.tmf import TMFConversionError, dumps, entity_spec, from_tmf, loads, to_tmf
 from esb.transforms.base import Header, Transform
 
@@ -55,13 +57,17 @@ def _plain(node: Any) -> Any:
 class TMFTransform(Transform):
     """``kind: tmf``: TMF v4 JSON to canonical (``direction: from``) or canonical to TMF (``to``)."""
 
-    def __init__(self, header: Header, direction: str, entity: str) -> None:
+    def __init__(
+        self, header: Header, direction: str, entity: str, model: ModelRegistry | None = None
+    ) -> None:
         super().__init__(header)
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
         self.direction = direction
         self.entity = entity
         self.spec = entity_spec(entity)  # TMFConversionError for an entity without a TMF mapping
+        #: the canonical schemas that a TMF document read is fitted to (when they hold the entity)
+        self.model = model if model and self.spec.canonical_schema in model.names() else None
 
     def parse(self, body: Any) -> Any:
         """Parse JSON bytes or text with exact Decimals; a dict or list is used as it is."""
@@ -84,7 +90,7 @@ class TMFTransform(Transform):
         """Return the converted body and the warnings about what was corrected on the way."""
         try:
             if self.direction == "from":
-                doc, warnings = from_tmf(self.entity, parsed)
+                doc, warnings = from_tmf(self.entity, parsed, self.model)
                 return _plain(doc), [f"{self.name}: {w}" for w in warnings]
             return dumps(to_tmf(self.entity, self._canonical(parsed)), indent=None).encode("utf-8"), []
         except TMFConversionError as exc:

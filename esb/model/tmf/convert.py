@@ -13,8 +13,15 @@ Rules (docs/canonical-model-rules.md, "TMF mapping"):
   ``@baseType: "esb:<field>"``.
 - Sloppy input (:func:`from_tmf`): a state in the wrong case or spelling (``InProgress``, ``IN_PROGRESS``)
   or a mis-cased ``@type`` is accepted and corrected with a warning; a missing ``@type`` is filled with a
-  warning when the entity has one TMF class; an unknown state or class, or a relatedParty without
+  warning when the entity has one TMF class; a TMF630 sub-class (unknown ``@type``, ``@baseType`` the
+  class) is read as the class with a warning; an unknown state or class, or a relatedParty without
   ``@referredType``, is a :class:`TMFConversionError`. Nothing is changed silently.
+- TMF's own values are kept: states TMF spells its own way (``"aborted "``, ``"deceaded"``, the SID's
+  ``"accepted"``) are read silently and written back TMF's way (``entities.TMF_SPELLINGS``); an ``href``
+  that is not a URI reference is kept with a warning.
+- Given the project's canonical schemas, :func:`from_tmf` fits the result to them
+  (:mod:`esb.model.tmf.fit`): what they have no place for is dropped, each with a warning carrying it.
+  docs/canonical-model.md ("TM Forum documents") lists what is kept and what becomes a warning.
 """
 
 from __future__ import annotations
@@ -22,13 +29,17 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from esb.exceptions import MessageError
 from esb.model.money import MINOR_UNITS
+from esb.model.registry import ModelRegistry
 from esb.model.states import MACHINES
-from esb.model.tmf.entities import ALIASES, ENTITIES, StateField, TMFEntity
+from esb.model.tmf.entities import ALIASES, ENTITIES, TMF_SPELLINGS, StateField, TMFEntity
+from esb.model.tmf.fit import fit_to_schema, show
 from esb.registry import did_you_mean
 
 EXTENSION_SUFFIX = "#tmf-extension"
@@ -37,6 +48,8 @@ EXTENSION_BASETYPE_SUFFIX = "#tmf-extension-b"
 SINGLE_PREFIX = "esb_"
 CANONICAL_BASE = "https://esb.example/canonical/"
 _DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+#: RFC 3986 URI-reference: only its characters, every % followed by two hex digits
+_URI_REFERENCE = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$")
 
 
 #: TMF class name -> its entry (``Individual`` -> party)
@@ -125,6 +138,7 @@ def to_tmf(entity: str, canonical: dict[str, Any]) -> dict[str, Any]:
         elif value is not None:
             doc[SINGLE_PREFIX + name] = value
     doc.setdefault("@type", tmf_type)
+    _tmf_spellings(doc, spec)
     if "@schemaLocation" not in doc:
         if "@baseType" in doc:
             doc["@schemaLocation"] = extension_location(spec)
@@ -134,8 +148,15 @@ def to_tmf(entity: str, canonical: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def from_tmf(entity: str, tmf: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Return the canonical form of TMF document ``tmf`` and the warnings about what was corrected."""
+def from_tmf(
+    entity: str, tmf: dict[str, Any], model: ModelRegistry | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Return the canonical form of TMF document ``tmf`` and the warnings about what was corrected.
+
+    With ``model`` (the project's canonical schemas), the result is also fitted to the canonical schema
+    (:func:`~esb.model.tmf.fit.fit_to_schema`): fields and values it cannot hold are dropped and the
+    fields it requires but the document lacks are named, each with a warning.
+    """
     spec = entity_spec(entity)
     if not isinstance(tmf, dict):
         raise TMFConversionError(
@@ -158,10 +179,17 @@ def from_tmf(entity: str, tmf: dict[str, Any]) -> tuple[dict[str, Any], list[str
     for src, dst in spec.renames.get(tmf_type, {}).items():
         if dst in doc:
             doc[src] = doc.pop(dst)
+    for other, name in spec.read_as.items():
+        if other in doc and name not in doc:
+            warnings.append(f"$.{other}: read as {name!r} (the name the canonical model and TMF API use)")
+            doc[name] = doc.pop(other)
     _party_refs_in(spec, doc)
     _check_related_parties(doc, "$", warnings)
+    _check_hrefs(doc, "$", warnings)
     for sf in spec.states:
         _normalise_states(doc, sf, warnings)
+    if model is not None:
+        warnings.extend(fit_to_schema(doc, model, spec.canonical_schema))
     return doc, warnings
 
 
@@ -183,6 +211,11 @@ def _check_type(spec: TMFEntity, asked: str, doc: dict[str, Any], warnings: list
             warnings.append(f"$.@type: {given!r} read as {t!r}")
             doc["@type"] = t
             return t
+    base = doc.get("@baseType")
+    if isinstance(given, str) and given not in _BY_CLASS and base in spec.tmf_types:
+        warnings.append(f"$.@type: {given!r} is a sub-class of {base!r} (its @baseType); read as {base!r}")
+        doc["@type"] = base
+        return str(base)
     hint, expected = did_you_mean(str(given), spec.tmf_types), ", ".join(spec.tmf_types)
     raise TMFConversionError(
         f"{spec.entity}: @type {given!r} is not a {spec.api} class{hint}; expected {expected}"
@@ -193,14 +226,16 @@ def _party_refs_in(spec: TMFEntity, doc: dict[str, Any]) -> None:
     parties = doc.get("relatedParty")
     if not spec.party_refs or not isinstance(parties, list):
         return
+    moved = False
     for src in spec.party_refs:
         for i, party in enumerate(parties):
             if isinstance(party, dict) and party.get("@baseType") == f"esb:{src}":
                 ref = {k: v for k, v in party.items() if k not in ("@baseType", "role")}
                 doc[src] = ref
                 del parties[i]
+                moved = True
                 break
-    if not parties:
+    if moved and not parties:  # the list only carried the moved refs (an empty list that came stays)
         del doc["relatedParty"]
 
 
@@ -209,7 +244,7 @@ def _check_related_parties(node: Any, path: str, warnings: list[str]) -> None:
         for key, value in node.items():
             if key == "relatedParty" and isinstance(value, list):
                 for i, party in enumerate(value):
-                    if isinstance(party, dict) and not party.get("@referredType"):
+                    if isinstance(party, dict) and "@referredType" not in party:
                         raise TMFConversionError(
                             f"{path}.relatedParty[{i}]: @referredType is missing (Individual, Organization, "
                             f"Customer, PartyRole...): TMF requires it and the hub will not guess it"
@@ -220,46 +255,100 @@ def _check_related_parties(node: Any, path: str, warnings: list[str]) -> None:
             _check_related_parties(item, f"{path}[{i}]", warnings)
 
 
+def _is_uri_reference(text: str) -> bool:
+    """True when ``text`` is an RFC 3986 URI reference: its characters, and a port made of digits."""
+    if not _URI_REFERENCE.match(text):
+        return False
+    try:
+        urlsplit(text).port  # noqa: B018 - raises ValueError for https://host:port/...
+    except ValueError:
+        return False
+    return True
+
+
+def _check_hrefs(node: Any, path: str, warnings: list[str]) -> None:
+    """Warn about every ``href`` that is not a URI reference (kept as it came: TMF's href is any string)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "href" and isinstance(value, str) and not _is_uri_reference(value):
+                warnings.append(
+                    f"{path}.href: {show(value)} is not a URI reference (RFC 3986); kept as it came"
+                )
+            _check_hrefs(value, f"{path}.{key}", warnings)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_hrefs(item, f"{path}[{i}]", warnings)
+
+
 def _squash(text: str) -> str:
     return re.sub(r"[\s_\-]", "", text).lower()
 
 
 def _normalise_state(obj: dict[str, Any], sf: StateField, path: str, warnings: list[str]) -> None:
     value = obj.get(sf.field)
-    if value is None:
-        return
+    if not isinstance(value, str):
+        return  # absent, or not text: the canonical schema (fit_to_schema) says what to do with it
     states = MACHINES[sf.machine].states
     if value in states:
         return
+    tmf_spelling = {t: c for c, t in TMF_SPELLINGS.get(sf.machine, {}).items()}
+    if value in tmf_spelling:
+        obj[sf.field] = tmf_spelling[value]  # TMF's own value, spelt as TMF publishes it: no warning
+        return
     for state in states:
-        if isinstance(value, str) and _squash(value) == _squash(state):
+        if _squash(value) == _squash(state):
             warnings.append(f"{path}.{sf.field}: {value!r} read as {state!r}")
             obj[sf.field] = state
             return
+    if not sf.tmf_enum:
+        del obj[sf.field]
+        warnings.append(
+            f"{path}.{sf.field}: {value!r} is not a {sf.machine} state; dropped "
+            f"(expected one of {', '.join(states)})"
+        )
+        return
     raise TMFConversionError(
-        f"{path}.{sf.field}: {value!r} is not a {sf.machine} state{did_you_mean(str(value), states)}; "
+        f"{path}.{sf.field}: {value!r} is not a {sf.machine} state{did_you_mean(value, states)}; "
         f"expected one of {', '.join(states)}"
     )
 
 
-def _normalise_states(doc: dict[str, Any], sf: StateField, warnings: list[str]) -> None:
+def _state_holders(doc: dict[str, Any], sf: StateField) -> Iterator[tuple[dict[str, Any], str]]:
+    """Yield every object of ``doc`` that holds state field ``sf``, with its path."""
     if sf.within is None:
-        _normalise_state(doc, sf, "$", warnings)
+        yield doc, "$"
         return
 
-    def walk(node: Any, path: str) -> None:
+    def walk(node: Any, path: str) -> Iterator[tuple[dict[str, Any], str]]:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key == sf.within and isinstance(value, list):
+                if key == sf.within and isinstance(value, dict):
+                    yield value, f"{path}.{key}"
+                elif key == sf.within and isinstance(value, list):
                     for i, item in enumerate(value):
                         if isinstance(item, dict):
-                            _normalise_state(item, sf, f"{path}.{key}[{i}]", warnings)
-                walk(value, f"{path}.{key}")
+                            yield item, f"{path}.{key}[{i}]"
+                yield from walk(value, f"{path}.{key}")
         elif isinstance(node, list):
             for i, item in enumerate(node):
-                walk(item, f"{path}[{i}]")
+                yield from walk(item, f"{path}[{i}]")
 
-    walk(doc, "$")
+    yield from walk(doc, "$")
+
+
+def _normalise_states(doc: dict[str, Any], sf: StateField, warnings: list[str]) -> None:
+    for holder, path in list(_state_holders(doc, sf)):
+        _normalise_state(holder, sf, path, warnings)
+
+
+def _tmf_spellings(doc: dict[str, Any], spec: TMFEntity) -> None:
+    """Write the states TMF spells its own way (``aborted`` -> ``"aborted "``) as TMF publishes them."""
+    for sf in spec.states:
+        spelling = TMF_SPELLINGS.get(sf.machine, {})
+        for holder, _ in list(_state_holders(doc, sf)):
+            value = holder.get(sf.field)
+            if isinstance(value, str) and value in spelling:
+                holder[sf.field] = spelling[value]
 
 
 def dumps(doc: Any, *, indent: int | None = 2) -> str:

@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class StateField:
     """A state field to normalise on input: ``field`` of the root (``within`` None) or of every object
-    found under the key ``within`` at any depth (nested order items); values come from ``machine``."""
+    found under the key ``within`` at any depth (nested order items, or the one object there: an order
+    item's product); values come from ``machine``."""
 
     field: str
     machine: str
     within: str | None = None
+    #: False where the TMF schema has no enumeration for the field (any string is TMF-valid there): an
+    #: unknown value is then dropped with a warning instead of refused
+    tmf_enum: bool = True
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,9 @@ class TMFEntity:
     party_refs: dict[str, str] = field(default_factory=dict)
     #: canonical arrays that TMF holds as one object (TroubleTicket.channel, Resource.place)
     single: tuple[str, ...] = ()
+    #: other TMF names of a top-level field, read on input with a warning (SID ``orderItem`` for the
+    #: TMF641 API's ``serviceOrderItem``); the output always uses the canonical name
+    read_as: dict[str, str] = field(default_factory=dict)
 
     @property
     def canonical_schema(self) -> str:
@@ -45,12 +52,29 @@ def _e(entity: str, api: str, files: dict[str, str | None], **kw: object) -> TMF
 _ORDER_STATES = (
     StateField("state", "product_order"),
     StateField("state", "product_order_item", within="productOrderItem"),
+    StateField("status", "product", within="product"),
 )
+
+#: machine -> {canonical state: TMF's published spelling}, where TMF's enumeration spells a state
+#: differently (ProductStatusType ``"aborted "`` with a space, IndividualStateType ``"deceaded"``, the
+#: SID TaskStateType ``"accepted"`` for the API's ``acknowledged``):
+#: read silently (it is TMF's own value) and written back the TMF way.
+TMF_SPELLINGS: dict[str, dict[str, str]] = {
+    "product": {"aborted": "aborted "},
+    "party": {"deceased": "deceaded"},
+    "cancel_product_order": {"acknowledged": "accepted"},  # TMF622 API: acknowledged; SID: accepted
+}
 
 ENTITIES: dict[str, TMFEntity] = {
     e.entity: e
     for e in (
         _e("product_order", "TMF622", {"ProductOrder": "Customer/ProductOrder"}, states=_ORDER_STATES),
+        _e(
+            "cancel_product_order",
+            "TMF622",
+            {"CancelProductOrder": "Product/CancelProductOrder"},
+            states=(StateField("state", "cancel_product_order"),),
+        ),
         _e("customer", "TMF629", {"Customer": "Customer/Customer"}),
         _e(
             "party",
@@ -63,7 +87,7 @@ ENTITIES: dict[str, TMFEntity] = {
             "billing_account",
             "TMF666",
             {"BillingAccount": "Customer/BillingAccount"},
-            states=(StateField("state", "account"),),
+            states=(StateField("state", "account", tmf_enum=False),),
             party_refs={"customer": "customer"},
         ),
         _e("product", "TMF637", {"Product": "Product/Product"}, states=(StateField("status", "product"),)),
@@ -75,7 +99,9 @@ ENTITIES: dict[str, TMFEntity] = {
             states=(
                 StateField("state", "service_order"),
                 StateField("state", "service_order_item", within="serviceOrderItem"),
+                StateField("state", "service", within="service"),
             ),
+            read_as={"orderItem": "serviceOrderItem"},
         ),
         _e(
             "resource",
@@ -115,4 +141,4 @@ ENTITIES: dict[str, TMFEntity] = {
 
 #: other names accepted on the command line
 ALIASES = {"individual": "party", "organization": "party", "logical_resource": "resource",
-           "reservation": "resource_reservation"}  # fmt: skip
+           "reservation": "resource_reservation", "cancel_order": "cancel_product_order"}  # fmt: skip
