@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+import hypothesis_jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.internal.conjecture import utils as conjecture_utils
 
 from esb.model.registry import ModelRegistry
 from esb.model.tmf import ENTITIES, dumps, from_tmf, loads, to_tmf
@@ -25,8 +24,6 @@ from esb.model.tmf.bundle import bundled_schema
 from esb.model.tmf.schemas import tmf_errors, tmf_schemas_dir
 from esb.model.validation import json_path
 
-hypothesis_jsonschema = pytest.importorskip("hypothesis_jsonschema")
-_from_schema_module = pytest.importorskip("hypothesis_jsonschema._from_schema")
 
 ROOT = Path(__file__).resolve().parents[2]
 TMF_DIR = tmf_schemas_dir(ROOT)
@@ -34,31 +31,6 @@ MODEL = ModelRegistry(ROOT / "canonical_model")
 #: how deep the recursive SID classes are unfolded, and how many documents per class
 DEPTH = 4
 EXAMPLES = 40
-
-
-class _Many:
-    """hypothesis-jsonschema 0.23 calls ``many.more()``; Hypothesis 6.150+ only iterates ``many``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._many = conjecture_utils.many(*args, **kwargs)
-        self._elements: Any = None
-
-    def more(self) -> bool:
-        if self._elements is None:
-            self._elements = iter(self._many.__enter__())
-        try:
-            next(self._elements)
-        except StopIteration:
-            self._many.__exit__(None, None, None)
-            return False
-        return True
-
-    def reject(self, why: str | None = None) -> None:
-        self._many.reject(why)
-
-
-if not hasattr(conjecture_utils.many, "more"):
-    _from_schema_module.cu = SimpleNamespace(many=_Many)
 
 
 def _classes() -> list[Any]:
