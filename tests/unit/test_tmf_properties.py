@@ -24,7 +24,6 @@ from esb.model.tmf.bundle import bundled_schema
 from esb.model.tmf.schemas import tmf_errors, tmf_schemas_dir
 from esb.model.validation import json_path
 
-
 ROOT = Path(__file__).resolve().parents[2]
 TMF_DIR = tmf_schemas_dir(ROOT)
 MODEL = ModelRegistry(ROOT / "canonical_model")
