@@ -54,6 +54,8 @@ from esb.transforms.registry import TEST_SUFFIX
 from esb.transforms.testrun import (
     OUTPUT_KEYS,
     CaseResult,
+    case_error,
+    check_case_input,
     check_output_spec,
     compare,
     dump,
@@ -242,20 +244,12 @@ class RouteTestFile:
             self._check_case(index, case)
 
     def _fail(self, path: tuple[Any, ...], message: str) -> ConfigError:
-        line = f"{self.doc.where(path)}: {message}"
-        return ConfigError(line, findings=[line])
+        return case_error(self.doc, path, message)
 
     def _check_case(self, index: int, case: Any) -> None:
         where = ("cases", index)
-        if not isinstance(case, dict):
-            raise self._fail(where, "a case is a mapping (name, input, mocks, end, error, outputs, reply)")
-        unknown = sorted(set(case) - CASE_KEYS)
-        if unknown:
-            raise self._fail((*where, unknown[0]), f"unknown key {unknown[0]!r} in a case")
-        if ("input" in case) == ("input_inline" in case):
-            raise self._fail(where, "give exactly one of input (a file) and input_inline")
-        if "input" in case and not (self.path.parent / str(case["input"])).is_file():
-            raise self._fail((*where, "input"), f"no such file: {case['input']}")
+        shape = "name, input, mocks, end, error, outputs, reply"
+        check_case_input(self.doc, self.path.parent, where, case, CASE_KEYS, shape)
         if case.get("end") not in ENDS:
             raise self._fail((*where, "end"), f"end is one of {', '.join(ENDS)}, got {case.get('end')!r}")
         if "error" in case and case["end"] != "dead_lettered":

@@ -165,6 +165,29 @@ def error_problem(wanted: Any, exc: BaseException) -> str:
     return "" if ok else f"expected error {wanted}, got {got}"
 
 
+
+def case_error(doc: Located, path: tuple[Any, ...], message: str) -> ConfigError:
+    """A broken test file: ``file:line: message`` as the error and its one finding."""
+    line = f"{doc.where(path)}: {message}"
+    return ConfigError(line, findings=[line])
+
+
+def check_case_input(
+    doc: Located, folder: Path, where: tuple[Any, ...], case: Any, keys: set[str], shape: str
+) -> None:
+    """Check what every test case shares: a mapping of known ``keys`` with exactly one of ``input`` (a file
+    under ``folder`` that exists) and ``input_inline``; ``shape`` lists the keys for the error."""
+    if not isinstance(case, dict):
+        raise case_error(doc, where, f"a case is a mapping ({shape})")
+    unknown = sorted(set(case) - keys)
+    if unknown:
+        raise case_error(doc, (*where, unknown[0]), f"unknown key {unknown[0]!r} in a case")
+    if ("input" in case) == ("input_inline" in case):
+        raise case_error(doc, where, "give exactly one of input (a file) and input_inline")
+    if "input" in case and not (folder / str(case["input"])).is_file():
+        raise case_error(doc, (*where, "input"), f"no such file: {case['input']}")
+
+
 class TestFile:
     """One loaded ``*_test.yaml``: its transform and its cases (ConfigError with file:line if broken)."""
 
@@ -184,8 +207,7 @@ class TestFile:
             self._check_case(index, case)
 
     def _fail(self, path: tuple[Any, ...], message: str) -> ConfigError:
-        line = f"{self.doc.where(path)}: {message}"
-        return ConfigError(line, findings=[line])
+        return case_error(self.doc, path, message)
 
     def _default_name(self) -> str:
         try:
@@ -197,15 +219,8 @@ class TestFile:
 
     def _check_case(self, index: int, case: Any) -> None:
         where = ("cases", index)
-        if not isinstance(case, dict):
-            raise self._fail(where, "a case is a mapping (name, input, expect, checks, error)")
-        unknown = sorted(set(case) - CASE_KEYS)
-        if unknown:
-            raise self._fail((*where, unknown[0]), f"unknown key {unknown[0]!r} in a case")
-        if ("input" in case) == ("input_inline" in case):
-            raise self._fail(where, "give exactly one of input (a file) and input_inline")
-        if "input" in case and not (self.path.parent / str(case["input"])).is_file():
-            raise self._fail((*where, "input"), f"no such file: {case['input']}")
+        shape = "name, input, expect, checks, error"
+        check_case_input(self.doc, self.path.parent, where, case, CASE_KEYS, shape)
         skip = case.get("skip_schema")
         if "skip_schema" in case and (not isinstance(skip, str) or not skip.strip()):
             raise self._fail(
