@@ -21,8 +21,6 @@ from esb.message import Message
 from esb.transforms.xpathdialect import XPathDialect
 from esb.xmlsafe import DEFAULT_MAX_BYTES, parse_xml
 
-log = get_logger("rawkeys")
-
 
 def _xml_root(message: Message, max_bytes: int) -> Any:
     body = message.body
@@ -47,6 +45,7 @@ class RawKeys:
     def __init__(self, route_id: str, keys: dict[str, RawKey], max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.route_id = route_id
         self.max_bytes = max_bytes
+        self.log = get_logger("rawkeys")  # per instance, like every logger here: it follows the configuration
         self.xpaths: dict[str, Callable[[Any], Any]] = {}
         self.jmespaths: dict[str, Expression] = {}
         for name, key in keys.items():
@@ -77,7 +76,7 @@ class RawKeys:
         if jmespaths:
             warnings.extend(self._read(message, jmespaths, lambda: self._json_view(message)))
         for warning in warnings:
-            log.warning(
+            self.log.warning(
                 "raw business key not read", route=self.route_id, message_id=message.id,
                 correlation_id=message.correlation_id, why=warning,
             )  # fmt: skip
