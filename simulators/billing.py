@@ -1,47 +1,34 @@
-"""The simulated Billing system: the Billing account web service (createAccount, updateAccount, queryBalance).
+"""The simulated Billing system: the account service (createAccount, updateAccount, queryBalance) and the
+subscriber service (createSubscriber, deleteSubscriber).
 
-It speaks the contract in ``config/contracts/billing/`` over SOAP 1.1 and 1.2, with its own small lxml
-code (not the hub's listener), so tests of the hub's SOAP client meet an independent implementation.
-Faults carry a Billing error code in their detail, as the real system's do:
+It speaks the contracts in ``config/contracts/billing/`` (``billing.wsdl`` and ``billing-subscriber.wsdl``)
+over SOAP 1.1 and 1.2 with the simulators' own lxml code (simulators/soap_service.py), not the hub's
+listener, so tests of the hub's SOAP client meet an independent implementation. One server answers both
+services, on any path. Faults carry a Billing error code in their detail, as the real system's do:
 
 - ``BIL-0503`` "system busy": queued with :meth:`BillingSimulator.busy_next` (transient);
 - ``BIL-1001`` "invalid customer": a createAccount whose customerId starts with ``INVALID``;
-- ``BIL-1004`` "account not found": updateAccount/queryBalance of an unknown account or MSISDN.
+- ``BIL-1004`` "account not found": updateAccount/queryBalance of an unknown account or MSISDN, and a
+  createSubscriber on an account Billing does not hold;
+- ``BIL-1005`` "subscriber not found": deleteSubscriber of a subscriber Billing never created.
+
+createAccount is idempotent on ``externalId`` (the CRM's row id), createSubscriber on its ``externalId``
+(the caller's idempotency key); deleteSubscriber of a deleted subscriber answers ``DELETED`` again.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import hmac
-import threading
-from collections.abc import Callable, Iterable
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import ClassVar
 
-from lxml import etree
-
-from esb.exceptions import EsbError
-from esb.xmlsafe import parse_xml
+from simulators.soap_service import Fields, Handler, ServiceFault, SimulatedSOAPService, now_iso, required
 
 TYPES = "http://billing.telecom.example/ws/types/v1"
 FAULTS = "http://billing.telecom.example/ws/faults/v1"
-ENVELOPES = {
-    "1.1": "http://schemas.xmlsoap.org/soap/envelope/",
-    "1.2": "http://www.w3.org/2003/05/soap-envelope",
-}
-WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-
-
-class BillingFault(Exception):  # noqa: N818 - named as the contract names it
-    """A Billing business fault (its code goes into the Fault's detail)."""
-
-    def __init__(self, code: str, text: str, *, server: bool = False) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
-        self.server = server
+#: A Billing business fault (its code goes into the Fault's detail): the simulators' service fault.
+BillingFault = ServiceFault
 
 
 @dataclass
@@ -60,26 +47,57 @@ class Account:
     msisdns: list[str] = field(default_factory=list)
 
 
-class BillingSimulator:
-    """The Billing web service as a WSGI application; ``serve()`` runs it on loopback with waitress."""
+@dataclass
+class Subscriber:
+    """A subscriber (用户) as the simulator stores it: one subscription on an account."""
+
+    subscriber_id: str
+    external_id: str
+    account_id: str
+    service_type: str
+    order_id: str = ""
+    msisdn: str = ""
+    status: str = "ACTIVE"
+
+
+class BillingSimulator(SimulatedSOAPService):
+    """The Billing web services as a WSGI application; ``serve()`` runs them on loopback with waitress.
+
+    ``accounts`` and ``subscribers`` (by id) are its state; ``creations`` counts the subscribers made per
+    ``externalId``, so a test can assert that none was created twice.
+    """
+
+    TYPES = TYPES
+    FAULTS = FAULTS
+    FAULT_ELEMENT = "BillingFault"
+    NAME = "sim-billing"
+    PATH = "/services/BillingAccount"
+    BAD_REQUEST = "BIL-0400"
+    UNAUTHORISED = "BIL-0401"
+    #: The subscriber service's path on the same server (any path answers both services).
+    SUBSCRIBER_PATH: ClassVar[str] = "/services/BillingSubscriber"
 
     def __init__(self, username: str = "esb", password: str = "billing-secret") -> None:  # noqa: S107
-        self.username = username
-        self.password = password
+        super().__init__(username, password)
         self.accounts: dict[str, Account] = {}
-        self.calls: list[tuple[str, dict[str, str]]] = []
+        self.subscribers: dict[str, Subscriber] = {}
+        self.creations: Counter[str] = Counter()
         self._busy = 0
         self._next = 2000000000
-        self._lock = threading.Lock()
-        self.server: Any = None
-        self.thread: threading.Thread | None = None
-        self.nonces: Any = None  # WS-Security nonces seen (made at the first digest token)
+        self._next_subscriber = 0
 
     # -- behaviour ----------------------------------------------------------------------------------
     def busy_next(self, count: int = 1) -> None:
         """Answer the next ``count`` calls with the transient fault BIL-0503 (system busy)."""
         with self._lock:
             self._busy += count
+
+    def before_call(self, name: str, fields: Fields) -> None:
+        """Refuse the call with BIL-0503 while calls are queued as busy."""
+        with self._lock:
+            busy, self._busy = self._busy > 0, max(self._busy - 1, 0)
+        if busy:
+            raise BillingFault("BIL-0503", "system busy, try again later", server=True)
 
     def add_account(self, account_id: str, *, balance: str = "0", msisdn: str | None = None) -> Account:
         """Create an account directly (test data)."""
@@ -95,12 +113,21 @@ class BillingSimulator:
         self.accounts[account_id] = account
         return account
 
-    def _create(self, f: dict[str, str]) -> dict[str, str]:
+    def active_subscribers(self, order_id: str | None = None) -> list[Subscriber]:
+        """The subscribers not deleted, only those of ``order_id`` if given (for a demo's final checks)."""
+        with self._lock:
+            return [
+                s
+                for s in self.subscribers.values()
+                if s.status == "ACTIVE" and (order_id is None or s.order_id == order_id)
+            ]
+
+    def _create(self, f: Fields) -> dict[str, str]:
         if f.get("customerId", "").startswith("INVALID"):
             raise BillingFault("BIL-1001", f"invalid customer {f.get('customerId')}")
         for account in self.accounts.values():
             if account.external_id == f["externalId"]:  # idempotent on the CRM's row id
-                return {"accountId": account.account_id, "status": account.status, "createdAt": _now()}
+                return {"accountId": account.account_id, "status": account.status, "createdAt": now_iso()}
         self._next += 1
         account = Account(
             str(self._next),
@@ -112,9 +139,9 @@ class BillingSimulator:
             Decimal(f.get("creditLimit", "0")),
         )
         self.accounts[account.account_id] = account
-        return {"accountId": account.account_id, "status": account.status, "createdAt": _now()}
+        return {"accountId": account.account_id, "status": account.status, "createdAt": now_iso()}
 
-    def _find(self, f: dict[str, str]) -> Account:
+    def _find(self, f: Fields) -> Account:
         if "accountId" in f and f["accountId"] in self.accounts:
             return self.accounts[f["accountId"]]
         for account in self.accounts.values():
@@ -122,132 +149,69 @@ class BillingSimulator:
                 return account
         raise BillingFault("BIL-1004", f"account not found: {f.get('accountId') or f.get('msisdn')}")
 
-    def _update(self, f: dict[str, str]) -> dict[str, str]:
+    def _update(self, f: Fields) -> dict[str, str]:
         account = self._find(f)
         account.name = f.get("accountName", account.name)
         account.credit_limit = Decimal(f.get("creditLimit", account.credit_limit))
         account.status = f.get("status", account.status)
         return {"accountId": account.account_id, "status": account.status}
 
-    def _balance(self, f: dict[str, str]) -> dict[str, str]:
+    def _balance(self, f: Fields) -> dict[str, str]:
         a = self._find(f)
         return {
             "accountId": a.account_id,
             "balance": str(a.balance),
             "currency": a.currency,
             "creditLimit": str(a.credit_limit),
-            "asOf": _now(),
+            "asOf": now_iso(),
         }
 
-    def operations(self) -> dict[str, tuple[str, Callable[[dict[str, str]], dict[str, str]]]]:
+    def _create_subscriber(self, f: Fields) -> dict[str, str]:
+        key = required(f, "externalId", "BIL-0400")
+        with self._lock:
+            for sub in self.subscribers.values():
+                if sub.external_id == key:  # idempotent on the caller's key: never a second subscriber
+                    return {"subscriberId": sub.subscriber_id, "status": sub.status, "createdAt": now_iso()}
+            account = self._find({"accountId": required(f, "accountId", "BIL-0400")})
+            self._next_subscriber += 1
+            sub = Subscriber(
+                f"S{self._next_subscriber:09d}",
+                key,
+                account.account_id,
+                required(f, "serviceType", "BIL-0400"),
+                f.get("orderId", ""),
+                f.get("msisdn", ""),
+            )
+            self.subscribers[sub.subscriber_id] = sub
+            self.creations[key] += 1
+            if sub.msisdn and sub.msisdn not in account.msisdns:
+                account.msisdns.append(sub.msisdn)  # so queryBalance by MSISDN finds the account
+            return {"subscriberId": sub.subscriber_id, "status": sub.status, "createdAt": now_iso()}
+
+    def _delete_subscriber(self, f: Fields) -> dict[str, str]:
+        with self._lock:
+            found = [
+                s
+                for s in self.subscribers.values()
+                if s.subscriber_id == f.get("subscriberId")
+                or (f.get("externalId") and s.external_id == f["externalId"])
+            ]
+            if not found:
+                wanted = f.get("subscriberId") or f.get("externalId")
+                raise BillingFault("BIL-1005", f"subscriber not found: {wanted}")
+            sub = found[0]
+            sub.status = "DELETED"
+            account = self.accounts.get(sub.account_id)
+            if account is not None and sub.msisdn in account.msisdns:
+                account.msisdns.remove(sub.msisdn)
+            return {"subscriberId": sub.subscriber_id, "status": sub.status}
+
+    def operations(self) -> dict[str, tuple[str, Handler]]:
         """Request element local name -> (response element local name, handler)."""
         return {
             "CreateAccountRequest": ("CreateAccountResponse", self._create),
             "UpdateAccountRequest": ("UpdateAccountResponse", self._update),
             "QueryBalanceRequest": ("QueryBalanceResponse", self._balance),
+            "CreateSubscriberRequest": ("CreateSubscriberResponse", self._create_subscriber),
+            "DeleteSubscriberRequest": ("DeleteSubscriberResponse", self._delete_subscriber),
         }
-
-    # -- HTTP ---------------------------------------------------------------------------------------
-    def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        """WSGI entry point."""
-        version = "1.2" if "soap+xml" in (environ.get("CONTENT_TYPE") or "") else "1.1"
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        try:
-            root = parse_xml(environ["wsgi.input"].read(length))
-            version = "1.2" if root.tag.startswith(f"{{{ENVELOPES['1.2']}}}") else "1.1"
-            ns = ENVELOPES[version]
-            if not self._authorised(environ, root.find(f"{{{ns}}}Header")):
-                raise BillingFault("BIL-0401", "authentication failed")
-            request = next(c for c in root.find(f"{{{ns}}}Body") if isinstance(c.tag, str))
-            name = etree.QName(request).localname
-            fields = {
-                etree.QName(c).localname: (c.text or "").strip() for c in request if isinstance(c.tag, str)
-            }
-            self.calls.append((name, fields))
-            with self._lock:
-                busy, self._busy = self._busy > 0, max(self._busy - 1, 0)
-            if busy:
-                raise BillingFault("BIL-0503", "system busy, try again later", server=True)
-            if name not in self.operations():
-                raise BillingFault("BIL-0400", f"unknown operation {name}")
-            out_name, handler = self.operations()[name]
-            body, status = _response(version, out_name, handler(fields)), "200 OK"
-        except BillingFault as fault:
-            body, status = _fault(version, fault), "500 Internal Server Error"
-        except (EsbError, StopIteration, AttributeError, KeyError, ArithmeticError) as exc:
-            body, status = (
-                _fault(version, BillingFault("BIL-0400", f"bad request: {exc}")),
-                "500 Internal Server Error",
-            )
-        ctype = "application/soap+xml; charset=utf-8" if version == "1.2" else "text/xml; charset=utf-8"
-        start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
-        return [body]
-
-    def _authorised(self, environ: dict[str, Any], header: etree._Element | None) -> bool:
-        basic = environ.get("HTTP_AUTHORIZATION", "")
-        if basic.lower().startswith("basic "):
-            given = base64.b64decode(basic[6:]).decode("utf-8", "replace")
-            return hmac.compare_digest(given.encode(), f"{self.username}:{self.password}".encode())
-        if header is not None:
-            from adapters.soap.nonces import MemoryNonceStore
-            from adapters.soap.security import check_wsse
-
-            if self.nonces is None:
-                self.nonces = MemoryNonceStore()
-            return check_wsse(header, {self.username: self.password}, self.nonces) == self.username
-        return False
-
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host``:``port`` in a background thread; return the service URL."""
-        from waitress.server import create_server
-
-        self.server = create_server(self.app, host=host, port=port, threads=4, ident="billing-sim")
-        self.thread = threading.Thread(target=self.server.run, name="sim-billing", daemon=True)
-        self.thread.start()
-        return f"http://{host}:{self.server.effective_port}/services/BillingAccount"
-
-    def stop(self) -> None:
-        """Stop serving."""
-        server, self.server = self.server, None
-        if server is None:
-            return
-        from adapters.soap.server import stop_server
-
-        stop_server(server, self.thread)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-
-
-def _envelope(version: str) -> tuple[etree._Element, etree._Element]:
-    ns = ENVELOPES[version]
-    env = etree.Element(f"{{{ns}}}Envelope", nsmap={"soap": ns})
-    return env, etree.SubElement(env, f"{{{ns}}}Body")
-
-
-def _response(version: str, name: str, values: dict[str, str]) -> bytes:
-    env, body = _envelope(version)
-    out = etree.SubElement(body, f"{{{TYPES}}}{name}", nsmap={"bt": TYPES})
-    for key, value in values.items():
-        etree.SubElement(out, f"{{{TYPES}}}{key}").text = value
-    return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
-
-
-def _fault(version: str, fault: BillingFault) -> bytes:
-    ns = ENVELOPES[version]
-    env, body = _envelope(version)
-    node = etree.SubElement(body, f"{{{ns}}}Fault")
-    if version == "1.1":
-        etree.SubElement(node, "faultcode").text = "soap:" + ("Server" if fault.server else "Client")
-        etree.SubElement(node, "faultstring").text = fault.text
-        detail = etree.SubElement(node, "detail")
-    else:
-        code = etree.SubElement(etree.SubElement(node, f"{{{ns}}}Code"), f"{{{ns}}}Value")
-        code.text = "soap:" + ("Receiver" if fault.server else "Sender")
-        etree.SubElement(etree.SubElement(node, f"{{{ns}}}Reason"), f"{{{ns}}}Text").text = fault.text
-        detail = etree.SubElement(node, f"{{{ns}}}Detail")
-    error = etree.SubElement(detail, f"{{{FAULTS}}}BillingFault", nsmap={"bf": FAULTS})
-    etree.SubElement(error, f"{{{FAULTS}}}errorCode").text = fault.code
-    etree.SubElement(error, f"{{{FAULTS}}}errorMessage").text = fault.text
-    return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))

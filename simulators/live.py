@@ -2,7 +2,9 @@
 
 Every route that has a scenario (simulators/scenarios.py) is driven: message flows one message per
 tick, file flows one small file every so often. What is sent is printed as it goes; what the hub did
-with it shows in the hub's own log lines (delivered, filtered, dead-lettered, with the reason).
+with it shows in the hub's own log lines (delivered, filtered, dead-lettered, with the reason). The
+systems the order-to-activation process calls (RIM, OSS, Billing's subscriber service:
+simulators/process_systems.py) are served beside them, waiting to be called.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import click
 
 from simulators.batch_scenarios import NCR_FILE_RECORDS
 from simulators.crm import PlannedMessage
+from simulators.process_systems import ProcessSystems
 from simulators.scenarios import Scenario, scenario_for
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ class LiveSimulation:
             scenario = scenario_for(project, route.id) if route.enabled else None
             if scenario is not None:
                 self.scenarios.append(scenario)
+        self.systems = ProcessSystems(project)
         self.stop_event = threading.Event()
         self.sender = threading.Thread(target=self._send_forever, name="sim-senders", daemon=True)
 
@@ -92,11 +96,19 @@ class LiveSimulation:
         self.project.settings.data_dir.mkdir(parents=True, exist_ok=True)
         for scenario in self.scenarios:
             scenario.start()
+        try:
+            for line in self.systems.start():
+                click.echo(f"sim  serving {line}")
+        except BaseException:
+            self.__exit__()  # a port taken: stop what started, then say why
+            raise
         self.sender.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop_event.set()
-        self.sender.join(10)
+        if self.sender.ident is not None:
+            self.sender.join(10)
         for scenario in self.scenarios:
             scenario.stop()
+        self.systems.stop()

@@ -1,0 +1,94 @@
+"""The systems the order-to-activation process calls, simulated: RIM, OSS and Billing's subscriber service.
+
+:class:`ProcessSystems` starts each one on the port and with the credentials its endpoints in
+``config/systems.yaml`` name (``rim.reserve_resources``, ``oss.activate_service`` with its results on
+``oss.activation_results``, ``billing.create_subscriber``), so the hub's SOAP client endpoints reach them
+as they are. `esb run --simulate` (``make run``) starts them; a project without those endpoints starts
+none. Their state is there for a demo's final checks: ``rim.inventory.live_reservations(order_id)``,
+``oss.activated_twice()``, ``billing.active_subscribers(order_id)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from adapters.soap.config import SOAPEndpoint
+from simulators.devenv import password
+from simulators.oss import OSSSimulator, QueuePublisher
+from simulators.rim import RIMSimulator
+from simulators.soap_scenarios import SharedBilling
+
+if TYPE_CHECKING:
+    from esb.project import Project
+    from simulators.billing import BillingSimulator
+
+RIM_ENDPOINT = "rim.reserve_resources"
+OSS_ENDPOINT = "oss.activate_service"
+OSS_RESULTS = "oss.activation_results"
+BILLING_ENDPOINT = "billing.create_subscriber"
+#: The injected behaviour of the running simulation (the issue's demo mix): 5% of new reservations
+#: refused, OSS results after a second, 5% of them never sent.
+RIM_REFUSAL_RATE = 0.05
+OSS_RESULT_DELAY = 1.0
+OSS_TIMEOUT_RATE = 0.05
+
+
+def soap_service_config(project: Project, endpoint: str) -> tuple[str, str, int]:
+    """Return (username, password, port) a simulated service must use to answer ``endpoint``."""
+    config = project.endpoint(endpoint)
+    if not isinstance(config, SOAPEndpoint) or config.auth is None or not config.address:
+        raise ValueError(f"{endpoint}: expected a SOAP client endpoint with an address and auth")
+    if not config.auth.password_env:
+        raise ValueError(f"{endpoint}: the simulated service reads its password from password_env, none set")
+    return config.auth.username, password(config.auth.password_env), urlsplit(config.address).port or 0
+
+
+class ProcessSystems:
+    """Starts and stops the simulated RIM, OSS and Billing subscriber service for one project."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.rim: RIMSimulator | None = None
+        self.oss: OSSSimulator | None = None
+        self.billing: BillingSimulator | None = None
+        self._publisher: QueuePublisher | None = None
+
+    def start(self) -> list[str]:
+        """Start every system whose endpoint the project declares; return a line per started one."""
+        started = []
+        endpoints = self.project.endpoints
+        if RIM_ENDPOINT in endpoints:
+            user, secret, port = soap_service_config(self.project, RIM_ENDPOINT)
+            self.rim = RIMSimulator(user, secret, refusal_rate=RIM_REFUSAL_RATE)
+            started.append(f"RIM      {self.rim.serve(port=port)}")
+        if OSS_ENDPOINT in endpoints and OSS_RESULTS in endpoints:
+            user, secret, port = soap_service_config(self.project, OSS_ENDPOINT)
+            self._publisher = QueuePublisher(self.project, OSS_RESULTS)
+            self.oss = OSSSimulator(
+                user,
+                secret,
+                publish=self._publisher,
+                result_delay=OSS_RESULT_DELAY,
+                timeout_rate=OSS_TIMEOUT_RATE,
+            )
+            started.append(f"OSS      {self.oss.serve(port=port)} (results on {OSS_RESULTS})")
+        if BILLING_ENDPOINT in endpoints:
+            self.billing = SharedBilling.acquire(self.project, BILLING_ENDPOINT)
+            started.append(f"Billing  subscriber service on port {self.billing.server.effective_port}")
+        return started
+
+    def stop(self) -> None:
+        """Stop what :meth:`start` started (may be called twice)."""
+        rim, self.rim = self.rim, None
+        if rim is not None:
+            rim.stop()
+        oss, self.oss = self.oss, None
+        if oss is not None:
+            oss.stop()
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.close()
+        if self.billing is not None:
+            self.billing = None
+            SharedBilling.release()
