@@ -185,7 +185,7 @@ def sample_warnings(project: Any, catalog: Catalog) -> list[str]:
     from esb.transforms.registry import TRANSFORMS_DIR
     from esb.transforms.testrun import TestFile, find_test_files
 
-    out = []
+    out: list[str] = []
     folder = Path(project.root) / TRANSFORMS_DIR
     for path in find_test_files(folder) if folder.is_dir() else []:
         try:
@@ -196,16 +196,19 @@ def sample_warnings(project: Any, catalog: Catalog) -> list[str]:
         if not str(transform.header.output_schema or "").startswith("product_order."):
             continue
         for index, case in enumerate(test.cases):
-            for offering_id, name in _sampled_offerings(transform, test, case):
-                if offering_id not in catalog.offerings:
-                    out.append(
-                        warning(
-                            test.doc.where(("cases", index)),
-                            f"cases[{index}]: offering {offering_id!r} ({name}) is not in {CATALOG_FILE}: "
-                            "decomposition would refuse such an order; add it to the catalogue",
-                        )
-                    )
+            sampled = _sampled_offerings(transform, test, case)
+            missing = [(o, name) for o, name in sampled if o not in catalog.offerings]
+            out.extend(warning(test.doc.where(("cases", index)), _not_in_catalog(index, *m)) for m in missing)
     return out
+
+
+def _not_in_catalog(index: int, offering_id: str, name: str) -> str:
+    """The warning text for a sampled offering the catalogue lacks."""
+    named = f" ({name})" if name else ""
+    return (
+        f"cases[{index}]: offering {offering_id!r}{named} is not in {CATALOG_FILE}: "
+        "decomposition would refuse such an order; add it to the catalogue"
+    )
 
 
 def _sampled_offerings(transform: Any, test: Any, case: dict[str, Any]) -> list[tuple[str, str]]:
@@ -230,7 +233,7 @@ def _sampled_offerings(transform: Any, test: Any, case: dict[str, Any]) -> list[
         for item in (i for i in items if isinstance(i, dict)):
             offering = item.get("productOffering")
             if isinstance(offering, dict) and offering.get("id"):
-                found.append((str(offering["id"]), str(offering.get("name", "no name"))))
+                found.append((str(offering["id"]), str(offering.get("name") or "")))
             children.extend(item.get("productOrderItem") or [])
         items = children
     return found

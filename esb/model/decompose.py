@@ -18,6 +18,7 @@ message error: the route dead-letters the order with the reason.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,8 +187,8 @@ def _member(members: dict[str, Member], offering_id: str, child: dict[str, Any],
 
 
 def _document(order: dict[str, Any], order_id: str, index: int, part: _Part) -> dict[str, Any]:
-    """Return the ``component_order.v1`` document of one part."""
-    item = {k: v for k, v in part.item.items() if k != "productOrderItem"}
+    """Return the ``component_order.v1`` document of one part (a copy: parts share nothing)."""
+    item = copy.deepcopy({k: v for k, v in part.item.items() if k != "productOrderItem"})
     body: dict[str, Any] = {
         "id": f"{order_id}-{index + 1}",
         "@type": "ComponentOrder",
@@ -214,9 +215,9 @@ def _document(order: dict[str, Any], order_id: str, index: int, part: _Part) -> 
         body["service"] = _service(part.offering.service)
     account = item.get("billingAccount") or order.get("billingAccount")
     if account:
-        body["billingAccount"] = account
+        body["billingAccount"] = copy.deepcopy(account)
     if order.get("relatedParty"):
-        body["relatedParty"] = order["relatedParty"]
+        body["relatedParty"] = copy.deepcopy(order["relatedParty"])
     return body
 
 

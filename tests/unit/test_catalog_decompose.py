@@ -112,6 +112,17 @@ def test_a_single_product_is_one_mandatory_component_order() -> None:
     assert VALIDATOR.errors(part) == []
 
 
+def test_component_orders_do_not_share_data_with_the_order() -> None:
+    """Changing a component order leaves the order and its sibling component orders as they were."""
+    order = hej_order()
+    before = copy.deepcopy(order)
+    first, second, *_ = decompose(order, CATALOG)
+    first["relatedParty"][0]["name"] = "王芳"
+    second["productOrderItem"]["product"]["place"][0]["address"]["room"] = "0000室"
+    assert order == before
+    assert second["relatedParty"][0]["name"] == "张伟"
+
+
 def test_unchanged_items_yield_nothing_and_other_actions_pass_through() -> None:
     """noChange items have nothing to fulfil; modify and delete items become component orders as they are."""
     order = order_of(
@@ -242,6 +253,22 @@ def test_step_takes_no_value_or_a_type() -> None:
         DecomposeStep(decompose=DecomposeSpec()),
         DecomposeStep(decompose=DecomposeSpec(type="order.component")),
     ]
+
+
+def test_routes_schema_accepts_both_forms_of_the_step() -> None:
+    """`esb schema routes` accepts `decompose:` with no value and with {type}, and refuses an unknown key."""
+    import jsonschema
+    from click.testing import CliRunner
+
+    from esb.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["schema", "routes"])
+    validator = jsonschema.Draft202012Validator(json.loads(result.output))
+    steps: list[Any] = [{"decompose": None}, {"decompose": {"type": "order.component"}}]
+    assert validator.is_valid({"routes": [{"id": "r", "from": "a.in", "steps": steps}]})
+    assert not validator.is_valid(
+        {"routes": [{"id": "r", "from": "a.in", "steps": [{"decompose": {"typ": "x"}}]}]}
+    )
 
 
 def write_catalogue(root: Path) -> None:

@@ -40,9 +40,9 @@ def _empty(value: Any) -> Any:
 class DecomposeStep(Strict):
     """Decompose a product order into component orders (``decompose:`` or ``decompose: {type: ...}``)."""
 
-    decompose: Annotated[DecomposeSpec, BeforeValidator(_empty)] = Field(
-        description=f"nothing, or {{type}}: the order is decomposed by {CATALOG_FILE}"
-    )
+    decompose: Annotated[
+        DecomposeSpec, BeforeValidator(_empty, json_schema_input_type=DecomposeSpec | None)
+    ] = Field(description=f"nothing, or {{type}}: the order is decomposed by {CATALOG_FILE}")
 
 
 class Decomposer:
