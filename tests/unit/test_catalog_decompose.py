@@ -69,14 +69,12 @@ def test_home_bundle_becomes_broadband_mobile_iptv_and_fixed_line_orders() -> No
         assert part["billingAccount"]["id"] == "ACCT-2000123456"
         assert "productOrderItem" not in part["productOrderItem"]
     mobile, broadband, iptv, fixed = parts
-    assert [(r["category"], r["resourceSpecification"]["id"]) for r in mobile["reservationItem"]] == [
-        ("msisdn", "POOL-MSISDN-133"),
-        ("sim", "POOL-USIM"),
-    ]
-    assert [r["category"] for r in broadband["reservationItem"]] == ["port", "broadbandAccount"]
+    assert mobile["reservationItem"] == [{"id": "1", "category": "msisdn", "quantity": 1}]
+    assert [r["category"] for r in broadband["reservationItem"]] == ["port"]
     assert broadband["service"]["serviceSpecification"]["id"] == "SS-FTTH"
     assert broadband["productOrderItem"]["product"]["place"][0]["address"]["district"] == "天河区"
-    assert [r["category"] for r in iptv["reservationItem"]] == ["stb"]
+    assert "reservationItem" not in iptv
+    assert iptv["service"]["serviceSpecification"]["id"] == "SS-IPTV-HD"
     assert fixed["reservationItem"][0]["category"] == "fixedNumber"
     assert [p["createSubscriber"] for p in parts] == [True, True, False, True]
 
@@ -109,6 +107,28 @@ def test_a_single_product_is_one_mandatory_component_order() -> None:
         "name": "5G移动语音及数据",
     }
     assert part["relatedParty"][0]["name"] == "张伟"
+    assert VALIDATOR.errors(part) == []
+
+
+def test_a_pool_in_the_catalogue_becomes_the_resource_specification(tmp_path: Path) -> None:
+    """A resource with a pool is reserved from that RIM resource specification, as many as it says."""
+    text = (PROJECT / CATALOG_FILE).read_text(encoding="utf-8")
+    (tmp_path / "config").mkdir()
+    (tmp_path / CATALOG_FILE).write_text(
+        text.replace(
+            "resources: [{category: port}]", "resources: [{category: ont, pool: POOL-ONT-HGU, quantity: 2}]"
+        ),
+        encoding="utf-8",
+    )
+    [part] = decompose(order_of(item("1", "PO-BB-100M")), load_catalog(tmp_path))
+    assert part["reservationItem"] == [
+        {
+            "id": "1",
+            "category": "ont",
+            "quantity": 2,
+            "resourceSpecification": {"id": "POOL-ONT-HGU", "@referredType": "ResourceSpecification"},
+        }
+    ]
     assert VALIDATOR.errors(part) == []
 
 
