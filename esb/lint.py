@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from esb.config import routes as r
+from esb.config.catalog import catalog_findings
 from esb.config.steps import kind_of, kinds
 from esb.config.steps.transform import TransformStep
 from esb.config.yamlpos import PathKey, format_path
@@ -182,6 +183,7 @@ class Linter:
         if self._schemas is not None:
             self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
         self.findings.extend(declaration_findings(self.project.root))
+        self.findings.extend(catalog_findings(self.project))
 
 
 def _safe(get: Any, what: str) -> Iterable[str]:
