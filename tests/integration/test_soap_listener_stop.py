@@ -33,7 +33,7 @@ def test_start_and_stop_with_requests_in_hand_never_fails(
     })  # fmt: skip
     context = AdapterContext(Settings(data_dir=tmp_path), REPO, "crm.stop_test")
     statuses: list[int] = []
-    for _ in range(CYCLES):
+    for cycle in range(CYCLES):
         billing = BillingSimulator()
         billing.serve()
         source = SOAPAdapter().source(endpoint, context)
@@ -51,7 +51,10 @@ def test_start_and_stop_with_requests_in_hand_never_fails(
             caller.start()
         for k in range(2):
             delivery = source.read(5)
-            assert delivery is not None
+            assert delivery is not None, (
+                f"cycle {cycle}: request {k + 1} did not reach the route within 5 s; HTTP statuses of this "
+                f"cycle's callers so far: {statuses[2 * cycle :]}"
+            )
             delivery.ack(None if k == 0 else RuntimeError("given back"))
         for caller in callers:
             caller.join(10)
