@@ -62,6 +62,7 @@ class DefinitionChecker:
         self.process = definition.process
         self.findings: list[str] = []
         self.steps = dict(_first_by_name(located_steps(self.process)))
+        self.by_path = dict(located_steps(self.process))
         self.compensations = {s.name: ("compensations", i) for i, s in enumerate(self.process.compensations)}
 
     def add(self, path: PathKey, problem: str) -> None:
@@ -180,11 +181,14 @@ class DefinitionChecker:
                     f"unknown business key {spec.correlate.key!r}{did_you_mean(spec.correlate.key, known)}: "
                     f"correlate on one of {', '.join(known)}",
                 )
-            if spec.correlate.item is not None and "foreach" not in path:
+            if spec.on_timeout.action == "retry" and spec.reply_to is None:
                 self.add(
-                    (*path, "await", "correlate", "item"),
-                    "correlate.item picks a foreach branch, and this await is in none: remove it",
+                    (*path, "await", "on_timeout"),
+                    "on_timeout retry sends reply_to again, and this await has none: name the send step "
+                    "in reply_to, or choose compensate, fail or alert",
                 )
+            if spec.correlate.item is not None:
+                self.check_item(path, spec.correlate.item)
         if isinstance(step, ParallelStep) and isinstance(step.parallel.join, JoinCount):
             count, branches = step.parallel.join.count, len(step.parallel.branches)
             if count > branches:
@@ -192,6 +196,20 @@ class DefinitionChecker:
                     (*path, "parallel", "join", "count"),
                     f"join count {count} is larger than the {branches} branches: it can never be met",
                 )
+
+    def check_item(self, path: PathKey, item: str) -> None:
+        """``correlate.item`` picks a foreach branch by its key: the await stands in a foreach with one."""
+        where = (*path, "await", "correlate", "item")
+        if "foreach" not in path:
+            self.add(where, "correlate.item picks a foreach branch, and this await is in none: remove it")
+            return
+        owner = self.by_path[path[: len(path) - path[::-1].index("foreach") - 1]]
+        if isinstance(owner, ForeachStep) and owner.foreach.key is None:
+            self.add(
+                where,
+                f"correlate.item is matched against the item's key, and foreach {owner.name!r} has none "
+                "(its items are numbered): add foreach.key (e.g. item.id)",
+            )
 
     def check_compensate(self, path: PathKey, step: StepBase) -> None:
         """``compensate`` names a compensation, on a step that does something a reply confirms."""

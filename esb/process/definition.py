@@ -112,17 +112,20 @@ def walk(steps: Sequence[StepBase], prefix: str = "") -> Iterator[tuple[str, Ste
             yield from walk(nested, f"{prefix}.{segment}" if prefix else segment)
 
 
-def idempotency_key(instance_id: str, step_path: str, items: Sequence[str] = ()) -> str:
+def idempotency_key(
+    instance_id: str, step_path: str, items: Sequence[str] = (), *, undo: bool = False
+) -> str:
     """Return the idempotency key of a call: ``<instance id>:<step path>``, the same on every attempt.
 
     ``items`` fills the ``[*]`` of the foreach steps in ``step_path``, outermost first, with each item's
-    key (``foreach.key``, or its position): ``o-1:components[C1].reserve``.
+    key (``foreach.key``, or its position): ``o-1:components[C1].reserve``. ``undo``: the key of the
+    step's compensation, ``o-1:components[C1].reserve:compensate``.
     """
     parts = step_path.split("[*]")
     if len(parts) - 1 != len(items):
         raise ValueError(f"step path {step_path!r} has {len(parts) - 1} foreach item(s), {len(items)} given")
     filled = parts[0] + "".join(f"[{item}]{rest}" for item, rest in zip(items, parts[1:], strict=True))
-    return f"{instance_id}:{filled}"
+    return f"{instance_id}:{filled}:compensate" if undo else f"{instance_id}:{filled}"
 
 
 def process_schema() -> dict[str, Any]:

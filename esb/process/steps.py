@@ -181,14 +181,18 @@ class Branch(Strict):
 
 
 class ParallelSpec(Strict):
-    """Branches that run at once, joined by ``join``; ``on_partial`` says what a partial success does."""
+    """Branches run at once; ``join`` says when the step ends, ``on_partial`` what a partial success does.
+
+    ``all`` ends when every branch has ended, ``any`` when the first ends well, ``{count: N}`` when N have
+    ended well (or no longer can). All joined branches well: success; none: failure; some: ``on_partial``.
+    """
 
     branches: list[Branch] = Field(min_length=2)
     join: Join = "all"
     on_partial: OnPartial = Field(
         default="fail",
-        description="when the join is met but some branch failed: complete (the instance ends partial), "
-        "compensate (undo the branches that ended well, then fail) or fail",
+        description="when some of the joined branches ended well and some failed: complete (go on; the "
+        "instance ends partial), compensate (undo the branches that ended well, then fail) or fail",
     )
     machine: str | None = Field(
         default=None, description="the state machine of each branch's sub-order (e.g. service_order)"

@@ -210,6 +210,10 @@ def test_step_paths_and_idempotency_keys() -> None:
     assert paths.index("components") < paths.index("components[*].reserve") < paths.index("finish")
     assert idempotency_key("o-1", "components[*].reserve", ["C1"]) == "o-1:components[C1].reserve"
     assert idempotency_key("o-1", "start") == "o-1:start"
+    assert (
+        idempotency_key("o-1", "components[*].reserve", ["C1"], undo=True)
+        == "o-1:components[C1].reserve:compensate"
+    )
     with pytest.raises(ValueError, match="1 foreach item"):
         idempotency_key("o-1", "components[*].reserve")
 

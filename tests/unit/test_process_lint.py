@@ -166,12 +166,57 @@ def test_send_and_await_are_clean(tmp_path: Path) -> None:
 
 def test_compensation_on_one_way_send_without_reply(tmp_path: Path) -> None:
     """A send that no await answers cannot be compensated: nothing tells whether it was done."""
-    text = SEND_AWAIT.replace("      reply_to: activate\n", "")
+    text = SEND_AWAIT.replace("      reply_to: activate\n", "").replace(
+        "{action: retry, max_retries: 2, then: compensate}", "compensate"
+    )
     assert lint(tmp_path, text) == [
         "processes/p.yaml:15: steps[2].compensate: 'activate' sends one way and no await has reply_to: "
         "activate: nothing tells whether it was done, so it cannot be compensated; await its reply or "
         "use call"
     ]
+
+
+def test_retry_on_timeout_needs_reply_to(tmp_path: Path) -> None:
+    """A retry on timeout sends reply_to again: an await without one cannot retry."""
+    text = SEND_AWAIT.replace("      reply_to: activate\n", "").replace(
+        "    compensate: release\n  - name: result", "  - name: result"
+    )
+    assert lint(tmp_path, text) == [
+        "processes/p.yaml:20: steps[3].await.on_timeout: on_timeout retry sends reply_to again, and this "
+        "await has none: name the send step in reply_to, or choose compensate, fail or alert"
+    ]
+
+
+def test_correlate_item_needs_a_foreach_with_a_key(tmp_path: Path) -> None:
+    """correlate.item picks a foreach branch by its key: outside a foreach or with no key it is reported."""
+    outside = SEND_AWAIT.replace("match: body.orderId}", "match: body.orderId, item: body.componentId}")
+    assert lint(tmp_path, outside) == [
+        "processes/p.yaml:20: steps[3].await.correlate.item: correlate.item picks a foreach branch, and this "
+        "await is in none: remove it"
+    ]
+    inside = GOOD.replace(
+        "  - name: finish\n",
+        """  - name: each
+    foreach:
+      items: data.components
+      steps:
+        - name: result
+          await:
+            from: oss.results
+            correlate: {key: order_id, match: body.orderId, item: body.componentId}
+            deadline: 1h
+  - name: finish
+""",
+    )
+    assert lint(tmp_path, inside) == [
+        "processes/p.yaml:20: steps[2].foreach.steps[0].await.correlate.item: correlate.item is matched "
+        "against the item's key, and foreach 'each' has none (its items are numbered): add foreach.key "
+        "(e.g. item.id)"
+    ]
+    keyed = inside.replace(
+        "      items: data.components\n", "      items: data.components\n      key: item.id\n"
+    )
+    assert lint(tmp_path, keyed) == []
 
 
 def test_await_without_deadline(tmp_path: Path) -> None:
