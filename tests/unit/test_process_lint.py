@@ -444,3 +444,50 @@ def test_lint_command_reports_process_findings(tmp_path: Path) -> None:
     assert (
         "processes/p.yaml:17: compensations[0].call.endpoint: unknown endpoint 'rim.relese'" in result.output
     )
+
+
+def test_unknown_branch_machine(tmp_path: Path) -> None:
+    """A foreach's machine must be one of esb.model.states."""
+    text = GOOD.replace(
+        "  - name: finish\n",
+        "  - name: each\n    foreach:\n      items: data.c\n      machine: service_ordr\n"
+        "      steps: [{name: go, set_state: acknowledged}]\n  - name: finish\n",
+    )
+    (finding,) = lint(tmp_path, text)
+    assert finding.startswith(
+        "processes/p.yaml:16: steps[2].foreach.machine: unknown state machine 'service_ordr' (did you mean "
+        "'service_order'?)"
+    )
+
+
+def test_send_to_an_endpoint_the_hub_serves(tmp_path: Path) -> None:
+    """A send cannot write to an endpoint the hub listens on (a SOAP service it serves)."""
+    served = {
+        "adapter": "soap",
+        "wsdl": "config/contracts/crm.wsdl",
+        "operation": "Submit",
+        "listen": {
+            "host": "127.0.0.1",
+            "port": 18088,
+            "path": "/soap/crm",
+            "auth": {"users": [{"username": "u", "password_env": "P"}]},
+        },
+    }
+    text = GOOD.replace(
+        "  - name: finish\n", "  - name: tell\n    send: {endpoint: crm.served}\n  - name: finish\n"
+    )
+    project = write_project(tmp_path, {"p.yaml": text}, {**ENDPOINTS, "crm.served": served})
+    (finding,) = process_findings(project)
+    assert finding.startswith(
+        "processes/p.yaml:14: steps[2].send.endpoint: a send writes to crm.served, which cannot be "
+        "written to ("
+    )
+    assert finding.endswith("it cannot be written to): name an endpoint the hub writes to")
+
+
+def test_initial_state_must_be_initial(tmp_path: Path) -> None:
+    """An instance is created in one of its machine's initial states."""
+    assert lint(tmp_path, GOOD.replace("version: 1\n", "version: 1\ninitial_state: inProgress\n")) == [
+        "processes/p.yaml:3: initial_state: product_order: cannot be created in state 'inProgress'; initial "
+        "states: acknowledged: start in one of them"
+    ]
