@@ -1,6 +1,7 @@
 """``esb lint`` over ``processes/``: loading, each definition's own checks, then the project's references.
 
-Against the project: the endpoints and transforms a process names exist; a ``call`` goes to an endpoint
+Against the project: the endpoints and transforms a process names exist; no route reads the trigger's
+endpoint (they would share its messages); a ``call`` goes to an endpoint
 that answers (its sink is a :class:`~esb.typing.Requester`), a ``send`` to one the hub can write to; a
 ``cancel`` names a process, and one of its business keys, that accepts cancels; a definition whose
 content changed since its version was recorded in ``processes/.versions.lock`` had its version raised.
@@ -53,6 +54,7 @@ class ProcessLinter:
         """Endpoints, transforms and processes named by one definition exist and fit their use."""
         process = definition.process
         self.check_endpoint(process.trigger.from_, ("trigger", "from"))
+        self.check_trigger_source(process.trigger.from_)
         self.check_transform(process.trigger.transform, ("trigger", "transform"))
         steps: list[tuple[PathKey, StepBase]] = [*located_steps(process)]
         steps += [(("compensations", i), s) for i, s in enumerate(process.compensations)]
@@ -67,6 +69,16 @@ class ProcessLinter:
                 self.check_transform(step.await_.response, (*path, "await", "response"))
             elif isinstance(step, CancelStep):
                 self.check_cancel(step, (*path, "cancel"))
+
+    def check_trigger_source(self, name: str) -> None:
+        """A trigger's endpoint is read by the process alone (a route reading it would share its messages)."""
+        readers = [route.id for route in self.project.routes if route.from_ == name]
+        if readers:
+            self.add(
+                ("trigger", "from"),
+                f"{name} is also the source of route {readers[0]}: each message would go to one of them; "
+                "give the process an endpoint of its own (the route can write to it)",
+            )
 
     def check_call(self, spec: CallSpec, path: PathKey) -> None:
         """A call's endpoint must answer; its transforms must exist."""

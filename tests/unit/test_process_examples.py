@@ -121,3 +121,12 @@ def test_cancel_of_a_process_without_on_cancel(tmp_path: Path) -> None:
         "processes/order_cancellation.yaml:23: steps[1].cancel: order_to_activation has no on_cancel: every "
         "cancel would be refused; add one to it"
     ]
+
+
+def test_docs_show_the_example_as_shipped() -> None:
+    """docs/processes.md quotes flow 1 exactly as processes/examples/order_to_activation.yaml has it."""
+    text = (EXAMPLES / "order_to_activation.yaml").read_text(encoding="utf-8")
+    quoted = text[text.index("process: order_to_activation") :]
+    assert f"```yaml\n{quoted}```" in (EXAMPLES.parents[1] / "docs" / "processes.md").read_text(
+        encoding="utf-8"
+    )

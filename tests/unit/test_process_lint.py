@@ -491,3 +491,16 @@ def test_initial_state_must_be_initial(tmp_path: Path) -> None:
         "processes/p.yaml:3: initial_state: product_order: cannot be created in state 'inProgress'; initial "
         "states: acknowledged: start in one of them"
     ]
+
+
+def test_trigger_endpoint_shared_with_a_route(tmp_path: Path) -> None:
+    """A process does not start from an endpoint a route reads: they would share its messages."""
+    write_project(tmp_path, {"p.yaml": GOOD})
+    route = "routes:\n  - {id: r, from: crm.orders, to: iom.status, on_error: {dead_letter: iom.status}}\n"
+    (tmp_path / "routes.yaml").write_text(route)
+    project = Project.load(tmp_path, environ={})
+    project.__dict__["transforms"] = FakeTransforms({name: lambda body: body for name in TRANSFORMS})
+    assert process_findings(project) == [
+        "processes/p.yaml:4: trigger.from: crm.orders is also the source of route r: each message would go "
+        "to one of them; give the process an endpoint of its own (the route can write to it)"
+    ]
