@@ -265,6 +265,8 @@ def _expressions(step: StepBase) -> list[tuple[PathKey, str]]:
         out.append((("await", "correlate", "match"), step.await_.correlate.match))
         if step.await_.correlate.item:
             out.append((("await", "correlate", "item"), step.await_.correlate.item))
+        if step.await_.when:
+            out.append((("await", "when"), step.await_.when))
         if step.await_.success:
             out.append((("await", "success"), step.await_.success))
     elif isinstance(step, WaitStep) and step.wait.until:

@@ -134,6 +134,11 @@ class AwaitSpec(Strict):
         default=None, description="the send step this await answers (retry sends it again)"
     )
     correlate: Correlate
+    when: Expression | None = Field(
+        default=None,
+        description="JMESPath over the reply: only replies for which it is truthy are this await's "
+        "(e.g. body.action == 'activate' on a queue that carries several kinds of result)",
+    )
     deadline: Duration | None = Field(default=None, description="how long to wait (lint requires one)")
     on_timeout: Annotated[OnTimeout, short_form("action")] = Field(
         default_factory=lambda: OnTimeout(action="fail"), description="retry, compensate, fail or alert"

@@ -15,15 +15,17 @@ from tests.unit.test_process_lint import write_project
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "processes" / "examples"
 MEMORY: dict[str, Any] = {"adapter": "memory"}
-#: what the examples name: request-reply endpoints as memory (they answer), one-way ones as queues
+#: what the examples name: the SOAP endpoints (they answer) as memory ones, the one-way ones as queues
 ENDPOINTS: dict[str, dict[str, Any]] = {
     "hub.decomposed_orders": MEMORY,
-    "rim.reserve": MEMORY,
-    "rim.release": MEMORY,
-    "oss.activate": {"adapter": "queue", "queue": "oss.activate"},
-    "oss.activation_results": MEMORY,
-    "oss.deactivate": MEMORY,
+    "rim.reserve_resources": MEMORY,
+    "rim.confirm_reservation": MEMORY,
+    "rim.release_reservation": MEMORY,
+    "oss.activate_service": MEMORY,
+    "oss.deactivate_service": MEMORY,
+    "oss.activation_results": {"adapter": "queue", "queue": "oss.activation.results"},
     "billing.create_subscriber": MEMORY,
+    "billing.delete_subscriber": MEMORY,
     "iom.order_status": {"adapter": "queue", "queue": "iom.order.status"},
     "crm.order_status": {"adapter": "queue", "queue": "crm.order.status"},
     "crm.order_cancellations": MEMORY,
@@ -31,11 +33,13 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
 TRANSFORMS = [
     "rim/reserve_request",
     "rim/reserve_reply",
+    "rim/confirm_request",
     "rim/release_request",
     "oss/activate_request",
     "oss/activation_result",
     "oss/deactivate_request",
     "billing/create_subscriber_request",
+    "billing/delete_subscriber_request",
     "iom/order_status_update",
     "crm/order_status_update",
     "crm/siebel_cancel_to_canonical",
@@ -80,6 +84,7 @@ def test_examples_without_their_endpoints_are_reported(tmp_path: Path) -> None:
     findings = process_findings(project)
     assert [f.split(": ")[1] for f in findings] == [
         "steps[2].foreach.steps[2].call.endpoint",
+        "steps[2].foreach.steps[7].call.endpoint",
         "compensations[0].call.endpoint",
     ]
 
