@@ -17,7 +17,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "processes" / "examples"
 MEMORY: dict[str, Any] = {"adapter": "memory"}
 #: what the examples name: the SOAP endpoints (they answer) as memory ones, the one-way ones as queues
 ENDPOINTS: dict[str, dict[str, Any]] = {
-    "hub.decomposed_orders": MEMORY,
+    "hub.product_orders": MEMORY,
     "rim.reserve_resources": MEMORY,
     "rim.confirm_reservation": MEMORY,
     "rim.release_reservation": MEMORY,
@@ -31,6 +31,7 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
     "crm.order_cancellations": MEMORY,
 }
 TRANSFORMS = [
+    "hub/order_with_components",
     "rim/reserve_request",
     "rim/reserve_reply",
     "rim/confirm_request",
