@@ -21,6 +21,7 @@ from esb.config.steps.transform import TransformStep
 from esb.config.yamlpos import PathKey, format_path
 from esb.exceptions import ConfigError
 from esb.expressions import validate_expression
+from esb.process.lint import process_findings
 from esb.project import Project
 from esb.registry import did_you_mean, resolve_adapter
 from esb.transforms.codelistcheck import check_codelist_targets
@@ -184,6 +185,7 @@ class Linter:
             self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
         self.findings.extend(declaration_findings(self.project.root))
         self.findings.extend(catalog_findings(self.project))
+        self.findings.extend(process_findings(self.project))
 
 
 def _safe(get: Any, what: str) -> Iterable[str]:

@@ -1,0 +1,138 @@
+"""The shipped example processes (flows 1 and 2 of issue 15) lint clean against a project declaring what
+they name, and the cross-process cancel is checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from esb.process.lint import process_findings
+from esb.process.loader import load_processes
+from esb.project import Project
+from tests.unit.test_process_lint import write_project
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "processes" / "examples"
+MEMORY: dict[str, Any] = {"adapter": "memory"}
+#: what the examples name: the SOAP endpoints (they answer) as memory ones, the one-way ones as queues
+ENDPOINTS: dict[str, dict[str, Any]] = {
+    "hub.product_orders": MEMORY,
+    "rim.reserve_resources": MEMORY,
+    "rim.confirm_reservation": MEMORY,
+    "rim.release_reservation": MEMORY,
+    "oss.activate_service": MEMORY,
+    "oss.deactivate_service": MEMORY,
+    "oss.activation_results": {"adapter": "queue", "queue": "oss.activation.results"},
+    "billing.create_subscriber": MEMORY,
+    "billing.delete_subscriber": MEMORY,
+    "iom.order_status": {"adapter": "queue", "queue": "iom.order.status"},
+    "crm.order_status": {"adapter": "queue", "queue": "crm.order.status"},
+    "crm.order_cancellations": MEMORY,
+}
+TRANSFORMS = [
+    "hub/order_with_components",
+    "rim/reserve_request",
+    "rim/reserve_reply",
+    "rim/confirm_request",
+    "rim/release_request",
+    "oss/activate_request",
+    "oss/activation_result",
+    "oss/deactivate_request",
+    "billing/create_subscriber_request",
+    "billing/delete_subscriber_request",
+    "iom/order_status_update",
+    "crm/order_status_update",
+    "crm/siebel_cancel_to_canonical",
+    "crm/cancel_reply",
+]
+
+
+def examples_project(root: Path, change: dict[str, tuple[str, str]] | None = None) -> Project:
+    """A project whose processes/ are the examples, each with ``change[name]`` (old, new) replaced."""
+    texts = {}
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        if change and path.stem in change:
+            old, new = change[path.stem]
+            assert old in text
+            text = text.replace(old, new)
+        texts[path.name] = text
+    return write_project(root, texts, ENDPOINTS, TRANSFORMS)
+
+
+def test_examples_are_clean(tmp_path: Path) -> None:
+    """Both examples load and lint without a finding against the declared endpoints and transforms."""
+    project = examples_project(tmp_path)
+    assert load_processes(tmp_path).names() == ["order_cancellation", "order_to_activation"]
+    assert process_findings(project) == []
+
+
+def test_shipped_project_does_not_load_the_examples() -> None:
+    """The repository's own processes/ holds only examples: esb lint on it stays clean."""
+    assert load_processes(EXAMPLES.parents[1]).all() == []
+
+
+def test_examples_without_their_endpoints_are_reported(tmp_path: Path) -> None:
+    """Linted against a project that lacks RIM, the example's calls are findings."""
+    endpoints = {k: v for k, v in ENDPOINTS.items() if not k.startswith("rim.")}
+    project = write_project(
+        tmp_path,
+        {"order_to_activation.yaml": (EXAMPLES / "order_to_activation.yaml").read_text()},
+        endpoints,
+        TRANSFORMS,
+    )
+    findings = process_findings(project)
+    assert [f.split(": ")[1] for f in findings] == [
+        "steps[2].foreach.steps[2].call.endpoint",
+        "steps[2].foreach.steps[7].call.endpoint",
+        "compensations[0].call.endpoint",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "finding"),
+    [
+        pytest.param(
+            "process: order_to_activation\n      key",
+            "process: order_to_activatio\n      key",
+            "processes/order_cancellation.yaml:24: steps[1].cancel.process: unknown process "
+            "'order_to_activatio' (did you mean 'order_to_activation'?): add it under processes/",
+            id="unknown-process",
+        ),
+        pytest.param(
+            "key: order_id\n      value",
+            "key: order_no\n      value",
+            "processes/order_cancellation.yaml:25: steps[1].cancel.key: order_to_activation has no business "
+            "key 'order_no' (did you mean 'order_id'?): use one of order_id, msisdn",
+            id="unknown-key",
+        ),
+    ],
+)
+def test_cancel_names_a_process_and_its_key(tmp_path: Path, old: str, new: str, finding: str) -> None:
+    """A cancel step names an existing process by one of its business keys."""
+    project = examples_project(tmp_path, {"order_cancellation": (old, new)})
+    assert process_findings(project) == [finding]
+
+
+def test_cancel_of_a_process_without_on_cancel(tmp_path: Path) -> None:
+    """Cancelling a process that has no on_cancel would always be refused: reported."""
+    on_cancel = (
+        "on_cancel:\n  point_of_no_return: components       # once every component is activated and billed, "
+        "a cancel is refused\n  refuse_reason: the order's services are active; ask for a disconnection "
+        "order instead\n"
+    )
+    project = examples_project(tmp_path, {"order_to_activation": (on_cancel, "")})
+    assert process_findings(project) == [
+        "processes/order_cancellation.yaml:23: steps[1].cancel: order_to_activation has no on_cancel: every "
+        "cancel would be refused; add one to it"
+    ]
+
+
+def test_docs_show_the_example_as_shipped() -> None:
+    """docs/processes.md quotes flow 1 exactly as processes/examples/order_to_activation.yaml has it."""
+    text = (EXAMPLES / "order_to_activation.yaml").read_text(encoding="utf-8")
+    quoted = text[text.index("process: order_to_activation") :]
+    assert f"```yaml\n{quoted}```" in (EXAMPLES.parents[1] / "docs" / "processes.md").read_text(
+        encoding="utf-8"
+    )
