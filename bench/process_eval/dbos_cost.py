@@ -1,6 +1,6 @@
 """DBOS, requirement 9 (time): the cost of one process step against one plain transaction and a route hop.
 
-Measured in one run, rounds interleaved, best of ``--rounds`` kept:
+Measured in one run, every figure once per round (rounds interleaved), best of ``--rounds`` kept:
 - plain: one SQLAlchemy transaction inserting one 340-byte row (the size of a step's checkpoint);
 - journal: the hub's journal (``esb.journal.Journal``): ``received`` alone (one journal transaction) and a
   whole route hop (``received`` + ``event(delivered)`` + ``mark_delivered``);
@@ -10,7 +10,7 @@ Measured in one run, rounds interleaved, best of ``--rounds`` kept:
 On SQLite, DBOS as shipped (rollback journal, ``synchronous=FULL``) and DBOS given an engine with the
 journal's pragmas (WAL, ``synchronous=NORMAL``; the plain baseline uses them too) are both measured.
 
-    python bench/process_eval/dbos_cost.py [--pg] [--n 200] [--rounds 3]
+    python bench/process_eval/dbos_cost.py [--pg] [--n 300] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -79,29 +79,8 @@ def tuned_engine(url: str) -> sa.Engine:
     return engine
 
 
-def measure_dbos(url: str, n: int, rounds: int, engine: sa.Engine | None) -> dict[str, float]:
-    """Return the best µs of 1-, 3- and 21-step workflows on ``url`` (with ``engine`` if given)."""
-    config: dict[str, object] = {
-        "name": "esb_cost",
-        "system_database_url": url,
-        "log_level": "ERROR",
-        "application_version": "cost",
-    }
-    if engine is not None:
-        config["system_database_engine"] = engine
-    DBOS(config=config)  # type: ignore[arg-type]
-    DBOS.launch()
-    best: dict[str, float] = {}
-    for _ in range(rounds):
-        for name, steps in (("wf1", 1), ("wf21", 21), ("wf3", 3)):
-            value = per_call(lambda steps=steps: run_workflow(steps), max(n // 10, 10))
-            best[name] = min(best.get(name, float("inf")), value)
-    DBOS.destroy()
-    return best
-
-
 def run(db: Database, report: Report, n: int, rounds: int) -> None:
-    """Measure on ``db``."""
+    """Measure on ``db``: per DBOS variant, baselines and workflows interleaved in every round."""
     engine = tuned_engine(db.url)
     PLAIN.metadata.create_all(engine)
     journal = Journal(db.url)
@@ -121,25 +100,41 @@ def run(db: Database, report: Report, n: int, rounds: int) -> None:
         journal.event("orders", m, "delivered", endpoint="billing")
         journal.mark_delivered("orders", m, "billing")
 
-    best: dict[str, float] = {}
-    for _ in range(rounds):
-        for name, value in (
-            ("plain", per_call(plain, n)),
-            ("received", per_call(received, n)),
-            ("hop", per_call(hop, n)),
-        ):
-            best[name] = min(best.get(name, float("inf")), value)
-    for name, label in (("plain", "plain transaction, 340-byte row"),
-                        ("received", "journal.received (1 journal transaction)"),
-                        ("hop", "route hop (received + event + mark_delivered)")):  # fmt: skip
-        report.figure(label, f"{best[name]:.0f} µs")
-    variants = [("as shipped", None)]
+    variants: list[tuple[str, sa.Engine | None]] = [("as shipped", None)]
     if db.url.startswith("sqlite"):
         variants.append(("WAL + synchronous=NORMAL", tuned_engine(db.url)))
     for variant, dbos_engine in variants:
-        wf = measure_dbos(db.url, n, rounds, dbos_engine)
-        step = (wf["wf21"] - wf["wf1"]) / 20
-        report.figure(f"DBOS {variant}: workflow of 1 / 3 steps", f"{wf['wf1']:.0f} / {wf['wf3']:.0f} µs")
+        config: dict[str, object] = {
+            "name": "esb_cost",
+            "system_database_url": db.url,
+            "log_level": "ERROR",
+            "application_version": "cost",
+        }
+        if dbos_engine is not None:
+            config["system_database_engine"] = dbos_engine
+        DBOS(config=config)  # type: ignore[arg-type]
+        DBOS.launch()
+        best: dict[str, float] = {}
+        wf_runs = max(n // 10, 10)
+        for _ in range(rounds):
+            for name, fn, count in (
+                ("plain", plain, n),
+                ("received", received, n),
+                ("hop", hop, n),
+                ("wf1", lambda: run_workflow(1), wf_runs),
+                ("wf21", lambda: run_workflow(21), wf_runs),
+                ("wf3", lambda: run_workflow(3), wf_runs),
+            ):
+                best[name] = min(best.get(name, float("inf")), per_call(fn, count))
+        DBOS.destroy()
+        step = (best["wf21"] - best["wf1"]) / 20
+        report.figure(
+            f"[{variant}] plain transaction (340-byte row) / journal.received / route hop"
+            " (received + event + mark_delivered)",
+            f"{best['plain']:.0f} / {best['received']:.0f} / {best['hop']:.0f} µs",
+        )
+        wfs = f"{best['wf1']:.0f} / {best['wf3']:.0f} / {best['wf21']:.0f} µs"
+        report.figure(f"[{variant}] DBOS workflow of 1 / 3 / 21 steps", wfs)
         report.check(
             f"9a one process step <= 1.5x a route hop (DBOS {variant})",
             step <= 1.5 * best["hop"],
@@ -148,8 +143,8 @@ def run(db: Database, report: Report, n: int, rounds: int) -> None:
         )
         report.check(
             f"9b a 3-step process <= 1.5x three route hops (DBOS {variant})",
-            wf["wf3"] <= 1.5 * 3 * best["hop"],
-            f"{wf['wf3']:.0f} µs = {wf['wf3'] / (3 * best['hop']):.2f}x three route hops",
+            best["wf3"] <= 1.5 * 3 * best["hop"],
+            f"{best['wf3']:.0f} µs = {best['wf3'] / (3 * best['hop']):.2f}x three route hops",
         )
     journal.close()
     engine.dispose()
@@ -157,7 +152,7 @@ def run(db: Database, report: Report, n: int, rounds: int) -> None:
 
 def main() -> int:
     """Run on SQLite or PostgreSQL and print the figures."""
-    args = parse_args(__doc__, {"n": 200, "rounds": 3})
+    args = parse_args(__doc__, {"n": 300, "rounds": 5})
     report = Report(f"DBOS step cost on {'PostgreSQL' if args.pg else 'SQLite'}")
     with open_database(args.pg) as db:
         run(db, report, args.n, args.rounds)

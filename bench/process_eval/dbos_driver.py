@@ -54,7 +54,7 @@ def configure(
 def launch() -> None:
     """Launch DBOS (runs its recovery of this executor's pending workflows) and declare the queue."""
     DBOS.launch()
-    DBOS.register_queue(QUEUE, polling_interval_sec=0.2)
+    DBOS.register_queue(QUEUE, polling_interval_sec=0.2, worker_concurrency=8)  # 2 workers share 30
 
 
 def _call(endpoint: str, instance: str, step: str) -> str:
