@@ -74,6 +74,7 @@ class BillingSimulator(SimulatedSOAPService):
     PATH = "/services/BillingAccount"
     BAD_REQUEST = "BIL-0400"
     UNAUTHORISED = "BIL-0401"
+    BUSY = "BIL-0503"
     #: The subscriber service's path on the same server (any path answers both services).
     SUBSCRIBER_PATH: ClassVar[str] = "/services/BillingSubscriber"
 
@@ -82,22 +83,10 @@ class BillingSimulator(SimulatedSOAPService):
         self.accounts: dict[str, Account] = {}
         self.subscribers: dict[str, Subscriber] = {}
         self.creations: Counter[str] = Counter()
-        self._busy = 0
         self._next = 2000000000
         self._next_subscriber = 0
 
     # -- behaviour ----------------------------------------------------------------------------------
-    def busy_next(self, count: int = 1) -> None:
-        """Answer the next ``count`` calls with the transient fault BIL-0503 (system busy)."""
-        with self._lock:
-            self._busy += count
-
-    def before_call(self, name: str, fields: Fields) -> None:
-        """Refuse the call with BIL-0503 while calls are queued as busy."""
-        with self._lock:
-            busy, self._busy = self._busy > 0, max(self._busy - 1, 0)
-        if busy:
-            raise BillingFault("BIL-0503", "system busy, try again later", server=True)
 
     def add_account(self, account_id: str, *, balance: str = "0", msisdn: str | None = None) -> Account:
         """Create an account directly (test data)."""

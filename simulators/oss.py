@@ -62,6 +62,7 @@ class OSSSimulator(SimulatedSOAPService):
     PATH = "/services/OSSActivation"
     BAD_REQUEST = "OSS-0400"
     UNAUTHORISED = "OSS-0401"
+    BUSY = "OSS-0503"
 
     def __init__(
         self,
@@ -90,7 +91,6 @@ class OSSSimulator(SimulatedSOAPService):
         self.published: list[Message] = []
         self._doubles: list[Service] = []
         self._random = random.Random(seed)  # noqa: S311 - simulated failures, not security
-        self._busy = 0
         self._next = 0
         self._due: list[tuple[float, int, str]] = []
         self._wake = threading.Condition(self._lock)
@@ -98,19 +98,6 @@ class OSSSimulator(SimulatedSOAPService):
         self._worker: threading.Thread | None = None
 
     # -- behaviour ----------------------------------------------------------------------------------
-    def busy_next(self, count: int = 1) -> None:
-        """Answer the next ``count`` calls with the transient fault OSS-0503 (system busy)."""
-        with self._lock:
-            self._busy += count
-
-    def before_call(self, name: str, fields: Fields) -> None:
-        """Wait ``latency`` seconds; refuse with OSS-0503 while calls are queued as busy."""
-        if self.latency > 0:
-            time.sleep(self.latency)
-        with self._lock:
-            busy, self._busy = self._busy > 0, max(self._busy - 1, 0)
-        if busy:
-            raise ServiceFault("OSS-0503", "system busy, try again later", server=True)
 
     def activated_twice(self) -> list[Service]:
         """Services activated while they were already active (none, if the caller is idempotent)."""

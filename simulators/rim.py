@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simulators.rim_inventory import DEFAULT_EXPIRY, Reservation, RIMInventory, fault
-from simulators.soap_service import Fields, Handler, ServiceFault, SimulatedSOAPService, required
+from simulators.soap_service import Fields, Handler, SimulatedSOAPService, required
 
 TYPES = "http://rim.telecom.example/ws/types/v1"
 FAULTS = "http://rim.telecom.example/ws/faults/v1"
@@ -62,6 +62,7 @@ class RIMSimulator(SimulatedSOAPService):
     PATH = "/services/RIMResource"
     BAD_REQUEST = "RIM-0400"
     UNAUTHORISED = "RIM-0401"
+    BUSY = "RIM-0503"
 
     def __init__(
         self,
@@ -81,23 +82,9 @@ class RIMSimulator(SimulatedSOAPService):
         self.latency = latency
         self.refused = 0
         self._random = random.Random(seed)  # noqa: S311 - simulated failures, not security
-        self._busy = 0
         self._stop_timer = threading.Event()
         self._timer: threading.Thread | None = None
 
-    def busy_next(self, count: int = 1) -> None:
-        """Answer the next ``count`` calls with the transient fault RIM-0503 (system busy)."""
-        with self._lock:
-            self._busy += count
-
-    def before_call(self, name: str, fields: Fields) -> None:
-        """Wait ``latency`` seconds; refuse with RIM-0503 while calls are queued as busy."""
-        if self.latency > 0:
-            time.sleep(self.latency)
-        with self._lock:
-            busy, self._busy = self._busy > 0, max(self._busy - 1, 0)
-        if busy:
-            raise ServiceFault("RIM-0503", "system busy, try again later", server=True)
 
     def _reserve(self, f: Fields) -> dict[str, Any]:
         key = required(f, "idempotencyKey", "RIM-0400")

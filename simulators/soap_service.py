@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import hmac
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -59,6 +60,7 @@ class SimulatedSOAPService:
     PATH: ClassVar[str] = "/services"
     BAD_REQUEST: ClassVar[str] = "0400"
     UNAUTHORISED: ClassVar[str] = "0401"
+    BUSY: ClassVar[str] = "0503"
 
     def __init__(self, username: str, password: str) -> None:
         self.username = username
@@ -68,13 +70,28 @@ class SimulatedSOAPService:
         self.thread: threading.Thread | None = None
         self.nonces: Any = None  # WS-Security nonces seen (made at the first digest token)
         self._lock = threading.RLock()
+        self.latency = 0.0
+        """Seconds every answer waits (an injected slowness)."""
+        self._busy = 0
 
     def operations(self) -> dict[str, tuple[str, Handler]]:
         """Request element local name -> (response element local name, handler)."""
         raise NotImplementedError
 
+    def busy_next(self, count: int = 1) -> None:
+        """Answer the next ``count`` calls with the transient fault ``BUSY`` (system busy)."""
+        with self._lock:
+            self._busy += count
+
     def before_call(self, name: str, fields: Fields) -> None:
-        """Hook run before every handler (injected faults, latency); raise a ServiceFault to refuse."""
+        """Run before every handler: wait ``latency`` seconds, then refuse with ``BUSY`` while calls are
+        queued as busy. Subclasses add their own injected faults and call this first."""
+        if self.latency > 0:
+            time.sleep(self.latency)
+        with self._lock:
+            busy, self._busy = self._busy > 0, max(self._busy - 1, 0)
+        if busy:
+            raise ServiceFault(self.BUSY, "system busy, try again later", server=True)
 
     # -- HTTP ---------------------------------------------------------------------------------------
     def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
