@@ -6,6 +6,8 @@ expression into a getter once, at compile time, and says where a failing source 
 
 from __future__ import annotations
 
+import copy
+
 import itertools
 import re
 from collections.abc import Callable
@@ -289,6 +291,8 @@ class Runner:
                                f"expression failed: {exc}") from exc
         if value is None:
             value = rule.default
+        if isinstance(value, dict | list) and (value is rule.const or value is rule.default):
+            value = copy.deepcopy(value)  # a literal object is the rule's: each output gets its own copy
         if rule.steps:
             try:
                 value = run_pipeline(rule.steps, value, scope)

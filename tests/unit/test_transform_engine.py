@@ -218,3 +218,21 @@ def test_context_must_select_exactly_one_node(tmp_path: Path) -> None:
     assert reg.get("c/m").transform_body(b'<r><o id="1"/></r>') == {"id": "1"}
     with pytest.raises(MappingError, match="selected 2 nodes"):
         reg.get("c/m").transform_body(b'<r><o id="1"/><o id="2"/></r>')
+
+
+def test_a_literal_object_value_is_a_fresh_copy_in_every_output(tmp_path: Path) -> None:
+    """A rule whose value (or default) is an object gives each message its own copy: fields written into it
+    for one message never appear in the next."""
+    mapping = """\
+kind: jmespath
+rules:
+  n: {value: {}}
+  n.a: {from: a}
+  m: {from: missing, default: []}
+  m[0]: {from: b}
+"""
+    transform = TransformRegistry(make_project(tmp_path, {"a/lit.yaml": mapping})).get("a/lit")
+    first = transform.apply(Message(body={"a": 1, "b": 1})).body
+    second = transform.apply(Message(body={})).body
+    assert first == {"n": {"a": 1}, "m": [1]}
+    assert second == {"n": {}, "m": []}
