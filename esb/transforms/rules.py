@@ -7,7 +7,6 @@ expression into a getter once, at compile time, and says where a failing source 
 from __future__ import annotations
 
 import copy
-
 import itertools
 import re
 from collections.abc import Callable
