@@ -1,55 +1,50 @@
-"""The shipped example processes (flows 1 and 2 of issue 15) lint clean against a project declaring what
-they name, and the cross-process cancel is checked."""
+"""The shipped example processes (flows 1 and 2 of issue 15) lint clean against the real project (its
+endpoints in config/systems.yaml, its transforms), and the cross-process cancel is checked."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
+import yaml
 
+from esb.lint import lint_project
 from esb.process.lint import process_findings
 from esb.process.loader import load_processes
 from esb.project import Project
-from tests.unit.test_process_lint import write_project
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "processes" / "examples"
-MEMORY: dict[str, Any] = {"adapter": "memory"}
-#: what the examples name: the SOAP endpoints (they answer) as memory ones, the one-way ones as queues
-ENDPOINTS: dict[str, dict[str, Any]] = {
-    "hub.product_orders": MEMORY,
-    "rim.reserve_resources": MEMORY,
-    "rim.confirm_reservation": MEMORY,
-    "rim.release_reservation": MEMORY,
-    "oss.activate_service": MEMORY,
-    "oss.deactivate_service": MEMORY,
-    "oss.activation_results": {"adapter": "queue", "queue": "oss.activation.results"},
-    "billing.create_subscriber": MEMORY,
-    "billing.delete_subscriber": MEMORY,
-    "iom.order_status": {"adapter": "queue", "queue": "iom.order.status"},
-    "crm.order_status": {"adapter": "queue", "queue": "crm.order.status"},
-    "crm.order_cancellations": MEMORY,
-}
-TRANSFORMS = [
-    "hub/order_with_components",
-    "rim/reserve_request",
-    "rim/reserve_reply",
-    "rim/confirm_request",
-    "rim/release_request",
-    "oss/activate_request",
-    "oss/activation_result",
-    "oss/deactivate_request",
-    "billing/create_subscriber_request",
-    "billing/delete_subscriber_request",
-    "iom/order_status_update",
-    "crm/order_status_update",
-    "crm/siebel_cancel_to_canonical",
-    "crm/cancel_reply",
-]
+REPO = EXAMPLES.parents[1]
+
+
+def real_project(
+    root: Path,
+    texts: dict[str, str] | None = None,
+    without_system: str | None = None,
+) -> Project:
+    """The repository's project (config, transforms, canonical model, routes) at ``root`` with ``texts``
+    (file name -> text, default: the examples) as its processes/; ``without_system`` is left out of
+    config/systems.yaml."""
+    shutil.copytree(REPO / "config", root / "config")
+    for name in ("transforms", "canonical_model"):
+        (root / name).symlink_to(REPO / name, target_is_directory=True)
+    shutil.copy(REPO / "routes.yaml", root / "routes.yaml")
+    if without_system is not None:
+        path = root / "config" / "systems.yaml"
+        systems = yaml.safe_load(path.read_text(encoding="utf-8"))
+        del systems["systems"][without_system]
+        path.write_text(yaml.safe_dump(systems, allow_unicode=True), encoding="utf-8")
+    if texts is None:
+        texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(EXAMPLES.glob("*.yaml"))}
+    (root / "processes").mkdir()
+    for name, text in texts.items():
+        (root / "processes" / name).write_text(text, encoding="utf-8")
+    return Project.load(root, environ={"ESB_DATA_DIR": str(root / "var")})
 
 
 def examples_project(root: Path, change: dict[str, tuple[str, str]] | None = None) -> Project:
-    """A project whose processes/ are the examples, each with ``change[name]`` (old, new) replaced."""
+    """The real project whose processes/ are the examples, each with ``change[name]`` (old, new) replaced."""
     texts = {}
     for path in sorted(EXAMPLES.glob("*.yaml")):
         text = path.read_text(encoding="utf-8")
@@ -58,14 +53,20 @@ def examples_project(root: Path, change: dict[str, tuple[str, str]] | None = Non
             assert old in text
             text = text.replace(old, new)
         texts[path.name] = text
-    return write_project(root, texts, ENDPOINTS, TRANSFORMS)
+    return real_project(root, texts)
 
 
 def test_examples_are_clean(tmp_path: Path) -> None:
-    """Both examples load and lint without a finding against the declared endpoints and transforms."""
+    """Both examples load and lint without a finding against the real project's endpoints and transforms."""
     project = examples_project(tmp_path)
     assert load_processes(tmp_path).names() == ["order_cancellation", "order_to_activation"]
     assert process_findings(project) == []
+
+
+def test_project_with_the_examples_copied_in_lints_clean(tmp_path: Path) -> None:
+    """esb lint of the whole project, the examples copied to processes/, has no finding, no warning."""
+    real_project(tmp_path)
+    assert lint_project(tmp_path) == []
 
 
 def test_shipped_project_does_not_load_the_examples() -> None:
@@ -75,12 +76,10 @@ def test_shipped_project_does_not_load_the_examples() -> None:
 
 def test_examples_without_their_endpoints_are_reported(tmp_path: Path) -> None:
     """Linted against a project that lacks RIM, the example's calls are findings."""
-    endpoints = {k: v for k, v in ENDPOINTS.items() if not k.startswith("rim.")}
-    project = write_project(
+    project = real_project(
         tmp_path,
-        {"order_to_activation.yaml": (EXAMPLES / "order_to_activation.yaml").read_text()},
-        endpoints,
-        TRANSFORMS,
+        {"order_to_activation.yaml": (EXAMPLES / "order_to_activation.yaml").read_text(encoding="utf-8")},
+        without_system="rim",
     )
     findings = process_findings(project)
     assert [f.split(": ")[1] for f in findings] == [
