@@ -1,0 +1,124 @@
+"""Small pieces the runner shares: the instance view for expressions, business keys, step rows, backoff."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from esb.expressions import Expression
+from esb.message import utcnow
+from esb.process.definition import Process
+from esb.process.engine.tables import process_keys, process_steps
+from esb.process.steps import Retry
+from esb.processors.routing import set_path
+
+#: Step row states.
+DONE, FAILED, WAITING, TIMED_OUT = "done", "failed", "waiting", "timed_out"
+
+
+def view(data: Any, keys: dict[str, str], state: str) -> dict[str, Any]:
+    """The instance as expressions see it: ``{data, keys, state, item}``."""
+    return {"data": data, "keys": keys, "state": state, "item": None}
+
+
+def business_keys(process: Process, data: Any, state: str) -> dict[str, str]:
+    """Evaluate the process's business keys over the instance (keys without a value yet are left out)."""
+    found: dict[str, str] = {}
+    for name, text in process.business_keys.items():
+        value = Expression(text, f"business_keys.{name}").search(view(data, {}, state))
+        if value is not None and value != "":
+            found[name] = str(value)
+    return found
+
+
+def record_keys(conn: sa.Connection, process: str, instance_id: str, keys: dict[str, str]) -> None:
+    """Add the instance's business keys that are not recorded yet (a reply may bring one)."""
+    k = process_keys.c
+    known = {
+        (row.name, row.value)
+        for row in conn.execute(sa.select(k.name, k.value).where(k.instance_id == instance_id))
+    }
+    fresh = [
+        {"process": process, "name": n, "value": v, "instance_id": instance_id}
+        for n, v in keys.items()
+        if (n, v) not in known
+    ]
+    if fresh:
+        conn.execute(process_keys.insert(), fresh)
+
+
+def add_step(
+    conn: sa.Connection,
+    instance_id: str,
+    path: str,
+    state: str,
+    *,
+    attempt: int = 1,
+    key: str | None = None,
+    result: Any = None,
+    error: str | None = None,
+    deadline: datetime | None = None,
+    started: datetime | None = None,
+) -> None:
+    """Insert one step row (an attempt of a step or an undo)."""
+    now = utcnow()
+    conn.execute(
+        process_steps.insert().values(
+            instance_id=instance_id,
+            path=path,
+            attempt=attempt,
+            state=state,
+            idempotency_key=key,
+            result=result,
+            error=error,
+            deadline=deadline,
+            started_at=started or now,
+            ended_at=None if state == WAITING else now,
+        )
+    )
+
+
+def open_step(conn: sa.Connection, instance_id: str, path: str) -> Any:
+    """Return the step row of ``path`` that still waits (a wait or an await), or None."""
+    s = process_steps.c
+    return conn.execute(
+        sa.select(process_steps)
+        .where(s.instance_id == instance_id, s.path == path, s.state == WAITING)
+        .order_by(s.id.desc())
+        .limit(1)
+    ).first()
+
+
+def close_step(
+    conn: sa.Connection, row_id: int, state: str, *, result: Any = None, error: str | None = None
+) -> None:
+    """End a waiting step row."""
+    conn.execute(
+        process_steps.update()
+        .where(process_steps.c.id == row_id)
+        .values(state=state, result=result, error=error, ended_at=utcnow())
+    )
+
+
+def count_steps(conn: sa.Connection, instance_id: str, path: str, state: str) -> int:
+    """How many rows of ``path`` are in ``state`` (the attempts spent, the timeouts seen)."""
+    s = process_steps.c
+    query = sa.select(sa.func.count()).where(s.instance_id == instance_id, s.path == path, s.state == state)
+    return int(conn.execute(query).scalar_one())
+
+
+def backoff(retry: Retry, attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1 for the first retry)."""
+    if retry.backoff == "fixed":
+        return min(retry.initial, retry.max_delay)
+    return float(min(retry.initial * 2 ** (attempt - 1), retry.max_delay))
+
+
+def with_value(data: Any, into: str, value: Any) -> Any:
+    """Return a copy of ``data`` with ``value`` at the dotted path ``into``."""
+    copied = copy.deepcopy(data) if isinstance(data, dict) else {}
+    set_path(copied, into, value)
+    return copied

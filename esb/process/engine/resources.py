@@ -1,0 +1,64 @@
+"""What a runner reaches outside the database: endpoints' sinks and transforms, resolved through the project.
+
+A sink is made by the endpoint's adapter (never chosen by adapter name), connected on first use and
+kept; a ``call`` asks it for the :class:`~esb.typing.Requester` capability, as the route ``enrich``
+step does.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from esb.message import Message
+
+
+class Transform(Protocol):
+    """A compiled transform: a message in, the mapped message out."""
+
+    def apply(self, message: Message) -> Message:
+        """Map ``message``."""
+        ...
+
+
+class Resources(Protocol):
+    """The endpoints and transforms a runner uses."""
+
+    def sink(self, endpoint: str) -> Any:
+        """Return the connected sink of ``endpoint`` (a Requester when the endpoint answers)."""
+        ...
+
+    def transform(self, name: str) -> Transform:
+        """Return the transform ``name``."""
+        ...
+
+
+class ProjectResources:
+    """Sinks and transforms of a loaded :class:`~esb.project.Project`."""
+
+    def __init__(self, project: Any) -> None:
+        self.project = project
+        self._sinks: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def sink(self, endpoint: str) -> Any:
+        """Return the endpoint's sink, made by its adapter and connected once."""
+        with self._lock:
+            if endpoint not in self._sinks:
+                adapter = self.project.adapter_for(endpoint)
+                sink = adapter.sink(self.project.endpoint(endpoint), self.project.context(endpoint))
+                sink.connect()
+                self._sinks[endpoint] = sink
+            return self._sinks[endpoint]
+
+    def transform(self, name: str) -> Transform:
+        """Return the project's transform ``name``."""
+        found: Transform = self.project.transforms.get(name)
+        return found
+
+    def close(self) -> None:
+        """Close every sink opened."""
+        with self._lock:
+            sinks, self._sinks = list(self._sinks.values()), {}
+        for sink in sinks:
+            sink.close()

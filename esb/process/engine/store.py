@@ -1,0 +1,183 @@
+"""The engine's store: the database, pinned definitions, and instance leases guarded by a fencing counter.
+
+A runner **claims** a due instance (``status`` live, ``wake_at`` passed, no lease or an expired one): in
+one transaction it reads a candidate (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN
+IMMEDIATE`` serialises writers) and sets ``lease_owner``, ``lease_until`` and ``fence = fence + 1``
+where the fence is still the one it read. Every later write of that runner goes through :meth:`guard`,
+an ``UPDATE ... WHERE id = :id AND fence = :fence`` in the write's own transaction: once another runner
+has taken the instance over (after the lease expired) the fence differs, nothing is written and
+:class:`LeaseLostError` rolls the transaction back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from esb.exceptions import ConfigError, EsbError, mask_url
+from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_sqlite, writer
+from esb.journal.migrate import upgrade
+from esb.message import utcnow
+from esb.process.definition import Process
+from esb.process.engine.tables import process_definitions, process_instances
+from esb.process.versions import fingerprint
+
+#: Statuses of an instance a runner may advance (when due).
+LIVE = ("running", "compensating", "alert")
+#: Statuses that end an instance.
+ENDED = ("completed", "partial", "failed", "cancelled")
+#: A failed undo: the instance stops, visible, until an operator acts.
+STUCK = "stuck"
+
+
+class LeaseLostError(EsbError):
+    """The instance's fence moved: another runner took it over, so this one must not write."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A runner's lease on one instance: every write is guarded by ``fence``."""
+
+    instance_id: str
+    owner: str
+    fence: int
+
+
+class ProcessStore:
+    """The process tables of one journal database (migrated to head on :meth:`connect`)."""
+
+    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.errors = DatabaseErrors(url, serialise=is_memory_sqlite(url))
+        self._engine: Engine | None = None
+        self._definitions: dict[str, Process] = {}
+
+    def __enter__(self) -> ProcessStore:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Create the engine and upgrade the schema to head (as the journal does)."""
+        if self._engine is not None:
+            return
+        with self.errors("connect"):
+            engine = create_journal_engine(self.url, pool_size=self.pool_size)
+            if engine.dialect.name not in ("sqlite", "postgresql"):
+                engine.dispose()
+                raise ConfigError(
+                    f"processes: unsupported database {mask_url(self.url)!r} (sqlite, postgresql)"
+                )
+            with writer(engine).begin() as conn:
+                upgrade(conn)
+        self._engine = engine
+
+    def close(self) -> None:
+        """Dispose of the connections; harmless twice."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+
+    @property
+    def engine(self) -> Engine:
+        """The writing engine (``BEGIN IMMEDIATE`` on SQLite)."""
+        if self._engine is None:
+            raise RuntimeError("ProcessStore.connect() first")
+        return writer(self._engine)
+
+    @property
+    def postgres(self) -> bool:
+        """True on PostgreSQL (row locks), False on SQLite (one writer at a time)."""
+        return self.engine.dialect.name == "postgresql"
+
+    # -- definitions ----------------------------------------------------------------------------------
+    def pin(self, conn: sa.Connection, process: Process) -> str:
+        """Store ``process`` by its content hash (once) and return the hash an instance pins."""
+        digest = fingerprint(process)
+        if digest not in self._definitions:
+            found = conn.execute(
+                sa.select(process_definitions.c.hash).where(process_definitions.c.hash == digest)
+            ).first()
+            if found is None:
+                conn.execute(
+                    process_definitions.insert().values(
+                        hash=digest,
+                        process=process.process,
+                        version=process.version,
+                        body=process.model_dump(mode="json", by_alias=True, exclude_unset=True),
+                        created_at=utcnow(),
+                    )
+                )
+            self._definitions[digest] = process
+        return digest
+
+    def definition(self, conn: sa.Connection, digest: str) -> Process:
+        """Return the pinned definition ``digest`` (what the instance started with)."""
+        if digest not in self._definitions:
+            body = conn.execute(
+                sa.select(process_definitions.c.body).where(process_definitions.c.hash == digest)
+            ).scalar_one()
+            self._definitions[digest] = Process.model_validate(body)
+        return self._definitions[digest]
+
+    # -- leases ---------------------------------------------------------------------------------------
+    def claim(self, owner: str, lease: float, now: datetime | None = None) -> Claim | None:
+        """Take the lease of one due instance (earliest ``wake_at`` first); None when none is due."""
+        now = now or utcnow()
+        t = process_instances
+        free = sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now)
+        query = (
+            sa.select(t.c.id, t.c.fence)
+            .where(t.c.status.in_(LIVE), t.c.wake_at <= now, free)
+            .order_by(t.c.wake_at)
+            .limit(1)
+        )
+        if self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        with self.errors("claim"), self.engine.begin() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            taken = conn.execute(
+                t.update()
+                .where(t.c.id == row.id, t.c.fence == row.fence, free)
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease), fence=t.c.fence + 1)
+            ).rowcount
+            return Claim(row.id, owner, row.fence + 1) if taken == 1 else None
+
+    def guard(self, conn: sa.Connection, claim: Claim, **values: Any) -> None:
+        """Write ``values`` to the claimed instance in ``conn``'s transaction, or raise LeaseLostError."""
+        t = process_instances
+        done = conn.execute(
+            t.update()
+            .where(t.c.id == claim.instance_id, t.c.fence == claim.fence)
+            .values(updated_at=utcnow(), **values)
+        ).rowcount
+        if done != 1:
+            raise LeaseLostError(
+                f"instance {claim.instance_id}: lease of {claim.owner} was taken over; not written"
+            )
+
+    def extend(self, claim: Claim, lease: float) -> None:
+        """Push the lease's end ``lease`` seconds from now (a runner that keeps working on it)."""
+        with self.errors("lease"), self.engine.begin() as conn:
+            self.guard(conn, claim, lease_until=utcnow() + timedelta(seconds=lease))
+
+    def release(self, claim: Claim) -> None:
+        """Give the lease back (the fence stays: a stale holder still cannot write)."""
+        with self.errors("release"), self.engine.begin() as conn:
+            self.guard(conn, claim, lease_owner=None, lease_until=None)
+
+    def instance(self, conn: sa.Connection, instance_id: str, *, lock: bool = False) -> Any:
+        """Return the instance row (``lock``: FOR UPDATE on PostgreSQL), or None."""
+        query = sa.select(process_instances).where(process_instances.c.id == instance_id)
+        if lock and self.postgres:
+            query = query.with_for_update()
+        return conn.execute(query).first()

@@ -1,0 +1,106 @@
+"""Compensation and the end of an instance.
+
+The undo is read backwards from ``process_steps``: the latest done step whose definition names a
+``compensate`` and whose undo (path ``<step>:compensate``) is not done yet is undone next, by a call
+with the key ``<instance id>:<step>:compensate``, retried with its backoff. An undo that fails past its
+retries stops the instance in status ``stuck`` with the error (visible, never silent). When nothing is
+left to undo the instance ends: ``failed`` (a failure) or ``cancelled`` (a cancel request).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from esb.exceptions import StateTransitionError
+from esb.model.states import check_transition
+from esb.process.definition import Process, idempotency_key
+from esb.process.engine import calls
+from esb.process.engine.inbox import bury
+from esb.process.engine.records import DONE, FAILED, add_step, backoff, business_keys, count_steps
+from esb.process.engine.store import STUCK, Claim
+from esb.process.engine.tables import process_keys, process_steps
+from esb.process.steps import CallStep
+
+if TYPE_CHECKING:
+    from esb.process.engine.runner import Runner
+
+UNDO = ":compensate"
+
+
+def pending(conn: sa.Connection, instance_id: str, definition: Process) -> tuple[str, CallStep] | None:
+    """Return the next (step path, undo call) to run, latest done step first; None when all are undone."""
+    compensate = {s.name: s.compensate for s in definition.steps if s.compensate}
+    undos = {c.name: c for c in definition.compensations}
+    s = process_steps.c
+    rows = conn.execute(
+        sa.select(s.path, s.state).where(s.instance_id == instance_id, s.state == DONE).order_by(s.id.desc())
+    ).all()
+    undone = {r.path.removesuffix(UNDO) for r in rows if r.path.endswith(UNDO)}
+    for r in rows:
+        if r.path in compensate and r.path not in undone:
+            return r.path, undos[compensate[r.path]]
+    return None
+
+
+def step(runner: Runner, claim: Claim, row: Any, definition: Process) -> bool:
+    """Run the next undo of the instance, or end it when none is left; True to go on at once."""
+    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+        nxt = pending(conn, row.id, definition)
+        attempt = 1 + (count_steps(conn, row.id, nxt[0] + UNDO, FAILED) if nxt else 0)
+    if nxt is None:
+        end(runner, claim, row, definition, "cancelled" if row.status == "cancelling" else "failed")
+        return False
+    path, undo = nxt
+    key = idempotency_key(row.id, path, undo=True)
+    spec = undo.call
+    try:
+        keys = business_keys(definition, row.data, row.state)
+        message = calls.request_message(runner.resources, row.data, spec.request, key, row.id, keys)
+        reply = calls.call(runner.resources, spec.endpoint, message, spec.timeout)
+    except Exception as exc:  # every failed undo is retried, then made visible
+        error = calls.describe(exc)
+        with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+            add_step(conn, row.id, path + UNDO, FAILED, attempt=attempt, key=key, error=error)
+            if attempt <= spec.retry.max:
+                wake = runner.clock() + timedelta(seconds=backoff(spec.retry, attempt))
+                runner.store.guard(conn, claim, wake_at=wake)
+            else:
+                reason = f"undo {undo.name!r} of step {path!r} failed {attempt} time(s): {error}"
+                runner.store.guard(conn, claim, status=STUCK, wake_at=None, error=reason)
+        return False
+    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+        runner.store.guard(conn, claim, wake_at=runner.clock())
+        add_step(conn, row.id, path + UNDO, DONE, attempt=attempt, key=key, result=reply.body)
+    return True
+
+
+def _final_state(machine: str, state: str, ending: str) -> str:
+    """Walk towards ``ending`` (through pendingCancellation on TMF622); keep ``state`` where barred."""
+    path = ["pendingCancellation", "cancelled"] if ending == "cancelled" else [ending]
+    current = state
+    for target in path:
+        try:
+            check_transition(machine, current, target)
+        except StateTransitionError:
+            continue
+        current = target
+    return current
+
+
+def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str) -> None:
+    """End the instance (``completed``, ``partial``, ``failed`` or ``cancelled``); later replies are dead."""
+    state = (
+        row.state
+        if ending in ("completed", "partial")
+        else _final_state(definition.machine, row.state, ending)
+    )
+    with runner.store.errors("end"), runner.store.engine.begin() as conn:
+        runner.store.guard(conn, claim, status=ending, state=state, wake_at=None)
+        k = process_keys.c
+        values = [r.value for r in conn.execute(sa.select(k.value).where(k.instance_id == row.id))]
+        bury(
+            conn, row.process, [*values, row.id], None, lambda _m: True, f"instance {row.id} ended ({ending})"
+        )
