@@ -3,6 +3,7 @@ cancel, pinned versions and leases, with in-memory endpoints and a clock the tes
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,9 +162,15 @@ FLOW = [
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ProcessStore]:
-    """A migrated process store in a SQLite file."""
-    with ProcessStore(f"sqlite:///{tmp_path / 'journal.db'}") as opened:
+def store_url(tmp_path: Path) -> str:
+    """A SQLite file (tests/integration gives a PostgreSQL database instead)."""
+    return f"sqlite:///{tmp_path / 'journal.db'}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[ProcessStore]:
+    """A migrated process store."""
+    with ProcessStore(store_url) as opened:
         yield opened
 
 
@@ -546,6 +553,7 @@ def test_cancel_before_the_point_of_no_return_undoes_and_ends_cancelled(
     runner.run_due()
     row = instance(store, iid)
     assert (row.status, row.state) == ("cancelled", "cancelled")
+    assert ("pause", "closed") in steps_of(store, iid)
     assert fakes.calls("rim.release") == [f"{iid}:reserve:compensate"]
     assert fakes.calls("oss.activate") == []
 
@@ -638,3 +646,69 @@ def test_a_leased_instance_is_not_claimed_by_a_second_runner_until_the_lease_exp
     b = Runner(store, fakes, owner="b", lease=30, clock=clock)
     b.advance(taken)
     assert instance(store, iid).state == "inProgress"
+
+
+def test_a_call_longer_than_the_lease_extends_the_lease_first(
+    store: ProcessStore, fakes: FakeResources, clock: Clock
+) -> None:
+    """Before a call whose timeout exceeds the lease the lease is extended past it (no takeover mid-call)."""
+    seen: list[datetime] = []
+
+    def answer(_message: Message) -> dict[str, Any]:
+        with store.engine.connect() as conn:
+            seen.append(conn.execute(sa.select(process_instances.c.lease_until)).scalar_one())
+        return {}
+
+    fakes.endpoint("slow.ep").reply = answer
+    short = Runner(store, fakes, owner="s", lease=5, clock=clock)
+    short.start(process([{"name": "slow", "call": {"endpoint": "slow.ep", "timeout": "30s"}}]), order())
+    short.run_due()
+    assert seen == [START + timedelta(seconds=35)]
+
+
+class Overlaps:
+    """An endpoint that notes when two calls for one instance are in flight at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active: set[str] = set()
+        self.overlaps: list[str] = []
+        self.calls: list[str] = []
+
+    def connect(self) -> None:
+        """Nothing to open."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def request(self, message: Message, timeout: float) -> Message:
+        """Enter, yield the CPU a little, leave; an instance entering twice is an overlap."""
+        with self.lock:
+            if message.correlation_id in self.active:
+                self.overlaps.append(message.correlation_id)
+            self.active.add(message.correlation_id)
+            self.calls.append(message.headers["idempotency-key"])
+        threading.Event().wait(0.002)
+        with self.lock:
+            self.active.discard(message.correlation_id)
+        return Message(body={})
+
+
+def test_two_runners_never_run_one_instance_at_once(store: ProcessStore) -> None:
+    """Two runners on one database: no instance is in both at once, no call is made twice."""
+    endpoint = Overlaps()
+    resources = FakeResources()
+    resources.endpoints["x.work"] = endpoint  # type: ignore[assignment]
+    step = {"call": {"endpoint": "x.work"}}
+    definition = process([{"name": "one", **step}, {"name": "two", **step}, {"name": "three", **step}])
+    starter = Runner(store, resources, owner="starter")
+    ids = [starter.start(definition, order(f"o-{n}")) for n in range(20)]
+    runners = [Runner(store, resources, owner=f"w{n}", lease=30) for n in range(2)]
+    threads = [threading.Thread(target=r.run_due) for r in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert endpoint.overlaps == []
+    assert sorted(endpoint.calls) == sorted(f"{i}:{s}" for i in ids for s in ("one", "two", "three"))
+    assert {instance(store, i).status for i in ids} == {"completed"}

@@ -15,8 +15,8 @@ from esb.process.engine.tables import process_keys, process_steps
 from esb.process.steps import Retry
 from esb.processors.routing import set_path
 
-#: Step row states.
-DONE, FAILED, WAITING, TIMED_OUT = "done", "failed", "waiting", "timed_out"
+#: Step row states (``closed``: a wait left open when its instance was cancelled or failed).
+DONE, FAILED, WAITING, TIMED_OUT, CLOSED = "done", "failed", "waiting", "timed_out", "closed"
 
 
 def view(data: Any, keys: dict[str, str], state: str) -> dict[str, Any]:

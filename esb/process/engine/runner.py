@@ -145,7 +145,7 @@ class Runner:
             for _ in range(MAX_STEPS_PER_CLAIM):
                 if not self._tick(claim):
                     break
-                self.store.extend(claim, self.lease)
+                self.store.extend(claim, self.lease, self.clock())
             self.store.release(claim)
         except LeaseLostError:
             return  # another runner has it now; nothing of ours was written
@@ -259,6 +259,10 @@ class Runner:
 
     def _call(self, claim: Claim, row: Any, definition: Process, step: CallStep | SendStep) -> bool:
         spec = step.call if isinstance(step, CallStep) else step.send
+        if isinstance(step, CallStep) and step.call.timeout >= self.lease:
+            self.store.extend(
+                claim, step.call.timeout + self.lease, self.clock()
+            )  # nobody takes it over mid-call
         key = idempotency_key(row.id, step.name)
         attempt = row.attempt + 1
         keys = business_keys(definition, row.data, row.state)

@@ -165,10 +165,10 @@ class ProcessStore:
                 f"instance {claim.instance_id}: lease of {claim.owner} was taken over; not written"
             )
 
-    def extend(self, claim: Claim, lease: float) -> None:
-        """Push the lease's end ``lease`` seconds from now (a runner that keeps working on it)."""
+    def extend(self, claim: Claim, lease: float, now: datetime | None = None) -> None:
+        """Push the lease's end ``lease`` seconds past ``now`` (a runner that keeps working on it)."""
         with self.errors("lease"), self.engine.begin() as conn:
-            self.guard(conn, claim, lease_until=utcnow() + timedelta(seconds=lease))
+            self.guard(conn, claim, lease_until=(now or utcnow()) + timedelta(seconds=lease))
 
     def release(self, claim: Claim) -> None:
         """Give the lease back (the fence stays: a stale holder still cannot write)."""

@@ -19,7 +19,16 @@ from esb.model.states import check_transition
 from esb.process.definition import Process, idempotency_key
 from esb.process.engine import calls
 from esb.process.engine.inbox import bury
-from esb.process.engine.records import DONE, FAILED, add_step, backoff, business_keys, count_steps
+from esb.process.engine.records import (
+    CLOSED,
+    DONE,
+    FAILED,
+    WAITING,
+    add_step,
+    backoff,
+    business_keys,
+    count_steps,
+)
 from esb.process.engine.store import STUCK, Claim
 from esb.process.engine.tables import process_keys, process_steps
 from esb.process.steps import CallStep
@@ -99,6 +108,12 @@ def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str
     )
     with runner.store.errors("end"), runner.store.engine.begin() as conn:
         runner.store.guard(conn, claim, status=ending, state=state, wake_at=None)
+        s = process_steps.c
+        conn.execute(
+            process_steps.update()
+            .where(s.instance_id == row.id, s.state == WAITING)
+            .values(state=CLOSED, ended_at=runner.clock(), error=f"the instance ended ({ending})")
+        )
         k = process_keys.c
         values = [r.value for r in conn.execute(sa.select(k.value).where(k.instance_id == row.id))]
         bury(
