@@ -1,0 +1,40 @@
+"""The process engine's unit cases on PostgreSQL (row locks, SKIP LOCKED), and takeover of a dead runner's
+instance between two runners on one database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from esb.process.engine import ProcessStore, Runner
+from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.unit import test_process_engine as _cases
+
+pytestmark = pytest.mark.integration
+
+# The same test functions and fixtures, collected here with this module's `store_url`.
+globals().update({name: obj for name, obj in vars(_cases).items() if name.startswith("test_")})
+store = _cases.store
+clock = _cases.clock
+fakes = _cases.fakes
+runner = _cases.runner
+
+
+@pytest.fixture
+def store_url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
+    """A fresh PostgreSQL database on the throwaway server."""
+    url = postgres_server.create_database("processes")
+    yield url
+    postgres_server.drop_database(url)
+
+
+def test_the_store_migrates_once_when_two_connect(store_url: str) -> None:
+    """Two stores connecting to one fresh database both work (the migration lock holds)."""
+    with ProcessStore(store_url) as first, ProcessStore(store_url) as second:
+        fakes = _cases.FakeResources()
+        iid = Runner(first, fakes).start(
+            _cases.process([{"name": "a", "set_state": "inProgress"}]), _cases.order()
+        )
+        assert Runner(second, fakes).run_due() == 1
+        assert _cases.instance(first, iid).state == "inProgress"
