@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from esb.exceptions import ConfigError, RemoteError, TransportError
 from esb.message import Message
 from esb.process.definition import Process
-from esb.process.engine import ProcessStore, Runner, deliver_reply, request_cancel
+from esb.process.engine import ProcessStore, Runner, correlations, deliver_reply, feed, request_cancel
 from esb.process.engine.tables import process_inbox, process_instances, process_steps
 
 START = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
@@ -712,3 +712,17 @@ def test_two_runners_never_run_one_instance_at_once(store: ProcessStore) -> None
     assert endpoint.overlaps == []
     assert sorted(endpoint.calls) == sorted(f"{i}:{s}" for i in ids for s in ("one", "two", "three"))
     assert {instance(store, i).status for i in ids} == {"completed"}
+
+
+def test_feed_finds_the_process_and_key_of_a_reply_and_delivers_it(
+    store: ProcessStore, runner: Runner, clock: Clock
+) -> None:
+    """feed evaluates the awaits' correlate.match on the endpoint; a reply nobody awaits is not delivered."""
+    definition = process(FLOW, compensations=UNDOS)
+    iid = runner.start(definition, order())
+    runner.run_due()
+    assert correlations([definition], "oss.results", reply()) == [("p", "o-1")]
+    assert feed(store, [definition], "oss.other", reply(message_id="r-x")) == {}
+    assert feed(store, [definition], "oss.results", reply(), now=clock()) == {"p": "waiting"}
+    runner.run_due()
+    assert instance(store, iid).status == "completed"

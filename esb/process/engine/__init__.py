@@ -1,11 +1,13 @@
 """The process engine (issue 15): runs :mod:`esb.process` definitions durably in the journal's database.
 
 ``tables``: the five tables (migration ``0003_processes``); ``store``: the database, pinned definitions,
-leases and the fence; ``inbox``: :func:`deliver_reply` and :func:`request_cancel`; ``runner``: starts
-instances and advances due ones; ``undo``: compensation and the end of an instance; ``calls`` and
-``resources``: calls out through the project's endpoints. See docs/processes.md, "The engine".
+leases and the fence; ``inbox``: :func:`deliver_reply` and :func:`request_cancel`; ``feed``: which
+process and key a reply on an endpoint is for; ``runner``: starts instances and advances due ones;
+``undo``: compensation and the end of an instance; ``calls`` and ``resources``: calls out through the
+project's endpoints. See docs/processes.md, "The engine".
 """
 
+from esb.process.engine.feed import correlations, feed
 from esb.process.engine.inbox import CancelAnswer, deliver_reply, request_cancel
 from esb.process.engine.resources import ProjectResources, Resources
 from esb.process.engine.runner import Runner
@@ -19,6 +21,8 @@ __all__ = [
     "ProjectResources",
     "Resources",
     "Runner",
+    "correlations",
     "deliver_reply",
+    "feed",
     "request_cancel",
 ]
