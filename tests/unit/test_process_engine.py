@@ -726,3 +726,57 @@ def test_feed_finds_the_process_and_key_of_a_reply_and_delivers_it(
     assert feed(store, [definition], "oss.results", reply(), now=clock()) == {"p": "waiting"}
     runner.run_due()
     assert instance(store, iid).status == "completed"
+
+
+def test_a_cancel_step_asks_another_process_and_keeps_its_answer(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """A cancel step cancels another process's instance by business key; {accepted, reason} goes into."""
+    target = process(
+        [{"name": "start", "set_state": "inProgress"}, RESERVE, {"name": "pause", "wait": {"for": "1h"}}],
+        compensations=UNDOS,
+        on_cancel=ON_CANCEL,
+    )
+    asker = Process.model_validate(
+        {
+            "process": "q",
+            "version": 1,
+            "trigger": {"from": "crm.cancels"},
+            "business_keys": {"cancel_id": "data.id"},
+            "steps": [
+                {
+                    "name": "cancel_order",
+                    "cancel": {"process": "p", "key": "order_id", "value": "data.order", "into": "outcome"},
+                },
+            ],
+        }
+    )
+    order_id = runner.start(target, order())
+    runner.run_due()
+    cancel_id = runner.start(asker, Message(body={"id": "c-1", "order": "o-1"}))
+    runner.run_due()
+    late_id = runner.start(asker, Message(body={"id": "c-2", "order": "o-1"}))
+    runner.run_due()
+    assert instance(store, cancel_id).data["outcome"] == {"accepted": True, "reason": None}
+    late = instance(store, late_id).data["outcome"]
+    assert late["accepted"] is False
+    assert late["reason"].endswith("already ended (cancelled)")
+    assert instance(store, order_id).status == "cancelled"
+    assert fakes.calls("rim.release") == [f"{order_id}:reserve:compensate"]
+
+
+def test_a_cancel_request_sent_again_gets_the_first_answer(
+    store: ProcessStore, runner: Runner, clock: Clock
+) -> None:
+    """The same cancel message id twice: the second gets the first answer, even once the instance moved on."""
+    target = process(
+        [{"name": "start", "set_state": "inProgress"}, {"name": "pause", "wait": {"for": "1h"}}],
+        on_cancel=ON_CANCEL,
+    )
+    runner.start(target, order())
+    runner.run_due()
+    request = Message(body={}, id="c-1")
+    first = request_cancel(store, "p", "order_id", "o-1", request, now=clock())
+    runner.run_due()
+    assert request_cancel(store, "p", "order_id", "o-1", request, now=clock()) == first
+    assert first.accepted

@@ -217,26 +217,35 @@ def request_cancel(
     """Ask the instance of ``process`` whose business key ``key`` equals ``value`` to cancel.
 
     Refused when there is no such instance, it ended, its definition has no ``on_cancel``, or its
-    point of no return is done (the definition's ``refuse_reason``). Accepted requests are left in the
-    inbox (``message`` is the request, kept once per id) and the instance is woken (at ``now``) to undo.
+    point of no return is done (the definition's ``refuse_reason``). Every request is kept in the inbox
+    once per message id (a request sent again gets the first answer): an accepted one waits there for
+    the instance's runner, which is woken (at ``now``) to undo the done steps; a refused one is kept
+    ``refused`` with the reason.
     """
     now = now or utcnow()
+    i = process_inbox.c
     with store.errors("cancel"), store.engine.begin() as conn:
-        found = _instances_with(conn, process, value, key)
-        if not found:
-            return CancelAnswer(False, f"no instance of {process!r} has {key} = {value!r}")
-        row = store.instance(conn, found[-1], lock=True)
+        seen = conn.execute(
+            sa.select(i.status, i.reason, i.correlation_key).where(i.message_id == message.id)
+        ).first()
+        if seen is not None:
+            accepted = seen.status != "refused"
+            return CancelAnswer(accepted, seen.reason, seen.correlation_key if accepted else None)
+        rows = [
+            store.instance(conn, found, lock=True) for found in _instances_with(conn, process, value, key)
+        ]
+        live = [row for row in rows if row.status not in ENDED] or rows
+        if not live:
+            reason = f"no instance of {process!r} has {key} = {value!r}"
+            _store(conn, process, f"{key}={value}", CANCEL, message, "refused", reason)
+            return CancelAnswer(False, reason)
+        row = live[0]
         refused = _cancel_refused(store, conn, row, store.definition(conn, row.definition_hash))
         if refused is not None:
+            _store(conn, process, row.id, CANCEL, message, "refused", refused)
             return CancelAnswer(False, refused, row.id)
-        seen = conn.execute(
-            sa.select(process_inbox.c.id).where(process_inbox.c.message_id == message.id)
-        ).first()
-        if seen is None:
-            _store(conn, process, row.id, CANCEL, message, "waiting", None)
-            conn.execute(
-                process_instances.update().where(process_instances.c.id == row.id).values(wake_at=now)
-            )
+        _store(conn, process, row.id, CANCEL, message, "waiting", None)
+        conn.execute(process_instances.update().where(process_instances.c.id == row.id).values(wake_at=now))
         return CancelAnswer(True, None, row.id)
 
 

@@ -4,8 +4,8 @@
 waits (a timer, a reply, a retry's backoff) or ends. Each step commits its result, the next position and
 ``wake_at`` in one transaction guarded by the fence; a call out happens before that transaction, so a
 crash in between redoes only that call, with the same idempotency key. Failure and cancellation undo
-the done steps in reverse order (:mod:`.undo`). Not built yet: ``parallel``, ``foreach`` and ``cancel``
-steps (a definition using them is refused at start).
+the done steps in reverse order (:mod:`.undo`). Not built yet: ``parallel`` and ``foreach`` (a
+definition using them is refused at start).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from esb.message import Message, new_id, utcnow
 from esb.model.states import check_transition
 from esb.process.definition import Process, idempotency_key, walk
 from esb.process.engine import calls, undo
-from esb.process.engine.inbox import CANCEL, accepts, bury, take_reply
+from esb.process.engine.inbox import CANCEL, accepts, bury, request_cancel, take_reply
 from esb.process.engine.records import (
     DONE,
     FAILED,
@@ -45,6 +45,7 @@ from esb.process.steps import (
     END,
     AwaitStep,
     CallStep,
+    CancelStep,
     GotoStep,
     SendStep,
     SetStateStep,
@@ -52,7 +53,7 @@ from esb.process.steps import (
     WaitStep,
 )
 
-_SUPPORTED = (SetStateStep, CallStep, SendStep, AwaitStep, WaitStep, GotoStep)
+_SUPPORTED = (SetStateStep, CallStep, SendStep, AwaitStep, WaitStep, GotoStep, CancelStep)
 #: Steps one claim runs at most before the instance goes back to the queue (a goto loop cannot hog).
 MAX_STEPS_PER_CLAIM = 100
 
@@ -196,6 +197,8 @@ class Runner:
             return self._call(claim, row, definition, step)
         if isinstance(step, AwaitStep):
             return self._await(claim, row, definition, step)
+        if isinstance(step, CancelStep):
+            return self._cancel(claim, row, definition, step)
         raise ConfigError(f"step {step.name!r}: {type(step).__name__} is not run by the engine yet")
 
     def _advance(self, conn: sa.Connection, claim: Claim, row: Any, position: int, **values: Any) -> None:
@@ -294,6 +297,25 @@ class Runner:
             self._advance(conn, claim, row, row.position + 1, data=data)
             add_step(conn, row.id, step.name, DONE, attempt=attempt, key=key, result=result)
             record_keys(conn, row.process, row.id, business_keys(definition, data, row.state))
+        return True
+
+    def _cancel(self, claim: Claim, row: Any, definition: Process, step: CancelStep) -> bool:
+        """Ask another process's instance to cancel; its answer ``{accepted, reason}`` goes ``into``."""
+        spec = step.cancel
+        keys = business_keys(definition, row.data, row.state)
+        value = Expression(spec.value, f"{step.name}.cancel.value").search(view(row.data, keys, row.state))
+        if value is None:
+            return self.fail(claim, row, step.name, f"cancel.value {spec.value!r} gave no value")
+        key = idempotency_key(row.id, step.name)
+        request = Message(
+            body={"instance": row.id}, id=key, correlation_id=row.id, headers={calls.IDEMPOTENCY_HEADER: key}
+        )
+        answer = request_cancel(self.store, spec.process, spec.key, str(value), request, now=self.clock())
+        outcome = {"accepted": answer.accepted, "reason": answer.reason}
+        data = with_value(row.data, spec.into, outcome)
+        with self.store.errors("step"), self.store.engine.begin() as conn:
+            self._advance(conn, claim, row, row.position + 1, data=data)
+            add_step(conn, row.id, step.name, DONE, key=key, result=outcome)
         return True
 
     def _await(self, claim: Claim, row: Any, definition: Process, step: AwaitStep) -> bool:
