@@ -10,11 +10,13 @@ import pytest
 from esb.process.engine import ProcessStore, Runner
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
 from tests.unit import test_process_engine as _cases
+from tests.unit import test_process_engine_branches as _branch_cases
 
 pytestmark = pytest.mark.integration
 
 # The same test functions and fixtures, collected here with this module's `store_url`.
-globals().update({name: obj for name, obj in vars(_cases).items() if name.startswith("test_")})
+for _module in (_cases, _branch_cases):
+    globals().update({name: obj for name, obj in vars(_module).items() if name.startswith("test_")})
 store = _cases.store
 clock = _cases.clock
 fakes = _cases.fakes

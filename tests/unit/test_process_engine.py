@@ -606,22 +606,26 @@ def test_an_instance_keeps_the_definition_it_started_with(
     assert fakes.calls("new.ep") == [f"{second}:new"]
 
 
-def test_steps_the_engine_does_not_run_yet_are_refused_at_start(runner: Runner) -> None:
-    """A definition with parallel or foreach is refused with the steps named."""
+def test_a_branch_inside_a_branch_is_refused_at_start(runner: Runner) -> None:
+    """A foreach inside a parallel branch is refused with the step named."""
+    inner = {
+        "name": "each",
+        "foreach": {"items": "data.xs", "steps": [{"name": "x", "send": {"endpoint": "x.e"}}]},
+    }
     definition = process(
         [
             {
                 "name": "both",
                 "parallel": {
                     "branches": [
-                        {"name": "a", "steps": [{"name": "x", "send": {"endpoint": "x.e"}}]},
+                        {"name": "a", "steps": [inner]},
                         {"name": "b", "steps": [{"name": "y", "send": {"endpoint": "x.e"}}]},
                     ]
                 },
             }
         ]
     )
-    with pytest.raises(ConfigError, match="does not run these steps yet: both"):
+    with pytest.raises(ConfigError, match=r"inside a branch yet: both\.a\.each"):
         runner.start(definition, order())
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from esb.expressions import Expression
 from esb.message import Message
-from esb.process.definition import Process
+from esb.process.definition import Process, walk
 from esb.process.engine.inbox import accepts, deliver_reply
 from esb.process.engine.store import ProcessStore
 from esb.process.steps import AwaitStep
@@ -23,7 +23,7 @@ def correlations(processes: Iterable[Process], endpoint: str, message: Message) 
     """Return the distinct ``(process, key value)`` pairs ``message`` on ``endpoint`` is a reply for."""
     found: list[tuple[str, str]] = []
     for process in processes:
-        for step in process.steps:
+        for _, step in walk(process.steps):
             if not isinstance(step, AwaitStep) or step.await_.from_ != endpoint or not accepts(step, message):
                 continue
             value = Expression(step.await_.correlate.match, f"{step.name}.correlate.match").evaluate(message)

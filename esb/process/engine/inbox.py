@@ -19,9 +19,15 @@ import sqlalchemy as sa
 
 from esb.expressions import Expression
 from esb.message import Message, utcnow
-from esb.process.definition import Process
+from esb.process.definition import Process, walk
 from esb.process.engine.store import ENDED, ProcessStore
-from esb.process.engine.tables import process_inbox, process_instances, process_keys, process_steps
+from esb.process.engine.tables import (
+    process_branches,
+    process_inbox,
+    process_instances,
+    process_keys,
+    process_steps,
+)
 from esb.process.steps import AwaitStep
 
 #: The reply name of a cancel request in the inbox.
@@ -126,11 +132,21 @@ def deliver_reply(
                 wake = row
                 break
         _store(conn, process, key, reply_name, message, status, reason)
-        if wake is not None and (wake.wake_at is None or wake.wake_at > now):
-            conn.execute(
-                process_instances.update().where(process_instances.c.id == wake.id).values(wake_at=now)
-            )
+        if wake is not None:
+            _wake(conn, wake, now)
         return status
+
+
+def _wake(conn: sa.Connection, row: Any, now: datetime) -> None:
+    """Make the instance and its waiting branches due at ``now`` (each await then looks at the inbox)."""
+    if row.wake_at is None or row.wake_at > now:
+        conn.execute(process_instances.update().where(process_instances.c.id == row.id).values(wake_at=now))
+    b = process_branches.c
+    conn.execute(
+        process_branches.update()
+        .where(b.instance_id == row.id, b.status == "running", sa.or_(b.wake_at.is_(None), b.wake_at > now))
+        .values(wake_at=now)
+    )
 
 
 def _verdict(
@@ -142,7 +158,8 @@ def _verdict(
     definition = store.definition(conn, row.definition_hash)
     awaits = [
         (index, step)
-        for index, step in enumerate(definition.steps)
+        for index, outer in enumerate(definition.steps)
+        for _, step in walk([outer])
         if isinstance(step, AwaitStep) and step.await_.from_ == reply_name and accepts(step, message)
     ]
     if not awaits:

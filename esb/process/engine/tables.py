@@ -5,11 +5,14 @@ them. Times are :class:`~esb.journal.schema.UTCDateTime`; JSON is ``JSON``/``JSO
 
 - ``process_definitions``: each definition an instance ever started on, by content hash (the instance
   runs that one until it ends, whatever is deployed later).
-- ``process_instances``: one row per instance: its position, data, TMF state, ``wake_at`` (the due time
+- ``process_instances``: one row per instance: its position, data, TMF state, ``partial`` (a join
+  ended partial and went on), ``wake_at`` (the due time
   of its timer, None while it only waits for a message), its lease (owner, until) and ``fence``, the
   counter every write of the lease holder is guarded by.
 - ``process_keys``: the business keys of each instance (replies and cancels find it by them).
 - ``process_steps``: one row per attempt of a step (or of an undo), with its idempotency key.
+- ``process_branches``: the branches of a ``parallel`` or ``foreach`` step: each one's position,
+  item, sub-order state, status and ``wake_at`` (the instance's ``wake_at`` is the earliest).
 - ``process_inbox``: replies and cancel requests, stored before anyone waits; each ends consumed by a
   step or dead with why.
 """
@@ -47,6 +50,7 @@ process_instances = sa.Table(
     sa.Column("lease_owner", sa.String(), nullable=True),
     sa.Column("lease_until", UTCDateTime(), nullable=True),
     sa.Column("fence", sa.Integer(), nullable=False),
+    sa.Column("partial", sa.Boolean(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(["definition_hash"], ["process_definitions.hash"], name="fk_instances_def"),
@@ -80,6 +84,24 @@ process_steps = sa.Table(
     sa.Column("ended_at", UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(["instance_id"], ["process_instances.id"], name="fk_steps_instance"),
     sa.Index("ix_process_steps_instance_id", "instance_id"),
+)
+
+process_branches = sa.Table(
+    "process_branches",
+    metadata,
+    sa.Column("instance_id", sa.String(64), primary_key=True),
+    sa.Column("path", sa.String(), primary_key=True),
+    sa.Column("parent", sa.String(64), nullable=False),
+    sa.Column("idx", sa.Integer(), nullable=False),
+    sa.Column("item_key", sa.String(), nullable=True),
+    sa.Column("item", JSONType, nullable=True),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(40), nullable=True),
+    sa.Column("wake_at", UTCDateTime(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(["instance_id"], ["process_instances.id"], name="fk_branches_instance"),
 )
 
 process_inbox = sa.Table(

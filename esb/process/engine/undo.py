@@ -1,14 +1,16 @@
 """Compensation and the end of an instance.
 
 The undo is read backwards from ``process_steps``: the latest done step whose definition names a
-``compensate`` and whose undo (path ``<step>:compensate``) is not done yet is undone next, by a call
-with the key ``<instance id>:<step>:compensate``, retried with its backoff. An undo that fails past its
-retries stops the instance in status ``stuck`` with the error (visible, never silent). When nothing is
-left to undo the instance ends: ``failed`` (a failure) or ``cancelled`` (a cancel request).
+``compensate`` and whose undo (path ``<step path>:compensate``) is not done yet is undone next, by a
+call with the key ``<instance id>:<step path>:compensate``, retried with its backoff. An undo that fails
+past its retries stops the instance in status ``stuck`` with the error (visible, never silent). The
+instance's undo covers every done step (branches included); a failed or cancelled branch undoes only
+its own. When nothing is left to undo the instance ends ``failed`` or ``cancelled``.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 
 from esb.exceptions import StateTransitionError
 from esb.model.states import check_transition
-from esb.process.definition import Process, idempotency_key
+from esb.process.definition import Process, idempotency_key, walk
 from esb.process.engine import calls
 from esb.process.engine.inbox import bury
 from esb.process.engine.records import (
@@ -30,38 +32,46 @@ from esb.process.engine.records import (
     count_steps,
 )
 from esb.process.engine.store import STUCK, Claim
-from esb.process.engine.tables import process_keys, process_steps
-from esb.process.steps import CallStep
+from esb.process.engine.tables import process_branches, process_keys, process_steps
+from esb.process.steps import CallStep, ForeachStep, ParallelStep
 
 if TYPE_CHECKING:
     from esb.process.engine.runner import Runner
 
 UNDO = ":compensate"
+_ITEM = re.compile(r"\[[^\]]*\]")
+#: Branch statuses that are not over yet.
+OPEN = ("running", "compensating", "cancelling")
 
 
-def pending(conn: sa.Connection, instance_id: str, definition: Process) -> tuple[str, CallStep] | None:
-    """Return the next (step path, undo call) to run, latest done step first; None when all are undone."""
-    compensate = {s.name: s.compensate for s in definition.steps if s.compensate}
+def pending(
+    conn: sa.Connection, instance_id: str, definition: Process, prefix: str = ""
+) -> tuple[str, CallStep] | None:
+    """Return the next (step path, undo call) under ``prefix``, latest first; None when all are undone."""
+    steps = dict(walk(definition.steps))
     undos = {c.name: c for c in definition.compensations}
     s = process_steps.c
     rows = conn.execute(
-        sa.select(s.path, s.state).where(s.instance_id == instance_id, s.state == DONE).order_by(s.id.desc())
+        sa.select(s.path).where(s.instance_id == instance_id, s.state == DONE).order_by(s.id.desc())
     ).all()
     undone = {r.path.removesuffix(UNDO) for r in rows if r.path.endswith(UNDO)}
     for r in rows:
-        if r.path in compensate and r.path not in undone:
-            return r.path, undos[compensate[r.path]]
+        if r.path.endswith(UNDO) or r.path in undone or not r.path.startswith(prefix):
+            continue
+        step = steps.get(_ITEM.sub("[*]", r.path))
+        if step is not None and step.compensate:
+            return r.path, undos[step.compensate]
     return None
 
 
-def step(runner: Runner, claim: Claim, row: Any, definition: Process) -> bool:
-    """Run the next undo of the instance, or end it when none is left; True to go on at once."""
+def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branch: Any = None) -> bool | None:
+    """Run the next undo (of the branch, or of the whole instance); None when nothing is left to undo."""
+    prefix = "" if branch is None else f"{branch.path}."
     with runner.store.errors("undo"), runner.store.engine.begin() as conn:
-        nxt = pending(conn, row.id, definition)
+        nxt = pending(conn, row.id, definition, prefix)
         attempt = 1 + (count_steps(conn, row.id, nxt[0] + UNDO, FAILED) if nxt else 0)
     if nxt is None:
-        end(runner, claim, row, definition, "cancelled" if row.status == "cancelling" else "failed")
-        return False
+        return None
     path, undo = nxt
     key = idempotency_key(row.id, path, undo=True)
     spec = undo.call
@@ -76,6 +86,8 @@ def step(runner: Runner, claim: Claim, row: Any, definition: Process) -> bool:
             if attempt <= spec.retry.max:
                 wake = runner.clock() + timedelta(seconds=backoff(spec.retry, attempt))
                 runner.store.guard(conn, claim, wake_at=wake)
+                if branch is not None:
+                    _update_branch(conn, row.id, branch.path, wake_at=wake)
             else:
                 reason = f"undo {undo.name!r} of step {path!r} failed {attempt} time(s): {error}"
                 runner.store.guard(conn, claim, status=STUCK, wake_at=None, error=reason)
@@ -84,6 +96,47 @@ def step(runner: Runner, claim: Claim, row: Any, definition: Process) -> bool:
         runner.store.guard(conn, claim, wake_at=runner.clock())
         add_step(conn, row.id, path + UNDO, DONE, attempt=attempt, key=key, result=reply.body)
     return True
+
+
+def step(runner: Runner, claim: Claim, row: Any, definition: Process) -> bool:
+    """Run the instance's next undo, or end it when none is left; True to go on at once."""
+    done = _undo_one(runner, claim, row, definition)
+    if done is None:
+        end(runner, claim, row, definition, "cancelled" if row.status == "cancelling" else "failed")
+        return False
+    return done
+
+
+def branch_step(
+    runner: Runner,
+    claim: Claim,
+    row: Any,
+    definition: Process,
+    parent: ParallelStep | ForeachStep,
+    branch: Any,
+) -> bool:
+    """Run the branch's next undo; with none left the branch ends ``failed`` (or ``cancelled``)."""
+    done = _undo_one(runner, claim, row, definition, branch)
+    if done is not None:
+        return done
+    ending = "cancelled" if branch.status == "cancelling" else "failed"
+    machine = parent.parallel.machine if isinstance(parent, ParallelStep) else parent.foreach.machine
+    state = (
+        branch.state
+        if machine is None or branch.state is None
+        else _final_state(machine, branch.state, ending)
+    )
+    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+        runner.store.guard(conn, claim, wake_at=runner.clock())
+        _update_branch(conn, row.id, branch.path, status=ending, state=state, wake_at=None)
+    return True
+
+
+def _update_branch(conn: sa.Connection, instance_id: str, path: str, **values: Any) -> None:
+    b = process_branches.c
+    conn.execute(
+        process_branches.update().where(b.instance_id == instance_id, b.path == path).values(**values)
+    )
 
 
 def _final_state(machine: str, state: str, ending: str) -> str:
@@ -101,11 +154,8 @@ def _final_state(machine: str, state: str, ending: str) -> str:
 
 def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str) -> None:
     """End the instance (``completed``, ``partial``, ``failed`` or ``cancelled``); later replies are dead."""
-    state = (
-        row.state
-        if ending in ("completed", "partial")
-        else _final_state(definition.machine, row.state, ending)
-    )
+    final = ending in ("completed", "partial")
+    state = row.state if final else _final_state(definition.machine, row.state, ending)
     with runner.store.errors("end"), runner.store.engine.begin() as conn:
         runner.store.guard(conn, claim, status=ending, state=state, wake_at=None)
         s = process_steps.c
@@ -113,6 +163,12 @@ def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str
             process_steps.update()
             .where(s.instance_id == row.id, s.state == WAITING)
             .values(state=CLOSED, ended_at=runner.clock(), error=f"the instance ended ({ending})")
+        )
+        b = process_branches.c
+        conn.execute(
+            process_branches.update()
+            .where(b.instance_id == row.id, b.status.in_(OPEN))
+            .values(status="cancelled", wake_at=None)
         )
         k = process_keys.c
         values = [r.value for r in conn.execute(sa.select(k.value).where(k.instance_id == row.id))]

@@ -1,4 +1,4 @@
-"""The process engine's tables (issue 15): definitions, instances, business keys, steps, inbox.
+"""The process engine's tables (issue 15): definitions, instances, business keys, steps, branches, inbox.
 
 Revision ID: 0003_processes
 Revises: 0002_one_time_keys
@@ -19,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create the five process tables and their indexes."""
+    """Create the six process tables and their indexes."""
     op.create_table(
         "process_definitions",
         sa.Column("hash", sa.String(80), primary_key=True),
@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(), nullable=True),
         sa.Column("lease_until", UTCDateTime(), nullable=True),
         sa.Column("fence", sa.Integer(), nullable=False),
+        sa.Column("partial", sa.Boolean(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["definition_hash"], ["process_definitions.hash"], name="fk_instances_def"),
@@ -74,6 +75,22 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["instance_id"], ["process_instances.id"], name="fk_steps_instance"),
     )
     op.create_index("ix_process_steps_instance_id", "process_steps", ["instance_id"])
+    op.create_table(
+        "process_branches",
+        sa.Column("instance_id", sa.String(64), primary_key=True),
+        sa.Column("path", sa.String(), primary_key=True),
+        sa.Column("parent", sa.String(64), nullable=False),
+        sa.Column("idx", sa.Integer(), nullable=False),
+        sa.Column("item_key", sa.String(), nullable=True),
+        sa.Column("item", JSONType, nullable=True),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("state", sa.String(40), nullable=True),
+        sa.Column("wake_at", UTCDateTime(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(["instance_id"], ["process_instances.id"], name="fk_branches_instance"),
+    )
     op.create_table(
         "process_inbox",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),

@@ -1,0 +1,285 @@
+"""The process engine's parallel and foreach steps on SQLite: branches with their own keys, items and
+sub-orders, replies routed to a branch, joins all / any / count, on_partial, per-branch undo, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from esb.config.yamlpos import load_yaml
+from esb.exceptions import RemoteError
+from esb.message import Message
+from esb.process.definition import Process
+from esb.process.engine import ProcessStore, Runner, deliver_reply, feed, request_cancel
+from esb.process.engine.tables import process_branches, process_keys
+from tests.unit import test_process_engine as _cases
+from tests.unit.test_process_engine import Clock, FakeResources, Mapping, instance, order, process
+
+# the engine's fixtures (tests/integration runs this module on PostgreSQL by replacing store_url)
+store_url = _cases.store_url
+store = _cases.store
+clock = _cases.clock
+fakes = _cases.fakes
+runner = _cases.runner
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "processes" / "examples"
+RESERVE = {
+    "name": "reserve",
+    "call": {"endpoint": "rim.reserve", "into": "reservation"},
+    "compensate": "release",
+}
+UNDOS = [{"name": "release", "call": {"endpoint": "rim.release", "retry": {"max": 1, "initial": "1s"}}}]
+THREE = {"id": "o-1", "components": [{"id": "c1"}, {"id": "c2"}, {"id": "c3"}]}
+
+
+def branches(store: ProcessStore, instance_id: str) -> dict[str, tuple[str, str | None]]:
+    """path -> (status, sub-order state) of the instance's branches."""
+    b = process_branches.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(b.path, b.status, b.state).where(b.instance_id == instance_id))
+        return {r.path: (r.status, r.state) for r in rows}
+
+
+def foreach(steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    """A foreach over data.components keyed by item.id."""
+    return {
+        "name": "components",
+        "foreach": {"items": "data.components", "key": "item.id", "steps": steps, **spec},
+    }
+
+
+def test_foreach_runs_each_item_with_its_own_key_item_and_sub_order(
+    store: ProcessStore, runner: Runner, fakes: FakeResources
+) -> None:
+    """Each item's call has the key <id>:components[<key>].reserve; into fills the item; sub-orders move."""
+    fakes.endpoint("rim.reserve").reply = lambda m: {"msisdn": f"1330755{m.body['item']['id']}"}
+    steps = [
+        {"name": "accept", "set_state": "acknowledged"},
+        {"name": "begin", "set_state": "inProgress"},
+        RESERVE,
+        {"name": "done", "set_state": "completed"},
+    ]
+    definition = process(
+        [{"name": "start", "set_state": "inProgress"}, foreach(steps, machine="service_order")],
+        compensations=UNDOS,
+        business_keys={"order_id": "data.id", "msisdn": "data.components[].reservation.msisdn | [0]"},
+    )
+    iid = runner.start(definition, Message(body=THREE))
+    runner.run_due()
+    row = instance(store, iid)
+    assert row.status == "completed"
+    assert fakes.calls("rim.reserve") == [f"{iid}:components[c{n}].reserve" for n in (1, 2, 3)]
+    assert [c["reservation"]["msisdn"] for c in row.data["components"]] == [
+        "1330755c1",
+        "1330755c2",
+        "1330755c3",
+    ]
+    assert set(branches(store, iid).values()) == {("done", "completed")}
+    with store.engine.connect() as conn:
+        keys = {(r.name, r.value) for r in conn.execute(sa.select(process_keys.c.name, process_keys.c.value))}
+    assert ("msisdn", "1330755c1") in keys
+
+
+def test_a_failed_item_undoes_its_own_steps_and_on_partial_complete_ends_partial(
+    store: ProcessStore, runner: Runner, fakes: FakeResources
+) -> None:
+    """One item's failure undoes that item only; the others go on and the order ends partial."""
+    fakes.endpoint("oss.enable").failures = [RemoteError("no port")]  # the first item to activate
+    steps = [RESERVE, {"name": "activate", "call": {"endpoint": "oss.enable"}}]
+    definition = process(
+        [
+            {"name": "start", "set_state": "inProgress"},
+            foreach(steps, on_partial="complete"),
+            {"name": "finish", "set_state": "completed"},
+        ],
+        compensations=UNDOS,
+    )
+    iid = runner.start(definition, Message(body=THREE))
+    runner.run_due()
+    row = instance(store, iid)
+    assert (row.status, row.state) == ("partial", "partial")
+    assert fakes.calls("rim.release") == [f"{iid}:components[c1].reserve:compensate"]
+    assert [status for status, _ in branches(store, iid).values()].count("failed") == 1
+
+
+def test_a_partial_join_that_fails_undoes_every_done_step(
+    store: ProcessStore, runner: Runner, fakes: FakeResources
+) -> None:
+    """on_partial fail: the failed item is undone, then the instance fails and undoes the other items too."""
+    fakes.endpoint("oss.enable").failures = [RemoteError("no port")]
+    steps = [RESERVE, {"name": "activate", "call": {"endpoint": "oss.enable"}}]
+    iid = runner.start(process([foreach(steps)], compensations=UNDOS), Message(body=THREE))
+    runner.run_due()
+    assert instance(store, iid).status == "failed"
+    assert sorted(fakes.calls("rim.release")) == sorted(
+        f"{iid}:components[c{n}].reserve:compensate" for n in (1, 2, 3)
+    )
+
+
+def test_replies_reach_the_branch_named_by_correlate_item(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """An await in a foreach takes only the reply whose correlate.item is its item's key."""
+    wait_result = {
+        "name": "result",
+        "await": {
+            "from": "oss.results",
+            "correlate": {"key": "order_id", "match": "body.orderId", "item": "body.componentId"},
+            "deadline": "30m",
+            "into": "activation",
+        },
+    }
+    iid = runner.start(process([foreach([wait_result])]), Message(body=THREE))
+    runner.run_due()
+    for n in (3, 1):
+        reply = Message(body={"orderId": "o-1", "componentId": f"c{n}", "n": n}, id=f"r-{n}")
+        assert deliver_reply(store, "p", "o-1", "oss.results", reply, now=clock()) == "waiting"
+    runner.run_due()
+    assert branches(store, iid)["components[c3]"][0] == "done"
+    assert branches(store, iid)["components[c2]"][0] == "running"
+    assert instance(store, iid).data["components"][0]["activation"]["n"] == 1
+    feed(
+        store,
+        [instance_definition(store, iid)],
+        "oss.results",
+        Message(body={"orderId": "o-1", "componentId": "c2"}),
+        now=clock(),
+    )
+    runner.run_due()
+    assert instance(store, iid).status == "completed"
+
+
+def instance_definition(store: ProcessStore, instance_id: str) -> Process:
+    """The definition the instance pinned."""
+    with store.engine.connect() as conn:
+        return store.definition(conn, instance(store, instance_id).definition_hash)
+
+
+def test_parallel_join_any_cancels_and_undoes_the_other_branches(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """join any: the first branch to end well wins; the others are cancelled and their done steps undone."""
+    slow = [RESERVE, {"name": "pause", "wait": {"for": "1h"}}]
+    fast = [{"name": "quick", "call": {"endpoint": "x.quick"}}]
+    step = {
+        "name": "race",
+        "parallel": {
+            "join": "any",
+            "branches": [{"name": "slow", "steps": slow}, {"name": "fast", "steps": fast}],
+        },
+    }
+    iid = runner.start(process([step], compensations=UNDOS), order())
+    runner.run_due()
+    assert instance(store, iid).status == "completed"
+    assert branches(store, iid) == {"race.slow": ("cancelled", None), "race.fast": ("done", None)}
+    assert fakes.calls("rim.release") == [f"{iid}:race.slow.reserve:compensate"]
+
+
+def test_join_count_fails_once_it_can_no_longer_be_met(
+    store: ProcessStore, runner: Runner, fakes: FakeResources
+) -> None:
+    """join {count: 3} of three with one failed cannot be met: the instance fails (on_partial fail)."""
+    fakes.endpoint("rim.reserve").failures = [RemoteError("no numbers")]
+    iid = runner.start(
+        process([foreach([RESERVE], join={"count": 3})], compensations=UNDOS), Message(body=THREE)
+    )
+    runner.run_due()
+    row = instance(store, iid)
+    assert row.status == "failed"
+    assert "ended well; the join needs 3" in row.error
+
+
+def test_join_count_succeeds_once_met_and_cancels_the_rest(
+    store: ProcessStore, runner: Runner, fakes: FakeResources
+) -> None:
+    """join {count: 2}: once two items ended well the third is cancelled, its done steps undone."""
+    steps = [RESERVE, {"name": "pause", "wait": {"for": "1h"}}]
+    fakes.endpoint("rim.reserve").reply = lambda m: {"n": m.body["item"]["id"]}
+    definition = process(
+        [
+            foreach(
+                [{"name": "gate", "goto": {"step": "end", "when": "item.id != 'c3'"}}, *steps],
+                join={"count": 2},
+            )
+        ],
+        compensations=UNDOS,
+    )
+    iid = runner.start(definition, Message(body=THREE))
+    runner.run_due()
+    assert instance(store, iid).status == "completed"
+    assert branches(store, iid)["components[c3]"] == ("cancelled", None)
+    assert fakes.calls("rim.release") == [f"{iid}:components[c3].reserve:compensate"]
+
+
+def test_an_empty_foreach_succeeds(store: ProcessStore, runner: Runner) -> None:
+    """A foreach over no items is done at once."""
+    iid = runner.start(
+        process([foreach([RESERVE])], compensations=UNDOS), Message(body={"id": "o", "components": []})
+    )
+    runner.run_due()
+    assert instance(store, iid).status == "completed"
+
+
+def test_items_that_are_not_a_list_fail_with_why(store: ProcessStore, runner: Runner) -> None:
+    """foreach.items giving something other than a list fails the instance and says what came."""
+    iid = runner.start(
+        process([foreach([RESERVE])], compensations=UNDOS), Message(body={"id": "o", "components": "x"})
+    )
+    runner.run_due()
+    assert "expected a list" in instance(store, iid).error
+
+
+def test_cancel_during_branches_undoes_every_branch(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """A cancel while items wait undoes each item's done steps and ends cancelled, its branches cancelled."""
+    steps = [RESERVE, {"name": "pause", "wait": {"for": "1h"}}]
+    definition = process(
+        [{"name": "start", "set_state": "inProgress"}, foreach(steps)],
+        compensations=UNDOS,
+        on_cancel={"point_of_no_return": "components"},
+    )
+    iid = runner.start(definition, Message(body=THREE))
+    runner.run_due()
+    assert request_cancel(store, "p", "order_id", "o-1", Message(body={}), now=clock()).accepted
+    runner.run_due()
+    assert instance(store, iid).status == "cancelled"
+    assert len(fakes.calls("rim.release")) == 3
+    assert {status for status, _ in branches(store, iid).values()} == {"cancelled"}
+
+
+def test_the_order_to_activation_example_runs_to_completed(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """processes/examples/order_to_activation.yaml runs end to end against in-memory systems."""
+    definition = Process.model_validate(load_yaml(EXAMPLES / "order_to_activation.yaml").data)
+    fakes.one_way.update({"iom.order_status", "oss.activate_service", "crm.order_status"})
+    identity = Mapping(lambda body: body)
+    for name in (
+        "hub/order_with_components",
+        "rim/reserve_request",
+        "rim/reserve_reply",
+        "rim/confirm_request",
+    ):
+        fakes.transforms[name] = identity
+    for name in ("oss/activate_request", "oss/activation_result", "billing/create_subscriber_request"):
+        fakes.transforms[name] = identity
+    for name in ("iom/order_status_update", "crm/order_status_update"):
+        fakes.transforms[name] = identity
+    iid = runner.start(
+        definition, Message(body={"id": "o-1", "components": [{"id": "o-1-1"}, {"id": "o-1-2"}]})
+    )
+    runner.run_due()
+    assert len(fakes.calls("oss.activate_service")) == 2
+    for n in (1, 2):
+        body = {"orderId": "o-1", "componentId": f"o-1-{n}", "action": "activate", "result": "COMPLETED"}
+        assert feed(store, [definition], "oss.activation_results", Message(body=body), now=clock()) == {
+            "order_to_activation": "waiting"
+        }
+    runner.run_due()
+    row = instance(store, iid)
+    assert (row.status, row.state) == ("completed", "completed")
+    assert fakes.calls("rim.reserve_resources") == [f"{iid}:components[o-1-{n}].reserve" for n in (1, 2)]
+    assert len(fakes.calls("crm.order_status")) == 1
