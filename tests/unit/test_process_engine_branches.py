@@ -64,7 +64,7 @@ def test_foreach_runs_each_item_with_its_own_key_item_and_sub_order(
     definition = process(
         [{"name": "start", "set_state": "inProgress"}, foreach(steps, machine="service_order")],
         compensations=UNDOS,
-        business_keys={"order_id": "data.id", "msisdn": "data.components[].reservation.msisdn | [0]"},
+        business_keys={"order_id": "data.id", "msisdn": "data.components[].reservation.msisdn | [-1]"},
     )
     iid = runner.start(definition, Message(body=THREE))
     runner.run_due()
@@ -79,7 +79,7 @@ def test_foreach_runs_each_item_with_its_own_key_item_and_sub_order(
     assert set(branches(store, iid).values()) == {("done", "completed")}
     with store.engine.connect() as conn:
         keys = {(r.name, r.value) for r in conn.execute(sa.select(process_keys.c.name, process_keys.c.value))}
-    assert ("msisdn", "1330755c1") in keys
+    assert ("msisdn", "1330755c3") in keys  # the last item's reply, written back into data.components
 
 
 def test_a_failed_item_undoes_its_own_steps_and_on_partial_complete_ends_partial(

@@ -116,8 +116,11 @@ class Frames:
         item: Any = _KEEP,
         data: Any = _KEEP,
         status: str = _KEEP,
-    ) -> None:
-        """Write the frame's new position (default: unchanged), attempt, due time and what changed."""
+    ) -> Any:
+        """Write the frame's new position (default: unchanged), attempt, due time and what changed.
+
+        Returns the instance's data as written (a foreach item's change is written back into its list).
+        """
         now = self.runner.clock()
         due = now if wake_at is _KEEP else wake_at
         where = frame.position if position is None else position
@@ -127,7 +130,7 @@ class Frames:
                 {k: v for k, v in (("state", state), ("data", data), ("status", status)) if v is not _KEEP}
             )
             self.runner.store.guard(conn, claim, **values)
-            return
+            return frame.row.data if data is _KEEP else data
         branch: dict[str, Any] = {"position": where, "attempt": attempt, "wake_at": due}
         instance: dict[str, Any] = {"wake_at": now}
         if state is not _KEEP:
@@ -148,6 +151,7 @@ class Frames:
             .where(b.instance_id == frame.row.id, b.path == frame.branch.path)
             .values(**branch)
         )
+        return instance.get("data", frame.row.data)
 
     def _write_back(self, conn: sa.Connection, frame: Frame, item: Any, data: Any) -> Any:
         """The data with the foreach's items list holding the branch's new item (None: not a plain path)."""

@@ -187,8 +187,7 @@ class StepKinds:
             return frame.row.data
         if frame.branch is not None and frame.item is not None:
             item = with_value(frame.item, into, value)
-            self._next(conn, claim, frame, item=item, **values)
-            return frame.row.data  # the written-back list is read again on the next tick
+            return self.frames.move(conn, claim, frame, position=frame.position + 1, item=item, **values)
         data = with_value(frame.row.data, into, value)
         self._next(conn, claim, frame, data=data, **values)
         return data
@@ -258,7 +257,9 @@ class StepKinds:
                     else reply.body
                 )
                 close_step(conn, waiting.id, DONE, result=reply.body)
-                data = self._into(conn, claim, frame, spec.into, body, status="running")
+                data = self._into(conn, claim, frame, spec.into, body)
+                if frame.row.status == "alert":  # the reply an operator was alerted about came after all
+                    self.store.guard(conn, claim, status="running", error=None)
                 record_keys(
                     conn,
                     frame.row.process,
