@@ -283,3 +283,35 @@ def test_the_order_to_activation_example_runs_to_completed(
     assert (row.status, row.state) == ("completed", "completed")
     assert fakes.calls("rim.reserve_resources") == [f"{iid}:components[o-1-{n}].reserve" for n in (1, 2)]
     assert len(fakes.calls("crm.order_status")) == 1
+
+
+def test_the_order_cancellation_example_cancels_an_order_in_flight(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """processes/examples/order_cancellation.yaml cancels an order_to_activation instance waiting on OSS."""
+    order_flow = Process.model_validate(load_yaml(EXAMPLES / "order_to_activation.yaml").data)
+    cancel_flow = Process.model_validate(load_yaml(EXAMPLES / "order_cancellation.yaml").data)
+    fakes.one_way.update({"iom.order_status", "oss.activate_service", "crm.order_status"})
+    identity = Mapping(lambda body: body)
+    for name in (
+        "hub/order_with_components",
+        "rim/reserve_request",
+        "rim/reserve_reply",
+        "rim/release_request",
+    ):
+        fakes.transforms[name] = identity
+    for name in ("oss/activate_request", "oss/deactivate_request", "iom/order_status_update"):
+        fakes.transforms[name] = identity
+    for name in ("crm/siebel_cancel_to_canonical", "crm/cancel_reply"):
+        fakes.transforms[name] = identity
+    order_id = runner.start(order_flow, Message(body={"id": "o-1", "components": [{"id": "o-1-1"}]}))
+    runner.run_due()
+    cancel_id = runner.start(cancel_flow, Message(body={"id": "c-1", "productOrder": {"id": "o-1"}}))
+    runner.run_due()
+    cancel = instance(store, cancel_id)
+    assert (cancel.status, cancel.state) == ("completed", "done")
+    assert cancel.data["outcome"] == {"accepted": True, "reason": None}
+    placed = instance(store, order_id)
+    assert (placed.status, placed.state) == ("cancelled", "cancelled")
+    assert fakes.calls("oss.deactivate_service") == [f"{order_id}:components[o-1-1].activate:compensate"]
+    assert fakes.calls("rim.release_reservation") == [f"{order_id}:components[o-1-1].reserve:compensate"]
