@@ -15,8 +15,18 @@ import sqlalchemy as sa
 from esb.exceptions import ConfigError, RemoteError, TransportError
 from esb.message import Message
 from esb.process.definition import Process
-from esb.process.engine import ProcessStore, Runner, correlations, deliver_reply, feed, request_cancel
+from esb.process.engine import (
+    ProcessStore,
+    ProjectResources,
+    Runner,
+    correlations,
+    deliver_reply,
+    feed,
+    request_cancel,
+)
 from esb.process.engine.tables import process_inbox, process_instances, process_steps
+from esb.testing import BROKER
+from tests.unit.test_process_lint import write_project
 
 START = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
 
@@ -784,3 +794,26 @@ def test_a_cancel_request_sent_again_gets_the_first_answer(
     runner.run_due()
     assert request_cancel(store, "p", "order_id", "o-1", request, now=clock()) == first
     assert first.accepted
+
+
+def test_project_resources_reach_endpoints_through_their_adapter(store: ProcessStore, tmp_path: Path) -> None:
+    """With a real project a call goes through the endpoint's adapter sink (memory), with its key header."""
+    project = write_project(
+        tmp_path,
+        {},
+        endpoints={"hub.orders": {"adapter": "memory"}, "rim.reserve": {"adapter": "memory"}},
+        transforms=[],
+    )
+    BROKER.reset()
+    BROKER.box("rim.reserve").replies["*"] = {"msisdn": "13307550001"}
+    resources = ProjectResources(project)
+    try:
+        runner = Runner(store, resources)
+        iid = runner.start(process([RESERVE]), order())
+        runner.run_due()
+    finally:
+        resources.close()
+    (sent,) = BROKER.written("rim.reserve")
+    assert sent.headers["idempotency-key"] == f"{iid}:reserve"
+    assert instance(store, iid).data["reservation"] == {"msisdn": "13307550001"}
+    BROKER.reset()
