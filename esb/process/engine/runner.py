@@ -12,7 +12,7 @@ yet (refused at start).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +37,10 @@ _ENDINGS = ("completed", "partial", "failed", "cancelled")
 
 
 class Runner:
-    """Runs process instances stored in ``store``, calling endpoints through ``resources``."""
+    """Runs process instances stored in ``store``, calling endpoints through ``resources``.
+
+    One runner serves one thread; several runners (threads or processes) share a database safely.
+    """
 
     def __init__(
         self,
@@ -55,6 +58,7 @@ class Runner:
         self.clock = clock
         self.frames = Frames(self)
         self.kinds = StepKinds(self)
+        self._lease_until = self.clock()  # of the instance being advanced (a Runner serves one thread)
 
     # -- starting ---------------------------------------------------------------------------------------
     def start(self, process: Process, message: Message) -> str:
@@ -125,14 +129,22 @@ class Runner:
 
     def advance(self, claim: Claim) -> None:
         """Run the claimed instance's steps until it waits or ends, then give the lease back."""
+        self._lease_until = self.clock() + timedelta(seconds=self.lease)
         try:
             for _ in range(MAX_STEPS_PER_CLAIM):
                 if not self._tick(claim):
                     break
-                self.store.extend(claim, self.lease, self.clock())
+                self.ensure_lease(claim, self.lease / 2)  # renewed when half is used, not on every step
             self.store.release(claim)
         except LeaseLostError:
             return  # another runner has it now; nothing of ours was written
+
+    def ensure_lease(self, claim: Claim, seconds: float) -> None:
+        """Make the lease last at least ``seconds`` more (before a long call, when half of it is used)."""
+        now = self.clock()
+        if now + timedelta(seconds=seconds) > self._lease_until:
+            self.store.extend(claim, seconds + self.lease, now)
+            self._lease_until = now + timedelta(seconds=seconds + self.lease)
 
     def _tick(self, claim: Claim) -> bool:
         """Run one step (or one undo) of the instance; True to go on at once."""

@@ -141,8 +141,8 @@ class StepKinds:
         """Call (request-reply) or send (one way) with the idempotency key; retry transient failures."""
         spec = step.call if isinstance(step, CallStep) else step.send
         runner = self.runner
-        if isinstance(step, CallStep) and step.call.timeout >= runner.lease:
-            self.store.extend(claim, step.call.timeout + runner.lease, runner.clock())  # no takeover mid-call
+        if isinstance(step, CallStep):
+            runner.ensure_lease(claim, step.call.timeout)  # nobody takes the instance over mid-call
         path = frame.path(step)
         key = idempotency_key(frame.row.id, path)
         attempt = frame.attempt + 1

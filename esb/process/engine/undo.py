@@ -75,6 +75,7 @@ def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branc
     path, undo = nxt
     key = idempotency_key(row.id, path, undo=True)
     spec = undo.call
+    runner.ensure_lease(claim, spec.timeout)
     try:
         keys = business_keys(definition, row.data, row.state)
         message = calls.request_message(runner.resources, row.data, spec.request, key, row.id, keys)
