@@ -112,11 +112,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop the process tables."""
-    for table in (
-        "process_inbox",
-        "process_steps",
-        "process_keys",
-        "process_instances",
-        "process_definitions",
-    ):
-        op.drop_table(table)
+    for table in ("inbox", "branches", "steps", "keys", "instances", "definitions"):
+        op.drop_table(f"process_{table}")
