@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from esb.exceptions import ConfigError, RemoteError, TransportError
+from esb.journal.migrate import alembic_config, upgrade
 from esb.message import Message
 from esb.process.definition import Process
 from esb.process.engine import (
@@ -817,3 +819,16 @@ def test_project_resources_reach_endpoints_through_their_adapter(store: ProcessS
     assert sent.headers["idempotency-key"] == f"{iid}:reserve"
     assert instance(store, iid).data["reservation"] == {"msisdn": "13307550001"}
     BROKER.reset()
+
+
+def test_the_migration_downgrades_to_the_journal_without_process_tables(store: ProcessStore) -> None:
+    """Downgrading 0003_processes drops exactly the process tables; upgrading again restores them."""
+    with store.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0002_one_time_keys")
+    with store.engine.connect() as conn:
+        assert not [t for t in sa.inspect(conn).get_table_names() if t.startswith("process_")]
+        assert "messages" in sa.inspect(conn).get_table_names()
+    with store.engine.begin() as conn:
+        upgrade(conn)
+    with store.engine.connect() as conn:
+        assert len([t for t in sa.inspect(conn).get_table_names() if t.startswith("process_")]) == 6
