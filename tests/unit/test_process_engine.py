@@ -832,3 +832,24 @@ def test_the_migration_downgrades_to_the_journal_without_process_tables(store: P
         upgrade(conn)
     with store.engine.connect() as conn:
         assert len([t for t in sa.inspect(conn).get_table_names() if t.startswith("process_")]) == 6
+
+
+def test_an_instance_whose_data_breaks_a_step_is_stuck_and_the_others_run(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """A step that cannot run on its data (a response transform raising) stops that instance, visibly."""
+
+    def broken(_body: Any) -> Any:
+        raise ValueError("no field orderNo")
+
+    fakes.transforms["t/broken"] = Mapping(broken)
+    result = {**RESULT, "await": {**RESULT["await"], "response": "t/broken"}}
+    bad = runner.start(process([result]), order("o-1"))
+    runner.run_due()
+    deliver_reply(store, "p", "o-1", "oss.results", reply(), now=clock())
+    good = runner.start(process([{"name": "start", "set_state": "inProgress"}]), order("o-2"))
+    runner.run_due()
+    row = instance(store, bad)
+    assert row.status == "stuck"
+    assert "ValueError: no field orderNo" in row.error
+    assert instance(store, good).status == "completed"

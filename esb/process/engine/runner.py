@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from esb.exceptions import ConfigError, StateTransitionError
+from esb.exceptions import ConfigError, StateTransitionError, TransportError
 from esb.message import Message, new_id, utcnow
 from esb.model.states import check_transition
 from esb.process.definition import Process, walk
@@ -27,7 +27,7 @@ from esb.process.engine.inbox import CANCEL, take_reply
 from esb.process.engine.records import business_keys, record_keys
 from esb.process.engine.resources import Resources
 from esb.process.engine.stepkinds import StepKinds
-from esb.process.engine.store import Claim, LeaseLostError, ProcessStore
+from esb.process.engine.store import STUCK, Claim, LeaseLostError, ProcessStore
 from esb.process.engine.tables import process_instances
 from esb.process.steps import ForeachStep, ParallelStep
 
@@ -132,12 +132,24 @@ class Runner:
         self._lease_until = self.clock() + timedelta(seconds=self.lease)
         try:
             for _ in range(MAX_STEPS_PER_CLAIM):
-                if not self._tick(claim):
+                try:
+                    if not self._tick(claim):
+                        break
+                except (LeaseLostError, TransportError):
+                    raise  # taken over, or the database is away: nothing was written
+                except Exception as exc:  # a bad expression, transform or datum: stop this instance, visibly
+                    self._stuck(claim, exc)
                     break
                 self.ensure_lease(claim, self.lease / 2)  # renewed when half is used, not on every step
             self.store.release(claim)
         except LeaseLostError:
             return  # another runner has it now; nothing of ours was written
+
+    def _stuck(self, claim: Claim, error: Exception) -> None:
+        """Stop the instance in status ``stuck`` with the error (it would fail the same way on every try)."""
+        reason = f"the engine stopped this instance: {type(error).__name__}: {error}"
+        with self.store.errors("stuck"), self.store.engine.begin() as conn:
+            self.store.guard(conn, claim, status=STUCK, wake_at=None, error=reason)
 
     def ensure_lease(self, claim: Claim, seconds: float) -> None:
         """Make the lease last at least ``seconds`` more (before a long call, when half of it is used)."""
