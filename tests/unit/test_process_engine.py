@@ -286,16 +286,18 @@ def test_a_trigger_delivered_twice_starts_one_instance(runner: Runner) -> None:
 def test_request_and_trigger_transforms_are_applied(
     store: ProcessStore, runner: Runner, fakes: FakeResources
 ) -> None:
-    """The trigger transform makes the data; the request transform builds what the endpoint receives."""
+    """The trigger transform makes the data; the request transform reads the process view with the key."""
     fakes.transforms["t/in"] = Mapping(lambda b: {"id": b["orderNo"]})
-    fakes.transforms["t/req"] = Mapping(lambda b: {"order": b["id"]})
+    fakes.transforms["t/req"] = Mapping(
+        lambda view: {"order": view["data"]["id"], "key": view["idempotency_key"]}
+    )
     definition = process(
         [{"name": "reserve", "call": {"endpoint": "rim.reserve", "request": "t/req"}}],
         trigger={"from": "hub.orders", "transform": "t/in"},
     )
     iid = runner.start(definition, Message(body={"orderNo": "o-9"}))
     runner.run_due()
-    assert fakes.log == [("rim.reserve", f"{iid}:reserve", {"order": "o-9"})]
+    assert fakes.log == [("rim.reserve", f"{iid}:reserve", {"order": "o-9", "key": f"{iid}:reserve"})]
 
 
 def test_transient_failure_is_retried_after_its_backoff_with_the_same_key(

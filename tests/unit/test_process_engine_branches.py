@@ -315,3 +315,19 @@ def test_the_order_cancellation_example_cancels_an_order_in_flight(
     assert (placed.status, placed.state) == ("cancelled", "cancelled")
     assert fakes.calls("oss.deactivate_service") == [f"{order_id}:components[o-1-1].activate:compensate"]
     assert fakes.calls("rim.release_reservation") == [f"{order_id}:components[o-1-1].reserve:compensate"]
+
+
+def test_an_undo_in_a_branch_reads_its_item_and_its_own_key(
+    store: ProcessStore, runner: Runner, fakes: FakeResources
+) -> None:
+    """A branch's undo request is built from the view with that branch's item and the :compensate key."""
+    fakes.endpoint("rim.reserve").reply = lambda m: {"reservationId": f"R-{m.body['item']['id']}"}
+    fakes.endpoint("oss.enable").failures = [RemoteError("no port")]
+    fakes.transforms["t/release"] = Mapping(lambda view: {"id": view["item"]["reservation"]["reservationId"]})
+    undos = [{"name": "release", "call": {"endpoint": "rim.release", "request": "t/release"}}]
+    steps = [RESERVE, {"name": "activate", "call": {"endpoint": "oss.enable"}}]
+    definition = process([foreach(steps, on_partial="complete")], compensations=undos)
+    iid = runner.start(definition, Message(body=THREE))
+    runner.run_due()
+    released = [(key, body) for name, key, body in fakes.log if name == "rim.release"]
+    assert released == [(f"{iid}:components[c1].reserve:compensate", {"id": "R-c1"})]

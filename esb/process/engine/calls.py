@@ -18,15 +18,21 @@ IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 def request_message(
-    resources: Resources, data: Any, transform: str | None, key: str, instance_id: str, keys: dict[str, str]
+    resources: Resources, view: dict[str, Any], transform: str | None, key: str, instance_id: str
 ) -> Message:
-    """Build the outgoing message: the instance's data through ``transform``, with the key header."""
+    """Build the outgoing message: the process view with the call's key through ``transform``.
+
+    The request transform reads ``{data, keys, state, item, idempotency_key}`` (docs/transforms.md,
+    "Process mappings"); without one the view itself is sent. The header ``idempotency-key`` is set
+    after the transform, so a transform cannot drop it.
+    """
+    body = {**view, "idempotency_key": key}
     message = Message(
-        body=data,
+        body=body,
         id=key,
         correlation_id=instance_id,
         headers={IDEMPOTENCY_HEADER: key},
-        business_keys=dict(keys),
+        business_keys=dict(view.get("keys") or {}),
     )
     if transform is not None:
         message = resources.transform(transform).apply(message)

@@ -57,19 +57,15 @@ class Frame:
         """The branch's item (foreach), else None."""
         return None if self.branch is None else self.branch.item
 
-    def request_body(self) -> Any:
-        """What a call's request transform receives: the instance's data, in a foreach with ``item`` added."""
-        data = self.row.data
-        if self.branch is None or self.branch.item is None or not isinstance(data, dict):
-            return data
-        return {**data, "item": self.branch.item}
-
     def keys(self) -> dict[str, str]:
         """The instance's business keys now."""
         return business_keys(self.definition, self.row.data, self.row.state)
 
     def view(self) -> dict[str, Any]:
-        """``{data, keys, state, item}`` for expressions over the instance."""
+        """``{data, keys, state, item}``: what expressions and request transforms read.
+
+        In a branch with a ``machine``, ``state`` is the branch's sub-order's; else the instance's.
+        """
         found = view(self.row.data, self.keys(), self.state or self.row.state)
         found["item"] = self.item
         return found

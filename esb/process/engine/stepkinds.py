@@ -146,11 +146,8 @@ class StepKinds:
         path = frame.path(step)
         key = idempotency_key(frame.row.id, path)
         attempt = frame.attempt + 1
-        source = frame.request_body()
         try:
-            message = calls.request_message(
-                runner.resources, source, spec.request, key, frame.row.id, frame.keys()
-            )
+            message = calls.request_message(runner.resources, frame.view(), spec.request, key, frame.row.id)
             if isinstance(step, CallStep):
                 reply = calls.call(runner.resources, step.call.endpoint, message, step.call.timeout)
                 if step.call.response is not None:

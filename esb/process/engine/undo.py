@@ -30,6 +30,7 @@ from esb.process.engine.records import (
     backoff,
     business_keys,
     count_steps,
+    view,
 )
 from esb.process.engine.store import STUCK, Claim
 from esb.process.engine.tables import process_branches, process_keys, process_steps
@@ -77,8 +78,9 @@ def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branc
     spec = undo.call
     runner.ensure_lease(claim, spec.timeout)
     try:
-        keys = business_keys(definition, row.data, row.state)
-        message = calls.request_message(runner.resources, row.data, spec.request, key, row.id, keys)
+        message = calls.request_message(
+            runner.resources, _undo_view(runner, row, definition, path), spec.request, key, row.id
+        )
         reply = calls.call(runner.resources, spec.endpoint, message, spec.timeout)
     except Exception as exc:  # every failed undo is retried, then made visible
         error = calls.describe(exc)
@@ -97,6 +99,20 @@ def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branc
         runner.store.guard(conn, claim, wake_at=runner.clock())
         add_step(conn, row.id, path + UNDO, DONE, attempt=attempt, key=key, result=reply.body)
     return True
+
+
+def _undo_view(runner: Runner, row: Any, definition: Process, path: str) -> dict[str, Any]:
+    """The process view an undo's request reads: in a branch, with the branch's item and state."""
+    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+        b = process_branches.c
+        rows = conn.execute(sa.select(b.path, b.item, b.state).where(b.instance_id == row.id)).all()
+    owners = [r for r in rows if path.startswith(f"{r.path}.")]
+    branch = max(owners, key=lambda r: len(r.path)) if owners else None
+    found = view(row.data, business_keys(definition, row.data, row.state), row.state)
+    if branch is not None:
+        found["item"] = branch.item
+        found["state"] = branch.state or row.state
+    return found
 
 
 def step(runner: Runner, claim: Claim, row: Any, definition: Process) -> bool:
