@@ -3,6 +3,8 @@ sub-orders, replies routed to a branch, joins all / any / count, on_partial, per
 
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from esb.message import Message
 from esb.process.definition import Process
 from esb.process.engine import ProcessStore, Runner, deliver_reply, feed, request_cancel
 from esb.process.engine.tables import process_branches, process_keys
+from esb.project import Project
 from tests.unit import test_process_engine as _cases
 from tests.unit.test_process_engine import Clock, FakeResources, Mapping, instance, order, process
 
@@ -24,7 +27,8 @@ clock = _cases.clock
 fakes = _cases.fakes
 runner = _cases.runner
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "processes" / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "processes" / "examples"
 RESERVE = {
     "name": "reserve",
     "call": {"endpoint": "rim.reserve", "into": "reservation"},
@@ -250,71 +254,96 @@ def test_cancel_during_branches_undoes_every_branch(
     assert {status for status, _ in branches(store, iid).values()} == {"cancelled"}
 
 
-def test_the_order_to_activation_example_runs_to_completed(
-    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
-) -> None:
-    """processes/examples/order_to_activation.yaml runs end to end against in-memory systems."""
-    definition = Process.model_validate(load_yaml(EXAMPLES / "order_to_activation.yaml").data)
-    fakes.one_way.update({"iom.order_status", "oss.activate_service", "crm.order_status"})
-    identity = Mapping(lambda body: body)
-    for name in (
-        "hub/order_with_components",
-        "rim/reserve_request",
-        "rim/reserve_reply",
-        "rim/confirm_request",
-    ):
-        fakes.transforms[name] = identity
-    for name in ("oss/activate_request", "oss/activation_result", "billing/create_subscriber_request"):
-        fakes.transforms[name] = identity
-    for name in ("iom/order_status_update", "crm/order_status_update"):
-        fakes.transforms[name] = identity
-    iid = runner.start(
-        definition, Message(body={"id": "o-1", "components": [{"id": "o-1-1"}, {"id": "o-1-2"}]})
-    )
-    runner.run_due()
-    assert len(fakes.calls("oss.activate_service")) == 2
-    for n in (1, 2):
-        body = {"orderId": "o-1", "componentId": f"o-1-{n}", "action": "activate", "result": "COMPLETED"}
-        assert feed(store, [definition], "oss.activation_results", Message(body=body), now=clock()) == {
-            "order_to_activation": "waiting"
+class ProjectTransforms(FakeResources):
+    """In-memory endpoints, and the transforms of this repository's project (the process mappings)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.project = Project.load(ROOT, environ={})
+        self.one_way.update({"iom.order_status", "oss.activate_service", "crm.order_status"})
+        numbers = itertools.count(1)
+        self.endpoint("rim.reserve_resources").reply = lambda _m: {
+            "reservationId": f"RSV-{next(numbers)}",
+            "state": "PRE_RESERVED",
+            "expiresAt": "2026-12-06T10:00:00+08:00",
+            "msisdn": "13357100000",
         }
+
+    def transform(self, name: str) -> Any:
+        """The project's transform ``name``."""
+        return self.project.transforms.get(name)
+
+
+def example(name: str) -> Process:
+    """The example process ``name`` of processes/examples/."""
+    return Process.model_validate(load_yaml(EXAMPLES / f"{name}.yaml").data)
+
+
+def bundle(order_id: str = "PO-20260105-000123") -> Message:
+    """The canonical 好E家 bundle order of the model's examples (three components)."""
+    body = json.loads(
+        (ROOT / "canonical_model/examples/product_order.v1/valid/home_bundle_new.json").read_text()
+    )
+    return Message(body={**body, "id": order_id}, schema="product_order.v1")
+
+
+def test_the_order_to_activation_example_runs_with_the_project_mappings(
+    store: ProcessStore, clock: Clock
+) -> None:
+    """order_to_activation.yaml with the project's transforms: reserve, activate, results, bill, CRM."""
+    systems = ProjectTransforms()
+    runner = Runner(store, systems, clock=clock)
+    definition = example("order_to_activation")
+    iid = runner.start(definition, bundle())
+    runner.run_due()
+    data = instance(store, iid).data
+    assert [c["reservation"]["reservationId"] for c in data["components"]] == ["RSV-1", "RSV-2", "RSV-3"]
+    for component in data["components"]:
+        result = {
+            "ticketId": "T",
+            "action": "activate",
+            "orderId": data["id"],
+            "componentId": component["id"],
+        }
+        assert feed(
+            store,
+            [definition],
+            "oss.activation_results",
+            Message(body={**result, "result": "COMPLETED"}),
+            now=clock(),
+        ) == {"order_to_activation": "waiting"}
     runner.run_due()
     row = instance(store, iid)
     assert (row.status, row.state) == ("completed", "completed")
-    assert fakes.calls("rim.reserve_resources") == [f"{iid}:components[o-1-{n}].reserve" for n in (1, 2)]
-    assert len(fakes.calls("crm.order_status")) == 1
+    assert [b["reservationId"] for name, _, b in systems.log if name == "rim.confirm_reservation"] == [
+        "RSV-1",
+        "RSV-2",
+        "RSV-3",
+    ]
+    ((_, key, update),) = [entry for entry in systems.log if entry[0] == "crm.order_status"]
+    assert key == f"{iid}:tell_crm"
+    assert b"SiebelMessage" in update
 
 
-def test_the_order_cancellation_example_cancels_an_order_in_flight(
-    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
-) -> None:
-    """processes/examples/order_cancellation.yaml cancels an order_to_activation instance waiting on OSS."""
-    order_flow = Process.model_validate(load_yaml(EXAMPLES / "order_to_activation.yaml").data)
-    cancel_flow = Process.model_validate(load_yaml(EXAMPLES / "order_cancellation.yaml").data)
-    fakes.one_way.update({"iom.order_status", "oss.activate_service", "crm.order_status"})
-    identity = Mapping(lambda body: body)
-    for name in (
-        "hub/order_with_components",
-        "rim/reserve_request",
-        "rim/reserve_reply",
-        "rim/release_request",
-    ):
-        fakes.transforms[name] = identity
-    for name in ("oss/activate_request", "oss/deactivate_request", "iom/order_status_update"):
-        fakes.transforms[name] = identity
-    for name in ("crm/siebel_cancel_to_canonical", "crm/cancel_reply"):
-        fakes.transforms[name] = identity
-    order_id = runner.start(order_flow, Message(body={"id": "o-1", "components": [{"id": "o-1-1"}]}))
+def test_the_order_cancellation_example_cancels_an_order_in_flight(store: ProcessStore, clock: Clock) -> None:
+    """order_cancellation.yaml on the CRM's cancel request undoes the waiting order and answers the CRM."""
+    systems = ProjectTransforms()
+    runner = Runner(store, systems, clock=clock)
+    order_id = runner.start(example("order_to_activation"), bundle("SO20261125000123"))
     runner.run_due()
-    cancel_id = runner.start(cancel_flow, Message(body={"id": "c-1", "productOrder": {"id": "o-1"}}))
+    request = (ROOT / "transforms/crm/samples/order_cancel.xml").read_bytes()
+    cancel_id = runner.start(example("order_cancellation"), Message(body=request))
     runner.run_due()
     cancel = instance(store, cancel_id)
     assert (cancel.status, cancel.state) == ("completed", "done")
     assert cancel.data["outcome"] == {"accepted": True, "reason": None}
     placed = instance(store, order_id)
     assert (placed.status, placed.state) == ("cancelled", "cancelled")
-    assert fakes.calls("oss.deactivate_service") == [f"{order_id}:components[o-1-1].activate:compensate"]
-    assert fakes.calls("rim.release_reservation") == [f"{order_id}:components[o-1-1].reserve:compensate"]
+    released = [body for name, _, body in systems.log if name == "rim.release_reservation"]
+    assert released == [{"reservationId": f"RSV-{n}"} for n in (3, 2, 1)]
+    assert len(systems.calls("oss.deactivate_service")) == 3
+    ((_, _, answer),) = [entry for entry in systems.log if entry[0] == "crm.order_status"]
+    assert b"Cancelled" in answer
 
 
 def test_an_undo_in_a_branch_reads_its_item_and_its_own_key(
