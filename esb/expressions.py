@@ -89,7 +89,24 @@ class Expression:
 def validate_expression(text: str) -> str | None:
     """Return None when ``text`` is valid JMESPath, else the parser's message (for ``esb lint``)."""
     try:
-        jmespath.compile(text)
+        parsed = jmespath.compile(text).parsed
     except jmespath.exceptions.ParseError as exc:
         return str(exc).replace("\n", " ")
+    return _negated_chain(parsed)
+
+
+def _negated_chain(node: Any) -> str | None:
+    """Why ``!a.b`` is a mistake, if ``node`` holds one: ``!`` binds tighter than ``.``, so it negates ``a``
+    and ``.b`` of a boolean is always null (the expression never holds)."""
+    if not isinstance(node, dict):
+        return None
+    children = node.get("children") or []
+    if node.get("type") in ("subexpression", "index_expression", "projection") and children:
+        first = children[0]
+        if isinstance(first, dict) and first.get("type") == "not_expression":
+            return "'!' binds tighter than '.': '!a.b' negates a and is always null; write !(a.b)"
+    for child in children:
+        found = _negated_chain(child)
+        if found:
+            return found
     return None

@@ -290,14 +290,16 @@ def bundle(order_id: str = "PO-20260105-000123") -> Message:
 def test_the_order_to_activation_example_runs_with_the_project_mappings(
     store: ProcessStore, clock: Clock
 ) -> None:
-    """order_to_activation.yaml with the project's transforms: reserve, activate, results, bill, CRM."""
+    """order_to_activation.yaml with the project's transforms: reserve, activate, results, bill, CRM; the
+    IPTV component, which holds nothing in RIM and is no Billing subscriber, skips those steps."""
     systems = ProjectTransforms()
     runner = Runner(store, systems, clock=clock)
     definition = example("order_to_activation")
     iid = runner.start(definition, bundle())
     runner.run_due()
     data = instance(store, iid).data
-    assert [c["reservation"]["reservationId"] for c in data["components"]] == ["RSV-1", "RSV-2", "RSV-3"]
+    reserved = [c.get("reservation", {}).get("reservationId") for c in data["components"]]
+    assert reserved == ["RSV-1", "RSV-2", None]  # the IPTV component holds nothing in RIM: skipped
     for component in data["components"]:
         result = {
             "ticketId": "T",
@@ -318,8 +320,10 @@ def test_the_order_to_activation_example_runs_with_the_project_mappings(
     assert [b["reservationId"] for name, _, b in systems.log if name == "rim.confirm_reservation"] == [
         "RSV-1",
         "RSV-2",
-        "RSV-3",
     ]
+    activated = [name for name, _, _ in systems.log if name == "oss.activate_service"]
+    subscribers = [name for name, _, _ in systems.log if name == "billing.create_subscriber"]
+    assert (len(activated), len(subscribers)) == (3, 2)  # IPTV is activated, not billed as a subscriber
     ((_, key, update),) = [entry for entry in systems.log if entry[0] == "crm.order_status"]
     assert key == f"{iid}:tell_crm"
     assert b"SiebelMessage" in update
@@ -340,7 +344,7 @@ def test_the_order_cancellation_example_cancels_an_order_in_flight(store: Proces
     placed = instance(store, order_id)
     assert (placed.status, placed.state) == ("cancelled", "cancelled")
     released = [body for name, _, body in systems.log if name == "rim.release_reservation"]
-    assert released == [{"reservationId": f"RSV-{n}"} for n in (3, 2, 1)]
+    assert released == [{"reservationId": f"RSV-{n}"} for n in (2, 1)]  # IPTV reserved nothing
     assert len(systems.calls("oss.deactivate_service")) == 3
     ((_, _, answer),) = [entry for entry in systems.log if entry[0] == "crm.order_status"]
     assert b"Cancelled" in answer

@@ -83,8 +83,8 @@ def test_examples_without_their_endpoints_are_reported(tmp_path: Path) -> None:
     )
     findings = process_findings(project)
     assert [f.split(": ")[1] for f in findings] == [
-        "steps[2].foreach.steps[2].call.endpoint",
-        "steps[2].foreach.steps[7].call.endpoint",
+        "steps[2].foreach.steps[3].call.endpoint",
+        "steps[2].foreach.steps[10].call.endpoint",
         "compensations[0].call.endpoint",
     ]
 
