@@ -572,6 +572,25 @@ def test_cancel_before_the_point_of_no_return_undoes_and_ends_cancelled(
     assert fakes.calls("oss.activate") == []
 
 
+def test_a_cancelled_instance_whose_undo_fails_once_is_taken_up_again_after_the_backoff(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """An undo of a cancel that fails once waits its backoff and is retried by the runner (a cancelling
+    instance stays claimable), then the order ends cancelled; the retry keeps the undo's key."""
+    flow = [{"name": "start", "set_state": "inProgress"}, RESERVE, {"name": "pause", "wait": {"for": "1h"}}]
+    iid = runner.start(process(flow, compensations=UNDOS, on_cancel=ON_CANCEL), order())
+    runner.run_due()
+    fakes.endpoint("rim.release").failures = [TransportError("RIM away")]
+    assert request_cancel(store, "p", "order_id", "o-1", Message(body={}, id="c-2"), now=clock()).accepted
+    runner.run_due()
+    assert instance(store, iid).status == "cancelling"
+    clock.advance(2)
+    runner.run_due()
+    row = instance(store, iid)
+    assert (row.status, row.state) == ("cancelled", "cancelled")
+    assert fakes.calls("rim.release") == [f"{iid}:reserve:compensate"] * 2
+
+
 def test_cancel_after_the_point_of_no_return_is_refused_with_the_reason(
     store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
 ) -> None:

@@ -27,7 +27,7 @@ from esb.process.engine.tables import process_definitions, process_instances
 from esb.process.versions import fingerprint
 
 #: Statuses of an instance a runner may advance (when due).
-LIVE = ("running", "compensating", "alert")
+LIVE = ("running", "compensating", "cancelling", "alert")
 #: Statuses that end an instance.
 ENDED = ("completed", "partial", "failed", "cancelled")
 #: A failed undo: the instance stops, visible, until an operator acts.
