@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from esb.cli.main import cli
 from esb.exceptions import ConfigError, RemoteError, TransportError
 from esb.message import Message
-from esb.process.engine import ProcessStore, Runner
+from esb.process.engine import ProcessStore, Runner, deliver_reply
 from esb.process.engine.retry import AUDIT, retry
 from esb.process.engine.tables import process_inbox, process_instances
 from esb.runtime.control import who
@@ -29,9 +29,11 @@ from tests.unit.test_process_engine import (
     UNDOS,
     Clock,
     FakeResources,
+    Mapping,
     instance,
     order,
     process,
+    reply,
     steps_of,
 )
 from tests.unit.test_process_lint import write_project
@@ -242,8 +244,6 @@ def test_show_of_an_ended_instance_has_its_inbox_and_nothing_to_undo(
     root: Path, store: ProcessStore, runner: Runner, clock: Clock
 ) -> None:
     """A completed order shows the consumed reply, a late reply dead with why, and nothing to undo."""
-    from esb.process.engine import deliver_reply
-
     iid = runner.start(process(FLOW, compensations=UNDOS), order())
     runner.run_due()
     late = Message(body={"orderId": "o-1", "result": "COMPLETED"}, id="r-1")
@@ -392,3 +392,30 @@ def test_cancel_of_an_ended_instance_is_refused(root: Path, store: ProcessStore,
     result = esb(root, "cancel", iid)
     assert result.exit_code == 1
     assert "already ended (completed)" in result.output
+
+
+def test_retry_of_an_instance_stuck_on_a_broken_step_reruns_that_step(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """A step that broke on its data (a response mapping) runs again at its position once retried."""
+    broken = [True]
+
+    def response(body: Any) -> Any:
+        if broken[0]:
+            raise ValueError("no field orderNo")
+        return body
+
+    fakes.transforms["t/reply"] = Mapping(response)
+    result = {**RESULT, "await": {**RESULT["await"], "response": "t/reply"}}
+    flow = [{"name": "start", "set_state": "inProgress"}, result, {"name": "done", "set_state": "completed"}]
+    iid = runner.start(process(flow), order())
+    runner.run_due()
+    deliver_reply(store, "p", "o-1", "oss.results", reply(), now=clock())
+    runner.run_due()
+    assert instance(store, iid).status == "stuck"
+    broken[0] = False
+    answer = retry(store, iid, by="tester", now=clock())
+    assert (answer.done, answer.status) == (True, "running")
+    runner.run_due()
+    assert instance(store, iid).status == "completed"
+    assert ("result", "done") in steps_of(store, iid)
