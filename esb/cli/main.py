@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "route": "esb.cli.route_cmd:route",
     "receive": "esb.cli.receive_cmd:receive",
     "new": "esb.cli.new_cmd:new",
+    "process": "esb.cli.process_cmd:process",
 }
 
 
