@@ -177,9 +177,8 @@ class Hub:
         data_dir = make_folder(self.project.settings.data_dir)
         changed = tighten_tree(data_dir)
         if changed:
-            self.log.warning(
-                "data files were readable by others: modes tightened", files=changed, data_dir=str(data_dir)
-            )
+            self.log.warning("data files were readable by others: modes tightened", files=changed,
+                             data_dir=str(data_dir))
 
     # -- following operators ------------------------------------------------------------------------
     def _supervise(self) -> None:

@@ -115,13 +115,17 @@ class ProcessMetrics:
             registry=registry,
         )
         self.await_timeouts = Counter(
-            "esb_process_await_timeouts", "Awaits whose deadline passed, per process", ["process"],
+            "esb_process_await_timeouts",
+            "Awaits whose deadline passed, per process",
+            ["process"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.undo_failures = Counter(
-            "esb_process_undo_failures", "Failed attempts of an undo (compensate) call, per process",
-            ["process"], registry=registry,
-        )  # fmt: skip
+            "esb_process_undo_failures",
+            "Failed attempts of an undo (compensate) call, per process",
+            ["process"],
+            registry=registry,
+        )
         self.unmatched = Counter(
             "esb_process_dead_letters",
             "Trigger or reply messages no instance took (dead-lettered), per endpoint",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from esb.exceptions import ConfigError, EsbError, TransportError
@@ -97,10 +98,14 @@ class ProcessService:
     def _run(self, index: int) -> None:
         """Advance due instances until stopped, journaling each claim's steps."""
         runner = self._runner(f"runner-{index}")
+        measured = 0.0
         while not self.stop_event.is_set():
             try:
-                if not self.round(runner) and not self.stop_event.wait(self.settings.poll) and index == 0:
-                    self.notes.lag()
+                if index == 0 and time.monotonic() - measured >= self.settings.poll:
+                    measured = time.monotonic()
+                    self.notes.lag()  # runner 0 measures, at most once per poll, busy or not
+                if not self.round(runner):
+                    self.stop_event.wait(self.settings.poll)
             except TransportError as exc:
                 self.log.warning("process store unavailable, retrying", error=str(exc))
                 self.stop_event.wait(RETRY_SECONDS)

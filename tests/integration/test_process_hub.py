@@ -163,6 +163,10 @@ def test_trigger_call_send_await_reply_completes_and_trace_shows_steps(project: 
     assert wait_for(lambda: status(project, "o-1") == ("completed", "completed"))
     assert wait_for(lambda: any(e.state == "delivered" for e in _journal_trace(project, "o-1")
                                 if e.route == "process:activation"))  # fmt: skip
+    metrics = hub.metrics.exposition().decode()
+    assert 'esb_process_instances_total{process="activation",status="started"} 1.0' in metrics
+    assert 'esb_process_instances_total{process="activation",status="completed"} 1.0' in metrics
+    assert 'esb_process_steps_total{process="activation",state="done"} 5.0' in metrics
     result = CliRunner().invoke(cli, ["--project", str(project.root), "trace", "o-1", "--json"])
     assert result.exit_code == 0, result.output
     steps = [s["detail"]["step"] for s in _trace_json(result.output) if s["route"] == "process:activation"
