@@ -209,6 +209,21 @@ def test_an_unknown_trigger_type_is_dead_lettered(project: Project, hub: Hub) ->
     assert status(project, "o-3") is None
 
 
+def test_a_trigger_that_is_not_json_is_dead_lettered_with_the_decode_error(project: Project, hub: Hub) -> None:
+    """A trigger whose body is not JSON on a format: json endpoint is dead-lettered with the parse error
+    (reason decode-error) and starts nothing."""
+    bad = Message(body=b"<order id='o-5'/>", type="order.submitted")
+    endpoint = project.endpoint("crm.orders")
+    with project.adapter_for("crm.orders").sink(endpoint, project.context("crm.orders")) as sink:
+        sink.write(bad)
+    dead = take(project, "esb.process_dead")
+    assert dead is not None
+    assert dead.id == bad.id
+    assert dead.headers["esb-error-reason"] == "decode-error"
+    assert "crm.orders: process message: body is not valid JSON" in dead.headers["esb-error"]
+    assert status(project, "o-5") is None
+
+
 def test_hub_stops_with_instances_waiting_and_resumes_them(project: Project) -> None:
     """The hub stops cleanly while an instance awaits its reply; a new hub on the same database takes the
     reply and completes it."""
