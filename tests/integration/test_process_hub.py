@@ -209,7 +209,7 @@ def test_an_unknown_trigger_type_is_dead_lettered(project: Project, hub: Hub) ->
     assert status(project, "o-3") is None
 
 
-def test_a_trigger_that_is_not_json_is_dead_lettered_with_the_decode_error(project: Project, hub: Hub) -> None:
+def test_a_trigger_not_in_json_is_dead_lettered_with_the_decode_error(project: Project, hub: Hub) -> None:
     """A trigger whose body is not JSON on a format: json endpoint is dead-lettered with the parse error
     (reason decode-error) and starts nothing."""
     bad = Message(body=b"<order id='o-5'/>", type="order.submitted")
