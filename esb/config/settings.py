@@ -103,6 +103,20 @@ class RuntimeSettings(_Section):
     watch_interval: Duration = Field(default=2.0, description="how often edited project files are looked for")
 
 
+class ProcessesSettings(_Section):
+    """How the hub runs the project's processes (processes/*.yaml; docs/processes.md)."""
+
+    runners: int = Field(default=2, ge=1, le=32, description="runner threads advancing due instances")
+    poll: Duration = Field(default=0.5, description="how long a runner sleeps when no instance is due")
+    lease: Duration = Field(
+        default=30.0, description="how long a runner holds an instance before another may take it over"
+    )
+    dead_letter: str | None = Field(
+        default=None,
+        description="endpoint for trigger and reply messages no instance takes (journaled either way)",
+    )
+
+
 class MonitoringSettings(_Section):
     """The running hub's loopback HTTP listener: /health/live, /health/ready, Prometheus /metrics.
 
@@ -140,6 +154,7 @@ class Settings(_Section):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    processes: ProcessesSettings = Field(default_factory=ProcessesSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
 
     def resolve_paths(self, project_dir: Path) -> Settings:

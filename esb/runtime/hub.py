@@ -25,6 +25,7 @@ from esb.runtime.metrics import MeteredJournal, Metrics
 from esb.runtime.monitoring import MonitoringServer
 from esb.runtime.partitioner import Partitioner
 from esb.runtime.partitions import Membership
+from esb.runtime.process_service import ProcessService
 from esb.runtime.reload import changed_routes, content_changed, fingerprint, load_checked
 from esb.runtime.worker import RouteWorker, wait_ready
 
@@ -58,6 +59,8 @@ class Hub:
         self._fingerprint: dict[str, tuple[float, int]] = {}
         self._supervisor: threading.Thread | None = None
         self._memberships: dict[str, Membership] = {}
+        #: the project's processes (processes/*.yaml), None when it defines none
+        self.processes: ProcessService | None = None
         self.log = get_logger("hub")
 
     def _wanted(self, project: Project) -> list[Any]:
@@ -134,6 +137,7 @@ class Hub:
             if all(isinstance(w.failure, EsbError) for w in failed):
                 raise ConfigError(f"{len(findings)} route(s) cannot start", findings=findings)
             raise RuntimeError("; ".join(findings))
+        self._start_processes()
         self._fingerprint = fingerprint(self.project.root)
         if self.project.settings.monitoring.enabled:
             monitoring = MonitoringServer(self.project.settings, self.metrics.exposition, self.readiness)
@@ -152,6 +156,21 @@ class Hub:
             settings=self.project.settings.masked(),
         )
         self.started.set()
+
+    def _start_processes(self) -> None:
+        """Start the process service beside the routes when the project defines processes."""
+        if self.route_ids is not None:
+            return  # esb run --route X: only the routes named
+        service = ProcessService(self.project, self.journal, self.metrics.process)
+        if not service.enabled:
+            return
+        try:
+            service.start()
+        except Exception:
+            service.stop(0)
+            self.stop()
+            raise
+        self.processes = service
 
     def _secure_data_dir(self) -> None:
         """Create the data folder, or tighten it and what an older version left in it to the data modes."""
@@ -286,6 +305,8 @@ class Hub:
             alive = [w.name for w in self.workers if w.is_alive()]
         if alive:
             self.log.warning("workers did not stop in time", workers=alive)
+        if self.processes is not None:
+            self.processes.stop(grace)
         self.control.close()
         self.journal.close()
         self.log.info("hub stopped")

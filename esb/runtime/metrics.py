@@ -66,6 +66,7 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
+        self.process = ProcessMetrics(self.registry)
         self._starts: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -95,6 +96,47 @@ class Metrics:
     def exposition(self) -> bytes:
         """Return the metrics in Prometheus' text format: the hub's own, then the adapters' shared ones."""
         return bytes(generate_latest(self.registry)) + bytes(generate_latest(SHARED))
+
+
+class ProcessMetrics:
+    """The process engine's metrics (esb/runtime/process_service.py), in the hub's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.instances = Counter(
+            "esb_process_instances",
+            "Process instances started (status started) and ended, per process and status",
+            ["process", "status"],
+            registry=registry,
+        )
+        self.steps = Counter(
+            "esb_process_steps",
+            "Step rows written (done, failed, waiting, timed_out, closed), per process and state",
+            ["process", "state"],
+            registry=registry,
+        )
+        self.await_timeouts = Counter(
+            "esb_process_await_timeouts",
+            "Awaits whose deadline passed, per process",
+            ["process"],
+            registry=registry,
+        )
+        self.undo_failures = Counter(
+            "esb_process_undo_failures",
+            "Failed attempts of an undo (compensate) call, per process",
+            ["process"],
+            registry=registry,
+        )
+        self.unmatched = Counter(
+            "esb_process_dead_letters",
+            "Trigger or reply messages no instance took (dead-lettered), per endpoint",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "esb_process_runner_lag_seconds",
+            "How long the oldest due instance has been waiting for a runner (0: none due)",
+            registry=registry,
+        )
 
 
 class MeteredJournal:

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from esb.codec import json_body
 from esb.exceptions import ConfigError, StateTransitionError, TransportError
 from esb.message import Message, new_id, utcnow
 from esb.model.states import check_transition
@@ -80,7 +81,7 @@ class Runner:
         data = (
             self.resources.transform(trigger.transform).apply(message).body
             if trigger.transform
-            else message.body
+            else json_body(message.body, f"process {process.process}: trigger without a transform")
         )
         check_transition(process.machine, None, process.initial_state)
         keys = business_keys(process, data, process.initial_state)
