@@ -83,6 +83,10 @@ def referenced_resources(
     return found
 
 
+#: jsonschema-rs error kinds that are about an object's fields, not a value the schema refuses
+_NOT_A_VALUE = frozenset({"Required", "AdditionalProperties", "UnevaluatedProperties"})
+
+
 class CanonicalValidator:
     """A compiled validator for one canonical schema (compile once, reuse for every message)."""
 
@@ -124,6 +128,17 @@ class CanonicalValidator:
             (json_path(err.instance_path), _message(err)) for err in self._validator.iter_errors(instance)
         ]
         return sorted(set(found), key=lambda e: (*_path_key(e[0]), e[1]))
+
+    def value_errors(self, instance: Any) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every refused value as ``(path, message)``: not missing fields (``required``) nor unknown ones
+        (additional/unevaluated properties), whose paths are the object's, not a value's."""
+        if self._validator.is_valid(instance):
+            return []
+        return [
+            (tuple(err.instance_path), _message(err))
+            for err in self._validator.iter_errors(instance)
+            if err.instance_path and type(err.kind).__name__ not in _NOT_A_VALUE
+        ]
 
     def validate(self, instance: Any) -> None:
         """Return None when ``instance`` conforms; otherwise raise SchemaValidationError with every error."""

@@ -340,3 +340,16 @@ def test_bundle_cuts_recursion_with_false(tmp_path: Path) -> None:
     assert bundled_schema("Customer/Item", tmp_path) == {
         "properties": {"child": {"type": "array", "items": False}}
     }
+
+
+def test_a_value_only_the_compiled_validator_refuses_is_dropped_with_a_warning() -> None:
+    """An email python-jsonschema lets through but the hub's compiled validator refuses ("@") is dropped
+    with a warning, so the converted party is valid (found by test_tmf_properties)."""
+    model = MODEL
+    doc = {"@type": "Individual", "id": "P1", "contactMedium": [{"characteristic": {"emailAddress": "@"}}]}
+    canonical, warnings = from_tmf("party", doc, model)
+    assert "emailAddress" not in json.dumps(canonical)
+    assert any("emailAddress" in w and "dropped" in w for w in warnings), warnings
+    assert not [
+        e for e in model.validator("party.v1").errors(canonical) if "email" in e[0] or "email" in e[1]
+    ]

@@ -57,6 +57,18 @@ def _unknown_keys(error: ValidationError) -> list[str]:
     return exact if listed.startswith(expected) else found
 
 
+def _present(doc: Any, path: tuple[Any, ...]) -> bool:
+    """True when ``path`` still leads to a value in ``doc``."""
+    for part in path:
+        if isinstance(doc, dict) and isinstance(part, str) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and isinstance(part, int) and 0 <= part < len(doc):
+            doc = doc[part]
+        else:
+            return False
+    return True
+
+
 def _order(path: tuple[Any, ...]) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, p) if isinstance(p, int) else (1, p) for p in path)
 
@@ -119,6 +131,12 @@ def fit_to_schema(doc: dict[str, Any], model: ModelRegistry, schema: str) -> lis
             if isinstance(path[-1], int):
                 removed.add(where)
             warnings.append(f"{json_path(where)}: {drops[path]}: {show(value)}")
+    # the compiled validator checks formats more strictly than the reference one ("@" is an email to
+    # python-jsonschema, not to jsonschema-rs): what it still refuses goes the same way
+    for path, message in model.validator(schema).value_errors(doc):
+        if _present(doc, path):
+            value = _remove(doc, path)
+            warnings.append(f"{json_path(removed.original(path))}: {message}; dropped: {show(value)}")
     for error in validator.iter_errors(doc):
         at = json_path(removed.original(tuple(error.absolute_path)))
         if error.validator == "required":
