@@ -60,9 +60,7 @@ def _unknown_keys(error: ValidationError) -> list[str]:
 def _present(doc: Any, path: tuple[Any, ...]) -> bool:
     """True when ``path`` still leads to a value in ``doc``."""
     for part in path:
-        if isinstance(doc, dict) and isinstance(part, str) and part in doc:
-            doc = doc[part]
-        elif isinstance(doc, list) and isinstance(part, int) and 0 <= part < len(doc):
+        if (isinstance(doc, dict) and isinstance(part, str) and part in doc) or (isinstance(doc, list) and isinstance(part, int) and 0 <= part < len(doc)):
             doc = doc[part]
         else:
             return False
