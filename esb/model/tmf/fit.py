@@ -60,10 +60,11 @@ def _unknown_keys(error: ValidationError) -> list[str]:
 def _present(doc: Any, path: tuple[Any, ...]) -> bool:
     """True when ``path`` still leads to a value in ``doc``."""
     for part in path:
-        if (isinstance(doc, dict) and isinstance(part, str) and part in doc) or (isinstance(doc, list) and isinstance(part, int) and 0 <= part < len(doc)):
-            doc = doc[part]
-        else:
+        in_object = isinstance(doc, dict) and isinstance(part, str) and part in doc
+        in_list = isinstance(doc, list) and isinstance(part, int) and 0 <= part < len(doc)
+        if not (in_object or in_list):
             return False
+        doc = doc[part]
     return True
 
 
