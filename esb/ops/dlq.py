@@ -6,6 +6,10 @@ ORIGINAL bytes with the original headers plus ``esb-error``, ``esb-error-class``
 anything; ``retry`` and ``purge`` take the selected messages off the endpoint only after they were
 re-published (retry) or written to an archive file and flushed to disk (purge). Messages not selected
 are held unacknowledged during the pass and given back at its end, so nothing is lost.
+
+Process dead letters (``processes.dead_letter``: triggers and replies no instance took) are grouped
+like routes under their ``esb-route``, ``process:<endpoint>``; a retry re-publishes one to that
+endpoint, for the running hub's process inlet to take again.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from esb.ops.replay import Outcome, Replayer
 from esb.project import Project
 from esb.runtime.control import who
 from esb.runtime.outlet import DEAD_LETTER_HEADERS
+from esb.runtime.process_journal import ROUTE_PREFIX
 from esb.typing import Delivery, QueueInspector, capability
 
 ERROR_HEADERS = DEAD_LETTER_HEADERS
+#: How a group of process dead letters is named: ``process:<endpoint they were read on>``.
+PROCESS_PREFIX = ROUTE_PREFIX
 
 
 @dataclass
@@ -54,15 +61,29 @@ class DeadLetter:
     def of(cls, message: Message) -> DeadLetter:
         """Read the error headers of a dead-lettered message."""
         h = message.headers
-        return cls(message.id, h.get("esb-route"), h.get("esb-failed-at"), h.get("esb-error-class"),
-                   h.get("esb-error-reason"), h.get("esb-error"), len(message.body_bytes()),
-                   dict(h), message.body_bytes())
+        return cls(
+            message.id,
+            h.get("esb-route"),
+            h.get("esb-failed-at"),
+            h.get("esb-error-class"),
+            h.get("esb-error-reason"),
+            h.get("esb-error"),
+            len(message.body_bytes()),
+            dict(h),
+            message.body_bytes(),
+        )
 
     def summary(self) -> dict[str, Any]:
         """Return everything but the body (for lists and JSON)."""
-        return {"message_id": self.message_id, "route": self.route, "failed_at": self.failed_at,
-                "error_class": self.error_class, "error_reason": self.error_reason, "error": self.error,
-                "size": self.size}
+        return {
+            "message_id": self.message_id,
+            "route": self.route,
+            "failed_at": self.failed_at,
+            "error_class": self.error_class,
+            "error_reason": self.error_reason,
+            "error": self.error,
+            "size": self.size,
+        }
 
 
 def dead_letter_endpoint(project: Project, route_id: str) -> tuple[Route, str]:
@@ -79,6 +100,49 @@ def routes_with_dead_letters(project: Project) -> list[tuple[Route, str]]:
     return [(r, r.on_error.dead_letter) for r in project.routes if r.on_error.dead_letter]
 
 
+def is_process_group(group: str) -> bool:
+    """True when ``group`` names process dead letters (``process:<endpoint>``), not a route."""
+    return group.startswith(PROCESS_PREFIX)
+
+
+def group_endpoint(project: Project, group: str) -> str:
+    """Return the dead-letter endpoint of a route or of a ``process:<endpoint>`` group; ConfigError
+    when there is none."""
+    if not is_process_group(group):
+        return dead_letter_endpoint(project, group)[1]
+    endpoint = project.settings.processes.dead_letter
+    if endpoint is None:
+        raise ConfigError(
+            f"{group}: processes.dead_letter is not set, so process dead letters are "
+            "kept in the journal only (esb trace)"
+        )
+    return endpoint
+
+
+def process_groups(project: Project, scan: int = 10_000) -> list[tuple[str, str]]:
+    """Return the ``process:<endpoint>`` groups with a dead letter waiting (first ``scan`` messages),
+    each with the dead-letter endpoint; none when ``processes.dead_letter`` is not set."""
+    endpoint = project.settings.processes.dead_letter
+    if endpoint is None:
+        return []
+    groups = {d.route for d in _peek_endpoint(project, endpoint, scan)}
+    return [(g, endpoint) for g in sorted(g for g in groups if g and is_process_group(g))]
+
+
+def inlet_endpoint(project: Project, group: str) -> str:
+    """Return the process endpoint a ``process:<endpoint>`` group's dead letters were read on;
+    ConfigError when the project does not declare it."""
+    endpoint = group.removeprefix(PROCESS_PREFIX)
+    try:
+        project.endpoint(endpoint)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{group}: cannot retry: the endpoint {endpoint!r} it came from is not "
+            f"declared in this project ({exc})"
+        ) from exc
+    return endpoint
+
+
 def depth(project: Project, endpoint: str) -> int | None:
     """Return how many messages wait on ``endpoint`` (None when its adapter cannot count)."""
     inspector = capability(project.adapter_for(endpoint), QueueInspector)
@@ -87,21 +151,41 @@ def depth(project: Project, endpoint: str) -> int | None:
     return int(inspector.queue_depth(project.endpoint(endpoint), project.context(endpoint)))
 
 
+def waiting(project: Project, group: str, scan: int = 10_000) -> int | None:
+    """Return how many dead letters of ``group`` wait: the endpoint's depth for a route (None when its
+    adapter cannot count), those of the group among the first ``scan`` for a process group (whose
+    endpoint all process groups share)."""
+    if is_process_group(group):
+        return len(peek(project, group, scan))
+    return depth(project, group_endpoint(project, group))
+
+
 def peek(project: Project, route_id: str, limit: int = 100) -> list[DeadLetter]:
-    """Return up to ``limit`` dead letters of ``route_id``, oldest first, leaving them in place."""
-    _, endpoint = dead_letter_endpoint(project, route_id)
+    """Return up to ``limit`` dead letters of ``route_id`` (a route or a process group), oldest first,
+    leaving them in place."""
+    found = _peek_endpoint(project, group_endpoint(project, route_id), limit)
+    if is_process_group(route_id):
+        return [d for d in found if d.route == route_id]
+    return [d for d in found if d.route in (None, route_id)]
+
+
+def _peek_endpoint(project: Project, endpoint: str, limit: int) -> list[DeadLetter]:
+    """Return up to ``limit`` messages waiting on ``endpoint`` as dead letters, leaving them in place."""
     inspector = capability(project.adapter_for(endpoint), QueueInspector)
     if inspector is None:
         kind = project.endpoint(endpoint).adapter
         raise ConfigError(f"{endpoint}: the {kind!r} adapter cannot list messages")
     waiting = inspector.peek(project.endpoint(endpoint), project.context(endpoint), limit)
-    found = [DeadLetter.of(m) for m in waiting]
-    return [d for d in found if d.route in (None, route_id)]
+    return [DeadLetter.of(m) for m in waiting]
 
 
-def find(project: Project, route_id: str, message_id: str, scan: int = 10_000) -> DeadLetter | None:
-    """Return the (newest) dead letter of ``message_id`` on ``route_id``'s endpoint, or None."""
-    matches = [d for d in peek(project, route_id, scan) if d.message_id == message_id]
+def find(project: Project, route_id: str, message_id: str | None, scan: int = 10_000) -> DeadLetter | None:
+    """Return the (newest) dead letter of ``message_id`` on ``route_id``'s endpoint (the oldest waiting
+    one when ``message_id`` is None), or None."""
+    letters = peek(project, route_id, scan)
+    if message_id is None:
+        return letters[0] if letters else None
+    matches = [d for d in letters if d.message_id == message_id]
     return matches[-1] if matches else None
 
 
@@ -130,20 +214,22 @@ def _take(
         source.close()
 
 
-def process(project: Project, route_id: str, ids: set[str] | None,
-            handle: Callable[[DeadLetter, Message], bool]) -> int:
-    """Run ``handle`` on each selected dead letter of the route (all when ``ids`` is None).
+def process(
+    project: Project, route_id: str, ids: set[str] | None, handle: Callable[[DeadLetter, Message], bool]
+) -> int:
+    """Run ``handle`` on each selected dead letter of the route or process group (all when ``ids`` is None).
 
     A delivery is acknowledged (removed) only when ``handle`` returns True; the others go back.
     Returns how many were removed.
     """
-    _, endpoint = dead_letter_endpoint(project, route_id)
+    endpoint = group_endpoint(project, route_id)
+    mine = (route_id,) if is_process_group(route_id) else (None, route_id)
     removed = 0
     done: set[str] = set()
     with contextlib.closing(_take(project, endpoint, depth(project, endpoint))) as deliveries:
         for delivery in deliveries:
             letter = DeadLetter.of(delivery.message)
-            if letter.route not in (None, route_id) or (ids is not None and letter.message_id not in ids):
+            if letter.route not in mine or (ids is not None and letter.message_id not in ids):
                 continue
             if letter.message_id in done and ids is not None:
                 continue  # dead-lettered again since this pass retried it: leave it for the next pass
@@ -161,12 +247,21 @@ def original_message(message: Message) -> Message:
 
 
 def retry(project: Project, replayer: Replayer, route_id: str, ids: set[str] | None) -> list[Outcome]:
-    """Re-publish the selected dead letters to the route's source (journaled as replays); remove them."""
-    replayer.check_route(route_id)
+    """Re-publish the selected dead letters to the route's source (journaled as replays); remove them.
+
+    A process group's dead letters go to the endpoint they were read on (``process:crm.orders``:
+    ``crm.orders``), journaled as replays on the group; ConfigError when that endpoint cannot be
+    published to from here.
+    """
+    target: str | None = None
+    if is_process_group(route_id):
+        target = replayer.check_endpoint(inlet_endpoint(project, route_id))
+    else:
+        replayer.check_route(route_id)
     results: list[Outcome] = []
 
     def handle(letter: DeadLetter, message: Message) -> bool:
-        outcome = replayer.replay_message(route_id, original_message(message))
+        outcome = replayer.replay_message(route_id, original_message(message), endpoint=target)
         results.append(outcome)
         # run in this process and dead-lettered again: the new dead letter replaces this one
         return outcome.status == "sent" or outcome.dead_lettered_again
@@ -213,7 +308,8 @@ def await_outcomes(
 def archive_path(project: Project, route_id: str) -> Path:
     """Return a new archive file for a purge of ``route_id`` under ``{data_dir}/dlq-archive/``."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return project.settings.data_dir / "dlq-archive" / f"{route_id}-{stamp}.jsonl"
+    name = route_id.replace(":", "-")  # process:crm.orders
+    return project.settings.data_dir / "dlq-archive" / f"{name}-{stamp}.jsonl"
 
 
 def purge(
@@ -232,9 +328,13 @@ def purge(
     with open_file(path, "append") as out:
 
         def handle(letter: DeadLetter, message: Message) -> bool:
-            record = {"message_id": letter.message_id, "route": route_id, "headers": letter.headers,
-                      "body_base64": base64.b64encode(letter.body).decode("ascii"),
-                      "archived_at": datetime.now(UTC).isoformat()}
+            record = {
+                "message_id": letter.message_id,
+                "route": route_id,
+                "headers": letter.headers,
+                "body_base64": base64.b64encode(letter.body).decode("ascii"),
+                "archived_at": datetime.now(UTC).isoformat(),
+            }
             out.write(orjson.dumps(record, default=str) + b"\n")
             out.flush()
             os.fsync(out.fileno())

@@ -75,8 +75,13 @@ def select(journal: Journal, project: Project, selection: Selection) -> list[Mes
     """
     if selection.empty():
         raise ConfigError("say what to replay: message ids, --correlation-id, --key, or --route/--since")
-    common = {"route": selection.route, "since": selection.since, "until": selection.until,
-              "state": selection.state, "limit": selection.limit}
+    common = {
+        "route": selection.route,
+        "since": selection.since,
+        "until": selection.until,
+        "state": selection.state,
+        "limit": selection.limit,
+    }
     found: list[MessageRecord] = []
     if selection.message_ids:
         for mid in selection.message_ids:
@@ -109,8 +114,12 @@ def rebuild(record: MessageRecord, body: bytes) -> Message:
 class RateLimiter:
     """Spaces calls ``1/rate`` seconds apart (``rate`` None or 0: no limit)."""
 
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.interval = 1.0 / rate if rate else 0.0
         self.clock, self.sleep = clock, sleep
         self._next = 0.0
@@ -129,8 +138,9 @@ class RateLimiter:
 class Replayer:
     """Publishes replays to routes' source endpoints, journaling each one first."""
 
-    def __init__(self, project: Project, journal: Journal, *, new_id: bool = False,
-                 rate: float | None = None) -> None:
+    def __init__(
+        self, project: Project, journal: Journal, *, new_id: bool = False, rate: float | None = None
+    ) -> None:
         self.project = project
         self.journal = journal
         self.new_id = new_id
@@ -152,6 +162,13 @@ class Replayer:
                 raise ConfigError(problem)
         return route.from_
 
+    def check_endpoint(self, endpoint: str) -> str:
+        """Return ``endpoint`` when a message can be published to it from here; ConfigError when not."""
+        if capability(self.project.adapter_for(endpoint), Republisher) is None:
+            kind = self.project.endpoint(endpoint).adapter
+            raise ConfigError(f"{endpoint}: the {kind!r} adapter cannot be published to from outside the hub")
+        return endpoint
+
     def replay_record(self, record: MessageRecord) -> Outcome:
         """Replay one journaled message from its original bytes."""
         body = self.journal.body(record.id)
@@ -159,10 +176,15 @@ class Replayer:
             return Outcome(record.id, record.route, "skipped", reason="no body kept (journal.keep_bodies)")
         return self.replay_message(record.route, rebuild(record, body))
 
-    def replay_message(self, route_id: str, original: Message) -> Outcome:
-        """Journal ``replayed`` and publish ``original`` (original bytes) to the route's source."""
+    def replay_message(self, route_id: str, original: Message, *, endpoint: str | None = None) -> Outcome:
+        """Journal ``replayed`` and publish ``original`` (original bytes) to the route's source.
+
+        With ``endpoint`` (a process endpoint: ``route_id`` is then its ``process:<endpoint>`` journal
+        route) it is published there instead, never run in this process.
+        """
+        elsewhere = endpoint is not None
         try:
-            endpoint = self.check_route(route_id)
+            endpoint = self.check_endpoint(endpoint) if endpoint else self.check_route(route_id)
         except ConfigError as exc:
             return Outcome(original.id, route_id, "skipped", reason=str(exc))
         history = [e for e in self.journal.history(original.id) if e.route == route_id]
@@ -170,7 +192,7 @@ class Replayer:
         previous = self.journal.outcome(route_id, original.id)
         self.limiter.wait()
         message = self._replay_copy(route_id, original, number)
-        if not self.publishable(route_id):
+        if not elsewhere and not self.publishable(route_id):
             return self._run_here(route_id, original, message, previous, number)
         try:
             self._sink(endpoint).write(message)
@@ -197,11 +219,23 @@ class Replayer:
         if state == "dead_lettered":
             last = [e for e in self.journal.history(message.id) if e.route == route_id][-1:]
             why = last[0].error_text if last and last[0].error_text else "see esb trace"
-            return Outcome(original.id, route_id, "failed", sent_as=message.id, replay=number,
-                           reason=f"run in this process: dead-lettered again: {why}",
-                           dead_lettered_again=True)
-        return Outcome(original.id, route_id, "sent", sent_as=message.id, replay=number,
-                       reason=f"run in this process: {state}")
+            return Outcome(
+                original.id,
+                route_id,
+                "failed",
+                sent_as=message.id,
+                replay=number,
+                reason=f"run in this process: dead-lettered again: {why}",
+                dead_lettered_again=True,
+            )
+        return Outcome(
+            original.id,
+            route_id,
+            "sent",
+            sent_as=message.id,
+            replay=number,
+            reason=f"run in this process: {state}",
+        )
 
     def _replay_copy(self, route_id: str, original: Message, number: int) -> Message:
         headers = {**original.headers, REPLAY_HEADER: str(number)}
@@ -211,8 +245,9 @@ class Replayer:
             self.journal.event(route_id, message, "replayed", detail=detail)
             return message
         headers[REPLAY_OF_HEADER] = original.id
-        message = original.replace(id=f"{original.id}:replay-{number}", causation_id=original.id,
-                                   headers=headers, attempt=1)
+        message = original.replace(
+            id=f"{original.id}:replay-{number}", causation_id=original.id, headers=headers, attempt=1
+        )
         self.journal.received(route_id, message)
         self.journal.event(route_id, message, "replayed", detail={**detail, "of": original.id})
         return message
