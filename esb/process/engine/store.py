@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from esb.exceptions import ConfigError, EsbError, mask_url
 from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_sqlite, writer
 from esb.journal.migrate import upgrade
+from esb.journal.statements import SUPPORTED
 from esb.message import utcnow
 from esb.process.definition import Process
 from esb.process.engine.tables import process_definitions, process_instances
@@ -70,10 +71,10 @@ class ProcessStore:
             return
         with self.errors("connect"):
             engine = create_journal_engine(self.url, pool_size=self.pool_size)
-            if engine.dialect.name not in ("sqlite", "postgresql"):
+            if engine.dialect.name not in SUPPORTED:
                 engine.dispose()
                 raise ConfigError(
-                    f"processes: unsupported database {mask_url(self.url)!r} (sqlite, postgresql)"
+                    f"processes: unsupported database {mask_url(self.url)!r} ({', '.join(SUPPORTED)})"
                 )
             with writer(engine).begin() as conn:
                 upgrade(conn)
