@@ -251,3 +251,14 @@ def test_without_a_process_dead_letter_endpoint_the_group_is_refused(tmp_path: P
     result = esb(project, "dlq", "show", "process:crm.orders")
     assert getattr(result.exception, "exit_code", None) == 2
     assert "processes.dead_letter is not set" in str(result.exception)
+
+
+def test_health_shows_each_process_group_waiting(project: Project) -> None:
+    """esb health has a degraded line per process:<endpoint> group with how many wait on the endpoint."""
+    from esb.ops.health import DEGRADED, check_process_dead_letters
+
+    checks = {c.component: c for c in check_process_dead_letters(project)}
+    assert set(checks) == {"dead letters process:crm.orders", "dead letters process:oss.results"}
+    assert checks["dead letters process:crm.orders"].status == DEGRADED
+    assert checks["dead letters process:crm.orders"].data == {"waiting": 2}
+    assert checks["dead letters process:oss.results"].detail == "1 waiting on esb.process_dead"
