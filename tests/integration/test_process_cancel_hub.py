@@ -2,7 +2,8 @@
 reaches the order_cancellation process as a canonical cancel (route channel-rest-cancel-to-hub) and is
 answered on its resource. An order waiting for OSS ends cancelled with its reservations released and
 the cancel `done`; one past its point of no return stays completed and the cancel ends
-`terminatedWithError` with the order's reason. The project is the repository's mappings and systems on
+`terminatedWithError` with the order's reason. The CRM's cancel (route crm-cancel-to-hub) is
+answered to the CRM. The project is the repository's mappings and systems on
 a temp folder, with the two example definitions in its processes/ and simulated RIM, OSS and Billing."""
 
 from __future__ import annotations
@@ -213,3 +214,35 @@ def test_a_tmf622_cancel_past_the_point_of_no_return_ends_terminated_with_the_re
     shown = cancel_resource(created["id"])
     assert shown["stateChangeReason"] == REFUSAL
     assert order_state(project, "QD-DONE-1") == ("completed", "completed")
+
+
+def test_a_crm_cancel_through_the_hub_is_answered_to_the_crm(
+    project: Project, systems: ProcessSystems, hub: Hub
+) -> None:
+    """The CRM's SiebelMessage on crm.order_cancellations (route crm-cancel-to-hub) cancels the order
+    waiting for OSS, and the CRM gets its order update with Status Cancelled on crm.order_status."""
+    assert systems.oss is not None
+    assert systems.rim is not None
+    systems.oss.timeout_rate = 1.0
+    place_order(project, "SO20261125000123")  # the order transforms/crm/samples/order_cancel.xml names
+    assert wait_for(
+        lambda: len([t for t in systems.oss.tickets.values() if t.order_id == "SO20261125000123"]) == 3
+    )
+    endpoint = "crm.order_cancellations"
+    request = (REPO / "transforms/crm/samples/order_cancel.xml").read_bytes()
+    with project.adapter_for(endpoint).sink(project.endpoint(endpoint), project.context(endpoint)) as sink:
+        sink.write(Message(body=request))
+    assert wait_for(lambda: order_state(project, "SO20261125000123") == ("cancelled", "cancelled"))
+    assert systems.rim.inventory.live_reservations("SO20261125000123") == []
+    answers = []
+    source = project.adapter_for("crm.order_status").source(
+        project.endpoint("crm.order_status"), project.context("crm.order_status")
+    )
+    with source:
+        deadline = time.monotonic() + 20
+        while not any(b"Cancelled" in a for a in answers) and time.monotonic() < deadline:
+            delivery = source.read(0.2)
+            if delivery is not None:
+                answers.append(delivery.message.body_bytes())
+                delivery.ack()
+    assert any(b"Cancelled" in a and b"SO20261125000123" in a for a in answers)
