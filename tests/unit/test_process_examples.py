@@ -95,14 +95,14 @@ def test_examples_without_their_endpoints_are_reported(tmp_path: Path) -> None:
         pytest.param(
             "process: order_to_activation\n      key",
             "process: order_to_activatio\n      key",
-            "processes/order_cancellation.yaml:24: steps[1].cancel.process: unknown process "
+            "processes/order_cancellation.yaml:32: steps[3].cancel.process: unknown process "
             "'order_to_activatio' (did you mean 'order_to_activation'?): add it under processes/",
             id="unknown-process",
         ),
         pytest.param(
             "key: order_id\n      value",
             "key: order_no\n      value",
-            "processes/order_cancellation.yaml:25: steps[1].cancel.key: order_to_activation has no business "
+            "processes/order_cancellation.yaml:33: steps[3].cancel.key: order_to_activation has no business "
             "key 'order_no' (did you mean 'order_id'?): use one of order_id, msisdn",
             id="unknown-key",
         ),
@@ -123,7 +123,7 @@ def test_cancel_of_a_process_without_on_cancel(tmp_path: Path) -> None:
     )
     project = examples_project(tmp_path, {"order_to_activation": (on_cancel, "")})
     assert process_findings(project) == [
-        "processes/order_cancellation.yaml:23: steps[1].cancel: order_to_activation has no on_cancel: every "
+        "processes/order_cancellation.yaml:31: steps[3].cancel: order_to_activation has no on_cancel: every "
         "cancel would be refused; add one to it"
     ]
 
