@@ -133,6 +133,4 @@ def test_docs_show_the_example_as_shipped() -> None:
     """docs/processes.md quotes flow 1 exactly as processes/order_to_activation.yaml has it."""
     text = (SHIPPED / "order_to_activation.yaml").read_text(encoding="utf-8")
     quoted = text[text.index("process: order_to_activation") :]
-    assert f"```yaml\n{quoted}```" in (REPO / "docs" / "processes.md").read_text(
-        encoding="utf-8"
-    )
+    assert f"```yaml\n{quoted}```" in (REPO / "docs" / "processes.md").read_text(encoding="utf-8")
