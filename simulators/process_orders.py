@@ -100,9 +100,10 @@ class ProcessOrder:
         return CRM_STATUS[self.expected_state]
 
 
-def _quotas(count: int, rates: Rates) -> list[str]:
+def _quotas(count: int, rates: Rates, late_first: bool = False) -> list[str]:
     """One scenario per order: each injected one ``round(rate * count)`` times, at least once if its rate
-    is above zero (as far as ``count`` allows); the rest completed."""
+    is above zero (as far as ``count`` allows); the rest completed. Cancels alternate between in flight
+    and too late, starting with the late one when ``late_first`` (so small plans get both in turn)."""
     wanted = [
         ("rim-refusal", rates.rim_refusal),
         ("oss-timeout", rates.oss_timeout),
@@ -111,8 +112,8 @@ def _quotas(count: int, rates: Rates) -> list[str]:
     out: list[str] = []
     for name, rate in wanted:
         n = max(round(rate * count), 1) if rate > 0 else 0
-        if name == "cancellation":  # in flight first, then refused past the point of no return, in turn
-            out.extend("cancelled" if i % 2 == 0 else "cancel-refused" for i in range(n))
+        if name == "cancellation":  # in flight, then refused past the point of no return, in turn
+            out.extend("cancelled" if (i + late_first) % 2 == 0 else "cancel-refused" for i in range(n))
         else:
             out.extend([name] * n)
     out = out[:count]
@@ -136,7 +137,7 @@ def _expected_state(scenario: str, offering: str) -> str:
 def plan_orders(count: int, run: str, rates: Rates = Rates(), seed: int = 20261206) -> list[ProcessOrder]:
     """Return ``count`` planned orders for run ``run`` (order numbers ``SO-<run>-<n>``), deterministic."""
     rng = random.Random(f"{seed}:{run}")  # noqa: S311 - test data, not cryptography
-    scenarios = _quotas(count, rates)
+    scenarios = _quotas(count, rates, late_first=rng.random() < 0.5)
     rng.shuffle(scenarios)
     planned = []
     for index, scenario in enumerate(scenarios):

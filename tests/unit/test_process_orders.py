@@ -41,6 +41,10 @@ def test_every_scenario_with_a_rate_appears_and_the_plan_is_deterministic() -> N
     ]
     assert plan_orders(3, "r2")[0].order_id == "SO-r2-00000"
     assert Counter(o.scenario for o in plan_orders(10, "r3", Rates(0, 0, 0))) == {"completed": 10}
+    lone_cancels = {
+        next(o.scenario for o in plan_orders(25, f"r{n}", Rates(0, 0, 0.02)) if o.cancel) for n in range(20)
+    }
+    assert lone_cancels == {"cancelled", "cancel-refused"}  # one cancel a plan: either kind, by the run
 
 
 def test_expected_ends_follow_the_scenario_and_the_offering() -> None:
