@@ -28,7 +28,7 @@ fakes = _cases.fakes
 runner = _cases.runner
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "processes" / "examples"
+EXAMPLES = ROOT / "processes"
 RESERVE = {
     "name": "reserve",
     "call": {"endpoint": "rim.reserve", "into": "reservation"},
@@ -277,7 +277,7 @@ class ProjectTransforms(FakeResources):
 
 
 def example(name: str) -> Process:
-    """The example process ``name`` of processes/examples/."""
+    """The shipped process ``name`` of processes/."""
     return Process.model_validate(load_yaml(EXAMPLES / f"{name}.yaml").data)
 
 

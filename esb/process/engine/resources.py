@@ -1,8 +1,9 @@
 """What a runner reaches outside the database: endpoints' sinks and transforms, resolved through the project.
 
 A sink is made by the endpoint's adapter (never chosen by adapter name), connected on first use and
-kept; a ``call`` asks it for the :class:`~esb.typing.Requester` capability, as the route ``enrich``
-step does.
+kept, one per runner thread (a sink belongs to one thread, as a route worker's do: two runners sharing
+one queue sink broke it for both); a ``call`` asks it for the :class:`~esb.typing.Requester`
+capability, as the route ``enrich`` step does.
 """
 
 from __future__ import annotations
@@ -38,18 +39,19 @@ class ProjectResources:
 
     def __init__(self, project: Any) -> None:
         self.project = project
-        self._sinks: dict[str, Any] = {}
+        self._sinks: dict[tuple[int, str], Any] = {}
         self._lock = threading.Lock()
 
     def sink(self, endpoint: str) -> Any:
-        """Return the endpoint's sink, made by its adapter and connected once."""
+        """Return the calling thread's sink of the endpoint, made by its adapter and connected once."""
+        key = (threading.get_ident(), endpoint)
         with self._lock:
-            if endpoint not in self._sinks:
+            if key not in self._sinks:
                 adapter = self.project.adapter_for(endpoint)
                 sink = adapter.sink(self.project.endpoint(endpoint), self.project.context(endpoint))
                 sink.connect()
-                self._sinks[endpoint] = sink
-            return self._sinks[endpoint]
+                self._sinks[key] = sink
+            return self._sinks[key]
 
     def transform(self, name: str) -> Transform:
         """Return the project's transform ``name``."""
