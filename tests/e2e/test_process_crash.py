@@ -7,9 +7,11 @@ and Billing run in this process on loopback, scripted per order: RIM refuses som
 never answers some activations (the await's deadline is 5 s in the project copy), and the CRM cancels
 some orders on ``crm.order_cancellations`` while they wait for OSS. The hub runs in a subprocess and
 is SIGKILLed and restarted while orders are in flight; on PostgreSQL the database is then stopped and
-started under the running hub. At the end every instance has ended in the state its scenario expects,
-RIM holds no reservation of an order that did not complete, nothing was activated, reserved or
-billed twice, and every never-answered await timed out at each deadline.
+started under the running hub, right after its last restart (while it takes over the instances the
+killed hub held: the anchors' "instances stuck after the database restarts during recovery"). At the
+end every instance has ended in the state its scenario expects, RIM holds no reservation of an order
+that did not complete, nothing was activated, reserved or billed twice, and every never-answered
+await timed out at each deadline.
 """
 
 from __future__ import annotations
@@ -140,14 +142,15 @@ class Run:
 
 
 def crash(run: Run, kills: int, restart_database: Callable[[], None] | None) -> None:
-    """Start, SIGKILL the hub ``kills`` times at spread moments, restart the database, finish, check."""
+    """Start, SIGKILL the hub ``kills`` times at spread moments, restart the database right after the
+    last restart of the hub (during its recovery), finish, check."""
     try:
         run.start()
         for n in range(kills):
             run.progress(0.1 + 0.25 * n, limit=120)
             run.kill_and_restart()
         if restart_database is not None:
-            run.progress(0.1 + 0.25 * kills, limit=120)
+            # at once, while the restarted hub recovers what the killed one held (its leases expire)
             assert run.instances.ended(run.ids) < len(run.ids), "every order ended before the restart"
             restart_database()
         run.finish(limit=180)
