@@ -161,17 +161,20 @@ class ScriptedRIM(RIMSimulator):
 
 
 class SilentFilter:
-    """Publishes OSS's results except the activation results of the silent orders (they never come)."""
+    """Publishes OSS's results except the activation results of the silent orders (they never come in
+    time: ``held`` keeps each one by message id, for a test to deliver after its order ended)."""
 
     def __init__(self, publish: Callable[[Message], None], silent: set[str]) -> None:
         self.publish, self.silent = publish, silent
         self.dropped = 0
+        self.held: dict[str, Message] = {}
 
     def __call__(self, message: Message) -> None:
         """Publish ``message`` unless it is an activation result of a silent order."""
         body = message.body if isinstance(message.body, dict) else {}
         if body.get("action") == "activate" and body.get("orderId") in self.silent:
             self.dropped += 1
+            self.held[message.id] = message
             return
         self.publish(message)
 

@@ -10,8 +10,9 @@ is SIGKILLed and restarted while orders are in flight; on PostgreSQL the databas
 started under the running hub, right after its last restart (while it takes over the instances the
 killed hub held: the anchors' "instances stuck after the database restarts during recovery"). At the
 end every instance has ended in the state its scenario expects, RIM holds no reservation of an order
-that did not complete, nothing was activated, reserved or billed twice, and every never-answered
-await timed out at each deadline.
+that did not complete, nothing was activated, reserved or billed twice, every never-answered await
+timed out at each deadline, and the held-back OSS results, delivered after their orders ended, are
+dead-lettered and change nothing.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from esb.exceptions import TransportError
+from esb.journal import Journal
 from esb.process.engine.tables import process_instances
 from esb.project import Project
 from simulators.devenv import ensure_credentials
+from simulators.process_systems import OSS_RESULTS
 from tests.e2e.order_processes import (
     CANCEL_PROCESS,
     ENDED,
@@ -43,6 +47,7 @@ from tests.integration.pg_server import PostgresServer, postgres_server  # noqa:
 from tests.integration.rabbit_server import RabbitServer, rabbit_server  # noqa: F401 - fixture
 
 PASSWORDS = ("RIM_PASSWORD", "OSS_PASSWORD", "BILLING_PASSWORD")
+RESULTS_ROUTE = f"process:{OSS_RESULTS}"
 
 
 class Run:
@@ -108,6 +113,20 @@ class Run:
         assert not self.cancels, f"cancels never sent (their orders never waited): {sorted(self.cancels)}"
         wait_until(lambda: not self.unfinished(), "every cancellation to end", 60)
 
+    def late_replies(self) -> None:
+        """Deliver the activation results OSS held back, now that their orders ended: each is
+        dead-lettered (journaled on ``process:oss.activation_results``), none applied."""
+        held = list(self.systems.filter.held.values())
+        assert held, "no OSS result was held back: the silent orders sent none"
+        put(self.project, OSS_RESULTS, held)
+        with Journal(self.project.settings.journal.url) as journal:
+            wait_until(
+                lambda: all(journal.outcome(RESULTS_ROUTE, m.id) == "dead_lettered" for m in held),
+                "the late OSS results to be dead-lettered",
+                60,
+                tolerate=TransportError,
+            )
+
     def unfinished(self) -> list[tuple[str, str, str]]:
         """(process, status, error) of every instance not ended."""
         i = process_instances.c
@@ -154,6 +173,7 @@ def crash(run: Run, kills: int, restart_database: Callable[[], None] | None) -> 
             assert run.instances.ended(run.ids) < len(run.ids), "every order ended before the restart"
             restart_database()
         run.finish(limit=180)
+        run.late_replies()
         run.check()
     finally:
         run.close()
