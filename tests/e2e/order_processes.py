@@ -152,11 +152,14 @@ def plan_orders(count: int, run: str, *, faults: bool = True) -> list[PlannedOrd
 class ScriptedRIM(RIMSimulator):
     """RIM refusing the reservation of chosen components (``RIM-1001``, not retryable)."""
 
-    refused: set[str]
+    def __init__(self, username: str, password: str, refused: set[str]) -> None:
+        super().__init__(username, password)
+        self.refused_components = refused
 
     def _reserve(self, f: Fields) -> dict[str, Any]:
-        if f.get("componentId") in self.refused and f.get("idempotencyKey") not in self.inventory.by_key:
-            raise fault("RIM-1001", f"no number for {f.get('componentId')} (scripted)")
+        component, key = f.get("componentId"), f.get("idempotencyKey")
+        if component in self.refused_components and key not in self.inventory.by_key:
+            raise fault("RIM-1001", f"no number for {component} (scripted)")
         return super()._reserve(f)
 
 
@@ -188,8 +191,7 @@ class OrderSystems:
         orders = list(orders)
         self.project = project
         user, secret, port = soap_service_config(project, RIM_ENDPOINT)
-        self.rim = ScriptedRIM(user, secret)
-        self.rim.refused = {c for o in orders for c in o.refused}
+        self.rim = ScriptedRIM(user, secret, {c for o in orders for c in o.refused})
         self.rim_port = port
         self.publisher = QueuePublisher(project, OSS_RESULTS)
         self.filter = SilentFilter(self.publisher, {o.order_id for o in orders if o.silent})
