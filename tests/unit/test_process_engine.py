@@ -842,23 +842,6 @@ def test_project_resources_reach_endpoints_through_their_adapter(store: ProcessS
     BROKER.reset()
 
 
-def test_project_resources_give_each_runner_thread_its_own_sink(tmp_path: Path) -> None:
-    """Two threads asking for one endpoint get two sinks (a sink belongs to one thread); one thread, one."""
-    project = write_project(tmp_path, {}, endpoints={"hub.orders": {"adapter": "memory"}}, transforms=[])
-    resources = ProjectResources(project)
-    got: list[Any] = []
-    try:
-        mine = resources.sink("hub.orders")
-        other = threading.Thread(target=lambda: got.append(resources.sink("hub.orders")))
-        other.start()
-        other.join(5)
-        assert resources.sink("hub.orders") is mine
-        assert got
-        assert got[0] is not mine
-    finally:
-        resources.close()
-
-
 def test_the_migration_downgrades_to_the_journal_without_process_tables(store: ProcessStore) -> None:
     """Downgrading 0003_processes drops exactly the process tables; upgrading again restores them."""
     with store.engine.begin() as conn:

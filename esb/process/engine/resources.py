@@ -1,9 +1,9 @@
 """What a runner reaches outside the database: endpoints' sinks and transforms, resolved through the project.
 
 A sink is made by the endpoint's adapter (never chosen by adapter name), connected on first use and
-kept, one per runner thread (a sink belongs to one thread, as a route worker's do: two runners sharing
-one queue sink broke it for both); a ``call`` asks it for the :class:`~esb.typing.Requester`
-capability, as the route ``enrich`` step does.
+kept; a ``call`` asks it for the :class:`~esb.typing.Requester` capability, as the route ``enrich``
+step does. A sink belongs to one thread (a queue sink's connection, a SQLite connection, a SOAP
+client's session are not shared), so each thread that asks gets its own sink of an endpoint.
 """
 
 from __future__ import annotations
@@ -46,12 +46,15 @@ class ProjectResources:
         """Return the calling thread's sink of the endpoint, made by its adapter and connected once."""
         key = (threading.get_ident(), endpoint)
         with self._lock:
-            if key not in self._sinks:
-                adapter = self.project.adapter_for(endpoint)
-                sink = adapter.sink(self.project.endpoint(endpoint), self.project.context(endpoint))
-                sink.connect()
-                self._sinks[key] = sink
-            return self._sinks[key]
+            found = self._sinks.get(key)
+        if found is not None:
+            return found
+        adapter = self.project.adapter_for(endpoint)
+        sink = adapter.sink(self.project.endpoint(endpoint), self.project.context(endpoint))
+        sink.connect()
+        with self._lock:
+            self._sinks[key] = sink
+        return sink
 
     def transform(self, name: str) -> Transform:
         """Return the project's transform ``name``."""
