@@ -7,15 +7,18 @@ of its members offers: it answers requests when they all do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from adapters.pool.config import Member, PassiveHealth, PoolEndpoint
 from adapters.pool.shared import shared_state
 from adapters.pool.sink import PoolRequester, PoolSink, member_config
 from adapters.pool.status import health_line, read_status, status_dir
+from esb.config.systems import EndpointConfig
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError
-from esb.registry import resolve_adapter
+from esb.expressions import validate_expression
+from esb.registry import did_you_mean, resolve_adapter
 from esb.typing import Requester, capability
 
 __all__ = ["Member", "PassiveHealth", "PoolAdapter", "PoolEndpoint", "PoolRequester", "PoolSink"]
@@ -48,6 +51,35 @@ class PoolAdapter:
         )
         kind = PoolRequester if answers else PoolSink
         return kind(endpoint, context, shared_state(endpoint, context))
+
+    def endpoint_problems(
+        self, endpoint: PoolEndpoint, endpoints: Mapping[str, EndpointConfig]
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """``esb lint``: each member is an endpoint of the project and not a pool; sticky_key parses."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for index, member in enumerate(endpoint.members):
+            config = endpoints.get(member.endpoint)
+            if config is None:
+                hint = did_you_mean(member.endpoint, list(endpoints))
+                problems.append(
+                    (
+                        ("members", index),
+                        f"unknown endpoint {member.endpoint!r}{hint}: "
+                        "declare it in config/systems.yaml or fix the name",
+                    )
+                )
+            elif config.adapter == self.name:
+                problems.append(
+                    (
+                        ("members", index),
+                        f"{member.endpoint} is itself a pool: name its members instead",
+                    )
+                )
+        if endpoint.sticky_key is not None and (error := validate_expression(endpoint.sticky_key)):
+            problems.append(
+                (("sticky_key",), f"invalid JMESPath expression {endpoint.sticky_key!r}: {error}")
+            )
+        return problems
 
     def health(self, endpoint: PoolEndpoint, context: AdapterContext) -> tuple[str, str]:
         """Each member's breaker as the running hubs see it: ejected members and why."""

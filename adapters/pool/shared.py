@@ -59,13 +59,14 @@ class PoolShared:
                 log.warning("pool status not written", pool=self.name, error=str(exc))
 
 
-_SHARED: dict[tuple[str, str], PoolShared] = {}
+_SHARED: dict[tuple[str, str, str], PoolShared] = {}
 _LOCK = threading.Lock()
 
 
 def shared_state(endpoint: PoolEndpoint, context: AdapterContext) -> PoolShared:
-    """Return the pool's state in this process, made at the first sink of this pool and configuration."""
-    key = (context.endpoint, endpoint.model_dump_json())
+    """Return the pool's state in this process, made at the first sink of this project, pool and
+    configuration."""
+    key = (str(context.project_dir), context.endpoint, endpoint.model_dump_json())
     with _LOCK:
         found = _SHARED.get(key)
         if found is None:
