@@ -15,6 +15,7 @@ Usage: ``python bench/breaker_bench.py`` (PYTHONPATH must reach the project and 
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import threading
 import time
@@ -68,10 +69,8 @@ def through_half_open(call: Callable[[Callable[[], Any]], Any]) -> int:
 
     def worker() -> None:
         barrier.wait()
-        try:
+        with contextlib.suppress(Exception):  # refused by the breaker, or the member's own failure
             call(member)
-        except Exception:  # refused by the breaker
-            pass
 
     pool = [threading.Thread(target=worker) for _ in range(4)]
     for t in pool:
@@ -120,10 +119,8 @@ def pybreaker_() -> dict[str, Any]:
 
     closed = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)
     tripped = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=0.01)
-    try:
+    with contextlib.suppress(Exception):
         tripped.call(lambda: 1 / 0)
-    except Exception:
-        pass
     time.sleep(0.02)
     return {
         "overhead": timed(lambda: closed.call(ok)),
@@ -139,10 +136,8 @@ def circuitbreaker_() -> dict[str, Any]:
     closed = circuitbreaker.CircuitBreaker(failure_threshold=5, recovery_timeout=60, name="closed")
     tripped = circuitbreaker.CircuitBreaker(failure_threshold=1, recovery_timeout=0.01, name="tripped")
     fail = tripped(lambda: 1 / 0)
-    try:
+    with contextlib.suppress(Exception):
         fail()
-    except Exception:
-        pass
     time.sleep(0.02)
     fast, slowed = closed(ok), closed(slow)
     return {
@@ -163,10 +158,8 @@ def purgatory_() -> dict[str, Any]:
         with fac.get_breaker(name):
             return func()
 
-    try:
+    with contextlib.suppress(Exception):
         guarded(tripped_factory, "t", lambda: 1 / 0)
-    except Exception:
-        pass
     time.sleep(0.02)
     return {
         "overhead": timed(lambda: guarded(factory, "c", ok), CALLS // 10),
