@@ -151,7 +151,8 @@ class PoolSink:
                         break
         finally:
             self.shared.flush_status()
-        raise TransportError(f"pool {self.name}: no member took message {message.id}: " + "; ".join(failures))
+        why = "; ".join(failures)
+        raise TransportError(f"no member of the pool took message {message.id}: {why}", endpoint=self.name)
 
     def _attempt(
         self,
