@@ -65,13 +65,15 @@ class PoolSink:
         )
 
     # -- the members' sinks -----------------------------------------------------------------------------
-    def member_sink(self, name: str) -> Any:
-        """Return the (unconnected until first use) sink of member ``name``, made on first ask."""
-        sink = self._sinks.get(name)
+    def member_sink(self, name: str, *, fresh: bool = False) -> Any:
+        """Return the (unconnected until first use) sink of member ``name``, made on first ask; ``fresh``:
+        a new one, kept nowhere (a trial's, made in its own thread)."""
+        sink = None if fresh else self._sinks.get(name)
         if sink is None:
             config = self._configs[name]
             sink = resolve_adapter(config.adapter).sink(config, replace(self.context, endpoint=name))
-            self._sinks[name] = sink
+            if not fresh:
+                self._sinks[name] = sink
         return sink
 
     def _ready(self, name: str) -> Any:
@@ -82,7 +84,7 @@ class PoolSink:
         return sink
 
     def _drop(self, name: str) -> Any:
-        """Forget member ``name``'s sink (a trial thread still owns it); the next use makes a new one."""
+        """Forget member ``name``'s sink and return it; the next use makes a new one."""
         self._connected.discard(name)
         return self._sinks.pop(name, None)
 
@@ -97,11 +99,7 @@ class PoolSink:
     def close(self) -> None:
         """Close every member's sink. Safe to call twice."""
         for name in list(self._sinks):
-            sink = self._drop(name)
-            try:
-                sink.close()
-            except Exception as exc:  # closing one member must not keep the others open
-                log.warning("pool member close failed", pool=self.name, member=name, error=str(exc))
+            _close_quietly(self._drop(name), self.name, name)
 
     def __enter__(self) -> PoolSink:
         self.connect()
@@ -194,39 +192,58 @@ class PoolSink:
         return True, value
 
     def _trial(self, name: str, message: Message, call: Call, timeout: float | None) -> Any:
-        """Run the half-open trial call in a thread; give it up after ``trial_timeout``."""
+        """Run the half-open trial call on a fresh sink in a thread; give it up after ``trial_timeout``.
+
+        The fresh sink (a new connection after the outage) replaces the member's old one when the trial
+        ends in time; a trial given up closes its own sink when its call ends, and nothing of it is kept.
+        """
         limit = self.endpoint.health.trial_timeout
         box: dict[str, Any] = {}
-        done, abandoned = threading.Event(), threading.Event()
+        lock = threading.Lock()
+        finished = threading.Event()
 
         def run() -> None:
             sink = None
             try:
-                sink = self._ready(name)
+                sink = box["sink"] = self.member_sink(name, fresh=True)
+                sink.connect()
                 box["value"] = call(sink, message, limit if timeout is None else min(timeout, limit))
             except BaseException as exc:  # handed to the caller below
                 box["error"] = exc
-            finally:
-                done.set()
-                if abandoned.is_set() and sink is not None:
-                    try:
-                        sink.close()
-                    except Exception as exc:
-                        log.warning(
-                            "pool trial sink close failed", pool=self.name, member=name, error=str(exc)
-                        )
+            with lock:
+                finished.set()
+                given_up = box.get("given_up", False)
+            if given_up and sink is not None:
+                _close_quietly(sink, self.name, name)
 
-        thread = threading.Thread(target=run, name=f"pool-trial-{name}", daemon=True)
-        thread.start()
-        if not done.wait(limit):
-            abandoned.set()
-            self._drop(name)
+        threading.Thread(target=run, name=f"pool-trial-{name}", daemon=True).start()
+        finished.wait(limit)
+        with lock:
+            if not finished.is_set():
+                box["given_up"] = True
+        if box.get("given_up"):
             raise TrialTimeoutError(
                 f"trial call to {name} still running after {limit:g}s (given up; it may still arrive)"
             )
+        sink = box.get("sink")
         if "error" in box:
+            if sink is not None:
+                _close_quietly(sink, self.name, name)
             raise box["error"]
+        old = self._drop(name)
+        if old is not None:
+            _close_quietly(old, self.name, name)
+        self._sinks[name] = sink
+        self._connected.add(name)
         return box["value"]
+
+
+def _close_quietly(sink: Any, pool: str, member: str) -> None:
+    """Close a member's sink; a failure is logged (closing one must not keep the others open)."""
+    try:
+        sink.close()
+    except Exception as exc:
+        log.warning("pool member close failed", pool=pool, member=member, error=str(exc))
 
 
 class PoolRequester(PoolSink):

@@ -71,6 +71,14 @@ def read_status(folder: Path) -> list[dict[str, Any]]:
     return found
 
 
+def _past(when: Any) -> bool:
+    """True when the ISO time ``when`` has passed (an ejection that ended: its trial call is due)."""
+    try:
+        return datetime.fromisoformat(str(when)) <= datetime.now(UTC)
+    except ValueError:
+        return False
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -109,7 +117,7 @@ def health_line(members: list[str], reports: list[dict[str, Any]]) -> tuple[str,
             continue
         ejected += 1
         why = f"{row.get('consecutive', 0)} failure(s) in a row, last: {row.get('last_error') or '?'}"
-        if row["state"] == OPEN:
+        if row["state"] == OPEN and not _past(row.get("ejected_until")):
             parts.append(
                 f"{name} EJECTED until {row.get('ejected_until')} ({why}; {row.get('ejections')} ejection(s))"
             )

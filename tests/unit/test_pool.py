@@ -469,3 +469,31 @@ def test_health_is_down_when_every_member_is_ejected(tmp_path: Path) -> None:
     status, detail = PoolAdapter().health(pool.config, pool.context)
     assert status == "down"
     assert "panic mode" in detail
+
+
+def test_health_says_the_trial_is_due_once_an_ejection_ended() -> None:
+    """A member whose ejection time has passed is shown as awaiting its trial call, not as ejected until."""
+    from adapters.pool.status import health_line
+
+    row = {"member": "oss.a", "state": OPEN, "consecutive": 2, "last_error": "refused", "ejections": 1}
+    past = {**row, "ejected_until": "2000-01-01T00:00:00+00:00"}
+    future = {**row, "ejected_until": "2999-01-01T00:00:00+00:00"}
+    status, detail = health_line(["oss.a", "oss.b"], [{"pid": 1, "members": [past]}])
+    assert status == "degraded"
+    assert "oss.a EJECTED, trial call due (2 failure(s) in a row, last: refused)" in detail
+    assert "EJECTED until 2999" in health_line(["oss.a", "oss.b"], [{"pid": 1, "members": [future]}])[1]
+
+
+def test_a_successful_trial_replaces_the_members_old_sink(tmp_path: Path) -> None:
+    """The trial runs on a fresh connection, which the pool keeps; the old sink is closed."""
+    pool = Pool(tmp_path, strategy="failover", health={"failures": 1})
+    pool.send(1)
+    old = pool.sink._sinks["oss.a"]
+    closed: list[bool] = []
+    old.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    down("oss.a", 1)
+    pool.send(1)
+    pool.clock.advance(5)
+    assert pool.send(1) == ["oss.a"]
+    assert pool.sink._sinks["oss.a"] is not old
+    assert closed == [True]
