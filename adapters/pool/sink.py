@@ -19,6 +19,7 @@ connected at their first use, so a member that is down when the route starts cos
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,8 +28,9 @@ from typing import Any
 from adapters.pool.breaker import Admission
 from adapters.pool.config import PoolEndpoint
 from adapters.pool.shared import PoolShared
+from esb.codec import json_body
 from esb.context import AdapterContext
-from esb.exceptions import ConfigError, MessageError, RemoteError, TransportError
+from esb.exceptions import ConfigError, DecodeError, MessageError, RemoteError, TransportError
 from esb.expressions import Expression
 from esb.logging import get_logger
 from esb.message import Message
@@ -110,9 +112,13 @@ class PoolSink:
 
     # -- dispatch -------------------------------------------------------------------------------------
     def sticky_key(self, message: Message) -> str | None:
-        """Return the message's sticky key (None unless the strategy is sticky)."""
+        """Return the message's sticky key (None unless the strategy is sticky); a body still in bytes or
+        text (a route without steps) is read as JSON for it."""
         if self._key is None:
             return None
+        if isinstance(message.body, bytes | str) and self.endpoint.format == "json":
+            with contextlib.suppress(DecodeError):  # not JSON: the expression sees no body (headers only)
+                message = message.replace(body=json_body(message.body, self.name))
         value = self._key.evaluate(message)
         if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
             raise MessageError(

@@ -497,3 +497,13 @@ def test_a_successful_trial_replaces_the_members_old_sink(tmp_path: Path) -> Non
     assert pool.send(1) == ["oss.a"]
     assert pool.sink._sinks["oss.a"] is not old
     assert closed == [True]
+
+
+def test_sticky_reads_the_key_from_a_body_still_in_json_bytes(tmp_path: Path) -> None:
+    """A route without steps hands the pool JSON bytes: the key is read from them all the same."""
+    pool = Pool(tmp_path, strategy="sticky", sticky_key="body.account")
+    home = pool.send(1, account="A-3")[0]
+    message = Message(b'{"account": "A-3"}')
+    pool.sink.write(message)
+    assert [m.id for m in BROKER.written(home)][-1] == message.id
+    assert BROKER.written(home)[-1].body == b'{"account": "A-3"}'
