@@ -507,3 +507,33 @@ def test_sticky_reads_the_key_from_a_body_still_in_json_bytes(tmp_path: Path) ->
     pool.sink.write(message)
     assert [m.id for m in BROKER.written(home)][-1] == message.id
     assert BROKER.written(home)[-1].body == b'{"account": "A-3"}'
+
+
+def test_route_workers_share_one_health_picture(tmp_path: Path) -> None:
+    """Four threads, each with its own pool sink: every message once, the dead member ejected for all."""
+    pool = Pool(tmp_path, health={"failures": 1})
+    down("oss.b")
+    sinks = [PoolSink(pool.config, pool.context, pool.shared) for _ in range(4)]
+    sent: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(sink: PoolSink, n: int) -> None:
+        try:
+            for i in range(25):
+                message = Message({"n": i}, id=f"{n}-{i}")
+                sink.write(message)
+                sent.append(message.id)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(sink, n)) for n, sink in enumerate(sinks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    delivered = [m.id for name in MEMBERS for m in BROKER.written(name)]
+    assert sorted(delivered) == sorted(sent)
+    assert len(delivered) == 100
+    assert pool.state("oss.b") == OPEN
+    assert pool.metric("esb_pool_calls_total", member="oss.b", outcome="failed") <= 4
