@@ -83,3 +83,19 @@ def test_a_clean_pool_has_no_lint_finding(tmp_path: Path) -> None:
         {"adapter": "pool", "members": ["oss.a", "oss.b"], "strategy": "sticky", "sticky_key": "body.n"},
     )
     assert [f for f in lint_project(tmp_path) if "oss.pool" in f] == []
+
+
+def test_esb_health_shows_an_ejected_member_and_why(tmp_path: Path) -> None:
+    """The health check of a project names the pool's ejected member with its error, as esb health does."""
+    from esb.ops.health import check_endpoints
+
+    write_project(tmp_path, {"adapter": "pool", "members": ["oss.a", "oss.b"], "health": {"failures": 1}})
+    project = Project.load(tmp_path, environ={})
+    sink = project.adapter_for("oss.pool").sink(project.endpoint("oss.pool"), project.context("oss.pool"))
+    BROKER.fail_next("oss.a", TransportError("oss.a refused the connection"))
+    sink.write(Message({"n": 1}))
+    [line] = [c for c in check_endpoints(project) if c.component == "endpoint oss.pool"]
+    assert line.status == "degraded"
+    assert "oss.a EJECTED until" in line.detail
+    assert "oss.a refused the connection" in line.detail
+    assert "oss.b ok" in line.detail
