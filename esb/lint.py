@@ -27,7 +27,7 @@ from esb.registry import did_you_mean, resolve_adapter
 from esb.transforms.codelistcheck import check_codelist_targets
 from esb.transforms.mapcheck import check_mappings
 from esb.transforms.siebelobjects import declaration_findings
-from esb.typing import Partitionable, capability
+from esb.typing import EndpointChecker, Partitionable, capability
 
 
 class Linter:
@@ -213,6 +213,28 @@ class Linter:
         self.findings.extend(declaration_findings(self.project.root))
         self.findings.extend(catalog_findings(self.project))
         self.findings.extend(process_findings(self.project))
+        self.findings.extend(endpoint_findings(self.project))
+
+
+def endpoint_findings(project: Project) -> list[str]:
+    """What each endpoint of config/systems.yaml names, checked by its adapter (``EndpointChecker``)."""
+    found: list[str] = []
+    for system, config in project.systems.items():
+        for name in config.endpoints:
+            full = f"{system}.{name}"
+            endpoint = project.endpoints.get(full)
+            if endpoint is None:
+                continue  # it failed to load: its own finding
+            try:
+                checker = capability(resolve_adapter(endpoint.adapter), EndpointChecker)
+            except ConfigError:
+                continue
+            if checker is None:
+                continue
+            for path, problem in checker.endpoint_problems(endpoint, project.endpoints):
+                where = project.systems_doc.where(("systems", system, "endpoints", name, *path))
+                found.append(f"{where}: {format_path((full, *path))}: {problem}")
+    return found
 
 
 def schema_after(steps: Sequence[Any]) -> str | None:
