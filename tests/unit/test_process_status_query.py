@@ -67,7 +67,7 @@ def test_no_such_order_is_an_empty_answer(store: ProcessStore, clock: Clock) -> 
 
 def test_an_ended_order_has_no_current_step(store: ProcessStore, clock: Clock) -> None:
     """Once completed: state and status completed, no step, each component done with no step."""
-    iid, runner = waiting_bundle(store, clock)
+    _, runner = waiting_bundle(store, clock)
     definition = example("order_to_activation")
     for n in (1, 2, 3):
         result = {
@@ -93,7 +93,11 @@ def test_several_orders_with_one_key_come_newest_first_up_to_the_limit(
     second, _ = waiting_bundle(store, clock, "PO-2")
     with store.engine.begin() as conn:  # updated_at is the database writer's clock: make the order explicit
         t = process_instances.c
-        conn.execute(process_instances.update().where(t.id == first).values(updated_at=datetime(2026, 1, 1, tzinfo=UTC)))
+        conn.execute(
+            process_instances.update()
+            .where(t.id == first)
+            .values(updated_at=datetime(2026, 1, 1, tzinfo=UTC))
+        )
     found = order_status(store, "order_to_activation", "msisdn", MSISDN)
     assert [f.instance_id for f in found] == [second, first]
     assert [f.instance_id for f in order_status(store, "order_to_activation", "msisdn", MSISDN, limit=1)] == [
@@ -104,7 +108,9 @@ def test_several_orders_with_one_key_come_newest_first_up_to_the_limit(
 def test_a_top_level_instance_without_branches_has_no_components(store: ProcessStore, clock: Clock) -> None:
     """A process without foreach or parallel: its step is the one it waits in, and no components."""
     runner = Runner(store, _cases.FakeResources(), clock=clock)
-    definition = process([{"name": "start", "set_state": "inProgress"}, {"name": "pause", "wait": {"for": "1h"}}])
+    definition = process(
+        [{"name": "start", "set_state": "inProgress"}, {"name": "pause", "wait": {"for": "1h"}}]
+    )
     iid = runner.start(definition, Message(body={"id": "o-9"}))
     runner.run_due()
     (found,) = order_status(store, "p", "order_id", "o-9", now=clock())
@@ -128,7 +134,9 @@ def test_a_bad_query_is_refused_with_what_was_expected(
         order_status(store, "order_to_activation", "order_id", value, limit=limit)
 
 
-def test_the_query_reads_while_a_writer_holds_the_database(store: ProcessStore, clock: Clock, store_url: str) -> None:
+def test_the_query_reads_while_a_writer_holds_the_database(
+    store: ProcessStore, clock: Clock, store_url: str
+) -> None:
     """The query takes no write lock: it answers while another connection holds SQLite's write lock."""
     if not store_url.startswith("sqlite"):
         pytest.skip("SQLite's write lock")

@@ -56,7 +56,8 @@ class ProcessStatusSpec(Strict):
     )
     into: str = Field(min_length=1, description="the body field that receives {found, key, value, orders}")
     product: Expression | None = Field(
-        default=None, description="JMESPath over a component's item giving its product (e.g. its offering's name)"
+        default=None,
+        description="JMESPath over a component's item giving its product (e.g. its offering's name)",
     )
     limit: int = Field(default=5, ge=1, le=MAX_LIMIT, description="the most orders answered, newest first")
 

@@ -31,7 +31,7 @@ from esb.process.definition import Process
 from esb.process.engine.branches import Fork, steps_of
 from esb.process.engine.records import business_keys
 from esb.process.engine.store import ENDED, ProcessStore
-from esb.process.engine.tables import process_branches, process_definitions, process_instances, process_keys
+from esb.process.engine.tables import process_branches, process_instances, process_keys
 from esb.process.engine.undo import OPEN
 from esb.process.steps import ForeachStep, ParallelStep, StepBase
 
@@ -69,7 +69,7 @@ class OrderStatus:
     state: str
     """The TMF state (ProductOrder: acknowledged, inProgress, completed, partial, failed...)."""
     status: str
-    """As ``esb process list`` shows it: running, waiting, stuck, alert, compensating, cancelling, or an end."""
+    """As ``esb process list`` shows it: running, waiting, stuck, alert, compensating, cancelling, an end."""
     step: str | None
     """The top-level step it is at (a foreach's name while its components run); None once it ended."""
     created_at: datetime
@@ -106,9 +106,17 @@ def order_status(
     t, k, b = process_instances.c, process_keys.c, process_branches.c
     query = (
         sa.select(
-            t.id, t.definition_hash, t.state, t.status, t.position, t.data, t.error, t.wake_at,
-            t.created_at, t.updated_at,
-        )  # fmt: skip
+            t.id,
+            t.definition_hash,
+            t.state,
+            t.status,
+            t.position,
+            t.data,
+            t.error,
+            t.wake_at,
+            t.created_at,
+            t.updated_at,
+        )
         .select_from(process_keys.join(process_instances, t.id == k.instance_id))
         .where(k.process == process, k.name == key, k.value == value)
         .order_by(t.updated_at.desc(), t.id.desc())
