@@ -24,9 +24,7 @@ import sqlalchemy as sa
 
 from esb.exceptions import ConfigError
 from esb.journal.engine import reader
-from esb.message import utcnow
-from esb.ops.common import iso
-from esb.ops.processes import shown_status
+from esb.message import iso, utcnow
 from esb.process.definition import Process
 from esb.process.engine.branches import Fork, steps_of
 from esb.process.engine.records import business_keys
@@ -83,6 +81,13 @@ class OrderStatus:
         found["created_at"] = iso(self.created_at)
         found["updated_at"] = iso(self.updated_at)
         return found
+
+
+def shown_status(status: str, wake_at: datetime | None, now: datetime) -> str:
+    """The status people see: ``waiting`` for a running instance that is not due (a timer, a reply)."""
+    if status == "running" and (wake_at is None or wake_at > now):
+        return "waiting"
+    return status
 
 
 def order_status(
