@@ -59,6 +59,7 @@ def route(system: str) -> dict[str, Any]:
     return {
         "id": f"{system}-order-status-query",
         "from": f"{system}.soap_order_status",
+        "concurrency": 4,
         "steps": [
             {"transform": f"{system}/query_order_status_to_canonical"},
             {"process_status": STEP},
