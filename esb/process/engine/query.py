@@ -83,6 +83,37 @@ class OrderStatus:
         return found
 
 
+_t, _k, _b = process_instances.c, process_keys.c, process_branches.c
+#: The statements, built once (building SQLAlchemy Core statements per call was most of a query's time).
+_BY_KEY = (
+    sa.select(
+        _t.id,
+        _t.definition_hash,
+        _t.state,
+        _t.status,
+        _t.position,
+        _t.data,
+        _t.error,
+        _t.wake_at,
+        _t.created_at,
+        _t.updated_at,
+    )
+    .select_from(process_keys.join(process_instances, _t.id == _k.instance_id))
+    .where(
+        _k.process == sa.bindparam("process"),
+        _k.name == sa.bindparam("name"),
+        _k.value == sa.bindparam("value"),
+    )
+    .order_by(_t.updated_at.desc(), _t.id.desc())
+    .limit(sa.bindparam("limit"))
+)
+_BRANCHES = (
+    sa.select(_b.instance_id, _b.path, _b.parent, _b.item_key, _b.item, _b.position, _b.status, _b.state)
+    .where(_b.instance_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(_b.instance_id, _b.parent, _b.idx)
+)
+
+
 def shown_status(status: str, wake_at: datetime | None, now: datetime) -> str:
     """The status people see: ``waiting`` for a running instance that is not due (a timer, a reply)."""
     if status == "running" and (wake_at is None or wake_at > now):
@@ -108,34 +139,11 @@ def order_status(
     if not value:
         raise ConfigError(f"status query: no value for business key {key!r}")
     now = now or utcnow()
-    t, k, b = process_instances.c, process_keys.c, process_branches.c
-    query = (
-        sa.select(
-            t.id,
-            t.definition_hash,
-            t.state,
-            t.status,
-            t.position,
-            t.data,
-            t.error,
-            t.wake_at,
-            t.created_at,
-            t.updated_at,
-        )
-        .select_from(process_keys.join(process_instances, t.id == k.instance_id))
-        .where(k.process == process, k.name == key, k.value == value)
-        .order_by(t.updated_at.desc(), t.id.desc())
-        .limit(limit)
-    )
     with store.errors("status query"), reader(store.engine).connect() as conn:
-        rows = conn.execute(query).all()
+        rows = conn.execute(_BY_KEY, {"process": process, "name": key, "value": value, "limit": limit}).all()
         if not rows:
             return []
-        branch_rows = conn.execute(
-            sa.select(b.instance_id, b.path, b.parent, b.item_key, b.item, b.position, b.status, b.state)
-            .where(b.instance_id.in_([r.id for r in rows]))
-            .order_by(b.instance_id, b.parent, b.idx)
-        ).all()
+        branch_rows = conn.execute(_BRANCHES, {"ids": [r.id for r in rows]}).all()
         definitions = {r.definition_hash: store.definition(conn, r.definition_hash) for r in rows}
     by_instance: dict[str, list[Any]] = {}
     for branch in branch_rows:
