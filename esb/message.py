@@ -46,6 +46,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(when: datetime | None) -> str:
+    """Return an ISO 8601 UTC time with milliseconds (``2026-12-06T08:00:00.000Z``), or '-'."""
+    if when is None:
+        return "-"
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclasses.dataclass(slots=True)
 class Message:
     """One message: an envelope around a body.

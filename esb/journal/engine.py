@@ -105,6 +105,12 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(**{_WRITE_OPTION: True})
 
 
+def reader(engine: Engine) -> Engine:
+    """Return a view of ``engine`` (same pool) whose transactions only read: a deferred ``BEGIN`` on
+    SQLite, which WAL never blocks, even on a view made by :func:`writer`."""
+    return engine.execution_options(**{_WRITE_OPTION: False})
+
+
 class DatabaseErrors:
     """A context manager turning SQLAlchemy errors into :class:`TransportError` with the URL masked.
 

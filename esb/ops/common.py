@@ -14,6 +14,7 @@ import orjson
 from esb.config.durations import parse_duration
 from esb.exceptions import ConfigError
 from esb.journal import Journal
+from esb.message import iso as iso  # the commands' time format, kept here for them
 from esb.project import Project
 
 _AGO = re.compile(r"^\d+(\.\d+)?\s*(ms|s|m|h|d)?$")
@@ -61,15 +62,9 @@ def parse_key(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-def iso(when: datetime | None) -> str:
-    """Return an ISO 8601 UTC time with milliseconds, or '-'."""
-    if when is None:
-        return "-"
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def to_json(value: Any) -> str:
     """Serialise for ``--json`` output (datetimes as ISO, bytes as text)."""
+
     def default(obj: Any) -> Any:
         if isinstance(obj, bytes | bytearray | memoryview):
             return bytes(obj).decode("utf-8", "backslashreplace")

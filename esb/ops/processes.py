@@ -24,6 +24,7 @@ from esb.ops.common import iso, table
 from esb.process.definition import Process, walk
 from esb.process.engine import CancelAnswer, ProcessStore, request_cancel
 from esb.process.engine.inbox import CANCEL
+from esb.process.engine.query import shown_status
 from esb.process.engine.records import DONE, WAITING
 from esb.process.engine.retry import RetryAnswer
 from esb.process.engine.retry import retry as engine_retry
@@ -90,13 +91,6 @@ class Detail:
     def as_dict(self) -> dict[str, Any]:
         """Return the detail for ``--json``."""
         return asdict(self)
-
-
-def shown_status(status: str, wake_at: datetime | None, now: datetime) -> str:
-    """The status people see: ``waiting`` for a running instance that is not due (a timer, a reply)."""
-    if status == "running" and (wake_at is None or wake_at > now):
-        return "waiting"
-    return status
 
 
 def _status_clause(statuses: Sequence[str], now: datetime) -> Any:

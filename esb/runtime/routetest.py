@@ -3,9 +3,10 @@
 A route test feeds one input message to the route's worker -- the same :class:`RouteWorker` the hub
 runs, with the pipeline built from routes.yaml -- and replaces every endpoint with an in-memory mock:
 sinks capture what they are given, enrich (request-reply) endpoints answer with a given body or raise a
-given error. Nothing touches the network or the disk (the journal is an in-memory SQLite one per case),
-and the worker does not wait between redeliveries. Each case says how the message must end and what
-each endpoint must have received::
+given error. Nothing touches the network or the disk (the journal is an in-memory SQLite one per case;
+a step reading the journal's database, ``process_status``, gets an empty in-memory one), and the worker
+does not wait between redeliveries. Each case says how the message must end and what each endpoint must
+have received::
 
     route: crm-order-to-iom                  # optional: the file name without _test.yaml
     cases:
@@ -179,6 +180,11 @@ class MockedProject(Project):
     def of(cls, project: Project) -> MockedProject:
         """Return ``project`` with mocked endpoints, sharing its compiled transforms and schemas."""
         fields = {f.name: getattr(project, f.name) for f in dataclasses.fields(Project)}
+        settings = project.settings
+        # steps that read the journal's database (process_status) get an empty in-memory one, never the disk
+        fields["settings"] = settings.model_copy(
+            update={"journal": settings.journal.model_copy(update={"url": "sqlite://"})}
+        )
         mocked = cls(**fields)
         mocked.__dict__["transforms"] = project.transforms
         mocked.__dict__["model"] = project.model

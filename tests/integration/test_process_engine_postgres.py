@@ -11,11 +11,12 @@ from esb.process.engine import ProcessStore, Runner
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
 from tests.unit import test_process_engine as _cases
 from tests.unit import test_process_engine_branches as _branch_cases
+from tests.unit import test_process_status_query as _status_cases
 
 pytestmark = pytest.mark.integration
 
 # The same test functions and fixtures, collected here with this module's `store_url`.
-for _module in (_cases, _branch_cases):
+for _module in (_cases, _branch_cases, _status_cases):
     globals().update({name: obj for name, obj in vars(_module).items() if name.startswith("test_")})
 store = _cases.store
 clock = _cases.clock

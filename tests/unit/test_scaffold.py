@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from esb.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("routes.yaml", "config", "transforms", "canonical_model")
+PROJECT_FILES = ("routes.yaml", "config", "transforms", "canonical_model", "processes")
 
 
 @pytest.fixture

@@ -34,7 +34,9 @@ class BuildContext(Protocol):
 
 
 class LintContext(Protocol):
-    """What a kind's ``lint`` gets: the project's checks, each adding a finding at ``path``."""
+    """What a kind's ``lint`` gets: the project, and its checks, each adding a finding at ``path``."""
+
+    project: Any
 
     def add(self, path: PathKey, problem: str) -> None:
         """Record a finding about routes.yaml at ``path``."""
