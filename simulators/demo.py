@@ -175,7 +175,7 @@ def _run(project: Project, messages: int, timeout: float, orders: int, rates: Ra
         orders = 0
     started = time.monotonic()
     systems = ProcessSystems(project)
-    hub = Hub(project, route_ids=list(scenarios), processes=orders > 0)
+    hub = Hub(project, route_ids=_routes_to_run(project, scenarios, orders > 0), processes=orders > 0)
     process_orders: ProcessOrderScenario | None = None
     try:
         if orders:
@@ -198,6 +198,23 @@ def _run(project: Project, messages: int, timeout: float, orders: int, rates: Ra
         systems.stop()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _routes_to_run(project: Project, scenarios: dict[str, Scenario], processes: bool) -> list[str]:
+    """The routes the demo's hub runs: those with a scenario and, with the order mix, every route that
+    feeds a process trigger (crm-cancel-to-hub brings the CRM's cancels to order_cancellation)."""
+    wanted = list(scenarios)
+    if processes:
+        from esb.process.loader import load_processes  # late: the demo loads no process code unless used
+        from esb.runtime.process_service import process_endpoints
+
+        triggers = set(process_endpoints(load_processes(project.root)))
+        wanted += [
+            r.id
+            for r in project.routes
+            if r.enabled and r.id not in wanted and triggers & set(r.destinations())
+        ]
+    return wanted
 
 
 def _wait_orders(
