@@ -52,18 +52,26 @@ def _finding(doc: Located, path: tuple[str | int, ...], problem: str) -> str:
     return f"{doc.where(path)}: {format_path(path)}: {problem}"
 
 
-def _check_target(project: Any, target: str, name: str, canonical: list[str]) -> str:
+def target_enum(project: Any, target: str) -> tuple[list[Any] | None, str]:
+    """The enumeration of the field ``<schema>:<field path>`` names (None: any value), or a problem."""
     schema, sep, field = target.partition(":")
     if not sep or not field:
-        return f"target {target!r}: write it as '<schema>:<field path>' (trouble_ticket.v1:severity)"
+        return None, f"target {target!r}: write it as '<schema>:<field path>' (trouble_ticket.v1:severity)"
     try:
         top = bind(project.model.schema(schema), project.model.resources())
     except ConfigError as exc:
-        return f"target {target!r}: {exc}"
+        return None, f"target {target!r}: {exc}"
     found = follow(top, parse_display(field))
     if found.problem:
-        return f"target {target!r}: {found.problem} of {schema}: fix the field path"
-    allowed = found.enum()
+        return None, f"target {target!r}: {found.problem} of {schema}: fix the field path"
+    return found.enum(), ""
+
+
+def _check_target(project: Any, target: str, name: str, canonical: list[str]) -> str:
+    allowed, problem = target_enum(project, target)
+    if problem:
+        return problem
+    schema, _, field = target.partition(":")
     bad = [v for v in canonical if allowed is not None and v not in allowed]
     if not bad:
         return ""
