@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from esb.decision.table import Table
 from esb.exceptions import DecisionError, MappingError
 from esb.expressions import Expression, message_view
 from esb.message import Message
 from esb.processors.routing import set_path
+
+
+class DecisionTable(Protocol):
+    """What the step needs of a table (:class:`esb.decision.Table`; processors do not import config)."""
+
+    name: str
+    hit_policy: str
+
+    def decide(self, data: Mapping[str, Any]) -> Any:
+        """The decision for ``data``: an object with ``value`` (and ``rules``)."""
 
 
 class Decider:
@@ -21,7 +30,7 @@ class Decider:
     """
 
     def __init__(
-        self, table: Table, inputs: Expression | Mapping[str, Expression], into: str, *, required: bool = True
+        self, table: DecisionTable, inputs: Expression | Mapping[str, Expression], into: str, *, required: bool = True
     ) -> None:
         self.table = table
         self.inputs = inputs
