@@ -204,3 +204,10 @@ def test_codelist_target_lint_catches_a_value_the_schema_refuses(tmp_path: Path)
         in findings[0]
     )
     assert "allowed: critical, major, minor" in findings[0]
+
+
+def test_a_clean_table_lints_clean_and_is_not_taken_for_a_mapping(tmp_path: Path) -> None:
+    """A valid table under transforms/tables/ gives no finding: the transform registry leaves it alone."""
+    project = project_with(tmp_path, {"t": spec("unique", [["hz", "-", "a"], ["nb", "-", "b"]])})
+    assert project.transforms.names() == []
+    assert Linter(project).run() == []
