@@ -30,7 +30,12 @@ class Decider:
     """
 
     def __init__(
-        self, table: DecisionTable, inputs: Expression | Mapping[str, Expression], into: str, *, required: bool = True
+        self,
+        table: DecisionTable,
+        inputs: Expression | Mapping[str, Expression],
+        into: str,
+        *,
+        required: bool = True,
     ) -> None:
         self.table = table
         self.inputs = inputs

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from esb.config.findings import is_warning
 from esb.decision.lint import table_findings
 from esb.lint import Linter
 from esb.project import Project
@@ -211,3 +212,23 @@ def test_a_clean_table_lints_clean_and_is_not_taken_for_a_mapping(tmp_path: Path
     project = project_with(tmp_path, {"t": spec("unique", [["hz", "-", "a"], ["nb", "-", "b"]])})
     assert project.transforms.names() == []
     assert Linter(project).run() == []
+
+
+def test_a_code_list_without_targets_is_a_warning(tmp_path: Path) -> None:
+    """A list naming no targets (how 112's severity slipped through) is a warning; targets: [] silences it."""
+    shutil.copytree(REPO / "canonical_model", tmp_path / "canonical_model")
+    lists = tmp_path / "canonical_model" / "codelists.yaml"
+    text = lists.read_text(encoding="utf-8")
+    lists.write_text(text.replace('  targets: ["trouble_ticket.v1:severity"]\n', ""), encoding="utf-8")
+    project = make_project(tmp_path, [], ENDPOINTS)
+    [finding] = check_codelist_targets(project)
+    assert is_warning(finding)
+    assert finding.startswith("canonical_model/codelists.yaml:")
+    assert "trouble_ticket_severity: names no targets" in finding
+    assert check_codelist_targets(make_project_with_lists(tmp_path, text)) == []
+
+
+def make_project_with_lists(tmp_path: Path, text: str) -> Project:
+    """The project again with ``text`` as its code lists."""
+    (tmp_path / "canonical_model" / "codelists.yaml").write_text(text, encoding="utf-8")
+    return make_project(tmp_path, [], ENDPOINTS)
