@@ -122,6 +122,8 @@ def parse_cell(raw: Any, kind: str) -> Cell:
     if raw is None:
         return ANY
     if isinstance(raw, list):
+        if len(raw) == 1 and isinstance(raw[0], str) and ".." in raw[0]:
+            raise CellError(f"YAML read [{raw[0]}] as a list: quote a range in YAML ('[{raw[0]}]')")
         parts = [parse_cell(item, kind) for item in raw]
         return Cell(
             any=any(p.any for p in parts),

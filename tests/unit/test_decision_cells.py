@@ -38,6 +38,14 @@ def test_cell_matches(text: str, kind: str, value: Any, matches: bool) -> None:
     assert parse_cell(text, kind).matches(read) is matches
 
 
+def test_an_unquoted_yaml_range_is_explained() -> None:
+    """[1..5] unquoted in YAML is a one-item list: the error says to quote it."""
+    with pytest.raises(
+        CellError, match=r"YAML read \[1\.\.5\] as a list: quote a range in YAML \('\[1\.\.5\]'\)"
+    ):
+        parse_cell(["1..5"], "integer")
+
+
 def test_yaml_scalars_and_lists_are_cells() -> None:
     """A YAML number, boolean or list in a cell is read like its text form."""
     assert parse_cell(3, "integer").matches(3)
