@@ -129,6 +129,9 @@ def _columns(
             found.add((*path, "name"), f"column {spec['name']!r} is declared twice")
         seen.add(spec["name"])
         values: tuple[Any, ...] = ()
+        if not isinstance(spec.get("values") or [], list):
+            found.add((*path, "values"), f"values: a list of the allowed values, got {spec['values']!r}")
+            continue
         try:
             values = tuple(
                 coerce(v, "string" if kind == "endpoint" else kind) for v in spec.get("values") or []

@@ -200,6 +200,11 @@ def test_csv_mistakes_are_findings_with_file_and_line(tmp_path: Path, csv: str, 
             id="unknown-column",
         ),
         pytest.param(
+            table("first", [["-", "-", "a"]], [{"name": "team", "type": "string", "values": "a, b"}]),
+            "values: a list of the allowed values, got 'a, b'",
+            id="values-not-a-list",
+        ),
+        pytest.param(
             table("first", [["-", "-", "a"]], [{"name": "n", "type": "integer"}]),
             "rule 1: output n: expected an integer, got 'a'",
             id="output-type",
