@@ -39,9 +39,12 @@ class Hub:
         *,
         route_ids: list[str] | None = None,
         loader: Callable[[], Project] | None = None,
+        processes: bool | None = None,
     ) -> None:
         self.project = project
         self.route_ids = route_ids
+        #: run the process service: None (default) when every route runs, True also beside chosen routes
+        self.with_processes = route_ids is None if processes is None else processes
         self.journal = Journal(project.settings.journal.url, keep_bodies=project.settings.journal.keep_bodies)
         self.metrics = Metrics()
         self.control = RouteControl(project.settings.journal.url)
@@ -163,7 +166,7 @@ class Hub:
         At start a service that cannot start stops the hub; on a reload it is logged and raised to
         :meth:`reload`, and the routes keep running.
         """
-        if self.route_ids is not None:
+        if not self.with_processes:
             return  # esb run --route X: only the routes named
         service = ProcessService(self.project, self.journal, self.metrics.process)
         if not service.enabled:
@@ -199,8 +202,9 @@ class Hub:
         data_dir = make_folder(self.project.settings.data_dir)
         changed = tighten_tree(data_dir)
         if changed:
-            self.log.warning("data files were readable by others: modes tightened", files=changed,
-                             data_dir=str(data_dir))
+            self.log.warning(
+                "data files were readable by others: modes tightened", files=changed, data_dir=str(data_dir)
+            )
 
     # -- following operators ------------------------------------------------------------------------
     def _supervise(self) -> None:

@@ -10,6 +10,7 @@ endpoint (``processes.dead_letter``) and journaled ``dead_lettered`` with its re
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from esb.codec import json_body
 from esb.exceptions import MessageError, TransportError, error_reason
+from esb.expressions import Expression
 from esb.journal import Journal
 from esb.logging import get_logger
 from esb.message import Message, utcnow
@@ -39,6 +41,17 @@ class UnmatchedMessageError(MessageError):
     """A message on a process endpoint that no process starts on and no instance awaits (or too late)."""
 
     reason = "unmatched-process-message"
+
+
+def ignored(processes: Iterable[Process], endpoint: str, message: Message) -> tuple[str, str] | None:
+    """Return ``(process, reason)`` of the first ``ignore`` rule that takes ``message`` on ``endpoint``."""
+    for process in processes:
+        for index, rule in enumerate(process.ignore):
+            if rule.from_ != endpoint or (rule.type is not None and message.type != rule.type):
+                continue
+            if rule.when is None or Expression(rule.when, f"ignore[{index}].when").truthy(message):
+                return process.process, rule.reason
+    return None
 
 
 def inlet_route(endpoint: str) -> str:
@@ -85,6 +98,9 @@ class ProcessInlet:
         """
         if self.json and isinstance(message.body, bytes | str):
             message = message.replace(body=json_body(message.body, f"{self.endpoint}: process message"))
+        if (rule := ignored(self.awaiting, self.endpoint, message)) is not None:
+            self._ignore(message, *rule)
+            return
         if correlations(self.awaiting, self.endpoint, message):
             self._reply(message)
             return
@@ -102,6 +118,13 @@ class ProcessInlet:
             return
         for process in starting:
             self._start(process, message)
+
+    def _ignore(self, message: Message, process: str, reason: str) -> None:
+        """Ack a message an ``ignore`` rule takes: journaled ``filtered`` with the rule's reason."""
+        route = inlet_route(self.endpoint)
+        if self.notes.journal.received(route, message):
+            detail = {"ignored_by": process, "reason": reason}
+            self.notes.journal.event(route, message, "filtered", detail=detail)
 
     def _start(self, process: Process, message: Message) -> None:
         """Start an instance (the same trigger id twice gives the first instance) and journal it."""

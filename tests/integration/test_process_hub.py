@@ -49,6 +49,10 @@ steps:
       into: activation
   - name: done
     set_state: completed
+ignore:
+  - from: oss.results
+    when: "body.result == 'ACK'"
+    reason: OSS acknowledges each request before its result
 """
 
 ENDPOINTS: dict[str, dict[str, Any]] = {
@@ -196,6 +200,26 @@ def test_a_late_reply_is_dead_lettered_with_its_reason(project: Project, hub: Hu
     with Journal(project.settings.journal.url) as journal:
         states = [e.state for e in journal.history(late.id) if e.route == "process:oss.results"]
     assert states[-1] == "dead_lettered"
+
+
+def test_a_message_an_ignore_rule_takes_is_journaled_filtered_not_dead_lettered(
+    project: Project, hub: Hub
+) -> None:
+    """A message on a process endpoint that no await takes but an ignore rule does is acked and
+    journaled filtered with the rule's reason; nothing reaches the dead-letter endpoint."""
+    ack = send(project, "oss.results", {"orderId": "o-10", "result": "ACK"})
+
+    def final() -> str | None:
+        with Journal(project.settings.journal.url) as journal:
+            states = [e for e in journal.history(ack.id) if e.route == "process:oss.results"]
+        return states[-1].state if states else None
+
+    assert wait_for(lambda: final() == "filtered")
+    with Journal(project.settings.journal.url) as journal:
+        [event] = [e for e in journal.history(ack.id) if e.state == "filtered"]
+    reason = "OSS acknowledges each request before its result"
+    assert event.detail == {"ignored_by": "activation", "reason": reason}
+    assert take(project, "esb.process_dead", timeout=0.5) is None
 
 
 def test_an_unknown_trigger_type_is_dead_lettered(project: Project, hub: Hub) -> None:
