@@ -11,6 +11,7 @@
     │   ├── SchemaValidationError fails a canonical JSON Schema; carries every error with its JSON path
     │   ├── MappingError          a transform rule failed; names the rule and the source path
     │   ├── UnknownMessageTypeError  no mapping or route knows this message type
+    │   ├── DecisionError         a decision table cannot decide: bad input, no rule, two rules under unique
     │   └── StateTransitionError  a state change the canonical state machine forbids
     ├── TransportError            retryable: the peer could not be reached (endpoint shown masked)
     └── RemoteError               delivered but refused by the peer (e.g. a SOAP Fault); retryable or not
@@ -113,6 +114,17 @@ class UnknownMessageTypeError(MessageError):
     """No route step or mapping knows what to do with this kind of message."""
 
     reason = "unknown-message-type"
+
+
+class DecisionError(MessageError):
+    """A decision table could not decide for this message: names the table and what was wrong."""
+
+    reason = "decision-error"
+
+    def __init__(self, table: str, detail: str) -> None:
+        self.table = table
+        self.detail = detail
+        super().__init__(f"decision table {table!r}: {detail}")
 
 
 class StateTransitionError(MessageError):

@@ -19,6 +19,7 @@ from esb.config.catalog import catalog_findings
 from esb.config.steps import kind_of, kinds
 from esb.config.steps.transform import TransformStep
 from esb.config.yamlpos import PathKey, format_path
+from esb.decision.lint import table_findings
 from esb.exceptions import ConfigError
 from esb.expressions import validate_expression
 from esb.process.lint import process_findings
@@ -194,6 +195,18 @@ class Linter:
         """A canonical schema must exist under canonical_model/."""
         self.check_name(name, self._schemas, path, "schema", "canonical_model/")
 
+    def check_table(self, name: str, path: PathKey) -> Any:
+        """A decision table must exist under transforms/tables/ and load: return it, or None."""
+        tables = self.project.tables
+        if name not in tables.names():
+            self.check_name(name, set(tables.names()), path, "decision table", "transforms/tables/")
+            return None
+        try:
+            return tables.get(name)
+        except ConfigError:
+            self.add(path, f"decision table {name!r} does not load (its findings are listed apart)")
+            return None
+
     def check_expression(self, text: str, path: PathKey) -> None:
         """An expression must be valid JMESPath."""
         problem = validate_expression(text)
@@ -210,6 +223,7 @@ class Linter:
             self.findings.extend(check_codelist_targets(self.project))
         if self._schemas is not None:
             self.findings.extend(_safe(lambda: self.project.model.check(), "canonical_model"))
+        self.findings.extend(table_findings(self.project))
         self.findings.extend(declaration_findings(self.project.root))
         self.findings.extend(catalog_findings(self.project))
         self.findings.extend(process_findings(self.project))

@@ -111,6 +111,13 @@ class Project:
         return TransformRegistry(self.root)
 
     @cached_property
+    def tables(self) -> Any:
+        """The project's TableRegistry (decision tables under transforms/tables/, loaded once)."""
+        from esb.decision import TableRegistry
+
+        return TableRegistry(self.root)
+
+    @cached_property
     def model(self) -> Any:
         """The project's ModelRegistry (canonical schemas, validators compiled once)."""
         from esb.model.registry import ModelRegistry

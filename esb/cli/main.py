@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "lint": "esb.cli.lint_cmd:lint",
     "test": "esb.cli.test_cmd:test",
     "transform": "esb.cli.transform_cmd:transform",
+    "decide": "esb.cli.decide_cmd:decide",
     "send": "esb.cli.send_cmd:send",
     "schema": "esb.cli.schema_cmd:schema",
     "model": "esb.cli.model_cmd:model",

@@ -8,6 +8,8 @@ import click
 import orjson
 
 from esb.cli.main import Obj
+from esb.decision.registry import TableRegistry
+from esb.decision.testrun import TableTestFile, is_table_test
 from esb.exceptions import ConfigError
 from esb.model.registry import ModelRegistry
 from esb.project import Project
@@ -24,12 +26,14 @@ def test(obj: Obj, paths: tuple[Path, ...], as_json: bool) -> None:
     """Run the *_test.yaml files under PATHS (default: transforms/ and tests/routes/).
 
     A file under tests/routes/ (or one that names a route:) is a whole-route test, run through the
-    route's real worker with mocked endpoints; any other is a mapping test. Prints PASS/FAIL per case
+    route's real worker with mocked endpoints; one under transforms/tables/ (or one that names a
+    table:) tests a decision table; any other is a mapping test. Prints PASS/FAIL per case
     with a diff on failure. Exit 0 when all pass, 1 when any fails, 2 when a test file is broken.
     """
     project: Path = obj.project
     registry = TransformRegistry(project)
     model = ModelRegistry(project / "canonical_model")
+    tables = TableRegistry(project)
     roots = list(paths) or [registry.root, *[p for p in [project / ROUTE_TESTS_DIR] if p.is_dir()]]
     files = find_test_files(*roots)
     results: list[CaseResult] = []
@@ -37,7 +41,9 @@ def test(obj: Obj, paths: tuple[Path, ...], as_json: bool) -> None:
     loaded: list[Project] = []
     for file in files:
         try:
-            if is_route_test(file, project):
+            if is_table_test(file, project):
+                results.extend(TableTestFile(file, tables).run())
+            elif is_route_test(file, project):
                 if not loaded:
                     loaded.append(Project.load(project, obj.env))
                 results.extend(RouteTestFile(file, loaded[0]).run())

@@ -188,6 +188,7 @@ class MockedProject(Project):
         mocked = cls(**fields)
         mocked.__dict__["transforms"] = project.transforms
         mocked.__dict__["model"] = project.model
+        mocked.__dict__["tables"] = project.tables
         return mocked
 
     def mock(self, endpoint: str) -> MockEndpoint:

@@ -12,6 +12,8 @@ from esb.transforms.loader import load_transform
 
 TRANSFORMS_DIR = "transforms"
 TEST_SUFFIX = "_test.yaml"
+#: The folder of decision tables (esb.decision), not mappings.
+TABLES = "tables"
 
 
 class TransformRegistry:
@@ -30,7 +32,7 @@ class TransformRegistry:
             if self.root.is_dir():
                 for path in sorted(self.root.rglob("*.yaml")):
                     rel = path.relative_to(self.root)
-                    if path.name.endswith(TEST_SUFFIX) or "samples" in rel.parts:
+                    if path.name.endswith(TEST_SUFFIX) or "samples" in rel.parts or rel.parts[0] == TABLES:
                         continue
                     files[rel.with_suffix("").as_posix()] = path
             self._files = files

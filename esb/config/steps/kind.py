@@ -56,6 +56,9 @@ class LintContext(Protocol):
     def check_steps(self, steps: Sequence[Any], path: PathKey) -> None:
         """Check nested steps (a branch's)."""
 
+    def check_table(self, name: str, path: PathKey) -> Any:
+        """A decision table must exist and load: return it, or None (and a finding)."""
+
 
 def no_checks(step: Any, path: PathKey, lint: LintContext) -> None:
     """The lint of a kind with nothing to cross-check beyond its model."""
