@@ -129,20 +129,26 @@ class Runner:
         return claimed
 
     def advance(self, claim: Claim) -> None:
-        """Run the claimed instance's steps until it waits or ends, then give the lease back."""
+        """Run the claimed instance's steps until it waits or ends, then give the lease back.
+
+        A step that waits goes on at once instead when its own write saw a cancel request waiting
+        (the cancel woke the instance before that write set its timer).
+        """
         self._lease_until = self.clock() + timedelta(seconds=self.lease)
         try:
             for _ in range(MAX_STEPS_PER_CLAIM):
                 try:
-                    if not self._tick(claim):
+                    if not self._tick(claim) and not _cancel_waiting(claim.seen.row):
                         break
                 except (LeaseLostError, TransportError):
                     raise  # taken over, or the database is away: nothing was written
                 except Exception as exc:  # a bad expression, transform or datum: stop this instance, visibly
+                    claim.seen.row = None  # its transaction rolled back: what it returned was not written
                     self._stuck(claim, exc)
                     break
                 self.ensure_lease(claim, self.lease / 2)  # renewed when half is used, not on every step
-            self.store.release(claim)
+            if claim.seen.row is None or claim.seen.row.lease_owner is not None:
+                self.store.release(claim)  # (an end gives the lease back in its own write)
         except LeaseLostError:
             return  # another runner has it now; nothing of ours was written
 
@@ -160,14 +166,23 @@ class Runner:
             self._lease_until = now + timedelta(seconds=seconds + self.lease)
 
     def _tick(self, claim: Claim) -> bool:
-        """Run one step (or one undo) of the instance; True to go on at once."""
-        with self.store.errors("read"), self.store.engine.begin() as conn:
-            row = self.store.instance(conn, claim.instance_id)
-            definition = self.store.definition(conn, row.definition_hash)
-            if row.fence != claim.fence:
-                raise LeaseLostError(f"instance {row.id}: taken over")
-            if row.status in ("running", "alert") and self._cancel_requested(conn, claim, row, definition):
-                return True
+        """Run one step (or one undo) of the instance; True to go on at once.
+
+        The row is the one the claim or the last write returned (read only when there is none); the
+        inbox is looked at for a cancel only when that row says one waits.
+        """
+        row = claim.seen.row
+        if row is None:
+            with self.store.errors("read"), self.store.engine.begin() as conn:
+                row = self.store.instance(conn, claim.instance_id)
+            claim.seen.row = row
+        if row.fence != claim.fence:
+            raise LeaseLostError(f"instance {row.id}: taken over")
+        definition = self.store.definition(None, row.definition_hash)
+        if _cancel_waiting(row):
+            with self.store.errors("cancel"), self.store.engine.begin() as conn:
+                if self._cancel_requested(conn, claim, row, definition):
+                    return True
         if row.status in ("compensating", "cancelling"):
             return undo.step(self, claim, row, definition)
         if row.position >= len(definition.steps):
@@ -191,3 +206,8 @@ class Runner:
             pass
         self.store.guard(conn, claim, status="cancelling", state=state, wake_at=self.clock(), error=None)
         return True
+
+
+def _cancel_waiting(row: Any) -> bool:
+    """True when ``row`` (running or alert) was written or read while a cancel request waited for it."""
+    return row is not None and row.status in ("running", "alert") and bool(row.cancel_waiting)

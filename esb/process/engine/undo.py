@@ -170,23 +170,29 @@ def _final_state(machine: str, state: str, ending: str) -> str:
 
 
 def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str) -> None:
-    """End the instance (``completed``, ``partial``, ``failed`` or ``cancelled``); later replies are dead."""
+    """End the instance (``completed``, ``partial``, ``failed`` or ``cancelled``); later replies are dead.
+
+    The same write gives the lease back (an ended instance is never claimed again).
+    """
     final = ending in ("completed", "partial")
     state = row.state if final else _final_state(definition.machine, row.state, ending)
     with runner.store.errors("end"), runner.store.engine.begin() as conn:
-        runner.store.guard(conn, claim, status=ending, state=state, wake_at=None)
+        runner.store.guard(
+            conn, claim, status=ending, state=state, wake_at=None, lease_owner=None, lease_until=None
+        )
         s = process_steps.c
         conn.execute(
             process_steps.update()
             .where(s.instance_id == row.id, s.state == WAITING)
             .values(state=CLOSED, ended_at=runner.clock(), error=f"the instance ended ({ending})")
         )
-        b = process_branches.c
-        conn.execute(
-            process_branches.update()
-            .where(b.instance_id == row.id, b.status.in_(OPEN))
-            .values(status="cancelled", wake_at=None)
-        )
+        if any(isinstance(outer, ParallelStep | ForeachStep) for outer in definition.steps):
+            b = process_branches.c  # (branch rows exist only under a top-level parallel or foreach)
+            conn.execute(
+                process_branches.update()
+                .where(b.instance_id == row.id, b.status.in_(OPEN))
+                .values(status="cancelled", wake_at=None)
+            )
         k = process_keys.c
         values = [r.value for r in conn.execute(sa.select(k.value).where(k.instance_id == row.id))]
         bury(
