@@ -17,7 +17,8 @@ from esb.process.steps import Retry
 from esb.processors.routing import set_path
 
 #: Step row states (``closed``: a wait left open when its instance was cancelled or failed).
-DONE, FAILED, WAITING, TIMED_OUT, CLOSED = "done", "failed", "waiting", "timed_out", "closed"
+DONE, FAILED, TIMED_OUT = "done", "failed", "timed_out"
+WAITING, CLOSED = statements.WAITING, statements.CLOSED
 
 
 def view(data: Any, keys: dict[str, str], state: str) -> dict[str, Any]:

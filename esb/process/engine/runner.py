@@ -30,7 +30,7 @@ from esb.process.engine.resources import Resources
 from esb.process.engine.stepkinds import StepKinds
 from esb.process.engine.store import STUCK, Claim, LeaseLostError, ProcessStore
 from esb.process.engine.tables import process_instances
-from esb.process.steps import ForeachStep, ParallelStep
+from esb.process.steps import CallStep, ForeachStep, ParallelStep, StepBase
 
 #: Steps one claim runs at most before the instance goes back to the queue (a goto loop cannot hog).
 MAX_STEPS_PER_CLAIM = 100
@@ -161,9 +161,30 @@ class Runner:
     def ensure_lease(self, claim: Claim, seconds: float) -> None:
         """Make the lease last at least ``seconds`` more (before a long call, when half of it is used)."""
         now = self.clock()
-        if now + timedelta(seconds=seconds) > self._lease_until:
+        if now + timedelta(seconds=seconds) > self._held_until(claim):
             self.store.extend(claim, seconds + self.lease, now)
             self._lease_until = now + timedelta(seconds=seconds + self.lease)
+
+    def lease_ahead(self, claim: Claim, step: StepBase | None) -> dict[str, datetime]:
+        """The lease end to write with a move on to ``step`` at once, if that step needs a longer one.
+
+        Before a ``call`` :meth:`ensure_lease` extends the lease past its timeout; written with the move
+        that leads to it, the extension needs no transaction of its own (the check before the call
+        still extends it should the time between run short).
+        """
+        if not isinstance(step, CallStep):
+            return {}
+        now = self.clock()
+        if now + timedelta(seconds=step.call.timeout) <= self._held_until(claim):
+            return {}
+        return {"lease_until": now + timedelta(seconds=step.call.timeout + self.lease)}
+
+    def _held_until(self, claim: Claim) -> datetime:
+        """The end of the lease as the claim's last write left it (else as this runner last set it)."""
+        row = claim.seen.row
+        if row is not None and row.lease_until is not None:
+            return row.lease_until  # type: ignore[no-any-return]
+        return self._lease_until
 
     def _tick(self, claim: Claim) -> bool:
         """Run one step (or one undo) of the instance; True to go on at once.

@@ -11,6 +11,9 @@ so executing it binds parameters instead of building a Core expression and its k
   the columns set are the parameters' keys. Both return ``cancel_waiting``: whether a cancel request
   waits in the inbox for the instance, seen under the write's lock, so the runner looks for one only
   when there is one.
+- ``close_waiting`` and ``bury_ended``: what an end writes besides the instance: its open waits closed,
+  and every reply still waiting for one of its business keys (or its id) marked dead, in one
+  ``UPDATE`` each.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import sqlalchemy as sa
 
 from esb.journal.statements import insert_ignore
 from esb.process.engine.tables import process_inbox, process_instances, process_keys, process_steps
+
+#: A step row that still waits (a wait or an await); ``closed``: one left open when its instance ended.
+WAITING, CLOSED = "waiting", "closed"
 
 #: The reply name of a cancel request in the inbox.
 CANCEL = "esb.cancel"
@@ -60,11 +66,13 @@ class EngineStatements:
     read: Any
     add_step: Any
     add_keys: Any
+    close_waiting: Any
+    bury_ended: Any
 
     @classmethod
     def build(cls, dialect: str) -> EngineStatements:
         """Build every statement for ``dialect`` (``sqlite`` or ``postgresql``)."""
-        t = process_instances
+        t, i = process_instances, process_inbox.c
         now = sa.bindparam("now", type_=t.c.lease_until.type)
         free = sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now)
         due = (
@@ -93,6 +101,24 @@ class EngineStatements:
             read=sa.select(*row, cancel_waiting()).where(t.c.id == sa.bindparam("iid")),
             add_step=sa.insert(process_steps),
             add_keys=insert_ignore(dialect, process_keys),
+            close_waiting=sa.update(process_steps)
+            .where(process_steps.c.instance_id == sa.bindparam("iid"), process_steps.c.state == WAITING)
+            .values(state=CLOSED, ended_at=sa.bindparam("closed_at"), error=sa.bindparam("why")),
+            bury_ended=sa.update(process_inbox)
+            .where(
+                i.process == sa.bindparam("pname"),
+                i.status == "waiting",
+                i.reply_name != CANCEL,
+                sa.or_(
+                    i.correlation_key.in_(
+                        sa.select(process_keys.c.value).where(
+                            process_keys.c.instance_id == sa.bindparam("iid")
+                        )
+                    ),
+                    i.correlation_key == sa.bindparam("iid"),
+                ),
+            )
+            .values(status="dead", reason=sa.bindparam("why")),
         )
 
 

@@ -19,13 +19,10 @@ import sqlalchemy as sa
 from esb.exceptions import StateTransitionError
 from esb.model.states import check_transition
 from esb.process.definition import Process, idempotency_key, walk
-from esb.process.engine import calls
-from esb.process.engine.inbox import bury
+from esb.process.engine import calls, statements
 from esb.process.engine.records import (
-    CLOSED,
     DONE,
     FAILED,
-    WAITING,
     add_step,
     backoff,
     business_keys,
@@ -33,7 +30,7 @@ from esb.process.engine.records import (
     view,
 )
 from esb.process.engine.store import STUCK, Claim
-from esb.process.engine.tables import process_branches, process_keys, process_steps
+from esb.process.engine.tables import process_branches, process_steps
 from esb.process.steps import CallStep, ForeachStep, ParallelStep
 
 if TYPE_CHECKING:
@@ -180,12 +177,9 @@ def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str
         runner.store.guard(
             conn, claim, status=ending, state=state, wake_at=None, lease_owner=None, lease_until=None
         )
-        s = process_steps.c
-        conn.execute(
-            process_steps.update()
-            .where(s.instance_id == row.id, s.state == WAITING)
-            .values(state=CLOSED, ended_at=runner.clock(), error=f"the instance ended ({ending})")
-        )
+        sql = statements.of(conn)
+        closed = f"the instance ended ({ending})"
+        conn.execute(sql.close_waiting, {"iid": row.id, "closed_at": runner.clock(), "why": closed})
         if any(isinstance(outer, ParallelStep | ForeachStep) for outer in definition.steps):
             b = process_branches.c  # (branch rows exist only under a top-level parallel or foreach)
             conn.execute(
@@ -193,8 +187,6 @@ def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str
                 .where(b.instance_id == row.id, b.status.in_(OPEN))
                 .values(status="cancelled", wake_at=None)
             )
-        k = process_keys.c
-        values = [r.value for r in conn.execute(sa.select(k.value).where(k.instance_id == row.id))]
-        bury(
-            conn, row.process, [*values, row.id], None, lambda _m: True, f"instance {row.id} ended ({ending})"
-        )
+        # every reply still waiting for its keys or its id is dead (bury() with every reply fitting)
+        dead = f"instance {row.id} ended ({ending})"
+        conn.execute(sql.bury_ended, {"pname": row.process, "iid": row.id, "why": dead})
