@@ -66,6 +66,7 @@ class Statements:
     def __init__(self, store: ProcessStore) -> None:
         self.begun = 0
         self.reads = 0
+        self.keys = 0
         self.engine = store._engine  # the pool's engine: its listeners hear every view of it (the writer)
         assert self.engine is not None
         event.listen(self.engine, "begin", self._begin)
@@ -77,6 +78,8 @@ class Statements:
     def _execute(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement.lstrip().upper().startswith("SELECT") and "FROM process_instances" in statement:
             self.reads += 1
+        if "INTO process_keys" in statement or "FROM process_keys" in statement:
+            self.keys += 1
 
     def stop(self) -> None:
         """Stop counting."""
@@ -87,7 +90,7 @@ class Statements:
 def test_each_step_is_one_transaction_and_the_instance_is_never_read_between_steps(
     store: ProcessStore, fakes: FakeResources, clock: Clock
 ) -> None:
-    """A 4-step instance runs in 6 transactions (claim, one per step, the end with its release), no read."""
+    """A 4-step instance: 6 transactions (claim, a step each, end with release), no read, keys once."""
     runner = Runner(store, fakes, owner="r", lease=60, clock=clock)
     iid = runner.start(process(FOUR_STEPS), order())
     counted = Statements(store)
@@ -100,6 +103,7 @@ def test_each_step_is_one_transaction_and_the_instance_is_never_read_between_ste
     assert [path for path, _ in steps_of(store, iid)] == ["start", "reserve", "activate", "done"]
     assert counted.begun == 7  # claim, 4 steps, end; and the claim that finds nothing more
     assert counted.reads == 0
+    assert counted.keys == 1  # recorded after the call; the send after it finds no new key
 
 
 def test_the_lease_a_call_needs_is_written_with_the_step_before_it(

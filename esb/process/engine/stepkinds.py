@@ -170,10 +170,16 @@ class StepKinds:
         with self.store.errors("step"), self.store.engine.begin() as conn:
             data = self._into(conn, claim, frame, into, result)
             add_step(conn, frame.row.id, path, DONE, attempt=attempt, key=key, result=result)
-            record_keys(
-                conn, frame.row.process, frame.row.id, business_keys(frame.definition, data, frame.row.state)
-            )
+            self._record_keys(conn, claim, frame, data)
         return True
+
+    def _record_keys(self, conn: sa.Connection, claim: Claim, frame: Frame, data: Any) -> None:
+        """Record the business keys of ``data`` unless this claim recorded them all already."""
+        keys = business_keys(frame.definition, data, frame.row.state)
+        if keys.items() <= claim.seen.keys.items():
+            return
+        record_keys(conn, frame.row.process, frame.row.id, keys)
+        claim.seen.keys = {**claim.seen.keys, **keys}
 
     def _into(
         self, conn: sa.Connection, claim: Claim, frame: Frame, into: str | None, value: Any, **values: Any
@@ -257,12 +263,7 @@ class StepKinds:
                 data = self._into(conn, claim, frame, spec.into, body)
                 if frame.row.status == "alert":  # the reply an operator was alerted about came after all
                     self.store.guard(conn, claim, status="running", error=None)
-                record_keys(
-                    conn,
-                    frame.row.process,
-                    frame.row.id,
-                    business_keys(frame.definition, data, frame.row.state),
-                )
+                self._record_keys(conn, claim, frame, data)
                 return True
             if waiting.deadline is None or now < waiting.deadline:
                 self.frames.move(conn, claim, frame, attempt=frame.attempt, wake_at=waiting.deadline)

@@ -47,12 +47,16 @@ class LeaseLostError(EsbError):
 
 
 class Seen:
-    """The instance row as its claim last wrote or read it (None: not seen yet, read it)."""
+    """The instance row as its claim last wrote or read it (None: not seen yet, read it).
 
-    __slots__ = ("row",)
+    ``keys``: the business keys this claim recorded (a step that finds no new one writes none).
+    """
+
+    __slots__ = ("keys", "row")
 
     def __init__(self, row: Any = None) -> None:
         self.row = row
+        self.keys: dict[str, str] = {}
 
     def keep(self, found: Any) -> None:
         """Keep a returned row; one returned without ``data`` takes the data last seen (or is not kept)."""
