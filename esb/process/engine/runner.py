@@ -87,7 +87,7 @@ class Runner:
         keys = business_keys(process, data, process.initial_state)
         now = self.clock()
         t = process_instances.c
-        with self.store.errors("start"), self.store.engine.begin() as conn:
+        with self.store.begin("start") as conn:
             found = conn.execute(
                 sa.select(t.id).where(t.process == process.process, t.trigger_id == message.id)
             ).first()
@@ -120,12 +120,13 @@ class Runner:
     def run_due(self, limit: int | None = None) -> int:
         """Advance due instances until none is due (or ``limit`` claims); return how many were claimed."""
         claimed = 0
-        while limit is None or claimed < limit:
-            claim = self.store.claim(self.owner, self.lease, self.clock())
-            if claim is None:
-                break
-            claimed += 1
-            self.advance(claim)
+        with self.store.hold():  # one connection for the round's transactions
+            while limit is None or claimed < limit:
+                claim = self.store.claim(self.owner, self.lease, self.clock())
+                if claim is None:
+                    break
+                claimed += 1
+                self.advance(claim)
         return claimed
 
     def advance(self, claim: Claim) -> None:
@@ -155,7 +156,7 @@ class Runner:
     def _stuck(self, claim: Claim, error: Exception) -> None:
         """Stop the instance in status ``stuck`` with the error (it would fail the same way on every try)."""
         reason = f"the engine stopped this instance: {type(error).__name__}: {error}"
-        with self.store.errors("stuck"), self.store.engine.begin() as conn:
+        with self.store.begin("stuck") as conn:
             self.store.guard(conn, claim, status=STUCK, wake_at=None, error=reason)
 
     def ensure_lease(self, claim: Claim, seconds: float) -> None:
@@ -194,14 +195,14 @@ class Runner:
         """
         row = claim.seen.row
         if row is None:
-            with self.store.errors("read"), self.store.engine.begin() as conn:
+            with self.store.begin("read") as conn:
                 row = self.store.instance(conn, claim.instance_id)
             claim.seen.row = row
         if row.fence != claim.fence:
             raise LeaseLostError(f"instance {row.id}: taken over")
         definition = self.store.definition(None, row.definition_hash)
         if _cancel_waiting(row):
-            with self.store.errors("cancel"), self.store.engine.begin() as conn:
+            with self.store.begin("cancel") as conn:
                 if self._cancel_requested(conn, claim, row, definition):
                     return True
         if row.status in ("compensating", "cancelling"):

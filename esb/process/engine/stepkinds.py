@@ -80,7 +80,7 @@ class StepKinds:
         self, claim: Claim, frame: Frame, path: str, error: str, *, attempt: int = 1, key: str | None = None
     ) -> bool:
         """Record the step's failure; the frame starts undoing its done steps."""
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self.frames.fail(conn, claim, frame, f"step {path}: {error}")
             add_step(conn, frame.row.id, path, FAILED, attempt=attempt, key=key, error=error)
         return True
@@ -97,7 +97,7 @@ class StepKinds:
             check_transition(frame.machine, frame.state, target)
         except StateTransitionError as exc:
             return self.fail(claim, frame, frame.path(step), str(exc))
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self._next(conn, claim, frame, state=target)
             add_step(conn, frame.row.id, frame.path(step), DONE, result={"state": target})
         return True
@@ -110,7 +110,7 @@ class StepKinds:
         )
         names = [s.name for s in frame.steps]
         target = (len(names) if spec.step == END else names.index(spec.step)) if jump else frame.position + 1
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self.frames.move(conn, claim, frame, position=target)
             add_step(conn, frame.row.id, frame.path(step), DONE, result={"jumped": jump})
         return True
@@ -123,7 +123,7 @@ class StepKinds:
             due = _due(step, frame, now)  # used only when the wait begins
         except EsbError as exc:
             return self.fail(claim, frame, path, str(exc))
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self.store.guard(conn, claim)
             waiting = open_step(conn, frame.row.id, path)
             if waiting is None:
@@ -159,7 +159,7 @@ class StepKinds:
         except Exception as exc:  # any failure of the call is the step's, recorded with its class
             if calls.retryable(exc) and attempt <= spec.retry.max:
                 wake = runner.clock() + timedelta(seconds=backoff(spec.retry, attempt))
-                with self.store.errors("step"), self.store.engine.begin() as conn:
+                with self.store.begin("step") as conn:
                     self.frames.move(conn, claim, frame, attempt=attempt, wake_at=wake)
                     add_step(
                         conn, frame.row.id, path, FAILED, attempt=attempt, key=key, error=calls.describe(exc)
@@ -167,7 +167,7 @@ class StepKinds:
                 return False
             return self.fail(claim, frame, path, calls.describe(exc), attempt=attempt, key=key)
         into = step.call.into if isinstance(step, CallStep) else None
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             data = self._into(conn, claim, frame, into, result)
             add_step(conn, frame.row.id, path, DONE, attempt=attempt, key=key, result=result)
             self._record_keys(conn, claim, frame, data)
@@ -213,7 +213,7 @@ class StepKinds:
             self.store, spec.process, spec.key, str(value), request, now=self.runner.clock()
         )
         outcome = {"accepted": answer.accepted, "reason": answer.reason}
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self._into(conn, claim, frame, spec.into, outcome)
             add_step(conn, frame.row.id, path, DONE, key=key, result=outcome)
         return True
@@ -229,7 +229,7 @@ class StepKinds:
             )
         now = self.runner.clock()
         fits = _fits(step, value, frame.branch.item_key if frame.branch is not None else None)
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self.store.guard(conn, claim)  # first: holds the instance against a concurrent delivery
             waiting = open_step(conn, frame.row.id, path)
             if waiting is None:

@@ -16,6 +16,9 @@ when no write of its own has shown it yet. Only the lease holder changes the ins
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -88,9 +91,11 @@ class ProcessStore:
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
         self.url = url
         self.pool_size = pool_size
-        self.errors = DatabaseErrors(url, serialise=is_memory_sqlite(url))
+        self._shared = is_memory_sqlite(url)  # one connection for every thread
+        self.errors = DatabaseErrors(url, serialise=self._shared)
         self._engine: Engine | None = None
         self._writer: Engine | None = None
+        self._held = threading.local()  # a runner's connection while it holds one (see hold())
         self._definitions: dict[str, Process] = {}
 
     def __enter__(self) -> ProcessStore:
@@ -128,6 +133,42 @@ class ProcessStore:
             raise RuntimeError("ProcessStore.connect() first")
         return self._writer
 
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep one connection for this thread's :meth:`begin` until the block ends (a runner's round).
+
+        A round's transactions then skip the pool's checkout, ping and reset each. Not for in-memory
+        SQLite (its one connection is shared by every thread); nested blocks use the outer one.
+        """
+        if getattr(self._held, "conn", None) is not None or self._shared:
+            yield
+            return
+        with self.errors("connect"):
+            conn = self.engine.connect()
+        self._held.conn = conn
+        try:
+            yield
+        finally:
+            self._held.conn = None
+            with self.errors("close"):
+                conn.close()
+
+    @contextlib.contextmanager
+    def begin(self, what: str) -> Iterator[sa.Connection]:
+        """A write transaction on the connection this thread holds (else one from the pool).
+
+        Database errors become :class:`TransportError` naming ``what``; a held connection that the
+        database dropped is not used again (the pool gives a checked one).
+        """
+        held: sa.Connection | None = getattr(self._held, "conn", None)
+        with self.errors(what):
+            if held is None or held.invalidated or held.closed:
+                with self.engine.begin() as conn:
+                    yield conn
+            else:
+                with held.begin():
+                    yield held
+
     @property
     def postgres(self) -> bool:
         """True on PostgreSQL (row locks), False on SQLite (one writer at a time)."""
@@ -163,7 +204,7 @@ class ProcessStore:
         if found is not None:
             return found
         if conn is None:
-            with self.errors("read"), self.engine.begin() as own:
+            with self.begin("read") as own:
                 return self.definition(own, digest)
         body = conn.execute(
             sa.select(process_definitions.c.body).where(process_definitions.c.hash == digest)
@@ -179,7 +220,7 @@ class ProcessStore:
         fence moved, and returned (kept in the claim's :attr:`Claim.seen`).
         """
         now = now or utcnow()
-        with self.errors("claim"), self.engine.begin() as conn:
+        with self.begin("claim") as conn:
             sql = statements.of(conn)
             row = conn.execute(
                 sql.claim, {"now": now, "owner": owner, "until": now + timedelta(seconds=lease)}
@@ -207,12 +248,12 @@ class ProcessStore:
 
     def extend(self, claim: Claim, lease: float, now: datetime | None = None) -> None:
         """Push the lease's end ``lease`` seconds past ``now`` (a runner that keeps working on it)."""
-        with self.errors("lease"), self.engine.begin() as conn:
+        with self.begin("lease") as conn:
             self.guard(conn, claim, lease_until=(now or utcnow()) + timedelta(seconds=lease))
 
     def release(self, claim: Claim) -> None:
         """Give the lease back (the fence stays: a stale holder still cannot write)."""
-        with self.errors("release"), self.engine.begin() as conn:
+        with self.begin("release") as conn:
             self.guard(conn, claim, lease_owner=None, lease_until=None)
 
     def instance(self, conn: sa.Connection, instance_id: str, *, lock: bool = False) -> Any:

@@ -65,7 +65,7 @@ def pending(
 def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branch: Any = None) -> bool | None:
     """Run the next undo (of the branch, or of the whole instance); None when nothing is left to undo."""
     prefix = "" if branch is None else f"{branch.path}."
-    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+    with runner.store.begin("undo") as conn:
         nxt = pending(conn, row.id, definition, prefix)
         attempt = 1 + (count_steps(conn, row.id, nxt[0] + UNDO, FAILED) if nxt else 0)
     if nxt is None:
@@ -81,7 +81,7 @@ def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branc
         reply = calls.call(runner.resources, spec.endpoint, message, spec.timeout)
     except Exception as exc:  # every failed undo is retried, then made visible
         error = calls.describe(exc)
-        with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+        with runner.store.begin("undo") as conn:
             add_step(conn, row.id, path + UNDO, FAILED, attempt=attempt, key=key, error=error)
             if attempt <= spec.retry.max:
                 wake = runner.clock() + timedelta(seconds=backoff(spec.retry, attempt))
@@ -92,7 +92,7 @@ def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branc
                 reason = f"undo {undo.name!r} of step {path!r} failed {attempt} time(s): {error}"
                 runner.store.guard(conn, claim, status=STUCK, wake_at=None, error=reason)
         return False
-    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+    with runner.store.begin("undo") as conn:
         runner.store.guard(conn, claim, wake_at=runner.clock())
         add_step(conn, row.id, path + UNDO, DONE, attempt=attempt, key=key, result=reply.body)
     return True
@@ -100,7 +100,7 @@ def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branc
 
 def _undo_view(runner: Runner, row: Any, definition: Process, path: str) -> dict[str, Any]:
     """The process view an undo's request reads: in a branch, with the branch's item and state."""
-    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+    with runner.store.begin("undo") as conn:
         b = process_branches.c
         rows = conn.execute(sa.select(b.path, b.item, b.state).where(b.instance_id == row.id)).all()
     owners = [r for r in rows if path.startswith(f"{r.path}.")]
@@ -140,7 +140,7 @@ def branch_step(
         if machine is None or branch.state is None
         else _final_state(machine, branch.state, ending)
     )
-    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+    with runner.store.begin("undo") as conn:
         runner.store.guard(conn, claim, wake_at=runner.clock())
         _update_branch(conn, row.id, branch.path, status=ending, state=state, wake_at=None)
     return True
@@ -173,7 +173,7 @@ def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str
     """
     final = ending in ("completed", "partial")
     state = row.state if final else _final_state(definition.machine, row.state, ending)
-    with runner.store.errors("end"), runner.store.engine.begin() as conn:
+    with runner.store.begin("end") as conn:
         runner.store.guard(
             conn, claim, status=ending, state=state, wake_at=None, lease_owner=None, lease_until=None
         )
