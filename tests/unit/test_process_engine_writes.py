@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from esb.exceptions import TransportError
 from esb.message import Message
 from esb.process.engine import ProcessStore, Runner, request_cancel
+from esb.process.engine import store as store_module
 from esb.process.engine.statements import for_dialect
 from esb.process.engine.store import Claim
 from esb.process.engine.tables import process_instances
@@ -220,3 +221,66 @@ def test_a_closed_store_has_no_engine_until_connected_again(tmp_path: Path) -> N
         assert instance(store, iid).state == "inProgress"
     finally:
         store.close()
+
+
+def test_a_round_of_run_due_checks_out_one_connection(
+    store: ProcessStore, fakes: FakeResources, clock: Clock
+) -> None:
+    """Two instances of 4 steps are claimed, run and ended on one connection taken from the pool once."""
+    runner = Runner(store, fakes, owner="r", lease=60, clock=clock)
+    runner.start(process(FOUR_STEPS), order("o-1"))
+    runner.start(process(FOUR_STEPS), order("o-2"))
+    pool = store.engine.pool
+    checkouts: list[object] = []
+
+    def checkout(*_args: Any) -> None:
+        checkouts.append(object())
+
+    event.listen(pool, "checkout", checkout)
+    try:
+        assert runner.run_due() == 2
+    finally:
+        event.remove(pool, "checkout", checkout)
+    assert len(checkouts) == 1
+
+
+def test_a_held_connection_the_database_dropped_is_not_used_again(
+    store: ProcessStore, fakes: FakeResources, clock: Clock
+) -> None:
+    """The round's connection invalidated mid-instance (a dropped database): the next step writes anew."""
+    runner = Runner(store, fakes, owner="r", lease=60, clock=clock)
+    dropped: list[bool] = []
+
+    def reserve(_message: Message) -> dict[str, Any]:
+        held = store._held.conn  # the round's connection, as a dropped database leaves it
+        held.invalidate()
+        dropped.append(held.invalidated)
+        return {"ok": True}
+
+    fakes.endpoint("rim.reserve").reply = reserve
+    iid = runner.start(process(FOUR_STEPS), order())
+    assert runner.run_due() == 1
+    assert dropped == [True]
+    assert (instance(store, iid).status, instance(store, iid).lease_owner) == ("completed", None)
+
+
+def test_a_held_connection_idle_too_long_is_checked_out_again(
+    store: ProcessStore, fakes: FakeResources, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HOLD_IDLE passed before every transaction, each one takes its connection from the pool again."""
+    monkeypatch.setattr(store_module, "HOLD_IDLE", -1.0)
+    runner = Runner(store, fakes, owner="r", lease=60, clock=clock)
+    iid = runner.start(process(FOUR_STEPS), order())
+    pool = store.engine.pool
+    checkouts: list[object] = []
+
+    def checkout(*_args: Any) -> None:
+        checkouts.append(object())
+
+    event.listen(pool, "checkout", checkout)
+    try:
+        assert runner.run_due() == 1
+    finally:
+        event.remove(pool, "checkout", checkout)
+    assert instance(store, iid).status == "completed"
+    assert len(checkouts) == 8  # the hold's, then one per transaction: 2 claims, 4 steps, the end

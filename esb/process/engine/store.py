@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,9 +39,11 @@ from esb.process.engine.statements import LIVE
 from esb.process.engine.tables import process_definitions
 from esb.process.versions import fingerprint
 
-__all__ = ["ENDED", "LIVE", "STUCK", "Claim", "LeaseLostError", "ProcessStore", "Seen"]
+__all__ = ["ENDED", "HOLD_IDLE", "LIVE", "STUCK", "Claim", "LeaseLostError", "ProcessStore", "Seen"]
 #: Statuses that end an instance.
 ENDED = ("completed", "partial", "failed", "cancelled")
+#: Seconds a runner's held connection may sit idle (a call out) before the pool checks it again.
+HOLD_IDLE = 1.0
 #: A failed undo: the instance stops, visible, until an operator acts.
 STUCK = "stuck"
 
@@ -137,19 +140,20 @@ class ProcessStore:
     def hold(self) -> Iterator[None]:
         """Keep one connection for this thread's :meth:`begin` until the block ends (a runner's round).
 
-        A round's transactions then skip the pool's checkout, ping and reset each. Not for in-memory
-        SQLite (its one connection is shared by every thread); nested blocks use the outer one.
+        A round's transactions then skip the pool's checkout, ping and reset each. A connection idle
+        longer than :data:`HOLD_IDLE` (a call out) or dropped by the database goes back to the pool
+        and a checked one is taken, as a checkout per transaction would. Not for in-memory SQLite (its
+        one connection is shared by every thread); nested blocks use the outer one.
         """
         if getattr(self._held, "conn", None) is not None or self._shared:
             yield
             return
         with self.errors("connect"):
-            conn = self.engine.connect()
-        self._held.conn = conn
+            self._held.conn, self._held.used = self.engine.connect(), time.monotonic()
         try:
             yield
         finally:
-            self._held.conn = None
+            conn, self._held.conn = self._held.conn, None
             with self.errors("close"):
                 conn.close()
 
@@ -157,17 +161,29 @@ class ProcessStore:
     def begin(self, what: str) -> Iterator[sa.Connection]:
         """A write transaction on the connection this thread holds (else one from the pool).
 
-        Database errors become :class:`TransportError` naming ``what``; a held connection that the
-        database dropped is not used again (the pool gives a checked one).
+        Database errors become :class:`TransportError` naming ``what``.
         """
-        held: sa.Connection | None = getattr(self._held, "conn", None)
         with self.errors(what):
-            if held is None or held.invalidated or held.closed:
+            held = self._checked_held()
+            if held is None:
                 with self.engine.begin() as conn:
                     yield conn
-            else:
+                return
+            try:
                 with held.begin():
                     yield held
+            finally:
+                self._held.used = time.monotonic()
+
+    def _checked_held(self) -> sa.Connection | None:
+        """The connection this thread holds, taken anew when it was dropped or sat idle too long."""
+        held: sa.Connection | None = getattr(self._held, "conn", None)
+        if held is None:
+            return None
+        if held.invalidated or held.closed or time.monotonic() - self._held.used > HOLD_IDLE:
+            held.close()  # back to the pool, whose checkout pings it (or a fresh one) first
+            held = self._held.conn = self.engine.connect()
+        return held
 
     @property
     def postgres(self) -> bool:
