@@ -128,6 +128,18 @@ def load() -> str:
     return f"load {one:.2f} / {five:.2f} / {fifteen:.2f} on {os.cpu_count()} cores"
 
 
+def route_hops(journal: Journal, n: int, ids: Iterator[int]) -> float:
+    """µs per route hop as the journal writes it (``received`` + ``event(delivered)`` +
+    ``mark_delivered``), over ``n`` hops with ids ``hop-<next(ids)>``."""
+    began = time.perf_counter()
+    for _ in range(n):
+        m = Message(body=BODY, id=f"hop-{next(ids)}", business_keys={"order_id": "1"})
+        journal.received("orders", m)
+        journal.event("orders", m, "delivered", endpoint="billing")
+        journal.mark_delivered("orders", m, "billing")
+    return (time.perf_counter() - began) / n * 1e6
+
+
 def step_cost(url: str, n: int, rounds: int, hold: bool = True) -> None:
     """Print µs per process step and per journal route hop on ``url``, and the ratio.
 
@@ -142,13 +154,7 @@ def step_cost(url: str, n: int, rounds: int, hold: bool = True) -> None:
         runner = Runner(store, Resources(), owner="bench")
 
         def hops() -> float:
-            began = time.perf_counter()
-            for _ in range(n):
-                m = Message(body=BODY, id=f"hop-{next(ids)}", business_keys={"order_id": "1"})
-                journal.received("orders", m)
-                journal.event("orders", m, "delivered", endpoint="billing")
-                journal.mark_delivered("orders", m, "billing")
-            return (time.perf_counter() - began) / n * 1e6
+            return route_hops(journal, n, ids)
 
         def instances() -> tuple[float, float]:
             began = time.perf_counter()

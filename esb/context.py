@@ -19,11 +19,13 @@ election the caller stops.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from esb.config.settings import Settings
+from esb.config.systems import EndpointConfig
 from esb.message import Message
 
 
@@ -116,6 +118,9 @@ class AdapterContext:
     """The endpoint's full name, ``system.endpoint`` (e.g. ``crm.orders_out``)."""
     services: EngineServices = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     """The engine's services; the hub's own when not given (tests may pass fakes)."""
+    endpoints: Mapping[str, EndpointConfig] = field(default_factory=dict, compare=False, repr=False)
+    """Every endpoint of the project by full name, for an adapter whose endpoints name others (a pool's
+    members); empty when the context was made without a project."""
 
     def __post_init__(self) -> None:
         if self.services is None:

@@ -27,7 +27,7 @@ from esb.registry import did_you_mean, resolve_adapter
 from esb.transforms.codelistcheck import check_codelist_targets
 from esb.transforms.mapcheck import check_mappings
 from esb.transforms.siebelobjects import declaration_findings
-from esb.typing import Partitionable, capability
+from esb.typing import EndpointChecker, Partitionable, capability
 
 
 class Linter:
@@ -74,8 +74,7 @@ class Linter:
             for i, name in enumerate(route.to.allowed):
                 self.check_endpoint(name, (*base, "to", "allowed", i))
         elif isinstance(route.to, list):
-            for i, name in enumerate(route.to):
-                self.check_endpoint(name, (*base, "to", i))
+            self.check_fan_out(route, route.to, (*base, "to"))
         elif route.to is not None:
             self.check_endpoint(route.to, (*base, "to"))
         dead_letter = route.on_error.dead_letter
@@ -101,6 +100,34 @@ class Linter:
                     (*base, "steps", found[1]), f"only one {kind.name} step per route: split the route in two"
                 )
         self.check_steps(route.steps, (*base, "steps"), top=True)
+
+    def check_fan_out(self, route: r.Route, items: list[str | r.Destination], base: PathKey) -> None:
+        """A fan-out names each endpoint once; a destination's own transform exists and reads what the
+        route's steps leave (its ``input_schema`` is the schema the last ``validate`` checked, if known)."""
+        seen: dict[str, int] = {}
+        last_schema = schema_after(route.steps)
+        for i, item in enumerate(items):
+            endpoint = item if isinstance(item, str) else item.endpoint
+            path: PathKey = (*base, i) if isinstance(item, str) else (*base, i, "endpoint")
+            self.check_endpoint(endpoint, path)
+            if endpoint in seen:
+                self.add(path, f"{endpoint} is already to[{seen[endpoint]}]: name each endpoint once")
+            seen.setdefault(endpoint, i)
+            if isinstance(item, str):
+                continue
+            self.check_transform(item.transform, (*base, i, "transform"))
+            if last_schema is None or self._transforms is None or item.transform not in self._transforms:
+                continue
+            try:
+                wanted = self.project.transforms.get(item.transform).header.input_schema
+            except ConfigError:
+                continue  # a transform that does not compile is its own finding
+            if wanted is not None and wanted != last_schema:
+                self.add(
+                    (*base, i, "transform"),
+                    f"{item.transform} reads {wanted}, but the route's steps end with {last_schema} "
+                    "(validate): map to its input first or pick the transform for this schema",
+                )
 
     def check_ordering(self, route: r.Route, base: PathKey) -> None:
         """An ordered route's queue source must hand its messages to one consumer at a time."""
@@ -186,6 +213,51 @@ class Linter:
         self.findings.extend(declaration_findings(self.project.root))
         self.findings.extend(catalog_findings(self.project))
         self.findings.extend(process_findings(self.project))
+        self.findings.extend(endpoint_findings(self.project))
+
+
+def endpoint_findings(project: Project) -> list[str]:
+    """What each endpoint of config/systems.yaml names, checked by its adapter (``EndpointChecker``)."""
+    found: list[str] = []
+    for system, config in project.systems.items():
+        for name in config.endpoints:
+            full = f"{system}.{name}"
+            endpoint = project.endpoints.get(full)
+            if endpoint is None:
+                continue  # it failed to load: its own finding
+            try:
+                checker = capability(resolve_adapter(endpoint.adapter), EndpointChecker)
+            except ConfigError:
+                continue
+            if checker is None:
+                continue
+            for path, problem in checker.endpoint_problems(endpoint, project.endpoints):
+                where = project.systems_doc.where(("systems", system, "endpoints", name, *path))
+                found.append(f"{where}: {format_path((full, *path))}: {problem}")
+    return found
+
+
+def schema_after(steps: Sequence[Any]) -> str | None:
+    """The canonical schema a route's output has after ``steps``, when they say: the last ``validate``
+    with only filter, set_header, log and choice steps (of those same kinds) after it; else None."""
+    schema: str | None = None
+    for step in steps:
+        if isinstance(step, r.ValidateStep):
+            schema = step.validate_
+        elif isinstance(step, r.ChoiceStep):
+            branches = [b.steps for b in step.choice if isinstance(b, r.WhenBranch)] + [
+                b.otherwise for b in step.choice if isinstance(b, r.OtherwiseBranch)
+            ]
+            if any(not all(_keeps_schema(s) for s in branch) for branch in branches):
+                schema = None
+        elif not _keeps_schema(step):
+            schema = None
+    return schema
+
+
+def _keeps_schema(step: Any) -> bool:
+    """True for the steps that never change the body (they only drop it, label it, or log it)."""
+    return isinstance(step, r.FilterStep | r.SetHeaderStep | r.LogStep)
 
 
 def _safe(get: Any, what: str) -> Iterable[str]:

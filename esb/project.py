@@ -88,7 +88,9 @@ class Project:
 
     def context(self, endpoint: str) -> AdapterContext:
         """Return the AdapterContext for ``endpoint``."""
-        return AdapterContext(settings=self.settings, project_dir=self.root, endpoint=endpoint)
+        return AdapterContext(
+            settings=self.settings, project_dir=self.root, endpoint=endpoint, endpoints=self.endpoints
+        )
 
     def adapter_for(self, endpoint: str) -> Any:
         """Return the adapter serving ``endpoint``."""

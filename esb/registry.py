@@ -20,6 +20,7 @@ ADAPTERS: dict[str, str] = {
     "soap": "adapters.soap:SOAPAdapter",
     "batch": "adapters.batch:BatchAdapter",
     "rest": "adapters.rest:RESTAdapter",
+    "pool": "adapters.pool:PoolAdapter",
     "memory": "esb.testing:MemoryAdapter",
 }
 

@@ -13,7 +13,8 @@ name, never with ``getattr``)::
                            for its peer: batch files, esb receive), Republisher (others may publish into a
                            source endpoint: replay, dlq retry), Partitionable (split a source into
                            ordered partition endpoints), HealthReporter (esb health), JobReporter
-                           (scheduled jobs), CommandProvider (adds ``esb <adapter> ...`` commands)
+                           (scheduled jobs), CommandProvider (adds ``esb <adapter> ...`` commands),
+                           EndpointChecker (esb lint: what an endpoint names, such as a pool's members)
 
 Engine services (journal notes, one-time tokens, leader election, metrics, the running hub) reach
 adapters only through ``AdapterContext.services`` (:mod:`esb.context`).
@@ -21,7 +22,7 @@ adapters only through ``AdapterContext.services`` (:mod:`esb.context`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from esb.message import Message
@@ -292,4 +293,15 @@ class CommandProvider(Protocol):
 
     def commands(self) -> list[Any]:
         """Return click commands or groups; each is added under its own name."""
+        ...
+
+
+@runtime_checkable
+class EndpointChecker(Protocol):
+    """An adapter whose endpoints name other endpoints (a pool's members): checked by ``esb lint``."""
+
+    def endpoint_problems(
+        self, endpoint: EndpointConfig, endpoints: Mapping[str, EndpointConfig]
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """Return ``(path inside the endpoint, what is wrong and what to do)`` for each problem."""
         ...

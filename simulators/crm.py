@@ -39,6 +39,10 @@ OFFERS = [
     ("PO-VAS-RBT", "彩铃", "5.00"),
     ("PO-IPTV", "天翼高清IPTV", "20.00"),
 ]
+#: Standard addresses the simulated RIM serves (simulators/rim.py default_inventory).
+ADDRESSES = ["浙江省杭州市西湖区文三路90号", "浙江省杭州市西湖区教工路18号", "浙江省宁波市海曙区中山西路2号"]
+#: The billing accounts of the CRM's customers (Billing holds them: see ProcessOrderScenario.start).
+BILLING_ACCOUNTS = [f"1-BA{n:05d}" for n in range(997)]
 CHANNELS = ["Store", "Call Center", "Web", "Mobile App", "Dealer", "WeChat"]
 ACTIONS = ["Add", "Add", "Add", "Update", "Delete", "-"]
 
@@ -66,13 +70,25 @@ def make_order(index: int, rng: random.Random) -> SiebelOrder:
         attributes = (
             {"MSISDN": f"133{rng.randint(0, 99_999_999):08d}"} if offer_id.startswith("PO-5G") else {}
         )
-        items.append(LineItem(line, rng.choice(ACTIONS), offer_id, offer_name, price, attributes=attributes))
+        # a line that needs a broadband port carries where it is installed (an address RIM serves)
+        address = ADDRESSES[index % len(ADDRESSES)] if offer_id in ("PO-HB-299", "PO-BB-100M") else ""
+        items.append(
+            LineItem(
+                line,
+                rng.choice(ACTIONS),
+                offer_id,
+                offer_name,
+                price,
+                attributes=attributes,
+                service_address=address,
+            )
+        )
     return SiebelOrder(
         row_id=f"1-SIM{index:06d}",
         number=f"SO2026{index:010d}",
         account_id=f"1-ACC{index % 997:05d}",
         account_name=rng.choice(NAMES),
-        billing_account_id=f"1-BA{index % 997:05d}",
+        billing_account_id=BILLING_ACCOUNTS[index % len(BILLING_ACCOUNTS)],
         channel=rng.choice(CHANNELS),
         comments="请尽快开通" if index % 3 == 0 else "",
         items=items,

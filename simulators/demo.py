@@ -1,11 +1,16 @@
-"""`esb demo`: the hub with the simulated systems, N messages through every route, counts checked.
+"""`esb demo`: the hub with the simulated systems, N messages through every route, counts checked, and
+a mix of orders through the order processes, each checked against the end its scenario expects.
 
-Runs in a fresh data directory (its own queues and journal), so it never disturbs a running hub.
+Runs in a fresh data directory (its own queues and journal), so it never disturbs a running hub. The
+processes run from an overlay of the project in a folder beside it (:func:`demo_project`): the same files,
+except that every await's deadline in processes/ is cut to :data:`DEMO_DEADLINE` (OSS's 30 minutes would
+make an OSS timeout take an hour and a half to show). Nothing in the project itself changes.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -20,12 +25,26 @@ from esb.runtime.hub import Hub
 from simulators.batch_scenarios import NCR_FILE_RECORDS
 from simulators.crm import PlannedMessage
 from simulators.devenv import choose_free_ports, ensure_credentials
+from simulators.process_orders import (
+    ProcessOrderScenario,
+    Rates,
+    ScenarioReport,
+    instance_states,
+    plan_orders,
+    runs_processes,
+)
+from simulators.process_systems import ProcessSystems
 from simulators.scenarios import Scenario, scenario_for
 
 OUTCOMES = ("delivered", "filtered", "dead_lettered")
 #: What the demo changes so that it runs in seconds: batch folders polled every second, an NCR extract
 #: file flushed every NCR_FILE_RECORDS records instead of daily at 02:00.
 DEMO_ENVIRONMENT = {"ESB_BATCH_POLL": "1s", "ESB_NCR_MAX_RECORDS": str(NCR_FILE_RECORDS)}
+#: Every await's deadline in the demo's processes (OSS answers in a second; its deadline is 30m).
+DEMO_DEADLINE = "8s"
+_DEADLINE = re.compile(r"^(\s+deadline:\s*)(\S+)", re.MULTILINE)
+#: What of the project the demo's overlay does not link (processes/ is written, the rest is not needed).
+_NOT_LINKED = {"processes", "var", ".git", ".venv", "__pycache__"}
 
 
 @dataclass
@@ -52,6 +71,45 @@ class RouteReport:
         )
 
 
+@dataclass
+class DemoResult:
+    """What ``esb demo`` reports: a row per route, a row per order scenario, the seconds it took."""
+
+    routes: list[RouteReport]
+    scenarios: list[ScenarioReport]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    #: why no order went through the processes (the project runs none), when none did
+    orders_skipped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every route and every order scenario ended as planned, with nothing else to note."""
+        return all(r.ok for r in self.routes) and all(s.ok for s in self.scenarios) and not self.notes
+
+
+def demo_project(root: Path, folder: Path) -> Path:
+    """Return an overlay of the project at ``root`` in ``folder``: every file linked, except processes/,
+    copied with each await's deadline cut to :data:`DEMO_DEADLINE`."""
+    folder.mkdir(parents=True)
+    for entry in root.iterdir():
+        if entry.name not in _NOT_LINKED:
+            (folder / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    source = root / "processes"
+    if source.is_dir():
+        for path in sorted(source.rglob("*")):
+            target = folder / "processes" / path.relative_to(source)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            text = path.read_text(encoding="utf-8")
+            if path.suffix == ".yaml":
+                text = _DEADLINE.sub(lambda m: f"{m.group(1)}{DEMO_DEADLINE}", text)
+            target.write_text(text, encoding="utf-8")
+    return folder
+
+
 def state_lines(project: Project) -> list[str]:
     """Where the demo keeps its state (kept after the run), one ``what  where`` line each."""
     settings = project.settings
@@ -62,8 +120,9 @@ def state_lines(project: Project) -> list[str]:
         f"journal      {mask_url(settings.journal.url)}",
         f"queues       {mask_url(settings.broker.url)}",
         f"exchange     {exchange}  (the batch files in and out)",
+        f"processes    {project.root / 'processes'}  (every await's deadline cut to {DEMO_DEADLINE})",
         f"look inside  export ESB_DATA_DIR={data_dir} ESB_EXCHANGE_DIR={exchange}; then esb trace KEY, "
-        "esb receive ENDPOINT --peek, esb dlq list",
+        f"esb receive ENDPOINT --peek, esb dlq list, esb --project {project.root} process list",
     ]
 
 
@@ -73,24 +132,29 @@ def run_demo(
     messages: int,
     timeout: float,
     announce: Callable[[Project], None] | None = None,
-) -> tuple[list[RouteReport], float]:
-    """Run the demo; return a report per route and the seconds it took. ``announce`` is called with the
-    loaded project before anything starts (``esb demo`` prints where the state lives)."""
+    *,
+    orders: int = 0,
+    rates: Rates | None = None,
+) -> DemoResult:
+    """Run the demo: ``messages`` through each route and ``orders`` through the order processes (mixed by
+    ``rates``). ``announce`` is called with the loaded project before anything starts (``esb demo``
+    prints where the state lives)."""
     data_dir = Path(tempfile.mkdtemp(prefix="esb-demo-"))
     choose_free_ports()  # the demo never collides with a running hub's listeners
     os.environ.update(DEMO_ENVIRONMENT)
     environ = {**os.environ, "ESB_DATA_DIR": str(data_dir), "ESB_EXCHANGE_DIR": str(data_dir / "exchange")}
-    project = Project.load(root, env, environ=environ)
+    overlay = Path(tempfile.mkdtemp(prefix="esb-demo-project-")) / "project"  # not message data: beside it
+    project = Project.load(demo_project(root, overlay), env, environ=environ)
     if announce is not None:
         announce(project)
     umask = process_umask()  # as `esb run` does; given back at the end (the demo may run inside tests)
     try:
-        return _run(project, messages, timeout)
+        return _run(project, messages, timeout, orders, rates or Rates())
     finally:
         os.umask(umask)
 
 
-def _run(project: Project, messages: int, timeout: float) -> tuple[list[RouteReport], float]:
+def _run(project: Project, messages: int, timeout: float, orders: int, rates: Rates) -> DemoResult:
     ensure_credentials(project)
     run = uuid.uuid4().hex[:8]
     scenarios: dict[str, Scenario] = {}
@@ -105,17 +169,60 @@ def _run(project: Project, messages: int, timeout: float) -> tuple[list[RouteRep
         else:
             scenarios[route.id] = scenario
         reports.append(report)
+    result = DemoResult(reports, [], 0.0)
+    if orders and not runs_processes(project):
+        result.orders_skipped = "the project runs no order_to_activation process with the CRM's queues"
+        orders = 0
     started = time.monotonic()
-    hub = Hub(project, route_ids=list(scenarios))
-    hub.start()
+    systems = ProcessSystems(project)
+    hub = Hub(project, route_ids=list(scenarios), processes=orders > 0)
+    process_orders: ProcessOrderScenario | None = None
     try:
+        if orders:
+            systems.start()
+            process_orders = ProcessOrderScenario(project, systems)
+            process_orders.start()
+        hub.start()
         plans = _drive(scenarios, reports, messages, run)
+        if process_orders is not None:
+            process_orders.send(plan_orders(orders, run, rates))
         _wait(hub, scenarios, reports, plans, started + timeout)
+        if process_orders is not None:
+            result.scenarios = _wait_orders(hub, process_orders, started + timeout, result.notes)
     finally:
         for scenario in scenarios.values():
             scenario.stop()
+        if process_orders is not None:
+            process_orders.stop()
         hub.stop()
-    return reports, time.monotonic() - started
+        systems.stop()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _wait_orders(
+    hub: Hub, orders: ProcessOrderScenario, deadline: float, notes: list[str]
+) -> list[ScenarioReport]:
+    """Send the cancels when their moment comes; wait until every order's instance ended and every cancel
+    was answered (or the deadline); then check each order against its scenario."""
+    assert hub.processes is not None
+    store = hub.processes.store
+    ids = {o.order_id for o in orders.orders}
+    cancels = [o for o in orders.orders if o.cancel is not None]
+    states: dict[str, tuple[str, str]] = {}
+    while time.monotonic() < deadline:
+        waiting = orders.send_due_cancels()
+        states = instance_states(store, ids)
+        ended = len(states) == len(ids) and all(status == "ended" for _, status in states.values())
+        answered = all(orders.status.cancel_answer(o.order_id) for o in cancels)
+        if ended and answered and not waiting:
+            break
+        time.sleep(0.5)
+    else:
+        running = sum(1 for i in ids if states.get(i, ("", ""))[1] != "ended")
+        notes.append(f"{running} of {len(ids)} orders had not ended when the demo's time was up")
+    time.sleep(0.5)  # the CRM's last updates are on their queue: let the receiver read them
+    return orders.check(instance_states(store, ids))
 
 
 def _drive(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from esb.cli.main import Obj
@@ -18,11 +20,43 @@ from esb.project import Project
     type=click.IntRange(1, 1_000_000),
     help="Messages to send through each route.",
 )
+@click.option(
+    "--orders",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Orders through the order processes (0: none, the hub runs no process).",
+)
+@click.option("--rim-refusals", default=0.05, show_default=True, help="Share of orders RIM refuses.")
+@click.option("--oss-timeouts", default=0.05, show_default=True, help="Share of orders OSS never answers.")
+@click.option(
+    "--cancellations",
+    default=0.02,
+    show_default=True,
+    help="Share of orders the CRM cancels: in flight (cancelled) and after completion (refused), in turn.",
+)
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for every message to end.")
 @click.pass_obj
-def demo(obj: Obj, messages: int, timeout: float) -> None:
-    """Run the hub with the simulated systems; print per-route counts; exit 0 only if all ended as planned."""
+def demo(
+    obj: Obj,
+    messages: int,
+    orders: int,
+    rim_refusals: float,
+    oss_timeouts: float,
+    cancellations: float,
+    timeout: float,
+) -> None:
+    """Run the hub with the simulated systems; print per-route counts and how each order scenario ended;
+    exit 0 only if every message and every order ended as planned."""
     from simulators.demo import run_demo, state_lines
+    from simulators.process_orders import Rates
+
+    try:
+        rates = Rates(rim_refusals, oss_timeouts, cancellations)
+    except ValueError as exc:
+        raise click.BadParameter(
+            str(exc), param_hint="--rim-refusals/--oss-timeouts/--cancellations"
+        ) from None
 
     def announce(project: Project) -> None:
         click.echo("demo state (a fresh folder, kept after the run):")
@@ -31,7 +65,8 @@ def demo(obj: Obj, messages: int, timeout: float) -> None:
         click.echo("")
 
     configure_logging("critical", "console")
-    reports, seconds = run_demo(obj.project, obj.env, messages, timeout, announce)
+    result = run_demo(obj.project, obj.env, messages, timeout, announce, orders=orders, rates=rates)
+    reports, seconds = result.routes, result.seconds
     header = (
         f"{'route':<32} {'sent':>6} {'delivered':>10} {'filtered':>9} {'dead-letter':>11} {'pending':>8} "
         f"{'peer got':>9}  result"
@@ -54,8 +89,31 @@ def demo(obj: Obj, messages: int, timeout: float) -> None:
             click.echo(f"    {line}")
         ok = ok and r.ok
     total = sum(r.sent for r in reports)
+    if result.scenarios:
+        click.echo("")
+        _scenario_table(result)
+    if result.orders_skipped:
+        click.echo(f"order processes: skipped: {result.orders_skipped}")
+    for note in result.notes:
+        click.echo(f"!! {note}")
     click.echo(
-        f"{total} messages in {seconds:.1f} s ({total / seconds:.0f} msg/s); counts are actual/expected"
+        f"{total} messages and {sum(s.orders for s in result.scenarios)} orders in {seconds:.1f} s; "
+        "counts are actual/expected"
     )
-    if not ok:
+    if not (ok and result.ok):
         raise click.exceptions.Exit(1)
+
+
+def _scenario_table(result: Any) -> None:
+    """One row per order scenario: orders, how many ended as expected, their end states."""
+    header = f"{'order scenario':<32} {'orders':>6} {'as expected':>12}  {'ended':<36} result"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for s in result.scenarios:
+        ends = ", ".join(f"{state} {n}" for state, n in sorted(s.ends.items()))
+        click.echo(
+            f"{s.scenario:<32} {s.orders:>6} {s.as_expected:>5}/{s.orders:<6}  {ends:<36} "
+            f"{'OK' if s.ok else 'FAILED'}"
+        )
+        for line in s.mismatches[:20]:
+            click.echo(f"    {line}")

@@ -16,7 +16,14 @@ if TYPE_CHECKING:
     from esb.project import Project
 
 #: Environment variables naming the ports the SOAP and REST listeners use (see config/systems.yaml).
-PORT_VARIABLES = ("ESB_SOAP_PORT", "ESB_BILLING_PORT", "ESB_REST_PORT", "ESB_RIM_PORT", "ESB_OSS_PORT")
+PORT_VARIABLES = (
+    "ESB_SOAP_PORT",
+    "ESB_BILLING_PORT",
+    "ESB_REST_PORT",
+    "ESB_REST_CANCEL_PORT",
+    "ESB_RIM_PORT",
+    "ESB_OSS_PORT",
+)
 
 
 def free_port() -> int:

@@ -4,7 +4,10 @@ Every route that has a scenario (simulators/scenarios.py) is driven: message flo
 tick, file flows one small file every so often. What is sent is printed as it goes; what the hub did
 with it shows in the hub's own log lines (delivered, filtered, dead-lettered, with the reason). The
 systems the order-to-activation process calls (RIM, OSS, Billing's subscriber service:
-simulators/process_systems.py) are served beside them, waiting to be called.
+simulators/process_systems.py) are served beside them; when the project runs the order processes, the
+simulated CRM also sends one order of the demo's mix per tick (simulators/process_orders.py: bundles and
+single products, 5% refused by RIM, 5% never answered by OSS, 2% cancelled), cancels some while they
+are in flight, and prints each status update its status receiver gets back.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ import click
 
 from simulators.batch_scenarios import NCR_FILE_RECORDS
 from simulators.crm import PlannedMessage
+from simulators.process_orders import (
+    ProcessOrder,
+    ProcessOrderScenario,
+    StatusUpdate,
+    plan_orders,
+    runs_processes,
+)
 from simulators.process_systems import ProcessSystems
 from simulators.scenarios import Scenario, scenario_for
 
@@ -49,6 +59,7 @@ class LiveSimulation:
             if scenario is not None:
                 self.scenarios.append(scenario)
         self.systems = ProcessSystems(project)
+        self.orders: ProcessOrderScenario | None = None
         self.stop_event = threading.Event()
         self.sender = threading.Thread(target=self._send_forever, name="sim-senders", daemon=True)
 
@@ -59,6 +70,7 @@ class LiveSimulation:
                     return
         run = uuid.uuid4().hex[:6]
         queues: dict[int, list[PlannedMessage]] = {}
+        orders: list[ProcessOrder] = []
         for tick in itertools.count():
             for index, scenario in enumerate(self.scenarios):
                 if self.stop_event.is_set():
@@ -67,8 +79,25 @@ class LiveSimulation:
                     self._tick(scenario, index, tick, run, queues)
                 except Exception as exc:
                     click.echo(f"sim  !! {scenario.route_id}: {exc}")
+            if self.orders is not None:
+                try:
+                    self._order_tick(self.orders, orders, f"{run}{tick}")
+                except Exception as exc:
+                    click.echo(f"sim  !! order processes: {exc}")
             if self.stop_event.wait(self.interval):
                 return
+
+    def _order_tick(self, scenario: ProcessOrderScenario, queue: list[ProcessOrder], run: str) -> None:
+        """Send the next planned order of the mix, and the cancels whose moment came."""
+        if not queue:
+            queue.extend(plan_orders(PLAN_SIZE, run))
+        order = queue.pop(0)
+        scenario.send([order])
+        click.echo(
+            f"sim  -> {'order process':<32} {order.scenario:<26} expect {order.expected_state:<14} "
+            f"[{order.order_id}: {order.offering}]"
+        )
+        scenario.send_due_cancels()
 
     def _tick(
         self, scenario: Scenario, index: int, tick: int, run: str, queues: dict[int, list[PlannedMessage]]
@@ -99,6 +128,15 @@ class LiveSimulation:
         try:
             for line in self.systems.start():
                 click.echo(f"sim  serving {line}")
+            if (
+                self.systems.rim
+                and self.systems.oss
+                and self.systems.billing
+                and runs_processes(self.project)
+            ):
+                self.orders = ProcessOrderScenario(self.project, self.systems, _print_update)
+                self.orders.start()
+                click.echo("sim  serving CRM status receiver on crm.order_status")
         except BaseException:
             self.__exit__()  # a port taken: stop what started, then say why
             raise
@@ -111,4 +149,11 @@ class LiveSimulation:
             self.sender.join(10)
         for scenario in self.scenarios:
             scenario.stop()
+        if self.orders is not None:
+            self.orders.stop()
         self.systems.stop()
+
+
+def _print_update(order_id: str, update: StatusUpdate) -> None:
+    """Print one update the CRM's status receiver got."""
+    click.echo(f"sim  <- {'crm.order_status':<32} {order_id}: {update.status or '-'} {update.comments or ''}")

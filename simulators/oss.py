@@ -5,8 +5,9 @@ with the simulators' own lxml code. A request is accepted at once with a ticket;
 seconds a worker thread publishes the result (JSON, the shape ``xsd/oss-activation.xsd`` describes) on
 the queue endpoint ``oss.activation_results``, correlated by order id, component id and idempotency key.
 Injected behaviour: ``failure_rate`` (a share of results ``FAILED`` with ``OSS-2001``), ``timeout_rate``
-(a share of results never sent), ``latency`` (seconds each SOAP answer waits) and
-:meth:`OSSSimulator.busy_next` (the transient fault ``OSS-0503``).
+(a share of results never sent), ``silent_orders`` (order ids whose results are never sent, not even
+again on a repeat: decided per order in advance by the demo's scenarios), ``latency`` (seconds each SOAP
+answer waits) and :meth:`OSSSimulator.busy_next` (the transient fault ``OSS-0503``).
 
 Both operations are idempotent by key: a repeat returns the same ticket, does nothing twice, and sends
 the ticket's result again once it is decided (also one that was dropped: a process that retries after
@@ -89,6 +90,8 @@ class OSSSimulator(SimulatedSOAPService):
         self.activations: Counter[Service] = Counter()
         self.deactivations: Counter[Service] = Counter()
         self.published: list[Message] = []
+        #: order ids OSS never sends a result for (the work is done; the answer is lost every time)
+        self.silent_orders: set[str] = set()
         self._doubles: list[Service] = []
         self._random = random.Random(seed)  # noqa: S311 - simulated failures, not security
         self._next = 0
@@ -192,7 +195,7 @@ class OSSSimulator(SimulatedSOAPService):
                 ticket = self.tickets[heapq.heappop(self._due)[2]]
                 if ticket.result is None:
                     ticket.result = self._decide(ticket)
-                send = not ticket.dropped
+                send = not ticket.dropped and ticket.order_id not in self.silent_orders
                 result = dict(ticket.result)
             if send:
                 self._send(ticket, result)

@@ -27,11 +27,11 @@ RIM_ENDPOINT = "rim.reserve_resources"
 OSS_ENDPOINT = "oss.activate_service"
 OSS_RESULTS = "oss.activation_results"
 BILLING_ENDPOINT = "billing.create_subscriber"
-#: The injected behaviour of the running simulation (the issue's demo mix): 5% of new reservations
-#: refused, OSS results after a second, 5% of them never sent.
-RIM_REFUSAL_RATE = 0.05
+#: OSS sends its results a second after it accepted the request. RIM refusals and OSS silences are not
+#: drawn at random here: the order scenarios (simulators/process_orders.py) decide them per order when
+#: they plan it and tell the simulators by order id (``rim.refuse_orders``, ``oss.silent_orders``), so
+#: each order's expected end state is known before it is sent.
 OSS_RESULT_DELAY = 1.0
-OSS_TIMEOUT_RATE = 0.05
 
 
 def soap_service_config(project: Project, endpoint: str) -> tuple[str, str, int]:
@@ -60,18 +60,12 @@ class ProcessSystems:
         endpoints = self.project.endpoints
         if RIM_ENDPOINT in endpoints:
             user, secret, port = soap_service_config(self.project, RIM_ENDPOINT)
-            self.rim = RIMSimulator(user, secret, refusal_rate=RIM_REFUSAL_RATE)
+            self.rim = RIMSimulator(user, secret)
             started.append(f"RIM      {self.rim.serve(port=port)}")
         if OSS_ENDPOINT in endpoints and OSS_RESULTS in endpoints:
             user, secret, port = soap_service_config(self.project, OSS_ENDPOINT)
             self._publisher = QueuePublisher(self.project, OSS_RESULTS)
-            self.oss = OSSSimulator(
-                user,
-                secret,
-                publish=self._publisher,
-                result_delay=OSS_RESULT_DELAY,
-                timeout_rate=OSS_TIMEOUT_RATE,
-            )
+            self.oss = OSSSimulator(user, secret, publish=self._publisher, result_delay=OSS_RESULT_DELAY)
             started.append(f"OSS      {self.oss.serve(port=port)} (results on {OSS_RESULTS})")
         if BILLING_ENDPOINT in endpoints:
             self.billing = SharedBilling.acquire(self.project, BILLING_ENDPOINT)

@@ -8,6 +8,8 @@ pre-reservations when their time comes, returning their number and port to the p
 - ``refusal_rate``: that share of new reservations is refused with ``RIM-1001`` "no number available";
 - ``refuse_all``: every new reservation is refused so (a repeat of a reservation already made still
   returns it: the key is idempotent);
+- ``refuse_orders``: the order ids whose new reservations are all refused so: a refusal decided per
+  order in advance (the demo's scenarios), not drawn at random;
 - ``latency``: seconds every answer waits;
 - :meth:`RIMSimulator.busy_next`: the next calls get the transient ``RIM-0503`` "system busy".
 
@@ -81,17 +83,18 @@ class RIMSimulator(SimulatedSOAPService):
         self.refuse_all = refuse_all
         self.latency = latency
         self.refused = 0
+        #: order ids whose new reservations are refused (RIM-1001), decided in advance by a scenario
+        self.refuse_orders: set[str] = set()
         self._random = random.Random(seed)  # noqa: S311 - simulated failures, not security
         self._stop_timer = threading.Event()
         self._timer: threading.Thread | None = None
-
 
     def _reserve(self, f: Fields) -> dict[str, Any]:
         key = required(f, "idempotencyKey", "RIM-0400")
         order_id = required(f, "orderId", "RIM-0400")
         expiry = int(f.get("expirySeconds") or DEFAULT_EXPIRY)
         with self._lock:
-            if key not in self.inventory.by_key and self._refuses():
+            if key not in self.inventory.by_key and (order_id in self.refuse_orders or self._refuses()):
                 self.refused += 1
                 raise fault("RIM-1001", f"pool exhausted for order {order_id} (injected)")
             reservation = self.inventory.reserve(key, order_id, f.get("componentId", ""), expiry, f)

@@ -34,6 +34,7 @@ class LineItem:
     price_type: str = "Recurring"
     quantity: int = 1
     attributes: dict[str, str] = field(default_factory=dict)
+    service_address: str = ""  # where the line's service is installed (a standard address's text)
 
 
 @dataclass
@@ -85,6 +86,8 @@ def _item_fields(item: LineItem, order: SiebelOrder) -> dict[str, str]:
     }
     if item.price is not None:
         fields["Net Price"] = item.price
+    if item.service_address:
+        fields["Service Address"] = item.service_address
     return fields
 
 

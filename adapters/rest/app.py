@@ -5,10 +5,11 @@ the path and method, the Content-Type, the declared Content-Length, a capped rea
 Every refusal is TMF's error JSON; those of the caller's doing are logged and counted (``esb_rest_refused
 {path, reason}``, the SOAP listener's audit with ``protocol="rest"``), never with a secret.
 
-``POST {base}/productOrder`` hands the order to the route and answers 201 once the route has settled it
-(the resource exists then, and its ``ProductOrderCreateEvent`` is queued for the hub's listeners). The
-message's id is the resource's id: unique on the endpoint (a second POST of it is a 409), and what
-``esb trace`` and ``esb replay`` take.
+``POST {base}/productOrder`` (or ``cancelProductOrder``, each endpoint serving the resources it lists)
+hands the resource to the route and answers 201 once the route has settled it (the resource exists
+then, and its ``ProductOrderCreateEvent`` or ``CancelProductOrderCreateEvent`` is queued for the hub's
+listeners). The message's id is the resource's id: unique on the endpoint (a second POST of it is a
+409), and what ``esb trace`` and ``esb replay`` take.
 """
 
 from __future__ import annotations

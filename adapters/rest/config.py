@@ -1,9 +1,10 @@
 """Options of a REST endpoint (``adapter: rest`` in config/systems.yaml): TMF Open API v4 resources.
 
-With ``listen`` the hub serves the resources (a source: ``POST {base}/productOrder`` becomes a message
-for the route) and keeps them in its resource store, which the endpoint's sink updates with state
-changes (and the TMF event hub announces to registered listeners). Without ``listen`` the endpoint is a
-peer's REST API the hub calls (a sink and a requester).
+With ``listen`` the hub serves the resources (a source: ``POST {base}/productOrder`` or
+``POST {base}/cancelProductOrder`` becomes a message for the route) and keeps them in its resource
+store, which the endpoint's sink updates with state changes (and the TMF event hub announces to
+registered listeners). Without ``listen`` the endpoint is a peer's REST API the hub calls (a sink and a
+requester).
 
 Secrets never appear in the file: passwords and bearer tokens come from ``password_env`` or
 ``password_file`` (the credential models are the SOAP adapter's, shared).
@@ -20,8 +21,8 @@ from adapters.http.options import Credential, ThrottleOptions, TLSOptions
 from esb.config.durations import Duration
 from esb.config.systems import EndpointConfig
 
-#: The TMF resources the listener can serve (TMF622 ProductOrder first).
-RESOURCES = ("productOrder",)
+#: The TMF resources the listener can serve: TMF622 ProductOrder and its CancelProductOrder task.
+RESOURCES = ("productOrder", "cancelProductOrder")
 
 
 class _Strict(BaseModel):
@@ -70,10 +71,11 @@ class ListenOptions(_Strict):
         pattern=r"^(/[A-Za-z0-9_\-.]+)+$",
         description="URL path the resources are served under ({base}/productOrder, {base}/hub)",
     )
-    resources: list[Literal["productOrder"]] = Field(
+    resources: list[Literal["productOrder", "cancelProductOrder"]] = Field(
         default_factory=lambda: ["productOrder"],  # type: ignore[arg-type]  # pydantic checks the literals
         min_length=1,
-        description="the TMF resources served (TMF622 productOrder)",
+        description="the TMF resources served (TMF622 productOrder, cancelProductOrder); each POST becomes "
+        "a message of the endpoint's route, so serve a cancelProductOrder on an endpoint of its own",
     )
     public_url: str | None = Field(
         default=None,

@@ -1,10 +1,11 @@
 """TMF events (TMF622 notifications) and the listeners' queries that select them.
 
-An event is ``{eventId, eventTime, eventType, correlationId, event: {productOrder: <resource>}}``, with
-``eventType`` ``ProductOrderCreateEvent`` (the route accepted a POSTed order) or
-``ProductOrderStateChangeEvent`` (its state changed). A listener's ``query`` (TMF630 notation) is
-``name=value[,value...]`` terms joined by ``&``, each a dotted path in the event (``eventType``,
-``event.productOrder.state``); an event matches when every term does. No query: every event.
+An event is ``{eventId, eventTime, eventType, correlationId, event: {<kind>: <resource>}}``, with
+``eventType`` ``<Class>CreateEvent`` (the route accepted a POSTed resource: ``ProductOrderCreateEvent``,
+``CancelProductOrderCreateEvent``) or ``<Class>StateChangeEvent`` (its state changed). A listener's
+``query`` (TMF630 notation) is ``name=value[,value...]`` terms joined by ``&``, each a dotted path in
+the event (``eventType``, ``event.productOrder.state``); an event matches when every term does. No
+query: every event.
 """
 
 from __future__ import annotations

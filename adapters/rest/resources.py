@@ -18,7 +18,7 @@ from adapters.rest.errors import Refusal
 from adapters.rest.schema import TMFValidator
 
 #: Each served resource's schema (folder/Class under the TMF schema folder).
-SCHEMAS = {"productOrder": "Customer/ProductOrder"}
+SCHEMAS = {"productOrder": "Customer/ProductOrder", "cancelProductOrder": "Product/CancelProductOrder"}
 #: Attributes every projection keeps (TMF630: ``fields`` never hides the identity of a resource).
 ALWAYS = ("id", "href", "@type")
 #: Query parameters that are not attribute filters.
@@ -82,10 +82,15 @@ def with_id(data: bytes, doc: dict[str, Any]) -> tuple[str, bytes]:
     return ident, b'{"id":' + orjson.dumps(ident) + sep + head
 
 
+def class_name(kind: str) -> str:
+    """The TMF class of a served resource: ``CancelProductOrder`` for ``cancelProductOrder``."""
+    return kind[0].upper() + kind[1:]
+
+
 def created(kind: str, doc: dict[str, Any], ident: str, href: str) -> dict[str, Any]:
     """The resource as the hub keeps and shows it: the client's attributes, its id and href, and the
-    state a new order starts in (``acknowledged``)."""
-    return {**doc, "id": ident, "href": href, "@type": doc.get("@type") or kind[0].upper() + kind[1:],
+    state a new order or cancel request starts in (``acknowledged``, TMF622's spelling of both)."""
+    return {**doc, "id": ident, "href": href, "@type": doc.get("@type") or class_name(kind),
             "state": "acknowledged"}  # fmt: skip
 
 

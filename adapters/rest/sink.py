@@ -4,11 +4,13 @@ Client endpoint (``base_url``): ``write`` sends the message body to ``{base_url}
 endpoint's ``method``; ``request`` does the same and returns the peer's JSON answer as the reply
 (enrich steps, request-reply routes).
 
-Served endpoint (``listen``): a route that ``to:``s it carries a state change of a resource the hub
-created, ``{"id": ..., "state": ...}`` (TMF attribute names, plus any other top-level attributes to
-update). The resource store is updated and, when the state changed, a ``ProductOrderStateChangeEvent``
-is queued for every registered listener (posted by the listener's postman, ``notify.py``). An unknown
-resource or a state TMF does not define is a MessageError: the message is dead-lettered.
+Served endpoint (``listen``): a route that ``to:``s it (or a process's ``send`` step) carries a state
+change of a resource the hub created, ``{"id": ..., "state": ...}`` (TMF attribute names, plus any other
+top-level attributes to update). The resource store is updated and, when the state changed, a
+``<Class>StateChangeEvent`` (``ProductOrderStateChangeEvent``, ``CancelProductOrderStateChangeEvent``)
+is queued for every registered listener (posted by the listener's postman, ``notify.py``). An endpoint
+serving several resources is told which by the change's ``@type``. An unknown resource or a state TMF
+does not define for it is a MessageError: the message is dead-lettered.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import orjson
 from adapters.rest.client import RESTClient
 from adapters.rest.config import RESTEndpoint
 from adapters.rest.events import STATE_CHANGE, make_event
+from adapters.rest.resources import class_name
 from adapters.rest.store import ResourceStore, store_path
 from esb.context import AdapterContext
 from esb.exceptions import DecodeError, MessageError
@@ -30,6 +33,10 @@ ORDER_STATES = frozenset({
     "acknowledged", "rejected", "pending", "held", "inProgress", "cancelled", "completed", "failed",
     "partial", "assessingCancellation", "pendingCancellation",
 })  # fmt: skip
+#: TMF622 TaskStateType of a CancelProductOrder (the API's spelling; the SID schema's is "accepted").
+TASK_STATES = frozenset({"acknowledged", "rejected", "inProgress", "done", "terminatedWithError"})
+#: The states each served resource may take.
+STATES = {"productOrder": ORDER_STATES, "cancelProductOrder": TASK_STATES}
 #: Attributes a state change may not set (the hub's own).
 PROTECTED = frozenset({"href", "@type"})
 
@@ -91,16 +98,15 @@ class RESTSink:
     def change_state(self, message: Message) -> bool:
         """Apply a state change to a served resource; True when the state changed (an event is queued)."""
         assert self.store is not None, "connect() first"
-        listen = self.endpoint.listen
-        assert listen is not None
-        kind = listen.resources[0]
         doc = body_dict(message)
+        kind = self.kind_of(doc)
         ident, state = doc.get("id"), doc.get("state")
         if not isinstance(ident, str) or not ident:
             raise MessageError("a state change needs the resource's id")
-        if state is not None and state not in ORDER_STATES:
+        if state is not None and state not in STATES[kind]:
             raise MessageError(
-                f"state {state!r} is not a TMF622 order state ({', '.join(sorted(ORDER_STATES))})"
+                f"state {state!r} is not a TMF622 {class_name(kind)} state "
+                f"({', '.join(sorted(STATES[kind]))})"
             )
         changes = {k: v for k, v in doc.items() if k not in PROTECTED and k != "id"}
         result = self.store.change(kind, ident, changes)
@@ -112,6 +118,24 @@ class RESTSink:
         event = make_event(kind, STATE_CHANGE, after, message.correlation_id)
         self.store.enqueue(event, ident, message.correlation_id)
         return True
+
+    def kind_of(self, doc: dict[str, Any]) -> str:
+        """The served resource a state change is for: the endpoint's only one, else the one its
+        ``@type`` names (MessageError when it names none of them)."""
+        listen = self.endpoint.listen
+        assert listen is not None
+        kinds = list(dict.fromkeys(listen.resources))
+        if len(kinds) == 1:
+            return kinds[0]
+        named = doc.get("@type")
+        for kind in kinds:
+            if class_name(kind) == named:
+                return kind
+        names = ", ".join(class_name(k) for k in kinds)
+        raise MessageError(
+            f"{self.context.endpoint} serves {names}: give the state change's @type as one of them, "
+            f"not {named!r}"
+        )
 
     def close(self) -> None:
         """Close the session or the store. Safe to call twice."""

@@ -20,7 +20,7 @@ from esb.config.systems import EndpointConfig
 from esb.config.walk import nested_models
 from esb.registry import endpoint_models
 
-ROUTE_MODELS: list[type[BaseModel]] = [r.Route, r.OnError, r.Redelivery, r.RecipientList]
+ROUTE_MODELS: list[type[BaseModel]] = [r.Route, r.OnError, r.Redelivery, r.RecipientList, r.Destination]
 
 
 def _type_name(annotation: Any) -> str:

@@ -32,6 +32,7 @@ __all__ = [  # the step models are re-exported for the code that names them (par
     "AggregateSpec",
     "AggregateStep",
     "ChoiceStep",
+    "Destination",
     "EndpointRef",
     "EnrichSpec",
     "EnrichStep",
@@ -67,6 +68,20 @@ class RecipientList(Strict):
     recipients: Expression
     allowed: list[EndpointRef] = Field(
         min_length=1, description="the endpoints the expression may name; anything else is a message error"
+    )
+
+
+class Destination(Strict):
+    """One endpoint of a fixed ``to`` list with a mapping of its own (``{endpoint, transform}``).
+
+    The transform is applied to the route's output for this endpoint only (Camel's multicast with a
+    processor per branch); the other endpoints get the output as the steps left it.
+    """
+
+    endpoint: EndpointRef = Field(description="the endpoint, system.endpoint")
+    transform: str = Field(
+        description="a mapping under transforms/ applied for this endpoint only, "
+        "e.g. iom/canonical_to_order_request"
     )
 
 
@@ -142,9 +157,10 @@ class Route(Strict):
     description: str | None = Field(default=None, description="what the route is for")
     from_: EndpointRef = Field(alias="from", description="the source endpoint, system.endpoint")
     steps: list[Step] = Field(default_factory=list, description="processors in order (see the step models)")
-    to: EndpointRef | list[EndpointRef] | RecipientList | None = Field(
+    to: EndpointRef | list[EndpointRef | Destination] | RecipientList | None = Field(
         default=None,
-        description="one endpoint, a list (fan-out), a recipient list, or none (reply to the caller)",
+        description="one endpoint, a list (fan-out: each item an endpoint, or {endpoint, transform} for a "
+        "mapping applied for that endpoint only), a recipient list, or none (reply to the caller)",
     )
     business_keys: dict[str, Expression] = Field(
         default_factory=dict,
@@ -190,7 +206,15 @@ class Route(Strict):
         """Return the fixed endpoints this route writes to (empty for a recipient list or reply route)."""
         if self.to is None or isinstance(self.to, RecipientList):
             return [] if self.to is None else list(self.to.allowed)
-        return [self.to] if isinstance(self.to, str) else list(self.to)
+        if isinstance(self.to, str):
+            return [self.to]
+        return [item if isinstance(item, str) else item.endpoint for item in self.to]
+
+    def destination_transforms(self) -> dict[str, str]:
+        """Return endpoint -> transform for the items of ``to`` that map the output for themselves."""
+        if not isinstance(self.to, list):
+            return {}
+        return {item.endpoint: item.transform for item in self.to if isinstance(item, Destination)}
 
 
 class RoutesFile(Strict):

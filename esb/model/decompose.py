@@ -6,7 +6,7 @@ component to fulfil, in the order's item order:
 - an item whose offering is a **component** (a single product) is one component order;
 - an item whose offering is a **bundle** (好E家) is one component order per member item (its child items,
   each matched to a bundle member by offering id); a bundle item without child items (a CRM that sends the
-  bundle line alone) stands for the bundle's mandatory members;
+  bundle line alone) stands for the bundle's mandatory members, each with the bundle item's places;
 - a ``noChange`` item has nothing to fulfil and yields nothing.
 
 Each component order carries the parent order id, its kind, the item it fulfils (by value, child items
@@ -141,6 +141,9 @@ def _implicit_members(item: dict[str, Any], bundle: _BundleOf, catalog: Catalog)
         for key in ("appointment", "billingAccount"):
             if key in item:
                 synthesized[key] = item[key]
+        place = (item.get("product") or {}).get("place")
+        if place:  # where the bundle is installed is where each member is (a broadband port is held there)
+            synthesized["product"] = {"place": copy.deepcopy(place)}
         parts.append(_Part(synthesized, member.offering, catalog.offerings[member.offering], True, bundle))
     return parts
 

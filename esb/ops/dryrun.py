@@ -86,11 +86,28 @@ class DryRun:
         entries = []
         for endpoint in outlet.destinations(output) if outlet.route.to is not None else ["(reply)"]:
             before = sent.get(endpoint)
-            diff = "" if before is None else "".join(difflib.unified_diff(
-                before.splitlines(keepends=True), today.splitlines(keepends=True),
-                fromfile=f"sent then to {endpoint}", tofile="today"))
-            entries.append({"endpoint": endpoint, "sent_before": before is not None,
-                            "changed": before is not None and before != today, "diff": diff})
+            mapped = outlet.for_endpoint(endpoint, output)  # a to: item with its own transform
+            body = today if mapped is output else pretty(mapped.body_bytes())
+            diff = (
+                ""
+                if before is None
+                else "".join(
+                    difflib.unified_diff(
+                        before.splitlines(keepends=True),
+                        body.splitlines(keepends=True),
+                        fromfile=f"sent then to {endpoint}",
+                        tofile="today",
+                    )
+                )
+            )
+            entries.append(
+                {
+                    "endpoint": endpoint,
+                    "sent_before": before is not None,
+                    "changed": before is not None and before != body,
+                    "diff": diff,
+                }
+            )
         return {"id": output.id, "headers": output.headers, "body": today, "destinations": entries}
 
     def _sent_before(self, route_id: str, message_id: str) -> dict[str, str]:

@@ -3,7 +3,9 @@
 Components: the broker (reachable, depth of every queue), the journal, each configured endpoint
 (through its adapter's optional ``health(endpoint, context) -> (status, detail)``), scheduled jobs, the
 running hub (its /health/ready), routes suspended by operators, dead letters per route, and messages
-stuck in flight (received but with no final state for longer than ``stuck_after``).
+stuck in flight (received but with no final state for longer than ``stuck_after``). With processes: the
+instances by status (``stuck`` and ``alert`` ones degrade the hub: they wait for an operator) and the
+process dead letters waiting per ``process:<endpoint>`` group.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from esb.journal import FINAL_STATES, Journal
 from esb.journal.engine import DatabaseErrors, create_journal_engine
 from esb.journal.schema import events, messages
 from esb.ops import dlq
+from esb.process.loader import load_processes
 from esb.project import Project
 from esb.runtime.control import RouteControl
 from esb.runtime.jobs import scheduled_jobs
@@ -246,6 +249,46 @@ def check_stuck(project: Project, older_than: timedelta) -> Check:
     return Check("in flight", DEGRADED, text, {"stuck": stuck})
 
 
+def check_processes(project: Project) -> Check | None:
+    """Process instances by status; ``stuck`` and ``alert`` ones (an operator must act) degrade the hub.
+
+    None when the project defines no process.
+    """
+    if not load_processes(project.root).names():
+        return None
+    from esb.ops.processes import open_store, status_counts  # late: the engine is only loaded with processes
+
+    try:
+        with open_store(project) as store:
+            counts, waiting = status_counts(store)
+    except EsbError as exc:
+        return Check("processes", DOWN, f"cannot read the process tables: {exc}")
+    held = {s: n for s, n in counts.items() if s in ("stuck", "alert")}
+    text = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no instance"
+    if held:
+        sample = ", ".join(waiting[:5])
+        return Check("processes", DEGRADED,
+                     f"{text}; waiting for an operator (esb process show/retry/cancel): {sample}",
+                     {"counts": counts, "held": waiting})
+    return Check("processes", OK, text, {"counts": counts})
+
+
+def check_process_dead_letters(project: Project) -> list[Check]:
+    """Process dead letters (triggers and replies no instance took) waiting, per ``process:<endpoint>``."""
+    endpoint = project.settings.processes.dead_letter
+    if endpoint is None or not load_processes(project.root).names():
+        return []
+    try:
+        groups = dlq.process_groups(project)
+        counts = {group: dlq.waiting(project, group) for group, _ in groups}
+    except EsbError as exc:
+        return [Check("dead letters processes", DEGRADED, f"{endpoint}: {exc}")]
+    if not counts:
+        return [Check("dead letters processes", OK, f"none waiting on {endpoint}", {"waiting": 0})]
+    return [Check(f"dead letters {group}", DEGRADED, f"{n} waiting on {endpoint}", {"waiting": n})
+            for group, n in counts.items()]
+
+
 def run_checks(project: Project, journal: Journal | None, stuck_after: timedelta) -> list[Check]:
     """Run every check; the broker and journal being down make the hub down."""
     broker = check_broker(project)
@@ -256,8 +299,11 @@ def run_checks(project: Project, journal: Journal | None, stuck_after: timedelta
     if journal is None or journal_check.status == DOWN:
         return checks
     checks.extend(check_routes(project))
+    if (processes := check_processes(project)) is not None:
+        checks.append(processes)
     if all(c.status != DOWN for c in broker):
         checks.extend(check_dead_letters(project, journal))
+        checks.extend(check_process_dead_letters(project))
     checks.append(check_stuck(project, stuck_after))
     return checks
 

@@ -27,7 +27,7 @@ from esb.process.engine.inbox import CANCEL
 from esb.process.engine.records import DONE, WAITING
 from esb.process.engine.retry import RetryAnswer
 from esb.process.engine.retry import retry as engine_retry
-from esb.process.engine.store import ENDED
+from esb.process.engine.store import ENDED, LIVE, STUCK
 from esb.process.engine.tables import (
     process_branches,
     process_definitions,
@@ -152,6 +152,29 @@ def find(
     with store.errors("process list"), store.engine.connect() as conn:
         rows = conn.execute(query).all()
         return _summaries(conn, rows, now)
+
+
+def status_counts(store: ProcessStore, sample: int = 20) -> tuple[dict[str, int], list[str]]:
+    """Return how many instances hold each status that has not ended (an index range, however many
+    ended instances the table keeps), and up to ``sample`` ids of the ``stuck`` and ``alert`` ones
+    (oldest update first: those an operator must look at)."""
+    t = process_instances.c
+    with store.errors("process status counts"), store.engine.connect() as conn:
+        counts = {
+            r.status: int(r.n)
+            for r in conn.execute(
+                sa.select(t.status, sa.func.count().label("n"))
+                .where(t.status.in_((*LIVE, STUCK)))
+                .group_by(t.status)
+            )
+        }
+        held = conn.execute(
+            sa.select(t.id, t.status)
+            .where(t.status.in_(("stuck", "alert")))
+            .order_by(t.updated_at)
+            .limit(sample)
+        ).all()
+    return counts, [f"{r.id} ({r.status})" for r in held]
 
 
 def _summaries(conn: sa.Connection, rows: Sequence[Any], now: datetime) -> list[Summary]:

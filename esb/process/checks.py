@@ -110,6 +110,9 @@ class DefinitionChecker:
         for path, step in located_steps(self.process):
             for sub, text in _expressions(step):
                 self.check_expression(text, (*path, *sub))
+        for index, rule in enumerate(self.process.ignore):
+            if rule.when:
+                self.check_expression(rule.when, ("ignore", index, "when"))
 
     def check_expression(self, text: str, path: PathKey) -> None:
         """An expression must be valid JMESPath."""

@@ -60,6 +60,23 @@ class OnCancel(Strict):
     )
 
 
+class Ignore(Strict):
+    """Messages on an endpoint the process reads that none of its steps wants and that are no error.
+
+    Looked at before the awaits and the trigger: such a message is acked and journaled ``filtered``
+    with the reason, never fed to an instance nor dead-lettered: e.g. OSS's
+    deactivation results on the queue that also carries the activation results an await takes (the
+    undo's call already had its answer).
+    """
+
+    from_: EndpointRef = Field(alias="from", description="the endpoint (a trigger's or an await's from)")
+    type: str | None = Field(default=None, min_length=1, description="only messages of this type")
+    when: Expression | None = Field(
+        default=None, description="JMESPath over the message: only messages for which it is truthy"
+    )
+    reason: str = Field(min_length=1, description="why these are not wanted (journaled with each one)")
+
+
 class Process(Strict):
     """One version of one process definition (the whole of a process file)."""
 
@@ -82,6 +99,11 @@ class Process(Strict):
         default_factory=list, description="undo calls, named by the steps' compensate:"
     )
     on_cancel: OnCancel | None = Field(default=None, description="none: a cancel request is refused")
+    ignore: list[Ignore] = Field(
+        default_factory=list,
+        description="messages on the process's endpoints no step takes and that are no error: journaled "
+        "filtered, not dead-lettered",
+    )
 
     @field_validator("machine")
     @classmethod

@@ -69,6 +69,14 @@ class ProcessLinter:
                 self.check_transform(step.await_.response, (*path, "await", "response"))
             elif isinstance(step, CancelStep):
                 self.check_cancel(step, (*path, "cancel"))
+        read = {process.trigger.from_} | {s.await_.from_ for _, s in steps if isinstance(s, AwaitStep)}
+        for index, rule in enumerate(process.ignore):
+            if rule.from_ not in read:
+                self.add(
+                    ("ignore", index, "from"),
+                    f"{rule.from_} is not read by this process (its trigger's or an await's from: "
+                    f"{', '.join(sorted(read))}): the rule would never apply",
+                )
 
     def check_trigger_source(self, name: str) -> None:
         """A trigger's endpoint is read by the process alone (a route reading it would share its messages)."""

@@ -55,9 +55,13 @@ def write_batch(outlet: Any, items: list[Item]) -> None:
     """
     by_endpoint: dict[str, list[tuple[Item, Message]]] = defaultdict(list)
     for item in items:
-        for output in item.outputs:
-            for endpoint in outlet.destinations(output):
-                by_endpoint[endpoint].append((item, output))
+        try:
+            routed = outlet.routed(item.outputs)  # a destination's own transform may refuse the message
+        except Exception as exc:
+            item.failure = exc
+            raise
+        for output, endpoint in routed:
+            by_endpoint[endpoint].append((item, output))
     for endpoint, pairs in by_endpoint.items():
         if outlet.writes_many(endpoint):
             try:

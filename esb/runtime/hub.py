@@ -39,9 +39,12 @@ class Hub:
         *,
         route_ids: list[str] | None = None,
         loader: Callable[[], Project] | None = None,
+        processes: bool | None = None,
     ) -> None:
         self.project = project
         self.route_ids = route_ids
+        #: run the process service: None (default) when every route runs, True also beside chosen routes
+        self.with_processes = route_ids is None if processes is None else processes
         self.journal = Journal(project.settings.journal.url, keep_bodies=project.settings.journal.keep_bodies)
         self.metrics = Metrics()
         self.control = RouteControl(project.settings.journal.url)
@@ -157,9 +160,13 @@ class Hub:
         )
         self.started.set()
 
-    def _start_processes(self) -> None:
-        """Start the process service beside the routes when the project defines processes."""
-        if self.route_ids is not None:
+    def _start_processes(self, *, reloading: bool = False) -> None:
+        """Start the process service beside the routes when the project defines processes.
+
+        At start a service that cannot start stops the hub; on a reload it is logged and raised to
+        :meth:`reload`, and the routes keep running.
+        """
+        if not self.with_processes:
             return  # esb run --route X: only the routes named
         service = ProcessService(self.project, self.journal, self.metrics.process)
         if not service.enabled:
@@ -168,17 +175,36 @@ class Hub:
             service.start()
         except Exception:
             service.stop(0)
-            self.stop()
+            if not reloading:
+                self.stop()
             raise
         self.processes = service
+
+    def _restart_processes(self) -> str | None:
+        """Stop the process service and start it on the reloaded project; return why it failed, or None.
+
+        Runners finish the step they hold and readers the message they hold; waiting instances are rows,
+        so the new service carries on with them (each on the definition it started on), new instances
+        start on the definitions now on disk.
+        """
+        old, self.processes = self.processes, None
+        if old is not None:
+            old.stop(self.project.settings.runtime.shutdown_grace)
+        try:
+            self._start_processes(reloading=True)
+        except Exception as exc:
+            self.log.error("processes not restarted after the reload", error=str(exc))
+            return str(exc)
+        return None
 
     def _secure_data_dir(self) -> None:
         """Create the data folder, or tighten it and what an older version left in it to the data modes."""
         data_dir = make_folder(self.project.settings.data_dir)
         changed = tighten_tree(data_dir)
         if changed:
-            self.log.warning("data files were readable by others: modes tightened", files=changed,
-                             data_dir=str(data_dir))
+            self.log.warning(
+                "data files were readable by others: modes tightened", files=changed, data_dir=str(data_dir)
+            )
 
     # -- following operators ------------------------------------------------------------------------
     def _supervise(self) -> None:
@@ -244,7 +270,10 @@ class Hub:
             self.workers = [w for w in self.workers if w not in leaving]
             self.project = new
             self._start_routes(new, start, 30.0)
+            processes = self._restart_processes() if everything else None
         self.last_reload = {"applied": True, "stopped": sorted(stop), "started": sorted(start)}
+        if everything and self.route_ids is None:
+            self.last_reload["processes"] = processes or "restarted"
         self.log.info("reloaded", stopped=sorted(stop), started=sorted(start))
         return []
 

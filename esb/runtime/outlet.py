@@ -1,5 +1,8 @@
 """Where a route's messages go: its sinks (fixed, fan-out, recipient list) and its dead-letter endpoint.
 
+A fan-out item ``{endpoint, transform}`` has its own mapping: the output is mapped for that endpoint only
+(:meth:`Outlet.routed`), before anything of the message is written, so a mapping that fails sends nothing.
+
 Sinks are made per worker thread (connections are not thread-safe), connected on first use, and dropped
 after a transport error so the next attempt reconnects. Delivery to each endpoint is recorded in the
 journal, and a message already delivered to an endpoint is not written to it again (idempotent receiver).
@@ -36,6 +39,10 @@ class Outlet:
         self._recipients: Expression | None = None
         if isinstance(route.to, RecipientList):
             self._recipients = Expression(route.to.recipients, f"route {route.id}: to.recipients")
+        self._transforms = {
+            endpoint: project.transforms.get(name)
+            for endpoint, name in route.destination_transforms().items()
+        }
 
     def destinations(self, message: Message) -> list[str]:
         """Return the endpoints ``message`` goes to."""
@@ -53,15 +60,30 @@ class Outlet:
             raise MessageError(f"recipient list names endpoints not allowed for this route: {refused}")
         return [str(n) for n in named]
 
+    def for_endpoint(self, endpoint: str, output: Message) -> Message:
+        """Return what ``endpoint`` gets of ``output``: mapped by its own transform, if ``to`` gives one."""
+        transform = self._transforms.get(endpoint)
+        return output if transform is None else transform.apply(output)
+
+    def routed(self, outputs: list[Message]) -> list[tuple[Message, str]]:
+        """Return ``(message, endpoint)`` for every output and each of its destinations, each message as
+        that endpoint gets it (a MessageError from a destination's transform is raised before any write)."""
+        return [
+            (self.for_endpoint(endpoint, output), endpoint)
+            for output in outputs
+            for endpoint in self.destinations(output)
+        ]
+
     def deliver_all(self, original: Message, outputs: list[Message], *, check: bool = True) -> None:
         """Deliver every output to each of its destinations, then end ``original``'s journey as delivered.
 
         Each delivery is journaled as it is confirmed, so a retry after a partial fan-out skips the
         endpoints already served. The last delivery's commit also records the route-level outcome.
         ``check=False`` skips the journal look-ups when nothing can have been delivered yet (the first
-        attempt of a message seen for the first time).
+        attempt of a message seen for the first time). Each endpoint's ``delivered`` event keeps the
+        body that endpoint got (after its own transform, when ``to`` gives one).
         """
-        pending = [(out, endpoint) for out in outputs for endpoint in self.destinations(out)]
+        pending = self.routed(outputs)
         if not pending:
             self.journal.event(self.route.id, original, "filtered")
             return

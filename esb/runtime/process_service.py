@@ -28,7 +28,7 @@ from esb.process.engine.store import ProcessStore
 from esb.process.loader import ProcessCatalog, load_processes
 from esb.process.steps import AwaitStep
 from esb.runtime.metrics import ProcessMetrics
-from esb.runtime.process_inlet import DeadLetters, ProcessInlet
+from esb.runtime.process_inlet import DeadLetters, ProcessInlet, sweep_dead_replies
 from esb.runtime.process_journal import ProcessJournal
 from esb.typing import Delivery
 
@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 #: Seconds a thread waits before trying the database or a source again after a TransportError.
 RETRY_SECONDS = 2.0
+#: How often runner 0 dead-letters the replies the inbox marked dead later
+#: (:func:`~esb.runtime.process_inlet.sweep_dead_replies`), and how old such a reply must be.
+SWEEP_SECONDS = 30.0
+SWEEP_AFTER = 60.0
 
 
 def process_endpoints(catalog: ProcessCatalog) -> list[str]:
@@ -98,12 +102,15 @@ class ProcessService:
     def _run(self, index: int) -> None:
         """Advance due instances until stopped, journaling each claim's steps."""
         runner = self._runner(f"runner-{index}")
-        measured = 0.0
+        measured = swept = 0.0
         while not self.stop_event.is_set():
             try:
                 if index == 0 and time.monotonic() - measured >= self.settings.poll:
                     measured = time.monotonic()
                     self.notes.lag()  # runner 0 measures, at most once per poll, busy or not
+                if index == 0 and time.monotonic() - swept >= SWEEP_SECONDS:
+                    swept = time.monotonic()
+                    sweep_dead_replies(self.store, self.dead_letters, SWEEP_AFTER)
                 if not self.round(runner):
                     self.stop_event.wait(self.settings.poll)
             except TransportError as exc:

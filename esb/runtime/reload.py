@@ -14,8 +14,9 @@ from esb.exceptions import ConfigError
 from esb.lint import Linter
 from esb.project import ROUTES_FILE, SYSTEMS_FILE, Project
 
-#: What a reload takes: the route language, systems, mappings and the canonical model.
-WATCHED = (ROUTES_FILE, SYSTEMS_FILE, "transforms", "canonical_model")
+#: What a reload takes: the route language, systems, mappings, the canonical model and the processes
+#: (any change but routes.yaml restarts every route and the process service).
+WATCHED = (ROUTES_FILE, SYSTEMS_FILE, "transforms", "canonical_model", "processes")
 
 Fingerprint = dict[str, tuple[float, int]]
 

@@ -26,7 +26,8 @@ A mocked error has a ``type`` (TransportError: retried by the route's policy; Re
 and ``retryable``; MessageError: permanent), a ``message``, and ``times`` (fail only the first N calls).
 A ``reply:`` file ending in ``.json`` is parsed (the dict a SOAP or REST client hands back); any other file
 is answered as bytes. The route's sinks (``to``) must receive exactly what ``outputs`` lists (nothing when
-they are not listed); any other endpoint is checked only when listed. What an endpoint received is what it
+they are not listed), each as that endpoint gets it (a ``to:`` item ``{endpoint, transform}``: mapped by
+its own transform); any other endpoint is checked only when listed. What an endpoint received is what it
 accepted: a write or request the mock failed is not counted.
 """
 

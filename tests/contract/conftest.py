@@ -22,6 +22,7 @@ from esb.context import AdapterContext
 from tests.contract.harness import AdapterHarness
 from tests.contract.harness_batch import BatchHarness
 from tests.contract.harness_direct import DirectHarness
+from tests.contract.harness_pool import PoolHarness
 from tests.contract.harness_queue import (
     LEASE,
     RabbitQueueHarness,
@@ -41,6 +42,7 @@ HARNESSES = [
     pytest.param(SOAPHarness, id="soap"),
     pytest.param(RESTHarness, id="rest"),
     pytest.param(BatchHarness, id="batch-sftp"),
+    pytest.param(PoolHarness, id="pool"),
 ]
 
 BROKERS = [pytest.param("sqlite", id="sqlite"), pytest.param("rabbitmq", id="rabbitmq")]

@@ -17,8 +17,20 @@ def test_demo_leaves_only_private_files_under_a_loose_umask(tmp_path: Path) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESB_")}
     env["TMPDIR"] = str(tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "esb.cli", "--project", str(ROOT), "demo", "--messages", "20",
-         "--timeout", "120"],
+        [
+            sys.executable,
+            "-m",
+            "esb.cli",
+            "--project",
+            str(ROOT),
+            "demo",
+            "--messages",
+            "20",
+            "--orders",
+            "10",
+            "--timeout",
+            "120",
+        ],
         env=env,
         capture_output=True,
         text=True,

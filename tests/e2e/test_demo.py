@@ -1,4 +1,4 @@
-"""`esb demo`: the hub with the simulated systems; every message ends as planned."""
+"""`esb demo`: the hub with the simulated systems; every message and every order ends as planned."""
 
 from __future__ import annotations
 
@@ -9,14 +9,29 @@ from click.testing import CliRunner
 from esb.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ("completed", "rim-refusal", "oss-timeout", "cancelled", "cancel-refused")
 
 
-def test_demo_reports_every_route_ok() -> None:
-    """100 messages through the CRM order route: delivered, filtered and dead-lettered counts as planned."""
+def test_demo_reports_every_route_and_every_order_scenario_ok() -> None:
+    """100 messages through the CRM order route end as planned, and 40 orders with every scenario forced
+    in (RIM refusals, OSS timeouts, cancels in flight and too late) each end as their scenario expects."""
     result = CliRunner().invoke(
-        cli, ["--project", str(ROOT), "demo", "--messages", "100", "--timeout", "120"]
-    )
+        cli,
+        [
+            "--project", str(ROOT), "demo", "--messages", "100", "--orders", "40",
+            "--rim-refusals", "0.1", "--oss-timeouts", "0.1", "--cancellations", "0.1", "--timeout", "240",
+        ],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    row = next(line for line in result.output.splitlines() if line.startswith("crm-order-to-iom"))
+    lines = result.output.splitlines()
+    row = next(line for line in lines if line.startswith("crm-order-to-iom"))
     assert row.split()[1:5] == ["100", "76/76", "4/4", "20/20"]
     assert row.endswith("OK")
+    rows = {line.split()[0]: line for line in lines if line.split() and line.split()[0] in SCENARIOS}
+    assert sorted(rows) == sorted(SCENARIOS)
+    assert all(row.endswith("OK") for row in rows.values()), result.output
+    assert rows["rim-refusal"].split()[1:3] == ["4", "4/4"]
+    assert "cancelled 2" in rows["cancelled"]
+    assert rows["cancel-refused"].split()[1:3] == ["2", "2/2"]
+    assert "completed 2" in rows["cancel-refused"]
+    assert "failed 4" in rows["oss-timeout"]

@@ -49,6 +49,10 @@ steps:
       into: activation
   - name: done
     set_state: completed
+ignore:
+  - from: oss.results
+    when: "body.result == 'ACK'"
+    reason: OSS acknowledges each request before its result
 """
 
 ENDPOINTS: dict[str, dict[str, Any]] = {
@@ -198,6 +202,26 @@ def test_a_late_reply_is_dead_lettered_with_its_reason(project: Project, hub: Hu
     assert states[-1] == "dead_lettered"
 
 
+def test_a_message_an_ignore_rule_takes_is_journaled_filtered_not_dead_lettered(
+    project: Project, hub: Hub
+) -> None:
+    """A message on a process endpoint that no await takes but an ignore rule does is acked and
+    journaled filtered with the rule's reason; nothing reaches the dead-letter endpoint."""
+    ack = send(project, "oss.results", {"orderId": "o-10", "result": "ACK"})
+
+    def final() -> str | None:
+        with Journal(project.settings.journal.url) as journal:
+            states = [e for e in journal.history(ack.id) if e.route == "process:oss.results"]
+        return states[-1].state if states else None
+
+    assert wait_for(lambda: final() == "filtered")
+    with Journal(project.settings.journal.url) as journal:
+        [event] = [e for e in journal.history(ack.id) if e.state == "filtered"]
+    reason = "OSS acknowledges each request before its result"
+    assert event.detail == {"ignored_by": "activation", "reason": reason}
+    assert take(project, "esb.process_dead", timeout=0.5) is None
+
+
 def test_an_unknown_trigger_type_is_dead_lettered(project: Project, hub: Hub) -> None:
     """A message on the trigger endpoint of a type no process starts on is dead-lettered, saying which type
     was expected, and starts nothing."""
@@ -247,6 +271,56 @@ def test_hub_stops_with_instances_waiting_and_resumes_them(project: Project) -> 
         assert wait_for(lambda: status(project, "o-4") == ("completed", "completed"))
     finally:
         second.stop(timeout=5)
+
+
+def steps_of(project: Project, order_id: str) -> list[str]:
+    """The step paths the instance of ``order_id`` ran, in order."""
+    t, s = process_instances.c, process_steps.c
+    engine = sa.create_engine(project.settings.journal.url)
+    try:
+        with engine.connect() as conn:
+            ids = [r.id for r in conn.execute(sa.select(t.id, t.data)) if r.data.get("id") == order_id]
+            rows = conn.execute(sa.select(s.path).where(s.instance_id.in_(ids)).order_by(s.id)).all()
+    finally:
+        engine.dispose()
+    return [r.path for r in rows]
+
+
+def test_a_reload_starts_new_instances_on_the_new_version_and_keeps_the_old_ones(
+    project: Project, hub: Hub
+) -> None:
+    """After a reload with version 2 on disk, a waiting version-1 instance completes on its own steps and a
+    new trigger runs version 2's; a process file with findings is refused and the service runs on."""
+    send(project, "crm.orders", {"id": "o-6"}, "order.submitted")
+    assert take(project, "oss.activate") is not None
+    assert wait_for(lambda: waiting_on_await(project, "o-6"))
+    processes = project.root / "processes"
+    (processes / "activation").mkdir()
+    (processes / "activation.yaml").rename(processes / "activation" / "v1.yaml")
+    version2 = PROCESS.replace("version: 1", "version: 2").replace(
+        "  - name: reserve\n    call: {endpoint: rim.reserve, into: reservation}\n", ""
+    )
+    assert "reserve" not in version2
+    (processes / "activation.yaml").write_text(version2)
+    assert hub.reload() == []
+    assert hub.last_reload["processes"] == "restarted"
+    send(project, "oss.results", {"orderId": "o-6", "result": "COMPLETED"})
+    assert wait_for(lambda: status(project, "o-6") == ("completed", "completed"))
+    assert "reserve" in steps_of(project, "o-6")
+    send(project, "crm.orders", {"id": "o-7"}, "order.submitted")
+    assert take(project, "oss.activate") is not None
+    assert wait_for(lambda: waiting_on_await(project, "o-7"))
+    send(project, "oss.results", {"orderId": "o-7", "result": "COMPLETED"})
+    assert wait_for(lambda: status(project, "o-7") == ("completed", "completed"))
+    assert "reserve" not in steps_of(project, "o-7")
+    running = hub.processes
+    (processes / "activation.yaml").write_text(version2.replace("set_state: completed", "set_state: 7"))
+    findings = hub.reload()
+    assert findings
+    assert any("activation.yaml" in f for f in findings)
+    assert hub.processes is running
+    send(project, "crm.orders", {"id": "o-8"}, "order.submitted")
+    assert take(project, "oss.activate") is not None
 
 
 def test_a_project_without_processes_starts_no_process_service(tmp_path: Path) -> None:

@@ -93,6 +93,20 @@ def test_a_bundle_line_alone_stands_for_its_mandatory_members() -> None:
     assert all(VALIDATOR.errors(p) == [] for p in parts)
 
 
+def test_a_bundle_line_alone_gives_its_members_its_installation_address() -> None:
+    """The bundle line's places (where it is installed) are each implicit member's: RIM holds a port there."""
+    line = item("1", "PO-HB-299")
+    line["product"] = {"place": [{"role": "installationAddress", "name": "浙江省杭州市西湖区文三路90号"}]}
+    parts = decompose(order_of(line), CATALOG)
+    assert [p["productOrderItem"]["product"]["place"][0]["name"] for p in parts] == [
+        "浙江省杭州市西湖区文三路90号"
+    ] * 3
+    parts[0]["productOrderItem"]["product"]["place"][0]["name"] = "changed"
+    assert parts[1]["productOrderItem"]["product"]["place"][0]["name"] == "浙江省杭州市西湖区文三路90号"
+    assert all(VALIDATOR.errors(p) == [] for p in parts)
+    assert "product" not in decompose(order_of(item("1", "PO-HB-299")), CATALOG)[0]["productOrderItem"]
+
+
 def test_a_single_product_is_one_mandatory_component_order() -> None:
     """A 5G plan decomposes into one mobile component order with no bundle, keeping the item's data."""
     characteristic = {"productCharacteristic": [{"name": "msisdn", "value": "13800138000"}]}

@@ -251,3 +251,91 @@ def test_without_a_process_dead_letter_endpoint_the_group_is_refused(tmp_path: P
     result = esb(project, "dlq", "show", "process:crm.orders")
     assert getattr(result.exception, "exit_code", None) == 2
     assert "processes.dead_letter is not set" in str(result.exception)
+
+
+def test_health_shows_each_process_group_waiting(project: Project) -> None:
+    """esb health has a degraded line per process:<endpoint> group with how many wait on the endpoint."""
+    from esb.ops.health import DEGRADED, check_process_dead_letters
+
+    checks = {c.component: c for c in check_process_dead_letters(project)}
+    assert set(checks) == {"dead letters process:crm.orders", "dead letters process:oss.results"}
+    assert checks["dead letters process:crm.orders"].status == DEGRADED
+    assert checks["dead letters process:crm.orders"].data == {"waiting": 2}
+    assert checks["dead letters process:oss.results"].detail == "1 waiting on esb.process_dead"
+
+
+def inbox_status(project: Project, message_id: str) -> set[str]:
+    """The inbox status kept for ``message_id``."""
+    from esb.process.engine import ProcessStore
+    from esb.runtime.process_inlet import inbox_statuses
+
+    with ProcessStore(project.settings.journal.url) as store:
+        return inbox_statuses(store, message_id)
+
+
+def test_a_dead_reply_redelivered_after_the_dead_letter_endpoint_failed_is_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    """A dead reply whose dead-lettering failed comes again: it is dead-lettered then (not acked as a
+    duplicate), marked dead-lettered in the inbox, and a third delivery only acks."""
+    from unittest.mock import patch
+
+    from esb.exceptions import TransportError
+    from esb.process.engine import ProcessStore, Runner
+    from esb.process.engine.resources import ProjectResources
+    from esb.process.loader import load_processes
+    from esb.runtime.process_inlet import ProcessInlet
+    from esb.runtime.process_journal import ProcessJournal
+
+    project = write_project(tmp_path)
+    metrics = ProcessMetrics(CollectorRegistry())
+    with (
+        Journal(project.settings.journal.url) as journal,
+        ProcessStore(project.settings.journal.url) as store,
+    ):
+        letters = DeadLetters(project, journal, metrics, "esb.process_dead")
+        runner = Runner(store, ProjectResources(project), owner="t", lease=30)
+        inlet = ProcessInlet("oss.results", load_processes(project.root), runner,
+                             ProcessJournal(journal, store, metrics), letters, json=True)  # fmt: skip
+        orphan = Message(body=b'{"orderId": "O-404"}', id="orphan-1")
+        with (
+            patch.object(DeadLetters, "_write", side_effect=TransportError("dead-letter queue away")),
+            pytest.raises(TransportError),
+        ):
+            inlet.take(orphan)
+        assert inbox_status(project, "orphan-1") == {"dead"}
+        inlet.take(orphan)
+        assert inbox_status(project, "orphan-1") == {"dead_lettered"}
+        inlet.take(orphan)
+        letters.close()
+    dead = take_all(project, "esb.process_dead")
+    assert [m.id for m in dead] == ["orphan-1"]
+    assert "no instance of 'activation' has a business key equal to 'O-404'" in dead[0].headers["esb-error"]
+
+
+def test_the_sweep_dead_letters_replies_marked_dead_after_they_were_taken(tmp_path: Path) -> None:
+    """A reply the inbox keeps dead without a dead letter (marked dead later) is put on the dead-letter
+    endpoint by the sweep, under the route it came on, once; younger ones wait for the next sweep."""
+    from esb.process.engine import ProcessStore, deliver_reply
+    from esb.runtime.process_inlet import sweep_dead_replies
+
+    project = write_project(tmp_path)
+    metrics = ProcessMetrics(CollectorRegistry())
+    with (
+        Journal(project.settings.journal.url) as journal,
+        ProcessStore(project.settings.journal.url) as store,
+    ):
+        reply = Message(body={"orderId": "O-7", "result": "COMPLETED"}, id="late-1")
+        assert deliver_reply(store, "activation", "O-7", "oss.results", reply) == "dead"
+        letters = DeadLetters(project, journal, metrics, "esb.process_dead")
+        assert sweep_dead_replies(store, letters, older_than=3600) == 0
+        assert sweep_dead_replies(store, letters, older_than=-1) == 1
+        assert sweep_dead_replies(store, letters, older_than=-1) == 0
+        letters.close()
+        states = [e.state for e in journal.history("late-1") if e.route == "process:oss.results"]
+    assert inbox_status(project, "late-1") == {"dead_lettered"}
+    dead = take_all(project, "esb.process_dead")
+    assert [m.id for m in dead] == ["late-1"]
+    assert dead[0].headers["esb-route"] == "process:oss.results"
+    assert json.loads(dead[0].body) == {"orderId": "O-7", "result": "COMPLETED"}
+    assert states[-1] == "dead_lettered"

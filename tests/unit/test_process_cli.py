@@ -364,7 +364,7 @@ def test_cancel_before_the_point_of_no_return_is_accepted_and_the_instance_cance
         [kept] = conn.execute(sa.select(process_inbox.c.message, process_inbox.c.status)).all()
     assert kept.status == "waiting"
     assert (kept.message["body"]["reason"], kept.message["body"]["by"]) == ("customer withdrew", who())
-    clock.advance(1)  # the request woke it at the real time, a moment after the test clock
+    clock.advance(60)  # the request woke it at the real time, after the test clock (a slow CLI run: seconds)
     runner.run_due()
     assert (instance(store, iid).status, instance(store, iid).state) == ("cancelled", "cancelled")
     assert fakes.calls("rim.release") == [f"{iid}:reserve:compensate"]

@@ -31,7 +31,7 @@ from esb.process.steps import (
 from tests.unit.test_process_lint import GOOD
 
 STEPS: TypeAdapter[list[Any]] = TypeAdapter(list[ProcessStep])
-EXAMPLES = Path(__file__).resolve().parents[2] / "processes" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "processes"
 
 
 def parse(step: dict[str, Any]) -> Any:

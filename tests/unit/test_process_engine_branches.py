@@ -28,7 +28,7 @@ fakes = _cases.fakes
 runner = _cases.runner
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "processes" / "examples"
+EXAMPLES = ROOT / "processes"
 RESERVE = {
     "name": "reserve",
     "call": {"endpoint": "rim.reserve", "into": "reservation"},
@@ -260,7 +260,9 @@ class ProjectTransforms(FakeResources):
     def __init__(self) -> None:
         super().__init__()
         self.project = Project.load(ROOT, environ={})
-        self.one_way.update({"iom.order_status", "oss.activate_service", "crm.order_status"})
+        self.one_way.update(
+            {"iom.order_status", "oss.activate_service", "crm.order_status", "channel.rest_cancels"}
+        )
         numbers = itertools.count(1)
         self.endpoint("rim.reserve_resources").reply = lambda _m: {
             "reservationId": f"RSV-{next(numbers)}",
@@ -275,7 +277,7 @@ class ProjectTransforms(FakeResources):
 
 
 def example(name: str) -> Process:
-    """The example process ``name`` of processes/examples/."""
+    """The shipped process ``name`` of processes/."""
     return Process.model_validate(load_yaml(EXAMPLES / f"{name}.yaml").data)
 
 
@@ -329,6 +331,14 @@ def test_the_order_to_activation_example_runs_with_the_project_mappings(
     assert b"SiebelMessage" in update
 
 
+def canonical_cancel(systems: ProjectTransforms, *steps: str, body: Any) -> Message:
+    """A cancel request made canonical by the project's route transforms ``steps`` (as a route would)."""
+    message = Message(body=body)
+    for name in steps:
+        message = systems.transform(name).apply(message)
+    return message
+
+
 def test_the_order_cancellation_example_cancels_an_order_in_flight(store: ProcessStore, clock: Clock) -> None:
     """order_cancellation.yaml on the CRM's cancel request undoes the waiting order and answers the CRM."""
     systems = ProjectTransforms()
@@ -336,11 +346,12 @@ def test_the_order_cancellation_example_cancels_an_order_in_flight(store: Proces
     order_id = runner.start(example("order_to_activation"), bundle("SO20261125000123"))
     runner.run_due()
     request = (ROOT / "transforms/crm/samples/order_cancel.xml").read_bytes()
-    cancel_id = runner.start(example("order_cancellation"), Message(body=request))
+    cancel = canonical_cancel(systems, "crm/siebel_cancel_to_canonical", body=request)
+    cancel_id = runner.start(example("order_cancellation"), cancel)
     runner.run_due()
-    cancel = instance(store, cancel_id)
-    assert (cancel.status, cancel.state) == ("completed", "done")
-    assert cancel.data["outcome"] == {"accepted": True, "reason": None}
+    cancel_row = instance(store, cancel_id)
+    assert (cancel_row.status, cancel_row.state) == ("completed", "done")
+    assert cancel_row.data["outcome"] == {"accepted": True, "reason": None}
     placed = instance(store, order_id)
     assert (placed.status, placed.state) == ("cancelled", "cancelled")
     released = [body for name, _, body in systems.log if name == "rim.release_reservation"]
@@ -348,6 +359,42 @@ def test_the_order_cancellation_example_cancels_an_order_in_flight(store: Proces
     assert len(systems.calls("oss.deactivate_service")) == 3
     ((_, _, answer),) = [entry for entry in systems.log if entry[0] == "crm.order_status"]
     assert b"Cancelled" in answer
+    assert systems.calls("channel.rest_cancels") == []  # the CRM's cancel is answered to the CRM only
+
+
+def test_a_tmf622_cancel_is_answered_on_its_resource(store: ProcessStore, clock: Clock) -> None:
+    """A TMF622 cancel's resource moves inProgress then done; the CRM hears nothing of it."""
+    systems = ProjectTransforms()
+    runner = Runner(store, systems, clock=clock)
+    order_id = runner.start(example("order_to_activation"), bundle("QD20260000000042"))
+    runner.run_due()
+    request = (ROOT / "transforms/channel/samples/tmf_cancel.json").read_bytes()
+    cancel = canonical_cancel(systems, "channel/tmf_cancel_in", "channel/cancel_via_api", body=request)
+    cancel_id = runner.start(example("order_cancellation"), cancel)
+    runner.run_due()
+    assert (instance(store, order_id).status, instance(store, cancel_id).state) == ("cancelled", "done")
+    changes = [body for name, _, body in systems.log if name == "channel.rest_cancels"]
+    assert changes == [
+        {"id": "CXL-QD20260000000042", "@type": "CancelProductOrder", "state": "inProgress"},
+        {"id": "CXL-QD20260000000042", "@type": "CancelProductOrder", "state": "done"},
+    ]
+    assert systems.calls("crm.order_status") == []
+
+
+def test_a_refused_tmf622_cancel_ends_terminated_with_the_reason(store: ProcessStore, clock: Clock) -> None:
+    """A cancel the order's instance refuses (here: no such order) ends terminatedWithError with why."""
+    systems = ProjectTransforms()
+    runner = Runner(store, systems, clock=clock)
+    request = (ROOT / "transforms/channel/samples/tmf_cancel.json").read_bytes()
+    cancel = canonical_cancel(systems, "channel/tmf_cancel_in", "channel/cancel_via_api", body=request)
+    cancel_id = runner.start(example("order_cancellation"), cancel)
+    runner.run_due()
+    row = instance(store, cancel_id)
+    assert (row.status, row.state) == ("completed", "terminatedWithError")
+    last = [body for name, _, body in systems.log if name == "channel.rest_cancels"][-1]
+    assert last["state"] == "terminatedWithError"
+    assert last["stateChangeReason"] == row.data["outcome"]["reason"]
+    assert "QD20260000000042" in last["stateChangeReason"]
 
 
 def test_an_undo_in_a_branch_reads_its_item_and_its_own_key(

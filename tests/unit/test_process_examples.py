@@ -1,4 +1,4 @@
-"""The shipped example processes (flows 1 and 2 of issue 15) lint clean against the real project (its
+"""The shipped processes (flows 1 and 2 of issue 15, processes/) lint clean against the real project (its
 endpoints in config/systems.yaml, its transforms), and the cross-process cancel is checked."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from esb.process.lint import process_findings
 from esb.process.loader import load_processes
 from esb.project import Project
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "processes" / "examples"
-REPO = EXAMPLES.parents[1]
+SHIPPED = Path(__file__).resolve().parents[2] / "processes"
+REPO = SHIPPED.parent
 
 
 def real_project(
@@ -36,7 +36,7 @@ def real_project(
         del systems["systems"][without_system]
         path.write_text(yaml.safe_dump(systems, allow_unicode=True), encoding="utf-8")
     if texts is None:
-        texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(EXAMPLES.glob("*.yaml"))}
+        texts = {p.name: p.read_text(encoding="utf-8") for p in sorted(SHIPPED.glob("*.yaml"))}
     (root / "processes").mkdir()
     for name, text in texts.items():
         (root / "processes" / name).write_text(text, encoding="utf-8")
@@ -46,7 +46,7 @@ def real_project(
 def examples_project(root: Path, change: dict[str, tuple[str, str]] | None = None) -> Project:
     """The real project whose processes/ are the examples, each with ``change[name]`` (old, new) replaced."""
     texts = {}
-    for path in sorted(EXAMPLES.glob("*.yaml")):
+    for path in sorted(SHIPPED.glob("*.yaml")):
         text = path.read_text(encoding="utf-8")
         if change and path.stem in change:
             old, new = change[path.stem]
@@ -69,16 +69,17 @@ def test_project_with_the_examples_copied_in_lints_clean(tmp_path: Path) -> None
     assert lint_project(tmp_path) == []
 
 
-def test_shipped_project_does_not_load_the_examples() -> None:
-    """The repository's own processes/ holds only examples: esb lint on it stays clean."""
-    assert load_processes(EXAMPLES.parents[1]).all() == []
+def test_the_repository_project_runs_both_flows() -> None:
+    """The repository's own processes/ holds both flows (the hub runs them) and they lint clean there."""
+    assert load_processes(REPO).names() == ["order_cancellation", "order_to_activation"]
+    assert process_findings(Project.load(REPO, environ={})) == []
 
 
 def test_examples_without_their_endpoints_are_reported(tmp_path: Path) -> None:
     """Linted against a project that lacks RIM, the example's calls are findings."""
     project = real_project(
         tmp_path,
-        {"order_to_activation.yaml": (EXAMPLES / "order_to_activation.yaml").read_text(encoding="utf-8")},
+        {"order_to_activation.yaml": (SHIPPED / "order_to_activation.yaml").read_text(encoding="utf-8")},
         without_system="rim",
     )
     findings = process_findings(project)
@@ -95,14 +96,14 @@ def test_examples_without_their_endpoints_are_reported(tmp_path: Path) -> None:
         pytest.param(
             "process: order_to_activation\n      key",
             "process: order_to_activatio\n      key",
-            "processes/order_cancellation.yaml:24: steps[1].cancel.process: unknown process "
+            "processes/order_cancellation.yaml:32: steps[3].cancel.process: unknown process "
             "'order_to_activatio' (did you mean 'order_to_activation'?): add it under processes/",
             id="unknown-process",
         ),
         pytest.param(
             "key: order_id\n      value",
             "key: order_no\n      value",
-            "processes/order_cancellation.yaml:25: steps[1].cancel.key: order_to_activation has no business "
+            "processes/order_cancellation.yaml:33: steps[3].cancel.key: order_to_activation has no business "
             "key 'order_no' (did you mean 'order_id'?): use one of order_id, msisdn",
             id="unknown-key",
         ),
@@ -123,15 +124,13 @@ def test_cancel_of_a_process_without_on_cancel(tmp_path: Path) -> None:
     )
     project = examples_project(tmp_path, {"order_to_activation": (on_cancel, "")})
     assert process_findings(project) == [
-        "processes/order_cancellation.yaml:23: steps[1].cancel: order_to_activation has no on_cancel: every "
+        "processes/order_cancellation.yaml:31: steps[3].cancel: order_to_activation has no on_cancel: every "
         "cancel would be refused; add one to it"
     ]
 
 
 def test_docs_show_the_example_as_shipped() -> None:
-    """docs/processes.md quotes flow 1 exactly as processes/examples/order_to_activation.yaml has it."""
-    text = (EXAMPLES / "order_to_activation.yaml").read_text(encoding="utf-8")
+    """docs/processes.md quotes flow 1 exactly as processes/order_to_activation.yaml has it."""
+    text = (SHIPPED / "order_to_activation.yaml").read_text(encoding="utf-8")
     quoted = text[text.index("process: order_to_activation") :]
-    assert f"```yaml\n{quoted}```" in (EXAMPLES.parents[1] / "docs" / "processes.md").read_text(
-        encoding="utf-8"
-    )
+    assert f"```yaml\n{quoted}```" in (REPO / "docs" / "processes.md").read_text(encoding="utf-8")

@@ -504,3 +504,21 @@ def test_trigger_endpoint_shared_with_a_route(tmp_path: Path) -> None:
         "processes/p.yaml:4: trigger.from: crm.orders is also the source of route r: each message would go "
         "to one of them; give the process an endpoint of its own (the route can write to it)"
     ]
+
+
+def test_ignore_rule_on_an_endpoint_the_process_does_not_read(tmp_path: Path) -> None:
+    """An ignore rule must name the trigger's or an await's endpoint (else it never applies), and its
+    when must parse."""
+    text = GOOD + (
+        "ignore:\n"
+        "  - {from: crm.orders, when: \"body.kind == 'draft'\", reason: drafts are not orders}\n"
+        "  - {from: oss.results, reason: no await reads it here}\n"
+        "  - {from: crm.orders, when: 'body.[', reason: broken}\n"
+    )
+    findings = lint(tmp_path, text)
+    assert len(findings) == 2
+    assert findings[0].startswith("processes/p.yaml:21: ignore[2].when: invalid JMESPath expression 'body.['")
+    assert findings[1] == (
+        "processes/p.yaml:20: ignore[1].from: oss.results is not read by this process (its trigger's or an "
+        "await's from: crm.orders): the rule would never apply"
+    )

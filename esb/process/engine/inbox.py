@@ -234,7 +234,8 @@ def request_cancel(
     """Ask the instance of ``process`` whose business key ``key`` equals ``value`` to cancel.
 
     Refused when there is no such instance, it ended, its definition has no ``on_cancel``, or its
-    point of no return is done (the definition's ``refuse_reason``). Every request is kept in the inbox
+    point of no return is done (the definition's ``refuse_reason``, also for an instance that completed
+    after it). Every request is kept in the inbox
     once per message id (a request sent again gets the first answer): an accepted one waits there for
     the instance's runner, which is woken (at ``now``) to undo the done steps; a refused one is kept
     ``refused`` with the reason.
@@ -267,18 +268,27 @@ def request_cancel(
 
 
 def _cancel_refused(store: ProcessStore, conn: sa.Connection, row: Any, definition: Process) -> str | None:
+    if row.status == "completed" and _past_point_of_no_return(conn, row, definition):
+        assert definition.on_cancel is not None
+        return definition.on_cancel.refuse_reason  # the requester's reason, not the instance's
     if row.status in ENDED:
         return f"instance {row.id} already ended ({row.status})"
     if row.status not in ("running", "alert"):
         return f"instance {row.id} is {row.status}: its steps are being undone or an undo failed"
     if definition.on_cancel is None:
         return f"process {definition.process!r} has no on_cancel: its instances cannot be cancelled"
-    point = definition.on_cancel.point_of_no_return
-    if point is not None:
-        s = process_steps.c
-        done = conn.execute(
-            sa.select(s.id).where(s.instance_id == row.id, s.path == point, s.state == "done").limit(1)
-        ).first()
-        if done is not None:
-            return definition.on_cancel.refuse_reason
+    if _past_point_of_no_return(conn, row, definition):
+        return definition.on_cancel.refuse_reason
     return None
+
+
+def _past_point_of_no_return(conn: sa.Connection, row: Any, definition: Process) -> bool:
+    """True when the definition names a point of no return and the instance has done that step."""
+    point = definition.on_cancel.point_of_no_return if definition.on_cancel is not None else None
+    if point is None:
+        return False
+    s = process_steps.c
+    done = conn.execute(
+        sa.select(s.id).where(s.instance_id == row.id, s.path == point, s.state == "done").limit(1)
+    ).first()
+    return done is not None

@@ -2,7 +2,8 @@
 
 A sink is made by the endpoint's adapter (never chosen by adapter name), connected on first use and
 kept; a ``call`` asks it for the :class:`~esb.typing.Requester` capability, as the route ``enrich``
-step does.
+step does. A sink belongs to one thread (a queue sink's connection, a SQLite connection, a SOAP
+client's session are not shared), so each thread that asks gets its own sink of an endpoint.
 """
 
 from __future__ import annotations
@@ -38,18 +39,22 @@ class ProjectResources:
 
     def __init__(self, project: Any) -> None:
         self.project = project
-        self._sinks: dict[str, Any] = {}
+        self._sinks: dict[tuple[int, str], Any] = {}
         self._lock = threading.Lock()
 
     def sink(self, endpoint: str) -> Any:
-        """Return the endpoint's sink, made by its adapter and connected once."""
+        """Return the calling thread's sink of the endpoint, made by its adapter and connected once."""
+        key = (threading.get_ident(), endpoint)
         with self._lock:
-            if endpoint not in self._sinks:
-                adapter = self.project.adapter_for(endpoint)
-                sink = adapter.sink(self.project.endpoint(endpoint), self.project.context(endpoint))
-                sink.connect()
-                self._sinks[endpoint] = sink
-            return self._sinks[endpoint]
+            found = self._sinks.get(key)
+        if found is not None:
+            return found
+        adapter = self.project.adapter_for(endpoint)
+        sink = adapter.sink(self.project.endpoint(endpoint), self.project.context(endpoint))
+        sink.connect()
+        with self._lock:
+            self._sinks[key] = sink
+        return sink
 
     def transform(self, name: str) -> Transform:
         """Return the project's transform ``name``."""
