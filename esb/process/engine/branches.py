@@ -55,7 +55,7 @@ def load(conn: sa.Connection, instance_id: str, parent: str) -> list[Any]:
 
 def tick(runner: Runner, claim: Claim, row: Any, definition: Process, step: Fork) -> bool:
     """Fork, run the next due branch's step, or join; True to go on at once."""
-    with runner.store.errors("branches"), runner.store.engine.begin() as conn:
+    with runner.store.begin("branches") as conn:
         rows = load(conn, row.id, step.name)
     if not rows:
         return _fork(runner, claim, row, definition, step)
@@ -85,7 +85,7 @@ def _fork(runner: Runner, claim: Claim, row: Any, definition: Process, step: For
     else:
         named = [(f"{step.name}.{b.name}", None, None) for b in step.parallel.branches]
     now = runner.clock()
-    with runner.store.errors("fork"), runner.store.engine.begin() as conn:
+    with runner.store.begin("fork") as conn:
         if not named:  # nothing to do: a join of no branches succeeds
             runner.frames.move(conn, claim, frame, position=frame.position + 1)
             add_step(conn, row.id, step.name, DONE, result={"well": 0, "of": 0})
@@ -120,7 +120,7 @@ def _run_branch(runner: Runner, claim: Claim, row: Any, definition: Process, ste
     steps = steps_of(step, branch)
     machine = spec_of(step).machine
     if branch.position >= len(steps):
-        with runner.store.errors("branch"), runner.store.engine.begin() as conn:
+        with runner.store.begin("branch") as conn:
             runner.store.guard(conn, claim, wake_at=runner.clock())
             b = process_branches.c
             conn.execute(
@@ -156,7 +156,7 @@ def _join(runner: Runner, claim: Claim, row: Any, definition: Process, step: For
     running = [r for r in rows if r.status == "running"]
     still = [r for r in rows if r.status in undo.OPEN]
     joined = not still if spec_of(step).join == "all" else (well >= need or well + len(running) < need)
-    with runner.store.errors("join"), runner.store.engine.begin() as conn:
+    with runner.store.begin("join") as conn:
         if joined and running:  # any / count decided: the rest are cancelled and undone
             b = process_branches.c
             conn.execute(

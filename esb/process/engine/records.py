@@ -11,12 +11,14 @@ import sqlalchemy as sa
 from esb.expressions import Expression
 from esb.message import utcnow
 from esb.process.definition import Process
-from esb.process.engine.tables import process_keys, process_steps
+from esb.process.engine import statements
+from esb.process.engine.tables import process_steps
 from esb.process.steps import Retry
 from esb.processors.routing import set_path
 
 #: Step row states (``closed``: a wait left open when its instance was cancelled or failed).
-DONE, FAILED, WAITING, TIMED_OUT, CLOSED = "done", "failed", "waiting", "timed_out", "closed"
+DONE, FAILED, TIMED_OUT = "done", "failed", "timed_out"
+WAITING, CLOSED = statements.WAITING, statements.CLOSED
 
 
 def view(data: Any, keys: dict[str, str], state: str) -> dict[str, Any]:
@@ -35,19 +37,18 @@ def business_keys(process: Process, data: Any, state: str) -> dict[str, str]:
 
 
 def record_keys(conn: sa.Connection, process: str, instance_id: str, keys: dict[str, str]) -> None:
-    """Add the instance's business keys that are not recorded yet (a reply may bring one)."""
-    k = process_keys.c
-    known = {
-        (row.name, row.value)
-        for row in conn.execute(sa.select(k.name, k.value).where(k.instance_id == instance_id))
-    }
-    fresh = [
-        {"process": process, "name": n, "value": v, "instance_id": instance_id}
-        for n, v in keys.items()
-        if (n, v) not in known
-    ]
-    if fresh:
-        conn.execute(process_keys.insert(), fresh)
+    """Add the instance's business keys that are not recorded yet (a reply may bring one).
+
+    One ``INSERT ... ON CONFLICT DO NOTHING``: a key recorded before is left as it is.
+    """
+    if keys:
+        conn.execute(
+            statements.of(conn).add_keys,
+            [
+                {"process": process, "name": n, "value": v, "instance_id": instance_id}
+                for n, v in keys.items()
+            ],
+        )
 
 
 def add_step(
@@ -66,18 +67,19 @@ def add_step(
     """Insert one step row (an attempt of a step or an undo)."""
     now = utcnow()
     conn.execute(
-        process_steps.insert().values(
-            instance_id=instance_id,
-            path=path,
-            attempt=attempt,
-            state=state,
-            idempotency_key=key,
-            result=result,
-            error=error,
-            deadline=deadline,
-            started_at=started or now,
-            ended_at=None if state == WAITING else now,
-        )
+        statements.of(conn).add_step,
+        {
+            "instance_id": instance_id,
+            "path": path,
+            "attempt": attempt,
+            "state": state,
+            "idempotency_key": key,
+            "result": result,
+            "error": error,
+            "deadline": deadline,
+            "started_at": started or now,
+            "ended_at": None if state == WAITING else now,
+        },
     )
 
 
