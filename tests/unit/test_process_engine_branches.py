@@ -429,3 +429,25 @@ def test_after_undo_sends_run_once_every_undo_is_done_with_the_end_state(
     runner.run_due()
     assert instance(store, fine).status == "completed"
     assert fakes.calls("crm.status") == [f"{iid}:after_undo.tell_crm"] * 2
+
+
+def test_a_business_key_giving_a_list_records_every_value(
+    store: ProcessStore, runner: Runner, fakes: FakeResources
+) -> None:
+    """msisdn over every component: each component's number finds the order (a bundle's second mobile
+    line too); the request view's keys carry the first."""
+    fakes.endpoint("rim.reserve").reply = lambda m: {"msisdn": f"1330755{m.body['item']['id']}"}
+    definition = process(
+        [foreach([RESERVE]), {"name": "tell", "call": {"endpoint": "iom.tell"}}],
+        compensations=UNDOS,
+        business_keys={"order_id": "data.id", "msisdn": "data.components[].reservation.msisdn"},
+    )
+    iid = runner.start(definition, Message(body=THREE))
+    runner.run_due()
+    assert instance(store, iid).status == "completed"
+    k = process_keys.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(k.value).where(k.name == "msisdn", k.instance_id == iid)).all()
+    assert sorted(r.value for r in rows) == ["1330755c1", "1330755c2", "1330755c3"]
+    [(_, _, told)] = [entry for entry in fakes.log if entry[0] == "iom.tell"]
+    assert told["keys"] == {"order_id": "o-1", "msisdn": "1330755c1"}

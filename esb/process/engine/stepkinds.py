@@ -28,9 +28,9 @@ from esb.process.engine.records import (
     WAITING,
     add_step,
     backoff,
-    business_keys,
     close_step,
     count_steps,
+    key_values,
     open_step,
     record_keys,
     with_value,
@@ -175,7 +175,7 @@ class StepKinds:
 
     def _record_keys(self, conn: sa.Connection, claim: Claim, frame: Frame, data: Any) -> None:
         """Record the business keys of ``data`` unless this claim recorded them all already."""
-        keys = business_keys(frame.definition, data, frame.row.state)
+        keys = key_values(frame.definition, data, frame.row.state)
         if keys.items() <= claim.seen.keys.items():
             return
         record_keys(conn, frame.row.process, frame.row.id, keys)
