@@ -26,29 +26,43 @@ def view(data: Any, keys: dict[str, str], state: str) -> dict[str, Any]:
     return {"data": data, "keys": keys, "state": state, "item": None}
 
 
-def business_keys(process: Process, data: Any, state: str) -> dict[str, str]:
-    """Evaluate the process's business keys over the instance (keys without a value yet are left out)."""
-    found: dict[str, str] = {}
+def key_values(process: Process, data: Any, state: str) -> dict[str, tuple[str, ...]]:
+    """Evaluate the process's business keys over the instance: every value of each (a key whose
+    expression gives a list has one value per element, e.g. each component's MSISDN); keys without a
+    value yet are left out."""
+    found: dict[str, tuple[str, ...]] = {}
     for name, text in process.business_keys.items():
         value = Expression(text, f"business_keys.{name}").search(view(data, {}, state))
-        if value is not None and value != "":
-            found[name] = str(value)
+        values = value if isinstance(value, list) else [value]
+        kept = tuple(dict.fromkeys(str(v) for v in values if _scalar(v)))
+        if kept:
+            found[name] = kept
     return found
 
 
-def record_keys(conn: sa.Connection, process: str, instance_id: str, keys: dict[str, str]) -> None:
-    """Add the instance's business keys that are not recorded yet (a reply may bring one).
+def _scalar(value: Any) -> bool:
+    return value is not None and value != "" and not isinstance(value, list | dict)
 
-    One ``INSERT ... ON CONFLICT DO NOTHING``: a key recorded before is left as it is.
+
+def business_keys(process: Process, data: Any, state: str) -> dict[str, str]:
+    """The business keys a request transform reads (``keys``): the first value of each."""
+    return {name: values[0] for name, values in key_values(process, data, state).items()}
+
+
+def record_keys(
+    conn: sa.Connection, process: str, instance_id: str, keys: dict[str, tuple[str, ...]]
+) -> None:
+    """Add the instance's business key values that are not recorded yet (a reply may bring one).
+
+    One ``INSERT ... ON CONFLICT DO NOTHING``: a value recorded before is left as it is.
     """
-    if keys:
-        conn.execute(
-            statements.of(conn).add_keys,
-            [
-                {"process": process, "name": n, "value": v, "instance_id": instance_id}
-                for n, v in keys.items()
-            ],
-        )
+    rows = [
+        {"process": process, "name": n, "value": v, "instance_id": instance_id}
+        for n, values in keys.items()
+        for v in values
+    ]
+    if rows:
+        conn.execute(statements.of(conn).add_keys, rows)
 
 
 def add_step(

@@ -25,7 +25,7 @@ from esb.process.definition import Process, walk
 from esb.process.engine import branches, undo
 from esb.process.engine.frame import Frames, top
 from esb.process.engine.inbox import CANCEL, take_reply
-from esb.process.engine.records import business_keys, record_keys
+from esb.process.engine.records import key_values, record_keys
 from esb.process.engine.resources import Resources
 from esb.process.engine.stepkinds import StepKinds
 from esb.process.engine.store import STUCK, Claim, LeaseLostError, ProcessStore
@@ -84,7 +84,7 @@ class Runner:
             else json_body(message.body, f"process {process.process}: trigger without a transform")
         )
         check_transition(process.machine, None, process.initial_state)
-        keys = business_keys(process, data, process.initial_state)
+        keys = key_values(process, data, process.initial_state)
         now = self.clock()
         t = process_instances.c
         with self.store.begin("start") as conn:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from esb.exceptions import ConfigError, EsbError, StateTransitionError
-from esb.expressions import Expression
+from esb.expressions import Expression, is_truthy
 from esb.message import Message
 from esb.model.states import check_transition
 from esb.process.definition import idempotency_key
@@ -28,9 +28,9 @@ from esb.process.engine.records import (
     WAITING,
     add_step,
     backoff,
-    business_keys,
     close_step,
     count_steps,
+    key_values,
     open_step,
     record_keys,
     with_value,
@@ -105,7 +105,7 @@ class StepKinds:
     def goto(self, claim: Claim, frame: Frame, step: GotoStep) -> bool:
         """Jump within the frame's list when ``when`` holds (``end``: past its last step)."""
         spec = step.goto
-        jump = spec.when is None or _truthy(
+        jump = spec.when is None or is_truthy(
             Expression(spec.when, f"{step.name}.goto.when").search(frame.view())
         )
         names = [s.name for s in frame.steps]
@@ -175,7 +175,7 @@ class StepKinds:
 
     def _record_keys(self, conn: sa.Connection, claim: Claim, frame: Frame, data: Any) -> None:
         """Record the business keys of ``data`` unless this claim recorded them all already."""
-        keys = business_keys(frame.definition, data, frame.row.state)
+        keys = key_values(frame.definition, data, frame.row.state)
         if keys.items() <= claim.seen.keys.items():
             return
         record_keys(conn, frame.row.process, frame.row.id, keys)
@@ -306,12 +306,6 @@ def _fits(step: AwaitStep, value: str, item_key: str | None) -> Callable[[Messag
         return item is None or item_key is None or str(item.evaluate(message)) == item_key
 
     return fits
-
-
-def _truthy(value: Any) -> bool:
-    if value is None or value is False:
-        return False
-    return not isinstance(value, str | list | dict) or bool(value)
 
 
 def _due(step: WaitStep, frame: Frame, now: datetime) -> datetime:

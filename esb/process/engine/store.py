@@ -62,7 +62,7 @@ class Seen:
 
     def __init__(self, row: Any = None) -> None:
         self.row = row
-        self.keys: dict[str, str] = {}
+        self.keys: dict[str, tuple[str, ...]] = {}
 
     def keep(self, found: Any) -> None:
         """Keep a returned row; one returned without ``data`` takes the data last seen (or is not kept)."""

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from esb.process.engine.runner import Runner
 
 UNDO = ":compensate"
+#: Seconds of lease an ``after_undo`` send needs (a one-way write).
+SEND_TIMEOUT = 30.0
 _ITEM = re.compile(r"\[[^\]]*\]")
 #: Branch statuses that are not over yet.
 OPEN = ("running", "compensating", "cancelling")
@@ -113,12 +115,64 @@ def _undo_view(runner: Runner, row: Any, definition: Process, path: str) -> dict
 
 
 def step(runner: Runner, claim: Claim, row: Any, definition: Process) -> bool:
-    """Run the instance's next undo, or end it when none is left; True to go on at once."""
+    """Run the instance's next undo, then its next ``after_undo`` send, or end it when none is left;
+    True to go on at once."""
     done = _undo_one(runner, claim, row, definition)
-    if done is None:
-        end(runner, claim, row, definition, "cancelled" if row.status == "cancelling" else "failed")
+    if done is not None:
+        return done
+    ending = "cancelled" if row.status == "cancelling" else "failed"
+    told = _tell_one(runner, claim, row, definition, ending)
+    if told is not None:
+        return told
+    end(runner, claim, row, definition, ending)
+    return False
+
+
+#: The path segment of the ``after_undo`` sends in ``process_steps`` (``after_undo.tell_crm``).
+AFTER_UNDO = "after_undo"
+
+
+def _tell_one(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str) -> bool | None:
+    """Make the next ``after_undo`` send not done yet (its view's state: the state the instance ends
+    in); None when all are done. A send failing past its retries stops the instance ``stuck``."""
+    with runner.store.begin("after undo") as conn:
+        s = process_steps.c
+        done = {
+            r.path
+            for r in conn.execute(
+                sa.select(s.path).where(
+                    s.instance_id == row.id, s.state == DONE, s.path.startswith(f"{AFTER_UNDO}.")
+                )
+            )
+        }
+        nxt = next((t for t in definition.after_undo if f"{AFTER_UNDO}.{t.name}" not in done), None)
+        if nxt is None:
+            return None
+        path = f"{AFTER_UNDO}.{nxt.name}"
+        attempt = 1 + count_steps(conn, row.id, path, FAILED)
+    key = idempotency_key(row.id, path)
+    spec = nxt.send
+    runner.ensure_lease(claim, SEND_TIMEOUT)
+    state = _final_state(definition.machine, row.state, ending)
+    try:
+        found = view(row.data, business_keys(definition, row.data, row.state), state)
+        message = calls.request_message(runner.resources, found, spec.request, key, row.id)
+        calls.send(runner.resources, spec.endpoint, message)
+    except Exception as exc:  # retried, then made visible like a failed undo
+        error = calls.describe(exc)
+        with runner.store.begin("after undo") as conn:
+            add_step(conn, row.id, path, FAILED, attempt=attempt, key=key, error=error)
+            if attempt <= spec.retry.max:
+                wake = runner.clock() + timedelta(seconds=backoff(spec.retry, attempt))
+                runner.store.guard(conn, claim, wake_at=wake)
+            else:
+                reason = f"after_undo {nxt.name!r} failed {attempt} time(s): {error}"
+                runner.store.guard(conn, claim, status=STUCK, wake_at=None, error=reason)
         return False
-    return done
+    with runner.store.begin("after undo") as conn:
+        runner.store.guard(conn, claim, wake_at=runner.clock())
+        add_step(conn, row.id, path, DONE, attempt=attempt, key=key)
+    return True
 
 
 def branch_step(
