@@ -4,7 +4,8 @@ simulated RIM, OSS and Billing with per-order behaviour, and the instances' end 
 Used by tests/e2e/test_process_crash.py (SIGKILLs and a database restart) and
 bench/process_e2e_bench.py (completed orders per second). The orders are canonical ProductOrders put
 straight on ``hub.product_orders`` (the trigger of ``order_to_activation``), the cancels are Siebel cancel
-requests on ``crm.order_cancellations`` (the trigger of ``order_cancellation``).
+requests on ``crm.order_cancellations`` (the route crm-cancel-to-hub makes them the canonical cancels that
+start ``order_cancellation``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 
 from esb.message import Message
 from esb.process.engine.tables import process_instances, process_keys, process_steps
@@ -37,6 +39,8 @@ from tests.e2e.ops_hub import copy_project
 
 ORDER_PROCESS = "order_to_activation"
 CANCEL_PROCESS = "order_cancellation"
+#: Where the CRM's cancel requests arrive (read by the route crm-cancel-to-hub).
+CANCELS = "crm.order_cancellations"
 ENDED = ("completed", "partial", "failed", "cancelled")
 BILLING_ENDPOINT = "billing.create_subscriber"
 #: The await deadline of OSS's result in the project copy (30m in the shipped definition).
@@ -61,9 +65,13 @@ def definition_file(name: str) -> Path:
 
 def process_project(target: Path, deadline: str = DEADLINE) -> Path:
     """Copy the repository's project into ``target`` with both order processes in its processes/ (the OSS
-    result's deadline set to ``deadline``) and no routes (the orders go straight to the trigger)."""
+    result's deadline set to ``deadline``) and one route: the CRM's cancels to the cancellation process's
+    trigger (crm-cancel-to-hub); the orders go straight to their trigger."""
     copy_project(target)
-    (target / "routes.yaml").write_text("routes: []\n")
+    routes = yaml.safe_load((ROOT / "routes.yaml").read_text(encoding="utf-8"))["routes"]
+    kept = [r for r in routes if r["from"] == CANCELS]
+    text = yaml.safe_dump({"routes": kept}, allow_unicode=True)
+    (target / "routes.yaml").write_text(text, encoding="utf-8")
     (target / "processes").mkdir()
     text = definition_file(ORDER_PROCESS).read_text(encoding="utf-8")
     shortened = text.replace("deadline: 30m", f"deadline: {deadline}")
