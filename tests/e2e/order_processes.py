@@ -107,7 +107,7 @@ class PlannedOrder:
 
 def _item(item_id: str, offering: str, kind: str) -> dict[str, Any]:
     product: dict[str, Any] = {}
-    if kind == "mobile":
+    if kind in ("mobile", "fixedLine"):
         product = {"productCharacteristic": [{"name": "areaCode", "value": "571"}]}
     elif kind == "broadband":
         product = {"place": [{"role": "installationAddress", "address": dict(ADDRESS)}]}
@@ -115,7 +115,8 @@ def _item(item_id: str, offering: str, kind: str) -> dict[str, Any]:
 
 
 def order_body(order_id: str, account: str, bundle: bool, single: str = "mobile") -> dict[str, Any]:
-    """A canonical ProductOrder: a 好E家 199 bundle (mobile + broadband) or one single product."""
+    """A canonical ProductOrder: a 好E家 199 bundle (mobile and broadband, mandatory; a fixed line,
+    optional) or one single product."""
     body = json.loads(BUNDLE_SAMPLE.read_text(encoding="utf-8"))
     body["id"] = order_id
     body["href"] = f"/productOrder/{order_id}"
@@ -125,6 +126,7 @@ def order_body(order_id: str, account: str, bundle: bool, single: str = "mobile"
         top["productOrderItem"] = [
             _item("01.1", "PO-MOB-HEJ", "mobile"),
             _item("01.2", "PO-BB-300M", "broadband"),
+            _item("01.3", "PO-FIX-HEJ", "fixedLine"),
         ]
     else:
         offering = "PO-5G-129" if single == "mobile" else "PO-BB-100M"
@@ -134,9 +136,10 @@ def order_body(order_id: str, account: str, bundle: bool, single: str = "mobile"
 
 def plan_orders(count: int, run: str, *, faults: bool = True) -> list[PlannedOrder]:
     """``count`` orders: 30% bundles, 60% single mobiles, 10% single broadbands. With ``faults``, by index
-    (i mod 20, i mod 50): a bundle whose mobile RIM refuses (partial, 5%), a single RIM refuses (failed,
-    5%), a single whose OSS result never comes (failed at the deadline, 5%), a single cancelled by the CRM
-    while it waits for OSS (cancelled, 2%); the rest complete."""
+    (i mod 20, i mod 50): a bundle whose optional fixed line RIM refuses (partial: the bundle's policy is
+    partial_allowed, 5%), a bundle whose mandatory mobile RIM refuses (failed, every member undone, 5%), a
+    single RIM refuses (failed, 5%), a single whose OSS result never comes (failed at the deadline, 5%),
+    a single cancelled by the CRM while it waits for OSS (cancelled, 2%); the rest complete."""
     planned = []
     for i in range(count):
         order_id, account = f"PO-{run}-{i:05d}", f"2{i:09d}"
@@ -147,8 +150,8 @@ def plan_orders(count: int, run: str, *, faults: bool = True) -> list[PlannedOrd
         if faults and not bundle and shape != 9 and i % 50 == 17:
             order.silent, order.cancel, order.expected = True, True, "cancelled"
         elif faults and bundle and i % 20 == 1:
-            order.refused, order.expected = {f"{order_id}-1"}, "partial"
-        elif faults and i % 20 == 5:
+            order.refused, order.expected = {f"{order_id}-3"}, "partial"
+        elif faults and (i % 20 == 5 or (bundle and i % 20 == 2)):  # a single, or a bundle's mandatory mobile
             order.refused, order.expected = {f"{order_id}-1"}, "failed"
         elif faults and i % 20 == 7:
             order.silent, order.expected = True, "failed"

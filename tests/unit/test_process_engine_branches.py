@@ -357,13 +357,15 @@ def test_the_order_cancellation_example_cancels_an_order_in_flight(store: Proces
     released = [body for name, _, body in systems.log if name == "rim.release_reservation"]
     assert released == [{"reservationId": f"RSV-{n}"} for n in (2, 1)]  # IPTV reserved nothing
     assert len(systems.calls("oss.deactivate_service")) == 3
-    ((_, _, answer),) = [entry for entry in systems.log if entry[0] == "crm.order_status"]
-    assert b"Cancelled" in answer
+    told = {key: body for name, key, body in systems.log if name == "crm.order_status"}
+    assert set(told) == {f"{cancel_id}:answer_crm", f"{order_id}:after_undo.tell_crm_undone"}
+    assert b"Cancelled" in told[f"{cancel_id}:answer_crm"]  # the cancel's answer
+    assert b"Cancelled" in told[f"{order_id}:after_undo.tell_crm_undone"]  # the order's own, once undone
     assert systems.calls("channel.rest_cancels") == []  # the CRM's cancel is answered to the CRM only
 
 
 def test_a_tmf622_cancel_is_answered_on_its_resource(store: ProcessStore, clock: Clock) -> None:
-    """A TMF622 cancel's resource moves inProgress then done; the CRM hears nothing of it."""
+    """A TMF622 cancel's resource moves inProgress then done; the CRM hears only its order's own status."""
     systems = ProjectTransforms()
     runner = Runner(store, systems, clock=clock)
     order_id = runner.start(example("order_to_activation"), bundle("QD20260000000042"))
@@ -378,7 +380,7 @@ def test_a_tmf622_cancel_is_answered_on_its_resource(store: ProcessStore, clock:
         {"id": "CXL-QD20260000000042", "@type": "CancelProductOrder", "state": "inProgress"},
         {"id": "CXL-QD20260000000042", "@type": "CancelProductOrder", "state": "done"},
     ]
-    assert systems.calls("crm.order_status") == []
+    assert systems.calls("crm.order_status") == [f"{order_id}:after_undo.tell_crm_undone"]
 
 
 def test_a_refused_tmf622_cancel_ends_terminated_with_the_reason(store: ProcessStore, clock: Clock) -> None:
