@@ -72,7 +72,7 @@ def process_project(target: Path, deadline: str = DEADLINE) -> Path:
     kept = [r for r in routes if r["from"] == CANCELS]
     text = yaml.safe_dump({"routes": kept}, allow_unicode=True)
     (target / "routes.yaml").write_text(text, encoding="utf-8")
-    (target / "processes").mkdir()
+    (target / "processes").mkdir(exist_ok=True)
     text = definition_file(ORDER_PROCESS).read_text(encoding="utf-8")
     shortened = text.replace("deadline: 30m", f"deadline: {deadline}")
     if shortened == text:
