@@ -81,6 +81,8 @@ class DemoResult:
     notes: list[str] = field(default_factory=list)
     #: why no order went through the processes (the project runs none), when none did
     orders_skipped: str | None = None
+    #: the CRM's and the hotline's status queries of every order: (answered as expected, not)
+    queries: tuple[int, int] = (0, 0)
 
     @property
     def ok(self) -> bool:
@@ -175,7 +177,11 @@ def _run(project: Project, messages: int, timeout: float, orders: int, rates: Ra
         orders = 0
     started = time.monotonic()
     systems = ProcessSystems(project)
-    hub = Hub(project, route_ids=_routes_to_run(project, scenarios, orders > 0), processes=orders > 0)
+    route_ids = _routes_to_run(project, scenarios, orders > 0)
+    for report in reports:
+        if report.skipped and report.route_id in route_ids:
+            report.skipped = "run with the order processes (the order table below checks it)"
+    hub = Hub(project, route_ids=route_ids, processes=orders > 0)
     process_orders: ProcessOrderScenario | None = None
     try:
         if orders:
@@ -189,6 +195,7 @@ def _run(project: Project, messages: int, timeout: float, orders: int, rates: Ra
         _wait(hub, scenarios, reports, plans, started + timeout)
         if process_orders is not None:
             result.scenarios = _wait_orders(hub, process_orders, started + timeout, result.notes)
+            result.queries = (process_orders.queries, process_orders.query_failures)
     finally:
         for scenario in scenarios.values():
             scenario.stop()
@@ -202,9 +209,11 @@ def _run(project: Project, messages: int, timeout: float, orders: int, rates: Ra
 
 def _routes_to_run(project: Project, scenarios: dict[str, Scenario], processes: bool) -> list[str]:
     """The routes the demo's hub runs: those with a scenario and, with the order mix, every route that
-    feeds a process trigger (crm-cancel-to-hub brings the CRM's cancels to order_cancellation)."""
+    feeds a process trigger (crm-cancel-to-hub brings the CRM's cancels to order_cancellation) or
+    answers from the processes (the status queries, a process_status step)."""
     wanted = list(scenarios)
     if processes:
+        from esb.config.steps.registry import step_kind
         from esb.process.loader import load_processes  # late: the demo loads no process code unless used
         from esb.runtime.process_service import process_endpoints
 
@@ -212,7 +221,9 @@ def _routes_to_run(project: Project, scenarios: dict[str, Scenario], processes: 
         wanted += [
             r.id
             for r in project.routes
-            if r.enabled and r.id not in wanted and triggers & set(r.destinations())
+            if r.enabled
+            and r.id not in wanted
+            and (triggers & set(r.destinations()) or any(step_kind(s) == "process_status" for s in r.steps))
         ]
     return wanted
 

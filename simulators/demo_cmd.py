@@ -92,6 +92,9 @@ def demo(
     if result.scenarios:
         click.echo("")
         _scenario_table(result)
+    if result.queries != (0, 0):
+        good, bad = result.queries
+        click.echo(f"status queries (CRM and 10000, by order number): {good} answered as expected, {bad} not")
     if result.orders_skipped:
         click.echo(f"order processes: skipped: {result.orders_skipped}")
     for note in result.notes:

@@ -7,7 +7,8 @@ systems the order-to-activation process calls (RIM, OSS, Billing's subscriber se
 simulators/process_systems.py) are served beside them; when the project runs the order processes, the
 simulated CRM also sends one order of the demo's mix per tick (simulators/process_orders.py: bundles and
 single products, 5% refused by RIM, 5% never answered by OSS, 2% cancelled), cancels some while they
-are in flight, and prints each status update its status receiver gets back.
+are in flight, and prints each status update its status receiver gets back; the 10000 hotline and the
+CRM ask the hub in turn where the order sent five ticks earlier stands (flow 3, status queries).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -42,6 +43,8 @@ FILE_RECORDS = {"BillingChargesScenario": 10, "NCRExtractScenario": NCR_FILE_REC
 FILE_SCENARIOS = frozenset(FILE_RECORDS)
 FILE_EVERY = 20
 PLAN_SIZE = 25
+#: Ticks after an order is sent that the hotline or the CRM asks where it stands (flow 3).
+QUERY_LAG = 5
 
 
 class LiveSimulation:
@@ -60,6 +63,9 @@ class LiveSimulation:
                 self.scenarios.append(scenario)
         self.systems = ProcessSystems(project)
         self.orders: ProcessOrderScenario | None = None
+        self._sent: list[str] = []  # orders sent, asked about QUERY_LAG ticks later
+        self._clients: dict[str, Any] = {}  # the status query clients, made on first use
+        self._turns = itertools.count()  # the hotline and the CRM ask in turn
         self.stop_event = threading.Event()
         self.sender = threading.Thread(target=self._send_forever, name="sim-senders", daemon=True)
 
@@ -98,6 +104,24 @@ class LiveSimulation:
             f"[{order.order_id}: {order.offering}]"
         )
         scenario.send_due_cancels()
+        self._sent.append(order.order_id)
+        if len(self._sent) > QUERY_LAG:
+            self._ask(self._sent.pop(0), next(self._turns))
+
+    def _ask(self, order_id: str, turn: int) -> None:
+        """Flow 3: the 10000 hotline or the CRM (in turn) asks the hub where an earlier order stands."""
+        from simulators.status_query import CRM_ENDPOINT, HOTLINE_ENDPOINT, client_for, orders
+
+        endpoint = (HOTLINE_ENDPOINT, CRM_ENDPOINT)[turn % 2]
+        if endpoint not in self.project.endpoints:
+            return
+        client = self._clients.get(endpoint)
+        if client is None:
+            client = self._clients[endpoint] = client_for(self.project, endpoint)
+            client.connect()
+        seen = orders(client.query(order_id=order_id))
+        text = ", ".join(f"{o.state} ({o.status}, step {o.step or '-'})" for o in seen) or "not found"
+        click.echo(f"sim  <- {endpoint:<32} {order_id}: {text}")
 
     def _tick(
         self, scenario: Scenario, index: int, tick: int, run: str, queues: dict[int, list[PlannedMessage]]
@@ -151,6 +175,8 @@ class LiveSimulation:
             scenario.stop()
         if self.orders is not None:
             self.orders.stop()
+        for client in self._clients.values():
+            client.close()
         self.systems.stop()
 
 

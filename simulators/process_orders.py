@@ -273,6 +273,9 @@ class ProcessOrderScenario:
         self.orders: list[ProcessOrder] = []
         self._cancels_sent: set[str] = set()
         self._lock = threading.Lock()
+        #: status queries answered as expected / not, by the CRM's and the hotline's clients (flow 3)
+        self.queries = 0
+        self.query_failures = 0
 
     def start(self) -> None:
         """Start the CRM's status receiver; give Billing the accounts of the CRM's customers (the route
@@ -361,10 +364,44 @@ class ProcessOrderScenario:
                 report.mismatches.append(f"{order.order_id} ({order.offering}): {'; '.join(problems)}")
             else:
                 report.as_expected += 1
+        self._check_queries(reports)
         doubles = oss.activated_twice() if oss is not None else []
         if doubles:
             reports["completed"].mismatches.append(f"OSS activated services twice: {doubles[:10]}")
         return [r for r in reports.values() if r.orders or r.mismatches]
+
+    def _check_queries(self, reports: dict[str, ScenarioReport]) -> None:
+        """Flow 3: the CRM's and the 10000 hotline's status query clients ask the hub for each order by
+        its number; each must find it in the state it ended in (the CRM in its codes, the hotline in
+        TMF's names). Skipped when the project serves neither listener."""
+        from simulators.status_query import CRM_ENDPOINT, HOTLINE_ENDPOINT, QueryRefused, client_for, orders
+
+        for endpoint in (CRM_ENDPOINT, HOTLINE_ENDPOINT):
+            if endpoint not in self.project.endpoints:
+                continue
+            client = client_for(self.project, endpoint)
+            client.connect()
+            try:
+                for order in self.orders:
+                    wanted = order.expected_status if endpoint == CRM_ENDPOINT else order.expected_state
+                    try:
+                        seen = orders(client.query(order_id=order.order_id))
+                    except (QueryRefused, OSError) as exc:
+                        problem = f"{endpoint} refused the status query: {exc}"
+                    else:
+                        states = [o.state for o in seen]
+                        problem = (
+                            ""
+                            if states == [wanted]
+                            else f"{endpoint} answered {states}, expected [{wanted!r}]"
+                        )
+                    if problem:
+                        reports[order.scenario].mismatches.append(f"{order.order_id}: {problem}")
+                        self.query_failures += 1
+                    else:
+                        self.queries += 1
+            finally:
+                client.close()
 
 
 def runs_processes(project: Project) -> bool:

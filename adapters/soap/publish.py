@@ -2,7 +2,9 @@
 
 ``soap:address`` becomes the listener's own URL; ``wsdl:import``/``xsd:import``/``xsd:include``
 locations become ``<path>?file=<relative name>``, so a client such as zeep can load the whole contract
-from the hub. Only the contract's own files are served, by exact name.
+from the hub. Only the contract's own files are served, by exact name. Names are taken from real paths
+(symbolic links resolved) on both sides, so a contract folder reached through a link (a project overlay)
+serves the same names it writes.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ class Publisher:
 
     def __init__(self, main: Path, files: list[Path]) -> None:
         self.main = main
-        self.base_dir = main.parent
+        self.base_dir = Path(os.path.realpath(main)).parent
         self.names = {self._name(p): p for p in files}
         self._cache: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
 
     def _name(self, path: Path) -> str:
-        return Path(os.path.relpath(path, self.base_dir)).as_posix()
+        return Path(os.path.relpath(os.path.realpath(path), self.base_dir)).as_posix()
 
     def document(self, name: str | None, url: str) -> bytes | None:
         """Return the WSDL (``name`` None) or a named imported file, for ``url``; None if unknown."""

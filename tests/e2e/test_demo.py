@@ -35,3 +35,8 @@ def test_demo_reports_every_route_and_every_order_scenario_ok() -> None:
     assert rows["cancel-refused"].split()[1:3] == ["2", "2/2"]
     assert "completed 2" in rows["cancel-refused"]
     assert "failed 4" in rows["oss-timeout"]
+    assert "failed 4" in rows["rim-refusal"]
+    # flow 3: the CRM's and the hotline's clients found each of the 40 orders in the state it ended in
+    assert "status queries (CRM and 10000, by order number): 80 answered as expected, 0 not" in lines
+    cancel_route = next(line for line in lines if line.startswith("crm-cancel-to-hub"))
+    assert "run with the order processes" in cancel_route

@@ -5,7 +5,6 @@ PostgreSQL; an unknown order is an answer, a query naming neither is a Client fa
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,8 +76,8 @@ def make_project(tmp: Path, journal_url: str, port: int) -> Project:
     (tmp / "config").mkdir(parents=True)
     for name in ("transforms", "canonical_model"):
         (tmp / name).symlink_to(REPO / name)
-    # copied, not linked: the listener's ?file= names of a symlinked contract folder do not resolve
-    shutil.copytree(REPO / "config" / "contracts", tmp / "config" / "contracts")
+    # linked, as a project overlay links it: the listener serves ?file= names of a linked contract folder
+    (tmp / "config" / "contracts").symlink_to(REPO / "config" / "contracts")
     (tmp / "config" / "siebel.yaml").symlink_to(REPO / "config" / "siebel.yaml")
     settings = {
         "data_dir": str(tmp / "var"),
