@@ -8,11 +8,6 @@ queues their events), in one process or several.
 A resource is first ``reserved`` (its id taken, so a second POST of the same id is a conflict) and
 becomes ``created`` when the route has accepted it, or is released when it did not. An event is kept
 once per registered listener until it is delivered, or given up after the configured attempts.
-
-The writes of the order path (reserve, confirm, release) are committed in groups: a thread queues its
-write, and whichever thread takes the connection first commits every write queued at that moment in one
-transaction; each caller returns only once the transaction holding its write has committed (or raises
-its error). One commit serves the threads that came together, instead of one transaction each.
 """
 
 from __future__ import annotations
@@ -20,10 +15,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import orjson
 
@@ -50,22 +43,6 @@ _INSERT_EVENT = (
 )
 
 
-T = TypeVar("T")
-
-#: One write of the order path: runs inside the group's transaction, on the store's connection.
-Write = Callable[[sqlite3.Connection], T]
-
-
-@dataclass
-class _Queued(Generic[T]):
-    """A write waiting for the group commit that carries it; ``done`` once that commit is over."""
-
-    write: Write[T]
-    done: bool = False
-    result: T | None = None
-    error: BaseException | None = None
-
-
 def store_path(context: AdapterContext) -> Path:
     """Where the endpoint's state database lives (under the hub's data_dir)."""
     settings = context.settings.resolve_paths(context.project_dir)
@@ -78,12 +55,7 @@ class ResourceStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock = threading.Lock()
-        """Held by whoever uses the connection (a read, or the commit of a group of writes)."""
         self._db: sqlite3.Connection | None = None
-        self._queued: list[_Queued[Any]] = []
-        self._queue_lock = threading.Lock()
-        self.groups = 0
-        """How many group commits ran (tests and the bench see the writes they carried)."""
 
     def open(self) -> ResourceStore:
         """Create the database (and its folder) if needed; return self."""
@@ -107,95 +79,45 @@ class ResourceStore:
         with self.lock:
             return self._db.execute(sql, args).fetchall()
 
-    def _commit(self, write: Write[T]) -> T:
-        """Run ``write`` in a transaction shared with the writes other threads queued meanwhile; return
-        its result once that transaction has committed (or raise what failed it)."""
-        assert self._db is not None, "open() first"
-        queued: _Queued[T] = _Queued(write)
-        with self._queue_lock:
-            self._queued.append(queued)
-        with self.lock:
-            if not queued.done:  # nobody committed it while this thread waited for the connection
-                self._commit_group(self._db)
-        if queued.error is not None:
-            raise queued.error
-        return queued.result  # type: ignore[return-value]  # set by its write (None only for None writes)
-
-    def _commit_group(self, db: sqlite3.Connection) -> None:
-        """Commit every queued write in one transaction (the caller holds ``self.lock``); when that fails,
-        each write is tried again in a transaction of its own, so one bad write fails only its caller."""
-        with self._queue_lock:
-            group, self._queued = self._queued, []
-        try:
-            try:
-                self._transaction(db, group)
-            except BaseException as exc:
-                if len(group) == 1:
-                    group[0].error = exc
-                else:
-                    for queued in group:
-                        try:
-                            self._transaction(db, [queued])
-                        except BaseException as alone:  # handed to the write's caller
-                            queued.error = alone
-        finally:
-            self.groups += 1
-            for queued in group:
-                queued.done = True
-
-    @staticmethod
-    def _transaction(db: sqlite3.Connection, group: list[_Queued[Any]]) -> None:
-        """Run ``group``'s writes in one transaction: all committed, or none."""
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for queued in group:
-                queued.result = queued.write(db)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
     # -- resources --------------------------------------------------------------------------------
     def reserve(self, kind: str, ident: str, doc: dict[str, Any]) -> bool:
         """Take ``ident`` for a resource being created; False when it exists (or is being created)."""
-        args = (kind, ident, time.time(), orjson.dumps(doc).decode())
-
-        def write(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO resources (kind, id, status, created, doc) "
-                "VALUES (?, ?, 'reserved', ?, ?)",
-                args,
+        try:
+            self._run(
+                "INSERT INTO resources (kind, id, status, created, doc) VALUES (?, ?, 'reserved', ?, ?)",
+                (kind, ident, time.time(), orjson.dumps(doc).decode()),
             )
-            return cursor.rowcount == 1
-
-        return self._commit(write)
+        except sqlite3.IntegrityError:
+            return False
+        return True
 
     def confirm(self, kind: str, ident: str, event: dict[str, Any], correlation_id: str | None) -> None:
         """The route accepted the resource: it exists from now on, and ``event`` (its create event) waits
         for every listener whose query it matches: one transaction."""
         from adapters.rest.events import matches
 
+        assert self._db is not None, "open() first"
         body, now = orjson.dumps(event).decode(), time.time()
-
-        def write(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE resources SET status = 'created' WHERE kind = ? AND id = ?", (kind, ident))
-            rows = [(event["eventId"], lid, cb, body, ident, correlation_id, now)
-                    for lid, cb, query in db.execute("SELECT id, callback, query FROM listeners")
-                    if matches(query, event)]  # fmt: skip
-            if rows:
-                db.executemany(_INSERT_EVENT, rows)
-
-        self._commit(write)
+        with self.lock:
+            listeners = self._db.execute("SELECT id, callback, query FROM listeners").fetchall()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "UPDATE resources SET status = 'created' WHERE kind = ? AND id = ?", (kind, ident)
+                )
+                self._db.executemany(
+                    _INSERT_EVENT,
+                    [(event["eventId"], lid, cb, body, ident, correlation_id, now)
+                     for lid, cb, query in listeners if matches(query, event)],
+                )  # fmt: skip
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def release(self, kind: str, ident: str) -> None:
         """The route did not take the resource: forget its reservation."""
-
-        def write(db: sqlite3.Connection) -> None:
-            db.execute(
-                "DELETE FROM resources WHERE kind = ? AND id = ? AND status = 'reserved'", (kind, ident)
-            )
-
-        self._commit(write)
+        self._run("DELETE FROM resources WHERE kind = ? AND id = ? AND status = 'reserved'", (kind, ident))
 
     def get(self, kind: str, ident: str) -> dict[str, Any] | None:
         """Return a created resource, or None."""
