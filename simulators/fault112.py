@@ -22,12 +22,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from esb.message import Message
+from simulators.receiver import QueueReceiver
 from simulators.workorder import SHANGHAI, WorkOrderSystem, local
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from esb.project import Project
 
 ENDPOINT = "fault112.faults_out"
+PROCESS = "fault_to_resolution"
+ROUTE = "fault112-to-hub"
+#: Where the process tells what became of a ticket: the CRM, the 10000 hotline, the supervisor.
+TOLD = ("crm.ticket_status", "hotline.ticket_notices", "hub.supervisor_escalations")
 #: (area code, district text) of the cities the dispatch table names.
 AREAS = [("0571", "杭州市西湖区文三路"), ("0574", "宁波市鄞州区天童南路"), ("0577", "温州市鹿城区车站大道"),
          ("0573", "嘉兴市南湖区中山东路"), ("0575", "绍兴市越城区解放北路"), ("0579", "金华市婺城区八一北街")]  # fmt: skip
@@ -105,3 +112,25 @@ class Fault112Sender:
     def close(self) -> None:
         """Close the queue sink (may be called twice)."""
         self._publisher.close()
+
+
+class TicketWatcher(QueueReceiver):
+    """Consumes one of the queues the process tells (``TOLD``) and hands each body to ``show``."""
+
+    def __init__(self, project: Project, endpoint: str, show: Callable[[str, bytes], None]) -> None:
+        super().__init__(project, endpoint)
+        self.show = show
+
+    def take(self, message: Message) -> None:
+        """Record the message, then show it."""
+        super().take(message)
+        self.show(self.endpoint, message.body_bytes())
+
+
+def runs_faults(project: Project) -> bool:
+    """True when the project runs fault_to_resolution, its route, and declares the queues it tells."""
+    from esb.process.loader import load_processes  # late: the simulators load no process code unless used
+
+    if PROCESS not in load_processes(project.root).names() or not all(e in project.endpoints for e in TOLD):
+        return False
+    return any(route.id == ROUTE and route.enabled for route in project.routes)

@@ -7,12 +7,16 @@ systems the order-to-activation process calls (RIM, OSS, Billing's subscriber se
 simulators/process_systems.py) are served beside them; when the project runs the order processes, the
 simulated CRM also sends one order of the demo's mix per tick (simulators/process_orders.py: bundles and
 single products, 5% refused by RIM, 5% never answered by OSS, 2% cancelled), cancels some while they
-are in flight, and prints each status update its status receiver gets back.
+are in flight, and prints each status update its status receiver gets back. When the project runs the
+assurance process, the simulated 112 desk sends one fault per tick (simulators/fault112.py: 10% rejected
+by the first technician, 10% never answered, 5% completed late) to the work-order system's technicians,
+and what the CRM, the 10000 hotline and the supervisor are told is printed.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import uuid
 from typing import TYPE_CHECKING
@@ -21,6 +25,7 @@ import click
 
 from simulators.batch_scenarios import NCR_FILE_RECORDS
 from simulators.crm import PlannedMessage
+from simulators.fault112 import TOLD, Fault112Sender, PlannedFault, TicketWatcher, plan_faults, runs_faults
 from simulators.process_orders import (
     ProcessOrder,
     ProcessOrderScenario,
@@ -60,6 +65,8 @@ class LiveSimulation:
                 self.scenarios.append(scenario)
         self.systems = ProcessSystems(project)
         self.orders: ProcessOrderScenario | None = None
+        self.faults: Fault112Sender | None = None
+        self.watchers: list[TicketWatcher] = []
         self.stop_event = threading.Event()
         self.sender = threading.Thread(target=self._send_forever, name="sim-senders", daemon=True)
 
@@ -71,6 +78,7 @@ class LiveSimulation:
         run = uuid.uuid4().hex[:6]
         queues: dict[int, list[PlannedMessage]] = {}
         orders: list[ProcessOrder] = []
+        faults: list[PlannedFault] = []
         for tick in itertools.count():
             for index, scenario in enumerate(self.scenarios):
                 if self.stop_event.is_set():
@@ -84,6 +92,11 @@ class LiveSimulation:
                     self._order_tick(self.orders, orders, f"{run}{tick}")
                 except Exception as exc:
                     click.echo(f"sim  !! order processes: {exc}")
+            if self.faults is not None:
+                try:
+                    self._fault_tick(self.faults, faults, f"{run}{tick}")
+                except Exception as exc:
+                    click.echo(f"sim  !! 112 faults: {exc}")
             if self.stop_event.wait(self.interval):
                 return
 
@@ -98,6 +111,18 @@ class LiveSimulation:
             f"[{order.order_id}: {order.offering}]"
         )
         scenario.send_due_cancels()
+
+    def _fault_tick(self, sender: Fault112Sender, queue: list[PlannedFault], run: str) -> None:
+        """Send the next planned 112 fault."""
+        if not queue:
+            queue.extend(plan_faults(PLAN_SIZE, run))
+        fault = queue.pop(0)
+        sender.send([fault])
+        escalated = " (escalated)" if fault.escalated else ""
+        click.echo(
+            f"sim  -> {'112 fault process':<32} {fault.scenario:<26} expect resolved{escalated:<6} "
+            f"[{fault.ticket_id}: {fault.report['prodType']} {fault.report['areaCode']}]"
+        )
 
     def _tick(
         self, scenario: Scenario, index: int, tick: int, run: str, queues: dict[int, list[PlannedMessage]]
@@ -137,6 +162,12 @@ class LiveSimulation:
                 self.orders = ProcessOrderScenario(self.project, self.systems, _print_update)
                 self.orders.start()
                 click.echo("sim  serving CRM status receiver on crm.order_status")
+            if self.systems.workorders is not None and runs_faults(self.project):
+                self.faults = Fault112Sender(self.project, self.systems.workorders.system)
+                self.watchers = [TicketWatcher(self.project, name, _print_told) for name in TOLD]
+                for watcher in self.watchers:
+                    watcher.start()
+                click.echo(f"sim  serving 112 fault desk, receivers on {', '.join(TOLD)}")
         except BaseException:
             self.__exit__()  # a port taken: stop what started, then say why
             raise
@@ -151,9 +182,24 @@ class LiveSimulation:
             scenario.stop()
         if self.orders is not None:
             self.orders.stop()
+        for watcher in self.watchers:
+            watcher.stop()
+        if self.faults is not None:
+            self.faults.close()
         self.systems.stop()
 
 
 def _print_update(order_id: str, update: StatusUpdate) -> None:
     """Print one update the CRM's status receiver got."""
     click.echo(f"sim  <- {'crm.order_status':<32} {order_id}: {update.status or '-'} {update.comments or ''}")
+
+
+def _print_told(endpoint: str, body: bytes) -> None:
+    """Print what the assurance process told the CRM, the hotline or the supervisor."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = {}
+    ticket = doc.get("SR Number") or doc.get("ticketId") or "?"
+    what = doc.get("Status") or doc.get("statusText") or doc.get("reason") or ""
+    click.echo(f"sim  <- {endpoint:<32} {ticket}: {what}")
