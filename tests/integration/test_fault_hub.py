@@ -3,7 +3,8 @@ through the route fault112-to-hub (canonical ticket, dispatch table) to the faul
 which works with the simulated work-order system over HTTP and its queues. A fault ends resolved, a
 rejected work order is reassigned, a silent technician's work order is recalled and reassigned at its
 deadline, and a work order completed after its due time is escalated to the supervisor queue; the CRM
-and the 10000 hotline are told. The project is the repository's mappings and systems on a temp folder,
+and the 10000 hotline are told. A complaint the hotline files over SOAP joins the same path, and the
+hotline's ticket status query (SOAP request-reply) answers by ticket id and by access number. The project is the repository's mappings and systems on a temp folder,
 with the shipped definition whose answer deadline is cut to 3 s (the demo's way: the file is changed in
 the copy, never by a setting) and a work-order hour of one second."""
 
@@ -24,13 +25,16 @@ from esb.project import Project
 from esb.runtime.hub import Hub
 from simulators.devenv import choose_free_ports, ensure_credentials
 from simulators.fault112 import Fault112Sender, PlannedFault, plan_faults
+from simulators.hotline_tickets import hotline_ticket_client
 from simulators.receiver import QueueReceiver
+from simulators.status_query import QueryRefused
 from simulators.workorder import WorkOrderService
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 ANSWER_DEADLINE = "3s"
+ROUTES = ("fault112-to-hub", "hotline-complaint-to-hub", "hotline-ticket-status-query")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> bool:
@@ -51,7 +55,7 @@ def short_definition(target: Path) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    """The repository's mappings, model and systems, the route fault112-to-hub, the assurance process."""
+    """The repository's mappings, model and systems, the assurance routes and process."""
     for name, value in choose_free_ports({}).items():
         monkeypatch.setenv(name, value)
     root = tmp_path / "project"
@@ -60,7 +64,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     (root / "processes").mkdir()
     short_definition(root / "processes" / "fault_to_resolution.yaml")
     routes = yaml.safe_load((REPO / "routes.yaml").read_text(encoding="utf-8"))["routes"]
-    chosen = [route for route in routes if route["id"] == "fault112-to-hub"]
+    chosen = [route for route in routes if route["id"] in ROUTES]
     (root / "routes.yaml").write_text(yaml.safe_dump({"routes": chosen}, allow_unicode=True), encoding="utf-8")
     settings = {
         "data_dir": str(tmp_path / "var"),
@@ -158,3 +162,48 @@ def test_faults_through_the_hub_end_resolved_reassigned_and_escalated(
     assert all("已修复".encode() in body for body in notices.received.values())
     updates = receivers["crm.ticket_status"]
     assert wait_for(lambda: sum(b'"Resolved"' in b for b in updates.received.values()) == 4, 10)
+
+
+def test_a_hotline_complaint_joins_the_path_and_the_hotline_asks_where_tickets_stand(
+    project: Project, workorders: WorkOrderService, receivers: dict[str, QueueReceiver], hub: Hub
+) -> None:
+    """SubmitComplaint becomes ticket TT-10000-<no>, dispatched and resolved; QueryTicketStatus finds a
+    ticket waiting for its silent technician by id, the resolved one by access number, and refuses a
+    query naming neither with a BadRequest fault."""
+    workorders.system.scenarios["TT-10000-C1"] = "silent"
+    client = hotline_ticket_client(project)
+    try:
+        client.complain(
+            "C1",
+            access_number="ad057412345678",
+            city="宁波",
+            product="宽带",
+            fault_type="网速慢",
+            category="network.quality",
+            urgency="重要",
+            content="晚上宽带网速很慢",
+        )
+        assert wait_for(lambda: len(workorders.system.offered.get("TT-10000-C1", [])) == 1), tickets(project)
+        waiting = client.ticket_status(ticket_id="TT-10000-C1")
+        assert waiting["found"] is True
+        (seen,) = waiting["ticket"]
+        assert (seen["state"], seen["stateText"], seen["step"]) == ("inProgress", "处理中", "answer")
+        assert seen["workOrderId"] == "WO-000001"
+        assert wait_for(lambda: tickets(project).get("TT-10000-C1") == ("completed", "resolved", None)), tickets(
+            project
+        )
+        assert workorders.system.orders["WO-000001"].state == "recalled"  # reassigned at the 3 s deadline
+        resolved = client.ticket_status(access_number="ad057412345678")
+        (seen,) = resolved["ticket"]
+        assert (seen["ticketId"], seen["state"], seen["stateText"], seen["status"]) == (
+            "TT-10000-C1",
+            "resolved",
+            "已修复",
+            "completed",
+        )
+        assert client.ticket_status(ticket_id="TT-NONE") == {"found": False, "ticket": []}
+        with pytest.raises(QueryRefused) as refused:
+            client.ticket_status()
+        assert refused.value.code == "BadRequest" and refused.value.sender
+    finally:
+        client.close()
