@@ -36,8 +36,10 @@ ROUTE = "fault112-to-hub"
 #: Where the process tells what became of a ticket: the CRM, the 10000 hotline, the supervisor.
 TOLD = ("crm.ticket_status", "hotline.ticket_notices", "hub.supervisor_escalations")
 #: (area code, district text) of the cities the dispatch table names.
-AREAS = [("0571", "杭州市西湖区文三路"), ("0574", "宁波市鄞州区天童南路"), ("0577", "温州市鹿城区车站大道"),
-         ("0573", "嘉兴市南湖区中山东路"), ("0575", "绍兴市越城区解放北路"), ("0579", "金华市婺城区八一北街")]  # fmt: skip
+AREAS = [
+    ("0571", "杭州市西湖区文三路"), ("0574", "宁波市鄞州区天童南路"), ("0577", "温州市鹿城区车站大道"),
+    ("0573", "嘉兴市南湖区中山东路"), ("0575", "绍兴市越城区解放北路"), ("0579", "金华市婺城区八一北街"),
+]  # fmt: skip
 #: (112 product, fault type, description) of the faults reported.
 FAULTS = [("BB", "01", "光猫LOS灯红色闪烁，无法上网"), ("BB", "02", "宽带网速慢"), ("BB", "05", "光猫损坏"),
           ("ITV", "07", "电视画面卡顿"), ("PSTN", "04", "电话有杂音"), ("MOB", "06", "室内信号弱"),
@@ -83,9 +85,11 @@ def fault_report(index: int, run: str, rng: random.Random) -> dict[str, str]:
     }
 
 
-def plan_faults(count: int, run: str, rates: dict[str, float] | None = None, seed: int = 112) -> list[PlannedFault]:
+def plan_faults(
+    count: int, run: str, rates: dict[str, float] | None = None, seed: int = 112
+) -> list[PlannedFault]:
     """``count`` faults, ``round(rate x count)`` of each scenario (at least one for a rate above 0)."""
-    rng = random.Random(f"{seed}:{run}")
+    rng = random.Random(f"{seed}:{run}")  # noqa: S311 - test data, not cryptography
     scenarios: list[str] = []
     for name, rate in (rates if rates is not None else DEFAULT_RATES).items():
         scenarios += [name] * (max(1, round(rate * count)) if rate > 0 else 0)

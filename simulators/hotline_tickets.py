@@ -53,7 +53,9 @@ class HotlineTicketClient(StatusQueryClient):
             time=at or datetime.now().astimezone(),
         )
 
-    def ticket_status(self, *, ticket_id: str | None = None, access_number: str | None = None) -> dict[str, Any]:
+    def ticket_status(
+        self, *, ticket_id: str | None = None, access_number: str | None = None
+    ) -> dict[str, Any]:
         """Ask where a ticket stands; the answer as plain data (``found``, ``ticket`` list)."""
         return self.call("QueryTicketStatus", ticketId=ticket_id, accessNumber=access_number)
 

@@ -84,7 +84,9 @@ class ProcessSystems:
             self.workorders = WorkOrderService(
                 self.project, answer_delay=WORKORDER_DELAY, work_delay=WORKORDER_DELAY
             )
-            started.append(f"WorkOrd  {self.workorders.serve(port=port)} (events on {WORKORDER_ENDPOINTS[2]})")
+            started.append(
+                f"WorkOrd  {self.workorders.serve(port=port)} (events on {WORKORDER_ENDPOINTS[2]})"
+            )
         return started
 
     def stop(self) -> None:

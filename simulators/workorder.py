@@ -218,13 +218,18 @@ class WorkOrderSystem:
             "time": local(self.clock() + timedelta(seconds=delay)),
             **extra,
         }
-        self.publish(Message(body=body, id=f"{order.wo_no}:{event}", type=f"workorder.{event.lower()}"), delay)
+        self.publish(
+            Message(body=body, id=f"{order.wo_no}:{event}", type=f"workorder.{event.lower()}"), delay
+        )
 
     def events_of(self, ticket_no: str) -> list[tuple[str, str, str]]:
         """(work order, technician, event) of a ticket's work orders, in order."""
         with self._lock:
             return [
-                (o.wo_no, o.tech_no, e) for o in self.orders.values() if o.ticket_no == ticket_no for e in o.events
+                (o.wo_no, o.tech_no, e)
+                for o in self.orders.values()
+                if o.ticket_no == ticket_no
+                for e in o.events
             ]
 
 
@@ -268,7 +273,7 @@ class Delayed(threading.Thread):
 
 
 class WorkOrderService:
-    """Serves a :class:`WorkOrderSystem` for a project: the pick on HTTP, orders from the queue, events out."""
+    """Serves a :class:`WorkOrderSystem`: the pick on HTTP, orders from the queue, events published."""
 
     def __init__(
         self,
@@ -298,17 +303,20 @@ class WorkOrderService:
         path = "/" + str(self.project.endpoint(self.pick_endpoint).resource)  # type: ignore[attr-defined]
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
+                """Answer a pick: 200 with the work order, 409 when nobody can take it, 400 if malformed."""
                 length = int(self.headers.get("Content-Length") or 0)
                 if not self.path.endswith(path):
-                    return self._answer(404, {"error": f"no resource {self.path}"})
+                    self._answer(404, {"error": f"no resource {self.path}: expected POST ...{path}"})
+                    return
                 try:
                     answer = system.pick(json.loads(self.rfile.read(length) or b"{}"))
                 except NoTechnician as exc:
-                    return self._answer(409, {"error": str(exc)})
+                    self._answer(409, {"error": str(exc)})
                 except (ValueError, TypeError) as exc:
-                    return self._answer(400, {"error": str(exc)})
-                self._answer(200, answer)
+                    self._answer(400, {"error": str(exc)})
+                else:
+                    self._answer(200, answer)
 
             def _answer(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body, ensure_ascii=False).encode()
@@ -318,7 +326,7 @@ class WorkOrderService:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

@@ -4,9 +4,10 @@ which works with the simulated work-order system over HTTP and its queues. A fau
 rejected work order is reassigned, a silent technician's work order is recalled and reassigned at its
 deadline, and a work order completed after its due time is escalated to the supervisor queue; the CRM
 and the 10000 hotline are told. A complaint the hotline files over SOAP joins the same path, and the
-hotline's ticket status query (SOAP request-reply) answers by ticket id and by access number. The project is the repository's mappings and systems on a temp folder,
-with the shipped definition whose answer deadline is cut to 3 s (the demo's way: the file is changed in
-the copy, never by a setting) and a work-order hour of one second."""
+hotline's ticket status query (SOAP request-reply) answers by ticket id and by access number. The
+project is the repository's mappings and systems on a temp folder, with the shipped definition whose
+answer deadline is cut to 3 s (the demo's way: the file is changed in the copy, never by a setting) and
+a work-order hour of one second."""
 
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     short_definition(root / "processes" / "fault_to_resolution.yaml")
     routes = yaml.safe_load((REPO / "routes.yaml").read_text(encoding="utf-8"))["routes"]
     chosen = [route for route in routes if route["id"] in ROUTES]
-    (root / "routes.yaml").write_text(yaml.safe_dump({"routes": chosen}, allow_unicode=True), encoding="utf-8")
+    (root / "routes.yaml").write_text(
+        yaml.safe_dump({"routes": chosen}, allow_unicode=True), encoding="utf-8"
+    )
     settings = {
         "data_dir": str(tmp_path / "var"),
         "broker": {"url": "sqlite:///{data_dir}/queues.db"},
@@ -121,7 +124,9 @@ def tickets(project: Project) -> dict[str, tuple[str, str, str | None]]:
     engine = sa.create_engine(project.settings.journal.url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(t.status, t.state, t.data, t.error).where(t.process == "fault_to_resolution"))
+            rows = conn.execute(
+                sa.select(t.status, t.state, t.data, t.error).where(t.process == "fault_to_resolution")
+            )
             return {row.data["id"]: (str(row.status), str(row.state), row.error) for row in rows}
     finally:
         engine.dispose()
@@ -131,7 +136,7 @@ def test_faults_through_the_hub_end_resolved_reassigned_and_escalated(
     project: Project, workorders: WorkOrderService, receivers: dict[str, QueueReceiver], hub: Hub
 ) -> None:
     """One fault per scenario: all end resolved; the rejected and the silent technicians' tickets went to
-    a second technician (the silent one's order recalled); the late one was escalated; CRM and hotline told."""
+    a second technician (the silent one's order recalled); the late one was escalated; CRM, hotline told."""
     planned = plan_faults(4, "it", {"reject": 0.25, "silent": 0.25, "late": 0.25})
     assert sorted(f.scenario for f in planned) == ["late", "reject", "resolved", "silent"]
     by_scenario: dict[str, PlannedFault] = {f.scenario: f for f in planned}
@@ -140,16 +145,21 @@ def test_faults_through_the_hub_end_resolved_reassigned_and_escalated(
     sender.close()
     ids = {f.ticket_id for f in planned}
     assert wait_for(
-        lambda: {k: v for k, v in tickets(project).items() if k in ids}
-        == {i: ("completed", "resolved", None) for i in ids}
+        lambda: (
+            {k: v for k, v in tickets(project).items() if k in ids}
+            == {i: ("completed", "resolved", None) for i in ids}
+        )
     ), (tickets(project), workorders.refused)
     system = workorders.system
     rejected = system.events_of(by_scenario["reject"].ticket_id)
-    assert [e for _, _, e in rejected][:1] == ["REJECT"] and len({tech for _, tech, _ in rejected}) == 2
+    assert [e for _, _, e in rejected][:1] == ["REJECT"]
+    assert len({tech for _, tech, _ in rejected}) == 2
     silent = system.events_of(by_scenario["silent"].ticket_id)
     assert [e for _, _, e in silent] == ["ACCEPT", "APPOINT", "COMPLETE"]  # from the second technician only
     first, second = system.offered[by_scenario["silent"].ticket_id]
-    assert {o.tech_no: o.state for o in system.orders.values() if o.ticket_no == by_scenario["silent"].ticket_id} == {
+    assert {
+        o.tech_no: o.state for o in system.orders.values() if o.ticket_no == by_scenario["silent"].ticket_id
+    } == {
         first: "recalled",
         second: "completed",
     }
@@ -189,8 +199,8 @@ def test_a_hotline_complaint_joins_the_path_and_the_hotline_asks_where_tickets_s
         (seen,) = waiting["ticket"]
         assert (seen["state"], seen["stateText"], seen["step"]) == ("inProgress", "处理中", "answer")
         assert seen["workOrderId"] == "WO-000001"
-        assert wait_for(lambda: tickets(project).get("TT-10000-C1") == ("completed", "resolved", None)), tickets(
-            project
+        assert wait_for(lambda: tickets(project).get("TT-10000-C1") == ("completed", "resolved", None)), (
+            tickets(project)
         )
         assert workorders.system.orders["WO-000001"].state == "recalled"  # reassigned at the 3 s deadline
         resolved = client.ticket_status(access_number="ad057412345678")
@@ -204,6 +214,7 @@ def test_a_hotline_complaint_joins_the_path_and_the_hotline_asks_where_tickets_s
         assert client.ticket_status(ticket_id="TT-NONE") == {"found": False, "ticket": []}
         with pytest.raises(QueryRefused) as refused:
             client.ticket_status()
-        assert refused.value.code == "BadRequest" and refused.value.sender
+        assert refused.value.code == "BadRequest"
+        assert refused.value.sender
     finally:
         client.close()

@@ -129,7 +129,11 @@ def test_a_fault_is_dispatched_to_the_least_loaded_technician_and_resolved(
     row = instance(store, iid)
     assert (row.status, row.state) == ("completed", "resolved")
     assert row.data["appointment"]["@type"] == "Appointment"
-    assert [u["Status"] for u in systems.sent("crm.ticket_status")] == ["In Progress", "In Progress", "Resolved"]
+    assert [u["Status"] for u in systems.sent("crm.ticket_status")] == [
+        "In Progress",
+        "In Progress",
+        "Resolved",
+    ]
     (notice,) = systems.sent("hotline.ticket_notices")
     assert (notice["statusText"], notice["accessNumber"]) == ("已修复", "ad057112345678")
     assert systems.sent("hub.supervisor_escalations") == []
@@ -188,7 +192,11 @@ def test_a_work_order_not_completed_by_its_due_time_is_escalated_then_resolved_l
     clock.advance(120)
     runner.run_due()
     (escalation,) = systems.sent("hub.supervisor_escalations")
-    assert (escalation["team"], escalation["technicianId"], escalation["deadlineHours"]) == ("hz-fiber", "T-1", 8)
+    assert (escalation["team"], escalation["technicianId"], escalation["deadlineHours"]) == (
+        "hz-fiber",
+        "T-1",
+        8,
+    )
     assert instance(store, iid).state == "inProgress"
     systems.events.append(complete)
     assert deliver(store, systems, clock, runner) == ["COMPLETE"]
@@ -202,7 +210,9 @@ def test_no_technician_with_the_skill_fails_the_ticket_with_the_reason(
 ) -> None:
     """A team nobody can serve: the pick is refused and the instance fails naming team and skill."""
     message = ticket(systems)
-    message = Message(body={**message.body, "dispatch": {"team": "zj-iptv", "skill": "iptv", "deadline_hours": 24}})
+    message = Message(
+        body={**message.body, "dispatch": {"team": "zj-iptv", "skill": "iptv", "deadline_hours": 24}}
+    )
     iid = runner.start(definition(), message)
     runner.run_due()
     row = instance(store, iid)
