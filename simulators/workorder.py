@@ -9,8 +9,9 @@ The hub's fault_to_resolution process (processes/fault_to_resolution.yaml) asks 
 :class:`WorkOrderSystem` is the logic, with no thread or socket (a unit test drives it directly):
 technicians with a team, skills, an availability and a load (their open work orders); a pick is the
 least-loaded available technician of the team with the skill who was not offered the ticket before
-(ties by id); the work order is due ``slaHours`` after the pick, an hour lasting ``hour_seconds`` (3600
-in production; a demo shortens it, never the process definition). What a technician does is scripted per
+(ties by id), and the same pick asked again (its ``requestId`` and ``previousWoNo``: the hub's step
+redone after a crash) gets the same work order; the work order is due ``slaHours`` after the pick, an
+hour lasting ``hour_seconds`` (3600 in production; a demo shortens it, never the process definition). What a technician does is scripted per
 ticket, as the order simulators do (simulators/process_orders.py), so each fault's end is known before it
 is sent: ``reject`` (the first technician offered refuses), ``silent`` (the first technician never
 answers: the process's deadline reassigns), ``late`` (the work is completed after its due time: the
@@ -116,6 +117,7 @@ class WorkOrderSystem:
         self.orders: dict[str, WorkOrder] = {}
         self.offered: dict[str, list[str]] = {}  # ticket number -> technicians offered it, in order
         self.duplicates = 0
+        self._picks: dict[tuple[str, str], dict[str, Any]] = {}  # (requestId, previousWoNo) -> answer
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -126,7 +128,11 @@ class WorkOrderSystem:
             if request.get(name) in (None, ""):
                 raise ValueError(f"technicianPick: {name} is required, got {request.get(name)!r}")
         ticket, team, skill = str(request["ticketNo"]), str(request["team"]), str(request["skill"])
+        once = (str(request.get("requestId") or ""), str(request.get("previousWoNo") or ""))
         with self._lock:
+            if once[0] and once in self._picks:
+                self.duplicates += 1
+                return self._picks[once]
             tried = self.offered.setdefault(ticket, [])
             candidates = [
                 t
@@ -144,14 +150,17 @@ class WorkOrderSystem:
             due = self.clock() + timedelta(seconds=float(request["slaHours"]) * self.hour_seconds)
             order = WorkOrder(f"WO-{next(self._numbers):06d}", ticket, tech.id, due)
             self.orders[order.wo_no] = order
-        return {
-            "woNo": order.wo_no,
-            "techNo": tech.id,
-            "techName": tech.name,
-            "team": tech.team,
-            "load": tech.load,
-            "dueAt": local(due),
-        }
+            answer = {
+                "woNo": order.wo_no,
+                "techNo": tech.id,
+                "techName": tech.name,
+                "team": tech.team,
+                "load": tech.load,
+                "dueAt": local(due),
+            }
+            if once[0]:
+                self._picks[once] = answer
+        return answer
 
     # -- work orders ---------------------------------------------------------------------------------
     def take(self, body: dict[str, Any]) -> None:
