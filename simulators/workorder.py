@@ -12,10 +12,10 @@ least-loaded available technician of the team with the skill who was not offered
 (ties by id), and the same pick asked again (its ``requestId`` and ``previousWoNo``: the hub's step
 redone after a crash) gets the same work order; the work order is due ``slaHours`` after the pick, an
 hour lasting ``hour_seconds`` (3600 in production; a demo shortens it, never the process definition).
-What a technician does is scripted per ticket, as the order simulators do (simulators/process_orders.py), so each fault's end is known before it
-is sent: ``reject`` (the first technician offered refuses), ``silent`` (the first technician never
-answers: the process's deadline reassigns), ``late`` (the work is completed after its due time: the
-supervisor is told). :class:`WorkOrderService` serves it: the pick over HTTP on loopback, the work orders
+What a technician does is scripted per ticket, as the order simulators do (simulators/process_orders.py),
+so each fault's end is known before it is sent: ``reject`` (the first technician offered refuses),
+``silent`` (the first technician never answers: the process's deadline reassigns), ``late`` (the work is
+completed after its due time: the supervisor is told). :class:`WorkOrderService` serves it: the pick over HTTP on loopback, the work orders
 read from the queue, the events published after their delays.
 """
 
