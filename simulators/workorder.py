@@ -15,8 +15,8 @@ hour lasting ``hour_seconds`` (3600 in production; a demo shortens it, never the
 What a technician does is scripted per ticket, as the order simulators do (simulators/process_orders.py),
 so each fault's end is known before it is sent: ``reject`` (the first technician offered refuses),
 ``silent`` (the first technician never answers: the process's deadline reassigns), ``late`` (the work is
-completed after its due time: the supervisor is told). :class:`WorkOrderService` serves it: the pick over HTTP on loopback, the work orders
-read from the queue, the events published after their delays.
+completed after its due time: the supervisor is told). :class:`WorkOrderService` serves it: the pick
+over HTTP on loopback, the work orders read from the queue, the events published after their delays.
 """
 
 from __future__ import annotations
