@@ -15,8 +15,9 @@ hour lasting ``hour_seconds`` (3600 in production; a demo shortens it, never the
 What a technician does is scripted per ticket, as the order simulators do (simulators/process_orders.py),
 so each fault's end is known before it is sent: ``reject`` (the first technician offered refuses),
 ``silent`` (the first technician never answers: the process's deadline reassigns), ``late`` (the work is
-completed after its due time: the supervisor is told). :class:`WorkOrderService` serves it: the pick
-over HTTP on loopback, the work orders read from the queue, the events published after their delays.
+completed a quarter of its time after its due time: the supervisor is told). :class:`WorkOrderService`
+serves it: the pick over HTTP on loopback, the work orders read from the queue, the events published
+after their delays.
 """
 
 from __future__ import annotations
@@ -197,8 +198,8 @@ class WorkOrderSystem:
             slotStart=local(start),
             slotEnd=local(start + timedelta(hours=2)),
         )
-        late = scenario == "late"
-        finish = (order.due_at - self.clock()).total_seconds() + self.answer_delay * 3 if late else 0.0
+        late = scenario == "late"  # a quarter of the work order's time past its due time
+        finish = (order.due_at - self.clock()).total_seconds() * 1.25 + self.answer_delay * 3 if late else 0.0
         self._event(
             order,
             "COMPLETE",
