@@ -19,6 +19,7 @@ The database is a SQLite file with the journal's settings (``esb.journal.engine`
 tests/integration/pg_server.py does (Debian's binaries; fsync off).
 
     .venv/bin/python bench/process_bench.py [--n 300] [--rounds 5] [--waiting 10000] [--pg] [--trace]
+        [--no-hold]
 """
 
 from __future__ import annotations
@@ -139,11 +140,17 @@ def route_hops(journal: Journal, n: int, ids: Iterator[int]) -> float:
     return (time.perf_counter() - began) / n * 1e6
 
 
-def step_cost(url: str, n: int, rounds: int) -> None:
-    """Print µs per process step and per journal route hop on ``url``, and the ratio."""
+def step_cost(url: str, n: int, rounds: int, hold: bool = True) -> None:
+    """Print µs per process step and per journal route hop on ``url``, and the ratio.
+
+    ``hold`` False: the runner's round does not keep one connection (every transaction takes its own
+    from the pool, as the journal's hop does).
+    """
     ids = count()
     flow = process("bench_steps", STEP_FLOW)
     with ProcessStore(url) as store, Journal(url) as journal:
+        if not hold:
+            store._shared = True  # what keeps in-memory SQLite from holding a connection per round
         runner = Runner(store, Resources(), owner="bench")
 
         def hops() -> float:
@@ -242,8 +249,9 @@ def postgres() -> Iterator[Iterator[str]]:
 
 def run(label: str, urls: Iterator[str], args: argparse.Namespace) -> None:
     """Both measurements on fresh databases from ``urls``."""
-    print(f"{label}: step cost, n={args.n}, best of {args.rounds} ({load()})")
-    step_cost(next(urls), args.n, args.rounds)
+    held = "" if args.hold else ", no connection held per round"
+    print(f"{label}: step cost, n={args.n}, best of {args.rounds}{held} ({load()})")
+    step_cost(next(urls), args.n, args.rounds, args.hold)
     print(f"{label}: waiting instances, K={args.waiting} ({load()})")
     waiting(next(urls), args.waiting, args.trace)
 
@@ -256,6 +264,12 @@ def main() -> None:
     parser.add_argument("--waiting", type=int, default=10_000, help="instances waiting on an await")
     parser.add_argument("--pg", action="store_true", help="on a throw-away PostgreSQL server")
     parser.add_argument("--trace", action="store_true", help="also tracemalloc's heap growth (slower)")
+    parser.add_argument(
+        "--no-hold",
+        dest="hold",
+        action="store_false",
+        help="the runner's round takes a pooled connection per transaction (ProcessStore.hold off)",
+    )
     args = parser.parse_args()
     if args.pg:
         with postgres() as urls:

@@ -80,10 +80,14 @@ class Expression:
 
     def truthy(self, message: Message) -> bool:
         """Evaluate and apply JMESPath truthiness (empty list/dict/string, false and null are false)."""
-        value = self.evaluate(message)
-        if value is None or value is False:
-            return False
-        return not isinstance(value, str | list | dict) or bool(value)  # 0 is true in JMESPath
+        return is_truthy(self.evaluate(message))
+
+
+def is_truthy(value: Any) -> bool:
+    """JMESPath truthiness: empty list/dict/string, false and null are false; 0 is true."""
+    if value is None or value is False:
+        return False
+    return not isinstance(value, str | list | dict) or bool(value)
 
 
 def validate_expression(text: str) -> str | None:

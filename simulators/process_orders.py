@@ -6,8 +6,9 @@ SiebelMessage orders on ``crm.orders_out``; route ``crm-order-to-iom`` hands eac
 
 - ``completed``: nothing goes wrong;
 - ``rim-refusal``: RIM refuses every reservation of the order (``RIM-1001``): the components that need
-  RIM fail, so the order ends ``partial`` when a component needed nothing from RIM (a 好E家 299's IPTV),
-  ``failed`` otherwise;
+  RIM fail, and the order ends ``failed``: a single product has nothing left, and a bundle's failed
+  member is mandatory or its policy all_or_nothing (``foreach.fatal``), so every member is undone (a
+  bundle ending ``partial`` after an optional member failed is proven by tests/e2e/test_process_crash.py);
 - ``oss-timeout``: OSS never sends the order's activation results: every component times out (the
   deadline, two re-sends), is compensated, and the order ends ``failed``;
 - ``cancelled``: the CRM cancels the order (a cancel SiebelMessage on ``crm.order_cancellations``) while
@@ -47,14 +48,14 @@ STATUS = "crm.order_status"
 PROCESS = "order_to_activation"
 CANCEL_TYPE = "order.cancel_requested"
 SCENARIOS = ("completed", "rim-refusal", "oss-timeout", "cancelled", "cancel-refused")
-#: The CRM's Status for each end an order_to_activation tells it (code list product_order_state, siebel).
-#: A failed order is told nothing: the definition's tell_crm is its last step, which a failed order never
-#: reaches (the instance fails at its components step).
+#: The CRM's Status for each end an order_to_activation tells it (code list product_order_state, siebel):
+#: completed and partial by its last step (tell_crm), failed and cancelled once every undo is done
+#: (after_undo: tell_crm_undone).
 CRM_STATUS = {
     "completed": "Complete",
     "partial": "Partially Complete",
     "cancelled": "Cancelled",
-    "failed": None,
+    "failed": "Failed",
 }
 #: Offerings the CRM sells in the mix: (id, name, price, what its components need from RIM, per component).
 BUNDLES = [("PO-HB-299", "好E家融合套餐299元", "299.00"), ("PO-HEJ-199", "好E家 199元融合套餐", "199.00")]
@@ -129,9 +130,7 @@ def _expected_state(scenario: str, offering: str) -> str:
         return "completed"
     if scenario == "cancelled":
         return "cancelled"
-    if scenario == "rim-refusal":
-        return "partial" if offering == "PO-HB-299" else "failed"  # its IPTV needs nothing from RIM
-    return "failed"
+    return "failed"  # rim-refusal (a bundle's refused members are mandatory: fatal), oss-timeout
 
 
 def plan_orders(count: int, run: str, rates: Rates = Rates(), seed: int = 20261206) -> list[ProcessOrder]:

@@ -82,10 +82,11 @@ class DefinitionChecker:
         return self.findings
 
     def check_names(self) -> None:
-        """Step names (flow and compensations) are unique in the process."""
+        """Step names (flow, compensations and after_undo) are unique in the process."""
         seen: dict[str, PathKey] = {}
         named = [*located_steps(self.process)]
         named += [(("compensations", i), s) for i, s in enumerate(self.process.compensations)]
+        named += [(("after_undo", i), s) for i, s in enumerate(self.process.after_undo)]
         for path, step in named:
             if step.name == END:
                 self.add((*path, "name"), f"{END!r} is reserved (goto: {END} leaves a list): rename the step")
@@ -278,6 +279,8 @@ def _expressions(step: StepBase) -> list[tuple[PathKey, str]]:
         out.append((("foreach", "items"), step.foreach.items))
         if step.foreach.key:
             out.append((("foreach", "key"), step.foreach.key))
+        if step.foreach.fatal:
+            out.append((("foreach", "fatal"), step.foreach.fatal))
     elif isinstance(step, GotoStep) and step.goto.when:
         out.append((("goto", "when"), step.goto.when))
     elif isinstance(step, CancelStep):

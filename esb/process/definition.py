@@ -27,6 +27,7 @@ from esb.process.steps import (
     ForeachStep,
     ParallelStep,
     ProcessStep,
+    SendStep,
     StepBase,
     StepName,
     TransformName,
@@ -97,6 +98,11 @@ class Process(Strict):
     steps: list[ProcessStep] = Field(min_length=1, description="the steps, in order")
     compensations: list[CallStep] = Field(
         default_factory=list, description="undo calls, named by the steps' compensate:"
+    )
+    after_undo: list[SendStep] = Field(
+        default_factory=list,
+        description="sends made once every undo is done, before the instance ends failed or cancelled "
+        "(e.g. the CRM told the order failed); their view's state is that end state",
     )
     on_cancel: OnCancel | None = Field(default=None, description="none: a cancel request is refused")
     ignore: list[Ignore] = Field(

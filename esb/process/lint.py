@@ -58,6 +58,7 @@ class ProcessLinter:
         self.check_transform(process.trigger.transform, ("trigger", "transform"))
         steps: list[tuple[PathKey, StepBase]] = [*located_steps(process)]
         steps += [(("compensations", i), s) for i, s in enumerate(process.compensations)]
+        steps += [(("after_undo", i), s) for i, s in enumerate(process.after_undo)]
         for path, step in steps:
             if isinstance(step, CallStep):
                 self.check_call(step.call, (*path, "call"))

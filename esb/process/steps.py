@@ -222,6 +222,12 @@ class ForeachSpec(Strict):
     steps: list[ProcessStep] = Field(min_length=1)
     join: Join = "all"
     on_partial: OnPartial = Field(default="fail", description="as for parallel")
+    fatal: Expression | None = Field(
+        default=None,
+        description="JMESPath over {data, keys, state, item} of a failed item: when it holds for one, the "
+        "join fails (the instance undoes every done step) whatever on_partial says, e.g. "
+        "\"item.bundle.policy == 'all_or_nothing' || item.mandatory\"",
+    )
     machine: str | None = Field(
         default=None, description="the state machine of each item's sub-order (e.g. service_order)"
     )

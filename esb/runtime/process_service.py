@@ -122,11 +122,12 @@ class ProcessService:
 
     def round(self, runner: Runner) -> bool:
         """Claim and advance one due instance and journal its steps; False when none was due."""
-        claim = self.store.claim(runner.owner, runner.lease)
-        if claim is None:
-            return False
-        since = utcnow()
-        runner.advance(claim)
+        with self.store.hold():  # one connection for the claim's transactions
+            claim = self.store.claim(runner.owner, runner.lease)
+            if claim is None:
+                return False
+            since = utcnow()
+            runner.advance(claim)
         self.notes.advanced(claim.instance_id, since)
         return True
 

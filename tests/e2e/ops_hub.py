@@ -23,7 +23,7 @@ from esb.journal import Journal
 from esb.project import Project
 from tests.e2e.hub_process import ROOT, hub_environ
 
-COPIED = ("routes.yaml", "config", "transforms", "canonical_model")
+COPIED = ("routes.yaml", "config", "transforms", "canonical_model", "processes")
 
 
 def copy_project(target: Path) -> Path:

@@ -4,7 +4,8 @@ simulated RIM, OSS and Billing with per-order behaviour, and the instances' end 
 Used by tests/e2e/test_process_crash.py (SIGKILLs and a database restart) and
 bench/process_e2e_bench.py (completed orders per second). The orders are canonical ProductOrders put
 straight on ``hub.product_orders`` (the trigger of ``order_to_activation``), the cancels are Siebel cancel
-requests on ``crm.order_cancellations`` (the trigger of ``order_cancellation``).
+requests on ``crm.order_cancellations`` (the route crm-cancel-to-hub makes them the canonical cancels that
+start ``order_cancellation``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 
 from esb.message import Message
 from esb.process.engine.tables import process_instances, process_keys, process_steps
@@ -37,6 +39,8 @@ from tests.e2e.ops_hub import copy_project
 
 ORDER_PROCESS = "order_to_activation"
 CANCEL_PROCESS = "order_cancellation"
+#: Where the CRM's cancel requests arrive (read by the route crm-cancel-to-hub).
+CANCELS = "crm.order_cancellations"
 ENDED = ("completed", "partial", "failed", "cancelled")
 BILLING_ENDPOINT = "billing.create_subscriber"
 #: The await deadline of OSS's result in the project copy (30m in the shipped definition).
@@ -61,10 +65,14 @@ def definition_file(name: str) -> Path:
 
 def process_project(target: Path, deadline: str = DEADLINE) -> Path:
     """Copy the repository's project into ``target`` with both order processes in its processes/ (the OSS
-    result's deadline set to ``deadline``) and no routes (the orders go straight to the trigger)."""
+    result's deadline set to ``deadline``) and one route: the CRM's cancels to the cancellation process's
+    trigger (crm-cancel-to-hub); the orders go straight to their trigger."""
     copy_project(target)
-    (target / "routes.yaml").write_text("routes: []\n")
-    (target / "processes").mkdir()
+    routes = yaml.safe_load((ROOT / "routes.yaml").read_text(encoding="utf-8"))["routes"]
+    kept = [r for r in routes if r["from"] == CANCELS]
+    text = yaml.safe_dump({"routes": kept}, allow_unicode=True)
+    (target / "routes.yaml").write_text(text, encoding="utf-8")
+    (target / "processes").mkdir(exist_ok=True)
     text = definition_file(ORDER_PROCESS).read_text(encoding="utf-8")
     shortened = text.replace("deadline: 30m", f"deadline: {deadline}")
     if shortened == text:
@@ -99,7 +107,7 @@ class PlannedOrder:
 
 def _item(item_id: str, offering: str, kind: str) -> dict[str, Any]:
     product: dict[str, Any] = {}
-    if kind == "mobile":
+    if kind in ("mobile", "fixedLine"):
         product = {"productCharacteristic": [{"name": "areaCode", "value": "571"}]}
     elif kind == "broadband":
         product = {"place": [{"role": "installationAddress", "address": dict(ADDRESS)}]}
@@ -107,7 +115,8 @@ def _item(item_id: str, offering: str, kind: str) -> dict[str, Any]:
 
 
 def order_body(order_id: str, account: str, bundle: bool, single: str = "mobile") -> dict[str, Any]:
-    """A canonical ProductOrder: a 好E家 199 bundle (mobile + broadband) or one single product."""
+    """A canonical ProductOrder: a 好E家 199 bundle (mobile and broadband, mandatory; a fixed line,
+    optional) or one single product."""
     body = json.loads(BUNDLE_SAMPLE.read_text(encoding="utf-8"))
     body["id"] = order_id
     body["href"] = f"/productOrder/{order_id}"
@@ -117,6 +126,7 @@ def order_body(order_id: str, account: str, bundle: bool, single: str = "mobile"
         top["productOrderItem"] = [
             _item("01.1", "PO-MOB-HEJ", "mobile"),
             _item("01.2", "PO-BB-300M", "broadband"),
+            _item("01.3", "PO-FIX-HEJ", "fixedLine"),
         ]
     else:
         offering = "PO-5G-129" if single == "mobile" else "PO-BB-100M"
@@ -126,9 +136,10 @@ def order_body(order_id: str, account: str, bundle: bool, single: str = "mobile"
 
 def plan_orders(count: int, run: str, *, faults: bool = True) -> list[PlannedOrder]:
     """``count`` orders: 30% bundles, 60% single mobiles, 10% single broadbands. With ``faults``, by index
-    (i mod 20, i mod 50): a bundle whose mobile RIM refuses (partial, 5%), a single RIM refuses (failed,
-    5%), a single whose OSS result never comes (failed at the deadline, 5%), a single cancelled by the CRM
-    while it waits for OSS (cancelled, 2%); the rest complete."""
+    (i mod 20, i mod 50): a bundle whose optional fixed line RIM refuses (partial: the bundle's policy is
+    partial_allowed, 5%), a bundle whose mandatory mobile RIM refuses (failed, every member undone, 5%), a
+    single RIM refuses (failed, 5%), a single whose OSS result never comes (failed at the deadline, 5%),
+    a single cancelled by the CRM while it waits for OSS (cancelled, 2%); the rest complete."""
     planned = []
     for i in range(count):
         order_id, account = f"PO-{run}-{i:05d}", f"2{i:09d}"
@@ -139,8 +150,8 @@ def plan_orders(count: int, run: str, *, faults: bool = True) -> list[PlannedOrd
         if faults and not bundle and shape != 9 and i % 50 == 17:
             order.silent, order.cancel, order.expected = True, True, "cancelled"
         elif faults and bundle and i % 20 == 1:
-            order.refused, order.expected = {f"{order_id}-1"}, "partial"
-        elif faults and i % 20 == 5:
+            order.refused, order.expected = {f"{order_id}-3"}, "partial"
+        elif faults and (i % 20 == 5 or (bundle and i % 20 == 2)):  # a single, or a bundle's mandatory mobile
             order.refused, order.expected = {f"{order_id}-1"}, "failed"
         elif faults and i % 20 == 7:
             order.silent, order.expected = True, "failed"

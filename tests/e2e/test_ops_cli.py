@@ -98,7 +98,10 @@ def test_trace_dlq_replay_stats_health_metrics(hub: OpsHub) -> None:
     dry = hub.esb("replay", good.message.id, "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
     destinations = orjson.loads(dry.output)[0]["outputs"][0]["destinations"]
-    assert destinations == [{"endpoint": "iom.orders_in", "sent_before": True, "changed": False, "diff": ""}]
+    assert destinations == [  # each endpoint's copy, mapped for it (IOM's request, the process's order)
+        {"endpoint": "iom.orders_in", "sent_before": True, "changed": False, "diff": ""},
+        {"endpoint": "hub.product_orders", "sent_before": True, "changed": False, "diff": ""},
+    ]
     assert len(iom_copies(hub, good.message.id)) == 1  # a dry run sends nothing
 
     # replay: the same id reaches IOM a second time, journaled as a replay

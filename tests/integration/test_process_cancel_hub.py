@@ -46,7 +46,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    """The repository's mappings, model and systems, its two cancel routes, both example processes."""
+    """The repository's mappings, model and systems, its two cancel routes, both order processes."""
     for name, value in choose_free_ports({}).items():
         monkeypatch.setenv(name, value)
     for name in ("RIM_PASSWORD", "OSS_PASSWORD", "BILLING_PASSWORD", "ESB_REST_CHANNEL_PASSWORD"):
@@ -56,7 +56,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
         shutil.copytree(REPO / folder, root / folder)
     (root / "processes").mkdir()
     for name in ("order_to_activation", "order_cancellation"):
-        shutil.copy(REPO / "processes" / "examples" / f"{name}.yaml", root / "processes" / f"{name}.yaml")
+        shutil.copy(REPO / "processes" / f"{name}.yaml", root / "processes" / f"{name}.yaml")
     routes = yaml.safe_load((REPO / "routes.yaml").read_text(encoding="utf-8"))["routes"]
     chosen = [route for route in routes if route["id"] in ROUTES]
     (root / "routes.yaml").write_text(

@@ -357,13 +357,15 @@ def test_the_order_cancellation_example_cancels_an_order_in_flight(store: Proces
     released = [body for name, _, body in systems.log if name == "rim.release_reservation"]
     assert released == [{"reservationId": f"RSV-{n}"} for n in (2, 1)]  # IPTV reserved nothing
     assert len(systems.calls("oss.deactivate_service")) == 3
-    ((_, _, answer),) = [entry for entry in systems.log if entry[0] == "crm.order_status"]
-    assert b"Cancelled" in answer
+    told = {key: body for name, key, body in systems.log if name == "crm.order_status"}
+    assert set(told) == {f"{cancel_id}:answer_crm", f"{order_id}:after_undo.tell_crm_undone"}
+    assert b"Cancelled" in told[f"{cancel_id}:answer_crm"]  # the cancel's answer
+    assert b"Cancelled" in told[f"{order_id}:after_undo.tell_crm_undone"]  # the order's own, once undone
     assert systems.calls("channel.rest_cancels") == []  # the CRM's cancel is answered to the CRM only
 
 
 def test_a_tmf622_cancel_is_answered_on_its_resource(store: ProcessStore, clock: Clock) -> None:
-    """A TMF622 cancel's resource moves inProgress then done; the CRM hears nothing of it."""
+    """A TMF622 cancel's resource moves inProgress then done; the CRM hears only its order's own status."""
     systems = ProjectTransforms()
     runner = Runner(store, systems, clock=clock)
     order_id = runner.start(example("order_to_activation"), bundle("QD20260000000042"))
@@ -378,7 +380,7 @@ def test_a_tmf622_cancel_is_answered_on_its_resource(store: ProcessStore, clock:
         {"id": "CXL-QD20260000000042", "@type": "CancelProductOrder", "state": "inProgress"},
         {"id": "CXL-QD20260000000042", "@type": "CancelProductOrder", "state": "done"},
     ]
-    assert systems.calls("crm.order_status") == []
+    assert systems.calls("crm.order_status") == [f"{order_id}:after_undo.tell_crm_undone"]
 
 
 def test_a_refused_tmf622_cancel_ends_terminated_with_the_reason(store: ProcessStore, clock: Clock) -> None:
@@ -411,3 +413,90 @@ def test_an_undo_in_a_branch_reads_its_item_and_its_own_key(
     runner.run_due()
     released = [(key, body) for name, key, body in fakes.log if name == "rim.release"]
     assert released == [(f"{iid}:components[c1].reserve:compensate", {"id": "R-c1"})]
+
+
+def test_a_failed_item_that_is_fatal_fails_the_join_whatever_on_partial_says(
+    store: ProcessStore, runner: Runner, fakes: FakeResources
+) -> None:
+    """foreach.fatal: a failed all-or-nothing member fails the order (every item undone) although
+    on_partial is complete; a failed member that is not fatal leaves the order partial."""
+    steps = [RESERVE, {"name": "activate", "call": {"endpoint": "oss.enable"}}]
+    definition = process(
+        [
+            {"name": "start", "set_state": "inProgress"},
+            foreach(steps, on_partial="complete", fatal="item.policy == 'all_or_nothing'"),
+            {"name": "finish", "set_state": "completed"},
+        ],
+        compensations=UNDOS,
+    )
+    strict = {"id": "o-1", "components": [{"id": "c1", "policy": "all_or_nothing"}, {"id": "c2"}]}
+    fakes.endpoint("oss.enable").failures = [RemoteError("no port")]  # c1's activation
+    iid = runner.start(definition, Message(body=strict))
+    runner.run_due()
+    row = instance(store, iid)
+    assert (row.status, row.state) == ("failed", "failed")
+    assert sorted(fakes.calls("rim.release")) == [
+        f"{iid}:components[c1].reserve:compensate",
+        f"{iid}:components[c2].reserve:compensate",
+    ]
+    loose = {"id": "o-2", "components": [{"id": "c1", "policy": "partial_allowed"}, {"id": "c2"}]}
+    fakes.endpoint("oss.enable").failures = [RemoteError("no port")]
+    other = runner.start(definition, Message(body=loose))
+    runner.run_due()
+    assert (instance(store, other).status, instance(store, other).state) == ("partial", "partial")
+
+
+def test_after_undo_sends_run_once_every_undo_is_done_with_the_end_state(
+    store: ProcessStore, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """A failed order is undone, then told (after_undo) with state failed: a failed send is retried with
+    the same key, then the instance ends failed; a completed order sends nothing."""
+    fakes.one_way.add("crm.status")
+    fakes.endpoint("oss.enable").failures = [RemoteError("no port")]
+    fakes.endpoint("crm.status").failures = [RemoteError("queue away")]
+    tell = {"name": "tell_crm", "send": {"endpoint": "crm.status", "retry": {"max": 2, "initial": "1s"}}}
+    start = {"name": "start", "set_state": "inProgress"}
+    definition = process(
+        [start, RESERVE, {"name": "activate", "call": {"endpoint": "oss.enable"}}],
+        compensations=UNDOS,
+        after_undo=[tell],
+    )
+    iid = runner.start(definition, order("o-1"))
+    runner.run_due()
+    assert instance(store, iid).status == "compensating"  # undone; the send failed once and waits
+    clock.advance(5)
+    runner.run_due()
+    row = instance(store, iid)
+    assert (row.status, row.state) == ("failed", "failed")
+    assert fakes.calls("crm.status") == [f"{iid}:after_undo.tell_crm"] * 2
+    order_of = [name for name, _, _ in fakes.log if name in ("rim.release", "crm.status")]
+    assert order_of == ["rim.release", "crm.status", "crm.status"]
+    sent = [body for name, _, body in fakes.log if name == "crm.status"][-1]
+    assert sent["state"] == "failed"
+    assert sent["data"]["id"] == "o-1"
+    fine = runner.start(process([RESERVE], compensations=UNDOS, after_undo=[tell]), order("o-2"))
+    runner.run_due()
+    assert instance(store, fine).status == "completed"
+    assert fakes.calls("crm.status") == [f"{iid}:after_undo.tell_crm"] * 2
+
+
+def test_a_business_key_giving_a_list_records_every_value(
+    store: ProcessStore, runner: Runner, fakes: FakeResources
+) -> None:
+    """msisdn over every component: each component's number finds the order (a bundle's second mobile
+    line too); the request view's keys carry the first."""
+    fakes.endpoint("rim.reserve").reply = lambda m: {"msisdn": f"1330755{m.body['item']['id']}"}
+    definition = process(
+        [foreach([RESERVE]), {"name": "tell", "call": {"endpoint": "iom.tell"}}],
+        compensations=UNDOS,
+        business_keys={"order_id": "data.id", "msisdn": "data.components[].reservation.msisdn"},
+    )
+    iid = runner.start(definition, Message(body=THREE))
+    runner.run_due()
+    assert instance(store, iid).status == "completed"
+    k = process_keys.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(k.value).where(k.name == "msisdn", k.instance_id == iid)).all()
+    assert sorted(r.value for r in rows) == ["1330755c1", "1330755c2", "1330755c3"]
+    [(_, _, told)] = [entry for entry in fakes.log if entry[0] == "iom.tell"]
+    assert told["keys"] == {"order_id": "o-1", "msisdn": "1330755c1"}

@@ -48,13 +48,13 @@ def test_every_scenario_with_a_rate_appears_and_the_plan_is_deterministic() -> N
 
 
 def test_expected_ends_follow_the_scenario_and_the_offering() -> None:
-    """RIM refusing a 好E家 299 leaves its IPTV: partial; any other refused order fails; IPTV alone is
-    never planned for a refusal; an OSS timeout fails; cancels end cancelled or stay completed."""
+    """A refused order fails (a bundle's refused members are mandatory, so every member is undone); IPTV
+    alone is never planned for a refusal; an OSS timeout fails; cancels end cancelled or stay completed."""
     plan = plan_orders(200, "r4", Rates(0.3, 0.2, 0.2))
     for order in plan:
         if order.scenario == "rim-refusal":
             assert order.offering != "PO-IPTV"
-            assert order.expected_state == ("partial" if order.offering == "PO-HB-299" else "failed")
+            assert order.expected_state == "failed"
         elif order.scenario == "oss-timeout":
             assert order.expected_state == "failed"
         elif order.scenario == "cancelled":

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from esb.expressions import Expression
+from esb.expressions import Expression, is_truthy
 from esb.process.definition import Process
 from esb.process.engine import undo
 from esb.process.engine.frame import Frame, item_key, top
-from esb.process.engine.records import DONE, FAILED, add_step
+from esb.process.engine.records import DONE, FAILED, add_step, business_keys, view
 from esb.process.engine.store import Claim
 from esb.process.engine.tables import process_branches
 from esb.process.steps import ForeachStep, JoinCount, ParallelStep, StepBase
@@ -55,7 +55,7 @@ def load(conn: sa.Connection, instance_id: str, parent: str) -> list[Any]:
 
 def tick(runner: Runner, claim: Claim, row: Any, definition: Process, step: Fork) -> bool:
     """Fork, run the next due branch's step, or join; True to go on at once."""
-    with runner.store.errors("branches"), runner.store.engine.begin() as conn:
+    with runner.store.begin("branches") as conn:
         rows = load(conn, row.id, step.name)
     if not rows:
         return _fork(runner, claim, row, definition, step)
@@ -85,7 +85,7 @@ def _fork(runner: Runner, claim: Claim, row: Any, definition: Process, step: For
     else:
         named = [(f"{step.name}.{b.name}", None, None) for b in step.parallel.branches]
     now = runner.clock()
-    with runner.store.errors("fork"), runner.store.engine.begin() as conn:
+    with runner.store.begin("fork") as conn:
         if not named:  # nothing to do: a join of no branches succeeds
             runner.frames.move(conn, claim, frame, position=frame.position + 1)
             add_step(conn, row.id, step.name, DONE, result={"well": 0, "of": 0})
@@ -120,7 +120,7 @@ def _run_branch(runner: Runner, claim: Claim, row: Any, definition: Process, ste
     steps = steps_of(step, branch)
     machine = spec_of(step).machine
     if branch.position >= len(steps):
-        with runner.store.errors("branch"), runner.store.engine.begin() as conn:
+        with runner.store.begin("branch") as conn:
             runner.store.guard(conn, claim, wake_at=runner.clock())
             b = process_branches.c
             conn.execute(
@@ -143,6 +143,23 @@ def _run_branch(runner: Runner, claim: Claim, row: Any, definition: Process, ste
     return runner.kinds.run(claim, frame, steps[branch.position])
 
 
+def _fatal(row: Any, definition: Process, step: Fork, rows: list[Any]) -> str | None:
+    """Return the path of the first failed item the foreach's ``fatal`` holds for (None: none, or no
+    ``fatal``)."""
+    if not isinstance(step, ForeachStep) or step.foreach.fatal is None:
+        return None
+    check = Expression(step.foreach.fatal, f"{step.name}.foreach.fatal")
+    keys = business_keys(definition, row.data, row.state)
+    for branch in rows:
+        if branch.status != "failed":
+            continue
+        found = view(row.data, keys, branch.state or row.state)
+        found["item"] = branch.item
+        if is_truthy(check.search(found)):
+            return str(branch.path)
+    return None
+
+
 def _need(step: Fork, total: int) -> int:
     join = spec_of(step).join
     if isinstance(join, JoinCount):
@@ -156,7 +173,7 @@ def _join(runner: Runner, claim: Claim, row: Any, definition: Process, step: For
     running = [r for r in rows if r.status == "running"]
     still = [r for r in rows if r.status in undo.OPEN]
     joined = not still if spec_of(step).join == "all" else (well >= need or well + len(running) < need)
-    with runner.store.errors("join"), runner.store.engine.begin() as conn:
+    with runner.store.begin("join") as conn:
         if joined and running:  # any / count decided: the rest are cancelled and undone
             b = process_branches.c
             conn.execute(
@@ -173,6 +190,12 @@ def _join(runner: Runner, claim: Claim, row: Any, definition: Process, step: For
         frame = top(row, definition)
         result = {"well": well, "of": total, "needed": need}
         partial = 0 < well < need
+        fatal = _fatal(row, definition, step, rows) if partial else None
+        if fatal is not None:
+            error = f"{well} of {total} branch(es) ended well, but {fatal} failed and it is fatal"
+            runner.frames.fail(conn, claim, frame, f"step {step.name}: {error}")
+            add_step(conn, row.id, step.name, FAILED, result=result, error=error)
+            return True
         if well >= need or (partial and spec_of(step).on_partial == "complete"):
             runner.frames.move(conn, claim, frame, position=frame.position + 1)
             if partial:

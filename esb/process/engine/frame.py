@@ -120,15 +120,20 @@ class Frames:
         now = self.runner.clock()
         due = now if wake_at is _KEEP else wake_at
         where = frame.position if position is None else position
+        ahead = (
+            self.runner.lease_ahead(claim, frame.steps[where])
+            if wake_at is _KEEP and where < len(frame.steps)
+            else {}
+        )
         if frame.branch is None:
-            values: dict[str, Any] = {"position": where, "attempt": attempt, "wake_at": due}
+            values: dict[str, Any] = {"position": where, "attempt": attempt, "wake_at": due, **ahead}
             values.update(
                 {k: v for k, v in (("state", state), ("data", data), ("status", status)) if v is not _KEEP}
             )
             self.runner.store.guard(conn, claim, **values)
             return frame.row.data if data is _KEEP else data
         branch: dict[str, Any] = {"position": where, "attempt": attempt, "wake_at": due}
-        instance: dict[str, Any] = {"wake_at": now}
+        instance: dict[str, Any] = {"wake_at": now, **ahead}
         if state is not _KEEP:
             (branch if frame.own_state else instance)["state"] = state
         if status is not _KEEP:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from esb.expressions import Expression
 from esb.message import Message, utcnow
 from esb.process.definition import Process, walk
+from esb.process.engine.statements import CANCEL
 from esb.process.engine.store import ENDED, ProcessStore
 from esb.process.engine.tables import (
     process_branches,
@@ -30,8 +31,7 @@ from esb.process.engine.tables import (
 )
 from esb.process.steps import AwaitStep
 
-#: The reply name of a cancel request in the inbox.
-CANCEL = "esb.cancel"
+__all__ = ["CANCEL", "CancelAnswer", "accepts", "bury", "deliver_reply", "request_cancel", "take_reply"]
 
 
 def to_row(message: Message) -> dict[str, Any]:

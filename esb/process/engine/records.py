@@ -11,12 +11,14 @@ import sqlalchemy as sa
 from esb.expressions import Expression
 from esb.message import utcnow
 from esb.process.definition import Process
-from esb.process.engine.tables import process_keys, process_steps
+from esb.process.engine import statements
+from esb.process.engine.tables import process_steps
 from esb.process.steps import Retry
 from esb.processors.routing import set_path
 
 #: Step row states (``closed``: a wait left open when its instance was cancelled or failed).
-DONE, FAILED, WAITING, TIMED_OUT, CLOSED = "done", "failed", "waiting", "timed_out", "closed"
+DONE, FAILED, TIMED_OUT = "done", "failed", "timed_out"
+WAITING, CLOSED = statements.WAITING, statements.CLOSED
 
 
 def view(data: Any, keys: dict[str, str], state: str) -> dict[str, Any]:
@@ -24,30 +26,43 @@ def view(data: Any, keys: dict[str, str], state: str) -> dict[str, Any]:
     return {"data": data, "keys": keys, "state": state, "item": None}
 
 
-def business_keys(process: Process, data: Any, state: str) -> dict[str, str]:
-    """Evaluate the process's business keys over the instance (keys without a value yet are left out)."""
-    found: dict[str, str] = {}
+def key_values(process: Process, data: Any, state: str) -> dict[str, tuple[str, ...]]:
+    """Evaluate the process's business keys over the instance: every value of each (a key whose
+    expression gives a list has one value per element, e.g. each component's MSISDN); keys without a
+    value yet are left out."""
+    found: dict[str, tuple[str, ...]] = {}
     for name, text in process.business_keys.items():
         value = Expression(text, f"business_keys.{name}").search(view(data, {}, state))
-        if value is not None and value != "":
-            found[name] = str(value)
+        values = value if isinstance(value, list) else [value]
+        kept = tuple(dict.fromkeys(str(v) for v in values if _scalar(v)))
+        if kept:
+            found[name] = kept
     return found
 
 
-def record_keys(conn: sa.Connection, process: str, instance_id: str, keys: dict[str, str]) -> None:
-    """Add the instance's business keys that are not recorded yet (a reply may bring one)."""
-    k = process_keys.c
-    known = {
-        (row.name, row.value)
-        for row in conn.execute(sa.select(k.name, k.value).where(k.instance_id == instance_id))
-    }
-    fresh = [
+def _scalar(value: Any) -> bool:
+    return value is not None and value != "" and not isinstance(value, list | dict)
+
+
+def business_keys(process: Process, data: Any, state: str) -> dict[str, str]:
+    """The business keys a request transform reads (``keys``): the first value of each."""
+    return {name: values[0] for name, values in key_values(process, data, state).items()}
+
+
+def record_keys(
+    conn: sa.Connection, process: str, instance_id: str, keys: dict[str, tuple[str, ...]]
+) -> None:
+    """Add the instance's business key values that are not recorded yet (a reply may bring one).
+
+    One ``INSERT ... ON CONFLICT DO NOTHING``: a value recorded before is left as it is.
+    """
+    rows = [
         {"process": process, "name": n, "value": v, "instance_id": instance_id}
-        for n, v in keys.items()
-        if (n, v) not in known
+        for n, values in keys.items()
+        for v in values
     ]
-    if fresh:
-        conn.execute(process_keys.insert(), fresh)
+    if rows:
+        conn.execute(statements.of(conn).add_keys, rows)
 
 
 def add_step(
@@ -66,18 +81,19 @@ def add_step(
     """Insert one step row (an attempt of a step or an undo)."""
     now = utcnow()
     conn.execute(
-        process_steps.insert().values(
-            instance_id=instance_id,
-            path=path,
-            attempt=attempt,
-            state=state,
-            idempotency_key=key,
-            result=result,
-            error=error,
-            deadline=deadline,
-            started_at=started or now,
-            ended_at=None if state == WAITING else now,
-        )
+        statements.of(conn).add_step,
+        {
+            "instance_id": instance_id,
+            "path": path,
+            "attempt": attempt,
+            "state": state,
+            "idempotency_key": key,
+            "result": result,
+            "error": error,
+            "deadline": deadline,
+            "started_at": started or now,
+            "ended_at": None if state == WAITING else now,
+        },
     )
 
 

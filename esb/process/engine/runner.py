@@ -25,12 +25,12 @@ from esb.process.definition import Process, walk
 from esb.process.engine import branches, undo
 from esb.process.engine.frame import Frames, top
 from esb.process.engine.inbox import CANCEL, take_reply
-from esb.process.engine.records import business_keys, record_keys
+from esb.process.engine.records import key_values, record_keys
 from esb.process.engine.resources import Resources
 from esb.process.engine.stepkinds import StepKinds
 from esb.process.engine.store import STUCK, Claim, LeaseLostError, ProcessStore
 from esb.process.engine.tables import process_instances
-from esb.process.steps import ForeachStep, ParallelStep
+from esb.process.steps import CallStep, ForeachStep, ParallelStep, StepBase
 
 #: Steps one claim runs at most before the instance goes back to the queue (a goto loop cannot hog).
 MAX_STEPS_PER_CLAIM = 100
@@ -84,10 +84,10 @@ class Runner:
             else json_body(message.body, f"process {process.process}: trigger without a transform")
         )
         check_transition(process.machine, None, process.initial_state)
-        keys = business_keys(process, data, process.initial_state)
+        keys = key_values(process, data, process.initial_state)
         now = self.clock()
         t = process_instances.c
-        with self.store.errors("start"), self.store.engine.begin() as conn:
+        with self.store.begin("start") as conn:
             found = conn.execute(
                 sa.select(t.id).where(t.process == process.process, t.trigger_id == message.id)
             ).first()
@@ -120,54 +120,91 @@ class Runner:
     def run_due(self, limit: int | None = None) -> int:
         """Advance due instances until none is due (or ``limit`` claims); return how many were claimed."""
         claimed = 0
-        while limit is None or claimed < limit:
-            claim = self.store.claim(self.owner, self.lease, self.clock())
-            if claim is None:
-                break
-            claimed += 1
-            self.advance(claim)
+        with self.store.hold():  # one connection for the round's transactions
+            while limit is None or claimed < limit:
+                claim = self.store.claim(self.owner, self.lease, self.clock())
+                if claim is None:
+                    break
+                claimed += 1
+                self.advance(claim)
         return claimed
 
     def advance(self, claim: Claim) -> None:
-        """Run the claimed instance's steps until it waits or ends, then give the lease back."""
+        """Run the claimed instance's steps until it waits or ends, then give the lease back.
+
+        A step that waits goes on at once instead when its own write saw a cancel request waiting
+        (the cancel woke the instance before that write set its timer).
+        """
         self._lease_until = self.clock() + timedelta(seconds=self.lease)
         try:
             for _ in range(MAX_STEPS_PER_CLAIM):
                 try:
-                    if not self._tick(claim):
+                    if not self._tick(claim) and not _cancel_waiting(claim.seen.row):
                         break
                 except (LeaseLostError, TransportError):
                     raise  # taken over, or the database is away: nothing was written
                 except Exception as exc:  # a bad expression, transform or datum: stop this instance, visibly
+                    claim.seen.row = None  # its transaction rolled back: what it returned was not written
                     self._stuck(claim, exc)
                     break
                 self.ensure_lease(claim, self.lease / 2)  # renewed when half is used, not on every step
-            self.store.release(claim)
+            if claim.seen.row is None or claim.seen.row.lease_owner is not None:
+                self.store.release(claim)  # (an end gives the lease back in its own write)
         except LeaseLostError:
             return  # another runner has it now; nothing of ours was written
 
     def _stuck(self, claim: Claim, error: Exception) -> None:
         """Stop the instance in status ``stuck`` with the error (it would fail the same way on every try)."""
         reason = f"the engine stopped this instance: {type(error).__name__}: {error}"
-        with self.store.errors("stuck"), self.store.engine.begin() as conn:
+        with self.store.begin("stuck") as conn:
             self.store.guard(conn, claim, status=STUCK, wake_at=None, error=reason)
 
     def ensure_lease(self, claim: Claim, seconds: float) -> None:
         """Make the lease last at least ``seconds`` more (before a long call, when half of it is used)."""
         now = self.clock()
-        if now + timedelta(seconds=seconds) > self._lease_until:
+        if now + timedelta(seconds=seconds) > self._held_until(claim):
             self.store.extend(claim, seconds + self.lease, now)
             self._lease_until = now + timedelta(seconds=seconds + self.lease)
 
+    def lease_ahead(self, claim: Claim, step: StepBase | None) -> dict[str, datetime]:
+        """The lease end to write with a move on to ``step`` at once, if that step needs a longer one.
+
+        Before a ``call`` :meth:`ensure_lease` extends the lease past its timeout; written with the move
+        that leads to it, the extension needs no transaction of its own (the check before the call
+        still extends it should the time between run short).
+        """
+        if not isinstance(step, CallStep):
+            return {}
+        now = self.clock()
+        if now + timedelta(seconds=step.call.timeout) <= self._held_until(claim):
+            return {}
+        return {"lease_until": now + timedelta(seconds=step.call.timeout + self.lease)}
+
+    def _held_until(self, claim: Claim) -> datetime:
+        """The end of the lease as the claim's last write left it (else as this runner last set it)."""
+        row = claim.seen.row
+        if row is not None and row.lease_until is not None:
+            return row.lease_until  # type: ignore[no-any-return]
+        return self._lease_until
+
     def _tick(self, claim: Claim) -> bool:
-        """Run one step (or one undo) of the instance; True to go on at once."""
-        with self.store.errors("read"), self.store.engine.begin() as conn:
-            row = self.store.instance(conn, claim.instance_id)
-            definition = self.store.definition(conn, row.definition_hash)
-            if row.fence != claim.fence:
-                raise LeaseLostError(f"instance {row.id}: taken over")
-            if row.status in ("running", "alert") and self._cancel_requested(conn, claim, row, definition):
-                return True
+        """Run one step (or one undo) of the instance; True to go on at once.
+
+        The row is the one the claim or the last write returned (read only when there is none); the
+        inbox is looked at for a cancel only when that row says one waits.
+        """
+        row = claim.seen.row
+        if row is None:
+            with self.store.begin("read") as conn:
+                row = self.store.instance(conn, claim.instance_id)
+            claim.seen.row = row
+        if row.fence != claim.fence:
+            raise LeaseLostError(f"instance {row.id}: taken over")
+        definition = self.store.definition(None, row.definition_hash)
+        if _cancel_waiting(row):
+            with self.store.begin("cancel") as conn:
+                if self._cancel_requested(conn, claim, row, definition):
+                    return True
         if row.status in ("compensating", "cancelling"):
             return undo.step(self, claim, row, definition)
         if row.position >= len(definition.steps):
@@ -191,3 +228,8 @@ class Runner:
             pass
         self.store.guard(conn, claim, status="cancelling", state=state, wake_at=self.clock(), error=None)
         return True
+
+
+def _cancel_waiting(row: Any) -> bool:
+    """True when ``row`` (running or alert) was written or read while a cancel request waited for it."""
+    return row is not None and row.status in ("running", "alert") and bool(row.cancel_waiting)

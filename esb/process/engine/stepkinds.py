@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from esb.exceptions import ConfigError, EsbError, StateTransitionError
-from esb.expressions import Expression
+from esb.expressions import Expression, is_truthy
 from esb.message import Message
 from esb.model.states import check_transition
 from esb.process.definition import idempotency_key
@@ -28,9 +28,9 @@ from esb.process.engine.records import (
     WAITING,
     add_step,
     backoff,
-    business_keys,
     close_step,
     count_steps,
+    key_values,
     open_step,
     record_keys,
     with_value,
@@ -80,7 +80,7 @@ class StepKinds:
         self, claim: Claim, frame: Frame, path: str, error: str, *, attempt: int = 1, key: str | None = None
     ) -> bool:
         """Record the step's failure; the frame starts undoing its done steps."""
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self.frames.fail(conn, claim, frame, f"step {path}: {error}")
             add_step(conn, frame.row.id, path, FAILED, attempt=attempt, key=key, error=error)
         return True
@@ -97,7 +97,7 @@ class StepKinds:
             check_transition(frame.machine, frame.state, target)
         except StateTransitionError as exc:
             return self.fail(claim, frame, frame.path(step), str(exc))
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self._next(conn, claim, frame, state=target)
             add_step(conn, frame.row.id, frame.path(step), DONE, result={"state": target})
         return True
@@ -105,12 +105,12 @@ class StepKinds:
     def goto(self, claim: Claim, frame: Frame, step: GotoStep) -> bool:
         """Jump within the frame's list when ``when`` holds (``end``: past its last step)."""
         spec = step.goto
-        jump = spec.when is None or _truthy(
+        jump = spec.when is None or is_truthy(
             Expression(spec.when, f"{step.name}.goto.when").search(frame.view())
         )
         names = [s.name for s in frame.steps]
         target = (len(names) if spec.step == END else names.index(spec.step)) if jump else frame.position + 1
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self.frames.move(conn, claim, frame, position=target)
             add_step(conn, frame.row.id, frame.path(step), DONE, result={"jumped": jump})
         return True
@@ -123,7 +123,7 @@ class StepKinds:
             due = _due(step, frame, now)  # used only when the wait begins
         except EsbError as exc:
             return self.fail(claim, frame, path, str(exc))
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self.store.guard(conn, claim)
             waiting = open_step(conn, frame.row.id, path)
             if waiting is None:
@@ -159,7 +159,7 @@ class StepKinds:
         except Exception as exc:  # any failure of the call is the step's, recorded with its class
             if calls.retryable(exc) and attempt <= spec.retry.max:
                 wake = runner.clock() + timedelta(seconds=backoff(spec.retry, attempt))
-                with self.store.errors("step"), self.store.engine.begin() as conn:
+                with self.store.begin("step") as conn:
                     self.frames.move(conn, claim, frame, attempt=attempt, wake_at=wake)
                     add_step(
                         conn, frame.row.id, path, FAILED, attempt=attempt, key=key, error=calls.describe(exc)
@@ -167,13 +167,19 @@ class StepKinds:
                 return False
             return self.fail(claim, frame, path, calls.describe(exc), attempt=attempt, key=key)
         into = step.call.into if isinstance(step, CallStep) else None
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             data = self._into(conn, claim, frame, into, result)
             add_step(conn, frame.row.id, path, DONE, attempt=attempt, key=key, result=result)
-            record_keys(
-                conn, frame.row.process, frame.row.id, business_keys(frame.definition, data, frame.row.state)
-            )
+            self._record_keys(conn, claim, frame, data)
         return True
+
+    def _record_keys(self, conn: sa.Connection, claim: Claim, frame: Frame, data: Any) -> None:
+        """Record the business keys of ``data`` unless this claim recorded them all already."""
+        keys = key_values(frame.definition, data, frame.row.state)
+        if keys.items() <= claim.seen.keys.items():
+            return
+        record_keys(conn, frame.row.process, frame.row.id, keys)
+        claim.seen.keys = {**claim.seen.keys, **keys}
 
     def _into(
         self, conn: sa.Connection, claim: Claim, frame: Frame, into: str | None, value: Any, **values: Any
@@ -207,7 +213,7 @@ class StepKinds:
             self.store, spec.process, spec.key, str(value), request, now=self.runner.clock()
         )
         outcome = {"accepted": answer.accepted, "reason": answer.reason}
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self._into(conn, claim, frame, spec.into, outcome)
             add_step(conn, frame.row.id, path, DONE, key=key, result=outcome)
         return True
@@ -223,7 +229,7 @@ class StepKinds:
             )
         now = self.runner.clock()
         fits = _fits(step, value, frame.branch.item_key if frame.branch is not None else None)
-        with self.store.errors("step"), self.store.engine.begin() as conn:
+        with self.store.begin("step") as conn:
             self.store.guard(conn, claim)  # first: holds the instance against a concurrent delivery
             waiting = open_step(conn, frame.row.id, path)
             if waiting is None:
@@ -257,12 +263,7 @@ class StepKinds:
                 data = self._into(conn, claim, frame, spec.into, body)
                 if frame.row.status == "alert":  # the reply an operator was alerted about came after all
                     self.store.guard(conn, claim, status="running", error=None)
-                record_keys(
-                    conn,
-                    frame.row.process,
-                    frame.row.id,
-                    business_keys(frame.definition, data, frame.row.state),
-                )
+                self._record_keys(conn, claim, frame, data)
                 return True
             if waiting.deadline is None or now < waiting.deadline:
                 self.frames.move(conn, claim, frame, attempt=frame.attempt, wake_at=waiting.deadline)
@@ -305,12 +306,6 @@ def _fits(step: AwaitStep, value: str, item_key: str | None) -> Callable[[Messag
         return item is None or item_key is None or str(item.evaluate(message)) == item_key
 
     return fits
-
-
-def _truthy(value: Any) -> bool:
-    if value is None or value is False:
-        return False
-    return not isinstance(value, str | list | dict) or bool(value)
 
 
 def _due(step: WaitStep, frame: Frame, now: datetime) -> datetime:

@@ -7,12 +7,22 @@ where the fence is still the one it read. Every later write of that runner goes 
 an ``UPDATE ... WHERE id = :id AND fence = :fence`` in the write's own transaction: once another runner
 has taken the instance over (after the lease expired) the fence differs, nothing is written and
 :class:`LeaseLostError` rolls the transaction back.
+
+The claim and every guarded write return the row as written (``RETURNING``; statements built once in
+:mod:`.statements`): the claim keeps it in :attr:`Claim.seen`, so the runner reads the instance only
+when no write of its own has shown it yet. Only the lease holder changes the instance's columns
+(others only make it due sooner: ``wake_at``); an operator's retry moves the fence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,13 +34,16 @@ from esb.journal.migrate import upgrade
 from esb.journal.statements import SUPPORTED
 from esb.message import utcnow
 from esb.process.definition import Process
-from esb.process.engine.tables import process_definitions, process_instances
+from esb.process.engine import statements
+from esb.process.engine.statements import LIVE
+from esb.process.engine.tables import process_definitions
 from esb.process.versions import fingerprint
 
-#: Statuses of an instance a runner may advance (when due).
-LIVE = ("running", "compensating", "cancelling", "alert")
+__all__ = ["ENDED", "HOLD_IDLE", "LIVE", "STUCK", "Claim", "LeaseLostError", "ProcessStore", "Seen"]
 #: Statuses that end an instance.
 ENDED = ("completed", "partial", "failed", "cancelled")
+#: Seconds a runner's held connection may sit idle (a call out) before the pool checks it again.
+HOLD_IDLE = 1.0
 #: A failed undo: the instance stops, visible, until an operator acts.
 STUCK = "stuck"
 
@@ -39,13 +52,40 @@ class LeaseLostError(EsbError):
     """The instance's fence moved: another runner took it over, so this one must not write."""
 
 
+class Seen:
+    """The instance row as its claim last wrote or read it (None: not seen yet, read it).
+
+    ``keys``: the business keys this claim recorded (a step that finds no new one writes none).
+    """
+
+    __slots__ = ("keys", "row")
+
+    def __init__(self, row: Any = None) -> None:
+        self.row = row
+        self.keys: dict[str, tuple[str, ...]] = {}
+
+    def keep(self, found: Any) -> None:
+        """Keep a returned row; one returned without ``data`` takes the data last seen (or is not kept)."""
+        if "data" in found._fields:
+            self.row = found
+        elif self.row is None:
+            return
+        else:
+            self.row = SimpleNamespace(**found._mapping, data=self.row.data)
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A runner's lease on one instance: every write is guarded by ``fence``."""
+    """A runner's lease on one instance: every write is guarded by ``fence``.
+
+    ``seen`` holds the row as the holder's last write returned it (the holder is the only writer of
+    the instance's columns but ``wake_at`` while its fence holds).
+    """
 
     instance_id: str
     owner: str
     fence: int
+    seen: Seen = field(default_factory=Seen, compare=False, repr=False)
 
 
 class ProcessStore:
@@ -54,8 +94,11 @@ class ProcessStore:
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
         self.url = url
         self.pool_size = pool_size
-        self.errors = DatabaseErrors(url, serialise=is_memory_sqlite(url))
+        self._shared = is_memory_sqlite(url)  # one connection for every thread
+        self.errors = DatabaseErrors(url, serialise=self._shared)
         self._engine: Engine | None = None
+        self._writer: Engine | None = None
+        self._held = threading.local()  # a runner's connection while it holds one (see hold())
         self._definitions: dict[str, Process] = {}
 
     def __enter__(self) -> ProcessStore:
@@ -78,20 +121,69 @@ class ProcessStore:
                 )
             with writer(engine).begin() as conn:
                 upgrade(conn)
-        self._engine = engine
+        self._engine, self._writer = engine, writer(engine)
 
     def close(self) -> None:
         """Dispose of the connections; harmless twice."""
-        engine, self._engine = self._engine, None
+        engine, self._engine, self._writer = self._engine, None, None
         if engine is not None:
             engine.dispose()
 
     @property
     def engine(self) -> Engine:
         """The writing engine (``BEGIN IMMEDIATE`` on SQLite)."""
-        if self._engine is None:
+        if self._writer is None:
             raise RuntimeError("ProcessStore.connect() first")
-        return writer(self._engine)
+        return self._writer
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep one connection for this thread's :meth:`begin` until the block ends (a runner's round).
+
+        A round's transactions then skip the pool's checkout, ping and reset each. A connection idle
+        longer than :data:`HOLD_IDLE` (a call out) or dropped by the database goes back to the pool
+        and a checked one is taken, as a checkout per transaction would. Not for in-memory SQLite (its
+        one connection is shared by every thread); nested blocks use the outer one.
+        """
+        if getattr(self._held, "conn", None) is not None or self._shared:
+            yield
+            return
+        with self.errors("connect"):
+            self._held.conn, self._held.used = self.engine.connect(), time.monotonic()
+        try:
+            yield
+        finally:
+            conn, self._held.conn = self._held.conn, None
+            with self.errors("close"):
+                conn.close()
+
+    @contextlib.contextmanager
+    def begin(self, what: str) -> Iterator[sa.Connection]:
+        """A write transaction on the connection this thread holds (else one from the pool).
+
+        Database errors become :class:`TransportError` naming ``what``.
+        """
+        with self.errors(what):
+            held = self._checked_held()
+            if held is None:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            try:
+                with held.begin():
+                    yield held
+            finally:
+                self._held.used = time.monotonic()
+
+    def _checked_held(self) -> sa.Connection | None:
+        """The connection this thread holds, taken anew when it was dropped or sat idle too long."""
+        held: sa.Connection | None = getattr(self._held, "conn", None)
+        if held is None:
+            return None
+        if held.invalidated or held.closed or time.monotonic() - self._held.used > HOLD_IDLE:
+            held.close()  # back to the pool, whose checkout pings it (or a fresh one) first
+            held = self._held.conn = self.engine.connect()
+        return held
 
     @property
     def postgres(self) -> bool:
@@ -119,66 +211,73 @@ class ProcessStore:
             self._definitions[digest] = process
         return digest
 
-    def definition(self, conn: sa.Connection, digest: str) -> Process:
-        """Return the pinned definition ``digest`` (what the instance started with)."""
-        if digest not in self._definitions:
-            body = conn.execute(
-                sa.select(process_definitions.c.body).where(process_definitions.c.hash == digest)
-            ).scalar_one()
-            self._definitions[digest] = Process.model_validate(body)
+    def definition(self, conn: sa.Connection | None, digest: str) -> Process:
+        """Return the pinned definition ``digest`` (what the instance started with).
+
+        Read once per store; ``conn`` None: in a transaction of its own when it must be read.
+        """
+        found = self._definitions.get(digest)
+        if found is not None:
+            return found
+        if conn is None:
+            with self.begin("read") as own:
+                return self.definition(own, digest)
+        body = conn.execute(
+            sa.select(process_definitions.c.body).where(process_definitions.c.hash == digest)
+        ).scalar_one()
+        self._definitions[digest] = Process.model_validate(body)
         return self._definitions[digest]
 
     # -- leases ---------------------------------------------------------------------------------------
     def claim(self, owner: str, lease: float, now: datetime | None = None) -> Claim | None:
-        """Take the lease of one due instance (earliest ``wake_at`` first); None when none is due."""
+        """Take the lease of one due instance (earliest ``wake_at`` first); None when none is due.
+
+        One statement: the due row is chosen (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), leased, its
+        fence moved, and returned (kept in the claim's :attr:`Claim.seen`).
+        """
         now = now or utcnow()
-        t = process_instances
-        free = sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now)
-        query = (
-            sa.select(t.c.id, t.c.fence)
-            .where(t.c.status.in_(LIVE), t.c.wake_at <= now, free)
-            .order_by(t.c.wake_at)
-            .limit(1)
-        )
-        if self.postgres:
-            query = query.with_for_update(skip_locked=True)
-        with self.errors("claim"), self.engine.begin() as conn:
-            row = conn.execute(query).first()
-            if row is None:
-                return None
-            taken = conn.execute(
-                t.update()
-                .where(t.c.id == row.id, t.c.fence == row.fence, free)
-                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease), fence=t.c.fence + 1)
-            ).rowcount
-            return Claim(row.id, owner, row.fence + 1) if taken == 1 else None
+        with self.begin("claim") as conn:
+            sql = statements.of(conn)
+            row = conn.execute(
+                sql.claim, {"now": now, "owner": owner, "until": now + timedelta(seconds=lease)}
+            ).first()
+        if row is None:
+            return None
+        return Claim(row.id, owner, row.fence, Seen(row))
 
     def guard(self, conn: sa.Connection, claim: Claim, **values: Any) -> None:
-        """Write ``values`` to the claimed instance in ``conn``'s transaction, or raise LeaseLostError."""
-        t = process_instances
-        done = conn.execute(
-            t.update()
-            .where(t.c.id == claim.instance_id, t.c.fence == claim.fence)
-            .values(updated_at=utcnow(), **values)
-        ).rowcount
-        if done != 1:
+        """Write ``values`` to the claimed instance in ``conn``'s transaction, or raise LeaseLostError.
+
+        The row as written is kept in ``claim.seen`` (it is the instance once the transaction commits;
+        a transaction that rolls back ends the claim's run or is followed by another write).
+        """
+        sql = statements.of(conn)
+        found = conn.execute(
+            sql.guard_data if "data" in values else sql.guard,
+            {"updated_at": utcnow(), **values, "iid": claim.instance_id, "ifence": claim.fence},
+        ).first()
+        if found is None:
             raise LeaseLostError(
                 f"instance {claim.instance_id}: lease of {claim.owner} was taken over; not written"
             )
+        claim.seen.keep(found)
 
     def extend(self, claim: Claim, lease: float, now: datetime | None = None) -> None:
         """Push the lease's end ``lease`` seconds past ``now`` (a runner that keeps working on it)."""
-        with self.errors("lease"), self.engine.begin() as conn:
+        with self.begin("lease") as conn:
             self.guard(conn, claim, lease_until=(now or utcnow()) + timedelta(seconds=lease))
 
     def release(self, claim: Claim) -> None:
         """Give the lease back (the fence stays: a stale holder still cannot write)."""
-        with self.errors("release"), self.engine.begin() as conn:
+        with self.begin("release") as conn:
             self.guard(conn, claim, lease_owner=None, lease_until=None)
 
     def instance(self, conn: sa.Connection, instance_id: str, *, lock: bool = False) -> Any:
-        """Return the instance row (``lock``: FOR UPDATE on PostgreSQL), or None."""
-        query = sa.select(process_instances).where(process_instances.c.id == instance_id)
+        """Return the instance row (``lock``: FOR UPDATE on PostgreSQL), or None.
+
+        The row also says ``cancel_waiting``: whether a cancel request waits in the inbox for it.
+        """
+        query = statements.of(conn).read
         if lock and self.postgres:
             query = query.with_for_update()
-        return conn.execute(query).first()
+        return conn.execute(query, {"iid": instance_id}).first()

@@ -19,13 +19,10 @@ import sqlalchemy as sa
 from esb.exceptions import StateTransitionError
 from esb.model.states import check_transition
 from esb.process.definition import Process, idempotency_key, walk
-from esb.process.engine import calls
-from esb.process.engine.inbox import bury
+from esb.process.engine import calls, statements
 from esb.process.engine.records import (
-    CLOSED,
     DONE,
     FAILED,
-    WAITING,
     add_step,
     backoff,
     business_keys,
@@ -33,13 +30,15 @@ from esb.process.engine.records import (
     view,
 )
 from esb.process.engine.store import STUCK, Claim
-from esb.process.engine.tables import process_branches, process_keys, process_steps
+from esb.process.engine.tables import process_branches, process_steps
 from esb.process.steps import CallStep, ForeachStep, ParallelStep
 
 if TYPE_CHECKING:
     from esb.process.engine.runner import Runner
 
 UNDO = ":compensate"
+#: Seconds of lease an ``after_undo`` send needs (a one-way write).
+SEND_TIMEOUT = 30.0
 _ITEM = re.compile(r"\[[^\]]*\]")
 #: Branch statuses that are not over yet.
 OPEN = ("running", "compensating", "cancelling")
@@ -68,7 +67,7 @@ def pending(
 def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branch: Any = None) -> bool | None:
     """Run the next undo (of the branch, or of the whole instance); None when nothing is left to undo."""
     prefix = "" if branch is None else f"{branch.path}."
-    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+    with runner.store.begin("undo") as conn:
         nxt = pending(conn, row.id, definition, prefix)
         attempt = 1 + (count_steps(conn, row.id, nxt[0] + UNDO, FAILED) if nxt else 0)
     if nxt is None:
@@ -84,7 +83,7 @@ def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branc
         reply = calls.call(runner.resources, spec.endpoint, message, spec.timeout)
     except Exception as exc:  # every failed undo is retried, then made visible
         error = calls.describe(exc)
-        with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+        with runner.store.begin("undo") as conn:
             add_step(conn, row.id, path + UNDO, FAILED, attempt=attempt, key=key, error=error)
             if attempt <= spec.retry.max:
                 wake = runner.clock() + timedelta(seconds=backoff(spec.retry, attempt))
@@ -95,7 +94,7 @@ def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branc
                 reason = f"undo {undo.name!r} of step {path!r} failed {attempt} time(s): {error}"
                 runner.store.guard(conn, claim, status=STUCK, wake_at=None, error=reason)
         return False
-    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+    with runner.store.begin("undo") as conn:
         runner.store.guard(conn, claim, wake_at=runner.clock())
         add_step(conn, row.id, path + UNDO, DONE, attempt=attempt, key=key, result=reply.body)
     return True
@@ -103,7 +102,7 @@ def _undo_one(runner: Runner, claim: Claim, row: Any, definition: Process, branc
 
 def _undo_view(runner: Runner, row: Any, definition: Process, path: str) -> dict[str, Any]:
     """The process view an undo's request reads: in a branch, with the branch's item and state."""
-    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+    with runner.store.begin("undo") as conn:
         b = process_branches.c
         rows = conn.execute(sa.select(b.path, b.item, b.state).where(b.instance_id == row.id)).all()
     owners = [r for r in rows if path.startswith(f"{r.path}.")]
@@ -116,12 +115,64 @@ def _undo_view(runner: Runner, row: Any, definition: Process, path: str) -> dict
 
 
 def step(runner: Runner, claim: Claim, row: Any, definition: Process) -> bool:
-    """Run the instance's next undo, or end it when none is left; True to go on at once."""
+    """Run the instance's next undo, then its next ``after_undo`` send, or end it when none is left;
+    True to go on at once."""
     done = _undo_one(runner, claim, row, definition)
-    if done is None:
-        end(runner, claim, row, definition, "cancelled" if row.status == "cancelling" else "failed")
+    if done is not None:
+        return done
+    ending = "cancelled" if row.status == "cancelling" else "failed"
+    told = _tell_one(runner, claim, row, definition, ending)
+    if told is not None:
+        return told
+    end(runner, claim, row, definition, ending)
+    return False
+
+
+#: The path segment of the ``after_undo`` sends in ``process_steps`` (``after_undo.tell_crm``).
+AFTER_UNDO = "after_undo"
+
+
+def _tell_one(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str) -> bool | None:
+    """Make the next ``after_undo`` send not done yet (its view's state: the state the instance ends
+    in); None when all are done. A send failing past its retries stops the instance ``stuck``."""
+    with runner.store.begin("after undo") as conn:
+        s = process_steps.c
+        done = {
+            r.path
+            for r in conn.execute(
+                sa.select(s.path).where(
+                    s.instance_id == row.id, s.state == DONE, s.path.startswith(f"{AFTER_UNDO}.")
+                )
+            )
+        }
+        nxt = next((t for t in definition.after_undo if f"{AFTER_UNDO}.{t.name}" not in done), None)
+        if nxt is None:
+            return None
+        path = f"{AFTER_UNDO}.{nxt.name}"
+        attempt = 1 + count_steps(conn, row.id, path, FAILED)
+    key = idempotency_key(row.id, path)
+    spec = nxt.send
+    runner.ensure_lease(claim, SEND_TIMEOUT)
+    state = _final_state(definition.machine, row.state, ending)
+    try:
+        found = view(row.data, business_keys(definition, row.data, row.state), state)
+        message = calls.request_message(runner.resources, found, spec.request, key, row.id)
+        calls.send(runner.resources, spec.endpoint, message)
+    except Exception as exc:  # retried, then made visible like a failed undo
+        error = calls.describe(exc)
+        with runner.store.begin("after undo") as conn:
+            add_step(conn, row.id, path, FAILED, attempt=attempt, key=key, error=error)
+            if attempt <= spec.retry.max:
+                wake = runner.clock() + timedelta(seconds=backoff(spec.retry, attempt))
+                runner.store.guard(conn, claim, wake_at=wake)
+            else:
+                reason = f"after_undo {nxt.name!r} failed {attempt} time(s): {error}"
+                runner.store.guard(conn, claim, status=STUCK, wake_at=None, error=reason)
         return False
-    return done
+    with runner.store.begin("after undo") as conn:
+        runner.store.guard(conn, claim, wake_at=runner.clock())
+        add_step(conn, row.id, path, DONE, attempt=attempt, key=key)
+    return True
 
 
 def branch_step(
@@ -143,7 +194,7 @@ def branch_step(
         if machine is None or branch.state is None
         else _final_state(machine, branch.state, ending)
     )
-    with runner.store.errors("undo"), runner.store.engine.begin() as conn:
+    with runner.store.begin("undo") as conn:
         runner.store.guard(conn, claim, wake_at=runner.clock())
         _update_branch(conn, row.id, branch.path, status=ending, state=state, wake_at=None)
     return True
@@ -170,25 +221,26 @@ def _final_state(machine: str, state: str, ending: str) -> str:
 
 
 def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str) -> None:
-    """End the instance (``completed``, ``partial``, ``failed`` or ``cancelled``); later replies are dead."""
+    """End the instance (``completed``, ``partial``, ``failed`` or ``cancelled``); later replies are dead.
+
+    The same write gives the lease back (an ended instance is never claimed again).
+    """
     final = ending in ("completed", "partial")
     state = row.state if final else _final_state(definition.machine, row.state, ending)
-    with runner.store.errors("end"), runner.store.engine.begin() as conn:
-        runner.store.guard(conn, claim, status=ending, state=state, wake_at=None)
-        s = process_steps.c
-        conn.execute(
-            process_steps.update()
-            .where(s.instance_id == row.id, s.state == WAITING)
-            .values(state=CLOSED, ended_at=runner.clock(), error=f"the instance ended ({ending})")
+    with runner.store.begin("end") as conn:
+        runner.store.guard(
+            conn, claim, status=ending, state=state, wake_at=None, lease_owner=None, lease_until=None
         )
-        b = process_branches.c
-        conn.execute(
-            process_branches.update()
-            .where(b.instance_id == row.id, b.status.in_(OPEN))
-            .values(status="cancelled", wake_at=None)
-        )
-        k = process_keys.c
-        values = [r.value for r in conn.execute(sa.select(k.value).where(k.instance_id == row.id))]
-        bury(
-            conn, row.process, [*values, row.id], None, lambda _m: True, f"instance {row.id} ended ({ending})"
-        )
+        sql = statements.of(conn)
+        closed = f"the instance ended ({ending})"
+        conn.execute(sql.close_waiting, {"iid": row.id, "closed_at": runner.clock(), "why": closed})
+        if any(isinstance(outer, ParallelStep | ForeachStep) for outer in definition.steps):
+            b = process_branches.c  # (branch rows exist only under a top-level parallel or foreach)
+            conn.execute(
+                process_branches.update()
+                .where(b.instance_id == row.id, b.status.in_(OPEN))
+                .values(status="cancelled", wake_at=None)
+            )
+        # every reply still waiting for its keys or its id is dead (bury() with every reply fitting)
+        dead = f"instance {row.id} ended ({ending})"
+        conn.execute(sql.bury_ended, {"pname": row.process, "iid": row.id, "why": dead})
