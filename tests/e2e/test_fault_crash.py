@@ -1,14 +1,18 @@
 """Issue 16's e2e: the assurance process (112 fault -> ticket -> work order -> closure) survives SIGKILLs.
 
 100 112 fault reports go onto the desk's queue of a project copy that runs the route fault112-to-hub and
-processes/fault_to_resolution.yaml (the technicians' answer deadline cut to 3 s in the copy); the hub runs
+processes/fault_to_resolution.yaml (the technicians' answer deadline cut to 20 s in the copy); the hub runs
 in a subprocess on the embedded default (SQLite queues, journal and store) and is SIGKILLed and restarted
 twice while faults are in flight (at 25% and 60% of them ended). The simulated work-order system runs in
 this process on loopback with a work-order hour of four seconds, scripted per ticket: 10% of the first
 technicians reject, 10% never answer (reassigned at the deadline), 5% complete after the due time
 (escalated). Every fault is a critical broadband fault of Hangzhou, Ningbo or Wenzhou (the table gives
 8 hours: 32 s here), so a work order done in time is done long before its due time even across a restart
-(in a first run with 16 s, a quarter of the tickets in flight during a kill went past it).
+(in a first run with 16 s, a quarter of the tickets in flight during a kill went past it). The answer
+deadline is longer than a restart and the killed hub's leases (5 s) together: a deadline that passes
+while the hub is down fires when it comes back, before the answers waiting on the queue are read (with
+3 s, a ticket accepted just before a kill was reassigned now and then; with the shipped 30 minutes a
+restart does not matter).
 
 Checked at the end: every ticket resolved, no instance left running, waiting, alert or stuck; each
 ticket offered to exactly the technicians its script needs (a pick redone after a kill gets the same
@@ -43,7 +47,7 @@ OFFERS = {"resolved": 1, "late": 1, "reject": 2, "silent": 2}
 
 
 def fault_project(target: Path) -> Path:
-    """The repository's project with only the 112 route and the assurance process (answer deadline 3 s)."""
+    """The repository's project with only the 112 route and the assurance process (answer deadline 20 s)."""
     copy_project(target)
     routes = yaml.safe_load((ROOT / "routes.yaml").read_text(encoding="utf-8"))["routes"]
     (target / "routes.yaml").write_text(
@@ -52,7 +56,7 @@ def fault_project(target: Path) -> Path:
     )
     document = yaml.safe_load((ROOT / "processes" / f"{PROCESS}.yaml").read_text(encoding="utf-8"))
     (answer,) = [s for s in document["steps"] if s["name"] == "answer"]
-    answer["await"]["deadline"] = "3s"
+    answer["await"]["deadline"] = "20s"
     processes = target / "processes"  # the copy holds only this definition
     if processes.exists():
         shutil.rmtree(processes)
