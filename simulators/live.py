@@ -8,12 +8,17 @@ simulators/process_systems.py) are served beside them; when the project runs the
 simulated CRM also sends one order of the demo's mix per tick (simulators/process_orders.py: bundles and
 single products, 5% refused by RIM, 5% never answered by OSS, 2% cancelled), cancels some while they
 are in flight, and prints each status update its status receiver gets back; the 10000 hotline and the
-CRM ask the hub in turn where the order sent five ticks earlier stands (flow 3, status queries).
+CRM ask the hub in turn where the order sent five ticks earlier stands (flow 3, status queries). When
+the project runs the assurance process, the simulated 112 desk sends one fault per tick
+(simulators/fault112.py: 10% rejected by the first technician, 10% never answered, 5% completed late) to
+the work-order system's technicians, and what the CRM, the 10000 hotline and the supervisor are told is
+printed.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -22,6 +27,7 @@ import click
 
 from simulators.batch_scenarios import NCR_FILE_RECORDS
 from simulators.crm import PlannedMessage
+from simulators.fault112 import TOLD, Fault112Sender, PlannedFault, TicketWatcher, plan_faults, runs_faults
 from simulators.process_orders import (
     ProcessOrder,
     ProcessOrderScenario,
@@ -66,6 +72,8 @@ class LiveSimulation:
         self._sent: list[str] = []  # orders sent, asked about QUERY_LAG ticks later
         self._clients: dict[str, Any] = {}  # the status query clients, made on first use
         self._turns = itertools.count()  # the hotline and the CRM ask in turn
+        self.faults: Fault112Sender | None = None
+        self.watchers: list[TicketWatcher] = []
         self.stop_event = threading.Event()
         self.sender = threading.Thread(target=self._send_forever, name="sim-senders", daemon=True)
 
@@ -77,6 +85,7 @@ class LiveSimulation:
         run = uuid.uuid4().hex[:6]
         queues: dict[int, list[PlannedMessage]] = {}
         orders: list[ProcessOrder] = []
+        faults: list[PlannedFault] = []
         for tick in itertools.count():
             for index, scenario in enumerate(self.scenarios):
                 if self.stop_event.is_set():
@@ -90,6 +99,11 @@ class LiveSimulation:
                     self._order_tick(self.orders, orders, f"{run}{tick}")
                 except Exception as exc:
                     click.echo(f"sim  !! order processes: {exc}")
+            if self.faults is not None:
+                try:
+                    self._fault_tick(self.faults, faults, f"{run}{tick}")
+                except Exception as exc:
+                    click.echo(f"sim  !! 112 faults: {exc}")
             if self.stop_event.wait(self.interval):
                 return
 
@@ -122,6 +136,18 @@ class LiveSimulation:
         seen = orders(client.query(order_id=order_id))
         text = ", ".join(f"{o.state} ({o.status}, step {o.step or '-'})" for o in seen) or "not found"
         click.echo(f"sim  <- {endpoint:<32} {order_id}: {text}")
+
+    def _fault_tick(self, sender: Fault112Sender, queue: list[PlannedFault], run: str) -> None:
+        """Send the next planned 112 fault."""
+        if not queue:
+            queue.extend(plan_faults(PLAN_SIZE, run))
+        fault = queue.pop(0)
+        sender.send([fault])
+        escalated = " (escalated)" if fault.escalated else ""
+        click.echo(
+            f"sim  -> {'112 fault process':<32} {fault.scenario:<26} expect resolved{escalated:<6} "
+            f"[{fault.ticket_id}: {fault.report['prodType']} {fault.report['areaCode']}]"
+        )
 
     def _tick(
         self, scenario: Scenario, index: int, tick: int, run: str, queues: dict[int, list[PlannedMessage]]
@@ -161,6 +187,12 @@ class LiveSimulation:
                 self.orders = ProcessOrderScenario(self.project, self.systems, _print_update)
                 self.orders.start()
                 click.echo("sim  serving CRM status receiver on crm.order_status")
+            if self.systems.workorders is not None and runs_faults(self.project):
+                self.faults = Fault112Sender(self.project, self.systems.workorders.system)
+                self.watchers = [TicketWatcher(self.project, name, _print_told) for name in TOLD]
+                for watcher in self.watchers:
+                    watcher.start()
+                click.echo(f"sim  serving 112 fault desk, receivers on {', '.join(TOLD)}")
         except BaseException:
             self.__exit__()  # a port taken: stop what started, then say why
             raise
@@ -177,9 +209,24 @@ class LiveSimulation:
             self.orders.stop()
         for client in self._clients.values():
             client.close()
+        for watcher in self.watchers:
+            watcher.stop()
+        if self.faults is not None:
+            self.faults.close()
         self.systems.stop()
 
 
 def _print_update(order_id: str, update: StatusUpdate) -> None:
     """Print one update the CRM's status receiver got."""
     click.echo(f"sim  <- {'crm.order_status':<32} {order_id}: {update.status or '-'} {update.comments or ''}")
+
+
+def _print_told(endpoint: str, body: bytes) -> None:
+    """Print what the assurance process told the CRM, the hotline or the supervisor."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = {}
+    ticket = doc.get("SR Number") or doc.get("ticketId") or "?"
+    what = doc.get("Status") or doc.get("statusText") or doc.get("reason") or ""
+    click.echo(f"sim  <- {endpoint:<32} {ticket}: {what}")

@@ -1,11 +1,13 @@
-"""The systems the order-to-activation process calls, simulated: RIM, OSS and Billing's subscriber service.
+"""The systems the processes call, simulated: RIM, OSS, Billing's subscriber service, the work-order system.
 
 :class:`ProcessSystems` starts each one on the port and with the credentials its endpoints in
 ``config/systems.yaml`` name (``rim.reserve_resources``, ``oss.activate_service`` with its results on
 ``oss.activation_results``, ``billing.create_subscriber``), so the hub's SOAP client endpoints reach them
 as they are. `esb run --simulate` (``make run``) starts them; a project without those endpoints starts
 none. Their state is there for a demo's final checks: ``rim.inventory.live_reservations(order_id)``,
-``oss.activated_twice()``, ``billing.active_subscribers(order_id)``.
+``oss.activated_twice()``, ``billing.active_subscribers(order_id)``. The work-order system
+(simulators/workorder.py) serves the fault_to_resolution process: ``workorders.system`` holds its
+technicians, work orders and per-ticket scenarios.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from simulators.devenv import password
 from simulators.oss import OSSSimulator, QueuePublisher
 from simulators.rim import RIMSimulator
 from simulators.soap_scenarios import SharedBilling
+from simulators.workorder import WorkOrderService
 
 if TYPE_CHECKING:
     from esb.project import Project
@@ -27,6 +30,10 @@ RIM_ENDPOINT = "rim.reserve_resources"
 OSS_ENDPOINT = "oss.activate_service"
 OSS_RESULTS = "oss.activation_results"
 BILLING_ENDPOINT = "billing.create_subscriber"
+WORKORDER_ENDPOINTS = ("workorder.pick_technician", "workorder.orders_in", "workorder.events")
+#: A technician answers a work order two seconds after it came, books the slot two seconds later and
+#: completes the work two more seconds after that (a work order's hours are the process's own).
+WORKORDER_DELAY = 2.0
 #: OSS sends its results a second after it accepted the request. RIM refusals and OSS silences are not
 #: drawn at random here: the order scenarios (simulators/process_orders.py) decide them per order when
 #: they plan it and tell the simulators by order id (``rim.refuse_orders``, ``oss.silent_orders``), so
@@ -52,6 +59,7 @@ class ProcessSystems:
         self.rim: RIMSimulator | None = None
         self.oss: OSSSimulator | None = None
         self.billing: BillingSimulator | None = None
+        self.workorders: WorkOrderService | None = None
         self._publisher: QueuePublisher | None = None
 
     def start(self) -> list[str]:
@@ -70,6 +78,15 @@ class ProcessSystems:
         if BILLING_ENDPOINT in endpoints:
             self.billing = SharedBilling.acquire(self.project, BILLING_ENDPOINT)
             started.append(f"Billing  subscriber service on port {self.billing.server.effective_port}")
+        if all(name in endpoints for name in WORKORDER_ENDPOINTS):
+            pick = self.project.endpoint(WORKORDER_ENDPOINTS[0])
+            port = urlsplit(str(getattr(pick, "base_url", "") or "")).port or 0
+            self.workorders = WorkOrderService(
+                self.project, answer_delay=WORKORDER_DELAY, work_delay=WORKORDER_DELAY
+            )
+            started.append(
+                f"WorkOrd  {self.workorders.serve(port=port)} (events on {WORKORDER_ENDPOINTS[2]})"
+            )
         return started
 
     def stop(self) -> None:
@@ -86,3 +103,6 @@ class ProcessSystems:
         if self.billing is not None:
             self.billing = None
             SharedBilling.release()
+        workorders, self.workorders = self.workorders, None
+        if workorders is not None:
+            workorders.stop()

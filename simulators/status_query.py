@@ -19,7 +19,7 @@ of :class:`OrderSeen`; a fault (a query naming neither, the hub unable to answer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
@@ -97,15 +97,18 @@ class StatusQueryClient:
 
     def query(self, *, order_id: str | None = None, msisdn: str | None = None) -> dict[str, Any]:
         """Ask where the order stands (by order number or MSISDN); return the answer as plain data."""
+        if self.system == "crm":
+            return self.call("QueryOrderStatus", Order_spcNumber=order_id, MSISDN=msisdn)
+        return self.call("QueryOrderStatus", orderId=order_id, msisdn=msisdn)
+
+    def call(self, operation: str, **fields: Any) -> dict[str, Any]:
+        """Call ``operation`` of the hub's service; the answer as plain data; a fault raises QueryRefused."""
         from zeep.exceptions import Fault
         from zeep.helpers import serialize_object
 
         self.connect()
         try:
-            if self.system == "crm":
-                answer = self._client.service.QueryOrderStatus(Order_spcNumber=order_id, MSISDN=msisdn)
-            else:
-                answer = self._client.service.QueryOrderStatus(orderId=order_id, msisdn=msisdn)
+            answer = getattr(self._client.service, operation)(**fields)
         except Fault as fault:
             code = str(fault.code or "").split("}")[-1].split(":")[-1]
             sender = code in ("Client", "Sender")
@@ -174,8 +177,17 @@ def orders(answer: dict[str, Any]) -> list[OrderSeen]:
     ]
 
 
-def client_for(project: Project, endpoint: str, *, timeout: float = 10.0) -> StatusQueryClient:
-    """The status query client of the hub's listener ``endpoint`` (URL and first user from the project)."""
+Client = TypeVar("Client", bound=StatusQueryClient)
+
+
+def client_for(
+    project: Project,
+    endpoint: str,
+    *,
+    timeout: float = 10.0,
+    kind: type[Client] = StatusQueryClient,  # type: ignore[assignment]  # mypy: a TypeVar's default
+) -> Client:
+    """The ``kind`` of client of the hub's listener ``endpoint`` (URL and first user from the project)."""
     from adapters.soap.config import SOAPEndpoint
 
     config = project.endpoint(endpoint)
@@ -189,7 +201,7 @@ def client_for(project: Project, endpoint: str, *, timeout: float = 10.0) -> Sta
         )
     system = endpoint.split(".", 1)[0]
     url = f"http://{listen.host}:{listen.port}{listen.path}"
-    return StatusQueryClient(url, user.username, password(user.password_env), system=system, timeout=timeout)
+    return kind(url, user.username, password(user.password_env), system=system, timeout=timeout)
 
 
 def crm_client(project: Project, *, timeout: float = 10.0) -> StatusQueryClient:

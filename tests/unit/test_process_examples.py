@@ -1,5 +1,6 @@
-"""The shipped processes (flows 1 and 2 of issue 15, processes/) lint clean against the real project (its
-endpoints in config/systems.yaml, its transforms), and the cross-process cancel is checked."""
+"""The shipped processes (flows 1 and 2 of issue 15, the assurance flow of issue 16, processes/) lint clean
+against the real project (its endpoints in config/systems.yaml, its transforms), and the cross-process
+cancel is checked."""
 
 from __future__ import annotations
 
@@ -57,9 +58,13 @@ def examples_project(root: Path, change: dict[str, tuple[str, str]] | None = Non
 
 
 def test_examples_are_clean(tmp_path: Path) -> None:
-    """Both examples load and lint without a finding against the real project's endpoints and transforms."""
+    """The shipped flows load and lint without a finding against the real project's endpoints, transforms."""
     project = examples_project(tmp_path)
-    assert load_processes(tmp_path).names() == ["order_cancellation", "order_to_activation"]
+    assert load_processes(tmp_path).names() == [
+        "fault_to_resolution",
+        "order_cancellation",
+        "order_to_activation",
+    ]
     assert process_findings(project) == []
 
 
@@ -70,8 +75,13 @@ def test_project_with_the_examples_copied_in_lints_clean(tmp_path: Path) -> None
 
 
 def test_the_repository_project_runs_both_flows() -> None:
-    """The repository's own processes/ holds both flows (the hub runs them) and they lint clean there."""
-    assert load_processes(REPO).names() == ["order_cancellation", "order_to_activation"]
+    """The repository's own processes/ holds the order flows and the assurance flow (the hub runs them) and
+    they lint clean there."""
+    assert load_processes(REPO).names() == [
+        "fault_to_resolution",
+        "order_cancellation",
+        "order_to_activation",
+    ]
     assert process_findings(Project.load(REPO, environ={})) == []
 
 

@@ -132,7 +132,7 @@ def test_the_demo_overlay_cuts_every_await_deadline_and_changes_nothing_else(tmp
     assert (overlay / "routes.yaml").resolve() == (ROOT / "routes.yaml").resolve()
     loaded = load_processes(overlay)
     assert loaded.findings == []
-    assert loaded.names() == ["order_cancellation", "order_to_activation"]
+    assert loaded.names() == ["fault_to_resolution", "order_cancellation", "order_to_activation"]
     original = (ROOT / "processes" / "order_to_activation.yaml").read_text(encoding="utf-8")
     assert (overlay / "processes" / "order_to_activation.yaml").read_text(
         encoding="utf-8"
