@@ -374,12 +374,19 @@ class ProcessOrderScenario:
         """Flow 3: the CRM's and the 10000 hotline's status query clients ask the hub for each order by
         its number; each must find it in the state it ended in (the CRM in its codes, the hotline in
         TMF's names). Skipped when the project serves neither listener."""
-        from simulators.status_query import CRM_ENDPOINT, HOTLINE_ENDPOINT, QueryRefused, client_for, orders
+        from simulators.status_query import (
+            CRM_ENDPOINT,
+            HOTLINE_ENDPOINT,
+            QueryRefused,
+            StatusQueryClient,
+            client_for,
+            orders,
+        )
 
         for endpoint in (CRM_ENDPOINT, HOTLINE_ENDPOINT):
             if endpoint not in self.project.endpoints:
                 continue
-            client = client_for(self.project, endpoint)
+            client = client_for(self.project, endpoint, kind=StatusQueryClient)
             client.connect()
             try:
                 for order in self.orders:
