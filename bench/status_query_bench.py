@@ -70,7 +70,7 @@ def seed(url: str, count: int) -> float:
     from esb.process.engine.tables import process_branches, process_instances, process_keys
     from esb.process.steps import ForeachStep
 
-    definition = Process.model_validate(load_yaml(ROOT / "processes/examples/order_to_activation.yaml").data)
+    definition = Process.model_validate(load_yaml(ROOT / "processes/order_to_activation.yaml").data)
     top = [s.name for s in definition.steps]
     fork = next(s for s in definition.steps if isinstance(s, ForeachStep))
     inner = [s.name for s in fork.foreach.steps]

@@ -6,8 +6,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy
 
 from esb.exceptions import ConfigError, TransportError
 from esb.journal import Journal
@@ -124,3 +126,53 @@ def test_delivery_to_one_endpoint_does_not_end_the_route(tmp_path: Path) -> None
     journal.mark_delivered("r", message, "c.out", body=b"x", event=True, finish=message)
     assert journal.outcome("r", "m1") == "delivered"
     journal.close()
+
+
+def test_this_process_writers_take_turns_on_a_lock_released_at_commit_and_rollback(db: Path) -> None:
+    """A second thread's write waits for the first one's commit (on the engine's lock, not in SQLite's
+    busy handler: SQLite never reports the database locked to it), and a write that rolls back lets the
+    next one in at once."""
+    from esb.journal.engine import create_journal_engine, writer
+
+    engine = writer(create_journal_engine(f"sqlite:///{db}", pool_size=2))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (v INTEGER)")
+    order: list[str] = []
+    first_in = threading.Event()
+    done = threading.Event()
+
+    def second() -> None:
+        first_in.wait(5)
+        with engine.connect() as conn:
+            # no busy wait at all on this connection: were it let in while the first holds SQLite's
+            # write lock, its BEGIN IMMEDIATE would fail "database is locked" at once
+            conn.connection.driver_connection.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
+            with conn.begin():
+                order.append("second")
+                conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with engine.begin() as conn:
+        first_in.set()
+        threading.Event().wait(0.2)  # the second thread is at its BEGIN by now
+        order.append("first")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    thread.join(10)
+    assert order == ["first", "second"]
+    assert done.is_set()
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        _insert(engine, "'three'; no such value")  # a failing statement: the transaction rolls back
+    third = threading.Thread(target=lambda: _insert(engine, 4))
+    third.start()
+    third.join(10)  # a lock left held by the rollback would keep it waiting the busy timeout (30 s)
+    assert not third.is_alive()
+    with engine.connect() as conn:
+        assert sorted(v for (v,) in conn.exec_driver_sql("SELECT v FROM t")) == [1, 2, 4]
+    engine.dispose()
+
+
+def _insert(engine: Any, value: int | str) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO t VALUES ({value})")
