@@ -1,10 +1,12 @@
-"""`esb demo`: the hub with the simulated systems, N messages through every route, counts checked, and
-a mix of orders through the order processes, each checked against the end its scenario expects.
+"""`esb demo`: the hub with the simulated systems, N messages through every route, counts checked, a mix
+of orders through the order processes and of 112 faults through the assurance process, each checked
+against the end its scenario expects.
 
 Runs in a fresh data directory (its own queues and journal), so it never disturbs a running hub. The
 processes run from an overlay of the project in a folder beside it (:func:`demo_project`): the same files,
-except that every await's deadline in processes/ is cut to :data:`DEMO_DEADLINE` (OSS's 30 minutes would
-make an OSS timeout take an hour and a half to show). Nothing in the project itself changes.
+except that every await's deadline of an hour or less in processes/ is cut to :data:`DEMO_DEADLINE` (OSS's
+30 minutes would make an OSS timeout take an hour and a half to show), and the simulated work-order system
+runs on a short hour (:data:`simulators.fault_mix.DEMO_HOUR`). Nothing in the project itself changes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from esb.config.durations import parse_duration
 from esb.exceptions import mask_url
 from esb.files import process_umask
 from esb.project import Project
@@ -25,6 +28,8 @@ from esb.runtime.hub import Hub
 from simulators.batch_scenarios import NCR_FILE_RECORDS
 from simulators.crm import PlannedMessage
 from simulators.devenv import choose_free_ports, ensure_credentials
+from simulators.fault112 import runs_faults
+from simulators.fault_mix import DEMO_HOUR, FaultMix, demo_faults, ticket_states
 from simulators.process_orders import (
     ProcessOrderScenario,
     Rates,
@@ -40,8 +45,11 @@ OUTCOMES = ("delivered", "filtered", "dead_lettered")
 #: What the demo changes so that it runs in seconds: batch folders polled every second, an NCR extract
 #: file flushed every NCR_FILE_RECORDS records instead of daily at 02:00.
 DEMO_ENVIRONMENT = {"ESB_BATCH_POLL": "1s", "ESB_NCR_MAX_RECORDS": str(NCR_FILE_RECORDS)}
-#: Every await's deadline in the demo's processes (OSS answers in a second; its deadline is 30m).
+#: The demo's await deadline for every await of the processes whose deadline is an hour or less (OSS
+#: answers in a second where the definition waits 30m; a technician answers at once where it waits 30m).
+#: Longer deadlines (a repair's 30 days) stay: the work-order system's short hour brings due times in.
 DEMO_DEADLINE = "8s"
+SHORTENED_UP_TO = 3600.0
 _DEADLINE = re.compile(r"^(\s+deadline:\s*)(\S+)", re.MULTILINE)
 #: What of the project the demo's overlay does not link (processes/ is written, the rest is not needed).
 _NOT_LINKED = {"processes", "var", ".git", ".venv", "__pycache__"}
@@ -83,11 +91,15 @@ class DemoResult:
     orders_skipped: str | None = None
     #: the CRM's and the hotline's status queries of every order: (answered as expected, not)
     queries: tuple[int, int] = (0, 0)
+    #: a row per 112 fault scenario, and why none ran when none did
+    fault_scenarios: list[ScenarioReport] = field(default_factory=list)
+    faults_skipped: str | None = None
 
     @property
     def ok(self) -> bool:
         """True when every route and every order scenario ended as planned, with nothing else to note."""
-        return all(r.ok for r in self.routes) and all(s.ok for s in self.scenarios) and not self.notes
+        scenarios = [*self.scenarios, *self.fault_scenarios]
+        return all(r.ok for r in self.routes) and all(s.ok for s in scenarios) and not self.notes
 
 
 def demo_project(root: Path, folder: Path) -> Path:
@@ -107,9 +119,18 @@ def demo_project(root: Path, folder: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             text = path.read_text(encoding="utf-8")
             if path.suffix == ".yaml":
-                text = _DEADLINE.sub(lambda m: f"{m.group(1)}{DEMO_DEADLINE}", text)
+                text = _DEADLINE.sub(_shortened, text)
             target.write_text(text, encoding="utf-8")
     return folder
+
+
+def _shortened(match: re.Match[str]) -> str:
+    """A ``deadline:`` line with :data:`DEMO_DEADLINE` when its duration is an hour or less."""
+    try:
+        seconds = parse_duration(match.group(2))
+    except (TypeError, ValueError):
+        return match.group(0)  # not a duration: the demo leaves it for lint to report
+    return f"{match.group(1)}{DEMO_DEADLINE}" if seconds <= SHORTENED_UP_TO else match.group(0)
 
 
 def state_lines(project: Project) -> list[str]:
@@ -122,7 +143,7 @@ def state_lines(project: Project) -> list[str]:
         f"journal      {mask_url(settings.journal.url)}",
         f"queues       {mask_url(settings.broker.url)}",
         f"exchange     {exchange}  (the batch files in and out)",
-        f"processes    {project.root / 'processes'}  (every await's deadline cut to {DEMO_DEADLINE})",
+        f"processes    {project.root / 'processes'}  (deadlines up to an hour cut to {DEMO_DEADLINE})",
         f"look inside  export ESB_DATA_DIR={data_dir} ESB_EXCHANGE_DIR={exchange}; then esb trace KEY, "
         f"esb receive ENDPOINT --peek, esb dlq list, esb --project {project.root} process list",
     ]
@@ -137,10 +158,11 @@ def run_demo(
     *,
     orders: int = 0,
     rates: Rates | None = None,
+    faults: int = 0,
 ) -> DemoResult:
-    """Run the demo: ``messages`` through each route and ``orders`` through the order processes (mixed by
-    ``rates``). ``announce`` is called with the loaded project before anything starts (``esb demo``
-    prints where the state lives)."""
+    """Run the demo: ``messages`` through each route, ``orders`` through the order processes (mixed by
+    ``rates``) and ``faults`` 112 faults through the assurance process. ``announce`` is called with the
+    loaded project before anything starts (``esb demo`` prints where the state lives)."""
     data_dir = Path(tempfile.mkdtemp(prefix="esb-demo-"))
     choose_free_ports()  # the demo never collides with a running hub's listeners
     os.environ.update(DEMO_ENVIRONMENT)
@@ -151,12 +173,14 @@ def run_demo(
         announce(project)
     umask = process_umask()  # as `esb run` does; given back at the end (the demo may run inside tests)
     try:
-        return _run(project, messages, timeout, orders, rates or Rates())
+        return _run(project, messages, timeout, orders, rates or Rates(), faults)
     finally:
         os.umask(umask)
 
 
-def _run(project: Project, messages: int, timeout: float, orders: int, rates: Rates) -> DemoResult:
+def _run(
+    project: Project, messages: int, timeout: float, orders: int, rates: Rates, faults: int = 0
+) -> DemoResult:
     ensure_credentials(project)
     run = uuid.uuid4().hex[:8]
     scenarios: dict[str, Scenario] = {}
@@ -175,36 +199,70 @@ def _run(project: Project, messages: int, timeout: float, orders: int, rates: Ra
     if orders and not runs_processes(project):
         result.orders_skipped = "the project runs no order_to_activation process with the CRM's queues"
         orders = 0
+    if faults and not runs_faults(project):
+        result.faults_skipped = "the project runs no fault_to_resolution process with its route and queues"
+        faults = 0
+    processes = orders > 0 or faults > 0
     started = time.monotonic()
-    systems = ProcessSystems(project)
-    route_ids = _routes_to_run(project, scenarios, orders > 0)
+    systems = ProcessSystems(project, hour_seconds=DEMO_HOUR)
+    route_ids = _routes_to_run(project, scenarios, processes)
     for report in reports:
         if report.skipped and report.route_id in route_ids:
             report.skipped = "run with the order processes (the order table below checks it)"
-    hub = Hub(project, route_ids=route_ids, processes=orders > 0)
+    hub = Hub(project, route_ids=route_ids, processes=processes)
     process_orders: ProcessOrderScenario | None = None
+    fault_mix: FaultMix | None = None
     try:
-        if orders:
+        if processes:
             systems.start()
+        if orders:
             process_orders = ProcessOrderScenario(project, systems)
             process_orders.start()
+        if faults:
+            fault_mix = FaultMix(project, systems)
+            fault_mix.start()
         hub.start()
         plans = _drive(scenarios, reports, messages, run)
         if process_orders is not None:
             process_orders.send(plan_orders(orders, run, rates))
+        if fault_mix is not None:
+            fault_mix.send(demo_faults(faults, run))
         _wait(hub, scenarios, reports, plans, started + timeout)
         if process_orders is not None:
             result.scenarios = _wait_orders(hub, process_orders, started + timeout, result.notes)
             result.queries = (process_orders.queries, process_orders.query_failures)
+        if fault_mix is not None:
+            result.fault_scenarios = _wait_faults(hub, fault_mix, started + timeout, result.notes)
     finally:
         for scenario in scenarios.values():
             scenario.stop()
         if process_orders is not None:
             process_orders.stop()
+        if fault_mix is not None:
+            fault_mix.stop()
         hub.stop()
         systems.stop()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _wait_faults(hub: Hub, faults: FaultMix, deadline: float, notes: list[str]) -> list[ScenarioReport]:
+    """Wait until every ticket's instance ended and the hotline was told of each (or the deadline); then
+    check each ticket against its scenario."""
+    assert hub.processes is not None
+    store = hub.processes.store
+    ids = {f.ticket_id for f in faults.faults}
+    states: dict[str, tuple[str, str]] = {}
+    while time.monotonic() < deadline:
+        states = ticket_states(store, ids)
+        ended = len(states) == len(ids) and all(status == "ended" for _, status in states.values())
+        if ended and not faults.waiting_to_be_told():
+            break
+        time.sleep(0.5)
+    else:
+        running = sum(1 for i in ids if states.get(i, ("", ""))[1] != "ended")
+        notes.append(f"{running} of {len(ids)} faults had not ended when the demo's time was up")
+    return faults.check(ticket_states(store, ids))
 
 
 def _routes_to_run(project: Project, scenarios: dict[str, Scenario], processes: bool) -> list[str]:

@@ -35,6 +35,13 @@ from esb.project import Project
     show_default=True,
     help="Share of orders the CRM cancels: in flight (cancelled) and after completion (refused), in turn.",
 )
+@click.option(
+    "--faults",
+    default=20,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="112 faults through the assurance process (10% rejected, 10% never answered, 5% completed late).",
+)
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for every message to end.")
 @click.pass_obj
 def demo(
@@ -44,6 +51,7 @@ def demo(
     rim_refusals: float,
     oss_timeouts: float,
     cancellations: float,
+    faults: int,
     timeout: float,
 ) -> None:
     """Run the hub with the simulated systems; print per-route counts and how each order scenario ended;
@@ -65,7 +73,9 @@ def demo(
         click.echo("")
 
     configure_logging("critical", "console")
-    result = run_demo(obj.project, obj.env, messages, timeout, announce, orders=orders, rates=rates)
+    result = run_demo(
+        obj.project, obj.env, messages, timeout, announce, orders=orders, rates=rates, faults=faults
+    )
     reports, seconds = result.routes, result.seconds
     header = (
         f"{'route':<32} {'sent':>6} {'delivered':>10} {'filtered':>9} {'dead-letter':>11} {'pending':>8} "
@@ -91,28 +101,34 @@ def demo(
     total = sum(r.sent for r in reports)
     if result.scenarios:
         click.echo("")
-        _scenario_table(result)
+        _scenario_table(result.scenarios, "order scenario", "orders")
     if result.queries != (0, 0):
         good, bad = result.queries
         click.echo(f"status queries (CRM and 10000, by order number): {good} answered as expected, {bad} not")
     if result.orders_skipped:
         click.echo(f"order processes: skipped: {result.orders_skipped}")
+    if result.fault_scenarios:
+        click.echo("")
+        _scenario_table(result.fault_scenarios, "112 fault scenario", "faults")
+    if result.faults_skipped:
+        click.echo(f"assurance process: skipped: {result.faults_skipped}")
     for note in result.notes:
         click.echo(f"!! {note}")
     click.echo(
-        f"{total} messages and {sum(s.orders for s in result.scenarios)} orders in {seconds:.1f} s; "
+        f"{total} messages, {sum(s.orders for s in result.scenarios)} orders and "
+        f"{sum(s.orders for s in result.fault_scenarios)} faults in {seconds:.1f} s; "
         "counts are actual/expected"
     )
     if not (ok and result.ok):
         raise click.exceptions.Exit(1)
 
 
-def _scenario_table(result: Any) -> None:
-    """One row per order scenario: orders, how many ended as expected, their end states."""
-    header = f"{'order scenario':<32} {'orders':>6} {'as expected':>12}  {'ended':<36} result"
+def _scenario_table(scenarios: list[Any], title: str, unit: str) -> None:
+    """One row per scenario: how many, how many ended as expected, their end states."""
+    header = f"{title:<32} {unit:>6} {'as expected':>12}  {'ended':<36} result"
     click.echo(header)
     click.echo("-" * len(header))
-    for s in result.scenarios:
+    for s in scenarios:
         ends = ", ".join(f"{state} {n}" for state, n in sorted(s.ends.items()))
         click.echo(
             f"{s.scenario:<32} {s.orders:>6} {s.as_expected:>5}/{s.orders:<6}  {ends:<36} "

@@ -98,6 +98,28 @@ def plan_faults(
     return [PlannedFault(fault_report(i, run, rng), s) for i, s in enumerate(scenarios)]
 
 
+#: The big cities whose critical broadband faults the dispatch table gives 8 hours.
+BIG_CITIES = ("0571", "0574", "0577")
+
+
+def critical_broadband(faults: list[PlannedFault]) -> list[PlannedFault]:
+    """The faults as critical no-service broadband faults of the big cities (8 hours: the table's shortest
+    common due time), keeping each one's number and scenario."""
+    return [
+        PlannedFault(
+            {
+                **f.report,
+                "areaCode": BIG_CITIES[n % 3],
+                "prodType": "BB",
+                "faultType": "01",
+                "faultLevel": "1",
+            },
+            f.scenario,
+        )
+        for n, f in enumerate(faults)
+    ]
+
+
 class Fault112Sender:
     """Sends planned faults on the 112 desk's queue, telling the work-order system each one's scenario."""
 

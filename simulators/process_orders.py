@@ -421,17 +421,23 @@ def runs_processes(project: Project) -> bool:
 
 def instance_states(store: Any, order_ids: set[str]) -> dict[str, tuple[str, str]]:
     """Order id -> (state, status) of its order_to_activation instance, from the process store."""
+    return keyed_states(store, PROCESS, "order_id", order_ids)
+
+
+def keyed_states(store: Any, process: str, key: str, values: set[str]) -> dict[str, tuple[str, str]]:
+    """Business key value -> (state, status: ``ended`` once it ended) of the instance of ``process``
+    whose key ``key`` has that value, for each of ``values`` that has one."""
     from esb.ops.processes import find  # late: the simulators import no process code unless used
     from esb.process.engine.store import ENDED
 
     found: dict[str, tuple[str, str]] = {}
     offset = 0
     while True:
-        page = find(store, process=PROCESS, limit=500, offset=offset)
+        page = find(store, process=process, limit=500, offset=offset)
         for summary in page:
-            order_id = summary.keys.get("order_id")
-            if order_id in order_ids and order_id not in found:
-                found[order_id] = (summary.state, "ended" if summary.status in ENDED else summary.status)
+            value = summary.keys.get(key)
+            if value in values and value not in found:
+                found[value] = (summary.state, "ended" if summary.status in ENDED else summary.status)
         if len(page) < 500:
             return found
         offset += 500

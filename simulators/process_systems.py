@@ -54,8 +54,10 @@ def soap_service_config(project: Project, endpoint: str) -> tuple[str, str, int]
 class ProcessSystems:
     """Starts and stops the simulated RIM, OSS and Billing subscriber service for one project."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, *, hour_seconds: float = 3600.0) -> None:
         self.project = project
+        #: the work-order system's hour in seconds (its due times); the demo shortens it
+        self.hour_seconds = hour_seconds
         self.rim: RIMSimulator | None = None
         self.oss: OSSSimulator | None = None
         self.billing: BillingSimulator | None = None
@@ -82,7 +84,10 @@ class ProcessSystems:
             pick = self.project.endpoint(WORKORDER_ENDPOINTS[0])
             port = urlsplit(str(getattr(pick, "base_url", "") or "")).port or 0
             self.workorders = WorkOrderService(
-                self.project, answer_delay=WORKORDER_DELAY, work_delay=WORKORDER_DELAY
+                self.project,
+                answer_delay=WORKORDER_DELAY,
+                work_delay=WORKORDER_DELAY,
+                hour_seconds=self.hour_seconds,
             )
             started.append(
                 f"WorkOrd  {self.workorders.serve(port=port)} (events on {WORKORDER_ENDPOINTS[2]})"

@@ -28,6 +28,8 @@ def test_demo_leaves_only_private_files_under_a_loose_umask(tmp_path: Path) -> N
             "20",
             "--orders",
             "10",
+            "--faults",
+            "0",
             "--timeout",
             "120",
         ],

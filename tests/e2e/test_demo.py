@@ -10,16 +10,19 @@ from esb.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("completed", "rim-refusal", "oss-timeout", "cancelled", "cancel-refused")
+FAULTS = ("resolved", "reject", "silent", "late")
 
 
 def test_demo_reports_every_route_and_every_order_scenario_ok() -> None:
-    """100 messages through the CRM order route end as planned, and 40 orders with every scenario forced
-    in (RIM refusals, OSS timeouts, cancels in flight and too late) each end as their scenario expects."""
+    """100 messages through the CRM order route end as planned, 40 orders with every scenario forced in
+    (RIM refusals, OSS timeouts, cancels in flight and too late) each end as their scenario expects, and
+    20 112 faults (a rejection, a silent technician, a late repair) are each resolved as planned."""
     result = CliRunner().invoke(
         cli,
         [
             "--project", str(ROOT), "demo", "--messages", "100", "--orders", "40",
-            "--rim-refusals", "0.1", "--oss-timeouts", "0.1", "--cancellations", "0.1", "--timeout", "240",
+            "--rim-refusals", "0.1", "--oss-timeouts", "0.1", "--cancellations", "0.1", "--faults", "20",
+            "--timeout", "240",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -40,3 +43,8 @@ def test_demo_reports_every_route_and_every_order_scenario_ok() -> None:
     assert "status queries (CRM and 10000, by order number): 80 answered as expected, 0 not" in lines
     cancel_route = next(line for line in lines if line.startswith("crm-cancel-to-hub"))
     assert "run with the order processes" in cancel_route
+    faults = {line.split()[0]: line for line in lines if line.split() and line.split()[0] in FAULTS}
+    assert sorted(faults) == sorted(FAULTS), result.output
+    assert all(row.endswith("OK") for row in faults.values()), result.output
+    assert faults["late"].split()[1:3] == ["1", "1/1"]  # escalated, then resolved
+    assert faults["silent"].split()[1:3] == ["2", "2/2"]  # recalled and reassigned at the deadline

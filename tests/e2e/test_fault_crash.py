@@ -33,7 +33,7 @@ import yaml
 from esb.process.engine.tables import process_instances
 from esb.project import Project
 from simulators.devenv import ensure_credentials
-from simulators.fault112 import Fault112Sender, PlannedFault, plan_faults
+from simulators.fault112 import Fault112Sender, critical_broadband, plan_faults
 from simulators.receiver import QueueReceiver
 from simulators.workorder import WorkOrderService
 from tests.e2e.hub_process import ROOT
@@ -65,18 +65,6 @@ def fault_project(target: Path) -> Path:
         yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
     return target
-
-
-def critical_broadband(faults: list[PlannedFault]) -> list[PlannedFault]:
-    """The planned faults as critical no-service broadband faults of the three big cities (8 hours)."""
-    areas = ("0571", "0574", "0577")
-    return [
-        PlannedFault(
-            {**f.report, "areaCode": areas[n % 3], "prodType": "BB", "faultType": "01", "faultLevel": "1"},
-            f.scenario,
-        )
-        for n, f in enumerate(faults)
-    ]
 
 
 class Tickets:

@@ -126,8 +126,9 @@ def test_the_status_receiver_keeps_the_last_status_and_the_cancel_answer(project
     assert [m.split(":")[0] for m in receiver.malformed] == ["m4"]
 
 
-def test_the_demo_overlay_cuts_every_await_deadline_and_changes_nothing_else(tmp_path: Path) -> None:
-    """The overlay's processes differ from the project's only in their deadlines; the rest is linked."""
+def test_the_demo_overlay_cuts_the_short_await_deadlines_and_changes_nothing_else(tmp_path: Path) -> None:
+    """The overlay's processes differ from the project's only in their deadlines of an hour or less (a
+    repair's 30 days stay: the work-order system's short hour brings due times in); the rest is linked."""
     overlay = demo_project(ROOT, tmp_path / "project")
     assert (overlay / "routes.yaml").resolve() == (ROOT / "routes.yaml").resolve()
     loaded = load_processes(overlay)
@@ -137,3 +138,7 @@ def test_the_demo_overlay_cuts_every_await_deadline_and_changes_nothing_else(tmp
     assert (overlay / "processes" / "order_to_activation.yaml").read_text(
         encoding="utf-8"
     ) == original.replace("deadline: 30m", f"deadline: {DEMO_DEADLINE}")
+    faults = (ROOT / "processes" / "fault_to_resolution.yaml").read_text(encoding="utf-8")
+    shortened = (overlay / "processes" / "fault_to_resolution.yaml").read_text(encoding="utf-8")
+    assert shortened == faults.replace("deadline: 30m", f"deadline: {DEMO_DEADLINE}")
+    assert "deadline: 30d" in shortened
