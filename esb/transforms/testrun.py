@@ -38,6 +38,7 @@ from lxml import etree
 
 from esb.config.yamlpos import Located, load_yaml
 from esb.exceptions import ConfigError, EsbError
+from esb.expressions import validate_expression
 from esb.message import Message
 from esb.model.registry import ModelRegistry
 from esb.model.validation import CanonicalValidator
@@ -130,6 +131,14 @@ def check_output_spec(
     for n, check in enumerate(checks):
         if not isinstance(check, dict) or len(check) != 1 or next(iter(check)) not in CHECKS:
             raise fail((*where, "checks", n), f"a check is one of {', '.join(sorted(CHECKS))}")
+        kind, body = next(iter(check.items()))
+        path = body.get("path") if kind.startswith("json_") and isinstance(body, dict) else None
+        if path and (problem := validate_expression(str(path))) is not None:
+            raise fail(
+                (*where, "checks", n, kind, "path"),
+                f"invalid JMESPath path {path!r}: {problem} (quote a key that has spaces or dashes: "
+                '\'"SR Number"\')',
+            )
 
 
 def compare(spec: dict[str, Any], output: Any, headers: dict[str, Any], base: Path) -> list[str]:

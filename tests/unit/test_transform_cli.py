@@ -52,6 +52,18 @@ def test_esb_test_exits_2_on_a_broken_test_file(tmp_path: Path) -> None:
     assert "transforms/s/m_test.yaml:3" in result.output
 
 
+def test_esb_test_refuses_a_check_path_that_is_not_jmespath(tmp_path: Path) -> None:
+    """A json_equals path with an unquoted space is a broken test file (file:line, exit 2, how to quote),
+    not a crash."""
+    project = project_with(tmp_path, "cases:\n  - name: x\n    input_inline: {a: y}\n"
+                                     "    checks:\n      - json_equals: {path: SR Number, value: Y}\n")
+    result = CliRunner().invoke(cli, ["--project", str(project), "test"])
+    assert result.exit_code == 2, result.output
+    assert "transforms/s/m_test.yaml:5" in result.output
+    assert "invalid JMESPath path 'SR Number'" in result.output
+    assert '\'"SR Number"\'' in result.output
+
+
 def test_esb_transform_prints_the_mapped_order() -> None:
     """esb transform applies a mapping to a file and prints the JSON result."""
     sample = PROJECT / "transforms" / "crm" / "samples" / "order_gbk.xml"
