@@ -36,7 +36,7 @@ def systems(project: Project) -> Iterator[ProcessSystems]:
     """The process systems started for the project."""
     started = ProcessSystems(project)
     lines = started.start()
-    assert [line.split()[0] for line in lines] == ["RIM", "OSS", "Billing"]
+    assert [line.split()[0] for line in lines] == ["RIM", "OSS", "Billing", "WorkOrd"]
     yield started
     started.stop()
 
