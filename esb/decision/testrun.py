@@ -24,24 +24,15 @@ from typing import Any
 from esb.config.yamlpos import Located, load_yaml
 from esb.decision.registry import TABLES_DIR, TEST_SUFFIX, TableRegistry
 from esb.decision.table import Decision, Table
-from esb.exceptions import ConfigError, DecisionError
-from esb.transforms.testrun import CaseResult, case_error, diff, dump
+from esb.exceptions import DecisionError
+from esb.transforms.testrun import CaseResult, case_error, diff, dump, is_test_of
 
 CASE_KEYS = {"name", "input", "expect", "rule", "error"}
 
 
 def is_table_test(path: Path, project_dir: Path) -> bool:
     """True when ``path`` tests a decision table: it lies under transforms/tables/ or names a ``table:``."""
-    try:
-        path.resolve().relative_to((project_dir / TABLES_DIR).resolve())
-        return True
-    except ValueError:
-        pass
-    try:
-        data = load_yaml(path, display=str(path)).data
-    except ConfigError:
-        return False
-    return isinstance(data, dict) and "table" in data
+    return is_test_of(path, project_dir / TABLES_DIR, "table")
 
 
 class TableTestFile:

@@ -62,6 +62,7 @@ from esb.transforms.testrun import (
     compare,
     dump,
     error_problem,
+    is_test_of,
 )
 from esb.typing import Delivery
 
@@ -77,16 +78,7 @@ MAX_WAITS = 50
 
 def is_route_test(path: Path, project_dir: Path) -> bool:
     """True when ``path`` is a whole-route test: it lies under tests/routes/ or names a ``route:``."""
-    try:
-        path.resolve().relative_to((project_dir / ROUTE_TESTS_DIR).resolve())
-        return True
-    except ValueError:
-        pass
-    try:
-        data = load_yaml(path, display=str(path)).data
-    except ConfigError:
-        return False
-    return isinstance(data, dict) and "route" in data
+    return is_test_of(path, project_dir / ROUTE_TESTS_DIR, "route")
 
 
 class MockEndpoint:

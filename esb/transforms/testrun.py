@@ -137,8 +137,23 @@ def check_output_spec(
             raise fail(
                 (*where, "checks", n, kind, "path"),
                 f"invalid JMESPath path {path!r}: {problem} (quote a key that has spaces or dashes: "
-                '\'"SR Number"\')',
+                "'\"SR Number\"')",
             )
+
+
+def is_test_of(path: Path, folder: Path, key: str) -> bool:
+    """True when the test file ``path`` lies under ``folder`` or its document names ``key`` at the top
+    (``route:``, ``table:``): how ``esb test`` tells a route or a table test from a mapping test."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        pass
+    try:
+        data = load_yaml(path, display=str(path)).data
+    except ConfigError:
+        return False
+    return isinstance(data, dict) and key in data
 
 
 def compare(spec: dict[str, Any], output: Any, headers: dict[str, Any], base: Path) -> list[str]:
@@ -172,7 +187,6 @@ def error_problem(wanted: Any, exc: BaseException) -> str:
         )
     )
     return "" if ok else f"expected error {wanted}, got {got}"
-
 
 
 def case_error(doc: Located, path: tuple[Any, ...], message: str) -> ConfigError:
