@@ -94,6 +94,8 @@ class DemoResult:
     #: a row per 112 fault scenario, and why none ran when none did
     fault_scenarios: list[ScenarioReport] = field(default_factory=list)
     faults_skipped: str | None = None
+    #: the hotline's ticket status queries of every ticket: (answered as expected, not)
+    ticket_queries: tuple[int, int] = (0, 0)
 
     @property
     def ok(self) -> bool:
@@ -227,12 +229,14 @@ def _run(
             process_orders.send(plan_orders(orders, run, rates))
         if fault_mix is not None:
             fault_mix.send(demo_faults(faults, run))
+            fault_mix.complain(max(1, faults // 10), run)
         _wait(hub, scenarios, reports, plans, started + timeout)
         if process_orders is not None:
             result.scenarios = _wait_orders(hub, process_orders, started + timeout, result.notes)
             result.queries = (process_orders.queries, process_orders.query_failures)
         if fault_mix is not None:
             result.fault_scenarios = _wait_faults(hub, fault_mix, started + timeout, result.notes)
+            result.ticket_queries = (fault_mix.queries, fault_mix.query_failures)
     finally:
         for scenario in scenarios.values():
             scenario.stop()
@@ -262,6 +266,7 @@ def _wait_faults(hub: Hub, faults: FaultMix, deadline: float, notes: list[str]) 
     else:
         running = sum(1 for i in ids if states.get(i, ("", ""))[1] != "ended")
         notes.append(f"{running} of {len(ids)} faults had not ended when the demo's time was up")
+    faults.ask()
     return faults.check(ticket_states(store, ids))
 
 

@@ -40,7 +40,8 @@ from esb.project import Project
     default=20,
     show_default=True,
     type=click.IntRange(0, 100_000),
-    help="112 faults through the assurance process (10% rejected, 10% never answered, 5% completed late).",
+    help="112 faults through the assurance process (10% rejected, 10% never answered, 5% completed late), "
+    "and one 10000 complaint per ten faults (at least one).",
 )
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for every message to end.")
 @click.pass_obj
@@ -110,6 +111,9 @@ def demo(
     if result.fault_scenarios:
         click.echo("")
         _scenario_table(result.fault_scenarios, "112 fault scenario", "faults")
+    if result.ticket_queries != (0, 0):
+        good, bad = result.ticket_queries
+        click.echo(f"ticket status queries (10000, by ticket id): {good} answered as expected, {bad} not")
     if result.faults_skipped:
         click.echo(f"assurance process: skipped: {result.faults_skipped}")
     for note in result.notes:

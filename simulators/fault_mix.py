@@ -1,12 +1,14 @@
-"""The assurance mix of `esb demo`: planned 112 faults through ``fault_to_resolution``, each checked.
+"""The assurance mix of `esb demo`: planned 112 faults and 10000 complaints through ``fault_to_resolution``.
 
 The simulated 112 desk sends faults (simulators/fault112.py, scenarios by quota: ``resolved``,
 ``reject``, ``silent``, ``late``) through route ``fault112-to-hub`` to the process, and the simulated
 work-order system (simulators/workorder.py) answers each ticket's technicians as its scenario says. The
-demo runs the work-order system on a short simulated hour (:data:`DEMO_HOUR`), so a ``late`` ticket's
-due time, hours away in the dispatch table, comes within the demo. At the end each ticket is checked:
+10000 hotline files complaints beside them (``SubmitComplaint``, route ``hotline-complaint-to-hub``: the
+same process) and, at the end, asks for every ticket by its id (``QueryTicketStatus``). The demo runs
+the work-order system on a short simulated hour (:data:`DEMO_HOUR`), so a ``late`` ticket's due time,
+hours away in the dispatch table, comes within the demo. At the end each ticket is checked:
 
-- its instance ended ``completed`` with the ticket ``resolved``;
+- its instance ended ``completed`` with the ticket ``resolved``, and the hotline's query says so;
 - the work-order system offered it to as many technicians as its scenario needs (:data:`OFFERS`: a
   rejection or a silence costs one more), each work order answered at most once per event;
 - a silent technician's work order was recalled;
@@ -20,6 +22,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from simulators.fault112 import PROCESS, Fault112Sender, PlannedFault, critical_broadband, plan_faults
+from simulators.hotline_tickets import HotlineTicketClient, hotline_ticket_client
 from simulators.process_orders import ScenarioReport, keyed_states
 from simulators.receiver import QueueReceiver
 
@@ -31,10 +34,10 @@ if TYPE_CHECKING:
 #: critical fault's 8 hours: 24 s), so a late completion and its escalation show, while the shortest due
 #: time (4 hours: 12 s) leaves a rejected or silent ticket's second technician time to finish first.
 DEMO_HOUR = 3.0
-#: How many technicians a ticket is offered to, by scenario.
-OFFERS = {"resolved": 1, "late": 1, "reject": 2, "silent": 2}
+#: How many technicians a ticket is offered to, by scenario (a 10000 complaint is done by the first).
+OFFERS = {"resolved": 1, "late": 1, "reject": 2, "silent": 2, "complaint": 1}
 #: The scenarios, in the order the demo prints them.
-FAULT_SCENARIOS = ("resolved", "reject", "silent", "late")
+FAULT_SCENARIOS = ("resolved", "reject", "silent", "late", "complaint")
 ESCALATIONS, NOTICES, CRM = "hub.supervisor_escalations", "hotline.ticket_notices", "crm.ticket_status"
 
 
@@ -48,6 +51,12 @@ class FaultMix:
         self.sender = Fault112Sender(project, self.system)
         self.receivers = {name: QueueReceiver(project, name) for name in (ESCALATIONS, NOTICES, CRM)}
         self.faults: list[PlannedFault] = []
+        self.project = project
+        self._hotline: HotlineTicketClient | None = None
+        #: the hotline's ticket status queries answered as expected / not (QueryTicketStatus by id)
+        self.queries = 0
+        self.query_failures = 0
+        self.problems: list[str] = []  # from the ticket queries, added to their scenario's report
 
     def start(self) -> None:
         """Start reading what the process tells the supervisor, the hotline and the CRM."""
@@ -58,6 +67,40 @@ class FaultMix:
         """Script each fault's technicians and send its report."""
         self.faults.extend(faults)
         self.sender.send(faults)
+
+    def complain(self, count: int, run: str) -> None:
+        """File ``count`` complaints through the 10000 hotline's ``SubmitComplaint`` (SOAP): each becomes
+        ticket ``TT-10000-<complaint no>`` of the same process, done by its first technician."""
+        if count and self._hotline is None:
+            self._hotline = hotline_ticket_client(self.project)
+        for n in range(count):
+            planned = PlannedFault({"faultNo": f"10000-{run}-{n:03d}"}, "complaint")
+            self.system.scenarios[planned.ticket_id] = "resolved"
+            self.faults.append(planned)
+            assert self._hotline is not None
+            self._hotline.complain(
+                planned.report["faultNo"].removeprefix("10000-"),
+                access_number=f"ad0574{n:08d}",
+                city="宁波",
+                product="宽带",
+                fault_type="网速慢",
+                category="network.quality",
+                urgency="重要",
+                content="晚上宽带网速很慢",
+            )
+
+    def ask(self) -> None:
+        """The hotline asks for every ticket by its id (``QueryTicketStatus``): each must be resolved."""
+        client = self._hotline or hotline_ticket_client(self.project)
+        self._hotline = client
+        for fault in self.faults:
+            answer = client.ticket_status(ticket_id=fault.ticket_id)
+            states = [t.get("state") for t in answer.get("ticket") or []]
+            if states == ["resolved"]:
+                self.queries += 1
+            else:
+                self.query_failures += 1
+                self.problems.append(f"{fault.ticket_id}: the hotline's ticket query answered {states}")
 
     def told(self, endpoint: str) -> list[str]:
         """The ticket ids of the messages ``endpoint`` got, one per message (the CRM names it its
@@ -93,6 +136,7 @@ class FaultMix:
                 problems.append(f"the hotline was told {notices.count(ticket)} time(s), expected once")
             if ticket not in crm:
                 problems.append("the CRM was not told")
+            problems += [p.split(": ", 1)[1] for p in self.problems if p.startswith(f"{ticket}: ")]
             if problems:
                 report.mismatches.append(f"{ticket}: {'; '.join(problems)}")
             else:
@@ -108,6 +152,8 @@ class FaultMix:
         for receiver in self.receivers.values():
             receiver.stop()
         self.sender.close()
+        if self._hotline is not None:
+            self._hotline.close()
 
 
 def demo_faults(count: int, run: str) -> list[PlannedFault]:

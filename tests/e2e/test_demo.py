@@ -10,13 +10,14 @@ from esb.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("completed", "rim-refusal", "oss-timeout", "cancelled", "cancel-refused")
-FAULTS = ("resolved", "reject", "silent", "late")
+FAULTS = ("resolved", "reject", "silent", "late", "complaint")
 
 
 def test_demo_reports_every_route_and_every_order_scenario_ok() -> None:
     """100 messages through the CRM order route end as planned, 40 orders with every scenario forced in
     (RIM refusals, OSS timeouts, cancels in flight and too late) each end as their scenario expects, and
-    20 112 faults (a rejection, a silent technician, a late repair) are each resolved as planned."""
+    20 112 faults (a rejection, a silent technician, a late repair) and two 10000 complaints are each
+    resolved as planned, and the hotline's ticket query finds each resolved."""
     result = CliRunner().invoke(
         cli,
         [
@@ -48,3 +49,5 @@ def test_demo_reports_every_route_and_every_order_scenario_ok() -> None:
     assert all(row.endswith("OK") for row in faults.values()), result.output
     assert faults["late"].split()[1:3] == ["1", "1/1"]  # escalated, then resolved
     assert faults["silent"].split()[1:3] == ["2", "2/2"]  # recalled and reassigned at the deadline
+    assert faults["complaint"].split()[1:3] == ["2", "2/2"]
+    assert "ticket status queries (10000, by ticket id): 22 answered as expected, 0 not" in lines
