@@ -11,8 +11,9 @@ are in flight, and prints each status update its status receiver gets back; the 
 CRM ask the hub in turn where the order sent five ticks earlier stands (flow 3, status queries). When
 the project runs the assurance process, the simulated 112 desk sends one fault per tick
 (simulators/fault112.py: 10% rejected by the first technician, 10% never answered, 5% completed late) to
-the work-order system's technicians, and what the CRM, the 10000 hotline and the supervisor are told is
-printed.
+the work-order system's technicians, the 10000 hotline files a complaint every fifth fault and asks
+where the fault sent five ticks earlier stands (QueryTicketStatus), and what the CRM, the 10000 hotline
+and the supervisor are told is printed.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ FILE_RECORDS = {"BillingChargesScenario": 10, "NCRExtractScenario": NCR_FILE_REC
 FILE_SCENARIOS = frozenset(FILE_RECORDS)
 FILE_EVERY = 20
 PLAN_SIZE = 25
-#: Ticks after an order is sent that the hotline or the CRM asks where it stands (flow 3).
+#: Ticks after an order (or a fault) is sent that the hotline or the CRM asks where it stands.
 QUERY_LAG = 5
+#: The 10000 hotline files a complaint once every this many 112 faults.
+COMPLAINT_EVERY = 5
 
 
 class LiveSimulation:
@@ -72,6 +75,7 @@ class LiveSimulation:
         self._sent: list[str] = []  # orders sent, asked about QUERY_LAG ticks later
         self._clients: dict[str, Any] = {}  # the status query clients, made on first use
         self._turns = itertools.count()  # the hotline and the CRM ask in turn
+        self._faults_sent: list[str] = []  # tickets sent, asked about QUERY_LAG ticks later
         self.faults: Fault112Sender | None = None
         self.watchers: list[TicketWatcher] = []
         self.stop_event = threading.Event()
@@ -147,6 +151,35 @@ class LiveSimulation:
         click.echo(
             f"sim  -> {'112 fault process':<32} {fault.scenario:<26} expect resolved{escalated:<6} "
             f"[{fault.ticket_id}: {fault.report['prodType']} {fault.report['areaCode']}]"
+        )
+        self._faults_sent.append(fault.ticket_id)
+        if len(self._faults_sent) % COMPLAINT_EVERY == 0:
+            self._complain(sender, run)
+        if len(self._faults_sent) > QUERY_LAG:
+            ticket = self._faults_sent.pop(0)
+            answer = self._hotline_tickets().ticket_status(ticket_id=ticket)
+            seen = ", ".join(f"{t.get('state')} ({t.get('stateText')})" for t in answer.get("ticket") or [])
+            click.echo(f"sim  <- {'hotline QueryTicketStatus':<32} {ticket}: {seen or 'not found'}")
+
+    def _hotline_tickets(self) -> Any:
+        """The 10000 hotline's complaint and ticket status client, made on first use."""
+        from simulators.hotline_tickets import COMPLAINTS_ENDPOINT, hotline_ticket_client
+
+        client = self._clients.get(COMPLAINTS_ENDPOINT)
+        if client is None:
+            client = self._clients[COMPLAINTS_ENDPOINT] = hotline_ticket_client(self.project)
+        return client
+
+    def _complain(self, sender: Fault112Sender, run: str) -> None:
+        """The 10000 hotline files a complaint (SubmitComplaint): a ticket of the same process."""
+        number = f"{run}-{len(self._faults_sent):03d}"
+        sender.workorders.scenarios[f"TT-10000-{number}"] = "resolved"
+        self._hotline_tickets().complain(
+            number, access_number="ad057412345678", city="宁波", product="宽带", fault_type="网速慢",
+            category="network.quality", urgency="重要", content="晚上宽带网速很慢",
+        )  # fmt: skip
+        click.echo(
+            f"sim  -> {'10000 complaint':<32} {'resolved':<26} expect resolved       [TT-10000-{number}]"
         )
 
     def _tick(
