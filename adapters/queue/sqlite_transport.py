@@ -82,7 +82,7 @@ def open_database(path: str, *, busy_timeout: float, synchronous: str) -> sqlite
     create_private(Path(os.path.abspath(path)))  # 0600 before SQLite opens it (-wal/-shm follow)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    db.execute("PRAGMA journal_mode = WAL")
+    _use_wal(db, busy_timeout)
     db.execute(f"PRAGMA synchronous = {sync}")
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -93,6 +93,25 @@ def open_database(path: str, *, busy_timeout: float, synchronous: str) -> sqlite
         db.execute("ROLLBACK")
         raise
     return db
+
+
+def _use_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
+    """Put the database in WAL mode (persistent: once set, later connections only read it).
+
+    Switching needs the database to itself, and SQLite answers "database is locked" at once, without its
+    busy handler, when another connection opens the fresh file at that moment (a hub's workers starting
+    together): tried again for up to ``busy_timeout`` seconds.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class Channel(virtual.Channel):
