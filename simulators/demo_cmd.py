@@ -103,17 +103,13 @@ def demo(
     if result.scenarios:
         click.echo("")
         _scenario_table(result.scenarios, "order scenario", "orders")
-    if result.queries != (0, 0):
-        good, bad = result.queries
-        click.echo(f"status queries (CRM and 10000, by order number): {good} answered as expected, {bad} not")
+    _queries("status queries (CRM and 10000, by order number)", result.queries)
     if result.orders_skipped:
         click.echo(f"order processes: skipped: {result.orders_skipped}")
     if result.fault_scenarios:
         click.echo("")
         _scenario_table(result.fault_scenarios, "112 fault scenario", "faults")
-    if result.ticket_queries != (0, 0):
-        good, bad = result.ticket_queries
-        click.echo(f"ticket status queries (10000, by ticket id): {good} answered as expected, {bad} not")
+    _queries("ticket status queries (10000, by ticket id)", result.ticket_queries)
     if result.faults_skipped:
         click.echo(f"assurance process: skipped: {result.faults_skipped}")
     for note in result.notes:
@@ -125,6 +121,12 @@ def demo(
     )
     if not (ok and result.ok):
         raise click.exceptions.Exit(1)
+
+
+def _queries(what: str, counts: tuple[int, int]) -> None:
+    """The line saying how many of the demo's status queries were answered as expected (none: no line)."""
+    if counts != (0, 0):
+        click.echo(f"{what}: {counts[0]} answered as expected, {counts[1]} not")
 
 
 def _scenario_table(scenarios: list[Any], title: str, unit: str) -> None:

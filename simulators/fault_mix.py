@@ -56,7 +56,7 @@ class FaultMix:
         #: the hotline's ticket status queries answered as expected / not (QueryTicketStatus by id)
         self.queries = 0
         self.query_failures = 0
-        self.problems: list[str] = []  # from the ticket queries, added to their scenario's report
+        self.query_problems: dict[str, str] = {}  # ticket id -> what the hotline's query answered wrongly
 
     def start(self) -> None:
         """Start reading what the process tells the supervisor, the hotline and the CRM."""
@@ -100,7 +100,7 @@ class FaultMix:
                 self.queries += 1
             else:
                 self.query_failures += 1
-                self.problems.append(f"{fault.ticket_id}: the hotline's ticket query answered {states}")
+                self.query_problems[fault.ticket_id] = f"the hotline's ticket query answered {states}"
 
     def told(self, endpoint: str) -> list[str]:
         """The ticket ids of the messages ``endpoint`` got, one per message (the CRM names it its
@@ -136,7 +136,8 @@ class FaultMix:
                 problems.append(f"the hotline was told {notices.count(ticket)} time(s), expected once")
             if ticket not in crm:
                 problems.append("the CRM was not told")
-            problems += [p.split(": ", 1)[1] for p in self.problems if p.startswith(f"{ticket}: ")]
+            if ticket in self.query_problems:
+                problems.append(self.query_problems[ticket])
             if problems:
                 report.mismatches.append(f"{ticket}: {'; '.join(problems)}")
             else:

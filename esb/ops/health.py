@@ -249,12 +249,16 @@ def check_stuck(project: Project, older_than: timedelta) -> Check:
     return Check("in flight", DEGRADED, text, {"stuck": stuck})
 
 
-def check_processes(project: Project) -> Check | None:
+def _has_processes(project: Project) -> bool:
+    return bool(load_processes(project.root).names())
+
+
+def check_processes(project: Project, *, defined: bool | None = None) -> Check | None:
     """Process instances by status; ``stuck`` and ``alert`` ones (an operator must act) degrade the hub.
 
     None when the project defines no process.
     """
-    if not load_processes(project.root).names():
+    if not (_has_processes(project) if defined is None else defined):
         return None
     from esb.ops.processes import open_store, status_counts  # late: the engine is only loaded with processes
 
@@ -273,10 +277,13 @@ def check_processes(project: Project) -> Check | None:
     return Check("processes", OK, text, {"counts": counts})
 
 
-def check_process_dead_letters(project: Project) -> list[Check]:
-    """Process dead letters (triggers and replies no instance took) waiting, per ``process:<endpoint>``."""
+def check_process_dead_letters(project: Project, *, defined: bool | None = None) -> list[Check]:
+    """Process dead letters (triggers and replies no instance took) waiting, per ``process:<endpoint>``.
+
+    ``defined``: whether the project defines processes, when the caller knows (else processes/ is read).
+    """
     endpoint = project.settings.processes.dead_letter
-    if endpoint is None or not load_processes(project.root).names():
+    if endpoint is None or not (_has_processes(project) if defined is None else defined):
         return []
     try:
         groups = dlq.process_groups(project)
@@ -299,11 +306,12 @@ def run_checks(project: Project, journal: Journal | None, stuck_after: timedelta
     if journal is None or journal_check.status == DOWN:
         return checks
     checks.extend(check_routes(project))
-    if (processes := check_processes(project)) is not None:
+    defined = _has_processes(project)  # processes/ read once for both process checks
+    if (processes := check_processes(project, defined=defined)) is not None:
         checks.append(processes)
     if all(c.status != DOWN for c in broker):
         checks.extend(check_dead_letters(project, journal))
-        checks.extend(check_process_dead_letters(project))
+        checks.extend(check_process_dead_letters(project, defined=defined))
     checks.append(check_stuck(project, stuck_after))
     return checks
 
