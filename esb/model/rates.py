@@ -57,24 +57,34 @@ class RatesTable:
 
     def rate(self, source: str, target: str, at: date) -> Decimal:
         """Return the rate from ``source`` to ``target`` valid on ``at`` (direct, else inverse)."""
+        rate, inverse = self._entry(source, target, at)
+        return Decimal(1) / rate if inverse else rate
+
+    def _entry(self, source: str, target: str, at: date) -> tuple[Decimal, bool]:
+        """The listed rate valid on ``at`` and whether it is listed the other way round."""
         source, target = currency_code(source), currency_code(target)
         if source == target:
-            return Decimal(1)
+            return Decimal(1), False
         for r in self.rates:
             if r.source == source and r.target == target and r.valid_at(at):
-                return r.rate
+                return r.rate, False
         for r in self.rates:
             if r.source == target and r.target == source and r.valid_at(at):
-                return Decimal(1) / r.rate
+                return r.rate, True
         pair = {source, target}
         periods = [f"{r.valid_from}..{r.valid_to or ''}" for r in self.rates if {r.source, r.target} == pair]
         known = f"; rates exist for {', '.join(periods)}" if periods else "; no rate at all for this pair"
         raise NoRateError(f"no {source}->{target} exchange rate valid on {at.isoformat()}{known}")
 
     def convert(self, money: Money, to_currency: str, at: date, *, rounding: str | None = None) -> Money:
-        """Convert ``money`` into ``to_currency`` at the rate valid on ``at``, rounded explicitly."""
-        rate = self.rate(money.currency, to_currency, at)
-        return Money(money.amount * rate, to_currency).quantize(rounding)
+        """Convert ``money`` into ``to_currency`` at the rate valid on ``at``, rounded explicitly.
+
+        The other way round a listed rate divides (89.70 CNY at MOP->CNY 0.8970 is exactly 100.00 MOP),
+        rather than multiplying by a 28-digit 1/rate that ROUND_DOWN would take to 99.99.
+        """
+        rate, inverse = self._entry(money.currency, to_currency, at)
+        amount = money.amount / rate if inverse else money.amount * rate
+        return Money(amount, to_currency).quantize(rounding)
 
 
 def convert(

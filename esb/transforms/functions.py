@@ -19,7 +19,8 @@ from typing import Any
 
 from esb.exceptions import MessageError
 from esb.model.codelists import CodeLists, UnknownCode, load_codelists
-from esb.transforms import dates, money
+from esb.model.rates import RatesTable, load_rates
+from esb.transforms import dates, fx, money
 from esb.transforms.siebel import siebel_escape, siebel_unescape
 
 
@@ -36,6 +37,11 @@ class FnContext:
     def codelists(self) -> CodeLists:
         """The project's code lists, loaded once."""
         return load_codelists(self.project_dir)
+
+    @cached_property
+    def rates(self) -> RatesTable:
+        """The project's exchange rates (canonical_model/rates.yaml), loaded once."""
+        return load_rates(self.project_dir)
 
     def table(self, name: str, system: str, outgoing: bool) -> dict[str, str]:
         """Return the plain lookup dict of a list for ``system`` (built once; misses go the slow way)."""
@@ -281,3 +287,5 @@ register("format_datetime", check=_check_tz)(dates.format_datetime)
 register("money", check=_check_currency)(money.money)
 register("to_minor", check=_check_currency)(money.to_minor)
 register("from_minor", check=_check_currency)(money.from_minor)
+register("convert", needs_ctx=True, check=fx.check_convert)(fx.convert)
+register("localized", check=fx.check_localized)(fx.localized)
