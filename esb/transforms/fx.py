@@ -75,15 +75,18 @@ def _money(value: Any) -> Money:
     raise ValueError(f"convert needs a money value {{unit, value}}, got {value!r}")
 
 
-def convert(value: Any, currency: str, at: Any, rounding: str, tz: str = BOOKS_TZ, *,
-            ctx: FnContext) -> dict[str, str]:
+def convert(
+    value: Any, currency: str, at: Any, rounding: str, tz: str = BOOKS_TZ, *, ctx: FnContext
+) -> dict[str, str]:
     """Return ``value`` in ``currency`` at the rate valid on ``at``, rounded with ``rounding``.
 
     ``at`` is the date the rate must be valid on (``YYYY-MM-DD``, or a time whose date in ``tz`` counts);
     it is never taken from the clock. A missing ``at`` is an error, not "today".
     """
     if at is None or (isinstance(at, str) and not at.strip()):
-        raise ValueError(f"convert to {currency}: no date to take the rate on (give at: an order or bill date)")
+        raise ValueError(
+            f"convert to {currency}: no date to take the rate on (give at: an order or bill date)"
+        )
     money = _money(value)
     return ctx.rates.convert(money, currency, rate_date(at, tz), rounding=rounding_name(rounding)).to_json()
 
@@ -101,7 +104,7 @@ def check_convert(ctx: FnContext, *args: Any, **kwargs: Any) -> None:
         if _constant(tz):
             dates.zone(tz)
         if _constant(at):
-            rate_date(at, tz if _constant(tz) else BOOKS_TZ)
+            rate_date(at, tz if isinstance(tz, str) and _constant(tz) else BOOKS_TZ)
     except MoneyError as exc:
         raise ValueError(str(exc)) from None
 
@@ -121,8 +124,10 @@ def _texts(value: Any) -> dict[str, str]:
                 raise ValueError(f"a localized text list holds {{locale, value}} entries, got {entry!r}")
             pairs.append((entry["locale"], entry.get("value")))
     else:
-        raise ValueError(f"expected a localized text (an object keyed by language, or a list of "
-                         f"{{locale, value}}), got {value!r}")
+        raise ValueError(
+            f"expected a localized text (an object keyed by language, or a list of "
+            f"{{locale, value}}), got {value!r}"
+        )
     return {str(tag).lower(): text.strip() for tag, text in pairs if isinstance(text, str) and text.strip()}
 
 

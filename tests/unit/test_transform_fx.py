@@ -1,4 +1,4 @@
-"""Mapping functions convert (rates table, rate date, explicit rounding) and localized (receiver's language)."""
+"""Mapping functions convert (rates, rate date, explicit rounding) and localized (receiver's language)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,10 @@ def test_rate_changes_at_midnight_of_the_books_time_zone(ctx: FnContext, at: str
 def test_direct_rate_multiplies(ctx: FnContext) -> None:
     """HKD to CNY uses the listed HKD->CNY rate: 100.00 HKD is 92.38 CNY in 2025."""
     step = {"convert": {"currency": "CNY", "at": "$at", "rounding": "half_up"}}
-    assert run(ctx, step, {"unit": "HKD", "value": "100.00"}, at="2025-03-01") == {"unit": "CNY", "value": "92.38"}
+    assert run(ctx, step, {"unit": "HKD", "value": "100.00"}, at="2025-03-01") == {
+        "unit": "CNY",
+        "value": "92.38",
+    }
 
 
 @pytest.mark.parametrize(
@@ -86,7 +89,10 @@ def test_rounding_to_the_fen_is_the_one_named(ctx: FnContext, rounding: str, exp
 def test_inverse_rate_divides_exactly(ctx: FnContext, rounding: str) -> None:
     """89.70 CNY at MOP->CNY 0.8970 is exactly 100.00 MOP whatever the rounding (no 99.99 from 1/rate)."""
     step = {"convert": {"currency": "MOP", "at": "$at", "rounding": rounding}}
-    assert run(ctx, step, {"unit": "CNY", "value": "89.70"}, at="2025-06-30") == {"unit": "MOP", "value": "100.00"}
+    assert run(ctx, step, {"unit": "CNY", "value": "89.70"}, at="2025-06-30") == {
+        "unit": "MOP",
+        "value": "100.00",
+    }
 
 
 def test_inverse_rate_rounds_the_quotient(ctx: FnContext) -> None:
@@ -104,7 +110,8 @@ def test_missing_rate_is_a_message_error_naming_pair_and_date(ctx: FnContext) ->
     with pytest.raises(NoRateError) as caught:
         run(ctx, step, CNY_100, at="2024-06-01T10:00:00+08:00")
     assert isinstance(caught.value, MessageError)
-    assert "CNY->MOP" in str(caught.value) and "2024-06-01" in str(caught.value)
+    assert "CNY->MOP" in str(caught.value)
+    assert "2024-06-01" in str(caught.value)
 
 
 def test_no_rate_date_is_an_error_never_today(ctx: FnContext) -> None:
@@ -128,18 +135,33 @@ def test_a_bare_number_is_not_money(ctx: FnContext) -> None:
 @pytest.mark.parametrize(
     ("step", "message"),
     [
-        pytest.param({"convert": {"currency": "HKX", "at": "$at", "rounding": "half_up"}}, "did you mean 'HKD'",
-                     id="unknown-currency"),
-        pytest.param({"convert": {"currency": "HKD", "at": "$at", "rounding": "nearest"}}, "unknown rounding",
-                     id="unknown-rounding"),
+        pytest.param(
+            {"convert": {"currency": "HKX", "at": "$at", "rounding": "half_up"}},
+            "did you mean 'HKD'",
+            id="unknown-currency",
+        ),
+        pytest.param(
+            {"convert": {"currency": "HKD", "at": "$at", "rounding": "nearest"}},
+            "unknown rounding",
+            id="unknown-rounding",
+        ),
         pytest.param({"convert": {"currency": "HKD", "at": "$at"}}, "rounding", id="rounding-not-named"),
-        pytest.param({"convert": {"currency": "HKD", "at": "$at", "rounding": "down", "tz": "Mars/Base"}},
-                     "unknown time zone", id="unknown-time-zone"),
-        pytest.param({"convert": {"currency": "HKD", "at": "yesterday", "rounding": "down"}}, "yesterday",
-                     id="constant-date-unreadable"),
+        pytest.param(
+            {"convert": {"currency": "HKD", "at": "$at", "rounding": "down", "tz": "Mars/Base"}},
+            "unknown time zone",
+            id="unknown-time-zone",
+        ),
+        pytest.param(
+            {"convert": {"currency": "HKD", "at": "yesterday", "rounding": "down"}},
+            "yesterday",
+            id="constant-date-unreadable",
+        ),
         pytest.param({"localized": {"language": "zh_HK"}}, "not a language tag", id="bad-language-tag"),
-        pytest.param({"localized": {"language": "zh-HK", "fallback": "en"}}, "fallback is a list",
-                     id="fallback-not-a-list"),
+        pytest.param(
+            {"localized": {"language": "zh-HK", "fallback": "en"}},
+            "fallback is a list",
+            id="fallback-not-a-list",
+        ),
         pytest.param({"localized": None}, "fallback list", id="no-language-at-all"),
     ],
 )
@@ -151,7 +173,11 @@ def test_constant_arguments_are_checked_when_the_mapping_compiles(
         compile_pipeline([step], ctx)
 
 
-HOME_BUNDLE = {"zh-CN": "好E家 199元融合套餐", "zh-HK": "好E家 199元融合套餐（港澳版）", "en": "Home Bundle 199"}
+HOME_BUNDLE = {
+    "zh-CN": "好E家 199元融合套餐",
+    "zh-HK": "好E家 199元融合套餐（港澳版）",
+    "en": "Home Bundle 199",
+}
 
 
 @pytest.mark.parametrize(
@@ -159,13 +185,28 @@ HOME_BUNDLE = {"zh-CN": "好E家 199元融合套餐", "zh-HK": "好E家 199元�
     [
         pytest.param("zh-HK", ["zh-CN", "en"], HOME_BUNDLE, "好E家 199元融合套餐（港澳版）", id="preferred"),
         pytest.param("zh-hk", [], HOME_BUNDLE, "好E家 199元融合套餐（港澳版）", id="tag-case-ignored"),
-        pytest.param("zh-HK", ["en", "zh-CN"], {"zh-CN": "宽带", "en": "Broadband"}, "Broadband",
-                     id="fallback-order-en-first"),
-        pytest.param("zh-HK", ["zh-CN", "en"], {"zh-CN": "宽带", "en": "Broadband"}, "宽带",
-                     id="fallback-order-zh-cn-first"),
+        pytest.param(
+            "zh-HK",
+            ["en", "zh-CN"],
+            {"zh-CN": "宽带", "en": "Broadband"},
+            "Broadband",
+            id="fallback-order-en-first",
+        ),
+        pytest.param(
+            "zh-HK",
+            ["zh-CN", "en"],
+            {"zh-CN": "宽带", "en": "Broadband"},
+            "宽带",
+            id="fallback-order-zh-cn-first",
+        ),
         pytest.param("en", ["zh-CN"], {"en": "  ", "zh-CN": "天翼高清"}, "天翼高清", id="blank-text-skipped"),
-        pytest.param("zh-HK", ["zh-CN"], [{"locale": "zh-HK", "value": "寬頻"}, {"locale": "en", "value": "Fibre"}],
-                     "寬頻", id="tmf-list-form"),
+        pytest.param(
+            "zh-HK",
+            ["zh-CN"],
+            [{"locale": "zh-HK", "value": "寬頻"}, {"locale": "en", "value": "Fibre"}],
+            "寬頻",
+            id="tmf-list-form",
+        ),
         pytest.param(None, ["zh-CN", "en"], {"en": "Gigabit"}, "Gigabit", id="no-receiver-language"),
     ],
 )
@@ -215,7 +256,7 @@ rules:
 
 
 def test_functions_in_a_mapping_and_a_missing_rate_is_a_mapping_error(ctx: FnContext) -> None:
-    """In a jmespath mapping both functions work (pipeline and expression); no rate dead-letters the message."""
+    """In a jmespath mapping both functions work (pipeline, expression); no rate is a MappingError."""
     folder = ctx.project_dir / "transforms" / "channel"
     folder.mkdir(parents=True)
     (folder / "fx_demo.yaml").write_text(MAPPING, encoding="utf-8")
@@ -227,7 +268,11 @@ def test_functions_in_a_mapping_and_a_missing_rate_is_a_mapping_error(ctx: FnCon
         "names": {"zh-CN": "千兆宽带", "zh-HK": "千兆寬頻", "en": "Gigabit fibre"},
     }
     out = transform.run(body)
-    assert out == {"amount": {"unit": "MOP", "value": "111.48"}, "name": "千兆寬頻", "in_expression": "108.24"}
+    assert out == {
+        "amount": {"unit": "MOP", "value": "111.48"},
+        "name": "千兆寬頻",
+        "in_expression": "108.24",
+    }
     body["order"]["completionDate"] = "2024-12-31T23:50:00+08:00"
     with pytest.raises(MappingError, match="CNY->MOP exchange rate valid on 2024-12-31"):
         transform.run(body)
