@@ -20,7 +20,7 @@ from typing import Any
 from esb.exceptions import MessageError
 from esb.model.codelists import CodeLists, UnknownCode, load_codelists
 from esb.model.rates import RatesTable, load_rates
-from esb.transforms import dates, fx, money
+from esb.transforms import dates, flatfile, fx, money
 from esb.transforms.siebel import siebel_escape, siebel_unescape
 
 
@@ -289,3 +289,4 @@ register("to_minor", check=_check_currency)(money.to_minor)
 register("from_minor", check=_check_currency)(money.from_minor)
 register("convert", needs_ctx=True, check=fx.check_convert)(fx.convert)
 register("localized", check=fx.check_localized)(fx.localized)
+register("flat_text", check=flatfile.check_flat_text)(flatfile.flat_text)
