@@ -1,4 +1,4 @@
-"""Resolved trouble ticket (with the fault process's dispatch, assignment, completion) -> one NCR extract record.
+"""Resolved trouble ticket (with the process's dispatch, assignment, completion) -> one NCR extract record.
 
 Field names are the detail fields of config/layouts/ncr_ticket_extract.yaml. Free texts go through the
 ``flat_text`` mapping function (no '|', no line break, writable in GBK). ``within_deadline`` is ``Y`` when
@@ -25,8 +25,8 @@ def _within_deadline(ticket: dict[str, Any]) -> str | None:
     due = (ticket.get("assignment") or {}).get("dueAt")
     if not done or not due:
         return None
-    late = dates.parse_datetime(done, None, "Asia/Shanghai") > dates.parse_datetime(due, None, "Asia/Shanghai")
-    return "N" if late else "Y"
+    finished, deadline = (dates.parse_datetime(t, None, "Asia/Shanghai") for t in (done, due))
+    return "N" if finished > deadline else "Y"
 
 
 def to_record(ticket: dict[str, Any], context: Any) -> dict[str, Any]:
