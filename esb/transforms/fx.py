@@ -138,7 +138,8 @@ def localized(value: Any, language: Any = None, fallback: list[str] | tuple[str,
     languages asked for and those the text has.
     """
     texts = _texts(value)
-    wanted = [t for t in ([language] if language else []) + list(fallback) if isinstance(t, str) and t]
+    asked = [t for t in ([language] if language else []) + list(fallback) if isinstance(t, str) and t]
+    wanted = list(dict.fromkeys(asked))  # the receiver's language may be one of the fallbacks too
     for tag in wanted:
         text = texts.get(tag.lower())
         if text is not None:
