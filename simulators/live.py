@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 #: about one in nine invalid: it needs room for one whole file beside its invalid records, or every record
 #: it plans is invalid (10 records gave 10 dead letters).
 FILE_RECORDS = {"BillingChargesScenario": 10, "NCRExtractScenario": NCR_FILE_RECORDS * 9 // 8 + 1}
+#: The extracts' feeds get a few orders and tickets at a time (the processes feed them as orders end).
+FILE_RECORDS.update(CommissionScenario=10, NCROrderExtractScenario=10, NCRTicketExtractScenario=10)
 FILE_SCENARIOS = frozenset(FILE_RECORDS)
 FILE_EVERY = 20
 PLAN_SIZE = 25

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
 from simulators.channel import ChannelOrderScenario
 from simulators.crm import PlannedMessage, order_scenario
+from simulators.extract_scenarios import CommissionScenario, NCROrderExtractScenario, NCRTicketExtractScenario
 from simulators.order_flows import OrdersToIOMScenario
 from simulators.rest_channel import RESTChannelOrderScenario
 from simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
@@ -70,6 +71,9 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "ncr.customers_feed": NCRExtractScenario,
     "channel.orders_out": ChannelOrderScenario,
     "channel.rest_orders": RESTChannelOrderScenario,
+    "channel.commissions_feed": CommissionScenario,
+    "ncr.orders_feed": NCROrderExtractScenario,
+    "ncr.tickets_feed": NCRTicketExtractScenario,
 }
 
 

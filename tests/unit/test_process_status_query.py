@@ -38,7 +38,8 @@ def test_an_order_is_found_by_its_number_with_each_component(store: ProcessStore
     """By order_id: the order's state, status, step and times, and per component its sub-order and step."""
     iid, _ = waiting_bundle(store, clock)
     (found,) = order_status(store, "order_to_activation", "order_id", ORDER, now=clock())
-    assert (found.instance_id, found.process, found.version) == (iid, "order_to_activation", 1)
+    shipped = example("order_to_activation").version
+    assert (found.instance_id, found.process, found.version) == (iid, "order_to_activation", shipped)
     assert (found.state, found.status, found.step) == ("inProgress", "waiting", "components")
     assert found.keys == {"order_id": ORDER, "msisdn": MSISDN}
     assert found.created_at <= found.updated_at
