@@ -32,6 +32,12 @@ pre-reservation, real-name flag, arrears stop and resume, localized text).
   a misspelt field from a mapping is caught at the first hop. Optional fields stay optional, as in TMF.
 - **Money**: `{"value": "199.00", "unit": "CNY"}`: the value is a decimal **string**, never a JSON number;
   the unit is an ISO 4217 code.
+- **Text in several languages** (`LocalizedText`): one object keyed by BCP 47 tag,
+  `{"zh-CN": "千兆宽带", "zh-HK": "千兆寬頻", "en": "Gigabit fibre broadband"}`; a language it lacks is absent,
+  never `""`. A receiver gets one text through the mapping function `localized` (its language, then the
+  fallback order its mapping declares; docs/transforms.md), which also reads TMF's list form
+  `[{"locale": "zh-HK", "value": "千兆寬頻"}]`. Converting money between currencies is the function
+  `convert` (the rates of `canonical_model/rates.yaml` at a date the mapping names, rounded as it says).
 - **Dates**: RFC 3339 date-times with an offset (`2026-01-05T10:12:30+08:00`), checked as real dates.
 - **States**: the TMF enumerations (`common/states.v1`); transitions are in `esb/model/states.py`.
 - **Errors**: a violation is reported with its JSON path, e.g. `$.productOrderItem[0].action`; keys that
