@@ -34,10 +34,16 @@ Policy = Literal["all_or_nothing", "partial_allowed"]
 
 
 class Names(Strict):
-    """An offering's name in Chinese (as the CRM shows it) and in English."""
+    """An offering's name in Chinese (as the CRM shows it), in English, and optionally for Hong Kong/Macau."""
 
     zh: str = Field(min_length=1, description="Chinese name, e.g. 好E家融合套餐299元")
     en: str = Field(min_length=1, description="English name, e.g. Home Bundle 299")
+    zh_hk: str | None = Field(
+        default=None,
+        min_length=1,
+        alias="zh-HK",
+        description="Traditional Chinese name for Hong Kong and Macau (key zh-HK), e.g. 千兆寬頻",
+    )
 
 
 class Resource(Strict):

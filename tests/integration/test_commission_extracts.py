@@ -197,7 +197,7 @@ def test_commission_file_counts_totals_and_each_order_once(project: Project) -> 
     ]
     assert [(r[5], r[11], r[12], r[13]) for r in rows] == [
         ("Home Bundle 199", "69.90", "MOP", "77.93"),
-        ("5G Enjoy plan 199", "31.94", "MOP", "35.61"),
+        ("5G暢享計劃199元", "31.94", "MOP", "35.61"),
         ("Home Bundle 199", "45.92", "HKD", "49.71"),  # 199.00 x 8 % + 30.00; / 0.9238
         ("5G Enjoy plan 199", "35.92", "HKD", "38.88"),  # 199.00 x 8 % + 20.00; / 0.9238
     ]

@@ -5,8 +5,8 @@ Input (route channel-commissions, after the split and the channel_commission dec
 commission: {rate_bp, fixed_fen}}``. Adds ``basis``: the item's monthly fee (its recurring price, tax
 included; none is 0.00), the fixed amount and the CNY commission ``fee * rate_bp / 10000 + fixed``, rounded
 half up to the fen (the operator's books); and ``names``: the offering's name as a canonical LocalizedText
-(config/catalog.yaml's ``zh`` and ``en`` as ``zh-CN`` and ``en``; an offering the catalogue lacks keeps the
-order's own name as ``zh-CN``). The partner's currency and language are the next mapping's
+(config/catalog.yaml's ``zh``, ``en`` and ``zh-HK`` as ``zh-CN``, ``en`` and ``zh-HK``; an offering the
+catalogue lacks keeps the order's own name as ``zh-CN``). The partner's currency and language are the next mapping's
 (channel/commission_record).
 """
 
@@ -46,7 +46,8 @@ def _names(item: dict[str, Any], project_dir: Path) -> dict[str, str]:
     stamp = catalog_file.stat().st_mtime if catalog_file.is_file() else 0.0
     entry = _catalog(project_dir, stamp).offerings.get(str(offering.get("id"))) if stamp else None
     if entry is not None:
-        return {"zh-CN": entry.name.zh, "en": entry.name.en}
+        names = {"zh-CN": entry.name.zh, "en": entry.name.en}
+        return names | ({"zh-HK": entry.name.zh_hk} if entry.name.zh_hk else {})
     return {"zh-CN": offering["name"]} if offering.get("name") else {}
 
 
