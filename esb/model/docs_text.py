@@ -34,8 +34,8 @@ pre-reservation, real-name flag, arrears stop and resume, localized text).
   the unit is an ISO 4217 code.
 - **Text in several languages** (`LocalizedText`): one object keyed by BCP 47 tag,
   `{"zh-CN": "千兆宽带", "zh-HK": "千兆寬頻", "en": "Gigabit fibre broadband"}`; a language it lacks is
-  absent, never `""`. A receiver gets one text through the mapping function `localized` (its language, then the
-  fallback order its mapping declares; docs/transforms.md), which also reads TMF's list form
+  absent, never `""`. A receiver gets one text through the mapping function `localized` (its language,
+  then the fallback order its mapping declares; docs/transforms.md), which also reads TMF's list form
   `[{"locale": "zh-HK", "value": "千兆寬頻"}]`. Converting money between currencies is the function
   `convert` (the rates of `canonical_model/rates.yaml` at a date the mapping names, rounded as it says).
 - **Dates**: RFC 3339 date-times with an offset (`2026-01-05T10:12:30+08:00`), checked as real dates.

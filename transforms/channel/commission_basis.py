@@ -6,8 +6,8 @@ commission: {rate_bp, fixed_fen}}``. Adds ``basis``: the item's monthly fee (its
 included; none is 0.00), the fixed amount and the CNY commission ``fee * rate_bp / 10000 + fixed``, rounded
 half up to the fen (the operator's books); and ``names``: the offering's name as a canonical LocalizedText
 (config/catalog.yaml's ``zh``, ``en`` and ``zh-HK`` as ``zh-CN``, ``en`` and ``zh-HK``; an offering the
-catalogue lacks keeps the order's own name as ``zh-CN``). The partner's currency and language are the next mapping's
-(channel/commission_record).
+catalogue lacks keeps the order's own name as ``zh-CN``). The partner's currency and language are the next
+mapping's (channel/commission_record).
 """
 
 from __future__ import annotations
