@@ -10,7 +10,7 @@ import pytest
 from esb.exceptions import MappingError, MessageError
 from esb.model.money import FloatMoneyError
 from esb.model.rates import NoRateError
-from esb.transforms import fx
+from esb.transforms import flatfile, fx
 from esb.transforms.functions import FnContext
 from esb.transforms.pipeline import compile_pipeline, run_pipeline
 from esb.transforms.registry import TransformRegistry
@@ -276,3 +276,29 @@ def test_functions_in_a_mapping_and_a_missing_rate_is_a_mapping_error(ctx: FnCon
     body["order"]["completionDate"] = "2024-12-31T23:50:00+08:00"
     with pytest.raises(MappingError, match="CNY->MOP exchange rate valid on 2024-12-31"):
         transform.run(body)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("更换光猫|重新熔接", "更换光猫｜重新熔接", id="delimiter-to-full-width"),
+        pytest.param("线路故障\r\n请重新\t预约", "线路故障 请重新 预约", id="line-breaks-and-tabs"),
+        pytest.param("  张   伟 ", "张 伟", id="spaces-collapsed"),
+    ],
+)
+def test_flat_text_keeps_one_field_on_one_line(text: str, expected: str) -> None:
+    """flat_text replaces the delimiter with its full-width form and line breaks with a space."""
+    assert flatfile.flat_text(text, "|", "gbk") == expected
+
+
+def test_flat_text_refuses_what_the_encoding_cannot_write() -> None:
+    """A character GBK lacks is an error naming it, so that one record cannot break a whole file."""
+    with pytest.raises(ValueError, match=r"U\+1F600.*cannot be written in gbk"):
+        flatfile.flat_text("王😀", "|", "gbk")
+    assert flatfile.flat_text("王😀", "|", "utf-8") == "王😀"
+
+
+def test_flat_text_checks_its_encoding_when_compiled(ctx: FnContext) -> None:
+    """An unknown encoding is a compile-time error."""
+    with pytest.raises(ValueError, match="unknown encoding 'gbkk'"):
+        compile_pipeline([{"flat_text": {"delimiter": "|", "encoding": "gbkk"}}], ctx)
