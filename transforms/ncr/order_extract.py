@@ -2,7 +2,8 @@
 
 Field names are the detail fields of config/layouts/ncr_order_extract.yaml. Free texts go through the
 ``flat_text`` mapping function (no '|', no line break, writable in GBK: a character GBK lacks refuses this
-record alone). ``monthly_fee`` is the sum of the items' recurring prices (tax included, CNY).
+record alone); times are Beijing time as ``yyyymmddhhmmss``, whatever offset the order carried.
+``monthly_fee`` is the sum of the items' recurring prices (tax included, CNY).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ def to_record(order: dict[str, Any], context: Any) -> dict[str, Any]:
     def text(value: Any) -> str | None:
         return None if value is None else context.fn("flat_text", value, "|", "gbk")
 
+    def stamp(value: Any) -> str | None:
+        return (
+            None if value is None else context.fn("format_datetime", value, "%Y%m%d%H%M%S", "Asia/Shanghai")
+        )
+
     items = order.get("productOrderItem") or []
     channel = next((c for c in order.get("channel") or [] if c.get("role") == "sales"), None)
     customer = _party(order, "customer")
@@ -51,8 +57,8 @@ def to_record(order: dict[str, Any], context: Any) -> dict[str, Any]:
         "customer_id": text(customer.get("id")),
         "customer_name": text(customer.get("name")),
         "account_id": text((order.get("billingAccount") or {}).get("id")),
-        "order_date": order.get("orderDate"),
-        "completion_date": order.get("completionDate"),
+        "order_date": stamp(order.get("orderDate")),
+        "completion_date": stamp(order.get("completionDate")),
         "item_count": len(items),
         "offering_ids": text(",".join(offerings)) if offerings else None,
         "description": text(order.get("description")),

@@ -1,7 +1,8 @@
 """Resolved trouble ticket (with the process's dispatch, assignment, completion) -> one NCR extract record.
 
 Field names are the detail fields of config/layouts/ncr_ticket_extract.yaml. Free texts go through the
-``flat_text`` mapping function (no '|', no line break, writable in GBK). ``within_deadline`` is ``Y`` when
+``flat_text`` mapping function (no '|', no line break, writable in GBK); times are Beijing time as
+``yyyymmddhhmmss``. ``within_deadline`` is ``Y`` when
 the work order was completed by its due time (``assignment.dueAt``), ``N`` when late, empty when either time
 is missing.
 """
@@ -35,6 +36,11 @@ def to_record(ticket: dict[str, Any], context: Any) -> dict[str, Any]:
     def text(value: Any) -> str | None:
         return None if value is None else context.fn("flat_text", value, "|", "gbk")
 
+    def stamp(value: Any) -> str | None:
+        return (
+            None if value is None else context.fn("format_datetime", value, "%Y%m%d%H%M%S", "Asia/Shanghai")
+        )
+
     assignment = ticket.get("assignment") or {}
     completion = ticket.get("completion") or {}
     return {
@@ -48,8 +54,8 @@ def to_record(ticket: dict[str, Any], context: Any) -> dict[str, Any]:
         "team": text((ticket.get("dispatch") or {}).get("team")),
         "technician_id": text(assignment.get("technicianId")),
         "work_order_id": text(assignment.get("workOrderId")),
-        "created_at": ticket.get("creationDate"),
-        "resolved_at": ticket.get("resolutionDate") or completion.get("completedAt"),
+        "created_at": stamp(ticket.get("creationDate")),
+        "resolved_at": stamp(ticket.get("resolutionDate") or completion.get("completedAt")),
         "within_deadline": _within_deadline(ticket),
         "resolution": text(completion.get("resolution")),
     }
