@@ -143,9 +143,11 @@ def folder_fd(path: Path | str, *, folder: int | None = None) -> Iterator[int]:
         os.close(fd)
 
 
-def make_folder(path: Path, modes: FileModes | None = None) -> Path:
+def make_folder(path: Path, modes: FileModes | None = None, *, tighten_existing: bool = True) -> Path:
     """Create ``path`` (and missing parents) as a data folder, or tighten it to the data-folder mode if it
-    exists; a link or a file at ``path`` is refused. Parents that existed are left as they are."""
+    exists (unless ``tighten_existing`` is false: a folder the hub was only given, such as the one holding
+    a configured database file); a link or a file at ``path`` is refused. Parents that existed are left
+    as they are."""
     modes = modes or _current
     missing = [p for p in (path, *path.parents) if not os.path.lexists(p)][::-1]
     for folder in missing:  # parents made here are data folders too (mkdir's mode is cut by the umask)
@@ -156,7 +158,7 @@ def make_folder(path: Path, modes: FileModes | None = None) -> Path:
         except OSError as error:
             _raise_if_unsafe(folder, error)
             raise
-    for folder in missing or [path]:  # what was made here, or the folder that was there
+    for folder in missing or ([path] if tighten_existing else []):  # what was made here, or the one there
         with folder_fd(folder) as fd:
             _exact(fd, modes.folder, modes)
     return path
@@ -221,7 +223,7 @@ def create_private(path: Path, modes: FileModes | None = None) -> Path:
     of a SQLite database drops every POSIX lock this process holds on it, other connections' included.
     """
     modes = modes or _current
-    make_folder(path.parent, modes)
+    make_folder(path.parent, modes, tighten_existing=False)  # /tmp/j.db must not make /tmp 0700
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, modes.file & 0o777)
     except FileExistsError:

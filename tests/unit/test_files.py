@@ -189,3 +189,14 @@ def test_a_missing_file_is_reported_as_missing_not_as_unsafe(tmp_path: Path) -> 
         files.open_file(tmp_path / "nope", "read")
     with pytest.raises(FileNotFoundError):
         files.open_folder(tmp_path / "nope")
+
+
+def test_create_private_leaves_an_existing_folder_as_it_is(tmp_path: Path) -> None:
+    """A database file put in a folder that already exists (``sqlite:////tmp/j.db``) does not tighten that
+    folder: /tmp keeps 1777, a shared folder keeps 0755; only the file is private."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    files.create_private(shared / "journal.db")
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
+    assert mode(shared / "journal.db") == 0o600
