@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
 from simulators.channel import ChannelOrderScenario
+from simulators.credit_control import CreditControlScenario
 from simulators.crm import PlannedMessage, order_scenario
 from simulators.order_flows import OrdersToIOMScenario
 from simulators.rest_channel import RESTChannelOrderScenario
@@ -70,6 +71,7 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "ncr.customers_feed": NCRExtractScenario,
     "channel.orders_out": ChannelOrderScenario,
     "channel.rest_orders": RESTChannelOrderScenario,
+    "billing.credit_control_out": CreditControlScenario,
 }
 
 
