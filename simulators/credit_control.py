@@ -120,7 +120,8 @@ def plan_credit_events(count: int, run: str, *, serial_base: int | None = None) 
     commands: dict[str, list[tuple[str, str]]] = {}
     for index in range(subscribers):
         history = [rng.choice(COMMANDS[:2])]  # every subscriber is stopped at least once
-        commands[f"133{block}{index:03d}"] = history + [rng.choice(COMMANDS) for _ in range(rng.randint(2, 6))]
+        history += [rng.choice(COMMANDS) for _ in range(rng.randint(2, 6))]
+        commands[f"133{block}{index:03d}"] = history
     if subscribers >= 4:  # one number OSS does not know, one whose switch never answers: one stop each
         plan.refused.add(f"133{block}{subscribers - 1:03d}")
         plan.down.add(f"133{block}{subscribers - 2:03d}")
@@ -140,10 +141,10 @@ def plan_credit_events(count: int, run: str, *, serial_base: int | None = None) 
         event = CreditEvent(message, kind, "", msisdn, serial_no, command)
         event.expected = _judge(state, event, plan.refused | plan.down)
         plan.events.append(event)
-    for msisdn, history in histories.items():
-        commands = [c for _, c in history if c[0] in ("STOP", "RESUME")]
+    for msisdn, numbered in histories.items():
+        asked = [c for _, c in numbered if c[0] in ("STOP", "RESUME")]
         applied = msisdn not in plan.refused and msisdn not in plan.down
-        plan.final[msisdn] = OSS_STATE[commands[-1]] if commands and applied else ACTIVE
+        plan.final[msisdn] = OSS_STATE[asked[-1]] if asked and applied else ACTIVE
     return plan
 
 
@@ -179,13 +180,16 @@ def _sending_order(
             order.insert(newer + 1, (msisdn, serial, command, f"late-{kind}"))
             del order[position]
         elif draw < 0.30:  # Billing sends it again a little later
-            order.insert(min(position + 1 + rng.randint(0, 3), len(order)), (msisdn, serial, command, f"repeat-{kind}"))
+            again = min(position + 1 + rng.randint(0, 3), len(order))
+            order.insert(again, (msisdn, serial, command, f"repeat-{kind}"))
     return order
 
 
 def _kind(command: tuple[str, str]) -> str:
     op, stop_type = command
-    return {"1": "stop-one-way", "2": "stop-two-way"}.get(stop_type, op.lower()) if op == "STOP" else op.lower()
+    if op == "STOP":
+        return {"1": "stop-one-way", "2": "stop-two-way"}.get(stop_type, "stop")
+    return op.lower()
 
 
 class SubscriberStatusReceiver(QueueReceiver):
@@ -247,7 +251,9 @@ def final_state_problems(
 class CreditControlScenario:
     """Billing's arrears feed through route billing-credit-control, with OSS and the CRM simulated."""
 
-    def __init__(self, project: Project, route_id: str, show: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self, project: Project, route_id: str, show: Callable[[str, str], None] | None = None
+    ) -> None:
         self.project = project
         self.route_id = route_id
         self.source = project.route(route_id).from_

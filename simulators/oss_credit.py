@@ -72,10 +72,11 @@ class OSSCreditControlSimulator(SimulatedSOAPService):
         request_id = required(f, "requestId", "OSS-0400")
         msisdn = required(f, "msisdn", "OSS-0400")
         action = required(f, "action", "OSS-0400")
-        barring = f.get("barring") if action == "SUSPEND" else ""
-        after = STATE_AFTER.get((action, barring)) if isinstance(barring, str) else None
+        given = f.get("barring") if action == "SUSPEND" else ""
+        barring = given if isinstance(given, str) else ""
+        after = STATE_AFTER.get((action, barring)) if isinstance(given, str) else None
         if after is None:
-            raise ServiceFault("OSS-0400", f"bad request: {action} with barring {barring!r}")
+            raise ServiceFault("OSS-0400", f"bad request: {action} with barring {given!r}")
         with self._lock:
             if msisdn in self.down:
                 raise ServiceFault(self.BUSY, f"network element of {msisdn} not answering", server=True)
