@@ -92,18 +92,25 @@ def billing_event(serial: int, msisdn: str, command: tuple[str, str], when: floa
     return body
 
 
-def _judge(state: dict[str, tuple[int, tuple[str, str]]], event: CreditEvent, failing: set[str]) -> str:
-    """The outcome the route gives ``event`` after ``state`` (the sync step's rules, for this feed)."""
+def _judge(state: dict[str, tuple[int, tuple[str, str], bool]], event: CreditEvent, failing: set[str]) -> str:
+    """The outcome the route gives ``event`` after ``state`` (the sync step's rules, for this feed).
+
+    ``state`` holds per number the version, the barring the target holds, and whether the message that
+    set it was dead-lettered (then the same barring is sent again, docs/sync.md).
+    """
     if event.command[0] not in ("STOP", "RESUME"):
         return "filtered"  # the route's filter: not an OSS command
     known = state.get(event.msisdn)
-    if known is not None and event.serial <= known[0]:
-        return "filtered"  # stale (older), or the same event again
-    changed = known is None or known[1] != event.command
-    state[event.msisdn] = (event.serial, event.command)
-    if not changed:
-        return "filtered"  # unchanged: OSS already has this barring
-    return "dead_lettered" if event.msisdn in failing else "delivered"
+    if known is not None and (
+        event.serial < known[0] or (event.serial == known[0] and event.command != known[1])
+    ):
+        return "filtered"  # stale: older than what the target holds
+    if known is not None and event.command == known[1] and not known[2]:
+        state[event.msisdn] = (event.serial, event.command, False)
+        return "filtered"  # unchanged: the same event again, or OSS already has this barring
+    dead = event.msisdn in failing
+    state[event.msisdn] = (event.serial, event.command, dead)
+    return "dead_lettered" if dead else "delivered"
 
 
 def plan_credit_events(count: int, run: str, *, serial_base: int | None = None) -> CreditPlan:
@@ -129,7 +136,7 @@ def plan_credit_events(count: int, run: str, *, serial_base: int | None = None) 
             commands[msisdn] = commands[msisdn][:1]
     histories = _interleaved(commands, base, rng)
     order = _sending_order(histories, rng)
-    state: dict[str, tuple[int, tuple[str, str]]] = {}
+    state: dict[str, tuple[int, tuple[str, str], bool]] = {}
     start = time.time() - 3600
     for number, (msisdn, serial_no, command, kind) in enumerate(order):
         body = billing_event(serial_no, msisdn, command, start + (serial_no - base))
@@ -199,6 +206,8 @@ class SubscriberStatusReceiver(QueueReceiver):
         super().__init__(project, CRM_ENDPOINT, accept=_status_problem)
         self.show = show
         self.status: dict[str, str] = {}
+        #: msisdn -> the Credit Event Ids of the updates it got, in arrival order
+        self.events: dict[str, list[str]] = {}
         self._status_lock = threading.Lock()
 
     def take(self, message: Message) -> None:
@@ -210,6 +219,7 @@ class SubscriberStatusReceiver(QueueReceiver):
         update = json.loads(message.body_bytes())
         with self._status_lock:
             self.status[update["Serial Number"]] = update["Status"]
+            self.events.setdefault(update["Serial Number"], []).append(str(update.get("Credit Event Id")))
         if self.show is not None:
             self.show(update["Serial Number"], update["Status"])
 
