@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
-from simulators.credit_control import plan_credit_events
+from esb.message import Message
+from simulators.credit_control import (
+    CRM_STATUS,
+    SubscriberStatusReceiver,
+    final_state_problems,
+    plan_credit_events,
+)
 from simulators.oss_credit import OSSCreditControlSimulator
 from simulators.soap_service import ServiceFault
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 
 def test_plan_has_late_and_repeated_events_judged_by_the_sync_rules() -> None:
@@ -95,3 +105,26 @@ def test_oss_refuses_a_request_id_reused_for_another_command() -> None:
         handler(_request("CC-6", "RESUME", None))
     assert caught.value.code == "OSS-1006"
     assert oss.state_of("13300000001") == "ONE_WAY_BARRED"
+
+
+def test_final_state_check_names_each_subscriber_off_its_last_event() -> None:
+    """The demo's check lists a subscriber whose OSS state or CRM status is not its last event's."""
+    plan = plan_credit_events(24, "unit", serial_base=1000)
+    oss = OSSCreditControlSimulator()
+    crm = SubscriberStatusReceiver(cast("Project", None))  # no I/O until run(): take() is enough here
+    for number, (msisdn, final) in enumerate(plan.final.items()):
+        oss.states[msisdn] = final
+        if msisdn not in plan.refused | plan.down:
+            update = {"Serial Number": msisdn, "Status": CRM_STATUS[final], "Credit Event Id": "1"}
+            crm.take(Message(body=json.dumps(update).encode(), id=f"u{number}"))
+    assert final_state_problems(plan, oss, crm) == []
+    wrong = next(m for m in plan.final if m not in plan.refused | plan.down)
+    oss.states[wrong] = "TWO_WAY_BARRED" if plan.final[wrong] != "TWO_WAY_BARRED" else "ACTIVE"
+    crm.take(Message(body=json.dumps({"Serial Number": wrong, "Status": "Removed"}).encode(), id="bad"))
+    problems = final_state_problems(plan, oss, crm)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{wrong}: OSS ")
+    assert crm.malformed == ["bad: unknown Status 'Removed'"]
+    other = "Active" if plan.final[wrong] != "ACTIVE" else "Suspended-OneWay"
+    crm.take(Message(body=json.dumps({"Serial Number": wrong, "Status": other}).encode(), id="off"))
+    assert [line.split(":")[1].split()[0] for line in final_state_problems(plan, oss, crm)] == ["OSS", "CRM"]
