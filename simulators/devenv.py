@@ -24,6 +24,7 @@ PORT_VARIABLES = (
     "ESB_RIM_PORT",
     "ESB_OSS_PORT",
     "ESB_WORKORDER_PORT",
+    "ESB_OSS_CC_PORT",
 )
 
 

@@ -13,7 +13,9 @@ the project runs the assurance process, the simulated 112 desk sends one fault p
 (simulators/fault112.py: 10% rejected by the first technician, 10% never answered, 5% completed late) to
 the work-order system's technicians, the 10000 hotline files a complaint every fifth fault and asks
 where the fault sent five ticks earlier stands (QueryTicketStatus), and what the CRM, the 10000 hotline
-and the supervisor are told is printed.
+and the supervisor are told is printed. Billing's arrears feed (simulators/credit_control.py) sends one
+credit-control event per tick (stops, resumes, reminders, some late or repeated on purpose) to route
+billing-credit-control, and each subscriber status the CRM is told after OSS confirmed is printed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from simulators.batch_scenarios import NCR_FILE_RECORDS
+from simulators.credit_control import CRM_ENDPOINT as SUBSCRIBER_STATUS
+from simulators.credit_control import CreditControlScenario
 from simulators.crm import PlannedMessage
 from simulators.fault112 import TOLD, Fault112Sender, PlannedFault, TicketWatcher, plan_faults, runs_faults
 from simulators.process_orders import (
@@ -209,6 +213,8 @@ class LiveSimulation:
     def __enter__(self) -> LiveSimulation:
         self.project.settings.data_dir.mkdir(parents=True, exist_ok=True)
         for scenario in self.scenarios:
+            if isinstance(scenario, CreditControlScenario):
+                scenario.crm.show = _print_subscriber_status
             scenario.start()
         try:
             for line in self.systems.start():
@@ -265,3 +271,8 @@ def _print_told(endpoint: str, body: bytes) -> None:
     ticket = doc.get("SR Number") or doc.get("ticketId") or "?"
     what = doc.get("Status") or doc.get("statusText") or doc.get("reason") or ""
     click.echo(f"sim  <- {endpoint:<32} {ticket}: {what}")
+
+
+def _print_subscriber_status(msisdn: str, status: str) -> None:
+    """Print a subscriber status the CRM was told after OSS confirmed a stop or resume (停机 / 复机)."""
+    click.echo(f"sim  <- {SUBSCRIBER_STATUS:<32} {msisdn}: {status}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
 from simulators.channel import ChannelOrderScenario
+from simulators.credit_control import CreditControlScenario
 from simulators.crm import PlannedMessage, order_scenario
 from simulators.extract_scenarios import CommissionScenario, NCROrderExtractScenario, NCRTicketExtractScenario
 from simulators.order_flows import OrdersToIOMScenario
@@ -74,6 +75,7 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "channel.commissions_feed": CommissionScenario,
     "ncr.orders_feed": NCROrderExtractScenario,
     "ncr.tickets_feed": NCRTicketExtractScenario,
+    "billing.credit_control_out": CreditControlScenario,
 }
 
 

@@ -51,3 +51,8 @@ def test_demo_reports_every_route_and_every_order_scenario_ok() -> None:
     assert faults["silent"].split()[1:3] == ["2", "2/2"]  # recalled and reassigned at the deadline
     assert faults["complaint"].split()[1:3] == ["2", "2/2"]
     assert "ticket status queries (10000, by ticket id): 22 answered as expected, 0 not" in lines
+    # credit control: Billing's late and repeated events filtered, each subscriber's OSS and CRM state
+    # its last event's (the row is OK only then: CreditControlScenario.problems)
+    credit = next(line for line in lines if line.startswith("billing-credit-control"))
+    assert credit.endswith("OK"), result.output
+    assert credit.split()[3].split("/")[0] != "0"  # some events were filtered (late, repeated, reminders)
