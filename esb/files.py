@@ -158,9 +158,10 @@ def make_folder(path: Path, modes: FileModes | None = None, *, tighten_existing:
         except OSError as error:
             _raise_if_unsafe(folder, error)
             raise
-    for folder in missing or ([path] if tighten_existing else []):  # what was made here, or the one there
-        with folder_fd(folder) as fd:
-            _exact(fd, modes.folder, modes)
+    for folder in missing or [path]:  # what was made here, or the folder that was there
+        with folder_fd(folder) as fd:  # refuses a link or a file where the folder is due
+            if missing or tighten_existing:
+                _exact(fd, modes.folder, modes)
     return path
 
 
