@@ -13,6 +13,7 @@ from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenari
 from simulators.channel import ChannelOrderScenario
 from simulators.credit_control import CreditControlScenario
 from simulators.crm import PlannedMessage, order_scenario
+from simulators.customer_sync import CustomerSyncScenario
 from simulators.extract_scenarios import CommissionScenario, NCROrderExtractScenario, NCRTicketExtractScenario
 from simulators.order_flows import OrdersToIOMScenario
 from simulators.rest_channel import RESTChannelOrderScenario
@@ -76,6 +77,7 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "ncr.orders_feed": NCROrderExtractScenario,
     "ncr.tickets_feed": NCRTicketExtractScenario,
     "billing.credit_control_out": CreditControlScenario,
+    "crm.customers_out": CustomerSyncScenario,
 }
 
 
