@@ -1,0 +1,99 @@
+"""Cold start of the operators' commands: ``esb trace``, ``esb health``, ``esb dlq list``.
+
+    .venv/bin/python bench/cli_bench.py [--runs 5] [--imports]
+
+Each command runs in a fresh process (as an operator types it) against this repository's project on a
+fresh data folder (embedded defaults: SQLite journal and queues), after one untimed run that creates the
+journal and queues. The runs of all commands and of ``python -c pass`` (the interpreter's own start, the
+floor) alternate, so a busy moment of a shared machine falls on all of them alike; each line prints the
+median wall time, the time above the floor, and the target (300 ms). ``--imports`` adds, per command, the
+ten top-level imports that cost most (``python -X importtime``), to show what to make lazy next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_MS = 300.0
+#: label -> arguments after ``python``.
+COMMANDS: dict[str, list[str]] = {
+    "python -c pass (floor)": ["-c", "pass"],
+    "esb trace KEY": ["-m", "esb.cli", "trace", "SO-BENCH-UNKNOWN"],
+    "esb health": ["-m", "esb.cli", "health"],
+    "esb dlq list": ["-m", "esb.cli", "dlq", "list"],
+}
+
+
+def environ(data_dir: str) -> dict[str, str]:
+    """The commands' environment: this checkout first on the path, a fresh data folder."""
+    env = dict(os.environ, ESB_DATA_DIR=data_dir, PYTHONPATH=str(ROOT))
+    env.pop("ESB_ENV", None)
+    return env
+
+
+def run_once(args: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of one cold run (its exit code is the command's own: 1 for an unknown key is fine)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, check=False)
+    took = time.perf_counter() - start
+    if done.returncode not in (0, 1, 2) or b"Traceback" in done.stderr:
+        sys.exit(f"{args} failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
+    return took
+
+
+def top_imports(args: list[str], env: dict[str, str], count: int = 10) -> list[tuple[float, str]]:
+    """The ``count`` top-level imports with the most cumulative time (ms) in one run of ``args``."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *args], cwd=ROOT, env=env, capture_output=True, check=False
+    )
+    rows = []
+    for line in done.stderr.decode(errors="replace").splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and line.startswith("import time:") and parts[1].strip().isdigit():
+            name = parts[2].rstrip()
+            if name.startswith(" ") and not name.startswith("  "):  # top level: one space after '|'
+                rows.append((int(parts[1]) / 1000, name.strip()))
+    return sorted(rows, reverse=True)[:count]
+
+
+def main() -> None:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--imports", action="store_true", help="also list each command's costliest imports")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="esb-cli-bench-") as data_dir:
+        env = environ(data_dir)
+        for command in COMMANDS.values():  # creates the journal and queues; not timed
+            run_once(command, env)
+        times: dict[str, list[float]] = {label: [] for label in COMMANDS}
+        for _ in range(args.runs):
+            for label, command in COMMANDS.items():
+                times[label].append(run_once(command, env))
+        floor = statistics.median(times["python -c pass (floor)"]) * 1000
+        print(f"cold runs: median of {args.runs}, alternated; target < {TARGET_MS:.0f} ms")
+        print(f"{'command':<24} {'median ms':>9} {'above floor':>11} {'min':>6} {'max':>6}  target")
+        for label, taken in times.items():
+            median = statistics.median(taken) * 1000
+            verdict = "" if label.startswith("python") else ("met" if median < TARGET_MS else "missed")
+            print(
+                f"{label:<24} {median:>9.0f} {median - floor:>11.0f} {min(taken) * 1000:>6.0f}"
+                f" {max(taken) * 1000:>6.0f}  {verdict}"
+            )
+        if args.imports:
+            for label, command in COMMANDS.items():
+                if not label.startswith("python"):
+                    listed = ", ".join(f"{name} {ms:.0f}" for ms, name in top_imports(command, env))
+                    print(f"{label} imports (ms, -X importtime): {listed}")
+
+
+if __name__ == "__main__":
+    main()
