@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import sys
 import tempfile
 import threading
@@ -241,6 +242,8 @@ def rabbit_project(stack: Any) -> Project:
 
     from tests.integration.cluster import production_environ, production_project
 
+    # psycopg warns about a closure as the JSON dumper: the timed wrapper of the journal's serialiser
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     rabbit, pg = stack.enter_context(throwaway_servers())
     data = Path(tempfile.mkdtemp(prefix="esb-profile-"))
     environ = production_environ(data / "var", rabbit.create_vhost("profile"), pg.create_database("profile"))
