@@ -8,7 +8,7 @@ Both sides use the embedded SQLite kombu transport in a fresh folder and the sam
 - the hub: the real crm-order-to-iom route (Siebel mapping, schema validation, filter, choice, IOM
   mapping, journal at every state change, idempotent-receiver look-ups), one worker.
 The hub's rate is printed twice: steady (from the first message's end to the last one's, as the journal
-timed them: how raw pass-through is timed too, from its first delivery) and from start (process start-up
+timed them; the pass-through is timed from the start of its consuming loop) and from start (start-up
 included: connections, the first compilation of mappings and schemas). Then a paced run measures
 per-message latency (ingress to delivered) when the route is not saturated.
 """
