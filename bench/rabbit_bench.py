@@ -1,10 +1,14 @@
-"""The CRM-order route on RabbitMQ + PostgreSQL (1 and 2 `esb run` processes) against raw kombu.
+"""The CRM-order route on RabbitMQ + PostgreSQL (1 and 2 `esb run` processes) against two raw baselines.
 
     .venv/bin/python bench/rabbit_bench.py [--messages 3000]
 
 Starts a throwaway RabbitMQ node and PostgreSQL server on loopback, then in the same run measures:
-- raw pass-through (the baseline): kombu consumes from one quorum queue (the hub's prefetch), publishes each
+- per-message-confirm pass-through: kombu consumes from one quorum queue (the hub's prefetch), publishes each
   body persistently with a publisher confirm to another quorum queue on a second connection, then acks;
+  one confirm round trip per message, where the hub waits once per batch: a handicapped baseline;
+- batched-confirm pass-through (the fair baseline): ``bench/baselines/amqp_batched_confirm.py``, py-amqp
+  only, quorum queues, persistent, the hub's prefetch and batch size, bodies of the orders' mean size;
+  it waits for the broker's confirms once per batch, as the hub does, and prints its own steady rate;
 - the hub: `esb --env production run` with the crm-order-to-iom route (Siebel mapping, validation,
   filter, choice, IOM mapping, journal on PostgreSQL), 1 process and then 2 processes, on a backlog of
   the same number of valid orders.
@@ -25,7 +29,9 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +55,8 @@ from tests.integration.pg_server import PostgresServer
 from tests.integration.rabbit_server import RabbitServer
 
 QUORUM = {"x-queue-type": "quorum"}
+#: The independent batched-confirm pass-through (copied unchanged from ../shared/baselines).
+BATCHED_BASELINE = Path(__file__).resolve().parent / "baselines" / "amqp_batched_confirm.py"
 #: Clock ticks per second for /proc CPU times.
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -184,6 +192,25 @@ def raw_pass_through(url: str, payloads: list[bytes], prefetch: int, meter: CPUM
             return meter.stop(run, len(payloads), time.process_time() - own)
 
 
+def batched_confirm_pass_through(url: str, count: int, prefetch: int, batch: int, size: int) -> Run:
+    """msg/s of the independent batched-confirm baseline (its own steady rate, first batch left out) on
+    the vhost of ``url``; its process's CPU per message (fill of the input queue included) in hub_ms."""
+    found = re.fullmatch(r"pyamqp://([^:]+):([^@]+)@([^/]+)/(.+)", url)
+    if found is None:
+        raise ValueError(f"unexpected broker URL {url!r}")
+    user, password, hostport, vhost = found.groups()
+    args = [hostport, user, password, vhost, *(str(v) for v in (count, prefetch, batch, size))]
+    before = os.times()
+    command = [sys.executable, str(BATCHED_BASELINE), *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    after = os.times()
+    rate = re.search(r"batched_passthrough_per_s=(\d+)", done.stdout)
+    if done.returncode != 0 or rate is None:
+        sys.exit(f"batched-confirm baseline failed: {done.stderr or done.stdout}")
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return Run(rate=float(rate.group(1)), hub_ms=cpu * 1000 / count)
+
+
 def _delivered() -> sa.Select[Any]:
     return (
         sa.select(sa.func.count())
@@ -276,23 +303,38 @@ def main() -> None:
         placeholders = production_environ(
             Path("var"), "pyamqp://x@127.0.0.1/x", "postgresql+psycopg://x@127.0.0.1/x"
         )
-        prefetch = production_project(placeholders).settings.broker.prefetch
+        settings = production_project(placeholders).settings
+        prefetch, batch = settings.broker.prefetch, settings.runtime.batch_size
+        size = round(sum(map(len, payloads)) / len(payloads))
         raw = raw_pass_through(rabbit.create_vhost("raw"), payloads, prefetch, CPUMeter(rabbit, pg))
+        fair = batched_confirm_pass_through(rabbit.create_vhost("fair"), len(payloads), prefetch, batch, size)
         one = hub_run(rabbit, pg, payloads, 1)
         two = hub_run(rabbit, pg, payloads, 2)
     print(f"messages: {args.messages} (backlog queued before the consumers start); CPU in ms per message")
+    print(f"prefetch {prefetch}, batch {batch}, mean body {size} bytes")
     print(
-        f"{'measure':<36} {'msg/s':>6} {'vs raw':>6} {'from start':>10} {'hub/raw':>7} {'broker':>6}"
-        f" {'pg':>5} {'machine':>7}  peak RSS MB"
+        f"{'measure':<40} {'msg/s':>6} {'vs per-msg':>10} {'vs batched':>10} {'from start':>10}"
+        f" {'hub/raw':>7} {'broker':>6} {'pg':>5} {'machine':>7}  peak RSS MB"
     )
-    rows = (("raw kombu pass-through (baseline)", raw), ("hub, 1 process", one), ("hub, 2 processes", two))
+    rows = (
+        ("per-message-confirm kombu pass-through", raw),
+        ("batched-confirm py-amqp pass-through", fair),
+        ("hub, 1 process", one),
+        ("hub, 2 processes", two),
+    )
     for label, run in rows:
         start = f"{run.from_start:>10.0f}" if run.from_start else f"{'':>10}"
-        print(
-            f"{label:<36} {run.rate:>6.0f} {run.rate / raw.rate:>6.2f} {start} {run.hub_ms:>7.2f}"
+        servers = (
             f" {run.broker_ms:>6.2f} {run.postgres_ms:>5.2f} {run.machine_ms:>7.2f}"
-            f"  {[round(r) for r in run.rss]}"
+            if run is not fair
+            else f" {'-':>6} {'-':>5} {'-':>7}"  # the baseline runs in its own process, fill included
         )
+        print(
+            f"{label:<40} {run.rate:>6.0f} {run.rate / raw.rate:>10.2f} {run.rate / fair.rate:>10.2f} {start}"
+            f" {run.hub_ms:>7.2f}{servers}  {[round(r) for r in run.rss]}"
+        )
+    print(f"2 processes / 1 process: {two.rate / one.rate:.2f}")
+    print("batched-confirm hub/raw: its whole process (input-queue fill and start-up included)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ Both sides use the embedded SQLite kombu transport in a fresh folder and the sam
   ack; nothing else. The floor any route on this transport sits on.
 - the hub: the real crm-order-to-iom route (Siebel mapping, schema validation, filter, choice, IOM
   mapping, journal at every state change, idempotent-receiver look-ups), one worker.
-Then a paced run measures per-message latency (ingress to delivered) when the route is not saturated.
+The hub's rate is printed twice: steady (from the first message's end to the last one's, as the journal
+timed them; the pass-through is timed from the start of its consuming loop) and from start (start-up
+included: connections, the first compilation of mappings and schemas). Then a paced run measures
+per-message latency (ingress to delivered) when the route is not saturated.
 """
 
 from __future__ import annotations
@@ -93,8 +96,13 @@ def wait_done(hub: Hub, ids: list[str]) -> None:
             time.sleep(0.05)
 
 
-def hub_throughput(payloads: list[bytes]) -> float:
-    """Return msg/s of the hub on a backlog of ``payloads``."""
+def ended_at(hub: Hub, message_id: str) -> float:
+    """When the journal recorded the route's last event for ``message_id`` (epoch seconds)."""
+    return max(e.at for e in hub.journal.history(message_id) if e.route == ROUTE).timestamp()
+
+
+def hub_throughput(payloads: list[bytes]) -> tuple[float, float]:
+    """Return (steady msg/s, msg/s from start) of the hub on a backlog of ``payloads``."""
     project = hub_project()
     project.settings.data_dir.mkdir(parents=True, exist_ok=True)
     ids = publish(project, payloads, "tp")
@@ -103,9 +111,10 @@ def hub_throughput(payloads: list[bytes]) -> float:
     hub.start()
     wait_done(hub, ids[-1:])
     wait_done(hub, ids)
-    rate = len(ids) / (time.perf_counter() - start)
+    from_start = len(ids) / (time.perf_counter() - start)
+    steady = (len(ids) - 1) / (ended_at(hub, ids[-1]) - ended_at(hub, ids[0]))  # one worker: in order
     hub.stop()
-    return rate
+    return steady, from_start
 
 
 def hub_latency(payloads: list[bytes], rate: float) -> list[float]:
@@ -135,13 +144,14 @@ def main() -> None:
     configure_logging("critical", "console")
     payloads = bodies(args.messages)
     raw = raw_pass_through(payloads)
-    hub = hub_throughput(payloads)
+    hub, from_start = hub_throughput(payloads)
     latencies = hub_latency(payloads[: args.paced], rate=min(hub * 0.5, 100))
     q = statistics.quantiles(latencies, n=100)
     print(f"messages: {args.messages} (paced latency run: {args.paced})")
-    print(f"{'measure':<48} {'msg/s':>10} {'vs raw':>8}")
-    print(f"{'kombu pass-through, SQLite transport (baseline)':<48} {raw:>10.0f} {1.0:>8.2f}")
-    print(f"{'hub, crm-order-to-iom, 1 worker, journal on':<48} {hub:>10.0f} {hub / raw:>8.2f}")
+    print(f"{'measure':<56} {'msg/s':>10} {'vs raw':>8}")
+    print(f"{'kombu pass-through, SQLite transport (baseline)':<56} {raw:>10.0f} {1.0:>8.2f}")
+    print(f"{'hub, crm-order-to-iom, 1 worker, journal on (steady)':<56} {hub:>10.0f} {hub / raw:>8.2f}")
+    print(f"{'hub, same run counted from start':<56} {from_start:>10.0f} {from_start / raw:>8.2f}")
     print(f"latency ingress->delivered, ms: p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}", end="")
     print(f"  max {max(latencies):.1f}")
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from esb import files
 from esb.config.findings import findings_from_validation
+from esb.config.projectdir import ROUTES_FILE, SYSTEMS_FILE, project_settings
 from esb.config.routes import Route, RoutesFile, partition_endpoint
-from esb.config.settings import Settings, interpolate, load_settings
+from esb.config.settings import Settings, interpolate
 from esb.config.systems import EndpointConfig, SystemConfig, SystemsFile
 from esb.config.yamlpos import Located, load_yaml
 from esb.context import AdapterContext
@@ -26,8 +26,7 @@ from esb.exceptions import ConfigError
 from esb.registry import did_you_mean, resolve_adapter
 from esb.typing import Partitionable, capability
 
-ROUTES_FILE = "routes.yaml"
-SYSTEMS_FILE = "config/systems.yaml"
+__all__ = ["ROUTES_FILE", "SYSTEMS_FILE", "Project"]
 
 
 @dataclass
@@ -56,13 +55,7 @@ class Project:
 
         ``environ`` replaces ``os.environ`` as the environment source of settings (tests, ``esb demo``).
         """
-        root = root.resolve()
-        if not (root / ROUTES_FILE).exists():
-            raise ConfigError(
-                f"{root}: no {ROUTES_FILE} here: run from a project directory or pass --project"
-            )
-        settings = load_settings(root, env, environ)
-        files.configure(files.modes_for(settings.files.mode, settings.files.group))
+        root, settings = project_settings(root, env, environ)
         findings: list[str] = []
         systems_doc = load_yaml(root / SYSTEMS_FILE, display=SYSTEMS_FILE)
         systems_doc.data = interpolate(

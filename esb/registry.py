@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -36,6 +37,22 @@ def import_string(path: str) -> Any:
     module_name, _, attr = path.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, attr) if attr else module
+
+
+def lazy_exports(package: str, table: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) importing each name of ``table`` (name -> module) on first use.
+
+    An adapter package exports its source and sink this way, so that commands needing only its endpoint
+    model (``esb trace``, ``esb health``, ``esb dlq``) do not import the protocol libraries behind them.
+    """
+
+    def module_getattr(name: str) -> Any:
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    return module_getattr
 
 
 @cache

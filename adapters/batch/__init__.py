@@ -7,12 +7,20 @@ See docs/batch.md. ``adapter: batch`` endpoints are validated by :class:`BatchEn
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.batch.config import BatchEndpoint
-from adapters.batch.sink import BatchSink
-from adapters.batch.source import BatchSource
 from esb.message import Message
+from esb.registry import lazy_exports
+
+if TYPE_CHECKING:
+    from adapters.batch.sink import BatchSink
+    from adapters.batch.source import BatchSource
+
+#: The source and sink are imported on first use (their protocol libraries are heavy).
+__getattr__ = lazy_exports(
+    __name__, {"BatchSink": "adapters.batch.sink", "BatchSource": "adapters.batch.source"}
+)
 
 __all__ = ["BatchAdapter", "BatchEndpoint", "BatchSink", "BatchSource"]
 
@@ -28,10 +36,14 @@ class BatchAdapter:
 
     def source(self, endpoint: BatchEndpoint, context: Any) -> BatchSource:
         """Return an unconnected source (the endpoint needs ``inbound``)."""
+        from adapters.batch.source import BatchSource
+
         return BatchSource(endpoint, context)
 
     def sink(self, endpoint: BatchEndpoint, context: Any) -> BatchSink:
         """Return an unconnected sink (the endpoint needs ``outbound``)."""
+        from adapters.batch.sink import BatchSink
+
         return BatchSink(endpoint, context)
 
     def collects(self, endpoint: BatchEndpoint) -> bool:

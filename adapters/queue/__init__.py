@@ -8,17 +8,25 @@ one thread.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.queue.config import QueueEndpoint, broker_connection, ensure_connected
 from adapters.queue.errors import translate_errors
-from adapters.queue.sink import QueueSink
-from adapters.queue.source import QueueSource, peek_messages
 from adapters.queue.sqlite_transport import register
 from esb.context import AdapterContext
 from esb.message import Message
+from esb.registry import lazy_exports
 
 register()
+
+if TYPE_CHECKING:
+    from adapters.queue.sink import QueueSink
+    from adapters.queue.source import QueueSource
+
+#: The source and sink are imported on first use (their protocol libraries are heavy).
+__getattr__ = lazy_exports(
+    __name__, {"QueueSink": "adapters.queue.sink", "QueueSource": "adapters.queue.source"}
+)
 
 __all__ = ["QueueAdapter", "QueueEndpoint", "QueueSink", "QueueSource"]
 
@@ -34,10 +42,14 @@ class QueueAdapter:
 
     def source(self, endpoint: QueueEndpoint, context: AdapterContext) -> QueueSource:
         """Return an unconnected source reading ``endpoint``'s queue."""
+        from adapters.queue.source import QueueSource
+
         return QueueSource(endpoint, context)
 
     def sink(self, endpoint: QueueEndpoint, context: AdapterContext) -> QueueSink:
         """Return an unconnected sink publishing to ``endpoint``'s queue."""
+        from adapters.queue.sink import QueueSink
+
         return QueueSink(endpoint, context)
 
     def queue_depth(self, endpoint: QueueEndpoint, context: AdapterContext) -> int:
@@ -63,10 +75,14 @@ class QueueAdapter:
 
     def peek(self, endpoint: QueueEndpoint, context: AdapterContext, limit: int = 10) -> list[Message]:
         """Return up to ``limit`` messages of the queue without consuming them (see ``peek_messages``)."""
+        from adapters.queue.source import peek_messages
+
         return peek_messages(endpoint, context, limit)
 
     def publisher(self, endpoint: QueueEndpoint, context: AdapterContext) -> QueueSink:
         """Return a sink publishing where ``endpoint``'s source reads (replay, dlq retry)."""
+        from adapters.queue.sink import QueueSink
+
         return QueueSink(endpoint, context)
 
     def partition(self, endpoint: QueueEndpoint, index: int) -> QueueEndpoint:

@@ -8,10 +8,20 @@ and a requester). cheroot and requests are imported only when an endpoint is use
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from adapters.rest.config import RESTEndpoint
-from adapters.rest.sink import RESTSink
-from adapters.rest.source import RESTSource
 from esb.context import AdapterContext
+from esb.registry import lazy_exports
+
+if TYPE_CHECKING:
+    from adapters.rest.sink import RESTSink
+    from adapters.rest.source import RESTSource
+
+#: The source and sink are imported on first use (their protocol libraries are heavy).
+__getattr__ = lazy_exports(
+    __name__, {"RESTSink": "adapters.rest.sink", "RESTSource": "adapters.rest.source"}
+)
 
 __all__ = ["RESTAdapter", "RESTEndpoint", "RESTSink", "RESTSource"]
 
@@ -27,8 +37,12 @@ class RESTAdapter:
 
     def source(self, endpoint: RESTEndpoint, context: AdapterContext) -> RESTSource:
         """Return an unconnected source (the endpoint must have ``listen``)."""
+        from adapters.rest.source import RESTSource
+
         return RESTSource(endpoint, context)
 
     def sink(self, endpoint: RESTEndpoint, context: AdapterContext) -> RESTSink:
         """Return an unconnected sink: a client of ``base_url``, or the state changes of served resources."""
+        from adapters.rest.sink import RESTSink
+
         return RESTSink(endpoint, context)

@@ -6,13 +6,21 @@ zeep, requests and waitress are imported only when an endpoint is used.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.soap.config import SOAPEndpoint
-from adapters.soap.sink import SOAPSink
-from adapters.soap.source import SOAPSource
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError
+from esb.registry import lazy_exports
+
+if TYPE_CHECKING:
+    from adapters.soap.sink import SOAPSink
+    from adapters.soap.source import SOAPSource
+
+#: The source and sink are imported on first use (their protocol libraries are heavy).
+__getattr__ = lazy_exports(
+    __name__, {"SOAPSink": "adapters.soap.sink", "SOAPSource": "adapters.soap.source"}
+)
 
 __all__ = ["SOAPAdapter", "SOAPEndpoint", "SOAPSink", "SOAPSource"]
 
@@ -28,12 +36,16 @@ class SOAPAdapter:
 
     def source(self, endpoint: SOAPEndpoint, context: AdapterContext) -> SOAPSource:
         """Return an unconnected source (the endpoint must have ``listen``)."""
+        from adapters.soap.source import SOAPSource
+
         return SOAPSource(endpoint, context)
 
     def sink(self, endpoint: SOAPEndpoint, context: AdapterContext) -> SOAPSink:
         """Return an unconnected sink (the endpoint must not have ``listen``)."""
         if endpoint.listen is not None:
             raise ConfigError(f"{context.endpoint} is served by the hub (listen:): it cannot be written to")
+        from adapters.soap.sink import SOAPSink
+
         return SOAPSink(endpoint, context)
 
     def health(self, endpoint: SOAPEndpoint, context: AdapterContext) -> tuple[str, str]:

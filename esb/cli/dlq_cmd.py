@@ -15,7 +15,6 @@ import click
 from esb.cli.main import Obj
 from esb.ops import dlq as ops
 from esb.ops.common import display_body, load, open_journal, table, to_json
-from esb.ops.replay import Replayer
 
 
 @click.group()
@@ -163,6 +162,8 @@ def retry(
     to take again; it is not followed (an instance it starts is journaled on process:NAME):
     ``esb trace ID`` shows what became of it.
     """
+    from esb.ops.replay import Replayer  # only retry re-publishes: the other commands do not load it
+
     project = load(obj.project, obj.env)
     ids = _selection(message_ids, every)
     if ops.is_process_group(route_id):

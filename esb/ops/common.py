@@ -7,28 +7,33 @@ import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from esb.config.durations import parse_duration
+from esb.config.settings import Settings
 from esb.exceptions import ConfigError
 from esb.journal import Journal
 from esb.message import iso as iso  # the commands' time format, kept here for them
-from esb.project import Project
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 _AGO = re.compile(r"^\d+(\.\d+)?\s*(ms|s|m|h|d)?$")
 
 
 def load(root: Path, env: str | None) -> Project:
     """Load the project (strict: a broken project is a ConfigError, exit 2)."""
+    from esb.project import Project  # imported when used: esb trace needs only the settings
+
     return Project.load(root, env)
 
 
 @contextlib.contextmanager
-def open_journal(project: Project) -> Iterator[Journal]:
-    """Open the project's journal for the length of a command."""
-    settings = project.settings.journal
+def open_journal(project: Project | Settings) -> Iterator[Journal]:
+    """Open the journal of a project (or of its settings alone) for the length of a command."""
+    settings = (project if isinstance(project, Settings) else project.settings).journal
     journal = Journal(settings.url, keep_bodies=settings.keep_bodies, pool_size=2)
     journal.connect()
     try:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -31,16 +31,19 @@ from esb.exceptions import ConfigError, TransportError
 from esb.files import make_folder, open_file
 from esb.journal import Journal
 from esb.message import Message
-from esb.ops.replay import Outcome, Replayer
 from esb.project import Project
 from esb.runtime.control import who
 from esb.runtime.outlet import DEAD_LETTER_HEADERS
-from esb.runtime.process_journal import ROUTE_PREFIX
 from esb.typing import Delivery, QueueInspector, capability
 
+if TYPE_CHECKING:
+    from esb.ops.replay import Outcome, Replayer
+
 ERROR_HEADERS = DEAD_LETTER_HEADERS
-#: How a group of process dead letters is named: ``process:<endpoint they were read on>``.
-PROCESS_PREFIX = ROUTE_PREFIX
+#: How a group of process dead letters is named: ``process:<endpoint they were read on>``. The same text
+#: as ``esb.runtime.process_journal.ROUTE_PREFIX`` (a unit test keeps them equal), written here so that
+#: ``esb dlq`` and ``esb health`` do not import the process engine and its metrics to know it.
+PROCESS_PREFIX = "process:"
 
 
 @dataclass

@@ -6,12 +6,15 @@ KEY is a message id, a correlation id or any business key value (order id, MSISD
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esb.journal import FINAL_STATES, EventRecord, Journal
 from esb.ops.common import iso, table
-from esb.project import Project
+
+if TYPE_CHECKING:
+    from esb.project import Project
 
 _INGRESS = ("received", "redelivered", "replayed")
 
@@ -56,13 +59,11 @@ class Trace:
         return asdict(self)
 
 
-def _system(project: Project | None, route_id: str, event: EventRecord) -> str:
+def _system(sources: Mapping[str, str], route_id: str, event: EventRecord) -> str:
     if event.endpoint:
         return event.endpoint.split(".", 1)[0]
-    if project is not None and event.state in _INGRESS:
-        for route in project.routes:
-            if route.id == route_id:
-                return route.from_.split(".", 1)[0]
+    if event.state in _INGRESS and route_id in sources:
+        return sources[route_id].split(".", 1)[0]
     return "hub"
 
 
@@ -70,12 +71,26 @@ def _is_final(event: EventRecord) -> bool:
     return event.state in FINAL_STATES and not (event.state == "delivered" and event.endpoint)
 
 
-def build_trace(journal: Journal, key: str, project: Project | None = None) -> Trace:
-    """Return the trace of ``key`` (empty when the journal knows nothing about it)."""
+def build_trace(
+    journal: Journal,
+    key: str,
+    project: Project | None = None,
+    *,
+    sources: Callable[[], Mapping[str, str]] | None = None,
+) -> Trace:
+    """Return the trace of ``key`` (empty when the journal knows nothing about it).
+
+    An ingress event names the system of its route's source: the routes come from ``project``, or
+    from ``sources`` (route id -> source endpoint, asked for only when the journal knows ``key``).
+    """
     events = journal.trace(key)
     trace = Trace(key)
     if not events:
         return trace
+    if sources is not None:
+        by_route = sources()
+    else:
+        by_route = {} if project is None else {r.id: r.from_ for r in reversed(project.routes)}
     first = events[0].at
     started: dict[tuple[str, str], Any] = {}
     last: dict[tuple[str, str], EventRecord] = {}
@@ -88,7 +103,7 @@ def build_trace(journal: Journal, key: str, project: Project | None = None) -> T
                 route=event.route,
                 message_id=event.message_id,
                 state=event.state,
-                system=_system(project, event.route, event),
+                system=_system(by_route, event.route, event),
                 endpoint=event.endpoint,
                 error_reason=event.error_reason,
                 error=event.error_text,

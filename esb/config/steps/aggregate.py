@@ -7,6 +7,8 @@ route there and hands the runner :func:`aggregator`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from esb.config.durations import Duration
@@ -14,7 +16,9 @@ from esb.config.language import Expression, Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.exceptions import ConfigError
 from esb.expressions import Expression as Compiled
-from esb.processors.aggregate import Aggregator
+
+if TYPE_CHECKING:
+    from esb.processors.aggregate import Aggregator
 
 
 class AggregateSpec(Strict):
@@ -34,6 +38,8 @@ class AggregateStep(Strict):
 
 def aggregator(step: AggregateStep, ctx: BuildContext) -> Aggregator:
     """Return the aggregator the route runner feeds."""
+    from esb.processors.aggregate import Aggregator  # imported when a route is built
+
     spec = step.aggregate
     return Aggregator(Compiled(spec.key, ctx.where("aggregate.key")), spec.size, spec.timeout, spec.into)
 

@@ -8,7 +8,6 @@ from esb.config.language import Expression, Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.config.steps.registry import Step, track
 from esb.expressions import Expression as Compiled
-from esb.processors.routing import ContentRouter
 
 
 class WhenBranch(Strict):
@@ -44,6 +43,8 @@ track(WhenBranch, OtherwiseBranch, ChoiceStep)
 
 def build(step: ChoiceStep, ctx: BuildContext) -> Processor:
     """Return the router running the first matching branch's steps."""
+    from esb.processors.routing import ContentRouter  # imported when a route is built
+
     branches: list[tuple[Compiled | None, Processor]] = []
     for branch in step.choice:
         if isinstance(branch, WhenBranch):

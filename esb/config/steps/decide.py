@@ -7,7 +7,6 @@ from pydantic import Field
 from esb.config.language import Expression, Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.expressions import Expression as Compiled
-from esb.processors.decide import Decider
 
 
 class DecideSpec(Strict):
@@ -31,6 +30,8 @@ class DecideStep(Strict):
 
 def build(step: DecideStep, ctx: BuildContext) -> Processor:
     """Return the decider (the table is loaded when the route is built)."""
+    from esb.processors.decide import Decider  # imported when a route is built
+
     spec = step.decide
     where = ctx.where("decide.input")
     inputs = (

@@ -7,7 +7,6 @@ from pydantic import Field
 from esb.config.durations import Duration
 from esb.config.language import EndpointRef, Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
-from esb.processors.routing import Enricher
 
 
 class EnrichSpec(Strict):
@@ -28,6 +27,8 @@ class EnrichStep(Strict):
 
 def build(step: EnrichStep, ctx: BuildContext) -> Processor:
     """Return the enricher (its requester is opened on the first message)."""
+    from esb.processors.routing import Enricher  # imported when a route is built
+
     spec = step.enrich
     transforms = ctx.project.transforms
     return Enricher(

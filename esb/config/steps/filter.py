@@ -5,7 +5,6 @@ from __future__ import annotations
 from esb.config.language import Expression, Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.expressions import Expression as Compiled
-from esb.processors.basic import MessageFilter
 
 
 class FilterStep(Strict):
@@ -16,6 +15,8 @@ class FilterStep(Strict):
 
 def build(step: FilterStep, ctx: BuildContext) -> Processor:
     """Return the filter."""
+    from esb.processors.basic import MessageFilter  # imported when a route is built
+
     return MessageFilter(Compiled(step.filter, ctx.where("filter")))
 
 

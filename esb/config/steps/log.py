@@ -9,7 +9,6 @@ from pydantic import Field
 from esb.config.language import Expression, Strict, short_form
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.expressions import Expression as Compiled
-from esb.processors.basic import LogWriter
 
 
 class LogSpec(Strict):
@@ -32,6 +31,8 @@ class LogStep(Strict):
 
 def build(step: LogStep, ctx: BuildContext) -> Processor:
     """Return the log writer."""
+    from esb.processors.basic import LogWriter  # imported when a route is built
+
     fields = {k: Compiled(v, ctx.where(f"log.{k}")) for k, v in step.log.fields.items()}
     return LogWriter(ctx.route_id, step.log.message, step.log.level, fields)
 

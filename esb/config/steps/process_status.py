@@ -25,7 +25,6 @@ from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor,
 from esb.exceptions import MappingError
 from esb.expressions import Expression as Compiled
 from esb.message import Message
-from esb.processors.routing import set_path
 from esb.registry import did_you_mean
 
 if TYPE_CHECKING:  # the engine imports the project, which imports the step kinds: load it when used
@@ -103,6 +102,8 @@ class StatusQuery:
         found = order_status(self.store(), self.spec.process, key, value, limit=self.spec.limit)
         body = dict(message.body)
         answer = {"found": bool(found), "key": key, "value": value, "orders": [self._order(o) for o in found]}
+        from esb.processors.routing import set_path  # imported when a route runs
+
         set_path(body, self.spec.into, answer)
         return [message.replace(body=body)]
 

@@ -7,7 +7,6 @@ from pydantic import Field
 from esb.config.language import Expression, Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.expressions import Expression as Compiled
-from esb.processors.basic import HeaderSetter
 
 
 class HeaderExpression(Strict):
@@ -29,6 +28,8 @@ class SetHeaderStep(Strict):
 
 def build(step: SetHeaderStep, ctx: BuildContext) -> Processor:
     """Return the header setter."""
+    from esb.processors.basic import HeaderSetter  # imported when a route is built
+
     values = step.set_header
     literals = {k: v for k, v in values.items() if not isinstance(v, HeaderExpression)}
     exprs = {

@@ -9,7 +9,6 @@ from pydantic import Field
 from esb.config.language import Expression, Strict, short_form
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.expressions import Expression as Compiled
-from esb.processors.routing import Splitter
 
 
 class SplitSpec(Strict):
@@ -31,6 +30,8 @@ class SplitStep(Strict):
 
 def build(step: SplitStep, ctx: BuildContext) -> Processor:
     """Return the splitter."""
+    from esb.processors.routing import Splitter  # imported when a route is built
+
     keep = Compiled(step.split.keep, ctx.where("split.keep")) if step.split.keep else None
     return Splitter(Compiled(step.split.expr, ctx.where("split")), keep)
 

@@ -6,7 +6,6 @@ from pydantic import Field
 
 from esb.config.language import Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
-from esb.processors.basic import TransformStep as ApplyTransform
 
 
 class TransformStep(Strict):
@@ -17,6 +16,8 @@ class TransformStep(Strict):
 
 def build(step: TransformStep, ctx: BuildContext) -> Processor:
     """Return the processor applying the compiled mapping."""
+    from esb.processors.basic import TransformStep as ApplyTransform  # imported when a route is built
+
     return ApplyTransform(ctx.project.transforms.get(step.transform))
 
 

@@ -6,7 +6,6 @@ from pydantic import Field
 
 from esb.config.language import Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
-from esb.processors.basic import SchemaValidator
 
 
 class ValidateStep(Strict):
@@ -19,6 +18,8 @@ class ValidateStep(Strict):
 
 def build(step: ValidateStep, ctx: BuildContext) -> Processor:
     """Return the processor validating with the schema's compiled validator."""
+    from esb.processors.basic import SchemaValidator  # imported when a route is built
+
     return SchemaValidator(step.validate_, ctx.project.model.validator(step.validate_))
 
 

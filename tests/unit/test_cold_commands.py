@@ -1,0 +1,113 @@
+"""The operators' commands start cold without what they do not use, and answer as before."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from esb.cli.main import cli
+from esb.config.projectdir import route_sources
+from esb.journal import Journal
+from esb.journal.migrate import _at_head, _plain_head, head, upgrade
+from esb.message import Message
+from esb.ops.dlq import PROCESS_PREFIX
+from esb.runtime.process_journal import ROUTE_PREFIX
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _modules_after(code: str, tmp_path: Path) -> set[str]:
+    """The modules a fresh interpreter has imported after running ``code`` in this repository."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ESB_DATA_DIR=str(tmp_path / "var"))
+    env.pop("ESB_ENV", None)
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys; print('\\n'.join(sorted(sys.modules)))"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return set(done.stdout.split())
+
+
+def test_the_plain_head_is_alembics_head() -> None:
+    """The head read from the revision files without Alembic is the one Alembic computes."""
+    assert _plain_head() == head()
+
+
+def test_at_head_is_false_on_a_fresh_database_and_true_after_upgrade(tmp_path: Path) -> None:
+    """A fresh database is migrated; one already at head is recognised with a query, no Alembic."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'j.db'}")
+    with engine.begin() as conn:
+        assert not _at_head(conn)
+        upgrade(conn)
+    with engine.begin() as conn:
+        assert _at_head(conn)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("adapter", ["queue", "soap", "batch", "rest"])
+def test_an_adapter_package_imports_its_source_and_sink_on_first_use(adapter: str, tmp_path: Path) -> None:
+    """Importing an adapter (for its endpoint model) leaves its source and sink modules unloaded."""
+    modules = _modules_after(f"import adapters.{adapter}", tmp_path)
+    assert f"adapters.{adapter}.sink" not in modules
+    assert f"adapters.{adapter}.source" not in modules
+
+
+def test_lazy_exports_give_the_classes_and_refuse_unknown_names() -> None:
+    """`from adapters.soap import SOAPSink` still works; an unknown name is an AttributeError."""
+    import adapters.soap
+    from adapters.soap import SOAPSink
+    from adapters.soap.sink import SOAPSink as Direct
+
+    assert SOAPSink is Direct
+    with pytest.raises(AttributeError, match="SOAPNothing"):
+        _ = adapters.soap.SOAPNothing
+
+
+def test_a_cold_trace_loads_neither_the_project_nor_alembic(tmp_path: Path) -> None:
+    """`esb trace` imports no adapter, route model, transform compiler or Alembic (once migrated)."""
+    code = (
+        "from esb.cli.main import main\n"
+        "for _ in range(2):\n"  # the first run creates and migrates the journal
+        "    try:\n"
+        "        main(['trace', 'nothing-here'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+    )
+    first = _modules_after(code, tmp_path)
+    assert not {m for m in first if m.startswith(("adapters", "zeep", "esb.transforms.registry"))}
+    assert not {"esb.project", "esb.config.routes", "esb.config.systems"} & first
+    again = _modules_after(code.replace("range(2)", "range(1)"), tmp_path)
+    assert "alembic" not in again
+
+
+def test_trace_names_the_system_a_route_reads_from(tmp_path: Path) -> None:
+    """`esb trace` says which system a message came from, read from routes.yaml, as before."""
+    data = tmp_path / "var"
+    data.mkdir()
+    with Journal(f"sqlite:///{data}/journal.db") as journal:
+        journal.received("crm-order-to-iom", Message(body=b"<x/>", id="cold-1"))
+    result = CliRunner().invoke(
+        cli, ["--project", str(ROOT), "trace", "cold-1", "--json"], env={"ESB_DATA_DIR": str(data)}
+    )
+    assert result.exit_code == 0, result.output
+    assert [(s["state"], s["system"]) for s in json.loads(result.output)["steps"]] == [("received", "crm")]
+
+
+def test_route_sources_map_each_route_to_its_source() -> None:
+    """Route ids map to their `from` endpoint as the validated project has them."""
+    from esb.project import Project
+
+    project = Project.load(ROOT)
+    sources = route_sources(ROOT)
+    assert sources == {route.id: route.from_ for route in project.routes}
+
+
+def test_the_process_dead_letter_prefix_is_the_process_journals() -> None:
+    """esb dlq names process groups with the prefix the process journal writes."""
+    assert PROCESS_PREFIX == ROUTE_PREFIX
