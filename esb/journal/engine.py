@@ -121,6 +121,11 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "commit")
     def _on_commit(conn: sa.Connection) -> None:
+        if conn.info.get(_HOLDS_WRITE):
+            # The event comes BEFORE the driver's commit: commit here, so that the next writer of this
+            # process is let in only once SQLite's write lock is free (else it meets "locked" and falls
+            # back to the busy handler's sleeps). The driver's own commit is then a no-op.
+            conn.connection.driver_connection.execute("COMMIT")  # type: ignore[union-attr]
         _release(conn)
 
     @event.listens_for(engine, "rollback")
