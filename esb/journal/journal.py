@@ -256,12 +256,18 @@ class Journal:
             self._seen.add(route, message.id, _keys(message))
         return firsts
 
-    def settle_many(self, route: str, outcomes: list[tuple[Message, str, list[tuple[Message, str]]]]) -> None:
+    def settle_many(
+        self,
+        route: str,
+        outcomes: list[tuple[Message, str, list[tuple[Message, str]]]],
+        details: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """End several messages' journeys in one transaction.
 
         Each outcome is ``(ingress message, state, [(output, endpoint), ...])``: every confirmed delivery
         is recorded (delivery row, ``delivered`` event naming the endpoint with the body sent), then the
-        route-level ``state`` event of the ingress message.
+        route-level ``state`` event of the ingress message, with ``details[its id]`` if given (why a
+        step filtered it).
         """
         engine, sql = self._write()
         now = utcnow()
@@ -283,7 +289,8 @@ class Journal:
                     row["body"] = output.body_bytes() if self.keep_bodies else None
                     events.append(row)
                     key_rows.extend(_key_rows(output.id, keys - (known or frozenset())))
-                events.append(_event_row(route, original.id, state, now))
+                detail = details.get(original.id) if details else None
+                events.append(_event_row(route, original.id, state, now, detail=detail))
             if new_rows:  # the outputs' rows first: deliveries, events and keys refer to them
                 conn.execute(sql.add_message, new_rows)
             if deliveries:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from esb.exceptions import TransportError
 from esb.message import Message
+from esb.processors.drops import detail_of, recording
 from esb.typing import Delivery
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ class Item:
     outputs: list[Message] = field(default_factory=list)
     sent: list[tuple[Message, str]] = field(default_factory=list)
     failure: BaseException | None = None
+    dropped: dict[str, Any] | None = None
+    """Why the steps dropped it (esb.processors.drops), journaled with ``filtered``."""
 
 
 def batchable(worker: RouteWorker) -> bool:
@@ -102,20 +105,22 @@ def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
     items: list[Item] = []
     rest: list[Single] = []
     for index, (delivery, first) in enumerate(zip(deliveries, firsts, strict=True)):
-        outputs, failure = (
-            _prepare(worker, delivery) if first and worker.admissible(delivery) else (None, None)
+        outputs, failure, why = (
+            _prepare(worker, delivery) if first and worker.admissible(delivery) else (None, None, None)
         )
         if outputs is None:
             rest = [(d, f, None) for d, f in zip(deliveries[index:], firsts[index:], strict=True)]
             rest[0] = (delivery, first, failure)  # its steps already failed once: that was attempt 1
             break
-        items.append(Item(delivery, delivery.message, outputs))
+        items.append(Item(delivery, delivery.message, outputs, dropped=why))
     if not items:
         return rest
     try:
         write_batch(worker.outlet, [i for i in items if i.outputs])
         journal.settle_many(
-            route_id, [(i.message, "delivered" if i.outputs else "filtered", i.sent) for i in items]
+            route_id,
+            [(i.message, "delivered" if i.outputs else "filtered", i.sent) for i in items],
+            {i.message.id: i.dropped for i in items if i.dropped is not None and not i.outputs},
         )
     except Exception:
         _record_confirmed(worker, items)
@@ -125,15 +130,19 @@ def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
     return rest
 
 
-def _prepare(worker: RouteWorker, delivery: Delivery) -> tuple[list[Message] | None, BaseException | None]:
-    """Run the route's steps for a batch member: its outputs, or None and why it must go alone."""
+def _prepare(
+    worker: RouteWorker, delivery: Delivery
+) -> tuple[list[Message] | None, BaseException | None, dict[str, Any] | None]:
+    """Run the route's steps for a batch member: its outputs (and why a step dropped it, if one did),
+    or None and why it must go alone."""
     message = delivery.message
     try:
-        outputs: list[Message] = worker.pre(message.replace(attempt=1, headers=dict(message.headers)))
+        with recording() as notes:
+            outputs: list[Message] = worker.pre(message.replace(attempt=1, headers=dict(message.headers)))
     except Exception as exc:  # the one-message path retries or dead-letters it
-        return None, exc
+        return None, exc, None
     worker.journal_warnings(message, outputs)
-    return outputs, None
+    return outputs, None, None if outputs else detail_of(notes)
 
 
 def _record_confirmed(worker: RouteWorker, items: list[Item]) -> None:

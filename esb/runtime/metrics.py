@@ -173,9 +173,14 @@ class MeteredJournal:
             self.metrics.observe(route, "received" if first else "redelivered")
         return firsts
 
-    def settle_many(self, route: str, outcomes: list[tuple[Message, str, list[tuple[Message, str]]]]) -> None:
+    def settle_many(
+        self,
+        route: str,
+        outcomes: list[tuple[Message, str, list[tuple[Message, str]]]],
+        details: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Journal several outcomes at once; count deliveries and each final state with its latency."""
-        self._journal.settle_many(route, outcomes)
+        self._journal.settle_many(route, outcomes, details)
         for original, state, sent in outcomes:
             for _ in sent:
                 self.metrics.messages.labels(route, "sent").inc()

@@ -21,6 +21,7 @@ from esb.exceptions import BodyTooLargeError, EsbError, MessageError, TransportE
 from esb.logging import get_logger
 from esb.message import Message
 from esb.processors.aggregate import Aggregator, Batch
+from esb.processors.drops import detail_of, recording
 from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
 from esb.runtime.batching import batchable, run_batch
 from esb.runtime.outlet import Outlet
@@ -299,7 +300,8 @@ class RouteWorker(threading.Thread):
         return False
 
     def _run_once(self, delivery: Delivery, message: Message) -> None:
-        outputs = self.pre(message)
+        with recording() as notes:
+            outputs = self.pre(message)
         self.journal_warnings(message, outputs)
         if self.aggregator is not None and outputs:
             parked = _Parked(delivery, len(outputs))
@@ -312,7 +314,7 @@ class RouteWorker(threading.Thread):
         if not outputs:
             if delivery.respond is not None:
                 delivery.respond(message.replace(body=None))
-            self.journal.event(self.route.id, message, "filtered")
+            self.journal.event(self.route.id, message, "filtered", detail=detail_of(notes))
         elif self.route.to is None:
             if delivery.respond is not None:
                 delivery.respond(outputs[0])

@@ -274,9 +274,9 @@ def test_backlog_is_settled_in_batches_with_one_journal_commit_each(tmp_path: Pa
     calls: list[str] = []
     original = Journal.settle_many
 
-    def spy(self: Journal, route_id: str, outcomes: list[Any]) -> None:
+    def spy(self: Journal, route_id: str, outcomes: list[Any], details: Any = None) -> None:
         calls.append(f"settle:{len(outcomes)}")
-        original(self, route_id, outcomes)
+        original(self, route_id, outcomes, details)
 
     Journal.settle_many = spy  # type: ignore[method-assign]
     try:
