@@ -63,12 +63,13 @@ def plan_subscribers(count: int, run: str) -> list[PlannedSubscriber]:
     return planned
 
 
-def subscriber_xml(sub: PlannedSubscriber) -> bytes:
-    """The CRM's "ESB Subscriber" SiebelMessage for ``sub`` (UTF-8)."""
+def subscriber_xml(sub: PlannedSubscriber, updated: str = "01/05/2026 10:00:00") -> bytes:
+    """The CRM's "ESB Subscriber" SiebelMessage for ``sub`` (UTF-8), last changed at ``updated`` (Beijing
+    time, Siebel's MM/DD/YYYY HH:MM:SS)."""
     privacy = "Public" if sub.listed else "Unlisted"
     fields = {
         "Id": sub.asset_id, "Serial_spcNumber": sub.number, "Product_spcType": "Mobile", "Status": "Active",
-        "Owner_spcAccount_spcId": f"CUST-{sub.asset_id}", "Updated": "01/05/2026 10:00:00",
+        "Owner_spcAccount_spcId": f"CUST-{sub.asset_id}", "Updated": updated,
         "Directory_spcPrivacy": privacy, "Directory_spcPrinted": "Y" if sub.printed else "N",
         "Directory_spcName": sub.name, "Directory_spcType": "Residential", "Directory_spcCity": "杭州市",
         "Directory_spcAddress": ADDRESSES[int(sub.number) % len(ADDRESSES)],
