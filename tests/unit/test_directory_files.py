@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -143,3 +144,44 @@ def test_a_file_whose_trailer_count_is_wrong_is_rejected_whole(tmp_path: Path) -
     assert not listing.count_ok
     assert [code for *_, code, _text in listing.rejected] == ["E99", "E99"]
     assert directory.listed == {}
+
+
+def test_a_sent_file_without_its_ack_is_late_until_the_ack_is_picked_up(tmp_path: Path) -> None:
+    """outbound.ack: a file sent more than `within` ago whose ack the ack endpoint never staged is late, and
+    esb health shows the endpoint degraded naming it; once the ack is picked up it is not."""
+    from adapters.batch.acks import late_acks
+    from adapters.batch.health import endpoint_health
+
+    path = _write(tmp_path, "dir114.listings_out", "dir114", [subscriber("13900000001")])
+    project = load_project()
+    config = endpoint(project, "dir114.listings_out", {"protocol": "local", "path": str(path.parent)})
+    out_context = context(tmp_path / "var", "dir114.listings_out")
+    later = time.time() + 27 * 3600
+    assert [f.name for f in late_acks(config, out_context, now=later)] == [path.name]
+    assert late_acks(config, out_context) == []  # not late yet: within 26 h
+    ack_dir = tmp_path / "ack"
+    DirectorySystem("dir114", path.parent, ack_dir).poll()
+    acks = endpoint(project, "dir114.acks_in", {"protocol": "local", "path": str(ack_dir)})
+    with BatchSource(acks, context(tmp_path / "var", "dir114.acks_in"), schedule=False) as source:
+        source.poll_now()
+        drain(source)
+    assert late_acks(config, out_context, now=later) == []
+    status, detail = endpoint_health(config, out_context)
+    assert status == "ok", detail
+
+
+def test_health_names_the_sent_files_whose_ack_is_late(tmp_path: Path) -> None:
+    """esb health: an outbound endpoint with a late ack is degraded, the file and the ack endpoint named."""
+    from adapters.batch.health import endpoint_health
+
+    path = _write(tmp_path, "phonebook.listings_out", "phonebook", [subscriber("13900000001")])
+    spec = endpoint(load_project(), "phonebook.listings_out", {"protocol": "local", "path": str(path.parent)})
+    outbound = spec.outbound
+    assert outbound is not None
+    assert outbound.ack is not None
+    quick = spec.model_copy(update={"outbound": outbound.model_copy(update={"ack": outbound.ack.model_copy(
+        update={"within": 0.0})})})  # fmt: skip
+    status, detail = endpoint_health(quick, context(tmp_path / "var", "phonebook.listings_out"))
+    assert status == "degraded"
+    assert f"({{file}}.ack, picked up by phonebook.acks_in) after 0 h: {path.name}" in detail
+    assert "1 sent file(s)" in detail
