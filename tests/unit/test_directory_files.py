@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from adapters.batch import BatchSink, BatchSource
+from esb.journal import Journal
 from simulators.directories import DirectorySystem
 from tests.unit.batch_helpers import context, drain
 from tests.unit.directory_helpers import endpoint, load_project, numbers, record, subscriber
@@ -91,7 +92,8 @@ def test_a_delete_carries_the_number_only(tmp_path: Path) -> None:
 
 def test_simulated_114_acks_each_file_and_the_hub_reads_each_rejected_record(tmp_path: Path) -> None:
     """114 answers a listing file with an ack (counts, one A2 line per rejected record); the hub's ack
-    endpoint reads one record per reject, with 114's reason code, and moves the ack to done/."""
+    endpoint reads one record per reject, with 114's reason code, moves the ack to done/ and journals the
+    ack file with its header: the listing file and its received, accepted and rejected counts."""
     good, bad = numbers(3, rejected=False), numbers(1, rejected=True)
     path = _write(tmp_path, "dir114.listings_out", "dir114", [subscriber(n) for n in [*good, *bad]])
     ack_dir = tmp_path / "ack"
@@ -112,6 +114,12 @@ def test_simulated_114_acks_each_file_and_the_hub_reads_each_rejected_record(tmp
     assert deliveries[0].message.body["reason_code"] == "E01"
     assert deliveries[0].message.headers["batch-file"] == f"ACK_{path.name}"
     assert (ack_dir / "done" / f"ACK_{path.name}").exists()
+    with Journal(f"sqlite:///{tmp_path / 'hub' / 'journal.db'}") as journal:
+        [ack_file] = journal.find(key=("batch_file", f"ACK_{path.name}"))
+        detail = journal.history(ack_file.id)[-1].detail
+    assert detail is not None
+    assert detail["header"] == {"listing_file": path.name, "received": 4, "accepted": 3, "rejected": 1}
+    assert (detail["received"], detail["delivered"]) == (1, 1)
 
 
 def test_simulated_phonebook_acks_and_the_hub_reads_its_rejects(tmp_path: Path) -> None:
