@@ -10,6 +10,7 @@ created): a health check writes nothing.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +64,35 @@ def sent_files(context: AdapterContext, since: float) -> list[SentFile]:
     ]
 
 
-def acks_seen(context: AdapterContext, ack_endpoint: str) -> set[str]:
-    """Names of every file the ack endpoint staged (whatever became of it)."""
+def acks_seen(context: AdapterContext, ack_endpoint: str) -> dict[str, dict[str, Any]]:
+    """Every file the ack endpoint staged (whatever became of it), by name, with its header's fields once
+    it was processed (empty before, or when its layout has no header)."""
     other = AdapterContext(context.settings, context.project_dir, ack_endpoint, context.services)
-    return {row.name for row in _read(endpoint_dirs(other).state, sa.select(files.c.name).distinct())}
+    query = sa.select(files.c.name, files.c.reconciliation)
+    seen: dict[str, dict[str, Any]] = {}
+    for row in _read(endpoint_dirs(other).state, query):
+        try:
+            header = json.loads(row.reconciliation or "{}").get("header") or {}
+        except (ValueError, AttributeError):
+            header = {}
+        seen[row.name] = header if isinstance(header, dict) else {}
+    return seen
+
+
+def miscounted_acks(endpoint: BatchEndpoint, context: AdapterContext) -> list[str]:
+    """``<ack>: received N of M sent`` for each ack whose count (``ack.count_field``) differs from the sent
+    file's records (none when the endpoint names no count field)."""
+    ack = endpoint.outbound.ack if endpoint.outbound is not None else None
+    if ack is None or ack.count_field is None:
+        return []
+    seen = acks_seen(context, ack.endpoint)
+    found = []
+    for sent in sent_files(context, time.time() - LOOK_BACK):
+        name = ack.name.format(file=sent.name)
+        received = seen.get(name, {}).get(ack.count_field)
+        if received is not None and str(received) != str(sent.records):
+            found.append(f"{name}: received {received} of {sent.records} sent")
+    return found
 
 
 def late_acks(endpoint: BatchEndpoint, context: AdapterContext, now: float | None = None) -> list[SentFile]:

@@ -126,7 +126,7 @@ class InboundConfig(_Section):
 
 
 class AckConfig(_Section):
-    """The peer answers every file with an ack file: ``esb health`` warns when one is late."""
+    """The peer answers every file with an ack file: ``esb health`` warns when one is late or miscounts."""
 
     endpoint: str = Field(
         pattern=r"^[a-z0-9_-]+\.[a-z0-9_-]+$",
@@ -135,6 +135,11 @@ class AckConfig(_Section):
     name: str = Field(default="{file}.ack", description="the ack's file name: {file} is the sent file's name")
     within: Duration = Field(
         default=26 * 3600.0, description="a sent file with no ack after this long is late"
+    )
+    count_field: str | None = Field(
+        default=None,
+        description="the ack's header field with the records the peer received: esb health flags an ack "
+        "whose count differs from the records sent",
     )
 
     @field_validator("name")

@@ -193,3 +193,30 @@ def test_health_names_the_sent_files_whose_ack_is_late(tmp_path: Path) -> None:
     assert status == "degraded"
     assert f"({{file}}.ack, picked up by phonebook.acks_in) after 0 h: {path.name}" in detail
     assert "1 sent file(s)" in detail
+
+
+def test_an_ack_that_counts_other_than_what_was_sent_is_flagged(tmp_path: Path) -> None:
+    """outbound.ack.count_field: an ack whose header says fewer records received than the file sent makes
+    esb health show the listing endpoint degraded, naming the ack and both counts; a right count does not."""
+    from adapters.batch.acks import miscounted_acks
+    from adapters.batch.health import endpoint_health
+
+    path = _write(
+        tmp_path, "dir114.listings_out", "dir114", [subscriber(n) for n in numbers(2, rejected=False)]
+    )
+    project = load_project()
+    config = endpoint(project, "dir114.listings_out", {"protocol": "local", "path": str(path.parent)})
+    out_context = context(tmp_path / "var", "dir114.listings_out")
+    ack_dir = tmp_path / "ack"
+    DirectorySystem("dir114", path.parent, ack_dir).poll()
+    ack = ack_dir / f"ACK_{path.name}"
+    ack.write_bytes(ack.read_bytes().replace(b"000000020000000200000000", b"000000010000000100000000"))
+    acks = endpoint(project, "dir114.acks_in", {"protocol": "local", "path": str(ack_dir)})
+    with BatchSource(acks, context(tmp_path / "var", "dir114.acks_in"), schedule=False) as source:
+        source.poll_now()
+        assert drain(source) == []  # no rejected record: the ack is settled at once
+        source.poll_now()
+    assert miscounted_acks(config, out_context) == [f"ACK_{path.name}: received 1 of 2 sent"]
+    status, detail = endpoint_health(config, out_context)
+    assert status == "degraded"
+    assert f"1 ack(s) counting other than what was sent: ACK_{path.name}: received 1 of 2 sent" in detail
