@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
@@ -184,13 +183,9 @@ class DirectoryScenario:
 
     def stop(self) -> None:
         """Stop both directories and the readers."""
-        for thread in (self.dir114, self.phonebook, *self.rejects.values()):
-            thread.stop()
+        self.dir114.stop()
+        self.phonebook.stop()
         for receiver in self.rejects.values():
+            receiver.stop()
             if receiver.is_alive():
                 receiver.join(5)
-
-
-def exchange_folder(project: Project, endpoint: str) -> Path:
-    """The local folder of a directory endpoint (for tests and the demo's printout)."""
-    return _remote_folder(project, endpoint)
