@@ -214,12 +214,9 @@ def _run(
     started = time.monotonic()
     systems = ProcessSystems(project, hour_seconds=DEMO_HOUR)
     route_ids = _routes_to_run(project, scenarios, processes)
-    downstream = _downstream_routes(scenarios)
     for report in reports:
-        if report.skipped and report.route_id in downstream:
-            report.skipped = f"run with {downstream[report.route_id]} (its scenario checks what comes out)"
-        elif report.skipped and report.route_id in route_ids:
-            report.skipped = "run with the order processes (the order table below checks it)"
+        if report.skipped and report.route_id in route_ids:
+            report.skipped = _checked_by(scenarios, report.route_id)
     hub = Hub(project, route_ids=route_ids, processes=processes)
     process_orders: ProcessOrderScenario | None = None
     fault_mix: FaultMix | None = None
@@ -279,12 +276,23 @@ def _wait_faults(hub: Hub, faults: FaultMix, deadline: float, notes: list[str]) 
     return faults.check(ticket_states(store, ids))
 
 
+def _checked_by(scenarios: dict[str, Scenario], route_id: str) -> str:
+    """Why a route without a scenario of its own runs: a scenario checks it beside its own route (the
+    sync routes), or the order processes do."""
+    for scenario in scenarios.values():
+        if route_id in getattr(scenario, "downstream", ()):
+            return f"run beside {scenario.route_id}, whose row checks it"
+    return "run with the order processes (the order table below checks it)"
+
+
 def _routes_to_run(project: Project, scenarios: dict[str, Scenario], processes: bool) -> list[str]:
     """The routes the demo's hub runs: those with a scenario and, with the order mix, every route that
     feeds a process trigger (crm-cancel-to-hub brings the CRM's cancels to order_cancellation) or
     answers from the processes (the status queries, a process_status step)."""
     wanted = list(scenarios)
-    wanted += [r for r in _downstream_routes(scenarios) if r not in wanted and project.route(r).enabled]
+    for scenario in scenarios.values():  # routes a scenario checks beside its own (the sync routes)
+        checked = getattr(scenario, "downstream", ())
+        wanted += [r.id for r in project.routes if r.enabled and r.id in checked and r.id not in wanted]
     if processes:
         from esb.config.steps.registry import step_kind
         from esb.process.loader import load_processes  # late: the demo loads no process code unless used
@@ -299,12 +307,6 @@ def _routes_to_run(project: Project, scenarios: dict[str, Scenario], processes: 
             and (triggers & set(r.destinations()) or any(step_kind(s) == "process_status" for s in r.steps))
         ]
     return wanted
-
-
-def _downstream_routes(scenarios: dict[str, Scenario]) -> dict[str, str]:
-    """Routes a scenario's messages go on through (its ``also_runs``: the directory flow's listing and ack
-    routes), each with the route whose scenario checks it."""
-    return {r: route_id for route_id, s in scenarios.items() for r in getattr(s, "also_runs", ())}
 
 
 def _wait_orders(

@@ -84,7 +84,7 @@ def subscriber_xml(sub: PlannedSubscriber, updated: str = "01/05/2026 10:00:00")
 class DirectoryScenario:
     """CRM subscriber changes through to 114's and the phone directory's files, and their acks back."""
 
-    also_runs = DOWNSTREAM_ROUTES
+    downstream = DOWNSTREAM_ROUTES
 
     def __init__(self, project: Project, route_id: str) -> None:
         self.project = project

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
 from simulators.channel import ChannelOrderScenario
 from simulators.crm import PlannedMessage, order_scenario
+from simulators.customer_sync import CustomerSyncScenario
 from simulators.directory_scenario import DirectoryScenario
 from simulators.order_flows import OrdersToIOMScenario
 from simulators.rest_channel import RESTChannelOrderScenario
@@ -71,6 +72,7 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "ncr.customers_feed": NCRExtractScenario,
     "channel.orders_out": ChannelOrderScenario,
     "channel.rest_orders": RESTChannelOrderScenario,
+    "crm.customers_out": CustomerSyncScenario,
     "crm.subscribers_out": DirectoryScenario,
 }
 
