@@ -72,3 +72,15 @@ def test_a_bad_cron_is_refused() -> None:
                             "full_file": {"to": "c.e", "cron": "every sunday"}}  # fmt: skip
     with pytest.raises(ValidationError, match="cron 'every sunday'"):
         Route.model_validate(spec)
+
+
+def test_esb_health_lists_each_full_file_job(tmp_path: Path) -> None:
+    """esb health shows each route's full-file job with its cron, next run and target endpoint."""
+    from esb.ops.health import check_schedules
+
+    checks = {c.component: c for c in check_schedules(_project(tmp_path))}
+    job = checks["job full-file subscriber-to-directory114"]
+    assert job.status == "ok"
+    assert job.detail.startswith("cron '0 3 * * 0', next ")
+    assert "to dir114.full_out; written by the leader of full-file:subscriber-to-directory114" in job.detail
+
