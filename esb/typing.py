@@ -22,7 +22,8 @@ adapters only through ``AdapterContext.services`` (:mod:`esb.context`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from esb.message import Message
@@ -191,6 +192,21 @@ class BatchWriter(Protocol):
 
     def write_many(self, messages: Sequence[Message]) -> None:
         """Deliver every message, or raise (none is to be taken as delivered then)."""
+        ...
+
+
+@runtime_checkable
+class FileWriter(Protocol):
+    """An adapter whose endpoints take a whole file of records at once (a batch endpoint's full file)."""
+
+    def write_file(
+        self,
+        endpoint: EndpointConfig,
+        context: AdapterContext,
+        records: Iterable[dict[str, Any]],
+        now: datetime | None = None,
+    ) -> tuple[str, int]:
+        """Write every record (streamed) into one new file and deliver it; return its name and count."""
         ...
 
 

@@ -28,6 +28,7 @@ from esb.runtime.hub import Hub
 from simulators.batch_scenarios import NCR_FILE_RECORDS
 from simulators.crm import PlannedMessage
 from simulators.devenv import choose_free_ports, ensure_credentials
+from simulators.directory_scenario import FILE_RECORDS as DIRECTORY_FILE_RECORDS
 from simulators.extract_scenarios import FLUSH_EVERY_RECORD
 from simulators.fault112 import runs_faults
 from simulators.fault_mix import DEMO_HOUR, FaultMix, demo_faults, ticket_states
@@ -44,8 +45,13 @@ from simulators.scenarios import Scenario, scenario_for
 
 OUTCOMES = ("delivered", "filtered", "dead_lettered")
 #: What the demo changes so that it runs in seconds: batch folders polled every second, an NCR extract
-#: file flushed every NCR_FILE_RECORDS records instead of daily at 02:00.
-DEMO_ENVIRONMENT = {"ESB_BATCH_POLL": "1s", "ESB_NCR_MAX_RECORDS": str(NCR_FILE_RECORDS)}
+#: file flushed every NCR_FILE_RECORDS records instead of daily at 02:00, the directories' listing files
+#: every DIRECTORY_FILE_RECORDS records instead of nightly.
+DEMO_ENVIRONMENT = {
+    "ESB_BATCH_POLL": "1s",
+    "ESB_NCR_MAX_RECORDS": str(NCR_FILE_RECORDS),
+    "ESB_DIRECTORY_MAX_RECORDS": str(DIRECTORY_FILE_RECORDS),
+}
 #: ... and the commission file and the NCR order and ticket extracts written at every record: the order
 #: processes feed them too, so whole files of planned records cannot be counted on.
 DEMO_ENVIRONMENT.update(FLUSH_EVERY_RECORD)

@@ -32,6 +32,7 @@ from simulators.batch_scenarios import NCR_FILE_RECORDS
 from simulators.credit_control import CRM_ENDPOINT as SUBSCRIBER_STATUS
 from simulators.credit_control import CreditControlScenario
 from simulators.crm import PlannedMessage
+from simulators.directory_scenario import BLOCK as DIRECTORY_BLOCK
 from simulators.fault112 import TOLD, Fault112Sender, PlannedFault, TicketWatcher, plan_faults, runs_faults
 from simulators.process_orders import (
     ProcessOrder,
@@ -50,7 +51,11 @@ if TYPE_CHECKING:
 #: records. The NCR plan keeps its good customers to whole extract files (NCR_FILE_RECORDS each) and makes
 #: about one in nine invalid: it needs room for one whole file beside its invalid records, or every record
 #: it plans is invalid (10 records gave 10 dead letters).
-FILE_RECORDS = {"BillingChargesScenario": 10, "NCRExtractScenario": NCR_FILE_RECORDS * 9 // 8 + 1}
+FILE_RECORDS = {
+    "BillingChargesScenario": 10,
+    "NCRExtractScenario": NCR_FILE_RECORDS * 9 // 8 + 1,
+    "DirectoryScenario": DIRECTORY_BLOCK,  # one block of the mix: whole 114 and phone directory files
+}
 #: The extracts' feeds get a few orders and tickets at a time (the processes feed them as orders end).
 FILE_RECORDS.update(CommissionScenario=10, NCROrderExtractScenario=10, NCRTicketExtractScenario=10)
 FILE_SCENARIOS = frozenset(FILE_RECORDS)

@@ -14,6 +14,7 @@ from simulators.channel import ChannelOrderScenario
 from simulators.credit_control import CreditControlScenario
 from simulators.crm import PlannedMessage, order_scenario
 from simulators.customer_sync import CustomerSyncScenario
+from simulators.directory_scenario import DirectoryScenario
 from simulators.extract_scenarios import CommissionScenario, NCROrderExtractScenario, NCRTicketExtractScenario
 from simulators.order_flows import OrdersToIOMScenario
 from simulators.rest_channel import RESTChannelOrderScenario
@@ -78,6 +79,7 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "ncr.tickets_feed": NCRTicketExtractScenario,
     "billing.credit_control_out": CreditControlScenario,
     "crm.customers_out": CustomerSyncScenario,
+    "crm.subscribers_out": DirectoryScenario,
 }
 
 

@@ -6,7 +6,8 @@ See docs/batch.md. ``adapter: batch`` endpoints are validated by :class:`BatchEn
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from adapters.batch.config import BatchEndpoint
@@ -63,6 +64,18 @@ class BatchAdapter:
         from adapters.batch.outbox import collect
 
         return collect(endpoint, context, limit, on_message, consume=consume)
+
+    def write_file(
+        self,
+        endpoint: BatchEndpoint,
+        context: Any,
+        records: Iterable[dict[str, Any]],
+        now: datetime | None = None,
+    ) -> tuple[str, int]:
+        """``esb full-file``: stream ``records`` into one new file of an outbound endpoint and upload it
+        (its own file, not the outbox's; no scheduler, no election: the caller runs it once)."""
+        with BatchSink(endpoint, context, schedule=False) as sink:
+            return sink.write_file(records, now)
 
     def health(self, endpoint: BatchEndpoint, context: Any) -> tuple[str, str]:
         """``esb health``: the remote folder is reachable (SFTP host key, login, listing; local: writable)."""

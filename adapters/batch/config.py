@@ -125,6 +125,31 @@ class InboundConfig(_Section):
     )
 
 
+class AckConfig(_Section):
+    """The peer answers every file with an ack file: ``esb health`` warns when one is late or miscounts."""
+
+    endpoint: str = Field(
+        pattern=r"^[a-z0-9_-]+\.[a-z0-9_-]+$",
+        description="the inbound batch endpoint (system.endpoint) picking the acks up, e.g. dir114.acks_in",
+    )
+    name: str = Field(default="{file}.ack", description="the ack's file name: {file} is the sent file's name")
+    within: Duration = Field(
+        default=26 * 3600.0, description="a sent file with no ack after this long is late"
+    )
+    count_field: str | None = Field(
+        default=None,
+        description="the ack's header field with the records the peer received: esb health flags an ack "
+        "whose count differs from the records sent",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _names_the_file(cls, value: str) -> str:
+        if "{file}" not in value or "/" in value:
+            raise ValueError("name must contain {file} and no '/' (e.g. ACK_{file}, {file}.ack)")
+        return value
+
+
 class OutboundConfig(_Section):
     """Writing files: name pattern, schedule and/or size, sequence numbers, done file."""
 
@@ -139,6 +164,9 @@ class OutboundConfig(_Section):
     )
     done_suffix: str | None = Field(default=".ok", description="write <name><suffix> after the rename")
     write_empty: bool = Field(default=False, description="write a file with no detail records on schedule")
+    ack: AckConfig | None = Field(
+        default=None, description="the peer acks every file: esb health warns when an ack is late"
+    )
 
     @field_validator("file_name")
     @classmethod

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from adapters.batch.acks import late_acks, miscounted_acks
 from adapters.batch.config import BatchEndpoint, ScheduleConfig
 from adapters.batch.errors import HostKeyError
 from adapters.batch.jobruns import read_runs
@@ -36,6 +37,33 @@ OK, DEGRADED, DOWN = "ok", "degraded", "down"
 
 
 def endpoint_health(endpoint: BatchEndpoint, context: AdapterContext) -> tuple[str, str]:
+    """Return ``(status, detail)`` for the endpoint's remote folder and what it holds, and (``outbound.ack``)
+    the sent files whose ack is overdue: ``degraded``, each named."""
+    status, detail = folder_health(endpoint, context)
+    ack = endpoint.outbound.ack if endpoint.outbound is not None else None
+    if ack is None:
+        return status, detail
+    findings = []
+    late = late_acks(endpoint, context)
+    if late:
+        names = ", ".join(f.name for f in late[:10]) + (
+            f" and {len(late) - 10} more" if len(late) > 10 else ""
+        )
+        findings.append(
+            f"{len(late)} sent file(s) without their ack ({ack.name}, picked up by {ack.endpoint}) after "
+            f"{ack.within / 3600:g} h: {names}"
+        )
+    miscounted = miscounted_acks(endpoint, context)
+    if miscounted:
+        findings.append(
+            f"{len(miscounted)} ack(s) counting other than what was sent: {', '.join(miscounted[:10])}"
+        )
+    if not findings:
+        return status, detail
+    return (DOWN if status == DOWN else DEGRADED), "; ".join([detail, *findings])
+
+
+def folder_health(endpoint: BatchEndpoint, context: AdapterContext) -> tuple[str, str]:
     """Return ``(status, detail)`` for the endpoint's remote folder and what it holds."""
     cfg = endpoint.remote
     if cfg.protocol == "local":

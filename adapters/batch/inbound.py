@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from adapters.batch import replies
-from adapters.batch.parsers import Record, RecordReader
+from adapters.batch.errors import BadFileError
+from adapters.batch.parsers import LineReader, Record, RecordReader
 from adapters.batch.staging import Dirs
 from adapters.batch.store import StateStore
 from esb import files
@@ -214,6 +215,9 @@ class FileRun:
             "balanced": received == self.delivered + self.rejected,
             "finished_at": datetime.now(UTC).isoformat(),
         }
+        header = self._header()
+        if header:
+            reconciliation["header"] = header  # the file's own counts (an ack's), for the journal
         files.write_file(
             self.dirs.replies / f"{self.name}.rec",
             replies.encode(replies.processed(reconciliation), self.encoding),
@@ -221,6 +225,18 @@ class FileRun:
         self.store.set_file(self.key, status="processed", reconciliation=reconciliation)
         self.log.info("batch file processed", **reconciliation)
         return reconciliation
+
+    def _header(self) -> dict[str, Any]:
+        """The header record's fields (text, JSON-safe; none when the layout has no header line)."""
+        if not isinstance(self.reader, LineReader) or self.reader.header_code is None:
+            return {}
+        with open(self.row["staged"], "rb") as staged:
+            first = staged.readline().rstrip(b"\r\n")
+        try:
+            fields = self.reader.header_of(first)
+        except BadFileError:  # checked when staged: only a file changed since could fail here
+            return {}
+        return {k: v if isinstance(v, int | str) else str(v) for k, v in fields.items() if k != "record_type"}
 
     def close(self) -> None:
         """Close the reject file. Safe to call twice."""

@@ -10,7 +10,8 @@ as usual. The file-level message:
 - state ``delivered`` for a processed file, ``dead_lettered`` for a refused one (with the reason),
   ``filtered`` for a duplicate (same content under a new name: a message of its own, see
   :func:`_duplicate_message`);
-- detail and body: ``{file, sha256, size, received, delivered, rejected, balanced}`` (``error`` when refused).
+- detail and body: ``{file, sha256, size, received, delivered, rejected, balanced}`` (``error`` when refused),
+  and ``header``: the fields of the file's header record when its layout has one (an ack file's counts).
 
 Written by the poller when it settles the file, BEFORE the remote file is moved and the state says
 ``done``: a journal that cannot be reached leaves the file to the next poll (at least once), and a
@@ -56,6 +57,8 @@ def file_message(row: dict[str, Any], system: str) -> tuple[Message, str, dict[s
     if row["status"] == "processed":
         reconciliation = json.loads(row["reconciliation"] or "{}")
         detail.update({k: reconciliation.get(k) for k in ("received", "delivered", "rejected", "balanced")})
+        if reconciliation.get("header"):
+            detail["header"] = reconciliation["header"]  # the file's own header: an ack's counts
         state = "delivered"
     else:
         detail.update(received=row["records"], delivered=0, rejected=0, error=row["error"] or "refused")

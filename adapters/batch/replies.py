@@ -27,7 +27,7 @@ def encode(fields: dict[str, Any], encoding: str) -> bytes:
 def processed(reconciliation: dict[str, Any]) -> dict[str, Any]:
     """The reply fields of a processed file, from its reconciliation."""
     fields = {"file": reconciliation["file"], "status": "PROCESSED"}
-    fields.update({k: v for k, v in reconciliation.items() if k != "file"})
+    fields.update({k: v for k, v in reconciliation.items() if k not in ("file", "header")})
     return fields
 
 

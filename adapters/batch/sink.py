@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -119,14 +119,31 @@ class BatchSink:
     def _tz(self) -> str:
         return self.out.schedule.timezone if self.out.schedule else "Asia/Shanghai"
 
+    def write_file(self, records: Iterable[dict[str, Any]], now: datetime | None = None) -> tuple[str, int]:
+        """Write ``records`` (an iterator: never held in memory) as one file of their own, bypassing the
+        outbox, and upload it; return its name and record count. For whole extracts (a weekly full file):
+        the file gets the endpoint's next sequence number, its done file, and the retries of any file.
+        """
+        with self._flush_lock:
+            name, count = self._render_file(now or datetime.now(ZoneInfo(self._tz())), iter(records))
+            self.upload_pending()
+            return name, count
+
     def _render(self, now: datetime) -> str | None:
-        assert self.layout is not None
         with self.store.db.connect() as conn:
             top = conn.execute(
                 select(outbox.c.seq).where(outbox.c.batch.is_(None)).order_by(outbox.c.seq.desc()).limit(1)
             ).scalar()
         if top is None and not self.out.write_empty:
             return None
+        name, _count = self._render_file(now, self._bodies(top or 0), outbox_top=top or 0)
+        return name
+
+    def _render_file(
+        self, now: datetime, bodies: Iterator[dict[str, Any]], outbox_top: int | None = None
+    ) -> tuple[str, int]:
+        """Render ``bodies`` into the next file, record it; with ``outbox_top`` mark those outbox rows."""
+        assert self.layout is not None
         scope = now.strftime("%Y%m%d") if self.out.sequence_scope == "day" else "all"
         seq = self.store.next_sequence(scope)
         name = self.out.file_name.format_map({**self.out.name_vars, "date": now, "seq": seq})
@@ -139,7 +156,7 @@ class BatchSink:
         }
         final = self.dirs.outbox / name
         with new_file(self.dirs.outbox) as pending:
-            count = render(self.layout, self.endpoint.encoding, pending.out, self._bodies(top or 0), control)
+            count = render(self.layout, self.endpoint.encoding, pending.out, bodies, control)
             pending.keep(name)
         with self.store.db.begin() as conn:
             inserted = conn.execute(
@@ -153,13 +170,14 @@ class BatchSink:
             ).inserted_primary_key
             assert inserted is not None
             batch_id = inserted[0]
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.batch.is_(None), outbox.c.seq <= (top or 0))
-                .values(batch=batch_id)
-            )
+            if outbox_top is not None:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.batch.is_(None), outbox.c.seq <= outbox_top)
+                    .values(batch=batch_id)
+                )
         self.log.info("batch file written", file=name, records=count, sequence=seq)
-        return name
+        return name, count
 
     def _bodies(self, top: int) -> Iterator[dict[str, Any]]:
         last = 0

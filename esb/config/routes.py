@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from esb.config.durations import Duration
 from esb.config.language import ENDPOINT_REF, EndpointRef, Expression, Strict
@@ -146,6 +146,25 @@ class RawKey(Strict):
         return self
 
 
+class FullFile(Strict):
+    """A whole file of what a synced target holds, written on a schedule (``esb full-file`` on demand)."""
+
+    to: EndpointRef = Field(description="the endpoint that takes the file (a batch endpoint with outbound)")
+    cron: str = Field(description="when, as crontab (e.g. '0 3 * * 0': Sundays 03:00)")
+    timezone: str = Field(default="Asia/Shanghai", description="the cron's time zone")
+
+    @field_validator("cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"cron {value!r}: {exc}") from None
+        return value
+
+
 class Route(Strict):
     """One flow: ``from`` a source, through ``steps``, ``to`` one or more sinks."""
 
@@ -182,6 +201,11 @@ class Route(Strict):
         "single_active_consumer (docs/deployment.md)",
     )
 
+    full_file: FullFile | None = Field(
+        default=None,
+        description="with a sync step: write every record the target holds as one file of `to` on `cron`, "
+        "leader-only (docs/sync.md, the directories' weekly full file)",
+    )
     partitions: int = Field(
         default=1,
         ge=1,
@@ -200,6 +224,8 @@ class Route(Strict):
             )
         if self.partitions > 1 and self.ordered_by is None:
             raise ValueError("partitions needs ordered_by (the key that picks a message's partition)")
+        if self.full_file is not None and not any(step_kind(step) == "sync" for step in self.steps):
+            raise ValueError("full_file needs a sync step (the file is read from the sync's state)")
         return self
 
     def destinations(self) -> list[str]:

@@ -141,6 +141,20 @@ GLOSSARY_TERMS: tuple[tuple[str, str], ...] = (
     ),
     ("112", "The fault reporting line (`trouble_ticket` with `ticketType: fault`)."),
     ("114", "The directory enquiry service; also the printed phone directory 号码簿 (`directory_listing`)."),
+    (
+        "114查号台",
+        "The 114 directory enquiry service: callers ask for a listed number by name; fed daily delta "
+        'and weekly full listing files (docs/sync.md, "Directory systems").',
+    ),
+    (
+        "号薄 / 号码簿 (phone directory)",
+        "The printed and online phone book; only listings the holder asked to be "
+        "printed, fed like 114 in its own file layout.",
+    ),
+    (
+        "不登录 (unlisted)",
+        "A subscriber who asked not to be listed: never in any directory file (privacy `confidential`).",
+    ),
     ("CRM (Siebel)", "Customer relationship management: customers, orders (sends `product_order`)."),
     ("Billing", "Rating and billing: accounts, bills, payments, balances, credit control."),
     ("IOM", "Integrated order management: decomposes product orders into service orders."),

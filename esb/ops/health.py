@@ -164,6 +164,12 @@ def check_schedules(project: Project) -> list[Check]:
     if rest:
         text = "; ".join(f"{name}: {_next_run(s)}" for name, s in sorted(rest.items()))
         checks.append(Check("scheduler", OK, f"{len(rest)} job(s): {text}", {"jobs": sorted(rest)}))
+    checks += [
+        Check(f"job full-file {route.id}", OK, f"{_next_run(route.full_file)} {route.full_file.timezone}, "
+              f"to {route.full_file.to}; written by the leader of full-file:{route.id} (logged)")
+        for route in project.routes
+        if route.enabled and route.full_file is not None
+    ]  # fmt: skip
     if not checks:
         checks.append(Check("scheduler", OK, "no scheduled jobs configured"))
     return checks

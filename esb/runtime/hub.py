@@ -20,6 +20,7 @@ from esb.journal import Journal
 from esb.logging import get_logger
 from esb.project import Project
 from esb.runtime.control import RouteControl
+from esb.runtime.full_files import FullFileScheduler
 from esb.runtime.jobs import scheduled_jobs
 from esb.runtime.metrics import MeteredJournal, Metrics
 from esb.runtime.monitoring import MonitoringServer
@@ -64,6 +65,8 @@ class Hub:
         self._memberships: dict[str, Membership] = {}
         #: the project's processes (processes/*.yaml), None when it defines none
         self.processes: ProcessService | None = None
+        #: the routes' scheduled full files (route full_file), None when none of them has one
+        self.full_files: FullFileScheduler | None = None
         self.log = get_logger("hub")
 
     def _wanted(self, project: Project) -> list[Any]:
@@ -141,6 +144,7 @@ class Hub:
                 raise ConfigError(f"{len(findings)} route(s) cannot start", findings=findings)
             raise RuntimeError("; ".join(findings))
         self._start_processes()
+        self._start_full_files()
         self._fingerprint = fingerprint(self.project.root)
         if self.project.settings.monitoring.enabled:
             monitoring = MonitoringServer(self.project.settings, self.metrics.exposition, self.readiness)
@@ -159,6 +163,14 @@ class Hub:
             settings=self.project.settings.masked(),
         )
         self.started.set()
+
+    def _start_full_files(self) -> None:
+        """Schedule the ``full_file`` of the routes this hub runs (leader-only jobs: docs/sync.md)."""
+        route_ids = [r.id for r in self._wanted(self.project)]
+        scheduler = FullFileScheduler(self.project, route_ids)
+        if scheduler.enabled:
+            scheduler.start()
+            self.full_files = scheduler
 
     def _start_processes(self, *, reloading: bool = False) -> None:
         """Start the process service beside the routes when the project defines processes.
@@ -336,6 +348,8 @@ class Hub:
             self.log.warning("workers did not stop in time", workers=alive)
         if self.processes is not None:
             self.processes.stop(grace)
+        if self.full_files is not None:
+            self.full_files.stop()
         self.control.close()
         self.journal.close()
         self.log.info("hub stopped")

@@ -17,7 +17,8 @@ def test_demo_reports_every_route_and_every_order_scenario_ok() -> None:
     """100 messages through the CRM order route end as planned, 40 orders with every scenario forced in
     (RIM refusals, OSS timeouts, cancels in flight and too late) each end as their scenario expects, and
     20 112 faults (a rejection, a silent technician, a late repair) and two 10000 complaints are each
-    resolved as planned, and the hotline's ticket query finds each resolved."""
+    resolved as planned, and the hotline's ticket query finds each resolved; 100 CRM subscribers reach 114
+    and the phone directory as planned (no unlisted number in any file, every ack picked up)."""
     result = CliRunner().invoke(
         cli,
         [
@@ -56,3 +57,7 @@ def test_demo_reports_every_route_and_every_order_scenario_ok() -> None:
     credit = next(line for line in lines if line.startswith("billing-credit-control"))
     assert credit.endswith("OK"), result.output
     assert credit.split()[3].split("/")[0] != "0"  # some events were filtered (late, repeated, reminders)
+    # the directory flow: 100 CRM subscribers to 114 and the phone directory, acks back, no unlisted number
+    directory = next(line for line in lines if line.startswith("crm-subscriber-to-hub"))
+    assert directory.split()[1:3] == ["100", "100/100"]
+    assert directory.endswith("OK"), result.output
