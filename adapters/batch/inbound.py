@@ -119,23 +119,16 @@ class FileRun:
                 number, body, count = self.again.popleft()
             else:
                 block, at = self._block, self._at
-                bodies = block.bodies
-                while True:
-                    if at >= len(bodies):  # the block is done: the next one
-                        block = self._block = next(self.blocks, None)  # type: ignore[assignment]
-                        if block is None:
-                            self._block, self.exhausted = RecordBlock(0, [], []), True
-                            return None
-                        bodies, at = block.bodies, 0
-                        continue
-                    body = bodies[at]
-                    at += 1
-                    if body is not None:
-                        break
-                    self._reject(block, at - 1)
-                self._at = at
-                number, count = block.before + at, 1
-                self.window.append((number, block.ends[at - 1], self.reject_size, False))
+                if at < len(block.bodies) and (body := block.bodies[at]) is not None:  # the usual case
+                    self._at = at + 1
+                    number, count = block.before + at + 1, 1
+                    self.window.append((number, block.ends[at], self.reject_size, False))
+                else:
+                    found = self._next_record()
+                    if found is None:
+                        return None
+                    number, body = found
+                    count = 1
         message = Message(
             body=body,
             id=f"{self.prefix}:{number}",
@@ -145,7 +138,31 @@ class FileRun:
             headers={"batch-file": self.name, "batch-record": number, "batch-sha256": self.sha},
             created_at=self.created_at,
         )
+        if count == 1:
+            return Delivery(message, partial(self._settle, number, body, 1))
         return Delivery(message, partial(self._settle, number, body, count), delivery_count=count)
+
+    def _next_record(self) -> tuple[int, dict[str, Any]] | None:
+        """Past the block's end or at a record that cannot be parsed: reject such records, take the next
+        block when needed; the next record to hand out (in the window), or None at the end of the file."""
+        block, at = self._block, self._at
+        while True:
+            if at >= len(block.bodies):
+                block = self._block = next(self.blocks, None)  # type: ignore[assignment]
+                if block is None:
+                    self._block, self.exhausted = RecordBlock(0, [], []), True
+                    return None
+                at = 0
+                continue
+            body = block.bodies[at]
+            at += 1
+            if body is not None:
+                break
+            self._reject(block, at - 1)
+        self._at = at
+        number = block.before + at
+        self.window.append((number, block.ends[at - 1], self.reject_size, False))
+        return number, body
 
     @property
     def finished(self) -> bool:
@@ -159,7 +176,16 @@ class FileRun:
             if error is not None:
                 self.again.append((number, body, count + 1))
                 return
-            self._settled(number)
+            window = self.window
+            if self.early or window[0][0] != number:
+                self._settled(number)
+                return
+            _, self.offset, self.committed_reject_size, _ = window.popleft()  # in order: the usual case
+            self.watermark = number
+            self.delivered += 1
+            self._since_checkpoint += 1
+            if self._since_checkpoint >= self.checkpoint_every:
+                self.checkpoint()
 
     def _reject(self, block: RecordBlock, index: int) -> None:
         """Write record ``index`` of ``block`` (which cannot be parsed) to the reject file; it is settled."""
