@@ -9,6 +9,7 @@ from typing import BinaryIO
 from adapters.batch.errors import BadFileError
 
 LEGACY_CHINESE = {"gb18030", "gbk", "gb2312", "cp936"}
+CHUNK = 1 << 20  # bytes read at a time by the parse pass
 
 
 def iter_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
@@ -43,7 +44,7 @@ def iter_line_chunks(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iter
     with their endings (only the file's last line may lack one). An over-long line refuses the file."""
     stream.seek(offset)
     rest = b""
-    while chunk := stream.read(1 << 20):
+    while chunk := stream.read(CHUNK):
         data = rest + chunk if rest else chunk
         cut = data.rfind(b"\n") + 1
         if not cut:
