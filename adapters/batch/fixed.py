@@ -30,7 +30,7 @@ from adapters.batch.layouts import FieldSpec, RecordSpec
 
 TextConverter = Callable[[str], Any]
 ColumnConverter = Callable[[list[str]], list[Any]]
-_NONE_IF_EMPTY: dict[str, None] = {"": None}  # map(get, texts, texts): '' -> None, any other text kept
+_NONE_IF_EMPTY: dict[str, str | None] = {"": None}  # map(get, texts, texts): '' -> None, any other text kept
 _SIGNS = {False: ("",), True: ("-",)}
 _DATES: dict[str, str] = {}  # '20240531' -> '2024-05-31': charge dates repeat; bounded below
 _MAX_DATES = 20_000
@@ -114,7 +114,7 @@ def _plain_ints(texts: list[str]) -> list[int] | None:
 
 def _int_column(texts: list[str]) -> list[Any]:
     numbers = _plain_ints(texts)
-    return list(map(_int, texts)) if numbers is None else numbers  # type: ignore[return-value]
+    return list(map(_int, texts)) if numbers is None else numbers
 
 
 def _implied_column(scale: int, convert: TextConverter) -> ColumnConverter:
@@ -162,7 +162,7 @@ class FixedPlan:
         self.spans = tuple((f.start - 1, f.end) for f in fields if f.start is not None)
         self.text_columns = tuple(n for n, f in enumerate(fields) if text_converter(f) is None)
         self.columns = tuple(
-            (n, convert) for n, f in enumerate(fields) if (convert := column_converter(f)) is not None
+            (n, column) for n, f in enumerate(fields) if (column := column_converter(f)) is not None
         )
 
     def parse(self, line: bytes) -> dict[str, Any] | None:
@@ -197,13 +197,13 @@ class FixedPlan:
         """The bodies of records already cut into their fields' bytes (``self.get`` of each line, or
         ``unpacker``), or None when one of them needs :meth:`parse` (the caller goes line by line)."""
         try:
-            texts = b"\0".join(map(b"\0".join, records)).decode(self.encoding).split("\0")
+            joined = b"\0".join(map(b"\0".join, records)).decode(self.encoding).split("\0")
         except UnicodeDecodeError:
             return None
         step = self.count
-        if len(texts) != len(records) * step:  # a NUL inside a field
+        if len(joined) != len(records) * step:  # a NUL inside a field
             return None
-        texts = list(map(str.strip, texts))
+        texts: list[Any] = list(map(str.strip, joined))  # then converted in place, column by column
         if not all(all(texts[n::step]) for n in self.required_columns):
             return None
         try:
@@ -212,12 +212,14 @@ class FixedPlan:
         except ValueError:
             return None
         for n in self.text_columns:  # '' -> None, only in the columns that hold an empty text
-            column = texts[n::step]
+            column: list[str] = texts[n::step]
             if not all(column):
                 texts[n::step] = list(map(_NONE_IF_EMPTY.get, column, column))
         return list(map(dict, map(zip, repeat(self.names), zip(*[iter(texts)] * step, strict=True))))
 
-    def unpacker(self, line_end: bytes) -> tuple[int, Callable[[bytes], Iterator[tuple[bytes, ...]]]] | None:
+    def unpacker(
+        self, line_end: bytes
+    ) -> tuple[int, Callable[[bytes | memoryview], Iterator[tuple[Any, ...]]]] | None:
         """For blocks of whole records each followed by ``line_end``: (bytes per record, a function that
         cuts a block into every record's field bytes in one C-level ``Struct.iter_unpack``); None when the
         fields overlap or are out of order."""

@@ -65,7 +65,7 @@ class FileRun:
         self.lock = threading.Lock()
         self.window: deque[_Entry] = deque()
         self.early: set[int] = set()  # settled while an earlier record is still out
-        self.again: deque[tuple[int, dict[str, Any], int]] = deque()  # number, body, delivery count
+        self.again: deque[tuple[int, dict[str, Any] | None, int]] = deque()  # number, body, delivery count
         self.exhausted = False
         self._reject_out: BinaryIO | None = None
         self._since_checkpoint = 0
@@ -114,6 +114,7 @@ class FileRun:
     # -- handing out --------------------------------------------------------------------------------
     def next_delivery(self) -> Delivery | None:
         """Return the next record's delivery; None when every record has been handed out."""
+        body: dict[str, Any] | None
         with self.lock:
             if self.again:
                 number, body, count = self.again.popleft()
@@ -170,7 +171,9 @@ class FileRun:
         with self.lock:
             return self.exhausted and not self.again and not self.window
 
-    def _settle(self, number: int, body: dict[str, Any], count: int, error: BaseException | None) -> None:
+    def _settle(
+        self, number: int, body: dict[str, Any] | None, count: int, error: BaseException | None
+    ) -> None:
         """The ack of record ``number``'s delivery: hand it out again (error), or move the watermark."""
         with self.lock:
             if error is not None:
