@@ -25,7 +25,8 @@ their range, and the median ratio of CPU time (records per CPU second: steadier 
 Targets (issue 19): adapter >= 0.7 x the hand-written parser and >= 0.4 x the independent one; adapter
 peak RSS < 200 MB at any file size and flat.
 Usage: .venv/bin/python bench/batch_bench.py [--records N] [--queue-records N] [--repeat 3]
-       [--memory-records 200000,3000000] [--profile]   (--profile: cProfile of one adapter run, top 25)
+       [--memory-records 200000,3000000] [--profile] [--stages]
+  --profile: cProfile of one adapter run (top 25); --stages: CPU time per record of each stage, apart
 """
 
 from __future__ import annotations
@@ -227,6 +228,48 @@ def _report(
     return median
 
 
+def stages(path: Path) -> None:
+    """Where each microsecond of a record goes: CPU time per record of each stage, measured apart."""
+    import hashlib
+
+    from adapters.batch.layouts import load_layout
+    from adapters.batch.parsers import FixedWidthReader
+    from adapters.batch.staging import stage
+
+    count = sum(1 for _ in path.open("rb")) - 2
+    reader = FixedWidthReader(load_layout(Path(CHARGE_LAYOUT), ROOT), "gb18030", 1 << 20)
+    work = Path(tempfile.mkdtemp(prefix="batchbench-stages-"))
+
+    def copy(out: Any) -> None:
+        with path.open("rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+    def timed(label: str, work_: Any) -> float:
+        cpu = time.process_time()
+        work_()
+        per = (time.process_time() - cpu) / count * 1e6
+        print(f"  {label:<58} {per:5.2f} us/record")
+        return per
+
+    print(f"S. stages, CPU time per record over {count:,} records:")
+    timed("staging: copy + SHA-256 + fsync + rename", lambda: stage(work, path.name, copy))
+    timed("  of which SHA-256 alone", lambda: hashlib.sha256(path.read_bytes()).digest())
+    timed("whole-file check (scan.py, 1 MB blocks)", lambda: reader.scan(path))
+    first = len(path.open("rb").readline())
+    timed(
+        "parse pass, record by record (FixedPlan.parse, before)",
+        lambda: sum(1 for _ in reader.records(path, first, 0)),
+    )
+    timed(
+        "parse pass, blocks (FixedPlan.parse_fields, now)",
+        lambda: sum(len(b.bodies) for b in reader.blocks(path, first, 0)),
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    whole = run("adapter", path)
+    print(f"  {'the whole adapter (wall: staging to the last ack)':<58} {1e6 / whole['rate']:5.2f} us/record")
+    print(f"  {'the whole adapter (CPU)':<58} {1e6 / whole['cpu_rate']:5.2f} us/record")
+
+
 def _memory(folder: Path, sizes: list[int]) -> None:
     from simulators.batch_files import write_charge_file
 
@@ -252,6 +295,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternated")
     parser.add_argument("--memory-records", default="200000,3000000", help="file sizes for M ('' skips)")
     parser.add_argument("--profile", action="store_true", help="one profiled adapter run, then exit")
+    parser.add_argument("--stages", action="store_true", help="CPU time per record of each stage, then exit")
     parser.add_argument("--child")
     parser.add_argument("--file")
     parser.add_argument("--layout", default=CHARGE_LAYOUT)
@@ -271,6 +315,9 @@ def main() -> int:
             f"generated {args.records:,} GBK fixed-width records ({path.stat().st_size / 1e6:.0f} MB) "
             f"in {time.perf_counter() - t:.1f}s"
         )
+        if args.stages:
+            stages(path)
+            return 0
         if args.profile:
             subprocess.run(
                 [sys.executable, __file__, "--child", "adapter", "--file", str(path), "--profile"],
