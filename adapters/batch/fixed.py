@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
-from itertools import repeat
+from itertools import compress, repeat
 from operator import itemgetter
 from struct import Struct
 from typing import Any
@@ -31,7 +31,6 @@ from adapters.batch.layouts import FieldSpec, RecordSpec
 TextConverter = Callable[[str], Any]
 ColumnConverter = Callable[[list[str]], list[Any]]
 _NONE_IF_EMPTY: dict[str, str | None] = {"": None}  # map(get, texts, texts): '' -> None, any other text kept
-_SIGNS = {False: ("",), True: ("-",)}
 _DATES: dict[str, str] = {}  # '20240531' -> '2024-05-31': charge dates repeat; bounded below
 _MAX_DATES = 20_000
 
@@ -118,7 +117,7 @@ def _int_column(texts: list[str]) -> list[Any]:
 
 
 def _implied_column(scale: int, convert: TextConverter) -> ColumnConverter:
-    unit, pattern, signed = 10**scale, f"%d.%0{scale}d", f"%s%d.%0{scale}d"
+    unit, pattern = 10**scale, f"%d.%0{scale}d"
 
     def column(texts: list[str]) -> list[Any]:
         numbers = _plain_ints(texts)
@@ -126,10 +125,10 @@ def _implied_column(scale: int, convert: TextConverter) -> ColumnConverter:
             return list(map(convert, texts))
         if min(numbers) >= 0:
             return list(map(pattern.__mod__, map(divmod, numbers, repeat(unit))))
-        signs = map(_SIGNS.__getitem__, map(int.__lt__, numbers, repeat(0)))
-        return list(
-            map(signed.__mod__, map(tuple.__add__, signs, map(divmod, map(abs, numbers), repeat(unit))))
-        )
+        out = list(map(pattern.__mod__, map(divmod, map(abs, numbers), repeat(unit))))
+        for n in compress(range(len(numbers)), map(int.__lt__, numbers, repeat(0))):
+            out[n] = "-" + out[n]  # the few negative amounts
+        return out
 
     return column
 
