@@ -219,3 +219,27 @@ def test_unpacker_steps_aside_for_overlapping_fields() -> None:
         }
     )
     assert FixedPlan(layout.detail, 6, "gb18030").unpacker(b"\r\n") is None
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["good", "bad-records"])
+def test_lf_layout_takes_the_regular_path_with_the_same_results(tmp_path: Path, bad: bool) -> None:
+    """A layout whose lines end in LF, on an LF file (and one with a CRLF line in it): same both ways."""
+    layout = LAYOUT.model_copy(update={"line_ending": "\n"})
+    details = [BAD.get(n, line) if bad else line for n, line in enumerate(GOOD)]
+    if bad:
+        details[100] = details[100][:-1] + b"\r"  # read as a 119-byte record by both passes
+    path = _charge_file(tmp_path, details, b"\n")
+    reader = FixedWidthReader(layout, "gb18030", 1000)
+    assert reader._unpacker is not None
+    details_only = b"".join(line + b"\n" for line in details)
+    assert (reader._regular(details_only) is None) == bad  # the LF path is taken (the trailer's chunk is not)
+    _both_ways(reader, path, len(header_line()) + 1)
+
+
+def test_regular_crlf_chunk_is_cut_by_the_struct_and_finds_the_trailer() -> None:
+    """A chunk of same-length CRLF records takes the Struct path; a trailer among them is found by index."""
+    reader = FixedWidthReader(LAYOUT, "gb18030", 1000)
+    chunk = b"".join(line + b"\r\n" for line in GOOD[:50])
+    assert reader._regular(chunk) == (50, None)
+    with_trailer = chunk + trailer_line(50, 0).ljust(120) + b"\r\n" + GOOD[50] + b"\r\n"
+    assert reader._regular(with_trailer) == (50, 50)
