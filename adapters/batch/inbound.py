@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from adapters.batch import replies
-from adapters.batch.parsers import RecordBlock, RecordReader
+from adapters.batch.blocks import RecordBlock
+from adapters.batch.parsers import RecordReader
 from adapters.batch.staging import Dirs
 from adapters.batch.store import StateStore
 from esb import files

@@ -15,9 +15,10 @@ from typing import Any
 
 from lxml import etree
 
+from adapters.batch.blocks import Record, RecordBlock, blocks_of
 from adapters.batch.errors import BadFileError
 from adapters.batch.layouts import Layout, RecordSpec
-from adapters.batch.parsers import FileSummary, Record, RecordBlock, blocks_of, check_trailer
+from adapters.batch.parsers import FileSummary, check_trailer
 
 
 def _iterparse(path: Path, tags: list[str]) -> Iterator[tuple[str, Any]]:

@@ -10,11 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.batch import blocks as blocks_module
 from adapters.batch import lines as lines_module
-from adapters.batch import parsers
+from adapters.batch.blocks import Record, RecordBlock
 from adapters.batch.fixed import FixedPlan, column_converter, text_converter
 from adapters.batch.layouts import FieldSpec, Layout, load_layout
-from adapters.batch.parsers import FixedWidthReader, Record, RecordBlock
+from adapters.batch.parsers import FixedWidthReader
 from simulators.batch_files import charge_lines, header_line, trailer_line
 from tests.unit.batch_helpers import CHARGE_LAYOUT, PROJECT
 
@@ -103,7 +104,7 @@ def test_block_pass_gives_what_the_record_pass_gives(
 ) -> None:
     """Good and bad records, CRLF or LF, any chunk and block size: same bodies, errors, numbers, offsets."""
     monkeypatch.setattr(lines_module, "CHUNK", chunk)
-    monkeypatch.setattr(parsers, "BLOCK_RECORDS", per_block)
+    monkeypatch.setattr(blocks_module, "BLOCK_RECORDS", per_block)
     details = [BAD.get(n, line) if bad else line for n, line in enumerate(GOOD)]
     path = _charge_file(tmp_path, details, eol, last_eol)
     reader = FixedWidthReader(LAYOUT, "gb18030", 1000)
@@ -230,9 +231,9 @@ def test_lf_layout_takes_the_regular_path_with_the_same_results(tmp_path: Path, 
         details[100] = details[100][:-1] + b"\r"  # read as a 119-byte record by both passes
     path = _charge_file(tmp_path, details, b"\n")
     reader = FixedWidthReader(layout, "gb18030", 1000)
-    assert reader._unpacker is not None
+    assert reader.block_pass._unpacker is not None
     details_only = b"".join(line + b"\n" for line in details)
-    assert (reader._regular(details_only) is None) == bad  # the LF path is taken (the trailer's chunk is not)
+    assert (reader.block_pass.regular(details_only) is None) == bad  # LF path taken (not the trailer chunk)
     _both_ways(reader, path, len(header_line()) + 1)
 
 
@@ -240,6 +241,6 @@ def test_regular_crlf_chunk_is_cut_by_the_struct_and_finds_the_trailer() -> None
     """A chunk of same-length CRLF records takes the Struct path; a trailer among them is found by index."""
     reader = FixedWidthReader(LAYOUT, "gb18030", 1000)
     chunk = b"".join(line + b"\r\n" for line in GOOD[:50])
-    assert reader._regular(chunk) == (50, None)
+    assert reader.block_pass.regular(chunk) == (50, None)
     with_trailer = chunk + trailer_line(50, 0).ljust(120) + b"\r\n" + GOOD[50] + b"\r\n"
-    assert reader._regular(with_trailer) == (50, 50)
+    assert reader.block_pass.regular(with_trailer) == (50, 50)
