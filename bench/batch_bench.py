@@ -47,7 +47,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-BASELINES = Path(os.environ.get("ESB_BASELINES") or ROOT / "bench" / "baselines")  # copies of ../shared/baselines
+#: The independent baselines, copied unchanged from ../shared/baselines (bench/README.md, the last section).
+BASELINES = Path(os.environ.get("ESB_BASELINES") or ROOT / "bench" / "baselines")
 CHARGE_LAYOUT = "config/layouts/billing_charge_record.yaml"
 TARGET_HANDWRITTEN, TARGET_INDEPENDENT, PEAK_LIMIT_MB = 0.7, 0.4, 200
 
