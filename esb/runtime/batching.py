@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from esb.exceptions import TransportError
 from esb.message import Message
+from esb.telemetry import tracer
 from esb.typing import Delivery
 
 if TYPE_CHECKING:
@@ -128,10 +129,13 @@ def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
 def _prepare(worker: RouteWorker, delivery: Delivery) -> tuple[list[Message] | None, BaseException | None]:
     """Run the route's steps for a batch member: its outputs, or None and why it must go alone."""
     message = delivery.message
-    try:
-        outputs: list[Message] = worker.pre(message.replace(attempt=1, headers=dict(message.headers)))
-    except Exception as exc:  # the one-message path retries or dead-letters it
-        return None, exc
+    with tracer().route(worker.route.id, message) as span:
+        try:
+            outputs: list[Message] = worker.pre(message.replace(attempt=1, headers=dict(message.headers)))
+        except Exception as exc:  # the one-message path retries or dead-letters it
+            span.outcome("retried_alone", exc)
+            return None, exc
+        span.outcome("batched")
     worker.journal_warnings(message, outputs)
     return outputs, None
 
