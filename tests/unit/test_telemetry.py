@@ -1,0 +1,240 @@
+"""OpenTelemetry tracing: off by default (no spans, no headers, no SDK import); on, one trace follows a
+message through queue routes and into a process's steps, with a span per route run, step and delivery."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from adapters.queue import QueueAdapter, QueueEndpoint
+from esb import telemetry
+from esb.config.settings import Settings, TelemetrySettings
+from esb.exceptions import MappingError
+from esb.journal import Journal
+from esb.message import Message
+from esb.process.engine import ProcessStore, Runner
+from esb.project import Project
+from esb.runtime.worker import RouteWorker
+from esb.telemetry.otel import OTelTracer
+from esb.telemetry.testing import RecordedSpans, recorded_spans
+from tests.unit.routes_fixture import FakeTransforms
+from tests.unit.test_process_engine import ACTIVATE, RESERVE, FakeResources, process
+
+ROOT = Path(__file__).resolve().parents[2]
+UPSTREAM_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+UPSTREAM_SPAN = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{UPSTREAM_TRACE}-{UPSTREAM_SPAN}-01"
+
+
+def queue_project(tmp_path: Path) -> Project:
+    """Two routes over the embedded queue: crm.in -> (transform) -> hub.mid -> billing.out."""
+    systems = {
+        name: {"name": name, "endpoints": {endpoint: {"adapter": "queue", "queue": f"{name}.{endpoint}"}}}
+        for name, endpoint in (("crm", "in"), ("hub", "mid"), ("billing", "out"))
+    }
+    routes = [
+        {"id": "first", "from": "crm.in", "steps": [{"transform": "t/up"}], "to": "hub.mid"},
+        {"id": "second", "from": "hub.mid", "to": "billing.out"},
+    ]
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "systems.yaml").write_text(yaml.safe_dump({"systems": systems}))
+    (tmp_path / "config" / "settings.yaml").write_text(
+        yaml.safe_dump({"data_dir": str(tmp_path / "var"), "runtime": {"poll_timeout": 0.02}})
+    )
+    (tmp_path / "routes.yaml").write_text(yaml.safe_dump({"routes": routes}, sort_keys=False))
+    project = Project.load(tmp_path, environ={})
+    project.__dict__["transforms"] = FakeTransforms({"t/up": lambda b: {"v": b.decode().upper()}})
+    return project
+
+
+def publish(project: Project, endpoint: str, message: Message) -> None:
+    """Put ``message`` on ``endpoint``'s queue as a peer would (its headers on the wire)."""
+    config = project.endpoint(endpoint)
+    assert isinstance(config, QueueEndpoint)
+    with QueueAdapter().sink(config, project.context(endpoint)) as sink:
+        sink.write(message)
+
+
+def take(project: Project, endpoint: str, timeout: float = 10.0) -> Message:
+    """Read and ack one message from ``endpoint``'s queue (AssertionError when none comes)."""
+    config = project.endpoint(endpoint)
+    assert isinstance(config, QueueEndpoint)
+    with QueueAdapter().source(config, project.context(endpoint)) as source:
+        delivery = source.read(timeout)
+        assert delivery is not None, f"nothing arrived on {endpoint}"
+        delivery.ack()
+        return delivery.message
+
+
+@pytest.fixture
+def run_routes(tmp_path: Path) -> Iterator[Project]:
+    """The two-route project with a worker per route running (journal in its data folder)."""
+    project = queue_project(tmp_path)
+    journal = Journal(project.settings.resolve_paths(tmp_path).journal.url)
+    journal.connect()
+    # workers build their steps when made: the test installs its tracer before asking for this fixture
+    workers = [RouteWorker(project, route, journal) for route in project.routes]
+    for worker in workers:
+        worker.start()
+    yield project
+    for worker in workers:
+        worker.stop()
+    for worker in workers:
+        worker.join(5)
+    journal.close()
+
+
+@pytest.fixture
+def spans() -> Iterator[RecordedSpans]:
+    """Tracing on, recorded in memory, for the test."""
+    with recorded_spans() as recorded:
+        yield recorded
+
+
+def wait_for(spans: RecordedSpans, name: str, timeout: float = 5.0) -> None:
+    """Wait until a span called ``name`` has ended (a route span ends just after its ack)."""
+    deadline = time.monotonic() + timeout
+    while not spans.named(name) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_telemetry_is_off_by_default() -> None:
+    """Default settings leave tracing off and the installed tracer is the no-op one."""
+    assert Settings().telemetry.enabled is False
+    assert telemetry.tracer() is telemetry.NOOP
+    assert Settings().masked()["telemetry"]["headers"] == {}
+
+
+def test_export_headers_are_masked_in_logged_settings() -> None:
+    """A collector's API key given in telemetry.headers never appears in the settings the hub logs."""
+    settings = Settings.model_validate({"telemetry": {"headers": {"api-key": "s3cret"}}})
+    assert settings.masked()["telemetry"]["headers"] == {"api-key": "***"}
+
+
+def test_commands_that_run_no_route_never_import_opentelemetry() -> None:
+    """Importing the engine, the adapters' sinks and the CLI leaves the OpenTelemetry packages unloaded."""
+    code = (
+        "import sys, esb.cli, esb.runtime.hub, adapters.queue.sink, adapters.soap.sink, adapters.rest.client;"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_off_adds_no_header_and_makes_no_span(run_routes: Project) -> None:
+    """Tracing off: a message crosses two queue routes without a traceparent being added to it."""
+    publish(run_routes, "crm.in", Message(body=b"hello", id="m1"))
+    out = take(run_routes, "billing.out")
+    assert out.id == "m1"
+    assert "traceparent" not in out.headers
+    assert telemetry.NOOP.step("r", "transform", len) is len  # steps are not even wrapped
+
+
+def test_queue_routes_keep_the_upstream_trace(spans: RecordedSpans, run_routes: Project) -> None:
+    """A traceparent on the inbound queue message is continued by both routes and reaches the last queue,
+    with each route's span the child of the delivery span that published to it."""
+    publish(run_routes, "crm.in", Message(body=b"hello", id="m1", headers={"traceparent": TRACEPARENT}))
+    out = take(run_routes, "billing.out")
+    wait_for(spans, "route second")
+    first, second = spans.one("route first"), spans.one("route second")
+    to_mid, to_out = spans.one("deliver hub.mid"), spans.one("deliver billing.out")
+    step = spans.one("step transform")
+    assert {format(s.context.trace_id, "032x") for s in spans.all()} == {UPSTREAM_TRACE}
+    assert first.parent is not None and format(first.parent.span_id, "016x") == UPSTREAM_SPAN
+    assert step.parent is not None and step.parent.span_id == first.context.span_id
+    assert to_mid.parent is not None and to_mid.parent.span_id == first.context.span_id
+    assert second.parent is not None and second.parent.span_id == to_mid.context.span_id
+    assert out.headers["traceparent"].split("-")[1:3] == [UPSTREAM_TRACE, f"{to_out.context.span_id:016x}"]
+    assert first.attributes is not None and first.attributes["esb.outcome"] == "delivered"
+    assert first.attributes["messaging.message.id"] == "m1"
+    assert step.attributes is not None and step.attributes["esb.step.kind"] == "transform"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param("garbage", id="not-a-traceparent"),
+        pytest.param(f"00-{'0' * 32}-{UPSTREAM_SPAN}-01", id="all-zero-trace-id"),
+        pytest.param(f"00-{UPSTREAM_TRACE}-{UPSTREAM_SPAN}", id="missing-flags"),
+    ],
+)
+def test_a_bad_traceparent_starts_a_new_trace(spans: RecordedSpans, run_routes: Project, bad: str) -> None:
+    """A malformed traceparent is ignored, not an error: the message is delivered in a new trace."""
+    publish(run_routes, "crm.in", Message(body=b"hello", id="m1", headers={"traceparent": bad}))
+    out = take(run_routes, "billing.out")
+    wait_for(spans, "route second")
+    first = spans.one("route first")
+    assert first.parent is None
+    assert first.context.trace_id != int(UPSTREAM_TRACE, 16)
+    assert out.headers["traceparent"].split("-")[1] == f"{first.context.trace_id:032x}"
+
+
+def test_a_failing_step_is_recorded_as_an_error(spans: RecordedSpans, tmp_path: Path) -> None:
+    """A step that raises: its span's status is ERROR with the exception as an event, and the route's
+    span says dead_lettered."""
+    project = queue_project(tmp_path)
+
+    def broken(body: Any) -> Any:
+        raise MappingError("t/up", "v", "/v", "no such field")
+
+    project.__dict__["transforms"] = FakeTransforms({"t/up": broken})
+    journal = Journal(project.settings.resolve_paths(tmp_path).journal.url)
+    journal.connect()
+    worker = RouteWorker(project, project.routes[0], journal)
+    publish(project, "crm.in", Message(body=b"x", id="m1"))
+    worker.start()
+    wait_for(spans, "route first")
+    worker.stop()
+    worker.join(5)
+    journal.close()
+    step, route = spans.one("step transform"), spans.one("route first")
+    assert step.status.status_code.name == "ERROR"
+    assert [e.name for e in step.events] == ["exception"]
+    assert route.attributes is not None and route.attributes["esb.outcome"] == "dead_lettered"
+    assert route.status.status_code.name == "ERROR"
+
+
+def test_process_steps_are_children_of_the_span_that_started_the_instance(
+    spans: RecordedSpans, tmp_path: Path
+) -> None:
+    """Each step of an instance is a span whose parent is the span its trigger was taken in."""
+    with ProcessStore(f"sqlite:///{tmp_path / 'journal.db'}") as store:
+        runner = Runner(store, FakeResources(), owner="r1", lease=60)
+        definition = process([{"name": "start", "set_state": "inProgress"}, RESERVE, ACTIVATE])
+        trigger = Message(body={"id": "o-1"}, id="trigger-o-1", headers={"traceparent": TRACEPARENT})
+        with telemetry.tracer().route("process:crm.orders", trigger):
+            instance_id = runner.start(definition, trigger)
+        runner.run_due()
+    taken = spans.one("route process:crm.orders")
+    steps = [s for s in spans.all() if s.name.startswith("process p ")]
+    assert [s.name for s in steps][:3] == ["process p set_state", "process p call", "process p send"]
+    for step in steps:
+        assert step.parent is not None and step.parent.span_id == taken.context.span_id
+        assert step.context.trace_id == int(UPSTREAM_TRACE, 16)
+        assert step.attributes is not None and step.attributes["esb.process.instance"] == instance_id
+    assert steps[1].attributes is not None and steps[1].attributes["esb.process.step"] == "reserve"
+
+
+def test_enabled_settings_build_a_sampling_tracer_and_shut_it_down() -> None:
+    """telemetry.enabled installs the OpenTelemetry tracer (no exporter here) until shutdown."""
+    active = telemetry.configure(TelemetrySettings(enabled=True, exporter="none", sample_ratio=0.0))
+    try:
+        assert isinstance(active, OTelTracer)
+        assert telemetry.tracer() is active
+        with active.route("r", Message(body=b"x")) as span:
+            span.set("k", "v")
+            carrier: dict[str, Any] = {}
+            active.inject(carrier)
+        assert int(carrier["traceparent"].split("-")[3], 16) & 1 == 0  # ratio 0: a new trace is not sampled
+    finally:
+        telemetry.shutdown()
+    assert telemetry.tracer() is telemetry.NOOP
