@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from opentelemetry.sdk.trace import ReadableSpan
 
 from adapters.queue import QueueAdapter, QueueEndpoint
 from esb import telemetry
@@ -98,6 +99,16 @@ def spans() -> Iterator[RecordedSpans]:
         yield recorded
 
 
+def parent(span: ReadableSpan) -> int | None:
+    """The span id of ``span``'s parent, None for a root span."""
+    return None if span.parent is None else span.parent.span_id
+
+
+def attrs(span: ReadableSpan) -> dict[str, Any]:
+    """The attributes of ``span``."""
+    return dict(span.attributes or {})
+
+
 def wait_for(spans: RecordedSpans, name: str, timeout: float = 5.0) -> None:
     """Wait until a span called ``name`` has ended (a route span ends just after its ack)."""
     deadline = time.monotonic() + timeout
@@ -149,14 +160,14 @@ def test_queue_routes_keep_the_upstream_trace(spans: RecordedSpans, run_routes: 
     to_mid, to_out = spans.one("deliver hub.mid"), spans.one("deliver billing.out")
     step = spans.one("step transform")
     assert {format(s.context.trace_id, "032x") for s in spans.all()} == {UPSTREAM_TRACE}
-    assert first.parent is not None and format(first.parent.span_id, "016x") == UPSTREAM_SPAN
-    assert step.parent is not None and step.parent.span_id == first.context.span_id
-    assert to_mid.parent is not None and to_mid.parent.span_id == first.context.span_id
-    assert second.parent is not None and second.parent.span_id == to_mid.context.span_id
+    assert parent(first) == int(UPSTREAM_SPAN, 16)
+    assert parent(step) == first.context.span_id
+    assert parent(to_mid) == first.context.span_id
+    assert parent(second) == to_mid.context.span_id
     assert out.headers["traceparent"].split("-")[1:3] == [UPSTREAM_TRACE, f"{to_out.context.span_id:016x}"]
-    assert first.attributes is not None and first.attributes["esb.outcome"] == "delivered"
-    assert first.attributes["messaging.message.id"] == "m1"
-    assert step.attributes is not None and step.attributes["esb.step.kind"] == "transform"
+    assert attrs(first)["esb.outcome"] == "delivered"
+    assert attrs(first)["messaging.message.id"] == "m1"
+    assert attrs(step)["esb.step.kind"] == "transform"
 
 
 @pytest.mark.parametrize(
@@ -199,7 +210,7 @@ def test_a_failing_step_is_recorded_as_an_error(spans: RecordedSpans, tmp_path: 
     step, route = spans.one("step transform"), spans.one("route first")
     assert step.status.status_code.name == "ERROR"
     assert [e.name for e in step.events] == ["exception"]
-    assert route.attributes is not None and route.attributes["esb.outcome"] == "dead_lettered"
+    assert attrs(route)["esb.outcome"] == "dead_lettered"
     assert route.status.status_code.name == "ERROR"
 
 
@@ -218,10 +229,10 @@ def test_process_steps_are_children_of_the_span_that_started_the_instance(
     steps = [s for s in spans.all() if s.name.startswith("process p ")]
     assert [s.name for s in steps][:3] == ["process p set_state", "process p call", "process p send"]
     for step in steps:
-        assert step.parent is not None and step.parent.span_id == taken.context.span_id
+        assert parent(step) == taken.context.span_id
         assert step.context.trace_id == int(UPSTREAM_TRACE, 16)
-        assert step.attributes is not None and step.attributes["esb.process.instance"] == instance_id
-    assert steps[1].attributes is not None and steps[1].attributes["esb.process.step"] == "reserve"
+        assert attrs(step)["esb.process.instance"] == instance_id
+    assert attrs(steps[1])["esb.process.step"] == "reserve"
 
 
 def test_enabled_settings_build_a_sampling_tracer_and_shut_it_down() -> None:
