@@ -13,7 +13,9 @@ Where the hooks are::
     delivery(route, endpoint, msg)  one write to one endpoint (outlet)
     process_step(...)               one step of a process instance (engine runner)
     remember(instance_id)           the context a process instance was started in (its steps' parent)
-    batch_file(endpoint, name)      one batch file read from a folder, its records as span events
+    batch_file(system, name)        one batch file, from its opening to its end: its records' route
+                                    spans are its children (its ``headers`` go on each record), its
+                                    rejected records events on it
     inject(carrier)                 W3C ``traceparent``/``tracestate`` of the current span into headers
                                     (queue wire headers, direct channel, SOAP and REST calls out)
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
 from contextlib import AbstractContextManager
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -48,6 +51,23 @@ class Span(Protocol):
 
     def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
         """Add a timed event (a batch file's record)."""
+        ...
+
+
+class FileSpan(Protocol):
+    """The span of one batch file, open while its records are handed out."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The trace headers to give each record's message (empty when tracing is off)."""
+        ...
+
+    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        """Add a timed event (a rejected record)."""
+        ...
+
+    def end(self, outcome: str, attributes: dict[str, Any] | None = None) -> None:
+        """End the span with its outcome (processed, refused, interrupted); later calls do nothing."""
         ...
 
 
@@ -78,8 +98,8 @@ class Tracer(Protocol):
         """Keep the current context as the parent of ``instance_id``'s step spans."""
         ...
 
-    def batch_file(self, endpoint: str, name: str) -> AbstractContextManager[Span]:
-        """Span of one batch file read."""
+    def batch_file(self, system: str, name: str) -> FileSpan:
+        """Start the span of one batch file (ended by :meth:`FileSpan.end`)."""
         ...
 
     def inject(self, carrier: MutableMapping[str, Any]) -> None:
@@ -118,7 +138,21 @@ class _NoopScope:
         return None
 
 
+class _NoopFileSpan:
+    """A batch file span that records nothing and gives records no header."""
+
+    __slots__ = ()
+    headers: Mapping[str, str] = MappingProxyType({})
+
+    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        """Do nothing."""
+
+    def end(self, outcome: str, attributes: dict[str, Any] | None = None) -> None:
+        """Do nothing."""
+
+
 NOOP_SPAN = _NoopSpan()
+NOOP_FILE_SPAN = _NoopFileSpan()
 _NOOP_SCOPE = _NoopScope()
 
 
@@ -146,9 +180,9 @@ class NoopTracer:
     def remember(self, instance_id: str) -> None:
         """Do nothing."""
 
-    def batch_file(self, endpoint: str, name: str) -> _NoopScope:
-        """Return the shared no-op scope."""
-        return _NOOP_SCOPE
+    def batch_file(self, system: str, name: str) -> _NoopFileSpan:
+        """Return the shared no-op file span."""
+        return NOOP_FILE_SPAN
 
     def inject(self, carrier: MutableMapping[str, Any]) -> None:
         """Do nothing."""

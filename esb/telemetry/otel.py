@@ -116,6 +116,32 @@ class TracedStep:
             close()
 
 
+class OTelFileSpan:
+    """The span of one batch file, started when the file is opened and ended at its end."""
+
+    def __init__(self, span: trace.Span, headers: dict[str, str]) -> None:
+        self.span = span
+        self.headers = headers
+        self._ended = False
+        self._lock = threading.Lock()
+
+    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        """Add a timed event (a rejected record)."""
+        self.span.add_event(name, attributes or {})
+
+    def end(self, outcome: str, attributes: dict[str, Any] | None = None) -> None:
+        """End the span once, with its outcome and the file's figures."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        self.span.set_attribute("esb.outcome", outcome)
+        self.span.set_attributes(attributes or {})
+        if outcome == "refused":
+            self.span.set_status(Status(StatusCode.ERROR, str((attributes or {}).get("esb.error", ""))[:500]))
+        self.span.end()
+
+
 class OTelTracer:
     """Tracing on: spans through an OTel ``TracerProvider``, W3C trace context in headers."""
 
@@ -180,14 +206,18 @@ class OTelTracer:
             while len(self._instances) > REMEMBERED_INSTANCES:
                 self._instances.popitem(last=False)
 
-    @contextmanager
-    def batch_file(self, endpoint: str, name: str) -> Iterator[_OTelSpan]:
-        """Span of one batch file; its records are events on it."""
-        attributes = {"esb.endpoint": endpoint, "esb.batch.file": name}
-        with self.tracer.start_as_current_span(
-            f"batch file {endpoint}", kind=SpanKind.CONSUMER, attributes=attributes
-        ) as span:
-            yield _OTelSpan(span)
+    def batch_file(self, system: str, name: str) -> OTelFileSpan:
+        """Start the span of one batch file (a new trace: a file has no trace context of its own)."""
+        attributes = {"esb.source": system, "esb.batch.file": name}
+        span = self.tracer.start_span(
+            f"batch file {system}",
+            context=otel_context.Context(),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+        headers: dict[str, str] = {}
+        self.propagator.inject(headers, context=trace.set_span_in_context(span))
+        return OTelFileSpan(span, headers)
 
     def inject(self, carrier: MutableMapping[str, Any]) -> None:
         """Write the current span's W3C headers into ``carrier``; nothing outside a span."""

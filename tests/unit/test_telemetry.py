@@ -25,12 +25,15 @@ from esb.project import Project
 from esb.runtime.worker import RouteWorker
 from esb.telemetry.otel import OTelTracer
 from esb.telemetry.testing import RecordedSpans, recorded_spans
+from simulators.batch_files import charge_lines, header_line, trailer_line
+from tests.unit.batch_helpers import drain, drop, local_source
 from tests.unit.routes_fixture import FakeTransforms
 from tests.unit.test_process_engine import ACTIVATE, RESERVE, FakeResources, process
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 UPSTREAM_SPAN = "00f067aa0ba902b7"
+CHARGE_FILE = "CHG_571_20240531_001.dat"
 TRACEPARENT = f"00-{UPSTREAM_TRACE}-{UPSTREAM_SPAN}-01"
 
 
@@ -249,3 +252,52 @@ def test_enabled_settings_build_a_sampling_tracer_and_shut_it_down() -> None:
     finally:
         telemetry.shutdown()
     assert telemetry.tracer() is telemetry.NOOP
+
+
+def charge_file_with_a_bad_record(inbox: Path) -> None:
+    """Drop a Billing charge file of five records whose third cannot be parsed."""
+    lines = [line for line, _ in charge_lines(5)]
+    bad = lines[2][:76] + b"0000000X2345" + lines[2][88:]
+    total = sum(fen for n, (_, fen) in enumerate(charge_lines(5)) if n != 2)
+    body = b"\r\n".join([header_line(), lines[0], lines[1], bad, lines[3], lines[4], trailer_line(5, total)])
+    drop(inbox, CHARGE_FILE, body + b"\r\n")
+
+
+def test_a_batch_file_is_one_span_with_its_records_route_spans_as_children(
+    spans: RecordedSpans, tmp_path: Path
+) -> None:
+    """A batch file's span lasts until the file is processed: each record's route span is its child, a
+    rejected record is an event on it, and it ends with the file's figures."""
+    with local_source(tmp_path) as source:
+        charge_file_with_a_bad_record(source_inbox(tmp_path))
+        source.poll_now()
+        for delivery in drain(source, ack=False):
+            with telemetry.tracer().route("charges", delivery.message):
+                delivery.ack()
+        drain(source)  # the file ends once every record was settled
+    file_span = spans.one("batch file billing")
+    records = spans.named("route charges")
+    assert len(records) == 4
+    assert {parent(r) for r in records} == {file_span.context.span_id}
+    assert {r.context.trace_id for r in records} == {file_span.context.trace_id}
+    assert [(e.name, dict(e.attributes or {}).get("esb.batch.record")) for e in file_span.events] == [
+        ("record rejected", 3)
+    ]
+    assert attrs(file_span)["esb.outcome"] == "processed"
+    assert (attrs(file_span)["esb.batch.delivered"], attrs(file_span)["esb.batch.rejected"]) == (4, 1)
+
+
+def test_batch_records_carry_no_trace_header_when_tracing_is_off(tmp_path: Path) -> None:
+    """Tracing off: a batch file's records get exactly the batch headers, nothing more."""
+    with local_source(tmp_path) as source:
+        charge_file_with_a_bad_record(source_inbox(tmp_path))
+        source.poll_now()
+        deliveries = drain(source)
+    assert {tuple(sorted(d.message.headers)) for d in deliveries} == {
+        ("batch-file", "batch-record", "batch-sha256")
+    }
+
+
+def source_inbox(tmp: Path) -> Path:
+    """The inbox folder :func:`local_source` reads."""
+    return tmp / "inbox"
