@@ -230,3 +230,56 @@ def test_rest_call_out_carries_the_current_span_and_nothing_outside_one(spans: R
     assert sent is not None
     assert sent.split("-")[1:3] == [f"{delivery.context.trace_id:032x}", f"{delivery.context.span_id:016x}"]
     assert outside is None
+
+
+class Collector:
+    """A loopback OTLP/HTTP traces receiver: keeps each export's span names and its headers."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        self.names: list[str] = []
+        self.api_keys: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers["Content-Length"] or 0))
+                request = ExportTraceServiceRequest.FromString(data)
+                outer.api_keys.append(self.headers.get("api-key"))
+                outer.names.extend(
+                    span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans
+                )
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_spans_reach_an_otlp_collector_with_the_configured_headers() -> None:
+    """telemetry: {enabled, exporter: otlp}: the spans are exported over OTLP/HTTP to the endpoint, with
+    the configured headers, by the time the tracer is shut down (as the hub does when it stops)."""
+    pytest.importorskip(
+        "opentelemetry.exporter.otlp.proto.http", reason="the otel extra: pip install 'esb[otel]'"
+    )
+    collector = Collector()
+    settings = Settings.model_validate(
+        {"telemetry": {"enabled": True, "endpoint": collector.url, "headers": {"api-key": "k-1"}}}
+    )
+    try:
+        active = telemetry.configure(settings.telemetry)
+        with active.route("r", Message(body=b"x")), active.delivery("r", "e.x", Message(body=b"x")):
+            pass
+        telemetry.shutdown()
+    finally:
+        collector.server.shutdown()
+        collector.server.server_close()
+    assert sorted(collector.names) == ["deliver e.x", "route r"]
+    assert set(collector.api_keys) == {"k-1"}
+    assert telemetry.tracer() is telemetry.NOOP

@@ -301,3 +301,17 @@ def test_batch_records_carry_no_trace_header_when_tracing_is_off(tmp_path: Path)
 def source_inbox(tmp: Path) -> Path:
     """The inbox folder :func:`local_source` reads."""
     return tmp / "inbox"
+
+
+def test_export_headers_come_from_the_environment_or_a_secret_file(tmp_path: Path) -> None:
+    """telemetry.headers is read as JSON from ESB_TELEMETRY__HEADERS or the secret file telemetry__headers."""
+    from esb.config.settings import load_settings
+
+    environ = {"ESB_TELEMETRY__ENABLED": "true", "ESB_TELEMETRY__HEADERS": '{"api-key": "from-env"}'}
+    from_env = load_settings(tmp_path, environ=environ).telemetry
+    assert (from_env.enabled, from_env.headers) == (True, {"api-key": "from-env"})
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "telemetry__headers").write_text('{"api-key": "from-file"}')
+    from_file = load_settings(tmp_path, environ={"ESB_SECRETS_DIR": str(secrets)}).telemetry
+    assert from_file.headers == {"api-key": "from-file"}
