@@ -21,6 +21,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from route_bench import ROUTE, bodies, hub_project, publish, wait_done
 
 from esb import telemetry
@@ -74,6 +75,24 @@ def hooks_off_ns(rounds: int = 200_000) -> float:
     return (time.perf_counter_ns() - start) / rounds
 
 
+def spans_us(ratio: float, rounds: int = 5000) -> float:
+    """Return µs per message of the spans alone (route, 4 steps, delivery, wire headers), no hub, for
+    new traces sampled at ``ratio`` (an unsampled span is a non-recording one: cheaper)."""
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    tracer = OTelTracer(provider)
+    message = Message(body=b"x")
+    step = tracer.step("r", "transform", lambda m: [m])
+    start = time.perf_counter()
+    for _ in range(rounds):
+        with tracer.route("r", message) as span:
+            for _ in range(4):
+                step(message)
+            with tracer.delivery("r", "e", message):
+                message.wire_headers()
+            span.outcome("delivered")
+    return (time.perf_counter() - start) / rounds * 1e6
+
+
 def import_ms() -> tuple[float, float, float]:
     """Return (ms) importing the engine, then what the OTel API/SDK and the OTLP exporter add to it, each
     the best of 5 fresh interpreters (marginal costs, measured after the engine is loaded)."""
@@ -119,6 +138,8 @@ def main() -> None:
         rate, spans = best[mode]
         print(f"{labels[mode]:<52} {rate:>8.0f} {rate / base:>7.2f} {spans:>7}")
     print(f"hooks with tracing off: {hooks_off_ns():.0f} ns per message (route + delivery + wire inject)")
+    sampled, unsampled = spans_us(1.0), spans_us(0.0)
+    print(f"spans alone, 6 per message: {sampled:.0f} µs sampled, {unsampled:.0f} µs not sampled")
     hub, sdk, otlp = import_ms()
     print(f"import esb.runtime.hub {hub:.0f} ms; then the OTel API+SDK +{sdk:.0f} ms", end="")
     print(f"; then the OTLP exporter +{otlp:.0f} ms")
