@@ -315,3 +315,37 @@ def test_export_headers_come_from_the_environment_or_a_secret_file(tmp_path: Pat
     (secrets / "telemetry__headers").write_text('{"api-key": "from-file"}')
     from_file = load_settings(tmp_path, environ={"ESB_SECRETS_DIR": str(secrets)}).telemetry
     assert from_file.headers == {"api-key": "from-file"}
+
+
+def test_a_direct_channel_hands_the_trace_to_the_next_route(spans: RecordedSpans) -> None:
+    """A message written to a direct channel inside a delivery span carries that span's traceparent;
+    the original message is left as it was."""
+    from adapters.direct.channels import channel
+    from adapters.direct.config import DirectEndpoint
+    from adapters.direct.sink import DirectSink
+
+    sink = DirectSink(DirectEndpoint(channel="telemetry-test"))
+    sink.connect()
+    original = Message(body=b"x", id="m1")
+    with telemetry.tracer().delivery("r", "hub.next", original):
+        sink.write(original)
+    handed = channel("telemetry-test").get_nowait()
+    delivery = spans.one("deliver hub.next")
+    assert handed.headers["traceparent"].split("-")[1:3] == [
+        f"{delivery.context.trace_id:032x}",
+        f"{delivery.context.span_id:016x}",
+    ]
+    assert "traceparent" not in original.headers
+
+
+def test_a_direct_channel_hands_the_message_itself_when_tracing_is_off() -> None:
+    """Tracing off, the direct channel gets the very message written (no copy, no header)."""
+    from adapters.direct.channels import channel
+    from adapters.direct.config import DirectEndpoint
+    from adapters.direct.sink import DirectSink
+
+    sink = DirectSink(DirectEndpoint(channel="telemetry-test-off"))
+    sink.connect()
+    original = Message(body=b"x", id="m1")
+    sink.write(original)
+    assert channel("telemetry-test-off").get_nowait() is original
