@@ -99,11 +99,11 @@ class TracedStep:
         self.route = route
         self.kind = kind
         self.processor = processor
+        self.attributes = {"esb.route": route, "esb.step.kind": kind}
 
     def __call__(self, message: Message) -> list[Message]:
-        """Run the step inside a span named after its kind."""
-        attributes = {"esb.route": self.route, "esb.step.kind": self.kind, **message_attributes(message)}
-        with self.owner.tracer.start_as_current_span(f"step {self.kind}", attributes=attributes) as span:
+        """Run the step inside a span named after its kind (the message's attributes are on its parent)."""
+        with self.owner.tracer.start_as_current_span(f"step {self.kind}", attributes=self.attributes) as span:
             outputs = self.processor(message)
             span.set_attribute("esb.outputs", len(outputs))
             span.set_attribute("esb.outcome", "passed" if outputs else "filtered")
