@@ -162,9 +162,10 @@ class Outlet:
             sink = self._sink(endpoint)
             try:
                 sink.write(message)
-            except TransportError as exc:
+            except Exception as exc:
                 span.outcome("failed", exc)
-                self._drop(endpoint)
+                if isinstance(exc, TransportError):
+                    self._drop(endpoint)
                 raise
             span.outcome("delivered")
 

@@ -172,10 +172,15 @@ class OTelTracer:
 
     @contextmanager
     def delivery(self, route: str, endpoint: str, message: Message) -> Iterator[_OTelSpan]:
-        """Span of one write to one endpoint (a producer span: what it sends carries its context)."""
+        """Span of one write to one endpoint (a producer span: what it sends carries its context); the
+        outlet records a failure itself (:meth:`_OTelSpan.outcome`), so it is not recorded twice."""
         attributes = {"esb.route": route, "esb.endpoint": endpoint, **message_attributes(message)}
         with self.tracer.start_as_current_span(
-            f"deliver {endpoint}", kind=SpanKind.PRODUCER, attributes=attributes
+            f"deliver {endpoint}",
+            kind=SpanKind.PRODUCER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             yield _OTelSpan(span)
 

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from adapters.queue import QueueAdapter, QueueEndpoint
 from esb import telemetry
 from esb.config.settings import Settings, TelemetrySettings
-from esb.exceptions import MappingError
+from esb.exceptions import MappingError, RemoteError
 from esb.journal import Journal
 from esb.message import Message
 from esb.process.engine import ProcessStore, Runner
@@ -25,9 +25,10 @@ from esb.project import Project
 from esb.runtime.worker import RouteWorker
 from esb.telemetry.otel import OTelTracer
 from esb.telemetry.testing import RecordedSpans, recorded_spans
+from esb.testing import BROKER
 from simulators.batch_files import charge_lines, header_line, trailer_line
 from tests.unit.batch_helpers import drain, drop, local_source
-from tests.unit.routes_fixture import FakeTransforms
+from tests.unit.routes_fixture import FakeTransforms, make_project
 from tests.unit.test_process_engine import ACTIVATE, RESERVE, FakeResources, process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,3 +350,32 @@ def test_a_direct_channel_hands_the_message_itself_when_tracing_is_off() -> None
     original = Message(body=b"x", id="m1")
     sink.write(original)
     assert channel("telemetry-test-off").get_nowait() is original
+
+
+def test_a_refused_delivery_is_one_error_and_the_dead_letter_write_its_own_span(
+    spans: RecordedSpans, tmp_path: Path
+) -> None:
+    """A sink refusing the message: its delivery span is ERROR with one exception event, the write to the
+    dead-letter endpoint is a span of its own, and the route's span ends dead_lettered."""
+    project = make_project(
+        tmp_path,
+        [{"id": "r", "from": "a.in", "to": "b.out", "on_error": {"dead_letter": "dlq.r"}}],
+        ["a.in", "b.out", "dlq.r"],
+    )
+    BROKER.fail_next("b.out", RemoteError("invalid account", code="E42", retryable=False))
+    BROKER.feed("a.in", Message(body=b"x", id="m1"))
+    journal = Journal(project.settings.journal.url)
+    journal.connect()
+    worker = RouteWorker(project, project.routes[0], journal)
+    worker.start()
+    wait_for(spans, "route r")
+    worker.stop()
+    worker.join(5)
+    journal.close()
+    refused, dead = spans.one("deliver b.out"), spans.one("deliver dlq.r")
+    assert refused.status.status_code.name == "ERROR"
+    assert [e.name for e in refused.events] == ["exception"]
+    assert attrs(refused)["esb.outcome"] == "failed"
+    assert attrs(dead)["esb.outcome"] == "delivered"
+    assert parent(dead) == spans.one("route r").context.span_id
+    assert attrs(spans.one("route r"))["esb.outcome"] == "dead_lettered"
