@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from esb.telemetry import inject
+
 #: Header names the hub itself sets on the wire; everything else in ``headers`` is the route's business.
 WIRE_ID = "esb-message-id"
 WIRE_CORRELATION_ID = "esb-correlation-id"
@@ -122,6 +124,7 @@ class Message:
             out[WIRE_SCHEMA] = self.schema
         out[WIRE_CREATED_AT] = self.created_at.isoformat()
         out[WIRE_ATTEMPT] = self.attempt
+        inject(out)  # W3C traceparent of the span sending it, when tracing is on
         return out
 
     @classmethod

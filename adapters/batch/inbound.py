@@ -27,6 +27,7 @@ from adapters.batch.staging import Dirs
 from adapters.batch.store import StateStore
 from esb import files
 from esb.message import Message
+from esb.telemetry import NOOP_FILE_SPAN, FileSpan, tracer
 from esb.typing import Delivery
 
 #: One record handed out and not yet passed by the watermark: number, end offset, reject file size after
@@ -72,9 +73,19 @@ class FileRun:
         self._reject_out: BinaryIO | None = None
         self._since_checkpoint = 0
         self._synced_reject_size = 0
+        self.trace: FileSpan = NOOP_FILE_SPAN
 
     def start(self) -> None:
         """Check the file unless staging did (BadFileError refuses it), then open it at its checkpoint."""
+        self.trace = tracer().batch_file(self.source, self.name)
+        try:
+            self._start()
+        except BadFileError as exc:
+            self.trace.end("refused", {"esb.error": str(exc)})
+            raise
+
+    def _start(self) -> None:
+        """Open the file (see :meth:`start`)."""
         path = Path(self.row["staged"])
         if self.row["status"] in ("staged", "checked"):
             if self.row["status"] == "staged":  # not checked while it downloaded (xml): check it now
@@ -138,7 +149,13 @@ class FileRun:
             correlation_id=self.correlation_id,
             type=self.message_type,
             source=self.source,
-            headers={"batch-file": self.name, "batch-record": number, "batch-sha256": self.sha},
+            # the file span's traceparent (nothing when tracing is off): each record's route span its child
+            headers={
+                "batch-file": self.name,
+                "batch-record": number,
+                "batch-sha256": self.sha,
+                **self.trace.headers,
+            },
             created_at=self.created_at,
         )
         if count == 1:
@@ -203,6 +220,7 @@ class FileRun:
         self.reject_size += len(line)
         self.window.append((number, block.ends[index], self.reject_size, True))
         self.log.warning("batch record rejected", file=self.name, record=number, reason=reason)
+        self.trace.event("record rejected", {"esb.batch.record": number, "esb.error": reason})
         self._settled(number)
 
     def _settled(self, number: int) -> None:
@@ -247,8 +265,10 @@ class FileRun:
     def finish(self) -> dict[str, Any]:
         """Checkpoint, write the reconciliation (and its reply file), mark the file processed."""
         self.checkpoint()
-        self.close()
         received = int(self.row["records"])
+        figures = {"received": received, "delivered": self.delivered, "rejected": self.rejected}
+        self.trace.end("processed", {f"esb.batch.{k}": v for k, v in figures.items()})
+        self.close()
         reconciliation = {
             "file": self.name,
             "sha256": self.sha,
@@ -282,7 +302,8 @@ class FileRun:
         return {k: v if isinstance(v, int | str) else str(v) for k, v in fields.items() if k != "record_type"}
 
     def close(self) -> None:
-        """Close the reject file. Safe to call twice."""
+        """Close the reject file (and the file's span, if the file did not end). Safe to call twice."""
+        self.trace.end("interrupted")
         if self._reject_out is not None:
             self._reject_out.close()
             self._reject_out = None

@@ -9,6 +9,7 @@ from adapters.direct.config import DirectEndpoint
 from adapters.direct.errors import NoHandlerError
 from esb.exceptions import TransportError
 from esb.message import Message
+from esb.telemetry import carried
 
 
 class DirectSink:
@@ -26,7 +27,7 @@ class DirectSink:
         """Put ``message`` on the channel; a full channel for 5 s is a TransportError."""
         assert self._queue is not None, "connect() first"
         try:
-            self._queue.put(message, timeout=5.0)
+            self._queue.put(carried(message), timeout=5.0)
         except queue.Full as exc:
             raise TransportError(f"direct channel {self.endpoint.channel!r} is full") from exc
 

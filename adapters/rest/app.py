@@ -32,6 +32,7 @@ from adapters.rest.events import CREATE, make_event
 from adapters.rest.schema import TMFValidator
 from adapters.rest.store import ResourceStore
 from esb.message import Message
+from esb.telemetry import wsgi_trace_headers
 
 StartResponse = Callable[..., Any]
 #: (status, body, extra headers)
@@ -173,6 +174,7 @@ class RESTApp:
             "tmf-id": ident,
             "rest-user": user,
             "content-type": "application/json",
+            **wsgi_trace_headers(environ),
         }
         source = self.served.endpoint.split(".", 1)[0]
         message = Message(body=body, id=ident, source=source, type=self.served.message_type, headers=headers)

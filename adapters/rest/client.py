@@ -20,6 +20,7 @@ from adapters.rest.config import RESTEndpoint
 from adapters.rest.errors import PeerBusyError, response_error, translate
 from esb.context import AdapterContext
 from esb.exceptions import EsbError, TransportError
+from esb.telemetry import inject
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -93,6 +94,7 @@ class RESTClient:
     def _once(self, method: str, url: str, body: bytes | None, timeout: float | None) -> tuple[int, bytes]:
         ep = self.endpoint
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        inject(headers)  # W3C traceparent of the current span, when tracing is on
         try:
             answer = self.session.request(
                 method, url, data=body, headers=headers, allow_redirects=False,

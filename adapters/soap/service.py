@@ -39,6 +39,7 @@ from adapters.soap.security import WSSERefused, verify_wsse
 from adapters.soap.wsdl import Contract, OperationInfo
 from esb.exceptions import BodyTooLargeError, DecodeError, UnsafeXMLError
 from esb.message import Message
+from esb.telemetry import wsgi_trace_headers
 from esb.xmlsafe import parse_xml
 
 #: (HTTP status, SOAP version, body, extra HTTP headers)
@@ -267,6 +268,7 @@ class SOAPService:
                     "SchemaViolation", f"the request does not match the schema of {info.name}", errors=errors
                 )
         message = self._message(binding, payload, header, user, state["version"])
+        message.headers.update(wsgi_trace_headers(environ))
         return self._exchange(binding, message, state["version"])
 
     def _message(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import MutableMapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from adapters.soap.wsdl import Contract, OperationInfo, load_contract, zeep_sett
 from esb.context import AdapterContext
 from esb.logging import quiet_libraries
 from esb.message import Message
+from esb.telemetry import TRACEPARENT, TRACESTATE, inject
 from esb.xmlsafe import parse_xml
 
 
@@ -56,6 +58,14 @@ def endpoint_contract(endpoint: SOAPEndpoint, context: AdapterContext) -> Contra
         cache_dir=cache_dir(context),
         load_timeout=endpoint.load_timeout,
     )
+
+
+def trace_context(session_headers: MutableMapping[str, Any]) -> None:
+    """Put the current span's W3C trace headers on the zeep session (one per sink, so per thread), and
+    take the previous call's off first: no stale ``traceparent`` goes out with a call made outside a span."""
+    session_headers.pop(TRACEPARENT, None)
+    session_headers.pop(TRACESTATE, None)
+    inject(session_headers)
 
 
 class SOAPSink:
@@ -123,6 +133,7 @@ class SOAPSink:
         transport.operation_timeout = (ep.connect_timeout, timeout)
         if ep.auth is not None and ep.auth.mode != "basic" and self._password is not None:
             self._client.wsse = wsse_token(ep.auth, self._password)
+        trace_context(transport.session.headers)
         try:
             result = self._call(**arguments)
         except Exception as exc:

@@ -143,6 +143,32 @@ class FilesSettings(_Section):
     group: str | None = Field(default=None, description="group owning the data files (default: unchanged)")
 
 
+class TelemetrySettings(_Section):
+    """OpenTelemetry tracing (docs/operations.md, "OpenTelemetry"): off by default.
+
+    On, every route run, route step, delivery, process step and batch file is a span, and the W3C
+    ``traceparent`` rides queue headers and the HTTP headers of SOAP and REST calls. ``headers`` go with
+    every export (a collector's API key): set them from the environment (ESB_TELEMETRY__HEADERS as JSON)
+    or a secret file (telemetry__headers), never in a settings file under version control.
+    """
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console", "none"] = Field(
+        default="otlp", description="otlp: OTLP over HTTP/protobuf to ``endpoint``; console: stdout; none"
+    )
+    endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces", description="the collector's OTLP/HTTP traces URL"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="sent with every export; secret: environment or secret file only"
+    )
+    service_name: str = Field(default="esb", description="the ``service.name`` resource attribute")
+    sample_ratio: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="share of new traces kept; a sampled parent is always kept"
+    )
+    timeout: Duration = Field(default=10.0, description="how long one export may take")
+
+
 class Settings(_Section):
     """Everything the hub needs that is not a route: where queues and journal live, limits, logging."""
 
@@ -156,6 +182,7 @@ class Settings(_Section):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     processes: ProcessesSettings = Field(default_factory=ProcessesSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def resolve_paths(self, project_dir: Path) -> Settings:
         """Return a copy with ``data_dir`` absolute and ``{data_dir}`` filled into the URLs."""
@@ -173,6 +200,7 @@ class Settings(_Section):
             data[section]["url"] = mask_url(data[section]["url"])
         if data["monitoring"]["token"]:
             data["monitoring"]["token"] = "***"  # noqa: S105 - the mask, not a password
+        data["telemetry"]["headers"] = {name: "***" for name in data["telemetry"]["headers"]}
         return data
 
 

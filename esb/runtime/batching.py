@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from esb.exceptions import TransportError
 from esb.message import Message
 from esb.processors.drops import detail_of, recording
+from esb.telemetry import tracer
 from esb.typing import Delivery
 
 if TYPE_CHECKING:
@@ -137,11 +138,14 @@ def _prepare(
     """Run the route's steps for a batch member: its outputs (and why a step dropped it, if one did),
     or None and why it must go alone."""
     message = delivery.message
-    try:
-        with recording() as notes:
-            outputs: list[Message] = worker.pre(message.replace(attempt=1, headers=dict(message.headers)))
-    except Exception as exc:  # the one-message path retries or dead-letters it
-        return None, exc, None
+    with tracer().route(worker.route.id, message) as span:
+        try:
+            with recording() as notes:
+                outputs: list[Message] = worker.pre(message.replace(attempt=1, headers=dict(message.headers)))
+        except Exception as exc:  # the one-message path retries or dead-letters it
+            span.outcome("retried_alone", exc)
+            return None, exc, None
+        span.outcome("batched")
     worker.journal_warnings(message, outputs)
     return outputs, None, None if outputs else detail_of(notes)
 

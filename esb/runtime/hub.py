@@ -13,6 +13,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from esb import telemetry
 from esb.config.routes import partition_endpoint
 from esb.exceptions import ConfigError, EsbError
 from esb.files import make_folder, tighten_tree
@@ -61,6 +62,7 @@ class Hub:
         self._lock = threading.RLock()
         self._suspended: set[str] = set()
         self._fingerprint: dict[str, tuple[float, int]] = {}
+        self._telemetry: telemetry.Tracer | None = None
         self._supervisor: threading.Thread | None = None
         self._memberships: dict[str, Membership] = {}
         #: the project's processes (processes/*.yaml), None when it defines none
@@ -132,6 +134,8 @@ class Hub:
     def start(self, *, wait: float = 30.0) -> None:
         """Open the journal and start every enabled route's workers; wait until their sources connected."""
         self._secure_data_dir()
+        if self.project.settings.telemetry.enabled:  # off: whatever tracer is installed stays (NOOP)
+            self._telemetry = telemetry.configure(self.project.settings.telemetry)
         self.journal.connect()
         self.control.connect()
         self._suspended = self.control.suspended()
@@ -352,6 +356,9 @@ class Hub:
             self.full_files.stop()
         self.control.close()
         self.journal.close()
+        if self._telemetry is not None:
+            telemetry.shutdown()  # exports the spans still buffered
+            self._telemetry = None
         self.log.info("hub stopped")
 
     def _stop_memberships(self, route_ids: set[str]) -> None:

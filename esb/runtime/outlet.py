@@ -18,6 +18,7 @@ from esb.config.routes import RecipientList, Route
 from esb.exceptions import MessageError, TransportError, error_reason
 from esb.expressions import Expression
 from esb.message import Message
+from esb.telemetry import tracer
 from esb.typing import BatchWriter, capability
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ class Outlet:
         sink = capability(self._sink(endpoint), BatchWriter)
         assert sink is not None, "writes_many() first"
         try:
-            sink.write_many(messages)
+            sink.write_many(messages)  # outside any message's span: each carries its inbound traceparent
         except TransportError:
             self._drop(endpoint)
             raise
@@ -157,12 +158,16 @@ class Outlet:
 
     def write(self, endpoint: str, message: Message) -> None:
         """Write to one endpoint, connecting its sink on first use and dropping it after a failure."""
-        sink = self._sink(endpoint)
-        try:
-            sink.write(message)
-        except TransportError:
-            self._drop(endpoint)
-            raise
+        with tracer().delivery(self.route.id, endpoint, message) as span:
+            sink = self._sink(endpoint)
+            try:
+                sink.write(message)
+            except Exception as exc:
+                span.outcome("failed", exc)
+                if isinstance(exc, TransportError):
+                    self._drop(endpoint)
+                raise
+            span.outcome("delivered")
 
     def _drop(self, endpoint: str) -> None:
         sink = self._sinks.pop(endpoint, None)

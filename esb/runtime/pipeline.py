@@ -16,6 +16,7 @@ from esb.exceptions import ConfigError
 from esb.expressions import Expression
 from esb.message import Message
 from esb.processors.aggregate import Aggregator
+from esb.telemetry import tracer
 
 if TYPE_CHECKING:
     from esb.project import Project
@@ -93,7 +94,7 @@ class StepBuilder:
             kind = kind_of(step)
         except KeyError:
             raise ConfigError(f"{self.where('steps')}: unsupported step {type(step).__name__}") from None
-        return kind.build(step, self)
+        return tracer().step(self.route_id, kind.name, kind.build(step, self))
 
 
 def build_pipeline(

@@ -31,6 +31,7 @@ from esb.process.engine.tables import process_inbox
 from esb.process.loader import ProcessCatalog
 from esb.runtime.metrics import ProcessMetrics
 from esb.runtime.process_journal import ROUTE_PREFIX, ProcessJournal
+from esb.telemetry import tracer
 from esb.typing import Sink
 
 if TYPE_CHECKING:
@@ -94,8 +95,14 @@ class ProcessInlet:
         """Start, feed or dead-letter ``message``; TransportError when the store or journal is away.
 
         On a ``format: json`` endpoint the body is parsed first (DecodeError when it is not JSON), so
-        that triggers' business keys and awaits' ``correlate`` and ``when`` can read it.
+        that triggers' business keys and awaits' ``correlate`` and ``when`` can read it. The whole take is
+        one span (``route process:<endpoint>``), the parent of the started instance's step spans.
         """
+        with tracer().route(inlet_route(self.endpoint), message):
+            self._take(message)
+
+    def _take(self, message: Message) -> None:
+        """Start, feed or dead-letter ``message`` (see :meth:`take`)."""
         if self.json and isinstance(message.body, bytes | str):
             message = message.replace(body=json_body(message.body, f"{self.endpoint}: process message"))
         if (rule := ignored(self.awaiting, self.endpoint, message)) is not None:

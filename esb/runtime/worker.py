@@ -27,6 +27,7 @@ from esb.runtime.batching import batchable, run_batch
 from esb.runtime.outlet import Outlet
 from esb.runtime.pipeline import Pipeline, build_pipeline
 from esb.runtime.rawkeys import RawKeys
+from esb.telemetry import tracer
 from esb.typing import Breakable, Delivery, capability
 
 if TYPE_CHECKING:
@@ -211,18 +212,19 @@ class RouteWorker(threading.Thread):
         """
         message = delivery.message
         structlog.contextvars.bind_contextvars(**message.log_context(), route=self.route.id)
-        try:
-            if first is None and self.raw_keys:
-                self.raw_keys(message)
-            if not self._admit(delivery, first):
-                return
-            self._process(delivery, message, failure)
-        except Stopping:
-            if not delivery.settled:
-                delivery.ack(TransportError("hub stopping"))
-            raise
-        finally:
-            structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "route")
+        with tracer().route(self.route.id, message) as span:
+            try:
+                if first is None and self.raw_keys:
+                    self.raw_keys(message)
+                if self._admit(delivery, first):
+                    self._process(delivery, message, failure)
+            except Stopping:
+                if not delivery.settled:
+                    delivery.ack(TransportError("hub stopping"))
+                raise
+            finally:
+                span.outcome(delivery.outcome or "given_back", delivery.failure)
+                structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "route")
 
     def _admit(self, delivery: Delivery, first: bool | None = None) -> bool:
         """Journal the delivery at ingress; settle at once duplicates, poison and oversized messages."""

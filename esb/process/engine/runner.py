@@ -11,6 +11,7 @@ yet (refused at start).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from esb.process.engine.stepkinds import StepKinds
 from esb.process.engine.store import STUCK, Claim, LeaseLostError, ProcessStore
 from esb.process.engine.tables import process_instances
 from esb.process.steps import CallStep, ForeachStep, ParallelStep, StepBase
+from esb.telemetry import tracer
 
 #: Steps one claim runs at most before the instance goes back to the queue (a goto loop cannot hog).
 MAX_STEPS_PER_CLAIM = 100
@@ -114,6 +116,7 @@ class Runner:
                 )
             )
             record_keys(conn, process.process, instance_id, keys)
+        tracer().remember(instance_id)  # the trigger's span: the parent of the instance's step spans
         return instance_id
 
     # -- the loop ---------------------------------------------------------------------------------------
@@ -206,14 +209,19 @@ class Runner:
                 if self._cancel_requested(conn, claim, row, definition):
                     return True
         if row.status in ("compensating", "cancelling"):
-            return undo.step(self, claim, row, definition)
+            with tracer().process_step(row.process, row.id, f"undo@{row.position}", "undo"):
+                return undo.step(self, claim, row, definition)
         if row.position >= len(definition.steps):
             undo.end(self, claim, row, definition, row.state if row.state in _ENDINGS else "completed")
             return False
         step = definition.steps[row.position]
-        if isinstance(step, ParallelStep | ForeachStep):
-            return branches.tick(self, claim, row, definition, step)
-        return self.kinds.run(claim, top(row, definition), step)
+        with tracer().process_step(row.process, row.id, step.name, step_kind(step)) as span:
+            if isinstance(step, ParallelStep | ForeachStep):
+                go_on = branches.tick(self, claim, row, definition, step)
+            else:
+                go_on = self.kinds.run(claim, top(row, definition), step)
+            span.outcome("continued" if go_on else "waiting")
+            return go_on
 
     def _cancel_requested(self, conn: sa.Connection, claim: Claim, row: Any, definition: Process) -> bool:
         """Consume a cancel request left in the inbox: the instance starts undoing (cancelling)."""
@@ -228,6 +236,13 @@ class Runner:
             pass
         self.store.guard(conn, claim, status="cancelling", state=state, wake_at=self.clock(), error=None)
         return True
+
+
+def step_kind(step: StepBase) -> str:
+    """Return the kind key of ``step`` as routes name it (``CallStep`` -> ``call``, ``SetStateStep`` ->
+    ``set_state``)."""
+    name = type(step).__name__.removesuffix("Step")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _cancel_waiting(row: Any) -> bool:
