@@ -198,7 +198,7 @@ def stop_all(stops: list[Callable[[], None]], failure: BaseException | None) -> 
     for stop in stops:
         try:
             stop()
-        except Exception as error:  # noqa: BLE001 - a stop's error must not hide the others' stops
+        except Exception as error:  # a stop's error must not skip the other stops
             problems.append(error)
     if failure is not None:
         for problem in problems:

@@ -13,22 +13,22 @@ from esb.runtime.hub import Hub
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class BrokerDown(RuntimeError):
+class BrokerDownError(RuntimeError):
     """The error a hub start meets in these tests."""
 
 
 def _fail_to_start(self: Hub) -> None:
-    raise BrokerDown("cannot reach the broker at 127.0.0.1:1")
+    raise BrokerDownError("cannot reach the broker at 127.0.0.1:1")
 
 
 def test_a_hub_that_fails_to_start_reaches_the_operator_with_its_own_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The demo raises the hub's start error itself; the never-started scenario threads are stopped quietly."""
+    """The demo raises the hub's start error itself; never-started threads stop quietly."""
     monkeypatch.setattr(Hub, "start", _fail_to_start)
     monkeypatch.setattr(os, "environ", dict(os.environ))  # the demo sets its environment: keep it here
     monkeypatch.setattr(demo.tempfile, "tempdir", str(tmp_path))
-    with pytest.raises(BrokerDown, match="cannot reach the broker") as raised:
+    with pytest.raises(BrokerDownError, match="cannot reach the broker") as raised:
         demo.run_demo(ROOT, None, messages=1, timeout=5)
     assert not any("cannot join thread" in note for note in getattr(raised.value, "__notes__", []))
 
@@ -41,7 +41,7 @@ def test_stop_all_calls_every_stop_and_keeps_the_real_failure() -> None:
         called.append("broken")
         raise RuntimeError("cannot join thread before it is started")
 
-    failure = BrokerDown("hub did not start")
+    failure = BrokerDownError("hub did not start")
     demo.stop_all([broken, lambda: called.append("hub")], failure)
     assert called == ["broken", "hub"]
     assert failure.__notes__ == [
