@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def test_a_hub_that_fails_to_start_reaches_the_operator_with_its_own_error(
     """The demo raises the hub's start error itself; never-started threads stop quietly."""
     monkeypatch.setattr(Hub, "start", _fail_to_start)
     monkeypatch.setattr(os, "environ", dict(os.environ))  # the demo sets its environment: keep it here
-    monkeypatch.setattr(demo.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(BrokerDownError, match="cannot reach the broker") as raised:
         demo.run_demo(ROOT, None, messages=1, timeout=5)
     assert not any("cannot join thread" in note for note in getattr(raised.value, "__notes__", []))
