@@ -83,6 +83,12 @@ class BatchAdapter:
 
         return endpoint_health(endpoint, context)
 
+    def commands(self) -> list[Any]:
+        """``esb batch acks ENDPOINT``."""
+        from adapters.batch.cli import batch
+
+        return [batch]
+
     def jobs(self, endpoint: BatchEndpoint, context: Any) -> list[dict[str, Any]]:
         """``esb health``: the endpoint's scheduled jobs with their last and next run."""
         from adapters.batch.health import endpoint_jobs
