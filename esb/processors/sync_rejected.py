@@ -6,7 +6,9 @@ message that last set it (the change that was sent), and returns that message as
 route (journaled bytes, envelope and headers) with the dead-letter headers of that route
 (``esb-route``: the sync route, ``esb-error``: the target's reason) and ``listing-sent`` (the projected
 body the state holds, JSON), ``reject-code``, ``reject-reason``, ``reject-record`` and ``reject-file``
-(the ack file's name). The route writes it to the sync route's dead-letter endpoint.
+(the ack file's name). The route writes it to the sync route's dead-letter endpoint; the change is
+journaled ``dead_lettered`` on the sync route, so that the next change of the same content is sent, not
+skipped as unchanged (the target never took it).
 
 A retry re-publishes it to the sync route, marked as a replay: the sync step sends it again unless a
 newer change of the key was judged since (then it is stale and dropped: an older listing is never
@@ -26,6 +28,7 @@ import orjson
 from esb.codec import json_body
 from esb.exceptions import MessageError
 from esb.expressions import Expression
+from esb.journal import Journal
 from esb.message import Message
 from esb.sync.store import SyncStore
 
@@ -55,11 +58,13 @@ class RejectRule:
 class SyncRejecter:
     """The processor of a ``sync_rejected`` step (its store is opened on the first message)."""
 
-    def __init__(self, rule: RejectRule, journal_url: str, where: str) -> None:
+    def __init__(self, rule: RejectRule, journal_url: str, where: str, dead_letter: str | None) -> None:
         self.rule = rule
         self.journal_url = journal_url
         self.where = where
+        self.dead_letter = dead_letter
         self._store: SyncStore | None = None
+        self._journal: Journal | None = None
         self._lock = threading.Lock()
 
     def __call__(self, message: Message) -> list[Message]:
@@ -105,19 +110,23 @@ class SyncRejecter:
             }
         )
         extra: dict[str, Any] = {"created_at": entry.created_at} if entry.created_at is not None else {}
-        return [
-            Message(
-                body=body,
-                id=entry.id,
-                correlation_id=entry.correlation_id,
-                causation_id=entry.causation_id,
-                type=entry.type,
-                source=entry.source,
-                schema=entry.schema,
-                headers=headers,
-                **extra,
-            )
-        ]
+        dead = Message(
+            body=body,
+            id=entry.id,
+            correlation_id=entry.correlation_id,
+            causation_id=entry.causation_id,
+            type=entry.type,
+            source=entry.source,
+            schema=entry.schema,
+            headers=headers,
+            **extra,
+        )
+        # the sync route's own record: the target never took it, so the next change of the same content is
+        # sent, not skipped as unchanged (docs/sync.md, rule "the last send was lost")
+        self.journal().event(
+            self.rule.route, dead, "dead_lettered", endpoint=self.dead_letter, error=headers["esb-error"]
+        )
+        return [dead]
 
     def store(self) -> SyncStore:
         """The sync store, opened on first use."""
@@ -128,12 +137,24 @@ class SyncRejecter:
                 self._store = store
             return self._store
 
+    def journal(self) -> Journal:
+        """The journal (the sync route's events), opened on first use."""
+        with self._lock:
+            if self._journal is None:
+                journal = Journal(self.journal_url, pool_size=2)
+                journal.connect()
+                self._journal = journal
+            return self._journal
+
     def close(self) -> None:
-        """Close the store, if one was opened; harmless twice."""
+        """Close the store and the journal, if opened; harmless twice."""
         with self._lock:
             store, self._store = self._store, None
+            journal, self._journal = self._journal, None
         if store is not None:
             store.close()
+        if journal is not None:
+            journal.close()
 
 
 def _text(value: Any) -> str:

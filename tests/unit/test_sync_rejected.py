@@ -157,3 +157,18 @@ def test_a_reject_of_a_key_never_sent_ends_on_the_ack_routes_own_dead_letter_que
     assert dead.id == "ack-C9-3"
     assert "C9 was rejected (E02 名称过长, ACK_F1.dat)" in dead.headers["esb-error"]
     assert journal.outcome("acks", "ack-C9-3") == "dead_lettered"
+
+
+def test_after_a_reject_the_same_content_from_the_source_is_sent_not_skipped(project: Project) -> None:
+    """The rejected change is journaled dead-lettered on the sync route: an identical later change is sent."""
+    BROKER.feed("crm.customers", Message(body=customer("2026-12-06T10:00:00Z", "张三"), id="m1"))
+    run_route(project, "r", "crm.customers", 1).close()
+    BROKER.feed("billing.acks", reject())
+    journal = run_route(project, "acks", "billing.acks", 1)
+    assert journal.outcome("r", "m1") == "dead_lettered"
+    [event] = [e for e in journal.history("m1") if e.route == "r" and e.state == "dead_lettered"]
+    assert event.endpoint == "dlq.r"
+    journal.close()
+    BROKER.feed("crm.customers", Message(body=customer("2026-12-06T11:00:00Z", "张三"), id="m2"))
+    run_route(project, "r", "crm.customers", 2).close()
+    assert [m.id for m in BROKER.written("billing.upserts")] == ["m1", "m2"]

@@ -47,7 +47,9 @@ def build(step: SyncRejectedStep, ctx: BuildContext) -> Processor:
         compiled(spec.reason, "reason"),
         compiled(spec.record, "record"),
     )
-    return SyncRejecter(rule, ctx.project.settings.journal.url, where)
+    route = next((r for r in ctx.project.routes if r.id == spec.route), None)
+    dead_letter = route.on_error.dead_letter if route is not None else None
+    return SyncRejecter(rule, ctx.project.settings.journal.url, where, dead_letter)
 
 
 def lint(step: SyncRejectedStep, path: PathKey, ctx: LintContext) -> None:
