@@ -76,6 +76,8 @@ class BatchAdapter:
     ) -> tuple[str, int]:
         """``esb full-file``: stream ``records`` into one new file of an outbound endpoint and upload it
         (its own file, not the outbox's; no scheduler, no election: the caller runs it once)."""
+        from adapters.batch.sink import BatchSink
+
         with BatchSink(endpoint, context, schedule=False) as sink:
             return sink.write_file(records, now)
 
