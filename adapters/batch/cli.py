@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import click
-
-from esb.cli.main import Obj
-from esb.ops.common import load, to_json
+import orjson
 
 
 @click.group("batch")
@@ -26,13 +25,14 @@ def batch() -> None:
 @click.option("--days", type=float, default=30.0, show_default=True, help="Files sent in the last DAYS days.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def acks(obj: Obj, endpoint: str, days: float, as_json: bool) -> None:
+def acks(obj: Any, endpoint: str, days: float, as_json: bool) -> None:
     """Each file ENDPOINT (e.g. dir114.listings_out) sent against its ack: sent, received, accepted,
     rejected and whether they add up (ok, mismatch, waiting). Exits 1 when one does not add up."""
     from adapters.batch.acks import reconcile
     from adapters.batch.config import BatchEndpoint
+    from esb.project import Project
 
-    project = load(obj.project, obj.env)
+    project = Project.load(obj.project, obj.env)  # obj: the esb group's (project folder, environment)
     config = project.endpoint(endpoint)
     if not isinstance(config, BatchEndpoint) or config.outbound is None or config.outbound.ack is None:
         raise click.UsageError(
@@ -40,7 +40,8 @@ def acks(obj: Obj, endpoint: str, days: float, as_json: bool) -> None:
         )
     rows = reconcile(config, project.context(endpoint), since=time.time() - days * 86400)
     if as_json:
-        click.echo(to_json([{**dataclasses.asdict(r), "status": r.status()} for r in rows]))
+        table = [{**dataclasses.asdict(r), "status": r.status()} for r in rows]
+        click.echo(orjson.dumps(table, option=orjson.OPT_INDENT_2).decode())
     else:
         if not rows:
             click.echo(f"{endpoint}: no file sent in the last {days:g} day(s)")
