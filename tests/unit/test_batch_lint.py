@@ -82,7 +82,8 @@ def test_an_invalid_layout_is_a_finding_with_the_layouts_file_and_line(tmp_path:
     (tmp_path / broken).write_text("\n".join(lines) + "\n", encoding="utf-8")
     findings = batch_findings(tmp_path)
     assert any(
-        f"dir.acks.layout: {broken}:{at + 1}: header.fields.2.start: Input should be a valid integer" in f for f in findings
+        f"dir.acks.layout: {broken}:{at + 1}: header.fields.2.start: Input should be a valid integer" in f
+        for f in findings
     ), findings
 
 
