@@ -4,14 +4,14 @@
    read, JSON parse, TMF622 schema validation, the order reserved in the resource store, the hand-over
    to a route thread that acks at once, the order confirmed and its create event queued, 201 with the
    resource).
-2. Baseline: a bare WSGI handler on a cheroot server with the same threads, reading the body and
-   answering 201 with it.
+2. Baseline: a bare WSGI handler on a cheroot server with the same threads (the listener's default
+   ``listen.threads`` unless ``--threads`` says otherwise), reading the body and answering 201 with it.
 
 The load generators run in other processes (the GIL is not shared), each with a keep-alive session,
 posting distinct orders. Target: ratio >= 0.7. Beside requests/s it prints this process's CPU (user +
 system) and context switches per answered request, steadier than requests/s on a shared machine.
 
-    .venv/bin/python bench/rest_bench.py [--seconds 3] [--clients 4] [--switch-interval 0.005]
+    .venv/bin/python bench/rest_bench.py [--seconds 3] [--clients 4] [--threads N] [--switch-interval 0.005]
 """
 
 from __future__ import annotations
@@ -118,6 +118,13 @@ def listener(data_dir: Path, threads: int) -> tuple[Any, str]:
     return source, f"{source.url}/productOrder"
 
 
+def _default_threads() -> int:
+    """The listener's default ``listen.threads``: both servers run with it unless told otherwise."""
+    from adapters.rest.config import ListenOptions
+
+    return int(ListenOptions.model_fields["threads"].default)
+
+
 def main() -> None:
     """Measure both and print the ratio."""
     import logging
@@ -128,7 +135,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument(
+        "--threads", type=int, default=_default_threads(),
+        help="server threads of both servers; default: the listener's own default (listen.threads)",
+    )  # fmt: skip
     parser.add_argument(
         "--switch-interval", type=float, default=None,
         help="sys.setswitchinterval in seconds for this process (both servers); default: Python's 0.005",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import BinaryIO
 
 from adapters.batch.errors import BadFileError
 
 LEGACY_CHINESE = {"gb18030", "gbk", "gb2312", "cp936"}
+CHUNK = 1 << 20  # bytes read at a time by the parse pass
 
 
 def iter_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
@@ -37,11 +39,12 @@ def iter_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[t
         yield offset, line
 
 
-def iter_block_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """Like :func:`iter_lines`, reading 1 MB at a time (the parse pass: fewer calls per line)."""
+def iter_line_chunks(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(start offset, chunk)`` from ``offset``, about 1 MB at a time: each chunk holds whole lines
+    with their endings (only the file's last line may lack one). An over-long line refuses the file."""
     stream.seek(offset)
     rest = b""
-    while chunk := stream.read(1 << 20):
+    while chunk := stream.read(CHUNK):
         data = rest + chunk if rest else chunk
         cut = data.rfind(b"\n") + 1
         if not cut:
@@ -52,19 +55,34 @@ def iter_block_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iter
                 )
             rest = data
             continue
-        rest, block = data[cut:], data[:cut]
-        if block.count(b"\r\n") == block.count(b"\n"):  # CRLF throughout (the usual case)
-            for line in block.split(b"\r\n")[:-1]:
-                offset += len(line) + 2
-                yield offset, line
-            continue
-        for raw in block.split(b"\n")[:-1]:
-            offset += len(raw) + 1
-            yield offset, raw[:-1] if raw[-1:] == b"\r" else raw
+        rest = data[cut:]
+        yield offset, data[:cut]
+        offset += cut
     if rest:  # a last line without a line break
         if len(rest) >= max_line_bytes + 2:
             raise BadFileError(f"over-long last line: more than {max_line_bytes} bytes (max_line_bytes)")
-        yield offset + len(rest), rest
+        yield offset, rest
+
+
+def chunk_lines(start: int, chunk: bytes) -> tuple[list[bytes], list[int]]:
+    """The lines of a chunk from :func:`iter_line_chunks` without their endings, and the offset after each."""
+    if not chunk.endswith(b"\n"):  # the file's last line, without a line break: as it is
+        return [chunk], [start + len(chunk)]
+    if chunk.count(b"\r\n") == chunk.count(b"\n"):  # CRLF throughout (the usual case)
+        lines = chunk.split(b"\r\n")[:-1]
+        sizes = [len(line) + 2 for line in lines]
+    else:
+        raws = chunk.split(b"\n")[:-1]
+        lines = [raw[:-1] if raw[-1:] == b"\r" else raw for raw in raws]
+        sizes = [len(raw) + 1 for raw in raws]
+    return lines, list(accumulate(sizes, initial=start))[1:]
+
+
+def iter_block_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """Like :func:`iter_lines`, reading 1 MB at a time (fewer calls per line)."""
+    for start, chunk in iter_line_chunks(stream, offset, max_line_bytes):
+        lines, ends = chunk_lines(start, chunk)
+        yield from zip(ends, lines, strict=True)
 
 
 def check_encoding(line: bytes, encoding: str, line_no: int) -> None:

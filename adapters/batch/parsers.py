@@ -17,22 +17,12 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.batch.blocks import FixedBlockPass, Record, RecordBlock, blocks_of
 from adapters.batch.errors import BadFileError
 from adapters.batch.fixed import FixedPlan, block_totals, total_getters
 from adapters.batch.layouts import FieldSpec, Layout, RecordSpec
 from adapters.batch.lines import iter_block_lines
 from adapters.batch.scan import BLOCK, Scanner
-
-
-@dataclass(slots=True)
-class Record:
-    """One detail record: its number (1-based), the offset after it, its original bytes, body or error."""
-
-    number: int
-    end_offset: int
-    raw: bytes
-    body: dict[str, Any] | None
-    error: str | None = None
 
 
 @dataclass
@@ -55,6 +45,10 @@ class RecordReader(Protocol):
 
     def records(self, path: Path, offset: int, number: int) -> Iterator[Record]:
         """Yield the detail records after byte ``offset``, numbered from ``number + 1``."""
+        ...
+
+    def blocks(self, path: Path, offset: int, number: int) -> Iterator[RecordBlock]:
+        """The same records as ``records``, a block at a time."""
         ...
 
 
@@ -242,6 +236,10 @@ class LineReader:
                 body = fast(line)
                 yield Record(number, end, line, body) if body is not None else careful(number, end, line)
 
+    def blocks(self, path: Path, offset: int, number: int) -> Iterator[RecordBlock]:
+        """The records of :meth:`records`, a block at a time."""
+        return blocks_of(iter(self.records(path, offset, number)))
+
     def _careful(self, number: int, end: int, line: bytes) -> Record:
         try:
             return Record(number, end, line, self.parse(line, self.layout.detail))
@@ -292,6 +290,19 @@ class FixedWidthReader(LineReader):
         self._controls = {c.encode("latin-1") for c in (self.header_code, self.trailer_code) if c is not None}
         self._trailer = self.trailer_code.encode("latin-1") if self.trailer_code is not None else None
         self._fast_totals = total_getters(self._total_specs())
+        self.block_pass = FixedBlockPass(
+            self._fast,
+            layout.line_ending.encode(),
+            self._code,
+            self._trailer,
+            is_trailer=self.is_trailer,
+            careful=self._careful,
+            max_line_bytes=max_line_bytes,
+        )
+
+    def blocks(self, path: Path, offset: int, number: int) -> Iterator[RecordBlock]:
+        """The records of :meth:`records`, a block at a time (see :class:`FixedBlockPass`)."""
+        return self.block_pass.blocks(path, offset, number)
 
     def is_trailer(self, line: bytes) -> bool:
         """True when the record code bytes are the trailer's."""

@@ -159,7 +159,10 @@ class LocalRemote:
         with translated("list", self.where), self._folder(folder) as fd:
             out = []
             for name in os.listdir(fd):
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # gone since the listing (another writer's temp file renamed into place)
                 out.append(RemoteEntry(name, st.st_size, int(st.st_mtime), kind_of(st.st_mode)))
             return out
 

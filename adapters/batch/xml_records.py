@@ -15,9 +15,10 @@ from typing import Any
 
 from lxml import etree
 
+from adapters.batch.blocks import Record, RecordBlock, blocks_of
 from adapters.batch.errors import BadFileError
 from adapters.batch.layouts import Layout, RecordSpec
-from adapters.batch.parsers import FileSummary, Record, check_trailer
+from adapters.batch.parsers import FileSummary, check_trailer
 
 
 def _iterparse(path: Path, tags: list[str]) -> Iterator[tuple[str, Any]]:
@@ -97,6 +98,10 @@ class XMLReader:
                 raise BadFileError(f"missing trailer <{self.trailer_tag}>: truncated file?")
             check_trailer(self.layout, summary, unreadable)
         return summary
+
+    def blocks(self, path: Path, offset: int, number: int) -> Iterator[RecordBlock]:
+        """The records of :meth:`records`, a block at a time."""
+        return blocks_of(self.records(path, offset, number))
 
     def records(self, path: Path, offset: int, number: int) -> Iterator[Record]:
         """Yield the records after the first ``number`` (``offset`` is unused for XML)."""

@@ -124,7 +124,8 @@ def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
         )
     except Exception:
         _record_confirmed(worker, items)
-        return [(i.delivery, True, i.failure) for i in items] + rest
+        # a member with confirmed deliveries is not "first": the one-message path checks them, never resends
+        return [(i.delivery, not i.sent, i.failure) for i in items] + rest
     for item in items:
         item.delivery.ended("delivered" if item.outputs else "filtered").ack()
     return rest

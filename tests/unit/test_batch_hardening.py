@@ -294,3 +294,18 @@ def test_project_layout_is_found() -> None:
     """The helpers point at this repository (the layouts the tests read)."""
     assert (PROJECT / NCR).is_file()
     assert context(Path("/nonexistent")).endpoint == "billing.charges_in"
+
+
+def test_local_listing_skips_an_entry_gone_since_the_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer's temp file renamed away between listing a shared local folder and reading its size
+    is skipped, not a transfer error (two outbound endpoints sharing one exchange folder)."""
+    from adapters.batch import remote as remote_module
+    from adapters.batch.config import RemoteConfig
+
+    (tmp_path / "kept.dat").write_bytes(b"x")
+    listdir = os.listdir
+    monkeypatch.setattr(remote_module.os, "listdir", lambda fd: [*listdir(fd), ".gone.part"])
+    local = remote_module.LocalRemote(RemoteConfig(protocol="local", path=str(tmp_path)), tmp_path)
+    assert [entry.name for entry in local.list()] == ["kept.dat"]

@@ -131,7 +131,7 @@ def test_restart_resumes_after_the_last_checkpoint_with_the_same_ids(tmp_path: P
     source.poll_now()
     before = drain(source, 420)
     assert source.run is not None
-    source.run.records.close()  # type: ignore[attr-defined]  # a crash: no final checkpoint
+    source.run.blocks.close()  # type: ignore[attr-defined]  # a crash: no final checkpoint
     source.run.close()
     source.run = None
     source.store.close()

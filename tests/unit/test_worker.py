@@ -308,6 +308,31 @@ def test_batch_member_that_fails_takes_the_one_message_path(tmp_path: Path) -> N
     assert [e.state for e in journal.history("m0")].count("redelivered") == 1
 
 
+def test_batch_members_sent_before_a_failure_are_not_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a batch fails at its fourth write, the three messages already confirmed take the one-message
+    path without being written again (their deliveries are checked), and the rest are sent once."""
+    from esb.testing import MemorySink
+
+    project = make_project(tmp_path, [route()], ENDPOINTS, {})
+    project.settings.runtime.batch_size = 10
+    original = MemorySink.write
+    writes: list[str] = []
+
+    def fourth_fails(self: MemorySink, message: Message) -> None:
+        writes.append(message.id)
+        if len(writes) == 4:
+            raise TransportError("blip")
+        original(self, message)
+
+    monkeypatch.setattr(MemorySink, "write", fourth_fails)
+    BROKER.feed("a.in", *[Message(body=b"x", id=f"m{i}") for i in range(8)])
+    journal = run_until_settled(project, 8)
+    assert sorted(m.id for m in BROKER.written("b.out")) == [f"m{i}" for i in range(8)]
+    assert all(journal.outcome("r", f"m{i}") == "delivered" for i in range(8))
+
+
 def test_batch_keeps_queue_order_when_a_member_must_go_alone(tmp_path: Path) -> None:
     """A member whose step fails once makes it and those after it go one by one: order is kept."""
     failed: list[bytes] = []
