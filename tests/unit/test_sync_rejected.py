@@ -172,3 +172,30 @@ def test_after_a_reject_the_same_content_from_the_source_is_sent_not_skipped(pro
     BROKER.feed("crm.customers", Message(body=customer("2026-12-06T11:00:00Z", "张三"), id="m2"))
     run_route(project, "r", "crm.customers", 2).close()
     assert [m.id for m in BROKER.written("billing.upserts")] == ["m1", "m2"]
+
+
+def test_esb_dlq_lists_the_rejected_change_and_retry_puts_it_back_on_the_sync_route(project: Project) -> None:
+    """`esb dlq list r` shows the rejected change with its error; `esb dlq retry r m1` re-publishes it to the
+    sync route's source as a replay, without the error headers but with the reject's."""
+    from click.testing import CliRunner
+
+    from esb.cli.main import cli
+
+    BROKER.feed("crm.customers", Message(body=customer("2026-12-06T10:00:00Z", "张三"), id="m1"))
+    run_route(project, "r", "crm.customers", 1).close()
+    BROKER.feed("billing.acks", reject())
+    run_route(project, "acks", "billing.acks", 1).close()
+    BROKER.feed("dlq.r", *BROKER.written("dlq.r"))  # what the ack route wrote is on the queue
+    listed = CliRunner().invoke(cli, ["--project", str(project.root), "dlq", "list", "r"])
+    assert listed.exit_code == 1, listed.output  # exit 1: dead letters wait
+    assert "m1" in listed.output
+    assert "target-rejected  the target rejected C1 (E02 名称过长) in record 3 of ACK_F1.dat" in listed.output
+    retried = CliRunner().invoke(
+        cli, ["--project", str(project.root), "dlq", "retry", "r", "m1", "--wait", "0"]
+    )
+    assert retried.exit_code == 0, retried.output
+    [again] = BROKER.written("crm.customers")
+    assert again.id == "m1"
+    assert again.headers["esb-replay"] == "1"
+    assert "esb-error" not in again.headers
+    assert again.headers["reject-code"] == "E02"
