@@ -245,7 +245,7 @@ def endpoint_findings(project: Project) -> list[str]:
                 continue
             if checker is None:
                 continue
-            for path, problem in checker.endpoint_problems(endpoint, project.endpoints):
+            for path, problem in checker.endpoint_problems(endpoint, project.endpoints, project.root):
                 where = project.systems_doc.where(("systems", system, "endpoints", name, *path))
                 found.append(f"{where}: {format_path((full, *path))}: {problem}")
     return found

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from esb.message import Message
@@ -314,10 +315,15 @@ class CommandProvider(Protocol):
 
 @runtime_checkable
 class EndpointChecker(Protocol):
-    """An adapter whose endpoints name other endpoints (a pool's members): checked by ``esb lint``."""
+    """An adapter whose endpoints name other endpoints (a pool's members) or files (a batch layout):
+    checked by ``esb lint``."""
 
     def endpoint_problems(
-        self, endpoint: EndpointConfig, endpoints: Mapping[str, EndpointConfig]
+        self,
+        endpoint: EndpointConfig,
+        endpoints: Mapping[str, EndpointConfig],
+        project_dir: Path | None = None,
     ) -> list[tuple[tuple[str | int, ...], str]]:
-        """Return ``(path inside the endpoint, what is wrong and what to do)`` for each problem."""
+        """Return ``(path inside the endpoint, what is wrong and what to do)`` for each problem; files the
+        endpoint names are relative to ``project_dir``."""
         ...

@@ -89,7 +89,8 @@ class BillingChargesScenario:
     def stop(self) -> None:
         """Stop the consumer."""
         self.receiver.stop()
-        self.receiver.join(5)
+        if self.receiver.is_alive():  # never started when the hub failed to start
+            self.receiver.join(5)
 
 
 class NCRExtractScenario:

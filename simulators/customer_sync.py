@@ -172,6 +172,7 @@ class CustomerSyncScenario:
     def stop(self) -> None:
         """Stop the consumer and close the journal."""
         self.billing.stop()
-        self.billing.join(5)
+        if self.billing.is_alive():  # never started when the hub failed to start
+            self.billing.join(5)
         if self._journal is not None:
             self._journal.close()

@@ -190,6 +190,23 @@ def run_demo(
         os.umask(umask)
 
 
+def stop_all(stops: list[Callable[[], None]], failure: BaseException | None) -> None:
+    """Call every stop in turn, each even when an earlier one failed, so that the demo's real error
+    reaches the operator: with a ``failure`` in flight (the hub did not start, a scenario broke), each
+    stop's own error is only added to it as a note; without one, the first stop's error is raised."""
+    problems: list[Exception] = []
+    for stop in stops:
+        try:
+            stop()
+        except Exception as error:  # a stop's error must not skip the other stops
+            problems.append(error)
+    if failure is not None:
+        for problem in problems:
+            failure.add_note(f"while stopping the demo: {type(problem).__name__}: {problem}")
+    elif problems:
+        raise problems[0]
+
+
 def _run(
     project: Project, messages: int, timeout: float, orders: int, rates: Rates, faults: int = 0
 ) -> DemoResult:
@@ -224,6 +241,7 @@ def _run(
     hub = Hub(project, route_ids=route_ids, processes=processes)
     process_orders: ProcessOrderScenario | None = None
     fault_mix: FaultMix | None = None
+    failure: BaseException | None = None
     try:
         if processes:
             systems.start()
@@ -247,15 +265,13 @@ def _run(
         if fault_mix is not None:
             result.fault_scenarios = _wait_faults(hub, fault_mix, started + timeout, result.notes)
             result.ticket_queries = (fault_mix.queries, fault_mix.query_failures)
+    except BaseException as error:
+        failure = error
+        raise
     finally:
-        for scenario in scenarios.values():
-            scenario.stop()
-        if process_orders is not None:
-            process_orders.stop()
-        if fault_mix is not None:
-            fault_mix.stop()
-        hub.stop()
-        systems.stop()
+        stops: list[Callable[[], None]] = [scenario.stop for scenario in scenarios.values()]
+        stops += [part.stop for part in (process_orders, fault_mix) if part is not None]
+        stop_all([*stops, hub.stop, systems.stop], failure)
     result.seconds = time.monotonic() - started
     return result
 

@@ -55,4 +55,5 @@ class OrdersToIOMScenario:
     def stop(self) -> None:
         """Stop the simulated IOM."""
         self.iom.stop()
-        self.iom.join(5)
+        if self.iom.is_alive():  # never started when the hub failed to start
+            self.iom.join(5)

@@ -331,7 +331,8 @@ class ProcessOrderScenario:
     def stop(self) -> None:
         """Stop the status receiver."""
         self.status.stop()
-        self.status.join(5)
+        if self.status.is_alive():  # never started when the hub failed to start
+            self.status.join(5)
 
     def check(self, states: dict[str, tuple[str, str]]) -> list[ScenarioReport]:
         """Compare each order's end with its scenario's: ``states`` maps order id -> (state, status) of

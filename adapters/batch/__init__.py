@@ -6,8 +6,9 @@ See docs/batch.md. ``adapter: batch`` endpoints are validated by :class:`BatchEn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.batch.config import BatchEndpoint
@@ -17,6 +18,7 @@ from esb.registry import lazy_exports
 if TYPE_CHECKING:
     from adapters.batch.sink import BatchSink
     from adapters.batch.source import BatchSource
+    from esb.config.systems import EndpointConfig
 
 #: The source and sink are imported on first use (their protocol libraries are heavy).
 __getattr__ = lazy_exports(
@@ -84,6 +86,23 @@ class BatchAdapter:
         from adapters.batch.health import endpoint_health
 
         return endpoint_health(endpoint, context)
+
+    def endpoint_problems(
+        self,
+        endpoint: BatchEndpoint,
+        endpoints: Mapping[str, EndpointConfig],
+        project_dir: Path | None = None,
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """``esb lint``: ``outbound.ack.endpoint`` is an inbound batch endpoint; the layout file loads."""
+        from adapters.batch.lint import ack_problems, layout_problems
+
+        return [*ack_problems(endpoint, endpoints), *layout_problems(endpoint, project_dir)]
+
+    def commands(self) -> list[Any]:
+        """``esb batch acks ENDPOINT``."""
+        from adapters.batch.cli import batch
+
+        return [batch]
 
     def jobs(self, endpoint: BatchEndpoint, context: Any) -> list[dict[str, Any]]:
         """``esb health``: the endpoint's scheduled jobs with their last and next run."""

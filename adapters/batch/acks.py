@@ -79,20 +79,86 @@ def acks_seen(context: AdapterContext, ack_endpoint: str) -> dict[str, dict[str,
     return seen
 
 
-def miscounted_acks(endpoint: BatchEndpoint, context: AdapterContext) -> list[str]:
-    """``<ack>: received N of M sent`` for each ack whose count (``ack.count_field``) differs from the sent
-    file's records (none when the endpoint names no count field)."""
+@dataclass(frozen=True)
+class AckReconciliation:
+    """One sent file against its ack: the records sent, and the ack's received, accepted and rejected
+    (None: no ack yet, or its layout names no such field); ``problems`` says what does not add up."""
+
+    file: str
+    sent: int
+    ack: str
+    acked: bool
+    received: int | None
+    accepted: int | None
+    rejected: int | None
+    problems: tuple[str, ...]
+
+    def status(self) -> str:
+        """``waiting`` (no ack yet), ``ok`` or ``mismatch``."""
+        if not self.acked:
+            return "waiting"
+        return "mismatch" if self.problems else "ok"
+
+
+def _count(header: dict[str, Any], field: str | None) -> int | None:
+    """The integer of ``field`` in an ack's header (None when not named, absent or not a number)."""
+    if field is None or header.get(field) is None:
+        return None
+    try:
+        return int(str(header[field]).strip())
+    except ValueError:
+        return None
+
+
+def _adds_up(received: int | None, accepted: int | None, rejected: int | None) -> bool:
+    """False only when all three counts are known and accepted + rejected is not what was received."""
+    if received is None or accepted is None or rejected is None:
+        return True
+    return accepted + rejected == received
+
+
+def reconcile(
+    endpoint: BatchEndpoint, context: AdapterContext, since: float | None = None
+) -> list[AckReconciliation]:
+    """Each file the endpoint sent since ``since`` (default: :data:`LOOK_BACK` ago) against its ack: the
+    peer must have received every record sent (``count_field``) and accepted + rejected must be what it
+    received (``accepted_field``, ``rejected_field``). None when the endpoint expects no acks."""
     ack = endpoint.outbound.ack if endpoint.outbound is not None else None
-    if ack is None or ack.count_field is None:
+    if ack is None:
         return []
     seen = acks_seen(context, ack.endpoint)
     found = []
-    for sent in sent_files(context, time.time() - LOOK_BACK):
+    for sent in sent_files(context, time.time() - LOOK_BACK if since is None else since):
         name = ack.name.format(file=sent.name)
-        received = seen.get(name, {}).get(ack.count_field)
-        if received is not None and str(received) != str(sent.records):
-            found.append(f"{name}: received {received} of {sent.records} sent")
+        header = seen.get(name)
+        counts = header or {}
+        received = _count(counts, ack.count_field)
+        accepted = _count(counts, ack.accepted_field)
+        rejected = _count(counts, ack.rejected_field)
+        problems = []
+        if received is not None and received != sent.records:
+            problems.append(f"received {received} of {sent.records} sent")
+        if not _adds_up(received, accepted, rejected):
+            problems.append(f"accepted {accepted} + rejected {rejected} is not the {received} received")
+        found.append(
+            AckReconciliation(
+                sent.name,
+                sent.records,
+                name,
+                header is not None,
+                received,
+                accepted,
+                rejected,
+                tuple(problems),
+            )
+        )
     return found
+
+
+def miscounted_acks(endpoint: BatchEndpoint, context: AdapterContext) -> list[str]:
+    """``<ack>: received N of M sent`` (``ack.count_field``), ``<ack>: accepted A + rejected R is not the N
+    received`` (``accepted_field``, ``rejected_field``) for each ack that does not add up."""
+    return [f"{r.ack}: {problem}" for r in reconcile(endpoint, context) for problem in r.problems]
 
 
 def late_acks(endpoint: BatchEndpoint, context: AdapterContext, now: float | None = None) -> list[SentFile]:

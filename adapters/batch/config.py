@@ -141,6 +141,14 @@ class AckConfig(_Section):
         description="the ack's header field with the records the peer received: esb health flags an ack "
         "whose count differs from the records sent",
     )
+    accepted_field: str | None = Field(
+        default=None,
+        description="the ack's header field with the records the peer accepted: with rejected_field, "
+        "esb health flags an ack whose accepted + rejected differs from its received (count_field)",
+    )
+    rejected_field: str | None = Field(
+        default=None, description="the ack's header field with the records the peer rejected"
+    )
 
     @field_validator("name")
     @classmethod

@@ -150,6 +150,12 @@ class Layout(_Strict):
 _CACHE: dict[Path, Layout] = {}
 
 
+def _finding(where: str, loc: tuple[int | str, ...], msg: str) -> str:
+    """``file:line: field.path: what is wrong`` (no path for a problem of the whole layout)."""
+    path = ".".join(str(p) for p in loc)
+    return f"{where}: {path}: {msg}" if path else f"{where}: {msg}"
+
+
 def load_layout(path: Path, project_dir: Path | None = None) -> Layout:
     """Load and check the layout at ``path`` (relative to ``project_dir``); cached per file."""
     full = path if path.is_absolute() or project_dir is None else project_dir / path
@@ -162,7 +168,7 @@ def load_layout(path: Path, project_dir: Path | None = None) -> Layout:
     try:
         layout = Layout.model_validate(doc.data or {})
     except ValidationError as exc:
-        findings = [f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        findings = [_finding(doc.where(e["loc"]), e["loc"], e["msg"]) for e in exc.errors()]
         raise LayoutError(f"{path}: invalid layout", findings=findings) from None
     _CACHE[full] = layout
     return layout

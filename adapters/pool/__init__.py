@@ -8,6 +8,7 @@ of its members offers: it answers requests when they all do.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from adapters.pool.config import Member, PassiveHealth, PoolEndpoint
@@ -53,7 +54,10 @@ class PoolAdapter:
         return kind(endpoint, context, shared_state(endpoint, context))
 
     def endpoint_problems(
-        self, endpoint: PoolEndpoint, endpoints: Mapping[str, EndpointConfig]
+        self,
+        endpoint: PoolEndpoint,
+        endpoints: Mapping[str, EndpointConfig],
+        project_dir: Path | None = None,
     ) -> list[tuple[tuple[str | int, ...], str]]:
         """``esb lint``: each member is an endpoint of the project and not a pool; sticky_key parses."""
         problems: list[tuple[tuple[str | int, ...], str]] = []

@@ -29,6 +29,9 @@ from sqlalchemy.engine import Engine
 from esb.exceptions import ConfigError, mask_url
 from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_sqlite, reader, writer
 from esb.journal.migrate import upgrade
+from esb.journal.queries import Filter, find
+from esb.journal.records import MessageRecord
+from esb.journal.schema import messages
 from esb.journal.statements import SUPPORTED, Statements
 from esb.message import utcnow
 from esb.sync.content import pack, unpack
@@ -217,6 +220,18 @@ class SyncStore:
         with self.errors("sync outcome"), self._reader().connect() as conn:
             state = conn.execute(self._final_state, {"mid": message_id, "r": route}).scalar()
         return None if state in (None, "replayed") else str(state)
+
+    def sent_message(self, route: str, message_id: str) -> tuple[MessageRecord, bytes] | None:
+        """Return how ``message_id`` entered ``route`` (its journaled envelope and the bytes it had on that
+        route), or None when the journal holds no such message or kept no body (``keep_bodies: false``)."""
+        body_query = sa.select(messages.c.body).where(
+            messages.c.id == message_id, messages.c.route == route, messages.c.body.is_not(None)
+        )
+        flt = Filter(message_id=message_id, route=route)
+        with self.errors("sync sent message"), self._reader().connect() as conn:
+            body = conn.execute(body_query).scalar()
+            found = find(conn, flt, 1) if body is not None else []
+        return (found[0], bytes(body)) if found and body is not None else None
 
     # -- writes ---------------------------------------------------------------------------------------
     def claim(self, write: SyncWrite, revision: int | None) -> bool:

@@ -8,10 +8,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from adapters.batch import BatchSink, BatchSource
 from esb.journal import Journal
 from simulators.directories import DirectorySystem
-from tests.unit.batch_helpers import context, drain
+from tests.unit.batch_helpers import PROJECT, context, drain
 from tests.unit.directory_helpers import endpoint, load_project, numbers, record, subscriber
 
 DAY = datetime(2024, 6, 1, 1, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -220,3 +222,76 @@ def test_an_ack_that_counts_other_than_what_was_sent_is_flagged(tmp_path: Path) 
     status, detail = endpoint_health(config, out_context)
     assert status == "degraded"
     assert f"1 ack(s) counting other than what was sent: ACK_{path.name}: received 1 of 2 sent" in detail
+
+
+def _acked(tmp_path: Path, count: int, header: bytes | None = None) -> tuple[Path, Path]:
+    """Send a 114 listing file of ``count`` listed subscribers and pick up its ack (its A1 counts replaced
+    by ``header`` when given); return the listing file and the hub's state folder."""
+    path = _write(
+        tmp_path, "dir114.listings_out", "dir114", [subscriber(n) for n in numbers(count, rejected=False)]
+    )
+    ack_dir = tmp_path / "ack"
+    DirectorySystem("dir114", path.parent, ack_dir).poll()
+    ack = ack_dir / f"ACK_{path.name}"
+    if header is not None:
+        lines = ack.read_bytes().split(b"\r\n")
+        lines[0] = lines[0][:42] + header
+        ack.write_bytes(b"\r\n".join(lines))
+    acks = endpoint(load_project(), "dir114.acks_in", {"protocol": "local", "path": str(ack_dir)})
+    with BatchSource(acks, context(tmp_path / "var", "dir114.acks_in"), schedule=False) as source:
+        source.poll_now()
+        drain(source)
+        source.poll_now()
+    return path, tmp_path / "var"
+
+
+def test_an_ack_whose_accepted_and_rejected_do_not_make_its_received_is_flagged(tmp_path: Path) -> None:
+    """accepted_field/rejected_field: an ack saying 2 received but 1 accepted and 0 rejected is a mismatch
+    in the file's reconciliation and in esb health, though its received matches the records sent."""
+    from adapters.batch.acks import reconcile
+    from adapters.batch.health import endpoint_health
+
+    path, var = _acked(tmp_path, 2, b"000000020000000100000000")
+    config = endpoint(load_project(), "dir114.listings_out", {"protocol": "local", "path": str(path.parent)})
+    out_context = context(var, "dir114.listings_out")
+    [row] = reconcile(config, out_context)
+    assert (row.file, row.sent, row.received, row.accepted, row.rejected) == (path.name, 2, 2, 1, 0)
+    assert row.problems == ("accepted 1 + rejected 0 is not the 2 received",)
+    assert row.status() == "mismatch"
+    status, detail = endpoint_health(config, out_context)
+    assert status == "degraded"
+    assert f"ACK_{path.name}: accepted 1 + rejected 0 is not the 2 received" in detail
+
+
+def test_a_file_whose_ack_adds_up_reconciles_ok_and_one_not_acked_is_waiting(tmp_path: Path) -> None:
+    """A right ack (3 sent, 3 received = 3 accepted + 0 rejected) is ok; a file with no ack yet is waiting."""
+    from adapters.batch.acks import reconcile
+
+    path, var = _acked(tmp_path, 3)
+    config = endpoint(load_project(), "dir114.listings_out", {"protocol": "local", "path": str(path.parent)})
+    unanswered = _write(tmp_path, "dir114.listings_out", "dir114", [subscriber("13900000009")])
+    rows = {r.file: r for r in reconcile(config, context(var, "dir114.listings_out"))}
+    assert (rows[path.name].status(), rows[path.name].problems) == ("ok", ())
+    assert (rows[path.name].received, rows[path.name].accepted, rows[path.name].rejected) == (3, 3, 0)
+    assert rows[unanswered.name].status() == "waiting"
+
+
+def test_esb_batch_acks_shows_each_files_reconciliation_and_fails_on_a_mismatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`esb batch acks ENDPOINT` prints sent/received/accepted/rejected per file and exits 1 on a mismatch."""
+    from click.testing import CliRunner
+
+    from esb.cli.main import cli
+
+    path, var = _acked(tmp_path, 2, b"000000020000000100000000")
+    monkeypatch.setenv("ESB_DATA_DIR", str(var))
+    result = CliRunner().invoke(cli, ["--project", str(PROJECT), "batch", "acks", "dir114.listings_out"])
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{path.name} (ACK_{path.name}) mismatch: sent 2, received 2, accepted 1, rejected 0: "
+        "accepted 1 + rejected 0 is not the 2 received"
+    ) in result.output
+    refused = CliRunner().invoke(cli, ["--project", str(PROJECT), "batch", "acks", "dir114.acks_in"])
+    assert refused.exit_code == 2
+    assert "not an outbound batch endpoint that expects acks" in refused.output
