@@ -22,7 +22,8 @@ adapters only through ``AdapterContext.services`` (:mod:`esb.context`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from esb.message import Message
@@ -304,4 +305,18 @@ class EndpointChecker(Protocol):
         self, endpoint: EndpointConfig, endpoints: Mapping[str, EndpointConfig]
     ) -> list[tuple[tuple[str | int, ...], str]]:
         """Return ``(path inside the endpoint, what is wrong and what to do)`` for each problem."""
+        ...
+
+
+@runtime_checkable
+class ExtractReader(Protocol):
+    """An adapter that reads a whole file of records in an endpoint's layout (a full extract: resync,
+    reconciliation), outside the hub's flow: no staging, no done folder, nothing moved."""
+
+    def extract_records(
+        self, endpoint: EndpointConfig, context: AdapterContext, path: Path
+    ) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+        """Check the whole file (header, trailer, counts), then yield ``(number, fields, error)`` per
+        detail record, numbered from 1 in file order; a record that cannot be read has ``error`` and no
+        fields. A file that must be refused whole raises :class:`~esb.exceptions.MessageError`."""
         ...

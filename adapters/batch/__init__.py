@@ -6,7 +6,8 @@ See docs/batch.md. ``adapter: batch`` endpoints are validated by :class:`BatchEn
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from adapters.batch.config import BatchEndpoint
@@ -63,3 +64,17 @@ class BatchAdapter:
         from adapters.batch.health import endpoint_jobs
 
         return endpoint_jobs(endpoint, context)
+
+    def extract_records(
+        self, endpoint: BatchEndpoint, context: Any, path: Path
+    ) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+        """``esb sync``: a full extract read in the endpoint's layout (checked whole first, then streamed)."""
+        from adapters.batch.layouts import load_layout
+        from adapters.batch.parsers import reader_for
+
+        layout = load_layout(endpoint.layout, context.project_dir)
+        max_line = endpoint.inbound.max_line_bytes if endpoint.inbound is not None else 65536
+        reader = reader_for(layout, endpoint.read_encoding, max_line)
+        summary = reader.scan(path)
+        for record in reader.records(path, summary.first_offset, 0):
+            yield record.number, record.body, record.error

@@ -157,6 +157,14 @@ class SyncStore:
             raise RuntimeError("SyncStore.connect() first")
         return writer(self._engine)
 
+    def read_engine(self) -> Engine:
+        """The engine for reads (the run and report tables of :mod:`esb.sync.runs` share it)."""
+        return self._reader()
+
+    def write_engine(self) -> Engine:
+        """The engine for writes (on SQLite, writers take turns on one lock: see esb.journal.engine)."""
+        return self._writer()
+
     # -- reads ----------------------------------------------------------------------------------------
     def get(self, name: str, key: str, *, bodies: bool = False) -> SyncState | None:
         """Return the state of one key (None: the hub never synced it)."""
