@@ -210,7 +210,7 @@ def _run(
     route_ids = _routes_to_run(project, scenarios, processes)
     for report in reports:
         if report.skipped and report.route_id in route_ids:
-            report.skipped = "run with the order processes (the order table below checks it)"
+            report.skipped = _checked_by(scenarios, report.route_id)
     hub = Hub(project, route_ids=route_ids, processes=processes)
     process_orders: ProcessOrderScenario | None = None
     fault_mix: FaultMix | None = None
@@ -270,11 +270,23 @@ def _wait_faults(hub: Hub, faults: FaultMix, deadline: float, notes: list[str]) 
     return faults.check(ticket_states(store, ids))
 
 
+def _checked_by(scenarios: dict[str, Scenario], route_id: str) -> str:
+    """Why a route without a scenario of its own runs: a scenario checks it beside its own route (the
+    sync routes), or the order processes do."""
+    for scenario in scenarios.values():
+        if route_id in getattr(scenario, "downstream", ()):
+            return f"run beside {scenario.route_id}, whose row checks it"
+    return "run with the order processes (the order table below checks it)"
+
+
 def _routes_to_run(project: Project, scenarios: dict[str, Scenario], processes: bool) -> list[str]:
     """The routes the demo's hub runs: those with a scenario and, with the order mix, every route that
     feeds a process trigger (crm-cancel-to-hub brings the CRM's cancels to order_cancellation) or
     answers from the processes (the status queries, a process_status step)."""
     wanted = list(scenarios)
+    for scenario in scenarios.values():  # routes a scenario checks beside its own (the sync routes)
+        checked = getattr(scenario, "downstream", ())
+        wanted += [r.id for r in project.routes if r.enabled and r.id in checked and r.id not in wanted]
     if processes:
         from esb.config.steps.registry import step_kind
         from esb.process.loader import load_processes  # late: the demo loads no process code unless used

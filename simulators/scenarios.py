@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from simulators.batch_scenarios import BillingChargesScenario, NCRExtractScenario
 from simulators.channel import ChannelOrderScenario
 from simulators.crm import PlannedMessage, order_scenario
+from simulators.customer_sync import CustomerSyncScenario
 from simulators.order_flows import OrdersToIOMScenario
 from simulators.rest_channel import RESTChannelOrderScenario
 from simulators.soap_scenarios import CRMBillingAccountScenario, HotlineBalanceScenario
@@ -70,6 +71,7 @@ SCENARIOS: dict[str, Callable[[Any, str], Scenario]] = {
     "ncr.customers_feed": NCRExtractScenario,
     "channel.orders_out": ChannelOrderScenario,
     "channel.rest_orders": RESTChannelOrderScenario,
+    "crm.customers_out": CustomerSyncScenario,
 }
 
 

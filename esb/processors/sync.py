@@ -119,7 +119,8 @@ class Syncer:
         for _ in range(MAX_RACES):
             held = store.get(self.rule.name, change.key)
             verdict = judge(held, change, message.id, replay=replay)
-            if held is not None and not verdict.action.sends and self._lost(held, message.id):
+            unchanged = verdict.action in (Action.UNCHANGED, Action.EXCLUDED)
+            if held is not None and unchanged and self._lost(held, message.id):
                 verdict = judge(held, change, message.id, replay=replay, lost=True)
             if self._write(store, held, change, projection, verdict, message.id):
                 return verdict

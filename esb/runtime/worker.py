@@ -326,10 +326,12 @@ class RouteWorker(threading.Thread):
             fresh = (self._first_time and message.attempt == 1) or REPLAY_HEADER in message.headers
             self.outlet.deliver_all(message, outputs, check=not fresh)
         delivery.ended("delivered" if outputs else "filtered").ack()
+        why = {} if outputs or not notes else {"why": detail_of(notes)}
         self.log.info(
             "filtered" if not outputs else "delivered",
             outputs=len(outputs),
             to=self.route.destinations() or "caller",
+            **why,
         )
 
     def journal_warnings(self, message: Message, outputs: list[Message]) -> None:
