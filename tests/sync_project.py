@@ -1,7 +1,7 @@
 """A small project with one sync route and its extracts, for the resync/reconcile tests and the bench.
 
 Route ``customer-ncr``: CRM customer changes (queue) -> ``sync`` (customer-ncr: key body.id, version
-body.lastUpdate, fields name/status/customerSegment/customerLevel, delete when terminated, exclude when
+body.lastUpdate, fields name/status/customerSegment/customerLevel, delete when closed, exclude when
 unlisted) -> NCR's queue (the embedded SQLite broker, so another process can count what was sent).
 The resync reads the CRM's full extract (config/layouts/crm_customer_full.yaml, GBK); the
 reconciliation reads NCR's extract (config/layouts/ncr_customer_extract.yaml).
@@ -35,7 +35,7 @@ ROUTE: dict[str, Any] = {
                 "key": "body.id",
                 "version": "body.lastUpdate",
                 "fields": FIELDS,
-                "delete": "body.status == 'terminated'",
+                "delete": "body.status == 'closed'",
                 "exclude": "body.unlisted == `true`",
             }
         }
@@ -118,62 +118,42 @@ def crm_record(
     *,
     version: str = "2026-12-01T08:00:00+08:00",
     name: str | None = None,
-    status: str = "active",
+    status: str = "Active",
     unlisted: bool = False,
 ) -> dict[str, str]:
-    """The CRM's record of customer ``i`` (key ``C<i:07d>``)."""
+    """The CRM's record of customer ``i`` (CSN ``C<i:07d>``), values as Siebel holds them."""
     return {
-        "customer_id": f"C{i:07d}",
-        "customer_name": name or f"客户{i}",
-        "status": status,
-        "segment": "residential",
-        "level": "3星",
-        "id_type": "idCard",
-        "id_number": f"4401{i:014d}",
-        "unlisted": "Y" if unlisted else "N",
-        "last_update": version,
-    }
+        "csn": f"C{i:07d}", "row_id": f"1-{i:X}", "name": name or f"客户{i}", "status": status,
+        "segment": "Residential", "level": "3星", "party_id": f"P{i:07d}", "party_type": "Individual",
+        "main_phone": f"133{i:08d}", "billing_account_id": f"A{i:09d}", "unlisted": "Y" if unlisted else "N",
+        "updated": version,
+    }  # fmt: skip
+
+
+CRM_COLUMNS = ["csn", "row_id", "name", "status", "segment", "level", "party_id", "party_type", "main_phone",
+               "billing_account_id", "unlisted", "updated"]  # fmt: skip
 
 
 def write_crm_extract(path: Path, records: Iterable[dict[str, str]]) -> int:
     """Write the CRM's full extract (GBK, CRLF, header and trailer); return how many records."""
-    columns = [
-        "customer_id",
-        "customer_name",
-        "status",
-        "segment",
-        "level",
-        "id_type",
-        "id_number",
-        "unlisted",
-        "last_update",
-    ]
     count = 0
     with path.open("wb") as out:
         out.write(b"H|CRM|20261206|1\r\n")
         for record in records:
-            out.write(("D|" + "|".join(record[c] for c in columns) + "\r\n").encode("gb18030"))
+            out.write(("D|" + "|".join(record[c] for c in CRM_COLUMNS) + "\r\n").encode("gb18030"))
             count += 1
         out.write(f"T|{count}\r\n".encode())
     return count
 
 
 def write_ncr_extract(path: Path, records: Iterable[dict[str, str]]) -> int:
-    """Write NCR's customer extract (its layout) from CRM records as NCR would hold them."""
+    """Write NCR's customer extract (its layout) holding CRM records as the hub sent them to NCR."""
     count = 0
     with path.open("wb") as out:
         out.write(b"H|440000|20261206|1\r\n")
         for r in records:
-            fields = [
-                r["customer_id"],
-                r["customer_name"],
-                r["status"],
-                r["segment"],
-                r["level"],
-                r["id_type"],
-                r["id_number"],
-                r["last_update"],
-            ]
+            fields = [r["csn"], r["name"], r["status"].lower(), r["segment"].lower(), r["level"], "", "",
+                      r["updated"]]  # fmt: skip
             out.write(("D|" + "|".join(fields) + "\r\n").encode("gb18030"))
             count += 1
         out.write(f"T|{count}\r\n".encode())

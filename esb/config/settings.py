@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -163,6 +163,19 @@ class ResyncSettings(_Section):
     )
 
 
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"schedule {value!r} is not a 5-field cron expression: {exc}") from None
+        return value
+
+
 class ReconcileSettings(_Section):
     """Reconciliation of one sync against the target's extract (docs/sync.md, "Reconciliation")."""
 
@@ -170,6 +183,11 @@ class ReconcileSettings(_Section):
         description="the batch endpoint (systems.yaml) whose layout reads the target's extract"
     )
     transform: str = Field(description="the mapping of one target extract record to canonical (transforms/)")
+    fields: list[str] | None = Field(
+        default=None,
+        description="compare only these of the sync's fields (those the target's extract holds); "
+        "default: all of the sync's fields",
+    )
 
 
 class SyncSettings(_Section):

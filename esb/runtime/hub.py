@@ -28,6 +28,7 @@ from esb.runtime.partitions import Membership
 from esb.runtime.process_service import ProcessService
 from esb.runtime.reload import changed_routes, content_changed, fingerprint, load_checked
 from esb.runtime.worker import RouteWorker, wait_ready
+from esb.sync.schedule import ResyncScheduler
 
 
 class Hub:
@@ -64,6 +65,7 @@ class Hub:
         self._memberships: dict[str, Membership] = {}
         #: the project's processes (processes/*.yaml), None when it defines none
         self.processes: ProcessService | None = None
+        self.resyncs: ResyncScheduler | None = None
         self.log = get_logger("hub")
 
     def _wanted(self, project: Project) -> list[Any]:
@@ -141,6 +143,7 @@ class Hub:
                 raise ConfigError(f"{len(findings)} route(s) cannot start", findings=findings)
             raise RuntimeError("; ".join(findings))
         self._start_processes()
+        self._start_resyncs()
         self._fingerprint = fingerprint(self.project.root)
         if self.project.settings.monitoring.enabled:
             monitoring = MonitoringServer(self.project.settings, self.metrics.exposition, self.readiness)
@@ -179,6 +182,15 @@ class Hub:
                 self.stop()
             raise
         self.processes = service
+
+    def _start_resyncs(self) -> None:
+        """Start the scheduled full resyncs (each run by the leading process only: esb/sync/schedule.py)."""
+        if not self.with_processes:
+            return  # esb run --route X: only the routes named
+        scheduler = ResyncScheduler(self.project)
+        if scheduler.enabled:
+            scheduler.start()
+            self.resyncs = scheduler
 
     def _restart_processes(self) -> str | None:
         """Stop the process service and start it on the reloaded project; return why it failed, or None.
@@ -336,6 +348,8 @@ class Hub:
             self.log.warning("workers did not stop in time", workers=alive)
         if self.processes is not None:
             self.processes.stop(grace)
+        if self.resyncs is not None:
+            self.resyncs.stop()
         self.control.close()
         self.journal.close()
         self.log.info("hub stopped")

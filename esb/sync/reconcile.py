@@ -4,7 +4,8 @@ Each record of the target's extract is mapped to canonical with the reconciliati
 as the ``sync`` step reads a change (key, content hash of the fields that matter), then compared in
 chunks with the stored states (:meth:`SyncStore.get_many`):
 
-- **different**: the target holds the key, the hub sent other content (hash mismatch);
+- **different**: the target holds the key, the hub sent other content (hash mismatch; with ``fields``,
+  of only those fields, the hub's side hashed from the stored body);
 - **extra**: the target holds a key the hub never sent, or sent a delete for (an excluded key included);
 - **missing**: the hub sent the key and no delete, and the target's extract lacks it (found by walking
   the store in key order after the extract, against the set of keys the extract held).
@@ -23,6 +24,7 @@ from esb.exceptions import EsbError
 from esb.message import Message
 from esb.processors.sync import Syncer
 from esb.runtime.pipeline import StepBuilder
+from esb.sync.content import content_hash, project
 from esb.sync.path import find_sync
 from esb.sync.resync import Record, _chunks
 from esb.sync.runs import KINDS, MAX_ERROR_SAMPLES, SyncRuns
@@ -79,6 +81,7 @@ class Reconciler:
         self.store = store
         self.syncer = rule_syncer(project, name)
         self.transform = project.transforms.get(spec.transform)
+        self.fields = tuple(spec.fields) if spec.fields else None
 
     def run(
         self, records: Iterable[Record], extract: str, progress: Callable[[int], None] | None = None
@@ -96,19 +99,20 @@ class Reconciler:
                         raise EsbError(error)
                     message = self.transform.apply(Message(body=fields, id=f"reconcile-{number}"))
                     change, _ = self.syncer.change(message)
+                    content = change.hash if self.fields is None else _hash(message.body, self.fields)
                 except EsbError as exc:
                     counts["errors"] += 1
                     if len(found.errors) < MAX_ERROR_SAMPLES:
                         found.errors.append(f"record {number}: {exc}")
                     continue
-                changes[change.key] = change.hash
+                changes[change.key] = content
                 seen.add(change.key)
-            held = self.store.get_many(self.name, changes)
+            held = self.store.get_many(self.name, changes, bodies=self.fields is not None)
             for key, content in changes.items():
                 state = held.get(key)
                 if state is None or state.deleted or state.message_id is None:
                     found.keys["extra"].append(key)
-                elif state.hash != content:
+                elif (state.hash if self.fields is None else _hash(state.body or {}, self.fields)) != content:
                     found.keys["different"].append(key)
                 else:
                     counts["same"] += 1
@@ -128,3 +132,8 @@ class Reconciler:
         pairs = ((key, kind) for kind in KINDS for key in found.keys[kind])
         found.report_id = SyncRuns(self.store).save_report(self.name, extract, counts, pairs)
         return found
+
+
+def _hash(body: dict[str, Any], fields: tuple[str, ...]) -> str:
+    """The content hash of ``body``'s projection on ``fields`` (a reconciliation's narrower compare)."""
+    return content_hash(project(body, fields))

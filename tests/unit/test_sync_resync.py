@@ -6,6 +6,7 @@ comes from the ``journal_url`` fixture (PostgreSQL in tests/integration/test_syn
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def test_an_unlisted_subscriber_is_never_sent_by_any_resync(project: Project) ->
 def test_unreadable_and_unmappable_records_are_counted_with_their_number(project: Project) -> None:
     """A record without a version is an error naming its record number; the others still go."""
     records = base(3)
-    records[1] = {**records[1], "last_update": "2026-12-01 08:00"}  # no zone: not a version
+    records[1] = {**records[1], "updated": "2026-12-01 08:00"}  # no zone: not a version
     run = resync(project, records)
     assert (run.counts["sent"], run.counts["errors"]) == (2, 1)
     assert run.counts["error_samples"][0].startswith("record 2: ")
@@ -246,3 +247,34 @@ def test_status_lists_each_sync_with_its_rows_and_last_run(project: Project) -> 
     assert (row["sync"], row["live"], row["deleted"]) == (SYNC, 3, 1)
     assert row["runs"][0]["counts"]["sent"] == 3
     assert row["runs"][0]["status"] == "done"
+
+
+def test_a_scheduled_resync_runs_only_where_this_process_leads(project: Project) -> None:
+    """Not leading: nothing sent; leading: the newest extract in the endpoint's folder is resynced."""
+    from esb.sync.schedule import ResyncScheduler
+
+    older = project.root / "exchange" / "CRM_CUST_FULL_20261205_001.dat"
+    write_crm_extract(older, base(2))
+    os.utime(older, (1_700_000_000, 1_700_000_000))
+    write_crm_extract(project.root / "exchange" / "CRM_CUST_FULL_20261206_001.dat", base(4))
+    scheduler = ResyncScheduler(project)
+
+    class Election:
+        is_leader = False
+
+    scheduler.elections[SYNC] = Election()  # type: ignore[assignment]
+    scheduler.run_if_leader(SYNC)
+    assert keys_sent(project) == []
+    Election.is_leader = True
+    scheduler.run_if_leader(SYNC)
+    assert sorted(key for key, _ in keys_sent(project)) == [f"C{i:07d}" for i in range(1, 5)]
+
+
+def test_a_resync_schedule_that_is_not_cron_is_refused_when_settings_load() -> None:
+    """schedule: 'every day' names the problem at load time, not at 03:00."""
+    from pydantic import ValidationError
+
+    from esb.config.settings import ResyncSettings
+
+    with pytest.raises(ValidationError, match="not a 5-field cron"):
+        ResyncSettings(extract="e", transform="t", schedule="every day")
