@@ -38,6 +38,7 @@ def _peak_mb() -> float:
 
 
 def _records(n: int, changed: bool) -> Any:
+    """The CRM's records of customers 1..n; with ``changed``, every 100th renamed with a newer version."""
     from tests.sync_project import crm_record
 
     for i in range(1, n + 1):
@@ -47,35 +48,48 @@ def _records(n: int, changed: bool) -> Any:
             yield crm_record(i)
 
 
-def seed(project_dir: Path, n: int) -> None:
-    """Store every customer of the unchanged extract as sent (what a previous sync left), untimed."""
+def seed(project_dir: Path, before: Path, fingerprints: bool) -> None:
+    """Store every customer of the unchanged extract as sent and (unless not asked) the fingerprints a
+    previous resync of that extract would have left; untimed."""
+    from esb.journal import Journal
     from esb.message import Message
     from esb.project import Project
-    from esb.sync.reconcile import rule_syncer
+    from esb.sync.extract import extract_lines
+    from esb.sync.resync import Resync
     from esb.sync.store import SyncStore, SyncWrite
 
     project = Project.load(project_dir, environ={})
-    syncer = rule_syncer(project, "customer-ncr")
-    transform = project.transforms.get("crm/customer_full_to_canonical")
-    with SyncStore(project.settings.journal.url) as store:
-        batch: list[SyncWrite] = []
-        for record in _records(n, changed=False):
-            change, projection = syncer.change(transform.apply(Message(body=record, id="seed")))
-            batch.append(
+    spec = project.settings.sync.resync["customer-ncr"]
+    transform = project.transforms.get(spec.transform)
+    url = project.settings.journal.url
+    with Journal(url) as journal, SyncStore(url) as store:
+        engine = Resync(project, journal, store, "customer-ncr", spec)
+        lines, parse = extract_lines(project, spec.extract, before)
+        writes: list[SyncWrite] = []
+        prints: dict[str, tuple[str, int]] = {}
+        for number, raw in lines:
+            fields, _ = parse(number, raw)
+            change, projection = engine.syncer.change(transform.apply(Message(body=fields, id="seed")))
+            writes.append(
                 SyncWrite("customer-ncr", change.key, change.hash, change.version, False, "seed", projection)
             )
-            if len(batch) == 5000:
-                store.put_many(batch)
-                batch = []
-        store.put_many(batch)
-    syncer.close()
+            prints[change.key] = (engine.fingerprints.of(raw), 1)  # revision 1: the row put_many creates
+            if len(writes) == 5000:
+                store.put_many(writes)
+                if fingerprints:
+                    engine.fingerprints.remember(prints)
+                writes, prints = [], {}
+        store.put_many(writes)
+        if fingerprints:
+            engine.fingerprints.remember(prints)
+        engine.close()
 
 
 def child_resync(project_dir: Path, extract: Path) -> dict[str, Any]:
     """One timed resync; returns its figures and counts."""
     from esb.journal import Journal
     from esb.project import Project
-    from esb.sync.extract import extract_records
+    from esb.sync.extract import extract_lines
     from esb.sync.resync import Resync
     from esb.sync.store import SyncStore
 
@@ -85,7 +99,7 @@ def child_resync(project_dir: Path, extract: Path) -> dict[str, Any]:
     with Journal(url) as journal, SyncStore(url) as store:
         engine = Resync(project, journal, store, "customer-ncr", spec)
         start, cpu = time.perf_counter(), time.process_time()
-        run = engine.run(extract_records(project, spec.extract, extract), str(extract))
+        run = engine.run(*extract_lines(project, spec.extract, extract), str(extract))
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         engine.close()
     depth = _depth(project)
@@ -156,13 +170,18 @@ def main() -> int:
     parser.add_argument(
         "--journal-url", default=None, help="PostgreSQL URL (default: SQLite in the work folder)"
     )
+    parser.add_argument(
+        "--no-fingerprints",
+        action="store_true",
+        help="seed the state only, as live traffic leaves it (every record is parsed, mapped and judged)",
+    )
     parser.add_argument("--child", nargs="*")
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         paths = [Path(p) for p in rest]
         if kind == "seed":
-            seed(paths[0], int(rest[1]))
+            seed(paths[0], paths[1], rest[2] == "yes")
             print(json.dumps({}))
         else:
             figures = {"resync": child_resync, "reconcile": child_reconcile}.get(kind)
@@ -188,7 +207,7 @@ def main() -> int:
             f"{n:,} charges in {time.perf_counter() - t:.1f}s"
         )
         t = time.perf_counter()
-        run("seed", str(pristine), str(n))
+        run("seed", str(pristine), str(before), "no" if args.no_fingerprints else "yes")
         print(f"seeded the store with {n:,} synced customers in {time.perf_counter() - t:.1f}s (untimed)")
         bases, ours = [], []
         last = pristine
@@ -221,9 +240,11 @@ def main() -> int:
         rec = run("reconcile", str(last), str(work / "ncr.dat"))
         c = rec["counts"]
         print(
-            f"B. reconcile: {c['target_records']:,} target records against {c['hub_keys']:,} hub keys in "
-            f"{rec['seconds']:.1f}s ({'OK' if rec['seconds'] < 60 else 'MISSED'} < 60 s), same {c['same']:,}, "
-            f"missing {c['missing']}, extra {c['extra']}, different {c['different']}, peak {rec['peak_mb']:.0f} MB"
+            f"B. reconcile: {c['target_records']:,} target records against {c['hub_keys']:,} hub keys "
+            f"in {rec['seconds']:.1f}s ({'OK' if rec['seconds'] < 60 else 'MISSED'} < 60 s), "
+            f"same {c['same']:,}, "
+            f"missing {c['missing']}, extra {c['extra']}, different {c['different']}, "
+            f"peak {rec['peak_mb']:.0f} MB"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -313,10 +313,11 @@ class ExtractReader(Protocol):
     """An adapter that reads a whole file of records in an endpoint's layout (a full extract: resync,
     reconciliation), outside the hub's flow: no staging, no done folder, nothing moved."""
 
-    def extract_records(
+    def extract_lines(
         self, endpoint: EndpointConfig, context: AdapterContext, path: Path
-    ) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-        """Check the whole file (header, trailer, counts), then yield ``(number, fields, error)`` per
-        detail record, numbered from 1 in file order; a record that cannot be read has ``error`` and no
-        fields. A file that must be refused whole raises :class:`~esb.exceptions.MessageError`."""
+    ) -> tuple[Iterator[tuple[int, bytes]], Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]]:
+        """Check the whole file (header, trailer, counts; a file refused whole raises
+        :class:`~esb.exceptions.MessageError`), then return its detail records as ``(number, raw bytes)``
+        in file order, numbered from 1, and the function parsing one into ``(fields, None)`` or
+        ``(None, why it cannot be read)``."""
         ...

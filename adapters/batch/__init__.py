@@ -65,16 +65,11 @@ class BatchAdapter:
 
         return endpoint_jobs(endpoint, context)
 
-    def extract_records(
+    def extract_lines(
         self, endpoint: BatchEndpoint, context: Any, path: Path
-    ) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-        """``esb sync``: a full extract read in the endpoint's layout (checked whole first, then streamed)."""
-        from adapters.batch.layouts import load_layout
-        from adapters.batch.parsers import reader_for
+    ) -> tuple[Iterator[tuple[int, bytes]], Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]]:
+        """``esb sync``: a full extract in the endpoint's layout, checked whole first, then its detail
+        records as raw bytes (numbered from 1) and the function that parses one."""
+        from adapters.batch.extracts import extract_lines
 
-        layout = load_layout(endpoint.layout, context.project_dir)
-        max_line = endpoint.inbound.max_line_bytes if endpoint.inbound is not None else 65536
-        reader = reader_for(layout, endpoint.read_encoding, max_line)
-        summary = reader.scan(path)
-        for record in reader.records(path, summary.first_offset, 0):
-            yield record.number, record.body, record.error
+        return extract_lines(endpoint, context, path)

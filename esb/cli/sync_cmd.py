@@ -17,7 +17,7 @@ from esb.exceptions import ConfigError
 from esb.logging import configure_logging
 from esb.ops.common import load, open_journal, table, to_json
 from esb.project import Project
-from esb.sync.extract import extract_records
+from esb.sync.extract import extract_lines, extract_records
 from esb.sync.reconcile import Reconciler, Reconciliation
 from esb.sync.resync import Resync
 from esb.sync.runs import COUNTS, KINDS, Run, SyncRuns
@@ -133,8 +133,8 @@ def resync(
         try:
             if extract is not None:
                 assert spec is not None
-                records = extract_records(project, spec.extract, extract)
-                run = engine.run(records, str(extract.resolve()), restart=restart)
+                lines, parse = extract_lines(project, spec.extract, extract)
+                run = engine.run(lines, parse, str(extract.resolve()), restart=restart)
             else:
                 run = _repair(engine, store, name, keys, report_id)
         finally:

@@ -6,29 +6,38 @@ engine asks its adapter for the :class:`~esb.typing.ExtractReader` capability, n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from esb.exceptions import ConfigError
 from esb.typing import ExtractReader, capability
+
+#: Parses one raw record: ``(fields, None)`` or ``(None, why)``.
+Parse = Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]
 
 if TYPE_CHECKING:
     from esb.project import Project
     from esb.sync.resync import Record
 
 
-def extract_records(project: Project, endpoint: str, path: Path) -> Iterator[Record]:
-    """Yield ``(number, fields, error)`` per record of the file ``path`` read as ``endpoint``'s layout."""
+def extract_lines(project: Project, endpoint: str, path: Path) -> tuple[Iterator[tuple[int, bytes]], Parse]:
+    """The records of the file ``path`` read as ``endpoint``'s layout: ``(number, raw)`` and their parser."""
     reader = capability(project.adapter_for(endpoint), ExtractReader)
     if reader is None:
         kind = project.endpoint(endpoint).adapter
-        raise ConfigError(
-            f"{endpoint}: the {kind!r} adapter cannot read an extract file (use a batch endpoint)"
-        )
+        raise ConfigError(f"{endpoint}: the {kind!r} adapter cannot read an extract (use a batch endpoint)")
     if not path.is_file():
         raise ConfigError(f"extract {path}: no such file")
-    return reader.extract_records(project.endpoint(endpoint), project.context(endpoint), path)
+    return reader.extract_lines(project.endpoint(endpoint), project.context(endpoint), path)
+
+
+def extract_records(project: Project, endpoint: str, path: Path) -> Iterator[Record]:
+    """``(number, fields, error)`` per record of ``path`` (every record parsed: a reconciliation's read)."""
+    lines, parse = extract_lines(project, endpoint, path)
+    for number, raw in lines:
+        fields, error = parse(number, raw)
+        yield number, fields, error
 
 
 def newest_extract(project: Project, endpoint: str) -> Path | None:

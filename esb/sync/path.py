@@ -50,6 +50,7 @@ class SyncPath:
         if route.to is None:
             raise ConfigError(f"route {route.id} (sync {name}) has no 'to': nothing to resync to")
         self.route = route
+        self.index = index
         self.id = f"{route.id}{SUFFIX}"
         self.judged = self._worker(project, journal, route, route.steps[index:])
         self.decided = self._worker(project, journal, route, route.steps[index + 1 :])

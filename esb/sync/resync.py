@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from esb.exceptions import EsbError
 from esb.message import Message, utcnow
 from esb.processors.sync import ACTION_HEADER, KEY_HEADER, NAME_HEADER
+from esb.sync.fingerprints import Fingerprints, rules_digest, transform_files
 from esb.sync.path import SyncPath
 from esb.sync.rules import Action, Change, judge
 from esb.sync.runs import MAX_ERROR_SAMPLES, Run, SyncRuns
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
 
 #: One extract record: its number in the file (from 1), its fields, or why it could not be read.
 Record = tuple[int, dict[str, Any] | None, str | None]
+#: One raw extract record: its number in the file (from 1) and its bytes.
+Line = tuple[int, bytes]
+#: Parses one raw record: ``(fields, None)`` or ``(None, why)``.
+Parse = Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]
 #: A key expression this simple (``body.id``, ``body.a.b``) is also written into a delete's body.
 _SIMPLE_KEY = re.compile(r"^body((?:\.[A-Za-z_][A-Za-z0-9_]*)+)$")
 
@@ -85,16 +90,25 @@ class Resync:
         self.path = SyncPath(project, journal, name)
         self.syncer = self.path.syncer
         self.transform = project.transforms.get(spec.transform) if spec is not None else None
+        self.fingerprints = Fingerprints(store, name, self._digest(project, spec))
         self.progress = progress
+        #: one creation time for a run's canonical records (utcnow per record costs more than the compare)
+        self._now = utcnow()
+
+    def _digest(self, project: Project, spec: ResyncSettings | None) -> bytes:
+        """The digest of the rules reading a record: the sync step's declaration, the transform's files."""
+        step: Any = self.path.route.steps[self.path.index]  # the SyncStep model
+        files = b"" if spec is None else transform_files(project.transforms.path_of(spec.transform))
+        return rules_digest(step.model_dump_json(), spec.transform if spec else "", files)
 
     def close(self) -> None:
         """Close the route's steps and sinks."""
         self.path.close()
 
     # -- the full resync ------------------------------------------------------------------------------
-    def run(self, records: Iterable[Record], source: str, *, restart: bool = False) -> Run:
-        """Resync from ``records`` (the extract at ``source``); resume the unfinished run over the same
-        source unless ``restart``. Returns the finished run (its counts)."""
+    def run(self, lines: Iterable[Line], parse: Parse, source: str, *, restart: bool = False) -> Run:
+        """Resync from the extract at ``source``: its records as ``lines`` (number, raw bytes) and their
+        parser. Resumes the unfinished run over the same source unless ``restart``; returns the run."""
         assert self.spec is not None
         run = None if restart else self.runs.unfinished(self.name, "resync", source)
         if run is None:
@@ -103,14 +117,13 @@ class Resync:
             self.runs.adopt(run)
         seen: set[str] | None = set() if self.spec.delete_missing else None
         try:
-            for chunk in _chunks(records, self.spec.chunk):
-                if chunk[-1][0] <= run.checkpoint:
-                    if seen is not None:
-                        seen.update(self._keys(chunk))
+            for chunk in _chunks(lines, self.spec.chunk):
+                done = [line for line in chunk if line[0] <= run.checkpoint]
+                if seen is not None and done:
+                    seen.update(self._keys(run, done, parse))
+                if len(done) == len(chunk):
                     continue
-                self._chunk(run, [r for r in chunk if r[0] > run.checkpoint], seen)
-                if seen is not None:
-                    seen.update(self._keys([r for r in chunk if r[0] <= run.checkpoint]))
+                self._chunk(run, chunk[len(done) :], parse, seen)
                 run.checkpoint = chunk[-1][0]
                 self.runs.checkpoint(run)
                 if self.progress is not None:
@@ -123,44 +136,68 @@ class Resync:
         self.runs.finish(run)
         return run
 
-    def _canonical(
-        self, run: Run, number: int, fields: dict[str, Any] | None, error: str | None
-    ) -> Message | None:
-        """The record mapped to canonical, or None (counted and sampled as an error)."""
-        assert self.transform is not None
-        if error is None:
-            try:
-                mapped: Message = self.transform.apply(
-                    Message(body=fields, id=f"{run.id}-record-{number}", correlation_id=run.id)
-                )
-                return mapped
-            except EsbError as exc:
-                error = str(exc)
+    def _error(self, run: Run, what: str) -> None:
+        """Count an error and keep the first ones (record number or key, and why)."""
         run.counts["errors"] += 1
         samples = run.counts.setdefault("error_samples", [])
         if len(samples) < MAX_ERROR_SAMPLES:
-            samples.append(f"record {number}: {error}")
-        return None
+            samples.append(what)
 
-    def _chunk(self, run: Run, chunk: list[Record], seen: set[str] | None) -> None:
+    def _chunk(self, run: Run, chunk: list[Line], parse: Parse, seen: set[str] | None) -> None:
         """Judge a chunk against the store in bulk and send its differences."""
-        changes: list[tuple[Message, Change]] = []
-        for number, fields, error in chunk:
+        prints = [self.fingerprints.of(raw) for _, raw in chunk]
+        known = self.fingerprints.unchanged(prints)
+        changes: list[tuple[Message, Change, str]] = []
+        for (number, raw), line in zip(chunk, prints, strict=True):
             run.counts["read"] += 1
-            message = self._canonical(run, number, fields, error)
-            if message is None:
+            key = known.get(line)
+            if key is not None:  # the same bytes as last time, the state not moved since: unchanged
+                run.counts["unchanged"] += 1
+                if seen is not None:
+                    seen.add(key)
                 continue
-            try:
-                change, _ = self.syncer.change(message)
-            except EsbError as exc:
-                self._canonical(run, number, None, str(exc))
+            found = self._change(number, raw, parse)
+            if isinstance(found, str):
+                self._error(run, found)
                 continue
-            changes.append((message, change))
+            changes.append((*found, line))
             if seen is not None:
-                seen.add(change.key)
-        held = self.store.get_many(self.name, [c.key for _, c in changes])
-        candidates = [c for c in (self._judge(run, held.get(ch.key), m, ch) for m, ch in changes) if c]
+                seen.add(found[1].key)
+        held = self.store.compare_many(self.name, [c.key for _, c, _ in changes])
+        candidates: list[Candidate] = []
+        remember: dict[str, tuple[str, int]] = {}
+        for message, change, line in changes:
+            state = held.get(change.key)
+            candidate = self._judge(run, state, message, change)
+            if candidate is not None:
+                candidates.append(candidate)
+            elif state is not None:
+                remember[change.key] = (line, state.revision)
         self._send(run, candidates)
+        lines = {change.key: line for _, change, line in changes}
+        after = self.store.compare_many(self.name, [c.change.key for c in candidates])
+        for candidate in candidates:
+            state = after.get(candidate.change.key)
+            if state is not None and state.message_id == candidate.message.id:  # our send is the latest
+                remember[candidate.change.key] = (lines[candidate.change.key], state.revision)
+        self.fingerprints.remember(remember)
+
+    def _change(self, number: int, raw: bytes, parse: Parse) -> tuple[Message, Change] | str:
+        """Parse, map to canonical and read one record's change; or why it cannot be (an error)."""
+        assert self.transform is not None
+        fields, error = parse(number, raw)
+        if error is not None:
+            return f"record {number}: {error}"
+        try:
+            header = self.transform.header
+            message = Message(
+                body=self.transform.transform_body(fields), id=f"{number}", correlation_id="resync",
+                type=header.output_type, schema=header.output_schema, created_at=self._now,
+            )  # fmt: skip
+            change, _ = self.syncer.change(message)
+        except EsbError as exc:
+            return f"record {number}: {exc}"
+        return message, change
 
     def _judge(self, run: Run, held: SyncState | None, message: Message, change: Change) -> Candidate | None:
         """A candidate when the change must go through the route, else None (counted unchanged or stale)."""
@@ -190,32 +227,28 @@ class Resync:
             elif outcome == "filtered":
                 run.counts["excluded" if candidate.change.excluded else "unchanged"] += 1
             else:
-                run.counts["errors"] += 1
-                samples = run.counts.setdefault("error_samples", [])
-                if len(samples) < MAX_ERROR_SAMPLES:
-                    samples.append(f"key {candidate.change.key}: {outcome}")
+                self._error(run, f"key {candidate.change.key}: {outcome}")
 
-    def _keys(self, chunk: list[Record]) -> Iterator[str]:
-        """The keys of a finished chunk's records (a resumed run's ``seen``)."""
-        for number, fields, error in chunk:
-            if error is not None:
-                continue
-            assert self.transform is not None
-            try:
-                message = self.transform.apply(Message(body=fields, id=f"record-{number}"))
-                yield self.syncer.change(message)[0].key
-            except EsbError:
-                continue
+    def _keys(self, run: Run, chunk: list[Line], parse: Parse) -> Iterator[str]:
+        """The keys of a finished chunk's records (a resumed run's ``seen``): by fingerprint, else mapped."""
+        prints = [self.fingerprints.of(raw) for _, raw in chunk]
+        known = self.fingerprints.unchanged(prints)
+        for (number, raw), line in zip(chunk, prints, strict=True):
+            key = known.get(line)
+            if key is None:
+                found = self._change(number, raw, parse)
+                key = None if isinstance(found, str) else found[1].key
+            if key is not None:
+                yield key
 
     # -- deletes --------------------------------------------------------------------------------------
     def _delete_missing(self, run: Run, seen: set[str]) -> None:
         """Delete at the target every live key the extract lacks (and finish this run's claimed ones)."""
-        chunk = self.spec.chunk if self.spec is not None else 1000
-        for rows in self.store.iterate(self.name, chunk=chunk):
+        for rows in self.store.iterate_keys(self.name):
             gone = [
-                row.key
-                for row in rows
-                if row.key not in seen and (not row.deleted or row.message_id == message_id(run.id, row.key))
+                key
+                for key, deleted, sender in rows
+                if key not in seen and (not deleted or sender == message_id(run.id, key))
             ]
             if gone:
                 self.delete_keys(run, gone)
@@ -259,10 +292,7 @@ class Resync:
             if outcome == "delivered":
                 run.counts["deleted" if message.headers[ACTION_HEADER] == "delete" else bucket] += 1
             else:
-                run.counts["errors"] += 1
-                samples = run.counts.setdefault("error_samples", [])
-                if len(samples) < MAX_ERROR_SAMPLES:
-                    samples.append(f"key {message.headers[KEY_HEADER]}: {outcome}")
+                self._error(run, f"key {message.headers[KEY_HEADER]}: {outcome}")
 
     def _decided(self, state: SyncState, mid: str, action: Action, run_id: str) -> Message:
         """The message of a decided send: the stored body (its key filled in), the sync headers."""
@@ -278,9 +308,9 @@ class Resync:
         return Message(body=body, id=mid, correlation_id=run_id, headers=headers)
 
 
-def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+def _chunks(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
     """``records`` in lists of ``size``."""
-    chunk: list[Record] = []
+    chunk: list[Any] = []
     for record in records:
         chunk.append(record)
         if len(chunk) >= size:

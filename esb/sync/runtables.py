@@ -49,3 +49,16 @@ sync_report_keys = sa.Table(
     sa.Column("key", sa.String(MAX_KEY), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),
 )
+
+#: Per (sync, key): the fingerprint of the extract record a resync last judged for the key (its raw bytes
+#: and the rules that read them) and the key's state revision then. The same bytes again with the state
+#: still at that revision is unchanged without parsing or mapping (esb/sync/fingerprints.py).
+sync_lines = sa.Table(
+    "sync_lines",
+    metadata,
+    sa.Column("name", sa.String(MAX_NAME), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY), primary_key=True),
+    sa.Column("line", sa.String(32), nullable=False),
+    sa.Column("revision", sa.Integer(), nullable=False),
+    sa.Index("ix_sync_lines_line", "name", "line"),
+)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from esb.exceptions import EsbError
 from esb.logging import get_logger
 from esb.runtime.leader import LeaderElection
-from esb.sync.extract import extract_records, newest_extract
+from esb.sync.extract import extract_lines, newest_extract
 
 if TYPE_CHECKING:
     from esb.project import Project
@@ -81,7 +81,7 @@ class ResyncScheduler:
         with Journal(url, pool_size=2) as journal, SyncStore(url, pool_size=2) as store:
             engine = Resync(self.project, journal, store, name, spec)
             try:
-                run = engine.run(extract_records(self.project, spec.extract, path), str(path.resolve()))
+                run = engine.run(*extract_lines(self.project, spec.extract, path), str(path.resolve()))
             finally:
                 engine.close()
         self.log.info("scheduled resync done", sync=name, run=run.id, extract=str(path), **run.counts)

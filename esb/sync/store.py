@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,6 +39,8 @@ __all__ = ["SyncState", "SyncStore", "SyncWrite"]
 #: Keys per ``IN (...)`` list in :meth:`SyncStore.get_many` (well under every driver's parameter limit).
 IN_CHUNK = 500
 _T = sync_state.c
+#: The ``updated_at`` of a state read by :meth:`SyncStore.compare_many` (the column is not read).
+NOT_READ = datetime(1970, 1, 1, tzinfo=UTC)
 _LIGHT = (_T.name, _T.key, _T.hash, _T.version, _T.deleted, _T.message_id, _T.updated_at, _T.revision)
 
 
@@ -183,6 +185,41 @@ class SyncStore:
                 for row in conn.execute(query):
                     found[row.key] = _state(row, bodies)
         return found
+
+    def compare_many(self, name: str, keys: Sequence[str]) -> dict[str, SyncState]:
+        """Return the state of each of ``keys`` that has one, for a bulk compare (a resync's chunk).
+
+        As :meth:`get_many` without bodies, faster: one query per 500 keys over the columns a compare
+        needs, rows read as plain tuples; ``updated_at`` is not read (:data:`NOT_READ`).
+        """
+        columns = (_T.key, _T.hash, _T.version, _T.deleted, _T.message_id, _T.revision)
+        found: dict[str, SyncState] = {}
+        with self.errors("sync compare"), self._reader().connect() as conn:
+            for start in range(0, len(keys), IN_CHUNK):
+                query = sa.select(*columns).where(_T.name == name, _T.key.in_(keys[start : start + IN_CHUNK]))
+                for key, hashed, version, deleted, message_id, revision in conn.execute(query):
+                    found[key] = SyncState(
+                        name, key, hashed, version, bool(deleted), message_id, NOT_READ, revision
+                    )
+        return found
+
+    def iterate_keys(self, name: str, *, chunk: int = 5000) -> Iterator[list[tuple[str, bool, str | None]]]:
+        """Yield a sync's ``(key, deleted, message_id)`` in key order, ``chunk`` at a time (keyset pages, as
+        :meth:`iterate`, over three columns read as plain tuples: a resync's pass for missing keys)."""
+        last: str | None = None
+        while True:
+            query = sa.select(_T.key, _T.deleted, _T.message_id).where(_T.name == name)
+            query = query.order_by(_T.key).limit(chunk)
+            if last is not None:
+                query = query.where(_T.key > last)
+            with self.errors("sync iterate"), self._reader().connect() as conn:
+                rows = [(key, bool(deleted), message_id) for key, deleted, message_id in conn.execute(query)]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < chunk:
+                return
+            last = rows[-1][0]
 
     def iterate(
         self, name: str, *, after: str | None = None, chunk: int = 1000, bodies: bool = False

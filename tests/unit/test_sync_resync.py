@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from esb.cli.main import cli
 from esb.journal import Journal
 from esb.project import Project
-from esb.sync.extract import extract_records
+from esb.sync.extract import extract_lines, extract_records
 from esb.sync.reconcile import Reconciler
 from esb.sync.resync import Resync
 from esb.sync.runs import Run, SyncRuns
@@ -55,7 +55,7 @@ def resync(project: Project, records: list[dict[str, str]], name: str = "full.da
     with Journal(project.settings.journal.url) as journal, SyncStore(project.settings.journal.url) as store:
         engine = Resync(project, journal, store, SYNC, spec, progress=kwargs.pop("progress", None))
         try:
-            return engine.run(extract_records(project, spec.extract, path), str(path), **kwargs)
+            return engine.run(*extract_lines(project, spec.extract, path), str(path), **kwargs)
         finally:
             engine.close()
 
@@ -278,3 +278,25 @@ def test_a_resync_schedule_that_is_not_cron_is_refused_when_settings_load() -> N
 
     with pytest.raises(ValidationError, match="not a 5-field cron"):
         ResyncSettings(extract="e", transform="t", schedule="every day")
+
+
+def test_a_record_seen_before_is_judged_again_once_live_traffic_moved_its_state(project: Project) -> None:
+    """Same bytes as last resync: unchanged by fingerprint, unless a live change moved the key since."""
+    from esb.message import Message
+    from esb.sync.path import SyncPath
+
+    resync(project, base(3))
+    keys_sent(project)
+    with Journal(project.settings.journal.url) as journal:
+        path = SyncPath(project, journal, SYNC)
+        live = {
+            "id": "C0000002",
+            "name": "实时改名",
+            "status": "active",
+            "lastUpdate": "2026-12-03T08:00:00+08:00",
+        }
+        assert path.syncer(Message(body=live, id="live-1"))  # the live route sent a newer change of C2
+        path.close()
+    again = resync(project, base(3), "full2.dat")
+    assert (again.counts["unchanged"], again.counts["stale"], again.counts["sent"]) == (2, 1, 0)
+    assert keys_sent(project) == []

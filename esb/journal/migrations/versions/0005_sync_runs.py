@@ -1,4 +1,5 @@
-"""Resync runs and reconciliation reports (issue 17): checkpoints, counts, and the keys found to differ.
+"""Resync runs and reconciliation reports (issue 17): checkpoints, counts, the keys found to differ, and
+the fingerprints of the extract records a resync last judged.
 
 Revision ID: 0005_sync_runs
 Revises: 0004_sync_state
@@ -19,7 +20,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create the run, report and report-key tables."""
+    """Create the run, report, report-key and line-fingerprint tables."""
     op.create_table(
         "sync_runs",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -51,10 +52,20 @@ def upgrade() -> None:
         sa.Column("key", sa.String(200), primary_key=True),
         sa.Column("kind", sa.String(16), nullable=False),
     )
+    op.create_table(
+        "sync_lines",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("line", sa.String(32), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+    )
+    op.create_index("ix_sync_lines_line", "sync_lines", ["name", "line"])
 
 
 def downgrade() -> None:
-    """Drop the run, report and report-key tables."""
+    """Drop the run, report, report-key and line tables."""
+    op.drop_index("ix_sync_lines_line", "sync_lines")
+    op.drop_table("sync_lines")
     op.drop_table("sync_report_keys")
     op.drop_index("ix_sync_reports_name", "sync_reports")
     op.drop_table("sync_reports")
