@@ -54,8 +54,8 @@ def seed(project_dir: Path, before: Path, fingerprints: bool) -> None:
     from esb.journal import Journal
     from esb.message import Message
     from esb.project import Project
-    from esb.sync.extract import extract_lines
-    from esb.sync.resync import Resync
+    from esb.resync.extract import extract_lines
+    from esb.resync.resync import Resync
     from esb.sync.store import SyncStore, SyncWrite
 
     project = Project.load(project_dir, environ={})
@@ -89,8 +89,8 @@ def child_resync(project_dir: Path, extract: Path) -> dict[str, Any]:
     """One timed resync; returns its figures and counts."""
     from esb.journal import Journal
     from esb.project import Project
-    from esb.sync.extract import extract_lines
-    from esb.sync.resync import Resync
+    from esb.resync.extract import extract_lines
+    from esb.resync.resync import Resync
     from esb.sync.store import SyncStore
 
     project = Project.load(project_dir, environ={})
@@ -125,8 +125,8 @@ def _depth(project: Any) -> int:
 def child_reconcile(project_dir: Path, extract: Path) -> dict[str, Any]:
     """One timed reconciliation; returns its figures and counts."""
     from esb.project import Project
-    from esb.sync.extract import extract_records
-    from esb.sync.reconcile import Reconciler
+    from esb.resync.extract import extract_records
+    from esb.resync.reconcile import Reconciler
     from esb.sync.store import SyncStore
 
     project = Project.load(project_dir, environ={})

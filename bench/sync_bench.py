@@ -22,7 +22,7 @@ from pathlib import Path
 from esb.expressions import Expression
 from esb.journal import Journal
 from esb.message import Message
-from esb.processors.sync import SyncRule, Syncer
+from esb.processors.sync import Syncer, SyncRule
 from esb.sync.content import content_hash
 from esb.sync.store import SyncStore, SyncWrite
 

@@ -17,9 +17,9 @@ from esb.exceptions import ConfigError
 from esb.logging import configure_logging
 from esb.ops.common import load, open_journal, table, to_json
 from esb.project import Project
-from esb.sync.extract import extract_lines, extract_records
-from esb.sync.reconcile import Reconciler, Reconciliation
-from esb.sync.resync import Resync
+from esb.resync.extract import extract_lines, extract_records
+from esb.resync.reconcile import Reconciler, Reconciliation
+from esb.resync.resync import Resync
 from esb.sync.runs import COUNTS, KINDS, Run, SyncRuns
 from esb.sync.store import SyncStore
 

@@ -28,7 +28,6 @@ from esb.runtime.partitions import Membership
 from esb.runtime.process_service import ProcessService
 from esb.runtime.reload import changed_routes, content_changed, fingerprint, load_checked
 from esb.runtime.worker import RouteWorker, wait_ready
-from esb.sync.schedule import ResyncScheduler
 
 
 class Hub:
@@ -65,7 +64,7 @@ class Hub:
         self._memberships: dict[str, Membership] = {}
         #: the project's processes (processes/*.yaml), None when it defines none
         self.processes: ProcessService | None = None
-        self.resyncs: ResyncScheduler | None = None
+        self.resyncs: Any = None  # esb.resync.schedule.ResyncScheduler when a resync is scheduled
         self.log = get_logger("hub")
 
     def _wanted(self, project: Project) -> list[Any]:
@@ -184,9 +183,11 @@ class Hub:
         self.processes = service
 
     def _start_resyncs(self) -> None:
-        """Start the scheduled full resyncs (each run by the leading process only: esb/sync/schedule.py)."""
+        """Start the scheduled full resyncs (each run by the leading process only: esb/resync/schedule.py)."""
         if not self.with_processes:
             return  # esb run --route X: only the routes named
+        from esb.resync.schedule import ResyncScheduler  # it runs routes' steps: esb.resync uses esb.runtime
+
         scheduler = ResyncScheduler(self.project)
         if scheduler.enabled:
             scheduler.start()

@@ -1,4 +1,4 @@
-"""Full resync, reconciliation and repair (esb/sync/resync.py, reconcile.py, esb sync) on a real store.
+"""Full resync, reconciliation and repair (esb/resync/resync.py, reconcile.py, esb sync) on a real store.
 
 The target is NCR's queue on the embedded broker; ``sent()`` takes what it was sent. The journal URL
 comes from the ``journal_url`` fixture (PostgreSQL in tests/integration/test_sync_resync_postgres.py).
@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from esb.cli.main import cli
 from esb.journal import Journal
 from esb.project import Project
-from esb.sync.extract import extract_lines, extract_records
-from esb.sync.reconcile import Reconciler
-from esb.sync.resync import Resync
+from esb.resync.extract import extract_lines, extract_records
+from esb.resync.reconcile import Reconciler
+from esb.resync.resync import Resync
 from esb.sync.runs import Run, SyncRuns
 from esb.sync.store import SyncStore
 from tests.sync_project import (
@@ -251,7 +251,7 @@ def test_status_lists_each_sync_with_its_rows_and_last_run(project: Project) -> 
 
 def test_a_scheduled_resync_runs_only_where_this_process_leads(project: Project) -> None:
     """Not leading: nothing sent; leading: the newest extract in the endpoint's folder is resynced."""
-    from esb.sync.schedule import ResyncScheduler
+    from esb.resync.schedule import ResyncScheduler
 
     older = project.root / "exchange" / "CRM_CUST_FULL_20261205_001.dat"
     write_crm_extract(older, base(2))
@@ -283,7 +283,7 @@ def test_a_resync_schedule_that_is_not_cron_is_refused_when_settings_load() -> N
 def test_a_record_seen_before_is_judged_again_once_live_traffic_moved_its_state(project: Project) -> None:
     """Same bytes as last resync: unchanged by fingerprint, unless a live change moved the key since."""
     from esb.message import Message
-    from esb.sync.path import SyncPath
+    from esb.resync.path import SyncPath
 
     resync(project, base(3))
     keys_sent(project)

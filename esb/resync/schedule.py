@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from esb.exceptions import EsbError
 from esb.logging import get_logger
+from esb.resync.extract import extract_lines, newest_extract
 from esb.runtime.leader import LeaderElection
-from esb.sync.extract import extract_lines, newest_extract
 
 if TYPE_CHECKING:
     from esb.project import Project
@@ -69,7 +69,7 @@ class ResyncScheduler:
     def run(self, name: str) -> None:
         """Resync ``name`` now from the newest file of its extract endpoint."""
         from esb.journal import Journal
-        from esb.sync.resync import Resync
+        from esb.resync.resync import Resync
         from esb.sync.store import SyncStore
 
         spec = self.project.settings.sync.resync[name]

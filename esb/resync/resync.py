@@ -7,7 +7,7 @@ Per chunk of extract records (``resync.chunk``, 1,000 by default):
 2. read the chunk's stored states in bulk (:meth:`SyncStore.get_many`, one query per 500 keys) and judge
    each change with the live rules (:func:`esb.sync.rules.judge`);
 3. send the differences (new, changed, deletes, excluded keys the target holds) through the route from
-   its ``sync`` step on (:class:`~esb.sync.path.SyncPath`), so the step judges and claims them again,
+   its ``sync`` step on (:class:`~esb.resync.path.SyncPath`), so the step judges and claims them again,
    atomically, beside live traffic, and the target's mapping and endpoint are the live ones;
 4. store the checkpoint (records done) and the counts in the run's row.
 
@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from esb.exceptions import EsbError
 from esb.message import Message, utcnow
 from esb.processors.sync import ACTION_HEADER, KEY_HEADER, NAME_HEADER
+from esb.resync.path import SyncPath
 from esb.sync.fingerprints import Fingerprints, rules_digest, transform_files
-from esb.sync.path import SyncPath
 from esb.sync.rules import Action, Change, judge
 from esb.sync.runs import MAX_ERROR_SAMPLES, Run, SyncRuns
 from esb.sync.store import SyncState, SyncStore, SyncWrite

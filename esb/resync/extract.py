@@ -18,7 +18,7 @@ Parse = Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]
 
 if TYPE_CHECKING:
     from esb.project import Project
-    from esb.sync.resync import Record
+    from esb.resync.resync import Record
 
 
 def extract_lines(project: Project, endpoint: str, path: Path) -> tuple[Iterator[tuple[int, bytes]], Parse]:

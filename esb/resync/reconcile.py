@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 from esb.exceptions import EsbError
 from esb.message import Message
 from esb.processors.sync import Syncer
+from esb.resync.path import find_sync
+from esb.resync.resync import Record, _chunks
 from esb.runtime.pipeline import StepBuilder
 from esb.sync.content import content_hash, project
-from esb.sync.path import find_sync
-from esb.sync.resync import Record, _chunks
 from esb.sync.runs import KINDS, MAX_ERROR_SAMPLES, SyncRuns
 from esb.sync.store import SyncStore
 
