@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from esb.codec import json_body
 from esb.exceptions import TransportError
 from esb.expressions import Expression
 from esb.message import Message
@@ -61,6 +62,8 @@ class Syncer:
 
     def __call__(self, message: Message) -> list[Message]:
         """Return the message with ``sync-action`` set, or nothing (skipped or stale, journaled why)."""
+        if not isinstance(message.body, dict):  # JSON bytes straight from a queue: parsed here
+            message = message.replace(body=json_body(message.body, f"sync {self.rule.name}"))
         change, projection = self.change(message)
         verdict = self._settle(change, projection, message)
         if verdict.action.sends:

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from esb.config.steps.sync import SyncStep
-from esb.exceptions import TransportError
+from esb.exceptions import DecodeError, TransportError
 from esb.expressions import Expression
 from esb.journal import Journal
 from esb.message import Message
@@ -147,7 +147,15 @@ def test_a_message_without_key_or_version_is_a_permanent_error(syncer: Syncer) -
         with pytest.raises(SyncDataError):
             syncer(Message(body=body, id="m"))
     with pytest.raises(SyncDataError, match="JSON object"):
+        syncer(Message(body=b"[1, 2]", id="m"))
+    with pytest.raises(DecodeError, match="sync customer-billing"):
         syncer(Message(body=b"<xml/>", id="m"))
+
+
+def test_a_json_body_in_bytes_is_read_and_passed_on_parsed(syncer: Syncer) -> None:
+    """JSON bytes straight from a queue are parsed: the change is judged and goes on as a dict."""
+    [out] = syncer(Message(body=orjson.dumps(customer("2026-12-06T10:00:00Z")), id="m1"))
+    assert out.body["id"] == "C1"
 
 
 def test_a_key_that_keeps_moving_is_a_retryable_error(
