@@ -62,11 +62,14 @@ def message_id(run_id: str, key: str) -> str:
 
 @dataclass
 class Candidate:
-    """A record whose change differs from what the target holds."""
+    """A record whose change differs from what the target holds: what to do, and what was read."""
 
     message: Message
     change: Change
     action: Action
+    held: SyncState | None = None
+    projection: dict[str, Any] | None = None
+    write: bool = False
 
 
 class Resync:
@@ -147,7 +150,7 @@ class Resync:
         """Judge a chunk against the store in bulk and send its differences."""
         prints = [self.fingerprints.of(raw) for _, raw in chunk]
         known = self.fingerprints.unchanged(prints)
-        changes: list[tuple[Message, Change, str]] = []
+        changes: list[tuple[Message, Change, dict[str, Any], str]] = []
         for (number, raw), line in zip(chunk, prints, strict=True):
             run.counts["read"] += 1
             key = known.get(line)
@@ -163,18 +166,18 @@ class Resync:
             changes.append((*found, line))
             if seen is not None:
                 seen.add(found[1].key)
-        held = self.store.compare_many(self.name, [c.key for _, c, _ in changes])
+        held = self.store.compare_many(self.name, [c.key for _, c, _, _ in changes])
         candidates: list[Candidate] = []
         remember: dict[str, tuple[str, int]] = {}
-        for message, change, line in changes:
+        for message, change, projection, line in changes:
             state = held.get(change.key)
-            candidate = self._judge(run, state, message, change)
+            candidate = self._judge(run, state, message, change, projection)
             if candidate is not None:
                 candidates.append(candidate)
             elif state is not None:
                 remember[change.key] = (line, state.revision)
         self._send(run, candidates)
-        lines = {change.key: line for _, change, line in changes}
+        lines = {change.key: line for _, change, _, line in changes}
         after = self.store.compare_many(self.name, [c.change.key for c in candidates])
         for candidate in candidates:
             state = after.get(candidate.change.key)
@@ -182,7 +185,7 @@ class Resync:
                 remember[candidate.change.key] = (lines[candidate.change.key], state.revision)
         self.fingerprints.remember(remember)
 
-    def _change(self, number: int, raw: bytes, parse: Parse) -> tuple[Message, Change] | str:
+    def _change(self, number: int, raw: bytes, parse: Parse) -> tuple[Message, Change, dict[str, Any]] | str:
         """Parse, map to canonical and read one record's change; or why it cannot be (an error)."""
         assert self.transform is not None
         fields, error = parse(number, raw)
@@ -194,18 +197,19 @@ class Resync:
                 body=self.transform.transform_body(fields), id=f"{number}", correlation_id="resync",
                 type=header.output_type, schema=header.output_schema, created_at=self._now,
             )  # fmt: skip
-            change, _ = self.syncer.change(message)
+            change, projection = self.syncer.change(message)
         except EsbError as exc:
             return f"record {number}: {exc}"
-        return message, change
+        return message, change, projection
 
-    def _judge(self, run: Run, held: SyncState | None, message: Message, change: Change) -> Candidate | None:
-        """A candidate when the change must go through the route, else None (counted unchanged or stale)."""
+    def _judge(
+        self, run: Run, held: SyncState | None, message: Message, change: Change, projection: dict[str, Any]
+    ) -> Candidate | None:
+        """A candidate when the change must go to the target, else None (counted unchanged or stale)."""
         mid = message_id(run.id, change.key)
         if held is not None and held.message_id == mid:  # claimed by this run before a crash: again
-            return Candidate(
-                message.replace(id=mid), change, Action.DELETE if held.deleted else Action.UPSERT
-            )
+            action = Action.DELETE if held.deleted else Action.UPSERT
+            return Candidate(message.replace(id=mid), change, action, held, projection)
         verdict = judge(held, change, mid)
         if verdict.action in (Action.UNCHANGED, Action.STALE) or (
             verdict.action is Action.EXCLUDED and not verdict.write
@@ -214,11 +218,47 @@ class Resync:
                 {"unchanged": "unchanged", "stale": "stale"}.get(verdict.action.value, "excluded")
             ] += 1
             return None
-        return Candidate(message.replace(id=mid), change, verdict.action)
+        return Candidate(message.replace(id=mid), change, verdict.action, held, projection, verdict.write)
 
     def _send(self, run: Run, candidates: list[Candidate]) -> None:
-        """Send the candidates through the route from the sync step; count what each became."""
-        outcomes = self.path.send(self.path.judged, [c.message for c in candidates])
+        """Claim the chunk's differences in one transaction, send the claimed through the steps after
+        the sync step, and the others (a live change moved the key since it was read) through the route
+        from the sync step, which judges them again; count what each became."""
+        claims = [
+            (self._write(c), None if c.held is None else c.held.revision) for c in candidates if c.write
+        ]
+        claimed = self.store.claim_many(claims)
+        decided = [c for c in candidates if (c.write and c.change.key in claimed) or not c.write]
+        again = [c for c in candidates if c.write and c.change.key not in claimed]
+        for candidate in decided:
+            if candidate.action is Action.EXCLUDED:  # a tombstone only: nothing goes
+                run.counts["excluded"] += 1
+        sending = [c for c in decided if c.action.sends]
+        messages = [self._headed(c) for c in sending]
+        self._count_outcomes(run, sending, self.path.send(self.path.decided, messages))
+        self._count_outcomes(run, again, self.path.send(self.path.judged, [c.message for c in again]))
+
+    def _write(self, candidate: Candidate) -> SyncWrite:
+        """The state a claimed difference leaves (as the sync step writes it: nothing of a deleted or
+        excluded record's body kept)."""
+        gone = candidate.action in (Action.DELETE, Action.EXCLUDED)
+        held = candidate.held
+        sender = candidate.message.id if candidate.action.sends else (held.message_id if held else None)
+        change = candidate.change
+        body = None if gone else candidate.projection
+        return SyncWrite(self.name, change.key, change.hash, change.version, gone, sender, body)
+
+    def _headed(self, candidate: Candidate) -> Message:
+        """The message as the sync step passes it on: the ``sync-action``, name and key headers."""
+        headers = {
+            **candidate.message.headers,
+            ACTION_HEADER: candidate.action.value,
+            NAME_HEADER: self.name,
+            KEY_HEADER: candidate.change.key,
+        }
+        return candidate.message.replace(headers=headers)
+
+    def _count_outcomes(self, run: Run, candidates: list[Candidate], outcomes: list[str]) -> None:
         for candidate, outcome in zip(candidates, outcomes, strict=True):
             if outcome == "delivered":
                 run.counts[

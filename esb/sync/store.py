@@ -290,6 +290,34 @@ class SyncStore:
             )
             return conn.execute(statement).first() is not None
 
+    def claim_many(self, claims: Sequence[tuple[SyncWrite, int | None]]) -> set[str]:
+        """:meth:`claim` each ``(write, revision read)`` in one transaction; return the keys claimed.
+
+        For a resync's chunk of differences: the same compare-and-set per key as :meth:`claim` (a key
+        that moved since it was read is not written, and its caller judges it again), one commit.
+        """
+        claimed: set[str] = set()
+        now = utcnow()
+        with self.errors("sync claim"), self._writer().begin() as conn:
+            for write, revision in claims:
+                row = write.row(now)
+                if revision is None:
+                    statement = self._insert().on_conflict_do_nothing(index_elements=["name", "key"])
+                    done = conn.execute(statement.returning(_T.revision), {**row, "revision": 1}).first()
+                else:
+                    values = {**{k: v for k, v in row.items() if k not in ("name", "key")}}
+                    statement = (
+                        sa.update(sync_state)
+                        .where(_T.name == write.name, _T.key == write.key, _T.revision == revision)
+                        .where(_not_newer(write.version))
+                        .values({**values, "revision": _T.revision + 1})
+                        .returning(_T.revision)
+                    )
+                    done = conn.execute(statement).first()
+                if done is not None:
+                    claimed.add(write.key)
+        return claimed
+
     def advance(self, name: str, key: str, version: int, revision: int) -> bool:
         """Raise a key's stored version (nothing else changes) if the row is still at ``revision``.
 

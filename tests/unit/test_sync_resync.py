@@ -300,3 +300,25 @@ def test_a_record_seen_before_is_judged_again_once_live_traffic_moved_its_state(
     again = resync(project, base(3), "full2.dat")
     assert (again.counts["unchanged"], again.counts["stale"], again.counts["sent"]) == (2, 1, 0)
     assert keys_sent(project) == []
+
+
+def test_claim_many_writes_only_the_keys_still_at_the_revision_read(journal_url: str) -> None:
+    """One transaction: a new key and a key at its read revision are claimed, a moved key is not."""
+    from esb.sync.store import SyncWrite
+
+    def write(key: str, content: str, version: int) -> SyncWrite:
+        return SyncWrite("s", key, content, version, False, f"m-{key}-{version}", {"v": content})
+
+    with SyncStore(journal_url) as store:
+        assert store.claim(write("A", "a1", 1), None)
+        assert store.claim(write("B", "b1", 1), None)
+        read_b = store.get("s", "B")
+        assert read_b is not None
+        assert store.claim(write("B", "b2", 2), read_b.revision)  # a live change moved B meanwhile
+        claimed = store.claim_many(
+            [(write("A", "a3", 3), 1), (write("B", "b3", 3), read_b.revision), (write("C", "c3", 3), None)]
+        )
+        assert claimed == {"A", "C"}
+        b = store.get("s", "B", bodies=True)
+        assert b is not None
+        assert b.body == {"v": "b2"}
