@@ -322,3 +322,24 @@ def test_claim_many_writes_only_the_keys_still_at_the_revision_read(journal_url:
         b = store.get("s", "B", bodies=True)
         assert b is not None
         assert b.body == {"v": "b2"}
+
+
+def test_lint_names_a_resync_of_an_unknown_sync_and_an_endpoint_that_cannot_read_extracts(
+    project: Project,
+) -> None:
+    """sync.resync.customer-nrc (a typo) and an extract on a queue endpoint are findings with a hint."""
+    import yaml
+
+    from esb.lint import lint_project
+
+    settings_file = project.root / "config" / "settings.yaml"
+    settings = yaml.safe_load(settings_file.read_text())
+    settings["sync"]["resync"]["customer-nrc"] = settings["sync"]["resync"].pop(SYNC)
+    settings["sync"]["reconcile"][SYNC]["extract"] = "ncr.customers"
+    settings_file.write_text(yaml.safe_dump(settings, allow_unicode=True))
+    findings = "\n".join(lint_project(project.root))
+    assert (
+        "sync.resync.customer-nrc: no route declares sync 'customer-nrc' (did you mean 'customer-ncr'?)"
+        in findings
+    )
+    assert f"sync.reconcile.{SYNC}.extract: ncr.customers cannot read an extract" in findings
