@@ -6,15 +6,16 @@ Per chunk of extract records (``resync.chunk``, 1,000 by default):
    step does (:meth:`Syncer.change`: key, content hash, version, delete, exclude);
 2. read the chunk's stored states in bulk (:meth:`SyncStore.get_many`, one query per 500 keys) and judge
    each change with the live rules (:func:`esb.sync.rules.judge`);
-3. send the differences (new, changed, deletes, excluded keys the target holds) through the route from
-   its ``sync`` step on (:class:`~esb.resync.path.SyncPath`), so the step judges and claims them again,
-   atomically, beside live traffic, and the target's mapping and endpoint are the live ones;
+3. claim the differences in one transaction (:meth:`SyncStore.claim_many`, the step's compare-and-set on
+   the revision read) and send them through the route's steps after its ``sync`` step
+   (:class:`~esb.resync.path.SyncPath`): the target's mapping and endpoint are the live ones; a key a
+   live change moved meanwhile goes through the route from its ``sync`` step, which judges it again;
 4. store the checkpoint (records done) and the counts in the run's row.
 
 Each difference is sent as message ``<run id>-<key>`` (``resync-<time>-<hex>-C0000001``). A run killed
-after the step claimed a key and before the chunk's checkpoint meets, when resumed, a state that this
-very message set: it is sent again (rule 1 of the step), and the journal's duplicate check and the
-outlet's per-endpoint record keep it from reaching the target twice when it had been delivered.
+after a key was claimed and before the chunk's checkpoint meets, when resumed, a state that this very
+message set: it is sent again, and the journal's duplicate check and the outlet's per-endpoint record
+keep it from reaching the target twice when it had been delivered.
 Records before the checkpoint are not judged again.
 
 With ``delete_missing``, the keys the extract lacks are deleted at the end: the store is walked in key
