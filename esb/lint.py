@@ -17,6 +17,7 @@ from typing import Any
 from esb.config import routes as r
 from esb.config.catalog import catalog_findings
 from esb.config.steps import kind_of, kinds
+from esb.config.steps.sync import SyncStep
 from esb.config.steps.transform import TransformStep
 from esb.config.yamlpos import PathKey, format_path
 from esb.decision.lint import table_findings
@@ -28,7 +29,7 @@ from esb.registry import did_you_mean, resolve_adapter
 from esb.transforms.codelistcheck import check_codelist_targets
 from esb.transforms.mapcheck import check_mappings
 from esb.transforms.siebelobjects import declaration_findings
-from esb.typing import EndpointChecker, Partitionable, capability
+from esb.typing import EndpointChecker, ExtractReader, Partitionable, capability
 
 
 class Linter:
@@ -228,6 +229,7 @@ class Linter:
         self.findings.extend(catalog_findings(self.project))
         self.findings.extend(process_findings(self.project))
         self.findings.extend(endpoint_findings(self.project))
+        self.findings.extend(sync_findings(self.project))
 
 
 def endpoint_findings(project: Project) -> list[str]:
@@ -248,6 +250,34 @@ def endpoint_findings(project: Project) -> list[str]:
             for path, problem in checker.endpoint_problems(endpoint, project.endpoints, project.root):
                 where = project.systems_doc.where(("systems", system, "endpoints", name, *path))
                 found.append(f"{where}: {format_path((full, *path))}: {problem}")
+    return found
+
+
+def sync_findings(project: Project) -> list[str]:
+    """``sync.resync`` and ``sync.reconcile`` of the settings: each names a route's sync, an endpoint whose
+    adapter reads extracts, and a transform (docs/sync.md)."""
+    names = {s.sync.name for route in project.routes for s in route.steps if isinstance(s, SyncStep)}
+    found: list[str] = []
+    sections: list[tuple[str, dict[str, Any]]] = [
+        ("resync", dict(project.settings.sync.resync)),
+        ("reconcile", dict(project.settings.sync.reconcile)),
+    ]
+    for section, specs in sections:
+        for name, spec in sorted(specs.items()):
+            where = f"config/settings.yaml: sync.{section}.{name}"
+            if name not in names:
+                known = ", ".join(sorted(names)) or "none"
+                found.append(f"{where}: no route declares sync {name!r}{did_you_mean(name, list(names))}; "
+                             f"known: {known}")  # fmt: skip
+            if spec.extract not in project.endpoints:
+                found.append(f"{where}.extract: unknown endpoint {spec.extract!r}"
+                             f"{did_you_mean(spec.extract, list(project.endpoints))}")  # fmt: skip
+            elif capability(project.adapter_for(spec.extract), ExtractReader) is None:
+                found.append(f"{where}.extract: {spec.extract} cannot read an extract (a batch endpoint can)")
+            try:
+                project.transforms.path_of(spec.transform)
+            except ConfigError as exc:
+                found.append(f"{where}.transform: {exc}")
     return found
 
 

@@ -22,7 +22,7 @@ adapters only through ``AdapterContext.services`` (:mod:`esb.context`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -326,4 +326,19 @@ class EndpointChecker(Protocol):
     ) -> list[tuple[tuple[str | int, ...], str]]:
         """Return ``(path inside the endpoint, what is wrong and what to do)`` for each problem; files the
         endpoint names are relative to ``project_dir``."""
+        ...
+
+
+@runtime_checkable
+class ExtractReader(Protocol):
+    """An adapter that reads a whole file of records in an endpoint's layout (a full extract: resync,
+    reconciliation), outside the hub's flow: no staging, no done folder, nothing moved."""
+
+    def extract_lines(
+        self, endpoint: EndpointConfig, context: AdapterContext, path: Path
+    ) -> tuple[Iterator[tuple[int, bytes]], Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]]:
+        """Check the whole file (header, trailer, counts; a file refused whole raises
+        :class:`~esb.exceptions.MessageError`), then return its detail records as ``(number, raw bytes)``
+        in file order, numbered from 1, and the function parsing one into ``(fields, None)`` or
+        ``(None, why it cannot be read)``."""
         ...

@@ -6,7 +6,7 @@ See docs/batch.md. ``adapter: batch`` endpoints are validated by :class:`BatchEn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,3 +109,12 @@ class BatchAdapter:
         from adapters.batch.health import endpoint_jobs
 
         return endpoint_jobs(endpoint, context)
+
+    def extract_lines(
+        self, endpoint: BatchEndpoint, context: Any, path: Path
+    ) -> tuple[Iterator[tuple[int, bytes]], Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]]:
+        """``esb sync``: a full extract in the endpoint's layout, checked whole first, then its detail
+        records as raw bytes (numbered from 1) and the function that parses one."""
+        from adapters.batch.extracts import extract_lines
+
+        return extract_lines(endpoint, context, path)

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "new": "esb.cli.new_cmd:new",
     "process": "esb.cli.process_cmd:process",
     "full-file": "esb.cli.full_file_cmd:full_file",
+    "sync": "esb.cli.sync_cmd:sync",
 }
 
 

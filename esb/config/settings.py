@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -169,6 +169,60 @@ class TelemetrySettings(_Section):
     timeout: Duration = Field(default=10.0, description="how long one export may take")
 
 
+class ResyncSettings(_Section):
+    """A full resync of one sync from the source's full extract (docs/sync.md, "Full resync")."""
+
+    extract: str = Field(
+        description="the batch endpoint (systems.yaml) whose files are the source's full extract: its layout "
+        "and encoding read them; a scheduled run takes the newest file in its local folder"
+    )
+    transform: str = Field(description="the mapping of one extract record to canonical (transforms/)")
+    delete_missing: bool = Field(
+        default=False, description="send a delete for every key the target holds that the extract lacks"
+    )
+    chunk: int = Field(
+        default=1000, ge=10, le=100_000, description="records compared and checkpointed together"
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="cron (5 fields) for a scheduled run by the leading hub process; none: on demand",
+    )
+
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"schedule {value!r} is not a 5-field cron expression: {exc}") from None
+        return value
+
+
+class ReconcileSettings(_Section):
+    """Reconciliation of one sync against the target's extract (docs/sync.md, "Reconciliation")."""
+
+    extract: str = Field(
+        description="the batch endpoint (systems.yaml) whose layout reads the target's extract"
+    )
+    transform: str = Field(description="the mapping of one target extract record to canonical (transforms/)")
+    fields: list[str] | None = Field(
+        default=None,
+        description="compare only these of the sync's fields (those the target's extract holds); "
+        "default: all of the sync's fields",
+    )
+
+
+class SyncSettings(_Section):
+    """Full resyncs and reconciliations, per sync name (the ``sync`` step's name)."""
+
+    resync: dict[str, ResyncSettings] = Field(default_factory=dict)
+    reconcile: dict[str, ReconcileSettings] = Field(default_factory=dict)
+
+
 class Settings(_Section):
     """Everything the hub needs that is not a route: where queues and journal live, limits, logging."""
 
@@ -183,6 +237,7 @@ class Settings(_Section):
     processes: ProcessesSettings = Field(default_factory=ProcessesSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
 
     def resolve_paths(self, project_dir: Path) -> Settings:
         """Return a copy with ``data_dir`` absolute and ``{data_dir}`` filled into the URLs."""

@@ -69,6 +69,7 @@ class Hub:
         self.processes: ProcessService | None = None
         #: the routes' scheduled full files (route full_file), None when none of them has one
         self.full_files: FullFileScheduler | None = None
+        self.resyncs: Any = None  # esb.resync.schedule.ResyncScheduler when a resync is scheduled
         self.log = get_logger("hub")
 
     def _wanted(self, project: Project) -> list[Any]:
@@ -149,6 +150,7 @@ class Hub:
             raise RuntimeError("; ".join(findings))
         self._start_processes()
         self._start_full_files()
+        self._start_resyncs()
         self._fingerprint = fingerprint(self.project.root)
         if self.project.settings.monitoring.enabled:
             monitoring = MonitoringServer(self.project.settings, self.metrics.exposition, self.readiness)
@@ -195,6 +197,17 @@ class Hub:
                 self.stop()
             raise
         self.processes = service
+
+    def _start_resyncs(self) -> None:
+        """Start the scheduled full resyncs (each run by the leading process only: esb/resync/schedule.py)."""
+        if not self.with_processes:
+            return  # esb run --route X: only the routes named
+        from esb.resync.schedule import ResyncScheduler  # it runs routes' steps: esb.resync uses esb.runtime
+
+        scheduler = ResyncScheduler(self.project)
+        if scheduler.enabled:
+            scheduler.start()
+            self.resyncs = scheduler
 
     def _restart_processes(self) -> str | None:
         """Stop the process service and start it on the reloaded project; return why it failed, or None.
@@ -354,6 +367,8 @@ class Hub:
             self.processes.stop(grace)
         if self.full_files is not None:
             self.full_files.stop()
+        if self.resyncs is not None:
+            self.resyncs.stop()
         self.control.close()
         self.journal.close()
         if self._telemetry is not None:

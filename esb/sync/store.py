@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +42,8 @@ __all__ = ["SyncState", "SyncStore", "SyncWrite"]
 #: Keys per ``IN (...)`` list in :meth:`SyncStore.get_many` (well under every driver's parameter limit).
 IN_CHUNK = 500
 _T = sync_state.c
+#: The ``updated_at`` of a state read by :meth:`SyncStore.compare_many` (the column is not read).
+NOT_READ = datetime(1970, 1, 1, tzinfo=UTC)
 _LIGHT = (_T.name, _T.key, _T.hash, _T.version, _T.deleted, _T.message_id, _T.updated_at, _T.revision)
 
 
@@ -160,6 +162,14 @@ class SyncStore:
             raise RuntimeError("SyncStore.connect() first")
         return writer(self._engine)
 
+    def read_engine(self) -> Engine:
+        """The engine for reads (the run and report tables of :mod:`esb.sync.runs` share it)."""
+        return self._reader()
+
+    def write_engine(self) -> Engine:
+        """The engine for writes (on SQLite, writers take turns on one lock: see esb.journal.engine)."""
+        return self._writer()
+
     # -- reads ----------------------------------------------------------------------------------------
     def get(self, name: str, key: str, *, bodies: bool = False) -> SyncState | None:
         """Return the state of one key (None: the hub never synced it)."""
@@ -178,6 +188,41 @@ class SyncStore:
                 for row in conn.execute(query):
                     found[row.key] = _state(row, bodies)
         return found
+
+    def compare_many(self, name: str, keys: Sequence[str]) -> dict[str, SyncState]:
+        """Return the state of each of ``keys`` that has one, for a bulk compare (a resync's chunk).
+
+        As :meth:`get_many` without bodies, faster: one query per 500 keys over the columns a compare
+        needs, rows read as plain tuples; ``updated_at`` is not read (:data:`NOT_READ`).
+        """
+        columns = (_T.key, _T.hash, _T.version, _T.deleted, _T.message_id, _T.revision)
+        found: dict[str, SyncState] = {}
+        with self.errors("sync compare"), self._reader().connect() as conn:
+            for start in range(0, len(keys), IN_CHUNK):
+                query = sa.select(*columns).where(_T.name == name, _T.key.in_(keys[start : start + IN_CHUNK]))
+                for key, hashed, version, deleted, message_id, revision in conn.execute(query):
+                    found[key] = SyncState(
+                        name, key, hashed, version, bool(deleted), message_id, NOT_READ, revision
+                    )
+        return found
+
+    def iterate_keys(self, name: str, *, chunk: int = 5000) -> Iterator[list[tuple[str, bool, str | None]]]:
+        """Yield a sync's ``(key, deleted, message_id)`` in key order, ``chunk`` at a time (keyset pages, as
+        :meth:`iterate`, over three columns read as plain tuples: a resync's pass for missing keys)."""
+        last: str | None = None
+        while True:
+            query = sa.select(_T.key, _T.deleted, _T.message_id).where(_T.name == name)
+            query = query.order_by(_T.key).limit(chunk)
+            if last is not None:
+                query = query.where(_T.key > last)
+            with self.errors("sync iterate"), self._reader().connect() as conn:
+                rows = [(key, bool(deleted), message_id) for key, deleted, message_id in conn.execute(query)]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < chunk:
+                return
+            last = rows[-1][0]
 
     def iterate(
         self, name: str, *, after: str | None = None, chunk: int = 1000, bodies: bool = False
@@ -259,6 +304,34 @@ class SyncStore:
                 .returning(_T.revision)
             )
             return conn.execute(statement).first() is not None
+
+    def claim_many(self, claims: Sequence[tuple[SyncWrite, int | None]]) -> set[str]:
+        """:meth:`claim` each ``(write, revision read)`` in one transaction; return the keys claimed.
+
+        For a resync's chunk of differences: the same compare-and-set per key as :meth:`claim` (a key
+        that moved since it was read is not written, and its caller judges it again), one commit.
+        """
+        claimed: set[str] = set()
+        now = utcnow()
+        with self.errors("sync claim"), self._writer().begin() as conn:
+            for write, revision in claims:
+                row = write.row(now)
+                if revision is None:
+                    statement = self._insert().on_conflict_do_nothing(index_elements=["name", "key"])
+                    done = conn.execute(statement.returning(_T.revision), {**row, "revision": 1}).first()
+                else:
+                    values = {**{k: v for k, v in row.items() if k not in ("name", "key")}}
+                    statement = (
+                        sa.update(sync_state)
+                        .where(_T.name == write.name, _T.key == write.key, _T.revision == revision)
+                        .where(_not_newer(write.version))
+                        .values({**values, "revision": _T.revision + 1})
+                        .returning(_T.revision)
+                    )
+                    done = conn.execute(statement).first()
+                if done is not None:
+                    claimed.add(write.key)
+        return claimed
 
     def advance(self, name: str, key: str, version: int, revision: int) -> bool:
         """Raise a key's stored version (nothing else changes) if the row is still at ``revision``.

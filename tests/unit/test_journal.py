@@ -23,6 +23,7 @@ from esb.journal.migrate import current, head
 from esb.journal.schema import VERSION_TABLE, metadata
 from esb.message import Message
 from esb.process.engine import tables as _process_tables  # noqa: F401  # on the journal's metadata too
+from esb.sync import runtables as _sync_run_tables  # noqa: F401  # on the journal's metadata too
 from esb.sync import tables as _sync_tables  # noqa: F401  # on the journal's metadata too
 
 BODY = b'<order id="1-ABC">secret-body-marker</order>'
