@@ -1,0 +1,83 @@
+"""The routes page's figures: rate, errors and latency percentiles per route, and their charts as SVG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from esb.exceptions import EsbError
+from esb.ops import dlq, stats
+from esb.project import Project
+
+#: The window of the live figures.
+WINDOW = timedelta(minutes=15)
+#: The rate chart: this many buckets over the window.
+BUCKETS = 15
+
+
+@dataclass
+class RouteFigures:
+    """One route's figures over the window (from ``esb.ops.stats``) and its dead letters waiting."""
+
+    route: str
+    enabled: bool
+    stats: stats.RouteStats
+    waiting: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the figures for the JSON endpoint."""
+        s = self.stats
+        return {"route": self.route, "received": s.received, "delivered": s.delivered,
+                "filtered": s.filtered, "dead_lettered": s.dead_lettered, "retries": s.redelivered,
+                "rate": s.throughput_per_s, "error_rate": s.error_rate, "latency_ms": s.latency_ms,
+                "waiting": self.waiting}
+
+
+def route_figures(project: Project, url: str, now: datetime | None = None) -> list[RouteFigures]:
+    """Return every route's figures over the last :data:`WINDOW` (one indexed query per route)."""
+    until = now or datetime.now(UTC)
+    since = until - WINDOW
+    out = []
+    for route in project.routes:
+        found = stats.compute(url, since, until, route.id)
+        out.append(RouteFigures(route.id, route.enabled, found[0] if found else stats.RouteStats(route.id),
+                                _waiting(project, route.id) if route.on_error.dead_letter else None))
+    return out
+
+
+def _waiting(project: Project, route_id: str) -> int | None:
+    try:
+        return dlq.waiting(project, route_id)
+    except EsbError:
+        return None
+
+
+def rate_series(url: str, route_id: str, now: datetime | None = None) -> list[tuple[datetime, int, int]]:
+    """Return (bucket start, messages finished, dead-lettered) per bucket of the window for one route."""
+    until = now or datetime.now(UTC)
+    step = WINDOW / BUCKETS
+    series = []
+    for index in range(BUCKETS):
+        start = until - WINDOW + step * index
+        found = stats.compute(url, start, start + step, route_id)
+        s = found[0] if found else stats.RouteStats(route_id)
+        series.append((start, s.finished, s.dead_lettered))
+    return series
+
+
+def bars(values: list[tuple[str, float, float]], width: int = 300, height: int = 60) -> dict[str, Any]:
+    """Return the geometry of a bar chart of (label, total, errors): bars scaled to the highest total.
+
+    The template draws it as inline SVG (no script, no library): each bar a ``rect``, errors in red.
+    """
+    top = max((v[1] for v in values), default=0.0) or 1.0
+    slot = width / max(len(values), 1)
+    rects = []
+    for index, (label, total, errors) in enumerate(values):
+        h = height * total / top
+        e = height * errors / top
+        rects.append({"x": round(index * slot + 1, 1), "w": round(max(slot - 2, 1), 1),
+                      "y": round(height - h, 1), "h": round(h, 1), "ey": round(height - e, 1),
+                      "eh": round(e, 1), "label": label, "total": total, "errors": errors})
+    return {"width": width, "height": height, "rects": rects, "top": top}
