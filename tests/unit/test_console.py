@@ -194,3 +194,19 @@ def test_acting_as_names_the_operator() -> None:
     with acting_as("console:olga"):
         assert who() == "console:olga"
     assert who() == outside
+
+
+def test_cli_prints_a_user_entry_never_the_password() -> None:
+    """`esb console user` prints an entry console.users accepts, holding a hash and not the password."""
+    from click.testing import CliRunner
+
+    from esb.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["console", "user", "olga", "--role", "operator"],
+                                input="pw-123456\npw-123456\n")
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert "pw-123456" not in line
+    user = parse_users(line)["olga"]
+    assert user.may_act()
+    assert verify_password("pw-123456", user.password_hash)
