@@ -51,7 +51,7 @@ def routes() -> str:
     project = console.project()
     with RouteControl(project.settings.journal.url) as control:
         states = control.states()
-    figures = route_figures(project, project.settings.journal.url)
+    figures = route_figures(project, project.settings.journal.url, console.stats_engine)
     chart = bars([(f.route, f.stats.latency_ms.get("p99", 0.0), f.stats.latency_ms.get("p50", 0.0))
                   for f in figures], width=max(300, 40 * len(figures)), height=80)
     shown, pages_ = page_of(figures)
@@ -76,7 +76,7 @@ def route_detail(route_id: str) -> str:
         route = project.route(route_id)
     except ConfigError as exc:
         abort(404, str(exc))
-    series = rate_series(project.settings.journal.url, route_id)
+    series = rate_series(project.settings.journal.url, route_id, state().stats_engine)
     chart = bars([(iso(start)[11:16], total, dead) for start, total, dead in series])
     with RouteControl(project.settings.journal.url) as control:
         current = _state(route.enabled, control.states().get(route_id))
@@ -118,12 +118,18 @@ def _instances_with(project: Any, key: str) -> list[processes.Summary]:
 
 
 def _key_names(project: Any) -> list[str]:
-    """The business key names of every process definition of the project."""
-    try:
-        definitions = load_processes(project.root).all()
-    except (EsbError, OSError):
-        return []
-    return sorted({name for d in definitions for name in d.process.business_keys})
+    """The business key names of every process definition of the project (read once per project: the
+    hub hands a new project object after a reload)."""
+    cache = state().key_names
+    if cache.get("project") is not project:
+        try:
+            definitions = load_processes(project.root).all()
+        except (EsbError, OSError):
+            definitions = []
+        cache.clear()
+        cache.update(project=project, names=sorted({n for d in definitions for n in d.process.business_keys}))
+    names: list[str] = cache["names"]
+    return names
 
 
 @pages.get("/processes")
@@ -217,6 +223,7 @@ def audit_page() -> str:
 @pages.get("/api/figures")
 def figures() -> dict[str, Any]:
     """The live figures the routes page polls: per route over the window, and when they were read."""
-    project = state().project()
-    found = route_figures(project, project.settings.journal.url)
+    console = state()
+    project = console.project()
+    found = route_figures(project, project.settings.journal.url, console.stats_engine)
     return {"window_minutes": WINDOW.total_seconds() / 60, "routes": [f.as_dict() for f in found]}

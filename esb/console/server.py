@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy.engine import Engine
 
 from esb.config.settings import Settings
 from esb.console.audit import AuditLog
@@ -22,6 +23,7 @@ from esb.console.users import OPERATOR, User, hash_password, parse_users
 from esb.exceptions import ConfigError
 from esb.files import open_file
 from esb.journal import Journal
+from esb.journal.engine import create_journal_engine
 from esb.logging import get_logger
 from esb.project import Project
 from esb.wsgi import stop_server
@@ -47,6 +49,7 @@ class ConsoleServer:
         self._thread: threading.Thread | None = None
         self._journal: Journal | None = None
         self._audit: AuditLog | None = None
+        self._stats_engine: Engine | None = None
 
     @property
     def url(self) -> str:
@@ -70,7 +73,8 @@ class ConsoleServer:
         audit.connect()
         self._journal, self._audit = journal, audit
         key = cfg.session_key or secrets.token_hex(32)
-        state = ConsoleState(self.project, cfg, journal, audit, users, key)
+        self._stats_engine = create_journal_engine(url, pool_size=cfg.threads)
+        state = ConsoleState(self.project, cfg, journal, audit, users, key, self._stats_engine)
         try:
             self._server = waitress.create_server(
                 create_app(state), host=cfg.host, port=cfg.port, threads=cfg.threads,
@@ -119,4 +123,6 @@ class ConsoleServer:
             self._journal.close()
         if self._audit is not None:
             self._audit.close()
-        self._journal = self._audit = None
+        if self._stats_engine is not None:
+            self._stats_engine.dispose()
+        self._journal, self._audit, self._stats_engine = None, None, None

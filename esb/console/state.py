@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
 
 from esb.config.settings import ConsoleSettings
 from esb.console.audit import AuditLog
@@ -23,7 +26,10 @@ class ConsoleState:
     audit: AuditLog
     users: dict[str, User]
     session_key: str
+    stats_engine: Engine | None = None  # one journal engine for the figures (esb.ops.stats.compute)
     throttle: LoginThrottle = field(init=False)
+    #: the process key names of the current project, read once per project object (pages.search)
+    key_names: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.throttle = LoginThrottle(self.settings.login_attempts, self.settings.login_window)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -42,7 +41,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsHub]:
     )
     running.start(base / "hub.log", (ROUTE,))
     try:
-        assert wait_until(lambda: (running.data_dir / "console.json").exists()), (base / "hub.log").read_text()
+        served = wait_until(lambda: (running.data_dir / "console.json").exists())
+        assert served, (base / "hub.log").read_text()
         send(running, order_scenario(25, run="browser"))
         yield running
     finally:
@@ -125,7 +125,8 @@ def test_retry_a_dead_letter_and_see_it_delivered(hub: OpsHub, browser: Any) -> 
     good = next(p for p in order_scenario(25, run="browser-dlq") if p.expected == "delivered")
     letter = good.message.replace(headers={
         **good.message.headers, "esb-route": ROUTE, "esb-error": "TransportError: iom.orders_in: refused",
-        "esb-error-class": "TransportError", "esb-error-reason": "peer-down", "esb-failed-at": "2026-12-06T20:00Z",
+        "esb-error-class": "TransportError", "esb-error-reason": "peer-down",
+        "esb-failed-at": "2026-12-06T20:00Z",
     })
     endpoint = "dlq.crm-order-to-iom"
     with hub.project.adapter_for(endpoint).sink(hub.project.endpoint(endpoint),
