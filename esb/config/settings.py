@@ -142,7 +142,7 @@ class ConsoleSettings(_Section):
     random password at each start and writes it with the URL to ``{data_dir}/console.json`` (mode 0600).
     """
 
-    enabled: bool = True
+    enabled: bool = Field(default=False, description="serve it (config/settings.yaml turns it on: make run)")
     host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
     port: int = Field(default=9465, ge=0, le=65535, description="0 picks a free port (see console.json)")
     users: str = Field(default="", description="user entries with password hashes; secret: env/secret file")
