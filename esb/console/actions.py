@@ -91,7 +91,7 @@ def change_route(route_id: str, verb: str) -> Response:
     audit(f"route.{verb}", route_id, "done", {"reason": reason})
     flash(f"route {route_id}: {wanted} (running hubs follow within "
           f"{project.settings.runtime.control_interval:g} s)")
-    return redirect(request.referrer if _same_site(request.referrer) else url_for("pages.routes"))
+    return redirect(url_for("pages.route_detail", route_id=route_id))
 
 
 @actions.post("/processes/<instance_id>/<verb>")
@@ -115,7 +115,3 @@ def change_process(instance_id: str, verb: str) -> Response:
     audit(f"process.{verb}", instance_id, "done" if ok else "refused", {"reason": reason, "answer": why})
     flash(f"{verb} {instance_id}: " + ("accepted" if ok else f"refused: {why}"))
     return redirect(url_for("pages.process_detail", instance_id=instance_id))
-
-
-def _same_site(url: str | None) -> bool:
-    return bool(url) and url.startswith(request.host_url)  # type: ignore[union-attr]

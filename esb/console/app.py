@@ -116,9 +116,15 @@ def _login() -> Any:
             session.clear()  # a fresh session (and CSRF token) at each login
             session.permanent = True
             session["user"], session["role"] = user.name, user.role
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+            return redirect(_local(request.args.get("next", "")))
     return render_template("login.html", error=error), 401 if error else 200
+
+
+def _local(target: str) -> str:
+    """``target`` when it is a path on this site, else ``/`` (no open redirect after login)."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
 
 
 def _logout() -> Response:

@@ -210,3 +210,14 @@ def test_cli_prints_a_user_entry_never_the_password() -> None:
     user = parse_users(line)["olga"]
     assert user.may_act()
     assert verify_password("pw-123456", user.password_hash)
+
+
+def test_login_returns_to_the_page_asked_for_but_never_off_site(client: FlaskClient) -> None:
+    """After login the user lands on the page that sent them there; another site's address goes to /."""
+    form = token(client)
+    data = {"username": "vic", "password": "view-pass", "csrf_token": form}
+    assert client.post("/login?next=/dlq", data=data).headers["Location"] == "/dlq"
+    client.post("/logout", data={"csrf_token": token(client, "/login")})
+    for evil in ("//evil.example", "https://evil.example/", "/\\evil.example"):
+        data["csrf_token"] = token(client)
+        assert client.post(f"/login?next={evil}", data=data).headers["Location"] == "/", evil
