@@ -157,7 +157,9 @@ def main() -> int:
         print(f"filled {args.messages:,} messages in {time.perf_counter() - began:.0f} s ({url})")
     else:
         keys = sample_keys(url)
+    # figures_ttl 0: every request computes the routes' figures (what one request costs, not the cache)
     environ = {"ESB_DATA_DIR": str(work), "ESB_JOURNAL__URL": url, "ESB_CONSOLE__PORT": "0",
+               "ESB_CONSOLE__FIGURES_TTL": "0",
                "ESB_CONSOLE__USERS": "bench:operator:" + hash_password("bench-pw")}
     project = Project.load(ROOT, environ=environ)
     server = ConsoleServer(lambda: project)

@@ -159,6 +159,9 @@ class ConsoleSettings(_Section):
     login_window: Duration = Field(default=300.0, description="the window of login_attempts")
     retry_rate: float = Field(default=20.0, gt=0, description="dead letters re-published per second at most")
     retry_max: int = Field(default=500, ge=1, description="dead letters one retry action may take at most")
+    figures_ttl: Duration = Field(
+        default=5.0, description="the routes' live figures are computed at most this often, shared by all"
+    )
     page_size: int = Field(default=50, ge=5, le=500, description="rows per page of every list")
     threads: int = Field(default=4, ge=1, le=32, description="threads serving requests")
 

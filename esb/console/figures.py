@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,9 +15,10 @@ from esb.exceptions import EsbError
 from esb.ops import dlq, stats
 from esb.project import Project
 
-#: The window of the live figures.
-WINDOW = timedelta(minutes=15)
-#: The rate chart: this many buckets over the window.
+#: The window of the live figures (the routes page and /api/figures): what a route does now.
+WINDOW = timedelta(minutes=5)
+#: The window of a route's rate chart, and its buckets.
+CHART_WINDOW = timedelta(minutes=15)
 BUCKETS = 15
 
 
@@ -47,6 +51,31 @@ def route_figures(
                          _waiting(project, r.id) if r.on_error.dead_letter else None) for r in project.routes]
 
 
+class FiguresCache:
+    """The last figures, reused for ``ttl`` seconds by every page and browser asking.
+
+    Computing them reads every event of the window (``esb.ops.stats``): their cost grows with the
+    traffic in the window, not with the journal's size; ten operators polling every 5 s cost one
+    computation per ``ttl``, not ten.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.clock = ttl, clock
+        self._lock = threading.Lock()
+        self._kept: tuple[Project, float, list[RouteFigures]] | None = None
+
+    def get(self, project: Project, url: str, engine: Engine | None = None) -> list[RouteFigures]:
+        """Return the figures of ``project``: the kept ones while fresh, else computed now."""
+        with self._lock:
+            kept = self._kept
+            if kept is not None and kept[0] is project and self.clock() - kept[1] < self.ttl:
+                return kept[2]
+        figures = route_figures(project, url, engine)
+        with self._lock:
+            self._kept = (project, self.clock(), figures)
+        return figures
+
+
 def _waiting(project: Project, route_id: str) -> int | None:
     try:
         return dlq.waiting(project, route_id)
@@ -59,10 +88,10 @@ def rate_series(
 ) -> list[tuple[datetime, int, int]]:
     """Return (bucket start, messages finished, dead-lettered) per bucket of the window for one route."""
     until = now or datetime.now(UTC)
-    step = WINDOW / BUCKETS
+    step = CHART_WINDOW / BUCKETS
     series = []
     for index in range(BUCKETS):
-        start = until - WINDOW + step * index
+        start = until - CHART_WINDOW + step * index
         found = stats.compute(url, start, start + step, route_id, engine=engine)
         s = found[0] if found else stats.RouteStats(route_id)
         series.append((start, s.finished, s.dead_lettered))

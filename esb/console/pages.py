@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request
 
 from esb.console.app import current_user, state
-from esb.console.figures import WINDOW, bars, rate_series, route_figures
+from esb.console.figures import CHART_WINDOW, WINDOW, bars, rate_series
 from esb.exceptions import ConfigError, EsbError
 from esb.ops import dlq, health, processes, trace
 from esb.ops.common import display_body, iso, parse_key
@@ -51,7 +51,7 @@ def routes() -> str:
     project = console.project()
     with RouteControl(project.settings.journal.url) as control:
         states = control.states()
-    figures = route_figures(project, project.settings.journal.url, console.stats_engine)
+    figures = console.figures.get(project, project.settings.journal.url, console.stats_engine)
     chart = bars([(f.route, f.stats.latency_ms.get("p99", 0.0), f.stats.latency_ms.get("p50", 0.0))
                   for f in figures], width=max(300, 40 * len(figures)), height=80)
     shown, pages_ = page_of(figures)
@@ -81,7 +81,7 @@ def route_detail(route_id: str) -> str:
     with RouteControl(project.settings.journal.url) as control:
         current = _state(route.enabled, control.states().get(route_id))
     return render_template("route.html", route=route, chart=chart, state=current, user=current_user(),
-                           step_minutes=WINDOW.total_seconds() / 60 / len(series))
+                           step_minutes=CHART_WINDOW.total_seconds() / 60 / len(series))
 
 
 @pages.get("/search")
@@ -225,5 +225,5 @@ def figures() -> dict[str, Any]:
     """The live figures the routes page polls: per route over the window, and when they were read."""
     console = state()
     project = console.project()
-    found = route_figures(project, project.settings.journal.url, console.stats_engine)
+    found = console.figures.get(project, project.settings.journal.url, console.stats_engine)
     return {"window_minutes": WINDOW.total_seconds() / 60, "routes": [f.as_dict() for f in found]}

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from esb.config.settings import ConsoleSettings
 from esb.console.audit import AuditLog
+from esb.console.figures import FiguresCache
 from esb.console.security import LoginThrottle
 from esb.console.users import User
 from esb.journal import Journal
@@ -28,8 +29,10 @@ class ConsoleState:
     session_key: str
     stats_engine: Engine | None = None  # one journal engine for the figures (esb.ops.stats.compute)
     throttle: LoginThrottle = field(init=False)
+    figures: FiguresCache = field(init=False)
     #: the process key names of the current project, read once per project object (pages.search)
     key_names: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.throttle = LoginThrottle(self.settings.login_attempts, self.settings.login_window)
+        self.figures = FiguresCache(self.settings.figures_ttl)

@@ -221,3 +221,23 @@ def test_login_returns_to_the_page_asked_for_but_never_off_site(client: FlaskCli
     for evil in ("//evil.example", "https://evil.example/", "/\\evil.example"):
         data["csrf_token"] = token(client)
         assert client.post(f"/login?next={evil}", data=data).headers["Location"] == "/", evil
+
+
+def test_figures_are_computed_once_per_ttl(console: ConsoleState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within figures_ttl every caller gets the kept figures; after it, or for a new project, new ones."""
+    from esb.console import figures
+
+    calls: list[object] = []
+    monkeypatch.setattr(figures, "route_figures", lambda project, *_: calls.append(project) or [])
+    now = [0.0]
+    cache = figures.FiguresCache(5.0, clock=lambda: now[0])
+    project = console.project()
+    cache.get(project, "url")
+    cache.get(project, "url")
+    assert len(calls) == 1
+    now[0] = 5.1
+    cache.get(project, "url")
+    assert len(calls) == 2
+    reloaded = object()
+    cache.get(reloaded, "url")  # type: ignore[arg-type]
+    assert calls[-1] is reloaded
