@@ -69,7 +69,7 @@ def create_app(console: ConsoleState) -> Flask:
 
     app.register_blueprint(pages)
     app.register_blueprint(actions)
-    for code in (400, 403, 404, 405, 413, 429):
+    for code in (400, 403, 404, 405, 413, 429, 500):
         app.register_error_handler(code, _error)
     return app
 
