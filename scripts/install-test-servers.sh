@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages of the real servers the integration tests start on loopback:
-# PostgreSQL (journal), RabbitMQ (queue adapter), OpenSSH sshd (SFTP). Idempotent; needs root for apt.
+# PostgreSQL (journal), RabbitMQ (queue adapter), OpenSSH sshd (SFTP), and chromium with its chromedriver
+# for the console's browser tests (Debian's packages: no browser download). Idempotent; needs root for apt.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then
   echo "test servers: all installed"
   exit 0

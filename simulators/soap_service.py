@@ -175,7 +175,7 @@ class SimulatedSOAPService:
         server, self.server = self.server, None
         if server is None:
             return
-        from adapters.soap.server import stop_server
+        from esb.wsgi import stop_server
 
         stop_server(server, self.thread)
 

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "process": "esb.cli.process_cmd:process",
     "full-file": "esb.cli.full_file_cmd:full_file",
     "sync": "esb.cli.sync_cmd:sync",
+    "console": "esb.cli.console_cmd:console",
 }
 
 

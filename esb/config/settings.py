@@ -132,6 +132,40 @@ class MonitoringSettings(_Section):
     token: str = Field(default="", description="bearer token; secret: environment or secret file only")
 
 
+class ConsoleSettings(_Section):
+    """The operators' web console (docs/operations.md, "The console"): its own loopback port, login required.
+
+    ``users`` holds one ``name:role:pbkdf2_sha256$iterations$salt$hash`` entry per line (or separated by
+    spaces or commas; make one with ``esb console user NAME --role operator``); role ``viewer`` reads,
+    ``operator`` also acts. It is a secret: set it from the environment (ESB_CONSOLE__USERS) or a secret
+    file (console__users), never a settings file. When empty, the hub makes an ``admin`` operator with a
+    random password at each start and writes it with the URL to ``{data_dir}/console.json`` (mode 0600).
+    """
+
+    enabled: bool = Field(default=False, description="serve it (config/settings.yaml turns it on: make run)")
+    host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
+    port: int = Field(default=9465, ge=0, le=65535, description="0 picks a free port (see console.json)")
+    users: str = Field(default="", description="user entries with password hashes; secret: env/secret file")
+    session_key: str = Field(
+        default="", description="signs session cookies; secret; empty: random at start (logs everyone out)"
+    )
+    session_lifetime: Duration = Field(default=28800.0, description="a login lasts this long (8 h)")
+    secure_cookies: bool = Field(
+        default=False, description="mark cookies Secure: set when a TLS reverse proxy serves the console"
+    )
+    login_attempts: int = Field(
+        default=5, ge=1, description="failed logins per user name or client within login_window, then refused"
+    )
+    login_window: Duration = Field(default=300.0, description="the window of login_attempts")
+    retry_rate: float = Field(default=20.0, gt=0, description="dead letters re-published per second at most")
+    retry_max: int = Field(default=500, ge=1, description="dead letters one retry action may take at most")
+    figures_ttl: Duration = Field(
+        default=5.0, description="the routes' live figures are computed at most this often, shared by all"
+    )
+    page_size: int = Field(default=50, ge=5, le=500, description="rows per page of every list")
+    threads: int = Field(default=4, ge=1, le=32, description="threads serving requests")
+
+
 class FilesSettings(_Section):
     """Who may read the data files (journal, queues, staging, rejects, replies, outbox, archives).
 
@@ -238,6 +272,7 @@ class Settings(_Section):
     files: FilesSettings = Field(default_factory=FilesSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     def resolve_paths(self, project_dir: Path) -> Settings:
         """Return a copy with ``data_dir`` absolute and ``{data_dir}`` filled into the URLs."""
@@ -256,6 +291,9 @@ class Settings(_Section):
         if data["monitoring"]["token"]:
             data["monitoring"]["token"] = "***"  # noqa: S105 - the mask, not a password
         data["telemetry"]["headers"] = {name: "***" for name in data["telemetry"]["headers"]}
+        for secret in ("users", "session_key"):
+            if data["console"][secret]:
+                data["console"][secret] = "***"
         return data
 
 

@@ -7,11 +7,13 @@ same route. Messages that entered before the window have no start in it and add 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from esb.journal.engine import DatabaseErrors, create_journal_engine
 from esb.journal.schema import events
@@ -54,14 +56,30 @@ def _is_route_final(state: str, endpoint: str | None) -> bool:
     return state in ("filtered", "dead_lettered") or (state == "delivered" and endpoint is None)
 
 
-def compute(url: str, since: datetime, until: datetime, route: str | None = None) -> list[RouteStats]:
-    """Return the statistics of every route with events in ``[since, until)`` (one route if named)."""
+def compute(
+    url: str,
+    since: datetime,
+    until: datetime,
+    route: str | None = None,
+    *,
+    routes: Sequence[str] | None = None,
+    engine: Engine | None = None,
+) -> list[RouteStats]:
+    """Return the statistics of every route with events in ``[since, until)`` (one route if named, or
+    those of ``routes``: one query that the (route, at) index serves).
+
+    ``engine`` is a journal engine to use (a caller asking often, such as the console, keeps one);
+    without it one is made for this call.
+    """
     stmt = sa.select(events.c.route, events.c.message_id, events.c.state, events.c.endpoint,
                      events.c.error_reason, events.c.at).where(events.c.at >= since, events.c.at < until)
     if route is not None:
         stmt = stmt.where(events.c.route == route)
+    if routes is not None:
+        stmt = stmt.where(events.c.route.in_(list(routes)))
     stmt = stmt.order_by(events.c.id)
-    engine = create_journal_engine(url, pool_size=1)
+    own = engine is None
+    engine = engine or create_journal_engine(url, pool_size=1)
     stats: dict[str, RouteStats] = {}
     started: dict[tuple[str, str], datetime] = {}
     latencies: dict[str, list[float]] = {}
@@ -85,7 +103,8 @@ def compute(url: str, since: datetime, until: datetime, route: str | None = None
                 if start is not None:
                     latencies.setdefault(name, []).append((at - start).total_seconds() * 1000)
     finally:
-        engine.dispose()
+        if own:
+            engine.dispose()
     seconds = max((until - since).total_seconds(), 1e-9)
     for name, s in stats.items():
         s.throughput_per_s = round(s.finished / seconds, 3)

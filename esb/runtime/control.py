@@ -11,7 +11,10 @@ created here with ``CREATE TABLE IF NOT EXISTS`` semantics, under the writer loc
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -114,8 +117,26 @@ class RouteControl:
         return {name for name, state in self.states().items() if state.state == SUSPENDED}
 
 
+#: The operator acting in this context (the console's logged-in user); None: the OS account running us.
+_ACTING: ContextVar[str | None] = ContextVar("esb_acting_operator", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(operator: str) -> Iterator[None]:
+    """Make :func:`who` answer ``operator`` inside the block (the console acting for a logged-in user)."""
+    token = _ACTING.set(operator)
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
 def who() -> str:
-    """Return the operator's user name for the journal (``unknown`` in a container without one)."""
+    """Return the operator's name for the journal: the one set by :func:`acting_as`, else the OS user
+    (``unknown`` in a container without one)."""
+    acting = _ACTING.get()
+    if acting:
+        return acting
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -51,6 +51,7 @@ class Hub:
         self.metrics = Metrics()
         self.control = RouteControl(project.settings.journal.url)
         self.monitoring: MonitoringServer | None = None
+        self.console: Any = None  # esb.console.server.ConsoleServer when console.enabled
         env = project.settings.env
         env_name = None if env == "default" else env
         self.loader = loader or (lambda: Project.load(project.root, env_name, strict=False))
@@ -159,6 +160,7 @@ class Hub:
                 self.monitoring = monitoring
             except ConfigError as exc:  # the routes matter more than their metrics: run, and say so loudly
                 self.log.error("monitoring not served", error=str(exc))
+        self._start_console()
         self._supervisor = threading.Thread(target=self._supervise, name="hub-supervisor", daemon=True)
         self._supervisor.start()
         self.log.info(
@@ -343,6 +345,20 @@ class Hub:
             for endpoint, rows in jobs.items()
         }
 
+    def _start_console(self) -> None:
+        """Serve the operators' console (console.enabled); like monitoring, a failure is logged loudly and
+        the routes run anyway."""
+        if not self.project.settings.console.enabled:
+            return
+        from esb.console.server import ConsoleServer  # late: Flask is imported only when the console runs
+
+        console = ConsoleServer(lambda: self.project)
+        try:
+            console.start()
+            self.console = console
+        except EsbError as exc:
+            self.log.error("console not served", error=str(exc))
+
     # -- stopping -----------------------------------------------------------------------------------
     def stop(self, timeout: float | None = None) -> None:
         """Stop every worker after the message in hand, then close the journal. Safe to call twice."""
@@ -353,6 +369,8 @@ class Hub:
             self._supervisor.join(10)
         if self.monitoring is not None:
             self.monitoring.stop()
+        if self.console is not None:
+            self.console.stop()
         grace = self.project.settings.runtime.shutdown_grace if timeout is None else timeout
         self._stop_memberships(set(self._memberships))
         with self._lock:

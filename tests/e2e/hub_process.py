@@ -27,6 +27,7 @@ def hub_environ(data_dir: Path, **extra: str) -> dict[str, str]:
             "ESB_LOGGING__LEVEL": "info",
             "ESB_BROKER__TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3",
             "ESB_RUNTIME__POLL_TIMEOUT": "0.1s",
+            "ESB_CONSOLE__PORT": "0",  # hubs of parallel tests do not compete for the console's port
         }
     )
     env.update(extra)

@@ -98,24 +98,25 @@ def test_a_key_the_message_already_carries_is_kept() -> None:
 
 
 def test_the_shipped_routes_find_order_numbers_in_the_samples() -> None:
-    """routes.yaml's raw keys read the Siebel order number in every EAI form the CRM mapping accepts, and
-    the channel order's id."""
+    """routes.yaml's raw keys read the Siebel order number in every EAI form the CRM mapping accepts, the
+    first MSISDN of its lines where one has an MSISDN attribute, and the channel order's id."""
     project = Project.load(ROOT, environ={})
     crm = RawKeys.for_route(project.route("crm-order-to-iom"))
     samples = ROOT / "transforms" / "crm" / "samples"
     for name, expected in (
-        ("order_single_utf8.xml", "SO20261125000123"),
-        ("order_multi_attrs.xml", "SO20261125000124"),
-        ("order_gbk.xml", "SO20261125000126"),
-        ("eai/property_set_escaped.xml", "SO-PS-0001"),
-        ("eai/siebel_order_attributes.xml", "SO-ASI-0003"),  # stripped names, as attributes
-        ("eai/siebel_order_elements.xml", "SO-ASI-0002"),  # stripped names, as elements
-        ("eai/no_object_list.xml", "SO-NL-0004"),  # no ListOf<integration object> element
-        ("eai/cmcc_order_gbk.xml", "CM20270305000001"),
+        ("order_single_utf8.xml", {"order_id": "SO20261125000123", "msisdn": "13800138000"}),
+        ("order_multi_attrs.xml", {"order_id": "SO20261125000124"}),
+        ("order_gbk.xml", {"order_id": "SO20261125000126", "msisdn": "13800138000"}),
+        ("eai/property_set_escaped.xml", {"order_id": "SO-PS-0001"}),
+        ("eai/siebel_order_attributes.xml", {"order_id": "SO-ASI-0003"}),  # stripped names, as attributes
+        # stripped names, as elements; its MSISDN under ListOfAttributes/Attributes
+        ("eai/siebel_order_elements.xml", {"order_id": "SO-ASI-0002", "msisdn": "13900139000"}),
+        ("eai/no_object_list.xml", {"order_id": "SO-NL-0004"}),  # no ListOf<integration object> element
+        ("eai/cmcc_order_gbk.xml", {"order_id": "CM20270305000001"}),
     ):
         message = Message(body=(samples / name).read_bytes())
         assert crm(message) == []
-        assert message.business_keys == {"order_id": expected}
+        assert message.business_keys == expected
     channel_order = (ROOT / "transforms" / "channel" / "samples" / "tmf_order.json").read_bytes()
     for route_id in ("channel-order-to-iom", "channel-rest-order-to-iom"):
         message = Message(body=channel_order)

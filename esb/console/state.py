@@ -1,0 +1,38 @@
+"""What every console request needs: the current project, the journal, the audit log, the users."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from esb.config.settings import ConsoleSettings
+from esb.console.audit import AuditLog
+from esb.console.figures import FiguresCache
+from esb.console.security import LoginThrottle
+from esb.console.users import User
+from esb.journal import Journal
+from esb.project import Project
+
+
+@dataclass
+class ConsoleState:
+    """The console's long-lived objects, shared by the request threads."""
+
+    project: Callable[[], Project]  # the hub's current project (it changes on reload)
+    settings: ConsoleSettings
+    journal: Journal
+    audit: AuditLog
+    users: dict[str, User]
+    session_key: str
+    stats_engine: Engine | None = None  # one journal engine for the figures (esb.ops.stats.compute)
+    throttle: LoginThrottle = field(init=False)
+    figures: FiguresCache = field(init=False)
+    #: the process key names of the current project, read once per project object (pages.search)
+    key_names: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.throttle = LoginThrottle(self.settings.login_attempts, self.settings.login_window)
+        self.figures = FiguresCache(self.settings.figures_ttl)

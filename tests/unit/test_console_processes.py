@@ -1,0 +1,96 @@
+"""The console's process pages and actions over instances the engine made (SQLite, in-memory endpoints)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from esb.config.settings import ConsoleSettings
+from esb.console.app import create_app
+from esb.console.audit import AuditLog
+from esb.console.state import ConsoleState
+from esb.console.users import hash_password, parse_users
+from esb.journal import Journal
+from esb.process.engine import ProcessStore, Runner
+from esb.project import Project
+from tests.unit.test_process_cli import (  # the CLI tests' instances: the console acts on the same
+    clock,
+    fakes,
+    root,
+    runner,
+    store,
+    stuck,
+    waiting,
+)
+from tests.unit.test_process_engine import Clock, FakeResources, instance
+
+__all__ = ["clock", "fakes", "root", "runner", "store"]  # fixtures re-used by name
+
+
+@pytest.fixture
+def client(root: Path, store: ProcessStore) -> Iterator[FlaskClient]:
+    """The console over the process project, logged in as an operator."""
+    project = Project.load(root, environ={})
+    url = project.settings.journal.url
+    journal, audit = Journal(url), AuditLog(url)
+    journal.connect()
+    audit.connect()
+    users = parse_users(f"olga:operator:{hash_password('pw', iterations=1000)}")
+    state = ConsoleState(lambda: project, ConsoleSettings(), journal, audit, users, "k" * 64)
+    app = create_app(state)
+    app.testing = True
+    http = app.test_client()
+    with http.session_transaction() as session:
+        session["user"], session["role"] = "olga", "operator"
+    yield http
+    journal.close()
+    audit.close()
+
+
+def csrf(http: FlaskClient, path: str) -> str:
+    """The CSRF token on ``path``."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', http.get(path).get_data(as_text=True))
+    assert found is not None
+    return found.group(1)
+
+
+def test_stuck_instance_listed_shown_and_retried(
+    client: FlaskClient, runner: Runner, fakes: FakeResources, clock: Clock
+) -> None:
+    """A stuck instance is listed under its status, shown with its steps, and a retry puts it back to
+    compensating (its failed undo due again, as `esb process retry` does)."""
+    iid = stuck(runner, fakes, clock)
+    listed = client.get("/processes?status=stuck").get_data(as_text=True)
+    assert iid in listed
+    shown = client.get(f"/processes/{iid}").get_data(as_text=True)
+    assert 'id="steps"' in shown
+    assert "stuck" in shown
+    answer = client.post(f"/processes/{iid}/retry", data={"csrf_token": csrf(client, f"/processes/{iid}")})
+    assert answer.status_code == 302
+    assert instance(runner.store, iid).status == "compensating"
+    assert "process.retry" in client.get("/audit").get_data(as_text=True)
+
+
+def test_cancel_of_a_waiting_instance_is_accepted_and_audited(client: FlaskClient, runner: Runner) -> None:
+    """Cancelling a waiting instance from its page is accepted by the engine and written to the audit."""
+    iid = waiting(runner)
+    token = csrf(client, f"/processes/{iid}")
+    answer = client.post(f"/processes/{iid}/cancel", data={"csrf_token": token, "reason": "customer asked"})
+    assert answer.status_code == 302
+    page = client.get(f"/processes/{iid}").get_data(as_text=True)
+    assert "cancel" in page
+    audit = client.get("/audit").get_data(as_text=True)
+    assert "process.cancel" in audit
+    assert "customer asked" in audit
+
+
+def test_search_finds_the_instance_by_its_key(client: FlaskClient, runner: Runner) -> None:
+    """``name=value`` in the search box finds the process instance holding that business key."""
+    iid = waiting(runner, "o-77")
+    page = client.get("/search?key=order_id=o-77").get_data(as_text=True)
+    assert iid in page
+    assert iid not in client.get("/search?key=order_id=o-78").get_data(as_text=True)
