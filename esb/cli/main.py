@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "receive": "esb.cli.receive_cmd:receive",
     "new": "esb.cli.new_cmd:new",
     "process": "esb.cli.process_cmd:process",
+    "journal": "esb.cli.journal_cmd:journal",
 }
 
 

@@ -58,7 +58,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-JSONType: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
+#: ``None`` is stored as SQL NULL (not the JSON text ``null``): no bytes for an absent detail or header.
+JSONType: sa.types.TypeEngine[Any] = sa.JSON(none_as_null=True).with_variant(
+    JSONB(none_as_null=True), "postgresql"
+)
 
 metadata = sa.MetaData()
 
@@ -102,6 +105,13 @@ events = sa.Table(
     ),
     sa.Index("ix_events_message_id", "message_id"),
     sa.Index("ix_events_route_at", "route", "at"),
+    # a few rows: dead letters listed newest first without scanning every event (partial index)
+    sa.Index(
+        "ix_events_dead_lettered",
+        "at",
+        sqlite_where=sa.text("state = 'dead_lettered'"),
+        postgresql_where=sa.text("state = 'dead_lettered'"),
+    ),
 )
 
 deliveries = sa.Table(
@@ -114,6 +124,7 @@ deliveries = sa.Table(
     sa.ForeignKeyConstraint(
         ["message_id", "route"], ["messages.id", "messages.route"], name="fk_deliveries_message"
     ),
+    sqlite_with_rowid=False,  # the primary key is the table: one copy of each row, not two
 )
 
 business_keys = sa.Table(
@@ -122,8 +133,22 @@ business_keys = sa.Table(
     sa.Column("message_id", sa.String(), primary_key=True),
     sa.Column("name", sa.String(), primary_key=True),
     sa.Column("value", sa.String(), primary_key=True),
-    sa.Index("ix_business_keys_name_value", "name", "value"),
+    # one index serves both a search by value (esb trace) and by name and value (find): the name is
+    # checked on the few rows a value finds
     sa.Index("ix_business_keys_value", "value"),
+    sqlite_with_rowid=False,
+)
+
+#: Dictionaries that compress bodies of one kind (a route's ingress or one of its endpoints):
+#: esb/journal/bodies.py. Never changed once written; a body names the one it needs.
+dictionaries = sa.Table(
+    "journal_dictionaries",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("data", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_journal_dictionaries_kind", "kind"),
 )
 
 #: One-time keys already used (WS-Security nonces: replay protection), shared by every hub process on this

@@ -64,6 +64,8 @@ class Hub:
         self._memberships: dict[str, Membership] = {}
         #: the project's processes (processes/*.yaml), None when it defines none
         self.processes: ProcessService | None = None
+        #: the scheduled journal prune and its leader election (journal.retention), None when not wanted
+        self.pruner: Any = None
         self.log = get_logger("hub")
 
     def _wanted(self, project: Project) -> list[Any]:
@@ -141,6 +143,7 @@ class Hub:
                 raise ConfigError(f"{len(findings)} route(s) cannot start", findings=findings)
             raise RuntimeError("; ".join(findings))
         self._start_processes()
+        self._start_pruner()
         self._fingerprint = fingerprint(self.project.root)
         if self.project.settings.monitoring.enabled:
             monitoring = MonitoringServer(self.project.settings, self.metrics.exposition, self.readiness)
@@ -159,6 +162,18 @@ class Hub:
             settings=self.project.settings.masked(),
         )
         self.started.set()
+
+    def _start_pruner(self) -> None:
+        """Start the scheduled journal prune (leader only) when ``journal.retention`` asks for it."""
+        from esb.ops.retention import LEADER_LOCK, ScheduledPrune
+        from esb.runtime.leader import LeaderElection
+
+        if not ScheduledPrune.wanted(self.project.settings):
+            return
+        election = LeaderElection(LEADER_LOCK, self.project.settings)
+        election.start()
+        self.pruner = ScheduledPrune(self.journal, self.project.settings, election)
+        self.pruner.start()
 
     def _start_processes(self, *, reloading: bool = False) -> None:
         """Start the process service beside the routes when the project defines processes.
@@ -336,6 +351,10 @@ class Hub:
             self.log.warning("workers did not stop in time", workers=alive)
         if self.processes is not None:
             self.processes.stop(grace)
+        if self.pruner is not None:
+            self.pruner.stop()
+            self.pruner.election.stop()
+            self.pruner.join(grace)
         self.control.close()
         self.journal.close()
         self.log.info("hub stopped")
