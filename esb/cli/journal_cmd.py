@@ -29,19 +29,34 @@ def stats(obj: Obj, as_json: bool) -> None:
 @click.option("--delivered-days", type=float, default=None, help="Override journal.retention.delivered_days.")
 @click.option("--filtered-days", type=float, default=None, help="Override journal.retention.filtered_days.")
 @click.option("--no-archive", is_flag=True, help="Delete without archiving (the original bytes are lost).")
-@click.option("--vacuum", is_flag=True,
-              help="SQLite: first switch auto_vacuum to incremental with one VACUUM (an older file).")
+@click.option(
+    "--vacuum",
+    is_flag=True,
+    help="SQLite: first switch auto_vacuum to incremental with one VACUUM (an older file).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def prune(obj: Obj, delivered_days: float | None, filtered_days: float | None, no_archive: bool,
-          vacuum: bool, as_json: bool) -> None:
+def prune(
+    obj: Obj,
+    delivered_days: float | None,
+    filtered_days: float | None,
+    no_archive: bool,
+    vacuum: bool,
+    as_json: bool,
+) -> None:
     """Archive, then delete, finished messages older than the retention days; dead letters stay."""
     project = load(obj.project, obj.env)
-    chosen = policy(project.settings, delivered_days=delivered_days, filtered_days=filtered_days,
-                    archive=False if no_archive else None)
+    chosen = policy(
+        project.settings,
+        delivered_days=delivered_days,
+        filtered_days=filtered_days,
+        archive=False if no_archive else None,
+    )
     if chosen.delivered_days is None and chosen.filtered_days is None:
-        click.echo("nothing to prune: set journal.retention.delivered_days / filtered_days "
-                   "(or --delivered-days / --filtered-days)")
+        click.echo(
+            "nothing to prune: set journal.retention.delivered_days / filtered_days "
+            "(or --delivered-days / --filtered-days)"
+        )
         return
     with open_journal(project) as handle:
         if vacuum and handle.switch_on_incremental_vacuum():

@@ -88,9 +88,12 @@ def unpack(stored: bytes, dictionary: bytes | None = None) -> bytes:
         raise BodyFormatError(f"journal body: dictionary {ident} is missing")
     try:
         inflater = zlib.decompressobj(-15, zdict=dictionary or b"") if ident else zlib.decompressobj(-15)
-        return inflater.decompress(stored[_HEADER.size :]) + inflater.flush()
+        body = inflater.decompress(stored[_HEADER.size :]) + inflater.flush()
     except zlib.error as error:
         raise BodyFormatError(f"journal body: cannot inflate: {error}") from None
+    if not inflater.eof:  # raw DEFLATE has no length: a cut-off body just stops
+        raise BodyFormatError("journal body: cannot inflate: the compressed data is cut short")
+    return body
 
 
 class BodyCodec:

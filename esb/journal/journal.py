@@ -392,6 +392,14 @@ class Journal:
         with self._errors("find"), self._read().connect() as conn:
             return queries.find(conn, flt, limit)
 
+    def dead_letters(
+        self, *, route: str | None = None, before: tuple[datetime, int] | None = None, limit: int = 50
+    ) -> tuple[list[MessageRecord], tuple[datetime, int] | None]:
+        """Return a page of messages still dead-lettered (newest dead letter first) and the next page's
+        cursor (pass it as ``before``; None after the last page). Same cost on a journal of any size."""
+        with self._errors("dead_letters"), self._read().connect() as conn:
+            return queries.dead_letters(conn, route, before, limit)
+
     def history(self, message_id: str) -> list[EventRecord]:
         """Return every event of ``message_id`` on every route, in time order."""
         with self._errors("history"), self._read().connect() as conn:
@@ -428,12 +436,23 @@ class Journal:
         with self._errors("prune"):
             result = retention.prune(engine, policy, now or utcnow(), self._codec.decode)
             if engine.dialect.name == "sqlite" and result.messages:
-                with engine.begin() as conn:
-                    free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
-                    conn.exec_driver_sql("PRAGMA incremental_vacuum").fetchall()
-                    left = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
-                    result.vacuumed_pages = int(free) - int(left)
+                result.vacuumed_pages = self._incremental_vacuum(engine)
         return result
+
+    @staticmethod
+    def _incremental_vacuum(engine: Engine) -> int:
+        """SQLite: give the free pages back to the file system (when ``auto_vacuum`` is incremental);
+        return how many. Outside a transaction: the pragma yields a row per page freed and the driver's
+        ``executescript`` is what steps through them all (``execute`` would free one)."""
+        raw = engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            free = int(driver.execute("PRAGMA freelist_count").fetchone()[0])
+            driver.executescript("PRAGMA incremental_vacuum;")
+            return free - int(driver.execute("PRAGMA freelist_count").fetchone()[0])
+        finally:
+            raw.close()
 
     def switch_on_incremental_vacuum(self) -> bool:
         """SQLite: set ``auto_vacuum=INCREMENTAL`` and rebuild the file (``VACUUM``: needs free disk as large

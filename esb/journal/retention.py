@@ -65,8 +65,13 @@ class PruneResult:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the result for ``--json`` and logs."""
-        return {"messages": self.messages, "rows": dict(self.rows), "kept_older": self.kept,
-                "archives": sorted(self.archives), "vacuumed_pages": self.vacuumed_pages}
+        return {
+            "messages": self.messages,
+            "rows": dict(self.rows),
+            "kept_older": self.kept,
+            "archives": sorted(self.archives),
+            "vacuumed_pages": self.vacuumed_pages,
+        }
 
 
 Decode = Callable[[bytes | None], bytes | None]
@@ -145,7 +150,7 @@ def _archive(conn: sa.Connection, chosen: list[tuple[str, str]], folder: Path, d
         evs: dict[str, list[dict[str, Any]]] = defaultdict(list)
         of_batch = sa.select(events).where(events.c.route == route, events.c.message_id.in_(ids))
         for row in conn.execute(of_batch.order_by(events.c.id)).mappings():
-            item = {k: v for k, v in row.items() if k not in _IN_RECORD and v is not None}
+            item = {str(k): v for k, v in row.items() if k not in _IN_RECORD and v is not None}
             if row["body"] is not None:
                 item["body"] = _b64(decode(row["body"]))
             evs[row["message_id"]].append(item)
@@ -163,7 +168,7 @@ def _archive(conn: sa.Connection, chosen: list[tuple[str, str]], folder: Path, d
         for row in conn.execute(
             sa.select(messages).where(messages.c.route == route, messages.c.id.in_(ids))
         ).mappings():
-            record = {k: v for k, v in row.items() if k != "body" and v is not None}
+            record = {str(k): v for k, v in row.items() if k != "body" and v is not None}
             record["body"] = _b64(decode(row["body"]))
             record.update(events=evs[row["id"]], deliveries=sent[row["id"]], business_keys=keys[row["id"]])
             day = row["received_at"].strftime("%Y-%m-%d")

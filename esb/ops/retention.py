@@ -28,8 +28,13 @@ def archive_folder(settings: Settings) -> Path:
     return Path(settings.data_dir) / "archive" / "journal"
 
 
-def policy(settings: Settings, *, delivered_days: float | None = None, filtered_days: float | None = None,
-           archive: bool | None = None) -> Policy:
+def policy(
+    settings: Settings,
+    *,
+    delivered_days: float | None = None,
+    filtered_days: float | None = None,
+    archive: bool | None = None,
+) -> Policy:
     """Return the retention policy of ``settings``, with a command's overrides."""
     ret = settings.journal.retention
     keep = ret.archive if archive is None else archive

@@ -6,6 +6,10 @@
 - SQLite: ``deliveries`` and ``business_keys`` rebuilt ``WITHOUT ROWID`` (the primary key is the table,
   instead of a table plus an index holding the same columns again); their rows are copied.
 - ``ix_events_dead_lettered``: a partial index on ``at`` for dead-lettered events.
+- ``ix_messages_causation_id`` partial (``causation_id IS NOT NULL``): SQLite's ANALYZE counted every NULL
+  as one value and the planner then scanned every message for ``causation_id IN (...)`` (esb trace).
+- ``ix_events_route_at`` becomes ``ix_events_at`` (the route repeated in four index entries per message
+  was ~65 bytes of it; windows by time read the rows of the window and check the route).
 
 Revision ID: 0006_journal_compact
 Revises: 0003_processes
@@ -63,10 +67,15 @@ def upgrade() -> None:
             op.execute(f"DROP TABLE {table}")
             op.execute(f"ALTER TABLE {table}_compact RENAME TO {table}")
         op.create_index("ix_business_keys_value", "business_keys", ["value"])
-    where = sa.text("state = 'dead_lettered'")
+    op.drop_index("ix_messages_causation_id", table_name="messages")
+    caused = sa.text("causation_id IS NOT NULL")
     op.create_index(
-        "ix_events_dead_lettered", "events", ["at"], sqlite_where=where, postgresql_where=where
+        "ix_messages_causation_id", "messages", ["causation_id"], sqlite_where=caused, postgresql_where=caused
     )
+    op.drop_index("ix_events_route_at", table_name="events")
+    op.create_index("ix_events_at", "events", ["at"])
+    where = sa.text("state = 'dead_lettered'")
+    op.create_index("ix_events_dead_lettered", "events", ["at"], sqlite_where=where, postgresql_where=where)
 
 
 def downgrade() -> None:
@@ -75,5 +84,9 @@ def downgrade() -> None:
     (Compressed bodies need their dictionaries: downgrade only a journal written before this revision.)
     """
     op.drop_index("ix_events_dead_lettered", table_name="events")
+    op.drop_index("ix_events_at", table_name="events")
+    op.drop_index("ix_messages_causation_id", table_name="messages")
+    op.create_index("ix_messages_causation_id", "messages", ["causation_id"])
+    op.create_index("ix_events_route_at", "events", ["route", "at"])
     op.create_index("ix_business_keys_name_value", "business_keys", ["name", "value"])
     op.drop_table("journal_dictionaries")
