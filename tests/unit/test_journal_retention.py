@@ -344,3 +344,36 @@ def test_the_scheduled_prune_runs_every_interval_until_stopped(journal: Journal,
     pruner.join(2)
     assert not pruner.is_alive()
     assert pruner.runs >= 2
+
+
+# -- the commands ---------------------------------------------------------------------------------------
+def test_esb_journal_stats_and_prune_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`esb journal stats --json` reports the figures; `prune --delivered-days` archives and prunes."""
+    import json
+
+    from click.testing import CliRunner
+
+    from esb.cli.main import cli
+    from tests.unit.routes_fixture import make_project
+
+    project = make_project(tmp_path, [], ["a.in"])
+    with Journal(project.settings.journal.url) as journal:
+        at(monkeypatch, 40)
+        deliver(journal, 1)
+        monkeypatch.undo()
+        deliver(journal, 2, state="dead_lettered")
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli, ["--project", str(project.root), "journal", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    stats = json.loads(run("stats", "--json"))
+    assert stats["messages"] == 2
+    assert stats["outcomes"] == {"delivered": 1, "dead_lettered": 1}
+    assert "nothing to prune" in run("prune")
+    pruned = json.loads(run("prune", "--delivered-days", "30", "--json"))
+    assert pruned["messages"] == 1
+    assert pruned["archives"] == [f"{(utcnow() - timedelta(days=40)):%Y-%m-%d}.jsonl.gz"]
+    assert (Path(project.settings.data_dir) / "archive" / "journal" / pruned["archives"][0]).is_file()
+    assert "messages: 1" in run("stats")
