@@ -156,6 +156,11 @@ class BodyCodec:
             self._known[ident] = data
         return None  # this body was a sample: stored with plain DEFLATE like the ones before it
 
+    def remember(self, known: dict[int, bytes]) -> None:
+        """Keep these dictionaries (id -> data) for decoding, e.g. all of them before a long transaction."""
+        with self._lock:
+            self._known.update(known)
+
     def decode(self, stored: bytes | None) -> bytes | None:
         """Return the original bytes of a stored body (None stays None)."""
         if stored is None:

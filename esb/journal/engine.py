@@ -90,8 +90,11 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            # a new file gives pruned pages back (Journal.prune); an existing one needs one VACUUM for it
-            cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            # a new file gives pruned pages back (Journal.prune); an existing one needs one VACUUM for it.
+            # Only on an empty file: on one with tables the pragma waits for the write lock (a connection
+            # opened while another writes would wait out the busy timeout)
+            if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+                cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")

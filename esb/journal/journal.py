@@ -433,6 +433,10 @@ class Journal:
         """Archive then delete what ``policy`` lets go (esb/journal/retention.py); on SQLite, give the
         freed pages back to the file system when ``auto_vacuum`` is incremental."""
         engine, _ = self._write()
+        with self._errors("prune"), self._read().connect() as conn:
+            # every dictionary an old body can name exists now: load them before the write transactions
+            every = conn.execute(sa.select(dictionaries.c.id, dictionaries.c.data))
+            self._codec.remember({int(ident): bytes(data) for ident, data in every})
         with self._errors("prune"):
             result = retention.prune(engine, policy, now or utcnow(), self._codec.decode)
             if engine.dialect.name == "sqlite" and result.messages:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -377,3 +378,34 @@ def test_esb_journal_stats_and_prune_commands(tmp_path: Path, monkeypatch: pytes
     assert pruned["archives"] == [f"{(utcnow() - timedelta(days=40)):%Y-%m-%d}.jsonl.gz"]
     assert (Path(project.settings.data_dir) / "archive" / "journal" / pruned["archives"][0]).is_file()
     assert "messages: 1" in run("stats")
+
+
+def test_another_process_prunes_bodies_it_never_compressed(
+    journal: Journal, journal_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`esb journal prune` in a new process archives the original bytes (it loads the dictionaries)."""
+    at(monkeypatch, 40)
+    sent = [deliver(journal, n) for n in range(SAMPLES + 3)]
+    monkeypatch.undo()
+    with Journal(journal_url) as other:
+        result = other.prune(Policy(delivered_days=30, filtered_days=None, archive=tmp_path / "arch"))
+    assert result.messages == len(sent)
+    records = {r["id"]: r for f in (tmp_path / "arch").iterdir() for r in read_archive(f)}
+    assert archived_body(records[sent[-1].id]) == sent[-1].body_bytes()
+
+
+def test_a_new_connection_opens_while_another_process_writes(journal: Journal, journal_url: str) -> None:
+    """A pooled connection opened while another process holds the write lock reads at once (WAL)."""
+    if not journal_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock")
+    deliver(journal, 1)
+    journal._read().dispose()  # the next read opens a new connection (its pragmas run then)
+    holder = sqlite3.connect(journal_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        assert journal.body("m00001") == order_body(1)
+        assert time.monotonic() - started < 5
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
