@@ -409,3 +409,35 @@ def test_a_new_connection_opens_while_another_process_writes(journal: Journal, j
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_the_hub_prunes_on_its_schedule_when_retention_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub with journal.retention days prunes old delivered messages by itself and stops its pruner."""
+    from esb.runtime.hub import Hub
+    from esb.testing import BROKER
+    from tests.unit.routes_fixture import make_project
+    from tests.unit.test_worker import ENDPOINTS, route
+
+    BROKER.reset()
+    project = make_project(tmp_path, [route()], ENDPOINTS)
+    project.settings.monitoring.enabled = False
+    project.settings.journal.retention.delivered_days = 30
+    project.settings.journal.retention.every = 0.05
+    with Journal(project.settings.journal.url) as journal:
+        at(monkeypatch, 40)
+        deliver(journal, 1)
+        monkeypatch.undo()
+    hub = Hub(project)
+    hub.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and hub.journal.find(message_id="m00001"):
+            time.sleep(0.05)
+        assert hub.journal.find(message_id="m00001") == []
+        assert hub.pruner.runs >= 1
+    finally:
+        hub.stop()
+    assert not hub.pruner.is_alive()
+    assert list((Path(project.settings.data_dir) / "archive" / "journal").iterdir())
