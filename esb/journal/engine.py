@@ -124,13 +124,29 @@ def _tune_sqlite(engine: Engine) -> None:
             conn.info[_HOLDS_WRITE] = held - 1
             writing.release()
 
+    # SQLAlchemy fires these events *before* it commits or rolls back on the driver: end the transaction
+    # here first, so the next writer of this process is let in only once SQLite's lock is free (else its
+    # BEGIN IMMEDIATE met a database still locked and slept in the busy handler). The driver's own
+    # commit()/rollback() that follow find no transaction open and do nothing.
     @event.listens_for(engine, "commit")
     def _on_commit(conn: sa.Connection) -> None:
-        _release(conn)
+        try:
+            _end(conn, "COMMIT")
+        finally:
+            _release(conn)
 
     @event.listens_for(engine, "rollback")
     def _on_rollback(conn: sa.Connection) -> None:
-        _release(conn)
+        try:
+            _end(conn, "ROLLBACK")
+        finally:
+            _release(conn)
+
+    def _end(conn: sa.Connection, statement: str) -> None:
+        if conn.info.get(_HOLDS_WRITE, 0):
+            driver = conn.connection.driver_connection
+            if driver is not None and driver.in_transaction:
+                driver.execute(statement)
 
 
 def writer(engine: Engine) -> Engine:
