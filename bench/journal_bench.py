@@ -5,7 +5,15 @@ baseline measured in the same run, the same three transactions written with the 
 (same pragmas, ``BEGIN IMMEDIATE``), so the ratio shows what SQLAlchemy Core and the journal's logic cost.
 ``ESB_BENCH_PG_URL=postgresql+psycopg://...`` adds a PostgreSQL run.
 
+``--bytes N`` measures the journal's bytes per message of the real CRM-order route instead (issue 19):
+the route runs on N Siebel orders (the demo's generator) with the journal as it is now; the same rows
+are then written again as the journal stored them before migration 0006 (raw bodies, JSON ``null``,
+the 0003 schema: rowid tables, the name-and-value key index, the route-and-time event index), as the
+baseline of the same run. Both files are compacted (``VACUUM INTO``) and the size of an empty journal of
+the same schema is subtracted, so the figure is what each message adds.
+
     .venv/bin/python bench/journal_bench.py [messages]
+    .venv/bin/python bench/journal_bench.py --bytes 2000
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from esb.journal import Journal
@@ -84,8 +93,108 @@ def baseline_run(path: Path, n: int) -> float:
     return rate
 
 
+def compacted_size(path: Path, folder: Path) -> int:
+    """Bytes of ``path`` rewritten compactly (``VACUUM INTO`` a new file)."""
+    target = folder / f"{path.stem}-compact.db"
+    db = sqlite3.connect(path)
+    db.execute(f"VACUUM INTO '{target}'")
+    db.close()
+    return target.stat().st_size
+
+
+def old_format_copy(journal: Journal, source: Path, target: Path) -> None:
+    """Write the rows of ``source`` again as the journal stored them before migration 0006."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from esb.journal.migrate import alembic_config
+
+    engine = sa.create_engine(f"sqlite:///{target}")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0003_processes")
+    engine.dispose()
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(target)
+    null = lambda value: "null" if value is None else value  # noqa: E731 - main wrote JSON null as text
+    for table, body_at, json_at in (("messages", 8, (7,)), ("events", 9, (8,))):
+        rows = []
+        for row in src.execute(f"SELECT * FROM {table}"):
+            values = list(row)
+            values[body_at] = journal.decode_body(values[body_at])
+            for index in json_at:
+                values[index] = null(values[index])
+            rows.append(values)
+        dst.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    for table, cols in (
+        ("deliveries", "route, message_id, endpoint, at"),
+        ("business_keys", "message_id, name, value"),
+    ):
+        rows = src.execute(f"SELECT {cols} FROM {table}").fetchall()
+        dst.executemany(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    dst.commit()
+    dst.close()
+    src.close()
+
+
+def empty_sizes(folder: Path) -> tuple[int, int]:
+    """Compacted bytes of an empty journal now and of an empty one at the 0003 schema."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from esb.journal.migrate import alembic_config
+
+    Journal(f"sqlite:///{folder}/empty-new.db").connect()
+    engine = sa.create_engine(f"sqlite:///{folder}/empty-old.db")
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0003_processes")
+    engine.dispose()
+    return compacted_size(folder / "empty-new.db", folder), compacted_size(folder / "empty-old.db", folder)
+
+
+def bytes_per_message(n: int, prefix: str) -> None:
+    """Run the CRM-order route on ``n`` orders; print bytes per message now and in the old format."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.route_bench import ROUTE, bodies, hub_project, publish, wait_done
+    from esb.logging import configure_logging
+    from esb.runtime.hub import Hub
+
+    configure_logging("warning")
+    project = hub_project()
+    project.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    payloads = bodies(n)
+    ids = publish(project, payloads, prefix)
+    hub = Hub(project, route_ids=[ROUTE])
+    hub.start()
+    wait_done(hub, ids)
+    hub.stop()
+    source = project.settings.data_dir / "journal.db"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        with Journal(f"sqlite:///{source}") as journal:
+            old_format_copy(journal, source, folder / "old.db")
+            counts = {
+                t: journal.usage().rows[t] for t in ("messages", "events", "deliveries", "business_keys")
+            }
+        empty_new, empty_old = empty_sizes(folder)
+        new = (compacted_size(source, folder) - empty_new) / n
+        old = (compacted_size(folder / "old.db", folder) - empty_old) / n
+    body_in = sum(len(b) for b in payloads) / n
+    rows = sum(counts.values()) / n
+    print(f"CRM-order route, {n} orders (ingress body {body_in:,.0f} B), {rows:.0f} rows a message: {counts}")
+    print(f"message ids like {ids[-1]!r} ({len(ids[-1])} characters)")
+    print(f"{'journal before migration 0006 (same rows)':44} {old:8,.0f} B/message  1.00")
+    print(
+        f"{'journal now (compressed bodies, compact)':44} {new:8,.0f} B/message  {new / old:.2f}"
+        f"  (target <= 1,536 B: {'met' if new <= 1536 else 'NOT met'})"
+    )
+
+
 def main() -> None:
     """Run every measurement and print figures and ratios."""
+    if len(sys.argv) > 2 and sys.argv[1] == "--bytes":
+        bytes_per_message(int(sys.argv[2]), "bytes")  # short ids, as route_bench.py sends
+        bytes_per_message(int(sys.argv[2]), uuid.uuid4().hex[:25])  # ids as long as esb's own (32 hex)
+        return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
     with tempfile.TemporaryDirectory() as tmp:
         base = baseline_run(Path(tmp) / "base.db", n)

@@ -37,3 +37,19 @@ def throwaway_servers() -> Iterator[tuple[RabbitServer, PostgresServer]]:
         rabbit.cleanup()
         pg.stop()
         shutil.rmtree(pg.base, ignore_errors=True)
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[PostgresServer]:
+    """A started PostgreSQL server alone (the journal benches), removed on exit."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        sys.exit("PostgreSQL binaries not found (make test-servers)")
+    pg = PostgresServer(bin_dir, Path(tempfile.mkdtemp(prefix="esb-pg-")), _run_as())
+    try:
+        pg.init()
+        pg.start()
+        yield pg
+    finally:
+        pg.stop()
+        shutil.rmtree(pg.base, ignore_errors=True)

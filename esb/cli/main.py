@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "full-file": "esb.cli.full_file_cmd:full_file",
     "sync": "esb.cli.sync_cmd:sync",
     "console": "esb.cli.console_cmd:console",
+    "journal": "esb.cli.journal_cmd:journal",
 }
 
 

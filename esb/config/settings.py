@@ -60,11 +60,31 @@ class BrokerSettings(_Section):
     )
 
 
+class RetentionSettings(_Section):
+    """How long the journal keeps finished messages (docs/journal.md "Retention"); dead letters stay until
+    handled. Nothing is pruned unless a number of days is set."""
+
+    delivered_days: float | None = Field(
+        default=None, gt=0, description="days a delivered (or purged) message is kept; empty: for ever"
+    )
+    filtered_days: float | None = Field(
+        default=None, gt=0, description="days a filtered message is kept; empty: for ever"
+    )
+    archive: bool = Field(
+        default=True, description="write pruned messages to {data_dir}/archive/journal/<day>.jsonl.gz first"
+    )
+    every: Duration = Field(
+        default=3600.0, description="how often the running hub prunes (the leader only); 0: never"
+    )
+    batch: int = Field(default=2000, ge=1, description="messages per prune transaction")
+
+
 class JournalSettings(_Section):
     """The message journal (SQLAlchemy URL): SQLite in WAL mode by default, PostgreSQL in production."""
 
     url: str = "sqlite:///{data_dir}/journal.db"
     keep_bodies: bool = True
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 class LimitsSettings(_Section):

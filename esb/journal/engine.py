@@ -90,6 +90,11 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # a new file gives pruned pages back (Journal.prune); an existing one needs one VACUUM for it.
+            # Only on an empty file: on one with tables the pragma waits for the write lock (a connection
+            # opened while another writes would wait out the busy timeout)
+            if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+                cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
@@ -119,18 +124,29 @@ def _tune_sqlite(engine: Engine) -> None:
             conn.info[_HOLDS_WRITE] = held - 1
             writing.release()
 
+    # SQLAlchemy fires these events *before* it commits or rolls back on the driver: end the transaction
+    # here first, so the next writer of this process is let in only once SQLite's lock is free (else its
+    # BEGIN IMMEDIATE met a database still locked and slept in the busy handler). The driver's own
+    # commit()/rollback() that follow find no transaction open and do nothing.
     @event.listens_for(engine, "commit")
     def _on_commit(conn: sa.Connection) -> None:
-        if conn.info.get(_HOLDS_WRITE):
-            # The event comes BEFORE the driver's commit: commit here, so that the next writer of this
-            # process is let in only once SQLite's write lock is free (else it meets "locked" and falls
-            # back to the busy handler's sleeps). The driver's own commit is then a no-op.
-            conn.connection.driver_connection.execute("COMMIT")  # type: ignore[union-attr]
-        _release(conn)
+        try:
+            _end(conn, "COMMIT")
+        finally:
+            _release(conn)
 
     @event.listens_for(engine, "rollback")
     def _on_rollback(conn: sa.Connection) -> None:
-        _release(conn)
+        try:
+            _end(conn, "ROLLBACK")
+        finally:
+            _release(conn)
+
+    def _end(conn: sa.Connection, statement: str) -> None:
+        if conn.info.get(_HOLDS_WRITE, 0):
+            driver = conn.connection.driver_connection
+            if driver is not None and driver.in_transaction:
+                driver.execute(statement)
 
 
 def writer(engine: Engine) -> Engine:

@@ -16,11 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from esb.exceptions import ConfigError, error_reason, mask_url
-from esb.journal import queries
+from esb.journal import queries, retention, usage
+from esb.journal.bodies import BodyCodec, kind_of
 from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_sqlite, writer
 from esb.journal.migrate import upgrade
 from esb.journal.records import EventRecord, MessageRecord
-from esb.journal.schema import FINAL_STATES, STATES
+from esb.journal.schema import FINAL_STATES, STATES, dictionaries
 from esb.journal.seen import Seen
 from esb.journal.statements import SUPPORTED, Statements
 from esb.message import Message, utcnow
@@ -41,6 +42,7 @@ class Journal:
         self._sql: Statements | None = None
         self._errors = DatabaseErrors(url, serialise=is_memory_sqlite(url))
         self._seen = Seen()
+        self._codec = BodyCodec(self._save_dictionary, self._latest_dictionary, self._dictionary)
 
     def __enter__(self) -> Journal:
         self.connect()
@@ -108,7 +110,7 @@ class Journal:
         """
         engine, sql = self._write()
         now = utcnow()
-        body = message.body_bytes() if self.keep_bodies else None
+        body = self._encode(route, None, message.body_bytes() if self.keep_bodies else None)
         row = self._message_row(route, message, now, body)
         row["delivery_count"] = delivery_count
         keys = _keys(message)
@@ -142,7 +144,7 @@ class Journal:
         now = utcnow()
         row = _event_row(route, message.id, state, now, endpoint=endpoint, detail=detail)
         row.update(_error_columns(error))
-        row["body"] = body if self.keep_bodies else None
+        row["body"] = self._encode(route, endpoint or state, body if self.keep_bodies else None)
         keys, known = _keys(message), self._seen.keys(route, message.id)
         with self._errors(state), self._remembering(route, message.id, keys), engine.begin() as conn:
             if known is None:
@@ -175,6 +177,7 @@ class Journal:
         now = utcnow()
         known = self._seen.keys(route, message.id)
         keys = _keys(message)
+        stored = self._encode(route, endpoint, body if self.keep_bodies and event else None)
         with (
             self._errors("mark_delivered"),
             self._remembering(route, message.id, (known or frozenset()) | keys),
@@ -188,7 +191,7 @@ class Journal:
             if event:
                 row = _event_row(route, message.id, "delivered", now, endpoint=endpoint)
                 row.update(_error_columns(None))
-                row["body"] = body if self.keep_bodies else None
+                row["body"] = stored
                 conn.execute(sql.add_event, row)
                 _index_keys(conn, sql, message.id, keys - (known or frozenset()))
             if finish is not None:
@@ -213,6 +216,10 @@ class Journal:
         new_rows: list[dict[str, Any]] = []
         keys: list[dict[str, Any]] = []
         ids = [message.id for message, _ in items]
+        bodies = {
+            message.id: self._encode(route, None, message.body_bytes()) if self.keep_bodies else None
+            for message, _ in items
+        }
         try:
             with self._errors("received"), engine.begin() as conn:
                 # Rows already there are redeliveries; the rest are inserted in one statement. Writes are
@@ -223,9 +230,7 @@ class Journal:
                     first = message.id not in present
                     detail = {"delivery_count": count} if count > 1 else None
                     if first:
-                        row = self._message_row(
-                            route, message, now, message.body_bytes() if self.keep_bodies else None
-                        )
+                        row = self._message_row(route, message, now, bodies[message.id])
                         row["delivery_count"] = count
                         new_rows.append(row)
                         pending[message.id] = row
@@ -275,6 +280,12 @@ class Journal:
         deliveries: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         key_rows: list[dict[str, Any]] = []
+        stored = {
+            (output.id, endpoint): self._encode(route, endpoint, output.body_bytes())
+            for _, _, sent in outcomes
+            for output, endpoint in sent
+            if self.keep_bodies
+        }
         with self._errors("settle"), engine.begin() as conn:
             for original, state, sent in outcomes:
                 for output, endpoint in sent:
@@ -286,7 +297,7 @@ class Journal:
                         {"route": route, "message_id": output.id, "endpoint": endpoint, "at": now}
                     )
                     row = _event_row(route, output.id, "delivered", now, endpoint=endpoint)
-                    row["body"] = output.body_bytes() if self.keep_bodies else None
+                    row["body"] = stored.get((output.id, endpoint))
                     events.append(row)
                     key_rows.extend(_key_rows(output.id, keys - (known or frozenset())))
                 detail = details.get(original.id) if details else None
@@ -317,6 +328,33 @@ class Journal:
         self._seen.add(
             route, message_id, (self._seen.keys(route, message_id) or frozenset()) | (keys or frozenset())
         )
+
+    # -- compressed bodies (esb/journal/bodies.py) --------------------------------------------------
+    def _encode(self, route: str, where: str | None, body: bytes | None) -> bytes | None:
+        """Return ``body`` as stored (compressed); call it before opening the write transaction."""
+        return None if body is None else self._codec.encode(kind_of(route, where), body)
+
+    def decode_body(self, stored: bytes | None) -> bytes | None:
+        """Return the original bytes of a body column's value (for readers outside this class)."""
+        return self._codec.decode(stored)
+
+    def _save_dictionary(self, kind: str, data: bytes) -> int:
+        engine, _ = self._write()
+        row = {"kind": kind, "data": data, "created_at": utcnow()}
+        with self._errors("dictionary"), engine.begin() as conn:
+            return int(conn.execute(sa.insert(dictionaries).returning(dictionaries.c.id), row).scalar_one())
+
+    def _latest_dictionary(self, kind: str) -> tuple[int, bytes] | None:
+        stmt = sa.select(dictionaries.c.id, dictionaries.c.data).where(dictionaries.c.kind == kind)
+        with self._errors("dictionary"), self._read().connect() as conn:
+            row = conn.execute(stmt.order_by(dictionaries.c.id.desc()).limit(1)).first()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def _dictionary(self, ident: int) -> bytes | None:
+        stmt = sa.select(dictionaries.c.data).where(dictionaries.c.id == ident)
+        with self._errors("dictionary"), self._read().connect() as conn:
+            data = conn.execute(stmt).scalar()
+        return None if data is None else bytes(data)
 
     def was_delivered(self, route: str, message_id: str, endpoint: str) -> bool:
         """Return True if ``message_id`` on ``route`` has already been delivered to ``endpoint``."""
@@ -361,6 +399,14 @@ class Journal:
         with self._errors("find"), self._read().connect() as conn:
             return queries.find(conn, flt, limit)
 
+    def dead_letters(
+        self, *, route: str | None = None, before: tuple[datetime, int] | None = None, limit: int = 50
+    ) -> tuple[list[MessageRecord], tuple[datetime, int] | None]:
+        """Return a page of messages still dead-lettered (newest dead letter first) and the next page's
+        cursor (pass it as ``before``; None after the last page). Same cost on a journal of any size."""
+        with self._errors("dead_letters"), self._read().connect() as conn:
+            return queries.dead_letters(conn, route, before, limit)
+
     def history(self, message_id: str) -> list[EventRecord]:
         """Return every event of ``message_id`` on every route, in time order."""
         with self._errors("history"), self._read().connect() as conn:
@@ -378,12 +424,63 @@ class Journal:
     def body(self, message_id: str) -> bytes | None:
         """Return the original bytes of ``message_id`` at its first ingress (None if not kept)."""
         with self._errors("body"), self._read().connect() as conn:
-            return queries.ingress_body(conn, message_id)
+            return self._codec.decode(queries.ingress_body(conn, message_id))
 
     def event_body(self, event_id: int) -> bytes | None:
         """Return the body stored with one event (e.g. after a transform), or None."""
         with self._errors("event_body"), self._read().connect() as conn:
-            return queries.event_body(conn, event_id)
+            return self._codec.decode(queries.event_body(conn, event_id))
+
+    def usage(self) -> usage.Usage:
+        """Return rows per table, bytes, bytes per message, the oldest message and outcomes."""
+        with self._errors("usage"), self._read().connect() as conn:
+            return usage.usage(conn)
+
+    def prune(self, policy: retention.Policy, *, now: datetime | None = None) -> retention.PruneResult:
+        """Archive then delete what ``policy`` lets go (esb/journal/retention.py); on SQLite, give the
+        freed pages back to the file system when ``auto_vacuum`` is incremental."""
+        engine, _ = self._write()
+        with self._errors("prune"), self._read().connect() as conn:
+            # every dictionary an old body can name exists now: load them before the write transactions
+            every = conn.execute(sa.select(dictionaries.c.id, dictionaries.c.data))
+            self._codec.remember({int(ident): bytes(data) for ident, data in every})
+        with self._errors("prune"):
+            result = retention.prune(engine, policy, now or utcnow(), self._codec.decode)
+            if engine.dialect.name == "sqlite" and result.messages:
+                result.vacuumed_pages = self._incremental_vacuum(engine)
+        return result
+
+    @staticmethod
+    def _incremental_vacuum(engine: Engine) -> int:
+        """SQLite: give the free pages back to the file system (when ``auto_vacuum`` is incremental);
+        return how many. Outside a transaction: the pragma yields a row per page freed and the driver's
+        ``executescript`` is what steps through them all (``execute`` would free one)."""
+        raw = engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            free = int(driver.execute("PRAGMA freelist_count").fetchone()[0])
+            driver.executescript("PRAGMA incremental_vacuum;")
+            return free - int(driver.execute("PRAGMA freelist_count").fetchone()[0])
+        finally:
+            raw.close()
+
+    def switch_on_incremental_vacuum(self) -> bool:
+        """SQLite: set ``auto_vacuum=INCREMENTAL`` and rebuild the file (``VACUUM``: needs free disk as large
+        as the file, and holds the database for the time it takes). False on other databases."""
+        engine = self._read()
+        if engine.dialect.name != "sqlite":
+            return False
+        with self._errors("vacuum"):
+            raw = engine.raw_connection()
+            try:
+                driver = raw.driver_connection
+                assert driver is not None
+                driver.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                driver.execute("VACUUM")
+            finally:
+                raw.close()
+        return True
 
     def counts(
         self, *, route: str | None = None, since: datetime | None = None, until: datetime | None = None

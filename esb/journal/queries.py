@@ -52,8 +52,8 @@ def _latest_state() -> Any:
     )
 
 
-def find(conn: sa.Connection, flt: Filter, limit: int) -> list[MessageRecord]:
-    """Return the messages matching ``flt``, newest first, at most ``limit``."""
+def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:
+    """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``."""
     state = _latest_state().label("state")
     columns = [c for c in messages.c if c.name != "body"]
     stmt = sa.select(*columns, messages.c.body.is_not(None).label("has_body"), state)
@@ -76,6 +76,12 @@ def find(conn: sa.Connection, flt: Filter, limit: int) -> list[MessageRecord]:
         conditions.append(messages.c.received_at < flt.until)
     if flt.state is not None:
         conditions.append(_latest_state() == flt.state)
+    if flt.state == "dead_lettered" and flt.since is not None:
+        # a window: start from the dead-letter events since then (a partial index) instead of the latest
+        # state of every message of the window (a day of a busy route is 300,000 messages)
+        dead = sa.select(events.c.message_id).where(events.c.state == "dead_lettered")
+        conditions.append(messages.c.id.in_(dead.where(events.c.at >= flt.since)))
+    conditions.extend(extra)
     stmt = stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
     rows = conn.execute(stmt).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows})
@@ -89,6 +95,46 @@ def find(conn: sa.Connection, flt: Filter, limit: int) -> list[MessageRecord]:
         )
         for row in rows
     ]
+
+
+def dead_letters(
+    conn: sa.Connection, route: str | None, before: tuple[datetime, int] | None, limit: int
+) -> tuple[list[MessageRecord], tuple[datetime, int] | None]:
+    """Return a page of messages whose latest state is ``dead_lettered``, newest dead letter first, and
+    the cursor of the next page (None after the last). Walks the dead-letter events backwards (a partial
+    index), so a page costs the same on a journal of any size."""
+    found: list[MessageRecord] = []
+    seen: set[tuple[str, str]] = set()
+    cursor = before
+    while len(found) < limit:
+        stmt = sa.select(events.c.message_id, events.c.route, events.c.at, events.c.id).where(
+            events.c.state == "dead_lettered"
+        )
+        if route is not None:
+            stmt = stmt.where(events.c.route == route)
+        if cursor is not None:
+            stmt = stmt.where(sa.tuple_(events.c.at, events.c.id) < sa.tuple_(
+                sa.literal(cursor[0], events.c.at.type), sa.literal(cursor[1])))
+        rows = conn.execute(stmt.order_by(events.c.at.desc(), events.c.id.desc()).limit(limit * 2)).all()
+        if not rows:
+            return found, None
+        cursor = (rows[-1][2], rows[-1][3])
+        wanted = [(mid, r) for mid, r, _, _ in rows if (mid, r) not in seen]
+        seen.update(wanted)
+        records: dict[tuple[str, str], MessageRecord] = {}
+        for r, ids in _group(wanted).items():
+            flt = Filter(route=r, state="dead_lettered")
+            for record in find(conn, flt, len(ids), [messages.c.id.in_(ids)]):
+                records[(record.id, record.route)] = record
+        found.extend(records[pair] for pair in wanted if pair in records)
+    return found[:limit], cursor
+
+
+def _group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for mid, route in pairs:
+        grouped.setdefault(route, []).append(mid)
+    return grouped
 
 
 def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:

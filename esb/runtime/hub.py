@@ -71,6 +71,8 @@ class Hub:
         #: the routes' scheduled full files (route full_file), None when none of them has one
         self.full_files: FullFileScheduler | None = None
         self.resyncs: Any = None  # esb.resync.schedule.ResyncScheduler when a resync is scheduled
+        #: the scheduled journal prune and its leader election (journal.retention), None when not wanted
+        self.pruner: Any = None
         self.log = get_logger("hub")
 
     def _wanted(self, project: Project) -> list[Any]:
@@ -152,6 +154,7 @@ class Hub:
         self._start_processes()
         self._start_full_files()
         self._start_resyncs()
+        self._start_pruner()
         self._fingerprint = fingerprint(self.project.root)
         if self.project.settings.monitoring.enabled:
             monitoring = MonitoringServer(self.project.settings, self.metrics.exposition, self.readiness)
@@ -179,6 +182,18 @@ class Hub:
         if scheduler.enabled:
             scheduler.start()
             self.full_files = scheduler
+
+    def _start_pruner(self) -> None:
+        """Start the scheduled journal prune (leader only) when ``journal.retention`` asks for it."""
+        from esb.ops.retention import LEADER_LOCK, ScheduledPrune
+        from esb.runtime.leader import LeaderElection
+
+        if not ScheduledPrune.wanted(self.project.settings):
+            return
+        election = LeaderElection(LEADER_LOCK, self.project.settings)
+        election.start()
+        self.pruner = ScheduledPrune(self.journal, self.project.settings, election)
+        self.pruner.start()
 
     def _start_processes(self, *, reloading: bool = False) -> None:
         """Start the process service beside the routes when the project defines processes.
@@ -387,6 +402,10 @@ class Hub:
             self.full_files.stop()
         if self.resyncs is not None:
             self.resyncs.stop()
+        if self.pruner is not None:
+            self.pruner.stop()
+            self.pruner.election.stop()
+            self.pruner.join(grace)
         self.control.close()
         self.journal.close()
         if self._telemetry is not None:

@@ -1,0 +1,403 @@
+"""Fill a journal with millions of realistic messages by bulk insert (SQLite or PostgreSQL), in minutes.
+
+    .venv/bin/python bench/journal_fill.py URL --messages 10000000 [--days 35]
+
+The rows are the ones the hub writes. First the real ``crm-order-to-iom`` route runs on 100 Siebel orders
+(the demo's generator) in a throwaway data folder; its journal rows are the templates: per order one
+message row (the Siebel XML, compressed with its dictionary), four events (received; delivered to
+``iom.orders_in`` and ``hub.product_orders``, each with the body sent; the route's delivered), two
+deliveries and three business keys (order_id, account_id, customer_id). The templates' dictionaries are
+copied with their ids, so every body in the filled journal decodes to real bytes (a copy of one of the
+100 template bodies: the order number inside a body does not match its keys).
+
+Messages, oldest first, spread evenly over ``--days`` days up to now:
+- 90 % CRM orders: 96 % delivered as above, 3 % filtered (received, filtered), 1 % dead-lettered
+  (received, failed, dead_lettered with a schema error), keys: order id, account id, customer id;
+- 10 % 112 fault tickets on ``fault112-to-hub`` (a ~400-byte JSON body, received, delivered to
+  ``hub.fault_tickets``, delivered), keys: ticket id and MSISDN (random 133/153/189 numbers).
+
+Message ids are ``crm-000000000001`` / ``flt-000000000002`` (increasing, so the primary keys grow at the
+end). Secondary indexes are dropped before the fill and built after it (a sort, much faster than 10 M
+random inserts). The target must hold no messages yet. ``keys.json`` beside a SQLite file (or printed)
+lists sample keys old and new, for ``bench/journal_scale_bench.py`` and the console's page timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from esb.journal import Journal  # noqa: E402
+from esb.journal.bodies import pack  # noqa: E402
+from esb.journal.schema import dictionaries, events, messages  # noqa: E402
+
+CRM_ROUTE = "crm-order-to-iom"
+FAULT_ROUTE = "fault112-to-hub"
+TEMPLATES = 100
+#: Rows per executemany / COPY chunk.
+CHUNK = 20_000
+#: Secondary indexes rebuilt after the fill (name, table, columns, where).
+INDEXES = (
+    ("ix_messages_correlation_id", "messages", "correlation_id", None),
+    ("ix_messages_causation_id", "messages", "causation_id", "causation_id IS NOT NULL"),
+    ("ix_messages_received_at", "messages", "received_at", None),
+    ("ix_events_message_id", "events", "message_id", None),
+    ("ix_events_at", "events", "at", None),
+    ("ix_events_dead_lettered", "events", "at", "state = 'dead_lettered'"),
+    ("ix_business_keys_value", "business_keys", "value", None),
+)
+MESSAGE_COLS = (
+    "id",
+    "route",
+    "correlation_id",
+    "causation_id",
+    "type",
+    "source",
+    "schema",
+    "headers",
+    "body",
+    "created_at",
+    "received_at",
+    "attempt",
+    "delivery_count",
+)
+EVENT_COLS = (
+    "id",
+    "message_id",
+    "route",
+    "state",
+    "endpoint",
+    "error_class",
+    "error_reason",
+    "error_text",
+    "detail",
+    "body",
+    "at",
+)
+
+
+def templates() -> dict[str, Any]:
+    """Run the real CRM-order route on TEMPLATES orders; return its rows per message and its dictionaries."""
+    from bench.route_bench import ROUTE, bodies, hub_project, publish, wait_done
+    from esb.logging import configure_logging
+    from esb.runtime.hub import Hub
+
+    configure_logging("warning")
+    project = hub_project()
+    project.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ids = publish(project, bodies(TEMPLATES + 20), "tpl")
+    hub = Hub(project, route_ids=[ROUTE])
+    hub.start()
+    wait_done(hub, ids)
+    hub.stop()
+    engine = sa.create_engine(f"sqlite:///{project.settings.data_dir}/journal.db")
+    with engine.connect() as conn:
+        dicts = [dict(r) for r in conn.execute(sa.select(dictionaries)).mappings()]
+        rows = []
+        for mid in ids[20:]:  # the first ones were dictionary samples (plain DEFLATE): leave them out
+            message = dict(conn.execute(sa.select(messages).where(messages.c.id == mid)).mappings().one())
+            evs = [
+                dict(e)
+                for e in conn.execute(
+                    sa.select(events).where(events.c.message_id == mid).order_by(events.c.id)
+                ).mappings()
+            ]
+            rows.append((message, evs))
+    engine.dispose()
+    return {"dictionaries": dicts, "orders": rows}
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+
+
+FAULT_BODY = orjson.dumps(
+    {
+        "id": "F0",
+        "faultNo": "F0",
+        "msisdn": "13300000000",
+        "accessNumber": "0755-0000000",
+        "category": "no-dial-tone",
+        "reportedAt": "2026-11-01T08:00:00+08:00",
+        "channel": "112",
+        "description": "No dial tone since this morning; the line light is off. 报障：早上起无拨号音。",
+        "address": {"city": "Shenzhen", "district": "Nanshan", "street": "Keyuan Road 1"},
+        "contact": {"name": "张伟", "phone": "13300000000"},
+    }
+)
+
+
+class Filler:
+    """Generates the rows of N messages and writes them in chunks through a backend writer."""
+
+    def __init__(
+        self, tpl: dict[str, Any], n: int, days: float, seed: int = 7, text_times: bool = False
+    ) -> None:
+        self.tpl, self.n = tpl, n
+        #: SQLite: timestamps as the text SQLAlchemy stores (naive UTC), made once per message
+        self.stamp: Any = _ts if text_times else (lambda value: value)
+        self.end = datetime.now(UTC)
+        self.start = self.end - timedelta(days=days)
+        self.step = (self.end - self.start) / max(n, 1)
+        self.rng = random.Random(seed)
+        self.event_id = 0
+        self.fault_body = pack(FAULT_BODY)
+        self.samples: dict[str, list[str]] = {
+            "order_id": [],
+            "msisdn": [],
+            "ticket_id": [],
+            "dead_letter": [],
+        }
+
+    def _event(
+        self,
+        mid: str,
+        route: str,
+        state: str,
+        at: Any,
+        endpoint: str | None = None,
+        body: bytes | None = None,
+        error: tuple[str, str, str] | None = None,
+    ) -> tuple[Any, ...]:
+        self.event_id += 1
+        ec, er, et = error or (None, None, None)
+        return (self.event_id, mid, route, state, endpoint, ec, er, et, None, body, at)
+
+    def rows(self, first: int, last: int) -> tuple[list[tuple[Any, ...]], ...]:
+        """Return (messages, events, deliveries, business_keys) rows for messages ``first..last-1``."""
+        msgs: list[tuple[Any, ...]] = []
+        evs: list[tuple[Any, ...]] = []
+        dels: list[tuple[Any, ...]] = []
+        keys: list[tuple[Any, ...]] = []
+        orders = self.tpl["orders"]
+        sample = max(self.n // 200, 1)
+        for i in range(first, last):
+            when = self.start + self.step * i
+            at, late = self.stamp(when), self.stamp(when + timedelta(milliseconds=40 + i % 60))
+            if i % 10 == 9:
+                mid = f"flt-{i:012d}"
+                msisdn = f"{self.rng.choice(('133', '153', '189'))}{self.rng.randrange(10**8):08d}"
+                ticket = f"F{2026000000 + i}"
+                msgs.append(
+                    (
+                        mid,
+                        FAULT_ROUTE,
+                        mid,
+                        None,
+                        None,
+                        "fault112.tickets",
+                        None,
+                        None,
+                        self.fault_body,
+                        at,
+                        at,
+                        1,
+                        1,
+                    )
+                )
+                evs.append(self._event(mid, FAULT_ROUTE, "received", at))
+                evs.append(
+                    self._event(mid, FAULT_ROUTE, "delivered", late, "hub.fault_tickets", self.fault_body)
+                )
+                evs.append(self._event(mid, FAULT_ROUTE, "delivered", late))
+                dels.append((FAULT_ROUTE, mid, "hub.fault_tickets", late))
+                keys += [(mid, "msisdn", msisdn), (mid, "ticket_id", ticket)]
+                if i % sample == 9 % sample:
+                    self.samples["msisdn"].append(msisdn)
+                    self.samples["ticket_id"].append(ticket)
+                continue
+            mid = f"crm-{i:012d}"
+            message, template = orders[i % len(orders)]
+            msgs.append(
+                (
+                    mid,
+                    CRM_ROUTE,
+                    mid,
+                    None,
+                    None,
+                    message["source"],
+                    None,
+                    None,
+                    message["body"],
+                    at,
+                    at,
+                    1,
+                    1,
+                )
+            )
+            evs.append(self._event(mid, CRM_ROUTE, "received", at))
+            order = f"SO{2026000000000 + i}"
+            keys += [
+                (mid, "account_id", f"1-BA{i % 700_000:07d}"),
+                (mid, "customer_id", f"1-ACC{i % 500_000:07d}"),
+                (mid, "order_id", order),
+            ]
+            kind = i % 100
+            if kind == 0:
+                error = (
+                    "SchemaValidationError",
+                    "schema-violation",
+                    "product_order.v1: 'billingAccount' is a required property",
+                )
+                evs.append(self._event(mid, CRM_ROUTE, "failed", late, error=error))
+                evs.append(
+                    self._event(mid, CRM_ROUTE, "dead_lettered", late, "dlq.crm-order-to-iom", error=error)
+                )
+                if len(self.samples["dead_letter"]) < 1000:
+                    self.samples["dead_letter"].append(mid)
+            elif kind in (1, 2, 3):
+                evs.append(self._event(mid, CRM_ROUTE, "filtered", late))
+            else:
+                for event in template[1:]:
+                    evs.append(
+                        self._event(mid, CRM_ROUTE, event["state"], late, event["endpoint"], event["body"])
+                    )
+                    if event["endpoint"]:
+                        dels.append((CRM_ROUTE, mid, event["endpoint"], late))
+            if i % sample == 0:
+                self.samples["order_id"].append(order)
+        return msgs, evs, dels, keys
+
+
+def _chunks(n: int) -> Iterator[tuple[int, int]]:
+    for first in range(0, n, CHUNK // 10):
+        yield first, min(first + CHUNK // 10, n)
+
+
+def fill_sqlite(path: str, filler: Filler) -> None:
+    """Bulk insert with the sqlite3 module (synchronous off during the fill), then build the indexes."""
+    import sqlite3
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA synchronous = OFF")
+    db.execute("PRAGMA cache_size = -1000000")
+    for name, *_ in INDEXES:
+        db.execute(f"DROP INDEX IF EXISTS {name}")
+    _insert_dictionaries(lambda sql, rows: db.executemany(sql, rows), filler, ts=_ts)
+    for first, last in _chunks(filler.n):
+        msgs, evs, dels, keys = filler.rows(first, last)
+        db.execute("BEGIN")
+        db.executemany(_insert("messages", MESSAGE_COLS), msgs)
+        db.executemany(_insert("events", EVENT_COLS), evs)
+        db.executemany(_insert("deliveries", ("route", "message_id", "endpoint", "at")), dels)
+        db.executemany(_insert("business_keys", ("message_id", "name", "value")), keys)
+        db.execute("COMMIT")
+        _progress(last, filler.n)
+    _build_indexes(db.execute)
+    db.execute("ANALYZE")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def _insert(table: str, cols: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
+
+def _insert_dictionaries(run: Any, filler: Filler, ts: Any) -> None:
+    rows = [(d["id"], d["kind"], d["data"], ts(d["created_at"])) for d in filler.tpl["dictionaries"]]
+    run("INSERT INTO journal_dictionaries (id, kind, data, created_at) VALUES (?, ?, ?, ?)", rows)
+
+
+def _build_indexes(run: Any) -> None:
+    for name, table, column, where in INDEXES:
+        started = time.perf_counter()
+        run(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})" + (f" WHERE {where}" if where else ""))
+        print(f"  index {name}: {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def fill_postgres(url: str, filler: Filler) -> None:
+    """Bulk load with COPY (psycopg), then build the indexes."""
+    from esb.runtime.leader import pg_connect
+
+    with pg_connect(url) as conn:
+        for name, *_ in INDEXES:
+            conn.execute(f"DROP INDEX IF EXISTS {name}")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO journal_dictionaries (id, kind, data, created_at) VALUES (%s, %s, %s, %s)",
+                [(d["id"], d["kind"], d["data"], d["created_at"]) for d in filler.tpl["dictionaries"]],
+            )
+        for first, last in _chunks(filler.n):
+            msgs, evs, dels, keys = filler.rows(first, last)
+            with conn.transaction(), conn.cursor() as cur:
+                for table, cols, rows in (
+                    ("messages", MESSAGE_COLS, msgs),
+                    ("events", EVENT_COLS, evs),
+                    ("deliveries", ("route", "message_id", "endpoint", "at"), dels),
+                    ("business_keys", ("message_id", "name", "value"), keys),
+                ):
+                    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+            _progress(last, filler.n)
+        conn.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), %s)", (filler.event_id,))
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('journal_dictionaries', 'id'),"
+            " (SELECT max(id) FROM journal_dictionaries))"
+        )
+        _build_indexes(conn.execute)
+        conn.execute("ANALYZE")
+
+
+_last_print = [0.0]
+
+
+def _progress(done: int, total: int) -> None:
+    if time.monotonic() - _last_print[0] > 30 or done == total:
+        _last_print[0] = time.monotonic()
+        print(f"  {done:,} / {total:,} messages", flush=True)
+
+
+def fill(url: str, n: int, days: float) -> dict[str, Any]:
+    """Fill the journal at ``url`` (migrated first; must hold no messages); return sample keys."""
+    with Journal(url) as journal, journal._read().connect() as conn:
+        if conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one():
+            raise SystemExit(f"{url}: the journal holds messages already: fill an empty one")
+    started = time.perf_counter()
+    tpl = templates()
+    print(f"templates from the real route: {time.perf_counter() - started:.0f} s", flush=True)
+    filler = Filler(tpl, n, days, text_times=url.startswith("sqlite"))
+    started = time.perf_counter()
+    if url.startswith("sqlite"):
+        fill_sqlite(sa.engine.make_url(url).database or "", filler)
+    else:
+        fill_postgres(url, filler)
+    took = time.perf_counter() - started
+    print(f"filled {n:,} messages ({filler.event_id:,} events) in {took:.0f} s ({n / took:,.0f} msg/s)")
+    return {"messages": n, "days": days, "fill_seconds": round(took, 1), "keys": filler.samples}
+
+
+def main() -> None:
+    """Parse the arguments and fill."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url", nargs="?", help="journal URL (default: a new SQLite file in a temp folder)")
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--days", type=float, default=35.0)
+    parser.add_argument("--keys", type=Path, default=None, help="write the sample keys (JSON) here")
+    args = parser.parse_args()
+    url = args.url or f"sqlite:///{tempfile.mkdtemp(prefix='journal-fill-')}/journal.db"
+    found = fill(url, args.messages, args.days)
+    out = args.keys or (
+        Path(sa.engine.make_url(url).database or ".").parent / "keys.json"
+        if url.startswith("sqlite")
+        else Path("keys.json")
+    )
+    out.write_bytes(orjson.dumps(found))
+    print(f"journal: {url.split('@')[-1]}  sample keys: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Operators' queries on a journal of millions of messages: trace, replay selection, key search, dead letters.
+
+    .venv/bin/python bench/journal_scale_bench.py --messages 1000000            # fills a temp SQLite first
+    .venv/bin/python bench/journal_scale_bench.py --messages 1000000 --pg       # and a throwaway PostgreSQL
+    .venv/bin/python bench/journal_scale_bench.py --url sqlite:////data/journal.db --keys keys.json
+
+The journal is filled by ``bench/journal_fill.py`` (the CRM-order route's rows, spread over 35 days) unless
+``--url`` names one filled before (with its ``keys.json``). Each query runs in this process on a warm
+engine (the figure is the query, not the command's start-up: see bench/README.md for a cold ``esb trace``),
+for 20 keys of each sort, old (first days) and new (last days); printed: median, p90 and max in ms,
+against the 100 ms target of issue 18. The baseline in the same run is one primary-key look-up of a
+message row (what no query can beat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.journal_fill import CRM_ROUTE, fill  # noqa: E402
+from esb.journal import Journal  # noqa: E402
+from esb.journal.schema import messages  # noqa: E402
+from esb.ops.trace import build_trace  # noqa: E402
+
+TARGET_MS = 100.0
+PER_SORT = 20
+
+
+def timed(call: Callable[[], Any]) -> float:
+    """Return the milliseconds one call takes."""
+    started = time.perf_counter()
+    call()
+    return (time.perf_counter() - started) * 1000
+
+
+def figures(label: str, samples: list[float]) -> str:
+    """One line: median, p90, max and whether the max is under the target."""
+    ordered = sorted(samples)
+    p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+    ok = "ok" if ordered[-1] < TARGET_MS else "OVER"
+    return f"  {label:46} {statistics.median(ordered):8.1f} {p90:8.1f} {ordered[-1]:8.1f}  {ok}"
+
+
+def measure(url: str, keys: dict[str, list[str]]) -> list[str]:
+    """Run every query on the journal at ``url``; return the printed lines."""
+    out = [f"  {'query (ms)':46} {'median':>8} {'p90':>8} {'max':>8}"]
+    with Journal(url, pool_size=2) as journal:
+        usage = journal.usage()
+        out.insert(
+            0,
+            f"journal: {usage.messages:,} messages, {usage.bytes / 2**30:.2f} GiB, "
+            f"{usage.bytes_per_message:,.0f} B/message, {usage.oldest:%Y-%m-%d} .. {usage.newest:%Y-%m-%d}",
+        )
+        engine = journal._read()
+
+        def by_pk(mid: str) -> None:
+            with engine.connect() as conn:
+                conn.execute(sa.select(messages.c.route).where(messages.c.id == mid)).all()
+
+        orders, msisdns = keys["order_id"], keys["msisdn"]
+        old = orders[:PER_SORT]
+        new = orders[-PER_SORT:]
+        ids = [f"crm-{int(o[2:]) - 2026000000000:012d}" for o in old + new]
+        out.append(
+            figures("baseline: one message row by primary key", [timed(lambda m=m: by_pk(m)) for m in ids])
+        )
+        for label, sample in (
+            ("esb trace ORDER_ID (old: first days)", old),
+            ("esb trace ORDER_ID (new: last days)", new),
+            ("esb trace MSISDN (old)", msisdns[:PER_SORT]),
+            ("esb trace MSISDN (new)", msisdns[-PER_SORT:]),
+            ("esb trace MESSAGE_ID", ids),
+        ):
+            out.append(figures(label, [timed(lambda k=k: build_trace(journal, k)) for k in sample]))
+        out.append(
+            figures(
+                "find(key=msisdn) (business-key search)",
+                [timed(lambda k=k: journal.find(key=("msisdn", k))) for k in msisdns[-PER_SORT:]],
+            )
+        )
+        out.append(
+            figures("find(key=order_id)", [timed(lambda k=k: journal.find(key=("order_id", k))) for k in old])
+        )
+        span = usage.newest - usage.oldest
+        starts = [usage.oldest + span * (i / PER_SORT) for i in range(PER_SORT)]
+        out.append(
+            figures(
+                "replay selection: --route --since/--until 10 min",
+                [
+                    timed(
+                        lambda s=s: journal.find(
+                            route=CRM_ROUTE, since=s, until=s + timedelta(minutes=10), limit=1000
+                        )
+                    )
+                    for s in starts
+                ],
+            )
+        )
+        out.append(
+            figures(
+                "replay selection: + --state dead_lettered, 1 day",
+                [
+                    timed(
+                        lambda s=s: journal.find(
+                            route=CRM_ROUTE,
+                            since=s,
+                            until=s + timedelta(days=1),
+                            state="dead_lettered",
+                            limit=1000,
+                        )
+                    )
+                    for s in starts[:5]
+                ],
+            )
+        )
+        out.append(
+            figures(
+                "find(state=dead_lettered), newest 50",
+                [timed(lambda: journal.find(state="dead_lettered", limit=50)) for _ in range(5)],
+            )
+        )
+        pages: list[float] = []
+        cursor = None
+        for _ in range(10):  # ten pages in a row, as an operator pages through them
+            started = time.perf_counter()
+            _, cursor = journal.dead_letters(route=CRM_ROUTE, before=cursor, limit=50)
+            pages.append((time.perf_counter() - started) * 1000)
+        out.append(figures("dead-letter list: Journal.dead_letters, 10 pages of 50", pages))
+    return out
+
+
+def main() -> None:
+    """Fill (unless --url) and measure; with --pg, the same on a throwaway PostgreSQL."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--days", type=float, default=35.0)
+    parser.add_argument("--url", help="a journal filled before (with --keys)")
+    parser.add_argument("--keys", type=Path, help="keys.json written by journal_fill.py")
+    parser.add_argument("--pg", action="store_true", help="also fill and measure a throwaway PostgreSQL")
+    args = parser.parse_args()
+    runs: list[tuple[str, str, dict[str, Any]]] = []
+    if args.url:
+        keys_file = args.keys or Path(sa.engine.make_url(args.url).database or "").parent / "keys.json"
+        runs.append(("given", args.url, orjson.loads(keys_file.read_bytes())))
+    else:
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='journal-scale-')}/journal.db"
+        runs.append(("SQLite", url, fill(url, args.messages, args.days)))
+    for name, url, found in runs:
+        print(f"== {name}: {found.get('messages', '?'):,} messages (fill {found.get('fill_seconds', '?')} s)")
+        print("\n".join(measure(url, found["keys"])), flush=True)
+    if args.pg:
+        from bench.servers import throwaway_postgres
+
+        with throwaway_postgres() as pg:
+            url = pg.create_database("scale")
+            found = fill(url, args.messages, args.days)
+            print(f"== PostgreSQL: {args.messages:,} messages (fill {found['fill_seconds']} s)")
+            print("\n".join(measure(url, found["keys"])), flush=True)
+
+
+if __name__ == "__main__":
+    main()
