@@ -20,7 +20,7 @@ from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.exceptions import MessageError
 from esb.message import Message
-from esb.typing import HealthReporter, JobReporter, Sink, Source
+from esb.typing import CommandProvider, HealthReporter, JobReporter, Sink, Source
 from simulators.batch_files import write_charge_file
 from tests.contract.harness import HarnessDefaults, Probe, Refusal
 from tests.integration.servers_ssh import SSHServer, free_port
@@ -32,7 +32,7 @@ _files = itertools.count(1)
 class BatchHarness(HarnessDefaults):
     """Charge files in over SFTP (one record, one delivery); customer extracts out over SFTP."""
 
-    declares = frozenset({HealthReporter, JobReporter})
+    declares = frozenset({HealthReporter, JobReporter, CommandProvider})  # esb batch acks
     quiet = 0.5
     cannot: ClassVar[dict[str, str]] = {
         "answer": "a batch file's sender does not wait for an answer",
