@@ -36,6 +36,7 @@ from esb.exceptions import EsbError
 from esb.message import Message, utcnow
 from esb.processors.sync import ACTION_HEADER, KEY_HEADER, NAME_HEADER
 from esb.resync.path import SyncPath
+from esb.resync.skip import LineIndex
 from esb.sync.fingerprints import Fingerprints, rules_digest, transform_files
 from esb.sync.rules import Action, Change, judge
 from esb.sync.runs import MAX_ERROR_SAMPLES, Run, SyncRuns
@@ -52,6 +53,9 @@ Record = tuple[int, dict[str, Any] | None, str | None]
 Line = tuple[int, bytes]
 #: Parses one raw record: ``(fields, None)`` or ``(None, why)``.
 Parse = Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]
+#: A chunk is closed (judged, sent, checkpointed) at ``chunk`` records to judge, or at this many times
+#: ``chunk`` records read (most skipped by their fingerprints), whichever comes first.
+SPAN = 100
 #: A key expression this simple (``body.id``, ``body.a.b``) is also written into a delete's body.
 _SIMPLE_KEY = re.compile(r"^body((?:\.[A-Za-z_][A-Za-z0-9_]*)+)$")
 
@@ -119,21 +123,29 @@ class Resync:
             run = self.runs.start(self.name, "resync", source)
         else:
             self.runs.adopt(run)
-        seen: set[str] | None = set() if self.spec.delete_missing else None
+        index = LineIndex(self.fingerprints, track=self.spec.delete_missing).load()
         try:
-            for chunk in _chunks(lines, self.spec.chunk):
-                done = [line for line in chunk if line[0] <= run.checkpoint]
-                if seen is not None and done:
-                    seen.update(self._keys(run, done, parse))
-                if len(done) == len(chunk):
+            todo: list[Line] = []
+            read, number = 0, run.checkpoint
+            for line in lines:
+                number, raw = line
+                if number <= run.checkpoint:  # judged before a resume: only its key is wanted
+                    if self.spec.delete_missing:
+                        self._mark(line, parse, index)
                     continue
-                self._chunk(run, chunk[len(done) :], parse, seen)
-                run.checkpoint = chunk[-1][0]
-                self.runs.checkpoint(run)
-                if self.progress is not None:
-                    self.progress(run)
-            if seen is not None:
-                self._delete_missing(run, seen)
+                read += 1
+                run.counts["read"] += 1
+                if index.take(raw):  # the same bytes as last time, the state not moved since: unchanged
+                    run.counts["unchanged"] += 1
+                else:
+                    todo.append(line)
+                if len(todo) >= self.spec.chunk or read >= SPAN * self.spec.chunk:
+                    self._close_chunk(run, todo, number, parse, index)
+                    todo, read = [], 0
+            if read:
+                self._close_chunk(run, todo, number, parse, index)
+            if self.spec.delete_missing:
+                self._delete_missing(run, index)
         except (EsbError, OSError) as exc:
             self.runs.finish(run, f"{type(exc).__name__}: {exc}")
             raise
@@ -147,26 +159,25 @@ class Resync:
         if len(samples) < MAX_ERROR_SAMPLES:
             samples.append(what)
 
-    def _chunk(self, run: Run, chunk: list[Line], parse: Parse, seen: set[str] | None) -> None:
-        """Judge a chunk against the store in bulk and send its differences."""
-        prints = [self.fingerprints.of(raw) for _, raw in chunk]
-        known = self.fingerprints.unchanged(prints)
+    def _close_chunk(self, run: Run, todo: list[Line], number: int, parse: Parse, index: LineIndex) -> None:
+        """Judge and send the chunk's records to judge, then checkpoint at record ``number``."""
+        if todo:
+            self._chunk(run, todo, parse, index)
+        run.checkpoint = number
+        self.runs.checkpoint(run)
+        if self.progress is not None:
+            self.progress(run)
+
+    def _chunk(self, run: Run, chunk: list[Line], parse: Parse, index: LineIndex) -> None:
+        """Judge records the fingerprints did not skip against the store in bulk, send the differences."""
         changes: list[tuple[Message, Change, dict[str, Any], str]] = []
-        for (number, raw), line in zip(chunk, prints, strict=True):
-            run.counts["read"] += 1
-            key = known.get(line)
-            if key is not None:  # the same bytes as last time, the state not moved since: unchanged
-                run.counts["unchanged"] += 1
-                if seen is not None:
-                    seen.add(key)
-                continue
+        for number, raw in chunk:
             found = self._change(number, raw, parse)
             if isinstance(found, str):
                 self._error(run, found)
                 continue
-            changes.append((*found, line))
-            if seen is not None:
-                seen.add(found[1].key)
+            changes.append((*found, self.fingerprints.of(raw)))
+            index.add(found[1].key)
         held = self.store.compare_many(self.name, [c.key for _, c, _, _ in changes])
         candidates: list[Candidate] = []
         remember: dict[str, tuple[str, int]] = {}
@@ -270,26 +281,22 @@ class Resync:
             else:
                 self._error(run, f"key {candidate.change.key}: {outcome}")
 
-    def _keys(self, run: Run, chunk: list[Line], parse: Parse) -> Iterator[str]:
-        """The keys of a finished chunk's records (a resumed run's ``seen``): by fingerprint, else mapped."""
-        prints = [self.fingerprints.of(raw) for _, raw in chunk]
-        known = self.fingerprints.unchanged(prints)
-        for (number, raw), line in zip(chunk, prints, strict=True):
-            key = known.get(line)
-            if key is None:
-                found = self._change(number, raw, parse)
-                key = None if isinstance(found, str) else found[1].key
-            if key is not None:
-                yield key
+    def _mark(self, line: Line, parse: Parse, index: LineIndex) -> None:
+        """Mark the key of a record judged before a resume seen: by fingerprint, else mapped."""
+        number, raw = line
+        if not index.take(raw):
+            found = self._change(number, raw, parse)
+            if not isinstance(found, str):
+                index.add(found[1].key)
 
     # -- deletes --------------------------------------------------------------------------------------
-    def _delete_missing(self, run: Run, seen: set[str]) -> None:
+    def _delete_missing(self, run: Run, index: LineIndex) -> None:
         """Delete at the target every live key the extract lacks (and finish this run's claimed ones)."""
         for rows in self.store.iterate_keys(self.name):
             gone = [
                 key
                 for key, deleted, sender in rows
-                if key not in seen and (not deleted or sender == message_id(run.id, key))
+                if not index.seen(key) and (not deleted or sender == message_id(run.id, key))
             ]
             if gone:
                 self.delete_keys(run, gone)

@@ -14,7 +14,7 @@ either makes every record take the full path once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -70,6 +70,19 @@ class Fingerprints:
                 for line, key in conn.execute(query):
                     found[line] = key
         return found
+
+    def snapshot(self, *, page: int = 10_000) -> Iterator[tuple[str, str | None]]:
+        """Every key of the sync with its stored fingerprint when its state has not moved since that
+        fingerprint was judged, else None: ``(key, fingerprint | None)``, one streaming pass."""
+        on = sa.and_(_L.name == _S.name, _L.key == _S.key, _L.revision == _S.revision)
+        query = (
+            sa.select(_S.key, _L.line)
+            .select_from(sa.outerjoin(sync_state, sync_lines, on))
+            .where(_S.name == self.name)
+            .execution_options(yield_per=page)
+        )
+        with self.store.errors("sync lines"), self.store.read_engine().connect() as conn:
+            yield from ((row[0], row[1]) for row in conn.execute(query))
 
     def remember(self, lines: dict[str, tuple[str, int]]) -> None:
         """Store ``{key: (fingerprint, the state revision it was judged against)}`` in one transaction."""
