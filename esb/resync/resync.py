@@ -292,11 +292,11 @@ class Resync:
     # -- deletes --------------------------------------------------------------------------------------
     def _delete_missing(self, run: Run, index: LineIndex) -> None:
         """Delete at the target every live key the extract lacks (and finish this run's claimed ones)."""
-        for rows in self.store.iterate_keys(self.name):
+        for rows in self.fingerprints.states():
             gone = [
                 key
-                for key, deleted, sender in rows
-                if not index.seen(key) and (not deleted or sender == message_id(run.id, key))
+                for key, deleted, sender, line in rows
+                if not index.seen(key, line) and (not deleted or sender == message_id(run.id, key))
             ]
             if gone:
                 self.delete_keys(run, gone)

@@ -84,6 +84,32 @@ class Fingerprints:
         with self.store.errors("sync lines"), self.store.read_engine().connect() as conn:
             yield from ((row[0], row[1]) for row in conn.execute(query))
 
+    def states(self, *, chunk: int = 5000) -> Iterator[list[tuple[str, bool, str | None, str | None]]]:
+        """Yield the sync's ``(key, deleted, message_id, fingerprint | None)`` in key order, ``chunk`` at a
+        time (keyset pages); the fingerprint when the key's state has not moved since it was stored."""
+        on = sa.and_(_L.name == _S.name, _L.key == _S.key, _L.revision == _S.revision)
+        last: str | None = None
+        while True:
+            query = (
+                sa.select(_S.key, _S.deleted, _S.message_id, _L.line)
+                .select_from(sa.outerjoin(sync_state, sync_lines, on))
+                .where(_S.name == self.name)
+                .order_by(_S.key)
+                .limit(chunk)
+            )
+            if last is not None:
+                query = query.where(_S.key > last)
+            with self.store.errors("sync lines"), self.store.read_engine().connect() as conn:
+                rows = [
+                    (key, bool(deleted), sender, line) for key, deleted, sender, line in conn.execute(query)
+                ]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < chunk:
+                return
+            last = rows[-1][0]
+
     def remember(self, lines: dict[str, tuple[str, int]]) -> None:
         """Store ``{key: (fingerprint, the state revision it was judged against)}`` in one transaction."""
         if not lines:
