@@ -65,7 +65,11 @@ class LineIndex:
 
     def add(self, key: str) -> None:
         """Mark ``key`` seen (one of its records took the full path); kept only when tracking."""
-        if self.track:
+        if not self.track:
+            return
+        if key in self.unloaded:  # seen now: its stored fingerprint, if any, is not pending
+            self.unloaded.discard(key)
+        else:
             self.judged.add(key)
 
     def seen(self, key: str, line: str | None) -> bool:
