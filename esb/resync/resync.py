@@ -1,16 +1,20 @@
 """Full resync: read the source's full extract, send the target only what differs (docs/sync.md).
 
-Per chunk of extract records (``resync.chunk``, 1,000 by default):
+The last run's fingerprints are loaded once (:class:`~esb.resync.skip.LineIndex`): a record whose bytes
+were judged last time against a state that has not moved since is unchanged (one hash, one set lookup).
+The others are judged per chunk (``resync.chunk`` records to judge, 1,000 by default; or every
+``SPAN`` × ``chunk`` records read):
 
 1. map each record to canonical with the resync's transform, read its change exactly as the ``sync``
    step does (:meth:`Syncer.change`: key, content hash, version, delete, exclude);
-2. read the chunk's stored states in bulk (:meth:`SyncStore.get_many`, one query per 500 keys) and judge
-   each change with the live rules (:func:`esb.sync.rules.judge`);
+2. read the chunk's stored states in bulk (:meth:`SyncStore.compare_many`, one query per 500 keys) and
+   judge each change with the live rules (:func:`esb.sync.rules.judge`);
 3. claim the differences in one transaction (:meth:`SyncStore.claim_many`, the step's compare-and-set on
    the revision read) and send them through the route's steps after its ``sync`` step
    (:class:`~esb.resync.path.SyncPath`): the target's mapping and endpoint are the live ones; a key a
    live change moved meanwhile goes through the route from its ``sync`` step, which judges it again;
-4. store the checkpoint (records done) and the counts in the run's row.
+4. store the checkpoint (the last record read) and the counts in the run's row, and the judged records'
+   fingerprints.
 
 Each difference is sent as message ``<run id>-<key>`` (``resync-<time>-<hex>-C0000001``). A run killed
 after a key was claimed and before the chunk's checkpoint meets, when resumed, a state that this very
@@ -19,10 +23,10 @@ keep it from reaching the target twice when it had been delivered.
 Records before the checkpoint are not judged again.
 
 With ``delete_missing``, the keys the extract lacks are deleted at the end: the store is walked in key
-order (keyset pages) and every live key not seen in the extract gets a tombstone (compare-and-set: a live
-change that came meanwhile wins) and a delete through the steps after the sync step. The keys seen are
-held in memory (a set of strings: ~100 bytes a key), so a resumed run reads the extract's finished part
-again for its keys only.
+order (keyset pages, each key with its stored fingerprint) and every live key the extract did not hold
+(:meth:`LineIndex.seen`) gets a tombstone (compare-and-set: a live change that came meanwhile wins) and
+a delete through the steps after the sync step. A resumed run reads the extract's finished part again
+only to mark its keys seen.
 """
 
 from __future__ import annotations

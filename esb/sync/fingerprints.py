@@ -3,9 +3,10 @@
 After a resync judged a record, it stores per (sync, key) the record's fingerprint (128-bit BLAKE2b of
 the rules' digest and the record's raw bytes) and the key's state revision at that moment
 (``sync_lines``). In the next resync, a record whose fingerprint is stored for a key whose state is still
-at that revision is unchanged: the same bytes read by the same rules give the same change, judged
-against the same state. Anything else (new bytes, a state that live traffic or a repair moved since,
-other rules) takes the full path: parse, map, judge.
+at that revision (read once at the start: :meth:`Fingerprints.snapshot`, esb/resync/skip.py) is
+unchanged: the same bytes read by the same rules give the same change, judged against the same state.
+Anything else (new bytes, a state that live traffic or a repair moved since, other rules) takes the
+full path: parse, map, judge.
 
 The rules' digest covers the sync step's declaration and the resync's transform files, so editing
 either makes every record take the full path once.
@@ -14,14 +15,14 @@ either makes every record take the full path once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from esb.sync.runtables import sync_lines
-from esb.sync.store import IN_CHUNK, SyncStore
+from esb.sync.store import SyncStore
 from esb.sync.tables import sync_state
 
 _L = sync_lines.c
@@ -54,22 +55,6 @@ class Fingerprints:
     def of(self, raw: bytes) -> str:
         """The fingerprint of one raw record."""
         return hashlib.blake2b(self.digest + raw, digest_size=16).hexdigest()
-
-    def unchanged(self, lines: Sequence[str]) -> dict[str, str]:
-        """``{fingerprint: key}`` for the fingerprints stored for a key whose state has not moved since."""
-        found: dict[str, str] = {}
-        joined = sa.join(sync_lines, sync_state, sa.and_(_S.name == _L.name, _S.key == _L.key))
-        with self.store.errors("sync lines"), self.store.read_engine().connect() as conn:
-            for start in range(0, len(lines), IN_CHUNK):
-                query = (
-                    sa.select(_L.line, _L.key)
-                    .select_from(joined)
-                    .where(_L.name == self.name, _L.line.in_(lines[start : start + IN_CHUNK]))
-                    .where(_L.revision == _S.revision)
-                )
-                for line, key in conn.execute(query):
-                    found[line] = key
-        return found
 
     def snapshot(self, *, page: int = 10_000) -> Iterator[tuple[str, str | None]]:
         """Every key of the sync with its stored fingerprint when its state has not moved since that
