@@ -182,6 +182,7 @@ class Resync:
                 continue
             changes.append((*found, self.fingerprints.of(raw)))
             index.add(found[1].key)
+        index.settle([change.key for _, change, _, _ in changes])
         held = self.store.compare_many(self.name, [c.key for _, c, _, _ in changes])
         candidates: list[Candidate] = []
         remember: dict[str, tuple[str, int]] = {}
@@ -296,6 +297,8 @@ class Resync:
     # -- deletes --------------------------------------------------------------------------------------
     def _delete_missing(self, run: Run, index: LineIndex) -> None:
         """Delete at the target every live key the extract lacks (and finish this run's claimed ones)."""
+        if index.complete:  # every key of the store was met: none is missing, no walk
+            return
         for rows in self.fingerprints.states():
             gone = [
                 key

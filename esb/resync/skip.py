@@ -72,6 +72,18 @@ class LineIndex:
         else:
             self.judged.add(key)
 
+    def settle(self, keys: list[str]) -> None:
+        """Take out the loaded fingerprints of ``keys``, whose records took the full path (tracking only):
+        when none is left and every key had one, the extract held every key (:attr:`complete`)."""
+        if self.track and keys and self.pending:
+            for line in self.fingerprints.current(keys):
+                self.pending.discard(_short(line))
+
+    @property
+    def complete(self) -> bool:
+        """True when every key loaded was met (by fingerprint or judged): no key is missing."""
+        return not self.pending and not self.unloaded
+
     def seen(self, key: str, line: str | None) -> bool:
         """True when the extract held ``key`` (or the key was created after the snapshot), given the
         fingerprint stored for it now (None: none, or its state moved since); tracking only."""

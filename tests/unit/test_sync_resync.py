@@ -390,3 +390,27 @@ def test_a_resumed_run_deletes_only_the_keys_the_whole_extract_lacks(project: Pr
     assert resumed.status == "done"
     assert keys_sent(project) == [("C0000045", "delete")]
     assert (resumed.counts["unchanged"], resumed.counts["deleted"], resumed.counts["sent"]) == (59, 1, 0)
+
+
+def test_when_every_key_was_met_the_delete_pass_does_not_walk_the_store(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every stored key met, unchanged or changed: no walk for missing keys; a missing key still walks."""
+    from esb.sync.fingerprints import Fingerprints
+
+    resync(project, base(30))
+    keys_sent(project)
+    walks: list[str] = []
+    states = Fingerprints.states
+
+    def counted(self: Fingerprints, **kwargs: Any) -> Any:
+        walks.append(self.name)
+        return states(self, **kwargs)
+
+    monkeypatch.setattr(Fingerprints, "states", counted)
+    records = base(30)
+    records[2] = crm_record(3, name="改名了", version=V2)
+    resync(project, records, "full2.dat")
+    assert (keys_sent(project), walks) == ([("C0000003", "upsert")], [])
+    resync(project, records[1:], "full3.dat")
+    assert (keys_sent(project), walks) == ([("C0000001", "delete")], [SYNC])
