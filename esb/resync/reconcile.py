@@ -107,7 +107,11 @@ class Reconciler:
                     continue
                 changes[change.key] = content
                 seen.add(change.key)
-            held = self.store.get_many(self.name, changes, bodies=self.fields is not None)
+            held = (
+                self.store.compare_many(self.name, list(changes))
+                if self.fields is None
+                else self.store.get_many(self.name, changes, bodies=True)
+            )
             for key, content in changes.items():
                 state = held.get(key)
                 if state is None or state.deleted or state.message_id is None:
@@ -118,13 +122,13 @@ class Reconciler:
                     counts["same"] += 1
             if progress is not None:
                 progress(counts["target_records"])
-        for rows in self.store.iterate(self.name, chunk=5000):
-            for row in rows:
-                if row.deleted or row.message_id is None:
+        for rows in self.store.iterate_keys(self.name, chunk=5000):
+            for key, deleted, message_id in rows:
+                if deleted or message_id is None:
                     continue
                 counts["hub_keys"] += 1
-                if row.key not in seen:
-                    found.keys["missing"].append(row.key)
+                if key not in seen:
+                    found.keys["missing"].append(key)
         for kind in KINDS:
             found.keys[kind].sort()
             counts[kind] = len(found.keys[kind])

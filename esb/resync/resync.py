@@ -1,16 +1,20 @@
 """Full resync: read the source's full extract, send the target only what differs (docs/sync.md).
 
-Per chunk of extract records (``resync.chunk``, 1,000 by default):
+The last run's fingerprints are loaded once (:class:`~esb.resync.skip.LineIndex`): a record whose bytes
+were judged last time against a state that has not moved since is unchanged (one hash, one set lookup).
+The others are judged per chunk (``resync.chunk`` records to judge, 1,000 by default; or every
+``SPAN`` × ``chunk`` records read):
 
 1. map each record to canonical with the resync's transform, read its change exactly as the ``sync``
    step does (:meth:`Syncer.change`: key, content hash, version, delete, exclude);
-2. read the chunk's stored states in bulk (:meth:`SyncStore.get_many`, one query per 500 keys) and judge
-   each change with the live rules (:func:`esb.sync.rules.judge`);
+2. read the chunk's stored states in bulk (:meth:`SyncStore.compare_many`, one query per 500 keys) and
+   judge each change with the live rules (:func:`esb.sync.rules.judge`);
 3. claim the differences in one transaction (:meth:`SyncStore.claim_many`, the step's compare-and-set on
    the revision read) and send them through the route's steps after its ``sync`` step
    (:class:`~esb.resync.path.SyncPath`): the target's mapping and endpoint are the live ones; a key a
    live change moved meanwhile goes through the route from its ``sync`` step, which judges it again;
-4. store the checkpoint (records done) and the counts in the run's row.
+4. store the checkpoint (the last record read) and the counts in the run's row, and the judged records'
+   fingerprints.
 
 Each difference is sent as message ``<run id>-<key>`` (``resync-<time>-<hex>-C0000001``). A run killed
 after a key was claimed and before the chunk's checkpoint meets, when resumed, a state that this very
@@ -19,10 +23,10 @@ keep it from reaching the target twice when it had been delivered.
 Records before the checkpoint are not judged again.
 
 With ``delete_missing``, the keys the extract lacks are deleted at the end: the store is walked in key
-order (keyset pages) and every live key not seen in the extract gets a tombstone (compare-and-set: a live
-change that came meanwhile wins) and a delete through the steps after the sync step. The keys seen are
-held in memory (a set of strings: ~100 bytes a key), so a resumed run reads the extract's finished part
-again for its keys only.
+order (keyset pages, each key with its stored fingerprint) and every live key the extract did not hold
+(:meth:`LineIndex.seen`) gets a tombstone (compare-and-set: a live change that came meanwhile wins) and
+a delete through the steps after the sync step. A resumed run reads the extract's finished part again
+only to mark its keys seen.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from esb.exceptions import EsbError
 from esb.message import Message, utcnow
 from esb.processors.sync import ACTION_HEADER, KEY_HEADER, NAME_HEADER
 from esb.resync.path import SyncPath
+from esb.resync.skip import LineIndex
 from esb.sync.fingerprints import Fingerprints, rules_digest, transform_files
 from esb.sync.rules import Action, Change, judge
 from esb.sync.runs import MAX_ERROR_SAMPLES, Run, SyncRuns
@@ -52,6 +57,9 @@ Record = tuple[int, dict[str, Any] | None, str | None]
 Line = tuple[int, bytes]
 #: Parses one raw record: ``(fields, None)`` or ``(None, why)``.
 Parse = Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]
+#: A chunk is closed (judged, sent, checkpointed) at ``chunk`` records to judge, or at this many times
+#: ``chunk`` records read (most skipped by their fingerprints), whichever comes first.
+SPAN = 100
 #: A key expression this simple (``body.id``, ``body.a.b``) is also written into a delete's body.
 _SIMPLE_KEY = re.compile(r"^body((?:\.[A-Za-z_][A-Za-z0-9_]*)+)$")
 
@@ -119,21 +127,29 @@ class Resync:
             run = self.runs.start(self.name, "resync", source)
         else:
             self.runs.adopt(run)
-        seen: set[str] | None = set() if self.spec.delete_missing else None
+        index = LineIndex(self.fingerprints, track=self.spec.delete_missing).load()
         try:
-            for chunk in _chunks(lines, self.spec.chunk):
-                done = [line for line in chunk if line[0] <= run.checkpoint]
-                if seen is not None and done:
-                    seen.update(self._keys(run, done, parse))
-                if len(done) == len(chunk):
+            todo: list[Line] = []
+            read, number = 0, run.checkpoint
+            for line in lines:
+                number, raw = line
+                if number <= run.checkpoint:  # judged before a resume: only its key is wanted
+                    if self.spec.delete_missing:
+                        self._mark(line, parse, index)
                     continue
-                self._chunk(run, chunk[len(done) :], parse, seen)
-                run.checkpoint = chunk[-1][0]
-                self.runs.checkpoint(run)
-                if self.progress is not None:
-                    self.progress(run)
-            if seen is not None:
-                self._delete_missing(run, seen)
+                read += 1
+                run.counts["read"] += 1
+                if index.take(raw):  # the same bytes as last time, the state not moved since: unchanged
+                    run.counts["unchanged"] += 1
+                else:
+                    todo.append(line)
+                if len(todo) >= self.spec.chunk or read >= SPAN * self.spec.chunk:
+                    self._close_chunk(run, todo, number, parse, index)
+                    todo, read = [], 0
+            if read:
+                self._close_chunk(run, todo, number, parse, index)
+            if self.spec.delete_missing:
+                self._delete_missing(run, index)
         except (EsbError, OSError) as exc:
             self.runs.finish(run, f"{type(exc).__name__}: {exc}")
             raise
@@ -147,26 +163,26 @@ class Resync:
         if len(samples) < MAX_ERROR_SAMPLES:
             samples.append(what)
 
-    def _chunk(self, run: Run, chunk: list[Line], parse: Parse, seen: set[str] | None) -> None:
-        """Judge a chunk against the store in bulk and send its differences."""
-        prints = [self.fingerprints.of(raw) for _, raw in chunk]
-        known = self.fingerprints.unchanged(prints)
+    def _close_chunk(self, run: Run, todo: list[Line], number: int, parse: Parse, index: LineIndex) -> None:
+        """Judge and send the chunk's records to judge, then checkpoint at record ``number``."""
+        if todo:
+            self._chunk(run, todo, parse, index)
+        run.checkpoint = number
+        self.runs.checkpoint(run)
+        if self.progress is not None:
+            self.progress(run)
+
+    def _chunk(self, run: Run, chunk: list[Line], parse: Parse, index: LineIndex) -> None:
+        """Judge records the fingerprints did not skip against the store in bulk, send the differences."""
         changes: list[tuple[Message, Change, dict[str, Any], str]] = []
-        for (number, raw), line in zip(chunk, prints, strict=True):
-            run.counts["read"] += 1
-            key = known.get(line)
-            if key is not None:  # the same bytes as last time, the state not moved since: unchanged
-                run.counts["unchanged"] += 1
-                if seen is not None:
-                    seen.add(key)
-                continue
+        for number, raw in chunk:
             found = self._change(number, raw, parse)
             if isinstance(found, str):
                 self._error(run, found)
                 continue
-            changes.append((*found, line))
-            if seen is not None:
-                seen.add(found[1].key)
+            changes.append((*found, self.fingerprints.of(raw)))
+            index.add(found[1].key)
+        index.settle([change.key for _, change, _, _ in changes])
         held = self.store.compare_many(self.name, [c.key for _, c, _, _ in changes])
         candidates: list[Candidate] = []
         remember: dict[str, tuple[str, int]] = {}
@@ -270,26 +286,24 @@ class Resync:
             else:
                 self._error(run, f"key {candidate.change.key}: {outcome}")
 
-    def _keys(self, run: Run, chunk: list[Line], parse: Parse) -> Iterator[str]:
-        """The keys of a finished chunk's records (a resumed run's ``seen``): by fingerprint, else mapped."""
-        prints = [self.fingerprints.of(raw) for _, raw in chunk]
-        known = self.fingerprints.unchanged(prints)
-        for (number, raw), line in zip(chunk, prints, strict=True):
-            key = known.get(line)
-            if key is None:
-                found = self._change(number, raw, parse)
-                key = None if isinstance(found, str) else found[1].key
-            if key is not None:
-                yield key
+    def _mark(self, line: Line, parse: Parse, index: LineIndex) -> None:
+        """Mark the key of a record judged before a resume seen: by fingerprint, else mapped."""
+        number, raw = line
+        if not index.take(raw):
+            found = self._change(number, raw, parse)
+            if not isinstance(found, str):
+                index.add(found[1].key)
 
     # -- deletes --------------------------------------------------------------------------------------
-    def _delete_missing(self, run: Run, seen: set[str]) -> None:
+    def _delete_missing(self, run: Run, index: LineIndex) -> None:
         """Delete at the target every live key the extract lacks (and finish this run's claimed ones)."""
-        for rows in self.store.iterate_keys(self.name):
+        if index.complete:  # every key of the store was met: none is missing, no walk
+            return
+        for rows in self.fingerprints.states():
             gone = [
                 key
-                for key, deleted, sender in rows
-                if key not in seen and (not deleted or sender == message_id(run.id, key))
+                for key, deleted, sender, line in rows
+                if not index.seen(key, line) and (not deleted or sender == message_id(run.id, key))
             ]
             if gone:
                 self.delete_keys(run, gone)

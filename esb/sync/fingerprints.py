@@ -3,9 +3,10 @@
 After a resync judged a record, it stores per (sync, key) the record's fingerprint (128-bit BLAKE2b of
 the rules' digest and the record's raw bytes) and the key's state revision at that moment
 (``sync_lines``). In the next resync, a record whose fingerprint is stored for a key whose state is still
-at that revision is unchanged: the same bytes read by the same rules give the same change, judged
-against the same state. Anything else (new bytes, a state that live traffic or a repair moved since,
-other rules) takes the full path: parse, map, judge.
+at that revision (read once at the start: :meth:`Fingerprints.snapshot`, esb/resync/skip.py) is
+unchanged: the same bytes read by the same rules give the same change, judged against the same state.
+Anything else (new bytes, a state that live traffic or a repair moved since, other rules) takes the
+full path: parse, map, judge.
 
 The rules' digest covers the sync step's declaration and the resync's transform files, so editing
 either makes every record take the full path once.
@@ -14,7 +15,7 @@ either makes every record take the full path once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -55,21 +56,58 @@ class Fingerprints:
         """The fingerprint of one raw record."""
         return hashlib.blake2b(self.digest + raw, digest_size=16).hexdigest()
 
-    def unchanged(self, lines: Sequence[str]) -> dict[str, str]:
-        """``{fingerprint: key}`` for the fingerprints stored for a key whose state has not moved since."""
-        found: dict[str, str] = {}
-        joined = sa.join(sync_lines, sync_state, sa.and_(_S.name == _L.name, _S.key == _L.key))
+    def snapshot(self, *, page: int = 10_000) -> Iterator[tuple[str, str | None]]:
+        """Every key of the sync with its stored fingerprint when its state has not moved since that
+        fingerprint was judged, else None: ``(key, fingerprint | None)``, one streaming pass."""
+        on = sa.and_(_L.name == _S.name, _L.key == _S.key, _L.revision == _S.revision)
+        query = (
+            sa.select(_S.key, _L.line)
+            .select_from(sa.outerjoin(sync_state, sync_lines, on))
+            .where(_S.name == self.name)
+            .execution_options(yield_per=page)
+        )
         with self.store.errors("sync lines"), self.store.read_engine().connect() as conn:
-            for start in range(0, len(lines), IN_CHUNK):
+            yield from ((row[0], row[1]) for row in conn.execute(query))
+
+    def current(self, keys: Sequence[str]) -> list[str]:
+        """The stored fingerprints of ``keys`` whose state has not moved since (one query per 500 keys)."""
+        on = sa.and_(_L.name == _S.name, _L.key == _S.key, _L.revision == _S.revision)
+        found: list[str] = []
+        with self.store.errors("sync lines"), self.store.read_engine().connect() as conn:
+            for start in range(0, len(keys), IN_CHUNK):
                 query = (
-                    sa.select(_L.line, _L.key)
-                    .select_from(joined)
-                    .where(_L.name == self.name, _L.line.in_(lines[start : start + IN_CHUNK]))
-                    .where(_L.revision == _S.revision)
+                    sa.select(_L.line)
+                    .select_from(sa.join(sync_lines, sync_state, on))
+                    .where(_L.name == self.name, _L.key.in_(keys[start : start + IN_CHUNK]))
                 )
-                for line, key in conn.execute(query):
-                    found[line] = key
+                found.extend(line for (line,) in conn.execute(query))
         return found
+
+    def states(self, *, chunk: int = 5000) -> Iterator[list[tuple[str, bool, str | None, str | None]]]:
+        """Yield the sync's ``(key, deleted, message_id, fingerprint | None)`` in key order, ``chunk`` at a
+        time (keyset pages); the fingerprint when the key's state has not moved since it was stored."""
+        on = sa.and_(_L.name == _S.name, _L.key == _S.key, _L.revision == _S.revision)
+        last: str | None = None
+        while True:
+            query = (
+                sa.select(_S.key, _S.deleted, _S.message_id, _L.line)
+                .select_from(sa.outerjoin(sync_state, sync_lines, on))
+                .where(_S.name == self.name)
+                .order_by(_S.key)
+                .limit(chunk)
+            )
+            if last is not None:
+                query = query.where(_S.key > last)
+            with self.store.errors("sync lines"), self.store.read_engine().connect() as conn:
+                rows = [
+                    (key, bool(deleted), sender, line) for key, deleted, sender, line in conn.execute(query)
+                ]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < chunk:
+                return
+            last = rows[-1][0]
 
     def remember(self, lines: dict[str, tuple[str, int]]) -> None:
         """Store ``{key: (fingerprint, the state revision it was judged against)}`` in one transaction."""

@@ -343,3 +343,74 @@ def test_lint_names_a_resync_of_an_unknown_sync_and_an_endpoint_that_cannot_read
         in findings
     )
     assert f"sync.reconcile.{SYNC}.extract: ncr.customers cannot read an extract" in findings
+
+
+def _changed_extract() -> list[dict[str, str]]:
+    """Customers 1..60 with every kind of difference: renamed, newer same content, unlisted, gone, new."""
+    records = base(60)
+    records[4] = crm_record(5, name="改名了", version=V2)
+    records[5] = crm_record(6, version=V2)
+    records[6] = crm_record(7, unlisted=True, version=V2)
+    del records[9]
+    return [*records, crm_record(61, unlisted=True), crm_record(62)]
+
+
+def test_skipping_by_fingerprint_sends_and_counts_what_judging_every_record_does(tmp_path: Path) -> None:
+    """Differential: the in-memory fingerprint index gives the same sends and counts as the full path."""
+    results = []
+    for name, forget in (("fast", False), ("slow", True)):
+        project = make_sync_project(tmp_path / name, f"sqlite:///{tmp_path / name}.db", chunk=10)
+        resync(project, base(60))
+        keys_sent(project)
+        if forget:
+            from esb.sync.fingerprints import Fingerprints
+
+            with SyncStore(project.settings.journal.url) as store:
+                Fingerprints(store, SYNC, b"").forget()
+        run = resync(project, _changed_extract(), "full2.dat")
+        counts = {k: v for k, v in run.counts.items() if k != "error_samples"}
+        results.append((sorted(keys_sent(project)), counts))
+    assert results[0] == results[1]
+    assert results[0][1]["unchanged"] == 57
+
+
+def test_a_resumed_run_deletes_only_the_keys_the_whole_extract_lacks(project: Project) -> None:
+    """Died midway through an unchanged extract missing one key: the resumed run deletes just that key."""
+    resync(project, base(60))
+    keys_sent(project)
+    records = [crm_record(i) for i in range(1, 61) if i != 45]
+
+    def die(run: Run) -> None:
+        if run.checkpoint >= 20:
+            raise ProcessDiedError
+
+    with pytest.raises(ProcessDiedError):
+        resync(project, records, "full2.dat", progress=die)
+    resumed = resync(project, records, "full2.dat")
+    assert resumed.status == "done"
+    assert keys_sent(project) == [("C0000045", "delete")]
+    assert (resumed.counts["unchanged"], resumed.counts["deleted"], resumed.counts["sent"]) == (59, 1, 0)
+
+
+def test_when_every_key_was_met_the_delete_pass_does_not_walk_the_store(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every stored key met, unchanged or changed: no walk for missing keys; a missing key still walks."""
+    from esb.sync.fingerprints import Fingerprints
+
+    resync(project, base(30))
+    keys_sent(project)
+    walks: list[str] = []
+    states = Fingerprints.states
+
+    def counted(self: Fingerprints, **kwargs: Any) -> Any:
+        walks.append(self.name)
+        return states(self, **kwargs)
+
+    monkeypatch.setattr(Fingerprints, "states", counted)
+    records = base(30)
+    records[2] = crm_record(3, name="改名了", version=V2)
+    resync(project, records, "full2.dat")
+    assert (keys_sent(project), walks) == ([("C0000003", "upsert")], [])
+    resync(project, records[1:], "full3.dat")
+    assert (keys_sent(project), walks) == ([("C0000001", "delete")], [SYNC])
