@@ -235,7 +235,11 @@ class ResyncSettings(_Section):
         default=False, description="send a delete for every key the target holds that the extract lacks"
     )
     chunk: int = Field(
-        default=1000, ge=10, le=100_000, description="records judged (claimed, sent and checkpointed) together; a chunk also closes every 100 x chunk records read"
+        default=1000,
+        ge=10,
+        le=100_000,
+        description="records judged (claimed, sent, checkpointed) together; a chunk also closes every "
+        "100 x chunk records read",
     )
     schedule: str | None = Field(
         default=None,
