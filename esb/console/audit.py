@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.journal.engine import DatabaseErrors, create_journal_engine, writer
+from esb.journal.engine import DatabaseErrors, open_with_tables, writer
 from esb.journal.schema import JSONType, UTCDateTime
 from esb.message import utcnow
 
@@ -64,16 +64,7 @@ class AuditLog:
         if self._engine is not None:
             return
         with self._errors("audit connect"):
-            engine = create_journal_engine(self.url, pool_size=2)
-            try:
-                with writer(engine).begin() as conn:
-                    metadata.create_all(conn, checkfirst=True)
-            except sa.exc.ProgrammingError:  # PostgreSQL: another process created it first
-                pass
-            except BaseException:
-                engine.dispose()
-                raise
-        self._engine = engine
+            self._engine = open_with_tables(self.url, *metadata.sorted_tables, pool_size=2)
 
     def close(self) -> None:
         """Release the connections; harmless twice."""

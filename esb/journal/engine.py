@@ -188,3 +188,20 @@ def describe(error: exc.SQLAlchemyError) -> str:
         text = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else ""
         return f"{type(error.orig).__name__}: {text}"
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+def open_with_tables(url: str, *tables: sa.Table, pool_size: int = 1) -> Engine:
+    """Return an engine on ``url`` with ``tables`` created if missing: the small stores that keep a table
+    of their own beside the journal (route control, the console's audit). Several processes may race to
+    create them: on PostgreSQL the loser's ProgrammingError means the table is there."""
+    engine = create_journal_engine(url, pool_size=pool_size)
+    try:
+        with writer(engine).begin() as conn:
+            for table in tables:
+                table.create(conn, checkfirst=True)
+    except sa.exc.ProgrammingError:  # PostgreSQL: another process created it first
+        pass
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine

@@ -15,15 +15,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.exceptions import ConfigError, error_reason, mask_url
+from esb.exceptions import error_reason
 from esb.journal import queries, retention, usage
 from esb.journal.bodies import BodyCodec, kind_of
-from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_sqlite, writer
-from esb.journal.migrate import upgrade
+from esb.journal.engine import DatabaseErrors, is_memory_sqlite, writer
+from esb.journal.migrate import open_migrated
 from esb.journal.records import EventRecord, MessageRecord
 from esb.journal.schema import FINAL_STATES, STATES, dictionaries
 from esb.journal.seen import Seen
-from esb.journal.statements import SUPPORTED, Statements
+from esb.journal.statements import Statements
 from esb.message import Message, utcnow
 
 #: Longest error text kept per event (a stack of SOAP faults can be long).
@@ -56,17 +56,7 @@ class Journal:
         if self._engine is not None:
             return
         with self._errors("connect"):
-            engine = create_journal_engine(self.url, pool_size=self.pool_size)
-            try:
-                if engine.dialect.name not in SUPPORTED:
-                    raise ConfigError(
-                        f"journal: unsupported database in {mask_url(self.url)!r} (use sqlite or postgresql)"
-                    )
-                with writer(engine).begin() as conn:
-                    upgrade(conn)
-            except BaseException:
-                engine.dispose()
-                raise
+            engine = open_migrated(self.url, pool_size=self.pool_size, owner="journal")
         self._sql = Statements.build(engine.dialect.name)
         self._engine, self._writer = engine, writer(engine)
 

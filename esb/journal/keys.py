@@ -20,8 +20,8 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
 from esb.exceptions import EsbError, TransportError, mask_url
-from esb.journal.engine import create_journal_engine, describe, writer
-from esb.journal.migrate import upgrade
+from esb.journal.engine import describe, writer
+from esb.journal.migrate import open_migrated
 from esb.journal.schema import one_time_keys
 
 #: Seconds between two prunings of expired rows (per ledger).
@@ -45,14 +45,7 @@ class OneTimeKeyLedger:
     def _connect(self) -> Engine:
         with self._lock:
             if self._engine is None:
-                engine = create_journal_engine(self.url, pool_size=2)
-                try:
-                    with writer(engine).begin() as conn:
-                        upgrade(conn)
-                except BaseException:
-                    engine.dispose()
-                    raise
-                self._engine = engine
+                self._engine = open_migrated(self.url, pool_size=2, owner="one-time keys")
             return writer(self._engine)
 
     def first_use(self, key: str, ttl: float) -> bool:

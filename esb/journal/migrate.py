@@ -20,8 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
+from esb.exceptions import ConfigError, mask_url
+from esb.journal.engine import create_journal_engine, writer
 from esb.journal.schema import VERSION_TABLE
+from esb.journal.statements import SUPPORTED
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -115,3 +119,19 @@ def revision(message: str, url: str) -> None:  # pragma: no cover - a developer'
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), "head")
         command.revision(alembic_config(connection), message=message, autogenerate=True)
+
+
+def open_migrated(url: str, *, pool_size: int, owner: str) -> Engine:
+    """Return an engine on the journal database ``url``, its schema upgraded to head (under the lock of
+    :func:`upgrade`): what the journal, the process store, the sync store and the one-time keys open.
+    A database other than SQLite or PostgreSQL is a ConfigError naming ``owner``."""
+    engine = create_journal_engine(url, pool_size=pool_size)
+    try:
+        if engine.dialect.name not in SUPPORTED:
+            raise ConfigError(f"{owner}: unsupported database {mask_url(url)!r} (use sqlite or postgresql)")
+        with writer(engine).begin() as conn:
+            upgrade(conn)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine

@@ -21,7 +21,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.journal.engine import DatabaseErrors, create_journal_engine, writer
+from esb.journal.engine import DatabaseErrors, open_with_tables, writer
 from esb.journal.schema import UTCDateTime
 from esb.message import utcnow
 
@@ -65,16 +65,7 @@ class RouteControl:
         if self._engine is not None:
             return
         with self._errors("control connect"):
-            engine = create_journal_engine(self.url, pool_size=1)
-            try:
-                with writer(engine).begin() as conn:
-                    route_control.create(conn, checkfirst=True)
-            except sa.exc.ProgrammingError:  # PostgreSQL: another process created it first
-                pass
-            except BaseException:
-                engine.dispose()
-                raise
-        self._engine = engine
+            self._engine = open_with_tables(self.url, route_control)
 
     def close(self) -> None:
         """Release the connections; harmless twice."""

@@ -26,13 +26,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from esb.exceptions import ConfigError, mask_url
-from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_sqlite, reader, writer
-from esb.journal.migrate import upgrade
+from esb.journal.engine import DatabaseErrors, is_memory_sqlite, reader, writer
+from esb.journal.migrate import open_migrated
 from esb.journal.queries import Filter, find
 from esb.journal.records import MessageRecord
 from esb.journal.schema import messages
-from esb.journal.statements import SUPPORTED, Statements
+from esb.journal.statements import Statements
 from esb.message import utcnow
 from esb.sync.content import pack, unpack
 from esb.sync.tables import sync_state
@@ -134,14 +133,7 @@ class SyncStore:
         if self._engine is not None:
             return
         with self.errors("connect"):
-            engine = create_journal_engine(self.url, pool_size=self.pool_size)
-            if engine.dialect.name not in SUPPORTED:
-                engine.dispose()
-                raise ConfigError(
-                    f"sync: unsupported database {mask_url(self.url)!r} ({', '.join(SUPPORTED)})"
-                )
-            with writer(engine).begin() as conn:
-                upgrade(conn)
+            engine = open_migrated(self.url, pool_size=self.pool_size, owner="sync")
         self._dialect = engine.dialect.name
         self._final_state = Statements.build(self._dialect).final_state
         self._engine = engine

@@ -28,10 +28,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.exceptions import ConfigError, EsbError, mask_url
-from esb.journal.engine import DatabaseErrors, create_journal_engine, is_memory_sqlite, writer
-from esb.journal.migrate import upgrade
-from esb.journal.statements import SUPPORTED
+from esb.exceptions import EsbError
+from esb.journal.engine import DatabaseErrors, is_memory_sqlite, writer
+from esb.journal.migrate import open_migrated
 from esb.message import utcnow
 from esb.process.definition import Process
 from esb.process.engine import statements
@@ -113,14 +112,7 @@ class ProcessStore:
         if self._engine is not None:
             return
         with self.errors("connect"):
-            engine = create_journal_engine(self.url, pool_size=self.pool_size)
-            if engine.dialect.name not in SUPPORTED:
-                engine.dispose()
-                raise ConfigError(
-                    f"processes: unsupported database {mask_url(self.url)!r} ({', '.join(SUPPORTED)})"
-                )
-            with writer(engine).begin() as conn:
-                upgrade(conn)
+            engine = open_migrated(self.url, pool_size=self.pool_size, owner="processes")
         self._engine, self._writer = engine, writer(engine)
 
     def close(self) -> None:
