@@ -13,7 +13,6 @@ newer one was, and the id is what lets the same message through again after a fa
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from esb.exceptions import TransportError
 from esb.expressions import Expression
 from esb.message import Message
 from esb.processors.drops import dropped
+from esb.processors.lazy import OpenedOnFirstUse
 from esb.sync.content import SyncDataError, content_hash, project, version_number
 from esb.sync.rules import Action, Change, Verdict, judge
 from esb.sync.store import SyncState, SyncStore, SyncWrite
@@ -57,8 +57,7 @@ class Syncer:
         self.rule = rule
         self.journal_url = journal_url
         self.route_id = route_id
-        self._store: SyncStore | None = None
-        self._lock = threading.Lock()
+        self._store = OpenedOnFirstUse(lambda: SyncStore(self.journal_url, pool_size=2))
 
     def __call__(self, message: Message) -> list[Message]:
         """Return the message with ``sync-action`` set, or nothing (skipped or stale, journaled why)."""
@@ -167,16 +166,8 @@ class Syncer:
 
     def store(self) -> SyncStore:
         """The sync store, opened on first use."""
-        with self._lock:
-            if self._store is None:
-                store = SyncStore(self.journal_url, pool_size=2)
-                store.connect()
-                self._store = store
-            return self._store
+        return self._store.get()
 
     def close(self) -> None:
         """Close the store, if one was opened; harmless twice."""
-        with self._lock:
-            store, self._store = self._store, None
-        if store is not None:
-            store.close()
+        self._store.close()

@@ -18,7 +18,6 @@ rejected record then ends on the ack route's own dead-letter queue, with the tar
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +29,7 @@ from esb.exceptions import MessageError
 from esb.expressions import Expression
 from esb.journal import Journal
 from esb.message import Message
+from esb.processors.lazy import OpenedOnFirstUse
 from esb.sync.store import SyncStore
 
 #: The error class a rejected change carries on the dead-letter queue (``esb dlq list``).
@@ -63,9 +63,8 @@ class SyncRejecter:
         self.journal_url = journal_url
         self.where = where
         self.dead_letter = dead_letter
-        self._store: SyncStore | None = None
-        self._journal: Journal | None = None
-        self._lock = threading.Lock()
+        self._store = OpenedOnFirstUse(lambda: SyncStore(self.journal_url, pool_size=2))
+        self._journal = OpenedOnFirstUse(lambda: Journal(self.journal_url, pool_size=2))
 
     def __call__(self, message: Message) -> list[Message]:
         """Return the sent change of the rejected record's key as a dead letter of the sync route."""
@@ -130,31 +129,16 @@ class SyncRejecter:
 
     def store(self) -> SyncStore:
         """The sync store, opened on first use."""
-        with self._lock:
-            if self._store is None:
-                store = SyncStore(self.journal_url, pool_size=2)
-                store.connect()
-                self._store = store
-            return self._store
+        return self._store.get()
 
     def journal(self) -> Journal:
         """The journal (the sync route's events), opened on first use."""
-        with self._lock:
-            if self._journal is None:
-                journal = Journal(self.journal_url, pool_size=2)
-                journal.connect()
-                self._journal = journal
-            return self._journal
+        return self._journal.get()
 
     def close(self) -> None:
         """Close the store and the journal, if opened; harmless twice."""
-        with self._lock:
-            store, self._store = self._store, None
-            journal, self._journal = self._journal, None
-        if store is not None:
-            store.close()
-        if journal is not None:
-            journal.close()
+        self._store.close()
+        self._journal.close()
 
 
 def _text(value: Any) -> str:

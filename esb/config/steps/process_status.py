@@ -15,7 +15,6 @@ route.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -25,6 +24,7 @@ from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor,
 from esb.exceptions import MappingError
 from esb.expressions import Expression as Compiled
 from esb.message import Message
+from esb.processors.lazy import OpenedOnFirstUse
 from esb.registry import did_you_mean
 
 if TYPE_CHECKING:  # the engine imports the project, which imports the step kinds: load it when used
@@ -75,8 +75,7 @@ class StatusQuery:
         self.journal_url = journal_url
         self.keys = {name: Compiled(text, f"{where}.keys.{name}") for name, text in spec.keys.items()}
         self.product = Compiled(spec.product, f"{where}.product") if spec.product else None
-        self._store: ProcessStore | None = None
-        self._lock = threading.Lock()
+        self._store = OpenedOnFirstUse(self._open_store)
 
     def __call__(self, message: Message) -> list[Message]:
         """Return the message with the answer at ``into``, or with the fault headers for a bad request."""
@@ -125,23 +124,18 @@ class StatusQuery:
             component["product"] = self.product.search(item) if self.product and item is not None else None
         return order
 
+    def _open_store(self) -> ProcessStore:
+        from esb.process.engine.store import ProcessStore
+
+        return ProcessStore(self.journal_url, pool_size=2)
+
     def store(self) -> ProcessStore:
         """The process store, opened on first use."""
-        with self._lock:
-            if self._store is None:
-                from esb.process.engine.store import ProcessStore
-
-                store = ProcessStore(self.journal_url, pool_size=2)
-                store.connect()
-                self._store = store
-            return self._store
+        return self._store.get()
 
     def close(self) -> None:
         """Close the store, if one was opened; harmless twice."""
-        with self._lock:
-            store, self._store = self._store, None
-        if store is not None:
-            store.close()
+        self._store.close()
 
 
 def build(step: ProcessStatusStep, ctx: BuildContext) -> Processor:
