@@ -199,7 +199,9 @@ def open_with_tables(url: str, *tables: sa.Table, pool_size: int = 1) -> Engine:
         with writer(engine).begin() as conn:
             for table in tables:
                 table.create(conn, checkfirst=True)
-    except sa.exc.ProgrammingError:  # PostgreSQL: another process created it first
+    except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
+        # PostgreSQL: another process created it first ("already exists", or a unique violation on
+        # pg_type when both CREATE TABLEs ran at the same moment): the table is there either way
         pass
     except BaseException:
         engine.dispose()
