@@ -27,7 +27,8 @@ test-servers:
 	./scripts/install-test-servers.sh
 
 test: install test-servers
-	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider
+	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n auto tests/unit
+	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider --ignore=tests/unit
 
 lint: install
 	$(BIN)/ruff check esb adapters simulators tests bench
