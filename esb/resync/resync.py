@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from esb.exceptions import EsbError
 from esb.message import Message, utcnow
-from esb.processors.sync import ACTION_HEADER, KEY_HEADER, NAME_HEADER
+from esb.processors.sync import ACTION_HEADER, HELD_HEADER, KEY_HEADER, NAME_HEADER, held_header
 from esb.resync.path import SyncPath
 from esb.resync.skip import LineIndex
 from esb.sync.fingerprints import Fingerprints, rules_digest, transform_files
@@ -272,6 +272,7 @@ class Resync:
             ACTION_HEADER: candidate.action.value,
             NAME_HEADER: self.name,
             KEY_HEADER: candidate.change.key,
+            HELD_HEADER: held_header(candidate.held),
         }
         return candidate.message.replace(headers=headers)
 
@@ -359,7 +360,12 @@ class Resync:
             for part in parts[:-1]:
                 target = target.setdefault(part, {})
             target.setdefault(parts[-1], state.key)
-        headers = {ACTION_HEADER: action.value, NAME_HEADER: self.name, KEY_HEADER: state.key}
+        headers = {
+            ACTION_HEADER: action.value,
+            NAME_HEADER: self.name,
+            KEY_HEADER: state.key,
+            HELD_HEADER: held_header(state),
+        }
         return Message(body=body, id=mid, correlation_id=run_id, headers=headers)
 
 
