@@ -154,7 +154,8 @@ class BillingSimulator(SimulatedSOAPService):
         account_id = required(f, "accountId", "BIL-0400")
         status = f.get("status") or None
         if status is not None and status not in STATUSES:
-            raise BillingFault("BIL-0400", f"bad request: status {status!r} is not one of {', '.join(STATUSES)}")
+            allowed = ", ".join(STATUSES)
+            raise BillingFault("BIL-0400", f"bad request: status {status!r} is not one of {allowed}")
         with self._lock:
             account = self.accounts.get(account_id)
             if account is None:

@@ -69,7 +69,9 @@ class TargetIdKeeper:
             )
         text = str(found).strip()
         if len(text) > MAX_KEY:
-            raise SyncDataError(f"sync_target_id {self.rule.name}: the target's id is over {MAX_KEY} characters")
+            raise SyncDataError(
+                f"sync_target_id {self.rule.name}: the target's id is over {MAX_KEY} characters"
+            )
         return text
 
     def close(self) -> None:

@@ -63,7 +63,8 @@ def test_remembering_an_id_does_not_move_the_keys_state(store: SyncStore) -> Non
     before = store.get(SYNC, "1-ACC")
     store.remember_target_id(SYNC, "1-ACC", "2000000001")
     after = store.get(SYNC, "1-ACC")
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     assert (after.revision, after.hash, after.message_id) == (before.revision, before.hash, "m1")
 
 
@@ -98,7 +99,7 @@ def test_an_answer_without_an_id_is_a_data_error_and_keeps_nothing(url: str, rep
     """A create answer without the target's id is refused (dead-lettered), and no id is kept."""
     step = keeper(url, "body.reply.accountId")
     try:
-        with pytest.raises(SyncDataError, match="has no id at 'body.reply.accountId'"):
+        with pytest.raises(SyncDataError, match=r"has no id at 'body\.reply\.accountId'"):
             step(account(reply=reply))
         assert step._store.get().target_id(SYNC, "1-ACC") is None
     finally:
@@ -123,7 +124,7 @@ class Refusing:
 
 
 def test_enrich_merges_a_listed_fault_as_the_reply() -> None:
-    """A fault whose code the step lists is merged at `into` as {fault: {code, message}}; the message goes on."""
+    """A fault whose code the step lists is merged at `into` as {fault: {code, message}}; it goes on."""
     enrich = Enricher(lambda: Refusing("BIL-1004"), None, None, "reply", 1.0, frozenset({"BIL-1004"}))
     [out] = enrich(Message(body={"id": "1-ACC"}))
     assert out.body["reply"] == {

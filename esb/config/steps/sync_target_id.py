@@ -55,7 +55,9 @@ def lint(step: SyncTargetIdStep, path: PathKey, ctx: LintContext) -> None:
     if len(path) > 1 and path[0] == "routes" and isinstance(path[1], int) and path[1] < len(routes):
         route = routes[path[1]]
         if spec.name not in _sync_names(route.steps):
-            ctx.add((*base, "name"), f"route {route.id!r} declares no sync {spec.name!r}: put a sync step first")
+            ctx.add(
+                (*base, "name"), f"route {route.id!r} declares no sync {spec.name!r}: put a sync step first"
+            )
 
 
 KIND = StepKind("sync_target_id", SyncTargetIdStep, build, lint, before_partition=False, order=79)
