@@ -48,3 +48,41 @@ def test_an_extract_record_maps_to_the_listing_of_the_live_change(
     )
     assert from_extract == live_listing(registry, sub, "01/05/2026 10:00:00")
     assert from_extract["publish"] is sub.listed
+
+
+def digest_of(project: Any, name: str) -> bytes:
+    """The rules digest a resync of ``name`` fingerprints records with."""
+    from esb.journal import Journal
+    from esb.resync.resync import Resync
+    from esb.sync.store import SyncStore
+
+    url = project.settings.journal.url
+    with Journal(url) as journal, SyncStore(url) as store:
+        engine = Resync(project, journal, store, name, project.settings.sync.resync[name])
+        try:
+            return engine.fingerprints.digest
+        finally:
+            engine.close()
+
+
+def test_editing_the_live_listing_mapping_makes_the_next_resync_judge_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directories' resync digest covers the route's listing mapping (run by the resync's transform):
+    an edit of it changes the digest, so no record is skipped as unchanged by an old fingerprint."""
+    from esb.project import Project
+
+    project = Project.load(ROOT, environ={"ESB_DATA_DIR": str(tmp_path / "data")})
+    before = digest_of(project, "dir114-listings")
+    live = ROOT / "transforms" / "directory"
+    (tmp_path / "directory").mkdir()
+    edited = tmp_path / "directory" / "subscriber_to_listing.yaml"
+    (tmp_path / "directory" / "records.py").write_bytes((live / "records.py").read_bytes())  # all else alike
+    edited.write_bytes((live / "subscriber_to_listing.yaml").read_bytes() + b"# edited\n")
+    real = project.transforms.path_of
+
+    def path_of(name: str) -> Path:
+        return edited if name == "directory/subscriber_to_listing" else real(name)
+
+    monkeypatch.setattr(project.transforms, "path_of", path_of)
+    assert digest_of(project, "dir114-listings") != before
