@@ -14,7 +14,9 @@ name, never with ``getattr``)::
                            source endpoint: replay, dlq retry), Partitionable (split a source into
                            ordered partition endpoints), HealthReporter (esb health), JobReporter
                            (scheduled jobs), CommandProvider (adds ``esb <adapter> ...`` commands),
-                           EndpointChecker (esb lint: what an endpoint names, such as a pool's members)
+                           EndpointChecker (esb lint: what an endpoint names, such as a pool's members),
+                           ExtractReader (a full extract for esb sync), ExtractFetcher (a scheduled
+                           resync's extract from a remote folder)
 
 Engine services (journal notes, one-time tokens, leader election, metrics, the running hub) reach
 adapters only through ``AdapterContext.services`` (:mod:`esb.context`).
@@ -23,6 +25,7 @@ adapters only through ``AdapterContext.services`` (:mod:`esb.context`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -342,3 +345,34 @@ class ExtractReader(Protocol):
         in file order, numbered from 1, and the function parsing one into ``(fields, None)`` or
         ``(None, why it cannot be read)``."""
         ...
+
+
+@dataclass(frozen=True)
+class FetchedExtract:
+    """An extract fetched from an endpoint's remote folder: its local staged copy, the remote file's
+    name, and the key the adapter knows the file by (to record that its resync ended)."""
+
+    path: Path
+    name: str
+    key: str
+
+
+@runtime_checkable
+class ExtractFetcher(Protocol):
+    """An adapter that fetches the newest complete extract of an endpoint's remote (SFTP, FTP) folder into
+    local staging for a scheduled resync, and never hands out a file whose resync ended."""
+
+    def fetches_extracts(self, endpoint: EndpointConfig) -> bool:
+        """True when the endpoint's folder is remote (a local folder is read in place)."""
+        ...
+
+    def fetch_extract(self, endpoint: EndpointConfig, context: AdapterContext) -> FetchedExtract | None:
+        """The newest complete extract, staged locally; None when there is none, or it was resynced."""
+        ...
+
+    def extract_done(
+        self, endpoint: EndpointConfig, context: AdapterContext, fetched: FetchedExtract, error: str | None
+    ) -> None:
+        """Record that the resync of ``fetched`` ended (``error`` None) or failed (fetched again)."""
+        ...
+

@@ -9,10 +9,13 @@ services, on any path. Faults carry a Billing error code in their detail, as the
 - ``BIL-0503`` "system busy": queued with :meth:`BillingSimulator.busy_next` (transient);
 - ``BIL-1001`` "invalid customer": a createAccount whose customerId starts with ``INVALID``;
 - ``BIL-1004`` "account not found": updateAccount/queryBalance of an unknown account or MSISDN, and a
-  createSubscriber on an account Billing does not hold;
+  createSubscriber on an account Billing does not hold (:meth:`BillingSimulator.restore` forgets accounts,
+  as a restore from an old backup would);
 - ``BIL-1005`` "subscriber not found": deleteSubscriber of a subscriber Billing never created.
 
-createAccount is idempotent on ``externalId`` (the CRM's row id), createSubscriber on its ``externalId``
+createAccount is idempotent on ``externalId`` (the CRM's row id): a second create answers the account's id
+and changes nothing, so a changed account needs updateAccount by Billing's own id (counted in ``updates``).
+createSubscriber is idempotent on its ``externalId``
 (the caller's idempotency key); deleteSubscriber of a deleted subscriber answers ``DELETED`` again.
 """
 
@@ -27,6 +30,8 @@ from simulators.soap_service import Fields, Handler, ServiceFault, SimulatedSOAP
 
 TYPES = "http://billing.telecom.example/ws/types/v1"
 FAULTS = "http://billing.telecom.example/ws/faults/v1"
+#: The account statuses of the contract (bt:AccountStatus).
+STATUSES = ("ACTIVE", "SUSPENDED", "CLOSED")
 #: A Billing business fault (its code goes into the Fault's detail): the simulators' service fault.
 BillingFault = ServiceFault
 
@@ -83,6 +88,7 @@ class BillingSimulator(SimulatedSOAPService):
         self.accounts: dict[str, Account] = {}
         self.subscribers: dict[str, Subscriber] = {}
         self.creations: Counter[str] = Counter()
+        self.updates: Counter[str] = Counter()
         self._next = 2000000000
         self._next_subscriber = 0
 
@@ -114,8 +120,12 @@ class BillingSimulator(SimulatedSOAPService):
     def _create(self, f: Fields) -> dict[str, str]:
         if f.get("customerId", "").startswith("INVALID"):
             raise BillingFault("BIL-1001", f"invalid customer {f.get('customerId')}")
+        with self._lock:
+            return self._create_locked(f)
+
+    def _create_locked(self, f: Fields) -> dict[str, str]:
         for account in self.accounts.values():
-            if account.external_id == f["externalId"]:  # idempotent on the CRM's row id
+            if account.external_id == f["externalId"]:  # idempotent on the CRM's row id: not updated
                 return {"accountId": account.account_id, "status": account.status, "createdAt": now_iso()}
         self._next += 1
         account = Account(
@@ -139,11 +149,34 @@ class BillingSimulator(SimulatedSOAPService):
         raise BillingFault("BIL-1004", f"account not found: {f.get('accountId') or f.get('msisdn')}")
 
     def _update(self, f: Fields) -> dict[str, str]:
-        account = self._find(f)
-        account.name = f.get("accountName", account.name)
-        account.credit_limit = Decimal(f.get("creditLimit", account.credit_limit))
-        account.status = f.get("status", account.status)
-        return {"accountId": account.account_id, "status": account.status}
+        """updateAccount: change the name, credit limit or status of an account Billing holds, named by
+        Billing's own id (BIL-1004 for an id it does not hold: never created, or lost in a restore)."""
+        account_id = required(f, "accountId", "BIL-0400")
+        status = f.get("status") or None
+        if status is not None and status not in STATUSES:
+            allowed = ", ".join(STATUSES)
+            raise BillingFault("BIL-0400", f"bad request: status {status!r} is not one of {allowed}")
+        with self._lock:
+            account = self.accounts.get(account_id)
+            if account is None:
+                raise BillingFault("BIL-1004", f"account not found: {account_id}")
+            account.name = f.get("accountName") or account.name
+            if f.get("creditLimit"):
+                account.credit_limit = Decimal(f["creditLimit"])
+            account.status = status or account.status
+            self.updates[account_id] += 1
+            return {"accountId": account.account_id, "status": account.status}
+
+    def restore(self, keep: int = 0) -> None:
+        """Billing restored from an old backup: only the first ``keep`` accounts it made are left."""
+        with self._lock:
+            for account_id in list(self.accounts)[keep:]:
+                del self.accounts[account_id]
+
+    def account_of(self, external_id: str) -> Account | None:
+        """The account Billing holds for the CRM's row id ``external_id``, if any."""
+        with self._lock:
+            return next((a for a in self.accounts.values() if a.external_id == external_id), None)
 
     def _balance(self, f: Fields) -> dict[str, str]:
         a = self._find(f)

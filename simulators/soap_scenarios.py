@@ -33,6 +33,10 @@ SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 #: How often the simulated CRM sends a SubmitBillingAccount the hub answered with a fault.
 CRM_ATTEMPTS = 3
 WSA = "http://www.w3.org/2005/08/addressing"
+#: What the simulated CRM appends to a billing account's name when it renames it (Billing must update it).
+RENAMED = "已更名"
+#: The kinds of follow-up changes, sent once every first submission has ended (the order matters).
+FOLLOW_UPS = ("billing-account-renamed", "billing-account-unchanged")
 
 
 class SharedBilling:
@@ -90,7 +94,8 @@ def soap11(body: str, message_id: str) -> bytes:
 
 
 class CRMBillingAccountScenario:
-    """The CRM submits billing accounts over SOAP; Billing must get every good one, once."""
+    """The CRM submits billing accounts over SOAP; Billing must get every good one, once, and a renamed
+    one as updateAccount under Billing's own id; an unchanged resend is not sent (sync, docs/sync.md)."""
 
     def __init__(self, project: Project, route_id: str) -> None:
         self.project = project
@@ -99,25 +104,42 @@ class CRMBillingAccountScenario:
         self.billing: BillingSimulator | None = None
         self.answers: dict[str, int] = {}
         self.run = ""
+        #: the message id of each planned rename, with the CRM row id it renames
+        self.renamed: dict[str, str] = {}
 
     def start(self) -> None:
         """Start the simulated Billing."""
         self.billing = SharedBilling.acquire(self.project)
 
     def plan(self, count: int, run: str) -> list[PlannedMessage]:
-        """Mostly good accounts; every 10th names a customer Billing refuses (dead-lettered)."""
+        """Mostly good accounts; every 10th names a customer Billing refuses (dead-lettered). After them,
+        every 10th good one renamed (an update in Billing) and every 10th sent again unchanged (filtered)."""
         self.run = run
         rng = random.Random(count)  # noqa: S311 - test data
-        planned = []
+        planned, follow_ups = [], []
         for index in range(count):
             row_id = f"1-{run}-BA{index:05d}"
             customer = f"INVALID-{index}" if index % 10 == 7 else f"CUST-{rng.randint(1, 999_999):06d}"
-            body = siebel_billing_account_request(row_id, customer, f"{rng.choice(NAMES)}的账户")
+            name = f"{rng.choice(NAMES)}的账户"
+            body = siebel_billing_account_request(row_id, customer, name)
             expected = "dead_lettered" if customer.startswith("INVALID") else "delivered"
             kind = "customer-refused-by-billing" if expected == "dead_lettered" else "billing-account"
             message = Message(body=body.encode("utf-8"), id=f"{run}-crmba-{index:06d}")
             planned.append(PlannedMessage(message, kind, expected))
-        return planned
+            if index % 10 in (3, 5):
+                renamed = index % 10 == 3
+                again = siebel_billing_account_request(row_id, customer, name + RENAMED if renamed else name)
+                mid = f"{run}-crmba-{index:06d}-{'renamed' if renamed else 'again'}"
+                if renamed:
+                    self.renamed[mid] = row_id
+                follow_ups.append(
+                    PlannedMessage(
+                        Message(body=again.encode("utf-8"), id=mid),
+                        FOLLOW_UPS[0] if renamed else FOLLOW_UPS[1],
+                        "delivered" if renamed else "filtered",
+                    )
+                )
+        return planned + follow_ups
 
     def send(self, planned: list[PlannedMessage]) -> None:
         """POST each request as the CRM does (one-way: 202 once the hub has it)."""
@@ -143,18 +165,36 @@ class CRMBillingAccountScenario:
                     time.sleep(1.0 + attempt)
                 self.answers[item.message.id] = response.status_code
 
-            list(pool.map(post, planned))
+            first = [item for item in planned if item.kind not in FOLLOW_UPS]
+            list(pool.map(post, first))  # each answered once the route ended: the follow-ups come after
+            list(pool.map(post, [item for item in planned if item.kind in FOLLOW_UPS]))
 
     def received(self) -> int:
-        """Accounts of this run that Billing created."""
+        """Accounts of this run that Billing created, plus those it updated with their new name."""
         assert self.billing is not None
-        return sum(1 for a in list(self.billing.accounts.values()) if f"-{self.run}-" in a.external_id)
+        mine = [a for a in list(self.billing.accounts.values()) if f"-{self.run}-" in a.external_id]
+        renamed = [a for a in mine if a.name.endswith(RENAMED) and self.billing.updates[a.account_id]]
+        return len(mine) + len(renamed)
 
     def problems(self) -> list[str]:
-        """Requests the listener did not acknowledge with 202."""
-        return [
+        """Requests the listener did not acknowledge with 202; an account created twice, or renamed in
+        the CRM and not updated in Billing."""
+        assert self.billing is not None
+        found = [
             f"CRM request {mid} answered HTTP {code}" for mid, code in self.answers.items() if code != 202
         ]
+        mine = [a for a in list(self.billing.accounts.values()) if f"-{self.run}-" in a.external_id]
+        held = {a.external_id: a for a in mine}
+        if len(held) != len(mine):
+            found.append(f"Billing holds {len(mine)} accounts for {len(held)} CRM billing accounts")
+        for mid, row_id in self.renamed.items():
+            if mid not in self.answers or f"-{self.run}-" not in row_id:
+                continue  # not sent (yet), or of an earlier plan
+            account = held.get(row_id)
+            updated = account is not None and self.billing.updates[account.account_id] > 0
+            if account is None or not account.name.endswith(RENAMED) or not updated:
+                found.append(f"{row_id} was renamed in the CRM but not updated in Billing")
+        return found
 
     def stop(self) -> None:
         """Release the simulated Billing."""

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from adapters.batch.sink import BatchSink
     from adapters.batch.source import BatchSource
     from esb.config.systems import EndpointConfig
+    from esb.typing import FetchedExtract
 
 #: The source and sink are imported on first use (their protocol libraries are heavy).
 __getattr__ = lazy_exports(
@@ -118,3 +119,23 @@ class BatchAdapter:
         from adapters.batch.extracts import extract_lines
 
         return extract_lines(endpoint, context, path)
+
+    def fetches_extracts(self, endpoint: BatchEndpoint) -> bool:
+        """A scheduled resync fetches its extract when the folder is remote (SFTP, FTP); a local one is
+        read in place."""
+        return endpoint.remote.protocol != "local"
+
+    def fetch_extract(self, endpoint: BatchEndpoint, context: Any) -> FetchedExtract | None:
+        """A scheduled resync: the newest complete extract of the remote folder, staged locally (None: no
+        new one). See adapters/batch/fetch.py."""
+        from adapters.batch.fetch import fetch_extract
+
+        return fetch_extract(endpoint, context)
+
+    def extract_done(
+        self, endpoint: BatchEndpoint, context: Any, fetched: FetchedExtract, error: str | None
+    ) -> None:
+        """Record that the resync of a fetched extract ended (or failed: fetched again next time)."""
+        from adapters.batch.fetch import extract_done
+
+        extract_done(endpoint, context, fetched, error)

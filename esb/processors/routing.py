@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from esb.exceptions import MappingError
+from esb.exceptions import MappingError, RemoteError
 from esb.expressions import Expression, message_view
 from esb.message import Message
 
@@ -83,12 +83,14 @@ class Enricher:
         response: Any | None,
         into: str,
         timeout: float,
+        faults: frozenset[str] = frozenset(),
     ) -> None:
         self.requester_factory = requester_factory
         self.request = request
         self.response = response
         self.into = into
         self.timeout = timeout
+        self.faults = faults
         self._requester: Any = None
 
     def __call__(self, message: Message) -> list[Message]:
@@ -97,14 +99,19 @@ class Enricher:
             requester = self.requester_factory()
             requester.connect()
             self._requester = requester
-        outgoing = self.request.apply(message) if self.request is not None else message
-        reply = self._requester.request(outgoing, self.timeout)
-        if self.response is not None:
-            reply = self.response.apply(reply)
         if not isinstance(message.body, dict):
             raise MappingError("enrich", self.into, self.into, "the body must be a JSON object to enrich")
+        outgoing = self.request.apply(message) if self.request is not None else message
+        try:
+            reply = self._requester.request(outgoing, self.timeout)
+        except RemoteError as exc:
+            if exc.code is None or exc.code not in self.faults:
+                raise
+            merged: Any = {"fault": {"code": exc.code, "message": str(exc)}}  # the route handles it
+        else:
+            merged = (self.response.apply(reply) if self.response is not None else reply).body
         body = dict(message.body)
-        set_path(body, self.into, reply.body)
+        set_path(body, self.into, merged)
         return [message.replace(body=body)]
 
     def close(self) -> None:

@@ -32,6 +32,9 @@ ACTION_HEADER = "sync-action"
 #: Headers naming the sync and the key (for the target's mapping and for tracing).
 NAME_HEADER = "sync-name"
 KEY_HEADER = "sync-key"
+#: Header saying whether the target held the key before this change (``true``/``false``): a route whose
+#: target answers a create idempotently without updating (Billing's createAccount) updates it as well.
+HELD_HEADER = "sync-held"
 #: Header ``esb replay`` sets (esb.runtime.worker.REPLAY_HEADER; not imported: the runtime imports us).
 REPLAY_HEADER = "esb-replay"
 #: Times one message reads and judges again after losing a compare-and-set before giving up (retryable).
@@ -64,13 +67,14 @@ class Syncer:
         if not isinstance(message.body, dict):  # JSON bytes straight from a queue: parsed here
             message = message.replace(body=json_body(message.body, f"sync {self.rule.name}"))
         change, projection = self.change(message)
-        verdict = self._settle(change, projection, message)
+        verdict, held = self._settle(change, projection, message)
         if verdict.action.sends:
             headers = {
                 **message.headers,
                 ACTION_HEADER: verdict.action.value,
                 NAME_HEADER: self.rule.name,
                 KEY_HEADER: change.key,
+                HELD_HEADER: held_header(held),
             }
             return [message.replace(headers=headers)]
         note: dict[str, Any] = {
@@ -114,8 +118,11 @@ class Syncer:
             projection,
         )
 
-    def _settle(self, change: Change, projection: dict[str, Any], message: Message) -> Verdict:
-        """Judge the change against the stored state and write the verdict (again after a lost race)."""
+    def _settle(
+        self, change: Change, projection: dict[str, Any], message: Message
+    ) -> tuple[Verdict, SyncState | None]:
+        """Judge the change against the stored state and write the verdict (again after a lost race);
+        return the verdict and the state it was judged against."""
         store = self.store()
         replay = REPLAY_HEADER in message.headers
         for _ in range(MAX_RACES):
@@ -125,7 +132,7 @@ class Syncer:
             if held is not None and unchanged and self._lost(held, message.id):
                 verdict = judge(held, change, message.id, replay=replay, lost=True)
             if self._write(store, held, change, projection, verdict, message.id):
-                return verdict
+                return verdict, held
         raise TransportError(
             f"sync {self.rule.name}: key {change.key!r} changed under this message {MAX_RACES} times in a "
             "row (concurrent writers): retried"
@@ -171,3 +178,8 @@ class Syncer:
     def close(self) -> None:
         """Close the store, if one was opened; harmless twice."""
         self._store.close()
+
+
+def held_header(held: SyncState | None) -> str:
+    """The ``sync-held`` header's value: ``true`` when ``held`` says the target holds the key."""
+    return "true" if held is not None and not held.deleted else "false"

@@ -36,9 +36,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from esb.config.steps.transform import TransformStep
 from esb.exceptions import EsbError
 from esb.message import Message, utcnow
-from esb.processors.sync import ACTION_HEADER, KEY_HEADER, NAME_HEADER
+from esb.processors.sync import ACTION_HEADER, HELD_HEADER, KEY_HEADER, NAME_HEADER, held_header
 from esb.resync.path import SyncPath
 from esb.resync.skip import LineIndex
 from esb.sync.fingerprints import Fingerprints, rules_digest, transform_files
@@ -108,9 +109,15 @@ class Resync:
         self._now = utcnow()
 
     def _digest(self, project: Project, spec: ResyncSettings | None) -> bytes:
-        """The digest of the rules reading a record: the sync step's declaration, the transform's files."""
-        step: Any = self.path.route.steps[self.path.index]  # the SyncStep model
+        """The digest of the rules reading a record: the sync step's declaration, the transform's files,
+        and the files of the route's transforms before the sync step (the live chain the resync's
+        transform gives the body of, or runs: the directories' listing mapping)."""
+        route = self.path.route
+        step: Any = route.steps[self.path.index]  # the SyncStep model
         files = b"" if spec is None else transform_files(project.transforms.path_of(spec.transform))
+        live = [s.transform for s in route.steps[: self.path.index] if isinstance(s, TransformStep)]
+        if live:  # only then: the digests of syncs whose bodies are canonical already stay as they were
+            files += b"".join(b"\0" + transform_files(project.transforms.path_of(name)) for name in live)
         return rules_digest(step.model_dump_json(), spec.transform if spec else "", files)
 
     def close(self) -> None:
@@ -272,6 +279,7 @@ class Resync:
             ACTION_HEADER: candidate.action.value,
             NAME_HEADER: self.name,
             KEY_HEADER: candidate.change.key,
+            HELD_HEADER: held_header(candidate.held),
         }
         return candidate.message.replace(headers=headers)
 
@@ -359,7 +367,12 @@ class Resync:
             for part in parts[:-1]:
                 target = target.setdefault(part, {})
             target.setdefault(parts[-1], state.key)
-        headers = {ACTION_HEADER: action.value, NAME_HEADER: self.name, KEY_HEADER: state.key}
+        headers = {
+            ACTION_HEADER: action.value,
+            NAME_HEADER: self.name,
+            KEY_HEADER: state.key,
+            HELD_HEADER: held_header(state),
+        }
         return Message(body=body, id=mid, correlation_id=run_id, headers=headers)
 
 

@@ -4,7 +4,9 @@ apscheduler runs a job in every process that starts a scheduler (DESIGN.md), so 
 leader election (``sync-resync:<name>``, esb/runtime/leader.py) and the job does nothing where this
 process does not lead. Late runs still run (``misfire_grace_time`` one hour), overlapping runs never
 happen (``max_instances=1``, ``coalesce``). A run reads the newest file in the extract endpoint's local
-folder; a run that died (the process was killed) is resumed by the next one over the same file.
+folder; on a remote (SFTP, FTP) folder, the adapter's :class:`~esb.typing.ExtractFetcher` stages the
+newest complete file locally and never hands out one whose resync ended. A run that died (the process
+was killed) is resumed by the next one over the same file (the same staged copy).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from esb.exceptions import EsbError
 from esb.logging import get_logger
 from esb.resync.extract import extract_lines, newest_extract
 from esb.runtime.leader import LeaderElection
+from esb.typing import ExtractFetcher, FetchedExtract, capability
 
 if TYPE_CHECKING:
     from esb.project import Project
@@ -73,18 +76,46 @@ class ResyncScheduler:
         from esb.sync.store import SyncStore
 
         spec = self.project.settings.sync.resync[name]
-        path = newest_extract(self.project, spec.extract)
+        fetcher = self._fetcher(spec.extract)
+        fetched = self._fetch(fetcher, spec.extract) if fetcher is not None else None
+        path = fetched.path if fetched is not None else None
+        if fetcher is None:
+            path = newest_extract(self.project, spec.extract)
         if path is None:
-            self.log.warning("scheduled resync: no extract file", sync=name, endpoint=spec.extract)
+            self.log.info("scheduled resync: no new extract file", sync=name, endpoint=spec.extract)
             return
         url = self.project.settings.journal.url
-        with Journal(url, pool_size=2) as journal, SyncStore(url, pool_size=2) as store:
-            engine = Resync(self.project, journal, store, name, spec)
-            try:
-                run = engine.run(*extract_lines(self.project, spec.extract, path), str(path.resolve()))
-            finally:
-                engine.close()
+        error: str | None = "the resync stopped"
+        try:
+            with Journal(url, pool_size=2) as journal, SyncStore(url, pool_size=2) as store:
+                engine = Resync(self.project, journal, store, name, spec)
+                try:
+                    run = engine.run(*extract_lines(self.project, spec.extract, path), str(path.resolve()))
+                finally:
+                    engine.close()
+            error = None if run.status == "done" else (run.error or f"run {run.id} ended {run.status}")
+        except (EsbError, OSError) as exc:
+            error = str(exc)
+            raise
+        finally:
+            if fetcher is not None and fetched is not None:
+                endpoint = self.project.endpoint(spec.extract)
+                fetcher.extract_done(endpoint, self.project.context(spec.extract), fetched, error)
         self.log.info("scheduled resync done", sync=name, run=run.id, extract=str(path), **run.counts)
+
+    def _fetcher(self, extract: str) -> ExtractFetcher | None:
+        """The extract endpoint's fetcher when its folder is remote (None: a local folder, read in place)."""
+        fetcher = capability(self.project.adapter_for(extract), ExtractFetcher)
+        if fetcher is None or not fetcher.fetches_extracts(self.project.endpoint(extract)):
+            return None
+        return fetcher
+
+    def _fetch(self, fetcher: ExtractFetcher, extract: str) -> FetchedExtract | None:
+        """The newest complete extract of the remote folder, staged; None when there is no new one."""
+        fetched = fetcher.fetch_extract(self.project.endpoint(extract), self.project.context(extract))
+        if fetched is not None:
+            self.log.info("scheduled resync: extract fetched", endpoint=extract, file=fetched.name)
+        return fetched
 
     def stop(self) -> None:
         """Stop the scheduler (a running resync finishes its chunk and stops at the next) and elections."""

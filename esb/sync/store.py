@@ -34,7 +34,7 @@ from esb.journal.schema import messages
 from esb.journal.statements import Statements
 from esb.message import utcnow
 from esb.sync.content import pack, unpack
-from esb.sync.tables import sync_state
+from esb.sync.tables import sync_state, sync_target_ids
 
 __all__ = ["SyncState", "SyncStore", "SyncWrite"]
 
@@ -270,6 +270,14 @@ class SyncStore:
             found = find(conn, flt, 1) if body is not None else []
         return (found[0], bytes(body)) if found and body is not None else None
 
+    def target_id(self, name: str, key: str) -> str | None:
+        """Return the target's own id of ``key`` (kept by :meth:`remember_target_id`), or None."""
+        ids = sync_target_ids.c
+        query = sa.select(ids.target_id).where(ids.name == name, ids.key == key)
+        with self.errors("sync target id"), self._reader().connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else str(found)
+
     # -- writes ---------------------------------------------------------------------------------------
     def claim(self, write: SyncWrite, revision: int | None) -> bool:
         """Write one key's new state if the row is still at ``revision`` (None: no row yet).
@@ -366,6 +374,21 @@ class SyncStore:
         )
         with self.errors("sync put_many"), self._writer().begin() as conn:
             conn.execute(statement, [{**w.row(now), "revision": 1} for w in writes])
+
+    def remember_target_id(self, name: str, key: str, target_id: str) -> None:
+        """Keep the target's own id of ``key`` (from its answer to a create), replacing an older one.
+
+        Apart from the key's state: it does not move the state's revision (a resync's fingerprints stay
+        valid), and a compare-and-set never overwrites it.
+        """
+        row = {"name": name, "key": key, "target_id": target_id, "updated_at": utcnow()}
+        insert = (sqlite.insert if self._dialect == "sqlite" else postgresql.insert)(sync_target_ids)
+        statement = insert.on_conflict_do_update(
+            index_elements=["name", "key"],
+            set_={"target_id": insert.excluded.target_id, "updated_at": insert.excluded.updated_at},
+        )
+        with self.errors("sync remember target id"), self._writer().begin() as conn:
+            conn.execute(statement, row)
 
     def delete_sync(self, name: str) -> int:
         """Forget every key of a sync (the next change of each is sent); return how many rows went."""

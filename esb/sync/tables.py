@@ -36,3 +36,16 @@ sync_state = sa.Table(
     sa.Column("body", sa.LargeBinary(), nullable=True),
     sa.Column("revision", sa.Integer(), nullable=False),
 )
+
+#: Per (sync name, key): the target's own id of the record (Billing's account id for a CRM billing
+#: account), from the target's answer to the create (step ``sync_target_id``, migration
+#: ``0007_sync_target_ids``). Kept apart from ``sync_state``: it is written after the target answered,
+#: never by the compare-and-set, and does not move a key's revision.
+sync_target_ids = sa.Table(
+    "sync_target_ids",
+    metadata,
+    sa.Column("name", sa.String(MAX_NAME), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY), primary_key=True),
+    sa.Column("target_id", sa.String(MAX_KEY), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -119,7 +119,7 @@ def test_misspelt_kind_suggests_the_registered_one(tmp_path: Path, stamp_kind: S
         f.startswith("routes.yaml:5: routes[0].steps[0]: unknown step 'stammp' (did you mean 'stamp'?)")
         and f.endswith(
             "a step is one of transform, validate, filter, choice, split, decompose, aggregate, enrich, "
-            "decide, process_status, sync, sync_rejected, set_header, log, stamp"
+            "decide, process_status, sync, sync_rejected, sync_target_id, set_header, log, stamp"
         )
         for f in findings
     )

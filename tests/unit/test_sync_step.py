@@ -61,11 +61,22 @@ def run(syncer: Syncer, body: dict[str, Any], message_id: str, **headers: str) -
 
 
 def test_first_change_is_sent_as_upsert_with_the_sync_headers(syncer: Syncer) -> None:
-    """A key never synced goes on with sync-action upsert, sync-name and sync-key."""
+    """A key never synced goes on with sync-action upsert, sync-name, sync-key and sync-held false."""
     out = syncer(Message(body=customer("2026-12-06T10:00:00Z"), id="m1"))
     assert [m.headers for m in out] == [
-        {"sync-action": "upsert", "sync-name": "customer-billing", "sync-key": "C1"}
+        {"sync-action": "upsert", "sync-name": "customer-billing", "sync-key": "C1", "sync-held": "false"}
     ]
+
+
+def test_sync_held_says_whether_the_target_held_the_key_before_the_change(syncer: Syncer) -> None:
+    """A change of a key the target holds says sync-held true; after a delete, a new upsert says false."""
+    syncer(Message(body=customer("2026-12-06T10:00:00Z"), id="m1"))
+    [changed] = syncer(Message(body=customer("2026-12-06T11:00:00Z", name="李四"), id="m2"))
+    assert changed.headers["sync-held"] == "true"
+    [gone] = syncer(Message(body=customer("2026-12-06T12:00:00Z", status="terminated"), id="m3"))
+    assert (gone.headers["sync-action"], gone.headers["sync-held"]) == ("delete", "true")
+    [back] = syncer(Message(body=customer("2026-12-06T13:00:00Z"), id="m4"))
+    assert (back.headers["sync-action"], back.headers["sync-held"]) == ("upsert", "false")
 
 
 def test_a_change_to_no_field_that_matters_is_skipped_and_says_why(syncer: Syncer) -> None:

@@ -17,6 +17,11 @@ class EnrichSpec(Strict):
     response: str | None = Field(default=None, description="transform applied to the reply before merging")
     into: str = Field(description="the body field that receives the (transformed) reply")
     timeout: Duration = Field(default=30.0, description="how long to wait for the reply")
+    faults: list[str] = Field(
+        default_factory=list,
+        description="fault codes the route handles itself (e.g. BIL-1004, not found): such a refusal is "
+        "merged at `into` as {fault: {code, message}} instead of failing the message",
+    )
 
 
 class EnrichStep(Strict):
@@ -37,6 +42,7 @@ def build(step: EnrichStep, ctx: BuildContext) -> Processor:
         transforms.get(spec.response) if spec.response else None,
         spec.into,
         spec.timeout,
+        frozenset(spec.faults),
     )
 
 
