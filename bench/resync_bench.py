@@ -54,7 +54,7 @@ def seed(project_dir: Path, before: Path, fingerprints: bool) -> None:
     from esb.journal import Journal
     from esb.message import Message
     from esb.project import Project
-    from esb.resync.extract import extract_lines
+    from esb.resync.extract import extract_blocks
     from esb.resync.resync import Resync
     from esb.sync.store import SyncStore, SyncWrite
 
@@ -64,10 +64,10 @@ def seed(project_dir: Path, before: Path, fingerprints: bool) -> None:
     url = project.settings.journal.url
     with Journal(url) as journal, SyncStore(url) as store:
         engine = Resync(project, journal, store, "customer-ncr", spec)
-        lines, parse = extract_lines(project, spec.extract, before)
+        blocks, parse = extract_blocks(project, spec.extract, before)
         writes: list[SyncWrite] = []
         prints: dict[str, tuple[str, int]] = {}
-        for number, raw in lines:
+        for number, raw in ((n, raw) for first, raws in blocks for n, raw in enumerate(raws, first)):
             fields, _ = parse(number, raw)
             change, projection = engine.syncer.change(transform.apply(Message(body=fields, id="seed")))
             writes.append(
@@ -89,7 +89,7 @@ def child_resync(project_dir: Path, extract: Path) -> dict[str, Any]:
     """One timed resync; returns its figures and counts."""
     from esb.journal import Journal
     from esb.project import Project
-    from esb.resync.extract import extract_lines
+    from esb.resync.extract import extract_blocks
     from esb.resync.resync import Resync
     from esb.sync.store import SyncStore
 
@@ -99,7 +99,7 @@ def child_resync(project_dir: Path, extract: Path) -> dict[str, Any]:
     with Journal(url) as journal, SyncStore(url) as store:
         engine = Resync(project, journal, store, "customer-ncr", spec)
         start, cpu = time.perf_counter(), time.process_time()
-        run = engine.run(*extract_lines(project, spec.extract, extract), str(extract))
+        run = engine.run(*extract_blocks(project, spec.extract, extract), str(extract))
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         engine.close()
     depth = _depth(project)
