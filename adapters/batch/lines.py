@@ -80,10 +80,8 @@ def chunk_lines(start: int, chunk: bytes) -> tuple[list[bytes], list[int]]:
 
 def split_lines(block: bytes) -> list[bytes]:
     """The lines of ``block`` without their endings (CRLF or LF; a last line may lack one)."""
-    newlines = block.count(b"\n")
-    if block.count(b"\r\n") == newlines:
-        lines = block.split(b"\r\n")
-    else:
+    lines = block.split(b"\r\n")
+    if len(lines) - 1 != block.count(b"\n"):  # a line ends with a bare LF: not CRLF throughout
         lines = [line[:-1] if line[-1:] == b"\r" else line for line in block.split(b"\n")]
     if lines and not lines[-1] and block.endswith(b"\n"):
         lines.pop()
