@@ -134,7 +134,9 @@ class FileRun:
     def next_delivery(self) -> Delivery | None:
         """Return the next record's delivery; None when every record has been handed out."""
         body: dict[str, Any] | None
-        with self.lock:
+        # acquire/release, not ``with``: half the cost, measurable on a path taken once per record
+        self.lock.acquire()
+        try:
             if self.again:
                 number, body, count = self.again.popleft()
             else:
@@ -149,6 +151,8 @@ class FileRun:
                         return None
                     number, body = found
                     count = 1
+        finally:
+            self.lock.release()
         headers = self.headers.copy()
         headers["batch-record"] = number
         # positional: a measurable share of a record's time is the keyword call (see _envelope)
@@ -189,7 +193,8 @@ class FileRun:
         self, number: int, body: dict[str, Any] | None, count: int, error: BaseException | None
     ) -> None:
         """The ack of record ``number``'s delivery: hand it out again (error), or move the watermark."""
-        with self.lock:
+        self.lock.acquire()  # not ``with``: see next_delivery
+        try:
             if error is not None:
                 self.again.append((number, body, count + 1))
                 return
@@ -203,6 +208,8 @@ class FileRun:
             self._since_checkpoint += 1
             if self._since_checkpoint >= self.checkpoint_every:
                 self.checkpoint()
+        finally:
+            self.lock.release()
 
     def _reject(self, block: RecordBlock, index: int) -> None:
         """Write record ``index`` of ``block`` (which cannot be parsed) to the reject file; it is settled."""
