@@ -11,15 +11,19 @@
 
 Each measurement runs in a fresh subprocess (its own peak RSS). Targets: A >= 0.5 x the hand-written
 parser's records/s, peak RSS < 300 MB; B < 60 s for 1,000,000 keys.
-Usage: .venv/bin/python bench/resync_bench.py [--records N] [--repeat 1] [--journal-url URL]
+Each resync is alternated with a parser run (``--repeat`` times, 3 by default); printed: the median of
+the per-run ratios with their range, the median CPU-time ratio, the load average beside each run.
+Usage: .venv/bin/python bench/resync_bench.py [--records N] [--repeat 3] [--journal-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,7 +58,7 @@ def seed(project_dir: Path, before: Path, fingerprints: bool) -> None:
     from esb.journal import Journal
     from esb.message import Message
     from esb.project import Project
-    from esb.resync.extract import extract_lines
+    from esb.resync.extract import extract_blocks
     from esb.resync.resync import Resync
     from esb.sync.store import SyncStore, SyncWrite
 
@@ -64,10 +68,10 @@ def seed(project_dir: Path, before: Path, fingerprints: bool) -> None:
     url = project.settings.journal.url
     with Journal(url) as journal, SyncStore(url) as store:
         engine = Resync(project, journal, store, "customer-ncr", spec)
-        lines, parse = extract_lines(project, spec.extract, before)
+        blocks, parse = extract_blocks(project, spec.extract, before)
         writes: list[SyncWrite] = []
         prints: dict[str, tuple[str, int]] = {}
-        for number, raw in lines:
+        for number, raw in ((n, raw) for first, raws in blocks for n, raw in enumerate(raws, first)):
             fields, _ = parse(number, raw)
             change, projection = engine.syncer.change(transform.apply(Message(body=fields, id="seed")))
             writes.append(
@@ -89,7 +93,7 @@ def child_resync(project_dir: Path, extract: Path) -> dict[str, Any]:
     """One timed resync; returns its figures and counts."""
     from esb.journal import Journal
     from esb.project import Project
-    from esb.resync.extract import extract_lines
+    from esb.resync.extract import extract_blocks
     from esb.resync.resync import Resync
     from esb.sync.store import SyncStore
 
@@ -99,7 +103,7 @@ def child_resync(project_dir: Path, extract: Path) -> dict[str, Any]:
     with Journal(url) as journal, SyncStore(url) as store:
         engine = Resync(project, journal, store, "customer-ncr", spec)
         start, cpu = time.perf_counter(), time.process_time()
-        run = engine.run(*extract_lines(project, spec.extract, extract), str(extract))
+        run = engine.run(*extract_blocks(project, spec.extract, extract), str(extract))
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         engine.close()
     depth = _depth(project)
@@ -165,7 +169,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument(
-        "--repeat", type=int, default=1, help="resync runs (each on a fresh copy of the store)"
+        "--repeat", type=int, default=3, help="resync runs (each on a fresh copy of the store)"
     )
     parser.add_argument(
         "--journal-url", default=None, help="PostgreSQL URL (default: SQLite in the work folder)"
@@ -209,33 +213,45 @@ def main() -> int:
         t = time.perf_counter()
         run("seed", str(pristine), str(before), "no" if args.no_fingerprints else "yes")
         print(f"seeded the store with {n:,} synced customers in {time.perf_counter() - t:.1f}s (untimed)")
-        bases, ours = [], []
+        bases, ours, loads = [], [], []
         last = pristine
-        for index in range(args.repeat):
+        for index in range(args.repeat):  # alternated: the parser, then a resync on a fresh copy
             if args.journal_url is None:
                 last = work / f"run{index}"
                 make_sync_project(last, f"sqlite:///{last / 'journal.db'}", chunk=1000)
                 shutil.copy(pristine / "journal.db", last / "journal.db")
             bases.append(run("baseline", str(charges)))
             ours.append(run("resync", str(last), str(after)))
+            loads.append(os.getloadavg()[0])
             result = ours[-1]
             assert result["counts"]["sent"] == n // 100, result["counts"]
             assert result["queue"] == n // 100, result["queue"]
+            print(
+                f"   run {index + 1}: resync {result['rate']:,.0f} rec/s ({result['seconds']:.1f} s), parser "
+                f"{bases[-1]['rate']:,.0f} rec/s: ratio {result['rate'] / bases[-1]['rate']:.2f}, CPU-time "
+                f"ratio {result['cpu_rate'] / bases[-1]['cpu_rate']:.2f} (load {loads[-1]:.1f})"
+            )
             if args.journal_url is not None:
                 break  # PostgreSQL: one run (the store is not copied back)
-        base = max(bases, key=lambda r: r["rate"])
-        best = max(ours, key=lambda r: r["rate"])
+        ratios = [o["rate"] / b["rate"] for b, o in zip(bases, ours, strict=True)]
+        cpu_ratio = statistics.median(o["cpu_rate"] / b["cpu_rate"] for b, o in zip(bases, ours, strict=True))
+        ratio = statistics.median(ratios)
+        median = ours[ratios.index(sorted(ratios)[len(ratios) // 2])]
         peak = max(o["peak_mb"] for o in ours)
-        ratio = best["rate"] / base["rate"]
+        rate = statistics.median(o["rate"] for o in ours)
+        seconds = statistics.median(o["seconds"] for o in ours)
         print(
-            f"A. resync: {best['records']:,} records in {best['seconds']:.1f}s = {best['rate']:,.0f} rec/s, "
-            f"sent {best['counts']['sent']:,} (exactly the changed: OK), unchanged "
-            f"{best['counts']['unchanged']:,}, peak {peak:.0f} MB ({'OK' if peak < 300 else 'OVER'} < 300 MB)"
+            f"A. resync: {median['records']:,} records, median {rate:,.0f} rec/s ({seconds:.1f} s), "
+            f"sent {median['counts']['sent']:,} "
+            f"(exactly the changed: OK), unchanged {median['counts']['unchanged']:,}, peak {peak:.0f} MB "
+            f"({'OK' if peak < 300 else 'OVER'} < 300 MB)"
         )
         print(
-            f"   hand-written batch parser: {base['rate']:,.0f} rec/s (peak {base['peak_mb']:.0f} MB); ratio "
-            f"{ratio:.2f} (target >= 0.5: {'OK' if ratio >= 0.5 else 'MISSED'}; CPU-time ratio "
-            f"{best['cpu_rate'] / base['cpu_rate']:.2f})"
+            f"   hand-written batch parser: median {statistics.median(b['rate'] for b in bases):,.0f} rec/s "
+            f"(peak {max(b['peak_mb'] for b in bases):.0f} MB); ratio, median of {len(ratios)} alternated "
+            f"runs: {ratio:.2f} (per run {min(ratios):.2f}-{max(ratios):.2f}; target >= 0.5: "
+            f"{'OK' if ratio >= 0.5 else 'MISSED'}); CPU-time ratio {cpu_ratio:.2f}; load "
+            f"{min(loads):.1f}-{max(loads):.1f}"
         )
         rec = run("reconcile", str(last), str(work / "ncr.dat"))
         c = rec["counts"]

@@ -337,13 +337,15 @@ class ExtractReader(Protocol):
     """An adapter that reads a whole file of records in an endpoint's layout (a full extract: resync,
     reconciliation), outside the hub's flow: no staging, no done folder, nothing moved."""
 
-    def extract_lines(
+    def extract_blocks(
         self, endpoint: EndpointConfig, context: AdapterContext, path: Path
-    ) -> tuple[Iterator[tuple[int, bytes]], Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]]:
+    ) -> tuple[
+        Iterator[tuple[int, list[bytes]]], Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]
+    ]:
         """Check the whole file (header, trailer, counts; a file refused whole raises
-        :class:`~esb.exceptions.MessageError`), then return its detail records as ``(number, raw bytes)``
-        in file order, numbered from 1, and the function parsing one into ``(fields, None)`` or
-        ``(None, why it cannot be read)``."""
+        :class:`~esb.exceptions.MessageError`), then return its detail records in file order as blocks
+        ``(number of the block's first record, [raw bytes of each])``, numbered from 1, and the
+        function parsing one record into ``(fields, None)`` or ``(None, why it cannot be read)``."""
         ...
 
 

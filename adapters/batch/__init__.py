@@ -111,14 +111,16 @@ class BatchAdapter:
 
         return endpoint_jobs(endpoint, context)
 
-    def extract_lines(
+    def extract_blocks(
         self, endpoint: BatchEndpoint, context: Any, path: Path
-    ) -> tuple[Iterator[tuple[int, bytes]], Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]]:
+    ) -> tuple[
+        Iterator[tuple[int, list[bytes]]], Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]
+    ]:
         """``esb sync``: a full extract in the endpoint's layout, checked whole first, then its detail
-        records as raw bytes (numbered from 1) and the function that parses one."""
-        from adapters.batch.extracts import extract_lines
+        records as raw bytes in blocks (the first numbered from 1) and the function that parses one."""
+        from adapters.batch.extracts import extract_blocks
 
-        return extract_lines(endpoint, context, path)
+        return extract_blocks(endpoint, context, path)
 
     def fetches_extracts(self, endpoint: BatchEndpoint) -> bool:
         """A scheduled resync fetches its extract when the folder is remote (SFTP, FTP); a local one is

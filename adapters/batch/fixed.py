@@ -7,13 +7,14 @@ only the fields that are not text, and builds the dict with ``zip``. Whenever th
 (a decoding error, a bad number, an empty required field, a NUL in the data) it answers None and the
 reader's field-by-field parse runs instead: it gives the same values and the precise error message.
 
-:meth:`FixedPlan.parse_block` does the same for a whole block of lines (about 8,000 at a time) with a few
+:meth:`FixedPlan.parse_block` does the same for a whole block of lines (256 at a time) with a few
 C-level calls per block instead of per record: the fields of every line joined by NUL and decoded ONCE,
-stripped with ``map``, each converted field handled as one column (a slice of the flat list), the dicts
-built by ``map(dict, map(zip, ...))``. When anything in the block is not plain (a length, a decoding
-error, a NUL, an empty required field, a value a column conversion refuses) the block goes line by line
-through :meth:`FixedPlan.parse`, so the result is always exactly the per-line one (a property test checks
-it on any bytes). :func:`block_totals` does the same for the amount totals of the check pass.
+stripped with ``map``, each field handled as one column (a slice of the flat list), the dicts built by
+one generated dict display per record (:func:`dict_maker`). When anything in the block is not plain (a
+length, a decoding error, a NUL, an empty required field, a value a column conversion refuses) the block
+goes line by line through :meth:`FixedPlan.parse`, so the result is always exactly the per-line one (a
+property test checks it on any bytes). :func:`block_totals` does the same for the amount totals of the
+check pass.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class FixedPlan:
         self.columns = tuple(
             (n, column) for n, f in enumerate(fields) if (column := column_converter(f)) is not None
         )
+        self.record_dict = dict_maker(self.names)
 
     def parse(self, line: bytes) -> dict[str, Any] | None:
         """The record's fields, or None when the careful parse must decide (and explain)."""
@@ -202,19 +204,20 @@ class FixedPlan:
         step = self.count
         if len(joined) != len(records) * step:  # a NUL inside a field
             return None
-        texts: list[Any] = list(map(str.strip, joined))  # then converted in place, column by column
-        if not all(all(texts[n::step]) for n in self.required_columns):
+        texts = list(map(str.strip, joined))
+        columns: list[list[Any]] = [texts[n::step] for n in range(step)]  # then converted column by column
+        if not all(all(columns[n]) for n in self.required_columns):
             return None
         try:
             for n, convert in self.columns:
-                texts[n::step] = convert(texts[n::step])
+                columns[n] = convert(columns[n])
         except ValueError:
             return None
         for n in self.text_columns:  # '' -> None, only in the columns that hold an empty text
-            column: list[str] = texts[n::step]
+            column = columns[n]
             if not all(column):
-                texts[n::step] = list(map(_NONE_IF_EMPTY.get, column, column))
-        return list(map(dict, map(zip, repeat(self.names), zip(*[iter(texts)] * step, strict=True))))
+                columns[n] = list(map(_NONE_IF_EMPTY.get, column, column))
+        return list(map(self.record_dict, *columns))
 
     def unpacker(
         self, line_end: bytes
@@ -231,6 +234,17 @@ class FixedPlan:
         parts.append(f"{self.length - at + len(line_end)}x")
         record = Struct("".join(parts))
         return record.size, record.iter_unpack
+
+
+def dict_maker(names: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
+    """``lambda _0, _1, ...: {names[0]: _0, names[1]: _1, ...}``: one record's dict from its fields by
+    one dict display, as a hand-written parser builds it (about a third faster than
+    ``dict(zip(names, fields))``; the later of two equal names wins in both). The names are written as
+    ``repr`` literals, so nothing of the layout is ever code."""
+    params = ", ".join(f"_{n}" for n in range(len(names)))
+    items = ", ".join(f"{name!r}: _{n}" for n, name in enumerate(names))
+    maker: Callable[..., dict[str, Any]] = eval(f"lambda {params}: {{{items}}}", {"__builtins__": {}})  # noqa: S307
+    return maker
 
 
 def _one(index: int) -> Callable[[list[str]], tuple[str]]:

@@ -121,6 +121,12 @@ class FileRun:
         # the records' messages are created when the file is opened for handing out: one timestamp for all
         # (and not one clock read per record, a measurable share of a million-record file's time)
         self.created_at = datetime.now(UTC)
+        # the file span's traceparent (nothing when tracing is off): each record's route span its child
+        self.headers = {"batch-file": self.name, "batch-record": 0, "batch-sha256": self.sha}
+        self.headers.update(self.trace.headers)
+        #: Message's fields between ``id`` and ``headers``, in its order (correlation, causation, type,
+        #: source, schema): tests/unit/test_batch_fastpath.py checks them against keyword construction
+        self._envelope = (self.correlation_id, None, self.message_type, self.source, None)
         if self.watermark:
             self.log.info("resuming batch file", file=self.name, after_record=self.watermark)
 
@@ -128,7 +134,9 @@ class FileRun:
     def next_delivery(self) -> Delivery | None:
         """Return the next record's delivery; None when every record has been handed out."""
         body: dict[str, Any] | None
-        with self.lock:
+        # acquire/release, not ``with``: half the cost, measurable on a path taken once per record
+        self.lock.acquire()
+        try:
             if self.again:
                 number, body, count = self.again.popleft()
             else:
@@ -143,21 +151,12 @@ class FileRun:
                         return None
                     number, body = found
                     count = 1
-        message = Message(
-            body=body,
-            id=f"{self.prefix}:{number}",
-            correlation_id=self.correlation_id,
-            type=self.message_type,
-            source=self.source,
-            # the file span's traceparent (nothing when tracing is off): each record's route span its child
-            headers={
-                "batch-file": self.name,
-                "batch-record": number,
-                "batch-sha256": self.sha,
-                **self.trace.headers,
-            },
-            created_at=self.created_at,
-        )
+        finally:
+            self.lock.release()
+        headers = self.headers.copy()
+        headers["batch-record"] = number
+        # positional: a measurable share of a record's time is the keyword call (see _envelope)
+        message = Message(body, f"{self.prefix}:{number}", *self._envelope, headers, self.created_at)
         if count == 1:
             return Delivery(message, partial(self._settle, number, body, 1))
         return Delivery(message, partial(self._settle, number, body, count), delivery_count=count)
@@ -194,7 +193,8 @@ class FileRun:
         self, number: int, body: dict[str, Any] | None, count: int, error: BaseException | None
     ) -> None:
         """The ack of record ``number``'s delivery: hand it out again (error), or move the watermark."""
-        with self.lock:
+        self.lock.acquire()  # not ``with``: see next_delivery
+        try:
             if error is not None:
                 self.again.append((number, body, count + 1))
                 return
@@ -208,6 +208,8 @@ class FileRun:
             self._since_checkpoint += 1
             if self._since_checkpoint >= self.checkpoint_every:
                 self.checkpoint()
+        finally:
+            self.lock.release()
 
     def _reject(self, block: RecordBlock, index: int) -> None:
         """Write record ``index`` of ``block`` (which cannot be parsed) to the reject file; it is settled."""

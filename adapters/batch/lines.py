@@ -78,6 +78,16 @@ def chunk_lines(start: int, chunk: bytes) -> tuple[list[bytes], list[int]]:
     return lines, list(accumulate(sizes, initial=start))[1:]
 
 
+def split_lines(block: bytes) -> list[bytes]:
+    """The lines of ``block`` without their endings (CRLF or LF; a last line may lack one)."""
+    lines = block.split(b"\r\n")
+    if len(lines) - 1 != block.count(b"\n"):  # a line ends with a bare LF: not CRLF throughout
+        lines = [line[:-1] if line[-1:] == b"\r" else line for line in block.split(b"\n")]
+    if lines and not lines[-1] and block.endswith(b"\n"):
+        lines.pop()
+    return lines
+
+
 def iter_block_lines(stream: BinaryIO, offset: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
     """Like :func:`iter_lines`, reading 1 MB at a time (fewer calls per line)."""
     for start, chunk in iter_line_chunks(stream, offset, max_line_bytes):

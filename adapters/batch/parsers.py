@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
@@ -376,6 +377,35 @@ class DelimitedReader(LineReader):
         super().__init__(layout, encoding, max_line_bytes)
         self._column = layout.record_type.column if layout.record_type else None
         self._sep = layout.delimiter
+        self._detail_prefix = self._plain_detail_prefix()
+
+    def _plain_detail_prefix(self) -> bytes | None:
+        """The bytes every plain detail line starts with (its code in column 0, then the delimiter), when
+        the check pass may count such lines without splitting them: no totals to add, a detail code
+        unlike the control ones. None otherwise."""
+        code = self.detail_code
+        if self._column != 0 or not code or self.layout.checks.totals or code != code.strip():
+            return None
+        if code in (self.header_code, self.trailer_code):
+            return None
+        return (code + self._sep).encode(self.encoding)
+
+    def scan_details(
+        self, lines: list[bytes], first_no: int, summary: FileSummary, unreadable: list[int]
+    ) -> None:
+        """A block at a time when nothing but the count is checked: with no record types, or when every
+        line starts with the detail code and the delimiter (its code is the detail one, so no control
+        record is among them); else line by line."""
+        if not self.layout.checks.totals and (
+            self._column is None
+            or (
+                self._detail_prefix is not None
+                and sum(map(bytes.startswith, lines, repeat(self._detail_prefix))) == len(lines)
+            )
+        ):
+            summary.records += len(lines)
+            return
+        super().scan_details(lines, first_no, summary, unreadable)
 
     def _split(self, line: bytes) -> list[str]:
         text = line.decode(self.encoding)

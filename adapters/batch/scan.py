@@ -16,7 +16,7 @@ from operator import contains
 from typing import TYPE_CHECKING
 
 from adapters.batch.errors import BadFileError
-from adapters.batch.lines import LEGACY_CHINESE, check_encoding
+from adapters.batch.lines import LEGACY_CHINESE, check_encoding, split_lines
 
 if TYPE_CHECKING:
     from adapters.batch.parsers import FileSummary, LineReader
@@ -79,7 +79,7 @@ class Scanner:
             self._buf.clear()
 
     def _block(self, block: bytes) -> None:
-        lines = _split(block)
+        lines = split_lines(block)
         if not lines:
             return
         if max(map(len, lines)) > self.reader.max_line_bytes:
@@ -135,14 +135,3 @@ class Scanner:
             return
         reader.check_trailer_line(self._last, self.lines, self.summary, self.unreadable)
 
-
-def _split(block: bytes) -> list[bytes]:
-    """The lines of ``block`` without their endings (CRLF or LF; a last line may lack one)."""
-    newlines = block.count(b"\n")
-    if block.count(b"\r\n") == newlines:
-        lines = block.split(b"\r\n")
-    else:
-        lines = [line[:-1] if line[-1:] == b"\r" else line for line in block.split(b"\n")]
-    if lines and not lines[-1] and block.endswith(b"\n"):
-        lines.pop()
-    return lines

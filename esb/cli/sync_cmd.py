@@ -17,7 +17,7 @@ from esb.exceptions import ConfigError
 from esb.logging import configure_logging
 from esb.ops.common import load, open_journal, table, to_json
 from esb.project import Project
-from esb.resync.extract import extract_lines, extract_records
+from esb.resync.extract import extract_blocks, extract_records
 from esb.resync.reconcile import Reconciler, Reconciliation
 from esb.resync.resync import Resync
 from esb.sync.runs import COUNTS, KINDS, Run, SyncRuns
@@ -133,8 +133,8 @@ def resync(
         try:
             if extract is not None:
                 assert spec is not None
-                lines, parse = extract_lines(project, spec.extract, extract)
-                run = engine.run(lines, parse, str(extract.resolve()), restart=restart)
+                blocks, parse = extract_blocks(project, spec.extract, extract)
+                run = engine.run(blocks, parse, str(extract.resolve()), restart=restart)
             else:
                 run = _repair(engine, store, name, keys, report_id)
         finally:

@@ -21,23 +21,27 @@ if TYPE_CHECKING:
     from esb.resync.resync import Record
 
 
-def extract_lines(project: Project, endpoint: str, path: Path) -> tuple[Iterator[tuple[int, bytes]], Parse]:
-    """The records of the file ``path`` read as ``endpoint``'s layout: ``(number, raw)`` and their parser."""
+def extract_blocks(
+    project: Project, endpoint: str, path: Path
+) -> tuple[Iterator[tuple[int, list[bytes]]], Parse]:
+    """The records of the file ``path`` read as ``endpoint``'s layout, in blocks ``(number of the first,
+    raw records)``, and their parser."""
     reader = capability(project.adapter_for(endpoint), ExtractReader)
     if reader is None:
         kind = project.endpoint(endpoint).adapter
         raise ConfigError(f"{endpoint}: the {kind!r} adapter cannot read an extract (use a batch endpoint)")
     if not path.is_file():
         raise ConfigError(f"extract {path}: no such file")
-    return reader.extract_lines(project.endpoint(endpoint), project.context(endpoint), path)
+    return reader.extract_blocks(project.endpoint(endpoint), project.context(endpoint), path)
 
 
 def extract_records(project: Project, endpoint: str, path: Path) -> Iterator[Record]:
     """``(number, fields, error)`` per record of ``path`` (every record parsed: a reconciliation's read)."""
-    lines, parse = extract_lines(project, endpoint, path)
-    for number, raw in lines:
-        fields, error = parse(number, raw)
-        yield number, fields, error
+    blocks, parse = extract_blocks(project, endpoint, path)
+    for first, raws in blocks:
+        for number, raw in enumerate(raws, first):
+            fields, error = parse(number, raw)
+            yield number, fields, error
 
 
 def newest_extract(project: Project, endpoint: str) -> Path | None:

@@ -32,6 +32,7 @@ only to mark its keys seen.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 Record = tuple[int, dict[str, Any] | None, str | None]
 #: One raw extract record: its number in the file (from 1) and its bytes.
 Line = tuple[int, bytes]
+#: Consecutive raw extract records: the number of the first, and the bytes of each.
+Block = tuple[int, list[bytes]]
 #: Parses one raw record: ``(fields, None)`` or ``(None, why)``.
 Parse = Callable[[int, bytes], tuple[dict[str, Any] | None, str | None]]
 #: A chunk is closed (judged, sent, checkpointed) at ``chunk`` records to judge, or at this many times
@@ -125,9 +128,10 @@ class Resync:
         self.path.close()
 
     # -- the full resync ------------------------------------------------------------------------------
-    def run(self, lines: Iterable[Line], parse: Parse, source: str, *, restart: bool = False) -> Run:
-        """Resync from the extract at ``source``: its records as ``lines`` (number, raw bytes) and their
-        parser. Resumes the unfinished run over the same source unless ``restart``; returns the run."""
+    def run(self, blocks: Iterable[Block], parse: Parse, source: str, *, restart: bool = False) -> Run:
+        """Resync from the extract at ``source``: its records as ``blocks`` (number of the first, raw
+        bytes of each) and their parser. Resumes the unfinished run over the same source unless
+        ``restart``; returns the run."""
         assert self.spec is not None
         run = None if restart else self.runs.unfinished(self.name, "resync", source)
         if run is None:
@@ -137,24 +141,19 @@ class Resync:
         index = LineIndex(self.fingerprints, track=self.spec.delete_missing).load()
         try:
             todo: list[Line] = []
-            read, number = 0, run.checkpoint
-            for line in lines:
-                number, raw = line
-                if number <= run.checkpoint:  # judged before a resume: only its key is wanted
+            read, last = 0, run.checkpoint
+            for first, raws in blocks:
+                if first <= run.checkpoint:  # judged before a resume: only their keys are wanted
+                    done = min(len(raws), run.checkpoint - first + 1)
                     if self.spec.delete_missing:
-                        self._mark(line, parse, index)
-                    continue
-                read += 1
-                run.counts["read"] += 1
-                if index.take(raw):  # the same bytes as last time, the state not moved since: unchanged
-                    run.counts["unchanged"] += 1
-                else:
-                    todo.append(line)
-                if len(todo) >= self.spec.chunk or read >= SPAN * self.spec.chunk:
-                    self._close_chunk(run, todo, number, parse, index)
-                    todo, read = [], 0
+                        for line in zip(range(first, first + done), raws[:done], strict=True):
+                            self._mark(line, parse, index)
+                    first, raws = first + done, raws[done:]
+                if raws:
+                    todo, read = self._take(run, (first, raws), todo, read, (parse, index))
+                    last = first + len(raws) - 1
             if read:
-                self._close_chunk(run, todo, number, parse, index)
+                self._close_chunk(run, todo, last, parse, index)
             if self.spec.delete_missing:
                 self._delete_missing(run, index)
         except (EsbError, OSError) as exc:
@@ -162,6 +161,34 @@ class Resync:
             raise
         self.runs.finish(run)
         return run
+
+    def _take(
+        self, run: Run, block: Block, todo: list[Line], read: int, using: tuple[Parse, LineIndex]
+    ) -> tuple[list[Line], int]:
+        """Count the block's records the fingerprints recognise unchanged, add the others to the open
+        chunk's ``todo`` (``read`` records read so far), and close the chunk exactly where the
+        record-by-record rule would: at ``chunk`` records to judge or ``SPAN`` x ``chunk`` records read.
+        Returns the open chunk's records to judge and records read."""
+        assert self.spec is not None
+        (first, raws), (parse, index) = block, using
+        size, span = self.spec.chunk, SPAN * self.spec.chunk
+        misses = index.take_block(raws)  # positions of the records to judge, in order
+        at, m = 0, 0
+        while at < len(raws):
+            end = len(raws) - 1  # the block's last record to account for before the chunk closes
+            if m + size - len(todo) - 1 < len(misses):
+                end = misses[m + size - len(todo) - 1]
+            end = min(end, at + span - read - 1)
+            k = bisect_right(misses, end, m)
+            todo.extend((first + i, raws[i]) for i in misses[m:k])
+            taken = end - at + 1
+            run.counts["read"] += taken
+            run.counts["unchanged"] += taken - (k - m)
+            read, m, at = read + taken, k, end + 1
+            if len(todo) >= size or read >= span:
+                self._close_chunk(run, todo, first + end, parse, index)
+                todo, read = [], 0
+        return todo, read
 
     def _error(self, run: Run, what: str) -> None:
         """Count an error and keep the first ones (record number or key, and why)."""

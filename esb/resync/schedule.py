@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from esb.exceptions import EsbError
 from esb.logging import get_logger
-from esb.resync.extract import extract_lines, newest_extract
+from esb.resync.extract import extract_blocks, newest_extract
 from esb.runtime.leader import LeaderElection
 from esb.typing import ExtractFetcher, FetchedExtract, capability
 
@@ -90,7 +90,7 @@ class ResyncScheduler:
             with Journal(url, pool_size=2) as journal, SyncStore(url, pool_size=2) as store:
                 engine = Resync(self.project, journal, store, name, spec)
                 try:
-                    run = engine.run(*extract_lines(self.project, spec.extract, path), str(path.resolve()))
+                    run = engine.run(*extract_blocks(self.project, spec.extract, path), str(path.resolve()))
                 finally:
                     engine.close()
             error = None if run.status == "done" else (run.error or f"run {run.id} ended {run.status}")

@@ -21,6 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from esb.sync.rawrows import raw_pages
 from esb.sync.runtables import sync_lines
 from esb.sync.store import IN_CHUNK, SyncStore
 from esb.sync.tables import sync_state
@@ -56,18 +57,18 @@ class Fingerprints:
         """The fingerprint of one raw record."""
         return hashlib.blake2b(self.digest + raw, digest_size=16).hexdigest()
 
-    def snapshot(self, *, page: int = 10_000) -> Iterator[tuple[str, str | None]]:
+    def snapshot(self, *, page: int = 10_000) -> Iterator[list[tuple[str, str | None]]]:
         """Every key of the sync with its stored fingerprint when its state has not moved since that
-        fingerprint was judged, else None: ``(key, fingerprint | None)``, one streaming pass."""
+        fingerprint was judged, else None: pages of ``(key, fingerprint | None)``, one streaming pass
+        over the driver's cursor (:func:`~esb.sync.rawrows.raw_pages`: no SQLAlchemy row per key)."""
         on = sa.and_(_L.name == _S.name, _L.key == _S.key, _L.revision == _S.revision)
         query = (
             sa.select(_S.key, _L.line)
             .select_from(sa.outerjoin(sync_state, sync_lines, on))
             .where(_S.name == self.name)
-            .execution_options(yield_per=page)
         )
         with self.store.errors("sync lines"), self.store.read_engine().connect() as conn:
-            yield from ((row[0], row[1]) for row in conn.execute(query))
+            yield from raw_pages(conn, query, page, name="esb_sync_snapshot")
 
     def current(self, keys: Sequence[str]) -> list[str]:
         """The stored fingerprints of ``keys`` whose state has not moved since (one query per 500 keys)."""

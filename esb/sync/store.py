@@ -120,6 +120,7 @@ class SyncStore:
         self._engine: Engine | None = None
         self._dialect = ""
         self._final_state: Any = None
+        self._claim_statements: tuple[Any, Any, Any] | None = None
 
     def __enter__(self) -> SyncStore:
         self.connect()
@@ -309,29 +310,48 @@ class SyncStore:
         """:meth:`claim` each ``(write, revision read)`` in one transaction; return the keys claimed.
 
         For a resync's chunk of differences: the same compare-and-set per key as :meth:`claim` (a key
-        that moved since it was read is not written, and its caller judges it again), one commit.
+        that moved since it was read is not written, and its caller judges it again), one commit. The
+        three statements (insert a new key, update a versioned or an unversioned one) are built once per
+        store with bound parameters, so each key costs one execution of a cached statement.
         """
         claimed: set[str] = set()
         now = utcnow()
+        insert, versioned, unversioned = self._claims()
         with self.errors("sync claim"), self._writer().begin() as conn:
             for write, revision in claims:
                 row = write.row(now)
                 if revision is None:
-                    statement = self._insert().on_conflict_do_nothing(index_elements=["name", "key"])
-                    done = conn.execute(statement.returning(_T.revision), {**row, "revision": 1}).first()
+                    done = conn.execute(insert, {**row, "revision": 1}).first()
                 else:
-                    values = {**{k: v for k, v in row.items() if k not in ("name", "key")}}
-                    statement = (
-                        sa.update(sync_state)
-                        .where(_T.name == write.name, _T.key == write.key, _T.revision == revision)
-                        .where(_not_newer(write.version))
-                        .values({**values, "revision": _T.revision + 1})
-                        .returning(_T.revision)
-                    )
-                    done = conn.execute(statement).first()
+                    params = {f"w_{k}": v for k, v in row.items()}
+                    params["w_revision"] = revision
+                    done = conn.execute(unversioned if write.version is None else versioned, params).first()
                 if done is not None:
                     claimed.add(write.key)
         return claimed
+
+    def _claims(self) -> tuple[Any, Any, Any]:
+        """The statements of :meth:`claim_many`, built on first use: insert a new key (nothing when it
+        exists), update a key at the revision read (versioned: unless the stored version is newer)."""
+        if self._claim_statements is None:
+            insert = self._insert().on_conflict_do_nothing(index_elements=["name", "key"])
+            set_ = {
+                column: sa.bindparam(f"w_{column}", type_=sync_state.c[column].type)
+                for column in ("hash", "version", "deleted", "message_id", "updated_at", "body")
+            }
+            at_revision = sa.update(sync_state).where(
+                _T.name == sa.bindparam("w_name", type_=_T.name.type),
+                _T.key == sa.bindparam("w_key", type_=_T.key.type),
+                _T.revision == sa.bindparam("w_revision", type_=_T.revision.type),
+            )
+            at_revision = at_revision.values({**set_, "revision": _T.revision + 1})
+            versioned = at_revision.where(sa.or_(_T.version.is_(None), _T.version <= set_["version"]))
+            self._claim_statements = (
+                insert.returning(_T.revision),
+                versioned.returning(_T.revision),
+                at_revision.returning(_T.revision),
+            )
+        return self._claim_statements
 
     def advance(self, name: str, key: str, version: int, revision: int) -> bool:
         """Raise a key's stored version (nothing else changes) if the row is still at ``revision``.

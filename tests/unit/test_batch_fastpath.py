@@ -1,5 +1,5 @@
-"""The fast paths of fixed-width files (check while downloading, compiled record parse) agree with the
-careful line-by-line code on values and on every error message."""
+"""The fast paths of fixed-width files (check while downloading, compiled record parse, line splitting,
+the records' envelope) agree with the careful line-by-line code on values and on every error message."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from adapters.batch import scan
 from adapters.batch.errors import BadFileError
-from adapters.batch.fixed import FixedPlan
+from adapters.batch.fixed import FixedPlan, dict_maker
 from adapters.batch.layouts import load_layout
+from adapters.batch.lines import split_lines
 from adapters.batch.parsers import FixedWidthReader, LineReader
+from esb.message import Message
 from simulators.batch_files import charge_lines, header_line, trailer_line, write_charge_file
-from tests.unit.batch_helpers import CHARGE_LAYOUT, PROJECT
+from tests.unit.batch_helpers import CHARGE_LAYOUT, PROJECT, drain, local_source
 
 LAYOUT = load_layout(Path(CHARGE_LAYOUT), PROJECT)
 
@@ -147,3 +149,63 @@ def test_scan_of_a_staged_file_counts_records_and_first_offset(tmp_path: Path) -
     summary = _reader().scan(path)
     assert summary.records == 3_000
     assert summary.first_offset == len(header_line()) + 2
+
+
+def _plain_split(block: bytes) -> list[bytes]:
+    """The plain split: CRLF throughout when every LF follows a CR, else LF with a CR before it dropped."""
+    if block.count(b"\r\n") == block.count(b"\n"):
+        lines = block.split(b"\r\n")
+    else:
+        lines = [line[:-1] if line[-1:] == b"\r" else line for line in block.split(b"\n")]
+    if lines and not lines[-1] and block.endswith(b"\n"):
+        lines.pop()
+    return lines
+
+
+@given(st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", "张".encode("gb18030"), b" "]), max_size=30))
+def test_split_lines_cuts_any_bytes_as_the_plain_split_does(parts: list[bytes]) -> None:
+    """split_lines (one count fewer): the same lines as the plain split, whatever the line endings."""
+    block = b"".join(parts)
+    assert split_lines(block) == _plain_split(block)
+
+
+def test_a_records_message_is_the_one_keyword_construction_gives(tmp_path: Path) -> None:
+    """The positional Message of each record: every field as the keyword call of the envelope sets it."""
+    file_name = "CHG_571_20240531_001.dat"
+    (tmp_path / "inbox").mkdir()
+    write_charge_file(tmp_path / "inbox" / file_name, 3)
+    (tmp_path / "inbox" / f"{file_name}.ok").write_bytes(b"")
+    with local_source(tmp_path) as source:
+        source.poll_now()
+        deliveries = drain(source)
+    assert len(deliveries) == 3
+    for number, delivery in enumerate(deliveries, 1):
+        got = delivery.message
+        sha = got.headers["batch-sha256"]
+        expected = Message(
+            body=got.body,
+            id=f"{sha[:16]}:{number}",
+            correlation_id=f"batch:{sha[:16]}",
+            type="billing.charge_record",
+            source=got.source,
+            headers={"batch-file": file_name, "batch-record": number, "batch-sha256": sha},
+            created_at=got.created_at,
+        )
+        assert got == expected
+        assert list(got.headers) == ["batch-file", "batch-record", "batch-sha256"]
+        assert got.source == "billing"  # the system of endpoint billing.charges_in
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        pytest.param(("a", "b", "c"), id="plain"),
+        pytest.param(("it's", 'say "hi"', "a\\b", "名称"), id="quotes-backslash-chinese"),
+        pytest.param(("a", "b", "a"), id="a-name-twice"),
+        pytest.param(("__import__('os')",), id="code-like"),
+    ],
+)
+def test_dict_maker_builds_what_dict_of_zip_builds(names: tuple[str, ...]) -> None:
+    """The generated record builder: the same dict as dict(zip(names, fields)), names only ever data."""
+    fields = [f"v{n}" for n in range(len(names))]
+    assert dict_maker(names)(*fields) == dict(zip(names, fields, strict=True))

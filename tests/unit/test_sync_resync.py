@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from esb.cli.main import cli
 from esb.journal import Journal
 from esb.project import Project
-from esb.resync.extract import extract_lines, extract_records
+from esb.resync.extract import extract_blocks, extract_records
 from esb.resync.reconcile import Reconciler
 from esb.resync.resync import Resync
 from esb.sync.runs import Run, SyncRuns
@@ -55,7 +55,7 @@ def resync(project: Project, records: list[dict[str, str]], name: str = "full.da
     with Journal(project.settings.journal.url) as journal, SyncStore(project.settings.journal.url) as store:
         engine = Resync(project, journal, store, SYNC, spec, progress=kwargs.pop("progress", None))
         try:
-            return engine.run(*extract_lines(project, spec.extract, path), str(path), **kwargs)
+            return engine.run(*extract_blocks(project, spec.extract, path), str(path), **kwargs)
         finally:
             engine.close()
 

@@ -80,6 +80,46 @@ def test_a_claim_never_writes_an_older_version(store: SyncStore) -> None:
     assert state.hash == "h1"
 
 
+def _claim_cases() -> list[tuple[SyncWrite, int | None]]:
+    """Claims over keys C1-C3 stored at revision 1 (C3 unversioned): each kind of outcome."""
+    return [
+        (write("C1", 11, "h2", message_id="m2"), 1),  # at the revision read, newer: written
+        (write("C2", 9, "old"), 1),  # an older version: refused
+        (write("C3", None, "h3", deleted=True, message_id=None, body=None), 1),  # unversioned, deleted
+        (write("C4", 5, "new"), None),  # a new key: inserted
+        (write("C1", 12, "h4"), 1),  # the revision moved (by the first claim): refused
+        (write("C2", None, "h5"), None),  # "new" but the key exists: refused
+    ]
+
+
+def _seeded(url: str) -> SyncStore:
+    opened = SyncStore(url)
+    opened.connect()
+    for key, version in (("C1", 10), ("C2", 10), ("C3", None)):
+        assert opened.claim(write(key, version), None)
+    return opened
+
+
+def _rows(opened: SyncStore) -> list[tuple[object, ...]]:
+    states = opened.get_many("customer-billing", ["C1", "C2", "C3", "C4"], bodies=True)
+    return sorted(
+        (s.key, s.hash, s.version, s.deleted, s.message_id, s.revision, s.body) for s in states.values()
+    )
+
+
+def test_claim_many_claims_and_writes_exactly_what_claim_does_key_by_key(tmp_path: Path) -> None:
+    """claim_many's prepared statements: the same keys claimed and the same rows as claim() one by one."""
+    slow, fast = _seeded(f"sqlite:///{tmp_path / 'slow.db'}"), _seeded(f"sqlite:///{tmp_path / 'fast.db'}")
+    try:
+        one_by_one = {w.key for w, revision in _claim_cases() if slow.claim(w, revision)}
+        assert fast.claim_many(_claim_cases()) == one_by_one == {"C1", "C3", "C4"}
+        assert _rows(fast) == _rows(slow)
+        assert fast.claim_many(_claim_cases()[:1]) == set()  # the same statements again: C1 moved
+    finally:
+        slow.close()
+        fast.close()
+
+
 def test_advance_moves_only_the_version(store: SyncStore) -> None:
     """advance raises the version (not below the stored one) and keeps hash and message id."""
     store.claim(write(version=10), None)
