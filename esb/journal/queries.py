@@ -52,6 +52,21 @@ def _latest_state() -> Any:
     )
 
 
+def _dead_lettered_since(flt: Filter) -> Any:
+    """``(id, route) IN`` the messages dead-lettered since the window's start (on its route, if given).
+
+    A window starts from these (a message is dead-lettered after it is received) instead of the latest
+    state of every message of the window (a day of a busy route is 300,000 messages). The select reads
+    only ``ix_events_dead_lettered`` (a partial index holding ``at, message_id, route, state``): no event
+    row is read, one index entry per dead letter since then.
+    """
+    e = events.c
+    dead = sa.select(e.message_id, e.route).where(e.state == "dead_lettered", e.at >= flt.since)
+    if flt.route is not None:
+        dead = dead.where(e.route == flt.route)
+    return sa.tuple_(messages.c.id, messages.c.route).in_(dead)
+
+
 def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:
     """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``."""
     state = _latest_state().label("state")
@@ -77,10 +92,7 @@ def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()
     if flt.state is not None:
         conditions.append(_latest_state() == flt.state)
     if flt.state == "dead_lettered" and flt.since is not None:
-        # a window: start from the dead-letter events since then (a partial index) instead of the latest
-        # state of every message of the window (a day of a busy route is 300,000 messages)
-        dead = sa.select(events.c.message_id).where(events.c.state == "dead_lettered")
-        conditions.append(messages.c.id.in_(dead.where(events.c.at >= flt.since)))
+        conditions.append(_dead_lettered_since(flt))
     conditions.extend(extra)
     stmt = stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
     rows = conn.execute(stmt).mappings().all()

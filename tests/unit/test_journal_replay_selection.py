@@ -1,0 +1,101 @@
+"""Replay's selection by state over a time window: the path that starts from the dead letters since the
+window's start gives exactly what the latest state of every message of the window gives (the slow path),
+and reads the dead-letter index alone."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import esb.journal.journal as journal_module
+from esb.journal import Journal
+from esb.journal.queries import Filter, _dead_lettered_since
+from esb.journal.schema import messages
+from esb.message import Message, utcnow
+
+ROUTES = ("crm-order-to-iom", "fault112-to-hub")
+#: What happens to a message after it is received: the events written, each with its delay in hours.
+FATES: dict[str, list[tuple[str, float]]] = {
+    "delivered": [("delivered", 0.01)],
+    "dead at once": [("failed", 0.01), ("dead_lettered", 0.02)],
+    "dead days later": [("redelivered", 50.0), ("dead_lettered", 50.1)],
+    "dead, replayed, delivered": [("dead_lettered", 0.02), ("replayed", 30.0), ("delivered", 30.1)],
+    "dead, replayed, dead again": [("dead_lettered", 0.02), ("replayed", 80.0), ("dead_lettered", 80.1)],
+    "still failing": [("failed", 0.5)],
+}
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    """An empty journal in a SQLite file."""
+    with Journal(f"sqlite:///{tmp_path / 'journal.db'}") as opened:
+        yield opened
+
+
+def fill(journal: Journal, monkeypatch: pytest.MonkeyPatch, start: datetime, count: int) -> None:
+    """Journal ``count`` messages over ten days from ``start`` on two routes, each with a random fate."""
+    rng = random.Random(18)
+    writes: list[tuple[datetime, str, Message, str]] = []
+    for n in range(count):
+        route, received = rng.choice(ROUTES), start + timedelta(hours=rng.uniform(0, 240))
+        message = Message(body=b"{}", id=f"m{n:04d}")
+        writes.append((received, route, message, "received"))
+        for state, hours in FATES[rng.choice(list(FATES))]:
+            writes.append((received + timedelta(hours=hours), route, message, state))
+    for when, route, message, state in sorted(writes, key=lambda w: w[0]):
+        monkeypatch.setattr(journal_module, "utcnow", lambda when=when: when)
+        if state == "received":
+            journal.received(route, message)
+        else:
+            journal.event(route, message, state, endpoint="dlq.orders" if state == "dead_lettered" else None)
+    monkeypatch.undo()
+
+
+def slow_path(journal: Journal, route: str | None, since: datetime, until: datetime) -> list[str]:
+    """The messages of the window whose latest state is dead_lettered, read message by message."""
+    every = journal.find(route=route, since=since, until=until, limit=10_000)
+    return [f"{r.id}@{r.route}" for r in every if r.state == "dead_lettered"]
+
+
+def test_the_dead_letter_window_selection_equals_the_latest_state_of_every_message(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over old and recent windows, with and without a route: the same messages, in the same order,
+    including those dead-lettered days after the window and those replayed since."""
+    start = utcnow() - timedelta(days=12)
+    fill(journal, monkeypatch, start, 600)
+    checked = 0
+    for day in (0, 2, 5, 9):
+        for hours in (1, 24, 72):
+            since = start + timedelta(days=day)
+            until = since + timedelta(hours=hours)
+            for route in (None, *ROUTES):
+                fast = journal.find(
+                    route=route, since=since, until=until, state="dead_lettered", limit=10_000
+                )
+                expected = slow_path(journal, route, since, until)
+                assert [f"{r.id}@{r.route}" for r in fast] == expected, (day, hours, route)
+                assert all(r.state == "dead_lettered" for r in fast)
+                checked += len(expected)
+    assert checked > 100, "the windows hold dead letters of every kind"
+
+
+def test_the_selection_reads_only_the_dead_letter_index(journal: Journal) -> None:
+    """SQLite's plan for the dead letters since a time reads ``ix_events_dead_lettered`` as a covering
+    index (no event row per dead letter)."""
+    flt = Filter(route=ROUTES[0], since=utcnow(), state="dead_lettered")
+    subquery = _dead_lettered_since(flt).right.element
+    engine = sa.create_engine(journal.url)
+    try:
+        with engine.connect() as conn:
+            sql = str(subquery.compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    finally:
+        engine.dispose()
+    assert "COVERING INDEX ix_events_dead_lettered" in plan, plan
+    assert messages.name not in plan
