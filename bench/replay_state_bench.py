@@ -9,7 +9,11 @@ shapes run alternately, each pinned to its index with ``INDEXED BY``:
 
 - ``before``: ``id IN`` the dead letters since the window's start, read through the index on ``at``
   (an event row per dead letter), the query of ``esb replay --state dead_lettered`` before 0009;
-- ``after``: ``(id, route) IN`` the dead letters since then on the route, read from the covering index.
+- ``after``: ``(id, route) IN`` the dead letters since then on the route, read from the covering index;
+- ``window``: the window's messages newest first, each one's latest state checked, until 1,000 are found.
+
+``Journal.find`` now takes ``after`` when fewer dead letters since the window's start than messages in the
+window are counted (each up to 5,000 index entries), else ``window``: printed per window as "takes".
 
 Windows: a day a month old, a day in the middle, ten minutes a month old, the last day. Printed per
 window and shape: the median over ``--rounds`` rounds of wall and CPU (process) time in ms, the ratio
@@ -44,7 +48,25 @@ SHAPES = {
     "after": SELECT + f"(m.id, m.route) IN (SELECT message_id, route FROM events INDEXED BY {COVERING}"
     " WHERE state = 'dead_lettered' AND at >= :since AND route = :route)"
     " ORDER BY m.received_at DESC, m.id LIMIT 1000",
+    "window": SELECT + "1 = 1 ORDER BY m.received_at DESC, m.id LIMIT 1000",
 }
+PROBE = 5_000  # esb.journal.queries.PROBE
+COUNT_DEAD = (
+    f"SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY {COVERING}"
+    " WHERE state = 'dead_lettered' AND at >= :since AND route = :route LIMIT :probe)"
+)
+COUNT_WINDOW = (
+    "SELECT count(*) FROM (SELECT 1 FROM messages WHERE received_at >= :since AND received_at < :until"
+    " LIMIT :probe)"
+)
+
+
+def chosen(db: sqlite3.Connection, since: datetime, until: datetime) -> str:
+    """The shape ``Journal.find`` takes for this window (``queries._few_dead_letters``)."""
+    params = {"route": ROUTE, "since": str(since), "until": str(until), "probe": PROBE}
+    dead = db.execute(COUNT_DEAD, params).fetchone()[0]
+    window = db.execute(COUNT_WINDOW, params).fetchone()[0]
+    return "after" if dead < PROBE and dead < window else "window"
 
 
 def load() -> str:
@@ -93,6 +115,7 @@ def main() -> None:
             for name, sql in SHAPES.items():  # alternated: before, after, before, after...
                 wall, cpu, rows = run(db, sql, since, since + length)
                 samples[name].append((wall, cpu, rows, load()))
+        print(f"{label}: find() takes {chosen(db, since, since + length)!r}")
         base = statistics.median(s[0] for s in samples["before"])
         for name, found in samples.items():
             wall = statistics.median(s[0] for s in found)
@@ -100,7 +123,7 @@ def main() -> None:
             rows = {s[2] for s in found}
             loads = ",".join(s[3] for s in found)
             print(f"{label:22} {name:7} {wall:9.1f} {cpu:9.1f} {wall / base:6.2f} {rows.pop():>6}  {loads}")
-        if {s[2] for s in samples["before"]} != {s[2] for s in samples["after"]}:
+        if len({frozenset(s[2] for s in found) for found in samples.values()}) != 1:
             raise SystemExit(f"{label}: the two shapes found different rows")
 
 

@@ -1,6 +1,7 @@
-"""Replay's selection by state over a time window: the path that starts from the dead letters since the
-window's start gives exactly what the latest state of every message of the window gives (the slow path),
-and reads the dead-letter index alone."""
+"""Replay's selection by state over a time window: both ways of selecting dead letters (from the dead
+letters since the window's start, or from the window's messages newest first) give exactly what the
+latest state of every message of the window gives (the slow path); the one with fewer index entries to
+read is chosen; the dead letters are read from the dead-letter index alone."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 import esb.journal.journal as journal_module
-from esb.journal import Journal
-from esb.journal.queries import Filter, _dead_lettered_since
+from esb.journal import Journal, queries
+from esb.journal.queries import Filter, _dead_lettered_since, _few_dead_letters
 from esb.journal.schema import messages
 from esb.message import Message, utcnow
 
@@ -37,15 +38,21 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
         yield opened
 
 
-def fill(journal: Journal, monkeypatch: pytest.MonkeyPatch, start: datetime, count: int) -> None:
-    """Journal ``count`` messages over ten days from ``start`` on two routes, each with a random fate."""
+def fill(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch, start: datetime, count: int, dead_share: float = 0.0
+) -> None:
+    """Journal ``count`` messages over ten days from ``start`` on two routes, each with a random fate
+    (``dead_share`` > 0: delivered, or dead at once for that share, as a busy journal's messages are)."""
     rng = random.Random(18)
     writes: list[tuple[datetime, str, Message, str]] = []
     for n in range(count):
         route, received = rng.choice(ROUTES), start + timedelta(hours=rng.uniform(0, 240))
         message = Message(body=b"{}", id=f"m{n:04d}")
         writes.append((received, route, message, "received"))
-        for state, hours in FATES[rng.choice(list(FATES))]:
+        fate = rng.choice(list(FATES))
+        if dead_share:
+            fate = "dead at once" if rng.random() < dead_share else "delivered"
+        for state, hours in FATES[fate]:
             writes.append((received + timedelta(hours=hours), route, message, state))
     for when, route, message, state in sorted(writes, key=lambda w: w[0]):
         monkeypatch.setattr(journal_module, "utcnow", lambda when=when: when)
@@ -62,13 +69,17 @@ def slow_path(journal: Journal, route: str | None, since: datetime, until: datet
     return [f"{r.id}@{r.route}" for r in every if r.state == "dead_lettered"]
 
 
+@pytest.mark.parametrize(
+    "from_dead_letters", [pytest.param(True, id="from-dead-letters"), pytest.param(False, id="from-window")]
+)
 def test_the_dead_letter_window_selection_equals_the_latest_state_of_every_message(
-    journal: Journal, monkeypatch: pytest.MonkeyPatch
+    journal: Journal, monkeypatch: pytest.MonkeyPatch, from_dead_letters: bool
 ) -> None:
-    """Over old and recent windows, with and without a route: the same messages, in the same order,
-    including those dead-lettered days after the window and those replayed since."""
+    """Over old and recent windows, with and without a route, either way: the same messages, in the same
+    order, including those dead-lettered days after the window and those replayed since."""
     start = utcnow() - timedelta(days=12)
     fill(journal, monkeypatch, start, 600)
+    monkeypatch.setattr(queries, "_few_dead_letters", lambda conn, flt: from_dead_letters)
     checked = 0
     for day in (0, 2, 5, 9):
         for hours in (1, 24, 72):
@@ -83,6 +94,24 @@ def test_the_dead_letter_window_selection_equals_the_latest_state_of_every_messa
                 assert all(r.state == "dead_lettered" for r in fast)
                 checked += len(expected)
     assert checked > 100, "the windows hold dead letters of every kind"
+
+
+def test_the_side_with_fewer_entries_is_chosen(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An old short window starts from its messages (every later dead letter would be read otherwise); a
+    recent long one from the dead letters since its start."""
+    start = utcnow() - timedelta(days=12)
+    fill(journal, monkeypatch, start, 600, dead_share=0.05)
+    engine = sa.create_engine(journal.url)
+    try:
+        with engine.connect() as conn:
+            old_hour = Filter(since=start + timedelta(hours=1), until=start + timedelta(hours=7))
+            recent_days = Filter(since=start + timedelta(days=8), until=start + timedelta(days=12))
+            assert not _few_dead_letters(conn, old_hour)
+            assert _few_dead_letters(conn, recent_days)
+            monkeypatch.setattr(queries, "PROBE", 3)
+            assert not _few_dead_letters(conn, recent_days), "past PROBE dead letters: from the window"
+    finally:
+        engine.dispose()
 
 
 def test_the_selection_reads_only_the_dead_letter_index(journal: Journal) -> None:
