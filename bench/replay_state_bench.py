@@ -91,7 +91,7 @@ def main() -> None:
     db = sqlite3.connect(args.path)
     started = time.perf_counter()
     db.execute(
-        f"CREATE INDEX IF NOT EXISTS {COVERING} ON events (at, message_id, route, state)"
+        f"CREATE INDEX IF NOT EXISTS {COVERING} ON events (at, id, message_id, route, state)"
         " WHERE state = 'dead_lettered'"
     )
     print(f"covering index ready in {time.perf_counter() - started:.0f} s (load {load()})")

@@ -57,8 +57,8 @@ def _latest_state() -> Any:
 def _dead_lettered_since(flt: Filter) -> Any:
     """``(id, route) IN`` the messages dead-lettered since the window's start (on its route, if given).
 
-    The select reads only ``ix_events_dead_lettered`` (partial, holding ``at, message_id, route,
-    state``): one index entry per dead letter since then, no event row.
+    The select reads only ``ix_events_dead_lettered`` (partial, holding ``at, id, message_id,
+    route, state``): one index entry per dead letter since then, no event row.
     """
     return sa.tuple_(messages.c.id, messages.c.route).in_(_dead_since(flt))
 

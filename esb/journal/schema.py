@@ -114,11 +114,12 @@ events = sa.Table(
     # time windows (esb stats, counts, the console's rates): the route is checked on the rows of the window
     sa.Index("ix_events_at", "at"),
     # a few rows: dead letters listed newest first without scanning every event (partial index); it
-    # holds what their selection reads (message, route; the state of its condition: SQLite then needs
-    # no event row)
+    # holds what reading them needs (the list's order at, id; message, route; the state of its
+    # condition: SQLite then reads no event row)
     sa.Index(
         "ix_events_dead_lettered",
         "at",
+        "id",
         "message_id",
         "route",
         "state",

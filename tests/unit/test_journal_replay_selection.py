@@ -9,6 +9,7 @@ import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,6 @@ import sqlalchemy as sa
 import esb.journal.journal as journal_module
 from esb.journal import Journal, queries
 from esb.journal.queries import Filter, _dead_lettered_since, _few_dead_letters
-from esb.journal.schema import messages
 from esb.message import Message, utcnow
 
 ROUTES = ("crm-order-to-iom", "fault112-to-hub")
@@ -114,17 +114,29 @@ def test_the_side_with_fewer_entries_is_chosen(journal: Journal, monkeypatch: py
         engine.dispose()
 
 
-def test_the_selection_reads_only_the_dead_letter_index(journal: Journal) -> None:
-    """SQLite's plan for the dead letters since a time reads ``ix_events_dead_lettered`` as a covering
-    index (no event row per dead letter)."""
+def plan(engine: sa.Engine, sql: str, params: Any = ()) -> str:
+    """SQLite's query plan of ``sql``, its steps joined."""
+    with engine.connect() as conn:
+        return " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+
+
+def test_dead_letters_are_read_from_the_dead_letter_index_alone(journal: Journal) -> None:
+    """The replay selection's dead letters since a time, and a page of the dead-letter list (newest first,
+    after a cursor), read ``ix_events_dead_lettered`` as a covering index, in its order: no event row,
+    no scan of every event by time."""
     flt = Filter(route=ROUTES[0], since=utcnow(), state="dead_lettered")
-    subquery = _dead_lettered_since(flt).right.element
     engine = sa.create_engine(journal.url)
+    statements: list[tuple[str, Any]] = []
+    sa.event.listen(journal._read(), "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
     try:
         with engine.connect() as conn:
-            sql = str(subquery.compile(conn, compile_kwargs={"literal_binds": True}))
-            plan = " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+            selection = str(
+                _dead_lettered_since(flt).right.element.compile(conn, compile_kwargs={"literal_binds": True})
+            )
+        journal.dead_letters(route=ROUTES[0], before=(utcnow(), 10), limit=5)
+        page = plan(engine, *statements[0])
+        assert "COVERING INDEX ix_events_dead_lettered" in plan(engine, selection)
+        assert "SEARCH events USING COVERING INDEX ix_events_dead_lettered" in page, page
+        assert "TEMP B-TREE" not in page, page
     finally:
         engine.dispose()
-    assert "COVERING INDEX ix_events_dead_lettered" in plan, plan
-    assert messages.name not in plan
