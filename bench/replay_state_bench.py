@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/replay_state_bench.py /tmp/j/journal.db [--rounds 3]
 
-The journal is a SQLite file filled by ``bench/journal_fill.py`` (with the dead-letter index on ``at``
-alone, as before 0009); it is opened with the bare ``sqlite3`` module (no migration). The covering index
-of 0009 is built beside the old one under another name (the time it takes is printed), then the two
+The journal is a SQLite file filled by ``bench/journal_fill.py``, opened with the bare ``sqlite3`` module
+(no migration). The dead-letter index as it was before 0009 (on ``at``) and as 0009 makes it are built
+under names of the bench's own (the time each takes is printed; both are dropped at the end), then the
 shapes run alternately, each pinned to its index with ``INDEXED BY``:
 
 - ``before``: ``id IN`` the dead letters since the window's start, read through the index on ``at``
@@ -32,6 +32,11 @@ from datetime import datetime, timedelta
 
 ROUTE = "crm-order-to-iom"
 COVERING = "ix_bench_dead_lettered_covering"
+BEFORE = "ix_bench_dead_lettered_at"
+INDEXES = {
+    BEFORE: "events (at) WHERE state = 'dead_lettered'",  # ix_events_dead_lettered before 0009
+    COVERING: "events (at, id, message_id, route, state) WHERE state = 'dead_lettered'",  # after 0009
+}
 LATEST = (
     "(SELECT e.state FROM events AS e WHERE e.message_id = m.id AND e.route = m.route"
     " ORDER BY e.id DESC LIMIT 1)"
@@ -42,7 +47,7 @@ SELECT = (
     f" AND {LATEST} = 'dead_lettered' AND "
 )
 SHAPES = {
-    "before": SELECT + "m.id IN (SELECT message_id FROM events INDEXED BY ix_events_dead_lettered"
+    "before": SELECT + f"m.id IN (SELECT message_id FROM events INDEXED BY {BEFORE}"
     " WHERE state = 'dead_lettered' AND at >= :since)"
     " ORDER BY m.received_at DESC, m.id LIMIT 1000",
     "after": SELECT + f"(m.id, m.route) IN (SELECT message_id, route FROM events INDEXED BY {COVERING}"
@@ -83,18 +88,26 @@ def run(db: sqlite3.Connection, sql: str, since: datetime, until: datetime) -> t
 
 
 def main() -> None:
-    """Build the covering index beside the old one, then time both shapes alternately."""
+    """Build the dead-letter indexes of before and after 0009, time the shapes alternately, drop them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", help="a SQLite journal filled by journal_fill.py")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     db = sqlite3.connect(args.path)
-    started = time.perf_counter()
-    db.execute(
-        f"CREATE INDEX IF NOT EXISTS {COVERING} ON events (at, id, message_id, route, state)"
-        " WHERE state = 'dead_lettered'"
-    )
-    print(f"covering index ready in {time.perf_counter() - started:.0f} s (load {load()})")
+    for name, definition in INDEXES.items():
+        started = time.perf_counter()
+        db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}")
+        print(f"{name} ready in {time.perf_counter() - started:.0f} s (load {load()})")
+    try:
+        measure(db, args.rounds)
+    finally:
+        for name in INDEXES:
+            db.execute(f"DROP INDEX IF EXISTS {name}")
+        db.close()
+
+
+def measure(db: sqlite3.Connection, rounds: int) -> None:
+    """Time the shapes alternately over each window; print the medians."""
     dead = db.execute("SELECT count(*) FROM events WHERE state = 'dead_lettered'").fetchone()[0]
     oldest, newest = (
         datetime.fromisoformat(v)
@@ -111,7 +124,7 @@ def main() -> None:
     print(f"{'window':22} {'shape':7} {'wall ms':>9} {'cpu ms':>9} {'ratio':>6} {'rows':>6}  loads")
     for label, (since, length) in windows.items():
         samples: dict[str, list[tuple[float, float, int, str]]] = {name: [] for name in SHAPES}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for name, sql in SHAPES.items():  # alternated: before, after, before, after...
                 wall, cpu, rows = run(db, sql, since, since + length)
                 samples[name].append((wall, cpu, rows, load()))
