@@ -56,7 +56,7 @@ INDEXES = (
     ("ix_messages_received_at", "messages", "received_at", None),
     ("ix_events_message_id", "events", "message_id", None),
     ("ix_events_at", "events", "at", None),
-    ("ix_events_dead_lettered", "events", "at", "state = 'dead_lettered'"),
+    ("ix_events_dead_lettered", "events", "at, id, message_id, route, state", "state = 'dead_lettered'"),
     ("ix_business_keys_value", "business_keys", "value", None),
 )
 MESSAGE_COLS = (

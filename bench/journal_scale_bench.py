@@ -111,6 +111,23 @@ def measure(url: str, keys: dict[str, list[str]]) -> list[str]:
         )
         out.append(
             figures(
+                "replay selection: + --state dead_lettered, 10 min",
+                [
+                    timed(
+                        lambda s=s: journal.find(
+                            route=CRM_ROUTE,
+                            since=s,
+                            until=s + timedelta(minutes=10),
+                            state="dead_lettered",
+                            limit=1000,
+                        )
+                    )
+                    for s in starts
+                ],
+            )
+        )
+        out.append(
+            figures(
                 "replay selection: + --state dead_lettered, 1 day",
                 [
                     timed(

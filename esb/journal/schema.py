@@ -113,10 +113,16 @@ events = sa.Table(
     sa.Index("ix_events_message_id", "message_id"),
     # time windows (esb stats, counts, the console's rates): the route is checked on the rows of the window
     sa.Index("ix_events_at", "at"),
-    # a few rows: dead letters listed newest first without scanning every event (partial index)
+    # a few rows: dead letters listed newest first without scanning every event (partial index); it
+    # holds what reading them needs (the list's order at, id; message, route; the state of its
+    # condition: SQLite then reads no event row)
     sa.Index(
         "ix_events_dead_lettered",
         "at",
+        "id",
+        "message_id",
+        "route",
+        "state",
         sqlite_where=sa.text("state = 'dead_lettered'"),
         postgresql_where=sa.text("state = 'dead_lettered'"),
     ),

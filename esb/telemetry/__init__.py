@@ -11,8 +11,9 @@ Where the hooks are::
                                     continues the trace of the ``traceparent`` in message.headers
     step(route, kind, processor)    wraps a route step's processor at build time (steps: transform...)
     delivery(route, endpoint, msg)  one write to one endpoint (outlet)
-    process_step(...)               one step of a process instance (engine runner)
-    remember(instance_id)           the context a process instance was started in (its steps' parent)
+    process_step(..., traceparent)  one step of a process instance (engine runner), child of the
+                                    context its instance was started in (stored with the instance:
+                                    ``inject`` into the instance's row at its start)
     batch_file(system, name)        one batch file, from its opening to its end: its records' route
                                     spans are its children (its ``headers`` go on each record), its
                                     rejected records events on it
@@ -89,13 +90,16 @@ class Tracer(Protocol):
         ...
 
     def process_step(
-        self, process: str, instance_id: str, step: str, kind: str
+        self,
+        process: str,
+        instance_id: str,
+        step: str,
+        kind: str,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> AbstractContextManager[Span]:
-        """Span of one step of a process instance, parented to the context the instance started in."""
-        ...
-
-    def remember(self, instance_id: str) -> None:
-        """Keep the current context as the parent of ``instance_id``'s step spans."""
+        """Span of one step of a process instance, child of the W3C context its instance stored when it
+        started (``traceparent``/``tracestate``; none or malformed: the step starts a new trace)."""
         ...
 
     def batch_file(self, system: str, name: str) -> FileSpan:
@@ -173,12 +177,17 @@ class NoopTracer:
         """Return the shared no-op scope."""
         return _NOOP_SCOPE
 
-    def process_step(self, process: str, instance_id: str, step: str, kind: str) -> _NoopScope:
+    def process_step(
+        self,
+        process: str,
+        instance_id: str,
+        step: str,
+        kind: str,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+    ) -> _NoopScope:
         """Return the shared no-op scope."""
         return _NOOP_SCOPE
-
-    def remember(self, instance_id: str) -> None:
-        """Do nothing."""
 
     def batch_file(self, system: str, name: str) -> _NoopFileSpan:
         """Return the shared no-op file span."""
@@ -203,6 +212,14 @@ def tracer() -> Tracer:
 def inject(carrier: MutableMapping[str, Any]) -> None:
     """Write the current trace context into ``carrier`` (outbound headers); nothing when tracing is off."""
     _active[0].inject(carrier)
+
+
+def current_context() -> dict[str, str]:
+    """Return the current span's W3C ``traceparent`` (and ``tracestate``) to store, as header names;
+    empty when tracing is off or no span is current (what a process instance keeps at its start)."""
+    found: dict[str, str] = {}
+    _active[0].inject(found)
+    return found
 
 
 def carried(message: Message) -> Message:

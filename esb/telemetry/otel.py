@@ -9,7 +9,6 @@ in-memory exporter and the hub's does not leak into them.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -24,14 +23,11 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from esb.telemetry import Processor
+from esb.telemetry import TRACEPARENT, TRACESTATE, Processor
 
 if TYPE_CHECKING:
     from esb.config.settings import TelemetrySettings
     from esb.message import Message
-
-#: Process instances whose start context is kept for their steps' spans (oldest forgotten first).
-REMEMBERED_INSTANCES = 10_000
 
 
 class _HeaderGetter(Getter[Mapping[str, Any]]):
@@ -151,8 +147,6 @@ class OTelTracer:
         self.provider = provider
         self.tracer = provider.get_tracer("esb")
         self.propagator = TraceContextTextMapPropagator()
-        self._instances: OrderedDict[str, otel_context.Context] = OrderedDict()
-        self._lock = threading.Lock()
 
     @contextmanager
     def route(self, route: str, message: Message) -> Iterator[_OTelSpan]:
@@ -185,10 +179,21 @@ class OTelTracer:
             yield _OTelSpan(span)
 
     @contextmanager
-    def process_step(self, process: str, instance_id: str, step: str, kind: str) -> Iterator[_OTelSpan]:
-        """Span of one process step, child of the span the instance was started in (when remembered)."""
-        with self._lock:
-            parent = self._instances.get(instance_id)
+    def process_step(
+        self,
+        process: str,
+        instance_id: str,
+        step: str,
+        kind: str,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+    ) -> Iterator[_OTelSpan]:
+        """Span of one process step, child of the context its instance stored when it started (from any
+        hub process, before or after a restart); without one (or a malformed one), a new trace."""
+        carrier = {TRACEPARENT: traceparent} if traceparent else {}
+        if traceparent and tracestate:
+            carrier[TRACESTATE] = tracestate
+        parent = self.propagator.extract(carrier)
         attributes = {
             "esb.process": process,
             "esb.process.instance": instance_id,
@@ -199,17 +204,6 @@ class OTelTracer:
             f"process {process} {kind}", context=parent, attributes=attributes
         ) as span:
             yield _OTelSpan(span)
-
-    def remember(self, instance_id: str) -> None:
-        """Keep the current context as the parent of the instance's step spans (bounded, in memory)."""
-        current = otel_context.get_current()
-        if not trace.get_current_span(current).get_span_context().is_valid:
-            return
-        with self._lock:
-            self._instances[instance_id] = current
-            self._instances.move_to_end(instance_id)
-            while len(self._instances) > REMEMBERED_INSTANCES:
-                self._instances.popitem(last=False)
 
     def batch_file(self, system: str, name: str) -> OTelFileSpan:
         """Start the span of one batch file (a new trace: a file has no trace context of its own)."""

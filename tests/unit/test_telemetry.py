@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -21,6 +22,7 @@ from esb.exceptions import MappingError, RemoteError
 from esb.journal import Journal
 from esb.message import Message
 from esb.process.engine import ProcessStore, Runner
+from esb.process.engine.tables import process_instances
 from esb.project import Project
 from esb.runtime.worker import RouteWorker
 from esb.telemetry.otel import OTelTracer
@@ -29,7 +31,7 @@ from esb.testing import BROKER
 from simulators.batch_files import charge_lines, header_line, trailer_line
 from tests.unit.batch_helpers import drain, drop, local_source
 from tests.unit.routes_fixture import FakeTransforms, make_project
-from tests.unit.test_process_engine import ACTIVATE, RESERVE, FakeResources, process
+from tests.unit.test_process_engine import ACTIVATE, RESERVE, FakeResources, instance, process
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -237,6 +239,62 @@ def test_process_steps_are_children_of_the_span_that_started_the_instance(
         assert step.context.trace_id == int(UPSTREAM_TRACE, 16)
         assert attrs(step)["esb.process.instance"] == instance_id
     assert attrs(steps[1])["esb.process.step"] == "reserve"
+
+
+def start_traced(url: str, headers: dict[str, str]) -> tuple[str, ReadableSpan]:
+    """Start an instance of RESERVE, ACTIVATE inside its trigger's route span, with tracing on in a hub
+    that then stops (its tracer and store gone); return the instance id and the trigger's span."""
+    with recorded_spans() as first, ProcessStore(url) as store:
+        trigger = Message(body={"id": "o-1"}, id="trigger-o-1", headers=headers)
+        with telemetry.tracer().route("process:crm.orders", trigger):
+            instance_id = Runner(store, FakeResources(), owner="hub-1").start(
+                process([RESERVE, ACTIVATE]), trigger
+            )
+        return instance_id, first.one("route process:crm.orders")
+
+
+def test_process_steps_continue_the_trace_after_a_restart(tmp_path: Path) -> None:
+    """An instance started in one hub has its steps run by another tracer and store (a restart or a
+    takeover) as children of the span its trigger was taken in: the context is stored with it."""
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    instance_id, taken = start_traced(url, {"traceparent": TRACEPARENT, "tracestate": "esb=1"})
+    with recorded_spans() as spans, ProcessStore(url) as store:
+        Runner(store, FakeResources(), owner="hub-2").run_due()
+    steps = [s for s in spans.all() if s.name.startswith("process p ")]
+    assert [s.name for s in steps] == ["process p call", "process p send"]
+    for step in steps:
+        assert step.context.trace_id == int(UPSTREAM_TRACE, 16)
+        assert parent(step) == taken.context.span_id
+        assert step.context.trace_state.get("esb") == "1"
+        assert attrs(step)["esb.process.instance"] == instance_id
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [pytest.param(None, id="started-with-tracing-off"), pytest.param("00-not-a-trace-01", id="malformed")],
+)
+def test_a_step_without_a_valid_stored_context_starts_a_trace_of_its_own(
+    tmp_path: Path, stored: str | None
+) -> None:
+    """An instance started with tracing off (or holding a malformed context) runs its steps as roots of
+    new traces, and completes."""
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    with ProcessStore(url) as store:
+        runner = Runner(store, FakeResources(), owner="hub-1")
+        instance_id = runner.start(process([RESERVE]), Message(body={"id": "o-1"}, id="trigger-o-1"))
+        with store.begin("test") as conn:
+            row = conn.execute(
+                sa.select(process_instances).where(process_instances.c.id == instance_id)
+            ).one()
+            assert (row.traceparent, row.tracestate) == (None, None)
+            conn.execute(process_instances.update().values(traceparent=stored))
+        with recorded_spans() as spans:
+            runner.run_due()
+        status = instance(store, instance_id).status
+    step = spans.one("process p call")
+    assert step.parent is None
+    assert step.context.trace_id != int(UPSTREAM_TRACE, 16)
+    assert status == "completed"
 
 
 def test_enabled_settings_build_a_sampling_tracer_and_shut_it_down() -> None:

@@ -32,7 +32,7 @@ from esb.process.engine.stepkinds import StepKinds
 from esb.process.engine.store import STUCK, Claim, LeaseLostError, ProcessStore
 from esb.process.engine.tables import process_instances
 from esb.process.steps import CallStep, ForeachStep, ParallelStep, StepBase
-from esb.telemetry import tracer
+from esb.telemetry import TRACEPARENT, TRACESTATE, current_context, tracer
 
 #: Steps one claim runs at most before the instance goes back to the queue (a goto loop cannot hog).
 MAX_STEPS_PER_CLAIM = 100
@@ -87,6 +87,7 @@ class Runner:
         )
         check_transition(process.machine, None, process.initial_state)
         keys = key_values(process, data, process.initial_state)
+        context = current_context()  # the trigger's span: the parent of the instance's step spans
         now = self.clock()
         t = process_instances.c
         with self.store.begin("start") as conn:
@@ -113,10 +114,11 @@ class Runner:
                     partial=False,
                     created_at=now,
                     updated_at=now,
+                    traceparent=context.get(TRACEPARENT),
+                    tracestate=context.get(TRACESTATE),
                 )
             )
             record_keys(conn, process.process, instance_id, keys)
-        tracer().remember(instance_id)  # the trigger's span: the parent of the instance's step spans
         return instance_id
 
     # -- the loop ---------------------------------------------------------------------------------------
@@ -209,13 +211,16 @@ class Runner:
                 if self._cancel_requested(conn, claim, row, definition):
                     return True
         if row.status in ("compensating", "cancelling"):
-            with tracer().process_step(row.process, row.id, f"undo@{row.position}", "undo"):
+            undoing = f"undo@{row.position}"
+            with tracer().process_step(row.process, row.id, undoing, "undo", row.traceparent, row.tracestate):
                 return undo.step(self, claim, row, definition)
         if row.position >= len(definition.steps):
             undo.end(self, claim, row, definition, row.state if row.state in _ENDINGS else "completed")
             return False
         step = definition.steps[row.position]
-        with tracer().process_step(row.process, row.id, step.name, step_kind(step)) as span:
+        with tracer().process_step(
+            row.process, row.id, step.name, step_kind(step), row.traceparent, row.tracestate
+        ) as span:
             if isinstance(step, ParallelStep | ForeachStep):
                 go_on = branches.tick(self, claim, row, definition, step)
             else:

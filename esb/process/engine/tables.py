@@ -8,7 +8,9 @@ them. Times are :class:`~esb.journal.schema.UTCDateTime`; JSON is ``JSON``/``JSO
 - ``process_instances``: one row per instance: its position, data, TMF state, ``partial`` (a join
   ended partial and went on), ``wake_at`` (the due time
   of its timer, None while it only waits for a message), its lease (owner, until) and ``fence``, the
-  counter every write of the lease holder is guarded by.
+  counter every write of the lease holder is guarded by; ``traceparent``/``tracestate``: the W3C trace
+  context the instance was started in (its steps' spans continue that trace after a restart or on
+  another hub; NULL when tracing was off), added by the migration ``0008_process_trace_context``.
 - ``process_keys``: the business keys of each instance (replies and cancels find it by them).
 - ``process_steps``: one row per attempt of a step (or of an undo), with its idempotency key.
 - ``process_branches``: the branches of a ``parallel`` or ``foreach`` step: each one's position,
@@ -53,6 +55,8 @@ process_instances = sa.Table(
     sa.Column("partial", sa.Boolean(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("traceparent", sa.String(), nullable=True),
+    sa.Column("tracestate", sa.String(), nullable=True),
     sa.ForeignKeyConstraint(["definition_hash"], ["process_definitions.hash"], name="fk_instances_def"),
     sa.UniqueConstraint("process", "trigger_id", name="uq_process_instances_trigger"),
     sa.Index("ix_process_instances_status_wake_at", "status", "wake_at"),
