@@ -6,7 +6,7 @@ the steps of an instance waiting across a hub restart, or taken over by another 
 their order started in (before: a context kept in the starting hub's memory only).
 
 Revision ID: 0008_process_trace_context
-Revises: 0006_journal_compact
+Revises: 0007_sync_target_ids
 Create Date: 2026-12-06
 
 (0007 is the journal's, on a branch not yet merged: the lead re-chains this one after it.)
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_process_trace_context"
-down_revision = "0006_journal_compact"
+down_revision = "0007_sync_target_ids"
 branch_labels = None
 depends_on = None
 

@@ -14,7 +14,6 @@ Revision ID: 0009_dead_letter_index_covering
 Revises: 0008_process_trace_context
 Create Date: 2026-12-06
 
-(0007 is the journal's and 0008 the process store's, on branches not yet merged: the lead re-chains.)
 """
 
 from __future__ import annotations
