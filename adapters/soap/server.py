@@ -210,7 +210,7 @@ class _Registry:
             existing = service.bindings.get(binding.info.name)
             if existing is not None and existing.endpoint_name == binding.endpoint_name:
                 binding = existing
-            service.bindings[binding.info.name] = binding
+            service.bind(binding)
             binding.inbox.readers += 1
             return listener, binding
 
@@ -224,7 +224,7 @@ class _Registry:
             binding.inbox.readers -= 1
             service = listener.services.get(options.path)
             if binding.inbox.readers <= 0 and service is not None:
-                service.bindings.pop(binding.info.name, None)
+                service.unbind(binding.info.name)
                 orphans = binding.inbox.drain()
                 if not service.bindings:
                     listener.services.pop(options.path, None)
