@@ -151,6 +151,14 @@ _KEEP: list[Any] = []
 STAGES: list[Any] = []  # the hub's stage counters, with --profile
 
 
+def _log_file() -> Any:
+    """Where the servers' log lines go: /dev/null, or the file $BENCH_LOG names (never stdout: the
+    parent reads the server's answers there)."""
+    log = open(os.environ.get("BENCH_LOG", os.devnull), "wb")  # noqa: SIM115 - open for the process's life
+    _KEEP.append(log)
+    return log
+
+
 def serve_hub(port: int, args: argparse.Namespace, folder: Path) -> Any:
     """The hub on :func:`hub_project`, logging as ``esb run`` does (JSON lines, here to /dev/null)."""
     from esb.logging import configure_logging
@@ -159,9 +167,7 @@ def serve_hub(port: int, args: argparse.Namespace, folder: Path) -> Any:
 
     os.environ["BENCH_CRM_PASSWORD"] = PASSWORD
     project = Project.load(hub_project(folder, port, args.threads, args.concurrency), environ={})
-    log = open(os.environ.get("BENCH_LOG", os.devnull), "wb")  # noqa: SIM115 - open for the process's life
-    _KEEP.append(log)
-    configure_logging(project.settings.logging.level, project.settings.logging.format, log)
+    configure_logging(project.settings.logging.level, project.settings.logging.format, _log_file())
     if args.profile:
         STAGES.append(soap_profile.install())
     hub = Hub(project)
@@ -169,12 +175,63 @@ def serve_hub(port: int, args: argparse.Namespace, folder: Path) -> Any:
     return hub
 
 
+class _Listener:
+    """The listener alone: the hub's SOAPSource with a thread that acks each request at once (no route,
+    no journal): what the listener itself costs over the bare handler."""
+
+    def __init__(self, port: int, threads: int, data_dir: Path) -> None:
+        from adapters.soap.config import SOAPEndpoint
+        from adapters.soap.source import SOAPSource
+        from esb.config.settings import Settings
+        from esb.context import AdapterContext
+        from esb.logging import configure_logging
+
+        configure_logging("info", "json", _log_file())  # as the hub's settings.yaml has it
+        os.environ["BENCH_CRM_PASSWORD"] = PASSWORD
+        listen = {
+            "port": port,
+            "path": PATH,
+            "threads": threads,
+            "unwrap": True,
+            "auth": {"users": [{"username": USER, "password_env": "BENCH_CRM_PASSWORD"}]},
+        }
+        endpoint = SOAPEndpoint.model_validate(
+            {
+                "adapter": "soap",
+                "wsdl": "config/contracts/crm/esb-crm.wsdl",
+                "operation": "SubmitBillingAccount",
+                "listen": listen,
+            }
+        )
+        context = AdapterContext(Settings(data_dir=data_dir), ROOT, "crm.soap_billing_accounts")
+        self.source = SOAPSource(endpoint, context)
+        self.source.connect()
+        self.stopping = threading.Event()
+        threading.Thread(target=self._route, daemon=True).start()
+
+    def _route(self) -> None:
+        while not self.stopping.is_set():
+            delivery = self.source.read(0.1)
+            if delivery is not None:
+                delivery.ack()
+
+    def stop(self) -> None:
+        """Stop acking and serving."""
+        self.stopping.set()
+        self.source.close()
+
+
 def serve(kind: str, port: int, args: argparse.Namespace) -> None:
     """Run one server, print ``ready`` once it serves, then obey stdin until it closes: ``reset`` starts
     the stage counters (``--profile``), ``report N`` prints them as JSON for N answered requests."""
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": expected here
     with tempfile.TemporaryDirectory(prefix="soap-bench-") as tmp:
-        running = serve_bare(port, args.threads) if kind == "bare" else serve_hub(port, args, Path(tmp))
+        if kind == "bare":
+            running = serve_bare(port, args.threads)
+        elif kind == "listener":
+            running = _Listener(port, args.threads, Path(tmp))
+        else:
+            running = serve_hub(port, args, Path(tmp))
         print("ready", flush=True)
         for line in sys.stdin:
             command, _, count = line.strip().partition(" ")
@@ -183,7 +240,7 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
             elif command == "report":
                 found = soap_profile.figures(STAGES[0], int(count)) if STAGES else {}
                 print(json.dumps(found), flush=True)
-        running.stop() if kind == "hub" else running.close()
+        running.close() if kind == "bare" else running.stop()
 
 
 def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
@@ -311,21 +368,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="server threads (both servers)")
     parser.add_argument("--concurrency", type=int, default=1, help="the hub route's workers")
     parser.add_argument("--profile", action="store_true", help="the hub's CPU per request by stage")
-    parser.add_argument("--serve", choices=("hub", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--kinds", default="bare,listener,hub", help="servers to compare, in turns (bare first: the baseline)"
+    )
+    parser.add_argument("--serve", choices=("hub", "bare", "listener"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args)
         return
-    servers = {kind: start_server(kind, args) for kind in ("bare", "hub")}
-    figures: dict[str, list[dict[str, float]]] = {"bare": [], "hub": []}
+    kinds = args.kinds.split(",")
+    servers = {kind: start_server(kind, args) for kind in kinds}
+    figures: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     try:
         for run in range(args.runs):
-            for kind in ("bare", "hub") if run % 2 == 0 else ("hub", "bare"):
+            for kind in kinds if run % 2 == 0 else kinds[::-1]:
                 row = window(*servers[kind], args)
                 figures[kind].append(row)
                 print(
-                    f"run {run + 1} {kind:4}  {row['rps']:7.0f} req/s"
+                    f"run {run + 1} {kind:8}  {row['rps']:7.0f} req/s"
                     f" | server CPU {row['cpu_us']:5.0f} µs/req"
                     f" | clients' CPU {row['client_us']:4.0f} µs/req | load {row['load']:.1f}",
                     flush=True,
@@ -335,20 +396,31 @@ def main() -> None:
             assert proc.stdin is not None
             proc.stdin.close()
             proc.wait(30)
+    summary(figures, args)
+
+
+def summary(figures: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+    """Print each server's medians and, against the bare handler, the ratios: of the medians and the
+    median of each run's own ratio (both measured in that run)."""
     med = {k: {f: statistics.median(r[f] for r in rows) for f in FIGURES} for k, rows in figures.items()}
-    if args.profile:
-        stages = {
-            s: statistics.median(r["stages"][s] for r in figures["hub"]) for s in figures["hub"][0]["stages"]
-        }
+    if args.profile and "hub" in figures:
+        hub = figures["hub"]
+        stages = {s: statistics.median(r["stages"][s] for r in hub) for s in hub[0]["stages"]}
         print(f"\nthe hub's CPU per request by stage (medians of {args.runs} windows):")
         print(soap_profile.table(stages, med["hub"]["cpu_us"]))
-    print(
-        f"median of {args.runs}: bare {med['bare']['rps']:.0f} req/s "
-        f"({med['bare']['cpu_us']:.0f} µs CPU/req), "
-        f"hub {med['hub']['rps']:.0f} req/s ({med['hub']['cpu_us']:.0f} µs CPU/req): "
-        f"ratio {med['hub']['rps'] / med['bare']['rps']:.2f} (target >= 0.8), "
-        f"CPU ratio bare/hub {med['bare']['cpu_us'] / med['hub']['cpu_us']:.2f}"
-    )
+    load = f"{args.clients} x {args.connections} connections, {args.threads} threads"
+    print(f"\nmedians of {args.runs} runs ({load}):")
+    base = med["bare"]
+    for kind, figure in med.items():
+        line = f"{kind:8} {figure['rps']:7.0f} req/s, {figure['cpu_us']:5.0f} µs server CPU/req"
+        if kind != "bare":
+            runs = [r["rps"] / b["rps"] for r, b in zip(figures[kind], figures["bare"], strict=True)]
+            line += (
+                f" | ratio {figure['rps'] / base['rps']:.2f} (median of the runs' own: "
+                f"{statistics.median(runs):.2f}; target >= 0.8) | CPU bare/{kind} "
+                f"{base['cpu_us'] / figure['cpu_us']:.2f}"
+            )
+        print(line)
 
 
 if __name__ == "__main__":
