@@ -230,6 +230,8 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
             running = serve_bare(port, args.threads)
         elif kind == "listener":
             running = _Listener(port, args.threads, Path(tmp))
+            if args.profile:
+                STAGES.append(soap_profile.install())
         else:
             running = serve_hub(port, args, Path(tmp))
         print("ready", flush=True)
@@ -403,11 +405,12 @@ def summary(figures: dict[str, list[dict[str, float]]], args: argparse.Namespace
     """Print each server's medians and, against the bare handler, the ratios: of the medians and the
     median of each run's own ratio (both measured in that run)."""
     med = {k: {f: statistics.median(r[f] for r in rows) for f in FIGURES} for k, rows in figures.items()}
-    if args.profile and "hub" in figures:
-        hub = figures["hub"]
-        stages = {s: statistics.median(r["stages"][s] for r in hub) for s in hub[0]["stages"]}
-        print(f"\nthe hub's CPU per request by stage (medians of {args.runs} windows):")
-        print(soap_profile.table(stages, med["hub"]["cpu_us"]))
+    for kind in ("listener", "hub") if args.profile else ():
+        if kind in figures:
+            rows = figures[kind]
+            stages = {s: statistics.median(r["stages"][s] for r in rows) for s in rows[0]["stages"]}
+            print(f"\n{kind}: CPU per request by stage (medians of {args.runs} windows):")
+            print(soap_profile.table(stages, med[kind]["cpu_us"]))
     load = f"{args.clients} x {args.connections} connections, {args.threads} threads"
     print(f"\nmedians of {args.runs} runs ({load}):")
     base = med["bare"]
