@@ -225,6 +225,8 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
     """Run one server, print ``ready`` once it serves, then obey stdin until it closes: ``reset`` starts
     the stage counters (``--profile``), ``report N`` prints them as JSON for N answered requests."""
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N": expected here
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     with tempfile.TemporaryDirectory(prefix="soap-bench-") as tmp:
         if kind == "bare":
             running = serve_bare(port, args.threads)
@@ -260,6 +262,8 @@ def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[
             str(args.threads),
             "--concurrency",
             str(args.concurrency),
+            "--switch-interval",
+            str(args.switch_interval),
             *(["--profile"] if args.profile else []),
         ],
         stdin=subprocess.PIPE,
@@ -369,6 +373,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per process")
     parser.add_argument("--threads", type=int, default=8, help="server threads (both servers)")
     parser.add_argument("--concurrency", type=int, default=1, help="the hub route's workers")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.0,
+        help="sys.setswitchinterval of the server processes, seconds (0: Python's default, 5 ms)",
+    )
     parser.add_argument("--profile", action="store_true", help="the hub's CPU per request by stage")
     parser.add_argument(
         "--kinds", default="bare,listener,hub", help="servers to compare, in turns (bare first: the baseline)"
@@ -408,9 +418,12 @@ def summary(figures: dict[str, list[dict[str, float]]], args: argparse.Namespace
     for kind in ("listener", "hub") if args.profile else ():
         if kind in figures:
             rows = figures[kind]
-            stages = {s: statistics.median(r["stages"][s] for r in rows) for s in rows[0]["stages"]}
+            stages = {
+                s: [statistics.median(r["stages"][s][i] for r in rows) for i in (0, 1)]
+                for s in rows[0]["stages"]
+            }
             print(f"\n{kind}: CPU per request by stage (medians of {args.runs} windows):")
-            print(soap_profile.table(stages, med[kind]["cpu_us"]))
+            print(soap_profile.table(stages, med[kind]["cpu_us"], med[kind]["rps"]))
     load = f"{args.clients} x {args.connections} connections, {args.threads} threads"
     print(f"\nmedians of {args.runs} runs ({load}):")
     base = med["bare"]

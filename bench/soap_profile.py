@@ -1,10 +1,10 @@
 """Where the SOAP listener's CPU goes, per request: the hub process's thread CPU time by stage.
 
-Used by ``soap_listener_bench.py --profile``: the hub process wraps the functions of each stage with
-route_profile.py's exclusive timers (thread CPU time, ``time.thread_time``; a nested timed call counts in
-its own stage, not its caller's) and reports the figures per answered request. What no stage covers
-(waitress parsing HTTP and writing answers, its I/O loop, the route worker's loop, thread switches) is
-the process's CPU (from /proc, all threads) minus the stages' sum.
+Used by ``soap_listener_bench.py --profile``: the server process wraps the functions of each stage with
+route_profile.py's exclusive timers (thread CPU time, ``time.thread_time``, and wall time; a nested timed
+call counts in its own stage, not its caller's) and reports the figures per answered request. What no
+stage covers (waitress parsing HTTP and writing answers, its I/O loop, the route worker's loop, thread
+switches) is the process's CPU (from /proc, all threads) minus the stages' sum.
 """
 
 from __future__ import annotations
@@ -65,17 +65,26 @@ def _timed_processor(stages: Stages, processor: Any) -> Any:
     return stages.wrap("logging", processor)
 
 
-def figures(stages: Stages, answered: int) -> dict[str, float]:
-    """CPU µs per answered request by stage."""
-    return {stage: stages.cpu.get(stage, 0.0) * 1e6 / max(answered, 1) for stage, _, _ in STAGES}
+def figures(stages: Stages, answered: int) -> dict[str, list[float]]:
+    """Per answered request, by stage: [CPU µs, wall µs] (wall: the time its calls took, waits included)."""
+    per = 1e6 / max(answered, 1)
+    return {
+        stage: [stages.cpu.get(stage, 0.0) * per, stages.wall.get(stage, 0.0) * per] for stage, _, _ in STAGES
+    }
 
 
-def table(by_stage: dict[str, float], process_us: float) -> str:
-    """The figures for people: stage, CPU µs per request, share of the process's CPU."""
-    lines = [f"{'stage':44} {'CPU µs/req':>10} {'share':>6}"]
-    for stage, us in by_stage.items():
-        lines.append(f"{stage:44} {us:10.1f} {us / process_us:6.1%}")
-    rest = process_us - sum(by_stage.values())
+def table(by_stage: dict[str, list[float]], process_us: float, rps: float) -> str:
+    """The figures for people: stage, CPU µs per request and its share of the process's CPU, wall µs per
+    request. The route worker is one thread: its stages' wall times add up to at most 1e6 / rps."""
+    lines = [f"{'stage':44} {'CPU µs/req':>10} {'share':>6} {'wall µs/req':>11}"]
+    for stage, (cpu, wall) in by_stage.items():
+        lines.append(f"{stage:44} {cpu:10.1f} {cpu / process_us:6.1%} {wall:11.1f}")
+    rest = process_us - sum(cpu for cpu, _ in by_stage.values())
     lines.append(f"{'waitress HTTP + I/O loop, switches, other':44} {rest:10.1f} {rest / process_us:6.1%}")
-    lines.append(f"{'hub process CPU per request (all threads)':44} {process_us:10.1f}")
+    lines.append(f"{'server process CPU per request (all threads)':44} {process_us:10.1f}")
+    worker = sum(wall for stage, (_, wall) in by_stage.items() if not stage.startswith("listener"))
+    lines.append(
+        f"{'route worker wall per request (its stages)':44} {worker:10.1f}"
+        f" of {1e6 / rps:.0f} µs between two answers"
+    )
     return "\n".join(lines)
