@@ -325,7 +325,7 @@ def _server_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> dict[str, float]:
+def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> dict[str, Any]:
     """Load one server for a warm-up second and ``args.seconds``; return its figures."""
     context = mp.get_context("fork")
     queue: Any = context.Queue()
@@ -391,7 +391,7 @@ def main() -> None:
         return
     kinds = args.kinds.split(",")
     servers = {kind: start_server(kind, args) for kind in kinds}
-    figures: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
+    figures: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     try:
         for run in range(args.runs):
             for kind in kinds if run % 2 == 0 else kinds[::-1]:
@@ -411,7 +411,7 @@ def main() -> None:
     summary(figures, args)
 
 
-def summary(figures: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+def summary(figures: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
     """Print each server's medians and, against the bare handler, the ratios: of the medians and the
     median of each run's own ratio (both measured in that run)."""
     med = {k: {f: statistics.median(r[f] for r in rows) for f in FIGURES} for k, rows in figures.items()}
