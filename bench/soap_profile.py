@@ -83,8 +83,9 @@ def table(by_stage: dict[str, list[float]], process_us: float, rps: float) -> st
     lines.append(f"{'waitress HTTP + I/O loop, switches, other':44} {rest:10.1f} {rest / process_us:6.1%}")
     lines.append(f"{'server process CPU per request (all threads)':44} {process_us:10.1f}")
     worker = sum(wall for stage, (_, wall) in by_stage.items() if not stage.startswith("listener"))
-    lines.append(
-        f"{'route worker wall per request (its stages)':44} {worker:10.1f}"
-        f" of {1e6 / rps:.0f} µs between two answers"
-    )
+    if by_stage.get("journal: ingress", [0.0])[0]:  # a route worker ran (the hub), not an acking thread
+        lines.append(
+            f"{'route worker wall per request (its stages)':44} {worker:10.1f}"
+            f" of {1e6 / rps:.0f} µs between two answers"
+        )
     return "\n".join(lines)
