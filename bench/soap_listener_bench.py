@@ -15,6 +15,9 @@ Two servers, each in its own process (so each one's CPU is its own):
   threads, the same HTTP basic check (``check_basic``), the same capped read and hardened parse
   (``read_body``, ``esb.xmlsafe.parse_xml``), then 202. Nothing stored.
 
+- **hub-nojournal** (diagnostic, only when asked with ``--kinds``): the hub with the journal's writes
+  stubbed out (nothing stored: the 202 no longer means "stored"), to show what the journal costs.
+
 The load: ``--clients`` processes with ``--connections`` keep-alive sockets each, sending a prepared
 request and reading the answer with plain sockets (no HTTP library: its CPU would bound both sides).
 Runs alternate (bare, hub, then hub, bare, ...); each window starts after a warm-up second. Printed per
@@ -52,6 +55,7 @@ from tests.integration.soap_project import free_port, siebel_account  # noqa: E4
 
 PATH = "/soap/crm"
 FIGURES = ("rps", "cpu_us", "client_us", "load")
+KINDS = ("bare", "listener", "hub", "hub-nojournal")
 USER, PASSWORD = "siebel", "crm-secret"
 ROUTE = "bench-crm-billing-accounts-in"
 ENVELOPE = (
@@ -159,6 +163,17 @@ def _log_file() -> Any:
     return log
 
 
+def stub_journal() -> None:
+    """Diagnostic only (kind ``hub-nojournal``): the journal's writes return at once, nothing is stored.
+    It breaks the adapter's contract (a 202 no longer means "stored"): it shows what the journal costs."""
+    from esb.journal.journal import Journal
+
+    Journal.received = lambda self, route, message, **_: True  # type: ignore[method-assign]
+    Journal.received_many = lambda self, route, items: [True] * len(items)  # type: ignore[method-assign]
+    for name in ("settle_many", "event", "mark_delivered", "business_keys"):
+        setattr(Journal, name, lambda *_a, **_k: None)
+
+
 def serve_hub(port: int, args: argparse.Namespace, folder: Path) -> Any:
     """The hub on :func:`hub_project`, logging as ``esb run`` does (JSON lines, here to /dev/null)."""
     from esb.logging import configure_logging
@@ -235,6 +250,8 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
             if args.profile:
                 STAGES.append(soap_profile.install())
         else:
+            if kind == "hub-nojournal":
+                stub_journal()
             running = serve_hub(port, args, Path(tmp))
         print("ready", flush=True)
         for line in sys.stdin:
@@ -381,9 +398,11 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="the hub's CPU per request by stage")
     parser.add_argument(
-        "--kinds", default="bare,listener,hub", help="servers to compare, in turns (bare first: the baseline)"
+        "--kinds",
+        default="bare,listener,hub",
+        help="servers to compare, in turns (bare first: the baseline); hub-nojournal: diagnostic only",
     )
-    parser.add_argument("--serve", choices=("hub", "bare", "listener"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -398,7 +417,7 @@ def main() -> None:
                 row = window(*servers[kind], args)
                 figures[kind].append(row)
                 print(
-                    f"run {run + 1} {kind:8}  {row['rps']:7.0f} req/s"
+                    f"run {run + 1} {kind:13}  {row['rps']:7.0f} req/s"
                     f" | server CPU {row['cpu_us']:5.0f} µs/req"
                     f" | clients' CPU {row['client_us']:4.0f} µs/req | load {row['load']:.1f}",
                     flush=True,
@@ -415,7 +434,7 @@ def summary(figures: dict[str, list[dict[str, Any]]], args: argparse.Namespace) 
     """Print each server's medians and, against the bare handler, the ratios: of the medians and the
     median of each run's own ratio (both measured in that run)."""
     med = {k: {f: statistics.median(r[f] for r in rows) for f in FIGURES} for k, rows in figures.items()}
-    for kind in ("listener", "hub") if args.profile else ():
+    for kind in ("listener", "hub", "hub-nojournal") if args.profile else ():
         if kind in figures:
             rows = figures[kind]
             stages = {
@@ -428,7 +447,7 @@ def summary(figures: dict[str, list[dict[str, Any]]], args: argparse.Namespace) 
     print(f"\nmedians of {args.runs} runs ({load}):")
     base = med["bare"]
     for kind, figure in med.items():
-        line = f"{kind:8} {figure['rps']:7.0f} req/s, {figure['cpu_us']:5.0f} µs server CPU/req"
+        line = f"{kind:13} {figure['rps']:7.0f} req/s, {figure['cpu_us']:5.0f} µs server CPU/req"
         if kind != "bare":
             runs = [r["rps"] / b["rps"] for r, b in zip(figures[kind], figures["bare"], strict=True)]
             line += (
