@@ -36,6 +36,24 @@ _STATUS = {
 }
 
 
+def make_server(
+    app: Callable[..., Iterable[bytes]], host: str, port: int, threads: int, max_bytes: int
+) -> Any:
+    """A waitress server for ``app`` with the listener's settings (the bench's baseline uses it too)."""
+    from waitress.server import create_server
+
+    return create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        max_request_body_size=max_bytes * 2 + 65536,
+        ident="esb",
+        clear_untrusted_proxy_headers=True,
+        channel_timeout=60,
+    )
+
+
 class Listener:
     """One HTTP server and the services (paths) it serves."""
 
@@ -57,19 +75,8 @@ class Listener:
 
     def start(self) -> None:
         """Bind and serve in a background thread."""
-        from waitress.server import create_server
-
         try:
-            self.server = create_server(
-                self.app,
-                host=self.host,
-                port=self.requested_port,
-                threads=self.threads,
-                max_request_body_size=self.max_bytes * 2 + 65536,
-                ident="esb",
-                clear_untrusted_proxy_headers=True,
-                channel_timeout=60,
-            )
+            self.server = make_server(self.app, self.host, self.requested_port, self.threads, self.max_bytes)
         except OSError as exc:
             raise TransportError(
                 f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror}"
@@ -203,7 +210,7 @@ class _Registry:
             existing = service.bindings.get(binding.info.name)
             if existing is not None and existing.endpoint_name == binding.endpoint_name:
                 binding = existing
-            service.bindings[binding.info.name] = binding
+            service.bind(binding)
             binding.inbox.readers += 1
             return listener, binding
 
@@ -217,7 +224,7 @@ class _Registry:
             binding.inbox.readers -= 1
             service = listener.services.get(options.path)
             if binding.inbox.readers <= 0 and service is not None:
-                service.bindings.pop(binding.info.name, None)
+                service.unbind(binding.info.name)
                 orphans = binding.inbox.drain()
                 if not service.bindings:
                     listener.services.pop(options.path, None)

@@ -28,6 +28,7 @@ from adapters.soap.config import ListenOptions, SOAPEndpoint
 from adapters.soap.envelope import (
     SOAPFault,
     addressing_message_id,
+    fault_bytes,
     reply_bytes,
     split,
     version_from_content_type,
@@ -102,6 +103,7 @@ class SOAPService:
         self.publisher = Publisher(contract.path, contract.files)
         self.nonces = nonces
         self.audit = Audit(path, metrics if metrics is not None else CollectorRegistry())
+        self._derived: dict[Any, Any] = {}
         self._validator: RequestValidator | None = None
         self._validator_lock = threading.Lock()
 
@@ -113,8 +115,29 @@ class SOAPService:
                 self._validator = RequestValidator(self.contract.files, self.contract.root)
             return self._validator
 
+    def bind(self, binding: Binding) -> None:
+        """Serve ``binding``'s operation at this path (replacing the binding that served it)."""
+        self.bindings[binding.info.name] = binding
+        self._derived.clear()
+
+    def unbind(self, operation: str) -> None:
+        """Stop serving ``operation`` at this path."""
+        self.bindings.pop(operation, None)
+        self._derived.clear()
+
+    def _cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """A value derived from the bindings (or the contract), computed once until the bindings change:
+        the checks of every request read them."""
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = compute()
+        return found
+
     def users(self) -> dict[str, str]:
         """Every account allowed on some operation of this path."""
+        return self._cached("users", self._users)  # type: ignore[no-any-return]
+
+    def _users(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for binding in self.bindings.values():
             out.update(binding.users)
@@ -122,14 +145,22 @@ class SOAPService:
 
     def modes(self) -> set[str]:
         """Every credential kind accepted on some operation of this path."""
-        return {m for b in self.bindings.values() for m in b.options.auth.modes}
+        return self._cached(  # type: ignore[no-any-return]
+            "modes", lambda: {m for b in self.bindings.values() for m in b.options.auth.modes}
+        )
 
     def max_bytes(self) -> int:
         """The request size limit of this path (the largest of its operations')."""
-        return max((b.options.max_request_bytes for b in self.bindings.values()), default=1024 * 1024)
+        return self._cached(  # type: ignore[no-any-return]
+            "max_bytes",
+            lambda: max((b.options.max_request_bytes for b in self.bindings.values()), default=1024 * 1024),
+        )
 
     def throttle_options(self) -> ThrottleOptions:
         """The throttle of this path: the strictest of its endpoints' (fewest failures, longest lockout)."""
+        return self._cached("throttle", self._throttle_options)  # type: ignore[no-any-return]
+
+    def _throttle_options(self) -> ThrottleOptions:
         found = [b.options.throttle for b in self.bindings.values() if b.options.throttle.max_failures]
         if not found:
             return ThrottleOptions(max_failures=0)
@@ -145,6 +176,11 @@ class SOAPService:
 
     def declared_actions(self, info: OperationInfo, version: str) -> set[str]:
         """The soapActions the WSDL declares for ``info``'s request element in ``version`` (empty: any)."""
+        return self._cached(  # type: ignore[no-any-return]
+            ("actions", info.input_element, version), lambda: self._declared_actions(info, version)
+        )
+
+    def _declared_actions(self, info: OperationInfo, version: str) -> set[str]:
         same = [o for o in self.contract.operations if o.input_element == info.input_element]
         of_version = [o for o in same if o.soap_version == version] or same
         if any(not o.soap_action for o in of_version):
@@ -154,8 +190,6 @@ class SOAPService:
     # -- requests -----------------------------------------------------------------------------------
     def handle(self, environ: dict[str, Any]) -> Answer:
         """Answer one POSTed SOAP request: (HTTP status, SOAP version, body, extra headers)."""
-        from adapters.soap.envelope import fault_bytes
-
         state: dict[str, Any] = {"version": version_from_content_type(environ.get("CONTENT_TYPE"))}
         try:
             return self._handle(environ, state)
