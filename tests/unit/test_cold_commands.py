@@ -70,7 +70,8 @@ def test_lazy_exports_give_the_classes_and_refuse_unknown_names() -> None:
 
 
 def test_a_cold_trace_loads_neither_the_project_nor_alembic(tmp_path: Path) -> None:
-    """`esb trace` imports no adapter, route model, transform compiler or Alembic (once migrated)."""
+    """`esb trace` imports no adapter, route model, transform compiler or Alembic (once migrated), and
+    on an existing SQLite journal neither SQLAlchemy nor ruamel.yaml."""
     code = (
         "from esb.cli.main import main\n"
         "for _ in range(2):\n"  # the first run creates and migrates the journal
@@ -84,6 +85,7 @@ def test_a_cold_trace_loads_neither_the_project_nor_alembic(tmp_path: Path) -> N
     assert not {"esb.project", "esb.config.routes", "esb.config.systems"} & first
     again = _modules_after(code.replace("range(2)", "range(1)"), tmp_path)
     assert "alembic" not in again
+    assert not {m for m in again if m.startswith(("sqlalchemy", "ruamel"))}  # sqlite3 and libyaml read
 
 
 def test_trace_names_the_system_a_route_reads_from(tmp_path: Path) -> None:

@@ -1,0 +1,104 @@
+"""esb trace's cold path on SQLite (sqlite3, no SQLAlchemy) returns what Journal.trace returns."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from esb.exceptions import TransportError
+from esb.journal import Journal, sqltext
+from esb.journal.constants import VERSION_TABLE
+from esb.journal.sqlgen import render
+from esb.journal.sqliteread import read_trace, sqlite_file
+from esb.message import Message
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A journal (SQLite file) with conversations of every shape esb trace follows."""
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    with Journal(url) as journal:
+        request = Message(body=b"<order/>", id="req-1", business_keys={"order_id": "SO-1", "msisdn": "133"})
+        journal.received("orders", request)
+        journal.event("orders", request, "transformed", body=b"{}", detail={"mapping": "订单", "n": 2})
+        part = request.derive({"line": 1}, suffix="1")
+        journal.event("orders", part, "delivered", endpoint="billing.accounts")
+        journal.event("orders", part, "failed", error=TransportError("billing down: 超时"))
+        journal.event("orders", part, "dead_lettered", error="permanent\nsecond line")
+        reply = Message(body=b"ok", correlation_id="other-conv", causation_id=part.id)
+        journal.received("replies", reply)
+        journal.event("replies", reply, "filtered")
+        journal.received("orders", Message(body=b"x", id="unrelated", business_keys={"order_id": "SO-2"}))
+        big = Message(body=b"b", id="big-0", correlation_id="big-conv")
+        journal.received("bulk", big)
+        for index in range(1, 1_200):  # more ids than one IN list holds (CHUNK = 500)
+            journal.received("bulk", big.derive({}, suffix=str(index)))
+        journal.received("orders", Message(body=None, id="no-body"))
+    return url
+
+
+@pytest.mark.parametrize(
+    "key", ["req-1", "SO-1", "133", "req-1:1", "other-conv", "unrelated", "big-0:700", "no-body", "nothing"]
+)
+def test_the_cold_path_returns_the_journals_records(url: str, key: str) -> None:
+    """For every kind of key, the sqlite3 path gives the records (values and types) Journal.trace gives."""
+    with Journal(url) as journal:
+        expected = journal.trace(key)
+    got = read_trace(url, key)
+    assert got == expected
+    assert [type(e.at) for e in got or []] == [type(e.at) for e in expected]
+    assert all(e.at.tzinfo is not None for e in got or [])
+    if key == "big-0:700":
+        assert len(got or []) == 1_200
+
+
+def test_the_compiled_statements_are_a_fresh_compile() -> None:
+    """esb/journal/sqltext.py is exactly what esb.journal.sqlgen compiles from the SQLAlchemy statements
+    (regenerate: python -m esb.journal.sqlgen > esb/journal/sqltext.py)."""
+    assert (ROOT / "esb" / "journal" / "sqltext.py").read_text(encoding="utf-8") == render()
+    assert set(sqltext.SQLITE) == {"keyed", "seed", "linked", "children", "correlated", "history"}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        pytest.param("sqlite:////var/esb/journal.db", Path("/var/esb/journal.db"), id="absolute"),
+        pytest.param("sqlite:///var/journal.db", Path("var/journal.db"), id="relative"),
+        pytest.param("sqlite+pysqlite:////j.db", Path("/j.db"), id="pysqlite"),
+        pytest.param("sqlite:///:memory:", None, id="memory"),
+        pytest.param("sqlite://", None, id="memory-short"),
+        pytest.param("sqlite:///j.db?mode=ro", None, id="query"),
+        pytest.param("postgresql+psycopg://u:p@127.0.0.1/esb", None, id="postgresql"),
+    ],
+)
+def test_only_plain_sqlite_files_take_the_cold_path(url: str, expected: Path | None) -> None:
+    """A SQLite file URL names its file; memory, query strings and other databases go to the Journal."""
+    assert sqlite_file(url) == expected
+
+
+def test_no_file_yet_goes_to_the_journal(tmp_path: Path) -> None:
+    """Without a database file the cold path answers None (the journal creates and migrates it)."""
+    assert read_trace(f"sqlite:///{tmp_path / 'none.db'}", "x") is None
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_a_schema_not_at_head_goes_to_the_journal(url: str) -> None:
+    """A journal at another revision (or none) is left to the Journal, which migrates it on connect."""
+    path = sqlite_file(url)
+    assert path is not None
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE {VERSION_TABLE} SET version_num = 'older'")
+    assert read_trace(url, "req-1") is None
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"DROP TABLE {VERSION_TABLE}")
+    assert read_trace(url, "req-1") is None
+
+
+def test_a_broken_database_goes_to_the_journal(tmp_path: Path) -> None:
+    """A file that is not a database answers None: the Journal reports the error as before."""
+    (tmp_path / "j.db").write_bytes(b"not a database at all" * 100)
+    assert read_trace(f"sqlite:///{tmp_path / 'j.db'}", "x") is None
