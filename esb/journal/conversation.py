@@ -4,7 +4,7 @@ The walk is written once, over a ``run(statement name, parameters) -> rows`` fun
 SQLAlchemy path (:mod:`esb.journal.queries`, every database) and the cold path of ``esb trace`` on
 SQLite (:mod:`esb.journal.sqliteread`, the statements compiled to SQL text beforehand) execute the same
 statements in the same order. The statements themselves are defined in one place,
-:func:`esb.journal.queries.trace_statements`. This module imports no SQLAlchemy.
+:func:`esb.journal.queries.cold_statements`. This module imports no SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from esb.journal.records import EventRecord
 
-#: Runs the named statement of :func:`esb.journal.queries.trace_statements` with its parameters and
+#: Runs the named statement of :func:`esb.journal.queries.cold_statements` with its parameters and
 #: returns its rows as mappings of column name to Python value.
 Run = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -42,8 +42,10 @@ def _latest_state() -> Any:
     )
 
 
-def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:
-    """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``."""
+def find_statement(
+    flt: Filter, limit: int | sa.BindParameter[int], extra: Iterable[Any] = ()
+) -> sa.Select[Any]:
+    """The statement of :func:`find` (``limit`` a number or a bind parameter)."""
     state = _latest_state().label("state")
     columns = [c for c in messages.c if c.name != "body"]
     stmt = sa.select(*columns, messages.c.body.is_not(None).label("has_body"), state)
@@ -72,8 +74,13 @@ def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()
         dead = sa.select(events.c.message_id).where(events.c.state == "dead_lettered")
         conditions.append(messages.c.id.in_(dead.where(events.c.at >= flt.since)))
     conditions.extend(extra)
-    stmt = stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
-    rows = conn.execute(stmt).mappings().all()
+    return stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
+
+
+def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:
+    """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``."""
+    columns = [c for c in messages.c if c.name != "body"]
+    rows = conn.execute(find_statement(flt, limit, extra)).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows})
     return [
         MessageRecord(
@@ -137,10 +144,12 @@ def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
 
 
 @cache
-def trace_statements() -> dict[str, sa.Select[Any]]:
-    """The statements ``esb trace`` runs, by name (:mod:`esb.journal.conversation` walks them): ``key`` is
-    the traced value, ``ids`` a list of message ids. The one definition of them: esb/journal/sqltext.py
-    holds them compiled for SQLite, and a unit test fails when it differs from a fresh compile."""
+def cold_statements() -> dict[str, sa.Select[Any]]:
+    """The statements cold commands also run without SQLAlchemy, by name: ``esb trace``'s (walked by
+    :mod:`esb.journal.conversation`; ``key`` the traced value, ``ids`` a list of message ids) and
+    ``esb dlq list``'s ``dead_lettered`` (:func:`find`'s statement for ``route`` and the state
+    ``dead_lettered``, at most ``limit``). esb/journal/sqltext.py holds them compiled for SQLite, and a
+    unit test fails when it differs from a fresh compile."""
     key = sa.bindparam("key", type_=sa.String())
     ids = sa.bindparam("ids", expanding=True, type_=sa.String())
     columns = [c for c in events.c if c.name != "body"]
@@ -155,12 +164,16 @@ def trace_statements() -> dict[str, sa.Select[Any]]:
         "history": sa.select(*columns, events.c.body.is_not(None).label("has_body")).where(
             events.c.message_id.in_(ids)
         ),
+        "dead_lettered": find_statement(
+            Filter(route=cast(str, sa.bindparam("route", type_=sa.String())), state="dead_lettered"),
+            sa.bindparam("limit", type_=sa.Integer()),
+        ),
     }
 
 
 def runner(conn: sa.Connection) -> walk.Run:
-    """Run :func:`trace_statements` on ``conn`` (for :mod:`esb.journal.conversation`)."""
-    statements = trace_statements()
+    """Run :func:`cold_statements` on ``conn`` (for :mod:`esb.journal.conversation`)."""
+    statements = cold_statements()
 
     def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return [dict(row) for row in conn.execute(statements[name], params).mappings()]

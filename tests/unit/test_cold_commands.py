@@ -113,3 +113,19 @@ def test_route_sources_map_each_route_to_its_source() -> None:
 def test_the_process_dead_letter_prefix_is_the_process_journals() -> None:
     """esb dlq names process groups with the prefix the process journal writes."""
     assert PROCESS_PREFIX == ROUTE_PREFIX
+
+
+def test_a_cold_dlq_list_reads_without_sqlalchemy_or_ruamel(tmp_path: Path) -> None:
+    """`esb dlq list` on an existing SQLite journal counts through sqlite3 and reads YAML with libyaml."""
+    code = (
+        "from esb.cli.main import main\n"
+        "for _ in range(2):\n"  # the first run creates and migrates the journal
+        "    try:\n"
+        "        main(['dlq', 'list'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+    )
+    first = _modules_after(code, tmp_path)
+    assert "sqlalchemy" in first  # the journal was created through the Journal
+    again = _modules_after(code.replace("range(2)", "range(1)"), tmp_path)
+    assert not {m for m in again if m.startswith(("sqlalchemy", "ruamel", "alembic"))}

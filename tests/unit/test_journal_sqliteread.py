@@ -1,4 +1,5 @@
-"""esb trace's cold path on SQLite (sqlite3, no SQLAlchemy) returns what Journal.trace returns."""
+"""The cold paths on SQLite (sqlite3, no SQLAlchemy) return what the Journal returns: esb trace's
+records, esb dlq list's counts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from esb.exceptions import TransportError
 from esb.journal import Journal, sqltext
 from esb.journal.constants import VERSION_TABLE
 from esb.journal.sqlgen import render
-from esb.journal.sqliteread import read_trace, sqlite_file
+from esb.journal.sqliteread import count_dead_lettered, read_trace, sqlite_file
 from esb.message import Message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,14 @@ def url(tmp_path: Path) -> str:
         for index in range(1, 1_200):  # more ids than one IN list holds (CHUNK = 500)
             journal.received("bulk", big.derive({}, suffix=str(index)))
         journal.received("orders", Message(body=None, id="no-body"))
+        again = Message(body=b"<order/>", id="dead-then-replayed")
+        journal.received("orders", again)
+        journal.event("orders", again, "dead_lettered", error="bad")
+        journal.event("orders", again, "replayed")
+        for index in range(3):
+            dead = Message(body=b"p", id=f"proc-{index}")
+            journal.received("process:crm.orders", dead)
+            journal.event("process:crm.orders", dead, "dead_lettered", error="no instance took it")
     return url
 
 
@@ -56,11 +65,23 @@ def test_the_cold_path_returns_the_journals_records(url: str, key: str) -> None:
         assert len(got or []) == 1_200
 
 
+@pytest.mark.parametrize("limit", [100_000, 2])
+def test_the_dead_letter_counts_are_the_journals(url: str, limit: int) -> None:
+    """esb dlq list's count through sqlite3 is len(Journal.find(route, state=dead_lettered, limit))."""
+    routes = ["orders", "replies", "bulk", "process:crm.orders", "no-such-route"]
+    with Journal(url) as journal:
+        expected = {r: len(journal.find(route=r, state="dead_lettered", limit=limit)) for r in routes}
+    assert count_dead_lettered(url, routes, limit) == expected
+    assert expected["process:crm.orders"] == min(3, limit)  # the fixture has dead letters to count
+
+
 def test_the_compiled_statements_are_a_fresh_compile() -> None:
     """esb/journal/sqltext.py is exactly what esb.journal.sqlgen compiles from the SQLAlchemy statements
     (regenerate: python -m esb.journal.sqlgen > esb/journal/sqltext.py)."""
     assert (ROOT / "esb" / "journal" / "sqltext.py").read_text(encoding="utf-8") == render()
-    assert set(sqltext.SQLITE) == {"keyed", "seed", "linked", "children", "correlated", "history"}
+    assert set(sqltext.SQLITE) == {
+        "keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered"
+    }
 
 
 @pytest.mark.parametrize(
@@ -83,6 +104,7 @@ def test_only_plain_sqlite_files_take_the_cold_path(url: str, expected: Path | N
 def test_no_file_yet_goes_to_the_journal(tmp_path: Path) -> None:
     """Without a database file the cold path answers None (the journal creates and migrates it)."""
     assert read_trace(f"sqlite:///{tmp_path / 'none.db'}", "x") is None
+    assert count_dead_lettered(f"sqlite:///{tmp_path / 'none.db'}", ["r"], 10) is None
     assert not (tmp_path / "none.db").exists()
 
 
@@ -93,6 +115,7 @@ def test_a_schema_not_at_head_goes_to_the_journal(url: str) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute(f"UPDATE {VERSION_TABLE} SET version_num = 'older'")
     assert read_trace(url, "req-1") is None
+    assert count_dead_lettered(url, ["orders"], 10) is None
     with sqlite3.connect(path) as conn:
         conn.execute(f"DROP TABLE {VERSION_TABLE}")
     assert read_trace(url, "req-1") is None
@@ -102,3 +125,4 @@ def test_a_broken_database_goes_to_the_journal(tmp_path: Path) -> None:
     """A file that is not a database answers None: the Journal reports the error as before."""
     (tmp_path / "j.db").write_bytes(b"not a database at all" * 100)
     assert read_trace(f"sqlite:///{tmp_path / 'j.db'}", "x") is None
+    assert count_dead_lettered(f"sqlite:///{tmp_path / 'j.db'}", ["r"], 10) is None
