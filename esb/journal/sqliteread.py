@@ -57,9 +57,10 @@ CONVERT: dict[str, Callable[[Any], Any]] = {
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The database file of a plain ``sqlite:///PATH`` URL (``sqlite+pysqlite`` too), else None."""
+    """The database file of a plain ``sqlite:///PATH`` URL (``sqlite+pysqlite`` too), else None (a query
+    string or an escaped character is left to SQLAlchemy's URL parser)."""
     scheme, sep, rest = url.partition(":///")
-    if not sep or scheme not in ("sqlite", "sqlite+pysqlite") or not rest or "?" in rest:
+    if not sep or scheme not in ("sqlite", "sqlite+pysqlite") or not rest or "?" in rest or "%" in rest:
         return None
     if rest == ":memory:":
         return None

@@ -93,6 +93,7 @@ def test_the_compiled_statements_are_a_fresh_compile() -> None:
         pytest.param("sqlite:///:memory:", None, id="memory"),
         pytest.param("sqlite://", None, id="memory-short"),
         pytest.param("sqlite:///j.db?mode=ro", None, id="query"),
+        pytest.param("sqlite:////data/my%20journal.db", None, id="escaped"),
         pytest.param("postgresql+psycopg://u:p@127.0.0.1/esb", None, id="postgresql"),
     ],
 )

@@ -12,6 +12,7 @@ from ruamel.yaml.resolver import implicit_resolvers
 from esb.config.yamlfast import RESOLVERS, load_fast
 from esb.config.yamlpos import Located, load_yaml_ruamel, load_yaml_text
 from esb.exceptions import ConfigError
+from esb.process.loader import load_processes
 from esb.project import Project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,12 +66,16 @@ def test_the_cold_commands_files_take_the_fast_path(name: str) -> None:
 
 def test_the_project_loads_to_the_same_models_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole project (systems, routes, processes, settings) gives identical models on both paths."""
-    fast = Project.load(ROOT)
+    fast, fast_processes = Project.load(ROOT), load_processes(ROOT)
     monkeypatch.setattr("esb.config.yamlfast.load_fast", lambda text, file: None)
-    slow = Project.load(ROOT)
+    slow, slow_processes = Project.load(ROOT), load_processes(ROOT)
     assert fast.settings == slow.settings
     assert fast.endpoints == slow.endpoints
     assert fast.routes == slow.routes
+    assert fast_processes.names() == slow_processes.names() != []
+    for name in slow_processes.names():
+        assert fast_processes.current(name).process == slow_processes.current(name).process
+        assert fast_processes.current(name).doc.lines == slow_processes.current(name).doc.lines
 
 
 @pytest.mark.parametrize(
