@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from esb.cli.main import cli
 from esb.config.projectdir import route_sources
 from esb.journal import Journal
-from esb.journal.migrate import _at_head, _plain_head, head, upgrade
+from esb.journal.migrate import _at_head, head, upgrade
+from esb.journal.revisions import plain_head
 from esb.message import Message
 from esb.ops.dlq import PROCESS_PREFIX
 from esb.runtime.process_journal import ROUTE_PREFIX
@@ -36,7 +37,7 @@ def _modules_after(code: str, tmp_path: Path) -> set[str]:
 
 def test_the_plain_head_is_alembics_head() -> None:
     """The head read from the revision files without Alembic is the one Alembic computes."""
-    assert _plain_head() == head()
+    assert plain_head() == head()
 
 
 def test_at_head_is_false_on_a_fresh_database_and_true_after_upgrade(tmp_path: Path) -> None:
