@@ -36,19 +36,18 @@ def list_(obj: Obj, route_id: str | None, limit: int, as_json: bool) -> None:
     else:
         groups = [(r.id, e) for r, e in ops.routes_with_dead_letters(project)] + ops.process_groups(project)
     report: list[dict[str, Any]] = []
-    with open_journal(project) as journal:
-        for group, endpoint in groups:
-            letters = ops.peek(project, group, limit)
-            journaled = len(journal.find(route=group, state="dead_lettered", limit=100_000))
-            report.append(
-                {
-                    "route": group,
-                    "endpoint": endpoint,
-                    "waiting": ops.waiting(project, group),
-                    "journal_dead_lettered": journaled,
-                    "messages": [d.summary() for d in letters],
-                }
-            )
+    journaled = ops.journaled(project, [group for group, _ in groups])
+    for group, endpoint in groups:
+        letters = ops.peek(project, group, limit)
+        report.append(
+            {
+                "route": group,
+                "endpoint": endpoint,
+                "waiting": ops.waiting(project, group),
+                "journal_dead_lettered": journaled[group],
+                "messages": [d.summary() for d in letters],
+            }
+        )
     if as_json:
         click.echo(to_json(report))
     else:

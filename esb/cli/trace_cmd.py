@@ -6,8 +6,8 @@ import click
 
 from esb.cli.main import Obj
 from esb.config.projectdir import project_settings, route_sources
-from esb.ops.common import open_journal, to_json
-from esb.ops.trace import build_trace, render
+from esb.ops.common import to_json
+from esb.ops.trace import render, trace_journal
 
 
 @click.command()
@@ -21,10 +21,10 @@ def trace(obj: Obj, key: str, as_json: bool) -> None:
     """
     # The journal is all a trace reads: the settings say where it is, and routes.yaml (read only when
     # the journal knows KEY) which system each route's messages come from. The rest of the project is
-    # neither loaded nor checked (esb lint does that), so a trace answers in a fraction of a second.
+    # neither loaded nor checked (esb lint does that), so a trace answers in a fraction of a second; on
+    # a SQLite journal it reads without SQLAlchemy.
     root, settings = project_settings(obj.project, obj.env)
-    with open_journal(settings) as journal:
-        result = build_trace(journal, key, sources=lambda: route_sources(root))
+    result = trace_journal(settings, key, sources=lambda: route_sources(root))
     click.echo(to_json(result.as_dict()) if as_json else render(result))
     if not result.steps:
         raise click.exceptions.Exit(1)

@@ -24,9 +24,8 @@ from sqlalchemy.pool import StaticPool
 
 from esb.exceptions import ConfigError, TransportError, mask_url
 from esb.files import create_private
+from esb.journal.constants import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS  # re-exported: where it was first
 
-#: Milliseconds a SQLite writer waits for another writer (thread or process) before giving up.
-BUSY_TIMEOUT_MS = 30_000
 _HOLDS_WRITE = "esb_holds_write_lock"
 _WRITE_OPTION = "esb_journal_write"
 

@@ -14,9 +14,6 @@ For developers, a new revision is made with::
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -24,17 +21,13 @@ from sqlalchemy.engine import Engine
 
 from esb.exceptions import ConfigError, mask_url
 from esb.journal.engine import create_journal_engine, writer
+from esb.journal.revisions import MIGRATIONS, plain_head
 from esb.journal.schema import VERSION_TABLE
 from esb.journal.statements import SUPPORTED
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-#: ``revision = "..."`` and ``down_revision = "..."`` (or None) lines of a revision file.
-_REVISION = re.compile(
-    r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:["']([^"']*)["']|None)\s*$""", re.MULTILINE
-)
 #: Key of the PostgreSQL advisory lock held while migrating ("esbjrnl" in ASCII).
 ADVISORY_LOCK_KEY = 0x6573626A726E6C
 
@@ -82,27 +75,9 @@ def upgrade(connection: sa.Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-@cache
-def _plain_head() -> str | None:
-    """The head revision read from the revision files (no Alembic), or None when a file does not name
-    its revision and parent plainly or they do not make exactly one head (then the caller asks Alembic)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("*.py"):
-        if path.name == "__init__.py":
-            continue
-        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
-        if set(found) != {"revision", "down_revision"}:
-            return None
-        revisions.add(found["revision"])
-        parents.add(found["down_revision"])
-    heads = revisions - parents - {""}
-    return heads.pop() if len(heads) == 1 else None
-
-
 def _at_head(connection: sa.Connection) -> bool:
     """Whether the database is already at head, read with one query (the common case: nothing to do)."""
-    expected = _plain_head()
+    expected = plain_head()
     if expected is None:
         return current(connection) == head()
     if not sa.inspect(connection).has_table(VERSION_TABLE):

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
 import sqlalchemy as sa
 
+from esb.journal import conversation as walk
+from esb.journal.conversation import CHUNK as CHUNK
+from esb.journal.conversation import MAX_CONVERSATION as MAX_CONVERSATION
 from esb.journal.records import EventRecord, MessageRecord
 from esb.journal.schema import business_keys, events, messages
 
-#: Ids per ``IN (...)`` list (SQLite's default limit on bound parameters is far above this).
-CHUNK = 500
-#: A conversation larger than this is cut short (a runaway correlation id must not load the database).
-MAX_CONVERSATION = 10_000
 #: Index entries counted at most on each side when choosing how to select dead letters in a window.
 PROBE = 5_000
+_chunks = walk.chunks
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -31,17 +32,6 @@ class Filter:
     since: datetime | None = None
     until: datetime | None = None
     state: str | None = None
-
-
-def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for value in values:
-        batch.append(value)
-        if len(batch) >= CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _latest_state() -> Any:
@@ -90,8 +80,12 @@ def _few_dead_letters(conn: sa.Connection, flt: Filter) -> bool:
     return bool(n_dead < PROBE and n_dead < n_window)
 
 
-def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:
-    """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``."""
+def find_statement(
+    flt: Filter, limit: int | sa.BindParameter[int], extra: Iterable[Any] = (), *, dead_first: bool = False
+) -> sa.Select[Any]:
+    """The statement of :func:`find` (``limit`` a number or a bind parameter); ``dead_first`` starts a
+    window's selection by state ``dead_lettered`` from the dead letters since its start (see
+    :func:`_few_dead_letters`, which decides it for :func:`find`)."""
     state = _latest_state().label("state")
     columns = [c for c in messages.c if c.name != "body"]
     stmt = sa.select(*columns, messages.c.body.is_not(None).label("has_body"), state)
@@ -114,11 +108,17 @@ def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()
         conditions.append(messages.c.received_at < flt.until)
     if flt.state is not None:
         conditions.append(_latest_state() == flt.state)
-    if flt.state == "dead_lettered" and flt.since is not None and _few_dead_letters(conn, flt):
+    if dead_first:
         conditions.append(_dead_lettered_since(flt))
     conditions.extend(extra)
-    stmt = stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
-    rows = conn.execute(stmt).mappings().all()
+    return stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
+
+
+def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:
+    """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``."""
+    columns = [c for c in messages.c if c.name != "body"]
+    dead_first = flt.state == "dead_lettered" and flt.since is not None and _few_dead_letters(conn, flt)
+    rows = conn.execute(find_statement(flt, limit, extra, dead_first=dead_first)).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows})
     return [
         MessageRecord(
@@ -181,46 +181,52 @@ def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+@cache
+def cold_statements() -> dict[str, sa.Select[Any]]:
+    """The statements cold commands also run without SQLAlchemy, by name: ``esb trace``'s (walked by
+    :mod:`esb.journal.conversation`; ``key`` the traced value, ``ids`` a list of message ids) and
+    ``esb dlq list``'s ``dead_lettered`` (:func:`find`'s statement for ``route`` and the state
+    ``dead_lettered``, at most ``limit``). esb/journal/sqltext.py holds them compiled for SQLite, and a
+    unit test fails when it differs from a fresh compile."""
+    key = sa.bindparam("key", type_=sa.String())
+    ids = sa.bindparam("ids", expanding=True, type_=sa.String())
+    columns = [c for c in events.c if c.name != "body"]
+    return {
+        "keyed": sa.select(business_keys.c.message_id).where(business_keys.c.value == key),
+        "seed": sa.select(messages.c.id).where(
+            sa.or_(messages.c.id == key, messages.c.correlation_id == key)
+        ),
+        "linked": sa.select(messages.c.correlation_id, messages.c.causation_id).where(messages.c.id.in_(ids)),
+        "children": sa.select(messages.c.id).where(messages.c.causation_id.in_(ids)),
+        "correlated": sa.select(messages.c.id).where(messages.c.correlation_id.in_(ids)),
+        "history": sa.select(*columns, events.c.body.is_not(None).label("has_body")).where(
+            events.c.message_id.in_(ids)
+        ),
+        "dead_lettered": find_statement(
+            Filter(route=cast(str, sa.bindparam("route", type_=sa.String())), state="dead_lettered"),
+            sa.bindparam("limit", type_=sa.Integer()),
+        ),
+    }
+
+
+def runner(conn: sa.Connection) -> walk.Run:
+    """Run :func:`cold_statements` on ``conn`` (for :mod:`esb.journal.conversation`)."""
+    statements = cold_statements()
+
+    def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [dict(row) for row in conn.execute(statements[name], params).mappings()]
+
+    return run
+
+
 def history(conn: sa.Connection, message_ids: Iterable[str]) -> list[EventRecord]:
     """Return the events of ``message_ids`` on every route, ordered by time (then by insertion)."""
-    columns = [c for c in events.c if c.name != "body"]
-    found: list[EventRecord] = []
-    for batch in _chunks(sorted(set(message_ids))):
-        stmt = sa.select(*columns, events.c.body.is_not(None).label("has_body")).where(
-            events.c.message_id.in_(batch)
-        )
-        for row in conn.execute(stmt).mappings():
-            found.append(EventRecord(**{**row, "has_body": bool(row["has_body"])}))
-    found.sort(key=lambda e: (e.at, e.id))
-    return found
+    return walk.history(runner(conn), message_ids)
 
 
 def conversation(conn: sa.Connection, key: str) -> set[str]:
     """Return the ids of every message linked to ``key`` by id, correlation, causation or business key."""
-    ids: set[str] = set(
-        conn.scalars(sa.select(business_keys.c.message_id).where(business_keys.c.value == key))
-    )
-    seed = sa.select(messages.c.id).where(sa.or_(messages.c.id == key, messages.c.correlation_id == key))
-    ids.update(conn.scalars(seed))
-    correlations: set[str] = set()
-    frontier = set(ids)
-    while frontier and len(ids) < MAX_CONVERSATION:
-        grown: set[str] = set()
-        for batch in _chunks(sorted(frontier)):
-            linked = sa.select(messages.c.correlation_id, messages.c.causation_id).where(
-                messages.c.id.in_(batch)
-            )
-            for correlation_id, causation_id in conn.execute(linked):
-                correlations.add(correlation_id)
-                if causation_id:
-                    grown.add(causation_id)
-            children = sa.select(messages.c.id).where(messages.c.causation_id.in_(batch))
-            grown.update(conn.scalars(children))
-        for batch in _chunks(sorted(correlations)):
-            grown.update(conn.scalars(sa.select(messages.c.id).where(messages.c.correlation_id.in_(batch))))
-        frontier = grown - ids
-        ids |= frontier
-    return ids
+    return walk.conversation(runner(conn), key)
 
 
 def ingress_body(conn: sa.Connection, message_id: str) -> bytes | None:

@@ -14,24 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
-#: Every state a message can be in on a route, in the order a message usually meets them.
-STATES = (
-    "received",
-    "transformed",
-    "delivered",
-    "filtered",
-    "failed",
-    "redelivered",
-    "dead_lettered",
-    "replayed",
-    "aggregated",
-    "purged",  # removed from the dead-letter endpoint by an operator (esb dlq purge), archived first
-)
-#: States that end a message's journey on a route (what :meth:`Journal.outcome` answers).
-FINAL_STATES = ("delivered", "filtered", "dead_lettered")
-
-#: Name of Alembic's version table: prefixed so the journal can share a PostgreSQL database.
-VERSION_TABLE = "journal_alembic_version"
+from esb.journal.constants import FINAL_STATES as FINAL_STATES  # re-exported: where they were first
+from esb.journal.constants import STATES as STATES
+from esb.journal.constants import VERSION_TABLE as VERSION_TABLE
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

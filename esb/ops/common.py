@@ -14,10 +14,10 @@ import orjson
 from esb.config.durations import parse_duration
 from esb.config.settings import Settings
 from esb.exceptions import ConfigError
-from esb.journal import Journal
 from esb.message import iso as iso  # the commands' time format, kept here for them
 
 if TYPE_CHECKING:
+    from esb.journal import Journal
     from esb.project import Project
 
 _AGO = re.compile(r"^\d+(\.\d+)?\s*(ms|s|m|h|d)?$")
@@ -33,6 +33,8 @@ def load(root: Path, env: str | None) -> Project:
 @contextlib.contextmanager
 def open_journal(project: Project | Settings) -> Iterator[Journal]:
     """Open the journal of a project (or of its settings alone) for the length of a command."""
+    from esb.journal import Journal  # imported when used: esb trace on SQLite reads without it
+
     settings = (project if isinstance(project, Settings) else project.settings).journal
     journal = Journal(settings.url, keep_bodies=settings.keep_bodies, pool_size=2)
     journal.connect()

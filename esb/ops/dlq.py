@@ -29,14 +29,15 @@ import orjson
 from esb.config.routes import Route
 from esb.exceptions import ConfigError, TransportError
 from esb.files import make_folder, open_file
-from esb.journal import Journal
+from esb.journal.sqliteread import count_dead_lettered
 from esb.message import Message
+from esb.ops.common import open_journal
 from esb.project import Project
-from esb.runtime.control import who
 from esb.runtime.outlet import DEAD_LETTER_HEADERS
 from esb.typing import Delivery, QueueInspector, capability
 
 if TYPE_CHECKING:
+    from esb.journal import Journal
     from esb.ops.replay import Outcome, Replayer
 
 ERROR_HEADERS = DEAD_LETTER_HEADERS
@@ -101,6 +102,17 @@ def dead_letter_endpoint(project: Project, route_id: str) -> tuple[Route, str]:
 def routes_with_dead_letters(project: Project) -> list[tuple[Route, str]]:
     """Return every route that has a dead-letter endpoint, with it."""
     return [(r, r.on_error.dead_letter) for r in project.routes if r.on_error.dead_letter]
+
+
+def journaled(project: Project, groups: list[str], limit: int = 100_000) -> dict[str, int]:
+    """How many messages of each route or process group the journal holds dead-lettered (their latest
+    state), at most ``limit`` each. On a SQLite journal read through ``sqlite3`` (no SQLAlchemy to import:
+    :mod:`esb.journal.sqliteread`), else through the journal's ``find``."""
+    counts = count_dead_lettered(project.settings.journal.url, groups, limit)
+    if counts is not None:
+        return counts
+    with open_journal(project) as journal:
+        return {g: len(journal.find(route=g, state="dead_lettered", limit=limit)) for g in groups}
 
 
 def is_process_group(group: str) -> bool:
@@ -354,6 +366,8 @@ def purge(
 
 def _journal_purge(journal: Journal, route_id: str, message: Message, path: Path) -> bool:
     """Journal ``purged`` for one dead letter; False (keep it on the endpoint) when the journal fails."""
+    from esb.runtime.control import who  # here: route control brings SQLAlchemy, which dlq list avoids
+
     try:
         journal.event(route_id, message, "purged", detail={"archive": str(path), "by": who()})
     except TransportError:

@@ -10,10 +10,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from esb.journal import FINAL_STATES, EventRecord, Journal
-from esb.ops.common import iso, table
+from esb.journal.constants import FINAL_STATES
+from esb.journal.records import EventRecord
+from esb.journal.sqliteread import read_trace
+from esb.ops.common import iso, open_journal, table
 
 if TYPE_CHECKING:
+    from esb.config.settings import Settings
+    from esb.journal import Journal
     from esb.project import Project
 
 _INGRESS = ("received", "redelivered", "replayed")
@@ -83,7 +87,27 @@ def build_trace(
     An ingress event names the system of its route's source: the routes come from ``project``, or
     from ``sources`` (route id -> source endpoint, asked for only when the journal knows ``key``).
     """
-    events = journal.trace(key)
+    return assemble(key, journal.trace(key), project, sources=sources)
+
+
+def trace_journal(settings: Settings, key: str, *, sources: Callable[[], Mapping[str, str]]) -> Trace:
+    """Return the trace of ``key`` from the journal of ``settings``: on a SQLite journal read through
+    ``sqlite3`` (no SQLAlchemy to import: :mod:`esb.journal.sqliteread`), else through :class:`Journal`."""
+    events = read_trace(settings.journal.url, key)
+    if events is not None:
+        return assemble(key, events, sources=sources)
+    with open_journal(settings) as journal:
+        return build_trace(journal, key, sources=sources)
+
+
+def assemble(
+    key: str,
+    events: list[EventRecord],
+    project: Project | None = None,
+    *,
+    sources: Callable[[], Mapping[str, str]] | None = None,
+) -> Trace:
+    """Return the trace of ``key`` made of its ``events`` (in time order), as :func:`build_trace` says."""
     trace = Trace(key)
     if not events:
         return trace

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from esb.transforms.rules import Getter, Loc
 from esb.transforms.siebel import ESCAPED, siebel_tag
+
+if TYPE_CHECKING:  # type aliases only: the mapping engine (rules, functions, code lists) is not needed
+    from esb.transforms.rules import Getter, Loc
 
 _NAME = r"[A-Za-z_\u0080-\uffff][\w.\-\u0080-\uffff]*"
 _SIMPLE = re.compile(rf"^(?P<path>{_NAME}(?:/{_NAME})*)?(?:(?:^|/)@(?P<attr>{_NAME}))?$")

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from esb.cli.main import cli
 from esb.config.projectdir import route_sources
 from esb.journal import Journal
-from esb.journal.migrate import _at_head, _plain_head, head, upgrade
+from esb.journal.migrate import _at_head, head, upgrade
+from esb.journal.revisions import plain_head
 from esb.message import Message
 from esb.ops.dlq import PROCESS_PREFIX
 from esb.runtime.process_journal import ROUTE_PREFIX
@@ -36,7 +37,7 @@ def _modules_after(code: str, tmp_path: Path) -> set[str]:
 
 def test_the_plain_head_is_alembics_head() -> None:
     """The head read from the revision files without Alembic is the one Alembic computes."""
-    assert _plain_head() == head()
+    assert plain_head() == head()
 
 
 def test_at_head_is_false_on_a_fresh_database_and_true_after_upgrade(tmp_path: Path) -> None:
@@ -70,7 +71,8 @@ def test_lazy_exports_give_the_classes_and_refuse_unknown_names() -> None:
 
 
 def test_a_cold_trace_loads_neither_the_project_nor_alembic(tmp_path: Path) -> None:
-    """`esb trace` imports no adapter, route model, transform compiler or Alembic (once migrated)."""
+    """`esb trace` imports no adapter, route model, transform compiler or Alembic (once migrated), and
+    on an existing SQLite journal neither SQLAlchemy nor ruamel.yaml."""
     code = (
         "from esb.cli.main import main\n"
         "for _ in range(2):\n"  # the first run creates and migrates the journal
@@ -84,6 +86,7 @@ def test_a_cold_trace_loads_neither_the_project_nor_alembic(tmp_path: Path) -> N
     assert not {"esb.project", "esb.config.routes", "esb.config.systems"} & first
     again = _modules_after(code.replace("range(2)", "range(1)"), tmp_path)
     assert "alembic" not in again
+    assert not {m for m in again if m.startswith(("sqlalchemy", "ruamel"))}  # sqlite3 and libyaml read
 
 
 def test_trace_names_the_system_a_route_reads_from(tmp_path: Path) -> None:
@@ -111,3 +114,19 @@ def test_route_sources_map_each_route_to_its_source() -> None:
 def test_the_process_dead_letter_prefix_is_the_process_journals() -> None:
     """esb dlq names process groups with the prefix the process journal writes."""
     assert PROCESS_PREFIX == ROUTE_PREFIX
+
+
+def test_a_cold_dlq_list_reads_without_sqlalchemy_or_ruamel(tmp_path: Path) -> None:
+    """`esb dlq list` on an existing SQLite journal counts through sqlite3 and reads YAML with libyaml."""
+    code = (
+        "from esb.cli.main import main\n"
+        "for _ in range(2):\n"  # the first run creates and migrates the journal
+        "    try:\n"
+        "        main(['dlq', 'list'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+    )
+    first = _modules_after(code, tmp_path)
+    assert "sqlalchemy" in first  # the journal was created through the Journal
+    again = _modules_after(code.replace("range(2)", "range(1)"), tmp_path)
+    assert not {m for m in again if m.startswith(("sqlalchemy", "ruamel", "alembic"))}

@@ -14,7 +14,6 @@ from pydantic import Field, field_validator
 from esb.config.language import Expression, Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.expressions import Expression as Compiled
-from esb.processors.sync import Syncer, SyncRule
 
 #: A sync's name: state is kept per (name, key), so one name per entity and target.
 SYNC_NAME = r"^[a-z][a-z0-9_.-]*$"
@@ -74,6 +73,8 @@ class SyncStep(Strict):
 
 def build(step: SyncStep, ctx: BuildContext) -> Processor:
     """Return the syncer (its store, the journal's database, is opened on the first message)."""
+    from esb.processors.sync import Syncer, SyncRule  # here: the sync store brings SQLAlchemy
+
     spec = step.sync
     where = ctx.where(f"sync {spec.name}")
 

@@ -9,7 +9,6 @@ from esb.config.language import Expression, Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.config.steps.sync import SYNC_NAME, _sync_names
 from esb.expressions import Expression as Compiled
-from esb.processors.sync_rejected import RejectRule, SyncRejecter
 
 
 class SyncRejectedSpec(Strict):
@@ -33,6 +32,8 @@ class SyncRejectedStep(Strict):
 
 def build(step: SyncRejectedStep, ctx: BuildContext) -> Processor:
     """Return the rejecter (its store, the journal's database, is opened on the first message)."""
+    from esb.processors.sync_rejected import RejectRule, SyncRejecter  # here: they bring SQLAlchemy
+
     spec = step.sync_rejected
     where = ctx.where(f"sync_rejected {spec.sync}")
 

@@ -1,0 +1,25 @@
+"""The journal's plain constants (states, version table, busy timeout): importable without SQLAlchemy."""
+
+from __future__ import annotations
+
+#: Every state a message can be in on a route, in the order a message usually meets them.
+STATES = (
+    "received",
+    "transformed",
+    "delivered",
+    "filtered",
+    "failed",
+    "redelivered",
+    "dead_lettered",
+    "replayed",
+    "aggregated",
+    "purged",  # removed from the dead-letter endpoint by an operator (esb dlq purge), archived first
+)
+#: States that end a message's journey on a route (what :meth:`Journal.outcome` answers).
+FINAL_STATES = ("delivered", "filtered", "dead_lettered")
+
+#: Name of Alembic's version table: prefixed so the journal can share a PostgreSQL database.
+VERSION_TABLE = "journal_alembic_version"
+
+#: Milliseconds a SQLite writer waits for another writer (thread or process) before giving up.
+BUSY_TIMEOUT_MS = 30_000
