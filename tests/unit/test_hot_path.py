@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -13,7 +16,10 @@ from esb.exceptions import BodyTooLargeError
 from esb.message import Message
 from esb.project import Project
 from esb.runtime.rawkeys import RawKeys
+from esb.transforms import testrun
 from esb.transforms.base import Transform
+from esb.transforms.kinds import RuleTransform
+from esb.transforms.siebelmsg import SiebelTransform
 from esb.xmlsafe import forget_parsed, parse_xml, share_parsed, take_parsed
 from simulators.crm import make_order
 from simulators.siebel import siebel_order_xml
@@ -45,7 +51,7 @@ def project() -> Project:
     return Project.load(ROOT)
 
 
-def _outcome(transform: Transform, body: bytes) -> bytes:
+def _outcome(transform: Transform, body: Any) -> bytes:
     """What the mapping makes of ``body``: its output as JSON, or the error's class and text."""
     try:
         return orjson.dumps(transform.transform_body(body), option=orjson.OPT_SORT_KEYS)
@@ -107,3 +113,90 @@ def test_a_shared_tree_does_not_lift_the_mappings_size_limit(project: Project) -
     finally:
         siebel.header.max_bytes = limit
         forget_parsed()
+
+
+def _rule_transforms(transform: Transform) -> list[RuleTransform]:
+    """The rule sets a transform runs: itself, or a Siebel mapping's variants."""
+    if isinstance(transform, SiebelTransform):
+        return list(transform.variants.values())
+    return [transform] if isinstance(transform, RuleTransform) and transform.block is not None else []
+
+
+@contextmanager
+def _reference(transforms: list[Transform]) -> Iterator[None]:
+    """Run ``transforms`` through the rule runner (the interpreted reference) instead of their plans."""
+    saved = []
+    for transform in transforms:
+        for rules in _rule_transforms(transform):
+            saved.append((rules, rules.plan))
+            block, runner = rules.block, rules.runner
+            assert block is not None
+            rules.plan = lambda node, loc, scope, b=block, r=runner: r.block(b, node, loc, scope)
+    try:
+        yield
+    finally:
+        for rules, plan in saved:
+            rules.plan = plan
+
+
+def _broken(body: bytes) -> list[bytes]:
+    """Orders made wrong in the ways a mapping refuses: bad date, bad number, unknown code, missing id."""
+    swaps = [
+        (b"<Order_spcDate>", b"<Order_spcDate>31/31/2026 99:00:00 "),
+        (b"<Quantity>", b"<Quantity>many"),
+        (b"<Net_spcPrice>", b"<Net_spcPrice>12.3.4"),
+        (b"<Action_spcCode>", b"<Action_spcCode>Explode"),
+        (b"<Line_spcNumber>", b"<Line_spcNumber_gone>"),
+    ]
+    out = []
+    for old, new in swaps:
+        if old in body:
+            changed = body.replace(old, new, 1)
+            if new.endswith(b"_gone>"):
+                changed = changed.replace(b"</Line_spcNumber>", b"</Line_spcNumber_gone>", 1)
+            out.append(changed)
+    return out
+
+
+def test_compiled_rules_give_the_runners_outputs_and_errors_on_orders(project: Project) -> None:
+    """The Siebel and IOM mappings' compiled rules give the runner's outputs and errors, order by order."""
+    siebel = project.transforms.get("crm/siebel_order_to_canonical")
+    iom = project.transforms.get("iom/canonical_to_order_request")
+    bodies = [b for body in ORDERS for b in (body, *_broken(body))]
+    assert len(bodies) > 2 * len(ORDERS)
+
+    def outcomes() -> list[bytes]:
+        found = []
+        for body in bodies:
+            found.append(_outcome(siebel, body))
+            try:
+                canonical = siebel.transform_body(body)
+            except Exception:
+                continue
+            found.append(_outcome(iom, orjson.dumps(canonical)))
+        return found
+
+    compiled = outcomes()
+    with _reference([siebel, iom]):
+        reference = outcomes()
+    assert compiled == reference
+    assert any(o.startswith(b"MappingError") for o in compiled)  # the error paths were exercised
+
+
+def test_compiled_rules_give_the_runners_outcome_for_every_mapping_test_case(project: Project) -> None:
+    """Every case of every rule mapping's _test.yaml: the compiled rules and the runner agree."""
+    compared = 0
+    for path in testrun.find_test_files(ROOT / "transforms"):
+        if "tables" in path.parts:  # decision tables' tests (esb/decision), not mappings'
+            continue
+        test_file = testrun.TestFile(path, project.transforms)
+        transform = project.transforms.get(test_file.transform_name)
+        if not _rule_transforms(transform):
+            continue
+        for case in test_file.cases:
+            body = test_file._input(case)
+            compiled = _outcome(transform, body)
+            with _reference([transform]):
+                assert _outcome(transform, body) == compiled, (path.name, case.get("name"))
+            compared += 1
+    assert compared > 50
