@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from esb.config.routes import RawKey
 from esb.exceptions import BodyTooLargeError
 from esb.message import Message
 from esb.project import Project
@@ -200,3 +201,23 @@ def test_compiled_rules_give_the_runners_outcome_for_every_mapping_test_case(pro
                 assert _outcome(transform, body) == compiled, (path.name, case.get("name"))
             compared += 1
     assert compared > 50
+
+
+#: The route's MSISDN key as it was written before it was made faster (the reference).
+OLD_MSISDN_XPATH = "(//*[Name='MSISDN']/Value | //*[@Name='MSISDN']/@Value)[1]"
+
+
+def test_the_routes_msisdn_key_reads_what_its_former_xpath_read(project: Project) -> None:
+    """crm-order-to-iom's raw MSISDN key finds, order by order, the number the former XPath found."""
+    route = next(r for r in project.routes if r.id == ROUTE)
+    current = RawKeys.for_route(route)
+    former = RawKeys(ROUTE, {"msisdn": RawKey(xpath=OLD_MSISDN_XPATH)})
+    found = 0
+    for body in ORDERS:
+        ours, theirs = Message(body=body), Message(body=body)
+        current(ours)
+        former(theirs)
+        forget_parsed()
+        assert ours.business_keys.get("msisdn") == theirs.business_keys.get("msisdn")
+        found += "msisdn" in ours.business_keys
+    assert found > len(ORDERS) // 2
