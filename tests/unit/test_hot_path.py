@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +223,43 @@ def test_the_routes_msisdn_key_reads_what_its_former_xpath_read(project: Project
         assert ours.business_keys.get("msisdn") == theirs.business_keys.get("msisdn")
         found += "msisdn" in ours.business_keys
     assert found > len(ORDERS) // 2
+
+
+def _full_message() -> Message:
+    """A message with every field set to something other than its default."""
+    return Message(
+        body={"a": 1},
+        id="m-1",
+        correlation_id="c-1",
+        causation_id="p-1",
+        type="order.submitted",
+        source="crm",
+        schema="product_order.v1",
+        headers={"priority": "high"},
+        created_at=datetime(2026, 12, 6, 8, 0, tzinfo=UTC),
+        attempt=3,
+        business_keys={"order_id": "SO1"},
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({}, id="nothing"),
+        pytest.param({"body": None}, id="body-none"),
+        pytest.param({"attempt": 1, "headers": {}}, id="attempt-headers"),
+        pytest.param({"schema": None, "type": "x"}, id="schema-type"),
+        pytest.param({"id": "m-2", "correlation_id": ""}, id="new-id-empty-correlation"),
+        *(pytest.param({f.name: "changed"}, id=f"only-{f.name}") for f in dataclasses.fields(Message)),
+    ],
+)
+def test_message_replace_is_dataclasses_replace(changes: dict[str, Any]) -> None:
+    """Message.replace gives what dataclasses.replace gives, field by field."""
+    message = _full_message()
+    assert message.replace(**changes) == dataclasses.replace(message, **changes)
+
+
+def test_message_replace_refuses_an_unknown_field() -> None:
+    """Message.replace refuses a name that is not a field, as dataclasses.replace does."""
+    with pytest.raises(TypeError, match="colour"):
+        _full_message().replace(colour="red")
