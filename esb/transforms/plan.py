@@ -19,13 +19,16 @@ from typing import Any
 from esb.exceptions import MessageError
 from esb.transforms.pipeline import Step, run_pipeline
 from esb.transforms.rules import Block, Loc, Rule, Runner
+from esb.transforms.xpathdialect import children, indexed_field
 
 #: A compiled block: (context node, its location, the variables in scope) -> the object it builds.
 BlockFn = Callable[[Any, Loc, dict[str, Any]], dict[str, Any]]
-#: A compiled value rule: (node, location, scope) -> the value, None when missing.
-ValueFn = Callable[[Any, Loc, dict[str, Any]], Any]
+#: The index of an XML node's children (esb.transforms.xpathdialect.children), None when not indexed.
+Kids = dict[str, Any] | None
+#: A compiled value rule: (node, its children's index, location, scope) -> the value, None when missing.
+ValueFn = Callable[[Any, Kids, Loc, dict[str, Any]], Any]
 #: A compiled rule of a block: sets its value (or list) in the output object when there is one.
-FillFn = Callable[[Any, Loc, dict[str, Any], dict[str, Any]], None]
+FillFn = Callable[[Any, Kids, Loc, dict[str, Any], dict[str, Any]], None]
 
 #: What a mapping function may raise for a bad value (the runner turns these into a MappingError).
 _FUNCTION_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, MessageError)
@@ -33,29 +36,44 @@ _FUNCTION_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, Message
 
 def compile_block(runner: Runner, block: Block) -> BlockFn:
     """Return the closure evaluating ``block`` as ``runner.block`` does."""
-    lets = [(str(let.keys[0]), compile_value(runner, let)) for let in block.lets]
-    fills = [_foreach(runner, r) if r.block is not None else _fill(runner, r) for r in block.rules]
+    # XML fields (``field:``) of a block read the node's children from one index when there are several
+    indexed = sum(_field_tag(r) is not None for r in (*block.lets, *block.rules)) >= _INDEX_FROM
+    lets = [(str(let.keys[0]), compile_value(runner, let, indexed)) for let in block.lets]
+    fills = [_foreach(runner, r) if r.block is not None else _fill(runner, r, indexed) for r in block.rules]
 
     def run(node: Any, loc: Loc, scope: dict[str, Any]) -> dict[str, Any]:
+        kids = children(node) if indexed else None
         if lets:
             scope = dict(scope)
             for name, value in lets:
-                scope[name] = value(node, loc, scope)
+                scope[name] = value(node, kids, loc, scope)
         out: dict[str, Any] = {}
         for fill in fills:
-            fill(node, loc, scope, out)
+            fill(node, kids, loc, scope, out)
         return out
 
     return run
 
 
-def _fill(runner: Runner, rule: Rule) -> FillFn:
-    value = compile_value(runner, rule)
+#: Fields a block reads before its node's children are indexed once instead of searched for each.
+_INDEX_FROM = 2
+
+
+def _field_tag(rule: Rule) -> str | None:
+    """The tag of a rule whose one source is an XML ``field:`` (esb.transforms.xpathdialect), else None."""
+    if len(rule.sources) != 1:
+        return None
+    tag: str | None = getattr(rule.sources[0][1], "field_tag", None)
+    return tag
+
+
+def _fill(runner: Runner, rule: Rule, indexed: bool) -> FillFn:
+    value = compile_value(runner, rule, indexed)
     setter = rule.setter
     assert setter is not None
 
-    def fill(node: Any, loc: Loc, scope: dict[str, Any], out: dict[str, Any]) -> None:
-        found = value(node, loc, scope)
+    def fill(node: Any, kids: Kids, loc: Loc, scope: dict[str, Any], out: dict[str, Any]) -> None:
+        found = value(node, kids, loc, scope)
         if found is not None:
             setter(out, found)
 
@@ -70,7 +88,7 @@ def _foreach(runner: Runner, rule: Rule) -> FillFn:
     setter, omit_empty = rule.setter, rule.omit_empty
     assert setter is not None
 
-    def fill(node: Any, loc: Loc, scope: dict[str, Any], out: dict[str, Any]) -> None:
+    def fill(node: Any, kids: Kids, loc: Loc, scope: dict[str, Any], out: dict[str, Any]) -> None:
         try:
             items = many(node)
         except Exception:
@@ -83,8 +101,9 @@ def _foreach(runner: Runner, rule: Rule) -> FillFn:
     return fill
 
 
-def compile_value(runner: Runner, rule: Rule) -> ValueFn:
-    """Return the closure evaluating a value rule as ``runner.value`` does."""
+def compile_value(runner: Runner, rule: Rule, indexed: bool = False) -> ValueFn:
+    """Return the closure evaluating a value rule as ``runner.value`` does (``indexed``: its block
+    passes the index of the node's children, which an XML ``field:`` source then reads)."""
     slow = runner.value
     steps = _steps(rule.steps)
     default, required = rule.default, rule.required
@@ -94,12 +113,16 @@ def compile_value(runner: Runner, rule: Rule) -> ValueFn:
     if not getters:
         return _constant(runner, rule, steps)
     single = getters[0] if len(getters) == 1 else None
+    tag = _field_tag(rule) if indexed else None
+    field = indexed_field(tag) if tag is not None else None
 
-    def value(node: Any, loc: Loc, scope: dict[str, Any]) -> Any:
+    def value(node: Any, kids: Kids, loc: Loc, scope: dict[str, Any]) -> Any:
         try:
             if when is not None and when(node) is None:
                 return None
-            if single is not None:
+            if field is not None:
+                found = field(node, kids)  # type: ignore[arg-type]  # indexed: kids is the index
+            elif single is not None:
                 found = single(node)
             else:
                 for get in getters:
@@ -125,11 +148,11 @@ def compile_value(runner: Runner, rule: Rule) -> ValueFn:
 def _constant(runner: Runner, rule: Rule, steps: Callable[[Any, Any], Any] | None) -> ValueFn:
     """A rule without sources: a literal or a ``$variable``, through its pipeline."""
     if rule.when is not None or steps is not None or rule.required or rule.const_var is not None:
-        return lambda node, loc, scope: runner.value(rule, node, loc, scope)
+        return lambda node, kids, loc, scope: runner.value(rule, node, loc, scope)
     const = rule.const if rule.const is not None else rule.default
     if isinstance(const, dict | list):
-        return lambda node, loc, scope: copy.deepcopy(const)
-    return lambda node, loc, scope: const
+        return lambda node, kids, loc, scope: copy.deepcopy(const)
+    return lambda node, kids, loc, scope: const
 
 
 def _steps(steps: list[Step]) -> Callable[[Any, Any], Any] | None:

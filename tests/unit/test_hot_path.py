@@ -23,6 +23,7 @@ from esb.transforms import testrun
 from esb.transforms.base import Transform
 from esb.transforms.kinds import RuleTransform
 from esb.transforms.siebelmsg import SiebelTransform
+from esb.transforms.xpathdialect import children
 from esb.xmlsafe import forget_parsed, parse_xml, share_parsed, take_parsed
 from simulators.crm import make_order
 from simulators.siebel import siebel_order_xml
@@ -263,3 +264,17 @@ def test_message_replace_refuses_an_unknown_field() -> None:
     """Message.replace refuses a name that is not a field, as dataclasses.replace does."""
     with pytest.raises(TypeError, match="colour"):
         _full_message().replace(colour="red")
+
+
+def test_the_children_index_finds_what_iterchildren_finds() -> None:
+    """children() gives, per tag, the first child iterchildren(tag) gives: no namespaced, comment or PI."""
+    root = parse_xml(
+        b'<a xmlns:n="urn:x"><!--c--><n:Id>ns</n:Id><?pi x?><Id>first</Id><Id>second</Id>'
+        b"<Name><b>deep</b></Name></a>"
+    )
+    kids = children(root)
+    for tag in ("Id", "Name", "n:Id", "{urn:x}Id", "Missing", "b"):
+        assert kids.get(tag) is next(root.iterchildren(tag), None)
+    assert kids["{urn:x}Id"].text == "ns"
+    assert kids["Id"].text == "first"
+    assert set(kids) == {"Id", "Name", "{urn:x}Id"}
