@@ -120,8 +120,8 @@ def compile_value(runner: Runner, rule: Rule, indexed: bool = False) -> ValueFn:
         try:
             if when is not None and when(node) is None:
                 return None
-            if field is not None:
-                found = field(node, kids)  # type: ignore[arg-type]  # indexed: kids is the index
+            if field is not None and kids is not None:
+                found = field(node, kids)
             elif single is not None:
                 found = single(node)
             else:

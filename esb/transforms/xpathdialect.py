@@ -66,9 +66,12 @@ def _element_or_attribute(tag: str) -> Getter:
     return get
 
 
-def children(node: Any) -> dict[str, Any]:
+def children(node: Any) -> dict[str, Any] | None:
     """The first child element of ``node`` per tag: what ``next(node.iterchildren(tag))`` finds, for
-    every tag in one pass (a block with many ``field:`` rules looks each up in it)."""
+    every tag in one pass (a block with many ``field:`` rules looks each up in it); None when ``node``
+    is not an element (an XPath string or number: the getters themselves then say what is wrong)."""
+    if not isinstance(node, etree._Element):
+        return None
     found: dict[str, Any] = {}
     for child in node:
         tag = child.tag

@@ -27,6 +27,7 @@ from esb.transforms.xpathdialect import children
 from esb.xmlsafe import forget_parsed, parse_xml, share_parsed, take_parsed
 from simulators.crm import make_order
 from simulators.siebel import siebel_order_xml
+from tests.unit.mapping_fixture import make_mapping_project
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "transforms" / "crm" / "samples"
@@ -278,3 +279,26 @@ def test_the_children_index_finds_what_iterchildren_finds() -> None:
     assert kids["{urn:x}Id"].text == "ns"
     assert kids["Id"].text == "first"
     assert set(kids) == {"Id", "Name", "{urn:x}Id"}
+
+
+FIELDS_ON_TEXT = """
+kind: xpath-to-json
+input: xml
+output: json
+rules:
+  items:
+    foreach: "//Item/text()"
+    rules:
+      id: {field: Id}
+      name: {field: Name}
+"""
+
+
+def test_fields_on_a_node_that_is_not_an_element_fail_as_the_runner_fails(tmp_path: Path) -> None:
+    """A foreach selecting text, not elements: the compiled fields raise the runner's MappingError."""
+    mapping = make_mapping_project(tmp_path, {"t/text_items": FIELDS_ON_TEXT}).transforms.get("t/text_items")
+    body = b"<Order><Item>one</Item></Order>"
+    compiled = _outcome(mapping, body)
+    with _reference([mapping]):
+        assert _outcome(mapping, body) == compiled
+    assert compiled.startswith(b"MappingError")
