@@ -11,6 +11,12 @@ The hub's rate is printed twice: steady (from the first message's end to the las
 timed them; the pass-through is timed from the start of its consuming loop) and from start (start-up
 included: connections, the first compilation of mappings and schemas). Then a paced run measures
 per-message latency (ingress to delivered) when the route is not saturated.
+
+Beside the rates, CPU time per message, which a busy machine inflates far less than wall time: the
+pass-through's consuming thread over its loop, the hub's threads other than the bench's own (the route
+worker and its helpers; start-up compilation runs on the bench's thread and is left out). ``CPU ratio``
+is the pass-through's CPU per message over the hub's: the throughput ratio both would reach if each had
+a core to itself.
 """
 
 from __future__ import annotations
@@ -42,8 +48,8 @@ def bodies(count: int) -> list[bytes]:
     return [siebel_order_xml(make_order(i, rng), encoding="GBK" if i % 2 else "UTF-8") for i in range(count)]
 
 
-def raw_pass_through(payloads: list[bytes]) -> float:
-    """Return msg/s of consume -> publish -> ack with kombu on the SQLite transport."""
+def raw_pass_through(payloads: list[bytes]) -> tuple[float, float]:
+    """Return (msg/s, CPU µs per message) of consume -> publish -> ack with kombu on the SQLite transport."""
     url = f"sqlite:///{tempfile.mkdtemp(prefix='bench-raw-')}/queues.db"
     src, dst = Queue("bench.in", routing_key="bench.in"), Queue("bench.out", routing_key="bench.out")
     with Connection(url) as conn, conn.Producer() as producer:
@@ -60,10 +66,11 @@ def raw_pass_through(payloads: list[bytes]) -> float:
             done += 1
 
         with consume.Consumer([src], callbacks=[on_message], accept=None, prefetch_count=100):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             while done < len(payloads):
                 consume.drain_events(timeout=5)
-            return len(payloads) / (time.perf_counter() - start)
+            cpu = time.thread_time() - cpu
+            return len(payloads) / (time.perf_counter() - start), cpu * 1e6 / len(payloads)
 
 
 def hub_project() -> Project:
@@ -101,20 +108,22 @@ def ended_at(hub: Hub, message_id: str) -> float:
     return max(e.at for e in hub.journal.history(message_id) if e.route == ROUTE).timestamp()
 
 
-def hub_throughput(payloads: list[bytes]) -> tuple[float, float]:
-    """Return (steady msg/s, msg/s from start) of the hub on a backlog of ``payloads``."""
+def hub_throughput(payloads: list[bytes]) -> tuple[float, float, float]:
+    """Return (steady msg/s, msg/s from start, CPU µs per message of the hub's threads) of the hub on a
+    backlog of ``payloads``."""
     project = hub_project()
     project.settings.data_dir.mkdir(parents=True, exist_ok=True)
     ids = publish(project, payloads, "tp")
     hub = Hub(project, route_ids=[ROUTE])
-    start = time.perf_counter()
+    start, process_cpu, own_cpu = time.perf_counter(), time.process_time(), time.thread_time()
     hub.start()
     wait_done(hub, ids[-1:])
+    process_cpu, own_cpu = time.process_time() - process_cpu, time.thread_time() - own_cpu
     wait_done(hub, ids)
     from_start = len(ids) / (time.perf_counter() - start)
     steady = (len(ids) - 1) / (ended_at(hub, ids[-1]) - ended_at(hub, ids[0]))  # one worker: in order
     hub.stop()
-    return steady, from_start
+    return steady, from_start, (process_cpu - own_cpu) * 1e6 / len(ids)
 
 
 def hub_latency(payloads: list[bytes], rate: float) -> list[float]:
@@ -143,8 +152,8 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("critical", "console")
     payloads = bodies(args.messages)
-    raw = raw_pass_through(payloads)
-    hub, from_start = hub_throughput(payloads)
+    raw, raw_cpu = raw_pass_through(payloads)
+    hub, from_start, hub_cpu = hub_throughput(payloads)
     latencies = hub_latency(payloads[: args.paced], rate=min(hub * 0.5, 100))
     q = statistics.quantiles(latencies, n=100)
     print(f"messages: {args.messages} (paced latency run: {args.paced})")
@@ -154,6 +163,8 @@ def main() -> None:
     print(f"{'hub, same run counted from start':<56} {from_start:>10.0f} {from_start / raw:>8.2f}")
     print(f"latency ingress->delivered, ms: p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}", end="")
     print(f"  max {max(latencies):.1f}")
+    print(f"CPU µs per message: pass-through {raw_cpu:.0f}, hub {hub_cpu:.0f}", end="")
+    print(f"; CPU ratio {raw_cpu / hub_cpu:.2f}")
 
 
 if __name__ == "__main__":

@@ -81,8 +81,28 @@ class Message:
             self.correlation_id = self.id
 
     def replace(self, **changes: Any) -> Message:
-        """Return a copy with ``changes`` applied; the same message (same id) in a new state."""
-        return dataclasses.replace(self, **changes)
+        """Return a copy with ``changes`` applied; the same message (same id) in a new state.
+
+        What ``dataclasses.replace`` does (a new instance through ``__init__``, unknown names refused),
+        written out: it runs several times per message on the hot path, at a third of the cost.
+        """
+        if changes and not _FIELD_NAMES.issuperset(changes):
+            unknown = sorted(set(changes) - _FIELD_NAMES)[0]
+            raise TypeError(f"Message has no field {unknown!r}")
+        get = changes.get
+        return type(self)(
+            body=get("body", self.body),
+            id=get("id", self.id),
+            correlation_id=get("correlation_id", self.correlation_id),
+            causation_id=get("causation_id", self.causation_id),
+            type=get("type", self.type),
+            source=get("source", self.source),
+            schema=get("schema", self.schema),
+            headers=get("headers", self.headers),
+            created_at=get("created_at", self.created_at),
+            attempt=get("attempt", self.attempt),
+            business_keys=get("business_keys", self.business_keys),
+        )
 
     def derive(self, body: Any, *, suffix: str, **changes: Any) -> Message:
         """Return a child message (split part, aggregate, reply) caused by this one.
@@ -153,3 +173,7 @@ class Message:
     def log_context(self) -> dict[str, Any]:
         """Return the fields every log line about this message carries (never the body)."""
         return {"message_id": self.id, "correlation_id": self.correlation_id}
+
+
+#: Every field of a Message (Message.replace writes them out: a test checks it misses none).
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Message))

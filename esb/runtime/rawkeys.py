@@ -19,7 +19,7 @@ from esb.expressions import Expression, message_view
 from esb.logging import get_logger
 from esb.message import Message
 from esb.transforms.xpathdialect import XPathDialect
-from esb.xmlsafe import DEFAULT_MAX_BYTES, parse_xml
+from esb.xmlsafe import DEFAULT_MAX_BYTES, parse_xml, share_parsed
 
 
 def _xml_root(message: Message, max_bytes: int) -> Any:
@@ -29,6 +29,12 @@ def _xml_root(message: Message, max_bytes: int) -> Any:
     if not isinstance(body, bytes | bytearray):
         raise EsbError(f"an xpath key needs an XML body, got {type(body).__name__}")
     return parse_xml(bytes(body), max_bytes=max_bytes)
+
+
+def _offer(message: Message, root: Any) -> None:
+    """Hand the tree the keys were read from to the message's first mapping (esb.xmlsafe.take_parsed)."""
+    if type(message.body) is bytes:  # the very object the mapping will parse
+        share_parsed(message.body, root)
 
 
 def _scalar(value: Any) -> str | None:
@@ -72,7 +78,7 @@ class RawKeys:
         xpaths = {n: g for n, g in self.xpaths.items() if n not in message.business_keys}
         jmespaths = {n: e for n, e in self.jmespaths.items() if n not in message.business_keys}
         if xpaths:
-            warnings.extend(self._read(message, xpaths, lambda: _xml_root(message, self.max_bytes)))
+            warnings.extend(self._read(message, xpaths, lambda: _xml_root(message, self.max_bytes), _offer))
         if jmespaths:
             warnings.extend(self._read(message, jmespaths, lambda: self._json_view(message)))
         for warning in warnings:
@@ -87,11 +93,25 @@ class RawKeys:
         view["body"] = json_body(message.body, f"route {self.route_id}: raw_business_keys")
         return view
 
-    def _read(self, message: Message, getters: dict[str, Any], document: Callable[[], Any]) -> list[str]:
+    def _read(
+        self,
+        message: Message,
+        getters: dict[str, Any],
+        document: Callable[[], Any],
+        done: Callable[[Message, Any], None] | None = None,
+    ) -> list[str]:
         try:
             data = document()
         except EsbError as exc:
             return [f"{', '.join(getters)}: {exc}"]
+        try:
+            return self._values(message, getters, data)
+        finally:
+            if done is not None:  # the document read: handed on (XML: to the first mapping)
+                done(message, data)
+
+    def _values(self, message: Message, getters: dict[str, Any], data: Any) -> list[str]:
+        """Set the keys ``getters`` read from ``data``; return a warning for each that failed."""
         warnings = []
         for name, getter in getters.items():
             try:

@@ -29,6 +29,7 @@ from esb.runtime.pipeline import Pipeline, build_pipeline
 from esb.runtime.rawkeys import RawKeys
 from esb.telemetry import tracer
 from esb.typing import Breakable, Delivery, capability
+from esb.xmlsafe import forget_parsed
 
 if TYPE_CHECKING:
     from esb.journal import Journal
@@ -141,6 +142,12 @@ class RouteWorker(threading.Thread):
 
     def _handle_ready(self, delivery: Delivery, *, backlog: bool) -> None:
         """Handle ``delivery`` and whatever else the source has ready, together when the route allows."""
+        try:
+            self._handle_deliveries(delivery, backlog=backlog)
+        finally:
+            forget_parsed()  # trees the raw keys parsed that no mapping took
+
+    def _handle_deliveries(self, delivery: Delivery, *, backlog: bool) -> None:
         if not backlog or not batchable(self):
             self.handle(delivery)
             return
@@ -225,6 +232,8 @@ class RouteWorker(threading.Thread):
             finally:
                 span.outcome(delivery.outcome or "given_back", delivery.failure)
                 structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "route")
+                if first is None:  # its own raw keys' tree, if no mapping took it
+                    forget_parsed()
 
     def _admit(self, delivery: Delivery, first: bool | None = None) -> bool:
         """Journal the delivery at ingress; settle at once duplicates, poison and oversized messages."""

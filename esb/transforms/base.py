@@ -18,7 +18,7 @@ from lxml import etree
 from esb.codec import json_body
 from esb.exceptions import BodyTooLargeError, DecodeError, MappingError, UnknownMessageTypeError
 from esb.message import Message
-from esb.xmlsafe import DEFAULT_MAX_BYTES, parse_xml
+from esb.xmlsafe import DEFAULT_MAX_BYTES, parse_xml, take_parsed
 
 _DECL_ENCODING = re.compile(r"^(\s*<\?xml[^>]*encoding=[\"'])[^\"']*([\"'])")
 
@@ -95,6 +95,10 @@ class Transform:
             body = _DECL_ENCODING.sub(r"\1UTF-8\2", body, count=1).encode("utf-8")
         if not isinstance(body, bytes | bytearray | memoryview):
             raise DecodeError(f"{self.name}: expected an XML body, got {type(body).__name__}")
+        if isinstance(body, bytes):  # parsed already for the raw business keys: that tree, once
+            shared = take_parsed(body, max_bytes=self.header.max_bytes)
+            if shared is not None:
+                return shared
         return parse_xml(bytes(body), max_bytes=self.header.max_bytes)
 
     def check_accepts(self, parsed: Any) -> None:

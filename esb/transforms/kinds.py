@@ -11,6 +11,7 @@ from lxml import etree
 from esb.exceptions import EsbError, MappingError, MessageError
 from esb.transforms.base import Header, Transform
 from esb.transforms.functions import FUNCTIONS, FnContext
+from esb.transforms.plan import compile_block
 from esb.transforms.rules import Block, Dialect, Runner
 from esb.xmlsafe import hardened_parser
 
@@ -18,12 +19,20 @@ from esb.xmlsafe import hardened_parser
 class RuleTransform(Transform):
     """``kind: xpath-to-json`` and ``kind: jmespath``: a block of rules building a JSON object."""
 
-    def __init__(self, header: Header, dialect: Dialect, block: Block | None,
-                 expression: Callable[[Any], Any] | None = None, context: str | None = None) -> None:
+    def __init__(
+        self,
+        header: Header,
+        dialect: Dialect,
+        block: Block | None,
+        expression: Callable[[Any], Any] | None = None,
+        context: str | None = None,
+    ) -> None:
         super().__init__(header)
         self.block = block
         self.expression = expression
         self.runner = Runner(header.name, dialect)
+        #: the rules compiled to closures (esb.transforms.plan); ``runner.block`` is the reference path
+        self.plan = compile_block(self.runner, block) if block is not None else None
         self.dialect = dialect
         self.context = (context, dialect.many(context)) if context else None
 
@@ -34,9 +43,9 @@ class RuleTransform(Transform):
                 return self.expression(body)
             except (ValueError, TypeError, ArithmeticError, LookupError, MessageError) as exc:
                 raise MappingError(self.name, "expression", "@", str(exc)) from exc
-        assert self.block is not None
+        assert self.plan is not None
         node = self._context(body) if self.context else body
-        return self.runner.block(self.block, node, None, {})
+        return self.plan(node, None, {})
 
     def _context(self, body: Any) -> Any:
         assert self.context is not None
@@ -44,8 +53,12 @@ class RuleTransform(Transform):
         nodes = many(body)
         if len(nodes) != 1:
             what = "nothing" if not nodes else f"{len(nodes)} nodes (split the message first)"
-            raise MappingError(self.name, "context", self.dialect.locate(body, None, expr),
-                               f"the context expression must select exactly one node, it selected {what}")
+            raise MappingError(
+                self.name,
+                "context",
+                self.dialect.locate(body, None, expr),
+                f"the context expression must select exactly one node, it selected {what}",
+            )
         return nodes[0]
 
 

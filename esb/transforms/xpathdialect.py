@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -61,6 +62,34 @@ def _element_or_attribute(tag: str) -> Getter:
         if value:
             return value
         el = next(node.iterchildren(tag), None)
+        return _text(el) if el is not None else None
+
+    get.field_tag = tag  # type: ignore[attr-defined]  # esb.transforms.plan reads it through children()
+    return get
+
+
+def children(node: Any) -> dict[str, Any] | None:
+    """The first child element of ``node`` per tag: what ``next(node.iterchildren(tag))`` finds, for
+    every tag in one pass (a block with many ``field:`` rules looks each up in it); None when ``node``
+    is not an element (an XPath string or number: the getters themselves then say what is wrong)."""
+    if not isinstance(node, etree._Element):
+        return None
+    found: dict[str, Any] = {}
+    for child in node:
+        tag = child.tag
+        if tag.__class__ is str and tag not in found:  # comments and PIs have a function as tag
+            found[tag] = child
+    return found
+
+
+def indexed_field(tag: str) -> Callable[[Any, dict[str, Any]], Any]:
+    """The ``field:`` getter of ``tag`` reading the children through :func:`children`'s index."""
+
+    def get(node: Any, kids: dict[str, Any]) -> Any:
+        value = node.get(tag)
+        if value:
+            return value
+        el = kids.get(tag)
         return _text(el) if el is not None else None
 
     return get

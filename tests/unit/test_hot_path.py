@@ -1,0 +1,304 @@
+"""The CRM-order route's faster paths give what the slower ones gave (issue 19's differential tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from esb.config.routes import RawKey
+from esb.exceptions import BodyTooLargeError
+from esb.message import Message
+from esb.project import Project
+from esb.runtime.rawkeys import RawKeys
+from esb.transforms import testrun
+from esb.transforms.base import Transform
+from esb.transforms.kinds import RuleTransform
+from esb.transforms.siebelmsg import SiebelTransform
+from esb.transforms.xpathdialect import children
+from esb.xmlsafe import forget_parsed, parse_xml, share_parsed, take_parsed
+from simulators.crm import make_order
+from simulators.siebel import siebel_order_xml
+from tests.unit.mapping_fixture import make_mapping_project
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "transforms" / "crm" / "samples"
+ROUTE = "crm-order-to-iom"
+
+
+def _orders() -> list[bytes]:
+    """The repository's Siebel order samples and generated orders in every form the simulator writes."""
+    found = [p.read_bytes() for p in sorted(SAMPLES.glob("order_*.xml")) if "dtd" not in p.name]
+    found += [p.read_bytes() for p in sorted((SAMPLES / "eai").glob("*.xml"))]
+    rng = random.Random(19)
+    for index in range(40):
+        order = make_order(index, rng)
+        found.append(
+            siebel_order_xml(order, encoding="GBK" if index % 2 else "UTF-8", attributes=index % 3 == 0)
+        )
+    return found
+
+
+ORDERS = _orders()
+
+
+@pytest.fixture(scope="module")
+def project() -> Project:
+    """The repository's own project (its routes and mappings)."""
+    return Project.load(ROOT)
+
+
+def _outcome(transform: Transform, body: Any) -> bytes:
+    """What the mapping makes of ``body``: its output as JSON, or the error's class and text."""
+    try:
+        return orjson.dumps(transform.transform_body(body), option=orjson.OPT_SORT_KEYS)
+    except Exception as exc:  # the same refusal is the same outcome
+        return f"{type(exc).__name__}: {exc}".encode()
+
+
+def test_mapping_after_raw_keys_gives_what_a_fresh_parse_gives(project: Project) -> None:
+    """The Siebel mapping on the tree the raw keys parsed gives the output (or error) of its own parse."""
+    route = next(r for r in project.routes if r.id == ROUTE)
+    raw_keys = RawKeys.for_route(route)
+    siebel = project.transforms.get("crm/siebel_order_to_canonical")
+    shared = 0
+    for body in ORDERS:
+        alone = _outcome(siebel, bytes(bytearray(body)))  # another bytes object: never a shared tree
+        message = Message(body=body)
+        raw_keys(message)
+        shared += take_parsed(body) is not None  # the tree was offered ...
+        message = Message(body=body)
+        raw_keys(message)
+        assert _outcome(siebel, body) == alone  # ... and the mapping gives the same on it
+        assert take_parsed(body) is None  # taken once
+    assert shared == len(ORDERS)
+
+
+def test_a_shared_tree_is_taken_once_and_only_for_that_object() -> None:
+    """take_parsed gives a shared tree to the same bytes object once, never to an equal copy."""
+    body = ORDERS[0]
+    root = parse_xml(body)
+    share_parsed(body, root)
+    assert take_parsed(bytes(bytearray(body))) is None
+    assert take_parsed(body) is root
+    assert take_parsed(body) is None
+
+
+def test_a_shared_tree_stays_on_its_thread() -> None:
+    """A tree shared on one thread is not seen by another."""
+    body = ORDERS[0]
+    share_parsed(body, parse_xml(body))
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(take_parsed(body)))
+    thread.start()
+    thread.join()
+    assert seen == [None]
+    forget_parsed()
+    assert take_parsed(body) is None
+
+
+def test_a_shared_tree_does_not_lift_the_mappings_size_limit(project: Project) -> None:
+    """A body over the mapping's limit is refused even when the raw keys parsed it under theirs."""
+    siebel = project.transforms.get("crm/siebel_order_to_canonical")
+    body = ORDERS[0]
+    share_parsed(body, parse_xml(body))
+    limit = siebel.header.max_bytes
+    siebel.header.max_bytes = len(body) - 1
+    try:
+        with pytest.raises(BodyTooLargeError):
+            siebel.transform_body(body)
+    finally:
+        siebel.header.max_bytes = limit
+        forget_parsed()
+
+
+def _rule_transforms(transform: Transform) -> list[RuleTransform]:
+    """The rule sets a transform runs: itself, or a Siebel mapping's variants."""
+    if isinstance(transform, SiebelTransform):
+        return list(transform.variants.values())
+    return [transform] if isinstance(transform, RuleTransform) and transform.block is not None else []
+
+
+@contextmanager
+def _reference(transforms: list[Transform]) -> Iterator[None]:
+    """Run ``transforms`` through the rule runner (the interpreted reference) instead of their plans."""
+    saved = []
+    for transform in transforms:
+        for rules in _rule_transforms(transform):
+            saved.append((rules, rules.plan))
+            block, runner = rules.block, rules.runner
+            assert block is not None
+            rules.plan = lambda node, loc, scope, b=block, r=runner: r.block(b, node, loc, scope)
+    try:
+        yield
+    finally:
+        for rules, plan in saved:
+            rules.plan = plan
+
+
+def _broken(body: bytes) -> list[bytes]:
+    """Orders made wrong in the ways a mapping refuses: bad date, bad number, unknown code, missing id."""
+    swaps = [
+        (b"<Order_spcDate>", b"<Order_spcDate>31/31/2026 99:00:00 "),
+        (b"<Quantity>", b"<Quantity>many"),
+        (b"<Net_spcPrice>", b"<Net_spcPrice>12.3.4"),
+        (b"<Action_spcCode>", b"<Action_spcCode>Explode"),
+        (b"<Line_spcNumber>", b"<Line_spcNumber_gone>"),
+    ]
+    out = []
+    for old, new in swaps:
+        if old in body:
+            changed = body.replace(old, new, 1)
+            if new.endswith(b"_gone>"):
+                changed = changed.replace(b"</Line_spcNumber>", b"</Line_spcNumber_gone>", 1)
+            out.append(changed)
+    return out
+
+
+def test_compiled_rules_give_the_runners_outputs_and_errors_on_orders(project: Project) -> None:
+    """The Siebel and IOM mappings' compiled rules give the runner's outputs and errors, order by order."""
+    siebel = project.transforms.get("crm/siebel_order_to_canonical")
+    iom = project.transforms.get("iom/canonical_to_order_request")
+    bodies = [b for body in ORDERS for b in (body, *_broken(body))]
+    assert len(bodies) > 2 * len(ORDERS)
+
+    def outcomes() -> list[bytes]:
+        found = []
+        for body in bodies:
+            found.append(_outcome(siebel, body))
+            try:
+                canonical = siebel.transform_body(body)
+            except Exception:
+                continue
+            found.append(_outcome(iom, orjson.dumps(canonical)))
+        return found
+
+    compiled = outcomes()
+    with _reference([siebel, iom]):
+        reference = outcomes()
+    assert compiled == reference
+    assert any(o.startswith(b"MappingError") for o in compiled)  # the error paths were exercised
+
+
+def test_compiled_rules_give_the_runners_outcome_for_every_mapping_test_case(project: Project) -> None:
+    """Every case of every rule mapping's _test.yaml: the compiled rules and the runner agree."""
+    compared = 0
+    for path in testrun.find_test_files(ROOT / "transforms"):
+        if "tables" in path.parts:  # decision tables' tests (esb/decision), not mappings'
+            continue
+        test_file = testrun.TestFile(path, project.transforms)
+        transform = project.transforms.get(test_file.transform_name)
+        if not _rule_transforms(transform):
+            continue
+        for case in test_file.cases:
+            body = test_file._input(case)
+            compiled = _outcome(transform, body)
+            with _reference([transform]):
+                assert _outcome(transform, body) == compiled, (path.name, case.get("name"))
+            compared += 1
+    assert compared > 50
+
+
+#: The route's MSISDN key as it was written before it was made faster (the reference).
+OLD_MSISDN_XPATH = "(//*[Name='MSISDN']/Value | //*[@Name='MSISDN']/@Value)[1]"
+
+
+def test_the_routes_msisdn_key_reads_what_its_former_xpath_read(project: Project) -> None:
+    """crm-order-to-iom's raw MSISDN key finds, order by order, the number the former XPath found."""
+    route = next(r for r in project.routes if r.id == ROUTE)
+    current = RawKeys.for_route(route)
+    former = RawKeys(ROUTE, {"msisdn": RawKey(xpath=OLD_MSISDN_XPATH)})
+    found = 0
+    for body in ORDERS:
+        ours, theirs = Message(body=body), Message(body=body)
+        current(ours)
+        former(theirs)
+        forget_parsed()
+        assert ours.business_keys.get("msisdn") == theirs.business_keys.get("msisdn")
+        found += "msisdn" in ours.business_keys
+    assert found > len(ORDERS) // 2
+
+
+def _full_message() -> Message:
+    """A message with every field set to something other than its default."""
+    return Message(
+        body={"a": 1},
+        id="m-1",
+        correlation_id="c-1",
+        causation_id="p-1",
+        type="order.submitted",
+        source="crm",
+        schema="product_order.v1",
+        headers={"priority": "high"},
+        created_at=datetime(2026, 12, 6, 8, 0, tzinfo=UTC),
+        attempt=3,
+        business_keys={"order_id": "SO1"},
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({}, id="nothing"),
+        pytest.param({"body": None}, id="body-none"),
+        pytest.param({"attempt": 1, "headers": {}}, id="attempt-headers"),
+        pytest.param({"schema": None, "type": "x"}, id="schema-type"),
+        pytest.param({"id": "m-2", "correlation_id": ""}, id="new-id-empty-correlation"),
+        *(pytest.param({f.name: "changed"}, id=f"only-{f.name}") for f in dataclasses.fields(Message)),
+    ],
+)
+def test_message_replace_is_dataclasses_replace(changes: dict[str, Any]) -> None:
+    """Message.replace gives what dataclasses.replace gives, field by field."""
+    message = _full_message()
+    assert message.replace(**changes) == dataclasses.replace(message, **changes)
+
+
+def test_message_replace_refuses_an_unknown_field() -> None:
+    """Message.replace refuses a name that is not a field, as dataclasses.replace does."""
+    with pytest.raises(TypeError, match="colour"):
+        _full_message().replace(colour="red")
+
+
+def test_the_children_index_finds_what_iterchildren_finds() -> None:
+    """children() gives, per tag, the first child iterchildren(tag) gives: no namespaced, comment or PI."""
+    root = parse_xml(
+        b'<a xmlns:n="urn:x"><!--c--><n:Id>ns</n:Id><?pi x?><Id>first</Id><Id>second</Id>'
+        b"<Name><b>deep</b></Name></a>"
+    )
+    kids = children(root)
+    for tag in ("Id", "Name", "n:Id", "{urn:x}Id", "Missing", "b"):
+        assert kids.get(tag) is next(root.iterchildren(tag), None)
+    assert kids["{urn:x}Id"].text == "ns"
+    assert kids["Id"].text == "first"
+    assert set(kids) == {"Id", "Name", "{urn:x}Id"}
+
+
+FIELDS_ON_TEXT = """
+kind: xpath-to-json
+input: xml
+output: json
+rules:
+  items:
+    foreach: "//Item/text()"
+    rules:
+      id: {field: Id}
+      name: {field: Name}
+"""
+
+
+def test_fields_on_a_node_that_is_not_an_element_fail_as_the_runner_fails(tmp_path: Path) -> None:
+    """A foreach selecting text, not elements: the compiled fields raise the runner's MappingError."""
+    mapping = make_mapping_project(tmp_path, {"t/text_items": FIELDS_ON_TEXT}).transforms.get("t/text_items")
+    body = b"<Order><Item>one</Item></Order>"
+    compiled = _outcome(mapping, body)
+    with _reference([mapping]):
+        assert _outcome(mapping, body) == compiled
+    assert compiled.startswith(b"MappingError")
