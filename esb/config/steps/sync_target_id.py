@@ -13,7 +13,6 @@ from esb.config.language import Expression, Strict
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.config.steps.sync import FIELD_PATH, SYNC_NAME, _sync_names
 from esb.expressions import Expression as Compiled
-from esb.processors.sync_target_id import TargetIdKeeper, TargetIdRule
 
 
 class SyncTargetIdSpec(Strict):
@@ -39,6 +38,8 @@ class SyncTargetIdStep(Strict):
 
 def build(step: SyncTargetIdStep, ctx: BuildContext) -> Processor:
     """Return the keeper (its store, the journal's database, is opened on the first message)."""
+    from esb.processors.sync_target_id import TargetIdKeeper, TargetIdRule  # brings SQLAlchemy
+
     spec = step.sync_target_id
     where = ctx.where(f"sync_target_id {spec.name}")
     remember = None if spec.remember is None else Compiled(spec.remember, f"{where}.remember")
