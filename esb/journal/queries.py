@@ -42,21 +42,40 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def _latest_state() -> Any:
+def latest_state() -> Any:
+    """Return the scalar subquery of the latest state of the ``messages`` row of the enclosing query."""
     return (
         sa.select(events.c.state)
-        .where(events.c.message_id == messages.c.id, events.c.route == messages.c.route)
+        .where(events.c.message_seq == messages.c.seq)
         .order_by(events.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )
 
 
+def ids_with_key(where: Any) -> Any:
+    """Return the query of the message ids with a business key matching ``where``: a key is indexed on
+    one row of an id, and finds the id on every route."""
+    keyed = messages.alias("keyed")
+    return (
+        sa.select(keyed.c.id)
+        .select_from(business_keys.join(keyed, keyed.c.seq == business_keys.c.message_seq))
+        .where(where)
+    )
+
+
 def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:
     """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``."""
-    state = _latest_state().label("state")
-    columns = [c for c in messages.c if c.name != "body"]
-    stmt = sa.select(*columns, messages.c.body.is_not(None).label("has_body"), state)
+    return [record for _, record in _find(conn, flt, limit, extra)]
+
+
+def _find(
+    conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()
+) -> list[tuple[int, MessageRecord]]:
+    """:func:`find`, each record with its row's seq."""
+    state = latest_state().label("state")
+    columns = [c for c in messages.c if c.name not in ("body", "seq")]
+    stmt = sa.select(messages.c.seq, *columns, messages.c.body.is_not(None).label("has_body"), state)
     conditions: list[Any] = []
     if flt.message_id is not None:
         conditions.append(messages.c.id == flt.message_id)
@@ -64,10 +83,8 @@ def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()
         conditions.append(messages.c.correlation_id == flt.correlation_id)
     if flt.key is not None:
         name, value = flt.key
-        keyed = sa.select(business_keys.c.message_id).where(
-            business_keys.c.name == name, business_keys.c.value == str(value)
-        )
-        conditions.append(messages.c.id.in_(keyed))
+        key = sa.and_(business_keys.c.name == name, business_keys.c.value == str(value))
+        conditions.append(messages.c.id.in_(ids_with_key(key)))
     if flt.route is not None:
         conditions.append(messages.c.route == flt.route)
     if flt.since is not None:
@@ -75,23 +92,26 @@ def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()
     if flt.until is not None:
         conditions.append(messages.c.received_at < flt.until)
     if flt.state is not None:
-        conditions.append(_latest_state() == flt.state)
+        conditions.append(latest_state() == flt.state)
     if flt.state == "dead_lettered" and flt.since is not None:
         # a window: start from the dead-letter events since then (a partial index) instead of the latest
         # state of every message of the window (a day of a busy route is 300,000 messages)
-        dead = sa.select(events.c.message_id).where(events.c.state == "dead_lettered")
-        conditions.append(messages.c.id.in_(dead.where(events.c.at >= flt.since)))
+        dead = sa.select(events.c.message_seq).where(events.c.state == "dead_lettered")
+        conditions.append(messages.c.seq.in_(dead.where(events.c.at >= flt.since)))
     conditions.extend(extra)
     stmt = stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
     rows = conn.execute(stmt).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows})
     return [
-        MessageRecord(
-            **{c.name: row[c.name] for c in columns if c.name != "headers"},
-            headers=row["headers"] or {},
-            state=row["state"],
-            has_body=bool(row["has_body"]),
-            business_keys=keys.get(row["id"], {}),
+        (
+            row["seq"],
+            MessageRecord(
+                **{c.name: row[c.name] for c in columns if c.name != "headers"},
+                headers=row["headers"] or {},
+                state=row["state"],
+                has_body=bool(row["has_body"]),
+                business_keys=keys.get(row["id"], {}),
+            ),
         )
         for row in rows
     ]
@@ -104,12 +124,11 @@ def dead_letters(
     the cursor of the next page (None after the last). Walks the dead-letter events backwards (a partial
     index), so a page costs the same on a journal of any size."""
     found: list[MessageRecord] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[int] = set()
     cursor = before
     while len(found) < limit:
-        stmt = sa.select(events.c.message_id, events.c.route, events.c.at, events.c.id).where(
-            events.c.state == "dead_lettered"
-        )
+        stmt = sa.select(events.c.message_seq, events.c.at, events.c.id)
+        stmt = stmt.where(events.c.state == "dead_lettered")
         if route is not None:
             stmt = stmt.where(events.c.route == route)
         if cursor is not None:
@@ -118,41 +137,39 @@ def dead_letters(
         rows = conn.execute(stmt.order_by(events.c.at.desc(), events.c.id.desc()).limit(limit * 2)).all()
         if not rows:
             return found, None
-        cursor = (rows[-1][2], rows[-1][3])
-        wanted = [(mid, r) for mid, r, _, _ in rows if (mid, r) not in seen]
+        cursor = (rows[-1][1], rows[-1][2])
+        wanted = list(dict.fromkeys(seq for seq, _, _ in rows if seq not in seen))
         seen.update(wanted)
-        records: dict[tuple[str, str], MessageRecord] = {}
-        for r, ids in _group(wanted).items():
-            flt = Filter(route=r, state="dead_lettered")
-            for record in find(conn, flt, len(ids), [messages.c.id.in_(ids)]):
-                records[(record.id, record.route)] = record
-        found.extend(records[pair] for pair in wanted if pair in records)
+        flt = Filter(state="dead_lettered")
+        records = dict(_find(conn, flt, len(wanted), [messages.c.seq.in_(wanted)]))
+        found.extend(records[seq] for seq in wanted if seq in records)
     return found[:limit], cursor
 
 
-def _group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
-    for mid, route in pairs:
-        grouped.setdefault(route, []).append(mid)
-    return grouped
-
-
 def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
+    """Return the business keys of each message id (indexed on any of its routes' rows)."""
     out: dict[str, dict[str, str]] = {}
+    joined = business_keys.join(messages, messages.c.seq == business_keys.c.message_seq)
     for batch in _chunks(sorted(ids)):
-        stmt = sa.select(business_keys).where(business_keys.c.message_id.in_(batch))
-        for mid, name, value in conn.execute(stmt):
+        stmt = sa.select(messages.c.id, business_keys.c.name, business_keys.c.value).select_from(joined)
+        for mid, name, value in conn.execute(stmt.where(messages.c.id.in_(batch))):
             out.setdefault(mid, {})[name] = value
     return out
 
 
 def history(conn: sa.Connection, message_ids: Iterable[str]) -> list[EventRecord]:
     """Return the events of ``message_ids`` on every route, ordered by time (then by insertion)."""
-    columns = [c for c in events.c if c.name != "body"]
+    columns = [c for c in events.c if c.name not in ("body", "message_seq")]
+    joined = events.join(messages, messages.c.seq == events.c.message_seq)
     found: list[EventRecord] = []
     for batch in _chunks(sorted(set(message_ids))):
-        stmt = sa.select(*columns, events.c.body.is_not(None).label("has_body")).where(
-            events.c.message_id.in_(batch)
+        stmt = (
+            sa.select(
+                *columns, messages.c.id.label("message_id"),
+                events.c.body.is_not(None).label("has_body"),
+            )
+            .select_from(joined)
+            .where(messages.c.id.in_(batch))
         )
         for row in conn.execute(stmt).mappings():
             found.append(EventRecord(**{**row, "has_body": bool(row["has_body"])}))
@@ -162,9 +179,7 @@ def history(conn: sa.Connection, message_ids: Iterable[str]) -> list[EventRecord
 
 def conversation(conn: sa.Connection, key: str) -> set[str]:
     """Return the ids of every message linked to ``key`` by id, correlation, causation or business key."""
-    ids: set[str] = set(
-        conn.scalars(sa.select(business_keys.c.message_id).where(business_keys.c.value == key))
-    )
+    ids: set[str] = set(conn.scalars(ids_with_key(business_keys.c.value == key)))
     seed = sa.select(messages.c.id).where(sa.or_(messages.c.id == key, messages.c.correlation_id == key))
     ids.update(conn.scalars(seed))
     correlations: set[str] = set()
