@@ -74,7 +74,9 @@ def journal_outcomes(url: str) -> tuple[dict[str, str], int, int, list[str]]:
             ).all()
             rows_to_iom = conn.execute(  # messages with a delivery to IOM (a delivered event naming it)
                 sa.select(sa.func.count(sa.distinct(events.c.message_seq))).where(
-                    events.c.route == ROUTE, events.c.state == "delivered", events.c.endpoint == "iom.orders_in"
+                    events.c.route == ROUTE,
+                    events.c.state == "delivered",
+                    events.c.endpoint == "iom.orders_in",
                 )
             ).scalar_one()
     finally:
