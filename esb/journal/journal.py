@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from esb.exceptions import error_reason
 from esb.journal import queries, retention, usage
 from esb.journal.bodies import BodyCodec, kind_of
+from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
 from esb.journal.engine import DatabaseErrors, is_memory_sqlite, writer
 from esb.journal.migrate import open_migrated
 from esb.journal.records import EventRecord, MessageRecord
@@ -43,6 +44,7 @@ class Journal:
         self._engine: Engine | None = None
         self._writer: Engine | None = None
         self._sql: Statements | None = None
+        self._bulk: BulkStatements | None = None
         self._errors = DatabaseErrors(url, serialise=is_memory_sqlite(url))
         self._seen = Seen()
         self._codec = BodyCodec(self._save_dictionary, self._latest_dictionary, self._dictionary)
@@ -61,6 +63,7 @@ class Journal:
         with self._errors("connect"):
             engine = open_migrated(self.url, pool_size=self.pool_size, owner="journal")
         self._sql = Statements.build(engine.dialect.name)
+        self._bulk = BulkStatements.build(engine.dialect)
         self._engine, self._writer = engine, writer(engine)
 
     def close(self) -> None:
@@ -73,6 +76,11 @@ class Journal:
         if self._writer is None or self._sql is None:
             raise RuntimeError("Journal.connect() has not been called (or close() was)")
         return self._writer, self._sql
+
+    def _batched(self) -> BulkStatements:
+        if self._bulk is None:
+            raise RuntimeError("Journal.connect() has not been called (or close() was)")
+        return self._bulk
 
     def _read(self) -> Engine:
         if self._engine is None:
@@ -218,7 +226,9 @@ class Journal:
         The same as calling :meth:`received` for each ``(message, delivery_count)``, with one commit.
         """
         engine, sql = self._write()
+        bulk = self._batched()
         now = utcnow()
+        at = bulk.events.processor("at")(now)  # the batch's time, made a column value once
         ids = [message.id for message, _ in items]
         bodies = {
             message.id: self._encode(route, None, message.body_bytes()) if self.keep_bodies else None
@@ -230,13 +240,23 @@ class Journal:
                 # serialised (BEGIN IMMEDIATE, or the row's unique key), so "already there" is exact.
                 seqs: dict[str, int] = dict(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
                 arrivals, new_rows = self._arrivals(conn, sql, route, items, seqs, bodies, now)
-                if new_rows:
-                    seqs.update(conn.execute(sql.insert_messages, new_rows).all())
-                rows = [_event_row(route, seqs[mid], state, now, detail=why) for mid, state, why in arrivals]
-                conn.execute(sql.add_event, rows)
-                keys = [row for message, _ in items for row in _key_rows(seqs[message.id], _keys(message))]
-                if keys:
-                    conn.execute(sql.add_keys, keys)
+                if new_rows:  # then their seqs, in one look-up
+                    received = bulk.messages.processor("received_at")(now)
+                    for row in new_rows:
+                        row["received_at"] = received
+                    values = [tuple(row[c] for c in MESSAGE_COLUMNS) for row in new_rows]
+                    bulk.messages.execute(conn, values, fixed=("received_at",))
+                    fresh = [row["id"] for row in new_rows]
+                    seqs.update(conn.execute(sql.existing, {"r": route, "ids": fresh}).all())
+                rows = [
+                    (seqs[mid], route, state, None, None, None, None, why, None, at)
+                    for mid, state, why in arrivals
+                ]
+                bulk.events.execute(conn, rows, fixed=("at",))
+                bulk.keys.execute(
+                    conn,
+                    [(seqs[m.id], name, value) for m, _ in items for name, value in sorted(_keys(m))],
+                )
         except BaseException:
             for message, _ in items:
                 self._seen.forget(route, message.id)
@@ -288,7 +308,9 @@ class Journal:
         ``state`` event of the ingress message, with ``details[its id]`` if given (why a step filtered it).
         """
         engine, sql = self._write()
+        bulk = self._batched()
         now = utcnow()
+        at = bulk.events.processor("at")(now)
         stored = {
             (output.id, endpoint): self._encode(route, endpoint, output.body_bytes())
             for _, _, sent in outcomes
@@ -303,20 +325,18 @@ class Journal:
         }
         with self._errors("settle"), engine.begin() as conn:
             seqs = self._settle_seqs(conn, sql, route, outcomes, known, now)
-            events: list[dict[str, Any]] = []
-            key_rows: list[dict[str, Any]] = []
+            events: list[tuple[Any, ...]] = []
+            key_rows: list[tuple[int, str, str]] = []
             for original, state, sent in outcomes:
                 for output, endpoint in sent:
-                    row = _event_row(route, seqs[output.id], "delivered", now, endpoint=endpoint)
-                    row["body"] = stored.get((output.id, endpoint))
-                    events.append(row)
+                    seq, body = seqs[output.id], stored.get((output.id, endpoint))
+                    events.append((seq, route, "delivered", endpoint, None, None, None, None, body, at))
                     indexed = known[output.id].keys if output.id in known else frozenset()
-                    key_rows.extend(_key_rows(seqs[output.id], _keys(output) - indexed))
+                    key_rows.extend((seq, name, value) for name, value in sorted(_keys(output) - indexed))
                 detail = details.get(original.id) if details else None
-                events.append(_event_row(route, seqs[original.id], state, now, detail=detail))
-            conn.execute(sql.add_event, events)
-            if key_rows:
-                conn.execute(sql.add_keys, key_rows)
+                events.append((seqs[original.id], route, state, None, None, None, None, detail, None, at))
+            bulk.events.execute(conn, events, fixed=("at",))
+            bulk.keys.execute(conn, key_rows)
         # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
         for original, _, sent in outcomes:
             self._seen.forget(route, original.id)

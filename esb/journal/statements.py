@@ -55,7 +55,6 @@ class Statements:
 
     add_message: Any
     add_new_message: Any
-    insert_messages: Any
     add_event: Any
     add_keys: Any
     add_keys_of_id: Any
@@ -74,8 +73,6 @@ class Statements:
             add_message=insert_ignore(dialect, messages),
             # the new row's seq, or no row when it was there already
             add_new_message=insert_ignore(dialect, messages).returning(messages.c.seq),
-            # rows known to be new (one multi-row INSERT ... RETURNING per batch)
-            insert_messages=sa.insert(messages).returning(messages.c.id, messages.c.seq),
             add_event=sa.insert(events),
             add_keys=insert_ignore(dialect, business_keys),
             add_keys_of_id=insert_ignore(dialect, business_keys).from_select(
