@@ -135,7 +135,7 @@ def dead_letters(
             stmt = stmt.where(sa.tuple_(events.c.at, events.c.id) < sa.tuple_(
                 sa.literal(cursor[0], events.c.at.type), sa.literal(cursor[1])))
         rows = conn.execute(stmt.order_by(events.c.at.desc(), events.c.id.desc()).limit(limit * 2)).all()
-        if not rows:
+        if not rows or (rows[-1][1], rows[-1][2]) == cursor:  # the end (or a cursor that did not move)
             return found, None
         cursor = (rows[-1][1], rows[-1][2])
         wanted = list(dict.fromkeys(seq for seq, _, _ in rows if seq not in seen))

@@ -168,22 +168,24 @@ def test_the_migration_keeps_rows_written_before_it(journal_url: str) -> None:
         assert record.id == "m1"
 
 
-JOURNAL_0006 = (  # a journal as revision 0006 wrote it: ids in events, deliveries and keys
+JOURNAL_0006 = (  # a journal as revision 0006 wrote it (timestamps as SQLAlchemy writes them on SQLite)
     "INSERT INTO messages (id, route, correlation_id, causation_id, body, received_at, attempt,"
-    " delivery_count) VALUES ('m1', 'orders', 'm1', NULL, :body, '2026-11-01 10:00:00', 1, 2),"
-    " ('m1', 'audit', 'm1', NULL, NULL, '2026-11-01 10:00:02', 1, 1),"
-    " ('m2', 'orders', 'm1', 'm1', NULL, '2026-11-01 10:00:03', 1, 1),"
-    " ('m3', 'orders', 'm3', NULL, NULL, '2026-11-01 10:00:04', 1, 1)",
+    " delivery_count) VALUES ('m1', 'orders', 'm1', NULL, :body, '2026-11-01 10:00:00.000000', 1, 2),"
+    " ('m1', 'audit', 'm1', NULL, NULL, '2026-11-01 10:00:02.000000', 1, 1),"
+    " ('m2', 'orders', 'm1', 'm1', NULL, '2026-11-01 10:00:03.000000', 1, 1),"
+    " ('m3', 'orders', 'm3', NULL, NULL, '2026-11-01 10:00:04.000000', 1, 1)",
     "INSERT INTO events (id, message_id, route, state, endpoint, error_class, detail, at) VALUES"
-    " (1, 'm1', 'orders', 'received', NULL, NULL, NULL, '2026-11-01 10:00:00'),"
-    " (2, 'm1', 'orders', 'redelivered', NULL, NULL, '{\"delivery_count\": 2}', '2026-11-01 10:00:00.5'),"
-    " (3, 'm1', 'orders', 'delivered', 'iom.orders_in', NULL, NULL, '2026-11-01 10:00:01'),"
-    " (4, 'm1', 'orders', 'delivered', NULL, NULL, NULL, '2026-11-01 10:00:01'),"
-    " (5, 'm1', 'audit', 'received', NULL, NULL, NULL, '2026-11-01 10:00:02'),"
-    " (6, 'm2', 'orders', 'received', NULL, NULL, NULL, '2026-11-01 10:00:03'),"
-    " (7, 'm3', 'orders', 'dead_lettered', 'dlq', 'SchemaValidationError', NULL, '2026-11-01 10:00:04')",
+    " (1, 'm1', 'orders', 'received', NULL, NULL, NULL, '2026-11-01 10:00:00.000000'),"
+    " (2, 'm1', 'orders', 'redelivered', NULL, NULL, '{\"delivery_count\": 2}',"
+    " '2026-11-01 10:00:00.500000'),"
+    " (3, 'm1', 'orders', 'delivered', 'iom.orders_in', NULL, NULL, '2026-11-01 10:00:01.000000'),"
+    " (4, 'm1', 'orders', 'delivered', NULL, NULL, NULL, '2026-11-01 10:00:01.000000'),"
+    " (5, 'm1', 'audit', 'received', NULL, NULL, NULL, '2026-11-01 10:00:02.000000'),"
+    " (6, 'm2', 'orders', 'received', NULL, NULL, NULL, '2026-11-01 10:00:03.000000'),"
+    " (7, 'm3', 'orders', 'dead_lettered', 'dlq', 'SchemaValidationError', NULL,"
+    " '2026-11-01 10:00:04.000000')",
     "INSERT INTO deliveries (route, message_id, endpoint, at) VALUES"
-    " ('orders', 'm1', 'iom.orders_in', '2026-11-01 10:00:01'),"
+    " ('orders', 'm1', 'iom.orders_in', '2026-11-01 10:00:01.000000'),"
     " ('orders', 'm2', 'billing', '2026-11-01 10:00:03.500000')",
     "INSERT INTO business_keys (message_id, name, value) VALUES ('m1', 'order_id', 'SO1'),"
     " ('m1', 'msisdn', '13307550001'), ('m3', 'order_id', 'SO3'), ('gone', 'order_id', 'SO9')",
