@@ -67,22 +67,22 @@ def fill(url: str, count: int, days: float = 30.0, seed: int = 18) -> dict[str, 
         evts: list[dict[str, Any]] = []
         keys: list[dict[str, Any]] = []
         for n in range(first, min(first + CHUNK, count)):
-            mid, at = f"crm-{n:012d}", start + step * n
+            mid, at, seq = f"crm-{n:012d}", start + step * n, n + 1
             order, msisdn = f"SO2026{n:010d}", f"133{rng.randint(0, 99_999_999):08d}"
-            msgs.append({"id": mid, "route": ROUTE, "correlation_id": mid, "causation_id": None,
+            msgs.append({"seq": seq, "id": mid, "route": ROUTE, "correlation_id": mid, "causation_id": None,
                          "type": "order.submitted", "source": "crm", "schema": None, "headers": None,
                          "body": body, "created_at": at, "received_at": at, "attempt": 1,
                          "delivery_count": 1})
             took = timedelta(milliseconds=rng.uniform(5, 80))
-            evts.append(_event(mid, "received", at))
+            evts.append(_event(seq, "received", at))
             if n % 100 == 42:
-                evts.append(_event(mid, "dead_lettered", at + took, endpoint="dlq.crm-order-to-iom",
+                evts.append(_event(seq, "dead_lettered", at + took, endpoint="dlq.crm-order-to-iom",
                                    reason="schema"))
             else:
-                evts.append(_event(mid, "delivered", at + took, endpoint="iom.orders_in"))
-                evts.append(_event(mid, "delivered", at + took))
-            keys += [{"message_id": mid, "name": "order_id", "value": order},
-                     {"message_id": mid, "name": "msisdn", "value": msisdn}]
+                evts.append(_event(seq, "delivered", at + took, endpoint="iom.orders_in"))
+                evts.append(_event(seq, "delivered", at + took))
+            keys += [{"message_seq": seq, "name": "order_id", "value": order},
+                     {"message_seq": seq, "name": "msisdn", "value": msisdn}]
             if n in (count // 100, count - 10):
                 samples[f"msisdn_{'old' if n < count // 2 else 'new'}"] = msisdn
                 samples[f"order_{'old' if n < count // 2 else 'new'}"] = order
@@ -104,9 +104,9 @@ def fill(url: str, count: int, days: float = 30.0, seed: int = 18) -> dict[str, 
 
 
 def _event(
-    mid: str, state: str, at: datetime, endpoint: str | None = None, reason: str | None = None
+    seq: int, state: str, at: datetime, endpoint: str | None = None, reason: str | None = None
 ) -> dict[str, Any]:
-    return {"message_id": mid, "route": ROUTE, "state": state, "endpoint": endpoint, "error_class": None,
+    return {"message_seq": seq, "route": ROUTE, "state": state, "endpoint": endpoint, "error_class": None,
             "error_reason": reason, "error_text": "MessageError: schema" if reason else None, "detail": None,
             "body": None, "at": at}
 

@@ -1,4 +1,4 @@
-"""Journal throughput on the hot path: received + event(delivered) + mark_delivered per message.
+"""Journal throughput on the hot path: received + mark_delivered + event(delivered) per message.
 
 Prints messages/s and journal calls/s for the journal on SQLite (one thread and several), and, as the
 baseline measured in the same run, the same three transactions written with the bare ``sqlite3`` module
@@ -6,10 +6,11 @@ baseline measured in the same run, the same three transactions written with the 
 ``ESB_BENCH_PG_URL=postgresql+psycopg://...`` adds a PostgreSQL run.
 
 ``--bytes N`` measures the journal's bytes per message of the real CRM-order route instead (issue 19):
-the route runs on N Siebel orders (the demo's generator) with the journal as it is now; the same rows
-are then written again as the journal stored them before migration 0006 (raw bodies, JSON ``null``,
+the route runs on N Siebel orders (the demo's generator) with the journal as it is now, once with short
+ids and once with esb's own (32 hex); the same rows are then written again as the journal stored them
+at migration 0006 (ids in events, keys and a deliveries table) and before it (raw bodies, JSON ``null``,
 the 0003 schema: rowid tables, the name-and-value key index, the route-and-time event index), as the
-baseline of the same run. Both files are compacted (``VACUUM INTO``) and the size of an empty journal of
+baselines of the same run. Both files are compacted (``VACUUM INTO``) and the size of an empty journal of
 the same schema is subtracted, so the figure is what each message adds.
 
     .venv/bin/python bench/journal_bench.py [messages]
@@ -30,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from esb.journal import Journal
@@ -47,8 +47,8 @@ def journal_run(url: str, n: int, threads: int = 1) -> float:
             for i in range(n // threads):
                 m = Message(body=BODY, id=f"{part}-{i}", business_keys={"order_id": f"{i}"})
                 journal.received("orders", m)
-                journal.event("orders", m, "delivered", endpoint="billing")
-                journal.mark_delivered("orders", m, "billing")
+                journal.mark_delivered("orders", m, "billing")  # the delivered event naming the endpoint
+                journal.event("orders", m, "delivered")  # the route-level end
 
         workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
         start = time.perf_counter()
@@ -69,31 +69,28 @@ def baseline_run(path: Path, n: int) -> float:
     for i in range(n):
         now = utcnow().isoformat(" ")
         db.execute("BEGIN IMMEDIATE")
-        db.execute(
+        seq = db.execute(
             "INSERT INTO messages (id, route, correlation_id, headers, body, created_at, received_at,"
-            " attempt, delivery_count) VALUES (?, 'orders', ?, NULL, ?, ?, ?, 1, 1) ON CONFLICT DO NOTHING",
+            " attempt, delivery_count) VALUES (?, 'orders', ?, NULL, ?, ?, ?, 1, 1) ON CONFLICT DO NOTHING"
+            " RETURNING seq",
             (str(i), str(i), BODY, now, now),
+        ).fetchone()[0]
+        db.execute(
+            "INSERT INTO events (message_seq, route, state, at) VALUES (?, 'orders', 'received', ?)",
+            (seq, now),
         )
         db.execute(
-            "INSERT INTO events (message_id, route, state, at) VALUES (?, 'orders', 'received', ?)",
-            (str(i), now),
-        )
-        db.execute(
-            "INSERT INTO business_keys VALUES (?, 'order_id', ?) ON CONFLICT DO NOTHING", (str(i), str(i))
+            "INSERT INTO business_keys VALUES (?, 'order_id', ?) ON CONFLICT DO NOTHING", (seq, str(i))
         )
         db.execute("COMMIT")
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(
-            "INSERT INTO events (message_id, route, state, endpoint, at)"
-            " VALUES (?, 'orders', 'delivered', 'billing', ?)",
-            (str(i), now),
-        )
-        db.execute("COMMIT")
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(
-            "INSERT INTO deliveries VALUES ('orders', ?, 'billing', ?) ON CONFLICT DO NOTHING", (str(i), now)
-        )
-        db.execute("COMMIT")
+        for endpoint in ("billing", None):
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "INSERT INTO events (message_seq, route, state, endpoint, at)"
+                " VALUES (?, 'orders', 'delivered', ?, ?)",
+                (seq, endpoint, now),
+            )
+            db.execute("COMMIT")
     rate = n / (time.perf_counter() - start)
     db.close()
     return rate
@@ -108,8 +105,24 @@ def compacted_size(path: Path, folder: Path) -> int:
     return target.stat().st_size
 
 
-def old_format_copy(journal: Journal, source: Path, target: Path) -> None:
-    """Write the rows of ``source`` again as the journal stored them before migration 0006."""
+#: The rows of a journal at 0007 as the tables before it held them (ids in events and keys, deliveries),
+#: in the column order of those tables.
+_AS_BEFORE = {
+    "messages": "SELECT id, route, correlation_id, causation_id, type, source, schema, headers, body,"
+    " created_at, received_at, attempt, delivery_count FROM messages ORDER BY seq",
+    "events": "SELECT e.id, m.id, e.route, e.state, e.endpoint, e.error_class, e.error_reason, e.error_text,"
+    " e.detail, e.body, e.at FROM events e JOIN messages m ON m.seq = e.message_seq ORDER BY e.id",
+    "deliveries": "SELECT m.route, m.id, e.endpoint, min(e.at) FROM events e JOIN messages m"
+    " ON m.seq = e.message_seq WHERE e.state = 'delivered' AND e.endpoint IS NOT NULL"
+    " GROUP BY m.route, m.id, e.endpoint",
+    "business_keys": "SELECT DISTINCT m.id, k.name, k.value FROM business_keys k"
+    " JOIN messages m ON m.seq = k.message_seq",
+}
+
+
+def copy_as_before(journal: Journal, source: Path, target: Path, revision: str) -> None:
+    """Write the rows of ``source`` again as the journal stored them at ``revision``: ``0006_journal_compact``
+    (the same compressed bodies and dictionaries), or ``0003_processes`` (raw bodies, JSON ``null`` text)."""
     import sqlalchemy as sa
     from alembic import command
 
@@ -117,50 +130,74 @@ def old_format_copy(journal: Journal, source: Path, target: Path) -> None:
 
     engine = sa.create_engine(f"sqlite:///{target}")
     with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "0003_processes")
+        command.upgrade(alembic_config(conn), revision)
     engine.dispose()
+    raw = revision.startswith("0003")
     src = sqlite3.connect(source)
     dst = sqlite3.connect(target)
-    null = lambda value: "null" if value is None else value  # noqa: E731 - main wrote JSON null as text
-    for table, body_at, json_at in (("messages", 8, (7,)), ("events", 9, (8,))):
-        rows = []
-        for row in src.execute(f"SELECT * FROM {table}"):
-            values = list(row)
-            values[body_at] = journal.decode_body(values[body_at])
-            for index in json_at:
-                values[index] = null(values[index])
-            rows.append(values)
-        dst.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
-    for table, cols in (
-        ("deliveries", "route, message_id, endpoint, at"),
-        ("business_keys", "message_id, name, value"),
-    ):
-        rows = src.execute(f"SELECT {cols} FROM {table}").fetchall()
-        dst.executemany(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    null = lambda value: "null" if value is None else value  # noqa: E731 - before 0006: JSON null as text
+    for table, query in _AS_BEFORE.items():
+        rows = [list(row) for row in src.execute(query)]
+        body_json = {"messages": (8, 7), "events": (9, 8)}.get(table)
+        if raw and body_json is not None:
+            for values in rows:
+                values[body_json[0]] = journal.decode_body(values[body_json[0]])
+                values[body_json[1]] = null(values[body_json[1]])
+        if rows:
+            dst.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    if not raw:
+        dicts = src.execute("SELECT id, kind, data, created_at FROM journal_dictionaries").fetchall()
+        dst.executemany("INSERT INTO journal_dictionaries VALUES (?, ?, ?, ?)", dicts)
     dst.commit()
     dst.close()
     src.close()
 
 
-def empty_sizes(folder: Path) -> tuple[int, int]:
-    """Compacted bytes of an empty journal now and of an empty one at the 0003 schema."""
+def empty_size(folder: Path, revision: str | None) -> int:
+    """Compacted bytes of an empty journal at ``revision`` (None: head)."""
     import sqlalchemy as sa
     from alembic import command
 
     from esb.journal.migrate import alembic_config
 
-    Journal(f"sqlite:///{folder}/empty-new.db").connect()
-    engine = sa.create_engine(f"sqlite:///{folder}/empty-old.db")
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "0003_processes")
-    engine.dispose()
-    return compacted_size(folder / "empty-new.db", folder), compacted_size(folder / "empty-old.db", folder)
+    path = folder / f"empty-{revision or 'head'}.db"
+    if revision is None:
+        Journal(f"sqlite:///{path}").connect()
+    else:
+        engine = sa.create_engine(f"sqlite:///{path}")
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+        engine.dispose()
+    return compacted_size(path, folder)
 
 
-def bytes_per_message(n: int, prefix: str) -> None:
-    """Run the CRM-order route on ``n`` orders; print bytes per message now and in the old format."""
+def publish_orders(project: object, payloads: list[bytes], prefix: str | None) -> list[str]:
+    """Publish ``payloads`` on the CRM queue with ids ``prefix-N``, or esb's own (32 hex) when None."""
+    from bench.route_bench import publish
+    from esb.message import Message
+    from simulators.crm import CRMSimulator
+
+    if prefix is not None:
+        return publish(project, payloads, prefix)  # type: ignore[arg-type]
+    ids = []
+    with CRMSimulator(project) as crm:  # type: ignore[arg-type]
+        for body in payloads:
+            message = Message(body=body)
+            crm.send(message)
+            ids.append(message.id)
+    return ids
+
+
+BEFORE = (
+    ("0003_processes", "journal before migration 0006 (same rows)"),
+    ("0006_journal_compact", "journal at 0006 (same rows: ids in events, keys, deliveries)"),
+)
+
+
+def bytes_per_message(n: int, prefix: str | None) -> None:
+    """Run the CRM-order route on ``n`` orders; print bytes per message now and as before 0006 and 0007."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.route_bench import ROUTE, bodies, hub_project, publish, wait_done
+    from bench.route_bench import ROUTE, bodies, hub_project, wait_done
     from esb.logging import configure_logging
     from esb.runtime.hub import Hub
 
@@ -168,30 +205,34 @@ def bytes_per_message(n: int, prefix: str) -> None:
     project = hub_project()
     project.settings.data_dir.mkdir(parents=True, exist_ok=True)
     payloads = bodies(n)
-    ids = publish(project, payloads, prefix)
+    ids = publish_orders(project, payloads, prefix)
     hub = Hub(project, route_ids=[ROUTE])
     hub.start()
     wait_done(hub, ids)
     hub.stop()
     source = project.settings.data_dir / "journal.db"
+    sizes: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         with Journal(f"sqlite:///{source}") as journal:
-            old_format_copy(journal, source, folder / "old.db")
-            counts = {
-                t: journal.usage().rows[t] for t in ("messages", "events", "deliveries", "business_keys")
-            }
-        empty_new, empty_old = empty_sizes(folder)
-        new = (compacted_size(source, folder) - empty_new) / n
-        old = (compacted_size(folder / "old.db", folder) - empty_old) / n
+            for revision, _ in BEFORE:
+                copy_as_before(journal, source, folder / f"{revision}.db", revision)
+                sizes[revision] = (
+                    compacted_size(folder / f"{revision}.db", folder) - empty_size(folder, revision)
+                ) / n
+            counts = {t: journal.usage().rows[t] for t in ("messages", "events", "business_keys")}
+        new = (compacted_size(source, folder) - empty_size(folder, None)) / n
     body_in = sum(len(b) for b in payloads) / n
     rows = sum(counts.values()) / n
     print(f"CRM-order route, {n} orders (ingress body {body_in:,.0f} B), {rows:.0f} rows a message: {counts}")
     print(f"message ids like {ids[-1]!r} ({len(ids[-1])} characters)")
-    print(f"{'journal before migration 0006 (same rows)':44} {old:8,.0f} B/message  1.00")
+    first = sizes[BEFORE[0][0]]
+    for revision, label in BEFORE:
+        print(f"{label:62} {sizes[revision]:8,.0f} B/message  {sizes[revision] / first:.2f}")
     print(
-        f"{'journal now (compressed bodies, compact)':44} {new:8,.0f} B/message  {new / old:.2f}"
-        f"  (target <= 1,536 B: {'met' if new <= 1536 else 'NOT met'})"
+        f"{'journal now (0007: message id once, deliveries are events)':62} {new:8,.0f} B/message"
+        f"  {new / first:.2f}  ({new / sizes[BEFORE[1][0]]:.2f} of 0006;"
+        f" target <= 1,536 B: {'met' if new <= 1536 else 'NOT met'})"
     )
 
 
@@ -245,14 +286,14 @@ def main() -> None:
         return
     if len(sys.argv) > 2 and sys.argv[1] == "--bytes":
         bytes_per_message(int(sys.argv[2]), "bytes")  # short ids, as route_bench.py sends
-        bytes_per_message(int(sys.argv[2]), uuid.uuid4().hex[:25])  # ids as long as esb's own (32 hex)
+        bytes_per_message(int(sys.argv[2]), None)  # esb's own ids (uuid4, 32 hex)
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
     with tempfile.TemporaryDirectory() as tmp:
         base = baseline_run(Path(tmp) / "base.db", n)
         one = journal_run(f"sqlite:///{tmp}/one.db", n)
         four = journal_run(f"sqlite:///{tmp}/four.db", n, threads=4)
-    print(f"messages: {n} (3 journal calls each: received, event, mark_delivered)")
+    print(f"messages: {n} (3 journal calls each: received, mark_delivered, event)")
     show("bare sqlite3 baseline", base, base)
     show("journal, SQLite, 1 thread", one, base)
     show("journal, SQLite, 4 threads", four, base)

@@ -5,8 +5,9 @@
 The rows are the ones the hub writes. First the real ``crm-order-to-iom`` route runs on 100 Siebel orders
 (the demo's generator) in a throwaway data folder; its journal rows are the templates: per order one
 message row (the Siebel XML, compressed with its dictionary), four events (received; delivered to
-``iom.orders_in`` and ``hub.product_orders``, each with the body sent; the route's delivered), two
-deliveries and three business keys (order_id, account_id, customer_id). The templates' dictionaries are
+``iom.orders_in`` and ``hub.product_orders``, each with the body sent: the deliveries; the route's
+delivered) and three business keys (order_id, account_id, customer_id), in the schema of migration 0007
+(events and keys refer to the message row's ``seq``). The templates' dictionaries are
 copied with their ids, so every body in the filled journal decodes to real bytes (a copy of one of the
 100 template bodies: the order number inside a body does not match its keys).
 
@@ -16,10 +17,11 @@ Messages, oldest first, spread evenly over ``--days`` days up to now:
 - 10 % 112 fault tickets on ``fault112-to-hub`` (a ~400-byte JSON body, received, delivered to
   ``hub.fault_tickets``, delivered), keys: ticket id and MSISDN (random 133/153/189 numbers).
 
-Message ids are ``crm-000000000001`` / ``flt-000000000002`` (increasing, so the primary keys grow at the
-end). Secondary indexes are dropped before the fill and built after it (a sort, much faster than 10 M
-random inserts). The target must hold no messages yet. ``keys.json`` beside a SQLite file (or printed)
-lists sample keys old and new, for ``bench/journal_scale_bench.py`` and the console's page timings.
+Message ids are ``crm-000000000001`` / ``flt-000000000002`` (increasing, so the keys grow at the end);
+``--id-length 32`` pads them to esb's own 32 characters. Secondary indexes are dropped before the fill
+and built after it (a sort, much faster than 10 M random inserts). The target must hold no messages yet.
+``keys.json`` beside a SQLite file (or printed) lists sample keys old and new, for
+``bench/journal_scale_bench.py`` and the console's page timings.
 """
 
 from __future__ import annotations
@@ -54,12 +56,14 @@ INDEXES = (
     ("ix_messages_correlation_id", "messages", "correlation_id", None),
     ("ix_messages_causation_id", "messages", "causation_id", "causation_id IS NOT NULL"),
     ("ix_messages_received_at", "messages", "received_at", None),
-    ("ix_events_message_id", "events", "message_id", None),
+    ("ux_messages_id_route", "messages", "id, route", None),
+    ("ix_events_message_seq", "events", "message_seq", None),
     ("ix_events_at", "events", "at", None),
-    ("ix_events_dead_lettered", "events", "at, id, message_id, route, state", "state = 'dead_lettered'"),
+    ("ix_events_dead_lettered", "events", "at, id, message_seq, route, state", "state = 'dead_lettered'"),
     ("ix_business_keys_value", "business_keys", "value", None),
 )
 MESSAGE_COLS = (
+    "seq",
     "id",
     "route",
     "correlation_id",
@@ -76,7 +80,7 @@ MESSAGE_COLS = (
 )
 EVENT_COLS = (
     "id",
-    "message_id",
+    "message_seq",
     "route",
     "state",
     "endpoint",
@@ -112,7 +116,7 @@ def templates() -> dict[str, Any]:
             evs = [
                 dict(e)
                 for e in conn.execute(
-                    sa.select(events).where(events.c.message_id == mid).order_by(events.c.id)
+                    sa.select(events).where(events.c.message_seq == message["seq"]).order_by(events.c.id)
                 ).mappings()
             ]
             rows.append((message, evs))
@@ -144,9 +148,16 @@ class Filler:
     """Generates the rows of N messages and writes them in chunks through a backend writer."""
 
     def __init__(
-        self, tpl: dict[str, Any], n: int, days: float, seed: int = 7, text_times: bool = False
+        self,
+        tpl: dict[str, Any],
+        n: int,
+        days: float,
+        seed: int = 7,
+        text_times: bool = False,
+        id_length: int = 16,
     ) -> None:
         self.tpl, self.n = tpl, n
+        self.pad = "0" * max(id_length - 16, 0)
         #: SQLite: timestamps as the text SQLAlchemy stores (naive UTC), made once per message
         self.stamp: Any = _ts if text_times else (lambda value: value)
         self.end = datetime.now(UTC)
@@ -164,7 +175,7 @@ class Filler:
 
     def _event(
         self,
-        mid: str,
+        mid: int,
         route: str,
         state: str,
         at: Any,
@@ -177,22 +188,23 @@ class Filler:
         return (self.event_id, mid, route, state, endpoint, ec, er, et, None, body, at)
 
     def rows(self, first: int, last: int) -> tuple[list[tuple[Any, ...]], ...]:
-        """Return (messages, events, deliveries, business_keys) rows for messages ``first..last-1``."""
+        """Return (messages, events, business_keys) rows for messages ``first..last-1`` (seq ``i + 1``)."""
         msgs: list[tuple[Any, ...]] = []
         evs: list[tuple[Any, ...]] = []
-        dels: list[tuple[Any, ...]] = []
         keys: list[tuple[Any, ...]] = []
         orders = self.tpl["orders"]
         sample = max(self.n // 200, 1)
         for i in range(first, last):
             when = self.start + self.step * i
             at, late = self.stamp(when), self.stamp(when + timedelta(milliseconds=40 + i % 60))
+            seq = i + 1
             if i % 10 == 9:
-                mid = f"flt-{i:012d}"
+                mid = f"flt-{self.pad}{i:012d}"
                 msisdn = f"{self.rng.choice(('133', '153', '189'))}{self.rng.randrange(10**8):08d}"
                 ticket = f"F{2026000000 + i}"
                 msgs.append(
                     (
+                        seq,
                         mid,
                         FAULT_ROUTE,
                         mid,
@@ -208,21 +220,21 @@ class Filler:
                         1,
                     )
                 )
-                evs.append(self._event(mid, FAULT_ROUTE, "received", at))
+                evs.append(self._event(seq, FAULT_ROUTE, "received", at))
                 evs.append(
-                    self._event(mid, FAULT_ROUTE, "delivered", late, "hub.fault_tickets", self.fault_body)
+                    self._event(seq, FAULT_ROUTE, "delivered", late, "hub.fault_tickets", self.fault_body)
                 )
-                evs.append(self._event(mid, FAULT_ROUTE, "delivered", late))
-                dels.append((FAULT_ROUTE, mid, "hub.fault_tickets", late))
-                keys += [(mid, "msisdn", msisdn), (mid, "ticket_id", ticket)]
+                evs.append(self._event(seq, FAULT_ROUTE, "delivered", late))
+                keys += [(seq, "msisdn", msisdn), (seq, "ticket_id", ticket)]
                 if i % sample == 9 % sample:
                     self.samples["msisdn"].append(msisdn)
                     self.samples["ticket_id"].append(ticket)
                 continue
-            mid = f"crm-{i:012d}"
+            mid = f"crm-{self.pad}{i:012d}"
             message, template = orders[i % len(orders)]
             msgs.append(
                 (
+                    seq,
                     mid,
                     CRM_ROUTE,
                     mid,
@@ -238,12 +250,12 @@ class Filler:
                     1,
                 )
             )
-            evs.append(self._event(mid, CRM_ROUTE, "received", at))
+            evs.append(self._event(seq, CRM_ROUTE, "received", at))
             order = f"SO{2026000000000 + i}"
             keys += [
-                (mid, "account_id", f"1-BA{i % 700_000:07d}"),
-                (mid, "customer_id", f"1-ACC{i % 500_000:07d}"),
-                (mid, "order_id", order),
+                (seq, "account_id", f"1-BA{i % 700_000:07d}"),
+                (seq, "customer_id", f"1-ACC{i % 500_000:07d}"),
+                (seq, "order_id", order),
             ]
             kind = i % 100
             if kind == 0:
@@ -252,24 +264,22 @@ class Filler:
                     "schema-violation",
                     "product_order.v1: 'billingAccount' is a required property",
                 )
-                evs.append(self._event(mid, CRM_ROUTE, "failed", late, error=error))
+                evs.append(self._event(seq, CRM_ROUTE, "failed", late, error=error))
                 evs.append(
-                    self._event(mid, CRM_ROUTE, "dead_lettered", late, "dlq.crm-order-to-iom", error=error)
+                    self._event(seq, CRM_ROUTE, "dead_lettered", late, "dlq.crm-order-to-iom", error=error)
                 )
                 if len(self.samples["dead_letter"]) < 1000:
                     self.samples["dead_letter"].append(mid)
             elif kind in (1, 2, 3):
-                evs.append(self._event(mid, CRM_ROUTE, "filtered", late))
+                evs.append(self._event(seq, CRM_ROUTE, "filtered", late))
             else:
                 for event in template[1:]:
                     evs.append(
-                        self._event(mid, CRM_ROUTE, event["state"], late, event["endpoint"], event["body"])
+                        self._event(seq, CRM_ROUTE, event["state"], late, event["endpoint"], event["body"])
                     )
-                    if event["endpoint"]:
-                        dels.append((CRM_ROUTE, mid, event["endpoint"], late))
             if i % sample == 0:
                 self.samples["order_id"].append(order)
-        return msgs, evs, dels, keys
+        return msgs, evs, keys
 
 
 def _chunks(n: int) -> Iterator[tuple[int, int]]:
@@ -286,14 +296,14 @@ def fill_sqlite(path: str, filler: Filler) -> None:
     db.execute("PRAGMA cache_size = -1000000")
     for name, *_ in INDEXES:
         db.execute(f"DROP INDEX IF EXISTS {name}")
+    db.execute("PRAGMA foreign_keys = OFF")  # the rows are consistent by construction
     _insert_dictionaries(lambda sql, rows: db.executemany(sql, rows), filler, ts=_ts)
     for first, last in _chunks(filler.n):
-        msgs, evs, dels, keys = filler.rows(first, last)
+        msgs, evs, keys = filler.rows(first, last)
         db.execute("BEGIN")
         db.executemany(_insert("messages", MESSAGE_COLS), msgs)
         db.executemany(_insert("events", EVENT_COLS), evs)
-        db.executemany(_insert("deliveries", ("route", "message_id", "endpoint", "at")), dels)
-        db.executemany(_insert("business_keys", ("message_id", "name", "value")), keys)
+        db.executemany(_insert("business_keys", ("message_seq", "name", "value")), keys)
         db.execute("COMMIT")
         _progress(last, filler.n)
     _build_indexes(db.execute)
@@ -314,7 +324,9 @@ def _insert_dictionaries(run: Any, filler: Filler, ts: Any) -> None:
 def _build_indexes(run: Any) -> None:
     for name, table, column, where in INDEXES:
         started = time.perf_counter()
-        run(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({column})" + (f" WHERE {where}" if where else ""))
+        unique = "UNIQUE " if name.startswith("ux_") else ""
+        where = f" WHERE {where}" if where else ""
+        run(f"CREATE {unique}INDEX IF NOT EXISTS {name} ON {table} ({column}){where}")
         print(f"  index {name}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -331,19 +343,19 @@ def fill_postgres(url: str, filler: Filler) -> None:
                 [(d["id"], d["kind"], d["data"], d["created_at"]) for d in filler.tpl["dictionaries"]],
             )
         for first, last in _chunks(filler.n):
-            msgs, evs, dels, keys = filler.rows(first, last)
+            msgs, evs, keys = filler.rows(first, last)
             with conn.transaction(), conn.cursor() as cur:
                 for table, cols, rows in (
                     ("messages", MESSAGE_COLS, msgs),
                     ("events", EVENT_COLS, evs),
-                    ("deliveries", ("route", "message_id", "endpoint", "at"), dels),
-                    ("business_keys", ("message_id", "name", "value"), keys),
+                    ("business_keys", ("message_seq", "name", "value"), keys),
                 ):
                     with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
                         for row in rows:
                             copy.write_row(row)
             _progress(last, filler.n)
         conn.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), %s)", (filler.event_id,))
+        conn.execute("SELECT setval(pg_get_serial_sequence('messages', 'seq'), %s)", (filler.n,))
         conn.execute(
             "SELECT setval(pg_get_serial_sequence('journal_dictionaries', 'id'),"
             " (SELECT max(id) FROM journal_dictionaries))"
@@ -361,7 +373,7 @@ def _progress(done: int, total: int) -> None:
         print(f"  {done:,} / {total:,} messages", flush=True)
 
 
-def fill(url: str, n: int, days: float) -> dict[str, Any]:
+def fill(url: str, n: int, days: float, id_length: int = 16) -> dict[str, Any]:
     """Fill the journal at ``url`` (migrated first; must hold no messages); return sample keys."""
     with Journal(url) as journal, journal._read().connect() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one():
@@ -369,7 +381,7 @@ def fill(url: str, n: int, days: float) -> dict[str, Any]:
     started = time.perf_counter()
     tpl = templates()
     print(f"templates from the real route: {time.perf_counter() - started:.0f} s", flush=True)
-    filler = Filler(tpl, n, days, text_times=url.startswith("sqlite"))
+    filler = Filler(tpl, n, days, text_times=url.startswith("sqlite"), id_length=id_length)
     started = time.perf_counter()
     if url.startswith("sqlite"):
         fill_sqlite(sa.engine.make_url(url).database or "", filler)
@@ -386,10 +398,11 @@ def main() -> None:
     parser.add_argument("url", nargs="?", help="journal URL (default: a new SQLite file in a temp folder)")
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--days", type=float, default=35.0)
+    parser.add_argument("--id-length", type=int, default=16, help="message id length (esb's own: 32)")
     parser.add_argument("--keys", type=Path, default=None, help="write the sample keys (JSON) here")
     args = parser.parse_args()
     url = args.url or f"sqlite:///{tempfile.mkdtemp(prefix='journal-fill-')}/journal.db"
-    found = fill(url, args.messages, args.days)
+    found = fill(url, args.messages, args.days, args.id_length)
     out = args.keys or (
         Path(sa.engine.make_url(url).database or ".").parent / "keys.json"
         if url.startswith("sqlite")

@@ -8,7 +8,7 @@ retryable :class:`~esb.exceptions.TransportError` naming the masked URL.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -18,16 +18,20 @@ from sqlalchemy.engine import Engine
 from esb.exceptions import error_reason
 from esb.journal import queries, retention, usage
 from esb.journal.bodies import BodyCodec, kind_of
+from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
 from esb.journal.engine import DatabaseErrors, is_memory_sqlite, writer
 from esb.journal.migrate import open_migrated
 from esb.journal.records import EventRecord, MessageRecord
 from esb.journal.schema import FINAL_STATES, STATES, dictionaries
-from esb.journal.seen import Seen
+from esb.journal.seen import Known, Seen
 from esb.journal.statements import Statements
 from esb.message import Message, utcnow
 
 #: Longest error text kept per event (a stack of SOAP faults can be long).
 MAX_ERROR_TEXT = 8000
+Keys = frozenset[tuple[str, str]]
+#: Notes a message row's seq and its keys indexed, kept in the :class:`Seen` cache after the commit.
+Remember = Callable[[int, Keys], None]
 
 
 class Journal:
@@ -40,6 +44,7 @@ class Journal:
         self._engine: Engine | None = None
         self._writer: Engine | None = None
         self._sql: Statements | None = None
+        self._bulk: BulkStatements | None = None
         self._errors = DatabaseErrors(url, serialise=is_memory_sqlite(url))
         self._seen = Seen()
         self._codec = BodyCodec(self._save_dictionary, self._latest_dictionary, self._dictionary)
@@ -58,6 +63,7 @@ class Journal:
         with self._errors("connect"):
             engine = open_migrated(self.url, pool_size=self.pool_size, owner="journal")
         self._sql = Statements.build(engine.dialect.name)
+        self._bulk = BulkStatements.build(engine.dialect)
         self._engine, self._writer = engine, writer(engine)
 
     def close(self) -> None:
@@ -70,6 +76,11 @@ class Journal:
         if self._writer is None or self._sql is None:
             raise RuntimeError("Journal.connect() has not been called (or close() was)")
         return self._writer, self._sql
+
+    def _batched(self) -> BulkStatements:
+        if self._bulk is None:
+            raise RuntimeError("Journal.connect() has not been called (or close() was)")
+        return self._bulk
 
     def _read(self) -> Engine:
         if self._engine is None:
@@ -104,16 +115,19 @@ class Journal:
         row = self._message_row(route, message, now, body)
         row["delivery_count"] = delivery_count
         keys = _keys(message)
-        with self._errors("received"), self._remembering(route, message.id, keys), engine.begin() as conn:
+        remembering = self._remembering(route, message.id)
+        with self._errors("received"), remembering as remember, engine.begin() as conn:
             state, detail = "received", {"delivery_count": delivery_count} if delivery_count > 1 else None
-            first = conn.execute(sql.add_new_message, row).first() is not None
-            if not first:  # the row was there already
-                count = conn.execute(
+            seq = conn.execute(sql.add_new_message, row).scalar()
+            first = seq is not None
+            if seq is None:  # the row was there already
+                bumped = conn.execute(
                     sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": delivery_count}
-                )
-                state, detail = "redelivered", {"delivery_count": count.scalar_one()}
-            conn.execute(sql.add_event, _event_row(route, message.id, state, now, detail=detail))
-            _index_keys(conn, sql, message.id, keys)
+                ).one()
+                seq, state, detail = bumped[0], "redelivered", {"delivery_count": bumped[1]}
+            conn.execute(sql.add_event, _event_row(route, seq, state, now, detail=detail))
+            _index_keys(conn, sql, seq, keys)
+            remember(seq, keys)
         return first
 
     def event(
@@ -132,15 +146,17 @@ class Journal:
             raise ValueError(f"unknown journal state {state!r} (one of {', '.join(STATES)})")
         engine, sql = self._write()
         now = utcnow()
-        row = _event_row(route, message.id, state, now, endpoint=endpoint, detail=detail)
-        row.update(_error_columns(error))
-        row["body"] = self._encode(route, endpoint or state, body if self.keep_bodies else None)
-        keys, known = _keys(message), self._seen.keys(route, message.id)
-        with self._errors(state), self._remembering(route, message.id, keys), engine.begin() as conn:
-            if known is None:
-                conn.execute(sql.add_message, self._message_row(route, message, now, None))
+        stored = self._encode(route, endpoint or state, body if self.keep_bodies else None)
+        keys, known = _keys(message), self._seen.get(route, message.id)
+        with self._errors(state), self._remembering(route, message.id) as remember, engine.begin() as conn:
+            seq = known.seq if known is not None else self._ensure_row(conn, sql, route, message, now)
+            row = _event_row(route, seq, state, now, endpoint=endpoint, detail=detail)
+            row.update(_error_columns(error))
+            row["body"] = stored
             conn.execute(sql.add_event, row)
-            _index_keys(conn, sql, message.id, keys - (known or frozenset()))
+            indexed = known.keys if known is not None else frozenset()
+            _index_keys(conn, sql, seq, keys - indexed)
+            remember(seq, keys | indexed)
         if state in FINAL_STATES and (endpoint is None or state != "delivered"):
             # its journey on the route is over (the test of ``final_state``: a dead letter names its
             # endpoint, while a fan-out's per-endpoint ``delivered`` does not end the journey)
@@ -153,45 +169,55 @@ class Journal:
         endpoint: str,
         *,
         body: bytes | None = None,
-        event: bool = False,
+        event: bool = True,
         finish: Message | None = None,
     ) -> None:
-        """Record that ``message`` reached ``endpoint`` (idempotent: a second call changes nothing).
+        """Record that ``message`` reached ``endpoint``: a ``delivered`` event naming the endpoint.
 
-        With ``event=True`` a ``delivered`` event naming the endpoint (with ``body``, what was sent) is
-        written in the same transaction: one commit per delivery on the hot path. With ``finish``, the
-        route-level ``delivered`` event of that (ingress) message is written in it too: the last delivery
-        of a message ends its journey on the route in the same commit.
+        ``body`` (what was sent) is kept with the event unless ``event=False`` (the delivery alone). With
+        ``finish``, the route-level ``delivered`` event of that (ingress) message is written in the same
+        transaction: the last delivery of a message ends its journey on the route in one commit. Calling
+        it again for the same endpoint adds another event and changes nothing else (``was_delivered``).
         """
         engine, sql = self._write()
         now = utcnow()
-        known = self._seen.keys(route, message.id)
+        known = self._seen.get(route, message.id)
         keys = _keys(message)
         stored = self._encode(route, endpoint, body if self.keep_bodies and event else None)
         with (
             self._errors("mark_delivered"),
-            self._remembering(route, message.id, (known or frozenset()) | keys),
+            self._remembering(route, message.id) as remember,
             engine.begin() as conn,
         ):
-            if known is None:
-                conn.execute(sql.add_message, self._message_row(route, message, now, None))
-            conn.execute(
-                sql.add_delivery, {"route": route, "message_id": message.id, "endpoint": endpoint, "at": now}
-            )
-            if event:
-                row = _event_row(route, message.id, "delivered", now, endpoint=endpoint)
-                row.update(_error_columns(None))
-                row["body"] = stored
-                conn.execute(sql.add_event, row)
-                _index_keys(conn, sql, message.id, keys - (known or frozenset()))
+            seq = known.seq if known is not None else self._ensure_row(conn, sql, route, message, now)
+            row = _event_row(route, seq, "delivered", now, endpoint=endpoint)
+            row["body"] = stored
+            rows = [row]
             if finish is not None:
-                done = _event_row(route, finish.id, "delivered", now)
-                done.update(_error_columns(None))
-                done["body"] = None
-                conn.execute(sql.add_event, done)
+                ended = seq if finish.id == message.id else self._seq_of(conn, sql, route, finish, now)
+                rows.append(_event_row(route, ended, "delivered", now))
+            conn.execute(sql.add_event, rows)
+            indexed = known.keys if known is not None else frozenset()
+            _index_keys(conn, sql, seq, keys - indexed)
+            remember(seq, keys | indexed)
         if finish is not None:  # the journey is over: nothing more will be written for these
             self._seen.forget(route, finish.id)
             self._seen.forget(route, message.id)
+
+    def _ensure_row(
+        self, conn: sa.Connection, sql: Statements, route: str, message: Message, now: datetime
+    ) -> int:
+        """Return the seq of the message's row on ``route``, adding the row (no body) if there is none."""
+        seq = conn.execute(sql.add_new_message, self._message_row(route, message, now, None)).scalar()
+        if seq is None:
+            seq = conn.execute(sql.seq, {"mid": message.id, "r": route}).scalar_one()
+        return int(seq)
+
+    def _seq_of(
+        self, conn: sa.Connection, sql: Statements, route: str, message: Message, now: datetime
+    ) -> int:
+        known = self._seen.get(route, message.id)
+        return known.seq if known is not None else self._ensure_row(conn, sql, route, message, now)
 
     # -- batches: one transaction for many messages (the worker's batched path) ---------------------
     def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
@@ -200,11 +226,9 @@ class Journal:
         The same as calling :meth:`received` for each ``(message, delivery_count)``, with one commit.
         """
         engine, sql = self._write()
+        bulk = self._batched()
         now = utcnow()
-        firsts: list[bool] = []
-        events: list[dict[str, Any]] = []
-        new_rows: list[dict[str, Any]] = []
-        keys: list[dict[str, Any]] = []
+        at = bulk.events.processor("at")(now)  # the batch's time, made a column value once
         ids = [message.id for message, _ in items]
         bodies = {
             message.id: self._encode(route, None, message.body_bytes()) if self.keep_bodies else None
@@ -214,42 +238,62 @@ class Journal:
             with self._errors("received"), engine.begin() as conn:
                 # Rows already there are redeliveries; the rest are inserted in one statement. Writes are
                 # serialised (BEGIN IMMEDIATE, or the row's unique key), so "already there" is exact.
-                present = set(conn.execute(sql.existing_ids, {"r": route, "ids": ids}).scalars())
-                pending: dict[str, dict[str, Any]] = {}
-                for message, count in items:
-                    first = message.id not in present
-                    detail = {"delivery_count": count} if count > 1 else None
-                    if first:
-                        row = self._message_row(route, message, now, bodies[message.id])
-                        row["delivery_count"] = count
-                        new_rows.append(row)
-                        pending[message.id] = row
-                        present.add(message.id)
-                    elif message.id in pending:  # the same id twice in one batch: the second is a redelivery
-                        row = pending[message.id]
-                        row["delivery_count"] = max(row["delivery_count"] + 1, count)
-                        detail = {"delivery_count": row["delivery_count"]}
-                    else:
-                        bumped = conn.execute(
-                            sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": count}
-                        )
-                        detail = {"delivery_count": bumped.scalar_one()}
-                    state = "received" if first else "redelivered"
-                    events.append(_event_row(route, message.id, state, now, detail=detail))
-                    keys.extend(_key_rows(message.id, _keys(message)))
-                    firsts.append(first)
-                if new_rows:
-                    conn.execute(sql.add_message, new_rows)
-                conn.execute(sql.add_event, events)
-                if keys:
-                    conn.execute(sql.add_keys, keys)
+                seqs: dict[str, int] = dict(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
+                arrivals, new_rows = self._arrivals(conn, sql, route, items, seqs, bodies, now)
+                if new_rows:  # then their seqs, in one look-up
+                    received = bulk.messages.processor("received_at")(now)
+                    for row in new_rows:
+                        row["received_at"] = received
+                    values = [tuple(row[c] for c in MESSAGE_COLUMNS) for row in new_rows]
+                    bulk.messages.execute(conn, values, fixed=("received_at",))
+                    fresh = [row["id"] for row in new_rows]
+                    seqs.update(conn.execute(sql.existing, {"r": route, "ids": fresh}).all())
+                rows = [
+                    (seqs[mid], route, state, None, None, None, None, why, None, at)
+                    for mid, state, why in arrivals
+                ]
+                bulk.events.execute(conn, rows, fixed=("at",))
+                bulk.keys.execute(
+                    conn,
+                    [(seqs[m.id], name, value) for m, _ in items for name, value in sorted(_keys(m))],
+                )
         except BaseException:
             for message, _ in items:
                 self._seen.forget(route, message.id)
             raise
         for message, _ in items:
-            self._seen.add(route, message.id, _keys(message))
-        return firsts
+            self._seen.add(route, message.id, seqs[message.id], _keys(message))
+        return [state == "received" for _, state, _ in arrivals]
+
+    def _arrivals(
+        self,
+        conn: sa.Connection,
+        sql: Statements,
+        route: str,
+        items: list[tuple[Message, int]],
+        seqs: dict[str, int],
+        bodies: dict[str, bytes | None],
+        now: datetime,
+    ) -> tuple[list[tuple[str, str, dict[str, Any] | None]], list[dict[str, Any]]]:
+        """Return ``(id, state, detail)`` of each arrival and the rows of the new messages; bump the
+        delivery count of rows already there."""
+        arrivals: list[tuple[str, str, dict[str, Any] | None]] = []
+        pending: dict[str, dict[str, Any]] = {}
+        for message, count in items:
+            detail = {"delivery_count": count} if count > 1 else None
+            if message.id in pending:  # the same id twice in one batch: the second is a redelivery
+                row = pending[message.id]
+                row["delivery_count"] = max(row["delivery_count"] + 1, count)
+                arrivals.append((message.id, "redelivered", {"delivery_count": row["delivery_count"]}))
+            elif message.id in seqs:
+                bumped = conn.execute(sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": count})
+                arrivals.append((message.id, "redelivered", {"delivery_count": bumped.one()[1]}))
+            else:
+                row = self._message_row(route, message, now, bodies[message.id])
+                row["delivery_count"] = count
+                pending[message.id] = row
+                arrivals.append((message.id, "received", detail))
+        return arrivals, list(pending.values())
 
     def settle_many(
         self,
@@ -260,64 +304,81 @@ class Journal:
         """End several messages' journeys in one transaction.
 
         Each outcome is ``(ingress message, state, [(output, endpoint), ...])``: every confirmed delivery
-        is recorded (delivery row, ``delivered`` event naming the endpoint with the body sent), then the
-        route-level ``state`` event of the ingress message, with ``details[its id]`` if given (why a
-        step filtered it).
+        is recorded (a ``delivered`` event naming the endpoint, with the body sent), then the route-level
+        ``state`` event of the ingress message, with ``details[its id]`` if given (why a step filtered it).
         """
         engine, sql = self._write()
+        bulk = self._batched()
         now = utcnow()
-        new_rows: list[dict[str, Any]] = []
-        deliveries: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
-        key_rows: list[dict[str, Any]] = []
+        at = bulk.events.processor("at")(now)
         stored = {
             (output.id, endpoint): self._encode(route, endpoint, output.body_bytes())
             for _, _, sent in outcomes
             for output, endpoint in sent
             if self.keep_bodies
         }
+        known = {
+            message.id: found
+            for original, _, sent in outcomes
+            for message in (original, *(output for output, _ in sent))
+            if (found := self._seen.get(route, message.id)) is not None
+        }
         with self._errors("settle"), engine.begin() as conn:
+            seqs = self._settle_seqs(conn, sql, route, outcomes, known, now)
+            events: list[tuple[Any, ...]] = []
+            key_rows: list[tuple[int, str, str]] = []
             for original, state, sent in outcomes:
                 for output, endpoint in sent:
-                    keys = _keys(output)
-                    known = self._seen.keys(route, output.id)
-                    if known is None:
-                        new_rows.append(self._message_row(route, output, now, None))
-                    deliveries.append(
-                        {"route": route, "message_id": output.id, "endpoint": endpoint, "at": now}
-                    )
-                    row = _event_row(route, output.id, "delivered", now, endpoint=endpoint)
-                    row["body"] = stored.get((output.id, endpoint))
-                    events.append(row)
-                    key_rows.extend(_key_rows(output.id, keys - (known or frozenset())))
+                    seq, body = seqs[output.id], stored.get((output.id, endpoint))
+                    events.append((seq, route, "delivered", endpoint, None, None, None, None, body, at))
+                    indexed = known[output.id].keys if output.id in known else frozenset()
+                    key_rows.extend((seq, name, value) for name, value in sorted(_keys(output) - indexed))
                 detail = details.get(original.id) if details else None
-                events.append(_event_row(route, original.id, state, now, detail=detail))
-            if new_rows:  # the outputs' rows first: deliveries, events and keys refer to them
-                conn.execute(sql.add_message, new_rows)
-            if deliveries:
-                conn.execute(sql.add_delivery, deliveries)
-            conn.execute(sql.add_event, events)
-            if key_rows:
-                conn.execute(sql.add_keys, key_rows)
+                events.append((seqs[original.id], route, state, None, None, None, None, detail, None, at))
+            bulk.events.execute(conn, events, fixed=("at",))
+            bulk.keys.execute(conn, key_rows)
         # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
         for original, _, sent in outcomes:
             self._seen.forget(route, original.id)
             for output, _ in sent:
                 self._seen.forget(route, output.id)
 
+    def _settle_seqs(
+        self,
+        conn: sa.Connection,
+        sql: Statements,
+        route: str,
+        outcomes: list[tuple[Message, str, list[tuple[Message, str]]]],
+        known: dict[str, Known],
+        now: datetime,
+    ) -> dict[str, int]:
+        """Return the seq of every message of ``outcomes``: known here, or looked up after adding the rows
+        of outputs not journaled yet (their envelope, no body)."""
+        seqs = {mid: found.seq for mid, found in known.items()}
+        new_rows = {
+            output.id: self._message_row(route, output, now, None)
+            for _, _, sent in outcomes
+            for output, _ in sent
+            if output.id not in seqs
+        }
+        if new_rows:  # the outputs' rows first: events and keys refer to them
+            conn.execute(sql.add_message, list(new_rows.values()))
+        missing = [mid for mid in {o.id for o, _, _ in outcomes} | new_rows.keys() if mid not in seqs]
+        if missing:
+            seqs.update(conn.execute(sql.existing, {"r": route, "ids": missing}).all())
+        return seqs
+
     @contextlib.contextmanager
-    def _remembering(
-        self, route: str, message_id: str, keys: frozenset[tuple[str, str]] | None
-    ) -> Iterator[None]:
-        """Remember the message's row and keys once the block's transaction committed; forget on error."""
+    def _remembering(self, route: str, message_id: str) -> Iterator[Remember]:
+        """Yield ``remember(seq, keys)``, kept once the block's transaction committed; forget on error."""
+        noted: list[tuple[int, frozenset[tuple[str, str]]]] = []
         try:
-            yield
+            yield lambda seq, keys: noted.append((seq, keys))
         except BaseException:
             self._seen.forget(route, message_id)
             raise
-        self._seen.add(
-            route, message_id, (self._seen.keys(route, message_id) or frozenset()) | (keys or frozenset())
-        )
+        for seq, keys in noted:
+            self._seen.add(route, message_id, seq, keys)
 
     # -- compressed bodies (esb/journal/bodies.py) --------------------------------------------------
     def _encode(self, route: str, where: str | None, body: bytes | None) -> bytes | None:
@@ -367,10 +428,13 @@ class Journal:
         return str(state)
 
     def business_keys(self, message: Message) -> None:
-        """Index ``message.business_keys`` now (``received`` and ``event`` already do it themselves)."""
+        """Index ``message.business_keys`` now on every row of its id (``received`` and ``event`` already
+        index them on their route's row); nothing is indexed for an id not journaled yet."""
         engine, sql = self._write()
+        rows = [{"mid": message.id, "name": name, "value": value} for name, value in sorted(_keys(message))]
         with self._errors("business_keys"), engine.begin() as conn:
-            _index_keys(conn, sql, message.id, _keys(message))
+            if rows:
+                conn.execute(sql.add_keys_of_id, rows)
 
     def find(
         self,
@@ -482,7 +546,7 @@ class Journal:
 
 def _event_row(
     route: str,
-    message_id: str,
+    message_seq: int,
     state: str,
     at: datetime,
     *,
@@ -490,7 +554,7 @@ def _event_row(
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
-        "message_id": message_id,
+        "message_seq": message_seq,
         "route": route,
         "state": state,
         "endpoint": endpoint,
@@ -522,12 +586,10 @@ def _keys(message: Message) -> frozenset[tuple[str, str]]:
     )
 
 
-def _key_rows(message_id: str, keys: frozenset[tuple[str, str]]) -> list[dict[str, Any]]:
-    return [{"message_id": message_id, "name": name, "value": value} for name, value in sorted(keys)]
+def _key_rows(message_seq: int, keys: frozenset[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [{"message_seq": message_seq, "name": name, "value": value} for name, value in sorted(keys)]
 
 
-def _index_keys(
-    conn: sa.Connection, sql: Statements, message_id: str, keys: frozenset[tuple[str, str]]
-) -> None:
+def _index_keys(conn: sa.Connection, sql: Statements, message_seq: int, keys: Keys) -> None:
     if keys:
-        conn.execute(sql.add_keys, _key_rows(message_id, keys))
+        conn.execute(sql.add_keys, _key_rows(message_seq, keys))

@@ -34,29 +34,41 @@ class Filter:
     state: str | None = None
 
 
-def _latest_state() -> Any:
+def latest_state() -> Any:
+    """Return the scalar subquery of the latest state of the ``messages`` row of the enclosing query."""
     return (
         sa.select(events.c.state)
-        .where(events.c.message_id == messages.c.id, events.c.route == messages.c.route)
+        .where(events.c.message_seq == messages.c.seq)
         .order_by(events.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )
 
 
-def _dead_lettered_since(flt: Filter) -> Any:
-    """``(id, route) IN`` the messages dead-lettered since the window's start (on its route, if given).
+def ids_with_key(where: Any) -> Any:
+    """Return the query of the message ids with a business key matching ``where``: a key is indexed on
+    one row of an id, and finds the id on every route."""
+    keyed = messages.alias("keyed")
+    return (
+        sa.select(keyed.c.id)
+        .select_from(business_keys.join(keyed, keyed.c.seq == business_keys.c.message_seq))
+        .where(where)
+    )
 
-    The select reads only ``ix_events_dead_lettered`` (partial, holding ``at, id, message_id,
-    route, state``): one index entry per dead letter since then, no event row.
+
+def _dead_lettered_since(flt: Filter) -> Any:
+    """``seq IN`` the messages dead-lettered since the window's start (on its route, if given).
+
+    The select reads only ``ix_events_dead_lettered`` (partial, holding ``at, id, message_seq, route,
+    state``): one index entry per dead letter since then, no event row.
     """
-    return sa.tuple_(messages.c.id, messages.c.route).in_(_dead_since(flt))
+    return messages.c.seq.in_(_dead_since(flt))
 
 
 def _dead_since(flt: Filter) -> Any:
-    """The (message id, route) of each dead-letter event since ``flt.since`` (on ``flt.route``)."""
+    """The message seq of each dead-letter event since ``flt.since`` (on ``flt.route``)."""
     e = events.c
-    dead = sa.select(e.message_id, e.route).where(e.state == "dead_lettered", e.at >= flt.since)
+    dead = sa.select(e.message_seq).where(e.state == "dead_lettered", e.at >= flt.since)
     return dead.where(e.route == flt.route) if flt.route is not None else dead
 
 
@@ -83,12 +95,12 @@ def _few_dead_letters(conn: sa.Connection, flt: Filter) -> bool:
 def find_statement(
     flt: Filter, limit: int | sa.BindParameter[int], extra: Iterable[Any] = (), *, dead_first: bool = False
 ) -> sa.Select[Any]:
-    """The statement of :func:`find` (``limit`` a number or a bind parameter); ``dead_first`` starts a
-    window's selection by state ``dead_lettered`` from the dead letters since its start (see
-    :func:`_few_dead_letters`, which decides it for :func:`find`)."""
-    state = _latest_state().label("state")
-    columns = [c for c in messages.c if c.name != "body"]
-    stmt = sa.select(*columns, messages.c.body.is_not(None).label("has_body"), state)
+    """The statement of :func:`find` (``limit`` a number or a bind parameter), its rows with the
+    message's ``seq``; ``dead_first`` starts a window's selection by state ``dead_lettered`` from the
+    dead letters since its start (see :func:`_few_dead_letters`, which decides it for :func:`find`)."""
+    state = latest_state().label("state")
+    columns = [c for c in messages.c if c.name not in ("body", "seq")]
+    stmt = sa.select(messages.c.seq, *columns, messages.c.body.is_not(None).label("has_body"), state)
     conditions: list[Any] = []
     if flt.message_id is not None:
         conditions.append(messages.c.id == flt.message_id)
@@ -96,10 +108,8 @@ def find_statement(
         conditions.append(messages.c.correlation_id == flt.correlation_id)
     if flt.key is not None:
         name, value = flt.key
-        keyed = sa.select(business_keys.c.message_id).where(
-            business_keys.c.name == name, business_keys.c.value == str(value)
-        )
-        conditions.append(messages.c.id.in_(keyed))
+        key = sa.and_(business_keys.c.name == name, business_keys.c.value == str(value))
+        conditions.append(messages.c.id.in_(ids_with_key(key)))
     if flt.route is not None:
         conditions.append(messages.c.route == flt.route)
     if flt.since is not None:
@@ -107,7 +117,7 @@ def find_statement(
     if flt.until is not None:
         conditions.append(messages.c.received_at < flt.until)
     if flt.state is not None:
-        conditions.append(_latest_state() == flt.state)
+        conditions.append(latest_state() == flt.state)
     if dead_first:
         conditions.append(_dead_lettered_since(flt))
     conditions.extend(extra)
@@ -116,17 +126,27 @@ def find_statement(
 
 def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:
     """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``."""
-    columns = [c for c in messages.c if c.name != "body"]
+    return [record for _, record in _find(conn, flt, limit, extra)]
+
+
+def _find(
+    conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()
+) -> list[tuple[int, MessageRecord]]:
+    """:func:`find`, each record with its row's seq."""
+    columns = [c for c in messages.c if c.name not in ("body", "seq")]
     dead_first = flt.state == "dead_lettered" and flt.since is not None and _few_dead_letters(conn, flt)
     rows = conn.execute(find_statement(flt, limit, extra, dead_first=dead_first)).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows})
     return [
-        MessageRecord(
-            **{c.name: row[c.name] for c in columns if c.name != "headers"},
-            headers=row["headers"] or {},
-            state=row["state"],
-            has_body=bool(row["has_body"]),
-            business_keys=keys.get(row["id"], {}),
+        (
+            row["seq"],
+            MessageRecord(
+                **{c.name: row[c.name] for c in columns if c.name != "headers"},
+                headers=row["headers"] or {},
+                state=row["state"],
+                has_body=bool(row["has_body"]),
+                business_keys=keys.get(row["id"], {}),
+            ),
         )
         for row in rows
     ]
@@ -139,44 +159,35 @@ def dead_letters(
     the cursor of the next page (None after the last). Walks the dead-letter events backwards (a partial
     index), so a page costs the same on a journal of any size."""
     found: list[MessageRecord] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[int] = set()
     cursor = before
     while len(found) < limit:
-        stmt = sa.select(events.c.message_id, events.c.route, events.c.at, events.c.id).where(
-            events.c.state == "dead_lettered"
-        )
+        stmt = sa.select(events.c.message_seq, events.c.at, events.c.id)
+        stmt = stmt.where(events.c.state == "dead_lettered")
         if route is not None:
             stmt = stmt.where(events.c.route == route)
         if cursor is not None:
             stmt = stmt.where(sa.tuple_(events.c.at, events.c.id) < sa.tuple_(
                 sa.literal(cursor[0], events.c.at.type), sa.literal(cursor[1])))
         rows = conn.execute(stmt.order_by(events.c.at.desc(), events.c.id.desc()).limit(limit * 2)).all()
-        if not rows:
+        if not rows or (rows[-1][1], rows[-1][2]) == cursor:  # the end (or a cursor that did not move)
             return found, None
-        cursor = (rows[-1][2], rows[-1][3])
-        wanted = [(mid, r) for mid, r, _, _ in rows if (mid, r) not in seen]
+        cursor = (rows[-1][1], rows[-1][2])
+        wanted = list(dict.fromkeys(seq for seq, _, _ in rows if seq not in seen))
         seen.update(wanted)
-        records: dict[tuple[str, str], MessageRecord] = {}
-        for r, ids in _group(wanted).items():
-            flt = Filter(route=r, state="dead_lettered")
-            for record in find(conn, flt, len(ids), [messages.c.id.in_(ids)]):
-                records[(record.id, record.route)] = record
-        found.extend(records[pair] for pair in wanted if pair in records)
+        flt = Filter(state="dead_lettered")
+        records = dict(_find(conn, flt, len(wanted), [messages.c.seq.in_(wanted)]))
+        found.extend(records[seq] for seq in wanted if seq in records)
     return found[:limit], cursor
 
 
-def _group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
-    for mid, route in pairs:
-        grouped.setdefault(route, []).append(mid)
-    return grouped
-
-
 def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
+    """Return the business keys of each message id (indexed on any of its routes' rows)."""
     out: dict[str, dict[str, str]] = {}
+    joined = business_keys.join(messages, messages.c.seq == business_keys.c.message_seq)
     for batch in _chunks(sorted(ids)):
-        stmt = sa.select(business_keys).where(business_keys.c.message_id.in_(batch))
-        for mid, name, value in conn.execute(stmt):
+        stmt = sa.select(messages.c.id, business_keys.c.name, business_keys.c.value).select_from(joined)
+        for mid, name, value in conn.execute(stmt.where(messages.c.id.in_(batch))):
             out.setdefault(mid, {})[name] = value
     return out
 
@@ -190,18 +201,21 @@ def cold_statements() -> dict[str, sa.Select[Any]]:
     unit test fails when it differs from a fresh compile."""
     key = sa.bindparam("key", type_=sa.String())
     ids = sa.bindparam("ids", expanding=True, type_=sa.String())
-    columns = [c for c in events.c if c.name != "body"]
+    columns = [c for c in events.c if c.name not in ("body", "message_seq")]
+    joined = events.join(messages, messages.c.seq == events.c.message_seq)
     return {
-        "keyed": sa.select(business_keys.c.message_id).where(business_keys.c.value == key),
+        "keyed": ids_with_key(business_keys.c.value == key),
         "seed": sa.select(messages.c.id).where(
             sa.or_(messages.c.id == key, messages.c.correlation_id == key)
         ),
         "linked": sa.select(messages.c.correlation_id, messages.c.causation_id).where(messages.c.id.in_(ids)),
         "children": sa.select(messages.c.id).where(messages.c.causation_id.in_(ids)),
         "correlated": sa.select(messages.c.id).where(messages.c.correlation_id.in_(ids)),
-        "history": sa.select(*columns, events.c.body.is_not(None).label("has_body")).where(
-            events.c.message_id.in_(ids)
-        ),
+        "history": sa.select(
+            *columns, messages.c.id.label("message_id"), events.c.body.is_not(None).label("has_body")
+        )
+        .select_from(joined)
+        .where(messages.c.id.in_(ids)),
         "dead_lettered": find_statement(
             Filter(route=cast(str, sa.bindparam("route", type_=sa.String())), state="dead_lettered"),
             sa.bindparam("limit", type_=sa.Integer()),

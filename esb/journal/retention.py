@@ -10,7 +10,8 @@ batch whose commit fails after its archive was written is archived again at the 
 may hold a message twice; the database never loses one that is not in the archive).
 
 Archive lines are JSON, one per message and route: the envelope, the original bytes (base64, already
-decompressed: the archive needs no dictionary), every event with its body, deliveries and business keys.
+decompressed: the archive needs no dictionary), every event with its body, deliveries (the ``delivered``
+events naming an endpoint, as the ``deliveries`` table held them before migration 0007) and business keys.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import dataclasses
 import gzip
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,13 @@ import orjson
 import sqlalchemy as sa
 
 from esb.files import make_folder, open_file
-from esb.journal.schema import UTCDateTime, business_keys, deliveries, events, messages
+from esb.journal.schema import UTCDateTime, business_keys, events, messages
 
 #: Messages per batch (one transaction and one archive member each).
 BATCH = 2000
 #: Latest states that let a message go once old enough, and which setting says how old.
 PRUNABLE = {"delivered": "delivered", "purged": "delivered", "filtered": "filtered"}
-_IN_RECORD = ("body", "message_id", "route")  # an event in an archive line: its message says these
+_IN_RECORD = ("body", "message_seq", "route")  # an event in an archive line: its message says these
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,18 +85,18 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
     if not cutoffs:
         return result
     newest = max(cutoffs.values())
-    after: tuple[datetime, str, str] | None = None
+    after: tuple[datetime, int] | None = None
     while True:
         with engine.begin() as conn:
             batch = _candidates(conn, newest, after, policy.batch)
             if not batch:
                 break
             after = batch[-1]
-            latest = _latest_states(conn, batch)
+            latest = _latest_states(conn, [seq for _, seq in batch])
             chosen = [
-                (mid, route)
-                for received_at, mid, route in batch
-                if (outcome := PRUNABLE.get(latest.get((mid, route), ""))) in cutoffs
+                seq
+                for received_at, seq in batch
+                if (outcome := PRUNABLE.get(latest.get(seq, ""))) in cutoffs
                 and received_at < cutoffs[outcome]
             ]
             result.kept += len(batch) - len(chosen)
@@ -107,72 +108,56 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
 
 
 def _candidates(
-    conn: sa.Connection, before: datetime, after: tuple[datetime, str, str] | None, limit: int
-) -> list[tuple[datetime, str, str]]:
-    order = (messages.c.received_at, messages.c.id, messages.c.route)
+    conn: sa.Connection, before: datetime, after: tuple[datetime, int] | None, limit: int
+) -> list[tuple[datetime, int]]:
+    """The next ``limit`` message rows received before ``before``, oldest first, from ``after`` on."""
+    order = (messages.c.received_at, messages.c.seq)
     stmt = sa.select(*order).where(messages.c.received_at < before)
     if after is not None:
-        at, mid, route = after
-        position = sa.tuple_(sa.literal(at, UTCDateTime()), sa.literal(mid), sa.literal(route))
+        position = sa.tuple_(sa.literal(after[0], UTCDateTime()), sa.literal(after[1]))
         stmt = stmt.where(sa.tuple_(*order) > position)
     rows = conn.execute(stmt.order_by(*order).limit(limit))
-    return [(row[0], row[1], row[2]) for row in rows]
+    return [(row[0], row[1]) for row in rows]
 
 
-def _by_route(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = defaultdict(list)
-    for mid, route in pairs:
-        grouped[route].append(mid)
-    return grouped
-
-
-def _latest_states(conn: sa.Connection, batch: list[tuple[datetime, str, str]]) -> dict[tuple[str, str], str]:
-    latest: dict[tuple[str, str], tuple[int, str]] = {}
-    for route, ids in _by_route((mid, route) for _, mid, route in batch).items():
-        stmt = sa.select(events.c.message_id, events.c.id, events.c.state).where(
-            events.c.route == route, events.c.message_id.in_(ids)
-        )
-        for mid, event_id, state in conn.execute(stmt):
-            known = latest.get((mid, route))
-            if known is None or event_id > known[0]:
-                latest[(mid, route)] = (event_id, state)
-    return {ident: state for ident, (_, state) in latest.items()}
+def _latest_states(conn: sa.Connection, seqs: list[int]) -> dict[int, str]:
+    latest: dict[int, tuple[int, str]] = {}
+    stmt = sa.select(events.c.message_seq, events.c.id, events.c.state).where(events.c.message_seq.in_(seqs))
+    for seq, event_id, state in conn.execute(stmt):
+        known = latest.get(seq)
+        if known is None or event_id > known[0]:
+            latest[seq] = (event_id, state)
+    return {seq: state for seq, (_, state) in latest.items()}
 
 
 def _b64(body: bytes | None) -> str | None:
     return None if body is None else base64.b64encode(body).decode("ascii")
 
 
-def _archive(conn: sa.Connection, chosen: list[tuple[str, str]], folder: Path, decode: Decode) -> set[str]:
+def _archive(conn: sa.Connection, chosen: list[int], folder: Path, decode: Decode) -> set[str]:
     """Append the chosen messages to their day's archive file (fsync'ed); return the file names."""
     lines: dict[str, list[bytes]] = defaultdict(list)
-    for route, ids in _by_route(chosen).items():
-        evs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        of_batch = sa.select(events).where(events.c.route == route, events.c.message_id.in_(ids))
-        for row in conn.execute(of_batch.order_by(events.c.id)).mappings():
-            item = {str(k): v for k, v in row.items() if k not in _IN_RECORD and v is not None}
-            if row["body"] is not None:
-                item["body"] = _b64(decode(row["body"]))
-            evs[row["message_id"]].append(item)
-        sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for mid, endpoint, at in conn.execute(
-            sa.select(deliveries.c.message_id, deliveries.c.endpoint, deliveries.c.at).where(
-                deliveries.c.route == route, deliveries.c.message_id.in_(ids)
-            )
-        ):
-            sent[mid].append({"endpoint": endpoint, "at": at})
-        keys: dict[str, dict[str, str]] = defaultdict(dict)
-        of_ids = sa.select(business_keys).where(business_keys.c.message_id.in_(ids))
-        for mid, name, value in conn.execute(of_ids):
-            keys[mid][name] = value
-        for row in conn.execute(
-            sa.select(messages).where(messages.c.route == route, messages.c.id.in_(ids))
-        ).mappings():
-            record = {str(k): v for k, v in row.items() if k != "body" and v is not None}
-            record["body"] = _b64(decode(row["body"]))
-            record.update(events=evs[row["id"]], deliveries=sent[row["id"]], business_keys=keys[row["id"]])
-            day = row["received_at"].strftime("%Y-%m-%d")
-            lines[day].append(orjson.dumps(record, option=orjson.OPT_UTC_Z))
+    evs: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    sent: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    of_batch = sa.select(events).where(events.c.message_seq.in_(chosen))
+    for row in conn.execute(of_batch.order_by(events.c.id)).mappings():
+        item = {str(k): v for k, v in row.items() if k not in _IN_RECORD and v is not None}
+        if row["body"] is not None:
+            item["body"] = _b64(decode(row["body"]))
+        evs[row["message_seq"]].append(item)
+        if row["state"] == "delivered" and row["endpoint"] is not None:  # what a deliveries row was
+            sent[row["message_seq"]].append({"endpoint": row["endpoint"], "at": row["at"]})
+    keys: dict[int, dict[str, str]] = defaultdict(dict)
+    of_keys = sa.select(business_keys).where(business_keys.c.message_seq.in_(chosen))
+    for seq, name, value in conn.execute(of_keys):
+        keys[seq][name] = value
+    for row in conn.execute(sa.select(messages).where(messages.c.seq.in_(chosen))).mappings():
+        record = {str(k): v for k, v in row.items() if k not in ("body", "seq") and v is not None}
+        record["body"] = _b64(decode(row["body"]))
+        seq = row["seq"]
+        record.update(events=evs[seq], deliveries=sent[seq], business_keys=keys[seq])
+        day = row["received_at"].strftime("%Y-%m-%d")
+        lines[day].append(orjson.dumps(record, option=orjson.OPT_UTC_Z))
     make_folder(folder)
     for day, records in lines.items():
         with open_file(folder / f"{day}.jsonl.gz", "append") as raw:
@@ -183,18 +168,13 @@ def _archive(conn: sa.Connection, chosen: list[tuple[str, str]], folder: Path, d
     return {f"{day}.jsonl.gz" for day in lines}
 
 
-def _delete(conn: sa.Connection, chosen: list[tuple[str, str]], result: PruneResult) -> None:
-    for route, ids in _by_route(chosen).items():
-        for table in (events, deliveries):
-            gone = conn.execute(sa.delete(table).where(table.c.route == route, table.c.message_id.in_(ids)))
-            result.rows[table.name] += gone.rowcount
-        gone = conn.execute(sa.delete(messages).where(messages.c.route == route, messages.c.id.in_(ids)))
-        result.rows["messages"] += gone.rowcount
-        result.messages += gone.rowcount
-        # business keys belong to a message id on every route: they go with its last row
-        still = sa.select(sa.literal(1)).where(messages.c.id == business_keys.c.message_id).exists()
-        gone = conn.execute(sa.delete(business_keys).where(business_keys.c.message_id.in_(ids), ~still))
-        result.rows["business_keys"] += gone.rowcount
+def _delete(conn: sa.Connection, chosen: list[int], result: PruneResult) -> None:
+    for table in (events, business_keys):
+        gone = conn.execute(sa.delete(table).where(table.c.message_seq.in_(chosen)))
+        result.rows[table.name] += gone.rowcount
+    gone = conn.execute(sa.delete(messages).where(messages.c.seq.in_(chosen)))
+    result.rows["messages"] += gone.rowcount
+    result.messages += gone.rowcount
 
 
 def read_archive(path: Path) -> list[dict[str, Any]]:

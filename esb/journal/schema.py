@@ -50,11 +50,16 @@ JSONType: sa.types.TypeEngine[Any] = sa.JSON(none_as_null=True).with_variant(
 
 metadata = sa.MetaData()
 
+#: A message row's own key: ``INTEGER PRIMARY KEY`` on SQLite (the rowid: no bytes of its own), ``BIGSERIAL``
+#: on PostgreSQL. Events and business keys refer to it, so a message id is stored once (issue 19).
+SeqType: sa.types.TypeEngine[int] = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 messages = sa.Table(
     "messages",
     metadata,
-    sa.Column("id", sa.String(), primary_key=True),
-    sa.Column("route", sa.String(), primary_key=True),
+    sa.Column("seq", SeqType, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(), nullable=False),
+    sa.Column("route", sa.String(), nullable=False),
     sa.Column("correlation_id", sa.String(), nullable=False),
     sa.Column("causation_id", sa.String(), nullable=True),
     sa.Column("type", sa.String(), nullable=True),
@@ -66,6 +71,8 @@ messages = sa.Table(
     sa.Column("received_at", UTCDateTime(), nullable=False),
     sa.Column("attempt", sa.Integer(), nullable=False),
     sa.Column("delivery_count", sa.Integer(), nullable=False),
+    # one row per (id, route): a message forwarded with its id keeps it on the next route
+    sa.Index("ux_messages_id_route", "id", "route", unique=True),
     sa.Index("ix_messages_correlation_id", "correlation_id"),
     # partial: most messages have no cause (no bytes for them), and SQLite's statistics would otherwise
     # count every NULL as one value and take the index for useless (esb trace scanned every message)
@@ -76,13 +83,17 @@ messages = sa.Table(
         postgresql_where=sa.text("causation_id IS NOT NULL"),
     ),
     sa.Index("ix_messages_received_at", "received_at"),
+    # AUTOINCREMENT: a key is never given again after its row was pruned (a process may still hold it)
+    sqlite_autoincrement=True,
 )
 
+#: Every change of state of a message on a route. A confirmed delivery to an endpoint is the
+#: ``delivered`` event naming that endpoint (there is no deliveries table since migration 0007).
 events = sa.Table(
     "events",
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("message_id", sa.String(), nullable=False),
+    sa.Column("message_seq", SeqType, nullable=False),
     sa.Column("route", sa.String(), nullable=False),
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("endpoint", sa.String(), nullable=True),
@@ -92,10 +103,8 @@ events = sa.Table(
     sa.Column("detail", JSONType, nullable=True),
     sa.Column("body", sa.LargeBinary(), nullable=True),
     sa.Column("at", UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(
-        ["message_id", "route"], ["messages.id", "messages.route"], name="fk_events_message"
-    ),
-    sa.Index("ix_events_message_id", "message_id"),
+    sa.ForeignKeyConstraint(["message_seq"], ["messages.seq"], name="fk_events_message"),
+    sa.Index("ix_events_message_seq", "message_seq"),
     # time windows (esb stats, counts, the console's rates): the route is checked on the rows of the window
     sa.Index("ix_events_at", "at"),
     # a few rows: dead letters listed newest first without scanning every event (partial index); it
@@ -105,7 +114,7 @@ events = sa.Table(
         "ix_events_dead_lettered",
         "at",
         "id",
-        "message_id",
+        "message_seq",
         "route",
         "state",
         sqlite_where=sa.text("state = 'dead_lettered'"),
@@ -113,25 +122,15 @@ events = sa.Table(
     ),
 )
 
-deliveries = sa.Table(
-    "deliveries",
-    metadata,
-    sa.Column("route", sa.String(), primary_key=True),
-    sa.Column("message_id", sa.String(), primary_key=True),
-    sa.Column("endpoint", sa.String(), primary_key=True),
-    sa.Column("at", UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(
-        ["message_id", "route"], ["messages.id", "messages.route"], name="fk_deliveries_message"
-    ),
-    sqlite_with_rowid=False,  # the primary key is the table: one copy of each row, not two
-)
-
+#: Business keys of a message row (its id on another route has its own rows). A search by key finds the
+#: rows of the message's id on every route (esb/journal/queries.py).
 business_keys = sa.Table(
     "business_keys",
     metadata,
-    sa.Column("message_id", sa.String(), primary_key=True),
+    sa.Column("message_seq", SeqType, primary_key=True),
     sa.Column("name", sa.String(), primary_key=True),
     sa.Column("value", sa.String(), primary_key=True),
+    sa.ForeignKeyConstraint(["message_seq"], ["messages.seq"], name="fk_business_keys_message"),
     # one index serves both a search by value (esb trace) and by name and value (find): the name is
     # checked on the few rows a value finds
     sa.Index("ix_business_keys_value", "value"),

@@ -1,7 +1,8 @@
 """What this process already wrote, so the hot path skips statements that would change nothing.
 
-After ``received`` the message row exists and its business keys are indexed; the ``event`` and
-``mark_delivered`` that follow would only repeat ``INSERT ... ON CONFLICT DO NOTHING``. Entries are added
+After ``received`` the message row exists (its ``seq`` is known) and its business keys are indexed; the
+``event`` and ``mark_delivered`` that follow would only repeat ``INSERT ... ON CONFLICT DO NOTHING`` and
+look the row's ``seq`` up again. Entries are added
 after a commit and dropped after any failed write, so a miss costs one idempotent statement and a stale
 hit (a row deleted by another process) costs one failed, retryable write. A message is also dropped when
 its journey on the route ends (its final event): the cache holds in-flight messages, not history, so a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import NamedTuple
 
 #: Messages remembered per journal at most: a safety cap over the in-flight messages (a worker holds at
 #: most ``broker.prefetch`` unsettled deliveries), for paths that end without a final event of their own
@@ -19,26 +21,33 @@ from collections import OrderedDict
 SIZE = 5_000
 
 
+class Known(NamedTuple):
+    """A message row this process wrote or read: its ``seq`` and the business keys indexed for it."""
+
+    seq: int
+    keys: frozenset[tuple[str, str]]
+
+
 class Seen:
-    """A thread-safe bounded LRU of (route, message id) -> business keys already indexed."""
+    """A thread-safe bounded LRU of (route, message id) -> :class:`Known`."""
 
     def __init__(self, size: int = SIZE) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[str, str], frozenset[tuple[str, str]]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], Known] = OrderedDict()
 
-    def keys(self, route: str, message_id: str) -> frozenset[tuple[str, str]] | None:
-        """Return the keys indexed for a message whose row exists, or None if unknown here."""
+    def get(self, route: str, message_id: str) -> Known | None:
+        """Return the row's seq and the keys indexed for it, or None if unknown here."""
         with self._lock:
             found = self._items.get((route, message_id))
             if found is not None:
                 self._items.move_to_end((route, message_id))
             return found
 
-    def add(self, route: str, message_id: str, keys: frozenset[tuple[str, str]]) -> None:
-        """Remember that the message row exists and ``keys`` are indexed (call after the commit)."""
+    def add(self, route: str, message_id: str, seq: int, keys: frozenset[tuple[str, str]]) -> None:
+        """Remember the message row's ``seq`` and that ``keys`` are indexed (call after the commit)."""
         with self._lock:
-            self._items[(route, message_id)] = keys
+            self._items[(route, message_id)] = Known(seq, keys)
             self._items.move_to_end((route, message_id))
             while len(self._items) > self._size:
                 self._items.popitem(last=False)

@@ -12,10 +12,11 @@ from typing import Any
 
 SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[str, Any]]] = {
     "keyed": (
-        "SELECT business_keys.message_id FROM business_keys WHERE business_keys.value = ?",
+        "SELECT keyed.id FROM business_keys JOIN messages AS keyed ON keyed.seq = "
+        "business_keys.message_seq WHERE business_keys.value = ?",
         ("key",),
         (
-            ("message_id", "text"),
+            ("id", "text"),
         ),
         {},
     ),
@@ -54,14 +55,13 @@ SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[
         {},
     ),
     "history": (
-        "SELECT events.id, events.message_id, events.route, events.state, events.endpoint, "
-        "events.error_class, events.error_reason, events.error_text, events.detail, events.at, "
-        "events.body IS NOT NULL AS has_body FROM events WHERE events.message_id IN "
-        "(__[POSTCOMPILE_ids])",
+        "SELECT events.id, events.route, events.state, events.endpoint, events.error_class, "
+        "events.error_reason, events.error_text, events.detail, events.at, messages.id AS "
+        "message_id, events.body IS NOT NULL AS has_body FROM events JOIN messages ON messages.seq "
+        "= events.message_seq WHERE messages.id IN (__[POSTCOMPILE_ids])",
         ("ids",),
         (
             ("id", "int"),
-            ("message_id", "text"),
             ("route", "text"),
             ("state", "text"),
             ("endpoint", "text"),
@@ -70,21 +70,23 @@ SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[
             ("error_text", "text"),
             ("detail", "json"),
             ("at", "utc"),
+            ("message_id", "text"),
             ("has_body", "bool"),
         ),
         {},
     ),
     "dead_lettered": (
-        "SELECT messages.id, messages.route, messages.correlation_id, messages.causation_id, "
-        "messages.type, messages.source, messages.schema, messages.headers, messages.created_at, "
-        "messages.received_at, messages.attempt, messages.delivery_count, messages.body IS NOT NULL"
-        " AS has_body, (SELECT events.state FROM events WHERE events.message_id = messages.id AND "
-        "events.route = messages.route ORDER BY events.id DESC LIMIT ? OFFSET ?) AS state FROM "
+        "SELECT messages.seq, messages.id, messages.route, messages.correlation_id, "
+        "messages.causation_id, messages.type, messages.source, messages.schema, messages.headers, "
+        "messages.created_at, messages.received_at, messages.attempt, messages.delivery_count, "
+        "messages.body IS NOT NULL AS has_body, (SELECT events.state FROM events WHERE "
+        "events.message_seq = messages.seq ORDER BY events.id DESC LIMIT ? OFFSET ?) AS state FROM "
         "messages WHERE messages.route = ? AND (SELECT events.state FROM events WHERE "
-        "events.message_id = messages.id AND events.route = messages.route ORDER BY events.id DESC "
-        "LIMIT ? OFFSET ?) = ? ORDER BY messages.received_at DESC, messages.id LIMIT ? OFFSET ?",
+        "events.message_seq = messages.seq ORDER BY events.id DESC LIMIT ? OFFSET ?) = ? ORDER BY "
+        "messages.received_at DESC, messages.id LIMIT ? OFFSET ?",
         ("param_1", "param_2", "route", "param_3", "param_4", "param_5", "limit", "param_6"),
         (
+            ("seq", "int"),
             ("id", "text"),
             ("route", "text"),
             ("correlation_id", "text"),

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from esb.exceptions import ConfigError
-from esb.journal.schema import FINAL_STATES, business_keys, deliveries, events, messages
+from esb.journal.schema import FINAL_STATES, business_keys, events, messages
 
 SUPPORTED = ("sqlite", "postgresql")
 
@@ -23,6 +23,32 @@ def insert_ignore(dialect: str, table: sa.Table) -> Any:
     raise ConfigError(f"journal: unsupported database {dialect!r} (use one of {', '.join(SUPPORTED)})")
 
 
+def seq_of(message_id: Any, route: Any) -> Any:
+    """Return the scalar subquery of the ``seq`` of the row of ``message_id`` on ``route``."""
+    return (
+        sa.select(messages.c.seq)
+        .where(messages.c.id == message_id, messages.c.route == route)
+        .scalar_subquery()
+    )
+
+
+def final_state() -> Any:
+    """Return the query of the last final (or ``replayed``) state of ``:mid`` on ``:r``.
+
+    A delivery to one endpoint of a fan-out does not end the route; the route-level event does.
+    """
+    return (
+        sa.select(events.c.state)
+        .where(
+            events.c.message_seq == seq_of(sa.bindparam("mid"), sa.bindparam("r")),
+            events.c.state.in_([*FINAL_STATES, "replayed"]),
+            sa.or_(events.c.endpoint.is_(None), events.c.state != "delivered"),
+        )
+        .order_by(events.c.id.desc())
+        .limit(1)
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Statements:
     """Prepared statements for one dialect."""
@@ -31,11 +57,12 @@ class Statements:
     add_new_message: Any
     add_event: Any
     add_keys: Any
-    add_delivery: Any
+    add_keys_of_id: Any
     bump_delivery_count: Any
     final_state: Any
     was_delivered: Any
-    existing_ids: Any
+    existing: Any
+    seq: Any
 
     @classmethod
     def build(cls, dialect: str) -> Statements:
@@ -44,32 +71,32 @@ class Statements:
         bumped = sa.case((messages.c.delivery_count + 1 < dc, dc), else_=messages.c.delivery_count + 1)
         return cls(
             add_message=insert_ignore(dialect, messages),
-            add_new_message=insert_ignore(dialect, messages).returning(messages.c.delivery_count),
+            # the new row's seq, or no row when it was there already
+            add_new_message=insert_ignore(dialect, messages).returning(messages.c.seq),
             add_event=sa.insert(events),
             add_keys=insert_ignore(dialect, business_keys),
-            add_delivery=insert_ignore(dialect, deliveries),
+            add_keys_of_id=insert_ignore(dialect, business_keys).from_select(
+                ["message_seq", "name", "value"],
+                sa.select(
+                    messages.c.seq,
+                    sa.bindparam("name", type_=sa.String),
+                    sa.bindparam("value", type_=sa.String),
+                ).where(messages.c.id == sa.bindparam("mid")),
+            ),
             bump_delivery_count=sa.update(messages)
             .where(messages.c.id == sa.bindparam("mid"), messages.c.route == sa.bindparam("r"))
             .values(delivery_count=bumped)
-            .returning(messages.c.delivery_count),
-            final_state=sa.select(events.c.state)
-            .where(
-                events.c.message_id == sa.bindparam("mid"),
-                events.c.route == sa.bindparam("r"),
-                events.c.state.in_([*FINAL_STATES, "replayed"]),
-                # a delivery to one endpoint of a fan-out does not end the route; the route-level event does
-                sa.or_(events.c.endpoint.is_(None), events.c.state != "delivered"),
-            )
-            .order_by(events.c.id.desc())
-            .limit(1),
-            existing_ids=sa.select(messages.c.id).where(
+            .returning(messages.c.seq, messages.c.delivery_count),
+            final_state=final_state(),
+            existing=sa.select(messages.c.id, messages.c.seq).where(
                 messages.c.route == sa.bindparam("r"), messages.c.id.in_(sa.bindparam("ids", expanding=True))
             ),
-            was_delivered=sa.select(sa.literal(1))
-            .select_from(deliveries)
-            .where(
-                deliveries.c.route == sa.bindparam("r"),
-                deliveries.c.message_id == sa.bindparam("mid"),
-                deliveries.c.endpoint == sa.bindparam("ep"),
+            seq=sa.select(messages.c.seq).where(
+                messages.c.id == sa.bindparam("mid"), messages.c.route == sa.bindparam("r")
             ),
+            was_delivered=sa.select(sa.literal(1)).where(
+                events.c.message_seq == seq_of(sa.bindparam("mid"), sa.bindparam("r")),
+                events.c.state == "delivered",
+                events.c.endpoint == sa.bindparam("ep"),
+            ).limit(1),
         )

@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from esb.journal.schema import FINAL_STATES, business_keys, deliveries, dictionaries, events, messages
+from esb.journal.schema import FINAL_STATES, business_keys, dictionaries, events, messages
 
-TABLES = (messages, events, deliveries, business_keys, dictionaries)
+TABLES = (messages, events, business_keys, dictionaries)
 
 
 @dataclasses.dataclass

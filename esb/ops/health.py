@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from esb.exceptions import EsbError
 from esb.journal import FINAL_STATES, Journal
 from esb.journal.engine import DatabaseErrors, create_journal_engine
-from esb.journal.schema import events, messages
+from esb.journal.queries import latest_state
+from esb.journal.schema import messages
 from esb.ops import dlq
 from esb.process.loader import load_processes
 from esb.project import Project
@@ -227,10 +228,7 @@ def stuck_in_flight(
 ) -> list[dict[str, Any]]:
     """Return ingress messages received ``lookback``..``older_than`` ago whose latest state is not final."""
     now = datetime.now(UTC)
-    latest = (sa.select(events.c.state).where(events.c.message_id == messages.c.id,
-                                              events.c.route == messages.c.route)
-              .order_by(events.c.id.desc()).limit(1).scalar_subquery())
-    stmt = (sa.select(messages.c.id, messages.c.route, messages.c.received_at, latest.label("state"))
+    stmt = (sa.select(messages.c.id, messages.c.route, messages.c.received_at, latest_state().label("state"))
             .where(messages.c.received_at >= now - lookback, messages.c.received_at < now - older_than,
                    messages.c.body.is_not(None))
             .order_by(messages.c.received_at).limit(1000))

@@ -71,7 +71,7 @@ def compute(
     ``engine`` is a journal engine to use (a caller asking often, such as the console, keeps one);
     without it one is made for this call.
     """
-    stmt = sa.select(events.c.route, events.c.message_id, events.c.state, events.c.endpoint,
+    stmt = sa.select(events.c.route, events.c.message_seq, events.c.state, events.c.endpoint,
                      events.c.error_reason, events.c.at).where(events.c.at >= since, events.c.at < until)
     if route is not None:
         stmt = stmt.where(events.c.route == route)
@@ -81,15 +81,15 @@ def compute(
     own = engine is None
     engine = engine or create_journal_engine(url, pool_size=1)
     stats: dict[str, RouteStats] = {}
-    started: dict[tuple[str, str], datetime] = {}
+    started: dict[tuple[str, int], datetime] = {}
     latencies: dict[str, list[float]] = {}
     try:
         with DatabaseErrors(url)("stats"), engine.connect() as conn:
             rows = conn.execute(stmt.execution_options(yield_per=2000))
-            for name, mid, state, endpoint, reason, at in rows:
+            for name, seq, state, endpoint, reason, at in rows:
                 s = stats.setdefault(name, RouteStats(name))
                 if state in ("received", "replayed"):
-                    started[(name, mid)] = at
+                    started[(name, seq)] = at
                     s.received += state == "received"
                     s.replayed += state == "replayed"
                 elif state == "redelivered":
@@ -99,7 +99,7 @@ def compute(
                 if not _is_route_final(state, endpoint):
                     continue
                 setattr(s, state, getattr(s, state) + 1)
-                start = started.pop((name, mid), None)
+                start = started.pop((name, seq), None)
                 if start is not None:
                     latencies.setdefault(name, []).append((at - start).total_seconds() * 1000)
     finally:

@@ -39,7 +39,7 @@ sync_state = sa.Table(
 
 #: Per (sync name, key): the target's own id of the record (Billing's account id for a CRM billing
 #: account), from the target's answer to the create (step ``sync_target_id``, migration
-#: ``0007_sync_target_ids``). Kept apart from ``sync_state``: it is written after the target answered,
+#: ``0008_sync_target_ids``). Kept apart from ``sync_state``: it is written after the target answered,
 #: never by the compare-and-set, and does not move a key's revision.
 sync_target_ids = sa.Table(
     "sync_target_ids",

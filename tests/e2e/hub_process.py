@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from esb.journal import Journal
-from esb.journal.schema import events
+from esb.journal.schema import events, messages
 from esb.project import Project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,9 +103,11 @@ def finished(journal_url: str, route: str, ids: list[str]) -> int:
     engine = sa.create_engine(journal_url)
     try:
         with engine.connect() as conn:
-            query = sa.select(sa.func.count(sa.distinct(events.c.message_id))).where(
+            query = sa.select(sa.func.count(sa.distinct(events.c.message_seq))).join(
+                messages, messages.c.seq == events.c.message_seq
+            ).where(
                 events.c.route == route,
-                events.c.message_id.in_(ids),
+                messages.c.id.in_(ids),
                 events.c.state.in_(["delivered", "filtered", "dead_lettered"]),
                 sa.or_(events.c.endpoint.is_(None), events.c.state != "delivered"),  # per-endpoint: not final
             )

@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from esb.exceptions import TransportError
-from esb.journal.schema import deliveries, events
+from esb.journal.schema import events, messages
 from simulators.crm import CRMSimulator, PlannedMessage, order_scenario
 from simulators.iom import IOMSimulator
 from tests.integration.cluster import ProductionHub, production_environ, production_project
@@ -66,15 +66,18 @@ def journal_outcomes(url: str) -> tuple[dict[str, str], int, int, list[str]]:
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.select(events.c.message_id, events.c.state)
+                sa.select(messages.c.id, events.c.state)
+                .join(messages, messages.c.seq == events.c.message_seq)
                 .where(events.c.route == ROUTE, events.c.state.in_(FINAL))
                 .where(sa.or_(events.c.endpoint.is_(None), events.c.state != "delivered"))
                 .order_by(events.c.id)
             ).all()
-            rows_to_iom = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(deliveries)
-                .where(deliveries.c.route == ROUTE, deliveries.c.endpoint == "iom.orders_in")
+            rows_to_iom = conn.execute(  # messages with a delivery to IOM (a delivered event naming it)
+                sa.select(sa.func.count(sa.distinct(events.c.message_seq))).where(
+                    events.c.route == ROUTE,
+                    events.c.state == "delivered",
+                    events.c.endpoint == "iom.orders_in",
+                )
             ).scalar_one()
     finally:
         engine.dispose()

@@ -54,7 +54,8 @@ def test_fresh_database_is_created_by_the_migration(journal_url: str) -> None:
         try:
             with engine.connect() as conn:
                 tables = set(sa.inspect(conn).get_table_names())
-                assert {"messages", "events", "deliveries", "business_keys", VERSION_TABLE} <= tables
+                assert {"messages", "events", "business_keys", VERSION_TABLE} <= tables
+                assert "deliveries" not in tables, "deliveries are the delivered events since 0007"
                 assert current(conn) == head()
         finally:
             engine.dispose()
@@ -353,8 +354,7 @@ def test_threads_write_concurrently(journal: Journal) -> None:
                 message = order(order_id=f"T{n}-{i}")
                 journal.received("orders", message)
                 journal.event("orders", message, "transformed")
-                journal.mark_delivered("orders", message, "billing")
-                journal.event("orders", message, "delivered", endpoint="billing")
+                journal.mark_delivered("orders", message, "billing")  # the delivered event naming it
         except BaseException as error:  # report it in the main thread
             errors.append(error)
 
@@ -378,7 +378,6 @@ for i in range(30):
     m = Message(body=b"x", id=f"{prefix}-{i}", business_keys={"order_id": f"{prefix}-{i}"})
     j.received("orders", m)
     j.mark_delivered("orders", m, "billing")
-    j.event("orders", m, "delivered", endpoint="billing")
 j.close()
 """
 
@@ -482,3 +481,92 @@ def test_write_cache_forgets_dead_letters_and_duplicates(journal: Journal) -> No
     journal.received("orders", fan_out)
     journal.event("orders", fan_out, "delivered", endpoint="iom.orders_in")  # one endpoint of several
     assert len(journal._seen) == 1, "a per-endpoint delivery does not end the journey"
+
+
+def test_bulk_inserts_store_what_the_sqlalchemy_path_stores(journal: Journal) -> None:
+    """The batched path's driver-level inserts (esb/journal/bulk.py) store the very values (as the database
+    holds them) that SQLAlchemy's insert of the same rows stores: timestamps, JSON, bytes, NULLs, Chinese."""
+    from esb.journal.bulk import EVENT_COLUMNS, KEY_COLUMNS, BulkStatements
+    from esb.journal.schema import events
+
+    fast_message, slow_message = order(), order()
+    journal.received("orders", fast_message)
+    journal.received("orders", slow_message)
+    engine = journal._write()[0]
+    bulk = BulkStatements.build(engine.dialect)
+    at = datetime(2026, 12, 6, 23, 59, 58, 123456, tzinfo=UTC)
+    with engine.connect() as conn:
+        seqs = dict(conn.execute(sa.text("SELECT id, seq FROM messages")).all())
+    fast, slow = seqs[fast_message.id], seqs[slow_message.id]
+
+    def event_rows(seq: int) -> list[tuple[object, ...]]:
+        return [
+            (seq, "orders", "delivered", "iom.orders_in", None, None, None, None, b"\x00ejz\x01body", at),
+            (seq, "orders", "filtered", None, None, None, None, {"step": "过滤", "n": [1, None]}, None, at),
+            (seq, "orders", "failed", None, "SchemaValidationError", "schema-violation", "坏的 order", None,
+             None, at),
+        ]
+
+    keys = [("order_id", "SO1"), ("msisdn", "13307550001"), ("order_id", "SO1"), ("city", "深圳")]
+    with engine.begin() as conn:
+        processed = bulk.events.processor("at")(at)
+        bulk.events.execute(conn, [(*row[:-1], processed) for row in event_rows(fast)], fixed=("at",))
+        bulk.keys.execute(conn, [(fast, name, value) for name, value in keys])
+        slow_rows = [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in event_rows(slow)]
+        conn.execute(sa.insert(events), slow_rows)
+        add_keys = journal._write()[1].add_keys
+        for name, value in keys:  # the slow path's insert-or-ignore, one row at a time
+            conn.execute(add_keys, dict(zip(KEY_COLUMNS, (slow, name, value), strict=True)))
+    columns = ", ".join(c for c in EVENT_COLUMNS if c != "message_seq")
+    with engine.connect() as conn:  # the values as stored, without SQLAlchemy's result processing
+        stored = {
+            seq: conn.exec_driver_sql(
+                f"SELECT {columns} FROM events WHERE message_seq = {seq} AND state != 'received' ORDER BY id"
+            ).all()
+            for seq in (fast, slow)
+        }
+        stored_keys = {
+            seq: sorted(
+                conn.exec_driver_sql(f"SELECT name, value FROM business_keys WHERE message_seq = {seq}")
+            )
+            for seq in (fast, slow)
+        }
+    assert len(stored[fast]) == 3
+    assert stored[fast] == stored[slow]
+    assert stored_keys[fast] == stored_keys[slow]
+    assert ("city", "深圳") in stored_keys[fast]
+    assert len(stored_keys[fast]) == 3, "the repeated key is ignored"
+    [filtered] = [e for e in journal.history(fast_message.id) if e.state == "filtered"]
+    assert filtered.detail == {"step": "过滤", "n": [1, None]}
+    assert filtered.at == at
+
+
+def test_bulk_message_rows_are_stored_as_sqlalchemy_stores_them(journal: Journal) -> None:
+    """A new message row written by the batched path's driver-level insert holds the very values that
+    SQLAlchemy's insert of the same row holds (headers JSON, timestamps, body bytes, NULLs)."""
+    from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
+    from esb.journal.schema import messages
+
+    engine = journal._write()[0]
+    bulk = BulkStatements.build(engine.dialect)
+    at = datetime(2026, 12, 6, 23, 59, 58, 5, tzinfo=UTC)
+    row = {
+        "route": "orders", "correlation_id": "c-1", "causation_id": None, "type": "order.submitted",
+        "source": "crm", "schema": None, "headers": {"esb-来源": "crm", "n": 2}, "body": b"\x00ejz\x01\xff",
+        "created_at": at - timedelta(seconds=1), "received_at": at, "attempt": 1, "delivery_count": 3,
+    }
+    with engine.begin() as conn:
+        received = bulk.messages.processor("received_at")(at)
+        fast = {**row, "id": "fast", "received_at": received}
+        bulk.messages.execute(conn, [tuple(fast[c] for c in MESSAGE_COLUMNS)], fixed=("received_at",))
+        conn.execute(sa.insert(messages), [{**row, "id": "slow"}])
+    columns = ", ".join(c for c in MESSAGE_COLUMNS if c != "id")
+    with engine.connect() as conn:
+        stored = {
+            mid: conn.exec_driver_sql(f"SELECT {columns} FROM messages WHERE id = '{mid}'").one()
+            for mid in ("fast", "slow")
+        }
+    assert stored["fast"] == stored["slow"]
+    [record] = journal.find(message_id="fast")
+    assert record.headers == {"esb-来源": "crm", "n": 2}
+    assert record.received_at == at

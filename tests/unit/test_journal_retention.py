@@ -168,6 +168,98 @@ def test_the_migration_keeps_rows_written_before_it(journal_url: str) -> None:
         assert record.id == "m1"
 
 
+JOURNAL_0006 = (  # a journal as revision 0006 wrote it (timestamps as SQLAlchemy writes them on SQLite)
+    "INSERT INTO messages (id, route, correlation_id, causation_id, body, received_at, attempt,"
+    " delivery_count) VALUES ('m1', 'orders', 'm1', NULL, :body, '2026-11-01 10:00:00.000000', 1, 2),"
+    " ('m1', 'audit', 'm1', NULL, NULL, '2026-11-01 10:00:02.000000', 1, 1),"
+    " ('m2', 'orders', 'm1', 'm1', NULL, '2026-11-01 10:00:03.000000', 1, 1),"
+    " ('m3', 'orders', 'm3', NULL, NULL, '2026-11-01 10:00:04.000000', 1, 1)",
+    "INSERT INTO events (id, message_id, route, state, endpoint, error_class, detail, at) VALUES"
+    " (1, 'm1', 'orders', 'received', NULL, NULL, NULL, '2026-11-01 10:00:00.000000'),"
+    " (2, 'm1', 'orders', 'redelivered', NULL, NULL, '{\"delivery_count\": 2}',"
+    " '2026-11-01 10:00:00.500000'),"
+    " (3, 'm1', 'orders', 'delivered', 'iom.orders_in', NULL, NULL, '2026-11-01 10:00:01.000000'),"
+    " (4, 'm1', 'orders', 'delivered', NULL, NULL, NULL, '2026-11-01 10:00:01.000000'),"
+    " (5, 'm1', 'audit', 'received', NULL, NULL, NULL, '2026-11-01 10:00:02.000000'),"
+    " (6, 'm2', 'orders', 'received', NULL, NULL, NULL, '2026-11-01 10:00:03.000000'),"
+    " (7, 'm3', 'orders', 'dead_lettered', 'dlq', 'SchemaValidationError', NULL,"
+    " '2026-11-01 10:00:04.000000')",
+    "INSERT INTO deliveries (route, message_id, endpoint, at) VALUES"
+    " ('orders', 'm1', 'iom.orders_in', '2026-11-01 10:00:01.000000'),"
+    " ('orders', 'm2', 'billing', '2026-11-01 10:00:03.500000')",
+    "INSERT INTO business_keys (message_id, name, value) VALUES ('m1', 'order_id', 'SO1'),"
+    " ('m1', 'msisdn', '13307550001'), ('m3', 'order_id', 'SO3'), ('gone', 'order_id', 'SO9')",
+)
+
+
+def test_the_0007_migration_keeps_a_journal_written_by_0006(journal_url: str) -> None:
+    """0006 -> 0007 keeps every message, event (and its id), delivery and key; new writes follow on."""
+    engine = sa.create_engine(journal_url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0006_journal_compact")
+        for statement in JOURNAL_0006:
+            conn.execute(sa.text(statement), {"body": b"<old/>"})
+    engine.dispose()
+    with Journal(journal_url) as journal:
+        assert journal.body("m1") == b"<old/>"
+        history = [(e.id, e.route, e.state, e.endpoint) for e in journal.history("m1")]
+        assert history == [
+            (1, "orders", "received", None),
+            (2, "orders", "redelivered", None),
+            (3, "orders", "delivered", "iom.orders_in"),
+            (4, "orders", "delivered", None),
+            (5, "audit", "received", None),
+        ]
+        assert journal.history("m1")[1].detail == {"delivery_count": 2}
+        assert journal.was_delivered("orders", "m1", "iom.orders_in")
+        assert journal.was_delivered("orders", "m2", "billing"), "a delivery row without its event"
+        assert not journal.was_delivered("audit", "m1", "iom.orders_in")
+        assert [e.state for e in journal.history("m2")] == ["received", "delivered"]
+        assert sorted(r.route for r in journal.find(key=("order_id", "SO1"))) == ["audit", "orders"]
+        assert journal.find(message_id="m1", route="orders")[0].business_keys == {
+            "order_id": "SO1",
+            "msisdn": "13307550001",
+        }
+        assert journal.find(message_id="m1", route="orders")[0].delivery_count == 2
+        assert {e.message_id for e in journal.trace("13307550001")} == {"m1", "m2"}
+        assert journal.outcome("orders", "m1") == "delivered"
+        [dead], _ = journal.dead_letters()
+        assert (dead.id, dead.business_keys) == ("m3", {"order_id": "SO3"})
+        assert journal.find(key=("order_id", "SO9")) == []
+        later = Message(body=b"<new/>", id="m4", business_keys={"order_id": "SO4"})
+        journal.received("orders", later)  # new rows and event ids follow the copied ones
+        journal.event("orders", journal_message("m1"), "replayed")
+        assert [e.id > 7 for e in journal.history("m4")] == [True]
+        assert journal.outcome("orders", "m1") is None
+        assert journal.counts()["orders"]["delivered"] == 3
+
+
+def journal_message(message_id: str) -> Message:
+    """A message with just an id (an event about a message already journaled)."""
+    return Message(body=b"", id=message_id)
+
+
+def test_the_0007_migration_goes_back_to_0006(journal_url: str) -> None:
+    """Downgrading 0007 gives 0006's ids in events, a deliveries row per delivered endpoint, and the keys."""
+    with Journal(journal_url) as journal:
+        message = Message(body=order_body(1), id="m1", business_keys={"order_id": "SO1"})
+        journal.received("orders", message)
+        journal.mark_delivered("orders", message, "iom.orders_in", body=b"<sent/>", finish=message)
+    engine = sa.create_engine(journal_url)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0006_journal_compact")
+        deliveries = conn.execute(sa.text("SELECT route, message_id, endpoint FROM deliveries")).all()
+        events = conn.execute(sa.text("SELECT message_id, state FROM events ORDER BY id")).all()
+        keys = conn.execute(sa.text("SELECT message_id, name, value FROM business_keys")).all()
+    engine.dispose()
+    assert [tuple(r) for r in deliveries] == [("orders", "m1", "iom.orders_in")]
+    assert [tuple(r) for r in events] == [("m1", "received"), ("m1", "delivered"), ("m1", "delivered")]
+    assert [tuple(r) for r in keys] == [("m1", "order_id", "SO1")]
+    with Journal(journal_url) as journal:  # and up again
+        assert journal.body("m1") == order_body(1)
+        assert journal.was_delivered("orders", "m1", "iom.orders_in")
+
+
 # -- retention ----------------------------------------------------------------------------------------
 def test_prune_archives_then_deletes_old_finished_messages_and_keeps_the_rest(
     journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -194,7 +286,8 @@ def test_prune_archives_then_deletes_old_finished_messages_and_keeps_the_rest(
         assert journal.history(mid) == []
         assert journal.find(message_id=mid) == []
     with journal._read().connect() as conn:
-        left = set(conn.execute(sa.select(business_keys.c.message_id)).scalars())
+        keyed = business_keys.join(messages, messages.c.seq == business_keys.c.message_seq)
+        left = set(conn.execute(sa.select(messages.c.id).select_from(keyed)).scalars())
     assert left == {old_dead.id, old_in_flight.id, young.id}
     records = [r for f in sorted(archive.iterdir()) for r in read_archive(f)]
     assert {r["id"] for r in records} == gone
@@ -241,7 +334,7 @@ def test_usage_reports_rows_bytes_per_message_age_and_outcomes(
     found = journal.usage()
     assert found.rows["messages"] == found.messages == 4
     assert found.rows["events"] == 2 * 3 + 2 + 2
-    assert found.rows["deliveries"] == 2
+    assert "deliveries" not in found.rows, "a delivery is its delivered event since migration 0007"
     assert found.rows["business_keys"] == 4
     assert found.outcomes == {"delivered": 2, "filtered": 1, "dead_lettered": 1}
     assert found.bytes > 0

@@ -10,7 +10,7 @@ them. Times are :class:`~esb.journal.schema.UTCDateTime`; JSON is ``JSON``/``JSO
   of its timer, None while it only waits for a message), its lease (owner, until) and ``fence``, the
   counter every write of the lease holder is guarded by; ``traceparent``/``tracestate``: the W3C trace
   context the instance was started in (its steps' spans continue that trace after a restart or on
-  another hub; NULL when tracing was off), added by the migration ``0008_process_trace_context``.
+  another hub; NULL when tracing was off), added by the migration ``0009_process_trace_context``.
 - ``process_keys``: the business keys of each instance (replies and cancels find it by them).
 - ``process_steps``: one row per attempt of a step (or of an undo), with its idempotency key.
 - ``process_branches``: the branches of a ``parallel`` or ``foreach`` step: each one's position,

@@ -1,7 +1,7 @@
 """The targets' own ids of synced keys (issue 17): Billing's account id per CRM billing account.
 
-Revision ID: 0007_sync_target_ids
-Revises: 0006_journal_compact
+Revision ID: 0008_sync_target_ids
+Revises: 0007_message_seq
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from esb.journal.schema import UTCDateTime
 
-revision = "0007_sync_target_ids"
-down_revision = "0006_journal_compact"
+revision = "0008_sync_target_ids"
+down_revision = "0007_message_seq"
 branch_labels = None
 depends_on = None
 

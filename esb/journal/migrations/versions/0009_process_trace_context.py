@@ -5,8 +5,8 @@ instance starts with tracing on (NULL otherwise). Each step's span is its child,
 the steps of an instance waiting across a hub restart, or taken over by another hub, stay in the trace
 their order started in (before: a context kept in the starting hub's memory only).
 
-Revision ID: 0008_process_trace_context
-Revises: 0007_sync_target_ids
+Revision ID: 0009_process_trace_context
+Revises: 0008_sync_target_ids
 Create Date: 2026-12-06
 
 (0007 is the journal's, on a branch not yet merged: the lead re-chains this one after it.)
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_process_trace_context"
-down_revision = "0007_sync_target_ids"
+revision = "0009_process_trace_context"
+down_revision = "0008_sync_target_ids"
 branch_labels = None
 depends_on = None
 

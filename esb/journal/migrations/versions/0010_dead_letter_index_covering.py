@@ -1,4 +1,4 @@
-"""The dead-letter index holds what reading dead letters needs: ``at, id, message_id, route, state``.
+"""The dead-letter index holds what reading dead letters needs: ``at, id, message_seq, route, state``.
 
 ``ix_events_dead_lettered`` (partial: ``state = 'dead_lettered'``) was on ``at`` alone, so selecting
 the messages dead-lettered since a time (``esb replay --state dead_lettered --since ...``) read one event
@@ -10,8 +10,8 @@ so the dead-letter list's order (``at DESC, id DESC``, its keyset cursor) is the
 SQLite walked ``ix_events_at`` instead, checking every event's state. Only dead-lettered events are
 written to it (about 1 % of messages).
 
-Revision ID: 0009_dead_letter_index_covering
-Revises: 0008_process_trace_context
+Revision ID: 0010_dead_letter_index_covering
+Revises: 0009_process_trace_context
 Create Date: 2026-12-06
 
 """
@@ -21,8 +21,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_dead_letter_index_covering"
-down_revision = "0008_process_trace_context"
+revision = "0010_dead_letter_index_covering"
+down_revision = "0009_process_trace_context"
 branch_labels = None
 depends_on = None
 
@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_events_dead_lettered",
         "events",
-        ["at", "id", "message_id", "route", "state"],
+        ["at", "id", "message_seq", "route", "state"],
         sqlite_where=_DEAD,
         postgresql_where=_DEAD,
     )
