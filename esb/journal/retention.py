@@ -171,7 +171,7 @@ def _archive(conn: sa.Connection, chosen: list[int], folder: Path, decode: Decod
 def _delete(conn: sa.Connection, chosen: list[int], result: PruneResult) -> None:
     for table in (events, business_keys):
         gone = conn.execute(sa.delete(table).where(table.c.message_seq.in_(chosen)))
-        result.rows[table.name] += gone.rowcount
+        result.rows[str(table.name)] += gone.rowcount
     gone = conn.execute(sa.delete(messages).where(messages.c.seq.in_(chosen)))
     result.rows["messages"] += gone.rowcount
     result.messages += gone.rowcount
