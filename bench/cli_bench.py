@@ -19,6 +19,7 @@ imports that cost most (``python -X importtime``), to show what to make lazy nex
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import resource
 import statistics
@@ -104,8 +105,11 @@ def main() -> None:
         runs: dict[str, tuple[list[str], dict[str, str]]] = {}
         for suffix, checkout in checkouts.items():
             data_dir = f"{work}/data{len(runs)}"
-            seed_journal(data_dir)
             env = environ(checkout, data_dir, f"{work}/pyc{len(runs)}")
+            # seeded by the checkout's own code: its journal schema may be older than this one's
+            seed = f"from pathlib import Path\nTRACED = {TRACED!r}\n{inspect.getsource(seed_journal)}\n"
+            seed += f"seed_journal({data_dir!r})\n"
+            subprocess.run([sys.executable, "-c", seed], cwd=checkout, env=env, check=True, timeout=120)
             for label, command in COMMANDS.items():
                 if not (suffix and label.startswith("python")):
                     runs[label + suffix] = (command, env)
