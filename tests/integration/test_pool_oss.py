@@ -228,9 +228,14 @@ def test_an_instance_dying_mid_call_loses_nothing_and_the_retry_keeps_the_key(
     instances.urls[victim] = instances.urls[victim].replace(f":{instances.ports[victim]}/", f":{proxy.port}/")
     sink = pool_sink(instances, tmp_path, strategy="failover", health={"failures": 1, "base_ejection": "30s"})
     result: dict[str, str] = {}
+    calls_before = len(slow.calls)
     caller = threading.Thread(target=lambda: result.update(ticket=activate(sink, "M-1", "M-1:key")))
     caller.start()
-    assert wait_for(lambda: len(proxy._live) >= 2), "the call reached the instance"
+    # cut only once the instance has read the call (a connection through the proxy is not enough: under
+    # load the request may still be on its way, and an instance that never read it cannot act on it)
+    assert wait_for(lambda: len(proxy._live) >= 2 and len(slow.calls) > calls_before), (
+        "the call reached the instance"
+    )
     proxy.close()
     proxy.cut()
     caller.join(10)
