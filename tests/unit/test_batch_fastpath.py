@@ -3,6 +3,7 @@ the records' envelope) agree with the careful line-by-line code on values and on
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -192,8 +193,19 @@ def test_a_records_message_is_the_one_keyword_construction_gives(tmp_path: Path)
             created_at=got.created_at,
         )
         assert got == expected
+        for field in dataclasses.fields(Message):  # each field, the defaults (attempt, business keys) too
+            assert getattr(got, field.name) == getattr(expected, field.name), field.name
+            assert type(getattr(got, field.name)) is type(getattr(expected, field.name)), field.name
+        assert got.correlation_id != got.id  # set for the file, not filled in from the id
         assert list(got.headers) == ["batch-file", "batch-record", "batch-sha256"]
         assert got.source == "billing"  # the system of endpoint billing.charges_in
+    first, second = deliveries[0].message, deliveries[1].message
+    assert first.headers is not second.headers
+    assert first.business_keys is not second.business_keys
+    first.headers["x"], first.business_keys["order"] = 1, "o-1"  # a route writing into one message
+    assert "x" not in second.headers
+    assert second.business_keys == {}
+    assert all(m.replace(attempt=2) == dataclasses.replace(m, attempt=2) for m in (first, second))
 
 
 @pytest.mark.parametrize(
