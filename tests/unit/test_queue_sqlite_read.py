@@ -42,7 +42,7 @@ def _as_tuples(messages: list[Message]) -> list[tuple[Any, ...]]:
 
 @pytest.fixture
 def filled(tmp_path: Path) -> str:
-    """A SQLite broker whose queue holds text, Chinese, binary and empty bodies, one claimed, one delayed."""
+    """A SQLite broker whose queue holds text, Chinese, binary and empty bodies, one redelivered, one delayed."""
     url = f"sqlite:///{tmp_path}/queues.db"
     adapter, context = QueueAdapter(), _context(url)
     sink = adapter.sink(_endpoint(), context)
@@ -58,7 +58,7 @@ def filled(tmp_path: Path) -> str:
             sink.write(Message(body=body, headers=headers))
     finally:
         sink.close()
-    source = QueueSource(_endpoint(), context)  # claims the oldest: in flight until the source closes
+    source = QueueSource(_endpoint(), context)  # claims the oldest and gives it back: its count goes up
     source.connect()
     assert source.read(2.0) is not None
     source.close()
