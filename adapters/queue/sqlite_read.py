@@ -115,7 +115,8 @@ def read_peek(
             out.append((body, dict(payload.get("headers") or {})))
         return out
 
-    return _read(url, busy_timeout, rows, [])
+    none: list[tuple[bytes, dict[str, Any]]] = []
+    return _read(url, busy_timeout, rows, none)
 
 
 def _read(

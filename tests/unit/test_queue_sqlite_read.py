@@ -42,7 +42,7 @@ def _as_tuples(messages: list[Message]) -> list[tuple[Any, ...]]:
 
 @pytest.fixture
 def filled(tmp_path: Path) -> str:
-    """A SQLite broker whose queue holds text, Chinese, binary and empty bodies, one redelivered, one delayed."""
+    """A SQLite broker queue with text, Chinese, binary and empty bodies, one redelivered, one delayed."""
     url = f"sqlite:///{tmp_path}/queues.db"
     adapter, context = QueueAdapter(), _context(url)
     sink = adapter.sink(_endpoint(), context)
