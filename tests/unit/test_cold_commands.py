@@ -133,8 +133,9 @@ def test_a_cold_dlq_list_reads_without_sqlalchemy_or_ruamel(tmp_path: Path) -> N
 
 
 def test_a_cold_dlq_list_counts_and_peeks_the_sqlite_queues_without_kombu(tmp_path: Path) -> None:
-    """`esb dlq list` on the SQLite broker reads the queue file through sqlite3: kombu, py-amqp and
-    structlog stay unloaded, and a waiting dead letter is still listed (exit 1)."""
+    """`esb dlq list` on the SQLite broker reads the queue file through sqlite3: kombu, py-amqp,
+    structlog and the product catalogue's models stay unloaded, and a waiting dead letter is still
+    listed (exit 1)."""
     from adapters.queue import QueueAdapter, QueueEndpoint
     from esb.config.settings import Settings
     from esb.context import AdapterContext
@@ -157,4 +158,4 @@ def test_a_cold_dlq_list_counts_and_peeks_the_sqlite_queues_without_kombu(tmp_pa
     )
     printed = _modules_after(code, tmp_path)  # the output's words and the modules loaded
     assert {"dead-1", "boom", "exit-code-1"} <= printed
-    assert not {m for m in printed if m.startswith(("kombu", "amqp", "structlog"))}
+    assert not {m for m in printed if m.startswith(("kombu", "amqp", "structlog", "esb.config.catalog"))}
