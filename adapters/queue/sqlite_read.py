@@ -91,7 +91,7 @@ def wire_body(payload: dict[str, Any]) -> bytes | None:
         return body
     if isinstance(body, str):
         return body.encode("utf-8")
-    return None if body is not None else b""
+    return None  # no body at all, or JSON kombu would hand out as is: left to kombu
 
 
 def read_stats(url: str, queue: str, busy_timeout: float = 10.0) -> dict[str, int] | None:
