@@ -29,7 +29,7 @@ from pathlib import Path
 
 from kombu import Connection, Queue
 
-import adapters.queue  # noqa: F401 - registers the sqlite transport
+import adapters.queue.sqlite_transport  # noqa: F401 - registers the sqlite transport
 from esb.logging import configure_logging
 from esb.project import Project
 from esb.runtime.hub import Hub

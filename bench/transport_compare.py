@@ -21,7 +21,7 @@ from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Producer, Queue
 
-import adapters.queue  # noqa: F401  (registers sqlite://)
+import adapters.queue.sqlite_transport  # noqa: F401  (registers sqlite://)
 
 BODY = b'{"order_id":"SO-000123","msisdn":"8613800000000","items":[{"sku":"SIM-5G","qty":1}]}' * 4
 

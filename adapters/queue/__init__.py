@@ -1,23 +1,22 @@
 """The queue adapter: sources and sinks over kombu, on the embedded SQLite transport or RabbitMQ.
 
 Which broker is only configuration (``broker.url`` in settings): ``sqlite:////abs/path/queues.db`` (the
-embedded default, see :mod:`adapters.queue.sqlite_transport`, registered with kombu on import) or
+embedded default, see :mod:`adapters.queue.sqlite_transport`, registered with kombu when a connection is
+made) or
 ``pyamqp://user:pass@host:5672/vhost``. Sources and sinks each hold one kombu connection and belong to
-one thread.
+one thread. Importing this package does not import kombu: loading a project and counting or peeking the
+SQLite queues (:mod:`adapters.queue.sqlite_read`) do not need it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from adapters.queue import sqlite_read
 from adapters.queue.config import QueueEndpoint, broker_connection, ensure_connected
-from adapters.queue.errors import translate_errors
-from adapters.queue.sqlite_transport import register
 from esb.context import AdapterContext
 from esb.message import Message
 from esb.registry import lazy_exports
-
-register()
 
 if TYPE_CHECKING:
     from adapters.queue.sink import QueueSink
@@ -59,6 +58,11 @@ class QueueAdapter:
     def queue_stats(self, endpoint: QueueEndpoint, context: AdapterContext) -> dict[str, int]:
         """Return ``ready`` (and on the SQLite transport ``in_flight``, ``delayed``) counts."""
         broker = context.settings.broker
+        fast = sqlite_read.read_stats(broker.url, endpoint.queue, _busy_timeout(broker.transport_options))
+        if fast is not None:
+            return fast
+        from adapters.queue.errors import translate_errors  # imports kombu and py-amqp
+
         with translate_errors(broker.url, "count"), broker_connection(broker, publisher=False) as conn:
             ensure_connected(conn, broker)
             channel = conn.channel()
@@ -74,7 +78,16 @@ class QueueAdapter:
         return "ok", f"queue {endpoint.queue}: {stats['ready']} waiting{extra}"
 
     def peek(self, endpoint: QueueEndpoint, context: AdapterContext, limit: int = 10) -> list[Message]:
-        """Return up to ``limit`` messages of the queue without consuming them (see ``peek_messages``)."""
+        """Return up to ``limit`` messages of the queue without consuming them (see ``peek_messages``).
+
+        On the SQLite broker the rows are read through ``sqlite3`` (:mod:`adapters.queue.sqlite_read`),
+        without importing kombu's consumer side; kombu answers what that path cannot.
+        """
+        broker = context.settings.broker
+        timeout = _busy_timeout(broker.transport_options)
+        fast = sqlite_read.read_peek(broker.url, endpoint.queue, limit, timeout)
+        if fast is not None:
+            return [Message.from_wire(body, headers, source=context.endpoint) for body, headers in fast]
         from adapters.queue.source import peek_messages
 
         return peek_messages(endpoint, context, limit)
@@ -100,6 +113,14 @@ class QueueAdapter:
             "needs single_active_consumer: true (else two hub processes read the queue at once and "
             "reorder it)"
         )
+
+
+def _busy_timeout(options: dict[str, Any]) -> float:
+    """The seconds a read waits for another process's write lock (the transport's ``busy_timeout``)."""
+    try:
+        return float(options.get("busy_timeout", 10.0))
+    except (TypeError, ValueError):
+        return 10.0
 
 
 def _passive_count(channel: Any, queue: str) -> int:

@@ -5,14 +5,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from kombu.connection import Connection
-from kombu.entity import Exchange, Queue
 from pydantic import Field, model_validator
 
+from adapters.queue.sqlite_read import register
 from esb.config.settings import BrokerSettings
 from esb.config.systems import EndpointConfig
+
+if TYPE_CHECKING:  # kombu is imported when a connection is made: loading a project does not need it
+    from kombu.connection import Connection
+    from kombu.entity import Queue
 
 
 class QueueEndpoint(EndpointConfig):
@@ -73,6 +76,9 @@ def broker_connection(broker: BrokerSettings, *, publisher: bool) -> Connection:
     Publishing connections ask for publisher confirms (py-amqp's ``confirm_publish``; the SQLite
     transport commits before ``publish`` returns). ``max_retries`` bounds the first connect too.
     """
+    from kombu.connection import Connection
+
+    register()  # the "sqlite" scheme names the embedded transport
     options: dict[str, Any] = dict(broker.transport_options)
     options.setdefault("max_retries", broker.max_retries)
     if publisher:
@@ -117,6 +123,8 @@ def declare_queue(
     :data:`POISON_EXCHANGE`, where the broker moves a message returned more than ``delivery_limit``
     times (a message that kills every hub process before it can be journaled).
     """
+    from kombu.entity import Exchange, Queue
+
     arguments = queue_arguments(endpoint, max_deliveries) if amqp else {}
     if "x-queue-type" in arguments:
         poison_exchange = Exchange(POISON_EXCHANGE, type="direct", durable=True)

@@ -1,7 +1,9 @@
 """A kombu virtual transport on SQLite (WAL) with leases: the hub's embedded, serverless queue broker.
 
-``Connection("sqlite:////abs/path/queues.db")`` once :func:`register` has run (importing
-``adapters.queue`` does it). Every process on the machine that opens the same file shares the queues.
+``Connection("sqlite:////abs/path/queues.db")`` once :func:`register` has run (importing this module or
+making a connection with ``adapters.queue.config.broker_connection`` does it). Every process on the
+machine that opens the same file shares the queues. Counting and peeking without kombu:
+:mod:`adapters.queue.sqlite_read` (the same statements).
 
 How a message lives (one row of ``esb_messages``):
 
@@ -39,11 +41,13 @@ from queue import Empty
 from typing import Any, NamedTuple
 
 import orjson
-from kombu.transport import TRANSPORT_ALIASES, virtual
+from kombu.transport import virtual
 
+from adapters.queue import sqlite_read
+from adapters.queue.sqlite_read import ALIAS, register
 from esb.files import create_private
 
-ALIAS = "sqlite"
+__all__ = ["ALIAS", "Channel", "Transport", "open_database", "register"]
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
 _SCHEMA = (
@@ -276,28 +280,11 @@ class Channel(virtual.Channel):
 
     def queue_stats(self, queue: str) -> dict[str, int]:
         """Return ``{"ready", "in_flight", "delayed"}`` counts of ``queue``."""
-        row = self.db.execute(
-            """SELECT COALESCE(SUM(visible_at <= :now), 0),
-                      COALESCE(SUM(visible_at > :now AND in_flight = 1), 0),
-                      COALESCE(SUM(visible_at > :now AND in_flight = 0), 0)
-               FROM esb_messages WHERE queue = :q""",
-            {"now": time.time(), "q": queue},
-        ).fetchone()
-        return {"ready": int(row[0]), "in_flight": int(row[1]), "delayed": int(row[2])}
+        return sqlite_read.queue_stats(self.db, queue)
 
     def peek(self, queue: str, limit: int = 10) -> list[dict[str, Any]]:
         """Return up to ``limit`` raw messages of ``queue`` in hand-out order, without claiming them."""
-        rows = self.db.execute(
-            "SELECT payload, delivery_count FROM esb_messages WHERE queue = ?"
-            " ORDER BY visible_at, id LIMIT ?",
-            (queue, limit),
-        ).fetchall()
-        out = []
-        for payload, count in rows:
-            message = orjson.loads(payload)
-            message.setdefault("properties", {}).setdefault("delivery_info", {})["delivery_count"] = count
-            out.append(message)
-        return out
+        return sqlite_read.peek_payloads(self.db, queue, limit)
 
     def _purge(self, queue: str) -> int:
         """Delete the messages of ``queue`` that nobody holds; return how many."""
@@ -345,6 +332,4 @@ class Transport(virtual.Transport):
         return sqlite3.sqlite_version
 
 
-def register(alias: str = ALIAS) -> None:
-    """Make ``Connection("sqlite:///...")`` resolve to this transport (idempotent)."""
-    TRANSPORT_ALIASES.setdefault(alias, f"{__name__}:Transport")
+register()

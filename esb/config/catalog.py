@@ -19,11 +19,11 @@ import orjson
 from pydantic import Field, ValidationError, model_validator
 
 from esb.config.language import Strict
+from esb.config.projectdir import CATALOG_FILE as CATALOG_FILE  # re-exported for its users
 from esb.config.yamlpos import Located, PathKey, format_path, load_yaml
 from esb.exceptions import ConfigError, EsbError
 from esb.registry import did_you_mean
 
-CATALOG_FILE = "config/catalog.yaml"
 #: the kinds of component (component_order.v1 ``componentKind``): 宽带, 手机, 天翼高清 IPTV, 固话
 Kind = Literal["broadband", "mobile", "iptv", "fixedLine"]
 #: what RIM reserves, as resource_reservation.v1 ``reservationItem.category`` (a test keeps them equal)

@@ -17,6 +17,9 @@ from esb.exceptions import ConfigError
 
 ROUTES_FILE = "routes.yaml"
 SYSTEMS_FILE = "config/systems.yaml"
+#: The product catalogue (:mod:`esb.config.catalog`), named here so that the ``decompose`` step kind can
+#: say where it lives without importing the catalogue's models.
+CATALOG_FILE = "config/catalog.yaml"
 
 
 def project_settings(

@@ -130,3 +130,32 @@ def test_a_cold_dlq_list_reads_without_sqlalchemy_or_ruamel(tmp_path: Path) -> N
     assert "sqlalchemy" in first  # the journal was created through the Journal
     again = _modules_after(code.replace("range(2)", "range(1)"), tmp_path)
     assert not {m for m in again if m.startswith(("sqlalchemy", "ruamel", "alembic"))}
+
+
+def test_a_cold_dlq_list_counts_and_peeks_the_sqlite_queues_without_kombu(tmp_path: Path) -> None:
+    """`esb dlq list` on the SQLite broker reads the queue file through sqlite3: kombu, py-amqp,
+    structlog and the product catalogue's models stay unloaded, and a waiting dead letter is still
+    listed (exit 1)."""
+    from adapters.queue import QueueAdapter, QueueEndpoint
+    from esb.config.settings import Settings
+    from esb.context import AdapterContext
+
+    settings = Settings.model_validate({"broker": {"url": f"sqlite:///{tmp_path}/var/queues.db"}})
+    endpoint = QueueEndpoint.model_validate({"adapter": "queue", "queue": "esb.dlq.crm-order-to-iom"})
+    sink = QueueAdapter().sink(endpoint, AdapterContext(settings=settings, project_dir=ROOT, endpoint="x.y"))
+    sink.connect()
+    sink.write(
+        Message(body=b"<x/>", id="dead-1", headers={"esb-route": "crm-order-to-iom", "esb-error": "boom"})
+    )
+    sink.close()
+    code = (
+        "from esb.cli.main import main\n"
+        "try:\n"
+        "    code = main(['dlq', 'list', 'crm-order-to-iom'])\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "print('exit-code-' + str(code))\n"
+    )
+    printed = _modules_after(code, tmp_path)  # the output's words and the modules loaded
+    assert {"dead-1", "boom", "exit-code-1"} <= printed
+    assert not {m for m in printed if m.startswith(("kombu", "amqp", "structlog", "esb.config.catalog"))}

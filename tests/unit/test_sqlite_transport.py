@@ -12,7 +12,6 @@ import pytest
 from kombu import Connection
 from kombu.transport import resolve_transport
 
-import adapters.queue  # noqa: F401  (registers the "sqlite" alias)
 from adapters.queue import sqlite_transport
 from adapters.queue.sqlite_transport import open_database
 
@@ -50,7 +49,7 @@ def _publish(ch: Any, body: bytes, headers: dict[str, Any] | None = None) -> Non
 
 
 def test_alias_resolves_to_the_transport() -> None:
-    """Importing adapters.queue makes the 'sqlite' scheme name this transport."""
+    """Importing the transport module makes the 'sqlite' scheme name this transport."""
     assert resolve_transport("sqlite") is sqlite_transport.Transport
 
 

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
-from esb.config.catalog import CATALOG_FILE, load_catalog
 from esb.config.language import Strict
+from esb.config.projectdir import CATALOG_FILE
 from esb.config.steps.kind import BuildContext, LintContext, PathKey, Processor, StepKind
 from esb.message import Message
 
@@ -78,6 +78,7 @@ class Decomposer:
 
 def build(step: DecomposeStep, ctx: BuildContext) -> Processor:
     """Return the decomposer over the project's catalogue (ConfigError when it is absent or broken)."""
+    from esb.config.catalog import load_catalog  # its models are needed only to build the step
     from esb.model.decompose import COMPONENT_ORDER, decompose  # esb.model imports esb.config: bind late
 
     catalog = load_catalog(ctx.project.root)
