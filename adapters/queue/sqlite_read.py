@@ -123,12 +123,14 @@ def _read(
     url: str, busy_timeout: float, read: Callable[[sqlite3.Connection], T | None], empty: T
 ) -> T | None:
     """Run ``read`` on the broker's queue file opened read-write without creating it (a reader of a WAL
-    database needs its shared-memory file); ``empty`` when there is no file, None on any SQLite error."""
+    database needs its shared-memory file); ``empty`` when there is no file yet in a folder that exists
+    (kombu would create it there, empty), None on any SQLite error or a folder that is not one (kombu
+    then answers, and fails as the broker would: ``esb health`` says down)."""
     path = database_path(url)
     if path is None:
         return None
     if not os.path.exists(path):
-        return empty
+        return empty if os.path.isdir(os.path.dirname(path) or ".") else None
     try:
         db = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=busy_timeout)
     except sqlite3.Error:

@@ -97,6 +97,15 @@ def test_a_missing_queue_file_is_empty_and_stays_missing(tmp_path: Path) -> None
     assert not (tmp_path / "queues.db").exists()
 
 
+def test_a_queue_file_whose_folder_is_not_one_is_left_to_kombu(tmp_path: Path) -> None:
+    """A queue file under a path that is not a folder gives None: kombu answers, and fails as the broker
+    would (esb health then says down, not "0 waiting")."""
+    (tmp_path / "file").write_bytes(b"")
+    url = f"sqlite:///{tmp_path}/file/queues.db"
+    assert sqlite_read.read_stats(url, QUEUE) is None
+    assert sqlite_read.read_peek(url, QUEUE, 10) is None
+
+
 def test_a_file_without_the_queue_table_is_left_to_kombu(tmp_path: Path) -> None:
     """A file with no esb_messages table gives None (kombu's path creates the schema and answers)."""
     path = tmp_path / "queues.db"
