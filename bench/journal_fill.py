@@ -62,35 +62,9 @@ INDEXES = (
     ("ix_events_dead_lettered", "events", "at, id, message_seq, route, state", "state = 'dead_lettered'"),
     ("ix_business_keys_value", "business_keys", "value", None),
 )
-MESSAGE_COLS = (
-    "seq",
-    "id",
-    "route",
-    "correlation_id",
-    "causation_id",
-    "type",
-    "source",
-    "schema",
-    "headers",
-    "body",
-    "created_at",
-    "received_at",
-    "attempt",
-    "delivery_count",
-)
-EVENT_COLS = (
-    "id",
-    "message_seq",
-    "route",
-    "state",
-    "endpoint",
-    "error_class",
-    "error_reason",
-    "error_text",
-    "detail",
-    "body",
-    "at",
-)
+#: Columns of each row the fill writes, in the schema's order (the values are built in that order).
+MESSAGE_COLS = tuple(column.name for column in messages.c)
+EVENT_COLS = tuple(column.name for column in events.c)
 
 
 def templates() -> dict[str, Any]:

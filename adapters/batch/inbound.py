@@ -59,7 +59,7 @@ class FileRun:
         self.name: str = row["name"]
         self.sha: str = row["sha256"]
         self.prefix = self.sha[:16]
-        self.correlation_id = f"batch:{self.prefix}"
+        self.correlation_id = f"batch:{self.prefix}"  # never empty: next_delivery needs no __post_init__
         self.reader = reader
         self.store = store
         self.dirs = dirs
@@ -127,9 +127,6 @@ class FileRun:
         # the file span's traceparent (nothing when tracing is off): each record's route span its child
         self.headers = {"batch-file": self.name, "batch-record": 0, "batch-sha256": self.sha}
         self.headers.update(self.trace.headers)
-        # the records' messages are filled in field by field (see next_delivery): what __post_init__ would
-        # do (an empty correlation id takes the message id) must never be needed
-        assert self.correlation_id, "a batch file's correlation id is never empty"
         if self.watermark:
             self.log.info("resuming batch file", file=self.name, after_record=self.watermark)
 

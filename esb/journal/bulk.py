@@ -73,19 +73,8 @@ def _same(value: Any) -> Any:
 
 
 #: Columns of an event row and of a business-key row, in the order the hot path gives their values.
-EVENT_COLUMNS = (
-    "message_seq",
-    "route",
-    "state",
-    "endpoint",
-    "error_class",
-    "error_reason",
-    "error_text",
-    "detail",
-    "body",
-    "at",
-)
-KEY_COLUMNS = ("message_seq", "name", "value")
+EVENT_COLUMNS = tuple(column.name for column in events.c if column.name != "id")
+KEY_COLUMNS = tuple(column.name for column in business_keys.c)
 #: Columns of a message row but its ``seq`` (the database gives it).
 MESSAGE_COLUMNS = tuple(column.name for column in messages.c if column.name != "seq")
 
