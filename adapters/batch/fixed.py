@@ -34,6 +34,9 @@ ColumnConverter = Callable[[list[str]], list[Any]]
 _NONE_IF_EMPTY: dict[str, str | None] = {"": None}  # map(get, texts, texts): '' -> None, any other text kept
 _DATES: dict[str, str] = {}  # '20240531' -> '2024-05-31': charge dates repeat; bounded below
 _MAX_DATES = 20_000
+# What ``bytes.strip()`` and ``int(bytes)`` take as blanks, which the careful parse uses for numbers and
+# dates: ``str.strip()`` would also take the ideographic space U+3000 (GBK A1A1), NBSP and \x1c-\x1f.
+ASCII_BLANKS = " \t\n\r\x0b\x0c"
 
 
 def _int(text: str) -> Any:
@@ -171,15 +174,16 @@ class FixedPlan:
         if len(line) != self.length:
             return None
         try:
-            texts = list(map(str.strip, b"\0".join(self.get(line)).decode(self.encoding).split("\0")))
+            raw = b"\0".join(self.get(line)).decode(self.encoding).split("\0")
         except UnicodeDecodeError:
             return None
+        texts = list(map(str.strip, raw))
         if len(texts) != self.count or (self.required is not None and not all(self.required(texts))):
             return None  # a NUL inside a field, or an empty required field
         body: dict[str, Any] = {name: text or None for name, text in zip(self.names, texts)}  # noqa: B905
         try:
             for n, name, convert in self.conversions:
-                body[name] = convert(texts[n])
+                body[name] = convert(raw[n].strip(ASCII_BLANKS))  # numbers: ASCII blanks only
         except ValueError:
             return None
         return body
@@ -204,8 +208,11 @@ class FixedPlan:
         step = self.count
         if len(joined) != len(records) * step:  # a NUL inside a field
             return None
-        texts = list(map(str.strip, joined))
-        columns: list[list[Any]] = [texts[n::step] for n in range(step)]  # then converted column by column
+        columns: list[list[Any]] = [joined[n::step] for n in range(step)]  # then column by column
+        for n in self.text_columns:
+            columns[n] = list(map(str.strip, columns[n]))
+        for n, _ in self.columns:  # numbers and dates: stripped of ASCII blanks only, as the careful parse
+            columns[n] = list(map(str.strip, columns[n], repeat(ASCII_BLANKS)))
         if not all(all(columns[n]) for n in self.required_columns):
             return None
         try:

@@ -35,7 +35,7 @@ def _careful(reader: FixedWidthReader, line: bytes) -> dict[str, object] | str:
 
 
 def _field(length: int) -> st.SearchStrategy[bytes]:
-    text = st.text(alphabet="0123456789 -+AZaz国内通话费王五\x00", max_size=length)
+    text = st.text(alphabet="0123456789 -+AZaz国内通话费王五\x00\u3000\x1c\xa0", max_size=length)
     return st.one_of(
         text.map(lambda t: t.encode("gb18030")[:length].ljust(length)),
         st.binary(min_size=length, max_size=length).map(
@@ -68,6 +68,25 @@ def _records(reader: FixedWidthReader, line: bytes) -> list[object]:
             return io.BytesIO(header_line() + b"\r\n" + line + b"\r\n")
 
     return list(reader.records(_Path(), len(header_line()) + 2, 0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("blank", ["\u3000", "\x1c", "\xa0"])
+def test_numbers_padded_with_non_ascii_blanks_get_the_careful_error(blank: str) -> None:
+    """An amount or date padded with an ideographic space (GBK A1A1) or another blank that only
+    str.strip takes is refused by the compiled plan and its blocks, as the careful parse refuses it."""
+    reader = _reader()
+    line, _ = next(iter(charge_lines(1)))
+    plan = FixedPlan(LAYOUT.detail, len(line), "gb18030")
+    for spec in LAYOUT.detail.fields:
+        if spec.type not in ("decimal", "date") or spec.start is None:
+            continue
+        start, end = spec.start - 1, spec.end
+        pad = blank.encode("gb18030")
+        padded = (pad + line[start:end].strip()[len(pad) :]).rjust(end - start)
+        bad = line[:start] + padded + line[end:]
+        assert isinstance(_careful(reader, bad), str), spec.name
+        assert plan.parse(bad) is None, spec.name
+        assert plan.parse_block([line, bad]) == [plan.parse(line), None], spec.name
 
 
 def test_generated_file_parses_identically_both_ways() -> None:
