@@ -14,6 +14,7 @@ the rule being evaluated, ``d`` the dict or list a setter walks, ``res``/``i``/`
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +68,7 @@ class BlockSource:
         body: list[str] = []
         if indexed:
             body += ["kids = _children(node)", "if kids is None:", "    raise _Fallback"]
+            body.append("attrs = _dict(node.items())")  # one call for all the attributes
         body.append("scope = _dict(scope0)" if block.lets else "scope = scope0")
         for let in block.lets:
             body += self.value(let, indexed)
@@ -81,7 +83,8 @@ class BlockSource:
         body.append("return out")
         self.lines += [f"def {name}(node, loc, scope0):", "    try:"]
         self.lines += _indent(body, 2)
-        self.lines += ["    except Exception:", f"        return {runner}.block({slow}, node, loc, scope0)", ""]
+        fallback = f"        return {runner}.block({slow}, node, loc, scope0)"
+        self.lines += ["    except Exception:", fallback, ""]
         return name
 
     def foreach(self, rule: Rule, inner: str) -> list[str]:
@@ -132,12 +135,19 @@ class BlockSource:
         """The code leaving what ``get`` gives at ``node`` in ``v``, written out for the common getters."""
         tag = getattr(get, "field_tag", None)
         if isinstance(tag, str):  # XML field: the attribute, else the first child element of that tag
-            child = f"kids.get({tag!r})" if indexed else f"next(node.iterchildren({tag!r}), None)"
-            return [
-                f"v = node.get({tag!r})",
+            if not indexed:
+                return [
+                    f"v = node.get({tag!r})",
+                    "if not v:",
+                    f"    v = next(node.iterchildren({tag!r}), None)",
+                    "    v = None if v is None else _text(v)",
+                ]
+            return [  # the children index holds elements only: their text, all of it under children
+                f"v = attrs.get({tag!r})",
                 "if not v:",
-                f"    v = {child}",
-                "    v = None if v is None else _text(v)",
+                f"    v = kids.get({tag!r})",
+                "    if v is not None:",
+                "        v = (v.text if not len(v) else _text(v)) or None",
             ]
         key = getattr(get, "dict_key", None)
         if isinstance(key, str):  # JMESPath name: the key of an object, blank being missing
@@ -186,7 +196,7 @@ class BlockSource:
                 return [f"out[{keys[0]!r}] = {value}"]
             return [f"{self.bind(rule.setter, 'set')}(out, {value})"]
         lines = ["d = out"]
-        for key, nxt in zip(keys, keys[1:], strict=False):
+        for key, nxt in itertools.pairwise(keys):
             empty = "[]" if isinstance(nxt, int) else "{}"
             if isinstance(key, int):
                 lines += [

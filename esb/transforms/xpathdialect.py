@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -170,7 +169,7 @@ class XPathDialect:
             return None
         path, attr = m["path"], m["attr"]
         if path and "/" not in path and not attr:
-            return lambda node: node_text(el) if (el := next(node.iterchildren(path), None)) is not None else None
+            return lambda node: None if (el := next(node.iterchildren(path), None)) is None else node_text(el)
         if attr and path:
             return lambda node: (el.get(attr) or None) if (el := node.find(path)) is not None else None
         if attr:
