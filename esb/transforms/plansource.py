@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import keyword
 from collections.abc import Callable
 from typing import Any
 
@@ -167,9 +168,9 @@ class BlockSource:
         return lines
 
     def call(self, step: Step) -> str:
-        """One step called on ``v``: its ``$variables`` read from ``scope`` (a KeyError when undefined:
-        the block falls back to the runner, which says which variable is missing)."""
-        if not step.var_args:
+        """One step called on ``v`` with its arguments: ``$variables`` read from ``scope`` (a KeyError
+        when undefined: the block falls back to the runner, which says which variable is missing)."""
+        if step.func is None or not (step.args or step.kwargs):
             return f"{self.bind(step.call, 'fn')}(v)"
         args = [self._arg(a) for a in step.args]
         kwargs = {k: self._arg(a) for k, a in step.kwargs}
@@ -178,10 +179,10 @@ class BlockSource:
                 args[where] = f"scope[{var!r}]"
             else:
                 kwargs[where] = f"scope[{var!r}]"
-        if not all(k.isidentifier() for k in kwargs):
+        if not all(k.isidentifier() and not keyword.iskeyword(k) for k in kwargs):
             return f"_run_pipeline({self.bind([step], 'steps')}, v, scope)"
         parts = ["v", *args, *(f"{k}={a}" for k, a in kwargs.items())]
-        return f"{self.bind(step.call, 'fn')}({', '.join(parts)})"
+        return f"{self.bind(step.func, 'fn')}({', '.join(parts)})"  # the function, no partial between
 
     def _arg(self, value: Any) -> str:
         """A bound argument (passed as is: the pipeline does not copy arguments)."""
