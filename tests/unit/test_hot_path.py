@@ -316,7 +316,7 @@ def _counting_fallbacks(transforms: list[Transform]) -> list[int]:
                 count[0] += 1
                 return _block(*args)
 
-            runner.block = block  # type: ignore[method-assign]
+            runner.block = block  # type: ignore[method-assign,assignment]
     return count
 
 
