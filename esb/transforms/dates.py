@@ -49,6 +49,15 @@ def parse_datetime(value: Any, fmt: str | list[str] | None = None, tz: str = "UT
 _SIEBEL = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}) (\d{1,2}):(\d{1,2}):(\d{1,2})", re.ASCII)
 
 
+def _siebel_local(m: re.Match[str], tz: str) -> dt.datetime:
+    """The aware datetime of a ``_SIEBEL`` match, local to ``tz``; ValueError for an impossible date."""
+    month, day, year, hour, minute, second = map(int, m.groups())
+    try:
+        return dt.datetime(year, month, day, hour, minute, second, tzinfo=zone(tz))
+    except ValueError:  # 02/30/2026: parse_datetime says what is wrong with it
+        return parse_datetime(m.string, None, tz)
+
+
 def _parse_text(text: str, fmt: str | list[str] | None) -> dt.datetime | None:
     formats = [fmt] if isinstance(fmt, str) else list(fmt or [])
     if not formats:
@@ -73,7 +82,10 @@ def _parse_text(text: str, fmt: str | list[str] | None) -> dt.datetime | None:
 def iso_datetime(value: Any, format: str | list[str] | None = None, tz: str = "UTC",
                  to: str | None = None) -> str:
     """Return ``value`` as ISO 8601 with offset (``2026-11-25T14:03:00+08:00``), converted to ``to``."""
-    parsed = parse_datetime(value, format, tz)
+    if format is None and type(value) is str and (m := _SIEBEL.fullmatch(value.strip())) is not None:
+        parsed = _siebel_local(m, tz)  # what parse_datetime gives for Siebel's form, in fewer calls
+    else:
+        parsed = parse_datetime(value, format, tz)
     if to:
         parsed = parsed.astimezone(zone(to))
     return parsed.isoformat()

@@ -9,6 +9,7 @@ with a readable message; the rule runner turns it into a MappingError naming the
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,11 +122,17 @@ def collapse_spaces(value: Any) -> str:
     return " ".join(str(value).split())
 
 
+#: The characters ``halfwidth`` changes: a text without any is left as it is (translate is per character).
+_FULLWIDTH = re.compile("[\uff01-\uff5e\u3000]")
+
+
 @register("clean")
 def clean(value: Any) -> str | None:
     """Half-width, trim and collapse spaces; an all-blank value becomes missing."""
-    text = " ".join(halfwidth(value).split())
-    return text or None
+    text = value if type(value) is str else str(value)
+    if not text.isascii() and _FULLWIDTH.search(text) is not None:
+        text = text.translate(_HALFWIDTH)
+    return " ".join(text.split()) or None
 
 
 @register("string")
@@ -193,6 +200,10 @@ def _number(value: Any) -> Decimal:
 @register("integer")
 def integer(value: Any) -> int:
     """A whole number (``"2"``, ``"2.0"``); anything else is an error."""
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isdigit() and value.isascii():  # "12": what the Decimal way gives
+        return int(value)
     number = _number(value)
     if number != number.to_integral_value():
         raise ValueError(f"not a whole number: {value!r}")

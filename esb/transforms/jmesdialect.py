@@ -19,6 +19,7 @@ from esb.jmescompile import compile_ast
 from esb.transforms.functions import FUNCTIONS, FnContext
 from esb.transforms.rules import Getter, Loc
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -64,6 +65,8 @@ class JMESPathDialect:
             result = evaluate(node)
             return None if result == "" else result
 
+        if _NAME.match(expr):  # a plain name: esb.transforms.plansource writes it out as dict.get
+            get.dict_key = expr  # type: ignore[attr-defined]
         return get
 
     def scalar(self, expr: str, *, all_values: bool = False) -> Getter:

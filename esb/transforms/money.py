@@ -6,10 +6,13 @@ those are cleaned before :class:`~esb.model.money.Money` parses them. A float is
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from esb.model.money import MINOR_UNITS, Money, currency_code
+from esb.model.money import MINOR_UNITS, Money, currency_code, rounding_mode, to_decimal
 
+#: ``Decimal("0.01")`` for 2 minor units, and so on.
+_EXPONENTS = {digits: Decimal(1).scaleb(-digits) for digits in set(MINOR_UNITS.values())}
 _NOISE = str.maketrans("", "", ", \u00a5\uffe5\u3000")
 
 
@@ -30,8 +33,20 @@ def _split(value: Any, currency: Any) -> Money:
     return Money.of(_amount(value), str(currency))
 
 
+def _known(currency: Any) -> bool:
+    """Whether ``currency`` is an ISO 4217 code exactly as :func:`currency_code` would return it."""
+    return type(currency) is str and currency in MINOR_UNITS
+
+
+def _rounded(amount: Decimal, currency: str, rounding: str | None = None) -> Decimal:
+    """``amount`` rounded to the minor unit of a known ``currency``: what ``Money.quantize`` gives."""
+    return amount.quantize(_EXPONENTS[MINOR_UNITS[currency]], rounding=rounding_mode(currency, rounding))
+
+
 def money(value: Any, currency: Any = "CNY", rounding: str | None = None) -> str:
     """Return the amount as a decimal string quantized to the currency's minor unit (``"12.50"``)."""
+    if type(value) is str and _known(currency):  # Money's checks and rounding without its objects
+        return format(_rounded(to_decimal(_amount(value)), currency, rounding), "f")
     return _split(value, currency).quantize(rounding).to_json()["value"]
 
 
@@ -40,6 +55,11 @@ def to_minor(value: Any, currency: Any = None, exact: bool = True) -> int:
 
     With ``exact`` (the default) an amount finer than the minor unit is an error, not a silent rounding.
     """
+    if type(value) is dict and _known(unit := value.get("unit", currency)):  # {unit, value}, fast
+        exact_amount = to_decimal(_amount(value.get("value")))
+        rounded_amount = _rounded(exact_amount, unit)
+        if not exact or rounded_amount == exact_amount:
+            return int(rounded_amount.scaleb(MINOR_UNITS[unit]))
     amount = _split(value, currency)
     rounded = amount.quantize()
     if exact and rounded.amount != amount.amount:

@@ -29,8 +29,11 @@ class Step:
     call: Callable[..., Any]
     none_ok: bool
     var_args: tuple[tuple[int | str, str], ...] = ()
+    #: the function's arguments after the value as written (``$name`` for a variable), ctx included
     args: tuple[Any, ...] = ()
     kwargs: tuple[tuple[str, Any], ...] = ()
+    #: the registered function itself (``call`` is it with ``args`` and ``kwargs`` bound)
+    func: Callable[..., Any] | None = None
 
 
 def split_step(spec: Any) -> tuple[str, list[Any], dict[str, Any]]:
@@ -77,12 +80,13 @@ def compile_step(spec: Any, ctx: FnContext) -> Step:
     if fdef.needs_ctx:
         kwargs["ctx"] = ctx
     if var_args:
-        return Step(name, fdef.func, fdef.none_ok, tuple(var_args), tuple(args), tuple(kwargs.items()))
+        bound_args, bound_kwargs = tuple(args), tuple(kwargs.items())
+        return Step(name, fdef.func, fdef.none_ok, tuple(var_args), bound_args, bound_kwargs, fdef.func)
     call = functools.partial(fdef.func, **kwargs) if kwargs else fdef.func
     if args:
         bound = call
         call = lambda value, _f=bound, _a=tuple(args): _f(value, *_a)  # noqa: E731
-    return Step(name, call, fdef.none_ok)
+    return Step(name, call, fdef.none_ok, (), tuple(args), tuple(kwargs.items()), fdef.func)
 
 
 def compile_pipeline(spec: Any, ctx: FnContext) -> list[Step]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -29,7 +28,9 @@ _BRACED = re.compile(r"\{([^{}]+)\}")
 _COMPONENT = re.compile(r"\{\{([^{}]*)\}\}")
 
 
-def _text(item: Any) -> str | None:
+def node_text(item: Any) -> str | None:
+    """The text an XPath result item stands for (an element's text, all of it when it has children);
+    None when blank."""
     if isinstance(item, str):
         return item or None
     if isinstance(item, etree._Element):
@@ -41,7 +42,7 @@ def _text(item: Any) -> str | None:
 def _normalise(result: Any) -> Any:
     if isinstance(result, list):
         for item in result:
-            text = _text(item)
+            text = node_text(item)
             if text is not None:
                 return text
         return None
@@ -62,9 +63,9 @@ def _element_or_attribute(tag: str) -> Getter:
         if value:
             return value
         el = next(node.iterchildren(tag), None)
-        return _text(el) if el is not None else None
+        return node_text(el) if el is not None else None
 
-    get.field_tag = tag  # type: ignore[attr-defined]  # esb.transforms.plan reads it through children()
+    get.field_tag = tag  # type: ignore[attr-defined]  # esb.transforms.plansource writes it out
     return get
 
 
@@ -80,19 +81,6 @@ def children(node: Any) -> dict[str, Any] | None:
         if tag.__class__ is str and tag not in found:  # comments and PIs have a function as tag
             found[tag] = child
     return found
-
-
-def indexed_field(tag: str) -> Callable[[Any, dict[str, Any]], Any]:
-    """The ``field:`` getter of ``tag`` reading the children through :func:`children`'s index."""
-
-    def get(node: Any, kids: dict[str, Any]) -> Any:
-        value = node.get(tag)
-        if value:
-            return value
-        el = kids.get(tag)
-        return _text(el) if el is not None else None
-
-    return get
 
 
 class XPathDialect:
@@ -157,7 +145,7 @@ class XPathDialect:
             def get_all(node: Any) -> Any:
                 result = xp(node)
                 if isinstance(result, list):
-                    values = [t for t in (_text(i) for i in result) if t is not None]
+                    values = [t for t in (node_text(i) for i in result) if t is not None]
                 else:
                     values = [_normalise(result)]
                 return values or None
@@ -181,12 +169,12 @@ class XPathDialect:
             return None
         path, attr = m["path"], m["attr"]
         if path and "/" not in path and not attr:
-            return lambda node: _text(el) if (el := next(node.iterchildren(path), None)) is not None else None
+            return lambda node: None if (el := next(node.iterchildren(path), None)) is None else node_text(el)
         if attr and path:
             return lambda node: (el.get(attr) or None) if (el := node.find(path)) is not None else None
         if attr:
             return lambda node: node.get(attr) or None
-        return lambda node: _text(el) if (el := node.find(path)) is not None else None
+        return lambda node: node_text(el) if (el := node.find(path)) is not None else None
 
     def many(self, expr: str) -> Getter:
         """Return a getter for the element list of a ``foreach``."""
