@@ -54,8 +54,8 @@ import soap_profile  # noqa: E402 - bench/ is not a package: its folder is on sy
 from tests.integration.soap_project import free_port, siebel_account  # noqa: E402
 
 PATH = "/soap/crm"
-FIGURES = ("rps", "cpu_us", "client_us", "load")
-KINDS = ("bare", "listener", "hub", "hub-nojournal")
+FIGURES = ("rps", "cpu_us", "client_us", "switches", "load")
+KINDS = ("bare", "listener", "listener-inline", "hub", "hub-nojournal")
 USER, PASSWORD = "siebel", "crm-secret"
 ROUTE = "bench-crm-billing-accounts-in"
 ENVELOPE = (
@@ -194,7 +194,7 @@ class _Listener:
     """The listener alone: the hub's SOAPSource with a thread that acks each request at once (no route,
     no journal): what the listener itself costs over the bare handler."""
 
-    def __init__(self, port: int, threads: int, data_dir: Path) -> None:
+    def __init__(self, port: int, threads: int, data_dir: Path, inline: bool = False) -> None:
         from adapters.soap.config import SOAPEndpoint
         from adapters.soap.source import SOAPSource
         from esb.config.settings import Settings
@@ -222,6 +222,14 @@ class _Listener:
         self.source = SOAPSource(endpoint, context)
         self.source.connect()
         self.stopping = threading.Event()
+        if inline:  # diagnostic: the server thread acks its own request, no hand-over to another thread
+            assert self.source.binding is not None
+
+            def put(exchange: Any, timeout: float) -> bool:
+                exchange.take().ack()
+                return True
+
+            self.source.binding.inbox.put = put  # type: ignore[method-assign]
         threading.Thread(target=self._route, daemon=True).start()
 
     def _route(self) -> None:
@@ -245,8 +253,8 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="soap-bench-") as tmp:
         if kind == "bare":
             running = serve_bare(port, args.threads)
-        elif kind == "listener":
-            running = _Listener(port, args.threads, Path(tmp))
+        elif kind in ("listener", "listener-inline"):
+            running = _Listener(port, args.threads, Path(tmp), inline=kind == "listener-inline")
             if args.profile:
                 STAGES.append(soap_profile.install())
         else:
@@ -267,10 +275,12 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
 def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
     """Start a server process of ``kind``; return it and its port once it serves."""
     port = free_port()
+    kind, _, other = kind.partition("@")
+    root = Path(args.base) if other else ROOT  # "listener@base": served by the --base checkout
     proc = subprocess.Popen(
         [
             sys.executable,
-            __file__,
+            str(root / "bench" / Path(__file__).name),
             "--serve",
             kind,
             "--port",
@@ -286,7 +296,8 @@ def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
     )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
@@ -342,6 +353,22 @@ def _server_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _switches(pid: int) -> int:
+    """Context switches (voluntary + involuntary) of all the threads of process ``pid``, from /proc."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += sum(
+            int(line.split()[1])
+            for line in text.splitlines()
+            if line.endswith(tuple("0123456789")) and "ctxt_switches" in line
+        )
+    return total
+
+
 def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> dict[str, Any]:
     """Load one server for a warm-up second and ``args.seconds``; return its figures."""
     context = mp.get_context("fork")
@@ -359,9 +386,9 @@ def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> 
     time.sleep(max(0.0, start - time.time()))
     proc.stdin.write("reset\n")
     proc.stdin.flush()
-    cpu = _server_cpu(proc.pid)
+    cpu, switches = _server_cpu(proc.pid), _switches(proc.pid)
     time.sleep(max(0.0, end - time.time()))
-    cpu = _server_cpu(proc.pid) - cpu
+    cpu, switches = _server_cpu(proc.pid) - cpu, _switches(proc.pid) - switches
     results = [queue.get() for _ in clients]
     for client in clients:
         client.join()
@@ -374,6 +401,7 @@ def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> 
         "rps": answered / args.seconds,
         "cpu_us": cpu / answered * 1e6,
         "client_us": client_cpu / answered * 1e6,
+        "switches": switches / answered,
         "load": os.getloadavg()[0],
         "stages": stages,
     }
@@ -402,6 +430,11 @@ def main() -> None:
         default="bare,listener,hub",
         help="servers to compare, in turns (bare first: the baseline); hub-nojournal: diagnostic only",
     )
+    parser.add_argument(
+        "--base",
+        default=str(ROOT),
+        help="another checkout (e.g. main's): a kind written KIND@base is served by its code, in turns",
+    )
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -419,7 +452,8 @@ def main() -> None:
                 print(
                     f"run {run + 1} {kind:13}  {row['rps']:7.0f} req/s"
                     f" | server CPU {row['cpu_us']:5.0f} µs/req"
-                    f" | clients' CPU {row['client_us']:4.0f} µs/req | load {row['load']:.1f}",
+                    f" | clients' CPU {row['client_us']:4.0f} µs/req"
+                    f" | {row['switches']:4.1f} switches/req | load {row['load']:.1f}",
                     flush=True,
                 )
     finally:
@@ -434,7 +468,7 @@ def summary(figures: dict[str, list[dict[str, Any]]], args: argparse.Namespace) 
     """Print each server's medians and, against the bare handler, the ratios: of the medians and the
     median of each run's own ratio (both measured in that run)."""
     med = {k: {f: statistics.median(r[f] for r in rows) for f in FIGURES} for k, rows in figures.items()}
-    for kind in ("listener", "hub", "hub-nojournal") if args.profile else ():
+    for kind in [k for k in figures if k != "bare"] if args.profile else ():
         if kind in figures:
             rows = figures[kind]
             stages = {
@@ -447,7 +481,10 @@ def summary(figures: dict[str, list[dict[str, Any]]], args: argparse.Namespace) 
     print(f"\nmedians of {args.runs} runs ({load}):")
     base = med["bare"]
     for kind, figure in med.items():
-        line = f"{kind:13} {figure['rps']:7.0f} req/s, {figure['cpu_us']:5.0f} µs server CPU/req"
+        line = (
+            f"{kind:13} {figure['rps']:7.0f} req/s, {figure['cpu_us']:5.0f} µs server CPU/req,"
+            f" {figure['switches']:4.1f} switches/req, load {figure['load']:.1f}"
+        )
         if kind != "bare":
             runs = [r["rps"] / b["rps"] for r, b in zip(figures[kind], figures["bare"], strict=True)]
             line += (
