@@ -37,7 +37,6 @@ from adapters.soap.nonces import MemoryNonceStore, NonceStore
 from adapters.soap.publish import Publisher
 from adapters.soap.schema import RequestValidator
 from adapters.soap.security import WSSERefused, verify_wsse
-from adapters.soap.slicing import sliced_element
 from adapters.soap.wsdl import Contract, OperationInfo
 from esb.exceptions import BodyTooLargeError, DecodeError, UnsafeXMLError
 from esb.message import Message, new_id
@@ -252,10 +251,10 @@ class SOAPService:
                 "Unauthenticated", text, status=401, reason=refused.reason, user=refused.user
             ) from None
 
-    def _parse(self, environ: dict[str, Any], limit: int) -> tuple[bytes, etree._Element]:
+    def _parse(self, environ: dict[str, Any], limit: int) -> etree._Element:
         data = read_body(environ, limit)
         try:
-            return data, parse_xml(data, max_bytes=limit)
+            return parse_xml(data, max_bytes=limit)
         except UnsafeXMLError as exc:
             raise SOAPFault("UnsafeXML", f"refused: {exc}") from None
         except BodyTooLargeError as exc:
@@ -267,7 +266,7 @@ class SOAPService:
         self.check_lockout(environ)
         user = self.authenticate_basic(environ)
         mode = "basic"
-        data, root = self._parse(environ, self.max_bytes())
+        root = self._parse(environ, self.max_bytes())
         state["version"], header, payload = split(root)
         if user is None:
             user, mode = self._authenticate_wsse(header), "wsse"
@@ -302,21 +301,19 @@ class SOAPService:
                 raise SOAPFault(
                     "SchemaViolation", f"the request does not match the schema of {info.name}", errors=errors
                 )
-        message = self._message(binding, (data, root, payload), header, user, state["version"])
+        message = self._message(binding, payload, header, user, state["version"])
         message.headers.update(wsgi_trace_headers(environ))
         return self._exchange(binding, message, state["version"])
 
     def _message(
         self,
         binding: Binding,
-        request: tuple[bytes, etree._Element, etree._Element],
+        payload: etree._Element,
         header: etree._Element | None,
         user: str,
         version: str,
     ) -> Message:
-        """The message for the route: the operation element (or its only child, ``unwrap``) as the
-        caller sent it (``slicing.py``), or serialised when it cannot be cut from the request."""
-        data, root, payload = request
+        """The message for the route: the operation element (or its only child, ``unwrap``)."""
         element = payload
         if binding.options.unwrap:
             children = [c for c in payload if isinstance(c.tag, str)]
@@ -324,9 +321,8 @@ class SOAPService:
                 raise SOAPFault("BadPayload", f"{binding.info.name} expects exactly one element inside")
             element = children[0]
         headers = {"soap-operation": binding.info.name, "soap-user": user, "soap-version": version}
-        body = sliced_element(data, root, element)
         return Message(
-            body=etree.tostring(element, encoding="UTF-8") if body is None else body,
+            body=etree.tostring(element, encoding="UTF-8"),
             id=addressing_message_id(header) or new_id(),
             source=binding.endpoint_name.split(".")[0],
             type=binding.endpoint.message_type,
