@@ -276,7 +276,8 @@ def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[
     """Start a server process of ``kind``; return it and its port once it serves."""
     port = free_port()
     kind, _, other = kind.partition("@")
-    root = Path(args.base) if other else ROOT  # "listener@base": served by the --base checkout
+    # "listener@base": served by the --base checkout; "listener@/some/checkout": by that one
+    root = Path(args.base) if other == "base" else Path(other) if other else ROOT
     proc = subprocess.Popen(
         [
             sys.executable,
