@@ -1,9 +1,9 @@
 """The hub's SOAP listener against a bare lxml handler on the same server stack, same run.
 
     .venv/bin/python bench/soap_listener_bench.py [--seconds 5] [--runs 3] [--clients 2] [--connections 4]
-        [--threads 8] [--concurrency 1] [--profile]
+        [--threads 8] [--concurrency 1] [--profile] [--kinds bare,listener,hub] [--base CHECKOUT]
 
-Two servers, each in its own process (so each one's CPU is its own):
+The servers, each in its own process (so each one's CPU is its own):
 
 - **hub**: a real ``Hub`` on a temp project: the CRM's one-way ``SubmitBillingAccount`` listener of
   config/systems.yaml (HTTP basic, capped read, hardened parse, envelope, SOAPAction, schema validation,
@@ -17,12 +17,19 @@ Two servers, each in its own process (so each one's CPU is its own):
 
 - **hub-nojournal** (diagnostic, only when asked with ``--kinds``): the hub with the journal's writes
   stubbed out (nothing stored: the 202 no longer means "stored"), to show what the journal costs.
+- **listener-inline** (diagnostic, only when asked): the listener with each request acked on its own
+  server thread (no hand-over to another thread), to show what the hand-over costs.
+
+A kind written ``KIND@base`` is served by the checkout ``--base`` names (``KIND@/path``: by that one), with
+its own code, in the same turns: e.g. ``--kinds bare,listener@base,listener --base /work/main-copy``
+compares main's listener and this one's in one run.
 
 The load: ``--clients`` processes with ``--connections`` keep-alive sockets each, sending a prepared
 request and reading the answer with plain sockets (no HTTP library: its CPU would bound both sides).
 Runs alternate (bare, hub, then hub, bare, ...); each window starts after a warm-up second. Printed per
 window: requests/s, the server process's CPU (user + system, from /proc) per request, the clients' CPU
-per request, the 1-minute load average; then the medians and the ratio hub / bare of the medians.
+per request, the server's context switches per request (all its threads, from /proc), the 1-minute load
+average; then the medians and the ratio hub / bare of the medians.
 ``--profile`` also prints the hub's CPU per request by stage (``soap_profile.py``: thread CPU time of
 each stage's functions, medians of the windows); the timers cost the hub about 1 µs per timed call, so
 its figures with ``--profile`` are a little lower than without.
