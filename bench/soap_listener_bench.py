@@ -1,9 +1,9 @@
 """The hub's SOAP listener against a bare lxml handler on the same server stack, same run.
 
     .venv/bin/python bench/soap_listener_bench.py [--seconds 5] [--runs 3] [--clients 2] [--connections 4]
-        [--threads 8] [--concurrency 1] [--profile]
+        [--threads 8] [--concurrency 1] [--profile] [--kinds bare,listener,hub] [--base CHECKOUT]
 
-Two servers, each in its own process (so each one's CPU is its own):
+The servers, each in its own process (so each one's CPU is its own):
 
 - **hub**: a real ``Hub`` on a temp project: the CRM's one-way ``SubmitBillingAccount`` listener of
   config/systems.yaml (HTTP basic, capped read, hardened parse, envelope, SOAPAction, schema validation,
@@ -17,12 +17,19 @@ Two servers, each in its own process (so each one's CPU is its own):
 
 - **hub-nojournal** (diagnostic, only when asked with ``--kinds``): the hub with the journal's writes
   stubbed out (nothing stored: the 202 no longer means "stored"), to show what the journal costs.
+- **listener-inline** (diagnostic, only when asked): the listener with each request acked on its own
+  server thread (no hand-over to another thread), to show what the hand-over costs.
+
+A kind written ``KIND@base`` is served by the checkout ``--base`` names (``KIND@/path``: by that one), with
+its own code, in the same turns: e.g. ``--kinds bare,listener@base,listener --base /work/main-copy``
+compares main's listener and this one's in one run.
 
 The load: ``--clients`` processes with ``--connections`` keep-alive sockets each, sending a prepared
 request and reading the answer with plain sockets (no HTTP library: its CPU would bound both sides).
 Runs alternate (bare, hub, then hub, bare, ...); each window starts after a warm-up second. Printed per
 window: requests/s, the server process's CPU (user + system, from /proc) per request, the clients' CPU
-per request, the 1-minute load average; then the medians and the ratio hub / bare of the medians.
+per request, the server's context switches per request (all its threads, from /proc), the 1-minute load
+average; then the medians and the ratio hub / bare of the medians.
 ``--profile`` also prints the hub's CPU per request by stage (``soap_profile.py``: thread CPU time of
 each stage's functions, medians of the windows); the timers cost the hub about 1 µs per timed call, so
 its figures with ``--profile`` are a little lower than without.
@@ -54,8 +61,8 @@ import soap_profile  # noqa: E402 - bench/ is not a package: its folder is on sy
 from tests.integration.soap_project import free_port, siebel_account  # noqa: E402
 
 PATH = "/soap/crm"
-FIGURES = ("rps", "cpu_us", "client_us", "load")
-KINDS = ("bare", "listener", "hub", "hub-nojournal")
+FIGURES = ("rps", "cpu_us", "client_us", "switches", "load")
+KINDS = ("bare", "listener", "listener-inline", "hub", "hub-nojournal")
 USER, PASSWORD = "siebel", "crm-secret"
 ROUTE = "bench-crm-billing-accounts-in"
 ENVELOPE = (
@@ -194,7 +201,7 @@ class _Listener:
     """The listener alone: the hub's SOAPSource with a thread that acks each request at once (no route,
     no journal): what the listener itself costs over the bare handler."""
 
-    def __init__(self, port: int, threads: int, data_dir: Path) -> None:
+    def __init__(self, port: int, threads: int, data_dir: Path, inline: bool = False) -> None:
         from adapters.soap.config import SOAPEndpoint
         from adapters.soap.source import SOAPSource
         from esb.config.settings import Settings
@@ -222,6 +229,14 @@ class _Listener:
         self.source = SOAPSource(endpoint, context)
         self.source.connect()
         self.stopping = threading.Event()
+        if inline:  # diagnostic: the server thread acks its own request, no hand-over to another thread
+            assert self.source.binding is not None
+
+            def put(exchange: Any, timeout: float) -> bool:
+                exchange.take().ack()
+                return True
+
+            self.source.binding.inbox.put = put  # type: ignore[method-assign]
         threading.Thread(target=self._route, daemon=True).start()
 
     def _route(self) -> None:
@@ -245,8 +260,8 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="soap-bench-") as tmp:
         if kind == "bare":
             running = serve_bare(port, args.threads)
-        elif kind == "listener":
-            running = _Listener(port, args.threads, Path(tmp))
+        elif kind in ("listener", "listener-inline"):
+            running = _Listener(port, args.threads, Path(tmp), inline=kind == "listener-inline")
             if args.profile:
                 STAGES.append(soap_profile.install())
         else:
@@ -267,10 +282,13 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
 def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
     """Start a server process of ``kind``; return it and its port once it serves."""
     port = free_port()
+    kind, _, other = kind.partition("@")
+    # "listener@base": served by the --base checkout; "listener@/some/checkout": by that one
+    root = Path(args.base) if other == "base" else Path(other) if other else ROOT
     proc = subprocess.Popen(
         [
             sys.executable,
-            __file__,
+            str(root / "bench" / Path(__file__).name),
             "--serve",
             kind,
             "--port",
@@ -286,7 +304,8 @@ def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
     )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
@@ -342,6 +361,22 @@ def _server_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _switches(pid: int) -> int:
+    """Context switches (voluntary + involuntary) of all the threads of process ``pid``, from /proc."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += sum(
+            int(line.split()[1])
+            for line in text.splitlines()
+            if line.endswith(tuple("0123456789")) and "ctxt_switches" in line
+        )
+    return total
+
+
 def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> dict[str, Any]:
     """Load one server for a warm-up second and ``args.seconds``; return its figures."""
     context = mp.get_context("fork")
@@ -359,9 +394,9 @@ def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> 
     time.sleep(max(0.0, start - time.time()))
     proc.stdin.write("reset\n")
     proc.stdin.flush()
-    cpu = _server_cpu(proc.pid)
+    cpu, switches = _server_cpu(proc.pid), _switches(proc.pid)
     time.sleep(max(0.0, end - time.time()))
-    cpu = _server_cpu(proc.pid) - cpu
+    cpu, switches = _server_cpu(proc.pid) - cpu, _switches(proc.pid) - switches
     results = [queue.get() for _ in clients]
     for client in clients:
         client.join()
@@ -374,6 +409,7 @@ def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> 
         "rps": answered / args.seconds,
         "cpu_us": cpu / answered * 1e6,
         "client_us": client_cpu / answered * 1e6,
+        "switches": switches / answered,
         "load": os.getloadavg()[0],
         "stages": stages,
     }
@@ -402,6 +438,11 @@ def main() -> None:
         default="bare,listener,hub",
         help="servers to compare, in turns (bare first: the baseline); hub-nojournal: diagnostic only",
     )
+    parser.add_argument(
+        "--base",
+        default=str(ROOT),
+        help="another checkout (e.g. main's): a kind written KIND@base is served by its code, in turns",
+    )
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -419,7 +460,8 @@ def main() -> None:
                 print(
                     f"run {run + 1} {kind:13}  {row['rps']:7.0f} req/s"
                     f" | server CPU {row['cpu_us']:5.0f} µs/req"
-                    f" | clients' CPU {row['client_us']:4.0f} µs/req | load {row['load']:.1f}",
+                    f" | clients' CPU {row['client_us']:4.0f} µs/req"
+                    f" | {row['switches']:4.1f} switches/req | load {row['load']:.1f}",
                     flush=True,
                 )
     finally:
@@ -434,7 +476,7 @@ def summary(figures: dict[str, list[dict[str, Any]]], args: argparse.Namespace) 
     """Print each server's medians and, against the bare handler, the ratios: of the medians and the
     median of each run's own ratio (both measured in that run)."""
     med = {k: {f: statistics.median(r[f] for r in rows) for f in FIGURES} for k, rows in figures.items()}
-    for kind in ("listener", "hub", "hub-nojournal") if args.profile else ():
+    for kind in [k for k in figures if k != "bare"] if args.profile else ():
         if kind in figures:
             rows = figures[kind]
             stages = {
@@ -447,7 +489,10 @@ def summary(figures: dict[str, list[dict[str, Any]]], args: argparse.Namespace) 
     print(f"\nmedians of {args.runs} runs ({load}):")
     base = med["bare"]
     for kind, figure in med.items():
-        line = f"{kind:13} {figure['rps']:7.0f} req/s, {figure['cpu_us']:5.0f} µs server CPU/req"
+        line = (
+            f"{kind:13} {figure['rps']:7.0f} req/s, {figure['cpu_us']:5.0f} µs server CPU/req,"
+            f" {figure['switches']:4.1f} switches/req, load {figure['load']:.1f}"
+        )
         if kind != "bare":
             runs = [r["rps"] / b["rps"] for r, b in zip(figures[kind], figures["bare"], strict=True)]
             line += (

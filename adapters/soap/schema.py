@@ -3,10 +3,16 @@
 The schemas inline in the WSDL documents (``wsdl:types``) and the XSD files they import or include are
 compiled into one ``XMLSchema``. Every document is served by a resolver that knows only the contract's own
 files, as ``contractset.py`` walked them under the contract root: anything else (http, any other file,
-a link leading out of the root) is refused. The schema is compiled once,
-when the listener connects; a validator keeps an error log, so validations take turns (a lock) instead
-of each thread compiling its own copy: a compile in a fresh server thread sometimes skipped an inline
-import without an error, and the operation's element was then "not declared" for that thread.
+a link leading out of the root) is refused. The schema is compiled when the listener connects, twice,
+one compile after the other, never in a server thread (a compile in a fresh server thread sometimes
+skipped an inline import without an error, and the operation's element was then "not declared" for
+that thread):
+
+- the first answers "valid or not" for every request, on every server thread at once: each validation
+  has its own libxml2 context and the compiled schema is only read; its error log, shared by those
+  calls, is never read (a concurrent call clears it);
+- the second finds the errors of an invalid request, one validation at a time (a lock): its error log
+  is then that request's alone.
 """
 
 from __future__ import annotations
@@ -96,6 +102,7 @@ class RequestValidator:
         self.driver, self.inline = _driver(files)
         self._lock = threading.Lock()
         self._compiled = self._compile()
+        self._reporter = self._compile()
 
     def _compile(self) -> etree.XMLSchema:
         parser = hardened_parser()
@@ -115,7 +122,9 @@ class RequestValidator:
 
     def errors(self, element: etree._Element) -> list[str]:
         """Return the schema violations of ``element`` (empty when valid)."""
-        with self._lock:  # the schema's error log is the validator's own: one validation at a time
-            if self._compiled.validate(element):
+        if self._compiled.validate(element):  # concurrently: the answer is the call's own
+            return []
+        with self._lock:  # the reporter's error log is the validator's own: one validation at a time
+            if self._reporter.validate(element):
                 return []
-            return [f"line {e.line}: {e.message}" for e in self._compiled.error_log][:20]
+            return [f"line {e.line}: {e.message}" for e in self._reporter.error_log][:20]

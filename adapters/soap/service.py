@@ -39,7 +39,7 @@ from adapters.soap.schema import RequestValidator
 from adapters.soap.security import WSSERefused, verify_wsse
 from adapters.soap.wsdl import Contract, OperationInfo
 from esb.exceptions import BodyTooLargeError, DecodeError, UnsafeXMLError
-from esb.message import Message
+from esb.message import Message, new_id
 from esb.telemetry import wsgi_trace_headers
 from esb.xmlsafe import parse_xml
 
@@ -313,6 +313,7 @@ class SOAPService:
         user: str,
         version: str,
     ) -> Message:
+        """The message for the route: the operation element (or its only child, ``unwrap``)."""
         element = payload
         if binding.options.unwrap:
             children = [c for c in payload if isinstance(c.tag, str)]
@@ -320,16 +321,12 @@ class SOAPService:
                 raise SOAPFault("BadPayload", f"{binding.info.name} expects exactly one element inside")
             element = children[0]
         headers = {"soap-operation": binding.info.name, "soap-user": user, "soap-version": version}
-        kwargs: dict[str, Any] = {}
-        wsa_id = addressing_message_id(header)
-        if wsa_id:
-            kwargs["id"] = wsa_id
         return Message(
             body=etree.tostring(element, encoding="UTF-8"),
+            id=addressing_message_id(header) or new_id(),
             source=binding.endpoint_name.split(".")[0],
             type=binding.endpoint.message_type,
             headers=headers,
-            **kwargs,
         )
 
     def _exchange(self, binding: Binding, message: Message, version: str) -> Answer:
