@@ -63,6 +63,22 @@ from simulators.channel import tmf_order, to_json  # noqa: E402
 
 
 # -- the load ----------------------------------------------------------------------------------------
+class Gate:
+    """How the load processes learn the window: each says it is ready (imports done, orders made), then
+    gets (start, end) once all are; each puts (201s in the window, requests sent, its CPU) on ``out``."""
+
+    def __init__(self, context: Any) -> None:
+        self.ready: Any = context.Queue()
+        self.window: Any = context.Queue()
+        self.out: Any = context.Queue()
+
+    def wait(self) -> tuple[float, float]:
+        """In a load process: report ready and return the window once it is set."""
+        self.ready.put(True)
+        start, end = self.window.get()
+        return float(start), float(end)
+
+
 def _orders(worker: str) -> list[bytes]:
     """Fifty distinct order bodies, each with the id placeholder ``@@ID@@`` (quoted) in place of its id."""
     rng = random.Random(worker)
@@ -79,13 +95,14 @@ def _ident(worker: str, n: int) -> bytes:
     return f"B{worker}-{n}".rjust(ID_WIDTH, "0").encode()
 
 
-def _load_requests(url: str, start: float, end: float, worker: str, out: Any, connections: int = 1) -> None:
-    """Post distinct orders through a ``requests.Session`` until ``end``; count the 201s after ``start``."""
+def _load_requests(url: str, worker: str, gate: Gate, connections: int = 1) -> None:
+    """Post distinct orders through a ``requests.Session`` until the window's end; count the 201s in it."""
     import requests
 
     assert connections == 1, "the requests load has one connection per client process"
     bodies = _orders(worker)
     session = requests.Session()
+    start, end = gate.wait()
     done, n = 0, 0
     cpu = time.process_time()
     while (now := time.time()) < end:
@@ -93,7 +110,7 @@ def _load_requests(url: str, start: float, end: float, worker: str, out: Any, co
         n += 1
         answer = session.post(url, data=body, auth=AUTH, headers={"Content-Type": "application/json"})
         done += answer.status_code == 201 and now >= start
-    out.put((done, n, time.process_time() - cpu))
+    gate.out.put((done, n, time.process_time() - cpu))
 
 
 def _request_head(url: str, length: int) -> bytes:
@@ -135,9 +152,10 @@ def _post_raw(url: str, start: float, end: float, worker: str) -> tuple[int, int
     return done, n
 
 
-def _load_raw(url: str, start: float, end: float, worker: str, out: Any, connections: int = 1) -> None:
+def _load_raw(url: str, worker: str, gate: Gate, connections: int = 1) -> None:
     """``connections`` threads, each posting on its own keep-alive socket (``_post_raw``)."""
     results: list[tuple[int, int]] = []
+    start, end = gate.wait()
     cpu = time.process_time()
     threads = [
         threading.Thread(target=lambda i=i: results.append(_post_raw(url, start, end, f"{worker}-{i}")))
@@ -147,7 +165,7 @@ def _load_raw(url: str, start: float, end: float, worker: str, out: Any, connect
         thread.start()
     for thread in threads:
         thread.join()
-    out.put((sum(r[0] for r in results), sum(r[1] for r in results), time.process_time() - cpu))
+    gate.out.put((sum(r[0] for r in results), sum(r[1] for r in results), time.process_time() - cpu))
 
 
 LOADS: dict[str, Callable[..., None]] = {"raw": _load_raw, "requests": _load_requests}
@@ -156,26 +174,29 @@ LOADS: dict[str, Callable[..., None]] = {"raw": _load_raw, "requests": _load_req
 def measure(
     url: str, load: str, seconds: float, clients: int, connections: int = 1, warmup: float = 1.0
 ) -> dict[str, float]:
-    """Load ``url`` with ``clients`` processes of generator ``load`` (``connections`` each, raw only) for
-    ``warmup`` + ``seconds``; return
-    requests/s answered 201 in the window, this process's CPU (µs) and context switches per answered
-    request over the window, the clients' CPU per request sent (µs) and the load average."""
+    """Load ``url`` with ``clients`` processes of generator ``load`` (``connections`` each, raw only)
+    for ``warmup`` + ``seconds`` once all are started; return requests/s answered 201 in the window, this
+    process's CPU (µs) and context switches per answered request over the window, the clients' CPU per
+    request sent (µs) and the load average."""
     spawn = mp.get_context("spawn")  # never fork a process that runs server threads
-    out: Any = spawn.Queue()
+    gate = Gate(spawn)
     run = f"{time.monotonic_ns()}-{url.rsplit(':', 1)[-1].split('/')[0]}"
-    start = time.time() + 1.5 + warmup  # the spawned clients import before the window opens
-    end = start + seconds
     procs = [
-        spawn.Process(target=LOADS[load], args=(url, start, end, f"{run}-{i}", out, connections))
-        for i in range(clients)
+        spawn.Process(target=LOADS[load], args=(url, f"{run}-{i}", gate, connections)) for i in range(clients)
     ]
     for proc in procs:
         proc.start()
+    for _ in procs:  # a busy machine can take seconds to start them: the window waits for all
+        gate.ready.get()
+    start = time.time() + warmup
+    end = start + seconds
+    for _ in procs:
+        gate.window.put((start, end))
     time.sleep(max(0.0, start - time.time()))
     before = resource.getrusage(resource.RUSAGE_SELF)
     time.sleep(max(0.0, end - time.time()))
     after = resource.getrusage(resource.RUSAGE_SELF)
-    results = [out.get() for _ in procs]
+    results = [gate.out.get() for _ in procs]
     for proc in procs:
         proc.join()
     answered = max(1, sum(r[0] for r in results))
