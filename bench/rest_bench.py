@@ -20,10 +20,11 @@ Each window opens after a warm-up second and lasts ``--seconds``; answers are co
 per window: requests/s, this process's CPU (user + system, from ``getrusage``) and context switches per
 answered request over the window, the clients' CPU per request, the 1-minute load average. Target:
 ratio >= 0.7. ``--tree DIR`` runs the servers from another checkout (``git worktree add --detach``) to
-measure a baseline commit with this bench; ``--json`` prints one JSON line per window instead.
+measure a baseline commit with this bench; ``--json`` prints one JSON line per window instead;
+``--store N`` only times the store's writes of N accepted orders (one thread, no HTTP).
 
     .venv/bin/python bench/rest_bench.py [--seconds 3] [--clients 4] [--load raw,requests]
-        [--connections 1] [--threads N] [--tree DIR] [--json]
+        [--connections 1] [--threads N] [--tree DIR] [--json] [--store N]
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def _tree() -> Path:
 
 
 sys.path.insert(0, str(_tree()))
+
+import orjson  # noqa: E402
 
 from simulators.channel import tmf_order, to_json  # noqa: E402
 
@@ -255,6 +258,32 @@ def listener(data_dir: Path, threads: int) -> tuple[Any, str]:
     return source, f"{source.url}/productOrder"
 
 
+def store_writes(orders: int) -> dict[str, float]:
+    """CPU (this thread) and wall time per order of the store's writes for an accepted order, in one
+    thread, no HTTP: ``create`` (and ``publish`` when an event is held) where the tree has it, else the
+    earlier ``reserve`` + ``confirm``."""
+    from adapters.rest.events import CREATE, make_event
+    from adapters.rest.store import ResourceStore
+
+    store = ResourceStore(Path(tempfile.mkdtemp(prefix="esb-rest-bench-")) / "rest.db").open()
+    docs = [orjson.loads(to_json(tmf_order(i, random.Random(i)))) for i in range(50)]
+    run = time.monotonic_ns()
+    cpu, wall = time.thread_time(), time.perf_counter()
+    for n in range(orders):
+        ident = f"S{run}-{n}"
+        doc = {**docs[n % len(docs)], "id": ident}
+        event = make_event("productOrder", CREATE, doc, None)
+        if hasattr(store, "create"):
+            if store.create("productOrder", ident, orjson.dumps(doc), event, None):
+                store.publish(event["eventId"])
+        else:
+            store.reserve("productOrder", ident, doc)
+            store.confirm("productOrder", ident, event, None)
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    store.close()
+    return {"store_cpu_us": cpu / orders * 1e6, "store_wall_us": wall / orders * 1e6}
+
+
 def _default_threads() -> int:
     """The listener's default ``listen.threads``: both servers run with it unless told otherwise."""
     from adapters.rest.config import ListenOptions
@@ -282,7 +311,14 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose adapters are measured")
     parser.add_argument("--json", action="store_true", help="one JSON line per window")
+    parser.add_argument("--store", type=int, default=0, help="only time the store's writes of N orders")
     args = parser.parse_args()
+    if args.store:
+        figures = store_writes(args.store)
+        cpu, wall = figures["store_cpu_us"], figures["store_wall_us"]
+        text = f"store writes per order: {cpu:.1f} µs CPU, {wall:.1f} µs wall"
+        print(json.dumps({"tree": str(args.tree), **figures}) if args.json else text)
+        return
     bare, bare_url = bare_server(args.threads)
     source, url = listener(Path(tempfile.mkdtemp(prefix="esb-rest-bench-")), args.threads)
     rows: list[dict[str, Any]] = []
