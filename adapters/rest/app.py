@@ -6,10 +6,11 @@ Every refusal is TMF's error JSON; those of the caller's doing are logged and co
 {path, reason}``, the SOAP listener's audit with ``protocol="rest"``), never with a secret.
 
 ``POST {base}/productOrder`` (or ``cancelProductOrder``, each endpoint serving the resources it lists)
-hands the resource to the route and answers 201 once the route has settled it (the resource exists
-then, and its ``ProductOrderCreateEvent`` or ``CancelProductOrderCreateEvent`` is queued for the hub's
-listeners). The message's id is the resource's id: unique on the endpoint (a second POST of it is a
-409), and what ``esb trace`` and ``esb replay`` take.
+stores the resource with its ``ProductOrderCreateEvent`` or ``CancelProductOrderCreateEvent`` held for
+the hub's listeners (one write), hands it to the route and answers 201 once the route has settled it
+(the event is then released; a resource the route did not take is withdrawn). The message's id is the
+resource's id: unique on the endpoint (a second POST of it is a 409), and what ``esb trace`` and
+``esb replay`` take.
 """
 
 from __future__ import annotations
@@ -70,23 +71,27 @@ def _dead_lettered(message_id: str, failure: BaseException | None) -> Refusal:
 
 
 class OrderExchange(Exchange):
-    """A POSTed resource waiting for its route: settled in the route worker's thread, where the resource
-    is confirmed (and its create event queued) or released before the caller is answered."""
+    """A POSTed resource waiting for its route, already in the store with its create event held: settled
+    in the route worker's thread, where the event is released to the listeners (when any matched) or
+    the resource withdrawn before the caller is answered."""
 
-    def __init__(self, message: Message, served: Served, kind: str, resource: dict[str, Any]) -> None:
+    def __init__(self, message: Message, served: Served, kind: str, event_id: str, held: int) -> None:
         super().__init__(message, one_way=True)
         self.served = served
         self.kind = kind
-        self.resource = resource
+        self.event_id = event_id
+        self.held = held
+
+    def withdraw(self) -> None:
+        """Remove the resource and its held event: the route did not take it."""
+        self.served.store.withdraw(self.kind, self.message.id, self.event_id)
 
     def _on_ack(self, error: BaseException | None) -> None:
-        store, ident = self.served.store, self.resource["id"]
         dead = self.delivery is not None and self.delivery.outcome == "dead_lettered"
-        if error is None and not dead:
-            event = make_event(self.kind, CREATE, self.resource, self.message.correlation_id)
-            store.confirm(self.kind, ident, event, self.message.correlation_id)
-        else:
-            store.release(self.kind, ident)
+        if error is not None or dead:
+            self.withdraw()
+        elif self.held:
+            self.served.store.publish(self.event_id)
         super()._on_ack(error)
 
 
@@ -167,8 +172,6 @@ class RESTApp:
         resources.check_schema(kind, doc, self.served.checkers.get(kind))
         ident, body = resources.with_id(data, doc)
         resource = resources.created(kind, doc, ident, self.served.href(kind, ident))
-        if not self.served.store.reserve(kind, ident, resource):
-            raise Refusal(409, "409", f"{kind} {ident!r} exists already", audit="conflict")
         headers = {
             "tmf-resource": kind,
             "tmf-id": ident,
@@ -178,13 +181,18 @@ class RESTApp:
         }
         source = self.served.endpoint.split(".", 1)[0]
         message = Message(body=body, id=ident, source=source, type=self.served.message_type, headers=headers)
-        exchange = OrderExchange(message, self.served, kind, resource)
+        event = make_event(kind, CREATE, resource, message.correlation_id)
+        answer = orjson.dumps(resource)
+        held = self.served.store.create(kind, ident, answer, event, message.correlation_id)
+        if held is None:
+            raise Refusal(409, "409", f"{kind} {ident!r} exists already", audit="conflict")
+        exchange = OrderExchange(message, self.served, kind, event["eventId"], held)
         if not self.served.inbox.put(exchange, timeout=1.0):
-            self.served.store.release(kind, ident)
+            exchange.withdraw()
             raise Refusal(503, "503", "the hub is too busy: send again later")
         if not exchange.wait(self.served.options.reply_timeout):
             if not exchange.taken:
-                self.served.store.release(kind, ident)
+                exchange.withdraw()
             raise Refusal(504, "504", f"no answer within {self.served.options.reply_timeout:g}s: GET the "
                           f"order later (message {message.id})")  # fmt: skip
         if exchange.error is not None:
@@ -192,7 +200,7 @@ class RESTApp:
         if exchange.outcome == "dead_lettered":
             raise _dead_lettered(message.id, exchange.failure)
         location = [("Location", resource["href"]), ("X-Message-Id", message.id)]
-        return 201, orjson.dumps(resource), location
+        return 201, answer, location
 
     def get(self, kind: str, ident: str) -> Answer:
         """One resource, as the hub knows it."""

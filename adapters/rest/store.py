@@ -5,9 +5,14 @@ a 0700 folder through :mod:`esb.files`, never through a link). It is shared by t
 (which serves and creates resources and posts events) and its sink (which applies state changes and
 queues their events), in one process or several.
 
-A resource is first ``reserved`` (its id taken, so a second POST of the same id is a conflict) and
-becomes ``created`` when the route has accepted it, or is released when it did not. An event is kept
-once per registered listener until it is delivered, or given up after the configured attempts.
+A POSTed resource is written with its create event in ONE statement before it is handed to the route
+(:meth:`ResourceStore.create`, through the ``new_resources`` view's trigger): its id is taken from then
+on (a second POST of the same id is a conflict, across processes too) and it is durable before the 201.
+The event waits ``held`` for every listener whose query it matches until the route accepts the resource
+(:meth:`~ResourceStore.publish`, only when some listener matched); a resource the route does not take is
+withdrawn with its held events (:meth:`~ResourceStore.withdraw`): the rare path pays the second write.
+An event is kept once per registered listener until it is delivered, or given up after the configured
+attempts.
 """
 
 from __future__ import annotations
@@ -34,7 +39,23 @@ CREATE TABLE IF NOT EXISTS events (
     callback TEXT NOT NULL, body TEXT NOT NULL, resource_id TEXT, correlation_id TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL, status TEXT NOT NULL, error TEXT,
     UNIQUE (event_id, listener_id));
+CREATE VIEW IF NOT EXISTS new_resources AS SELECT NULL AS kind, NULL AS id, NULL AS created, NULL AS doc,
+    NULL AS event_id, NULL AS event, NULL AS correlation_id;
+CREATE TRIGGER IF NOT EXISTS new_resource INSTEAD OF INSERT ON new_resources BEGIN
+    INSERT INTO resources (kind, id, status, created, doc)
+        VALUES (NEW.kind, NEW.id, 'created', NEW.created, NEW.doc);
+    INSERT OR IGNORE INTO events (event_id, listener_id, callback, body, resource_id, correlation_id, due,
+        status)
+        SELECT NEW.event_id, l.id, l.callback, NEW.event, NEW.id, NEW.correlation_id, NEW.created, 'held'
+        FROM listeners AS l WHERE esb_event_matches(l.query, NEW.event);
+END;
 """
+#: One statement, so one transaction in autocommit and one release of the GIL (SQLite's step): the
+#: resource and its held create events, or nothing when the id exists (the primary key aborts it).
+_CREATE = (
+    "INSERT INTO new_resources (kind, id, created, doc, event_id, event, correlation_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 _INSERT_EVENT = (
@@ -56,23 +77,31 @@ class ResourceStore:
         self.path = path
         self.lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None
+        """Reused for the per-order writes (under ``lock``): no cursor object per request."""
 
     def open(self) -> ResourceStore:
         """Create the database (and its folder) if needed; return self."""
         create_private(self.path)  # 0600 before SQLite opens it: its -wal and -shm take its mode
+        # autocommit (isolation_level None): a single statement is its own transaction, and the few
+        # multi-statement writes say BEGIN IMMEDIATE themselves
         db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA busy_timeout=10000")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per commit; the journal is the record
+        # WAL + NORMAL: a commit is in the OS's hands (no fsync per commit), so it survives a crash of
+        # the hub's process, not a power cut (the journal promises the same)
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.create_function("esb_event_matches", 2, _event_matches, deterministic=True)
         db.executescript(_SCHEMA)
         self._db = db
+        self._cursor = db.cursor()
         return self
 
     def close(self) -> None:
         """Close the database. Safe to call twice."""
         if self._db is not None:
             self._db.close()
-            self._db = None
+            self._db = self._cursor = None
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._db is not None, "open() first"
@@ -80,44 +109,40 @@ class ResourceStore:
             return self._db.execute(sql, args).fetchall()
 
     # -- resources --------------------------------------------------------------------------------
-    def reserve(self, kind: str, ident: str, doc: dict[str, Any]) -> bool:
-        """Take ``ident`` for a resource being created; False when it exists (or is being created)."""
-        try:
-            self._run(
-                "INSERT INTO resources (kind, id, status, created, doc) VALUES (?, ?, 'reserved', ?, ?)",
-                (kind, ident, time.time(), orjson.dumps(doc).decode()),
-            )
-        except sqlite3.IntegrityError:
-            return False
-        return True
-
-    def confirm(self, kind: str, ident: str, event: dict[str, Any], correlation_id: str | None) -> None:
-        """The route accepted the resource: it exists from now on, and ``event`` (its create event) waits
-        for every listener whose query it matches: one transaction."""
-        from adapters.rest.events import matches
-
-        assert self._db is not None, "open() first"
-        body, now = orjson.dumps(event).decode(), time.time()
+    def create(
+        self, kind: str, ident: str, doc: bytes, event: dict[str, Any], correlation_id: str | None
+    ) -> int | None:
+        """Write a new resource (``doc``, its JSON) and its create ``event``, held for every listener whose
+        query it matches, in one statement; return how many events are held, or None when ``ident``
+        exists (nothing written)."""
+        row = (kind, ident, time.time(), doc.decode(), event["eventId"], orjson.dumps(event).decode(),
+               correlation_id)  # fmt: skip
         with self.lock:
-            listeners = self._db.execute("SELECT id, callback, query FROM listeners").fetchall()
+            assert self._db is not None, "open() first"
+            assert self._cursor is not None
+            before = self._db.total_changes  # counts the trigger's rows: the resource, then each event
+            try:
+                self._cursor.execute(_CREATE, row)
+            except sqlite3.IntegrityError:
+                return None
+            return self._db.total_changes - before - 1
+
+    def publish(self, event_id: str) -> None:
+        """The route accepted the resource: its held create event may be posted to the listeners."""
+        self._run("UPDATE events SET status = 'pending' WHERE event_id = ? AND status = 'held'", (event_id,))
+
+    def withdraw(self, kind: str, ident: str, event_id: str) -> None:
+        """The route did not take the resource: remove it and its held create event (one transaction)."""
+        assert self._db is not None, "open() first"
+        with self.lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
-                    "UPDATE resources SET status = 'created' WHERE kind = ? AND id = ?", (kind, ident)
-                )
-                self._db.executemany(
-                    _INSERT_EVENT,
-                    [(event["eventId"], lid, cb, body, ident, correlation_id, now)
-                     for lid, cb, query in listeners if matches(query, event)],
-                )  # fmt: skip
+                self._db.execute("DELETE FROM resources WHERE kind = ? AND id = ?", (kind, ident))
+                self._db.execute("DELETE FROM events WHERE event_id = ? AND status = 'held'", (event_id,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    def release(self, kind: str, ident: str) -> None:
-        """The route did not take the resource: forget its reservation."""
-        self._run("DELETE FROM resources WHERE kind = ? AND id = ? AND status = 'reserved'", (kind, ident))
 
     def get(self, kind: str, ident: str) -> dict[str, Any] | None:
         """Return a created resource, or None."""
@@ -185,7 +210,7 @@ class ResourceStore:
         """Unregister a listener (and drop its undelivered events); False when there was none."""
         found = bool(self._run("SELECT 1 FROM listeners WHERE id = ?", (ident,)))
         self._run("DELETE FROM listeners WHERE id = ?", (ident,))
-        self._run("DELETE FROM events WHERE listener_id = ? AND status = 'pending'", (ident,))
+        self._run("DELETE FROM events WHERE listener_id = ? AND status IN ('pending', 'held')", (ident,))
         return found
 
     def listeners(self) -> list[tuple[str, str, str | None]]:
@@ -246,6 +271,13 @@ class ResourceStore:
             dict(zip(("event_id", "listener_id", "status", "attempts", "error"), r, strict=True))
             for r in rows
         ]
+
+
+def _event_matches(query: str | None, event: str) -> bool:
+    """SQL function ``esb_event_matches(query, event JSON)``: the create trigger's listener filter."""
+    from adapters.rest.events import matches
+
+    return matches(query, orjson.loads(event))
 
 
 def _doc(text: str) -> dict[str, Any]:

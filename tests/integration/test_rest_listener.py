@@ -290,3 +290,25 @@ def test_client_4xx_is_a_permanent_remote_error(tmp_path: Path, monkeypatch: pyt
     assert caught.value.retryable is False
     assert caught.value.code == "BAD"
     assert len(peer.bodies) == 1
+
+
+def test_an_order_the_route_refuses_announces_nothing(served: dict[str, Any]) -> None:
+    """The create event written with the order is held until the route accepts it: a refused order leaves
+    no event for a registered listener (nothing posted, nothing kept), an accepted one is announced."""
+    listener = Listener()
+    url = served["url"]
+    assert (
+        requests.post(f"{url}/hub", json={"callback": listener.url}, auth=AUTH, timeout=10).status_code == 201
+    )
+    served["route"].dead_letter = MappingError("channel/tmf_product_order_in", "state", "$.state", "unknown")
+    refused = requests.post(f"{url}/productOrder", data=order(4), headers=JSON, auth=AUTH, timeout=10)
+    assert refused.status_code == 422
+    served["route"].dead_letter = None
+    accepted = requests.post(f"{url}/productOrder", data=order(5), headers=JSON, auth=AUTH, timeout=10)
+    assert accepted.status_code == 201
+    events = listener.wait(1)
+    time.sleep(0.3)  # several polls of the postman: a wrongly released event would have come by now
+    assert [e["event"]["productOrder"]["id"] for e in events] == [accepted.json()["id"]]
+    with RESTSink(endpoint(), served["context"]) as sink:
+        assert sink.store is not None
+        assert [e["event_id"] for e in sink.store.events()] == [events[0]["eventId"]]

@@ -194,8 +194,7 @@ def _created(rest: RESTApp, ident: str, state: str) -> None:
     store = rest.served.store
     href = rest.served.href("productOrder", ident)
     doc = {"id": ident, "href": href, "@type": "ProductOrder", "state": state, "category": "新装"}
-    store.reserve("productOrder", ident, doc)
-    store.confirm("productOrder", ident, {"eventId": f"E-{ident}"}, None)
+    store.create("productOrder", ident, orjson.dumps(doc), {"eventId": f"E-{ident}"}, None)
 
 
 def test_get_answers_from_the_store(app: tuple[RESTApp, CollectorRegistry]) -> None:

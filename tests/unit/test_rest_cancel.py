@@ -156,8 +156,13 @@ def sink_for(tmp_path: Path, *resources: str) -> RESTSink:
     sink = RESTSink(RESTEndpoint.model_validate({"adapter": "rest", "listen": options}), context)
     sink.connect()
     assert sink.store is not None
-    sink.store.reserve("cancelProductOrder", "CXL-1", {**CANCEL, "state": "acknowledged"})
-    sink.store.confirm("cancelProductOrder", "CXL-1", {"eventId": "E0"}, None)
+    sink.store.create(
+        "cancelProductOrder",
+        "CXL-1",
+        orjson.dumps({**CANCEL, "state": "acknowledged"}),
+        {"eventId": "E0"},
+        None,
+    )
     sink.store.add_listener("L1", "http://127.0.0.1:9/l", "eventType=CancelProductOrderStateChangeEvent")
     return sink
 

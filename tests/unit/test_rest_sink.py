@@ -30,8 +30,9 @@ def sink(tmp_path: Path) -> Iterator[RESTSink]:
     )
     with RESTSink(endpoint, context) as made:
         assert made.store is not None
-        made.store.reserve("productOrder", "PO-1", {"id": "PO-1", "state": "acknowledged"})
-        made.store.confirm("productOrder", "PO-1", {"eventId": "E0"}, None)
+        made.store.create(
+            "productOrder", "PO-1", b'{"id": "PO-1", "state": "acknowledged"}', {"eventId": "E0"}, None
+        )
         made.store.add_listener("L1", "http://127.0.0.1:9/listener", "eventType=ProductOrderStateChangeEvent")
         yield made
     assert store_path(context).stat().st_mode & 0o777 == 0o600

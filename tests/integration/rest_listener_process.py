@@ -1,0 +1,49 @@
+"""A REST listener in a process of its own, for the tests that need two of them on one store or kill one:
+
+    python -m tests.integration.rest_listener_process DATA_DIR
+
+serves channel.rest_orders on a free loopback port with the store under DATA_DIR, a route thread acking
+every order at once, prints ``LISTENING <the resources' base URL>`` and serves until its stdin closes.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from adapters.rest.config import RESTEndpoint
+from adapters.rest.source import RESTSource
+from esb.config.settings import Settings
+from esb.context import AdapterContext
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD_ENV = "TEST_REST_PASSWORD"
+READY = "LISTENING"
+
+
+def main() -> None:
+    """Serve until stdin closes."""
+    endpoint = RESTEndpoint.model_validate(
+        {"adapter": "rest", "listen": {"port": 0, "reply_timeout": "5s",
+         "auth": {"users": [{"username": "channel", "password_env": PASSWORD_ENV}]}}}
+    )  # fmt: skip
+    context = AdapterContext(Settings(data_dir=Path(sys.argv[1])), REPO, "channel.rest_orders")
+    source = RESTSource(endpoint, context)
+    source.connect()
+
+    def route() -> None:
+        while source.server is not None:
+            delivery = source.read(0.05)
+            if delivery is not None:
+                delivery.ended("delivered")
+                delivery.ack()
+
+    threading.Thread(target=route, daemon=True).start()
+    print(f"{READY} {source.url}", flush=True)
+    sys.stdin.read()
+    source.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The REST listener's guarantees across processes, on loopback: a second POST of an order to another
+listener process on the same store is a 409, and an order answered 201 is in the store even when its
+listener process is killed (SIGKILL) right after the answer."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from adapters.rest.store import ResourceStore
+from simulators.channel import tmf_order, to_json
+from tests.integration.rest_listener_process import PASSWORD_ENV, READY
+
+REPO = Path(__file__).resolve().parents[2]
+AUTH = ("channel", "channel-secret")
+JSON = {"Content-Type": "application/json"}
+STORE = Path("rest") / "channel.rest_orders.db"
+
+
+def start(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    """A listener process on ``data_dir``'s store; returns it and its resources' base URL."""
+    env = {**os.environ, PASSWORD_ENV: AUTH[1], "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.rest_listener_process", str(data_dir)],
+        cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:  # its log lines come first
+        if line.startswith(READY + " "):
+            return proc, line.split(" ", 1)[1].strip()
+    proc.kill()
+    proc.wait(10)
+    raise AssertionError("the listener process did not start")
+
+
+@pytest.fixture
+def listeners(tmp_path: Path) -> Iterator[list[tuple[subprocess.Popen[str], str]]]:
+    """Two listener processes serving the same endpoint's store."""
+    started = [start(tmp_path)]
+    try:
+        started.append(start(tmp_path))
+        yield started
+    finally:
+        stop(started)
+
+
+def stop(started: list[tuple[subprocess.Popen[str], str]]) -> None:
+    """End the listener processes still running (closing stdin stops one cleanly)."""
+    for proc, _ in started:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.close()
+        proc.wait(15)
+        proc.stdout.close()
+
+
+def order(index: int) -> tuple[str, bytes]:
+    """A clean TMF622 order: its id and its bytes."""
+    doc = tmf_order(index, random.Random(index))
+    return str(doc["id"]), to_json(doc)
+
+
+def test_a_second_post_to_another_process_is_a_conflict(
+    listeners: list[tuple[subprocess.Popen[str], str]],
+) -> None:
+    """The order id taken by one listener process is a 409 on the other, which GETs the order."""
+    (_, first), (_, second) = listeners
+    ident, body = order(1)
+    assert (
+        requests.post(f"{first}/productOrder", data=body, headers=JSON, auth=AUTH, timeout=10).status_code
+        == 201
+    )
+    again = requests.post(f"{second}/productOrder", data=body, headers=JSON, auth=AUTH, timeout=10)
+    assert again.status_code == 409
+    assert again.json()["status"] == "409"
+    assert requests.get(f"{second}/productOrder/{ident}", auth=AUTH, timeout=10).json()["id"] == ident
+
+
+def test_an_order_answered_201_survives_sigkill(
+    listeners: list[tuple[subprocess.Popen[str], str]], tmp_path: Path
+) -> None:
+    """SIGKILL of the listener right after its 201: the order is in the store, the other process GETs
+    it, and a second POST of it is still a 409."""
+    (victim, first), (_, second) = listeners
+    ident, body = order(2)
+    answer = requests.post(f"{first}/productOrder", data=body, headers=JSON, auth=AUTH, timeout=10)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(10)
+    assert answer.status_code == 201
+    store = ResourceStore(tmp_path / STORE).open()
+    try:
+        assert store.get("productOrder", ident) == answer.json()
+    finally:
+        store.close()
+    assert requests.get(f"{second}/productOrder/{ident}", auth=AUTH, timeout=10).json() == answer.json()
+    again = requests.post(f"{second}/productOrder", data=body, headers=JSON, auth=AUTH, timeout=10)
+    assert again.status_code == 409
