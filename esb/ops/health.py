@@ -22,8 +22,8 @@ from esb.ops import dlq
 from esb.ops.healthread import read_process_counts, read_route_states, read_stuck
 from esb.process.loader import load_processes
 from esb.project import Project
+from esb.runtime.hubclient import ask_running_hub
 from esb.runtime.jobs import scheduled_jobs
-from esb.runtime.monitoring import ask_running_hub
 from esb.typing import HealthReporter, QueueInspector, capability
 
 OK, DEGRADED, DOWN, UNKNOWN = "ok", "degraded", "down", "unknown"
