@@ -18,9 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from esb.journal.queries import cold_statements
 from esb.journal.schema import JSONType, UTCDateTime
-from esb.ops.healthsql import health_statements
+from esb.registry import import_string
 
 HEADER = '''"""The cold commands' statements (``esb trace``, ``esb dlq list``, ``esb health``) for SQLite.
 
@@ -37,6 +36,19 @@ from typing import Any
 
 SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[str, Any]]] = {
 '''
+
+
+#: Where the cold statements are defined, by name (``esb health``'s read tables of route control and the
+#: process engine: a table of names keeps the journal package from importing the operators' one).
+SOURCES = ("esb.journal.queries:cold_statements", "esb.ops.healthsql:health_statements")
+
+
+def statements() -> dict[str, sa.Select[Any]]:
+    """Every cold statement by name, from each of :data:`SOURCES`."""
+    found: dict[str, sa.Select[Any]] = {}
+    for source in SOURCES:
+        found.update(import_string(source)())
+    return found
 
 
 def kind_of(column_type: sa.types.TypeEngine[Any]) -> str:
@@ -61,7 +73,7 @@ def compiled() -> dict[str, Compiled]:
     """Each cold statement compiled for SQLite: SQL, parameter names, result columns with their kind, and
     the values of its constant parameters (those the caller does not give: they have a value)."""
     out = {}
-    for name, statement in {**cold_statements(), **health_statements()}.items():
+    for name, statement in statements().items():
         done = statement.compile(dialect=sqlite.dialect())
         columns = tuple((str(column.key), kind_of(column.type)) for column in statement.selected_columns)
         constants = {key: value for key, value in done.params.items() if value is not None}
