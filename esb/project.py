@@ -24,6 +24,7 @@ from esb.config.yamlpos import Located, load_yaml
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError
 from esb.registry import did_you_mean, resolve_adapter
+from esb.startup import end_startup
 from esb.typing import Partitionable, capability
 
 __all__ = ["ROUTES_FILE", "SYSTEMS_FILE", "Project"]
@@ -66,6 +67,7 @@ class Project:
         routes = _load_routes(routes_doc, findings)
         endpoints.update(_partition_endpoints(routes, endpoints, findings))
         project = cls(root, settings, systems, endpoints, routes, routes_doc, systems_doc, findings)
+        end_startup()  # the command's start is over: see esb/startup.py
         if strict and findings:
             raise ConfigError(f"{len(findings)} problem(s) in the project", findings=findings)
         return project

@@ -61,7 +61,7 @@ class HubServices:
 
     def running_hub(self) -> int | None:
         """Return the pid of the hub serving monitoring on this data folder when it is alive."""
-        from esb.runtime.monitoring import info_path
+        from esb.runtime.hubclient import info_path
 
         try:
             pid = int(orjson.loads(info_path(self.settings).read_bytes())["pid"])

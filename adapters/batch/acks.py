@@ -11,17 +11,15 @@ created): a health check writes nothing.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy import Row, Select
+from urllib.parse import quote
 
 from adapters.batch.config import BatchEndpoint
-from adapters.batch.source import endpoint_dirs
-from adapters.batch.store import batches, files
+from adapters.batch.staging import endpoint_dirs
 from esb.context import AdapterContext
 
 #: sent files older than this are not checked any more (30 days)
@@ -37,30 +35,35 @@ class SentFile:
     created: int
 
 
-def _read(db: Path, query: Select[Any]) -> list[Row[Any]]:
-    """Rows of ``query`` on the state database ``db`` opened read-only; none when it does not exist yet."""
+#: The two reads of the state databases (tables of :mod:`adapters.batch.store`), run through ``sqlite3``
+#: (a state database is always a SQLite file): a health check then imports neither SQLAlchemy nor the
+#: store. tests/unit/test_batch_acks_read.py compares their rows with the same SQLAlchemy statements'.
+SENT_SQL = (
+    "SELECT file_name, records, created FROM batch_out_files WHERE status = 'uploaded' AND created >= ? "
+    "ORDER BY created"
+)
+STAGED_SQL = "SELECT name, reconciliation FROM batch_files"
+
+
+def _read(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """Rows of ``sql`` on the state database ``db`` opened read-only; none when it does not exist yet."""
     if not db.exists():
         return []
-    engine = sa.create_engine(f"sqlite:///file:{db}?mode=ro&uri=true", poolclass=sa.pool.NullPool)
+    conn = sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True)
     try:
-        with engine.connect() as conn:
-            return list(conn.execute(query))
-    except sa.exc.OperationalError:  # a table not created yet
+        conn.row_factory = sqlite3.Row
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError:  # a table not created yet
         return []
     finally:
-        engine.dispose()
+        conn.close()
 
 
 def sent_files(context: AdapterContext, since: float) -> list[SentFile]:
     """Files the endpoint of ``context`` uploaded since ``since`` (epoch seconds), oldest first."""
-    query = (
-        sa.select(batches.c.file_name, batches.c.records, batches.c.created)
-        .where(batches.c.status == "uploaded", batches.c.created >= int(since))
-        .order_by(batches.c.created)
-    )
     return [
-        SentFile(row.file_name, row.records, row.created)
-        for row in _read(endpoint_dirs(context).state, query)
+        SentFile(row["file_name"], row["records"], row["created"])
+        for row in _read(endpoint_dirs(context).state, SENT_SQL, (int(since),))
     ]
 
 
@@ -68,14 +71,13 @@ def acks_seen(context: AdapterContext, ack_endpoint: str) -> dict[str, dict[str,
     """Every file the ack endpoint staged (whatever became of it), by name, with its header's fields once
     it was processed (empty before, or when its layout has no header)."""
     other = AdapterContext(context.settings, context.project_dir, ack_endpoint, context.services)
-    query = sa.select(files.c.name, files.c.reconciliation)
     seen: dict[str, dict[str, Any]] = {}
-    for row in _read(endpoint_dirs(other).state, query):
+    for row in _read(endpoint_dirs(other).state, STAGED_SQL):
         try:
-            header = json.loads(row.reconciliation or "{}").get("header") or {}
+            header = json.loads(row["reconciliation"] or "{}").get("header") or {}
         except (ValueError, AttributeError):
             header = {}
-        seen[row.name] = header if isinstance(header, dict) else {}
+        seen[row["name"]] = header if isinstance(header, dict) else {}
     return seen
 
 

@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import ftplib
-import ssl
 from collections.abc import Iterator
 
 from esb.exceptions import ConfigError, MessageError, TransportError
@@ -51,7 +49,10 @@ class HostKeyError(RemoteTransferError):
 @contextlib.contextmanager
 def translated(what: str, endpoint: str) -> Iterator[None]:
     """Turn paramiko, ftplib, socket and OS errors raised inside the block into RemoteTransferError."""
-    import paramiko  # imported here: the adapter loads without paramiko for local folders
+    import ftplib  # imported here: the adapter loads without paramiko, ftplib or ssl for local folders
+    import ssl
+
+    import paramiko
 
     try:
         yield

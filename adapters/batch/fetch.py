@@ -25,8 +25,7 @@ from typing import Any
 from adapters.batch.config import BatchEndpoint
 from adapters.batch.errors import RemoteTransferError
 from adapters.batch.remote import Remote, RemoteEntry, check_name, make_remote, plain_files
-from adapters.batch.source import endpoint_dirs
-from adapters.batch.staging import stage
+from adapters.batch.staging import endpoint_dirs, stage
 from adapters.batch.store import StateStore
 from esb.exceptions import ConfigError
 from esb.typing import FetchedExtract

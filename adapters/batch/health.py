@@ -27,9 +27,9 @@ from zoneinfo import ZoneInfo
 from adapters.batch.acks import late_acks, miscounted_acks
 from adapters.batch.config import BatchEndpoint, ScheduleConfig
 from adapters.batch.errors import HostKeyError
+from adapters.batch.jobruns import RETRY_INTERVAL as RETRY_EVERY
 from adapters.batch.jobruns import read_runs
 from adapters.batch.remote import Remote, make_remote, plain_files
-from adapters.batch.sink import RETRY_INTERVAL as RETRY_EVERY
 from esb.context import AdapterContext
 from esb.exceptions import TransportError
 

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from esb import files
-from esb.logging import get_logger
 
 TABLE = "batch_job_runs"
+#: Seconds between two runs of an outbound endpoint's ``retry`` job (pending uploads), which
+#: ``esb health`` shows beside the job: here so that it need not import the sink.
+RETRY_INTERVAL = 60.0
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS batch_job_runs (job TEXT PRIMARY KEY, last_run TEXT, scheduled TEXT, "
     "outcome TEXT, error TEXT, next_run TEXT, runs INTEGER NOT NULL DEFAULT 0, pid INTEGER)"
@@ -102,6 +104,8 @@ def record_runs(scheduler: Any, state_db: Path, election: Any = None) -> None:
     trigger, captured here (jobs are added before the scheduler is handed over).
     """
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+
+    from esb.logging import get_logger  # here: esb health reads the runs without the logger
 
     log = get_logger("batch")
     triggers = {job.id: job.trigger for job in scheduler.get_jobs()}

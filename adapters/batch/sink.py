@@ -23,11 +23,11 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 
 from adapters.batch.config import BatchEndpoint, OutboundConfig
-from adapters.batch.jobruns import record_runs
+from adapters.batch.jobruns import RETRY_INTERVAL, record_runs
 from adapters.batch.layouts import Layout, load_layout
 from adapters.batch.remote import make_remote, plain_files
 from adapters.batch.scheduling import join_election, start_scheduler, when_leader
-from adapters.batch.source import endpoint_dirs
+from adapters.batch.staging import endpoint_dirs
 from adapters.batch.store import StateStore, batches, outbox
 from adapters.batch.writers import render
 from esb import files
@@ -37,7 +37,6 @@ from esb.files import new_file
 from esb.logging import get_logger
 from esb.message import Message
 
-RETRY_INTERVAL = 60.0
 PAGE = 5000
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from adapters.batch.config import BatchEndpoint
@@ -22,17 +21,12 @@ from adapters.batch.layouts import load_layout
 from adapters.batch.parsers import RecordReader, reader_for
 from adapters.batch.poller import InboundPoller
 from adapters.batch.scheduling import join_election, run_soon, start_scheduler, when_leader
-from adapters.batch.staging import Dirs
+from adapters.batch.staging import endpoint_dirs
 from adapters.batch.store import StateStore
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError
 from esb.logging import get_logger
 from esb.typing import Delivery
-
-
-def endpoint_dirs(context: AdapterContext) -> Dirs:
-    """The local folders of the endpoint ``context.endpoint``."""
-    return Dirs(Path(context.settings.data_dir) / "batch" / context.endpoint)
 
 
 class BatchSource:

@@ -15,9 +15,12 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from esb import files
+
+if TYPE_CHECKING:
+    from esb.context import AdapterContext
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,11 @@ class Dirs:
         for path in (self.root.parent, self.root, self.staging, self.rejects, self.replies, self.outbox):
             files.make_folder(path)
         return self
+
+
+def endpoint_dirs(context: AdapterContext) -> Dirs:
+    """The local folders of the endpoint ``context.endpoint``."""
+    return Dirs(Path(context.settings.data_dir) / "batch" / context.endpoint)
 
 
 class HashingWriter:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from esb.cli.main import Obj
 from esb.config.durations import parse_duration
 from esb.exceptions import EsbError
-from esb.journal import Journal
 from esb.ops.common import load, to_json
 from esb.ops.health import EXIT, as_dict, overall, run_checks
+from esb.ops.healthread import ColdJournal
+
+if TYPE_CHECKING:
+    from esb.journal import Journal
 
 
 @click.command()
@@ -22,11 +26,7 @@ from esb.ops.health import EXIT, as_dict, overall, run_checks
 def health(obj: Obj, stuck_after: str, as_json: bool) -> None:
     """Broker and queue depths, journal, endpoints, scheduler, hub, suspended routes, dead letters, stuck."""
     project = load(obj.project, obj.env)
-    journal: Journal | None = Journal(project.settings.journal.url, pool_size=2)
-    try:
-        journal.connect()  # type: ignore[union-attr]
-    except EsbError:
-        journal = None
+    journal = _open_journal(project.settings.journal.url)
     try:
         checks = run_checks(project, journal, timedelta(seconds=parse_duration(stuck_after)))
     finally:
@@ -41,3 +41,19 @@ def health(obj: Obj, stuck_after: str, as_json: bool) -> None:
             click.echo(f"{c.status.upper():<9} {c.component:<{width}}  {c.detail}")
         click.echo(f"overall: {verdict}")
     raise click.exceptions.Exit(EXIT[verdict])
+
+
+def _open_journal(url: str) -> ColdJournal | Journal | None:
+    """The journal to check: read through ``sqlite3`` on a SQLite file at head, else opened (created and
+    migrated) as a :class:`~esb.journal.Journal`; None when it cannot be opened."""
+    cold = ColdJournal.open(url)
+    if cold is not None:
+        return cold
+    from esb.journal import Journal  # SQLAlchemy: only when sqlite3 cannot read it
+
+    journal = Journal(url, pool_size=2)
+    try:
+        journal.connect()
+    except EsbError:
+        return None
+    return journal

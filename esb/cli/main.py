@@ -11,6 +11,7 @@ import click
 
 from esb.exceptions import EsbError
 from esb.registry import ADAPTERS, resolve_adapter
+from esb.startup import defer_collection
 from esb.typing import CommandProvider, capability
 
 #: command name -> "module:attribute" of its click command, imported lazily so `esb --help` stays fast.
@@ -105,6 +106,7 @@ def cli(ctx: click.Context, project: Path | None, env: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``esb`` console script: EsbErrors become clean messages and exit codes."""
+    defer_collection()  # until the project is loaded: see esb/startup.py
     try:
         return cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -261,18 +261,44 @@ def event_body(conn: sa.Connection, event_id: int) -> bytes | None:
     return bytes(body) if body is not None else None
 
 
-def counts(
-    conn: sa.Connection, route: str | None, since: datetime | None, until: datetime | None
-) -> dict[str, dict[str, int]]:
-    """Return ``{route: {state: number of events}}`` for events in ``[since, until)``."""
-    stmt = sa.select(events.c.route, events.c.state, sa.func.count()).group_by(events.c.route, events.c.state)
+def counts_statement(route: Any = None, since: Any = None, until: Any = None) -> sa.Select[Any]:
+    """The statement of :func:`counts`: events per route and state, each filter left out when None."""
+    stmt = sa.select(events.c.route, events.c.state, sa.func.count().label("number")).group_by(
+        events.c.route, events.c.state
+    )
     if route is not None:
         stmt = stmt.where(events.c.route == route)
     if since is not None:
         stmt = stmt.where(events.c.at >= since)
     if until is not None:
         stmt = stmt.where(events.c.at < until)
+    return stmt
+
+
+def counts(
+    conn: sa.Connection, route: str | None, since: datetime | None, until: datetime | None
+) -> dict[str, dict[str, int]]:
+    """Return ``{route: {state: number of events}}`` for events in ``[since, until)``."""
     out: dict[str, dict[str, int]] = {}
-    for name, state, number in conn.execute(stmt):
+    for name, state, number in conn.execute(counts_statement(route, since, until)):
         out.setdefault(name, {})[state] = int(number)
     return out
+
+
+#: Messages ``esb health`` lists as stuck in flight, at most.
+STUCK_LIMIT = 1000
+
+
+def stuck_statement(received_from: Any, received_before: Any) -> sa.Select[Any]:
+    """Ingress messages received in ``[received_from, received_before)`` with their latest state, oldest
+    first, at most :data:`STUCK_LIMIT` (``esb health`` keeps those whose state is not final)."""
+    return (
+        sa.select(messages.c.id, messages.c.route, messages.c.received_at, latest_state().label("state"))
+        .where(
+            messages.c.received_at >= received_from,
+            messages.c.received_at < received_before,
+            messages.c.body.is_not(None),
+        )
+        .order_by(messages.c.received_at)
+        .limit(STUCK_LIMIT)
+    )

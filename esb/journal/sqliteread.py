@@ -28,8 +28,6 @@ from esb.journal.records import EventRecord
 from esb.journal.revisions import plain_head
 from esb.journal.sqltext import SQLITE
 
-_EXPANDING = "(__[POSTCOMPILE_ids])"
-
 
 def _utc(value: Any) -> datetime | None:
     if value is None:
@@ -72,11 +70,13 @@ def _runner(conn: sqlite3.Connection) -> conversation.Run:
         sql, names, columns, constants = SQLITE[name]
         values: list[Any] = []
         for param in names:
-            if param == "ids":
-                sql = sql.replace(_EXPANDING, "(" + ", ".join("?" * len(params["ids"])) + ")", 1)
-                values.extend(params["ids"])
+            value = params[param] if param in params else constants[param]
+            expanding = f"(__[POSTCOMPILE_{param}])"
+            if expanding in sql:  # a list: one ``?`` per item
+                sql = sql.replace(expanding, "(" + ", ".join("?" * len(value)) + ")", 1)
+                values.extend(value)
             else:
-                values.append(params[param] if param in params else constants[param])
+                values.append(value)
         converters = [(column, CONVERT[kind]) for column, kind in columns]
         return [
             {column: convert(value) for (column, convert), value in zip(converters, row, strict=True)}
@@ -98,7 +98,7 @@ def _at_head(conn: sqlite3.Connection) -> bool:
 
 
 @contextlib.contextmanager
-def _session(url: str) -> Iterator[conversation.Run | None]:
+def session(url: str) -> Iterator[conversation.Run | None]:
     """A runner of the cold statements in one read transaction on the journal at ``url``, or None when
     this path does not apply (see the module); a database error on the way is a :class:`Refused`."""
     path = sqlite_file(url)
@@ -130,7 +130,7 @@ def read_trace(url: str, key: str) -> list[EventRecord] | None:
     """The events of ``key``'s conversation in time order, as :meth:`Journal.trace` returns them; None
     when this path does not apply (see the module) and the journal must be opened."""
     try:
-        with _session(url) as run:
+        with session(url) as run:
             if run is None:
                 return None
             return conversation.history(run, conversation.conversation(run, key))
@@ -143,7 +143,7 @@ def count_dead_lettered(url: str, routes: list[str], limit: int) -> dict[str, in
     ``dead_lettered``, at most ``limit``: ``len(Journal.find(route=..., state="dead_lettered",
     limit=limit))``; None when this path does not apply and the journal must be opened."""
     try:
-        with _session(url) as run:
+        with session(url) as run:
             if run is None:
                 return None
             return {route: len(run("dead_lettered", {"route": route, "limit": limit})) for route in routes}

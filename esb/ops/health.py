@@ -12,26 +12,31 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-import sqlalchemy as sa
 
 from esb.exceptions import EsbError
-from esb.journal import FINAL_STATES, Journal
-from esb.journal.engine import DatabaseErrors, create_journal_engine
-from esb.journal.queries import latest_state
-from esb.journal.schema import messages
+from esb.journal import FINAL_STATES
 from esb.ops import dlq
+from esb.ops.healthread import read_process_counts, read_route_states, read_stuck
 from esb.process.loader import load_processes
 from esb.project import Project
-from esb.runtime.control import RouteControl
+from esb.runtime.hubclient import ask_running_hub
 from esb.runtime.jobs import scheduled_jobs
-from esb.runtime.monitoring import ask_running_hub
 from esb.typing import HealthReporter, QueueInspector, capability
 
 OK, DEGRADED, DOWN, UNKNOWN = "ok", "degraded", "down", "unknown"
 EXIT = {OK: 0, UNKNOWN: 0, DEGRADED: 1, DOWN: 2}
+
+
+class JournalCounts(Protocol):
+    """What the checks ask of the journal: a :class:`~esb.journal.Journal`, or on SQLite the
+    :class:`~esb.ops.healthread.ColdJournal` that reads it without SQLAlchemy."""
+
+    def counts(self, *, since: datetime) -> dict[str, dict[str, int]]:
+        """Events per route and state since ``since``."""
+        ...
 
 
 @dataclass
@@ -50,7 +55,7 @@ def overall(checks: list[Check]) -> str:
     return DOWN if DOWN in statuses else DEGRADED if DEGRADED in statuses else OK
 
 
-def check_journal(journal: Journal) -> Check:
+def check_journal(journal: JournalCounts) -> Check:
     """The journal answers a query."""
     try:
         journal.counts(since=datetime.now(UTC) - timedelta(minutes=1))
@@ -192,19 +197,30 @@ def check_hub(project: Project) -> Check:
 
 def check_routes(project: Project) -> list[Check]:
     """Routes an operator suspended (their messages wait on their queues)."""
-    with RouteControl(project.settings.journal.url) as control:
-        states = control.states()
+    states = route_states(project.settings.journal.url)
     out = []
     for route in project.routes:
         state = states.get(route.id)
-        if state is not None and state.state == "suspended":
+        if state is not None and state["state"] == "suspended":
             out.append(Check(f"route {route.id}", DEGRADED,
-                             f"suspended by {state.changed_by} since {state.changed_at:%Y-%m-%d %H:%M}Z"
-                             + (f": {state.reason}" if state.reason else "")))
+                             f"suspended by {state['changed_by']} since {state['changed_at']:%Y-%m-%d %H:%M}Z"
+                             + (f": {state['reason']}" if state["reason"] else "")))
     return out
 
 
-def check_dead_letters(project: Project, journal: Journal) -> list[Check]:
+def route_states(url: str) -> dict[str, dict[str, Any]]:
+    """Route control's rows by route (the fields of ``RouteState``): through ``sqlite3`` on a SQLite
+    journal, else (or when that cannot answer) through :class:`~esb.runtime.control.RouteControl`."""
+    found = read_route_states(url)
+    if found is not None:
+        return found
+    from esb.runtime.control import RouteControl  # SQLAlchemy: only when sqlite3 could not answer
+
+    with RouteControl(url) as control:
+        return {name: asdict(state) for name, state in control.states().items()}
+
+
+def check_dead_letters(project: Project, journal: JournalCounts) -> list[Check]:
     """Per route: dead letters waiting on its endpoint, and dead-lettered in the journal (24 h)."""
     out = []
     since = datetime.now(UTC) - timedelta(hours=24)
@@ -228,18 +244,24 @@ def stuck_in_flight(
 ) -> list[dict[str, Any]]:
     """Return ingress messages received ``lookback``..``older_than`` ago whose latest state is not final."""
     now = datetime.now(UTC)
-    stmt = (sa.select(messages.c.id, messages.c.route, messages.c.received_at, latest_state().label("state"))
-            .where(messages.c.received_at >= now - lookback, messages.c.received_at < now - older_than,
-                   messages.c.body.is_not(None))
-            .order_by(messages.c.received_at).limit(1000))
+    rows = read_stuck(url, now - lookback, now - older_than)
+    if rows is None:
+        rows = _stuck_rows(url, now - lookback, now - older_than)
+    return [{"message_id": r["id"], "route": r["route"], "received_at": r["received_at"].isoformat(),
+             "state": r["state"]} for r in rows if r["state"] not in (*FINAL_STATES, "purged")]
+
+
+def _stuck_rows(url: str, received_from: datetime, received_before: datetime) -> list[dict[str, Any]]:
+    """The stuck-message query through SQLAlchemy (PostgreSQL, or when ``sqlite3`` could not answer)."""
+    from esb.journal.engine import DatabaseErrors, create_journal_engine
+    from esb.journal.queries import stuck_statement
+
     engine = create_journal_engine(url, pool_size=1)
     try:
         with DatabaseErrors(url)("stuck"), engine.connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
+            return [dict(r) for r in conn.execute(stuck_statement(received_from, received_before)).mappings()]
     finally:
         engine.dispose()
-    return [{"message_id": r["id"], "route": r["route"], "received_at": r["received_at"].isoformat(),
-             "state": r["state"]} for r in rows if r["state"] not in (*FINAL_STATES, "purged")]
 
 
 def check_stuck(project: Project, older_than: timedelta) -> Check:
@@ -264,11 +286,8 @@ def check_processes(project: Project, *, defined: bool | None = None) -> Check |
     """
     if not (_has_processes(project) if defined is None else defined):
         return None
-    from esb.ops.processes import open_store, status_counts  # late: the engine is only loaded with processes
-
     try:
-        with open_store(project) as store:
-            counts, waiting = status_counts(store)
+        counts, waiting = process_status_counts(project)
     except EsbError as exc:
         return Check("processes", DOWN, f"cannot read the process tables: {exc}")
     held = {s: n for s, n in counts.items() if s in ("stuck", "alert")}
@@ -279,6 +298,18 @@ def check_processes(project: Project, *, defined: bool | None = None) -> Check |
                      f"{text}; waiting for an operator (esb process show/retry/cancel): {sample}",
                      {"counts": counts, "held": waiting})
     return Check("processes", OK, text, {"counts": counts})
+
+
+def process_status_counts(project: Project, sample: int = 20) -> tuple[dict[str, int], list[str]]:
+    """``esb.ops.processes.status_counts``: through ``sqlite3`` on a SQLite journal, else (or when that
+    cannot answer) through the process store."""
+    found = read_process_counts(project.settings.journal.url, sample)
+    if found is not None:
+        return found
+    from esb.ops.processes import open_store, status_counts  # late: the engine is only loaded with processes
+
+    with open_store(project) as store:
+        return status_counts(store, sample)
 
 
 def check_process_dead_letters(project: Project, *, defined: bool | None = None) -> list[Check]:
@@ -300,7 +331,7 @@ def check_process_dead_letters(project: Project, *, defined: bool | None = None)
             for group, n in counts.items()]
 
 
-def run_checks(project: Project, journal: Journal | None, stuck_after: timedelta) -> list[Check]:
+def run_checks(project: Project, journal: JournalCounts | None, stuck_after: timedelta) -> list[Check]:
     """Run every check; the broker and journal being down make the hub down."""
     broker = check_broker(project)
     journal_check = check_journal(journal) if journal is not None else Check(

@@ -152,23 +152,27 @@ def status_counts(store: ProcessStore, sample: int = 20) -> tuple[dict[str, int]
     """Return how many instances hold each status that has not ended (an index range, however many
     ended instances the table keeps), and up to ``sample`` ids of the ``stuck`` and ``alert`` ones
     (oldest update first: those an operator must look at)."""
-    t = process_instances.c
+    counted, held_statement = status_statements()
     with store.errors("process status counts"), store.engine.connect() as conn:
-        counts = {
-            r.status: int(r.n)
-            for r in conn.execute(
-                sa.select(t.status, sa.func.count().label("n"))
-                .where(t.status.in_((*LIVE, STUCK)))
-                .group_by(t.status)
-            )
-        }
-        held = conn.execute(
-            sa.select(t.id, t.status)
-            .where(t.status.in_(("stuck", "alert")))
-            .order_by(t.updated_at)
-            .limit(sample)
-        ).all()
+        counts = {r.status: int(r.n) for r in conn.execute(counted)}
+        held = conn.execute(held_statement, {"sample": sample}).all()
     return counts, [f"{r.id} ({r.status})" for r in held]
+
+
+def status_statements() -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The statements of :func:`status_counts`: instances per status that has not ended, and the ``stuck``
+    and ``alert`` ones, oldest update first, at most ``sample`` (a parameter)."""
+    t = process_instances.c
+    counted = (
+        sa.select(t.status, sa.func.count().label("n")).where(t.status.in_((*LIVE, STUCK))).group_by(t.status)
+    )
+    held = (
+        sa.select(t.id, t.status)
+        .where(t.status.in_(("stuck", "alert")))
+        .order_by(t.updated_at)
+        .limit(sa.bindparam("sample", type_=sa.Integer()))
+    )
+    return counted, held
 
 
 def _summaries(conn: sa.Connection, rows: Sequence[Any], now: datetime) -> list[Summary]:

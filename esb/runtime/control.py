@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -36,6 +37,12 @@ route_control = sa.Table(
     sa.Column("changed_by", sa.String(), nullable=True),
     sa.Column("changed_at", UTCDateTime(), nullable=False),
 )
+
+
+def states_statement() -> sa.Select[Any]:
+    """Every row of the route control table (:meth:`RouteControl.states`)."""
+    return sa.select(route_control)
+
 
 SUSPENDED = "suspended"
 RUNNING = "running"
@@ -100,7 +107,7 @@ class RouteControl:
     def states(self) -> dict[str, RouteState]:
         """Return every route an operator has suspended or resumed, by id."""
         with self._errors("control read"), self._require().connect() as conn:
-            rows = conn.execute(sa.select(route_control)).mappings().all()
+            rows = conn.execute(states_statement()).mappings().all()
         return {row["route"]: RouteState(**row) for row in rows}
 
     def suspended(self) -> set[str]:

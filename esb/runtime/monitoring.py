@@ -12,10 +12,7 @@ import http.server
 import os
 import secrets
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,14 +21,9 @@ from esb.config.settings import Settings
 from esb.exceptions import ConfigError
 from esb.files import open_file
 from esb.logging import get_logger
-
-INFO_FILE = "monitoring.json"
-
-
-def info_path(settings: Settings) -> Path:
-    """Return where a running hub writes its monitoring address and token."""
-    return settings.data_dir / INFO_FILE
-
+from esb.runtime.hubclient import INFO_FILE as INFO_FILE
+from esb.runtime.hubclient import ask_running_hub as ask_running_hub
+from esb.runtime.hubclient import info_path
 
 #: Seconds a connection may stay silent (before and between requests) before it is closed.
 IDLE_TIMEOUT = 5.0
@@ -160,20 +152,3 @@ class MonitoringServer:
                 path.unlink()
         except (OSError, orjson.JSONDecodeError):
             pass
-
-
-def ask_running_hub(
-    settings: Settings, path: str = "/health/ready", timeout: float = 3.0
-) -> tuple[int, bytes]:
-    """GET ``path`` from the hub running on this data directory; (status, body). OSError if none runs."""
-    info = orjson.loads(info_path(settings).read_bytes())
-    token = settings.monitoring.token or info["token"]
-    url = str(info["url"])
-    if not url.startswith(("http://127.", "http://[::1]", "http://localhost")):
-        raise OSError(f"{info_path(settings)}: {url!r} is not a loopback address")
-    request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback http only
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), bytes(exc.read())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -23,7 +24,15 @@ if TYPE_CHECKING:  # type aliases only: the mapping engine (rules, functions, co
     from esb.transforms.rules import Getter, Loc
 
 _NAME = r"[A-Za-z_\u0080-\uffff][\w.\-\u0080-\uffff]*"
-_SIMPLE = re.compile(rf"^(?P<path>{_NAME}(?:/{_NAME})*)?(?:(?:^|/)@(?P<attr>{_NAME}))?$")
+
+
+@cache
+def _simple() -> re.Pattern[str]:
+    """``Id``, ``A/B``, ``@Id``, ``A/@B``: compiled on first use, not at import (its Unicode classes take
+    ~7 ms to compile, which every cold command reading routes.yaml would pay for a check it never makes)."""
+    return re.compile(rf"^(?P<path>{_NAME}(?:/{_NAME})*)?(?:(?:^|/)@(?P<attr>{_NAME}))?$")
+
+
 _BRACED = re.compile(r"\{([^{}]+)\}")
 _COMPONENT = re.compile(r"\{\{([^{}]*)\}\}")
 
@@ -164,7 +173,7 @@ class XPathDialect:
             ):
                 return _element_or_attribute(parts[0])
             return None
-        m = _SIMPLE.match(expr)
+        m = _simple().match(expr)
         if not m or self.namespaces or not expr:
             return None
         path, attr = m["path"], m["attr"]
@@ -179,7 +188,7 @@ class XPathDialect:
     def many(self, expr: str) -> Getter:
         """Return a getter for the element list of a ``foreach``."""
         expanded = self.expand(expr)
-        m = _SIMPLE.match(expanded)
+        m = _simple().match(expanded)
         if m and m["path"] and not m["attr"] and not self.namespaces:
             path = m["path"]
             return lambda node: node.findall(path)

@@ -159,3 +159,32 @@ def test_a_cold_dlq_list_counts_and_peeks_the_sqlite_queues_without_kombu(tmp_pa
     printed = _modules_after(code, tmp_path)  # the output's words and the modules loaded
     assert {"dead-1", "boom", "exit-code-1"} <= printed
     assert not {m for m in printed if m.startswith(("kombu", "amqp", "structlog", "esb.config.catalog"))}
+
+
+def test_a_cold_health_reads_without_sqlalchemy_the_process_engine_or_the_batch_inbound_side(
+    tmp_path: Path,
+) -> None:
+    """`esb health` on an existing SQLite journal reads it (counts, route control, stuck messages, process
+    counts) through sqlite3 and still prints every line and its verdict: SQLAlchemy, the process engine,
+    the batch adapter's source, sink and state store, the monitoring listener, urllib.request, structlog,
+    ftplib and paramiko stay unloaded."""
+    code = (
+        "from esb.cli.main import main\n"
+        "for _ in range(2):\n"  # the first run creates and migrates the journal
+        "    try:\n"
+        "        code = main(['health'])\n"
+        "    except SystemExit as exit:\n"
+        "        code = exit.code\n"
+        "    print('exit-code-' + str(code))\n"
+    )
+    first = _modules_after(code, tmp_path)
+    assert "sqlalchemy" in first  # the journal was created through the Journal
+    again = _modules_after(code.replace("range(2)", "range(1)"), tmp_path)
+    assert {"overall:", "journal", "reachable", "processes"} <= again
+    assert again & {"exit-code-0", "exit-code-1"}  # ok or degraded (no hub runs), never down
+    unloaded = (
+        "sqlalchemy", "alembic", "esb.process.engine", "esb.runtime.control", "esb.runtime.monitoring",
+        "adapters.batch.source", "adapters.batch.sink", "adapters.batch.store", "urllib.request",
+        "http.server", "structlog", "ftplib", "paramiko",
+    )  # fmt: skip
+    assert not {m for m in again if m.startswith(unloaded)}

@@ -1,0 +1,35 @@
+"""The statements ``esb health`` also runs without SQLAlchemy on a SQLite journal (:mod:`esb.ops.healthread`).
+
+Each is the statement the SQLAlchemy path runs, taken from where that path builds it (the journal's
+counts and stuck-message queries, route control's states, the process status counts), with its variable
+parts as named parameters. ``python -m esb.journal.sqlgen`` compiles them for SQLite into
+esb/journal/sqltext.py beside the other cold commands' statements (a unit test fails on drift).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from esb.journal.queries import counts_statement, stuck_statement
+from esb.journal.schema import UTCDateTime
+from esb.ops.processes import status_statements
+from esb.runtime.control import states_statement
+
+
+def health_statements() -> dict[str, sa.Select[Any]]:
+    """By name: ``counts_since`` (events per route and state since ``since``), ``stuck`` (ingress messages
+    received in ``[received_from, received_before)`` with their latest state), ``route_states`` (the route
+    control table), ``process_counts`` and ``process_held`` (at most ``sample``)."""
+    counted, held = status_statements()
+    return {
+        "counts_since": counts_statement(since=sa.bindparam("since", type_=UTCDateTime())),
+        "stuck": stuck_statement(
+            sa.bindparam("received_from", type_=UTCDateTime()),
+            sa.bindparam("received_before", type_=UTCDateTime()),
+        ),
+        "route_states": states_statement(),
+        "process_counts": counted,
+        "process_held": held,
+    }
