@@ -1,0 +1,177 @@
+"""PostgreSQL: the journal's ``messages``, ``events`` and ``business_keys`` range-partitioned by day.
+
+Partition key: the message row's ``seq`` (``events.message_seq``, ``business_keys.message_seq``), so every
+row of a message lives in one day's partition of each table, and a day's three partitions go together.
+A message's ``seq`` is ``day * PER_DAY + n``: ``day`` counts UTC days since 1970-01-01 on the server's
+clock when the row is inserted, ``n`` comes from the ``messages_seq_seq`` sequence (``journal_next_seq()``,
+the column's default, moves the sequence to the day's block the first time a day sees a message). So a
+day's bounds are known before it starts: the partitions are created ahead (:data:`AHEAD` days, by the
+migration, by every process that opens the journal, and by every prune: scheduled, leader-only) and no
+table records them (the bounds are the names' days times :data:`PER_DAY`).
+
+Unique constraints. PostgreSQL enforces a unique index only when it holds the partition key:
+- ``messages.seq`` (primary key) and ``business_keys (message_seq, name, value)`` hold it: unchanged.
+- ``events`` has the primary key ``(message_seq, id)``; ``id`` comes from its sequence alone.
+- ``(id, route)`` of a message is unique within each day's partition (a unique index on each leaf: the
+  arbiter of ``INSERT ... ON CONFLICT DO NOTHING``, which the journal's hot path uses), and across days
+  by the ``BEFORE INSERT`` trigger ``journal_unique_id``: it takes a transaction-scoped advisory lock on
+  the hash of ``(route, id)`` (two inserts of one id wait for each other, so the second sees the first
+  once committed) and skips the row (as ``DO NOTHING`` does) when a row of that id and route exists in
+  any partition. Look-ups by id (the idempotent receiver's ``was_delivered``, ``outcome``, ``seq_of``)
+  read each day's unique index: one index probe per partition.
+
+Rows that existed before the conversion (migration 0012) keep their ``seq`` in one ``*_legacy`` partition
+(``MINVALUE`` up to the first day's block), pruned like any day. Partitions live in the schema
+:data:`SCHEMA` so that the default schema shows the three tables as the metadata declares them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+
+#: Schema of the partitions (leaf tables).
+SCHEMA = "journal_partitions"
+#: Seqs per day: a day's block is ``[day * PER_DAY, (day + 1) * PER_DAY)``; ten billion messages a day.
+PER_DAY = 10**10
+#: Days of partitions kept ready ahead of today.
+AHEAD = 7
+#: The partitioned tables and their partition key, parents first (children are detached first: reversed).
+TABLES = (("messages", "seq"), ("events", "message_seq"), ("business_keys", "message_seq"))
+#: Advisory lock taken while creating or replacing partitions ("esbpart" in ASCII).
+LOCK_KEY = 0x65736270617274
+#: Advisory lock around the day's first jump of the sequence ("esbseqd" in ASCII).
+SEQ_LOCK_KEY = 0x65736273657164
+LEGACY = "legacy"
+EPOCH = date(1970, 1, 1)
+
+#: The column default of ``messages.seq``: the next seq in today's block (UTC, the server's clock).
+NEXT_SEQ_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION journal_next_seq() RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  floor bigint := ((now() AT TIME ZONE 'UTC')::date - DATE '1970-01-01')::bigint * {PER_DAY};
+  got bigint := nextval('messages_seq_seq');
+BEGIN
+  IF got >= floor THEN
+    RETURN got;
+  END IF;
+  PERFORM pg_advisory_xact_lock({SEQ_LOCK_KEY});
+  got := nextval('messages_seq_seq');
+  IF got < floor THEN
+    PERFORM setval('messages_seq_seq', floor, true);
+    got := floor;
+  END IF;
+  RETURN got;
+END $$
+"""
+
+#: A message id once per route across every partition (the leaves' unique indexes see one day each).
+UNIQUE_ID_FUNCTION = """
+CREATE OR REPLACE FUNCTION journal_unique_id() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtextextended(NEW.route || chr(31) || NEW.id, 0));
+  IF EXISTS (SELECT 1 FROM messages WHERE id = NEW.id AND route = NEW.route) THEN
+    RETURN NULL;
+  END IF;
+  RETURN NEW;
+END $$
+"""
+UNIQUE_ID_TRIGGER = (
+    "CREATE TRIGGER journal_unique_id BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION journal_unique_id()"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Partition:
+    """One day's partitions (or the legacy ones): the name suffix, the day, and the bound clause."""
+
+    suffix: str
+    day: date | None
+    bound: str
+
+    def leaf(self, table: str) -> str:
+        """The qualified name of this day's partition of ``table``."""
+        return f"{SCHEMA}.{table}_{self.suffix}"
+
+
+def day_floor(day: date) -> int:
+    """The first seq of ``day``'s block."""
+    return (day - EPOCH).days * PER_DAY
+
+
+def day_of(seq: int) -> date:
+    """The day whose block holds ``seq`` (the legacy seqs give 1970-01-01)."""
+    return EPOCH + timedelta(days=seq // PER_DAY)
+
+
+def is_partitioned(conn: sa.Connection) -> bool:
+    """True on a PostgreSQL journal whose ``messages`` is partitioned (migration 0012 ran)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    kind = conn.execute(sa.text("SELECT relkind FROM pg_class WHERE oid = to_regclass('messages')")).scalar()
+    return kind == "p"
+
+
+def day_partition(day: date) -> Partition:
+    """The partition of ``day``: its name suffix and bounds."""
+    low, high = day_floor(day), day_floor(day + timedelta(days=1))
+    return Partition(f"{day:%Y%m%d}", day, f"FOR VALUES FROM ({low}) TO ({high})")
+
+
+def create(conn: sa.Connection, part: Partition) -> bool:
+    """Create ``part``'s three partitions unless they exist (call under :func:`lock`); True if created."""
+    exists = conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": part.leaf("messages")}).scalar()
+    if exists is not None:
+        return False
+    for table, _ in TABLES:
+        conn.exec_driver_sql(f"CREATE TABLE {part.leaf(table)} PARTITION OF {table} {part.bound}")
+    unique = f"{part.leaf('messages').split('.')[1]}_id_route"
+    conn.exec_driver_sql(f"CREATE UNIQUE INDEX {unique} ON {part.leaf('messages')} (id, route)")
+    return True
+
+
+def lock(conn: sa.Connection) -> None:
+    """Take the partition lock for the rest of ``conn``'s transaction (one creator or pruner at a time)."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+
+
+def ensure_ahead(conn: sa.Connection, today: date, ahead: int = AHEAD) -> list[str]:
+    """Create the partitions of ``today`` and ``ahead`` days after it that are missing; return their days.
+
+    A no-op (one catalog look-up per day) when they exist; nothing on SQLite or before migration 0012.
+    """
+    if not is_partitioned(conn):
+        return []
+    wanted = [day_partition(today + timedelta(days=n)) for n in range(ahead + 1)]
+    names = [part.leaf("messages") for part in wanted]
+    found = conn.execute(sa.text("SELECT count(to_regclass(n)) FROM unnest(CAST(:n AS text[])) n"), {"n": names})
+    if found.scalar_one() == len(wanted):
+        return []
+    lock(conn)
+    return [part.suffix for part in wanted if create(conn, part)]
+
+
+def existing(conn: sa.Connection) -> list[Partition]:
+    """The partitions of ``messages``, oldest first (the legacy one before every day)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass('messages')"
+        )
+    )
+    found = []
+    for name, bound in rows:
+        suffix = name.removeprefix("messages_")
+        day = None if suffix == LEGACY else date(int(suffix[:4]), int(suffix[4:6]), int(suffix[6:]))
+        found.append(Partition(suffix, day, bound))
+    return sorted(found, key=lambda part: part.day or date.min)
+
+
+def drop(conn: sa.Connection, part: Partition) -> None:
+    """Detach and drop ``part``'s three partitions, children first (the foreign keys check that no other
+    partition refers to its messages)."""
+    for table, _ in reversed(TABLES):
+        conn.exec_driver_sql(f"ALTER TABLE {table} DETACH PARTITION {part.leaf(table)}")
+        conn.exec_driver_sql(f"DROP TABLE {part.leaf(table)}")
