@@ -21,7 +21,7 @@ Unique constraints. PostgreSQL enforces a unique index only when it holds the pa
   read each day's unique index: one index probe per partition.
 
 Rows that existed before the conversion (migration 0012) keep their ``seq`` in one ``*_legacy`` partition
-(``MINVALUE`` up to the first day's block), pruned like any day. Partitions live in the schema
+(``MINVALUE`` up to their last seq), pruned like any day. Partitions live in the schema
 :data:`SCHEMA` so that the default schema shows the three tables as the metadata declares them.
 """
 
@@ -37,7 +37,7 @@ SCHEMA = "journal_partitions"
 #: Seqs per day: a day's block is ``[day * PER_DAY, (day + 1) * PER_DAY)``; ten billion messages a day.
 PER_DAY = 10**10
 #: Days of partitions kept ready ahead of today.
-AHEAD = 7
+AHEAD = 2
 #: The partitioned tables and their partition key, parents first (children are detached first: reversed).
 TABLES = (("messages", "seq"), ("events", "message_seq"), ("business_keys", "message_seq"))
 #: Advisory lock taken while creating or replacing partitions ("esbpart" in ASCII).

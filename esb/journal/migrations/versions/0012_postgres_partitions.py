@@ -4,7 +4,7 @@ The design is in esb/journal/partitions.py. On SQLite this revision does nothing
 
 Upgrade converts a journal in place without copying its rows: the three tables are renamed ``*_legacy``
 and moved to the schema ``journal_partitions``, partitioned tables of the old names are created, and the
-old tables are attached to them as the ``legacy`` partition (``MINVALUE`` up to today's block: the rows
+old tables are attached to them as the ``legacy`` partition (``MINVALUE`` up to their last seq: the rows
 keep their ``seq``). The indexes of the old tables are the legacy partition's (equal definitions are
 attached, not built again); what is built: the events' primary key ``(message_seq, id)`` and the two
 foreign keys' checks (scans: a journal of ten million messages takes a few minutes). Then the seq
@@ -60,6 +60,19 @@ def _foreign_keys() -> None:
     op.create_foreign_key("fk_business_keys_message", "business_keys", "messages", ["message_seq"], ["seq"])
 
 
+def _attach_legacy() -> None:
+    """The old tables become the legacy partition (``MINVALUE`` to their last seq); empty, they are dropped
+    (then every day's partition, past ones too, can be created)."""
+    last = op.get_bind().execute(sa.text(f"SELECT max(seq) FROM {SCHEMA}.messages_legacy")).scalar()  # noqa: S608
+    if last is None:
+        op.execute(f"DROP TABLE {SCHEMA}.business_keys_legacy, {SCHEMA}.events_legacy, {SCHEMA}.messages_legacy")
+        return
+    for table in _PRIMARY:
+        op.execute(
+            f"ALTER TABLE {table} ATTACH PARTITION {SCHEMA}.{table}_legacy FOR VALUES FROM (MINVALUE) TO ({last + 1})"
+        )
+
+
 def upgrade() -> None:
     """Partition the three tables by day; the rows there now become the legacy partition."""
     if not _postgresql():
@@ -86,16 +99,11 @@ def upgrade() -> None:
     op.execute("ALTER SEQUENCE messages_seq_seq OWNED BY messages.seq")
     op.execute("ALTER SEQUENCE events_id_seq OWNED BY events.id")
     _indexes()
-    today = datetime.now(UTC).date()
-    for table in _PRIMARY:
-        op.execute(
-            f"ALTER TABLE {table} ATTACH PARTITION {SCHEMA}.{table}_legacy"
-            f" FOR VALUES FROM (MINVALUE) TO ({partitions.day_floor(today)})"
-        )
+    _attach_legacy()
     _foreign_keys()
     op.execute(partitions.UNIQUE_ID_FUNCTION)
     op.execute(partitions.UNIQUE_ID_TRIGGER)
-    partitions.ensure_ahead(op.get_bind(), today)
+    partitions.ensure_ahead(op.get_bind(), datetime.now(UTC).date())
 
 
 def downgrade() -> None:
