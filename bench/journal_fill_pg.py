@@ -15,7 +15,6 @@ a superuser's throwaway one). Secondary indexes are dropped before and built aft
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,7 +22,11 @@ from esb.journal import partitions
 
 #: Messages per chunk (three statements, one transaction).
 CHUNK = 250_000
-_ERROR = ("SchemaValidationError", "schema-violation", "product_order.v1: 'billingAccount' is a required property")
+_ERROR = (
+    "SchemaValidationError",
+    "schema-violation",
+    "product_order.v1: 'billingAccount' is a required property",
+)
 
 
 def _seq(partitioned: bool) -> str:
@@ -36,9 +39,11 @@ def _seq(partitioned: bool) -> str:
 def _series(partitioned: bool) -> str:
     """The chunk's messages: i, arrival, the events' later time, seq, id, route (a CTE named g)."""
     return (
-        "WITH t0 AS (SELECT i, CAST(%(start)s AS timestamptz) + (i * %(step)s) * interval '1 microsecond' AS at"
+        "WITH t0 AS (SELECT i,"
+        " CAST(%(start)s AS timestamptz) + (i * %(step)s) * interval '1 microsecond' AS at"
         " FROM generate_series(%(first)s::bigint, %(last)s::bigint - 1) i),"
-        f" g AS (SELECT i, at, at + (40 + i %% 60) * interval '1 millisecond' AS late, {_seq(partitioned)} AS seq,"
+        " g AS (SELECT i, at, at + (40 + i %% 60) * interval '1 millisecond' AS late,"
+        f" {_seq(partitioned)} AS seq,"
         " CASE WHEN i %% 10 = 9 THEN 'flt-' ELSE 'crm-' END || %(pad)s || lpad(i::text, 12, '0') AS mid,"
         " CASE WHEN i %% 10 = 9 THEN 'fault112-to-hub' ELSE 'crm-order-to-iom' END AS route FROM t0)"
     )
@@ -50,7 +55,8 @@ def statements(partitioned: bool) -> tuple[str, str, str]:
     msgs = (
         f"{g} INSERT INTO messages (seq, id, route, correlation_id, source, body, created_at, received_at,"
         " attempt, delivery_count)"
-        " SELECT g.seq, g.mid, g.route, g.mid, CASE WHEN g.i %% 10 = 9 THEN 'fault112.tickets' ELSE t.source END,"
+        " SELECT g.seq, g.mid, g.route, g.mid,"
+        " CASE WHEN g.i %% 10 = 9 THEN 'fault112.tickets' ELSE t.source END,"
         " CASE WHEN g.i %% 10 = 9 THEN %(fault)s ELSE t.body END, g.at, g.at, 1, 1"
         " FROM g JOIN tpl_m t ON t.k = g.i %% 100 ORDER BY g.seq"
     )
@@ -67,7 +73,8 @@ def statements(partitioned: bool) -> tuple[str, str, str]:
         f" UNION ALL SELECT seq, route, 1, 'failed', NULL, {err}, NULL, late FROM g WHERE i %% 100 = 0"
         f" UNION ALL SELECT seq, route, 2, 'dead_lettered', 'dlq.crm-order-to-iom', {err}, NULL, late FROM g"
         " WHERE i %% 100 = 0"
-        f" UNION ALL SELECT seq, route, 1, 'filtered', NULL, {none}, NULL, late FROM g WHERE i %% 100 IN (1, 2, 3)"
+        f" UNION ALL SELECT seq, route, 1, 'filtered', NULL, {none}, NULL, late FROM g"
+        " WHERE i %% 100 IN (1, 2, 3)"
         f" UNION ALL SELECT g.seq, g.route, t.n, t.state, t.endpoint, {none}, t.body, g.late FROM g"
         " JOIN tpl_e t ON t.k = g.i %% 100 WHERE g.i %% 10 <> 9 AND g.i %% 100 > 3"
         ") x ORDER BY seq, n"
@@ -75,9 +82,11 @@ def statements(partitioned: bool) -> tuple[str, str, str]:
     keys = (
         f"{g} INSERT INTO business_keys (message_seq, name, value)"
         " SELECT seq, 'msisdn', (ARRAY['133', '153', '189'])[1 + (hashint8(i) & 2147483647) %% 3]"
-        " || lpad(((hashint8(i + 1000000007) & 2147483647) %% 100000000)::text, 8, '0') FROM g WHERE i %% 10 = 9"
+        " || lpad(((hashint8(i + 1000000007) & 2147483647) %% 100000000)::text, 8, '0')"
+        " FROM g WHERE i %% 10 = 9"
         " UNION ALL SELECT seq, 'ticket_id', 'F' || (2026000000 + i) FROM g WHERE i %% 10 = 9"
-        " UNION ALL SELECT seq, 'account_id', '1-BA' || lpad((i %% 700000)::text, 7, '0') FROM g WHERE i %% 10 <> 9"
+        " UNION ALL SELECT seq, 'account_id', '1-BA' || lpad((i %% 700000)::text, 7, '0') FROM g"
+        " WHERE i %% 10 <> 9"
         " UNION ALL SELECT seq, 'customer_id', '1-ACC' || lpad((i %% 500000)::text, 7, '0') FROM g"
         " WHERE i %% 10 <> 9"
         " UNION ALL SELECT seq, 'order_id', 'SO' || (2026000000000 + i) FROM g WHERE i %% 10 <> 9"
@@ -90,7 +99,8 @@ def _templates(cur: Any, tpl: dict[str, Any]) -> None:
     cur.execute("CREATE TEMP TABLE tpl_e (k int, n int, state text, endpoint text, body bytea)")
     orders = tpl["orders"]
     cur.executemany(
-        "INSERT INTO tpl_m VALUES (%s, %s, %s)", [(k, m["source"], m["body"]) for k, (m, _) in enumerate(orders)]
+        "INSERT INTO tpl_m VALUES (%s, %s, %s)",
+        [(k, m["source"], m["body"]) for k, (m, _) in enumerate(orders)],
     )
     cur.executemany(
         "INSERT INTO tpl_e VALUES (%s, %s, %s, %s, %s)",
@@ -119,7 +129,8 @@ def _day_partitions(conn: Any, first: date, last: date) -> list[partitions.Parti
 
 def generate(conn: Any, filler: Any, progress: Any) -> dict[str, Any]:
     """Fill the journal behind psycopg ``conn`` with ``filler.n`` messages; return the sample keys."""
-    partitioned = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'messages'::regclass").fetchone()[0] == "p"
+    kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'messages'::regclass").fetchone()
+    partitioned = kind[0] == "p"
     conn.execute("SET session_replication_role = replica")
     leaves: list[partitions.Partition] = []
     if partitioned:
@@ -149,7 +160,6 @@ def generate(conn: Any, filler: Any, progress: Any) -> dict[str, Any]:
     conn.execute("SELECT setval('events_id_seq', %s)", (filler.event_id,))
     conn.execute("SELECT setval('messages_seq_seq', (SELECT max(seq) FROM messages))")
     for part in leaves:
-        started = time.perf_counter()
         name = f"{part.leaf('messages').split('.')[1]}_id_route"
         conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {part.leaf('messages')} (id, route)")
     return _samples(conn, filler)

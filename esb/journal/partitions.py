@@ -79,7 +79,8 @@ BEGIN
 END $$
 """
 UNIQUE_ID_TRIGGER = (
-    "CREATE TRIGGER journal_unique_id BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION journal_unique_id()"
+    "CREATE TRIGGER journal_unique_id BEFORE INSERT ON messages"
+    " FOR EACH ROW EXECUTE FUNCTION journal_unique_id()"
 )
 
 
@@ -146,7 +147,8 @@ def ensure_ahead(conn: sa.Connection, today: date, ahead: int = AHEAD) -> list[s
         return []
     wanted = [day_partition(today + timedelta(days=n)) for n in range(ahead + 1)]
     names = [part.leaf("messages") for part in wanted]
-    found = conn.execute(sa.text("SELECT count(to_regclass(n)) FROM unnest(CAST(:n AS text[])) n"), {"n": names})
+    query = sa.text("SELECT count(to_regclass(n)) FROM unnest(CAST(:n AS text[])) n")
+    found = conn.execute(query, {"n": names})
     if found.scalar_one() == len(wanted):
         return []
     lock(conn)

@@ -9,6 +9,10 @@ member of ``<archive>/<day it arrived>.jsonl.gz``, flushed and fsync'ed), delete
 batch whose commit fails after its archive was written is archived again at the next run (the archive
 may hold a message twice; the database never loses one that is not in the archive).
 
+On a day-partitioned PostgreSQL journal (esb/journal/partitions.py) the days that nearly all go are first
+dropped whole, their remaining rows moved to a new partition of the day (esb/journal/day_prune.py); the
+row prune then takes the rest. Every prune there also creates the partitions of the next days.
+
 Archive lines are JSON, one per message and route: the envelope, the original bytes (base64, already
 decompressed: the archive needs no dictionary), every event with its body, deliveries (the ``delivered``
 events naming an endpoint, as the ``deliveries`` table held them before migration 0007) and business keys.
@@ -30,6 +34,7 @@ import orjson
 import sqlalchemy as sa
 
 from esb.files import make_folder, open_file
+from esb.journal import day_prune, partitions
 from esb.journal.schema import UTCDateTime, business_keys, events, messages
 
 #: Messages per batch (one transaction and one archive member each).
@@ -63,6 +68,8 @@ class PruneResult:
     kept: int = 0
     archives: set[str] = dataclasses.field(default_factory=set)
     vacuumed_pages: int = 0
+    #: PostgreSQL: the days whose partitions were dropped (their remaining rows moved to new ones)
+    days: list[str] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the result for ``--json`` and logs."""
@@ -72,6 +79,7 @@ class PruneResult:
             "kept_older": self.kept,
             "archives": sorted(self.archives),
             "vacuumed_pages": self.vacuumed_pages,
+            "days_dropped": self.days,
         }
 
 
@@ -82,6 +90,12 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
     """Prune (archiving first) every message ``policy`` lets go as of ``now``; see the module docstring."""
     result = PruneResult()
     cutoffs = policy.cutoffs(now)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            partitioned = partitions.is_partitioned(conn)
+            partitions.ensure_ahead(conn, now.date())
+        if partitioned and cutoffs:
+            _drop_days(engine, policy, cutoffs, decode, result)
     if not cutoffs:
         return result
     newest = max(cutoffs.values())
@@ -105,6 +119,32 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
                     result.archives.update(_archive(conn, chosen, policy.archive, decode))
                 _delete(conn, chosen, result)
     return result
+
+
+def _drop_days(
+    engine: sa.Engine, policy: Policy, cutoffs: dict[str, datetime], decode: Decode, result: PruneResult
+) -> None:
+    """PostgreSQL: drop the days that (nearly) all may go, archiving first (esb/journal/day_prune.py)."""
+
+    def archive(conn: sa.Connection, seqs: list[int]) -> None:
+        if policy.archive is not None:
+            result.archives.update(_archive(conn, seqs, policy.archive, decode))
+
+    for part in day_prune.candidates(engine, max(cutoffs.values())):
+        go = day_prune.plan(engine, part, cutoffs, PRUNABLE)
+        if go is None:
+            continue
+        for first in range(0, len(go), policy.batch):  # outside the drop's lock, as the row prune does
+            with engine.connect() as conn:
+                archive(conn, go[first : first + policy.batch])
+        done = day_prune.replace_day(engine, part, cutoffs, PRUNABLE, set(go), archive)
+        if done is None:
+            continue  # a writer held the tables: the row prune below and the next run take the day
+        gone, rows = done
+        result.messages += gone
+        for table, count in rows.items():
+            result.rows[table] += count
+        result.days.append(part.suffix)
 
 
 def _candidates(

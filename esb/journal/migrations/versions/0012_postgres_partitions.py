@@ -50,7 +50,10 @@ def _indexes() -> None:
     op.create_index("ix_events_message_seq", "events", ["message_seq"])
     op.create_index("ix_events_at", "events", ["at"])
     op.create_index(
-        "ix_events_dead_lettered", "events", ["at", "id", "message_seq", "route", "state"], postgresql_where=_DEAD
+        "ix_events_dead_lettered",
+        "events",
+        ["at", "id", "message_seq", "route", "state"],
+        postgresql_where=_DEAD,
     )
     op.create_index("ix_business_keys_value", "business_keys", ["value"])
 
@@ -65,11 +68,12 @@ def _attach_legacy() -> None:
     (then every day's partition, past ones too, can be created)."""
     last = op.get_bind().execute(sa.text(f"SELECT max(seq) FROM {SCHEMA}.messages_legacy")).scalar()  # noqa: S608
     if last is None:
-        op.execute(f"DROP TABLE {SCHEMA}.business_keys_legacy, {SCHEMA}.events_legacy, {SCHEMA}.messages_legacy")
+        op.execute("DROP TABLE " + ", ".join(f"{SCHEMA}.{table}_legacy" for table in reversed(_PRIMARY)))
         return
     for table in _PRIMARY:
         op.execute(
-            f"ALTER TABLE {table} ATTACH PARTITION {SCHEMA}.{table}_legacy FOR VALUES FROM (MINVALUE) TO ({last + 1})"
+            f"ALTER TABLE {table} ATTACH PARTITION {SCHEMA}.{table}_legacy"
+            f" FOR VALUES FROM (MINVALUE) TO ({last + 1})"
         )
 
 
@@ -91,7 +95,8 @@ def upgrade() -> None:
     op.execute(partitions.NEXT_SEQ_FUNCTION)
     for table, (_, key) in zip(_PRIMARY, partitions.TABLES, strict=True):
         op.execute(
-            f"CREATE TABLE {table} (LIKE {SCHEMA}.{table}_legacy INCLUDING DEFAULTS) PARTITION BY RANGE ({key})"
+            f"CREATE TABLE {table} (LIKE {SCHEMA}.{table}_legacy INCLUDING DEFAULTS)"
+            f" PARTITION BY RANGE ({key})"
         )
         op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({_PRIMARY[table]})")
     op.execute("ALTER TABLE messages ALTER COLUMN seq SET DEFAULT journal_next_seq()")
@@ -121,9 +126,8 @@ def downgrade() -> None:
     op.execute(f"DROP SCHEMA {SCHEMA}")
     for table in _PRIMARY:
         op.execute(f"ALTER TABLE {table}_0010 RENAME TO {table}")
-    op.execute("ALTER TABLE messages ADD CONSTRAINT messages_pkey PRIMARY KEY (seq)")
-    op.execute("ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY (id)")
-    op.execute("ALTER TABLE business_keys ADD CONSTRAINT business_keys_pkey PRIMARY KEY (message_seq, name, value)")
+    for table, key in (("messages", "seq"), ("events", "id"), ("business_keys", "message_seq, name, value")):
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({key})")
     op.execute("ALTER TABLE messages ALTER COLUMN seq SET DEFAULT nextval('messages_seq_seq')")
     op.execute("ALTER TABLE events ALTER COLUMN id SET DEFAULT nextval('events_id_seq')")
     op.execute("ALTER SEQUENCE messages_seq_seq OWNED BY messages.seq")
