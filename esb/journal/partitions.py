@@ -28,7 +28,10 @@ Rows that existed before the conversion (migration 0012) keep their ``seq`` in o
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -152,7 +155,27 @@ def ensure_ahead(conn: sa.Connection, today: date, ahead: int = AHEAD) -> list[s
     if found.scalar_one() == len(wanted):
         return []
     lock(conn)
-    return [part.suffix for part in wanted if create(conn, part)]
+    legacy = _legacy_end(conn)
+    made = []
+    for part in wanted:
+        low, high = day_floor(part.day or EPOCH), day_floor((part.day or EPOCH) + timedelta(days=1))
+        if legacy is not None and legacy >= high:
+            continue  # the legacy partition holds this day's block (a journal converted again)
+        if legacy is not None and legacy > low:
+            part = Partition(part.suffix, part.day, f"FOR VALUES FROM ({legacy}) TO ({high})")
+        if create(conn, part):
+            made.append(part.suffix)
+    return made
+
+
+def _legacy_end(conn: sa.Connection) -> int | None:
+    """Where the legacy partition ends (its bound's ``TO``), None without one."""
+    bound = conn.execute(
+        sa.text("SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE oid = to_regclass(:n)"),
+        {"n": f"{SCHEMA}.messages_{LEGACY}"},
+    ).scalar()
+    found = re.search(r"TO \('?(-?\d+)'?\)", bound or "")
+    return int(found.group(1)) if found else None
 
 
 def existing(conn: sa.Connection) -> list[Partition]:
@@ -177,3 +200,19 @@ def drop(conn: sa.Connection, part: Partition) -> None:
     for table, _ in reversed(TABLES):
         conn.exec_driver_sql(f"ALTER TABLE {table} DETACH PARTITION {part.leaf(table)}")
         conn.exec_driver_sql(f"DROP TABLE {part.leaf(table)}")
+
+
+def comparable(conn: sa.Connection) -> Callable[..., bool] | None:
+    """Alembic's ``include_object`` for comparing the tables in code with a partitioned journal (None when
+    ``conn``'s is not): it leaves out what partitioning adds by design, the per-partition copies of the
+    foreign keys (PostgreSQL shows them on the parent) and the unique ``(id, route)``, which each
+    partition holds instead of the parent."""
+    if not is_partitioned(conn):
+        return None
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "foreign_key_constraint" and reflected:
+            return bool(obj.referred_table.schema != SCHEMA)
+        return not (type_ == "index" and name == "ux_messages_id_route" and compare_to is None)
+
+    return include
