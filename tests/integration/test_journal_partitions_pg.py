@@ -226,3 +226,50 @@ def test_migration_0012_converts_a_0010_journal_with_rows_and_goes_back(
         assert journal.body(fresh.id) == fresh.body_bytes()
         assert journal.received("orders", dead) is False  # its legacy row is seen from today's partition
         assert seq_of(journal, dead.id) == seqs[dead.id]
+
+
+def _templates() -> dict[str, object]:
+    """Template rows as bench/journal_fill.py takes them from the real route (made up: no hub run)."""
+    orders = []
+    for k in range(100):
+        message = {"source": "siebel.orders", "body": f"<order n='{k}'/>".encode()}
+        evs = [{"state": "received", "endpoint": None, "body": None}]
+        for ep in ("a.b", "c.d"):
+            evs.append({"state": "delivered", "endpoint": ep, "body": f"<{ep} n='{k}'/>".encode()})
+        evs.append({"state": "delivered", "endpoint": None, "body": None})
+        orders.append((message, evs))
+    return {"dictionaries": [], "orders": orders}
+
+
+def test_the_server_side_fill_writes_the_rows_of_the_client_side_one(
+    journal: Journal, journal_url: str
+) -> None:
+    """bench/journal_fill_pg.py generates the same messages, events and keys as Filler.rows (the slow
+    path), each in the partition of its day; MSISDNs differ only in their digits."""
+    from bench.journal_fill import Filler
+    from bench.journal_fill_pg import generate
+    from esb.runtime.leader import pg_connect
+
+    n = 1000
+    filler = Filler(_templates(), n, days=3)
+    msgs, evs, keys = filler.rows(0, n)
+    with pg_connect(journal_url) as conn:
+        generate(conn, filler, lambda done, total: None)
+        got_m = conn.execute("SELECT * FROM messages ORDER BY seq").fetchall()
+        got_e = conn.execute("SELECT * FROM events ORDER BY id").fetchall()
+        got_k = conn.execute("SELECT * FROM business_keys ORDER BY message_seq, name").fetchall()
+    seq_of_i = {row[0]: i for i, row in enumerate(msgs)}  # client-side seq -> i
+    assert [row[1:] for row in got_m] == [(*row[1:9], bytes(row[9]), *row[10:]) for row in msgs]
+    for i, row in enumerate(got_m):
+        assert row[0] == partitions.day_floor(row[11].date()) + i + 1  # the seq of the day it arrived
+    server_i = {row[0]: i for i, row in enumerate(got_m)}
+    assert [(server_i[r[1]], *r[2:]) for r in got_e] == [(seq_of_i[r[1]], *r[2:]) for r in evs]
+    mine = sorted((seq_of_i[s], name, value) for s, name, value in keys)
+    theirs = sorted((server_i[s], name, value) for s, name, value in got_k)
+    assert [(i, name) for i, name, _ in theirs] == [(i, name) for i, name, _ in mine]
+    for (_, name, value), (_, _, expected) in zip(theirs, mine, strict=True):
+        if name == "msisdn":
+            assert (value[:3] in ("133", "153", "189"), len(value)) == (True, 11)
+        else:
+            assert value == expected
+    assert len({partitions.day_of(row[0]) for row in got_m}) >= 3  # spread over the days' partitions
