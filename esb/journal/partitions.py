@@ -7,7 +7,9 @@ clock when the row is inserted, ``n`` comes from the ``messages_seq_seq`` sequen
 the column's default, moves the sequence to the day's block the first time a day sees a message). So a
 day's bounds are known before it starts: the partitions are created ahead (:data:`AHEAD` days, by the
 migration, by every process that opens the journal, and by every prune: scheduled, leader-only) and no
-table records them (the bounds are the names' days times :data:`PER_DAY`).
+table records them (the bounds are the names' days times :data:`PER_DAY`). Should a day come without its
+partition (a hub that neither restarted nor pruned for days), its rows go to the ``default`` partition
+and are moved to the day's own when it is created: an insert is never refused for want of a partition.
 
 Unique constraints. PostgreSQL enforces a unique index only when it holds the partition key:
 - ``messages.seq`` (primary key) and ``business_keys (message_seq, name, value)`` hold it: unchanged.
@@ -48,6 +50,9 @@ LOCK_KEY = 0x65736270617274
 #: Advisory lock around the day's first jump of the sequence ("esbseqd" in ASCII).
 SEQ_LOCK_KEY = 0x65736273657164
 LEGACY = "legacy"
+#: The partition of rows whose day has none (a hub that neither restarted nor pruned for days): they are
+#: moved to their day's partition when it is created (:func:`create`), so an insert is never refused.
+DEFAULT = "default"
 EPOCH = date(1970, 1, 1)
 
 #: The column default of ``messages.seq``: the next seq in today's block (UTC, the server's clock).
@@ -125,14 +130,48 @@ def day_partition(day: date) -> Partition:
 
 
 def create(conn: sa.Connection, part: Partition) -> bool:
-    """Create ``part``'s three partitions unless they exist (call under :func:`lock`); True if created."""
-    exists = conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": part.leaf("messages")}).scalar()
-    if exists is not None:
+    """Create ``part``'s three partitions unless they exist (call under :func:`lock`); True if created.
+
+    Rows of ``part``'s range in the default partition are moved into the new partitions (same ``seq``).
+    """
+    if _exists(conn, part.leaf("messages")):
         return False
+    moving = _take_from_default(conn, part)
     for table, _ in TABLES:
         conn.exec_driver_sql(f"CREATE TABLE {part.leaf(table)} PARTITION OF {table} {part.bound}")
     unique = f"{part.leaf('messages').split('.')[1]}_id_route"
     conn.exec_driver_sql(f"CREATE UNIQUE INDEX {unique} ON {part.leaf('messages')} (id, route)")
+    if moving:
+        for table, _ in TABLES:  # parents first: the foreign keys hold
+            conn.exec_driver_sql(f"INSERT INTO {table} SELECT * FROM moving_{table}")  # noqa: S608
+            conn.exec_driver_sql(f"DROP TABLE moving_{table}")
+    return True
+
+
+def _exists(conn: sa.Connection, name: str) -> bool:
+    return conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": name}).scalar() is not None
+
+
+def _take_from_default(conn: sa.Connection, part: Partition) -> bool:
+    """Copy the rows of ``part``'s range from the default partition to temporary tables and delete them
+    there; False (nothing done) when there is no default partition or none of its rows is in the range."""
+    found = re.search(r"FROM \('?(-?\d+|MINVALUE)'?\) TO \('?(-?\d+)'?\)", part.bound)
+    default = Partition(DEFAULT, None, "DEFAULT")
+    if found is None or not _exists(conn, default.leaf("messages")):
+        return False
+    low = None if found.group(1) == "MINVALUE" else int(found.group(1))
+    high = int(found.group(2))
+    where = f"{{key}} < {high}" + ("" if low is None else f" AND {{key}} >= {low}")
+    probe = f"SELECT 1 FROM {default.leaf('messages')} WHERE {where.format(key='seq')} LIMIT 1"  # noqa: S608
+    if conn.exec_driver_sql(probe).first() is None:
+        return False
+    for table, key in TABLES:
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE moving_{table} AS SELECT * FROM {default.leaf(table)}"  # noqa: S608
+            f" WHERE {where.format(key=key)}"
+        )
+    for table, key in reversed(TABLES):
+        conn.exec_driver_sql(f"DELETE FROM {default.leaf(table)} WHERE {where.format(key=key)}")  # noqa: S608
     return True
 
 
@@ -179,7 +218,7 @@ def _legacy_end(conn: sa.Connection) -> int | None:
 
 
 def existing(conn: sa.Connection) -> list[Partition]:
-    """The partitions of ``messages``, oldest first (the legacy one before every day)."""
+    """The partitions of ``messages``, oldest first (the legacy and default ones before every day)."""
     rows = conn.execute(
         sa.text(
             "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
@@ -189,7 +228,9 @@ def existing(conn: sa.Connection) -> list[Partition]:
     found = []
     for name, bound in rows:
         suffix = name.removeprefix("messages_")
-        day = None if suffix == LEGACY else date(int(suffix[:4]), int(suffix[4:6]), int(suffix[6:]))
+        day = None
+        if suffix not in (LEGACY, DEFAULT):
+            day = date(int(suffix[:4]), int(suffix[4:6]), int(suffix[6:]))
         found.append(Partition(suffix, day, bound))
     return sorted(found, key=lambda part: part.day or date.min)
 

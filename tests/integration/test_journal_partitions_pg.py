@@ -92,8 +92,8 @@ def test_a_new_message_lands_in_todays_partition_and_the_next_days_exist(journal
     assert partitions.day_of(seq) == today()
     with journal._read().connect() as conn:
         assert partitions.is_partitioned(conn)
-        days = [part.day for part in partitions.existing(conn)]
-    assert days == [today() + timedelta(days=n) for n in range(partitions.AHEAD + 1)]
+        suffixes = [part.suffix for part in partitions.existing(conn)]
+    assert suffixes == [partitions.DEFAULT] + [f"{today() + timedelta(days=n):%Y%m%d}" for n in range(3)]
     with journal._read().connect() as conn:
         leaf = partitions.day_partition(today()).leaf("events")
         counted = conn.execute(sa.text(f"SELECT count(*) FROM {leaf}"))
@@ -122,6 +122,28 @@ def test_ensure_ahead_creates_missing_days_once(journal: Journal) -> None:
     assert made == [f"{day:%Y%m%d}" for day in later]
     assert again == []
     assert all(leaf_exists(journal, day, table) for day in later for table in ("messages", "events"))
+
+
+def test_a_day_without_its_partition_waits_in_the_default_one_until_it_is_created(journal: Journal) -> None:
+    """With today's partitions gone, a message goes to the default partition; creating today's moves it
+    there with its seq, events and keys."""
+    with journal._read().begin() as conn:
+        partitions.drop(conn, partitions.day_partition(today()))
+    message = deliver(journal, 3)
+    (seq,) = seq_of(journal, message.id)
+    with journal._read().connect() as conn:
+        waiting = conn.exec_driver_sql(f"SELECT count(*) FROM {partitions.SCHEMA}.events_default")
+        assert waiting.scalar_one() == 3
+    with journal._read().begin() as conn:
+        assert partitions.ensure_ahead(conn, today()) == [f"{today():%Y%m%d}"]
+    with journal._read().connect() as conn:
+        for table in ("messages", "events", "business_keys"):
+            left = conn.exec_driver_sql(f"SELECT count(*) FROM {partitions.SCHEMA}.{table}_default")
+            assert left.scalar_one() == 0
+    assert seq_of(journal, message.id) == [seq]
+    assert leaf_exists(journal, today())
+    assert [e.state for e in journal.history(message.id)] == ["received", "delivered", "delivered"]
+    assert {s.message_id for s in build_trace(journal, "SO00000003").steps} == {message.id}
 
 
 def test_prune_drops_a_day_whose_messages_all_go(

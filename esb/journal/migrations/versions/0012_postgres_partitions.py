@@ -8,7 +8,8 @@ old tables are attached to them as the ``legacy`` partition (``MINVALUE`` up to 
 keep their ``seq``). The indexes of the old tables are the legacy partition's (equal definitions are
 attached, not built again); what is built: the events' primary key ``(message_seq, id)`` and the two
 foreign keys' checks (scans: a journal of ten million messages takes a few minutes). Then the seq
-function, the unique-id trigger, and today's and the next days' partitions.
+function, the unique-id trigger, the default partition (rows of a day without its own partition wait
+there) and today's and the next days' partitions.
 
 Downgrade copies the rows back into plain tables (``INSERT ... SELECT``) with the indexes of 0010.
 
@@ -108,6 +109,8 @@ def upgrade() -> None:
     _foreign_keys()
     op.execute(partitions.UNIQUE_ID_FUNCTION)
     op.execute(partitions.UNIQUE_ID_TRIGGER)
+    default = partitions.Partition(partitions.DEFAULT, None, "DEFAULT")
+    partitions.create(op.get_bind(), default)
     partitions.ensure_ahead(op.get_bind(), datetime.now(UTC).date())
 
 
