@@ -1,17 +1,22 @@
-"""Retention on the day-partitioned PostgreSQL journal: a day whose messages may (nearly) all go is dropped
+"""Retention on the partitioned PostgreSQL journal: a week whose messages may (nearly) all go is dropped
 whole instead of deleted row by row (esb/journal/partitions.py).
 
-For each day (oldest first; the legacy partition too) whose newest message arrived before the newest
-cutoff, the day's messages are split by the rule of esb/journal/retention.py (latest state and age):
-- none may go: the day is left alone;
-- more must stay than may go: left to the row-by-row prune that follows (copying would cost more);
+A partition is a candidate once its period has ended before the oldest cutoff (the longest retention:
+then every finished message in it may go; the legacy and default partitions once their newest message
+is that old). Its messages are split by the rule of esb/journal/retention.py (latest state and age):
+- none may go: left alone;
+- more must stay than may go: left to the row-by-row prune (copying would cost more);
 - otherwise the ones that go are archived first (batches, as the row prune does, outside any lock), then
   in one transaction, under a lock on the three tables: the split is made again (an event written since
   may have changed it; a message that may go now and was not archived is archived then), the rows that
-  stay (unhandled dead letters, failures, messages still in flight, outcomes kept longer) are copied
-  aside, the day's three partitions are detached and dropped, and when rows stay the day's partitions are
-  created again and those rows put back, with their ``seq`` and event ids: they are *moved*, not kept in
-  place, so the space of the day is given back at once (no dead rows for VACUUM) whatever stays.
+  stay (unhandled dead letters, failures, messages still in flight) are copied aside, the period's three
+  partitions are detached and dropped, and when rows stay the partitions are created again and those rows
+  put back, with their ``seq`` and event ids: they are *moved*, so the space is given back at once (no
+  dead rows for VACUUM) whatever stays.
+
+The row prune leaves alone the messages of the longest retention in partitions whose period has not
+ended before it (:func:`waits_for_drop`): they go with their partition, up to :data:`SPAN` days after
+their own cutoff, instead of being deleted row by row day after day.
 
 The transaction waits at most :data:`LOCK_TIMEOUT` for its locks (a writer mid-transaction holds them):
 shorter than PostgreSQL's ``deadlock_timeout``, so when a writer and the drop wait for each other it is
@@ -115,15 +120,29 @@ def replace_day(
     return len(go), {table: before[table] - kept[table] for table in before}
 
 
-def candidates(engine: sa.Engine, newest_cutoff: datetime) -> list[Partition]:
-    """The partitions whose newest message arrived before ``newest_cutoff``, oldest first."""
+def candidates(engine: sa.Engine, oldest_cutoff: datetime) -> list[Partition]:
+    """The partitions whose period ended before ``oldest_cutoff`` (legacy, default: whose newest message
+    arrived before it), oldest first."""
     with engine.connect() as conn:
         found = []
         for part in partitions.existing(conn):
+            if part.day is not None:
+                ended = partitions.period_of(partitions.day_floor(part.day))[1] <= oldest_cutoff
+                if ended and _newest(conn, part) is not None:
+                    found.append(part)
+                continue
             newest = _newest(conn, part)
-            if newest is not None and newest < newest_cutoff:
+            if newest is not None and newest < oldest_cutoff:
                 found.append(part)
         return found
+
+
+def waits_for_drop(seq: int, received_at: datetime, cutoff: datetime, oldest_cutoff: datetime) -> bool:
+    """Whether the row prune leaves a message (past its ``cutoff``) to the drop of its partition: its
+    outcome has the longest retention and its period has not ended before that cutoff. Not the legacy
+    rows, nor a row older than its period (written with another clock): those are pruned row by row."""
+    begins, ends = partitions.period_of(seq)
+    return cutoff == oldest_cutoff and seq >= partitions.PER_DAY and ends > cutoff and received_at >= begins
 
 
 def plan(engine: sa.Engine, part: Partition, cutoffs: dict[str, datetime], prunable: dict[str, str]) -> Any:

@@ -1,29 +1,30 @@
-"""PostgreSQL: the journal's ``messages``, ``events`` and ``business_keys`` range-partitioned by day.
+"""PostgreSQL: the journal's ``messages``, ``events`` and ``business_keys`` range-partitioned by week.
 
 Partition key: the message row's ``seq`` (``events.message_seq``, ``business_keys.message_seq``), so every
-row of a message lives in one day's partition of each table, and a day's three partitions go together.
+row of a message lives in one partition of each table, and a period's three partitions go together.
 A message's ``seq`` is ``day * PER_DAY + n``: ``day`` counts UTC days since 1970-01-01 on the server's
 clock when the row is inserted, ``n`` comes from the ``messages_seq_seq`` sequence (``journal_next_seq()``,
-the column's default, moves the sequence to the day's block the first time a day sees a message). So a
-day's bounds are known before it starts: the partitions are created ahead (:data:`AHEAD` days, by the
-migration, by every process that opens the journal, and by every prune: scheduled, leader-only) and no
-table records them (the bounds are the names' days times :data:`PER_DAY`). Should a day come without its
-partition (a hub that neither restarted nor pruned for days), its rows go to the ``default`` partition
-and are moved to the day's own when it is created: an insert is never refused for want of a partition.
+the column's default, moves the sequence to the day's block the first time a day sees a message). A
+partition holds the blocks of :data:`SPAN` days (a week: why in the constant's comment), named by its
+first day. So its bounds are known before it starts: partitions are created ahead (:data:`AHEAD` days, by
+the migration, by every process that opens the journal, and by every prune: scheduled, leader-only) and
+no table records them. Should a day come without its partition (a hub that neither restarted nor pruned
+for a week), its rows go to the ``default`` partition and are moved to their own when it is created: an
+insert is never refused for want of a partition.
 
 Unique constraints. PostgreSQL enforces a unique index only when it holds the partition key:
 - ``messages.seq`` (primary key) and ``business_keys (message_seq, name, value)`` hold it: unchanged.
 - ``events`` has the primary key ``(message_seq, id)``; ``id`` comes from its sequence alone.
-- ``(id, route)`` of a message is unique within each day's partition (a unique index on each leaf: the
+- ``(id, route)`` of a message is unique within each partition (a unique index on each leaf: the
   arbiter of ``INSERT ... ON CONFLICT DO NOTHING``, which the journal's hot path uses), and across days
   by the ``BEFORE INSERT`` trigger ``journal_unique_id``: it takes a transaction-scoped advisory lock on
   the hash of ``(route, id)`` (two inserts of one id wait for each other, so the second sees the first
   once committed) and skips the row (as ``DO NOTHING`` does) when a row of that id and route exists in
   any partition. Look-ups by id (the idempotent receiver's ``was_delivered``, ``outcome``, ``seq_of``)
-  read each day's unique index: one index probe per partition.
+  read each partition's unique index: one index probe per partition.
 
 Rows that existed before the conversion (migration 0012) keep their ``seq`` in one ``*_legacy`` partition
-(``MINVALUE`` up to their last seq), pruned like any day. Partitions live in the schema
+(``MINVALUE`` up to their last seq), pruned like any other. Partitions live in the schema
 :data:`SCHEMA` so that the default schema shows the three tables as the metadata declares them.
 """
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,8 +42,12 @@ import sqlalchemy as sa
 SCHEMA = "journal_partitions"
 #: Seqs per day: a day's block is ``[day * PER_DAY, (day + 1) * PER_DAY)``; ten billion messages a day.
 PER_DAY = 10**10
-#: Days of partitions kept ready ahead of today.
-AHEAD = 2
+#: Days per partition: a week. With a partition per day, the planner's work on a search by key or id
+#: (which no partition bound can narrow) grew with the square of their number: 0.8 ms for 7 partitions,
+#: 25-75 ms for 41, 1.2 s for 366 (PostgreSQL 15, bench/README.md "The journal at scale").
+SPAN = 7
+#: Days ahead of today whose partitions are kept ready (the next week's is made before it begins).
+AHEAD = 7
 #: The partitioned tables and their partition key, parents first (children are detached first: reversed).
 TABLES = (("messages", "seq"), ("events", "message_seq"), ("business_keys", "message_seq"))
 #: Advisory lock taken while creating or replacing partitions ("esbpart" in ASCII).
@@ -123,10 +128,23 @@ def is_partitioned(conn: sa.Connection) -> bool:
     return kind == "p"
 
 
+def period_start(day: date) -> date:
+    """The first day of the partition that holds ``day`` (periods of :data:`SPAN` days from 1970-01-01)."""
+    return EPOCH + timedelta(days=(day - EPOCH).days // SPAN * SPAN)
+
+
+def period_of(seq: int) -> tuple[datetime, datetime]:
+    """When the partition of ``seq`` begins and ends (UTC); the legacy seqs give 1970's first period."""
+    start = period_start(day_of(seq))
+    begins = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    return begins, begins + timedelta(days=SPAN)
+
+
 def day_partition(day: date) -> Partition:
-    """The partition of ``day``: its name suffix and bounds."""
-    low, high = day_floor(day), day_floor(day + timedelta(days=1))
-    return Partition(f"{day:%Y%m%d}", day, f"FOR VALUES FROM ({low}) TO ({high})")
+    """The partition that holds ``day`` (its period's): name suffix (the first day), first day, bounds."""
+    start = period_start(day)
+    low, high = day_floor(start), day_floor(start + timedelta(days=SPAN))
+    return Partition(f"{start:%Y%m%d}", start, f"FOR VALUES FROM ({low}) TO ({high})")
 
 
 def create(conn: sa.Connection, part: Partition) -> bool:
@@ -187,7 +205,8 @@ def ensure_ahead(conn: sa.Connection, today: date, ahead: int = AHEAD) -> list[s
     """
     if not is_partitioned(conn):
         return []
-    wanted = [day_partition(today + timedelta(days=n)) for n in range(ahead + 1)]
+    days = [today + timedelta(days=n) for n in range(ahead + 1)]
+    wanted = list({part.suffix: part for part in map(day_partition, days)}.values())
     names = [part.leaf("messages") for part in wanted]
     query = sa.text("SELECT count(to_regclass(n)) FROM unnest(CAST(:n AS text[])) n")
     found = conn.execute(query, {"n": names})
@@ -197,7 +216,7 @@ def ensure_ahead(conn: sa.Connection, today: date, ahead: int = AHEAD) -> list[s
     legacy = _legacy_end(conn)
     made = []
     for part in wanted:
-        low, high = day_floor(part.day or EPOCH), day_floor((part.day or EPOCH) + timedelta(days=1))
+        low, high = day_floor(part.day or EPOCH), day_floor((part.day or EPOCH) + timedelta(days=SPAN))
         if legacy is not None and legacy >= high:
             continue  # the legacy partition holds this day's block (a journal converted again)
         if legacy is not None and legacy > low:

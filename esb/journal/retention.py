@@ -9,9 +9,10 @@ member of ``<archive>/<day it arrived>.jsonl.gz``, flushed and fsync'ed), delete
 batch whose commit fails after its archive was written is archived again at the next run (the archive
 may hold a message twice; the database never loses one that is not in the archive).
 
-On a day-partitioned PostgreSQL journal (esb/journal/partitions.py) the days that nearly all go are first
-dropped whole, their remaining rows moved to a new partition of the day (esb/journal/day_prune.py); the
-row prune then takes the rest. Every prune there also creates the partitions of the next days.
+On the partitioned PostgreSQL journal (esb/journal/partitions.py) the weeks that nearly all go are first
+dropped whole, their remaining rows moved to a new partition of the week (esb/journal/day_prune.py); the
+row prune then takes the rest, except the messages of the longest retention whose week has not ended
+before it (they go with their week's partition). Every prune there also creates the next partitions.
 
 Archive lines are JSON, one per message and route: the envelope, the original bytes (base64, already
 decompressed: the archive needs no dictionary), every event with its body, deliveries (the ``delivered``
@@ -90,6 +91,7 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
     """Prune (archiving first) every message ``policy`` lets go as of ``now``; see the module docstring."""
     result = PruneResult()
     cutoffs = policy.cutoffs(now)
+    partitioned = False
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             partitioned = partitions.is_partitioned(conn)
@@ -99,6 +101,7 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
     if not cutoffs:
         return result
     newest = max(cutoffs.values())
+    oldest = min(cutoffs.values()) if partitioned else None
     after: tuple[datetime, int] | None = None
     while True:
         with engine.begin() as conn:
@@ -112,6 +115,7 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
                 for received_at, seq in batch
                 if (outcome := PRUNABLE.get(latest.get(seq, ""))) in cutoffs
                 and received_at < cutoffs[outcome]
+                and not (oldest and day_prune.waits_for_drop(seq, received_at, cutoffs[outcome], oldest))
             ]
             result.kept += len(batch) - len(chosen)
             if chosen:
@@ -124,13 +128,13 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
 def _drop_days(
     engine: sa.Engine, policy: Policy, cutoffs: dict[str, datetime], decode: Decode, result: PruneResult
 ) -> None:
-    """PostgreSQL: drop the days that (nearly) all may go, archiving first (esb/journal/day_prune.py)."""
+    """PostgreSQL: drop the partitions that (nearly) all may go, archived first (esb/journal/day_prune.py)."""
 
     def archive(conn: sa.Connection, seqs: list[int]) -> None:
         if policy.archive is not None:
             result.archives.update(_archive(conn, seqs, policy.archive, decode))
 
-    for part in day_prune.candidates(engine, max(cutoffs.values())):
+    for part in day_prune.candidates(engine, min(cutoffs.values())):
         go = day_prune.plan(engine, part, cutoffs, PRUNABLE)
         if go is None:
             continue

@@ -93,33 +93,35 @@ def test_a_new_message_lands_in_todays_partition_and_the_next_days_exist(journal
     with journal._read().connect() as conn:
         assert partitions.is_partitioned(conn)
         suffixes = [part.suffix for part in partitions.existing(conn)]
-    assert suffixes == [partitions.DEFAULT] + [f"{today() + timedelta(days=n):%Y%m%d}" for n in range(3)]
+    weeks = sorted({partitions.day_partition(today() + timedelta(days=n)).suffix for n in range(8)})
+    assert suffixes == [partitions.DEFAULT, *weeks]  # this week's and the next one's
     with journal._read().connect() as conn:
         leaf = partitions.day_partition(today()).leaf("events")
         counted = conn.execute(sa.text(f"SELECT count(*) FROM {leaf}"))
         assert counted.scalar_one() == 3  # received, delivered to the endpoint, delivered: with their message
 
 
-def test_a_message_id_stays_unique_on_its_route_across_days(journal: Journal) -> None:
-    """A redelivery of a message first received on an earlier day adds an event to that row, no new row."""
+def test_a_message_id_stays_unique_on_its_route_across_partitions(journal: Journal) -> None:
+    """A redelivery of a message first received in an earlier week adds an event to that row, no new row."""
     message = deliver(journal, 2, state="received")
-    first = today() - timedelta(days=3)
+    first = today() - timedelta(days=10)  # another week's partition
     move_to_day(journal, [message.id], first)
     assert journal.received("orders", message) is False
     (seq,) = seq_of(journal, message.id)
     assert partitions.day_of(seq) == first
+    assert partitions.day_partition(first).suffix != partitions.day_partition(today()).suffix
     assert [e.state for e in journal.history(message.id)] == ["received", "redelivered"]
     assert journal.received("other-route", message) is True  # (id, route) is the key: another route's row
     assert len(seq_of(journal, message.id)) == 2
 
 
-def test_ensure_ahead_creates_missing_days_once(journal: Journal) -> None:
-    """Partitions for days further ahead are created when asked, and asking again creates nothing."""
+def test_ensure_ahead_creates_missing_weeks_once(journal: Journal) -> None:
+    """Partitions for weeks further ahead are created when asked, and asking again creates nothing."""
     with journal._read().begin() as conn:
-        made = partitions.ensure_ahead(conn, today(), ahead=partitions.AHEAD + 2)
-        again = partitions.ensure_ahead(conn, today(), ahead=partitions.AHEAD + 2)
-    later = [today() + timedelta(days=partitions.AHEAD + n) for n in (1, 2)]
-    assert made == [f"{day:%Y%m%d}" for day in later]
+        made = partitions.ensure_ahead(conn, today(), ahead=partitions.AHEAD + 14)
+        again = partitions.ensure_ahead(conn, today(), ahead=partitions.AHEAD + 14)
+    later = [today() + timedelta(days=partitions.AHEAD + n) for n in (7, 14)]
+    assert made == [partitions.day_partition(day).suffix for day in later]
     assert again == []
     assert all(leaf_exists(journal, day, table) for day in later for table in ("messages", "events"))
 
@@ -135,7 +137,7 @@ def test_a_day_without_its_partition_waits_in_the_default_one_until_it_is_create
         waiting = conn.exec_driver_sql(f"SELECT count(*) FROM {partitions.SCHEMA}.events_default")
         assert waiting.scalar_one() == 3
     with journal._read().begin() as conn:
-        assert partitions.ensure_ahead(conn, today()) == [f"{today():%Y%m%d}"]
+        assert partitions.ensure_ahead(conn, today()) == [partitions.day_partition(today()).suffix]
     with journal._read().connect() as conn:
         for table in ("messages", "events", "business_keys"):
             left = conn.exec_driver_sql(f"SELECT count(*) FROM {partitions.SCHEMA}.{table}_default")
@@ -158,7 +160,7 @@ def test_prune_drops_a_day_whose_messages_all_go(
     move_to_day(journal, [m.id for m in gone], old_day)
     archive = tmp_path / "archive"
     result = journal.prune(Policy(delivered_days=30, filtered_days=10, archive=archive, batch=2))
-    assert result.days == [f"{old_day:%Y%m%d}"]
+    assert result.days == [partitions.day_partition(old_day).suffix]
     assert result.messages == 4
     assert result.rows["messages"] == 4
     assert result.rows["business_keys"] == 4
@@ -182,7 +184,7 @@ def test_prune_moves_unhandled_dead_letters_into_a_new_partition_of_their_day(
     (seq_before,) = seq_of(journal, dead.id)
     events_before = [(e.state, e.at) for e in journal.history(dead.id)]
     result = journal.prune(Policy(delivered_days=30, filtered_days=30, archive=tmp_path / "archive"))
-    assert result.days == [f"{old_day:%Y%m%d}"]
+    assert result.days == [partitions.day_partition(old_day).suffix]
     assert result.messages == 4
     assert seq_of(journal, dead.id) == [seq_before]
     assert [(e.state, e.at) for e in journal.history(dead.id)] == events_before
