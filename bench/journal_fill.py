@@ -17,6 +17,11 @@ Messages, oldest first, spread evenly over ``--days`` days up to now:
 - 10 % 112 fault tickets on ``fault112-to-hub`` (a ~400-byte JSON body, received, delivered to
   ``hub.fault_tickets``, delivered), keys: ticket id and MSISDN (random 133/153/189 numbers).
 
+On PostgreSQL the server generates the rows (``INSERT ... SELECT`` over ``generate_series`` and the
+templates: bench/journal_fill_pg.py), each in the partition of its day (migration 0012): 10 M messages in
+~22 min here instead of ~55 min through ``COPY`` from Python; the rows are the same (a test compares them)
+except the MSISDNs' digits.
+
 Message ids are ``crm-000000000001`` / ``flt-000000000002`` (increasing, so the keys grow at the end);
 ``--id-length 32`` pads them to esb's own 32 characters. Secondary indexes are dropped before the fill
 and built after it (a sort, much faster than 10 M random inserts). The target must hold no messages yet.
@@ -49,7 +54,7 @@ from esb.journal.schema import dictionaries, events, messages  # noqa: E402
 CRM_ROUTE = "crm-order-to-iom"
 FAULT_ROUTE = "fault112-to-hub"
 TEMPLATES = 100
-#: Rows per executemany / COPY chunk.
+#: Rows per executemany chunk (SQLite).
 CHUNK = 20_000
 #: Secondary indexes rebuilt after the fill (name, table, columns, where).
 INDEXES = (

@@ -69,8 +69,8 @@ class PruneResult:
     kept: int = 0
     archives: set[str] = dataclasses.field(default_factory=set)
     vacuumed_pages: int = 0
-    #: PostgreSQL: the days whose partitions were dropped (their remaining rows moved to new ones)
-    days: list[str] = dataclasses.field(default_factory=list)
+    #: PostgreSQL: the partitions dropped, by first day or `legacy` (rows that stay moved to new ones)
+    dropped: list[str] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the result for ``--json`` and logs."""
@@ -80,7 +80,7 @@ class PruneResult:
             "kept_older": self.kept,
             "archives": sorted(self.archives),
             "vacuumed_pages": self.vacuumed_pages,
-            "days_dropped": self.days,
+            "partitions_dropped": self.dropped,
         }
 
 
@@ -148,7 +148,7 @@ def _drop_days(
         result.messages += gone
         for table, count in rows.items():
             result.rows[table] += count
-        result.days.append(part.suffix)
+        result.dropped.append(part.suffix)
 
 
 def _candidates(

@@ -160,7 +160,7 @@ def test_prune_drops_a_day_whose_messages_all_go(
     move_to_day(journal, [m.id for m in gone], old_day)
     archive = tmp_path / "archive"
     result = journal.prune(Policy(delivered_days=30, filtered_days=10, archive=archive, batch=2))
-    assert result.days == [partitions.day_partition(old_day).suffix]
+    assert result.dropped == [partitions.day_partition(old_day).suffix]
     assert result.messages == 4
     assert result.rows["messages"] == 4
     assert result.rows["business_keys"] == 4
@@ -184,7 +184,7 @@ def test_prune_moves_unhandled_dead_letters_into_a_new_partition_of_their_day(
     (seq_before,) = seq_of(journal, dead.id)
     events_before = [(e.state, e.at) for e in journal.history(dead.id)]
     result = journal.prune(Policy(delivered_days=30, filtered_days=30, archive=tmp_path / "archive"))
-    assert result.days == [partitions.day_partition(old_day).suffix]
+    assert result.dropped == [partitions.day_partition(old_day).suffix]
     assert result.messages == 4
     assert seq_of(journal, dead.id) == [seq_before]
     assert [(e.state, e.at) for e in journal.history(dead.id)] == events_before
@@ -196,7 +196,7 @@ def test_prune_moves_unhandled_dead_letters_into_a_new_partition_of_their_day(
         left = conn.execute(sa.text(f"SELECT id FROM {partitions.day_partition(old_day).leaf('messages')}"))
         assert list(left.scalars()) == [dead.id]
     again = journal.prune(Policy(delivered_days=30, filtered_days=30, archive=tmp_path / "archive"))
-    assert (again.messages, again.days) == (0, [])  # the dead letter alone: nothing to drop
+    assert (again.messages, again.dropped) == (0, [])  # the dead letter alone: nothing to drop
 
 
 def test_a_day_where_most_messages_stay_is_pruned_row_by_row(
@@ -210,7 +210,7 @@ def test_a_day_where_most_messages_stay_is_pruned_row_by_row(
     old_day = today() - timedelta(days=40)
     move_to_day(journal, [m.id for m in (delivered, *dead)], old_day)
     result = journal.prune(Policy(delivered_days=30, filtered_days=30, archive=tmp_path / "archive"))
-    assert (result.messages, result.days) == (1, [])
+    assert (result.messages, result.dropped) == (1, [])
     assert journal.find(message_id=delivered.id) == []
     assert sorted(r.id for r in journal.find(state="dead_lettered")) == sorted(m.id for m in dead)
 
@@ -244,7 +244,7 @@ def test_migration_0012_converts_a_0010_journal_with_rows_and_goes_back(
         fresh = deliver(journal, 60)
         assert partitions.day_of(seq_of(journal, fresh.id)[0]) == today()
         result = journal.prune(Policy(delivered_days=30, filtered_days=30, archive=tmp_path / "archive"))
-        assert result.days == [partitions.LEGACY]
+        assert result.dropped == [partitions.LEGACY]
         assert result.messages == 3
         assert [r.id for r in journal.find(state="dead_lettered")] == [dead.id]
         assert journal.body(fresh.id) == fresh.body_bytes()
