@@ -17,6 +17,11 @@ Messages, oldest first, spread evenly over ``--days`` days up to now:
 - 10 % 112 fault tickets on ``fault112-to-hub`` (a ~400-byte JSON body, received, delivered to
   ``hub.fault_tickets``, delivered), keys: ticket id and MSISDN (random 133/153/189 numbers).
 
+On PostgreSQL the server generates the rows (``INSERT ... SELECT`` over ``generate_series`` and the
+templates: bench/journal_fill_pg.py), each in the partition of its day (migration 0012): 10 M messages in
+~22 min here instead of ~55 min through ``COPY`` from Python; the rows are the same (a test compares them)
+except the MSISDNs' digits.
+
 Message ids are ``crm-000000000001`` / ``flt-000000000002`` (increasing, so the keys grow at the end);
 ``--id-length 32`` pads them to esb's own 32 characters. Secondary indexes are dropped before the fill
 and built after it (a sort, much faster than 10 M random inserts). The target must hold no messages yet.
@@ -49,7 +54,7 @@ from esb.journal.schema import dictionaries, events, messages  # noqa: E402
 CRM_ROUTE = "crm-order-to-iom"
 FAULT_ROUTE = "fault112-to-hub"
 TEMPLATES = 100
-#: Rows per executemany / COPY chunk.
+#: Rows per executemany chunk (SQLite).
 CHUNK = 20_000
 #: Secondary indexes rebuilt after the fill (name, table, columns, where).
 INDEXES = (
@@ -295,8 +300,10 @@ def _insert_dictionaries(run: Any, filler: Filler, ts: Any) -> None:
     run("INSERT INTO journal_dictionaries (id, kind, data, created_at) VALUES (?, ?, ?, ?)", rows)
 
 
-def _build_indexes(run: Any) -> None:
+def _build_indexes(run: Any, skip: tuple[str, ...] = ()) -> None:
     for name, table, column, where in INDEXES:
+        if name in skip:
+            continue
         started = time.perf_counter()
         unique = "UNIQUE " if name.startswith("ux_") else ""
         where = f" WHERE {where}" if where else ""
@@ -304,8 +311,10 @@ def _build_indexes(run: Any) -> None:
         print(f"  index {name}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def fill_postgres(url: str, filler: Filler) -> None:
-    """Bulk load with COPY (psycopg), then build the indexes."""
+def fill_postgres(url: str, filler: Filler) -> dict[str, list[str]]:
+    """Generate the rows on the server (bench/journal_fill_pg.py), then build the indexes; return the
+    sample keys."""
+    from bench.journal_fill_pg import generate
     from esb.runtime.leader import pg_connect
 
     with pg_connect(url) as conn:
@@ -316,26 +325,17 @@ def fill_postgres(url: str, filler: Filler) -> None:
                 "INSERT INTO journal_dictionaries (id, kind, data, created_at) VALUES (%s, %s, %s, %s)",
                 [(d["id"], d["kind"], d["data"], d["created_at"]) for d in filler.tpl["dictionaries"]],
             )
-        for first, last in _chunks(filler.n):
-            msgs, evs, keys = filler.rows(first, last)
-            with conn.transaction(), conn.cursor() as cur:
-                for table, cols, rows in (
-                    ("messages", MESSAGE_COLS, msgs),
-                    ("events", EVENT_COLS, evs),
-                    ("business_keys", ("message_seq", "name", "value"), keys),
-                ):
-                    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
-                        for row in rows:
-                            copy.write_row(row)
-            _progress(last, filler.n)
-        conn.execute("SELECT setval(pg_get_serial_sequence('events', 'id'), %s)", (filler.event_id,))
-        conn.execute("SELECT setval(pg_get_serial_sequence('messages', 'seq'), %s)", (filler.n,))
+        samples = generate(conn, filler, _progress)
         conn.execute(
             "SELECT setval(pg_get_serial_sequence('journal_dictionaries', 'id'),"
             " (SELECT max(id) FROM journal_dictionaries))"
         )
-        _build_indexes(conn.execute)
+        partitioned = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'messages'::regclass").fetchone()
+        # a partitioned journal has the unique (id, route) on each day's partition (made by generate)
+        skip = ("ux_messages_id_route",) if partitioned[0] == "p" else ()
+        _build_indexes(conn.execute, skip)
         conn.execute("ANALYZE")
+    return samples
 
 
 _last_print = [0.0]
@@ -360,7 +360,7 @@ def fill(url: str, n: int, days: float, id_length: int = 16) -> dict[str, Any]:
     if url.startswith("sqlite"):
         fill_sqlite(sa.engine.make_url(url).database or "", filler)
     else:
-        fill_postgres(url, filler)
+        filler.samples = fill_postgres(url, filler)
     took = time.perf_counter() - started
     print(f"filled {n:,} messages ({filler.event_id:,} events) in {took:.0f} s ({n / took:,.0f} msg/s)")
     return {"messages": n, "days": days, "fill_seconds": round(took, 1), "keys": filler.samples}

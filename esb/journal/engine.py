@@ -27,6 +27,10 @@ from esb.files import create_private
 from esb.journal.constants import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS  # re-exported: where it was first
 
 _HOLDS_WRITE = "esb_holds_write_lock"
+#: PostgreSQL session settings. JIT off: on the day-partitioned journal (esb/journal/partitions.py) a
+#: search's estimated cost, summed over every partition, passes ``jit_above_cost`` and compiling took
+#: ~1 s of a query that runs in 2 ms (bench/README.md "The journal at scale").
+PG_OPTIONS = "-c jit=off"
 _WRITE_OPTION = "esb_journal_write"
 
 
@@ -60,6 +64,8 @@ def create_journal_engine(url: str, *, pool_size: int = 8) -> Engine:
     kwargs["json_deserializer"] = orjson.loads
     if parsed.get_backend_name() != "sqlite":
         kwargs.update(pool_size=pool_size, max_overflow=pool_size * 4, pool_pre_ping=True)
+        if parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"options": PG_OPTIONS}
         return _create(parsed, kwargs)
     if is_memory_sqlite(url):
         kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})

@@ -14,12 +14,14 @@ For developers, a new revision is made with::
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from esb.exceptions import ConfigError, mask_url
+from esb.journal import partitions
 from esb.journal.engine import create_journal_engine, writer
 from esb.journal.revisions import MIGRATIONS, plain_head
 from esb.journal.schema import VERSION_TABLE
@@ -68,11 +70,13 @@ def upgrade(connection: sa.Connection) -> None:
     """
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
-    if _at_head(connection):
-        return
-    from alembic import command
+    if not _at_head(connection):
+        from alembic import command
 
-    command.upgrade(alembic_config(connection), "head")
+        command.upgrade(alembic_config(connection), "head")
+    # PostgreSQL: the day-partitioned tables have today's partitions and the next days' (a no-op
+    # query when they do; nothing before migration 0012 or on SQLite)
+    partitions.ensure_ahead(connection, datetime.now(UTC).date())
 
 
 def _at_head(connection: sa.Connection) -> bool:

@@ -9,6 +9,11 @@ member of ``<archive>/<day it arrived>.jsonl.gz``, flushed and fsync'ed), delete
 batch whose commit fails after its archive was written is archived again at the next run (the archive
 may hold a message twice; the database never loses one that is not in the archive).
 
+On the partitioned PostgreSQL journal (esb/journal/partitions.py) the weeks that nearly all go are first
+dropped whole, their remaining rows moved to a new partition of the week (esb/journal/day_prune.py); the
+row prune then takes the rest, except the messages of the longest retention whose week has not ended
+before it (they go with their week's partition). Every prune there also creates the next partitions.
+
 Archive lines are JSON, one per message and route: the envelope, the original bytes (base64, already
 decompressed: the archive needs no dictionary), every event with its body, deliveries (the ``delivered``
 events naming an endpoint, as the ``deliveries`` table held them before migration 0007) and business keys.
@@ -30,6 +35,7 @@ import orjson
 import sqlalchemy as sa
 
 from esb.files import make_folder, open_file
+from esb.journal import day_prune, partitions
 from esb.journal.schema import UTCDateTime, business_keys, events, messages
 
 #: Messages per batch (one transaction and one archive member each).
@@ -63,6 +69,8 @@ class PruneResult:
     kept: int = 0
     archives: set[str] = dataclasses.field(default_factory=set)
     vacuumed_pages: int = 0
+    #: PostgreSQL: the partitions dropped, by first day or `legacy` (rows that stay moved to new ones)
+    dropped: list[str] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the result for ``--json`` and logs."""
@@ -72,6 +80,7 @@ class PruneResult:
             "kept_older": self.kept,
             "archives": sorted(self.archives),
             "vacuumed_pages": self.vacuumed_pages,
+            "partitions_dropped": self.dropped,
         }
 
 
@@ -82,9 +91,17 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
     """Prune (archiving first) every message ``policy`` lets go as of ``now``; see the module docstring."""
     result = PruneResult()
     cutoffs = policy.cutoffs(now)
+    partitioned = False
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            partitioned = partitions.is_partitioned(conn)
+            partitions.ensure_ahead(conn, now.date())
+        if partitioned and cutoffs:
+            _drop_days(engine, policy, cutoffs, decode, result)
     if not cutoffs:
         return result
     newest = max(cutoffs.values())
+    oldest = min(cutoffs.values()) if partitioned else None
     after: tuple[datetime, int] | None = None
     while True:
         with engine.begin() as conn:
@@ -98,6 +115,7 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
                 for received_at, seq in batch
                 if (outcome := PRUNABLE.get(latest.get(seq, ""))) in cutoffs
                 and received_at < cutoffs[outcome]
+                and not (oldest and day_prune.waits_for_drop(seq, received_at, cutoffs[outcome], oldest))
             ]
             result.kept += len(batch) - len(chosen)
             if chosen:
@@ -105,6 +123,32 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
                     result.archives.update(_archive(conn, chosen, policy.archive, decode))
                 _delete(conn, chosen, result)
     return result
+
+
+def _drop_days(
+    engine: sa.Engine, policy: Policy, cutoffs: dict[str, datetime], decode: Decode, result: PruneResult
+) -> None:
+    """PostgreSQL: drop the partitions that (nearly) all may go, archived first (esb/journal/day_prune.py)."""
+
+    def archive(conn: sa.Connection, seqs: list[int]) -> None:
+        if policy.archive is not None:
+            result.archives.update(_archive(conn, seqs, policy.archive, decode))
+
+    for part in day_prune.candidates(engine, min(cutoffs.values())):
+        go = day_prune.plan(engine, part, cutoffs, PRUNABLE)
+        if go is None:
+            continue
+        for first in range(0, len(go), policy.batch):  # outside the drop's lock, as the row prune does
+            with engine.connect() as conn:
+                archive(conn, go[first : first + policy.batch])
+        done = day_prune.replace_day(engine, part, cutoffs, PRUNABLE, set(go), archive)
+        if done is None:
+            continue  # a writer held the tables: the row prune below and the next run take the day
+        gone, rows = done
+        result.messages += gone
+        for table, count in rows.items():
+            result.rows[table] += count
+        result.dropped.append(part.suffix)
 
 
 def _candidates(

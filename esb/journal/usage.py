@@ -1,7 +1,8 @@
 """What the journal holds and what it costs (``esb journal stats``): rows, bytes, bytes per message, age.
 
 Bytes are the database's own figures: on SQLite the file's pages (and how many are free, reusable after
-a prune), on PostgreSQL ``pg_total_relation_size`` of each journal table (table, indexes and TOAST).
+a prune), on PostgreSQL ``pg_total_relation_size`` of each journal table (table, indexes and TOAST), summed
+over its partitions (esb/journal/partitions.py).
 Counting rows scans each table's smallest index: seconds on tens of millions of rows.
 """
 
@@ -61,6 +62,9 @@ def _size(conn: sa.Connection) -> tuple[int, int, str | None]:
         return page * pages, page * free, {0: "none", 1: "full", 2: "incremental"}.get(mode, str(mode))
     total = 0
     for table in TABLES:
-        size = conn.execute(sa.text("SELECT pg_total_relation_size(:t)"), {"t": table.name})
+        size = conn.execute(  # every partition of a partitioned table (issue 18), or the table itself
+            sa.text("SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(:t)"),
+            {"t": table.name},
+        )
         total += int(size.scalar_one())
     return total, 0, None
