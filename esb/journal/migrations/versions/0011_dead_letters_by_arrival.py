@@ -33,20 +33,20 @@ branch_labels = None
 depends_on = None
 
 _SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_COPY = (
-    "SELECT m.seq, m.route, m.received_at FROM messages AS m WHERE m.seq = {seq}"  # noqa: S608 - constants
-)
+_COPY = "SELECT m.seq, m.route, m.received_at FROM messages AS m WHERE m.seq = {seq}"
+_INTO = "INTO dead_letters (message_seq, route, received_at)"
+_ADD = f"INSERT OR IGNORE {_INTO} {_COPY.format(seq='NEW.message_seq')}"
 _SQLITE_TRIGGER = f"""
 CREATE TRIGGER tr_events_dead_letters AFTER INSERT ON events
 WHEN NEW.state = 'dead_lettered'
 BEGIN
-    INSERT OR IGNORE INTO dead_letters (message_seq, route, received_at) {_COPY.format(seq="NEW.message_seq")};
+    {_ADD};
 END
 """
 _PG_FUNCTION = f"""
 CREATE FUNCTION esb_dead_letters_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO dead_letters (message_seq, route, received_at) {_COPY.format(seq="NEW.message_seq")}
+    INSERT {_INTO} {_COPY.format(seq="NEW.message_seq")}
     ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
