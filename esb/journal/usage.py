@@ -54,8 +54,7 @@ class Usage:
 def usage(conn: sa.Connection, *, exact: bool = False) -> Usage:
     """Return the journal's usage figures (one read transaction); rows and outcomes of the big tables
     estimated from samples of their keys unless ``exact`` (see the module)."""
-    span = sa.select(sa.func.min(messages.c.received_at), sa.func.max(messages.c.received_at))
-    oldest, newest = conn.execute(span).one()
+    oldest, newest = _ends(conn, messages.c.received_at)
     rows = {t.name: _count(conn, t) for t in (dictionaries, dead_letters)}
     if exact:
         for table in (messages, events, business_keys):
@@ -72,6 +71,13 @@ def usage(conn: sa.Connection, *, exact: bool = False) -> Usage:
     return Usage(rows, size, free, count, per_message, oldest, newest, outcomes, vacuum, estimated)
 
 
+def _ends(conn: sa.Connection, column: sa.Column[Any]) -> tuple[Any, Any]:
+    """The smallest and largest value of an indexed ``column``: two queries, as SQLite reads one end of
+    the index for a lone ``min()`` or ``max()`` but scans all of it for both in one select."""
+    low = conn.execute(sa.select(sa.func.min(column))).scalar()
+    return low, conn.execute(sa.select(sa.func.max(column))).scalar()
+
+
 def _count(conn: sa.Connection, table: sa.Table) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
@@ -86,7 +92,7 @@ def _route_finals() -> sa.Select[Any]:
 def windows(conn: sa.Connection, key: sa.Column[Any]) -> list[tuple[int, int]] | None:
     """The ``[start, end)`` ranges of ``key`` to count: the whole span when it is short (an exact count),
     else :data:`WINDOWS` of :data:`WIDTH` spread evenly over it; None for an empty table."""
-    low, high = conn.execute(sa.select(sa.func.min(key), sa.func.max(key))).one()
+    low, high = _ends(conn, key)
     if low is None:
         return None
     span = int(high) - int(low) + 1
@@ -96,39 +102,40 @@ def windows(conn: sa.Connection, key: sa.Column[Any]) -> list[tuple[int, int]] |
     return [(int(low) + int(i * step), int(low) + int(i * step) + WIDTH) for i in range(WINDOWS)]
 
 
-def _scale(found: list[tuple[int, int]], counted: int, span: int) -> int:
+def _scale(found: list[tuple[int, int]], counted: int) -> int:
+    """``counted`` rows in the ranges ``found``, scaled to the span from the first range to the last."""
     width = sum(end - start for start, end in found)
+    span = found[-1][1] - found[0][0]
     return counted if width >= span else round(counted * span / width)
+
+
+def _in(key: sa.Column[Any], found: list[tuple[int, int]]) -> Any:
+    """The condition: ``key`` in one of the ranges (one statement for all: a range search each)."""
+    return sa.or_(*(sa.and_(key >= start, key < end) for start, end in found))
 
 
 def _estimate(conn: sa.Connection, rows: dict[str, int]) -> bool:
     """Put the estimated rows of messages, events and business keys in ``rows``; whether any is an
     estimate (not when every span is short enough to be counted whole)."""
     estimated = False
-    per_message = 0.0
     for table, key in ((messages, messages.c.seq), (events, events.c.id)):
         found = windows(conn, key)
         if found is None:
             rows[table.name] = 0
-            continue
-        counted = 0
-        keys = 0
-        for start, end in found:
-            counted += _count_range(conn, key, start, end)
             if table is messages:
-                keys += _count_range(conn, business_keys.c.message_seq, start, end)
-        low, high = found[0][0], found[-1][1]
-        rows[table.name] = _scale(found, counted, high - low)
+                rows[business_keys.name] = 0
+            continue
+        counted = _count_where(conn, _in(key, found))
+        rows[table.name] = _scale(found, counted)
         estimated = estimated or len(found) > 1
-        if table is messages:
-            per_message = keys / counted if counted else 0.0
-    rows[business_keys.name] = round(rows[messages.name] * per_message)
+        if table is messages:  # keys per message: those of the sampled messages
+            keys = _count_where(conn, _in(business_keys.c.message_seq, found))
+            rows[business_keys.name] = round(rows[table.name] * keys / counted) if counted else 0
     return estimated
 
 
-def _count_range(conn: sa.Connection, key: sa.Column[Any], start: int, end: int) -> int:
-    stmt = sa.select(sa.func.count()).where(key >= start, key < end)
-    return int(conn.execute(stmt).scalar_one())
+def _count_where(conn: sa.Connection, condition: Any) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).where(condition)).scalar_one())
 
 
 def _estimated_outcomes(conn: sa.Connection, total_events: int) -> dict[str, int]:
@@ -136,16 +143,10 @@ def _estimated_outcomes(conn: sa.Connection, total_events: int) -> dict[str, int
     found = windows(conn, events.c.id)
     if found is None:
         return {}
-    counted: dict[str, int] = {}
-    seen = 0
-    for start, end in found:
-        seen += _count_range(conn, events.c.id, start, end)
-        inside = _route_finals().where(events.c.id >= start, events.c.id < end).group_by(events.c.state)
-        for state, n in conn.execute(inside):
-            counted[state] = counted.get(state, 0) + int(n)
-    if not seen:
-        return {}
-    return {state: round(n * total_events / seen) for state, n in counted.items()}
+    inside = _in(events.c.id, found)
+    seen = _count_where(conn, inside)
+    counted = conn.execute(_route_finals().where(inside).group_by(events.c.state)).all()
+    return {state: round(int(n) * total_events / seen) for state, n in counted} if seen else {}
 
 
 def _size(conn: sa.Connection) -> tuple[int, int, str | None]:
