@@ -112,8 +112,8 @@ def measure(conn: sa.Connection, rounds: int) -> None:
             wall = statistics.median(s[0] for s in found)
             cpu = statistics.median(s[1] for s in found)
             loads = ",".join(s[3] for s in found)
-            rows = len(found[0][2])
-            print(f"{label:22} {name:12} {wall:9.1f} {cpu:9.1f} {wall / base:6.3f} {rows:>6}  {loads}")
+            count = len(found[0][2])
+            print(f"{label:22} {name:12} {wall:9.1f} {cpu:9.1f} {wall / base:6.3f} {count:>6}  {loads}")
         if len({tuple(s[2]) for found in samples.values() for s in found}) != 1:
             raise SystemExit(f"{label}: the shapes found different rows")
 
