@@ -1,6 +1,7 @@
 """Replay's selection by state over a window: the ways of selecting dead letters, on one filled journal.
 
     .venv/bin/python bench/replay_state_bench.py sqlite:////tmp/j/journal.db [--rounds 5]
+    .venv/bin/python bench/replay_state_bench.py --write-cost 1500 [--rounds 5]
 
 The journal is one filled by ``bench/journal_fill.py``, opened with ``Journal`` (so migrated to head
 first: the time is printed; migration 0011 fills ``dead_letters`` from the dead-letter events). The
@@ -18,6 +19,10 @@ Windows: a day a month old, a day in the middle, ten minutes a month old, the la
 and shape: the median over ``--rounds`` rounds of wall and CPU (process) time in ms, the ratio of the wall
 median to ``window``'s (measured in the same run), the rows found (the shapes must agree, else the bench
 fails) and the one-minute load average at each round.
+
+``--write-cost N`` measures what 0011 adds to writing: N messages journaled as dead-lettered (received,
+failed, dead_lettered) into a fresh SQLite journal with the trigger that keeps ``dead_letters`` and
+with it dropped, alternated, median of ``--rounds``: wall and CPU microseconds per message.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -43,6 +49,7 @@ from esb.journal.schema import events, messages  # noqa: E402
 
 ROUTE = "crm-order-to-iom"
 LIMIT = 1000
+BODY = b'{"order":"1-ABC"}' * 20  # 340 bytes, as journal_bench.py
 
 
 def since_shape(flt: Filter) -> sa.Select[Any]:
@@ -71,12 +78,49 @@ def run(conn: sa.Connection, statement: Any) -> tuple[float, float, list[str]]:
     return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000, rows
 
 
+def write_cost(n: int, rounds: int) -> None:
+    """Print the cost per dead-lettered message of the trigger keeping ``dead_letters``."""
+    from esb.message import Message
+
+    samples: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    loads: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(rounds):
+            for trigger in (False, True):
+                url = f"sqlite:///{tmp}/{round_}-{trigger}.db"
+                with Journal(url) as journal:
+                    if not trigger:
+                        with journal._read().begin() as conn:
+                            conn.exec_driver_sql("DROP TRIGGER tr_events_dead_letters")
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    for i in range(n):
+                        m = Message(body=BODY, id=f"dead-{i}", business_keys={"o": f"{i}"})
+                        journal.received(ROUTE, m)
+                        journal.event(ROUTE, m, "failed", error="refused")
+                        journal.event(ROUTE, m, "dead_lettered", endpoint="dlq.orders", error="refused")
+                    samples[trigger].append(
+                        ((time.perf_counter() - wall) * 1e6 / n, (time.process_time() - cpu) * 1e6 / n)
+                    )
+                loads.append(load())
+    for trigger, found in samples.items():
+        wall = statistics.median(s[0] for s in found)
+        cpu = statistics.median(s[1] for s in found)
+        print(f"trigger {'on ' if trigger else 'off'}: {wall:8.0f} us wall {cpu:8.0f} us CPU per dead letter")
+    print(f"loads: {','.join(loads)}")
+
+
 def main() -> None:
     """Open (migrate) the journal, time the shapes alternately over each window, print the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("url", help="a journal filled by journal_fill.py")
+    parser.add_argument("url", nargs="?", help="a journal filled by journal_fill.py")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--write-cost", type=int, default=0, help="time N dead letters with/without 0011")
     args = parser.parse_args()
+    if args.write_cost:
+        write_cost(args.write_cost, args.rounds)
+        return
+    if not args.url:
+        parser.error("a journal URL is needed (or --write-cost N)")
     started = time.perf_counter()
     with Journal(args.url, pool_size=1) as journal:
         print(f"opened (migrated to head if behind) in {time.perf_counter() - started:.1f} s (load {load()})")
