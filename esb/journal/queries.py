@@ -59,7 +59,8 @@ def ids_with_key(where: Any) -> Any:
 
 def _dead_letters_in_window(flt: Filter) -> Any:
     """The seq of each message ever dead-lettered that was received in the window (on its route): one
-    range of ``ix_dead_letters_received_at`` (migration 0011), the index alone."""
+    range of ``ix_dead_letters_received_at`` (migration 0011), the index alone (counted by
+    :func:`_few_dead_letters`; :func:`find_statement` joins the same range)."""
     d = dead_letter_rows.c
     dead = sa.select(d.message_seq).where(d.received_at >= flt.since)
     if flt.until is not None:
@@ -102,8 +103,19 @@ def find_statement(
         conditions.append(messages.c.id.in_(ids_with_key(key)))
     if flt.route is not None:
         conditions.append(messages.c.route == flt.route)
-    if dead_first:  # the window is dead_letters' (its received_at is the message's): its index only
-        conditions.append(messages.c.seq.in_(_dead_letters_in_window(flt)))
+    newest_first: Any = messages.c.received_at
+    if dead_first:
+        # driven by the window's range of dead_letters' index, newest first: its received_at is the
+        # message's, so the order's first part is the index's and SQLite stops after ``limit`` rows
+        # (sorting only the ties on id) instead of reading every dead letter of the window
+        dead = dead_letter_rows.c
+        stmt = stmt.select_from(dead_letter_rows.join(messages, messages.c.seq == dead.message_seq))
+        conditions.append(dead.received_at >= flt.since)
+        if flt.until is not None:
+            conditions.append(dead.received_at < flt.until)
+        if flt.route is not None:
+            conditions.append(dead.route == flt.route)
+        newest_first = dead.received_at
     else:
         if flt.since is not None:
             conditions.append(messages.c.received_at >= flt.since)
@@ -112,7 +124,7 @@ def find_statement(
     if flt.state is not None:
         conditions.append(latest_state() == flt.state)
     conditions.extend(extra)
-    return stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
+    return stmt.where(*conditions).order_by(newest_first.desc(), messages.c.id).limit(limit)
 
 
 def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:

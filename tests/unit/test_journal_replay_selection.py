@@ -190,7 +190,8 @@ def plan(engine: sa.Engine, sql: str, params: Any = ()) -> str:
 
 def test_the_window_dead_letters_are_read_from_their_index_alone(journal: Journal) -> None:
     """The selection from the dead letters reads the window's range of ``ix_dead_letters_received_at``
-    as a covering index and each message by its key (no scan of the window's messages); a page of the
+    as a covering index, newest first (no sort of every candidate), and each message by its key (no scan
+    of the window's messages); a page of the
     dead-letter list (newest first, after a cursor) reads ``ix_events_dead_lettered`` in its order."""
     flt = Filter(route=ROUTES[0], since=utcnow() - timedelta(days=1), until=utcnow(), state="dead_lettered")
     engine = sa.create_engine(journal.url)
@@ -211,6 +212,8 @@ def test_the_window_dead_letters_are_read_from_their_index_alone(journal: Journa
             engine, window
         )
         assert "SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)" in selected, selected
+        assert "SEARCH dead_letters USING COVERING INDEX ix_dead_letters_received_at" in selected, selected
+        assert "TEMP B-TREE FOR ORDER BY" not in selected, "newest first is the index's order: no full sort"
         assert "ix_messages_received_at" not in selected, selected
         assert "SEARCH events USING COVERING INDEX ix_events_dead_lettered" in page, page
         assert "TEMP B-TREE" not in page, page
