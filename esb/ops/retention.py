@@ -75,7 +75,7 @@ def render_usage(found: Usage) -> str:
               [[name, f"{about}{n:,}"] for name, n in sorted(found.outcomes.items())]),
     ]
     if found.estimated:
-        lines += ["", "~ estimated from samples of the keys (within a few %); --exact counts every row"]
+        lines += ["", "~ estimated from samples of the keys (dead letters counted); --exact counts every row"]
     return "\n".join(lines)
 
 

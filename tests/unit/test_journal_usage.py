@@ -47,10 +47,11 @@ def test_a_big_journal_is_estimated_close_to_the_exact_counts(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With 8 ranges of 16 keys over 600 messages (and 1,200 events) the estimates of messages, events,
-    business keys and outcomes are within 20 % of the exact counts, and labelled as estimates; --exact
-    counts."""
+    business keys and outcomes are within 20-35 % of the exact counts (dead letters exact), and labelled
+    as estimates; --exact counts."""
     monkeypatch.setattr(usage, "WINDOWS", 8)
     monkeypatch.setattr(usage, "WIDTH", 16)
+    monkeypatch.setattr(usage, "OUTCOME_WIDTH", 32)
     found, exact = journal.usage(), journal.usage(exact=True)
     assert found.estimated
     assert not exact.estimated
@@ -61,6 +62,7 @@ def test_a_big_journal_is_estimated_close_to_the_exact_counts(
     assert set(found.outcomes) == set(exact.outcomes) == {"delivered", "filtered", "dead_lettered"}
     for state, n in exact.outcomes.items():
         assert found.outcomes[state] == pytest.approx(n, rel=0.35), state
+    assert found.outcomes["dead_lettered"] == exact.outcomes["dead_lettered"], "rare: counted exactly"
     text = render_usage(found)
     assert "messages: ~" in text
     assert "--exact counts every row" in text
