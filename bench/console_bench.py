@@ -12,13 +12,15 @@ make a busier window (its figures are computed from the window's events, whateve
 
 The hub's console (waitress, the repository's project, an operator logged in over HTTP) then serves each
 page ``--repeat`` times; the script prints p50/p95/max per page, the ratio of each p50 to the login
-page's (a template without a query, measured in the same run), and whether every p95 is under 300 ms.
-Health calls the project's peers (not running here), so it is shown but not held to the target.
+page's (a template without a query, measured in the same run), the load average, and whether every p95
+is under 300 ms. Health shows the checks last run in the background (they call the project's peers, not
+running here: a second or more a run); the script waits for the first run before timing the page.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import sys
@@ -120,6 +122,11 @@ def sample_keys(url: str) -> dict[str, str]:
             flat = {k: v for k, v in data.items() if isinstance(v, str)}
             if flat:
                 return flat
+            filled = data.get("keys") or {}  # journal_fill.py's: lists of keys, oldest first
+            picked = {f"{name}_{age}": values[index] for name in ("order_id", "msisdn")
+                      if (values := filled.get(name)) for age, index in (("old", 0), ("new", -1))}
+            if picked:
+                return picked
     engine = create_journal_engine(url, pool_size=1)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(business_keys.c.name, business_keys.c.value).limit(200)).all()
@@ -127,8 +134,9 @@ def sample_keys(url: str) -> dict[str, str]:
     return {f"{name}_{i}": value for i, (name, value) in enumerate(rows[::50])}
 
 
-def timed(http: requests.Session, url: str, repeat: int) -> list[float]:
-    """Return the sorted latencies (ms) of ``repeat`` GETs of ``url`` (after one warm-up)."""
+def timed(http: requests.Session, url: str, repeat: int) -> tuple[list[float], float]:
+    """Return the sorted latencies (ms) of ``repeat`` GETs of ``url`` (after one warm-up) and the load
+    average after them."""
     http.get(url, timeout=60).raise_for_status()
     out = []
     for _ in range(repeat):
@@ -136,7 +144,7 @@ def timed(http: requests.Session, url: str, repeat: int) -> list[float]:
         answer = http.get(url, timeout=60)
         out.append((time.perf_counter() - began) * 1000)
         answer.raise_for_status()
-    return sorted(out)
+    return sorted(out), os.getloadavg()[0]
 
 
 def main() -> int:
@@ -176,21 +184,25 @@ def main() -> int:
                  "dead letters": "/dlq", "audit": "/audit"}
         for name, value in sorted(keys.items()):
             pages[f"search {name}"] = f"/search?key={value}"
-        pages["health (calls peers)"] = "/health"
-        results = {name: timed(http, base + path, args.repeat if "health" not in name else 3)
-                   for name, path in pages.items()}
+        pages["health (last background checks)"] = "/health"
+        waited = time.perf_counter()
+        while "Checked at" not in http.get(base + "/health", timeout=60).text:  # the first run of the checks
+            if time.perf_counter() - waited > 60:
+                raise SystemExit("the health checks did not end within 60 s")
+            time.sleep(0.5)
+        print(f"first health checks ended {time.perf_counter() - waited:.1f} s after the console started")
+        results = {name: timed(http, base + path, args.repeat) for name, path in pages.items()}
     finally:
         server.stop()
-    baseline = results["login (baseline)"][len(results["login (baseline)"]) // 2]
-    print(f"\n{'page':<34} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'x login':>8}")
+    baseline = results["login (baseline)"][0][len(results["login (baseline)"][0]) // 2]
+    print(f"\n{'page':<34} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'x login':>8}  load")
     worst = 0.0
-    for name, lat in results.items():
+    for name, (lat, load) in results.items():
         p50, p95 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.95))]
-        if "health" not in name:
-            worst = max(worst, p95)
-        print(f"{name:<34} {p50:8.1f} {p95:8.1f} {lat[-1]:8.1f} {p50 / baseline:8.1f}")
+        worst = max(worst, p95)
+        print(f"{name:<34} {p50:8.1f} {p95:8.1f} {lat[-1]:8.1f} {p50 / baseline:8.1f}  {load:.1f}")
     verdict = "met" if worst < TARGET_MS else "MISSED"
-    print(f"\nworst p95 (health aside) {worst:.1f} ms: target < {TARGET_MS:.0f} ms {verdict}")
+    print(f"\nworst p95 {worst:.1f} ms: target < {TARGET_MS:.0f} ms {verdict}")
     return 0 if worst < TARGET_MS else 1
 
 

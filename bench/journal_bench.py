@@ -220,7 +220,7 @@ def bytes_per_message(n: int, prefix: str | None) -> None:
                 sizes[revision] = (
                     compacted_size(folder / f"{revision}.db", folder) - empty_size(folder, revision)
                 ) / n
-            counts = {t: journal.usage().rows[t] for t in ("messages", "events", "business_keys")}
+            counts = {t: journal.usage(exact=True).rows[t] for t in ("messages", "events", "business_keys")}
         new = (compacted_size(source, folder) - empty_size(folder, None)) / n
     body_in = sum(len(b) for b in payloads) / n
     rows = sum(counts.values()) / n

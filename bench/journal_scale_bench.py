@@ -1,4 +1,5 @@
-"""Operators' queries on a journal of millions of messages: trace, replay selection, key search, dead letters.
+"""Operators' queries on a journal of millions of messages: trace, replay selection, key search, dead letters,
+``esb journal stats``.
 
     .venv/bin/python bench/journal_scale_bench.py --messages 1000000            # fills a temp SQLite first
     .venv/bin/python bench/journal_scale_bench.py --messages 1000000 --pg       # and a throwaway PostgreSQL
@@ -8,13 +9,16 @@ The journal is filled by ``bench/journal_fill.py`` (the CRM-order route's rows, 
 ``--url`` names one filled before (with its ``keys.json``). Each query runs in this process on a warm
 engine (the figure is the query, not the command's start-up: see bench/README.md for a cold ``esb trace``),
 for 20 keys of each sort, old (first days) and new (last days); printed: median, p90 and max in ms,
-against the 100 ms target of issue 18. The baseline in the same run is one primary-key look-up of a
-message row (what no query can beat).
+against the 100 ms target of issue 18, with the load average at the end of each row. The baseline in the
+same run is one primary-key look-up of a message row (what no query can beat). Opening a journal of an
+older schema migrates it first (the time is printed). ``esb journal stats`` (``Journal.usage``) is timed
+estimated (the default) and, with ``--exact-stats``, counting every row once.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -39,31 +43,55 @@ TARGET_MS = 100.0
 PER_SORT = 20
 
 
+#: CPU (process) milliseconds of the calls timed since the last printed line (a busy machine inflates
+#: wall time far more than CPU time).
+_cpu: list[float] = []
+
+
 def timed(call: Callable[[], Any]) -> float:
-    """Return the milliseconds one call takes."""
-    started = time.perf_counter()
+    """Return the milliseconds one call takes (its CPU milliseconds noted for the next line)."""
+    started, cpu = time.perf_counter(), time.process_time()
     call()
+    _cpu.append((time.process_time() - cpu) * 1000)
     return (time.perf_counter() - started) * 1000
 
 
 def figures(label: str, samples: list[float]) -> str:
-    """One line: median, p90, max and whether the max is under the target."""
+    """One line: median, p90, max, whether the max is under the target, the median CPU, the load."""
     ordered = sorted(samples)
     p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
     ok = "ok" if ordered[-1] < TARGET_MS else "OVER"
-    return f"  {label:46} {statistics.median(ordered):8.1f} {p90:8.1f} {ordered[-1]:8.1f}  {ok}"
+    load = os.getloadavg()[0]
+    median = statistics.median(ordered)
+    cpu = statistics.median(_cpu) if _cpu else float("nan")
+    _cpu.clear()
+    return f"  {label:60} {median:8.1f} {p90:8.1f} {ordered[-1]:8.1f}  {ok:4} cpu {cpu:7.1f}  load {load:.1f}"
 
 
-def measure(url: str, keys: dict[str, list[str]]) -> list[str]:
+def dead_letters_in(journal: Journal, since: Any, days: float) -> Callable[[], Any]:
+    """``esb replay --route crm-order-to-iom --state dead_lettered`` over ``days`` from ``since``."""
+    until = since + timedelta(days=days)
+    return lambda: journal.find(route=CRM_ROUTE, since=since, until=until, state="dead_lettered", limit=1000)
+
+
+def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False) -> list[str]:
     """Run every query on the journal at ``url``; return the printed lines."""
-    out = [f"  {'query (ms)':46} {'median':>8} {'p90':>8} {'max':>8}"]
+    out = [f"  {'query (ms)':60} {'median':>8} {'p90':>8} {'max':>8}"]
+    started = time.perf_counter()
     with Journal(url, pool_size=2) as journal:
+        opened = time.perf_counter() - started
+        out.insert(0, f"opened (migrated to head if it was behind) in {opened:.1f} s")
         usage = journal.usage()
         out.insert(
             0,
-            f"journal: {usage.messages:,} messages, {usage.bytes / 2**30:.2f} GiB, "
+            f"journal: ~{usage.messages:,} messages, {usage.bytes / 2**30:.2f} GiB, "
             f"{usage.bytes_per_message:,.0f} B/message, {usage.oldest:%Y-%m-%d} .. {usage.newest:%Y-%m-%d}",
         )
+        stats = [timed(journal.usage) for _ in range(5)]
+        out.append(figures("esb journal stats (Journal.usage, estimated)", stats))
+        if exact_stats:
+            exact = timed(lambda: journal.usage(exact=True))
+            out.append(figures("esb journal stats --exact (counts every row), once", [exact]))
         engine = journal._read()
 
         def by_pk(mid: str) -> None:
@@ -126,21 +154,17 @@ def measure(url: str, keys: dict[str, list[str]]) -> list[str]:
                 ],
             )
         )
+        first_week = starts[:5]  # a month old: days 1-5 of 35
         out.append(
             figures(
-                "replay selection: + --state dead_lettered, 1 day",
-                [
-                    timed(
-                        lambda s=s: journal.find(
-                            route=CRM_ROUTE,
-                            since=s,
-                            until=s + timedelta(days=1),
-                            state="dead_lettered",
-                            limit=1000,
-                        )
-                    )
-                    for s in starts[:5]
-                ],
+                "replay selection: + --state dead_lettered, 1 day a month old",
+                [timed(dead_letters_in(journal, s, 1)) for _ in range(3) for s in first_week],
+            )
+        )
+        out.append(
+            figures(
+                "replay selection: + --state dead_lettered, the last day",
+                [timed(dead_letters_in(journal, usage.newest - timedelta(days=1), 1)) for _ in range(15)],
             )
         )
         out.append(
@@ -153,7 +177,9 @@ def measure(url: str, keys: dict[str, list[str]]) -> list[str]:
         cursor = None
         for _ in range(10):  # ten pages in a row, as an operator pages through them
             started = time.perf_counter()
+            cpu = time.process_time()
             _, cursor = journal.dead_letters(route=CRM_ROUTE, before=cursor, limit=50)
+            _cpu.append((time.process_time() - cpu) * 1000)
             pages.append((time.perf_counter() - started) * 1000)
         out.append(figures("dead-letter list: Journal.dead_letters, 10 pages of 50", pages))
     return out
@@ -167,6 +193,7 @@ def main() -> None:
     parser.add_argument("--url", help="a journal filled before (with --keys)")
     parser.add_argument("--keys", type=Path, help="keys.json written by journal_fill.py")
     parser.add_argument("--pg", action="store_true", help="also fill and measure a throwaway PostgreSQL")
+    parser.add_argument("--exact-stats", action="store_true", help="also time esb journal stats --exact once")
     args = parser.parse_args()
     runs: list[tuple[str, str, dict[str, Any]]] = []
     if args.url:
@@ -177,7 +204,7 @@ def main() -> None:
         runs.append(("SQLite", url, fill(url, args.messages, args.days)))
     for name, url, found in runs:
         print(f"== {name}: {found.get('messages', '?'):,} messages (fill {found.get('fill_seconds', '?')} s)")
-        print("\n".join(measure(url, found["keys"])), flush=True)
+        print("\n".join(measure(url, found["keys"], args.exact_stats)), flush=True)
     if args.pg:
         from bench.servers import throwaway_postgres
 
@@ -185,7 +212,7 @@ def main() -> None:
             url = pg.create_database("scale")
             found = fill(url, args.messages, args.days)
             print(f"== PostgreSQL: {args.messages:,} messages (fill {found['fill_seconds']} s)")
-            print("\n".join(measure(url, found["keys"])), flush=True)
+            print("\n".join(measure(url, found["keys"], args.exact_stats)), flush=True)
 
 
 if __name__ == "__main__":

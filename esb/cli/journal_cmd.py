@@ -15,13 +15,19 @@ def journal() -> None:
 
 
 @journal.command()
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Count every row (seconds to minutes on millions of messages) instead of estimating from samples.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def stats(obj: Obj, as_json: bool) -> None:
-    """Rows per table, bytes, bytes per message, oldest and newest message, outcomes."""
+def stats(obj: Obj, exact: bool, as_json: bool) -> None:
+    """Rows per table, bytes, bytes per message, oldest and newest message, outcomes (rows and outcomes
+    of a big journal estimated from samples of its keys unless --exact)."""
     project = load(obj.project, obj.env)
     with open_journal(project) as handle:
-        found = handle.usage()
+        found = handle.usage(exact=exact)
     click.echo(to_json(found.as_dict()) if as_json else render_usage(found))
 
 

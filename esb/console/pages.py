@@ -6,7 +6,6 @@ every list is paged on the server (``?page=N``, ``console.page_size`` rows).
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, render_template, request
@@ -205,10 +204,17 @@ def dead_letter(group: str, message_id: str) -> str:
 
 @pages.get("/health")
 def health_page() -> str:
-    """``esb health``: every check and the verdict (it calls peers: not polled live)."""
-    console = state()
-    checks = health.run_checks(console.project(), console.journal, timedelta(minutes=5))
-    return render_template("health.html", checks=checks, overall=health.overall(checks), user=current_user())
+    """``esb health``'s checks and verdict as last run in the background (they call the project's peers:
+    a second or more when one is down), with when they ran; before the first run ends, a page that
+    reloads itself."""
+    watch = state().health
+    watch.start()  # the console server starts it; a console built otherwise starts it with its first view
+    result = watch.last()
+    if result is None:
+        return render_template("health.html", result=None, checks=[], overall="unknown", user=current_user())
+    return render_template("health.html", result=result, checks=result.checks, every=watch.every,
+                           overall="down" if result.error else health.overall(result.checks),
+                           user=current_user())
 
 
 @pages.get("/audit")

@@ -50,6 +50,7 @@ class ConsoleServer:
         self._journal: Journal | None = None
         self._audit: AuditLog | None = None
         self._stats_engine: Engine | None = None
+        self._state: ConsoleState | None = None
 
     @property
     def url(self) -> str:
@@ -75,6 +76,7 @@ class ConsoleServer:
         key = cfg.session_key or secrets.token_hex(32)
         self._stats_engine = create_journal_engine(url, pool_size=cfg.threads)
         state = ConsoleState(self.project, cfg, journal, audit, users, key, self._stats_engine)
+        self._state = state
         try:
             self._server = waitress.create_server(
                 create_app(state), host=cfg.host, port=cfg.port, threads=cfg.threads,
@@ -87,6 +89,7 @@ class ConsoleServer:
                               "(set console.port, 0 for any free port)") from exc
         self._thread = threading.Thread(target=self._server.run, name="console", daemon=True)
         self._thread.start()
+        state.health.start()  # the health page shows the last checks: the first run starts now
         info: dict[str, Any] = {"url": self.url, "pid": os.getpid()}
         if password is not None:
             info.update(user=GENERATED_USER, password=password)
@@ -111,6 +114,8 @@ class ConsoleServer:
         server, self._server = self._server, None
         if server is not None:
             stop_server(server, self._thread)
+        if self._state is not None:
+            self._state.health.stop()
         self.close()
         path = info_path(self.settings)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -14,7 +15,12 @@ from esb.console.figures import FiguresCache
 from esb.console.security import LoginThrottle
 from esb.console.users import User
 from esb.journal import Journal
+from esb.ops.health import run_checks
 from esb.project import Project
+from esb.runtime.monitoring import HealthWatch
+
+#: How long a message may stay in flight before the health page calls it stuck (as ``esb health``).
+STUCK_AFTER = timedelta(minutes=5)
 
 
 @dataclass
@@ -30,9 +36,12 @@ class ConsoleState:
     stats_engine: Engine | None = None  # one journal engine for the figures (esb.ops.stats.compute)
     throttle: LoginThrottle = field(init=False)
     figures: FiguresCache = field(init=False)
+    #: the health checks, run in the background: the health page shows the last result at once
+    health: HealthWatch = field(init=False)
     #: the process key names of the current project, read once per project object (pages.search)
     key_names: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.throttle = LoginThrottle(self.settings.login_attempts, self.settings.login_window)
         self.figures = FiguresCache(self.settings.figures_ttl)
+        self.health = HealthWatch(lambda: run_checks(self.project(), self.journal, STUCK_AFTER))

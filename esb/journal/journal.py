@@ -485,10 +485,11 @@ class Journal:
         with self._errors("event_body"), self._read().connect() as conn:
             return self._codec.decode(queries.event_body(conn, event_id))
 
-    def usage(self) -> usage.Usage:
-        """Return rows per table, bytes, bytes per message, the oldest message and outcomes."""
+    def usage(self, *, exact: bool = False) -> usage.Usage:
+        """Return rows per table, bytes, bytes per message, the oldest message and outcomes (the big
+        tables' rows and the outcomes estimated from samples unless ``exact``: esb/journal/usage.py)."""
         with self._errors("usage"), self._read().connect() as conn:
-            return usage.usage(conn)
+            return usage.usage(conn, exact=exact)
 
     def prune(self, policy: retention.Policy, *, now: datetime | None = None) -> retention.PruneResult:
         """Archive then delete what ``policy`` lets go (esb/journal/retention.py); on SQLite, give the

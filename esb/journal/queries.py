@@ -15,6 +15,7 @@ from esb.journal.conversation import CHUNK as CHUNK
 from esb.journal.conversation import MAX_CONVERSATION as MAX_CONVERSATION
 from esb.journal.records import EventRecord, MessageRecord
 from esb.journal.schema import business_keys, events, messages
+from esb.journal.schema import dead_letters as dead_letter_rows
 
 #: Index entries counted at most on each side when choosing how to select dead letters in a window.
 PROBE = 5_000
@@ -56,40 +57,30 @@ def ids_with_key(where: Any) -> Any:
     )
 
 
-def _dead_lettered_since(flt: Filter) -> Any:
-    """``seq IN`` the messages dead-lettered since the window's start (on its route, if given).
-
-    The select reads only ``ix_events_dead_lettered`` (partial, holding ``at, id, message_seq, route,
-    state``): one index entry per dead letter since then, no event row.
-    """
-    return messages.c.seq.in_(_dead_since(flt))
-
-
-def _dead_since(flt: Filter) -> Any:
-    """The message seq of each dead-letter event since ``flt.since`` (on ``flt.route``)."""
-    e = events.c
-    dead = sa.select(e.message_seq).where(e.state == "dead_lettered", e.at >= flt.since)
-    return dead.where(e.route == flt.route) if flt.route is not None else dead
+def _dead_letters_in_window(flt: Filter) -> Any:
+    """The seq of each message ever dead-lettered that was received in the window (on its route): one
+    range of ``ix_dead_letters_received_at`` (migration 0011), the index alone (counted by
+    :func:`_few_dead_letters`; :func:`find_statement` joins the same range)."""
+    d = dead_letter_rows.c
+    dead = sa.select(d.message_seq).where(d.received_at >= flt.since)
+    if flt.until is not None:
+        dead = dead.where(d.received_at < flt.until)
+    return dead.where(d.route == flt.route) if flt.route is not None else dead
 
 
 def _few_dead_letters(conn: sa.Connection, flt: Filter) -> bool:
-    """Whether to start a window's selection by state ``dead_lettered`` from the dead letters since its
-    start rather than from the messages received in it: when there are fewer of them (each side counted
-    up to :data:`PROBE` entries of an index, about a millisecond).
+    """Whether to start a window's selection by state ``dead_lettered`` from the messages ever
+    dead-lettered that arrived in it (``dead_letters``) rather than from every message received in it:
+    when there are fewer than :data:`PROBE` of them (counted in their index, up to that many: about a
+    millisecond).
 
-    A message is dead-lettered after it is received, so the dead letters since the window's start hold
-    every answer; but for a window a month old they are every dead letter of the month (100,000 at 10
-    million messages), each a random look-up of its message, while the window's messages are read in
-    order of time, newest first, until ``limit`` are found (bench/README.md "The journal at scale").
+    They are about 1 % of a window's messages, so starting from them reads a hundredth of the rows; but
+    the newest first order is the messages' own, so a window of a whole outage (most of its messages
+    dead) is read from its messages, newest first, until ``limit`` are found (bench/README.md "The
+    journal at scale").
     """
-    dead = _dead_since(flt).limit(PROBE).subquery()
-    received = sa.select(messages.c.received_at).where(messages.c.received_at >= flt.since)
-    if flt.until is not None:
-        received = received.where(messages.c.received_at < flt.until)
-    window = received.limit(PROBE).subquery()
-    n_dead = conn.execute(sa.select(sa.func.count()).select_from(dead)).scalar_one()
-    n_window = conn.execute(sa.select(sa.func.count()).select_from(window)).scalar_one()
-    return bool(n_dead < PROBE and n_dead < n_window)
+    dead = _dead_letters_in_window(flt).limit(PROBE).subquery()
+    return bool(conn.execute(sa.select(sa.func.count()).select_from(dead)).scalar_one() < PROBE)
 
 
 def find_statement(
@@ -112,16 +103,28 @@ def find_statement(
         conditions.append(messages.c.id.in_(ids_with_key(key)))
     if flt.route is not None:
         conditions.append(messages.c.route == flt.route)
-    if flt.since is not None:
-        conditions.append(messages.c.received_at >= flt.since)
-    if flt.until is not None:
-        conditions.append(messages.c.received_at < flt.until)
+    newest_first: Any = messages.c.received_at
+    if dead_first:
+        # driven by the window's range of dead_letters' index, newest first: its received_at is the
+        # message's, so the order's first part is the index's and SQLite stops after ``limit`` rows
+        # (sorting only the ties on id) instead of reading every dead letter of the window
+        dead = dead_letter_rows.c
+        stmt = stmt.select_from(dead_letter_rows.join(messages, messages.c.seq == dead.message_seq))
+        conditions.append(dead.received_at >= flt.since)
+        if flt.until is not None:
+            conditions.append(dead.received_at < flt.until)
+        if flt.route is not None:
+            conditions.append(dead.route == flt.route)
+        newest_first = dead.received_at
+    else:
+        if flt.since is not None:
+            conditions.append(messages.c.received_at >= flt.since)
+        if flt.until is not None:
+            conditions.append(messages.c.received_at < flt.until)
     if flt.state is not None:
         conditions.append(latest_state() == flt.state)
-    if dead_first:
-        conditions.append(_dead_lettered_since(flt))
     conditions.extend(extra)
-    return stmt.where(*conditions).order_by(messages.c.received_at.desc(), messages.c.id).limit(limit)
+    return stmt.where(*conditions).order_by(newest_first.desc(), messages.c.id).limit(limit)
 
 
 def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:

@@ -122,6 +122,23 @@ events = sa.Table(
     ),
 )
 
+#: The message rows ever dead-lettered, by their time of arrival (migration 0011): replay's selection of a
+#: window's dead letters reads one range of ``ix_dead_letters_received_at`` instead of every message of the
+#: window. Kept by the database: a trigger on ``events`` adds a message's row with its first
+#: ``dead_lettered`` event (``route`` and ``received_at`` copied from the message); a handled message keeps
+#: its row (its latest state tells), pruning the message deletes it (cascade).
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("message_seq", SeqType, primary_key=True, autoincrement=False),
+    sa.Column("route", sa.String(), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["message_seq"], ["messages.seq"], name="fk_dead_letters_message", ondelete="CASCADE"
+    ),
+    sa.Index("ix_dead_letters_received_at", "received_at", "route", "message_seq"),
+)
+
 #: Business keys of a message row (its id on another route has its own rows). A search by key finds the
 #: rows of the message's id on every route (esb/journal/queries.py).
 business_keys = sa.Table(

@@ -15,7 +15,7 @@ from typing import Any
 from esb.config.settings import Settings
 from esb.journal import Journal
 from esb.journal.retention import Policy, PruneResult
-from esb.journal.usage import Usage
+from esb.journal.usage import SAMPLED, Usage
 from esb.logging import get_logger
 from esb.ops.common import iso, table
 
@@ -61,16 +61,21 @@ def _when(value: datetime | None) -> str:
 def render_usage(found: Usage) -> str:
     """Return ``esb journal stats`` as text."""
     per = "-" if found.bytes_per_message is None else _size(found.bytes_per_message)
+    about = "~" if found.estimated else ""
     lines = [
         f"size: {_size(found.bytes)} ({_size(found.free_bytes)} free for reuse)"
         + (f", auto_vacuum {found.auto_vacuum}" if found.auto_vacuum else ""),
-        f"messages: {found.messages:,}  bytes per message: {per}",
+        f"messages: {about}{found.messages:,}  bytes per message: {about}{per}",
         f"oldest: {_when(found.oldest)}  newest: {_when(found.newest)}",
         "",
-        table(["TABLE", "ROWS"], [[name, f"{n:,}"] for name, n in found.rows.items()]),
+        table(["TABLE", "ROWS"], [[name, f"{about if name in SAMPLED else ''}{n:,}"]
+                                  for name, n in found.rows.items()]),
         "",
-        table(["OUTCOME", "MESSAGES"], [[name, f"{n:,}"] for name, n in sorted(found.outcomes.items())]),
+        table(["OUTCOME", "MESSAGES"],
+              [[name, f"{about}{n:,}"] for name, n in sorted(found.outcomes.items())]),
     ]
+    if found.estimated:
+        lines += ["", "~ estimated from samples of the keys (dead letters counted); --exact counts every row"]
     return "\n".join(lines)
 
 

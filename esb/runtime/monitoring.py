@@ -1,4 +1,5 @@
-"""The running hub's loopback HTTP listener: /health/live, /health/ready and Prometheus /metrics.
+"""The running hub's loopback HTTP listener: /health/live, /health/ready and Prometheus /metrics; and
+:class:`HealthWatch`, the health checks run in the background, their last result kept for pages.
 
 Every path needs ``Authorization: Bearer <token>`` (our rule: every listener authenticates; Prometheus
 sends it with ``authorization: {credentials_file: ...}`` in its scrape config). The address and token are
@@ -12,7 +13,10 @@ import http.server
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -152,3 +156,75 @@ class MonitoringServer:
                 path.unlink()
         except (OSError, orjson.JSONDecodeError):
             pass
+
+
+#: Seconds between two runs of the health checks by a :class:`HealthWatch`.
+HEALTH_EVERY = 30.0
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """One run of the health checks: what ``run`` returned (or the error it raised), when, how long."""
+
+    checks: list[Any]
+    at: datetime
+    took: float
+    error: str | None = None
+
+
+class HealthWatch:
+    """Runs ``run`` (the health checks: ``esb.ops.health.run_checks``, which call the project's peers and
+    take a second or more when one is down) every ``every`` seconds in a background thread, and keeps the
+    last result: a page shows it at once instead of calling every peer per request (the console's health
+    page, issue 18). ``start`` is idempotent; the first result comes after the first run."""
+
+    def __init__(self, run: Callable[[], list[Any]], every: float = HEALTH_EVERY) -> None:
+        self.run, self.every = run, every
+        self._last: HealthResult | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.log = get_logger("monitoring")
+
+    def start(self) -> None:
+        """Start the background runs (the first one now), unless they are running."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="health-watch", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background runs (a run in progress finishes in its thread)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None:
+            thread.join(timeout=1.0)
+
+    @property
+    def running(self) -> bool:
+        """Whether the background runs are started."""
+        return self._thread is not None
+
+    def last(self) -> HealthResult | None:
+        """The last result, None before the first run ended."""
+        return self._last
+
+    def refresh(self) -> HealthResult:
+        """Run the checks now (in the caller's thread), keep and return the result; an error of ``run``
+        is kept as the result's ``error``, never raised (a page must answer)."""
+        at, started = datetime.now(UTC), time.perf_counter()
+        try:
+            result = HealthResult(self.run(), at, time.perf_counter() - started)
+        except Exception as exc:
+            self.log.error("health checks failed", error=str(exc))
+            result = HealthResult([], at, time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+        self._last = result
+        return result
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self.every)

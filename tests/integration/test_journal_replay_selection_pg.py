@@ -1,5 +1,6 @@
-"""Replay's selection by state over a window on PostgreSQL: migrated to head (0009's dead-letter index),
-both ways of selecting give what the latest state of every message of the window gives."""
+"""Replay's selection by state over a window on PostgreSQL: migrated to head (0011's ``dead_letters`` and
+its trigger), both ways of selecting give what the latest state of every message of the window gives;
+0011 down and up again refills ``dead_letters``; pruning a message deletes its row."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from esb.journal import Journal, queries
 from esb.message import utcnow
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.unit import test_journal_replay_selection as on_sqlite  # its tests, called with this journal
 from tests.unit.test_journal_replay_selection import ROUTES, fill, slow_path
 
 pytestmark = pytest.mark.integration
@@ -44,3 +46,14 @@ def test_both_ways_equal_the_latest_state_of_every_message_on_postgresql(
             assert [f"{r.id}@{r.route}" for r in fast] == expected
             checked += len(expected)
     assert checked > 20, "the windows hold dead letters"
+
+
+def test_migration_0011_down_and_up_on_postgresql(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The function and trigger are dropped and made again; the refilled table equals the trigger's rows
+    and every window still equals the slow path."""
+    on_sqlite.test_migration_0011_fills_dead_letters_of_an_existing_journal(journal, monkeypatch)
+
+
+def test_pruning_deletes_the_dead_letter_row_on_postgresql(journal: Journal) -> None:
+    """The foreign key cascades on PostgreSQL too."""
+    on_sqlite.test_pruning_a_message_deletes_its_dead_letter_row(journal)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from esb.console.users import hash_password, parse_users, verify_password
 from esb.exceptions import ConfigError
 from esb.journal import Journal
 from esb.message import Message
+from esb.ops.health import Check
 from esb.runtime.control import RouteControl, acting_as, who
+from esb.runtime.monitoring import HealthWatch
 from tests.unit.routes_fixture import make_project
 
 ROUTE = {"id": "orders", "from": "crm.orders", "to": "iom.orders",
@@ -46,6 +49,7 @@ def console(tmp_path: Path) -> Iterator[ConsoleState]:
     users = parse_users(" ".join(entries))
     state = ConsoleState(lambda: project, ConsoleSettings(login_attempts=3), journal, audit, users, "k" * 64)
     yield state
+    state.health.stop()
     journal.close()
     audit.close()
 
@@ -241,3 +245,90 @@ def test_figures_are_computed_once_per_ttl(console: ConsoleState, monkeypatch: p
     reloaded = object()
     cache.get(reloaded, "url")  # type: ignore[arg-type]
     assert calls[-1] is reloaded
+
+
+def _watch(console: ConsoleState, run: Any, every: float = 3600.0) -> HealthWatch:
+    """Give the console a health watch running ``run``."""
+    console.health = HealthWatch(run, every=every)
+    return console.health
+
+
+def test_health_page_shows_the_last_background_checks_without_running_them(
+    client: FlaskClient, console: ConsoleState
+) -> None:
+    """The checks run once in the background; three views of the page show that result (with when it
+    was taken) and run no check of their own."""
+    calls: list[int] = []
+
+    def run() -> list[Check]:
+        calls.append(1)
+        return [Check("broker", "degraded", "slow peer 42")]
+
+    watch = _watch(console, run)
+    watch.start()
+    _wait(lambda: watch.last() is not None)
+    login(client, "vic", "view-pass")
+    pages = [client.get("/health").get_data(as_text=True) for _ in range(3)]
+    assert calls == [1]
+    assert all("slow peer 42" in page and "Checked at" in page for page in pages)
+    assert 'id="overall">degraded<' in pages[0]
+
+
+def test_health_page_before_the_first_checks_end_says_so_and_reloads(
+    client: FlaskClient, console: ConsoleState
+) -> None:
+    """While the first run is still calling peers the page answers at once, saying so; once it ended,
+    the page shows its checks."""
+    release = threading.Event()
+    watch = _watch(console, lambda: release.wait(10) and [Check("journal", "ok", "answers")])
+    login(client, "vic", "view-pass")
+    waiting = client.get("/health").get_data(as_text=True)  # starts the watch: its run blocks
+    assert "first checks are running" in waiting
+    assert 'http-equiv="refresh"' in waiting
+    release.set()
+    _wait(lambda: watch.last() is not None)
+    assert "answers" in client.get("/health").get_data(as_text=True)
+
+
+def test_health_checks_that_raise_show_down_with_the_error(
+    client: FlaskClient, console: ConsoleState
+) -> None:
+    """A run that raises is kept as a result whose verdict is down, naming the error."""
+    def broken() -> list[Check]:
+        raise RuntimeError("journal locked")
+
+    watch = _watch(console, broken)
+    watch.refresh()
+    login(client, "vic", "view-pass")
+    page = client.get("/health").get_data(as_text=True)
+    assert 'id="overall">down<' in page
+    assert "RuntimeError: journal locked" in page
+
+
+def test_health_watch_runs_again_every_interval_until_stopped() -> None:
+    """Started, it runs the checks every ``every`` seconds; stopped, no more runs."""
+    calls: list[int] = []
+
+    def run() -> list[Check]:
+        calls.append(1)
+        return []
+
+    watch = HealthWatch(run, every=0.01)
+    watch.start()
+    watch.start()  # idempotent: one thread
+    _wait(lambda: len(calls) >= 3)
+    watch.stop()
+    seen = len(calls)
+    threading.Event().wait(0.1)
+    assert len(calls) == seen
+    assert not watch.running
+
+
+def _wait(condition: Any, timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds (fails after ``timeout`` seconds)."""
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        done.wait(0.01)
+    raise AssertionError("timed out")

@@ -1,7 +1,8 @@
-"""Replay's selection by state over a time window: both ways of selecting dead letters (from the dead
-letters since the window's start, or from the window's messages newest first) give exactly what the
-latest state of every message of the window gives (the slow path); the one with fewer index entries to
-read is chosen; the dead letters are read from the dead-letter index alone."""
+"""Replay's selection by state over a time window: both ways of selecting dead letters (from the messages
+ever dead-lettered that arrived in the window, ``dead_letters``, or from the window's messages newest
+first) give exactly what the latest state of every message of the window gives (the slow path), also on
+a journal whose ``dead_letters`` was filled by migration 0011; ``dead_letters`` is kept by the database
+(a trigger) and emptied by pruning; the window's dead letters are read from their index alone."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import sqlalchemy as sa
 
 import esb.journal.journal as journal_module
 from esb.journal import Journal, queries
-from esb.journal.queries import Filter, _dead_lettered_since, _few_dead_letters
+from esb.journal.migrate import alembic_config
+from esb.journal.queries import Filter, _dead_letters_in_window, _few_dead_letters
 from esb.message import Message, utcnow
 
 ROUTES = ("crm-order-to-iom", "fault112-to-hub")
@@ -69,17 +71,9 @@ def slow_path(journal: Journal, route: str | None, since: datetime, until: datet
     return [f"{r.id}@{r.route}" for r in every if r.state == "dead_lettered"]
 
 
-@pytest.mark.parametrize(
-    "from_dead_letters", [pytest.param(True, id="from-dead-letters"), pytest.param(False, id="from-window")]
-)
-def test_the_dead_letter_window_selection_equals_the_latest_state_of_every_message(
-    journal: Journal, monkeypatch: pytest.MonkeyPatch, from_dead_letters: bool
-) -> None:
-    """Over old and recent windows, with and without a route, either way: the same messages, in the same
-    order, including those dead-lettered days after the window and those replayed since."""
-    start = utcnow() - timedelta(days=12)
-    fill(journal, monkeypatch, start, 600)
-    monkeypatch.setattr(queries, "_few_dead_letters", lambda conn, flt: from_dead_letters)
+def assert_every_window_equals_the_slow_path(journal: Journal, start: datetime) -> int:
+    """Check old and recent windows of 1 h to 3 days, with and without a route; return the dead letters
+    the windows held."""
     checked = 0
     for day in (0, 2, 5, 9):
         for hours in (1, 24, 72):
@@ -93,12 +87,84 @@ def test_the_dead_letter_window_selection_equals_the_latest_state_of_every_messa
                 assert [f"{r.id}@{r.route}" for r in fast] == expected, (day, hours, route)
                 assert all(r.state == "dead_lettered" for r in fast)
                 checked += len(expected)
-    assert checked > 100, "the windows hold dead letters of every kind"
+    return checked
 
 
-def test_the_side_with_fewer_entries_is_chosen(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An old short window starts from its messages (every later dead letter would be read otherwise); a
-    recent long one from the dead letters since its start."""
+@pytest.mark.parametrize(
+    "from_dead_letters", [pytest.param(True, id="from-dead-letters"), pytest.param(False, id="from-window")]
+)
+def test_the_dead_letter_window_selection_equals_the_latest_state_of_every_message(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch, from_dead_letters: bool
+) -> None:
+    """Over old and recent windows, with and without a route, either way: the same messages, in the same
+    order, including those dead-lettered days after the window and those replayed since."""
+    start = utcnow() - timedelta(days=12)
+    fill(journal, monkeypatch, start, 600)
+    monkeypatch.setattr(queries, "_few_dead_letters", lambda conn, flt: from_dead_letters)
+    assert assert_every_window_equals_the_slow_path(journal, start) > 100, "dead letters of every kind"
+
+
+def dead_letter_rows(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    """The rows of ``dead_letters``, by seq."""
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql("SELECT * FROM dead_letters ORDER BY 1")]
+
+
+def test_the_trigger_keeps_one_row_per_message_ever_dead_lettered(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each message row with a dead_lettered event (once or twice, replayed or not) has one row, with its
+    route and received_at; the others have none."""
+    start = utcnow() - timedelta(days=12)
+    fill(journal, monkeypatch, start, 300)
+    with journal._read().connect() as conn:
+        expected = [
+            tuple(row)
+            for row in conn.exec_driver_sql(
+                "SELECT seq, route, received_at FROM messages WHERE seq IN"
+                " (SELECT message_seq FROM events WHERE state = 'dead_lettered') ORDER BY seq"
+            )
+        ]
+    assert len(expected) > 50
+    assert dead_letter_rows(journal._read()) == expected
+
+
+def test_migration_0011_fills_dead_letters_of_an_existing_journal(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal written before 0011 (downgraded, written to, upgraded again) gets the same rows the
+    trigger writes, and every window's selection still equals the slow path."""
+    from alembic import command
+
+    start = utcnow() - timedelta(days=12)
+    fill(journal, monkeypatch, start, 600)
+    kept = dead_letter_rows(journal._read())
+    with journal._read().begin() as conn:
+        command.downgrade(alembic_config(conn), "0010_dead_letter_index_covering")
+        assert "dead_letters" not in sa.inspect(conn).get_table_names()
+        command.upgrade(alembic_config(conn), "head")
+    assert dead_letter_rows(journal._read()) == kept
+    monkeypatch.setattr(queries, "_few_dead_letters", lambda conn, flt: True)
+    assert assert_every_window_equals_the_slow_path(journal, start) > 100
+
+
+def test_pruning_a_message_deletes_its_dead_letter_row(journal: Journal) -> None:
+    """Deleting a dead-lettered message's rows (as the prune does) deletes its ``dead_letters`` row."""
+    message = Message(body=b"{}", id="gone")
+    journal.received(ROUTES[0], message)
+    journal.event(ROUTES[0], message, "dead_lettered", error="bad")
+    assert len(dead_letter_rows(journal._read())) == 1
+    with journal._read().begin() as conn:
+        conn.exec_driver_sql("DELETE FROM events")
+        conn.exec_driver_sql("DELETE FROM messages")
+    assert dead_letter_rows(journal._read()) == []
+
+
+def test_a_window_with_few_dead_letters_starts_from_them(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows old or recent, short or long, start from their dead letters; past PROBE of them (a whole
+    outage), from the window's messages."""
     start = utcnow() - timedelta(days=12)
     fill(journal, monkeypatch, start, 600, dead_share=0.05)
     engine = sa.create_engine(journal.url)
@@ -106,8 +172,10 @@ def test_the_side_with_fewer_entries_is_chosen(journal: Journal, monkeypatch: py
         with engine.connect() as conn:
             old_hour = Filter(since=start + timedelta(hours=1), until=start + timedelta(hours=7))
             recent_days = Filter(since=start + timedelta(days=8), until=start + timedelta(days=12))
-            assert not _few_dead_letters(conn, old_hour)
+            old_day = Filter(route=ROUTES[0], since=start, until=start + timedelta(days=1))
+            assert _few_dead_letters(conn, old_hour)
             assert _few_dead_letters(conn, recent_days)
+            assert _few_dead_letters(conn, old_day)
             monkeypatch.setattr(queries, "PROBE", 3)
             assert not _few_dead_letters(conn, recent_days), "past PROBE dead letters: from the window"
     finally:
@@ -120,22 +188,33 @@ def plan(engine: sa.Engine, sql: str, params: Any = ()) -> str:
         return " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
 
 
-def test_dead_letters_are_read_from_the_dead_letter_index_alone(journal: Journal) -> None:
-    """The replay selection's dead letters since a time, and a page of the dead-letter list (newest first,
-    after a cursor), read ``ix_events_dead_lettered`` as a covering index, in its order: no event row,
-    no scan of every event by time."""
-    flt = Filter(route=ROUTES[0], since=utcnow(), state="dead_lettered")
+def test_the_window_dead_letters_are_read_from_their_index_alone(journal: Journal) -> None:
+    """The selection from the dead letters reads the window's range of ``ix_dead_letters_received_at``
+    as a covering index, newest first (no sort of every candidate), and each message by its key (no scan
+    of the window's messages); a page of the
+    dead-letter list (newest first, after a cursor) reads ``ix_events_dead_lettered`` in its order."""
+    flt = Filter(route=ROUTES[0], since=utcnow() - timedelta(days=1), until=utcnow(), state="dead_lettered")
     engine = sa.create_engine(journal.url)
     statements: list[tuple[str, Any]] = []
     sa.event.listen(journal._read(), "before_cursor_execute", lambda *a: statements.append((a[2], a[3])))
     try:
         with engine.connect() as conn:
             selection = str(
-                _dead_lettered_since(flt).right.element.compile(conn, compile_kwargs={"literal_binds": True})
+                queries.find_statement(flt, 1000, dead_first=True).compile(
+                    conn, compile_kwargs={"literal_binds": True}
+                )
             )
+            window = str(_dead_letters_in_window(flt).compile(conn, compile_kwargs={"literal_binds": True}))
         journal.dead_letters(route=ROUTES[0], before=(utcnow(), 10), limit=5)
         page = plan(engine, *statements[0])
-        assert "COVERING INDEX ix_events_dead_lettered" in plan(engine, selection)
+        selected = plan(engine, selection)
+        assert "COVERING INDEX ix_dead_letters_received_at (received_at>? AND received_at<?)" in plan(
+            engine, window
+        )
+        assert "SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)" in selected, selected
+        assert "SEARCH dead_letters USING COVERING INDEX ix_dead_letters_received_at" in selected, selected
+        assert "TEMP B-TREE FOR ORDER BY" not in selected, "newest first is the index's order: no full sort"
+        assert "ix_messages_received_at" not in selected, selected
         assert "SEARCH events USING COVERING INDEX ix_events_dead_lettered" in page, page
         assert "TEMP B-TREE" not in page, page
     finally:

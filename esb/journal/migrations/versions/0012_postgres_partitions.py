@@ -14,7 +14,7 @@ there) and today's and the next days' partitions.
 Downgrade copies the rows back into plain tables (``INSERT ... SELECT``) with the indexes of 0010.
 
 Revision ID: 0012_postgres_partitions
-Revises: 0010_dead_letter_index_covering
+Revises: 0011_dead_letters_by_arrival
 Create Date: 2026-12-07
 """
 
@@ -29,7 +29,7 @@ from esb.journal import partitions
 from esb.journal.partitions import SCHEMA
 
 revision = "0012_postgres_partitions"
-down_revision = "0010_dead_letter_index_covering"
+down_revision = "0011_dead_letters_by_arrival"
 branch_labels = None
 depends_on = None
 
@@ -64,6 +64,25 @@ def _foreign_keys() -> None:
     op.create_foreign_key("fk_business_keys_message", "business_keys", "messages", ["message_seq"], ["seq"])
 
 
+def _dead_letters_off() -> None:
+    """0011's ``dead_letters`` let go of the tables being replaced: its trigger on ``events`` and its
+    foreign key to ``messages`` (put back on the new tables by :func:`_dead_letters_on`)."""
+    op.execute("DROP TRIGGER tr_events_dead_letters ON events")
+    op.drop_constraint("fk_dead_letters_message", "dead_letters", type_="foreignkey")
+
+
+def _dead_letters_on() -> None:
+    """0011's trigger on the (partitioned) ``events`` and the foreign key to ``messages``, as 0011 made
+    them (a row trigger on a partitioned table is cloned to every partition, present and future)."""
+    op.execute(
+        "CREATE TRIGGER tr_events_dead_letters AFTER INSERT ON events FOR EACH ROW"
+        " WHEN (NEW.state = 'dead_lettered') EXECUTE FUNCTION esb_dead_letters_add()"
+    )
+    op.create_foreign_key(
+        "fk_dead_letters_message", "dead_letters", "messages", ["message_seq"], ["seq"], ondelete="CASCADE"
+    )
+
+
 def _attach_legacy() -> None:
     """The old tables become the legacy partition (``MINVALUE`` to their last seq); empty, they are dropped
     (then every day's partition, past ones too, can be created)."""
@@ -84,6 +103,7 @@ def upgrade() -> None:
         return
     op.drop_constraint("fk_events_message", "events", type_="foreignkey")
     op.drop_constraint("fk_business_keys_message", "business_keys", type_="foreignkey")
+    _dead_letters_off()
     op.execute("ALTER TABLE messages ALTER COLUMN seq DROP DEFAULT")
     op.execute("ALTER TABLE events ALTER COLUMN id DROP DEFAULT")
     op.execute("ALTER SEQUENCE messages_seq_seq OWNED BY NONE")  # or it would move with the table
@@ -107,6 +127,7 @@ def upgrade() -> None:
     _indexes()
     _attach_legacy()
     _foreign_keys()
+    _dead_letters_on()
     op.execute(partitions.UNIQUE_ID_FUNCTION)
     op.execute(partitions.UNIQUE_ID_TRIGGER)
     default = partitions.Partition(partitions.DEFAULT, None, "DEFAULT")
@@ -123,6 +144,7 @@ def downgrade() -> None:
         op.execute(f"INSERT INTO {table}_0010 SELECT * FROM {table}")  # noqa: S608 - constant names
     op.execute("ALTER SEQUENCE messages_seq_seq OWNED BY NONE")
     op.execute("ALTER SEQUENCE events_id_seq OWNED BY NONE")
+    _dead_letters_off()
     op.execute("DROP TABLE business_keys, events, messages")  # with every partition
     op.execute("DROP FUNCTION journal_unique_id()")
     op.execute("DROP FUNCTION journal_next_seq()")
@@ -138,3 +160,4 @@ def downgrade() -> None:
     op.create_index("ux_messages_id_route", "messages", ["id", "route"], unique=True)
     _indexes()
     _foreign_keys()
+    _dead_letters_on()
