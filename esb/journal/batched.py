@@ -81,8 +81,9 @@ class BatchedWrites:
         with self._errors("known_ids"), self._read().connect() as conn:
             return {str(row[0]) for row in conn.execute(sql.existing, {"r": route, "ids": ids})}
 
-    def journey_many(self, route: str, journeys: list[Journey], arrived_at: datetime) -> None:
-        """Journal a batch's arrivals (at ``arrived_at``) and their ends in one transaction.
+    def journey_many(self, route: str, journeys: list[Journey], arrived_at: datetime) -> list[bool]:
+        """Journal a batch's arrivals (at ``arrived_at``) and their ends in one transaction; return True
+        for each first arrival.
 
         The same rows as :meth:`received_many` at ``arrived_at``, an ``event(transformed)`` per message
         with warnings, then :meth:`settle_many`, in that order. A message already there (another
@@ -118,6 +119,7 @@ class BatchedWrites:
                 events, keys = _journey_rows(route, journeys, arrivals, seqs, stored, (arrived, now))
                 bulk.events.execute(conn, events, fixed=("at",))
                 bulk.keys.execute(conn, keys)
+            return [state == "received" for _, state, _ in arrivals]
         finally:  # a journey ends here (or its members go alone): the cache keeps in-flight messages only
             for j in journeys:
                 self._seen.forget(route, j.message.id)
