@@ -25,9 +25,15 @@ ARRIVED = datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC)
 
 
 @pytest.fixture
-def journals(tmp_path: Path) -> Iterator[tuple[Journal, Journal]]:
-    """Two connected journals on fresh SQLite files: the two-commit sequence's and the one-commit's."""
-    pair = (Journal(f"sqlite:///{tmp_path / 'two.db'}"), Journal(f"sqlite:///{tmp_path / 'one.db'}"))
+def journal_urls(tmp_path: Path) -> tuple[str, str]:
+    """Two fresh SQLite files (tests/integration/test_journal_batched_pg.py: two PostgreSQL databases)."""
+    return f"sqlite:///{tmp_path / 'two.db'}", f"sqlite:///{tmp_path / 'one.db'}"
+
+
+@pytest.fixture
+def journals(journal_urls: tuple[str, str]) -> Iterator[tuple[Journal, Journal]]:
+    """Two connected journals on fresh databases: the two-commit sequence's and the one-commit's."""
+    pair = (Journal(journal_urls[0]), Journal(journal_urls[1]))
     for journal in pair:
         journal.connect()
     yield pair
