@@ -16,6 +16,7 @@ per batch", gives the argument why the one-commit sequence keeps the hub's guara
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from esb.exceptions import TransportError
 from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
 from esb.journal.engine import DatabaseErrors
 from esb.journal.rows import Keys, keys_of, message_row
@@ -59,6 +61,7 @@ class Journey:
 class BatchedWrites:
     """The batched write path of the journal (a mixin: the attributes below are the journal's)."""
 
+    url: str
     keep_bodies: bool
     _seen: Seen
     _errors: DatabaseErrors
@@ -77,9 +80,12 @@ class BatchedWrites:
 
     def known_ids(self, route: str, ids: list[str]) -> set[str]:
         """Return which of ``ids`` the journal already holds on ``route`` (a read, no write transaction)."""
-        sql = self._write()[1]
-        with self._errors("known_ids"), self._read().connect() as conn:
-            return {str(row[0]) for row in conn.execute(sql.existing, {"r": route, "ids": ids})}
+        engine = self._read()
+        with self._errors("known_ids"):
+            if engine.dialect.name == "sqlite":
+                return known_on_sqlite(engine, route, ids, self.url)
+            with engine.connect() as conn:
+                return known_by_statement(conn, self._write()[1], route, ids)
 
     def journey_many(self, route: str, journeys: list[Journey], arrived_at: datetime) -> list[bool]:
         """Journal a batch's arrivals (at ``arrived_at``) and their ends in one transaction; return True
@@ -321,3 +327,28 @@ def _journey_rows(
             index(seq, keys_of(output))
         events.append((seqs[j.message.id], route, j.state, None, None, None, None, j.detail, None, now))
     return events, keys
+
+
+def known_by_statement(conn: sa.Connection, sql: Statements, route: str, ids: list[str]) -> set[str]:
+    """Return which of ``ids`` are journaled on ``route``, through SQLAlchemy (any database)."""
+    return {str(row[0]) for row in conn.execute(sql.existing, {"r": route, "ids": ids})}
+
+
+def known_on_sqlite(engine: Engine, route: str, ids: list[str], url: str) -> set[str]:
+    """Return which of ``ids`` are journaled on ``route``, through the driver: on SQLite one ``SELECT``
+    is its own read transaction, so the pooled connection's ``BEGIN``/``ROLLBACK`` and SQLAlchemy's
+    execution events are skipped (106 -> 12 µs for a batch of 4; tests/unit/test_journal_batched.py
+    compares it with :func:`known_by_statement`)."""
+    if not ids:
+        return set()
+    marks = ", ".join("?" * len(ids))
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        query = f"SELECT id FROM messages WHERE route = ? AND id IN ({marks})"  # noqa: S608 - placeholders only
+        return {str(row[0]) for row in driver.execute(query, [route, *ids]).fetchall()}
+    except sqlite3.Error as error:
+        raise TransportError(f"journal known_ids: {type(error).__name__}: {error}", endpoint=url) from error
+    finally:
+        raw.close()

@@ -270,3 +270,26 @@ def test_a_batch_whose_commit_fails_is_journaled_and_sent_once(
     assert outcomes == {f"m{i}": "filtered" if i == 3 else "delivered" for i in range(12)}
     assert first[0] == "received"
     assert first[-1] == "delivered"
+
+
+def test_known_ids_through_the_driver_answers_what_the_statement_answers(tmp_path: Path) -> None:
+    """On SQLite, known_ids' driver-level SELECT finds the very ids the SQLAlchemy statement finds
+    (other routes, Chinese ids, repeats, none known, a batch of 300)."""
+    from esb.journal.batched import known_by_statement, known_on_sqlite
+
+    journal = Journal(f"sqlite:///{tmp_path / 'j.db'}")
+    journal.connect()
+    try:
+        for index in range(0, 300, 3):
+            journal.received(ROUTE, Message(b"x", id=f"订单-{index}"))
+        journal.received("other", Message(b"x", id="订单-1"))
+        engine, sql = journal._read(), journal._write()[1]
+        cases = [[f"订单-{i}" for i in range(300)], ["订单-0", "订单-0", "订单-1"], ["none"]]
+        for ids in cases:
+            with engine.connect() as conn:
+                expected = known_by_statement(conn, sql, ROUTE, ids)
+            assert known_on_sqlite(engine, ROUTE, ids, journal.url) == expected
+        assert len(expected) == 0
+        assert len(known_on_sqlite(engine, ROUTE, cases[0], journal.url)) == 100
+    finally:
+        journal.close()
