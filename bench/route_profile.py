@@ -70,10 +70,7 @@ ORDER = (
     "journal SQL", "journal rows", "journal JSON", "serialise body", "publish", "confirm wait", "ack",
     "worker loop",
 )  # fmt: skip
-JOURNAL_SQL = (
-    "received", "received_many", "settle_many", "journey_many", "known_ids", "event", "mark_delivered",
-    "business_keys",
-)  # fmt: skip
+JOURNAL_SQL = ("received", "received_many", "settle_many", "event", "mark_delivered", "business_keys")
 JOURNAL_ROWS = ("message_row", "event_row", "index_keys", "error_columns")
 
 

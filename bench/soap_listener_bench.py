@@ -170,8 +170,6 @@ def stub_journal() -> None:
 
     Journal.received = lambda self, route, message, **_: True  # type: ignore[method-assign]
     Journal.received_many = lambda self, route, items: [True] * len(items)  # type: ignore[method-assign]
-    Journal.known_ids = lambda self, route, ids: set()  # type: ignore[method-assign]
-    Journal.journey_many = lambda self, route, journeys, at: [True] * len(journeys)  # type: ignore[method-assign]
     for name in ("settle_many", "event", "mark_delivered", "business_keys"):
         setattr(Journal, name, lambda *_a, **_k: None)
 

@@ -1,33 +1,22 @@
 """The journal's batched write path: many messages in one transaction (the route worker's batches).
 
-Mixed into :class:`~esb.journal.journal.Journal`, whose connection and cache it uses. Two sequences:
-
-- :meth:`BatchedWrites.journey_many` (the worker's batched path since issue 19): the first arrival of each
-  message of a batch, what a transform warned about, every confirmed delivery and each outcome, in
-  **one** commit, written once the outputs are confirmed and before the acks. :meth:`known_ids` (a read)
-  tells first arrivals from redeliveries beforehand.
-- :meth:`BatchedWrites.received_many` then :meth:`BatchedWrites.settle_many`: the arrivals in one commit
-  before the steps, the outcomes in another (a batch that failed part-way journals its arrivals this way
-  before its members take the one-message path).
-
-Both write the same rows (tests/unit/test_journal_batched.py compares them). docs/journal.md, "One commit
-per batch", gives the argument why the one-commit sequence keeps the hub's guarantees.
+Mixed into :class:`~esb.journal.journal.Journal`, whose connection and cache it uses:
+:meth:`BatchedWrites.received_many` journals a batch's arrivals in one commit before its steps run, and
+:meth:`BatchedWrites.settle_many` its confirmed deliveries and outcomes in one more, before the acks.
+docs/journal.md, "A batch's commits and its crash windows", says why the arrivals stay before the steps.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.exceptions import TransportError
 from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
 from esb.journal.engine import DatabaseErrors
-from esb.journal.rows import Keys, keys_of, message_row
+from esb.journal.rows import keys_of, message_row
 from esb.journal.seen import Known, Seen
 from esb.journal.statements import Statements
 from esb.message import Message, utcnow
@@ -38,30 +27,9 @@ Arrival = tuple[str, str, dict[str, Any] | None]
 Outcome = tuple[Message, str, list[tuple[Message, str]]]
 
 
-@dataclass
-class Journey:
-    """One message of a batch from its arrival to its end, journaled in one commit (``journey_many``)."""
-
-    message: Message
-    delivery_count: int
-    keys: Keys
-    """Its business keys as it arrived (before the steps), indexed with its row."""
-    state: str
-    """``delivered`` or ``filtered``."""
-    sent: list[tuple[Message, str]] = field(default_factory=list)
-    """Every confirmed ``(output, endpoint)``, each journaled with the body sent."""
-    detail: dict[str, Any] | None = None
-    """Why a step filtered it (esb.processors.drops), with the ``filtered`` event."""
-    warnings: list[str] | None = None
-    """What a transform accepted with a warning: a ``transformed`` event, as ``journal_warnings`` writes."""
-    warned_keys: Keys = frozenset()
-    """Its business keys when the warnings were taken (indexed with the ``transformed`` event)."""
-
-
 class BatchedWrites:
     """The batched write path of the journal (a mixin: the attributes below are the journal's)."""
 
-    url: str
     keep_bodies: bool
     _seen: Seen
     _errors: DatabaseErrors
@@ -69,68 +37,11 @@ class BatchedWrites:
     def _write(self) -> tuple[Engine, Statements]:
         raise NotImplementedError  # the journal's
 
-    def _read(self) -> Engine:
-        raise NotImplementedError  # the journal's
-
     def _batched(self) -> BulkStatements:
         raise NotImplementedError  # the journal's
 
     def _encode(self, route: str, where: str | None, body: bytes | None) -> bytes | None:
         raise NotImplementedError  # the journal's
-
-    def known_ids(self, route: str, ids: list[str]) -> set[str]:
-        """Return which of ``ids`` the journal already holds on ``route`` (a read, no write transaction)."""
-        engine = self._read()
-        with self._errors("known_ids"):
-            if engine.dialect.name == "sqlite":
-                return known_on_sqlite(engine, route, ids, self.url)
-            with engine.connect() as conn:
-                return known_by_statement(conn, self._write()[1], route, ids)
-
-    def journey_many(self, route: str, journeys: list[Journey], arrived_at: datetime) -> list[bool]:
-        """Journal a batch's arrivals (at ``arrived_at``) and their ends in one transaction; return True
-        for each first arrival.
-
-        The same rows as :meth:`received_many` at ``arrived_at``, an ``event(transformed)`` per message
-        with warnings, then :meth:`settle_many`, in that order. A message already there (another
-        consumer's, in a race) is journaled as a redelivery, as ``received_many`` would.
-        """
-        engine, sql = self._write()
-        bulk = self._batched()
-        processed_at = bulk.events.processor("at")
-        arrived, now = processed_at(arrived_at), processed_at(utcnow())
-        items = [(j.message, j.delivery_count) for j in journeys]
-        bodies = {
-            j.message.id: self._encode(route, None, j.message.body_bytes()) if self.keep_bodies else None
-            for j in journeys
-        }
-        stored = self._sent_bodies(route, [(j.message, j.state, j.sent) for j in journeys])
-        try:
-            with self._errors("journey"), engine.begin() as conn:
-                ids = [message.id for message, _ in items]
-                seqs: dict[str, int] = dict(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
-                arrivals, new_rows = self._arrivals(conn, sql, route, items, seqs, bodies, arrived_at)
-                fresh = self._insert_arrivals(conn, new_rows, arrived_at)
-                outputs = {
-                    output.id: message_row(route, output, arrived_at, None)
-                    for j in journeys
-                    for output, _ in j.sent
-                    if output.id not in seqs and output.id not in bodies
-                }
-                if outputs:  # their envelope, no body; before the events and keys that refer to them
-                    conn.execute(sql.add_message, list(outputs.values()))
-                if fresh or outputs:
-                    wanted = [*fresh, *outputs]
-                    seqs.update(conn.execute(sql.existing, {"r": route, "ids": wanted}).all())
-                events, keys = _journey_rows(route, journeys, arrivals, seqs, stored, (arrived, now))
-                bulk.events.execute(conn, events, fixed=("at",))
-                bulk.keys.execute(conn, keys)
-            return [state == "received" for _, state, _ in arrivals]
-        finally:  # a journey ends here (or its members go alone): the cache keeps in-flight messages only
-            for j in journeys:
-                self._seen.forget(route, j.message.id)
-                for output, _ in j.sent:
-                    self._seen.forget(route, output.id)
 
     def _insert_arrivals(self, conn: sa.Connection, rows: list[dict[str, Any]], at: datetime) -> list[str]:
         """Insert the new messages' rows (one statement, received at ``at``); return their ids."""
@@ -288,67 +199,3 @@ class BatchedWrites:
         if missing:
             seqs.update(conn.execute(sql.existing, {"r": route, "ids": missing}).all())
         return seqs
-
-
-def _journey_rows(
-    route: str,
-    journeys: list[Journey],
-    arrivals: list[Arrival],
-    seqs: dict[str, int],
-    stored: dict[tuple[str, str], bytes | None],
-    times: tuple[Any, Any],
-) -> tuple[list[tuple[Any, ...]], list[tuple[int, str, str]]]:
-    """Return the events (arrivals, then warnings, then deliveries and outcomes, in the order the
-    two-commit sequence inserts them) and the business keys of a batch's journeys."""
-    arrived, now = times
-    events: list[tuple[Any, ...]] = [
-        (seqs[mid], route, state, None, None, None, None, why, None, arrived) for mid, state, why in arrivals
-    ]
-    indexed: dict[int, set[tuple[str, str]]] = {}
-    keys: list[tuple[int, str, str]] = []
-
-    def index(seq: int, found: Keys) -> None:
-        done = indexed.setdefault(seq, set())
-        keys.extend((seq, name, value) for name, value in sorted(found - done))
-        done.update(found)
-
-    for j in journeys:
-        index(seqs[j.message.id], j.keys)
-    for j in journeys:
-        if j.warnings:
-            seq, warned = seqs[j.message.id], {"warnings": j.warnings}
-            events.append((seq, route, "transformed", None, None, None, None, warned, None, now))
-            index(seq, j.warned_keys)
-    for j in journeys:
-        for output, endpoint in j.sent:
-            seq = seqs[output.id]
-            body = stored.get((output.id, endpoint))
-            events.append((seq, route, "delivered", endpoint, None, None, None, None, body, now))
-            index(seq, keys_of(output))
-        events.append((seqs[j.message.id], route, j.state, None, None, None, None, j.detail, None, now))
-    return events, keys
-
-
-def known_by_statement(conn: sa.Connection, sql: Statements, route: str, ids: list[str]) -> set[str]:
-    """Return which of ``ids`` are journaled on ``route``, through SQLAlchemy (any database)."""
-    return {str(row[0]) for row in conn.execute(sql.existing, {"r": route, "ids": ids})}
-
-
-def known_on_sqlite(engine: Engine, route: str, ids: list[str], url: str) -> set[str]:
-    """Return which of ``ids`` are journaled on ``route``, through the driver: on SQLite one ``SELECT``
-    is its own read transaction, so the pooled connection's ``BEGIN``/``ROLLBACK`` and SQLAlchemy's
-    execution events are skipped (106 -> 12 µs for a batch of 4; tests/unit/test_journal_batched.py
-    compares it with :func:`known_by_statement`)."""
-    if not ids:
-        return set()
-    marks = ", ".join("?" * len(ids))
-    raw = engine.raw_connection()
-    try:
-        driver = raw.driver_connection
-        assert driver is not None
-        query = f"SELECT id FROM messages WHERE route = ? AND id IN ({marks})"  # noqa: S608 - placeholders only
-        return {str(row[0]) for row in driver.execute(query, [route, *ids]).fetchall()}
-    except sqlite3.Error as error:
-        raise TransportError(f"journal known_ids: {type(error).__name__}: {error}", endpoint=url) from error
-    finally:
-        raw.close()

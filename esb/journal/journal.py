@@ -35,7 +35,7 @@ Remember = Callable[[int, Keys], None]
 class Journal(BatchedWrites):
     """The message journal. The constructor stores configuration; :meth:`connect` opens and migrates.
 
-    The batched write path (``journey_many``, ``received_many``, ``settle_many``) is in
+    The batched write path (``received_many``, ``settle_many``) is in
     :mod:`esb.journal.batched`.
     """
 

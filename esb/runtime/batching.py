@@ -1,16 +1,13 @@
-"""The worker's batched path: several deliveries read together, journaled and settled in one commit.
+"""The worker's batched path: several deliveries read together, journaled and settled in few commits.
 
 When a source has more deliveries ready than one, the worker takes up to ``runtime.batch_size`` of them
-at once: one read of the journal to tell first arrivals from redeliveries, the steps for each, their
-outputs written to the sinks (``write_many`` where a sink can confirm several at once), then **one**
-journal commit for the batch's arrivals, warnings, deliveries and outcomes (``Journal.journey_many``),
-then the acks. Semantics do not change: nothing is acked before its sinks confirmed and its journey is
-journaled; a crash before that commit leaves the batch unacked, so the source hands it out again and
-the hub processes it again, sending outputs with the same ids (docs/journal.md, "One commit per batch").
-Anything unusual (a failure in a step or a sink, a duplicate, a poison or oversized message) leaves the
-batch and takes the one-message path, with its retries and dead letters; a batch that failed part-way
-journals its members' arrivals and confirmed deliveries first, so the one-message path checks them and
-never writes a confirmed delivery again.
+at once: one journal commit for their ingress, the steps for each, their outputs written to the sinks
+(``write_many`` where a sink can confirm several at once), one journal commit for all their outcomes,
+then the acks. Semantics do not change: nothing is acked before its sinks confirmed and its outcome is
+journaled. Anything unusual (a failure in a step or a sink, a duplicate, a poison or oversized message)
+leaves the batch and takes the one-message path, with its retries and dead letters; a partly written
+batch is safe there too, because writes to sinks are journaled per endpoint only once confirmed and a
+message re-sent after a failed batch is recognised downstream by its id.
 """
 
 from __future__ import annotations
@@ -20,9 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from esb.exceptions import TransportError
-from esb.journal.batched import Journey
-from esb.journal.rows import Keys, keys_of
-from esb.message import Message, utcnow
+from esb.message import Message
 from esb.processors.drops import detail_of, recording
 from esb.telemetry import tracer
 from esb.typing import Delivery
@@ -42,25 +37,6 @@ class Item:
     failure: BaseException | None = None
     dropped: dict[str, Any] | None = None
     """Why the steps dropped it (esb.processors.drops), journaled with ``filtered``."""
-    keys: Keys = frozenset()
-    """Its business keys as it arrived (the raw keys), journaled with its arrival."""
-    warnings: list[str] | None = None
-    """What a transform accepted with a warning (``esb-warnings``), journaled ``transformed``."""
-    warned_keys: Keys = frozenset()
-    """Its business keys after the steps, indexed with the ``transformed`` event (as ``event`` does)."""
-
-    def journey(self) -> Journey:
-        """Return what the journal keeps of this member: its arrival and its end."""
-        return Journey(
-            self.message,
-            self.delivery.delivery_count,
-            self.keys,
-            "delivered" if self.outputs else "filtered",
-            self.sent,
-            self.dropped if not self.outputs else None,
-            self.warnings,
-            self.warned_keys,
-        )
 
 
 def batchable(worker: RouteWorker) -> bool:
@@ -121,71 +97,57 @@ def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
     if worker.raw_keys:
         for delivery in deliveries:
             worker.raw_keys(delivery.message)
-    arrived_at = utcnow()
     try:
-        known = journal.known_ids(route_id, [d.message.id for d in deliveries])
+        firsts = journal.received_many(route_id, [(d.message, d.delivery_count) for d in deliveries])
     except TransportError:
         return [(d, None, None) for d in deliveries]
     # The batch is the longest run of deliveries that can go together, in queue order; from the first
     # one that cannot, everything takes the one-message path, still in order (ordered routes rely on it).
     items: list[Item] = []
     rest: list[Single] = []
-    for index, delivery in enumerate(deliveries):
-        first = delivery.message.id not in known  # not journaled yet, nor earlier in this batch
-        known.add(delivery.message.id)
-        item = Item(delivery, delivery.message, keys=keys_of(delivery.message))
-        if not first or not worker.admissible(delivery) or _prepare(worker, item) is not None:
-            rest = [(d, None, None) for d in deliveries[index:]]
-            rest[0] = (delivery, None, item.failure)  # its steps already failed once: that was attempt 1
+    for index, (delivery, first) in enumerate(zip(deliveries, firsts, strict=True)):
+        outputs, failure, why = (
+            _prepare(worker, delivery) if first and worker.admissible(delivery) else (None, None, None)
+        )
+        if outputs is None:
+            rest = [(d, f, None) for d, f in zip(deliveries[index:], firsts[index:], strict=True)]
+            rest[0] = (delivery, first, failure)  # its steps already failed once: that was attempt 1
             break
-        items.append(item)
+        items.append(Item(delivery, delivery.message, outputs, dropped=why))
     if not items:
         return rest
     try:
         write_batch(worker.outlet, [i for i in items if i.outputs])
-        journal.journey_many(route_id, [i.journey() for i in items], arrived_at)
+        journal.settle_many(
+            route_id,
+            [(i.message, "delivered" if i.outputs else "filtered", i.sent) for i in items],
+            {i.message.id: i.dropped for i in items if i.dropped is not None and not i.outputs},
+        )
     except Exception:
-        return _alone(worker, items) + rest
+        _record_confirmed(worker, items)
+        # a member with confirmed deliveries is not "first": the one-message path checks them, never resends
+        return [(i.delivery, not i.sent, i.failure) for i in items] + rest
     for item in items:
         item.delivery.ended("delivered" if item.outputs else "filtered").ack()
     return rest
 
 
-def _alone(worker: RouteWorker, items: list[Item]) -> list[Single]:
-    """Journal the arrivals, warnings and confirmed deliveries of a batch that failed part-way, and
-    return its members for the one-message path (which then checks those deliveries, never resends)."""
-    journal, route_id = worker.journal, worker.route.id
-    try:
-        firsts = journal.received_many(route_id, [(i.message, i.delivery.delivery_count) for i in items])
-    except TransportError:  # the journal is down: the one-message path journals them when it is back
-        return [(i.delivery, None, i.failure) for i in items]
-    for item in items:
-        if item.warnings:
-            worker.journal_safely(item.message, "transformed", detail={"warnings": item.warnings})
-    _record_confirmed(worker, items)
-    # a member with confirmed deliveries is not "first": the one-message path checks them, never resends
-    return [(i.delivery, first and not i.sent, i.failure) for i, first in zip(items, firsts, strict=True)]
-
-
-def _prepare(worker: RouteWorker, item: Item) -> BaseException | None:
-    """Run the route's steps for a batch member: fill ``item`` with its outputs (why a step dropped it,
-    what a transform warned about), or return the failure for which it must go alone."""
-    message = item.message
+def _prepare(
+    worker: RouteWorker, delivery: Delivery
+) -> tuple[list[Message] | None, BaseException | None, dict[str, Any] | None]:
+    """Run the route's steps for a batch member: its outputs (and why a step dropped it, if one did),
+    or None and why it must go alone."""
+    message = delivery.message
     with tracer().route(worker.route.id, message) as span:
         try:
             with recording() as notes:
-                item.outputs = worker.pre(message.replace(attempt=1, headers=dict(message.headers)))
+                outputs: list[Message] = worker.pre(message.replace(attempt=1, headers=dict(message.headers)))
         except Exception as exc:  # the one-message path retries or dead-letters it
             span.outcome("retried_alone", exc)
-            item.failure = exc
-            return exc
+            return None, exc, None
         span.outcome("batched")
-    warnings = worker.take_warnings(item.outputs)
-    if warnings:
-        item.warnings, item.warned_keys = warnings, keys_of(message)
-    if not item.outputs:
-        item.dropped = detail_of(notes)
-    return None
+    worker.journal_warnings(message, outputs)
+    return outputs, None, None if outputs else detail_of(notes)
 
 
 def _record_confirmed(worker: RouteWorker, items: list[Item]) -> None:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from esb.exceptions import error_reason
 from esb.journal import FINAL_STATES, Journal
-from esb.journal.batched import Journey
-from esb.message import Message, utcnow
+from esb.message import Message
 
 #: Latency buckets (seconds): a queue hop takes milliseconds, a SOAP call with retries up to minutes.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -187,20 +185,6 @@ class MeteredJournal:
             for _ in sent:
                 self.metrics.messages.labels(route, "sent").inc()
             self.metrics.observe(route, state, self.metrics.finished(route, original.id))
-
-    def journey_many(self, route: str, journeys: list[Journey], arrived_at: datetime) -> list[bool]:
-        """Journal a batch's arrivals and ends at once; count each arrival, delivery and final state,
-        with its latency since ``arrived_at``."""
-        firsts = self._journal.journey_many(route, journeys, arrived_at)
-        seconds = max((utcnow() - arrived_at).total_seconds(), 0.0)
-        for journey, first in zip(journeys, firsts, strict=True):
-            self.metrics.observe(route, "received" if first else "redelivered")
-            if journey.warnings:
-                self.metrics.observe(route, "transformed")
-            for _ in journey.sent:
-                self.metrics.messages.labels(route, "sent").inc()
-            self.metrics.observe(route, journey.state, seconds)
-        return firsts
 
     def mark_delivered(self, route: str, message: Message, endpoint: str, **kwargs: Any) -> None:
         """Journal a delivery; when it ends the message's journey (``finish``), record its latency."""

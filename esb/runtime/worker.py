@@ -166,7 +166,7 @@ class RouteWorker(threading.Thread):
                 # again, so working on them here could only duplicate that consumer's work
                 self.log.warning("source lost mid-batch: leaving the rest to redelivery")
                 break
-            self.handle(single, first=first, failure=failure, keyed=True)
+            self.handle(single, first=first, failure=failure)
 
     def stop(self) -> None:
         """Ask the worker to stop after the message in hand."""
@@ -210,23 +210,18 @@ class RouteWorker(threading.Thread):
 
     # -- one delivery -----------------------------------------------------------------------------
     def handle(
-        self,
-        delivery: Delivery,
-        *,
-        first: bool | None = None,
-        failure: BaseException | None = None,
-        keyed: bool = False,
+        self, delivery: Delivery, *, first: bool | None = None, failure: BaseException | None = None
     ) -> None:
         """Process one delivery to its end: delivered, filtered, dead-lettered, or given back.
 
         ``first`` is given when the ingress was already journaled, ``failure`` when a first attempt
-        already failed, ``keyed`` when the raw keys were read already (all three by the batched path).
+        already failed (both by the batched path).
         """
         message = delivery.message
         structlog.contextvars.bind_contextvars(**message.log_context(), route=self.route.id)
         with tracer().route(self.route.id, message) as span:
             try:
-                if not keyed and self.raw_keys:
+                if first is None and self.raw_keys:
                     self.raw_keys(message)
                 if self._admit(delivery, first):
                     self._process(delivery, message, failure)
@@ -237,7 +232,7 @@ class RouteWorker(threading.Thread):
             finally:
                 span.outcome(delivery.outcome or "given_back", delivery.failure)
                 structlog.contextvars.unbind_contextvars("message_id", "correlation_id", "route")
-                if not keyed:  # its own raw keys' tree, if no mapping took it
+                if first is None:  # its own raw keys' tree, if no mapping took it
                     forget_parsed()
 
     def _admit(self, delivery: Delivery, first: bool | None = None) -> bool:
@@ -307,7 +302,7 @@ class RouteWorker(threading.Thread):
             self.log.warning(
                 "transient failure, redelivering", error=str(exc), attempt=attempt, delay=round(delay, 3)
             )
-            self.journal_safely(original, "redelivered", error=exc, detail={"attempt": attempt})
+            self._journal_safely(original, "redelivered", error=exc, detail={"attempt": attempt})
             self._sleep(delay)
             return True
         if not isinstance(exc, EsbError):
@@ -352,22 +347,15 @@ class RouteWorker(threading.Thread):
 
     def journal_warnings(self, message: Message, outputs: list[Message]) -> None:
         """Journal what transforms accepted with a warning (``esb-warnings``), and keep it off the wire."""
-        warnings = self.take_warnings(outputs)
-        if warnings:
-            self.journal_safely(message, "transformed", detail={"warnings": warnings})
-
-    def take_warnings(self, outputs: list[Message]) -> list[str]:
-        """Take the ``esb-warnings`` header off every output and log them; return them, sorted, once each."""
         warnings: list[str] = []
         for output in outputs:
             found = output.headers.pop(WARNINGS_HEADER, None)
             if found:
                 warnings.extend(str(w) for w in (found if isinstance(found, list) else [found]))
-        if not warnings:
-            return []
-        unique = sorted(set(warnings))
-        self.log.warning("accepted with warnings", warnings=unique)
-        return unique
+        if warnings:
+            unique = sorted(set(warnings))
+            self.log.warning("accepted with warnings", warnings=unique)
+            self._journal_safely(message, "transformed", detail={"warnings": unique})
 
     def _release(self, batch: Batch) -> None:
         """Deliver an aggregate, then settle every delivery that contributed to it."""
@@ -388,7 +376,7 @@ class RouteWorker(threading.Thread):
             token.remaining -= 1
             if token.remaining <= 0 and not token.delivery.settled:
                 state = "dead_lettered" if error is not None else "delivered"
-                self.journal_safely(
+                self._journal_safely(
                     token.delivery.message, state, error=error, detail={"aggregate": batch.message.id}
                 )
                 token.delivery.ended(state, error).ack()
@@ -417,8 +405,7 @@ class RouteWorker(threading.Thread):
                 self.log.error("dead-letter endpoint unavailable, retrying", error=str(exc))
                 self._sleep(2.0)
 
-    def journal_safely(self, message: Message, state: str, **kwargs: Any) -> None:
-        """Journal a change of state; when the journal is down, log it and go on (a note, not an outcome)."""
+    def _journal_safely(self, message: Message, state: str, **kwargs: Any) -> None:
         try:
             self.journal.event(self.route.id, message, state, **kwargs)
         except TransportError as exc:
