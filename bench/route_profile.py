@@ -50,6 +50,7 @@ from route_bench import ROUTE, bodies, hub_project, publish
 import esb.xmlsafe
 from adapters.queue.source import QueueSource
 from esb.expressions import Expression
+from esb.journal import batched as journal_batched
 from esb.journal import engine as journal_engine
 from esb.journal import journal as journal_module
 from esb.logging import configure_logging
@@ -70,7 +71,7 @@ ORDER = (
     "worker loop",
 )  # fmt: skip
 JOURNAL_SQL = ("received", "received_many", "settle_many", "event", "mark_delivered", "business_keys")
-JOURNAL_ROWS = ("_message_row", "_event_row", "_key_rows", "_index_keys", "_error_columns")
+JOURNAL_ROWS = ("message_row", "event_row", "index_keys", "error_columns")
 
 
 class Stages:
@@ -146,11 +147,12 @@ def patched(stages: Stages) -> Iterator[None]:
         replace(cls, "apply", lambda transform, *_a, **_k: f"mapping {transform.name}")
     replace(CanonicalValidator, "validate", "validation")
     replace(Expression, "evaluate", "expressions")
-    for name in JOURNAL_SQL:
-        replace(journal_module.Journal, name, "journal SQL")
-    for name in JOURNAL_ROWS:
-        owner = journal_module.Journal if name in journal_module.Journal.__dict__ else journal_module
-        replace(owner, name, "journal rows")
+    for name in JOURNAL_SQL:  # on the class of the journal's MRO that defines it (esb/journal/batched.py)
+        replace(next(c for c in journal_module.Journal.__mro__ if name in c.__dict__), name, "journal SQL")
+    for name in JOURNAL_ROWS:  # esb/journal/rows.py's builders, in every module that imported them by name
+        for module in (journal_module, journal_batched):
+            if hasattr(module, name):
+                replace(module, name, "journal rows")
     replace(journal_engine, "dumps_json", "journal JSON")
     replace(Message, "body_bytes", "serialise body")
     replace(Outlet, "write_many", "publish")

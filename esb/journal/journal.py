@@ -15,27 +15,29 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.exceptions import error_reason
 from esb.journal import queries, retention, usage
+from esb.journal.batched import BatchedWrites
 from esb.journal.bodies import BodyCodec, kind_of
-from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
+from esb.journal.bulk import BulkStatements
 from esb.journal.engine import DatabaseErrors, is_memory_sqlite, writer
 from esb.journal.migrate import open_migrated
 from esb.journal.records import EventRecord, MessageRecord
+from esb.journal.rows import Keys, error_columns, event_row, index_keys, keys_of, message_row
 from esb.journal.schema import FINAL_STATES, STATES, dictionaries
-from esb.journal.seen import Known, Seen
+from esb.journal.seen import Seen
 from esb.journal.statements import Statements
 from esb.message import Message, utcnow
 
-#: Longest error text kept per event (a stack of SOAP faults can be long).
-MAX_ERROR_TEXT = 8000
-Keys = frozenset[tuple[str, str]]
 #: Notes a message row's seq and its keys indexed, kept in the :class:`Seen` cache after the commit.
 Remember = Callable[[int, Keys], None]
 
 
-class Journal:
-    """The message journal. The constructor stores configuration; :meth:`connect` opens and migrates."""
+class Journal(BatchedWrites):
+    """The message journal. The constructor stores configuration; :meth:`connect` opens and migrates.
+
+    The batched write path (``received_many``, ``settle_many``) is in
+    :mod:`esb.journal.batched`.
+    """
 
     def __init__(self, url: str, *, keep_bodies: bool = True, pool_size: int = 8) -> None:
         self.url = url
@@ -87,23 +89,6 @@ class Journal:
             raise RuntimeError("Journal.connect() has not been called (or close() was)")
         return self._engine
 
-    def _message_row(self, route: str, message: Message, now: datetime, body: bytes | None) -> dict[str, Any]:
-        return {
-            "id": message.id,
-            "route": route,
-            "correlation_id": message.correlation_id or message.id,
-            "causation_id": message.causation_id,
-            "type": message.type,
-            "source": message.source,
-            "schema": message.schema,
-            "headers": message.headers or None,
-            "body": body,
-            "created_at": message.created_at,
-            "received_at": now,
-            "attempt": message.attempt,
-            "delivery_count": 1,
-        }
-
     def received(self, route: str, message: Message, *, delivery_count: int = 1) -> bool:
         """Record ``message`` entering ``route``: once per (route, id); a redelivery only adds an event.
 
@@ -112,9 +97,9 @@ class Journal:
         engine, sql = self._write()
         now = utcnow()
         body = self._encode(route, None, message.body_bytes() if self.keep_bodies else None)
-        row = self._message_row(route, message, now, body)
+        row = message_row(route, message, now, body)
         row["delivery_count"] = delivery_count
-        keys = _keys(message)
+        keys = keys_of(message)
         remembering = self._remembering(route, message.id)
         with self._errors("received"), remembering as remember, engine.begin() as conn:
             state, detail = "received", {"delivery_count": delivery_count} if delivery_count > 1 else None
@@ -125,8 +110,8 @@ class Journal:
                     sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": delivery_count}
                 ).one()
                 seq, state, detail = bumped[0], "redelivered", {"delivery_count": bumped[1]}
-            conn.execute(sql.add_event, _event_row(route, seq, state, now, detail=detail))
-            _index_keys(conn, sql, seq, keys)
+            conn.execute(sql.add_event, event_row(route, seq, state, now, detail=detail))
+            index_keys(conn, sql, seq, keys)
             remember(seq, keys)
         return first
 
@@ -147,15 +132,15 @@ class Journal:
         engine, sql = self._write()
         now = utcnow()
         stored = self._encode(route, endpoint or state, body if self.keep_bodies else None)
-        keys, known = _keys(message), self._seen.get(route, message.id)
+        keys, known = keys_of(message), self._seen.get(route, message.id)
         with self._errors(state), self._remembering(route, message.id) as remember, engine.begin() as conn:
             seq = known.seq if known is not None else self._ensure_row(conn, sql, route, message, now)
-            row = _event_row(route, seq, state, now, endpoint=endpoint, detail=detail)
-            row.update(_error_columns(error))
+            row = event_row(route, seq, state, now, endpoint=endpoint, detail=detail)
+            row.update(error_columns(error))
             row["body"] = stored
             conn.execute(sql.add_event, row)
             indexed = known.keys if known is not None else frozenset()
-            _index_keys(conn, sql, seq, keys - indexed)
+            index_keys(conn, sql, seq, keys - indexed)
             remember(seq, keys | indexed)
         if state in FINAL_STATES and (endpoint is None or state != "delivered"):
             # its journey on the route is over (the test of ``final_state``: a dead letter names its
@@ -182,7 +167,7 @@ class Journal:
         engine, sql = self._write()
         now = utcnow()
         known = self._seen.get(route, message.id)
-        keys = _keys(message)
+        keys = keys_of(message)
         stored = self._encode(route, endpoint, body if self.keep_bodies and event else None)
         with (
             self._errors("mark_delivered"),
@@ -190,15 +175,15 @@ class Journal:
             engine.begin() as conn,
         ):
             seq = known.seq if known is not None else self._ensure_row(conn, sql, route, message, now)
-            row = _event_row(route, seq, "delivered", now, endpoint=endpoint)
+            row = event_row(route, seq, "delivered", now, endpoint=endpoint)
             row["body"] = stored
             rows = [row]
             if finish is not None:
                 ended = seq if finish.id == message.id else self._seq_of(conn, sql, route, finish, now)
-                rows.append(_event_row(route, ended, "delivered", now))
+                rows.append(event_row(route, ended, "delivered", now))
             conn.execute(sql.add_event, rows)
             indexed = known.keys if known is not None else frozenset()
-            _index_keys(conn, sql, seq, keys - indexed)
+            index_keys(conn, sql, seq, keys - indexed)
             remember(seq, keys | indexed)
         if finish is not None:  # the journey is over: nothing more will be written for these
             self._seen.forget(route, finish.id)
@@ -208,7 +193,7 @@ class Journal:
         self, conn: sa.Connection, sql: Statements, route: str, message: Message, now: datetime
     ) -> int:
         """Return the seq of the message's row on ``route``, adding the row (no body) if there is none."""
-        seq = conn.execute(sql.add_new_message, self._message_row(route, message, now, None)).scalar()
+        seq = conn.execute(sql.add_new_message, message_row(route, message, now, None)).scalar()
         if seq is None:
             seq = conn.execute(sql.seq, {"mid": message.id, "r": route}).scalar_one()
         return int(seq)
@@ -218,155 +203,6 @@ class Journal:
     ) -> int:
         known = self._seen.get(route, message.id)
         return known.seq if known is not None else self._ensure_row(conn, sql, route, message, now)
-
-    # -- batches: one transaction for many messages (the worker's batched path) ---------------------
-    def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
-        """Record several messages entering ``route`` in one transaction; True for each first arrival.
-
-        The same as calling :meth:`received` for each ``(message, delivery_count)``, with one commit.
-        """
-        engine, sql = self._write()
-        bulk = self._batched()
-        now = utcnow()
-        at = bulk.events.processor("at")(now)  # the batch's time, made a column value once
-        ids = [message.id for message, _ in items]
-        bodies = {
-            message.id: self._encode(route, None, message.body_bytes()) if self.keep_bodies else None
-            for message, _ in items
-        }
-        try:
-            with self._errors("received"), engine.begin() as conn:
-                # Rows already there are redeliveries; the rest are inserted in one statement. Writes are
-                # serialised (BEGIN IMMEDIATE, or the row's unique key), so "already there" is exact.
-                seqs: dict[str, int] = dict(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
-                arrivals, new_rows = self._arrivals(conn, sql, route, items, seqs, bodies, now)
-                if new_rows:  # then their seqs, in one look-up
-                    received = bulk.messages.processor("received_at")(now)
-                    for row in new_rows:
-                        row["received_at"] = received
-                    values = [tuple(row[c] for c in MESSAGE_COLUMNS) for row in new_rows]
-                    bulk.messages.execute(conn, values, fixed=("received_at",))
-                    fresh = [row["id"] for row in new_rows]
-                    seqs.update(conn.execute(sql.existing, {"r": route, "ids": fresh}).all())
-                rows = [
-                    (seqs[mid], route, state, None, None, None, None, why, None, at)
-                    for mid, state, why in arrivals
-                ]
-                bulk.events.execute(conn, rows, fixed=("at",))
-                bulk.keys.execute(
-                    conn,
-                    [(seqs[m.id], name, value) for m, _ in items for name, value in sorted(_keys(m))],
-                )
-        except BaseException:
-            for message, _ in items:
-                self._seen.forget(route, message.id)
-            raise
-        for message, _ in items:
-            self._seen.add(route, message.id, seqs[message.id], _keys(message))
-        return [state == "received" for _, state, _ in arrivals]
-
-    def _arrivals(
-        self,
-        conn: sa.Connection,
-        sql: Statements,
-        route: str,
-        items: list[tuple[Message, int]],
-        seqs: dict[str, int],
-        bodies: dict[str, bytes | None],
-        now: datetime,
-    ) -> tuple[list[tuple[str, str, dict[str, Any] | None]], list[dict[str, Any]]]:
-        """Return ``(id, state, detail)`` of each arrival and the rows of the new messages; bump the
-        delivery count of rows already there."""
-        arrivals: list[tuple[str, str, dict[str, Any] | None]] = []
-        pending: dict[str, dict[str, Any]] = {}
-        for message, count in items:
-            detail = {"delivery_count": count} if count > 1 else None
-            if message.id in pending:  # the same id twice in one batch: the second is a redelivery
-                row = pending[message.id]
-                row["delivery_count"] = max(row["delivery_count"] + 1, count)
-                arrivals.append((message.id, "redelivered", {"delivery_count": row["delivery_count"]}))
-            elif message.id in seqs:
-                bumped = conn.execute(sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": count})
-                arrivals.append((message.id, "redelivered", {"delivery_count": bumped.one()[1]}))
-            else:
-                row = self._message_row(route, message, now, bodies[message.id])
-                row["delivery_count"] = count
-                pending[message.id] = row
-                arrivals.append((message.id, "received", detail))
-        return arrivals, list(pending.values())
-
-    def settle_many(
-        self,
-        route: str,
-        outcomes: list[tuple[Message, str, list[tuple[Message, str]]]],
-        details: dict[str, dict[str, Any]] | None = None,
-    ) -> None:
-        """End several messages' journeys in one transaction.
-
-        Each outcome is ``(ingress message, state, [(output, endpoint), ...])``: every confirmed delivery
-        is recorded (a ``delivered`` event naming the endpoint, with the body sent), then the route-level
-        ``state`` event of the ingress message, with ``details[its id]`` if given (why a step filtered it).
-        """
-        engine, sql = self._write()
-        bulk = self._batched()
-        now = utcnow()
-        at = bulk.events.processor("at")(now)
-        stored = {
-            (output.id, endpoint): self._encode(route, endpoint, output.body_bytes())
-            for _, _, sent in outcomes
-            for output, endpoint in sent
-            if self.keep_bodies
-        }
-        known = {
-            message.id: found
-            for original, _, sent in outcomes
-            for message in (original, *(output for output, _ in sent))
-            if (found := self._seen.get(route, message.id)) is not None
-        }
-        with self._errors("settle"), engine.begin() as conn:
-            seqs = self._settle_seqs(conn, sql, route, outcomes, known, now)
-            events: list[tuple[Any, ...]] = []
-            key_rows: list[tuple[int, str, str]] = []
-            for original, state, sent in outcomes:
-                for output, endpoint in sent:
-                    seq, body = seqs[output.id], stored.get((output.id, endpoint))
-                    events.append((seq, route, "delivered", endpoint, None, None, None, None, body, at))
-                    indexed = known[output.id].keys if output.id in known else frozenset()
-                    key_rows.extend((seq, name, value) for name, value in sorted(_keys(output) - indexed))
-                detail = details.get(original.id) if details else None
-                events.append((seqs[original.id], route, state, None, None, None, None, detail, None, at))
-            bulk.events.execute(conn, events, fixed=("at",))
-            bulk.keys.execute(conn, key_rows)
-        # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
-        for original, _, sent in outcomes:
-            self._seen.forget(route, original.id)
-            for output, _ in sent:
-                self._seen.forget(route, output.id)
-
-    def _settle_seqs(
-        self,
-        conn: sa.Connection,
-        sql: Statements,
-        route: str,
-        outcomes: list[tuple[Message, str, list[tuple[Message, str]]]],
-        known: dict[str, Known],
-        now: datetime,
-    ) -> dict[str, int]:
-        """Return the seq of every message of ``outcomes``: known here, or looked up after adding the rows
-        of outputs not journaled yet (their envelope, no body)."""
-        seqs = {mid: found.seq for mid, found in known.items()}
-        new_rows = {
-            output.id: self._message_row(route, output, now, None)
-            for _, _, sent in outcomes
-            for output, _ in sent
-            if output.id not in seqs
-        }
-        if new_rows:  # the outputs' rows first: events and keys refer to them
-            conn.execute(sql.add_message, list(new_rows.values()))
-        missing = [mid for mid in {o.id for o, _, _ in outcomes} | new_rows.keys() if mid not in seqs]
-        if missing:
-            seqs.update(conn.execute(sql.existing, {"r": route, "ids": missing}).all())
-        return seqs
 
     @contextlib.contextmanager
     def _remembering(self, route: str, message_id: str) -> Iterator[Remember]:
@@ -431,7 +267,7 @@ class Journal:
         """Index ``message.business_keys`` now on every row of its id (``received`` and ``event`` already
         index them on their route's row); nothing is indexed for an id not journaled yet."""
         engine, sql = self._write()
-        rows = [{"mid": message.id, "name": name, "value": value} for name, value in sorted(_keys(message))]
+        rows = [{"mid": message.id, "name": name, "value": value} for name, value in sorted(keys_of(message))]
         with self._errors("business_keys"), engine.begin() as conn:
             if rows:
                 conn.execute(sql.add_keys_of_id, rows)
@@ -543,54 +379,3 @@ class Journal:
         """Return the number of events per route and state (``{"orders": {"delivered": 12, ...}}``)."""
         with self._errors("counts"), self._read().connect() as conn:
             return queries.counts(conn, route, since, until)
-
-
-def _event_row(
-    route: str,
-    message_seq: int,
-    state: str,
-    at: datetime,
-    *,
-    endpoint: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "message_seq": message_seq,
-        "route": route,
-        "state": state,
-        "endpoint": endpoint,
-        "error_class": None,
-        "error_reason": None,
-        "error_text": None,
-        "detail": detail,
-        "body": None,
-        "at": at,
-    }
-
-
-def _error_columns(error: BaseException | str | None) -> dict[str, Any]:
-    if error is None:
-        return {}
-    if isinstance(error, BaseException):
-        text = str(error) or type(error).__name__
-        return {
-            "error_class": type(error).__name__,
-            "error_reason": error_reason(error),
-            "error_text": text[:MAX_ERROR_TEXT],
-        }
-    return {"error_text": error[:MAX_ERROR_TEXT]}
-
-
-def _keys(message: Message) -> frozenset[tuple[str, str]]:
-    return frozenset(
-        (str(name), str(value)) for name, value in message.business_keys.items() if value not in (None, "")
-    )
-
-
-def _key_rows(message_seq: int, keys: frozenset[tuple[str, str]]) -> list[dict[str, Any]]:
-    return [{"message_seq": message_seq, "name": name, "value": value} for name, value in sorted(keys)]
-
-
-def _index_keys(conn: sa.Connection, sql: Statements, message_seq: int, keys: Keys) -> None:
-    if keys:
-        conn.execute(sql.add_keys, _key_rows(message_seq, keys))

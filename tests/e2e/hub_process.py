@@ -37,10 +37,19 @@ def hub_environ(data_dir: Path, **extra: str) -> dict[str, str]:
 class HubProcess:
     """`esb run` in a subprocess that can be SIGKILLed and restarted."""
 
-    def __init__(self, data_dir: Path, log: Path, routes: tuple[str, ...] = ("crm-order-to-iom",)) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log: Path,
+        routes: tuple[str, ...] = ("crm-order-to-iom",),
+        *,
+        launcher: tuple[str, ...] = ("-m", "esb.cli"),
+    ) -> None:
         self.data_dir = data_dir
         self.log = log
         self.routes = routes
+        #: what runs the hub after the interpreter: ``esb`` itself, or a test's wrapper of it
+        self.launcher = launcher
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -49,8 +58,7 @@ class HubProcess:
             self.proc = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "esb.cli",
+                    *self.launcher,
                     "--project",
                     str(ROOT),
                     "run",

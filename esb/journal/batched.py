@@ -1,0 +1,201 @@
+"""The journal's batched write path: many messages in one transaction (the route worker's batches).
+
+Mixed into :class:`~esb.journal.journal.Journal`, whose connection and cache it uses:
+:meth:`BatchedWrites.received_many` journals a batch's arrivals in one commit before its steps run, and
+:meth:`BatchedWrites.settle_many` its confirmed deliveries and outcomes in one more, before the acks.
+docs/journal.md, "A batch's commits and its crash windows", says why the arrivals stay before the steps.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
+from esb.journal.engine import DatabaseErrors
+from esb.journal.rows import keys_of, message_row
+from esb.journal.seen import Known, Seen
+from esb.journal.statements import Statements
+from esb.message import Message, utcnow
+
+#: ``(id, state, detail)`` of each arrival of a batch: ``received`` or ``redelivered``.
+Arrival = tuple[str, str, dict[str, Any] | None]
+#: ``(ingress message, state, [(output, endpoint), ...])``: one message's outcome in a batch.
+Outcome = tuple[Message, str, list[tuple[Message, str]]]
+
+
+class BatchedWrites:
+    """The batched write path of the journal (a mixin: the attributes below are the journal's)."""
+
+    keep_bodies: bool
+    _seen: Seen
+    _errors: DatabaseErrors
+
+    def _write(self) -> tuple[Engine, Statements]:
+        raise NotImplementedError  # the journal's
+
+    def _batched(self) -> BulkStatements:
+        raise NotImplementedError  # the journal's
+
+    def _encode(self, route: str, where: str | None, body: bytes | None) -> bytes | None:
+        raise NotImplementedError  # the journal's
+
+    def _insert_arrivals(self, conn: sa.Connection, rows: list[dict[str, Any]], at: datetime) -> list[str]:
+        """Insert the new messages' rows (one statement, received at ``at``); return their ids."""
+        if not rows:
+            return []
+        bulk = self._batched()
+        received = bulk.messages.processor("received_at")(at)
+        for row in rows:
+            row["received_at"] = received
+        values = [tuple(row[c] for c in MESSAGE_COLUMNS) for row in rows]
+        bulk.messages.execute(conn, values, fixed=("received_at",))
+        return [row["id"] for row in rows]
+
+    def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
+        """Record several messages entering ``route`` in one transaction; True for each first arrival.
+
+        The same as calling ``received`` for each ``(message, delivery_count)``, with one commit.
+        """
+        engine, sql = self._write()
+        bulk = self._batched()
+        now = utcnow()
+        at = bulk.events.processor("at")(now)  # the batch's time, made a column value once
+        ids = [message.id for message, _ in items]
+        bodies = {
+            message.id: self._encode(route, None, message.body_bytes()) if self.keep_bodies else None
+            for message, _ in items
+        }
+        try:
+            with self._errors("received"), engine.begin() as conn:
+                # Rows already there are redeliveries; the rest are inserted in one statement. Writes are
+                # serialised (BEGIN IMMEDIATE, or the row's unique key), so "already there" is exact.
+                seqs: dict[str, int] = dict(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
+                arrivals, new_rows = self._arrivals(conn, sql, route, items, seqs, bodies, now)
+                fresh = self._insert_arrivals(conn, new_rows, now)
+                if fresh:  # then their seqs, in one look-up
+                    seqs.update(conn.execute(sql.existing, {"r": route, "ids": fresh}).all())
+                rows = [
+                    (seqs[mid], route, state, None, None, None, None, why, None, at)
+                    for mid, state, why in arrivals
+                ]
+                bulk.events.execute(conn, rows, fixed=("at",))
+                bulk.keys.execute(
+                    conn,
+                    [(seqs[m.id], name, value) for m, _ in items for name, value in sorted(keys_of(m))],
+                )
+        except BaseException:
+            for message, _ in items:
+                self._seen.forget(route, message.id)
+            raise
+        for message, _ in items:
+            self._seen.add(route, message.id, seqs[message.id], keys_of(message))
+        return [state == "received" for _, state, _ in arrivals]
+
+    def _arrivals(
+        self,
+        conn: sa.Connection,
+        sql: Statements,
+        route: str,
+        items: list[tuple[Message, int]],
+        seqs: dict[str, int],
+        bodies: dict[str, bytes | None],
+        now: datetime,
+    ) -> tuple[list[Arrival], list[dict[str, Any]]]:
+        """Return ``(id, state, detail)`` of each arrival and the rows of the new messages; bump the
+        delivery count of rows already there."""
+        arrivals: list[Arrival] = []
+        pending: dict[str, dict[str, Any]] = {}
+        for message, count in items:
+            detail = {"delivery_count": count} if count > 1 else None
+            if message.id in pending:  # the same id twice in one batch: the second is a redelivery
+                row = pending[message.id]
+                row["delivery_count"] = max(row["delivery_count"] + 1, count)
+                arrivals.append((message.id, "redelivered", {"delivery_count": row["delivery_count"]}))
+            elif message.id in seqs:
+                bumped = conn.execute(sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": count})
+                arrivals.append((message.id, "redelivered", {"delivery_count": bumped.one()[1]}))
+            else:
+                row = message_row(route, message, now, bodies[message.id])
+                row["delivery_count"] = count
+                pending[message.id] = row
+                arrivals.append((message.id, "received", detail))
+        return arrivals, list(pending.values())
+
+    def _sent_bodies(self, route: str, outcomes: list[Outcome]) -> dict[tuple[str, str], bytes | None]:
+        """Return the stored body of every ``(output id, endpoint)`` sent (none without ``keep_bodies``)."""
+        if not self.keep_bodies:
+            return {}
+        return {
+            (output.id, endpoint): self._encode(route, endpoint, output.body_bytes())
+            for _, _, sent in outcomes
+            for output, endpoint in sent
+        }
+
+    def settle_many(
+        self, route: str, outcomes: list[Outcome], details: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        """End several messages' journeys in one transaction.
+
+        Each outcome is ``(ingress message, state, [(output, endpoint), ...])``: every confirmed delivery
+        is recorded (a ``delivered`` event naming the endpoint, with the body sent), then the route-level
+        ``state`` event of the ingress message, with ``details[its id]`` if given (why a step filtered it).
+        """
+        engine, sql = self._write()
+        bulk = self._batched()
+        now = utcnow()
+        at = bulk.events.processor("at")(now)
+        stored = self._sent_bodies(route, outcomes)
+        known = {
+            message.id: found
+            for original, _, sent in outcomes
+            for message in (original, *(output for output, _ in sent))
+            if (found := self._seen.get(route, message.id)) is not None
+        }
+        with self._errors("settle"), engine.begin() as conn:
+            seqs = self._settle_seqs(conn, sql, route, outcomes, known, now)
+            events: list[tuple[Any, ...]] = []
+            key_rows: list[tuple[int, str, str]] = []
+            for original, state, sent in outcomes:
+                for output, endpoint in sent:
+                    seq, body = seqs[output.id], stored.get((output.id, endpoint))
+                    events.append((seq, route, "delivered", endpoint, None, None, None, None, body, at))
+                    indexed = known[output.id].keys if output.id in known else frozenset()
+                    key_rows.extend((seq, name, value) for name, value in sorted(keys_of(output) - indexed))
+                detail = details.get(original.id) if details else None
+                events.append((seqs[original.id], route, state, None, None, None, None, detail, None, at))
+            bulk.events.execute(conn, events, fixed=("at",))
+            bulk.keys.execute(conn, key_rows)
+        # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
+        for original, _, sent in outcomes:
+            self._seen.forget(route, original.id)
+            for output, _ in sent:
+                self._seen.forget(route, output.id)
+
+    def _settle_seqs(
+        self,
+        conn: sa.Connection,
+        sql: Statements,
+        route: str,
+        outcomes: list[Outcome],
+        known: dict[str, Known],
+        now: datetime,
+    ) -> dict[str, int]:
+        """Return the seq of every message of ``outcomes``: known here, or looked up after adding the rows
+        of outputs not journaled yet (their envelope, no body)."""
+        seqs = {mid: found.seq for mid, found in known.items()}
+        new_rows = {
+            output.id: message_row(route, output, now, None)
+            for _, _, sent in outcomes
+            for output, _ in sent
+            if output.id not in seqs
+        }
+        if new_rows:  # the outputs' rows first: events and keys refer to them
+            conn.execute(sql.add_message, list(new_rows.values()))
+        missing = [mid for mid in {o.id for o, _, _ in outcomes} | new_rows.keys() if mid not in seqs]
+        if missing:
+            seqs.update(conn.execute(sql.existing, {"r": route, "ids": missing}).all())
+        return seqs
