@@ -11,7 +11,8 @@ range of the primary key each, milliseconds in all) and scaled to the whole span
 prune leaves; business keys per message are those of the sampled ranges; the route-level outcomes those of
 ranges of :data:`OUTCOME_WIDTH` events (but ``dead_lettered``, counted in its partial index), scaled
 the same way. A table whose keys span fewer than ``WINDOWS * WIDTH`` is counted exactly, and so are
-the small tables. ``exact=True`` (``esb journal stats --exact``) counts everything.
+the small tables. On a partitioned PostgreSQL journal (esb/journal/partitions.py) ``seq`` jumps by
+10^10 a day, so messages and business keys are the planner's statistics instead. ``exact=True`` (``esb journal stats --exact``) counts everything.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from esb.journal import partitions
 from esb.journal.schema import FINAL_STATES, business_keys, dead_letters, dictionaries, events, messages
 
 TABLES = (messages, events, business_keys, dictionaries, dead_letters)
@@ -125,6 +127,14 @@ def _estimate(conn: sa.Connection, rows: dict[str, int]) -> bool:
     """Put the estimated rows of messages, events and business keys in ``rows``; whether any is an
     estimate (not when every span is short enough to be counted whole)."""
     estimated = False
+    if partitions.is_partitioned(conn):
+        # seq is day * 10^10 + n there (esb/journal/partitions.py): its span is mostly gaps, so the
+        # planner's own figures stand in for the samples (exact counts when a partition has none yet)
+        for table in (messages, business_keys):
+            rows[table.name] = _planner_rows(conn, table)
+        found = windows(conn, events.c.id)
+        rows[events.name] = 0 if found is None else _scale(found, _count_where(conn, _in(events.c.id, found)))
+        return True
     for table, key in ((messages, messages.c.seq), (events, events.c.id)):
         found = windows(conn, key)
         if found is None:
@@ -139,6 +149,25 @@ def _estimate(conn: sa.Connection, rows: dict[str, int]) -> bool:
             keys = _count_where(conn, _in(business_keys.c.message_seq, found))
             rows[business_keys.name] = round(rows[table.name] * keys / counted) if counted else 0
     return estimated
+
+
+def _planner_rows(conn: sa.Connection, table: sa.Table) -> int:
+    """PostgreSQL's estimate of ``table``'s rows: ``reltuples`` of each partition (kept by autovacuum and
+    ANALYZE), a partition never analysed yet (``reltuples`` -1: a new week, the default one) counted."""
+    leaves = conn.execute(
+        sa.text(
+            "SELECT c.oid::regclass::text, c.reltuples FROM pg_partition_tree(:t) AS p"
+            " JOIN pg_class AS c ON c.oid = p.relid WHERE p.isleaf"
+        ),
+        {"t": table.name},
+    ).all()
+    total = 0
+    for name, tuples in leaves:
+        if tuples >= 0:
+            total += round(tuples)
+        else:  # a name from the catalogue, not from input
+            total += int(conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar_one())  # noqa: S608
+    return total
 
 
 def _count_where(conn: sa.Connection, condition: Any) -> int:

@@ -297,3 +297,26 @@ def test_the_server_side_fill_writes_the_rows_of_the_client_side_one(
         else:
             assert value == expected
     assert len({partitions.day_of(row[0]) for row in got_m}) >= 3  # spread over the days' partitions
+
+
+def test_stats_estimate_a_partitioned_journal_from_the_planner_not_from_seq_samples(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`esb journal stats` on a partitioned journal (seq spans of 10^10 a day, mostly gaps) gives the rows
+    of messages and keys from PostgreSQL's statistics, counted exactly before any ANALYZE."""
+    written_at(monkeypatch, 40)
+    old = [deliver(journal, n) for n in range(5)]
+    monkeypatch.undo()
+    for n in range(10, 30):
+        deliver(journal, n)
+    move_to_day(journal, [m.id for m in old], today() - timedelta(days=40))
+    exact = journal.usage(exact=True)
+    assert exact.rows["messages"] == 25
+    before = journal.usage()
+    assert (before.rows["messages"], before.rows["business_keys"]) == (25, exact.rows["business_keys"])
+    with journal._read().connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    after = journal.usage()
+    assert after.estimated
+    assert (after.rows["messages"], after.rows["business_keys"]) == (25, exact.rows["business_keys"])
+    assert after.rows["events"] == exact.rows["events"]  # events.id is a plain sequence: sampled whole
