@@ -92,7 +92,7 @@ messages = sa.Table(
 events = sa.Table(
     "events",
     metadata,
-    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("id", SeqType, primary_key=True, autoincrement=True),  # bigint on PostgreSQL (0013)
     sa.Column("message_seq", SeqType, nullable=False),
     sa.Column("route", sa.String(), nullable=False),
     sa.Column("state", sa.String(20), nullable=False),

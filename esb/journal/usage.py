@@ -12,7 +12,8 @@ prune leaves; business keys per message are those of the sampled ranges; the rou
 ranges of :data:`OUTCOME_WIDTH` events (but ``dead_lettered``, counted in its partial index), scaled
 the same way. A table whose keys span fewer than ``WINDOWS * WIDTH`` is counted exactly, and so are
 the small tables. On a partitioned PostgreSQL journal (esb/journal/partitions.py) ``seq`` jumps by
-10^10 a day, so messages and business keys are the planner's statistics instead. ``exact=True`` (``esb journal stats --exact``) counts everything.
+10^10 a day, so messages and business keys are the planner's statistics instead.
+``exact=True`` (``esb journal stats --exact``) counts everything.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import pytest
 
 from esb.exceptions import TransportError
 from esb.journal import Journal
+from esb.message import Message
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
 from tests.unit import test_journal as _cases
 
@@ -62,3 +63,26 @@ def test_journal_uses_jsonb_and_timestamptz(journal: Journal, journal_url: str) 
         "events.detail": "jsonb",
         "events.at": "timestamp with time zone",
     }
+
+
+def test_event_ids_are_64_bit_and_go_past_the_32_bit_range(journal: Journal, journal_url: str) -> None:
+    """On PostgreSQL events.id and its sequence are bigint (0013): an id past 2^31 is written and read."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(journal_url)
+    try:
+        with engine.begin() as conn:
+            kind = "SELECT data_type FROM information_schema.columns WHERE table_name = 'events'"
+            assert conn.execute(sa.text(kind + " AND column_name = 'id'")).scalar_one() == "bigint"
+            conn.execute(sa.text("SELECT setval('events_id_seq', 3000000000)"))
+    finally:
+        engine.dispose()
+    message = Message(body=b"<order/>")
+    journal.received("r", message)
+    assert [event.state for event in journal.history(message.id)] == ["received"]
+    engine = sa.create_engine(journal_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT max(id) FROM events")).scalar_one() > 2**31
+    finally:
+        engine.dispose()
