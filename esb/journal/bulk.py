@@ -60,6 +60,9 @@ class BulkInsert:
     def execute(self, conn: sa.Connection, rows: Iterable[Sequence[Any]], fixed: Iterable[str] = ()) -> None:
         """Insert ``rows`` (values in ``columns`` order); columns named in ``fixed`` are already processed."""
         skip = {self._names.index(name) for name in fixed}
+        if self.arrays_sql is not None:
+            self._execute_arrays(conn, self.arrays_sql, list(rows), skip)
+            return
         steps = [(at, p) for at, p in enumerate(self._processors) if p is not None and at not in skip]
         identity = self._order == list(range(len(self._order)))
         converted: list[Sequence[Any]] = []
@@ -71,14 +74,29 @@ class BulkInsert:
             converted.append(values)
         if not converted:
             return
-        if self.arrays_sql is not None:  # one statement: a list of every row's value per column
-            columns = zip(*converted, strict=True)
-            conn.exec_driver_sql(self.arrays_sql, dict(zip(self._names, map(list, columns), strict=True)))
-        elif self._positional:  # the driver takes tuples (SQLAlchemy refuses a list of lists)
+        if self._positional:  # the driver takes tuples (SQLAlchemy refuses a list of lists)
             conn.exec_driver_sql(self.sql, [tuple(values) for values in converted])
         else:
             names = self._names
             conn.exec_driver_sql(self.sql, [dict(zip(names, values, strict=True)) for values in converted])
+
+    def _execute_arrays(
+        self, conn: sa.Connection, sql: str, rows: list[Sequence[Any]], skip: set[int]
+    ) -> None:
+        """PostgreSQL: the rows turned into one list per column (processed column by column) and
+        inserted by the one ``unnest`` statement."""
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))  # in ``columns`` order; strict: every row is whole
+        params: dict[str, list[Any]] = {}
+        for at, name in enumerate(self._names):
+            values = columns[self._order[at]]
+            process = self._processors[at]
+            if process is not None and at not in skip:
+                params[name] = [None if value is None else process(value) for value in values]
+            else:
+                params[name] = list(values)
+        conn.exec_driver_sql(sql, params)
 
 
 def _same(value: Any) -> Any:
