@@ -122,10 +122,13 @@ class QueueSource:
             if not self._buffer:
                 return None
             raw = self._buffer.popleft()
-            if self._acks is not None:
-                self._acks.handed_out(raw.delivery_tag)
+            acks = self._acks  # this connection's: a delivery is settled on the channel that handed it out
+            if acks is not None:
+                acks.handed_out(raw.delivery_tag)
         message = Message.from_wire(_body(raw), dict(raw.headers or {}), source=self.context.endpoint)
-        return Delivery(message, lambda error: self._settle(raw, error), delivery_count=delivery_count(raw))
+        return Delivery(
+            message, lambda error: self._settle(raw, error, acks), delivery_count=delivery_count(raw)
+        )
 
     def _wait(self, conn: Connection, timeout: float) -> None:
         """Drain until a delivery arrives or ``timeout`` passes, in slices of at most a second so that
@@ -171,13 +174,18 @@ class QueueSource:
             )
             raise
 
-    def _settle(self, raw: KombuMessage, error: BaseException | None) -> None:
+    def _settle(self, raw: KombuMessage, error: BaseException | None, acks: PendingAcks | None) -> None:
         if self._conn is None:
             raise TransportError(
                 "queue source closed before the ack; the message comes back", endpoint=self.url
             )
         with self._lock:
-            acks = self._acks
+            if acks is not None and acks is not self._acks:  # its tag means nothing on the new channel
+                get_logger("queue").warning(
+                    "the connection that delivered the message was closed; the broker hands it out again",
+                    queue=self.endpoint.queue,
+                )
+                return
             if acks is not None and error is None:
                 acks.ack(raw.delivery_tag)  # sent at the next read or close
                 return

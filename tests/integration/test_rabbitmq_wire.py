@@ -151,3 +151,33 @@ def test_held_acks_are_sent_at_close(rabbit_server: RabbitServer) -> None:  # no
             delivery.ack()
     with adapter.source(endpoint, ctx) as again:
         assert again.read(1) is None
+
+
+def test_an_ack_from_a_closed_connection_never_settles_a_newer_delivery(rabbit_server: RabbitServer) -> None:  # noqa: F811
+    """A delivery acked after its source closed and connected again is not acked by tag on the new
+    channel (where the same tag names another delivery): both messages are still there."""
+    url = rabbit_server.create_vhost("wire-stale")
+    ctx, adapter = _context(url), QueueAdapter()
+    endpoint = _endpoint()
+    with adapter.sink(endpoint, ctx) as sink:
+        sink.write_many([Message(body=b"a", id="a"), Message(body=b"b", id="b")])
+    source = adapter.source(endpoint, ctx)
+    source.connect()
+    stale = source.read(5)
+    assert stale is not None
+    source.close()
+    source.connect()
+    try:
+        fresh = source.read(5)
+        assert fresh is not None
+        stale.ack()  # tag 1 of the closed channel; the new channel's tag 1 is ``fresh``
+        assert source.read(0) is not None  # (sends what is held: nothing for ``fresh``)
+    finally:
+        source._broken = RuntimeError("simulated: leave everything unsettled")
+        source.close()
+    with adapter.source(endpoint, ctx) as again:
+        back = []
+        while (delivery := again.read(2)) is not None:
+            back.append(delivery.message.id)
+            delivery.ack()
+    assert sorted(back) == ["a", "b"]
