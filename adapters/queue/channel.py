@@ -14,6 +14,7 @@ from kombu.entity import Queue
 
 from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, ensure_connected, is_amqp
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
+from adapters.queue.frames import read_ahead
 from esb.context import AdapterContext
 
 
@@ -23,6 +24,7 @@ def queue_channel(
 ) -> Iterator[tuple[Connection, Any, Queue, bool]]:
     """Connect, open a channel and declare the endpoint's queue; yield ``(conn, channel, queue, amqp)``.
 
+    On AMQP the connection reads ahead (:func:`adapters.queue.frames.read_ahead`).
     The caller finishes its set-up (producer or consumer) inside the block; if anything in it fails,
     the connection is released and the error surfaces as a TransportError naming the masked URL.
     """
@@ -33,6 +35,8 @@ def queue_channel(
             ensure_connected(conn, broker)
             channel = conn.channel()
             amqp = is_amqp(conn)
+            if amqp:
+                read_ahead(conn.connection.transport)
             queue = declare_queue(
                 channel, endpoint, amqp=amqp, max_deliveries=context.settings.limits.max_deliveries
             )

@@ -4,7 +4,8 @@ py-amqp's ``confirm_publish`` waits for one confirm after each publish: one netw
 message (DESIGN.md: confirms are where throughput is won). A batch is published with the raw
 ``basic.publish`` on a channel in confirm mode and the broker's ``basic.ack`` / ``basic.nack`` frames are
 followed through the channel's event callbacks, by delivery tag (``multiple`` acks cover every tag up to
-theirs). ``write_many`` returns only when every message of the batch is confirmed.
+theirs). ``write_many`` returns only when every message of the batch is confirmed. The batch's frames
+leave in one socket write (:func:`adapters.queue.frames.coalesced_writes`), not one per message.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from adapters.queue.frames import coalesced_writes
 from esb.exceptions import TransportError
 from esb.message import WIRE_CONTENT_TYPE, Message
 
@@ -60,17 +62,19 @@ class ConfirmTracker:
             channel._confirm_selected = True
             channel.confirm_select()
         self.nacked.clear()
-        for message in messages:
-            body = channel.prepare_message(
-                message.body_bytes(),
-                content_type=str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream"),
-                content_encoding="binary",
-                headers=message.wire_headers(),
-                properties={"delivery_mode": PERSISTENT},
-            )
-            channel._basic_publish(body, exchange=exchange, routing_key=routing_key, mandatory=mandatory)
-            self.last_tag += 1
-            self.pending.add(self.last_tag)
+        with coalesced_writes(channel.connection.transport):  # the batch's frames in one write
+            for message in messages:
+                body = channel.prepare_message(
+                    message.body_bytes(),
+                    content_type=str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream"),
+                    content_encoding="binary",
+                    headers=message.wire_headers(),
+                    properties={"delivery_mode": PERSISTENT},
+                )
+                channel._basic_publish(body, exchange=exchange, routing_key=routing_key, mandatory=mandatory)
+        # counted once sent: a batch that failed to build sent nothing and takes no tags
+        self.pending.update(range(self.last_tag + 1, self.last_tag + len(messages) + 1))
+        self.last_tag += len(messages)
         deadline = time.monotonic() + timeout
         while self.pending:
             remaining = deadline - time.monotonic()

@@ -507,6 +507,10 @@ def test_bulk_inserts_store_what_the_sqlalchemy_path_stores(journal: Journal) ->
             (seq, "orders", "filtered", None, None, None, None, {"step": "过滤", "n": [1, None]}, None, at),
             (seq, "orders", "failed", None, "SchemaValidationError", "schema-violation", "坏的 order", None,
              None, at),
+            # what an array literal or a binary array must carry through: quotes, braces, commas,
+            # backslashes, NULL as text, empty strings and bytes, a large body
+            (seq, "orders", "failed", "", "a,b", '{"x"}', 'NULL \\ "q" {1,2}', {"k": 'x"{,}\\'}, b"", at),
+            (seq, "orders", "delivered", "iom.orders_in", None, None, None, [], bytes(range(256)) * 400, at),
         ]
 
     keys = [("order_id", "SO1"), ("msisdn", "13307550001"), ("order_id", "SO1"), ("city", "深圳")]
@@ -533,7 +537,7 @@ def test_bulk_inserts_store_what_the_sqlalchemy_path_stores(journal: Journal) ->
             )
             for seq in (fast, slow)
         }
-    assert len(stored[fast]) == 3
+    assert len(stored[fast]) == 5
     assert stored[fast] == stored[slow]
     assert stored_keys[fast] == stored_keys[slow]
     assert ("city", "深圳") in stored_keys[fast]
@@ -541,6 +545,36 @@ def test_bulk_inserts_store_what_the_sqlalchemy_path_stores(journal: Journal) ->
     [filtered] = [e for e in journal.history(fast_message.id) if e.state == "filtered"]
     assert filtered.detail == {"step": "过滤", "n": [1, None]}
     assert filtered.at == at
+
+
+def test_bulk_insert_is_one_statement_per_batch(journal: Journal) -> None:
+    """A batch's rows reach the database in one driver call: one array statement on PostgreSQL (not a
+    Bind/Execute per row), one ``executemany`` on SQLite."""
+    from esb.journal.bulk import BulkStatements
+
+    message = order()
+    journal.received("orders", message)
+    engine = journal._write()[0]
+    bulk = BulkStatements.build(engine.dialect)
+    with engine.connect() as conn:
+        seq = conn.execute(sa.text("SELECT seq FROM messages")).scalar_one()
+    calls: list[tuple[str, bool]] = []
+
+    def count(*event: object) -> None:  # conn, cursor, statement, parameters, context, executemany
+        calls.append((str(event[2]), bool(event[5])))
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        with engine.begin() as conn:
+            bulk.keys.execute(conn, [(seq, "order_id", f"SO{n}") for n in range(50)])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    inserts = [(statement, many) for statement, many in calls if statement.startswith("INSERT")]
+    postgres = engine.dialect.name == "postgresql"
+    assert inserts == [(bulk.keys.arrays_sql if postgres else bulk.keys.sql, not postgres)]
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text(f"SELECT count(*) FROM business_keys WHERE message_seq = {seq}"))
+        assert stored.scalar() == 50
 
 
 def test_bulk_message_rows_are_stored_as_sqlalchemy_stores_them(journal: Journal) -> None:

@@ -1,0 +1,143 @@
+"""The AMQP source's held acks (adapters/queue/acks.py) and the frame helpers (adapters/queue/frames.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters.queue.acks import PendingAcks
+from adapters.queue.frames import coalesced_writes, read_ahead
+
+
+class RecordingChannel:
+    """Records the settling methods a channel is asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, bool]] = []
+
+    def basic_ack(self, tag: int, multiple: bool = False) -> None:
+        self.sent.append(("ack", tag, multiple))
+
+    def basic_reject(self, tag: int, requeue: bool) -> None:
+        self.sent.append(("reject", tag, requeue))
+
+
+def handed(count: int) -> tuple[PendingAcks, RecordingChannel]:
+    """Held acks over a recording channel, with tags 1..count handed out."""
+    channel = RecordingChannel()
+    acks = PendingAcks(channel)
+    for tag in range(1, count + 1):
+        acks.handed_out(tag)
+    return acks, channel
+
+
+def test_a_batch_of_acks_is_one_multiple_ack_at_flush() -> None:
+    """200 acks send nothing until flush, then one basic.ack(multiple) for the last tag."""
+    acks, channel = handed(200)
+    for tag in range(1, 201):
+        acks.ack(tag)
+    assert channel.sent == []
+    assert acks.waiting == 200
+    acks.flush()
+    assert channel.sent == [("ack", 200, True)]
+    assert acks.waiting == 0
+
+
+def test_a_multiple_ack_never_covers_a_delivery_still_held() -> None:
+    """With delivery 3 unsettled, 1-2 go as one multiple ack and 4-5 alone; 3 later covers itself only."""
+    acks, channel = handed(5)
+    for tag in (1, 2, 4, 5):
+        acks.ack(tag)
+    acks.flush()
+    assert channel.sent == [("ack", 2, True), ("ack", 4, False), ("ack", 5, False)]
+    channel.sent.clear()
+    acks.ack(3)
+    acks.flush()
+    assert channel.sent == [("ack", 3, True)]
+
+
+def test_a_requeue_goes_at_once_after_the_acks_before_it() -> None:
+    """A reject sends the held acks first, then basic.reject with requeue; later acks run past it."""
+    acks, channel = handed(4)
+    acks.ack(1)
+    acks.reject(2)
+    assert channel.sent == [("ack", 1, True), ("reject", 2, True)]
+    acks.ack(3)
+    acks.ack(4)
+    acks.flush()
+    assert channel.sent[2:] == [("ack", 4, True)]
+
+
+def test_flush_without_acks_sends_nothing() -> None:
+    """Deliveries handed out but not settled: flush is a no-op."""
+    acks, channel = handed(3)
+    acks.flush()
+    assert channel.sent == []
+
+
+class FakeSocket:
+    """Records the sizes recv is asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def recv(self, size: int) -> bytes:
+        self.asked.append(size)
+        return b"x"
+
+    def sendall(self, data: Any) -> None:
+        raise AssertionError("not used")
+
+
+class FakeTransport:
+    """The attributes of py-amqp's TCPTransport the helpers touch."""
+
+    def __init__(self) -> None:
+        self.sock = FakeSocket()
+        self._quick_recv = self.sock.recv
+        self.written: list[bytes] = []
+        self._write = self.written.append
+
+    def write(self, data: Any) -> None:
+        self._write(data)
+
+
+def test_read_ahead_asks_the_socket_for_at_least_the_read_ahead() -> None:
+    """After read_ahead, a 7-byte frame-header read asks recv for the read-ahead; larger reads as asked."""
+    transport = FakeTransport()
+    read_ahead(transport, size=4096)
+    read_ahead(transport, size=4096)  # idempotent: not wrapped twice
+    transport._quick_recv(7)
+    transport._quick_recv(100_000)
+    assert transport.sock.asked == [4096, 100_000]
+
+
+def test_coalesced_writes_send_copies_once_in_order() -> None:
+    """Frames written inside the block leave as one write, copied when written (the view is reused)."""
+    transport = FakeTransport()
+    buffer = bytearray(b"aaa")
+    with coalesced_writes(transport):
+        transport.write(memoryview(buffer))
+        buffer[:] = b"bbb"
+        transport.write(memoryview(buffer))
+        assert transport.written == []
+    assert transport.written == [b"aaabbb"]
+    transport.write(b"c")
+    assert transport.written[-1] == b"c", "the transport writes directly again after the block"
+
+
+def test_coalesced_writes_send_nothing_when_the_block_fails() -> None:
+    """A failure while building the batch's frames sends none of them (no partial publish)."""
+    transport = FakeTransport()
+
+    def publish_half() -> None:
+        with coalesced_writes(transport):
+            transport.write(b"half a publish")
+            raise RuntimeError("header not encodable")
+
+    with pytest.raises(RuntimeError):
+        publish_half()
+    assert transport.written == []
+    transport.write(b"next")
+    assert transport.written == [b"next"]
