@@ -9,6 +9,7 @@ them (``down`` when every member is), naming each ejected member and why.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from datetime import UTC, datetime
@@ -30,6 +31,12 @@ def status_dir(context: AdapterContext) -> Path:
     return settings.data_dir / "pools" / context.endpoint
 
 
+def _until(timestamp: float) -> str:
+    """The end of an ejection to the second, rounded up: `esb health` must not call a member's trial
+    due before its hub admits it (truncated, it said so up to a second early)."""
+    return datetime.fromtimestamp(math.ceil(timestamp), UTC).isoformat(timespec="seconds")
+
+
 def write_status(folder: Path, members: list[MemberState], now: float) -> None:
     """Write this process's view of the pool's members (``now`` is the breakers' clock reading)."""
     wall = time.time()
@@ -41,11 +48,7 @@ def write_status(folder: Path, members: list[MemberState], now: float) -> None:
             "failed": m.failed,
             "calls": m.calls,
             "ejections": m.ejected_total,
-            "ejected_until": (
-                datetime.fromtimestamp(wall + m.ejected_until - now, UTC).isoformat(timespec="seconds")
-                if m.state == OPEN
-                else None
-            ),
+            "ejected_until": _until(wall + m.ejected_until - now) if m.state == OPEN else None,
             "held_in": m.held_in,
             "last_error": m.last_error,
         }

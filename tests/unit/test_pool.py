@@ -484,6 +484,26 @@ def test_health_says_the_trial_is_due_once_an_ejection_ended() -> None:
     assert "EJECTED until 2999" in health_line(["oss.a", "oss.b"], [{"pid": 1, "members": [future]}])[1]
 
 
+def test_the_written_end_of_an_ejection_is_never_before_the_hubs(tmp_path: Path) -> None:
+    """The status file rounds an ejection's end up to the second: `esb health` never calls a trial due
+    while the hub would still refuse it (truncated, it did so up to a second early)."""
+    import time
+    from datetime import UTC, datetime
+
+    from adapters.pool.breaker import MemberState
+    from adapters.pool.status import write_status
+
+    member = MemberState("oss.a", closed_since=0.0)
+    member.state, member.ejected_until = OPEN, 100.4
+    before = time.time()
+    write_status(tmp_path, [member], now=100.0)
+    (row,) = read_status(tmp_path)[0]["members"]
+    until = datetime.fromisoformat(row["ejected_until"])
+    assert until.timestamp() >= before + 0.4
+    assert until.timestamp() < time.time() + 0.4 + 1
+    assert until.tzinfo == UTC
+
+
 def test_a_successful_trial_replaces_the_members_old_sink(tmp_path: Path) -> None:
     """The trial runs on a fresh connection, which the pool keeps; the old sink is closed."""
     pool = Pool(tmp_path, strategy="failover", health={"failures": 1})
