@@ -166,13 +166,17 @@ class QueueSource:
             with translate_errors(self.url, "ack"):
                 self._acks.flush()
         except TransportError as exc:
-            self._broken = exc
-            get_logger("queue").warning(
-                "settling failed with the connection; the broker hands the messages out again",
-                queue=self.endpoint.queue,
-                error=str(exc),
-            )
+            self._settling_failed(exc)
             raise
+
+    def _settling_failed(self, exc: TransportError) -> None:
+        """Mark the connection broken by a failed ack or requeue; the broker hands the messages out again."""
+        self._broken = exc
+        get_logger("queue").warning(
+            "settling failed with the connection; the broker hands the messages out again",
+            queue=self.endpoint.queue,
+            error=str(exc),
+        )
 
     def _settle(self, raw: KombuMessage, error: BaseException | None, acks: PendingAcks | None) -> None:
         if self._conn is None:
@@ -200,12 +204,7 @@ class QueueSource:
                 if self._heartbeats is not None:
                     self._heartbeats.touch()
             except TransportError as exc:
-                self._broken = exc
-                get_logger("queue").warning(
-                    "settling failed with the connection; the broker hands the message out again",
-                    queue=self.endpoint.queue,
-                    error=str(exc),
-                )
+                self._settling_failed(exc)
 
     def _require(self) -> Connection:
         if self._conn is None:
