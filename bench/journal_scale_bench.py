@@ -48,51 +48,72 @@ PER_SORT = 20
 _cpu: list[float] = []
 
 
-def timed(call: Callable[[], Any]) -> float:
-    """Return the milliseconds one call takes (its CPU milliseconds noted for the next line)."""
+def timed(call: Callable[[], Any], cpu_ms: list[float] | None = None) -> float:
+    """Return the milliseconds one call takes (its CPU milliseconds noted in ``cpu_ms``, by default for
+    the next line)."""
     started, cpu = time.perf_counter(), time.process_time()
     call()
-    _cpu.append((time.process_time() - cpu) * 1000)
+    (_cpu if cpu_ms is None else cpu_ms).append((time.process_time() - cpu) * 1000)
     return (time.perf_counter() - started) * 1000
 
 
-def figures(label: str, samples: list[float]) -> str:
-    """One line: median, p90, max, whether the max is under the target, the median CPU, the load."""
+def figures(label: str, samples: list[float], cpu_ms: list[float] | None = None) -> str:
+    """One line: median, p90, max, whether the max is under the target, the median CPU (of ``cpu_ms``,
+    by default of the calls timed since the last line), the load."""
     ordered = sorted(samples)
     p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
     ok = "ok" if ordered[-1] < TARGET_MS else "OVER"
     load = os.getloadavg()[0]
     median = statistics.median(ordered)
-    cpu = statistics.median(_cpu) if _cpu else float("nan")
-    _cpu.clear()
+    noted = _cpu if cpu_ms is None else cpu_ms
+    cpu = statistics.median(noted) if noted else float("nan")
+    noted.clear()
     return f"  {label:60} {median:8.1f} {p90:8.1f} {ordered[-1]:8.1f}  {ok:4} cpu {cpu:7.1f}  load {load:.1f}"
+
+
+def replay_selection(
+    journal: Journal, since: Any, window: timedelta, state: str | None = None, *, with_keys: bool = False
+) -> Callable[[], Any]:
+    """``esb replay --route crm-order-to-iom [--state STATE]`` over ``window`` from ``since`` (at most
+    1,000): :func:`esb.ops.replay.select`'s query, which reads no business keys unless ``with_keys``."""
+    until = since + window
+    return lambda: journal.find(
+        route=CRM_ROUTE, since=since, until=until, state=state, limit=1000, with_keys=with_keys
+    )
 
 
 def dead_letters_in(journal: Journal, since: Any, days: float) -> Callable[[], Any]:
     """``esb replay --route crm-order-to-iom --state dead_lettered`` over ``days`` from ``since``."""
-    until = since + timedelta(days=days)
-    return lambda: journal.find(route=CRM_ROUTE, since=since, until=until, state="dead_lettered", limit=1000)
+    return replay_selection(journal, since, timedelta(days=days), "dead_lettered")
 
 
-def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False) -> list[str]:
-    """Run every query on the journal at ``url``; return the printed lines."""
+def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False, stats: bool = True) -> list[str]:
+    """Run every query on the journal at ``url`` (``esb journal stats`` unless not ``stats``); return the
+    printed lines."""
     out = [f"  {'query (ms)':60} {'median':>8} {'p90':>8} {'max':>8}"]
     started = time.perf_counter()
     with Journal(url, pool_size=2) as journal:
         opened = time.perf_counter() - started
         out.insert(0, f"opened (migrated to head if it was behind) in {opened:.1f} s")
-        usage = journal.usage()
-        out.insert(
-            0,
-            f"journal: ~{usage.messages:,} messages, {usage.bytes / 2**30:.2f} GiB, "
-            f"{usage.bytes_per_message:,.0f} B/message, {usage.oldest:%Y-%m-%d} .. {usage.newest:%Y-%m-%d}",
-        )
-        stats = [timed(journal.usage) for _ in range(5)]
-        out.append(figures("esb journal stats (Journal.usage, estimated)", stats))
-        if exact_stats:
-            exact = timed(lambda: journal.usage(exact=True))
-            out.append(figures("esb journal stats --exact (counts every row), once", [exact]))
         engine = journal._read()
+        if stats:
+            usage = journal.usage()
+            out.insert(
+                0,
+                f"journal: ~{usage.messages:,} messages, {usage.bytes / 2**30:.2f} GiB,"
+                f" {usage.bytes_per_message:,.0f} B/message,"
+                f" {usage.oldest:%Y-%m-%d} .. {usage.newest:%Y-%m-%d}",
+            )
+            timings = [timed(journal.usage) for _ in range(5)]
+            out.append(figures("esb journal stats (Journal.usage, estimated)", timings))
+            if exact_stats:
+                exact = timed(lambda: journal.usage(exact=True))
+                out.append(figures("esb journal stats --exact (counts every row), once", [exact]))
+            oldest, newest = usage.oldest, usage.newest
+        else:
+            with engine.connect() as conn:
+                oldest = conn.execute(sa.select(sa.func.min(messages.c.received_at))).scalar_one()
+                newest = conn.execute(sa.select(sa.func.max(messages.c.received_at))).scalar_one()
 
         def by_pk(mid: str) -> None:
             with engine.connect() as conn:
@@ -122,36 +143,23 @@ def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False) -> 
         out.append(
             figures("find(key=order_id)", [timed(lambda k=k: journal.find(key=("order_id", k))) for k in old])
         )
-        span = usage.newest - usage.oldest
-        starts = [usage.oldest + span * (i / PER_SORT) for i in range(PER_SORT)]
-        out.append(
-            figures(
-                "replay selection: --route --since/--until 10 min",
-                [
-                    timed(
-                        lambda s=s: journal.find(
-                            route=CRM_ROUTE, since=s, until=s + timedelta(minutes=10), limit=1000
-                        )
-                    )
-                    for s in starts
-                ],
-            )
-        )
+        span = newest - oldest
+        starts = [oldest + span * (i / PER_SORT) for i in range(PER_SORT)]
+        # replay's selection reads no business keys (esb/ops/replay.py); reading them, as before, is the
+        # baseline, timed alternately with it on the same windows
+        window = timedelta(minutes=10)
+        with_keys: list[float] = []
+        keys_cpu: list[float] = []
+        selection: list[float] = []
+        for s in starts:
+            selection.append(timed(replay_selection(journal, s, window)))
+            with_keys.append(timed(replay_selection(journal, s, window, with_keys=True), keys_cpu))
+        out.append(figures("replay selection: --route --since/--until 10 min", selection))
+        out.append(figures("  the same reading the rows' business keys (before)", with_keys, keys_cpu))
         out.append(
             figures(
                 "replay selection: + --state dead_lettered, 10 min",
-                [
-                    timed(
-                        lambda s=s: journal.find(
-                            route=CRM_ROUTE,
-                            since=s,
-                            until=s + timedelta(minutes=10),
-                            state="dead_lettered",
-                            limit=1000,
-                        )
-                    )
-                    for s in starts
-                ],
+                [timed(replay_selection(journal, s, window, "dead_lettered")) for s in starts],
             )
         )
         first_week = starts[:5]  # a month old: days 1-5 of 35
@@ -164,7 +172,7 @@ def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False) -> 
         out.append(
             figures(
                 "replay selection: + --state dead_lettered, the last day",
-                [timed(dead_letters_in(journal, usage.newest - timedelta(days=1), 1)) for _ in range(15)],
+                [timed(dead_letters_in(journal, newest - timedelta(days=1), 1)) for _ in range(15)],
             )
         )
         out.append(
@@ -194,6 +202,11 @@ def main() -> None:
     parser.add_argument("--keys", type=Path, help="keys.json written by journal_fill.py")
     parser.add_argument("--pg", action="store_true", help="also fill and measure a throwaway PostgreSQL")
     parser.add_argument("--exact-stats", action="store_true", help="also time esb journal stats --exact once")
+    parser.add_argument(
+        "--no-stats",
+        action="store_true",
+        help="do not time esb journal stats (minutes on a partitioned PostgreSQL journal: bench/README.md)",
+    )
     args = parser.parse_args()
     runs: list[tuple[str, str, dict[str, Any]]] = []
     if args.url:
@@ -204,7 +217,7 @@ def main() -> None:
         runs.append(("SQLite", url, fill(url, args.messages, args.days)))
     for name, url, found in runs:
         print(f"== {name}: {found.get('messages', '?'):,} messages (fill {found.get('fill_seconds', '?')} s)")
-        print("\n".join(measure(url, found["keys"], args.exact_stats)), flush=True)
+        print("\n".join(measure(url, found["keys"], args.exact_stats, not args.no_stats)), flush=True)
     if args.pg:
         from bench.servers import throwaway_postgres
 
@@ -212,7 +225,7 @@ def main() -> None:
             url = pg.create_database("scale")
             found = fill(url, args.messages, args.days)
             print(f"== PostgreSQL: {args.messages:,} messages (fill {found['fill_seconds']} s)")
-            print("\n".join(measure(url, found["keys"], args.exact_stats)), flush=True)
+            print("\n".join(measure(url, found["keys"], args.exact_stats, not args.no_stats)), flush=True)
 
 
 if __name__ == "__main__":

@@ -283,11 +283,13 @@ class Journal(BatchedWrites):
         until: datetime | None = None,
         state: str | None = None,
         limit: int = 100,
+        with_keys: bool = True,
     ) -> list[MessageRecord]:
-        """Return messages matching every filter given, newest first (``state`` is the latest state)."""
+        """Return messages matching every filter given, newest first (``state`` is the latest state);
+        ``with_keys`` False: every record's ``business_keys`` left empty, not read (replay's selection)."""
         flt = queries.Filter(message_id, correlation_id, key, route, since, until, state)
         with self._errors("find"), self._read().connect() as conn:
-            return queries.find(conn, flt, limit)
+            return queries.find(conn, flt, limit, with_keys=with_keys)
 
     def dead_letters(
         self, *, route: str | None = None, before: tuple[datetime, int] | None = None, limit: int = 50

@@ -127,19 +127,23 @@ def find_statement(
     return stmt.where(*conditions).order_by(newest_first.desc(), messages.c.id).limit(limit)
 
 
-def find(conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()) -> list[MessageRecord]:
-    """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``."""
-    return [record for _, record in _find(conn, flt, limit, extra)]
+def find(
+    conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = (), *, with_keys: bool = True
+) -> list[MessageRecord]:
+    """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``;
+    ``with_keys`` False leaves every record's ``business_keys`` empty (see :func:`_keys_of` for why a
+    caller that does not show them, as replay's selection, should not read them)."""
+    return [record for _, record in _find(conn, flt, limit, extra, with_keys=with_keys)]
 
 
 def _find(
-    conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = ()
+    conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = (), *, with_keys: bool = True
 ) -> list[tuple[int, MessageRecord]]:
     """:func:`find`, each record with its row's seq."""
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
     dead_first = flt.state == "dead_lettered" and flt.since is not None and _few_dead_letters(conn, flt)
     rows = conn.execute(find_statement(flt, limit, extra, dead_first=dead_first)).mappings().all()
-    keys = _keys_of(conn, {row["id"] for row in rows})
+    keys = _keys_of(conn, {row["id"] for row in rows}) if with_keys else {}
     return [
         (
             row["seq"],
@@ -185,7 +189,12 @@ def dead_letters(
 
 
 def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
-    """Return the business keys of each message id (indexed on any of its routes' rows)."""
+    """Return the business keys of each message id (indexed on any of its routes' rows).
+
+    By id, not by the rows' ``seq``: a key indexed on another route's row of the id counts too. On a
+    partitioned PostgreSQL journal that is one probe of each week's ``(id, route)`` index per id (no bound
+    on ``seq`` can narrow it): 60-120 ms for replay's 1,000 rows at 10 M messages over 6 weeks, against
+    8-16 ms for their own rows' keys by ``seq`` (bench/README.md "PostgreSQL at 10 M, partitioned")."""
     out: dict[str, dict[str, str]] = {}
     joined = business_keys.join(messages, messages.c.seq == business_keys.c.message_seq)
     for batch in _chunks(sorted(ids)):

@@ -81,6 +81,7 @@ def select(journal: Journal, project: Project, selection: Selection) -> list[Mes
         "until": selection.until,
         "state": selection.state,
         "limit": selection.limit,
+        "with_keys": False,  # a replay shows no keys; reading them costs more than the selection itself
     }
     found: list[MessageRecord] = []
     if selection.message_ids:

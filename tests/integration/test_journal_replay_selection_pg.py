@@ -57,3 +57,8 @@ def test_migration_0011_down_and_up_on_postgresql(journal: Journal, monkeypatch:
 def test_pruning_deletes_the_dead_letter_row_on_postgresql(journal: Journal) -> None:
     """The foreign key cascades on PostgreSQL too."""
     on_sqlite.test_pruning_a_message_deletes_its_dead_letter_row(journal)
+
+
+def test_the_selection_without_keys_gives_the_same_records_on_postgresql(journal: Journal) -> None:
+    """The same records as with their keys, keys empty; a forwarded id still shows its other row's keys."""
+    on_sqlite.test_replay_selection_reads_the_same_records_without_their_business_keys(journal)

@@ -6,6 +6,7 @@ a journal whose ``dead_letters`` was filled by migration 0011; ``dead_letters`` 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -219,3 +220,30 @@ def test_the_window_dead_letters_are_read_from_their_index_alone(journal: Journa
         assert "TEMP B-TREE" not in page, page
     finally:
         engine.dispose()
+
+
+def test_replay_selection_reads_the_same_records_without_their_business_keys(journal: Journal) -> None:
+    """``with_keys=False`` (replay's selection) gives the records ``find`` gives, in the same order, with
+    empty ``business_keys`` and no statement on ``business_keys``; with them, a forwarded id's record
+    still shows the keys indexed on its other route's row."""
+    for n in range(40):
+        message = Message(body=b"{}", id=f"k{n:03d}", business_keys={"order_id": f"SO{n}"})
+        journal.received(ROUTES[0], message)
+        if n % 4 == 0:  # forwarded with its id, without its keys
+            journal.received(ROUTES[1], Message(body=b"{}", id=message.id))
+        journal.event(ROUTES[0], message, "dead_lettered" if n % 3 == 0 else "delivered")
+    window = {"since": utcnow() - timedelta(hours=1), "until": utcnow() + timedelta(hours=1), "limit": 1000}
+    statements: list[str] = []
+    sa.event.listen(journal._read(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for extra in ({}, {"route": ROUTES[1]}, {"route": ROUTES[0], "state": "dead_lettered"}):
+        keyed = journal.find(**window, **extra)
+        statements.clear()
+        bare = journal.find(**window, **extra, with_keys=False)
+        assert not [sql for sql in statements if "business_keys" in sql]
+        assert bare == [dataclasses.replace(record, business_keys={}) for record in keyed]
+        assert keyed, extra
+        assert all(record.business_keys for record in keyed), extra
+    forwarded = journal.find(**window, route=ROUTES[1])
+    expected = {f"k{n:03d}": {"order_id": f"SO{n}"} for n in range(0, 40, 4)}
+    assert {r.id: r.business_keys for r in forwarded} == expected
+
