@@ -246,4 +246,3 @@ def test_replay_selection_reads_the_same_records_without_their_business_keys(jou
     forwarded = journal.find(**window, route=ROUTES[1])
     expected = {f"k{n:03d}": {"order_id": f"SO{n}"} for n in range(0, 40, 4)}
     assert {r.id: r.business_keys for r in forwarded} == expected
-
