@@ -1,6 +1,6 @@
 """How fast the console's pages answer on a big journal (issue 18: < 300 ms with 10 million messages).
 
-    .venv/bin/python bench/console_bench.py [--journal URL] [--messages N] [--repeat R]
+    .venv/bin/python bench/console_bench.py [--journal URL [--keys keys.json]] [--messages N] [--repeat R]
 
 With ``--journal URL`` the pages read that journal as it is (fill it first with the journal-scale
 branch's ``bench/journal_fill.py URL --messages 10000000``; its ``keys.json`` beside a SQLite file gives
@@ -113,10 +113,11 @@ def _event(
             "body": None, "at": at}
 
 
-def sample_keys(url: str) -> dict[str, str]:
-    """Keys to search in a journal filled elsewhere: keys.json beside a SQLite file, else from the table."""
-    if url.startswith("sqlite:///"):
-        found = Path(url.removeprefix("sqlite:///")).parent / "keys.json"
+def sample_keys(url: str, keys_file: Path | None = None) -> dict[str, str]:
+    """Keys to search in a journal filled elsewhere: ``keys_file`` (journal_fill.py's keys.json), or the
+    keys.json beside a SQLite file, else from the table."""
+    if keys_file is not None or url.startswith("sqlite:///"):
+        found = keys_file or Path(url.removeprefix("sqlite:///")).parent / "keys.json"
         if found.exists():
             data = orjson.loads(found.read_bytes())
             flat = {k: v for k, v in data.items() if isinstance(v, str)}
@@ -155,6 +156,7 @@ def main() -> int:
     parser.add_argument("--days", type=float, default=30.0,
                         help="spread the messages over this many days up to now (the window's density)")
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--keys", type=Path, help="journal_fill.py's keys.json: the keys searched")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="console-bench-"))
     url = args.journal
@@ -164,7 +166,7 @@ def main() -> int:
         keys = fill(url, args.messages, args.days)
         print(f"filled {args.messages:,} messages in {time.perf_counter() - began:.0f} s ({url})")
     else:
-        keys = sample_keys(url)
+        keys = sample_keys(url, args.keys)
     # figures_ttl 0: every request computes the routes' figures (what one request costs, not the cache)
     environ = {"ESB_DATA_DIR": str(work), "ESB_JOURNAL__URL": url, "ESB_CONSOLE__PORT": "0",
                "ESB_CONSOLE__FIGURES_TTL": "0",

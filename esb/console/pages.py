@@ -108,9 +108,9 @@ def _instances_with(project: Any, key: str) -> list[processes.Summary]:
     names = [parse_key(key)] if "=" in key else [(name, key) for name in _key_names(project)]
     found: list[processes.Summary] = []
     try:
-        with processes.open_store(project) as store:
-            for pair in names:
-                found.extend(processes.find(store, key=pair, limit=20))
+        store = state().process_store.get(project)
+        for pair in names:
+            found.extend(processes.find(store, key=pair, limit=20))
     except EsbError:
         return []
     return found
@@ -139,9 +139,9 @@ def process_list() -> str:
     name = request.args.get("process", "") or None
     console = state()
     try:
-        with processes.open_store(console.project()) as store:
-            found = processes.find(store, process=name, statuses=(status,) if status else (),
-                                   limit=size, offset=offset)
+        store = console.process_store.get(console.project())
+        found = processes.find(store, process=name, statuses=(status,) if status else (),
+                               limit=size, offset=offset)
     except ConfigError as exc:
         abort(400, str(exc))
     return render_template("processes.html", instances=found, statuses=processes.STATUSES, status=status,
@@ -152,8 +152,7 @@ def process_list() -> str:
 @pages.get("/processes/<instance_id>")
 def process_detail(instance_id: str) -> str:
     """One instance: steps, branches, timers, what it waits for, inbox, what compensation would undo."""
-    with processes.open_store(state().project()) as store:
-        found = processes.detail(store, instance_id)
+    found = processes.detail(state().process_store.get(state().project()), instance_id)
     if found is None:
         abort(404, f"no process instance has the id {instance_id!r}")
     return render_template("process.html", found=found, user=current_user())

@@ -116,6 +116,7 @@ class ConsoleServer:
             stop_server(server, self._thread)
         if self._state is not None:
             self._state.health.stop()
+            self._state.process_store.close()
         self.close()
         path = info_path(self.settings)
         try:

@@ -13,6 +13,7 @@ from esb.config.settings import ConsoleSettings
 from esb.console.audit import AuditLog
 from esb.console.figures import FiguresCache
 from esb.console.security import LoginThrottle
+from esb.console.stores import KeptProcessStore
 from esb.console.users import User
 from esb.journal import Journal
 from esb.ops.health import run_checks
@@ -40,6 +41,8 @@ class ConsoleState:
     health: HealthWatch = field(init=False)
     #: the process key names of the current project, read once per project object (pages.search)
     key_names: dict[str, Any] = field(default_factory=dict)
+    #: the process store the pages read, opened at the first use and kept (closed by the server)
+    process_store: KeptProcessStore = field(default_factory=KeptProcessStore)
 
     def __post_init__(self) -> None:
         self.throttle = LoginThrottle(self.settings.login_attempts, self.settings.login_window)
