@@ -47,6 +47,7 @@ def client(root: Path, store: ProcessStore) -> Iterator[FlaskClient]:
     with http.session_transaction() as session:
         session["user"], session["role"] = "olga", "operator"
     yield http
+    state.process_store.close()
     journal.close()
     audit.close()
 
@@ -94,3 +95,44 @@ def test_search_finds_the_instance_by_its_key(client: FlaskClient, runner: Runne
     page = client.get("/search?key=order_id=o-77").get_data(as_text=True)
     assert iid in page
     assert iid not in client.get("/search?key=order_id=o-78").get_data(as_text=True)
+
+
+def test_the_pages_open_the_process_store_once_and_keep_it(
+    client: FlaskClient, runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process list, an instance's page and key searches share one store opened at the first of them
+    (opening one made an engine and checked the migrations on every request)."""
+    from esb.console import stores
+
+    opened: list[ProcessStore] = []
+
+    class Counted(ProcessStore):
+        def connect(self) -> None:
+            opened.append(self)
+            super().connect()
+
+    monkeypatch.setattr(stores, "ProcessStore", Counted)
+    iid = waiting(runner, order_id="o-kept")
+    assert iid in client.get("/processes").get_data(as_text=True)
+    assert "o-kept" in client.get(f"/processes/{iid}").get_data(as_text=True)
+    for _ in range(3):
+        assert iid in client.get("/search?key=order_id=o-kept").get_data(as_text=True)
+    assert len(opened) == 1
+
+
+def test_a_kept_store_is_replaced_when_the_journal_url_changes(root: Path, tmp_path: Path) -> None:
+    """A project reloaded with another journal gets a store of that journal; the old one is closed."""
+    from esb.console.stores import KeptProcessStore
+
+    kept = KeptProcessStore()
+    first = Project.load(root, environ={})
+    other = Project.load(root, environ={"ESB_JOURNAL__URL": f"sqlite:///{tmp_path / 'other.db'}"})
+    store = kept.get(first)
+    assert kept.get(first) is store
+    moved = kept.get(other)
+    assert moved.url.endswith("other.db")
+    with pytest.raises(RuntimeError):
+        _ = store.engine  # closed
+    kept.close()
+    with pytest.raises(RuntimeError):
+        _ = moved.engine
