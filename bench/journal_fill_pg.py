@@ -10,7 +10,9 @@ journal: ``day * PER_DAY + i + 1`` (esb/journal/partitions.py), in the partition
 
 During the fill the session runs with ``session_replication_role = replica``: the foreign keys' checks and
 the unique-id trigger are off (the rows are consistent and the ids unique by construction; the server is
-a superuser's throwaway one). Secondary indexes are dropped before and built after, as the other fills do.
+a superuser's throwaway one). So is the trigger that keeps ``dead_letters`` (migration 0011): the table is
+filled after the chunks, by migration 0011's own statement (:data:`DEAD_LETTERS`). Secondary indexes are
+dropped before and built after, as the other fills do.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from esb.journal import partitions
 
 #: Messages per chunk (three statements, one transaction).
 CHUNK = 250_000
+#: The messages ever dead-lettered (what 0011's trigger adds, off during the fill): 0011's fill statement.
+DEAD_LETTERS = (
+    "INSERT INTO dead_letters (message_seq, route, received_at)"
+    " SELECT DISTINCT m.seq, m.route, m.received_at FROM events AS e"
+    " JOIN messages AS m ON m.seq = e.message_seq WHERE e.state = 'dead_lettered'"
+)
 _ERROR = (
     "SchemaValidationError",
     "schema-violation",
@@ -155,6 +163,7 @@ def generate(conn: Any, filler: Any, progress: Any) -> dict[str, Any]:
             for sql in sqls:
                 conn.execute(sql, {**params, "first": first, "last": last})
         progress(last, filler.n)
+    conn.execute(DEAD_LETTERS)
     conn.execute("SET session_replication_role = DEFAULT")
     filler.event_id = conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0
     conn.execute("SELECT setval('events_id_seq', %s)", (filler.event_id,))
