@@ -163,9 +163,10 @@ def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False, sta
             )
         )
         first_week = starts[:5]  # a month old: days 1-5 of 35
+        found = len(dead_letters_in(journal, first_week[0], 1)())  # a journal without them times nothing
         out.append(
             figures(
-                "replay selection: + --state dead_lettered, 1 day a month old",
+                f"replay selection: + --state dead_lettered, 1 day a month old ({found} rows)",
                 [timed(dead_letters_in(journal, s, 1)) for _ in range(3) for s in first_week],
             )
         )
