@@ -193,7 +193,7 @@ def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
 
     By id, not by the rows' ``seq``: a key indexed on another route's row of the id counts too. On a
     partitioned PostgreSQL journal that is one probe of each week's ``(id, route)`` index per id (no bound
-    on ``seq`` can narrow it): 60-120 ms for replay's 1,000 rows at 10 M messages over 6 weeks, against
+    on ``seq`` can narrow it): 60-180 ms for replay's 1,000 rows at 10 M messages over 6 weeks, against
     8-16 ms for their own rows' keys by ``seq`` (bench/README.md "PostgreSQL at 10 M, partitioned")."""
     out: dict[str, dict[str, str]] = {}
     joined = business_keys.join(messages, messages.c.seq == business_keys.c.message_seq)
