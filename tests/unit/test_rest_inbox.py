@@ -1,0 +1,182 @@
+"""The REST listener's durable inbox: a stored order is handed to the route until the route settles it;
+accepted ones are gone and announced, given-back ones come again with a higher count, dead-lettered
+ones show TMF's failed state and are announced, and the claims of a reader that closed or died go back."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from adapters.rest.inbox import StoreInbox
+from adapters.rest.store import ResourceStore
+from esb.exceptions import MessageError, TransportError
+
+DOC = {"id": "PO-1", "state": "acknowledged", "category": "新装"}
+BODY = orjson.dumps({"id": "PO-1", "category": "新装"})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ResourceStore]:
+    """A fresh store with one listener of every event."""
+    opened = ResourceStore(tmp_path / "rest.db").open()
+    opened.add_listener("L-all", "http://127.0.0.1:9/all", None)
+    yield opened
+    opened.close()
+
+
+def post(store: ResourceStore, ident: str = "PO-1", kind: str = "productOrder") -> None:
+    """What the listener writes for one accepted POST."""
+    event = {"eventId": f"E-{ident}", "eventType": "ProductOrderCreateEvent", "event": {"productOrder": DOC}}
+    headers = {"tmf-resource": kind, "tmf-id": ident}
+    doc = orjson.dumps({**DOC, "id": ident})
+    assert store.create(kind, ident, doc, event, f"C-{ident}", BODY, headers) is not None
+
+
+def inbox(store: ResourceStore, lease: float = 30.0) -> StoreInbox:
+    """An inbox reader of ``store`` (source system ``channel``)."""
+    return StoreInbox(store, "channel", "order.requested", lease=lease)
+
+
+def test_a_stored_order_is_handed_out_as_the_message_the_client_sent(store: ResourceStore) -> None:
+    """The delivery carries the client's bytes, the id, headers, type, source and correlation id."""
+    post(store)
+    delivery = inbox(store).get(0)
+    assert delivery is not None
+    message = delivery.message
+    assert (message.id, message.body, message.type, message.source) == (
+        "PO-1", BODY, "order.requested", "channel",
+    )  # fmt: skip
+    assert (message.correlation_id, message.headers["tmf-id"], delivery.delivery_count) == (
+        "C-PO-1",
+        "PO-1",
+        1,
+    )
+
+
+def test_an_accepted_order_leaves_the_inbox_and_its_create_event_is_released(store: ResourceStore) -> None:
+    """Delivered: gone from the inbox with the next claim, never handed out again, its event due."""
+    post(store)
+    reader = inbox(store)
+    delivery = reader.get(0)
+    assert delivery is not None
+    assert store.events("held") != []
+    delivery.ended("delivered").ack()
+    assert reader.get(0) is None
+    assert store.inbox() == []
+    assert [e["status"] for e in store.events()] == ["pending"]
+    assert store.get("productOrder", "PO-1") == DOC
+
+
+def test_a_given_back_order_comes_again_with_a_higher_count(store: ResourceStore) -> None:
+    """An ack with an error releases the claim; once its backoff is over it is handed out again."""
+    post(store)
+    reader = inbox(store)
+    first = reader.get(0)
+    assert first is not None
+    first.ack(TransportError("the broker is down"))
+    assert reader.get(0) is None  # due again after its backoff (1 s after the first attempt)
+    again = reader.get(3.0)
+    assert again is not None
+    assert (again.message.id, again.delivery_count) == ("PO-1", 2)
+    assert store.events("held") != []  # not announced while not accepted
+
+
+def test_a_dead_lettered_order_shows_failed_and_is_announced(store: ResourceStore) -> None:
+    """Refused by the route: state failed on GET, create and state-change events due, inbox empty."""
+    post(store)
+    delivery = inbox(store).get(0)
+    assert delivery is not None
+    delivery.ended("dead_lettered", MessageError("no such offering")).ack()
+    assert store.get("productOrder", "PO-1") == {**DOC, "state": "failed"}
+    assert store.inbox() == []
+    due = [orjson.loads(row["body"]) for row in store.due(time.time() + 1)]
+    assert [e["eventType"] for e in due] == ["ProductOrderCreateEvent", "ProductOrderStateChangeEvent"]
+    assert due[1]["event"]["productOrder"]["state"] == "failed"
+
+
+def test_a_dead_lettered_cancel_is_terminated_with_the_reason(store: ResourceStore) -> None:
+    """A cancel request the route refused shows terminatedWithError and why, in stateChangeReason."""
+    post(store, "CXL-1", kind="cancelProductOrder")
+    delivery = inbox(store).get(0)
+    assert delivery is not None
+    delivery.ended("dead_lettered", MessageError("cancellationReason is required\nmore")).ack()
+    shown = store.get("cancelProductOrder", "CXL-1")
+    assert shown is not None
+    assert (shown["state"], shown["stateChangeReason"]) == (
+        "terminatedWithError",
+        "cancellationReason is required",
+    )
+
+
+def test_claims_are_not_handed_out_twice_and_go_back_at_stop(store: ResourceStore) -> None:
+    """Two readers never get the same order; what one held unsettled is the other's after it stopped."""
+    post(store, "PO-1")
+    post(store, "PO-2")
+    first, second = inbox(store), inbox(store)
+    taken = [first.get(0), first.get(0)]
+    assert [d.message.id for d in taken if d is not None] == ["PO-1", "PO-2"]
+    assert second.get(0) is None
+    taken[0].ended("delivered").ack()  # type: ignore[union-attr]
+    first.stop()
+    again = second.get(0)
+    assert again is not None
+    assert (again.message.id, again.delivery_count) == ("PO-2", 2)
+    assert second.get(0) is None
+
+
+def test_a_post_wakes_a_sleeping_reader(store: ResourceStore) -> None:
+    """A reader waiting for orders gets one as soon as it is written, well before its timeout."""
+    reader = inbox(store)
+    got: list[float] = []
+
+    def wait() -> None:
+        delivery = reader.get(10.0)
+        got.append(time.monotonic() if delivery is not None else -1.0)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.2)
+    posted = time.monotonic()
+    post(store)
+    reader.notify()
+    thread.join(10.0)
+    assert got
+    assert 0 <= got[0] - posted < 2.0
+
+
+def test_the_claims_of_a_dead_process_on_this_host_are_reclaimed(store: ResourceStore) -> None:
+    """Start-up reconciliation: rows held by a process that no longer runs are due at once, not after
+    the lease; rows of a live process are left alone."""
+    post(store, "PO-1")
+    post(store, "PO-2")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    host = socket.gethostname()
+    far = time.time() + 3600
+    assert len(store.claim(f"{host}:{dead.stdout.strip()}:x", time.time(), far, 1)) == 1
+    assert len(store.claim(f"{host}:{1}:y", time.time(), far, 1)) == 1  # pid 1 runs
+    assert store.reclaim(host) == 1
+    delivery = inbox(store).get(0)
+    assert delivery is not None
+    assert (delivery.message.id, delivery.delivery_count) == ("PO-1", 2)
+
+
+def test_an_expired_lease_is_taken_again(store: ResourceStore) -> None:
+    """A claim not renewed within its lease (a hub on another host died) is handed out again."""
+    post(store)
+    assert store.claim("elsewhere:1:z", time.time(), time.time() + 0.2, 10)
+    reader = inbox(store)
+    assert reader.get(0) is None
+    time.sleep(0.3)
+    delivery = reader.get(0)
+    assert delivery is not None
+    assert delivery.delivery_count == 2
