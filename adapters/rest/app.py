@@ -16,6 +16,7 @@ take.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from adapters.rest.errors import STATUS_TEXT, Refusal
 from adapters.rest.events import CREATE, make_event
 from adapters.rest.inbox import StoreInbox
 from adapters.rest.schema import TMFValidator
-from adapters.rest.store import ResourceStore
+from adapters.rest.store import InboxRow, ResourceStore
 from esb.telemetry import wsgi_trace_headers
 
 StartResponse = Callable[..., Any]
@@ -151,9 +152,15 @@ class RESTApp:
         correlation = ident  # a new message's correlation id is its own id
         event = make_event(kind, CREATE, resource, correlation)
         answer = orjson.dumps(resource)
-        if self.served.store.create(kind, ident, answer, event, correlation, body, headers) is None:
+        inbox = self.served.inbox
+        claim, created, wire = inbox.claim_for_new(), time.time(), orjson.dumps(headers).decode()
+        if (
+            self.served.store.create(kind, ident, answer, event, correlation, body, wire, claim, created)
+            is None
+        ):
             raise Refusal(409, "409", f"{kind} {ident!r} exists already", audit="conflict")
-        self.served.inbox.notify()
+        if claim is not None:
+            inbox.offer(InboxRow(kind, ident, event["eventId"], body, wire, correlation, created, 1))
         return 201, answer, [("Location", resource["href"]), ("X-Message-Id", ident)]
 
     def get(self, kind: str, ident: str) -> Answer:

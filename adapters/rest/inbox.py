@@ -4,21 +4,26 @@ A POST is answered 201 once the order is in the store (``ResourceStore.create`` 
 held create event and its inbox row in one statement); the route drains the inbox asynchronously, like
 a queue source. Nothing an answered caller was told exists can be lost to the route:
 
-- **Claims with a lease.** A reader claims a batch of due rows in one statement (owner, lease expiry,
-  attempts + 1; ``attempts`` is the delivery count). Rows stay in the inbox until the route settles
-  them; a claim whose owner died is taken again once its lease expired, at once when the owner was a
-  process on this host that no longer runs (the start-up reconciliation, :meth:`ResourceStore.reclaim`).
-  A keeper thread renews this process's leases while it holds claims (a route may work on one order for
-  longer than a lease).
+- **Claims with a lease.** Every inbox row a reader works on is claimed (owner, lease expiry,
+  ``attempts``: the delivery count). An order POSTed to this process is written already claimed by it
+  and handed to its readers in memory (no query to find it); orders written by other processes, given
+  back, or left by a reader that closed or died are found by a claim query (:meth:`ResourceStore.claim`,
+  a batch in one statement) at most every ``scan`` seconds. Rows stay in the inbox until the route
+  settles them; a claim whose owner died is taken again once its lease expired, at once when the owner
+  was a process on this host that no longer runs (the start-up reconciliation,
+  :meth:`ResourceStore.reclaim`). A keeper thread renews this process's leases (a route may work on one
+  order for longer than a lease). When the route is far behind (``capacity`` orders in memory), new
+  orders are written unclaimed: they wait in the store, not in memory.
 - **Settling.** Delivered or filtered: the row is deleted and the held create event released, batched
-  into the next claim's transaction (a crash before that re-offers the order: the route's journal
-  ignores a duplicate of a message it already ended). Dead-lettered: at once, the resource takes the
-  failed state TMF names for it (``failed``, ``terminatedWithError`` with ``stateChangeReason``), its
-  create and state-change events are released, the row deleted: the order is in the dead-letter queue,
-  journaled and replayable. Given back (an error): the row is released and due again after a backoff.
-- **Wake-ups.** A reader with nothing to do registers a sleeper and checks the store once more before
-  sleeping; a POST releases one sleeper (none when no reader waits: no thread switch on the request
-  path). Orders written by another process on the same store are found by the readers' polling.
+  (at most ``scan`` seconds or a batch later, and when the reader closes; a crash before that re-offers
+  the order: the route's journal ignores a duplicate of a message it already ended). Dead-lettered: at
+  once, the resource takes the failed state TMF names for it (``failed``, ``terminatedWithError`` with
+  ``stateChangeReason``), its create and state-change events are released, the row deleted: the order is
+  in the dead-letter queue, journaled and replayable. Given back (an error): the row is released and due
+  again after a backoff.
+- **Wake-ups.** A reader that handed out an order within the last ``BUSY`` seconds looks again every
+  ``BUSY_POLL`` seconds (orders are then taken in batches, and a POST wakes nobody); an idle reader
+  sleeps until a POST releases it. So the request path costs no thread switch under load.
 """
 
 from __future__ import annotations
@@ -43,8 +48,15 @@ from esb.typing import Delivery
 
 #: How long a claim stays valid without renewal (another process takes the order again afterwards).
 LEASE_SECONDS = 30.0
-#: Orders claimed in one statement.
+#: Orders claimed in one statement, and accepted ones settled in one transaction.
 BATCH = 64
+#: At most this often a reader looks in the store for orders not handed to it in memory, and settles.
+SCAN_SECONDS = 0.2
+#: A reader that handed out an order this recently polls instead of sleeping until woken.
+BUSY = 0.05
+BUSY_POLL = 0.002
+#: Orders waiting in memory for the readers before new ones are left to the store's scans.
+CAPACITY = 10_000
 #: The longest wait before a given-back order is due again.
 MAX_BACKOFF = 30.0
 #: What a dead-lettered resource shows on GET: (state, attribute for the reason or None).
@@ -63,20 +75,29 @@ class StoreInbox:
     """Hands the store's unaccepted orders to the route's readers, and settles them as the route does."""
 
     def __init__(
-        self, store: ResourceStore, source: str, message_type: str | None, lease: float = LEASE_SECONDS
+        self,
+        store: ResourceStore,
+        source: str,
+        message_type: str | None,
+        lease: float = LEASE_SECONDS,
+        scan: float = SCAN_SECONDS,
+        capacity: int = CAPACITY,
     ) -> None:
         self.store = store
         self.source = source
         self.message_type = message_type
         self.lease = lease
+        self.scan = scan
+        self.capacity = capacity
         self.owner = owner_token()
         self._mutex = threading.Lock()
         self._ready: deque[InboxRow] = deque()
-        self._claimed: set[int] = set()
-        """Rows this process holds: claimed and not settled yet."""
-        self._done: list[tuple[int, str]] = []
-        """(seq, event_id) of rows the route accepted, deleted with the next claim."""
+        self._done: list[InboxRow] = []
+        """Rows the route accepted, deleted with the next settling."""
         self._sleepers: deque[threading.Lock] = deque()
+        self._scanned = 0.0
+        self._settled_at = 0.0
+        self._busy_until = 0.0
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
         self.log = get_logger("rest-inbox")
@@ -97,7 +118,6 @@ class StoreInbox:
         with self._mutex:
             done, self._done = self._done, []
             self._ready.clear()
-            self._claimed.clear()
         self.store.settle_inbox(done, self.owner)
         self.store.release_owner(self.owner)
         self.wake_all()
@@ -105,18 +125,23 @@ class StoreInbox:
     def _keep(self) -> None:
         while not self._stop.wait(self.lease / 3):
             try:
-                if self._claimed:
-                    self.store.renew(self.owner, time.time() + self.lease)
+                self.store.renew(self.owner, time.time() + self.lease)
                 self.store.reclaim(socket.gethostname())
             except Exception as exc:  # a locked or closing store: the next round tries again
                 self.log.warning("inbox lease renewal failed", error=str(exc))
 
     # -- the request side -------------------------------------------------------------------------------
-    def notify(self) -> None:
-        """An order was written: wake one sleeping reader, if any (no lock taken when none sleeps)."""
-        if not self._sleepers:
-            return
+    def claim_for_new(self) -> tuple[str, float] | None:
+        """The claim a new order is written with (this process's readers take it from memory), or None
+        when the readers are far behind (it waits in the store for a scan)."""
+        if len(self._ready) >= self.capacity or self._stop.is_set():
+            return None
+        return self.owner, time.time() + self.lease
+
+    def offer(self, row: InboxRow) -> None:
+        """A new order, written claimed by this process: hand it to a reader (waking one if all sleep)."""
         with self._mutex:
+            self._ready.append(row)
             sleeper = self._sleepers.popleft() if self._sleepers else None
         if sleeper is not None:
             sleeper.release()
@@ -132,47 +157,64 @@ class StoreInbox:
     def get(self, timeout: float) -> Delivery | None:
         """Return the next order as a Delivery, or None after ``timeout`` seconds."""
         deadline = time.monotonic() + max(timeout, 0.0)
-        sleeper: threading.Lock | None = None
         while True:
             row = self._next()
             if row is not None:
-                if sleeper is not None:
-                    self._forget(sleeper)
+                self._busy_until = time.monotonic() + BUSY
                 return self._delivery(row)
-            if sleeper is not None:  # registered before the last look: sleep until a POST or the deadline
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stop.is_set() or not sleeper.acquire(True, remaining):
-                    self._forget(sleeper)
-                    row = self._next()  # a last look (a commit from another process meanwhile)
-                    return self._delivery(row) if row is not None else None
-                sleeper = None
-                continue
-            if deadline - time.monotonic() <= 0:
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0 or self._stop.is_set():
                 return None
+            if now < self._busy_until:  # orders are coming: look again shortly rather than be woken
+                time.sleep(min(BUSY_POLL, remaining))
+                continue
+            self._flush()
             sleeper = threading.Lock()
             sleeper.acquire()
             with self._mutex:
+                if self._ready:
+                    continue
                 self._sleepers.append(sleeper)
-
-    def _forget(self, sleeper: threading.Lock) -> None:
-        with self._mutex:
-            if sleeper in self._sleepers:
-                self._sleepers.remove(sleeper)
+            woken = sleeper.acquire(True, min(remaining, self.scan) if self.scan > 0 else remaining)
+            if not woken:
+                with self._mutex:
+                    if sleeper in self._sleepers:
+                        self._sleepers.remove(sleeper)
 
     def _next(self) -> InboxRow | None:
-        """A claimed row ready to hand out; claims a batch (settling the accepted ones) when none is."""
+        """A row ready to hand out: from memory, else from a scan of the store when one is due."""
         with self._mutex:
             if self._ready:
-                return self._ready.popleft()
+                row = self._ready.popleft()
+                flush = len(self._done) >= BATCH
+            else:
+                row, flush = None, False
+        now = time.monotonic()
+        if row is not None:
+            if flush or (self._done and now - self._settled_at >= self.scan):
+                self._flush()
+            return row
+        if now - self._scanned < self.scan:
+            return None
+        self._scanned = self._settled_at = now
+        with self._mutex:
             done, self._done = self._done, []
-        now = time.time()
-        rows = self.store.claim(self.owner, now, now + self.lease, BATCH, done)
+        wall = time.time()
+        rows = self.store.claim(self.owner, wall, wall + self.lease, BATCH, done)
         if not rows:
             return None
         with self._mutex:
-            self._claimed.update(row.seq for row in rows)
             self._ready.extend(rows[1:])
         return rows[0]
+
+    def _flush(self) -> None:
+        """Settle the accepted rows now (delete them, release their create events)."""
+        with self._mutex:
+            done, self._done = self._done, []
+        self._settled_at = time.monotonic()
+        if done:
+            self.store.settle_inbox(done, self.owner)
 
     def _delivery(self, row: InboxRow) -> Delivery:
         headers: dict[str, Any] = orjson.loads(row.headers)
@@ -188,7 +230,7 @@ class StoreInbox:
     def _settled(self, row: InboxRow, delivery: Delivery, error: BaseException | None) -> None:
         if error is not None:
             backoff = min(float(row.attempts), MAX_BACKOFF)
-            self.store.release(row.seq, self.owner, time.time() + backoff)
+            self.store.release(row, self.owner, time.time() + backoff)
         elif delivery.outcome == "dead_lettered":
             state, why = FAILED_STATE[row.kind]
             reason = str(delivery.failure or "refused by the route").splitlines()[0][:300]
@@ -198,9 +240,7 @@ class StoreInbox:
             self.store.refuse(row, changes, partial(_state_change, row))
         else:
             with self._mutex:
-                self._done.append((row.seq, row.event_id))
-        with self._mutex:
-            self._claimed.discard(row.seq)
+                self._done.append(row)
 
 
 def _state_change(row: InboxRow, resource: dict[str, Any]) -> dict[str, Any]:

@@ -42,15 +42,16 @@ CREATE TABLE IF NOT EXISTS events (
     attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL, status TEXT NOT NULL, error TEXT,
     UNIQUE (event_id, listener_id));
 CREATE TABLE IF NOT EXISTS inbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, id TEXT NOT NULL, event_id TEXT NOT NULL,
-    body BLOB NOT NULL, headers TEXT NOT NULL, correlation_id TEXT, created REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL DEFAULT 0, owner TEXT,
-    lease REAL NOT NULL DEFAULT 0);
+    kind TEXT NOT NULL, id TEXT NOT NULL, event_id TEXT NOT NULL, body BLOB NOT NULL, headers TEXT NOT NULL,
+    correlation_id TEXT, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    due REAL NOT NULL DEFAULT 0, owner TEXT, lease REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, id)) WITHOUT ROWID;
 BEGIN IMMEDIATE;
 DROP TRIGGER IF EXISTS new_resource;
 DROP VIEW IF EXISTS new_resources;
 CREATE VIEW new_resources AS SELECT NULL AS kind, NULL AS id, NULL AS created, NULL AS doc,
-    NULL AS event_id, NULL AS event, NULL AS correlation_id, NULL AS body, NULL AS headers;
+    NULL AS event_id, NULL AS event, NULL AS correlation_id, NULL AS body, NULL AS headers, NULL AS owner,
+    NULL AS lease;
 CREATE TRIGGER new_resource INSTEAD OF INSERT ON new_resources BEGIN
     INSERT INTO resources (kind, id, status, created, doc)
         VALUES (NEW.kind, NEW.id, 'created', NEW.created, NEW.doc);
@@ -58,22 +59,23 @@ CREATE TRIGGER new_resource INSTEAD OF INSERT ON new_resources BEGIN
         status)
         SELECT NEW.event_id, l.id, l.callback, NEW.event, NEW.id, NEW.correlation_id, NEW.created, 'held'
         FROM listeners AS l WHERE esb_event_matches(l.query, NEW.event);
-    INSERT INTO inbox (kind, id, event_id, body, headers, correlation_id, created)
-        VALUES (NEW.kind, NEW.id, NEW.event_id, NEW.body, NEW.headers, NEW.correlation_id, NEW.created);
+    INSERT INTO inbox (kind, id, event_id, body, headers, correlation_id, created, attempts, owner, lease)
+        VALUES (NEW.kind, NEW.id, NEW.event_id, NEW.body, NEW.headers, NEW.correlation_id, NEW.created,
+                NEW.owner IS NOT NULL, NEW.owner, coalesce(NEW.lease, 0));
 END;
 COMMIT;
 """
 #: One statement, so one transaction in autocommit and one release of the GIL (SQLite's step): the
 #: resource and its held create events, or nothing when the id exists (the primary key aborts it).
 _CREATE = (
-    "INSERT INTO new_resources (kind, id, created, doc, event_id, event, correlation_id, body, headers) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO new_resources (kind, id, created, doc, event_id, event, correlation_id, body, headers, "
+    "owner, lease) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: Claim up to N due rows nobody holds (or whose holder's lease ran out) in one statement.
 _CLAIM = (
-    "UPDATE inbox SET owner = ?, lease = ?, attempts = attempts + 1 WHERE seq IN (SELECT seq FROM inbox "
-    "WHERE due <= ? AND lease <= ? ORDER BY seq LIMIT ?) "
-    "RETURNING seq, kind, id, event_id, body, headers, correlation_id, created, attempts"
+    "UPDATE inbox SET owner = ?, lease = ?, attempts = attempts + 1 WHERE (kind, id) IN (SELECT kind, id "
+    "FROM inbox WHERE due <= ? AND lease <= ? ORDER BY created LIMIT ?) "
+    "RETURNING kind, id, event_id, body, headers, correlation_id, created, attempts"
 )
 
 
@@ -86,7 +88,6 @@ _INSERT_EVENT = (
 class InboxRow(NamedTuple):
     """An order in the durable inbox, as claimed for a route."""
 
-    seq: int
     kind: str
     id: str
     event_id: str
@@ -150,13 +151,17 @@ class ResourceStore:
         event: dict[str, Any],
         correlation_id: str | None,
         body: bytes = b"",
-        headers: dict[str, Any] | None = None,
+        headers: str = "{}",
+        owner: tuple[str, float] | None = None,
+        created: float | None = None,
     ) -> int | None:
         """Write a new resource (``doc``, its JSON), its create ``event`` held for every listener whose
-        query it matches, and its inbox row (the message ``body`` and ``headers`` the route will get), in
-        one statement; return how many events are held, or None when ``ident`` exists (nothing written)."""
-        row = (kind, ident, time.time(), doc.decode(), event["eventId"], orjson.dumps(event).decode(),
-               correlation_id, body, orjson.dumps(headers or {}).decode())  # fmt: skip
+        query it matches, and its inbox row (the message ``body`` and ``headers``, JSON, the route will
+        get; claimed by ``owner`` until its lease when given), in one statement; return how many events
+        are held, or None when ``ident`` exists (nothing written)."""
+        who, lease = owner or (None, 0.0)
+        row = (kind, ident, created or time.time(), doc.decode(), event["eventId"],
+               orjson.dumps(event).decode(), correlation_id, body, headers, who, lease)  # fmt: skip
         with self.lock:
             assert self._db is not None, "open() first"
             assert self._cursor is not None
@@ -173,11 +178,11 @@ class ResourceStore:
 
     # -- the durable inbox (adapters/rest/inbox.py) -------------------------------------------------
     def claim(
-        self, owner: str, now: float, lease: float, limit: int, done: list[tuple[int, str]] | None = None
+        self, owner: str, now: float, lease: float, limit: int, done: list[InboxRow] | None = None
     ) -> list[InboxRow]:
-        """Settle the rows in ``done`` (seq, event_id: the route accepted them: deleted, their create
-        events released), then claim up to ``limit`` due rows for ``owner`` until ``lease``; one
-        transaction. Returns the claimed rows, oldest first."""
+        """Settle the rows in ``done`` (the route accepted them: deleted, their create events released),
+        then claim up to ``limit`` due rows for ``owner`` until ``lease``; one transaction. Returns the
+        claimed rows, oldest first."""
         assert self._db is not None, "open() first"
         with self.lock:
             if done:
@@ -191,17 +196,19 @@ class ResourceStore:
                     raise
             else:
                 rows = self._db.execute(_CLAIM, (owner, lease, now, now, limit)).fetchall()
-        return sorted((InboxRow(*r) for r in rows), key=lambda r: r.seq)
+        return sorted((InboxRow(*r) for r in rows), key=lambda r: r.created)
 
-    def _settle(self, done: list[tuple[int, str]], owner: str) -> None:
+    def _settle(self, done: list[InboxRow], owner: str) -> None:
         assert self._db is not None
-        self._db.executemany("DELETE FROM inbox WHERE seq = ? AND owner = ?", [(s, owner) for s, _ in done])
+        self._db.executemany(
+            "DELETE FROM inbox WHERE kind = ? AND id = ? AND owner = ?", [(r.kind, r.id, owner) for r in done]
+        )
         self._db.executemany(
             "UPDATE events SET status = 'pending' WHERE event_id = ? AND status = 'held'",
-            [(e,) for _, e in done],
+            [(r.event_id,) for r in done],
         )
 
-    def settle_inbox(self, done: list[tuple[int, str]], owner: str) -> None:
+    def settle_inbox(self, done: list[InboxRow], owner: str) -> None:
         """Settle accepted rows without claiming more (the reader is closing)."""
         if not done:
             return
@@ -215,10 +222,11 @@ class ResourceStore:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def release(self, seq: int, owner: str, due: float) -> None:
+    def release(self, row: InboxRow, owner: str, due: float) -> None:
         """Give a claimed row back: due again at ``due`` (the route could not take it now)."""
         self._run(
-            "UPDATE inbox SET owner = NULL, lease = 0, due = ? WHERE seq = ? AND owner = ?", (due, seq, owner)
+            "UPDATE inbox SET owner = NULL, lease = 0, due = ? WHERE kind = ? AND id = ? AND owner = ?",
+            (due, row.kind, row.id, owner),
         )
 
     def release_owner(self, owner: str) -> None:
@@ -278,7 +286,7 @@ class ResourceStore:
                             if matches(query, event):
                                 args = (event["eventId"], ident, callback, body, row.id, row.correlation_id)
                                 self._db.execute(_INSERT_EVENT, (*args, time.time()))
-                self._db.execute("DELETE FROM inbox WHERE seq = ?", (row.seq,))
+                self._db.execute("DELETE FROM inbox WHERE kind = ? AND id = ?", (row.kind, row.id))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -286,7 +294,7 @@ class ResourceStore:
 
     def inbox(self) -> list[dict[str, Any]]:
         """Every order not accepted by a route yet: id, kind, attempts, owner (tests, diagnostics)."""
-        rows = self._run("SELECT id, kind, attempts, owner FROM inbox ORDER BY seq")
+        rows = self._run("SELECT id, kind, attempts, owner FROM inbox ORDER BY created")
         return [dict(zip(("id", "kind", "attempts", "owner"), r, strict=True)) for r in rows]
 
     def get(self, kind: str, ident: str) -> dict[str, Any] | None:
