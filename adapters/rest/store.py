@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS events (
     callback TEXT NOT NULL, body TEXT NOT NULL, resource_id TEXT, correlation_id TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL, status TEXT NOT NULL, error TEXT,
     UNIQUE (event_id, listener_id));
+CREATE INDEX IF NOT EXISTS events_of_resource ON events (resource_id, status);
 CREATE TABLE IF NOT EXISTS inbox (
     kind TEXT NOT NULL, id TEXT NOT NULL, event_id TEXT NOT NULL, body BLOB NOT NULL, headers TEXT NOT NULL,
     correlation_id TEXT, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
@@ -81,8 +82,13 @@ _CLAIM = (
 
 _INSERT_EVENT = (
     "INSERT OR IGNORE INTO events (event_id, listener_id, callback, body, resource_id, correlation_id, due, "
-    "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')"
+    "status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: The route accepted (or refused) the resource: its held events (the create event, and any state change
+#: written before the route settled it) may be posted, in the order they were written.
+_RELEASE = "UPDATE events SET status = 'pending' WHERE resource_id = ? AND status = 'held'"
+_HELD = "SELECT 1 FROM events WHERE resource_id = ? AND status = 'held' LIMIT 1"
+_LISTENERS = "SELECT id, callback, query FROM listeners"
 
 
 class InboxRow(NamedTuple):
@@ -203,10 +209,7 @@ class ResourceStore:
         self._db.executemany(
             "DELETE FROM inbox WHERE kind = ? AND id = ? AND owner = ?", [(r.kind, r.id, owner) for r in done]
         )
-        self._db.executemany(
-            "UPDATE events SET status = 'pending' WHERE event_id = ? AND status = 'held'",
-            [(r.event_id,) for r in done],
-        )
+        self._db.executemany(_RELEASE, [(r.id,) for r in done])
 
     def settle_inbox(self, done: list[InboxRow], owner: str) -> None:
         """Settle accepted rows without claiming more (the reader is closing)."""
@@ -274,10 +277,7 @@ class ResourceStore:
                         "UPDATE resources SET doc = ? WHERE kind = ? AND id = ?",
                         (orjson.dumps(after).decode(), row.kind, row.id),
                     )
-                    self._db.execute(
-                        "UPDATE events SET status = 'pending' WHERE event_id = ? AND status = 'held'",
-                        (row.event_id,),
-                    )
+                    self._db.execute(_RELEASE, (row.id,))
                     if before.get("state") != after.get("state"):
                         event = event_for(after)
                         body = orjson.dumps(event).decode()
@@ -285,7 +285,7 @@ class ResourceStore:
                         for ident, callback, query in listeners:
                             if matches(query, event):
                                 args = (event["eventId"], ident, callback, body, row.id, row.correlation_id)
-                                self._db.execute(_INSERT_EVENT, (*args, time.time()))
+                                self._db.execute(_INSERT_EVENT, (*args, time.time(), "pending"))
                 self._db.execute("DELETE FROM inbox WHERE kind = ? AND id = ?", (row.kind, row.id))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -376,14 +376,24 @@ class ResourceStore:
 
         count = 0
         body = orjson.dumps(event).decode()
-        for ident, callback, query in self.listeners():
-            if not matches(query, event):
-                continue
-            self._run(
-                _INSERT_EVENT,
-                (event["eventId"], ident, callback, body, resource_id, correlation_id, time.time()),
-            )
-            count += 1
+        assert self._db is not None, "open() first"
+        with self.lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # a change of a resource whose create event is still held (the route has not settled it
+                # yet) waits with it: a listener never hears of a change before the creation
+                held = self._db.execute(_HELD, (resource_id,)).fetchall()
+                status = "held" if held else "pending"
+                for ident, callback, query in self._db.execute(_LISTENERS).fetchall():
+                    if not matches(query, event):
+                        continue
+                    args = (event["eventId"], ident, callback, body, resource_id, correlation_id)
+                    self._db.execute(_INSERT_EVENT, (*args, time.time(), status))
+                    count += 1
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         return count
 
     def due(self, now: float, limit: int = 50) -> list[dict[str, Any]]:

@@ -198,3 +198,19 @@ def test_an_expired_lease_is_taken_again(store: ResourceStore) -> None:
     delivery = reader.get(0)
     assert delivery is not None
     assert delivery.delivery_count == 2
+
+
+def test_a_state_change_before_the_route_settled_waits_for_the_create_event(store: ResourceStore) -> None:
+    """A change written while the order is still in the inbox is held with its create event, and both
+    are posted in order once the route accepted the order: never a change before the creation."""
+    post(store)
+    change = {"eventId": "S-1", "eventType": "ProductOrderStateChangeEvent", "event": {"productOrder": DOC}}
+    assert store.enqueue(change, "PO-1", "C-PO-1") == 1
+    assert store.due(time.time() + 1) == []
+    reader = inbox(store)
+    delivery = reader.get(0)
+    assert delivery is not None
+    delivery.ended("delivered").ack()
+    reader.stop()
+    due = [orjson.loads(row["body"])["eventType"] for row in store.due(time.time() + 1)]
+    assert due == ["ProductOrderCreateEvent", "ProductOrderStateChangeEvent"]
