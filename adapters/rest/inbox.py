@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -228,6 +229,17 @@ class StoreInbox:
         return delivery
 
     def _settled(self, row: InboxRow, delivery: Delivery, error: BaseException | None) -> None:
+        try:
+            self._settle(row, delivery, error)
+        except sqlite3.Error as exc:
+            # the store cannot take the outcome now: hand the order out again after a pause (the route's
+            # journal settles a second hand-out of an order it already ended without redoing it)
+            self.log.error("inbox row not settled, handing it out again", order=row.id, error=str(exc))
+            time.sleep(1.0)
+            with self._mutex:
+                self._ready.append(row._replace(attempts=row.attempts + 1))
+
+    def _settle(self, row: InboxRow, delivery: Delivery, error: BaseException | None) -> None:
         if error is not None:
             backoff = min(float(row.attempts), MAX_BACKOFF)
             self.store.release(row, self.owner, time.time() + backoff)

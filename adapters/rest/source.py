@@ -8,6 +8,7 @@ source: unsettled deliveries go back at close, given-back ones come again. The e
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from adapters.http.audit import Audit
@@ -18,7 +19,7 @@ from adapters.rest.resources import validator
 from adapters.rest.server import SERVERS, Server
 from adapters.rest.store import ResourceStore, store_path
 from esb.context import AdapterContext
-from esb.exceptions import ConfigError
+from esb.exceptions import ConfigError, TransportError
 from esb.typing import Delivery
 
 
@@ -68,9 +69,16 @@ class RESTSource:
         served.inbox.start()
 
     def read(self, timeout: float) -> Delivery | None:
-        """Return the next stored order no route accepted yet, or None after ``timeout`` seconds."""
+        """Return the next stored order no route accepted yet, or None after ``timeout`` seconds; a store
+        that cannot be read (locked beyond its busy timeout, a full disk) is a TransportError (the
+        worker reconnects)."""
         assert self.server is not None, "connect() first"
-        return self.server.served.inbox.get(timeout)
+        try:
+            return self.server.served.inbox.get(timeout)
+        except sqlite3.Error as exc:
+            raise TransportError(
+                f"{self.context.endpoint}: the resource store cannot be read: {exc}"
+            ) from exc
 
     def close(self) -> None:
         """Stop serving (when this was the last reader); unsettled orders go back to the inbox."""

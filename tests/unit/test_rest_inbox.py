@@ -5,12 +5,14 @@ ones show TMF's failed state and are announced, and the claims of a reader that 
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -214,3 +216,45 @@ def test_a_state_change_before_the_route_settled_waits_for_the_create_event(stor
     reader.stop()
     due = [orjson.loads(row["body"])["eventType"] for row in store.due(time.time() + 1)]
     assert due == ["ProductOrderCreateEvent", "ProductOrderStateChangeEvent"]
+
+
+def test_an_outcome_the_store_cannot_take_hands_the_order_out_again(
+    store: ResourceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead-letter the store cannot record (locked, disk full) does not lose the order: it is handed
+    out again with a higher count, and recorded once the store takes it."""
+    post(store)
+    reader = inbox(store)
+    delivery = reader.get(0)
+    assert delivery is not None
+    refuse = store.refuse
+
+    def locked(*args: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store, "refuse", locked)
+    monkeypatch.setattr("adapters.rest.inbox.time.sleep", lambda seconds: None)
+    delivery.ended("dead_lettered", MessageError("refused")).ack()
+    again = reader.get(0)
+    assert again is not None
+    assert (again.message.id, again.delivery_count) == ("PO-1", 2)
+    monkeypatch.setattr(store, "refuse", refuse)
+    again.ended("dead_lettered", MessageError("refused")).ack()
+    assert store.inbox() == []
+    assert store.get("productOrder", "PO-1") == {**DOC, "state": "failed"}
+
+
+def test_a_store_that_cannot_be_read_is_a_transport_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source turns the store's errors into a TransportError (the worker reconnects), not a crash."""
+    from adapters.rest.source import RESTSource
+
+    def unreadable(timeout: float) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    source = RESTSource.__new__(RESTSource)
+    source.server = SimpleNamespace(served=SimpleNamespace(inbox=SimpleNamespace(get=unreadable)))  # type: ignore[assignment]
+    source.context = SimpleNamespace(endpoint="channel.rest_orders")  # type: ignore[assignment]
+    with pytest.raises(TransportError, match="disk I/O error"):
+        source.read(0)
