@@ -258,3 +258,31 @@ def test_a_store_that_cannot_be_read_is_a_transport_error(
     source.context = SimpleNamespace(endpoint="channel.rest_orders")  # type: ignore[assignment]
     with pytest.raises(TransportError, match="disk I/O error"):
         source.read(0)
+
+
+def test_memory_and_store_hand_out_the_same_message(tmp_path: Path) -> None:
+    """Differential: an order handed out from memory (posted here) and the same order found by a scan
+    of the store (posted elsewhere, or left by a dead hub) are the same message, field for field."""
+    here = ResourceStore(tmp_path / "here.db").open()
+    there = ResourceStore(tmp_path / "there.db").open()
+    try:
+        fast = StoreInbox(here, "channel", "order.requested", scan=3600)
+        fast._scanned = time.monotonic()  # memory only
+        post(here, reader=fast)
+        post(there)
+        created = time.time()  # both rows get the same creation time for the comparison
+        for store in (here, there):
+            store._run("UPDATE inbox SET created = ?", (created,))
+            store._run("UPDATE resources SET created = ?", (created,))
+        fast._ready[0] = fast._ready[0]._replace(created=created)
+        from_memory, from_store = fast.get(0), inbox(there).get(0)
+        assert from_memory is not None
+        assert from_store is not None
+        fields = ("id", "body", "headers", "type", "source", "correlation_id", "created_at", "causation_id")
+        assert [getattr(from_memory.message, f) for f in fields] == [
+            getattr(from_store.message, f) for f in fields
+        ]
+        assert from_memory.delivery_count == from_store.delivery_count == 1
+    finally:
+        here.close()
+        there.close()
