@@ -7,15 +7,16 @@ Every refusal is TMF's error JSON; those of the caller's doing are logged and co
 
 ``POST {base}/productOrder`` (or ``cancelProductOrder``, each endpoint serving the resources it lists)
 stores the resource with its ``ProductOrderCreateEvent`` or ``CancelProductOrderCreateEvent`` held for
-the hub's listeners (one write), hands it to the route and answers 201 once the route has settled it
-(the event is then released; a resource the route did not take is withdrawn). The message's id is the
-resource's id: unique on the endpoint (a second POST of it is a 409), and what ``esb trace`` and
-``esb replay`` take.
+the hub's listeners and its row in the durable inbox (one write) and answers 201: the route drains the
+inbox (``inbox.py``), releasing the event when it accepts the order. The message's id is the resource's
+id: unique on the endpoint (a second POST of it is a 409), and what ``esb trace`` and ``esb replay``
+take.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,15 +25,14 @@ from typing import Any
 import orjson
 
 from adapters.http.audit import Audit
-from adapters.http.exchange import Exchange, Inbox
 from adapters.rest import resources
 from adapters.rest.auth import authenticate, challenge
 from adapters.rest.config import ListenOptions
 from adapters.rest.errors import STATUS_TEXT, Refusal
 from adapters.rest.events import CREATE, make_event
+from adapters.rest.inbox import StoreInbox
 from adapters.rest.schema import TMFValidator
-from adapters.rest.store import ResourceStore
-from esb.message import Message
+from adapters.rest.store import InboxRow, ResourceStore
 from esb.telemetry import wsgi_trace_headers
 
 StartResponse = Callable[..., Any]
@@ -51,48 +51,17 @@ class Served:
     audit: Audit
     checkers: dict[str, TMFValidator | None]
     message_type: str | None = None
-    inbox: Inbox = field(default_factory=Inbox)
     base_url: str = ""
     """http(s)://host:port{base}, set once the server is bound (hrefs are made from it)."""
+    inbox: StoreInbox = field(init=False)
+    """The orders in the store no route accepted yet, drained by the route's readers."""
+
+    def __post_init__(self) -> None:
+        self.inbox = StoreInbox(self.store, self.endpoint.split(".", 1)[0], self.message_type)
 
     def href(self, kind: str, ident: str) -> str:
         """The resource's URL."""
         return f"{self.options.public_url or self.base_url}/{kind}/{ident}"
-
-
-def _dead_lettered(message_id: str, failure: BaseException | None) -> Refusal:
-    """The answer to an order the route dead-lettered: 422 when the order itself was refused (mapping,
-    canonical schema: sending it again changes nothing), 502 when the hub could not deliver it."""
-    why = str(failure or "refused by the route").splitlines()[0][:300]
-    if failure is not None and not getattr(failure, "retryable", False):
-        return Refusal(422, "422", f"the order was refused: {why} (dead-lettered as message {message_id})")
-    return Refusal(502, "502", f"the order could not be delivered: {why} (dead-lettered as message "
-                   f"{message_id}; the operators can retry it)")  # fmt: skip
-
-
-class OrderExchange(Exchange):
-    """A POSTed resource waiting for its route, already in the store with its create event held: settled
-    in the route worker's thread, where the event is released to the listeners (when any matched) or
-    the resource withdrawn before the caller is answered."""
-
-    def __init__(self, message: Message, served: Served, kind: str, event_id: str, held: int) -> None:
-        super().__init__(message, one_way=True)
-        self.served = served
-        self.kind = kind
-        self.event_id = event_id
-        self.held = held
-
-    def withdraw(self) -> None:
-        """Remove the resource and its held event: the route did not take it."""
-        self.served.store.withdraw(self.kind, self.message.id, self.event_id)
-
-    def _on_ack(self, error: BaseException | None) -> None:
-        dead = self.delivery is not None and self.delivery.outcome == "dead_lettered"
-        if error is not None or dead:
-            self.withdraw()
-        elif self.held:
-            self.served.store.publish(self.event_id)
-        super()._on_ack(error)
 
 
 class RESTApp:
@@ -167,7 +136,8 @@ class RESTApp:
         return data, resources.parse_document(data)
 
     def create(self, environ: dict[str, Any], kind: str, user: str) -> Answer:
-        """Hand a new resource to the route; 201 with it once the route settled it."""
+        """Store a new resource in the durable inbox (one write) and answer 201 with it; the route drains
+        the inbox asynchronously."""
         data, doc = self._body(environ)
         resources.check_schema(kind, doc, self.served.checkers.get(kind))
         ident, body = resources.with_id(data, doc)
@@ -179,28 +149,19 @@ class RESTApp:
             "content-type": "application/json",
             **wsgi_trace_headers(environ),
         }
-        source = self.served.endpoint.split(".", 1)[0]
-        message = Message(body=body, id=ident, source=source, type=self.served.message_type, headers=headers)
-        event = make_event(kind, CREATE, resource, message.correlation_id)
+        correlation = ident  # a new message's correlation id is its own id
+        event = make_event(kind, CREATE, resource, correlation)
         answer = orjson.dumps(resource)
-        held = self.served.store.create(kind, ident, answer, event, message.correlation_id)
-        if held is None:
+        inbox = self.served.inbox
+        claim, created, wire = inbox.claim_for_new(), time.time(), orjson.dumps(headers).decode()
+        if (
+            self.served.store.create(kind, ident, answer, event, correlation, body, wire, claim, created)
+            is None
+        ):
             raise Refusal(409, "409", f"{kind} {ident!r} exists already", audit="conflict")
-        exchange = OrderExchange(message, self.served, kind, event["eventId"], held)
-        if not self.served.inbox.put(exchange, timeout=1.0):
-            exchange.withdraw()
-            raise Refusal(503, "503", "the hub is too busy: send again later")
-        if not exchange.wait(self.served.options.reply_timeout):
-            if not exchange.taken:
-                exchange.withdraw()
-            raise Refusal(504, "504", f"no answer within {self.served.options.reply_timeout:g}s: GET the "
-                          f"order later (message {message.id})")  # fmt: skip
-        if exchange.error is not None:
-            raise Refusal(503, "503", f"the hub could not take the order: send it again ({exchange.error})")
-        if exchange.outcome == "dead_lettered":
-            raise _dead_lettered(message.id, exchange.failure)
-        location = [("Location", resource["href"]), ("X-Message-Id", message.id)]
-        return 201, answer, location
+        if claim is not None:
+            inbox.offer(InboxRow(kind, ident, event["eventId"], body, wire, correlation, created, 1))
+        return 201, answer, [("Location", resource["href"]), ("X-Message-Id", ident)]
 
     def get(self, kind: str, ident: str) -> Answer:
         """One resource, as the hub knows it."""

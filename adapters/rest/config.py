@@ -89,12 +89,15 @@ class ListenOptions(_Strict):
         default=4,
         ge=1,
         le=256,
-        description="HTTP worker threads; each POST holds one until its route settled the order, so raise "
-        "it when callers send many orders at once to a slow route and GETs must not wait behind them "
-        "(4 cost ~10 % less CPU per order than 8 with one route worker: docs/rest.md, Speed)",
+        description="HTTP worker threads; a POST holds one only until the order is stored (the route "
+        "drains the store's inbox on its own threads)",
     )
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get HTTP 413")
-    reply_timeout: Duration = Field(default=30.0, description="how long a POST waits for the route")
+    reply_timeout: Duration = Field(
+        default=30.0,
+        description="unused since a POST is answered once the order is stored (the route takes it from "
+        "the store's inbox): kept so that existing configurations load",
+    )
     validate_requests: bool = Field(
         default=True, description="validate POSTed bodies against the TMF schema of the resource"
     )

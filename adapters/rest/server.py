@@ -3,7 +3,7 @@
 cheroot (CherryPy's WSGI server) is a multi-threaded, pure-Python HTTP/1.1 server with TLS built in
 (the standard ``ssl`` module): the reason it serves REST where waitress serves SOAP (waitress cannot
 terminate TLS). Measured figures and the choice: docs/architecture.md. Every worker of a route reading
-the endpoint shares one server and one inbox (:data:`SERVERS`, counted by endpoint name).
+the endpoint shares one server and one inbox reader (:data:`SERVERS`, counted by endpoint name).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from adapters.http.exchange import Exchange
 from adapters.rest.app import RESTApp, Served
 from esb.exceptions import ConfigError, TransportError
 from esb.logging import get_logger
@@ -107,17 +106,17 @@ class _Registry:
             self.servers[served.endpoint] = (found[0], found[1] + 1)
             return found[0]
 
-    def detach(self, server: Server) -> list[Exchange]:
-        """One reader left; the last one stops the server and gets the requests still queued."""
+    def detach(self, server: Server) -> bool:
+        """One reader left; the last one stops the server (True then)."""
         name = server.served.endpoint
         with self.lock:
             current, readers = self.servers.get(name, (server, 1))
             if readers > 1:
                 self.servers[name] = (current, readers - 1)
-                return []
+                return False
             self.servers.pop(name, None)
         server.stop()
-        return server.served.inbox.drain()
+        return True
 
 
 SERVERS = _Registry()

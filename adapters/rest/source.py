@@ -1,13 +1,14 @@
 """Serving TMF resources to peripheral systems: POSTed resources become Deliveries for the route.
 
-Requests arrive on the server's threads and are handed over through the SOAP listener's thread-safe
-rendezvous (``Exchange``/``Inbox``): the server thread waits until the route settles the delivery, then
-answers 201 (the resource exists from then on), or TMF's error JSON. The event hub's postman
-(``notify.py``) runs beside the server while the source is connected.
+A POST is answered 201 once the order is in the endpoint's resource store, its durable inbox; the route
+drains the orders it has not accepted yet (``inbox.py``), at start-up and continuously, like a queue
+source: unsettled deliveries go back at close, given-back ones come again. The event hub's postman
+(``notify.py``) and the inbox's lease keeper run beside the server while the source is connected.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from adapters.http.audit import Audit
@@ -65,22 +66,27 @@ class RESTSource:
             return
         self.server.notifier = Notifier(store, listen.events, self.context)
         self.server.notifier.start()
+        served.inbox.start()
 
     def read(self, timeout: float) -> Delivery | None:
-        """Return the next POSTed resource as a Delivery, or None after ``timeout`` seconds."""
+        """Return the next stored order no route accepted yet, or None after ``timeout`` seconds; a store
+        that cannot be read (locked beyond its busy timeout, a full disk) is a TransportError (the
+        worker reconnects)."""
         assert self.server is not None, "connect() first"
-        return self.server.served.inbox.get(timeout)
+        try:
+            return self.server.served.inbox.get(timeout)
+        except sqlite3.Error as exc:
+            raise TransportError(
+                f"{self.context.endpoint}: the resource store cannot be read: {exc}"
+            ) from exc
 
     def close(self) -> None:
-        """Stop serving (when this was the last reader); queued requests are answered 503."""
+        """Stop serving (when this was the last reader); unsettled orders go back to the inbox."""
         if self.server is None:
             return
         server, self.server = self.server, None
-        for orphan in SERVERS.detach(server):
-            delivery = orphan.take()
-            if delivery is not None:
-                delivery.ack(TransportError("the hub is stopping"))
-        if server.server is None:  # the last reader left: the server stopped
+        if SERVERS.detach(server):  # the last reader left: the server stopped
+            server.served.inbox.stop()
             if server.notifier is not None:
                 server.notifier.stop()
                 server.notifier.join(10)

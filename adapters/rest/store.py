@@ -17,11 +17,13 @@ attempts.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -39,29 +41,67 @@ CREATE TABLE IF NOT EXISTS events (
     callback TEXT NOT NULL, body TEXT NOT NULL, resource_id TEXT, correlation_id TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL, status TEXT NOT NULL, error TEXT,
     UNIQUE (event_id, listener_id));
-CREATE VIEW IF NOT EXISTS new_resources AS SELECT NULL AS kind, NULL AS id, NULL AS created, NULL AS doc,
-    NULL AS event_id, NULL AS event, NULL AS correlation_id;
-CREATE TRIGGER IF NOT EXISTS new_resource INSTEAD OF INSERT ON new_resources BEGIN
+CREATE INDEX IF NOT EXISTS events_of_resource ON events (resource_id, status);
+CREATE TABLE IF NOT EXISTS inbox (
+    kind TEXT NOT NULL, id TEXT NOT NULL, event_id TEXT NOT NULL, body BLOB NOT NULL, headers TEXT NOT NULL,
+    correlation_id TEXT, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    due REAL NOT NULL DEFAULT 0, owner TEXT, lease REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, id)) WITHOUT ROWID;
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS new_resource;
+DROP VIEW IF EXISTS new_resources;
+CREATE VIEW new_resources AS SELECT NULL AS kind, NULL AS id, NULL AS created, NULL AS doc,
+    NULL AS event_id, NULL AS event, NULL AS correlation_id, NULL AS body, NULL AS headers, NULL AS owner,
+    NULL AS lease;
+CREATE TRIGGER new_resource INSTEAD OF INSERT ON new_resources BEGIN
     INSERT INTO resources (kind, id, status, created, doc)
         VALUES (NEW.kind, NEW.id, 'created', NEW.created, NEW.doc);
     INSERT OR IGNORE INTO events (event_id, listener_id, callback, body, resource_id, correlation_id, due,
         status)
         SELECT NEW.event_id, l.id, l.callback, NEW.event, NEW.id, NEW.correlation_id, NEW.created, 'held'
         FROM listeners AS l WHERE esb_event_matches(l.query, NEW.event);
+    INSERT INTO inbox (kind, id, event_id, body, headers, correlation_id, created, attempts, owner, lease)
+        VALUES (NEW.kind, NEW.id, NEW.event_id, NEW.body, NEW.headers, NEW.correlation_id, NEW.created,
+                NEW.owner IS NOT NULL, NEW.owner, coalesce(NEW.lease, 0));
 END;
+COMMIT;
 """
 #: One statement, so one transaction in autocommit and one release of the GIL (SQLite's step): the
 #: resource and its held create events, or nothing when the id exists (the primary key aborts it).
 _CREATE = (
-    "INSERT INTO new_resources (kind, id, created, doc, event_id, event, correlation_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO new_resources (kind, id, created, doc, event_id, event, correlation_id, body, headers, "
+    "owner, lease) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: Claim up to N due rows nobody holds (or whose holder's lease ran out) in one statement.
+_CLAIM = (
+    "UPDATE inbox SET owner = ?, lease = ?, attempts = attempts + 1 WHERE (kind, id) IN (SELECT kind, id "
+    "FROM inbox WHERE due <= ? AND lease <= ? ORDER BY created LIMIT ?) "
+    "RETURNING kind, id, event_id, body, headers, correlation_id, created, attempts"
 )
 
 
 _INSERT_EVENT = (
     "INSERT OR IGNORE INTO events (event_id, listener_id, callback, body, resource_id, correlation_id, due, "
-    "status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')"
+    "status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: The route accepted (or refused) the resource: its held events (the create event, and any state change
+#: written before the route settled it) may be posted, in the order they were written.
+_RELEASE = "UPDATE events SET status = 'pending' WHERE resource_id = ? AND status = 'held'"
+_HELD = "SELECT 1 FROM events WHERE resource_id = ? AND status = 'held' LIMIT 1"
+_LISTENERS = "SELECT id, callback, query FROM listeners"
+
+
+class InboxRow(NamedTuple):
+    """An order in the durable inbox, as claimed for a route."""
+
+    kind: str
+    id: str
+    event_id: str
+    body: bytes
+    headers: str
+    correlation_id: str | None
+    created: float
+    attempts: int
 
 
 def store_path(context: AdapterContext) -> Path:
@@ -110,39 +150,152 @@ class ResourceStore:
 
     # -- resources --------------------------------------------------------------------------------
     def create(
-        self, kind: str, ident: str, doc: bytes, event: dict[str, Any], correlation_id: str | None
+        self,
+        kind: str,
+        ident: str,
+        doc: bytes,
+        event: dict[str, Any],
+        correlation_id: str | None,
+        body: bytes = b"",
+        headers: str = "{}",
+        owner: tuple[str, float] | None = None,
+        created: float | None = None,
     ) -> int | None:
-        """Write a new resource (``doc``, its JSON) and its create ``event``, held for every listener whose
-        query it matches, in one statement; return how many events are held, or None when ``ident``
-        exists (nothing written)."""
-        row = (kind, ident, time.time(), doc.decode(), event["eventId"], orjson.dumps(event).decode(),
-               correlation_id)  # fmt: skip
+        """Write a new resource (``doc``, its JSON), its create ``event`` held for every listener whose
+        query it matches, and its inbox row (the message ``body`` and ``headers``, JSON, the route will
+        get; claimed by ``owner`` until its lease when given), in one statement; return how many events
+        are held, or None when ``ident`` exists (nothing written)."""
+        who, lease = owner or (None, 0.0)
+        row = (kind, ident, created or time.time(), doc.decode(), event["eventId"],
+               orjson.dumps(event).decode(), correlation_id, body, headers, who, lease)  # fmt: skip
         with self.lock:
             assert self._db is not None, "open() first"
             assert self._cursor is not None
-            before = self._db.total_changes  # counts the trigger's rows: the resource, then each event
+            before = self._db.total_changes  # counts the trigger's rows: resource, events, inbox row
             try:
                 self._cursor.execute(_CREATE, row)
             except sqlite3.IntegrityError:
                 return None
-            return self._db.total_changes - before - 1
+            return self._db.total_changes - before - 2
 
     def publish(self, event_id: str) -> None:
         """The route accepted the resource: its held create event may be posted to the listeners."""
         self._run("UPDATE events SET status = 'pending' WHERE event_id = ? AND status = 'held'", (event_id,))
 
-    def withdraw(self, kind: str, ident: str, event_id: str) -> None:
-        """The route did not take the resource: remove it and its held create event (one transaction)."""
+    # -- the durable inbox (adapters/rest/inbox.py) -------------------------------------------------
+    def claim(
+        self, owner: str, now: float, lease: float, limit: int, done: list[InboxRow] | None = None
+    ) -> list[InboxRow]:
+        """Settle the rows in ``done`` (the route accepted them: deleted, their create events released),
+        then claim up to ``limit`` due rows for ``owner`` until ``lease``; one transaction. Returns the
+        claimed rows, oldest first."""
+        assert self._db is not None, "open() first"
+        with self.lock:
+            if done:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._settle(done, owner)
+                    rows = self._db.execute(_CLAIM, (owner, lease, now, now, limit)).fetchall()
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            else:
+                rows = self._db.execute(_CLAIM, (owner, lease, now, now, limit)).fetchall()
+        return sorted((InboxRow(*r) for r in rows), key=lambda r: r.created)
+
+    def _settle(self, done: list[InboxRow], owner: str) -> None:
+        assert self._db is not None
+        self._db.executemany(
+            "DELETE FROM inbox WHERE kind = ? AND id = ? AND owner = ?", [(r.kind, r.id, owner) for r in done]
+        )
+        self._db.executemany(_RELEASE, [(r.id,) for r in done])
+
+    def settle_inbox(self, done: list[InboxRow], owner: str) -> None:
+        """Settle accepted rows without claiming more (the reader is closing)."""
+        if not done:
+            return
         assert self._db is not None, "open() first"
         with self.lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("DELETE FROM resources WHERE kind = ? AND id = ?", (kind, ident))
-                self._db.execute("DELETE FROM events WHERE event_id = ? AND status = 'held'", (event_id,))
+                self._settle(done, owner)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def release(self, row: InboxRow, owner: str, due: float) -> None:
+        """Give a claimed row back: due again at ``due`` (the route could not take it now)."""
+        self._run(
+            "UPDATE inbox SET owner = NULL, lease = 0, due = ? WHERE kind = ? AND id = ? AND owner = ?",
+            (due, row.kind, row.id, owner),
+        )
+
+    def release_owner(self, owner: str) -> None:
+        """Give back every row ``owner`` still holds (its reader is closing): due at once elsewhere."""
+        self._run("UPDATE inbox SET owner = NULL, lease = 0 WHERE owner = ?", (owner,))
+
+    def renew(self, owner: str, lease: float) -> None:
+        """Extend the lease of every row ``owner`` holds."""
+        self._run("UPDATE inbox SET lease = ? WHERE owner = ?", (lease, owner))
+
+    def reclaim(self, host: str) -> int:
+        """Release the rows held by processes of ``host`` that no longer run (killed hubs: their claims
+        need not wait for the lease); return how many."""
+        owners = self._run(
+            "SELECT DISTINCT owner FROM inbox WHERE owner IS NOT NULL AND lease > ?", (time.time(),)
+        )
+        released = 0
+        for (owner,) in owners:
+            parts = str(owner).rsplit(":", 2)
+            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or _alive(int(parts[1])):
+                continue
+            self.release_owner(str(owner))
+            released += 1
+        return released
+
+    def refuse(
+        self, row: InboxRow, changes: dict[str, Any], event_for: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> None:
+        """The route dead-lettered the order: the resource takes ``changes`` (its failed state), its held
+        create event is released, the state change ``event_for(resource)`` queued for the matching
+        listeners, and its inbox row deleted; one transaction."""
+        from adapters.rest.events import matches
+
+        assert self._db is not None, "open() first"
+        with self.lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                found = self._db.execute(
+                    "SELECT doc FROM resources WHERE kind = ? AND id = ?", (row.kind, row.id)
+                ).fetchall()
+                if found:
+                    before = _doc(found[0][0])
+                    after = {**before, **changes}
+                    self._db.execute(
+                        "UPDATE resources SET doc = ? WHERE kind = ? AND id = ?",
+                        (orjson.dumps(after).decode(), row.kind, row.id),
+                    )
+                    self._db.execute(_RELEASE, (row.id,))
+                    if before.get("state") != after.get("state"):
+                        event = event_for(after)
+                        body = orjson.dumps(event).decode()
+                        listeners = self._db.execute("SELECT id, callback, query FROM listeners").fetchall()
+                        for ident, callback, query in listeners:
+                            if matches(query, event):
+                                args = (event["eventId"], ident, callback, body, row.id, row.correlation_id)
+                                self._db.execute(_INSERT_EVENT, (*args, time.time(), "pending"))
+                self._db.execute("DELETE FROM inbox WHERE kind = ? AND id = ?", (row.kind, row.id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def inbox(self) -> list[dict[str, Any]]:
+        """Every order not accepted by a route yet: id, kind, attempts, owner (tests, diagnostics)."""
+        rows = self._run("SELECT id, kind, attempts, owner FROM inbox ORDER BY created")
+        return [dict(zip(("id", "kind", "attempts", "owner"), r, strict=True)) for r in rows]
 
     def get(self, kind: str, ident: str) -> dict[str, Any] | None:
         """Return a created resource, or None."""
@@ -223,14 +376,24 @@ class ResourceStore:
 
         count = 0
         body = orjson.dumps(event).decode()
-        for ident, callback, query in self.listeners():
-            if not matches(query, event):
-                continue
-            self._run(
-                _INSERT_EVENT,
-                (event["eventId"], ident, callback, body, resource_id, correlation_id, time.time()),
-            )
-            count += 1
+        assert self._db is not None, "open() first"
+        with self.lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # a change of a resource whose create event is still held (the route has not settled it
+                # yet) waits with it: a listener never hears of a change before the creation
+                held = self._db.execute(_HELD, (resource_id,)).fetchall()
+                status = "held" if held else "pending"
+                for ident, callback, query in self._db.execute(_LISTENERS).fetchall():
+                    if not matches(query, event):
+                        continue
+                    args = (event["eventId"], ident, callback, body, resource_id, correlation_id)
+                    self._db.execute(_INSERT_EVENT, (*args, time.time(), status))
+                    count += 1
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         return count
 
     def due(self, now: float, limit: int = 50) -> list[dict[str, Any]]:
@@ -278,6 +441,17 @@ def _event_matches(query: str | None, event: str) -> bool:
     from adapters.rest.events import matches
 
     return matches(query, orjson.loads(event))
+
+
+def _alive(pid: int) -> bool:
+    """True when a process ``pid`` runs on this host (or may: no permission to signal it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _doc(text: str) -> dict[str, Any]:

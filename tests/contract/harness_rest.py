@@ -1,8 +1,8 @@
 """The REST adapter under the contract suite.
 
 Source: the hub's TMF622 ``productOrder`` listener (cheroot) on a free loopback port; the inlet is a real
-HTTP client POSTing orders, each caller waiting for the route: 201 once the delivery is acked, TMF's
-error JSON (503, or 504 when nobody settled it in time) when it is given back. Sink: a client of a
+HTTP client POSTing orders, each answered 201 once stored; the route drains the store's durable inbox
+like a queue (given-back and unsettled orders come again). Sink: a client of a
 loopback REST peer (:class:`tests.contract.harness.Peer`) that creates a resource from each POST and
 answers it with 201; what the peer received is the bodies it was sent.
 """
@@ -40,10 +40,8 @@ class RESTHarness(HarnessDefaults):
     declares = frozenset({Requester})
     quiet = 0.5
     cannot: ClassVar[dict[str, str]] = {
-        "redeliver": "a request-reply source answers its caller with an error status instead (the caller "
-        "POSTs again)",
-        "reconnect": "a listener keeps no request across close: one unsettled at close is answered with "
-        "an error, and nothing is handed out again",
+        "answer": "the caller's 201 says the order is stored (the durable inbox), not what the route did: "
+        "GET shows that",
         "break": "a listener holds no connection of its own that could die under it",
     }
 
@@ -84,7 +82,7 @@ class RESTHarness(HarnessDefaults):
         return source
 
     def put(self, n: int) -> dict[str, str]:
-        """POST ``n`` orders to the last connected listener, each from its own waiting caller."""
+        """POST ``n`` orders to the last connected listener (each answered 201 once stored)."""
         url = f"{self._sources[-1].url}/productOrder"
         sent = {}
         for _ in range(n):
@@ -99,10 +97,6 @@ class RESTHarness(HarnessDefaults):
     def marker(self, message: Message) -> str:
         """The order's bytes as the caller sent them (the listener hands the route the client's bytes)."""
         return message.body_bytes().decode()
-
-    def answers(self, ids: list[str]) -> dict[str, str]:
-        """What each caller got: ``ok`` for HTTP 201, ``error`` for an error status or no answer at all."""
-        return self.callers.answers(ids)
 
     # -- sink ----------------------------------------------------------------------------------------
     def _create(self, data: bytes) -> HTTPAnswer:

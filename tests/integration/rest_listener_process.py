@@ -1,9 +1,11 @@
 """A REST listener in a process of its own, for the tests that need two of them on one store or kill one:
 
-    python -m tests.integration.rest_listener_process DATA_DIR
+    python -m tests.integration.rest_listener_process DATA_DIR [ack|hang]
 
 serves channel.rest_orders on a free loopback port with the store under DATA_DIR, a route thread acking
-every order at once, prints ``LISTENING <the resources' base URL>`` and serves until its stdin closes.
+every order at once and printing ``ROUTED <order id> <delivery count>`` (``hang``: taking each order and
+never settling it, as a hub killed mid-route), prints ``LISTENING <the resources' base URL>`` and serves
+until its stdin closes.
 """
 
 from __future__ import annotations
@@ -32,15 +34,18 @@ def main() -> None:
     source = RESTSource(endpoint, context)
     source.connect()
 
+    hang = sys.argv[2:3] == ["hang"]
+
     def route() -> None:
         while source.server is not None:
             delivery = source.read(0.05)
-            if delivery is not None:
+            if delivery is not None and not hang:
                 delivery.ended("delivered")
                 delivery.ack()
+                print(f"ROUTED {delivery.message.id} {delivery.delivery_count}", flush=True)
 
+    print(f"{READY} {source.url}", flush=True)  # before any ROUTED line
     threading.Thread(target=route, daemon=True).start()
-    print(f"{READY} {source.url}", flush=True)
     sys.stdin.read()
     source.close()
 

@@ -1,6 +1,7 @@
 """The REST listener's guarantees across processes, on loopback: a second POST of an order to another
-listener process on the same store is a 409, and an order answered 201 is in the store even when its
-listener process is killed (SIGKILL) right after the answer."""
+listener process on the same store is a 409, an order answered 201 is in the store even when its
+listener process is killed (SIGKILL) right after the answer, and an order whose hub is killed before the
+route accepted it is routed, once, by the next hub on the store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import random
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +28,12 @@ JSON = {"Content-Type": "application/json"}
 STORE = Path("rest") / "channel.rest_orders.db"
 
 
-def start(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    """A listener process on ``data_dir``'s store; returns it and its resources' base URL."""
+def start(data_dir: Path, mode: str = "ack") -> tuple[subprocess.Popen[str], str]:
+    """A listener process on ``data_dir``'s store (its route acks, or hangs); returns it and its
+    resources' base URL."""
     env = {**os.environ, PASSWORD_ENV: AUTH[1], "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.rest_listener_process", str(data_dir)],
+        [sys.executable, "-m", "tests.integration.rest_listener_process", str(data_dir), mode],
         cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -103,3 +107,49 @@ def test_an_order_answered_201_survives_sigkill(
     assert requests.get(f"{second}/productOrder/{ident}", auth=AUTH, timeout=10).json() == answer.json()
     again = requests.post(f"{second}/productOrder", data=body, headers=JSON, auth=AUTH, timeout=10)
     assert again.status_code == 409
+
+
+def routed_lines(proc: subprocess.Popen[str]) -> list[str]:
+    """Collect the ``ROUTED <id> <count>`` lines the process prints, as they come (a reader thread)."""
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ROUTED "):
+                lines.append(line.strip())
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def test_an_order_stored_before_a_sigkill_is_routed_by_the_next_hub(tmp_path: Path) -> None:
+    """The hub's route took the order but had not accepted it when the hub was SIGKILLed: the caller
+    had its 201, and the next hub on the store routes the order (delivery count 2), exactly once."""
+    victim, url = start(tmp_path, "hang")
+    ident, body = order(3)
+    try:
+        answer = requests.post(f"{url}/productOrder", data=body, headers=JSON, auth=AUTH, timeout=10)
+    finally:
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(10)
+        assert victim.stdout is not None
+        assert victim.stdin is not None
+        victim.stdout.close()
+        victim.stdin.close()
+    assert answer.status_code == 201
+    heir = start(tmp_path)
+    try:
+        routed = routed_lines(heir[0])
+        deadline = time.monotonic() + 10
+        while not routed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # a second hand-out would come within the route's polls
+        assert routed == [f"ROUTED {ident} 2"]
+        store = ResourceStore(tmp_path / STORE).open()
+        try:
+            assert store.inbox() == []  # settled with the route's next claim
+        finally:
+            store.close()
+    finally:
+        stop([heir])

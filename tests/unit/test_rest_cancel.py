@@ -64,7 +64,7 @@ def served(tmp_path: Path, metrics: CollectorRegistry) -> Iterator[Served]:
     store.close()
 
 
-def route_takes_one(served: Served) -> list[Message]:
+def route_takes_one(served: Served) -> tuple[threading.Thread, list[Message]]:
     """Start a route stand-in that takes one delivery from the inbox and acks it delivered."""
     seen: list[Message] = []
 
@@ -75,19 +75,21 @@ def route_takes_one(served: Served) -> list[Message]:
         delivery.ended("delivered")
         delivery.ack(None)
 
-    threading.Thread(target=take, daemon=True).start()
-    return seen
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    return thread, seen
 
 
 def test_a_cancel_request_is_created_once_the_route_took_it(served: Served) -> None:
-    """POST answers 201 with the resource acknowledged; the route got the client's bytes with the type."""
-    seen = route_takes_one(served)
+    """POST answers 201 with the resource acknowledged; the route gets the client's bytes with the type."""
+    route, seen = route_takes_one(served)
     body = orjson.dumps(CANCEL)
     status, headers, doc = call(RESTApp(served), "POST", "/cancelProductOrder", body, auth=basic())
     assert status == 201
     assert doc == {**CANCEL, "href": f"http://127.0.0.1:1{BASE}/cancelProductOrder/CXL-1",
                    "@type": "CancelProductOrder", "state": "acknowledged"}  # fmt: skip
     assert headers["Location"] == doc["href"]
+    route.join(5.0)
     (message,) = seen
     assert (message.id, message.type, message.body) == ("CXL-1", "order.cancel_requested", body)
     assert message.headers["tmf-resource"] == "cancelProductOrder"

@@ -1,6 +1,6 @@
 """The REST listener's resource store: a resource and its held create events in one write, the event
-released only once the route accepted the resource, a withdrawn resource leaving nothing behind, and the
-id's uniqueness across connections (as across processes)."""
+released only once the route accepted the resource, and the id's uniqueness across connections (as
+across processes). The durable inbox's rows: tests/unit/test_rest_inbox.py."""
 
 from __future__ import annotations
 
@@ -50,15 +50,6 @@ def test_publish_makes_the_held_event_due(store: ResourceStore) -> None:
     (row,) = store.due(time.time() + 1)
     assert (row["listener_id"], row["resource_id"], row["correlation_id"]) == ("L-all", "PO-1", "C-1")
     assert orjson.loads(row["body"]) == EVENT
-
-
-def test_withdraw_leaves_nothing_and_frees_the_id(store: ResourceStore) -> None:
-    """A withdrawn resource is gone with its held event, and the same id can be created again."""
-    create(store)
-    store.withdraw("productOrder", "PO-1", "E-1")
-    assert store.get("productOrder", "PO-1") is None
-    assert store.events() == []
-    assert create(store, event_id="E-2") == 1
 
 
 def test_a_second_create_is_refused_and_writes_nothing(store: ResourceStore) -> None:
