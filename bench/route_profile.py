@@ -83,7 +83,6 @@ class Stages:
 
     def reset(self) -> None:
         """Forget what was counted so far; note when (wall and process CPU time)."""
-        self.pending_reset = False
         self.reset_at = (time.perf_counter(), time.process_time())
         self.cpu: dict[str, float] = defaultdict(float)
         self.wall: dict[str, float] = defaultdict(float)
@@ -126,8 +125,10 @@ class Stages:
 
 
 @contextmanager
-def patched(stages: Stages) -> Iterator[None]:
-    """Wrap the functions of every stage for the length of the block."""
+def patched(stages: Stages, warmup: int) -> Iterator[threading.Event]:
+    """Wrap the functions of every stage for the length of the block; yield the event set when the
+    worker, at the first batch after ``warmup`` acks, reset the counts (the measured run begins)."""
+    measuring = threading.Event()
     undo: list[tuple[Any, str, Any]] = []
 
     def replace(owner: Any, name: str, stage: str | Callable[..., str]) -> None:
@@ -162,8 +163,11 @@ def patched(stages: Stages) -> Iterator[None]:
     timed_handle = stages.wrap("worker loop", handle)
 
     def handle_ready(*args: Any, **kwargs: Any) -> Any:
-        if stages.pending_reset:  # between two batches: no message is counted in part
+        # between two batches, on the worker's thread: no message is counted in part, and the warm-up's
+        # end is decided where the work is done (a poller could see it only after the backlog ran out)
+        if not measuring.is_set() and stages.calls.get("ack", 0) >= warmup:
             stages.reset()
+            measuring.set()
         return timed_handle(*args, **kwargs)
 
     undo.append((RouteWorker, "_handle_ready", handle))
@@ -175,7 +179,7 @@ def patched(stages: Stages) -> Iterator[None]:
     except ImportError:  # pragma: no cover - kombu always brings py-amqp
         pass
     try:
-        yield
+        yield measuring
     finally:
         for owner, name, original in reversed(undo):
             setattr(owner, name, original)
@@ -209,22 +213,23 @@ def measure(project: Project, payloads: list[bytes], warmup: int) -> dict[str, A
     project.settings.data_dir.mkdir(parents=True, exist_ok=True)
     ids = publish(project, payloads, "prof")
     stages = Stages()
-    with patched(stages):
+    with patched(stages, warmup) as measuring:
         hub = Hub(project, route_ids=[ROUTE])
         hub.start()
-        while _count(hub, ids[:warmup]) < warmup:
-            time.sleep(0.02)
-        stages.pending_reset = True  # the worker resets the counts before its next batch
-        while stages.pending_reset:
-            time.sleep(0.001)
-        started, process_cpu = stages.reset_at
-        while hub.journal.outcome(ROUTE, ids[-1]) is None:  # one worker, in queue order: the last ends last
-            time.sleep(0.05)
-        seconds, process_cpu = time.perf_counter() - started, time.process_time() - process_cpu
-        cpu, wall, calls = dict(stages.cpu), dict(stages.wall), dict(stages.calls)
-        while _count(hub, ids) < len(ids):  # (a check: every message ended)
-            time.sleep(0.05)
-        hub.stop()
+        try:
+            # one worker, in queue order: the last message ends last
+            while hub.journal.outcome(ROUTE, ids[-1]) is None:
+                time.sleep(0.05)
+            ended = time.perf_counter(), time.process_time()
+            if not measuring.is_set():
+                raise SystemExit(f"all messages ended before the first batch after {warmup}: more --messages")
+            started, process_cpu = stages.reset_at
+            seconds, process_cpu = ended[0] - started, ended[1] - process_cpu
+            cpu, wall, calls = dict(stages.cpu), dict(stages.wall), dict(stages.calls)
+            while _count(hub, ids) < len(ids):  # (a check: every message ended)
+                time.sleep(0.05)
+        finally:
+            hub.stop()
     counted = calls.get("ack", 0)  # every message is acked once: the messages handled since the reset
     rows = []
     for stage in sorted(cpu, key=_rank):
