@@ -19,7 +19,8 @@ as thread CPU time (``time.thread_time``) and as wall time:
 - publish: the outlet's writes to sinks; confirm wait: waiting for the broker's publisher confirms;
 - ack: settling deliveries; worker loop: the route worker's own code not in a stage above.
 
-The first ``--warmup`` messages (compilation, caches, connections) are left out. CPU in µs per message;
+The first ``--warmup`` messages (compilation, caches, connections), up to the end of the batch that
+takes the count past them, are left out. CPU in µs per message;
 the stages' sum is the hub worker's CPU per message; the whole process's CPU (other threads, the
 bench's own polling, the timers' overhead of about 1 µs per timed call) is printed below it.
 ``--json`` prints the same figures as JSON, so two runs (before and after a change) can be compared by
