@@ -19,7 +19,8 @@ as thread CPU time (``time.thread_time``) and as wall time:
 - publish: the outlet's writes to sinks; confirm wait: waiting for the broker's publisher confirms;
 - ack: settling deliveries; worker loop: the route worker's own code not in a stage above.
 
-The first ``--warmup`` messages (compilation, caches, connections) are left out. CPU in µs per message;
+The first ``--warmup`` messages (compilation, caches, connections), up to the end of the batch that
+takes the count past them, are left out. CPU in µs per message;
 the stages' sum is the hub worker's CPU per message; the whole process's CPU (other threads, the
 bench's own polling, the timers' overhead of about 1 µs per timed call) is printed below it.
 ``--json`` prints the same figures as JSON, so two runs (before and after a change) can be compared by
@@ -83,7 +84,6 @@ class Stages:
 
     def reset(self) -> None:
         """Forget what was counted so far; note when (wall and process CPU time)."""
-        self.pending_reset = False
         self.reset_at = (time.perf_counter(), time.process_time())
         self.cpu: dict[str, float] = defaultdict(float)
         self.wall: dict[str, float] = defaultdict(float)
@@ -126,8 +126,10 @@ class Stages:
 
 
 @contextmanager
-def patched(stages: Stages) -> Iterator[None]:
-    """Wrap the functions of every stage for the length of the block."""
+def patched(stages: Stages, warmup: int) -> Iterator[threading.Event]:
+    """Wrap the functions of every stage for the length of the block; yield the event set when the
+    worker, at the first batch after ``warmup`` acks, reset the counts (the measured run begins)."""
+    measuring = threading.Event()
     undo: list[tuple[Any, str, Any]] = []
 
     def replace(owner: Any, name: str, stage: str | Callable[..., str]) -> None:
@@ -162,8 +164,11 @@ def patched(stages: Stages) -> Iterator[None]:
     timed_handle = stages.wrap("worker loop", handle)
 
     def handle_ready(*args: Any, **kwargs: Any) -> Any:
-        if stages.pending_reset:  # between two batches: no message is counted in part
+        # between two batches, on the worker's thread: no message is counted in part, and the warm-up's
+        # end is decided where the work is done (a poller could see it only after the backlog ran out)
+        if not measuring.is_set() and stages.calls.get("ack", 0) >= warmup:
             stages.reset()
+            measuring.set()
         return timed_handle(*args, **kwargs)
 
     undo.append((RouteWorker, "_handle_ready", handle))
@@ -175,7 +180,7 @@ def patched(stages: Stages) -> Iterator[None]:
     except ImportError:  # pragma: no cover - kombu always brings py-amqp
         pass
     try:
-        yield
+        yield measuring
     finally:
         for owner, name, original in reversed(undo):
             setattr(owner, name, original)
@@ -209,22 +214,23 @@ def measure(project: Project, payloads: list[bytes], warmup: int) -> dict[str, A
     project.settings.data_dir.mkdir(parents=True, exist_ok=True)
     ids = publish(project, payloads, "prof")
     stages = Stages()
-    with patched(stages):
+    with patched(stages, warmup) as measuring:
         hub = Hub(project, route_ids=[ROUTE])
         hub.start()
-        while _count(hub, ids[:warmup]) < warmup:
-            time.sleep(0.02)
-        stages.pending_reset = True  # the worker resets the counts before its next batch
-        while stages.pending_reset:
-            time.sleep(0.001)
-        started, process_cpu = stages.reset_at
-        while hub.journal.outcome(ROUTE, ids[-1]) is None:  # one worker, in queue order: the last ends last
-            time.sleep(0.05)
-        seconds, process_cpu = time.perf_counter() - started, time.process_time() - process_cpu
-        cpu, wall, calls = dict(stages.cpu), dict(stages.wall), dict(stages.calls)
-        while _count(hub, ids) < len(ids):  # (a check: every message ended)
-            time.sleep(0.05)
-        hub.stop()
+        try:
+            # one worker, in queue order: the last message ends last
+            while hub.journal.outcome(ROUTE, ids[-1]) is None:
+                time.sleep(0.05)
+            ended = time.perf_counter(), time.process_time()
+            if not measuring.is_set():
+                raise SystemExit(f"all messages ended before the first batch after {warmup}: more --messages")
+            started, process_cpu = stages.reset_at
+            seconds, process_cpu = ended[0] - started, ended[1] - process_cpu
+            cpu, wall, calls = dict(stages.cpu), dict(stages.wall), dict(stages.calls)
+            while _count(hub, ids) < len(ids):  # (a check: every message ended)
+                time.sleep(0.05)
+        finally:
+            hub.stop()
     counted = calls.get("ack", 0)  # every message is acked once: the messages handled since the reset
     rows = []
     for stage in sorted(cpu, key=_rank):

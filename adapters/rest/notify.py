@@ -62,13 +62,23 @@ class Notifier(threading.Thread):
             if self._notes is not None:
                 self._notes.close()
 
-    def post_due(self) -> int:
-        """Attempt every event due now; return how many were delivered."""
+    def post_due(self, now: float | None = None) -> int:
+        """Attempt every event due now (or at ``now``), each listener's in order; return how many were
+        delivered.
+
+        Once a listener's event is not delivered, its later events wait for the next round (and, through
+        ``store.due``, behind that event's backoff): a listener never gets them out of order."""
         delivered = 0
-        for row in self.store.due(time.time()):
+        held_back: set[str] = set()
+        for row in self.store.due(time.time() if now is None else now):
             if self.stop_event.is_set():
                 break
-            delivered += self.attempt(row)
+            if row["listener_id"] in held_back:
+                continue
+            done = self.attempt(row)
+            if not done:
+                held_back.add(row["listener_id"])
+            delivered += done
         return delivered
 
     def attempt(self, row: dict[str, Any]) -> int:

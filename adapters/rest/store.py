@@ -104,6 +104,17 @@ class InboxRow(NamedTuple):
     attempts: int
 
 
+#: Due events in order, without those queued behind their listener's oldest event still waiting to be
+#: retried: a later event (a state change) must not overtake an earlier one (the create) in backoff.
+_DUE = (
+    "WITH waiting AS (SELECT listener_id, MIN(seq) AS seq FROM events WHERE status = 'pending' AND due > ? "
+    "GROUP BY listener_id) "
+    "SELECT e.seq, e.event_id, e.listener_id, e.callback, e.body, e.resource_id, e.correlation_id, "
+    "e.attempts FROM events AS e LEFT JOIN waiting AS w ON w.listener_id = e.listener_id "
+    "WHERE e.status = 'pending' AND e.due <= ? AND (w.seq IS NULL OR e.seq < w.seq) ORDER BY e.seq LIMIT ?"
+)
+
+
 def store_path(context: AdapterContext) -> Path:
     """Where the endpoint's state database lives (under the hub's data_dir)."""
     settings = context.settings.resolve_paths(context.project_dir)
@@ -397,12 +408,9 @@ class ResourceStore:
         return count
 
     def due(self, now: float, limit: int = 50) -> list[dict[str, Any]]:
-        """Pending events whose next attempt is due, oldest first."""
-        rows = self._run(
-            "SELECT seq, event_id, listener_id, callback, body, resource_id, correlation_id, attempts "
-            "FROM events WHERE status = 'pending' AND due <= ? ORDER BY seq LIMIT ?",
-            (now, limit),
-        )
+        """Pending events whose next attempt is due, oldest first; none behind an older pending event of
+        the same listener that waits for its retry (each listener gets its events in order)."""
+        rows = self._run(_DUE, (now, now, limit))
         keys = (
             "seq",
             "event_id",

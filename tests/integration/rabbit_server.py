@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -54,6 +55,11 @@ class RabbitServer:
             "disk_free_limit.absolute = 50MB\n"
         )
         (base / "enabled_plugins").write_text("[].\n")
+        # The node and rabbitmqctl each write a random cookie when HOME has none: started together, the
+        # last writer wins and the other side is refused for good. One cookie, written before either.
+        cookie = base / "home" / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(16))
+        cookie.chmod(0o400)
 
     def environ(self) -> dict[str, str]:
         """The environment of the node and of ``rabbitmqctl`` (same HOME, cookie and epmd port)."""
@@ -74,26 +80,30 @@ class RabbitServer:
         )
         return env
 
-    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def ctl(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run ``rabbitmqctl -n NODE ARGS`` against this node."""
         return subprocess.run(
             [str(BIN / "rabbitmqctl"), "-n", self.node, *args],
             env=self.environ(), capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
 
-    def start(self, timeout: float = 90) -> None:
-        """Start the node and wait until it answers ``await_startup``."""
+    def start(self, timeout: float = 600) -> None:
+        """Start the node and wait until it answers ``await_startup`` (at most ``timeout`` seconds: a busy
+        machine boots the node in tens of seconds, a quiet one in a few)."""
         with (self.base / "server.out").open("ab") as out:
             self.proc = subprocess.Popen(
                 [str(BIN / "rabbitmq-server")], env=self.environ(), stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited {self.proc.returncode}: {self._tail()}")
-            if self.ctl("await_startup", "--timeout", "10", timeout=30).returncode == 0:
-                return
+            try:  # refused at once until the node is registered; then waits for the boot to finish
+                if self.ctl("await_startup", "--timeout", str(int(left)), timeout=left).returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                break
             time.sleep(0.5)
         raise RuntimeError(f"RabbitMQ did not start in {timeout}s: {self._tail()}")
 
@@ -106,12 +116,12 @@ class RabbitServer:
         """Stop the node cleanly (its queues and messages stay on disk for the next ``start``)."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.ctl("shutdown", timeout=60)
         try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
+            self.ctl("shutdown", timeout=120)
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:  # never leave a node behind: kill its process group
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+            self.proc.wait(30)
 
     def setup_user(self) -> None:
         """Create the tests' vhost and user (a real password; guest is not used)."""

@@ -86,3 +86,20 @@ def test_a_listener_removed_in_flight_gets_no_held_event(store: ResourceStore) -
     assert store.remove_listener("L-all")
     store.publish("E-1")
     assert store.due(time.time() + 1) == []
+
+
+def state_change(event_id: str) -> dict[str, object]:
+    """A state change event of PO-1."""
+    return {**EVENT, "eventId": event_id, "eventType": "ProductOrderStateChangeEvent"}
+
+
+def test_a_later_event_does_not_overtake_one_waiting_for_its_retry(store: ResourceStore) -> None:
+    """A listener's event in backoff holds back its later events (not other listeners'), then both are due
+    in order."""
+    store.enqueue(EVENT, "PO-1", "C-1")
+    (first,) = store.due(time.time())
+    store.settle(first["seq"], "pending", 1, "HTTP 500", due=time.time() + 60)
+    store.enqueue(state_change("E-2"), "PO-1", "C-1")
+    assert [(r["event_id"], r["listener_id"]) for r in store.due(time.time())] == [("E-2", "L-state")]
+    later = [(r["event_id"], r["listener_id"]) for r in store.due(time.time() + 61)]
+    assert later == [("E-1", "L-all"), ("E-2", "L-all"), ("E-2", "L-state")]
