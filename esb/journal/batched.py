@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
+from esb.journal.bulk import MESSAGE_COLUMNS, BulkInsert, BulkStatements
 from esb.journal.engine import DatabaseErrors
 from esb.journal.rows import keys_of, message_row
 from esb.journal.seen import Known, Seen
@@ -43,17 +43,30 @@ class BatchedWrites:
     def _encode(self, route: str, where: str | None, body: bytes | None) -> bytes | None:
         raise NotImplementedError  # the journal's
 
-    def _insert_arrivals(self, conn: sa.Connection, rows: list[dict[str, Any]], at: datetime) -> list[str]:
-        """Insert the new messages' rows (one statement, received at ``at``); return their ids."""
+    def _insert_rows(
+        self,
+        conn: sa.Connection,
+        sql: Statements,
+        route: str,
+        insert: BulkInsert,
+        rows: list[dict[str, Any]],
+        at: datetime,
+    ) -> dict[str, int]:
+        """Insert message ``rows`` (one statement, received at ``at``) and return ``{id: seq}`` of each:
+        from the insert itself on PostgreSQL (``RETURNING``), from one look-up on SQLite; a row the insert
+        ignored (``ON CONFLICT DO NOTHING``: already there) is looked up too."""
         if not rows:
-            return []
-        bulk = self._batched()
-        received = bulk.messages.processor("received_at")(at)
+            return {}
+        received = insert.processor("received_at")(at)
         for row in rows:
             row["received_at"] = received
         values = [tuple(row[c] for c in MESSAGE_COLUMNS) for row in rows]
-        bulk.messages.execute(conn, values, fixed=("received_at",))
-        return [row["id"] for row in rows]
+        returned = insert.insert_returning(conn, values, fixed=("received_at",))
+        seqs: dict[str, int] = dict(returned) if returned is not None else {}
+        missing = [row["id"] for row in rows if row["id"] not in seqs]
+        if missing:
+            seqs.update(conn.execute(sql.existing, {"r": route, "ids": missing}).all())
+        return seqs
 
     def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
         """Record several messages entering ``route`` in one transaction; True for each first arrival.
@@ -75,9 +88,7 @@ class BatchedWrites:
                 # serialised (BEGIN IMMEDIATE, or the row's unique key), so "already there" is exact.
                 seqs: dict[str, int] = dict(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
                 arrivals, new_rows = self._arrivals(conn, sql, route, items, seqs, bodies, now)
-                fresh = self._insert_arrivals(conn, new_rows, now)
-                if fresh:  # then their seqs, in one look-up
-                    seqs.update(conn.execute(sql.existing, {"r": route, "ids": fresh}).all())
+                seqs.update(self._insert_rows(conn, sql, route, bulk.messages, new_rows, now))
                 rows = [
                     (seqs[mid], route, state, None, None, None, None, why, None, at)
                     for mid, state, why in arrivals
@@ -193,9 +204,12 @@ class BatchedWrites:
             for output, _ in sent
             if output.id not in seqs
         }
-        if new_rows:  # the outputs' rows first: events and keys refer to them
-            conn.execute(sql.add_message, list(new_rows.values()))
-        missing = [mid for mid in {o.id for o, _, _ in outcomes} | new_rows.keys() if mid not in seqs]
+        # the outputs' rows first (events and keys refer to them), a repeat ignored as SQLAlchemy's
+        # insert-or-ignore did; then the ingress messages this process has not seen, in one look-up
+        seqs.update(
+            self._insert_rows(conn, sql, route, self._batched().outputs, list(new_rows.values()), now)
+        )
+        missing = list({o.id for o, _, _ in outcomes if o.id not in seqs})
         if missing:
             seqs.update(conn.execute(sql.existing, {"r": route, "ids": missing}).all())
         return seqs

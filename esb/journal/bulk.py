@@ -34,7 +34,9 @@ Processor = Callable[[Any], Any]
 class BulkInsert:
     """An ``INSERT`` (or ``INSERT ... ON CONFLICT DO NOTHING``) of ``columns`` compiled for one dialect."""
 
-    def __init__(self, statement: Any, columns: Sequence[str], dialect: Dialect) -> None:
+    def __init__(
+        self, statement: Any, columns: Sequence[str], dialect: Dialect, returning: Sequence[str] = ()
+    ) -> None:
         table: sa.Table = statement.table
         compiled = statement.compile(dialect=dialect, column_keys=list(columns))
         self.sql = str(compiled)
@@ -50,6 +52,13 @@ class BulkInsert:
         self.arrays_sql = (
             _unnest_sql(statement, table, order, dialect) if dialect.name == "postgresql" else None
         )
+        #: PostgreSQL: the same statement returning ``returning`` of each row it inserted (None elsewhere:
+        #: SQLite's ``executemany`` returns no rows).
+        self.returning_sql = (
+            _unnest_sql(statement.returning(*(table.c[name] for name in returning)), table, order, dialect)
+            if returning and dialect.name == "postgresql"
+            else None
+        )
 
     def processor(self, column: str) -> Processor:
         """Return the bind processor of ``column`` (identity when its type has none): for a value shared by
@@ -61,7 +70,9 @@ class BulkInsert:
         """Insert ``rows`` (values in ``columns`` order); columns named in ``fixed`` are already processed."""
         skip = {self._names.index(name) for name in fixed}
         if self.arrays_sql is not None:
-            self._execute_arrays(conn, self.arrays_sql, list(rows), skip)
+            listed = list(rows)
+            if listed:
+                self._execute_arrays(conn, self.arrays_sql, listed, skip)
             return
         steps = [(at, p) for at, p in enumerate(self._processors) if p is not None and at not in skip]
         identity = self._order == list(range(len(self._order)))
@@ -80,13 +91,26 @@ class BulkInsert:
             names = self._names
             conn.exec_driver_sql(self.sql, [dict(zip(names, values, strict=True)) for values in converted])
 
+    def insert_returning(
+        self, conn: sa.Connection, rows: Sequence[Sequence[Any]], fixed: Iterable[str] = ()
+    ) -> list[tuple[Any, ...]] | None:
+        """Insert ``rows`` as :meth:`execute` does and return the ``returning`` columns of each row inserted
+        (a row ignored by ``ON CONFLICT DO NOTHING`` returns nothing); None when this dialect cannot (SQLite):
+        the rows are inserted all the same and the caller looks them up."""
+        if self.returning_sql is None:
+            self.execute(conn, rows, fixed)
+            return None
+        if not rows:
+            return []
+        skip = {self._names.index(name) for name in fixed}
+        result = self._execute_arrays(conn, self.returning_sql, list(rows), skip)
+        return [tuple(row) for row in result.all()]
+
     def _execute_arrays(
         self, conn: sa.Connection, sql: str, rows: list[Sequence[Any]], skip: set[int]
-    ) -> None:
+    ) -> sa.CursorResult[Any]:
         """PostgreSQL: the rows turned into one list per column (processed column by column) and
         inserted by the one ``unnest`` statement."""
-        if not rows:
-            return
         columns = list(zip(*rows, strict=True))  # in ``columns`` order; strict: every row is whole
         params: dict[str, list[Any]] = {}
         for at, name in enumerate(self._names):
@@ -96,7 +120,7 @@ class BulkInsert:
                 params[name] = [None if value is None else process(value) for value in values]
             else:
                 params[name] = list(values)
-        conn.exec_driver_sql(sql, params)
+        return conn.exec_driver_sql(sql, params)
 
 
 def _same(value: Any) -> Any:
@@ -127,17 +151,22 @@ MESSAGE_COLUMNS = tuple(column.name for column in messages.c if column.name != "
 
 @dataclasses.dataclass(frozen=True)
 class BulkStatements:
-    """The batched path's inserts for one dialect: new messages, events, business keys (repeats ignored)."""
+    """The batched path's inserts for one dialect: new messages (arrivals; outputs, whose repeats are
+    ignored), events, business keys (repeats ignored). Message rows return ``(id, seq)`` on PostgreSQL."""
 
     messages: BulkInsert
+    outputs: BulkInsert
     events: BulkInsert
     keys: BulkInsert
 
     @classmethod
     def build(cls, dialect: Dialect) -> BulkStatements:
-        """Compile both for ``dialect``."""
+        """Compile them for ``dialect``."""
         return cls(
-            messages=BulkInsert(sa.insert(messages), MESSAGE_COLUMNS, dialect),
+            messages=BulkInsert(sa.insert(messages), MESSAGE_COLUMNS, dialect, returning=("id", "seq")),
+            outputs=BulkInsert(
+                insert_ignore(dialect.name, messages), MESSAGE_COLUMNS, dialect, returning=("id", "seq")
+            ),
             events=BulkInsert(sa.insert(events), EVENT_COLUMNS, dialect),
             keys=BulkInsert(insert_ignore(dialect.name, business_keys), KEY_COLUMNS, dialect),
         )
