@@ -78,6 +78,7 @@ class BatchedWrites:
         now = utcnow()
         at = bulk.events.processor("at")(now)  # the batch's time, made a column value once
         ids = [message.id for message, _ in items]
+        keyed = [(message, keys_of(message)) for message, _ in items]  # each message's keys, built once
         bodies = {
             message.id: self._encode(route, None, message.body_bytes()) if self.keep_bodies else None
             for message, _ in items
@@ -96,14 +97,14 @@ class BatchedWrites:
                 bulk.events.execute(conn, rows, fixed=("at",))
                 bulk.keys.execute(
                     conn,
-                    [(seqs[m.id], name, value) for m, _ in items for name, value in sorted(keys_of(m))],
+                    [(seqs[m.id], name, value) for m, keys in keyed for name, value in sorted(keys)],
                 )
         except BaseException:
             for message, _ in items:
                 self._seen.forget(route, message.id)
             raise
-        for message, _ in items:
-            self._seen.add(route, message.id, seqs[message.id], keys_of(message))
+        for message, keys in keyed:
+            self._seen.add(route, message.id, seqs[message.id], keys)
         return [state == "received" for _, state, _ in arrivals]
 
     def _arrivals(

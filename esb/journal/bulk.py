@@ -110,16 +110,29 @@ class BulkInsert:
         self, conn: sa.Connection, sql: str, rows: list[Sequence[Any]], skip: set[int]
     ) -> sa.CursorResult[Any]:
         """PostgreSQL: the rows turned into one list per column (processed column by column) and
-        inserted by the one ``unnest`` statement."""
+        inserted by the one ``unnest`` statement.
+
+        A column NULL in every row is sent as an empty array: ``unnest`` of several arrays pads the shorter
+        ones with NULLs (PostgreSQL's documented behaviour), and psycopg dumps no element of it (a list of
+        ``None`` only is dumped element by element, in text). Most of an event's columns (error, detail,
+        often endpoint and body) are NULL in a whole batch. A column with a value in some row keeps its
+        full length, so at least one array (a NOT NULL column) gives the row count.
+        """
         columns = list(zip(*rows, strict=True))  # in ``columns`` order; strict: every row is whole
+        count = len(rows)
         params: dict[str, list[Any]] = {}
         for at, name in enumerate(self._names):
             values = columns[self._order[at]]
+            if values.count(None) == count:
+                params[name] = []
+                continue
             process = self._processors[at]
             if process is not None and at not in skip:
                 params[name] = [None if value is None else process(value) for value in values]
             else:
                 params[name] = list(values)
+        if not any(params.values()):  # all NULL (no table of ours allows it): let the database say so
+            params = {name: [None] * count for name in params}
         return conn.exec_driver_sql(sql, params)
 
 

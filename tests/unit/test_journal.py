@@ -724,3 +724,51 @@ def test_settle_many_journals_outputs_it_never_saw_and_ingress_it_did_not_receiv
     assert [e.state for e in journal.history(again.id)] == ["received", "delivered"]
     assert len(journal.find(message_id=first.id)) == 1
     assert sorted(r.id for r in journal.find(key=("order_id", "SO-21"))) == sorted([local.id, first.id])
+
+
+def test_bulk_columns_null_in_every_row_are_stored_as_null(journal: Journal) -> None:
+    """A batch whose nullable columns are NULL in every row (sent as empty arrays on PostgreSQL, which
+    ``unnest`` pads) stores the very rows SQLAlchemy's insert stores: as many rows, NULLs where NULL."""
+    from esb.journal.bulk import EVENT_COLUMNS, MESSAGE_COLUMNS, BulkStatements
+    from esb.journal.schema import events, messages
+
+    engine = journal._write()[0]
+    bulk = BulkStatements.build(engine.dialect)
+    at = datetime(2026, 12, 7, 5, 40, 0, 1, tzinfo=UTC)
+    bare = {
+        "route": "orders", "correlation_id": "c-9", "causation_id": None, "type": None, "source": None,
+        "schema": None, "headers": None, "body": None, "created_at": None, "received_at": at, "attempt": 1,
+        "delivery_count": 1,
+    }
+    with engine.begin() as conn:
+        fast_rows = [{**bare, "id": f"fast-{n}"} for n in range(4)]
+        returned = bulk.messages.insert_returning(
+            conn, [tuple(row[c] for c in MESSAGE_COLUMNS) for row in fast_rows]
+        )
+        conn.execute(sa.insert(messages), [{**bare, "id": f"slow-{n}"} for n in range(4)])
+        seqs = dict(conn.exec_driver_sql("SELECT id, seq FROM messages").all())
+        bare_event = (None, None, None, None, None, None, at)  # endpoint .. body NULL, then ``at``
+        bulk.events.execute(conn, [(seqs[f"fast-{n}"], "orders", "received", *bare_event) for n in range(4)])
+        slow_events = [(seqs[f"slow-{n}"], "orders", "received", *bare_event) for n in range(4)]
+        conn.execute(sa.insert(events), [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in slow_events])
+    assert returned is None or sorted(returned) == sorted((f"fast-{n}", seqs[f"fast-{n}"]) for n in range(4))
+    message_columns = ", ".join(c for c in MESSAGE_COLUMNS if c != "id")
+    event_columns = ", ".join(c for c in EVENT_COLUMNS if c != "message_seq")
+    with engine.connect() as conn:
+        for kind in ("fast", "slow"):
+            stored_messages = {
+                conn.exec_driver_sql(f"SELECT {message_columns} FROM messages WHERE id = '{kind}-{n}'").one()
+                for n in range(4)
+            }
+            stored_events = {
+                conn.exec_driver_sql(
+                    f"SELECT {event_columns} FROM events WHERE message_seq = {seqs[f'{kind}-{n}']}"
+                ).one()
+                for n in range(4)
+            }
+            if kind == "fast":
+                fast_messages, fast_events = stored_messages, stored_events
+    assert fast_messages == stored_messages
+    assert fast_events == stored_events
+    assert len(fast_messages) == 1, "four identical rows"
+    assert None in next(iter(fast_events))
