@@ -46,7 +46,6 @@ class BatchedWrites:
     def _insert_rows(
         self,
         conn: sa.Connection,
-        sql: Statements,
         route: str,
         insert: BulkInsert,
         rows: list[dict[str, Any]],
@@ -65,7 +64,7 @@ class BatchedWrites:
         seqs: dict[str, int] = dict(returned) if returned is not None else {}
         missing = [row["id"] for row in rows if row["id"] not in seqs]
         if missing:
-            seqs.update(conn.execute(sql.existing, {"r": route, "ids": missing}).all())
+            seqs.update(self._batched().existing(conn, route, missing))
         return seqs
 
     def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
@@ -87,9 +86,9 @@ class BatchedWrites:
             with self._errors("received"), engine.begin() as conn:
                 # Rows already there are redeliveries; the rest are inserted in one statement. Writes are
                 # serialised (BEGIN IMMEDIATE, or the row's unique key), so "already there" is exact.
-                seqs: dict[str, int] = dict(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
+                seqs: dict[str, int] = dict(bulk.existing(conn, route, ids))
                 arrivals, new_rows = self._arrivals(conn, sql, route, items, seqs, bodies, now)
-                seqs.update(self._insert_rows(conn, sql, route, bulk.messages, new_rows, now))
+                seqs.update(self._insert_rows(conn, route, bulk.messages, new_rows, now))
                 rows = [
                     (seqs[mid], route, state, None, None, None, None, why, None, at)
                     for mid, state, why in arrivals
@@ -156,7 +155,7 @@ class BatchedWrites:
         is recorded (a ``delivered`` event naming the endpoint, with the body sent), then the route-level
         ``state`` event of the ingress message, with ``details[its id]`` if given (why a step filtered it).
         """
-        engine, sql = self._write()
+        engine, _ = self._write()
         bulk = self._batched()
         now = utcnow()
         at = bulk.events.processor("at")(now)
@@ -168,7 +167,7 @@ class BatchedWrites:
             if (found := self._seen.get(route, message.id)) is not None
         }
         with self._errors("settle"), engine.begin() as conn:
-            seqs = self._settle_seqs(conn, sql, route, outcomes, known, now)
+            seqs = self._settle_seqs(conn, route, outcomes, known, now)
             events: list[tuple[Any, ...]] = []
             key_rows: list[tuple[int, str, str]] = []
             for original, state, sent in outcomes:
@@ -190,7 +189,6 @@ class BatchedWrites:
     def _settle_seqs(
         self,
         conn: sa.Connection,
-        sql: Statements,
         route: str,
         outcomes: list[Outcome],
         known: dict[str, Known],
@@ -207,10 +205,8 @@ class BatchedWrites:
         }
         # the outputs' rows first (events and keys refer to them), a repeat ignored as SQLAlchemy's
         # insert-or-ignore did; then the ingress messages this process has not seen, in one look-up
-        seqs.update(
-            self._insert_rows(conn, sql, route, self._batched().outputs, list(new_rows.values()), now)
-        )
+        seqs.update(self._insert_rows(conn, route, self._batched().outputs, list(new_rows.values()), now))
         missing = list({o.id for o, _, _ in outcomes if o.id not in seqs})
         if missing:
-            seqs.update(conn.execute(sql.existing, {"r": route, "ids": missing}).all())
+            seqs.update(self._batched().existing(conn, route, missing))
         return seqs

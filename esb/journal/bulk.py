@@ -21,12 +21,13 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
 from esb.journal.schema import business_keys, events, messages
-from esb.journal.statements import insert_ignore
+from esb.journal.statements import existing_ids, insert_ignore
 
 Processor = Callable[[Any], Any]
 
@@ -136,6 +137,33 @@ class BulkInsert:
         return conn.exec_driver_sql(sql, params)
 
 
+class IdLookup:
+    """The ``(id, seq)`` of a route's rows among a list of ids, in one statement handed to the driver.
+
+    :func:`~esb.journal.statements.existing_ids` compiled once for the dialect, the whole list as one
+    parameter: on PostgreSQL a **binary** array (psycopg's text array format escapes each element through
+    a regular expression in Python: 0.9 ms against 0.35 for 400 ids, and 2.5 for an expanding ``IN``), on
+    SQLite the JSON text of the list. No SQLAlchemy result processing: both columns are plain values.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = existing_ids(dialect.name).compile(dialect=dialect)
+        self.sql = str(compiled).replace("%(ids)s::", "%(ids)b::")
+        self._postgres = dialect.name == "postgresql"
+        self._order = tuple(compiled.positiontup or ())
+
+    def __call__(self, conn: sa.Connection, route: str, ids: Sequence[str]) -> list[tuple[str, int]]:
+        """Return ``(id, seq)`` of each row of ``route`` whose id is in ``ids`` (none for an empty list)."""
+        if not ids:
+            return []
+        if self._postgres:
+            result = conn.exec_driver_sql(self.sql, {"r": route, "ids": list(ids)})
+        else:
+            values = {"r": route, "ids": orjson.dumps(list(ids)).decode()}
+            result = conn.exec_driver_sql(self.sql, tuple(values[name] for name in self._order))
+        return [(row[0], row[1]) for row in result]
+
+
 def _same(value: Any) -> Any:
     return value
 
@@ -164,13 +192,15 @@ MESSAGE_COLUMNS = tuple(column.name for column in messages.c if column.name != "
 
 @dataclasses.dataclass(frozen=True)
 class BulkStatements:
-    """The batched path's inserts for one dialect: new messages (arrivals; outputs, whose repeats are
-    ignored), events, business keys (repeats ignored). Message rows return ``(id, seq)`` on PostgreSQL."""
+    """The batched path's statements for one dialect: inserts of new messages (arrivals; outputs, whose
+    repeats are ignored), events, business keys (repeats ignored), and the look-up of rows by id. Message
+    rows return ``(id, seq)`` on PostgreSQL."""
 
     messages: BulkInsert
     outputs: BulkInsert
     events: BulkInsert
     keys: BulkInsert
+    existing: IdLookup
 
     @classmethod
     def build(cls, dialect: Dialect) -> BulkStatements:
@@ -182,4 +212,5 @@ class BulkStatements:
             ),
             events=BulkInsert(sa.insert(events), EVENT_COLUMNS, dialect),
             keys=BulkInsert(insert_ignore(dialect.name, business_keys), KEY_COLUMNS, dialect),
+            existing=IdLookup(dialect),
         )

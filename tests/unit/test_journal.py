@@ -613,9 +613,10 @@ ODD_IDS = ["订单-1", "it's", 'say "x"', "a\\b", "a,b", '["x"]', "{1,2}", "", "
 
 
 def test_one_parameter_look_up_finds_what_the_expanding_in_finds(journal: Journal) -> None:
-    """The batched path's id look-up (the whole list as one array or JSON parameter) returns the very
-    ``(id, seq)`` pairs of SQLAlchemy's expanding ``IN``: odd ids, ids of another route, unknown ids,
-    repeats, and more ids than SQLite's old 999-parameter limit."""
+    """The batched path's id look-up (the whole list as one array or JSON parameter, through SQLAlchemy
+    and handed to the driver as the batched path runs it) returns the very ``(id, seq)`` pairs of
+    SQLAlchemy's expanding ``IN``: odd ids, ids of another route, unknown ids, repeats, and more ids than
+    SQLite's old 999-parameter limit."""
     from esb.journal.schema import messages
 
     for mid in ODD_IDS:
@@ -629,9 +630,12 @@ def test_one_parameter_look_up_finds_what_the_expanding_in_finds(journal: Journa
     wanted = [*stored_ids, *stored_ids[:3], "unknown", *(f"missing-{n}" for n in range(1200))]
     with engine.connect() as conn:
         for route, ids in (("orders", wanted), ("returns", wanted), ("orders", ["none"]), ("orders", [])):
-            fast = sorted(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
+            one = sorted(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
+            driver = sorted(journal._batched().existing(conn, route, ids))
             slow = sorted(conn.execute(expanding, {"r": route, "ids": ids}).all()) if ids else []
-            assert fast == slow
+            assert one == slow
+            assert driver == [tuple(row) for row in slow]
+    assert len(slow) == 0, "the last look-up was of no id"
     assert len(stored_ids) == len(ODD_IDS)
 
 
