@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
+from esb.journal.bulk import MESSAGE_COLUMNS, BulkInsert, BulkStatements
 from esb.journal.engine import DatabaseErrors
 from esb.journal.rows import keys_of, message_row
 from esb.journal.seen import Known, Seen
@@ -43,17 +43,29 @@ class BatchedWrites:
     def _encode(self, route: str, where: str | None, body: bytes | None) -> bytes | None:
         raise NotImplementedError  # the journal's
 
-    def _insert_arrivals(self, conn: sa.Connection, rows: list[dict[str, Any]], at: datetime) -> list[str]:
-        """Insert the new messages' rows (one statement, received at ``at``); return their ids."""
+    def _insert_rows(
+        self,
+        conn: sa.Connection,
+        route: str,
+        insert: BulkInsert,
+        rows: list[dict[str, Any]],
+        at: datetime,
+    ) -> dict[str, int]:
+        """Insert message ``rows`` (one statement, received at ``at``) and return ``{id: seq}`` of each:
+        from the insert itself on PostgreSQL (``RETURNING``), from one look-up on SQLite; a row the insert
+        ignored (``ON CONFLICT DO NOTHING``: already there) is looked up too."""
         if not rows:
-            return []
-        bulk = self._batched()
-        received = bulk.messages.processor("received_at")(at)
+            return {}
+        received = insert.processor("received_at")(at)
         for row in rows:
             row["received_at"] = received
         values = [tuple(row[c] for c in MESSAGE_COLUMNS) for row in rows]
-        bulk.messages.execute(conn, values, fixed=("received_at",))
-        return [row["id"] for row in rows]
+        returned = insert.insert_returning(conn, values, fixed=("received_at",))
+        seqs: dict[str, int] = dict(returned) if returned is not None else {}
+        missing = [row["id"] for row in rows if row["id"] not in seqs]
+        if missing:
+            seqs.update(self._batched().existing(conn, route, missing))
+        return seqs
 
     def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
         """Record several messages entering ``route`` in one transaction; True for each first arrival.
@@ -65,6 +77,7 @@ class BatchedWrites:
         now = utcnow()
         at = bulk.events.processor("at")(now)  # the batch's time, made a column value once
         ids = [message.id for message, _ in items]
+        keyed = [(message, keys_of(message)) for message, _ in items]  # each message's keys, built once
         bodies = {
             message.id: self._encode(route, None, message.body_bytes()) if self.keep_bodies else None
             for message, _ in items
@@ -73,11 +86,9 @@ class BatchedWrites:
             with self._errors("received"), engine.begin() as conn:
                 # Rows already there are redeliveries; the rest are inserted in one statement. Writes are
                 # serialised (BEGIN IMMEDIATE, or the row's unique key), so "already there" is exact.
-                seqs: dict[str, int] = dict(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
+                seqs: dict[str, int] = dict(bulk.existing(conn, route, ids))
                 arrivals, new_rows = self._arrivals(conn, sql, route, items, seqs, bodies, now)
-                fresh = self._insert_arrivals(conn, new_rows, now)
-                if fresh:  # then their seqs, in one look-up
-                    seqs.update(conn.execute(sql.existing, {"r": route, "ids": fresh}).all())
+                seqs.update(self._insert_rows(conn, route, bulk.messages, new_rows, now))
                 rows = [
                     (seqs[mid], route, state, None, None, None, None, why, None, at)
                     for mid, state, why in arrivals
@@ -85,14 +96,14 @@ class BatchedWrites:
                 bulk.events.execute(conn, rows, fixed=("at",))
                 bulk.keys.execute(
                     conn,
-                    [(seqs[m.id], name, value) for m, _ in items for name, value in sorted(keys_of(m))],
+                    [(seqs[m.id], name, value) for m, keys in keyed for name, value in sorted(keys)],
                 )
         except BaseException:
             for message, _ in items:
                 self._seen.forget(route, message.id)
             raise
-        for message, _ in items:
-            self._seen.add(route, message.id, seqs[message.id], keys_of(message))
+        for message, keys in keyed:
+            self._seen.add(route, message.id, seqs[message.id], keys)
         return [state == "received" for _, state, _ in arrivals]
 
     def _arrivals(
@@ -144,7 +155,7 @@ class BatchedWrites:
         is recorded (a ``delivered`` event naming the endpoint, with the body sent), then the route-level
         ``state`` event of the ingress message, with ``details[its id]`` if given (why a step filtered it).
         """
-        engine, sql = self._write()
+        engine, _ = self._write()
         bulk = self._batched()
         now = utcnow()
         at = bulk.events.processor("at")(now)
@@ -156,7 +167,7 @@ class BatchedWrites:
             if (found := self._seen.get(route, message.id)) is not None
         }
         with self._errors("settle"), engine.begin() as conn:
-            seqs = self._settle_seqs(conn, sql, route, outcomes, known, now)
+            seqs = self._settle_seqs(conn, route, outcomes, known, now)
             events: list[tuple[Any, ...]] = []
             key_rows: list[tuple[int, str, str]] = []
             for original, state, sent in outcomes:
@@ -178,7 +189,6 @@ class BatchedWrites:
     def _settle_seqs(
         self,
         conn: sa.Connection,
-        sql: Statements,
         route: str,
         outcomes: list[Outcome],
         known: dict[str, Known],
@@ -193,9 +203,10 @@ class BatchedWrites:
             for output, _ in sent
             if output.id not in seqs
         }
-        if new_rows:  # the outputs' rows first: events and keys refer to them
-            conn.execute(sql.add_message, list(new_rows.values()))
-        missing = [mid for mid in {o.id for o, _, _ in outcomes} | new_rows.keys() if mid not in seqs]
+        # the outputs' rows first (events and keys refer to them), a repeat ignored as SQLAlchemy's
+        # insert-or-ignore did; then the ingress messages this process has not seen, in one look-up
+        seqs.update(self._insert_rows(conn, route, self._batched().outputs, list(new_rows.values()), now))
+        missing = list({o.id for o, _, _ in outcomes if o.id not in seqs})
         if missing:
-            seqs.update(conn.execute(sql.existing, {"r": route, "ids": missing}).all())
+            seqs.update(self._batched().existing(conn, route, missing))
         return seqs

@@ -21,12 +21,13 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
 from esb.journal.schema import business_keys, events, messages
-from esb.journal.statements import insert_ignore
+from esb.journal.statements import existing_ids, insert_ignore
 
 Processor = Callable[[Any], Any]
 
@@ -34,7 +35,9 @@ Processor = Callable[[Any], Any]
 class BulkInsert:
     """An ``INSERT`` (or ``INSERT ... ON CONFLICT DO NOTHING``) of ``columns`` compiled for one dialect."""
 
-    def __init__(self, statement: Any, columns: Sequence[str], dialect: Dialect) -> None:
+    def __init__(
+        self, statement: Any, columns: Sequence[str], dialect: Dialect, returning: Sequence[str] = ()
+    ) -> None:
         table: sa.Table = statement.table
         compiled = statement.compile(dialect=dialect, column_keys=list(columns))
         self.sql = str(compiled)
@@ -50,6 +53,13 @@ class BulkInsert:
         self.arrays_sql = (
             _unnest_sql(statement, table, order, dialect) if dialect.name == "postgresql" else None
         )
+        #: PostgreSQL: the same statement returning ``returning`` of each row it inserted (None elsewhere:
+        #: SQLite's ``executemany`` returns no rows).
+        self.returning_sql = (
+            _unnest_sql(statement.returning(*(table.c[name] for name in returning)), table, order, dialect)
+            if returning and dialect.name == "postgresql"
+            else None
+        )
 
     def processor(self, column: str) -> Processor:
         """Return the bind processor of ``column`` (identity when its type has none): for a value shared by
@@ -61,7 +71,9 @@ class BulkInsert:
         """Insert ``rows`` (values in ``columns`` order); columns named in ``fixed`` are already processed."""
         skip = {self._names.index(name) for name in fixed}
         if self.arrays_sql is not None:
-            self._execute_arrays(conn, self.arrays_sql, list(rows), skip)
+            listed = list(rows)
+            if listed:
+                self._execute_arrays(conn, self.arrays_sql, listed, skip)
             return
         steps = [(at, p) for at, p in enumerate(self._processors) if p is not None and at not in skip]
         identity = self._order == list(range(len(self._order)))
@@ -80,23 +92,76 @@ class BulkInsert:
             names = self._names
             conn.exec_driver_sql(self.sql, [dict(zip(names, values, strict=True)) for values in converted])
 
+    def insert_returning(
+        self, conn: sa.Connection, rows: Sequence[Sequence[Any]], fixed: Iterable[str] = ()
+    ) -> list[tuple[Any, ...]] | None:
+        """Insert ``rows`` as :meth:`execute` does and return the ``returning`` columns of each row inserted
+        (a row ignored by ``ON CONFLICT DO NOTHING`` returns nothing); None when this dialect cannot (SQLite):
+        the rows are inserted all the same and the caller looks them up."""
+        if self.returning_sql is None:
+            self.execute(conn, rows, fixed)
+            return None
+        if not rows:
+            return []
+        skip = {self._names.index(name) for name in fixed}
+        result = self._execute_arrays(conn, self.returning_sql, list(rows), skip)
+        return [tuple(row) for row in result.all()]
+
     def _execute_arrays(
         self, conn: sa.Connection, sql: str, rows: list[Sequence[Any]], skip: set[int]
-    ) -> None:
+    ) -> sa.CursorResult[Any]:
         """PostgreSQL: the rows turned into one list per column (processed column by column) and
-        inserted by the one ``unnest`` statement."""
-        if not rows:
-            return
+        inserted by the one ``unnest`` statement.
+
+        A column NULL in every row is sent as an empty array: ``unnest`` of several arrays pads the shorter
+        ones with NULLs (PostgreSQL's documented behaviour), and psycopg dumps no element of it (a list of
+        ``None`` only is dumped element by element, in text). Most of an event's columns (error, detail,
+        often endpoint and body) are NULL in a whole batch. A column with a value in some row keeps its
+        full length, so at least one array (a NOT NULL column) gives the row count.
+        """
         columns = list(zip(*rows, strict=True))  # in ``columns`` order; strict: every row is whole
+        count = len(rows)
         params: dict[str, list[Any]] = {}
         for at, name in enumerate(self._names):
             values = columns[self._order[at]]
+            if values.count(None) == count:
+                params[name] = []
+                continue
             process = self._processors[at]
             if process is not None and at not in skip:
                 params[name] = [None if value is None else process(value) for value in values]
             else:
                 params[name] = list(values)
-        conn.exec_driver_sql(sql, params)
+        if not any(params.values()):  # all NULL (no table of ours allows it): let the database say so
+            params = {name: [None] * count for name in params}
+        return conn.exec_driver_sql(sql, params)
+
+
+class IdLookup:
+    """The ``(id, seq)`` of a route's rows among a list of ids, in one statement handed to the driver.
+
+    :func:`~esb.journal.statements.existing_ids` compiled once for the dialect, the whole list as one
+    parameter: on PostgreSQL a **binary** array (psycopg's text array format escapes each element through
+    a regular expression in Python: 0.9 ms against 0.35 for 400 ids, and 2.5 for an expanding ``IN``), on
+    SQLite the JSON text of the list. No SQLAlchemy result processing: both columns are plain values.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = existing_ids(dialect.name).compile(dialect=dialect)
+        self.sql = str(compiled).replace("%(ids)s::", "%(ids)b::")
+        self._postgres = dialect.name == "postgresql"
+        self._order = tuple(compiled.positiontup or ())
+
+    def __call__(self, conn: sa.Connection, route: str, ids: Sequence[str]) -> list[tuple[str, int]]:
+        """Return ``(id, seq)`` of each row of ``route`` whose id is in ``ids`` (none for an empty list)."""
+        if not ids:
+            return []
+        if self._postgres:
+            result = conn.exec_driver_sql(self.sql, {"r": route, "ids": list(ids)})
+        else:
+            values = {"r": route, "ids": orjson.dumps(list(ids)).decode()}
+            result = conn.exec_driver_sql(self.sql, tuple(values[name] for name in self._order))
+        return [(row[0], row[1]) for row in result]
 
 
 def _same(value: Any) -> Any:
@@ -127,17 +192,25 @@ MESSAGE_COLUMNS = tuple(column.name for column in messages.c if column.name != "
 
 @dataclasses.dataclass(frozen=True)
 class BulkStatements:
-    """The batched path's inserts for one dialect: new messages, events, business keys (repeats ignored)."""
+    """The batched path's statements for one dialect: inserts of new messages (arrivals; outputs, whose
+    repeats are ignored), events, business keys (repeats ignored), and the look-up of rows by id. Message
+    rows return ``(id, seq)`` on PostgreSQL."""
 
     messages: BulkInsert
+    outputs: BulkInsert
     events: BulkInsert
     keys: BulkInsert
+    existing: IdLookup
 
     @classmethod
     def build(cls, dialect: Dialect) -> BulkStatements:
-        """Compile both for ``dialect``."""
+        """Compile them for ``dialect``."""
         return cls(
-            messages=BulkInsert(sa.insert(messages), MESSAGE_COLUMNS, dialect),
+            messages=BulkInsert(sa.insert(messages), MESSAGE_COLUMNS, dialect, returning=("id", "seq")),
+            outputs=BulkInsert(
+                insert_ignore(dialect.name, messages), MESSAGE_COLUMNS, dialect, returning=("id", "seq")
+            ),
             events=BulkInsert(sa.insert(events), EVENT_COLUMNS, dialect),
             keys=BulkInsert(insert_ignore(dialect.name, business_keys), KEY_COLUMNS, dialect),
+            existing=IdLookup(dialect),
         )

@@ -67,6 +67,8 @@ class JMESPathDialect:
 
         if _NAME.match(expr):  # a plain name: esb.transforms.plansource writes it out as dict.get
             get.dict_key = expr  # type: ignore[attr-defined]
+        elif _DOTTED.match(expr):  # a dotted name: written out as a chain of dict.get
+            get.dict_path = tuple(expr.split("."))  # type: ignore[attr-defined]
         return get
 
     def scalar(self, expr: str, *, all_values: bool = False) -> Getter:

@@ -8,7 +8,8 @@ names, tags and keys that are plain strings or integers appear in the text, thro
 
 Locals of a generated function: ``node``, ``loc``, ``scope0`` (the caller's variables), ``scope`` (with
 the block's ``let`` values), ``kids`` (the children index of an XML node), ``out``; ``v`` is the value of
-the rule being evaluated, ``d`` the dict or list a setter walks, ``res``/``i``/``item`` a ``foreach``.
+the rule being evaluated, ``w`` the objects a dotted JMESPath name walks, ``d`` the dict or list a setter
+walks, ``res``/``i``/``item`` a ``foreach``.
 """
 
 from __future__ import annotations
@@ -157,7 +158,26 @@ class BlockSource:
                 'if v == "":',
                 "    v = None",
             ]
+        path = getattr(get, "dict_path", None)
+        if isinstance(path, tuple):  # JMESPath a.b.c over objects; anything else: the getter itself
+            return self.dict_path(path, self.bind(get, "get"))
         return [f"v = {self.bind(get, 'get')}(node)"]
+
+    @staticmethod
+    def dict_path(path: tuple[str, ...], getter: str) -> list[str]:
+        """The code of a dotted JMESPath name: ``w`` walks the objects with ``dict.get``; a value on the
+        way that is not an object (null, a list, a string) hands the node to ``getter``, the compiled
+        expression, which gives what JMESPath gives for it (null)."""
+        first, *middle, last = path
+        lines = [f"w = node.get({first!r}) if _type(node) is _dict else None"]
+        for key in middle:
+            lines.append(f"w = w.get({key!r}) if _type(w) is _dict else None")
+        return [
+            *lines,
+            f"v = w.get({last!r}) if _type(w) is _dict else {getter}(node)",
+            'if v == "":',
+            "    v = None",
+        ]
 
     def steps(self, steps: list[Step]) -> list[str]:
         """The pipeline's calls on ``v``; a missing value skips every step that is not ``none_ok``."""

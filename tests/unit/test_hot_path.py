@@ -540,3 +540,57 @@ def test_body_bytes_of_the_routes_bodies_is_the_non_string_keys_options(project:
             assert Message(body=doc).body_bytes() == orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
             compared += 1
     assert compared > len(ORDERS)
+
+
+DOTTED = """
+kind: jmespath
+input: json
+output: json
+rules:
+  two: a.b
+  three: {from: a.b.c, default: none}
+  needed: {from: x.y, required: true}
+  items:
+    foreach: rows
+    rules:
+      id: offer.id
+      name: {from: offer.detail.name, fn: [upper]}
+"""
+#: Bodies where a dotted name meets every kind of value on its way: objects, null, lists, strings, numbers,
+#: blanks, a missing key, a required one missing, a list where the whole body should be an object.
+DOTTED_BODIES: list[Any] = [
+    {"a": {"b": 1}, "x": {"y": "ok"}},
+    {"a": {"b": {"c": "deep"}}, "x": {"y": 0}},
+    {"a": {"b": ""}, "x": {"y": False}},
+    {"a": None, "x": {"y": []}},
+    {"a": [{"b": 1}], "x": {"y": "ok"}},
+    {"a": "text", "x": {"y": "ok"}},
+    {"a": {"b": [1, 2]}, "x": {"y": {"z": 1}}},
+    {"a": {"c": 1}, "x": {"y": ""}},
+    {"x": None},
+    {"x": {"y": "ok"}, "rows": [{"offer": {"id": "o-1", "detail": {"name": "套餐"}}}, {"offer": None},
+                                {"offer": {"id": "", "detail": []}}, {},
+                                {"offer": {"detail": {"name": ""}}}]},
+    [{"a": {"b": 1}}],
+    {"x": {"y": "ok"}, "rows": [{"offer": {"detail": {"name": 5}}}]},
+]  # fmt: skip
+
+
+def test_dotted_jmespath_names_give_the_runners_outcome(tmp_path: Path) -> None:
+    """A dotted JMESPath name written out as a chain of ``dict.get`` gives the runner's output or error on
+    objects, nulls, lists, strings, blanks and missing keys, and the block hands nothing back to it for
+    the bodies it accepts."""
+    mapping = make_mapping_project(tmp_path, {"t/dotted": DOTTED}).transforms.get("t/dotted")
+    [rules] = _rule_transforms(mapping)
+    assert rules.plan is not None
+    assert "w.get('b')" in getattr(rules.plan, "source", ""), "the dotted names are written out"
+    bodies = [orjson.dumps(body) for body in DOTTED_BODIES]
+    compiled = [_outcome(mapping, body) for body in bodies]
+    with _reference([mapping]):
+        assert [_outcome(mapping, body) for body in bodies] == compiled
+    assert sum(o.startswith(b"MappingError") for o in compiled) >= 3
+    count = _counting_fallbacks([mapping])
+    for body, outcome in zip(bodies, compiled, strict=True):
+        if not outcome.startswith(b"MappingError"):
+            mapping.transform_body(body)
+    assert count == [0]

@@ -606,3 +606,173 @@ def test_bulk_message_rows_are_stored_as_sqlalchemy_stores_them(journal: Journal
     [record] = journal.find(message_id="fast")
     assert record.headers == {"esb-来源": "crm", "n": 2}
     assert record.received_at == at
+
+
+#: Ids a look-up must match exactly: Chinese, quotes, a backslash, a comma, a JSON-looking and an empty one.
+ODD_IDS = ["订单-1", "it's", 'say "x"', "a\\b", "a,b", '["x"]', "{1,2}", "", "NULL"]
+
+
+def test_one_parameter_look_up_finds_what_the_expanding_in_finds(journal: Journal) -> None:
+    """The batched path's id look-up (the whole list as one array or JSON parameter, through SQLAlchemy
+    and handed to the driver as the batched path runs it) returns the very ``(id, seq)`` pairs of
+    SQLAlchemy's expanding ``IN``: odd ids, ids of another route, unknown ids, repeats, and more ids than
+    SQLite's old 999-parameter limit."""
+    from esb.journal.schema import messages
+
+    for mid in ODD_IDS:
+        journal.received("orders", Message(id=mid or "-", body=BODY) if mid else order())
+    stored_ids = [m.id for m in journal.find(limit=50)]
+    journal.received("returns", Message(id="订单-1", body=BODY))  # the same id on another route
+    engine, sql = journal._write()
+    expanding = sa.select(messages.c.id, messages.c.seq).where(
+        messages.c.route == sa.bindparam("r"), messages.c.id.in_(sa.bindparam("ids", expanding=True))
+    )
+    wanted = [*stored_ids, *stored_ids[:3], "unknown", *(f"missing-{n}" for n in range(1200))]
+    with engine.connect() as conn:
+        for route, ids in (("orders", wanted), ("returns", wanted), ("orders", ["none"]), ("orders", [])):
+            one = sorted(conn.execute(sql.existing, {"r": route, "ids": ids}).all())
+            driver = sorted(journal._batched().existing(conn, route, ids))
+            slow = sorted(conn.execute(expanding, {"r": route, "ids": ids}).all()) if ids else []
+            assert one == slow
+            assert driver == [tuple(row) for row in slow]
+    assert len(slow) == 0, "the last look-up was of no id"
+    assert len(stored_ids) == len(ODD_IDS)
+
+
+def test_one_parameter_look_up_reads_the_unique_index(journal: Journal) -> None:
+    """On SQLite the look-up reads the ``(id, route)`` index, never a scan of every message."""
+    engine, sql = journal._write()
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plan")
+    compiled = sql.existing.compile(dialect=engine.dialect)
+    with engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", ("orders", '["a"]')).all()
+    text = " ".join(str(row[-1]) for row in plan)
+    assert "ux_messages_id_route" in text, text
+    assert "SCAN messages" not in text, text
+
+
+def test_bulk_output_rows_are_stored_as_sqlalchemy_stores_them(journal: Journal) -> None:
+    """The outputs' message rows written by the batched path's driver-level insert-or-ignore hold what
+    SQLAlchemy's insert-or-ignore of the same rows holds, skip a row already there, and report the seq of
+    each row inserted (PostgreSQL's ``RETURNING``; SQLite reports none and the caller looks them up)."""
+    from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
+    from esb.journal.rows import message_row
+
+    engine, sql = journal._write()
+    bulk = BulkStatements.build(engine.dialect)
+    at = datetime(2026, 12, 7, 5, 30, 1, 250000, tzinfo=UTC)
+    already = order()
+    journal.received("orders", already)
+    outputs = [
+        Message(
+            id=f"{kind}-{n}", body=b"", type="iom.order", headers={"来源": "crm", "n": n} if n else {},
+            causation_id=already.id, correlation_id="c-7", created_at=at - timedelta(seconds=n),
+        )
+        for n in range(3)
+        for kind in ("fast", "slow")
+    ]
+    with engine.begin() as conn:
+        fast_rows = [message_row("orders", m, at, None) for m in outputs if m.id.startswith("fast")]
+        returned = bulk.outputs.insert_returning(
+            conn, [tuple(row[c] for c in MESSAGE_COLUMNS) for row in fast_rows]
+        )
+        ignored = bulk.outputs.insert_returning(
+            conn, [tuple(message_row("orders", already, at, None)[c] for c in MESSAGE_COLUMNS)]
+        )
+        slow_rows = [message_row("orders", m, at, None) for m in outputs if m.id.startswith("slow")]
+        conn.execute(sql.add_message, slow_rows)
+        seqs = dict(conn.execute(sql.existing, {"r": "orders", "ids": [m.id for m in outputs]}).all())
+    if engine.dialect.name == "postgresql":
+        assert returned is not None
+        assert sorted(returned) == sorted((r["id"], seqs[r["id"]]) for r in fast_rows)
+        assert ignored == [], "a row already there returns nothing"
+    else:
+        assert returned is None
+        assert ignored is None
+    columns = ", ".join(c for c in MESSAGE_COLUMNS if c != "id")
+    with engine.connect() as conn:
+        stored = {
+            mid: conn.exec_driver_sql(f"SELECT {columns} FROM messages WHERE id = '{mid}'").one()
+            for mid in seqs
+        }
+        count = conn.exec_driver_sql(f"SELECT count(*) FROM messages WHERE id = '{already.id}'").scalar()
+    for n in range(3):
+        assert stored[f"fast-{n}"] == stored[f"slow-{n}"]
+    assert count == 1
+    [record] = journal.find(message_id="fast-1")
+    assert record.headers == {"来源": "crm", "n": 1}
+
+
+def test_settle_many_journals_outputs_it_never_saw_and_ingress_it_did_not_receive(journal: Journal) -> None:
+    """settle_many adds the rows of outputs with their own ids (once, even when named twice or already
+    there) and finds an ingress message received by another journal (another hub process)."""
+    elsewhere = order(order_id="SO-20")
+    with Journal(journal.url) as other:
+        other.received_many("orders", [(elsewhere, 1)])
+    local = order(order_id="SO-21")
+    journal.received_many("orders", [(local, 1)])
+    first = local.derive({"iom": 1}, suffix="0", business_keys={"order_id": "SO-21"})
+    again = elsewhere.derive({"iom": 2}, suffix="0")
+    journal.received("orders", again)  # already journaled: the insert ignores its row
+    journal.settle_many(
+        "orders",
+        [
+            (local, "delivered", [(first, "iom.orders_in"), (first, "hub.product_orders")]),
+            (elsewhere, "delivered", [(again, "iom.orders_in")]),
+        ],
+    )
+    assert [journal.outcome("orders", m.id) for m in (local, elsewhere)] == ["delivered", "delivered"]
+    endpoints = sorted(e.endpoint or "" for e in journal.history(first.id))
+    assert endpoints == ["hub.product_orders", "iom.orders_in"]
+    assert [e.state for e in journal.history(again.id)] == ["received", "delivered"]
+    assert len(journal.find(message_id=first.id)) == 1
+    assert sorted(r.id for r in journal.find(key=("order_id", "SO-21"))) == sorted([local.id, first.id])
+
+
+def test_bulk_columns_null_in_every_row_are_stored_as_null(journal: Journal) -> None:
+    """A batch whose nullable columns are NULL in every row (sent as empty arrays on PostgreSQL, which
+    ``unnest`` pads) stores the very rows SQLAlchemy's insert stores: as many rows, NULLs where NULL."""
+    from esb.journal.bulk import EVENT_COLUMNS, MESSAGE_COLUMNS, BulkStatements
+    from esb.journal.schema import events, messages
+
+    engine = journal._write()[0]
+    bulk = BulkStatements.build(engine.dialect)
+    at = datetime(2026, 12, 7, 5, 40, 0, 1, tzinfo=UTC)
+    bare = {
+        "route": "orders", "correlation_id": "c-9", "causation_id": None, "type": None, "source": None,
+        "schema": None, "headers": None, "body": None, "created_at": None, "received_at": at, "attempt": 1,
+        "delivery_count": 1,
+    }
+    with engine.begin() as conn:
+        fast_rows = [{**bare, "id": f"fast-{n}"} for n in range(4)]
+        returned = bulk.messages.insert_returning(
+            conn, [tuple(row[c] for c in MESSAGE_COLUMNS) for row in fast_rows]
+        )
+        conn.execute(sa.insert(messages), [{**bare, "id": f"slow-{n}"} for n in range(4)])
+        seqs = dict(conn.exec_driver_sql("SELECT id, seq FROM messages").all())
+        bare_event = (None, None, None, None, None, None, at)  # endpoint .. body NULL, then ``at``
+        bulk.events.execute(conn, [(seqs[f"fast-{n}"], "orders", "received", *bare_event) for n in range(4)])
+        slow_events = [(seqs[f"slow-{n}"], "orders", "received", *bare_event) for n in range(4)]
+        conn.execute(sa.insert(events), [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in slow_events])
+    assert returned is None or sorted(returned) == sorted((f"fast-{n}", seqs[f"fast-{n}"]) for n in range(4))
+    message_columns = ", ".join(c for c in MESSAGE_COLUMNS if c != "id")
+    event_columns = ", ".join(c for c in EVENT_COLUMNS if c != "message_seq")
+    with engine.connect() as conn:
+        for kind in ("fast", "slow"):
+            stored_messages = {
+                conn.exec_driver_sql(f"SELECT {message_columns} FROM messages WHERE id = '{kind}-{n}'").one()
+                for n in range(4)
+            }
+            stored_events = {
+                conn.exec_driver_sql(
+                    f"SELECT {event_columns} FROM events WHERE message_seq = {seqs[f'{kind}-{n}']}"
+                ).one()
+                for n in range(4)
+            }
+            if kind == "fast":
+                fast_messages, fast_events = stored_messages, stored_events
+    assert fast_messages == stored_messages
+    assert fast_events == stored_events
+    assert len(fast_messages) == 1, "four identical rows"
+    assert None in next(iter(fast_events))
