@@ -23,8 +23,9 @@ from esb.message import Message
 from esb.processors.aggregate import Aggregator, Batch
 from esb.processors.drops import detail_of, recording
 from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
-from esb.runtime.batching import batchable, run_batch
+from esb.runtime.batching import Single, batchable, conclude_batch, finish_batch, prepare_batch
 from esb.runtime.outlet import Outlet
+from esb.runtime.overlap import InFlight
 from esb.runtime.pipeline import Pipeline, build_pipeline
 from esb.runtime.rawkeys import RawKeys
 from esb.telemetry import tracer
@@ -68,6 +69,10 @@ class _Parked:
 class RouteWorker(threading.Thread):
     """Consumes one route's source in its own thread with its own connections."""
 
+    #: Overlap a batch's waits (confirms, outcomes' commit) with the next batch (esb/runtime/overlap.py);
+    #: False runs each batch to its end before reading the next (the differential tests' slow path).
+    overlap_batches = True
+
     def __init__(
         self,
         project: Project,
@@ -101,6 +106,7 @@ class RouteWorker(threading.Thread):
         self.source: Any = None
         self.failure: BaseException | None = None
         self.batch_size = project.settings.runtime.batch_size
+        self.in_flight = InFlight(self)
         self._first_time = False
 
     def _requester(self, endpoint: str) -> Any:
@@ -115,14 +121,17 @@ class RouteWorker(threading.Thread):
             self.ready.set()
             while not self.stop_event.is_set():
                 if self.suspended.is_set():
+                    self._collect_in_flight()
                     self._close_source()  # suspended (esb route suspend): read-ahead goes back to the queue
                     self.stop_event.wait(self.poll)
                     continue
                 if self.source is None:
                     self._connect_source()
                 started = time.monotonic()
-                delivery = self._read()
-                if delivery is not None:
+                delivery = self._read(0.0 if self.in_flight.busy else self.poll)
+                if delivery is None and self.in_flight.busy:  # nothing more ready: end the batch in flight
+                    self._collect_in_flight()
+                elif delivery is not None:
                     # a delivery that was waiting already means a backlog: take what else is ready with it
                     self._handle_ready(delivery, backlog=time.monotonic() - started < BACKLOG_SECONDS)
                 if self.aggregator is not None:
@@ -148,19 +157,36 @@ class RouteWorker(threading.Thread):
             forget_parsed()  # trees the raw keys parsed that no mapping took
 
     def _handle_deliveries(self, delivery: Delivery, *, backlog: bool) -> None:
-        if not backlog or not batchable(self):
-            self.handle(delivery)
-            return
         batch = [delivery]
-        while len(batch) < self.batch_size:
-            more = self.source.read(0)
-            if more is None:
-                break
-            batch.append(more)
+        if backlog and batchable(self):
+            while len(batch) < self.batch_size:
+                more = self.source.read(0)
+                if more is None:
+                    break
+                batch.append(more)
         if len(batch) == 1:
+            self._collect_in_flight()
             self.handle(delivery)
             return
-        for single, first, failure in run_batch(self, batch):
+        # the batch in flight (if any) waits for its confirms and its outcomes' commit meanwhile
+        prepared = prepare_batch(self, batch)
+        self._collect_in_flight()  # it ends before this batch sends anything: queue order is kept
+        if prepared.items and not prepared.rest and self.overlap_batches:
+            self.in_flight.start(prepared)
+            return
+        singles = prepared.rest
+        if prepared.items:
+            singles = conclude_batch(prepared.items, finish_batch(self, prepared.items)) + singles
+        self._handle_singles(singles)
+
+    def _collect_in_flight(self) -> None:
+        """End the batch in flight: ack its members, or take them through the one-message path."""
+        if self.in_flight.busy:
+            self._handle_singles(self.in_flight.collect())
+
+    def _handle_singles(self, singles: list[Single]) -> None:
+        """Take a batch's leftovers through the one-message path, in order."""
+        for single, first, failure in singles:
             if self._source_broken():
                 # the connection that handed these out is gone: the broker gives them to a consumer
                 # again, so working on them here could only duplicate that consumer's work
@@ -189,11 +215,12 @@ class RouteWorker(threading.Thread):
                 self._sleep(min(2.0**attempt, 30.0))
         raise Stopping
 
-    def _read(self) -> Delivery | None:
+    def _read(self, timeout: float) -> Delivery | None:
         try:
-            delivery: Delivery | None = self.source.read(self.poll)
+            delivery: Delivery | None = self.source.read(timeout)
         except TransportError as exc:
             self.log.warning("source lost, reconnecting", error=str(exc))
+            self.in_flight.give_back()  # its acks could only fail: the broker hands it out again
             self._close_source()
             self._connect_source()
             return None
@@ -413,6 +440,7 @@ class RouteWorker(threading.Thread):
 
     # -- shutdown ---------------------------------------------------------------------------------
     def _shutdown(self) -> None:
+        self.in_flight.close()  # before the source closes: the members that ended are acked on it
         if self.aggregator is not None:
             for token in self.aggregator.drain():
                 if not token.delivery.settled:
