@@ -28,6 +28,7 @@ from esb.telemetry import tracer
 from esb.typing import Delivery
 
 if TYPE_CHECKING:
+    from esb.runtime.outlet import Outlet
     from esb.runtime.worker import RouteWorker
 
 
@@ -142,16 +143,17 @@ def prepare_batch(worker: RouteWorker, deliveries: list[Delivery]) -> Prepared:
     return Prepared(items, rest)
 
 
-def finish_batch(worker: RouteWorker, items: list[Item]) -> list[Single] | None:
+def finish_batch(worker: RouteWorker, items: list[Item], outlet: Outlet | None = None) -> list[Single] | None:
     """Write the members' outputs (confirmed) and journal their outcomes in one commit; settle nothing.
 
     Returns None when every member ended, else every member as a :data:`Single` for the one-message
     path (the deliveries already confirmed journaled, so that path checks them and never resends).
-    Touches only the outlet and the journal, never the source: it may run in a thread of its own
-    (:mod:`esb.runtime.overlap`) while the worker prepares the next batch.
+    Touches only the journal and ``outlet`` (the worker's by default), never the source: it may run in a
+    thread of its own, with that thread's outlet (:mod:`esb.runtime.overlap`), while the worker prepares
+    the next batch.
     """
     try:
-        write_batch(worker.outlet, [i for i in items if i.outputs])
+        write_batch(outlet or worker.outlet, [i for i in items if i.outputs])
         worker.journal.settle_many(
             worker.route.id,
             [(i.message, "delivered" if i.outputs else "filtered", i.sent) for i in items],

@@ -16,8 +16,10 @@ the sequential path holds (docs/journal.md, "A batch's commits and its crash win
 - a SIGKILL leaves at most two batches unacked: the one in flight in one of the sequential path's
   windows, the next one journaled as received with nothing sent (a redelivery takes the one-message path).
 
-The outlet (its sink connections) is used by one thread at a time: the thread while a batch is in
-flight, the worker's otherwise (the worker collects the batch in flight before any one-message work).
+The thread writes through an outlet of its own (its own sink connections, made, used and closed in that
+thread: connections are not thread-safe, and the embedded transport's SQLite connections refuse another
+thread outright); the one-message path keeps the worker's. A batch's outputs are confirmed before the
+worker's one-message work starts, so the two outlets never write at the same time.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from esb.exceptions import TransportError
-from esb.runtime.batching import Prepared, Single, conclude_batch, finish_batch
+from esb.runtime.batching import Item, Prepared, Single, conclude_batch, finish_batch
+from esb.runtime.outlet import Outlet
 
 if TYPE_CHECKING:
     from esb.runtime.worker import RouteWorker
@@ -40,6 +43,7 @@ class InFlight:
         self._executor: ThreadPoolExecutor | None = None
         self._batch: Prepared | None = None
         self._future: Future[list[Single] | None] | None = None
+        self._outlet: Outlet | None = None  # the thread's own, made there on first use
 
     @property
     def busy(self) -> bool:
@@ -54,8 +58,21 @@ class InFlight:
             raise ValueError("a batch with members for the one-message path cannot go in flight")
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.worker.name}-settle")
-        self._future = self._executor.submit(finish_batch, self.worker, batch.items)
+        self._future = self._executor.submit(self._finish, batch.items)
         self._batch = batch
+
+    def _finish(self, items: list[Item]) -> list[Single] | None:
+        """(In the thread) write and settle ``items`` through the thread's outlet."""
+        if self._outlet is None:
+            worker = self.worker
+            self._outlet = Outlet(worker.project, worker.route, worker.journal)
+        return finish_batch(self.worker, items, self._outlet)
+
+    def _close_outlet(self) -> None:
+        """(In the thread) close the thread's sinks."""
+        outlet, self._outlet = self._outlet, None
+        if outlet is not None:
+            outlet.close()
 
     def collect(self) -> list[Single]:
         """Wait for the batch in flight; ack its members, or return them for the one-message path."""
@@ -77,6 +94,7 @@ class InFlight:
         try:
             self.give_back()
         finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
+            executor, self._executor = self._executor, None
+            if executor is not None:
+                executor.submit(self._close_outlet).result()
+                executor.shutdown(wait=True)

@@ -127,13 +127,14 @@ class RouteWorker(threading.Thread):
                     continue
                 if self.source is None:
                     self._connect_source()
-                started = time.monotonic()
-                delivery = self._read(0.0 if self.in_flight.busy else self.poll)
-                if delivery is None and self.in_flight.busy:  # nothing more ready: end the batch in flight
+                started, busy = time.monotonic(), self.in_flight.busy
+                delivery = self._read(0.0 if busy else self.poll)
+                if delivery is None and busy:  # nothing more ready: end the batch in flight
                     self._collect_in_flight()
                 elif delivery is not None:
                     # a delivery that was waiting already means a backlog: take what else is ready with it
-                    self._handle_ready(delivery, backlog=time.monotonic() - started < BACKLOG_SECONDS)
+                    backlog = busy or time.monotonic() - started < BACKLOG_SECONDS
+                    self._handle_ready(delivery, backlog=backlog)
                 if self.aggregator is not None:
                     for batch in self.aggregator.due():
                         self._release(batch)

@@ -4,6 +4,7 @@ one is in flight."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -31,7 +32,9 @@ def mapping(body: Any) -> Any:
     return {"v": body.decode().upper()}
 
 
-def run(tmp_path: Path, messages: list[Message], *, overlap: bool, batch_size: int = 5) -> tuple[Journal, Any]:
+def run(
+    tmp_path: Path, messages: list[Message], *, overlap: bool, batch_size: int = 5
+) -> tuple[Journal, Any]:
     """Run the route's worker over ``messages`` until each one is settled; return the journal and worker."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     project = make_project(tmp_path, [ROUTE], ENDPOINTS, {"t/m": mapping})
@@ -157,6 +160,6 @@ def test_no_ack_before_the_outcome_is_journaled_and_outputs_leave_after_the_batc
     journal.close()
     assert unjournaled_acks == []
     assert len(batches) >= 3, batches
-    for before, after in zip(batches, batches[1:], strict=False):
+    for before, after in itertools.pairwise(batches):
         for mid in after:
             assert set(before) <= acked_at_write[mid], (before, mid)
