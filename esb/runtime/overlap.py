@@ -50,6 +50,11 @@ class InFlight:
         """True while a batch was handed over and not collected yet."""
         return self._batch is not None
 
+    @property
+    def done(self) -> bool:
+        """True when no batch is in flight or the one in flight has finished (collect it now)."""
+        return self._future is None or self._future.done()
+
     def start(self, batch: Prepared) -> None:
         """Start writing ``batch`` (its ``rest`` must be empty) and journaling its outcomes."""
         if self._batch is not None:

@@ -44,6 +44,9 @@ REPLAY_HEADER = "esb-replay"
 #: A read that returns faster than this found a backlog: the worker then batches what else is ready.
 BACKLOG_SECONDS = 0.002
 
+#: While a batch is in flight, the worker reads in slices this long until the batch is done.
+IN_FLIGHT_READ_SECONDS = 0.002
+
 #: Header in which a transform lists what it accepted with a warning (sloppy input it could read).
 WARNINGS_HEADER = "esb-warnings"
 
@@ -128,8 +131,8 @@ class RouteWorker(threading.Thread):
                 if self.source is None:
                     self._connect_source()
                 started, busy = time.monotonic(), self.in_flight.busy
-                delivery = self._read(0.0 if busy else self.poll)
-                if delivery is None and busy:  # nothing more ready: end the batch in flight
+                delivery = self._read_beside_in_flight() if busy else self._read(self.poll)
+                if delivery is None and busy:  # nothing came while it was in flight: end it
                     self._collect_in_flight()
                 elif delivery is not None:
                     # a delivery that was waiting already means a backlog: take what else is ready with it
@@ -225,6 +228,17 @@ class RouteWorker(threading.Thread):
             self._close_source()
             self._connect_source()
             return None
+        return delivery
+
+    def _read_beside_in_flight(self) -> Delivery | None:
+        """The next delivery if one is ready or comes before the batch in flight is done, else None.
+
+        (The acks of the batch before it went out with this read: the broker's next deliveries come
+        a round trip later, while the batch in flight still waits for its confirms and its commit.)
+        """
+        delivery = self._read(0.0)
+        while delivery is None and not self.in_flight.done and not self.stop_event.is_set():
+            delivery = self._read(IN_FLIGHT_READ_SECONDS)
         return delivery
 
     def _source_broken(self) -> bool:
