@@ -35,6 +35,14 @@ if TYPE_CHECKING:
     from esb.runtime.worker import RouteWorker
 
 
+def overlappable(worker: RouteWorker) -> bool:
+    """True when every destination's sink confirms several messages at once (``BatchWriter``, the queue
+    sinks): the confirm waits worth overlapping, on sinks that are plain connections, so a second one in
+    the thread costs a connection. Other sinks are never made twice (a batch file's sink has schedules
+    and a leader election of its own): their routes run each batch to its end."""
+    return all(worker.outlet.writes_many(endpoint) for endpoint in worker.route.destinations())
+
+
 class InFlight:
     """At most one prepared batch whose writes and outcomes' commit run in a thread of its own."""
 

@@ -25,7 +25,7 @@ from esb.processors.drops import detail_of, recording
 from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
 from esb.runtime.batching import Single, batchable, conclude_batch, finish_batch, prepare_batch
 from esb.runtime.outlet import Outlet
-from esb.runtime.overlap import InFlight
+from esb.runtime.overlap import InFlight, overlappable
 from esb.runtime.pipeline import Pipeline, build_pipeline
 from esb.runtime.rawkeys import RawKeys
 from esb.telemetry import tracer
@@ -110,6 +110,7 @@ class RouteWorker(threading.Thread):
         self.failure: BaseException | None = None
         self.batch_size = project.settings.runtime.batch_size
         self.in_flight = InFlight(self)
+        self._overlappable: bool | None = None
         self._first_time = False
 
     def _requester(self, endpoint: str) -> Any:
@@ -175,13 +176,22 @@ class RouteWorker(threading.Thread):
         # the batch in flight (if any) waits for its confirms and its outcomes' commit meanwhile
         prepared = prepare_batch(self, batch)
         self._collect_in_flight()  # it ends before this batch sends anything: queue order is kept
-        if prepared.items and not prepared.rest and self.overlap_batches:
+        if prepared.items and not prepared.rest and self._overlaps():
             self.in_flight.start(prepared)
             return
         singles = prepared.rest
         if prepared.items:
             singles = conclude_batch(prepared.items, finish_batch(self, prepared.items)) + singles
         self._handle_singles(singles)
+
+    def _overlaps(self) -> bool:
+        """True when this route's batches may go in flight (decided once, on the first batch)."""
+        if self._overlappable is None:
+            try:
+                self._overlappable = self.overlap_batches and overlappable(self)
+            except Exception:  # a sink that cannot connect now: this batch runs to its end (and retries)
+                return False
+        return self._overlappable
 
     def _collect_in_flight(self) -> None:
         """End the batch in flight: ack its members, or take them through the one-message path."""

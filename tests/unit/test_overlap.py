@@ -16,7 +16,7 @@ from esb.exceptions import MappingError, TransportError
 from esb.journal import Journal
 from esb.message import Message
 from esb.runtime.worker import RouteWorker
-from esb.testing import BROKER, MemorySink
+from esb.testing import BROKER, MemoryAdapter, MemorySink
 from esb.typing import Delivery
 from tests.unit.routes_fixture import make_project
 
@@ -52,6 +52,22 @@ def run(
     worker.stop()
     worker.join(5)
     return journal, worker
+
+
+class ManySink(MemorySink):
+    """A memory sink with ``write_many``, as the queue sinks have (a subclass: protocol checks are cached
+    per class, so patching MemorySink itself would leak into other tests)."""
+
+    def write_many(self, messages: list[Message]) -> None:
+        """Write each message in turn."""
+        for message in messages:
+            self.write(message)
+
+
+@pytest.fixture(autouse=True)
+def memory_sinks_write_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the memory adapter's sinks write many: the routes' batches may go in flight."""
+    monkeypatch.setattr(MemoryAdapter, "sink", lambda _self, _endpoint, context: ManySink(context.endpoint))
 
 
 def feed_of(count: int, bad: frozenset[int] = frozenset()) -> list[Message]:
@@ -163,3 +179,15 @@ def test_no_ack_before_the_outcome_is_journaled_and_outputs_leave_after_the_batc
     for before, after in itertools.pairwise(batches):
         for mid in after:
             assert set(before) <= acked_at_write[mid], (before, mid)
+
+
+def test_a_route_whose_sink_cannot_write_many_runs_each_batch_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A destination without ``write_many`` (a batch file's sink, with schedules of its own) is never made
+    twice: no batch goes in flight, and the backlog still ends delivered in order."""
+    monkeypatch.setattr(MemoryAdapter, "sink", lambda _self, _endpoint, context: MemorySink(context.endpoint))
+    journal, worker = run(tmp_path, feed_of(20), overlap=True)
+    journal.close()
+    assert worker.in_flight._executor is None
+    assert [m.id for m in BROKER.written("b.out")] == [f"m{i}" for i in range(20)]
