@@ -8,6 +8,11 @@ journaled. Anything unusual (a failure in a step or a sink, a duplicate, a poiso
 leaves the batch and takes the one-message path, with its retries and dead letters; a partly written
 batch is safe there too, because writes to sinks are journaled per endpoint only once confirmed and a
 message re-sent after a failed batch is recognised downstream by its id.
+
+A batch goes through three calls: :func:`prepare_batch` (arrivals' commit, steps), :func:`finish_batch`
+(writes, confirms, outcomes' commit: the batch's waits) and :func:`conclude_batch` (acks).
+:func:`run_batch` makes them in a row; the route worker may instead run a batch's ``finish_batch`` in a
+thread while it prepares the next one (:mod:`esb.runtime.overlap`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from esb.telemetry import tracer
 from esb.typing import Delivery
 
 if TYPE_CHECKING:
+    from esb.runtime.outlet import Outlet
     from esb.runtime.worker import RouteWorker
 
 
@@ -89,10 +95,30 @@ def write_batch(outlet: Any, items: list[Item]) -> None:
 Single = tuple[Delivery, bool | None, BaseException | None]
 
 
+@dataclass
+class Prepared:
+    """A batch after its arrivals' commit and its steps: the members written together (``items``), and
+    those that must take the one-message path after them, in queue order (``rest``)."""
+
+    items: list[Item]
+    rest: list[Single]
+
+
 def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
     """Process ``deliveries`` together; return ``(delivery, first, failure)`` for those that must take
     the one-message path instead (``first``: whether this was their first ingress, None if not yet
     journaled; ``failure``: what their first attempt in the batch ran into, if anything)."""
+    prepared = prepare_batch(worker, deliveries)
+    if not prepared.items:
+        return prepared.rest
+    return conclude_batch(prepared.items, finish_batch(worker, prepared.items)) + prepared.rest
+
+
+def prepare_batch(worker: RouteWorker, deliveries: list[Delivery]) -> Prepared:
+    """Journal the arrivals of ``deliveries`` (one commit) and run the route's steps for the batch.
+
+    Nothing leaves the hub here: the members' outputs are written by :func:`finish_batch`.
+    """
     journal, route_id = worker.journal, worker.route.id
     if worker.raw_keys:
         for delivery in deliveries:
@@ -100,7 +126,7 @@ def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
     try:
         firsts = journal.received_many(route_id, [(d.message, d.delivery_count) for d in deliveries])
     except TransportError:
-        return [(d, None, None) for d in deliveries]
+        return Prepared([], [(d, None, None) for d in deliveries])
     # The batch is the longest run of deliveries that can go together, in queue order; from the first
     # one that cannot, everything takes the one-message path, still in order (ordered routes rely on it).
     items: list[Item] = []
@@ -114,22 +140,40 @@ def run_batch(worker: RouteWorker, deliveries: list[Delivery]) -> list[Single]:
             rest[0] = (delivery, first, failure)  # its steps already failed once: that was attempt 1
             break
         items.append(Item(delivery, delivery.message, outputs, dropped=why))
-    if not items:
-        return rest
+    return Prepared(items, rest)
+
+
+def finish_batch(worker: RouteWorker, items: list[Item], outlet: Outlet | None = None) -> list[Single] | None:
+    """Write the members' outputs (confirmed) and journal their outcomes in one commit; settle nothing.
+
+    Returns None when every member ended, else every member as a :data:`Single` for the one-message
+    path (the deliveries already confirmed journaled, so that path checks them and never resends).
+    Touches only the journal and ``outlet`` (the worker's by default), never the source: it may run in a
+    thread of its own, with that thread's outlet (:mod:`esb.runtime.overlap`), while the worker prepares
+    the next batch.
+    """
     try:
-        write_batch(worker.outlet, [i for i in items if i.outputs])
-        journal.settle_many(
-            route_id,
+        write_batch(outlet or worker.outlet, [i for i in items if i.outputs])
+        worker.journal.settle_many(
+            worker.route.id,
             [(i.message, "delivered" if i.outputs else "filtered", i.sent) for i in items],
             {i.message.id: i.dropped for i in items if i.dropped is not None and not i.outputs},
         )
     except Exception:
         _record_confirmed(worker, items)
         # a member with confirmed deliveries is not "first": the one-message path checks them, never resends
-        return [(i.delivery, not i.sent, i.failure) for i in items] + rest
+        return [(i.delivery, not i.sent, i.failure) for i in items]
+    return None
+
+
+def conclude_batch(items: list[Item], failed: list[Single] | None) -> list[Single]:
+    """Ack the members of a finished batch (their outcomes are journaled, their outputs confirmed), or
+    return them for the one-message path when :func:`finish_batch` did not end them."""
+    if failed is not None:
+        return failed
     for item in items:
         item.delivery.ended("delivered" if item.outputs else "filtered").ack()
-    return rest
+    return []
 
 
 def _prepare(

@@ -23,8 +23,9 @@ from esb.message import Message
 from esb.processors.aggregate import Aggregator, Batch
 from esb.processors.drops import detail_of, recording
 from esb.runtime.backoff import FINAL_STATES, is_retryable, redelivery_delay
-from esb.runtime.batching import batchable, run_batch
+from esb.runtime.batching import Single, batchable, conclude_batch, finish_batch, prepare_batch
 from esb.runtime.outlet import Outlet
+from esb.runtime.overlap import InFlight, overlappable
 from esb.runtime.pipeline import Pipeline, build_pipeline
 from esb.runtime.rawkeys import RawKeys
 from esb.telemetry import tracer
@@ -42,6 +43,9 @@ REPLAY_HEADER = "esb-replay"
 
 #: A read that returns faster than this found a backlog: the worker then batches what else is ready.
 BACKLOG_SECONDS = 0.002
+
+#: While a batch is in flight, the worker reads in slices this long until the batch is done.
+IN_FLIGHT_READ_SECONDS = 0.002
 
 #: Header in which a transform lists what it accepted with a warning (sloppy input it could read).
 WARNINGS_HEADER = "esb-warnings"
@@ -67,6 +71,10 @@ class _Parked:
 
 class RouteWorker(threading.Thread):
     """Consumes one route's source in its own thread with its own connections."""
+
+    #: Overlap a batch's waits (confirms, outcomes' commit) with the next batch (esb/runtime/overlap.py);
+    #: False runs each batch to its end before reading the next (the differential tests' slow path).
+    overlap_batches = True
 
     def __init__(
         self,
@@ -101,6 +109,8 @@ class RouteWorker(threading.Thread):
         self.source: Any = None
         self.failure: BaseException | None = None
         self.batch_size = project.settings.runtime.batch_size
+        self.in_flight = InFlight(self)
+        self._overlappable: bool | None = None
         self._first_time = False
 
     def _requester(self, endpoint: str) -> Any:
@@ -115,16 +125,20 @@ class RouteWorker(threading.Thread):
             self.ready.set()
             while not self.stop_event.is_set():
                 if self.suspended.is_set():
+                    self._collect_in_flight()
                     self._close_source()  # suspended (esb route suspend): read-ahead goes back to the queue
                     self.stop_event.wait(self.poll)
                     continue
                 if self.source is None:
                     self._connect_source()
-                started = time.monotonic()
-                delivery = self._read()
-                if delivery is not None:
+                started, busy = time.monotonic(), self.in_flight.busy
+                delivery = self._read_beside_in_flight() if busy else self._read(self.poll)
+                if delivery is None and busy:  # nothing came while it was in flight: end it
+                    self._collect_in_flight()
+                elif delivery is not None:
                     # a delivery that was waiting already means a backlog: take what else is ready with it
-                    self._handle_ready(delivery, backlog=time.monotonic() - started < BACKLOG_SECONDS)
+                    backlog = busy or time.monotonic() - started < BACKLOG_SECONDS
+                    self._handle_ready(delivery, backlog=backlog)
                 if self.aggregator is not None:
                     for batch in self.aggregator.due():
                         self._release(batch)
@@ -148,19 +162,45 @@ class RouteWorker(threading.Thread):
             forget_parsed()  # trees the raw keys parsed that no mapping took
 
     def _handle_deliveries(self, delivery: Delivery, *, backlog: bool) -> None:
-        if not backlog or not batchable(self):
-            self.handle(delivery)
-            return
         batch = [delivery]
-        while len(batch) < self.batch_size:
-            more = self.source.read(0)
-            if more is None:
-                break
-            batch.append(more)
+        if backlog and batchable(self):
+            while len(batch) < self.batch_size:
+                more = self.source.read(0)
+                if more is None:
+                    break
+                batch.append(more)
         if len(batch) == 1:
+            self._collect_in_flight()
             self.handle(delivery)
             return
-        for single, first, failure in run_batch(self, batch):
+        # the batch in flight (if any) waits for its confirms and its outcomes' commit meanwhile
+        prepared = prepare_batch(self, batch)
+        self._collect_in_flight()  # it ends before this batch sends anything: queue order is kept
+        if prepared.items and not prepared.rest and self._overlaps():
+            self.in_flight.start(prepared)
+            return
+        singles = prepared.rest
+        if prepared.items:
+            singles = conclude_batch(prepared.items, finish_batch(self, prepared.items)) + singles
+        self._handle_singles(singles)
+
+    def _overlaps(self) -> bool:
+        """True when this route's batches may go in flight (decided once, on the first batch)."""
+        if self._overlappable is None:
+            try:
+                self._overlappable = self.overlap_batches and overlappable(self)
+            except Exception:  # a sink that cannot connect now: this batch runs to its end (and retries)
+                return False
+        return self._overlappable
+
+    def _collect_in_flight(self) -> None:
+        """End the batch in flight: ack its members, or take them through the one-message path."""
+        if self.in_flight.busy:
+            self._handle_singles(self.in_flight.collect())
+
+    def _handle_singles(self, singles: list[Single]) -> None:
+        """Take a batch's leftovers through the one-message path, in order."""
+        for single, first, failure in singles:
             if self._source_broken():
                 # the connection that handed these out is gone: the broker gives them to a consumer
                 # again, so working on them here could only duplicate that consumer's work
@@ -189,14 +229,26 @@ class RouteWorker(threading.Thread):
                 self._sleep(min(2.0**attempt, 30.0))
         raise Stopping
 
-    def _read(self) -> Delivery | None:
+    def _read(self, timeout: float) -> Delivery | None:
         try:
-            delivery: Delivery | None = self.source.read(self.poll)
+            delivery: Delivery | None = self.source.read(timeout)
         except TransportError as exc:
             self.log.warning("source lost, reconnecting", error=str(exc))
+            self.in_flight.give_back()  # its acks could only fail: the broker hands it out again
             self._close_source()
             self._connect_source()
             return None
+        return delivery
+
+    def _read_beside_in_flight(self) -> Delivery | None:
+        """The next delivery if one is ready or comes before the batch in flight is done, else None.
+
+        (The acks of the batch before it went out with this read: the broker's next deliveries come
+        a round trip later, while the batch in flight still waits for its confirms and its commit.)
+        """
+        delivery = self._read(0.0)
+        while delivery is None and not self.in_flight.done and not self.stop_event.is_set():
+            delivery = self._read(IN_FLIGHT_READ_SECONDS)
         return delivery
 
     def _source_broken(self) -> bool:
@@ -413,6 +465,7 @@ class RouteWorker(threading.Thread):
 
     # -- shutdown ---------------------------------------------------------------------------------
     def _shutdown(self) -> None:
+        self.in_flight.close()  # before the source closes: the members that ended are acked on it
         if self.aggregator is not None:
             for token in self.aggregator.drain():
                 if not token.delivery.settled:
