@@ -6,7 +6,7 @@ conversion of a 0010 journal with rows and back, and the server-side bench fill 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from esb.journal.retention import Policy, read_archive
 from esb.message import utcnow
 from esb.ops.trace import build_trace
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.unit.test_journal import bodies_by_both_lookups
 from tests.unit.test_journal_retention import deliver
 
 pytestmark = pytest.mark.integration
@@ -374,6 +375,23 @@ def unbounded_scans(conn: sa.Connection, sql: str, params: object) -> list[str]:
     return found
 
 
+def statements_of(journal: Journal, call: Callable[[], object]) -> list[tuple[str, object]]:
+    """The SELECT statements (with their parameters) the journal runs during ``call()``."""
+    run: list[tuple[str, object]] = []
+    engine = journal._read()
+
+    def capture(_conn: object, _cur: object, sql: str, params: object, *_: object) -> None:
+        if sql.lstrip().upper().startswith("SELECT"):
+            run.append((sql, params))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        call()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    return run
+
+
 def test_stats_of_a_partitioned_journal_scan_no_big_table_and_match_the_exact_counts(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -396,18 +414,28 @@ def test_stats_of_a_partitioned_journal_scan_no_big_table_and_match_the_exact_co
     # narrow ranges (a small journal's spans are otherwise counted whole, which a plan may read whole)
     monkeypatch.setattr(usage_module, "WINDOWS", 4)
     monkeypatch.setattr(usage_module, "OUTCOME_MESSAGES", 2)
-    run: list[tuple[str, object]] = []
+    run = statements_of(journal, journal.usage)
     engine = journal._read()
-
-    def capture(_conn: object, _cur: object, sql: str, params: object, *_: object) -> None:
-        if sql.lstrip().upper().startswith("SELECT"):
-            run.append((sql, params))
-
-    sa.event.listen(engine, "before_cursor_execute", capture)
-    try:
-        journal.usage()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", capture)
     assert any("FROM events" in sql and "message_seq" in sql for sql, _ in run)
     with engine.connect() as conn:
         assert [(sql, unbounded_scans(conn, sql, params)) for sql, params in run] == [(s, []) for s, _ in run]
+
+
+def test_event_body_by_message_id_reads_what_the_id_alone_reads_through_bounded_scans(
+    journal: Journal,
+) -> None:
+    """On a partitioned journal ``event_body(id, message_id)`` returns what ``event_body(id)`` does for
+    every event of an id on two routes, and its statement reads ``events`` by ``message_seq`` (the id alone
+    scans every event's partition)."""
+    pairs = bodies_by_both_lookups(journal)
+    assert [alone for alone, _ in pairs] == [bounded for _, bounded in pairs]
+    assert sum(1 for alone, _ in pairs if alone is not None) == 4
+    with journal._read().connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    event = next(e for e in journal.history(journal.find(key=("order_id", "1-DIFF"))[0].id) if e.has_body)
+    bounded = statements_of(journal, lambda: journal.event_body(event.id, event.message_id))
+    alone = statements_of(journal, lambda: journal.event_body(event.id))
+    assert len(bounded) == 2  # the message's seqs, then its event
+    with journal._read().connect() as conn:
+        assert [unbounded_scans(conn, sql, params) for sql, params in bounded] == [[], []]
+        assert unbounded_scans(conn, *alone[0]) != []  # what the dry run read before
