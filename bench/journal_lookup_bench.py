@@ -88,8 +88,11 @@ def pairs(
     journal: Journal, keys: dict[str, list[str]]
 ) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
     """The old and new call of each pair."""
-    message_id = keys["dead_letter"][len(keys["dead_letter"]) // 2]
-    event = next(e for e in journal.history(message_id) if e.has_body)
+    # an order mid-journal sent on with a body: the samples' (i % 100 == 0) were dead-lettered, not i + 10
+    orders = [f"SO{int(o[2:]) + 10}" for o in keys["order_id"][len(keys["order_id"]) // 2 :]]
+    sent = (e for o in orders for m in journal.find(key=("order_id", o)) for e in journal.history(m.id))
+    event = next(e for e in sent if e.has_body)
+    print(f"event {event.id} of {event.message_id} ({event.endpoint})")
 
     def old_stats() -> Any:
         with journal._read().connect() as conn:
@@ -117,6 +120,7 @@ def main() -> None:
     parser.add_argument("--only", default="stats,event,dlq")
     args = parser.parse_args()
     keys = orjson.loads(args.keys.read_bytes())
+    keys = keys.get("keys", keys)  # journal_fill.py's file: the sample keys under "keys"
     with Journal(args.url) as journal:
         found = pairs(journal, keys)
         for name in args.only.split(","):
