@@ -4,8 +4,8 @@ old way against new, alternated, on one filled journal.
     .venv/bin/python bench/journal_lookup_bench.py URL --keys keys.json [--rounds 3] [--only stats,...]
 
 The journal is one filled by ``bench/journal_fill.py`` (``keys.json``: its sample keys). Three pairs,
-each run alternately ``--rounds`` times (old first, then new), the two answers compared (the bench fails
-when they differ beyond the estimate):
+each run alternately ``--rounds`` times (old first, then new); ``event`` and ``dlq`` must give the same
+answer both ways (else the bench fails), ``stats`` prints the new figures beside the old ones:
 
 - ``stats``: ``esb journal stats`` (``Journal.usage``, estimated). Old: ``events`` from ranges of
   ``events.id`` and the outcomes from ranges of 512 event ids (the code before this pass, rebuilt here
