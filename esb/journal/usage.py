@@ -243,7 +243,7 @@ def _partitioned_outcomes(conn: sa.Connection, total_events: int) -> dict[str, i
     spans = day_spans(conn)
     if not spans:
         return {}
-    ranges = [  # one statement of one range each: pruned to its partition when planned, one index range
+    ranges = [  # a SELECT per range, UNION ALL: each pruned to its partition when planned, one index range
         sa.select(events.c.state, events.c.endpoint.is_(None).label("routed")).where(
             events.c.message_seq >= start, events.c.message_seq < end
         )
