@@ -102,7 +102,9 @@ def change_process(instance_id: str, verb: str) -> Response:
         abort(404, f"no action {verb!r} on process instances")
     reason = request.form.get("reason", "").strip()[:500] or None
     try:
-        with acting_as(actor()), processes.open_store(state().project()) as store:
+        console = state()
+        store = console.process_store.get(console.project())  # kept between requests (stores.py)
+        with acting_as(actor()):
             if verb == "retry":
                 answer: Any = processes.retry(store, instance_id)
                 ok, why = answer.done, answer.reason

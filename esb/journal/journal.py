@@ -318,10 +318,12 @@ class Journal(BatchedWrites):
         with self._errors("body"), self._read().connect() as conn:
             return self._codec.decode(queries.ingress_body(conn, message_id))
 
-    def event_body(self, event_id: int) -> bytes | None:
-        """Return the body stored with one event (e.g. after a transform), or None."""
+    def event_body(self, event_id: int, message_id: str | None = None) -> bytes | None:
+        """Return the body stored with one event (e.g. after a transform), or None; pass the event's
+        ``message_id`` (``EventRecord.message_id``): on partitioned PostgreSQL the look-up by id alone
+        reads every event (``queries.event_body``)."""
         with self._errors("event_body"), self._read().connect() as conn:
-            return self._codec.decode(queries.event_body(conn, event_id))
+            return self._codec.decode(queries.event_body(conn, event_id, message_id))
 
     def usage(self, *, exact: bool = False) -> usage.Usage:
         """Return rows per table, bytes, bytes per message, the oldest message and outcomes (the big

@@ -174,8 +174,10 @@ def dead_letters(
         if route is not None:
             stmt = stmt.where(events.c.route == route)
         if cursor is not None:
-            stmt = stmt.where(sa.tuple_(events.c.at, events.c.id) < sa.tuple_(
-                sa.literal(cursor[0], events.c.at.type), sa.literal(cursor[1])))
+            stmt = stmt.where(
+                sa.tuple_(events.c.at, events.c.id)
+                < sa.tuple_(sa.literal(cursor[0], events.c.at.type), sa.literal(cursor[1]))
+            )
         rows = conn.execute(stmt.order_by(events.c.at.desc(), events.c.id.desc()).limit(limit * 2)).all()
         if not rows or (rows[-1][1], rows[-1][2]) == cursor:  # the end (or a cursor that did not move)
             return found, None
@@ -267,9 +269,24 @@ def ingress_body(conn: sa.Connection, message_id: str) -> bytes | None:
     return bytes(body) if body is not None else None
 
 
-def event_body(conn: sa.Connection, event_id: int) -> bytes | None:
-    """Return the body stored with one event, or None."""
-    body = conn.execute(sa.select(events.c.body).where(events.c.id == event_id)).scalar()
+def event_body_statement(event_id: int, seqs: list[int] | None = None) -> sa.Select[Any]:
+    """The statement of :func:`event_body`: by the event's id, within the message rows ``seqs`` if given
+    (then a range of the primary key ``(message_seq, id)`` in the partitions of those seqs alone)."""
+    stmt = sa.select(events.c.body).where(events.c.id == event_id)
+    return stmt if seqs is None else stmt.where(events.c.message_seq.in_(seqs))
+
+
+def event_body(conn: sa.Connection, event_id: int, message_id: str | None = None) -> bytes | None:
+    """Return the body stored with one event, or None. ``message_id``, the event's message (as listed by
+    ``history``), bounds the look-up by the rows of that id (one probe of ``(id, route)`` a partition):
+    on the partitioned PostgreSQL journal, whose ``events`` has no index on ``id`` alone (primary key
+    ``(message_seq, id)``), the look-up by ``id`` alone reads every event (docs/journal.md)."""
+    seqs = None
+    if message_id is not None:
+        seqs = list(conn.execute(sa.select(messages.c.seq).where(messages.c.id == message_id)).scalars())
+        if not seqs:
+            return None
+    body = conn.execute(event_body_statement(event_id, seqs)).scalar()
     return bytes(body) if body is not None else None
 
 

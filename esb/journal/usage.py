@@ -12,7 +12,11 @@ prune leaves; business keys per message are those of the sampled ranges; the rou
 ranges of :data:`OUTCOME_WIDTH` events (but ``dead_lettered``, counted in its partial index), scaled
 the same way. A table whose keys span fewer than ``WINDOWS * WIDTH`` is counted exactly, and so are
 the small tables. On a partitioned PostgreSQL journal (esb/journal/partitions.py) ``seq`` jumps by
-10^10 a day, so messages and business keys are the planner's statistics instead.
+10^10 a day and ``events`` has no index on ``id`` alone (its primary key is ``(message_seq, id)``: a
+range of ``id`` is a scan of every event, 95 s at 10 M), so messages, events and business keys are the
+planner's statistics of each partition (``reltuples``), and the outcomes those of the events of
+:data:`WINDOWS` ranges of :data:`OUTCOME_MESSAGES` messages spread over the days' seqs (each day's first
+and last seq read from the primary key: two index probes a day), a range of the events' primary key each.
 ``exact=True`` (``esb journal stats --exact``) counts everything.
 """
 
@@ -35,6 +39,8 @@ WINDOWS = 64
 WIDTH = 64
 #: Events in each range sampled for the outcomes (``filtered``, a few per cent of them, needs more).
 OUTCOME_WIDTH = 512
+#: Messages in each range sampled for the outcomes on a partitioned journal (~4 events each).
+OUTCOME_MESSAGES = 128
 
 
 @dataclasses.dataclass
@@ -70,7 +76,10 @@ def usage(conn: sa.Connection, *, exact: bool = False) -> Usage:
         estimated = False
     else:
         estimated = _estimate(conn, rows)
-        outcomes = _estimated_outcomes(conn, rows["events"])
+        if partitions.is_partitioned(conn):
+            outcomes = _partitioned_outcomes(conn, rows["events"])
+        else:
+            outcomes = _estimated_outcomes(conn, rows["events"])
     rows = {t.name: rows[t.name] for t in TABLES}
     size, free, vacuum = _size(conn)
     count = rows["messages"]
@@ -131,10 +140,8 @@ def _estimate(conn: sa.Connection, rows: dict[str, int]) -> bool:
     if partitions.is_partitioned(conn):
         # seq is day * 10^10 + n there (esb/journal/partitions.py): its span is mostly gaps, so the
         # planner's own figures stand in for the samples (exact counts when a partition has none yet)
-        for table in (messages, business_keys):
+        for table in (messages, events, business_keys):
             rows[table.name] = _planner_rows(conn, table)
-        found = windows(conn, events.c.id)
-        rows[events.name] = 0 if found is None else _scale(found, _count_where(conn, _in(events.c.id, found)))
         return True
     for table, key in ((messages, messages.c.seq), (events, events.c.id)):
         found = windows(conn, key)
@@ -191,6 +198,71 @@ def _estimated_outcomes(conn: sa.Connection, total_events: int) -> dict[str, int
         out.pop("dead_lettered", None)
         if dead:
             out["dead_lettered"] = dead
+    return out
+
+
+def day_spans(conn: sa.Connection) -> list[tuple[int, int]]:
+    """The ``[first, last + 1)`` seqs of each day holding messages on a partitioned journal, oldest first
+    (a day's seqs are one block, esb/journal/partitions.py): two probes of the primary key a day."""
+    spans: list[tuple[int, int]] = []
+    floor: int | None = None
+    while True:
+        first = sa.select(sa.func.min(messages.c.seq))
+        if floor is not None:
+            first = first.where(messages.c.seq >= floor)
+        low = conn.execute(first).scalar()
+        if low is None:
+            return spans
+        floor = (int(low) // partitions.PER_DAY + 1) * partitions.PER_DAY
+        last = sa.select(sa.func.max(messages.c.seq)).where(messages.c.seq < floor)
+        spans.append((int(low), int(conn.execute(last).scalar_one()) + 1))
+
+
+def spread(spans: list[tuple[int, int]], width: int) -> list[tuple[int, int]]:
+    """:data:`WINDOWS` ranges of ``width`` keys spread evenly over the keys of ``spans`` laid end to end
+    (a range ends with its span); the spans themselves when they hold fewer than ``WINDOWS * width``."""
+    total = sum(end - start for start, end in spans)
+    if total <= WINDOWS * width:
+        return list(spans)
+    step = (total - width) / (WINDOWS - 1)
+    found = []
+    for i in range(WINDOWS):
+        offset = int(i * step)
+        for start, end in spans:
+            if offset < end - start:
+                found.append((start + offset, min(start + offset + width, end)))
+                break
+            offset -= end - start
+    return found
+
+
+def _partitioned_outcomes(conn: sa.Connection, total_events: int) -> dict[str, int]:
+    """The route-level outcomes among the events of ranges of :data:`OUTCOME_MESSAGES` messages spread
+    over the days' seqs (ranges of the events' primary key), scaled to ``total_events``; ``dead_lettered``
+    counted exactly in its partial index, as :func:`_estimated_outcomes` does."""
+    spans = day_spans(conn)
+    if not spans:
+        return {}
+    ranges = [  # a SELECT per range, UNION ALL: each pruned to its partition when planned, one index range
+        sa.select(events.c.state, events.c.endpoint.is_(None).label("routed")).where(
+            events.c.message_seq >= start, events.c.message_seq < end
+        )
+        for start, end in spread(spans, OUTCOME_MESSAGES)
+    ]
+    sample = sa.union_all(*ranges).subquery()
+    counted = conn.execute(
+        sa.select(sample.c.state, sample.c.routed, sa.func.count()).group_by(sample.c.state, sample.c.routed)
+    ).all()
+    seen = sum(int(n) for _, _, n in counted)
+    finals: dict[str, int] = {}
+    for state, routed, n in counted:  # the route-level finals, as _route_finals selects them
+        if state in FINAL_STATES and (routed or state != "delivered"):
+            finals[state] = finals.get(state, 0) + int(n)
+    out = {state: round(n * total_events / seen) for state, n in finals.items()} if seen else {}
+    out.pop("dead_lettered", None)
+    dead = _count_where(conn, events.c.state == "dead_lettered")
+    if dead:
+        out["dead_lettered"] = dead
     return out
 
 

@@ -115,7 +115,7 @@ class DryRun:
         out: dict[str, str] = {}
         for event in self.journal.history(message_id):
             if event.route == route_id and event.state == "delivered" and event.endpoint and event.has_body:
-                out[event.endpoint] = pretty(self.journal.event_body(event.id))
+                out[event.endpoint] = pretty(self.journal.event_body(event.id, event.message_id))
         return out
 
     def close(self) -> None:

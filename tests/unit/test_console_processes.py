@@ -120,6 +120,32 @@ def test_the_pages_open_the_process_store_once_and_keep_it(
     assert len(opened) == 1
 
 
+def test_process_actions_use_the_kept_store(
+    client: FlaskClient, runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry and a cancel from an instance's page open no process store of their own: the pages' one."""
+    from esb.console import stores
+    from esb.ops import processes as ops_processes
+
+    opened: list[ProcessStore] = []
+
+    class Counted(ProcessStore):
+        def connect(self) -> None:
+            opened.append(self)
+            super().connect()
+
+    monkeypatch.setattr(stores, "ProcessStore", Counted)
+    monkeypatch.setattr(ops_processes, "ProcessStore", Counted)
+    iid = waiting(runner, order_id="o-acts")
+    token = csrf(client, f"/processes/{iid}")
+    assert client.post(f"/processes/{iid}/retry", data={"csrf_token": token}).status_code == 302
+    token = csrf(client, f"/processes/{iid}")
+    answer = client.post(f"/processes/{iid}/cancel", data={"csrf_token": token, "reason": "kept"})
+    assert answer.status_code == 302
+    assert "process.cancel" in client.get("/audit").get_data(as_text=True)
+    assert len(opened) == 1
+
+
 def test_a_kept_store_is_replaced_when_the_journal_url_changes(root: Path, tmp_path: Path) -> None:
     """A project reloaded with another journal gets a store of that journal; the old one is closed."""
     from esb.console.stores import KeptProcessStore

@@ -339,3 +339,22 @@ def test_the_sweep_dead_letters_replies_marked_dead_after_they_were_taken(tmp_pa
     assert dead[0].headers["esb-route"] == "process:oss.results"
     assert json.loads(dead[0].body) == {"orderId": "O-7", "result": "COMPLETED"}
     assert states[-1] == "dead_lettered"
+
+
+def test_journaled_counts_through_the_journal_as_the_sqlite_path_does_without_reading_keys(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dlq.journaled`` through ``Journal.find`` (any backend but SQLite) gives the counts of the
+    SQLite path and reads no business keys (up to 100,000 records' keys, only to count them)."""
+    from esb.journal import queries
+
+    groups = ["process:crm.orders", "process:oss.results"]
+    fast = dlq.journaled(project, groups)
+    assert fast == {"process:crm.orders": 2, "process:oss.results": 1}
+
+    def no_keys(*_: object) -> dict[str, dict[str, str]]:
+        raise AssertionError("business keys read to count dead letters")
+
+    monkeypatch.setattr(dlq, "count_dead_lettered", lambda *_: None)
+    monkeypatch.setattr(queries, "_keys_of", no_keys)
+    assert dlq.journaled(project, groups) == fast

@@ -505,8 +505,18 @@ def test_bulk_inserts_store_what_the_sqlalchemy_path_stores(journal: Journal) ->
         return [
             (seq, "orders", "delivered", "iom.orders_in", None, None, None, None, b"\x00ejz\x01body", at),
             (seq, "orders", "filtered", None, None, None, None, {"step": "过滤", "n": [1, None]}, None, at),
-            (seq, "orders", "failed", None, "SchemaValidationError", "schema-violation", "坏的 order", None,
-             None, at),
+            (
+                seq,
+                "orders",
+                "failed",
+                None,
+                "SchemaValidationError",
+                "schema-violation",
+                "坏的 order",
+                None,
+                None,
+                at,
+            ),
             # what an array literal or a binary array must carry through: quotes, braces, commas,
             # backslashes, NULL as text, empty strings and bytes, a large body
             (seq, "orders", "failed", "", "a,b", '{"x"}', 'NULL \\ "q" {1,2}', {"k": 'x"{,}\\'}, b"", at),
@@ -587,9 +597,18 @@ def test_bulk_message_rows_are_stored_as_sqlalchemy_stores_them(journal: Journal
     bulk = BulkStatements.build(engine.dialect)
     at = datetime(2026, 12, 6, 23, 59, 58, 5, tzinfo=UTC)
     row = {
-        "route": "orders", "correlation_id": "c-1", "causation_id": None, "type": "order.submitted",
-        "source": "crm", "schema": None, "headers": {"esb-来源": "crm", "n": 2}, "body": b"\x00ejz\x01\xff",
-        "created_at": at - timedelta(seconds=1), "received_at": at, "attempt": 1, "delivery_count": 3,
+        "route": "orders",
+        "correlation_id": "c-1",
+        "causation_id": None,
+        "type": "order.submitted",
+        "source": "crm",
+        "schema": None,
+        "headers": {"esb-来源": "crm", "n": 2},
+        "body": b"\x00ejz\x01\xff",
+        "created_at": at - timedelta(seconds=1),
+        "received_at": at,
+        "attempt": 1,
+        "delivery_count": 3,
     }
     with engine.begin() as conn:
         received = bulk.messages.processor("received_at")(at)
@@ -776,3 +795,30 @@ def test_bulk_columns_null_in_every_row_are_stored_as_null(journal: Journal) -> 
     assert fast_events == stored_events
     assert len(fast_messages) == 1, "four identical rows"
     assert None in next(iter(fast_events))
+
+
+def bodies_by_both_lookups(journal: Journal) -> list[tuple[bytes | None, bytes | None]]:
+    """Journal one id on two routes with bodies; return each of their events' body read by event id alone
+    and bounded by its message id (the dry run's look-up)."""
+    message = order(order_id="1-DIFF")
+    for route, body in (("orders", b'{"to":"iom"}'), ("billing", b'{"to":"bill"}')):
+        journal.received(route, message)
+        journal.event(route, message, "transformed", body=body)
+        journal.mark_delivered(route, message, f"{route}.out", body=body + b" ", event=True, finish=message)
+    return [
+        (journal.event_body(e.id), journal.event_body(e.id, e.message_id))
+        for e in journal.history(message.id)
+    ]
+
+
+def test_event_body_bounded_by_its_message_id_reads_what_the_id_alone_reads(journal: Journal) -> None:
+    """``event_body(id, message_id)`` returns the body ``event_body(id)`` does for every event of an id on
+    two routes, and nothing for an event of another message."""
+    pairs = bodies_by_both_lookups(journal)
+    assert [alone for alone, _ in pairs] == [bounded for _, bounded in pairs]
+    assert sum(1 for alone, _ in pairs if alone is not None) == 4
+    (transformed, *_) = journal.find(key=("order_id", "1-DIFF"))
+    event = next(e for e in journal.history(transformed.id) if e.has_body)
+    other = order(order_id="1-OTHER")
+    journal.received("orders", other)
+    assert journal.event_body(event.id, other.id) is None

@@ -98,3 +98,16 @@ def test_esb_journal_stats_estimates_unless_exact(tmp_path: Path, monkeypatch: p
     assert exact["estimated"] is False
     assert exact["messages"] == 40
     assert exact["outcomes"] == {"delivered": 40}
+
+
+def test_spread_lays_the_days_end_to_end_and_keeps_each_range_in_its_day() -> None:
+    """The ranges of a partitioned journal's outcomes are spread over the days' seqs, never in the gap
+    between two days' blocks; spans holding fewer keys than the ranges would are taken whole."""
+    day = 10**10
+    spans = [(day + 1, day + 1001), (5 * day + 1, 5 * day + 3001)]
+    found = usage.spread(spans, 10)
+    assert len(found) == usage.WINDOWS
+    assert all(any(s <= start < end <= e for s, e in spans) for start, end in found)
+    assert (found[0][0], found[-1][1]) == (day + 1, 5 * day + 3001)
+    assert sum(1 for start, _ in found if start < 5 * day) in range(15, 18)  # a quarter of the keys
+    assert usage.spread(spans, 100) == spans
