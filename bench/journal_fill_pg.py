@@ -10,9 +10,9 @@ journal: ``day * PER_DAY + i + 1`` (esb/journal/partitions.py), in the partition
 
 During the fill the session runs with ``session_replication_role = replica``: the foreign keys' checks and
 the unique-id trigger are off (the rows are consistent and the ids unique by construction; the server is
-a superuser's throwaway one). So is the trigger that keeps ``dead_letters`` (migration 0011): the table is
-filled after the chunks, by migration 0011's own statement (:data:`DEAD_LETTERS`). Secondary indexes are
-dropped before and built after, as the other fills do.
+a superuser's throwaway one). So are the triggers that keep ``dead_letters`` (migrations 0011, 0014): the
+table is filled after the chunks (:data:`DEAD_LETTERS`: the message rows whose latest event is dead).
+Secondary indexes are dropped before and built after, as the other fills do.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ from esb.journal import partitions
 
 #: Messages per chunk (three statements, one transaction).
 CHUNK = 250_000
-#: The messages ever dead-lettered (what 0011's trigger adds, off during the fill): 0011's fill statement.
+#: The message rows whose latest event is ``dead_lettered`` (what the triggers of 0011 and 0014 keep, off
+#: during the fill).
 DEAD_LETTERS = (
     "INSERT INTO dead_letters (message_seq, route, received_at)"
     " SELECT DISTINCT m.seq, m.route, m.received_at FROM events AS e"
     " JOIN messages AS m ON m.seq = e.message_seq WHERE e.state = 'dead_lettered'"
+    " AND NOT EXISTS (SELECT 1 FROM events AS l WHERE l.message_seq = e.message_seq AND l.id > e.id"
+    " AND l.state <> 'dead_lettered')"
 )
 _ERROR = (
     "SchemaValidationError",

@@ -291,6 +291,12 @@ class Journal(BatchedWrites):
         with self._errors("find"), self._read().connect() as conn:
             return queries.find(conn, flt, limit, with_keys=with_keys)
 
+    def dead_lettered_count(self, route: str, limit: int = 100_000) -> int:
+        """How many message rows of ``route`` are dead-lettered (their latest state), at most ``limit``:
+        counted in ``dead_letters`` alone (migration 0014)."""
+        with self._errors("dead_lettered_count"), self._read().connect() as conn:
+            return queries.dead_lettered_count(conn, route, limit)
+
     def dead_letters(
         self, *, route: str | None = None, before: tuple[datetime, int] | None = None, limit: int = 50
     ) -> tuple[list[MessageRecord], tuple[datetime, int] | None]:

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -17,8 +17,6 @@ from esb.journal.records import EventRecord, MessageRecord
 from esb.journal.schema import business_keys, events, messages
 from esb.journal.schema import dead_letters as dead_letter_rows
 
-#: Index entries counted at most on each side when choosing how to select dead letters in a window.
-PROBE = 5_000
 _chunks = walk.chunks
 
 
@@ -57,39 +55,23 @@ def ids_with_key(where: Any) -> Any:
     )
 
 
-def _dead_letters_in_window(flt: Filter) -> Any:
-    """The seq of each message ever dead-lettered that was received in the window (on its route): one
-    range of ``ix_dead_letters_received_at`` (migration 0011), the index alone (counted by
-    :func:`_few_dead_letters`; :func:`find_statement` joins the same range)."""
-    d = dead_letter_rows.c
-    dead = sa.select(d.message_seq).where(d.received_at >= flt.since)
-    if flt.until is not None:
-        dead = dead.where(d.received_at < flt.until)
-    return dead.where(d.route == flt.route) if flt.route is not None else dead
-
-
-def _few_dead_letters(conn: sa.Connection, flt: Filter) -> bool:
-    """Whether to start a window's selection by state ``dead_lettered`` from the messages ever
-    dead-lettered that arrived in it (``dead_letters``) rather than from every message received in it:
-    when there are fewer than :data:`PROBE` of them (counted in their index, up to that many: about a
-    millisecond).
-
-    They are about 1 % of a window's messages, so starting from them reads a hundredth of the rows; but
-    the newest first order is the messages' own, so a window of a whole outage (most of its messages
-    dead) is read from its messages, newest first, until ``limit`` are found (bench/README.md "The
-    journal at scale").
-    """
-    dead = _dead_letters_in_window(flt).limit(PROBE).subquery()
-    return bool(conn.execute(sa.select(sa.func.count()).select_from(dead)).scalar_one() < PROBE)
+def _by_dead_letters(flt: Filter) -> bool:
+    """Whether :func:`find` selects from ``dead_letters``: for the state ``dead_lettered`` unless an id,
+    correlation id or business key already narrows it to a few message rows (their own indexes)."""
+    narrowed = flt.message_id is not None or flt.correlation_id is not None or flt.key is not None
+    return flt.state == "dead_lettered" and not narrowed
 
 
 def find_statement(
     flt: Filter, limit: int | sa.BindParameter[int], extra: Iterable[Any] = (), *, dead_first: bool = False
 ) -> sa.Select[Any]:
     """The statement of :func:`find` (``limit`` a number or a bind parameter), its rows with the
-    message's ``seq``; ``dead_first`` starts a window's selection by state ``dead_lettered`` from the
-    dead letters since its start (see :func:`_few_dead_letters`, which decides it for :func:`find`)."""
-    state = latest_state().label("state")
+    message's ``seq``. ``dead_first`` (what :func:`find` does for the state ``dead_lettered``) selects
+    from ``dead_letters``, which holds exactly the message rows whose latest state is ``dead_lettered``
+    (migration 0014): no event is read. Without it the latest state of each candidate is read from
+    ``events`` (the reference the differential tests compare with)."""
+    dead_first = dead_first and flt.state == "dead_lettered"
+    state = sa.literal(flt.state).label("state") if dead_first else latest_state().label("state")
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
     stmt = sa.select(messages.c.seq, *columns, messages.c.body.is_not(None).label("has_body"), state)
     conditions: list[Any] = []
@@ -106,11 +88,12 @@ def find_statement(
     newest_first: Any = messages.c.received_at
     if dead_first:
         # driven by the window's range of dead_letters' index, newest first: its received_at is the
-        # message's, so the order's first part is the index's and SQLite stops after ``limit`` rows
-        # (sorting only the ties on id) instead of reading every dead letter of the window
+        # message's, so the order's first part is the index's and the database stops after ``limit``
+        # rows (sorting only the ties on id) instead of reading every dead letter of the window
         dead = dead_letter_rows.c
         stmt = stmt.select_from(dead_letter_rows.join(messages, messages.c.seq == dead.message_seq))
-        conditions.append(dead.received_at >= flt.since)
+        if flt.since is not None:
+            conditions.append(dead.received_at >= flt.since)
         if flt.until is not None:
             conditions.append(dead.received_at < flt.until)
         if flt.route is not None:
@@ -121,7 +104,7 @@ def find_statement(
             conditions.append(messages.c.received_at >= flt.since)
         if flt.until is not None:
             conditions.append(messages.c.received_at < flt.until)
-    if flt.state is not None:
+    if flt.state is not None and not dead_first:
         conditions.append(latest_state() == flt.state)
     conditions.extend(extra)
     return stmt.where(*conditions).order_by(newest_first.desc(), messages.c.id).limit(limit)
@@ -141,8 +124,7 @@ def _find(
 ) -> list[tuple[int, MessageRecord]]:
     """:func:`find`, each record with its row's seq."""
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
-    dead_first = flt.state == "dead_lettered" and flt.since is not None and _few_dead_letters(conn, flt)
-    rows = conn.execute(find_statement(flt, limit, extra, dead_first=dead_first)).mappings().all()
+    rows = conn.execute(find_statement(flt, limit, extra, dead_first=_by_dead_letters(flt))).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows}) if with_keys else {}
     return [
         (
@@ -190,6 +172,21 @@ def dead_letters(
     return found[:limit], cursor
 
 
+def dead_lettered_count_statement(route: Any, limit: Any) -> sa.Select[Any]:
+    """The statement of :func:`dead_lettered_count`: the rows of ``dead_letters`` on ``route``, at most
+    ``limit`` (the table holds exactly the message rows whose latest state is ``dead_lettered``, migration
+    0014: neither their message rows nor their events are read)."""
+    d = dead_letter_rows.c
+    rows = sa.select(d.message_seq).where(d.route == route).limit(limit).subquery()
+    return sa.select(sa.func.count().label("number")).select_from(rows)
+
+
+def dead_lettered_count(conn: sa.Connection, route: str, limit: int) -> int:
+    """How many message rows of ``route`` have ``dead_lettered`` as their latest state, at most ``limit``:
+    ``len(find(Filter(route=route, state="dead_lettered"), limit))`` without reading the rows."""
+    return int(conn.execute(dead_lettered_count_statement(route, limit)).scalar_one())
+
+
 def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
     """Return the business keys of each message id (indexed on any of its routes' rows).
 
@@ -210,9 +207,8 @@ def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
 def cold_statements() -> dict[str, sa.Select[Any]]:
     """The statements cold commands also run without SQLAlchemy, by name: ``esb trace``'s (walked by
     :mod:`esb.journal.conversation`; ``key`` the traced value, ``ids`` a list of message ids) and
-    ``esb dlq list``'s ``dead_lettered`` (:func:`find`'s statement for ``route`` and the state
-    ``dead_lettered``, at most ``limit``). esb/journal/sqltext.py holds them compiled for SQLite, and a
-    unit test fails when it differs from a fresh compile."""
+    ``esb dlq``'s ``dead_lettered_count`` (:func:`dead_lettered_count`). esb/journal/sqltext.py holds them
+    compiled for SQLite, and a unit test fails when it differs from a fresh compile."""
     key = sa.bindparam("key", type_=sa.String())
     ids = sa.bindparam("ids", expanding=True, type_=sa.String())
     columns = [c for c in events.c if c.name not in ("body", "message_seq")]
@@ -230,9 +226,8 @@ def cold_statements() -> dict[str, sa.Select[Any]]:
         )
         .select_from(joined)
         .where(messages.c.id.in_(ids)),
-        "dead_lettered": find_statement(
-            Filter(route=cast(str, sa.bindparam("route", type_=sa.String())), state="dead_lettered"),
-            sa.bindparam("limit", type_=sa.Integer()),
+        "dead_lettered_count": dead_lettered_count_statement(
+            sa.bindparam("route", type_=sa.String()), sa.bindparam("limit", type_=sa.Integer())
         ),
     }
 

@@ -122,11 +122,12 @@ events = sa.Table(
     ),
 )
 
-#: The message rows ever dead-lettered, by their time of arrival (migration 0011): replay's selection of a
-#: window's dead letters reads one range of ``ix_dead_letters_received_at`` instead of every message of the
-#: window. Kept by the database: a trigger on ``events`` adds a message's row with its first
-#: ``dead_lettered`` event (``route`` and ``received_at`` copied from the message); a handled message keeps
-#: its row (its latest state tells), pruning the message deletes it (cascade).
+#: The message rows whose latest state is ``dead_lettered``, by their time of arrival (migrations 0011,
+#: 0014): replay's selection of a window's dead letters reads one range of ``ix_dead_letters_received_at``
+#: instead of every message of the window, and neither it nor ``esb dlq``'s count reads any event. Kept by
+#: the database: a trigger on ``events`` adds a message's row with a ``dead_lettered`` event (``route`` and
+#: ``received_at`` copied from the message), another removes it with any later event of another state
+#: (replayed, delivered, purged...); pruning the message deletes it (cascade).
 dead_letters = sa.Table(
     "dead_letters",
     metadata,

@@ -140,12 +140,13 @@ def read_trace(url: str, key: str) -> list[EventRecord] | None:
 
 def count_dead_lettered(url: str, routes: list[str], limit: int) -> dict[str, int] | None:
     """For each route (or process group), how many messages the journal holds whose latest state is
-    ``dead_lettered``, at most ``limit``: ``len(Journal.find(route=..., state="dead_lettered",
-    limit=limit))``; None when this path does not apply and the journal must be opened."""
+    ``dead_lettered``, at most ``limit`` (:meth:`Journal.dead_lettered_count`); None when this path does
+    not apply and the journal must be opened."""
     try:
         with session(url) as run:
             if run is None:
                 return None
-            return {route: len(run("dead_lettered", {"route": route, "limit": limit})) for route in routes}
+            count = "dead_lettered_count"
+            return {route: int(run(count, {"route": route, "limit": limit})[0]["number"]) for route in routes}
     except Refused:
         return None

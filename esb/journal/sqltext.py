@@ -76,40 +76,15 @@ SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[
         ),
         {},
     ),
-    "dead_lettered": (
-        "SELECT messages.seq, messages.id, messages.route, messages.correlation_id, "
-        "messages.causation_id, messages.type, messages.source, messages.schema, messages.headers, "
-        "messages.created_at, messages.received_at, messages.attempt, messages.delivery_count, "
-        "messages.body IS NOT NULL AS has_body, (SELECT events.state FROM events WHERE "
-        "events.message_seq = messages.seq ORDER BY events.id DESC LIMIT ? OFFSET ?) AS state FROM "
-        "messages WHERE messages.route = ? AND (SELECT events.state FROM events WHERE "
-        "events.message_seq = messages.seq ORDER BY events.id DESC LIMIT ? OFFSET ?) = ? ORDER BY "
-        "messages.received_at DESC, messages.id LIMIT ? OFFSET ?",
-        ("param_1", "param_2", "route", "param_3", "param_4", "param_5", "limit", "param_6"),
+    "dead_lettered_count": (
+        "SELECT count(*) AS number FROM (SELECT dead_letters.message_seq AS message_seq FROM "
+        "dead_letters WHERE dead_letters.route = ? LIMIT ? OFFSET ?) AS anon_1",
+        ("route", "limit", "param_1"),
         (
-            ("seq", "int"),
-            ("id", "text"),
-            ("route", "text"),
-            ("correlation_id", "text"),
-            ("causation_id", "text"),
-            ("type", "text"),
-            ("source", "text"),
-            ("schema", "text"),
-            ("headers", "json"),
-            ("created_at", "utc"),
-            ("received_at", "utc"),
-            ("attempt", "int"),
-            ("delivery_count", "int"),
-            ("has_body", "bool"),
-            ("state", "text"),
+            ("number", "int"),
         ),
         {
-            "param_1": 1,
-            "param_2": 0,
-            "param_3": 1,
-            "param_4": 0,
-            "param_5": "dead_lettered",
-            "param_6": 0,
+            "param_1": 0,
         },
     ),
     "counts_since": (

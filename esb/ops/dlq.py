@@ -107,14 +107,13 @@ def routes_with_dead_letters(project: Project) -> list[tuple[Route, str]]:
 def journaled(project: Project, groups: list[str], limit: int = 100_000) -> dict[str, int]:
     """How many messages of each route or process group the journal holds dead-lettered (their latest
     state), at most ``limit`` each. On a SQLite journal read through ``sqlite3`` (no SQLAlchemy to import:
-    :mod:`esb.journal.sqliteread`), else through the journal's ``find``."""
+    :mod:`esb.journal.sqliteread`), else through the journal; both count ``dead_letters`` (migration
+    0014) without reading the messages."""
     counts = count_dead_lettered(project.settings.journal.url, groups, limit)
     if counts is not None:
         return counts
     with open_journal(project) as journal:
-        return {  # counted: the records' business keys are not read
-            g: len(journal.find(route=g, state="dead_lettered", limit=limit, with_keys=False)) for g in groups
-        }
+        return {g: journal.dead_lettered_count(g, limit) for g in groups}
 
 
 def is_process_group(group: str) -> bool:

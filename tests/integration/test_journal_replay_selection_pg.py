@@ -1,6 +1,6 @@
-"""Replay's selection by state over a window on PostgreSQL: migrated to head (0011's ``dead_letters`` and
-its trigger), both ways of selecting give what the latest state of every message of the window gives;
-0011 down and up again refills ``dead_letters``; pruning a message deletes its row."""
+"""Replay's selection by state over a window and the dlq count on PostgreSQL: migrated to head
+(``dead_letters`` and its triggers, 0011 and 0014), selecting from it gives what the latest state of every
+message of the window gives; 0011 and 0014 down and up again; pruning a message deletes its row."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from esb.journal import Journal, queries
+from esb.journal import Journal
 from esb.message import utcnow
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
 from tests.unit import test_journal_replay_selection as on_sqlite  # its tests, called with this journal
@@ -27,15 +27,12 @@ def journal(postgres_server: PostgresServer) -> Iterator[Journal]:  # noqa: F811
     postgres_server.drop_database(url)
 
 
-@pytest.mark.parametrize("from_dead_letters", [True, False, None], ids=["dead-letters", "window", "chosen"])
-def test_both_ways_equal_the_latest_state_of_every_message_on_postgresql(
-    journal: Journal, monkeypatch: pytest.MonkeyPatch, from_dead_letters: bool | None
+def test_the_selection_equals_the_latest_state_of_every_message_on_postgresql(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Old and recent windows, with and without a route: the same messages in the same order."""
     start = utcnow() - timedelta(days=12)
     fill(journal, monkeypatch, start, 300)
-    if from_dead_letters is not None:
-        monkeypatch.setattr(queries, "_few_dead_letters", lambda conn, flt: from_dead_letters)
     checked = 0
     for day, hours in ((0, 2), (1, 24), (8, 96)):
         since = start + timedelta(days=day)
@@ -52,6 +49,29 @@ def test_migration_0011_down_and_up_on_postgresql(journal: Journal, monkeypatch:
     """The function and trigger are dropped and made again; the refilled table equals the trigger's rows
     and every window still equals the slow path."""
     on_sqlite.test_migration_0011_fills_dead_letters_of_an_existing_journal(journal, monkeypatch)
+
+
+def test_the_dlq_count_equals_the_latest_state_on_postgresql(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each route's count is its message rows whose latest state is dead_lettered."""
+    on_sqlite.test_the_dlq_count_equals_the_latest_state_of_every_message(journal, monkeypatch)
+
+
+def test_the_triggers_keep_the_unhandled_dead_letters_on_postgresql(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two triggers on the partitioned events keep exactly the rows whose latest state is dead."""
+    on_sqlite.test_the_triggers_keep_one_row_per_message_whose_latest_state_is_dead_lettered(
+        journal, monkeypatch
+    )
+
+
+def test_migration_0014_down_and_up_on_postgresql(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Down: every dead letter back, the removing trigger gone; up: the unhandled ones, the same answers."""
+    on_sqlite.test_migration_0014_keeps_the_unhandled_and_its_downgrade_puts_back_every_dead_letter(
+        journal, monkeypatch
+    )
 
 
 def test_pruning_deletes_the_dead_letter_row_on_postgresql(journal: Journal) -> None:

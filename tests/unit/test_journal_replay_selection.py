@@ -1,8 +1,8 @@
-"""Replay's selection by state over a time window: both ways of selecting dead letters (from the messages
-ever dead-lettered that arrived in the window, ``dead_letters``, or from the window's messages newest
-first) give exactly what the latest state of every message of the window gives (the slow path), also on
-a journal whose ``dead_letters`` was filled by migration 0011; ``dead_letters`` is kept by the database
-(a trigger) and emptied by pruning; the window's dead letters are read from their index alone."""
+"""Replay's selection by state over a time window and ``esb dlq``'s count: selecting from ``dead_letters``
+(the message rows whose latest state is ``dead_lettered``, migrations 0011 and 0014) gives exactly what
+the latest state of every message of the window gives (the slow path, the selection before 0014), also
+on a journal upgraded from 0010 or 0013; ``dead_letters`` is kept by the database (triggers) and emptied
+by pruning; the window's dead letters are read from their index alone, no event read."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import sqlalchemy as sa
 import esb.journal.journal as journal_module
 from esb.journal import Journal, queries
 from esb.journal.migrate import alembic_config
-from esb.journal.queries import Filter, _dead_letters_in_window, _few_dead_letters
+from esb.journal.queries import Filter
+from esb.journal.sqliteread import count_dead_lettered
 from esb.message import Message, utcnow
 
 ROUTES = ("crm-order-to-iom", "fault112-to-hub")
@@ -31,7 +32,10 @@ FATES: dict[str, list[tuple[str, float]]] = {
     "dead, replayed, delivered": [("dead_lettered", 0.02), ("replayed", 30.0), ("delivered", 30.1)],
     "dead, replayed, dead again": [("dead_lettered", 0.02), ("replayed", 80.0), ("dead_lettered", 80.1)],
     "still failing": [("failed", 0.5)],
+    "dead, purged": [("dead_lettered", 0.02), ("purged", 20.0)],
 }
+#: Fates of the same message id on the other route too (a message forwarded with its id: two rows).
+TWIN_FATES = ("dead at once", "delivered", "dead, replayed, delivered", "dead, replayed, dead again")
 
 
 @pytest.fixture
@@ -57,6 +61,11 @@ def fill(
             fate = "dead at once" if rng.random() < dead_share else "delivered"
         for state, hours in FATES[fate]:
             writes.append((received + timedelta(hours=hours), route, message, state))
+        if n % 7 == 0:  # the same id on the other route, with its own fate
+            other = ROUTES[1] if route == ROUTES[0] else ROUTES[0]
+            writes.append((received + timedelta(minutes=1), other, message, "received"))
+            for state, hours in FATES[TWIN_FATES[n % 4]]:
+                writes.append((received + timedelta(minutes=1, hours=hours), other, message, state))
     for when, route, message, state in sorted(writes, key=lambda w: w[0]):
         monkeypatch.setattr(journal_module, "utcnow", lambda when=when: when)
         if state == "received":
@@ -91,18 +100,57 @@ def assert_every_window_equals_the_slow_path(journal: Journal, start: datetime) 
     return checked
 
 
-@pytest.mark.parametrize(
-    "from_dead_letters", [pytest.param(True, id="from-dead-letters"), pytest.param(False, id="from-window")]
-)
+def assert_counts_equal_the_slow_path(journal: Journal) -> int:
+    """Check ``esb dlq``'s count of each route (the journal's and the cold SQLite one) against the latest
+    state of every message of the route, also when capped by ``limit``; return the dead letters."""
+    total = 0
+    for route in ROUTES:
+        every = journal.find(route=route, limit=100_000)
+        expected = sum(1 for r in every if r.state == "dead_lettered")
+        assert journal.dead_lettered_count(route) == expected, route
+        assert journal.dead_lettered_count(route, limit=3) == min(3, expected), route
+        cold = count_dead_lettered(journal.url, [route], 100_000)
+        assert cold in (None, {route: expected}), route  # None: not SQLite (the journal's path above)
+        total += expected
+    return total
+
+
 def test_the_dead_letter_window_selection_equals_the_latest_state_of_every_message(
-    journal: Journal, monkeypatch: pytest.MonkeyPatch, from_dead_letters: bool
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Over old and recent windows, with and without a route, either way: the same messages, in the same
-    order, including those dead-lettered days after the window and those replayed since."""
+    """Over old and recent windows, with and without a route: the same messages, in the same order as
+    the slow path, including those dead-lettered days after the window, replayed and delivered since,
+    dead-lettered twice, purged, and an id dead on one route and not the other."""
     start = utcnow() - timedelta(days=12)
     fill(journal, monkeypatch, start, 600)
-    monkeypatch.setattr(queries, "_few_dead_letters", lambda conn, flt: from_dead_letters)
     assert assert_every_window_equals_the_slow_path(journal, start) > 100, "dead letters of every kind"
+
+
+def test_the_dlq_count_equals_the_latest_state_of_every_message(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each route's dead-letter count is the number of its message rows whose latest state is
+    dead_lettered (a replayed and delivered one not counted, a twice dead one once)."""
+    fill(journal, monkeypatch, utcnow() - timedelta(days=12), 600)
+    assert assert_counts_equal_the_slow_path(journal) > 100
+
+
+def test_the_slow_path_is_what_the_selection_was_before(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``dead_letters`` (the reference path, latest state read from events) the selection is the
+    same: the differential tests compare two different statements."""
+    start = utcnow() - timedelta(days=12)
+    fill(journal, monkeypatch, start, 300)
+    flt = Filter(route=ROUTES[0], since=start, until=start + timedelta(days=3), state="dead_lettered")
+    with journal._read().connect() as conn:
+        fast = conn.execute(queries.find_statement(flt, 1000, dead_first=True)).all()
+        slow = conn.execute(queries.find_statement(flt, 1000, dead_first=False)).all()
+    assert [row.id for row in fast] == [row.id for row in slow]
+    assert fast, "the window holds dead letters"
+    sql = str(queries.find_statement(flt, 1000, dead_first=True))
+    assert "events" not in sql
+    assert "dead_letters" in sql
 
 
 def dead_letter_rows(engine: sa.Engine) -> list[tuple[Any, ...]]:
@@ -111,23 +159,59 @@ def dead_letter_rows(engine: sa.Engine) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in conn.exec_driver_sql("SELECT * FROM dead_letters ORDER BY 1")]
 
 
-def test_the_trigger_keeps_one_row_per_message_ever_dead_lettered(
+#: The message rows whose latest event is dead_lettered, as ``dead_letters`` holds them.
+UNHANDLED = (
+    "SELECT seq, route, received_at FROM messages WHERE (SELECT state FROM events"
+    " WHERE message_seq = seq ORDER BY id DESC LIMIT 1) = 'dead_lettered' ORDER BY seq"
+)
+#: The message rows ever dead-lettered (what ``dead_letters`` held before 0014).
+EVER = (
+    "SELECT seq, route, received_at FROM messages WHERE seq IN"
+    " (SELECT message_seq FROM events WHERE state = 'dead_lettered') ORDER BY seq"
+)
+
+
+def rows_of(journal: Journal, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on the journal."""
+    with journal._read().connect() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(sql)]
+
+
+def test_the_triggers_keep_one_row_per_message_whose_latest_state_is_dead_lettered(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each message row with a dead_lettered event (once or twice, replayed or not) has one row, with its
-    route and received_at; the others have none."""
+    """Each message row whose latest event is dead_lettered (once or twice) has one row, with its route
+    and received_at; one replayed, delivered or purged since has none, nor do the others."""
     start = utcnow() - timedelta(days=12)
     fill(journal, monkeypatch, start, 300)
-    with journal._read().connect() as conn:
-        expected = [
-            tuple(row)
-            for row in conn.exec_driver_sql(
-                "SELECT seq, route, received_at FROM messages WHERE seq IN"
-                " (SELECT message_seq FROM events WHERE state = 'dead_lettered') ORDER BY seq"
-            )
-        ]
+    expected = rows_of(journal, UNHANDLED)
     assert len(expected) > 50
+    assert len(rows_of(journal, EVER)) > len(expected) + 20, "handled dead letters in the fill"
     assert dead_letter_rows(journal._read()) == expected
+
+
+def test_migration_0014_keeps_the_unhandled_and_its_downgrade_puts_back_every_dead_letter(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Down to 0013: ``dead_letters`` holds every message row ever dead-lettered, and its trigger no longer
+    removes rows; up again: the unhandled ones only, and the selection and counts equal the slow path."""
+    from alembic import command
+
+    start = utcnow() - timedelta(days=12)
+    fill(journal, monkeypatch, start, 600)
+    with journal._read().begin() as conn:
+        command.downgrade(alembic_config(conn), "0013_events_id_bigint")
+    assert dead_letter_rows(journal._read()) == rows_of(journal, EVER)
+    message = Message(body=b"{}", id="after-downgrade")
+    journal.received(ROUTES[0], message)
+    journal.event(ROUTES[0], message, "dead_lettered")
+    journal.event(ROUTES[0], message, "replayed")
+    assert dead_letter_rows(journal._read()) == rows_of(journal, EVER), "0013: a handled one stays"
+    with journal._read().begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+    assert dead_letter_rows(journal._read()) == rows_of(journal, UNHANDLED)
+    assert assert_every_window_equals_the_slow_path(journal, start) > 100
+    assert assert_counts_equal_the_slow_path(journal) > 100
 
 
 def test_migration_0011_fills_dead_letters_of_an_existing_journal(
@@ -145,7 +229,6 @@ def test_migration_0011_fills_dead_letters_of_an_existing_journal(
         assert "dead_letters" not in sa.inspect(conn).get_table_names()
         command.upgrade(alembic_config(conn), "head")
     assert dead_letter_rows(journal._read()) == kept
-    monkeypatch.setattr(queries, "_few_dead_letters", lambda conn, flt: True)
     assert assert_every_window_equals_the_slow_path(journal, start) > 100
 
 
@@ -161,28 +244,6 @@ def test_pruning_a_message_deletes_its_dead_letter_row(journal: Journal) -> None
     assert dead_letter_rows(journal._read()) == []
 
 
-def test_a_window_with_few_dead_letters_starts_from_them(
-    journal: Journal, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Windows old or recent, short or long, start from their dead letters; past PROBE of them (a whole
-    outage), from the window's messages."""
-    start = utcnow() - timedelta(days=12)
-    fill(journal, monkeypatch, start, 600, dead_share=0.05)
-    engine = sa.create_engine(journal.url)
-    try:
-        with engine.connect() as conn:
-            old_hour = Filter(since=start + timedelta(hours=1), until=start + timedelta(hours=7))
-            recent_days = Filter(since=start + timedelta(days=8), until=start + timedelta(days=12))
-            old_day = Filter(route=ROUTES[0], since=start, until=start + timedelta(days=1))
-            assert _few_dead_letters(conn, old_hour)
-            assert _few_dead_letters(conn, recent_days)
-            assert _few_dead_letters(conn, old_day)
-            monkeypatch.setattr(queries, "PROBE", 3)
-            assert not _few_dead_letters(conn, recent_days), "past PROBE dead letters: from the window"
-    finally:
-        engine.dispose()
-
-
 def plan(engine: sa.Engine, sql: str, params: Any = ()) -> str:
     """SQLite's query plan of ``sql``, its steps joined."""
     with engine.connect() as conn:
@@ -192,7 +253,7 @@ def plan(engine: sa.Engine, sql: str, params: Any = ()) -> str:
 def test_the_window_dead_letters_are_read_from_their_index_alone(journal: Journal) -> None:
     """The selection from the dead letters reads the window's range of ``ix_dead_letters_received_at``
     as a covering index, newest first (no sort of every candidate), and each message by its key (no scan
-    of the window's messages); a page of the
+    of the window's messages, no event); the dlq count reads ``dead_letters`` alone; a page of the
     dead-letter list (newest first, after a cursor) reads ``ix_events_dead_lettered`` in its order."""
     flt = Filter(route=ROUTES[0], since=utcnow() - timedelta(days=1), until=utcnow(), state="dead_lettered")
     engine = sa.create_engine(journal.url)
@@ -205,13 +266,19 @@ def test_the_window_dead_letters_are_read_from_their_index_alone(journal: Journa
                     conn, compile_kwargs={"literal_binds": True}
                 )
             )
-            window = str(_dead_letters_in_window(flt).compile(conn, compile_kwargs={"literal_binds": True}))
+            count = str(
+                queries.dead_lettered_count_statement(ROUTES[0], 100_000).compile(
+                    conn, compile_kwargs={"literal_binds": True}
+                )
+            )
         journal.dead_letters(route=ROUTES[0], before=(utcnow(), 10), limit=5)
         page = plan(engine, *statements[0])
         selected = plan(engine, selection)
-        assert "COVERING INDEX ix_dead_letters_received_at (received_at>? AND received_at<?)" in plan(
-            engine, window
-        )
+        counted = plan(engine, count)
+        assert "dead_letters" in counted, counted
+        assert "events" not in counted, counted
+        assert "messages" not in counted, counted
+        assert "events" not in selected, selected
         assert "SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)" in selected, selected
         assert "SEARCH dead_letters USING COVERING INDEX ix_dead_letters_received_at" in selected, selected
         assert "TEMP B-TREE FOR ORDER BY" not in selected, "newest first is the index's order: no full sort"

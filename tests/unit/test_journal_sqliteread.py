@@ -80,7 +80,7 @@ def test_the_compiled_statements_are_a_fresh_compile() -> None:
     (regenerate: python -m esb.journal.sqlgen > esb/journal/sqltext.py)."""
     assert (ROOT / "esb" / "journal" / "sqltext.py").read_text(encoding="utf-8") == render()
     assert set(sqltext.SQLITE) == {
-        "keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered",
+        "keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered_count",
         "counts_since", "stuck", "route_states", "process_counts", "process_held",
     }
 
