@@ -1,6 +1,6 @@
 """The CRM-order route on RabbitMQ + PostgreSQL (1 and 2 `esb run` processes) against two raw baselines.
 
-    .venv/bin/python bench/rabbit_bench.py [--messages 3000]
+    .venv/bin/python bench/rabbit_bench.py [--messages 3000] [--prefetch N] [--batch-size N]
 
 Starts a throwaway RabbitMQ node and PostgreSQL server on loopback, then in the same run measures:
 - per-message-confirm pass-through: kombu consumes from one quorum queue (the hub's prefetch), publishes each
@@ -260,10 +260,14 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def hub_run(rabbit: RabbitServer, pg: PostgresServer, payloads: list[bytes], processes: int) -> Run:
-    """Steady msg/s of ``processes`` hub processes on a backlog of ``payloads``, CPU and peak RSS."""
+def hub_run(
+    rabbit: RabbitServer, pg: PostgresServer, payloads: list[bytes], processes: int, overrides: dict[str, str]
+) -> Run:
+    """Steady msg/s of ``processes`` hub processes on a backlog of ``payloads``, CPU and peak RSS;
+    ``overrides``: settings as environment variables (``ESB_BROKER__PREFETCH``...)."""
     work = Path(tempfile.mkdtemp(prefix="esb-bench-"))
-    environ = production_environ(work / "var", rabbit.create_vhost("bench"), pg.create_database("bench"))
+    vhost, database = rabbit.create_vhost("bench"), pg.create_database("bench")
+    environ = production_environ(work / "var", vhost, database, **overrides)
     project = production_project(environ)
     with CRMSimulator(project) as crm:
         for i, body in enumerate(payloads):
@@ -293,28 +297,42 @@ def hub_run(rabbit: RabbitServer, pg: PostgresServer, payloads: list[bytes], pro
     return run
 
 
+def setting_overrides(prefetch: int | None, batch_size: int | None) -> dict[str, str]:
+    """The environment variables that override the production ``broker.prefetch`` and
+    ``runtime.batch_size`` (none for the options not given)."""
+    overrides = {}
+    if prefetch is not None:
+        overrides["ESB_BROKER__PREFETCH"] = str(prefetch)
+    if batch_size is not None:
+        overrides["ESB_RUNTIME__BATCH_SIZE"] = str(batch_size)
+    return overrides
+
+
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=10000)
+    parser.add_argument("--prefetch", type=int, help="broker.prefetch (default: the production setting)")
+    parser.add_argument("--batch-size", type=int, help="runtime.batch_size (default: the production setting)")
     args = parser.parse_args()
+    overrides = setting_overrides(args.prefetch, args.batch_size)
     with throwaway_servers() as (rabbit, pg):
         payloads = bodies(args.messages)
         placeholders = production_environ(
-            Path("var"), "pyamqp://x@127.0.0.1/x", "postgresql+psycopg://x@127.0.0.1/x"
+            Path("var"), "pyamqp://x@127.0.0.1/x", "postgresql+psycopg://x@127.0.0.1/x", **overrides
         )
         settings = production_project(placeholders).settings
         prefetch, batch = settings.broker.prefetch, settings.runtime.batch_size
         size = round(sum(map(len, payloads)) / len(payloads))
         raw = raw_pass_through(rabbit.create_vhost("raw"), payloads, prefetch, CPUMeter(rabbit, pg))
         fair = batched_confirm_pass_through(rabbit.create_vhost("fair"), len(payloads), prefetch, batch, size)
-        one = hub_run(rabbit, pg, payloads, 1)
-        two = hub_run(rabbit, pg, payloads, 2)
+        one = hub_run(rabbit, pg, payloads, 1, overrides)
+        two = hub_run(rabbit, pg, payloads, 2, overrides)
     print(f"messages: {args.messages} (backlog queued before the consumers start); CPU in ms per message")
     print(f"prefetch {prefetch}, batch {batch}, mean body {size} bytes")
     print(
         f"{'measure':<40} {'msg/s':>6} {'vs per-msg':>10} {'vs batched':>10} {'from start':>10}"
-        f" {'hub/raw':>7} {'broker':>6} {'pg':>5} {'machine':>7}  peak RSS MB"
+        f" {'hub/raw':>7} {'core':>5} {'broker':>6} {'pg':>5} {'machine':>7}  peak RSS MB"
     )
     rows = (
         ("per-message-confirm kombu pass-through", raw),
@@ -323,6 +341,9 @@ def main() -> None:
         ("hub, 2 processes", two),
     )
     for label, run in rows:
+        # the share of a core each hub process (or the raw consumer) keeps busy: CPU per message x rate
+        processes = 2 if run is two else 1
+        core = f"{run.hub_ms * run.rate / 1000 / processes:.2f}" if run is not fair else "-"
         start = f"{run.from_start:>10.0f}" if run.from_start else f"{'':>10}"
         servers = (
             f" {run.broker_ms:>6.2f} {run.postgres_ms:>5.2f} {run.machine_ms:>7.2f}"
@@ -331,10 +352,11 @@ def main() -> None:
         )
         print(
             f"{label:<40} {run.rate:>6.0f} {run.rate / raw.rate:>10.2f} {run.rate / fair.rate:>10.2f} {start}"
-            f" {run.hub_ms:>7.2f}{servers}  {[round(r) for r in run.rss]}"
+            f" {run.hub_ms:>7.2f} {core:>5}{servers}  {[round(r) for r in run.rss]}"
         )
     print(f"2 processes / 1 process: {two.rate / one.rate:.2f}")
     print("batched-confirm hub/raw: its whole process (input-queue fill and start-up included)")
+    print("core: the share of a core each hub process keeps busy (its CPU per message x the rate)")
 
 
 if __name__ == "__main__":

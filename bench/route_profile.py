@@ -1,6 +1,7 @@
 """Where each microsecond of the CRM-order route goes: the hub's CPU per message, by stage.
 
     .venv/bin/python bench/route_profile.py [--messages 3000] [--warmup 300] [--rabbit] [--json]
+        [--prefetch N] [--batch-size N]
 
 Runs the real ``crm-order-to-iom`` route of routes.yaml in this process (a ``Hub`` with that route only)
 on a backlog of valid Siebel orders: on the embedded default (SQLite transport and journal) or, with
@@ -46,6 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # bench/ is not a package: its folder is on sys.path
+from rabbit_bench import setting_overrides
 from route_bench import ROUTE, bodies, hub_project, publish
 
 import esb.xmlsafe
@@ -248,6 +250,8 @@ def measure(project: Project, payloads: list[bytes], warmup: int) -> dict[str, A
         "msg_per_s": counted / seconds,
         "cpu_us_total": total,
         "process_cpu_us": process_cpu * 1e6 / counted,
+        # the share of a core the process keeps busy: its CPU per message x the rate
+        "core_busy": process_cpu / seconds,
         "stages": rows,
     }
 
@@ -257,8 +261,9 @@ def _rank(stage: str) -> tuple[int, str]:
     return (ORDER.index(prefix) if prefix in ORDER else len(ORDER), stage)
 
 
-def rabbit_project(stack: Any) -> Project:
-    """The repository's project with production settings on throwaway servers entered on ``stack``."""
+def rabbit_project(stack: Any, overrides: dict[str, str]) -> Project:
+    """The repository's project with production settings on throwaway servers entered on ``stack``;
+    ``overrides``: settings as environment variables (``ESB_BROKER__PREFETCH``...)."""
     from servers import throwaway_servers
 
     from tests.integration.cluster import production_environ, production_project
@@ -267,7 +272,8 @@ def rabbit_project(stack: Any) -> Project:
     logging.getLogger("psycopg").setLevel(logging.ERROR)
     rabbit, pg = stack.enter_context(throwaway_servers())
     data = Path(tempfile.mkdtemp(prefix="esb-profile-"))
-    environ = production_environ(data / "var", rabbit.create_vhost("profile"), pg.create_database("profile"))
+    vhost, database = rabbit.create_vhost("profile"), pg.create_database("profile")
+    environ = production_environ(data / "var", vhost, database, **overrides)
     return production_project(environ)
 
 
@@ -283,6 +289,7 @@ def print_table(result: dict[str, Any], transport: str) -> None:
         )
     print(f"{'hub worker CPU per message (sum)':<44} {result['cpu_us_total']:>10.1f}")
     print(f"{'whole process CPU per message (all threads)':<44} {result['process_cpu_us']:>10.1f}")
+    print(f"{'share of a core the process kept busy':<44} {result['core_busy']:>10.2f}")
 
 
 def main() -> None:
@@ -294,13 +301,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--rabbit", action="store_true", help="RabbitMQ + PostgreSQL, production settings")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser.add_argument("--prefetch", type=int, help="with --rabbit: broker.prefetch (default: production's)")
+    parser.add_argument(
+        "--batch-size", type=int, help="with --rabbit: runtime.batch_size (default: production's)"
+    )
     args = parser.parse_args()
+    overrides = setting_overrides(args.prefetch, args.batch_size)
     configure_logging("critical", "console")
     payloads = bodies(args.warmup + args.messages)
     with ExitStack() as stack:
-        project = rabbit_project(stack) if args.rabbit else hub_project()
+        project = rabbit_project(stack, overrides) if args.rabbit else hub_project()
         result = measure(project, payloads, args.warmup)
-    transport = "RabbitMQ + PostgreSQL (production settings)" if args.rabbit else "the embedded default"
+    settings = project.settings
+    transport = (
+        f"RabbitMQ + PostgreSQL (production settings, prefetch {settings.broker.prefetch},"
+        f" batch {settings.runtime.batch_size})"
+        if args.rabbit
+        else "the embedded default"
+    )
     result["transport"] = transport
     if args.json:
         print(json.dumps(result, indent=2))
