@@ -21,6 +21,7 @@ import orjson
 from adapters.pool.breaker import CLOSED, HALF_OPEN, OPEN, MemberState
 from esb import files
 from esb.context import AdapterContext
+from esb.pids import pid_alive
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
 
@@ -69,7 +70,7 @@ def read_status(folder: Path) -> list[dict[str, Any]]:
             pid = int(data["pid"])
         except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
             continue
-        if _alive(pid):
+        if pid_alive(pid):
             found.append(data)
     return found
 
@@ -81,15 +82,6 @@ def _past(when: Any) -> bool:
     except ValueError:
         return False
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def health_line(members: list[str], reports: list[dict[str, Any]]) -> tuple[str, str]:

@@ -17,7 +17,6 @@ attempts.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -29,6 +28,7 @@ import orjson
 
 from esb.context import AdapterContext
 from esb.files import create_private
+from esb.pids import pid_alive
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -260,7 +260,7 @@ class ResourceStore:
         released = 0
         for (owner,) in owners:
             parts = str(owner).rsplit(":", 2)
-            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or _alive(int(parts[1])):
+            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or pid_alive(int(parts[1])):
                 continue
             self.release_owner(str(owner))
             released += 1
@@ -450,16 +450,6 @@ def _event_matches(query: str | None, event: str) -> bool:
 
     return matches(query, orjson.loads(event))
 
-
-def _alive(pid: int) -> bool:
-    """True when a process ``pid`` runs on this host (or may: no permission to signal it)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _doc(text: str) -> dict[str, Any]:

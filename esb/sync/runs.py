@@ -19,6 +19,7 @@ import orjson
 import sqlalchemy as sa
 
 from esb.message import utcnow
+from esb.pids import pid_alive
 from esb.sync.runtables import sync_report_keys, sync_reports, sync_runs
 from esb.sync.store import SyncStore
 
@@ -157,7 +158,7 @@ class SyncRuns:
         with self.store.errors("sync run"), self.store.read_engine().connect() as conn:
             for row in conn.execute(query):
                 run = _run(row)
-                if run.pid is None or run.pid == os.getpid() or not _alive(run.pid):
+                if run.pid is None or run.pid == os.getpid() or not pid_alive(run.pid):
                     return run
         return None
 
@@ -263,13 +264,3 @@ class SyncRuns:
                 for r in conn.execute(query)
             ]
 
-
-def _alive(pid: int) -> bool:
-    """True when a process ``pid`` exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
