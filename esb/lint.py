@@ -16,6 +16,7 @@ from typing import Any
 
 from esb.config import routes as r
 from esb.config.catalog import catalog_findings
+from esb.config.findings import warning
 from esb.config.steps import kind_of, kinds
 from esb.config.steps.sync import SyncStep
 from esb.config.steps.transform import TransformStep
@@ -230,6 +231,7 @@ class Linter:
         self.findings.extend(process_findings(self.project))
         self.findings.extend(endpoint_findings(self.project))
         self.findings.extend(sync_findings(self.project))
+        self.findings.extend(settings_findings(self.project))
 
 
 def endpoint_findings(project: Project) -> list[str]:
@@ -279,6 +281,17 @@ def sync_findings(project: Project) -> list[str]:
             except ConfigError as exc:
                 found.append(f"{where}.transform: {exc}")
     return found
+
+
+def settings_findings(project: Project) -> list[str]:
+    """Settings that load but defeat their purpose, as warnings: a broker prefetch below the batch size
+    caps every batch at the prefetch (docs/deployment.md: with one batch in flight, 1.5-2x the batch)."""
+    prefetch, batch = project.settings.broker.prefetch, project.settings.runtime.batch_size
+    if prefetch >= batch:
+        return []
+    return [warning("settings", f"broker.prefetch ({prefetch}) is below runtime.batch_size ({batch}): a batch "
+                    f"never holds more than {prefetch} deliveries; set it to at least {batch}, "
+                    f"better {batch * 3 // 2}-{batch * 2} (one batch is in flight while the next is read)")]  # fmt: skip
 
 
 def schema_after(steps: Sequence[Any]) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from esb.cli.main import cli
+from esb.config.findings import is_warning
 from esb.lint import Linter, lint_project
 from esb.project import Project
 from tests.unit.routes_fixture import make_project
@@ -145,3 +146,19 @@ def test_cli_exits_1_on_findings(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--project", str(tmp_path), "lint"])
     assert result.exit_code == 1
     assert "routes.yaml:3: routes[0].from: unknown endpoint 'a.b'" in result.output
+
+
+def test_prefetch_below_the_batch_size_is_a_warning(tmp_path: Path) -> None:
+    """A broker prefetch below runtime.batch_size is reported as a warning naming both values; equal is clean."""
+    make_project(tmp_path, [good_route()], ENDPOINTS, {})
+    capped = Linter(Project.load(
+        tmp_path, environ={"ESB_BROKER__PREFETCH": "150", "ESB_RUNTIME__BATCH_SIZE": "200"}, strict=False
+    ))
+    capped.check_content()
+    found = [f for f in capped.findings if "broker.prefetch" in f]
+    assert len(found) == 1 and is_warning(found[0]) and "(150)" in found[0] and "(200)" in found[0]
+    even = Linter(Project.load(
+        tmp_path, environ={"ESB_BROKER__PREFETCH": "200", "ESB_RUNTIME__BATCH_SIZE": "200"}, strict=False
+    ))
+    even.check_content()
+    assert not [f for f in even.findings if "broker.prefetch" in f]
