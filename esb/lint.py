@@ -289,9 +289,12 @@ def settings_findings(project: Project) -> list[str]:
     prefetch, batch = project.settings.broker.prefetch, project.settings.runtime.batch_size
     if prefetch >= batch:
         return []
-    return [warning("settings", f"broker.prefetch ({prefetch}) is below runtime.batch_size ({batch}): a batch "
-                    f"never holds more than {prefetch} deliveries; set it to at least {batch}, "
-                    f"better {batch * 3 // 2}-{batch * 2} (one batch is in flight while the next is read)")]  # fmt: skip
+    text = (
+        f"broker.prefetch ({prefetch}) is below runtime.batch_size ({batch}): a batch never holds more than "
+        f"{prefetch} deliveries; set it to at least {batch}, better {batch * 3 // 2}-{batch * 2} (one batch "
+        "is in flight while the next is read)"
+    )
+    return [warning("settings", text)]
 
 
 def schema_after(steps: Sequence[Any]) -> str | None:

@@ -6,7 +6,6 @@ the journal's database (closed by its caller), every ``elect`` starts a new elec
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import orjson
 from esb.config.settings import Settings
 from esb.context import Election, JournalNotes, OneTimeKeys
 from esb.message import Message
+from esb.pids import pid_alive
 
 
 class HubServices:
@@ -65,10 +65,9 @@ class HubServices:
 
         try:
             pid = int(orjson.loads(info_path(self.settings).read_bytes())["pid"])
-            os.kill(pid, 0)
         except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
             return None
-        return pid
+        return pid if pid_alive(pid) else None
 
 
 class _JournalNotes:

@@ -149,14 +149,17 @@ def test_cli_exits_1_on_findings(tmp_path: Path) -> None:
 
 
 def test_prefetch_below_the_batch_size_is_a_warning(tmp_path: Path) -> None:
-    """A broker prefetch below runtime.batch_size is reported as a warning naming both values; equal is clean."""
+    """A broker prefetch below runtime.batch_size is a warning naming both values; an equal one is clean."""
     make_project(tmp_path, [good_route()], ENDPOINTS, {})
     capped = Linter(Project.load(
         tmp_path, environ={"ESB_BROKER__PREFETCH": "150", "ESB_RUNTIME__BATCH_SIZE": "200"}, strict=False
     ))
     capped.check_content()
     found = [f for f in capped.findings if "broker.prefetch" in f]
-    assert len(found) == 1 and is_warning(found[0]) and "(150)" in found[0] and "(200)" in found[0]
+    assert len(found) == 1
+    assert is_warning(found[0])
+    assert "(150)" in found[0]
+    assert "(200)" in found[0]
     even = Linter(Project.load(
         tmp_path, environ={"ESB_BROKER__PREFETCH": "200", "ESB_RUNTIME__BATCH_SIZE": "200"}, strict=False
     ))
