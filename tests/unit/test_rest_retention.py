@@ -240,7 +240,9 @@ class FakeServices:
 
 
 @pytest.mark.parametrize("leader", [True, False])
-def test_the_scheduled_prune_runs_only_where_elected(store: ResourceStore, tmp_path: Path, leader: bool) -> None:
+def test_the_scheduled_prune_runs_only_where_elected(
+    store: ResourceStore, tmp_path: Path, leader: bool
+) -> None:
     """The job joins the endpoint's election and prunes (recording its run) only while leading."""
     order(store, "PO-1", "completed")
     deliver_all(store, 0.0)
