@@ -32,8 +32,8 @@ from esb.logging import get_logger
 
 #: The job's name in the store's ``jobs`` table and in ``esb health``.
 JOB = "prune"
-#: Free pages given back per statement (4 KiB each: 8 MiB).
-VACUUM_PAGES = 2048
+#: Free pages given back per statement (4 KiB each: 2 MiB; ~0.1 s of write lock, bench/README.md).
+VACUUM_PAGES = 512
 
 
 @dataclass

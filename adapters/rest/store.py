@@ -12,7 +12,9 @@ The event waits ``held`` for every listener whose query it matches until the rou
 (:meth:`~ResourceStore.publish`, only when some listener matched); a resource the route does not take is
 withdrawn with its held events (:meth:`~ResourceStore.withdraw`): the rare path pays the second write.
 An event is kept once per registered listener until it is delivered, or given up after the configured
-attempts.
+attempts; then for ``store.events_keep``. A resource whose order reached a final state (``settled``) is
+kept for ``store.resources_keep``: ``retention.py`` prunes both. A store written by an older hub gets
+the ``settled`` column and the indexes when it is opened (:meth:`ResourceStore._upgrade`).
 """
 
 from __future__ import annotations
