@@ -232,7 +232,7 @@ def main() -> None:
             results[name].append(figures)
             print(run, name, json.dumps(figures), f"load {os.getloadavg()[0]:.1f}", flush=True)
             copy.unlink()
-    for name, runs in results.items():
+    for name, runs in (item for item in results.items() if item[1]):
         for key in ("open", "due", "query", "query_filter"):
             values = sorted(r[key] * 1000 for r in runs)
             print(f"{name:6} {key:12} median {statistics.median(values):9.3f} ms CPU  "

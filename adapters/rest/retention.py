@@ -11,7 +11,8 @@ so the other processes' POSTs and the notifier go in between):
 - resources whose order reached a final state more than ``resources_keep`` ago (GET answers 404 for them
   from then on), never one whose inbox row is still there or with an event still pending or held;
 
-then gives the freed pages back to the file system (a store created with incremental auto_vacuum).
+then, when the file is incremental auto_vacuum (an operator switched it on), gives the freed pages back
+to the file system; otherwise SQLite reuses them for new rows (docs/rest.md, "File size").
 Each run is recorded in the store's ``jobs`` table (``esb health`` and the tests read it).
 """
 

@@ -182,9 +182,6 @@ class ResourceStore:
         # autocommit (isolation_level None): a single statement is its own transaction, and the few
         # multi-statement writes say BEGIN IMMEDIATE themselves
         db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
-        if db.execute("PRAGMA page_count").fetchone()[0] == 0:
-            # a new file gives the pages a prune freed back (retention.py); only before its first table
-            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA busy_timeout=10000")
         # WAL + NORMAL: a commit is in the OS's hands (no fsync per commit), so it survives a crash of
@@ -523,8 +520,9 @@ class ResourceStore:
             return int(self._db.execute(sql, args).rowcount)
 
     def free_pages(self, pages: int) -> int:
-        """Give up to ``pages`` free pages back to the file system (a store created with incremental
-        auto_vacuum; nothing on an older one); return how many."""
+        """Give up to ``pages`` free pages back to the file system when the file is incremental
+        auto_vacuum (an operator's ``VACUUM`` made it so; the store does not: docs/rest.md, file size);
+        return how many."""
         assert self._db is not None, "open() first"
         with self.lock:
             free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])

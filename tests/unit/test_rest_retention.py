@@ -98,16 +98,34 @@ def test_an_older_store_gets_the_new_column_and_indexes_on_open(tmp_path: Path) 
         opened.close()
 
 
-def test_a_new_store_gives_pruned_pages_back(tmp_path: Path) -> None:
-    """A store created now is incremental auto_vacuum: a prune of many rows shrinks its file."""
+def fill_ended(store: ResourceStore, prefix: str, count: int) -> None:
+    """``count`` orders that ended 31 days ago, their events delivered 8 days ago: all prunable."""
+    for index in range(count):
+        order(store, f"{prefix}-{index}", "completed")
+    deliver_all(store, time.time() - 8 * DAY)
+    store._run("UPDATE resources SET settled = ?", (time.time() - 31 * DAY,))
+    store._run("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_pruned_pages_are_reused_by_new_rows(store: ResourceStore) -> None:
+    """A store as created (no auto_vacuum): what a prune freed holds the next rows, the file does not grow."""
+    fill_ended(store, "A", 300)
+    pages = store._run("PRAGMA page_count")[0][0]
+    result = prune(store, StoreOptions(prune_pause=0))
+    assert (result.events, result.resources, result.pages) == (300, 300, 0)
+    assert store._run("PRAGMA freelist_count")[0][0] > 0
+    fill_ended(store, "B", 300)
+    assert store._run("PRAGMA page_count")[0][0] <= pages
+
+
+def test_an_incremental_store_gives_pruned_pages_back(tmp_path: Path) -> None:
+    """A store an operator made incremental auto_vacuum (VACUUM) shrinks after a prune."""
     opened = ResourceStore(tmp_path / "big.db").open()
     try:
+        opened._run("PRAGMA auto_vacuum = INCREMENTAL")
+        opened._run("VACUUM")
         opened.add_listener("L", "http://127.0.0.1:9/all", None)
-        for index in range(300):
-            order(opened, f"PO-{index}", "completed")
-        deliver_all(opened, time.time() - 8 * DAY)
-        opened._run("UPDATE resources SET settled = ?", (time.time() - 31 * DAY,))
-        opened._run("PRAGMA wal_checkpoint(TRUNCATE)")
+        fill_ended(opened, "A", 300)
         pages = opened._run("PRAGMA page_count")[0][0]
         result = prune(opened, StoreOptions(prune_pause=0))
         assert (result.events, result.resources) == (300, 300)
