@@ -264,3 +264,35 @@ def test_posts_during_a_prune_are_answered_and_kept(tmp_path: Path) -> None:
             store.close()
     finally:
         stop(started)
+
+
+def test_an_ended_order_is_answered_within_retention_and_404_after(tmp_path: Path) -> None:
+    """GET answers an order that ended within resources_keep; once it ended longer ago the next prune
+    removes it and GET answers 404 with TMF's error body."""
+    proc, url = start(tmp_path, store={"resources_keep": "1h", "events_keep": "1h", "prune_every": "300ms"})
+    try:
+        routed = routed_lines(proc)
+        idents = []
+        for index in (7, 8):
+            ident, body = order(index)
+            answer = requests.post(f"{url}/productOrder", data=body, headers=JSON, auth=AUTH, timeout=10)
+            assert answer.status_code == 201
+            idents.append(ident)
+        wait_for(lambda: len(routed) == 2)
+        old, recent = idents
+        store = ResourceStore(tmp_path / STORE).open()
+        try:
+            wait_for(lambda: store.inbox() == [])  # the route's acceptance is settled in the store
+            for ident in idents:
+                store.change("productOrder", ident, {"state": "completed"})
+            store._run("UPDATE resources SET settled = ? WHERE id = ?", (time.time() - 7200, old))
+            marked = time.time()
+            wait_for(lambda: [r for r in store.runs("prune") if r["started"] > marked])
+        finally:
+            store.close()
+        gone = requests.get(f"{url}/productOrder/{old}", auth=AUTH, timeout=10)
+        assert (gone.status_code, gone.json()["status"]) == (404, "404")
+        kept = requests.get(f"{url}/productOrder/{recent}", auth=AUTH, timeout=10)
+        assert (kept.status_code, kept.json()["state"]) == (200, "completed")
+    finally:
+        stop([(proc, url)])
