@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.rest.config import StoreOptions
-from adapters.rest.store import ResourceStore
+from adapters.rest.config import RESTEndpoint, StoreOptions
+from adapters.rest.store import ResourceStore, store_path
 from esb.context import AdapterContext
-from esb.logging import get_logger
 
 #: The job's name in the store's ``jobs`` table and in ``esb health``.
 JOB = "prune"
@@ -92,6 +93,8 @@ class Pruner:
         self.context = context
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.stop_event = threading.Event()
+        from esb.logging import get_logger  # here: esb health reads endpoint_jobs without structlog
+
         self.log = get_logger("rest-store")
         self._election: Any = None
         self._scheduler: Any = None
@@ -149,3 +152,43 @@ class Pruner:
         if self._election is not None:
             self._election.stop()
             self._election = None
+
+
+def endpoint_jobs(endpoint: RESTEndpoint, context: AdapterContext) -> list[dict[str, Any]]:
+    """``esb health``: the served endpoint's prune job with its last run (by whichever process ran it) and
+    the next one due; none when the endpoint keeps everything. Reads the store without writing to it."""
+    if endpoint.listen is None:
+        return []
+    options = endpoint.listen.store
+    if options.events_keep is None and options.resources_keep is None:
+        return []
+    last: tuple[Any, ...] | None = None
+    path = store_path(context)
+    if path.is_file():
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            last = db.execute(
+                "SELECT last_run, outcome, detail, runs FROM jobs WHERE name = ? "
+                "ORDER BY last_run DESC LIMIT 1",
+                (JOB,),
+            ).fetchone()
+        except sqlite3.OperationalError:  # a store older than the jobs table: never pruned yet
+            last = None
+        finally:
+            db.close()
+    job: dict[str, Any] = {
+        "job": JOB, "schedule": f"every {options.prune_every:g}s (the elected process)", "last_run": None,
+        "outcome": None, "error": None, "runs": 0, "next_run": None, "overdue": False,
+    }  # fmt: skip
+    if last is not None:
+        ran = datetime.fromtimestamp(float(last[0]), UTC)
+        job.update(
+            last_run=ran,
+            outcome=last[1],
+            runs=int(last[3]),
+            next_run=ran + timedelta(seconds=options.prune_every),
+        )
+        job["error"] = last[2] if last[1] == "error" else None
+        late = job["next_run"] + timedelta(seconds=max(60.0, options.prune_every))
+        job["overdue"] = late < datetime.now(UTC)
+    return [job]

@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.rest.config import StoreOptions
+from adapters.rest import RESTAdapter
+from adapters.rest.config import RESTEndpoint, StoreOptions
 from adapters.rest.retention import Pruner, prune
-from adapters.rest.store import _DUE, ResourceStore
+from adapters.rest.store import _DUE, ResourceStore, store_path
 from esb.config.settings import Settings
 from esb.context import AdapterContext
 
@@ -277,3 +278,29 @@ def test_the_scheduled_prune_runs_only_where_elected(
     runs = store.runs("prune")
     assert [(r["runs"], r["outcome"]) for r in runs] == ([(1, "ok")] if leader else [])
     assert store._run("SELECT count(*) FROM events")[0][0] == (0 if leader else 1)
+
+
+def served(store: dict[str, Any]) -> RESTEndpoint:
+    """A served endpoint with these ``store`` options."""
+    users = [{"username": "channel", "password_env": "UNUSED"}]
+    return RESTEndpoint.model_validate({"listen": {"port": 0, "auth": {"users": users}, "store": store}})
+
+
+def test_health_shows_the_prune_job_and_its_last_run(tmp_path: Path) -> None:
+    """esb health's jobs: the prune job, never run before the store exists, then its last run and next
+    run; overdue when the last run is far older than the schedule; none when nothing expires."""
+    context = AdapterContext(Settings(data_dir=tmp_path), tmp_path, "channel.rest_orders")
+    adapter = RESTAdapter()
+    (job,) = adapter.jobs(served({"prune_every": "1h"}), context)
+    assert (job["job"], job["last_run"], job["runs"], job["overdue"]) == ("prune", None, 0, False)
+    store = ResourceStore(store_path(context)).open()
+    try:
+        store.record_run("prune", "host:1", time.time() - 5, "ok", "1 events, 0 resources, 0 pages freed")
+        (job,) = adapter.jobs(served({"prune_every": "1h"}), context)
+        assert (job["outcome"], job["runs"], job["overdue"]) == ("ok", 1, False)
+        assert 3590 < (job["next_run"] - job["last_run"]).total_seconds() < 3610
+        store._run("UPDATE jobs SET last_run = ?", (time.time() - 3 * 3600,))
+        assert adapter.jobs(served({"prune_every": "1h"}), context)[0]["overdue"]
+    finally:
+        store.close()
+    assert adapter.jobs(served({"events_keep": None, "resources_keep": None}), context) == []
