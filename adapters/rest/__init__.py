@@ -8,7 +8,7 @@ and a requester). cheroot and requests are imported only when an endpoint is use
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adapters.rest.config import RESTEndpoint
 from esb.context import AdapterContext
@@ -40,6 +40,12 @@ class RESTAdapter:
         from adapters.rest.source import RESTSource
 
         return RESTSource(endpoint, context)
+
+    def jobs(self, endpoint: RESTEndpoint, context: AdapterContext) -> list[dict[str, Any]]:
+        """``esb health``: a served endpoint's store prune job, with its last and next run."""
+        from adapters.rest.retention import endpoint_jobs
+
+        return endpoint_jobs(endpoint, context)
 
     def sink(self, endpoint: RESTEndpoint, context: AdapterContext) -> RESTSink:
         """Return an unconnected sink: a client of ``base_url``, or the state changes of served resources."""

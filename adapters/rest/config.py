@@ -61,6 +61,36 @@ class EventOptions(_Strict):
     poll: Duration = Field(default=0.5, description="how often the dispatcher looks for events due")
 
 
+class StoreOptions(_Strict):
+    """How long the listener's resource store keeps what it no longer needs, and how it prunes."""
+
+    events_keep: Duration | None = Field(
+        default=7 * 86400.0,
+        description="keep a delivered or given-up event row this long after its last attempt (each is "
+        "journaled on the pseudo-route rest-events:<system.endpoint>); default 7 days, null: forever",
+    )
+    resources_keep: Duration | None = Field(
+        default=30 * 86400.0,
+        description="answer GET for a resource this long after its order reached a final state "
+        "(completed, failed, cancelled, rejected, partial; done, terminatedWithError), then 404; "
+        "never removed while the route has not accepted it or an event of it is still to post; "
+        "default 30 days, null: forever",
+    )
+    prune_every: Duration = Field(
+        default=3600.0, gt=0, description="how often the endpoint's leading hub process prunes the store"
+    )
+    prune_batch: int = Field(
+        default=500,
+        ge=1,
+        le=50_000,
+        description="rows deleted per statement (each a short write lock: other processes' POSTs go "
+        "between them)",
+    )
+    prune_pause: Duration = Field(
+        default=0.01, le=10.0, description="pause between two statements of a prune, for the other writers"
+    )
+
+
 class ListenOptions(_Strict):
     """Where and how the hub serves the TMF resources."""
 
@@ -110,6 +140,9 @@ class ListenOptions(_Strict):
     )
     events: EventOptions = Field(
         default_factory=EventOptions, description="delivery of TMF events to registered listeners"
+    )
+    store: StoreOptions = Field(
+        default_factory=StoreOptions, description="retention and pruning of the listener's resource store"
     )
 
 

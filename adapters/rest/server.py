@@ -27,6 +27,8 @@ class Server:
         self.thread: threading.Thread | None = None
         self.notifier: Any = None
         """The event hub's postman (``notify.Notifier``), started by the first reader."""
+        self.pruner: Any = None
+        """The store's prune job (``retention.Pruner``), started with the postman."""
         self.log = get_logger("rest-listener")
 
     @property

@@ -3,7 +3,8 @@
 A POST is answered 201 once the order is in the endpoint's resource store, its durable inbox; the route
 drains the orders it has not accepted yet (``inbox.py``), at start-up and continuously, like a queue
 source: unsettled deliveries go back at close, given-back ones come again. The event hub's postman
-(``notify.py``) and the inbox's lease keeper run beside the server while the source is connected.
+(``notify.py``), the inbox's lease keeper and the store's prune job (``retention.py``, run by one
+process of those sharing the store) run beside the server while the source is connected.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from adapters.rest.app import Served
 from adapters.rest.config import RESTEndpoint
 from adapters.rest.notify import Notifier
 from adapters.rest.resources import validator
+from adapters.rest.retention import Pruner
 from adapters.rest.server import SERVERS, Server
 from adapters.rest.store import ResourceStore, store_path
 from esb.context import AdapterContext
@@ -66,6 +68,8 @@ class RESTSource:
             return
         self.server.notifier = Notifier(store, listen.events, self.context)
         self.server.notifier.start()
+        self.server.pruner = Pruner(store, listen.store, self.context)
+        self.server.pruner.start()
         served.inbox.start()
 
     def read(self, timeout: float) -> Delivery | None:
@@ -87,6 +91,8 @@ class RESTSource:
         server, self.server = self.server, None
         if SERVERS.detach(server):  # the last reader left: the server stopped
             server.served.inbox.stop()
+            if server.pruner is not None:
+                server.pruner.stop()
             if server.notifier is not None:
                 server.notifier.stop()
                 server.notifier.join(10)

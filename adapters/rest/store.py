@@ -12,7 +12,9 @@ The event waits ``held`` for every listener whose query it matches until the rou
 (:meth:`~ResourceStore.publish`, only when some listener matched); a resource the route does not take is
 withdrawn with its held events (:meth:`~ResourceStore.withdraw`): the rare path pays the second write.
 An event is kept once per registered listener until it is delivered, or given up after the configured
-attempts.
+attempts; then for ``store.events_keep``. A resource whose order reached a final state (``settled``) is
+kept for ``store.resources_keep``: ``retention.py`` prunes both. A store written by an older hub gets
+the ``settled`` column and the indexes when it is opened (:meth:`ResourceStore._upgrade`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from esb.pids import pid_alive
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
     kind TEXT NOT NULL, id TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL, doc TEXT NOT NULL,
+    settled REAL,
     PRIMARY KEY (kind, id));
 CREATE TABLE IF NOT EXISTS listeners (
     id TEXT PRIMARY KEY, callback TEXT NOT NULL, query TEXT, created REAL NOT NULL);
@@ -47,6 +50,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     correlation_id TEXT, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     due REAL NOT NULL DEFAULT 0, owner TEXT, lease REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT NOT NULL, owner TEXT NOT NULL, runs INTEGER NOT NULL, started REAL NOT NULL,
+    last_run REAL NOT NULL, outcome TEXT NOT NULL, detail TEXT, PRIMARY KEY (name, owner));
 BEGIN IMMEDIATE;
 DROP TRIGGER IF EXISTS new_resource;
 DROP VIEW IF EXISTS new_resources;
@@ -66,6 +72,22 @@ CREATE TRIGGER new_resource INSTEAD OF INSERT ON new_resources BEGIN
 END;
 COMMIT;
 """
+#: Created after :meth:`ResourceStore._upgrade` (``resources_settled`` needs the ``settled`` column a store
+#: written before it lacks). Partial indexes: only the few rows waiting for delivery are in
+#: ``events_pending`` (what the notifier's ``_DUE`` reads every round), only settled rows in the two the
+#: prune reads; a POST writes held events and an unsettled resource, so it adds no index entry.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_pending ON events (due) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS events_done ON events (due) WHERE status IN ('delivered', 'failed');
+CREATE INDEX IF NOT EXISTS resources_settled ON resources (settled) WHERE settled IS NOT NULL;
+"""
+#: The states in which a served resource's order has ended (TMF622 ProductOrderStateType and the
+#: TaskStateType of a CancelProductOrder): from then on the resource is kept for ``resources_keep``.
+FINAL_STATES = frozenset({
+    "rejected", "cancelled", "completed", "failed", "partial", "done", "terminatedWithError",
+})  # fmt: skip
+#: Rows of an upgraded store whose ``settled`` time is filled in per statement (a short write lock each).
+UPGRADE_BATCH = 5_000
 #: One statement, so one transaction in autocommit and one release of the GIL (SQLite's step): the
 #: resource and its held create events, or nothing when the id exists (the primary key aborts it).
 _CREATE = (
@@ -88,6 +110,12 @@ _INSERT_EVENT = (
 #: written before the route settled it) may be posted, in the order they were written.
 _RELEASE = "UPDATE events SET status = 'pending' WHERE resource_id = ? AND status = 'held'"
 _HELD = "SELECT 1 FROM events WHERE resource_id = ? AND status = 'held' LIMIT 1"
+#: A resource's new document; ``settled`` is when its order reached a final state (kept from the first
+#: time it did), NULL while it is in flight.
+_CHANGE = (
+    "UPDATE resources SET doc = ?, settled = CASE WHEN ? THEN coalesce(settled, ?) END "
+    "WHERE kind = ? AND id = ?"
+)
 _LISTENERS = "SELECT id, callback, query FROM listeners"
 
 
@@ -106,12 +134,29 @@ class InboxRow(NamedTuple):
 
 #: Due events in order, without those queued behind their listener's oldest event still waiting to be
 #: retried: a later event (a state change) must not overtake an earlier one (the create) in backoff.
+#: Both read only the pending rows (``events_pending``): without INDEXED BY the planner, seeing ORDER BY
+#: seq LIMIT, walks every row ever posted in seq order.
 _DUE = (
     "WITH waiting AS (SELECT listener_id, MIN(seq) AS seq FROM events WHERE status = 'pending' AND due > ? "
     "GROUP BY listener_id) "
     "SELECT e.seq, e.event_id, e.listener_id, e.callback, e.body, e.resource_id, e.correlation_id, "
-    "e.attempts FROM events AS e LEFT JOIN waiting AS w ON w.listener_id = e.listener_id "
+    "e.attempts FROM events AS e INDEXED BY events_pending "
+    "LEFT JOIN waiting AS w ON w.listener_id = e.listener_id "
     "WHERE e.status = 'pending' AND e.due <= ? AND (w.seq IS NULL OR e.seq < w.seq) ORDER BY e.seq LIMIT ?"
+)
+#: Settled event rows in the order they settled, through ``events_done``.
+_PRUNE_EVENTS = (
+    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE status IN ('delivered', 'failed') "
+    "AND due < ? ORDER BY due LIMIT ?)"
+)
+#: Ended orders through ``resources_settled``; never one the route has not accepted (its inbox row) or
+#: with an event still to post (pending, or held behind the route).
+_PRUNE_RESOURCES = (
+    "DELETE FROM resources WHERE rowid IN (SELECT r.rowid FROM resources AS r WHERE r.settled < ? "
+    "AND NOT EXISTS (SELECT 1 FROM inbox AS i WHERE i.kind = r.kind AND i.id = r.id) "
+    "AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.resource_id = r.id "
+    "AND e.status IN ('pending', 'held')) "
+    "ORDER BY r.settled LIMIT ?)"
 )
 
 
@@ -144,9 +189,38 @@ class ResourceStore:
         db.execute("PRAGMA synchronous=NORMAL")
         db.create_function("esb_event_matches", 2, _event_matches, deterministic=True)
         db.executescript(_SCHEMA)
+        self._upgrade(db)
+        db.executescript(_INDEXES)
         self._db = db
         self._cursor = db.cursor()
         return self
+
+    @staticmethod
+    def _upgrade(db: sqlite3.Connection) -> None:
+        """A store written before retention: add ``resources.settled`` (once, whichever process opens it
+        first) and fill it in for the resources already in a final state, in short batches."""
+        columns = {row[1] for row in db.execute("PRAGMA table_info(resources)")}
+        if "settled" in columns:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            added = "settled" not in {row[1] for row in db.execute("PRAGMA table_info(resources)")}
+            if added:
+                db.execute("ALTER TABLE resources ADD COLUMN settled REAL")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if not added:
+            return
+        finals = ", ".join("?" * len(FINAL_STATES))
+        last = int(db.execute("SELECT coalesce(max(rowid), 0) FROM resources").fetchone()[0])
+        for start in range(0, last, UPGRADE_BATCH):
+            db.execute(
+                "UPDATE resources SET settled = created WHERE rowid > ? AND rowid <= ? "  # noqa: S608 - placeholders only
+                f"AND json_extract(doc, '$.state') IN ({finals})",
+                (start, start + UPGRADE_BATCH, *sorted(FINAL_STATES)),
+            )
 
     def close(self) -> None:
         """Close the database. Safe to call twice."""
@@ -285,8 +359,7 @@ class ResourceStore:
                     before = _doc(found[0][0])
                     after = {**before, **changes}
                     self._db.execute(
-                        "UPDATE resources SET doc = ? WHERE kind = ? AND id = ?",
-                        (orjson.dumps(after).decode(), row.kind, row.id),
+                        _CHANGE, (orjson.dumps(after).decode(), *_settled(after), row.kind, row.id)
                     )
                     self._db.execute(_RELEASE, (row.id,))
                     if before.get("state") != after.get("state"):
@@ -352,10 +425,7 @@ class ResourceStore:
                     return None
                 before = _doc(rows[0][0])
                 after = {**before, **changes}
-                self._db.execute(
-                    "UPDATE resources SET doc = ? WHERE kind = ? AND id = ?",
-                    (orjson.dumps(after).decode(), kind, ident),
-                )
+                self._db.execute(_CHANGE, (orjson.dumps(after).decode(), *_settled(after), kind, ident))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -424,13 +494,71 @@ class ResourceStore:
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def settle(
-        self, seq: int, status: str, attempts: int, error: str | None = None, due: float = 0.0
+        self, seq: int, status: str, attempts: int, error: str | None = None, due: float | None = None
     ) -> None:
-        """Record an attempt: ``delivered``, ``failed`` (given up) or ``pending`` again at ``due``."""
+        """Record an attempt: ``delivered``, ``failed`` (given up) or ``pending`` again at ``due``. A
+        delivered or failed row's ``due`` becomes the time it settled (``events_keep`` counts from it)."""
         self._run(
             "UPDATE events SET status = ?, attempts = ?, error = ?, due = ? WHERE seq = ?",
-            (status, attempts, error, due, seq),
+            (status, attempts, error, time.time() if due is None else due, seq),
         )
+
+    # -- retention (adapters/rest/retention.py) -----------------------------------------------------
+    def prune_events(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` delivered or given-up event rows settled before ``before``, oldest
+        first, in one statement; return how many."""
+        return self._delete(_PRUNE_EVENTS, (before, limit))
+
+    def prune_resources(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` resources whose order ended before ``before`` and that have no inbox row
+        and no pending or held event, in one statement; return how many."""
+        return self._delete(_PRUNE_RESOURCES, (before, limit))
+
+    def _delete(self, sql: str, args: tuple[Any, ...]) -> int:
+        assert self._db is not None, "open() first"
+        with self.lock:
+            return int(self._db.execute(sql, args).rowcount)
+
+    def free_pages(self, pages: int) -> int:
+        """Give up to ``pages`` free pages back to the file system when the file is incremental
+        auto_vacuum (an operator's ``VACUUM`` made it so; the store does not: docs/rest.md, file size);
+        return how many."""
+        assert self._db is not None, "open() first"
+        with self.lock:
+            free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+            if not free or not int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0]):
+                return 0
+            # executescript steps the pragma through every page (execute would free one)
+            self._db.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+            return free - int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+
+    def record_run(
+        self, name: str, owner: str, started: float, outcome: str, detail: str | None = None
+    ) -> None:
+        """Record a run of job ``name`` by ``owner`` (this process) begun at ``started`` and ended now, for
+        ``esb health`` and the tests."""
+        self._run(
+            "INSERT INTO jobs (name, owner, runs, started, last_run, outcome, detail) "
+            "VALUES (?, ?, 1, ?, ?, ?, ?) ON CONFLICT (name, owner) DO UPDATE SET runs = runs + 1, "
+            "started = excluded.started, last_run = excluded.last_run, outcome = excluded.outcome, "
+            "detail = excluded.detail",
+            (name, owner, started, time.time(), outcome, detail),
+        )
+
+    def runs(self, name: str) -> list[dict[str, Any]]:
+        """The last recorded run of job ``name`` by each process that ran it, latest first: ``owner``,
+        ``runs``, ``started``, ``last_run`` (when it ended), ``outcome``, ``detail``."""
+        keys = ("owner", "runs", "started", "last_run", "outcome", "detail")
+        rows = self._run(
+            "SELECT owner, runs, started, last_run, outcome, detail FROM jobs WHERE name = ? "
+            "ORDER BY last_run DESC",
+            (name,),
+        )
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def forget_runs(self, before: float) -> None:
+        """Drop the job records of processes that last ran before ``before`` (restarted hubs)."""
+        self._run("DELETE FROM jobs WHERE last_run < ?", (before,))
 
     def events(self, status: str | None = None) -> list[dict[str, Any]]:
         """Every event row (for tests and ``esb health``-like checks), optionally of one ``status``."""
@@ -450,6 +578,10 @@ def _event_matches(query: str | None, event: str) -> bool:
 
     return matches(query, orjson.loads(event))
 
+
+def _settled(doc: dict[str, Any]) -> tuple[bool, float]:
+    """``_CHANGE``'s arguments for ``settled``: whether ``doc``'s order has ended, and now."""
+    return doc.get("state") in FINAL_STATES, time.time()
 
 
 def _doc(text: str) -> dict[str, Any]:
