@@ -1,4 +1,10 @@
-"""Shared test fixtures: servers are required (not skipped) when ESB_REQUIRE_SERVERS=1 (make test)."""
+"""Shared test fixtures: servers are required (not skipped) when ESB_REQUIRE_SERVERS=1 (make test).
+
+The real servers' session fixtures (``postgres_server``, ``rabbit_server``, ``sshd``, ``ftpd``,
+``ftpsd``) are registered here once, as plugins, so that a test session (each xdist worker) starts one of
+each. Never import them into a test module: pytest makes a module that imports a fixture function its own
+definition of it, with its own instance, so a "session" server would start again for every such module.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,13 @@ from collections.abc import Iterator
 import pytest
 
 from esb.testing import BROKER
+
+pytest_plugins = (
+    "tests.integration.pg_server",
+    "tests.integration.rabbit_server",
+    "tests.integration.servers_ftp",
+    "tests.integration.servers_ssh",
+)
 
 REQUIRE_SERVERS = os.environ.get("ESB_REQUIRE_SERVERS") == "1"
 

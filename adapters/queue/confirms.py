@@ -10,6 +10,7 @@ leave in one socket write (:func:`adapters.queue.frames.coalesced_writes`), not 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -62,19 +63,23 @@ class ConfirmTracker:
             channel._confirm_selected = True
             channel.confirm_select()
         self.nacked.clear()
+        bodies = [  # built first: a batch that fails to build sends nothing and takes no tags
+            channel.prepare_message(
+                message.body_bytes(),
+                content_type=str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream"),
+                content_encoding="binary",
+                headers=message.wire_headers(),
+                properties={"delivery_mode": PERSISTENT},
+            )
+            for message in messages
+        ]
         with coalesced_writes(channel.connection.transport):  # the batch's frames in one write
-            for message in messages:
-                body = channel.prepare_message(
-                    message.body_bytes(),
-                    content_type=str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream"),
-                    content_encoding="binary",
-                    headers=message.wire_headers(),
-                    properties={"delivery_mode": PERSISTENT},
-                )
+            for body in bodies:
+                # pending before it is sent: py-amqp reads the frames waiting before each publish, so
+                # the acks of this batch's first publishes can arrive while the batch is being sent
+                self.last_tag += 1
+                self.pending.add(self.last_tag)
                 channel._basic_publish(body, exchange=exchange, routing_key=routing_key, mandatory=mandatory)
-        # counted once sent: a batch that failed to build sent nothing and takes no tags
-        self.pending.update(range(self.last_tag + 1, self.last_tag + len(messages) + 1))
-        self.last_tag += len(messages)
         deadline = time.monotonic() + timeout
         while self.pending:
             remaining = deadline - time.monotonic()
@@ -82,7 +87,8 @@ class ConfirmTracker:
                 raise TransportError(
                     f"{len(self.pending)} publish(es) not confirmed within {timeout:.0f} s", endpoint=url
                 )
-            channel.connection.drain_events(timeout=min(remaining, 1.0))
+            with contextlib.suppress(TimeoutError):  # socket.timeout: nothing came within this read
+                channel.connection.drain_events(timeout=min(remaining, 1.0))
         if self.nacked:
             raise TransportError(
                 f"the broker refused {len(self.nacked)} message(s) (basic.nack)", endpoint=url

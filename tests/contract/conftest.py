@@ -32,8 +32,6 @@ from tests.contract.harness_queue import (
 )
 from tests.contract.harness_rest import RESTHarness
 from tests.contract.harness_soap import SOAPHarness
-from tests.integration.rabbit_server import rabbit_server  # noqa: F401 - the session's RabbitMQ node
-from tests.integration.servers_ssh import sshd  # noqa: F401 - the session's sshd
 
 HARNESSES = [
     pytest.param(DirectHarness, id="direct"),

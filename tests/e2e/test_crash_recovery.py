@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from esb.journal import Journal
-from simulators.crm import CRMSimulator, order_scenario
+from esb.project import Project
+from simulators.crm import CRMSimulator, PlannedMessage, order_scenario
 from simulators.iom import IOMSimulator
 from tests.e2e.hub_process import HubProcess, load_project, wait_for_outcomes
 
@@ -72,12 +74,7 @@ def test_sigkill_between_the_sinks_confirm_and_the_outcomes_commit(tmp_path: Pat
     hub = HubProcess(project.settings.data_dir, log)
     journal = Journal(project.settings.journal.url)
     try:
-        held.start()
-        end = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < end:
-            time.sleep(0.05)
-        assert marker.exists(), f"the hub never reached the window: see {log}"
-        window: dict[str, str] = json.loads(marker.read_text(encoding="utf-8"))["states"]
+        window: dict[str, str] = held_hub_reached(held, marker, "reached the window")["states"]
         held.kill()
         journal.connect()
         before = {mid: [e.state for e in journal.history(mid)] for mid in window}
@@ -93,24 +90,7 @@ def test_sigkill_between_the_sinks_confirm_and_the_outcomes_commit(tmp_path: Pat
     assert before == {mid: ["received"] for mid in window}
     assert outcomes == {p.message.id: p.expected for p in plan}
     assert after == {mid: ["received", "redelivered"] for mid in window}
-    sent_in_window = {mid for mid, state in window.items() if state == "delivered"}
-    assert sent_in_window, "the held batch sent nothing: the window was not exercised"
-    iom = IOMSimulator(project)
-    iom.start()
-    expected_ids = {p.message.id for p in plan if p.expected == "delivered"}
-    ready = iom.ready.wait(10)
-    end = time.monotonic() + 30
-    while (
-        iom.count() < len(expected_ids) or iom.duplicates < len(sent_in_window)
-    ) and time.monotonic() < end:
-        time.sleep(0.1)
-    time.sleep(0.5)  # anything more (a duplicate too many) would arrive now
-    iom.stop()
-    iom.join(5)
-    assert ready
-    assert set(iom.received) == expected_ids
-    assert iom.duplicates == len(sent_in_window)
-    assert iom.malformed == []
+    assert_iom_got_the_window_again(project, plan, window)
 
 
 def test_sigkill_with_a_batch_in_flight_and_the_next_one_prepared(tmp_path: Path) -> None:
@@ -133,12 +113,7 @@ def test_sigkill_with_a_batch_in_flight_and_the_next_one_prepared(tmp_path: Path
     hub = HubProcess(project.settings.data_dir, log)
     journal = Journal(project.settings.journal.url)
     try:
-        held.start()
-        end = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < end:
-            time.sleep(0.05)
-        assert marker.exists(), f"the hub never had a batch in flight with the next one prepared: see {log}"
-        found = json.loads(marker.read_text(encoding="utf-8"))
+        found = held_hub_reached(held, marker, "had a batch in flight with the next one prepared")
         window: dict[str, str] = found["states"]
         following: list[str] = found["next"]
         held.kill()
@@ -158,6 +133,14 @@ def test_sigkill_with_a_batch_in_flight_and_the_next_one_prepared(tmp_path: Path
     assert before == {mid: ["received"] for mid in [*window, *following]}
     assert outcomes == {p.message.id: p.expected for p in plan}
     assert after == {mid: ["received", "redelivered"] for mid in following}
+    assert_iom_got_the_window_again(project, plan, window)
+
+
+def assert_iom_got_the_window_again(
+    project: Project, plan: list[PlannedMessage], window: dict[str, str]
+) -> None:
+    """IOM (its idempotent receiver started now) got every order planned as delivered, and one duplicate
+    of each order the held batch had sent (state ``delivered`` in ``window``) and no more."""
     sent_in_window = {mid for mid, state in window.items() if state == "delivered"}
     assert sent_in_window, "the held batch sent nothing: the window was not exercised"
     iom = IOMSimulator(project)
@@ -176,3 +159,14 @@ def test_sigkill_with_a_batch_in_flight_and_the_next_one_prepared(tmp_path: Path
     assert set(iom.received) == expected_ids
     assert iom.duplicates == len(sent_in_window)
     assert iom.malformed == []
+
+
+def held_hub_reached(held: HubProcess, marker: Path, what: str) -> dict[str, Any]:
+    """Start ``held`` (tests.e2e.window_hub) and return the marker it writes when it holds the window."""
+    held.start()
+    end = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert marker.exists(), f"the hub never {what}: see {held.log}"
+    found: dict[str, Any] = json.loads(marker.read_text(encoding="utf-8"))
+    return found

@@ -20,8 +20,8 @@ from simulators.devenv import free_port
 from simulators.oss_credit import OSSCreditControlSimulator
 from tests.e2e.hub_process import wait_for_outcomes
 from tests.integration.cluster import ProductionHub, production_environ, production_project
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401 - fixture
-from tests.integration.rabbit_server import RabbitServer, rabbit_server  # noqa: F401 - fixture
+from tests.integration.pg_server import PostgresServer
+from tests.integration.rabbit_server import RabbitServer
 
 ROUTE = "billing-credit-control"
 SOURCE = "billing.credit_control_out"
@@ -30,8 +30,8 @@ EVENTS = 600  # about 100 subscribers, 6 events each, interleaved
 
 @pytest.mark.parametrize("kill", [pytest.param(False, id="two-hubs"), pytest.param(True, id="one-killed")])
 def test_final_states_follow_the_last_event_across_two_hubs(
-    rabbit_server: RabbitServer,  # noqa: F811 - the fixture
-    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    rabbit_server: RabbitServer,
+    postgres_server: PostgresServer,
     tmp_path: Path,
     kill: bool,
 ) -> None:

@@ -43,8 +43,8 @@ from tests.e2e.order_processes import (
     put,
     wait_until,
 )
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401 - fixture
-from tests.integration.rabbit_server import RabbitServer, rabbit_server  # noqa: F401 - fixture
+from tests.integration.pg_server import PostgresServer
+from tests.integration.rabbit_server import RabbitServer
 
 PASSWORDS = ("RIM_PASSWORD", "OSS_PASSWORD", "BILLING_PASSWORD")
 RESULTS_ROUTE = f"process:{OSS_RESULTS}"
@@ -184,8 +184,8 @@ def crash(run: Run, kills: int, restart_database: Callable[[], None] | None) -> 
 def test_500_orders_survive_three_sigkills_and_a_postgres_restart_on_rabbitmq(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    rabbit_server: RabbitServer,  # noqa: F811 - the fixture
-    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    rabbit_server: RabbitServer,
+    postgres_server: PostgresServer,
 ) -> None:
     """500 orders on RabbitMQ + PostgreSQL, hub SIGKILLed 3 times, PostgreSQL restarted: all end as
     planned, no leak, nothing done twice, every deadline fired."""

@@ -112,9 +112,10 @@ class PostgresServer:
                 last += (self.base / "server.log").read_text()[-2000:]
         raise RuntimeError(f"PostgreSQL did not start: {last}")
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown) if it runs."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server if it runs (``fast``: a clean shutdown; ``immediate`` when its data is thrown
+        away next)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def url(self, database: str = "postgres", *, password: str = PASSWORD) -> str:
         """Return the SQLAlchemy URL of ``database``."""
@@ -174,5 +175,5 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop("immediate")
         shutil.rmtree(base, ignore_errors=True)

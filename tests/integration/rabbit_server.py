@@ -152,8 +152,11 @@ class RabbitServer:
         return self.proc is not None and self.proc.poll() is None
 
     def cleanup(self) -> None:
-        """Stop the node and its epmd, remove the folder."""
-        self.stop()
+        """Kill the node (its data goes with the folder: no clean shutdown to wait for) and its epmd,
+        remove the folder."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the node's own process group (start_new_session)
+            self.proc.wait(30)
         subprocess.run(
             ["epmd", "-port", str(self.epmd_port), "-kill"], env=self.environ(), capture_output=True,
             timeout=10, check=False,

@@ -14,7 +14,7 @@ from adapters.batch.errors import HostKeyError, RemoteTransferError
 from adapters.batch.ftp import FTPRemote
 from esb.message import Message
 from simulators.batch_files import write_charge_file
-from tests.integration.servers_ftp import FTPServer, ftpd, ftpsd  # noqa: F401 - the fixtures
+from tests.integration.servers_ftp import FTPServer
 from tests.unit.batch_helpers import BatchSource, context, drain, inbound_endpoint
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def test_file_is_written_and_uploaded(
 
 
 def test_ftps_server_with_a_certificate_from_another_ca_is_refused(
-    ftpsd: FTPServer,  # noqa: F811
+    ftpsd: FTPServer,
     tmp_path: Path,
 ) -> None:
     """The client trusts only its ca_file: a server certificate from another CA is refused, clearly."""
@@ -106,7 +106,7 @@ def test_ftps_server_with_a_certificate_from_another_ca_is_refused(
     assert "s3cret" not in str(caught.value)
 
 
-def test_ftps_without_ca_file_does_not_trust_a_private_ca(ftpsd: FTPServer, tmp_path: Path) -> None:  # noqa: F811
+def test_ftps_without_ca_file_does_not_trust_a_private_ca(ftpsd: FTPServer, tmp_path: Path) -> None:
     """Without ca_file only the system store is trusted: the session CA's certificate is refused."""
     remote = _remote(ftpsd, "")
     del remote["ca_file"]

@@ -17,7 +17,7 @@ from adapters.batch.sftp import SFTPRemote
 from esb.message import Message
 from simulators.batch_files import write_charge_file
 from tests.integration.proxy import CuttingProxy
-from tests.integration.servers_ssh import SSHServer, sshd  # noqa: F401 - the fixture
+from tests.integration.servers_ssh import SSHServer
 from tests.unit.batch_helpers import BatchSource, context, drain, inbound_endpoint
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def _folder(server: SSHServer, name: str) -> Path:
     return folder
 
 
-def test_gbk_named_file_is_picked_up_over_sftp(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+def test_gbk_named_file_is_picked_up_over_sftp(sshd: SSHServer, tmp_path: Path) -> None:
     """A file with a GBK-encoded Chinese name is listed, staged and processed, then moved to done/."""
     inbox = _folder(sshd, "in_gbk")
     name = "CHG_571_杭州_001.dat"
@@ -60,7 +60,7 @@ def test_gbk_named_file_is_picked_up_over_sftp(sshd: SSHServer, tmp_path: Path) 
     ]
 
 
-def test_unknown_host_key_is_refused(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+def test_unknown_host_key_is_refused(sshd: SSHServer, tmp_path: Path) -> None:
     """A server whose key is not in known_hosts is refused with a clear error."""
     empty = tmp_path / "known_hosts"
     empty.write_text("")
@@ -72,7 +72,7 @@ def test_unknown_host_key_is_refused(sshd: SSHServer, tmp_path: Path) -> None:  
         remote.connect()
 
 
-def test_changed_host_key_is_refused(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+def test_changed_host_key_is_refused(sshd: SSHServer, tmp_path: Path) -> None:
     """A server whose key differs from the one in known_hosts is refused (possible impostor)."""
     other = tmp_path / "other_key"
     os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")
@@ -96,7 +96,7 @@ def _via_proxy(server: SSHServer, proxy: CuttingProxy, tmp_path: Path) -> Path:
     return known
 
 
-def test_download_dropped_mid_transfer_is_retried(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+def test_download_dropped_mid_transfer_is_retried(sshd: SSHServer, tmp_path: Path) -> None:
     """A connection dropped mid-download stages nothing; the next poll downloads the whole file."""
     inbox = _folder(sshd, "in_drop")
     write_charge_file(inbox / "CHG_571_20240531_001.dat", 20_000)
@@ -117,7 +117,7 @@ def test_download_dropped_mid_transfer_is_retried(sshd: SSHServer, tmp_path: Pat
         proxy.close()
 
 
-def test_upload_dropped_mid_transfer_leaves_no_partial_file(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+def test_upload_dropped_mid_transfer_leaves_no_partial_file(sshd: SSHServer, tmp_path: Path) -> None:
     """A connection dropped mid-upload leaves no file under the final name; the retry completes it."""
     outbox = _folder(sshd, "out_drop")
     proxy = CuttingProxy(sshd.port)
@@ -152,7 +152,7 @@ def test_upload_dropped_mid_transfer_leaves_no_partial_file(sshd: SSHServer, tmp
     assert (outbox / "571_CUST_20240601_001.dat.ok").exists()
 
 
-def test_links_planted_over_sftp_are_never_followed(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+def test_links_planted_over_sftp_are_never_followed(sshd: SSHServer, tmp_path: Path) -> None:
     """Over SFTP, links planted in error/ and reply/ (named like the .err note, the reply and its old
     temp name) and in the inbox leave their targets unchanged; the inbox link is listed as a link
     (lstat), never downloaded, and esb health names it; a link in place of done/ is refused."""

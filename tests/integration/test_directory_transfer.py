@@ -12,8 +12,8 @@ import pytest
 
 from adapters.batch import BatchSink, BatchSource
 from simulators.directories import DirectorySystem
-from tests.integration.servers_ftp import FTPServer, ftpd  # noqa: F401 - the fixture
-from tests.integration.servers_ssh import SSHServer, sshd  # noqa: F401 - the fixture
+from tests.integration.servers_ftp import FTPServer
+from tests.integration.servers_ssh import SSHServer
 from tests.unit.batch_helpers import context, drain
 from tests.unit.directory_helpers import endpoint, load_project, numbers, record, subscriber
 
@@ -59,7 +59,7 @@ def _round_trip(
     return written, simulated, deliveries
 
 
-def test_114_listing_file_goes_over_ftp_and_its_ack_comes_back(ftpd: FTPServer, tmp_path: Path) -> None:  # noqa: F811
+def test_114_listing_file_goes_over_ftp_and_its_ack_comes_back(ftpd: FTPServer, tmp_path: Path) -> None:
     """114 over FTP: the GBK fixed-width file and its done file are uploaded; 114 holds the 3 accepted
     listings, its ack is picked up over FTP with the one rejected record and moved to done/."""
     (ftpd.root / "dir114_in").mkdir()
@@ -77,7 +77,7 @@ def test_114_listing_file_goes_over_ftp_and_its_ack_comes_back(ftpd: FTPServer, 
 
 
 def test_phonebook_listing_file_goes_over_sftp_and_its_ack_comes_back(
-    sshd: SSHServer,  # noqa: F811
+    sshd: SSHServer,
     tmp_path: Path,
 ) -> None:
     """The phone directory over SFTP (host key from known_hosts): the comma-separated GBK file is uploaded;

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration.faults import Servers, run_scenario
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401 - fixture
-from tests.integration.rabbit_server import RabbitServer, rabbit_server  # noqa: F401 - fixture
+from tests.integration.pg_server import PostgresServer
+from tests.integration.rabbit_server import RabbitServer
 
 COUNT = int(os.environ.get("ESB_FAULT_MESSAGES", "2000"))  # with batches of 200: kills land mid-flow
 
 
 @pytest.fixture
-def servers(rabbit_server: RabbitServer, postgres_server: PostgresServer) -> Servers:  # noqa: F811
+def servers(rabbit_server: RabbitServer, postgres_server: PostgresServer) -> Servers:
     """The session's RabbitMQ node and PostgreSQL server, with the means to stop and start them."""
     pg = postgres_server
     return Servers(

@@ -21,7 +21,7 @@ from esb.journal.migrate import alembic_config
 from esb.journal.retention import Policy, read_archive
 from esb.message import utcnow
 from esb.ops.trace import build_trace
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.unit.test_journal import bodies_by_both_lookups
 from tests.unit.test_journal_retention import deliver
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def journal_url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
+def journal_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh PostgreSQL database on the throwaway server."""
     url = postgres_server.create_database("partitions")
     yield url

@@ -10,7 +10,7 @@ import pytest
 from esb.exceptions import TransportError
 from esb.journal import Journal
 from esb.message import Message
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.unit import test_journal as _cases
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ journal = _cases.journal
 
 
 @pytest.fixture
-def journal_url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
+def journal_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh PostgreSQL database on the throwaway server."""
     url = postgres_server.create_database("journal")
     yield url
@@ -29,7 +29,7 @@ def journal_url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
 
 
 def test_wrong_password_is_a_transport_error_with_the_password_masked(
-    postgres_server: PostgresServer,  # noqa: F811
+    postgres_server: PostgresServer,
 ) -> None:
     """A refused login becomes a retryable TransportError whose text shows the URL with *** only."""
     url = postgres_server.url("postgres", password="not-the-password")

@@ -11,7 +11,7 @@ import pytest
 
 from esb.journal import Journal
 from esb.message import utcnow
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.unit import test_journal_replay_selection as on_sqlite  # its tests, called with this journal
 from tests.unit.test_journal_replay_selection import ROUTES, fill, slow_path
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def journal(postgres_server: PostgresServer) -> Iterator[Journal]:  # noqa: F811  # the fixture above
+def journal(postgres_server: PostgresServer) -> Iterator[Journal]:  # the fixture above
     """A journal in a fresh database on the throwaway PostgreSQL server."""
     url = postgres_server.create_database("replay_state")
     with Journal(url) as opened:

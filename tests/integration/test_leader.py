@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401 - fixture
-
 WORKER = str(Path(__file__).with_name("leader_process.py"))
 
 

@@ -18,8 +18,8 @@ from esb.ops.health import check_endpoints
 from esb.project import Project
 from esb.runtime.hub import Hub
 from simulators.billing import BillingSimulator
-from tests.integration.servers_ftp import FTPServer, ftpd  # noqa: F401 - the fixture
-from tests.integration.servers_ssh import SSHServer, sshd  # noqa: F401 - the fixture
+from tests.integration.servers_ftp import FTPServer
+from tests.integration.servers_ssh import SSHServer
 from tests.integration.soap_project import free_port, make_soap_project
 from tests.unit.batch_helpers import PROJECT, context, inbound_endpoint
 
@@ -35,7 +35,7 @@ def sftp_endpoint(server: SSHServer, known_hosts: Path, **extra: Any) -> BatchEn
                              "known_hosts": str(known_hosts), "path": str(folder), "timeout": 5, **extra})
 
 
-def test_sftp_health_checks_host_key_login_and_listing(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+def test_sftp_health_checks_host_key_login_and_listing(sshd: SSHServer, tmp_path: Path) -> None:
     """The right key: ok (host key verified, logged in, listed); never writes known_hosts."""
     before = sshd.known_hosts.read_bytes()
     status, detail = BatchAdapter().health(sftp_endpoint(sshd, sshd.known_hosts), context(tmp_path))
@@ -44,7 +44,7 @@ def test_sftp_health_checks_host_key_login_and_listing(sshd: SSHServer, tmp_path
     assert sshd.known_hosts.read_bytes() == before
 
 
-def test_sftp_changed_or_unknown_host_key_is_down(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+def test_sftp_changed_or_unknown_host_key_is_down(sshd: SSHServer, tmp_path: Path) -> None:
     """A different key for the host: down, 'CHANGED'; a host missing from known_hosts: down, refused."""
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
     host, _kind, _key = sshd.known_hosts.read_text().split()[:3]
@@ -62,7 +62,7 @@ def test_sftp_changed_or_unknown_host_key_is_down(sshd: SSHServer, tmp_path: Pat
     assert empty.read_text() == ""
 
 
-def test_sftp_refused_login_is_down(sshd: SSHServer, tmp_path: Path) -> None:  # noqa: F811
+def test_sftp_refused_login_is_down(sshd: SSHServer, tmp_path: Path) -> None:
     """A key the server does not accept: down, authentication failed."""
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
     endpoint = sftp_endpoint(sshd, sshd.known_hosts, key_file=str(tmp_path / "k"))
@@ -71,7 +71,7 @@ def test_sftp_refused_login_is_down(sshd: SSHServer, tmp_path: Path) -> None:  #
     assert "authentication failed" in detail
 
 
-def test_ftp_health_logs_in_and_lists(ftpd: FTPServer, tmp_path: Path) -> None:  # noqa: F811
+def test_ftp_health_logs_in_and_lists(ftpd: FTPServer, tmp_path: Path) -> None:
     """FTP: ok with the right password; a wrong one is down; the password is never in the detail."""
     (ftpd.root / "health").mkdir(exist_ok=True)
     remote = {"protocol": "ftp", "host": "127.0.0.1", "port": ftpd.port, "username": ftpd.user,

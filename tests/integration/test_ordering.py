@@ -13,15 +13,15 @@ from tests.integration.ordering import (
     ordered_project,
     run_with_kills,
 )
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401 - fixture
-from tests.integration.rabbit_server import RabbitServer, rabbit_server  # noqa: F401 - fixture
+from tests.integration.pg_server import PostgresServer
+from tests.integration.rabbit_server import RabbitServer
 
 COUNT = 1200  # batches of 200: enough that the kills land mid-flow
 
 
 def test_changes_to_one_account_are_applied_in_order(
-    rabbit_server: RabbitServer,  # noqa: F811 - the fixture
-    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    rabbit_server: RabbitServer,
+    postgres_server: PostgresServer,
     tmp_path: Path,
 ) -> None:
     """1200 orders over 4 accounts, 2 hub processes, each SIGKILLed in turn: each account's in order."""
@@ -37,8 +37,8 @@ def test_changes_to_one_account_are_applied_in_order(
 
 
 def test_partitioned_route_spreads_keys_over_processes_in_order(
-    rabbit_server: RabbitServer,  # noqa: F811 - the fixture
-    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    rabbit_server: RabbitServer,
+    postgres_server: PostgresServer,
     tmp_path: Path,
 ) -> None:
     """4 partitions, 2 hub processes: each runs 2; after SIGKILLs each account is still in order."""

@@ -11,7 +11,7 @@ import pytest
 
 from esb.runtime.leader import lock_key, pg_connect
 from esb.runtime.partitions import assign, slot_name
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.unit.test_partitions import ALL, MakeMember, assert_split, members_of, settled, wait_for
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ INTERVAL = 0.05
 
 
 @pytest.fixture
-def database(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
+def database(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh database on the throwaway server, dropped at the end."""
     url = postgres_server.create_database("partitions")
     yield url

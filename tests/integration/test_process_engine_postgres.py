@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from esb.process.engine import ProcessStore, Runner
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.unit import test_process_engine as _cases
 from tests.unit import test_process_engine_branches as _branch_cases
 from tests.unit import test_process_status_query as _status_cases
@@ -25,7 +25,7 @@ runner = _cases.runner
 
 
 @pytest.fixture
-def store_url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
+def store_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh PostgreSQL database on the throwaway server."""
     url = postgres_server.create_database("processes")
     yield url

@@ -24,7 +24,7 @@ from esb.message import Message
 from esb.process.definition import Process
 from esb.process.engine import ProcessStore, Runner
 from esb.process.engine.tables import process_instances, process_steps
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

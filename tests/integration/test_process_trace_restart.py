@@ -30,7 +30,7 @@ from esb.process.engine import ProcessStore, Runner
 from esb.process.engine.tables import process_instances, process_steps
 from esb.telemetry.otel import OTelTracer
 from esb.telemetry.testing import recorded_spans
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.integration.test_process_engine_restart import kill, wait_for
 
 pytestmark = pytest.mark.integration

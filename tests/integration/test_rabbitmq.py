@@ -16,8 +16,8 @@ from esb.context import AdapterContext
 from esb.message import Message
 from tests.integration.cluster import ProductionHub, production_environ, production_project
 from tests.integration.faults import journal_outcomes, wait_for_outcomes
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401 - fixture
-from tests.integration.rabbit_server import RabbitServer, rabbit_server  # noqa: F401 - fixture
+from tests.integration.pg_server import PostgresServer
+from tests.integration.rabbit_server import RabbitServer
 
 
 def _context(url: str, **broker: object) -> AdapterContext:
@@ -29,7 +29,7 @@ def _endpoint(**options: object) -> QueueEndpoint:
     return QueueEndpoint(queue=f"rq-{uuid.uuid4().hex[:10]}", **options)  # type: ignore[arg-type]
 
 
-def test_queue_is_quorum_with_delivery_limit_and_poison_queue(rabbit_server: RabbitServer) -> None:  # noqa: F811
+def test_queue_is_quorum_with_delivery_limit_and_poison_queue(rabbit_server: RabbitServer) -> None:
     """The declared queue is a quorum queue; a message returned past the limit lands in <queue>.poison."""
     url = rabbit_server.create_vhost("poison")
     ctx, endpoint = _context(url), _endpoint(delivery_limit=2)
@@ -48,7 +48,7 @@ def test_queue_is_quorum_with_delivery_limit_and_poison_queue(rabbit_server: Rab
     assert f"{endpoint.queue}\tquorum" in listed
 
 
-def test_unroutable_publish_raises(rabbit_server: RabbitServer) -> None:  # noqa: F811
+def test_unroutable_publish_raises(rabbit_server: RabbitServer) -> None:
     """A mandatory publish no queue takes (binding removed) raises instead of vanishing."""
     url = rabbit_server.create_vhost("route")
     ctx = _context(url)
@@ -65,7 +65,7 @@ def test_unroutable_publish_raises(rabbit_server: RabbitServer) -> None:  # noqa
         sink.close()
 
 
-def test_connection_survives_a_step_longer_than_the_heartbeat_timeout(rabbit_server: RabbitServer) -> None:  # noqa: F811
+def test_connection_survives_a_step_longer_than_the_heartbeat_timeout(rabbit_server: RabbitServer) -> None:
     """A delivery held for 3 heartbeat intervals (a slow SOAP call) is still acked on the same connection."""
     url = rabbit_server.create_vhost("hb")
     ctx, endpoint = _context(url, heartbeat=4), _endpoint()
@@ -87,8 +87,8 @@ def test_connection_survives_a_step_longer_than_the_heartbeat_timeout(rabbit_ser
 
 
 def test_production_env_takes_urls_from_secret_files(
-    rabbit_server: RabbitServer,  # noqa: F811 - the fixture
-    postgres_server: PostgresServer,  # noqa: F811 - the fixture
+    rabbit_server: RabbitServer,
+    postgres_server: PostgresServer,
     tmp_path: Path,
 ) -> None:
     """`esb --env production run` with the journal URL in a secret file and the broker's in the env."""
@@ -117,7 +117,7 @@ def test_production_env_takes_urls_from_secret_files(
     assert "esb-rabbit-pw" not in (tmp_path / "hub.log").read_text()
 
 
-def test_write_many_publishes_a_batch_with_one_confirm_wait(rabbit_server: RabbitServer) -> None:  # noqa: F811
+def test_write_many_publishes_a_batch_with_one_confirm_wait(rabbit_server: RabbitServer) -> None:
     """write_many publishes 300 persistent messages, returns once all are confirmed, and all arrive."""
     url = rabbit_server.create_vhost("batch")
     ctx, endpoint = _context(url), _endpoint()
@@ -134,7 +134,7 @@ def test_write_many_publishes_a_batch_with_one_confirm_wait(rabbit_server: Rabbi
     assert seen == ["s-0", *[f"b-{i}" for i in range(301)]]
 
 
-def test_write_many_unroutable_raises(rabbit_server: RabbitServer) -> None:  # noqa: F811
+def test_write_many_unroutable_raises(rabbit_server: RabbitServer) -> None:
     """A batch no queue takes (binding removed) raises UnroutableError instead of vanishing."""
     url = rabbit_server.create_vhost("batchroute")
     ctx = _context(url)

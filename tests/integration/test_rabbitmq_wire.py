@@ -17,7 +17,7 @@ from adapters.queue import QueueAdapter, QueueEndpoint, frames
 from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.message import Message
-from tests.integration.rabbit_server import RabbitServer, rabbit_server  # noqa: F401 - fixture
+from tests.integration.rabbit_server import RabbitServer
 
 
 def _context(url: str) -> AdapterContext:
@@ -64,7 +64,7 @@ def _raw(url: str, queue: str, count: int) -> list[tuple[Any, dict[str, Any]]]:
 
 
 def test_batch_publish_puts_the_same_messages_on_the_wire_as_kombu(
-    rabbit_server: RabbitServer,  # noqa: F811
+    rabbit_server: RabbitServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """write_many with its frames coalesced delivers exactly what it delivers with one socket write per
@@ -92,7 +92,7 @@ def test_batch_publish_puts_the_same_messages_on_the_wire_as_kombu(
     assert fast[0][1]["delivery_mode"] == 2
 
 
-def test_read_ahead_source_reads_what_was_published(rabbit_server: RabbitServer) -> None:  # noqa: F811
+def test_read_ahead_source_reads_what_was_published(rabbit_server: RabbitServer) -> None:
     """The source (reading ahead, several deliveries per recv) hands out every message whole, in order."""
     url = rabbit_server.create_vhost("wire-read")
     ctx, adapter, messages = _context(url), QueueAdapter(), _messages(40)
@@ -109,7 +109,7 @@ def test_read_ahead_source_reads_what_was_published(rabbit_server: RabbitServer)
     ]
 
 
-def test_held_acks_settle_exactly_the_acked_deliveries(rabbit_server: RabbitServer) -> None:  # noqa: F811
+def test_held_acks_settle_exactly_the_acked_deliveries(rabbit_server: RabbitServer) -> None:
     """Acks of 1, 2 and 4 of five (3 and 5 unsettled) are sent at the next read: after the connection
     closes, a new consumer gets exactly 3 and 5 again, so the multiple ack covered nothing unsettled."""
     url = rabbit_server.create_vhost("wire-acks")
@@ -137,7 +137,7 @@ def test_held_acks_settle_exactly_the_acked_deliveries(rabbit_server: RabbitServ
     assert sorted(back) == ["m3", "m5"]
 
 
-def test_held_acks_are_sent_at_close(rabbit_server: RabbitServer) -> None:  # noqa: F811
+def test_held_acks_are_sent_at_close(rabbit_server: RabbitServer) -> None:
     """Deliveries acked just before close() are settled: a new consumer finds the queue empty."""
     url = rabbit_server.create_vhost("wire-close")
     ctx, adapter = _context(url), QueueAdapter()
@@ -153,7 +153,7 @@ def test_held_acks_are_sent_at_close(rabbit_server: RabbitServer) -> None:  # no
         assert again.read(1) is None
 
 
-def test_an_ack_from_a_closed_connection_never_settles_a_newer_delivery(rabbit_server: RabbitServer) -> None:  # noqa: F811
+def test_an_ack_from_a_closed_connection_never_settles_a_newer_delivery(rabbit_server: RabbitServer) -> None:
     """A delivery acked after its source closed and connected again is not acked by tag on the new
     channel (where the same tag names another delivery): both messages are still there."""
     url = rabbit_server.create_vhost("wire-stale")

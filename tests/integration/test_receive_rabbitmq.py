@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from esb.cli.main import cli
 from esb.message import Message
 from tests.integration.cluster import ROOT, production_environ, production_project
-from tests.integration.rabbit_server import RabbitServer, rabbit_server  # noqa: F401 - fixture
+from tests.integration.rabbit_server import RabbitServer
 
 ENDPOINT = "iom.orders_in"
 
@@ -26,7 +26,7 @@ def ids(result: Result) -> list[str]:
 
 
 def test_receive_peeks_then_takes_messages_from_rabbitmq(
-    rabbit_server: RabbitServer,  # noqa: F811 - the fixture
+    rabbit_server: RabbitServer,
     tmp_path: Path,
 ) -> None:
     """--peek shows RabbitMQ's waiting messages and leaves them; receive --count 2 takes the two oldest."""

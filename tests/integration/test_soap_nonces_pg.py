@@ -8,14 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.unit.test_soap_hardening import ledger_store
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pg_url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh PostgreSQL database on the throwaway server."""
     url = postgres_server.create_database("nonces")
     yield url

@@ -16,7 +16,7 @@ from esb.process.engine import ProcessStore
 from esb.project import Project
 from esb.runtime.hub import Hub
 from simulators.status_query import QueryRefused, StatusQueryClient, orders
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.integration.soap_project import REPO, free_port
 from tests.unit.test_process_engine import Clock
 from tests.unit.test_process_status_query import MSISDN, ORDER, waiting_bundle

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.unit import test_sync_race as _race
 from tests.unit import test_sync_step as _step
 from tests.unit import test_sync_store as _store
@@ -33,7 +33,7 @@ syncer = _step.syncer
 
 
 @pytest.fixture
-def sync_url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
+def sync_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh PostgreSQL database on the throwaway server."""
     url = postgres_server.create_database("sync")
     yield url

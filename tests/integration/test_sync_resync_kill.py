@@ -17,7 +17,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.sync_project import SYNC, crm_record, make_sync_project, sent, write_crm_extract
 
 pytestmark = pytest.mark.integration

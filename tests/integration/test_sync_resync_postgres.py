@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.unit import test_sync_resync as _resync
 
 pytestmark = pytest.mark.integration
@@ -17,7 +17,7 @@ project = _resync.project
 
 
 @pytest.fixture
-def journal_url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811
+def journal_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A fresh PostgreSQL database on the throwaway server."""
     url = postgres_server.create_database("resync")
     yield url

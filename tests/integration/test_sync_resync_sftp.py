@@ -16,7 +16,7 @@ from esb.project import Project
 from esb.resync.schedule import ResyncScheduler
 from esb.sync.runs import SyncRuns
 from esb.sync.store import SyncStore
-from tests.integration.servers_ssh import SSHServer, sshd  # noqa: F401 - the fixture
+from tests.integration.servers_ssh import SSHServer
 from tests.sync_project import SYNC, crm_record, make_sync_project, sent, write_crm_extract
 
 
@@ -71,7 +71,7 @@ def runs(project: Project) -> list[Any]:
 
 
 def test_the_newest_complete_extract_is_fetched_over_sftp_once(
-    sshd: SSHServer,  # noqa: F811
+    sshd: SSHServer,
     tmp_path: Path,
 ) -> None:
     """Older and newer extract on the server: the newer is staged and resynced; a second run fetches
@@ -111,7 +111,7 @@ def test_the_newest_complete_extract_is_fetched_over_sftp_once(
 
 
 def test_a_server_whose_host_key_is_not_in_known_hosts_gets_nothing_fetched(
-    sshd: SSHServer,  # noqa: F811
+    sshd: SSHServer,
     tmp_path: Path,
 ) -> None:
     """known_hosts holds another key for the server: the run fails (logged), nothing staged or sent."""
