@@ -77,11 +77,12 @@ def find_statement(
     ``events`` (the reference the differential tests compare with), unless ``with_state`` is False and
     no state is asked for: then the rows' ``state`` is NULL and no event is read (replay's selection)."""
     dead_first = dead_first and flt.state == "dead_lettered"
+    state: Any
     if dead_first:
         state = sa.literal(flt.state).label("state")
     elif with_state or flt.state is not None:
         state = latest_state().label("state")
-    else:  # one probe of events a row (its own partition's pages on PostgreSQL) that nobody reads
+    else:  # saves one probe of events a row (its own partition's pages on PostgreSQL) nobody reads
         state = sa.null().label("state")
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
     stmt = sa.select(messages.c.seq, *columns, messages.c.body.is_not(None).label("has_body"), state)
