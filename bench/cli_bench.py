@@ -1,6 +1,7 @@
 """Cold start of the operators' commands: ``esb trace``, ``esb health``, ``esb dlq list``.
 
     .venv/bin/python bench/cli_bench.py [--runs 5] [--imports] [--before OTHER_CHECKOUT]
+    .venv/bin/python bench/cli_bench.py --journal URL --key KEY [--evict [--pg-base BASE]]
 
 Each command runs in a fresh process (as an operator types it) against this repository's project on a
 fresh data folder (embedded defaults: SQLite journal and queues) whose journal holds one CRM order, which
@@ -14,6 +15,11 @@ the target (300 ms), with the median CPU time (user + system) of the process, wh
 inflates far less than wall time. ``--before DIR`` runs the same commands from another checkout (the
 code before a change) in the same alternation. ``--imports`` adds, per command, the ten top-level
 imports that cost most (``python -X importtime``), to show what to make lazy next.
+
+``--journal URL --key KEY`` runs the commands on a journal filled before (``bench/journal_fill.py``: 10 M
+messages) instead, ``esb trace KEY``; ``--evict`` also evicts the journal's files from the page cache
+before every run (bench/page_cache.py; a PostgreSQL server kept by ``bench/servers.py postgres start
+BASE`` is restarted: ``--pg-base BASE``), so each run reads the journal from the disk as after a reboot.
 """
 
 from __future__ import annotations
@@ -31,23 +37,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.page_cache import evicter  # noqa: E402
+
 TARGET_MS = 300.0
 #: The journaled message ``esb trace`` looks up.
 TRACED = "bench-order-1"
-#: label -> arguments after ``python``.
-COMMANDS: dict[str, list[str]] = {
-    "python -c pass (floor)": ["-c", "pass"],
-    "esb trace ID": ["-m", "esb.cli", "trace", TRACED],
-    "esb health": ["-m", "esb.cli", "health"],
-    "esb dlq list": ["-m", "esb.cli", "dlq", "list"],
-}
 
 
-def environ(checkout: Path, data_dir: str, pycache: str) -> dict[str, str]:
-    """The commands' environment: ``checkout`` first on the path, the data folder, bytecode caches."""
+def commands(traced: str = TRACED) -> dict[str, list[str]]:
+    """label -> arguments after ``python``; ``esb trace`` looks up ``traced``."""
+    return {
+        "python -c pass (floor)": ["-c", "pass"],
+        "esb trace ID": ["-m", "esb.cli", "trace", traced],
+        "esb health": ["-m", "esb.cli", "health"],
+        "esb dlq list": ["-m", "esb.cli", "dlq", "list"],
+    }
+
+
+def environ(checkout: Path, data_dir: str, pycache: str, journal: str | None = None) -> dict[str, str]:
+    """The commands' environment: ``checkout`` first on the path, the data folder, bytecode caches, and
+    ``journal`` as the journal's URL if given."""
     env = dict(os.environ, ESB_DATA_DIR=data_dir, PYTHONPATH=str(checkout), PYTHONPYCACHEPREFIX=pycache)
     env.pop("ESB_ENV", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if journal:
+        env["ESB_JOURNAL__URL"] = journal
     return env
 
 
@@ -99,18 +114,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--imports", action="store_true", help="also list each command's costliest imports")
     parser.add_argument("--before", type=Path, default=None, help="another checkout, measured alike")
+    parser.add_argument("--journal", help="a filled journal's URL (default: a fresh one with one order)")
+    parser.add_argument("--key", default=TRACED, help="with --journal: the key esb trace looks up")
+    parser.add_argument("--evict", action="store_true", help="with --journal: evict it before every run")
+    parser.add_argument("--pg-base", type=Path, help="with --evict on PostgreSQL: the kept server's folder")
     args = parser.parse_args()
+    make_cold = evicter(args.journal, args.pg_base) if args.journal and args.evict else (lambda: None)
     with tempfile.TemporaryDirectory(prefix="esb-cli-bench-") as work:
         checkouts = {"": ROOT} if args.before is None else {"": ROOT, " (before)": args.before.resolve()}
         runs: dict[str, tuple[list[str], dict[str, str]]] = {}
         for suffix, checkout in checkouts.items():
             data_dir = f"{work}/data{len(runs)}"
-            env = environ(checkout, data_dir, f"{work}/pyc{len(runs)}")
-            # seeded by the checkout's own code: its journal schema may be older than this one's
-            seed = f"from pathlib import Path\nTRACED = {TRACED!r}\n{inspect.getsource(seed_journal)}\n"
-            seed += f"seed_journal({data_dir!r})\n"
-            subprocess.run([sys.executable, "-c", seed], cwd=checkout, env=env, check=True, timeout=120)
-            for label, command in COMMANDS.items():
+            env = environ(checkout, data_dir, f"{work}/pyc{len(runs)}", args.journal)
+            if not args.journal:
+                # seeded by the checkout's own code: its journal schema may be older than this one's
+                seed = f"from pathlib import Path\nTRACED = {TRACED!r}\n{inspect.getsource(seed_journal)}\n"
+                seed += f"seed_journal({data_dir!r})\n"
+                subprocess.run([sys.executable, "-c", seed], cwd=checkout, env=env, check=True, timeout=120)
+            for label, command in commands(args.key).items():
                 if not (suffix and label.startswith("python")):
                     runs[label + suffix] = (command, env)
         for command, env in runs.values():  # journal, queues and bytecode caches; not timed
@@ -119,6 +140,7 @@ def main() -> None:
         cpu: dict[str, list[float]] = {label: [] for label in runs}
         for _ in range(args.runs):
             for label, (command, env) in runs.items():
+                make_cold()
                 wall, used = run_once(command, env)
                 times[label].append(wall)
                 cpu[label].append(used)

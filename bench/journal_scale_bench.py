@@ -13,6 +13,12 @@ against the 100 ms target of issue 18, with the load average at the end of each 
 same run is one primary-key look-up of a message row (what no query can beat). Opening a journal of an
 older schema migrates it first (the time is printed). ``esb journal stats`` (``Journal.usage``) is timed
 estimated (the default) and, with ``--exact-stats``, counting every row once.
+
+``--cold ROUNDS`` then times each query (and two console pages) on a truly cold journal, ROUNDS times:
+before each one the journal's own files leave the page cache (bench/page_cache.py; other people's files
+stay cached): a SQLite file and its WAL evicted, or a PostgreSQL server kept by ``bench/servers.py
+postgres start BASE`` (``--pg-base BASE``) stopped, its data folder evicted and started again. Printed:
+the first call after the eviction (the journal's opening apart), a new key or window each round.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.journal_fill import CRM_ROUTE, fill  # noqa: E402
+from bench.page_cache import evicter  # noqa: E402
 from esb.journal import Journal  # noqa: E402
 from esb.journal.schema import messages  # noqa: E402
 from esb.ops.trace import build_trace  # noqa: E402
@@ -72,13 +81,20 @@ def figures(label: str, samples: list[float], cpu_ms: list[float] | None = None)
 
 
 def replay_selection(
-    journal: Journal, since: Any, window: timedelta, state: str | None = None, *, with_keys: bool = False
+    journal: Journal, since: Any, window: timedelta, state: str | None = None, *, with_state: bool = False
 ) -> Callable[[], Any]:
     """``esb replay --route crm-order-to-iom [--state STATE]`` over ``window`` from ``since`` (at most
-    1,000): :func:`esb.ops.replay.select`'s query, which reads no business keys unless ``with_keys``."""
+    1,000): :func:`esb.ops.replay.select`'s query, which reads neither business keys nor, without
+    ``--state``, the rows' latest state unless ``with_state`` (what it did before)."""
     until = since + window
     return lambda: journal.find(
-        route=CRM_ROUTE, since=since, until=until, state=state, limit=1000, with_keys=with_keys
+        route=CRM_ROUTE,
+        since=since,
+        until=until,
+        state=state,
+        limit=1000,
+        with_keys=False,
+        with_state=with_state,
     )
 
 
@@ -122,7 +138,7 @@ def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False, sta
         orders, msisdns = keys["order_id"], keys["msisdn"]
         old = orders[:PER_SORT]
         new = orders[-PER_SORT:]
-        ids = [f"crm-{int(o[2:]) - 2026000000000:012d}" for o in old + new]
+        ids = [message_id(o) for o in old + new]
         out.append(
             figures("baseline: one message row by primary key", [timed(lambda m=m: by_pk(m)) for m in ids])
         )
@@ -145,17 +161,21 @@ def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False, sta
         )
         span = newest - oldest
         starts = [oldest + span * (i / PER_SORT) for i in range(PER_SORT)]
-        # replay's selection reads no business keys (esb/ops/replay.py); reading them, as before, is the
-        # baseline, timed alternately with it on the same windows
+        # replay's selection reads no latest state without --state (esb/ops/replay.py); reading it, as
+        # before, is the baseline, timed alternately with it on the same windows (each read first by one
+        # or the other in turn: the first read of a window is the slower)
         window = timedelta(minutes=10)
-        with_keys: list[float] = []
-        keys_cpu: list[float] = []
+        with_state: list[float] = []
+        state_cpu: list[float] = []
         selection: list[float] = []
-        for s in starts:
-            selection.append(timed(replay_selection(journal, s, window)))
-            with_keys.append(timed(replay_selection(journal, s, window, with_keys=True), keys_cpu))
+        for n, s in enumerate(starts):
+            for before in (n % 2 == 0, n % 2 == 1):
+                if before:
+                    with_state.append(timed(replay_selection(journal, s, window, with_state=True), state_cpu))
+                else:
+                    selection.append(timed(replay_selection(journal, s, window)))
         out.append(figures("replay selection: --route --since/--until 10 min", selection))
-        out.append(figures("  the same reading the rows' business keys (before)", with_keys, keys_cpu))
+        out.append(figures("  the same reading each row's latest state (before)", with_state, state_cpu))
         out.append(
             figures(
                 "replay selection: + --state dead_lettered, 10 min",
@@ -194,6 +214,96 @@ def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False, sta
     return out
 
 
+def cold_queries(keys: dict[str, list[str]], oldest: Any, newest: Any) -> dict[str, Callable[..., Any]]:
+    """label -> ``call(journal, round)``: the queries timed cold, each on its own key or window per round."""
+    orders, msisdns = keys["order_id"], keys["msisdn"]
+    span = newest - oldest
+    window = timedelta(minutes=10)
+
+    def start(r: int) -> Any:
+        return oldest + span * ((2 * r + 1) / (4 * PER_SORT))  # first half of the journal, new each round
+
+    return {
+        "esb trace ORDER_ID (old)": lambda j, r: build_trace(j, orders[r]),
+        "esb trace MSISDN (old)": lambda j, r: build_trace(j, msisdns[r]),
+        "esb trace MESSAGE_ID": lambda j, r: build_trace(j, message_id(orders[-1 - r])),
+        "find(key=order_id)": lambda j, r: j.find(key=("order_id", orders[PER_SORT + r])),
+        "replay selection: 10 min": lambda j, r: replay_selection(j, start(r), window)(),
+        "replay selection: + --state dead_lettered, 1 day": lambda j, r: dead_letters_in(j, start(r), 1)(),
+        "dead-letter list: first page of 50": lambda j, r: j.dead_letters(route=CRM_ROUTE, limit=50),
+    }
+
+
+def cold(url: str, keys: dict[str, list[str]], rounds: int, pg_base: Path | None) -> list[str]:
+    """Time each query of :func:`cold_queries` and two console pages right after evicting the journal,
+    ``rounds`` times; return the printed lines (median / p90 / max of the first calls, the opening apart)."""
+    make_cold = evicter(url, pg_base)
+    with Journal(url) as journal:
+        usage = journal.usage()
+    out = [f"cold (journal evicted before each call), {rounds} rounds: {'query (ms)':38} median p90 max"]
+    opened: list[float] = []
+    opened_cpu: list[float] = []
+    for label, query in cold_queries(keys, usage.oldest, usage.newest).items():
+        samples = []
+        for r in range(rounds):
+            make_cold()
+            journal = Journal(url, pool_size=2)
+            # the engine and the schema check, as every command opens it
+            opened.append(timed(journal.connect, opened_cpu))
+            with journal:
+                samples.append(timed(partial(query, journal, r)))
+        out.append(figures(label, samples))
+    out.append(figures("  (the journal's opening before each: engine, schema check)", opened, opened_cpu))
+    searched = keys["order_id"][2 * PER_SORT : 2 * PER_SORT + rounds]
+    for label, paths in (
+        ("console: search order id (old)", [f"/search?key={key}" for key in searched]),
+        ("console: dead letters", ["/dlq"] * rounds),
+    ):
+        with console_session(url) as get:
+            pages = []
+            for path in paths:
+                make_cold()
+                pages.append(timed(partial(get, path)))
+        out.append(figures(label, pages))
+    return out
+
+
+@contextmanager
+def console_session(url: str) -> Iterator[Callable[[str], None]]:
+    """The hub's console on the journal at ``url`` (waitress on loopback, an operator logged in); yields a
+    call that GETs one page and checks its status."""
+    import re
+
+    import requests
+
+    from esb.console.server import ConsoleServer, info_path
+    from esb.console.users import hash_password
+    from esb.project import Project
+
+    with tempfile.TemporaryDirectory(prefix="journal-scale-console-") as work:
+        environ = {"ESB_DATA_DIR": work, "ESB_JOURNAL__URL": url, "ESB_CONSOLE__PORT": "0",
+                   "ESB_CONSOLE__USERS": "bench:operator:" + hash_password("bench-pw")}  # fmt: skip
+        project = Project.load(ROOT, environ=environ)
+        server = ConsoleServer(lambda: project)
+        server.start()
+        try:
+            base = orjson.loads(info_path(project.settings).read_bytes())["url"]
+            http = requests.Session()
+            form = http.get(base + "/login", timeout=30).text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert token is not None, "no CSRF token on the login form"
+            login = {"csrf_token": token.group(1), "username": "bench", "password": "bench-pw"}
+            http.post(base + "/login", data=login, timeout=30).raise_for_status()
+            yield lambda path: http.get(base + path, timeout=120).raise_for_status()
+        finally:
+            server.stop()
+
+
+def message_id(order: str) -> str:
+    """The message id journal_fill.py gave the CRM order ``order`` (SO2026000000042 -> crm-000000000042)."""
+    return f"crm-{int(order[2:]) - 2026000000000:012d}"
+
+
 def main() -> None:
     """Fill (unless --url) and measure; with --pg, the same on a throwaway PostgreSQL."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -208,6 +318,8 @@ def main() -> None:
         action="store_true",
         help="do not time esb journal stats (minutes on a partitioned PostgreSQL journal: bench/README.md)",
     )
+    parser.add_argument("--cold", type=int, default=0, metavar="ROUNDS", help="time ROUNDS cold calls")
+    parser.add_argument("--pg-base", type=Path, help="with --cold on PostgreSQL: the kept server's folder")
     args = parser.parse_args()
     runs: list[tuple[str, str, dict[str, Any]]] = []
     if args.url:
@@ -219,6 +331,8 @@ def main() -> None:
     for name, url, found in runs:
         print(f"== {name}: {found.get('messages', '?'):,} messages (fill {found.get('fill_seconds', '?')} s)")
         print("\n".join(measure(url, found["keys"], args.exact_stats, not args.no_stats)), flush=True)
+        if args.cold:
+            print("\n".join(cold(url, found["keys"], args.cold, args.pg_base)), flush=True)
     if args.pg:
         from bench.servers import throwaway_postgres
 

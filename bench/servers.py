@@ -53,3 +53,46 @@ def throwaway_postgres() -> Iterator[PostgresServer]:
     finally:
         pg.stop()
         shutil.rmtree(pg.base, ignore_errors=True)
+
+
+def kept_postgres(base: Path) -> PostgresServer:
+    """A PostgreSQL server whose cluster lives in ``base`` across commands (a 10 M journal filled once and
+    benched by several scripts); ``base/port`` remembers its port. Not started: see :func:`main`."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        sys.exit("PostgreSQL binaries not found (make test-servers)")
+    pg = PostgresServer(bin_dir, base, _run_as())
+    port_file = base / "port"
+    if port_file.exists():
+        pg.port = int(port_file.read_text())
+    return pg
+
+
+def main() -> None:
+    """``servers.py postgres start|stop|restart BASE``: a kept throwaway server on loopback (start prints the
+    URL of its ``journal`` database, created on first start); ``stop`` leaves the cluster for ``rm -r``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("server", choices=["postgres"])
+    parser.add_argument("action", choices=["start", "stop", "restart"])
+    parser.add_argument("base", type=Path, help="the cluster's folder (created by the first start)")
+    args = parser.parse_args()
+    base = args.base.resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    pg = kept_postgres(base)
+    if args.action in ("stop", "restart"):
+        pg.stop()
+    if args.action in ("start", "restart"):
+        fresh = not pg.data.exists()
+        if fresh:
+            pg.init()
+        pg.start(pg.port or None)
+        (base / "port").write_text(str(pg.port))
+        if fresh:
+            pg._admin('CREATE DATABASE "journal"')
+        print(pg.url("journal"))
+
+
+if __name__ == "__main__":
+    main()

@@ -284,12 +284,14 @@ class Journal(BatchedWrites):
         state: str | None = None,
         limit: int = 100,
         with_keys: bool = True,
+        with_state: bool = True,
     ) -> list[MessageRecord]:
         """Return messages matching every filter given, newest first (``state`` is the latest state);
-        ``with_keys`` False: every record's ``business_keys`` left empty, not read (replay's selection)."""
+        ``with_keys`` False: every record's ``business_keys`` left empty, not read; ``with_state`` False:
+        without a ``state`` filter every record's ``state`` left None, not read (replay's selection)."""
         flt = queries.Filter(message_id, correlation_id, key, route, since, until, state)
         with self._errors("find"), self._read().connect() as conn:
-            return queries.find(conn, flt, limit, with_keys=with_keys)
+            return queries.find(conn, flt, limit, with_keys=with_keys, with_state=with_state)
 
     def dead_lettered_count(self, route: str, limit: int = 100_000) -> int:
         """How many message rows of ``route`` are dead-lettered (their latest state), at most ``limit``:

@@ -63,15 +63,27 @@ def _by_dead_letters(flt: Filter) -> bool:
 
 
 def find_statement(
-    flt: Filter, limit: int | sa.BindParameter[int], extra: Iterable[Any] = (), *, dead_first: bool = False
+    flt: Filter,
+    limit: int | sa.BindParameter[int],
+    extra: Iterable[Any] = (),
+    *,
+    dead_first: bool = False,
+    with_state: bool = True,
 ) -> sa.Select[Any]:
     """The statement of :func:`find` (``limit`` a number or a bind parameter), its rows with the
     message's ``seq``. ``dead_first`` (what :func:`find` does for the state ``dead_lettered``) selects
     from ``dead_letters``, which holds exactly the message rows whose latest state is ``dead_lettered``
     (migration 0014): no event is read. Without it the latest state of each candidate is read from
-    ``events`` (the reference the differential tests compare with)."""
+    ``events`` (the reference the differential tests compare with), unless ``with_state`` is False and
+    no state is asked for: then the rows' ``state`` is NULL and no event is read (replay's selection)."""
     dead_first = dead_first and flt.state == "dead_lettered"
-    state = sa.literal(flt.state).label("state") if dead_first else latest_state().label("state")
+    state: Any
+    if dead_first:
+        state = sa.literal(flt.state).label("state")
+    elif with_state or flt.state is not None:
+        state = latest_state().label("state")
+    else:  # saves one probe of events a row (its own partition's pages on PostgreSQL) nobody reads
+        state = sa.null().label("state")
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
     stmt = sa.select(messages.c.seq, *columns, messages.c.body.is_not(None).label("has_body"), state)
     conditions: list[Any] = []
@@ -111,20 +123,35 @@ def find_statement(
 
 
 def find(
-    conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = (), *, with_keys: bool = True
+    conn: sa.Connection,
+    flt: Filter,
+    limit: int,
+    extra: Iterable[Any] = (),
+    *,
+    with_keys: bool = True,
+    with_state: bool = True,
 ) -> list[MessageRecord]:
     """Return the messages matching ``flt`` and the ``extra`` conditions, newest first, at most ``limit``;
     ``with_keys`` False leaves every record's ``business_keys`` empty (see :func:`_keys_of` for why a
-    caller that does not show them, as replay's selection, should not read them)."""
-    return [record for _, record in _find(conn, flt, limit, extra, with_keys=with_keys)]
+    caller that does not show them, as replay's selection, should not read them); ``with_state`` False
+    leaves ``state`` None when ``flt`` asks for no state (:func:`find_statement`)."""
+    found = _find(conn, flt, limit, extra, with_keys=with_keys, with_state=with_state)
+    return [record for _, record in found]
 
 
 def _find(
-    conn: sa.Connection, flt: Filter, limit: int, extra: Iterable[Any] = (), *, with_keys: bool = True
+    conn: sa.Connection,
+    flt: Filter,
+    limit: int,
+    extra: Iterable[Any] = (),
+    *,
+    with_keys: bool = True,
+    with_state: bool = True,
 ) -> list[tuple[int, MessageRecord]]:
     """:func:`find`, each record with its row's seq."""
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
-    rows = conn.execute(find_statement(flt, limit, extra, dead_first=_by_dead_letters(flt))).mappings().all()
+    stmt = find_statement(flt, limit, extra, dead_first=_by_dead_letters(flt), with_state=with_state)
+    rows = conn.execute(stmt).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows}) if with_keys else {}
     return [
         (

@@ -82,6 +82,7 @@ def select(journal: Journal, project: Project, selection: Selection) -> list[Mes
         "state": selection.state,
         "limit": selection.limit,
         "with_keys": False,  # a replay shows no keys; reading them costs more than the selection itself
+        "with_state": False,  # nor the latest state (unless --state filters on it): one event read a row
     }
     found: list[MessageRecord] = []
     if selection.message_ids:

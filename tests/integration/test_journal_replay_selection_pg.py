@@ -82,3 +82,8 @@ def test_pruning_deletes_the_dead_letter_row_on_postgresql(journal: Journal) -> 
 def test_the_selection_without_keys_gives_the_same_records_on_postgresql(journal: Journal) -> None:
     """The same records as with their keys, keys empty; a forwarded id still shows its other row's keys."""
     on_sqlite.test_replay_selection_reads_the_same_records_without_their_business_keys(journal)
+
+
+def test_the_selection_without_the_state_gives_the_same_records_on_postgresql(journal: Journal) -> None:
+    """The same records as with their latest state, state None and no event read, on a partitioned journal."""
+    on_sqlite.test_replay_selection_without_the_state_reads_no_event(journal)

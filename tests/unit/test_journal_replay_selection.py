@@ -313,3 +313,27 @@ def test_replay_selection_reads_the_same_records_without_their_business_keys(jou
     forwarded = journal.find(**window, route=ROUTES[1])
     expected = {f"k{n:03d}": {"order_id": f"SO{n}"} for n in range(0, 40, 4)}
     assert {r.id: r.business_keys for r in forwarded} == expected
+
+
+def test_replay_selection_without_the_state_reads_no_event(journal: Journal) -> None:
+    """``with_state=False`` (replay's selection) gives the records ``find`` gives, in the same order, with
+    ``state`` None and no event read; a ``state`` filter still reads and returns the latest state."""
+    for n in range(40):
+        message = Message(body=b"{}", id=f"s{n:03d}")
+        journal.received(ROUTES[n % 2], message)
+        journal.event(ROUTES[n % 2], message, ("delivered", "dead_lettered", "failed")[n % 3])
+    window = {"since": utcnow() - timedelta(hours=1), "until": utcnow() + timedelta(hours=1), "limit": 1000}
+    statements: list[str] = []
+    sa.event.listen(journal._read(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+    for extra in ({}, {"route": ROUTES[1]}):
+        full = journal.find(**window, **extra, with_keys=False)
+        statements.clear()
+        bare = journal.find(**window, **extra, with_keys=False, with_state=False)
+        assert not [sql for sql in statements if "events" in sql], statements
+        assert bare == [dataclasses.replace(record, state=None) for record in full]
+        assert {record.state for record in full} == {"delivered", "dead_lettered", "failed"}, extra
+    for state in ("failed", "dead_lettered"):
+        filtered = journal.find(**window, state=state, with_state=False)
+        assert filtered == journal.find(**window, state=state), state
+        assert filtered, state
+        assert {record.state for record in filtered} == {state}, state
