@@ -53,6 +53,9 @@ STAGES = (
     "mapping iom/canonical_to_order_request", "validation", "expressions", "journal SQL", "journal rows",
     "journal JSON", "journal body compression", "serialise body", "publish", "confirm wait", "ack",
     "worker loop",
+    # --detail: the worker loop's and the journal's own code, split further
+    "pipeline", "message replace", "outlet routing", "metrics", "tracing scope", "drop recording",
+    "seen cache", "delivery settle",
 )  # fmt: skip
 NONE = "none"
 
@@ -174,6 +177,7 @@ def child(args: argparse.Namespace) -> None:
     from esb.runtime.hub import Hub
 
     configure_logging("critical", "console")
+    Path(args.keep).mkdir(parents=True, exist_ok=True)
     ext = build_extension(Path(args.keep))
     stages = InstructionStages(ext, args.plain)
     project = hub_project()
@@ -182,6 +186,7 @@ def child(args: argparse.Namespace) -> None:
     publish(project, bodies(total), "ins")
     encode = BodyCodec.__dict__["encode"]
     BodyCodec.encode = stages.wrap("journal body compression", encode)  # type: ignore[method-assign]
+    undo = detail(stages) if args.detail else []
     try:
         with patched(stages, args.warmup):  # type: ignore[arg-type]
             hub = Hub(project, route_ids=[ROUTE])
@@ -200,7 +205,35 @@ def child(args: argparse.Namespace) -> None:
             hub.journal.close()
     finally:
         BodyCodec.encode = encode  # type: ignore[method-assign]
+        for owner, name, original in reversed(undo):
+            setattr(owner, name, original)
     (Path(args.keep) / "counts.json").write_text(json.dumps({"messages": counted, "calls": stages.calls}))
+
+
+def detail(stages: InstructionStages) -> list[tuple[Any, str, Any]]:
+    """Wrap the functions of the ``--detail`` stages; return what to put back."""
+    from esb.journal.seen import Seen
+    from esb.message import Message
+    from esb.runtime import batching
+    from esb.runtime.metrics import MeteredJournal
+    from esb.runtime.outlet import Outlet
+    from esb.runtime.pipeline import Pipeline
+    from esb.telemetry import NoopTracer
+    from esb.typing import Delivery
+
+    wraps = [
+        (Pipeline, "__call__", "pipeline"), (Message, "replace", "message replace"),
+        (Outlet, "routed", "outlet routing"), (MeteredJournal, "received_many", "metrics"),
+        (MeteredJournal, "settle_many", "metrics"), (NoopTracer, "route", "tracing scope"),
+        (batching, "recording", "drop recording"), (Seen, "add", "seen cache"), (Seen, "get", "seen cache"),
+        (Seen, "forget", "seen cache"), (Delivery, "ended", "delivery settle"),
+    ]  # fmt: skip
+    undo = []
+    for owner, name, stage in wraps:
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        undo.append((owner, name, original))
+        setattr(owner, name, stages.wrap(stage, original))
+    return undo
 
 
 def annotate(path: Path, inclusive: bool) -> dict[str, int]:
@@ -252,6 +285,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "--instr-atstart=no",
         sys.executable, __file__, "--child", "--keep", str(folder),
         "--messages", str(args.messages), "--warmup", str(args.warmup), *(["--plain"] if args.plain else []),
+        *(["--detail"] if args.detail else []),
     ]  # fmt: skip
     code = str(Path(args.code).resolve()) if args.code else str(ROOT)
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": code, "ESB_INSTRUCTIONS_CODE": code}
@@ -309,6 +343,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25, help="C functions listed by self cost")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", help="folder for the callgrind dumps (default: a new temporary one)")
+    parser.add_argument("--detail", action="store_true", help="split the worker loop's own code further")
     parser.add_argument("--code", help="the checkout whose code is measured (default: this one)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
