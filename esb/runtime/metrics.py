@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter as Tally
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -69,29 +71,60 @@ class Metrics:
         self.process = ProcessMetrics(self.registry)
         self._starts: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._lock = threading.Lock()
+        #: The labelled children of the counters and the histogram, made once: ``labels()`` checks and
+        #: joins its values under a lock each call, ~5 calls a message (no label is ever removed here).
+        self._children: dict[tuple[int, str, str], Any] = {}
+
+    def _child(self, metric: Any, route: str, value: str) -> Any:
+        key = (id(metric), route, value)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(route, value)
+        return child
 
     def observe(
         self, route: str, state: str, seconds: float | None = None, reason: str | None = None
     ) -> None:
         """Count one change of state; with ``seconds``, record the message's latency too."""
-        self.messages.labels(route, state).inc()
+        self._child(self.messages, route, state).inc()
         if reason:
-            self.errors.labels(route, reason).inc()
+            self._child(self.errors, route, reason).inc()
         if seconds is not None:
-            self.latency.labels(route, state).observe(seconds)
+            self._child(self.latency, route, state).observe(seconds)
+
+    def observe_many(self, route: str, changes: Iterable[tuple[str, float | None]]) -> None:
+        """Count several changes of state ``(state, seconds or None)`` of a batch, as :meth:`observe`
+        would one by one: one increment per state, a latency for each that has one."""
+        changes = list(changes)
+        for state, count in Tally(state for state, _ in changes).items():
+            self._child(self.messages, route, state).inc(count)
+        for state, seconds in changes:
+            if seconds is not None:
+                self._child(self.latency, route, state).observe(seconds)
 
     def started(self, route: str, message_id: str) -> None:
         """Remember when a message entered a route (bounded: in-flight messages only)."""
+        self.started_many(route, (message_id,))
+
+    def started_many(self, route: str, message_ids: Iterable[str]) -> None:
+        """Remember when messages entered a route together (one clock reading, one lock)."""
+        now = time.monotonic()
         with self._lock:
-            self._starts[(route, message_id)] = time.monotonic()
+            for message_id in message_ids:
+                self._starts[(route, message_id)] = now
             while len(self._starts) > _STARTS:
                 self._starts.popitem(last=False)
 
     def finished(self, route: str, message_id: str) -> float | None:
         """Return the seconds since the message entered the route (None when unknown here)."""
+        return self.finished_many(route, (message_id,))[0]
+
+    def finished_many(self, route: str, message_ids: Iterable[str]) -> list[float | None]:
+        """:meth:`finished` of each message, in order (one clock reading, one lock)."""
         with self._lock:
-            start = self._starts.pop((route, message_id), None)
-        return None if start is None else time.monotonic() - start
+            starts = [self._starts.pop((route, message_id), None) for message_id in message_ids]
+        now = time.monotonic()
+        return [None if start is None else now - start for start in starts]
 
     def exposition(self) -> bytes:
         """Return the metrics in Prometheus' text format: the hub's own, then the adapters' shared ones."""
@@ -168,9 +201,8 @@ class MeteredJournal:
     def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
         """Journal several ingresses at once; start each message's clock and count it."""
         firsts = self._journal.received_many(route, items)
-        for (message, _), first in zip(items, firsts, strict=True):
-            self.metrics.started(route, message.id)
-            self.metrics.observe(route, "received" if first else "redelivered")
+        self.metrics.started_many(route, [message.id for message, _ in items])
+        self.metrics.observe_many(route, [("received" if first else "redelivered", None) for first in firsts])
         return firsts
 
     def settle_many(
@@ -181,15 +213,15 @@ class MeteredJournal:
     ) -> None:
         """Journal several outcomes at once; count deliveries and each final state with its latency."""
         self._journal.settle_many(route, outcomes, details)
-        for original, state, sent in outcomes:
-            for _ in sent:
-                self.metrics.messages.labels(route, "sent").inc()
-            self.metrics.observe(route, state, self.metrics.finished(route, original.id))
+        sent = [("sent", None) for _, _, outputs in outcomes for _ in outputs]
+        seconds = self.metrics.finished_many(route, [original.id for original, _, _ in outcomes])
+        states = [(state, took) for (_, state, _), took in zip(outcomes, seconds, strict=True)]
+        self.metrics.observe_many(route, sent + states)
 
     def mark_delivered(self, route: str, message: Message, endpoint: str, **kwargs: Any) -> None:
         """Journal a delivery; when it ends the message's journey (``finish``), record its latency."""
         self._journal.mark_delivered(route, message, endpoint, **kwargs)
-        self.metrics.messages.labels(route, "sent").inc()
+        self.metrics.observe(route, "sent")
         finish = kwargs.get("finish")
         if finish is not None:
             self.metrics.observe(route, "delivered", self.metrics.finished(route, finish.id))
