@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from esb.journal import rollup
 from esb.journal.bulk import MESSAGE_COLUMNS, BulkInsert, BulkStatements
 from esb.journal.engine import DatabaseErrors
 from esb.journal.rows import keys_of, message_row
@@ -42,6 +43,26 @@ class BatchedWrites:
 
     def _encode(self, route: str, where: str | None, body: bytes | None) -> bytes | None:
         raise NotImplementedError  # the journal's
+
+    def _add_figures(self, conn: sa.Connection, increments: rollup.Increments) -> None:
+        """Add a transaction's per-minute figures (esb/journal/rollup.py): its last statement, so the rows
+        it locks (PostgreSQL) are held for the commit alone."""
+        if increments:
+            self._batched().minutes.execute(conn, increments.rows())
+
+    def _starts(
+        self, conn: sa.Connection, route: str, seqs: dict[str, int], ids: list[str]
+    ) -> dict[str, datetime | None]:
+        """Return the journey's start of each message id of ``ids`` (rows ``seqs[id]``): known by this
+        process, else read in one statement."""
+        found: dict[str, datetime | None] = {}
+        for mid in ids:
+            known = self._seen.get(route, mid)
+            found[mid] = known.start if known is not None and known.seq == seqs[mid] else None
+        missing = {seqs[mid]: mid for mid, start in found.items() if start is None}
+        for seq, start in rollup.starts(conn, missing).items():
+            found[missing[seq]] = start
+        return found
 
     def _insert_rows(
         self,
@@ -98,12 +119,17 @@ class BatchedWrites:
                     conn,
                     [(seqs[m.id], name, value) for m, keys in keyed for name, value in sorted(keys)],
                 )
+                figures = rollup.Increments()
+                for _, state, _ in arrivals:
+                    figures.add(route, now, state)
+                self._add_figures(conn, figures)
         except BaseException:
             for message, _ in items:
                 self._seen.forget(route, message.id)
             raise
+        started = {mid for mid, state, _ in arrivals if state == "received"}
         for message, keys in keyed:
-            self._seen.add(route, message.id, seqs[message.id], keys)
+            self._seen.add(route, message.id, seqs[message.id], keys, now if message.id in started else None)
         return [state == "received" for _, state, _ in arrivals]
 
     def _arrivals(
@@ -180,6 +206,12 @@ class BatchedWrites:
                 events.append((seqs[original.id], route, state, None, None, None, None, detail, None, at))
             bulk.events.execute(conn, events, fixed=("at",))
             bulk.keys.execute(conn, key_rows)
+            ending = [o.id for o, state, _ in outcomes if rollup.is_ending(state, None)]
+            begun = self._starts(conn, route, seqs, ending)
+            figures = rollup.Increments()
+            for original, state, _ in outcomes:
+                figures.add(route, now, state, start=begun.get(original.id))
+            self._add_figures(conn, figures)
         # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
         for original, _, sent in outcomes:
             self._seen.forget(route, original.id)
