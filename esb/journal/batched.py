@@ -50,6 +50,24 @@ class BatchedWrites:
         if increments:
             self._batched().minutes.execute(conn, increments.rows())
 
+    def _arrival_figures(self, route: str, now: datetime, arrivals: list[Arrival]) -> rollup.Increments:
+        """Return the figures of a batch's arrivals (``received`` or ``redelivered``) at ``now``."""
+        figures = rollup.Increments()
+        for _, state, _ in arrivals:
+            figures.add(route, now, state)
+        return figures
+
+    def _outcome_figures(
+        self, conn: sa.Connection, route: str, now: datetime, outcomes: list[Outcome], seqs: dict[str, int]
+    ) -> rollup.Increments:
+        """Return the figures of a batch's outcomes at ``now``, with each journey's latency."""
+        ending = [o.id for o, state, _ in outcomes if rollup.is_ending(state, None)]
+        begun = self._starts(conn, route, seqs, ending)
+        figures = rollup.Increments()
+        for original, state, _ in outcomes:
+            figures.add(route, now, state, start=begun.get(original.id))
+        return figures
+
     def _starts(
         self, conn: sa.Connection, route: str, seqs: dict[str, int], ids: list[str]
     ) -> dict[str, datetime | None]:
@@ -119,10 +137,7 @@ class BatchedWrites:
                     conn,
                     [(seqs[m.id], name, value) for m, keys in keyed for name, value in sorted(keys)],
                 )
-                figures = rollup.Increments()
-                for _, state, _ in arrivals:
-                    figures.add(route, now, state)
-                self._add_figures(conn, figures)
+                self._add_figures(conn, self._arrival_figures(route, now, arrivals))
         except BaseException:
             for message, _ in items:
                 self._seen.forget(route, message.id)
@@ -206,12 +221,7 @@ class BatchedWrites:
                 events.append((seqs[original.id], route, state, None, None, None, None, detail, None, at))
             bulk.events.execute(conn, events, fixed=("at",))
             bulk.keys.execute(conn, key_rows)
-            ending = [o.id for o, state, _ in outcomes if rollup.is_ending(state, None)]
-            begun = self._starts(conn, route, seqs, ending)
-            figures = rollup.Increments()
-            for original, state, _ in outcomes:
-                figures.add(route, now, state, start=begun.get(original.id))
-            self._add_figures(conn, figures)
+            self._add_figures(conn, self._outcome_figures(conn, route, now, outcomes, seqs))
         # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
         for original, _, sent in outcomes:
             self._seen.forget(route, original.id)
