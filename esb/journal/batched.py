@@ -53,34 +53,28 @@ class BatchedWrites:
     def _arrival_figures(self, route: str, now: datetime, arrivals: list[Arrival]) -> rollup.Increments:
         """Return the figures of a batch's arrivals (``received`` or ``redelivered``) at ``now``."""
         figures = rollup.Increments()
-        for _, state, _ in arrivals:
-            figures.add(route, now, state)
+        figures.add_many(route, now, [state for _, state, _ in arrivals])
         return figures
 
     def _outcome_figures(
-        self, conn: sa.Connection, route: str, now: datetime, outcomes: list[Outcome], seqs: dict[str, int]
+        self,
+        conn: sa.Connection,
+        route: str,
+        now: datetime,
+        outcomes: list[Outcome],
+        seqs: dict[str, int],
+        known: dict[str, Known],
     ) -> rollup.Increments:
-        """Return the figures of a batch's outcomes at ``now``, with each journey's latency."""
-        ending = [o.id for o, state, _ in outcomes if rollup.is_ending(state, None)]
-        begun = self._starts(conn, route, seqs, ending)
-        figures = rollup.Increments()
-        for original, state, _ in outcomes:
-            figures.add(route, now, state, start=begun.get(original.id))
-        return figures
-
-    def _starts(
-        self, conn: sa.Connection, route: str, seqs: dict[str, int], ids: list[str]
-    ) -> dict[str, datetime | None]:
-        """Return the journey's start of each message id of ``ids`` (rows ``seqs[id]``): known by this
-        process, else read in one statement."""
-        found: dict[str, datetime | None] = {}
-        for mid in ids:
-            known = self._seen.get(route, mid)
-            found[mid] = known.start if known is not None and known.seq == seqs[mid] else None
-        missing = {seqs[mid]: mid for mid, start in found.items() if start is None}
+        """Return the figures of a batch's outcomes at ``now``, with each journey's latency (its start
+        known to this process, else read in one statement)."""
+        ending = [o.id for o, state, _ in outcomes if state in rollup.ENDINGS]
+        begun = {mid: found.start for mid in ending if (found := known.get(mid)) is not None and found.start}
+        missing = {seqs[mid]: mid for mid in ending if mid not in begun}
         for seq, start in rollup.starts(conn, missing).items():
-            found[missing[seq]] = start
-        return found
+            begun[missing[seq]] = start
+        figures = rollup.Increments()
+        figures.add_many(route, now, [state for _, state, _ in outcomes], begun.values())
+        return figures
 
     def _insert_rows(
         self,
@@ -221,7 +215,7 @@ class BatchedWrites:
                 events.append((seqs[original.id], route, state, None, None, None, None, detail, None, at))
             bulk.events.execute(conn, events, fixed=("at",))
             bulk.keys.execute(conn, key_rows)
-            self._add_figures(conn, self._outcome_figures(conn, route, now, outcomes, seqs))
+            self._add_figures(conn, self._outcome_figures(conn, route, now, outcomes, seqs, known))
         # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
         for original, _, sent in outcomes:
             self._seen.forget(route, original.id)

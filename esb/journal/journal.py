@@ -219,7 +219,9 @@ class Journal(BatchedWrites):
         state, endpoint = row["state"], row["endpoint"]
         start = None
         if rollup.is_ending(state, endpoint):
-            start = self._starts(conn, route, {message_id: seq}, [message_id])[message_id]
+            known = self._seen.get(route, message_id)
+            start = known.start if known is not None and known.seq == seq else None
+            start = start or rollup.starts(conn, [seq]).get(seq)
         figures = rollup.Increments()
         figures.add(route, row["at"], state, endpoint=endpoint, reason=row["error_reason"], start=start)
         return figures

@@ -19,6 +19,7 @@ there with :func:`backfill`, which counts exactly as the write path does (a test
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +42,9 @@ PER_DOUBLING = 4
 #: Upper bound (µs, inclusive) of each latency bucket: 1 ms, 1.19 ms, 1.41 ms ... 2^30 ms (12 days); a
 #: latency above the last falls in the overflow bucket ``len(UPPER_US)``.
 UPPER_US = tuple(round(1000 * 2 ** (b / PER_DOUBLING)) for b in range(30 * PER_DOUBLING + 1))
+#: States counted as a figure of their own name (``delivered`` only without an endpoint).
+COUNTED = frozenset(ARRIVALS + ENDINGS)
+_US = timedelta(microseconds=1)
 #: Columns of a ``route_minutes`` row in the order :func:`write` gives them.
 COLUMNS = ("minute", "route", "figure", "count")
 
@@ -49,7 +53,7 @@ Key = tuple[datetime, str, str]
 
 def bucket(latency: timedelta) -> int:
     """Return the latency bucket of ``latency`` (exact: whole microseconds against integer bounds)."""
-    return bisect.bisect_left(UPPER_US, latency // timedelta(microseconds=1))
+    return bisect.bisect_left(UPPER_US, latency // _US)
 
 
 def bucket_upper_ms(index: int) -> float:
@@ -99,6 +103,19 @@ class Increments:
         if reason and state in WITH_REASON:
             key = (minute, route, f"error:{reason}")
             counts[key] = counts.get(key, 0) + 1
+
+    def add_many(self, route: str, at: datetime, states: Iterable[str], starts: Iterable[datetime] = ()) -> None:
+        """Count a batch's route-level events (no endpoint, no error) written at ``at``, and the latencies
+        of the journeys that started at ``starts`` and ended then (the hot path: :meth:`add`'s figures,
+        summed by :class:`~collections.Counter` first)."""
+        minute, counts = minute_of(at), self.counts
+        for state, n in Counter(states).items():
+            if state in COUNTED:
+                key = (minute, route, state)
+                counts[key] = counts.get(key, 0) + n
+        for index, n in Counter(bisect.bisect_left(UPPER_US, (at - start) // _US) for start in starts).items():
+            key = (minute, route, f"ms:{index}")
+            counts[key] = counts.get(key, 0) + n
 
     def rows(self) -> list[tuple[datetime, str, str, int]]:
         """Return the rows to upsert, in key order (two writers lock the same rows in the same order)."""
