@@ -24,8 +24,9 @@ except the MSISDNs' digits.
 
 Message ids are ``crm-000000000001`` / ``flt-000000000002`` (increasing, so the keys grow at the end);
 ``--id-length 32`` pads them to esb's own 32 characters. The per-minute figures (``route_minutes``) are
-computed from the events at the end, by migration 0015's backfill (esb/journal/rollup.py). Secondary indexes are dropped before the fill
-and built after it (a sort, much faster than 10 M random inserts). The target must hold no messages yet.
+computed from the events at the end, by migration 0015's backfill (esb/journal/rollup.py). Secondary
+indexes are dropped before the fill and built after it (a sort, much faster than 10 M random inserts).
+The target must hold no messages yet.
 ``keys.json`` beside a SQLite file (or printed) lists sample keys old and new, for
 ``bench/journal_scale_bench.py`` and the console's page timings.
 """

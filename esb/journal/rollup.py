@@ -104,7 +104,9 @@ class Increments:
             key = (minute, route, f"error:{reason}")
             counts[key] = counts.get(key, 0) + 1
 
-    def add_many(self, route: str, at: datetime, states: Iterable[str], starts: Iterable[datetime] = ()) -> None:
+    def add_many(
+        self, route: str, at: datetime, states: Iterable[str], starts: Iterable[datetime] = ()
+    ) -> None:
         """Count a batch's route-level events (no endpoint, no error) written at ``at``, and the latencies
         of the journeys that started at ``starts`` and ended then (the hot path: :meth:`add`'s figures,
         summed by :class:`~collections.Counter` first)."""
@@ -113,7 +115,8 @@ class Increments:
             if state in COUNTED:
                 key = (minute, route, state)
                 counts[key] = counts.get(key, 0) + n
-        for index, n in Counter(bisect.bisect_left(UPPER_US, (at - start) // _US) for start in starts).items():
+        spans = Counter(bisect.bisect_left(UPPER_US, (at - start) // _US) for start in starts)
+        for index, n in spans.items():
             key = (minute, route, f"ms:{index}")
             counts[key] = counts.get(key, 0) + n
 
@@ -170,9 +173,11 @@ def read(
 
 # -- the backfill of migration 0015 (and of bench/journal_fill.py) ------------------------------------
 
+# The statements are constants of this module (no value from outside): formatted with the dialect's
+# expressions of _SQLITE or _POSTGRES alone.
 _ENDING = "(state IN ('filtered', 'dead_lettered') OR (state = 'delivered' AND endpoint IS NULL))"
 _COUNTS = (
-    "INSERT INTO route_minutes (minute, route, figure, count)"
+    "INSERT INTO route_minutes (minute, route, figure, count)"  # noqa: S608  # constants only (above)
     " SELECT {minute} AS m, route, state, count(*) FROM events"
     f" WHERE state IN ('received', 'replayed', 'redelivered') OR {_ENDING}"
     " GROUP BY m, route, state"
@@ -187,7 +192,7 @@ _ERRORS = (
 #: Each ending event with the start of its journey: the latest ``received``/``replayed`` event of its
 #: message row before it (a window over the row's events in id order, as the write path looks it up).
 _LATENCIES = (
-    "INSERT INTO route_minutes (minute, route, figure, count)"
+    "INSERT INTO route_minutes (minute, route, figure, count)"  # noqa: S608  # constants only
     " SELECT {minute} AS m, route, 'ms:' || {bucket} AS f, count(*) FROM ("
     "  SELECT route, state, endpoint, at, max(CASE WHEN state IN ('received', 'replayed') THEN at END)"
     "   OVER (PARTITION BY message_seq ORDER BY id ROWS UNBOUNDED PRECEDING) AS started FROM events"

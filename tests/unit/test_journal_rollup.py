@@ -167,7 +167,9 @@ def check_mixed_workload(journal: Journal, other: Journal, monkeypatch: pytest.M
         since = begin + timedelta(minutes=3)
         assert_figures_equal_the_scan(journal, since, since + timedelta(minutes=minutes), latency=False)
     fast = {s.route: s for s in compute(journal.url, begin, until)}
-    assert fast[BATCHED].replayed > 3 and fast[BATCHED].redelivered > 3 and fast[SINGLE].filtered > 3
+    assert fast[BATCHED].replayed > 3
+    assert fast[BATCHED].redelivered > 3
+    assert fast[SINGLE].filtered > 3
     assert set(fast[SINGLE].errors_by_reason) == {"transport-error", "remote-error", "decode-error"}
 
 
