@@ -285,3 +285,33 @@ def test_buckets_are_exact_at_their_bounds() -> None:
     assert rollup.bucket(timedelta(0)) == 0
     assert rollup.bucket(timedelta(days=400)) == len(rollup.UPPER_US)
 
+
+
+def test_esb_stats_reads_the_figures_and_exact_reads_the_events(tmp_path: Path) -> None:
+    """`esb stats` shows bucketed latencies ("<="), `--exact` the scan's; both count the same messages."""
+    import json
+
+    from click.testing import CliRunner
+
+    from esb.cli.main import cli
+    from tests.unit.routes_fixture import make_project
+
+    project = make_project(tmp_path, [], ["a.in"])
+    with Journal(project.settings.journal.url) as journal:
+        for index in range(3):
+            message = Message(body=b"{}", id=f"m{index}")
+            journal.received("r", message)
+            journal.mark_delivered("r", message, "a.in", finish=message)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--project", str(project.root), "stats", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    [fast] = json.loads(run("--json"))["routes"]
+    [exact] = json.loads(run("--exact", "--json"))["routes"]
+    assert (fast["received"], fast["delivered"]) == (exact["received"], exact["delivered"]) == (3, 3)
+    assert (fast["latency_bucketed"], exact["latency_bucketed"]) == (True, False)
+    assert fast["latency_ms"]["count"] == exact["latency_ms"]["count"] == 3
+    assert "<=" in run()
+    assert "<=" not in run("--exact")
