@@ -129,15 +129,7 @@ def compute(
     engine to use (a caller asking often, such as the console, keeps one); without it one is made.
     """
     since = rollup.minute_of(since)
-    wanted = [route] if route is not None else routes
-    own = engine is None
-    engine = engine or create_journal_engine(url, pool_size=1)
-    try:
-        with DatabaseErrors(url)("stats"), engine.connect() as conn:
-            rows = rollup.read(conn, since, until, wanted)
-    finally:
-        if own:
-            engine.dispose()
+    rows = _figures(url, engine, since, until, [route] if route is not None else routes)
     return sorted(from_figures(rows, since, until).values(), key=lambda s: s.route)
 
 
@@ -145,14 +137,7 @@ def per_minute(
     url: str, route: str, since: datetime, until: datetime, engine: Engine | None = None
 ) -> dict[datetime, RouteStats]:
     """Return one route's statistics per minute of ``[since, until)`` (minutes without figures absent)."""
-    own = engine is None
-    engine = engine or create_journal_engine(url, pool_size=1)
-    try:
-        with DatabaseErrors(url)("stats"), engine.connect() as conn:
-            rows = rollup.read(conn, since, until, [route], by_minute=True)
-    finally:
-        if own:
-            engine.dispose()
+    rows = _figures(url, engine, since, until, [route], by_minute=True)
     minutes: dict[datetime, list[tuple[Any, ...]]] = {}
     for minute, *rest in rows:
         minutes.setdefault(minute, []).append(tuple(rest))
@@ -160,6 +145,26 @@ def per_minute(
         minute: from_figures(found, minute, minute + timedelta(minutes=1))[route]
         for minute, found in minutes.items()
     }
+
+
+def _figures(
+    url: str,
+    engine: Engine | None,
+    since: datetime,
+    until: datetime,
+    routes: Sequence[str] | None,
+    *,
+    by_minute: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Return :func:`esb.journal.rollup.read`'s rows, on ``engine`` or one made for this call."""
+    own = engine is None
+    engine = engine or create_journal_engine(url, pool_size=1)
+    try:
+        with DatabaseErrors(url)("stats"), engine.connect() as conn:
+            return rollup.read(conn, since, until, routes, by_minute=by_minute)
+    finally:
+        if own:
+            engine.dispose()
 
 
 def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
