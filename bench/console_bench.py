@@ -7,9 +7,10 @@ branch's ``bench/journal_fill.py URL --messages 10000000``; its ``keys.json`` be
 the keys searched). Without it, this script bulk-inserts ``--messages`` (default 1,000,000) CRM orders
 into a throwaway SQLite journal: per order one message row, three events (received, delivered to
 ``iom.orders_in``, the route's delivered; 1 % dead-lettered instead), keys order id and MSISDN, spread
-over ``--days`` (30) up to now, ``--busy`` of them in each five minutes of the last hour (the routes page's
-window; 10,000 give its 30,000 events, a hub moving 3 M messages a day; a journal filled once stays busy
-for ``--journal`` runs within the hour). The per-minute figures the pages
+over ``--days`` (30) up to now, ``--busy`` of them in each five minutes of an hour that starts five minutes
+before the fill (the routes page's window; 10,000 give its 30,000 events, a hub moving 3 M messages a
+day; the hour's last 55 minutes are ahead of the fill, so a journal filled once shows a busy live window
+to ``--journal`` runs within the hour). The per-minute figures the pages
 read (``route_minutes``) are computed from the events after the fill, as migration 0015 does.
 
 The hub's console (waitress, the repository's project, an operator logged in over HTTP) then serves each
@@ -49,8 +50,9 @@ from esb.project import Project  # noqa: E402
 
 ROUTE = "crm-order-to-iom"
 TARGET_MS = 300.0
-#: ``--busy`` messages arrive in every such window (the routes page's live window) of the last
-#: :data:`BUSY_SPAN`: a journal filled once stays busy for runs in the hour after its fill.
+#: ``--busy`` messages arrive in every such window (the routes page's live window) of the
+#: :data:`BUSY_SPAN` that starts one window before the fill (the rest after it: a journal filled once
+#: shows a busy live window to runs within the hour after its fill).
 BUSY_WINDOW = timedelta(minutes=5)
 BUSY_SPAN = timedelta(hours=1)
 CHUNK = 20_000
@@ -58,15 +60,15 @@ CHUNK = 20_000
 
 def fill(url: str, count: int, days: float = 30.0, seed: int = 18, busy: int = 0) -> dict[str, str]:
     """Bulk-insert ``count`` orders over ``days`` up to now, ``busy`` of them in every five minutes of the
-    last :data:`BUSY_SPAN` (indexes dropped meanwhile, rebuilt after; the per-minute figures computed from
-    the events after, as migration 0015 does); return sample keys."""
+    :data:`BUSY_SPAN` from five minutes before now (indexes dropped meanwhile, rebuilt after; the
+    per-minute figures computed from the events after, as migration 0015 does); return sample keys."""
     Journal(url).connect()  # the schema, by the journal's own migrations
     engine = create_journal_engine(url, pool_size=1)
     rng = random.Random(seed)
     now = datetime.now(UTC)
     start = now - timedelta(days=days)
     busy *= BUSY_SPAN // BUSY_WINDOW
-    calm, busy_start = count - busy, now - BUSY_SPAN
+    calm, busy_start = count - busy, now - BUSY_WINDOW  # the busy hour: its last 55 minutes ahead
     step = (busy_start - start) / max(calm, 1) if busy else (now - start) / count
     body = (ROOT / "bench" / "console_bench.py").read_bytes()[:1500]  # ~1.5 KB of text as each body
     indexes = [ix for table in (messages, events, business_keys) for ix in table.indexes]
@@ -170,8 +172,9 @@ def main() -> int:
     parser.add_argument("--days", type=float, default=30.0,
                         help="spread the messages over this many days up to now (the window's density)")
     parser.add_argument("--busy", type=int, default=0,
-                        help="of the messages, this many in each 5 minutes of the last hour (3 events each:"
-                        " 10,000 make the 30,000 events of a hub moving 3 M messages a day)")
+                        help="of the messages, this many in each 5 minutes of an hour from 5 minutes"
+                        " before the fill (3 events each: 10,000 make the 30,000 events of a hub moving"
+                        " 3 M messages a day)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--keys", type=Path, help="journal_fill.py's keys.json: the keys searched")
     args = parser.parse_args()
