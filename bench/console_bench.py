@@ -7,8 +7,11 @@ branch's ``bench/journal_fill.py URL --messages 10000000``; its ``keys.json`` be
 the keys searched). Without it, this script bulk-inserts ``--messages`` (default 1,000,000) CRM orders
 into a throwaway SQLite journal: per order one message row, three events (received, delivered to
 ``iom.orders_in``, the route's delivered; 1 % dead-lettered instead), keys order id and MSISDN, spread
-over ``--days`` (30) up to now: the routes page's 15-minute window holds 1/2880 of them; fewer days
-make a busier window (its figures are computed from the window's events, whatever the journal's size).
+over ``--days`` (30) up to now, ``--busy`` of them in each five minutes of an hour that starts five minutes
+before the fill (the routes page's window; 10,000 give its 30,000 events, a hub moving 3 M messages a
+day; the hour's last 55 minutes are ahead of the fill, so a journal filled once shows a busy live window
+to ``--journal`` runs within the hour). The per-minute figures the pages
+read (``route_minutes``) are computed from the events after the fill, as migration 0015 does.
 
 The hub's console (waitress, the repository's project, an operator logged in over HTTP) then serves each
 page ``--repeat`` times; the script prints p50/p95/max per page, the ratio of each p50 to the login
@@ -41,23 +44,32 @@ from esb.console.server import ConsoleServer, info_path  # noqa: E402
 from esb.console.users import hash_password  # noqa: E402
 from esb.journal import Journal  # noqa: E402
 from esb.journal.engine import create_journal_engine  # noqa: E402
+from esb.journal.rollup import backfill  # noqa: E402
 from esb.journal.schema import business_keys, events, messages  # noqa: E402
 from esb.project import Project  # noqa: E402
 
 ROUTE = "crm-order-to-iom"
 TARGET_MS = 300.0
+#: ``--busy`` messages arrive in every such window (the routes page's live window) of the
+#: :data:`BUSY_SPAN` that starts one window before the fill (the rest after it: a journal filled once
+#: shows a busy live window to runs within the hour after its fill).
+BUSY_WINDOW = timedelta(minutes=5)
+BUSY_SPAN = timedelta(hours=1)
 CHUNK = 20_000
 
 
-def fill(url: str, count: int, days: float = 30.0, seed: int = 18) -> dict[str, str]:
-    """Bulk-insert ``count`` orders over ``days`` up to now (indexes dropped meanwhile, rebuilt after);
-    return sample keys."""
+def fill(url: str, count: int, days: float = 30.0, seed: int = 18, busy: int = 0) -> dict[str, str]:
+    """Bulk-insert ``count`` orders over ``days`` up to now, ``busy`` of them in every five minutes of the
+    :data:`BUSY_SPAN` from five minutes before now (indexes dropped meanwhile, rebuilt after; the
+    per-minute figures computed from the events after, as migration 0015 does); return sample keys."""
     Journal(url).connect()  # the schema, by the journal's own migrations
     engine = create_journal_engine(url, pool_size=1)
     rng = random.Random(seed)
     now = datetime.now(UTC)
     start = now - timedelta(days=days)
-    step = (now - start) / count
+    busy *= BUSY_SPAN // BUSY_WINDOW
+    calm, busy_start = count - busy, now - BUSY_WINDOW  # the busy hour: its last 55 minutes ahead
+    step = (busy_start - start) / max(calm, 1) if busy else (now - start) / count
     body = (ROOT / "bench" / "console_bench.py").read_bytes()[:1500]  # ~1.5 KB of text as each body
     indexes = [ix for table in (messages, events, business_keys) for ix in table.indexes]
     samples: dict[str, str] = {}
@@ -69,7 +81,8 @@ def fill(url: str, count: int, days: float = 30.0, seed: int = 18) -> dict[str, 
         evts: list[dict[str, Any]] = []
         keys: list[dict[str, Any]] = []
         for n in range(first, min(first + CHUNK, count)):
-            mid, at, seq = f"crm-{n:012d}", start + step * n, n + 1
+            at = start + step * n if n < calm else busy_start + BUSY_SPAN * (n - calm) / busy
+            mid, seq = f"crm-{n:012d}", n + 1
             order, msisdn = f"SO2026{n:010d}", f"133{rng.randint(0, 99_999_999):08d}"
             msgs.append({"seq": seq, "id": mid, "route": ROUTE, "correlation_id": mid, "causation_id": None,
                          "type": "order.submitted", "source": "crm", "schema": None, "headers": None,
@@ -96,6 +109,9 @@ def fill(url: str, count: int, days: float = 30.0, seed: int = 18) -> dict[str, 
     with engine.begin() as conn:
         for ix in indexes:
             ix.create(conn)
+        began = time.perf_counter()
+        backfill(conn)
+        print(f"\n  route_minutes from the events: {time.perf_counter() - began:.1f} s", end="")
     # No ANALYZE: the hub never runs it, and with every causation_id NULL its statistics make SQLite scan
     # the messages table for the trace's causation lookup (1.6 s a search at 1 M instead of 60 ms).
     engine.dispose()
@@ -155,6 +171,10 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--days", type=float, default=30.0,
                         help="spread the messages over this many days up to now (the window's density)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="of the messages, this many in each 5 minutes of an hour from 5 minutes"
+                        " before the fill (3 events each: 10,000 make the 30,000 events of a hub moving"
+                        " 3 M messages a day)")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--keys", type=Path, help="journal_fill.py's keys.json: the keys searched")
     args = parser.parse_args()
@@ -163,7 +183,7 @@ def main() -> int:
     if url is None:
         url = f"sqlite:///{work / 'journal.db'}"
         began = time.perf_counter()
-        keys = fill(url, args.messages, args.days)
+        keys = fill(url, args.messages, args.days, busy=args.busy)
         print(f"filled {args.messages:,} messages in {time.perf_counter() - began:.0f} s ({url})")
     else:
         keys = sample_keys(url, args.keys)

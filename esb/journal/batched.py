@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from esb.journal import rollup
 from esb.journal.bulk import MESSAGE_COLUMNS, BulkInsert, BulkStatements
 from esb.journal.engine import DatabaseErrors
 from esb.journal.rows import keys_of, message_row
@@ -42,6 +43,38 @@ class BatchedWrites:
 
     def _encode(self, route: str, where: str | None, body: bytes | None) -> bytes | None:
         raise NotImplementedError  # the journal's
+
+    def _add_figures(self, conn: sa.Connection, increments: rollup.Increments) -> None:
+        """Add a transaction's per-minute figures (esb/journal/rollup.py): its last statement, so the rows
+        it locks (PostgreSQL) are held for the commit alone."""
+        if increments:
+            self._batched().minutes.execute(conn, increments.rows())
+
+    def _arrival_figures(self, route: str, now: datetime, arrivals: list[Arrival]) -> rollup.Increments:
+        """Return the figures of a batch's arrivals (``received`` or ``redelivered``) at ``now``."""
+        figures = rollup.Increments()
+        figures.add_many(route, now, [state for _, state, _ in arrivals])
+        return figures
+
+    def _outcome_figures(
+        self,
+        conn: sa.Connection,
+        route: str,
+        now: datetime,
+        outcomes: list[Outcome],
+        seqs: dict[str, int],
+        known: dict[str, Known],
+    ) -> rollup.Increments:
+        """Return the figures of a batch's outcomes at ``now``, with each journey's latency (its start
+        known to this process, else read in one statement)."""
+        ending = [o.id for o, state, _ in outcomes if state in rollup.ENDINGS]
+        begun = {mid: found.start for mid in ending if (found := known.get(mid)) is not None and found.start}
+        missing = {seqs[mid]: mid for mid in ending if mid not in begun}
+        for seq, start in rollup.starts(conn, missing).items():
+            begun[missing[seq]] = start
+        figures = rollup.Increments()
+        figures.add_many(route, now, [state for _, state, _ in outcomes], begun.values())
+        return figures
 
     def _insert_rows(
         self,
@@ -98,12 +131,14 @@ class BatchedWrites:
                     conn,
                     [(seqs[m.id], name, value) for m, keys in keyed for name, value in sorted(keys)],
                 )
+                self._add_figures(conn, self._arrival_figures(route, now, arrivals))
         except BaseException:
             for message, _ in items:
                 self._seen.forget(route, message.id)
             raise
+        started = {mid for mid, state, _ in arrivals if state == "received"}
         for message, keys in keyed:
-            self._seen.add(route, message.id, seqs[message.id], keys)
+            self._seen.add(route, message.id, seqs[message.id], keys, now if message.id in started else None)
         return [state == "received" for _, state, _ in arrivals]
 
     def _arrivals(
@@ -180,6 +215,7 @@ class BatchedWrites:
                 events.append((seqs[original.id], route, state, None, None, None, None, detail, None, at))
             bulk.events.execute(conn, events, fixed=("at",))
             bulk.keys.execute(conn, key_rows)
+            self._add_figures(conn, self._outcome_figures(conn, route, now, outcomes, seqs, known))
         # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
         for original, _, sent in outcomes:
             self._seen.forget(route, original.id)

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
+from esb.journal import rollup
 from esb.journal.schema import business_keys, events, messages
 from esb.journal.statements import existing_ids, insert_ignore
 
@@ -193,14 +194,15 @@ MESSAGE_COLUMNS = tuple(column.name for column in messages.c if column.name != "
 @dataclasses.dataclass(frozen=True)
 class BulkStatements:
     """The batched path's statements for one dialect: inserts of new messages (arrivals; outputs, whose
-    repeats are ignored), events, business keys (repeats ignored), and the look-up of rows by id. Message
-    rows return ``(id, seq)`` on PostgreSQL."""
+    repeats are ignored), events, business keys (repeats ignored), the look-up of rows by id, and the upsert
+    of the per-minute figures (esb/journal/rollup.py). Message rows return ``(id, seq)`` on PostgreSQL."""
 
     messages: BulkInsert
     outputs: BulkInsert
     events: BulkInsert
     keys: BulkInsert
     existing: IdLookup
+    minutes: BulkInsert
 
     @classmethod
     def build(cls, dialect: Dialect) -> BulkStatements:
@@ -213,4 +215,5 @@ class BulkStatements:
             events=BulkInsert(sa.insert(events), EVENT_COLUMNS, dialect),
             keys=BulkInsert(insert_ignore(dialect.name, business_keys), KEY_COLUMNS, dialect),
             existing=IdLookup(dialect),
+            minutes=BulkInsert(rollup.upsert(dialect.name), rollup.COLUMNS, dialect),
         )

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.journal import queries, retention, usage
+from esb.journal import queries, retention, rollup, usage
 from esb.journal.batched import BatchedWrites
 from esb.journal.bodies import BodyCodec, kind_of
 from esb.journal.bulk import BulkStatements
@@ -28,8 +28,9 @@ from esb.journal.seen import Seen
 from esb.journal.statements import Statements
 from esb.message import Message, utcnow
 
-#: Notes a message row's seq and its keys indexed, kept in the :class:`Seen` cache after the commit.
-Remember = Callable[[int, Keys], None]
+#: Notes a message row's seq, its keys indexed and (a journey starting) its start, kept in the :class:`Seen`
+#: cache after the commit.
+Remember = Callable[[int, Keys, datetime | None], None]
 
 
 class Journal(BatchedWrites):
@@ -112,7 +113,10 @@ class Journal(BatchedWrites):
                 seq, state, detail = bumped[0], "redelivered", {"delivery_count": bumped[1]}
             conn.execute(sql.add_event, event_row(route, seq, state, now, detail=detail))
             index_keys(conn, sql, seq, keys)
-            remember(seq, keys)
+            figures = rollup.Increments()
+            figures.add(route, now, state)
+            self._add_figures(conn, figures)
+            remember(seq, keys, now if first else None)
         return first
 
     def event(
@@ -141,7 +145,8 @@ class Journal(BatchedWrites):
             conn.execute(sql.add_event, row)
             indexed = known.keys if known is not None else frozenset()
             index_keys(conn, sql, seq, keys - indexed)
-            remember(seq, keys | indexed)
+            self._add_figures(conn, self._event_figures(conn, route, message.id, seq, row))
+            remember(seq, keys | indexed, now if state == "replayed" else None)
         if state in FINAL_STATES and (endpoint is None or state != "delivered"):
             # its journey on the route is over (the test of ``final_state``: a dead letter names its
             # endpoint, while a fan-out's per-endpoint ``delivered`` does not end the journey)
@@ -184,7 +189,9 @@ class Journal(BatchedWrites):
             conn.execute(sql.add_event, rows)
             indexed = known.keys if known is not None else frozenset()
             index_keys(conn, sql, seq, keys - indexed)
-            remember(seq, keys | indexed)
+            if finish is not None:
+                self._add_figures(conn, self._event_figures(conn, route, finish.id, ended, rows[-1]))
+            remember(seq, keys | indexed, None)
         if finish is not None:  # the journey is over: nothing more will be written for these
             self._seen.forget(route, finish.id)
             self._seen.forget(route, message.id)
@@ -204,17 +211,33 @@ class Journal(BatchedWrites):
         known = self._seen.get(route, message.id)
         return known.seq if known is not None else self._ensure_row(conn, sql, route, message, now)
 
+    def _event_figures(
+        self, conn: sa.Connection, route: str, message_id: str, seq: int, row: dict[str, Any]
+    ) -> rollup.Increments:
+        """Return the figures of one event ``row`` of message ``message_id`` (row ``seq``), with the
+        journey's start when it ends one."""
+        state, endpoint = row["state"], row["endpoint"]
+        start = None
+        if rollup.is_ending(state, endpoint):
+            known = self._seen.get(route, message_id)
+            start = known.start if known is not None and known.seq == seq else None
+            start = start or rollup.starts(conn, [seq]).get(seq)
+        figures = rollup.Increments()
+        figures.add(route, row["at"], state, endpoint=endpoint, reason=row["error_reason"], start=start)
+        return figures
+
     @contextlib.contextmanager
     def _remembering(self, route: str, message_id: str) -> Iterator[Remember]:
-        """Yield ``remember(seq, keys)``, kept once the block's transaction committed; forget on error."""
-        noted: list[tuple[int, frozenset[tuple[str, str]]]] = []
+        """Yield ``remember(seq, keys, start)``, kept once the block's transaction committed; forget on
+        error."""
+        noted: list[tuple[int, frozenset[tuple[str, str]], datetime | None]] = []
         try:
-            yield lambda seq, keys: noted.append((seq, keys))
+            yield lambda seq, keys, start: noted.append((seq, keys, start))
         except BaseException:
             self._seen.forget(route, message_id)
             raise
-        for seq, keys in noted:
-            self._seen.add(route, message_id, seq, keys)
+        for seq, keys, start in noted:
+            self._seen.add(route, message_id, seq, keys, start)
 
     # -- compressed bodies (esb/journal/bodies.py) --------------------------------------------------
     def _encode(self, route: str, where: str | None, body: bytes | None) -> bytes | None:

@@ -14,6 +14,11 @@ dropped whole, their remaining rows moved to a new partition of the week (esb/jo
 row prune then takes the rest, except the messages of the longest retention whose week has not ended
 before it (they go with their week's partition). Every prune there also creates the next partitions.
 
+The per-minute figures (``route_minutes``) are not pruned with the messages: a minute's figures stay
+whole while any of its outcomes is kept (they are what happened; counting from the rows left would give a
+minute whose deliveries were pruned a 100 % error rate). They go when older than the longest retention,
+when every outcome has one.
+
 Archive lines are JSON, one per message and route: the envelope, the original bytes (base64, already
 decompressed: the archive needs no dictionary), every event with its body, deliveries (the ``delivered``
 events naming an endpoint, as the ``deliveries`` table held them before migration 0007) and business keys.
@@ -36,7 +41,7 @@ import sqlalchemy as sa
 
 from esb.files import make_folder, open_file
 from esb.journal import day_prune, partitions
-from esb.journal.schema import UTCDateTime, business_keys, events, messages
+from esb.journal.schema import UTCDateTime, business_keys, events, messages, route_minutes
 
 #: Messages per batch (one transaction and one archive member each).
 BATCH = 2000
@@ -100,6 +105,7 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
             _drop_days(engine, policy, cutoffs, decode, result)
     if not cutoffs:
         return result
+    _prune_figures(engine, policy, now, result)
     newest = max(cutoffs.values())
     oldest = min(cutoffs.values()) if partitioned else None
     after: tuple[datetime, int] | None = None
@@ -123,6 +129,20 @@ def prune(engine: sa.Engine, policy: Policy, now: datetime, decode: Decode) -> P
                     result.archives.update(_archive(conn, chosen, policy.archive, decode))
                 _delete(conn, chosen, result)
     return result
+
+
+def _prune_figures(engine: sa.Engine, policy: Policy, now: datetime, result: PruneResult) -> None:
+    """Delete the per-minute figures (``route_minutes``) older than the longest retention, when every
+    outcome has one: the minutes whose delivered and filtered messages are all gone (their dead letters
+    stay, but a minute's figures without its deliveries would show a false error rate). Figures of the
+    minutes still in some retention are kept whole, whatever was pruned: they are what happened then."""
+    cutoffs = policy.cutoffs(now)
+    if set(cutoffs) != set(PRUNABLE.values()):  # an outcome kept for ever: its minutes' figures too
+        return
+    horizon = min(cutoffs.values())
+    with engine.begin() as conn:
+        gone = conn.execute(sa.delete(route_minutes).where(route_minutes.c.minute < horizon))
+    result.rows["route_minutes"] += gone.rowcount
 
 
 def _drop_days(

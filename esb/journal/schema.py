@@ -177,3 +177,19 @@ one_time_keys = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Index("ix_one_time_keys_expires_at", "expires_at"),
 )
+
+#: Per-minute figures of each route (migration 0015, esb/journal/rollup.py): how many events of a kind a
+#: route had in a minute (``figure``: a state such as ``received``, ``delivered`` for the route-level
+#: delivery, ``error:<reason>``, or ``ms:<bucket>`` for a latency in one of the log-spaced buckets). Kept
+#: by the journal's write paths in the transaction of the events they count, so the console's figures read
+#: routes x minutes rows instead of every event of their window. Not pruned with the messages: they are
+#: what happened (docs/journal.md "Retention").
+route_minutes = sa.Table(
+    "route_minutes",
+    metadata,
+    sa.Column("minute", UTCDateTime(), primary_key=True),
+    sa.Column("route", sa.String(), primary_key=True),
+    sa.Column("figure", sa.String(), primary_key=True),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sqlite_with_rowid=False,
+)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from datetime import datetime
 from typing import NamedTuple
 
 #: Messages remembered per journal at most: a safety cap over the in-flight messages (a worker holds at
@@ -22,10 +23,12 @@ SIZE = 5_000
 
 
 class Known(NamedTuple):
-    """A message row this process wrote or read: its ``seq`` and the business keys indexed for it."""
+    """A message row this process wrote or read: its ``seq``, the business keys indexed for it and, when
+    this process wrote it, the start of its journey (``received`` or ``replayed``: its latency's start)."""
 
     seq: int
     keys: frozenset[tuple[str, str]]
+    start: datetime | None = None
 
 
 class Seen:
@@ -44,10 +47,20 @@ class Seen:
                 self._items.move_to_end((route, message_id))
             return found
 
-    def add(self, route: str, message_id: str, seq: int, keys: frozenset[tuple[str, str]]) -> None:
-        """Remember the message row's ``seq`` and that ``keys`` are indexed (call after the commit)."""
+    def add(
+        self,
+        route: str,
+        message_id: str,
+        seq: int,
+        keys: frozenset[tuple[str, str]],
+        start: datetime | None = None,
+    ) -> None:
+        """Remember the message row's ``seq``, that ``keys`` are indexed and its journey's ``start`` (None:
+        the one known, if any) (call after the commit)."""
         with self._lock:
-            self._items[(route, message_id)] = Known(seq, keys)
+            if start is None and (before := self._items.get((route, message_id))) is not None:
+                start = before.start if before.seq == seq else None
+            self._items[(route, message_id)] = Known(seq, keys, start)
             self._items.move_to_end((route, message_id))
             while len(self._items) > self._size:
                 self._items.popitem(last=False)

@@ -1,8 +1,11 @@
 """``esb stats``: throughput, latency percentiles and error rates per route over a time window.
 
-Read from the journal's events: a message's latency is from its ingress (``received``, or the latest
-``replayed``) to the route-level final event (``delivered``, ``filtered``, ``dead_lettered``) on the
-same route. Messages that entered before the window have no start in it and add no latency figure.
+Read from the per-minute figures the journal keeps (``route_minutes``, esb/journal/rollup.py): the cost is
+routes x minutes of the window, not its events. A message's latency is from its ingress (``received``, or
+the latest ``replayed``) to the route-level final event (``delivered``, ``filtered``, ``dead_lettered``)
+on the same route, counted in the minute it ended, in a log-spaced bucket: a percentile is the upper
+bound of its bucket (at most 19 % above the exact value). ``esb stats --exact`` reads every event of
+the window instead (esb/ops/stats_exact.py).
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from esb.journal import rollup
 from esb.journal.engine import DatabaseErrors, create_journal_engine
-from esb.journal.schema import events
 from esb.ops.common import table
 
 PERCENTILES = (50, 90, 99)
+#: The counts of :class:`RouteStats` that are ``route_minutes`` figures of the same name.
+COUNTED = ("received", "delivered", "filtered", "dead_lettered", "redelivered", "replayed")
 
 
 @dataclass
@@ -37,6 +41,8 @@ class RouteStats:
     error_rate: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     errors_by_reason: dict[str, int] = field(default_factory=dict)
+    #: True when the latencies are upper bounds of buckets (the per-minute figures), False when exact
+    latency_bucketed: bool = False
 
     @property
     def finished(self) -> int:
@@ -52,8 +58,57 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[int(min(rank, len(sorted_values))) - 1]
 
 
-def _is_route_final(state: str, endpoint: str | None) -> bool:
-    return state in ("filtered", "dead_lettered") or (state == "delivered" and endpoint is None)
+def finish(s: RouteStats, since: datetime, until: datetime) -> None:
+    """Set the throughput and error rate of ``s`` from its counts over ``[since, until)``."""
+    seconds = max((until - since).total_seconds(), 1e-9)
+    s.throughput_per_s = round(s.finished / seconds, 3)
+    s.error_rate = round(s.dead_lettered / s.finished, 4) if s.finished else 0.0
+
+
+def bucketed_percentiles(histogram: dict[int, int]) -> dict[str, float]:
+    """Return p50/p90/p99, max and count from a latency histogram ``{bucket: count}``: each the upper
+    bound of the bucket holding that rank (nearest rank), so a figure is at most 19 % above the exact one."""
+    count = sum(histogram.values())
+    if not count:
+        return {}
+    order = sorted(histogram.items())
+    found: dict[str, float] = {}
+    for p in PERCENTILES:
+        rank, seen = max(1, -(-count * p // 100)), 0
+        for index, n in order:
+            seen += n
+            if seen >= rank:
+                found[f"p{p}"] = rollup.bucket_upper_ms(index)
+                break
+    found["max"] = rollup.bucket_upper_ms(order[-1][0])
+    found["count"] = count
+    return found
+
+
+def _add(s: RouteStats, figure: str, count: int, histogram: dict[int, int]) -> None:
+    """Add one ``route_minutes`` figure to ``s`` (a latency bucket to ``histogram``)."""
+    kind, _, name = figure.partition(":")
+    if kind == "ms":
+        histogram[int(name)] = histogram.get(int(name), 0) + count
+    elif kind == "error":
+        s.errors_by_reason[name] = s.errors_by_reason.get(name, 0) + count
+    elif figure in COUNTED:
+        setattr(s, figure, getattr(s, figure) + count)
+
+
+def from_figures(
+    rows: Sequence[tuple[Any, ...]], since: datetime, until: datetime
+) -> dict[str, RouteStats]:
+    """Return each route's statistics from ``(route, figure, count)`` rows over ``[since, until)``."""
+    stats: dict[str, RouteStats] = {}
+    histograms: dict[str, dict[int, int]] = {}
+    for name, figure, count in rows:
+        s = stats.setdefault(name, RouteStats(name, latency_bucketed=True))
+        _add(s, figure, int(count), histograms.setdefault(name, {}))
+    for name, s in stats.items():
+        finish(s, since, until)
+        s.latency_ms = bucketed_percentiles(histograms[name])
+    return stats
 
 
 def compute(
@@ -65,56 +120,51 @@ def compute(
     routes: Sequence[str] | None = None,
     engine: Engine | None = None,
 ) -> list[RouteStats]:
-    """Return the statistics of every route with events in ``[since, until)`` (one route if named, or
-    those of ``routes``: one query that the (route, at) index serves).
+    """Return the statistics of every route with figures in the window (one route if named, or those of
+    ``routes``), read from the per-minute figures (``route_minutes``): routes x minutes rows.
 
-    ``engine`` is a journal engine to use (a caller asking often, such as the console, keeps one);
-    without it one is made for this call.
+    The window is extended back to the start of its first minute (figures are kept per minute), and the
+    throughput is over the window so extended. Latency percentiles are bucketed (upper bounds of 19 %
+    buckets); a journey counts in the minute it ended, whenever it started. ``engine`` is a journal
+    engine to use (a caller asking often, such as the console, keeps one); without it one is made.
     """
-    stmt = sa.select(events.c.route, events.c.message_seq, events.c.state, events.c.endpoint,
-                     events.c.error_reason, events.c.at).where(events.c.at >= since, events.c.at < until)
-    if route is not None:
-        stmt = stmt.where(events.c.route == route)
-    if routes is not None:
-        stmt = stmt.where(events.c.route.in_(list(routes)))
-    stmt = stmt.order_by(events.c.id)
+    since = rollup.minute_of(since)
+    rows = _figures(url, engine, since, until, [route] if route is not None else routes)
+    return sorted(from_figures(rows, since, until).values(), key=lambda s: s.route)
+
+
+def per_minute(
+    url: str, route: str, since: datetime, until: datetime, engine: Engine | None = None
+) -> dict[datetime, RouteStats]:
+    """Return one route's statistics per minute of ``[since, until)`` (minutes without figures absent)."""
+    rows = _figures(url, engine, since, until, [route], by_minute=True)
+    minutes: dict[datetime, list[tuple[Any, ...]]] = {}
+    for minute, *rest in rows:
+        minutes.setdefault(minute, []).append(tuple(rest))
+    return {
+        minute: from_figures(found, minute, minute + timedelta(minutes=1))[route]
+        for minute, found in minutes.items()
+    }
+
+
+def _figures(
+    url: str,
+    engine: Engine | None,
+    since: datetime,
+    until: datetime,
+    routes: Sequence[str] | None,
+    *,
+    by_minute: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Return :func:`esb.journal.rollup.read`'s rows, on ``engine`` or one made for this call."""
     own = engine is None
     engine = engine or create_journal_engine(url, pool_size=1)
-    stats: dict[str, RouteStats] = {}
-    started: dict[tuple[str, int], datetime] = {}
-    latencies: dict[str, list[float]] = {}
     try:
         with DatabaseErrors(url)("stats"), engine.connect() as conn:
-            rows = conn.execute(stmt.execution_options(yield_per=2000))
-            for name, seq, state, endpoint, reason, at in rows:
-                s = stats.setdefault(name, RouteStats(name))
-                if state in ("received", "replayed"):
-                    started[(name, seq)] = at
-                    s.received += state == "received"
-                    s.replayed += state == "replayed"
-                elif state == "redelivered":
-                    s.redelivered += 1
-                if reason and state in ("redelivered", "dead_lettered", "failed"):
-                    s.errors_by_reason[reason] = s.errors_by_reason.get(reason, 0) + 1
-                if not _is_route_final(state, endpoint):
-                    continue
-                setattr(s, state, getattr(s, state) + 1)
-                start = started.pop((name, seq), None)
-                if start is not None:
-                    latencies.setdefault(name, []).append((at - start).total_seconds() * 1000)
+            return rollup.read(conn, since, until, routes, by_minute=by_minute)
     finally:
         if own:
             engine.dispose()
-    seconds = max((until - since).total_seconds(), 1e-9)
-    for name, s in stats.items():
-        s.throughput_per_s = round(s.finished / seconds, 3)
-        s.error_rate = round(s.dead_lettered / s.finished, 4) if s.finished else 0.0
-        values = sorted(latencies.get(name, []))
-        if values:
-            s.latency_ms = {f"p{p}": round(percentile(values, p), 1) for p in PERCENTILES}
-            s.latency_ms["max"] = round(values[-1], 1)
-            s.latency_ms["count"] = len(values)
-    return sorted(stats.values(), key=lambda s: s.route)
 
 
 def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
@@ -128,6 +178,14 @@ def as_dicts(results: list[RouteStats]) -> list[dict[str, Any]]:
     return [{**asdict(s), "finished": s.finished} for s in results]
 
 
+def _ms(s: RouteStats, name: str) -> str:
+    """One latency cell: ``-`` without figures, ``<=`` before a bucket's upper bound."""
+    if not s.latency_ms:
+        return "-"
+    value = s.latency_ms[name]
+    return ("<=" if s.latency_bucketed else "") + (f"{value:.0f}" if value >= 10 else f"{value:.1f}")
+
+
 def render(results: list[RouteStats], since: datetime, until: datetime) -> str:
     """Return a table: one line per route."""
     head = f"from {since.isoformat(timespec='seconds')} to {until.isoformat(timespec='seconds')}"
@@ -135,8 +193,7 @@ def render(results: list[RouteStats], since: datetime, until: datetime) -> str:
         return f"{head}: no messages"
     rows = [[s.route, s.received, s.delivered, s.filtered, s.dead_lettered, s.redelivered,
              f"{s.throughput_per_s:g}", f"{s.error_rate * 100:.1f}%",
-             *(f"{s.latency_ms[f'p{p}']:.0f}" if s.latency_ms else "-" for p in PERCENTILES),
-             f"{s.latency_ms['max']:.0f}" if s.latency_ms else "-"] for s in results]
+             *(_ms(s, f"p{p}") for p in PERCENTILES), _ms(s, "max")] for s in results]
     headers = ["ROUTE", "IN", "DELIVERED", "FILTERED", "DEAD", "RETRIES", "MSG/S", "ERRORS",
                "P50 MS", "P90 MS", "P99 MS", "MAX MS"]
     return head + "\n" + table(headers, rows)
