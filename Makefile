@@ -28,7 +28,7 @@ test-servers:
 
 test: install test-servers
 	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n auto tests/unit
-	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --ignore=tests/unit
+	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider --ignore=tests/unit
 
 lint: install
 	$(BIN)/ruff check esb adapters simulators tests bench
