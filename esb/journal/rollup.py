@@ -174,20 +174,21 @@ def read(
 # -- the backfill of migration 0015 (and of bench/journal_fill.py) ------------------------------------
 
 # The statements are constants of this module (no value from outside): formatted with the dialect's
-# expressions of _SQLITE or _POSTGRES alone.
+# expressions of _SQLITE or _POSTGRES alone. Rows go in minute order, so that on PostgreSQL (a heap) a
+# window's rows sit on a few pages (in group order, a 5-minute window read 85 pages for 90 rows).
 _ENDING = "(state IN ('filtered', 'dead_lettered') OR (state = 'delivered' AND endpoint IS NULL))"
 _COUNTS = (
     "INSERT INTO route_minutes (minute, route, figure, count)"  # noqa: S608  # constants only (above)
     " SELECT {minute} AS m, route, state, count(*) FROM events"
     f" WHERE state IN ('received', 'replayed', 'redelivered') OR {_ENDING}"
-    " GROUP BY m, route, state"
+    " GROUP BY m, route, state ORDER BY m"
 )
 _ERRORS = (
     "INSERT INTO route_minutes (minute, route, figure, count)"
     " SELECT {minute} AS m, route, 'error:' || error_reason AS f, count(*) FROM events"
     " WHERE error_reason IS NOT NULL AND error_reason <> ''"
     " AND state IN ('redelivered', 'failed', 'dead_lettered')"
-    " GROUP BY m, route, f"
+    " GROUP BY m, route, f ORDER BY m"
 )
 #: Each ending event with the start of its journey: the latest ``received``/``replayed`` event of its
 #: message row before it (a window over the row's events in id order, as the write path looks it up).
@@ -198,7 +199,7 @@ _LATENCIES = (
     "   OVER (PARTITION BY message_seq ORDER BY id ROWS UNBOUNDED PRECEDING) AS started FROM events"
     " ) AS e"
     f" WHERE started IS NOT NULL AND {_ENDING}"
-    " GROUP BY m, route, f"
+    " GROUP BY m, route, f ORDER BY m"
 )
 _SQLITE = {"minute": "substr(at, 1, 16) || ':00.000000'", "bucket": "esb_latency_bucket(started, at)"}
 _POSTGRES = {
