@@ -23,7 +23,7 @@ from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.exceptions import RemoteError, TransportError
 from esb.message import Message
-from esb.typing import Requester, Sink, Source
+from esb.typing import JobReporter, Requester, Sink, Source
 from tests.contract.harness import PATIENCE, Callers, HarnessDefaults, HTTPAnswer, Peer, Probe, Refusal
 from tests.integration.soap_project import free_port
 from tests.integration.test_rest_listener import AUTH, JSON, REPO, endpoint, order
@@ -37,7 +37,7 @@ CREATED = {"Content-Type": "application/json"}
 class RESTHarness(HarnessDefaults):
     """The productOrder listener as source; a client of a loopback REST peer as sink and requester."""
 
-    declares = frozenset({Requester})
+    declares = frozenset({Requester, JobReporter})  # the store's prune job (esb health)
     quiet = 0.5
     cannot: ClassVar[dict[str, str]] = {
         "answer": "the caller's 201 says the order is stored (the durable inbox), not what the route did: "
