@@ -222,6 +222,32 @@ def test_list_filters_projects_and_pages(app: tuple[RESTApp, CollectorRegistry])
 
 @pytest.mark.parametrize(
     "query",
+    ["state=completed&fields=state,channel.id&offset=2&limit=3", "fields=priority&limit=4", "offset=8&limit=5",
+     "channel.id=C1&offset=1", "state=nothing"],
+)  # fmt: skip
+def test_list_headers_and_fields_as_the_old_statements(
+    app: tuple[RESTApp, CollectorRegistry], query: str
+) -> None:
+    """A GET list's body (projected to ``fields``, in order) and X-Total-Count / X-Result-Count are those the
+    replaced statements gave."""
+    from adapters.rest.resources import list_query, project
+    from tests.unit.test_rest_list import fill, old_query
+
+    store = app[0].served.store
+    fill(store)
+    assert store._db is not None
+    filters, fields, offset, limit = list_query(query)
+    total, ids = old_query(store._db, "productOrder", filters, offset, limit)
+    status, headers, docs = call(app[0], "GET", "/productOrder", auth=basic(), query=query)
+    assert status == 200
+    assert (headers["X-Total-Count"], headers["X-Result-Count"]) == (str(total), str(len(ids)))
+    assert docs == [project(store.get("productOrder", i) or {}, fields) for i in ids]
+    if fields:
+        assert all(set(d) <= {"id", "href", "@type", *(f.split(".")[0] for f in fields)} for d in docs)
+
+
+@pytest.mark.parametrize(
+    "query",
     [
         pytest.param("limit=0", id="limit-zero"),
         pytest.param("offset=-1", id="negative-offset"),

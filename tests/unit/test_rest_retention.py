@@ -70,7 +70,7 @@ def test_due_reads_only_the_pending_rows(store: ResourceStore) -> None:
 
 def test_an_older_store_gets_the_new_column_and_indexes_on_open(tmp_path: Path) -> None:
     """A store written before retention opens with ``settled`` filled in for its ended orders only, and
-    with the new indexes."""
+    with the new indexes (the GET list's ``resources_listed`` too)."""
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.executescript(
@@ -94,7 +94,7 @@ def test_an_older_store_gets_the_new_column_and_indexes_on_open(tmp_path: Path) 
             ("PO-open", None),
         ]
         names = {r[0] for r in opened._run("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert {"events_pending", "events_done", "resources_settled"} <= names
+        assert {"events_pending", "events_done", "resources_settled", "resources_listed"} <= names
     finally:
         opened.close()
 
