@@ -222,9 +222,14 @@ def test_list_filters_projects_and_pages(app: tuple[RESTApp, CollectorRegistry])
 
 @pytest.mark.parametrize(
     "query",
-    ["state=completed&fields=state,channel.id&offset=2&limit=3", "fields=priority&limit=4", "offset=8&limit=5",
-     "channel.id=C1&offset=1", "state=nothing"],
-)  # fmt: skip
+    [
+        "state=completed&fields=state,channel.id&offset=2&limit=3",
+        "fields=priority&limit=4",
+        "offset=8&limit=5",
+        "channel.id=C1&offset=1",
+        "state=nothing",
+    ],
+)
 def test_list_headers_and_fields_as_the_old_statements(
     app: tuple[RESTApp, CollectorRegistry], query: str
 ) -> None:

@@ -28,9 +28,9 @@ def old_query(
         where.append("CAST(json_extract(doc, ?) AS TEXT) = ?")
         args += [f"$.{name}", value]
     clause = " AND ".join(where)
-    total = int(db.execute(f"SELECT count(*) FROM resources WHERE {clause}", args).fetchone()[0])  # noqa: S608 - fixed text
+    total = int(db.execute(f"SELECT count(*) FROM resources WHERE {clause}", args).fetchone()[0])
     rows = db.execute(
-        f"SELECT doc FROM resources WHERE {clause} ORDER BY created, id LIMIT ? OFFSET ?",  # noqa: S608 - fixed text
+        f"SELECT doc FROM resources WHERE {clause} ORDER BY created, id LIMIT ? OFFSET ?",
         (*args, limit, offset),
     ).fetchall()
     return total, [orjson.loads(r[0])["id"] for r in rows]
