@@ -7,8 +7,9 @@ in CPU seconds of this process (``time.process_time``), on such a store:
 
 - ``due``: one notifier round's query (``ResourceStore.due``, the ``_DUE`` statement), median of
   ``--repeat`` calls;
-- ``query``: ``GET .../productOrder?limit=10`` (``ResourceStore.query``: count and first page), and the same
-  with a filter (``state=completed``);
+- ``query``: ``GET .../productOrder?limit=10`` (``ResourceStore.query``: count and first page), the same
+  with a filter (``state=completed``), ``query_deep`` a page in the middle (``offset`` half the orders),
+  ``count`` and ``page`` the list's count and first-page statements alone (no filter);
 - ``open``: opening the store (the upgrade of an older store's schema, when the checkout is newer).
 
 ``prune`` (this checkout only) copies the store and prunes everything, printing rows per second, the
@@ -37,6 +38,12 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parents[1]
 CHUNK = 50_000
+#: The count and page of a GET list before ``store._COUNT`` and ``store._PAGE`` (merge22): they also
+#: filtered on ``status``, and the page sorted the kind's rows.
+OLD_COUNT = "SELECT count(*) FROM resources WHERE {where} AND status = 'created'"
+OLD_PAGE = (
+    "SELECT doc FROM resources WHERE {where} AND status = 'created' ORDER BY created, id LIMIT ? OFFSET ?"
+)
 
 
 def _store(tree: Path) -> Any:
@@ -111,6 +118,11 @@ def measure(tree: Path, path: Path, repeat: int) -> dict[str, Any]:
     figures["due_rows"] = len(rows)
     figures["query"], (total, _) = _cpu(lambda: opened.query("productOrder", {}, 0, 10), repeat)
     figures["query_total"] = total
+    figures["query_deep"], _ = _cpu(lambda: opened.query("productOrder", {}, total // 2, 10), repeat)
+    count = getattr(module, "_COUNT", OLD_COUNT).format(where="kind = ?")
+    figures["count"], _ = _cpu(lambda: opened._run(count, ("productOrder",)), repeat)
+    page = getattr(module, "_PAGE", OLD_PAGE).format(where="kind = ?")
+    figures["page"], _ = _cpu(lambda: opened._run(page, ("productOrder", 10, 0)), repeat)
     figures["query_filter"], _ = _cpu(
         lambda: opened.query("productOrder", {"state": "completed"}, 0, 10), max(1, repeat // 3)
     )
@@ -233,7 +245,7 @@ def main() -> None:
             print(run, name, json.dumps(figures), f"load {os.getloadavg()[0]:.1f}", flush=True)
             copy.unlink()
     for name, runs in (item for item in results.items() if item[1]):
-        for key in ("open", "due", "query", "query_filter"):
+        for key in ("open", "due", "query", "query_deep", "count", "page", "query_filter"):
             values = sorted(r[key] * 1000 for r in runs)
             print(f"{name:6} {key:12} median {statistics.median(values):9.3f} ms CPU  "
                   f"range {values[0]:.3f}-{values[-1]:.3f}")  # fmt: skip
