@@ -281,7 +281,8 @@ def store_writes(orders: int) -> dict[str, float]:
     from adapters.rest.events import CREATE, make_event
     from adapters.rest.store import ResourceStore
 
-    store = ResourceStore(Path(tempfile.mkdtemp(prefix="esb-rest-bench-")) / "rest.db").open()
+    folder = tempfile.TemporaryDirectory(prefix="esb-rest-bench-")  # removed at the end (N orders' bytes)
+    store = ResourceStore(Path(folder.name) / "rest.db").open()
     docs = [orjson.loads(to_json(tmf_order(i, random.Random(i)))) for i in range(50)]
     run = time.monotonic_ns()
     done: list[Any] = []
@@ -308,6 +309,7 @@ def store_writes(orders: int) -> dict[str, float]:
             store.confirm("productOrder", ident, event, None)
     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     store.close()
+    folder.cleanup()
     return {"store_cpu_us": cpu / orders * 1e6, "store_wall_us": wall / orders * 1e6}
 
 
