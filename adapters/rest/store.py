@@ -9,8 +9,9 @@ A POSTed resource is written with its create event in ONE statement before it is
 (:meth:`ResourceStore.create`, through the ``new_resources`` view's trigger): its id is taken from then
 on (a second POST of the same id is a conflict, across processes too) and it is durable before the 201.
 The event waits ``held`` for every listener whose query it matches until the route accepts the resource
-(:meth:`~ResourceStore.publish`, only when some listener matched); a resource the route does not take is
-withdrawn with its held events (:meth:`~ResourceStore.withdraw`): the rare path pays the second write.
+(:meth:`~ResourceStore.publish`, only when some listener matched); an order the route refuses (dead-lettered)
+takes its failed state, its held create event is released and the state change queued, and its inbox row
+goes, in one transaction (:meth:`~ResourceStore.refuse`): the rare path pays the second write.
 An event is kept once per registered listener until it is delivered, or given up after the configured
 attempts; then for ``store.events_keep``. A resource whose order reached a final state (``settled``) is
 kept for ``store.resources_keep``: ``retention.py`` prunes both. A store written by an older hub gets
