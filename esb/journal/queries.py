@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from esb.journal import conversation as walk
 from esb.journal.conversation import CHUNK as CHUNK
 from esb.journal.conversation import MAX_CONVERSATION as MAX_CONVERSATION
+from esb.journal.minutes import whole_minutes_from
 from esb.journal.records import EventRecord, MessageRecord
-from esb.journal.schema import business_keys, events, messages
+from esb.journal.schema import business_keys, events, messages, route_minutes
 from esb.journal.schema import dead_letters as dead_letter_rows
 
 _chunks = walk.chunks
@@ -334,6 +335,27 @@ def counts(
     for name, state, number in conn.execute(counts_statement(route, since, until)):
         out.setdefault(name, {})[state] = int(number)
     return out
+
+
+def dead_lettered_since_statement(since: Any, whole_from: Any) -> sa.Select[Any]:
+    """The statement of :func:`dead_lettered_since`: ``dead_lettered`` events per route (``route``,
+    ``number``) at or after ``since``, the whole minutes from ``whole_from`` counted in ``route_minutes``
+    (a day is routes x 1,440 minutes x figures rows, whatever the traffic) and the events of
+    ``[since, whole_from)`` read through the partial index ``ix_events_dead_lettered``."""
+    r = route_minutes.c
+    whole = sa.select(r.route, r.count.label("n")).where(r.figure == "dead_lettered", r.minute >= whole_from)
+    part = sa.select(events.c.route, sa.literal(1, sa.BigInteger()).label("n")).where(
+        events.c.state == "dead_lettered", events.c.at >= since, events.c.at < whole_from
+    )
+    both = sa.union_all(whole, part).subquery()
+    return sa.select(both.c.route, sa.func.sum(both.c.n).label("number")).group_by(both.c.route)
+
+
+def dead_lettered_since(conn: sa.Connection, since: datetime) -> dict[str, int]:
+    """Return ``{route: dead_lettered events at or after since}``: ``counts(since=since)``'s
+    ``dead_lettered`` figures, read from the per-minute figures instead of every event of the window."""
+    stmt = dead_lettered_since_statement(since, whole_minutes_from(since))
+    return {route: int(number) for route, number in conn.execute(stmt)}
 
 
 #: Messages ``esb health`` lists as stuck in flight, at most.

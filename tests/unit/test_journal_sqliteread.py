@@ -81,7 +81,7 @@ def test_the_compiled_statements_are_a_fresh_compile() -> None:
     assert (ROOT / "esb" / "journal" / "sqltext.py").read_text(encoding="utf-8") == render()
     assert set(sqltext.SQLITE) == {
         "keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered_count",
-        "counts_since", "stuck", "route_states", "process_counts", "process_held",
+        "counts_since", "dead_lettered_since", "stuck", "route_states", "process_counts", "process_held",
     }
 
 
