@@ -10,9 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from esb.journal import Journal
+from esb.journal.engine import create_journal_engine
 from esb.journal.minutes import whole_minutes_from
+from esb.journal.schema import events
 from esb.journal.sqltext import SQLITE
 from esb.ops import health
 from esb.ops.healthread import ColdJournal, read_dead_lettered_since, sqlite_utc
@@ -29,37 +32,53 @@ def _dead_lettered(journal: Journal, since: datetime) -> dict[str, int]:
 
 
 def _dead_lettered_at(url: str) -> list[datetime]:
-    """The times of every dead_lettered event, as aware datetimes."""
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        rows = conn.execute("SELECT at FROM events WHERE state = 'dead_lettered' ORDER BY at").fetchall()
-    return [datetime.fromisoformat(r[0]).replace(tzinfo=UTC) for r in rows]
+    """The times of every dead_lettered event (aware), read through SQLAlchemy (any database)."""
+    engine = create_journal_engine(url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            stmt = sa.select(events.c.at).where(events.c.state == "dead_lettered").order_by(events.c.at)
+            return list(conn.execute(stmt).scalars())
+    finally:
+        engine.dispose()
+
+
+def check_against_the_event_count(journal: Journal, *, cold: bool) -> None:
+    """dead_lettered_since(since) (and with ``cold`` its sqlite3 twin) is the event count, for since on,
+    just after and just before each dead_lettered event and its minute's start, before and after all."""
+    tiny = timedelta(microseconds=1)
+    times = _dead_lettered_at(journal.url)
+    assert len(times) >= 5
+    windows = [START - timedelta(days=1), times[-1] + timedelta(minutes=5)]
+    for at in times:
+        minute = at.replace(second=0, microsecond=0)
+        windows += [at, at + tiny, at - tiny, minute, minute + tiny, minute - tiny]
+    assert len(_dead_lettered(journal, windows[0])) == 2  # both routes dead-lettered
+    for since in windows:
+        expected = _dead_lettered(journal, since)
+        assert journal.dead_lettered_since(since) == expected, since
+        if cold:
+            assert read_dead_lettered_since(journal.url, since) == expected, since
+
+
+def fill(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """~25 minutes of mixed traffic from START through every write path (dead letters on both routes)."""
+    with Journal(journal.url) as other:
+        workload(journal, other, monkeypatch, START)
 
 
 @pytest.fixture
 def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A SQLite journal after ~25 minutes of mixed traffic (dead letters on both routes, some purged)."""
     url = f"sqlite:///{tmp_path / 'journal.db'}"
-    with Journal(url) as journal, Journal(url) as other:
-        workload(journal, other, monkeypatch, START)
+    with Journal(url) as journal:
+        fill(journal, monkeypatch)
     return url
 
 
 def test_the_figures_count_what_the_events_count(url: str) -> None:
-    """dead_lettered_since(since) (SQLAlchemy and sqlite3) is the event count for since on, just after and
-    just before each dead_lettered event, on minute starts, and before and after every event."""
-    tiny = timedelta(microseconds=1)
-    times = _dead_lettered_at(url)
-    assert len(times) >= 5
-    windows = [START - timedelta(days=1), times[-1] + timedelta(minutes=5)]
-    for at in times:
-        minute = at.replace(second=0, microsecond=0)
-        windows += [at, at + tiny, at - tiny, minute, minute + tiny, minute - tiny]
+    """dead_lettered_since through SQLAlchemy and through sqlite3 equals the event count at every boundary."""
     with Journal(url) as journal:
-        assert len(_dead_lettered(journal, windows[0])) == 2  # both routes dead-lettered
-        for since in windows:
-            expected = _dead_lettered(journal, since)
-            assert journal.dead_lettered_since(since) == expected, since
-            assert read_dead_lettered_since(url, since) == expected, since
+        check_against_the_event_count(journal, cold=True)
 
 
 def test_the_health_line_counts_a_days_dead_letters(url: str) -> None:
