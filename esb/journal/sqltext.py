@@ -76,16 +76,15 @@ SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[
         ),
         {},
     ),
-    "dead_lettered_count": (
-        "SELECT count(*) AS number FROM (SELECT dead_letters.message_seq AS message_seq FROM "
-        "dead_letters WHERE dead_letters.route = ? LIMIT ? OFFSET ?) AS anon_1",
-        ("route", "limit", "param_1"),
+    "dead_lettered_counts": (
+        "SELECT dead_letters.route, count(*) AS number FROM dead_letters WHERE dead_letters.route "
+        "IN (__[POSTCOMPILE_routes]) GROUP BY dead_letters.route",
+        ("routes",),
         (
+            ("route", "text"),
             ("number", "int"),
         ),
-        {
-            "param_1": 0,
-        },
+        {},
     ),
     "counts_since": (
         "SELECT events.route, events.state, count(*) AS number FROM events WHERE events.at >= ? "
