@@ -322,6 +322,17 @@ class Journal(BatchedWrites):
         with self._errors("dead_lettered_count"), self._read().connect() as conn:
             return queries.dead_lettered_count(conn, route, limit)
 
+    def dead_lettered_counts(self, routes: list[str], limit: int = 100_000) -> dict[str, int]:
+        """:meth:`dead_lettered_count` of each route of ``routes`` in one pass over ``dead_letters``."""
+        with self._errors("dead_lettered_count"), self._read().connect() as conn:
+            return queries.dead_lettered_counts(conn, routes, limit)
+
+    def dead_lettered_since(self, since: datetime) -> dict[str, int]:
+        """Return the ``dead_lettered`` events per route at or after ``since`` (``counts(since=since)``'s
+        figures of that state), read from the per-minute figures: the same cost for a day of any traffic."""
+        with self._errors("dead_lettered_since"), self._read().connect() as conn:
+            return queries.dead_lettered_since(conn, since)
+
     def dead_letters(
         self, *, route: str | None = None, before: tuple[datetime, int] | None = None, limit: int = 50
     ) -> tuple[list[MessageRecord], tuple[datetime, int] | None]:

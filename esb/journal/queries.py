@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from esb.journal import conversation as walk
 from esb.journal.conversation import CHUNK as CHUNK
 from esb.journal.conversation import MAX_CONVERSATION as MAX_CONVERSATION
+from esb.journal.minutes import whole_minutes_from
 from esb.journal.records import EventRecord, MessageRecord
-from esb.journal.schema import business_keys, events, messages
+from esb.journal.schema import business_keys, events, messages, route_minutes
 from esb.journal.schema import dead_letters as dead_letter_rows
 
 _chunks = walk.chunks
@@ -214,6 +215,20 @@ def dead_lettered_count(conn: sa.Connection, route: str, limit: int) -> int:
     return int(conn.execute(dead_lettered_count_statement(route, limit)).scalar_one())
 
 
+def dead_lettered_counts_statement(routes: Any) -> sa.Select[Any]:
+    """The statement of :func:`dead_lettered_counts`: the rows of ``dead_letters`` per route of ``routes``
+    (``route``, ``number``), in one pass over the table (it has no index by route: a statement per route
+    read it whole once per route, 26 times for ``esb dlq list`` on the demo project)."""
+    d = dead_letter_rows.c
+    return sa.select(d.route, sa.func.count().label("number")).where(d.route.in_(routes)).group_by(d.route)
+
+
+def dead_lettered_counts(conn: sa.Connection, routes: list[str], limit: int) -> dict[str, int]:
+    """:func:`dead_lettered_count` of every route of ``routes`` (at most ``limit`` each) in one statement."""
+    found = {route: int(n) for route, n in conn.execute(dead_lettered_counts_statement(routes))}
+    return {route: min(found.get(route, 0), limit) for route in routes}
+
+
 def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
     """Return the business keys of each message id (indexed on any of its routes' rows).
 
@@ -234,7 +249,7 @@ def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
 def cold_statements() -> dict[str, sa.Select[Any]]:
     """The statements cold commands also run without SQLAlchemy, by name: ``esb trace``'s (walked by
     :mod:`esb.journal.conversation`; ``key`` the traced value, ``ids`` a list of message ids) and
-    ``esb dlq``'s ``dead_lettered_count`` (:func:`dead_lettered_count`). esb/journal/sqltext.py holds them
+    ``esb dlq``'s ``dead_lettered_counts`` (:func:`dead_lettered_counts`). esb/journal/sqltext.py holds them
     compiled for SQLite, and a unit test fails when it differs from a fresh compile."""
     key = sa.bindparam("key", type_=sa.String())
     ids = sa.bindparam("ids", expanding=True, type_=sa.String())
@@ -253,8 +268,8 @@ def cold_statements() -> dict[str, sa.Select[Any]]:
         )
         .select_from(joined)
         .where(messages.c.id.in_(ids)),
-        "dead_lettered_count": dead_lettered_count_statement(
-            sa.bindparam("route", type_=sa.String()), sa.bindparam("limit", type_=sa.Integer())
+        "dead_lettered_counts": dead_lettered_counts_statement(
+            sa.bindparam("routes", expanding=True, type_=sa.String())
         ),
     }
 
@@ -334,6 +349,27 @@ def counts(
     for name, state, number in conn.execute(counts_statement(route, since, until)):
         out.setdefault(name, {})[state] = int(number)
     return out
+
+
+def dead_lettered_since_statement(since: Any, whole_from: Any) -> sa.Select[Any]:
+    """The statement of :func:`dead_lettered_since`: ``dead_lettered`` events per route (``route``,
+    ``number``) at or after ``since``, the whole minutes from ``whole_from`` counted in ``route_minutes``
+    (a day is routes x 1,440 minutes x figures rows, whatever the traffic) and the events of
+    ``[since, whole_from)`` read through the partial index ``ix_events_dead_lettered``."""
+    r = route_minutes.c
+    whole = sa.select(r.route, r.count.label("n")).where(r.figure == "dead_lettered", r.minute >= whole_from)
+    part = sa.select(events.c.route, sa.literal(1, sa.BigInteger()).label("n")).where(
+        events.c.state == "dead_lettered", events.c.at >= since, events.c.at < whole_from
+    )
+    both = sa.union_all(whole, part).subquery()
+    return sa.select(both.c.route, sa.func.sum(both.c.n).label("number")).group_by(both.c.route)
+
+
+def dead_lettered_since(conn: sa.Connection, since: datetime) -> dict[str, int]:
+    """Return ``{route: dead_lettered events at or after since}``: ``counts(since=since)``'s
+    ``dead_lettered`` figures, read from the per-minute figures instead of every event of the window."""
+    stmt = dead_lettered_since_statement(since, whole_minutes_from(since))
+    return {route: int(number) for route, number in conn.execute(stmt)}
 
 
 #: Messages ``esb health`` lists as stuck in flight, at most.

@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from esb.journal.minutes import minute_of as minute_of  # re-exported (its home has no SQLAlchemy)
 from esb.journal.schema import events, route_minutes
 
 #: States counted when they happen (any endpoint).
@@ -59,11 +60,6 @@ def bucket(latency: timedelta) -> int:
 def bucket_upper_ms(index: int) -> float:
     """Return the upper bound of bucket ``index`` in ms (the overflow bucket: the last bound)."""
     return UPPER_US[min(index, len(UPPER_US) - 1)] / 1000
-
-
-def minute_of(at: datetime) -> datetime:
-    """Return the minute ``at`` falls in."""
-    return at.replace(second=0, microsecond=0)
 
 
 def is_ending(state: str, endpoint: str | None) -> bool:

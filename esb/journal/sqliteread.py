@@ -140,13 +140,13 @@ def read_trace(url: str, key: str) -> list[EventRecord] | None:
 
 def count_dead_lettered(url: str, routes: list[str], limit: int) -> dict[str, int] | None:
     """For each route (or process group), how many messages the journal holds whose latest state is
-    ``dead_lettered``, at most ``limit`` (:meth:`Journal.dead_lettered_count`); None when this path does
+    ``dead_lettered``, at most ``limit`` (:meth:`Journal.dead_lettered_counts`); None when this path does
     not apply and the journal must be opened."""
     try:
         with session(url) as run:
             if run is None:
                 return None
-            count = "dead_lettered_count"
-            return {route: int(run(count, {"route": route, "limit": limit})[0]["number"]) for route in routes}
+            found = {r["route"]: int(r["number"]) for r in run("dead_lettered_counts", {"routes": routes})}
+            return {route: min(found.get(route, 0), limit) for route in routes}
     except Refused:
         return None

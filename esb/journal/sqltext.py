@@ -76,16 +76,15 @@ SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[
         ),
         {},
     ),
-    "dead_lettered_count": (
-        "SELECT count(*) AS number FROM (SELECT dead_letters.message_seq AS message_seq FROM "
-        "dead_letters WHERE dead_letters.route = ? LIMIT ? OFFSET ?) AS anon_1",
-        ("route", "limit", "param_1"),
+    "dead_lettered_counts": (
+        "SELECT dead_letters.route, count(*) AS number FROM dead_letters WHERE dead_letters.route "
+        "IN (__[POSTCOMPILE_routes]) GROUP BY dead_letters.route",
+        ("routes",),
         (
+            ("route", "text"),
             ("number", "int"),
         ),
-        {
-            "param_1": 0,
-        },
+        {},
     ),
     "counts_since": (
         "SELECT events.route, events.state, count(*) AS number FROM events WHERE events.at >= ? "
@@ -97,6 +96,22 @@ SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[
             ("number", "int"),
         ),
         {},
+    ),
+    "dead_lettered_since": (
+        "SELECT anon_1.route, sum(anon_1.n) AS number FROM (SELECT route_minutes.route AS route, "
+        "route_minutes.count AS n FROM route_minutes WHERE route_minutes.figure = ? AND "
+        "route_minutes.minute >= ? UNION ALL SELECT events.route AS route, ? AS n FROM events WHERE"
+        " events.state = ? AND events.at >= ? AND events.at < ?) AS anon_1 GROUP BY anon_1.route",
+        ("figure_1", "whole_from", "param_1", "state_1", "since", "whole_from"),
+        (
+            ("route", "text"),
+            ("number", "int"),
+        ),
+        {
+            "figure_1": "dead_lettered",
+            "param_1": 1,
+            "state_1": "dead_lettered",
+        },
     ),
     "stuck": (
         "SELECT messages.id, messages.route, messages.received_at, (SELECT events.state FROM events"

@@ -113,7 +113,7 @@ def journaled(project: Project, groups: list[str], limit: int = 100_000) -> dict
     if counts is not None:
         return counts
     with open_journal(project) as journal:
-        return {g: journal.dead_lettered_count(g, limit) for g in groups}
+        return journal.dead_lettered_counts(groups, limit)
 
 
 def is_process_group(group: str) -> bool:

@@ -38,6 +38,10 @@ class JournalCounts(Protocol):
         """Events per route and state since ``since``."""
         ...
 
+    def dead_lettered_since(self, since: datetime) -> dict[str, int]:
+        """``dead_lettered`` events per route since ``since`` (from the per-minute figures)."""
+        ...
+
 
 @dataclass
 class Check:
@@ -224,14 +228,14 @@ def check_dead_letters(project: Project, journal: JournalCounts) -> list[Check]:
     """Per route: dead letters waiting on its endpoint, and dead-lettered in the journal (24 h)."""
     out = []
     since = datetime.now(UTC) - timedelta(hours=24)
-    counts = journal.counts(since=since)
+    recent_by_route = journal.dead_lettered_since(since)
     for route, endpoint in dlq.routes_with_dead_letters(project):
         try:
             waiting = dlq.depth(project, endpoint)
         except EsbError as exc:
             out.append(Check(f"dead letters {route.id}", DEGRADED, f"{endpoint}: {exc}"))
             continue
-        recent = counts.get(route.id, {}).get("dead_lettered", 0)
+        recent = recent_by_route.get(route.id, 0)
         status = DEGRADED if waiting else OK
         out.append(Check(f"dead letters {route.id}", status,
                          f"{waiting if waiting is not None else '?'} waiting on {endpoint}; {recent} in 24 h",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from esb.journal.minutes import whole_minutes_from
 from esb.journal.sqliteread import Refused, session
 
 if TYPE_CHECKING:
@@ -58,6 +59,14 @@ def read_counts(url: str, since: datetime) -> dict[str, dict[str, int]] | None:
     return out
 
 
+def read_dead_lettered_since(url: str, since: datetime) -> dict[str, int] | None:
+    """``dead_lettered`` events per route at or after ``since``, as ``Journal.dead_lettered_since(since)``;
+    None: not this path."""
+    params = {"since": sqlite_utc(since), "whole_from": sqlite_utc(whole_minutes_from(since))}
+    rows = _read(url, "dead_lettered_since", params)
+    return None if rows is None else {row["route"]: int(row["number"]) for row in rows}
+
+
 def read_route_states(url: str) -> dict[str, dict[str, Any]] | None:
     """Route control's rows by route (the fields of ``RouteState``); None: not this path (or no table yet)."""
     rows = _read(url, "route_states", {})
@@ -81,8 +90,9 @@ def read_process_counts(url: str, sample: int) -> tuple[dict[str, int], list[str
 
 
 class ColdJournal:
-    """What ``esb health`` asks of the journal (``counts(since=...)``) read through ``sqlite3``; the
-    :class:`~esb.journal.Journal` is opened only if a read cannot be answered this way."""
+    """What ``esb health`` asks of the journal (``counts(since=...)``, ``dead_lettered_since``) read
+    through ``sqlite3``; the :class:`~esb.journal.Journal` is opened only if a read cannot be answered
+    this way."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -97,6 +107,11 @@ class ColdJournal:
         """Events per route and state since ``since`` (``Journal.counts``)."""
         found = read_counts(self.url, since)
         return found if found is not None else self._warm().counts(since=since)
+
+    def dead_lettered_since(self, since: datetime) -> dict[str, int]:
+        """``dead_lettered`` events per route at or after ``since`` (``Journal.dead_lettered_since``)."""
+        found = read_dead_lettered_since(self.url, since)
+        return found if found is not None else self._warm().dead_lettered_since(since)
 
     def _warm(self) -> Journal:
         if self._journal is None:

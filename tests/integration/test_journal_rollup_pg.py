@@ -1,6 +1,7 @@
 """The per-minute figures on PostgreSQL (partitioned journal): the differential checks of
 tests/unit/test_journal_rollup.py (figures against the event scan after a mixed workload, a broken write
-path caught, the migration's backfill, two writers at once, prune) against a real server."""
+path caught, the migration's backfill, two writers at once, prune) against a real server; and esb
+health's day of dead letters from the figures against the event count."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from esb.journal import Journal
 from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
 from tests.unit import test_journal_rollup as on_sqlite
+from tests.unit import test_ops_health_dead_lettered as health_on_sqlite
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +60,12 @@ def test_a_prune_keeps_the_figures_on_postgresql(
 ) -> None:
     """Pruned messages (partitions or rows) leave their minutes' figures; past every retention they go."""
     on_sqlite.check_prune_keeps_the_figures(journal, tmp_path, monkeypatch)
+
+
+def test_the_dead_lettered_count_from_the_figures_is_the_events_on_postgresql(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Journal.dead_lettered_since (route_minutes plus the first partial minute's events) equals the
+    event count of counts(since=...) at every boundary, on the partitioned journal."""
+    health_on_sqlite.fill(journal, monkeypatch)
+    health_on_sqlite.check_against_the_event_count(journal, cold=False)

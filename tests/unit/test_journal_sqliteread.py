@@ -67,11 +67,15 @@ def test_the_cold_path_returns_the_journals_records(url: str, key: str) -> None:
 
 @pytest.mark.parametrize("limit", [100_000, 2])
 def test_the_dead_letter_counts_are_the_journals(url: str, limit: int) -> None:
-    """esb dlq list's count through sqlite3 is len(Journal.find(route, state=dead_lettered, limit))."""
+    """esb dlq list's counts (one statement for every route, through sqlite3 and through the journal) are
+    len(Journal.find(route, state=dead_lettered, limit)); no route, no count."""
     routes = ["orders", "replies", "bulk", "process:crm.orders", "no-such-route"]
     with Journal(url) as journal:
         expected = {r: len(journal.find(route=r, state="dead_lettered", limit=limit)) for r in routes}
+        assert journal.dead_lettered_counts(routes, limit) == expected
+        assert journal.dead_lettered_counts([], limit) == {}
     assert count_dead_lettered(url, routes, limit) == expected
+    assert count_dead_lettered(url, [], limit) == {}
     assert expected["process:crm.orders"] == min(3, limit)  # the fixture has dead letters to count
 
 
@@ -80,8 +84,8 @@ def test_the_compiled_statements_are_a_fresh_compile() -> None:
     (regenerate: python -m esb.journal.sqlgen > esb/journal/sqltext.py)."""
     assert (ROOT / "esb" / "journal" / "sqltext.py").read_text(encoding="utf-8") == render()
     assert set(sqltext.SQLITE) == {
-        "keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered_count",
-        "counts_since", "stuck", "route_states", "process_counts", "process_held",
+        "keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered_counts",
+        "counts_since", "dead_lettered_since", "stuck", "route_states", "process_counts", "process_held",
     }
 
 
