@@ -23,3 +23,6 @@ VERSION_TABLE = "journal_alembic_version"
 
 #: Milliseconds a SQLite writer waits for another writer (thread or process) before giving up.
 BUSY_TIMEOUT_MS = 30_000
+
+#: Messages ``esb health`` reads from its window to find those stuck in flight, at most (oldest first).
+STUCK_LIMIT = 1000

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from esb.journal import conversation as walk
+from esb.journal.constants import STUCK_LIMIT as STUCK_LIMIT
 from esb.journal.conversation import CHUNK as CHUNK
 from esb.journal.conversation import MAX_CONVERSATION as MAX_CONVERSATION
 from esb.journal.minutes import whole_minutes_from
@@ -370,10 +371,6 @@ def dead_lettered_since(conn: sa.Connection, since: datetime) -> dict[str, int]:
     ``dead_lettered`` figures, read from the per-minute figures instead of every event of the window."""
     stmt = dead_lettered_since_statement(since, whole_minutes_from(since))
     return {route: int(number) for route, number in conn.execute(stmt)}
-
-
-#: Messages ``esb health`` lists as stuck in flight, at most.
-STUCK_LIMIT = 1000
 
 
 def stuck_statement(received_from: Any, received_before: Any) -> sa.Select[Any]:

@@ -18,6 +18,7 @@ import orjson
 
 from esb.exceptions import EsbError
 from esb.journal import FINAL_STATES
+from esb.journal.constants import STUCK_LIMIT
 from esb.ops import dlq
 from esb.ops.healthread import read_process_counts, read_route_states, read_stuck
 from esb.process.loader import load_processes
@@ -246,13 +247,24 @@ def check_dead_letters(project: Project, journal: JournalCounts) -> list[Check]:
 def stuck_in_flight(
     url: str, older_than: timedelta, lookback: timedelta = timedelta(days=1)
 ) -> list[dict[str, Any]]:
-    """Return ingress messages received ``lookback``..``older_than`` ago whose latest state is not final."""
+    """Return ingress messages received ``lookback``..``older_than`` ago whose latest state is not final
+    (among the oldest :data:`STUCK_LIMIT` of that window: :func:`stuck_scan`)."""
+    return stuck_scan(url, older_than, lookback)[0]
+
+
+def stuck_scan(
+    url: str, older_than: timedelta, lookback: timedelta = timedelta(days=1)
+) -> tuple[list[dict[str, Any]], bool]:
+    """The stuck messages of :func:`stuck_in_flight`, and whether every message of the window was looked
+    at: False when the window holds more than the :data:`STUCK_LIMIT` oldest read (the newer ones are
+    not checked, and ``esb health`` says so instead of a plain "none")."""
     now = datetime.now(UTC)
     rows = read_stuck(url, now - lookback, now - older_than)
     if rows is None:
         rows = _stuck_rows(url, now - lookback, now - older_than)
-    return [{"message_id": r["id"], "route": r["route"], "received_at": r["received_at"].isoformat(),
-             "state": r["state"]} for r in rows if r["state"] not in (*FINAL_STATES, "purged")]
+    stuck = [{"message_id": r["id"], "route": r["route"], "received_at": r["received_at"].isoformat(),
+              "state": r["state"]} for r in rows if r["state"] not in (*FINAL_STATES, "purged")]  # fmt: skip
+    return stuck, len(rows) < STUCK_LIMIT
 
 
 def _stuck_rows(url: str, received_from: datetime, received_before: datetime) -> list[dict[str, Any]]:
@@ -270,13 +282,17 @@ def _stuck_rows(url: str, received_from: datetime, received_before: datetime) ->
 
 def check_stuck(project: Project, older_than: timedelta) -> Check:
     """Messages received more than ``older_than`` ago that have not ended yet."""
-    stuck = stuck_in_flight(project.settings.journal.url, older_than)
+    stuck, complete = stuck_scan(project.settings.journal.url, older_than)
     minutes = older_than.total_seconds() / 60
+    partial = "" if complete else (
+        f" (only the oldest {STUCK_LIMIT:,} messages of the last 24 h were checked: the window holds more)"
+    )
     if not stuck:
-        return Check("in flight", OK, f"no message older than {minutes:g} min without a final state")
+        return Check("in flight", OK, f"no message older than {minutes:g} min without a final state{partial}",
+                     {"complete": complete})  # fmt: skip
     sample = ", ".join(f"{s['message_id']} ({s['route']}, {s['state']})" for s in stuck[:5])
-    text = f"{len(stuck)} message(s) without a final state after {minutes:g} min: {sample}"
-    return Check("in flight", DEGRADED, text, {"stuck": stuck})
+    text = f"{len(stuck)} message(s) without a final state after {minutes:g} min: {sample}{partial}"
+    return Check("in flight", DEGRADED, text, {"stuck": stuck, "complete": complete})
 
 
 def _has_processes(project: Project) -> bool:

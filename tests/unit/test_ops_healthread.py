@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from esb.journal import Journal
+from esb.journal import Journal, queries
 from esb.journal.schema import UTCDateTime
 from esb.message import Message
 from esb.ops import health, healthread
@@ -219,3 +219,24 @@ def test_a_read_sqlite3_cannot_answer_goes_to_the_journal(url: str, monkeypatch:
     assert cold._journal is not None
     cold.close()
     cold.close()
+
+
+def test_a_window_with_more_messages_than_read_says_the_check_was_partial(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the window holds more messages than esb health reads (the oldest STUCK_LIMIT), the in-flight
+    line says only those were checked instead of a plain "no message ... without a final state"."""
+    project = project_with_process(tmp_path)
+    project.settings.journal.url = url
+    whole = check_stuck(project, timedelta(0))
+    assert whole.status == health.DEGRADED
+    assert "only the oldest" not in whole.detail
+    assert whole.data is not None
+    assert whole.data["complete"] is True
+    monkeypatch.setattr(health, "read_stuck", lambda *args: None)  # the SQLAlchemy path: its LIMIT patched
+    monkeypatch.setattr(queries, "STUCK_LIMIT", 5)
+    monkeypatch.setattr(health, "STUCK_LIMIT", 5)
+    partial = check_stuck(project, timedelta(0))  # the five oldest are delivered: none stuck among them
+    assert partial.status == health.OK
+    assert "only the oldest 5 messages of the last 24 h were checked" in partial.detail
+    assert partial.data == {"complete": False}
