@@ -29,6 +29,8 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -164,6 +166,29 @@ def timed(http: requests.Session, url: str, repeat: int) -> tuple[list[float], f
     return sorted(out), os.getloadavg()[0]
 
 
+@contextmanager
+def logged_in(
+    url: str, work: Path, environ: dict[str, str] | None = None
+) -> Iterator[tuple[requests.Session, str]]:
+    """The hub's console on the journal at ``url`` (waitress on loopback, data in ``work``, ``environ``
+    added to its settings), an operator logged in; yields the session and the console's base URL."""
+    settings = {"ESB_DATA_DIR": str(work), "ESB_JOURNAL__URL": url, "ESB_CONSOLE__PORT": "0",
+                "ESB_CONSOLE__USERS": "bench:operator:" + hash_password("bench-pw"), **(environ or {})}
+    project = Project.load(ROOT, environ=settings)
+    server = ConsoleServer(lambda: project)
+    server.start()
+    try:
+        base = orjson.loads(info_path(project.settings).read_bytes())["url"]
+        http = requests.Session()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(base + "/login", timeout=30).text)
+        assert token is not None, "no CSRF token on the login form"
+        http.post(base + "/login", data={"csrf_token": token.group(1), "username": "bench",
+                                         "password": "bench-pw"}, timeout=30).raise_for_status()
+        yield http, base
+    finally:
+        server.stop()
+
+
 def main() -> int:
     """Fill (or open) the journal, serve the console, time every page."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -188,19 +213,7 @@ def main() -> int:
     else:
         keys = sample_keys(url, args.keys)
     # figures_ttl 0: every request computes the routes' figures (what one request costs, not the cache)
-    environ = {"ESB_DATA_DIR": str(work), "ESB_JOURNAL__URL": url, "ESB_CONSOLE__PORT": "0",
-               "ESB_CONSOLE__FIGURES_TTL": "0",
-               "ESB_CONSOLE__USERS": "bench:operator:" + hash_password("bench-pw")}
-    project = Project.load(ROOT, environ=environ)
-    server = ConsoleServer(lambda: project)
-    server.start()
-    try:
-        base = orjson.loads(info_path(project.settings).read_bytes())["url"]
-        http = requests.Session()
-        token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(base + "/login", timeout=30).text)
-        assert token is not None
-        http.post(base + "/login", data={"csrf_token": token.group(1), "username": "bench",
-                                         "password": "bench-pw"}, timeout=30).raise_for_status()
+    with logged_in(url, work, {"ESB_CONSOLE__FIGURES_TTL": "0"}) as (http, base):
         pages = {"login (baseline)": "/login", "routes": "/", "figures JSON": "/api/figures",
                  f"route {ROUTE}": f"/routes/{ROUTE}", "processes": "/processes",
                  "dead letters": "/dlq", "audit": "/audit"}
@@ -214,8 +227,6 @@ def main() -> int:
             time.sleep(0.5)
         print(f"first health checks ended {time.perf_counter() - waited:.1f} s after the console started")
         results = {name: timed(http, base + path, args.repeat) for name, path in pages.items()}
-    finally:
-        server.stop()
     baseline = results["login (baseline)"][0][len(results["login (baseline)"][0]) // 2]
     print(f"\n{'page':<34} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'x login':>8}  load")
     worst = 0.0

@@ -272,32 +272,13 @@ def cold(url: str, keys: dict[str, list[str]], rounds: int, pg_base: Path | None
 def console_session(url: str) -> Iterator[Callable[[str], None]]:
     """The hub's console on the journal at ``url`` (waitress on loopback, an operator logged in); yields a
     call that GETs one page and checks its status."""
-    import re
+    from bench.console_bench import logged_in
 
-    import requests
-
-    from esb.console.server import ConsoleServer, info_path
-    from esb.console.users import hash_password
-    from esb.project import Project
-
-    with tempfile.TemporaryDirectory(prefix="journal-scale-console-") as work:
-        environ = {"ESB_DATA_DIR": work, "ESB_JOURNAL__URL": url, "ESB_CONSOLE__PORT": "0",
-                   "ESB_CONSOLE__USERS": "bench:operator:" + hash_password("bench-pw")}  # fmt: skip
-        project = Project.load(ROOT, environ=environ)
-        server = ConsoleServer(lambda: project)
-        server.start()
-        try:
-            base = orjson.loads(info_path(project.settings).read_bytes())["url"]
-            http = requests.Session()
-            form = http.get(base + "/login", timeout=30).text
-            token = re.search(r'name="csrf_token" value="([^"]+)"', form)
-            assert token is not None, "no CSRF token on the login form"
-            login = {"csrf_token": token.group(1), "username": "bench", "password": "bench-pw"}
-            http.post(base + "/login", data=login, timeout=30).raise_for_status()
-            yield lambda path: http.get(base + path, timeout=120).raise_for_status()
-        finally:
-            server.stop()
-
+    with (
+        tempfile.TemporaryDirectory(prefix="journal-scale-console-") as work,
+        logged_in(url, Path(work)) as (http, base),
+    ):
+        yield lambda path: http.get(base + path, timeout=120).raise_for_status()
 
 def message_id(order: str) -> str:
     """The message id journal_fill.py gave the CRM order ``order`` (SO2026000000042 -> crm-000000000042)."""
