@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,15 +28,39 @@ from esb.runtime.process_journal import ROUTE_PREFIX
 ROOT = Path(__file__).resolve().parents[2]
 
 
+SYSTEMS = (ROOT / "config" / "systems.yaml").read_text()
+PEER_PORTS = sorted(set(re.findall(r"\$\{(ESB_[A-Z_]*PORT):-", SYSTEMS)))
+"""The environment variables that give the project's peers their ports (``${ESB_RIM_PORT:-8091}``...)."""
+
+
+@contextmanager
+def _peers_refusing() -> Iterator[dict[str, str]]:
+    """Every peer port of the project pointed at a loopback socket that is bound but never listens, so a
+    connection is refused even when a `make run` hub and its simulated peers hold the default ports."""
+    with ExitStack() as stack:
+        ports = {}
+        for name in PEER_PORTS:
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports[name] = str(sock.getsockname()[1])
+        yield ports
+
+
 def _modules_after(code: str, tmp_path: Path) -> set[str]:
     """The modules a fresh interpreter has imported after running ``code`` in this repository."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), ESB_DATA_DIR=str(tmp_path / "var"))
-    env.pop("ESB_ENV", None)
-    done = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport sys; print('\\n'.join(sorted(sys.modules)))"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
+    with _peers_refusing() as ports:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), ESB_DATA_DIR=str(tmp_path / "var"), **ports)
+        env.pop("ESB_ENV", None)
+        done = subprocess.run(
+            [sys.executable, "-c", f"{code}\nimport sys; print('\\n'.join(sorted(sys.modules)))"],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
     return set(done.stdout.split())
+
+
+def test_the_peer_ports_are_found_in_the_systems_file() -> None:
+    """The cold-command tests isolate themselves from running peers through every ``ESB_*_PORT`` there."""
+    assert {"ESB_SOAP_PORT", "ESB_BILLING_PORT", "ESB_RIM_PORT"} <= set(PEER_PORTS)
 
 
 def test_the_plain_head_is_alembics_head() -> None:
