@@ -1,6 +1,7 @@
 """How the process engine writes a step (issue 15's step cost): one transaction per step, the row each
 write returns used instead of a read, a cancel looked up only when a write saw one, the lease a call
-needs written with the move before it, and the fixed statements built once per dialect."""
+needs written with the move before it, the end written with the last step, and the fixed statements
+built once per dialect."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from esb.exceptions import TransportError
 from esb.message import Message
-from esb.process.engine import ProcessStore, Runner, request_cancel
+from esb.process.engine import ProcessStore, Runner, request_cancel, undo
 from esb.process.engine import store as store_module
+from esb.process.engine.inbox import to_row
 from esb.process.engine.statements import for_dialect
 from esb.process.engine.store import Claim
-from esb.process.engine.tables import process_instances
+from esb.process.engine.tables import process_inbox, process_instances
 from tests.unit.test_process_engine import (
     ON_CANCEL,
     RESERVE,
@@ -68,6 +70,7 @@ class Statements:
         self.begun = 0
         self.reads = 0
         self.keys = 0
+        self.step_updates = 0
         self.engine = store._engine  # the pool's engine: its listeners hear every view of it (the writer)
         assert self.engine is not None
         event.listen(self.engine, "begin", self._begin)
@@ -81,6 +84,8 @@ class Statements:
             self.reads += 1
         if "INTO process_keys" in statement:
             self.keys += 1
+        if statement.lstrip().upper().startswith("UPDATE PROCESS_STEPS"):
+            self.step_updates += 1
 
     def stop(self) -> None:
         """Stop counting."""
@@ -91,7 +96,7 @@ class Statements:
 def test_each_step_is_one_transaction_and_the_instance_is_never_read_between_steps(
     store: ProcessStore, fakes: FakeResources, clock: Clock
 ) -> None:
-    """A 4-step instance: 6 transactions (claim, a step each, end with release), no read, keys once."""
+    """A 4-step instance: 5 transactions (claim, a step each, the last with the end), no read, keys once."""
     runner = Runner(store, fakes, owner="r", lease=60, clock=clock)
     iid = runner.start(process(FOUR_STEPS), order())
     counted = Statements(store)
@@ -102,9 +107,10 @@ def test_each_step_is_one_transaction_and_the_instance_is_never_read_between_ste
     row = instance(store, iid)
     assert (row.status, row.state, row.lease_owner) == ("completed", "completed", None)
     assert [path for path, _ in steps_of(store, iid)] == ["start", "reserve", "activate", "done"]
-    assert counted.begun == 7  # claim, 4 steps, end; and the claim that finds nothing more
+    assert counted.begun == 6  # claim, 4 steps (the last with the end); and the claim that finds nothing
     assert counted.reads == 0
     assert counted.keys == 1  # recorded after the call; the send after it finds no new key
+    assert counted.step_updates == 0  # no wait or await in the definition: no open wait to close
 
 
 def test_the_lease_a_call_needs_is_written_with_the_step_before_it(
@@ -131,8 +137,9 @@ def test_the_lease_a_call_needs_is_written_with_the_step_before_it(
     finally:
         counted.stop()
     assert seen == [START + timedelta(seconds=35)]
-    # claim, start (with the lease), the test's read in the call, slow, end, the claim that finds nothing
-    assert counted.begun == 6
+    # claim, start (with the lease), the test's read in the call, slow with the end, the claim that finds
+    # nothing
+    assert counted.begun == 5
 
 
 def test_a_cancel_that_arrives_during_a_call_stops_the_instance_before_its_next_step(
@@ -283,4 +290,78 @@ def test_a_held_connection_idle_too_long_is_checked_out_again(
     finally:
         event.remove(pool, "checkout", checkout)
     assert instance(store, iid).status == "completed"
-    assert len(checkouts) == 8  # the hold's, then one per transaction: 2 claims, 4 steps, the end
+    assert len(checkouts) == 7  # the hold's, then one per transaction: 2 claims, 4 steps (with the end)
+
+
+def test_a_cancel_seen_by_the_last_steps_write_is_taken_instead_of_the_end(
+    store: ProcessStore, fakes: FakeResources, clock: Clock
+) -> None:
+    """A cancel that arrives during the last step's call: not ended completed, the call is undone."""
+    runner = Runner(store, fakes, owner="r", lease=60, clock=clock)
+
+    def reserve(_message: Message) -> dict[str, Any]:
+        assert request_cancel(store, "p", "order_id", "o-1", Message(body={}, id="c-1"), now=clock()).accepted
+        return {"ok": True}
+
+    fakes.endpoint("rim.reserve").reply = reserve
+    flow = [{"name": "start", "set_state": "inProgress"}, RESERVE]
+    iid = runner.start(process(flow, compensations=UNDOS, on_cancel=ON_CANCEL), order())
+    runner.run_due()
+    row = instance(store, iid)
+    assert (row.status, row.state, row.lease_owner) == ("cancelled", "cancelled", None)
+    assert fakes.calls("rim.release") == [f"{iid}:reserve:compensate"]
+
+
+def test_the_end_with_the_last_step_buries_replies_for_a_key_that_step_recorded(
+    store: ProcessStore, fakes: FakeResources, clock: Clock
+) -> None:
+    """A reply waiting for a business key the last step records is dead once the instance has ended."""
+    runner = Runner(store, fakes, owner="r", lease=60, clock=clock)
+    fakes.endpoint("rim.reserve").reply = lambda _m: {"resource": "R-9"}
+    keys = {"order_id": "data.id", "resource": "data.reservation.resource"}
+    flow = [{"name": "start", "set_state": "inProgress"}, RESERVE]
+    iid = runner.start(process(flow, business_keys=keys, compensations=UNDOS), order())
+    with store.engine.begin() as conn:
+        conn.execute(
+            process_inbox.insert().values(
+                process="p",
+                correlation_key="R-9",
+                reply_name="oss.results",
+                message_id="r-9",
+                message=to_row(Message(body={}, id="r-9")),
+                received_at=clock(),
+                status="waiting",
+            )
+        )
+    runner.run_due()
+    assert instance(store, iid).status == "completed"
+    with store.engine.connect() as conn:
+        status, reason = conn.execute(sa.select(process_inbox.c.status, process_inbox.c.reason)).one()
+    assert (status, reason) == ("dead", f"instance {iid} ended (completed)")
+
+
+def test_a_last_step_whose_transaction_fails_at_the_end_is_run_again_with_it(
+    store: ProcessStore, fakes: FakeResources, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last step and the end commit together: a failure in the end leaves neither; a rerun does both."""
+    write_end = undo.write_end
+    failures = [TransportError("the database went away before the commit")]
+
+    def failing(*args: Any) -> None:
+        write_end(*args)
+        if failures:
+            raise failures.pop()
+
+    monkeypatch.setattr(undo, "write_end", failing)
+    runner = Runner(store, fakes, owner="r", lease=60, clock=clock)
+    iid = runner.start(process(FOUR_STEPS), order())
+    with pytest.raises(TransportError):
+        runner.run_due()
+    row = instance(store, iid)
+    assert (row.status, row.state, row.position, row.lease_owner) == ("running", "inProgress", 3, "r")
+    assert [path for path, _ in steps_of(store, iid)] == ["start", "reserve", "activate"]
+    clock.advance(61)  # the lease of the failed round runs out
+    assert runner.run_due() == 1
+    row = instance(store, iid)
+    assert (row.status, row.state, row.lease_owner) == ("completed", "completed", None)
+    assert [path for path, _ in steps_of(store, iid)] == ["start", "reserve", "activate", "done"]

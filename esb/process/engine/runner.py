@@ -29,14 +29,13 @@ from esb.process.engine.inbox import CANCEL, take_reply
 from esb.process.engine.records import key_values, record_keys
 from esb.process.engine.resources import Resources
 from esb.process.engine.stepkinds import StepKinds
-from esb.process.engine.store import STUCK, Claim, LeaseLostError, ProcessStore
+from esb.process.engine.store import ENDED, STUCK, Claim, LeaseLostError, ProcessStore
 from esb.process.engine.tables import process_instances
 from esb.process.steps import CallStep, ForeachStep, ParallelStep, StepBase
 from esb.telemetry import TRACEPARENT, TRACESTATE, current_context, tracer
 
 #: Steps one claim runs at most before the instance goes back to the queue (a goto loop cannot hog).
 MAX_STEPS_PER_CLAIM = 100
-_ENDINGS = ("completed", "partial", "failed", "cancelled")
 
 
 class Runner:
@@ -146,6 +145,8 @@ class Runner:
                 try:
                     if not self._tick(claim) and not _cancel_waiting(claim.seen.row):
                         break
+                    if claim.seen.row.status in ENDED:
+                        break  # the last step's transaction ended it (and gave the lease back)
                 except (LeaseLostError, TransportError):
                     raise  # taken over, or the database is away: nothing was written
                 except Exception as exc:  # a bad expression, transform or datum: stop this instance, visibly
@@ -215,7 +216,7 @@ class Runner:
             with tracer().process_step(row.process, row.id, undoing, "undo", row.traceparent, row.tracestate):
                 return undo.step(self, claim, row, definition)
         if row.position >= len(definition.steps):
-            undo.end(self, claim, row, definition, row.state if row.state in _ENDINGS else "completed")
+            undo.end(self, claim, row, definition, undo.ending(row))
             return False
         step = definition.steps[row.position]
         with tracer().process_step(

@@ -7,7 +7,8 @@ that one transaction, guarded by the fence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from esb.expressions import Expression, is_truthy
 from esb.message import Message
 from esb.model.states import check_transition
 from esb.process.definition import idempotency_key
-from esb.process.engine import calls
+from esb.process.engine import calls, undo
 from esb.process.engine.frame import Frame
 from esb.process.engine.inbox import accepts, bury, request_cancel, take_reply
 from esb.process.engine.records import (
@@ -76,11 +77,24 @@ class StepKinds:
             return self.cancel(claim, frame, step)
         raise ConfigError(f"step {step.name!r}: {type(step).__name__} is not run here")
 
+    @contextlib.contextmanager
+    def _begin(self, claim: Claim, frame: Frame) -> Iterator[sa.Connection]:
+        """The step's transaction; a step whose write moved the instance past its last step ends it there.
+
+        The end (:func:`.undo.write_end`) is then written with the last step, not in a transaction of
+        its own, unless the write saw a cancel request waiting (the runner takes it next, as before).
+        """
+        with self.store.begin("step") as conn:
+            yield conn
+            row = claim.seen.row
+            if undo.past_last(row, frame.definition):
+                undo.write_end(self.runner, conn, claim, row, frame.definition, undo.ending(row))
+
     def fail(
         self, claim: Claim, frame: Frame, path: str, error: str, *, attempt: int = 1, key: str | None = None
     ) -> bool:
         """Record the step's failure; the frame starts undoing its done steps."""
-        with self.store.begin("step") as conn:
+        with self._begin(claim, frame) as conn:
             self.frames.fail(conn, claim, frame, f"step {path}: {error}")
             add_step(conn, frame.row.id, path, FAILED, attempt=attempt, key=key, error=error)
         return True
@@ -97,7 +111,7 @@ class StepKinds:
             check_transition(frame.machine, frame.state, target)
         except StateTransitionError as exc:
             return self.fail(claim, frame, frame.path(step), str(exc))
-        with self.store.begin("step") as conn:
+        with self._begin(claim, frame) as conn:
             self._next(conn, claim, frame, state=target)
             add_step(conn, frame.row.id, frame.path(step), DONE, result={"state": target})
         return True
@@ -110,7 +124,7 @@ class StepKinds:
         )
         names = [s.name for s in frame.steps]
         target = (len(names) if spec.step == END else names.index(spec.step)) if jump else frame.position + 1
-        with self.store.begin("step") as conn:
+        with self._begin(claim, frame) as conn:
             self.frames.move(conn, claim, frame, position=target)
             add_step(conn, frame.row.id, frame.path(step), DONE, result={"jumped": jump})
         return True
@@ -123,7 +137,7 @@ class StepKinds:
             due = _due(step, frame, now)  # used only when the wait begins
         except EsbError as exc:
             return self.fail(claim, frame, path, str(exc))
-        with self.store.begin("step") as conn:
+        with self._begin(claim, frame) as conn:
             self.store.guard(conn, claim)
             waiting = open_step(conn, frame.row.id, path)
             if waiting is None:
@@ -159,7 +173,7 @@ class StepKinds:
         except Exception as exc:  # any failure of the call is the step's, recorded with its class
             if calls.retryable(exc) and attempt <= spec.retry.max:
                 wake = runner.clock() + timedelta(seconds=backoff(spec.retry, attempt))
-                with self.store.begin("step") as conn:
+                with self._begin(claim, frame) as conn:
                     self.frames.move(conn, claim, frame, attempt=attempt, wake_at=wake)
                     add_step(
                         conn, frame.row.id, path, FAILED, attempt=attempt, key=key, error=calls.describe(exc)
@@ -167,7 +181,7 @@ class StepKinds:
                 return False
             return self.fail(claim, frame, path, calls.describe(exc), attempt=attempt, key=key)
         into = step.call.into if isinstance(step, CallStep) else None
-        with self.store.begin("step") as conn:
+        with self._begin(claim, frame) as conn:
             data = self._into(conn, claim, frame, into, result)
             add_step(conn, frame.row.id, path, DONE, attempt=attempt, key=key, result=result)
             self._record_keys(conn, claim, frame, data)
@@ -213,7 +227,7 @@ class StepKinds:
             self.store, spec.process, spec.key, str(value), request, now=self.runner.clock()
         )
         outcome = {"accepted": answer.accepted, "reason": answer.reason}
-        with self.store.begin("step") as conn:
+        with self._begin(claim, frame) as conn:
             self._into(conn, claim, frame, spec.into, outcome)
             add_step(conn, frame.row.id, path, DONE, key=key, result=outcome)
         return True
@@ -229,7 +243,7 @@ class StepKinds:
             )
         now = self.runner.clock()
         fits = _fits(step, value, frame.branch.item_key if frame.branch is not None else None)
-        with self.store.begin("step") as conn:
+        with self._begin(claim, frame) as conn:
             self.store.guard(conn, claim)  # first: holds the instance against a concurrent delivery
             waiting = open_step(conn, frame.row.id, path)
             if waiting is None:

@@ -29,9 +29,9 @@ from esb.process.engine.records import (
     count_steps,
     view,
 )
-from esb.process.engine.store import STUCK, Claim
+from esb.process.engine.store import ENDED, STUCK, Claim
 from esb.process.engine.tables import process_branches, process_steps
-from esb.process.steps import CallStep, ForeachStep, ParallelStep
+from esb.process.steps import AwaitStep, CallStep, ForeachStep, ParallelStep, WaitStep
 
 if TYPE_CHECKING:
     from esb.process.engine.runner import Runner
@@ -225,22 +225,61 @@ def end(runner: Runner, claim: Claim, row: Any, definition: Process, ending: str
 
     The same write gives the lease back (an ended instance is never claimed again).
     """
+    with runner.store.begin("end") as conn:
+        write_end(runner, conn, claim, row, definition, ending)
+
+
+def write_end(
+    runner: Runner, conn: sa.Connection, claim: Claim, row: Any, definition: Process, ending: str
+) -> None:
+    """Write the end of the instance in ``conn``'s transaction (:func:`end`, or a last step's own).
+
+    The instance row is written ended with its lease given back, its open waits are closed (only when
+    its definition has a step that waits) and every reply still waiting for its keys or its id is dead.
+    """
     final = ending in ("completed", "partial")
     state = row.state if final else _final_state(definition.machine, row.state, ending)
-    with runner.store.begin("end") as conn:
-        runner.store.guard(
-            conn, claim, status=ending, state=state, wake_at=None, lease_owner=None, lease_until=None
-        )
-        sql = statements.of(conn)
+    runner.store.guard(
+        conn, claim, status=ending, state=state, wake_at=None, lease_owner=None, lease_until=None
+    )
+    sql = statements.of(conn)
+    if may_wait(definition):
         closed = f"the instance ended ({ending})"
         conn.execute(sql.close_waiting, {"iid": row.id, "closed_at": runner.clock(), "why": closed})
-        if any(isinstance(outer, ParallelStep | ForeachStep) for outer in definition.steps):
-            b = process_branches.c  # (branch rows exist only under a top-level parallel or foreach)
-            conn.execute(
-                process_branches.update()
-                .where(b.instance_id == row.id, b.status.in_(OPEN))
-                .values(status="cancelled", wake_at=None)
-            )
-        # every reply still waiting for its keys or its id is dead (bury() with every reply fitting)
-        dead = f"instance {row.id} ended ({ending})"
-        conn.execute(sql.bury_ended, {"pname": row.process, "iid": row.id, "why": dead})
+    if any(isinstance(outer, ParallelStep | ForeachStep) for outer in definition.steps):
+        b = process_branches.c  # (branch rows exist only under a top-level parallel or foreach)
+        conn.execute(
+            process_branches.update()
+            .where(b.instance_id == row.id, b.status.in_(OPEN))
+            .values(status="cancelled", wake_at=None)
+        )
+    # every reply still waiting for its keys or its id is dead (bury() with every reply fitting)
+    dead = f"instance {row.id} ended ({ending})"
+    conn.execute(sql.bury_ended, {"pname": row.process, "iid": row.id, "why": dead})
+
+
+def ending(row: Any) -> str:
+    """How an instance past its last step ends: its state when that is an ending, else ``completed``."""
+    return row.state if row.state in ENDED else "completed"
+
+
+def past_last(row: Any, definition: Process) -> bool:
+    """True when ``row`` (as its claim's last write returned it) runs past its last step, ready to end.
+
+    Running (not undoing, not alerted) and with no cancel request seen waiting: a cancel is taken first.
+    """
+    return (
+        row is not None
+        and row.status == "running"
+        and row.position >= len(definition.steps)
+        and not row.cancel_waiting
+    )
+
+
+def may_wait(definition: Process) -> bool:
+    """True when ``definition`` has a step that leaves a waiting step row (a ``wait`` or an ``await``).
+
+    Only those write one (:mod:`.stepkinds`), so an end of an instance whose definition has none has no
+    open wait to close.
+    """
+    return any(isinstance(step, WaitStep | AwaitStep) for _path, step in walk(definition.steps))
