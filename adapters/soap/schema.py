@@ -3,22 +3,33 @@
 The schemas inline in the WSDL documents (``wsdl:types``) and the XSD files they import or include are
 compiled into one ``XMLSchema``. Every document is served by a resolver that knows only the contract's own
 files, as ``contractset.py`` walked them under the contract root: anything else (http, any other file,
-a link leading out of the root) is refused. The schema is compiled when the listener connects, twice,
-one compile after the other, never in a server thread (a compile in a fresh server thread sometimes
-skipped an inline import without an error, and the operation's element was then "not declared" for
-that thread):
+a link leading out of the root) is refused. The schema is compiled when the listener connects (the
+listener attaches a path, ``server.py``), twice, one compile after the other, never in a server thread:
 
 - the first answers "valid or not" for every request, on every server thread at once: each validation
   has its own libxml2 context and the compiled schema is only read; its error log, shared by those
   calls, is never read (a concurrent call clears it);
 - the second finds the errors of an invalid request, one validation at a time (a lock): its error log
   is then that request's alone.
+
+A compile can silently lack an inline schema. libxml2 loads the documents a schema imports through one
+process-wide "external entity loader"; lxml installs its own (which asks the parser's resolvers) around
+every parse and every compile and puts back, afterwards, whichever loader it found installed. Two
+threads doing so at once can interleave: a parse that began before the compile ends during it and puts
+back libxml2's own loader, which cannot read the ``esb-inline:`` documents; libxml2 treats an import it
+cannot load as a warning, so the schema compiles without that namespace and every request of its
+operations is refused as "no matching global declaration" until the listener restarts. Any thread of
+the process parsing XML (other routes, other listeners) can cause it, so no choice of thread or lock
+here avoids it. Each compile is therefore checked: every operation's input element the WSDL names must
+be declared in it (:func:`undeclared`); a compile lacking one is logged and done again, up to
+``COMPILE_ATTEMPTS`` times, then the connect fails with a ConfigError naming the operation and element.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +37,14 @@ from lxml import etree
 
 from adapters.soap.contractset import WSDL, XSD, file_location
 from esb.exceptions import ConfigError
+from esb.logging import get_logger
 from esb.xmlsafe import hardened_parser
 
 _COMPILE_LOCK = threading.Lock()
 _INLINE = "esb-inline:"
+#: compiles of one schema before the connect fails: a compile lacks an element only by the rare race of
+#: the module docstring, so a second one is complete in practice and the third is a margin
+COMPILE_ATTEMPTS = 3
 
 
 class _ContractResolver(etree.Resolver):  # type: ignore[misc]  # lxml's stubs are not installed
@@ -92,17 +107,61 @@ def _driver(files: list[Path]) -> tuple[bytes, dict[str, tuple[bytes, str]]]:
     return etree.tostring(driver), inline
 
 
+def undeclared(schema: etree.XMLSchema, elements: Iterable[str]) -> list[str]:
+    """Return those of ``elements`` (``{namespace}name``) that ``schema`` does not declare globally.
+
+    Each is checked by validating an empty element of that name: libxml2 reports an undeclared root as
+    cvc-elt.1 ("no matching global declaration"), whatever else an empty element violates. Reads the
+    schema's error log: call it before the schema is shared between threads.
+    """
+    missing = []
+    for qname in elements:
+        if schema.validate(etree.Element(qname)):
+            continue
+        if any(e.type == etree.ErrorTypes.SCHEMAV_CVC_ELT_1 for e in schema.error_log):
+            missing.append(qname)
+    return missing
+
+
 class RequestValidator:
     """Validates operation elements against the contract's schema (compiled once, at construction, so that
-    a broken contract fails at connect and not at the first call)."""
+    a broken contract fails at connect and not at the first call).
 
-    def __init__(self, files: list[Path], root: Path) -> None:
+    ``elements`` maps each element the schema must declare (``{namespace}name``) to the operation taking
+    it: every compile is checked against it (see the module docstring).
+    """
+
+    def __init__(self, files: list[Path], root: Path, elements: Mapping[str, str] | None = None) -> None:
         self.root = root
         self.files = files
+        self.elements = dict(elements or {})
         self.driver, self.inline = _driver(files)
         self._lock = threading.Lock()
-        self._compiled = self._compile()
-        self._reporter = self._compile()
+        self._compiled = self._checked_compile()
+        self._reporter = self._checked_compile()
+
+    def _checked_compile(self) -> etree.XMLSchema:
+        """Compile until the schema declares every element of ``self.elements`` (COMPILE_ATTEMPTS at most)."""
+        missing: list[str] = []
+        for attempt in range(1, COMPILE_ATTEMPTS + 1):
+            schema = self._compile()
+            missing = undeclared(schema, self.elements)
+            if not missing:
+                return schema
+            get_logger("soap-listener").warning(
+                "SOAP schema compiled without some operation elements: compiling again",
+                contract=self.files[0].name,
+                attempt=attempt,
+                attempts=COMPILE_ATTEMPTS,
+                missing=[f"{self.elements[q]}: {q}" for q in missing],
+            )
+        first = missing[0]
+        raise ConfigError(
+            f"{self.files[0].name}: the schema compiled {COMPILE_ATTEMPTS} times without the element {first} "
+            f"of operation {self.elements[first]}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + ": the listener does not start with a schema that would refuse every such request"
+        )
 
     def _compile(self) -> etree.XMLSchema:
         parser = hardened_parser()
