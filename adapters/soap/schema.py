@@ -12,22 +12,31 @@ listener attaches a path, ``server.py``), twice, one compile after the other, ne
 - the second finds the errors of an invalid request, one validation at a time (a lock): its error log
   is then that request's alone.
 
-A compile can silently lack an inline schema. libxml2 loads the documents a schema imports through one
-process-wide "external entity loader"; lxml installs its own (which asks the parser's resolvers) around
-every parse and every compile and puts back, afterwards, whichever loader it found installed. Two
-threads doing so at once can interleave: a parse that began before the compile ends during it and puts
-back libxml2's own loader, which cannot read the ``esb-inline:`` documents; libxml2 treats an import it
-cannot load as a warning, so the schema compiles without that namespace and every request of its
-operations is refused as "no matching global declaration" until the listener restarts. Any thread of
-the process parsing XML (other routes, other listeners) can cause it, so no choice of thread or lock
-here avoids it. Each compile is therefore checked: every operation's input element the WSDL names must
-be declared in it (:func:`undeclared`); a compile lacking one is logged and done again, up to
-``COMPILE_ATTEMPTS`` times, then the connect fails with a ConfigError naming the operation and element.
+Why the documents are files. libxml2 loads the documents a schema imports through one process-wide
+"external entity loader"; lxml installs its own (which asks the parser's resolvers) around every parse
+and every compile, and afterwards puts back whichever loader it found installed. Threads doing so at
+once interleave: a parse that began before a compile and ends during it puts back libxml2's own loader,
+and the compile's imports are then read by that loader, the resolver never asked (lxml 6.0, libxml2
+2.14; ``bench/soap_compile_race.py`` shows it). The inline schemas used to be served under made-up
+``esb-inline:`` names, which libxml2's loader cannot read; libxml2 treats an import it cannot load as a
+warning, so the schema compiled without that namespace and the listener refused every request of its
+operations ("no matching global declaration") until restarted. Any thread parsing XML (other routes,
+other listeners, the listener's own first requests) can cause it: no choice of thread or lock here
+avoids it. So every document a compile reads is a file: the inline schemas and the driver are written,
+for the compile's duration, to a private temporary folder, their references made absolute paths, and
+whichever loader reads them reads the same bytes. (libxml2's loader does not refuse what the resolver
+would; the files it can be led to are the ones ``contractset.py`` checked when it walked the set.)
+
+And each compile is checked all the same: every operation's input element the WSDL names must be
+declared in it (:func:`undeclared`); a compile lacking one is logged and done again, up to
+``COMPILE_ATTEMPTS`` times, then the connect fails with a ConfigError naming the operation and element:
+the listener never serves a half-compiled schema.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -35,32 +44,28 @@ from typing import Any
 
 from lxml import etree
 
-from adapters.soap.contractset import WSDL, XSD, file_location
+from adapters.soap.contractset import LOCATIONS, WSDL, XSD, file_location, locate
 from esb.exceptions import ConfigError
 from esb.logging import get_logger
 from esb.xmlsafe import hardened_parser
 
 _COMPILE_LOCK = threading.Lock()
-_INLINE = "esb-inline:"
-#: compiles of one schema before the connect fails: a compile lacks an element only by the rare race of
-#: the module docstring, so a second one is complete in practice and the third is a margin
+DRIVER = "driver.xsd"
+#: compiles of one schema before the connect fails (a compile lacking an element is a defect to report,
+#: see the module docstring; a second and third attempt cover a cause not yet understood)
 COMPILE_ATTEMPTS = 3
 
 
 class _ContractResolver(etree.Resolver):  # type: ignore[misc]  # lxml's stubs are not installed
-    """Serves the inline schemas and the contract's files; refuses everything else."""
+    """Serves the contract's files (and the compile's own documents); refuses everything else."""
 
-    def __init__(self, inline: dict[str, tuple[bytes, str]], files: list[Path], root: Path) -> None:
+    def __init__(self, files: Iterable[Path], root: Path) -> None:
         super().__init__()
-        self.inline = inline
         self.files = set(files)
         self.root = root
         self.refused: ConfigError | None = None  # libxml2 reports a refusal only as "failed to load"
 
     def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
-        if system_url in self.inline:
-            data, base = self.inline[system_url]
-            return self.resolve_string(data, context, base_url=base)
         local = file_location(system_url)
         path = Path(os.path.realpath(local)) if local is not None else None
         if path is None or path not in self.files:
@@ -80,31 +85,47 @@ def _inline_schemas(files: list[Path]) -> list[tuple[etree._Element, Path]]:
     return found
 
 
-def _driver(files: list[Path]) -> tuple[bytes, dict[str, tuple[bytes, str]]]:
+def _standalone(schema: etree._Element, path: Path, root: Path) -> bytes:
+    """The inline ``schema`` of the WSDL ``path`` as a document of its own: its imports, includes and
+    redefines pointed at the files they name (absolute paths), so that it reads the same from any folder."""
+    schema = etree.fromstring(etree.tostring(schema), parser=hardened_parser())  # keeps the WSDL's xmlns
+    for node in schema.iterchildren(*(t for t in LOCATIONS if t.startswith(f"{{{XSD}}}"))):
+        location = (node.get("schemaLocation") or "").strip()
+        if location:
+            kind = f"xsd:{etree.QName(node).localname}"
+            node.set("schemaLocation", str(locate(location, path, kind, root)))
+    return bytes(etree.tostring(schema))
+
+
+def _documents(files: list[Path], root: Path) -> dict[str, bytes]:
+    """The documents a compile reads besides the contract's files, by file name: ``driver.xsd``, importing
+    every namespace of the inline schemas (through a wrapper including them when a namespace has several),
+    and those schemas, each as a document of its own."""
     by_namespace: dict[str, list[str]] = {}
-    inline: dict[str, tuple[bytes, str]] = {}
+    documents: dict[str, bytes] = {}
     for index, (schema, path) in enumerate(_inline_schemas(files)):
-        key = f"{_INLINE}{index}"
-        inline[key] = (etree.tostring(schema), str(path))
-        by_namespace.setdefault(schema.get("targetNamespace", ""), []).append(key)
+        name = f"inline-{index}.xsd"
+        documents[name] = _standalone(schema, path, root)
+        by_namespace.setdefault(schema.get("targetNamespace", ""), []).append(name)
     driver = etree.Element(
         f"{{{XSD}}}schema", nsmap={"xsd": XSD}, targetNamespace="urn:esb:validation-driver"
     )
-    for namespace, keys in by_namespace.items():
-        location = keys[0]
-        if len(keys) > 1:  # several inline schemas of one namespace: one wrapper including them all
-            location = f"{_INLINE}ns{len(inline)}"
+    for index, (namespace, names) in enumerate(by_namespace.items()):
+        location = names[0]
+        if len(names) > 1:  # several inline schemas of one namespace: one wrapper including them all
+            location = f"namespace-{index}.xsd"
             wrapper = etree.Element(f"{{{XSD}}}schema", nsmap={"xsd": XSD})
             if namespace:
                 wrapper.set("targetNamespace", namespace)
-            for key in keys:
-                etree.SubElement(wrapper, f"{{{XSD}}}include", schemaLocation=key)
-            inline[location] = (etree.tostring(wrapper), inline[keys[0]][1])
+            for name in names:
+                etree.SubElement(wrapper, f"{{{XSD}}}include", schemaLocation=name)
+            documents[location] = etree.tostring(wrapper)
         attrs = {"schemaLocation": location}
         if namespace:
             attrs["namespace"] = namespace
         etree.SubElement(driver, f"{{{XSD}}}import", **attrs)
-    return etree.tostring(driver), inline
+    documents[DRIVER] = etree.tostring(driver)
+    return documents
 
 
 def undeclared(schema: etree.XMLSchema, elements: Iterable[str]) -> list[str]:
@@ -135,7 +156,7 @@ class RequestValidator:
         self.root = root
         self.files = files
         self.elements = dict(elements or {})
-        self.driver, self.inline = _driver(files)
+        self.documents = _documents(files, root)
         self._lock = threading.Lock()
         self._compiled = self._checked_compile()
         self._reporter = self._checked_compile()
@@ -164,20 +185,30 @@ class RequestValidator:
         )
 
     def _compile(self) -> etree.XMLSchema:
-        parser = hardened_parser()
-        resolver = _ContractResolver(self.inline, self.files, self.root)
-        parser.resolvers.add(resolver)
-        try:
-            # libxml2 builds schemas with process-wide state that is not safe to share: two threads
-            # compiling at once corrupted it ("xmlSchemaPValAttrNodeValue, the given type is not a
-            # built-in type", then every later compile failed). Compile one at a time.
-            with _COMPILE_LOCK:
-                doc = etree.fromstring(self.driver, parser=parser, base_url=str(self.root / "driver.xsd"))
-                return etree.XMLSchema(doc)
-        except etree.XMLSchemaParseError as exc:
-            if resolver.refused is not None:
-                raise resolver.refused from exc
-            raise ConfigError(f"the contract's schema does not compile: {exc}") from exc
+        """Compile the driver, its documents written to a private folder for the compile's duration."""
+        with tempfile.TemporaryDirectory(prefix="esb-soap-schema-") as folder:
+            written = []
+            for name, data in self.documents.items():
+                path = Path(os.path.realpath(folder)) / name
+                path.write_bytes(data)
+                written.append(path)
+            parser = hardened_parser()
+            resolver = _ContractResolver([*self.files, *written], self.root)
+            parser.resolvers.add(resolver)
+            try:
+                # libxml2 builds schemas with process-wide state that is not safe to share: two threads
+                # compiling at once corrupted it ("xmlSchemaPValAttrNodeValue, the given type is not a
+                # built-in type", then every later compile failed). Compile one at a time.
+                with _COMPILE_LOCK:
+                    doc = etree.parse(str(written[-1]), parser=parser)
+                    schema = etree.XMLSchema(doc)
+            except etree.XMLSchemaParseError as exc:
+                if resolver.refused is not None:
+                    raise resolver.refused from exc
+                raise ConfigError(f"the contract's schema does not compile: {exc}") from exc
+        if resolver.refused is not None:  # libxml2 skips an import it could not load, with a warning
+            raise resolver.refused
+        return schema
 
     def errors(self, element: etree._Element) -> list[str]:
         """Return the schema violations of ``element`` (empty when valid)."""
