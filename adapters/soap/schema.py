@@ -170,10 +170,11 @@ class RequestValidator:
             if not missing:
                 return schema
             get_logger("soap-listener").warning(
-                "SOAP schema compiled without some operation elements: compiling again",
+                "SOAP schema compiled without some operation elements",
                 contract=self.files[0].name,
                 attempt=attempt,
                 attempts=COMPILE_ATTEMPTS,
+                then="compiling again" if attempt < COMPILE_ATTEMPTS else "refusing to serve it",
                 missing=[f"{self.elements[q]}: {q}" for q in missing],
             )
         first = missing[0]

@@ -90,7 +90,7 @@ def test_incomplete_compile_is_compiled_again_with_a_warning(monkeypatch: pytest
     assert len(served) == 1
     assert validator.errors(_request()) == []
     [warning] = [e for e in logs if e["log_level"] == "warning"]
-    assert warning["attempt"] == 1
+    assert (warning["attempt"], warning["then"]) == (1, "compiling again")
     assert f"SubmitBillingAccount: {SUBMIT}" in warning["missing"]
 
 
