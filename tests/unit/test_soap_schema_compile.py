@@ -12,6 +12,7 @@ import pytest
 from lxml import etree
 
 from adapters.soap import schema
+from adapters.soap.contractset import contract_files
 from adapters.soap.nonces import MemoryNonceStore
 from adapters.soap.schema import RequestValidator, undeclared
 from adapters.soap.server import LISTENERS
@@ -148,3 +149,44 @@ def test_attach_that_cannot_compile_leaves_nothing_serving(monkeypatch: pytest.M
     with pytest.raises(ConfigError, match="without the element"):
         LISTENERS.attach(binding(_contract(), "SubmitBillingAccount", "siebel"), _contract())
     assert (LISTENERS.listeners, LISTENERS.counts) == before
+
+
+SEVERAL = """<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/"
+    xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:a="urn:a" xmlns:b="urn:b" targetNamespace="urn:a">
+  <wsdl:types>
+    <xsd:schema targetNamespace="urn:a" elementFormDefault="qualified">
+      <xsd:import namespace="urn:c" schemaLocation="xsd/c.xsd"/>
+      <xsd:element name="Order" type="a:OrderType"/>
+    </xsd:schema>
+    <xsd:schema targetNamespace="urn:a" elementFormDefault="qualified" xmlns:c="urn:c">
+      <xsd:import namespace="urn:c"/>
+      <xsd:complexType name="OrderType"><xsd:sequence>
+        <xsd:element ref="c:Code"/></xsd:sequence></xsd:complexType>
+    </xsd:schema>
+    <xsd:schema targetNamespace="urn:b" elementFormDefault="qualified">
+      <xsd:import namespace="urn:a"/>
+      <xsd:element name="Wrapper"><xsd:complexType><xsd:sequence>
+        <xsd:element ref="a:Order"/></xsd:sequence></xsd:complexType></xsd:element>
+    </xsd:schema>
+  </wsdl:types>
+</wsdl:definitions>"""
+CODES = """<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:c">
+  <xsd:element name="Code"><xsd:simpleType><xsd:restriction base="xsd:string">
+    <xsd:enumeration value="ok"/></xsd:restriction></xsd:simpleType></xsd:element>
+</xsd:schema>"""
+
+
+def test_inline_schemas_of_one_namespace_and_a_relative_import_compile_as_files(tmp_path: Path) -> None:
+    """Two inline schemas of one namespace, a third importing it, one importing a sibling folder's file."""
+    (tmp_path / "xsd").mkdir()
+    (tmp_path / "xsd" / "c.xsd").write_text(CODES, encoding="utf-8")
+    (tmp_path / "several.wsdl").write_text(SEVERAL, encoding="utf-8")
+    files = contract_files(tmp_path / "several.wsdl", tmp_path)
+    validator = RequestValidator(files, tmp_path, {"{urn:b}Wrapper": "Wrap", "{urn:a}Order": "Order"})
+    good = (
+        '<b:Wrapper xmlns:b="urn:b" xmlns:a="urn:a" xmlns:c="urn:c">'
+        "<a:Order><c:Code>ok</c:Code></a:Order></b:Wrapper>"
+    )
+    assert validator.errors(etree.fromstring(good)) == []
+    (error,) = validator.errors(etree.fromstring(good.replace(">ok<", ">no<")))
+    assert "'no' is not an element of the set {'ok'}" in error
