@@ -192,21 +192,29 @@ class _Registry:
         key = (options.host, options.port)
         with self.lock:
             listener = self.listeners.get(key) if options.port != 0 else None
-            if listener is None:
-                listener = Listener(options.host, options.port, options.threads, options.max_request_bytes)
-                listener.start()
-                key = (options.host, listener.port) if options.port == 0 else key
-                self.listeners[key] = listener
-            self.counts[key] = self.counts.get(key, 0) + 1
-            service = listener.services.get(options.path)
+            service = listener.services.get(options.path) if listener is not None else None
             if service is None:
-                service = SOAPService(options.path, contract, binding.nonces(), binding.metrics)
-                listener.services[options.path] = service
+                service = _new_service(binding, contract)
             elif service.contract.path != contract.path:
                 raise TransportError(
                     f"{options.host}:{options.port}{options.path} already serves "
                     f"{service.contract.path.name}, not {contract.path.name}"
                 )
+            elif options.validate_requests:
+                _ = service.validator  # compiled now if the path's earlier bindings did not validate
+            if listener is None:
+                try:
+                    listener = Listener(
+                        options.host, options.port, options.threads, options.max_request_bytes
+                    )
+                    listener.start()
+                except BaseException:
+                    service.nonces.close()
+                    raise
+                key = (options.host, listener.port) if options.port == 0 else key
+                self.listeners[key] = listener
+            self.counts[key] = self.counts.get(key, 0) + 1
+            listener.services.setdefault(options.path, service)
             existing = service.bindings.get(binding.info.name)
             if existing is not None and existing.endpoint_name == binding.endpoint_name:
                 binding = existing
@@ -235,6 +243,20 @@ class _Registry:
                 self.counts.pop(key, None)
                 self.listeners.pop(key, None)
         return orphans, unused
+
+
+def _new_service(binding: Binding, contract: Contract) -> SOAPService:
+    """A service for ``binding``'s path, its request schema compiled and checked (when the binding
+    validates) before anything is served: at connect, never in a server thread (see ``schema.py``)."""
+    options = binding.options
+    service = SOAPService(options.path, contract, binding.nonces(), binding.metrics)
+    if options.validate_requests:
+        try:
+            _ = service.validator
+        except BaseException:
+            service.nonces.close()
+            raise
+    return service
 
 
 LISTENERS = _Registry()

@@ -109,10 +109,13 @@ class SOAPService:
 
     @property
     def validator(self) -> RequestValidator:
-        """The contract's request validator (compiled once, on first need)."""
+        """The contract's request validator, compiled once (the listener asks for it when a binding that
+        validates attaches, so that the compile happens at connect and not in a server thread), and
+        checked to declare every operation's request element."""
         with self._validator_lock:
             if self._validator is None:
-                self._validator = RequestValidator(self.contract.files, self.contract.root)
+                elements = {element: info.name for element, info in self.by_element.items()}
+                self._validator = RequestValidator(self.contract.files, self.contract.root, elements)
             return self._validator
 
     def bind(self, binding: Binding) -> None:
