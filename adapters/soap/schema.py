@@ -188,11 +188,7 @@ class RequestValidator:
     def _compile(self) -> etree.XMLSchema:
         """Compile the driver, its documents written to a private folder for the compile's duration."""
         with tempfile.TemporaryDirectory(prefix="esb-soap-schema-") as folder:
-            written = []
-            for name, data in self.documents.items():
-                path = Path(os.path.realpath(folder)) / name
-                path.write_bytes(data)
-                written.append(path)
+            written = self._write_documents(Path(os.path.realpath(folder)))
             parser = hardened_parser()
             resolver = _ContractResolver([*self.files, *written], self.root)
             parser.resolvers.add(resolver)
@@ -207,6 +203,22 @@ class RequestValidator:
                 if resolver.refused is not None:
                     raise resolver.refused from exc
                 raise ConfigError(f"the contract's schema does not compile: {exc}") from exc
+
+    def _write_documents(self, folder: Path) -> list[Path]:
+        """Write the compile's own documents into ``folder`` (the driver last); a ConfigError when the
+        temporary folder cannot hold them (``TMPDIR`` missing, full or read-only)."""
+        written = []
+        try:
+            for name, data in self.documents.items():
+                path = folder / name
+                path.write_bytes(data)
+                written.append(path)
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.files[0].name}: cannot write the schema's documents to the temporary folder {folder} "
+                f"(set TMPDIR to a writable folder): {exc}"
+            ) from exc
+        return written
 
     def errors(self, element: etree._Element) -> list[str]:
         """Return the schema violations of ``element`` (empty when valid)."""

@@ -190,3 +190,16 @@ def test_inline_schemas_of_one_namespace_and_a_relative_import_compile_as_files(
     assert validator.errors(etree.fromstring(good)) == []
     (error,) = validator.errors(etree.fromstring(good.replace(">ok<", ">no<")))
     assert "'no' is not an element of the set {'ok'}" in error
+
+
+def test_an_unwritable_temporary_folder_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compile whose documents cannot be written (TMPDIR full or read-only) fails as a ConfigError
+    naming the contract and TMPDIR, not as a bare OSError."""
+    contract = _contract()
+
+    def refuse(self: Path, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    with pytest.raises(ConfigError, match="TMPDIR"):
+        RequestValidator(contract.files, contract.root)
