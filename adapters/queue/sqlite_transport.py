@@ -68,13 +68,17 @@ _SCHEMA = (
 )
 #: The rows a claim takes, oldest first (their delivery count once claimed), then the claim itself: the
 #: same rows, as the claim holds the write lock from the first statement on.
-_CLAIMABLE = """SELECT id, payload, delivery_count + 1, body FROM esb_messages
+_CLAIMABLE = """SELECT id, payload, delivery_count + 1, body, visible_at FROM esb_messages
     WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?"""
 _CLAIM = """UPDATE esb_messages SET visible_at = ?, in_flight = 1, delivery_count = delivery_count + 1
     WHERE id IN (SELECT id FROM esb_messages WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id
                  LIMIT ?)"""
-#: Rows claimed and not handed out yet: id, payload, delivery count, body.
-Claimed = tuple[int, bytes, int, bytes | None]
+#: Gives back a row claimed and never handed out: as it was before the claim (its place in the queue,
+#: its delivery count).
+_UNCLAIM = """UPDATE esb_messages SET visible_at = ?, in_flight = 0, delivery_count = delivery_count - 1
+    WHERE id = ? AND delivery_count = ?"""
+#: Rows claimed and not handed out yet: id, payload, delivery count, body, visible_at before the claim.
+Claimed = tuple[int, bytes, int, bytes | None, float]
 #: The most rows one claim takes (within the consumer's prefetch window).
 CLAIM_MAX = 50
 _INSERT = "INSERT INTO esb_messages (queue, payload, visible_at, enqueued_at, body) VALUES (?, ?, ?, ?, ?)"
@@ -241,7 +245,7 @@ class Channel(virtual.Channel):
         waiting = self._claimed.get(queue)
         if not waiting:
             waiting = self._claimed[queue] = deque(self._claim(queue, self._claim_size()))
-        row_id, payload, count, body = waiting.popleft()
+        row_id, payload, count, body, _ = waiting.popleft()
         message: dict[str, Any] = orjson.loads(payload)
         if body is not None:
             message["body"] = body
@@ -356,13 +360,12 @@ class Channel(virtual.Channel):
             self._next_renewal = now + self.visibility_timeout / 2
 
     def _release_claimed(self, queue: str | None = None) -> None:
-        """Make the rows claimed and not handed out (of ``queue``, or all) visible again at once."""
+        """Give back the rows claimed and not handed out (of ``queue``, or all) as they were before the
+        claim: visible again, in their place, their delivery count unchanged."""
         queues = [queue] if queue is not None else list(self._claimed)
-        for name in queues:
-            waiting = self._claimed.pop(name, None)
-            while waiting:
-                row = waiting.popleft()
-                self._release(Lease(row[0], row[2]))
+        rows = [row for name in queues for row in self._claimed.pop(name, ())]
+        if rows:  # never handed out: their claim does not count as a delivery
+            self.db.executemany(_UNCLAIM, [(row[4], row[0], row[2]) for row in rows])
 
     def basic_cancel(self, consumer_tag: str) -> None:
         """Cancel the consumer; the rows its queue had claimed ahead go back when no consumer is left."""
