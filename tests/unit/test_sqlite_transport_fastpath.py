@@ -78,7 +78,8 @@ def test_blob_bodies_are_delivered_as_base64_ones_were(url: str, body: bytes) ->
         ch = new.channel()
         assert _seen(ch.basic_get("old")) == _seen(ch.basic_get("new"))
         old_peek = sqlite_read.read_peek(url, "old", 5)
-        assert old_peek is not None and old_peek == sqlite_read.read_peek(url, "new", 5)
+        assert old_peek is not None
+        assert old_peek == sqlite_read.read_peek(url, "new", 5)
     finally:
         old.release()
         new.release()
@@ -89,7 +90,8 @@ def test_a_body_is_stored_as_is_not_base64_in_the_payload(conn: Connection, url:
     _publish(conn.channel(), b"\x00<order/>")
     [(message, body, _, _)] = _rows(url, QUEUE)
     assert body == b"\x00<order/>"
-    assert message["body"] is None and message["properties"]["body_encoding"] is None
+    assert message["body"] is None
+    assert message["properties"]["body_encoding"] is None
 
 
 def test_a_queue_file_from_before_the_body_column_is_migrated_and_read(tmp_path: Path) -> None:
@@ -125,15 +127,21 @@ def test_a_batch_writes_the_rows_one_by_one_publishing_writes(conn: Connection, 
     single, batch = _rows(url, "single"), _rows(url, "batch")
     for message, *_ in single + batch:
         message["properties"]["delivery_info"].pop("routing_key")
-    assert batch == single and len(batch) == 5
+    assert len(batch) == 5
+    assert batch == single
 
 
 def test_a_batch_that_raises_stores_nothing(conn: Connection, url: str) -> None:
     """Rows published in a batched_puts block that raises are never inserted."""
     ch = conn.channel()
-    with pytest.raises(RuntimeError), ch.batched_puts():
-        _publish(ch, b"a")
-        raise RuntimeError("boom")
+
+    def publish_then_fail() -> None:
+        with ch.batched_puts():
+            _publish(ch, b"a")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        publish_then_fail()
     assert _rows(url, QUEUE) == []
 
 
