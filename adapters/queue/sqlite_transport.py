@@ -33,10 +33,10 @@ at every commit, survives power loss). Direct exchanges only; no priorities.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +84,7 @@ CLAIM_MAX = 50
 _INSERT = "INSERT INTO esb_messages (queue, payload, visible_at, enqueued_at, body) VALUES (?, ?, ?, ?, ?)"
 #: One ``_INSERT``'s parameters: queue, payload, visible_at, enqueued_at, body.
 Row = tuple[str, bytes, float, float, bytes | None]
+_DELETE = "DELETE FROM esb_messages WHERE id = ?"
 _HAS_READY = "SELECT EXISTS (SELECT 1 FROM esb_messages WHERE queue = ? AND visible_at <= ?)"
 
 
@@ -170,6 +171,9 @@ class Channel(virtual.Channel):
     visibility_timeout: float = 30.0
     busy_timeout: float = 10.0
     synchronous: str = "NORMAL"
+    #: Set by a consumer that settles in batches (the queue source): acked rows are deleted together at
+    #: the next claim or at close, as the AMQP source holds its acks until its next read.
+    hold_acks = False
     from_transport_options = (  # type: ignore[assignment]  # kombu's stub says exactly two names
         *virtual.Channel.from_transport_options,
         "visibility_timeout",
@@ -186,6 +190,8 @@ class Channel(virtual.Channel):
         self._db_closed = False
         self._batch: list[Row] | None = None
         self._claimed: dict[str, deque[Claimed]] = {}
+        self._acks_held: list[Lease] = []
+        self._published = itertools.count()
         self.visibility_timeout = float(self.visibility_timeout)
         self.busy_timeout = float(self.busy_timeout)
 
@@ -234,6 +240,10 @@ class Channel(virtual.Channel):
         finally:
             self._batch = None
 
+    def _next_delivery_tag(self) -> str:
+        """The publish's tag in the stored payload (kombu's uuid4 each time): :meth:`_get` replaces it."""
+        return f"p{next(self._published)}"
+
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         """Hand out the oldest message of ``queue`` claimed under a lease, or raise Empty.
 
@@ -249,7 +259,7 @@ class Channel(virtual.Channel):
         message: dict[str, Any] = orjson.loads(payload)
         if body is not None:
             message["body"] = body
-        tag = uuid.uuid4().hex
+        tag = f"{row_id}.{count}"  # unique: ids are never reused and each claim counts one more
         props = message.setdefault("properties", {})
         props["delivery_tag"] = tag
         info = props.setdefault("delivery_info", {})
@@ -266,6 +276,7 @@ class Channel(virtual.Channel):
     def _claim(self, queue: str, limit: int) -> list[Claimed]:
         """Claim up to ``limit`` of the oldest visible rows of ``queue`` in one transaction, oldest
         first; raise Empty when none is visible."""
+        self.flush_acks()
         db = self.db
         (ready,) = db.execute(_HAS_READY, (queue, time.time())).fetchone()
         if not ready:
@@ -285,14 +296,32 @@ class Channel(virtual.Channel):
         return rows
 
     def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
-        """Delete the acked message's row (even if its lease ran out: it was processed)."""
+        """Delete the acked message's row (even if its lease ran out: it was processed); with
+        ``hold_acks``, at the next :meth:`flush_acks` (the next claim, or closing)."""
         lease = self._leases.pop(delivery_tag, None)
         try:
-            if lease is not None:
-                self.db.execute("DELETE FROM esb_messages WHERE id = ?", (lease.row_id,))
+            if lease is not None and self.hold_acks:
+                self._acks_held.append(lease)
+            elif lease is not None:
+                self.db.execute(_DELETE, (lease.row_id,))
         finally:
             super().basic_ack(delivery_tag, multiple)
         self.keep_leases()
+
+    def flush_acks(self) -> None:
+        """Delete the rows of the acks held, in one transaction."""
+        held, self._acks_held = self._acks_held, []
+        if not held:
+            return
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(_DELETE, [(lease.row_id,) for lease in held])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._acks_held[:0] = held  # still leased: the next flush (or the lease's expiry) settles them
+            raise
 
     def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
         """Requeue: make the row visible at once. No requeue: delete it (the message is dropped)."""
@@ -301,7 +330,7 @@ class Channel(virtual.Channel):
             if lease is not None and requeue:
                 self._release(lease)
             elif lease is not None:
-                self.db.execute("DELETE FROM esb_messages WHERE id = ?", (lease.row_id,))
+                self.db.execute(_DELETE, (lease.row_id,))
         finally:
             super().basic_reject(delivery_tag, requeue=False)
 
@@ -321,7 +350,7 @@ class Channel(virtual.Channel):
 
     def _held(self) -> list[Lease]:
         """Every lease this channel holds: deliveries handed out and rows claimed but not handed out."""
-        held = list(self._leases.values())
+        held = [*self._leases.values(), *self._acks_held]
         for waiting in self._claimed.values():
             held.extend(Lease(row[0], row[2]) for row in waiting)
         return held
@@ -352,7 +381,7 @@ class Channel(virtual.Channel):
     def keep_leases(self) -> None:
         """Renew the leases this channel holds once half of ``visibility_timeout`` has gone (cheap)."""
         now = time.monotonic()
-        holding = bool(self._leases) or any(self._claimed.values())
+        holding = bool(self._leases) or bool(self._acks_held) or any(self._claimed.values())
         if holding and now >= self._next_renewal:
             self.renew_leases()
             self._next_renewal = now + self.visibility_timeout / 2
@@ -420,6 +449,7 @@ class Channel(virtual.Channel):
         try:
             try:
                 if self._db is not None and not self.closed:
+                    self.flush_acks()
                     self._release_claimed()
             finally:
                 super().close()

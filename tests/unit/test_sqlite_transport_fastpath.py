@@ -184,3 +184,32 @@ def test_closing_gives_back_rows_claimed_and_never_handed_out_uncounted(conn: Co
     ch = conn.channel()
     again = [_seen(ch.basic_get(QUEUE))[::3] for _ in range(4)]
     assert again == [(b"1", 1), (b"2", 1), (b"3", 1), (b"0", 2)]  # "0", handed out, is requeued last
+
+
+def _source_on(url: str) -> Any:
+    from adapters.queue import QueueAdapter, QueueEndpoint
+    from esb.config.settings import Settings
+    from esb.context import AdapterContext
+
+    context = AdapterContext(
+        settings=Settings.model_validate({"broker": {"url": url}}), project_dir=Path("."), endpoint="e"
+    )
+    return QueueAdapter().source(QueueEndpoint(queue=QUEUE), context)
+
+
+def test_the_sources_acks_delete_their_rows_at_its_next_read_or_close(conn: Connection, url: str) -> None:
+    """The queue source's acks are held: their rows go at its next read (one transaction) or at close."""
+    ch = conn.channel()
+    for i in range(4):
+        _publish(ch, str(i).encode())
+    with _source_on(url) as source:
+        first, second = source.read(1), source.read(1)
+        first.ack()
+        second.ack()
+        assert [row[3] for row in _rows(url, QUEUE)] == [1, 1, 1, 1]  # held, still leased
+        source.read(1).ack()
+        source.read(1)
+        assert len(_rows(url, QUEUE)) == 4  # the claim was taken ahead: acks wait for the next claim
+        assert source.read(0.1) is None
+        assert [row[3] for row in _rows(url, QUEUE)] == [1]
+    assert [(row[2], row[3]) for row in _rows(url, QUEUE)] == [(1, 0)]  # the unacked one, given back
