@@ -48,6 +48,7 @@ from kombu.transport import virtual
 
 from adapters.queue import sqlite_read
 from adapters.queue.sqlite_read import ALIAS, register
+from esb import sqlitebind
 from esb.files import create_private
 
 __all__ = ["ALIAS", "Channel", "Transport", "open_database", "register"]
@@ -118,6 +119,7 @@ def open_database(path: str, *, busy_timeout: float, synchronous: str) -> sqlite
     sync = synchronous.upper()
     if sync not in _SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, not {synchronous!r}")
+    sqlitebind.register()  # None and bytes parameters bound without sqlite3's adapter search
     create_private(Path(os.path.abspath(path)))  # 0600 before SQLite opens it (-wal/-shm follow)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
