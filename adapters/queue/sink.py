@@ -107,7 +107,7 @@ class QueueSink:
         together = batched() if batched is not None else contextlib.nullcontext()
         with self._publishing(f"{len(messages)} message(s)"), together:
             for message in messages:
-                self._publish(message)
+                self._produce(message)
 
     def _with_reconnect(self, publish: Callable[[], None], what: str) -> None:
         """Run ``publish``, reconnecting with backoff after a TransportError until the deadline."""
@@ -173,23 +173,27 @@ class QueueSink:
         self._returned.append(returned)
 
     def _publish(self, message: Message) -> None:
+        with self._publishing(f"message {message.id}"):
+            self._produce(message)
+
+    def _produce(self, message: Message) -> None:
+        """Hand ``message`` to kombu's producer (call inside :meth:`_publishing`)."""
         if self._producer is None or self._queue is None:
             raise TransportError("queue sink lost its connection", endpoint=self.url)
         content_type = str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream")
-        with self._publishing(f"message {message.id}"):
-            self._producer.publish(
-                message.body_bytes(),
-                routing_key=self.endpoint.publish_key,
-                headers=message.wire_headers(),
-                delivery_mode=PERSISTENT,
-                content_type=content_type,
-                content_encoding="binary",
-                mandatory=self._mandatory,
-                declare=[self._queue],
-                retry=False,  # write() reconnects itself, with a deadline
-            )
-            if self._confirms is not None:
-                self._confirms.published_one()
+        self._producer.publish(
+            message.body_bytes(),
+            routing_key=self.endpoint.publish_key,
+            headers=message.wire_headers(),
+            delivery_mode=PERSISTENT,
+            content_type=content_type,
+            content_encoding="binary",
+            mandatory=self._mandatory,
+            declare=[self._queue],
+            retry=False,  # write() reconnects itself, with a deadline
+        )
+        if self._confirms is not None:
+            self._confirms.published_one()
 
     def close(self) -> None:
         """Disconnect. Safe to call twice."""
