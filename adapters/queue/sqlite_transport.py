@@ -7,15 +7,21 @@ machine that opens the same file shares the queues. Counting and peeking without
 
 How a message lives (one row of ``esb_messages``):
 
-* ``_put`` inserts the row and commits before returning: a published message survives a SIGKILL.
-  A ``x-delay`` header (milliseconds) makes it invisible until then ("not before").
-* ``_get`` claims the oldest visible row in one ``BEGIN IMMEDIATE`` transaction: it becomes invisible
-  for ``visibility_timeout`` seconds (the lease, as SQS / the Redis transport do), and its
+* ``_put`` inserts the row and commits before returning: a published message survives a SIGKILL
+  (inside ``batched_puts()``, the block's rows are inserted and committed together at its end). The
+  body is stored as is in the ``body`` BLOB (``body_encoding`` None; older rows keep kombu's base64 in
+  the JSON payload and are read as before). A ``x-delay`` header (milliseconds) makes it invisible until
+  then ("not before").
+* ``_get`` claims the oldest visible rows (as many as the consumer's prefetch window has left, at most
+  ``CLAIM_MAX``) in one ``BEGIN IMMEDIATE`` transaction and hands them out one per call: each becomes
+  invisible for ``visibility_timeout`` seconds (the lease, as SQS / the Redis transport do), and its
   ``delivery_count`` goes up by one. The count is given to the consumer in
-  ``message.delivery_info["delivery_count"]`` (1 the first time).
-* ``basic_ack`` deletes the row; ``basic_reject(requeue=True)`` and closing the channel make it visible
-  at once; a consumer that dies holding it (SIGKILL, power cut) loses the lease when it expires, and
-  the message is handed out again with a higher count.
+  ``message.delivery_info["delivery_count"]`` (1 the first time). Rows claimed and not handed out go
+  back as they were when the consumer is cancelled or the channel closes.
+* ``basic_ack`` deletes the row (with ``hold_acks``, set by the queue source: at the next claim or at
+  close, the held ones in one transaction); ``basic_reject(requeue=True)`` and closing the channel make
+  it visible at once; a consumer that dies holding it (SIGKILL, power cut) loses the lease when it
+  expires, and the message is handed out again with a higher count.
 * Leases held by a channel are renewed (to a full ``visibility_timeout`` again) whenever the channel
   polls or acks and half the lease has gone, so deliveries read ahead are not lost to expiry. A single
   step that takes longer than ``visibility_timeout`` is not covered: set the option above the slowest
@@ -169,7 +175,7 @@ class Channel(virtual.Channel):
 
     #: Bodies are stored as they are, in the row's ``body`` BLOB, not base64 in the JSON payload
     #: (kombu's default); ``transport_options={"body_encoding": "base64"}`` restores the old rows' form.
-    body_encoding = None
+    body_encoding = None  # type: ignore[assignment]  # kombu stubs say str; None is its "no codec"
     visibility_timeout: float = 30.0
     busy_timeout: float = 10.0
     synchronous: str = "NORMAL"

@@ -91,6 +91,7 @@ def _create(url: URL, kwargs: dict[str, Any]) -> Engine:
 
 def _tune_sqlite(engine: Engine) -> None:
     sqlitebind.register()  # None and bytes parameters bound without sqlite3's adapter search
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _on_begin)
