@@ -90,14 +90,24 @@ class QueueSink:
     def write_many(self, messages: list[Message]) -> None:
         """Publish several messages; return once every one is confirmed (one round trip on AMQP).
 
-        On the embedded transport each publish commits on its own. A lost connection is re-established
-        as in :meth:`write`, and the whole batch published again (receivers know messages by id).
+        On the embedded transport the batch's rows are inserted in one transaction (all or none). A lost
+        connection is re-established as in :meth:`write`, and the whole batch published again (receivers
+        know messages by id).
         """
         if self._confirms is None:
-            for message in messages:
-                self.write(message)
+            self._with_reconnect(lambda: self._publish_together(messages), "batch publish")
             return
         self._with_reconnect(lambda: self._publish_many(messages), "batch publish")
+
+    def _publish_together(self, messages: list[Message]) -> None:
+        """Publish one by one, inside the channel's ``batched_puts`` when it has one (the SQLite
+        transport: one commit for the batch)."""
+        channel = self._producer.channel if self._producer is not None else None
+        batched = getattr(channel, "batched_puts", None)
+        together = batched() if batched is not None else contextlib.nullcontext()
+        with self._publishing(f"{len(messages)} message(s)"), together:
+            for message in messages:
+                self._produce(message)
 
     def _with_reconnect(self, publish: Callable[[], None], what: str) -> None:
         """Run ``publish``, reconnecting with backoff after a TransportError until the deadline."""
@@ -163,23 +173,27 @@ class QueueSink:
         self._returned.append(returned)
 
     def _publish(self, message: Message) -> None:
+        with self._publishing(f"message {message.id}"):
+            self._produce(message)
+
+    def _produce(self, message: Message) -> None:
+        """Hand ``message`` to kombu's producer (call inside :meth:`_publishing`)."""
         if self._producer is None or self._queue is None:
             raise TransportError("queue sink lost its connection", endpoint=self.url)
         content_type = str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream")
-        with self._publishing(f"message {message.id}"):
-            self._producer.publish(
-                message.body_bytes(),
-                routing_key=self.endpoint.publish_key,
-                headers=message.wire_headers(),
-                delivery_mode=PERSISTENT,
-                content_type=content_type,
-                content_encoding="binary",
-                mandatory=self._mandatory,
-                declare=[self._queue],
-                retry=False,  # write() reconnects itself, with a deadline
-            )
-            if self._confirms is not None:
-                self._confirms.published_one()
+        self._producer.publish(
+            message.body_bytes(),
+            routing_key=self.endpoint.publish_key,
+            headers=message.wire_headers(),
+            delivery_mode=PERSISTENT,
+            content_type=content_type,
+            content_encoding="binary",
+            mandatory=self._mandatory,
+            declare=[self._queue],
+            retry=False,  # write() reconnects itself, with a deadline
+        )
+        if self._confirms is not None:
+            self._confirms.published_one()
 
     def close(self) -> None:
         """Disconnect. Safe to call twice."""

@@ -87,6 +87,8 @@ class QueueSource:
         if self._conn is not None:
             return
         with queue_channel(self.context, self.endpoint, publisher=False) as (conn, channel, queue, amqp):
+            if not amqp and hasattr(channel, "hold_acks"):  # SQLite transport: acked rows deleted together
+                channel.hold_acks = True
             consumer = Consumer(channel, queues=[queue], on_message=self._buffer.append, auto_declare=False)
             consumer.qos(prefetch_count=self._broker.prefetch)
             consumer.consume()

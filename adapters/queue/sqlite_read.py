@@ -1,7 +1,8 @@
 """Counting and peeking the embedded SQLite queues without kombu (``esb dlq list``, ``esb health``).
 
 The SQLite transport (:mod:`adapters.queue.sqlite_transport`) keeps each message as one row of
-``esb_messages`` whose payload is kombu's virtual message (JSON). Counting a queue and reading its
+``esb_messages`` whose payload is kombu's virtual message (JSON) and whose ``body`` BLOB holds the body
+as is (rows written before that column keep it base64 in the payload). Counting a queue and reading its
 oldest rows need only ``sqlite3``: the statements live here, and the transport's channel runs the same
 ones, so a cold operator's command does not import kombu and open a kombu connection per queue.
 
@@ -34,7 +35,9 @@ STATS_SQL = """SELECT COALESCE(SUM(visible_at <= :now), 0),
                       COALESCE(SUM(visible_at > :now AND in_flight = 0), 0)
                FROM esb_messages WHERE queue = :q"""
 #: The oldest rows of one queue in hand-out order, not claimed.
-PEEK_SQL = "SELECT payload, delivery_count FROM esb_messages WHERE queue = ? ORDER BY visible_at, id LIMIT ?"
+PEEK_SQL = (
+    "SELECT payload, delivery_count, body FROM esb_messages WHERE queue = ? ORDER BY visible_at, id LIMIT ?"
+)
 
 
 def register(alias: str = ALIAS) -> None:
@@ -55,8 +58,10 @@ def peek_payloads(db: sqlite3.Connection, queue: str, limit: int) -> list[dict[s
     """Return up to ``limit`` raw messages (kombu payloads, their delivery count in
     ``properties.delivery_info``) of ``queue`` in hand-out order, without claiming them."""
     out = []
-    for payload, count in db.execute(PEEK_SQL, (queue, limit)).fetchall():
+    for payload, count, body in db.execute(PEEK_SQL, (queue, limit)).fetchall():
         message = orjson.loads(payload)
+        if body is not None:  # stored as is (the transport's rows since the body column)
+            message["body"] = body
         message.setdefault("properties", {}).setdefault("delivery_info", {})["delivery_count"] = count
         out.append(message)
     return out

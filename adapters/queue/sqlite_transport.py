@@ -7,15 +7,21 @@ machine that opens the same file shares the queues. Counting and peeking without
 
 How a message lives (one row of ``esb_messages``):
 
-* ``_put`` inserts the row and commits before returning: a published message survives a SIGKILL.
-  A ``x-delay`` header (milliseconds) makes it invisible until then ("not before").
-* ``_get`` claims the oldest visible row in one ``BEGIN IMMEDIATE`` transaction: it becomes invisible
-  for ``visibility_timeout`` seconds (the lease, as SQS / the Redis transport do), and its
+* ``_put`` inserts the row and commits before returning: a published message survives a SIGKILL
+  (inside ``batched_puts()``, the block's rows are inserted and committed together at its end). The
+  body is stored as is in the ``body`` BLOB (``body_encoding`` None; older rows keep kombu's base64 in
+  the JSON payload and are read as before). A ``x-delay`` header (milliseconds) makes it invisible until
+  then ("not before").
+* ``_get`` claims the oldest visible rows (as many as the consumer's prefetch window has left, at most
+  ``CLAIM_MAX``) in one ``BEGIN IMMEDIATE`` transaction and hands them out one per call: each becomes
+  invisible for ``visibility_timeout`` seconds (the lease, as SQS / the Redis transport do), and its
   ``delivery_count`` goes up by one. The count is given to the consumer in
-  ``message.delivery_info["delivery_count"]`` (1 the first time).
-* ``basic_ack`` deletes the row; ``basic_reject(requeue=True)`` and closing the channel make it visible
-  at once; a consumer that dies holding it (SIGKILL, power cut) loses the lease when it expires, and
-  the message is handed out again with a higher count.
+  ``message.delivery_info["delivery_count"]`` (1 the first time). Rows claimed and not handed out go
+  back as they were when the consumer is cancelled or the channel closes.
+* ``basic_ack`` deletes the row (with ``hold_acks``, set by the queue source: at the next claim or at
+  close, the held ones in one transaction); ``basic_reject(requeue=True)`` and closing the channel make
+  it visible at once; a consumer that dies holding it (SIGKILL, power cut) loses the lease when it
+  expires, and the message is handed out again with a higher count.
 * Leases held by a channel are renewed (to a full ``visibility_timeout`` again) whenever the channel
   polls or acks and half the lease has gone, so deliveries read ahead are not lost to expiry. A single
   step that takes longer than ``visibility_timeout`` is not covered: set the option above the slowest
@@ -32,10 +38,13 @@ at every commit, survives power loss). Direct exchanges only; no priorities.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import sqlite3
 import time
-import uuid
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from queue import Empty
 from typing import Any, NamedTuple
@@ -45,6 +54,7 @@ from kombu.transport import virtual
 
 from adapters.queue import sqlite_read
 from adapters.queue.sqlite_read import ALIAS, register
+from esb import sqlitebind
 from esb.files import create_private
 
 __all__ = ["ALIAS", "Channel", "Transport", "open_database", "register"]
@@ -59,14 +69,46 @@ _SCHEMA = (
         visible_at REAL NOT NULL,
         in_flight INTEGER NOT NULL DEFAULT 0,
         delivery_count INTEGER NOT NULL DEFAULT 0,
-        enqueued_at REAL NOT NULL)""",
+        enqueued_at REAL NOT NULL,
+        body BLOB)""",
     "CREATE INDEX IF NOT EXISTS esb_messages_ready ON esb_messages (queue, visible_at)",
 )
+#: The rows a claim takes, oldest first (their delivery count once claimed), then the claim itself: the
+#: same rows, as the claim holds the write lock from the first statement on.
+_CLAIMABLE = """SELECT id, payload, delivery_count + 1, body, visible_at FROM esb_messages
+    WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?"""
 _CLAIM = """UPDATE esb_messages SET visible_at = ?, in_flight = 1, delivery_count = delivery_count + 1
-    WHERE id = (SELECT id FROM esb_messages WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id
-                LIMIT 1)
-    RETURNING id, payload, delivery_count"""
+    WHERE id IN (SELECT id FROM esb_messages WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id
+                 LIMIT ?)"""
+#: Gives back a row claimed and never handed out: as it was before the claim (its place in the queue,
+#: its delivery count).
+_UNCLAIM = """UPDATE esb_messages SET visible_at = ?, in_flight = 0, delivery_count = delivery_count - 1
+    WHERE id = ? AND delivery_count = ?"""
+#: Rows claimed and not handed out yet: id, payload, delivery count, body, visible_at before the claim.
+Claimed = tuple[int, bytes, int, bytes | None, float]
+#: The most rows one claim takes (within the consumer's prefetch window).
+CLAIM_MAX = 50
+_INSERT = "INSERT INTO esb_messages (queue, payload, visible_at, enqueued_at, body) VALUES (?, ?, ?, ?, ?)"
+#: One ``_INSERT``'s parameters: queue, payload, visible_at, enqueued_at, body.
+Row = tuple[str, bytes, float, float, bytes | None]
+_DELETE = "DELETE FROM esb_messages WHERE id = ?"
 _HAS_READY = "SELECT EXISTS (SELECT 1 FROM esb_messages WHERE queue = ? AND visible_at <= ?)"
+
+
+def message_row(queue: str, message: dict[str, Any], now: float) -> Row:
+    """The ``_INSERT`` parameters of kombu's virtual ``message`` published to ``queue`` at ``now``.
+
+    A body kombu left unencoded (``body_encoding`` None) goes to the ``body`` BLOB as bytes (a str as
+    UTF-8, as kombu's base64 codec would have encoded it), and the payload keeps ``"body": null``; a body
+    encoded by a codec stays in the payload, as kombu made it.
+    """
+    delay = (message.get("headers") or {}).get("x-delay")
+    visible_at = now + float(delay) / 1000.0 if delay else now
+    body = message.get("body")
+    if body is None or (message.get("properties") or {}).get("body_encoding"):
+        return queue, orjson.dumps(message), visible_at, now, None
+    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    return queue, orjson.dumps({**message, "body": None}), visible_at, now, raw
 
 
 class Lease(NamedTuple):
@@ -83,6 +125,7 @@ def open_database(path: str, *, busy_timeout: float, synchronous: str) -> sqlite
     sync = synchronous.upper()
     if sync not in _SYNCHRONOUS:
         raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, not {synchronous!r}")
+    sqlitebind.register()  # None and bytes parameters bound without sqlite3's adapter search
     create_private(Path(os.path.abspath(path)))  # 0600 before SQLite opens it (-wal/-shm follow)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -92,11 +135,20 @@ def open_database(path: str, *, busy_timeout: float, synchronous: str) -> sqlite
     try:
         for statement in _SCHEMA:
             db.execute(statement)
+        _add_body_column(db)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
     return db
+
+
+def _add_body_column(db: sqlite3.Connection) -> None:
+    """Give a queue file made before the ``body`` column its column (inside the schema's transaction):
+    its rows keep their base64 bodies in the payload and are read as before."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(esb_messages)")}
+    if "body" not in columns:
+        db.execute("ALTER TABLE esb_messages ADD COLUMN body BLOB")
 
 
 def _use_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
@@ -121,9 +173,15 @@ def _use_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
 class Channel(virtual.Channel):
     """A virtual channel whose queues are rows in one SQLite file, claimed with leases."""
 
+    #: Bodies are stored as they are, in the row's ``body`` BLOB, not base64 in the JSON payload
+    #: (kombu's default); ``transport_options={"body_encoding": "base64"}`` restores the old rows' form.
+    body_encoding = None  # type: ignore[assignment]  # kombu stubs say str; None is its "no codec"
     visibility_timeout: float = 30.0
     busy_timeout: float = 10.0
     synchronous: str = "NORMAL"
+    #: Set by a consumer that settles in batches (the queue source): acked rows are deleted together at
+    #: the next claim or at close, as the AMQP source holds its acks until its next read.
+    hold_acks = False
     from_transport_options = (  # type: ignore[assignment]  # kombu's stub says exactly two names
         *virtual.Channel.from_transport_options,
         "visibility_timeout",
@@ -138,6 +196,10 @@ class Channel(virtual.Channel):
         self._next_renewal = 0.0
         self._known_queues: set[str] = set()
         self._db_closed = False
+        self._batch: list[Row] | None = None
+        self._claimed: dict[str, deque[Claimed]] = {}
+        self._acks_held: list[Lease] = []
+        self._published = itertools.count()
         self.visibility_timeout = float(self.visibility_timeout)
         self.busy_timeout = float(self.busy_timeout)
 
@@ -156,35 +218,56 @@ class Channel(virtual.Channel):
 
     # -- writes -------------------------------------------------------------------------------------
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-        """Insert ``message`` into ``queue``; committed (durable) when this returns."""
-        now = time.time()
-        delay = (message.get("headers") or {}).get("x-delay")
-        visible_at = now + float(delay) / 1000.0 if delay else now
-        self.db.execute(
-            "INSERT INTO esb_messages (queue, payload, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
-            (queue, orjson.dumps(message), visible_at, now),
-        )
+        """Insert ``message`` into ``queue``; committed (durable) when this returns (or, inside
+        :meth:`batched_puts`, when the batch is)."""
+        row = message_row(queue, message, time.time())
+        if self._batch is not None:
+            self._batch.append(row)
+        else:
+            self.db.execute(_INSERT, row)
+
+    @contextlib.contextmanager
+    def batched_puts(self) -> Iterator[None]:
+        """Hold the rows published inside the block and insert them in one transaction at its end: all
+        committed when the block returns, none if it raises."""
+        if self._batch is not None:
+            raise RuntimeError("batched_puts() does not nest")
+        self._batch = []
+        try:
+            yield
+            rows, self._batch = self._batch, None
+            if rows:
+                db = self.db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany(_INSERT, rows)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+        finally:
+            self._batch = None
+
+    def _next_delivery_tag(self) -> str:
+        """The publish's tag in the stored payload (kombu's uuid4 each time): :meth:`_get` replaces it."""
+        return f"p{next(self._published)}"
 
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
-        """Claim the oldest visible message of ``queue`` under a lease, or raise Empty."""
+        """Hand out the oldest message of ``queue`` claimed under a lease, or raise Empty.
+
+        A consumer with a prefetch window claims up to :data:`CLAIM_MAX` rows of it in one transaction
+        and this channel hands them out one per call; they are leased (and renewed) from the claim on,
+        as the deliveries a broker pushes ahead under a prefetch are.
+        """
         self.keep_leases()
-        now = time.time()
-        db = self.db
-        (ready,) = db.execute(_HAS_READY, (queue, now)).fetchone()
-        if not ready:
-            raise Empty()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute(_CLAIM, (time.time() + self.visibility_timeout, queue, time.time())).fetchone()
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        if row is None:
-            raise Empty()
-        row_id, payload, count = row
+        waiting = self._claimed.get(queue)
+        if not waiting:
+            waiting = self._claimed[queue] = deque(self._claim(queue, self._claim_size()))
+        row_id, payload, count, body, _ = waiting.popleft()
         message: dict[str, Any] = orjson.loads(payload)
-        tag = uuid.uuid4().hex
+        if body is not None:
+            message["body"] = body
+        tag = f"{row_id}.{count}"  # unique: ids are never reused and each claim counts one more
         props = message.setdefault("properties", {})
         props["delivery_tag"] = tag
         info = props.setdefault("delivery_info", {})
@@ -193,15 +276,60 @@ class Channel(virtual.Channel):
         self._leases[tag] = Lease(row_id, count)
         return message
 
+    def _claim_size(self) -> int:
+        """How many rows the next claim may take: what the prefetch window has left (1 without one)."""
+        room = self.qos.can_consume_max_estimate()
+        return max(1, min(room, CLAIM_MAX)) if room is not None else 1
+
+    def _claim(self, queue: str, limit: int) -> list[Claimed]:
+        """Claim up to ``limit`` of the oldest visible rows of ``queue`` in one transaction, oldest
+        first; raise Empty when none is visible."""
+        self.flush_acks()
+        db = self.db
+        (ready,) = db.execute(_HAS_READY, (queue, time.time())).fetchone()
+        if not ready:
+            raise Empty()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            now = time.time()
+            rows: list[Claimed] = db.execute(_CLAIMABLE, (queue, now, limit)).fetchall()
+            if rows:
+                db.execute(_CLAIM, (now + self.visibility_timeout, queue, now, limit))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if not rows:
+            raise Empty()
+        return rows
+
     def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
-        """Delete the acked message's row (even if its lease ran out: it was processed)."""
+        """Delete the acked message's row (even if its lease ran out: it was processed); with
+        ``hold_acks``, at the next :meth:`flush_acks` (the next claim, or closing)."""
         lease = self._leases.pop(delivery_tag, None)
         try:
-            if lease is not None:
-                self.db.execute("DELETE FROM esb_messages WHERE id = ?", (lease.row_id,))
+            if lease is not None and self.hold_acks:
+                self._acks_held.append(lease)
+            elif lease is not None:
+                self.db.execute(_DELETE, (lease.row_id,))
         finally:
             super().basic_ack(delivery_tag, multiple)
         self.keep_leases()
+
+    def flush_acks(self) -> None:
+        """Delete the rows of the acks held, in one transaction."""
+        held, self._acks_held = self._acks_held, []
+        if not held:
+            return
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(_DELETE, [(lease.row_id,) for lease in held])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._acks_held[:0] = held  # still leased: the next flush (or the lease's expiry) settles them
+            raise
 
     def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
         """Requeue: make the row visible at once. No requeue: delete it (the message is dropped)."""
@@ -210,7 +338,7 @@ class Channel(virtual.Channel):
             if lease is not None and requeue:
                 self._release(lease)
             elif lease is not None:
-                self.db.execute("DELETE FROM esb_messages WHERE id = ?", (lease.row_id,))
+                self.db.execute(_DELETE, (lease.row_id,))
         finally:
             super().basic_reject(delivery_tag, requeue=False)
 
@@ -228,16 +356,24 @@ class Channel(virtual.Channel):
             (time.time(), lease.row_id, lease.delivery_count),
         )
 
+    def _held(self) -> list[Lease]:
+        """Every lease this channel holds: deliveries handed out and rows claimed but not handed out."""
+        held = [*self._leases.values(), *self._acks_held]
+        for waiting in self._claimed.values():
+            held.extend(Lease(row[0], row[2]) for row in waiting)
+        return held
+
     def renew_leases(self) -> int:
         """Extend every lease this channel holds to a full ``visibility_timeout``; return how many held."""
-        if not self._leases:
+        leases = self._held()
+        if not leases:
             return 0
         until = time.time() + self.visibility_timeout
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             held = 0
-            for lease in list(self._leases.values()):
+            for lease in leases:
                 cur = db.execute(
                     "UPDATE esb_messages SET visible_at = ?"
                     " WHERE id = ? AND delivery_count = ? AND in_flight = 1",
@@ -253,11 +389,27 @@ class Channel(virtual.Channel):
     def keep_leases(self) -> None:
         """Renew the leases this channel holds once half of ``visibility_timeout`` has gone (cheap)."""
         now = time.monotonic()
-        if self._leases and now >= self._next_renewal:
+        holding = bool(self._leases) or bool(self._acks_held) or any(self._claimed.values())
+        if holding and now >= self._next_renewal:
             self.renew_leases()
             self._next_renewal = now + self.visibility_timeout / 2
-        elif not self._leases:
+        elif not holding:
             self._next_renewal = now + self.visibility_timeout / 2
+
+    def _release_claimed(self, queue: str | None = None) -> None:
+        """Give back the rows claimed and not handed out (of ``queue``, or all) as they were before the
+        claim: visible again, in their place, their delivery count unchanged."""
+        queues = [queue] if queue is not None else list(self._claimed)
+        rows = [row for name in queues for row in self._claimed.pop(name, ())]
+        if rows:  # never handed out: their claim does not count as a delivery
+            self.db.executemany(_UNCLAIM, [(row[4], row[0], row[2]) for row in rows])
+
+    def basic_cancel(self, consumer_tag: str) -> None:
+        """Cancel the consumer; the rows its queue had claimed ahead go back when no consumer is left."""
+        queue = self._tag_to_queue.get(consumer_tag)
+        super().basic_cancel(consumer_tag)
+        if queue is not None and queue not in self._active_queues and self._db is not None:
+            self._release_claimed(queue)
 
     # -- queues -------------------------------------------------------------------------------------
     def _new_queue(self, queue: str, **kwargs: Any) -> None:
@@ -298,11 +450,17 @@ class Channel(virtual.Channel):
         self.db.execute("DELETE FROM esb_messages WHERE queue = ?", (queue,))
         self.db.execute("DELETE FROM esb_queues WHERE name = ?", (queue,))
         self._known_queues.discard(queue)
+        self._claimed.pop(queue, None)
 
     def close(self) -> None:
         """Give back unacked deliveries, then close the SQLite connection."""
         try:
-            super().close()
+            try:
+                if self._db is not None and not self.closed:
+                    self.flush_acks()
+                    self._release_claimed()
+            finally:
+                super().close()
         finally:
             self._db_closed = True
             if self._db is not None:

@@ -22,6 +22,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from esb import sqlitebind
 from esb.exceptions import ConfigError, TransportError, mask_url
 from esb.files import create_private
 from esb.journal.constants import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS  # re-exported: where it was first
@@ -89,6 +90,8 @@ def _create(url: URL, kwargs: dict[str, Any]) -> Engine:
 
 
 def _tune_sqlite(engine: Engine) -> None:
+    sqlitebind.register()  # None and bytes parameters bound without sqlite3's adapter search
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _on_begin)
