@@ -8,6 +8,7 @@ esb/journal/sqltext.py beside the other cold commands' statements (a unit test f
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from esb.ops.processes import status_statements
 from esb.runtime.control import states_statement
 
 
+@cache  # built once per process: the running hub's /health reads them on every probe
 def health_statements() -> dict[str, sa.Select[Any]]:
     """By name: ``counts_since`` (events per route and state since ``since``), ``dead_lettered_since``
     (``dead_lettered`` events per route since ``since``, whole minutes from ``whole_from`` counted in

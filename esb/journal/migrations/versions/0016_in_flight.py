@@ -48,7 +48,7 @@ _SETTLED_STATES = ("delivered", "filtered", "dead_lettered", "purged")
 _SETTLED = "(" + ", ".join(f"'{state}'" for state in _SETTLED_STATES) + ")"
 #: The triggers' conditions as comparisons, not ``IN (...)``: SQLite builds an ephemeral table for an ``IN``
 #: list of more than two values on every run of a trigger's program (two pages zeroed each time: +8.7 %
-#: instructions per message on the hot path, bench/README.md "The in-flight table's cost").
+#: instructions per message on the hot path, bench/README.md "The in-flight table").
 _IS_SETTLED = " OR ".join(f"NEW.state = '{state}'" for state in _SETTLED_STATES)
 _NOT_SETTLED = " AND ".join(f"NEW.state <> '{state}'" for state in _SETTLED_STATES)
 _INTO = "INTO in_flight (message_seq, route, received_at)"
