@@ -17,6 +17,9 @@ STATES = (
 )
 #: States that end a message's journey on a route (what :meth:`Journal.outcome` answers).
 FINAL_STATES = ("delivered", "filtered", "dead_lettered")
+#: States after which a message is not in flight: the final ones, and ``purged`` by an operator (the
+#: ``in_flight`` table, migration 0016, holds the ingress messages whose latest state is none of these).
+SETTLED_STATES = (*FINAL_STATES, "purged")
 
 #: Name of Alembic's version table: prefixed so the journal can share a PostgreSQL database.
 VERSION_TABLE = "journal_alembic_version"
@@ -24,5 +27,5 @@ VERSION_TABLE = "journal_alembic_version"
 #: Milliseconds a SQLite writer waits for another writer (thread or process) before giving up.
 BUSY_TIMEOUT_MS = 30_000
 
-#: Messages ``esb health`` reads from its window to find those stuck in flight, at most (oldest first).
+#: Stuck messages ``esb health`` lists, at most (oldest first; it counts them all).
 STUCK_LIMIT = 1000

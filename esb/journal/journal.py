@@ -425,3 +425,11 @@ class Journal(BatchedWrites):
         """Return the number of events per route and state (``{"orders": {"delivered": 12, ...}}``)."""
         with self._errors("counts"), self._read().connect() as conn:
             return queries.counts(conn, route, since, until)
+
+    def read_rows(
+        self, statement: sa.Executable, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run the read ``statement`` on the journal's engine; its rows as dicts. Database errors are raised
+        as SQLAlchemy's (a caller that can read otherwise, as ``esb health`` does, decides)."""
+        with self._read().connect() as conn:
+            return [dict(row) for row in conn.execute(statement, params or {}).mappings()]

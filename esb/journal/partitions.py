@@ -256,11 +256,13 @@ def existing(conn: sa.Connection) -> list[Partition]:
 
 def drop(conn: sa.Connection, part: Partition) -> None:
     """Detach and drop ``part``'s three partitions, children first (the foreign keys check that no other
-    partition refers to its messages). The rows of ``dead_letters`` (migration 0011) for its messages go
-    first: its foreign key would refuse the detach; dead letters kept are put back with their events."""
-    conn.exec_driver_sql(
-        f"DELETE FROM dead_letters AS d USING {part.leaf('messages')} AS m WHERE d.message_seq = m.seq"  # noqa: S608
-    )
+    partition refers to its messages). The rows of ``dead_letters`` (migration 0011) and ``in_flight``
+    (0016) for its messages go first: their foreign keys would refuse the detach; dead letters kept are
+    put back with their events."""
+    for small in ("dead_letters", "in_flight"):
+        conn.exec_driver_sql(
+            f"DELETE FROM {small} AS d USING {part.leaf('messages')} AS m WHERE d.message_seq = m.seq"  # noqa: S608
+        )
     for table, _ in reversed(TABLES):
         conn.exec_driver_sql(f"ALTER TABLE {table} DETACH PARTITION {part.leaf(table)}")
         conn.exec_driver_sql(f"DROP TABLE {part.leaf(table)}")

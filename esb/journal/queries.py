@@ -16,7 +16,7 @@ from esb.journal.conversation import CHUNK as CHUNK
 from esb.journal.conversation import MAX_CONVERSATION as MAX_CONVERSATION
 from esb.journal.minutes import whole_minutes_from
 from esb.journal.records import EventRecord, MessageRecord
-from esb.journal.schema import business_keys, events, messages, route_minutes
+from esb.journal.schema import business_keys, events, in_flight, messages, route_minutes
 from esb.journal.schema import dead_letters as dead_letter_rows
 
 _chunks = walk.chunks
@@ -373,16 +373,21 @@ def dead_lettered_since(conn: sa.Connection, since: datetime) -> dict[str, int]:
     return {route: int(number) for route, number in conn.execute(stmt)}
 
 
-def stuck_statement(received_from: Any, received_before: Any) -> sa.Select[Any]:
-    """Ingress messages received in ``[received_from, received_before)`` with their latest state, oldest
-    first, at most :data:`STUCK_LIMIT` (``esb health`` keeps those whose state is not final)."""
+def stuck_statement(received_before: Any) -> sa.Select[Any]:
+    """The ingress messages in flight (``in_flight``, migration 0016) received before ``received_before``
+    with their latest state, oldest first, at most :data:`STUCK_LIMIT`: one range of its index, then each
+    listed message's row and latest event by key (:func:`stuck_count_statement` counts them all)."""
+    f = in_flight.c
     return (
-        sa.select(messages.c.id, messages.c.route, messages.c.received_at, latest_state().label("state"))
-        .where(
-            messages.c.received_at >= received_from,
-            messages.c.received_at < received_before,
-            messages.c.body.is_not(None),
-        )
-        .order_by(messages.c.received_at)
+        sa.select(messages.c.id, f.route, f.received_at, latest_state().label("state"))
+        .select_from(in_flight.join(messages, messages.c.seq == f.message_seq))
+        .where(f.received_at < received_before)
+        .order_by(f.received_at)
         .limit(STUCK_LIMIT)
     )
+
+
+def stuck_count_statement(received_before: Any) -> sa.Select[Any]:
+    """How many ingress messages in flight were received before ``received_before`` (a range of
+    ``ix_in_flight_received_at``, no other table)."""
+    return sa.select(sa.func.count().label("number")).where(in_flight.c.received_at < received_before)

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
 from esb.journal.constants import FINAL_STATES as FINAL_STATES  # re-exported: where they were first
+from esb.journal.constants import SETTLED_STATES as SETTLED_STATES
 from esb.journal.constants import STATES as STATES
 from esb.journal.constants import VERSION_TABLE as VERSION_TABLE
 
@@ -138,6 +139,23 @@ dead_letters = sa.Table(
         ["message_seq"], ["messages.seq"], name="fk_dead_letters_message", ondelete="CASCADE"
     ),
     sa.Index("ix_dead_letters_received_at", "received_at", "route", "message_seq"),
+)
+
+#: The ingress messages (a body) whose latest state is not settled (migration 0016, ``SETTLED_STATES``:
+#: delivered, filtered, dead-lettered, purged), by their time of arrival: ``esb health``'s stuck messages
+#: are one range of ``ix_in_flight_received_at``. Kept by the database like ``dead_letters``: a trigger on
+#: ``events`` adds the message's row with an event of another state (ignored when there), another removes
+#: it with a settled one; pruning the message deletes it (cascade). Not partitioned: it stays small.
+in_flight = sa.Table(
+    "in_flight",
+    metadata,
+    sa.Column("message_seq", SeqType, primary_key=True, autoincrement=False),
+    sa.Column("route", sa.String(), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["message_seq"], ["messages.seq"], name="fk_in_flight_message", ondelete="CASCADE"
+    ),
+    sa.Index("ix_in_flight_received_at", "received_at", "route", "message_seq"),
 )
 
 #: Business keys of a message row (its id on another route has its own rows). A search by key finds the

@@ -114,11 +114,11 @@ SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[
         },
     ),
     "stuck": (
-        "SELECT messages.id, messages.route, messages.received_at, (SELECT events.state FROM events"
-        " WHERE events.message_seq = messages.seq ORDER BY events.id DESC LIMIT ? OFFSET ?) AS "
-        "state FROM messages WHERE messages.received_at >= ? AND messages.received_at < ? AND "
-        "messages.body IS NOT NULL ORDER BY messages.received_at LIMIT ? OFFSET ?",
-        ("param_1", "param_2", "received_from", "received_before", "param_3", "param_4"),
+        "SELECT messages.id, in_flight.route, in_flight.received_at, (SELECT events.state FROM "
+        "events WHERE events.message_seq = messages.seq ORDER BY events.id DESC LIMIT ? OFFSET ?) "
+        "AS state FROM in_flight JOIN messages ON messages.seq = in_flight.message_seq WHERE "
+        "in_flight.received_at < ? ORDER BY in_flight.received_at LIMIT ? OFFSET ?",
+        ("param_1", "param_2", "received_before", "param_3", "param_4"),
         (
             ("id", "text"),
             ("route", "text"),
@@ -131,6 +131,14 @@ SQLITE: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], dict[
             "param_3": 1000,
             "param_4": 0,
         },
+    ),
+    "stuck_count": (
+        "SELECT count(*) AS number FROM in_flight WHERE in_flight.received_at < ?",
+        ("received_before",),
+        (
+            ("number", "int"),
+        ),
+        {},
     ),
     "route_states": (
         "SELECT esb_route_control.route, esb_route_control.state, esb_route_control.reason, "

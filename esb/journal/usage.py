@@ -29,9 +29,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from esb.journal import partitions
-from esb.journal.schema import FINAL_STATES, business_keys, dead_letters, dictionaries, events, messages
+from esb.journal.schema import (
+    FINAL_STATES,
+    business_keys,
+    dead_letters,
+    dictionaries,
+    events,
+    in_flight,
+    messages,
+)
 
-TABLES = (messages, events, business_keys, dictionaries, dead_letters)
+TABLES = (messages, events, business_keys, dictionaries, dead_letters, in_flight)
 #: The tables whose rows are estimated (unless exact); the others are small and always counted.
 SAMPLED = frozenset({"messages", "events", "business_keys"})
 #: Key ranges counted, and keys in each, when estimating a big table's rows.
@@ -68,7 +76,7 @@ def usage(conn: sa.Connection, *, exact: bool = False) -> Usage:
     """Return the journal's usage figures (one read transaction); rows and outcomes of the big tables
     estimated from samples of their keys unless ``exact`` (see the module)."""
     oldest, newest = _ends(conn, messages.c.received_at)
-    rows = {t.name: _count(conn, t) for t in (dictionaries, dead_letters)}
+    rows = {t.name: _count(conn, t) for t in (dictionaries, dead_letters, in_flight)}
     if exact:
         for table in (messages, events, business_keys):
             rows[table.name] = _count(conn, table)

@@ -17,10 +17,20 @@ from typing import Any, Protocol
 import orjson
 
 from esb.exceptions import EsbError
-from esb.journal import FINAL_STATES
-from esb.journal.constants import STUCK_LIMIT
 from esb.ops import dlq
-from esb.ops.healthread import read_process_counts, read_route_states, read_stuck
+from esb.ops.healthread import (
+    ColdJournal,
+    ReadsRows,
+    Rows,
+    cold_rows,
+    process_counts_from,
+    read_process_counts,
+    read_route_states,
+    read_stuck,
+    route_states_from,
+    stuck_from,
+    warm_rows,
+)
 from esb.process.loader import load_processes
 from esb.project import Project
 from esb.runtime.hubclient import ask_running_hub
@@ -200,9 +210,9 @@ def check_hub(project: Project) -> Check:
     return Check("hub", OK, text, detail)
 
 
-def check_routes(project: Project) -> list[Check]:
-    """Routes an operator suspended (their messages wait on their queues)."""
-    states = route_states(project.settings.journal.url)
+def check_routes(project: Project, rows: Rows | None = None) -> list[Check]:
+    """Routes an operator suspended (their messages wait on their queues); ``rows``: :func:`reader`."""
+    states = route_states(project.settings.journal.url, rows)
     out = []
     for route in project.routes:
         state = states.get(route.id)
@@ -213,10 +223,11 @@ def check_routes(project: Project) -> list[Check]:
     return out
 
 
-def route_states(url: str) -> dict[str, dict[str, Any]]:
-    """Route control's rows by route (the fields of ``RouteState``): through ``sqlite3`` on a SQLite
-    journal, else (or when that cannot answer) through :class:`~esb.runtime.control.RouteControl`."""
-    found = read_route_states(url)
+def route_states(url: str, rows: Rows | None = None) -> dict[str, dict[str, Any]]:
+    """Route control's rows by route (the fields of ``RouteState``): through ``rows`` (by default
+    ``sqlite3`` on a SQLite journal), else (or when that cannot answer) through
+    :class:`~esb.runtime.control.RouteControl`."""
+    found = read_route_states(url) if rows is None else route_states_from(rows)
     if found is not None:
         return found
     from esb.runtime.control import RouteControl  # SQLAlchemy: only when sqlite3 could not answer
@@ -244,62 +255,58 @@ def check_dead_letters(project: Project, journal: JournalCounts) -> list[Check]:
     return out
 
 
-def stuck_in_flight(
-    url: str, older_than: timedelta, lookback: timedelta = timedelta(days=1)
-) -> list[dict[str, Any]]:
-    """Return ingress messages received ``lookback``..``older_than`` ago whose latest state is not final
-    (among the oldest :data:`STUCK_LIMIT` of that window: :func:`stuck_scan`)."""
-    return stuck_scan(url, older_than, lookback)[0]
+def stuck_in_flight(url: str, older_than: timedelta, rows: Rows | None = None) -> list[dict[str, Any]]:
+    """Return the ingress messages received more than ``older_than`` ago whose latest state is not settled
+    (the oldest ``STUCK_LIMIT`` of them: :func:`stuck_scan`)."""
+    return stuck_scan(url, older_than, rows)[0]
 
 
-def stuck_scan(
-    url: str, older_than: timedelta, lookback: timedelta = timedelta(days=1)
-) -> tuple[list[dict[str, Any]], bool]:
-    """The stuck messages of :func:`stuck_in_flight`, and whether every message of the window was looked
-    at: False when the window holds more than the :data:`STUCK_LIMIT` oldest read (the newer ones are
-    not checked, and ``esb health`` says so instead of a plain "none")."""
-    now = datetime.now(UTC)
-    rows = read_stuck(url, now - lookback, now - older_than)
-    if rows is None:
-        rows = _stuck_rows(url, now - lookback, now - older_than)
+def stuck_scan(url: str, older_than: timedelta, rows: Rows | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The stuck messages (the oldest ``STUCK_LIMIT``) and how many there are: the rows of the
+    ``in_flight`` table (migration 0016) received before ``older_than`` ago, an exact range of its index.
+    Read through ``rows`` (by default ``sqlite3`` on a SQLite journal), else through SQLAlchemy."""
+    before = datetime.now(UTC) - older_than
+    found = read_stuck(url, before) if rows is None else stuck_from(rows, before)
+    if found is None:
+        found = _stuck_rows(url, before)
+    listed, count = found
     stuck = [{"message_id": r["id"], "route": r["route"], "received_at": r["received_at"].isoformat(),
-              "state": r["state"]} for r in rows if r["state"] not in (*FINAL_STATES, "purged")]  # fmt: skip
-    return stuck, len(rows) < STUCK_LIMIT
+              "state": r["state"]} for r in listed]  # fmt: skip
+    return stuck, count
 
 
-def _stuck_rows(url: str, received_from: datetime, received_before: datetime) -> list[dict[str, Any]]:
-    """The stuck-message query through SQLAlchemy (PostgreSQL, or when ``sqlite3`` could not answer)."""
-    from esb.journal.engine import DatabaseErrors, create_journal_engine
-    from esb.journal.queries import stuck_statement
+def _stuck_rows(url: str, received_before: datetime) -> tuple[list[dict[str, Any]], int]:
+    """The stuck-message reads through a journal of their own (when no reader could answer)."""
+    from esb.journal import Journal
 
-    engine = create_journal_engine(url, pool_size=1)
-    try:
-        with DatabaseErrors(url)("stuck"), engine.connect() as conn:
-            return [dict(r) for r in conn.execute(stuck_statement(received_from, received_before)).mappings()]
-    finally:
-        engine.dispose()
+    with Journal(url, pool_size=1) as journal:
+        found = stuck_from(warm_rows(journal), received_before)
+    if found is None:
+        raise EsbError("journal: cannot read the messages in flight")
+    return found
 
 
-def check_stuck(project: Project, older_than: timedelta) -> Check:
-    """Messages received more than ``older_than`` ago that have not ended yet."""
-    stuck, complete = stuck_scan(project.settings.journal.url, older_than)
+def check_stuck(project: Project, older_than: timedelta, rows: Rows | None = None) -> Check:
+    """Messages received more than ``older_than`` ago that have not ended yet (all counted; the oldest
+    ``STUCK_LIMIT`` listed)."""
+    stuck, count = stuck_scan(project.settings.journal.url, older_than, rows)
     minutes = older_than.total_seconds() / 60
-    partial = "" if complete else (
-        f" (only the oldest {STUCK_LIMIT:,} messages of the last 24 h were checked: the window holds more)"
-    )
-    if not stuck:
-        return Check("in flight", OK, f"no message older than {minutes:g} min without a final state{partial}",
-                     {"complete": complete})  # fmt: skip
+    if not count:
+        return Check("in flight", OK, f"no message older than {minutes:g} min without a final state",
+                     {"count": 0})  # fmt: skip
     sample = ", ".join(f"{s['message_id']} ({s['route']}, {s['state']})" for s in stuck[:5])
-    text = f"{len(stuck)} message(s) without a final state after {minutes:g} min: {sample}{partial}"
-    return Check("in flight", DEGRADED, text, {"stuck": stuck, "complete": complete})
+    listed = f" (the oldest {len(stuck):,} listed)" if count > len(stuck) else ""
+    text = f"{count} message(s) without a final state after {minutes:g} min: {sample}{listed}"
+    return Check("in flight", DEGRADED, text, {"stuck": stuck, "count": count})
 
 
 def _has_processes(project: Project) -> bool:
     return bool(load_processes(project.root).names())
 
 
-def check_processes(project: Project, *, defined: bool | None = None) -> Check | None:
+def check_processes(
+    project: Project, *, defined: bool | None = None, rows: Rows | None = None
+) -> Check | None:
     """Process instances by status; ``stuck`` and ``alert`` ones (an operator must act) degrade the hub.
 
     None when the project defines no process.
@@ -307,7 +314,7 @@ def check_processes(project: Project, *, defined: bool | None = None) -> Check |
     if not (_has_processes(project) if defined is None else defined):
         return None
     try:
-        counts, waiting = process_status_counts(project)
+        counts, waiting = process_status_counts(project, rows=rows)
     except EsbError as exc:
         return Check("processes", DOWN, f"cannot read the process tables: {exc}")
     held = {s: n for s, n in counts.items() if s in ("stuck", "alert")}
@@ -320,10 +327,13 @@ def check_processes(project: Project, *, defined: bool | None = None) -> Check |
     return Check("processes", OK, text, {"counts": counts})
 
 
-def process_status_counts(project: Project, sample: int = 20) -> tuple[dict[str, int], list[str]]:
-    """``esb.ops.processes.status_counts``: through ``sqlite3`` on a SQLite journal, else (or when that
-    cannot answer) through the process store."""
-    found = read_process_counts(project.settings.journal.url, sample)
+def process_status_counts(
+    project: Project, sample: int = 20, rows: Rows | None = None
+) -> tuple[dict[str, int], list[str]]:
+    """``esb.ops.processes.status_counts``: through ``rows`` (by default ``sqlite3`` on a SQLite journal),
+    else (or when that cannot answer) through the process store."""
+    url = project.settings.journal.url
+    found = read_process_counts(url, sample) if rows is None else process_counts_from(rows, sample)
     if found is not None:
         return found
     from esb.ops.processes import open_store, status_counts  # late: the engine is only loaded with processes
@@ -351,6 +361,18 @@ def check_process_dead_letters(project: Project, *, defined: bool | None = None)
             for group, n in counts.items()]
 
 
+def reader(journal: JournalCounts) -> Rows | None:
+    """The reader of the checks' statements for ``journal``: ``sqlite3`` for a
+    :class:`~esb.ops.healthread.ColdJournal`, the engine of an open :class:`~esb.journal.Journal`
+    (PostgreSQL, the running hub's journal: one engine for every check), else None (each check reads as
+    it can)."""
+    if isinstance(journal, ColdJournal):
+        return cold_rows(journal.url)
+    if isinstance(journal, ReadsRows):
+        return warm_rows(journal)
+    return None
+
+
 def run_checks(project: Project, journal: JournalCounts | None, stuck_after: timedelta) -> list[Check]:
     """Run every check; the broker and journal being down make the hub down."""
     broker = check_broker(project)
@@ -360,14 +382,15 @@ def run_checks(project: Project, journal: JournalCounts | None, stuck_after: tim
               *check_schedules(project)]
     if journal is None or journal_check.status == DOWN:
         return checks
-    checks.extend(check_routes(project))
+    rows = reader(journal)
+    checks.extend(check_routes(project, rows))
     defined = _has_processes(project)  # processes/ read once for both process checks
-    if (processes := check_processes(project, defined=defined)) is not None:
+    if (processes := check_processes(project, defined=defined, rows=rows)) is not None:
         checks.append(processes)
     if all(c.status != DOWN for c in broker):
         checks.extend(check_dead_letters(project, journal))
         checks.extend(check_process_dead_letters(project, defined=defined))
-    checks.append(check_stuck(project, stuck_after))
+    checks.append(check_stuck(project, stuck_after, rows))
     return checks
 
 

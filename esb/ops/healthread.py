@@ -13,8 +13,9 @@ compares every read with the SQLAlchemy path's answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from esb.journal.minutes import whole_minutes_from
 from esb.journal.sqliteread import Refused, session
@@ -30,6 +31,12 @@ def sqlite_utc(when: datetime) -> str:
     return f"{day} {w.hour:02d}:{w.minute:02d}:{w.second:02d}.{w.microsecond:06d}"
 
 
+#: A reader of ``esb health``'s named statements (:func:`esb.ops.healthsql.health_statements`): their rows
+#: for the parameters (timestamps as aware datetimes), or None when it cannot answer (the caller reads
+#: another way, as before).
+Rows = Callable[[str, dict[str, Any]], "list[dict[str, Any]] | None"]
+
+
 def _read(url: str, name: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The rows of the compiled statement ``name``, or None when this path does not apply."""
     try:
@@ -37,6 +44,44 @@ def _read(url: str, name: str, params: dict[str, Any]) -> list[dict[str, Any]] |
             return None if run is None else run(name, params)
     except Refused:
         return None
+
+
+def cold_rows(url: str) -> Rows:
+    """The reader through ``sqlite3`` of the SQLite journal at ``url`` (None wherever this path does not
+    apply); timestamps bound as SQLAlchemy binds them there (:func:`sqlite_utc`)."""
+
+    def rows(name: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        bound = {k: sqlite_utc(v) if isinstance(v, datetime) else v for k, v in params.items()}
+        return _read(url, name, bound)
+
+    return rows
+
+
+@runtime_checkable
+class ReadsRows(Protocol):
+    """A journal that runs a read statement on its engine (:meth:`esb.journal.Journal.read_rows`)."""
+
+    def read_rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The statement's rows as dicts."""
+        ...
+
+
+def warm_rows(journal: ReadsRows) -> Rows:
+    """The reader through the open ``journal``'s engine (PostgreSQL, or the running hub's journal): every
+    check of ``esb health`` on one engine; None on a database error (a table not created yet)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from esb.ops.healthsql import health_statements
+
+    statements = health_statements()
+
+    def rows(name: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        try:
+            return journal.read_rows(statements[name], params)
+        except SQLAlchemyError:
+            return None
+
+    return rows
 
 
 def applies(url: str) -> bool:
@@ -48,45 +93,66 @@ def applies(url: str) -> bool:
         return False
 
 
-def read_counts(url: str, since: datetime) -> dict[str, dict[str, int]] | None:
-    """Events per route and state since ``since``, as ``Journal.counts(since=since)``; None: not this path."""
-    rows = _read(url, "counts_since", {"since": sqlite_utc(since)})
-    if rows is None:
+def counts_from(rows: Rows, since: datetime) -> dict[str, dict[str, int]] | None:
+    """Events per route and state since ``since``, as ``Journal.counts(since=since)``; None: not read."""
+    found = rows("counts_since", {"since": since})
+    if found is None:
         return None
     out: dict[str, dict[str, int]] = {}
-    for row in rows:
+    for row in found:
         out.setdefault(row["route"], {})[row["state"]] = int(row["number"])
     return out
+
+
+def read_counts(url: str, since: datetime) -> dict[str, dict[str, int]] | None:
+    """:func:`counts_from` through ``sqlite3``; None: not this path."""
+    return counts_from(cold_rows(url), since)
 
 
 def read_dead_lettered_since(url: str, since: datetime) -> dict[str, int] | None:
     """``dead_lettered`` events per route at or after ``since``, as ``Journal.dead_lettered_since(since)``;
     None: not this path."""
-    params = {"since": sqlite_utc(since), "whole_from": sqlite_utc(whole_minutes_from(since))}
-    rows = _read(url, "dead_lettered_since", params)
-    return None if rows is None else {row["route"]: int(row["number"]) for row in rows}
+    found = cold_rows(url)("dead_lettered_since", {"since": since, "whole_from": whole_minutes_from(since)})
+    return None if found is None else {row["route"]: int(row["number"]) for row in found}
+
+
+def route_states_from(rows: Rows) -> dict[str, dict[str, Any]] | None:
+    """Route control's rows by route (the fields of ``RouteState``); None: not read (or no table yet)."""
+    found = rows("route_states", {})
+    return None if found is None else {row["route"]: row for row in found}
 
 
 def read_route_states(url: str) -> dict[str, dict[str, Any]] | None:
-    """Route control's rows by route (the fields of ``RouteState``); None: not this path (or no table yet)."""
-    rows = _read(url, "route_states", {})
-    return None if rows is None else {row["route"]: row for row in rows}
+    """:func:`route_states_from` through ``sqlite3``; None: not this path (or no table yet)."""
+    return route_states_from(cold_rows(url))
 
 
-def read_stuck(url: str, received_from: datetime, received_before: datetime) -> list[dict[str, Any]] | None:
-    """Ingress messages received in ``[received_from, received_before)`` with their latest state (id, route,
-    received_at, state), oldest first; None: not this path."""
-    params = {"received_from": sqlite_utc(received_from), "received_before": sqlite_utc(received_before)}
-    return _read(url, "stuck", params)
+def stuck_from(rows: Rows, received_before: datetime) -> tuple[list[dict[str, Any]], int] | None:
+    """The ingress messages in flight received before ``received_before`` (the oldest ``STUCK_LIMIT``, with
+    id, route, received_at and latest state) and how many there are in all; None: not read."""
+    params = {"received_before": received_before}
+    listed = rows("stuck", params)
+    counted = rows("stuck_count", params) if listed is not None else None
+    return None if listed is None or counted is None else (listed, int(counted[0]["number"]))
 
 
-def read_process_counts(url: str, sample: int) -> tuple[dict[str, int], list[str]] | None:
-    """``esb.ops.processes.status_counts``'s answer; None: not this path."""
-    counted = _read(url, "process_counts", {})
-    held = _read(url, "process_held", {"sample": sample}) if counted is not None else None
+def read_stuck(url: str, received_before: datetime) -> tuple[list[dict[str, Any]], int] | None:
+    """:func:`stuck_from` through ``sqlite3``; None: not this path."""
+    return stuck_from(cold_rows(url), received_before)
+
+
+def process_counts_from(rows: Rows, sample: int) -> tuple[dict[str, int], list[str]] | None:
+    """``esb.ops.processes.status_counts``'s answer; None: not read."""
+    counted = rows("process_counts", {})
+    held = rows("process_held", {"sample": sample}) if counted is not None else None
     if counted is None or held is None:
         return None
     return {r["status"]: int(r["n"]) for r in counted}, [f"{r['id']} ({r['status']})" for r in held]
+
+
+def read_process_counts(url: str, sample: int) -> tuple[dict[str, int], list[str]] | None:
+    """:func:`process_counts_from` through ``sqlite3``; None: not this path."""
+    return process_counts_from(cold_rows(url), sample)
 
 
 class ColdJournal:

@@ -85,7 +85,8 @@ def test_the_compiled_statements_are_a_fresh_compile() -> None:
     assert (ROOT / "esb" / "journal" / "sqltext.py").read_text(encoding="utf-8") == render()
     assert set(sqltext.SQLITE) == {
         "keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered_counts",
-        "counts_since", "dead_lettered_since", "stuck", "route_states", "process_counts", "process_held",
+        "counts_since", "dead_lettered_since", "stuck", "stuck_count", "route_states", "process_counts",
+        "process_held",
     }
 
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from esb.journal import Journal, queries
+from esb.journal import Journal
 from esb.journal.schema import UTCDateTime
 from esb.message import Message
 from esb.ops import health, healthread
@@ -114,21 +114,15 @@ def test_a_missing_route_control_table_goes_to_route_control(url: str) -> None:
 
 
 def test_the_stuck_messages_are_the_sqlalchemy_querys(url: str) -> None:
-    """read_stuck's rows are the SQLAlchemy statement's (ids, routes, aware times, latest state), for
-    windows whose ends fall on, just after and around the stored receipt times."""
+    """read_stuck's rows and count are the SQLAlchemy statements' (ids, routes, aware times, latest state),
+    for ends that fall before, on, just after and after the stored receipt times."""
     received = _stored(url, "messages.received_at")
     tiny = timedelta(microseconds=1)
-    windows = [
-        (received[0] - timedelta(1), received[-1] + tiny),
-        (received[2], received[5]),
-        (received[2] + tiny, received[-1]),
-        (received[-1] + tiny, received[-1] + timedelta(1)),
-    ]
-    for start, end in windows:
-        got = read_stuck(url, start, end)
-        assert got == _stuck_rows(url, start, end), (start, end)
-    everything = read_stuck(url, *windows[0]) or []
-    assert {f"done-{i}" for i in range(5)} | {"waiting", "failed-then-dead"} <= {r["id"] for r in everything}
+    for before in (received[0] - timedelta(1), received[5], received[5] + tiny, received[-1] + tiny):
+        assert read_stuck(url, before) == _stuck_rows(url, before), before
+    everything, count = read_stuck(url, received[-1] + tiny) or ([], 0)
+    assert {r["id"] for r in everything} == {"waiting", "only-received", "no-body"}
+    assert count == 3
     assert all(r["received_at"].tzinfo is not None for r in everything)
 
 
@@ -175,7 +169,7 @@ def test_other_journals_take_the_sqlalchemy_path(where: str, tmp_path: Path) -> 
     assert ColdJournal.open(url) is None
     assert read_counts(url, now) is None
     assert read_route_states(url) is None
-    assert read_stuck(url, now, now) is None
+    assert read_stuck(url, now) is None
     assert read_process_counts(url, 20) is None
     assert not (tmp_path / "not-yet.db").exists()
 
@@ -221,22 +215,46 @@ def test_a_read_sqlite3_cannot_answer_goes_to_the_journal(url: str, monkeypatch:
     cold.close()
 
 
-def test_a_window_with_more_messages_than_read_says_the_check_was_partial(
-    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """When the window holds more messages than esb health reads (the oldest STUCK_LIMIT), the in-flight
-    line says only those were checked instead of a plain "no message ... without a final state"."""
+def test_stuck_messages_beyond_the_listed_ones_are_all_counted(url: str, tmp_path: Path) -> None:
+    """With more stuck messages than esb health lists (STUCK_LIMIT), every one is counted, through sqlite3
+    and through the Journal's engine alike; the oldest are listed and the line says so."""
+    with Journal(url) as journal:
+        journal.received_many("busy", [(Message(body=b"{}", id=f"busy-{i}"), 1) for i in range(1200)])
     project = project_with_process(tmp_path)
     project.settings.journal.url = url
-    whole = check_stuck(project, timedelta(0))
-    assert whole.status == health.DEGRADED
-    assert "only the oldest" not in whole.detail
-    assert whole.data is not None
-    assert whole.data["complete"] is True
-    monkeypatch.setattr(health, "read_stuck", lambda *args: None)  # the SQLAlchemy path: its LIMIT patched
-    monkeypatch.setattr(queries, "STUCK_LIMIT", 5)
-    monkeypatch.setattr(health, "STUCK_LIMIT", 5)
-    partial = check_stuck(project, timedelta(0))  # the five oldest are delivered: none stuck among them
-    assert partial.status == health.OK
-    assert "only the oldest 5 messages of the last 24 h were checked" in partial.detail
-    assert partial.data == {"complete": False}
+    cold = check_stuck(project, timedelta(0))
+    with Journal(url) as journal:
+        warm = check_stuck(project, timedelta(0), health.reader(journal))
+    assert cold == warm
+    assert cold.data is not None
+    assert cold.data["count"] == 1203
+    assert len(cold.data["stuck"]) == 1000
+    assert cold.detail.startswith("1203 message(s) without a final state after 0 min: ")
+    assert cold.detail.endswith("(the oldest 1,000 listed)")
+
+
+def test_health_through_an_open_journal_opens_no_other_engine(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_checks given an open Journal (PostgreSQL's path, the running hub's) reads route control, the
+    process counts and the stuck messages on its engine: no other engine is created, and the lines are
+    the sqlite3 path's."""
+    project = project_with_process(tmp_path)
+    project.settings.journal.url = url
+    with RouteControl(url) as control:
+        control.set_state("orders", "suspended", "maintenance")  # the table exists: read, not created
+    cold = ColdJournal.open(url)
+    assert cold is not None
+    expected = health.run_checks(project, cold, timedelta(0))
+    cold.close()
+    made: list[str] = []
+    real = sa.create_engine
+    for name in ("read_route_states", "read_stuck", "read_process_counts"):  # no sqlite3: as on PostgreSQL
+        monkeypatch.setattr(health, name, lambda *args: None)
+    with Journal(url) as journal:
+        monkeypatch.setattr(sa, "create_engine", lambda *a, **k: made.append(str(a[0])) or real(*a, **k))
+        got = health.run_checks(project, journal, timedelta(0))
+    assert made == []
+    names = ("processes", "in flight")
+    assert [c for c in got if c.component in names] == [c for c in expected if c.component in names]
+    assert {c.component for c in got} >= set(names)
