@@ -21,7 +21,9 @@ Unique constraints. PostgreSQL enforces a unique index only when it holds the pa
   the hash of ``(route, id)`` (two inserts of one id wait for each other, so the second sees the first
   once committed) and skips the row (as ``DO NOTHING`` does) when a row of that id and route exists in
   any partition. Look-ups by id (the idempotent receiver's ``was_delivered``, ``outcome``, ``seq_of``)
-  read each partition's unique index: one index probe per partition.
+  read each partition's unique index: one index probe per partition. Since migration 0017 the trigger
+  de-duplicates by the unpartitioned ``lookup_ids`` instead, and the operators' look-ups by id or business
+  key (trace, find, the console's searches) go through it and ``lookup_keys`` (esb/journal/lookups.py).
 
 Rows that existed before the conversion (migration 0012) keep their ``seq`` in one ``*_legacy`` partition
 (``MINVALUE`` up to their last seq), pruned like any other. Partitions live in the schema
@@ -54,6 +56,8 @@ TABLES = (("messages", "seq"), ("events", "message_seq"), ("business_keys", "mes
 LOCK_KEY = 0x65736270617274
 #: Advisory lock around the day's first jump of the sequence ("esbseqd" in ASCII).
 SEQ_LOCK_KEY = 0x65736273657164
+#: The unpartitioned look-up tables of migration 0017 (esb/journal/lookups.py).
+LOOKUP_TABLES = ("lookup_ids", "lookup_keys")
 LEGACY = "legacy"
 #: The partition of rows whose day has none (a hub that neither restarted nor pruned for days): they are
 #: moved to their day's partition when it is created (:func:`create`), so an insert is never refused.
@@ -269,12 +273,15 @@ def drop(conn: sa.Connection, part: Partition) -> None:
 def comparable(conn: sa.Connection) -> Callable[..., bool] | None:
     """Alembic's ``include_object`` for comparing the tables in code with a partitioned journal (None when
     ``conn``'s is not): it leaves out what partitioning adds by design, the per-partition copies of the
-    foreign keys (PostgreSQL shows them on the parent) and the unique ``(id, route)``, which each
-    partition holds instead of the parent."""
+    foreign keys (PostgreSQL shows them on the parent), the unique ``(id, route)``, which each
+    partition holds instead of the parent, and the look-up tables (esb/journal/lookups.py: PostgreSQL's
+    alone, declared in their own metadata)."""
     if not is_partitioned(conn):
         return None
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and reflected and name in LOOKUP_TABLES:
+            return False
         if type_ == "foreign_key_constraint" and reflected:
             return bool(obj.referred_table.schema != SCHEMA)
         return not (type_ == "index" and name == "ux_messages_id_route" and compare_to is None)

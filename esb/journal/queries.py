@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from esb.journal import conversation as walk
+from esb.journal import lookups
 from esb.journal.constants import STUCK_LIMIT as STUCK_LIMIT
 from esb.journal.conversation import CHUNK as CHUNK
 from esb.journal.conversation import MAX_CONVERSATION as MAX_CONVERSATION
@@ -57,6 +58,27 @@ def ids_with_key(where: Any) -> Any:
     )
 
 
+def uses_lookups(conn: sa.Connection) -> bool:
+    """Whether look-ups by id or business key on ``conn`` go through the look-up tables (PostgreSQL, whose
+    journal at head is partitioned: esb/journal/lookups.py)."""
+    return conn.dialect.name == "postgresql"
+
+
+def rows_of_ids(ids: Any, lookup: bool) -> Any:
+    """The condition on ``messages`` selecting the rows of ``ids`` (one id, a list, or a statement or bind
+    parameter giving ids: a list or statement is an ``IN``): with ``lookup``, also bounded by the seqs
+    ``lookup_ids`` gives (one index probe, then each row in its own partition, instead of a probe of every
+    partition's ``(id, route)`` index)."""
+
+    def match(column: Any) -> Any:
+        single = isinstance(ids, str) or (isinstance(ids, sa.BindParameter) and not ids.expanding)
+        return column == ids if single else column.in_(ids)
+
+    if not lookup:
+        return match(messages.c.id)
+    return sa.and_(match(messages.c.id), lookups.seqs_of(match(lookups.lookup_ids.c.id)))
+
+
 def _by_dead_letters(flt: Filter) -> bool:
     """Whether :func:`find` selects from ``dead_letters``: for the state ``dead_lettered`` unless an id,
     correlation id or business key already narrows it to a few message rows (their own indexes)."""
@@ -71,13 +93,15 @@ def find_statement(
     *,
     dead_first: bool = False,
     with_state: bool = True,
+    lookup: bool = False,
 ) -> sa.Select[Any]:
     """The statement of :func:`find` (``limit`` a number or a bind parameter), its rows with the
     message's ``seq``. ``dead_first`` (what :func:`find` does for the state ``dead_lettered``) selects
     from ``dead_letters``, which holds exactly the message rows whose latest state is ``dead_lettered``
     (migration 0014): no event is read. Without it the latest state of each candidate is read from
     ``events`` (the reference the differential tests compare with), unless ``with_state`` is False and
-    no state is asked for: then the rows' ``state`` is NULL and no event is read (replay's selection)."""
+    no state is asked for: then the rows' ``state`` is NULL and no event is read (replay's selection).
+    ``lookup`` (PostgreSQL: :func:`uses_lookups`) finds ids and business keys through the look-up tables."""
     dead_first = dead_first and flt.state == "dead_lettered"
     state: Any
     if dead_first:
@@ -90,13 +114,17 @@ def find_statement(
     stmt = sa.select(messages.c.seq, *columns, messages.c.body.is_not(None).label("has_body"), state)
     conditions: list[Any] = []
     if flt.message_id is not None:
-        conditions.append(messages.c.id == flt.message_id)
+        conditions.append(rows_of_ids(flt.message_id, lookup))
     if flt.correlation_id is not None:
         conditions.append(messages.c.correlation_id == flt.correlation_id)
     if flt.key is not None:
         name, value = flt.key
-        key = sa.and_(business_keys.c.name == name, business_keys.c.value == str(value))
-        conditions.append(messages.c.id.in_(ids_with_key(key)))
+        if lookup:
+            keyed = lookups.keyed_ids(str(value), name)
+            conditions.append(rows_of_ids(keyed, lookup))
+        else:
+            key = sa.and_(business_keys.c.name == name, business_keys.c.value == str(value))
+            conditions.append(messages.c.id.in_(ids_with_key(key)))
     if flt.route is not None:
         conditions.append(messages.c.route == flt.route)
     newest_first: Any = messages.c.received_at
@@ -152,7 +180,9 @@ def _find(
 ) -> list[tuple[int, MessageRecord]]:
     """:func:`find`, each record with its row's seq."""
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
-    stmt = find_statement(flt, limit, extra, dead_first=_by_dead_letters(flt), with_state=with_state)
+    stmt = find_statement(
+        flt, limit, extra, dead_first=_by_dead_letters(flt), with_state=with_state, lookup=uses_lookups(conn)
+    )
     rows = conn.execute(stmt).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows}) if with_keys else {}
     return [
@@ -236,12 +266,14 @@ def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
     By id, not by the rows' ``seq``: a key indexed on another route's row of the id counts too. On a
     partitioned PostgreSQL journal that is one probe of each week's ``(id, route)`` index per id (no bound
     on ``seq`` can narrow it): 60-180 ms for replay's 1,000 rows at 10 M messages over 6 weeks, against
-    8-16 ms for their own rows' keys by ``seq`` (bench/README.md "PostgreSQL at 10 M, partitioned")."""
+    8-16 ms for their own rows' keys by ``seq`` (bench/README.md "PostgreSQL at 10 M, partitioned"); since
+    migration 0017 the rows of the ids come from ``lookup_ids`` (esb/journal/lookups.py)."""
     out: dict[str, dict[str, str]] = {}
     joined = business_keys.join(messages, messages.c.seq == business_keys.c.message_seq)
+    lookup = uses_lookups(conn)
     for batch in _chunks(sorted(ids)):
         stmt = sa.select(messages.c.id, business_keys.c.name, business_keys.c.value).select_from(joined)
-        for mid, name, value in conn.execute(stmt.where(messages.c.id.in_(batch))):
+        for mid, name, value in conn.execute(stmt.where(rows_of_ids(batch, lookup))):
             out.setdefault(mid, {})[name] = value
     return out
 
@@ -252,23 +284,40 @@ def cold_statements() -> dict[str, sa.Select[Any]]:
     :mod:`esb.journal.conversation`; ``key`` the traced value, ``ids`` a list of message ids) and
     ``esb dlq``'s ``dead_lettered_counts`` (:func:`dead_lettered_counts`). esb/journal/sqltext.py holds them
     compiled for SQLite, and a unit test fails when it differs from a fresh compile."""
+    return _walk_statements(lookup=False)
+
+
+@cache
+def lookup_statements() -> dict[str, sa.Select[Any]]:
+    """:func:`cold_statements` as PostgreSQL runs them: ids and business keys found through the look-up
+    tables (esb/journal/lookups.py), the same rows."""
+    return _walk_statements(lookup=True)
+
+
+def _walk_statements(*, lookup: bool) -> dict[str, sa.Select[Any]]:
     key = sa.bindparam("key", type_=sa.String())
     ids = sa.bindparam("ids", expanding=True, type_=sa.String())
     columns = [c for c in events.c if c.name not in ("body", "message_seq")]
     joined = events.join(messages, messages.c.seq == events.c.message_seq)
+    seed: Any = sa.select(messages.c.id).where(sa.or_(messages.c.id == key, messages.c.correlation_id == key))
+    keyed = ids_with_key(business_keys.c.value == key)
+    if lookup:  # the OR of two indexes becomes a union: the id's half is a join of lookup_ids
+        keyed = lookups.keyed_ids(key)
+        seed = sa.union(
+            sa.select(messages.c.id).where(rows_of_ids(key, lookup)),
+            sa.select(messages.c.id).where(messages.c.correlation_id == key),
+        )
     return {
-        "keyed": ids_with_key(business_keys.c.value == key),
-        "seed": sa.select(messages.c.id).where(
-            sa.or_(messages.c.id == key, messages.c.correlation_id == key)
-        ),
-        "linked": sa.select(messages.c.correlation_id, messages.c.causation_id).where(messages.c.id.in_(ids)),
+        "keyed": keyed,
+        "seed": seed,
+        "linked": sa.select(messages.c.correlation_id, messages.c.causation_id).where(rows_of_ids(ids, lookup)),
         "children": sa.select(messages.c.id).where(messages.c.causation_id.in_(ids)),
         "correlated": sa.select(messages.c.id).where(messages.c.correlation_id.in_(ids)),
         "history": sa.select(
             *columns, messages.c.id.label("message_id"), events.c.body.is_not(None).label("has_body")
         )
         .select_from(joined)
-        .where(messages.c.id.in_(ids)),
+        .where(rows_of_ids(ids, lookup)),
         "dead_lettered_counts": dead_lettered_counts_statement(
             sa.bindparam("routes", expanding=True, type_=sa.String())
         ),
@@ -277,7 +326,7 @@ def cold_statements() -> dict[str, sa.Select[Any]]:
 
 def runner(conn: sa.Connection) -> walk.Run:
     """Run :func:`cold_statements` on ``conn`` (for :mod:`esb.journal.conversation`)."""
-    statements = cold_statements()
+    statements = lookup_statements() if uses_lookups(conn) else cold_statements()
 
     def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return [dict(row) for row in conn.execute(statements[name], params).mappings()]
@@ -299,7 +348,7 @@ def ingress_body(conn: sa.Connection, message_id: str) -> bytes | None:
     """Return the body stored when ``message_id`` first entered the hub (on any route)."""
     stmt = (
         sa.select(messages.c.body)
-        .where(messages.c.id == message_id, messages.c.body.is_not(None))
+        .where(rows_of_ids(message_id, uses_lookups(conn)), messages.c.body.is_not(None))
         .order_by(messages.c.received_at)
         .limit(1)
     )
@@ -316,12 +365,13 @@ def event_body_statement(event_id: int, seqs: list[int] | None = None) -> sa.Sel
 
 def event_body(conn: sa.Connection, event_id: int, message_id: str | None = None) -> bytes | None:
     """Return the body stored with one event, or None. ``message_id``, the event's message (as listed by
-    ``history``), bounds the look-up by the rows of that id (one probe of ``(id, route)`` a partition):
+    ``history``), bounds the look-up by the rows of that id (:func:`rows_of_ids`):
     on the partitioned PostgreSQL journal, whose ``events`` has no index on ``id`` alone (primary key
     ``(message_seq, id)``), the look-up by ``id`` alone reads every event (docs/journal.md)."""
     seqs = None
     if message_id is not None:
-        seqs = list(conn.execute(sa.select(messages.c.seq).where(messages.c.id == message_id)).scalars())
+        of_id = sa.select(messages.c.seq).where(rows_of_ids(message_id, uses_lookups(conn)))
+        seqs = list(conn.execute(of_id).scalars())
         if not seqs:
             return None
     body = conn.execute(event_body_statement(event_id, seqs)).scalar()
