@@ -20,8 +20,8 @@ Both have an index on ``seq``. A row deleted from ``messages`` or ``business_key
 moves out of the default partition) takes its entry with it (``AFTER DELETE`` triggers). Dropping a
 partition fires no trigger: the prune then forgets the period's entries whose message is gone
 (:func:`forget`: batches by ``seq``, after the drop, outside its lock), so the drop stays instant.
-Readers look the seqs up first (``seq = ANY((SELECT array_agg(seq) ...))``): one index probe, then the
-message's one partition (run-time partition pruning); an entry without its message (between a drop and its
+Readers select ``messages`` by ``seq IN (SELECT seq FROM lookup_... WHERE ...)``: one index probe, then
+the message's one partition (run-time partition pruning in the nested loop); an entry without its message (between a drop and its
 :func:`forget`) finds nothing. SQLite is not partitioned and has neither table.
 """
 
@@ -31,7 +31,6 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from esb.journal.schema import messages
 
@@ -197,20 +196,15 @@ def keyed_ids(value: Any, name: Any = None) -> sa.Select[Any]:
     """The ids of the message rows with a business key ``value`` (and ``name`` unless None): one probe of
     ``lookup_keys``, then each row in its own partition (:func:`seqs_of`)."""
     k = lookup_keys.c
-    found = sa.select(sa.func.array_agg(k.seq)).where(k.value == value)
+    found = sa.select(k.seq).where(k.value == value)
     if name is not None:
         found = found.where(k.name == name)
-    return sa.select(messages.c.id).where(_seq_in(found))
+    return sa.select(messages.c.id).where(messages.c.seq.in_(found))
 
 
 def seqs_of(condition: Any) -> Any:
     """The condition on ``messages`` selecting the rows whose ``lookup_ids`` entry matches ``condition``
-    (on its columns): ``seq = ANY((SELECT array_agg(seq) ...))``, an init plan computed once, whose
-    array then prunes the partitions at run time (a join could be planned as a hash or merge join reading
-    every partition's index whole)."""
-    return _seq_in(sa.select(sa.func.array_agg(lookup_ids.c.seq)).where(condition))
-
-
-def _seq_in(found: sa.Select[Any]) -> Any:
-    """``messages.seq = ANY(CAST((found) AS BIGINT[]))``: the cast makes it one array, not a set of them."""
-    return messages.c.seq == sa.any_(sa.cast(found.scalar_subquery(), ARRAY(sa.BigInteger())))
+    (on its columns): ``seq IN (SELECT seq FROM lookup_ids ...)``, planned as a nested loop whose inner
+    side, ``messages`` by ``seq``, is pruned to one partition per entry at run time. (An array of the seqs,
+    ``seq = ANY((SELECT array_agg(seq) ...))``, is not pruned: it probes every partition's key.)"""
+    return messages.c.seq.in_(sa.select(lookup_ids.c.seq).where(condition))
