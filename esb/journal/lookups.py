@@ -20,15 +20,18 @@ Both have an index on ``seq``. A row deleted from ``messages`` or ``business_key
 moves out of the default partition) takes its entry with it (``AFTER DELETE`` triggers). Dropping a
 partition fires no trigger: the prune then forgets the period's entries whose message is gone
 (:func:`forget`: batches by ``seq``, after the drop, outside its lock), so the drop stays instant.
-Readers select ``messages`` by ``seq IN (SELECT seq FROM lookup_... WHERE ...)``: one index probe, then
-the message's one partition (run-time partition pruning in the nested loop); an entry without its message (between a drop and its
-:func:`forget`) finds nothing. SQLite is not partitioned and has neither table.
+Readers look the seqs up first, then read ``messages`` by ``seq IN (the seqs as parameters)``: one index
+probe, then the message's one partition, pruned when the statement is planned. (A subquery, ``seq IN
+(SELECT seq FROM lookup_ids ...)``, is pruned at run time only: read cold, planning it opened every
+partition's indexes, 107 blocks and ~20 ms from the disk at 10 M, against 0.7 ms to execute; an array
+of the seqs, ``seq = ANY((SELECT array_agg(seq) ...))``, is not pruned at all.) An entry without its
+message (between a drop and its :func:`forget`) finds nothing. SQLite is not partitioned and has neither
+table.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -121,7 +124,9 @@ def install(conn: sa.Connection) -> None:
         conn.exec_driver_sql(function)
     conn.exec_driver_sql(UNIQUE_ID_FUNCTION)
     for name, (table, when, function) in TRIGGERS.items():
-        conn.exec_driver_sql(f"CREATE TRIGGER {name} {when} ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()")
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {name} {when} ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()"
+        )
 
 
 def fill(conn: sa.Connection) -> None:
@@ -136,7 +141,9 @@ def fill(conn: sa.Connection) -> None:
         "INSERT INTO lookup_keys (value, name, seq) SELECT value, name, message_seq FROM business_keys"
     )
     conn.exec_driver_sql("ALTER TABLE lookup_ids ADD CONSTRAINT lookup_ids_pkey PRIMARY KEY (id, route)")
-    conn.exec_driver_sql("ALTER TABLE lookup_keys ADD CONSTRAINT lookup_keys_pkey PRIMARY KEY (value, name, seq)")
+    conn.exec_driver_sql(
+        "ALTER TABLE lookup_keys ADD CONSTRAINT lookup_keys_pkey PRIMARY KEY (value, name, seq)"
+    )
     conn.exec_driver_sql("CREATE INDEX ix_lookup_ids_seq ON lookup_ids (seq)")
     conn.exec_driver_sql("CREATE INDEX ix_lookup_keys_seq ON lookup_keys (seq)")
     conn.exec_driver_sql("ANALYZE lookup_ids")
@@ -192,19 +199,26 @@ def _forget(engine: sa.Engine, table: sa.Table, low: int | None, high: int | Non
             after = upper
 
 
-def keyed_ids(value: Any, name: Any = None) -> sa.Select[Any]:
-    """The ids of the message rows with a business key ``value`` (and ``name`` unless None): one probe of
-    ``lookup_keys``, then each row in its own partition (:func:`seqs_of`)."""
+def seqs_of_key(conn: sa.Connection, value: str, name: str | None = None) -> list[int]:
+    """The seqs of the message rows with a business key ``value`` (and ``name`` unless None): one probe
+    of ``lookup_keys``."""
     k = lookup_keys.c
-    found = sa.select(k.seq).where(k.value == value)
+    stmt = sa.select(k.seq).where(k.value == value)
     if name is not None:
-        found = found.where(k.name == name)
-    return sa.select(messages.c.id).where(messages.c.seq.in_(found))
+        stmt = stmt.where(k.name == name)
+    return sorted(set(conn.execute(stmt).scalars()))
 
 
-def seqs_of(condition: Any) -> Any:
-    """The condition on ``messages`` selecting the rows whose ``lookup_ids`` entry matches ``condition``
-    (on its columns): ``seq IN (SELECT seq FROM lookup_ids ...)``, planned as a nested loop whose inner
-    side, ``messages`` by ``seq``, is pruned to one partition per entry at run time. (An array of the seqs,
-    ``seq = ANY((SELECT array_agg(seq) ...))``, is not pruned: it probes every partition's key.)"""
-    return messages.c.seq.in_(sa.select(lookup_ids.c.seq).where(condition))
+def seqs_of_ids(conn: sa.Connection, ids: list[str]) -> list[int]:
+    """The seqs of the message rows of ``ids`` on every route: one probe of ``lookup_ids`` an id."""
+    if not ids:
+        return []
+    stmt = sa.select(lookup_ids.c.seq).where(lookup_ids.c.id.in_(ids))
+    return sorted(conn.execute(stmt).scalars())
+
+
+def ids_of_seqs(conn: sa.Connection, seqs: list[int]) -> list[str]:
+    """The ids of the message rows ``seqs`` (each read in its partition: :func:`seqs_of_key`'s caller)."""
+    if not seqs:
+        return []
+    return sorted(set(conn.execute(sa.select(messages.c.id).where(messages.c.seq.in_(seqs))).scalars()))

@@ -64,21 +64,21 @@ def uses_lookups(conn: sa.Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def rows_of_ids(ids: Any, lookup: bool) -> Any:
-    """The condition on ``messages`` selecting the rows of ``ids`` (one id, a list, or a statement or bind
-    parameter giving ids: a list or statement is an ``IN``): with ``lookup``, by the seqs ``lookup_ids``
-    gives instead (one index probe, then each row in its own partition, instead of a probe of every
-    partition's ``(id, route)`` index)."""
-
-    def match(column: Any) -> Any:
-        single = isinstance(ids, str) or (isinstance(ids, sa.BindParameter) and not ids.expanding)
-        return column == ids if single else column.in_(ids)
-
-    if not lookup:
-        return match(messages.c.id)
-    # the seqs alone (exact: seqs are never reused): a condition on messages.id too would let the planner
-    # probe every partition's (id, route) index, which it costs no higher than one pruned probe
-    return lookups.seqs_of(match(lookups.lookup_ids.c.id))
+def seqs_for(conn: sa.Connection, flt: Filter) -> list[int] | None:
+    """On PostgreSQL (:func:`uses_lookups`), the seqs of the message rows ``flt``'s id and business key
+    select, from the look-up tables (esb/journal/lookups.py); None elsewhere or when ``flt`` has neither.
+    A key's rows are those of the ids it is indexed on, on every route (:func:`ids_with_key`)."""
+    if not uses_lookups(conn) or (flt.message_id is None and flt.key is None):
+        return None
+    found: set[int] | None = None
+    if flt.message_id is not None:
+        found = set(lookups.seqs_of_ids(conn, [flt.message_id]))
+    if flt.key is not None:
+        name, value = flt.key
+        ids = lookups.ids_of_seqs(conn, lookups.seqs_of_key(conn, str(value), name))
+        keyed = set(lookups.seqs_of_ids(conn, ids))
+        found = keyed if found is None else found & keyed
+    return sorted(found or ())
 
 
 def _by_dead_letters(flt: Filter) -> bool:
@@ -95,7 +95,7 @@ def find_statement(
     *,
     dead_first: bool = False,
     with_state: bool = True,
-    lookup: bool = False,
+    seqs: list[int] | None = None,
 ) -> sa.Select[Any]:
     """The statement of :func:`find` (``limit`` a number or a bind parameter), its rows with the
     message's ``seq``. ``dead_first`` (what :func:`find` does for the state ``dead_lettered``) selects
@@ -103,7 +103,7 @@ def find_statement(
     (migration 0014): no event is read. Without it the latest state of each candidate is read from
     ``events`` (the reference the differential tests compare with), unless ``with_state`` is False and
     no state is asked for: then the rows' ``state`` is NULL and no event is read (replay's selection).
-    ``lookup`` (PostgreSQL: :func:`uses_lookups`) finds ids and business keys through the look-up tables."""
+    ``seqs`` (:func:`seqs_for`, PostgreSQL) replaces ``flt``'s id and key: the rows they select, by seq."""
     dead_first = dead_first and flt.state == "dead_lettered"
     state: Any
     if dead_first:
@@ -115,18 +115,16 @@ def find_statement(
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
     stmt = sa.select(messages.c.seq, *columns, messages.c.body.is_not(None).label("has_body"), state)
     conditions: list[Any] = []
-    if flt.message_id is not None:
-        conditions.append(rows_of_ids(flt.message_id, lookup))
+    if seqs is not None:
+        conditions.append(messages.c.seq.in_(seqs))
+    elif flt.message_id is not None:
+        conditions.append(messages.c.id == flt.message_id)
     if flt.correlation_id is not None:
         conditions.append(messages.c.correlation_id == flt.correlation_id)
-    if flt.key is not None:
+    if flt.key is not None and seqs is None:
         name, value = flt.key
-        if lookup:
-            keyed = lookups.keyed_ids(str(value), name)
-            conditions.append(rows_of_ids(keyed, lookup))
-        else:
-            key = sa.and_(business_keys.c.name == name, business_keys.c.value == str(value))
-            conditions.append(messages.c.id.in_(ids_with_key(key)))
+        key = sa.and_(business_keys.c.name == name, business_keys.c.value == str(value))
+        conditions.append(messages.c.id.in_(ids_with_key(key)))
     if flt.route is not None:
         conditions.append(messages.c.route == flt.route)
     newest_first: Any = messages.c.received_at
@@ -183,7 +181,7 @@ def _find(
     """:func:`find`, each record with its row's seq."""
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
     stmt = find_statement(
-        flt, limit, extra, dead_first=_by_dead_letters(flt), with_state=with_state, lookup=uses_lookups(conn)
+        flt, limit, extra, dead_first=_by_dead_letters(flt), with_state=with_state, seqs=seqs_for(conn, flt)
     )
     rows = conn.execute(stmt).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows}) if with_keys else {}
@@ -275,7 +273,12 @@ def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
     lookup = uses_lookups(conn)
     for batch in _chunks(sorted(ids)):
         stmt = sa.select(messages.c.id, business_keys.c.name, business_keys.c.value).select_from(joined)
-        for mid, name, value in conn.execute(stmt.where(rows_of_ids(batch, lookup))):
+        if lookup:
+            seqs = lookups.seqs_of_ids(conn, batch)
+            stmt = stmt.where(messages.c.seq.in_(seqs), business_keys.c.message_seq.in_(seqs))
+        else:
+            stmt = stmt.where(messages.c.id.in_(batch))
+        for mid, name, value in conn.execute(stmt):
             out.setdefault(mid, {})[name] = value
     return out
 
@@ -291,8 +294,9 @@ def cold_statements() -> dict[str, sa.Select[Any]]:
 
 @cache
 def lookup_statements() -> dict[str, sa.Select[Any]]:
-    """:func:`cold_statements` as PostgreSQL runs them: ids and business keys found through the look-up
-    tables (esb/journal/lookups.py), the same rows."""
+    """:func:`cold_statements` as PostgreSQL runs them (:func:`runner`): ``keyed``, ``seed``, ``linked``
+    and ``history`` select the rows by ``seqs`` (a list), which the runner finds first in the look-up
+    tables (esb/journal/lookups.py) from ``key`` or ``ids``: the same rows, planned on their partitions."""
     return _walk_statements(lookup=True)
 
 
@@ -303,23 +307,28 @@ def _walk_statements(*, lookup: bool) -> dict[str, sa.Select[Any]]:
     joined = events.join(messages, messages.c.seq == events.c.message_seq)
     seed: Any = sa.select(messages.c.id).where(sa.or_(messages.c.id == key, messages.c.correlation_id == key))
     keyed = ids_with_key(business_keys.c.value == key)
-    if lookup:  # the OR of two indexes becomes a union: the id's half is a join of lookup_ids
-        keyed = lookups.keyed_ids(key)
+    rows: Any = messages.c.id.in_(ids)
+    of_rows: Any = rows
+    if lookup:  # the rows by their seqs, which lookup_walk's runner found first
+        seqs = sa.bindparam("seqs", expanding=True, type_=sa.BigInteger())
+        rows = messages.c.seq.in_(seqs)
+        of_rows = sa.and_(rows, events.c.message_seq.in_(seqs))
+        keyed = sa.select(messages.c.id).where(rows)
         seed = sa.union(
-            sa.select(messages.c.id).where(rows_of_ids(key, lookup)),
+            sa.select(messages.c.id).where(rows),
             sa.select(messages.c.id).where(messages.c.correlation_id == key),
         )
     return {
         "keyed": keyed,
         "seed": seed,
-        "linked": sa.select(messages.c.correlation_id, messages.c.causation_id).where(rows_of_ids(ids, lookup)),
+        "linked": sa.select(messages.c.correlation_id, messages.c.causation_id).where(rows),
         "children": sa.select(messages.c.id).where(messages.c.causation_id.in_(ids)),
         "correlated": sa.select(messages.c.id).where(messages.c.correlation_id.in_(ids)),
         "history": sa.select(
             *columns, messages.c.id.label("message_id"), events.c.body.is_not(None).label("has_body")
         )
         .select_from(joined)
-        .where(rows_of_ids(ids, lookup)),
+        .where(of_rows),
         "dead_lettered_counts": dead_lettered_counts_statement(
             sa.bindparam("routes", expanding=True, type_=sa.String())
         ),
@@ -328,9 +337,28 @@ def _walk_statements(*, lookup: bool) -> dict[str, sa.Select[Any]]:
 
 def runner(conn: sa.Connection) -> walk.Run:
     """Run :func:`cold_statements` on ``conn`` (for :mod:`esb.journal.conversation`)."""
-    statements = lookup_statements() if uses_lookups(conn) else cold_statements()
+    if uses_lookups(conn):
+        return lookup_runner(conn)
+    statements = cold_statements()
 
     def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [dict(row) for row in conn.execute(statements[name], params).mappings()]
+
+    return run
+
+
+def lookup_runner(conn: sa.Connection) -> walk.Run:
+    """:func:`runner` on PostgreSQL: the seqs of a statement's ``key`` (as a business key for ``keyed``,
+    as a message id for ``seed``) or ``ids`` are looked up first, then :func:`lookup_statements` run."""
+    statements = lookup_statements()
+
+    def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if name == "keyed":
+            params = {"seqs": lookups.seqs_of_key(conn, params["key"])}
+        elif name == "seed":
+            params = {**params, "seqs": lookups.seqs_of_ids(conn, [params["key"]])}
+        elif name in ("linked", "history"):
+            params = {"seqs": lookups.seqs_of_ids(conn, params["ids"])}
         return [dict(row) for row in conn.execute(statements[name], params).mappings()]
 
     return run
@@ -350,12 +378,19 @@ def ingress_body(conn: sa.Connection, message_id: str) -> bytes | None:
     """Return the body stored when ``message_id`` first entered the hub (on any route)."""
     stmt = (
         sa.select(messages.c.body)
-        .where(rows_of_ids(message_id, uses_lookups(conn)), messages.c.body.is_not(None))
+        .where(_of_id(conn, message_id), messages.c.body.is_not(None))
         .order_by(messages.c.received_at)
         .limit(1)
     )
     body = conn.execute(stmt).scalar()
     return bytes(body) if body is not None else None
+
+
+def _of_id(conn: sa.Connection, message_id: str) -> Any:
+    """The condition on ``messages`` of the rows of ``message_id``: by their seqs on PostgreSQL."""
+    if uses_lookups(conn):
+        return messages.c.seq.in_(lookups.seqs_of_ids(conn, [message_id]))
+    return messages.c.id == message_id
 
 
 def event_body_statement(event_id: int, seqs: list[int] | None = None) -> sa.Select[Any]:
@@ -367,13 +402,15 @@ def event_body_statement(event_id: int, seqs: list[int] | None = None) -> sa.Sel
 
 def event_body(conn: sa.Connection, event_id: int, message_id: str | None = None) -> bytes | None:
     """Return the body stored with one event, or None. ``message_id``, the event's message (as listed by
-    ``history``), bounds the look-up by the rows of that id (:func:`rows_of_ids`):
+    ``history``), bounds the look-up by the rows of that id (:func:`_of_id`):
     on the partitioned PostgreSQL journal, whose ``events`` has no index on ``id`` alone (primary key
     ``(message_seq, id)``), the look-up by ``id`` alone reads every event (docs/journal.md)."""
     seqs = None
     if message_id is not None:
-        of_id = sa.select(messages.c.seq).where(rows_of_ids(message_id, uses_lookups(conn)))
-        seqs = list(conn.execute(of_id).scalars())
+        if uses_lookups(conn):  # a stale entry's seq (esb/journal/lookups.py) finds no event: harmless
+            seqs = lookups.seqs_of_ids(conn, [message_id])
+        else:
+            seqs = list(conn.execute(sa.select(messages.c.seq).where(messages.c.id == message_id)).scalars())
         if not seqs:
             return None
     body = conn.execute(event_body_statement(event_id, seqs)).scalar()
