@@ -193,8 +193,14 @@ def _forget(engine: sa.Engine, table: sa.Table, low: int | None, high: int | Non
             upper = conn.execute(sa.select(sa.func.max(window.subquery().c.seq))).scalar()
             if upper is None:
                 return total
-            orphan = ~sa.exists().where(messages.c.seq == seq)
+            # the same span on messages' side: its partitions pruned when planned, not hashed whole
             span = [seq <= upper] if after is None else [seq > after, seq <= upper]
+            rows = (
+                [messages.c.seq <= upper]
+                if after is None
+                else [messages.c.seq > after, messages.c.seq <= upper]
+            )
+            orphan = ~sa.exists().where(messages.c.seq == seq, *rows)
             total += conn.execute(sa.delete(table).where(*span, orphan)).rowcount
             after = upper
 
