@@ -32,6 +32,7 @@ table.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
@@ -129,25 +130,22 @@ def install(conn: sa.Connection) -> None:
         )
 
 
-def fill(conn: sa.Connection) -> None:
-    """Fill the look-up tables from the partitions (migration 0017): the indexes are built after the rows
-    (a sort each, much faster than millions of random inserts)."""
+def fill(run: Callable[[str], object]) -> None:
+    """Fill the empty look-up tables from the partitions (migration 0017, the bench's server-side fill),
+    ``run`` executing one SQL statement: the indexes are built after the rows (a sort each, much faster
+    than millions of random inserts)."""
     for index in ("lookup_ids_pkey", "lookup_keys_pkey"):
-        conn.exec_driver_sql(f"ALTER TABLE {index.removesuffix('_pkey')} DROP CONSTRAINT {index}")
+        run(f"ALTER TABLE {index.removesuffix('_pkey')} DROP CONSTRAINT {index}")
     for index in ("ix_lookup_ids_seq", "ix_lookup_keys_seq"):
-        conn.exec_driver_sql(f"DROP INDEX {index}")
-    conn.exec_driver_sql("INSERT INTO lookup_ids (id, route, seq) SELECT id, route, seq FROM messages")
-    conn.exec_driver_sql(
-        "INSERT INTO lookup_keys (value, name, seq) SELECT value, name, message_seq FROM business_keys"
-    )
-    conn.exec_driver_sql("ALTER TABLE lookup_ids ADD CONSTRAINT lookup_ids_pkey PRIMARY KEY (id, route)")
-    conn.exec_driver_sql(
-        "ALTER TABLE lookup_keys ADD CONSTRAINT lookup_keys_pkey PRIMARY KEY (value, name, seq)"
-    )
-    conn.exec_driver_sql("CREATE INDEX ix_lookup_ids_seq ON lookup_ids (seq)")
-    conn.exec_driver_sql("CREATE INDEX ix_lookup_keys_seq ON lookup_keys (seq)")
-    conn.exec_driver_sql("ANALYZE lookup_ids")
-    conn.exec_driver_sql("ANALYZE lookup_keys")
+        run(f"DROP INDEX {index}")
+    run("INSERT INTO lookup_ids (id, route, seq) SELECT id, route, seq FROM messages")
+    run("INSERT INTO lookup_keys (value, name, seq) SELECT value, name, message_seq FROM business_keys")
+    run("ALTER TABLE lookup_ids ADD CONSTRAINT lookup_ids_pkey PRIMARY KEY (id, route)")
+    run("ALTER TABLE lookup_keys ADD CONSTRAINT lookup_keys_pkey PRIMARY KEY (value, name, seq)")
+    run("CREATE INDEX ix_lookup_ids_seq ON lookup_ids (seq)")
+    run("CREATE INDEX ix_lookup_keys_seq ON lookup_keys (seq)")
+    run("ANALYZE lookup_ids")
+    run("ANALYZE lookup_keys")
 
 
 def uninstall(conn: sa.Connection) -> None:

@@ -274,14 +274,17 @@ def comparable(conn: sa.Connection) -> Callable[..., bool] | None:
     """Alembic's ``include_object`` for comparing the tables in code with a partitioned journal (None when
     ``conn``'s is not): it leaves out what partitioning adds by design, the per-partition copies of the
     foreign keys (PostgreSQL shows them on the parent), the unique ``(id, route)``, which each
-    partition holds instead of the parent, and the look-up tables (esb/journal/lookups.py: PostgreSQL's
-    alone, declared in their own metadata)."""
+    partition holds instead of the parent, the look-up tables (esb/journal/lookups.py: PostgreSQL's
+    alone, declared in their own metadata) and the index on ``business_keys.value`` they replace."""
     if not is_partitioned(conn):
         return None
+    has_lookups = conn.execute(sa.text("SELECT to_regclass('lookup_ids')")).scalar() is not None
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table" and reflected and name in LOOKUP_TABLES:
             return False
+        if type_ == "index" and name == "ix_business_keys_value" and not reflected and compare_to is None:
+            return not has_lookups  # migration 0017 dropped it: lookup_keys serves the look-ups by value
         if type_ == "foreign_key_constraint" and reflected:
             return bool(obj.referred_table.schema != SCHEMA)
         return not (type_ == "index" and name == "ux_messages_id_route" and compare_to is None)

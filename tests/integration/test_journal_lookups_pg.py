@@ -266,3 +266,18 @@ def test_migration_0017_fills_the_tables_from_the_rows_and_goes_back(journal_url
         assert len(rows(journal, LOOKUPS)) == 9 + 9  # 9 message rows, 9 business keys
         assert build_trace(journal, "SO00000001").steps == traced
         assert journal.received("orders", Message(body=b"x", id="m00001")) is False
+
+
+def test_the_server_side_fill_fills_the_look_up_tables(journal: Journal, journal_url: str) -> None:
+    """bench/journal_fill_pg.py, whose session runs without triggers, fills the look-up tables after its
+    rows as migration 0017 does."""
+    from bench.journal_fill import Filler
+    from bench.journal_fill_pg import generate
+    from esb.runtime.leader import pg_connect
+    from tests.integration.test_journal_partitions_pg import _templates
+
+    with pg_connect(journal_url) as conn:
+        generate(conn, Filler(_templates(), 300, days=3), lambda done, total: None)
+    found = rows(journal, LOOKUPS)
+    assert len([r for r in found if r[0] == "id"]) == 300
+    assert found == rows(journal, FROM_ROWS)
