@@ -31,7 +31,6 @@ table.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -155,16 +154,6 @@ def uninstall(conn: sa.Connection) -> None:
     for name in FUNCTIONS:
         conn.exec_driver_sql(f"DROP FUNCTION {name}()")
     metadata.drop_all(conn)
-
-
-def seq_range(bound: str) -> tuple[int | None, int | None]:
-    """The ``[low, high)`` seqs of a partition's bound clause (None for ``MINVALUE``, or both None for
-    the default partition's ``DEFAULT``)."""
-    found = re.search(r"FROM \('?(-?\d+|MINVALUE)'?\) TO \('?(-?\d+)'?\)", bound)
-    if found is None:
-        return None, None
-    low = None if found.group(1) == "MINVALUE" else int(found.group(1))
-    return low, int(found.group(2))
 
 
 def forget(engine: sa.Engine, low: int | None, high: int | None) -> dict[str, int]:

@@ -177,12 +177,10 @@ def _exists(conn: sa.Connection, name: str) -> bool:
 def _take_from_default(conn: sa.Connection, part: Partition) -> bool:
     """Copy the rows of ``part``'s range from the default partition to temporary tables and delete them
     there; False (nothing done) when there is no default partition or none of its rows is in the range."""
-    found = re.search(r"FROM \('?(-?\d+|MINVALUE)'?\) TO \('?(-?\d+)'?\)", part.bound)
+    low, high = seq_range(part.bound)
     default = Partition(DEFAULT, None, "DEFAULT")
-    if found is None or not _exists(conn, default.leaf("messages")):
+    if high is None or not _exists(conn, default.leaf("messages")):
         return False
-    low = None if found.group(1) == "MINVALUE" else int(found.group(1))
-    high = int(found.group(2))
     where = f"{{key}} < {high}" + ("" if low is None else f" AND {{key}} >= {low}")
     probe = f"SELECT 1 FROM {default.leaf('messages')} WHERE {where.format(key='seq')} LIMIT 1"  # noqa: S608
     if conn.exec_driver_sql(probe).first() is None:
@@ -195,6 +193,16 @@ def _take_from_default(conn: sa.Connection, part: Partition) -> bool:
     for table, key in reversed(TABLES):
         conn.exec_driver_sql(f"DELETE FROM {default.leaf(table)} WHERE {where.format(key=key)}")  # noqa: S608
     return True
+
+
+def seq_range(bound: str) -> tuple[int | None, int | None]:
+    """The ``[low, high)`` seqs of a partition's bound clause (None for ``MINVALUE``, or both None for
+    the default partition's ``DEFAULT``)."""
+    found = re.search(r"FROM \('?(-?\d+|MINVALUE)'?\) TO \('?(-?\d+)'?\)", bound)
+    if found is None:
+        return None, None
+    low = None if found.group(1) == "MINVALUE" else int(found.group(1))
+    return low, int(found.group(2))
 
 
 def lock(conn: sa.Connection) -> None:

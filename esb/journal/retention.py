@@ -171,7 +171,7 @@ def _drop_days(
             result.rows[table] += count
         result.dropped.append(part.suffix)
         # the look-up tables' entries of the rows gone (the drop fired no trigger), after its lock
-        for table, count in lookups.forget(engine, *lookups.seq_range(part.bound)).items():
+        for table, count in lookups.forget(engine, *partitions.seq_range(part.bound)).items():
             result.rows[table] += count
 
 
