@@ -337,6 +337,8 @@ def fill_postgres(url: str, filler: Filler) -> dict[str, list[str]]:
         partitioned = conn.execute("SELECT relkind FROM pg_class WHERE oid = 'messages'::regclass").fetchone()
         # a partitioned journal has the unique (id, route) on each day's partition (made by generate)
         skip = ("ux_messages_id_route",) if partitioned[0] == "p" else ()
+        if conn.execute("SELECT to_regclass('lookup_ids')").fetchone()[0] is not None:
+            skip += ("ix_business_keys_value",)  # migration 0017 dropped it (esb/journal/lookups.py)
         _build_indexes(conn.execute, skip)
         conn.execute("ANALYZE")
     return samples

@@ -11,7 +11,8 @@ journal: ``day * PER_DAY + i + 1`` (esb/journal/partitions.py), in the partition
 During the fill the session runs with ``session_replication_role = replica``: the foreign keys' checks and
 the unique-id trigger are off (the rows are consistent and the ids unique by construction; the server is
 a superuser's throwaway one). So are the triggers that keep ``dead_letters`` (migrations 0011, 0014): the
-table is filled after the chunks (:data:`DEAD_LETTERS`: the message rows whose latest event is dead).
+table is filled after the chunks (:data:`DEAD_LETTERS`: the message rows whose latest event is dead), and
+so are migration 0017's look-up tables (``esb.journal.lookups.fill``, as the migration fills them).
 Secondary indexes are dropped before and built after, as the other fills do.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from esb.journal import partitions
+from esb.journal import lookups, partitions
 
 #: Messages per chunk (three statements, one transaction).
 CHUNK = 250_000
@@ -167,6 +168,8 @@ def generate(conn: Any, filler: Any, progress: Any) -> dict[str, Any]:
                 conn.execute(sql, {**params, "first": first, "last": last})
         progress(last, filler.n)
     conn.execute(DEAD_LETTERS)
+    if conn.execute("SELECT to_regclass('lookup_ids')").fetchone()[0] is not None:
+        lookups.fill(conn.execute)  # migration 0017's look-up tables: their triggers were off too
     conn.execute("SET session_replication_role = DEFAULT")
     filler.event_id = conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0
     conn.execute("SELECT setval('events_id_seq', %s)", (filler.event_id,))

@@ -9,7 +9,9 @@ its row, its ``delivered`` event with the body sent, the route-level event and i
 client process's CPU (``time.process_time``) and the PostgreSQL server's CPU (its processes, from /proc)
 per message, and the wall time, as the median of ``--rounds`` rounds of ``--batches`` batches on a
 fresh database each. ``--sqlite`` writes the same batches to a fresh SQLite file per round instead (the
-embedded default's journal: no server, so its CPU column reads 0).
+embedded default's journal: no server, so its CPU column reads 0). ``--url URL --pg-data DIR`` writes the
+rounds into an existing PostgreSQL journal instead (a 10 M one: the inserts' cost where its indexes are
+large; new message ids each run), ``DIR`` the server's data folder (its CPU).
 """
 
 from __future__ import annotations
@@ -88,8 +90,18 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sqlite", action="store_true", help="a SQLite file instead of PostgreSQL")
+    parser.add_argument("--url", help="an existing PostgreSQL journal to write into (not dropped)")
+    parser.add_argument("--pg-data", type=Path, help="with --url: the server's data folder (its CPU)")
     args = parser.parse_args()
     figures: list[tuple[float, float, float]] = []
+    if args.url:
+        postmaster = postmaster_pid(args.pg_data) if args.pg_data else None
+        with Journal(args.url) as journal:
+            one_round(journal, 2, args.size, 1000, postmaster)  # warm-up
+            for round_no in range(args.rounds):
+                figures.append(one_round(journal, args.batches, args.size, round_no, postmaster))
+        report(figures)
+        return
     if args.sqlite:
         with tempfile.TemporaryDirectory() as folder:
             for round_no in range(args.rounds):

@@ -21,7 +21,9 @@ Unique constraints. PostgreSQL enforces a unique index only when it holds the pa
   the hash of ``(route, id)`` (two inserts of one id wait for each other, so the second sees the first
   once committed) and skips the row (as ``DO NOTHING`` does) when a row of that id and route exists in
   any partition. Look-ups by id (the idempotent receiver's ``was_delivered``, ``outcome``, ``seq_of``)
-  read each partition's unique index: one index probe per partition.
+  read each partition's unique index: one index probe per partition. Since migration 0017 the trigger
+  de-duplicates by the unpartitioned ``lookup_ids`` instead, and the operators' look-ups by id or business
+  key (trace, find, the console's searches) go through it and ``lookup_keys`` (esb/journal/lookups.py).
 
 Rows that existed before the conversion (migration 0012) keep their ``seq`` in one ``*_legacy`` partition
 (``MINVALUE`` up to their last seq), pruned like any other. Partitions live in the schema
@@ -54,6 +56,8 @@ TABLES = (("messages", "seq"), ("events", "message_seq"), ("business_keys", "mes
 LOCK_KEY = 0x65736270617274
 #: Advisory lock around the day's first jump of the sequence ("esbseqd" in ASCII).
 SEQ_LOCK_KEY = 0x65736273657164
+#: The unpartitioned look-up tables of migration 0017 (esb/journal/lookups.py).
+LOOKUP_TABLES = ("lookup_ids", "lookup_keys")
 LEGACY = "legacy"
 #: The partition of rows whose day has none (a hub that neither restarted nor pruned for days): they are
 #: moved to their day's partition when it is created (:func:`create`), so an insert is never refused.
@@ -173,12 +177,10 @@ def _exists(conn: sa.Connection, name: str) -> bool:
 def _take_from_default(conn: sa.Connection, part: Partition) -> bool:
     """Copy the rows of ``part``'s range from the default partition to temporary tables and delete them
     there; False (nothing done) when there is no default partition or none of its rows is in the range."""
-    found = re.search(r"FROM \('?(-?\d+|MINVALUE)'?\) TO \('?(-?\d+)'?\)", part.bound)
+    low, high = seq_range(part.bound)
     default = Partition(DEFAULT, None, "DEFAULT")
-    if found is None or not _exists(conn, default.leaf("messages")):
+    if high is None or not _exists(conn, default.leaf("messages")):
         return False
-    low = None if found.group(1) == "MINVALUE" else int(found.group(1))
-    high = int(found.group(2))
     where = f"{{key}} < {high}" + ("" if low is None else f" AND {{key}} >= {low}")
     probe = f"SELECT 1 FROM {default.leaf('messages')} WHERE {where.format(key='seq')} LIMIT 1"  # noqa: S608
     if conn.exec_driver_sql(probe).first() is None:
@@ -191,6 +193,16 @@ def _take_from_default(conn: sa.Connection, part: Partition) -> bool:
     for table, key in reversed(TABLES):
         conn.exec_driver_sql(f"DELETE FROM {default.leaf(table)} WHERE {where.format(key=key)}")  # noqa: S608
     return True
+
+
+def seq_range(bound: str) -> tuple[int | None, int | None]:
+    """The ``[low, high)`` seqs of a partition's bound clause (None for ``MINVALUE``, or both None for
+    the default partition's ``DEFAULT``)."""
+    found = re.search(r"FROM \('?(-?\d+|MINVALUE)'?\) TO \('?(-?\d+)'?\)", bound)
+    if found is None:
+        return None, None
+    low = None if found.group(1) == "MINVALUE" else int(found.group(1))
+    return low, int(found.group(2))
 
 
 def lock(conn: sa.Connection) -> None:
@@ -271,12 +283,18 @@ def drop(conn: sa.Connection, part: Partition) -> None:
 def comparable(conn: sa.Connection) -> Callable[..., bool] | None:
     """Alembic's ``include_object`` for comparing the tables in code with a partitioned journal (None when
     ``conn``'s is not): it leaves out what partitioning adds by design, the per-partition copies of the
-    foreign keys (PostgreSQL shows them on the parent) and the unique ``(id, route)``, which each
-    partition holds instead of the parent."""
+    foreign keys (PostgreSQL shows them on the parent), the unique ``(id, route)``, which each
+    partition holds instead of the parent, the look-up tables (esb/journal/lookups.py: PostgreSQL's
+    alone, declared in their own metadata) and the index on ``business_keys.value`` they replace."""
     if not is_partitioned(conn):
         return None
+    has_lookups = conn.execute(sa.text("SELECT to_regclass('lookup_ids')")).scalar() is not None
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and reflected and name in LOOKUP_TABLES:
+            return False
+        if type_ == "index" and name == "ix_business_keys_value" and not reflected and compare_to is None:
+            return not has_lookups  # migration 0017 dropped it: lookup_keys serves the look-ups by value
         if type_ == "foreign_key_constraint" and reflected:
             return bool(obj.referred_table.schema != SCHEMA)
         return not (type_ == "index" and name == "ux_messages_id_route" and compare_to is None)

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from esb.journal import conversation as walk
+from esb.journal import lookups
 from esb.journal.constants import STUCK_LIMIT as STUCK_LIMIT
 from esb.journal.conversation import CHUNK as CHUNK
 from esb.journal.conversation import MAX_CONVERSATION as MAX_CONVERSATION
@@ -57,6 +58,29 @@ def ids_with_key(where: Any) -> Any:
     )
 
 
+def uses_lookups(conn: sa.Connection) -> bool:
+    """Whether look-ups by id or business key on ``conn`` go through the look-up tables (PostgreSQL, whose
+    journal at head is partitioned: esb/journal/lookups.py)."""
+    return conn.dialect.name == "postgresql"
+
+
+def seqs_for(conn: sa.Connection, flt: Filter) -> list[int] | None:
+    """On PostgreSQL (:func:`uses_lookups`), the seqs of the message rows ``flt``'s id and business key
+    select, from the look-up tables (esb/journal/lookups.py); None elsewhere or when ``flt`` has neither.
+    A key's rows are those of the ids it is indexed on, on every route (:func:`ids_with_key`)."""
+    if not uses_lookups(conn) or (flt.message_id is None and flt.key is None):
+        return None
+    found: set[int] | None = None
+    if flt.message_id is not None:
+        found = set(lookups.seqs_of_ids(conn, [flt.message_id]))
+    if flt.key is not None:
+        name, value = flt.key
+        ids = lookups.ids_of_seqs(conn, lookups.seqs_of_key(conn, str(value), name))
+        keyed = set(lookups.seqs_of_ids(conn, ids))
+        found = keyed if found is None else found & keyed
+    return sorted(found or ())
+
+
 def _by_dead_letters(flt: Filter) -> bool:
     """Whether :func:`find` selects from ``dead_letters``: for the state ``dead_lettered`` unless an id,
     correlation id or business key already narrows it to a few message rows (their own indexes)."""
@@ -71,13 +95,15 @@ def find_statement(
     *,
     dead_first: bool = False,
     with_state: bool = True,
+    seqs: list[int] | None = None,
 ) -> sa.Select[Any]:
     """The statement of :func:`find` (``limit`` a number or a bind parameter), its rows with the
     message's ``seq``. ``dead_first`` (what :func:`find` does for the state ``dead_lettered``) selects
     from ``dead_letters``, which holds exactly the message rows whose latest state is ``dead_lettered``
     (migration 0014): no event is read. Without it the latest state of each candidate is read from
     ``events`` (the reference the differential tests compare with), unless ``with_state`` is False and
-    no state is asked for: then the rows' ``state`` is NULL and no event is read (replay's selection)."""
+    no state is asked for: then the rows' ``state`` is NULL and no event is read (replay's selection).
+    ``seqs`` (:func:`seqs_for`, PostgreSQL) replaces ``flt``'s id and key: the rows they select, by seq."""
     dead_first = dead_first and flt.state == "dead_lettered"
     state: Any
     if dead_first:
@@ -89,11 +115,13 @@ def find_statement(
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
     stmt = sa.select(messages.c.seq, *columns, messages.c.body.is_not(None).label("has_body"), state)
     conditions: list[Any] = []
-    if flt.message_id is not None:
+    if seqs is not None:
+        conditions.append(messages.c.seq.in_(seqs))
+    elif flt.message_id is not None:
         conditions.append(messages.c.id == flt.message_id)
     if flt.correlation_id is not None:
         conditions.append(messages.c.correlation_id == flt.correlation_id)
-    if flt.key is not None:
+    if flt.key is not None and seqs is None:
         name, value = flt.key
         key = sa.and_(business_keys.c.name == name, business_keys.c.value == str(value))
         conditions.append(messages.c.id.in_(ids_with_key(key)))
@@ -152,7 +180,9 @@ def _find(
 ) -> list[tuple[int, MessageRecord]]:
     """:func:`find`, each record with its row's seq."""
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
-    stmt = find_statement(flt, limit, extra, dead_first=_by_dead_letters(flt), with_state=with_state)
+    stmt = find_statement(
+        flt, limit, extra, dead_first=_by_dead_letters(flt), with_state=with_state, seqs=seqs_for(conn, flt)
+    )
     rows = conn.execute(stmt).mappings().all()
     keys = _keys_of(conn, {row["id"] for row in rows}) if with_keys else {}
     return [
@@ -236,12 +266,19 @@ def _keys_of(conn: sa.Connection, ids: set[str]) -> dict[str, dict[str, str]]:
     By id, not by the rows' ``seq``: a key indexed on another route's row of the id counts too. On a
     partitioned PostgreSQL journal that is one probe of each week's ``(id, route)`` index per id (no bound
     on ``seq`` can narrow it): 60-180 ms for replay's 1,000 rows at 10 M messages over 6 weeks, against
-    8-16 ms for their own rows' keys by ``seq`` (bench/README.md "PostgreSQL at 10 M, partitioned")."""
+    8-16 ms for their own rows' keys by ``seq`` (bench/README.md "PostgreSQL at 10 M, partitioned"); since
+    migration 0017 the rows of the ids come from ``lookup_ids`` (esb/journal/lookups.py)."""
     out: dict[str, dict[str, str]] = {}
     joined = business_keys.join(messages, messages.c.seq == business_keys.c.message_seq)
+    lookup = uses_lookups(conn)
     for batch in _chunks(sorted(ids)):
         stmt = sa.select(messages.c.id, business_keys.c.name, business_keys.c.value).select_from(joined)
-        for mid, name, value in conn.execute(stmt.where(messages.c.id.in_(batch))):
+        if lookup:
+            seqs = lookups.seqs_of_ids(conn, batch)
+            stmt = stmt.where(messages.c.seq.in_(seqs), business_keys.c.message_seq.in_(seqs))
+        else:
+            stmt = stmt.where(messages.c.id.in_(batch))
+        for mid, name, value in conn.execute(stmt):
             out.setdefault(mid, {})[name] = value
     return out
 
@@ -252,23 +289,46 @@ def cold_statements() -> dict[str, sa.Select[Any]]:
     :mod:`esb.journal.conversation`; ``key`` the traced value, ``ids`` a list of message ids) and
     ``esb dlq``'s ``dead_lettered_counts`` (:func:`dead_lettered_counts`). esb/journal/sqltext.py holds them
     compiled for SQLite, and a unit test fails when it differs from a fresh compile."""
+    return _walk_statements(lookup=False)
+
+
+@cache
+def lookup_statements() -> dict[str, sa.Select[Any]]:
+    """:func:`cold_statements` as PostgreSQL runs them (:func:`runner`): ``keyed``, ``seed``, ``linked``
+    and ``history`` select the rows by ``seqs`` (a list), which the runner finds first in the look-up
+    tables (esb/journal/lookups.py) from ``key`` or ``ids``: the same rows, planned on their partitions."""
+    return _walk_statements(lookup=True)
+
+
+def _walk_statements(*, lookup: bool) -> dict[str, sa.Select[Any]]:
     key = sa.bindparam("key", type_=sa.String())
     ids = sa.bindparam("ids", expanding=True, type_=sa.String())
     columns = [c for c in events.c if c.name not in ("body", "message_seq")]
     joined = events.join(messages, messages.c.seq == events.c.message_seq)
+    seed: Any = sa.select(messages.c.id).where(sa.or_(messages.c.id == key, messages.c.correlation_id == key))
+    keyed = ids_with_key(business_keys.c.value == key)
+    rows: Any = messages.c.id.in_(ids)
+    of_rows: Any = rows
+    if lookup:  # the rows by their seqs, which lookup_walk's runner found first
+        seqs = sa.bindparam("seqs", expanding=True, type_=sa.BigInteger())
+        rows = messages.c.seq.in_(seqs)
+        of_rows = sa.and_(rows, events.c.message_seq.in_(seqs))
+        keyed = sa.select(messages.c.id).where(rows)
+        seed = sa.union(
+            sa.select(messages.c.id).where(rows),
+            sa.select(messages.c.id).where(messages.c.correlation_id == key),
+        )
     return {
-        "keyed": ids_with_key(business_keys.c.value == key),
-        "seed": sa.select(messages.c.id).where(
-            sa.or_(messages.c.id == key, messages.c.correlation_id == key)
-        ),
-        "linked": sa.select(messages.c.correlation_id, messages.c.causation_id).where(messages.c.id.in_(ids)),
+        "keyed": keyed,
+        "seed": seed,
+        "linked": sa.select(messages.c.correlation_id, messages.c.causation_id).where(rows),
         "children": sa.select(messages.c.id).where(messages.c.causation_id.in_(ids)),
         "correlated": sa.select(messages.c.id).where(messages.c.correlation_id.in_(ids)),
         "history": sa.select(
             *columns, messages.c.id.label("message_id"), events.c.body.is_not(None).label("has_body")
         )
         .select_from(joined)
-        .where(messages.c.id.in_(ids)),
+        .where(of_rows),
         "dead_lettered_counts": dead_lettered_counts_statement(
             sa.bindparam("routes", expanding=True, type_=sa.String())
         ),
@@ -277,9 +337,28 @@ def cold_statements() -> dict[str, sa.Select[Any]]:
 
 def runner(conn: sa.Connection) -> walk.Run:
     """Run :func:`cold_statements` on ``conn`` (for :mod:`esb.journal.conversation`)."""
+    if uses_lookups(conn):
+        return lookup_runner(conn)
     statements = cold_statements()
 
     def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [dict(row) for row in conn.execute(statements[name], params).mappings()]
+
+    return run
+
+
+def lookup_runner(conn: sa.Connection) -> walk.Run:
+    """:func:`runner` on PostgreSQL: the seqs of a statement's ``key`` (as a business key for ``keyed``,
+    as a message id for ``seed``) or ``ids`` are looked up first, then :func:`lookup_statements` run."""
+    statements = lookup_statements()
+
+    def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if name == "keyed":
+            params = {"seqs": lookups.seqs_of_key(conn, params["key"])}
+        elif name == "seed":
+            params = {**params, "seqs": lookups.seqs_of_ids(conn, [params["key"]])}
+        elif name in ("linked", "history"):
+            params = {"seqs": lookups.seqs_of_ids(conn, params["ids"])}
         return [dict(row) for row in conn.execute(statements[name], params).mappings()]
 
     return run
@@ -299,12 +378,19 @@ def ingress_body(conn: sa.Connection, message_id: str) -> bytes | None:
     """Return the body stored when ``message_id`` first entered the hub (on any route)."""
     stmt = (
         sa.select(messages.c.body)
-        .where(messages.c.id == message_id, messages.c.body.is_not(None))
+        .where(_of_id(conn, message_id), messages.c.body.is_not(None))
         .order_by(messages.c.received_at)
         .limit(1)
     )
     body = conn.execute(stmt).scalar()
     return bytes(body) if body is not None else None
+
+
+def _of_id(conn: sa.Connection, message_id: str) -> Any:
+    """The condition on ``messages`` of the rows of ``message_id``: by their seqs on PostgreSQL."""
+    if uses_lookups(conn):
+        return messages.c.seq.in_(lookups.seqs_of_ids(conn, [message_id]))
+    return messages.c.id == message_id
 
 
 def event_body_statement(event_id: int, seqs: list[int] | None = None) -> sa.Select[Any]:
@@ -316,12 +402,15 @@ def event_body_statement(event_id: int, seqs: list[int] | None = None) -> sa.Sel
 
 def event_body(conn: sa.Connection, event_id: int, message_id: str | None = None) -> bytes | None:
     """Return the body stored with one event, or None. ``message_id``, the event's message (as listed by
-    ``history``), bounds the look-up by the rows of that id (one probe of ``(id, route)`` a partition):
+    ``history``), bounds the look-up by the rows of that id (:func:`_of_id`):
     on the partitioned PostgreSQL journal, whose ``events`` has no index on ``id`` alone (primary key
     ``(message_seq, id)``), the look-up by ``id`` alone reads every event (docs/journal.md)."""
     seqs = None
     if message_id is not None:
-        seqs = list(conn.execute(sa.select(messages.c.seq).where(messages.c.id == message_id)).scalars())
+        if uses_lookups(conn):  # a stale entry's seq (esb/journal/lookups.py) finds no event: harmless
+            seqs = lookups.seqs_of_ids(conn, [message_id])
+        else:
+            seqs = list(conn.execute(sa.select(messages.c.seq).where(messages.c.id == message_id)).scalars())
         if not seqs:
             return None
     body = conn.execute(event_body_statement(event_id, seqs)).scalar()

@@ -12,7 +12,8 @@ may hold a message twice; the database never loses one that is not in the archiv
 On the partitioned PostgreSQL journal (esb/journal/partitions.py) the weeks that nearly all go are first
 dropped whole, their remaining rows moved to a new partition of the week (esb/journal/day_prune.py); the
 row prune then takes the rest, except the messages of the longest retention whose week has not ended
-before it (they go with their week's partition). Every prune there also creates the next partitions.
+before it (they go with their week's partition). Every prune there also creates the next partitions, and
+after a drop deletes the look-up tables' entries of the rows gone (esb/journal/lookups.py).
 
 The per-minute figures (``route_minutes``) are not pruned with the messages: a minute's figures stay
 whole while any of its outcomes is kept (they are what happened; counting from the rows left would give a
@@ -40,7 +41,7 @@ import orjson
 import sqlalchemy as sa
 
 from esb.files import make_folder, open_file
-from esb.journal import day_prune, partitions
+from esb.journal import day_prune, lookups, partitions
 from esb.journal.schema import UTCDateTime, business_keys, events, messages, route_minutes
 
 #: Messages per batch (one transaction and one archive member each).
@@ -169,6 +170,9 @@ def _drop_days(
         for table, count in rows.items():
             result.rows[table] += count
         result.dropped.append(part.suffix)
+        # the look-up tables' entries of the rows gone (the drop fired no trigger), after its lock
+        for table, count in lookups.forget(engine, *partitions.seq_range(part.bound)).items():
+            result.rows[table] += count
 
 
 def _candidates(
