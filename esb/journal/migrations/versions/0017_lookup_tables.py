@@ -14,7 +14,7 @@ Downgrade drops them, puts 0012's ``journal_unique_id`` back and builds ``ix_bus
 (a sort of every key: ~30 s at 10 M).
 
 Revision ID: 0017_lookup_tables
-Revises: 0015_route_minutes
+Revises: 0016_in_flight
 Create Date: 2026-12-07
 """
 
@@ -25,7 +25,7 @@ from alembic import op
 from esb.journal import lookups, partitions
 
 revision = "0017_lookup_tables"
-down_revision = "0015_route_minutes"
+down_revision = "0016_in_flight"
 branch_labels = None
 depends_on = None
 
