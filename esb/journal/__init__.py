@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from esb.journal.constants import FINAL_STATES, STATES
-from esb.journal.records import EventRecord, MessageRecord
+from esb.journal.records import EventRecord, MessageRecord, MessageRef
 from esb.registry import lazy_exports
 
 if TYPE_CHECKING:
@@ -19,4 +19,4 @@ if TYPE_CHECKING:
 
 __getattr__ = lazy_exports(__name__, {"Journal": "esb.journal.journal"})
 
-__all__ = ["FINAL_STATES", "STATES", "EventRecord", "Journal", "MessageRecord"]
+__all__ = ["FINAL_STATES", "STATES", "EventRecord", "Journal", "MessageRecord", "MessageRef"]

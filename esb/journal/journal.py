@@ -21,7 +21,7 @@ from esb.journal.bodies import BodyCodec, kind_of
 from esb.journal.bulk import BulkStatements
 from esb.journal.engine import DatabaseErrors, is_memory_sqlite, writer
 from esb.journal.migrate import open_migrated
-from esb.journal.records import EventRecord, MessageRecord
+from esb.journal.records import EventRecord, MessageRecord, MessageRef
 from esb.journal.rows import Keys, error_columns, event_row, index_keys, keys_of, message_row
 from esb.journal.schema import FINAL_STATES, STATES, dictionaries
 from esb.journal.seen import Seen
@@ -315,6 +315,29 @@ class Journal(BatchedWrites):
         flt = queries.Filter(message_id, correlation_id, key, route, since, until, state)
         with self._errors("find"), self._read().connect() as conn:
             return queries.find(conn, flt, limit, with_keys=with_keys, with_state=with_state)
+
+    def dead_letter_refs(
+        self,
+        *,
+        route: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[MessageRef]:
+        """The message rows ``find(route=, since=, until=, state="dead_lettered", limit=)`` returns, same
+        order, as references read from ``dead_letters``' index alone (migration 0018): no message row;
+        :meth:`records` reads their records (replay's selection, a page at a time)."""
+        flt = queries.Filter(route=route, since=since, until=until, state="dead_lettered")
+        with self._errors("dead_letter_refs"), self._read().connect() as conn:
+            refs = queries.dead_letter_refs(conn, flt, limit)
+        assert refs is not None, "a window's dead letters are always selected from dead_letters"
+        return refs
+
+    def records(self, refs: list[MessageRef], state: str | None = None) -> dict[int, MessageRecord]:
+        """The records of ``refs`` by seq (one statement: pass a page), ``state`` as their state, no
+        business keys; a message row pruned since is missing."""
+        with self._errors("records"), self._read().connect() as conn:
+            return queries.records_of(conn, refs, state)
 
     def dead_lettered_count(self, route: str, limit: int = 100_000) -> int:
         """How many message rows of ``route`` are dead-lettered (their latest state), at most ``limit``:

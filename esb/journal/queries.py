@@ -16,7 +16,7 @@ from esb.journal.constants import STUCK_LIMIT as STUCK_LIMIT
 from esb.journal.conversation import CHUNK as CHUNK
 from esb.journal.conversation import MAX_CONVERSATION as MAX_CONVERSATION
 from esb.journal.minutes import whole_minutes_from
-from esb.journal.records import EventRecord, MessageRecord
+from esb.journal.records import EventRecord, MessageRecord, MessageRef
 from esb.journal.schema import business_keys, events, in_flight, messages, route_minutes
 from esb.journal.schema import dead_letters as dead_letter_rows
 
@@ -150,6 +150,43 @@ def find_statement(
         conditions.append(latest_state() == flt.state)
     conditions.extend(extra)
     return stmt.where(*conditions).order_by(newest_first.desc(), messages.c.id).limit(limit)
+
+
+def dead_letter_refs_statement(flt: Filter, limit: int | sa.BindParameter[int]) -> sa.Select[Any]:
+    """The statement of :func:`dead_letter_refs`: the window's range of ``ix_dead_letters_received_at``
+    on ``flt``'s route, newest first then by id (:func:`find_statement`'s order), at most ``limit``; the
+    index holds every column read (migration 0018): no message row, no event."""
+    d = dead_letter_rows.c
+    conditions: list[Any] = []
+    if flt.since is not None:
+        conditions.append(d.received_at >= flt.since)
+    if flt.until is not None:
+        conditions.append(d.received_at < flt.until)
+    if flt.route is not None:
+        conditions.append(d.route == flt.route)
+    stmt = sa.select(d.message_seq, d.message_id, d.route, d.received_at).where(*conditions)
+    return stmt.order_by(d.received_at.desc(), d.message_id).limit(limit)
+
+
+def dead_letter_refs(conn: sa.Connection, flt: Filter, limit: int) -> list[MessageRef] | None:
+    """The message rows :func:`find` selects for ``flt``, as references read from ``dead_letters`` alone
+    (same rows, same order); None when ``flt`` is not a selection of dead letters by window and route
+    (:func:`_by_dead_letters`: then :func:`find`). :func:`records_of` reads the records afterwards."""
+    if not _by_dead_letters(flt):
+        return None
+    rows = conn.execute(dead_letter_refs_statement(flt, limit))
+    return [MessageRef(seq, mid, route, received_at) for seq, mid, route, received_at in rows]
+
+
+def records_of(conn: sa.Connection, refs: list[MessageRef], state: str | None) -> dict[int, MessageRecord]:
+    """The records of the message rows ``refs`` (a page: one statement), by seq, without business keys,
+    ``state`` given as their latest state (what the caller selected them by, not read again); a row
+    pruned since is missing. By primary key (PostgreSQL: the partitions of those seqs alone)."""
+    if not refs:
+        return {}
+    extra = [messages.c.seq.in_([ref.seq for ref in refs])]
+    found = _find(conn, Filter(), len(refs), extra, with_keys=False, with_state=False)
+    return {seq: dataclasses.replace(record, state=state) for seq, record in found}
 
 
 def find(

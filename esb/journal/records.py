@@ -46,3 +46,14 @@ class EventRecord:
     error_text: str | None = None
     detail: dict[str, Any] | None = None
     has_body: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where one message row is, without the row: its ``seq``, message id, route and arrival (what
+    replay's selection of dead letters reads from ``dead_letters`` alone, migration 0018)."""
+
+    seq: int
+    id: str
+    route: str
+    received_at: datetime

@@ -124,21 +124,22 @@ events = sa.Table(
 )
 
 #: The message rows whose latest state is ``dead_lettered``, by their time of arrival (migrations 0011,
-#: 0014): replay's selection of a window's dead letters reads one range of ``ix_dead_letters_received_at``
-#: instead of every message of the window, and neither it nor ``esb dlq``'s count reads any event. Kept by
-#: the database: a trigger on ``events`` adds a message's row with a ``dead_lettered`` event (``route`` and
-#: ``received_at`` copied from the message), another removes it with any later event of another state
-#: (replayed, delivered, purged...); pruning the message deletes it (cascade).
+#: 0014, 0018): replay's selection of a window's dead letters is one range of the covering
+#: ``ix_dead_letters_received_at`` (no message row, no event), and ``esb dlq``'s count reads no event.
+#: Kept by the database: a trigger on ``events`` adds a message's row with a ``dead_lettered`` event
+#: (``route``, ``received_at`` and ``message_id`` copied from the message), another removes it with any
+#: later event of another state (replayed, delivered, purged...); pruning the message deletes it (cascade).
 dead_letters = sa.Table(
     "dead_letters",
     metadata,
     sa.Column("message_seq", SeqType, primary_key=True, autoincrement=False),
     sa.Column("route", sa.String(), nullable=False),
     sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("message_id", sa.String(), nullable=False),
     sa.ForeignKeyConstraint(
         ["message_seq"], ["messages.seq"], name="fk_dead_letters_message", ondelete="CASCADE"
     ),
-    sa.Index("ix_dead_letters_received_at", "received_at", "route", "message_seq"),
+    sa.Index("ix_dead_letters_received_at", "received_at", "route", "message_seq", "message_id"),
 )
 
 #: The ingress messages (a body) whose latest state is not settled (migration 0016, ``SETTLED_STATES``:

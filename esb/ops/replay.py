@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from esb.exceptions import ConfigError, EsbError
-from esb.journal import FINAL_STATES, Journal, MessageRecord
+from esb.journal import FINAL_STATES, Journal, MessageRecord, MessageRef
 from esb.message import Message
 from esb.ops.rerun import InProcessRun, refusal
 from esb.project import Project
@@ -32,6 +32,10 @@ from esb.runtime.worker import REPLAY_HEADER
 from esb.typing import Republisher, capability
 
 REPLAY_OF_HEADER = "esb-replay-of"
+_Entry = TypeVar("_Entry", MessageRecord, MessageRef)
+
+#: Records a selection of dead letters reads in one statement as the replay reaches them (:class:`Paged`).
+PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -67,14 +71,72 @@ class Outcome:
     dead_lettered_again: bool = False
 
 
-def select(journal: Journal, project: Project, selection: Selection) -> list[MessageRecord]:
+class Paged(Sequence[MessageRecord]):
+    """The records of a selection known by reference (:meth:`Journal.dead_letter_refs`), read from the
+    journal :data:`PAGE` at a time as they are reached: the count and the ids are known before any
+    message row is read, and the first message is re-published after one page instead of every record.
+
+    A message row pruned between the selection and its page is left out of the iteration (``len`` still
+    counts it: the selection's size); indexing it raises ``LookupError``.
+    """
+
+    def __init__(
+        self, journal: Journal, refs: list[MessageRef], state: str | None, page: int | None = None
+    ) -> None:
+        self.journal, self.refs, self.state, self.page = journal, refs, state, page or PAGE
+        self._start = -1
+        self._records: dict[int, MessageRecord] = {}
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    @overload
+    def __getitem__(self, index: int) -> MessageRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[MessageRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> MessageRecord | list[MessageRecord]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        ref = self.refs[index]  # IndexError past the end, negative indexes as a list's
+        record = self._load(index % len(self.refs)).get(ref.seq)
+        if record is None:
+            raise LookupError(f"message {ref.id} on route {ref.route}: pruned since the selection")
+        return record
+
+    def __iter__(self) -> Iterator[MessageRecord]:
+        for start in range(0, len(self.refs), self.page):
+            records = self._load(start)
+            for ref in self.refs[start : start + self.page]:
+                if ref.seq in records:
+                    yield records[ref.seq]
+
+    def _load(self, index: int) -> dict[int, MessageRecord]:
+        """The records of the page holding ``index`` (the last page read is kept)."""
+        start = index - index % self.page
+        if start != self._start:
+            self._records = self.journal.records(self.refs[start : start + self.page], self.state)
+            self._start = start
+        return self._records
+
+
+def select(journal: Journal, project: Project, selection: Selection) -> Sequence[MessageRecord]:
     """Return the ingress records to replay, oldest first, one per message id.
 
     A message that entered several routes (forwarded over ``direct:`` or a queue with its id) is
-    replayed where it first entered the hub, unless ``selection.route`` names the route.
+    replayed where it first entered the hub, unless ``selection.route`` names the route. The dead
+    letters of a window (``--state dead_lettered`` with ``--route``/``--since``/``--until`` alone) are
+    selected from ``dead_letters``' index alone and their records read a page at a time (:class:`Paged`).
     """
     if selection.empty():
         raise ConfigError("say what to replay: message ids, --correlation-id, --key, or --route/--since")
+    narrowed = selection.message_ids or selection.correlation_id or selection.key
+    if selection.state == "dead_lettered" and not narrowed:
+        refs = journal.dead_letter_refs(
+            route=selection.route, since=selection.since, until=selection.until, limit=selection.limit
+        )
+        return Paged(journal, first_entries(refs), selection.state)
     common = {
         "route": selection.route,
         "since": selection.since,
@@ -90,10 +152,15 @@ def select(journal: Journal, project: Project, selection: Selection) -> list[Mes
             found.extend(journal.find(message_id=mid, **common))
     else:
         found = journal.find(correlation_id=selection.correlation_id, key=selection.key, **common)
-    first: dict[str, MessageRecord] = {}
-    for record in sorted(found, key=lambda r: r.received_at):
-        if record.id not in first:
-            first[record.id] = record
+    return first_entries(found)
+
+
+def first_entries(found: list[_Entry]) -> list[_Entry]:
+    """``found`` (newest first) oldest first, one per message id: its earliest arrival among them."""
+    first: dict[str, _Entry] = {}
+    for entry in sorted(found, key=lambda r: r.received_at):
+        if entry.id not in first:
+            first[entry.id] = entry
     return list(first.values())
 
 

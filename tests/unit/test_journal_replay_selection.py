@@ -160,12 +160,12 @@ def dead_letter_rows(engine: sa.Engine) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in conn.exec_driver_sql("SELECT * FROM dead_letters ORDER BY 1")]
 
 
-#: The message rows whose latest event is dead_lettered, as ``dead_letters`` holds them.
+#: The message rows whose latest event is dead_lettered, as ``dead_letters`` holds them (0018: with the id).
 UNHANDLED = (
-    "SELECT seq, route, received_at FROM messages WHERE (SELECT state FROM events"
+    "SELECT seq, route, received_at, id FROM messages WHERE (SELECT state FROM events"
     " WHERE message_seq = seq ORDER BY id DESC LIMIT 1) = 'dead_lettered' ORDER BY seq"
 )
-#: The message rows ever dead-lettered (what ``dead_letters`` held before 0014).
+#: The message rows ever dead-lettered (what ``dead_letters`` held before 0014, without the id of 0018).
 EVER = (
     "SELECT seq, route, received_at FROM messages WHERE seq IN"
     " (SELECT message_seq FROM events WHERE state = 'dead_lettered') ORDER BY seq"
@@ -182,7 +182,7 @@ def test_the_triggers_keep_one_row_per_message_whose_latest_state_is_dead_letter
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each message row whose latest event is dead_lettered (once or twice) has one row, with its route
-    and received_at; one replayed, delivered or purged since has none, nor do the others."""
+    received_at and id; one replayed, delivered or purged since has none, nor do the others."""
     start = utcnow() - timedelta(days=12)
     fill(journal, monkeypatch, start, 300)
     expected = rows_of(journal, UNHANDLED)
