@@ -52,8 +52,8 @@ def windows(start: datetime) -> Iterator[Selection]:
             for route in (None, *ROUTES):
                 since = start + timedelta(days=day)
                 for limit in (1000, 7):
-                    yield Selection(route=route, since=since, until=since + timedelta(hours=hours),
-                                    state="dead_lettered", limit=limit)  # fmt: skip
+                    until = since + timedelta(hours=hours)
+                    yield Selection(route=route, since=since, until=until, state="dead_lettered", limit=limit)
     yield Selection(route=ROUTES[0], since=start, state="dead_lettered")  # no end
     yield Selection(route=ROUTES[1], state="dead_lettered")  # the route alone
 
@@ -115,8 +115,8 @@ def test_the_records_are_read_a_page_at_a_time(journal: Journal, monkeypatch: py
     monkeypatch.setattr(replay, "PAGE", 10)
     statements: list[str] = []
     sa.event.listen(journal._read(), "before_cursor_execute", lambda *a: statements.append(a[2]))
-    chosen = select(journal, NO_PROJECT, Selection(route=ROUTES[0], since=utcnow() - timedelta(hours=1),
-                                                   state="dead_lettered"))  # fmt: skip
+    since = utcnow() - timedelta(hours=1)
+    chosen = select(journal, NO_PROJECT, Selection(route=ROUTES[0], since=since, state="dead_lettered"))
     assert len(chosen) == 25
     assert [sql for sql in statements if "messages" in sql] == [], "the selection reads no message row"
     assert [r.id for r in chosen] == [f"p{n:03d}" for n in range(25)]
@@ -138,8 +138,8 @@ def test_the_records_are_read_a_page_at_a_time(journal: Journal, monkeypatch: py
 def test_the_window_of_dead_letters_is_one_range_of_a_covering_index(journal: Journal) -> None:
     """The statement of the selection reads the window's range of ``ix_dead_letters_received_at`` as a
     covering index, newest first, and no other table: no message row, no event."""
-    flt = queries.Filter(route=ROUTES[0], since=utcnow() - timedelta(days=1), until=utcnow(),
-                         state="dead_lettered")  # fmt: skip
+    since = utcnow() - timedelta(days=1)
+    flt = queries.Filter(route=ROUTES[0], since=since, until=utcnow(), state="dead_lettered")
     engine = sa.create_engine(journal.url)
     try:
         with engine.connect() as conn:
