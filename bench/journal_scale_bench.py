@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
@@ -46,7 +46,9 @@ from bench.journal_fill import CRM_ROUTE, fill  # noqa: E402
 from bench.page_cache import evicter  # noqa: E402
 from esb.journal import Journal  # noqa: E402
 from esb.journal.schema import messages  # noqa: E402
+from esb.ops.replay import Selection, select  # noqa: E402
 from esb.ops.trace import build_trace  # noqa: E402
+from esb.project import Project  # noqa: E402
 
 TARGET_MS = 100.0
 PER_SORT = 20
@@ -98,9 +100,27 @@ def replay_selection(
     )
 
 
-def dead_letters_in(journal: Journal, since: Any, days: float) -> Callable[[], Any]:
-    """``esb replay --route crm-order-to-iom --state dead_lettered`` over ``days`` from ``since``."""
-    return replay_selection(journal, since, timedelta(days=days), "dead_lettered")
+def dead_letters_in(journal: Journal, since: Any, days: float, reads: str = "select") -> Callable[[], Any]:
+    """``esb replay --route crm-order-to-iom --state dead_lettered`` over ``days`` from ``since``, up to
+    ``reads``: ``select``, :func:`esb.ops.replay.select` (the count and the ids: what esb replay has before
+    its confirmation; since 0018 from ``dead_letters``' index alone); ``first``, and the first page of
+    records (what the first re-publish waits for, its body apart); ``all``, every record, page by page
+    (the whole replay's reads, the bodies apart); ``find``, every record up front by ``find`` (the
+    selection before 0018)."""
+    if reads == "find":
+        return replay_selection(journal, since, timedelta(days=days), "dead_lettered")
+    selection = Selection(
+        route=CRM_ROUTE, since=since, until=since + timedelta(days=days), state="dead_lettered", limit=1000
+    )
+    project = cast(Project, None)  # select reads no project
+
+    def run() -> Any:
+        chosen = select(journal, project, selection)
+        if reads == "first" and chosen:
+            return chosen[0]
+        return list(chosen) if reads == "all" else chosen
+
+    return run
 
 
 def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False, stats: bool = True) -> list[str]:
@@ -190,6 +210,13 @@ def measure(url: str, keys: dict[str, list[str]], exact_stats: bool = False, sta
                 [timed(dead_letters_in(journal, s, 1)) for _ in range(3) for s in first_week],
             )
         )
+        for reads, label in (
+            ("first", "  + the first page of 100 records (to the first publish)"),
+            ("all", "  + every record, page by page (the replay's reads)"),
+            ("find", "  every record up front by find (before 0018)"),
+        ):
+            samples = [timed(dead_letters_in(journal, s, 1, reads)) for _ in range(3) for s in first_week]
+            out.append(figures(label, samples))
         out.append(
             figures(
                 "replay selection: + --state dead_lettered, the last day",
@@ -230,6 +257,8 @@ def cold_queries(keys: dict[str, list[str]], oldest: Any, newest: Any) -> dict[s
         "find(key=order_id)": lambda j, r: j.find(key=("order_id", orders[PER_SORT + r])),
         "replay selection: 10 min": lambda j, r: replay_selection(j, start(r), window)(),
         "replay selection: + --state dead_lettered, 1 day": lambda j, r: dead_letters_in(j, start(r), 1)(),
+        "  + the first page of 100 records": lambda j, r: dead_letters_in(j, start(r), 1, "first")(),
+        "  every record up front (before 0018)": lambda j, r: dead_letters_in(j, start(r), 1, "find")(),
         "dead-letter list: first page of 50": lambda j, r: j.dead_letters(route=CRM_ROUTE, limit=50),
     }
 
