@@ -185,8 +185,8 @@ def records_of(conn: sa.Connection, refs: list[MessageRef], state: str | None) -
     if not refs:
         return {}
     extra = [messages.c.seq.in_([ref.seq for ref in refs])]
-    found = _find(conn, Filter(), len(refs), extra, with_keys=False, with_state=False)
-    return {seq: dataclasses.replace(record, state=state) for seq, record in found}
+    found = _find(conn, Filter(), len(refs), extra, with_keys=False, with_state=False, known_state=state)
+    return dict(found)
 
 
 def find(
@@ -214,8 +214,9 @@ def _find(
     *,
     with_keys: bool = True,
     with_state: bool = True,
+    known_state: str | None = None,
 ) -> list[tuple[int, MessageRecord]]:
-    """:func:`find`, each record with its row's seq."""
+    """:func:`find`, each record with its row's seq (``known_state``: every record's state, not read)."""
     columns = [c for c in messages.c if c.name not in ("body", "seq")]
     stmt = find_statement(
         flt, limit, extra, dead_first=_by_dead_letters(flt), with_state=with_state, seqs=seqs_for(conn, flt)
@@ -228,7 +229,7 @@ def _find(
             MessageRecord(
                 **{c.name: row[c.name] for c in columns if c.name != "headers"},
                 headers=row["headers"] or {},
-                state=row["state"],
+                state=row["state"] if known_state is None else known_state,
                 has_body=bool(row["has_body"]),
                 business_keys=keys.get(row["id"], {}),
             ),
