@@ -134,12 +134,7 @@ def find_statement(
         # rows (sorting only the ties on id) instead of reading every dead letter of the window
         dead = dead_letter_rows.c
         stmt = stmt.select_from(dead_letter_rows.join(messages, messages.c.seq == dead.message_seq))
-        if flt.since is not None:
-            conditions.append(dead.received_at >= flt.since)
-        if flt.until is not None:
-            conditions.append(dead.received_at < flt.until)
-        if flt.route is not None:
-            conditions.append(dead.route == flt.route)
+        conditions.extend(_dead_letters_of(flt))
         newest_first = dead.received_at
     else:
         if flt.since is not None:
@@ -157,6 +152,13 @@ def dead_letter_refs_statement(flt: Filter, limit: int | sa.BindParameter[int]) 
     on ``flt``'s route, newest first then by id (:func:`find_statement`'s order), at most ``limit``; the
     index holds every column read (migration 0018): no message row, no event."""
     d = dead_letter_rows.c
+    stmt = sa.select(d.message_seq, d.message_id, d.route, d.received_at).where(*_dead_letters_of(flt))
+    return stmt.order_by(d.received_at.desc(), d.message_id).limit(limit)
+
+
+def _dead_letters_of(flt: Filter) -> list[Any]:
+    """The conditions on ``dead_letters`` of ``flt``'s window and route."""
+    d = dead_letter_rows.c
     conditions: list[Any] = []
     if flt.since is not None:
         conditions.append(d.received_at >= flt.since)
@@ -164,8 +166,7 @@ def dead_letter_refs_statement(flt: Filter, limit: int | sa.BindParameter[int]) 
         conditions.append(d.received_at < flt.until)
     if flt.route is not None:
         conditions.append(d.route == flt.route)
-    stmt = sa.select(d.message_seq, d.message_id, d.route, d.received_at).where(*conditions)
-    return stmt.order_by(d.received_at.desc(), d.message_id).limit(limit)
+    return conditions
 
 
 def dead_letter_refs(conn: sa.Connection, flt: Filter, limit: int) -> list[MessageRef] | None:
