@@ -25,11 +25,11 @@ from esb.journal import lookups, partitions
 
 #: Messages per chunk (three statements, one transaction).
 CHUNK = 250_000
-#: The message rows whose latest event is ``dead_lettered`` (what the triggers of 0011 and 0014 keep, off
-#: during the fill).
+#: The message rows whose latest event is ``dead_lettered`` (what the triggers of 0011, 0014 and 0018 keep,
+#: off during the fill).
 DEAD_LETTERS = (
-    "INSERT INTO dead_letters (message_seq, route, received_at)"
-    " SELECT DISTINCT m.seq, m.route, m.received_at FROM events AS e"
+    "INSERT INTO dead_letters (message_seq, route, received_at, message_id)"
+    " SELECT DISTINCT m.seq, m.route, m.received_at, m.id FROM events AS e"
     " JOIN messages AS m ON m.seq = e.message_seq WHERE e.state = 'dead_lettered'"
     " AND NOT EXISTS (SELECT 1 FROM events AS l WHERE l.message_seq = e.message_seq AND l.id > e.id"
     " AND l.state <> 'dead_lettered')"

@@ -273,7 +273,8 @@ def test_the_server_side_fill_writes_the_rows_of_the_client_side_one(
 ) -> None:
     """bench/journal_fill_pg.py generates the same messages, events and keys as Filler.rows (the slow
     path), each in the partition of its day; MSISDNs differ only in their digits; ``dead_letters`` holds
-    every dead-lettered message, as 0011's trigger (off during the fill) would have written it."""
+    every dead-lettered message, as 0011's trigger (off during the fill) would have written it (0018: with
+    its id)."""
     from bench.journal_fill import Filler
     from bench.journal_fill_pg import generate
     from esb.runtime.leader import pg_connect
@@ -286,9 +287,9 @@ def test_the_server_side_fill_writes_the_rows_of_the_client_side_one(
         got_m = conn.execute("SELECT * FROM messages ORDER BY seq").fetchall()
         got_e = conn.execute("SELECT * FROM events ORDER BY id").fetchall()
         got_k = conn.execute("SELECT * FROM business_keys ORDER BY message_seq, name").fetchall()
-        got_d = conn.execute("SELECT message_seq, route, received_at FROM dead_letters ORDER BY 1").fetchall()
+        got_d = conn.execute("SELECT * FROM dead_letters ORDER BY message_seq").fetchall()
         dead = conn.execute(
-            "SELECT DISTINCT m.seq, m.route, m.received_at FROM messages m JOIN events e"
+            "SELECT DISTINCT m.seq, m.route, m.received_at, m.id FROM messages m JOIN events e"
             " ON e.message_seq = m.seq AND e.state = 'dead_lettered' ORDER BY 1"
         ).fetchall()
     assert dead
