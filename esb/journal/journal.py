@@ -329,9 +329,7 @@ class Journal(BatchedWrites):
         :meth:`records` reads their records (replay's selection, a page at a time)."""
         flt = queries.Filter(route=route, since=since, until=until, state="dead_lettered")
         with self._errors("dead_letter_refs"), self._read().connect() as conn:
-            refs = queries.dead_letter_refs(conn, flt, limit)
-        assert refs is not None, "a window's dead letters are always selected from dead_letters"
-        return refs
+            return queries.dead_letter_refs(conn, flt, limit)
 
     def records(self, refs: list[MessageRef], state: str | None = None) -> dict[int, MessageRecord]:
         """The records of ``refs`` by seq (one statement: pass a page), ``state`` as their state, no

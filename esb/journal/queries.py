@@ -169,12 +169,10 @@ def _dead_letters_of(flt: Filter) -> list[Any]:
     return conditions
 
 
-def dead_letter_refs(conn: sa.Connection, flt: Filter, limit: int) -> list[MessageRef] | None:
-    """The message rows :func:`find` selects for ``flt``, as references read from ``dead_letters`` alone
-    (same rows, same order); None when ``flt`` is not a selection of dead letters by window and route
-    (:func:`_by_dead_letters`: then :func:`find`). :func:`records_of` reads the records afterwards."""
-    if not _by_dead_letters(flt):
-        return None
+def dead_letter_refs(conn: sa.Connection, flt: Filter, limit: int) -> list[MessageRef]:
+    """The message rows :func:`find` selects for ``flt``'s window and route with the state
+    ``dead_lettered`` (its other filters ignored), as references read from ``dead_letters`` alone (same
+    rows, same order); :func:`records_of` reads the records afterwards."""
     rows = conn.execute(dead_letter_refs_statement(flt, limit))
     return [MessageRef(seq, mid, route, received_at) for seq, mid, route, received_at in rows]
 
