@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.rest.app import RESTApp, Served
+from adapters.rest.gateway import OneSendGateway
 from esb.exceptions import ConfigError, TransportError
 from esb.logging import get_logger
 
@@ -49,6 +50,7 @@ class Server:
             timeout=30,
         )
         server.max_request_body_size = options.max_request_bytes * 2 + 65536  # backstop of the app's limit
+        server.gateway = OneSendGateway  # one send per answer (gateway.py)
         scheme = "http"
         if options.tls is not None:
             server.ssl_adapter = self._tls(options.tls.cert_file, options.tls.key_file)
