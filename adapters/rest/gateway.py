@@ -1,20 +1,33 @@
-"""cheroot's WSGI gateway, answering with one send: the status line, headers and body in one write.
+"""cheroot tuned for the listener: one send per answer, and a keep-alive connection's next request taken
+by the worker that answered the last one when it comes at once.
 
-cheroot writes a response's head and its first body chunk with a ``send`` each (its socket writer
-flushes on every write). Each ``send`` releases the GIL, and in a listener whose server threads contend
-for it each release costs a wait to take it back (measured: docs/rest.md, *Speed*). :class:`OneSendGateway`
-collects what cheroot writes for the head and the first chunk and sends them together; later chunks
-(none for the listener's answers, which are one ``bytes``) go out as cheroot sends them. It also gives
-the ``Date`` header cheroot would add, formatted once a second instead of once a response.
+**One send.** cheroot writes a response's head and its first body chunk with a ``send`` each (its
+socket writer flushes on every write). Each ``send`` releases the GIL, and in a listener whose server
+threads contend for it each release costs a wait to take it back (measured: docs/rest.md, *Speed*).
+:class:`OneSendGateway` collects what cheroot writes for the head and the first chunk and sends them
+together; later chunks (none for the listener's answers, which are one ``bytes``) go out as cheroot
+sends them. It also gives the ``Date`` header cheroot would add, formatted once a second instead of
+once a response.
+
+**Linger.** After an answer cheroot hands a keep-alive connection back to its selector thread, which
+wakes when the next request arrives and queues the connection for a worker, which wakes in turn: two
+thread switches and GIL hand-overs per request. :class:`ListenerServer`'s worker first waits up to
+:data:`LINGER_MS` for the next request on the connection itself, and only while no connection waits
+for a worker (so it never delays another client); a request that comes in that time is queued straight
+back (the same worker takes it), else the connection goes to the selector as before.
 """
 
 from __future__ import annotations
 
 import email.utils
+import select
 import time
 from typing import Any
 
 from cheroot import wsgi
+
+#: How long a worker waits on a keep-alive connection for its next request before the selector does.
+LINGER_MS = 1
 
 
 class _Collected:
@@ -67,3 +80,32 @@ class OneSendGateway(wsgi.Gateway_10):
         finally:
             conn.wfile = socket_writer
         socket_writer.write(b"".join(collected.parts))
+
+
+class ListenerServer(wsgi.Server):
+    """cheroot's WSGI server answering with :class:`OneSendGateway`, lingering on keep-alive connections."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gateway = OneSendGateway
+
+    def put_conn(self, conn: Any) -> None:
+        """Queue the connection again at once if its next request comes within :data:`LINGER_MS` while
+        no other connection waits for a worker; else hand it to the selector (cheroot's way)."""
+        if self.ready and self.requests.qsize == 0 and _readable(conn.socket, LINGER_MS):
+            self.process_conn(conn)
+            return
+        super().put_conn(conn)
+
+
+def _readable(sock: Any, wait_ms: int) -> bool:
+    """True when ``sock`` has bytes (or its end) to read within ``wait_ms``."""
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return any(events & select.POLLIN for _, events in poller.poll(wait_ms))
+    except (OSError, ValueError):
+        return False

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from adapters.rest.app import RESTApp, Served
-from adapters.rest.gateway import OneSendGateway
 from esb.exceptions import ConfigError, TransportError
 from esb.logging import get_logger
 
@@ -39,10 +38,10 @@ class Server:
 
     def start(self) -> None:
         """Bind and serve in a background thread; the base URL of the served resources is known then."""
-        from cheroot import wsgi
+        from adapters.rest.gateway import ListenerServer  # cheroot, imported once a listener starts
 
         options = self.served.options
-        server = wsgi.Server(
+        server = ListenerServer(
             (options.host, options.port),
             RESTApp(self.served),
             numthreads=options.threads,
@@ -50,7 +49,6 @@ class Server:
             timeout=30,
         )
         server.max_request_body_size = options.max_request_bytes * 2 + 65536  # backstop of the app's limit
-        server.gateway = OneSendGateway  # one send per answer (gateway.py)
         scheme = "http"
         if options.tls is not None:
             server.ssl_adapter = self._tls(options.tls.cert_file, options.tls.key_file)

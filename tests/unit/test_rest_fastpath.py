@@ -15,7 +15,7 @@ import pytest
 from cheroot import makefile, wsgi
 
 from adapters.rest import ids
-from adapters.rest.gateway import OneSendGateway, http_date
+from adapters.rest.gateway import ListenerServer, OneSendGateway, http_date
 
 
 def test_new_ids_are_version_4_uuids() -> None:
@@ -148,3 +148,53 @@ def test_one_send_answers_what_cheroot_answers(
     assert all(DATE.search(answer) for answer in answers)
     # cheroot writes the head and the body apart; ours once per answer (the 204 has no body either way)
     assert len(writes) == (5 if name == "cheroot" else 3)
+
+
+class _Conn:
+    """What put_conn looks at: the connection's socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.socket = sock
+
+
+@pytest.fixture
+def lingering(monkeypatch: pytest.MonkeyPatch) -> tuple[ListenerServer, list[str]]:
+    """A ListenerServer (no socket, no threads) whose hand-overs are recorded instead of done."""
+    server = ListenerServer(("127.0.0.1", 0), _app, numthreads=1)
+    server.ready = True  # as serving
+    done: list[str] = []
+    monkeypatch.setattr(server, "process_conn", lambda conn: done.append("queued at once"))
+    monkeypatch.setattr(wsgi.Server, "put_conn", lambda self, conn: done.append("to the selector"))
+    return server, done
+
+
+def test_a_request_already_there_is_queued_at_once(lingering: tuple[ListenerServer, list[str]]) -> None:
+    """A keep-alive connection whose next request is waiting skips the selector thread."""
+    server, done = lingering
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b"POST /order HTTP/1.1\r\n")
+        server.put_conn(_Conn(ours))
+    assert done == ["queued at once"]
+
+
+def test_a_quiet_connection_goes_to_the_selector(lingering: tuple[ListenerServer, list[str]]) -> None:
+    """Without a next request within the linger the connection goes to cheroot's selector as before."""
+    server, done = lingering
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        server.put_conn(_Conn(ours))
+    assert done == ["to the selector"]
+
+
+def test_no_linger_while_connections_wait_for_a_worker(
+    lingering: tuple[ListenerServer, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While other connections wait for a worker, none lingers: the connection goes to the selector."""
+    server, done = lingering
+    monkeypatch.setattr(type(server.requests), "qsize", property(lambda pool: 1))  # one waits
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b"POST /order HTTP/1.1\r\n")
+        server.put_conn(_Conn(ours))
+    assert done == ["to the selector"]
