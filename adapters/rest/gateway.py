@@ -13,8 +13,9 @@ once a response.
 wakes when the next request arrives and queues the connection for a worker, which wakes in turn: two
 thread switches and GIL hand-overs per request. :class:`ListenerServer`'s worker first waits up to
 :data:`LINGER_MS` for the next request on the connection itself, and only while no connection waits
-for a worker (so it never delays another client); a request that comes in that time is queued straight
-back (the same worker takes it), else the connection goes to the selector as before.
+for a worker (a client that connects meanwhile while every worker lingers waits at most that long); a
+request that comes in that time is queued straight back (the same worker takes it), else the
+connection goes to the selector as before.
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ class ListenerServer(wsgi.Server):
     def put_conn(self, conn: Any) -> None:
         """Queue the connection again at once if its next request comes within :data:`LINGER_MS` while
         no other connection waits for a worker; else hand it to the selector (cheroot's way)."""
-        if self.ready and self.requests.qsize == 0 and _readable(conn.socket, LINGER_MS):
-            self.process_conn(conn)
+        if self.ready and self.requests.qsize == 0 and _readable(conn.socket, LINGER_MS) and self.ready:
+            self.process_conn(conn)  # (ready again: the server may have stopped while this worker waited)
             return
         super().put_conn(conn)
 
