@@ -10,10 +10,11 @@ query: every event.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
+
+from adapters.rest.ids import new_id
 
 CREATE = "CreateEvent"
 STATE_CHANGE = "StateChangeEvent"
@@ -27,7 +28,7 @@ def event_type(kind: str, what: str) -> str:
 def make_event(kind: str, what: str, resource: dict[str, Any], correlation_id: str | None) -> dict[str, Any]:
     """Return a new TMF event announcing ``resource`` (a ``CreateEvent`` or ``StateChangeEvent``)."""
     return {
-        "eventId": uuid.uuid4().hex,
+        "eventId": new_id(),
         "eventTime": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "eventType": event_type(kind, what),
         "correlationId": correlation_id,

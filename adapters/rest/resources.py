@@ -7,7 +7,6 @@ what is wrong: the WSGI side (``app.py``) only wires them together.
 from __future__ import annotations
 
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -15,6 +14,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from adapters.rest.errors import Refusal
+from adapters.rest.ids import new_id
 from adapters.rest.schema import TMFValidator
 
 #: Each served resource's schema (folder/Class under the TMF schema folder).
@@ -76,7 +76,7 @@ def with_id(data: bytes, doc: dict[str, Any]) -> tuple[str, bytes]:
         if not isinstance(given, str):
             raise Refusal(400, "400", "id: must be a string", audit="bad_payload")
         return check_id(given), data
-    ident = uuid.uuid4().hex
+    ident = new_id()
     head = data.lstrip()[1:]  # after the opening brace of an object
     sep = b"" if head.lstrip().startswith(b"}") else b","
     return ident, b'{"id":' + orjson.dumps(ident) + sep + head

@@ -38,10 +38,10 @@ class Server:
 
     def start(self) -> None:
         """Bind and serve in a background thread; the base URL of the served resources is known then."""
-        from cheroot import wsgi
+        from adapters.rest.gateway import ListenerServer  # cheroot, imported once a listener starts
 
         options = self.served.options
-        server = wsgi.Server(
+        server = ListenerServer(
             (options.host, options.port),
             RESTApp(self.served),
             numthreads=options.threads,
