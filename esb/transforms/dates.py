@@ -117,8 +117,27 @@ def iso_date(value: Any, format: str | list[str] | None = None, tz: str = "UTC")
     return parse_datetime(value, format, tz).date().isoformat()
 
 
-def format_datetime(value: Any, format: str = "%Y%m%d%H%M%S", tz: str = "UTC",
+#: The compact form IOM and other systems want (``20261125140300``), written without strftime.
+COMPACT = "%Y%m%d%H%M%S"
+
+
+def format_datetime(value: Any, format: str = COMPACT, tz: str = "UTC",
                     source_format: str | None = None) -> str:
     """Return ``value`` (any parseable date) rendered with ``format`` in the time zone ``tz``."""
-    parsed = parse_datetime(value, source_format, "UTC").astimezone(zone(tz))
+    parsed = None
+    if source_format is None and type(value) is str:  # ISO 8601 (canonical dates): parse_datetime's
+        try:  # result without its format search (a Siebel form has "/", which ISO never accepts)
+            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+    if parsed is None:
+        parsed = parse_datetime(value, source_format, "UTC")
+    parsed = parsed.astimezone(zone(tz))
+    if format == COMPACT:  # what strftime writes (its %Y does not pad years below 1000: neither does this)
+        return (
+            f"{parsed.year}{parsed.month:02d}{parsed.day:02d}"
+            f"{parsed.hour:02d}{parsed.minute:02d}{parsed.second:02d}"
+        )
     return parsed.strftime(format)

@@ -68,7 +68,10 @@ def to_minor(value: Any, currency: Any = None, exact: bool = True) -> int:
     With ``exact`` (the default) an amount finer than the minor unit is an error, not a silent rounding.
     """
     if type(value) is dict and _known(unit := value.get("unit", currency)):  # {unit, value}, fast
-        exact_amount = to_decimal(_amount(value.get("value")))
+        text = value.get("value")
+        if type(text) is str and unit not in ROUNDING and _EXACT[MINOR_UNITS[unit]].fullmatch(text):
+            return int(text.replace(".", ""))  # "129.00" CNY: 12900 fen, no Decimal needed
+        exact_amount = to_decimal(_amount(text))
         rounded_amount = _rounded(exact_amount, unit)
         if not exact or rounded_amount == exact_amount:
             return int(rounded_amount.scaleb(MINOR_UNITS[unit]))

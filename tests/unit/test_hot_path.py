@@ -544,6 +544,29 @@ def test_money_functions_give_what_they_gave_before_their_fast_paths() -> None:
     assert _result(money.to_minor, {"unit": "CNY"}) == _result(_to_minor_before, {"unit": "CNY"})
 
 
+def _format_datetime_before(value: Any, format: str = "%Y%m%d%H%M%S", tz: str = "UTC",
+                            source_format: str | None = None) -> str:
+    """``format_datetime`` as it was before its fast path (the reference)."""
+    return dates.parse_datetime(value, source_format, "UTC").astimezone(dates.zone(tz)).strftime(format)
+
+
+#: Canonical (ISO 8601) dates and others format_datetime meets: offsets, Z, naive, basic form, old years.
+ISO_DATES = ["2026-11-25T14:03:00+08:00", "2026-12-31T17:30:00Z", " 2026-11-25T14:03:00 ", "2026-11-25",
+             "20261125T140300", "20261125140300", "0999-06-01T00:00:00+00:00", "1000-01-01T00:00:00+08:00",
+             "2026-11-25T14:03:00.123456-05:00", "2026-13-01T00:00:00Z", "2026-11-25T14:03:00z"]
+
+
+def test_format_datetime_gives_what_it_gave_before_its_fast_path() -> None:
+    """format_datetime agrees with its former code on ISO dates, Siebel dates, formats, zones and refusals."""
+    for value in [*ISO_DATES, *DATES, *TEXTS, datetime(2026, 12, 7, tzinfo=UTC)]:
+        for tz in ZONES:
+            for fmt in ("%Y%m%d%H%M%S", "%Y-%m-%d %H:%M"):
+                expected = _result(_format_datetime_before, value, fmt, tz)
+                assert _result(dates.format_datetime, value, fmt, tz) == expected, (value, fmt, tz)
+            expected = _result(_format_datetime_before, value, "%Y%m%d%H%M%S", tz, "%m/%d/%Y %H:%M:%S")
+            assert _result(dates.format_datetime, value, "%Y%m%d%H%M%S", tz, "%m/%d/%Y %H:%M:%S") == expected
+
+
 #: Zones with and without summer time, a quarter-hour offset, and one whose 1900 offset has seconds.
 ZONES = ("Asia/Shanghai", "UTC", "America/New_York", "Asia/Kathmandu", "Africa/Monrovia", "Nowhere/Zone")
 
