@@ -210,22 +210,54 @@ def test_compiled_rules_give_the_runners_outcome_for_every_mapping_test_case(pro
 
 #: The route's MSISDN key as it was written before it was made faster (the reference).
 OLD_MSISDN_XPATH = "(//*[Name='MSISDN']/Value | //*[@Name='MSISDN']/@Value)[1]"
+OLD_ORDER_XPATH = (
+    "(//SiebelMessage//@{Order Number} | //SiebelMessage//{Order Number} | //SiebelMessage//@OrderNumber"
+    " | //SiebelMessage//OrderNumber)[1]"
+)
 
 
-def test_the_routes_msisdn_key_reads_what_its_former_xpath_read(project: Project) -> None:
-    """crm-order-to-iom's raw MSISDN key finds, order by order, the number the former XPath found."""
+END = b"</SiebelMessage>"
+
+
+def _wrapped(body: bytes) -> list[bytes]:
+    """``body``, and variants that move the keys: inside a PropertySet, the order number as an attribute
+    of the SiebelMessage itself, a SiebelMessage nested in another element, no SiebelMessage at all."""
+    head, sep, rest = body.partition(b"<SiebelMessage")
+    if not sep:
+        return [body]
+    return [
+        body,
+        head + b"<PropertySet>" + sep + rest + b"</PropertySet>",
+        head + sep + b' OrderNumber="SM-1"' + rest,
+        head + b"<Outer><Other OrderNumber='X-0'/>" + sep + rest.replace(END, END + b"</Outer>"),
+        head + b"<NotSiebel" + rest.replace(END, b"</NotSiebel>"),
+    ]
+
+
+def test_the_routes_raw_keys_read_what_their_former_xpaths_read(project: Project) -> None:
+    """crm-order-to-iom's raw order id and MSISDN keys find, order by order (and in the order wrapped,
+    nested or renamed), what the former XPaths (// spelt, MSISDN from the Value's parent) found."""
     route = next(r for r in project.routes if r.id == ROUTE)
     current = RawKeys.for_route(route)
-    former = RawKeys(ROUTE, {"msisdn": RawKey(xpath=OLD_MSISDN_XPATH)})
-    found = 0
-    for body in ORDERS:
+    former = RawKeys(
+        ROUTE,
+        {
+            "order_id": RawKey(xpath=OLD_ORDER_XPATH, tag_escape="siebel"),
+            "msisdn": RawKey(xpath=OLD_MSISDN_XPATH),
+        },
+    )
+    found = {"order_id": 0, "msisdn": 0}
+    bodies = [variant for body in ORDERS for variant in _wrapped(body)]
+    for body in bodies:
         ours, theirs = Message(body=body), Message(body=body)
         current(ours)
         former(theirs)
         forget_parsed()
-        assert ours.business_keys.get("msisdn") == theirs.business_keys.get("msisdn")
-        found += "msisdn" in ours.business_keys
-    assert found > len(ORDERS) // 2
+        assert ours.business_keys == theirs.business_keys
+        for name in found:
+            found[name] += name in ours.business_keys
+    assert found["order_id"] > len(bodies) * 3 // 4
+    assert found["msisdn"] > len(bodies) // 2
 
 
 def _full_message() -> Message:
