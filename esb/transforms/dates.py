@@ -58,6 +58,25 @@ def _siebel_local(m: re.Match[str], tz: str) -> dt.datetime:
         return parse_datetime(m.string, None, tz)
 
 
+@cache
+def _offset_text(offset: dt.timedelta) -> str:
+    """``+08:00`` for eight hours: what ``isoformat`` writes after the time for ``offset``."""
+    return dt.datetime(2000, 1, 1, tzinfo=dt.timezone(offset)).isoformat()[19:]
+
+
+def _siebel_iso(m: re.Match[str], tz: str) -> str | None:
+    """``_siebel_local(m, tz).isoformat()`` written out from the match's numbers (the offset is the
+    zone's for that local time, as the aware datetime's); None for an impossible date (02/30)."""
+    month, day, year, hour, minute, second = map(int, m.groups())
+    try:
+        offset = zone(tz).utcoffset(dt.datetime(year, month, day, hour, minute, second))
+    except ValueError:
+        return None
+    if offset is None:
+        return None
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{_offset_text(offset)}"
+
+
 def _parse_text(text: str, fmt: str | list[str] | None) -> dt.datetime | None:
     formats = [fmt] if isinstance(fmt, str) else list(fmt or [])
     if not formats:
@@ -83,6 +102,8 @@ def iso_datetime(value: Any, format: str | list[str] | None = None, tz: str = "U
                  to: str | None = None) -> str:
     """Return ``value`` as ISO 8601 with offset (``2026-11-25T14:03:00+08:00``), converted to ``to``."""
     if format is None and type(value) is str and (m := _SIEBEL.fullmatch(value.strip())) is not None:
+        if not to and (text := _siebel_iso(m, tz)) is not None:
+            return text
         parsed = _siebel_local(m, tz)  # what parse_datetime gives for Siebel's form, in fewer calls
     else:
         parsed = parse_datetime(value, format, tz)
@@ -96,8 +117,27 @@ def iso_date(value: Any, format: str | list[str] | None = None, tz: str = "UTC")
     return parse_datetime(value, format, tz).date().isoformat()
 
 
-def format_datetime(value: Any, format: str = "%Y%m%d%H%M%S", tz: str = "UTC",
+#: The compact form IOM and other systems want (``20261125140300``), written without strftime.
+COMPACT = "%Y%m%d%H%M%S"
+
+
+def format_datetime(value: Any, format: str = COMPACT, tz: str = "UTC",
                     source_format: str | None = None) -> str:
     """Return ``value`` (any parseable date) rendered with ``format`` in the time zone ``tz``."""
-    parsed = parse_datetime(value, source_format, "UTC").astimezone(zone(tz))
+    parsed = None
+    if source_format is None and type(value) is str:  # ISO 8601 (canonical dates): parse_datetime's
+        try:  # result without its format search (a Siebel form has "/", which ISO never accepts)
+            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+    if parsed is None:
+        parsed = parse_datetime(value, source_format, "UTC")
+    parsed = parsed.astimezone(zone(tz))
+    if format == COMPACT:  # what strftime writes (its %Y does not pad years below 1000: neither does this)
+        return (
+            f"{parsed.year}{parsed.month:02d}{parsed.day:02d}"
+            f"{parsed.hour:02d}{parsed.minute:02d}{parsed.second:02d}"
+        )
     return parsed.strftime(format)

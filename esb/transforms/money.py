@@ -6,10 +6,11 @@ those are cleaned before :class:`~esb.model.money.Money` parses them. A float is
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
-from esb.model.money import MINOR_UNITS, Money, currency_code, rounding_mode, to_decimal
+from esb.model.money import MINOR_UNITS, ROUNDING, Money, currency_code, rounding_mode, to_decimal
 
 #: ``Decimal("0.01")`` for 2 minor units, and so on.
 _EXPONENTS = {digits: Decimal(1).scaleb(-digits) for digits in set(MINOR_UNITS.values())}
@@ -43,9 +44,20 @@ def _rounded(amount: Decimal, currency: str, rounding: str | None = None) -> Dec
     return amount.quantize(_EXPONENTS[MINOR_UNITS[currency]], rounding=rounding_mode(currency, rounding))
 
 
+#: Amounts written exactly as ``money`` returns them, per minor-unit digits (``"129.00"`` for 2): ASCII
+#: digits, no sign, no leading zero, at most 21 digits before the point (far inside Decimal's precision,
+#: where quantize would refuse), exactly the currency's decimals.
+_EXACT = {
+    digits: re.compile(rf"(?:0|[1-9][0-9]{{0,20}})\.[0-9]{{{digits}}}" if digits else "0|[1-9][0-9]{0,20}")
+    for digits in set(MINOR_UNITS.values())
+}
+
+
 def money(value: Any, currency: Any = "CNY", rounding: str | None = None) -> str:
     """Return the amount as a decimal string quantized to the currency's minor unit (``"12.50"``)."""
     if type(value) is str and _known(currency):  # Money's checks and rounding without its objects
+        if rounding is None and currency not in ROUNDING and _EXACT[MINOR_UNITS[currency]].fullmatch(value):
+            return value  # already what quantizing and formatting it gives: no Decimal needed
         return format(_rounded(to_decimal(_amount(value)), currency, rounding), "f")
     return _split(value, currency).quantize(rounding).to_json()["value"]
 
@@ -56,7 +68,10 @@ def to_minor(value: Any, currency: Any = None, exact: bool = True) -> int:
     With ``exact`` (the default) an amount finer than the minor unit is an error, not a silent rounding.
     """
     if type(value) is dict and _known(unit := value.get("unit", currency)):  # {unit, value}, fast
-        exact_amount = to_decimal(_amount(value.get("value")))
+        text = value.get("value")
+        if type(text) is str and unit not in ROUNDING and _EXACT[MINOR_UNITS[unit]].fullmatch(text):
+            return int(text.replace(".", ""))  # "129.00" CNY: 12900 fen, no Decimal needed
+        exact_amount = to_decimal(_amount(text))
         rounded_amount = _rounded(exact_amount, unit)
         if not exact or rounded_amount == exact_amount:
             return int(rounded_amount.scaleb(MINOR_UNITS[unit]))

@@ -66,22 +66,35 @@ class BlockSource:
         inner = {id(r): self.block(r.block) for r in block.rules if r.block is not None}
         name = self.bind(None, "block")
         runner, slow = self.bind(self.runner, "runner"), self.bind(block, "rules")
-        indexed = sum(_field_tag(r) is not None for r in (*block.lets, *block.rules)) >= INDEX_FROM
+        tags = [t for r in (*block.lets, *block.rules) if (t := _field_tag(r)) is not None]
         body: list[str] = []
-        if indexed:
+        fields: dict[str, str] | None = None
+        if len(tags) >= INDEX_FROM:
             body += ["kids = _children(node)", "if kids is None:", "    raise _Fallback"]
             body.append("attrs = _dict(node.items())")  # one call for all the attributes
+            fields = {}
+            for tag in _read_tags(block):  # each field read once, before the rules (reads cannot fail)
+                fields[tag] = local = f"f{len(fields)}"
+                body += [
+                    f"e = kids.get({tag!r})",
+                    f"{local} = attrs.get({tag!r}) or "
+                    "(None if e is None else (e.text if not len(e) else _text(e)) or None)",
+                ]
         body.append("scope = _dict(scope0)" if block.lets else "scope = scope0")
         for let in block.lets:
-            body += self.value(let, indexed)
+            body += self.value(let, fields)
             body.append(f"scope[{str(let.keys[0])!r}] = v")
         body.append("out = {}")
+        containers = _containers(block.rules)
+        body += [f"{local} = None" for local in containers.values()]
         for rule in block.rules:
             if rule.block is not None:
-                body += self.foreach(rule, inner[id(rule)])
+                body += self.foreach(rule, inner[id(rule)], containers)
+            elif (const := _plain_constant(rule)) is not None:
+                body += self.setter(rule, const, containers)  # a constant: set, no ``v`` between
             else:
-                body += self.value(rule, indexed)
-                body += _indent(["if v is not None:"], 0) + _indent(self.setter(rule, "v"), 1)
+                body += self.value(rule, fields)
+                body += ["if v is not None:", *_indent(self.setter(rule, "v", containers), 1)]
         body.append("return out")
         self.lines += [f"def {name}(node, loc, scope0):", "    try:"]
         self.lines += _indent(body, 2)
@@ -89,7 +102,7 @@ class BlockSource:
         self.lines += ["    except Exception:", fallback, ""]
         return name
 
-    def foreach(self, rule: Rule, inner: str) -> list[str]:
+    def foreach(self, rule: Rule, inner: str, containers: dict[KeyPath, str]) -> list[str]:
         """The code of a ``foreach`` rule: the nested block's function per item, then the list set."""
         assert rule.each is not None
         expr, many = rule.each
@@ -101,16 +114,16 @@ class BlockSource:
             "    i += 1",
         ]
         if rule.omit_empty:
-            return [*lines, "if res:", *_indent(self.setter(rule, "res"), 1)]
-        return lines + self.setter(rule, "res")
+            return [*lines, "if res:", *_indent(self.setter(rule, "res", containers), 1)]
+        return lines + self.setter(rule, "res", containers)
 
     # ---- values ------------------------------------------------------------------------------------------
-    def value(self, rule: Rule, indexed: bool) -> list[str]:
+    def value(self, rule: Rule, fields: dict[str, str] | None) -> list[str]:
         """The code leaving the value of ``rule`` in ``v`` (None when missing), as ``Runner.value``."""
         lines: list[str] = []
         if rule.sources:
             for position, (_, get) in enumerate(rule.sources):
-                got = self.source(get, indexed)
+                got = self.source(get, fields)
                 lines = got if position == 0 else [*lines, "if v is None:", *_indent(got, 1)]
         elif rule.const_var is not None:
             lines = [f"v = scope.get({rule.const_var!r})"]
@@ -122,7 +135,7 @@ class BlockSource:
         if rule.required:
             lines += ["if v is None:", "    raise _Fallback"]
         if rule.when is not None:
-            test = self.source(rule.when[1], indexed)
+            test = self.source(rule.when[1], fields)
             lines = [*test, "if v is None:", "    pass", "else:", *_indent(lines, 1)]
         return lines
 
@@ -133,23 +146,18 @@ class BlockSource:
         name = self.bind(value, "lit")
         return f"_deepcopy({name})" if isinstance(value, dict | list) else name
 
-    def source(self, get: Callable[[Any], Any], indexed: bool) -> list[str]:
-        """The code leaving what ``get`` gives at ``node`` in ``v``, written out for the common getters."""
+    def source(self, get: Callable[[Any], Any], fields: dict[str, str] | None) -> list[str]:
+        """The code leaving what ``get`` gives at ``node`` in ``v``, written out for the common getters
+        (``fields``: the locals holding the XML fields an indexed block read at its start)."""
         tag = getattr(get, "field_tag", None)
         if isinstance(tag, str):  # XML field: the attribute, else the first child element of that tag
-            if not indexed:
-                return [
-                    f"v = node.get({tag!r})",
-                    "if not v:",
-                    f"    v = next(node.iterchildren({tag!r}), None)",
-                    "    v = None if v is None else _text(v)",
-                ]
-            return [  # the children index holds elements only: their text, all of it under children
-                f"v = attrs.get({tag!r})",
+            if fields is not None and tag in fields:
+                return [f"v = {fields[tag]}"]
+            return [
+                f"v = node.get({tag!r})",
                 "if not v:",
-                f"    v = kids.get({tag!r})",
-                "    if v is not None:",
-                "        v = (v.text if not len(v) else _text(v)) or None",
+                f"    v = next(node.iterchildren({tag!r}), None)",
+                "    v = None if v is None else _text(v)",
             ]
         key = getattr(get, "dict_key", None)
         if isinstance(key, str):  # JMESPath name: the key of an object, blank being missing
@@ -209,8 +217,9 @@ class BlockSource:
         return repr(value) if value is None or type(value) in (str, int, bool) else self.bind(value, "arg")
 
     # ---- targets -----------------------------------------------------------------------------------------
-    def setter(self, rule: Rule, value: str) -> list[str]:
-        """The code setting ``value`` at the rule's target path in ``out``, as ``rules.make_setter``'s."""
+    def setter(self, rule: Rule, value: str, containers: dict[KeyPath, str] | None = None) -> list[str]:
+        """The code setting ``value`` at the rule's target path in ``out``, as ``rules.make_setter``'s;
+        with ``containers``, the object holding the last key is made once and kept in a local."""
         keys = rule.keys
         if len(keys) == 1 or isinstance(keys[0], int):
             if len(keys) == 1 and isinstance(keys[0], str):
@@ -230,10 +239,54 @@ class BlockSource:
             else:
                 lines += [f"c = d.get({key!r})", "if c is None:", f"    c = d[{key!r}] = {empty}"]
             lines.append("d = c")
+        local = "d" if containers is None else containers.get(keys[:-1], "d")
+        if local != "d":
+            lines = [f"if {local} is None:", *_indent([*lines, f"{local} = d"], 1)]
         last = keys[-1]
         if isinstance(last, int):
-            lines += [f"while len(d) <= {last}:", "    d.append(None)"]
-        return [*lines, f"d[{last!r}] = {value}"]
+            lines += [f"while len({local}) <= {last}:", f"    {local}.append(None)"]
+        return [*lines, f"{local}[{last!r}] = {value}"]
+
+
+#: A target path's keys (``("relatedParty", 0, "id")``).
+KeyPath = tuple[str | int, ...]
+
+
+def _read_tags(block: Block) -> list[str]:
+    """The XML field tags a block's lets and rules read (sources and ``when`` tests), first read first."""
+    tags: dict[str, None] = {}
+    for rule in (*block.lets, *block.rules):
+        getters = [get for _, get in rule.sources] + ([rule.when[1]] if rule.when is not None else [])
+        for get in getters:
+            tag = getattr(get, "field_tag", None)
+            if isinstance(tag, str):
+                tags[tag] = None
+    return list(tags)
+
+
+def _containers(rules: list[Rule]) -> dict[KeyPath, str]:
+    """A local name per object that holds some rule's last key (``relatedParty[0]`` for
+    ``relatedParty[0].id``), when the block can keep it: no rule sets a value at such an object's path
+    or above it (that rule would replace the object kept). Empty when one does."""
+    paths = [r.keys[:-1] for r in rules if len(r.keys) > 1 and isinstance(r.keys[0], str)]
+    targets = [r.keys for r in rules]
+    if any(path[: len(target)] == target for path in paths for target in targets):
+        return {}
+    names: dict[KeyPath, str] = {}
+    for path in paths:
+        names.setdefault(path, f"p{len(names)}")
+    return names
+
+
+def _plain_constant(rule: Rule) -> str | None:
+    """The literal of a ``value:`` rule that is a string, a number or a boolean set as it is (no step,
+    no ``when``), else None."""
+    if rule.sources or rule.const_var is not None or rule.steps or rule.when is not None:
+        return None
+    const = rule.const
+    if isinstance(const, bool | int) or type(const) is str:
+        return repr(const)
+    return None
 
 
 def _field_tag(rule: Rule) -> str | None:

@@ -92,6 +92,26 @@ def children(node: Any) -> dict[str, Any] | None:
     return found
 
 
+def child_steps(path: str) -> Getter:
+    """The getter of a ``foreach`` over a path of plain names (``ListOfX/X``): what ``node.findall(path)``
+    returns (each step's children of that tag, in document order), without lxml's ElementPath, which
+    tokenises and walks the path in Python on every call (its own selectors do ``iterchildren(tag)``)."""
+    first, *rest = path.split("/")
+    if not rest:
+        return lambda node: list(node.iterchildren(first))
+    if len(rest) == 1:
+        second = rest[0]
+        return lambda node: [kid for el in node.iterchildren(first) for kid in el.iterchildren(second)]
+
+    def get(node: Any) -> list[Any]:
+        found = list(node.iterchildren(first))
+        for tag in rest:
+            found = [kid for el in found for kid in el.iterchildren(tag)]
+        return found
+
+    return get
+
+
 class XPathDialect:
     """Compiles XPath 1.0 expressions for the rule compiler."""
 
@@ -190,8 +210,7 @@ class XPathDialect:
         expanded = self.expand(expr)
         m = _simple().match(expanded)
         if m and m["path"] and not m["attr"] and not self.namespaces:
-            path = m["path"]
-            return lambda node: node.findall(path)
+            return child_steps(m["path"])
         xp = self.xpath(expr)
 
         def get(node: Any) -> list[Any]:

@@ -210,22 +210,54 @@ def test_compiled_rules_give_the_runners_outcome_for_every_mapping_test_case(pro
 
 #: The route's MSISDN key as it was written before it was made faster (the reference).
 OLD_MSISDN_XPATH = "(//*[Name='MSISDN']/Value | //*[@Name='MSISDN']/@Value)[1]"
+OLD_ORDER_XPATH = (
+    "(//SiebelMessage//@{Order Number} | //SiebelMessage//{Order Number} | //SiebelMessage//@OrderNumber"
+    " | //SiebelMessage//OrderNumber)[1]"
+)
 
 
-def test_the_routes_msisdn_key_reads_what_its_former_xpath_read(project: Project) -> None:
-    """crm-order-to-iom's raw MSISDN key finds, order by order, the number the former XPath found."""
+END = b"</SiebelMessage>"
+
+
+def _wrapped(body: bytes) -> list[bytes]:
+    """``body``, and variants that move the keys: inside a PropertySet, the order number as an attribute
+    of the SiebelMessage itself, a SiebelMessage nested in another element, no SiebelMessage at all."""
+    head, sep, rest = body.partition(b"<SiebelMessage")
+    if not sep:
+        return [body]
+    return [
+        body,
+        head + b"<PropertySet>" + sep + rest + b"</PropertySet>",
+        head + sep + b' OrderNumber="SM-1"' + rest,
+        head + b"<Outer><Other OrderNumber='X-0'/>" + sep + rest.replace(END, END + b"</Outer>"),
+        head + b"<NotSiebel" + rest.replace(END, b"</NotSiebel>"),
+    ]
+
+
+def test_the_routes_raw_keys_read_what_their_former_xpaths_read(project: Project) -> None:
+    """crm-order-to-iom's raw order id and MSISDN keys find, order by order (and in the order wrapped,
+    nested or renamed), what the former XPaths (// spelt, MSISDN from the Value's parent) found."""
     route = next(r for r in project.routes if r.id == ROUTE)
     current = RawKeys.for_route(route)
-    former = RawKeys(ROUTE, {"msisdn": RawKey(xpath=OLD_MSISDN_XPATH)})
-    found = 0
-    for body in ORDERS:
+    former = RawKeys(
+        ROUTE,
+        {
+            "order_id": RawKey(xpath=OLD_ORDER_XPATH, tag_escape="siebel"),
+            "msisdn": RawKey(xpath=OLD_MSISDN_XPATH),
+        },
+    )
+    found = {"order_id": 0, "msisdn": 0}
+    bodies = [variant for body in ORDERS for variant in _wrapped(body)]
+    for body in bodies:
         ours, theirs = Message(body=body), Message(body=body)
         current(ours)
         former(theirs)
         forget_parsed()
-        assert ours.business_keys.get("msisdn") == theirs.business_keys.get("msisdn")
-        found += "msisdn" in ours.business_keys
-    assert found > len(ORDERS) // 2
+        assert ours.business_keys == theirs.business_keys
+        for name in found:
+            found[name] += name in ours.business_keys
+    assert found["order_id"] > len(bodies) * 3 // 4
+    assert found["msisdn"] > len(bodies) // 2
 
 
 def _full_message() -> Message:
@@ -419,6 +451,46 @@ def test_every_rule_shape_gives_the_runners_outcome(tmp_path: Path) -> None:
     assert count == [0]
 
 
+REPLACED = """
+kind: xpath-to-json
+input: xml
+output: json
+rules:
+  x.y: {field: A}
+  x.list[1].n: {field: B}
+  x: {value: {z: 1}, when: {field: C}}
+  x.w: {field: B}
+  x.list[1].m: {field: A}
+  kept.a: {field: A}
+  kept.b: {field: B}
+  kept.c: {value: 3}
+  item:
+    foreach: Item
+    rules:
+      p[0].q: {field: A}
+      p[0].r: {field: B}
+      p[2]: {value: last}
+"""
+REPLACED_BODIES = [
+    b"<R><A>a</A><B>b</B><C>c</C><Item><A>1</A></Item><Item B='2'/></R>",
+    b"<R><A>a</A><B>b</B><Item/></R>",
+    b"<R C='c'><B>b</B></R>",
+    b"<R/>",
+]
+
+
+def test_objects_a_later_rule_replaces_are_not_kept_between_rules(tmp_path: Path) -> None:
+    """A rule setting an object that other rules write into (x after x.y) gives the runner's output:
+    the compiled block does not keep the replaced object; unrelated paths (kept.*) are unaffected."""
+    mapping = make_mapping_project(tmp_path, {"t/replaced": REPLACED}).transforms.get("t/replaced")
+    compiled = [_outcome(mapping, body) for body in REPLACED_BODIES]
+    with _reference([mapping]):
+        assert [_outcome(mapping, body) for body in REPLACED_BODIES] == compiled
+    first = mapping.transform_body(REPLACED_BODIES[0])
+    assert first["x"] == {"z": 1, "w": "b", "list": [None, {"m": "a"}]}
+    assert first["kept"] == {"a": "a", "b": "b", "c": 3}
+    assert first["item"] == [{"p": [{"q": "1"}, None, "last"]}, {"p": [{"r": "2"}, None, "last"]}]
+
 def _result(func: Any, *args: Any, **kwargs: Any) -> tuple[str, str]:
     """What a call gives: its value's type and repr, or its error's type and text."""
     try:
@@ -468,9 +540,15 @@ TEXTS: list[Any] = [
     "NaN", "Infinity", "1,250.00", "¥1,250.00", "1.005", "12.3.4", "0", 0, 7, -2, True, 1.5, Decimal("3.00"),
 ]  # fmt: skip
 AMOUNTS: list[Any] = ["129.00", "12.5", "¥1,250.00", "1.005", "0.125", "-0.5", " 12 ", "1e5", "", "abc",
-                      "NaN", "12.3.4", "99999999999999999999999999999.99", 5, Decimal("1.2"), 1.5, None, True]
+                      "NaN", "12.3.4", "99999999999999999999999999999.99", 5, Decimal("1.2"), 1.5, None, True,
+                      # money's exact form: as it is, or not quite (zeros, signs, digits, decimals, size)
+                      "0.00", "0", "00.50", "007.00", "10.50", "199", "199.000", "199.0", "-0.00", "+1.00",
+                      "\u0661\u0662.\u0660\u0660", "12.50 ", "1234567890123456789012.00",
+                      "123456789012345678901.00", "123456789012345678901", "1234567890123456789012345678.00"]
 CURRENCIES: list[Any] = ["CNY", "JPY", "KWD", " cny", "cny", "XXX", None, 5]
-DATES = ["11/25/2026 23:30:00", " 1/2/2026 3:04:05 ", "02/30/2026 10:00:00", "13/01/2026 00:00:00",
+DATES = ["11/25/2026 23:30:00", "03/08/2026 02:30:00", "11/01/2026 01:30:00", "01/01/0999 00:00:00",
+         "01/01/0000 00:00:00", "1/1/1900 0:0:0", " 1/2/2026 3:04:05 ", "02/30/2026 10:00:00",
+         "13/01/2026 00:00:00",
          "11/25/2026 24:00:00", "11/25/2026 23:30", "2026-11-25T23:30:00+08:00", "garbage", "",
          "3/8/2026 02:30:00"]
 
@@ -498,10 +576,37 @@ def test_money_functions_give_what_they_gave_before_their_fast_paths() -> None:
     assert _result(money.to_minor, {"unit": "CNY"}) == _result(_to_minor_before, {"unit": "CNY"})
 
 
+def _format_datetime_before(value: Any, format: str = "%Y%m%d%H%M%S", tz: str = "UTC",
+                            source_format: str | None = None) -> str:
+    """``format_datetime`` as it was before its fast path (the reference)."""
+    return dates.parse_datetime(value, source_format, "UTC").astimezone(dates.zone(tz)).strftime(format)
+
+
+#: Canonical (ISO 8601) dates and others format_datetime meets: offsets, Z, naive, basic form, old years.
+ISO_DATES = ["2026-11-25T14:03:00+08:00", "2026-12-31T17:30:00Z", " 2026-11-25T14:03:00 ", "2026-11-25",
+             "20261125T140300", "20261125140300", "0999-06-01T00:00:00+00:00", "1000-01-01T00:00:00+08:00",
+             "2026-11-25T14:03:00.123456-05:00", "2026-13-01T00:00:00Z", "2026-11-25T14:03:00z"]
+
+
+def test_format_datetime_gives_what_it_gave_before_its_fast_path() -> None:
+    """format_datetime agrees with its former code on ISO dates, Siebel dates, formats, zones and refusals."""
+    for value in [*ISO_DATES, *DATES, *TEXTS, datetime(2026, 12, 7, tzinfo=UTC)]:
+        for tz in ZONES:
+            for fmt in ("%Y%m%d%H%M%S", "%Y-%m-%d %H:%M"):
+                expected = _result(_format_datetime_before, value, fmt, tz)
+                assert _result(dates.format_datetime, value, fmt, tz) == expected, (value, fmt, tz)
+            expected = _result(_format_datetime_before, value, "%Y%m%d%H%M%S", tz, "%m/%d/%Y %H:%M:%S")
+            assert _result(dates.format_datetime, value, "%Y%m%d%H%M%S", tz, "%m/%d/%Y %H:%M:%S") == expected
+
+
+#: Zones with and without summer time, a quarter-hour offset, and one whose 1900 offset has seconds.
+ZONES = ("Asia/Shanghai", "UTC", "America/New_York", "Asia/Kathmandu", "Africa/Monrovia", "Nowhere/Zone")
+
+
 def test_dates_give_what_they_gave_before_their_fast_path() -> None:
     """The datetime function agrees with its former code on Siebel dates, others and refusals."""
     for value in [*DATES, *TEXTS]:
-        for tz in ("Asia/Shanghai", "UTC", "America/New_York", "Nowhere/Zone"):
+        for tz in ZONES:
             for to in (None, "UTC"):
                 expected = _result(_iso_datetime_before, value, None, tz, to)
                 assert _result(dates.iso_datetime, value, None, tz, to) == expected, (value, tz, to)
