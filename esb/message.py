@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from esb.randomids import new_id
 from esb.telemetry import inject
 
 #: Header names the hub itself sets on the wire; everything else in ``headers`` is the route's business.
@@ -39,11 +39,6 @@ _ENVELOPE_HEADERS = {
 
 
 _new = object.__new__
-
-
-def new_id() -> str:
-    """Return a new random message id."""
-    return uuid.uuid4().hex
 
 
 def utcnow() -> datetime:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from adapters.rest.ids import new_id
+from esb.message import new_id
 
 CREATE = "CreateEvent"
 STATE_CHANGE = "StateChangeEvent"

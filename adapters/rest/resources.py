@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl
 import orjson
 
 from adapters.rest.errors import Refusal
-from adapters.rest.ids import new_id
 from adapters.rest.schema import TMFValidator
+from esb.message import new_id
 
 #: Each served resource's schema (folder/Class under the TMF schema folder).
 SCHEMAS = {"productOrder": "Customer/ProductOrder", "cancelProductOrder": "Product/CancelProductOrder"}

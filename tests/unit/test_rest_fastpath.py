@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from cheroot import makefile, wsgi
 
-from adapters.rest import ids
 from adapters.rest.gateway import ListenerServer, OneSendGateway, http_date
+from esb import randomids as ids
 
 
 def test_new_ids_are_version_4_uuids() -> None:

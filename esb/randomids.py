@@ -1,7 +1,7 @@
-"""Random ids for the POST path (event ids, the ids of orders sent without one) without a syscall each.
+"""Random ids (message ids, the REST listener's event and order ids) without a system call each.
 
 ``uuid.uuid4()`` reads 16 bytes with ``os.urandom``: a ``getrandom`` call that releases the GIL, so in a
-listener whose server threads contend for it every id costs a wait to take the GIL back (measured:
+process whose threads contend for it every id costs a wait to take the GIL back (measured:
 docs/rest.md, *Speed*). :func:`new_id` gives the same thing, a version-4 UUID's 32 hex digits from the
 operating system's CSPRNG, taken from a buffer of :data:`CHUNK` bytes read at once: one read per 256
 ids. A forked child starts with an empty buffer (never the parent's bytes again).
