@@ -10,9 +10,10 @@ import pytest
 
 from esb.exceptions import TransportError
 from esb.journal import Journal, sqltext
+from esb.journal.coldread import count_dead_lettered, read_trace
 from esb.journal.constants import VERSION_TABLE
 from esb.journal.sqlgen import render
-from esb.journal.sqliteread import count_dead_lettered, read_trace, sqlite_file
+from esb.journal.sqliteread import sqlite_file
 from esb.message import Message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,11 +84,13 @@ def test_the_compiled_statements_are_a_fresh_compile() -> None:
     """esb/journal/sqltext.py is exactly what esb.journal.sqlgen compiles from the SQLAlchemy statements
     (regenerate: python -m esb.journal.sqlgen > esb/journal/sqltext.py)."""
     assert (ROOT / "esb" / "journal" / "sqltext.py").read_text(encoding="utf-8") == render()
-    assert set(sqltext.SQLITE) == {
-        "keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered_counts",
+    health = {
         "counts_since", "dead_lettered_since", "stuck", "stuck_count", "route_states", "process_counts",
         "process_held",
     }
+    walk = {"keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered_counts"}
+    assert set(sqltext.SQLITE) == walk | health
+    assert set(sqltext.POSTGRESQL) == walk | health | {"key_seqs", "id_seqs"}
 
 
 @pytest.mark.parametrize(
