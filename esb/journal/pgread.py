@@ -4,10 +4,13 @@ The statements are the PostgreSQL entries of esb/journal/sqltext.py: ``esb trace
 them there (:func:`esb.journal.queries.lookup_statements`: the rows by their ``seq``, found first in the
 look-up tables, walked by :func:`esb.journal.conversation.over_lookups`), ``esb dlq list``'s and
 ``esb health``'s. The connection is made as the journal's engine makes it (the URL's user, password,
-host, port and database, :data:`~esb.journal.constants.PG_OPTIONS`, JSON read by ``orjson``), in one
-read-only snapshot; values are bound and converted as SQLAlchemy's types do on PostgreSQL (timestamps
-aware, in UTC). A URL with a query string or anything else SQLAlchemy's parser would have to interpret,
-a schema not at head or any error: the journal is opened instead, as before.
+host, port and database, :data:`~esb.journal.constants.PG_OPTIONS`, JSON read by ``orjson``), read-only
+and in autocommit: each statement its own snapshot, as the journal's read-committed reads see it, and no
+transaction left open while ``esb health`` checks the other components (an idle transaction's locks
+would make the running hub's partition maintenance wait, and the journal's writes behind it). Values are
+bound and converted as SQLAlchemy's types do on PostgreSQL (timestamps aware, in UTC). A URL with a query
+string or anything else SQLAlchemy's parser would have to interpret, a schema not at head or any error:
+the journal is opened instead, as before.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from esb.journal.coldread import Driver, Refused, same, utc
 from esb.journal.constants import PG_OPTIONS, VERSION_TABLE
 from esb.journal.revisions import plain_head
 from esb.journal.sqltext import POSTGRESQL
+
+#: The session setting that makes every statement of the cold path read-only.
+READ_ONLY = "-c default_transaction_read_only=on"
 
 #: The URL schemes read here: SQLAlchemy's ``postgresql`` dialect with psycopg (its default driver).
 SCHEMES = ("postgresql", "postgresql+psycopg")
@@ -77,8 +83,9 @@ def _at_head(cursor: Any) -> bool:
 
 @contextlib.contextmanager
 def session(url: str) -> Iterator[conversation.Run | None]:
-    """A runner of the PostgreSQL entries in one read-only snapshot of the journal at ``url``, or None when
-    its schema is not at head; a database error (the server unreachable too) is a :class:`Refused`."""
+    """A runner of the PostgreSQL entries on one read-only autocommit connection to the journal at ``url``,
+    or None when its schema is not at head; a database error (the server unreachable too) is a
+    :class:`Refused`."""
     args = connect_args(url)
     if args is None:
         yield None
@@ -87,22 +94,18 @@ def session(url: str) -> Iterator[conversation.Run | None]:
     from psycopg.types.json import set_json_loads
 
     try:
-        conn = psycopg.connect(**args, options=PG_OPTIONS)
+        conn = psycopg.connect(**args, options=f"{PG_OPTIONS} {READ_ONLY}", autocommit=True)
     except psycopg.Error as exc:
         raise Refused(str(exc)) from exc
     try:
         set_json_loads(orjson.loads, conn)  # as the journal's engine reads JSON
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot for every statement
-        conn.read_only = True
         cursor = conn.cursor()
 
         def execute(sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
             try:
                 cursor.execute(sql, values)
                 return cursor.fetchall()
-            except psycopg.Error as exc:  # the next statement in a new transaction (no such table yet)
-                with contextlib.suppress(psycopg.Error):
-                    conn.rollback()
+            except psycopg.Error as exc:  # autocommit: the next statement runs (no such table yet)
                 raise Refused(str(exc)) from exc
 
         yield conversation.over_lookups(DRIVER.runner(execute, POSTGRESQL)) if _at_head(cursor) else None
