@@ -44,12 +44,12 @@ def health(obj: Obj, stuck_after: str, as_json: bool) -> None:
 
 
 def _open_journal(url: str) -> ColdJournal | Journal | None:
-    """The journal to check: read through ``sqlite3`` on a SQLite file at head, else opened (created and
-    migrated) as a :class:`~esb.journal.Journal`; None when it cannot be opened."""
+    """The journal to check: read without SQLAlchemy at the head schema (SQLite or PostgreSQL), else opened
+    (created and migrated) as a :class:`~esb.journal.Journal`; None when it cannot be opened."""
     cold = ColdJournal.open(url)
     if cold is not None:
         return cold
-    from esb.journal import Journal  # SQLAlchemy: only when sqlite3 cannot read it
+    from esb.journal import Journal  # SQLAlchemy: only when the cold path cannot read it
 
     journal = Journal(url, pool_size=2)
     try:

@@ -24,6 +24,11 @@ SETTLED_STATES = (*FINAL_STATES, "purged")
 #: Name of Alembic's version table: prefixed so the journal can share a PostgreSQL database.
 VERSION_TABLE = "journal_alembic_version"
 
+#: PostgreSQL session settings. JIT off: on the day-partitioned journal (esb/journal/partitions.py) a
+#: search's estimated cost, summed over every partition, passes ``jit_above_cost`` and compiling took
+#: ~1 s of a query that runs in 2 ms (bench/README.md "The journal at scale").
+PG_OPTIONS = "-c jit=off"
+
 #: Milliseconds a SQLite writer waits for another writer (thread or process) before giving up.
 BUSY_TIMEOUT_MS = 30_000
 

@@ -61,6 +61,27 @@ def conversation(run: Run, key: str) -> set[str]:
     return ids
 
 
+def over_lookups(run: Run) -> Run:
+    """``run`` as the walk asks it on PostgreSQL, whose :func:`esb.journal.queries.lookup_statements` read
+    ``keyed``, ``seed``, ``linked`` and ``history`` by ``seqs``: those are found first in the look-up
+    tables (esb/journal/lookups.py), from ``key`` as a business key (``key_seqs``) or as a message id,
+    and from ``ids`` (``id_seqs``); every other statement is run as it is asked."""
+
+    def seqs(name: str, params: dict[str, Any]) -> list[int]:
+        return sorted({row["seq"] for row in run(name, params)})
+
+    def looked_up(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if name == "keyed":
+            params = {"seqs": seqs("key_seqs", {"key": params["key"]})}
+        elif name == "seed":
+            params = {**params, "seqs": seqs("id_seqs", {"ids": [params["key"]]})}
+        elif name in ("linked", "history"):
+            params = {"seqs": seqs("id_seqs", {"ids": params["ids"]})}
+        return run(name, params)
+
+    return looked_up
+
+
 def history(run: Run, message_ids: Iterable[str]) -> list[EventRecord]:
     """Return the events of ``message_ids`` on every route, ordered by time (then by insertion)."""
     found: list[EventRecord] = []

@@ -26,12 +26,9 @@ from esb import sqlitebind
 from esb.exceptions import ConfigError, TransportError, mask_url
 from esb.files import create_private
 from esb.journal.constants import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS  # re-exported: where it was first
+from esb.journal.constants import PG_OPTIONS
 
 _HOLDS_WRITE = "esb_holds_write_lock"
-#: PostgreSQL session settings. JIT off: on the day-partitioned journal (esb/journal/partitions.py) a
-#: search's estimated cost, summed over every partition, passes ``jit_above_cost`` and compiling took
-#: ~1 s of a query that runs in 2 ms (bench/README.md "The journal at scale").
-PG_OPTIONS = "-c jit=off"
 _WRITE_OPTION = "esb_journal_write"
 
 

@@ -333,7 +333,9 @@ def cold_statements() -> dict[str, sa.Select[Any]]:
 def lookup_statements() -> dict[str, sa.Select[Any]]:
     """:func:`cold_statements` as PostgreSQL runs them (:func:`runner`): ``keyed``, ``seed``, ``linked``
     and ``history`` select the rows by ``seqs`` (a list), which the runner finds first in the look-up
-    tables (esb/journal/lookups.py) from ``key`` or ``ids``: the same rows, planned on their partitions."""
+    tables (esb/journal/lookups.py) from ``key`` or ``ids``: the same rows, planned on their partitions.
+    ``key_seqs`` (by ``key``, a business key's value) and ``id_seqs`` (by ``ids``) are those look-ups
+    (:func:`walk.over_lookups`). esb/journal/sqltext.py holds them compiled for PostgreSQL."""
     return _walk_statements(lookup=True)
 
 
@@ -355,7 +357,7 @@ def _walk_statements(*, lookup: bool) -> dict[str, sa.Select[Any]]:
             sa.select(messages.c.id).where(rows),
             sa.select(messages.c.id).where(messages.c.correlation_id == key),
         )
-    return {
+    found: dict[str, Any] = {
         "keyed": keyed,
         "seed": seed,
         "linked": sa.select(messages.c.correlation_id, messages.c.causation_id).where(rows),
@@ -370,32 +372,25 @@ def _walk_statements(*, lookup: bool) -> dict[str, sa.Select[Any]]:
             sa.bindparam("routes", expanding=True, type_=sa.String())
         ),
     }
+    if lookup:  # lookups.seqs_of_key (any name) and seqs_of_ids
+        found["key_seqs"] = sa.select(lookups.lookup_keys.c.seq).where(lookups.lookup_keys.c.value == key)
+        found["id_seqs"] = sa.select(lookups.lookup_ids.c.seq).where(lookups.lookup_ids.c.id.in_(ids))
+    return found
 
 
 def runner(conn: sa.Connection) -> walk.Run:
     """Run :func:`cold_statements` on ``conn`` (for :mod:`esb.journal.conversation`)."""
-    if uses_lookups(conn):
-        return lookup_runner(conn)
-    statements = cold_statements()
-
-    def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return [dict(row) for row in conn.execute(statements[name], params).mappings()]
-
-    return run
+    return lookup_runner(conn) if uses_lookups(conn) else _run_on(conn, cold_statements())
 
 
 def lookup_runner(conn: sa.Connection) -> walk.Run:
-    """:func:`runner` on PostgreSQL: the seqs of a statement's ``key`` (as a business key for ``keyed``,
-    as a message id for ``seed``) or ``ids`` are looked up first, then :func:`lookup_statements` run."""
-    statements = lookup_statements()
+    """:func:`runner` on PostgreSQL: :func:`lookup_statements` run as :func:`walk.over_lookups` asks (the
+    seqs of a statement's ``key`` or ``ids`` looked up first), as the cold path runs them."""
+    return walk.over_lookups(_run_on(conn, lookup_statements()))
 
+
+def _run_on(conn: sa.Connection, statements: dict[str, sa.Select[Any]]) -> walk.Run:
     def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if name == "keyed":
-            params = {"seqs": lookups.seqs_of_key(conn, params["key"])}
-        elif name == "seed":
-            params = {**params, "seqs": lookups.seqs_of_ids(conn, [params["key"]])}
-        elif name in ("linked", "history"):
-            params = {"seqs": lookups.seqs_of_ids(conn, params["ids"])}
         return [dict(row) for row in conn.execute(statements[name], params).mappings()]
 
     return run

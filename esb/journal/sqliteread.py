@@ -1,20 +1,15 @@
-"""``esb trace`` and ``esb dlq list`` on a SQLite journal through ``sqlite3``, without importing SQLAlchemy.
+"""The SQLite driver of the cold reads (:mod:`esb.journal.coldread`): the ``sqlite3`` module on a plain file.
 
-SQLAlchemy's import is about a third of a cold ``esb trace``. On the default journal (a SQLite file)
-these run the statements of :func:`esb.journal.queries.cold_statements` as compiled beforehand
-(esb/journal/sqltext.py, kept equal to a fresh compile by a unit test), the trace walked by the same
-code as the journal's (:mod:`esb.journal.conversation`), and convert each column as SQLAlchemy's types
-do (tested for identical records). They answer None, and the caller opens the
-:class:`~esb.journal.Journal` as before, whenever this path does not apply: another database, no file
-yet, a schema not at head (the journal migrates it on connect), or any database error (the journal
-reports it as before).
+The statements are the SQLite entries of esb/journal/sqltext.py; values are bound and converted as
+SQLAlchemy's types do on SQLite (timestamps stored as UTC wall-clock text, :func:`sqlite_utc`; booleans
+as 0 and 1, JSON as text). Another URL, no file yet or a schema not at head: None, the journal is opened.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,35 +18,29 @@ from urllib.parse import quote
 import orjson
 
 from esb.journal import conversation
+from esb.journal.coldread import Driver, Refused, boolean, same, utc
 from esb.journal.constants import BUSY_TIMEOUT_MS, VERSION_TABLE
-from esb.journal.records import EventRecord
 from esb.journal.revisions import plain_head
 from esb.journal.sqltext import SQLITE
 
 
-def _utc(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+def sqlite_utc(when: datetime) -> str:
+    """``when`` as SQLAlchemy stores a ``UTCDateTime`` on SQLite: the UTC wall clock, microseconds always."""
+    w = when.astimezone(UTC)
+    day = f"{w.year:04d}-{w.month:02d}-{w.day:02d}"
+    return f"{day} {w.hour:02d}:{w.minute:02d}:{w.second:02d}.{w.microsecond:06d}"
+
+
+def _bind(value: Any) -> Any:
+    return sqlite_utc(value) if isinstance(value, datetime) else value
 
 
 def _json(value: Any) -> Any:
     return None if value is None else orjson.loads(value)
 
 
-def _bool(value: Any) -> bool | None:
-    return None if value is None else bool(value)
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-#: Column kind (esb/journal/sqlgen.py) -> what turns SQLite's value into SQLAlchemy's.
-CONVERT: dict[str, Callable[[Any], Any]] = {
-    "text": _same, "int": _same, "bool": _bool, "json": _json, "utc": _utc,
-}  # fmt: skip
+#: SQLite's driver: ``?`` marks, an empty list as ``()`` (SQLite accepts it), SQLite's column values.
+DRIVER = Driver("?", "()", _bind, {"text": same, "int": same, "bool": boolean, "json": _json, "utc": utc})
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -65,27 +54,6 @@ def sqlite_file(url: str) -> Path | None:
     return Path(rest).expanduser()
 
 
-def _runner(conn: sqlite3.Connection) -> conversation.Run:
-    def run(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        sql, names, columns, constants = SQLITE[name]
-        values: list[Any] = []
-        for param in names:
-            value = params[param] if param in params else constants[param]
-            expanding = f"(__[POSTCOMPILE_{param}])"
-            if expanding in sql:  # a list: one ``?`` per item
-                sql = sql.replace(expanding, "(" + ", ".join("?" * len(value)) + ")", 1)
-                values.extend(value)
-            else:
-                values.append(value)
-        converters = [(column, CONVERT[kind]) for column, kind in columns]
-        return [
-            {column: convert(value) for (column, convert), value in zip(converters, row, strict=True)}
-            for row in conn.execute(sql, values)
-        ]
-
-    return run
-
-
 def _at_head(conn: sqlite3.Connection) -> bool:
     expected = plain_head()
     if expected is None:
@@ -97,10 +65,15 @@ def _at_head(conn: sqlite3.Connection) -> bool:
     return [row[0] for row in rows] == [expected]
 
 
+def applies(url: str) -> bool:
+    """Whether ``url`` is a plain SQLite file URL (:func:`sqlite_file`), this driver's to read."""
+    return sqlite_file(url) is not None
+
+
 @contextlib.contextmanager
 def session(url: str) -> Iterator[conversation.Run | None]:
-    """A runner of the cold statements in one read transaction on the journal at ``url``, or None when
-    this path does not apply (see the module); a database error on the way is a :class:`Refused`."""
+    """A runner of the SQLite entries in one read transaction on the file of ``url``, or None when there
+    is no file yet or its schema is not at head; a database error on the way is a :class:`Refused`."""
     path = sqlite_file(url)
     if path is None or not path.is_file():
         yield None
@@ -115,38 +88,15 @@ def session(url: str) -> Iterator[conversation.Run | None]:
         return
     try:
         conn.execute("BEGIN")  # one snapshot for every statement, as the journal's read connection has
-        yield _runner(conn) if _at_head(conn) else None
+
+        def execute(sql: str, values: list[Any]) -> list[Any]:
+            try:
+                return conn.execute(sql, values).fetchall()
+            except sqlite3.Error as exc:
+                raise Refused(str(exc)) from exc
+
+        yield DRIVER.runner(execute, SQLITE) if _at_head(conn) else None
     except sqlite3.Error as exc:
         raise Refused(str(exc)) from exc
     finally:
         conn.close()
-
-
-class Refused(Exception):  # noqa: N818 - a signal to open the journal instead, not an error of its own
-    """The cold path met a database error: the caller opens the journal, which reports it as before."""
-
-
-def read_trace(url: str, key: str) -> list[EventRecord] | None:
-    """The events of ``key``'s conversation in time order, as :meth:`Journal.trace` returns them; None
-    when this path does not apply (see the module) and the journal must be opened."""
-    try:
-        with session(url) as run:
-            if run is None:
-                return None
-            return conversation.history(run, conversation.conversation(run, key))
-    except Refused:
-        return None
-
-
-def count_dead_lettered(url: str, routes: list[str], limit: int) -> dict[str, int] | None:
-    """For each route (or process group), how many messages the journal holds whose latest state is
-    ``dead_lettered``, at most ``limit`` (:meth:`Journal.dead_lettered_counts`); None when this path does
-    not apply and the journal must be opened."""
-    try:
-        with session(url) as run:
-            if run is None:
-                return None
-            found = {r["route"]: int(r["number"]) for r in run("dead_lettered_counts", {"routes": routes})}
-            return {route: min(found.get(route, 0), limit) for route in routes}
-    except Refused:
-        return None

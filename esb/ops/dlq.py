@@ -29,7 +29,7 @@ import orjson
 from esb.config.routes import Route
 from esb.exceptions import ConfigError, TransportError
 from esb.files import make_folder, open_file
-from esb.journal.sqliteread import count_dead_lettered
+from esb.journal.coldread import count_dead_lettered
 from esb.message import Message
 from esb.ops.common import open_journal
 from esb.project import Project
@@ -106,9 +106,9 @@ def routes_with_dead_letters(project: Project) -> list[tuple[Route, str]]:
 
 def journaled(project: Project, groups: list[str], limit: int = 100_000) -> dict[str, int]:
     """How many messages of each route or process group the journal holds dead-lettered (their latest
-    state), at most ``limit`` each. On a SQLite journal read through ``sqlite3`` (no SQLAlchemy to import:
-    :mod:`esb.journal.sqliteread`), else through the journal; both count ``dead_letters`` (migration
-    0014) without reading the messages."""
+    state), at most ``limit`` each. At the head schema read through ``sqlite3`` or psycopg (no SQLAlchemy
+    to import: :mod:`esb.journal.coldread`), else through the journal; both count ``dead_letters``
+    (migration 0014) without reading the messages."""
     counts = count_dead_lettered(project.settings.journal.url, groups, limit)
     if counts is not None:
         return counts

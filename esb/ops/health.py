@@ -24,9 +24,6 @@ from esb.ops.healthread import (
     Rows,
     cold_rows,
     process_counts_from,
-    read_process_counts,
-    read_route_states,
-    read_stuck,
     route_states_from,
     stuck_from,
     warm_rows,
@@ -42,7 +39,7 @@ EXIT = {OK: 0, UNKNOWN: 0, DEGRADED: 1, DOWN: 2}
 
 
 class JournalCounts(Protocol):
-    """What the checks ask of the journal: a :class:`~esb.journal.Journal`, or on SQLite the
+    """What the checks ask of the journal: a :class:`~esb.journal.Journal`, or the
     :class:`~esb.ops.healthread.ColdJournal` that reads it without SQLAlchemy."""
 
     def counts(self, *, since: datetime) -> dict[str, dict[str, int]]:
@@ -224,13 +221,13 @@ def check_routes(project: Project, rows: Rows | None = None) -> list[Check]:
 
 
 def route_states(url: str, rows: Rows | None = None) -> dict[str, dict[str, Any]]:
-    """Route control's rows by route (the fields of ``RouteState``): through ``rows`` (by default
-    ``sqlite3`` on a SQLite journal), else (or when that cannot answer) through
-    :class:`~esb.runtime.control.RouteControl`."""
-    found = read_route_states(url) if rows is None else route_states_from(rows)
+    """Route control's rows by route (the fields of ``RouteState``): through ``rows`` (by default the
+    journal read without SQLAlchemy, :func:`~esb.ops.healthread.cold_rows`), else (or when that cannot
+    answer) through :class:`~esb.runtime.control.RouteControl`."""
+    found = route_states_from(rows or cold_rows(url))
     if found is not None:
         return found
-    from esb.runtime.control import RouteControl  # SQLAlchemy: only when sqlite3 could not answer
+    from esb.runtime.control import RouteControl  # SQLAlchemy: only when the cold path could not answer
 
     with RouteControl(url) as control:
         return {name: asdict(state) for name, state in control.states().items()}
@@ -264,9 +261,9 @@ def stuck_in_flight(url: str, older_than: timedelta, rows: Rows | None = None) -
 def stuck_scan(url: str, older_than: timedelta, rows: Rows | None = None) -> tuple[list[dict[str, Any]], int]:
     """The stuck messages (the oldest ``STUCK_LIMIT``) and how many there are: the rows of the
     ``in_flight`` table (migration 0016) received before ``older_than`` ago, an exact range of its index.
-    Read through ``rows`` (by default ``sqlite3`` on a SQLite journal), else through SQLAlchemy."""
+    Read through ``rows`` (by default :func:`~esb.ops.healthread.cold_rows`), else through SQLAlchemy."""
     before = datetime.now(UTC) - older_than
-    found = read_stuck(url, before) if rows is None else stuck_from(rows, before)
+    found = stuck_from(rows or cold_rows(url), before)
     if found is None:
         found = _stuck_rows(url, before)
     listed, count = found
@@ -330,10 +327,9 @@ def check_processes(
 def process_status_counts(
     project: Project, sample: int = 20, rows: Rows | None = None
 ) -> tuple[dict[str, int], list[str]]:
-    """``esb.ops.processes.status_counts``: through ``rows`` (by default ``sqlite3`` on a SQLite journal),
-    else (or when that cannot answer) through the process store."""
-    url = project.settings.journal.url
-    found = read_process_counts(url, sample) if rows is None else process_counts_from(rows, sample)
+    """``esb.ops.processes.status_counts``: through ``rows`` (by default
+    :func:`~esb.ops.healthread.cold_rows`), else (or when that cannot answer) through the process store."""
+    found = process_counts_from(rows or cold_rows(project.settings.journal.url), sample)
     if found is not None:
         return found
     from esb.ops.processes import open_store, status_counts  # late: the engine is only loaded with processes
@@ -362,12 +358,12 @@ def check_process_dead_letters(project: Project, *, defined: bool | None = None)
 
 
 def reader(journal: JournalCounts) -> Rows | None:
-    """The reader of the checks' statements for ``journal``: ``sqlite3`` for a
-    :class:`~esb.ops.healthread.ColdJournal`, the engine of an open :class:`~esb.journal.Journal`
-    (PostgreSQL, the running hub's journal: one engine for every check), else None (each check reads as
-    it can)."""
+    """The reader of the checks' statements for ``journal``: the held connection of a
+    :class:`~esb.ops.healthread.ColdJournal`, the engine of an open :class:`~esb.journal.Journal` (the
+    running hub's journal, or where the cold path does not apply: one engine for every check), else None
+    (each check reads as it can)."""
     if isinstance(journal, ColdJournal):
-        return cold_rows(journal.url)
+        return journal.rows
     if isinstance(journal, ReadsRows):
         return warm_rows(journal)
     return None

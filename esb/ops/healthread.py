@@ -1,34 +1,29 @@
-"""``esb health``'s reads of a SQLite journal through ``sqlite3``, without importing SQLAlchemy.
+"""``esb health``'s reads of the journal without SQLAlchemy, on SQLite and on PostgreSQL.
 
-SQLAlchemy's import was about a quarter of a cold ``esb health``. On the default journal (a SQLite file at
-the head schema) the journal's counts, route control's states, the messages stuck in flight and the
-process status counts run the statements of :func:`esb.ops.healthsql.health_statements` as compiled
-beforehand (esb/journal/sqltext.py), through the same session and column conversions as ``esb trace``
-(:mod:`esb.journal.sqliteread`). Each read answers None whenever this path does not apply (another
-database, no file yet, a schema not at head, a table not created yet, any database error): the caller
-then reads through SQLAlchemy as before, which creates, migrates or reports the error as it always did.
-Timestamps are bound as SQLAlchemy binds ``UTCDateTime`` on SQLite (:func:`sqlite_utc`); a unit test
-compares every read with the SQLAlchemy path's answer.
+SQLAlchemy's import was about a quarter of a cold ``esb health``. On a journal at the head schema the
+journal's counts, route control's states, the messages stuck in flight and the process status counts run
+the statements of :func:`esb.ops.healthsql.health_statements` as compiled beforehand
+(esb/journal/sqltext.py), through the same session, drivers and column conversions as ``esb trace``
+(:mod:`esb.journal.coldread`: ``sqlite3`` on a SQLite file, psycopg on PostgreSQL). Each read answers None
+whenever this path does not apply (another URL, no file yet, a schema not at head, a table not created
+yet, any database error): the caller then reads through SQLAlchemy as before, which creates, migrates or
+reports the error as it always did. A unit test (and an integration test on PostgreSQL) compares every
+read with the SQLAlchemy path's answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from esb.journal import conversation
+from esb.journal.coldread import Refused, session
 from esb.journal.minutes import whole_minutes_from
-from esb.journal.sqliteread import Refused, session
 
 if TYPE_CHECKING:
     from esb.journal import Journal
-
-
-def sqlite_utc(when: datetime) -> str:
-    """``when`` as SQLAlchemy stores a ``UTCDateTime`` on SQLite: the UTC wall clock, microseconds always."""
-    w = when.astimezone(UTC)
-    day = f"{w.year:04d}-{w.month:02d}-{w.day:02d}"
-    return f"{day} {w.hour:02d}:{w.minute:02d}:{w.second:02d}.{w.microsecond:06d}"
 
 
 #: A reader of ``esb health``'s named statements (:func:`esb.ops.healthsql.health_statements`): their rows
@@ -37,22 +32,28 @@ def sqlite_utc(when: datetime) -> str:
 Rows = Callable[[str, dict[str, Any]], "list[dict[str, Any]] | None"]
 
 
-def _read(url: str, name: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The rows of the compiled statement ``name``, or None when this path does not apply."""
-    try:
-        with session(url) as run:
-            return None if run is None else run(name, params)
-    except Refused:
-        return None
-
-
 def cold_rows(url: str) -> Rows:
-    """The reader through ``sqlite3`` of the SQLite journal at ``url`` (None wherever this path does not
-    apply); timestamps bound as SQLAlchemy binds them there (:func:`sqlite_utc`)."""
+    """The reader without SQLAlchemy of the journal at ``url``, a session per read (None wherever this
+    path does not apply)."""
 
     def rows(name: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
-        bound = {k: sqlite_utc(v) if isinstance(v, datetime) else v for k, v in params.items()}
-        return _read(url, name, bound)
+        try:
+            with session(url) as run:
+                return None if run is None else run(name, params)
+        except Refused:
+            return None
+
+    return rows
+
+
+def _answering(run: conversation.Run) -> Rows:
+    """``run`` as a :data:`Rows`: None for a statement the database refused (no such table yet)."""
+
+    def rows(name: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
+        try:
+            return run(name, params)
+        except Refused:
+            return None
 
     return rows
 
@@ -84,15 +85,6 @@ def warm_rows(journal: ReadsRows) -> Rows:
     return rows
 
 
-def applies(url: str) -> bool:
-    """Whether the journal at ``url`` is a SQLite file at the head schema that ``sqlite3`` can read."""
-    try:
-        with session(url) as run:
-            return run is not None
-    except Refused:
-        return False
-
-
 def counts_from(rows: Rows, since: datetime) -> dict[str, dict[str, int]] | None:
     """Events per route and state since ``since``, as ``Journal.counts(since=since)``; None: not read."""
     found = rows("counts_since", {"since": since})
@@ -104,15 +96,10 @@ def counts_from(rows: Rows, since: datetime) -> dict[str, dict[str, int]] | None
     return out
 
 
-def read_counts(url: str, since: datetime) -> dict[str, dict[str, int]] | None:
-    """:func:`counts_from` through ``sqlite3``; None: not this path."""
-    return counts_from(cold_rows(url), since)
-
-
-def read_dead_lettered_since(url: str, since: datetime) -> dict[str, int] | None:
+def dead_lettered_since_from(rows: Rows, since: datetime) -> dict[str, int] | None:
     """``dead_lettered`` events per route at or after ``since``, as ``Journal.dead_lettered_since(since)``;
-    None: not this path."""
-    found = cold_rows(url)("dead_lettered_since", {"since": since, "whole_from": whole_minutes_from(since)})
+    None: not read."""
+    found = rows("dead_lettered_since", {"since": since, "whole_from": whole_minutes_from(since)})
     return None if found is None else {row["route"]: int(row["number"]) for row in found}
 
 
@@ -120,11 +107,6 @@ def route_states_from(rows: Rows) -> dict[str, dict[str, Any]] | None:
     """Route control's rows by route (the fields of ``RouteState``); None: not read (or no table yet)."""
     found = rows("route_states", {})
     return None if found is None else {row["route"]: row for row in found}
-
-
-def read_route_states(url: str) -> dict[str, dict[str, Any]] | None:
-    """:func:`route_states_from` through ``sqlite3``; None: not this path (or no table yet)."""
-    return route_states_from(cold_rows(url))
 
 
 def stuck_from(rows: Rows, received_before: datetime) -> tuple[list[dict[str, Any]], int] | None:
@@ -136,11 +118,6 @@ def stuck_from(rows: Rows, received_before: datetime) -> tuple[list[dict[str, An
     return None if listed is None or counted is None else (listed, int(counted[0]["number"]))
 
 
-def read_stuck(url: str, received_before: datetime) -> tuple[list[dict[str, Any]], int] | None:
-    """:func:`stuck_from` through ``sqlite3``; None: not this path."""
-    return stuck_from(cold_rows(url), received_before)
-
-
 def process_counts_from(rows: Rows, sample: int) -> tuple[dict[str, int], list[str]] | None:
     """``esb.ops.processes.status_counts``'s answer; None: not read."""
     counted = rows("process_counts", {})
@@ -150,38 +127,45 @@ def process_counts_from(rows: Rows, sample: int) -> tuple[dict[str, int], list[s
     return {r["status"]: int(r["n"]) for r in counted}, [f"{r['id']} ({r['status']})" for r in held]
 
 
-def read_process_counts(url: str, sample: int) -> tuple[dict[str, int], list[str]] | None:
-    """:func:`process_counts_from` through ``sqlite3``; None: not this path."""
-    return process_counts_from(cold_rows(url), sample)
-
-
 class ColdJournal:
-    """What ``esb health`` asks of the journal (``counts(since=...)``, ``dead_lettered_since``) read
-    through ``sqlite3``; the :class:`~esb.journal.Journal` is opened only if a read cannot be answered
-    this way."""
+    """What ``esb health`` asks of the journal (``counts(since=...)``, ``dead_lettered_since``, and every
+    check's statements through :attr:`rows`) read without SQLAlchemy on one connection, held from
+    :meth:`open` to :meth:`close`; the :class:`~esb.journal.Journal` is opened only if a read cannot be
+    answered this way."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, rows: Rows, held: contextlib.ExitStack) -> None:
         self.url = url
+        #: The reader of :func:`esb.ops.healthsql.health_statements` on the held connection.
+        self.rows = rows
+        self._held = held
         self._journal: Journal | None = None
 
     @classmethod
     def open(cls, url: str) -> ColdJournal | None:
         """A cold reader of the journal at ``url``, or None when this path does not apply there."""
-        return cls(url) if applies(url) else None
+        held = contextlib.ExitStack()
+        try:
+            run = held.enter_context(session(url))
+        except Refused:
+            run = None
+        if run is None:
+            held.close()
+            return None
+        return cls(url, _answering(run), held)
 
     def counts(self, *, since: datetime) -> dict[str, dict[str, int]]:
         """Events per route and state since ``since`` (``Journal.counts``)."""
-        found = read_counts(self.url, since)
+        found = counts_from(self.rows, since)
         return found if found is not None else self._warm().counts(since=since)
 
     def dead_lettered_since(self, since: datetime) -> dict[str, int]:
         """``dead_lettered`` events per route at or after ``since`` (``Journal.dead_lettered_since``)."""
-        found = read_dead_lettered_since(self.url, since)
+        found = dead_lettered_since_from(self.rows, since)
         return found if found is not None else self._warm().dead_lettered_since(since)
 
     def _warm(self) -> Journal:
         if self._journal is None:
-            from esb.journal import Journal  # only when sqlite3 could not answer
+            from esb.journal import Journal  # only when the cold path could not answer
 
             journal = Journal(self.url, pool_size=2)
             journal.connect()
@@ -189,7 +173,9 @@ class ColdJournal:
         return self._journal
 
     def close(self) -> None:
-        """Close the journal if a read had to open it; harmless twice."""
+        """Close the held connection, and the journal if a read had to open it; harmless twice."""
+        with contextlib.suppress(Refused):
+            self._held.close()
         journal, self._journal = self._journal, None
         if journal is not None:
             journal.close()

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from esb.journal.coldread import read_trace
 from esb.journal.constants import FINAL_STATES
 from esb.journal.records import EventRecord
-from esb.journal.sqliteread import read_trace
 from esb.ops.common import iso, open_journal, table
 
 if TYPE_CHECKING:
@@ -91,8 +91,9 @@ def build_trace(
 
 
 def trace_journal(settings: Settings, key: str, *, sources: Callable[[], Mapping[str, str]]) -> Trace:
-    """Return the trace of ``key`` from the journal of ``settings``: on a SQLite journal read through
-    ``sqlite3`` (no SQLAlchemy to import: :mod:`esb.journal.sqliteread`), else through :class:`Journal`."""
+    """Return the trace of ``key`` from the journal of ``settings``: at the head schema read through
+    ``sqlite3`` or psycopg (no SQLAlchemy to import: :mod:`esb.journal.coldread`), else through
+    :class:`Journal`."""
     events = read_trace(settings.journal.url, key)
     if events is not None:
         return assemble(key, events, sources=sources)

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 
 import esb.journal.journal as journal_module
 from esb.journal import Journal, queries
+from esb.journal.coldread import count_dead_lettered
 from esb.journal.migrate import alembic_config
 from esb.journal.queries import Filter
 from esb.journal.schema import route_minutes
-from esb.journal.sqliteread import count_dead_lettered
 from esb.message import Message, utcnow
 
 ROUTES = ("crm-order-to-iom", "fault112-to-hub")

@@ -10,9 +10,10 @@ import pytest
 
 from esb.exceptions import TransportError
 from esb.journal import Journal, sqltext
+from esb.journal.coldread import count_dead_lettered, read_trace
 from esb.journal.constants import VERSION_TABLE
 from esb.journal.sqlgen import render
-from esb.journal.sqliteread import count_dead_lettered, read_trace, sqlite_file
+from esb.journal.sqliteread import sqlite_file
 from esb.message import Message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +23,19 @@ ROOT = Path(__file__).resolve().parents[2]
 def url(tmp_path: Path) -> str:
     """A journal (SQLite file) with conversations of every shape esb trace follows."""
     url = f"sqlite:///{tmp_path / 'journal.db'}"
+    fill(url)
+    return url
+
+
+#: The keys the differential tests trace: every kind (id, business key, derived id, correlation id, a
+#: conversation over several IN lists, no body, unknown).
+KEYS = ["req-1", "SO-1", "133", "req-1:1", "other-conv", "unrelated", "big-0:700", "no-body", "nothing"]
+#: The routes the dead-letter counts are read for (one with none, one unknown).
+ROUTES = ["orders", "replies", "bulk", "process:crm.orders", "no-such-route"]
+
+
+def fill(url: str) -> None:
+    """Write conversations of every shape esb trace follows into the journal at ``url``."""
     with Journal(url) as journal:
         request = Message(body=b"<order/>", id="req-1", business_keys={"order_id": "SO-1", "msisdn": "133"})
         journal.received("orders", request)
@@ -47,17 +61,20 @@ def url(tmp_path: Path) -> str:
             dead = Message(body=b"p", id=f"proc-{index}")
             journal.received("process:crm.orders", dead)
             journal.event("process:crm.orders", dead, "dead_lettered", error="no instance took it")
-    return url
 
 
-@pytest.mark.parametrize(
-    "key", ["req-1", "SO-1", "133", "req-1:1", "other-conv", "unrelated", "big-0:700", "no-body", "nothing"]
-)
+@pytest.mark.parametrize("key", KEYS)
 def test_the_cold_path_returns_the_journals_records(url: str, key: str) -> None:
     """For every kind of key, the sqlite3 path gives the records (values and types) Journal.trace gives."""
+    check_trace(url, key)
+
+
+def check_trace(url: str, key: str) -> None:
+    """read_trace(url, key) answers, with Journal.trace's records: values, types, aware times."""
     with Journal(url) as journal:
         expected = journal.trace(key)
     got = read_trace(url, key)
+    assert got is not None
     assert got == expected
     assert [type(e.at) for e in got or []] == [type(e.at) for e in expected]
     assert all(e.at.tzinfo is not None for e in got or [])
@@ -69,7 +86,12 @@ def test_the_cold_path_returns_the_journals_records(url: str, key: str) -> None:
 def test_the_dead_letter_counts_are_the_journals(url: str, limit: int) -> None:
     """esb dlq list's counts (one statement for every route, through sqlite3 and through the journal) are
     len(Journal.find(route, state=dead_lettered, limit)); no route, no count."""
-    routes = ["orders", "replies", "bulk", "process:crm.orders", "no-such-route"]
+    check_dead_letter_counts(url, limit)
+
+
+def check_dead_letter_counts(url: str, limit: int) -> None:
+    """count_dead_lettered answers len(Journal.find(...)) per route, and the journal's counts agree."""
+    routes = ROUTES
     with Journal(url) as journal:
         expected = {r: len(journal.find(route=r, state="dead_lettered", limit=limit)) for r in routes}
         assert journal.dead_lettered_counts(routes, limit) == expected
@@ -83,11 +105,13 @@ def test_the_compiled_statements_are_a_fresh_compile() -> None:
     """esb/journal/sqltext.py is exactly what esb.journal.sqlgen compiles from the SQLAlchemy statements
     (regenerate: python -m esb.journal.sqlgen > esb/journal/sqltext.py)."""
     assert (ROOT / "esb" / "journal" / "sqltext.py").read_text(encoding="utf-8") == render()
-    assert set(sqltext.SQLITE) == {
-        "keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered_counts",
+    health = {
         "counts_since", "dead_lettered_since", "stuck", "stuck_count", "route_states", "process_counts",
         "process_held",
     }
+    walk = {"keyed", "seed", "linked", "children", "correlated", "history", "dead_lettered_counts"}
+    assert set(sqltext.SQLITE) == walk | health
+    assert set(sqltext.POSTGRESQL) == walk | health | {"key_seqs", "id_seqs"}
 
 
 @pytest.mark.parametrize(

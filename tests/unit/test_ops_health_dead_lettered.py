@@ -16,9 +16,10 @@ from esb.journal import Journal
 from esb.journal.engine import create_journal_engine
 from esb.journal.minutes import whole_minutes_from
 from esb.journal.schema import events
+from esb.journal.sqliteread import sqlite_utc
 from esb.journal.sqltext import SQLITE
 from esb.ops import health
-from esb.ops.healthread import ColdJournal, read_dead_lettered_since, sqlite_utc
+from esb.ops.healthread import ColdJournal, cold_rows, dead_lettered_since_from
 from tests.unit.test_journal_rollup import workload
 
 #: The workload's start: an hour ago, so that health's last 24 h hold it.
@@ -57,7 +58,7 @@ def check_against_the_event_count(journal: Journal, *, cold: bool) -> None:
         expected = _dead_lettered(journal, since)
         assert journal.dead_lettered_since(since) == expected, since
         if cold:
-            assert read_dead_lettered_since(journal.url, since) == expected, since
+            assert dead_lettered_since_from(cold_rows(journal.url), since) == expected, since
 
 
 def fill(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:

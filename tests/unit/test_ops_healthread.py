@@ -1,5 +1,6 @@
-"""esb health's reads through sqlite3 (no SQLAlchemy) answer what the SQLAlchemy path answers on SQLite:
-the journal's counts, route control's states, the messages stuck in flight, the process status counts."""
+"""esb health's reads without SQLAlchemy answer what the SQLAlchemy path answers on SQLite: the journal's
+counts, route control's states, the messages stuck in flight, the process status counts (on PostgreSQL:
+tests/integration/test_journal_coldread_pg.py)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ from sqlalchemy.dialects import sqlite
 
 from esb.journal import Journal
 from esb.journal.schema import UTCDateTime
+from esb.journal.sqliteread import sqlite_utc
 from esb.message import Message
-from esb.ops import health, healthread
+from esb.ops import health
 from esb.ops.health import _stuck_rows, check_journal, check_routes, check_stuck, stuck_in_flight
 from esb.ops.healthread import (
     ColdJournal,
-    read_counts,
-    read_process_counts,
-    read_route_states,
-    read_stuck,
-    sqlite_utc,
+    Rows,
+    cold_rows,
+    counts_from,
+    process_counts_from,
+    route_states_from,
+    stuck_from,
 )
 from esb.ops.processes import open_store, status_counts
 from esb.process.engine import ProcessStore, Runner
@@ -54,6 +57,11 @@ def url(tmp_path: Path) -> str:
     return url
 
 
+def _refused(url: str) -> Rows:
+    """A cold reader that never answers (the path refused, as where it does not apply)."""
+    return lambda name, params: None
+
+
 def _stored(url: str, column: str) -> list[datetime]:
     """Every stored value of ``column`` (``events.at``, ``messages.received_at``) as an aware datetime."""
     table, name = column.split(".")
@@ -80,7 +88,7 @@ def test_timestamps_are_bound_as_sqlalchemy_binds_them(when: datetime) -> None:
 
 
 def test_the_counts_are_the_journals_at_every_boundary(url: str) -> None:
-    """read_counts(since) is Journal.counts(since=since), with since on, just after and before an event."""
+    """The cold counts are Journal.counts(since=since), with since on, just after and before an event."""
     times = _stored(url, "events.at")
     windows = [
         times[0] - timedelta(days=1),
@@ -90,37 +98,37 @@ def test_the_counts_are_the_journals_at_every_boundary(url: str) -> None:
     ]
     with Journal(url) as journal:
         for since in windows:
-            assert read_counts(url, since) == journal.counts(since=since), since
+            assert counts_from(cold_rows(url), since) == journal.counts(since=since), since
         assert journal.counts(since=windows[0])["billing"] == {"received": 2, "failed": 1, "dead_lettered": 1}
 
 
 def test_the_route_states_are_route_controls(url: str) -> None:
-    """read_route_states gives RouteControl.states() field for field; a suspended route degrades health."""
+    """The cold route states are RouteControl.states() field for field; a suspended route degrades health."""
     with RouteControl(url) as control:
         control.set_state("orders", "suspended", "peak hour: 高峰")
         control.set_state("billing", "suspended")
         control.set_state("billing", "running")
         expected = {name: asdict(state) for name, state in control.states().items()}
-    assert read_route_states(url) == expected
+    assert route_states_from(cold_rows(url)) == expected
     assert expected["orders"]["changed_at"].tzinfo is not None
 
 
 def test_a_missing_route_control_table_goes_to_route_control(url: str) -> None:
     """Before any operator suspended a route the table does not exist: sqlite3 says None, and health's
     reading through RouteControl creates it (as before) and finds nothing suspended."""
-    assert read_route_states(url) is None
+    assert route_states_from(cold_rows(url)) is None
     assert health.route_states(url) == {}
-    assert read_route_states(url) == {}
+    assert route_states_from(cold_rows(url)) == {}
 
 
 def test_the_stuck_messages_are_the_sqlalchemy_querys(url: str) -> None:
-    """read_stuck's rows and count are the SQLAlchemy statements' (ids, routes, aware times, latest state),
+    """The cold stuck rows and count are the SQLAlchemy statements' (ids, routes, aware times, latest state),
     for ends that fall before, on, just after and after the stored receipt times."""
     received = _stored(url, "messages.received_at")
     tiny = timedelta(microseconds=1)
     for before in (received[0] - timedelta(1), received[5], received[5] + tiny, received[-1] + tiny):
-        assert read_stuck(url, before) == _stuck_rows(url, before), before
-    everything, count = read_stuck(url, received[-1] + tiny) or ([], 0)
+        assert stuck_from(cold_rows(url), before) == _stuck_rows(url, before), before
+    everything, count = stuck_from(cold_rows(url), received[-1] + tiny) or ([], 0)
     assert {r["id"] for r in everything} == {"waiting", "only-received", "no-body"}
     assert count == 3
     assert all(r["received_at"].tzinfo is not None for r in everything)
@@ -129,27 +137,27 @@ def test_the_stuck_messages_are_the_sqlalchemy_querys(url: str) -> None:
 def test_health_lists_the_same_stuck_messages_either_way(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """stuck_in_flight answers the same through sqlite3 and, with that path refused, through SQLAlchemy."""
     cold = stuck_in_flight(url, timedelta(0))
-    monkeypatch.setattr(health, "read_stuck", lambda *args: None)
+    monkeypatch.setattr(health, "cold_rows", _refused)
     assert stuck_in_flight(url, timedelta(0)) == cold
     assert {"waiting", "only-received"} <= {s["message_id"] for s in cold}
     assert not {"done-0", "failed-then-dead"} & {s["message_id"] for s in cold}
 
 
 def test_the_process_counts_are_the_stores(tmp_path: Path) -> None:
-    """read_process_counts is status_counts(store): counts of unended statuses and the held instances."""
+    """The cold process counts are status_counts(store): unended statuses' counts and the held instances."""
     project = project_with_process(tmp_path)
     url = project.settings.journal.url
     clock, fakes = Clock(), FakeResources()
     with ProcessStore(url) as store:
         runner = Runner(store, fakes, owner="r1", lease=60, clock=clock)
         ended(runner, "o-ok")
-        assert read_process_counts(url, 20) == status_counts(store)
+        assert process_counts_from(cold_rows(url), 20) == status_counts(store)
         stuck(runner, fakes, clock, "o-bad")
         stuck(runner, fakes, clock, "o-bad-2")
     with open_store(project) as store:
         for sample in (20, 1):
-            assert read_process_counts(url, sample) == status_counts(store, sample)
-    counts, held = read_process_counts(url, 20) or ({}, [])
+            assert process_counts_from(cold_rows(url), sample) == status_counts(store, sample)
+    counts, held = process_counts_from(cold_rows(url), 20) or ({}, [])
     assert counts == {"stuck": 2}
     assert len(held) == 2
 
@@ -157,20 +165,21 @@ def test_the_process_counts_are_the_stores(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "where",
     [
-        pytest.param("postgresql://esb@localhost/esb", id="postgresql"),
+        pytest.param("postgresql://esb@localhost/esb?sslmode=require", id="postgresql-query-string"),
+        pytest.param("mysql://esb@localhost/esb", id="mysql"),
         pytest.param("sqlite:///{tmp}/not-yet.db", id="no-file-yet"),
         pytest.param("sqlite:///:memory:", id="memory"),
     ],
 )
 def test_other_journals_take_the_sqlalchemy_path(where: str, tmp_path: Path) -> None:
-    """PostgreSQL, a journal not created yet or an in-memory one: every read says None (not this path)."""
+    """A URL with a query string, another database, no journal yet, an in-memory one: every read says None."""
     url = where.format(tmp=tmp_path)
     now = datetime.now(UTC)
     assert ColdJournal.open(url) is None
-    assert read_counts(url, now) is None
-    assert read_route_states(url) is None
-    assert read_stuck(url, now) is None
-    assert read_process_counts(url, 20) is None
+    assert counts_from(cold_rows(url), now) is None
+    assert route_states_from(cold_rows(url)) is None
+    assert stuck_from(cold_rows(url), now) is None
+    assert process_counts_from(cold_rows(url), 20) is None
     assert not (tmp_path / "not-yet.db").exists()
 
 
@@ -180,7 +189,7 @@ def test_a_broken_journal_opens_the_journal_which_reports_it(tmp_path: Path) -> 
     path.write_bytes(b"not a database" * 100)
     url = f"sqlite:///{path}"
     assert ColdJournal.open(url) is None
-    assert read_counts(url, datetime.now(UTC)) is None
+    assert counts_from(cold_rows(url), datetime.now(UTC)) is None
 
 
 def test_the_cold_journal_checks_like_the_journal(url: str, tmp_path: Path) -> None:
@@ -195,8 +204,7 @@ def test_the_cold_journal_checks_like_the_journal(url: str, tmp_path: Path) -> N
     got = [check_journal(cold), *check_routes(project), check_stuck(project, timedelta(0))]
     cold.close()
     with Journal(url) as journal, pytest.MonkeyPatch.context() as patch:
-        for name in ("read_route_states", "read_stuck", "read_process_counts"):
-            patch.setattr(health, name, lambda *args: None)
+        patch.setattr(health, "cold_rows", _refused)
         expected = [check_journal(journal), *check_routes(project), check_stuck(project, timedelta(0))]
     assert got == expected
     assert got[-1].status == health.DEGRADED
@@ -208,7 +216,7 @@ def test_a_read_sqlite3_cannot_answer_goes_to_the_journal(url: str, monkeypatch:
     assert cold is not None
     since = datetime.now(UTC) - timedelta(days=1)
     expected = cold.counts(since=since)
-    monkeypatch.setattr(healthread, "read_counts", lambda *args: None)
+    monkeypatch.setattr(cold, "rows", lambda name, params: None)
     assert cold.counts(since=since) == expected
     assert cold._journal is not None
     cold.close()
@@ -249,8 +257,7 @@ def test_health_through_an_open_journal_opens_no_other_engine(
     cold.close()
     made: list[str] = []
     real = sa.create_engine
-    for name in ("read_route_states", "read_stuck", "read_process_counts"):  # no sqlite3: as on PostgreSQL
-        monkeypatch.setattr(health, name, lambda *args: None)
+    monkeypatch.setattr(health, "cold_rows", _refused)  # no cold path: as where it does not apply
     with Journal(url) as journal:
         monkeypatch.setattr(sa, "create_engine", lambda *a, **k: made.append(str(a[0])) or real(*a, **k))
         got = health.run_checks(project, journal, timedelta(0))
