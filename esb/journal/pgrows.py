@@ -4,8 +4,8 @@
 ``dead_letters`` (0011, 0014) are kept by triggers for every writer. On the route's hot path two of them
 ran a plpgsql call per row (``journal_unique_id`` per message row, 0014's ``esb_dead_letters_handled``
 per event: 3 a message on the CRM-order route) and three read their statement's transition table back
-and joined it with ``messages``. The batched path (esb/journal/batched.py) knows what those triggers work out, so on
-PostgreSQL its transactions write the rows themselves and say so first (:func:`claim`: a
+and joined it with ``messages``. The batched path (esb/journal/batched.py) knows what those triggers
+work out, so on PostgreSQL its transactions write the rows themselves and say so first (:func:`claim`: a
 transaction-local setting); the triggers have a ``WHEN`` clause (:data:`UNLESS_WRITTEN`) that skips them in
 such a transaction. Every other writer (the per-message path, replay, the process journal, ``esb dlq
 purge``, the partition moves, the prune's put-back) does not claim, so the triggers keep the tables for it
