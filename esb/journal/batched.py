@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from esb.journal import rollup
+from esb.journal import pgrows, rollup
 from esb.journal.bulk import MESSAGE_COLUMNS, BulkInsert, BulkStatements
 from esb.journal.engine import DatabaseErrors
 from esb.journal.rows import keys_of, message_row
@@ -83,12 +83,13 @@ class BatchedWrites:
         insert: BulkInsert,
         rows: list[dict[str, Any]],
         at: datetime,
-    ) -> dict[str, int]:
+    ) -> tuple[dict[str, int], list[str]]:
         """Insert message ``rows`` (one statement, received at ``at``) and return ``{id: seq}`` of each:
         from the insert itself on PostgreSQL (``RETURNING``), from one look-up on SQLite; a row the insert
-        ignored (``ON CONFLICT DO NOTHING``: already there) is looked up too."""
+        ignored (``ON CONFLICT DO NOTHING``, or another writer's: already there) is looked up too. Also
+        return the ids so looked up (every id on SQLite)."""
         if not rows:
-            return {}
+            return {}, []
         received = insert.processor("received_at")(at)
         for row in rows:
             row["received_at"] = received
@@ -98,7 +99,7 @@ class BatchedWrites:
         missing = [row["id"] for row in rows if row["id"] not in seqs]
         if missing:
             seqs.update(self._batched().existing(conn, route, missing))
-        return seqs
+        return seqs, missing
 
     def received_many(self, route: str, items: list[tuple[Message, int]]) -> list[bool]:
         """Record several messages entering ``route`` in one transaction; True for each first arrival.
@@ -117,16 +118,23 @@ class BatchedWrites:
         }
         try:
             with self._errors("received"), engine.begin() as conn:
+                bulk.claim(conn)
                 # Rows already there are redeliveries; the rest are inserted in one statement. Writes are
                 # serialised (BEGIN IMMEDIATE, or the row's unique key), so "already there" is exact.
                 seqs: dict[str, int] = dict(bulk.existing(conn, route, ids))
                 arrivals, new_rows = self._arrivals(conn, sql, route, items, seqs, bodies, now)
-                seqs.update(self._insert_rows(conn, route, bulk.messages, new_rows, now))
+                added, others = self._insert_rows(conn, route, bulk.messages, new_rows, now)
+                fresh = set(added).difference(others)  # in flight by the insert itself (PostgreSQL)
+                seqs.update(added)
                 rows = [
                     (seqs[mid], route, state, None, None, None, None, why, None, at)
                     for mid, state, why in arrivals
                 ]
                 bulk.events.execute(conn, rows, fixed=("at",))
+                if bulk.postgres:  # the rows inserted are in flight already (esb/journal/pgrows.py)
+                    pgrows.follow_events(
+                        conn, ((seqs[mid], state) for mid, state, _ in arrivals if mid not in fresh)
+                    )
                 bulk.keys.execute(
                     conn,
                     [(seqs[m.id], name, value) for m, keys in keyed for name, value in sorted(keys)],
@@ -202,6 +210,7 @@ class BatchedWrites:
             if (found := self._seen.get(route, message.id)) is not None
         }
         with self._errors("settle"), engine.begin() as conn:
+            bulk.claim(conn)
             seqs = self._settle_seqs(conn, route, outcomes, known, now)
             events: list[tuple[Any, ...]] = []
             key_rows: list[tuple[int, str, str]] = []
@@ -214,6 +223,8 @@ class BatchedWrites:
                 detail = details.get(original.id) if details else None
                 events.append((seqs[original.id], route, state, None, None, None, None, detail, None, at))
             bulk.events.execute(conn, events, fixed=("at",))
+            if bulk.postgres:
+                pgrows.follow_events(conn, ((event[0], event[2]) for event in events))
             bulk.keys.execute(conn, key_rows)
             self._add_figures(conn, self._outcome_figures(conn, route, now, outcomes, seqs, known))
         # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
@@ -241,7 +252,7 @@ class BatchedWrites:
         }
         # the outputs' rows first (events and keys refer to them), a repeat ignored as SQLAlchemy's
         # insert-or-ignore did; then the ingress messages this process has not seen, in one look-up
-        seqs.update(self._insert_rows(conn, route, self._batched().outputs, list(new_rows.values()), now))
+        seqs.update(self._insert_rows(conn, route, self._batched().outputs, list(new_rows.values()), now)[0])
         missing = list({o.id for o, _, _ in outcomes if o.id not in seqs})
         if missing:
             seqs.update(self._batched().existing(conn, route, missing))

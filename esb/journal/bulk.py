@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
-from esb.journal import rollup
+from esb.journal import pgrows, rollup
 from esb.journal.schema import business_keys, events, messages
 from esb.journal.statements import existing_ids, insert_ignore
 
@@ -37,7 +37,12 @@ class BulkInsert:
     """An ``INSERT`` (or ``INSERT ... ON CONFLICT DO NOTHING``) of ``columns`` compiled for one dialect."""
 
     def __init__(
-        self, statement: Any, columns: Sequence[str], dialect: Dialect, returning: Sequence[str] = ()
+        self,
+        statement: Any,
+        columns: Sequence[str],
+        dialect: Dialect,
+        returning: Sequence[str] = (),
+        postgres: Callable[[str], str] | None = None,
     ) -> None:
         table: sa.Table = statement.table
         compiled = statement.compile(dialect=dialect, column_keys=list(columns))
@@ -61,6 +66,11 @@ class BulkInsert:
             if returning and dialect.name == "postgresql"
             else None
         )
+        if postgres is not None and dialect.name == "postgresql":
+            # the caller's statement around the same ``unnest`` of arrays (esb/journal/pgrows.py): it
+            # returns ``returning`` when it has one
+            self.arrays_sql = postgres(_unnest_call(table, order, dialect))
+            self.returning_sql = self.arrays_sql if returning else None
 
     def processor(self, column: str) -> Processor:
         """Return the bind processor of ``column`` (identity when its type has none): for a value shared by
@@ -176,9 +186,22 @@ def _unnest_sql(statement: Any, table: sa.Table, columns: Sequence[str], dialect
     The parameters are passed in psycopg's binary format (``%(name)b``): its text format escapes every
     array element through a regular expression in Python, which cost more than the rows it saved.
     """
+    rows: sa.Select[Any] = sa.select(sa.literal_column("*")).select_from(_unnest(table, columns))
+    return _binary(str(statement.from_select(list(columns), rows).compile(dialect=dialect)), columns)
+
+
+def _unnest_call(table: sa.Table, columns: Sequence[str], dialect: Dialect) -> str:
+    """``unnest(...)`` of one array parameter per column, as :func:`_unnest_sql` renders it."""
+    return _binary(str(_unnest(table, columns).compile(dialect=dialect)), columns)
+
+
+def _unnest(table: sa.Table, columns: Sequence[str]) -> Any:
     arrays = [sa.bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
-    rows: sa.Select[Any] = sa.select(sa.literal_column("*")).select_from(sa.func.unnest(*arrays))
-    sql = str(statement.from_select(list(columns), rows).compile(dialect=dialect))
+    return sa.func.unnest(*arrays)
+
+
+def _binary(sql: str, columns: Sequence[str]) -> str:
+    """``sql`` with the array parameters of ``columns`` in psycopg's binary format."""
     for name in columns:
         sql = sql.replace(f"%({name})s::", f"%({name})b::")
     return sql
@@ -195,7 +218,11 @@ MESSAGE_COLUMNS = tuple(column.name for column in messages.c if column.name != "
 class BulkStatements:
     """The batched path's statements for one dialect: inserts of new messages (arrivals; outputs, whose
     repeats are ignored), events, business keys (repeats ignored), the look-up of rows by id, and the upsert
-    of the per-minute figures (esb/journal/rollup.py). Message rows return ``(id, seq)`` on PostgreSQL."""
+    of the per-minute figures (esb/journal/rollup.py). Message rows return ``(id, seq)`` on PostgreSQL.
+
+    On PostgreSQL the inserts of messages and keys also write their look-up rows, the arrivals their
+    in-flight rows, in the same statement (esb/journal/pgrows.py): a transaction using them calls
+    :meth:`claim` first and :func:`~esb.journal.pgrows.follow_events` after its events."""
 
     messages: BulkInsert
     outputs: BulkInsert
@@ -203,17 +230,40 @@ class BulkStatements:
     keys: BulkInsert
     existing: IdLookup
     minutes: BulkInsert
+    postgres: bool
 
     @classmethod
     def build(cls, dialect: Dialect) -> BulkStatements:
         """Compile them for ``dialect``."""
+
+        def message_rows(ignore: bool, in_flight: bool) -> Callable[[str], str]:
+            return lambda unnest: pgrows.messages_sql(
+                unnest, MESSAGE_COLUMNS, ignore=ignore, in_flight=in_flight
+            )
+
+        new_rows = message_rows(ignore=False, in_flight=True)
         return cls(
-            messages=BulkInsert(sa.insert(messages), MESSAGE_COLUMNS, dialect, returning=("id", "seq")),
+            messages=BulkInsert(
+                sa.insert(messages), MESSAGE_COLUMNS, dialect, returning=("id", "seq"), postgres=new_rows
+            ),
             outputs=BulkInsert(
-                insert_ignore(dialect.name, messages), MESSAGE_COLUMNS, dialect, returning=("id", "seq")
+                insert_ignore(dialect.name, messages),
+                MESSAGE_COLUMNS,
+                dialect,
+                returning=("id", "seq"),
+                postgres=message_rows(ignore=True, in_flight=False),
             ),
             events=BulkInsert(sa.insert(events), EVENT_COLUMNS, dialect),
-            keys=BulkInsert(insert_ignore(dialect.name, business_keys), KEY_COLUMNS, dialect),
+            keys=BulkInsert(
+                insert_ignore(dialect.name, business_keys), KEY_COLUMNS, dialect, postgres=pgrows.keys_sql
+            ),
             existing=IdLookup(dialect),
             minutes=BulkInsert(rollup.upsert(dialect.name), rollup.COLUMNS, dialect),
+            postgres=dialect.name == "postgresql",
         )
+
+    def claim(self, conn: sa.Connection) -> None:
+        """PostgreSQL: say that ``conn``'s transaction writes the look-up and in-flight rows itself, so
+        their triggers skip it (esb/journal/pgrows.py); nothing on SQLite (its triggers stay)."""
+        if self.postgres:
+            pgrows.claim(conn)

@@ -146,7 +146,8 @@ dead_letters = sa.Table(
 #: delivered, filtered, dead-lettered, purged), by their time of arrival: ``esb health``'s stuck messages
 #: are one range of ``ix_in_flight_received_at``. Kept by the database like ``dead_letters``: a trigger on
 #: ``events`` adds the message's row with an event of another state (ignored when there), another removes
-#: it with a settled one; pruning the message deletes it (cascade). Not partitioned: it stays small.
+#: it with a settled one; pruning the message deletes it (cascade). Not partitioned: it stays small. On
+#: PostgreSQL the batched path writes its rows itself, its transactions skipping the triggers (pgrows.py).
 in_flight = sa.Table(
     "in_flight",
     metadata,

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from esb.journal import Journal
+
 USER = "esb"
 PASSWORD = "esb-test-pw"  # a throwaway server on loopback; the URL carries it to test masking
 _counter = itertools.count(1)
@@ -138,6 +140,38 @@ class PostgresServer:
         """Drop the database behind ``url``, closing whatever still uses it."""
         name = url.rsplit("/", 1)[1]
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class PostgresJournals:
+    """Fresh databases on the throwaway PostgreSQL server and journals connected to them, all closed and
+    dropped when the test ends (the ``pg_journals`` fixture)."""
+
+    def __init__(self, server: PostgresServer) -> None:
+        self._server = server
+        self._urls: list[str] = []
+        self._journals: list[Journal] = []
+
+    def database(self, prefix: str) -> str:
+        """Create a fresh, empty database (named from ``prefix``) and return its URL."""
+        url = self._server.create_database(prefix)
+        self._urls.append(url)
+        return url
+
+    def journal(self, prefix_or_url: str) -> Journal:
+        """A journal connected (so migrated to head) to a fresh database named from ``prefix_or_url``, or to
+        the database at that URL (one of :meth:`database`'s)."""
+        url = prefix_or_url if "://" in prefix_or_url else self.database(prefix_or_url)
+        opened = Journal(url)
+        opened.connect()
+        self._journals.append(opened)
+        return opened
+
+    def close(self) -> None:
+        """Close the journals, then drop the databases."""
+        for opened in reversed(self._journals):
+            opened.close()
+        for url in self._urls:
+            self._server.drop_database(url)
 
 
 def _run_as() -> str | None:

@@ -5,7 +5,6 @@ stuck messages read on the journal's one engine."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from esb.journal import Journal
 from esb.message import Message
 from esb.ops import health
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresJournals
 from tests.unit import test_journal_in_flight as on_sqlite
 from tests.unit.test_ops_health_processes import project_with_process
 
@@ -22,12 +21,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def journal(postgres_server: PostgresServer) -> Iterator[Journal]:  # noqa: F811  # the fixture above
+def journal(pg_journals: PostgresJournals) -> Journal:
     """A journal in a fresh database on the throwaway PostgreSQL server."""
-    url = postgres_server.create_database("inflight")
-    with Journal(url) as opened:
-        yield opened
-    postgres_server.drop_database(url)
+    return pg_journals.journal("inflight")
 
 
 def test_in_flight_equals_the_events_on_postgresql(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,6 @@ the statements without them give, probe one partition, follow inserts, deletes, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from esb.journal.migrate import alembic_config
 from esb.journal.retention import Policy
 from esb.message import Message
 from esb.ops.trace import build_trace
-from tests.integration.pg_server import PostgresServer
+from tests.integration.pg_server import PostgresJournals
 from tests.integration.test_journal_partitions_pg import move_to_day, seq_of, today, written_at
 from tests.unit.test_journal_retention import deliver, order_body
 
@@ -35,18 +34,15 @@ FROM_ROWS = (
 
 
 @pytest.fixture
-def journal_url(postgres_server: PostgresServer) -> Iterator[str]:
+def journal_url(pg_journals: PostgresJournals) -> str:
     """A fresh PostgreSQL database on the throwaway server."""
-    url = postgres_server.create_database("lookups")
-    yield url
-    postgres_server.drop_database(url)
+    return pg_journals.database("lookups")
 
 
 @pytest.fixture
-def journal(journal_url: str) -> Iterator[Journal]:
+def journal(pg_journals: PostgresJournals, journal_url: str) -> Journal:
     """A connected journal on a fresh database (migrated to head)."""
-    with Journal(journal_url) as opened:
-        yield opened
+    return pg_journals.journal(journal_url)
 
 
 def rows(journal: Journal, sql: str) -> list[tuple[Any, ...]]:

@@ -21,7 +21,7 @@ from esb.journal.migrate import alembic_config
 from esb.journal.retention import Policy, read_archive
 from esb.message import utcnow
 from esb.ops.trace import build_trace
-from tests.integration.pg_server import PostgresServer
+from tests.integration.pg_server import PostgresJournals
 from tests.unit.test_journal import bodies_by_both_lookups
 from tests.unit.test_journal_retention import deliver
 
@@ -29,18 +29,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def journal_url(postgres_server: PostgresServer) -> Iterator[str]:
+def journal_url(pg_journals: PostgresJournals) -> str:
     """A fresh PostgreSQL database on the throwaway server."""
-    url = postgres_server.create_database("partitions")
-    yield url
-    postgres_server.drop_database(url)
+    return pg_journals.database("partitions")
 
 
 @pytest.fixture
-def journal(journal_url: str) -> Iterator[Journal]:
+def journal(pg_journals: PostgresJournals, journal_url: str) -> Journal:
     """A connected journal on a fresh database (migrated to head: partitioned)."""
-    with Journal(journal_url) as opened:
-        yield opened
+    return pg_journals.journal(journal_url)
 
 
 def today() -> date:

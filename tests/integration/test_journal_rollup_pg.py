@@ -5,13 +5,12 @@ health's day of dead letters from the figures against the event count."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from esb.journal import Journal
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresJournals
 from tests.unit import test_journal_rollup as on_sqlite
 from tests.unit import test_ops_health_dead_lettered as health_on_sqlite
 
@@ -19,12 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def journal(postgres_server: PostgresServer) -> Iterator[Journal]:  # noqa: F811  # the fixture above
+def journal(pg_journals: PostgresJournals) -> Journal:
     """A journal in a fresh database on the throwaway PostgreSQL server."""
-    url = postgres_server.create_database("rollup")
-    with Journal(url) as opened:
-        yield opened
-    postgres_server.drop_database(url)
+    return pg_journals.journal("rollup")
 
 
 def test_the_figures_equal_the_event_scan_on_postgresql(
