@@ -14,7 +14,7 @@ adding a dead letter, the delete triggers and every row are unchanged: the catal
 Downgrade creates the five triggers again without the clause and drops the function.
 
 Revision ID: 0019_journal_rows_written
-Revises: 0017_lookup_tables
+Revises: 0018_dead_letters_message_id
 Create Date: 2026-12-07
 """
 
@@ -25,7 +25,7 @@ from alembic import op
 from esb.journal import pgrows
 
 revision = "0019_journal_rows_written"
-down_revision = "0017_lookup_tables"
+down_revision = "0018_dead_letters_message_id"
 branch_labels = None
 depends_on = None
 
