@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from esb.randomids import new_id
+from esb.randomids import new_id as new_id  # re-exported: the hub's one id generator
 from esb.telemetry import inject
 
 #: Header names the hub itself sets on the wire; everything else in ``headers`` is the route's business.
