@@ -4,14 +4,13 @@ message of the window gives; 0011 and 0014 down and up again; pruning a message 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from esb.journal import Journal
 from esb.message import utcnow
-from tests.integration.pg_server import PostgresServer
+from tests.integration.pg_server import PostgresJournals
 from tests.unit import test_journal_replay_selection as on_sqlite  # its tests, called with this journal
 from tests.unit.test_journal_replay_selection import ROUTES, fill, slow_path
 
@@ -19,12 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def journal(postgres_server: PostgresServer) -> Iterator[Journal]:  # the fixture above
+def journal(pg_journals: PostgresJournals) -> Journal:
     """A journal in a fresh database on the throwaway PostgreSQL server."""
-    url = postgres_server.create_database("replay_state")
-    with Journal(url) as opened:
-        yield opened
-    postgres_server.drop_database(url)
+    return pg_journals.journal("replay_state")
 
 
 def test_the_selection_equals_the_latest_state_of_every_message_on_postgresql(

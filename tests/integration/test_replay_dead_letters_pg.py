@@ -4,7 +4,6 @@ its plan), and the migration's fill of an existing journal's ``message_id``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from alembic import command
 from esb.journal import Journal, queries
 from esb.journal.migrate import alembic_config
 from esb.message import Message, utcnow
-from tests.integration.pg_server import PostgresServer
+from tests.integration.pg_server import PostgresJournals
 from tests.unit.test_journal_replay_selection import ROUTES, fill
 from tests.unit.test_replay_paged import assert_the_selection_is_what_it_was, dead_at_one_instant
 
@@ -23,12 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def journal(postgres_server: PostgresServer) -> Iterator[Journal]:
+def journal(pg_journals: PostgresJournals) -> Journal:
     """A connected journal on a fresh PostgreSQL database (migrated to head)."""
-    url = postgres_server.create_database("replay_dead")
-    with Journal(url) as opened:
-        yield opened
-    postgres_server.drop_database(url)
+    return pg_journals.journal("replay_dead")
 
 
 def test_the_selection_of_dead_letters_is_the_one_find_gave(
