@@ -1,6 +1,7 @@
 """PostgreSQL: ``messages``, ``events`` and ``business_keys`` range-partitioned by day (issue 18).
 
-The design is in esb/journal/partitions.py. On SQLite this revision does nothing.
+The design is in esb/journal/partitions.py; the SQL this revision runs is frozen in
+esb/journal/migrations/_frozen/r0012.py (as it was written). On SQLite this revision does nothing.
 
 Upgrade converts a journal in place without copying its rows: the three tables are renamed ``*_legacy``
 and moved to the schema ``journal_partitions``, partitioned tables of the old names are created, and the
@@ -25,8 +26,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from esb.journal import partitions
-from esb.journal.partitions import SCHEMA
+from esb.journal.migrations._frozen import r0012
+from esb.journal.migrations._frozen.r0012 import SCHEMA
 
 revision = "0012_postgres_partitions"
 down_revision = "0011_dead_letters_by_arrival"
@@ -44,7 +45,7 @@ def _postgresql() -> bool:
 
 def _indexes() -> None:
     """The secondary indexes of 0010 on the parents (every partition gets them), except the unique
-    ``(id, route)``, which each partition has on its own (esb/journal/partitions.py)."""
+    ``(id, route)``, which each partition has on its own (:func:`r0012.create_partitions`)."""
     op.create_index("ix_messages_correlation_id", "messages", ["correlation_id"])
     op.create_index("ix_messages_causation_id", "messages", ["causation_id"], postgresql_where=_CAUSED)
     op.create_index("ix_messages_received_at", "messages", ["received_at"])
@@ -83,18 +84,20 @@ def _dead_letters_on() -> None:
     )
 
 
-def _attach_legacy() -> None:
+def _attach_legacy() -> int | None:
     """The old tables become the legacy partition (``MINVALUE`` to their last seq); empty, they are dropped
-    (then every day's partition, past ones too, can be created)."""
+    (then every day's partition, past ones too, can be created). Returns the legacy partition's upper
+    bound (None when dropped)."""
     last = op.get_bind().execute(sa.text(f"SELECT max(seq) FROM {SCHEMA}.messages_legacy")).scalar()  # noqa: S608
     if last is None:
         op.execute("DROP TABLE " + ", ".join(f"{SCHEMA}.{table}_legacy" for table in reversed(_PRIMARY)))
-        return
+        return None
     for table in _PRIMARY:
         op.execute(
             f"ALTER TABLE {table} ATTACH PARTITION {SCHEMA}.{table}_legacy"
             f" FOR VALUES FROM (MINVALUE) TO ({last + 1})"
         )
+    return int(last) + 1
 
 
 def upgrade() -> None:
@@ -113,8 +116,8 @@ def upgrade() -> None:
     for table in _PRIMARY:
         op.execute(f"ALTER TABLE {table} RENAME TO {table}_legacy")
         op.execute(f"ALTER TABLE {table}_legacy SET SCHEMA {SCHEMA}")
-    op.execute(partitions.NEXT_SEQ_FUNCTION)
-    for table, (_, key) in zip(_PRIMARY, partitions.TABLES, strict=True):
+    op.execute(r0012.NEXT_SEQ_FUNCTION)
+    for table, (_, key) in zip(_PRIMARY, r0012.TABLES, strict=True):
         op.execute(
             f"CREATE TABLE {table} (LIKE {SCHEMA}.{table}_legacy INCLUDING DEFAULTS)"
             f" PARTITION BY RANGE ({key})"
@@ -125,14 +128,12 @@ def upgrade() -> None:
     op.execute("ALTER SEQUENCE messages_seq_seq OWNED BY messages.seq")
     op.execute("ALTER SEQUENCE events_id_seq OWNED BY events.id")
     _indexes()
-    _attach_legacy()
+    legacy_end = _attach_legacy()
     _foreign_keys()
     _dead_letters_on()
-    op.execute(partitions.UNIQUE_ID_FUNCTION)
-    op.execute(partitions.UNIQUE_ID_TRIGGER)
-    default = partitions.Partition(partitions.DEFAULT, None, "DEFAULT")
-    partitions.create(op.get_bind(), default)
-    partitions.ensure_ahead(op.get_bind(), datetime.now(UTC).date())
+    op.execute(r0012.UNIQUE_ID_FUNCTION)
+    op.execute(r0012.UNIQUE_ID_TRIGGER)
+    r0012.create_partitions(op.get_bind(), datetime.now(UTC).date(), legacy_end)
 
 
 def downgrade() -> None:

@@ -1,6 +1,7 @@
 """PostgreSQL: the batched path writes its look-up, in-flight and dead-letter rows; the triggers skip it.
 
-The design is in esb/journal/pgrows.py. On SQLite this revision does nothing.
+The design is in esb/journal/pgrows.py; the function and the clause below are frozen from it as of
+2026-12-07. On SQLite this revision does nothing.
 
 Upgrade adds ``journal_lookup_stale(seq)`` (the batched insert's test for a ``lookup_ids`` entry whose
 message is gone) and creates again, with a ``WHEN`` clause that skips a transaction which set
@@ -22,12 +23,21 @@ from __future__ import annotations
 
 from alembic import op
 
-from esb.journal import pgrows
-
 revision = "0019_journal_rows_written"
 down_revision = "0018_dead_letters_message_id"
 branch_labels = None
 depends_on = None
+
+#: True when the ``lookup_ids`` entry of a message row ``known`` has no row (a stale entry, taken over).
+_STALE_FUNCTION = """
+CREATE OR REPLACE FUNCTION journal_lookup_stale(known bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  RETURN NOT EXISTS (SELECT 1 FROM messages WHERE seq = known);
+END $$
+"""
+#: The triggers' ``WHEN`` clause: they run unless the transaction set ``esb.journal_rows`` to ``written``.
+_UNLESS_WRITTEN = "current_setting('esb.journal_rows', true) IS DISTINCT FROM 'written'"
 
 #: name -> (table, "BEFORE/AFTER INSERT", what comes before the WHEN clause, function).
 _TRIGGERS = {
@@ -76,8 +86,8 @@ def upgrade() -> None:
     """The stale-entry function; the insert triggers again, skipping the transactions that write the rows."""
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(pgrows.STALE_FUNCTION)
-    _recreate(pgrows.UNLESS_WRITTEN)
+    op.execute(_STALE_FUNCTION)
+    _recreate(_UNLESS_WRITTEN)
 
 
 def downgrade() -> None:
