@@ -27,6 +27,7 @@ from esb.transforms.siebelmsg import SiebelTransform
 from esb.transforms.xpathdialect import children
 from esb.xmlsafe import forget_parsed, parse_xml, share_parsed, take_parsed
 from simulators.crm import make_order
+from simulators.process_orders import cancel_xml
 from simulators.siebel import siebel_order_xml
 from tests.unit.mapping_fixture import make_mapping_project
 
@@ -234,30 +235,60 @@ def _wrapped(body: bytes) -> list[bytes]:
     ]
 
 
-def test_the_routes_raw_keys_read_what_their_former_xpaths_read(project: Project) -> None:
-    """crm-order-to-iom's raw order id and MSISDN keys find, order by order (and in the order wrapped,
-    nested or renamed), what the former XPaths (// spelt, MSISDN from the Value's parent) found."""
-    route = next(r for r in project.routes if r.id == ROUTE)
-    current = RawKeys.for_route(route)
-    former = RawKeys(
-        ROUTE,
-        {
-            "order_id": RawKey(xpath=OLD_ORDER_XPATH, tag_escape="siebel"),
-            "msisdn": RawKey(xpath=OLD_MSISDN_XPATH),
-        },
-    )
-    found = {"order_id": 0, "msisdn": 0}
-    bodies = [variant for body in ORDERS for variant in _wrapped(body)]
+def _keys_found(
+    project: Project, route_id: str, former: dict[str, RawKey], bodies: list[bytes]
+) -> dict[str, int]:
+    """Read ``bodies`` with ``route_id``'s raw keys and with ``former``: the same keys in each body
+    (asserted); return how many bodies had each key."""
+    route = next(r for r in project.routes if r.id == route_id)
+    current, reference = RawKeys.for_route(route), RawKeys(route_id, former)
+    found = dict.fromkeys(former, 0)
     for body in bodies:
         ours, theirs = Message(body=body), Message(body=body)
         current(ours)
-        former(theirs)
+        reference(theirs)
         forget_parsed()
-        assert ours.business_keys == theirs.business_keys
+        assert ours.business_keys == theirs.business_keys, (route_id, body[:200])
         for name in found:
             found[name] += name in ours.business_keys
+    return found
+
+
+def test_the_routes_raw_keys_read_what_their_former_xpaths_read(project: Project) -> None:
+    """crm-order-to-iom's raw order id and MSISDN keys find, order by order (and in the order wrapped,
+    nested or renamed), what the former XPaths (// spelt, MSISDN from the Value's parent) found."""
+    former = {
+        "order_id": RawKey(xpath=OLD_ORDER_XPATH, tag_escape="siebel"),
+        "msisdn": RawKey(xpath=OLD_MSISDN_XPATH),
+    }
+    bodies = [variant for body in ORDERS for variant in _wrapped(body)]
+    found = _keys_found(project, ROUTE, former, bodies)
     assert found["order_id"] > len(bodies) * 3 // 4
     assert found["msisdn"] > len(bodies) // 2
+
+
+def _cancels() -> list[bytes]:
+    """The cancel request sample and the simulator's cancel requests (order numbers of every shape)."""
+    found = [(SAMPLES / "order_cancel.xml").read_bytes()]
+    rng = random.Random(25)
+    for index in range(20):
+        number = f"SO{rng.randrange(10**12):012d}" if index % 4 else f"1-{index}X<&>"
+        found.append(cancel_xml(f"1-{index:05d}", number.replace("<&>", "&lt;&amp;&gt;"), f"1-A{index}"))
+    return found
+
+
+def test_the_cancel_routes_order_id_spelt_as_the_order_routes_reads_what_its_former_xpath_read(
+    project: Project,
+) -> None:
+    """crm-cancel-to-hub's raw order id (the descendant-axis spelling of crm-order-to-iom) finds, in cancel
+    requests and orders (wrapped, nested or renamed), what its former ``//`` XPath found."""
+    cancel = next(r for r in project.routes if r.id == "crm-cancel-to-hub")
+    order = next(r for r in project.routes if r.id == ROUTE)
+    assert cancel.raw_business_keys["order_id"] == order.raw_business_keys["order_id"]  # one spelling
+    bodies = [variant for body in _cancels() + ORDERS for variant in _wrapped(body)]
+    former = {"order_id": RawKey(xpath=OLD_ORDER_XPATH, tag_escape="siebel")}
+    found = _keys_found(project, "crm-cancel-to-hub", former, bodies)
+    assert found["order_id"] > len(bodies) * 3 // 4
 
 
 def _full_message() -> Message:
