@@ -12,8 +12,9 @@ the minute of the event's ``at``). The figures are the ones ``esb stats`` and th
 
 Every write path adds its increments in the transaction of the events it writes (:func:`write`: one
 upsert ``count = count + excluded.count`` of a batch's increments summed in Python, in key order, so two
-processes never lose an increment nor deadlock). Migration 0015 fills the table from the events already
-there with :func:`backfill`, which counts exactly as the write path does (a test compares them).
+processes never lose an increment nor deadlock). :func:`backfill` fills the table from the events already
+there, counting exactly as the write path does (the benches' fills; migration 0015 runs its own frozen
+copy of it, as of the day it was written; tests compare both with the write path).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def read(
     return [tuple(row) for row in conn.execute(stmt)]
 
 
-# -- the backfill of migration 0015 (and of bench/journal_fill.py) ------------------------------------
+# -- the backfill of bench/journal_fill.py (migration 0015 runs a frozen copy) ---------------------------
 
 # The statements are constants of this module (no value from outside): formatted with the dialect's
 # expressions of _SQLITE or _POSTGRES alone. Rows go in minute order, so that on PostgreSQL (a heap) a
@@ -211,7 +212,7 @@ def _sqlite_bucket(started: str, at: str) -> int:
 
 
 def backfill(conn: sa.Connection) -> None:
-    """Fill ``route_minutes`` from every event (an empty table: run once, by migration 0015 or a fill)."""
+    """Fill ``route_minutes`` from every event (an empty table: run once, by a fill)."""
     if conn.dialect.name == "postgresql":
         parts = _POSTGRES
     else:

@@ -1,4 +1,4 @@
-"""The journal's migrations are frozen history: no revision imports live code (docs/journal.md "Migrations")."""
+"""The journal's migrations are frozen history: no revision imports live code (docs/journal.md)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_a_revision_imports_no_live_esb_module(path: Path) -> None:
 
 
 def test_the_rule_catches_each_kind_of_live_import() -> None:
-    """Importing a live module, in any spelling (inside a function too), is found; the allowed ones are not."""
+    """A live module imported in any spelling (in a function too) is found; the allowed ones are not."""
     source = """
 import esb.journal.partitions
 from esb.journal import lookups
