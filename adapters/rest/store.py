@@ -113,6 +113,15 @@ _INSERT_EVENT = (
 #: The route accepted (or refused) the resource: its held events (the create event, and any state change
 #: written before the route settled it) may be posted, in the order they were written.
 _RELEASE = "UPDATE events SET status = 'pending' WHERE resource_id = ? AND status = 'held'"
+#: The settling of a batch of accepted rows (``_settle``), each row's key in one JSON array: the
+#: inbox rows by primary key, the held events through ``events_of_resource`` (measured plans).
+_SETTLE_ROWS = (
+    "DELETE FROM inbox WHERE owner = ? AND (kind, id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
+)
+_RELEASE_MANY = (
+    "UPDATE events SET status = 'pending' WHERE status = 'held' "
+    "AND resource_id IN (SELECT value FROM json_each(?))"
+)
 _HELD = "SELECT 1 FROM events WHERE resource_id = ? AND status = 'held' LIMIT 1"
 #: A resource's new document; ``settled`` is when its order reached a final state (kept from the first
 #: time it did), NULL while it is in flight.
@@ -306,11 +315,11 @@ class ResourceStore:
         return sorted((InboxRow(*r) for r in rows), key=lambda r: r.created)
 
     def _settle(self, done: list[InboxRow], owner: str) -> None:
+        """Delete the accepted rows and release their held events: two statements whatever the batch
+        (one SQLite step, so one release of the GIL, each; not one per row while the lock is held)."""
         assert self._db is not None
-        self._db.executemany(
-            "DELETE FROM inbox WHERE kind = ? AND id = ? AND owner = ?", [(r.kind, r.id, owner) for r in done]
-        )
-        self._db.executemany(_RELEASE, [(r.id,) for r in done])
+        self._db.execute(_SETTLE_ROWS, (owner, orjson.dumps([(r.kind, r.id) for r in done]).decode()))
+        self._db.execute(_RELEASE_MANY, (orjson.dumps([r.id for r in done]).decode(),))
 
     def settle_inbox(self, done: list[InboxRow], owner: str) -> None:
         """Settle accepted rows without claiming more (the reader is closing)."""
