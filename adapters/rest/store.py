@@ -29,7 +29,6 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from adapters.rest.combine import Combiner
 from esb.context import AdapterContext
 from esb.files import create_private
 from esb.pids import pid_alive
@@ -213,8 +212,6 @@ class ResourceStore:
         self._db: sqlite3.Connection | None = None
         self._cursor: sqlite3.Cursor | None = None
         """Reused for the per-order writes (under ``lock``): no cursor object per request."""
-        self.creates: Combiner[tuple[Any, ...], int | None] = Combiner(self.lock, self._write_created)
-        """``create``'s writes, combined into one transaction when several threads wait for the lock."""
 
     def open(self) -> ResourceStore:
         """Create the database (and its folder) if needed; return self."""
@@ -313,36 +310,20 @@ class ResourceStore:
     ) -> int | None:
         """Write a new resource (``doc``, its JSON), its create ``event`` held for every listener whose
         query it matches, and its inbox row (the message ``body`` and ``headers``, JSON, the route will
-        get; claimed by ``owner`` until its lease when given), in one statement (in one transaction
-        with the orders other threads queued meanwhile: ``combine.py``); return how many events are held, or None when ``ident`` exists (nothing written)."""
+        get; claimed by ``owner`` until its lease when given), in one statement; return how many events
+        are held, or None when ``ident`` exists (nothing written)."""
         who, lease = owner or (None, 0.0)
         row = (kind, ident, created or time.time(), doc.decode(), event["eventId"],
                orjson.dumps(event).decode(), correlation_id, body, headers, who, lease)  # fmt: skip
-        return self.creates.submit(row)
-
-    def _write_created(self, rows: list[tuple[Any, ...]]) -> list[int | None]:
-        """``create``'s rows, under the lock: one alone in its own statement (autocommit), several in one
-        transaction (each row's conflict is its own: a statement's constraint error rolls back only it)."""
-        assert self._db is not None, "open() first"
-        if len(rows) == 1:
-            return [self._insert_created(rows[0])]
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            written = [self._insert_created(row) for row in rows]
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return written
-
-    def _insert_created(self, row: tuple[Any, ...]) -> int | None:
-        assert self._db is not None and self._cursor is not None, "open() first"
-        before = self._db.total_changes  # counts the trigger's rows: resource, events, inbox row
-        try:
-            self._cursor.execute(_CREATE, row)
-        except sqlite3.IntegrityError:
-            return None
-        return self._db.total_changes - before - 2
+        with self.lock:
+            assert self._db is not None, "open() first"
+            assert self._cursor is not None
+            before = self._db.total_changes  # counts the trigger's rows: resource, events, inbox row
+            try:
+                self._cursor.execute(_CREATE, row)
+            except sqlite3.IntegrityError:
+                return None
+            return self._db.total_changes - before - 2
 
     def publish(self, event_id: str) -> None:
         """The route accepted the resource: its held create event may be posted to the listeners."""
