@@ -373,7 +373,8 @@ def main() -> None:
         bare.stop()
     for row in rows:
         if args.json:
-            print(json.dumps({"tree": str(args.tree), "bare": args.bare, "threads": args.threads, **row}), flush=True)
+            tags = {"tree": str(args.tree), "bare": args.bare, "threads": args.threads}
+            print(json.dumps({**tags, **row}), flush=True)
             continue
         print(
             f"{row['load']:8} {row['server']:8} {row['rps']:7.0f} req/s  {row['cpu_us']:5.0f} µs CPU/req  "
