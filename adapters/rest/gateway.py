@@ -27,8 +27,11 @@ falls back to cheroot's reader otherwise: the same bytes, the same limits, the s
 from __future__ import annotations
 
 import email.utils
+import io
 import select
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cheroot import makefile, server, wsgi
@@ -89,9 +92,15 @@ class OneSendGateway(wsgi.Gateway_10):
         socket_writer.write(b"".join(collected.parts))
 
 
-class HeadReader(makefile.StreamReader):  # type: ignore[misc]  # (cheroot is untyped)
+class HeadReader(makefile.StreamReader):
     """cheroot's socket reader whose ``readline`` and ``read`` take what is buffered without ``_pyio``'s
     per-line Python loop."""
+
+    # ``_pyio.BufferedReader``'s state, which cheroot's reader is (its stub says ``io.BufferedReader``)
+    _read_buf: bytes
+    _read_pos: int
+    _read_lock: threading.Lock
+    _peek_unlocked: Callable[[int], bytes]
 
     def _buffered_line(self, size: int) -> bytes | None:
         """The next line (at most ``size`` bytes when ``size`` >= 0) if the buffer holds it, else None."""
@@ -103,7 +112,7 @@ class HeadReader(makefile.StreamReader):  # type: ignore[misc]  # (cheroot is un
         elif size < 0 or limit - pos < size:
             return None
         self._read_pos = limit
-        return buf[pos:limit]  # type: ignore[no-any-return]
+        return buf[pos:limit]
 
     def readline(self, size: int | None = -1) -> bytes:
         """One line (through ``\\n``, or ``size`` bytes), as ``io.BufferedReader.readline`` reads it."""
@@ -114,7 +123,7 @@ class HeadReader(makefile.StreamReader):  # type: ignore[misc]  # (cheroot is un
                 self._peek_unlocked(1)  # an empty buffer: one read from the socket fills it
                 line = self._buffered_line(size)
         if line is None:
-            return super().readline(size)  # type: ignore[no-any-return]  # across reads: cheroot's way
+            return super().readline(size)  # a line across reads: cheroot's way (counts itself)
         self.bytes_read += len(line)
         return line
 
@@ -127,16 +136,17 @@ class HeadReader(makefile.StreamReader):  # type: ignore[misc]  # (cheroot is un
                 if end <= len(self._read_buf):
                     self._read_pos = end
                     self.bytes_read += size
-                    return self._read_buf[pos:end]  # type: ignore[no-any-return]
-        return super().read(size)  # type: ignore[no-any-return]
+                    return self._read_buf[pos:end]
+        data: bytes = super().read(size)  # type: ignore[no-untyped-call]  # (cheroot's stub)
+        return data
 
 
-def head_makefile(sock: Any, mode: str = "r", bufsize: int = makefile.io.DEFAULT_BUFFER_SIZE) -> Any:
+def head_makefile(sock: Any, mode: str = "r", bufsize: int = io.DEFAULT_BUFFER_SIZE) -> Any:
     """cheroot's ``MakeFile`` with :class:`HeadReader` for reading."""
     return HeadReader(sock, mode, bufsize) if "r" in mode else makefile.StreamWriter(sock, mode, bufsize)
 
 
-class HeadReaderConnection(server.HTTPConnection):  # type: ignore[misc]  # (cheroot is untyped)
+class HeadReaderConnection(server.HTTPConnection):
     """cheroot's connection reading plain sockets through :class:`HeadReader` (TLS keeps its adapter's)."""
 
     def __init__(self, srv: Any, sock: Any, makefile_: Any = makefile.MakeFile) -> None:
