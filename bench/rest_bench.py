@@ -358,8 +358,9 @@ def main() -> None:
         text = f"store writes per order: {cpu:.1f} µs CPU, {wall:.1f} µs wall"
         print(json.dumps({"tree": str(args.tree), **figures}) if args.json else text)
         return
+    folder = tempfile.TemporaryDirectory(prefix="esb-rest-bench-")  # the listener's store: removed at the end
     bare, bare_url = bare_server(args.threads, args.bare)
-    source, url, routed = listener(Path(tempfile.mkdtemp(prefix="esb-rest-bench-")), args.threads)
+    source, url, routed = listener(Path(folder.name), args.threads)
     gc.freeze()  # what the start built is left out of later collections, as ``esb run`` does (esb/startup.py)
     rows: list[dict[str, Any]] = []
     try:
@@ -371,6 +372,7 @@ def main() -> None:
     finally:
         source.close()
         bare.stop()
+        folder.cleanup()
     for row in rows:
         if args.json:
             tags = {"tree": str(args.tree), "bare": args.bare, "threads": args.threads}
