@@ -227,9 +227,13 @@ def measure(
 
 
 # -- the servers -------------------------------------------------------------------------------------
-def bare_server(threads: int) -> tuple[Any, str]:
-    """A cheroot server whose handler reads the body and answers 201 with it."""
+def bare_server(threads: int, server_class: str = "listener") -> tuple[Any, str]:
+    """A cheroot server whose handler reads the body and answers 201 with it: the listener's own server
+    class (``listener``: the tree's ``ListenerServer``, same reader, gateway and linger) or cheroot's
+    plain ``wsgi.Server`` (``cheroot``, what the bare handler ran on before 2026-12-07 17:00)."""
     from cheroot import wsgi
+
+    from adapters.rest.gateway import ListenerServer
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
@@ -238,7 +242,8 @@ def bare_server(threads: int) -> tuple[Any, str]:
         )
         return [body]
 
-    server = wsgi.Server(("127.0.0.1", 0), app, numthreads=threads)
+    kind = ListenerServer if server_class == "listener" else wsgi.Server
+    server = kind(("127.0.0.1", 0), app, numthreads=threads, server_name="esb", timeout=30)
     server.prepare()
     threading.Thread(target=server.serve, daemon=True).start()
     return server, f"http://127.0.0.1:{server.bind_addr[1]}/productOrder"
@@ -339,6 +344,10 @@ def main() -> None:
         "--threads", type=int, default=_default_threads(),
         help="server threads of both servers; default: the listener's own default (listen.threads)",
     )  # fmt: skip
+    parser.add_argument(
+        "--bare", choices=("listener", "cheroot"), default="listener",
+        help="the bare handler's server class: the listener's (default: the same server) or cheroot's own",
+    )  # fmt: skip
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose adapters are measured")
     parser.add_argument("--json", action="store_true", help="one JSON line per window")
     parser.add_argument("--store", type=int, default=0, help="only time the store's writes of N orders")
@@ -349,8 +358,9 @@ def main() -> None:
         text = f"store writes per order: {cpu:.1f} µs CPU, {wall:.1f} µs wall"
         print(json.dumps({"tree": str(args.tree), **figures}) if args.json else text)
         return
-    bare, bare_url = bare_server(args.threads)
-    source, url, routed = listener(Path(tempfile.mkdtemp(prefix="esb-rest-bench-")), args.threads)
+    folder = tempfile.TemporaryDirectory(prefix="esb-rest-bench-")  # the listener's store: removed at the end
+    bare, bare_url = bare_server(args.threads, args.bare)
+    source, url, routed = listener(Path(folder.name), args.threads)
     gc.freeze()  # what the start built is left out of later collections, as ``esb run`` does (esb/startup.py)
     rows: list[dict[str, Any]] = []
     try:
@@ -362,9 +372,11 @@ def main() -> None:
     finally:
         source.close()
         bare.stop()
+        folder.cleanup()
     for row in rows:
         if args.json:
-            print(json.dumps({"tree": str(args.tree), **row}), flush=True)
+            tags = {"tree": str(args.tree), "bare": args.bare, "threads": args.threads}
+            print(json.dumps({**tags, **row}), flush=True)
             continue
         print(
             f"{row['load']:8} {row['server']:8} {row['rps']:7.0f} req/s  {row['cpu_us']:5.0f} µs CPU/req  "

@@ -77,10 +77,12 @@ def _app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
     return [body]
 
 
-@pytest.fixture(params=["cheroot", "one-send"])
+@pytest.fixture(params=["cheroot", "one-send", "listener"])
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int, list[int]]]:
-    """A loopback cheroot server with cheroot's gateway or ours; yields (name, port, writes per answer)."""
-    server = wsgi.Server(("127.0.0.1", 0), _app, numthreads=1, server_name="esb")
+    """A loopback cheroot server with cheroot's gateway or ours, or the listener's whole server (its
+    gateway, head reader and linger); yields (name, port, writes per answer)."""
+    kind = ListenerServer if request.param == "listener" else wsgi.Server
+    server = kind(("127.0.0.1", 0), _app, numthreads=1, server_name="esb")
     if request.param == "one-send":
         server.gateway = OneSendGateway
     server.prepare()
