@@ -94,7 +94,8 @@ class BulkInsert:
         if self.arrays_sql is not None:
             listed = list(rows)
             if listed:
-                self._execute_arrays(conn, self.arrays_sql, listed, {self._names.index(name) for name in fixed})
+                skip = {self._names.index(name) for name in fixed}
+                self._execute_arrays(conn, self.arrays_sql, listed, skip)
             return
         converted = self._converted(rows, fixed)
         if not converted:
