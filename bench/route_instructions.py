@@ -58,7 +58,8 @@ STAGES = (
     "seen cache", "delivery settle",
     # --journal: the journal SQL stage split by statement (the rest stays in "journal SQL": its Python)
     "journal messages", "journal events", "journal keys", "journal minutes", "journal id look-up",
-    "journal begin", "journal commit", "journal connect",
+    "journal begin", "journal commit", "journal connect", "journal parameters", "journal seen cache",
+    "journal keys of", "journal figures",
 )  # fmt: skip
 NONE = "none"
 
@@ -243,7 +244,8 @@ def detail(stages: InstructionStages) -> list[tuple[Any, str, Any]]:
 
 def journal_detail(stages: InstructionStages) -> list[tuple[Any, str, Any]]:
     """Wrap the journal's statements (``--journal``): each bulk insert by its table, the id look-up, the
-    transaction's begin and commit, the connection's checkout and return; return what to put back."""
+    transaction's begin and commit, the connection's checkout and return, and the Python around them (the
+    rows' parameters, the seen cache, business keys, per-minute figures); return what to put back."""
     from sqlalchemy.engine import Connection, Engine
 
     from esb.journal.bulk import BulkInsert, IdLookup
@@ -256,7 +258,15 @@ def journal_detail(stages: InstructionStages) -> list[tuple[Any, str, Any]]:
                 )
         return "journal SQL"
 
+    from esb.journal import batched
+    from esb.journal.seen import Seen
+
     wraps = [
+        (BulkInsert, "_converted", "journal parameters"), (Seen, "get", "journal seen cache"),
+        (Seen, "add", "journal seen cache"), (Seen, "forget", "journal seen cache"),
+        (batched, "keys_of", "journal keys of"),
+        (batched.BatchedWrites, "_arrival_figures", "journal figures"),
+        (batched.BatchedWrites, "_outcome_figures", "journal figures"),
         (BulkInsert, "execute", insert_stage), (BulkInsert, "insert_returning", insert_stage),
         (IdLookup, "__call__", "journal id look-up"), (Connection, "_begin_impl", "journal begin"),
         (Connection, "_commit_impl", "journal commit"), (Engine, "connect", "journal connect"),
@@ -264,7 +274,7 @@ def journal_detail(stages: InstructionStages) -> list[tuple[Any, str, Any]]:
     ]  # fmt: skip
     undo = []
     for owner, name, stage in wraps:
-        original = owner.__dict__[name]
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
         undo.append((owner, name, original))
         setattr(owner, name, stages.wrap(stage, original))
     return undo

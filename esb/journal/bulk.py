@@ -54,7 +54,10 @@ class BulkInsert:
         self._order = [self.columns.index(name) for name in order]
         self._names = order
         self._processors: list[Processor | None] = [
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
+            None
+            if _bound_as_is(table.c[name].type, dialect)
+            else _bind_processor(table.c[name].type, dialect)
+            for name in order
         ]
         #: PostgreSQL: the whole batch as one statement, one array parameter per column (None elsewhere).
         self.arrays_sql = (
@@ -108,13 +111,16 @@ class BulkInsert:
             names = self._names
             conn.exec_driver_sql(self.sql, [dict(zip(names, values, strict=True)) for values in converted])
 
-    def _converted(self, rows: Iterable[Sequence[Any]], fixed: Iterable[str]) -> list[list[Any]]:
+    def _converted(self, rows: Iterable[Sequence[Any]], fixed: Iterable[str]) -> list[Sequence[Any]]:
         """``rows`` as the statement's parameters: in its order, each value through its column's bind
-        processor (but the ``fixed`` columns', already processed)."""
+        processor (but the ``fixed`` columns', already processed); the rows themselves when nothing
+        changes (business keys: three strings)."""
         skip = {self._names.index(name) for name in fixed}
         steps = [(at, p) for at, p in enumerate(self._processors) if p is not None and at not in skip]
         identity = self._order == list(range(len(self._order)))
-        converted: list[list[Any]] = []
+        if identity and not steps:
+            return rows if isinstance(rows, list) else list(rows)
+        converted: list[Sequence[Any]] = []
         for row in rows:
             values = list(row) if identity else [row[source] for source in self._order]
             for at, process in steps:  # a few columns have a processor (JSON, bytes, timestamps)
@@ -257,6 +263,18 @@ class IdLookup:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _bind_processor(column_type: sa.types.TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """The bind processor SQLAlchemy runs for a value of ``column_type`` on ``dialect`` (None: none)."""
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _bound_as_is(column_type: sa.types.TypeEngine[Any], dialect: Dialect) -> bool:
+    """True for a column whose values go to the driver unprocessed here: bytes on SQLite, which sqlite3
+    binds as the same BLOB that SQLAlchemy's processor (a ``sqlite3.Binary`` view of them) gives, without
+    a view made per value (esb/sqlitebind.py ends the driver's adapter search for ``bytes``)."""
+    return dialect.name == "sqlite" and isinstance(column_type, sa.LargeBinary)
 
 
 def _unnest_sql(statement: Any, table: sa.Table, columns: Sequence[str], dialect: Dialect) -> str:

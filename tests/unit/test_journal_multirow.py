@@ -145,3 +145,27 @@ def test_a_statement_that_is_not_a_one_row_insert_is_refused() -> None:
     """Only a one-row ``VALUES`` of exactly its parameters can be repeated."""
     with pytest.raises(ValueError, match="one-row INSERT"):
         MultiValues("INSERT INTO t (a, b) SELECT ?, ? FROM u", 2)
+
+
+def test_seen_batch_methods_leave_what_one_at_a_time_leaves() -> None:
+    """``add_many``, ``get_many`` and ``forget_many`` leave the cache (entries, starts kept for the same seq,
+    LRU order and its cap) as ``add``, ``get`` and ``forget`` called in turn leave it, and return the same."""
+    from esb.journal.seen import Seen
+
+    start = datetime(2026, 12, 7, 17, 0, tzinfo=UTC)
+    entries = [
+        (f"m{n % 9}", n % 4, frozenset({("order_id", f"SO{n}")}), start if n % 3 else None) for n in range(14)
+    ]
+    lookups = ["m1", "m9", "m4", "m1", "m0"]
+    one, many = Seen(size=6), Seen(size=6)
+    for entry in entries:
+        one.add(ROUTE, *entry)
+    many.add_many(ROUTE, entries)
+    found_one = {mid: known for mid in lookups if (known := one.get(ROUTE, mid)) is not None}
+    assert many.get_many(ROUTE, lookups) == found_one
+    assert list(many._items.items()) == list(one._items.items())
+    for mid in ("m4", "m9", "m2"):
+        one.forget(ROUTE, mid)
+    many.forget_many(ROUTE, ["m4", "m9", "m2"])
+    assert list(many._items.items()) == list(one._items.items())
+    assert len(many) == 4
