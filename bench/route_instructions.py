@@ -56,6 +56,10 @@ STAGES = (
     # --detail: the worker loop's and the journal's own code, split further
     "pipeline", "message replace", "outlet routing", "metrics", "tracing scope", "drop recording",
     "seen cache", "delivery settle",
+    # --journal: the journal SQL stage split by statement (the rest stays in "journal SQL": its Python)
+    "journal messages", "journal events", "journal keys", "journal minutes", "journal id look-up",
+    "journal begin", "journal commit", "journal connect", "journal parameters", "journal seen cache",
+    "journal keys of", "journal figures",
 )  # fmt: skip
 NONE = "none"
 
@@ -187,6 +191,8 @@ def child(args: argparse.Namespace) -> None:
     encode = BodyCodec.__dict__["encode"]
     BodyCodec.encode = stages.wrap("journal body compression", encode)  # type: ignore[method-assign]
     undo = detail(stages) if args.detail else []
+    if args.journal:
+        undo += journal_detail(stages)
     try:
         with patched(stages, args.warmup):  # type: ignore[arg-type]
             hub = Hub(project, route_ids=[ROUTE])
@@ -231,6 +237,48 @@ def detail(stages: InstructionStages) -> list[tuple[Any, str, Any]]:
     undo = []
     for owner, name, stage in wraps:
         original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        undo.append((owner, name, original))
+        setattr(owner, name, stages.wrap(stage, original))
+    return undo
+
+
+def journal_detail(stages: InstructionStages) -> list[tuple[Any, str, Any]]:
+    """Wrap the journal's statements (``--journal``): each bulk insert by its table, the id look-up, the
+    transaction's begin and commit, the connection's checkout and return, and the Python around them (the
+    rows' parameters, the seen cache, business keys, per-minute figures); return what to put back."""
+    from sqlalchemy.engine import Connection, Engine
+
+    from esb.journal.bulk import BulkInsert, IdLookup
+
+    def insert_stage(insert: Any, *args: Any, **kwargs: Any) -> str:
+        for table in ("messages", "events", "business_keys", "route_minutes"):
+            if f"INSERT INTO {table} " in insert.sql or f"INTO {table} (" in insert.sql:
+                return {"business_keys": "journal keys", "route_minutes": "journal minutes"}.get(
+                    table, f"journal {table}"
+                )
+        return "journal SQL"
+
+    from esb.journal import batched
+    from esb.journal.seen import Seen
+
+    wraps = [
+        (BulkInsert, "_converted", "journal parameters"), (Seen, "get", "journal seen cache"),
+        (Seen, "add", "journal seen cache"), (Seen, "forget", "journal seen cache"),
+        (Seen, "get_many", "journal seen cache"), (Seen, "add_many", "journal seen cache"),
+        (Seen, "forget_many", "journal seen cache"),
+        (batched, "keys_of", "journal keys of"),
+        (batched.BatchedWrites, "_arrival_figures", "journal figures"),
+        (batched.BatchedWrites, "_outcome_figures", "journal figures"),
+        (BulkInsert, "execute", insert_stage), (BulkInsert, "insert_returning", insert_stage),
+        (IdLookup, "__call__", "journal id look-up"), (Connection, "_begin_impl", "journal begin"),
+        (Connection, "_commit_impl", "journal commit"), (Engine, "connect", "journal connect"),
+        (Connection, "close", "journal connect"),
+    ]  # fmt: skip
+    undo = []
+    for owner, name, stage in wraps:
+        original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+        if original is None:  # not in the checkout measured (``--code``): its cost stays in its caller's
+            continue
         undo.append((owner, name, original))
         setattr(owner, name, stages.wrap(stage, original))
     return undo
@@ -285,7 +333,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "--instr-atstart=no",
         sys.executable, __file__, "--child", "--keep", str(folder),
         "--messages", str(args.messages), "--warmup", str(args.warmup), *(["--plain"] if args.plain else []),
-        *(["--detail"] if args.detail else []),
+        *(["--detail"] if args.detail else []), *(["--journal"] if args.journal else []),
     ]  # fmt: skip
     code = str(Path(args.code).resolve()) if args.code else str(ROOT)
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": code, "ESB_INSTRUCTIONS_CODE": code}
@@ -344,6 +392,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", help="folder for the callgrind dumps (default: a new temporary one)")
     parser.add_argument("--detail", action="store_true", help="split the worker loop's own code further")
+    parser.add_argument("--journal", action="store_true", help="split the journal SQL stage by statement")
     parser.add_argument("--code", help="the checkout whose code is measured (default: this one)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -141,12 +141,16 @@ class BatchedWrites:
                 )
                 self._add_figures(conn, self._arrival_figures(route, now, arrivals))
         except BaseException:
-            for message, _ in items:
-                self._seen.forget(route, message.id)
+            self._seen.forget_many(route, ids)
             raise
         started = {mid for mid, state, _ in arrivals if state == "received"}
-        for message, keys in keyed:
-            self._seen.add(route, message.id, seqs[message.id], keys, now if message.id in started else None)
+        self._seen.add_many(
+            route,
+            (
+                (message.id, seqs[message.id], keys, now if message.id in started else None)
+                for message, keys in keyed
+            ),
+        )
         return [state == "received" for _, state, _ in arrivals]
 
     def _arrivals(
@@ -203,12 +207,10 @@ class BatchedWrites:
         now = utcnow()
         at = bulk.events.processor("at")(now)
         stored = self._sent_bodies(route, outcomes)
-        known = {
-            message.id: found
-            for original, _, sent in outcomes
-            for message in (original, *(output for output, _ in sent))
-            if (found := self._seen.get(route, message.id)) is not None
-        }
+        involved = [
+            message.id for original, _, sent in outcomes for message in (original, *(o for o, _ in sent))
+        ]
+        known = self._seen.get_many(route, involved)
         with self._errors("settle"), engine.begin() as conn:
             bulk.claim(conn)
             seqs = self._settle_seqs(conn, route, outcomes, known, now)
@@ -228,10 +230,7 @@ class BatchedWrites:
             bulk.keys.execute(conn, key_rows)
             self._add_figures(conn, self._outcome_figures(conn, route, now, outcomes, seqs, known))
         # Journeys over: forget them, so the cache holds in-flight messages only (flat memory under load).
-        for original, _, sent in outcomes:
-            self._seen.forget(route, original.id)
-            for output, _ in sent:
-                self._seen.forget(route, output.id)
+        self._seen.forget_many(route, involved)
 
     def _settle_seqs(
         self,

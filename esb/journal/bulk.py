@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -53,7 +54,10 @@ class BulkInsert:
         self._order = [self.columns.index(name) for name in order]
         self._names = order
         self._processors: list[Processor | None] = [
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
+            None
+            if _bound_as_is(table.c[name].type, dialect)
+            else _bind_processor(table.c[name].type, dialect)
+            for name in order
         ]
         #: PostgreSQL: the whole batch as one statement, one array parameter per column (None elsewhere).
         self.arrays_sql = (
@@ -71,6 +75,16 @@ class BulkInsert:
             # returns ``returning`` when it has one
             self.arrays_sql = postgres(_unnest_call(table, order, dialect))
             self.returning_sql = self.arrays_sql if returning else None
+        #: SQLite: the statement's rows as multi-row ``VALUES`` (None elsewhere, and for named parameters).
+        self.values: MultiValues | None = None
+        self.values_returning: MultiValues | None = None
+        if dialect.name == "sqlite" and self._positional:
+            self.values = MultiValues(self.sql, len(order))
+            if returning and dialect.insert_returning:
+                ret = statement.returning(*(table.c[name] for name in returning))
+                self.values_returning = MultiValues(
+                    str(ret.compile(dialect=dialect, column_keys=list(columns))), len(order)
+                )
 
     def processor(self, column: str) -> Processor:
         """Return the bind processor of ``column`` (identity when its type has none): for a value shared by
@@ -80,14 +94,32 @@ class BulkInsert:
 
     def execute(self, conn: sa.Connection, rows: Iterable[Sequence[Any]], fixed: Iterable[str] = ()) -> None:
         """Insert ``rows`` (values in ``columns`` order); columns named in ``fixed`` are already processed."""
-        skip = {self._names.index(name) for name in fixed}
         if self.arrays_sql is not None:
             listed = list(rows)
             if listed:
+                skip = {self._names.index(name) for name in fixed}
                 self._execute_arrays(conn, self.arrays_sql, listed, skip)
             return
+        converted = self._converted(rows, fixed)
+        if not converted:
+            return
+        if self.values is not None:  # SQLite: a few multi-row statements instead of a row at a time
+            self.values.execute(conn, converted)
+        elif self._positional:  # the driver takes tuples (SQLAlchemy refuses a list of lists)
+            conn.exec_driver_sql(self.sql, [tuple(values) for values in converted])
+        else:
+            names = self._names
+            conn.exec_driver_sql(self.sql, [dict(zip(names, values, strict=True)) for values in converted])
+
+    def _converted(self, rows: Iterable[Sequence[Any]], fixed: Iterable[str]) -> list[Sequence[Any]]:
+        """``rows`` as the statement's parameters: in its order, each value through its column's bind
+        processor (but the ``fixed`` columns', already processed); the rows themselves when nothing
+        changes (business keys: three strings)."""
+        skip = {self._names.index(name) for name in fixed}
         steps = [(at, p) for at, p in enumerate(self._processors) if p is not None and at not in skip]
         identity = self._order == list(range(len(self._order)))
+        if identity and not steps:
+            return rows if isinstance(rows, list) else list(rows)
         converted: list[Sequence[Any]] = []
         for row in rows:
             values = list(row) if identity else [row[source] for source in self._order]
@@ -95,13 +127,7 @@ class BulkInsert:
                 if values[at] is not None:
                     values[at] = process(values[at])
             converted.append(values)
-        if not converted:
-            return
-        if self._positional:  # the driver takes tuples (SQLAlchemy refuses a list of lists)
-            conn.exec_driver_sql(self.sql, [tuple(values) for values in converted])
-        else:
-            names = self._names
-            conn.exec_driver_sql(self.sql, [dict(zip(names, values, strict=True)) for values in converted])
+        return converted
 
     def insert_returning(
         self, conn: sa.Connection, rows: Sequence[Sequence[Any]], fixed: Iterable[str] = ()
@@ -109,6 +135,8 @@ class BulkInsert:
         """Insert ``rows`` as :meth:`execute` does and return the ``returning`` columns of each row inserted
         (a row ignored by ``ON CONFLICT DO NOTHING`` returns nothing); None when this dialect cannot (SQLite):
         the rows are inserted all the same and the caller looks them up."""
+        if self.values_returning is not None:  # SQLite: ``RETURNING`` of multi-row statements
+            return self.values_returning.execute(conn, self._converted(rows, fixed)) if rows else []
         if self.returning_sql is None:
             self.execute(conn, rows, fixed)
             return None
@@ -148,6 +176,64 @@ class BulkInsert:
         return conn.exec_driver_sql(sql, params)
 
 
+class MultiValues:
+    """SQLite: an ``INSERT ... VALUES (?, ...)`` run as multi-row ``VALUES (...), (...)`` statements.
+
+    ``executemany`` runs the one-row statement once per row (bind, step, reset, and the statement's end:
+    its savepoint for the triggers and foreign keys); one statement of many rows pays that once. Its
+    rows are inserted in their order, as ``executemany`` inserts them (events' ids follow it). A new
+    SQL text per row count would be prepared again whenever the driver's statement cache lost it
+    (preparing 50 rows of 10 columns costs about as much as inserting them), so a batch is cut into
+    chunks of power-of-two sizes (50 rows: 32 + 16 + 2): a handful of texts per table, all cached.
+    """
+
+    #: The largest chunk: 256 rows, fewer when they would pass SQLite's default limit of parameters
+    #: (32,766 since 3.32; ``RETURNING`` needs 3.35).
+    MAX_ROWS = 256
+    MAX_PARAMETERS = 32_766
+
+    def __init__(self, sql: str, width: int) -> None:
+        self.width = width
+        self._one = "(" + ", ".join("?" * width) + ")"
+        if sql.count(self._one) != 1:
+            raise ValueError(f"not a one-row INSERT of {width} parameters: {sql}")
+        self._sql = sql
+        self._texts: dict[int, str] = {}
+        fits = max(1, min(self.MAX_ROWS, self.MAX_PARAMETERS // width))
+        self._largest = 1 << (fits.bit_length() - 1)  # a power of two
+
+    def text(self, rows: int) -> str:
+        """The statement of ``rows`` rows."""
+        found = self._texts.get(rows)
+        if found is None:
+            found = self._texts[rows] = self._sql.replace(self._one, ", ".join([self._one] * rows), 1)
+        return found
+
+    def chunks(self, count: int) -> list[tuple[int, int]]:
+        """``(start, size)`` of the statements for ``count`` rows: the largest chunk as often as it fits,
+        then the power-of-two sizes of the rest, largest first."""
+        found: list[tuple[int, int]] = []
+        start = 0
+        size = self._largest
+        while start < count:
+            while size > count - start:
+                size >>= 1
+            found.append((start, size))
+            start += size
+        return found
+
+    def execute(self, conn: sa.Connection, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """Insert ``rows`` (parameters, in the statement's order); return the rows the statement returns
+        (none without ``RETURNING``)."""
+        returned: list[tuple[Any, ...]] = []
+        for start, size in self.chunks(len(rows)):
+            flat = tuple(chain.from_iterable(rows[start : start + size]))
+            result = conn.exec_driver_sql(self.text(size), flat)
+            if result.returns_rows:
+                returned.extend(tuple(row) for row in result)
+        return returned
+
+
 class IdLookup:
     """The ``(id, seq)`` of a route's rows among a list of ids, in one statement handed to the driver.
 
@@ -177,6 +263,18 @@ class IdLookup:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _bind_processor(column_type: sa.types.TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """The bind processor SQLAlchemy runs for a value of ``column_type`` on ``dialect`` (None: none)."""
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _bound_as_is(column_type: sa.types.TypeEngine[Any], dialect: Dialect) -> bool:
+    """True for a column whose values go to the driver unprocessed here: bytes on SQLite, which sqlite3
+    binds as the same BLOB that SQLAlchemy's processor (a ``sqlite3.Binary`` view of them) gives, without
+    a view made per value (esb/sqlitebind.py ends the driver's adapter search for ``bytes``)."""
+    return dialect.name == "sqlite" and isinstance(column_type, sa.LargeBinary)
 
 
 def _unnest_sql(statement: Any, table: sa.Table, columns: Sequence[str], dialect: Dialect) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -64,6 +65,40 @@ class Seen:
             self._items.move_to_end((route, message_id))
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
+
+    def get_many(self, route: str, message_ids: Iterable[str]) -> dict[str, Known]:
+        """Return what :meth:`get` returns for each of ``message_ids`` known here (one lock for all)."""
+        found: dict[str, Known] = {}
+        items = self._items
+        with self._lock:
+            for message_id in message_ids:
+                known = items.get((route, message_id))
+                if known is not None:
+                    items.move_to_end((route, message_id))
+                    found[message_id] = known
+        return found
+
+    def add_many(
+        self, route: str, entries: Iterable[tuple[str, int, frozenset[tuple[str, str]], datetime | None]]
+    ) -> None:
+        """:meth:`add` each ``(message id, seq, keys, start)`` in order (one lock for all)."""
+        items = self._items
+        with self._lock:
+            for message_id, seq, keys, start in entries:
+                key = (route, message_id)
+                if start is None and (before := items.get(key)) is not None:
+                    start = before.start if before.seq == seq else None
+                items[key] = Known(seq, keys, start)
+                items.move_to_end(key)
+            while len(items) > self._size:
+                items.popitem(last=False)
+
+    def forget_many(self, route: str, message_ids: Iterable[str]) -> None:
+        """:meth:`forget` each of ``message_ids`` (one lock for all)."""
+        items = self._items
+        with self._lock:
+            for message_id in message_ids:
+                items.pop((route, message_id), None)
 
     def __len__(self) -> int:
         """Messages remembered now."""

@@ -560,8 +560,8 @@ def test_bulk_inserts_store_what_the_sqlalchemy_path_stores(journal: Journal) ->
 
 
 def test_bulk_insert_is_one_statement_per_batch(journal: Journal) -> None:
-    """A batch's rows reach the database in one driver call: one array statement on PostgreSQL (not a
-    Bind/Execute per row), one ``executemany`` on SQLite."""
+    """A batch's rows reach the database in few driver calls: one array statement on PostgreSQL (not a
+    Bind/Execute per row), multi-row statements of power-of-two sizes on SQLite (not a row at a time)."""
     from esb.journal.bulk import BulkStatements
 
     message = order()
@@ -583,7 +583,11 @@ def test_bulk_insert_is_one_statement_per_batch(journal: Journal) -> None:
         sa.event.remove(engine, "before_cursor_execute", count)
     inserts = [(statement, many) for statement, many in calls if statement.startswith(("INSERT", "WITH"))]
     postgres = engine.dialect.name == "postgresql"
-    assert inserts == [(bulk.keys.arrays_sql if postgres else bulk.keys.sql, not postgres)]
+    if postgres:
+        assert inserts == [(bulk.keys.arrays_sql, False)]
+    else:
+        assert bulk.keys.values is not None
+        assert inserts == [(bulk.keys.values.text(size), False) for size in (32, 16, 2)]
     with engine.connect() as conn:
         stored = conn.execute(sa.text(f"SELECT count(*) FROM business_keys WHERE message_seq = {seq}"))
         assert stored.scalar() == 50
@@ -676,7 +680,7 @@ def test_one_parameter_look_up_reads_the_unique_index(journal: Journal) -> None:
 def test_bulk_output_rows_are_stored_as_sqlalchemy_stores_them(journal: Journal) -> None:
     """The outputs' message rows written by the batched path's driver-level insert-or-ignore hold what
     SQLAlchemy's insert-or-ignore of the same rows holds, skip a row already there, and report the seq of
-    each row inserted (PostgreSQL's ``RETURNING``; SQLite reports none and the caller looks them up)."""
+    each row inserted (``RETURNING``: one array statement on PostgreSQL, multi-row ones on SQLite)."""
     from esb.journal.bulk import MESSAGE_COLUMNS, BulkStatements
     from esb.journal.rows import message_row
 
@@ -704,13 +708,9 @@ def test_bulk_output_rows_are_stored_as_sqlalchemy_stores_them(journal: Journal)
         slow_rows = [message_row("orders", m, at, None) for m in outputs if m.id.startswith("slow")]
         conn.execute(sql.add_message, slow_rows)
         seqs = dict(conn.execute(sql.existing, {"r": "orders", "ids": [m.id for m in outputs]}).all())
-    if engine.dialect.name == "postgresql":
-        assert returned is not None
-        assert sorted(returned) == sorted((r["id"], seqs[r["id"]]) for r in fast_rows)
-        assert ignored == [], "a row already there returns nothing"
-    else:
-        assert returned is None
-        assert ignored is None
+    assert returned is not None
+    assert sorted(returned) == sorted((r["id"], seqs[r["id"]]) for r in fast_rows)
+    assert ignored == [], "a row already there returns nothing"
     columns = ", ".join(c for c in MESSAGE_COLUMNS if c != "id")
     with engine.connect() as conn:
         stored = {
