@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from esb.config.cron import check_crontab
 from esb.config.durations import Duration
 from esb.config.sources import interpolate as interpolate  # the projects' files fill ${VAR} alike
 from esb.config.sources import read_sources
@@ -237,10 +238,8 @@ class ResyncSettings(_Section):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
             try:
-                CronTrigger.from_crontab(value)
+                check_crontab(value)
             except ValueError as exc:
                 raise ValueError(f"schedule {value!r} is not a 5-field cron expression: {exc}") from None
         return value

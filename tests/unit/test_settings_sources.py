@@ -50,7 +50,9 @@ class _Environment(EnvSettingsSource):
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
 class _Oracle(BaseSettings, Settings):
@@ -65,7 +67,9 @@ class _Oracle(BaseSettings, Settings):
         secrets = environ.get("ESB_SECRETS_DIR")
         if secrets:
             plain = SecretsSettingsSource(settings_cls, secrets_dir=secrets, case_sensitive=False)
-            sources.append(NestedSecretsSettingsSource(plain, secrets_prefix="", secrets_nested_delimiter="__"))
+            sources.append(
+                NestedSecretsSettingsSource(plain, secrets_prefix="", secrets_nested_delimiter="__")
+            )
         sources.append(_Environment(settings_cls, environ))
         sources.extend(_YamlFile(settings_cls, path, display, environ) for path, display in files[::-1])
         return tuple(sources)
@@ -114,17 +118,35 @@ CASES = [
         "production",
         id="env-file-then-environment",
     ),
-    pytest.param({}, {"ESB_SOAP_CRM_PASSWORD": "x", "ESB_PROJECT": "/x", "ESB_ENV": "s"}, "default", id="not-settings"),
-    pytest.param({"settings.yaml": BASE}, {"ESB_BROKER__TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3"}, None,
-                 id="dict-key-keeps-siblings"),
-    pytest.param({"settings.yaml": BASE}, {"ESB_BROKER__TRANSPORT_OPTIONS": '{"b": 2}'}, None, id="dict-json"),
+    pytest.param(
+        {}, {"ESB_SOAP_CRM_PASSWORD": "x", "ESB_PROJECT": "/x", "ESB_ENV": "s"}, "default", id="not-settings"
+    ),
+    pytest.param(
+        {"settings.yaml": BASE},
+        {"ESB_BROKER__TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3"},
+        None,
+        id="dict-key-keeps-siblings",
+    ),
+    pytest.param(
+        {"settings.yaml": BASE}, {"ESB_BROKER__TRANSPORT_OPTIONS": '{"b": 2}'}, None, id="dict-json"
+    ),
     pytest.param({}, {"ESB_BROKER__TRANSPORT_OPTIONS": "not json"}, None, id="dict-bad-json"),
     pytest.param({}, {"ESB_JOURNAL__NOPE": "1"}, None, id="unknown-nested"),
-    pytest.param({}, {"esb_journal__URL": "sqlite:///x.db", "ESB_Limits__Max_Deliveries": "5"}, None, id="case"),
-    pytest.param({}, {"ESB_JOURNAL": '{"URL": "sqlite:///j.db", "Retention": {"Delivered_Days": 3}}'}, None,
-                 id="section-json-any-case"),
-    pytest.param({}, {"ESB_JOURNAL": '{"url": "sqlite:///j.db"}', "ESB_JOURNAL__KEEP_BODIES": "false"}, None,
-                 id="section-json-and-nested"),
+    pytest.param(
+        {}, {"esb_journal__URL": "sqlite:///x.db", "ESB_Limits__Max_Deliveries": "5"}, None, id="case"
+    ),
+    pytest.param(
+        {},
+        {"ESB_JOURNAL": '{"URL": "sqlite:///j.db", "Retention": {"Delivered_Days": 3}}'},
+        None,
+        id="section-json-any-case",
+    ),
+    pytest.param(
+        {},
+        {"ESB_JOURNAL": '{"url": "sqlite:///j.db"}', "ESB_JOURNAL__KEEP_BODIES": "false"},
+        None,
+        id="section-json-and-nested",
+    ),
     pytest.param({}, {"ESB_JOURNAL": "oops"}, None, id="section-bad-json"),
     pytest.param({}, {"ESB_JOURNAL__RETENTION": '{"delivered_days": 2}'}, None, id="nested-model-json"),
     pytest.param({}, {"ESB_JOURNAL__RETENTION__DELIVERED_DAYS": "2.5"}, None, id="nested-model-key"),
@@ -133,22 +155,40 @@ CASES = [
     pytest.param({}, {"ESB_DATA_DIR": "/srv/esb", "ESB_ENV": "default"}, None, id="top-level-scalars"),
     pytest.param({}, {"ESB_TELEMETRY__HEADERS": '{"api-key": "k"}'}, None, id="headers-json"),
     pytest.param({}, {"ESB_TELEMETRY__HEADERS__API_KEY": "k"}, None, id="headers-key"),
-    pytest.param({"settings.yaml": SYNC}, {"ESB_SYNC__RESYNC__S1__SCHEDULE": "0 4 * * 1"}, None, id="dict-of-models"),
-    pytest.param({"settings.yaml": SYNC}, {"ESB_SYNC__RESYNC__S2": '{"extract": "e.f", "transform": "g/h"}'}, None,
-                 id="dict-of-models-json"),
-    pytest.param({"settings.yaml": SYNC}, {"ESB_SYNC__RECONCILE__R1__FIELDS": '["z"]'}, None, id="optional-list"),
-    pytest.param({"settings.yaml": SYNC}, {"ESB_SYNC__RECONCILE__R1__FIELDS": "z"}, None, id="optional-list-text"),
+    pytest.param(
+        {"settings.yaml": SYNC}, {"ESB_SYNC__RESYNC__S1__SCHEDULE": "0 4 * * 1"}, None, id="dict-of-models"
+    ),
+    pytest.param(
+        {"settings.yaml": SYNC},
+        {"ESB_SYNC__RESYNC__S2": '{"extract": "e.f", "transform": "g/h"}'},
+        None,
+        id="dict-of-models-json",
+    ),
+    pytest.param(
+        {"settings.yaml": SYNC}, {"ESB_SYNC__RECONCILE__R1__FIELDS": '["z"]'}, None, id="optional-list"
+    ),
+    pytest.param(
+        {"settings.yaml": SYNC}, {"ESB_SYNC__RECONCILE__R1__FIELDS": "z"}, None, id="optional-list-text"
+    ),
     pytest.param({"settings.yaml": SYNC}, {"ESB_SYNC__RESYNC__S1__SCHEDULE": "never"}, None, id="bad-cron"),
-    pytest.param({"settings.yaml": "limits: {max_body_bytes: 10}\n"}, {"ESB_LIMITS": '{"max_deliveries": 4}'}, None,
-                 id="section-json-over-file"),
+    pytest.param(
+        {"settings.yaml": "limits: {max_body_bytes: 10}\n"},
+        {"ESB_LIMITS": '{"max_deliveries": 4}'},
+        None,
+        id="section-json-over-file",
+    ),
     pytest.param({"settings.yaml": "broker: {url: '${NOPE:-memory://}'}\n"}, {}, None, id="var-default"),
     pytest.param({"settings.yaml": "broker: {url: '${NOPE}'}\n"}, {}, None, id="var-missing"),
     pytest.param({"settings.yaml": "broker: {url: '${B}'}\n"}, {"B": "pyamqp://h"}, None, id="var-set"),
     pytest.param({"settings.yaml": "jornal: {url: x}\n"}, {}, None, id="unknown-key"),
     pytest.param({"settings.yaml": "- a\n"}, {}, None, id="not-a-mapping"),
-    pytest.param({"settings.yaml": "files: {mode: shared}\n"}, {"ESB_FILES__GROUP": "esb"}, None, id="bad-literal"),
+    pytest.param(
+        {"settings.yaml": "files: {mode: shared}\n"}, {"ESB_FILES__GROUP": "esb"}, None, id="bad-literal"
+    ),
     pytest.param({}, {"ESB_MONITORING__HOST": "0.0.0.0"}, None, id="bad-host"),
-    pytest.param({}, {"ESB_RUNTIME__POLL_TIMEOUT": "250ms", "ESB_CONSOLE__ENABLED": "yes"}, None, id="durations"),
+    pytest.param(
+        {}, {"ESB_RUNTIME__POLL_TIMEOUT": "250ms", "ESB_CONSOLE__ENABLED": "yes"}, None, id="durations"
+    ),
 ]
 
 
