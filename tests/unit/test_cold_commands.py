@@ -203,7 +203,7 @@ def test_a_cold_health_reads_without_sqlalchemy_the_process_engine_or_the_batch_
     """`esb health` on an existing SQLite journal reads it (counts, route control, stuck messages, process
     counts) through sqlite3 and still prints every line and its verdict: SQLAlchemy, the process engine,
     the batch adapter's source, sink and state store, the monitoring listener, urllib.request, structlog,
-    ftplib, paramiko and pydantic-settings stay unloaded."""
+    ftplib, paramiko, pydantic-settings and the process definitions' models stay unloaded."""
     code = (
         "from esb.cli.main import main\n"
         "for _ in range(2):\n"  # the first run creates and migrates the journal
@@ -221,6 +221,24 @@ def test_a_cold_health_reads_without_sqlalchemy_the_process_engine_or_the_batch_
     unloaded = (
         "sqlalchemy", "alembic", "esb.process.engine", "esb.runtime.control", "esb.runtime.monitoring",
         "adapters.batch.source", "adapters.batch.sink", "adapters.batch.store", "urllib.request",
-        "http.server", "structlog", "ftplib", "paramiko", "pydantic_settings",
+        "http.server", "structlog", "ftplib", "paramiko", "pydantic_settings", "esb.process.definition",
+        "esb.process.loader",
     )  # fmt: skip
     assert not {m for m in again if m.startswith(unloaded)}
+
+
+def test_a_project_defines_processes_when_it_has_a_current_definition_file(tmp_path: Path) -> None:
+    """`esb health` reads the process tables when processes/<name>.yaml exists, valid or not (as the
+    loader's catalogue names each valid one); older versions or examples alone are not processes."""
+    from esb.config.projectdir import defines_processes
+    from esb.process.loader import load_processes
+
+    assert not defines_processes(tmp_path)
+    (tmp_path / "processes" / "examples").mkdir(parents=True)
+    (tmp_path / "processes" / "examples" / "x.yaml").write_text("process: x\n")
+    (tmp_path / "processes" / "old").mkdir()
+    (tmp_path / "processes" / "old" / "v1.yaml").write_text("process: old\n")
+    assert not defines_processes(tmp_path)
+    assert defines_processes(ROOT) == bool(load_processes(ROOT).names())
+    (tmp_path / "processes" / "broken.yaml").write_text("process: [\n")
+    assert defines_processes(tmp_path)
