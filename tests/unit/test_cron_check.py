@@ -4,6 +4,7 @@ accepts it, and every other expression is apscheduler's to judge."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
@@ -11,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from esb.config import cron
 
 #: Each field's candidates: both ends of its range, one past each, a wildcard, padding, signs, steps.
-VALUES = ["*", "0", "1", "6", "7", "12", "13", "23", "24", "31", "32", "59", "60", "05", "-1", "+1", "*/5", "x"]
+VALUES = ["*", "0", "1", "6", "7", "12", "13", "23", "24", "31", "32", "59", "60", "05", "-1", "+1", "*/5"]
 
 
 def _apscheduler_accepts(expression: str) -> bool:
@@ -42,14 +43,15 @@ def test_plain_expressions_cover_numbers_in_range_and_wildcards() -> None:
         assert cron._plain(" ".join(fields)) == ("0" not in fields[2:4])
 
 
-@pytest.mark.parametrize("expression", ["0 3 * *", "0 3 * * 7", "61 * * * *", "0 3 * * mon-fri x", "a b c d e"])
+@pytest.mark.parametrize("expression", ["0 3 * *", "0 3 * * 7", "61 * * * *", "0 3 * * mon x", "a b c d e"])
 def test_other_expressions_get_apschedulers_error(expression: str) -> None:
     """What is not plain is judged by apscheduler: its ValueError, the same as calling it."""
-    with pytest.raises(ValueError) as ours:
-        cron.check_crontab(expression)
-    with pytest.raises(ValueError) as theirs:
+    try:
         CronTrigger.from_crontab(expression)
-    assert str(ours.value) == str(theirs.value)
+    except ValueError as exc:
+        theirs = str(exc)
+    with pytest.raises(ValueError, match=f"^{re.escape(theirs)}$"):
+        cron.check_crontab(expression)
 
 
 def test_lists_ranges_and_names_are_accepted_through_apscheduler() -> None:
