@@ -20,6 +20,9 @@ SYSTEMS_FILE = "config/systems.yaml"
 #: The product catalogue (:mod:`esb.config.catalog`), named here so that the ``decompose`` step kind can
 #: say where it lives without importing the catalogue's models.
 CATALOG_FILE = "config/catalog.yaml"
+#: The process definitions' folder (:mod:`esb.process.loader`): ``processes/<name>.yaml`` is a process's
+#: current version.
+PROCESSES_DIR = "processes"
 
 
 def project_settings(
@@ -51,3 +54,14 @@ def route_sources(root: Path) -> dict[str, str]:
         if isinstance(route_id, str) and isinstance(source, str):
             sources.setdefault(route_id, source)
     return sources
+
+
+def defines_processes(root: Path) -> bool:
+    """Whether the project at ``root`` defines processes: it has a ``processes/<name>.yaml``.
+
+    The definitions are not loaded (their models cost ~20-40 ms of a cold ``esb health``, which only asks
+    whether to read the process tables); a file that does not validate counts too (``esb lint`` reports
+    it), so the tables are read and shown rather than silently skipped.
+    """
+    folder = root / PROCESSES_DIR
+    return folder.is_dir() and any(path.is_file() for path in folder.glob("*.yaml"))

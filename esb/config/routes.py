@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from esb.config.cron import check_crontab
 from esb.config.durations import Duration
 from esb.config.language import ENDPOINT_REF, EndpointRef, Expression, Strict
 from esb.config.steps import Step, step_kind
@@ -156,10 +157,8 @@ class FullFile(Strict):
     @field_validator("cron")
     @classmethod
     def _crontab(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
-            CronTrigger.from_crontab(value)
+            check_crontab(value)
         except ValueError as exc:
             raise ValueError(f"cron {value!r}: {exc}") from None
         return value

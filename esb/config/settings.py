@@ -1,7 +1,7 @@
 """The hub's typed settings and the order of their sources.
 
-Sources, lowest priority first, read through pydantic-settings (``_LoadedSettings``; the order is written
-in its ``settings_customise_sources``)::
+Sources, lowest priority first, read by :mod:`esb.config.sources` (the order is written in
+``read_sources``) and validated by :class:`Settings`::
 
     defaults in this module
     config/settings.yaml                      embedded defaults: one machine, no servers
@@ -16,29 +16,16 @@ secret files, and ``Settings.masked()`` is what gets logged.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    NestedSecretsSettingsSource,
-    PydanticBaseSettingsSource,
-    SecretsSettingsSource,
-    SettingsConfigDict,
-)
-from pydantic_settings.sources.utils import parse_env_vars
 
+from esb.config.cron import check_crontab
 from esb.config.durations import Duration
-from esb.config.yamlpos import load_yaml
+from esb.config.sources import interpolate as interpolate  # the projects' files fill ${VAR} alike
+from esb.config.sources import read_sources
 from esb.exceptions import ConfigError, mask_url
-
-_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
 class _Section(BaseModel):
@@ -251,10 +238,8 @@ class ResyncSettings(_Section):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
             try:
-                CronTrigger.from_crontab(value)
+                check_crontab(value)
             except ValueError as exc:
                 raise ValueError(f"schedule {value!r} is not a 5-field cron expression: {exc}") from None
         return value
@@ -321,107 +306,6 @@ class Settings(_Section):
         return data
 
 
-def interpolate(value: Any, where: str, environ: dict[str, str]) -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``value`` from ``environ``."""
-    if isinstance(value, dict):
-        return {k: interpolate(v, where, environ) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, where, environ) for v in value]
-    if not isinstance(value, str):
-        return value
-
-    def repl(match: re.Match[str]) -> str:
-        name, default = match["name"], match["default"]
-        if name in environ:
-            return environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(f"{where}: ${{{name}}} is not set in the environment (set it or give a default)")
-
-    return _ENV_REF.sub(repl, value)
-
-
-class _YamlFile(PydanticBaseSettingsSource):
-    """One settings YAML file as a pydantic-settings source: loaded with line positions, ``${VAR}`` filled
-    from the load's environment."""
-
-    def __init__(self, settings_cls: type[BaseSettings], path: Path, display: str, environ: dict[str, str]):
-        super().__init__(settings_cls)
-        self.path, self.display, self.environ = path, display, environ
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        """Unused: the whole file is returned by ``__call__``."""
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        """The file's settings (empty when the file does not exist)."""
-        if not self.path.exists():
-            return {}
-        doc = load_yaml(self.path, display=self.display)
-        if doc.data is not None and not isinstance(doc.data, dict):
-            raise ConfigError(f"{self.display}:1: settings must be a mapping")
-        return dict(interpolate(doc.data or {}, self.display, self.environ))
-
-
-class _Environment(EnvSettingsSource):
-    """``ESB_<SECTION>__<KEY>`` variables read from the load's environment (``os.environ`` unless a caller,
-    a test or ``esb demo``, gives its own)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: dict[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        # pydantic-settings reads os.environ here; the mapping is the only thing this class changes
-        return parse_env_vars(
-            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-        )
-
-
-@dataclass(frozen=True)
-class _Load:
-    """What one ``load_settings`` call reads: the settings files and the environment."""
-
-    files: tuple[tuple[Path, str], ...]
-    environ: dict[str, str]
-
-
-_LOAD: ContextVar[_Load] = ContextVar("esb_settings_load")
-
-
-class _LoadedSettings(BaseSettings, Settings):
-    """:class:`Settings` read through pydantic-settings from the sources of the module docstring."""
-
-    model_config = SettingsConfigDict(
-        extra="forbid",
-        env_prefix="ESB_",
-        env_nested_delimiter="__",
-    )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Highest priority first: secret files, environment, settings.<env>.yaml, settings.yaml."""
-        load = _LOAD.get()
-        sources: list[PydanticBaseSettingsSource] = []
-        secrets = load.environ.get("ESB_SECRETS_DIR")
-        if secrets:
-            plain = SecretsSettingsSource(settings_cls, secrets_dir=secrets, case_sensitive=False)
-            sources.append(
-                NestedSecretsSettingsSource(plain, secrets_prefix="", secrets_nested_delimiter="__")
-            )
-        sources.append(_Environment(settings_cls, load.environ))
-        for path, display in load.files[::-1]:
-            sources.append(_YamlFile(settings_cls, path, display, load.environ))
-        return tuple(sources)
-
-
 def load_settings(
     project_dir: Path, env: str | None = None, environ: dict[str, str] | None = None
 ) -> Settings:
@@ -434,13 +318,10 @@ def load_settings(
         if not env_file.exists():
             raise ConfigError(f"config/settings.{env}.yaml: not found (ESB_ENV / --env is {env!r})")
         files.append(env_file)
-    token = _LOAD.set(_Load(tuple((p, str(p.relative_to(project_dir))) for p in files), environ))
+    data = read_sources(Settings, [(p, str(p.relative_to(project_dir))) for p in files], environ)
     try:
-        loaded = _LoadedSettings()
-        settings = Settings.model_validate({**loaded.model_dump(), "env": env})
+        settings = Settings.model_validate({**data, "env": env})
     except ValidationError as exc:
         findings = [f"settings: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid settings", findings=findings) from None
-    finally:
-        _LOAD.reset(token)
     return settings.resolve_paths(project_dir)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from esb.config.projectdir import defines_processes
 from esb.exceptions import EsbError
 from esb.ops import dlq
 from esb.ops.healthread import (
@@ -28,7 +29,6 @@ from esb.ops.healthread import (
     stuck_from,
     warm_rows,
 )
-from esb.process.loader import load_processes
 from esb.project import Project
 from esb.runtime.hubclient import ask_running_hub
 from esb.runtime.jobs import scheduled_jobs
@@ -298,7 +298,7 @@ def check_stuck(project: Project, older_than: timedelta, rows: Rows | None = Non
 
 
 def _has_processes(project: Project) -> bool:
-    return bool(load_processes(project.root).names())
+    return defines_processes(project.root)
 
 
 def check_processes(

@@ -21,12 +21,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from esb.config.findings import findings_from_validation
+from esb.config.projectdir import PROCESSES_DIR as PROCESSES_DIR  # esb.process.versions reads it here
 from esb.config.yamlpos import Located, load_yaml
 from esb.exceptions import ConfigError
 from esb.process.definition import Process
 from esb.registry import did_you_mean
 
-PROCESSES_DIR = "processes"
 EXAMPLES_DIR = "examples"
 _OLD_VERSION = re.compile(r"^v([1-9][0-9]*)\.yaml$")
 

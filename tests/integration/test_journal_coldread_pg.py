@@ -136,7 +136,8 @@ def test_a_cold_command_on_postgresql_imports_no_sqlalchemy(
     url: str, command: list[str], tmp_path: Path
 ) -> None:
     """esb trace, esb dlq list and esb health on a PostgreSQL journal at head (route control and the
-    process tables created by a first run) read it through psycopg: SQLAlchemy and Alembic stay unloaded."""
+    process tables created by a first run) read it through psycopg: SQLAlchemy, Alembic and pydantic-settings
+    stay unloaded."""
     code = (
         "import os\n"
         f"os.environ['ESB_JOURNAL__URL'] = {url!r}\n"
@@ -149,4 +150,4 @@ def test_a_cold_command_on_postgresql_imports_no_sqlalchemy(
     first = _modules_after(code, tmp_path)
     assert "psycopg" in first
     again = _modules_after(code, tmp_path)
-    assert not {m for m in again if m.startswith(("sqlalchemy", "alembic"))}
+    assert not {m for m in again if m.startswith(("sqlalchemy", "alembic", "pydantic_settings"))}

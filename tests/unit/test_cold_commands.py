@@ -98,9 +98,15 @@ def test_lazy_exports_give_the_classes_and_refuse_unknown_names() -> None:
         _ = adapters.soap.SOAPNothing
 
 
+#: What reading the settings used to import: pydantic-settings (asyncio with it) and apscheduler to check
+#: a plain cron schedule (esb/config/sources.py, esb/config/cron.py).
+SETTINGS_ONLY = ("pydantic_settings", "dotenv", "asyncio", "apscheduler")
+
+
 def test_a_cold_trace_loads_neither_the_project_nor_alembic(tmp_path: Path) -> None:
-    """`esb trace` imports no adapter, route model, transform compiler or Alembic (once migrated), and
-    on an existing SQLite journal neither SQLAlchemy nor ruamel.yaml."""
+    """`esb trace` imports no adapter, route model, transform compiler or Alembic (once migrated), nor
+    pydantic-settings, asyncio or apscheduler, and on an existing SQLite journal neither SQLAlchemy nor
+    ruamel.yaml."""
     code = (
         "from esb.cli.main import main\n"
         "for _ in range(2):\n"  # the first run creates and migrates the journal
@@ -115,6 +121,7 @@ def test_a_cold_trace_loads_neither_the_project_nor_alembic(tmp_path: Path) -> N
     again = _modules_after(code.replace("range(2)", "range(1)"), tmp_path)
     assert "alembic" not in again
     assert not {m for m in again if m.startswith(("sqlalchemy", "ruamel"))}  # sqlite3 and libyaml read
+    assert not {m for m in again if m.startswith(SETTINGS_ONLY)}
 
 
 def test_trace_names_the_system_a_route_reads_from(tmp_path: Path) -> None:
@@ -145,7 +152,8 @@ def test_the_process_dead_letter_prefix_is_the_process_journals() -> None:
 
 
 def test_a_cold_dlq_list_reads_without_sqlalchemy_or_ruamel(tmp_path: Path) -> None:
-    """`esb dlq list` on an existing SQLite journal counts through sqlite3 and reads YAML with libyaml."""
+    """`esb dlq list` on an existing SQLite journal counts through sqlite3 and reads YAML with libyaml;
+    reading the settings imports neither pydantic-settings nor apscheduler (nor asyncio)."""
     code = (
         "from esb.cli.main import main\n"
         "for _ in range(2):\n"  # the first run creates and migrates the journal
@@ -157,7 +165,7 @@ def test_a_cold_dlq_list_reads_without_sqlalchemy_or_ruamel(tmp_path: Path) -> N
     first = _modules_after(code, tmp_path)
     assert "sqlalchemy" in first  # the journal was created through the Journal
     again = _modules_after(code.replace("range(2)", "range(1)"), tmp_path)
-    assert not {m for m in again if m.startswith(("sqlalchemy", "ruamel", "alembic"))}
+    assert not {m for m in again if m.startswith(("sqlalchemy", "ruamel", "alembic", *SETTINGS_ONLY))}
 
 
 def test_a_cold_dlq_list_counts_and_peeks_the_sqlite_queues_without_kombu(tmp_path: Path) -> None:
@@ -195,7 +203,7 @@ def test_a_cold_health_reads_without_sqlalchemy_the_process_engine_or_the_batch_
     """`esb health` on an existing SQLite journal reads it (counts, route control, stuck messages, process
     counts) through sqlite3 and still prints every line and its verdict: SQLAlchemy, the process engine,
     the batch adapter's source, sink and state store, the monitoring listener, urllib.request, structlog,
-    ftplib and paramiko stay unloaded."""
+    ftplib, paramiko, pydantic-settings and the process definitions' models stay unloaded."""
     code = (
         "from esb.cli.main import main\n"
         "for _ in range(2):\n"  # the first run creates and migrates the journal
@@ -213,6 +221,24 @@ def test_a_cold_health_reads_without_sqlalchemy_the_process_engine_or_the_batch_
     unloaded = (
         "sqlalchemy", "alembic", "esb.process.engine", "esb.runtime.control", "esb.runtime.monitoring",
         "adapters.batch.source", "adapters.batch.sink", "adapters.batch.store", "urllib.request",
-        "http.server", "structlog", "ftplib", "paramiko",
+        "http.server", "structlog", "ftplib", "paramiko", "pydantic_settings", "esb.process.definition",
+        "esb.process.loader",
     )  # fmt: skip
     assert not {m for m in again if m.startswith(unloaded)}
+
+
+def test_a_project_defines_processes_when_it_has_a_current_definition_file(tmp_path: Path) -> None:
+    """`esb health` reads the process tables when processes/<name>.yaml exists, valid or not (as the
+    loader's catalogue names each valid one); older versions or examples alone are not processes."""
+    from esb.config.projectdir import defines_processes
+    from esb.process.loader import load_processes
+
+    assert not defines_processes(tmp_path)
+    (tmp_path / "processes" / "examples").mkdir(parents=True)
+    (tmp_path / "processes" / "examples" / "x.yaml").write_text("process: x\n")
+    (tmp_path / "processes" / "old").mkdir()
+    (tmp_path / "processes" / "old" / "v1.yaml").write_text("process: old\n")
+    assert not defines_processes(tmp_path)
+    assert defines_processes(ROOT) == bool(load_processes(ROOT).names())
+    (tmp_path / "processes" / "broken.yaml").write_text("process: [\n")
+    assert defines_processes(tmp_path)
