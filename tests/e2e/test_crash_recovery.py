@@ -30,11 +30,11 @@ def test_sigkill_twice_loses_nothing(tmp_path: Path) -> None:
         hub.start()
         journal.connect()
         for threshold in (150, 700):
-            done = wait_for_outcomes(journal, ROUTE, ids, threshold, timeout=60)
+            done = wait_for_outcomes(journal, ROUTE, ids, threshold)
             assert done < len(ids), "the hub finished before it could be killed: raise the message count"
             hub.kill()
             hub.start()
-        assert wait_for_outcomes(journal, ROUTE, ids, len(ids), timeout=120) == len(ids)
+        assert wait_for_outcomes(journal, ROUTE, ids, len(ids)) == len(ids)
         assert hub.stop() == 0
         outcomes = {p.message.id: journal.outcome(ROUTE, p.message.id) for p in plan}
     finally:
@@ -70,7 +70,7 @@ def test_sigkill_between_the_sinks_confirm_and_the_outcomes_commit(tmp_path: Pat
         journal.connect()
         before = {mid: [e.state for e in journal.history(mid)] for mid in window}
         hub.start()
-        assert wait_for_outcomes(journal, ROUTE, ids, len(ids), timeout=120) == len(ids)
+        assert wait_for_outcomes(journal, ROUTE, ids, len(ids)) == len(ids)
         assert hub.stop() == 0
         outcomes = {p.message.id: journal.outcome(ROUTE, p.message.id) for p in plan}
         after = {mid: [e.state for e in journal.history(mid)][:2] for mid in window}
@@ -111,7 +111,7 @@ def test_sigkill_with_a_batch_in_flight_and_the_next_one_prepared(tmp_path: Path
         journal.connect()
         before = {mid: [e.state for e in journal.history(mid)] for mid in [*window, *following]}
         hub.start()
-        assert wait_for_outcomes(journal, ROUTE, ids, len(ids), timeout=120) == len(ids)
+        assert wait_for_outcomes(journal, ROUTE, ids, len(ids)) == len(ids)
         assert hub.stop() == 0
         outcomes = {p.message.id: journal.outcome(ROUTE, p.message.id) for p in plan}
         after = {mid: [e.state for e in journal.history(mid)][:2] for mid in following}
