@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from esb.journal import Journal
 from esb.journal.schema import events, messages
 from esb.project import Project
+from simulators.iom import IOMSimulator
+from tests.waiting import STALL, wait_for_count
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +75,7 @@ class HubProcess:
         """How many times the hub's log says it started (the log is kept across restarts)."""
         return self.log.read_bytes().count(b'"hub started"') if self.log.exists() else 0
 
-    def wait_started(self, timeout: float = 60, *, previous: int = 0) -> None:
+    def wait_started(self, timeout: float = 300, *, previous: int = 0) -> None:
         """Wait until the hub's log says it started more than ``previous`` times (routes consuming)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -124,11 +126,31 @@ def finished(journal_url: str, route: str, ids: list[str]) -> int:
         engine.dispose()
 
 
-def wait_for_outcomes(journal: Journal, route: str, ids: list[str], at_least: int, timeout: float) -> int:
-    """Wait until at least ``at_least`` of ``ids`` have an outcome on ``route``; return how many have."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done = finished(journal.url, route, ids)
-        if done >= at_least or time.monotonic() > deadline:
-            return done
-        time.sleep(0.05)
+def wait_for_outcomes(
+    journal: Journal, route: str, ids: list[str], at_least: int, stall: float = STALL
+) -> int:
+    """Wait until at least ``at_least`` of ``ids`` have an outcome on ``route``; return how many have.
+    Gives up (AssertionError) only when no more ended for ``stall`` seconds (tests/waiting.py)."""
+    return wait_for_count(
+        lambda: finished(journal.url, route, ids), at_least, f"{at_least} outcomes on {route}", stall=stall,
+        interval=0.05,
+    )  # fmt: skip
+
+
+def drain_iom(project: Project, orders: int, duplicates: int = 0, *, settle: float = 0.5) -> IOMSimulator:
+    """Run the simulated IOM (an idempotent receiver) until it has ``orders`` distinct orders and
+    ``duplicates`` duplicates (giving up only when none comes for a while: tests/waiting.py), ``settle``
+    seconds more for anything extra to show, then stop it; return it for its counts."""
+    iom = IOMSimulator(project)
+    iom.start()
+    try:
+        assert iom.ready.wait(STALL), "the simulated IOM never connected"
+        wait_for_count(  # each order once, then each duplicate: a count that grows until both are in
+            lambda: min(iom.count(), orders) + min(iom.duplicates, duplicates),
+            orders + duplicates, "IOM's orders", interval=0.1,
+        )  # fmt: skip
+        time.sleep(settle)
+    finally:
+        iom.stop()
+        iom.join(5)
+    return iom

@@ -15,7 +15,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -345,23 +344,6 @@ class Instances:
         """How many of ``order_ids`` have an instance that ended."""
         states = self.by_order()
         return sum(1 for o in order_ids if o in states and states[o][1] in ENDED)
-
-
-def wait_until(
-    check: Callable[[], bool], what: str, limit: float, *, tolerate: type[Exception] = sa.exc.OperationalError
-) -> None:
-    """Poll ``check`` until true (a guard against hanging, not a timing assertion); database errors
-    (the database restarting) count as not yet."""
-    end = time.monotonic() + limit
-    while True:
-        try:
-            if check():
-                return
-        except tolerate:
-            pass
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what} after {limit:.0f} s")
-        time.sleep(0.2)
 
 
 def free_ports() -> dict[str, str]:

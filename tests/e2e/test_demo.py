@@ -35,12 +35,12 @@ def demo(demo_tmp: Path) -> subprocess.CompletedProcess[str]:
         [
             sys.executable, "-m", "esb.cli", "--project", str(ROOT), "demo", "--messages", "100",
             "--orders", "40", "--rim-refusals", "0.1", "--oss-timeouts", "0.1", "--cancellations", "0.1",
-            "--faults", "20", "--timeout", "240",
+            "--faults", "20", "--timeout", "900",  # a guard: the demo returns as soon as all ended
         ],
         env=env,
         capture_output=True,
         text=True,
-        timeout=420,
+        timeout=1200,
         preexec_fn=lambda: os.umask(0o022),  # the child only sets its umask
         check=False,
     )  # fmt: skip

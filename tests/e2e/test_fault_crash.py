@@ -23,6 +23,7 @@ of exactly the late tickets; the hotline told of each ticket once.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -38,7 +39,8 @@ from simulators.receiver import QueueReceiver
 from simulators.workorder import WorkOrderService
 from tests.e2e.hub_process import ROOT
 from tests.e2e.ops_hub import copy_project
-from tests.e2e.order_processes import ProcessHub, free_ports, order_environ, wait_until
+from tests.e2e.order_processes import ProcessHub, free_ports, order_environ
+from tests.waiting import wait_for_count
 
 PROCESS = "fault_to_resolution"
 ROUTE = "fault112-to-hub"
@@ -122,13 +124,14 @@ def test_100_faults_survive_two_sigkills_on_the_embedded_default(
         sender.send(faults)
         sender.close()
         for share in (0.25, 0.6):
-            wait_until(lambda s=share: tickets.ended(ids) >= s * len(ids), f"{share:.0%} of the faults", 120)
+            target = math.ceil(share * len(ids))
+            wait_for_count(lambda: tickets.ended(ids), target, f"{share:.0%} of the faults")
             assert tickets.ended(ids) < len(ids), "every fault ended before the kill: add faults"
             starts = hub.starts()
             hub.kill()
             hub.start()
             hub.wait_started(previous=starts)
-        wait_until(lambda: tickets.ended(ids) == len(ids), "every fault to end", 180)
+        wait_for_count(lambda: tickets.ended(ids), len(ids), "every fault to end")
         states = tickets.states()
         assert {i: states[i] for i in ids} == {i: ("completed", "resolved") for i in ids}
         assert [s for s in states.values() if s[0] not in ENDED] == []
@@ -144,11 +147,11 @@ def test_100_faults_survive_two_sigkills_on_the_embedded_default(
                 assert first.state == "recalled", fault.ticket_id
         escalations = receivers["hub.supervisor_escalations"]
         late = {f.ticket_id for f in faults if f.escalated}
-        wait_until(lambda: escalations.count() >= len(late), "the escalations", 30)
+        wait_for_count(escalations.count, len(late), "the escalations")
         told = {json.loads(body)["ticketId"] for body in escalations.received.values()}
         assert told == late
         notices = receivers["hotline.ticket_notices"]
-        wait_until(lambda: notices.count() >= len(ids), "the hotline's notices", 30)
+        wait_for_count(notices.count, len(ids), "the hotline's notices")
         assert {json.loads(body)["ticketId"] for body in notices.received.values()} == ids
         assert notices.count() == len(ids)  # a notice redone after a kill carries the same message id
         assert service.refused == []

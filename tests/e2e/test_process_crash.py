@@ -17,6 +17,7 @@ dead-lettered and change nothing.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,13 +42,15 @@ from tests.e2e.order_processes import (
     plan_orders,
     process_project,
     put,
-    wait_until,
 )
 from tests.integration.pg_server import PostgresServer
 from tests.integration.rabbit_server import RabbitServer
+from tests.waiting import wait_for_count
 
 PASSWORDS = ("RIM_PASSWORD", "OSS_PASSWORD", "BILLING_PASSWORD")
 RESULTS_ROUTE = f"process:{OSS_RESULTS}"
+#: What a poll of the database raises while PostgreSQL restarts (counted as no progress).
+DATABASE_DOWN = (sa.exc.OperationalError,)
 
 
 class Run:
@@ -90,14 +93,16 @@ class Run:
                 self.project, "crm.order_cancellations", (self.cancels.pop(o).cancel_message() for o in ready)
             )
 
-    def progress(self, share: float, limit: float) -> None:
-        """Wait until ``share`` of the orders have ended (sending cancels as their orders wait for OSS)."""
+    def progress(self, share: float) -> None:
+        """Wait until ``share`` of the orders have ended (sending cancels as their orders wait for OSS);
+        give up only when none ended for a while (tests/waiting.py)."""
 
-        def reached() -> bool:
+        def ended() -> int:
             self.cancel_waiting()
-            return self.instances.ended(self.ids) >= share * len(self.ids)
+            return self.instances.ended(self.ids)
 
-        wait_until(reached, f"{share:.0%} of the orders to end", limit)
+        target = math.ceil(share * len(self.ids))
+        wait_for_count(ended, target, f"{share:.0%} of the orders to end", tolerate=DATABASE_DOWN)
 
     def kill_and_restart(self) -> None:
         """SIGKILL the hub while orders are in flight and start it again."""
@@ -107,11 +112,15 @@ class Run:
         self.hub.start()
         self.hub.wait_started(previous=starts)
 
-    def finish(self, limit: float) -> None:
+    def finish(self) -> None:
         """Wait until every instance of both processes has ended (none stuck or waiting)."""
-        self.progress(1.0, limit)
+        self.progress(1.0)
         assert not self.cancels, f"cancels never sent (their orders never waited): {sorted(self.cancels)}"
-        wait_until(lambda: not self.unfinished(), "every cancellation to end", 60)
+
+        def ended_minus_all() -> int:  # counts up to 0 as the last instances end
+            return -len(self.unfinished())
+
+        wait_for_count(ended_minus_all, 0, "every cancellation to end", tolerate=DATABASE_DOWN)
 
     def late_replies(self) -> None:
         """Deliver the activation results OSS held back, now that their orders ended: each is
@@ -120,11 +129,11 @@ class Run:
         assert held, "no OSS result was held back: the silent orders sent none"
         put(self.project, OSS_RESULTS, held)
         with Journal(self.project.settings.journal.url) as journal:
-            wait_until(
-                lambda: all(journal.outcome(RESULTS_ROUTE, m.id) == "dead_lettered" for m in held),
+            wait_for_count(
+                lambda: sum(journal.outcome(RESULTS_ROUTE, m.id) == "dead_lettered" for m in held),
+                len(held),
                 "the late OSS results to be dead-lettered",
-                60,
-                tolerate=TransportError,
+                tolerate=(TransportError,),
             )
 
     def unfinished(self) -> list[tuple[str, str, str]]:
@@ -166,13 +175,13 @@ def crash(run: Run, kills: int, restart_database: Callable[[], None] | None) -> 
     try:
         run.start()
         for n in range(kills):
-            run.progress(0.1 + 0.25 * n, limit=120)
+            run.progress(0.1 + 0.25 * n)
             run.kill_and_restart()
         if restart_database is not None:
             # at once, while the restarted hub recovers what the killed one held (its leases expire)
             assert run.instances.ended(run.ids) < len(run.ids), "every order ended before the restart"
             restart_database()
-        run.finish(limit=180)
+        run.finish()
         run.late_replies()
         run.check()
     finally:

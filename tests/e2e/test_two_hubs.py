@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from esb.journal import Journal
 from simulators.crm import CRMSimulator, order_scenario
-from simulators.iom import IOMSimulator
-from tests.e2e.hub_process import HubProcess, load_project, wait_for_outcomes
+from tests.e2e.hub_process import HubProcess, drain_iom, load_project, wait_for_outcomes
 
 ROUTE = "crm-order-to-iom"
 
@@ -30,7 +28,7 @@ def test_two_hub_processes_share_the_work_without_duplicates(tmp_path: Path) -> 
                 crm.send(planned.message)
         journal.connect()
         ids = [p.message.id for p in plan]
-        assert wait_for_outcomes(journal, ROUTE, ids, len(ids), timeout=120) == len(ids)
+        assert wait_for_outcomes(journal, ROUTE, ids, len(ids)) == len(ids)
         outcomes = {p.message.id: journal.outcome(ROUTE, p.message.id) for p in plan}
     finally:
         codes = [hub.stop() for hub in hubs]
@@ -41,15 +39,7 @@ def test_two_hub_processes_share_the_work_without_duplicates(tmp_path: Path) -> 
     assert all("Traceback" not in log for log in logs)
     # 60 of the orders are bad: each hub logs the ones it dead-lettered, so both must have taken work
     assert all("dead-lettered" in log for log in logs), "one hub process did no work"
-    iom = IOMSimulator(project)
-    iom.start()
-    iom.ready.wait(10)
     expected = {p.message.id for p in plan if p.expected == "delivered"}
-    end = time.monotonic() + 30
-    while iom.count() < len(expected) and time.monotonic() < end:
-        time.sleep(0.1)
-    time.sleep(0.5)
-    iom.stop()
-    iom.join(5)
+    iom = drain_iom(project, len(expected))
     assert set(iom.received) == expected
     assert iom.duplicates == 0

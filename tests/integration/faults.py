@@ -31,6 +31,7 @@ from esb.journal.schema import events, messages
 from simulators.crm import CRMSimulator, PlannedMessage, order_scenario
 from simulators.iom import IOMSimulator
 from tests.integration.cluster import ProductionHub, production_environ, production_project
+from tests.waiting import wait_for_count
 
 ROUTE = "crm-order-to-iom"
 FINAL = ("delivered", "filtered", "dead_lettered")
@@ -192,7 +193,7 @@ def run_scenario(
         _inject(fault, servers, procs, iom, delivered, kills, faults_done, notes)
         publisher.join(600)
         _wait_until(lambda: iom.count() >= delivered, 600)
-        wait_for_outcomes(environ["ESB_JOURNAL__URL"], len(plan), 120)
+        wait_for_outcomes(environ["ESB_JOURNAL__URL"], len(plan))
     finally:
         codes = [proc.stop() for proc in procs]
         iom.stop()
@@ -256,13 +257,12 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def wait_for_outcomes(url: str, count: int, timeout: float) -> None:
-    """Wait until ``count`` messages have a final outcome in the journal at ``url`` (or ``timeout``)."""
+def wait_for_outcomes(url: str, count: int) -> None:
+    """Wait until ``count`` messages have a final outcome in the journal at ``url``; give up only when no
+    more ended for a while (tests/waiting.py). Tables not created yet or a server restarting count as no
+    progress."""
 
-    def finished() -> bool:
-        try:
-            return len(journal_outcomes(url)[0]) >= count
-        except sa.exc.DBAPIError:  # tables not created yet, server restarting
-            return False
+    def finished() -> int:
+        return len(journal_outcomes(url)[0])
 
-    _wait_until(finished, timeout)
+    wait_for_count(finished, count, "the journal's outcomes", tolerate=(sa.exc.DBAPIError,))

@@ -16,6 +16,7 @@ from simulators.siebel import siebel_order_xml
 from tests.e2e.hub_process import ROOT
 from tests.integration.cluster import ProductionHub
 from tests.integration.faults import ResilientIOM, wait_for_outcomes
+from tests.waiting import wait_for_count
 
 
 def ordered_project(tmp: Path, partitions: int = 1) -> Path:
@@ -87,18 +88,14 @@ def run_with_kills(
         with CRMSimulator(project) as crm:
             for message in messages:
                 crm.send(message)
-        deadline = time.monotonic() + 60
-        while iom.count() < count // 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for_count(iom.count, count // 3, "a third of IOM's orders", interval=0.1)
         assert iom.count() < count, "finished before the kill: send more messages"
         for hub in hubs:  # kill each in turn, restarting it: the other takes over meanwhile
             hub.kill()
             hub.start()
             time.sleep(1)
-        wait_for_outcomes(environ["ESB_JOURNAL__URL"], count, 120)
-        deadline = time.monotonic() + 30
-        while iom.count() < count and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for_outcomes(environ["ESB_JOURNAL__URL"], count)
+        wait_for_count(iom.count, count, "IOM's orders", interval=0.1)
     finally:
         for hub in hubs:
             hub.stop()

@@ -22,7 +22,7 @@ from esb.ops.healthsql import health_statements
 from esb.ops.processes import status_counts
 from esb.process.engine import ProcessStore, Runner
 from esb.runtime.control import RouteControl
-from tests.integration.pg_server import PostgresServer, postgres_server  # noqa: F401  # a fixture
+from tests.integration.pg_server import PostgresServer
 from tests.unit import test_journal_sqliteread as on_sqlite
 from tests.unit.test_cold_commands import _modules_after
 from tests.unit.test_ops_health_processes import project_with_process
@@ -32,10 +32,10 @@ from tests.unit.test_process_engine import Clock, FakeResources
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811  # the fixture above
-    """A journal in a fresh database with conversations of every shape esb trace follows, a suspended
-    route, messages in flight and process instances (two stuck)."""
+@pytest.fixture(scope="module")
+def filled(postgres_server: PostgresServer) -> Iterator[str]:
+    """A journal in a database with conversations of every shape esb trace follows, a suspended route,
+    messages in flight and process instances (two stuck): filled once, the template of each test's."""
     url = postgres_server.create_database("coldread")
     on_sqlite.fill(url)
     with RouteControl(url) as control:
@@ -46,6 +46,14 @@ def url(postgres_server: PostgresServer) -> Iterator[str]:  # noqa: F811  # the 
         ended(runner, "o-ok")
         stuck(runner, fakes, clock, "o-bad")
         stuck(runner, fakes, clock, "o-bad-2")
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture
+def url(postgres_server: PostgresServer, filled: str) -> Iterator[str]:
+    """A copy of the filled journal's database for one test (which may change it)."""
+    url = postgres_server.copy_database(filled, "coldread")
     yield url
     postgres_server.drop_database(url)
 
@@ -117,7 +125,7 @@ def test_health_checks_read_cold_as_through_the_journal_on_postgresql(
 
 
 def test_a_schema_not_at_head_or_a_refusing_server_goes_to_the_journal(
-    url: str, postgres_server: PostgresServer  # noqa: F811  # the fixture above
+    url: str, postgres_server: PostgresServer
 ) -> None:
     """An older revision, no version table, a wrong password: every cold read answers None."""
     assert ColdJournal.open(postgres_server.url(url.rsplit("/", 1)[1], password="wrong")) is None

@@ -109,7 +109,7 @@ def test_production_env_takes_urls_from_secret_files(
         with CRMSimulator(project) as crm:
             for planned in plan:
                 crm.send(planned.message)
-        wait_for_outcomes(project.settings.journal.url, 25, 60)
+        wait_for_outcomes(project.settings.journal.url, 25)
     finally:
         assert hub.stop() == 0
     outcomes = journal_outcomes(project.settings.journal.url)[0]

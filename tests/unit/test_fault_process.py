@@ -218,3 +218,28 @@ def test_no_technician_with_the_skill_fails_the_ticket_with_the_reason(
     row = instance(store, iid)
     assert row.status == "failed"
     assert "no available technician of team 'zj-iptv' with skill 'iptv'" in row.error
+
+
+def test_a_completion_after_the_due_time_read_before_the_hubs_clock_fired_is_escalated(
+    store: ProcessStore, systems: Systems, runner: Runner, clock: Clock
+) -> None:
+    """A hub running behind (the late COMPLETE, stamped after the due time, already waits in the inbox when
+    the instance reaches its repair step): the supervisor is still told, and the ticket resolved once."""
+    systems.workorders.scenarios["TT-112-0571-1"] = "late"
+    iid = runner.start(definition(), ticket(systems))
+    runner.run_due()
+    accept, appoint, complete = systems.events
+    systems.events[:] = [accept]
+    assert deliver(store, systems, clock, runner) == ["ACCEPT"]
+    clock.advance(10 * 3600)  # the runner is hours behind: the appointment and the completion both wait
+    for event in (appoint, complete):
+        assert feed(store, [definition()], "workorder.events", event, now=clock()) == {
+            "fault_to_resolution": "waiting"
+        }
+    runner.run_due()
+    (escalation,) = systems.sent("hub.supervisor_escalations")
+    assert escalation["technicianId"] == "T-1"
+    row = instance(store, iid)
+    assert (row.status, row.state) == ("completed", "resolved")
+    assert row.data["completion"]["resolution"] == "超时后修复"
+    assert len(systems.sent("hotline.ticket_notices")) == 1
