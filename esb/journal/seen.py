@@ -42,11 +42,7 @@ class Seen:
 
     def get(self, route: str, message_id: str) -> Known | None:
         """Return the row's seq and the keys indexed for it, or None if unknown here."""
-        with self._lock:
-            found = self._items.get((route, message_id))
-            if found is not None:
-                self._items.move_to_end((route, message_id))
-            return found
+        return self.get_many(route, (message_id,)).get(message_id)
 
     def add(
         self,
@@ -58,13 +54,7 @@ class Seen:
     ) -> None:
         """Remember the message row's ``seq``, that ``keys`` are indexed and its journey's ``start`` (None:
         the one known, if any) (call after the commit)."""
-        with self._lock:
-            if start is None and (before := self._items.get((route, message_id))) is not None:
-                start = before.start if before.seq == seq else None
-            self._items[(route, message_id)] = Known(seq, keys, start)
-            self._items.move_to_end((route, message_id))
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        self.add_many(route, ((message_id, seq, keys, start),))
 
     def get_many(self, route: str, message_ids: Iterable[str]) -> dict[str, Known]:
         """Return what :meth:`get` returns for each of ``message_ids`` known here (one lock for all)."""
@@ -107,5 +97,4 @@ class Seen:
 
     def forget(self, route: str, message_id: str) -> None:
         """Drop what is known about a message (after a failed write)."""
-        with self._lock:
-            self._items.pop((route, message_id), None)
+        self.forget_many(route, (message_id,))
