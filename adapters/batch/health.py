@@ -30,6 +30,7 @@ from adapters.batch.errors import HostKeyError
 from adapters.batch.jobruns import RETRY_INTERVAL as RETRY_EVERY
 from adapters.batch.jobruns import read_runs
 from adapters.batch.remote import Remote, make_remote, plain_files
+from esb.config.cron import next_fire_time
 from esb.context import AdapterContext
 from esb.exceptions import TransportError
 
@@ -150,12 +151,8 @@ def next_from_config(schedule: ScheduleConfig, now: datetime) -> datetime | None
     """Return the next cron fire time after ``now`` (None for an interval: it depends on the last run)."""
     if schedule.cron is None:
         return None
-    from apscheduler.triggers.cron import CronTrigger
-
     zone = ZoneInfo(schedule.timezone)
-    trigger = CronTrigger.from_crontab(schedule.cron, timezone=zone)
-    when: datetime | None = trigger.get_next_fire_time(None, now.astimezone(zone))
-    return when
+    return next_fire_time(schedule.cron, zone, now.astimezone(zone))  # apscheduler only if not plain
 
 
 def _parse(text: str | None) -> datetime | None:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from esb.config.cron import next_fire_time
 from esb.config.projectdir import defines_processes
 from esb.exceptions import EsbError
 from esb.ops import dlq
@@ -139,11 +140,8 @@ def _next_run(schedule: Any) -> str:
     if getattr(schedule, "cron", None):
         from zoneinfo import ZoneInfo
 
-        from apscheduler.triggers.cron import CronTrigger
-
         zone = ZoneInfo(schedule.timezone)
-        trigger = CronTrigger.from_crontab(schedule.cron, timezone=zone)
-        when = trigger.get_next_fire_time(None, datetime.now(zone))
+        when = next_fire_time(schedule.cron, zone, datetime.now(zone))  # apscheduler only if not plain
         return f"cron '{schedule.cron}', next {when:%Y-%m-%d %H:%M %Z}" if when else f"cron '{schedule.cron}'"
     return f"every {schedule.interval:g}s"
 
