@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import pytest
@@ -203,7 +204,8 @@ def test_a_cold_health_reads_without_sqlalchemy_the_process_engine_or_the_batch_
     """`esb health` on an existing SQLite journal reads it (counts, route control, stuck messages, process
     counts) through sqlite3 and still prints every line and its verdict: SQLAlchemy, the process engine,
     the batch adapter's source, sink and state store, the monitoring listener, urllib.request, structlog,
-    ftplib, paramiko, pydantic-settings and the process definitions' models stay unloaded."""
+    ftplib, paramiko, pydantic-settings, the process definitions' models and, the project's crontabs being
+    plain, apscheduler (and asyncio with it) stay unloaded."""
     code = (
         "from esb.cli.main import main\n"
         "for _ in range(2):\n"  # the first run creates and migrates the journal
@@ -222,7 +224,7 @@ def test_a_cold_health_reads_without_sqlalchemy_the_process_engine_or_the_batch_
         "sqlalchemy", "alembic", "esb.process.engine", "esb.runtime.control", "esb.runtime.monitoring",
         "adapters.batch.source", "adapters.batch.sink", "adapters.batch.store", "urllib.request",
         "http.server", "structlog", "ftplib", "paramiko", "pydantic_settings", "esb.process.definition",
-        "esb.process.loader",
+        "esb.process.loader", "apscheduler", "asyncio",
     )  # fmt: skip
     assert not {m for m in again if m.startswith(unloaded)}
 
@@ -242,3 +244,49 @@ def test_a_project_defines_processes_when_it_has_a_current_definition_file(tmp_p
     assert defines_processes(ROOT) == bool(load_processes(ROOT).names())
     (tmp_path / "processes" / "broken.yaml").write_text("process: [\n")
     assert defines_processes(tmp_path)
+
+
+class _AnyDatetime(type):
+    """A metaclass that lets ``isinstance(x, Frozen)`` mean ``isinstance(x, datetime)``."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, datetime)
+
+
+def _frozen_at(fixed: datetime) -> type[datetime]:
+    """``datetime`` whose ``now`` is always ``fixed`` (an aware instant)."""
+
+    class Frozen(datetime, metaclass=_AnyDatetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return fixed.astimezone(tz) if tz is not None else fixed.replace(tzinfo=None)
+
+    return Frozen
+
+
+@pytest.mark.parametrize("fixed", [datetime(2026, 12, 7, 17, 29, 59, 900_000, tzinfo=UTC),
+                                   datetime(2027, 2, 28, 19, 0, tzinfo=UTC)], ids=["before-a-flush", "sunday"])
+def test_health_prints_the_same_as_with_apscheduler(
+    fixed: datetime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`esb health` and `esb health --json` print the same bytes when the crons' next runs come from
+    esb.config.cron as when apscheduler computes them (as before), at the same fixed time."""
+    import adapters.batch.health
+    import esb.ops.health
+    from esb.config import cron
+
+    for module in (esb.ops.health, adapters.batch.health):
+        monkeypatch.setattr(module, "datetime", _frozen_at(fixed))
+    printed = []
+    with _peers_refusing() as ports:
+        env = {"ESB_DATA_DIR": str(tmp_path / "var"), **ports}
+        CliRunner().invoke(cli, ["--project", str(ROOT), "health"], env=env)  # creates the journal
+        for apscheduler in (False, True):
+            if apscheduler:
+                monkeypatch.setattr(cron, "_plain", lambda expression: None)  # every expression to apscheduler
+            printed.append([CliRunner().invoke(cli, ["--project", str(ROOT), "health", *extra], env=env).output
+                            for extra in ([], ["--json"])])  # fmt: skip
+    assert printed[0] == printed[1]
+    assert "cron '0 3 * * 0', next " in printed[0][0]
+    flushes = [c["data"] for c in json.loads(printed[0][1])["checks"] if c["component"].endswith(" flush")]
+    assert flushes and all(data["next_run"] for data in flushes)
