@@ -136,7 +136,7 @@ def _set(when: datetime, fieldnum: int, value: int, zone: tzinfo) -> datetime:
         for i, name in enumerate(_NAMES)
         if _REAL[i]
     }
-    return datetime(**values, tzinfo=zone, fold=when.fold)  # type: ignore[arg-type]
+    return datetime(**values, tzinfo=zone, fold=when.fold)
 
 
 def _walk(wanted: Fields, zone: tzinfo, now: datetime) -> datetime | None:

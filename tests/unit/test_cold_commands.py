@@ -264,8 +264,11 @@ def _frozen_at(fixed: datetime) -> type[datetime]:
     return Frozen
 
 
-@pytest.mark.parametrize("fixed", [datetime(2026, 12, 7, 17, 29, 59, 900_000, tzinfo=UTC),
-                                   datetime(2027, 2, 28, 19, 0, tzinfo=UTC)], ids=["before-a-flush", "sunday"])
+@pytest.mark.parametrize(
+    "fixed",
+    [datetime(2026, 12, 7, 17, 29, 59, 900_000, tzinfo=UTC), datetime(2027, 2, 28, 19, 0, tzinfo=UTC)],
+    ids=["before-a-flush", "sunday"],
+)
 def test_health_prints_the_same_as_with_apscheduler(
     fixed: datetime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -278,15 +281,17 @@ def test_health_prints_the_same_as_with_apscheduler(
     for module in (esb.ops.health, adapters.batch.health):
         monkeypatch.setattr(module, "datetime", _frozen_at(fixed))
     printed = []
+    command = ["--project", str(ROOT), "health"]
     with _peers_refusing() as ports:
         env = {"ESB_DATA_DIR": str(tmp_path / "var"), **ports}
         CliRunner().invoke(cli, ["--project", str(ROOT), "health"], env=env)  # creates the journal
         for apscheduler in (False, True):
             if apscheduler:
-                monkeypatch.setattr(cron, "_plain", lambda expression: None)  # every expression to apscheduler
-            printed.append([CliRunner().invoke(cli, ["--project", str(ROOT), "health", *extra], env=env).output
-                            for extra in ([], ["--json"])])  # fmt: skip
+                monkeypatch.setattr(cron, "_plain", lambda expression: None)  # every one to apscheduler
+            runs = [CliRunner().invoke(cli, [*command, *extra], env=env) for extra in ([], ["--json"])]
+            printed.append([run.output for run in runs])
     assert printed[0] == printed[1]
     assert "cron '0 3 * * 0', next " in printed[0][0]
     flushes = [c["data"] for c in json.loads(printed[0][1])["checks"] if c["component"].endswith(" flush")]
-    assert flushes and all(data["next_run"] for data in flushes)
+    assert flushes
+    assert all(data["next_run"] for data in flushes)

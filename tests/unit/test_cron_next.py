@@ -20,6 +20,9 @@ ZONES = [
     "Australia/Lord_Howe", "Pacific/Chatham", "Asia/Shanghai", "Asia/Kolkata", "America/Sao_Paulo",
 ]  # fmt: skip
 
+#: The most days each month can have.
+DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
 
 def _theirs(expression: str, zone: tzinfo, now: datetime) -> datetime | None:
     """apscheduler's answer: the oracle."""
@@ -52,7 +55,7 @@ def _transitions(zone: ZoneInfo, year: int) -> list[datetime]:
 
 def _field(rng: random.Random, low: int, high: int) -> str:
     """``*`` or a number of the field's range, its ends more often than by chance."""
-    return rng.choice(["*", "*", str(low), str(high), str(rng.randint(low, high)), str(rng.randint(low, high))])
+    return rng.choice(["*", "*", str(low), str(high), *(str(rng.randint(low, high)) for _ in range(2))])
 
 
 def _expression(rng: random.Random) -> str:
@@ -61,7 +64,7 @@ def _expression(rng: random.Random) -> str:
     while True:
         fields = [_field(rng, low, high) for low, high in cron._RANGES]
         day, month = fields[2:4]
-        if day == "*" or month == "*" or int(day) <= (29, 31, 29, 30, 31, 30, 31, 31, 30, 31, 30, 31)[int(month) - 1]:
+        if day == "*" or month == "*" or int(day) <= DAYS[int(month) - 1]:
             return " ".join(fields)
 
 
@@ -71,8 +74,9 @@ def test_random_plain_expressions_fire_when_apscheduler_says() -> None:
     for _ in range(1500):
         expression = _expression(rng)
         zone = ZoneInfo(rng.choice(ZONES))
-        now = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(12 * 365 * 86400),
-                                                           microseconds=rng.choice([0, rng.randrange(10**6)]))
+        now = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(
+            seconds=rng.randrange(12 * 365 * 86400), microseconds=rng.choice([0, rng.randrange(10**6)])
+        )
         now = now.astimezone(zone)
         ours, theirs = cron.next_fire_time(expression, zone, now), _theirs(expression, zone, now)
         assert _same(ours, theirs), (expression, zone, now, ours, theirs)
