@@ -25,6 +25,18 @@ pytest_plugins = (
 REQUIRE_SERVERS = os.environ.get("ESB_REQUIRE_SERVERS") == "1"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test without an ``xdist_group`` mark in its file's group: under ``--dist loadgroup``
+    (make test's end-to-end part) a file then stays on one worker, as with ``--dist loadfile`` (its module
+    fixtures run once), and files that must not share the cores with each other name one group
+    (``tests.e2e.order_processes.SIGKILL_LOADS``): one worker runs them one after the other. Other modes
+    ignore the marks."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip a test that needs a missing server, or fail it when servers are required (make test, CI)."""
     if REQUIRE_SERVERS:
