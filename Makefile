@@ -30,16 +30,15 @@ test-servers:
 # (one of each per pytest-xdist worker), on two workers, a whole file each (a module's fixtures, and the
 # server restarts of its fault tests, stay on one worker): the integration, contract and route tests, then
 # the end-to-end and browser tests (whole hubs and demos, each on free ports), separately so that two whole
-# hubs at most share the cores, a file per group (tests/conftest.py): the SIGKILL load tests, timed in
-# seconds, share one group, so one worker runs them one after the other (bench/README.md, "The test
-# suite's wall time").
+# hubs at most share the cores; the SIGKILL load tests, timed in seconds, are one unit that one worker runs
+# one after the other (tests/conftest.py, ONE_AFTER_ANOTHER; bench/README.md, "The test suite's wall time").
 HUB_TESTS := tests/e2e tests/browser
 
 test: install test-servers
 	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n auto tests/unit
 	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --ignore=tests/unit \
 		$(HUB_TESTS:%=--ignore=%) tests
-	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup $(HUB_TESTS)
+	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile $(HUB_TESTS)
 
 lint: install
 	$(BIN)/ruff check esb adapters simulators tests bench

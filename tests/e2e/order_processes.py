@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -251,12 +250,6 @@ class OrderSystems:
 
 
 # -- the environment, the hub and the orders' way in -----------------------------------------------------
-#: The pytest-xdist group of the end-to-end tests that SIGKILL a hub under a load of orders or faults,
-#: timed in seconds (answer deadlines, work-order hours): make test runs them on one worker, one after the
-#: other, never two beside each other on the two cores (tests/conftest.py).
-SIGKILL_LOADS = pytest.mark.xdist_group("sigkill-loads")
-
-
 def order_environ(data_dir: Path, ports: dict[str, str], **extra: str) -> dict[str, str]:
     """The hub's environment: the data dir, the simulators' ports, fast process runners, short leases."""
     return hub_environ(

@@ -39,14 +39,13 @@ from simulators.receiver import QueueReceiver
 from simulators.workorder import WorkOrderService
 from tests.e2e.hub_process import ROOT
 from tests.e2e.ops_hub import copy_project
-from tests.e2e.order_processes import SIGKILL_LOADS, ProcessHub, free_ports, order_environ
+from tests.e2e.order_processes import ProcessHub, free_ports, order_environ
 from tests.waiting import wait_for_count
 
 PROCESS = "fault_to_resolution"
 ROUTE = "fault112-to-hub"
 ENDED = ("completed", "partial", "failed", "cancelled")
 OFFERS = {"resolved": 1, "late": 1, "reject": 2, "silent": 2}
-pytestmark = SIGKILL_LOADS  # its 20 s answer deadline must outlast a restart: no other SIGKILL load beside
 
 
 def fault_project(target: Path) -> Path:

@@ -34,7 +34,6 @@ from simulators.process_systems import OSS_RESULTS
 from tests.e2e.order_processes import (
     CANCEL_PROCESS,
     ENDED,
-    SIGKILL_LOADS,
     Instances,
     OrderSystems,
     ProcessHub,
@@ -50,7 +49,6 @@ from tests.waiting import wait_for_count
 
 PASSWORDS = ("RIM_PASSWORD", "OSS_PASSWORD", "BILLING_PASSWORD")
 RESULTS_ROUTE = f"process:{OSS_RESULTS}"
-pytestmark = SIGKILL_LOADS  # deadlines in seconds (the OSS's 5 s): no other SIGKILL load beside them
 #: What a poll of the database raises while PostgreSQL restarts (counted as no progress).
 DATABASE_DOWN = (sa.exc.OperationalError,)
 
