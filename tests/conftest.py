@@ -27,10 +27,10 @@ REQUIRE_SERVERS = os.environ.get("ESB_REQUIRE_SERVERS") == "1"
 
 
 #: Test files that must not share the two cores with each other: the end-to-end tests that SIGKILL a hub
-#: under a load of orders or faults, timed in seconds (the 100-fault test's 20 s answer deadline must
-#: outlast a restart; beside the 500-order kills at load 13-18 it did not). Under ``--dist loadfile`` they
-#: are one unit, run by one worker one after the other (pytest-xdist's ``loadgroup`` marks cannot do it
-#: here: xdist 3.8 renames ``item._nodeid``, which pytest 9.2's ``nodeid`` no longer reads).
+#: under a load of orders or faults, whose scenarios are timed in seconds (answer deadlines, work-order
+#: hours, the OSS's 5 s) and whose restarts get slower with every other hub on the cores. Under ``--dist
+#: loadfile`` they are one unit, run by one worker one after the other (pytest-xdist's ``loadgroup`` marks
+#: cannot do it here: xdist 3.8 renames ``item._nodeid``, which pytest 9.2's ``nodeid`` no longer reads).
 ONE_AFTER_ANOTHER = frozenset({"tests/e2e/test_process_crash.py", "tests/e2e/test_fault_crash.py"})
 
 
@@ -41,7 +41,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadFileScheduling
 
     class FilesAndGroups(LoadFileScheduling):  # type: ignore[misc]  # xdist ships no type hints here
-        """A file per unit, except the files that must run one after the other: one unit together."""
+        """A file per unit, except the files that must run one after the other: one unit together
+        (``_split_scope`` is the method xdist's own schedulers override to choose the unit)."""
 
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]

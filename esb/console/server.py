@@ -61,7 +61,6 @@ class ConsoleServer:
 
     def start(self) -> None:
         """Open the journal and audit table, bind, serve in a thread, write console.json (0600)."""
-
         from esb.console.app import create_app
 
         cfg = self.settings.console
