@@ -27,17 +27,18 @@ test-servers:
 	./scripts/install-test-servers.sh
 
 # The unit tests on every core; then everything else against the servers the fixtures start on loopback
-# (one of each per pytest-xdist worker): the integration, contract and route tests on two workers, a whole
-# file each (a module's fixtures, and the server restarts of its fault tests, stay on one worker); then the
-# end-to-end and browser tests one at a time (whole hubs in subprocesses; on two workers one of them failed
-# on a socket another test's waitress server left unclosed: bench/README.md, "The test suite's wall time").
+# (one of each per pytest-xdist worker), on two workers, a whole file each (a module's fixtures, and the
+# server restarts of its fault tests, stay on one worker): the integration, contract and route tests, then
+# the end-to-end and browser tests (whole hubs and demos, each on free ports), separately so that two whole
+# hubs at most share the cores; the SIGKILL load tests, timed in seconds, are one unit that one worker runs
+# one after the other (tests/conftest.py, ONE_AFTER_ANOTHER; bench/README.md, "The test suite's wall time").
 HUB_TESTS := tests/e2e tests/browser
 
 test: install test-servers
 	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n auto tests/unit
 	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --ignore=tests/unit \
 		$(HUB_TESTS:%=--ignore=%) tests
-	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider $(HUB_TESTS)
+	ESB_REQUIRE_SERVERS=1 $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile $(HUB_TESTS)
 
 lint: install
 	$(BIN)/ruff check esb adapters simulators tests bench

@@ -35,10 +35,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: The hub's own listeners, which take any free port when set to 0 (their URLs: console.json,
+#: monitoring.json): a simulation's never compete for the defaults with a running hub or another simulation.
+ANY_PORT = {"ESB_CONSOLE__PORT": "0", "ESB_MONITORING__PORT": "0"}
+
+
 def choose_free_ports(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Set every port variable to a free port in ``environ`` (default: os.environ); return them."""
+    """Set every port variable to a free port in ``environ`` (default: os.environ), and the console's and
+    monitoring's to any (:data:`ANY_PORT`); return what was set."""
     target = os.environ if environ is None else environ
-    chosen = {name: str(free_port()) for name in PORT_VARIABLES}
+    chosen = {name: str(free_port()) for name in PORT_VARIABLES} | ANY_PORT
     target.update(chosen)
     return chosen
 

@@ -163,9 +163,9 @@ class SimulatedSOAPService:
     # -- lifecycle ----------------------------------------------------------------------------------
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host``:``port`` in a background thread; return the service URL."""
-        from waitress.server import create_server
+        from esb.wsgi import create_server
 
-        self.server = create_server(self.app, host=host, port=port, threads=4, ident=self.NAME)
+        self.server = create_server(self.app, host, port, threads=4, ident=self.NAME)
         self.thread = threading.Thread(target=self.server.run, name=self.NAME, daemon=True)
         self.thread.start()
         return f"http://{host}:{self.server.effective_port}{self.PATH}"

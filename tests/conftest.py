@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,31 @@ pytest_plugins = (
 )
 
 REQUIRE_SERVERS = os.environ.get("ESB_REQUIRE_SERVERS") == "1"
+
+
+#: Test files that must not share the two cores with each other: the end-to-end tests that SIGKILL a hub
+#: under a load of orders or faults, whose scenarios are timed in seconds (answer deadlines, work-order
+#: hours, the OSS's 5 s) and whose restarts get slower with every other hub on the cores. Under ``--dist
+#: loadfile`` they are one unit, run by one worker one after the other (pytest-xdist's ``loadgroup`` marks
+#: cannot do it here: xdist 3.8 renames ``item._nodeid``, which pytest 9.2's ``nodeid`` no longer reads).
+ONE_AFTER_ANOTHER = frozenset({"tests/e2e/test_process_crash.py", "tests/e2e/test_fault_crash.py"})
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` with the files of :data:`ONE_AFTER_ANOTHER` as one unit; other modes as xdist."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndGroups(LoadFileScheduling):  # type: ignore[misc]  # xdist ships no type hints here
+        """A file per unit, except the files that must run one after the other: one unit together
+        (``_split_scope`` is the method xdist's own schedulers override to choose the unit)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "one-after-another" if path in ONE_AFTER_ANOTHER else path
+
+    return FilesAndGroups(config, log)
 
 
 def skip_or_fail(reason: str) -> None:

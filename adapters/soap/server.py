@@ -19,7 +19,7 @@ from adapters.soap.service import Binding, SOAPService
 from adapters.soap.wsdl import Contract
 from esb.exceptions import TransportError
 from esb.logging import get_logger
-from esb.wsgi import stop_server
+from esb.wsgi import create_server, stop_server
 
 StartResponse = Callable[..., Any]
 _STATUS = {
@@ -39,9 +39,8 @@ _STATUS = {
 def make_server(
     app: Callable[..., Iterable[bytes]], host: str, port: int, threads: int, max_bytes: int
 ) -> Any:
-    """A waitress server for ``app`` with the listener's settings (the bench's baseline uses it too)."""
-    from waitress.server import create_server
-
+    """A waitress server for ``app`` with the listener's settings (the bench's baseline uses it too);
+    :class:`esb.wsgi.ListenError` when it cannot listen, with nothing left open."""
     return create_server(
         app,
         host=host,
@@ -78,9 +77,7 @@ class Listener:
         try:
             self.server = make_server(self.app, self.host, self.requested_port, self.threads, self.max_bytes)
         except OSError as exc:
-            raise TransportError(
-                f"cannot listen on {self.host}:{self.requested_port}: {exc.strerror}"
-            ) from exc
+            raise TransportError(str(exc)) from exc
         self.thread = threading.Thread(
             target=self.server.run, name=f"soap-{self.host}:{self.port}", daemon=True
         )

@@ -26,7 +26,7 @@ from esb.journal import Journal
 from esb.journal.engine import create_journal_engine
 from esb.logging import get_logger
 from esb.project import Project
-from esb.wsgi import stop_server
+from esb.wsgi import create_server, stop_server
 
 INFO_FILE = "console.json"
 #: The user made when ``console.users`` is empty.
@@ -61,8 +61,6 @@ class ConsoleServer:
 
     def start(self) -> None:
         """Open the journal and audit table, bind, serve in a thread, write console.json (0600)."""
-        import waitress
-
         from esb.console.app import create_app
 
         cfg = self.settings.console
@@ -78,15 +76,14 @@ class ConsoleServer:
         state = ConsoleState(self.project, cfg, journal, audit, users, key, self._stats_engine)
         self._state = state
         try:
-            self._server = waitress.create_server(
+            self._server = create_server(
                 create_app(state), host=cfg.host, port=cfg.port, threads=cfg.threads,
                 channel_timeout=30, connection_limit=64, ident="esb-console",
                 clear_untrusted_proxy_headers=True,
             )
-        except OSError as exc:
+        except OSError as exc:  # ListenError: nothing of the server left open
             self.close()
-            raise ConfigError(f"console: cannot listen on {cfg.host}:{cfg.port}: {exc} "
-                              "(set console.port, 0 for any free port)") from exc
+            raise ConfigError(f"console: {exc} (set console.port, 0 for any free port)") from exc
         self._thread = threading.Thread(target=self._server.run, name="console", daemon=True)
         self._thread.start()
         state.health.start()  # the health page shows the last checks: the first run starts now

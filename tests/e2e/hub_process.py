@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from esb.journal import Journal
 from esb.journal.schema import events, messages
 from esb.project import Project
+from simulators.devenv import choose_free_ports
 from simulators.iom import IOMSimulator
 from tests.waiting import STALL, wait_for_count
 
@@ -21,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def hub_environ(data_dir: Path, **extra: str) -> dict[str, str]:
-    """Return the environment of a hub using ``data_dir`` for its queues and journal."""
+    """Return the environment of a hub using ``data_dir`` for its queues and journal, on free ports only
+    (never the defaults, which hubs and demos of tests on other pytest-xdist workers would compete for):
+    the console and monitoring on any (0), the project's listeners and simulated systems (ESB_SOAP_PORT,
+    ESB_BILLING_PORT...) on ports free now; ``extra`` overrides any of it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESB_")}
     env.update(
         {
@@ -29,9 +33,9 @@ def hub_environ(data_dir: Path, **extra: str) -> dict[str, str]:
             "ESB_LOGGING__LEVEL": "info",
             "ESB_BROKER__TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3",
             "ESB_RUNTIME__POLL_TIMEOUT": "0.1s",
-            "ESB_CONSOLE__PORT": "0",  # hubs of parallel tests do not compete for the console's port
         }
     )
+    choose_free_ports(env)
     env.update(extra)
     return env
 

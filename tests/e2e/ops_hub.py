@@ -39,10 +39,9 @@ def copy_project(target: Path) -> Path:
 
 
 def ops_environ(data_dir: Path) -> dict[str, str]:
-    """The hub's environment: its data dir, fast polling, monitoring on any free port."""
+    """The hub's environment: its data dir, fast polling (monitoring on any free port: hub_environ)."""
     return hub_environ(
         data_dir,
-        ESB_MONITORING__PORT="0",
         ESB_RUNTIME__CONTROL_INTERVAL="0.2s",
         ESB_RUNTIME__WATCH_PROJECT="false",
     )

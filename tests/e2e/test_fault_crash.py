@@ -1,17 +1,19 @@
 """Issue 16's e2e: the assurance process (112 fault -> ticket -> work order -> closure) survives SIGKILLs.
 
 100 112 fault reports go onto the desk's queue of a project copy that runs the route fault112-to-hub and
-processes/fault_to_resolution.yaml (the technicians' answer deadline cut to 20 s in the copy); the hub runs
+processes/fault_to_resolution.yaml (the technicians' answer deadline cut to 40 s in the copy); the hub runs
 in a subprocess on the embedded default (SQLite queues, journal and store) and is SIGKILLed and restarted
 twice while faults are in flight (at 25% and 60% of them ended). The simulated work-order system runs in
-this process on loopback with a work-order hour of four seconds, scripted per ticket: 10% of the first
+this process on loopback with a work-order hour of nine seconds, scripted per ticket: 10% of the first
 technicians reject, 10% never answer (reassigned at the deadline), 5% complete after the due time
 (escalated). Every fault is a critical broadband fault of Hangzhou, Ningbo or Wenzhou (the table gives
-8 hours: 32 s here), so a work order done in time is done long before its due time even across a restart
+8 hours: 72 s here, longer than the answer deadline and a restart together), so a work order done in
+time is done long before its due time even across a restart
 (in a first run with 16 s, a quarter of the tickets in flight during a kill went past it). The answer
 deadline is longer than a restart and the killed hub's leases (5 s) together: a deadline that passes
 while the hub is down fires when it comes back, before the answers waiting on the queue are read (with
-3 s, a ticket accepted just before a kill was reassigned now and then; with the shipped 30 minutes a
+3 s, a ticket accepted just before a kill was reassigned now and then, and with 20 s too once a restart
+took 20-23 s, on the two cores shared with other suites at load 13-20; with the shipped 30 minutes a
 restart does not matter).
 
 Checked at the end: every ticket resolved, no instance left running, waiting, alert or stuck; each
@@ -49,7 +51,7 @@ OFFERS = {"resolved": 1, "late": 1, "reject": 2, "silent": 2}
 
 
 def fault_project(target: Path) -> Path:
-    """The repository's project with only the 112 route and the assurance process (answer deadline 20 s)."""
+    """The repository's project with only the 112 route and the assurance process (answer deadline 40 s)."""
     copy_project(target)
     routes = yaml.safe_load((ROOT / "routes.yaml").read_text(encoding="utf-8"))["routes"]
     (target / "routes.yaml").write_text(
@@ -58,7 +60,7 @@ def fault_project(target: Path) -> Path:
     )
     document = yaml.safe_load((ROOT / "processes" / f"{PROCESS}.yaml").read_text(encoding="utf-8"))
     (answer,) = [s for s in document["steps"] if s["name"] == "answer"]
-    answer["await"]["deadline"] = "20s"
+    answer["await"]["deadline"] = "40s"
     processes = target / "processes"  # the copy holds only this definition
     if processes.exists():
         shutil.rmtree(processes)
@@ -107,7 +109,7 @@ def test_100_faults_survive_two_sigkills_on_the_embedded_default(
     project.settings.data_dir.mkdir(parents=True, exist_ok=True)
     faults = critical_broadband(plan_faults(100, "crash"))
     ids = {f.ticket_id for f in faults}
-    service = WorkOrderService(project, hour_seconds=4.0, answer_delay=0.2, work_delay=0.2)
+    service = WorkOrderService(project, hour_seconds=9.0, answer_delay=0.2, work_delay=0.2)
     service.serve(port=int(ports["ESB_WORKORDER_PORT"]))
     receivers = {
         name: QueueReceiver(project, name)
