@@ -26,8 +26,8 @@ message): ``--plain`` runs without them for the true total, and the table says h
 is from it. ``--rabbit`` runs the production path instead: RabbitMQ and PostgreSQL (throwaway servers of
 ``bench/servers.py``, started by this script outside callgrind), the production settings (batches of 200,
 prefetch 400) with the heartbeat off (no heartbeat thread in the measured region), the backlog published
-by this script before the child starts; the worker is driven the same synchronous way. Each run also prints the top C functions by self cost (libxml2, SQLite, zlib, the
-interpreter's eval loop...).
+by this script before the child starts; the worker is driven the same synchronous way. Each run also
+prints the top C functions by self cost (libxml2, SQLite, zlib, the interpreter's eval loop...).
 """
 
 from __future__ import annotations

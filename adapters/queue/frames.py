@@ -1,4 +1,4 @@
-"""Fewer system calls per message on a py-amqp connection: read-ahead and coalesced writes.
+"""Fewer system calls per message on a py-amqp connection: read-ahead.
 
 The bytes on the wire stay py-amqp's own; only how they cross the socket changes:
 
@@ -7,18 +7,14 @@ The bytes on the wire stay py-amqp's own; only how they cross the socket changes
   frames) costs about ten ``recv`` calls. With read-ahead each ``recv`` asks for at least
   :data:`READ_AHEAD` bytes; what comes beyond the frame stays in the transport's own read buffer, which
   its ``_read`` serves first (the buffer py-amqp already keeps for frames split across reads).
-- :func:`coalesced_writes`: every ``basic.publish`` (and ``basic.ack``) is one ``sendall``; inside the
-  block the frames are collected and sent with one ``sendall`` when it ends, in the same order.
-
-Both touch one private attribute of py-amqp's ``TCPTransport`` (``_quick_recv``, ``_write``; py-amqp
+It touches private attributes of py-amqp's ``TCPTransport`` (``_quick_recv``, ``_write``; py-amqp
 5.4); :func:`supported` says whether a connection has them (TLS transports do not: left as they are).
 tests/integration/test_rabbitmq_wire.py proves the messages the broker hands out are the same either way.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 #: Bytes asked of the socket at least per ``recv``: a few deliveries of orders' size (~2.3 KB each).
@@ -42,24 +38,3 @@ def read_ahead(transport: Any, size: int = READ_AHEAD) -> None:
 
     transport._quick_recv = recv_ahead
     transport._esb_read_ahead = True
-
-
-@contextlib.contextmanager
-def coalesced_writes(transport: Any) -> Iterator[None]:
-    """Collect what ``transport`` writes inside the block and send it with one write when it ends.
-
-    The frames are copied as they are written (py-amqp hands over a view of a buffer it reuses for the
-    next frame). If the block raises, nothing collected is sent: no partial publish reaches the broker.
-    """
-    if not supported(transport):
-        yield
-        return
-    send = transport._write
-    parts: list[bytes] = []
-    transport._write = lambda data: parts.append(bytes(data))
-    try:
-        yield
-    finally:
-        transport._write = send
-    if parts:
-        transport.write(b"".join(parts))

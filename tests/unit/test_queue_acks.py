@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from adapters.queue.acks import PendingAcks
-from adapters.queue.frames import coalesced_writes, read_ahead
+from adapters.queue.frames import read_ahead
 
 
 class RecordingChannel:
@@ -111,33 +109,3 @@ def test_read_ahead_asks_the_socket_for_at_least_the_read_ahead() -> None:
     transport._quick_recv(7)
     transport._quick_recv(100_000)
     assert transport.sock.asked == [4096, 100_000]
-
-
-def test_coalesced_writes_send_copies_once_in_order() -> None:
-    """Frames written inside the block leave as one write, copied when written (the view is reused)."""
-    transport = FakeTransport()
-    buffer = bytearray(b"aaa")
-    with coalesced_writes(transport):
-        transport.write(memoryview(buffer))
-        buffer[:] = b"bbb"
-        transport.write(memoryview(buffer))
-        assert transport.written == []
-    assert transport.written == [b"aaabbb"]
-    transport.write(b"c")
-    assert transport.written[-1] == b"c", "the transport writes directly again after the block"
-
-
-def test_coalesced_writes_send_nothing_when_the_block_fails() -> None:
-    """A failure while building the batch's frames sends none of them (no partial publish)."""
-    transport = FakeTransport()
-
-    def publish_half() -> None:
-        with coalesced_writes(transport):
-            transport.write(b"half a publish")
-            raise RuntimeError("header not encodable")
-
-    with pytest.raises(RuntimeError):
-        publish_half()
-    assert transport.written == []
-    transport.write(b"next")
-    assert transport.written == [b"next"]
