@@ -1,11 +1,8 @@
-"""The AMQP source's held acks (adapters/queue/acks.py) and the frame helpers (adapters/queue/frames.py)."""
+"""The AMQP source's held acks (adapters/queue/acks.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from adapters.queue.acks import PendingAcks
-from adapters.queue.frames import read_ahead
 
 
 class RecordingChannel:
@@ -72,40 +69,3 @@ def test_flush_without_acks_sends_nothing() -> None:
     acks, channel = handed(3)
     acks.flush()
     assert channel.sent == []
-
-
-class FakeSocket:
-    """Records the sizes recv is asked for."""
-
-    def __init__(self) -> None:
-        self.asked: list[int] = []
-
-    def recv(self, size: int) -> bytes:
-        self.asked.append(size)
-        return b"x"
-
-    def sendall(self, data: Any) -> None:
-        raise AssertionError("not used")
-
-
-class FakeTransport:
-    """The attributes of py-amqp's TCPTransport the helpers touch."""
-
-    def __init__(self) -> None:
-        self.sock = FakeSocket()
-        self._quick_recv = self.sock.recv
-        self.written: list[bytes] = []
-        self._write = self.written.append
-
-    def write(self, data: Any) -> None:
-        self._write(data)
-
-
-def test_read_ahead_asks_the_socket_for_at_least_the_read_ahead() -> None:
-    """After read_ahead, a 7-byte frame-header read asks recv for the read-ahead; larger reads as asked."""
-    transport = FakeTransport()
-    read_ahead(transport, size=4096)
-    read_ahead(transport, size=4096)  # idempotent: not wrapped twice
-    transport._quick_recv(7)
-    transport._quick_recv(100_000)
-    assert transport.sock.asked == [4096, 100_000]
