@@ -1,7 +1,7 @@
 """Instructions per message of the CRM-order route, by stage, under callgrind: figures the load cannot move.
 
     .venv/bin/python bench/route_instructions.py [--messages 400] [--warmup 200] [--plain] [--top 25]
-        [--json] [--keep DIR]
+        [--json] [--keep DIR] [--rabbit]
 
 Timings on this shared 2-core machine move by 10-20 % between runs (other engineers' suites keep the
 load at 5-30), more than most single optimisations save. Instruction counts do not depend on the load:
@@ -23,8 +23,11 @@ clock each timed call goes through a C function named after its stage and the st
 of those functions gives each stage's *exclusive* instructions (a nested stage's are subtracted from
 its parent's). The wrappers cost instructions of their own (about 2,000 per timed call, ~20 calls a
 message): ``--plain`` runs without them for the true total, and the table says how far the stage sum
-is from it. Each run also prints the top C functions by self cost (libxml2, SQLite, zlib, the
-interpreter's eval loop...).
+is from it. ``--rabbit`` runs the production path instead: RabbitMQ and PostgreSQL (throwaway servers of
+``bench/servers.py``, started by this script outside callgrind), the production settings (batches of 200,
+prefetch 400) with the heartbeat off (no heartbeat thread in the measured region), the backlog published
+by this script before the child starts; the worker is driven the same synchronous way. Each run also
+prints the top C functions by self cost (libxml2, SQLite, zlib, the interpreter's eval loop...).
 """
 
 from __future__ import annotations
@@ -184,10 +187,16 @@ def child(args: argparse.Namespace) -> None:
     Path(args.keep).mkdir(parents=True, exist_ok=True)
     ext = build_extension(Path(args.keep))
     stages = InstructionStages(ext, args.plain)
-    project = hub_project()
-    project.settings.data_dir.mkdir(parents=True, exist_ok=True)
     total = args.warmup + args.messages
-    publish(project, bodies(total), "ins")
+    if args.rabbit:
+        from tests.integration.cluster import production_project
+
+        project = production_project(json.loads((Path(args.keep) / "environ.json").read_text()))
+        project.settings.data_dir.mkdir(parents=True, exist_ok=True)  # the backlog: published by run()
+    else:
+        project = hub_project()
+        project.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        publish(project, bodies(total), "ins")
     encode = BodyCodec.__dict__["encode"]
     BodyCodec.encode = stages.wrap("journal body compression", encode)  # type: ignore[method-assign]
     undo = detail(stages) if args.detail else []
@@ -324,9 +333,27 @@ def stage_costs(inclusive: dict[str, int]) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the child under callgrind; return its figures."""
+    """Run the child under callgrind (on throwaway RabbitMQ and PostgreSQL servers with ``--rabbit``);
+    return its figures."""
     folder = Path(args.keep or tempfile.mkdtemp(prefix="cpu3-callgrind-"))
     folder.mkdir(parents=True, exist_ok=True)
+    if not args.rabbit:
+        return run_child(args, folder)
+    from route_bench import bodies, publish
+    from servers import throwaway_servers
+
+    from tests.integration.cluster import production_environ, production_project
+
+    with throwaway_servers() as (rabbit, pg):
+        vhost, database = rabbit.create_vhost("instructions"), pg.create_database("instructions")
+        environ = production_environ(folder / "var", vhost, database, ESB_BROKER__HEARTBEAT="0")
+        (folder / "environ.json").write_text(json.dumps(environ))
+        publish(production_project(environ), bodies(args.warmup + args.messages), "ins")
+        return run_child(args, folder)
+
+
+def run_child(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """Run the child under callgrind with its figures in ``folder``; return them."""
     out = folder / "callgrind.out"
     command = [
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no",
@@ -334,6 +361,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sys.executable, __file__, "--child", "--keep", str(folder),
         "--messages", str(args.messages), "--warmup", str(args.warmup), *(["--plain"] if args.plain else []),
         *(["--detail"] if args.detail else []), *(["--journal"] if args.journal else []),
+        *(["--rabbit"] if args.rabbit else []),
     ]  # fmt: skip
     code = str(Path(args.code).resolve()) if args.code else str(ROOT)
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": code, "ESB_INSTRUCTIONS_CODE": code}
@@ -393,6 +421,7 @@ def main() -> None:
     parser.add_argument("--keep", help="folder for the callgrind dumps (default: a new temporary one)")
     parser.add_argument("--detail", action="store_true", help="split the worker loop's own code further")
     parser.add_argument("--journal", action="store_true", help="split the journal SQL stage by statement")
+    parser.add_argument("--rabbit", action="store_true", help="RabbitMQ + PostgreSQL, production settings")
     parser.add_argument("--code", help="the checkout whose code is measured (default: this one)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -14,7 +14,7 @@ from kombu.entity import Queue
 
 from adapters.queue.config import QueueEndpoint, broker_connection, declare_queue, ensure_connected, is_amqp
 from adapters.queue.errors import BROKER_ERRORS, translate_errors
-from adapters.queue.frames import read_ahead
+from adapters.queue.frames import read_frames
 from esb.context import AdapterContext
 
 
@@ -24,7 +24,7 @@ def queue_channel(
 ) -> Iterator[tuple[Connection, Any, Queue, bool]]:
     """Connect, open a channel and declare the endpoint's queue; yield ``(conn, channel, queue, amqp)``.
 
-    On AMQP the connection reads ahead (:func:`adapters.queue.frames.read_ahead`).
+    On AMQP the connection reads its frames through one buffer (:func:`adapters.queue.frames.read_frames`).
     The caller finishes its set-up (producer or consumer) inside the block; if anything in it fails,
     the connection is released and the error surfaces as a TransportError naming the masked URL.
     """
@@ -36,7 +36,7 @@ def queue_channel(
             channel = conn.channel()
             amqp = is_amqp(conn)
             if amqp:
-                read_ahead(conn.connection.transport)
+                read_frames(conn.connection.transport)
             queue = declare_queue(
                 channel, endpoint, amqp=amqp, max_deliveries=context.settings.limits.max_deliveries
             )

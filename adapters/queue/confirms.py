@@ -1,11 +1,11 @@
 """Publisher confirms for many messages at once on AMQP: publish them all, then wait for the acks.
 
 py-amqp's ``confirm_publish`` waits for one confirm after each publish: one network round trip per
-message (DESIGN.md: confirms are where throughput is won). A batch is published with the raw
-``basic.publish`` on a channel in confirm mode and the broker's ``basic.ack`` / ``basic.nack`` frames are
-followed through the channel's event callbacks, by delivery tag (``multiple`` acks cover every tag up to
-theirs). ``write_many`` returns only when every message of the batch is confirmed. The batch's frames
-leave in one socket write (:func:`adapters.queue.frames.coalesced_writes`), not one per message.
+message (DESIGN.md: confirms are where throughput is won). A batch's ``basic.publish`` frames (encoded
+by :mod:`adapters.queue.publish_frames`) go out on a channel in confirm mode, and the broker's
+``basic.ack`` / ``basic.nack`` frames are followed through the channel's event callbacks, by delivery
+tag (``multiple`` acks cover every tag up to theirs). ``write_many`` returns only when every message of
+the batch is confirmed. The batch's frames leave in one socket write, not one per message.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import contextlib
 import time
 from typing import Any
 
-from adapters.queue.frames import coalesced_writes
+from adapters.queue.publish_frames import PublishFrames
 from esb.exceptions import TransportError
 from esb.message import WIRE_CONTENT_TYPE, Message
 
@@ -29,6 +29,7 @@ class ConfirmTracker:
         self.last_tag = 0
         self.pending: set[int] = set()
         self.nacked: set[int] = set()
+        self._frames: PublishFrames | None = None
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)
 
@@ -63,23 +64,30 @@ class ConfirmTracker:
             channel._confirm_selected = True
             channel.confirm_select()
         self.nacked.clear()
-        bodies = [  # built first: a batch that fails to build sends nothing and takes no tags
-            channel.prepare_message(
-                message.body_bytes(),
-                content_type=str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream"),
-                content_encoding="binary",
-                headers=message.wire_headers(),
-                properties={"delivery_mode": PERSISTENT},
-            )
-            for message in messages
-        ]
-        with coalesced_writes(channel.connection.transport):  # the batch's frames in one write
-            for body in bodies:
-                # pending before it is sent: py-amqp reads the frames waiting before each publish, so
-                # the acks of this batch's first publishes can arrive while the batch is being sent
-                self.last_tag += 1
-                self.pending.add(self.last_tag)
-                channel._basic_publish(body, exchange=exchange, routing_key=routing_key, mandatory=mandatory)
+        connection = channel.connection
+        if connection is None:
+            raise TransportError("the publishing channel is closed", endpoint=url)
+        frames = self._frames
+        key = (channel.channel_id, connection.frame_max, exchange, routing_key, mandatory)
+        if frames is None or frames.key != key:
+            frames = self._frames = PublishFrames(*key)
+        # built first: a batch that fails to build sends nothing and takes no tags
+        data = b"".join(
+            [
+                frames.message(
+                    message.body_bytes(),
+                    str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream"),
+                    message.wire_headers(),
+                    PERSISTENT,
+                )
+                for message in messages
+            ]
+        )
+        first = self.last_tag + 1
+        self.last_tag += len(messages)
+        self.pending.update(range(first, self.last_tag + 1))  # pending before a confirm can come back
+        connection.transport.write(data)  # the batch's frames in one write
+        connection.bytes_sent += len(messages)  # as py-amqp counts its writes (its heartbeats read it)
         deadline = time.monotonic() + timeout
         while self.pending:
             remaining = deadline - time.monotonic()

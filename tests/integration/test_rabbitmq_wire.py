@@ -1,7 +1,8 @@
 """The queue adapter's faster AMQP paths against the real RabbitMQ: the same messages on the wire.
 
-The batch publish (one socket write for the batch's frames), the read-ahead source and the held acks
-(one multiple ack per run of settled deliveries) are compared with kombu's own per-message paths.
+The batch publish (its frames encoded by the adapter, one socket write for the batch), the read-ahead
+source and the held acks (one multiple ack per run of settled deliveries) are compared with kombu's own
+per-message paths.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kombu import Connection
 
-from adapters.queue import QueueAdapter, QueueEndpoint, frames
+from adapters.queue import QueueAdapter, QueueEndpoint
 from esb.config.settings import Settings
 from esb.context import AdapterContext
 from esb.message import Message
@@ -63,27 +63,19 @@ def _raw(url: str, queue: str, count: int) -> list[tuple[Any, dict[str, Any]]]:
     return got
 
 
-def test_batch_publish_puts_the_same_messages_on_the_wire_as_kombu(
-    rabbit_server: RabbitServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """write_many with its frames coalesced delivers exactly what it delivers with one socket write per
-    publish, and what write (kombu's Producer.publish, one by one) delivers: bodies, content type and
-    encoding, persistence, every header, in order; kombu only adds an explicit ``priority`` 0."""
+def test_batch_publish_puts_the_same_messages_on_the_wire_as_kombu(rabbit_server: RabbitServer) -> None:
+    """write_many (the batch's frames encoded by PublishFrames, one socket write) delivers exactly what
+    write (kombu's Producer.publish, one by one) delivers: bodies, content type and encoding,
+    persistence, every header, in order; kombu only adds an explicit ``priority`` 0."""
     url = rabbit_server.create_vhost("wire-publish")
     ctx, adapter, messages = _context(url), QueueAdapter(), _messages(12)
-    coalesced, per_publish, kombu_path = _endpoint(), _endpoint(), _endpoint()
-    with adapter.sink(coalesced, ctx) as sink:
+    batched, kombu_path = _endpoint(), _endpoint()
+    with adapter.sink(batched, ctx) as sink:
         sink.write_many(messages)
-    with monkeypatch.context() as patch:
-        patch.setattr(frames, "supported", lambda transport: False)  # one write per publish, as before
-        with adapter.sink(per_publish, ctx) as sink:
-            sink.write_many(messages)
     with adapter.sink(kombu_path, ctx) as sink:
         for message in messages:
             sink.write(message)
-    fast = _raw(url, coalesced.queue, len(messages))
-    assert fast == _raw(url, per_publish.queue, len(messages))
+    fast = _raw(url, batched.queue, len(messages))
     slow = _raw(url, kombu_path.queue, len(messages))
     assert fast == [(body, {k: v for k, v in props.items() if k != "priority"}) for body, props in slow]
     assert {props.get("priority") for _, props in slow} == {0}

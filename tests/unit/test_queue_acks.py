@@ -1,13 +1,8 @@
-"""The AMQP source's held acks (adapters/queue/acks.py) and the frame helpers (adapters/queue/frames.py)."""
+"""The AMQP source's held acks (adapters/queue/acks.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 from adapters.queue.acks import PendingAcks
-from adapters.queue.frames import coalesced_writes, read_ahead
 
 
 class RecordingChannel:
@@ -74,70 +69,3 @@ def test_flush_without_acks_sends_nothing() -> None:
     acks, channel = handed(3)
     acks.flush()
     assert channel.sent == []
-
-
-class FakeSocket:
-    """Records the sizes recv is asked for."""
-
-    def __init__(self) -> None:
-        self.asked: list[int] = []
-
-    def recv(self, size: int) -> bytes:
-        self.asked.append(size)
-        return b"x"
-
-    def sendall(self, data: Any) -> None:
-        raise AssertionError("not used")
-
-
-class FakeTransport:
-    """The attributes of py-amqp's TCPTransport the helpers touch."""
-
-    def __init__(self) -> None:
-        self.sock = FakeSocket()
-        self._quick_recv = self.sock.recv
-        self.written: list[bytes] = []
-        self._write = self.written.append
-
-    def write(self, data: Any) -> None:
-        self._write(data)
-
-
-def test_read_ahead_asks_the_socket_for_at_least_the_read_ahead() -> None:
-    """After read_ahead, a 7-byte frame-header read asks recv for the read-ahead; larger reads as asked."""
-    transport = FakeTransport()
-    read_ahead(transport, size=4096)
-    read_ahead(transport, size=4096)  # idempotent: not wrapped twice
-    transport._quick_recv(7)
-    transport._quick_recv(100_000)
-    assert transport.sock.asked == [4096, 100_000]
-
-
-def test_coalesced_writes_send_copies_once_in_order() -> None:
-    """Frames written inside the block leave as one write, copied when written (the view is reused)."""
-    transport = FakeTransport()
-    buffer = bytearray(b"aaa")
-    with coalesced_writes(transport):
-        transport.write(memoryview(buffer))
-        buffer[:] = b"bbb"
-        transport.write(memoryview(buffer))
-        assert transport.written == []
-    assert transport.written == [b"aaabbb"]
-    transport.write(b"c")
-    assert transport.written[-1] == b"c", "the transport writes directly again after the block"
-
-
-def test_coalesced_writes_send_nothing_when_the_block_fails() -> None:
-    """A failure while building the batch's frames sends none of them (no partial publish)."""
-    transport = FakeTransport()
-
-    def publish_half() -> None:
-        with coalesced_writes(transport):
-            transport.write(b"half a publish")
-            raise RuntimeError("header not encodable")
-
-    with pytest.raises(RuntimeError):
-        publish_half()
-    assert transport.written == []
-    transport.write(b"next")
-    assert transport.written == [b"next"]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
+import struct
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -16,36 +15,40 @@ from esb.message import Message
 class ConfirmingChannel:
     """A py-amqp channel in confirm mode, as seen by ConfirmTracker, over a broker that acks each publish.
 
-    Like py-amqp's ``_basic_publish``, every publish first reads the frames already waiting (the acks of
-    the publishes before it); ``drain_events`` raises ``TimeoutError`` (socket.timeout) when nothing
-    comes, as py-amqp does. ``multiple`` says whether the broker's acks are multiple; ``slow`` makes the
-    first ``slow`` reads after the batch time out before the acks arrive (a broker busy syncing to disk);
-    with ``confirms`` false no ack ever comes.
+    It is its own connection and transport: ``write`` takes the batch's frames (the publishes counted by
+    their method frames, the bodies kept from their body frames); ``drain_events`` raises ``TimeoutError``
+    (socket.timeout) when nothing comes, as py-amqp does. ``multiple`` says whether the broker's acks are
+    multiple; ``slow`` makes the first ``slow`` reads after the batch time out before the acks arrive (a
+    broker busy syncing to disk); with ``confirms`` false no ack ever comes.
     """
 
     def __init__(self, *, multiple: bool = False, slow: int = 0, confirms: bool = True) -> None:
         self.events: dict[str, set[Callable[..., None]]] = {"basic_ack": set(), "basic_nack": set()}
         self._confirm_selected = False
-        self.connection = self
-        self.transport = object()  # not py-amqp's TCP transport: one write per publish
+        self.connection = self.transport = self
+        self.channel_id, self.frame_max, self.bytes_sent = 1, 131072, 0
         self.multiple = multiple
         self.slow = slow
         self.confirms = confirms
+        self.writes: list[bytes] = []
         self.published: list[bytes] = []
         self.unconfirmed: list[int] = []
 
     def confirm_select(self) -> None:
         """Confirm mode (nothing to record)."""
 
-    def prepare_message(self, body: bytes, **properties: Any) -> bytes:
-        """The message as the channel would send it: its body is enough here."""
-        return body
-
-    def _basic_publish(self, body: bytes, **options: Any) -> None:
-        with contextlib.suppress(TimeoutError):
-            self.drain_events(timeout=0)
-        self.published.append(body)
-        self.unconfirmed.append(len(self.published))
+    def write(self, data: bytes) -> None:
+        """Take a write of frames: each method frame is a publish, each body frame its body."""
+        self.writes.append(data)
+        offset = 0
+        while offset < len(data):
+            kind, _channel, size = struct.unpack_from(">BHI", data, offset)
+            if kind == 1:
+                self.published.append(b"")
+                self.unconfirmed.append(len(self.published))
+            elif kind == 3:
+                self.published[-1] += data[offset + 7 : offset + 7 + size]
+            offset += 8 + size
 
     def drain_events(self, timeout: float) -> None:
         """Hand the broker's waiting acks to the channel's callbacks, or time out."""
@@ -73,12 +76,14 @@ def publish(channel: ConfirmingChannel, count: int, timeout: float = 5.0) -> Non
 @pytest.mark.parametrize(
     "multiple", [pytest.param(False, id="single-acks"), pytest.param(True, id="multiple-acks")]
 )
-def test_acks_read_while_the_batch_is_still_being_published_count(multiple: bool) -> None:
-    """Acks of a batch's first publishes, read by py-amqp before it sends the next one, settle them:
-    write_many returns after one publish of each message, with no timeout and no second publish."""
+def test_a_batch_leaves_in_one_write_and_its_confirms_settle_it(multiple: bool) -> None:
+    """A batch's publishes leave in one socket write, in order, and the broker's acks (one per message
+    or multiple) settle them: publish_many returns with no timeout and no second publish."""
     channel = ConfirmingChannel(multiple=multiple)
     publish(channel, 12)
     assert channel.published == [f"m{n}".encode() for n in range(12)]
+    assert len(channel.writes) == 1
+    assert channel.bytes_sent == 12
 
 
 def test_a_confirm_slower_than_one_read_is_waited_for_until_the_timeout() -> None:
