@@ -294,7 +294,8 @@ def test_the_cancel_routes_order_id_spelt_as_the_order_routes_reads_what_its_for
 
 #: crm-subscriber-to-hub's raw MSISDN as it was written before it was spelt without ``//`` (the reference).
 OLD_SERIAL_XPATH = (
-    "(//SiebelMessage//@{Serial Number} | //SiebelMessage//{Serial Number} | //SiebelMessage//@SerialNumber)[1]"
+    "(//SiebelMessage//@{Serial Number} | //SiebelMessage//{Serial Number}"
+    " | //SiebelMessage//@SerialNumber)[1]"
 )
 
 

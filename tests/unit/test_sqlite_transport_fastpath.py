@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from kombu import Connection, Consumer, Queue
+from kombu.transport import virtual
 
 from adapters.queue import sqlite_read
 from adapters.queue.sqlite_transport import open_database
@@ -130,6 +131,44 @@ def test_a_batch_writes_the_rows_one_by_one_publishing_writes(conn: Connection, 
     assert len(batch) == 5
     assert batch == single
 
+
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"k": "v"}, id="plain"),
+        pytest.param({"x-delay": 60000, "esb-message-id": "m-1"}, id="delayed"),
+    ],
+)
+def test_the_default_exchanges_publish_stores_what_kombus_basic_publish_stored(
+    conn: Connection, url: str, body: bytes, headers: dict[str, Any]
+) -> None:
+    """The channel's own publish to the default exchange stores the very payload bytes, body and
+    visibility that kombu's ``basic_publish`` (encode, augment, route) stored, and leaves the message
+    dict as kombu left it."""
+    ours, kombus = conn.channel(), conn.channel()
+    messages = []
+    for ch, queue in ((ours, "ours"), (kombus, "kombus")):
+        ch.queue_declare(queue, durable=True)
+        message = ch.prepare_message(
+            body, content_type="application/xml", content_encoding="binary", headers=dict(headers)
+        )
+        publish = type(ch).basic_publish if ch is ours else virtual.Channel.basic_publish
+        publish(ch, message, exchange="", routing_key=queue)
+        messages.append(message)
+    db = sqlite3.connect(url[len("sqlite:///") :])
+    stored = {
+        queue: (payload.replace(queue.encode(), b"Q"), blob, delay > 59)
+        for queue, payload, blob, delay in db.execute(
+            "SELECT queue, payload, body, visible_at - enqueued_at FROM esb_messages"
+        )
+    }
+    db.close()
+    assert stored["ours"] == stored["kombus"]
+    assert stored["ours"][2] == ("x-delay" in headers)
+    for message in messages:
+        message["properties"]["delivery_info"]["routing_key"] = "Q"
+    assert messages[0] == messages[1]
 
 def test_a_batch_that_raises_stores_nothing(conn: Connection, url: str) -> None:
     """Rows published in a batched_puts block that raises are never inserted."""
