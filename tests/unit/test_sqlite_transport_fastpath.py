@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,7 @@ def test_the_default_exchanges_publish_stores_what_kombus_basic_publish_stored(
         message["properties"]["delivery_info"]["routing_key"] = "Q"
     assert messages[0] == messages[1]
 
+
 def test_a_batch_that_raises_stores_nothing(conn: Connection, url: str) -> None:
     """Rows published in a batched_puts block that raises are never inserted."""
     ch = conn.channel()
@@ -252,3 +254,42 @@ def test_the_sources_acks_delete_their_rows_at_its_next_read_or_close(conn: Conn
         assert source.read(0.1) is None
         assert [row[3] for row in _rows(url, QUEUE)] == [1]
     assert [(row[2], row[3]) for row in _rows(url, QUEUE)] == [(1, 0)]  # the unacked one, given back
+
+
+def _deliveries(url: str, *, kombus_loop: bool) -> list[tuple[Any, ...]]:
+    """Consume 12 messages with a prefetch of 3 (every third requeued once, the rest acked as they
+    come), through the transport's ``drain_events`` or kombu's own loop; return what was delivered."""
+    seen: list[tuple[Any, ...]] = []
+    with Connection(url) as consuming:
+        if kombus_loop:
+            transport = consuming.transport
+            transport.drain_events = types.MethodType(virtual.Transport.drain_events, transport)
+        received: list[Any] = []
+        _consume(consuming, 3, received)
+        requeued: set[bytes] = set()
+        while len(seen) < 16:
+            consuming.drain_events(timeout=1)
+            message = received.pop()
+            seen.append((*_seen(message), message.delivery_tag, message.delivery_info["redelivered"]))
+            if int(message.body) % 3 == 0 and message.body not in requeued:
+                requeued.add(message.body)
+                message.reject(requeue=True)
+            else:
+                message.ack()
+    return seen
+
+
+def test_the_transports_drain_delivers_what_kombus_loop_delivers(tmp_path: Path) -> None:
+    """Deliveries handed out by the transport's shortcut (one channel, one queue, rows claimed ahead) are
+    kombu's loop's: the same messages in the same order, with the same tags, counts and redelivery flags,
+    across requeues and a prefetch window that fills."""
+    found = []
+    for kombus_loop in (False, True):
+        url = f"sqlite:///{tmp_path}/{kombus_loop}.db"
+        with Connection(url) as publishing:
+            ch = publishing.channel()
+            for i in range(12):
+                _publish(ch, str(i).encode(), headers={"n": i})
+        found.append(_deliveries(url, kombus_loop=kombus_loop))
+    assert len({body for body, *_ in found[0]}) == 12
+    assert found[0] == found[1]
