@@ -37,6 +37,16 @@ def hardened_parser(*, huge_tree: bool = False) -> etree.XMLParser:
 _PARSER = hardened_parser()
 
 
+def _may_declare_gbk(data: bytes) -> bool:
+    """False when ``_GBK_DECL`` cannot match: no ``gb``/``GB`` before the first ``>`` (its match lies
+    there, ``[^>]*`` never crosses one). Two ``find``s in C instead of the regex's backtracking over the
+    declaration (~1.4 µs) for the common UTF-8 body."""
+    end = data.find(b">")
+    if end < 0:
+        end = len(data)
+    return data.find(b"gb", 0, end) >= 0 or data.find(b"GB", 0, end) >= 0
+
+
 def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
     """Parse ``data`` into an element tree, refusing DTDs and entities; return the root element.
 
@@ -45,7 +55,8 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     """
     if len(data) > max_bytes:
         raise BodyTooLargeError(f"XML body of {len(data)} bytes is over the limit of {max_bytes}")
-    data = _GBK_DECL.sub(rb"\1gb18030\3", data, count=1)
+    if _may_declare_gbk(data):
+        data = _GBK_DECL.sub(rb"\1gb18030\3", data, count=1)
     try:
         tree = etree.fromstring(data, parser=_PARSER).getroottree()
     except etree.XMLSyntaxError as exc:

@@ -248,6 +248,24 @@ class Channel(virtual.Channel):
         finally:
             self._batch = None
 
+    def basic_publish(self, message: dict[str, Any], exchange: str, routing_key: str, **kwargs: Any) -> None:
+        """Publish ``message``: to the queue ``routing_key`` names on the default exchange (the hub's
+        sinks), through kombu's exchange routing otherwise.
+
+        The default exchange's path is kombu's own written out for a body left unencoded: the same keys
+        set on the message in the same order (so the same payload is stored), without its calls in between.
+        """
+        if exchange or self.body_encoding is not None:
+            return super().basic_publish(message, exchange, routing_key, **kwargs)  # type: ignore[no-any-return]
+        props = message["properties"]
+        props["body_encoding"] = None
+        props["delivery_tag"] = self._next_delivery_tag()
+        info = props["delivery_info"]
+        info["exchange"] = exchange
+        info["routing_key"] = routing_key
+        self._put(routing_key, message)
+        return None
+
     def _next_delivery_tag(self) -> str:
         """The publish's tag in the stored payload (kombu's uuid4 each time): :meth:`_get` replaces it."""
         return f"p{next(self._published)}"
@@ -484,6 +502,23 @@ class Transport(virtual.Transport):
         sqlite3.DatabaseError,
     )
     implements = virtual.Transport.implements.extend(exchange_type=frozenset(["direct"]))
+
+    def drain_events(self, connection: Any, timeout: Any = None, **kwargs: Any) -> Any:
+        """Deliver one message, as kombu's ``drain_events`` does.
+
+        When one channel consumes, from one queue, and that queue has a row claimed ahead, the row is
+        handed out at once: what kombu's two round-robin cycles (over channels, then over the channel's
+        queues) would come to, without their layers of calls per delivery. Anything else (several
+        channels or queues, nothing claimed, a full prefetch window) goes through kombu's own loop.
+        """
+        consuming = [channel for channel in self.channels if channel._consumers]
+        if len(consuming) == 1 and not kwargs:
+            channel = consuming[0]
+            queues = channel._active_queues
+            if len(queues) == 1 and channel._claimed.get(queues[0]) and channel.qos.can_consume():
+                self._deliver(channel._get(queues[0]), queues[0])
+                return None
+        return super().drain_events(connection, timeout, **kwargs)
 
     def driver_version(self) -> str:
         """The SQLite library's version."""

@@ -37,6 +37,14 @@ def _offer(message: Message, root: Any) -> None:
         share_parsed(message.body, root)
 
 
+def _missing(getters: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
+    """The ``getters`` whose key the message does not carry yet (``getters`` itself when it carries none
+    of them, the common case: no dict built per message)."""
+    if keys.keys().isdisjoint(getters):
+        return getters
+    return {name: getter for name, getter in getters.items() if name not in keys}
+
+
 def _scalar(value: Any) -> str | None:
     """The key's text (stripped), or None for nothing, an empty value or a structure."""
     if value is None or isinstance(value, dict | list | bool):
@@ -75,12 +83,11 @@ class RawKeys:
         Returns the warnings (also logged): one per group of keys that could not be read, with why.
         """
         warnings: list[str] = []
-        xpaths = {n: g for n, g in self.xpaths.items() if n not in message.business_keys}
-        jmespaths = {n: e for n, e in self.jmespaths.items() if n not in message.business_keys}
-        if xpaths:
-            warnings.extend(self._read(message, xpaths, lambda: _xml_root(message, self.max_bytes), _offer))
-        if jmespaths:
-            warnings.extend(self._read(message, jmespaths, lambda: self._json_view(message)))
+        keys = message.business_keys
+        if self.xpaths and (xpaths := _missing(self.xpaths, keys)):
+            warnings += self._read(message, xpaths, lambda: _xml_root(message, self.max_bytes), _offer)
+        if self.jmespaths and (jmespaths := _missing(self.jmespaths, keys)):
+            warnings += self._read(message, jmespaths, lambda: self._json_view(message))
         for warning in warnings:
             self.log.warning(
                 "raw business key not read", route=self.route_id, message_id=message.id,

@@ -27,6 +27,7 @@ from esb.transforms.siebelmsg import SiebelTransform
 from esb.transforms.xpathdialect import children
 from esb.xmlsafe import forget_parsed, parse_xml, share_parsed, take_parsed
 from simulators.crm import make_order
+from simulators.directory_scenario import plan_subscribers, subscriber_xml
 from simulators.process_orders import cancel_xml
 from simulators.siebel import siebel_order_xml
 from tests.unit.mapping_fixture import make_mapping_project
@@ -289,6 +290,30 @@ def test_the_cancel_routes_order_id_spelt_as_the_order_routes_reads_what_its_for
     former = {"order_id": RawKey(xpath=OLD_ORDER_XPATH, tag_escape="siebel")}
     found = _keys_found(project, "crm-cancel-to-hub", former, bodies)
     assert found["order_id"] > len(bodies) * 3 // 4
+
+
+#: crm-subscriber-to-hub's raw MSISDN as it was written before it was spelt without ``//`` (the reference).
+OLD_SERIAL_XPATH = (
+    "(//SiebelMessage//@{Serial Number} | //SiebelMessage//{Serial Number}"
+    " | //SiebelMessage//@SerialNumber)[1]"
+)
+
+
+def _subscribers() -> list[bytes]:
+    """The subscriber sample, the directory scenario's subscribers, and the number as an attribute."""
+    found = [(SAMPLES / "subscriber_listed.xml").read_bytes()]
+    found += [subscriber_xml(sub) for sub in plan_subscribers(12, "hot")]
+    found += [body.replace(b"<Asset>", b'<Asset SerialNumber="13900000001">', 1) for body in found[:3]]
+    return found
+
+
+def test_the_subscriber_routes_msisdn_reads_what_its_former_xpath_read(project: Project) -> None:
+    """crm-subscriber-to-hub's raw MSISDN (spelt as the order id, without ``//``) finds, in subscribers
+    and orders (wrapped, nested or renamed), what its former ``//`` XPath found."""
+    bodies = [variant for body in _subscribers() + ORDERS for variant in _wrapped(body)]
+    former = {"msisdn": RawKey(xpath=OLD_SERIAL_XPATH, tag_escape="siebel")}
+    found = _keys_found(project, "crm-subscriber-to-hub", former, bodies)
+    assert found["msisdn"] > len(_subscribers()) * 3
 
 
 def _full_message() -> Message:

@@ -97,6 +97,12 @@ def test_a_key_the_message_already_carries_is_kept() -> None:
     assert keys_of({"order_id": ORDER_NUMBER}, message) == ({"order_id": "SO-0"}, [])
 
 
+def test_only_the_keys_the_message_lacks_are_read() -> None:
+    """Of two keys, the one the message carries is kept as it is and the other is read from the body."""
+    message = Message(body=ELEMENT_FORM, business_keys={"order_id": "SO-0"})
+    keys = {"order_id": ORDER_NUMBER, "object": {"xpath": "/SiebelMessage/@IntObjectName"}}
+    assert keys_of(keys, message) == ({"order_id": "SO-0", "object": "Siebel Order"}, [])
+
 def test_the_shipped_routes_find_order_numbers_in_the_samples() -> None:
     """routes.yaml's raw keys read the Siebel order number in every EAI form the CRM mapping accepts, the
     first MSISDN of its lines where one has an MSISDN attribute, and the channel order's id."""

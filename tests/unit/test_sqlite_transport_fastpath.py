@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from kombu import Connection, Consumer, Queue
+from kombu.transport import virtual
 
 from adapters.queue import sqlite_read
 from adapters.queue.sqlite_transport import open_database
@@ -131,6 +133,45 @@ def test_a_batch_writes_the_rows_one_by_one_publishing_writes(conn: Connection, 
     assert batch == single
 
 
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"k": "v"}, id="plain"),
+        pytest.param({"x-delay": 60000, "esb-message-id": "m-1"}, id="delayed"),
+    ],
+)
+def test_the_default_exchanges_publish_stores_what_kombus_basic_publish_stored(
+    conn: Connection, url: str, body: bytes, headers: dict[str, Any]
+) -> None:
+    """The channel's own publish to the default exchange stores the very payload bytes, body and
+    visibility that kombu's ``basic_publish`` (encode, augment, route) stored, and leaves the message
+    dict as kombu left it."""
+    ours, kombus = conn.channel(), conn.channel()
+    messages = []
+    for ch, queue in ((ours, "ours"), (kombus, "kombus")):
+        ch.queue_declare(queue, durable=True)
+        message = ch.prepare_message(
+            body, content_type="application/xml", content_encoding="binary", headers=dict(headers)
+        )
+        publish = type(ch).basic_publish if ch is ours else virtual.Channel.basic_publish
+        publish(ch, message, exchange="", routing_key=queue)
+        messages.append(message)
+    db = sqlite3.connect(url[len("sqlite:///") :])
+    stored = {
+        queue: (payload.replace(queue.encode(), b"Q"), blob, delay > 59)
+        for queue, payload, blob, delay in db.execute(
+            "SELECT queue, payload, body, visible_at - enqueued_at FROM esb_messages"
+        )
+    }
+    db.close()
+    assert stored["ours"] == stored["kombus"]
+    assert stored["ours"][2] == ("x-delay" in headers)
+    for message in messages:
+        message["properties"]["delivery_info"]["routing_key"] = "Q"
+    assert messages[0] == messages[1]
+
+
 def test_a_batch_that_raises_stores_nothing(conn: Connection, url: str) -> None:
     """Rows published in a batched_puts block that raises are never inserted."""
     ch = conn.channel()
@@ -213,3 +254,42 @@ def test_the_sources_acks_delete_their_rows_at_its_next_read_or_close(conn: Conn
         assert source.read(0.1) is None
         assert [row[3] for row in _rows(url, QUEUE)] == [1]
     assert [(row[2], row[3]) for row in _rows(url, QUEUE)] == [(1, 0)]  # the unacked one, given back
+
+
+def _deliveries(url: str, *, kombus_loop: bool) -> list[tuple[Any, ...]]:
+    """Consume 12 messages with a prefetch of 3 (every third requeued once, the rest acked as they
+    come), through the transport's ``drain_events`` or kombu's own loop; return what was delivered."""
+    seen: list[tuple[Any, ...]] = []
+    with Connection(url) as consuming:
+        if kombus_loop:
+            transport = consuming.transport
+            transport.drain_events = types.MethodType(virtual.Transport.drain_events, transport)
+        received: list[Any] = []
+        _consume(consuming, 3, received)
+        requeued: set[bytes] = set()
+        while len(seen) < 16:
+            consuming.drain_events(timeout=1)
+            message = received.pop()
+            seen.append((*_seen(message), message.delivery_tag, message.delivery_info["redelivered"]))
+            if int(message.body) % 3 == 0 and message.body not in requeued:
+                requeued.add(message.body)
+                message.reject(requeue=True)
+            else:
+                message.ack()
+    return seen
+
+
+def test_the_transports_drain_delivers_what_kombus_loop_delivers(tmp_path: Path) -> None:
+    """Deliveries handed out by the transport's shortcut (one channel, one queue, rows claimed ahead) are
+    kombu's loop's: the same messages in the same order, with the same tags, counts and redelivery flags,
+    across requeues and a prefetch window that fills."""
+    found = []
+    for kombus_loop in (False, True):
+        url = f"sqlite:///{tmp_path}/{kombus_loop}.db"
+        with Connection(url) as publishing:
+            ch = publishing.channel()
+            for i in range(12):
+                _publish(ch, str(i).encode(), headers={"n": i})
+        found.append(_deliveries(url, kombus_loop=kombus_loop))
+    assert len({body for body, *_ in found[0]}) == 12
+    assert found[0] == found[1]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from esb.exceptions import BodyTooLargeError, DecodeError, UnsafeXMLError
-from esb.xmlsafe import parse_xml
+from esb.xmlsafe import _GBK_DECL, _may_declare_gbk, parse_xml
 
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><r>&xxe;</r>"""
@@ -67,3 +69,33 @@ def test_body_over_limit_is_refused_before_parsing() -> None:
     """A body larger than max_bytes raises BodyTooLargeError."""
     with pytest.raises(BodyTooLargeError):
         parse_xml(b"<r>" + b"x" * 100 + b"</r>", max_bytes=50)
+
+
+_DECL_PIECES = [
+    b"<?xml", b" ", b"\n", b"version='1.0'", b' version="1.0"', b" encoding=", b"encoding=", b'"', b"'",
+    b"gbk", b"GBK", b"gb2312", b"GB2312", b"Gbk", b"gb18030", b"UTF-8", b"?>", b">", b"<a>", b"</a>", b"x",
+]  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(_DECL_PIECES), max_size=12))
+def test_gbk_precheck_says_no_only_where_the_declaration_regex_changes_nothing(pieces: list[bytes]) -> None:
+    """The cheap check before the GBK declaration's regex answers False only for bodies the regex leaves
+    as they are (the check is an exact shortcut, never a change of what is parsed)."""
+    data = b"".join(pieces)
+    if not _may_declare_gbk(data):
+        assert _GBK_DECL.sub(rb"\1gb18030\3", data, count=1) == data
+
+
+@pytest.mark.parametrize(
+    "declaration",
+    [
+        b'<?xml version="1.0" encoding="GBK"?>',
+        b"<?xml version='1.0' encoding='gb2312'?>",
+        b'<?xml version="1.0" encoding="GB2312" standalone="yes"?>',
+    ],
+)
+def test_gbk_precheck_lets_every_gbk_declaration_through(declaration: bytes) -> None:
+    """Every declaration the regex rewrites passes the cheap check (the body is decoded as GB18030)."""
+    assert _may_declare_gbk(declaration + b"<a/>")
+    assert parse_xml(declaration + "<a>号</a>".encode("gb18030")).text == "号"
