@@ -22,10 +22,12 @@ per window: requests/s, this process's CPU (user + system, from ``getrusage``) a
 answered request over the window, the clients' CPU per request, the 1-minute load average. Target:
 ratio >= 0.7. ``--tree DIR`` runs the servers from another checkout (``git worktree add --detach``) to
 measure a baseline commit with this bench; ``--json`` prints one JSON line per window instead;
-``--store N`` only times the store's writes of N accepted orders (one thread, no HTTP).
+``--store N`` only times the store's writes of N accepted orders (one thread, no HTTP);
+``--per-thread`` adds each window's CPU and context switches per request by thread role (cheroot's
+workers, its I/O loop, the route's reader...; ``thread_stats.py``).
 
     .venv/bin/python bench/rest_bench.py [--seconds 3] [--clients 4] [--load raw,requests]
-        [--connections 1] [--threads N] [--tree DIR] [--json] [--store N]
+        [--connections 1] [--threads N] [--tree DIR] [--json] [--store N] [--per-thread]
 """
 
 from __future__ import annotations

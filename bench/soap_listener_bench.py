@@ -1,7 +1,8 @@
 """The hub's SOAP listener against a bare lxml handler on the same server stack, same run.
 
     .venv/bin/python bench/soap_listener_bench.py [--seconds 5] [--runs 3] [--clients 2] [--connections 4]
-        [--threads 8] [--concurrency 1] [--profile] [--kinds bare,listener,hub] [--base CHECKOUT]
+        [--threads 8] [--concurrency 1] [--profile] [--per-thread] [--kinds bare,listener,hub]
+        [--base CHECKOUT]
 
 The servers, each in its own process (so each one's CPU is its own):
 
@@ -33,6 +34,8 @@ average; then the medians and the ratio hub / bare of the medians.
 ``--profile`` also prints the hub's CPU per request by stage (``soap_profile.py``: thread CPU time of
 each stage's functions, medians of the windows); the timers cost the hub about 1 µs per timed call, so
 its figures with ``--profile`` are a little lower than without.
+``--per-thread`` prints each server's CPU and context switches per request by thread role (waitress's
+workers, its I/O loop, the route's reader...; ``thread_stats.py``), medians of the windows.
 """
 
 from __future__ import annotations
