@@ -22,10 +22,12 @@ per window: requests/s, this process's CPU (user + system, from ``getrusage``) a
 answered request over the window, the clients' CPU per request, the 1-minute load average. Target:
 ratio >= 0.7. ``--tree DIR`` runs the servers from another checkout (``git worktree add --detach``) to
 measure a baseline commit with this bench; ``--json`` prints one JSON line per window instead;
-``--store N`` only times the store's writes of N accepted orders (one thread, no HTTP).
+``--store N`` only times the store's writes of N accepted orders (one thread, no HTTP);
+``--per-thread`` adds each window's CPU and context switches per request by thread role (cheroot's
+workers, its I/O loop, the route's reader...; ``thread_stats.py``).
 
     .venv/bin/python bench/rest_bench.py [--seconds 3] [--clients 4] [--load raw,requests]
-        [--connections 1] [--threads N] [--tree DIR] [--json] [--store N]
+        [--connections 1] [--threads N] [--tree DIR] [--json] [--store N] [--per-thread]
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def _tree() -> Path:
 sys.path.insert(0, str(_tree()))
 
 import orjson  # noqa: E402
+import thread_stats  # noqa: E402 - bench/ is not a package: this file's folder is on sys.path
 
 from simulators.channel import tmf_order, to_json  # noqa: E402
 
@@ -184,12 +187,14 @@ def measure(
     connections: int = 1,
     warmup: float = 1.0,
     routed: Callable[[], int] | None = None,
-) -> dict[str, float]:
+    per_thread: bool = False,
+) -> dict[str, Any]:
     """Load ``url`` with ``clients`` processes of generator ``load`` (``connections`` each, raw only)
     for ``warmup`` + ``seconds`` once all are started; return requests/s answered 201 in the window, this
     process's CPU (µs) and context switches per answered request over the window, the clients' CPU per
     request sent (µs), the load average and, given ``routed`` (the route's count), the orders the route
-    took per second in the window (the listener answers before its route takes the order)."""
+    took per second in the window (the listener answers before its route takes the order); with
+    ``per_thread``, also the CPU and switches per request of each thread role (``thread_stats.py``)."""
     spawn = mp.get_context("spawn")  # never fork a process that runs server threads
     gate = Gate(spawn)
     run = f"{time.monotonic_ns()}-{url.rsplit(':', 1)[-1].split('/')[0]}"
@@ -206,9 +211,11 @@ def measure(
         gate.window.put((start, end))
     time.sleep(max(0.0, start - time.time()))
     before = resource.getrusage(resource.RUSAGE_SELF)
+    threads = thread_stats.snapshot() if per_thread else {}
     taken = routed() if routed is not None else 0
     time.sleep(max(0.0, end - time.time()))
     after = resource.getrusage(resource.RUSAGE_SELF)
+    threads_after = thread_stats.snapshot() if per_thread else {}
     taken = (routed() - taken) if routed is not None else 0
     results = [gate.out.get() for _ in procs]
     for proc in procs:
@@ -223,6 +230,7 @@ def measure(
         "client_us": sum(r[2] for r in results) / max(1, sum(r[1] for r in results)) * 1e6,
         "load_avg": os.getloadavg()[0],
         "routed_ps": taken / seconds,
+        **({"threads": thread_stats.per_role(threads, threads_after, answered)} if per_thread else {}),
     }
 
 
@@ -245,7 +253,7 @@ def bare_server(threads: int, server_class: str = "listener") -> tuple[Any, str]
     kind = ListenerServer if server_class == "listener" else wsgi.Server
     server = kind(("127.0.0.1", 0), app, numthreads=threads, server_name="esb", timeout=30)
     server.prepare()
-    threading.Thread(target=server.serve, daemon=True).start()
+    threading.Thread(target=server.serve, name="rest-bare", daemon=True).start()
     return server, f"http://127.0.0.1:{server.bind_addr[1]}/productOrder"
 
 
@@ -275,7 +283,7 @@ def listener(data_dir: Path, threads: int) -> tuple[Any, str, Callable[[], int]]
                 delivery.ack()
                 taken[0] += 1
 
-    threading.Thread(target=route, daemon=True).start()
+    threading.Thread(target=route, name="route reader", daemon=True).start()
     return source, f"{source.url}/productOrder", lambda: taken[0]
 
 
@@ -351,6 +359,10 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose adapters are measured")
     parser.add_argument("--json", action="store_true", help="one JSON line per window")
     parser.add_argument("--store", type=int, default=0, help="only time the store's writes of N orders")
+    parser.add_argument(
+        "--per-thread", action="store_true",
+        help="each server's CPU and switches per request by thread role (thread_stats.py)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.store:
         figures = store_writes(args.store)
@@ -366,8 +378,11 @@ def main() -> None:
     try:
         for load in args.load.split(","):
             connections = args.connections if load == "raw" else 1
-            base = measure(bare_url, load, args.seconds, args.clients, connections)
-            rest = measure(url, load, args.seconds, args.clients, connections, routed=routed)
+            per_thread = args.per_thread
+            base = measure(bare_url, load, args.seconds, args.clients, connections, per_thread=per_thread)
+            rest = measure(
+                url, load, args.seconds, args.clients, connections, routed=routed, per_thread=per_thread
+            )
             rows += [{"load": load, "server": "bare", **base}, {"load": load, "server": "listener", **rest}]
     finally:
         source.close()
@@ -383,6 +398,8 @@ def main() -> None:
             f"{row['cs']:4.1f} cs/req | clients {row['client_us']:4.0f} µs/req | load {row['load_avg']:.1f}"
             + (f" | routed {row['routed_ps']:.0f}/s" if row["server"] == "listener" else "")
         )
+        if "threads" in row:
+            print(thread_stats.table(row["threads"]))
     if not args.json:
         for i in range(0, len(rows), 2):
             ratio = rows[i + 1]["rps"] / rows[i]["rps"]

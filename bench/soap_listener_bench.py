@@ -1,7 +1,8 @@
 """The hub's SOAP listener against a bare lxml handler on the same server stack, same run.
 
     .venv/bin/python bench/soap_listener_bench.py [--seconds 5] [--runs 3] [--clients 2] [--connections 4]
-        [--threads 8] [--concurrency 1] [--profile] [--kinds bare,listener,hub] [--base CHECKOUT]
+        [--threads 8] [--concurrency 1] [--profile] [--per-thread] [--kinds bare,listener,hub]
+        [--base CHECKOUT]
 
 The servers, each in its own process (so each one's CPU is its own):
 
@@ -33,6 +34,8 @@ average; then the medians and the ratio hub / bare of the medians.
 ``--profile`` also prints the hub's CPU per request by stage (``soap_profile.py``: thread CPU time of
 each stage's functions, medians of the windows); the timers cost the hub about 1 µs per timed call, so
 its figures with ``--profile`` are a little lower than without.
+``--per-thread`` prints each server's CPU and context switches per request by thread role (waitress's
+workers, its I/O loop, the route's reader...; ``thread_stats.py``), medians of the windows.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import soap_profile  # noqa: E402 - bench/ is not a package: its folder is on sys.path
+import thread_stats  # noqa: E402
 
 from tests.integration.soap_project import free_port, siebel_account  # noqa: E402
 
@@ -101,7 +105,7 @@ def serve_bare(port: int, threads: int) -> Any:
         return [b""]
 
     server = make_server(app, "127.0.0.1", port, threads, limit)
-    threading.Thread(target=server.run, daemon=True).start()
+    threading.Thread(target=server.run, name="soap-bare", daemon=True).start()
     return server
 
 
@@ -160,6 +164,7 @@ def hub_project(folder: Path, port: int, threads: int, concurrency: int) -> Path
 
 _KEEP: list[Any] = []
 STAGES: list[Any] = []  # the hub's stage counters, with --profile
+THREADS: list[thread_stats.Snapshot] = []  # the threads' figures when the window opened, --per-thread
 
 
 def _log_file() -> Any:
@@ -237,7 +242,7 @@ class _Listener:
                 return True
 
             self.source.binding.inbox.put = put  # type: ignore[method-assign]
-        threading.Thread(target=self._route, daemon=True).start()
+        threading.Thread(target=self._route, name="route reader", daemon=True).start()
 
     def _route(self) -> None:
         while not self.stopping.is_set():
@@ -271,11 +276,16 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
         print("ready", flush=True)
         for line in sys.stdin:
             command, _, count = line.strip().partition(" ")
-            if command == "reset" and STAGES:
-                STAGES[0].reset()
+            if command == "reset":
+                if STAGES:
+                    STAGES[0].reset()
+                THREADS[:] = [thread_stats.snapshot()] if args.per_thread else []
             elif command == "report":
                 found = soap_profile.figures(STAGES[0], int(count)) if STAGES else {}
-                print(json.dumps(found), flush=True)
+                threads = (
+                    thread_stats.per_role(THREADS[0], thread_stats.snapshot(), int(count)) if THREADS else {}
+                )
+                print(json.dumps({"stages": found, "threads": threads}), flush=True)
         running.close() if kind == "bare" else running.stop()
 
 
@@ -300,6 +310,7 @@ def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[
             "--switch-interval",
             str(args.switch_interval),
             *(["--profile"] if args.profile else []),
+            *(["--per-thread"] if args.per_thread and root == ROOT else []),  # another checkout's bench
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -403,7 +414,7 @@ def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> 
     answered = sum(r[0] for r in results)
     proc.stdin.write(f"report {answered}\n")
     proc.stdin.flush()
-    stages = json.loads(proc.stdout.readline())
+    reported = json.loads(proc.stdout.readline())
     client_cpu = sum(r[1] for r in results)  # includes their warm-up second: an upper bound
     return {
         "rps": answered / args.seconds,
@@ -411,7 +422,9 @@ def window(proc: subprocess.Popen[str], port: int, args: argparse.Namespace) -> 
         "client_us": client_cpu / answered * 1e6,
         "switches": switches / answered,
         "load": os.getloadavg()[0],
-        "stages": stages,
+        # a checkout from before --per-thread (KIND@base) reports its stages alone
+        "stages": reported.get("stages", {}) if "threads" in reported else reported,
+        "threads": reported.get("threads", {}),
     }
 
 
@@ -433,6 +446,11 @@ def main() -> None:
         help="sys.setswitchinterval of the server processes, seconds (0: Python's default, 5 ms)",
     )
     parser.add_argument("--profile", action="store_true", help="the hub's CPU per request by stage")
+    parser.add_argument(
+        "--per-thread",
+        action="store_true",
+        help="each server's CPU and switches per request by thread role (thread_stats.py)",
+    )
     parser.add_argument(
         "--kinds",
         default="bare,listener,hub",
@@ -485,6 +503,14 @@ def summary(figures: dict[str, list[dict[str, Any]]], args: argparse.Namespace) 
             }
             print(f"\n{kind}: CPU per request by stage (medians of {args.runs} windows):")
             print(soap_profile.table(stages, med[kind]["cpu_us"], med[kind]["rps"]))
+    for kind, rows in figures.items() if args.per_thread else ():
+        roles = {name for r in rows for name in r["threads"]}
+        merged = {
+            name: [statistics.median(r["threads"].get(name, [0.0] * 4)[i] for r in rows) for i in range(4)]
+            for name in roles
+        }
+        print(f"\n{kind}: by thread role (medians of {args.runs} windows):")
+        print(thread_stats.table(merged))
     load = f"{args.clients} x {args.connections} connections, {args.threads} threads"
     print(f"\nmedians of {args.runs} runs ({load}):")
     base = med["bare"]
