@@ -57,6 +57,25 @@ def _listdir_raw(sftp: Any, path: bytes) -> list[Any]:
     return out
 
 
+def quiet_read_ahead(remote: Any) -> None:
+    """Make paramiko's read-ahead thread of the open file ``remote`` end quietly when the connection is lost.
+
+    ``SFTPFile.prefetch`` sends the read requests from a thread of its own, which dies with an unhandled
+    ``EOFError`` (a traceback on stderr, a failure under pytest) when the connection drops while it sends
+    (paramiko issue #2379). The download's own thread meets the same loss at its next read and reports it
+    (``RemoteTransferError``), so nothing is lost by ending the read-ahead without a word.
+    """
+    from paramiko import SSHException
+
+    send_requests = remote._prefetch_thread  # what prefetch() starts in its thread (paramiko 3-5)
+
+    def read_ahead(chunks: Any, max_concurrent_requests: Any) -> None:
+        with contextlib.suppress(EOFError, OSError, SSHException):
+            send_requests(chunks, max_concurrent_requests)
+
+    remote._prefetch_thread = read_ahead
+
+
 class SFTPRemote:
     """A folder on an SFTP server."""
 
@@ -165,6 +184,7 @@ class SFTPRemote:
     def download(self, name: str, target: BinaryIO) -> None:
         """Stream ``name`` with read-ahead (prefetch)."""
         with translated(f"download {name}", self.where), self.sftp.open(self._p(name), "rb") as remote:
+            quiet_read_ahead(remote)
             remote.prefetch()
             while True:
                 chunk = remote.read(CHUNK)

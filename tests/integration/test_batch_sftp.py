@@ -13,7 +13,7 @@ import pytest
 
 from adapters.batch import BatchEndpoint, BatchSink
 from adapters.batch.errors import HostKeyError, RemoteTransferError
-from adapters.batch.sftp import SFTPRemote
+from adapters.batch.sftp import SFTPRemote, quiet_read_ahead
 from esb.message import Message
 from simulators.batch_files import write_charge_file
 from tests.integration.proxy import CuttingProxy
@@ -201,5 +201,26 @@ def test_links_planted_over_sftp_are_never_followed(sshd: SSHServer, tmp_path: P
             remote.rename(f"{good}.ok" if (inbox / f"{good}.ok").exists() else "x", f"done/{good}.x")
         with pytest.raises(UnsafePathError, match="symbolic link"):
             remote.makedirs("done")
+    finally:
+        remote.close()
+
+
+def test_read_ahead_ends_quietly_when_the_connection_is_lost(sshd: SSHServer, tmp_path: Path) -> None:
+    """The read-ahead's requests on a lost connection end without an exception (paramiko raises EOFError)."""
+    inbox = _folder(sshd, "in_lost")
+    (inbox / "big.dat").write_bytes(b"x" * 300_000)
+    config = BatchEndpoint.model_validate(
+        {"adapter": "batch", "layout": "x", "remote": _remote(sshd, inbox)}
+    ).remote
+    remote = SFTPRemote(config, tmp_path)
+    remote.connect()
+    try:
+        handle = remote.sftp.open(remote._p("big.dat"), "rb")
+        remote.sftp.get_channel().get_transport().sock.close()  # the connection is gone
+        chunks = [(0, 32_768), (32_768, 32_768)]
+        with pytest.raises((EOFError, OSError)):
+            handle._prefetch_thread(chunks, None)  # paramiko's own: raises in its thread
+        quiet_read_ahead(handle)
+        handle._prefetch_thread(chunks, None)  # ends quietly
     finally:
         remote.close()
