@@ -122,6 +122,13 @@ class ProcessesSettings(_Section):
         default=None,
         description="endpoint for trigger and reply messages no instance takes (journaled either way)",
     )
+    backlog_grace: Duration = Field(
+        default=90.0,
+        description=(
+            "longest a due timer waits for its reply queues to be read back after a start or a lost broker"
+            " (above the broker's visibility_timeout)"
+        ),
+    )
 
 
 class MonitoringSettings(_Section):

@@ -22,6 +22,8 @@ from esb.journal import Journal
 from esb.logging import get_logger
 from esb.message import utcnow
 from esb.process.definition import walk
+from esb.process.engine.backlog import Backlog
+from esb.process.engine.inbox import wake
 from esb.process.engine.resources import ProjectResources
 from esb.process.engine.runner import Runner
 from esb.process.engine.store import ProcessStore
@@ -30,7 +32,7 @@ from esb.process.steps import AwaitStep
 from esb.runtime.metrics import ProcessMetrics
 from esb.runtime.process_inlet import DeadLetters, ProcessInlet, sweep_dead_replies
 from esb.runtime.process_journal import ProcessJournal
-from esb.typing import Delivery
+from esb.typing import Delivery, QueueInspector, capability
 
 if TYPE_CHECKING:
     from esb.project import Project
@@ -62,6 +64,7 @@ class ProcessService:
         self.resources = ProjectResources(project)
         self.notes = ProcessJournal(journal, self.store, metrics)
         self.dead_letters = DeadLetters(project, journal, metrics, self.settings.dead_letter)
+        self.backlog = Backlog(self.settings.backlog_grace)
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.log = get_logger("processes")
@@ -78,6 +81,8 @@ class ProcessService:
                 f"{len(self.catalog.findings)} process finding(s)", findings=self.catalog.findings
             )
         self.store.connect()
+        for endpoint in process_endpoints(self.catalog):
+            self.backlog.behind(endpoint)  # timers due now wait until what is on the queues is read
         for index in range(self.settings.runners):
             self._thread(f"process-runner-{index}", self._run, index)
         for endpoint in process_endpoints(self.catalog):
@@ -96,7 +101,7 @@ class ProcessService:
 
     def _runner(self, name: str) -> Runner:
         owner = f"{name}-{utcnow().strftime('%H%M%S%f')}"
-        return Runner(self.store, self.resources, owner=owner, lease=self.settings.lease)
+        return Runner(self.store, self.resources, owner=owner, lease=self.settings.lease, backlog=self.backlog)
 
     # -- runners ----------------------------------------------------------------------------------------
     def _run(self, index: int) -> None:
@@ -148,22 +153,45 @@ class ProcessService:
                     source.connect()
                 delivery = source.read(poll)
                 if delivery is None:
+                    self._drained(endpoint)
                     continue
                 self._settle(inlet, endpoint, delivery)
             except TransportError as exc:
                 self.log.warning("process endpoint or store unavailable, retrying", endpoint=endpoint,
                                  error=str(exc))  # fmt: skip
-                source = _closed(source)
-                self.stop_event.wait(RETRY_SECONDS)
+                source = self._lost(source, endpoint)
             except EsbError as exc:
                 self.log.error("process endpoint cannot be read", endpoint=endpoint, error=str(exc))
-                source = _closed(source)
-                self.stop_event.wait(RETRY_SECONDS)
+                source = self._lost(source, endpoint)
             except Exception:
                 self.log.exception("process reader failed; trying again", endpoint=endpoint)
-                source = _closed(source)
-                self.stop_event.wait(RETRY_SECONDS)
+                source = self._lost(source, endpoint)
         _closed(source)
+
+    def _lost(self, source: Any, endpoint: str) -> Any:
+        """Close a failed source (return None, the next source): the endpoint is behind until read back."""
+        _closed(source)
+        self.backlog.behind(endpoint)
+        self.stop_event.wait(RETRY_SECONDS)
+        return None
+
+    def _drained(self, endpoint: str) -> None:
+        """After an empty read: once nothing is in flight elsewhere either, wake the instances held for it.
+
+        A message another consumer holds (a killed hub's delivery, until its lease expires) is not
+        ready, so an empty read alone does not prove it was read; the queue's ``in_flight`` count (where
+        the adapter can say) must be nil too.
+        """
+        if not self.backlog.is_behind(endpoint):
+            return
+        inspector = capability(self.project.adapter_for(endpoint), QueueInspector)
+        if inspector is not None:
+            stats = inspector.queue_stats(self.project.endpoint(endpoint), self.project.context(endpoint))
+            if stats.get("in_flight", 0):
+                return
+        held = self.backlog.drained(endpoint)
+        self.log.info("process endpoint read back", endpoint=endpoint, woken=len(held))
+        wake(self.store, held)
 
     def _settle(self, inlet: ProcessInlet, endpoint: str, delivery: Delivery) -> None:
         """Take the delivery's message, or dead-letter it if taking it failed; then ack it.

@@ -31,7 +31,16 @@ from esb.process.engine.tables import (
 )
 from esb.process.steps import AwaitStep
 
-__all__ = ["CANCEL", "CancelAnswer", "accepts", "bury", "deliver_reply", "request_cancel", "take_reply"]
+__all__ = [
+    "CANCEL",
+    "CancelAnswer",
+    "accepts",
+    "bury",
+    "deliver_reply",
+    "request_cancel",
+    "take_reply",
+    "wake",
+]
 
 
 def to_row(message: Message) -> dict[str, Any]:
@@ -135,6 +144,28 @@ def deliver_reply(
         if wake is not None:
             _wake(conn, wake, now)
         return status
+
+
+def wake(store: ProcessStore, instance_ids: list[str], now: datetime | None = None) -> None:
+    """Make the running instances ``instance_ids`` and their timed branches due at ``now``.
+
+    Whoever calls it only makes instances due sooner (the lease holder's writes are not touched).
+    """
+    if not instance_ids:
+        return
+    now = now or utcnow()
+    t, b = process_instances.c, process_branches.c
+    with store.errors("wake"), store.engine.begin() as conn:
+        conn.execute(
+            process_instances.update()
+            .where(t.id.in_(instance_ids), t.status == "running", t.wake_at > now)
+            .values(wake_at=now)
+        )
+        conn.execute(
+            process_branches.update()
+            .where(b.instance_id.in_(instance_ids), b.status == "running", b.wake_at > now)
+            .values(wake_at=now)
+        )
 
 
 def _wake(conn: sa.Connection, row: Any, now: datetime) -> None:

@@ -24,8 +24,9 @@ from esb.message import Message, new_id, utcnow
 from esb.model.states import check_transition
 from esb.process.definition import Process, walk
 from esb.process.engine import branches, undo
+from esb.process.engine.backlog import Backlog, reply_endpoints
 from esb.process.engine.frame import Frames, top
-from esb.process.engine.inbox import CANCEL, take_reply
+from esb.process.engine.inbox import CANCEL, take_reply, wake
 from esb.process.engine.records import key_values, record_keys
 from esb.process.engine.resources import Resources
 from esb.process.engine.stepkinds import StepKinds
@@ -42,6 +43,8 @@ class Runner:
     """Runs process instances stored in ``store``, calling endpoints through ``resources``.
 
     One runner serves one thread; several runners (threads or processes) share a database safely.
+    ``backlog``: the hub's reply endpoints not read back yet, whose overdue timers are held
+    (:mod:`.backlog`); without one, timers fire when due.
     """
 
     def __init__(
@@ -52,8 +55,10 @@ class Runner:
         owner: str | None = None,
         lease: float = 30.0,
         clock: Callable[[], datetime] = utcnow,
+        backlog: Backlog | None = None,
     ) -> None:
         self.store = store
+        self.backlog = backlog
         self.resources = resources
         self.owner = owner or f"runner-{new_id()[:12]}"
         self.lease = lease
@@ -171,6 +176,18 @@ class Runner:
         if now + timedelta(seconds=seconds) > self._held_until(claim):
             self.store.extend(claim, seconds + self.lease, now)
             self._lease_until = now + timedelta(seconds=seconds + self.lease)
+
+    def timer_held(self, definition: Process) -> datetime | None:
+        """Until when a timer of ``definition`` that came due is held (its replies unread); None: fire it."""
+        if self.backlog is None:
+            return None
+        left = self.backlog.holds(reply_endpoints(definition))
+        return None if left is None else self.clock() + timedelta(seconds=left)
+
+    def hold(self, instance_id: str, definition: Process) -> None:
+        """After a held timer's write: be woken at the drain, or now if the replies were read meanwhile."""
+        if self.backlog is not None and not self.backlog.hold(instance_id, reply_endpoints(definition)):
+            wake(self.store, [instance_id], self.clock())
 
     def lease_ahead(self, claim: Claim, step: StepBase | None) -> dict[str, datetime]:
         """The lease end to write with a move on to ``step`` at once, if that step needs a longer one.

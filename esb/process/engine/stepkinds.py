@@ -130,7 +130,10 @@ class StepKinds:
         return True
 
     def wait(self, claim: Claim, frame: Frame, step: WaitStep) -> bool:
-        """A durable timer: the due time is stored on the step row and as ``wake_at``."""
+        """A durable timer: the due time is stored on the step row and as ``wake_at``.
+
+        Like an await's deadline, a due time that came while the replies are not read back is held.
+        """
         now = self.runner.clock()
         path = frame.path(step)
         try:
@@ -147,9 +150,14 @@ class StepKinds:
             if now < waiting.deadline:
                 self.frames.move(conn, claim, frame, attempt=frame.attempt, wake_at=waiting.deadline)
                 return False
-            close_step(conn, waiting.id, DONE)
-            self._next(conn, claim, frame)
-        return True
+            held = self.runner.timer_held(frame.definition)
+            if held is None:
+                close_step(conn, waiting.id, DONE)
+                self._next(conn, claim, frame)
+                return True
+            self.frames.move(conn, claim, frame, attempt=frame.attempt, wake_at=held)
+        self.runner.hold(frame.row.id, frame.definition)  # due, but the replies waiting are read first
+        return False
 
     def call(self, claim: Claim, frame: Frame, step: CallStep | SendStep) -> bool:
         """Call (request-reply) or send (one way) with the idempotency key; retry transient failures."""
@@ -233,7 +241,11 @@ class StepKinds:
         return True
 
     def await_(self, claim: Claim, frame: Frame, step: AwaitStep) -> bool:
-        """Consume the first matching reply from the inbox, or wait until the deadline (then on_timeout)."""
+        """Consume the first matching reply from the inbox, or wait until the deadline (then on_timeout).
+
+        A deadline that came due while the hub's reply endpoints are not read back yet is held
+        (:mod:`.backlog`): an answer waiting on the queue is taken first.
+        """
         spec = step.await_
         path = frame.path(step)
         value = frame.keys().get(spec.correlate.key)
@@ -282,8 +294,13 @@ class StepKinds:
             if waiting.deadline is None or now < waiting.deadline:
                 self.frames.move(conn, claim, frame, attempt=frame.attempt, wake_at=waiting.deadline)
                 return False
-            close_step(conn, waiting.id, TIMED_OUT, error=f"no reply by {waiting.deadline.isoformat()}")
-            return self._timed_out(conn, claim, frame, step)
+            held = self.runner.timer_held(frame.definition)
+            if held is None:
+                close_step(conn, waiting.id, TIMED_OUT, error=f"no reply by {waiting.deadline.isoformat()}")
+                return self._timed_out(conn, claim, frame, step)
+            self.frames.move(conn, claim, frame, attempt=frame.attempt, wake_at=held)
+        self.runner.hold(frame.row.id, frame.definition)  # overdue, but the replies waiting are read first
+        return False
 
     def _timed_out(self, conn: sa.Connection, claim: Claim, frame: Frame, step: AwaitStep) -> bool:
         """Apply ``on_timeout``: retry (back to the ``reply_to`` send), compensate, fail or alert."""
