@@ -101,7 +101,9 @@ class ProcessService:
 
     def _runner(self, name: str) -> Runner:
         owner = f"{name}-{utcnow().strftime('%H%M%S%f')}"
-        return Runner(self.store, self.resources, owner=owner, lease=self.settings.lease, backlog=self.backlog)
+        return Runner(
+            self.store, self.resources, owner=owner, lease=self.settings.lease, backlog=self.backlog
+        )
 
     # -- runners ----------------------------------------------------------------------------------------
     def _run(self, index: int) -> None:
@@ -184,11 +186,8 @@ class ProcessService:
         """
         if not self.backlog.is_behind(endpoint):
             return
-        inspector = capability(self.project.adapter_for(endpoint), QueueInspector)
-        if inspector is not None:
-            stats = inspector.queue_stats(self.project.endpoint(endpoint), self.project.context(endpoint))
-            if stats.get("in_flight", 0):
-                return
+        if self.backlog.holds([endpoint]) is not None and self._held_elsewhere(endpoint):
+            return  # (past the grace nothing is held any more: no need to ask the broker)
         held = self.backlog.drained(endpoint)
         self.log.info("process endpoint read back", endpoint=endpoint, woken=len(held))
         wake(self.store, held)
@@ -211,6 +210,21 @@ class ProcessService:
             delivery.ack(exc)
             raise
         delivery.ack()
+
+    def _held_elsewhere(self, endpoint: str) -> bool:
+        """True when another consumer holds messages of ``endpoint`` (or the broker could not count them).
+
+        False when the adapter cannot say (RabbitMQ gives a dead connection's deliveries back at once).
+        """
+        inspector = capability(self.project.adapter_for(endpoint), QueueInspector)
+        if inspector is None:
+            return False
+        try:
+            stats = inspector.queue_stats(self.project.endpoint(endpoint), self.project.context(endpoint))
+        except Exception as exc:  # not known: asked again at the next empty read (the grace bounds it)
+            self.log.warning("process endpoint cannot be counted", endpoint=endpoint, error=str(exc))
+            return True
+        return bool(stats.get("in_flight", 0))
 
     # -- stopping ---------------------------------------------------------------------------------------
     def stop(self, grace: float) -> None:

@@ -1,20 +1,22 @@
 """Issue 16's e2e: the assurance process (112 fault -> ticket -> work order -> closure) survives SIGKILLs.
 
 100 112 fault reports go onto the desk's queue of a project copy that runs the route fault112-to-hub and
-processes/fault_to_resolution.yaml (the technicians' answer deadline cut to 40 s in the copy); the hub runs
+processes/fault_to_resolution.yaml (the technicians' answer deadline cut to 3 s in the copy); the hub runs
 in a subprocess on the embedded default (SQLite queues, journal and store) and is SIGKILLed and restarted
 twice while faults are in flight (at 25% and 60% of them ended). The simulated work-order system runs in
-this process on loopback with a work-order hour of nine seconds, scripted per ticket: 10% of the first
+this process on loopback with a work-order hour of four seconds, scripted per ticket: 10% of the first
 technicians reject, 10% never answer (reassigned at the deadline), 5% complete after the due time
 (escalated). Every fault is a critical broadband fault of Hangzhou, Ningbo or Wenzhou (the table gives
-8 hours: 72 s here, longer than the answer deadline and a restart together), so a work order done in
-time is done long before its due time even across a restart
-(in a first run with 16 s, a quarter of the tickets in flight during a kill went past it). The answer
-deadline is longer than a restart and the killed hub's leases (5 s) together: a deadline that passes
-while the hub is down fires when it comes back, before the answers waiting on the queue are read (with
-3 s, a ticket accepted just before a kill was reassigned now and then, and with 20 s too once a restart
-took 20-23 s, on the two cores shared with other suites at load 13-20; with the shipped 30 minutes a
-restart does not matter).
+8 hours: 32 s here, longer than a restart at load 20 (20-23 s) and the work together), so a work order
+dispatched in time is done before its due time even when a kill falls between its pick and its dispatch.
+
+The answer deadline is shorter than a restart on purpose: deadlines come due while the hub is down, and
+the restarted hub must read the answers already waiting on workorder.events (some of them leased to the
+killed hub's reader until their 60 s visibility timeout runs out) before it fires them, so a technician
+who accepted in time is not passed over (docs/processes.md, "Timers and answers across a restart"). The
+restarted hub holds such timers until its reply queues are read back (processes.backlog_grace, 90 s, at
+most). Before that rule a 3 s deadline reassigned a ticket accepted just before a kill now and then (and
+a 20 s one too once a restart took 20-23 s, at load 13-20), and this test ran with 40 s.
 
 Checked at the end: every ticket resolved, no instance left running, waiting, alert or stuck; each
 ticket offered to exactly the technicians its script needs (a pick redone after a kill gets the same
@@ -51,7 +53,7 @@ OFFERS = {"resolved": 1, "late": 1, "reject": 2, "silent": 2}
 
 
 def fault_project(target: Path) -> Path:
-    """The repository's project with only the 112 route and the assurance process (answer deadline 40 s)."""
+    """The repository's project with only the 112 route and the assurance process (answer deadline 3 s)."""
     copy_project(target)
     routes = yaml.safe_load((ROOT / "routes.yaml").read_text(encoding="utf-8"))["routes"]
     (target / "routes.yaml").write_text(
@@ -60,7 +62,7 @@ def fault_project(target: Path) -> Path:
     )
     document = yaml.safe_load((ROOT / "processes" / f"{PROCESS}.yaml").read_text(encoding="utf-8"))
     (answer,) = [s for s in document["steps"] if s["name"] == "answer"]
-    answer["await"]["deadline"] = "40s"
+    answer["await"]["deadline"] = "3s"
     processes = target / "processes"  # the copy holds only this definition
     if processes.exists():
         shutil.rmtree(processes)
@@ -109,7 +111,7 @@ def test_100_faults_survive_two_sigkills_on_the_embedded_default(
     project.settings.data_dir.mkdir(parents=True, exist_ok=True)
     faults = critical_broadband(plan_faults(100, "crash"))
     ids = {f.ticket_id for f in faults}
-    service = WorkOrderService(project, hour_seconds=9.0, answer_delay=0.2, work_delay=0.2)
+    service = WorkOrderService(project, hour_seconds=4.0, answer_delay=0.2, work_delay=0.2)
     service.serve(port=int(ports["ESB_WORKORDER_PORT"]))
     receivers = {
         name: QueueReceiver(project, name)

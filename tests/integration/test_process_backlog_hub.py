@@ -97,7 +97,12 @@ def make_project(root: Path, grace: float = 90.0) -> Project:
         "broker": {"transport_options": {"visibility_timeout": VISIBILITY}},
         "monitoring": {"enabled": False},
         "runtime": {"poll_timeout": "0.1s", "watch_project": False},
-        "processes": {"runners": 2, "poll": "0.1s", "dead_letter": "esb.process_dead", "backlog_grace": grace},
+        "processes": {
+            "runners": 2,
+            "poll": "0.1s",
+            "dead_letter": "esb.process_dead",
+            "backlog_grace": grace,
+        },
     }
     (root / "config" / "settings.yaml").write_text(yaml.safe_dump(settings))
     (root / "routes.yaml").write_text("routes: []\n")

@@ -9,6 +9,7 @@ import pytest
 
 from esb.process.engine import ProcessStore, Runner
 from tests.integration.pg_server import PostgresServer
+from tests.unit import test_process_backlog as _backlog_cases
 from tests.unit import test_process_engine as _cases
 from tests.unit import test_process_engine_branches as _branch_cases
 from tests.unit import test_process_status_query as _status_cases
@@ -16,12 +17,15 @@ from tests.unit import test_process_status_query as _status_cases
 pytestmark = pytest.mark.integration
 
 # The same test functions and fixtures, collected here with this module's `store_url`.
-for _module in (_cases, _branch_cases, _status_cases):
+for _module in (_cases, _branch_cases, _status_cases, _backlog_cases):
     globals().update({name: obj for name, obj in vars(_module).items() if name.startswith("test_")})
 store = _cases.store
 clock = _cases.clock
 fakes = _cases.fakes
 runner = _cases.runner
+ticks = _backlog_cases.ticks
+backlog = _backlog_cases.backlog
+held_runner = _backlog_cases.held_runner
 
 
 @pytest.fixture

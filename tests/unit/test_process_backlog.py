@@ -11,8 +11,7 @@ from esb.process.engine import ProcessStore, Runner, deliver_reply
 from esb.process.engine.backlog import Backlog, reply_endpoints
 from esb.process.engine.inbox import wake
 from tests.unit.test_process_engine import (
-    ACTIVATE,
-    RESERVE,
+    FLOW,
     RESULT,
     UNDOS,
     Clock,
@@ -23,12 +22,11 @@ from tests.unit.test_process_engine import (
     reply,
     steps_of,
 )
-from tests.unit.test_process_engine import clock as clock  # noqa: PLC0414 (the fixtures, re-exported)
-from tests.unit.test_process_engine import fakes as fakes  # noqa: PLC0414
-from tests.unit.test_process_engine import store as store  # noqa: PLC0414
-from tests.unit.test_process_engine import store_url as store_url  # noqa: PLC0414
+from tests.unit.test_process_engine import clock as clock
+from tests.unit.test_process_engine import fakes as fakes
+from tests.unit.test_process_engine import store as store
+from tests.unit.test_process_engine import store_url as store_url
 
-FLOW = [{"name": "start", "set_state": "inProgress"}, RESERVE, ACTIVATE, RESULT, {"name": "done", "set_state": "completed"}]
 DEADLINE = 30 * 60
 
 
@@ -147,7 +145,7 @@ def test_a_wait_that_came_due_is_held_too(
 def test_an_instance_held_after_the_drain_wakes_itself(
     store: ProcessStore, held_runner: Runner, clock: Clock, backlog: Backlog
 ) -> None:
-    """A hold written after the endpoint drained (the drain's wake came first) makes the instance due at once."""
+    """A hold written after the endpoint drained (the drain's wake came first) makes the instance due now."""
     iid = overdue(held_runner, clock)
     held_runner.run_due()
     backlog.drained("oss.results")
