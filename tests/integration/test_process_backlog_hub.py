@@ -52,7 +52,7 @@ steps:
       from: oss.results
       reply_to: activate
       correlate: {key: order_id, match: body.orderId}
-      deadline: 2s
+      deadline: 6s
       on_timeout: fail
       success: "body.result == 'COMPLETED'"
       into: activation
@@ -68,7 +68,7 @@ ignore:
 BACKLOG = 200
 
 #: Seconds a delivery read and not acked stays leased to its (killed) consumer on the embedded broker.
-VISIBILITY = 8
+VISIBILITY = 15
 
 HOLDER = """
 import sys, time
@@ -78,14 +78,14 @@ project = Project.load(Path(sys.argv[1]), environ={})
 endpoint = "oss.results"
 source = project.adapter_for(endpoint).source(project.endpoint(endpoint), project.context(endpoint))
 source.connect()
-delivery = source.read(10)
+delivery = source.read(60)
 print("held" if delivery is not None else "none", flush=True)
 time.sleep(120)
 """
 
 
 def make_project(root: Path, grace: float = 90.0) -> Project:
-    """A project whose process awaits OSS's result for 2 s, on the embedded broker with short leases."""
+    """A project whose process awaits OSS's result for 6 s, on the embedded broker with short leases."""
     systems: dict[str, Any] = {}
     for name, config in ENDPOINTS.items():
         system, endpoint = name.split(".", 1)
