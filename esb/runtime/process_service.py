@@ -21,14 +21,12 @@ from esb.exceptions import ConfigError, EsbError, TransportError
 from esb.journal import Journal
 from esb.logging import get_logger
 from esb.message import utcnow
-from esb.process.definition import walk
-from esb.process.engine.backlog import Backlog
+from esb.process.engine.backlog import Backlog, reply_endpoints
 from esb.process.engine.inbox import wake
 from esb.process.engine.resources import ProjectResources
 from esb.process.engine.runner import Runner
 from esb.process.engine.store import ProcessStore
 from esb.process.loader import ProcessCatalog, load_processes
-from esb.process.steps import AwaitStep
 from esb.runtime.metrics import ProcessMetrics
 from esb.runtime.process_inlet import DeadLetters, ProcessInlet, sweep_dead_replies
 from esb.runtime.process_journal import ProcessJournal
@@ -49,7 +47,7 @@ def process_endpoints(catalog: ProcessCatalog) -> list[str]:
     """Return every endpoint the processes read: current triggers and every version's awaits, sorted."""
     found = {catalog.current(name).process.trigger.from_ for name in catalog.names()}
     for definition in catalog.all():
-        found.update(s.await_.from_ for _, s in walk(definition.process.steps) if isinstance(s, AwaitStep))
+        found.update(reply_endpoints(definition.process))
     return sorted(found)
 
 
