@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/cli_bench.py [--runs 5] [--imports] [--before OTHER_CHECKOUT]
     .venv/bin/python bench/cli_bench.py --journal URL --key KEY [--evict [--pg-base BASE]]
+        [--before OTHER_CHECKOUT [--before-journal URL]]
 
 Each command runs in a fresh process (as an operator types it) against this repository's project on a
 fresh data folder (embedded defaults: SQLite journal and queues) whose journal holds one CRM order, which
@@ -20,6 +21,8 @@ imports that cost most (``python -X importtime``), to show what to make lazy nex
 messages) instead, ``esb trace KEY``; ``--evict`` also evicts the journal's files from the page cache
 before every run (bench/page_cache.py; a PostgreSQL server kept by ``bench/servers.py postgres start
 BASE`` is restarted: ``--pg-base BASE``), so each run reads the journal from the disk as after a reboot.
+``--before-journal URL`` gives the ``--before`` checkout its own copy of the journal, for a change whose
+migration the other checkout does not know (e.g. ``CREATE DATABASE b TEMPLATE a`` before migrating ``a``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.page_cache import evicter  # noqa: E402
+from bench.page_cache import evicter, journal_files  # noqa: E402
 
 TARGET_MS = 300.0
 #: The journaled message ``esb trace`` looks up.
@@ -115,17 +118,31 @@ def main() -> None:
     parser.add_argument("--imports", action="store_true", help="also list each command's costliest imports")
     parser.add_argument("--before", type=Path, default=None, help="another checkout, measured alike")
     parser.add_argument("--journal", help="a filled journal's URL (default: a fresh one with one order)")
+    parser.add_argument(
+        "--before-journal",
+        help="with --journal and --before: the other checkout's own copy of the journal (its schema may be"
+        " older: a migration's before and after on copies of one fill)",
+    )
     parser.add_argument("--key", default=TRACED, help="with --journal: the key esb trace looks up")
     parser.add_argument("--evict", action="store_true", help="with --journal: evict it before every run")
     parser.add_argument("--pg-base", type=Path, help="with --evict on PostgreSQL: the kept server's folder")
     args = parser.parse_args()
-    make_cold = evicter(args.journal, args.pg_base) if args.journal and args.evict else (lambda: None)
+    # the before checkout's SQLite copy evicted too (a PostgreSQL server's restart leaves both cold)
+    other = args.before_journal
+    cold_urls = [args.journal, *([other] if other and journal_files(other) else [])]
+    colds = [evicter(url, args.pg_base) for url in cold_urls] if args.journal and args.evict else []
+
+    def make_cold() -> None:
+        for cold in colds:
+            cold()
+
     with tempfile.TemporaryDirectory(prefix="esb-cli-bench-") as work:
         checkouts = {"": ROOT} if args.before is None else {"": ROOT, " (before)": args.before.resolve()}
         runs: dict[str, tuple[list[str], dict[str, str]]] = {}
         for suffix, checkout in checkouts.items():
             data_dir = f"{work}/data{len(runs)}"
-            env = environ(checkout, data_dir, f"{work}/pyc{len(runs)}", args.journal)
+            journal = args.before_journal if suffix and args.before_journal else args.journal
+            env = environ(checkout, data_dir, f"{work}/pyc{len(runs)}", journal)
             if not args.journal:
                 # seeded by the checkout's own code: its journal schema may be older than this one's
                 seed = f"from pathlib import Path\nTRACED = {TRACED!r}\n{inspect.getsource(seed_journal)}\n"

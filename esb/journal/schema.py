@@ -125,7 +125,8 @@ events = sa.Table(
 
 #: The message rows whose latest state is ``dead_lettered``, by their time of arrival (migrations 0011,
 #: 0014, 0018): replay's selection of a window's dead letters is one range of the covering
-#: ``ix_dead_letters_received_at`` (no message row, no event), and ``esb dlq``'s count reads no event.
+#: ``ix_dead_letters_received_at`` (no message row, no event), and ``esb dlq``'s count per route reads
+#: ``ix_dead_letters_route`` alone (0020).
 #: Kept by the database: a trigger on ``events`` adds a message's row with a ``dead_lettered`` event
 #: (``route``, ``received_at`` and ``message_id`` copied from the message), another removes it with any
 #: later event of another state (replayed, delivered, purged...); pruning the message deletes it (cascade).
@@ -140,6 +141,8 @@ dead_letters = sa.Table(
         ["message_seq"], ["messages.seq"], name="fk_dead_letters_message", ondelete="CASCADE"
     ),
     sa.Index("ix_dead_letters_received_at", "received_at", "route", "message_seq", "message_id"),
+    # esb dlq list's count per route, index-only (migration 0020); replay's window keeps the index above
+    sa.Index("ix_dead_letters_route", "route"),
 )
 
 #: The ingress messages (a body) whose latest state is not settled (migration 0016, ``SETTLED_STATES``:
