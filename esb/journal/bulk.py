@@ -269,7 +269,8 @@ class IdLookup:
         if not ids:
             return []
         if self._postgres:
-            result = conn.exec_driver_sql(self.sql, {"r": route, "ids": list(ids)})
+            listed = pgarrays.parameter(conn, "text", ids)
+            result = conn.exec_driver_sql(self.sql, {"r": route, "ids": listed})
         else:
             values = {"r": route, "ids": orjson.dumps(list(ids)).decode()}
             result = conn.exec_driver_sql(self.sql, tuple(values[name] for name in self._order))

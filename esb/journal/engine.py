@@ -33,7 +33,7 @@ _WRITE_OPTION = "esb_journal_write"
 
 
 def json_default(value: Any) -> Any:
-    """orjson's ``default`` for the journal's JSON: bytes as text (undecodable bytes escaped), else ``str``."""
+    """orjson's ``default`` for the journal's JSON: bytes as text (bad bytes escaped), else ``str``."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "backslashreplace")
     return str(value)

@@ -18,6 +18,7 @@ Text is UTF-8: the caller uses :func:`encoder` only on a connection whose client
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,8 +26,6 @@ from itertools import chain, repeat
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg import adapt, pq
-from psycopg.abc import AdaptContext
 
 from esb.journal.engine import dumps_json_bytes
 
@@ -63,30 +62,38 @@ class EncodedArray:
         self.oid = oid
 
 
-class _Dumper(adapt.Dumper):
-    """Hands an :class:`EncodedArray`'s bytes to the server as they are (binary format, its oid)."""
+@functools.cache
+def _dumper() -> type[Any]:
+    """psycopg's dumper of :class:`EncodedArray` (psycopg is imported only here: an optional dependency)."""
+    from psycopg import adapt, pq
 
-    format = pq.Format.BINARY
+    class EncodedArrayDumper(adapt.Dumper):
+        """Hands an :class:`EncodedArray`'s bytes to the server as they are (binary format, its oid)."""
 
-    def get_key(self, obj: Any, format: adapt.PyFormat) -> Any:
-        """One dumper per array type (its oid)."""
-        return (EncodedArray, obj.oid)
+        format = pq.Format.BINARY
 
-    def upgrade(self, obj: Any, format: adapt.PyFormat) -> _Dumper:
-        """The dumper of ``obj``'s array type."""
-        dumper = _Dumper(EncodedArray)
-        dumper.oid = obj.oid
-        return dumper
+        def get_key(self, obj: Any, format: adapt.PyFormat) -> Any:
+            """One dumper per array type (its oid)."""
+            return (EncodedArray, obj.oid)
 
-    def dump(self, obj: Any) -> bytes:
-        """The encoded array."""
-        data: bytes = obj.data
-        return data
+        def upgrade(self, obj: Any, format: adapt.PyFormat) -> adapt.Dumper:
+            """The dumper of ``obj``'s array type."""
+            dumper = EncodedArrayDumper(EncodedArray)
+            dumper.oid = obj.oid
+            return dumper
+
+        def dump(self, obj: Any) -> bytes:
+            """The encoded array."""
+            data: bytes = obj.data
+            return data
+
+    return EncodedArrayDumper
 
 
-def register(context: AdaptContext) -> None:
-    """Let psycopg send :class:`EncodedArray` values on ``context`` (a connection, or psycopg's adapters)."""
-    context.adapters.register_dumper(EncodedArray, _Dumper)
+def register(context: Any) -> None:
+    """Let psycopg send :class:`EncodedArray` values on ``context`` (a psycopg connection, or its adapters
+    map)."""
+    context.adapters.register_dumper(EncodedArray, _dumper())
 
 
 def _texts(values: Sequence[Any]) -> list[bytes]:
@@ -171,8 +178,15 @@ def usable(conn: sa.Connection) -> bool:
         driver = conn.connection.driver_connection
         ready = info[_READY] = getattr(getattr(driver, "info", None), "encoding", None) == "utf-8"
         if ready:
-            register(driver)  # type: ignore[arg-type]
+            register(driver)
     return bool(ready)
+
+
+def parameter(conn: sa.Connection, kind: str, values: Sequence[Any]) -> Any:
+    """``values`` as an array parameter for ``conn``: encoded here when it can be (:func:`encoded`,
+    :func:`usable`), else the list for psycopg to dump."""
+    array = encoded(kind, values) if usable(conn) else None
+    return list(values) if array is None else array
 
 
 def kind_of(cast: str) -> str | None:
