@@ -156,8 +156,10 @@ class BulkInsert:
     def _execute_arrays(
         self, conn: sa.Connection, sql: str, rows: list[Sequence[Any]], skip: set[int]
     ) -> sa.CursorResult[Any]:
-        """PostgreSQL: the rows turned into one list per column (processed column by column) and
-        inserted by the one ``unnest`` statement.
+        """PostgreSQL: the rows turned into one array per column and inserted by the one ``unnest``
+        statement. A column is encoded as a binary array in C loops (esb/journal/pgarrays.py, which does its
+        bind processor's work: JSON, UTC timestamps); a column it does not take goes as a list, each value
+        through its bind processor, for psycopg to dump.
 
         A column NULL in every row is sent as an empty array: ``unnest`` of several arrays pads the shorter
         ones with NULLs (PostgreSQL's documented behaviour), and psycopg dumps no element of it (a list of
