@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from esb.journal import pgrows, rollup
 from esb.journal.bulk import MESSAGE_COLUMNS, BulkInsert, BulkStatements
 from esb.journal.engine import DatabaseErrors
-from esb.journal.rows import keys_of, message_row
+from esb.journal.rows import keys_of, message_values
 from esb.journal.seen import Known, Seen
 from esb.journal.statements import Statements
 from esb.message import Message, utcnow
@@ -26,6 +26,8 @@ from esb.message import Message, utcnow
 Arrival = tuple[str, str, dict[str, Any] | None]
 #: ``(ingress message, state, [(output, endpoint), ...])``: one message's outcome in a batch.
 Outcome = tuple[Message, str, list[tuple[Message, str]]]
+#: Where a message row's values (esb/journal/rows.py, ``message_values``) hold these columns.
+_ID, _RECEIVED_AT, _DELIVERY_COUNT = map(MESSAGE_COLUMNS.index, ("id", "received_at", "delivery_count"))
 
 
 class BatchedWrites:
@@ -81,10 +83,11 @@ class BatchedWrites:
         conn: sa.Connection,
         route: str,
         insert: BulkInsert,
-        rows: list[dict[str, Any]],
+        rows: list[list[Any]],
         at: datetime,
     ) -> tuple[dict[str, int], list[str]]:
-        """Insert message ``rows`` (one statement, received at ``at``) and return ``{id: seq}`` of each:
+        """Insert message ``rows`` (``message_values``: one statement, received at ``at``) and return
+        ``{id: seq}`` of each:
         from the insert itself on PostgreSQL (``RETURNING``), from one look-up on SQLite; a row the insert
         ignored (``ON CONFLICT DO NOTHING``, or another writer's: already there) is looked up too. Also
         return the ids so looked up (every id on SQLite)."""
@@ -92,11 +95,10 @@ class BatchedWrites:
             return {}, []
         received = insert.processor("received_at")(at)
         for row in rows:
-            row["received_at"] = received
-        values = [tuple(row[c] for c in MESSAGE_COLUMNS) for row in rows]
-        returned = insert.insert_returning(conn, values, fixed=("received_at",))
+            row[_RECEIVED_AT] = received
+        returned = insert.insert_returning(conn, rows, fixed=("received_at",))
         seqs: dict[str, int] = dict(returned) if returned is not None else {}
-        missing = [row["id"] for row in rows if row["id"] not in seqs]
+        missing = [row[_ID] for row in rows if row[_ID] not in seqs]
         if missing:
             seqs.update(self._batched().existing(conn, route, missing))
         return seqs, missing
@@ -162,24 +164,22 @@ class BatchedWrites:
         seqs: dict[str, int],
         bodies: dict[str, bytes | None],
         now: datetime,
-    ) -> tuple[list[Arrival], list[dict[str, Any]]]:
+    ) -> tuple[list[Arrival], list[list[Any]]]:
         """Return ``(id, state, detail)`` of each arrival and the rows of the new messages; bump the
         delivery count of rows already there."""
         arrivals: list[Arrival] = []
-        pending: dict[str, dict[str, Any]] = {}
+        pending: dict[str, list[Any]] = {}
         for message, count in items:
             detail = {"delivery_count": count} if count > 1 else None
             if message.id in pending:  # the same id twice in one batch: the second is a redelivery
                 row = pending[message.id]
-                row["delivery_count"] = max(row["delivery_count"] + 1, count)
-                arrivals.append((message.id, "redelivered", {"delivery_count": row["delivery_count"]}))
+                row[_DELIVERY_COUNT] = max(row[_DELIVERY_COUNT] + 1, count)
+                arrivals.append((message.id, "redelivered", {"delivery_count": row[_DELIVERY_COUNT]}))
             elif message.id in seqs:
                 bumped = conn.execute(sql.bump_delivery_count, {"mid": message.id, "r": route, "dc": count})
                 arrivals.append((message.id, "redelivered", {"delivery_count": bumped.one()[1]}))
             else:
-                row = message_row(route, message, now, bodies[message.id])
-                row["delivery_count"] = count
-                pending[message.id] = row
+                pending[message.id] = message_values(route, message, now, bodies[message.id], count)
                 arrivals.append((message.id, "received", detail))
         return arrivals, list(pending.values())
 
@@ -244,7 +244,7 @@ class BatchedWrites:
         of outputs not journaled yet (their envelope, no body)."""
         seqs = {mid: found.seq for mid, found in known.items()}
         new_rows = {
-            output.id: message_row(route, output, now, None)
+            output.id: message_values(route, output, now, None)
             for _, _, sent in outcomes
             for output, _ in sent
             if output.id not in seqs

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
-from esb.journal import pgrows, rollup
+from esb.journal import pgarrays, pgrows, rollup
 from esb.journal.schema import business_keys, events, messages
 from esb.journal.statements import existing_ids, insert_ignore
 
@@ -57,6 +57,13 @@ class BulkInsert:
             None
             if _bound_as_is(table.c[name].type, dialect)
             else _bind_processor(table.c[name].type, dialect)
+            for name in order
+        ]
+        #: PostgreSQL: each column's array encoded by esb/journal/pgarrays.py (None: by psycopg).
+        self._kinds = [
+            pgarrays.kind_of(str(table.c[name].type.compile(dialect=dialect)))
+            if dialect.name == "postgresql"
+            else None
             for name in order
         ]
         #: PostgreSQL: the whole batch as one statement, one array parameter per column (None elsewhere).
@@ -149,8 +156,10 @@ class BulkInsert:
     def _execute_arrays(
         self, conn: sa.Connection, sql: str, rows: list[Sequence[Any]], skip: set[int]
     ) -> sa.CursorResult[Any]:
-        """PostgreSQL: the rows turned into one list per column (processed column by column) and
-        inserted by the one ``unnest`` statement.
+        """PostgreSQL: the rows turned into one array per column and inserted by the one ``unnest``
+        statement. A column is encoded as a binary array in C loops (esb/journal/pgarrays.py, which does its
+        bind processor's work: JSON, UTC timestamps); a column it does not take goes as a list, each value
+        through its bind processor, for psycopg to dump.
 
         A column NULL in every row is sent as an empty array: ``unnest`` of several arrays pads the shorter
         ones with NULLs (PostgreSQL's documented behaviour), and psycopg dumps no element of it (a list of
@@ -160,18 +169,26 @@ class BulkInsert:
         """
         columns = list(zip(*rows, strict=True))  # in ``columns`` order; strict: every row is whole
         count = len(rows)
-        params: dict[str, list[Any]] = {}
+        encoded = pgarrays.usable(conn)
+        params: dict[str, Any] = {}
+        every_null = True
         for at, name in enumerate(self._names):
             values = columns[self._order[at]]
+            kind = self._kinds[at] if encoded else None
             if values.count(None) == count:
-                params[name] = []
+                params[name] = [] if kind is None else pgarrays.encode(kind, ())
+                continue
+            every_null = False
+            array = None if kind is None else pgarrays.encoded(kind, values)
+            if array is not None:  # its processor's work done by the encoding (JSON, UTC timestamps)
+                params[name] = array
                 continue
             process = self._processors[at]
             if process is not None and at not in skip:
                 params[name] = [None if value is None else process(value) for value in values]
             else:
                 params[name] = list(values)
-        if not any(params.values()):  # all NULL (no table of ours allows it): let the database say so
+        if every_null:  # no table of ours allows it: let the database say so
             params = {name: [None] * count for name in params}
         return conn.exec_driver_sql(sql, params)
 
@@ -254,7 +271,8 @@ class IdLookup:
         if not ids:
             return []
         if self._postgres:
-            result = conn.exec_driver_sql(self.sql, {"r": route, "ids": list(ids)})
+            listed = pgarrays.parameter(conn, "text", ids)
+            result = conn.exec_driver_sql(self.sql, {"r": route, "ids": listed})
         else:
             values = {"r": route, "ids": orjson.dumps(list(ids)).decode()}
             result = conn.exec_driver_sql(self.sql, tuple(values[name] for name in self._order))

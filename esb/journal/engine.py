@@ -32,15 +32,21 @@ _HOLDS_WRITE = "esb_holds_write_lock"
 _WRITE_OPTION = "esb_journal_write"
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """orjson's ``default`` for the journal's JSON: bytes as text (bad bytes escaped), else ``str``."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "backslashreplace")
     return str(value)
 
 
+def dumps_json_bytes(value: Any) -> bytes:
+    """Serialise a header or detail dict for a JSON column, as UTF-8 (bytes and odd types become text)."""
+    return orjson.dumps(value, default=json_default, option=orjson.OPT_NON_STR_KEYS)
+
+
 def dumps_json(value: Any) -> str:
-    """Serialise a header or detail dict for a JSON column (bytes and odd types become text)."""
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    """:func:`dumps_json_bytes` as text: the engine's JSON serialiser."""
+    return dumps_json_bytes(value).decode("utf-8")
 
 
 def is_memory_sqlite(url: str) -> bool:

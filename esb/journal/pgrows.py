@@ -38,6 +38,7 @@ import sqlalchemy as sa
 
 from esb.journal.constants import SETTLED_STATES
 from esb.journal.partitions import PER_DAY
+from esb.journal.pgarrays import parameter
 
 #: The transaction-local setting by which a transaction says it writes these rows itself.
 SETTING = "esb.journal_rows"
@@ -128,7 +129,8 @@ def follow_events(conn: sa.Connection, events: Iterable[tuple[int, str]]) -> Non
     settled = [seq for seq, state in last.items() if state in SETTLED_STATES]
     handled = [seq for seq, state in last.items() if state != "dead_lettered"]
     if settled or handled:
-        conn.exec_driver_sql(_REMOVE, {"settled": settled, "handled": handled})
+        removed = {"settled": parameter(conn, "int8", settled), "handled": parameter(conn, "int8", handled)}
+        conn.exec_driver_sql(_REMOVE, removed)
     flying = [seq for seq, state in last.items() if state not in SETTLED_STATES]
     if flying:
-        conn.exec_driver_sql(_ADD_IN_FLIGHT, {"seqs": flying})
+        conn.exec_driver_sql(_ADD_IN_FLIGHT, {"seqs": parameter(conn, "int8", flying)})

@@ -35,6 +35,28 @@ def message_row(route: str, message: Message, now: datetime, body: bytes | None)
     }
 
 
+def message_values(
+    route: str, message: Message, now: datetime, body: bytes | None, delivery_count: int = 1
+) -> list[Any]:
+    """Return :func:`message_row`'s values in :data:`~esb.journal.bulk.MESSAGE_COLUMNS` order (the batched
+    path's rows: no dict per message), ``delivery_count`` as given."""
+    return [
+        message.id,
+        route,
+        message.correlation_id or message.id,
+        message.causation_id,
+        message.type,
+        message.source,
+        message.schema,
+        message.headers or None,
+        body,
+        message.created_at,
+        now,
+        message.attempt,
+        delivery_count,
+    ]
+
+
 def event_row(
     route: str,
     message_seq: int,

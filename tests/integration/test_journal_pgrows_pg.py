@@ -12,7 +12,7 @@ from alembic import command
 
 from esb.journal import Journal
 from esb.journal.migrate import alembic_config
-from esb.journal.rows import message_row
+from esb.journal.rows import message_values
 from esb.message import Message, utcnow
 from tests.integration.pg_server import PostgresJournals
 from tests.integration.test_journal_lookups_pg import FROM_ROWS, LOOKUPS, rows
@@ -118,7 +118,7 @@ def test_two_writers_of_one_id_make_one_row(pg_journals: PostgresJournals, first
     bulk.claim(conn)
     now = utcnow()
     inserted, _ = first._insert_rows(
-        conn, ROUTE, bulk.messages, [message_row(ROUTE, message, now, b"x")], now
+        conn, ROUTE, bulk.messages, [message_values(ROUTE, message, now, b"x")], now
     )
     batch = threading.Thread(target=lambda: done.append(second.received_many(ROUTE, [(message, 1)])))
     batch.start()
@@ -152,7 +152,7 @@ def test_a_stale_entry_is_taken_over_and_a_live_one_is_not(journal: Journal) -> 
     now = utcnow()
     with journal._write()[0].begin() as conn:
         bulk.claim(conn)
-        made = [message_row(ROUTE, m, now, None) for m in (stale, live)]
+        made = [message_values(ROUTE, m, now, None) for m in (stale, live)]
         inserted, looked_up = journal._insert_rows(conn, ROUTE, bulk.outputs, made, now)
     assert looked_up == [live.id]
     assert inserted[live.id] == live_seq[0][0]

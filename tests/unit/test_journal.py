@@ -561,8 +561,10 @@ def test_bulk_inserts_store_what_the_sqlalchemy_path_stores(journal: Journal) ->
 
 def test_bulk_insert_is_one_statement_per_batch(journal: Journal) -> None:
     """A batch's rows reach the database in few driver calls: one array statement on PostgreSQL (not a
-    Bind/Execute per row), multi-row statements of power-of-two sizes on SQLite (not a row at a time)."""
+    Bind/Execute per row) whose every column is already a binary array (esb/journal/pgarrays.py, not a list
+    psycopg dumps element by element), multi-row statements of power-of-two sizes on SQLite."""
     from esb.journal.bulk import BulkStatements
+    from esb.journal.pgarrays import EncodedArray
 
     message = order()
     journal.received("orders", message)
@@ -571,9 +573,11 @@ def test_bulk_insert_is_one_statement_per_batch(journal: Journal) -> None:
     with engine.connect() as conn:
         seq = conn.execute(sa.text("SELECT seq FROM messages")).scalar_one()
     calls: list[tuple[str, bool]] = []
+    parameters: list[object] = []
 
     def count(*event: object) -> None:  # conn, cursor, statement, parameters, context, executemany
         calls.append((str(event[2]), bool(event[5])))
+        parameters.append(event[3])
 
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
@@ -585,6 +589,9 @@ def test_bulk_insert_is_one_statement_per_batch(journal: Journal) -> None:
     postgres = engine.dialect.name == "postgresql"
     if postgres:
         assert inserts == [(bulk.keys.arrays_sql, False)]
+        [sent] = [p for p, (sql, _) in zip(parameters, calls, strict=True) if sql.startswith("WITH")]
+        assert isinstance(sent, dict)
+        assert all(isinstance(value, EncodedArray) for value in sent.values()), sent
     else:
         assert bulk.keys.values is not None
         assert inserts == [(bulk.keys.values.text(size), False) for size in (32, 16, 2)]
