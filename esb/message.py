@@ -73,6 +73,12 @@ class Message:
     created_at: datetime = dataclasses.field(default_factory=utcnow)
     attempt: int = 1
     business_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: ``(body, its bytes)`` once :meth:`body_bytes` serialised a body that is not bytes or text: the
+    #: journal and the sink ask for the same output's bytes, and get them from one serialisation. Not
+    #: an init argument, not compared, not copied by :meth:`replace` or :func:`dataclasses.replace`.
+    _serialised: tuple[Any, bytes] | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.correlation_id:
@@ -101,6 +107,7 @@ class Message:
         new.created_at = self.created_at
         new.attempt = self.attempt
         new.business_keys = self.business_keys
+        new._serialised = None
         for name, value in changes.items():
             setattr(new, name, value)
         if not new.correlation_id:
@@ -130,17 +137,29 @@ class Message:
         Keys that are not strings (``{1: "a"}``) are written as strings. orjson's option for them
         doubles the cost of every document, so it is used only for a body the plain call refuses
         (tests/unit/test_hot_path.py checks both give the same bytes and the same errors).
+
+        A JSON body is serialised once: the bytes are kept with the body object they came from and given
+        again while ``body`` is that object (a sink and the journal both ask for a delivered output's
+        bytes). A body assigned anew is serialised anew; a body changed *in place* after this call must
+        be assigned again (``message.body = body``) or copied (:meth:`replace`) to be serialised again.
         """
         body = self.body
         if isinstance(body, bytes):
             return body
         if isinstance(body, str):
             return body.encode("utf-8")
+        kept = self._serialised
+        if kept is not None and kept[0] is body:  # the body object holds the reference: its id is not reused
+            return kept[1]
+        data: bytes | None
         try:
-            return orjson.dumps(body)
+            data = orjson.dumps(body)
         except orjson.JSONEncodeError:  # a non-string key, or a value JSON cannot hold: the full call says
-            pass
-        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+            data = None
+        if data is None:
+            data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+        self._serialised = (body, data)
+        return data
 
     def wire_headers(self) -> dict[str, Any]:
         """Return the headers to put on the wire: the route's headers plus the envelope's fields."""
@@ -188,5 +207,6 @@ class Message:
         return {"message_id": self.id, "correlation_id": self.correlation_id}
 
 
-#: Every field of a Message (Message.replace writes them out: a test checks it misses none).
-_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Message))
+#: Every field of a Message given to its constructor (Message.replace writes them out: a test checks it
+#: misses none); ``_serialised`` is a cache, never copied.
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Message) if f.init)
