@@ -128,7 +128,7 @@ class QueueSource:
             acks = self._acks  # this connection's: a delivery is settled on the channel that handed it out
             if acks is not None:
                 acks.handed_out(raw.delivery_tag)
-        message = Message.from_wire(_body(raw), dict(raw.headers or {}), source=self.context.endpoint)
+        message = Message.from_wire(_body(raw), raw.headers, source=self.context.endpoint)  # copies them
         return Delivery(
             message, lambda error: self._settle(raw, error, acks), delivery_count=delivery_count(raw)
         )

@@ -91,4 +91,3 @@ def test_a_source_waiting_on_an_idle_queue_keeps_its_deliveries_leased(tmp_path:
         for delivery in held:
             assert delivery is not None
             delivery.ack()
-
