@@ -43,16 +43,15 @@ class translate_errors:  # noqa: N801 - used as a function (``with translate_err
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> None:
         if exc is None or isinstance(exc, EsbError):
-            return False
+            return  # the hub's own errors pass through unchanged
         if isinstance(exc, ValueError):
             if self.action != "connect":
-                return False
+                return
             raise ConfigError(f"broker {mask_url(self.url)}: {mask_url(str(exc))}") from exc
         if isinstance(exc, BROKER_ERRORS):
             detail = mask_url(str(exc)) or type(exc).__name__
             raise TransportError(
                 f"queue {self.action} failed: {type(exc).__name__}: {detail}", endpoint=self.url
             ) from exc
-        return False
