@@ -33,6 +33,7 @@ import adapters.queue.sqlite_transport  # noqa: F401 - registers the sqlite tran
 from esb.logging import configure_logging
 from esb.project import Project
 from esb.runtime.hub import Hub
+from esb.startup import defer_collection
 from simulators.crm import CRMSimulator, make_order
 from simulators.siebel import siebel_order_xml
 
@@ -74,7 +75,11 @@ def raw_pass_through(payloads: list[bytes]) -> tuple[float, float]:
 
 
 def hub_project() -> Project:
-    """The repository's project on a fresh data folder."""
+    """The repository's project on a fresh data folder, loaded as ``esb run`` loads it: what the load
+    built is frozen out of the cyclic collector's full passes (esb/startup.py). Without it the bench's
+    hub paid ~30-40 µs a message of full collections over ~130,000 start-up objects that ``esb run``
+    never pays (bench/README.md, "Eighth pass")."""
+    defer_collection()  # as the ``esb`` entry point does; Project.load ends it with gc.freeze()
     data = tempfile.mkdtemp(prefix="bench-hub-")
     return Project.load(ROOT, environ={"ESB_DATA_DIR": data, "ESB_RUNTIME__POLL_TIMEOUT": "0.05s"})
 

@@ -170,6 +170,7 @@ class FileRun:
         message.created_at = self.created_at
         message.attempt = 1
         message.business_keys = {}
+        message._serialised = None  # the serialisation cache (esb.message): empty
         if count == 1:
             return Delivery(message, partial(self._settle, number, body, 1))
         return Delivery(message, partial(self._settle, number, body, count), delivery_count=count)

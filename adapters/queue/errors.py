@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 import amqp.exceptions
 import kombu.exceptions
@@ -24,22 +23,35 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@contextmanager
-def translate_errors(url: str, action: str) -> Iterator[None]:
+class translate_errors:  # noqa: N801 - used as a function (``with translate_errors(url, action):``)
     """Turn a broker library's exception raised inside the block into TransportError (URL masked).
 
     ``action`` says what was being done (``connect``, ``publish``, ``ack``...). The hub's own errors
     pass through unchanged; a ValueError while connecting (a bad URL or transport option) is a
-    ConfigError.
+    ConfigError. A class rather than a ``@contextmanager`` generator: it wraps every read and ack, and
+    costs a quarter as much.
     """
-    try:
-        yield
-    except EsbError:
-        raise
-    except ValueError as exc:
-        if action != "connect":
-            raise
-        raise ConfigError(f"broker {mask_url(url)}: {mask_url(str(exc))}") from exc
-    except BROKER_ERRORS as exc:
-        detail = mask_url(str(exc)) or type(exc).__name__
-        raise TransportError(f"queue {action} failed: {type(exc).__name__}: {detail}", endpoint=url) from exc
+
+    __slots__ = ("action", "url")
+
+    def __init__(self, url: str, action: str) -> None:
+        self.url = url
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, EsbError):
+            return  # the hub's own errors pass through unchanged
+        if isinstance(exc, ValueError):
+            if self.action != "connect":
+                return
+            raise ConfigError(f"broker {mask_url(self.url)}: {mask_url(str(exc))}") from exc
+        if isinstance(exc, BROKER_ERRORS):
+            detail = mask_url(str(exc)) or type(exc).__name__
+            raise TransportError(
+                f"queue {self.action} failed: {type(exc).__name__}: {detail}", endpoint=self.url
+            ) from exc

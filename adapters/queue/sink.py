@@ -58,6 +58,7 @@ class QueueSink:
         self._keepalive: Keepalive | None = None
         self._mandatory = False
         self._confirms: ConfirmTracker | None = None
+        self._direct: Any = None  # the SQLite channel when publishes skip kombu's Producer (_produce)
 
     @property
     def url(self) -> str:
@@ -75,6 +76,10 @@ class QueueSink:
             on_return = self._on_return if hasattr(channel, "events") else None
             self._producer = Producer(channel, exchange=queue.exchange, on_return=on_return)
             self._confirms = ConfirmTracker(channel) if amqp else None
+            # the embedded transport's default exchange: the message kombu's Producer would make, handed
+            # to the channel directly (the queue was declared just now; no codec, no compression)
+            direct = not amqp and not self.endpoint.exchange and hasattr(channel, "batched_puts")
+            self._direct = channel if direct else None
         self._conn = conn
         if amqp and self._broker.heartbeat:
             self._keepalive = Keepalive(conn, self._lock, f"sink-{self.endpoint.queue}")
@@ -181,6 +186,9 @@ class QueueSink:
         if self._producer is None or self._queue is None:
             raise TransportError("queue sink lost its connection", endpoint=self.url)
         content_type = str(message.headers.get(WIRE_CONTENT_TYPE) or "application/octet-stream")
+        if self._direct is not None:
+            self._publish_direct(self._direct, message, content_type)
+            return
         self._producer.publish(
             message.body_bytes(),
             routing_key=self.endpoint.publish_key,
@@ -195,6 +203,34 @@ class QueueSink:
         if self._confirms is not None:
             self._confirms.published_one()
 
+    def _publish_direct(self, channel: Any, message: Message, content_type: str) -> None:
+        """Publish on the embedded transport's default exchange without kombu's Producer (~4 µs a publish).
+
+        kombu's ``Producer.publish`` and the channel's ``prepare_message`` written out for this case: the
+        same message dict, its keys in the same order (tests/unit/test_queue_sink_direct.py compares the
+        rows stored both ways).
+        """
+        properties = {
+            "delivery_mode": PERSISTENT,
+            "delivery_info": {},
+            "priority": channel.default_priority,
+        }
+        channel.basic_publish(
+            {
+                "body": message.body_bytes(),
+                "content-encoding": "binary",
+                "content-type": content_type,
+                "headers": message.wire_headers() or {},
+                "properties": properties,
+            },
+            exchange="",
+            routing_key=self.endpoint.publish_key,
+            mandatory=self._mandatory,
+            immediate=False,
+            timeout=None,
+            confirm_timeout=None,
+        )
+
     def close(self) -> None:
         """Disconnect. Safe to call twice."""
         keepalive, self._keepalive = self._keepalive, None
@@ -204,6 +240,7 @@ class QueueSink:
             conn, self._conn = self._conn, None
             self._producer = None
             self._confirms = None
+            self._direct = None
             if conn is not None:
                 with contextlib.suppress(*BROKER_ERRORS):
                     conn.release()

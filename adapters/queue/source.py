@@ -40,8 +40,9 @@ from esb.logging import get_logger
 from esb.message import Message
 from esb.typing import Delivery
 
-#: On AMQP, heartbeats are checked at most this often by reads (seconds); heartbeat intervals are tens
-#: of seconds, and a check per delivery was ~10 µs of a batch member's CPU.
+#: Reads run the keep-alive (AMQP heartbeats, the SQLite transport's lease renewal) at most this often
+#: (seconds): heartbeat intervals are tens of seconds and leases are renewed at half their
+#: ``visibility_timeout`` (30 s by default); a check per delivery was ~10 µs of a batch member's CPU.
 HEARTBEAT_CHECK_EVERY = 0.2
 
 
@@ -75,7 +76,7 @@ class QueueSource:
         self._heartbeats: Keepalive | None = None
         self._broken: BaseException | None = None
         self._acks: PendingAcks | None = None
-        self._checked = 0.0  # when heartbeats were last checked (AMQP)
+        self._checked = 0.0  # when the keep-alive last ran (heartbeats on AMQP, leases on SQLite)
 
     @property
     def url(self) -> str:
@@ -127,7 +128,7 @@ class QueueSource:
             acks = self._acks  # this connection's: a delivery is settled on the channel that handed it out
             if acks is not None:
                 acks.handed_out(raw.delivery_tag)
-        message = Message.from_wire(_body(raw), dict(raw.headers or {}), source=self.context.endpoint)
+        message = Message.from_wire(_body(raw), raw.headers, source=self.context.endpoint)  # copies them
         return Delivery(
             message, lambda error: self._settle(raw, error, acks), delivery_count=delivery_count(raw)
         )
@@ -139,7 +140,7 @@ class QueueSource:
         with translate_errors(self.url, "read"):
             while not self._buffer:
                 now = time.monotonic()
-                if self._acks is None or now - self._checked >= HEARTBEAT_CHECK_EVERY:
+                if now - self._checked >= HEARTBEAT_CHECK_EVERY:
                     self._keepalive(conn)
                     self._checked = now
                 remaining = deadline - now

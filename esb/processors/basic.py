@@ -32,6 +32,8 @@ class SchemaValidator:
         """Return the message (its body parsed if it came as JSON bytes), marked with its schema, if valid."""
         body = json_body(message.body, f"validate {self.schema_name}")
         self.validator.validate(body)
+        if body is message.body and message.schema == self.schema_name:
+            return [message]  # already parsed and marked (after a transform to this schema): no copy
         return [message.replace(body=body, schema=self.schema_name)]
 
 

@@ -40,15 +40,19 @@ class Outlet:
         self._recipients: Expression | None = None
         if isinstance(route.to, RecipientList):
             self._recipients = Expression(route.to.recipients, f"route {route.id}: to.recipients")
+        #: the fixed endpoints (a route's ``to`` does not change while its worker runs)
+        self._fixed = route.destinations()
+        #: endpoint -> (its sink, whether that sink writes many): a protocol check is ~10 µs
+        self._many: dict[str, tuple[Any, bool]] = {}
         self._transforms = {
             endpoint: project.transforms.get(name)
             for endpoint, name in route.destination_transforms().items()
         }
 
     def destinations(self, message: Message) -> list[str]:
-        """Return the endpoints ``message`` goes to."""
+        """Return the endpoints ``message`` goes to (the route's own list when fixed: do not change it)."""
         if self._recipients is None:
-            return self.route.destinations()
+            return self._fixed
         assert isinstance(self.route.to, RecipientList)
         named = self._recipients.evaluate(message)
         if isinstance(named, str):
@@ -134,12 +138,16 @@ class Outlet:
 
     def writes_many(self, endpoint: str) -> bool:
         """True when ``endpoint``'s sink confirms several messages at once (``BatchWriter``)."""
-        return capability(self._sink(endpoint), BatchWriter) is not None
+        sink = self._sink(endpoint)
+        known = self._many.get(endpoint)
+        if known is None or known[0] is not sink:  # checked once per sink (a new one after a drop)
+            known = self._many[endpoint] = (sink, capability(sink, BatchWriter) is not None)
+        return known[1]
 
     def write_many(self, endpoint: str, messages: list[Message]) -> None:
         """Write several messages to an endpoint whose sink confirms them together."""
-        sink = capability(self._sink(endpoint), BatchWriter)
-        assert sink is not None, "writes_many() first"
+        assert self.writes_many(endpoint), "writes_many() first"
+        sink: BatchWriter = self._sink(endpoint)
         try:
             sink.write_many(messages)  # outside any message's span: each carries its inbound traceparent
         except TransportError:
@@ -170,6 +178,7 @@ class Outlet:
             span.outcome("delivered")
 
     def _drop(self, endpoint: str) -> None:
+        self._many.pop(endpoint, None)
         sink = self._sinks.pop(endpoint, None)
         if sink is not None:
             with contextlib.suppress(Exception):  # closing a broken connection may fail too

@@ -29,10 +29,13 @@ class BusinessKeys:
 
     def __init__(self, expressions: dict[str, Expression]) -> None:
         self.expressions = expressions
+        self._names = frozenset(expressions)
 
     def __call__(self, message: Message) -> None:
         """Add every key the message now yields to ``message.business_keys``."""
-        if not self.expressions or isinstance(message.body, bytes | bytearray):
+        if not self.expressions or message.business_keys.keys() >= self._names:
+            return  # none to take, or every one taken already (by an earlier step: one look-up)
+        if isinstance(message.body, (bytes, bytearray)):
             return
         for name, expression in self.expressions.items():
             if name in message.business_keys:

@@ -68,6 +68,32 @@ def test_translate_errors_maps_sqlite_errors() -> None:
         raise sqlite3.OperationalError("database is locked")
 
 
+@pytest.mark.parametrize(
+    ("action", "raised"),
+    [
+        pytest.param("publish", ValueError("bad value"), id="value-error-outside-connect"),
+        pytest.param("read", TransportError("ours", endpoint="x"), id="the-hubs-own"),
+        pytest.param("read", KeyError("k"), id="not-a-broker-error"),
+    ],
+)
+def test_translate_errors_lets_other_errors_through_unchanged(action: str, raised: Exception) -> None:
+    """A ValueError outside connect, the hub's own errors and non-broker errors leave the block as raised."""
+    with pytest.raises(type(raised)) as info, translate_errors("sqlite:////x", action):
+        raise raised
+    assert info.value is raised
+
+
+def test_translate_errors_chains_the_library_error() -> None:
+    """The TransportError says what was done and keeps the library's exception as its cause."""
+    cause = ConnectionResetError("reset by peer")
+    with (
+        pytest.raises(TransportError, match="queue read failed: ConnectionResetError") as info,
+        translate_errors("sqlite:////x", "read"),
+    ):
+        raise cause
+    assert info.value.__cause__ is cause
+
+
 def test_bad_transport_option_is_a_config_error(tmp_path: Path) -> None:
     """A synchronous level that is not crash-safe is reported as a configuration mistake."""
     settings = Settings.model_validate(
