@@ -24,6 +24,8 @@ The servers, each in its own process (so each one's CPU is its own):
 - **hub-inline**, **hub-handover** (only when asked): the hub with ``listen.inline`` set on or off
   (``hub`` takes the option's default): the route's steps, journal and queue write on the server thread
   (concurrent requests share one batch: a group commit), against the hand-over to the route's worker.
+  **hub-inline-nogather** (diagnostic): hub-inline whose leaders never yield for the requests on their
+  way (``adapters.http.inline`` ``MIN_YIELDS`` = ``MAX_YIELDS`` = 0), to show what gathering is worth.
 
 A kind written ``KIND@base`` is served by the checkout ``--base`` names (``KIND@/path``: by that one), with
 its own code, in the same turns: e.g. ``--kinds bare,listener@base,listener --base /work/main-copy``
@@ -70,7 +72,16 @@ from tests.integration.soap_project import free_port, siebel_account  # noqa: E4
 
 PATH = "/soap/crm"
 FIGURES = ("rps", "cpu_us", "client_us", "switches", "load")
-KINDS = ("bare", "listener", "listener-inline", "hub", "hub-nojournal", "hub-inline", "hub-handover")
+KINDS = (
+    "bare",
+    "listener",
+    "listener-inline",
+    "hub",
+    "hub-nojournal",
+    "hub-inline",
+    "hub-handover",
+    "hub-inline-nogather",
+)
 USER, PASSWORD = "siebel", "crm-secret"
 ROUTE = "bench-crm-billing-accounts-in"
 ENVELOPE = (
@@ -291,7 +302,11 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
         else:
             if kind == "hub-nojournal":
                 stub_journal()
-            inline = {"hub-inline": True, "hub-handover": False}.get(kind)
+            inline = {"hub-inline": True, "hub-handover": False, "hub-inline-nogather": True}.get(kind)
+            if kind == "hub-inline-nogather":
+                import adapters.http.inline
+
+                adapters.http.inline.MIN_YIELDS = adapters.http.inline.MAX_YIELDS = 0
             running = serve_hub(port, args, Path(tmp), inline)
         print("ready", flush=True)
         for line in sys.stdin:
