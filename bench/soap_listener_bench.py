@@ -222,7 +222,10 @@ def serve_hub(port: int, args: argparse.Namespace, folder: Path, inline: bool | 
 
 
 class _AckAtOnce:
-    """An inline "route" that acks each request it is handed (``listener-inline``)."""
+    """An inline "route" that acks each request it is handed (``listener-inline``): no journal, so no
+    batch to gather."""
+
+    batches = False
 
     def lead(self, read: Any) -> None:
         """Ack every waiting request."""

@@ -227,6 +227,10 @@ class Breakable(Protocol):
 class InlineRoute(Protocol):
     """A route that a source's own threads run for the deliveries they receive (esb.runtime.inline)."""
 
+    #: True when a lead runs the deliveries waiting together (one journal commit for all): the source
+    #: then lets those on their way join before a lead (adapters/http/inline.py).
+    batches: bool
+
     def lead(self, read: Callable[[], Delivery | None]) -> None:
         """Run the route on the calling thread for what ``read`` hands out now (one batch), settling each."""
         ...

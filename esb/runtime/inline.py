@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from esb.exceptions import TransportError
 from esb.logging import get_logger
+from esb.runtime.batching import batchable
 from esb.runtime.worker import RouteWorker, Stopping
 from esb.typing import Delivery, InlineSource, capability
 
@@ -45,7 +46,9 @@ def offer_inline(worker: RouteWorker) -> bool:
     source = capability(worker.source, InlineSource)
     if source is None or worker.aggregator is not None:
         return False
-    return source.run_inline(InlineRoute(worker.project, worker.route, worker.journal, worker.source_name))
+    route = InlineRoute(worker.project, worker.route, worker.journal, worker.source_name)
+    route.batches = batchable(worker)
+    return source.run_inline(route)
 
 
 class _Reader:
@@ -113,6 +116,8 @@ class InlineRoute:
         self.journal = journal
         self.source = source
         self.closed = False
+        self.batches = True
+        """True when a lead runs the requests waiting as one batch (``batchable``: set by the offer)."""
         self._local = threading.local()
         self._leaders: list[_Leader] = []
         self._lock = threading.Lock()

@@ -17,6 +17,8 @@ class RecordingRoute:
     """Acks what each lead reads, records the batch and the leading thread; with a ``gate``, the first
     lead takes one request and waits for the gate before it settles it (others queue behind it)."""
 
+    batches = True
+
     def __init__(self, gate: threading.Event | None = None) -> None:
         self.gate = gate
         self.leads: list[tuple[int, list[str]]] = []
