@@ -15,7 +15,10 @@ started as a thread), with its own steps and sinks (connections are not thread-s
 transport's refuse another thread): the journaled arrival before any output leaves, the ack after the
 outputs are confirmed and the outcome journaled, retries with backoff, dead letters, replays.
 
-Routes with an aggregate do not run inline (their parts wait for a timer only the worker's loop runs).
+Routes with an aggregate (their parts wait for a timer only the worker's loop runs) and routes that
+write to a file-writing endpoint (a batch sink must exist once in a process) always hand over
+(:func:`runs_inline`). Each leading thread holds its own sink connections: up to ``listen.threads`` per
+destination, where the hand-over's worker holds one (two while a batch is in flight).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from esb.exceptions import TransportError
 from esb.logging import get_logger
 from esb.runtime.batching import batchable
 from esb.runtime.worker import RouteWorker, Stopping
-from esb.typing import Delivery, InlineSource, capability
+from esb.typing import Delivery, FileWriter, InlineSource, capability
 
 if TYPE_CHECKING:
     from esb.config.routes import Route
@@ -42,13 +45,25 @@ __all__ = ["InlineRoute", "offer_inline"]
 
 def offer_inline(worker: RouteWorker) -> bool:
     """Offer ``worker``'s route to its freshly connected source to run inline; True when it accepted
-    (the worker then reads nothing from it). Routes with an aggregate are never offered."""
+    (the worker then reads nothing from it). Routes that cannot run inline are never offered."""
     source = capability(worker.source, InlineSource)
-    if source is None or worker.aggregator is not None:
+    if source is None or not runs_inline(worker):
         return False
     route = InlineRoute(worker.project, worker.route, worker.journal, worker.source_name)
     route.batches = batchable(worker)
     return source.run_inline(route)
+
+
+def runs_inline(worker: RouteWorker) -> bool:
+    """True when the route may run on its source's threads: no aggregate (its parts wait for the
+    worker's timer), and no endpoint it writes to (destinations, dead letters) of an adapter that writes
+    files (``FileWriter``: such a sink spools, schedules and elects a leader, and must exist once in a
+    process, while every leading thread makes sinks of its own)."""
+    route, project = worker.route, worker.project
+    if worker.aggregator is not None:
+        return False
+    written = [*route.destinations(), *([route.on_error.dead_letter] if route.on_error.dead_letter else [])]
+    return all(capability(project.adapter_for(str(e)), FileWriter) is None for e in written)
 
 
 class _Reader:
