@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -212,7 +213,13 @@ def serve_hub(port: int, args: argparse.Namespace, folder: Path, inline: bool | 
     from esb.runtime.hub import Hub
 
     os.environ["BENCH_CRM_PASSWORD"] = PASSWORD
-    project = Project.load(hub_project(folder, port, args.threads, args.concurrency, inline), environ={})
+    # --production: the broker and journal URLs of the throwaway RabbitMQ and PostgreSQL servers
+    environ = {k: v for k, v in os.environ.items() if k in ("ESB_BROKER__URL", "ESB_JOURNAL__URL")}
+    if environ:
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
+    project = Project.load(
+        hub_project(folder, port, args.threads, args.concurrency, inline), environ=environ
+    )
     configure_logging(project.settings.logging.level, project.settings.logging.format, _log_file())
     if args.profile:
         STAGES.append(soap_profile.install())
@@ -327,8 +334,11 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
         running.close() if kind == "bare" else running.stop()
 
 
-def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
-    """Start a server process of ``kind``; return it and its port once it serves."""
+def start_server(
+    kind: str, args: argparse.Namespace, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """Start a server process of ``kind`` (``extra_env``: more environment); return it and its port
+    once it serves."""
     port = free_port()
     kind, _, other = kind.partition("@")
     # "listener@base": served by the --base checkout; "listener@/some/checkout": by that one
@@ -354,7 +364,7 @@ def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[
         stdout=subprocess.PIPE,
         text=True,
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env={**os.environ, **(extra_env or {}), "PYTHONPATH": str(root)},
     )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
@@ -499,6 +509,11 @@ def main() -> None:
         default=str(ROOT),
         help="another checkout (e.g. main's): a kind written KIND@base is served by its code, in turns",
     )
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="the hubs on a throwaway RabbitMQ (the route's queue) and PostgreSQL (the journal)",
+    )
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -506,7 +521,30 @@ def main() -> None:
         serve(args.serve, args.port, args)
         return
     kinds = args.kinds.split(",")
-    servers = {kind: start_server(kind, args) for kind in kinds}
+    with contextlib.ExitStack() as stack:
+        environs = production_environs(stack, kinds) if args.production else {}
+        servers = {kind: start_server(kind, args, environs.get(kind)) for kind in kinds}
+        measure(servers, kinds, args)
+
+
+def production_environs(stack: contextlib.ExitStack, kinds: list[str]) -> dict[str, dict[str, str]]:
+    """Throwaway RabbitMQ and PostgreSQL servers (entered on ``stack``), and for each hub kind its own
+    vhost and database as ``ESB_BROKER__URL`` / ``ESB_JOURNAL__URL``."""
+    from servers import throwaway_servers
+
+    rabbit, pg = stack.enter_context(throwaway_servers())
+    out = {}
+    for index, kind in enumerate(k for k in kinds if k.startswith("hub")):
+        name = f"soapbench{index}"
+        out[kind] = {
+            "ESB_BROKER__URL": rabbit.create_vhost(name),
+            "ESB_JOURNAL__URL": pg.create_database(name),
+        }
+    return out
+
+
+def measure(servers: dict[str, Any], kinds: list[str], args: argparse.Namespace) -> None:
+    """Alternate the windows of ``servers``, print each and the summary; stop the servers."""
     figures: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     try:
         for run in range(args.runs):
