@@ -79,10 +79,10 @@ class ListenOptions(Strict):
         default_factory=ThrottleOptions, description="lockout after repeated authentication failures"
     )
     inline: bool = Field(
-        default=False,
+        default=True,
         description="run the route's steps, journal and sinks on the server thread that received the "
         "request (concurrent requests share the journal's commits) instead of handing it to the route's "
-        "worker thread; routes with an aggregate always hand over",
+        "worker thread (false); routes with an aggregate or a file-writing destination always hand over",
     )
 
 
