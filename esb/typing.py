@@ -249,9 +249,10 @@ class InlineSource(Protocol):
     """A source whose deliveries arrive on threads of its own (a listener's server threads), which can
     run the route there instead of handing each delivery over to the route's worker."""
 
-    def run_inline(self, route: InlineRoute) -> bool:
-        """From now on run ``route`` on the source's own threads; False when the source declines
-        (its endpoint hands over); while it runs inline, ``read`` hands out nothing."""
+    def run_inline(self, route: InlineRoute | None) -> bool:
+        """From now on run ``route`` on the source's own threads (None: hand over); False when the
+        source hands over (its endpoint says so, or None); while it runs inline, ``read`` hands out
+        nothing."""
         ...
 
 

@@ -1,7 +1,9 @@
 """Serving one WSDL operation to peripheral systems: requests become Deliveries for the route.
 
-Requests arrive on the listener's server threads and are handed over through a thread-safe queue. The
-server thread waits until the route settles the delivery:
+Requests arrive on the listener's server threads. With ``listen.inline`` (the default) the server threads
+run the route themselves, in turns (``adapters/http/inline.py``, ``esb/runtime/inline.py``); otherwise
+they hand each request over to the route's workers through a thread-safe queue. Either way the server
+thread answers once the route settles the delivery:
 
 - one-way operation: HTTP 202 once the route has finished with the message (delivered, filtered or
   dead-lettered: in every case journaled, never lost); a Fault if the hub gave it back or did not take it
@@ -71,12 +73,14 @@ class SOAPSource:
             return None
         return self.binding.inbox.get(timeout)
 
-    def run_inline(self, route: InlineRoute) -> bool:
+    def run_inline(self, route: InlineRoute | None) -> bool:
         """Run ``route`` on the listener's server threads (``listen.inline``), instead of handing each
-        request to the route's worker; False when the endpoint hands over."""
+        request to the route's worker; False when the endpoint hands over (or ``route`` is None), and
+        a route run inline before (a reload) stops."""
         assert self.binding is not None, "connect() first"
         assert self.endpoint.listen is not None
-        if not self.endpoint.listen.inline:
+        if route is None or not self.endpoint.listen.inline:
+            self.binding.stop_inline()
             return False
         self.binding.adopt_inline(route)
         self.inline = True

@@ -45,10 +45,13 @@ __all__ = ["InlineRoute", "offer_inline"]
 
 def offer_inline(worker: RouteWorker) -> bool:
     """Offer ``worker``'s route to its freshly connected source to run inline; True when it accepted
-    (the worker then reads nothing from it). Routes that cannot run inline are never offered."""
+    (the worker then reads nothing from it). For a route that cannot run inline the source is told to
+    hand over (None)."""
     source = capability(worker.source, InlineSource)
-    if source is None or not runs_inline(worker):
+    if source is None:
         return False
+    if not runs_inline(worker):
+        return source.run_inline(None)  # (after a reload that made the route ineligible: hand over)
     route = InlineRoute(worker.project, worker.route, worker.journal, worker.source_name)
     route.batches = batchable(worker)
     return source.run_inline(route)
