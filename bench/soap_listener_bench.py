@@ -18,8 +18,14 @@ The servers, each in its own process (so each one's CPU is its own):
 
 - **hub-nojournal** (diagnostic, only when asked with ``--kinds``): the hub with the journal's writes
   stubbed out (nothing stored: the 202 no longer means "stored"), to show what the journal costs.
-- **listener-inline** (diagnostic, only when asked): the listener with each request acked on its own
-  server thread (no hand-over to another thread), to show what the hand-over costs.
+- **listener-inline** (only when asked): the listener with ``listen.inline``: each request acked on
+  its own server thread through the inline route's leader/follower turns (``adapters/http/inline.py``),
+  no hand-over to another thread. (Before 2026-12-08 a diagnostic that acked in the inbox's ``put``.)
+- **hub-inline**, **hub-handover** (only when asked): the hub with ``listen.inline`` set on or off
+  (``hub`` takes the option's default): the route's steps, journal and queue write on the server thread
+  (concurrent requests share one batch: a group commit), against the hand-over to the route's worker.
+  **hub-inline-nogather** (diagnostic): hub-inline whose leaders never yield for the requests on their
+  way (``adapters.http.inline`` ``MIN_YIELDS`` = ``MAX_YIELDS`` = 0), to show what gathering is worth.
 
 A kind written ``KIND@base`` is served by the checkout ``--base`` names (``KIND@/path``: by that one), with
 its own code, in the same turns: e.g. ``--kinds bare,listener@base,listener --base /work/main-copy``
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -66,7 +73,16 @@ from tests.integration.soap_project import free_port, siebel_account  # noqa: E4
 
 PATH = "/soap/crm"
 FIGURES = ("rps", "cpu_us", "client_us", "switches", "load")
-KINDS = ("bare", "listener", "listener-inline", "hub", "hub-nojournal")
+KINDS = (
+    "bare",
+    "listener",
+    "listener-inline",
+    "hub",
+    "hub-nojournal",
+    "hub-inline",
+    "hub-handover",
+    "hub-inline-nogather",
+)
 USER, PASSWORD = "siebel", "crm-secret"
 ROUTE = "bench-crm-billing-accounts-in"
 ENVELOPE = (
@@ -109,8 +125,11 @@ def serve_bare(port: int, threads: int) -> Any:
     return server
 
 
-def hub_project(folder: Path, port: int, threads: int, concurrency: int) -> Path:
-    """A project: the CRM's SubmitBillingAccount listener and one route from it to an embedded queue."""
+def hub_project(
+    folder: Path, port: int, threads: int, concurrency: int, inline: bool | None = None
+) -> Path:
+    """A project: the CRM's SubmitBillingAccount listener and one route from it to an embedded queue
+    (``inline``: the listener's ``listen.inline``, its default when None)."""
     (folder / "config").mkdir(parents=True)
     for name in ("transforms", "canonical_model"):
         (folder / name).symlink_to(ROOT / name)
@@ -128,6 +147,7 @@ def hub_project(folder: Path, port: int, threads: int, concurrency: int) -> Path
         "threads": threads,
         "unwrap": True,
         "auth": {"users": [{"username": USER, "password_env": "BENCH_CRM_PASSWORD"}]},
+        **({} if inline is None else {"inline": inline}),
     }
     systems = {
         "crm": {
@@ -186,20 +206,45 @@ def stub_journal() -> None:
         setattr(Journal, name, lambda *_a, **_k: None)
 
 
-def serve_hub(port: int, args: argparse.Namespace, folder: Path) -> Any:
+def serve_hub(port: int, args: argparse.Namespace, folder: Path, inline: bool | None = None) -> Any:
     """The hub on :func:`hub_project`, logging as ``esb run`` does (JSON lines, here to /dev/null)."""
     from esb.logging import configure_logging
     from esb.project import Project
     from esb.runtime.hub import Hub
 
     os.environ["BENCH_CRM_PASSWORD"] = PASSWORD
-    project = Project.load(hub_project(folder, port, args.threads, args.concurrency), environ={})
+    # --production: the broker and journal URLs of the throwaway RabbitMQ and PostgreSQL servers
+    environ = {k: v for k, v in os.environ.items() if k in ("ESB_BROKER__URL", "ESB_JOURNAL__URL")}
+    if environ:
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
+    project = Project.load(
+        hub_project(folder, port, args.threads, args.concurrency, inline), environ=environ
+    )
     configure_logging(project.settings.logging.level, project.settings.logging.format, _log_file())
     if args.profile:
         STAGES.append(soap_profile.install())
     hub = Hub(project)
     hub.start(wait=60)
     return hub
+
+
+class _AckAtOnce:
+    """An inline "route" that acks each request it is handed (``listener-inline``): no journal, so no
+    batch to gather."""
+
+    batches = False
+
+    def lead(self, read: Any) -> None:
+        """Ack every waiting request."""
+        while (delivery := read()) is not None:
+            delivery.ack()
+
+    def same(self, other: object) -> bool:
+        """Never the same as another."""
+        return other is self
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 class _Listener:
@@ -221,6 +266,7 @@ class _Listener:
             "threads": threads,
             "unwrap": True,
             "auth": {"users": [{"username": USER, "password_env": "BENCH_CRM_PASSWORD"}]},
+            "inline": inline,
         }
         endpoint = SOAPEndpoint.model_validate(
             {
@@ -234,14 +280,8 @@ class _Listener:
         self.source = SOAPSource(endpoint, context)
         self.source.connect()
         self.stopping = threading.Event()
-        if inline:  # diagnostic: the server thread acks its own request, no hand-over to another thread
-            assert self.source.binding is not None
-
-            def put(exchange: Any, timeout: float) -> bool:
-                exchange.take().ack()
-                return True
-
-            self.source.binding.inbox.put = put  # type: ignore[method-assign]
+        if inline:  # the server threads run the "route" (an ack) themselves, no hand-over
+            self.source.run_inline(_AckAtOnce())
         threading.Thread(target=self._route, name="route reader", daemon=True).start()
 
     def _route(self) -> None:
@@ -272,7 +312,12 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
         else:
             if kind == "hub-nojournal":
                 stub_journal()
-            running = serve_hub(port, args, Path(tmp))
+            inline = {"hub-inline": True, "hub-handover": False, "hub-inline-nogather": True}.get(kind)
+            if kind == "hub-inline-nogather":
+                import adapters.http.inline
+
+                adapters.http.inline.MIN_YIELDS = adapters.http.inline.MAX_YIELDS = 0
+            running = serve_hub(port, args, Path(tmp), inline)
         print("ready", flush=True)
         for line in sys.stdin:
             command, _, count = line.strip().partition(" ")
@@ -289,8 +334,11 @@ def serve(kind: str, port: int, args: argparse.Namespace) -> None:
         running.close() if kind == "bare" else running.stop()
 
 
-def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[str], int]:
-    """Start a server process of ``kind``; return it and its port once it serves."""
+def start_server(
+    kind: str, args: argparse.Namespace, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """Start a server process of ``kind`` (``extra_env``: more environment); return it and its port
+    once it serves."""
     port = free_port()
     kind, _, other = kind.partition("@")
     # "listener@base": served by the --base checkout; "listener@/some/checkout": by that one
@@ -316,7 +364,7 @@ def start_server(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen[
         stdout=subprocess.PIPE,
         text=True,
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env={**os.environ, **(extra_env or {}), "PYTHONPATH": str(root)},
     )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
@@ -461,6 +509,11 @@ def main() -> None:
         default=str(ROOT),
         help="another checkout (e.g. main's): a kind written KIND@base is served by its code, in turns",
     )
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="the hubs on a throwaway RabbitMQ (the route's queue) and PostgreSQL (the journal)",
+    )
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -468,7 +521,30 @@ def main() -> None:
         serve(args.serve, args.port, args)
         return
     kinds = args.kinds.split(",")
-    servers = {kind: start_server(kind, args) for kind in kinds}
+    with contextlib.ExitStack() as stack:
+        environs = production_environs(stack, kinds) if args.production else {}
+        servers = {kind: start_server(kind, args, environs.get(kind)) for kind in kinds}
+        measure(servers, kinds, args)
+
+
+def production_environs(stack: contextlib.ExitStack, kinds: list[str]) -> dict[str, dict[str, str]]:
+    """Throwaway RabbitMQ and PostgreSQL servers (entered on ``stack``), and for each hub kind its own
+    vhost and database as ``ESB_BROKER__URL`` / ``ESB_JOURNAL__URL``."""
+    from servers import throwaway_servers
+
+    rabbit, pg = stack.enter_context(throwaway_servers())
+    out = {}
+    for index, kind in enumerate(k for k in kinds if k.startswith("hub")):
+        name = f"soapbench{index}"
+        out[kind] = {
+            "ESB_BROKER__URL": rabbit.create_vhost(name),
+            "ESB_JOURNAL__URL": pg.create_database(name),
+        }
+    return out
+
+
+def measure(servers: dict[str, Any], kinds: list[str], args: argparse.Namespace) -> None:
+    """Alternate the windows of ``servers``, print each and the summary; stop the servers."""
     figures: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     try:
         for run in range(args.runs):

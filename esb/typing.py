@@ -224,6 +224,38 @@ class Breakable(Protocol):
         ...
 
 
+class InlineRoute(Protocol):
+    """A route that a source's own threads run for the deliveries they receive (esb.runtime.inline)."""
+
+    #: True when a lead runs the deliveries waiting together (one journal commit for all): the source
+    #: then lets those on their way join before a lead (adapters/http/inline.py).
+    batches: bool
+
+    def lead(self, read: Callable[[], Delivery | None]) -> None:
+        """Run the route on the calling thread for what ``read`` hands out now (one batch), settling each."""
+        ...
+
+    def same(self, other: object) -> bool:
+        """True when ``other`` runs the same route of the same loaded project (another worker's offer)."""
+        ...
+
+    def close(self) -> None:
+        """Stop running: what a lead in progress has not settled is given back."""
+        ...
+
+
+@runtime_checkable
+class InlineSource(Protocol):
+    """A source whose deliveries arrive on threads of its own (a listener's server threads), which can
+    run the route there instead of handing each delivery over to the route's worker."""
+
+    def run_inline(self, route: InlineRoute | None) -> bool:
+        """From now on run ``route`` on the source's own threads (None: hand over); False when the
+        source hands over (its endpoint says so, or None); while it runs inline, ``read`` hands out
+        nothing."""
+        ...
+
+
 @runtime_checkable
 class QueueInspector(Protocol):
     """An adapter whose endpoints are queues that can be counted and looked into without consuming."""

@@ -78,6 +78,12 @@ class ListenOptions(Strict):
     throttle: ThrottleOptions = Field(
         default_factory=ThrottleOptions, description="lockout after repeated authentication failures"
     )
+    inline: bool = Field(
+        default=True,
+        description="run the route's steps, journal and sinks on the server thread that received the "
+        "request (concurrent requests share the journal's commits) instead of handing it to the route's "
+        "worker thread (false); routes with an aggregate or a file-writing destination always hand over",
+    )
 
 
 class SOAPEndpoint(EndpointConfig):

@@ -230,6 +230,7 @@ class _Registry:
             service = listener.services.get(options.path)
             if binding.inbox.readers <= 0 and service is not None:
                 service.unbind(binding.info.name)
+                binding.stop_inline()
                 orphans = binding.inbox.drain()
                 if not service.bindings:
                     listener.services.pop(options.path, None)

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from adapters.http.audit import Audit, reason_of
 from adapters.http.credentials import basic_user, check_basic
 from adapters.http.exchange import Exchange, Inbox
+from adapters.http.inline import Arrivals, settle_inline
 from adapters.http.options import ThrottleOptions
 from adapters.soap.checks import check_action, check_must_understand, requested_action
 from adapters.soap.config import ListenOptions, SOAPEndpoint
@@ -41,6 +42,7 @@ from adapters.soap.wsdl import Contract, OperationInfo
 from esb.exceptions import BodyTooLargeError, DecodeError, UnsafeXMLError
 from esb.message import Message, new_id
 from esb.telemetry import wsgi_trace_headers
+from esb.typing import InlineRoute
 from esb.xmlsafe import parse_xml
 
 #: (HTTP status, SOAP version, body, extra HTTP headers)
@@ -60,12 +62,30 @@ class Binding:
     """Makes the store of used WS-Security nonces (the engine's one-time key ledger in the hub)."""
     metrics: Any = None
     """The registry the listener's counters go to (the engine's shared one; a private one if None)."""
+    inline: InlineRoute | None = None
+    """The route the server threads run themselves (``listen.inline``); None: hand requests over."""
 
     @property
     def options(self) -> ListenOptions:
         """The endpoint's listen options."""
         assert self.endpoint.listen is not None
         return self.endpoint.listen
+
+    def adopt_inline(self, route: InlineRoute) -> None:
+        """Run ``route`` on the server threads from now on (the one already run stays if it is the same
+        route of the same project: the route's other workers offer it too); a replaced one is closed."""
+        current = self.inline
+        if current is not None and current.same(route):
+            return
+        self.inline = route
+        if current is not None:
+            current.close()
+
+    def stop_inline(self) -> None:
+        """Hand requests over again (the route's last reader left): close the route run inline, if any."""
+        current, self.inline = self.inline, None
+        if current is not None:
+            current.close()
 
 
 def read_body(environ: dict[str, Any], limit: int) -> bytes:
@@ -106,6 +126,7 @@ class SOAPService:
         self._derived: dict[Any, Any] = {}
         self._validator: RequestValidator | None = None
         self._validator_lock = threading.Lock()
+        self.arrivals = Arrivals()
 
     @property
     def validator(self) -> RequestValidator:
@@ -194,6 +215,8 @@ class SOAPService:
     def handle(self, environ: dict[str, Any]) -> Answer:
         """Answer one POSTed SOAP request: (HTTP status, SOAP version, body, extra headers)."""
         state: dict[str, Any] = {"version": version_from_content_type(environ.get("CONTENT_TYPE"))}
+        self.arrivals.enter()  # a leader of an inline route lets it join before running its batch
+        state["arriving"] = True
         try:
             return self._handle(environ, state)
         except SOAPFault as fault:
@@ -206,6 +229,9 @@ class SOAPService:
                 )
             headers = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
             return fault.status, state["version"], fault_bytes(state["version"], fault), headers
+        finally:
+            if state["arriving"]:
+                self.arrivals.leave()
 
     def refused(self, environ: dict[str, Any], reason: str, user: str | None, detail: str) -> None:
         """Log and count a refused request (and its failed login towards the client's lockout)."""
@@ -306,7 +332,7 @@ class SOAPService:
                 )
         message = self._message(binding, payload, header, user, state["version"])
         message.headers.update(wsgi_trace_headers(environ))
-        return self._exchange(binding, message, state["version"])
+        return self._exchange(binding, message, state)
 
     def _message(
         self,
@@ -332,13 +358,20 @@ class SOAPService:
             headers=headers,
         )
 
-    def _exchange(self, binding: Binding, message: Message, version: str) -> Answer:
+    def _exchange(self, binding: Binding, message: Message, state: dict[str, Any]) -> Answer:
+        version = state["version"]
         exchange = Exchange(message, one_way=binding.info.one_way)
-        if not binding.inbox.put(exchange, timeout=1.0):
+        timeout, inline = binding.options.reply_timeout, binding.inline
+        if inline is not None:  # this thread, or the one leading now, runs the route
+            state["arriving"] = False  # it leaves the arrivals once queued
+            settled = settle_inline(binding.inbox, inline, exchange, timeout, self.arrivals)
+        else:
+            settled = exchange.wait(timeout) if binding.inbox.put(exchange, timeout=1.0) else None
+        if settled is None:
             raise SOAPFault(
                 "Busy", "the hub is too busy: send again later", sender=False, message_id=message.id
             )
-        if not exchange.wait(binding.options.reply_timeout):
+        if not settled:
             raise SOAPFault(
                 "Timeout",
                 f"no answer within {binding.options.reply_timeout:g}s",

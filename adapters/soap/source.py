@@ -1,7 +1,9 @@
 """Serving one WSDL operation to peripheral systems: requests become Deliveries for the route.
 
-Requests arrive on the listener's server threads and are handed over through a thread-safe queue. The
-server thread waits until the route settles the delivery:
+Requests arrive on the listener's server threads. With ``listen.inline`` (the default) the server threads
+run the route themselves, in turns (``adapters/http/inline.py``, ``esb/runtime/inline.py``); otherwise
+they hand each request over to the route's workers through a thread-safe queue. Either way the server
+thread answers once the route settles the delivery:
 
 - one-way operation: HTTP 202 once the route has finished with the message (delivered, filtered or
   dead-lettered: in every case journaled, never lost); a Fault if the hub gave it back or did not take it
@@ -12,6 +14,8 @@ server thread waits until the route settles the delivery:
 
 from __future__ import annotations
 
+import threading
+
 from adapters.http.exchange import Inbox
 from adapters.soap.config import SOAPEndpoint
 from adapters.soap.nonces import LedgerNonceStore
@@ -20,7 +24,7 @@ from adapters.soap.service import Binding
 from adapters.soap.sink import endpoint_contract
 from esb.context import AdapterContext
 from esb.exceptions import ConfigError, TransportError
-from esb.typing import Delivery
+from esb.typing import Delivery, InlineRoute
 
 
 class SOAPSource:
@@ -33,6 +37,9 @@ class SOAPSource:
         self.context = context
         self.listener: Listener | None = None
         self.binding: Binding | None = None
+        self.inline = False
+        """True once the route runs on the server threads (:meth:`run_inline`): ``read`` hands out nothing."""
+        self._closing = threading.Event()
 
     @property
     def url(self) -> str:
@@ -58,12 +65,30 @@ class SOAPSource:
         self.listener, self.binding = LISTENERS.attach(binding, contract)
 
     def read(self, timeout: float) -> Delivery | None:
-        """Return the next request as a Delivery, or None after ``timeout`` seconds."""
+        """Return the next request as a Delivery, or None after ``timeout`` seconds (always None while
+        the route runs inline: the server threads run it, see :meth:`run_inline`)."""
         assert self.binding is not None, "connect() first"
+        if self.inline:
+            self._closing.wait(timeout)
+            return None
         return self.binding.inbox.get(timeout)
+
+    def run_inline(self, route: InlineRoute | None) -> bool:
+        """Run ``route`` on the listener's server threads (``listen.inline``), instead of handing each
+        request to the route's worker; False when the endpoint hands over (or ``route`` is None), and
+        a route run inline before (a reload) stops."""
+        assert self.binding is not None, "connect() first"
+        assert self.endpoint.listen is not None
+        if route is None or not self.endpoint.listen.inline:
+            self.binding.stop_inline()
+            return False
+        self.binding.adopt_inline(route)
+        self.inline = True
+        return True
 
     def close(self) -> None:
         """Stop serving (when this was the last reader); queued requests are answered with a Fault."""
+        self._closing.set()
         if self.listener is None or self.binding is None:
             return
         orphans, unused = LISTENERS.detach(self.listener, self.binding)
@@ -75,6 +100,7 @@ class SOAPSource:
             self.listener.stop()
         self.listener = None
         self.binding = None
+        self.inline = False
 
     def __enter__(self) -> SOAPSource:
         self.connect()

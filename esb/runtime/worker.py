@@ -221,6 +221,9 @@ class RouteWorker(threading.Thread):
             )
             try:
                 self.source.connect()
+                from esb.runtime.inline import offer_inline  # (it builds on this module)
+
+                offer_inline(self)  # a listener may run the route on its own threads: then it reads nothing
                 return
             except TransportError as exc:
                 attempt += 1

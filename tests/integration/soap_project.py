@@ -20,11 +20,18 @@ def free_port() -> int:
 
 
 def make_soap_project(
-    tmp: Path, billing_url: str, listen_port: int, *, retries: int = 3, billing: dict[str, Any] | None = None
+    tmp: Path,
+    billing_url: str,
+    listen_port: int,
+    *,
+    retries: int = 3,
+    billing: dict[str, Any] | None = None,
+    inline: bool | None = None,
 ) -> Path:
     """Write a project under ``tmp`` serving the CRM and hotline operations on ``listen_port``.
 
-    ``billing``: more options for both Billing client endpoints (e.g. ``{"tls": {...}}``).
+    ``billing``: more options for both Billing client endpoints (e.g. ``{"tls": {...}}``); ``inline``:
+    both listeners' ``listen.inline`` (the option's default when None).
     """
     (tmp / "config").mkdir(parents=True)
     for name in ("transforms", "canonical_model"):
@@ -34,7 +41,9 @@ def make_soap_project(
     (tmp / "config" / "settings.yaml").write_text(
         f"data_dir: {tmp / 'var'}\nmonitoring: {{enabled: false}}\n", encoding="utf-8"
     )
-    listen = {"host": "127.0.0.1", "port": listen_port}
+    listen: dict[str, Any] = {"host": "127.0.0.1", "port": listen_port}
+    if inline is not None:
+        listen["inline"] = inline
     client = {
         "address": billing_url,
         "retryable_faults": ["BIL-0503"],

@@ -22,16 +22,19 @@ from simulators.billing import BillingSimulator
 from tests.integration.soap_project import free_port, make_soap_project, siebel_account
 
 
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """A hub serving the CRM and hotline operations, and a simulated Billing behind it."""
+@pytest.fixture(params=[pytest.param(False, id="handover"), pytest.param(True, id="inline")])
+def hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Any]]:
+    """A hub serving the CRM and hotline operations, and a simulated Billing behind it; each flow runs
+    with its requests handed over to the route's worker and with the route run inline."""
     monkeypatch.setenv("TEST_BILLING_PASSWORD", "billing-secret")
     monkeypatch.setenv("TEST_CRM_PASSWORD", "crm-secret")
     monkeypatch.setenv("TEST_HOTLINE_PASSWORD", "hotline-secret")
     billing = BillingSimulator("esb", "billing-secret")
     url = billing.serve()
     port = free_port()
-    project = Project.load(make_soap_project(tmp_path, url, port))
+    project = Project.load(make_soap_project(tmp_path, url, port, inline=request.param))
     running = Hub(project)
     running.start(wait=20)
     try:
