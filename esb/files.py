@@ -292,16 +292,22 @@ def write_file(path: Path, data: bytes, *, modes: FileModes | None = None) -> No
 
 def tighten_tree(root: Path, modes: FileModes | None = None) -> int:
     """Give every folder and file under ``root`` (links skipped, never followed) the data modes; return
-    how many were changed. For a data folder written by an older version with 0755/0644."""
+    how many were changed. For a data folder written by an older version with 0755/0644.
+
+    An entry that vanishes while the tree is walked (a SQLite rollback journal of a store another process
+    is writing, a spool file moved on) is skipped: it no longer needs a mode."""
     modes = modes or _current
     changed = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name, mode in [(d, modes.folder) for d in dirnames] + [(f, modes.file) for f in filenames]:
             path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
+            try:
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
+                    continue
+                if stat.S_IMODE(st.st_mode) != mode:
+                    os.chmod(path, mode)  # not a link (lstat above); the data folder is the hub's own
+                    changed += 1
+            except FileNotFoundError:
                 continue
-            if stat.S_IMODE(st.st_mode) != mode:
-                os.chmod(path, mode)  # not a link (lstat above); the data folder is the hub's own
-                changed += 1
     return changed

@@ -70,6 +70,27 @@ def test_tighten_tree_fixes_every_entry_and_skips_links(tmp_path: Path) -> None:
     assert mode(outside) == 0o644
 
 
+def test_tighten_tree_skips_a_file_that_vanishes_during_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tighten_tree skips an entry removed between the walk's listing and its lstat (a SQLite journal)."""
+    root = tmp_path / "var"
+    root.mkdir()
+    (root / "queues.db").write_bytes(b"")
+    os.chmod(root / "queues.db", 0o644)
+    walk = os.walk
+
+    def listing_with_a_vanished_file(
+        top: Path, followlinks: bool
+    ) -> Iterator[tuple[str, list[str], list[str]]]:
+        for dirpath, dirnames, filenames in walk(top, followlinks=followlinks):
+            yield dirpath, dirnames, [*filenames, "queues.db-journal"]  # listed, then gone
+
+    monkeypatch.setattr(os, "walk", listing_with_a_vanished_file)
+    assert files.tighten_tree(root) == 1
+    assert mode(root / "queues.db") == 0o600
+
+
 def test_group_mode_shares_with_the_group(tmp_path: Path) -> None:
     """files.mode: group gives folders 2770 (set-group-id) and files 0660."""
     modes = files.modes_for("group")

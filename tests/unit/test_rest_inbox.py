@@ -154,22 +154,22 @@ def test_claims_are_not_handed_out_twice_and_go_back_at_stop(store: ResourceStor
 
 
 def test_a_post_wakes_a_sleeping_reader(store: ResourceStore) -> None:
-    """A reader waiting for orders gets one as soon as it is written, well before its timeout."""
-    reader = StoreInbox(store, "channel", "order.requested")  # scans every 0.2 s: a wake-up is faster
-    got: list[float] = []
+    """A waiting reader is woken by the post itself (its store scan is an hour away), not by its timeout."""
+    reader = StoreInbox(store, "channel", "order.requested", scan=3600.0)  # only a wake-up can deliver it
+    reader._scanned = time.monotonic()
+    got: list[str | None] = []
 
     def wait() -> None:
-        delivery = reader.get(10.0)
-        got.append(time.monotonic() if delivery is not None else -1.0)
+        delivery = reader.get(60.0)
+        got.append(delivery.message.id if delivery is not None else None)
 
     thread = threading.Thread(target=wait)
     thread.start()
     time.sleep(0.2)
-    posted = time.monotonic()
     post(store, reader=reader)
-    thread.join(10.0)
-    assert got
-    assert 0 <= got[0] - posted < 0.15
+    thread.join(30.0)  # no wake-up: the reader would sleep on for its 60 s timeout
+    assert not thread.is_alive()
+    assert got == ["PO-1"]
 
 
 def test_the_claims_of_a_dead_process_on_this_host_are_reclaimed(store: ResourceStore) -> None:
