@@ -157,11 +157,22 @@ class RabbitServer:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)  # the node's own process group (start_new_session)
             self.proc.wait(30)
-        subprocess.run(
-            ["epmd", "-port", str(self.epmd_port), "-kill"], env=self.environ(), capture_output=True,
-            timeout=10, check=False,
-        )  # fmt: skip
+        self._kill_epmd()
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def _kill_epmd(self, seconds: float = 10.0) -> None:
+        """Stop the node's epmd. It refuses (``Killing not allowed - living nodes in database``) until it
+        has seen the killed node's connection close, so ask again until it is gone (or ``seconds``)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            done = subprocess.run(
+                ["epmd", "-port", str(self.epmd_port), "-kill"], env=self.environ(), capture_output=True,
+                timeout=10, check=False,
+            )  # fmt: skip
+            refused = b"not allowed" in done.stdout  # (any other answer: stopped now, or not running)
+            if not refused or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
